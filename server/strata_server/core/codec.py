@@ -1,0 +1,75 @@
+"""JSON forms of domain values, for what adapters store as JSON (idempotent results,
+audit details) and must read back exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from strata_server.core.models import JSON, Deleted, Record, WriteResult
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def record_to_json(record: Record) -> JSON:
+    """A record as a JSON object, times as ISO 8601 strings."""
+    return {
+        "namespace": record.namespace,
+        "collection": record.collection,
+        "id": record.id,
+        "data": record.data,
+        "version": record.version,
+        "create_time": _time(record.create_time),
+        "update_time": _time(record.update_time),
+        "expire_time": _time(record.expire_time),
+    }
+
+
+def record_from_json(value: JSON) -> Record:
+    """Inverse of record_to_json."""
+    create_time = _parse_time(value["create_time"])
+    update_time = _parse_time(value["update_time"])
+    assert create_time is not None and update_time is not None
+    return Record(
+        namespace=value["namespace"],
+        collection=value["collection"],
+        id=value["id"],
+        data=value["data"],
+        version=value["version"],
+        create_time=create_time,
+        update_time=update_time,
+        expire_time=_parse_time(value["expire_time"]),
+    )
+
+
+def results_to_json(results: Sequence[WriteResult]) -> list[Any]:
+    """A Commit's results as JSON, to store beside its request_id."""
+    out: list[Any] = []
+    for result in results:
+        if isinstance(result, Record):
+            out.append({"record": record_to_json(result)})
+        else:
+            out.append(
+                {"deleted": {"collection": result.collection, "id": result.id,
+                             "existed": result.existed}}
+            )
+    return out
+
+
+def results_from_json(value: list[Any]) -> list[WriteResult]:
+    """Inverse of results_to_json."""
+    out: list[WriteResult] = []
+    for item in value:
+        if "record" in item:
+            out.append(record_from_json(item["record"]))
+        else:
+            deleted = item["deleted"]
+            out.append(Deleted(deleted["collection"], deleted["id"], deleted["existed"]))
+    return out

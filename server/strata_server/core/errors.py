@@ -1,0 +1,117 @@
+"""Domain errors: the one vocabulary adapters and services use to say what went wrong.
+
+Each class maps to exactly one gRPC status in `strata_server.api.errors`. A class's
+docstring is its default message, so a bare `raise NotFound()` still says something.
+Adapters translate driver exceptions (sqlite3, psycopg) into these at their boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field of a request, reported as a google.rpc.BadRequest violation."""
+
+    field: str
+    description: str
+
+
+class StrataError(Exception):
+    """Strata could not complete the request."""
+
+    reason = "STRATA_ERROR"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        violations: Sequence[FieldViolation] = (),
+    ) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        if reason is not None:
+            self.reason = reason
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.violations: tuple[FieldViolation, ...] = tuple(violations)
+        super().__init__(self.message)
+
+
+class InvalidArgument(StrataError):
+    """The request is malformed."""
+
+    reason = "INVALID_ARGUMENT"
+
+    @classmethod
+    def field(cls, field: str, description: str, **metadata: str) -> InvalidArgument:
+        """A malformed request whose fault lies in one named field."""
+        return cls(
+            f"{field}: {description}",
+            violations=[FieldViolation(field, description)],
+            metadata=metadata,
+        )
+
+
+class NotFound(StrataError):
+    """The requested entity does not exist."""
+
+    reason = "NOT_FOUND"
+
+
+class AlreadyExists(StrataError):
+    """An entity with that id already exists."""
+
+    reason = "ALREADY_EXISTS"
+
+
+class VersionConflict(StrataError):
+    """The entity changed since the version the caller expected."""
+
+    reason = "VERSION_CONFLICT"
+
+    def __init__(self, message: str | None = None, *, current_version: int,
+                 metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(
+            message,
+            metadata={**(metadata or {}), "current_version": str(current_version)},
+        )
+        self.current_version = current_version
+
+
+class Conflict(StrataError):
+    """A concurrent transaction touched the same data; retrying may succeed."""
+
+    reason = "CONCURRENT_MODIFICATION"
+
+
+class FailedPrecondition(StrataError):
+    """The system is not in a state that allows this request."""
+
+    reason = "FAILED_PRECONDITION"
+
+
+class OutOfRange(StrataError):
+    """The request reads past the end of the data."""
+
+    reason = "OUT_OF_RANGE"
+
+
+class TooLarge(StrataError):
+    """The request carries more data than the configured limit."""
+
+    reason = "TOO_LARGE"
+
+
+class Unavailable(StrataError):
+    """A backend Strata depends on cannot be reached; retry later."""
+
+    reason = "BACKEND_UNAVAILABLE"
+
+
+def with_write_index(error: StrataError, index: int) -> StrataError:
+    """Tag an error raised by one write of a Commit with that write's position."""
+    error.metadata.setdefault("write_index", str(index))
+    return error

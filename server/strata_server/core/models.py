@@ -1,0 +1,167 @@
+"""Domain types shared by the gRPC layer and the storage adapters.
+
+They hold plain Python values (JSON data as dicts, UTC-aware datetimes) so that
+neither side needs to know the other's types: the API converts protobuf to these,
+adapters convert these to SQL rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from strata_server.core.filters import Filter, OrderKey
+
+JSON = dict[str, Any]
+"""A JSON object as Python values: what a record's data is."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored JSON document; `version` starts at 1 and grows by 1 per write."""
+
+    namespace: str
+    collection: str
+    id: str
+    data: JSON
+    version: int
+    create_time: datetime
+    update_time: datetime
+    expire_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRecord:
+    """Create `id` in `collection`; fails with AlreadyExists if a live record has it."""
+
+    collection: str
+    id: str
+    data: JSON
+    expire_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRecord:
+    """Replace a record's data, or merge the `paths` of `data` into it.
+
+    `paths` is None for a full replace (data and expire_time). Otherwise each path is
+    a tuple of keys below `data` (the empty tuple means all of data) or the special
+    path `EXPIRE_TIME_PATH`.
+    """
+
+    collection: str
+    id: str
+    data: JSON
+    paths: tuple[tuple[str, ...], ...] | None = None
+    expected_version: int | None = None
+    allow_missing: bool = False
+    expire_time: datetime | None = None
+
+
+EXPIRE_TIME_PATH: tuple[str, ...] = ("\x00expire_time",)
+"""Marks `expire_time` in UpdateRecord.paths; no data key can contain a NUL."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRecord:
+    """Delete a record; `allow_missing` makes deleting a missing record succeed."""
+
+    collection: str
+    id: str
+    expected_version: int | None = None
+    allow_missing: bool = False
+
+
+Write = CreateRecord | UpdateRecord | DeleteRecord
+"""One write of a Commit. Later capabilities add arms (enqueue, append)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """Result of a DeleteRecord write."""
+
+    collection: str
+    id: str
+    existed: bool
+
+
+WriteResult = Record | Deleted
+"""The outcome of one Write, position for position."""
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A caller's request_id plus a fingerprint of the request it came with.
+
+    A retry with the same key and fingerprint gets the stored result; the same key
+    with another fingerprint is a caller error.
+    """
+
+    request_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a mutation, as written to the audit log."""
+
+    name: str = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """A validated ListRecords request.
+
+    `order` always ends with the `id` key, so every page boundary is unique.
+    `after` holds the sort values of the last row of the previous page (from the
+    page token), in `order`'s order, or None for the first page.
+    """
+
+    collection: str
+    filter: Filter | None
+    order: tuple[OrderKey, ...]
+    limit: int
+    after: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A validated SearchRecords request; `offset` comes from the page token."""
+
+    collection: str
+    text: str
+    limit: int
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A record matching a search, with its relevance (higher is better)."""
+
+    record: Record
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of results.
+
+    `last_key` holds the sort values of the last item (for ListQuery.after) when
+    more items may follow, else None.
+    """
+
+    items: Sequence[T]
+    last_key: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """What the storage layer says about itself for GetServerInfo."""
+
+    backend: str
+    schema_version: str
+    capabilities: tuple[str, ...] = field(default_factory=tuple)

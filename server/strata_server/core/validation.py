@@ -1,0 +1,72 @@
+"""Rules for names, ids and sizes that every request is checked against.
+
+Checked before any storage call, so a bad request never reaches a transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from strata_server.core.errors import InvalidArgument
+
+DEFAULT_NAMESPACE = "default"
+
+NAMESPACE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+COLLECTION_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:@+=-]{0,255}")
+REQUEST_ID_MAX = 256
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def namespace(value: str) -> str:
+    """An empty namespace means "default"; otherwise lowercase letters, digits, _ and -."""
+    if not value:
+        return DEFAULT_NAMESPACE
+    if not NAMESPACE_RE.fullmatch(value):
+        raise InvalidArgument.field(
+            "namespace", "must be 1-63 of a-z, 0-9, '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def collection(value: str, field: str = "collection") -> str:
+    """A collection name: a letter, then up to 63 letters, digits, '_' or '-'."""
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    if not COLLECTION_RE.fullmatch(value):
+        raise InvalidArgument.field(
+            field, "must be a letter followed by up to 63 letters, digits, '_' or '-'"
+        )
+    return value
+
+
+def entity_id(value: str, field: str = "id") -> str:
+    """An id: 1-256 of letters, digits and ._~:@+=-, starting with a letter or digit."""
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    if not ID_RE.fullmatch(value):
+        raise InvalidArgument.field(
+            field,
+            "must be 1-256 of letters, digits and '._~:@+=-', starting with a letter or digit",
+        )
+    return value
+
+
+def new_id() -> str:
+    """A server-chosen id: 26 characters, time-ordered like a ULID, so ids sort by creation."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def request_id(value: str) -> str | None:
+    """An optional idempotency key; empty means none."""
+    if not value:
+        return None
+    if len(value) > REQUEST_ID_MAX or not value.isprintable():
+        raise InvalidArgument.field(
+            "request_id", f"must be at most {REQUEST_ID_MAX} printable characters"
+        )
+    return value

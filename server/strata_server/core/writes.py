@@ -1,0 +1,149 @@
+"""What one record write does to the current row: the rules both adapters share.
+
+An adapter locks/reads the current row inside its transaction, asks `plan_write`
+for the outcome, then persists it. Keeping the rules here means SQLite and
+PostgreSQL cannot drift apart on versions, preconditions, merges or audit detail.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from strata_server.core.errors import AlreadyExists, NotFound, TooLarge, VersionConflict
+from strata_server.core.models import (
+    EXPIRE_TIME_PATH,
+    JSON,
+    CreateRecord,
+    Deleted,
+    DeleteRecord,
+    Record,
+    UpdateRecord,
+    Write,
+    WriteResult,
+)
+from strata_server.core.update import merge
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit-log line, written in the same transaction as the change it describes."""
+
+    action: str  # create | update | delete | expire
+    entity: str  # record
+    entity_id: str  # "<collection>/<id>"
+    version: int
+    changed_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What to persist: `row` to insert-or-replace (with `data_json`, its data serialized
+    once), or `delete` the row; plus the caller's result and the audit entry."""
+
+    result: WriteResult
+    audit: AuditEntry
+    row: Record | None = None
+    data_json: str = ""
+    delete: bool = False
+
+
+def dumps(data: JSON) -> str:
+    """Compact JSON as stored in both dialects."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def changed_fields(old: JSON, new: JSON) -> tuple[str, ...]:
+    """Top-level data keys whose value differs, as `data.<key>`, sorted."""
+    keys = set(old) | set(new)
+    return tuple(sorted(f"data.{key}" for key in keys if old.get(key) != new.get(key)))
+
+
+def _serialize(data: JSON, max_bytes: int) -> str:
+    text = dumps(data)
+    size = len(text.encode())
+    if size > max_bytes:
+        raise TooLarge(
+            f"record data is {size} bytes, over the {max_bytes}-byte limit; "
+            "store large content as an artifact",
+            metadata={"size": str(size), "limit": str(max_bytes)},
+        )
+    return text
+
+
+def _live(current: Record | None, now: datetime) -> Record | None:
+    if current is not None and current.expire_time is not None and current.expire_time <= now:
+        return None
+    return current
+
+
+def _check_version(expected: int | None, current: Record, collection: str) -> None:
+    if expected is not None and expected != current.version:
+        raise VersionConflict(
+            f"record {collection}/{current.id} is at version {current.version}, "
+            f"not {expected}",
+            current_version=current.version,
+        )
+
+
+def plan_write(
+    namespace: str, write: Write, current: Record | None, now: datetime, max_bytes: int
+) -> Outcome:
+    """Decide the outcome of `write` given the stored row (expired rows count as absent).
+
+    Raises AlreadyExists, NotFound, VersionConflict or TooLarge; never touches storage.
+    """
+    current = _live(current, now)
+    entity_id = f"{write.collection}/{write.id}"
+    if isinstance(write, CreateRecord):
+        if current is not None:
+            raise AlreadyExists(f"record {entity_id} already exists")
+        return _created(namespace, write.collection, write.id, write.data, write.expire_time,
+                        now, max_bytes)
+    if isinstance(write, UpdateRecord):
+        if current is None:
+            if not write.allow_missing:
+                raise NotFound(f"record {entity_id} does not exist")
+            if write.expected_version is not None:
+                raise VersionConflict(f"record {entity_id} does not exist", current_version=0)
+            data = write.data if write.paths is None else merge({}, write.data, write.paths)
+            return _created(namespace, write.collection, write.id, data, write.expire_time,
+                            now, max_bytes)
+        _check_version(write.expected_version, current, write.collection)
+        if write.paths is None:
+            data, expire_time = write.data, write.expire_time
+        else:
+            data = merge(current.data, write.data, write.paths)
+            expire_time = (
+                write.expire_time if EXPIRE_TIME_PATH in write.paths else current.expire_time
+            )
+        text = _serialize(data, max_bytes)
+        row = Record(namespace, write.collection, write.id, data, current.version + 1,
+                     current.create_time, now, expire_time)
+        changed = changed_fields(current.data, data)
+        if expire_time != current.expire_time:
+            changed = (*changed, "expire_time")
+        audit = AuditEntry("update", "record", entity_id, row.version, changed)
+        return Outcome(row, audit, row=row, data_json=text)
+    if isinstance(write, DeleteRecord):
+        if current is None:
+            if not write.allow_missing:
+                raise NotFound(f"record {entity_id} does not exist")
+            if write.expected_version is not None:
+                raise VersionConflict(f"record {entity_id} does not exist", current_version=0)
+            audit = AuditEntry("delete", "record", entity_id, 0, ())
+            return Outcome(Deleted(write.collection, write.id, False), audit, delete=True)
+        _check_version(write.expected_version, current, write.collection)
+        audit = AuditEntry("delete", "record", entity_id, current.version,
+                           changed_fields(current.data, {}))
+        return Outcome(Deleted(write.collection, write.id, True), audit, delete=True)
+    raise TypeError(f"unknown write {write!r}")  # pragma: no cover - exhaustive union
+
+
+def _created(namespace: str, collection: str, id: str, data: JSON,
+             expire_time: datetime | None, now: datetime, max_bytes: int) -> Outcome:
+    text = _serialize(data, max_bytes)
+    row = Record(namespace, collection, id, data, 1, now, now, expire_time)
+    audit = AuditEntry("create", "record", f"{collection}/{id}", 1, changed_fields({}, data))
+    return Outcome(row, audit, row=row, data_json=text)
