@@ -1,0 +1,5 @@
+"""`python -m strata_server` is the `strata` command."""
+
+from strata_server.cli import main
+
+main()

@@ -1,0 +1,292 @@
+"""RecordService: validates requests, turns them into domain calls, and back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import grpc
+from google.protobuf import empty_pb2, field_mask_pb2, struct_pb2, timestamp_pb2
+
+from strata.v1 import records_pb2, records_pb2_grpc
+from strata_server.api.convert import (
+    actor,
+    data_from_struct,
+    fingerprint,
+    record_to_proto,
+    to_datetime,
+)
+from strata_server.api.errors import unary
+from strata_server.core import errors, models, validation
+from strata_server.core.filters import parse_filter, parse_order_by
+from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.update import parse_mask
+from strata_server.storage.ports import RecordStore
+
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_BATCH_IDS = 1000
+MAX_QUERY_LENGTH = 1024
+DEFAULT_SEARCH_PAGE = 20
+
+
+class _CreateShape(Protocol):
+    """CreateRecordRequest and CreateRecordWrite share these fields."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def record_id(self) -> str: ...
+    @property
+    def data(self) -> struct_pb2.Struct: ...
+    @property
+    def expire_time(self) -> timestamp_pb2.Timestamp: ...
+    def HasField(self, name: Any) -> bool: ...  # noqa: N802 - protobuf's name
+
+
+class _UpdateShape(Protocol):
+    """UpdateRecordRequest and UpdateRecordWrite share these fields."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def data(self) -> struct_pb2.Struct: ...
+    @property
+    def update_mask(self) -> field_mask_pb2.FieldMask: ...
+    @property
+    def expected_version(self) -> int: ...
+    @property
+    def allow_missing(self) -> bool: ...
+    @property
+    def expire_time(self) -> timestamp_pb2.Timestamp: ...
+    def HasField(self, name: Any) -> bool: ...  # noqa: N802 - protobuf's name
+
+
+class _DeleteShape(Protocol):
+    """DeleteRecordRequest and DeleteRecordWrite share these fields."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def expected_version(self) -> int: ...
+    @property
+    def allow_missing(self) -> bool: ...
+
+
+def _expire_time(message: _CreateShape | _UpdateShape, prefix: str) -> datetime | None:
+    value = to_datetime(message.expire_time, message.HasField("expire_time"))
+    if value is not None and value <= datetime.now(UTC):
+        raise errors.InvalidArgument.field(f"{prefix}expire_time", "must be in the future")
+    return value
+
+
+def _expected_version(value: int, prefix: str) -> int | None:
+    if value < 0:
+        raise errors.InvalidArgument.field(f"{prefix}expected_version", "must not be negative")
+    return value or None
+
+
+def _data(value: struct_pb2.Struct, max_bytes: int) -> models.JSON:
+    # Cheap early refusal of grossly oversized data before converting it; the exact
+    # limit is enforced on the stored JSON by core.writes.
+    size = value.ByteSize()
+    if size > 4 * max_bytes:
+        raise errors.TooLarge(
+            f"record data is about {size} bytes, over the {max_bytes}-byte limit; "
+            "store large content as an artifact",
+            metadata={"size": str(size), "limit": str(max_bytes)},
+        )
+    return data_from_struct(value)
+
+
+def create_write(message: _CreateShape, max_bytes: int, prefix: str = "") -> models.CreateRecord:
+    """Validate a create (request or Commit write) into a domain write."""
+    collection = validation.collection(message.collection, f"{prefix}collection")
+    record_id = (
+        validation.entity_id(message.record_id, f"{prefix}record_id")
+        if message.record_id
+        else validation.new_id()
+    )
+    return models.CreateRecord(
+        collection, record_id, _data(message.data, max_bytes), _expire_time(message, prefix)
+    )
+
+
+def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> models.UpdateRecord:
+    """Validate an update (request or Commit write) into a domain write."""
+    paths = (
+        parse_mask(list(message.update_mask.paths), f"{prefix}update_mask")
+        if message.update_mask.paths
+        else None
+    )
+    return models.UpdateRecord(
+        collection=validation.collection(message.collection, f"{prefix}collection"),
+        id=validation.entity_id(message.id, f"{prefix}id"),
+        data=_data(message.data, max_bytes),
+        paths=paths,
+        expected_version=_expected_version(message.expected_version, prefix),
+        allow_missing=message.allow_missing,
+        expire_time=_expire_time(message, prefix),
+    )
+
+
+def delete_write(message: _DeleteShape, prefix: str = "") -> models.DeleteRecord:
+    """Validate a delete (request or Commit write) into a domain write."""
+    return models.DeleteRecord(
+        collection=validation.collection(message.collection, f"{prefix}collection"),
+        id=validation.entity_id(message.id, f"{prefix}id"),
+        expected_version=_expected_version(message.expected_version, prefix),
+        allow_missing=message.allow_missing,
+    )
+
+
+class RecordService(records_pb2_grpc.RecordServiceServicer):
+    """gRPC face of a RecordStore."""
+
+    def __init__(self, store: RecordStore, max_record_bytes: int) -> None:
+        self._store = store
+        self._max_bytes = max_record_bytes
+
+    async def _write_one(
+        self, namespace: str, write: models.Write, context: Context,
+        idempotency: models.Idempotency | None = None,
+    ) -> models.WriteResult:
+        try:
+            results = await self._store.commit(
+                namespace, [write], actor=actor(context.invocation_metadata()),
+                idempotency=idempotency,
+            )
+        except errors.StrataError as error:
+            error.metadata.pop("write_index", None)  # meaningful only for Commit
+            raise
+        return results[0]
+
+    @unary
+    async def CreateRecord(  # noqa: N802 - gRPC method name
+        self, request: records_pb2.CreateRecordRequest, context: Context
+    ) -> records_pb2.Record:
+        namespace = validation.namespace(request.namespace)
+        write = create_write(request, self._max_bytes)
+        request_id = validation.request_id(request.request_id)
+        idempotency = (
+            models.Idempotency(request_id, fingerprint(request)) if request_id else None
+        )
+        result = await self._write_one(namespace, write, context, idempotency)
+        assert isinstance(result, models.Record)
+        return record_to_proto(result)
+
+    @unary
+    async def GetRecord(  # noqa: N802
+        self, request: records_pb2.GetRecordRequest, context: Context
+    ) -> records_pb2.Record:
+        record = await self._store.get_record(
+            validation.namespace(request.namespace),
+            validation.collection(request.collection),
+            validation.entity_id(request.id),
+        )
+        return record_to_proto(record)
+
+    @unary
+    async def BatchGetRecords(  # noqa: N802
+        self, request: records_pb2.BatchGetRecordsRequest, context: Context
+    ) -> records_pb2.BatchGetRecordsResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        if len(request.ids) > MAX_BATCH_IDS:
+            raise errors.InvalidArgument.field("ids", f"at most {MAX_BATCH_IDS} ids per call")
+        ids = list(dict.fromkeys(
+            validation.entity_id(value, f"ids[{index}]") for index, value in enumerate(request.ids)
+        ))
+        found = {r.id: r for r in await self._store.batch_get_records(namespace, collection, ids)}
+        return records_pb2.BatchGetRecordsResponse(
+            records=[record_to_proto(found[i]) for i in ids if i in found],
+            missing_ids=[i for i in ids if i not in found],
+        )
+
+    @unary
+    async def UpdateRecord(  # noqa: N802
+        self, request: records_pb2.UpdateRecordRequest, context: Context
+    ) -> records_pb2.Record:
+        namespace = validation.namespace(request.namespace)
+        result = await self._write_one(namespace, update_write(request, self._max_bytes), context)
+        assert isinstance(result, models.Record)
+        return record_to_proto(result)
+
+    @unary
+    async def DeleteRecord(  # noqa: N802
+        self, request: records_pb2.DeleteRecordRequest, context: Context
+    ) -> empty_pb2.Empty:
+        namespace = validation.namespace(request.namespace)
+        await self._write_one(namespace, delete_write(request), context)
+        return empty_pb2.Empty()
+
+    @unary
+    async def ListRecords(  # noqa: N802
+        self, request: records_pb2.ListRecordsRequest, context: Context
+    ) -> records_pb2.ListRecordsResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        filter = parse_filter(request.filter)
+        order = parse_order_by(request.order_by)
+        limit = page_size(request.page_size)
+        digest = query_digest("list", namespace, collection, request.filter, request.order_by)
+        after = None
+        if request.page_token:
+            after, _ = decode_token(request.page_token, digest)
+            if after is None or len(after) != len(order):
+                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        page = await self._store.list_records(
+            namespace, models.ListQuery(collection, filter, order, limit, after)
+        )
+        return records_pb2.ListRecordsResponse(
+            records=[record_to_proto(record) for record in page.items],
+            next_page_token=_next_token(digest, page.last_key),
+        )
+
+    @unary
+    async def CountRecords(  # noqa: N802
+        self, request: records_pb2.CountRecordsRequest, context: Context
+    ) -> records_pb2.CountRecordsResponse:
+        count = await self._store.count_records(
+            validation.namespace(request.namespace),
+            validation.collection(request.collection),
+            parse_filter(request.filter),
+        )
+        return records_pb2.CountRecordsResponse(count=count)
+
+    @unary
+    async def SearchRecords(  # noqa: N802
+        self, request: records_pb2.SearchRecordsRequest, context: Context
+    ) -> records_pb2.SearchRecordsResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        text = request.query.strip()
+        if not text:
+            raise errors.InvalidArgument.field("query", "is required")
+        if len(text) > MAX_QUERY_LENGTH:
+            raise errors.InvalidArgument.field(
+                "query", f"longer than {MAX_QUERY_LENGTH} characters"
+            )
+        limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
+        digest = query_digest("search", namespace, collection, text)
+        offset = decode_token(request.page_token, digest)[1] if request.page_token else 0
+        page = await self._store.search_records(
+            namespace, models.SearchQuery(collection, text, limit, offset)
+        )
+        return records_pb2.SearchRecordsResponse(
+            hits=[
+                records_pb2.SearchHit(record=record_to_proto(hit.record), score=hit.score)
+                for hit in page.items
+            ],
+            next_page_token=(
+                encode_token(digest, offset=offset + limit) if page.last_key is not None else ""
+            ),
+        )
+
+
+def _next_token(digest: str, last_key: Sequence[Any] | None) -> str:
+    return encode_token(digest, tuple(last_key)) if last_key is not None else ""

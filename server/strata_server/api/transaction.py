@@ -1,0 +1,65 @@
+"""TransactionService: several writes, all or nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from strata.v1 import transaction_pb2, transaction_pb2_grpc
+from strata_server.api.convert import actor, fingerprint, record_to_proto
+from strata_server.api.errors import unary
+from strata_server.api.records import create_write, delete_write, update_write
+from strata_server.core import errors, models, validation
+from strata_server.storage.ports import RecordStore
+
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_WRITES = 1000
+
+
+def _write(write: transaction_pb2.Write, index: int, max_bytes: int) -> models.Write:
+    kind = write.WhichOneof("operation")
+    prefix = f"writes[{index}].{kind}."
+    if kind == "create":
+        return create_write(write.create, max_bytes, prefix)
+    if kind == "update":
+        return update_write(write.update, max_bytes, prefix)
+    if kind == "delete":
+        return delete_write(write.delete, prefix)
+    raise errors.InvalidArgument.field(f"writes[{index}]", "names no operation")
+
+
+def _result(result: models.WriteResult) -> transaction_pb2.WriteResult:
+    if isinstance(result, models.Record):
+        return transaction_pb2.WriteResult(record=record_to_proto(result))
+    return transaction_pb2.WriteResult(
+        deleted=transaction_pb2.DeletedRecord(
+            collection=result.collection, id=result.id, existed=result.existed
+        )
+    )
+
+
+class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
+    """gRPC face of RecordStore.commit."""
+
+    def __init__(self, store: RecordStore, max_record_bytes: int) -> None:
+        self._store = store
+        self._max_bytes = max_record_bytes
+
+    @unary
+    async def Commit(  # noqa: N802 - gRPC method name
+        self, request: transaction_pb2.CommitRequest, context: Context
+    ) -> transaction_pb2.CommitResponse:
+        namespace = validation.namespace(request.namespace)
+        if not request.writes:
+            raise errors.InvalidArgument.field("writes", "must hold at least one write")
+        if len(request.writes) > MAX_WRITES:
+            raise errors.InvalidArgument.field("writes", f"at most {MAX_WRITES} writes per commit")
+        writes = [_write(write, i, self._max_bytes) for i, write in enumerate(request.writes)]
+        request_id = validation.request_id(request.request_id)
+        idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
+        results = await self._store.commit(
+            namespace, writes, actor=actor(context.invocation_metadata()),
+            idempotency=idempotency,
+        )
+        return transaction_pb2.CommitResponse(results=[_result(result) for result in results])

@@ -1,0 +1,190 @@
+"""Wiring: builds backends from Settings, registers the services, runs grpc.aio.
+
+The only module that knows every adapter; the services see ports only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from strata.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    records_pb2,
+    records_pb2_grpc,
+    transaction_pb2,
+    transaction_pb2_grpc,
+)
+from strata_server.api.admin import AdminService, Backends
+from strata_server.api.records import RecordService
+from strata_server.api.transaction import TransactionService
+from strata_server.config import Settings
+from strata_server.core.errors import StrataError, Unavailable
+from strata_server.storage import migrations
+from strata_server.storage.ports import Database
+
+log = structlog.get_logger("strata.server")
+
+SERVICE_NAMES = (
+    records_pb2.DESCRIPTOR.services_by_name["RecordService"].full_name,
+    transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+PURGE_BATCH = 1000
+
+
+class StartupError(Exception):
+    """The server cannot start; the message tells the operator what to do."""
+
+
+async def open_database(settings: Settings) -> Database:
+    """Open the configured backend, applying or checking migrations first.
+
+    SQLite applies pending migrations itself (after an online backup of the file);
+    PostgreSQL refuses to start on pending migrations unless `migrate` is set, since
+    several replicas share that database and schema changes want an operator.
+    """
+    target = settings.database
+    try:
+        if target.kind == "sqlite":
+            from strata_server.storage.sqlite import SqliteDatabase
+
+            schema = None
+            if target.memory:
+                schema = migrations.memory_schema()
+            else:
+                applied, backup = await asyncio.to_thread(
+                    migrations.up, target, backup=settings.backup_before_migrate
+                )
+                if applied:
+                    log.info("migrated", applied=applied, backup=str(backup) if backup else None)
+            return await SqliteDatabase.open(
+                target.path,
+                max_record_bytes=settings.max_record_bytes,
+                readers=settings.sqlite_readers,
+                schema_sql=schema,
+            )
+        from strata_server.storage.postgres import PostgresDatabase
+
+        pending = await asyncio.to_thread(migrations.pending, target)
+        if pending and not settings.migrate:
+            raise StartupError(
+                f"the database has {len(pending)} pending migration(s) ({', '.join(pending)}); "
+                "run `strata migrate up` or start with --migrate"
+            )
+        if pending:
+            applied, _ = await asyncio.to_thread(migrations.up, target)
+            log.info("migrated", applied=applied)
+        return await PostgresDatabase.open(
+            target.dsn,
+            max_record_bytes=settings.max_record_bytes,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+    except Unavailable as error:
+        raise StartupError(f"cannot reach the database: {error.message}") from None
+
+
+@dataclass
+class Running:
+    """A started server: its bound port and what must be closed on stop."""
+
+    server: grpc.aio.Server
+    port: int
+    database: Database
+    health: health.aio.HealthServicer
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
+        await self.health.enter_graceful_shutdown()
+        for task in self.tasks:
+            task.cancel()
+        await self.server.stop(grace)
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.database.close()
+
+
+async def _purge_expired(database: Database, interval: float) -> None:
+    """Remove expired records in the background; reads already hide them."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            while await database.purge_expired(PURGE_BATCH) == PURGE_BATCH:
+                pass
+        except StrataError as error:
+            log.warning("purge of expired records failed", error=error.message)
+
+
+async def start(settings: Settings) -> Running:
+    """Open storage, register every service, bind and start serving."""
+    database = await open_database(settings)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 1),
+        ]
+    )
+    records_pb2_grpc.add_RecordServiceServicer_to_server(
+        RecordService(database, settings.max_record_bytes), server
+    )
+    transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
+        TransactionService(database, settings.max_record_bytes), server
+    )
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminService(database, Backends(cache="memory", blobs="disk"), datetime.now(UTC)), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as error:
+        await database.close()
+        raise StartupError(f"cannot listen on {settings.listen}: {error}") from None
+    if port == 0:
+        await database.close()
+        raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
+    await server.start()
+    for name in (*SERVICE_NAMES, ""):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    running = Running(server, port, database, health_servicer)
+    running.tasks.append(
+        asyncio.create_task(_purge_expired(database, settings.purge_interval_seconds))
+    )
+    return running
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(settings)
+    host = settings.listen.rpartition(":")[0]
+    log.info("serving", address=f"{host}:{running.port}", database=settings.database.kind,
+             pid=os.getpid())
+    if settings.port_file is not None:
+        temp = settings.port_file.with_suffix(".tmp")
+        temp.write_text(str(running.port))
+        temp.replace(settings.port_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping", grace_seconds=settings.grace_seconds)
+    await running.stop(settings.grace_seconds)
+    log.info("stopped")

@@ -1,0 +1,175 @@
+"""The `strata` command: serve, and manage the schema.
+
+Failures an operator can fix (bad configuration, unreachable database, pending
+migrations) end with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from strata_server.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="Strata: a gRPC data-access server.", no_args_is_help=True,
+                  add_completion=False)
+migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.",
+                          no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", help="sqlite:///path or postgresql://…")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"strata: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return load_settings(**flags)
+    except ConfigError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command()
+def serve(
+    listen: Annotated[str | None, typer.Option(help="host:port; port 0 picks a free one.")] = None,
+    database_url: DatabaseOpt = None,
+    migrate: Annotated[
+        bool | None, typer.Option("--migrate", help="PostgreSQL: apply pending migrations.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes sharing the port.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    port_file: Annotated[Path | None, typer.Option(help="Write the bound port here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve gRPC until SIGTERM/SIGINT (graceful shutdown)."""
+    settings = _settings(listen=listen, database_url=database_url, migrate=migrate,
+                         workers=workers, log_level=log_level, port_file=port_file,
+                         config=config)
+    from strata_server import logs
+
+    logs.configure(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        raise typer.Exit(_serve_workers(settings))
+    from strata_server.app import StartupError
+    from strata_server.app import serve as run
+
+    try:
+        asyncio.run(run(settings))
+    except StartupError as error:
+        raise _fail(str(error)) from None
+
+
+def _serve_workers(settings: Settings) -> int:
+    """Run `settings.workers` single-process servers on one port (SO_REUSEPORT), after
+    migrating once here so the workers do not race to do it."""
+    if settings.listen.endswith(":0"):
+        raise _fail("--workers needs a fixed port: each worker must bind the same one")
+    if settings.database.memory:
+        raise _fail("--workers needs a shared database; sqlite://:memory: is per process")
+    from strata_server.app import StartupError, open_database
+
+    async def prepare() -> None:
+        database = await open_database(settings)
+        await database.close()
+
+    try:
+        asyncio.run(prepare())
+    except StartupError as error:
+        raise _fail(str(error)) from None
+    env = {**os.environ, "STRATA_WORKERS": "1", "STRATA_MIGRATE": "false"}
+    env.update({f"STRATA_{key.upper()}": str(value) for key, value in
+                settings.model_dump(exclude={"workers", "migrate", "config", "port_file"},
+                                    exclude_none=True).items()})
+    children = [
+        subprocess.Popen([sys.executable, "-m", "strata_server", "serve"], env=env)
+        for _ in range(settings.workers)
+    ]
+    if settings.port_file is not None:
+        settings.port_file.write_text(settings.listen.rpartition(":")[2])
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return max(child.wait() for child in children)
+
+
+def _target(database_url: str | None, config: Path | None) -> Any:
+    settings = _settings(database_url=database_url, config=config)
+    if settings.database.memory:
+        raise _fail("an in-memory database has no migrations to manage")
+    return settings.database
+
+
+def _run_migration(action: Any) -> Any:
+    from strata_server.core.errors import StrataError
+
+    try:
+        return action()
+    except StrataError as error:
+        raise _fail(error.message) from None
+
+
+@migrate_app.command("up")
+def migrate_up(
+    database_url: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    backup: Annotated[bool, typer.Option(help="SQLite: back up the file first.")] = True,
+) -> None:
+    """Apply every pending migration."""
+    from strata_server.storage import migrations
+
+    target = _target(database_url, config)
+    applied, saved = _run_migration(lambda: migrations.up(target, backup=backup))
+    if saved:
+        typer.echo(f"backed up to {saved}")
+    if target.kind == "postgres" and applied:
+        typer.echo("tip: take a `pg_dump --format=custom` of the database before migrating "
+                   "in production")
+    typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}"
+                                                         if applied else ""))
+
+
+@migrate_app.command("down")
+def migrate_down(
+    database_url: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    steps: Annotated[int, typer.Option(min=1, help="How many migrations to roll back.")] = 1,
+) -> None:
+    """Roll back the newest applied migrations."""
+    from strata_server.storage import migrations
+
+    target = _target(database_url, config)
+    rolled = _run_migration(lambda: migrations.down(target, steps))
+    typer.echo(f"rolled back {len(rolled)} migration(s)" + (f": {', '.join(rolled)}"
+                                                            if rolled else ""))
+
+
+@migrate_app.command("status")
+def migrate_status(database_url: DatabaseOpt = None, config: ConfigOpt = None) -> None:
+    """List migrations and whether each is applied."""
+    from strata_server.storage import migrations
+
+    target = _target(database_url, config)
+    for state in _run_migration(lambda: migrations.status(target)):
+        typer.echo(f"{'applied' if state.applied else 'pending'}  {state.id}")
+
+
+def main() -> None:
+    """Entry point of the `strata` console script."""
+    app()

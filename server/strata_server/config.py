@@ -1,0 +1,151 @@
+"""The one place Strata reads configuration.
+
+Precedence, highest first: command-line flags, `STRATA_*` environment variables,
+the TOML file named by `--config` / `STRATA_CONFIG`, then the defaults below.
+Everything is validated at start, so a bad value stops the server with one clear
+message instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+MIB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says which setting and why."""
+
+
+class Settings(BaseSettings):
+    """Every setting of a Strata server process."""
+
+    model_config = SettingsConfigDict(env_prefix="STRATA_", extra="forbid", frozen=True)
+
+    listen: str = Field("127.0.0.1:50051", description="host:port to serve gRPC on; port 0 picks one")
+    database_url: str = Field(
+        "sqlite:///./data/strata.db",
+        description="sqlite:///relative/path, sqlite:////absolute/path, sqlite://:memory:, "
+        "or postgresql://user:pass@host:port/db",
+    )
+    db_pool_min: int = Field(2, ge=1, description="PostgreSQL pool: connections kept open")
+    db_pool_max: int = Field(10, ge=1, description="PostgreSQL pool: most connections")
+    sqlite_readers: int = Field(4, ge=1, le=64, description="SQLite: reader connections")
+    migrate: bool = Field(False, description="PostgreSQL: apply pending migrations at start")
+    backup_before_migrate: bool = Field(
+        True, description="SQLite: online backup of the file before applying migrations"
+    )
+    workers: int = Field(1, ge=1, le=64, description="server processes sharing the port")
+    grace_seconds: float = Field(5.0, ge=0, description="shutdown grace for in-flight RPCs")
+    max_record_bytes: int = Field(MIB, ge=1024, description="largest record data, in bytes")
+    max_message_bytes: int = Field(16 * MIB, ge=MIB, description="largest gRPC message")
+    purge_interval_seconds: float = Field(
+        60.0, gt=0, description="how often expired records are purged"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    port_file: Path | None = Field(None, description="write the bound port here once serving")
+    config: Path | None = Field(None, description="TOML file with any of these settings")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:50051")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        database_target(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file(init_settings, env_settings)
+        if config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def database(self) -> DatabaseTarget:
+        """The parsed database_url."""
+        return database_target(self.database_url)
+
+
+def _config_file(*sources: PydanticBaseSettingsSource) -> Path | None:
+    for source in sources:
+        value = source().get("config")
+        if value:
+            path = Path(value)
+            if not path.is_file():
+                raise ValueError(f"config file {path} does not exist")
+            return path
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """Which backend to open: `kind` is "sqlite" (with `path`, or ":memory:") or
+    "postgres" (with `dsn`)."""
+
+    kind: Literal["sqlite", "postgres"]
+    path: str = ""
+    dsn: str = ""
+
+    @property
+    def memory(self) -> bool:
+        """A throwaway in-memory SQLite store."""
+        return self.kind == "sqlite" and self.path == ":memory:"
+
+
+def database_target(url: str) -> DatabaseTarget:
+    """Parse a database URL; raises ValueError with what is wrong."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        rest = url[len("sqlite://") :]
+        if rest == ":memory:":
+            return DatabaseTarget("sqlite", path=":memory:")
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("sqlite URLs look like sqlite:///relative.db, sqlite:////abs.db "
+                             "or sqlite://:memory:")
+        return DatabaseTarget("sqlite", path=rest[1:])
+    if scheme in ("postgresql", "postgres"):
+        return DatabaseTarget("postgres", dsn=url)
+    raise ValueError(f"unsupported scheme {scheme!r}: use sqlite:// or postgresql://")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the Settings from flags (`overrides`, None meaning "not given"), the
+    environment and the config file; raises ConfigError with a readable message."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'config'}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    except ValueError as error:
+        raise ConfigError(f"invalid configuration: {error}") from None

@@ -1,0 +1,112 @@
+"""Schema migrations with yoyo-migrations: one folder of SQL files per dialect.
+
+yoyo is synchronous; these functions run at start-up or from `strata migrate`,
+never on the request path. Every migration has a `.rollback.sql` twin.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+from strata_server.config import DatabaseTarget
+from strata_server.core.errors import Unavailable
+
+MIGRATIONS_ROOT = Path(__file__).resolve().parents[3] / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    """One migration and whether it is applied."""
+
+    id: str
+    applied: bool
+
+
+def _folder(target: DatabaseTarget) -> Path:
+    return MIGRATIONS_ROOT / ("sqlite" if target.kind == "sqlite" else "postgres")
+
+
+def _yoyo_url(target: DatabaseTarget) -> str:
+    if target.kind == "sqlite":
+        return f"sqlite:///{target.path}"
+    scheme, _, rest = target.dsn.partition("://")
+    return f"postgresql+psycopg://{rest}"
+
+
+def memory_schema() -> str:
+    """All SQLite migrations concatenated, to build a throwaway in-memory database."""
+    files = sorted(p for p in _folder(DatabaseTarget("sqlite")).glob("*.sql")
+                   if not p.name.endswith(".rollback.sql"))
+    return "\n".join(path.read_text() for path in files)
+
+
+def _backend(target: DatabaseTarget):  # type: ignore[no-untyped-def]
+    if target.memory:
+        raise ValueError("an in-memory database has no migrations to manage")
+    if target.kind == "sqlite":
+        Path(target.path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return get_backend(_yoyo_url(target))
+    except Exception as error:  # yoyo wraps driver errors in its own types
+        raise Unavailable(f"cannot open the database for migrations: {error}") from error
+
+
+def status(target: DatabaseTarget) -> list[MigrationState]:
+    """Every known migration, oldest first, with whether it is applied."""
+    backend = _backend(target)
+    migrations = read_migrations(str(_folder(target)))
+    with backend.lock():
+        applied = backend.to_rollback(migrations)
+        applied_ids = {migration.id for migration in applied}
+    return [MigrationState(m.id, m.id in applied_ids) for m in migrations]
+
+
+def pending(target: DatabaseTarget) -> list[str]:
+    """Ids of migrations not yet applied, oldest first."""
+    return [state.id for state in status(target) if not state.applied]
+
+
+def backup_sqlite(path: str, backups: Path | None = None) -> Path | None:
+    """Online backup of a SQLite file (consistent even while it is in use) into
+    `<dir>/backups/`; None when there is nothing to back up yet."""
+    source_path = Path(path)
+    if not source_path.exists() or source_path.stat().st_size == 0:
+        return None
+    folder = backups or source_path.parent / "backups"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    destination = folder / f"{source_path.stem}-{stamp}.db"
+    with sqlite3.connect(source_path) as source, sqlite3.connect(destination) as copy:
+        source.backup(copy)
+    return destination
+
+
+def up(target: DatabaseTarget, *, backup: bool = True) -> tuple[list[str], Path | None]:
+    """Apply pending migrations; for SQLite with `backup`, copy the file first.
+
+    Returns the ids applied and the backup's path (if one was made)."""
+    todo = pending(target)
+    saved = None
+    if todo and backup and target.kind == "sqlite":
+        saved = backup_sqlite(target.path)
+    if todo:
+        backend = _backend(target)
+        migrations = read_migrations(str(_folder(target)))
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(migrations))
+    return todo, saved
+
+
+def down(target: DatabaseTarget, steps: int = 1) -> list[str]:
+    """Roll back the newest `steps` applied migrations; returns their ids."""
+    backend = _backend(target)
+    migrations = read_migrations(str(_folder(target)))
+    with backend.lock():
+        chosen = backend.to_rollback(migrations)[:steps]
+        backend.rollback_migrations(chosen)
+    return [migration.id for migration in chosen]

@@ -1,0 +1,108 @@
+"""Shared fixtures: real servers over real channels, on both storage shapes.
+
+`server` runs each test against the embedded shape (SQLite file) and the
+production shape (PostgreSQL). Servers are started once per session and shape;
+tests isolate themselves with a fresh collection name (`collection` fixture).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from strata.v1 import admin_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
+from tests.support.pg import PgServer
+from tests.support.server import StrataProcess
+
+SHAPES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """A throwaway PostgreSQL 15 server for the whole session."""
+    server = PgServer(tmp_path_factory.mktemp("pg"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg: PgServer, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Makes a fresh database URL of a shape: a new SQLite file or a new PG database."""
+
+    def make(shape: str) -> str:
+        if shape == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'strata.db'}"
+        return pg.create_database(f"strata_{uuid.uuid4().hex[:12]}")
+
+    return make
+
+
+@pytest.fixture(scope="session", params=SHAPES)
+def server(request: pytest.FixtureRequest, database_url, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:  # type: ignore[no-untyped-def]
+    """A running strata server per shape, shared by the session."""
+    process = StrataProcess(database_url(request.param), tmp_path_factory.mktemp(request.param))
+    process.start()
+    yield process
+    process.stop()
+
+
+@dataclass
+class Stubs:
+    """Generated stubs over one channel to a server."""
+
+    channel: grpc.Channel
+    records: records_pb2_grpc.RecordServiceStub
+    tx: transaction_pb2_grpc.TransactionServiceStub
+    admin: admin_pb2_grpc.AdminServiceStub
+
+
+@pytest.fixture(scope="session")
+def stubs_for() -> Iterator[object]:
+    """Stubs per server, cached so each server gets one channel."""
+    cache: dict[int, Stubs] = {}
+
+    def get(server: StrataProcess) -> Stubs:
+        if server.port not in cache:
+            channel = server.channel()
+            cache[server.port] = Stubs(
+                channel,
+                records_pb2_grpc.RecordServiceStub(channel),
+                transaction_pb2_grpc.TransactionServiceStub(channel),
+                admin_pb2_grpc.AdminServiceStub(channel),
+            )
+        return cache[server.port]
+
+    yield get
+    for stubs in cache.values():
+        stubs.channel.close()
+
+
+@pytest.fixture
+def stubs(server: StrataProcess, stubs_for) -> Stubs:  # type: ignore[no-untyped-def]
+    """Stubs to this test's server."""
+    return stubs_for(server)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def collection() -> str:
+    """A collection name no other test uses."""
+    return f"c_{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def shape(server: StrataProcess) -> str:
+    """"sqlite" or "postgres": the shape of this test's server."""
+    return "sqlite" if server.database_url.startswith("sqlite") else "postgres"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+__all__ = ["Path", "Stubs"]
