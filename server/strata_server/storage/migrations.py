@@ -7,15 +7,20 @@ never on the request path. Every migration has a `.rollback.sql` twin.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
+import psycopg
 from yoyo import get_backend, read_migrations
 
 from strata_server.config import DatabaseTarget
 from strata_server.core.errors import Unavailable
 
+T = TypeVar("T")
 MIGRATIONS_ROOT = Path(__file__).resolve().parents[3] / "migrations"
 
 
@@ -34,7 +39,7 @@ def _folder(target: DatabaseTarget) -> Path:
 def _yoyo_url(target: DatabaseTarget) -> str:
     if target.kind == "sqlite":
         return f"sqlite:///{target.path}"
-    scheme, _, rest = target.dsn.partition("://")
+    rest = target.dsn.partition("://")[2]
     return f"postgresql+psycopg://{rest}"
 
 
@@ -45,25 +50,41 @@ def memory_schema() -> str:
     return "\n".join(path.read_text() for path in files)
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Driver errors from yoyo's connections become Unavailable with a readable message."""
+    try:
+        yield
+    except (psycopg.Error, sqlite3.Error, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise Unavailable(f"cannot use the database for migrations: {first_line}") from None
+
+
 def _backend(target: DatabaseTarget):  # type: ignore[no-untyped-def]
     if target.memory:
         raise ValueError("an in-memory database has no migrations to manage")
     if target.kind == "sqlite":
         Path(target.path).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return get_backend(_yoyo_url(target))
-    except Exception as error:  # yoyo wraps driver errors in its own types
-        raise Unavailable(f"cannot open the database for migrations: {error}") from error
+    return get_backend(_yoyo_url(target))
+
+
+def _with_backend(target: DatabaseTarget, action: Callable[..., T]) -> T:
+    """Run `action(backend, migrations)` holding yoyo's lock, translating driver errors."""
+    with _translated():
+        backend = _backend(target)
+        migrations = read_migrations(str(_folder(target)))
+        with backend.lock():
+            return action(backend, migrations)
 
 
 def status(target: DatabaseTarget) -> list[MigrationState]:
     """Every known migration, oldest first, with whether it is applied."""
-    backend = _backend(target)
-    migrations = read_migrations(str(_folder(target)))
-    with backend.lock():
-        applied = backend.to_rollback(migrations)
-        applied_ids = {migration.id for migration in applied}
-    return [MigrationState(m.id, m.id in applied_ids) for m in migrations]
+
+    def read(backend: Any, migrations: Any) -> list[MigrationState]:
+        applied = {migration.id for migration in backend.to_rollback(migrations)}
+        return [MigrationState(m.id, m.id in applied) for m in migrations]
+
+    return _with_backend(target, read)
 
 
 def pending(target: DatabaseTarget) -> list[str]:
@@ -81,7 +102,8 @@ def backup_sqlite(path: str, backups: Path | None = None) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     destination = folder / f"{source_path.stem}-{stamp}.db"
-    with sqlite3.connect(source_path) as source, sqlite3.connect(destination) as copy:
+    with _translated(), sqlite3.connect(source_path) as source, \
+            sqlite3.connect(destination) as copy:
         source.backup(copy)
     return destination
 
@@ -90,23 +112,26 @@ def up(target: DatabaseTarget, *, backup: bool = True) -> tuple[list[str], Path 
     """Apply pending migrations; for SQLite with `backup`, copy the file first.
 
     Returns the ids applied and the backup's path (if one was made)."""
-    todo = pending(target)
+    states = status(target)
+    todo = [state.id for state in states if not state.applied]
     saved = None
-    if todo and backup and target.kind == "sqlite":
+    # A database with nothing applied yet holds no data worth a backup.
+    if todo and backup and target.kind == "sqlite" and len(todo) < len(states):
         saved = backup_sqlite(target.path)
     if todo:
-        backend = _backend(target)
-        migrations = read_migrations(str(_folder(target)))
-        with backend.lock():
-            backend.apply_migrations(backend.to_apply(migrations))
+        _with_backend(
+            target, lambda backend, migrations: backend.apply_migrations(
+                backend.to_apply(migrations))
+        )
     return todo, saved
 
 
 def down(target: DatabaseTarget, steps: int = 1) -> list[str]:
     """Roll back the newest `steps` applied migrations; returns their ids."""
-    backend = _backend(target)
-    migrations = read_migrations(str(_folder(target)))
-    with backend.lock():
+
+    def roll(backend: Any, migrations: Any) -> list[str]:
         chosen = backend.to_rollback(migrations)[:steps]
         backend.rollback_migrations(chosen)
-    return [migration.id for migration in chosen]
+        return [migration.id for migration in chosen]
+
+    return _with_backend(target, roll)
