@@ -8,9 +8,8 @@ tests isolate themselves with a fresh collection name (`collection` fixture).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -32,7 +31,7 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 
 
 @pytest.fixture(scope="session")
-def database_url(pg: PgServer, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def database_url(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
     """Makes a fresh database URL of a shape: a new SQLite file or a new PG database."""
 
     def make(shape: str) -> str:
@@ -44,7 +43,11 @@ def database_url(pg: PgServer, tmp_path_factory: pytest.TempPathFactory):  # typ
 
 
 @pytest.fixture(scope="session", params=SHAPES)
-def server(request: pytest.FixtureRequest, database_url, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StrataProcess]:  # type: ignore[no-untyped-def]
+def server(
+    request: pytest.FixtureRequest,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StrataProcess]:
     """A running strata server per shape, shared by the session."""
     process = StrataProcess(database_url(request.param), tmp_path_factory.mktemp(request.param))
     process.start()
@@ -63,7 +66,7 @@ class Stubs:
 
 
 @pytest.fixture(scope="session")
-def stubs_for() -> Iterator[object]:
+def stubs_for() -> Iterator[Callable[[StrataProcess], Stubs]]:
     """Stubs per server, cached so each server gets one channel."""
     cache: dict[int, Stubs] = {}
 
@@ -84,9 +87,9 @@ def stubs_for() -> Iterator[object]:
 
 
 @pytest.fixture
-def stubs(server: StrataProcess, stubs_for) -> Stubs:  # type: ignore[no-untyped-def]
+def stubs(server: StrataProcess, stubs_for: Callable[[StrataProcess], Stubs]) -> Stubs:
     """Stubs to this test's server."""
-    return stubs_for(server)  # type: ignore[no-any-return]
+    return stubs_for(server)
 
 
 @pytest.fixture
@@ -97,12 +100,9 @@ def collection() -> str:
 
 @pytest.fixture
 def shape(server: StrataProcess) -> str:
-    """"sqlite" or "postgres": the shape of this test's server."""
+    """ "sqlite" or "postgres": the shape of this test's server."""
     return "sqlite" if server.database_url.startswith("sqlite") else "postgres"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
-
-
-__all__ = ["Path", "Stubs"]

@@ -174,8 +174,12 @@ async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     running = await start(settings)
     host = settings.listen.rpartition(":")[0]
-    log.info("serving", address=f"{host}:{running.port}", database=settings.database.kind,
-             pid=os.getpid())
+    log.info(
+        "serving",
+        address=f"{host}:{running.port}",
+        database=settings.database.kind,
+        pid=os.getpid(),
+    )
     if settings.port_file is not None:
         temp = settings.port_file.with_suffix(".tmp")
         temp.write_text(str(running.port))

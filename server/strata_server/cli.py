@@ -18,10 +18,10 @@ import typer
 
 from strata_server.config import ConfigError, Settings, load_settings
 
-app = typer.Typer(help="Strata: a gRPC data-access server.", no_args_is_help=True,
-                  add_completion=False)
-migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.",
-                          no_args_is_help=True)
+app = typer.Typer(
+    help="Strata: a gRPC data-access server.", no_args_is_help=True, add_completion=False
+)
+migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
@@ -55,9 +55,15 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Serve gRPC until SIGTERM/SIGINT (graceful shutdown)."""
-    settings = _settings(listen=listen, database_url=database_url, migrate=migrate,
-                         workers=workers, log_level=log_level, port_file=port_file,
-                         config=config)
+    settings = _settings(
+        listen=listen,
+        database_url=database_url,
+        migrate=migrate,
+        workers=workers,
+        log_level=log_level,
+        port_file=port_file,
+        config=config,
+    )
     from strata_server import logs
 
     logs.configure(settings.log_level, settings.log_format)
@@ -90,9 +96,14 @@ def _serve_workers(settings: Settings) -> int:
     except StartupError as error:
         raise _fail(str(error)) from None
     env = {**os.environ, "STRATA_WORKERS": "1", "STRATA_MIGRATE": "false"}
-    env.update({f"STRATA_{key.upper()}": str(value) for key, value in
-                settings.model_dump(exclude={"workers", "migrate", "config", "port_file"},
-                                    exclude_none=True).items()})
+    env.update(
+        {
+            f"STRATA_{key.upper()}": str(value)
+            for key, value in settings.model_dump(
+                exclude={"workers", "migrate", "config", "port_file"}, exclude_none=True
+            ).items()
+        }
+    )
     children = [
         subprocess.Popen([sys.executable, "-m", "strata_server", "serve"], env=env)
         for _ in range(settings.workers)
@@ -139,10 +150,12 @@ def migrate_up(
     if saved:
         typer.echo(f"backed up to {saved}")
     if target.kind == "postgres" and applied:
-        typer.echo("tip: take a `pg_dump --format=custom` of the database before migrating "
-                   "in production")
-    typer.echo(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}"
-                                                         if applied else ""))
+        typer.echo(
+            "tip: take a `pg_dump --format=custom` of the database before migrating in production"
+        )
+    typer.echo(
+        f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+    )
 
 
 @migrate_app.command("down")
@@ -156,8 +169,9 @@ def migrate_down(
 
     target = _target(database_url, config)
     rolled = _run_migration(lambda: migrations.down(target, steps))
-    typer.echo(f"rolled back {len(rolled)} migration(s)" + (f": {', '.join(rolled)}"
-                                                            if rolled else ""))
+    typer.echo(
+        f"rolled back {len(rolled)} migration(s)" + (f": {', '.join(rolled)}" if rolled else "")
+    )
 
 
 @migrate_app.command("status")

@@ -33,7 +33,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STRATA_", extra="forbid", frozen=True)
 
-    listen: str = Field("127.0.0.1:50051", description="host:port to serve gRPC on; port 0 picks one")
+    listen: str = Field(
+        "127.0.0.1:50051", description="host:port to serve gRPC on; port 0 picks one"
+    )
     database_url: str = Field(
         "sqlite:///./data/strata.db",
         description="sqlite:///relative/path, sqlite:////absolute/path, sqlite://:memory:, "
@@ -127,8 +129,10 @@ def database_target(url: str) -> DatabaseTarget:
         if rest == ":memory:":
             return DatabaseTarget("sqlite", path=":memory:")
         if not rest.startswith("/") or rest == "/":
-            raise ValueError("sqlite URLs look like sqlite:///relative.db, sqlite:////abs.db "
-                             "or sqlite://:memory:")
+            raise ValueError(
+                "sqlite URLs look like sqlite:///relative.db, sqlite:////abs.db "
+                "or sqlite://:memory:"
+            )
         return DatabaseTarget("sqlite", path=rest[1:])
     if scheme in ("postgresql", "postgres"):
         return DatabaseTarget("postgres", dsn=url)

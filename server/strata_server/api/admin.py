@@ -33,7 +33,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self._start_time = start_time
 
     @unary
-    async def GetServerInfo(  # noqa: N802 - gRPC method name
+    async def GetServerInfo(
         self, request: admin_pb2.GetServerInfoRequest, context: Context
     ) -> admin_pb2.GetServerInfoResponse:
         facts = await self._database.facts()

@@ -79,8 +79,9 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: Exception,
-                 method: str) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], error: Exception, method: str
+) -> None:
     if isinstance(error, errors.StrataError):
         await context.abort_with_status(to_status(error))
     log.exception("unhandled error", method=method)

@@ -41,7 +41,7 @@ class _CreateShape(Protocol):
     def data(self) -> struct_pb2.Struct: ...
     @property
     def expire_time(self) -> timestamp_pb2.Timestamp: ...
-    def HasField(self, name: Any) -> bool: ...  # noqa: N802 - protobuf's name
+    def HasField(self, name: Any) -> bool: ...
 
 
 class _UpdateShape(Protocol):
@@ -61,7 +61,7 @@ class _UpdateShape(Protocol):
     def allow_missing(self) -> bool: ...
     @property
     def expire_time(self) -> timestamp_pb2.Timestamp: ...
-    def HasField(self, name: Any) -> bool: ...  # noqa: N802 - protobuf's name
+    def HasField(self, name: Any) -> bool: ...
 
 
 class _DeleteShape(Protocol):
@@ -152,12 +152,17 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         self._max_bytes = max_record_bytes
 
     async def _write_one(
-        self, namespace: str, write: models.Write, context: Context,
+        self,
+        namespace: str,
+        write: models.Write,
+        context: Context,
         idempotency: models.Idempotency | None = None,
     ) -> models.WriteResult:
         try:
             results = await self._store.commit(
-                namespace, [write], actor=actor(context.invocation_metadata()),
+                namespace,
+                [write],
+                actor=actor(context.invocation_metadata()),
                 idempotency=idempotency,
             )
         except errors.StrataError as error:
@@ -166,21 +171,19 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         return results[0]
 
     @unary
-    async def CreateRecord(  # noqa: N802 - gRPC method name
+    async def CreateRecord(
         self, request: records_pb2.CreateRecordRequest, context: Context
     ) -> records_pb2.Record:
         namespace = validation.namespace(request.namespace)
         write = create_write(request, self._max_bytes)
         request_id = validation.request_id(request.request_id)
-        idempotency = (
-            models.Idempotency(request_id, fingerprint(request)) if request_id else None
-        )
+        idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
         result = await self._write_one(namespace, write, context, idempotency)
         assert isinstance(result, models.Record)
         return record_to_proto(result)
 
     @unary
-    async def GetRecord(  # noqa: N802
+    async def GetRecord(
         self, request: records_pb2.GetRecordRequest, context: Context
     ) -> records_pb2.Record:
         record = await self._store.get_record(
@@ -191,16 +194,19 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         return record_to_proto(record)
 
     @unary
-    async def BatchGetRecords(  # noqa: N802
+    async def BatchGetRecords(
         self, request: records_pb2.BatchGetRecordsRequest, context: Context
     ) -> records_pb2.BatchGetRecordsResponse:
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection)
         if len(request.ids) > MAX_BATCH_IDS:
             raise errors.InvalidArgument.field("ids", f"at most {MAX_BATCH_IDS} ids per call")
-        ids = list(dict.fromkeys(
-            validation.entity_id(value, f"ids[{index}]") for index, value in enumerate(request.ids)
-        ))
+        ids = list(
+            dict.fromkeys(
+                validation.entity_id(value, f"ids[{index}]")
+                for index, value in enumerate(request.ids)
+            )
+        )
         found = {r.id: r for r in await self._store.batch_get_records(namespace, collection, ids)}
         return records_pb2.BatchGetRecordsResponse(
             records=[record_to_proto(found[i]) for i in ids if i in found],
@@ -208,7 +214,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         )
 
     @unary
-    async def UpdateRecord(  # noqa: N802
+    async def UpdateRecord(
         self, request: records_pb2.UpdateRecordRequest, context: Context
     ) -> records_pb2.Record:
         namespace = validation.namespace(request.namespace)
@@ -217,7 +223,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         return record_to_proto(result)
 
     @unary
-    async def DeleteRecord(  # noqa: N802
+    async def DeleteRecord(
         self, request: records_pb2.DeleteRecordRequest, context: Context
     ) -> empty_pb2.Empty:
         namespace = validation.namespace(request.namespace)
@@ -225,7 +231,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         return empty_pb2.Empty()
 
     @unary
-    async def ListRecords(  # noqa: N802
+    async def ListRecords(
         self, request: records_pb2.ListRecordsRequest, context: Context
     ) -> records_pb2.ListRecordsResponse:
         namespace = validation.namespace(request.namespace)
@@ -248,7 +254,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         )
 
     @unary
-    async def CountRecords(  # noqa: N802
+    async def CountRecords(
         self, request: records_pb2.CountRecordsRequest, context: Context
     ) -> records_pb2.CountRecordsResponse:
         count = await self._store.count_records(
@@ -259,7 +265,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         return records_pb2.CountRecordsResponse(count=count)
 
     @unary
-    async def SearchRecords(  # noqa: N802
+    async def SearchRecords(
         self, request: records_pb2.SearchRecordsRequest, context: Context
     ) -> records_pb2.SearchRecordsResponse:
         namespace = validation.namespace(request.namespace)

@@ -47,7 +47,7 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
         self._max_bytes = max_record_bytes
 
     @unary
-    async def Commit(  # noqa: N802 - gRPC method name
+    async def Commit(
         self, request: transaction_pb2.CommitRequest, context: Context
     ) -> transaction_pb2.CommitResponse:
         namespace = validation.namespace(request.namespace)
@@ -59,7 +59,9 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
         request_id = validation.request_id(request.request_id)
         idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
         results = await self._store.commit(
-            namespace, writes, actor=actor(context.invocation_metadata()),
+            namespace,
+            writes,
+            actor=actor(context.invocation_metadata()),
             idempotency=idempotency,
         )
         return transaction_pb2.CommitResponse(results=[_result(result) for result in results])

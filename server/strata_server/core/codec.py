@@ -57,8 +57,13 @@ def results_to_json(results: Sequence[WriteResult]) -> list[Any]:
             out.append({"record": record_to_json(result)})
         else:
             out.append(
-                {"deleted": {"collection": result.collection, "id": result.id,
-                             "existed": result.existed}}
+                {
+                    "deleted": {
+                        "collection": result.collection,
+                        "id": result.id,
+                        "existed": result.existed,
+                    }
+                }
             )
     return out
 

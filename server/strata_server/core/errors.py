@@ -72,8 +72,13 @@ class VersionConflict(StrataError):
 
     reason = "VERSION_CONFLICT"
 
-    def __init__(self, message: str | None = None, *, current_version: int,
-                 metadata: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        current_version: int,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(
             message,
             metadata={**(metadata or {}), "current_version": str(current_version)},

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Union
 
 from strata_server.core.errors import InvalidArgument
 
@@ -25,7 +24,7 @@ MAX_PATH_KEYS = 16
 TIME_FIELDS = frozenset({"create_time", "update_time", "expire_time"})
 TOP_FIELDS = frozenset({"id", "version"}) | TIME_FIELDS
 
-Scalar = Union[str, int, float, bool, None, datetime]
+Scalar = str | int | float | bool | None | datetime
 """A literal in a filter, or a value a sort key takes."""
 
 
@@ -81,7 +80,7 @@ class Not:
     item: Filter
 
 
-Filter = Union[Compare, Present, And, Or, Not]
+Filter = Compare | Present | And | Or | Not
 """A parsed filter expression."""
 
 

@@ -81,8 +81,7 @@ def _live(current: Record | None, now: datetime) -> Record | None:
 def _check_version(expected: int | None, current: Record, collection: str) -> None:
     if expected is not None and expected != current.version:
         raise VersionConflict(
-            f"record {collection}/{current.id} is at version {current.version}, "
-            f"not {expected}",
+            f"record {collection}/{current.id} is at version {current.version}, not {expected}",
             current_version=current.version,
         )
 
@@ -99,8 +98,9 @@ def plan_write(
     if isinstance(write, CreateRecord):
         if current is not None:
             raise AlreadyExists(f"record {entity_id} already exists")
-        return _created(namespace, write.collection, write.id, write.data, write.expire_time,
-                        now, max_bytes)
+        return _created(
+            namespace, write.collection, write.id, write.data, write.expire_time, now, max_bytes
+        )
     if isinstance(write, UpdateRecord):
         if current is None:
             if not write.allow_missing:
@@ -108,8 +108,9 @@ def plan_write(
             if write.expected_version is not None:
                 raise VersionConflict(f"record {entity_id} does not exist", current_version=0)
             data = write.data if write.paths is None else merge({}, write.data, write.paths)
-            return _created(namespace, write.collection, write.id, data, write.expire_time,
-                            now, max_bytes)
+            return _created(
+                namespace, write.collection, write.id, data, write.expire_time, now, max_bytes
+            )
         _check_version(write.expected_version, current, write.collection)
         if write.paths is None:
             data, expire_time = write.data, write.expire_time
@@ -119,8 +120,16 @@ def plan_write(
                 write.expire_time if EXPIRE_TIME_PATH in write.paths else current.expire_time
             )
         text = _serialize(data, max_bytes)
-        row = Record(namespace, write.collection, write.id, data, current.version + 1,
-                     current.create_time, now, expire_time)
+        row = Record(
+            namespace,
+            write.collection,
+            write.id,
+            data,
+            current.version + 1,
+            current.create_time,
+            now,
+            expire_time,
+        )
         changed = changed_fields(current.data, data)
         if expire_time != current.expire_time:
             changed = (*changed, "expire_time")
@@ -135,14 +144,22 @@ def plan_write(
             audit = AuditEntry("delete", "record", entity_id, 0, ())
             return Outcome(Deleted(write.collection, write.id, False), audit, delete=True)
         _check_version(write.expected_version, current, write.collection)
-        audit = AuditEntry("delete", "record", entity_id, current.version,
-                           changed_fields(current.data, {}))
+        audit = AuditEntry(
+            "delete", "record", entity_id, current.version, changed_fields(current.data, {})
+        )
         return Outcome(Deleted(write.collection, write.id, True), audit, delete=True)
     raise TypeError(f"unknown write {write!r}")  # pragma: no cover - exhaustive union
 
 
-def _created(namespace: str, collection: str, id: str, data: JSON,
-             expire_time: datetime | None, now: datetime, max_bytes: int) -> Outcome:
+def _created(
+    namespace: str,
+    collection: str,
+    id: str,
+    data: JSON,
+    expire_time: datetime | None,
+    now: datetime,
+    max_bytes: int,
+) -> Outcome:
     text = _serialize(data, max_bytes)
     row = Record(namespace, collection, id, data, 1, now, now, expire_time)
     audit = AuditEntry("create", "record", f"{collection}/{id}", 1, changed_fields({}, data))

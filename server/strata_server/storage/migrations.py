@@ -45,8 +45,11 @@ def _yoyo_url(target: DatabaseTarget) -> str:
 
 def memory_schema() -> str:
     """All SQLite migrations concatenated, to build a throwaway in-memory database."""
-    files = sorted(p for p in _folder(DatabaseTarget("sqlite")).glob("*.sql")
-                   if not p.name.endswith(".rollback.sql"))
+    files = sorted(
+        p
+        for p in _folder(DatabaseTarget("sqlite")).glob("*.sql")
+        if not p.name.endswith(".rollback.sql")
+    )
     return "\n".join(path.read_text() for path in files)
 
 
@@ -102,8 +105,11 @@ def backup_sqlite(path: str, backups: Path | None = None) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     destination = folder / f"{source_path.stem}-{stamp}.db"
-    with _translated(), sqlite3.connect(source_path) as source, \
-            sqlite3.connect(destination) as copy:
+    with (
+        _translated(),
+        sqlite3.connect(source_path) as source,
+        sqlite3.connect(destination) as copy,
+    ):
         source.backup(copy)
     return destination
 
@@ -120,8 +126,8 @@ def up(target: DatabaseTarget, *, backup: bool = True) -> tuple[list[str], Path 
         saved = backup_sqlite(target.path)
     if todo:
         _with_backend(
-            target, lambda backend, migrations: backend.apply_migrations(
-                backend.to_apply(migrations))
+            target,
+            lambda backend, migrations: backend.apply_migrations(backend.to_apply(migrations)),
         )
     return todo, saved
 

@@ -124,8 +124,9 @@ class _Compiler:
     def compare(self, node: Compare) -> str:
         field = node.field
         if field.name == "data":
-            sql, params = self.d.compare_data(tuple(map(check_key, field.path)), node.op,
-                                              node.value)
+            sql, params = self.d.compare_data(
+                tuple(map(check_key, field.path)), node.op, node.value
+            )
             self.params.extend(params)
             return sql
         column = field.name  # one of core.filters.TOP_FIELDS, never caller text

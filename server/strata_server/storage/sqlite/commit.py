@@ -1,0 +1,214 @@
+"""The write path: Commit (with idempotent retries) and the purge of expired records.
+
+A commit runs in one `BEGIN IMMEDIATE` transaction on the writer:
+
+1. With a request_id, look it up in request_log: a repeat returns the stored results.
+2. Read the current rows of every key the writes touch (expired rows included, so a
+   create over one replaces it), one statement per collection.
+3. Plan each write in order with `core.writes.plan_write`, against the rows as the
+   earlier writes of this commit left them. The first domain error rolls everything
+   back, tagged with its write index; nothing has been written yet at that point.
+4. Persist the final state of each key (upsert or delete), the audit entries and the
+   request_log row, each as one batched statement.
+
+So the number of round trips to the writer thread does not grow with the writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from strata_server.core import codec
+from strata_server.core.errors import InvalidArgument, StrataError, with_write_index
+from strata_server.core.models import Actor, Idempotency, Record, Write, WriteResult
+from strata_server.core.writes import AuditEntry, changed_fields, plan_write
+from strata_server.storage.sqlite.connection import Connections, Transaction
+from strata_server.storage.sqlite.dialect import to_micros
+from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
+
+EXPIRY_ACTOR = "system"
+"""The audit actor of rows removed by purge_expired."""
+
+SELECT_REQUEST = """
+SELECT fingerprint, result FROM request_log WHERE namespace = ? AND request_id = ?
+"""
+
+INSERT_REQUEST = """
+INSERT INTO request_log (namespace, request_id, fingerprint, result, create_time)
+VALUES (?, ?, ?, ?, ?)
+"""
+
+SELECT_CURRENT = f"""
+SELECT {RECORD_COLUMNS} FROM records
+WHERE namespace = ? AND collection = ? AND id IN (SELECT value FROM json_each(?))
+"""
+
+UPSERT_RECORD = """
+INSERT INTO records
+    (namespace, collection, id, data, version, create_time, update_time, expire_time)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (namespace, collection, id) DO UPDATE SET
+    data = excluded.data,
+    version = excluded.version,
+    create_time = excluded.create_time,
+    update_time = excluded.update_time,
+    expire_time = excluded.expire_time
+"""
+
+DELETE_RECORD = "DELETE FROM records WHERE namespace = ? AND collection = ? AND id = ?"
+
+INSERT_AUDIT = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+SELECT_EXPIRED = """
+SELECT rowid, namespace, collection, id, data, version FROM records
+WHERE expire_time IS NOT NULL AND expire_time <= ?
+ORDER BY expire_time
+LIMIT ?
+"""
+
+DELETE_BY_ROWID = "DELETE FROM records WHERE rowid = ?"
+
+Key = tuple[str, str]
+"""(collection, id) within one namespace."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _audit_row(
+    namespace: str, now: int, actor: str, audit: AuditEntry, request_id: str | None
+) -> tuple[Any, ...]:
+    return (
+        namespace,
+        now,
+        actor,
+        audit.action,
+        audit.entity,
+        audit.entity_id,
+        audit.version,
+        _dumps(list(audit.changed_fields)),
+        request_id,
+    )
+
+
+async def _read_current(
+    tx: Transaction, namespace: str, writes: Sequence[Write]
+) -> dict[Key, Record | None]:
+    ids: dict[str, dict[str, None]] = {}
+    for write in writes:
+        ids.setdefault(write.collection, {})[write.id] = None
+    current: dict[Key, Record | None] = {(write.collection, write.id): None for write in writes}
+    for collection, keys in ids.items():
+        rows = await tx.fetchall(SELECT_CURRENT, (namespace, collection, _dumps(list(keys))))
+        for row in rows:
+            current[(row[1], row[2])] = record_from_row(row)
+    return current
+
+
+async def commit(
+    db: Connections,
+    namespace: str,
+    writes: Sequence[Write],
+    *,
+    actor: Actor,
+    idempotency: Idempotency | None,
+    max_record_bytes: int,
+) -> list[WriteResult]:
+    now = datetime.now(UTC)
+    now_us = to_micros(now)
+    request_id = idempotency.request_id if idempotency is not None else None
+    async with db.transaction() as tx:
+        if idempotency is not None:
+            seen = await tx.fetchall(SELECT_REQUEST, (namespace, idempotency.request_id))
+            if seen:
+                fingerprint, stored = seen[0]
+                if fingerprint != idempotency.fingerprint:
+                    raise InvalidArgument.field(
+                        "request_id", "was already used for a different request"
+                    )
+                return codec.results_from_json(json.loads(stored))
+
+        state = await _read_current(tx, namespace, writes)
+        upserts: dict[Key, tuple[Any, ...]] = {}
+        deletes: dict[Key, None] = {}
+        audits: list[tuple[Any, ...]] = []
+        results: list[WriteResult] = []
+        for index, write in enumerate(writes):
+            key = (write.collection, write.id)
+            try:
+                outcome = plan_write(namespace, write, state[key], now, max_record_bytes)
+            except StrataError as error:
+                raise with_write_index(error, index) from None
+            if outcome.row is not None:
+                row = outcome.row
+                state[key] = row
+                deletes.pop(key, None)
+                upserts[key] = (
+                    namespace,
+                    row.collection,
+                    row.id,
+                    outcome.data_json,
+                    row.version,
+                    to_micros(row.create_time),
+                    to_micros(row.update_time),
+                    to_micros(row.expire_time) if row.expire_time is not None else None,
+                )
+            elif outcome.delete:
+                state[key] = None
+                upserts.pop(key, None)
+                deletes[key] = None
+            results.append(outcome.result)
+            audits.append(_audit_row(namespace, now_us, actor.name, outcome.audit, request_id))
+
+        if deletes:
+            await tx.executemany(
+                DELETE_RECORD, [(namespace, collection, id) for collection, id in deletes]
+            )
+        if upserts:
+            await tx.executemany(UPSERT_RECORD, upserts.values())
+        if audits:
+            await tx.executemany(INSERT_AUDIT, audits)
+        if idempotency is not None:
+            stored_results = _dumps(codec.results_to_json(results))
+            await tx.execute(
+                INSERT_REQUEST,
+                (
+                    namespace,
+                    idempotency.request_id,
+                    idempotency.fingerprint,
+                    stored_results,
+                    now_us,
+                ),
+            )
+    return results
+
+
+async def purge_expired(db: Connections, limit: int) -> int:
+    if limit <= 0:
+        return 0
+    now = to_micros(datetime.now(UTC))
+    async with db.transaction() as tx:
+        rows = await tx.fetchall(SELECT_EXPIRED, (now, limit))
+        if not rows:
+            return 0
+        await tx.executemany(DELETE_BY_ROWID, [(row[0],) for row in rows])
+        audits = []
+        for _, namespace, collection, id, data, version in rows:
+            audit = AuditEntry(
+                "expire",
+                "record",
+                f"{collection}/{id}",
+                version,
+                changed_fields(json.loads(data), {}),
+            )
+            audits.append(_audit_row(namespace, now, EXPIRY_ACTOR, audit, None))
+        await tx.executemany(INSERT_AUDIT, audits)
+    return len(rows)
