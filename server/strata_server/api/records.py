@@ -20,7 +20,13 @@ from strata_server.api.convert import (
 from strata_server.api.errors import unary
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
-from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.paging import (
+    MAX_OFFSET,
+    decode_token,
+    encode_token,
+    page_size,
+    query_digest,
+)
 from strata_server.core.update import parse_mask
 from strata_server.storage.ports import RecordStore
 
@@ -78,7 +84,9 @@ class _DeleteShape(Protocol):
 
 
 def _expire_time(message: _CreateShape | _UpdateShape, prefix: str) -> datetime | None:
-    value = to_datetime(message.expire_time, message.HasField("expire_time"))
+    value = to_datetime(
+        message.expire_time, message.HasField("expire_time"), f"{prefix}expire_time"
+    )
     if value is not None and value <= datetime.now(UTC):
         raise errors.InvalidArgument.field(f"{prefix}expire_time", "must be in the future")
     return value
@@ -289,7 +297,9 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 for hit in page.items
             ],
             next_page_token=(
-                encode_token(digest, offset=offset + limit) if page.last_key is not None else ""
+                encode_token(digest, offset=offset + limit)
+                if page.last_key is not None and offset + limit <= MAX_OFFSET
+                else ""
             ),
         )
 

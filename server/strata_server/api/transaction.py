@@ -20,13 +20,16 @@ MAX_WRITES = 1000
 def _write(write: transaction_pb2.Write, index: int, max_bytes: int) -> models.Write:
     kind = write.WhichOneof("operation")
     prefix = f"writes[{index}].{kind}."
-    if kind == "create":
-        return create_write(write.create, max_bytes, prefix)
-    if kind == "update":
-        return update_write(write.update, max_bytes, prefix)
-    if kind == "delete":
-        return delete_write(write.delete, prefix)
-    raise errors.InvalidArgument.field(f"writes[{index}]", "names no operation")
+    try:
+        if kind == "create":
+            return create_write(write.create, max_bytes, prefix)
+        if kind == "update":
+            return update_write(write.update, max_bytes, prefix)
+        if kind == "delete":
+            return delete_write(write.delete, prefix)
+        raise errors.InvalidArgument.field(f"writes[{index}]", "names no operation")
+    except errors.StrataError as error:
+        raise errors.with_write_index(error, index) from None
 
 
 def _result(result: models.WriteResult) -> transaction_pb2.WriteResult:

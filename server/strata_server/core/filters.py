@@ -11,6 +11,7 @@ Precedence follows AIP-160: `NOT` binds tightest, then `OR`, then `AND`, so
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from strata_server.core.errors import InvalidArgument
 MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 32
 MAX_PATH_KEYS = 16
+MAX_INTEGER = 2**63 - 1
 
 TIME_FIELDS = frozenset({"create_time", "update_time", "expire_time"})
 TOP_FIELDS = frozenset({"id", "version"}) | TIME_FIELDS
@@ -237,10 +239,10 @@ class _Parser:
         if token.kind == "string":
             return _unquote(token)
         if token.kind == "number":
-            text = token.text
-            if re.fullmatch(r"-?\d+", text):
-                return int(text)
-            return float(text)
+            number = int(token.text) if re.fullmatch(r"-?\d+", token.text) else float(token.text)
+            if not math.isfinite(number) or abs(number) > MAX_INTEGER:
+                raise _fail(f"number {token.text} is out of range", token.pos)
+            return number
         if token.kind == "word":
             if token.text in _KEYWORDS:
                 raise _fail(f"expected a value, found keyword {token.text}", token.pos)

@@ -20,6 +20,8 @@ from strata_server.core.errors import InvalidArgument
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 _TOKEN_VERSION = 1
+MAX_OFFSET = 100_000
+"""Offset-paged results (search) stop here, like most search engines: refine the query."""
 
 
 def page_size(requested: int, default: int = DEFAULT_PAGE_SIZE) -> int:
@@ -73,7 +75,9 @@ def decode_token(token: str, digest: str) -> tuple[tuple[Any, ...] | None, int]:
             raise ValueError("unknown token version")
         key = body.get("k")
         decoded = tuple(_decode_value(value) for value in key) if key is not None else None
-        offset = int(body.get("o", 0))
+        offset = body.get("o", 0)
+        if type(offset) is not int:
+            raise ValueError("offset must be an integer")
         token_digest = body.get("q")
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument.field("page_token", "is not a token this server issued") from None
@@ -81,6 +85,6 @@ def decode_token(token: str, digest: str) -> tuple[tuple[Any, ...] | None, int]:
         raise InvalidArgument.field(
             "page_token", "belongs to a different query (filter, order_by or collection changed)"
         )
-    if offset < 0:
+    if offset < 0 or offset > MAX_OFFSET:
         raise InvalidArgument.field("page_token", "is not a token this server issued")
     return decoded, offset

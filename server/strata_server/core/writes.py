@@ -8,10 +8,17 @@ PostgreSQL cannot drift apart on versions, preconditions, merges or audit detail
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from strata_server.core.errors import AlreadyExists, NotFound, TooLarge, VersionConflict
+from strata_server.core.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    TooLarge,
+    VersionConflict,
+)
 from strata_server.core.models import (
     EXPIRE_TIME_PATH,
     JSON,
@@ -49,9 +56,14 @@ class Outcome:
     delete: bool = False
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""`\\u0000` not itself escaped (an even run of backslashes before it)."""
+
+
 def dumps(data: JSON) -> str:
-    """Compact JSON as stored in both dialects."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON as stored in both dialects; NaN and infinities are refused since
+    JSON (and PostgreSQL's jsonb) has no such numbers."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def changed_fields(old: JSON, new: JSON) -> tuple[str, ...]:
@@ -61,7 +73,14 @@ def changed_fields(old: JSON, new: JSON) -> tuple[str, ...]:
 
 
 def _serialize(data: JSON, max_bytes: int) -> str:
-    text = dumps(data)
+    try:
+        text = dumps(data)
+    except ValueError:
+        raise InvalidArgument.field("data", "numbers must be finite (no NaN or Infinity)") from None
+    # json.dumps escapes control characters, so a NUL shows as \u0000; PostgreSQL's
+    # jsonb cannot hold it, and both shapes must accept the same documents.
+    if _NUL_ESCAPE.search(text):
+        raise InvalidArgument.field("data", "strings must not contain the NUL character")
     size = len(text.encode())
     if size > max_bytes:
         raise TooLarge(

@@ -118,11 +118,11 @@ def up(target: DatabaseTarget, *, backup: bool = True) -> tuple[list[str], Path 
     """Apply pending migrations; for SQLite with `backup`, copy the file first.
 
     Returns the ids applied and the backup's path (if one was made)."""
-    states = status(target)
-    todo = [state.id for state in states if not state.applied]
+    # Only a file that existed before this call can hold anything worth a backup.
+    existed = target.kind == "sqlite" and Path(target.path).exists()
+    todo = pending(target)
     saved = None
-    # A database with nothing applied yet holds no data worth a backup.
-    if todo and backup and target.kind == "sqlite" and len(todo) < len(states):
+    if todo and backup and existed:
         saved = backup_sqlite(target.path)
     if todo:
         _with_backend(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import (
     TIME_FIELDS,
     And,
@@ -41,6 +42,19 @@ from strata_server.core.filters import (
 from strata_server.core.models import ListQuery
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_]{1,128}")
+
+
+def bad_token() -> InvalidArgument:
+    """The error for a page token whose values could not have come from this server."""
+    return InvalidArgument.field("page_token", "is not a token this server issued")
+
+
+def _key_value(dialect: Dialect, field: Field, value: Any) -> Any:
+    if field.name == "id" and not isinstance(value, str):
+        raise bad_token()
+    if field.name == "version" and type(value) is not int:
+        raise bad_token()
+    return dialect.key_param(field, value)
 
 
 def check_key(key: str) -> str:
@@ -72,7 +86,8 @@ class Dialect(Protocol):
 
     def key_param(self, field: Field, value: Any) -> Any:
         """Turn a sort-key value read back from a row into a parameter comparable
-        with sort_expr/column for that field."""
+        with sort_expr/column for that field; InvalidArgument (`bad_token()`) when the
+        value cannot have come from a row (page tokens arrive from callers)."""
         ...
 
     def compare_data(self, path: tuple[str, ...], op: str, value: Scalar) -> tuple[str, list[Any]]:
@@ -161,7 +176,7 @@ class _Compiler:
         expr = self.sort_expr(key.field)
         if self.is_null(key, value):
             return f"{expr} IS NULL"
-        return f"{expr} = {self.param(self.d.key_param(key.field, value))}"
+        return f"{expr} = {self.param(_key_value(self.d, key.field, value))}"
 
     def beyond(self, key: OrderKey, value: Any) -> str:
         expr = self.sort_expr(key.field)
@@ -169,10 +184,10 @@ class _Compiler:
         if not key.descending:
             if null:
                 return f"{expr} IS NOT NULL"
-            return f"{expr} > {self.param(self.d.key_param(key.field, value))}"
+            return f"{expr} > {self.param(_key_value(self.d, key.field, value))}"
         if null:
             return self.d.false
-        beyond = f"{expr} < {self.param(self.d.key_param(key.field, value))}"
+        beyond = f"{expr} < {self.param(_key_value(self.d, key.field, value))}"
         return f"({beyond} OR {expr} IS NULL)" if self.nullable(key.field) else beyond
 
 

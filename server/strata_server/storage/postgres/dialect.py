@@ -15,7 +15,8 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from strata_server.core.filters import Field, Scalar
+from strata_server.core.filters import TIME_FIELDS, Field, Scalar
+from strata_server.storage.sqlquery import bad_token
 
 _JSON_TYPE = {str: "string", int: "number", float: "number", bool: "boolean"}
 
@@ -51,7 +52,11 @@ class PostgresDialect:
         return False
 
     def key_param(self, field: Field, value: Any) -> Any:
-        return Jsonb(value) if field.name == "data" else value
+        if field.name == "data":
+            return Jsonb(value)  # any JSON value is comparable with jsonb
+        if field.name in TIME_FIELDS and value is not None and not isinstance(value, datetime):
+            raise bad_token()
+        return value
 
     def compare_data(self, path: tuple[str, ...], op: str, value: Scalar) -> tuple[str, list[Any]]:
         expr = _expr(path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from strata_server.core.filters import Field, Scalar
+from strata_server.core.filters import TIME_FIELDS, Field, Scalar
+from strata_server.storage.sqlquery import bad_token
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -47,6 +48,12 @@ class SqliteDialect:
         return True
 
     def key_param(self, field: Field, value: Any) -> Any:
+        # Rows give integers for times and scalars (objects come back as JSON text).
+        if field.name in TIME_FIELDS:
+            if value is not None and type(value) is not int:
+                raise bad_token()
+        elif isinstance(value, dict | list):
+            raise bad_token()
         return value
 
     def compare_data(self, path: tuple[str, ...], op: str, value: Scalar) -> tuple[str, list[Any]]:

@@ -1,0 +1,422 @@
+"""Records benchmark: Strata's RecordService and Commit against direct psycopg.
+
+Why side by side: a figure like "8k gets/s" says little on its own, but "half of
+what the same Python client gets straight from the same PostgreSQL" says how much
+the gRPC hop and the server cost. Both sides run in this one process on asyncio
+(grpc.aio vs psycopg's AsyncConnectionPool with prepared statements), so the
+client-side cost is comparable; on a 2-core machine the client, the server and
+PostgreSQL share the CPUs, which is part of what is measured.
+
+Figures (targets from /work/shared/DESIGN.md):
+  1. GetRecord vs SELECT by key, concurrency 1 and 32: ops/s, p50, p99, ratio.
+  2. CreateRecord p50/p99, one at a time.
+  3. Commit of 100 creates p50/p99.
+  4. ListRecords `data.status = "sNN"` (1% of 100k match), page_size 50, vs the
+     SQL Strata generates for it, run directly.
+
+Run with `make bench` (or `.venv/bin/python bench/records.py`); prints a table and
+rewrites the `## records` section of bench/RESULTS.md. Nothing here asserts speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import psycopg
+from _harness import (
+    Stats,
+    machine_info,
+    machine_markdown,
+    run_for,
+    run_times,
+    strata_stack,
+)
+from _results import write_section
+from google.protobuf import struct_pb2
+from psycopg_pool import AsyncConnectionPool
+
+from strata.v1 import (
+    records_pb2,
+    records_pb2_grpc,
+    transaction_pb2,
+    transaction_pb2_grpc,
+)
+
+NAMESPACE = "bench"
+GET_COLLECTION, GET_RECORDS = "bench_get", 10_000
+LIST_COLLECTION, LIST_RECORDS, STATUSES = "bench_list", 100_000, 100  # 1% per status
+LOAD_BATCH, LOAD_TASKS = 1000, 4
+SECONDS, WARMUP = 5.0, 1.0
+CONCURRENCY = (1, 32)
+CREATES, COMMITS, COMMIT_SIZE, PAGE_SIZE = 1000, 50, 100, 50
+
+COLUMNS = "namespace, collection, id, data, version, create_time, update_time, expire_time"
+GET_SQL = f"SELECT {COLUMNS} FROM records WHERE namespace = %s AND collection = %s AND id = %s"
+# What the PostgreSQL adapter (storage/postgres/queries.py) runs for ListRecords with
+# filter 'data.status = "sNN"', default order and page_size 50: one extra row tells
+# whether a next page exists. Params: namespace, collection, now, {"status": ...}, 51.
+LIST_SQL = (
+    "SELECT collection, id, data, version, create_time, update_time, expire_time, id"
+    " FROM records WHERE namespace = %s AND collection = %s"
+    " AND (expire_time IS NULL OR expire_time > %s) AND ((data @> %s::jsonb))"
+    " ORDER BY id ASC NULLS FIRST LIMIT %s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure of the results table."""
+
+    figure: str
+    strata: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    result: str = ""
+
+
+def utcnow() -> datetime:
+    """The `now` parameter Strata passes for its expiry check."""
+    return datetime.now(UTC)
+
+
+def document(i: int, rng: random.Random) -> dict[str, Any]:
+    """A small, realistic record: a few fields, one of them the 1%-selective status."""
+    return {
+        "title": f"record number {i}",
+        "n": i,
+        "status": f"s{rng.randrange(STATUSES):02d}",
+        "tags": ["bench", "records"],
+        "owner": {"name": "bench", "team": i % 7},
+    }
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    """A dict as the protobuf Struct the API carries."""
+    message = struct_pb2.Struct()
+    message.update(value)
+    return message
+
+
+def commit_request(
+    collection: str, ids: range, rng: random.Random
+) -> transaction_pb2.CommitRequest:
+    """One Commit creating records `r<i>` (zero-padded) for i in `ids`."""
+    return transaction_pb2.CommitRequest(
+        namespace=NAMESPACE,
+        writes=[
+            transaction_pb2.Write(
+                create=transaction_pb2.CreateRecordWrite(
+                    collection=collection, record_id=f"r{i:06d}", data=struct(document(i, rng))
+                )
+            )
+            for i in ids
+        ],
+    )
+
+
+async def load(
+    txn: transaction_pb2_grpc.TransactionServiceStub, collection: str, count: int
+) -> Stats:
+    """Create `count` records through Strata, LOAD_BATCH per Commit, LOAD_TASKS
+    Commits in flight (never a direct COPY: loading is part of what Strata offers)."""
+    rng = random.Random(collection)
+    batches = iter(range(0, count, LOAD_BATCH))
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        for start in batches:
+            await txn.Commit(commit_request(collection, range(start, start + LOAD_BATCH), rng))
+
+    await asyncio.gather(*(worker() for _ in range(LOAD_TASKS)))
+    return Stats(ops=count, seconds=time.perf_counter() - started, p50_ms=0.0, p99_ms=0.0)
+
+
+async def settle(url: str) -> None:
+    """VACUUM (ANALYZE) after a bulk load, as autovacuum soon would.
+
+    Without it the figures depend on when autovacuum happens to run: a fresh table
+    has no planner statistics, and the GIN index's pending list (fastupdate) holds
+    up to 4 MB of unmerged entries that every indexed query scans in full. Measured
+    here, the same list query took 57 ms with no stats, 5.4 ms after ANALYZE and
+    2.7 ms after VACUUM. The steady state is the figure worth comparing.
+    """
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("VACUUM (ANALYZE) records")
+
+
+async def measured(seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]) -> Stats:
+    """run_for after an untimed warm-up (connections, prepared statements, caches)."""
+    await run_for(WARMUP, concurrency, op)
+    return await run_for(seconds, concurrency, op)
+
+
+def pool(url: str, size: int) -> AsyncConnectionPool:
+    """The baseline's connections: autocommit (no COMMIT round trip after a
+    SELECT) and server-side prepared statements from the first execution."""
+    return AsyncConnectionPool(
+        url,
+        min_size=size,
+        max_size=size,
+        open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0},
+    )
+
+
+def ms(value: float) -> str:
+    return f"{value:.2f} ms"
+
+
+def rate(stats: Stats, unit: str = "ops/s") -> str:
+    return f"{stats.ops_per_s:,.0f} {unit}"
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "miss"
+
+
+def latency_rows(name: str, strata: Stats, limit_ms: float | None, base: Stats | None) -> list[Row]:
+    """p50 (with its target, if any) and p99 rows for one measurement."""
+    return [
+        Row(
+            f"{name} p50",
+            ms(strata.p50_ms),
+            ms(base.p50_ms) if base else "",
+            target=f"< {limit_ms:g} ms" if limit_ms is not None else "",
+            result=verdict(strata.p50_ms < limit_ms) if limit_ms is not None else "",
+        ),
+        Row(f"{name} p99", ms(strata.p99_ms), ms(base.p99_ms) if base else ""),
+    ]
+
+
+def throughput_row(name: str, strata: Stats, base: Stats, min_ratio: float | None) -> Row:
+    ratio = strata.ops_per_s / base.ops_per_s
+    return Row(
+        f"{name} throughput",
+        rate(strata),
+        rate(base),
+        f"{ratio:.2f}x",
+        f"≥ {min_ratio:g}x" if min_ratio is not None else "",
+        verdict(ratio >= min_ratio) if min_ratio is not None else "",
+    )
+
+
+async def bench_get(
+    records: records_pb2_grpc.RecordServiceStub, url: str, concurrency: int
+) -> list[Row]:
+    """GetRecord vs the equivalent SELECT, random ids, `concurrency` tasks each."""
+    rng = random.Random(concurrency)
+
+    def random_id() -> str:
+        return f"r{rng.randrange(GET_RECORDS):06d}"
+
+    async def strata_get() -> None:
+        await records.GetRecord(
+            records_pb2.GetRecordRequest(
+                namespace=NAMESPACE, collection=GET_COLLECTION, id=random_id()
+            )
+        )
+
+    async with pool(url, concurrency) as connections:
+        await connections.wait()
+
+        async def psycopg_get() -> None:
+            async with connections.connection() as conn:
+                cursor = await conn.execute(GET_SQL, (NAMESPACE, GET_COLLECTION, random_id()))
+                if await cursor.fetchone() is None:
+                    raise RuntimeError("preloaded record missing")
+
+        base = await measured(SECONDS, concurrency, psycopg_get)
+    strata = await measured(SECONDS, concurrency, strata_get)
+    name = f"GetRecord c={concurrency}"
+    # p50 < 1 ms is a single-caller figure: at c=32 queueing alone puts the p50
+    # near 32 / throughput, for the baseline as much as for Strata.
+    limit = 1.0 if concurrency == 1 else None
+    return [
+        throughput_row(name, strata, base, 0.5),
+        *latency_rows(name, strata, limit, base),
+    ]
+
+
+async def bench_writes(
+    records: records_pb2_grpc.RecordServiceStub, txn: transaction_pb2_grpc.TransactionServiceStub
+) -> list[Row]:
+    """CreateRecord one at a time, then Commits of 100 creates, each timed alone."""
+    rng = random.Random(2)
+    create_ids, commit_ids = itertools.count(), itertools.count()
+
+    async def create() -> None:
+        await records.CreateRecord(
+            records_pb2.CreateRecordRequest(
+                namespace=NAMESPACE,
+                collection="bench_create",
+                record_id=f"c{next(create_ids):07d}",
+                data=struct(document(0, rng)),
+            )
+        )
+
+    async def commit() -> None:
+        start = next(commit_ids) * COMMIT_SIZE
+        await txn.Commit(commit_request("bench_commit", range(start, start + COMMIT_SIZE), rng))
+
+    await run_times(CREATES // 10, create)
+    created = await run_times(CREATES, create)
+    await run_times(5, commit)
+    committed = await run_times(COMMITS, commit)
+    return [
+        *latency_rows("CreateRecord c=1", created, 2.0, None),
+        *latency_rows(f"Commit of {COMMIT_SIZE} creates", committed, 20.0, None),
+    ]
+
+
+async def list_plan(url: str) -> str:
+    """The plan PostgreSQL picks for the list query, one node per arrow, so a
+    reader sees whether the GIN index or a walk in id order served it."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            f"EXPLAIN {LIST_SQL}",
+            (NAMESPACE, LIST_COLLECTION, utcnow(), json.dumps({"status": "s42"}), PAGE_SIZE + 1),
+        )
+        lines = [str(row[0]) for row in await cursor.fetchall()]
+    nodes = [line.split("  (cost")[0].strip().removeprefix("->").strip() for line in lines]
+    return " → ".join(node for node in nodes if ":" not in node)
+
+
+async def bench_list(records: records_pb2_grpc.RecordServiceStub, url: str) -> list[Row]:
+    """An indexed equality filter, 1% selective, first page of 50, vs the same SQL."""
+    rng = random.Random(3)
+
+    def status() -> str:
+        return f"s{rng.randrange(STATUSES):02d}"
+
+    async def strata_list() -> None:
+        response = await records.ListRecords(
+            records_pb2.ListRecordsRequest(
+                namespace=NAMESPACE,
+                collection=LIST_COLLECTION,
+                filter=f'data.status = "{status()}"',
+                page_size=PAGE_SIZE,
+            )
+        )
+        if len(response.records) != PAGE_SIZE:
+            raise RuntimeError(f"expected a full page, got {len(response.records)}")
+
+    async with pool(url, 1) as connections:
+        await connections.wait()
+
+        async def psycopg_list() -> None:
+            async with connections.connection() as conn:
+                cursor = await conn.execute(
+                    LIST_SQL,
+                    (
+                        NAMESPACE,
+                        LIST_COLLECTION,
+                        utcnow(),
+                        json.dumps({"status": status()}),
+                        PAGE_SIZE + 1,
+                    ),
+                )
+                if len(await cursor.fetchall()) != PAGE_SIZE + 1:
+                    raise RuntimeError("expected more than a page of matches")
+
+        base = await measured(SECONDS, 1, psycopg_list)
+    strata = await measured(SECONDS, 1, strata_list)
+    name = f"ListRecords 1% of {LIST_RECORDS // 1000}k, page {PAGE_SIZE}"
+    return [
+        throughput_row(name, strata, base, None),
+        *latency_rows(name, strata, 3.0, base),
+    ]
+
+
+async def run(url: str, target: str) -> tuple[list[Row], list[str]]:
+    """Every measurement, in an order where each one's data is already loaded."""
+    rows: list[Row] = []
+    notes: list[str] = []
+    async with grpc.aio.insecure_channel(target) as channel:
+        records = records_pb2_grpc.RecordServiceStub(channel)
+        txn = transaction_pb2_grpc.TransactionServiceStub(channel)
+        await load(txn, GET_COLLECTION, GET_RECORDS)
+        await settle(url)
+        for concurrency in CONCURRENCY:
+            rows += await bench_get(records, url, concurrency)
+        rows += await bench_writes(records, txn)
+        loaded = await load(txn, LIST_COLLECTION, LIST_RECORDS)
+        rows.append(
+            Row(
+                f"Load {LIST_RECORDS // 1000}k records, Commits of {LOAD_BATCH} "
+                f"({LOAD_TASKS} in flight)",
+                f"{rate(loaded, 'records/s')} ({loaded.seconds:.1f} s)",
+            )
+        )
+        await settle(url)
+        rows += await bench_list(records, url)
+        notes.append(f"ListRecords plan (direct SQL): {await list_plan(url)}")
+    return rows, notes
+
+
+HEADINGS = ("figure", "strata", "psycopg direct", "ratio", "target", "result")
+
+
+def text_table(rows: list[Row]) -> str:
+    """Aligned plain-text table for the terminal."""
+    cells = [
+        HEADINGS,
+        *((r.figure, r.strata, r.baseline, r.ratio, r.target, r.result) for r in rows),
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADINGS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The same table in markdown, empty cells shown as a dash."""
+    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
+    for r in rows:
+        cells = (r.figure, r.strata, r.baseline, r.ratio, r.target, r.result)
+        lines.append("| " + " | ".join(cell or "—" for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    info = machine_info()
+    with strata_stack("bench_records", STRATA_DB_POOL_MAX="32") as stack:
+        rows, notes = asyncio.run(run(stack.database_url, stack.target))
+    print(text_table(rows))
+    for note in notes:
+        print(note)
+    method = (
+        f"Both sides run from one asyncio process: grpc.aio over one channel vs psycopg "
+        f"AsyncConnectionPool (autocommit, prepared statements), N tasks for concurrency N; "
+        f"{WARMUP:g} s warm-up then {SECONDS:g} s per throughput figure; "
+        f"{CREATES} creates and {COMMITS} commits timed one at a time. "
+        f"Strata: one `strata serve` process, STRATA_DB_POOL_MAX=32, PostgreSQL 15 "
+        f"with fsync off, all on the same machine."
+    )
+    write_section(
+        "records",
+        "\n\n".join(
+            [
+                machine_markdown(info),
+                markdown_table(rows),
+                method,
+                *notes,
+            ]
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The asyncio client, on `grpc.aio`.
+
+    async with strata.AsyncClient("127.0.0.1:50051") as client:
+        record = await client.get_record("tickets", "t-1")
+        async for ticket in client.list_records("tickets", filter='data.state = "open"'):
+            ...
+
+It has the methods of `strata.Client` as coroutines, and `list_records` and
+`search_records` as async iterators. They are declared in
+`strata._base.ClientBase`; this module only sends them over a `grpc.aio.Channel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+
+from strata._base import ClientBase
+from strata._requests import PagedRpc, Rpc
+from strata.config import ClientConfig
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase[grpc.aio.Channel]):
+    """An asyncio connection to a Strata server; use it as an async context
+    manager or `await close()` it. Use it from one event loop.
+
+    Takes the arguments of `strata.Client` and has its methods, as coroutines.
+    """
+
+    def _open_channel(self, config: ClientConfig) -> grpc.aio.Channel:
+        options = config.grpc_options()
+        if config.credentials is None:
+            return grpc.aio.insecure_channel(config.target, options=options)
+        return grpc.aio.secure_channel(config.target, config.credentials, options=options)
+
+    async def close(self) -> None:
+        """Close the channel; calls after this fail."""
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _call(self, rpc: Rpc[Any, T]) -> T:
+        method, request, schedule = self._prepare(rpc)
+        while True:
+            try:
+                response = await method(
+                    request, timeout=self.config.timeout, metadata=self._metadata
+                )
+            except grpc.RpcError as err:
+                await asyncio.sleep(schedule.backoff(err))
+            else:
+                return rpc.parse(response)
+
+    async def _iterate(self, pages: PagedRpc[T]) -> AsyncIterator[T]:
+        token = ""
+        while True:
+            page = await self._call(pages(token))
+            for item in page.items:
+                yield item
+            token = page.next_page_token
+            if not token:
+                return

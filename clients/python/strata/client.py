@@ -1,0 +1,75 @@
+"""The blocking client.
+
+    with strata.Client("127.0.0.1:50051", namespace="acme") as client:
+        record = client.create_record("tickets", {"title": "Printer on fire"})
+
+Its methods are declared in `strata._base.ClientBase` and described in
+`strata._requests`; this module only sends them over a `grpc.Channel`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from strata._base import ClientBase
+from strata._requests import PagedRpc, Rpc
+from strata.config import ClientConfig
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+
+class Client(ClientBase[grpc.Channel]):
+    """A blocking connection to a Strata server; use it as a context manager or
+    `close()` it. Safe to share between threads.
+
+    `Client(target=None, *, config=None, namespace=None, timeout=None, actor=None,
+    retry=None)`: the arguments given win over the fields of `config`. Every
+    method but `server_info` takes `namespace=` to override the default for one
+    call. Failed calls raise `strata.StrataError` subclasses.
+    """
+
+    def _open_channel(self, config: ClientConfig) -> grpc.Channel:
+        if config.credentials is None:
+            return grpc.insecure_channel(config.target, options=config.grpc_options())
+        return grpc.secure_channel(config.target, config.credentials, config.grpc_options())
+
+    def close(self) -> None:
+        """Close the channel; calls after this fail."""
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(self, rpc: Rpc[Any, T]) -> T:
+        method, request, schedule = self._prepare(rpc)
+        while True:
+            try:
+                response = method(request, timeout=self.config.timeout, metadata=self._metadata)
+            except grpc.RpcError as err:
+                time.sleep(schedule.backoff(err))
+            else:
+                return rpc.parse(response)
+
+    def _iterate(self, pages: PagedRpc[T]) -> Iterator[T]:
+        token = ""
+        while True:
+            page = self._call(pages(token))
+            yield from page.items
+            token = page.next_page_token
+            if not token:
+                return

@@ -1,0 +1,227 @@
+"""The write path: Commit (with idempotent retries) and the purge of expired records.
+
+A commit runs in one READ COMMITTED transaction, in at most four statements however
+many writes it holds:
+
+1. With a request_id, claim it: `INSERT ... ON CONFLICT DO NOTHING` into request_log.
+   Two retries of one request race on that unique key; the second waits until the
+   first commits, then reads its fingerprint and result (or, if the first rolled
+   back, claims the id itself). So a request's writes happen at most once.
+2. Lock the stored rows of every key the writes touch (`SELECT ... FOR UPDATE`,
+   expired rows included, in key order). Concurrent commits on one record queue up
+   here, so each `expected_version` is checked against the latest committed version:
+   of N concurrent updates expecting version v, exactly one wins.
+3. Plan each write in order with `core.writes.plan_write`, against the rows as the
+   earlier writes of this commit left them. A domain error rolls everything back,
+   tagged with its write index, before anything has been written.
+4. Persist the final state of each key, the audit entries and the request_log result
+   in one statement (`queries.PERSIST`). A key that was absent at step 2 is inserted
+   with ON CONFLICT DO NOTHING: if a concurrent commit created it meanwhile, the
+   insert is skipped and this commit fails with AlreadyExists (for a create) or
+   Conflict, instead of a raw unique violation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from strata_server.core import codec
+from strata_server.core.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    StrataError,
+    with_write_index,
+)
+from strata_server.core.models import (
+    Actor,
+    CreateRecord,
+    Idempotency,
+    Record,
+    Write,
+    WriteResult,
+)
+from strata_server.core.writes import Outcome, plan_write
+from strata_server.storage.postgres import queries
+from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.records import now, record_from_row
+
+Key = tuple[str, str]
+"""(collection, id) within one namespace."""
+
+_CLAIM_ATTEMPTS = 3
+
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""A JSON `\\u0000` escape (not an escaped backslash followed by `u0000`)."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_storable(outcome: Outcome) -> None:
+    # jsonb (like text) cannot hold NUL; catch it here, where the write index is known,
+    # rather than as a driver error from the one statement that persists every write.
+    text = outcome.data_json
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+        raise InvalidArgument.field(
+            "data", "contains the NUL character (\\u0000), which PostgreSQL cannot store"
+        )
+
+
+async def _claim(conn: Conn, namespace: str, idempotency: Idempotency) -> list[WriteResult] | None:
+    """Claim the request_id for this transaction (None), or return the results stored
+    by the commit that already used it."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        cursor = await conn.execute(
+            queries.CLAIM_REQUEST,
+            (namespace, idempotency.request_id, idempotency.fingerprint, now()),
+            prepare=True,
+        )
+        if cursor.rowcount == 1:
+            return None
+        cursor = await conn.execute(
+            queries.SELECT_REQUEST, (namespace, idempotency.request_id), prepare=True
+        )
+        row = await cursor.fetchone()
+        if row is None:  # removed (by retention) between the two statements: claim again
+            continue
+        fingerprint, stored = row
+        if fingerprint != idempotency.fingerprint:
+            raise InvalidArgument.field("request_id", "was already used for a different request")
+        return codec.results_from_json(stored)
+    raise Conflict("the request_id is being claimed and released concurrently; retry")
+
+
+async def _lock_current(conn: Conn, namespace: str, keys: Sequence[Key]) -> dict[Key, Record]:
+    cursor = await conn.execute(
+        queries.LOCK_CURRENT,
+        ([key[0] for key in keys], [key[1] for key in keys], namespace),
+        prepare=True,
+        binary=True,
+    )
+    return {(row[0], row[1]): record_from_row(namespace, row) for row in await cursor.fetchall()}
+
+
+def _record_arrays(prefix: str, rows: list[tuple[Record, str]]) -> dict[str, list[Any]]:
+    return {
+        f"{prefix}collection": [row.collection for row, _ in rows],
+        f"{prefix}id": [row.id for row, _ in rows],
+        f"{prefix}data": [text for _, text in rows],
+        f"{prefix}version": [row.version for row, _ in rows],
+        f"{prefix}create_time": [row.create_time for row, _ in rows],
+        f"{prefix}update_time": [row.update_time for row, _ in rows],
+        f"{prefix}expire_time": [row.expire_time for row, _ in rows],
+    }
+
+
+def _lost_race(writes: Sequence[Write], key: Key) -> StrataError:
+    """The error for a key another transaction created while this commit was planning."""
+    index, write = next((i, w) for i, w in enumerate(writes) if (w.collection, w.id) == key)
+    error: StrataError
+    if isinstance(write, CreateRecord):
+        error = AlreadyExists(f"record {key[0]}/{key[1]} already exists")
+    else:
+        error = Conflict(f"record {key[0]}/{key[1]} was created concurrently; retry the request")
+    return with_write_index(error, index)
+
+
+async def commit(
+    conn: Conn,
+    namespace: str,
+    writes: Sequence[Write],
+    *,
+    actor: Actor,
+    idempotency: Idempotency | None,
+    max_record_bytes: int,
+) -> list[WriteResult]:
+    """Run inside an open transaction on `conn`; see the module docstring."""
+    if idempotency is not None:
+        stored = await _claim(conn, namespace, idempotency)
+        if stored is not None:
+            return stored
+
+    keys = sorted({(write.collection, write.id) for write in writes})
+    stored_rows = await _lock_current(conn, namespace, keys)
+    # The commit's one timestamp, taken once its rows are locked: a commit that queued
+    # behind another on the same record gets a later update_time than that one's.
+    at = now()
+    state: dict[Key, Record | None] = {key: stored_rows.get(key) for key in keys}
+    final: dict[Key, tuple[Record, str] | None] = {}
+    results: list[WriteResult] = []
+    audits: list[tuple[str, str, str, int, str]] = []
+    for index, write in enumerate(writes):
+        key = (write.collection, write.id)
+        try:
+            outcome = plan_write(namespace, write, state[key], at, max_record_bytes)
+            _check_storable(outcome)
+        except StrataError as error:
+            raise with_write_index(error, index) from None
+        if outcome.row is not None:
+            state[key] = outcome.row
+            final[key] = (outcome.row, outcome.data_json)
+        elif outcome.delete:
+            state[key] = None
+            final[key] = None
+        results.append(outcome.result)
+        audit = outcome.audit
+        audits.append(
+            (
+                audit.action,
+                audit.entity,
+                audit.entity_id,
+                audit.version,
+                _dumps(list(audit.changed_fields)),
+            )
+        )
+
+    inserts: list[tuple[Record, str]] = []
+    updates: list[tuple[Record, str]] = []
+    deletes: list[Key] = []
+    for key in keys:  # sorted: rows are written in the order they were locked
+        target = final.get(key)
+        if key in stored_rows:
+            if target is None:
+                deletes.append(key)
+            else:
+                updates.append(target)
+        elif target is not None:
+            inserts.append(target)
+
+    params: dict[str, Any] = {
+        "namespace": namespace,
+        "now": at,
+        "actor": actor.name,
+        "request_id": idempotency.request_id if idempotency is not None else None,
+        "result": _dumps(codec.results_to_json(results)) if idempotency is not None else None,
+        **_record_arrays("insert_", inserts),
+        **_record_arrays("update_", updates),
+        "delete_collection": [key[0] for key in deletes],
+        "delete_id": [key[1] for key in deletes],
+        "audit_action": [audit[0] for audit in audits],
+        "audit_entity": [audit[1] for audit in audits],
+        "audit_entity_id": [audit[2] for audit in audits],
+        "audit_version": [audit[3] for audit in audits],
+        "audit_changed_fields": [audit[4] for audit in audits],
+    }
+    cursor = await conn.execute(queries.PERSIST, params, prepare=True)
+    inserted = {(row[0], row[1]) for row in await cursor.fetchall()}
+    for row, _ in inserts:
+        if (row.collection, row.id) not in inserted:
+            raise _lost_race(writes, (row.collection, row.id))
+    return results
+
+
+async def purge_expired(conn: Conn, limit: int) -> int:
+    """Delete up to `limit` expired rows with their audit entries (autocommit: the one
+    statement is its own transaction)."""
+    if limit <= 0:
+        return 0
+    cursor = await conn.execute(queries.PURGE_EXPIRED, {"now": now(), "limit": limit}, prepare=True)
+    row = await cursor.fetchone()
+    assert row is not None  # count(*) always returns a row
+    purged: int = row[0]
+    return purged

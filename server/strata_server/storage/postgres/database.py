@@ -1,0 +1,179 @@
+"""`PostgresDatabase`: the production backend, PostgreSQL through a psycopg pool.
+
+Open it with the classmethod `PostgresDatabase.open(dsn, max_record_bytes=...)`. The
+schema comes from the yoyo migrations in `migrations/postgres/`, applied before
+`open`.
+
+Every call borrows one pooled connection and turns driver errors into domain errors
+(`pool.translate`): an unreachable database is `Unavailable`, never a psycopg
+exception. A connection found dead on first use (the database restarted since it was
+pooled) makes the pool check all its idle connections, and the call is retried once
+on a fresh one: always for a read, and for a commit only when its BEGIN failed, since
+nothing can have been written then. So the server serves again as soon as the
+database is back, without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import psycopg
+
+from strata_server.core.filters import Filter
+from strata_server.core.models import (
+    Actor,
+    Idempotency,
+    ListQuery,
+    Page,
+    Record,
+    SearchHit,
+    SearchQuery,
+    ServerFacts,
+    Write,
+    WriteResult,
+)
+from strata_server.storage.postgres import commit, queries, records
+from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
+
+if TYPE_CHECKING:
+    from strata_server.storage.ports import Database
+
+T = TypeVar("T")
+
+CAPABILITIES = ("records", "commit", "search", "ttl", "audit", "idempotency")
+
+NO_YOYO_VERSION = "unknown"
+"""schema_version when the schema was not applied by yoyo (no _yoyo_migration table)."""
+
+
+class PostgresDatabase:
+    """The `storage.ports.Database` port over PostgreSQL (satisfied structurally)."""
+
+    def __init__(self, pool: Pool, *, max_record_bytes: int) -> None:
+        self._pool = pool
+        self._max_record_bytes = max_record_bytes
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        max_record_bytes: int,
+        min_size: int = 2,
+        max_size: int = 10,
+        pool_timeout: float = 5.0,
+    ) -> PostgresDatabase:
+        """Connect a pool of `min_size`..`max_size` connections to `dsn`.
+
+        `pool_timeout` is how long a call waits for a free connection (and `open` for the
+        first ones) before raising Unavailable.
+        """
+        pool = await open_pool(dsn, min_size=min_size, max_size=max_size, pool_timeout=pool_timeout)
+        return cls(pool, max_record_bytes=max_record_bytes)
+
+    async def _run(self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = False) -> T:
+        """Run `work` on a pooled connection (inside a transaction if asked), with
+        driver errors translated and one retry after a dead pooled connection."""
+        for attempt in (1, 2):
+            conn: Conn | None = None
+            begun = False
+            try:
+                async with self._pool.connection() as conn:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.transaction():
+                        begun = True
+                        return await work(conn)
+            except psycopg.Error as error:
+                if attempt == 1 and not begun and lost(conn):
+                    await self._pool.check()
+                    continue
+                raise translate(error) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def get_record(self, namespace: str, collection: str, id: str) -> Record:
+        """The live record, or NotFound."""
+        return await self._run(lambda conn: records.get_record(conn, namespace, collection, id))
+
+    async def batch_get_records(
+        self, namespace: str, collection: str, ids: Sequence[str]
+    ) -> list[Record]:
+        """The live records among `ids`; missing ids are absent."""
+        return await self._run(
+            lambda conn: records.batch_get_records(conn, namespace, collection, ids)
+        )
+
+    async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
+        """One page in `query.order` after `query.after` (keyset pagination)."""
+        return await self._run(lambda conn: records.list_records(conn, namespace, query))
+
+    async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
+        """How many live records match."""
+        return await self._run(
+            lambda conn: records.count_records(conn, namespace, collection, filter)
+        )
+
+    async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
+        """Full-text matches, paged by offset: `plainto_tsquery`, so every word must
+        match as on SQLite; ranked by ts_rank."""
+        return await self._run(lambda conn: records.search_records(conn, namespace, query))
+
+    async def commit(
+        self,
+        namespace: str,
+        writes: Sequence[Write],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[WriteResult]:
+        """Apply `writes` all-or-nothing in one transaction, with audit entries."""
+        return await self._run(
+            lambda conn: commit.commit(
+                conn,
+                namespace,
+                writes,
+                actor=actor,
+                idempotency=idempotency,
+                max_record_bytes=self._max_record_bytes,
+            ),
+            transaction=True,
+        )
+
+    async def purge_expired(self, limit: int) -> int:
+        """Delete up to `limit` expired records, each with an `expire` audit entry."""
+        return await self._run(lambda conn: commit.purge_expired(conn, limit))
+
+    async def facts(self) -> ServerFacts:
+        """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""
+
+        async def schema_version(conn: Conn) -> str:
+            cursor = await conn.execute(queries.HAS_YOYO_TABLE)
+            row = await cursor.fetchone()
+            if row is None or not row[0]:
+                return NO_YOYO_VERSION
+            cursor = await conn.execute(queries.NEWEST_MIGRATION)
+            row = await cursor.fetchone()
+            return str(row[0]) if row is not None else NO_YOYO_VERSION
+
+        version = await self._run(schema_version)
+        return ServerFacts(backend="postgres", schema_version=version, capabilities=CAPABILITIES)
+
+    async def ping(self) -> None:
+        """Return when the database answers a query; raise Unavailable otherwise."""
+
+        async def select_one(conn: Conn) -> None:
+            await conn.execute(queries.PING, prepare=True)
+
+        await self._run(select_one)
+
+    async def close(self) -> None:
+        """Close the pool and its connections; the object is unusable afterwards."""
+        await self._pool.close()
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_port(db: PostgresDatabase) -> Database:
+        """mypy proves here that PostgresDatabase implements the Database port."""
+        return db

@@ -1,0 +1,147 @@
+"""`strata migrate up | down | status` on both dialects, and configuration errors, run
+as an operator runs them: as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
+CORE_TABLES = {"records"}
+
+
+def strata(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `strata <args>` with `env` as its only STRATA_* settings."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
+    return subprocess.run(
+        [sys.executable, "-m", "strata_server", *args],
+        cwd=cwd,
+        env={**inherited, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def ok(*args: str, cwd: Path) -> str:
+    result = strata(*args, cwd=cwd)
+    assert result.returncode == 0, f"strata {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def migration_ids(dialect: str) -> list[str]:
+    folder = ROOT / "migrations" / dialect
+    ids = sorted(
+        p.name.removesuffix(".sql")
+        for p in folder.glob("*.sql")
+        if not p.name.endswith(".rollback.sql")
+    )
+    assert ids, f"no migrations in {folder}"
+    return ids
+
+
+def tables(url: str) -> set[str]:
+    """The tables a database holds, without SQLite's internal ones."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {name for (name,) in rows if not name.startswith("sqlite_")}
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def status(url: str, cwd: Path) -> dict[str, str]:
+    """`strata migrate status` as {migration id: "applied" | "pending"}."""
+    out = ok("migrate", "status", "--database-url", url, cwd=cwd)
+    pairs = [line.split() for line in out.splitlines() if line.strip()]
+    return {ident: state for state, ident in pairs}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request, database_url) -> tuple[str, str]:
+    """(dialect, URL of a fresh, empty database)."""
+    return request.param, database_url(request.param)
+
+
+def test_up_down_up(target, tmp_path):
+    dialect, url = target
+    ids = migration_ids(dialect)
+    assert status(url, tmp_path) == dict.fromkeys(ids, "pending")
+
+    out = ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+    assert f"applied {len(ids)} migration(s)" in out
+    assert status(url, tmp_path) == dict.fromkeys(ids, "applied")
+    assert tables(url) >= CORE_TABLES
+    migrated = tables(url)
+
+    assert "applied 0 migration(s)" in ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+
+    ok("migrate", "down", "--database-url", url, cwd=tmp_path)
+    assert status(url, tmp_path) == {**dict.fromkeys(ids, "applied"), ids[-1]: "pending"}
+
+    ok("migrate", "down", "--steps", str(len(ids)), "--database-url", url, cwd=tmp_path)
+    assert status(url, tmp_path) == dict.fromkeys(ids, "pending")
+    assert tables(url) - YOYO_TABLES == set(), "down left tables behind"
+
+    ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+    assert status(url, tmp_path) == dict.fromkeys(ids, "applied")
+    assert tables(url) == migrated
+
+
+def backups(db_path: Path) -> list[Path]:
+    folder = db_path.parent / "backups"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+def test_sqlite_up_backs_up_an_existing_database_first(tmp_path):
+    db_path = tmp_path / "db" / "strata.db"
+    url = f"sqlite:///{db_path}"
+    ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+    assert backups(db_path) == [], "a brand-new file holds nothing to back up"
+    assert "applied 0" in ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+    assert backups(db_path) == [], "nothing was pending, yet a backup was made"
+
+    # an existing file at an older schema state, then `up`
+    ids = migration_ids("sqlite")
+    ok("migrate", "down", "--steps", str(len(ids)), "--database-url", url, cwd=tmp_path)
+    out = ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+    made = backups(db_path)
+    assert len(made) == 1, f"expected one backup in {db_path.parent / 'backups'}, found {made}"
+    assert str(made[0]) in out, out
+    with sqlite3.connect(made[0]) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        names = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert "_yoyo_migration" in names
+    assert "records" not in names, "the backup holds the state before `up`"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "mentions"),
+    [
+        (["serve", "--listen", "nonsense"], {}, "listen"),
+        (["serve", "--listen", "127.0.0.1:99999"], {}, "listen"),
+        (["serve", "--database-url", "mysql://x/y"], {}, "database_url"),
+        (["serve"], {"STRATA_MAX_RECORD_BYTES": "lots"}, "max_record_bytes"),
+        (["migrate", "up", "--database-url", "sqlite://relative"], {}, "database_url"),
+    ],
+    ids=["listen", "listen port", "database scheme", "env value", "migrate url"],
+)
+def test_a_config_error_exits_2_with_one_line_naming_the_setting(tmp_path, args, env, mentions):
+    result = strata(*args, cwd=tmp_path, **env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert mentions in lines[0], lines[0]
+    assert not (tmp_path / "data").exists(), "a refused start must not create a database"
