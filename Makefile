@@ -49,7 +49,7 @@ check: venv gen-check
 	$(BIN)/mypy
 	PATH=$(BIN):$$PATH buf lint
 	@if git rev-parse --verify -q main >/dev/null && git cat-file -e main:proto 2>/dev/null; then \
-	  PATH=$(BIN):$$PATH buf breaking --against '.git#branch=main'; \
+	  PATH=$(BIN):$$PATH buf breaking --against '.git#branch=main' && echo "buf breaking: nothing breaks against main"; \
 	else echo "buf breaking: no proto/ on main yet, nothing to compare"; fi
 
 gen: venv

@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from tests.conftest import Stubs
-from tests.contract.helpers import create, data_of, details_of, get, stubs_over, update
+from tests.contract.helpers import count, create, data_of, details_of, get, stubs_over, update
 from tests.support.server import StrataProcess
 
 WRITERS = 50
@@ -100,3 +100,30 @@ def test_concurrent_creates_of_one_id_let_exactly_one_win(stubs, callers, collec
     [(winner, record)] = wins.items()
     assert get(stubs, collection, "once") == record
     assert data_of(record) == {"by": winner}
+
+
+def test_concurrent_retries_of_one_request_id_write_once(stubs, callers, collection):
+    outcomes = _race(
+        callers, lambda caller, i: create(caller, collection, data={"a": 1}, request_id=collection)
+    )
+    wins, losses = _split(outcomes)
+    assert not losses, [f"{e.code()}: {e.details()}" for e in losses]
+    first = next(iter(wins.values()))
+    assert all(record == first for record in wins.values())
+    assert count(stubs, collection) == 1
+
+
+def test_concurrent_upserts_of_a_missing_record_lose_no_update(stubs, callers, collection):
+    outcomes = _race(
+        callers,
+        lambda caller, i: update(caller, collection, "up", {"by": i}, allow_missing=True),
+    )
+    wins, losses = _split(outcomes)
+    print("UPSERT", len(wins), len(losses), {l.details()[:60] for l in losses})
+    for loss in losses:  # a retryable conflict is allowed, a lost write is not
+        assert loss.code() == grpc.StatusCode.ABORTED, f"{loss.code()}: {loss.details()}"
+    assert sorted(record.version for record in wins.values()) == list(range(1, len(wins) + 1))
+    final = get(stubs, collection, "up")
+    assert final.version == len(wins)
+    [last] = [i for i, record in wins.items() if record.version == final.version]
+    assert data_of(final) == {"by": last}

@@ -397,6 +397,15 @@ def test_list_order_by(dataset, order_by, filter, expected):
     assert paged == expected.split()
 
 
+def test_strings_sort_by_code_point(stubs, collection):
+    names = {"x1": "b", "x2": "B", "x3": "a", "x4": "é", "x5": "Z", "x6": "ab", "x7": ""}
+    create_many(stubs, collection, {key: {"name": name} for key, name in names.items()})
+    ordered = sorted(names, key=names.__getitem__)
+    assert list_ids(stubs, collection, order_by="data.name", page_size=2) == ordered
+    assert list_ids(stubs, collection, order_by="data.name desc") == ordered[::-1]
+    assert list_ids(stubs, collection, filter='data.name >= "a"') == ["x1", "x3", "x4", "x6"]
+
+
 def test_order_by_create_time(stubs, collection):
     ids = ["m", "c", "x", "a"]
     for record_id in ids:
@@ -551,12 +560,13 @@ def test_search_pages_through_every_hit_once(stubs, collection):
 
 def test_an_expired_record_disappears_and_its_id_can_be_reused(stubs, collection):
     expiry = from_now(1.5)
-    created = create(stubs, collection, "ttl", {"a": 1}, expire_time=expiry)
+    created = create(stubs, collection, "ttl", {"a": 1, "text": "ephemeral"}, expire_time=expiry)
     create(stubs, collection, "keep", {"a": 1})
     assert created.expire_time == expiry
     assert get(stubs, collection, "ttl").expire_time == expiry
     assert list_ids(stubs, collection) == ["keep", "ttl"]
     assert list_ids(stubs, collection, filter="expire_time:*") == ["ttl"]
+    assert search_ids(stubs, collection, "ephemeral") == ["ttl"]
 
     time.sleep(max(0.0, (expiry.ToDatetime(UTC) - datetime.now(UTC)).total_seconds()) + 0.2)
 
@@ -565,6 +575,7 @@ def test_an_expired_record_disappears_and_its_id_can_be_reused(stubs, collection
     assert count(stubs, collection) == 1
     assert count(stubs, collection, "data.a = 1") == 1
     assert list(batch_get(stubs, collection, ["ttl"]).missing_ids) == ["ttl"]
+    assert search_ids(stubs, collection, "ephemeral") == []
     expect_error(lambda: update(stubs, collection, "ttl", {"a": 2}), grpc.StatusCode.NOT_FOUND)
     recreated = create(stubs, collection, "ttl", {"a": 2})
     assert recreated.version == 1
