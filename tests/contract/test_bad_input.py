@@ -229,6 +229,34 @@ MALFORMED_ORDERS = [
     ("create_time = 1", 12),
     ("data.a; drop table records", 6),
 ]
+LONG_KEY = "k" * 200
+case(
+    "ListRecords filter key of 200 characters",
+    lambda s, c: list_page(s, c, filter=f"data.{LONG_KEY} = 1"),
+    "filter",
+)
+case(
+    "CountRecords filter key of 200 characters",
+    lambda s, c: count(s, c, f"data.{LONG_KEY}:*"),
+    "filter",
+)
+for label, key in {"fraction": "1.5", "negative": "-1"}.items():
+    case(
+        f"ListRecords filter numeric key {label}",
+        lambda s, c, k=key: list_page(s, c, filter=f"data.a.{k} = 1"),
+        "filter",
+    )
+    case(
+        f"ListRecords order_by numeric key {label}",
+        lambda s, c, k=key: list_page(s, c, order_by=f"data.{k}"),
+        "order_by",
+    )
+case(
+    "ListRecords order_by key of 200 characters",
+    lambda s, c: list_page(s, c, order_by=f"data.a, data.{LONG_KEY} desc"),
+    "order_by",
+)
+
 for text, position in MALFORMED_ORDERS:
     case(
         f"ListRecords order_by {text!r}",
@@ -510,6 +538,9 @@ ODDITIES: dict[str, Call] = {
         s, c, filter="version > 1" + "0" * 25
     ),
     "ListRecords filter huge float": lambda s, c: list_page(s, c, filter="data.n < 1e999"),
+    "UpdateRecord mask 200-character key": lambda s, c: update(
+        s, c, "exists", {LONG_KEY: 1}, mask=[f"data.{LONG_KEY}"]
+    ),
     "ListRecords filter non-ascii key": lambda s, c: list_page(s, c, filter="data.ключ = 1"),
     "ListRecords filter unicode value": lambda s, c: list_page(s, c, filter='data.t = "✓\\n"'),
     "ListRecords filter year 1": lambda s, c: list_page(

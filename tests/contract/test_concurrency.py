@@ -11,7 +11,17 @@ import grpc
 import pytest
 
 from tests.conftest import Stubs
-from tests.contract.helpers import count, create, data_of, details_of, get, stubs_over, update
+from tests.contract.helpers import (
+    commit,
+    count,
+    create,
+    data_of,
+    details_of,
+    get,
+    stubs_over,
+    update,
+    update_write,
+)
 from tests.support.server import StrataProcess
 
 WRITERS = 50
@@ -47,6 +57,10 @@ def _race(callers: list[Stubs], attempt: Callable[[Stubs, int], Any]) -> list[An
 def _split(outcomes: list[Any]) -> tuple[dict[int, Any], list[grpc.RpcError]]:
     wins = {i: o for i, o in enumerate(outcomes) if not isinstance(o, grpc.RpcError)}
     return wins, [o for o in outcomes if isinstance(o, grpc.RpcError)]
+
+
+def _described(errors: list[grpc.RpcError]) -> list[str]:
+    return [f"{error.code().name}: {error.details()}" for error in errors]
 
 
 def test_expected_version_lets_exactly_one_writer_win_each_round(stubs, callers, collection):
@@ -85,7 +99,7 @@ def test_concurrent_merges_lose_no_update(stubs, callers, collection):
         lambda caller, i: update(caller, collection, "merged", {f"k{i}": i}, mask=[f"data.k{i}"]),
     )
     wins, losses = _split(outcomes)
-    assert not losses, [f"{e.code()}: {e.details()}" for e in losses]
+    assert not losses, _described(losses)
     assert sorted(record.version for record in wins.values()) == list(range(2, WRITERS + 2))
     final = get(stubs, collection, "merged")
     assert final.version == WRITERS + 1
@@ -107,7 +121,7 @@ def test_concurrent_retries_of_one_request_id_write_once(stubs, callers, collect
         callers, lambda caller, i: create(caller, collection, data={"a": 1}, request_id=collection)
     )
     wins, losses = _split(outcomes)
-    assert not losses, [f"{e.code()}: {e.details()}" for e in losses]
+    assert not losses, _described(losses)
     first = next(iter(wins.values()))
     assert all(record == first for record in wins.values())
     assert count(stubs, collection) == 1
@@ -119,7 +133,6 @@ def test_concurrent_upserts_of_a_missing_record_lose_no_update(stubs, callers, c
         lambda caller, i: update(caller, collection, "up", {"by": i}, allow_missing=True),
     )
     wins, losses = _split(outcomes)
-    print("UPSERT", len(wins), len(losses), {l.details()[:60] for l in losses})
     for loss in losses:  # a retryable conflict is allowed, a lost write is not
         assert loss.code() == grpc.StatusCode.ABORTED, f"{loss.code()}: {loss.details()}"
     assert sorted(record.version for record in wins.values()) == list(range(1, len(wins) + 1))
@@ -127,3 +140,20 @@ def test_concurrent_upserts_of_a_missing_record_lose_no_update(stubs, callers, c
     assert final.version == len(wins)
     [last] = [i for i, record in wins.items() if record.version == final.version]
     assert data_of(final) == {"by": last}
+
+
+def test_concurrent_commits_over_the_same_records_all_apply(stubs, callers, collection):
+    create(stubs, collection, "a", {})
+    create(stubs, collection, "b", {})
+
+    def attempt(caller: Stubs, i: int) -> Any:
+        order = ["a", "b"] if i % 2 else ["b", "a"]  # opposite orders must not deadlock
+        writes = [update_write(collection, key, {f"k{i}": i}, mask=[f"data.k{i}"]) for key in order]
+        return commit(caller, writes)
+
+    _, losses = _split(_race(callers, attempt))
+    assert not losses, _described(losses)
+    for key in ("a", "b"):
+        record = get(stubs, collection, key)
+        assert record.version == WRITERS + 1
+        assert data_of(record) == {f"k{i}": i for i in range(WRITERS)}

@@ -70,6 +70,16 @@ def test_create_without_record_id_lets_the_server_choose_distinct_ids(stubs, col
     assert data_of(get(stubs, collection, second.id)) == {"n": 2}
 
 
+def test_ids_may_use_every_allowed_character(stubs, collection):
+    ids = ["a._~:@+=-z", "Z9", "0", "9.9.9", "user@example.com", "k=v+w", "i" * 256]
+    for record_id in ids:
+        create(stubs, collection, record_id, {"id": record_id})
+    for record_id in ids:
+        assert data_of(get(stubs, collection, record_id)) == {"id": record_id}
+    assert list_ids(stubs, collection, page_size=2) == sorted(ids)
+    assert list_ids(stubs, collection, filter='id = "user@example.com"') == ["user@example.com"]
+
+
 def test_create_of_an_existing_id_is_already_exists(stubs, collection):
     create(stubs, collection, "dup", {"n": 1})
     expect_error(
@@ -100,6 +110,7 @@ def test_records_are_isolated_by_namespace(stubs, collection):
     other = create(stubs, collection, "same", {"where": "other"}, namespace="tenant-a")
     assert other.namespace == "tenant-a"
     assert data_of(get(stubs, collection, "same")) == {"where": "default"}
+    assert data_of(get(stubs, collection, "same", namespace="default")) == {"where": "default"}
     assert data_of(get(stubs, collection, "same", namespace="tenant-a")) == {"where": "other"}
     assert count(stubs, collection, namespace="tenant-a") == 1
     expect_error(
@@ -406,6 +417,16 @@ def test_strings_sort_by_code_point(stubs, collection):
     assert list_ids(stubs, collection, filter='data.name >= "a"') == ["x1", "x3", "x4", "x6"]
 
 
+def test_order_by_nullable_times_pages_nulls_first_ascending(stubs, collection):
+    for record_id, hours in {"a": None, "b": 2, "c": 1, "d": None, "e": 1}.items():
+        expiry = {} if hours is None else {"expire_time": from_now(hours * 3600)}
+        create(stubs, collection, record_id, {}, **expiry)
+    assert list_ids(stubs, collection, order_by="expire_time", page_size=1) == list("adceb")
+    assert list_ids(stubs, collection, order_by="expire_time desc", page_size=1) == list("becad")
+    update(stubs, collection, "c", {"touched": True}, mask=["data.touched"])
+    assert list_ids(stubs, collection, order_by="update_time desc", page_size=2)[0] == "c"
+
+
 def test_order_by_create_time(stubs, collection):
     ids = ["m", "c", "x", "a"]
     for record_id in ids:
@@ -431,9 +452,42 @@ def test_paging_with_page_size_3_visits_every_record_once_in_order(stubs, collec
     assert [len(page) for page in pages] == [3, 3, 3, 1]
     assert [record_id for page in pages for record_id in page] == ids
 
+    # the page size may change from one call to the next
+    first = list_page(stubs, collection, page_size=3)
+    second = list_page(stubs, collection, page_size=5, page_token=first.next_page_token)
+    assert [record.id for record in second.records] == ids[3:8]
+
     by_rank = list_ids(stubs, collection, page_size=3, order_by="data.rank desc")
     expected = sorted(ids, key=lambda record_id: (-(int(record_id[1:]) % 3), record_id))
     assert by_rank == expected
+
+
+MIXED = {
+    "n1": 1,
+    "n2": 2.5,
+    "n3": -3,
+    "s1": "a",
+    "s2": "B",
+    "t": True,
+    "f": False,
+    "z": None,
+    "o": {"x": 1},
+    "l": [1],
+    "one": 1,
+    "e": "é",
+}
+
+
+@pytest.mark.parametrize("order_by", ["data.v", "data.v desc", "data.v desc, id desc"])
+def test_paging_over_values_of_every_json_type_matches_a_single_page(stubs, collection, order_by):
+    create_many(stubs, collection, {key: {"v": value} for key, value in MIXED.items()})
+    create(stubs, collection, "missing", {})
+    whole = list_page(stubs, collection, order_by=order_by, page_size=100)
+    assert not whole.next_page_token
+    expected = [record.id for record in whole.records]
+    assert sorted(expected) == sorted([*MIXED, "missing"])
+    for size in (1, 2, 5):
+        assert list_ids(stubs, collection, order_by=order_by, page_size=size) == expected
 
 
 def test_a_page_that_ends_the_list_has_no_token(stubs, collection):
@@ -512,6 +566,7 @@ SEARCHABLE = {
 def test_search_finds_words_in_string_values_best_first(stubs, collection):
     create_many(stubs, collection, SEARCHABLE)
     create(stubs, unique("elsewhere_"), "s9", {"title": "apple"})
+    create(stubs, collection, "s8", {"title": "apple"}, namespace="tenant-x")
     response = search(stubs, collection, "apple")
     ids = [hit.record.id for hit in response.hits]
     assert sorted(ids) == ["s1", "s2", "s3"]
@@ -601,6 +656,15 @@ def test_a_retry_returns_the_first_result_even_after_later_writes(stubs, collect
     update(stubs, collection, "r", {"a": 2})
     assert create(stubs, collection, "r", {"a": 1}, request_id=request_id) == first
     assert get(stubs, collection, "r").version == 2
+
+
+def test_request_ids_are_scoped_to_their_namespace(stubs, collection):
+    request_id = unique("req-")
+    here = create(stubs, collection, data={"a": 1}, request_id=request_id)
+    there = create(stubs, collection, data={"a": 1}, request_id=request_id, namespace="tenant-b")
+    assert (here.namespace, there.namespace) == ("default", "tenant-b")
+    assert here.id != there.id
+    assert count(stubs, collection, namespace="tenant-b") == 1
 
 
 def test_a_request_id_reused_for_different_data_is_invalid(stubs, collection):

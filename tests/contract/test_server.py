@@ -9,6 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from strata.v1 import admin_pb2
+from tests.support.server import ROOT
 
 SERVICES = ("strata.v1.RecordService", "strata.v1.TransactionService", "strata.v1.AdminService")
 
@@ -17,7 +18,12 @@ def test_get_server_info_describes_the_running_server(stubs, shape):
     info = stubs.admin.GetServerInfo(admin_pb2.GetServerInfoRequest())
     assert info.database_backend == shape
     assert info.version
-    assert info.schema_version
+    newest = max(
+        path.name.removesuffix(".sql")
+        for path in (ROOT / "migrations" / shape).glob("*.sql")
+        if not path.name.endswith(".rollback.sql")
+    )
+    assert info.schema_version == newest
     assert "records" in info.capabilities
     assert info.cache_backend
     assert info.blob_backend

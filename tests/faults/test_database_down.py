@@ -38,10 +38,8 @@ well before it, not hang until DEADLINE_EXCEEDED."""
 @pytest.fixture
 def own_pg(tmp_path: Path) -> Iterator[PgServer]:
     """A PostgreSQL server of this test's own, so stopping it disturbs no other test."""
-    server = PgServer(tmp_path / "pg")
-    server.start()
-    yield server
-    server.stop()
+    with PgServer(tmp_path / "pg") as server:  # started; stopped and deleted after
+        yield server
 
 
 @pytest.fixture

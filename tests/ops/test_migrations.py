@@ -126,19 +126,26 @@ def test_sqlite_up_backs_up_an_existing_database_first(tmp_path):
     assert "records" not in names, "the backup holds the state before `up`"
 
 
-@pytest.mark.parametrize(
-    ("args", "env", "mentions"),
-    [
-        (["serve", "--listen", "nonsense"], {}, "listen"),
-        (["serve", "--listen", "127.0.0.1:99999"], {}, "listen"),
-        (["serve", "--database-url", "mysql://x/y"], {}, "database_url"),
-        (["serve"], {"STRATA_MAX_RECORD_BYTES": "lots"}, "max_record_bytes"),
-        (["migrate", "up", "--database-url", "sqlite://relative"], {}, "database_url"),
-    ],
-    ids=["listen", "listen port", "database scheme", "env value", "migrate url"],
-)
-def test_a_config_error_exits_2_with_one_line_naming_the_setting(tmp_path, args, env, mentions):
-    result = strata(*args, cwd=tmp_path, **env)
+REFUSALS = {
+    "listen": (["serve", "--listen", "nonsense"], {}, "listen"),
+    "listen port": (["serve", "--listen", "127.0.0.1:99999"], {}, "listen"),
+    "database scheme": (["serve", "--database-url", "mysql://x/y"], {}, "database_url"),
+    "env value": (["serve"], {"STRATA_MAX_RECORD_BYTES": "lots"}, "max_record_bytes"),
+    "migrate url": (["migrate", "up", "--database-url", "sqlite://relative"], {}, "database_url"),
+    # {tmp} is this test's folder, which holds a file `not-a-db` of plain text
+    "not a database": (["serve", "--database-url", "sqlite:///{tmp}/not-a-db"], {}, "database"),
+    "path below a file": (
+        ["migrate", "up", "--database-url", "sqlite:///{tmp}/not-a-db/x.db"],
+        {},
+        "database",
+    ),
+}
+
+
+@pytest.mark.parametrize(("args", "env", "mentions"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_a_refused_start_exits_2_with_one_line_naming_the_cause(tmp_path, args, env, mentions):
+    (tmp_path / "not-a-db").write_text("plain text, not SQLite\n" * 100)
+    result = strata(*(arg.format(tmp=tmp_path) for arg in args), cwd=tmp_path, **env)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -20,6 +20,10 @@ from strata_server.core.filters import (
     parse_filter,
     parse_order_by,
 )
+from strata_server.core.models import ListQuery
+from strata_server.storage.postgres.dialect import POSTGRES
+from strata_server.storage.sqlite.dialect import SQLITE
+from strata_server.storage.sqlquery import compile_list, compile_where
 
 
 def eq(name: str, value: object) -> Compare:
@@ -248,3 +252,23 @@ def test_order_by_errors_name_field_and_position(text, position):
         parse_order_by(text)
     assert position_of(caught.value) == position
     assert [violation.field for violation in caught.value.violations] == ["order_by"]
+
+
+# --- the parser admits only what the SQL compiler can take --------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["0", "_x", "k" * 128, "k" * 129, "1.5", "-1", "1e5"],
+    ids=["digit", "underscore", "128 chars", "129 chars", "fraction", "negative", "exponent"],
+)
+@pytest.mark.parametrize("dialect", [SQLITE, POSTGRES], ids=["sqlite", "postgres"])
+def test_every_data_key_the_parser_admits_compiles(key, dialect):
+    """A key either fails to parse (InvalidArgument, a caller error) or compiles."""
+    try:
+        filter = parse_filter(f"data.a.{key} = 1")
+        order = parse_order_by(f"data.{key} desc")
+    except InvalidArgument:
+        return
+    compile_where(dialect, filter)
+    compile_list(dialect, ListQuery("c", filter, order, 10, (1, "x")))

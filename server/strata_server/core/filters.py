@@ -22,6 +22,9 @@ MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 32
 MAX_PATH_KEYS = 16
 MAX_INTEGER = 2**63 - 1
+MAX_KEY_LENGTH = 128
+DATA_KEY = re.compile(rf"[A-Za-z0-9_]{{1,{MAX_KEY_LENGTH}}}")
+"""The data keys a filter or order_by may name; the SQL compiler relies on this."""
 
 TIME_FIELDS = frozenset({"create_time", "update_time", "expire_time"})
 TOP_FIELDS = frozenset({"id", "version"}) | TIME_FIELDS
@@ -259,8 +262,13 @@ def parse_field(parser: _Parser, what: str) -> Field:
     while parser.peek.kind == "op" and parser.peek.text == ".":
         parser.take()
         key = parser.take()
-        if key.kind not in ("word", "number"):
-            raise _fail(f"expected a key after '.', found {key.text or 'end'!r}", key.pos, what)
+        if key.kind not in ("word", "number") or not DATA_KEY.fullmatch(key.text):
+            raise _fail(
+                f"expected a key after '.' (1-{MAX_KEY_LENGTH} letters, digits or '_'), "
+                f"found {key.text or 'end'!r}",
+                key.pos,
+                what,
+            )
         keys.append(key.text)
     name, path = keys[0], tuple(keys[1:])
     if name == "data":

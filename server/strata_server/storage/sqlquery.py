@@ -20,7 +20,6 @@ expression indexes can match), which is safe because the parser admits only
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import (
+    DATA_KEY,
     TIME_FIELDS,
     And,
     Compare,
@@ -40,8 +40,6 @@ from strata_server.core.filters import (
     Scalar,
 )
 from strata_server.core.models import ListQuery
-
-_SAFE_KEY = re.compile(r"[A-Za-z0-9_]{1,128}")
 
 
 def bad_token() -> InvalidArgument:
@@ -59,7 +57,7 @@ def _key_value(dialect: Dialect, field: Field, value: Any) -> Any:
 
 def check_key(key: str) -> str:
     """Refuse a data key that could break out of the SQL string it is written into."""
-    if not _SAFE_KEY.fullmatch(key):
+    if not DATA_KEY.fullmatch(key):
         raise ValueError(f"unsafe data key {key!r}")
     return key
 

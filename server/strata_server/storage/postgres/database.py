@@ -15,11 +15,14 @@ database is back, without a restart.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
 
+from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
     Actor,
@@ -35,6 +38,9 @@ from strata_server.core.models import (
 )
 from strata_server.storage.postgres import commit, queries, records
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
+
+COMMIT_ATTEMPTS = 4
+"""How often a commit that lost a race to a concurrent transaction is tried."""
 
 if TYPE_CHECKING:
     from strata_server.storage.ports import Database
@@ -127,18 +133,31 @@ class PostgresDatabase:
         actor: Actor,
         idempotency: Idempotency | None = None,
     ) -> list[WriteResult]:
-        """Apply `writes` all-or-nothing in one transaction, with audit entries."""
-        return await self._run(
-            lambda conn: commit.commit(
-                conn,
-                namespace,
-                writes,
-                actor=actor,
-                idempotency=idempotency,
-                max_record_bytes=self._max_record_bytes,
-            ),
-            transaction=True,
-        )
+        """Apply `writes` all-or-nothing in one transaction, with audit entries.
+
+        A Conflict (a concurrent transaction created a key this one meant to insert,
+        or a serialization failure) rolled everything back, so the commit is retried
+        here a few times: the next attempt sees the other transaction's rows and
+        decides again (an upsert becomes an update, a create AlreadyExists).
+        """
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                return await self._run(
+                    lambda conn: commit.commit(
+                        conn,
+                        namespace,
+                        writes,
+                        actor=actor,
+                        idempotency=idempotency,
+                        max_record_bytes=self._max_record_bytes,
+                    ),
+                    transaction=True,
+                )
+            except Conflict:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def purge_expired(self, limit: int) -> int:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
