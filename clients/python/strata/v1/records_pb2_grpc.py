@@ -122,6 +122,9 @@ class RecordServiceServicer:
         NOT_FOUND when missing (unless `allow_missing`), ABORTED with
         ErrorInfo.reason VERSION_CONFLICT when `expected_version` is stale,
         INVALID_ARGUMENT for unknown mask paths, RESOURCE_EXHAUSTED when too large.
+        ABORTED with reason CONCURRENT_MODIFICATION only when concurrent writers
+        kept colliding after the server's own retries; nothing was written, and
+        the call is safe to retry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

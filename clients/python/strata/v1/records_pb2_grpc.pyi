@@ -57,6 +57,9 @@ class RecordServiceStub:
     NOT_FOUND when missing (unless `allow_missing`), ABORTED with
     ErrorInfo.reason VERSION_CONFLICT when `expected_version` is stale,
     INVALID_ARGUMENT for unknown mask paths, RESOURCE_EXHAUSTED when too large.
+    ABORTED with reason CONCURRENT_MODIFICATION only when concurrent writers
+    kept colliding after the server's own retries; nothing was written, and
+    the call is safe to retry.
     """
     DeleteRecord: _grpc.UnaryUnaryMultiCallable[_records_pb2.DeleteRecordRequest, _empty_pb2.Empty]
     """Deletes a record. NOT_FOUND when missing (unless `allow_missing`), ABORTED
@@ -104,6 +107,9 @@ class RecordServiceAsyncStub(RecordServiceStub):
     NOT_FOUND when missing (unless `allow_missing`), ABORTED with
     ErrorInfo.reason VERSION_CONFLICT when `expected_version` is stale,
     INVALID_ARGUMENT for unknown mask paths, RESOURCE_EXHAUSTED when too large.
+    ABORTED with reason CONCURRENT_MODIFICATION only when concurrent writers
+    kept colliding after the server's own retries; nothing was written, and
+    the call is safe to retry.
     """
     DeleteRecord: _aio.UnaryUnaryMultiCallable[_records_pb2.DeleteRecordRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a record. NOT_FOUND when missing (unless `allow_missing`), ABORTED
@@ -172,6 +178,9 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
         NOT_FOUND when missing (unless `allow_missing`), ABORTED with
         ErrorInfo.reason VERSION_CONFLICT when `expected_version` is stale,
         INVALID_ARGUMENT for unknown mask paths, RESOURCE_EXHAUSTED when too large.
+        ABORTED with reason CONCURRENT_MODIFICATION only when concurrent writers
+        kept colliding after the server's own retries; nothing was written, and
+        the call is safe to retry.
         """
 
     @_abc_1.abstractmethod
