@@ -68,12 +68,12 @@ def latency_stats(durations: Sequence[float], seconds: float | None = None) -> S
     )
 
 
-async def run_for(seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]) -> Stats:
-    """Run `op` from `concurrency` tasks back to back for `seconds`; time every call.
-
-    Throughput counts the wall time until the last in-flight op finishes, so ops
-    started just before the deadline are not free.
-    """
+async def _timed(
+    seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]
+) -> tuple[list[float], float]:
+    """Per-op durations and wall time of `concurrency` tasks calling `op` back to
+    back for `seconds`; the wall time runs until the last in-flight op finishes, so
+    ops started just before the deadline are not free."""
     durations: list[float] = []
     start = time.perf_counter()
     deadline = start + seconds
@@ -86,7 +86,34 @@ async def run_for(seconds: float, concurrency: int, op: Callable[[], Awaitable[o
             durations.append(clock() - began)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latency_stats(durations, time.perf_counter() - start)
+    return durations, time.perf_counter() - start
+
+
+async def run_for(seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]) -> Stats:
+    """Run `op` from `concurrency` tasks back to back for `seconds`; time every call."""
+    durations, elapsed = await _timed(seconds, concurrency, op)
+    return latency_stats(durations, elapsed)
+
+
+async def run_side_by_side(
+    seconds: float,
+    concurrency: int,
+    ops: dict[str, Callable[[], Awaitable[object]]],
+    rounds: int = 5,
+) -> dict[str, Stats]:
+    """run_for each of `ops` for `seconds` in total, alternating in `rounds` slices.
+
+    On a shared machine the background load drifts within a run; alternating
+    short slices exposes every side to the same drift, so their ratio holds.
+    """
+    durations: dict[str, list[float]] = {name: [] for name in ops}
+    elapsed = dict.fromkeys(ops, 0.0)
+    for _ in range(rounds):
+        for name, op in ops.items():
+            taken, wall = await _timed(seconds / rounds, concurrency, op)
+            durations[name] += taken
+            elapsed[name] += wall
+    return {name: latency_stats(durations[name], elapsed[name]) for name in ops}
 
 
 async def run_times(count: int, op: Callable[[], Awaitable[object]]) -> Stats:

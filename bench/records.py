@@ -37,6 +37,7 @@ from _harness import (
     machine_info,
     machine_markdown,
     run_for,
+    run_side_by_side,
     run_times,
     strata_stack,
 )
@@ -70,6 +71,9 @@ LIST_SQL = (
     " AND (expire_time IS NULL OR expire_time > %s) AND ((data @> %s::jsonb))"
     " ORDER BY id ASC NULLS FIRST LIMIT %s"
 )
+
+
+Op = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +158,12 @@ async def settle(url: str) -> None:
         await conn.execute("VACUUM (ANALYZE) records")
 
 
-async def measured(seconds: float, concurrency: int, op: Callable[[], Awaitable[object]]) -> Stats:
-    """run_for after an untimed warm-up (connections, prepared statements, caches)."""
-    await run_for(WARMUP, concurrency, op)
-    return await run_for(seconds, concurrency, op)
+async def measured(concurrency: int, ops: dict[str, Op]) -> dict[str, Stats]:
+    """Each op warmed up untimed (connections, prepared statements, caches), then all
+    timed in alternating slices for SECONDS each."""
+    for op in ops.values():
+        await run_for(WARMUP, concurrency, op)
+    return await run_side_by_side(SECONDS, concurrency, ops)
 
 
 def pool(url: str, size: int) -> AsyncConnectionPool:
@@ -235,8 +241,8 @@ async def bench_get(
                 if await cursor.fetchone() is None:
                     raise RuntimeError("preloaded record missing")
 
-        base = await measured(SECONDS, concurrency, psycopg_get)
-    strata = await measured(SECONDS, concurrency, strata_get)
+        stats = await measured(concurrency, {"strata": strata_get, "psycopg": psycopg_get})
+    strata, base = stats["strata"], stats["psycopg"]
     name = f"GetRecord c={concurrency}"
     # p50 < 1 ms is a single-caller figure: at c=32 queueing alone puts the p50
     # near 32 / throughput, for the baseline as much as for Strata.
@@ -278,17 +284,31 @@ async def bench_writes(
     ]
 
 
-async def list_plan(url: str) -> str:
-    """The plan PostgreSQL picks for the list query, one node per arrow, so a
-    reader sees whether the GIN index or a walk in id order served it."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        cursor = await conn.execute(
-            f"EXPLAIN {LIST_SQL}",
-            (NAMESPACE, LIST_COLLECTION, utcnow(), json.dumps({"status": "s42"}), PAGE_SIZE + 1),
-        )
-        lines = [str(row[0]) for row in await cursor.fetchall()]
+def plan_nodes(lines: list[str]) -> str:
+    """An EXPLAIN's plan nodes, one per arrow, without costs and conditions."""
     nodes = [line.split("  (cost")[0].strip().removeprefix("->").strip() for line in lines]
     return " → ".join(node for node in nodes if ":" not in node)
+
+
+async def list_plans(url: str) -> list[str]:
+    """The list query's plans: custom (planned for the actual values) and generic
+    (what a prepared statement gets after five runs), so a reader sees which index
+    served each and why their timings differ."""
+    numbered = LIST_SQL
+    for n in range(1, 6):
+        numbered = numbered.replace("%s", f"${n}", 1)
+    args = f"'{NAMESPACE}', '{LIST_COLLECTION}', now(), '{{\"status\": \"s42\"}}', {PAGE_SIZE + 1}"
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"PREPARE list_page(text, text, timestamptz, jsonb, int) AS {numbered}")
+        plans = []
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            cursor = await conn.execute(f"EXPLAIN EXECUTE list_page({args})")
+            plans.append(plan_nodes([str(row[0]) for row in await cursor.fetchall()]))
+    return [
+        f"ListRecords custom plan: {plans[0]}",
+        f"ListRecords generic plan (prepared, after 5 runs): {plans[1]}",
+    ]
 
 
 async def bench_list(records: records_pb2_grpc.RecordServiceStub, url: str) -> list[Row]:
@@ -313,27 +333,34 @@ async def bench_list(records: records_pb2_grpc.RecordServiceStub, url: str) -> l
     async with pool(url, 1) as connections:
         await connections.wait()
 
-        async def psycopg_list() -> None:
-            async with connections.connection() as conn:
-                cursor = await conn.execute(
-                    LIST_SQL,
-                    (
-                        NAMESPACE,
-                        LIST_COLLECTION,
-                        utcnow(),
-                        json.dumps({"status": status()}),
-                        PAGE_SIZE + 1,
-                    ),
-                )
-                if len(await cursor.fetchall()) != PAGE_SIZE + 1:
-                    raise RuntimeError("expected more than a page of matches")
+        def psycopg_list(prepare: bool) -> Op:
+            async def op() -> None:
+                params = (NAMESPACE, LIST_COLLECTION, utcnow(), json.dumps({"status": status()}))
+                async with connections.connection() as conn:
+                    cursor = await conn.execute(LIST_SQL, (*params, PAGE_SIZE + 1), prepare=prepare)
+                    if len(await cursor.fetchall()) != PAGE_SIZE + 1:
+                        raise RuntimeError("expected more than a page of matches")
 
-        base = await measured(SECONDS, 1, psycopg_list)
-    strata = await measured(SECONDS, 1, strata_list)
-    name = f"ListRecords 1% of {LIST_RECORDS // 1000}k, page {PAGE_SIZE}"
+            return op
+
+        # Unprepared, the query is planned for its values every time (a custom
+        # plan): the best the direct SQL does. Prepared, PostgreSQL switches to a
+        # generic plan after five runs, as it does for Strata's own statement.
+        stats = await measured(
+            1,
+            {
+                "strata": strata_list,
+                "psycopg": psycopg_list(prepare=False),
+                "prepared": psycopg_list(prepare=True),
+            },
+        )
+    strata, base, prepared = stats["strata"], stats["psycopg"], stats["prepared"]
+    name = f"ListRecords 1% of {LIST_RECORDS // 1000}k"
     return [
         throughput_row(name, strata, base, None),
         *latency_rows(name, strata, 3.0, base),
+        Row(f"{name} p50, SQL prepared (generic plan)", "", ms(prepared.p50_ms)),
+        Row(f"{name} p99, SQL prepared (generic plan)", "", ms(prepared.p99_ms)),
     ]
 
 
@@ -359,7 +386,7 @@ async def run(url: str, target: str) -> tuple[list[Row], list[str]]:
         )
         await settle(url)
         rows += await bench_list(records, url)
-        notes.append(f"ListRecords plan (direct SQL): {await list_plan(url)}")
+        notes += await list_plans(url)
     return rows, notes
 
 
@@ -399,9 +426,12 @@ def main() -> None:
         print(note)
     method = (
         f"Both sides run from one asyncio process: grpc.aio over one channel vs psycopg "
-        f"AsyncConnectionPool (autocommit, prepared statements), N tasks for concurrency N; "
-        f"{WARMUP:g} s warm-up then {SECONDS:g} s per throughput figure; "
-        f"{CREATES} creates and {COMMITS} commits timed one at a time. "
+        f"AsyncConnectionPool (autocommit, prepared statements; the list baseline unprepared, "
+        f"so planned for its values), N tasks for concurrency N; "
+        f"{WARMUP:g} s warm-up, then {SECONDS:g} s per side in 5 alternating slices (so "
+        f"background load on a shared machine hits both sides alike); "
+        f"{CREATES} creates and {COMMITS} commits timed one at a time; ListRecords pages "
+        f"of {PAGE_SIZE} with a filter matching 1% of {LIST_RECORDS:,} records. "
         f"Strata: one `strata serve` process, STRATA_DB_POOL_MAX=32, PostgreSQL 15 "
         f"with fsync off, all on the same machine."
     )
