@@ -73,7 +73,12 @@ def serve(
     from strata_server.app import serve as run
 
     try:
-        asyncio.run(run(settings))
+        if settings.event_loop == "uvloop":
+            import uvloop
+
+            uvloop.run(run(settings))
+        else:
+            asyncio.run(run(settings))
     except StartupError as error:
         raise _fail(str(error)) from None
 

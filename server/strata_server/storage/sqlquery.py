@@ -205,10 +205,12 @@ def compile_list(dialect: Dialect, query: ListQuery) -> ListSql:
         parts.append(compiler.keyset(query.order, query.after))
     order_terms = []
     for key in query.order:
-        nulls = "NULLS LAST" if key.descending else "NULLS FIRST"
-        order_terms.append(
-            f"{compiler.sort_expr(key.field)} {'DESC' if key.descending else 'ASC'} {nulls}"
-        )
+        term = f"{compiler.sort_expr(key.field)} {'DESC' if key.descending else 'ASC'}"
+        # Only nullable keys say where NULLs go: a NULLS clause on a NOT NULL column
+        # stops PostgreSQL from reading the order off a btree index.
+        if compiler.nullable(key.field):
+            term += " NULLS LAST" if key.descending else " NULLS FIRST"
+        order_terms.append(term)
     return ListSql(
         where=" AND ".join(parts) if parts else dialect.true,
         params=compiler.params,

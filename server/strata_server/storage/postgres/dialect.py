@@ -2,7 +2,8 @@
 
 Equality on a data path compiles to jsonb containment (`data @> '{"k": v}'`), which
 the GIN jsonb_path_ops index on `data` serves for every key, so equality filters are
-indexed without declaring anything. Ranges compare jsonb with jsonb behind a type
+indexed without declaring anything; a declared btree on `(namespace, collection,
+(data->'k'), id)` serves it better still. Ranges compare jsonb with jsonb behind a type
 guard (jsonb comparison never raises, unlike a cast); string ranges use the "C"
 collation so they agree with SQLite's binary order.
 """
@@ -65,7 +66,13 @@ class PostgresDialect:
                 return f"COALESCE({expr} = 'null'::jsonb, TRUE)", []
             return f"COALESCE({expr} <> 'null'::jsonb, FALSE)", []
         if op == "=":
-            return "(data @> %s::jsonb)", [_nest(path, value)]
+            # Containment is served by the GIN index on data for every key; the
+            # redundant equality lets a declared btree index on the path (with id
+            # after it) serve both the filter and the order.
+            return f"(data @> %s::jsonb AND {expr} = %s::jsonb)", [
+                _nest(path, value),
+                json.dumps(value),
+            ]
         kind = _JSON_TYPE[type(value)]
         if op == "!=":
             return (
