@@ -53,7 +53,8 @@ from strata.v1 import (
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.models import ListQuery
 from strata_server.storage.postgres import queries
-from strata_server.storage.postgres.dialect import POSTGRES
+from strata_server.storage.postgres.dialect import PostgresDialect
+from strata_server.storage.postgres.indexes import REFRESH_SECONDS
 from strata_server.storage.sqlquery import compile_list
 
 NAMESPACE = "bench"
@@ -77,7 +78,7 @@ def list_sql(status: str) -> tuple[str, list[Any]]:
     query = ListQuery(
         LIST_COLLECTION, parse_filter(f'data.status = "{status}"'), parse_order_by(""), PAGE_SIZE
     )
-    sql = compile_list(POSTGRES, query)
+    sql = compile_list(PostgresDialect(frozenset({("status",)})), query)
     params = [NAMESPACE, LIST_COLLECTION, utcnow(), *sql.params, PAGE_SIZE + 1]
     return queries.list_records(sql.key_columns, sql.where, sql.order_by), params
 
@@ -302,9 +303,11 @@ async def bench_writes(
 
 
 async def declare_status_index(url: str) -> None:
-    """Create STATUS_INDEX on the loaded table."""
+    """Create STATUS_INDEX on the loaded table, then give the server time to see it
+    (it re-reads its catalog of indexed paths every few seconds)."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute(STATUS_INDEX)
+    await asyncio.sleep(REFRESH_SECONDS + 0.5)
 
 
 def plan_nodes(lines: list[str]) -> str:

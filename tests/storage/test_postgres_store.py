@@ -39,7 +39,9 @@ from strata_server.core.models import (
     UpdateRecord,
     Write,
 )
-from strata_server.storage.postgres import PostgresDatabase
+from strata_server.storage.postgres import PostgresDatabase, queries
+from strata_server.storage.postgres.dialect import PostgresDialect
+from strata_server.storage.sqlquery import compile_list
 from tests.support.pg import PgServer
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
@@ -78,7 +80,7 @@ async def create(db: PostgresDatabase, ns: str, id: str, data: dict[str, Any], *
 async def sql(pg: PgServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
         cursor = await conn.execute(query, params)
-        return await cursor.fetchall()
+        return await cursor.fetchall() if cursor.description else []
 
 
 async def test_create_get_update_merge_delete(db: PostgresDatabase, ns: str) -> None:
@@ -427,3 +429,52 @@ async def test_database_restart(pg: PgServer, ns: str) -> None:
     finally:
         pg.start()
         await db.close()
+
+
+async def test_declared_index_serves_equality_with_identical_answers(
+    pg: PgServer, db: PostgresDatabase, ns: str
+) -> None:
+    kinds = {"a": "x", "b": "y", "c": None, "d": 5, "e": "x"}
+    for id, kind in kinds.items():
+        await create(db, ns, id, {"kind": kind})
+    await create(db, ns, "f", {})
+    filters = [
+        'data.kind = "x"',
+        'NOT data.kind = "x"',
+        "data.kind = 5",
+        'data.kind = "x" OR id = "f"',
+    ]
+
+    async def answers(database: PostgresDatabase) -> list[list[str]]:
+        pages = []
+        for text in filters:
+            query = ListQuery("c", parse_filter(text), parse_order_by(""), 100)
+            pages.append([r.id for r in (await database.list_records(ns, query)).items])
+        return pages
+
+    without = await answers(db)
+    assert without[0] == ["a", "e"] and without[1] == ["b", "c", "d", "f"]
+    await sql(
+        pg,
+        "CREATE INDEX IF NOT EXISTS records_kind ON records "
+        "(namespace, collection, (data->'kind'), id)",
+    )
+    try:
+        # A newly opened adapter reads the catalog on first use and sees the index.
+        indexed = await PostgresDatabase.open(pg.dsn, max_record_bytes=MAX_BYTES)
+        try:
+            assert await answers(indexed) == without
+        finally:
+            await indexed.close()
+        async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
+            await conn.execute("SET enable_seqscan = off")  # the table is tiny here
+            query = ListQuery("c", parse_filter('data.kind = "x"'), parse_order_by(""), 10)
+            compiled = compile_list(PostgresDialect(frozenset({("kind",)})), query)
+            text = queries.list_records(compiled.key_columns, compiled.where, compiled.order_by)
+            cursor = await conn.execute(
+                f"EXPLAIN {text}", [ns, "c", datetime.now(UTC), *compiled.params, 11]
+            )
+            plan = await cursor.fetchall()
+        assert "records_kind" in " ".join(str(row[0]) for row in plan)
+    finally:
+        await sql(pg, "DROP INDEX records_kind")

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from strata_server.core.errors import (
     AlreadyExists,
@@ -60,7 +61,7 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 """`\\u0000` not itself escaped (an even run of backslashes before it)."""
 
 
-def dumps(data: JSON) -> str:
+def dumps(data: Any) -> str:
     """Compact JSON as stored in both dialects; NaN and infinities are refused since
     JSON (and PostgreSQL's jsonb) has no such numbers."""
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -23,8 +23,6 @@ many writes it holds:
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +42,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.writes import Outcome, plan_write
+from strata_server.core.writes import dumps, plan_write
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now, record_from_row
@@ -53,23 +51,6 @@ Key = tuple[str, str]
 """(collection, id) within one namespace."""
 
 _CLAIM_ATTEMPTS = 3
-
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-"""A JSON `\\u0000` escape (not an escaped backslash followed by `u0000`)."""
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _check_storable(outcome: Outcome) -> None:
-    # jsonb (like text) cannot hold NUL; catch it here, where the write index is known,
-    # rather than as a driver error from the one statement that persists every write.
-    text = outcome.data_json
-    if "\\u0000" in text and _NUL_ESCAPE.search(text):
-        raise InvalidArgument.field(
-            "data", "contains the NUL character (\\u0000), which PostgreSQL cannot store"
-        )
 
 
 async def _claim(conn: Conn, namespace: str, idempotency: Idempotency) -> list[WriteResult] | None:
@@ -157,7 +138,6 @@ async def commit(
         key = (write.collection, write.id)
         try:
             outcome = plan_write(namespace, write, state[key], at, max_record_bytes)
-            _check_storable(outcome)
         except StrataError as error:
             raise with_write_index(error, index) from None
         if outcome.row is not None:
@@ -174,7 +154,7 @@ async def commit(
                 audit.entity,
                 audit.entity_id,
                 audit.version,
-                _dumps(list(audit.changed_fields)),
+                dumps(list(audit.changed_fields)),
             )
         )
 
@@ -196,7 +176,7 @@ async def commit(
         "now": at,
         "actor": actor.name,
         "request_id": idempotency.request_id if idempotency is not None else None,
-        "result": _dumps(codec.results_to_json(results)) if idempotency is not None else None,
+        "result": dumps(codec.results_to_json(results)) if idempotency is not None else None,
         **_record_arrays("insert_", inserts),
         **_record_arrays("update_", updates),
         "delete_collection": [key[0] for key in deletes],

@@ -37,6 +37,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.storage.postgres import commit, queries, records
+from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
 
 COMMIT_ATTEMPTS = 4
@@ -59,6 +60,7 @@ class PostgresDatabase:
     def __init__(self, pool: Pool, *, max_record_bytes: int) -> None:
         self._pool = pool
         self._max_record_bytes = max_record_bytes
+        self._indexes = IndexedPaths()
 
     @classmethod
     async def open(
@@ -112,13 +114,21 @@ class PostgresDatabase:
 
     async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
         """One page in `query.order` after `query.after` (keyset pagination)."""
-        return await self._run(lambda conn: records.list_records(conn, namespace, query))
+
+        async def work(conn: Conn) -> Page[Record]:
+            dialect = await self._indexes.dialect(conn)
+            return await records.list_records(conn, namespace, query, dialect)
+
+        return await self._run(work)
 
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
-        return await self._run(
-            lambda conn: records.count_records(conn, namespace, collection, filter)
-        )
+
+        async def work(conn: Conn) -> int:
+            dialect = await self._indexes.dialect(conn)
+            return await records.count_records(conn, namespace, collection, filter, dialect)
+
+        return await self._run(work)
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches, paged by offset: `plainto_tsquery`, so every word must

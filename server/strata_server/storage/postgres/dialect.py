@@ -2,10 +2,10 @@
 
 Equality on a data path compiles to jsonb containment (`data @> '{"k": v}'`), which
 the GIN jsonb_path_ops index on `data` serves for every key, so equality filters are
-indexed without declaring anything; a declared btree on `(namespace, collection,
-(data->'k'), id)` serves it better still. Ranges compare jsonb with jsonb behind a type
-guard (jsonb comparison never raises, unlike a cast); string ranges use the "C"
-collation so they agree with SQLite's binary order.
+indexed without declaring anything. Paths with a declared btree index compile to a
+plain equality that the btree (which also yields the order) can serve. Ranges
+compare jsonb with jsonb behind a type guard (jsonb comparison never raises, unlike
+a cast); string ranges use the "C" collation so they agree with SQLite's binary order.
 """
 
 from __future__ import annotations
@@ -35,11 +35,18 @@ def _nest(path: tuple[str, ...], value: Scalar) -> str:
 
 
 class PostgresDialect:
-    """Filters and orderings over a jsonb data column."""
+    """Filters and orderings over a jsonb data column.
+
+    `indexed` names the data paths with a declared btree expression index
+    (storage/postgres/indexes.py); equality on those compiles to match it.
+    """
 
     placeholder = "%s"
     true = "TRUE"
     false = "FALSE"
+
+    def __init__(self, indexed: frozenset[tuple[str, ...]] = frozenset()) -> None:
+        self.indexed = indexed
 
     def time_param(self, value: datetime) -> Any:
         return value
@@ -66,13 +73,12 @@ class PostgresDialect:
                 return f"COALESCE({expr} = 'null'::jsonb, TRUE)", []
             return f"COALESCE({expr} <> 'null'::jsonb, FALSE)", []
         if op == "=":
-            # Containment is served by the GIN index on data for every key; the
-            # redundant equality lets a declared btree index on the path (with id
-            # after it) serve both the filter and the order.
-            return f"(data @> %s::jsonb AND {expr} = %s::jsonb)", [
-                _nest(path, value),
-                json.dumps(value),
-            ]
+            if path in self.indexed:
+                # Never NULL (NULL AND FALSE is FALSE), and its first conjunct
+                # matches a btree index on the path expression.
+                return f"({expr} = %s::jsonb AND {expr} IS NOT NULL)", [json.dumps(value)]
+            # Containment is served by the GIN index on data for every key.
+            return "(data @> %s::jsonb)", [_nest(path, value)]
         kind = _JSON_TYPE[type(value)]
         if op == "!=":
             return (

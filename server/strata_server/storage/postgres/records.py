@@ -16,7 +16,7 @@ from strata_server.core.errors import NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import ListQuery, Page, Record, SearchHit, SearchQuery
 from strata_server.storage.postgres import queries
-from strata_server.storage.postgres.dialect import POSTGRES
+from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.sqlquery import compile_list, compile_where
 
@@ -55,8 +55,10 @@ async def batch_get_records(
     return [record_from_row(namespace, row) for row in await cursor.fetchall()]
 
 
-async def list_records(conn: Conn, namespace: str, query: ListQuery) -> Page[Record]:
-    sql = compile_list(POSTGRES, query)
+async def list_records(
+    conn: Conn, namespace: str, query: ListQuery, dialect: PostgresDialect
+) -> Page[Record]:
+    sql = compile_list(dialect, query)
     cursor = await conn.execute(
         queries.list_records(sql.key_columns, sql.where, sql.order_by),
         [namespace, query.collection, now(), *sql.params, query.limit + 1],
@@ -73,8 +75,10 @@ async def list_records(conn: Conn, namespace: str, query: ListQuery) -> Page[Rec
     return Page(items, last_key)
 
 
-async def count_records(conn: Conn, namespace: str, collection: str, filter: Filter | None) -> int:
-    where, params = compile_where(POSTGRES, filter)
+async def count_records(
+    conn: Conn, namespace: str, collection: str, filter: Filter | None, dialect: PostgresDialect
+) -> int:
+    where, params = compile_where(dialect, filter)
     cursor = await conn.execute(
         queries.count_records(where),
         [namespace, collection, now(), *params],
