@@ -110,6 +110,22 @@ def _lost_race(writes: Sequence[Write], key: Key) -> StrataError:
     return with_write_index(error, index)
 
 
+class ExistingRows(Exception):
+    """An optimistic commit met stored rows; it rolled back and must take the full path."""
+
+
+def optimistic(writes: Sequence[Write]) -> bool:
+    """Whether `writes` are creates of distinct keys, which can skip step 2.
+
+    Such a commit assumes no stored rows and inserts with ON CONFLICT DO NOTHING; if a
+    key turns out to exist (live, or expired and due to be replaced), it raises
+    ExistingRows, its transaction rolls back, and the caller reruns it in full. New
+    records, the common case, save the round trip of the locking SELECT.
+    """
+    keys = {(write.collection, write.id) for write in writes}
+    return len(keys) == len(writes) and all(isinstance(w, CreateRecord) for w in writes)
+
+
 async def commit(
     conn: Conn,
     namespace: str,
@@ -118,15 +134,19 @@ async def commit(
     actor: Actor,
     idempotency: Idempotency | None,
     max_record_bytes: int,
+    assume_new: bool = False,
 ) -> list[WriteResult]:
-    """Run inside an open transaction on `conn`; see the module docstring."""
+    """Run inside an open transaction on `conn`; see the module docstring.
+
+    With `assume_new` (only for writes where `optimistic` holds) step 2 is skipped.
+    """
     if idempotency is not None:
         stored = await _claim(conn, namespace, idempotency)
         if stored is not None:
             return stored
 
     keys = sorted({(write.collection, write.id) for write in writes})
-    stored_rows = await _lock_current(conn, namespace, keys)
+    stored_rows = {} if assume_new else await _lock_current(conn, namespace, keys)
     # The commit's one timestamp, taken once its rows are locked: a commit that queued
     # behind another on the same record gets a later update_time than that one's.
     at = now()
@@ -191,6 +211,8 @@ async def commit(
     inserted = {(row[0], row[1]) for row in await cursor.fetchall()}
     for row, _ in inserts:
         if (row.collection, row.id) not in inserted:
+            if assume_new:
+                raise ExistingRows()
             raise _lost_race(writes, (row.collection, row.id))
     return results
 

@@ -149,20 +149,27 @@ class PostgresDatabase:
         or a serialization failure) rolled everything back, so the commit is retried
         here a few times: the next attempt sees the other transaction's rows and
         decides again (an upsert becomes an update, a create AlreadyExists).
+        Creates of new keys first try the optimistic path (commit.optimistic).
         """
+        assume_new = commit.optimistic(writes)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                return await self._run(
-                    lambda conn: commit.commit(
-                        conn,
-                        namespace,
-                        writes,
-                        actor=actor,
-                        idempotency=idempotency,
-                        max_record_bytes=self._max_record_bytes,
-                    ),
-                    transaction=True,
+
+            async def work(conn: Conn, new: bool = assume_new) -> list[WriteResult]:
+                return await commit.commit(
+                    conn,
+                    namespace,
+                    writes,
+                    actor=actor,
+                    idempotency=idempotency,
+                    max_record_bytes=self._max_record_bytes,
+                    assume_new=new,
                 )
+
+            try:
+                return await self._run(work, transaction=True)
+            except commit.ExistingRows:
+                assume_new = False  # rolled back; decide again against the stored rows
+                continue
             except Conflict:
                 if attempt == COMMIT_ATTEMPTS:
                     raise
