@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+import grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".work"
@@ -207,3 +210,21 @@ def strata_stack(database: str, **env: str) -> Iterator[Stack]:
             server.stop()
     finally:
         pg.cleanup()
+
+
+@contextlib.contextmanager
+def noop_server() -> Iterator[str]:
+    """bench/_noop_server.py on a free port; yields its address, stops it by PID."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_noop_server.py")), address]
+    )
+    try:
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        yield address
+    finally:
+        process.kill()
+        process.wait()

@@ -35,6 +35,7 @@ from _harness import (
     Stats,
     machine_info,
     machine_markdown,
+    noop_server,
     run_for,
     run_side_by_side,
     run_times,
@@ -235,9 +236,11 @@ def throughput_row(name: str, strata: Stats, base: Stats, min_ratio: float | Non
 
 
 async def bench_get(
-    records: records_pb2_grpc.RecordServiceStub, url: str, concurrency: int
+    records: records_pb2_grpc.RecordServiceStub, url: str, concurrency: int, noop_address: str
 ) -> list[Row]:
-    """GetRecord vs the equivalent SELECT, random ids, `concurrency` tasks each."""
+    """GetRecord vs the equivalent SELECT, random ids, `concurrency` tasks each; and a
+    servicer that does nothing (bench/_noop_server.py), the ceiling of any Python
+    grpc.aio server here."""
     rng = random.Random(concurrency)
 
     def random_id() -> str:
@@ -250,8 +253,12 @@ async def bench_get(
             )
         )
 
-    async with pool(url, concurrency) as connections:
+    async with (
+        pool(url, concurrency) as connections,
+        grpc.aio.insecure_channel(noop_address) as noop_channel,
+    ):
         await connections.wait()
+        noop = records_pb2_grpc.RecordServiceStub(noop_channel)
 
         async def psycopg_get() -> None:
             async with connections.connection() as conn:
@@ -259,8 +266,13 @@ async def bench_get(
                 if await cursor.fetchone() is None:
                     raise RuntimeError("preloaded record missing")
 
-        stats = await measured(concurrency, {"strata": strata_get, "psycopg": psycopg_get})
-    strata, base = stats["strata"], stats["psycopg"]
+        async def noop_get() -> None:
+            await noop.GetRecord(records_pb2.GetRecordRequest(id=random_id()))
+
+        stats = await measured(
+            concurrency, {"strata": strata_get, "psycopg": psycopg_get, "noop": noop_get}
+        )
+    strata, base, floor = stats["strata"], stats["psycopg"], stats["noop"]
     name = f"GetRecord c={concurrency}"
     # p50 < 1 ms is a single-caller figure: at c=32 queueing alone puts the p50
     # near 32 / throughput, for the baseline as much as for Strata.
@@ -268,6 +280,7 @@ async def bench_get(
     return [
         throughput_row(name, strata, base, 0.5),
         *latency_rows(name, strata, limit, base),
+        throughput_row(f"{name}, no-op grpc.aio servicer (ceiling)", floor, base, None),
     ]
 
 
@@ -370,8 +383,9 @@ async def run(url: str, target: str) -> tuple[list[Row], list[str]]:
         txn = transaction_pb2_grpc.TransactionServiceStub(channel)
         await load(txn, GET_COLLECTION, GET_RECORDS)
         await settle(url)
-        for concurrency in CONCURRENCY:
-            rows += await bench_get(records, url, concurrency)
+        with noop_server() as noop_address:
+            for concurrency in CONCURRENCY:
+                rows += await bench_get(records, url, concurrency, noop_address)
         rows += await bench_writes(records, txn)
         loaded = await load(txn, LIST_COLLECTION, LIST_RECORDS)
         rows.append(
