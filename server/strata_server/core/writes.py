@@ -73,19 +73,21 @@ def changed_fields(old: JSON, new: JSON) -> tuple[str, ...]:
     return tuple(sorted(f"data.{key}" for key in keys if old.get(key) != new.get(key)))
 
 
-def _serialize(data: JSON, max_bytes: int) -> str:
+def serialize(data: JSON, max_bytes: int, field: str = "data", what: str = "record data") -> str:
+    """The stored JSON text of a document, refusing what either shape cannot store
+    (NaN, infinities, NUL) and anything over `max_bytes`."""
     try:
         text = dumps(data)
     except ValueError:
-        raise InvalidArgument.field("data", "numbers must be finite (no NaN or Infinity)") from None
+        raise InvalidArgument.field(field, "numbers must be finite (no NaN or Infinity)") from None
     # json.dumps escapes control characters, so a NUL shows as \u0000; PostgreSQL's
     # jsonb cannot hold it, and both shapes must accept the same documents.
     if _NUL_ESCAPE.search(text):
-        raise InvalidArgument.field("data", "strings must not contain the NUL character")
+        raise InvalidArgument.field(field, "strings must not contain the NUL character")
     size = len(text.encode())
     if size > max_bytes:
         raise TooLarge(
-            f"record data is {size} bytes, over the {max_bytes}-byte limit; "
+            f"{what} is {size} bytes, over the {max_bytes}-byte limit; "
             "store large content as an artifact",
             metadata={"size": str(size), "limit": str(max_bytes)},
         )
@@ -139,7 +141,7 @@ def plan_write(
             expire_time = (
                 write.expire_time if EXPIRE_TIME_PATH in write.paths else current.expire_time
             )
-        text = _serialize(data, max_bytes)
+        text = serialize(data, max_bytes)
         row = Record(
             namespace,
             write.collection,
@@ -180,7 +182,7 @@ def _created(
     now: datetime,
     max_bytes: int,
 ) -> Outcome:
-    text = _serialize(data, max_bytes)
+    text = serialize(data, max_bytes)
     row = Record(namespace, collection, id, data, 1, now, now, expire_time)
     audit = AuditEntry("create", "record", f"{collection}/{id}", 1, changed_fields({}, data))
     return Outcome(row, audit, row=row, data_json=text)
