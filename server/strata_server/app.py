@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import structlog
@@ -20,17 +20,21 @@ from grpc_reflection.v1alpha import reflection
 from strata.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    queue_pb2,
+    queue_pb2_grpc,
     records_pb2,
     records_pb2_grpc,
     transaction_pb2,
     transaction_pb2_grpc,
 )
 from strata_server.api.admin import AdminService, Backends
+from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.storage import migrations
+from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.ports import Database
 
 log = structlog.get_logger("strata.server")
@@ -39,6 +43,7 @@ SERVICE_NAMES = (
     records_pb2.DESCRIPTOR.services_by_name["RecordService"].full_name,
     transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
 )
 PURGE_BATCH = 1000
 
@@ -117,15 +122,19 @@ class Running:
         await self.database.close()
 
 
-async def _purge_expired(database: Database, interval: float) -> None:
-    """Remove expired records in the background; reads already hide them."""
+async def _purge(database: Database, interval: float, keep_completed: timedelta) -> None:
+    """Remove expired records and long-completed jobs in the background; reads
+    already hide expired records."""
     while True:
         await asyncio.sleep(interval)
         try:
             while await database.purge_expired(PURGE_BATCH) == PURGE_BATCH:
                 pass
+            before = datetime.now(UTC) - keep_completed
+            while await database.purge_completed(before, PURGE_BATCH) == PURGE_BATCH:
+                pass
         except StrataError as error:
-            log.warning("purge of expired records failed", error=error.message)
+            log.warning("background purge failed", error=error.message)
 
 
 async def start(settings: Settings) -> Running:
@@ -143,6 +152,9 @@ async def start(settings: Settings) -> Running:
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(database, settings.max_record_bytes), server
+    )
+    queue_pb2_grpc.add_QueueServiceServicer_to_server(
+        QueueService(database, LocalEvents(), settings.max_record_bytes), server
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(database, Backends(cache="memory", blobs="disk"), datetime.now(UTC)), server
@@ -165,7 +177,13 @@ async def start(settings: Settings) -> Running:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = Running(server, port, database, health_servicer)
     running.tasks.append(
-        asyncio.create_task(_purge_expired(database, settings.purge_interval_seconds))
+        asyncio.create_task(
+            _purge(
+                database,
+                settings.purge_interval_seconds,
+                timedelta(seconds=settings.completed_job_retention_seconds),
+            )
+        )
     )
     return running
 

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     purge_interval_seconds: float = Field(
         60.0, gt=0, description="how often expired records are purged"
     )
+    completed_job_retention_seconds: float = Field(
+        7 * 24 * 3600.0, ge=0, description="how long completed jobs are kept before purging"
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
     )

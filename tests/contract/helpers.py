@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from strata.v1 import (
     admin_pb2_grpc,
+    queue_pb2,
+    queue_pb2_grpc,
     records_pb2,
     records_pb2_grpc,
     transaction_pb2,
@@ -288,3 +290,97 @@ def commit(
 ) -> transaction_pb2.CommitResponse:
     """Commit `writes`."""
     return stubs.tx.Commit(transaction_pb2.CommitRequest(writes=list(writes), **fields))
+
+
+# --- QueueService ------------------------------------------------------------------
+
+
+def queue_stub(channel: grpc.Channel) -> queue_pb2_grpc.QueueServiceStub:
+    """A QueueService stub over `channel` (which the caller closes)."""
+    return queue_pb2_grpc.QueueServiceStub(channel)
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    """A protobuf Duration of `value` seconds (negative allowed)."""
+    message = duration_pb2.Duration()
+    message.FromTimedelta(timedelta(seconds=value))
+    return message
+
+
+def enqueue(
+    queue_stub: Any, queue: str, payload: dict[str, Any] | None = None, **fields: Any
+) -> queue_pb2.Job:
+    """Enqueue one job with `payload` and any other request fields."""
+    return queue_stub.Enqueue(
+        queue_pb2.EnqueueRequest(queue=queue, payload=to_struct(payload or {}), **fields)
+    )
+
+
+def enqueue_request(
+    queue: str, payload: dict[str, Any] | None = None, **fields: Any
+) -> queue_pb2.EnqueueRequest:
+    """An EnqueueRequest (for BatchEnqueue) with `payload` and other fields."""
+    return queue_pb2.EnqueueRequest(queue=queue, payload=to_struct(payload or {}), **fields)
+
+
+def lease(
+    queue_stub: Any,
+    queue: str,
+    max_jobs: int = 1,
+    lease_seconds: float | None = None,
+    wait_seconds: float | None = None,
+    **fields: Any,
+) -> list[queue_pb2.Job]:
+    """LeaseJobs; durations in seconds (None: leave the field unset)."""
+    request = queue_pb2.LeaseJobsRequest(queue=queue, max_jobs=max_jobs, **fields)
+    if lease_seconds is not None:
+        request.lease_duration.CopyFrom(seconds(lease_seconds))
+    if wait_seconds is not None:
+        request.wait.CopyFrom(seconds(wait_seconds))
+    return list(queue_stub.LeaseJobs(request).jobs)
+
+
+def ack(
+    queue_stub: Any, job: queue_pb2.Job, result: dict[str, Any] | None = None, **fields: Any
+) -> queue_pb2.Job:
+    """AckJob a leased job under its lease_token (with an optional result)."""
+    request = queue_pb2.AckJobRequest(id=job.id, lease_token=job.lease_token, **fields)
+    if result is not None:
+        request.result.CopyFrom(to_struct(result))
+    return queue_stub.AckJob(request)
+
+
+def fail(
+    queue_stub: Any,
+    job: queue_pb2.Job,
+    error: str = "boom",
+    retry_delay: float | None = None,
+    **fields: Any,
+) -> queue_pb2.Job:
+    """FailJob a leased job under its lease_token; retry_delay in seconds."""
+    request = queue_pb2.FailJobRequest(
+        id=job.id, lease_token=job.lease_token, error=error, **fields
+    )
+    if retry_delay is not None:
+        request.retry_delay.CopyFrom(seconds(retry_delay))
+    return queue_stub.FailJob(request)
+
+
+def queue_stats(queue_stub: Any, queue: str) -> queue_pb2.QueueStats:
+    """GetQueueStats."""
+    return queue_stub.GetQueueStats(queue_pb2.GetQueueStatsRequest(queue=queue))
+
+
+def list_jobs(queue_stub: Any, queue: str, **fields: Any) -> list[queue_pb2.Job]:
+    """Every job ListJobs returns, following next_page_token to the end."""
+    return all_pages(
+        lambda token: queue_stub.ListJobs(
+            queue_pb2.ListJobsRequest(queue=queue, page_token=token, **fields)
+        ),
+        lambda page: page.jobs,
+    )
+
+
+def payload_of(job: queue_pb2.Job) -> dict[str, Any]:
+    """A job's payload as plain Python values."""
+    return json_format.MessageToDict(job.payload)

@@ -30,34 +30,32 @@ def to_datetime(value: timestamp_pb2.Timestamp, present: bool, field: str) -> da
 _MAX_EXACT = 2**53
 
 
-def _value(value: struct_pb2.Value) -> Any:
+def _value(value: struct_pb2.Value, field: str) -> Any:
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
     if kind == "number_value":
         number = value.number_value
         if not math.isfinite(number):
-            raise errors.InvalidArgument.field(
-                "data", "numbers must be finite (no NaN or Infinity)"
-            )
+            raise errors.InvalidArgument.field(field, "numbers must be finite (no NaN or Infinity)")
         # Integral doubles come back as ints, as JSON parsers give them.
         return int(number) if number.is_integer() and abs(number) <= _MAX_EXACT else number
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":
-        return data_from_struct(value.struct_value)
+        return data_from_struct(value.struct_value, field)
     if kind == "list_value":
-        return [_value(item) for item in value.list_value.values]
+        return [_value(item, field) for item in value.list_value.values]
     return None
 
 
-def data_from_struct(value: struct_pb2.Struct) -> models.JSON:
+def data_from_struct(value: struct_pb2.Struct, field: str = "data") -> models.JSON:
     """A Struct as plain Python JSON values.
 
     Walks the message directly: json_format.MessageToDict goes through a generic
     printer and is several times slower on this, the hottest conversion of writes.
     """
-    return {key: _value(item) for key, item in value.fields.items()}
+    return {key: _value(item, field) for key, item in value.fields.items()}
 
 
 def record_to_proto(record: models.Record) -> records_pb2.Record:

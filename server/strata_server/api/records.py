@@ -98,7 +98,7 @@ def _expected_version(value: int, prefix: str) -> int | None:
     return value or None
 
 
-def _data(value: struct_pb2.Struct, max_bytes: int) -> models.JSON:
+def _data(value: struct_pb2.Struct, max_bytes: int, field: str) -> models.JSON:
     # Cheap early refusal of grossly oversized data before converting it; the exact
     # limit is enforced on the stored JSON by core.writes.
     size = value.ByteSize()
@@ -108,7 +108,7 @@ def _data(value: struct_pb2.Struct, max_bytes: int) -> models.JSON:
             "store large content as an artifact",
             metadata={"size": str(size), "limit": str(max_bytes)},
         )
-    return data_from_struct(value)
+    return data_from_struct(value, field)
 
 
 def create_write(message: _CreateShape, max_bytes: int, prefix: str = "") -> models.CreateRecord:
@@ -119,9 +119,8 @@ def create_write(message: _CreateShape, max_bytes: int, prefix: str = "") -> mod
         if message.record_id
         else validation.new_id()
     )
-    return models.CreateRecord(
-        collection, record_id, _data(message.data, max_bytes), _expire_time(message, prefix)
-    )
+    data = _data(message.data, max_bytes, f"{prefix}data")
+    return models.CreateRecord(collection, record_id, data, _expire_time(message, prefix))
 
 
 def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> models.UpdateRecord:
@@ -134,7 +133,7 @@ def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> mod
     return models.UpdateRecord(
         collection=validation.collection(message.collection, f"{prefix}collection"),
         id=validation.entity_id(message.id, f"{prefix}id"),
-        data=_data(message.data, max_bytes),
+        data=_data(message.data, max_bytes, f"{prefix}data"),
         paths=paths,
         expected_version=_expected_version(message.expected_version, prefix),
         allow_missing=message.allow_missing,

@@ -8,10 +8,12 @@ driver exceptions at their boundary (an unreachable database is `Unavailable`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
+    JSON,
     Actor,
     Idempotency,
     ListQuery,
@@ -23,6 +25,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.queue import Job, NewJob, QueueStats, Visible
 
 
 class RecordStore(Protocol):
@@ -85,7 +88,116 @@ class RecordStore(Protocol):
         ...
 
 
-class Database(RecordStore, Protocol):
+class QueueStore(Protocol):
+    """Durable jobs. Every transition goes through the rules in `core.queue`
+    (plan_lease, plan_ack, ...); every mutation appends audit entries in the same
+    transaction. Unknown job ids are NotFound."""
+
+    async def enqueue(
+        self,
+        namespace: str,
+        jobs: Sequence[NewJob],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[Job]:
+        """Insert `jobs` in one transaction, or none. A job whose unique_key matches an
+        unfinished job of its queue yields that job instead (enforced by a partial
+        unique index, never by read-then-write). Errors carry `job_index`."""
+        ...
+
+    async def lease_jobs(
+        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+    ) -> list[Job]:
+        """Lease up to `max_jobs` leasable jobs (priority desc, run_time, create_time,
+        id), reclaiming expired leases; concurrent callers never get the same job.
+        Returns [] for a paused queue. Jobs carry their lease_token."""
+        ...
+
+    async def ack_job(
+        self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
+    ) -> Job:
+        """Complete the holder's attempt (core.queue.plan_ack)."""
+        ...
+
+    async def fail_job(
+        self,
+        namespace: str,
+        id: str,
+        token: str,
+        error: str,
+        retry_delay: timedelta | None,
+        *,
+        actor: Actor,
+    ) -> Job:
+        """Record a failed attempt (core.queue.plan_fail)."""
+        ...
+
+    async def extend_lease(
+        self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
+    ) -> Job:
+        """Heartbeat (core.queue.plan_extend); the result carries the lease_token."""
+        ...
+
+    async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
+        """core.queue.plan_cancel."""
+        ...
+
+    async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
+        """core.queue.plan_retry."""
+        ...
+
+    async def get_job(self, namespace: str, id: str) -> Job:
+        """One job, without its lease_token."""
+        ...
+
+    async def list_jobs(
+        self,
+        namespace: str,
+        queue: str,
+        state: Visible | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+    ) -> Page[Job]:
+        """Jobs of a queue in (create_time, id) order after the key `after`, optionally
+        only those whose visible state is `state` at the time of the call."""
+        ...
+
+    async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
+        """Pause or resume leasing from a queue (an upsert of its settings row)."""
+        ...
+
+    async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
+        """Counts by visible state, oldest available job's age, and lease expiries
+        reclaimed within core.queue.EXPIRY_WINDOW."""
+        ...
+
+    async def purge_completed(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to `limit` completed jobs finished before the time; how many."""
+        ...
+
+
+class Events(Protocol):
+    """Wakeups between replicas: "something changed on this topic, look again".
+
+    Never a data channel: consumers re-read the database after a wakeup, so a lost
+    notification only delays work until the consumer's fallback poll.
+    """
+
+    def notify(self, topic: str) -> None:
+        """Wake waiters on `topic` (here, and on other replicas where supported)."""
+        ...
+
+    async def wait(self, topic: str, within: float) -> bool:
+        """Wait up to `within` seconds for a notify on `topic`; True if one came."""
+        ...
+
+    async def close(self) -> None:
+        """Release listeners and connections."""
+        ...
+
+
+class Database(RecordStore, QueueStore, Protocol):
     """A storage backend's lifecycle, on top of the data ports it serves."""
 
     async def facts(self) -> ServerFacts:

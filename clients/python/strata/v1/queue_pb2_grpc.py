@@ -196,8 +196,9 @@ class QueueServiceServicer:
 
     def RetryJob(self, request, context):
         """Makes a dead or cancelled job available again with a fresh attempt count.
-        FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state;
-        NOT_FOUND for an unknown job.
+        FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state,
+        or (reason UNIQUE_KEY_IN_USE) when another unfinished job of the queue now
+        holds its unique_key; NOT_FOUND for an unknown job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

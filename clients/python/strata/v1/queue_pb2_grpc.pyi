@@ -82,8 +82,9 @@ class QueueServiceStub:
     """
     RetryJob: _grpc.UnaryUnaryMultiCallable[_queue_pb2.RetryJobRequest, _queue_pb2.Job]
     """Makes a dead or cancelled job available again with a fresh attempt count.
-    FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state;
-    NOT_FOUND for an unknown job.
+    FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state,
+    or (reason UNIQUE_KEY_IN_USE) when another unfinished job of the queue now
+    holds its unique_key; NOT_FOUND for an unknown job.
     """
     PauseQueue: _grpc.UnaryUnaryMultiCallable[_queue_pb2.PauseQueueRequest, _queue_pb2.QueueStats]
     """Stops a queue from leasing jobs; enqueues still succeed."""
@@ -146,8 +147,9 @@ class QueueServiceAsyncStub(QueueServiceStub):
     """
     RetryJob: _aio.UnaryUnaryMultiCallable[_queue_pb2.RetryJobRequest, _queue_pb2.Job]  # type: ignore[assignment]
     """Makes a dead or cancelled job available again with a fresh attempt count.
-    FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state;
-    NOT_FOUND for an unknown job.
+    FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state,
+    or (reason UNIQUE_KEY_IN_USE) when another unfinished job of the queue now
+    holds its unique_key; NOT_FOUND for an unknown job.
     """
     PauseQueue: _aio.UnaryUnaryMultiCallable[_queue_pb2.PauseQueueRequest, _queue_pb2.QueueStats]  # type: ignore[assignment]
     """Stops a queue from leasing jobs; enqueues still succeed."""
@@ -267,8 +269,9 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_queue_pb2.Job, _abc.Awaitable[_queue_pb2.Job]]:
         """Makes a dead or cancelled job available again with a fresh attempt count.
-        FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state;
-        NOT_FOUND for an unknown job.
+        FAILED_PRECONDITION (reason JOB_NOT_RETRYABLE) for a job in another state,
+        or (reason UNIQUE_KEY_IN_USE) when another unfinished job of the queue now
+        holds its unique_key; NOT_FOUND for an unknown job.
         """
 
     @_abc_1.abstractmethod

@@ -18,13 +18,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
 from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
+    JSON,
     Actor,
     Idempotency,
     ListQuery,
@@ -36,7 +38,9 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.queue import Job, NewJob, QueueStats, Visible
 from strata_server.storage.postgres import commit, queries, records
+from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
 
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CAPABILITIES = ("records", "commit", "search", "ttl", "audit", "idempotency")
+CAPABILITIES = ("records", "commit", "search", "ttl", "audit", "idempotency", "queue")
 
 NO_YOYO_VERSION = "unknown"
 """schema_version when the schema was not applied by yoyo (no _yoyo_migration table)."""
@@ -179,6 +183,112 @@ class PostgresDatabase:
     async def purge_expired(self, limit: int) -> int:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
         return await self._run(lambda conn: commit.purge_expired(conn, limit))
+
+    # --- QueueStore (storage/postgres/queue.py) -----------------------------------------
+
+    async def enqueue(
+        self,
+        namespace: str,
+        jobs: Sequence[NewJob],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[Job]:
+        """Insert `jobs` in one transaction (unique_key by the partial unique index)."""
+        return await self._run(
+            lambda conn: job_queue.enqueue(
+                conn, namespace, jobs, actor=actor, idempotency=idempotency
+            ),
+            transaction=True,
+        )
+
+    async def lease_jobs(
+        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+    ) -> list[Job]:
+        """Lease up to `max_jobs` jobs (FOR UPDATE SKIP LOCKED); [] when paused."""
+        return await self._run(
+            lambda conn: job_queue.lease_jobs(conn, namespace, queue, max_jobs, lease, actor=actor),
+            transaction=True,
+        )
+
+    async def ack_job(
+        self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
+    ) -> Job:
+        """Complete the holder's attempt."""
+        return await self._run(
+            lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
+            transaction=True,
+        )
+
+    async def fail_job(
+        self,
+        namespace: str,
+        id: str,
+        token: str,
+        error: str,
+        retry_delay: timedelta | None,
+        *,
+        actor: Actor,
+    ) -> Job:
+        """Record a failed attempt (retry after backoff, or dead)."""
+        return await self._run(
+            lambda conn: job_queue.fail_job(
+                conn, namespace, id, token, error, retry_delay, actor=actor
+            ),
+            transaction=True,
+        )
+
+    async def extend_lease(
+        self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
+    ) -> Job:
+        """Heartbeat; the result carries the lease_token."""
+        return await self._run(
+            lambda conn: job_queue.extend_lease(conn, namespace, id, token, lease, actor=actor),
+            transaction=True,
+        )
+
+    async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
+        """Cancel an unfinished job."""
+        return await self._run(
+            lambda conn: job_queue.cancel_job(conn, namespace, id, actor=actor), transaction=True
+        )
+
+    async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
+        """Bring a dead or cancelled job back."""
+        return await self._run(
+            lambda conn: job_queue.retry_job(conn, namespace, id, actor=actor), transaction=True
+        )
+
+    async def get_job(self, namespace: str, id: str) -> Job:
+        """One job, without its lease_token."""
+        return await self._run(lambda conn: job_queue.get_job(conn, namespace, id))
+
+    async def list_jobs(
+        self,
+        namespace: str,
+        queue: str,
+        state: Visible | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+    ) -> Page[Job]:
+        """Jobs of a queue in (create_time, id) order after `after`."""
+        return await self._run(
+            lambda conn: job_queue.list_jobs(conn, namespace, queue, state, limit, after)
+        )
+
+    async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
+        """Pause or resume leasing from a queue."""
+        await self._run(
+            lambda conn: job_queue.set_paused(conn, namespace, queue, paused, actor=actor)
+        )
+
+    async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
+        """Counts by visible state, oldest available age, recent lease expiries."""
+        return await self._run(lambda conn: job_queue.queue_stats(conn, namespace, queue))
+
+    async def purge_completed(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to `limit` completed jobs finished before the time."""
+        return await self._run(lambda conn: job_queue.purge_completed(conn, finished_before, limit))
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""

@@ -1,0 +1,381 @@
+"""QueueService: validates requests, turns them into QueueStore calls, and back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+
+from strata.v1 import queue_pb2, queue_pb2_grpc
+from strata_server.api.convert import (
+    actor,
+    data_from_struct,
+    fingerprint,
+    set_timestamp,
+    to_datetime,
+)
+from strata_server.api.errors import unary
+from strata_server.core import errors, queue, validation
+from strata_server.core.models import Idempotency
+from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.writes import serialize
+from strata_server.storage.ports import Events, QueueStore
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_LEASE = timedelta(seconds=30)
+FALLBACK_POLL_SECONDS = 1.0
+"""A long poll re-checks this often even without a wakeup: it covers scheduled jobs
+coming due and enqueues on replicas whose wakeups do not reach this one."""
+
+_STATES = {
+    queue.Visible.AVAILABLE: queue_pb2.JOB_STATE_AVAILABLE,
+    queue.Visible.SCHEDULED: queue_pb2.JOB_STATE_SCHEDULED,
+    queue.Visible.LEASED: queue_pb2.JOB_STATE_LEASED,
+    queue.Visible.COMPLETED: queue_pb2.JOB_STATE_COMPLETED,
+    queue.Visible.DEAD: queue_pb2.JOB_STATE_DEAD,
+    queue.Visible.CANCELLED: queue_pb2.JOB_STATE_CANCELLED,
+}
+_VISIBLE = {value: key for key, value in _STATES.items()}
+
+
+def topic(namespace: str, queue_name: str) -> str:
+    """The events topic that wakes consumers of one queue."""
+    return f"queue:{namespace}:{queue_name}"
+
+
+MAX_DELAY = timedelta(days=3650)
+"""Longest delay before a job runs (enqueue delay, fail retry_delay)."""
+
+
+def _duration(value: duration_pb2.Duration, field: str, limit: timedelta = MAX_DELAY) -> timedelta:
+    try:
+        result = value.ToTimedelta()
+    except (OverflowError, ValueError):
+        result = None
+    if result is None or result > limit:
+        raise errors.InvalidArgument.field(field, f"must be at most {limit.days} days")
+    return result
+
+
+def _set_duration(target: duration_pb2.Duration, value: timedelta) -> None:
+    target.FromTimedelta(value)
+
+
+def job_to_proto(job: queue.Job, now: datetime) -> queue_pb2.Job:
+    """A domain job as the wire message, with its state as seen at `now`."""
+    message = queue_pb2.Job(
+        namespace=job.namespace,
+        queue=job.queue,
+        id=job.id,
+        state=_STATES[job.visible_state(now)],
+        priority=job.priority,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        lease_token=job.lease_token or "",
+        last_error=job.last_error or "",
+        unique_key=job.unique_key or "",
+    )
+    message.payload.update(job.payload)
+    if job.result is not None:
+        message.result.update(job.result)
+    set_timestamp(message.run_time, job.run_time)
+    set_timestamp(message.create_time, job.create_time)
+    set_timestamp(message.update_time, job.update_time)
+    if job.lease_expire_time is not None:
+        set_timestamp(message.lease_expire_time, job.lease_expire_time)
+    if job.finish_time is not None:
+        set_timestamp(message.finish_time, job.finish_time)
+    if job.retry_backoff is not None:
+        _set_duration(message.retry_backoff, job.retry_backoff)
+    return message
+
+
+def new_job(
+    request: queue_pb2.EnqueueRequest, max_bytes: int, now: datetime, prefix: str = ""
+) -> queue.NewJob:
+    """Validate one enqueue (alone or inside a batch)."""
+    name = validation.collection(request.queue, f"{prefix}queue")
+    payload = data_from_struct(request.payload, f"{prefix}payload")
+    serialize(payload, max_bytes, f"{prefix}payload", "job payload")
+    if request.HasField("run_time") and request.HasField("delay"):
+        raise errors.InvalidArgument.field(f"{prefix}delay", "give run_time or delay, not both")
+    run_time = to_datetime(request.run_time, request.HasField("run_time"), f"{prefix}run_time")
+    if request.HasField("delay"):
+        delay = _duration(request.delay, f"{prefix}delay")
+        if delay < timedelta(0):
+            raise errors.InvalidArgument.field(f"{prefix}delay", "must not be negative")
+        run_time = now + delay
+    max_attempts = request.max_attempts or queue.DEFAULT_MAX_ATTEMPTS
+    if not 1 <= max_attempts <= queue.MAX_ATTEMPTS_LIMIT:
+        raise errors.InvalidArgument.field(
+            f"{prefix}max_attempts", f"must be between 1 and {queue.MAX_ATTEMPTS_LIMIT}"
+        )
+    unique_key = request.unique_key or None
+    if unique_key is not None and (
+        len(unique_key) > queue.MAX_UNIQUE_KEY or not unique_key.isprintable()
+    ):
+        raise errors.InvalidArgument.field(
+            f"{prefix}unique_key", f"must be at most {queue.MAX_UNIQUE_KEY} printable characters"
+        )
+    backoff = None
+    if request.HasField("retry_backoff"):
+        backoff = _duration(request.retry_backoff, f"{prefix}retry_backoff")
+        if not timedelta(0) < backoff <= queue.MAX_BACKOFF:
+            raise errors.InvalidArgument.field(
+                f"{prefix}retry_backoff", "must be positive and at most 1 hour"
+            )
+    return queue.NewJob(
+        name, payload, request.priority, run_time, max_attempts, unique_key, backoff
+    )
+
+
+def _lease(request: Any, field: str = "lease_duration") -> timedelta:
+    if not request.HasField(field):
+        return DEFAULT_LEASE
+    return queue.lease_duration(_duration(getattr(request, field), field), field)
+
+
+def _token(value: str) -> str:
+    if not value:
+        raise errors.InvalidArgument.field("lease_token", "is required")
+    return value
+
+
+class QueueService(queue_pb2_grpc.QueueServiceServicer):
+    """gRPC face of a QueueStore, with long polls woken through an Events port."""
+
+    def __init__(self, store: QueueStore, events: Events, max_payload_bytes: int) -> None:
+        self._store = store
+        self._events = events
+        self._max_bytes = max_payload_bytes
+
+    async def _enqueue(
+        self, namespace: str, jobs: list[queue.NewJob], request: Any, context: Context
+    ) -> list[queue.Job]:
+        request_id = validation.request_id(request.request_id)
+        idempotency = Idempotency(request_id, fingerprint(request)) if request_id else None
+        created = await self._store.enqueue(
+            namespace, jobs, actor=actor(context.invocation_metadata()), idempotency=idempotency
+        )
+        for name in {job.queue for job in jobs}:
+            self._events.notify(topic(namespace, name))
+        return created
+
+    @unary
+    async def Enqueue(self, request: queue_pb2.EnqueueRequest, context: Context) -> queue_pb2.Job:
+        namespace = validation.namespace(request.namespace)
+        now = datetime.now(UTC)
+        [job] = await self._enqueue(
+            namespace, [new_job(request, self._max_bytes, now)], request, context
+        )
+        return job_to_proto(job, datetime.now(UTC))  # the store stamped it after `now`
+
+    @unary
+    async def BatchEnqueue(
+        self, request: queue_pb2.BatchEnqueueRequest, context: Context
+    ) -> queue_pb2.BatchEnqueueResponse:
+        namespace = validation.namespace(request.namespace)
+        if not 1 <= len(request.jobs) <= queue.MAX_BATCH_JOBS:
+            raise errors.InvalidArgument.field(
+                "jobs", f"must hold 1 to {queue.MAX_BATCH_JOBS} jobs"
+            )
+        now = datetime.now(UTC)
+        jobs = []
+        for index, item in enumerate(request.jobs):
+            try:
+                jobs.append(new_job(item, self._max_bytes, now, f"jobs[{index}]."))
+            except errors.StrataError as error:
+                error.metadata.setdefault("job_index", str(index))
+                raise
+        created = await self._enqueue(namespace, jobs, request, context)
+        return queue_pb2.BatchEnqueueResponse(
+            jobs=[job_to_proto(job, datetime.now(UTC)) for job in created]
+        )
+
+    @unary
+    async def LeaseJobs(
+        self, request: queue_pb2.LeaseJobsRequest, context: Context
+    ) -> queue_pb2.LeaseJobsResponse:
+        namespace = validation.namespace(request.namespace)
+        name = validation.collection(request.queue, "queue")
+        if not 1 <= request.max_jobs <= queue.MAX_LEASE_JOBS:
+            raise errors.InvalidArgument.field(
+                "max_jobs", f"must be between 1 and {queue.MAX_LEASE_JOBS}"
+            )
+        lease = _lease(request)
+        wait = _duration(request.wait, "wait") if request.HasField("wait") else timedelta(0)
+        if not timedelta(0) <= wait <= queue.MAX_WAIT:
+            raise errors.InvalidArgument.field("wait", "must be between 0 and 60 seconds")
+        who = actor(context.invocation_metadata())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait.total_seconds()
+        while True:
+            jobs = await self._store.lease_jobs(namespace, name, request.max_jobs, lease, actor=who)
+            remaining = deadline - loop.time()
+            if jobs or remaining <= 0:
+                now = datetime.now(UTC)
+                return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
+            await self._events.wait(topic(namespace, name), min(remaining, FALLBACK_POLL_SECONDS))
+
+    @unary
+    async def AckJob(self, request: queue_pb2.AckJobRequest, context: Context) -> queue_pb2.Job:
+        result = data_from_struct(request.result, "result") if request.HasField("result") else None
+        if result is not None:
+            serialize(result, self._max_bytes, "result", "job result")
+        job = await self._store.ack_job(
+            validation.namespace(request.namespace),
+            validation.entity_id(request.id),
+            _token(request.lease_token),
+            result,
+            actor=actor(context.invocation_metadata()),
+        )
+        return job_to_proto(job, datetime.now(UTC))
+
+    @unary
+    async def FailJob(self, request: queue_pb2.FailJobRequest, context: Context) -> queue_pb2.Job:
+        delay = None
+        if request.HasField("retry_delay"):
+            delay = _duration(request.retry_delay, "retry_delay")
+            if delay < timedelta(0):
+                raise errors.InvalidArgument.field("retry_delay", "must not be negative")
+        job = await self._store.fail_job(
+            validation.namespace(request.namespace),
+            validation.entity_id(request.id),
+            _token(request.lease_token),
+            request.error[: queue.MAX_ERROR_CHARS],
+            delay,
+            actor=actor(context.invocation_metadata()),
+        )
+        now = datetime.now(UTC)
+        if job.visible_state(now) is queue.Visible.AVAILABLE:
+            self._events.notify(topic(job.namespace, job.queue))  # retry_delay 0
+        return job_to_proto(job, now)
+
+    @unary
+    async def ExtendLease(
+        self, request: queue_pb2.ExtendLeaseRequest, context: Context
+    ) -> queue_pb2.Job:
+        job = await self._store.extend_lease(
+            validation.namespace(request.namespace),
+            validation.entity_id(request.id),
+            _token(request.lease_token),
+            _lease(request),
+            actor=actor(context.invocation_metadata()),
+        )
+        return job_to_proto(job, datetime.now(UTC))
+
+    @unary
+    async def CancelJob(
+        self, request: queue_pb2.CancelJobRequest, context: Context
+    ) -> queue_pb2.Job:
+        job = await self._store.cancel_job(
+            validation.namespace(request.namespace),
+            validation.entity_id(request.id),
+            actor=actor(context.invocation_metadata()),
+        )
+        return job_to_proto(job, datetime.now(UTC))
+
+    @unary
+    async def GetJob(self, request: queue_pb2.GetJobRequest, context: Context) -> queue_pb2.Job:
+        job = await self._store.get_job(
+            validation.namespace(request.namespace), validation.entity_id(request.id)
+        )
+        return job_to_proto(job, datetime.now(UTC))
+
+    @unary
+    async def ListJobs(
+        self, request: queue_pb2.ListJobsRequest, context: Context
+    ) -> queue_pb2.ListJobsResponse:
+        namespace = validation.namespace(request.namespace)
+        name = validation.collection(request.queue, "queue")
+        state = None
+        if request.state != queue_pb2.JOB_STATE_UNSPECIFIED:
+            if request.state not in _VISIBLE:
+                raise errors.InvalidArgument.field("state", "is not a JobState")
+            state = _VISIBLE[request.state]
+        limit = page_size(request.page_size)
+        digest = query_digest("jobs", namespace, name, str(request.state))
+        after = None
+        if request.page_token:
+            after, _ = decode_token(request.page_token, digest)
+            if (
+                after is None
+                or len(after) != 2
+                or not isinstance(after[0], int | datetime)
+                or isinstance(after[0], bool)
+                or not isinstance(after[1], str)
+            ):
+                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        page = await self._store.list_jobs(namespace, name, state, limit, after)
+        now = datetime.now(UTC)
+        return queue_pb2.ListJobsResponse(
+            jobs=[job_to_proto(job, now) for job in page.items],
+            next_page_token=encode_token(digest, tuple(page.last_key))
+            if page.last_key is not None
+            else "",
+        )
+
+    @unary
+    async def RetryJob(self, request: queue_pb2.RetryJobRequest, context: Context) -> queue_pb2.Job:
+        namespace = validation.namespace(request.namespace)
+        job = await self._store.retry_job(
+            namespace, validation.entity_id(request.id), actor=actor(context.invocation_metadata())
+        )
+        self._events.notify(topic(namespace, job.queue))
+        return job_to_proto(job, datetime.now(UTC))
+
+    async def _set_paused(
+        self, request: Any, paused: bool, context: Context
+    ) -> queue_pb2.QueueStats:
+        namespace = validation.namespace(request.namespace)
+        name = validation.collection(request.queue, "queue")
+        await self._store.set_paused(
+            namespace, name, paused, actor=actor(context.invocation_metadata())
+        )
+        if not paused:
+            self._events.notify(topic(namespace, name))
+        return stats_to_proto(await self._store.queue_stats(namespace, name))
+
+    @unary
+    async def PauseQueue(
+        self, request: queue_pb2.PauseQueueRequest, context: Context
+    ) -> queue_pb2.QueueStats:
+        return await self._set_paused(request, True, context)
+
+    @unary
+    async def ResumeQueue(
+        self, request: queue_pb2.ResumeQueueRequest, context: Context
+    ) -> queue_pb2.QueueStats:
+        return await self._set_paused(request, False, context)
+
+    @unary
+    async def GetQueueStats(
+        self, request: queue_pb2.GetQueueStatsRequest, context: Context
+    ) -> queue_pb2.QueueStats:
+        stats = await self._store.queue_stats(
+            validation.namespace(request.namespace), validation.collection(request.queue, "queue")
+        )
+        return stats_to_proto(stats)
+
+
+def stats_to_proto(stats: queue.QueueStats) -> queue_pb2.QueueStats:
+    """Domain stats as the wire message."""
+    counts = stats.counts
+    message = queue_pb2.QueueStats(
+        namespace=stats.namespace,
+        queue=stats.queue,
+        paused=stats.paused,
+        available=counts.get(queue.Visible.AVAILABLE, 0),
+        scheduled=counts.get(queue.Visible.SCHEDULED, 0),
+        leased=counts.get(queue.Visible.LEASED, 0),
+        completed=counts.get(queue.Visible.COMPLETED, 0),
+        dead=counts.get(queue.Visible.DEAD, 0),
+        cancelled=counts.get(queue.Visible.CANCELLED, 0),
+        expired_leases=stats.expired_leases,
+    )
+    _set_duration(message.oldest_available_age, stats.oldest_available_age)
+    _set_duration(message.expiry_window, queue.EXPIRY_WINDOW)
+    return message

@@ -1,0 +1,556 @@
+"""The job queue on PostgreSQL: the `storage.ports.QueueStore` half of the adapter.
+
+Every transition is decided in Python by the shared rules of `core.queue`
+(plan_enqueue, plan_lease, plan_ack, ...); SQL only locks, reads and writes rows
+(`queue_queries`). Writes run inside the transaction `database._run` opens:
+
+- enqueue: claim the request_id (as Commit does), then one INSERT ... ON CONFLICT DO
+  NOTHING against the partial unique index on unfinished (queue, unique_key); a job
+  skipped there yields the unfinished job holding its key, read afterwards.
+- lease_jobs: one locking SELECT (FOR UPDATE SKIP LOCKED over both partial indexes)
+  and one write-back statement for all leased jobs, their expiries and audit rows.
+- ack/fail/extend/cancel/retry: SELECT ... FOR UPDATE, plan, one write-back.
+
+Reads are single statements on an autocommit connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import errors as pg_errors
+
+from strata_server.core.errors import (
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    StrataError,
+)
+from strata_server.core.models import JSON, Actor, Idempotency, Page
+from strata_server.core.queue import (
+    EXPIRY_WINDOW,
+    Job,
+    NewJob,
+    QueueStats,
+    Stored,
+    Visible,
+    job_from_json,
+    job_to_json,
+    leasable,
+    new_lease_token,
+    plan_ack,
+    plan_cancel,
+    plan_enqueue,
+    plan_extend,
+    plan_fail,
+    plan_lease,
+    plan_retry,
+)
+from strata_server.core.validation import new_id
+from strata_server.core.writes import dumps
+from strata_server.storage.postgres import queries
+from strata_server.storage.postgres import queue_queries as q
+from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.records import now
+
+_CLAIM_ATTEMPTS = 3
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ENQUEUE_ATTEMPTS = 3
+
+_UNAUDITED = frozenset({"update_time"})
+_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name not in _UNAUDITED)
+
+
+def job_from_row(namespace: str, row: Sequence[Any]) -> Job:
+    """A Job from a row selected with `queue_queries.JOB_COLUMNS`."""
+    backoff_us = row[10]
+    return Job(
+        namespace=namespace,
+        id=row[0],
+        queue=row[1],
+        state=Stored(row[2]),
+        payload=row[3],
+        priority=row[4],
+        run_time=row[5],
+        attempt=row[6],
+        max_attempts=row[7],
+        create_time=row[8],
+        update_time=row[9],
+        retry_backoff=timedelta(microseconds=backoff_us) if backoff_us is not None else None,
+        unique_key=row[11],
+        lease_token=row[12],
+        lease_expire_time=row[13],
+        last_error=row[14],
+        result=row[15],
+        finish_time=row[16],
+    )
+
+
+def _public(job: Job) -> Job:
+    """The job as anyone but its lease holder sees it."""
+    return job if job.lease_token is None else dataclasses.replace(job, lease_token=None)
+
+
+def _changed(old: Job, new: Job) -> str:
+    """changed_fields of an audit entry: the Job fields a transition changed."""
+    return dumps([name for name in _FIELDS if getattr(old, name) != getattr(new, name)])
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _payload_text(index: int, job: NewJob) -> str:
+    """The stored JSON text of a job's payload; InvalidArgument (tagged with the job's
+    index) for what jsonb or a text column cannot hold."""
+    try:
+        if _has_nul(job.payload):
+            raise InvalidArgument.field(
+                "payload", "contains the NUL character (\\u0000), which PostgreSQL cannot store"
+            )
+        if job.unique_key is not None and "\x00" in job.unique_key:
+            raise InvalidArgument.field("unique_key", "must not contain the NUL character")
+        try:
+            return dumps(job.payload)
+        except ValueError as error:  # NaN / infinity
+            raise InvalidArgument.field("payload", str(error)) from None
+    except StrataError as error:
+        raise _tag(error, index) from None
+
+
+def _tag(error: StrataError, index: int) -> StrataError:
+    error.metadata.setdefault("job_index", str(index))
+    return error
+
+
+# --- Enqueue -------------------------------------------------------------------------
+
+
+async def _claim(conn: Conn, namespace: str, idempotency: Idempotency) -> list[Job] | None:
+    """Claim the request_id for this transaction (None), or return the jobs stored by
+    the enqueue that already used it (as `commit._claim`, with job results)."""
+    for _ in range(_CLAIM_ATTEMPTS):
+        cursor = await conn.execute(
+            queries.CLAIM_REQUEST,
+            (namespace, idempotency.request_id, idempotency.fingerprint, now()),
+            prepare=True,
+        )
+        if cursor.rowcount == 1:
+            return None
+        cursor = await conn.execute(
+            queries.SELECT_REQUEST, (namespace, idempotency.request_id), prepare=True
+        )
+        row = await cursor.fetchone()
+        if row is None:  # removed (by retention) between the two statements: claim again
+            continue
+        fingerprint, stored = row
+        if fingerprint != idempotency.fingerprint:
+            raise InvalidArgument.field("request_id", "was already used for a different request")
+        return [job_from_json(item) for item in stored]
+    raise Conflict("the request_id is being claimed and released concurrently; retry")
+
+
+async def enqueue(
+    conn: Conn,
+    namespace: str,
+    jobs: Sequence[NewJob],
+    *,
+    actor: Actor,
+    idempotency: Idempotency | None,
+) -> list[Job]:
+    """Run inside an open transaction; see the module docstring."""
+    if idempotency is not None:
+        stored = await _claim(conn, namespace, idempotency)
+        if stored is not None:
+            return stored
+    if not jobs:
+        if idempotency is not None:
+            await conn.execute(
+                q.STORE_RESULT, ("[]", namespace, idempotency.request_id), prepare=True
+            )
+        return []
+    texts = [_payload_text(index, job) for index, job in enumerate(jobs)]
+    at = now()
+    planned = [plan_enqueue(namespace, job, new_id(), at) for job in jobs]
+    results: list[Job | None] = list(planned)
+    pending = list(range(len(planned)))  # indexes still to insert
+    request_id = idempotency.request_id if idempotency is not None else None
+    for _ in range(_ENQUEUE_ATTEMPTS):
+        rows = [planned[i] for i in pending]
+        first = len(pending) == len(planned)
+        cursor = await conn.execute(
+            q.ENQUEUE,
+            {
+                "namespace": namespace,
+                "now": at,
+                "actor": actor.name,
+                "request_id": request_id,
+                # Stored with the insert when every job was inserted (the usual case).
+                "result": (
+                    dumps([job_to_json(job) for job in planned])
+                    if request_id is not None and first
+                    else None
+                ),
+                "id": [job.id for job in rows],
+                "queue": [job.queue for job in rows],
+                "payload": [texts[i] for i in pending],
+                "priority": [job.priority for job in rows],
+                "run_time": [job.run_time for job in rows],
+                "max_attempts": [job.max_attempts for job in rows],
+                "retry_backoff_us": [
+                    job.retry_backoff // timedelta(microseconds=1)
+                    if job.retry_backoff is not None
+                    else None
+                    for job in rows
+                ],
+                "unique_key": [job.unique_key for job in rows],
+            },
+            prepare=True,
+            binary=True,
+        )
+        inserted = {row[0] for row in await cursor.fetchall()}
+        skipped = [i for i in pending if planned[i].id not in inserted]
+        if not skipped:
+            if request_id is not None and not first:
+                await _store_result(conn, namespace, request_id, results)
+            return [job for job in results if job is not None]
+        # Skipped by the unique index: yield the unfinished job holding the key.
+        cursor = await conn.execute(
+            q.UNFINISHED_BY_KEY,
+            (
+                [planned[i].queue for i in skipped],
+                [planned[i].unique_key for i in skipped],
+                namespace,
+            ),
+            prepare=True,
+            binary=True,
+        )
+        holders = {
+            (job.queue, job.unique_key): _public(job)
+            for job in (job_from_row(namespace, row) for row in await cursor.fetchall())
+        }
+        pending = []
+        for i in skipped:
+            holder = holders.get((planned[i].queue, planned[i].unique_key))
+            results[i] = holder
+            if holder is None:  # finished since the insert looked: insert again
+                pending.append(i)
+        if not pending:
+            if request_id is not None:
+                await _store_result(conn, namespace, request_id, results)
+            return [job for job in results if job is not None]
+    raise _tag(
+        Conflict("the job holding this unique_key keeps finishing concurrently; retry"),
+        pending[0],
+    )
+
+
+async def _store_result(
+    conn: Conn, namespace: str, request_id: str, results: Sequence[Job | None]
+) -> None:
+    text = dumps([job_to_json(job) for job in results if job is not None])
+    await conn.execute(q.STORE_RESULT, (text, namespace, request_id), prepare=True)
+
+
+# --- Writes of locked jobs -----------------------------------------------------------
+
+Audit = tuple[str, str, int, str]
+"""(action, entity_id, version, changed_fields JSON)."""
+
+
+async def _write(
+    conn: Conn,
+    namespace: str,
+    jobs: Sequence[Job],
+    audits: Sequence[Audit],
+    *,
+    at: datetime,
+    actor: Actor,
+    expired: Sequence[Job] = (),
+) -> None:
+    await conn.execute(
+        q.WRITE_JOBS,
+        {
+            "namespace": namespace,
+            "now": at,
+            "actor": actor.name,
+            "id": [job.id for job in jobs],
+            "state": [job.state.value for job in jobs],
+            "run_time": [job.run_time for job in jobs],
+            "attempt": [job.attempt for job in jobs],
+            "lease_token": [job.lease_token for job in jobs],
+            "lease_expire_time": [job.lease_expire_time for job in jobs],
+            "last_error": [job.last_error for job in jobs],
+            "result": [dumps(job.result) if job.result is not None else None for job in jobs],
+            "update_time": [job.update_time for job in jobs],
+            "finish_time": [job.finish_time for job in jobs],
+            "expired_queue": [job.queue for job in expired],
+            "expired_id": [job.id for job in expired],
+            "audit_action": [audit[0] for audit in audits],
+            "audit_entity_id": [audit[1] for audit in audits],
+            "audit_version": [audit[2] for audit in audits],
+            "audit_changed_fields": [audit[3] for audit in audits],
+        },
+        prepare=True,
+        binary=True,
+    )
+
+
+async def lease_jobs(
+    conn: Conn,
+    namespace: str,
+    queue: str,
+    max_jobs: int,
+    lease: timedelta,
+    *,
+    actor: Actor,
+) -> list[Job]:
+    """Run inside an open transaction; see `queue_queries.LEASE_CANDIDATES`."""
+    if max_jobs <= 0:
+        return []
+    at = now()
+    leased: list[Job] = []
+    # Jobs that plan_lease kills (expired on their last attempt) use up no slot:
+    # select again for what is still wanted until enough are leased or none are left.
+    while len(leased) < max_jobs:
+        cursor = await conn.execute(
+            q.LEASE_CANDIDATES,
+            {"namespace": namespace, "queue": queue, "now": at, "limit": max_jobs - len(leased)},
+            prepare=True,
+            binary=True,
+        )
+        candidates = [job_from_row(namespace, row) for row in await cursor.fetchall()]
+        written: list[Job] = []
+        audits: list[Audit] = []
+        expired: list[Job] = []
+        for job in candidates:
+            if not leasable(job, at):  # the locking re-check already ensures this
+                continue
+            new = plan_lease(job, new_lease_token(), lease, at)
+            if job.state is Stored.LEASED:
+                expired.append(job)
+            written.append(new)
+            action = "dead" if new.state is Stored.DEAD else "lease"
+            audits.append((action, new.id, new.attempt, _changed(job, new)))
+            if new.state is Stored.LEASED:
+                leased.append(new)
+        if written:
+            await _write(conn, namespace, written, audits, at=at, actor=actor, expired=expired)
+        if all(job.state is Stored.LEASED for job in written):
+            break  # nothing died, so nothing more is runnable than what was selected
+    return leased
+
+
+async def _transition(
+    conn: Conn,
+    namespace: str,
+    id: str,
+    plan: Callable[[Job, datetime], Job],
+    action: str,
+    *,
+    actor: Actor,
+) -> Job:
+    """Lock one job, plan its transition, write it with its audit entry."""
+    cursor = await conn.execute(q.LOCK_JOB, (namespace, id), prepare=True, binary=True)
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFound(f"job {id} does not exist")
+    old = job_from_row(namespace, row)
+    at = now()  # after the lock: later than the transition this one queued behind
+    new = plan(old, at)
+    name = "dead" if new.state is Stored.DEAD and old.state is not Stored.DEAD else action
+    await conn.execute(
+        q.WRITE_JOB,
+        (
+            new.state.value,
+            new.run_time,
+            new.attempt,
+            new.lease_token,
+            new.lease_expire_time,
+            new.last_error,
+            dumps(new.result) if new.result is not None else None,
+            new.update_time,
+            new.finish_time,
+            namespace,
+            id,
+            namespace,
+            at,
+            actor.name,
+            name,
+            id,
+            new.attempt,
+            _changed(old, new),
+        ),
+        prepare=True,
+    )
+    return new
+
+
+async def ack_job(
+    conn: Conn, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
+) -> Job:
+    job = await _transition(
+        conn, namespace, id, lambda job, at: plan_ack(job, token, result, at), "ack", actor=actor
+    )
+    return _public(job)
+
+
+async def fail_job(
+    conn: Conn,
+    namespace: str,
+    id: str,
+    token: str,
+    error: str,
+    retry_delay: timedelta | None,
+    *,
+    actor: Actor,
+) -> Job:
+    job = await _transition(
+        conn,
+        namespace,
+        id,
+        lambda job, at: plan_fail(job, token, error, retry_delay, at),
+        "fail",
+        actor=actor,
+    )
+    return _public(job)
+
+
+async def extend_lease(
+    conn: Conn, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
+) -> Job:
+    return await _transition(
+        conn,
+        namespace,
+        id,
+        lambda job, at: plan_extend(job, token, lease, at),
+        "extend",
+        actor=actor,
+    )
+
+
+async def cancel_job(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Job:
+    return _public(await _transition(conn, namespace, id, plan_cancel, "cancel", actor=actor))
+
+
+async def retry_job(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Job:
+    try:
+        job = await _transition(conn, namespace, id, plan_retry, "retry", actor=actor)
+    except pg_errors.UniqueViolation:
+        # Back to ready, the job would be a second unfinished holder of its unique_key.
+        raise FailedPrecondition(
+            f"job {id} cannot be retried: another unfinished job of its queue holds its unique_key",
+            reason="UNIQUE_KEY_IN_USE",
+        ) from None
+    return _public(job)
+
+
+# --- Reads, settings, stats, purge ---------------------------------------------------
+
+
+async def get_job(conn: Conn, namespace: str, id: str) -> Job:
+    cursor = await conn.execute(q.GET_JOB, (namespace, id), prepare=True, binary=True)
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFound(f"job {id} does not exist")
+    return _public(job_from_row(namespace, row))
+
+
+async def list_jobs(
+    conn: Conn,
+    namespace: str,
+    queue: str,
+    state: Visible | None,
+    limit: int,
+    after: tuple[Any, ...] | None,
+) -> Page[Job]:
+    params: dict[str, Any] = {
+        "namespace": namespace,
+        "queue": queue,
+        "limit": limit + 1,
+    }
+    if state in (Visible.AVAILABLE, Visible.SCHEDULED, Visible.LEASED):
+        params["now"] = now()
+    if after is not None:
+        if len(after) != 2:
+            raise InvalidArgument.field("page_token", "is not a ListJobs page token")
+        after_time, after_id = after
+        if isinstance(after_time, int) and not isinstance(after_time, bool):
+            after_time = _EPOCH + timedelta(microseconds=after_time)  # SQLite's key unit
+        if not isinstance(after_time, datetime) or not isinstance(after_id, str):
+            raise InvalidArgument.field("page_token", "is not a ListJobs page token")
+        params["after_time"], params["after_id"] = after_time, after_id
+    cursor = await conn.execute(
+        q.LIST_JOBS[state, after is not None], params, prepare=True, binary=True
+    )
+    rows = await cursor.fetchall()
+    items = [_public(job_from_row(namespace, row)) for row in rows[:limit]]
+    last_key = None
+    if len(rows) > limit and items:
+        last_key = (items[-1].create_time, items[-1].id)
+    return Page(items, last_key)
+
+
+async def set_paused(conn: Conn, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
+    await conn.execute(
+        q.SET_PAUSED,
+        {
+            "namespace": namespace,
+            "queue": queue,
+            "paused": paused,
+            "now": now(),
+            "actor": actor.name,
+            "action": "pause" if paused else "resume",
+        },
+        prepare=True,
+    )
+
+
+async def queue_stats(conn: Conn, namespace: str, queue: str) -> QueueStats:
+    at = now()
+    cursor = await conn.execute(
+        q.QUEUE_STATS,
+        {"namespace": namespace, "queue": queue, "now": at, "window_start": at - EXPIRY_WINDOW},
+        prepare=True,
+        binary=True,
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # a SELECT without FROM returns one row
+    paused, expired, states, counts, since = row
+    by_state = dict.fromkeys(Visible, 0)
+    for name, count in zip(states, counts, strict=True):
+        by_state[Visible(name)] += count
+    age = max(at - since, timedelta(0)) if since is not None else timedelta(0)
+    return QueueStats(
+        namespace=namespace,
+        queue=queue,
+        paused=bool(paused),
+        counts=by_state,
+        oldest_available_age=age,
+        expired_leases=expired,
+    )
+
+
+async def purge_completed(conn: Conn, finished_before: datetime, limit: int) -> int:
+    """One statement (autocommit: its own transaction)."""
+    if limit <= 0:
+        return 0
+    cursor = await conn.execute(
+        q.PURGE_COMPLETED,
+        {"before": finished_before, "limit": limit, "window_start": now() - EXPIRY_WINDOW},
+        prepare=True,
+    )
+    row = await cursor.fetchone()
+    assert row is not None  # count(*) always returns a row
+    purged: int = row[0]
+    return purged
