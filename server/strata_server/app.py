@@ -147,14 +147,15 @@ async def start(settings: Settings) -> Running:
             ("grpc.so_reuseport", 1),
         ]
     )
+    events = LocalEvents()  # one per process: Commit and Enqueue wake the same waiters
     records_pb2_grpc.add_RecordServiceServicer_to_server(
         RecordService(database, settings.max_record_bytes), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
-        TransactionService(database, settings.max_record_bytes), server
+        TransactionService(database, settings.max_record_bytes, events), server
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, LocalEvents(), settings.max_record_bytes), server
+        QueueService(database, events, settings.max_record_bytes), server
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(database, Backends(cache="memory", blobs="disk"), datetime.now(UTC)), server

@@ -5,13 +5,19 @@
     with strata.Client("127.0.0.1:50051", namespace="acme") as client:
         record = client.create_record("tickets", {"title": "Printer on fire"})
 
+        job = client.enqueue("emails", {"to": "a@example.com"})
+        client.queue("emails").work(send_email, concurrency=4)
+
 `Client` blocks, `AsyncClient` runs on asyncio; both take a `ClientConfig` and
-raise `StrataError` subclasses. `strata.writes` builds the writes of a Commit, and
-`strata.v1` holds the generated messages and stubs.
+raise `StrataError` subclasses. `Client.queue` / `AsyncClient.queue` return a
+`QueueHandle` / `AsyncQueueHandle` that runs workers. `strata.writes` builds the
+writes of a Commit, and `strata.v1` holds the generated messages and stubs.
 """
 
 from strata import v1, writes
+from strata._queue_requests import EnqueueSpec
 from strata.aio import AsyncClient
+from strata.aio_worker import AsyncHandler, AsyncQueueHandle
 from strata.client import Client
 from strata.config import ClientConfig, RetryPolicy
 from strata.errors import (
@@ -20,6 +26,7 @@ from strata.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    LeaseLost,
     NotFound,
     OutOfRange,
     PermissionDenied,
@@ -30,22 +37,33 @@ from strata.errors import (
     VersionConflict,
     from_rpc_error,
 )
+from strata.jobs import Job, JobState, QueueStats
 from strata.records import Deleted, Record
+from strata.worker import Handler, QueueHandle
 from strata.writes import new_request_id
 
 __all__ = [
     "Aborted",
     "AlreadyExists",
     "AsyncClient",
+    "AsyncHandler",
+    "AsyncQueueHandle",
     "Client",
     "ClientConfig",
     "DeadlineExceeded",
     "Deleted",
+    "EnqueueSpec",
     "FailedPrecondition",
+    "Handler",
     "InvalidArgument",
+    "Job",
+    "JobState",
+    "LeaseLost",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "QueueHandle",
+    "QueueStats",
     "Record",
     "ResourceExhausted",
     "RetryPolicy",

@@ -20,11 +20,11 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _requests
+from strata import _queue_requests, _requests
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
-from strata.v1 import admin_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
+from strata.v1 import admin_pb2_grpc, queue_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -122,6 +122,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "records": records_pb2_grpc.RecordServiceStub(self._channel),
             "transactions": transaction_pb2_grpc.TransactionServiceStub(self._channel),
             "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
+            "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
         }
 
     def __repr__(self) -> str:
@@ -139,11 +140,13 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     def _iterate(self, pages: PagedRpc[Any]) -> Any:
         """Iterate over the items of every page, fetching each as it is reached."""
 
-    def _prepare(self, rpc: Rpc[Any, Any]) -> tuple[Any, Message, RetrySchedule]:
-        """The stub method to invoke for `rpc`, its request, and its retry schedule."""
+    def _prepare(self, rpc: Rpc[Any, Any]) -> tuple[Any, Message, float, RetrySchedule]:
+        """The stub method to invoke for `rpc`, its request, the deadline of each
+        attempt in seconds (the timeout, plus the wait of a long poll), and its
+        retry schedule."""
         method = getattr(self._stubs[rpc.service], rpc.method)
         schedule = RetrySchedule(self.config.retry, idempotent=rpc.idempotent)
-        return method, rpc.request(self.config.namespace), schedule
+        return method, rpc.request(self.config.namespace), self.config.timeout + rpc.wait, schedule
 
     create_record = unary(_requests.create_record)
     get_record = unary(_requests.get_record)
@@ -155,3 +158,17 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     search_records = paged(_requests.search_records)
     commit = unary(_requests.commit)
     server_info = unary(_requests.server_info)
+
+    enqueue = unary(_queue_requests.enqueue)
+    batch_enqueue = unary(_queue_requests.batch_enqueue)
+    lease_jobs = unary(_queue_requests.lease_jobs)
+    ack_job = unary(_queue_requests.ack_job)
+    fail_job = unary(_queue_requests.fail_job)
+    extend_lease = unary(_queue_requests.extend_lease)
+    cancel_job = unary(_queue_requests.cancel_job)
+    get_job = unary(_queue_requests.get_job)
+    list_jobs = paged(_queue_requests.list_jobs)
+    retry_job = unary(_queue_requests.retry_job)
+    pause_queue = unary(_queue_requests.pause_queue)
+    resume_queue = unary(_queue_requests.resume_queue)
+    queue_stats = unary(_queue_requests.queue_stats)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.field_mask_pb2 import FieldMask
+from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -61,6 +64,18 @@ def timestamp_from_datetime(value: datetime | None, name: str = "time") -> Times
     return timestamp
 
 
+def duration_from_timedelta(value: timedelta | None, name: str = "duration") -> Duration | None:
+    """A timedelta as a Duration; None stays None. Anything else (e.g. a number of
+    seconds) is a TypeError, since its unit would be a guess."""
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{name} must be a datetime.timedelta, not {type(value).__name__}")
+    duration = Duration()
+    duration.FromTimedelta(value)
+    return duration
+
+
 def datetime_from_timestamp(timestamp: Timestamp) -> datetime:
     """A Timestamp as an aware datetime in UTC."""
     return timestamp.ToDatetime(tzinfo=UTC)
@@ -71,3 +86,28 @@ def field_mask(paths: Sequence[str] | None) -> FieldMask | None:
     if isinstance(paths, str):
         raise TypeError("update_mask must be a list of paths, not a string")
     return FieldMask(paths=list(paths)) if paths else None
+
+
+def fields_from_message(cls: type[Any], message: Message, **given: Any) -> dict[str, Any]:
+    """The arguments of the dataclass `cls`, but those `given`, read from the
+    same-named fields of `message`: a Struct as a dict, a Timestamp as an aware
+    datetime, a Duration as a timedelta. For a dataclass field whose default is
+    None, an unset message field or an empty string reads as None."""
+    values = dict(given)
+    for field in dataclasses.fields(cls):
+        if field.name in values:
+            continue
+        value = getattr(message, field.name)
+        absent = not message.HasField(field.name) if isinstance(value, Message) else value == ""
+        values[field.name] = None if field.default is None and absent else _plain(value)
+    return values
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Struct):
+        return dict_from_struct(value)
+    if isinstance(value, Timestamp):
+        return datetime_from_timestamp(value)
+    if isinstance(value, Duration):
+        return value.ToTimedelta()
+    return value

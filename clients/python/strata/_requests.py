@@ -1,9 +1,10 @@
 """The client's calls, described without doing any I/O.
 
-Each call builder (`create_record` ... `server_info`, at the end) is one method of
-`Client` and `AsyncClient`, with its signature and docstring: it checks and
-converts the caller's arguments and returns an `Rpc` (or, for List-style calls, a
-`PagedRpc`) naming the stub method, the request, how to read the response and
+Each call builder (`create_record` ... `server_info`, at the end, and the job
+queue's in `strata._queue_requests`) is one method of `Client` and
+`AsyncClient`, with its signature and docstring: it checks and converts the
+caller's arguments and returns an `Rpc` (or, for List-style calls, a `PagedRpc`)
+naming the stub method, the request, how to read the response and
 whether a retry is safe. The two clients only send what these describe, so they
 cannot disagree about the API. The option types and field builders before them
 are shared with `strata.writes`, whose Commit writes take the same arguments.
@@ -24,13 +25,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from strata._convert import field_mask, struct_from_dict, timestamp_from_datetime
 from strata.records import Deleted, Record
-from strata.v1 import admin_pb2, records_pb2, transaction_pb2
+from strata.v1 import admin_pb2, queue_pb2, records_pb2, transaction_pb2
 
 RespT = TypeVar("RespT")
 OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 
-Service = Literal["records", "transactions", "admin"]
+Service = Literal["records", "transactions", "admin", "queue"]
 """Which generated stub serves a call."""
 
 
@@ -51,6 +52,9 @@ class Rpc(Generic[RespT, OutT]):
     that it may be retried after UNAVAILABLE."""
     namespace: str | None = None
     """The caller's namespace; None means the client's default."""
+    wait: float = 0.0
+    """Seconds the server may hold the call before it answers (a long poll),
+    added to the client's timeout to make the call's deadline."""
 
     def request(self, default_namespace: str) -> Message:
         """The request to send when the client's namespace is `default_namespace`."""
@@ -197,21 +201,28 @@ def delete_fields(
 
 
 PageRequestT = TypeVar(
-    "PageRequestT", records_pb2.ListRecordsRequest, records_pb2.SearchRecordsRequest
+    "PageRequestT",
+    records_pb2.ListRecordsRequest,
+    records_pb2.SearchRecordsRequest,
+    queue_pb2.ListJobsRequest,
 )
 PageResponseT = TypeVar(
-    "PageResponseT", records_pb2.ListRecordsResponse, records_pb2.SearchRecordsResponse
+    "PageResponseT",
+    records_pb2.ListRecordsResponse,
+    records_pb2.SearchRecordsResponse,
+    queue_pb2.ListJobsResponse,
 )
 
 
-def _paged(
+def paged_call(
     method: str,
     query: PageRequestT,
     items: Callable[[PageResponseT], list[ItemT]],
     namespace: str | None,
+    service: Service = "records",
 ) -> PagedRpc[ItemT]:
-    """A List-style RecordService call: `query` is its request without namespace
-    and page token, `items` reads a page's results."""
+    """A List-style call: `query` is its request without namespace and page
+    token, `items` reads a page's results."""
 
     def page(token: str) -> Rpc[PageResponseT, Page[ItemT]]:
         def build(ns: str) -> Message:
@@ -220,7 +231,7 @@ def _paged(
             return request
 
         return Rpc(
-            "records",
+            service,
             method,
             build,
             lambda response: Page(items(response), response.next_page_token),
@@ -365,7 +376,7 @@ def list_records(
     query = records_pb2.ListRecordsRequest(
         collection=collection, filter=filter, order_by=order_by, page_size=page_size
     )
-    return _paged("ListRecords", query, _listed_records, namespace)
+    return paged_call("ListRecords", query, _listed_records, namespace)
 
 
 def count_records(
@@ -395,7 +406,7 @@ def search_records(
     search = records_pb2.SearchRecordsRequest(
         collection=collection, query=query, page_size=page_size
     )
-    return _paged("SearchRecords", search, _search_hits, namespace)
+    return paged_call("SearchRecords", search, _search_hits, namespace)
 
 
 def commit(

@@ -5,8 +5,8 @@
         async for ticket in client.list_records("tickets", filter='data.state = "open"'):
             ...
 
-It has the methods of `strata.Client` as coroutines, and `list_records` and
-`search_records` as async iterators. They are declared in
+It has the methods of `strata.Client` as coroutines, and `list_records`,
+`search_records` and `list_jobs` as async iterators. They are declared in
 `strata._base.ClientBase`; this module only sends them over a `grpc.aio.Channel`.
 """
 
@@ -22,6 +22,7 @@ import grpc.aio
 
 from strata._base import ClientBase
 from strata._requests import PagedRpc, Rpc
+from strata.aio_worker import AsyncQueueHandle
 from strata.config import ClientConfig
 
 __all__ = ["AsyncClient"]
@@ -46,6 +47,11 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         """Close the channel; calls after this fail."""
         await self._channel.close()
 
+    def queue(self, name: str, *, namespace: str | None = None) -> AsyncQueueHandle:
+        """The queue `name`, to work on its jobs: `await .work(handler)` or
+        `async for job in .jobs(): ...` (see `strata.AsyncQueueHandle`)."""
+        return AsyncQueueHandle(self, name, namespace=namespace)
+
     async def __aenter__(self) -> AsyncClient:
         return self
 
@@ -58,12 +64,10 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         await self.close()
 
     async def _call(self, rpc: Rpc[Any, T]) -> T:
-        method, request, schedule = self._prepare(rpc)
+        method, request, timeout, schedule = self._prepare(rpc)
         while True:
             try:
-                response = await method(
-                    request, timeout=self.config.timeout, metadata=self._metadata
-                )
+                response = await method(request, timeout=timeout, metadata=self._metadata)
             except grpc.RpcError as err:
                 await asyncio.sleep(schedule.backoff(err))
             else:

@@ -19,6 +19,7 @@ import grpc
 from strata._base import ClientBase
 from strata._requests import PagedRpc, Rpc
 from strata.config import ClientConfig
+from strata.worker import QueueHandle
 
 __all__ = ["Client"]
 
@@ -44,6 +45,11 @@ class Client(ClientBase[grpc.Channel]):
         """Close the channel; calls after this fail."""
         self._channel.close()
 
+    def queue(self, name: str, *, namespace: str | None = None) -> QueueHandle:
+        """The queue `name`, to work on its jobs: `.work(handler)` or
+        `for job in .jobs(): ...` (see `strata.QueueHandle`)."""
+        return QueueHandle(self, name, namespace=namespace)
+
     def __enter__(self) -> Client:
         return self
 
@@ -56,10 +62,10 @@ class Client(ClientBase[grpc.Channel]):
         self.close()
 
     def _call(self, rpc: Rpc[Any, T]) -> T:
-        method, request, schedule = self._prepare(rpc)
+        method, request, timeout, schedule = self._prepare(rpc)
         while True:
             try:
-                response = method(request, timeout=self.config.timeout, metadata=self._metadata)
+                response = method(request, timeout=timeout, metadata=self._metadata)
             except grpc.RpcError as err:
                 time.sleep(schedule.backoff(err))
             else:

@@ -5,7 +5,7 @@ The server attaches a `google.rpc.Status` to every error, in the
 metadata}`, and a `BadRequest` with field violations for bad input.
 `from_rpc_error` turns a `grpc.RpcError` into the matching `StrataError` subclass,
 chosen by `ErrorInfo.reason` where that is more precise than the status code
-(`VERSION_CONFLICT`) and by the code otherwise.
+(`VERSION_CONFLICT`, `LEASE_LOST`) and by the code otherwise.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
+    "LeaseLost",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -121,6 +122,13 @@ class FailedPrecondition(StrataError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class LeaseLost(FailedPrecondition):
+    """The lease token is not the job's current lease (reason LEASE_LOST): the
+    lease expired and the job went back to the queue (maybe to another worker),
+    or the job was completed, failed or cancelled meanwhile. The caller no longer
+    holds the job and cannot ack, fail or extend it."""
+
+
 class OutOfRange(StrataError):
     """The request reads past the end of the data."""
 
@@ -178,7 +186,10 @@ _BY_CODE: dict[grpc.StatusCode, type[StrataError]] = {
     )
 }
 
-_BY_REASON: dict[str, type[StrataError]] = {"VERSION_CONFLICT": VersionConflict}
+_BY_REASON: dict[str, type[StrataError]] = {
+    "VERSION_CONFLICT": VersionConflict,
+    "LEASE_LOST": LeaseLost,
+}
 
 
 def from_rpc_error(err: grpc.RpcError) -> StrataError:

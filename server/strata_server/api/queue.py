@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2
 
-from strata.v1 import queue_pb2, queue_pb2_grpc
+from strata.v1 import queue_pb2, queue_pb2_grpc, transaction_pb2
 from strata_server.api.convert import (
     actor,
     data_from_struct,
@@ -94,7 +94,10 @@ def job_to_proto(job: queue.Job, now: datetime) -> queue_pb2.Job:
 
 
 def new_job(
-    request: queue_pb2.EnqueueRequest, max_bytes: int, now: datetime, prefix: str = ""
+    request: queue_pb2.EnqueueRequest | transaction_pb2.EnqueueJobWrite,
+    max_bytes: int,
+    now: datetime,
+    prefix: str = "",
 ) -> queue.NewJob:
     """Validate one enqueue (alone or inside a batch)."""
     name = validation.collection(request.queue, f"{prefix}queue")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -9,18 +10,22 @@ import grpc
 from strata.v1 import transaction_pb2, transaction_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, record_to_proto
 from strata_server.api.errors import unary
+from strata_server.api.queue import job_to_proto, new_job, topic
 from strata_server.api.records import create_write, delete_write, update_write
 from strata_server.core import errors, models, validation
-from strata_server.storage.ports import RecordStore
+from strata_server.core.queue import Job, NewJob
+from strata_server.storage.ports import Events, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_WRITES = 1000
 
 
-def _write(write: transaction_pb2.Write, index: int, max_bytes: int) -> models.Write:
+def _write(write: transaction_pb2.Write, index: int, max_bytes: int, now: datetime) -> models.Write:
     kind = write.WhichOneof("operation")
     prefix = f"writes[{index}].{kind}."
     try:
+        if kind == "enqueue":
+            return new_job(write.enqueue, max_bytes, now, prefix)
         if kind == "create":
             return create_write(write.create, max_bytes, prefix)
         if kind == "update":
@@ -32,9 +37,11 @@ def _write(write: transaction_pb2.Write, index: int, max_bytes: int) -> models.W
         raise errors.with_write_index(error, index) from None
 
 
-def _result(result: models.WriteResult) -> transaction_pb2.WriteResult:
+def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteResult:
     if isinstance(result, models.Record):
         return transaction_pb2.WriteResult(record=record_to_proto(result))
+    if isinstance(result, Job):
+        return transaction_pb2.WriteResult(job=job_to_proto(result, now))
     return transaction_pb2.WriteResult(
         deleted=transaction_pb2.DeletedRecord(
             collection=result.collection, id=result.id, existed=result.existed
@@ -43,11 +50,12 @@ def _result(result: models.WriteResult) -> transaction_pb2.WriteResult:
 
 
 class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
-    """gRPC face of RecordStore.commit."""
+    """gRPC face of RecordStore.commit; wakes consumers of the queues it enqueued to."""
 
-    def __init__(self, store: RecordStore, max_record_bytes: int) -> None:
+    def __init__(self, store: RecordStore, max_record_bytes: int, events: Events) -> None:
         self._store = store
         self._max_bytes = max_record_bytes
+        self._events = events
 
     @unary
     async def Commit(
@@ -58,7 +66,8 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
             raise errors.InvalidArgument.field("writes", "must hold at least one write")
         if len(request.writes) > MAX_WRITES:
             raise errors.InvalidArgument.field("writes", f"at most {MAX_WRITES} writes per commit")
-        writes = [_write(write, i, self._max_bytes) for i, write in enumerate(request.writes)]
+        now = datetime.now(UTC)
+        writes = [_write(write, i, self._max_bytes, now) for i, write in enumerate(request.writes)]
         request_id = validation.request_id(request.request_id)
         idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
         results = await self._store.commit(
@@ -67,4 +76,7 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
             actor=actor(context.invocation_metadata()),
             idempotency=idempotency,
         )
-        return transaction_pb2.CommitResponse(results=[_result(result) for result in results])
+        for name in {write.queue for write in writes if isinstance(write, NewJob)}:
+            self._events.notify(topic(namespace, name))
+        seen = datetime.now(UTC)  # after the store stamped the new jobs
+        return transaction_pb2.CommitResponse(results=[_result(result, seen) for result in results])

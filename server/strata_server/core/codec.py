@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from strata_server.core.models import JSON, Deleted, Record, WriteResult
+from strata_server.core.jsontypes import JSON
+from strata_server.core.models import Deleted, Record, WriteResult
+from strata_server.core.queue import Job, job_from_json, job_to_json
 
 
 def _time(value: datetime | None) -> str | None:
@@ -55,6 +57,8 @@ def results_to_json(results: Sequence[WriteResult]) -> list[Any]:
     for result in results:
         if isinstance(result, Record):
             out.append({"record": record_to_json(result)})
+        elif isinstance(result, Job):
+            out.append({"job": job_to_json(result)})
         else:
             out.append(
                 {
@@ -74,6 +78,8 @@ def results_from_json(value: list[Any]) -> list[WriteResult]:
     for item in value:
         if "record" in item:
             out.append(record_from_json(item["record"]))
+        elif "job" in item:
+            out.append(job_from_json(item["job"]))
         else:
             deleted = item["deleted"]
             out.append(Deleted(deleted["collection"], deleted["id"], deleted["existed"]))

@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from strata_server.core.filters import Filter, OrderKey
-
-JSON = dict[str, Any]
-"""A JSON object as Python values: what a record's data is."""
+from strata_server.core.jsontypes import JSON as JSON
+from strata_server.core.queue import Job, NewJob
 
 T = TypeVar("T")
 
@@ -76,8 +75,11 @@ class DeleteRecord:
     allow_missing: bool = False
 
 
-Write = CreateRecord | UpdateRecord | DeleteRecord
-"""One write of a Commit. Later capabilities add arms (enqueue, append)."""
+RecordWrite = CreateRecord | UpdateRecord | DeleteRecord
+"""A write of a Commit that changes one record."""
+
+Write = RecordWrite | NewJob
+"""One write of a Commit: a record change or an enqueue (later: transcript appends)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ class Deleted:
     existed: bool
 
 
-WriteResult = Record | Deleted
+WriteResult = Record | Deleted | Job
 """The outcome of one Write, position for position."""
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument
-from strata_server.core.models import JSON
+from strata_server.core.jsontypes import JSON
 
 DEFAULT_MAX_ATTEMPTS = 10
 MAX_ATTEMPTS_LIMIT = 1000

@@ -20,15 +20,15 @@ from strata_server.core.errors import (
     TooLarge,
     VersionConflict,
 )
+from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     EXPIRE_TIME_PATH,
-    JSON,
     CreateRecord,
     Deleted,
     DeleteRecord,
     Record,
+    RecordWrite,
     UpdateRecord,
-    Write,
     WriteResult,
 )
 from strata_server.core.update import merge
@@ -109,7 +109,7 @@ def _check_version(expected: int | None, current: Record, collection: str) -> No
 
 
 def plan_write(
-    namespace: str, write: Write, current: Record | None, now: datetime, max_bytes: int
+    namespace: str, write: RecordWrite, current: Record | None, now: datetime, max_bytes: int
 ) -> Outcome:
     """Decide the outcome of `write` given the stored row (expired rows count as absent).
 

@@ -5,11 +5,13 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from strata.v1 import queue_pb2 as _queue_pb2
 from strata.v1 import records_pb2 as _records_pb2
 import builtins as _builtins
 import sys
@@ -63,6 +65,7 @@ class Write(_message.Message):
     CREATE_FIELD_NUMBER: _builtins.int
     UPDATE_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
+    ENQUEUE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def create(self) -> Global___CreateRecordWrite:
         """Create a record, as CreateRecord."""
@@ -75,18 +78,23 @@ class Write(_message.Message):
     def delete(self) -> Global___DeleteRecordWrite:
         """Delete a record, as DeleteRecord."""
 
+    @_builtins.property
+    def enqueue(self) -> Global___EnqueueJobWrite:
+        """Enqueue a job, as Enqueue: it exists only if the whole commit succeeds."""
+
     def __init__(
         self,
         *,
         create: Global___CreateRecordWrite | None = ...,
         update: Global___UpdateRecordWrite | None = ...,
         delete: Global___DeleteRecordWrite | None = ...,
+        enqueue: Global___EnqueueJobWrite | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create", b"create", "delete", b"delete", "operation", b"operation", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create", b"create", "delete", b"delete", "enqueue", b"enqueue", "operation", b"operation", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create", b"create", "delete", b"delete", "operation", b"operation", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create", b"create", "delete", b"delete", "enqueue", b"enqueue", "operation", b"operation", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_operation: _TypeAlias = _typing.Literal["create", "update", "delete"]  # noqa: Y015
+    _WhichOneofReturnType_operation: _TypeAlias = _typing.Literal["create", "update", "delete", "enqueue"]  # noqa: Y015
     _WhichOneofArgType_operation: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_operation) -> _WhichOneofReturnType_operation | None: ...
 
@@ -217,6 +225,64 @@ class DeleteRecordWrite(_message.Message):
 Global___DeleteRecordWrite: _TypeAlias = DeleteRecordWrite  # noqa: Y015
 
 @_typing.final
+class EnqueueJobWrite(_message.Message):
+    """EnqueueRequest without namespace and request_id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUEUE_FIELD_NUMBER: _builtins.int
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    RUN_TIME_FIELD_NUMBER: _builtins.int
+    DELAY_FIELD_NUMBER: _builtins.int
+    MAX_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    UNIQUE_KEY_FIELD_NUMBER: _builtins.int
+    RETRY_BACKOFF_FIELD_NUMBER: _builtins.int
+    queue: _builtins.str
+    """Queue name."""
+    priority: _builtins.int
+    """Higher runs first."""
+    max_attempts: _builtins.int
+    """Attempts allowed, 1..1000; 0 means 10."""
+    unique_key: _builtins.str
+    """While an unfinished job of this queue has this key, yield it instead."""
+    @_builtins.property
+    def payload(self) -> _struct_pb2.Struct:
+        """What the worker needs to do the work."""
+
+    @_builtins.property
+    def run_time(self) -> _timestamp_pb2.Timestamp:
+        """Not leased before this time; exclusive with `delay`."""
+
+    @_builtins.property
+    def delay(self) -> _duration_pb2.Duration:
+        """Not leased before now + delay; exclusive with `run_time`."""
+
+    @_builtins.property
+    def retry_backoff(self) -> _duration_pb2.Duration:
+        """First retry delay; unset means the server default."""
+
+    def __init__(
+        self,
+        *,
+        queue: _builtins.str = ...,
+        payload: _struct_pb2.Struct | None = ...,
+        priority: _builtins.int = ...,
+        run_time: _timestamp_pb2.Timestamp | None = ...,
+        delay: _duration_pb2.Duration | None = ...,
+        max_attempts: _builtins.int = ...,
+        unique_key: _builtins.str = ...,
+        retry_backoff: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "payload", b"payload", "retry_backoff", b"retry_backoff", "run_time", b"run_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay", b"delay", "max_attempts", b"max_attempts", "payload", b"payload", "priority", b"priority", "queue", b"queue", "retry_backoff", b"retry_backoff", "run_time", b"run_time", "unique_key", b"unique_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnqueueJobWrite: _TypeAlias = EnqueueJobWrite  # noqa: Y015
+
+@_typing.final
 class CommitResponse(_message.Message):
     """Response for Commit."""
 
@@ -248,6 +314,7 @@ class WriteResult(_message.Message):
 
     RECORD_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def record(self) -> _records_pb2.Record:
         """The record as written, for create and update."""
@@ -256,17 +323,22 @@ class WriteResult(_message.Message):
     def deleted(self) -> Global___DeletedRecord:
         """The record that was deleted, for delete."""
 
+    @_builtins.property
+    def job(self) -> _queue_pb2.Job:
+        """The job enqueued (or the unfinished job holding its unique_key), for enqueue."""
+
     def __init__(
         self,
         *,
         record: _records_pb2.Record | None = ...,
         deleted: Global___DeletedRecord | None = ...,
+        job: _queue_pb2.Job | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "record", b"record", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "job", b"job", "record", b"record", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "record", b"record", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "job", b"job", "record", b"record", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["record", "deleted"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["record", "deleted", "job"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 

@@ -42,8 +42,10 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.queue import Job, NewJob
 from strata_server.core.writes import dumps, plan_write
 from strata_server.storage.postgres import queries
+from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now, record_from_row
 
@@ -101,7 +103,11 @@ def _record_arrays(prefix: str, rows: list[tuple[Record, str]]) -> dict[str, lis
 
 def _lost_race(writes: Sequence[Write], key: Key) -> StrataError:
     """The error for a key another transaction created while this commit was planning."""
-    index, write = next((i, w) for i, w in enumerate(writes) if (w.collection, w.id) == key)
+    index, write = next(
+        (i, w)
+        for i, w in enumerate(writes)
+        if not isinstance(w, NewJob) and (w.collection, w.id) == key
+    )
     error: StrataError
     if isinstance(write, CreateRecord):
         error = AlreadyExists(f"record {key[0]}/{key[1]} already exists")
@@ -122,8 +128,9 @@ def optimistic(writes: Sequence[Write]) -> bool:
     ExistingRows, its transaction rolls back, and the caller reruns it in full. New
     records, the common case, save the round trip of the locking SELECT.
     """
-    keys = {(write.collection, write.id) for write in writes}
-    return len(keys) == len(writes) and all(isinstance(w, CreateRecord) for w in writes)
+    creates = [write for write in writes if isinstance(write, CreateRecord)]
+    keys = {(write.collection, write.id) for write in creates}
+    return len(keys) == len(creates) == len(writes)
 
 
 async def commit(
@@ -145,7 +152,22 @@ async def commit(
         if stored is not None:
             return stored
 
-    keys = sorted({(write.collection, write.id) for write in writes})
+    # Enqueues first, in this transaction: their results go into the request_log
+    # result below, and a failing record write then rolls them back too.
+    jobs = {i: w for i, w in enumerate(writes) if isinstance(w, NewJob)}
+    enqueued: dict[int, Job] = {}
+    if jobs:
+        try:
+            created = await job_queue.enqueue(
+                conn, namespace, list(jobs.values()), actor=actor, idempotency=None
+            )
+        except StrataError as error:
+            position = list(jobs)[int(error.metadata.pop("job_index", "0"))]
+            raise with_write_index(error, position) from None
+        enqueued = dict(zip(jobs, created, strict=True))
+    keys = sorted(
+        {(write.collection, write.id) for write in writes if not isinstance(write, NewJob)}
+    )
     stored_rows = {} if assume_new else await _lock_current(conn, namespace, keys)
     # The commit's one timestamp, taken once its rows are locked: a commit that queued
     # behind another on the same record gets a later update_time than that one's.
@@ -155,6 +177,9 @@ async def commit(
     results: list[WriteResult] = []
     audits: list[tuple[str, str, str, int, str]] = []
     for index, write in enumerate(writes):
+        if isinstance(write, NewJob):
+            results.append(enqueued[index])
+            continue
         key = (write.collection, write.id)
         try:
             outcome = plan_write(namespace, write, state[key], at, max_record_bytes)

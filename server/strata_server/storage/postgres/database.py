@@ -25,8 +25,8 @@ import psycopg
 
 from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
+from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
-    JSON,
     Actor,
     Idempotency,
     ListQuery,

@@ -30,7 +30,8 @@ from strata_server.core.errors import (
     NotFound,
     StrataError,
 )
-from strata_server.core.models import JSON, Actor, Idempotency, Page
+from strata_server.core.jsontypes import JSON
+from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
     Job,

@@ -24,22 +24,17 @@ from typing import Any
 from strata_server.core import codec
 from strata_server.core.errors import InvalidArgument, StrataError, with_write_index
 from strata_server.core.models import Actor, Idempotency, Record, Write, WriteResult
+from strata_server.core.queue import NewJob
 from strata_server.core.writes import AuditEntry, changed_fields, plan_write
+from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
+from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT, INSERT_REQUEST, SELECT_REQUEST
 
 EXPIRY_ACTOR = "system"
 """The audit actor of rows removed by purge_expired."""
 
-SELECT_REQUEST = """
-SELECT fingerprint, result FROM request_log WHERE namespace = ? AND request_id = ?
-"""
-
-INSERT_REQUEST = """
-INSERT INTO request_log (namespace, request_id, fingerprint, result, create_time)
-VALUES (?, ?, ?, ?, ?)
-"""
 
 SELECT_CURRENT = f"""
 SELECT {RECORD_COLUMNS} FROM records
@@ -60,11 +55,6 @@ ON CONFLICT (namespace, collection, id) DO UPDATE SET
 
 DELETE_RECORD = "DELETE FROM records WHERE namespace = ? AND collection = ? AND id = ?"
 
-INSERT_AUDIT = """
-INSERT INTO audit_log
-    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
 
 SELECT_EXPIRED = """
 SELECT rowid, namespace, collection, id, data, version FROM records
@@ -103,9 +93,10 @@ async def _read_current(
     tx: Transaction, namespace: str, writes: Sequence[Write]
 ) -> dict[Key, Record | None]:
     ids: dict[str, dict[str, None]] = {}
-    for write in writes:
+    records = [write for write in writes if not isinstance(write, NewJob)]
+    for write in records:
         ids.setdefault(write.collection, {})[write.id] = None
-    current: dict[Key, Record | None] = {(write.collection, write.id): None for write in writes}
+    current: dict[Key, Record | None] = {(write.collection, write.id): None for write in records}
     for collection, keys in ids.items():
         rows = await tx.fetchall(SELECT_CURRENT, (namespace, collection, _dumps(list(keys))))
         for row in rows:
@@ -142,6 +133,16 @@ async def commit(
         audits: list[tuple[Any, ...]] = []
         results: list[WriteResult] = []
         for index, write in enumerate(writes):
+            if isinstance(write, NewJob):
+                try:
+                    [job] = await queues.insert_jobs(
+                        tx, namespace, [write], now, actor=actor, request_id=request_id
+                    )
+                except StrataError as error:
+                    error.metadata.pop("job_index", None)
+                    raise with_write_index(error, index) from None
+                results.append(job)
+                continue
             key = (write.collection, write.id)
             try:
                 outcome = plan_write(namespace, write, state[key], now, max_record_bytes)

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata_server.core.filters import Filter
+from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
-    JSON,
     Actor,
     Idempotency,
     ListQuery,

@@ -27,7 +27,8 @@ from strata_server.core.errors import (
     NotFound,
     StrataError,
 )
-from strata_server.core.models import JSON, Actor, Idempotency, Page
+from strata_server.core.jsontypes import JSON
+from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
     Job,
@@ -49,9 +50,9 @@ from strata_server.core.queue import (
 )
 from strata_server.core.validation import new_id
 from strata_server.core.writes import AuditEntry
-from strata_server.storage.sqlite.commit import INSERT_AUDIT, INSERT_REQUEST, SELECT_REQUEST
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT, INSERT_REQUEST, SELECT_REQUEST
 from strata_server.storage.sqlquery import bad_token
 
 ENTITY = "job"
@@ -324,28 +325,7 @@ async def enqueue(
                     )
                 return [job_from_json(item) for item in json.loads(stored)]
 
-        results: list[Job] = []
-        audits: list[tuple[Any, ...]] = []
-        for index, new in enumerate(jobs):
-            try:
-                job = plan_enqueue(namespace, new, new_id(), now)
-                inserted = await tx.fetchall(INSERT_JOB, _job_params(job))
-                if not inserted:
-                    job = await _existing_unique(tx, namespace, job)
-                else:
-                    changed = tuple(
-                        f.name
-                        for f in fields(Job)
-                        if f.name not in _ENQUEUE_FIELDS and getattr(job, f.name) is not None
-                    )
-                    audit = AuditEntry("enqueue", ENTITY, job.id, job.attempt, changed)
-                    audits.append(_audit_row(namespace, now_us, actor, audit, request_id))
-            except StrataError as error:
-                raise with_job_index(error, index) from None
-            results.append(job)
-
-        if audits:
-            await tx.executemany(INSERT_AUDIT, audits)
+        results = await insert_jobs(tx, namespace, jobs, now, actor=actor, request_id=request_id)
         if idempotency is not None:
             stored_results = _dumps([job_to_json(job) for job in results])
             await tx.execute(
@@ -358,6 +338,43 @@ async def enqueue(
                     now_us,
                 ),
             )
+    return results
+
+
+async def insert_jobs(
+    tx: Transaction,
+    namespace: str,
+    jobs: Sequence[NewJob],
+    now: datetime,
+    *,
+    actor: Actor,
+    request_id: str | None,
+) -> list[Job]:
+    """Insert `jobs` inside the open transaction `tx` (an Enqueue's, or a Commit's
+    that also writes records), with audit entries. A job whose unique_key is held by
+    an unfinished job yields that job. Errors carry `job_index`."""
+    now_us = to_micros(now)
+    results: list[Job] = []
+    audits: list[tuple[Any, ...]] = []
+    for index, new in enumerate(jobs):
+        try:
+            job = plan_enqueue(namespace, new, new_id(), now)
+            inserted = await tx.fetchall(INSERT_JOB, _job_params(job))
+            if not inserted:
+                job = await _existing_unique(tx, namespace, job)
+            else:
+                changed = tuple(
+                    f.name
+                    for f in fields(Job)
+                    if f.name not in _ENQUEUE_FIELDS and getattr(job, f.name) is not None
+                )
+                audit = AuditEntry("enqueue", ENTITY, job.id, job.attempt, changed)
+                audits.append(_audit_row(namespace, now_us, actor, audit, request_id))
+        except StrataError as error:
+            raise with_job_index(error, index) from None
+        results.append(job)
+    if audits:
+        await tx.executemany(INSERT_AUDIT, audits)
     return results
 
 

@@ -1,0 +1,208 @@
+"""Workers on the asyncio client: `AsyncClient.queue(name)` returns an
+`AsyncQueueHandle`.
+
+    async def send_email(job: strata.Job) -> dict[str, Any] | None:
+        ...  # raise to fail the job; return its result (or None) to ack it
+
+    async with strata.AsyncClient("127.0.0.1:50051") as client:
+        await client.queue("emails").work(send_email, concurrency=4)
+
+or, one job at a time in a loop of your own:
+
+    async for job in client.queue("emails").jobs():
+        await send_email(job)
+
+A heartbeat task extends the leases held every third of the lease duration while
+the handler (or loop body) runs. The pure parts are in `strata._worker`, shared
+with the blocking worker of `strata.worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from strata import _queue_requests, _worker
+from strata._worker import LeaseBook, Steps
+from strata.errors import StrataError
+from strata.jobs import Job
+
+if TYPE_CHECKING:
+    from strata.aio import AsyncClient
+
+__all__ = ["AsyncHandler", "AsyncQueueHandle"]
+
+AsyncHandler = Callable[[Job], Awaitable[_worker.Result]]
+"""Does one job: returns its result (a dict, or None) to ack it, raises to fail it."""
+
+
+async def drive(client: AsyncClient, steps: Steps) -> None:
+    """Make the calls of `steps`, one after the other, on the event loop."""
+    rpc = _worker.advance(steps)
+    while rpc is not None:
+        try:
+            reply = await client._call(rpc)
+        except StrataError as error:
+            rpc = _worker.advance(steps, error=error)
+        else:
+            rpc = _worker.advance(steps, reply)
+
+
+async def _sleep(seconds: float, stop: asyncio.Event) -> None:
+    """Sleep `seconds`, or until `stop` is set."""
+    if seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+
+
+class _Heartbeat:
+    """A task that extends the leases of a LeaseBook as they come due."""
+
+    def __init__(self, client: AsyncClient, book: LeaseBook) -> None:
+        self._client = client
+        self._book = book
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Heartbeat:
+        self._task = asyncio.create_task(self._beat(), name="strata-heartbeat")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+
+    def hold(self, jobs: list[Job]) -> list[Job]:
+        """Keep the leases of `jobs` from now on; returns them."""
+        self._book.hold(jobs)
+        self._wake.set()
+        return jobs
+
+    async def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._book.wait_time())
+            self._wake.clear()
+            await drive(self._client, self._book.beat())
+
+
+class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
+    """One queue of an `AsyncClient`, as its workers see it: `work` runs a
+    coroutine handler on each job, `jobs` hands the jobs to an `async for` loop.
+
+    Delivery is at least once: a job whose worker dies, or whose lease expires
+    before the ack, runs again. Make handlers idempotent.
+    """
+
+    async def work(
+        self,
+        handler: AsyncHandler,
+        *,
+        stop: asyncio.Event | None = None,
+        concurrency: int = 1,
+        lease_duration: timedelta = _queue_requests.DEFAULT_LEASE,
+        wait: timedelta = _worker.DEFAULT_WAIT,
+    ) -> None:
+        """Run the coroutine function `handler` on the queue's jobs,
+        `concurrency` at a time as tasks, until `stop` is set or, when the event
+        loop runs in the main thread, a SIGINT or SIGTERM arrives; then finish
+        the jobs in hand and return.
+
+        Behaves as `QueueHandle.work`: leases as many jobs as there are free
+        slots (the long poll is cancelled when `stop` is set), extends their
+        leases every third of `lease_duration` from a heartbeat task, acks a job
+        with what the handler returned (a dict, or None) and fails it with the
+        exception it raised, logs and skips a lost lease. The handler must not
+        block the event loop, or the heartbeat stalls and leases expire.
+        """
+        _worker.check_concurrency(concurrency)
+        stop = stop if stop is not None else asyncio.Event()
+        loop = asyncio.get_running_loop()
+        leasing = self._leasing(lease_duration, wait)
+        running: set[asyncio.Task[None]] = set()
+        with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
+            async with _Heartbeat(self.client, leasing.book) as heartbeat:
+                try:
+                    while True:
+                        if running:
+                            full = len(running) >= concurrency
+                            done, running = await asyncio.wait(
+                                running,
+                                timeout=None if full else 0,
+                                return_when=asyncio.FIRST_COMPLETED,
+                            )
+                            for task in done:
+                                task.result()
+                        if stop.is_set():
+                            break
+                        leased = await self._lease(leasing, concurrency - len(running), stop)
+                        for job in heartbeat.hold(leased):
+                            task = asyncio.create_task(self._run(handler, job, leasing.book))
+                            running.add(task)
+                finally:
+                    if running:
+                        await asyncio.wait(running)
+
+    async def jobs(
+        self,
+        max_jobs: int = 10,
+        *,
+        stop: asyncio.Event | None = None,
+        lease_duration: timedelta = _queue_requests.DEFAULT_LEASE,
+        wait: timedelta = _worker.DEFAULT_WAIT,
+    ) -> AsyncIterator[Job]:
+        """Iterate (`async for`) over the queue's jobs as `QueueHandle.jobs`
+        does: a job is acked when the loop asks for the next one, and failed when
+        the body raises or leaves the loop. asyncio tells the generator so only
+        when it closes it, which happens soon after, from the event loop; wrap the
+        iteration in `contextlib.aclosing(handle.jobs())` to have it happen at
+        once. A heartbeat task extends the leases held while the body runs."""
+        stop = stop if stop is not None else asyncio.Event()
+        loop = asyncio.get_running_loop()
+        leasing = self._leasing(lease_duration, wait)
+        book = leasing.book
+        with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
+            async with _Heartbeat(self.client, book) as heartbeat:
+                while not stop.is_set():
+                    batch = heartbeat.hold(await self._lease(leasing, max_jobs, stop))
+                    for index, job in enumerate(batch):
+                        try:
+                            yield job
+                        except BaseException as exc:
+                            await drive(self.client, _worker.abandon(book, batch[index:], exc))
+                            raise
+                        await drive(self.client, _worker.settle(book, job))
+
+    async def _run(self, handler: AsyncHandler, job: Job, book: LeaseBook) -> None:
+        """As a task: `handler` on `job`, then its ack or fail."""
+        try:
+            result, error = await handler(job), None
+        except Exception as exc:
+            result, error = None, exc
+        await drive(self.client, _worker.settle(book, job, result, error))
+
+    async def _lease(self, leasing: _worker.Leasing, count: int, stop: asyncio.Event) -> list[Job]:
+        """Up to `count` jobs, or none when the call fails for a transient reason
+        (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
+        call = asyncio.ensure_future(self.client._call(leasing.call(count)))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({call, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not call.done():
+                call.cancel()
+                await asyncio.wait({call})
+        if call.cancelled():
+            return []
+        try:
+            jobs = call.result()
+        except StrataError as error:
+            await _sleep(leasing.failed(error), stop)
+            return []
+        await _sleep(leasing.leased(jobs), stop)
+        return jobs

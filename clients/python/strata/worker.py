@@ -1,0 +1,210 @@
+"""Workers on the blocking client: `Client.queue(name)` returns a `QueueHandle`.
+
+    def send_email(job: strata.Job) -> dict[str, Any] | None:
+        ...  # raise to fail the job; return its result (or None) to ack it
+
+    with strata.Client("127.0.0.1:50051") as client:
+        client.queue("emails").work(send_email, concurrency=4)
+
+or, one job at a time in a loop of your own:
+
+    for job in client.queue("emails").jobs():
+        send_email(job)
+
+A heartbeat thread extends the leases held every third of the lease duration
+while the handler (or loop body) runs. The pure parts are in `strata._worker`,
+shared with the asyncio worker of `strata.aio_worker`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import grpc
+
+from strata import _queue_requests, _worker
+from strata._worker import LeaseBook, Steps
+from strata.errors import StrataError, from_rpc_error
+from strata.jobs import Job
+
+if TYPE_CHECKING:
+    from strata.client import Client
+
+__all__ = ["Handler", "QueueHandle"]
+
+Handler = Callable[[Job], _worker.Result]
+"""Does one job: returns its result (a dict, or None) to ack it, raises to fail it."""
+
+
+def drive(client: Client, steps: Steps) -> None:
+    """Make the calls of `steps`, one after the other, on this thread."""
+    rpc = _worker.advance(steps)
+    while rpc is not None:
+        try:
+            reply = client._call(rpc)
+        except StrataError as error:
+            rpc = _worker.advance(steps, error=error)
+        else:
+            rpc = _worker.advance(steps, reply)
+
+
+class _Heartbeat:
+    """A thread that extends the leases of a LeaseBook as they come due."""
+
+    def __init__(self, client: Client, book: LeaseBook) -> None:
+        self._client = client
+        self._book = book
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._beat, name="strata-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+
+    def hold(self, jobs: list[Job]) -> list[Job]:
+        """Keep the leases of `jobs` from now on; returns them."""
+        self._book.hold(jobs)
+        self._wake.set()
+        return jobs
+
+    def _beat(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._book.wait_time())
+            self._wake.clear()
+            if not self._closed:
+                drive(self._client, self._book.beat())
+
+
+class QueueHandle(_worker.HandleBase["Client"]):
+    """One queue of a blocking `Client`, as its workers see it: `work` runs a
+    handler on each job, `jobs` hands the jobs to a loop of your own.
+
+    Delivery is at least once: a job whose worker dies, or whose lease expires
+    before the ack, runs again. Make handlers idempotent.
+    """
+
+    def work(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        stop: threading.Event | None = None,
+        lease_duration: timedelta = _queue_requests.DEFAULT_LEASE,
+        wait: timedelta = _worker.DEFAULT_WAIT,
+    ) -> None:
+        """Run `handler` on the queue's jobs, `concurrency` at a time in threads
+        of a pool, until `stop` is set or, when called in the main thread, a
+        SIGINT or SIGTERM arrives; then finish the jobs in hand and return.
+
+        Leases as many jobs as there are idle threads, waiting up to `wait` for
+        some (a long poll, cancelled when `stop` is set), for `lease_duration`
+        each, extended every third of it by a heartbeat thread while the handler
+        runs. A handler that returns acks its job with what it returned (a dict,
+        or None); one that raises fails it, with the exception's type and message
+        as the job's `last_error`. A job whose lease was lost is logged (logger
+        "strata.worker") and skipped, as is an ack or fail the server refuses;
+        the worker goes on. A lease call that fails for a transient reason
+        (UNAVAILABLE ...) is tried again after a backoff; another error is
+        raised once the jobs in hand are finished.
+        """
+        _worker.check_concurrency(concurrency)
+        stop = stop if stop is not None else threading.Event()
+        leasing = self._leasing(lease_duration, wait)
+        running: set[futures.Future[None]] = set()
+        with (
+            _worker.stop_on_signals(stop.set),
+            _Heartbeat(self.client, leasing.book) as heartbeat,
+            futures.ThreadPoolExecutor(concurrency, f"strata-{self.name}") as pool,
+        ):
+            while True:
+                full = len(running) >= concurrency
+                done, running = futures.wait(running, None if full else 0, futures.FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                if stop.is_set():
+                    break
+                for job in heartbeat.hold(self._lease(leasing, concurrency - len(running), stop)):
+                    running.add(pool.submit(self._run, handler, job, leasing.book))
+
+    def jobs(
+        self,
+        max_jobs: int = 10,
+        *,
+        lease_duration: timedelta = _queue_requests.DEFAULT_LEASE,
+        wait: timedelta = _worker.DEFAULT_WAIT,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Job]:
+        """Iterate over the queue's jobs, leasing up to `max_jobs` at a time
+        (waiting up to `wait` for some) for `lease_duration`, until `stop` is set
+        or, in the main thread, a SIGINT or SIGTERM arrives; the jobs already
+        leased are still handed out, then the iteration ends.
+
+            for job in client.queue("emails").jobs():
+                send(job.payload["to"])  # acked when the body finishes
+
+        A job is acked (without a result) when the loop asks for the next one,
+        i.e. when its body finished without an exception. When the body raises or
+        leaves the loop (`break`, `return`), the job is failed, and so retried
+        later; its `last_error` cannot name the exception, which Python does not
+        pass to the generator: call `client.fail_job(job, error)` in the body for
+        that, or use `work`. The other leased jobs not yet handed out are given
+        back at once. While the body runs, a heartbeat thread extends the leases
+        of the jobs held every third of `lease_duration`; it stops when the loop
+        ends or the iterator is closed or garbage collected.
+        """
+        stop = stop if stop is not None else threading.Event()
+        leasing = self._leasing(lease_duration, wait)
+        book = leasing.book
+        with _worker.stop_on_signals(stop.set), _Heartbeat(self.client, book) as heartbeat:
+            while not stop.is_set():
+                batch = heartbeat.hold(self._lease(leasing, max_jobs, stop))
+                for index, job in enumerate(batch):
+                    try:
+                        yield job
+                    except BaseException as exc:
+                        drive(self.client, _worker.abandon(book, batch[index:], exc))
+                        raise
+                    drive(self.client, _worker.settle(book, job))
+
+    def _run(self, handler: Handler, job: Job, book: LeaseBook) -> None:
+        """In a thread of the pool: `handler` on `job`, then its ack or fail."""
+        try:
+            result, error = handler(job), None
+        except Exception as exc:
+            result, error = None, exc
+        drive(self.client, _worker.settle(book, job, result, error))
+
+    def _lease(self, leasing: _worker.Leasing, count: int, stop: threading.Event) -> list[Job]:
+        """Up to `count` jobs, or none when the call fails for a transient reason
+        (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
+        rpc = leasing.call(count)
+        method, request, timeout, _ = self.client._prepare(rpc)
+        call = method.future(request, timeout=timeout, metadata=self.client._metadata)
+        try:
+            while True:
+                if stop.is_set():
+                    call.cancel()
+                try:
+                    jobs: list[Job] = rpc.parse(call.result(timeout=_worker.POLL_SECONDS))
+                    break
+                except grpc.FutureTimeoutError:
+                    continue
+        except grpc.FutureCancelledError:
+            return []
+        except grpc.RpcError as err:
+            error = from_rpc_error(err)
+            error.__cause__ = err
+            stop.wait(leasing.failed(error))
+            return []
+        stop.wait(leasing.leased(jobs))
+        return jobs
