@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 
 from strata_server.core.errors import InvalidArgument
@@ -55,10 +56,30 @@ def entity_id(value: str, field: str = "id") -> str:
     return value
 
 
+class _Ids:
+    """Monotonic ULID-style ids: within one millisecond the random part counts up, so
+    ids made in a row (the jobs of one batch) sort in the order they were made."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+            if value <= self._last:
+                value = self._last + 1
+            self._last = value
+        return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+_IDS = _Ids()
+
+
 def new_id() -> str:
-    """A server-chosen id: 26 characters, time-ordered like a ULID, so ids sort by creation."""
-    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    """A server-chosen id: 26 characters, time-ordered like a ULID, so ids sort by
+    creation (strictly, for ids made by this process)."""
+    return _IDS.next()
 
 
 def request_id(value: str) -> str | None:
