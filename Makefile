@@ -28,12 +28,17 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 venv: $(STAMP)
 
-# PostgreSQL 15 server binaries for the test fixtures and benchmarks.
+# PostgreSQL 15 and Redis server binaries for the test fixtures and benchmarks.
 system-deps:
 	@if [ ! -x "$(PG_BIN)/initdb" ]; then \
 	  echo "installing postgresql-15"; \
 	  $(SUDO) apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15 >/dev/null; \
+	fi
+	@if ! command -v redis-server >/dev/null; then \
+	  echo "installing redis-server"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; \
 	fi
 
 run: venv
@@ -63,7 +68,9 @@ gen-check: venv
 	echo "generated code is fresh"
 
 bench: venv system-deps
+	@$(PY) -c 'import procrastinate' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/records.py
+	$(PY) bench/queue.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -35,7 +35,7 @@ from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.storage import migrations
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.ports import Database
+from strata_server.storage.ports import Database, Events
 
 log = structlog.get_logger("strata.server")
 
@@ -109,6 +109,7 @@ class Running:
     database: Database
     health: health.aio.HealthServicer
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    events: Events | None = None
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
@@ -119,7 +120,25 @@ class Running:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.events is not None:
+            await self.events.close()
         await self.database.close()
+
+
+async def open_events(settings: Settings, database: Database) -> Events:
+    """The wakeup channel between replicas (and worker processes): Redis pub/sub when
+    `redis_url` is set, else LISTEN/NOTIFY when the database is PostgreSQL, else
+    in-process only. Never fails start-up: an unreachable channel only costs latency
+    (long polls re-check on their own) and is reconnected in the background."""
+    if settings.redis_url is not None:
+        from strata_server.storage.events.redis import RedisEvents
+
+        return await RedisEvents.open(settings.redis_url)
+    if settings.database.kind == "postgres":
+        from strata_server.storage.events.postgres import PostgresEvents
+
+        return await PostgresEvents.open(settings.database.dsn)
+    return LocalEvents()
 
 
 async def _purge(database: Database, interval: float, keep_completed: timedelta) -> None:
@@ -147,7 +166,7 @@ async def start(settings: Settings) -> Running:
             ("grpc.so_reuseport", 1),
         ]
     )
-    events = LocalEvents()  # one per process: Commit and Enqueue wake the same waiters
+    events = await open_events(settings, database)  # one per process, for every service
     records_pb2_grpc.add_RecordServiceServicer_to_server(
         RecordService(database, settings.max_record_bytes), server
     )
@@ -168,15 +187,17 @@ async def start(settings: Settings) -> Running:
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:
+        await events.close()
         await database.close()
         raise StartupError(f"cannot listen on {settings.listen}: {error}") from None
     if port == 0:
+        await events.close()
         await database.close()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
     await server.start()
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, database, health_servicer)
+    running = Running(server, port, database, health_servicer, events=events)
     running.tasks.append(
         asyncio.create_task(
             _purge(

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = Field(2, ge=1, description="PostgreSQL pool: connections kept open")
     db_pool_max: int = Field(10, ge=1, description="PostgreSQL pool: most connections")
+    redis_url: str | None = Field(
+        None,
+        description="redis://[user:pass@]host:port/db or rediss://...: wake long polls "
+        "across replicas through Redis pub/sub instead of PostgreSQL LISTEN/NOTIFY",
+    )
     sqlite_readers: int = Field(4, ge=1, le=64, description="SQLite: reader connections")
     migrate: bool = Field(False, description="PostgreSQL: apply pending migrations at start")
     backup_before_migrate: bool = Field(
@@ -78,6 +83,20 @@ class Settings(BaseSettings):
     @classmethod
     def _check_database_url(cls, value: str) -> str:
         database_target(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty STRATA_REDIS_URL means unset
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError("must be redis://host:port/db or rediss://host:port/db")
         return value
 
     @classmethod

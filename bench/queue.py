@@ -1,0 +1,516 @@
+"""Queue benchmark: Strata's QueueService against procrastinate 3.10 on the same PostgreSQL.
+
+Why procrastinate: it is a mature PostgreSQL job queue for asyncio Python, so "jobs
+per second next to procrastinate" says what the gRPC hop and Strata's design cost or
+save against a library that talks to the database itself. Both run in this one
+process, on one asyncio loop, against one throwaway PostgreSQL 15 server (fsync
+off): Strata's server on one database of it, procrastinate on another.
+
+Figures (target from /work/shared/DESIGN.md and the queue issue):
+  1. Enqueue ENQUEUE_JOBS no-op jobs in batches of BATCH, one batch in flight:
+     Strata BatchEnqueue over grpc.aio vs procrastinate `batch_defer_async`.
+  2. Drain DRAIN_JOBS of them with K workers, K in WORKERS: Strata K asyncio tasks
+     each looping LeaseJobs(max_jobs=10, lease 30 s) and acking what it got
+     concurrently (how a Strata worker batch-works), vs procrastinate's own worker,
+     `run_worker_async(concurrency=K, wait=False)` on a no-op task. Target ≥ 2x.
+     Also Strata with max_jobs=1 at K=1: the cost of one job alone.
+  3. Enqueue → delivery latency to a consumer already parked in a long-polling
+     LeaseJobs(wait=5 s): t0 just before Enqueue is called, t1 when the consumer's
+     LeaseJobs returns the job; LATENCY_JOBS jobs one at a time. Target p50 < 5 ms.
+     (SubscribeJobs does not exist yet, so the long poll is the delivery path.)
+
+The enqueued jobs are the drained jobs: ENQUEUE_JOBS go into QUEUES queues of
+DRAIN_JOBS each, filled in queue order, and each drain measurement takes one queue.
+Queue by queue matters for procrastinate: its fetch walks one index of every 'todo'
+job ordered by id and filters the queue, so todo jobs of another queue with smaller
+ids would be walked on every fetch; drained in id order, none ever are (the queues
+left undrained hold the largest ids).
+
+Run with `make bench` (or `.venv/bin/python bench/queue.py`); prints a table and
+rewrites the `## queue` section of bench/RESULTS.md. Nothing here asserts speed.
+With BENCH_PYSPY=<file.svg> set, py-spy records the Strata server for the whole run.
+"""
+
+# ruff: noqa: E402
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, bench/ is sys.path[0], where this file would shadow the standard
+# library's `queue` (imported by asyncio, grpc and psycopg_pool): search it last.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [*(p for p in sys.path if p and Path(p).resolve() != _BENCH), str(_BENCH)]
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+import procrastinate
+import psycopg
+from _harness import (
+    Stats,
+    latency_stats,
+    machine_info,
+    machine_markdown,
+    strata_stack,
+)
+from _results import write_section
+from google.protobuf import duration_pb2, struct_pb2
+
+from strata.v1 import queue_pb2, queue_pb2_grpc
+
+NAMESPACE = "bench"
+ENQUEUE_JOBS, BATCH = 100_000, 1000
+QUEUES = 20
+DRAIN_JOBS = ENQUEUE_JOBS // QUEUES
+"""5k jobs per drain measurement, not 100k (nor 20k): on 2 cores both sides drain
+a few hundred jobs/s, and the whole run has to stay near 4 minutes."""
+WORKERS = (1, 8, 32)
+LEASE_BATCH, LEASE_SECONDS = 10, 30
+WARMUP_JOBS = 2 * BATCH
+LATENCY_JOBS, LATENCY_WAIT_SECONDS = 200, 5
+POOL_MAX = 32
+"""Both sides get the same PostgreSQL connection pool: Strata's server pool
+(STRATA_DB_POOL_MAX) and procrastinate's psycopg pool (max_size)."""
+
+LEASE = duration_pb2.Duration(seconds=LEASE_SECONDS)
+
+WHERE_TIME_GOES = (
+    "Where the time goes (commit 734148d, measured with py-spy on the server and "
+    "/proc CPU times; not re-measured by each run): the drain is bound by the one "
+    "`strata serve` process. At K=32 it spends ~1.3 ms of CPU per job against "
+    "~1.4 ms of wall time per job (PostgreSQL ~0.7 ms, the bench client ~0.4 ms), so "
+    "it is saturated. Per job Strata makes one AckJob RPC (LeaseJobs is shared by 10 "
+    "jobs) and each AckJob is a transaction of 4 round trips (BEGIN, SELECT ... FOR "
+    "UPDATE, UPDATE + audit_log INSERT, COMMIT) plus a pool checkout; a lease is the "
+    "same 4 (BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, UPDATE + audit + "
+    "lease_expiries, COMMIT). procrastinate makes 2 autocommit statements per job "
+    "(`procrastinate_fetch_job_v2`, `procrastinate_finish_job_v1`) with no RPC hop. In "
+    "the server profile ~45% is the grpc.aio event loop and its poller thread "
+    "(transport per RPC), ~27% the servicers (AckJob ~18%, LeaseJobs ~5%), mostly "
+    "psycopg statement sending and transaction/pool context managers. Batching "
+    "acks (an AckJobs RPC, or ack-with-next-lease) is what would move the K>1 ratio; "
+    "at K=1 the 8 round trips and 2 RPCs per job (lease ~3.7 ms, ack ~2.3 ms with "
+    "max_jobs=1) lose to procrastinate's 2 statements. The enqueue→delivery latency is "
+    "the Enqueue RPC (insert + audit) plus the woken LeaseJobs' lease transaction."
+)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure of the results table."""
+
+    figure: str
+    strata: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    result: str = ""
+
+
+def payload(i: int) -> struct_pb2.Struct:
+    """The job's payload: as small as procrastinate's task kwargs {"n": i}."""
+    message = struct_pb2.Struct()
+    message.update({"n": i})
+    return message
+
+
+def queue_name(index: int) -> str:
+    return f"q{index}"
+
+
+# --- Strata ---------------------------------------------------------------------------
+
+
+async def strata_enqueue(
+    stub: queue_pb2_grpc.QueueServiceStub, queue: str, start: int, count: int
+) -> None:
+    """BatchEnqueue `count` jobs into `queue`, BATCH per call, one call in flight."""
+    for first in range(start, start + count, BATCH):
+        response = await stub.BatchEnqueue(
+            queue_pb2.BatchEnqueueRequest(
+                namespace=NAMESPACE,
+                jobs=[
+                    queue_pb2.EnqueueRequest(queue=queue, payload=payload(i))
+                    for i in range(first, min(first + BATCH, start + count))
+                ],
+            )
+        )
+        if len(response.jobs) != min(BATCH, start + count - first):
+            raise RuntimeError("BatchEnqueue returned the wrong number of jobs")
+
+
+async def strata_drain(
+    stub: queue_pb2_grpc.QueueServiceStub, queue: str, workers: int, max_jobs: int
+) -> int:
+    """`workers` tasks each lease up to `max_jobs` at a time (no wait), ack them all
+    concurrently, and stop at the first empty lease; returns the jobs acked."""
+    done = 0
+
+    async def ack(job: queue_pb2.Job) -> None:
+        await stub.AckJob(
+            queue_pb2.AckJobRequest(namespace=NAMESPACE, id=job.id, lease_token=job.lease_token)
+        )
+
+    async def worker() -> None:
+        nonlocal done
+        while True:
+            leased = await stub.LeaseJobs(
+                queue_pb2.LeaseJobsRequest(
+                    namespace=NAMESPACE, queue=queue, max_jobs=max_jobs, lease_duration=LEASE
+                )
+            )
+            if not leased.jobs:
+                return
+            await asyncio.gather(*(ack(job) for job in leased.jobs))
+            done += len(leased.jobs)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done
+
+
+async def strata_latency(target: str) -> Stats:
+    """Enqueue → delivery to a consumer parked in LeaseJobs(wait=...), one job at a
+    time. Producer and consumer have their own channels, as separate processes would."""
+    queue = "latency"
+    wait = duration_pb2.Duration(seconds=LATENCY_WAIT_SECONDS)
+    arrivals: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    parked = asyncio.Event()
+    async with (
+        grpc.aio.insecure_channel(target) as producer_channel,
+        grpc.aio.insecure_channel(target) as consumer_channel,
+    ):
+        producer = queue_pb2_grpc.QueueServiceStub(producer_channel)
+        consumer = queue_pb2_grpc.QueueServiceStub(consumer_channel)
+
+        async def consume() -> None:
+            while True:
+                call = consumer.LeaseJobs(
+                    queue_pb2.LeaseJobsRequest(
+                        namespace=NAMESPACE,
+                        queue=queue,
+                        max_jobs=1,
+                        lease_duration=LEASE,
+                        wait=wait,
+                    )
+                )
+                parked.set()
+                leased = await call
+                received = time.perf_counter()
+                for job in leased.jobs:
+                    await arrivals.put((job.id, received))
+                    await consumer.AckJob(
+                        queue_pb2.AckJobRequest(
+                            namespace=NAMESPACE, id=job.id, lease_token=job.lease_token
+                        )
+                    )
+
+        consumer_task = asyncio.create_task(consume())
+        durations: list[float] = []
+        try:
+            for i in range(LATENCY_JOBS + LATENCY_JOBS // 10):  # the first 10% warm up
+                await parked.wait()
+                # Let the new LeaseJobs reach the server and park before enqueuing.
+                await asyncio.sleep(0.01)
+                parked.clear()
+                sent = time.perf_counter()
+                job = await producer.Enqueue(
+                    queue_pb2.EnqueueRequest(namespace=NAMESPACE, queue=queue, payload=payload(i))
+                )
+                job_id, received = await asyncio.wait_for(arrivals.get(), 10)
+                if job_id != job.id:
+                    raise RuntimeError("the consumer received another job")
+                if i >= LATENCY_JOBS // 10:
+                    durations.append(received - sent)
+        finally:
+            consumer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer_task
+    return latency_stats(durations)
+
+
+# --- procrastinate --------------------------------------------------------------------
+
+
+def procrastinate_app(url: str) -> procrastinate.App:
+    """An app with one no-op task, on a pool the size of Strata's."""
+    # Its warning about an App in __main__ concerns workers started by the CLI,
+    # which import tasks by path; this worker runs in this process.
+    logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=url, min_size=2, max_size=POOL_MAX)
+    )
+
+    @app.task(name="noop")
+    async def noop(n: int) -> None:
+        return None
+
+    return app
+
+
+async def procrastinate_enqueue(app: procrastinate.App, queue: str, start: int, count: int) -> None:
+    """batch_defer_async `count` jobs into `queue`, BATCH per call, one in flight."""
+    deferrer = app.tasks["noop"].configure(queue=queue)
+    for first in range(start, start + count, BATCH):
+        ids = await deferrer.batch_defer_async(
+            *({"n": i} for i in range(first, min(first + BATCH, start + count)))
+        )
+        if len(ids) != min(BATCH, start + count - first):
+            raise RuntimeError("batch_defer_async returned the wrong number of jobs")
+
+
+async def procrastinate_drain(app: procrastinate.App, url: str, queue: str, workers: int) -> int:
+    """procrastinate's worker at concurrency `workers`, until the queue is empty;
+    returns the jobs that succeeded."""
+    await app.run_worker_async(
+        queues=[queue],
+        concurrency=workers,
+        wait=False,
+        listen_notify=False,  # nothing to wait for: wait=False stops when drained
+        install_signal_handlers=False,
+    )
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs"
+            " WHERE queue_name = %s AND status = 'succeeded'",
+            (queue,),
+        )
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def procrastinate_database(strata_url: str) -> str:
+    """A second database on the PostgreSQL server Strata uses, with procrastinate's
+    schema applied; returns its URL."""
+    base, _, _ = strata_url.rpartition("/")
+    async with await psycopg.AsyncConnection.connect(f"{base}/postgres", autocommit=True) as conn:
+        await conn.execute('CREATE DATABASE "bench_procrastinate" TEMPLATE template0')
+    url = f"{base}/bench_procrastinate"
+    logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+    return url
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+def rate(jobs: int, seconds: float) -> str:
+    return f"{jobs / seconds:,.0f} jobs/s ({seconds:.1f} s)"
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "miss"
+
+
+def compared(
+    figure: str, jobs: int, strata_seconds: float, base_seconds: float, min_ratio: float | None
+) -> Row:
+    """A throughput row: both rates, their ratio, and the target if there is one."""
+    ratio = base_seconds / strata_seconds
+    return Row(
+        figure,
+        rate(jobs, strata_seconds),
+        rate(jobs, base_seconds),
+        f"{ratio:.2f}x",
+        f"≥ {min_ratio:g}x" if min_ratio is not None else "",
+        verdict(ratio >= min_ratio) if min_ratio is not None else "",
+    )
+
+
+async def timed(work: Awaitable[T]) -> tuple[T, float]:
+    """`work`'s result and how long it took, in seconds."""
+    began = time.perf_counter()
+    result = await work
+    return result, time.perf_counter() - began
+
+
+async def run(strata_url: str, target: str) -> list[Row]:
+    """Warm up both, enqueue into every queue (alternating sides queue by queue, so
+    drift on a shared machine hits both), drain queue by queue, then latency."""
+    rows: list[Row] = []
+    base_url = await procrastinate_database(strata_url)
+    app = procrastinate_app(base_url)
+    async with (
+        grpc.aio.insecure_channel(target) as channel,
+        app.open_async(),
+    ):
+        stub = queue_pb2_grpc.QueueServiceStub(channel)
+
+        # Warm-up, untimed: connections, prepared statements, code paths; drained so
+        # no todo job is left in front of the measured ones.
+        await strata_enqueue(stub, "warmup", 0, WARMUP_JOBS)
+        await strata_drain(stub, "warmup", 8, LEASE_BATCH)
+        await procrastinate_enqueue(app, "warmup", 0, WARMUP_JOBS)
+        await procrastinate_drain(app, base_url, "warmup", 8)
+
+        strata_enqueue_s = base_enqueue_s = 0.0
+        for index in range(QUEUES):
+            start = index * DRAIN_JOBS
+            _, seconds = await timed(strata_enqueue(stub, queue_name(index), start, DRAIN_JOBS))
+            strata_enqueue_s += seconds
+            _, seconds = await timed(
+                procrastinate_enqueue(app, queue_name(index), start, DRAIN_JOBS)
+            )
+            base_enqueue_s += seconds
+        rows.append(
+            compared(
+                f"Enqueue {ENQUEUE_JOBS // 1000}k, batches of {BATCH}",
+                ENQUEUE_JOBS,
+                strata_enqueue_s,
+                base_enqueue_s,
+                None,
+            )
+        )
+        print(rows[-1], flush=True)
+
+        base_k1 = 0.0
+        for index, workers in enumerate(WORKERS):
+            queue = queue_name(index)
+            acked, strata_s = await timed(strata_drain(stub, queue, workers, LEASE_BATCH))
+            succeeded, base_s = await timed(procrastinate_drain(app, base_url, queue, workers))
+            if acked != DRAIN_JOBS or succeeded != DRAIN_JOBS:
+                raise RuntimeError(f"drained {acked} / {succeeded} of {DRAIN_JOBS} jobs")
+            if workers == 1:
+                base_k1 = base_s
+            rows.append(
+                compared(
+                    f"Drain {DRAIN_JOBS // 1000}k, K={workers} "
+                    f"(Strata LeaseJobs max_jobs={LEASE_BATCH})",
+                    DRAIN_JOBS,
+                    strata_s,
+                    base_s,
+                    2.0,
+                )
+            )
+            print(rows[-1], flush=True)
+
+        queue = queue_name(len(WORKERS))
+        acked, strata_s = await timed(strata_drain(stub, queue, 1, 1))
+        if acked != DRAIN_JOBS:
+            raise RuntimeError(f"drained {acked} of {DRAIN_JOBS} jobs")
+        rows.append(
+            compared(
+                f"Drain {DRAIN_JOBS // 1000}k, K=1 (Strata LeaseJobs max_jobs=1; "
+                "procrastinate K=1 above)",
+                DRAIN_JOBS,
+                strata_s,
+                base_k1,
+                None,
+            )
+        )
+        print(rows[-1], flush=True)
+
+    latency = await strata_latency(target)
+    rows += [
+        Row(
+            "Enqueue → delivery to a waiting LeaseJobs(wait=5 s), p50",
+            f"{latency.p50_ms:.2f} ms",
+            target="< 5 ms",
+            result=verdict(latency.p50_ms < 5.0),
+        ),
+        Row(
+            "Enqueue → delivery to a waiting LeaseJobs(wait=5 s), p99",
+            f"{latency.p99_ms:.2f} ms",
+        ),
+    ]
+    return rows
+
+
+HEADINGS = ("figure", "strata", "procrastinate 3.10", "ratio", "target", "result")
+
+
+def text_table(rows: list[Row]) -> str:
+    """Aligned plain-text table for the terminal."""
+    cells = [
+        HEADINGS,
+        *((r.figure, r.strata, r.baseline, r.ratio, r.target, r.result) for r in rows),
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADINGS))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    """The same table in markdown, empty cells shown as a dash."""
+    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
+    for r in rows:
+        cells = (r.figure, r.strata, r.baseline, r.ratio, r.target, r.result)
+        lines.append("| " + " | ".join(cell or "—" for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def profiled(pid: int) -> Iterator[None]:
+    """py-spy on the server for the block when BENCH_PYSPY names an output file;
+    stopped by its PID (SIGINT makes it write the file)."""
+    output = os.environ.get("BENCH_PYSPY")
+    if not output:
+        yield
+        return
+    spy = Path(sys.executable).with_name("py-spy")
+    process = subprocess.Popen(
+        [str(spy), "record", "--pid", str(pid), "--output", output, "--rate", "200"]
+    )
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+
+
+def main() -> None:
+    info = machine_info()
+    began = time.perf_counter()
+    with (
+        strata_stack("bench_queue", STRATA_DB_POOL_MAX=str(POOL_MAX)) as stack,
+        profiled(stack.server_pid),
+    ):
+        rows = asyncio.run(run(stack.database_url, stack.target))
+    took = time.perf_counter() - began
+    print(text_table(rows))
+    print(f"whole run {took:.0f} s")
+    method = (
+        f"Both sides run from one asyncio process against one PostgreSQL 15 server (fsync "
+        f"off), each on its own database; both get a connection pool of at most {POOL_MAX}. "
+        f"Strata: one `strata serve` process (STRATA_DB_POOL_MAX={POOL_MAX}) over one grpc.aio "
+        f"channel. procrastinate {procrastinate.__version__}: PsycopgConnector, a no-op "
+        f"async task, default options (finished jobs kept, as Strata keeps completed ones). "
+        f"Enqueue: {ENQUEUE_JOBS:,} jobs per side into {QUEUES} queues of {DRAIN_JOBS:,}, "
+        f"batches of {BATCH} (BatchEnqueue / batch_defer_async), one batch in flight, the "
+        f"two sides alternating queue by queue. Drain: **{DRAIN_JOBS:,} jobs per "
+        f"measurement** (one of those queues, not all {ENQUEUE_JOBS:,}, to keep the run "
+        f"short), Strata as K asyncio tasks each looping LeaseJobs(max_jobs={LEASE_BATCH}, "
+        f"lease {LEASE_SECONDS} s) and acking its jobs concurrently (asyncio.gather of "
+        f"AckJob), procrastinate as `run_worker_async(concurrency=K, wait=False)`; both "
+        f"stop when the queue is empty, and every job is checked done. {WARMUP_JOBS:,} "
+        f"jobs enqueued and drained per side first as warm-up. Latency: a consumer parked "
+        f"in LeaseJobs(max_jobs=1, wait={LATENCY_WAIT_SECONDS} s) on its own channel, "
+        f"t0 just before Enqueue is called, t1 when the consumer's LeaseJobs returns; "
+        f"{LATENCY_JOBS} jobs one at a time after {LATENCY_JOBS // 10} warm-up ones. "
+        f"SubscribeJobs does not exist yet, so delivery is measured through the long poll. "
+        f"Whole run {took:.0f} s."
+    )
+    write_section(
+        "queue",
+        "\n\n".join([machine_markdown(info), markdown_table(rows), method, WHERE_TIME_GOES]),
+    )
+
+
+if __name__ == "__main__":
+    main()

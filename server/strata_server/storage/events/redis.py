@@ -1,0 +1,161 @@
+"""Wakeups between replicas over Redis pub/sub (channel `strata:events`, message = topic).
+
+Same shape as `events.postgres`: waiters are kept in process by a `LocalEvents`; a
+listener task holds one pub/sub subscription and wakes local waiters with each
+message; `notify` wakes local waiters at once and queues the topic for a sender task
+that publishes every queued topic in one pipelined round trip, a topic already queued
+not being queued twice. All connections come from one pool whose connections PING
+when idle (`health_check_interval`), so a stale one is found and replaced.
+
+Redis holds no state here: while it is unreachable (logged once per outage) wakeups
+between replicas are dropped and long polls fall back to their periodic re-check;
+the listener resubscribes with backoff and wakeups resume when Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.events.postgres import MAX_PENDING, READY_WITHIN, Backoff
+
+log = structlog.get_logger("strata.events")
+
+CHANNEL = "strata:events"
+HEALTH_CHECK_SECONDS = 5
+"""An idle pooled connection PINGs before use (and the subscription while waiting)
+after this many seconds."""
+READ_SECONDS = 1.0
+"""How long one read of the subscription waits, so its health check runs when idle."""
+SOCKET_SECONDS = 5.0
+"""Connect and command timeout."""
+
+
+class RedisEvents:
+    """The `storage.ports.Events` port over Redis pub/sub; build it with `open`."""
+
+    def __init__(self, url: str) -> None:
+        self._pool: ConnectionPool = ConnectionPool.from_url(
+            url,
+            health_check_interval=HEALTH_CHECK_SECONDS,
+            socket_connect_timeout=SOCKET_SECONDS,
+            socket_timeout=SOCKET_SECONDS,
+            socket_keepalive=True,
+            # One quiet retry replaces a connection a Redis restart left dead; the
+            # reconnect loops here back off on anything longer.
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._client = Redis(connection_pool=self._pool)
+        self._local = LocalEvents()
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._settled = asyncio.Event()
+        self._down = False
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, *, ready_within: float = READY_WITHIN) -> RedisEvents:
+        """Subscribe at the Redis server at `url`. Returns once the subscription is in
+        place or has failed (then wakeups between replicas start when Redis is
+        reachable), or after `ready_within` seconds."""
+        events = cls(url)
+        events._tasks = [
+            asyncio.create_task(events._listen(), name="strata-events-listen"),
+            asyncio.create_task(events._send(), name="strata-events-send"),
+        ]
+        try:
+            async with asyncio.timeout(ready_within):
+                await events._settled.wait()
+        except TimeoutError:
+            pass  # still connecting: the fallback poll covers the wait
+        return events
+
+    def notify(self, topic: str) -> None:
+        """Wake waiters on `topic` here at once, and queue it for the other replicas."""
+        self._local.notify(topic)
+        if self._closed or topic in self._queued or len(self._queued) >= MAX_PENDING:
+            return  # already queued, or the sender is far behind (an outage)
+        self._queued.add(topic)
+        self._outbox.put_nowait(topic)
+
+    async def wait(self, topic: str, within: float) -> bool:
+        """Wait up to `within` seconds for a notify on `topic`, from any replica."""
+        return await self._local.wait(topic, within)
+
+    async def close(self) -> None:
+        """Stop both tasks and close every connection."""
+        self._closed = True
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
+        await self._pool.disconnect()
+        await self._local.close()
+
+    async def _listen(self) -> None:
+        backoff = Backoff()
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(CHANNEL)
+                while True:
+                    message = await pubsub.get_message(timeout=READ_SECONDS)
+                    if message is not None:
+                        self._dispatch(message, backoff)
+            except (RedisError, OSError) as error:
+                self._lost(error)
+                self._settled.set()
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            await asyncio.sleep(backoff.next())
+
+    def _dispatch(self, message: dict[str, Any], backoff: Backoff) -> None:
+        kind = message["type"]
+        if kind == "message":
+            data = message["data"]
+            self._local.notify(data.decode(errors="replace") if isinstance(data, bytes) else data)
+        elif kind == "subscribe":  # also after the client reconnected by itself
+            self._restored()
+            backoff.reset()
+            self._settled.set()
+
+    async def _send(self) -> None:
+        backoff = Backoff()
+        while True:
+            topics = [await self._outbox.get()]
+            while not self._outbox.empty():
+                topics.append(self._outbox.get_nowait())
+            # Unmark before sending: a notify from now on must be sent again.
+            self._queued.difference_update(topics)
+            try:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for topic in topics:
+                        pipe.publish(CHANNEL, topic)
+                    await pipe.execute()
+                backoff.reset()
+            except (RedisError, OSError) as error:
+                self._lost(error)
+                await asyncio.sleep(backoff.next())
+
+    def _lost(self, error: Exception) -> None:
+        if not self._down:
+            self._down = True
+            log.warning(
+                "events connection lost: long polls fall back to polling until it returns",
+                backend="redis",
+                error=" ".join(str(error).split()) or type(error).__name__,
+            )
+
+    def _restored(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("events connection restored", backend="redis")
