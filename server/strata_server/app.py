@@ -108,8 +108,8 @@ class Running:
     port: int
     database: Database
     health: health.aio.HealthServicer
+    events: Events
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    events: Events | None = None
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
@@ -120,12 +120,11 @@ class Running:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.events is not None:
-            await self.events.close()
+        await self.events.close()
         await self.database.close()
 
 
-async def open_events(settings: Settings, database: Database) -> Events:
+async def open_events(settings: Settings) -> Events:
     """The wakeup channel between replicas (and worker processes): Redis pub/sub when
     `redis_url` is set, else LISTEN/NOTIFY when the database is PostgreSQL, else
     in-process only. Never fails start-up: an unreachable channel only costs latency
@@ -166,7 +165,7 @@ async def start(settings: Settings) -> Running:
             ("grpc.so_reuseport", 1),
         ]
     )
-    events = await open_events(settings, database)  # one per process, for every service
+    events = await open_events(settings)  # one per process, for every service
     records_pb2_grpc.add_RecordServiceServicer_to_server(
         RecordService(database, settings.max_record_bytes), server
     )
@@ -197,7 +196,7 @@ async def start(settings: Settings) -> Running:
     await server.start()
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, database, health_servicer, events=events)
+    running = Running(server, port, database, health_servicer, events)
     running.tasks.append(
         asyncio.create_task(
             _purge(

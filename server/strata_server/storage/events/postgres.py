@@ -16,7 +16,6 @@ backoff; the listener LISTENs again on each new connection.
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import TypeAlias
 
 import psycopg
@@ -24,6 +23,7 @@ import structlog
 from psycopg.rows import TupleRow
 
 from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
 from strata_server.storage.postgres.pool import conninfo
 
 log = structlog.get_logger("strata.events")
@@ -33,28 +33,8 @@ Conn: TypeAlias = psycopg.AsyncConnection[TupleRow]
 CHANNEL = "strata_events"
 MAX_PAYLOAD_BYTES = 7999
 """NOTIFY payloads must be shorter than 8000 bytes; longer topics stay local."""
-MAX_PENDING = 1024
-"""Most distinct topics queued for sending; beyond that a wakeup stays local."""
 IDLE_CHECK_SECONDS = 10.0
 """How long the listener waits for notifications before checking its connection."""
-BACKOFF_FIRST = 0.1
-BACKOFF_MAX = 5.0
-READY_WITHIN = 5.0
-"""How long `open` waits for the first LISTEN (or its failure) before returning."""
-
-
-class Backoff:
-    """Exponential reconnect delays with jitter, from BACKOFF_FIRST up to BACKOFF_MAX."""
-
-    def __init__(self) -> None:
-        self._delay = BACKOFF_FIRST
-
-    def reset(self) -> None:
-        self._delay = BACKOFF_FIRST
-
-    def next(self) -> float:
-        delay, self._delay = self._delay, min(self._delay * 2, BACKOFF_MAX)
-        return delay * random.uniform(0.5, 1.0)
 
 
 class PostgresEvents:

@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.events.postgres import MAX_PENDING, READY_WITHIN, Backoff
+from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
 
 log = structlog.get_logger("strata.events")
 
