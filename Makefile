@@ -70,7 +70,7 @@ gen-check: venv
 bench: venv system-deps
 	@$(PY) -c 'import procrastinate' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/records.py
-	$(PY) bench/queue.py
+	$(PY) bench/jobs.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

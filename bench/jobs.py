@@ -26,21 +26,12 @@ job ordered by id and filters the queue, so todo jobs of another queue with smal
 ids would be walked on every fetch; drained in id order, none ever are (the queues
 left undrained hold the largest ids).
 
-Run with `make bench` (or `.venv/bin/python bench/queue.py`); prints a table and
+Run with `make bench` (or `.venv/bin/python bench/jobs.py`); prints a table and
 rewrites the `## queue` section of bench/RESULTS.md. Nothing here asserts speed.
 With BENCH_PYSPY=<file.svg> set, py-spy records the Strata server for the whole run.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, bench/ is sys.path[0], where this file would shadow the standard
-# library's `queue` (imported by asyncio, grpc and psycopg_pool): search it last.
-_BENCH = Path(__file__).resolve().parent
-sys.path[:] = [*(p for p in sys.path if p and Path(p).resolve() != _BENCH), str(_BENCH)]
 
 import asyncio
 import contextlib
@@ -48,9 +39,11 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -130,6 +123,11 @@ def queue_name(index: int) -> str:
 
 
 # --- Strata ---------------------------------------------------------------------------
+
+
+def progress(row: Row) -> None:
+    """One line as each figure is measured, so a long run shows where it is."""
+    print(f"  {row.figure}: {row.strata} vs {row.baseline or '-'}", flush=True)
 
 
 async def strata_enqueue(
@@ -373,7 +371,7 @@ async def run(strata_url: str, target: str) -> list[Row]:
                 None,
             )
         )
-        print(rows[-1], flush=True)
+        progress(rows[-1])
 
         base_k1 = 0.0
         for index, workers in enumerate(WORKERS):
@@ -394,7 +392,7 @@ async def run(strata_url: str, target: str) -> list[Row]:
                     2.0,
                 )
             )
-            print(rows[-1], flush=True)
+            progress(rows[-1])
 
         queue = queue_name(len(WORKERS))
         acked, strata_s = await timed(strata_drain(stub, queue, 1, 1))
@@ -410,7 +408,7 @@ async def run(strata_url: str, target: str) -> list[Row]:
                 None,
             )
         )
-        print(rows[-1], flush=True)
+        progress(rows[-1])
 
     latency = await strata_latency(target)
     rows += [
