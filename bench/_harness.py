@@ -228,3 +228,45 @@ def noop_server() -> Iterator[str]:
     finally:
         process.kill()
         process.wait()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One figure of the results table."""
+
+    figure: str
+    strata: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    result: str = ""
+
+
+def _headings(baseline: str) -> tuple[str, ...]:
+    return ("figure", "strata", baseline, "ratio", "target", "result")
+
+
+def text_table(rows: list[Row], baseline: str) -> str:
+    """Aligned plain-text table for the terminal; `baseline` heads the baseline column."""
+    headings = _headings(baseline)
+    cells = [
+        headings,
+        *((r.figure, r.strata, r.baseline, r.ratio, r.target, r.result) for r in rows),
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headings))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def markdown_table(rows: list[Row], baseline: str) -> str:
+    """The same table in markdown, empty cells shown as a dash."""
+    headings = _headings(baseline)
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    for r in rows:
+        cells = (r.figure, r.strata, r.baseline, r.ratio, r.target, r.result)
+        lines.append("| " + " | ".join(cell or "—" for cell in cells) + " |")
+    return "\n".join(lines)

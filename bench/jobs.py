@@ -42,7 +42,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -50,11 +49,14 @@ import grpc
 import procrastinate
 import psycopg
 from _harness import (
+    Row,
     Stats,
     latency_stats,
     machine_info,
     machine_markdown,
+    markdown_table,
     strata_stack,
+    text_table,
 )
 from _results import write_section
 from google.protobuf import duration_pb2, struct_pb2
@@ -97,18 +99,6 @@ WHERE_TIME_GOES = (
     "the Enqueue RPC (insert + audit) plus the woken LeaseJobs' lease transaction."
 )
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One figure of the results table."""
-
-    figure: str
-    strata: str
-    baseline: str = ""
-    ratio: str = ""
-    target: str = ""
-    result: str = ""
 
 
 def payload(i: int) -> struct_pb2.Struct:
@@ -426,31 +416,7 @@ async def run(strata_url: str, target: str) -> list[Row]:
     return rows
 
 
-HEADINGS = ("figure", "strata", "procrastinate 3.10", "ratio", "target", "result")
-
-
-def text_table(rows: list[Row]) -> str:
-    """Aligned plain-text table for the terminal."""
-    cells = [
-        HEADINGS,
-        *((r.figure, r.strata, r.baseline, r.ratio, r.target, r.result) for r in rows),
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADINGS))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def markdown_table(rows: list[Row]) -> str:
-    """The same table in markdown, empty cells shown as a dash."""
-    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
-    for r in rows:
-        cells = (r.figure, r.strata, r.baseline, r.ratio, r.target, r.result)
-        lines.append("| " + " | ".join(cell or "—" for cell in cells) + " |")
-    return "\n".join(lines)
+BASELINE = "procrastinate 3.10"
 
 
 @contextlib.contextmanager
@@ -481,7 +447,7 @@ def main() -> None:
     ):
         rows = asyncio.run(run(stack.database_url, stack.target))
     took = time.perf_counter() - began
-    print(text_table(rows))
+    print(text_table(rows, BASELINE))
     print(f"whole run {took:.0f} s")
     method = (
         f"Both sides run from one asyncio process against one PostgreSQL 15 server (fsync "
@@ -506,7 +472,9 @@ def main() -> None:
     )
     write_section(
         "queue",
-        "\n\n".join([machine_markdown(info), markdown_table(rows), method, WHERE_TIME_GOES]),
+        "\n\n".join(
+            [machine_markdown(info), markdown_table(rows, BASELINE), method, WHERE_TIME_GOES]
+        ),
     )
 
 

@@ -25,21 +25,23 @@ import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import psycopg
 from _harness import (
+    Row,
     Stats,
     machine_info,
     machine_markdown,
+    markdown_table,
     noop_server,
     run_for,
     run_side_by_side,
     run_times,
     strata_stack,
+    text_table,
 )
 from _results import write_section
 from google.protobuf import struct_pb2
@@ -93,18 +95,6 @@ would with SQL, until AdminService.CreateIndex exists (the admin issue)."""
 
 
 Op = Callable[[], Awaitable[object]]
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One figure of the results table."""
-
-    figure: str
-    strata: str
-    baseline: str = ""
-    ratio: str = ""
-    target: str = ""
-    result: str = ""
 
 
 def utcnow() -> datetime:
@@ -402,38 +392,14 @@ async def run(url: str, target: str) -> tuple[list[Row], list[str]]:
     return rows, notes
 
 
-HEADINGS = ("figure", "strata", "psycopg direct", "ratio", "target", "result")
-
-
-def text_table(rows: list[Row]) -> str:
-    """Aligned plain-text table for the terminal."""
-    cells = [
-        HEADINGS,
-        *((r.figure, r.strata, r.baseline, r.ratio, r.target, r.result) for r in rows),
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADINGS))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def markdown_table(rows: list[Row]) -> str:
-    """The same table in markdown, empty cells shown as a dash."""
-    lines = ["| " + " | ".join(HEADINGS) + " |", "|" + "---|" * len(HEADINGS)]
-    for r in rows:
-        cells = (r.figure, r.strata, r.baseline, r.ratio, r.target, r.result)
-        lines.append("| " + " | ".join(cell or "—" for cell in cells) + " |")
-    return "\n".join(lines)
+BASELINE = "psycopg direct"
 
 
 def main() -> None:
     info = machine_info()
     with strata_stack("bench_records", STRATA_DB_POOL_MAX="32") as stack:
         rows, notes = asyncio.run(run(stack.database_url, stack.target))
-    print(text_table(rows))
+    print(text_table(rows, BASELINE))
     for note in notes:
         print(note)
     method = (
@@ -452,7 +418,7 @@ def main() -> None:
         "\n\n".join(
             [
                 machine_markdown(info),
-                markdown_table(rows),
+                markdown_table(rows, BASELINE),
                 method,
                 *notes,
             ]
