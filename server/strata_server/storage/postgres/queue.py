@@ -17,6 +17,7 @@ Reads are single statements on an autocommit connection.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -52,7 +53,7 @@ from strata_server.core.queue import (
     plan_retry,
 )
 from strata_server.core.validation import new_id
-from strata_server.core.writes import dumps
+from strata_server.core.writes import dumps, serialize
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
@@ -101,30 +102,12 @@ def _changed(old: Job, new: Job) -> str:
     return dumps([name for name in _FIELDS if getattr(old, name) != getattr(new, name)])
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
 def _payload_text(index: int, job: NewJob) -> str:
-    """The stored JSON text of a job's payload; InvalidArgument (tagged with the job's
-    index) for what jsonb or a text column cannot hold."""
+    """The stored JSON text of a job's payload, refusing what jsonb cannot hold (the
+    shared rules of core.writes.serialize; the API layer already applied the size
+    limit), tagged with the job's index."""
     try:
-        if _has_nul(job.payload):
-            raise InvalidArgument.field(
-                "payload", "contains the NUL character (\\u0000), which PostgreSQL cannot store"
-            )
-        if job.unique_key is not None and "\x00" in job.unique_key:
-            raise InvalidArgument.field("unique_key", "must not contain the NUL character")
-        try:
-            return dumps(job.payload)
-        except ValueError as error:  # NaN / infinity
-            raise InvalidArgument.field("payload", str(error)) from None
+        return serialize(job.payload, sys.maxsize, "payload", "job payload")
     except StrataError as error:
         raise _tag(error, index) from None
 
