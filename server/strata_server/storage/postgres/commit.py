@@ -30,7 +30,6 @@ from strata_server.core import codec
 from strata_server.core.errors import (
     AlreadyExists,
     Conflict,
-    InvalidArgument,
     StrataError,
     with_write_index,
 )
@@ -48,35 +47,10 @@ from strata_server.storage.postgres import queries
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now, record_from_row
+from strata_server.storage.postgres.request_log import claim_request
 
 Key = tuple[str, str]
 """(collection, id) within one namespace."""
-
-_CLAIM_ATTEMPTS = 3
-
-
-async def _claim(conn: Conn, namespace: str, idempotency: Idempotency) -> list[WriteResult] | None:
-    """Claim the request_id for this transaction (None), or return the results stored
-    by the commit that already used it."""
-    for _ in range(_CLAIM_ATTEMPTS):
-        cursor = await conn.execute(
-            queries.CLAIM_REQUEST,
-            (namespace, idempotency.request_id, idempotency.fingerprint, now()),
-            prepare=True,
-        )
-        if cursor.rowcount == 1:
-            return None
-        cursor = await conn.execute(
-            queries.SELECT_REQUEST, (namespace, idempotency.request_id), prepare=True
-        )
-        row = await cursor.fetchone()
-        if row is None:  # removed (by retention) between the two statements: claim again
-            continue
-        fingerprint, stored = row
-        if fingerprint != idempotency.fingerprint:
-            raise InvalidArgument.field("request_id", "was already used for a different request")
-        return codec.results_from_json(stored)
-    raise Conflict("the request_id is being claimed and released concurrently; retry")
 
 
 async def _lock_current(conn: Conn, namespace: str, keys: Sequence[Key]) -> dict[Key, Record]:
@@ -148,9 +122,9 @@ async def commit(
     With `assume_new` (only for writes where `optimistic` holds) step 2 is skipped.
     """
     if idempotency is not None:
-        stored = await _claim(conn, namespace, idempotency)
+        stored = await claim_request(conn, namespace, idempotency)
         if stored is not None:
-            return stored
+            return codec.results_from_json(stored)
 
     # Enqueues first, in this transaction: their results go into the request_log
     # result below, and a failing record write then rolls them back too.

@@ -54,12 +54,11 @@ from strata_server.core.queue import (
 )
 from strata_server.core.validation import new_id
 from strata_server.core.writes import dumps, serialize
-from strata_server.storage.postgres import queries
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.request_log import claim_request
 
-_CLAIM_ATTEMPTS = 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ENQUEUE_ATTEMPTS = 3
 
@@ -120,30 +119,6 @@ def _tag(error: StrataError, index: int) -> StrataError:
 # --- Enqueue -------------------------------------------------------------------------
 
 
-async def _claim(conn: Conn, namespace: str, idempotency: Idempotency) -> list[Job] | None:
-    """Claim the request_id for this transaction (None), or return the jobs stored by
-    the enqueue that already used it (as `commit._claim`, with job results)."""
-    for _ in range(_CLAIM_ATTEMPTS):
-        cursor = await conn.execute(
-            queries.CLAIM_REQUEST,
-            (namespace, idempotency.request_id, idempotency.fingerprint, now()),
-            prepare=True,
-        )
-        if cursor.rowcount == 1:
-            return None
-        cursor = await conn.execute(
-            queries.SELECT_REQUEST, (namespace, idempotency.request_id), prepare=True
-        )
-        row = await cursor.fetchone()
-        if row is None:  # removed (by retention) between the two statements: claim again
-            continue
-        fingerprint, stored = row
-        if fingerprint != idempotency.fingerprint:
-            raise InvalidArgument.field("request_id", "was already used for a different request")
-        return [job_from_json(item) for item in stored]
-    raise Conflict("the request_id is being claimed and released concurrently; retry")
-
-
 async def enqueue(
     conn: Conn,
     namespace: str,
@@ -154,9 +129,9 @@ async def enqueue(
 ) -> list[Job]:
     """Run inside an open transaction; see the module docstring."""
     if idempotency is not None:
-        stored = await _claim(conn, namespace, idempotency)
+        stored = await claim_request(conn, namespace, idempotency)
         if stored is not None:
-            return stored
+            return [job_from_json(item) for item in stored]
     if not jobs:
         if idempotency is not None:
             await conn.execute(

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata_server.core import codec
-from strata_server.core.errors import InvalidArgument, StrataError, with_write_index
+from strata_server.core.errors import StrataError, with_write_index
 from strata_server.core.models import Actor, Idempotency, Record, Write, WriteResult
 from strata_server.core.queue import NewJob
 from strata_server.core.writes import AuditEntry, changed_fields, plan_write
@@ -30,7 +30,8 @@ from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
-from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT, INSERT_REQUEST, SELECT_REQUEST
+from strata_server.storage.sqlite.request_log import store_result, stored_result
+from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 
 EXPIRY_ACTOR = "system"
 """The audit actor of rows removed by purge_expired."""
@@ -118,14 +119,9 @@ async def commit(
     request_id = idempotency.request_id if idempotency is not None else None
     async with db.transaction() as tx:
         if idempotency is not None:
-            seen = await tx.fetchall(SELECT_REQUEST, (namespace, idempotency.request_id))
-            if seen:
-                fingerprint, stored = seen[0]
-                if fingerprint != idempotency.fingerprint:
-                    raise InvalidArgument.field(
-                        "request_id", "was already used for a different request"
-                    )
-                return codec.results_from_json(json.loads(stored))
+            stored = await stored_result(tx, namespace, idempotency)
+            if stored is not None:
+                return codec.results_from_json(stored)
 
         state = await _read_current(tx, namespace, writes)
         upserts: dict[Key, tuple[Any, ...]] = {}
@@ -178,17 +174,7 @@ async def commit(
         if audits:
             await tx.executemany(INSERT_AUDIT, audits)
         if idempotency is not None:
-            stored_results = _dumps(codec.results_to_json(results))
-            await tx.execute(
-                INSERT_REQUEST,
-                (
-                    namespace,
-                    idempotency.request_id,
-                    idempotency.fingerprint,
-                    stored_results,
-                    now_us,
-                ),
-            )
+            await store_result(tx, namespace, idempotency, codec.results_to_json(results), now_us)
     return results
 
 

@@ -23,7 +23,6 @@ from typing import Any
 from strata_server.core.errors import (
     Conflict,
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     StrataError,
 )
@@ -52,7 +51,8 @@ from strata_server.core.validation import new_id
 from strata_server.core.writes import AuditEntry
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
-from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT, INSERT_REQUEST, SELECT_REQUEST
+from strata_server.storage.sqlite.request_log import store_result, stored_result
+from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlquery import bad_token
 
 ENTITY = "job"
@@ -316,27 +316,14 @@ async def enqueue(
     request_id = idempotency.request_id if idempotency is not None else None
     async with db.transaction() as tx:
         if idempotency is not None:
-            seen = await tx.fetchall(SELECT_REQUEST, (namespace, idempotency.request_id))
-            if seen:
-                fingerprint, stored = seen[0]
-                if fingerprint != idempotency.fingerprint:
-                    raise InvalidArgument.field(
-                        "request_id", "was already used for a different request"
-                    )
-                return [job_from_json(item) for item in json.loads(stored)]
+            stored = await stored_result(tx, namespace, idempotency)
+            if stored is not None:
+                return [job_from_json(item) for item in stored]
 
         results = await insert_jobs(tx, namespace, jobs, now, actor=actor, request_id=request_id)
         if idempotency is not None:
-            stored_results = _dumps([job_to_json(job) for job in results])
-            await tx.execute(
-                INSERT_REQUEST,
-                (
-                    namespace,
-                    idempotency.request_id,
-                    idempotency.fingerprint,
-                    stored_results,
-                    now_us,
-                ),
+            await store_result(
+                tx, namespace, idempotency, [job_to_json(job) for job in results], now_us
             )
     return results
 
