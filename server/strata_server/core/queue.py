@@ -117,9 +117,18 @@ class QueueStats:
     expired_leases: int
 
 
-def new_lease_token() -> str:
-    """An unguessable token naming one lease of one job."""
-    return secrets.token_hex(16)
+def new_lease_token(prefix: str = "") -> str:
+    """An unguessable token naming one lease of one job. A SubscribeJobs stream
+    passes its subscription id as `prefix` (`<prefix>.<hex>`), so that an ack or
+    fail under the token can wake that stream, on whichever replica it runs."""
+    token = secrets.token_hex(16)
+    return f"{prefix}.{token}" if prefix else token
+
+
+def subscription_of(token: str) -> str | None:
+    """The subscription id a lease token was issued to, if a stream leased it."""
+    prefix, dot, _ = token.rpartition(".")
+    return prefix if dot and prefix else None
 
 
 def backoff(attempt: int, base: timedelta | None, rng: random.Random | None = None) -> timedelta:
@@ -252,6 +261,21 @@ def plan_fail(
         state=Stored.READY,
         last_error=error,
         run_time=now + delay,
+        lease_token=None,
+        lease_expire_time=None,
+        update_time=now,
+    )
+
+
+def plan_release(job: Job, token: str, now: datetime) -> Job:
+    """Give the holder's job back unworked (a consumer closing cleanly): runnable at
+    once, and the attempt the lease started is not counted."""
+    check_lease(job, token, now)
+    return _replace(
+        job,
+        state=Stored.READY,
+        attempt=max(job.attempt - 1, 0),
+        run_time=now,
         lease_token=None,
         lease_expire_time=None,
         update_time=now,

@@ -7,7 +7,7 @@ driver exceptions at their boundary (an unreachable database is `Unavailable`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -107,11 +107,19 @@ class QueueStore(Protocol):
         ...
 
     async def lease_jobs(
-        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+        self,
+        namespace: str,
+        queue: str,
+        max_jobs: int,
+        lease: timedelta,
+        *,
+        actor: Actor,
+        token_prefix: str = "",
     ) -> list[Job]:
         """Lease up to `max_jobs` leasable jobs (priority desc, run_time, create_time,
         id), reclaiming expired leases; concurrent callers never get the same job.
-        Returns [] for a paused queue. Jobs carry their lease_token."""
+        Returns [] for a paused queue. Jobs carry their lease_token, made by
+        core.queue.new_lease_token(token_prefix)."""
         ...
 
     async def ack_job(
@@ -133,6 +141,11 @@ class QueueStore(Protocol):
         """Record a failed attempt (core.queue.plan_fail)."""
         ...
 
+    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+        """Give a leased job back unworked (core.queue.plan_release); audit action
+        `release`."""
+        ...
+
     async def extend_lease(
         self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
     ) -> Job:
@@ -149,6 +162,11 @@ class QueueStore(Protocol):
 
     async def get_job(self, namespace: str, id: str) -> Job:
         """One job, without its lease_token."""
+        ...
+
+    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
+        """Of `leases` (job id -> lease token), the ids whose job is still leased
+        under that token and unexpired: what a SubscribeJobs stream still holds."""
         ...
 
     async def list_jobs(
