@@ -167,8 +167,10 @@ class Connections:
         self._check_open()
         async with self._write_lock:
             tx = Transaction(self._writer)
-            await tx.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while BEGIN is queued on the
+                # writer's thread must still roll back what BEGIN then opens.
+                await tx.execute("BEGIN IMMEDIATE")
                 yield tx
                 await tx.execute("COMMIT")
             except BaseException:

@@ -7,7 +7,7 @@ for `:memory:` pass their text as `schema_sql` and it runs on the writer first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -125,10 +125,19 @@ class SqliteDatabase:
         return await queues.enqueue(self._db, namespace, jobs, actor=actor, idempotency=idempotency)
 
     async def lease_jobs(
-        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+        self,
+        namespace: str,
+        queue: str,
+        max_jobs: int,
+        lease: timedelta,
+        *,
+        actor: Actor,
+        token_prefix: str = "",
     ) -> list[Job]:
         """Lease up to `max_jobs` leasable jobs, reclaiming expired leases."""
-        return await queues.lease_jobs(self._db, namespace, queue, max_jobs, lease, actor=actor)
+        return await queues.lease_jobs(
+            self._db, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
+        )
 
     async def ack_job(
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
@@ -165,9 +174,17 @@ class SqliteDatabase:
         """Bring a dead or cancelled job back."""
         return await queues.retry_job(self._db, namespace, id, actor=actor)
 
+    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+        """Give a leased job back unworked."""
+        return await queues.release_job(self._db, namespace, id, token, actor=actor)
+
     async def get_job(self, namespace: str, id: str) -> Job:
         """One job, without its lease_token."""
         return await queues.get_job(self._db, namespace, id)
+
+    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
+        """The ids of `leases` still leased under their token."""
+        return await queues.held_leases(self._db, namespace, leases)
 
     async def list_jobs(
         self,
