@@ -177,9 +177,10 @@ class QueueHandle(_worker.HandleBase["Client"]):
         later; its `last_error` cannot name the exception, which Python does not
         pass to the generator: call `client.fail_job(job, error)` in the body for
         that, or use `work`. The other leased jobs not yet handed out are given
-        back at once. While the body runs, a heartbeat thread extends the leases
-        of the jobs held every third of `lease_duration`; it stops when the loop
-        ends or the iterator is closed or garbage collected.
+        back at once, released (their attempt does not count). While the body
+        runs, a heartbeat thread extends the leases of the jobs held every third
+        of `lease_duration`; it stops when the loop ends or the iterator is
+        closed or garbage collected.
         """
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)
