@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,19 +51,6 @@ def subscription_topic(subscription: str) -> str:
     """The events topic that tells a SubscribeJobs stream one of its jobs was acked,
     failed or released (so it may lease more)."""
     return f"subscription:{subscription}"
-
-
-async def wait_any(events: Events, topics: Iterable[str], within: float) -> set[str]:
-    """Wait up to `within` seconds for a notify on any of `topics`; returns those
-    that came (empty on timeout). Nothing is left waiting afterwards."""
-    waits = {asyncio.ensure_future(events.wait(name, within)): name for name in topics}
-    try:
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
-    return {waits[task] for task in done if not task.cancelled() and task.result()}
 
 
 MAX_DELAY = timedelta(days=3650)
@@ -235,13 +222,18 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         who = actor(context.invocation_metadata())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait.total_seconds()
-        while True:
-            jobs = await self._store.lease_jobs(namespace, name, request.max_jobs, lease, actor=who)
-            remaining = deadline - loop.time()
-            if jobs or remaining <= 0:
-                now = datetime.now(UTC)
-                return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
-            await self._events.wait(topic(namespace, name), min(remaining, FALLBACK_POLL_SECONDS))
+        # Listening before the first lease: an enqueue between an empty lease and
+        # the wait still wakes this poll.
+        with self._events.listen(topic(namespace, name)) as wakeups:
+            while True:
+                jobs = await self._store.lease_jobs(
+                    namespace, name, request.max_jobs, lease, actor=who
+                )
+                remaining = deadline - loop.time()
+                if jobs or remaining <= 0:
+                    now = datetime.now(UTC)
+                    return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
+                await wakeups.wait(min(remaining, FALLBACK_POLL_SECONDS))
 
     @streaming
     async def SubscribeJobs(
@@ -261,28 +253,26 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         jobs_topic, own = topic(namespace, name), subscription_topic(subscription)
         held: dict[str, str] = {}  # job id -> lease token: a superset of what it holds
         recheck = False
-        while True:
-            if recheck and held:
-                still = await self._store.held_leases(namespace, held)
-                held = {id: token for id, token in held.items() if id in still}
-            free = request.max_in_flight - len(held)
-            if free > 0:
-                jobs = await self._store.lease_jobs(
-                    namespace, name, free, lease, actor=who, token_prefix=subscription
-                )
-                if jobs:
-                    now = datetime.now(UTC)
-                    for job in jobs:
-                        held[job.id] = job.lease_token or ""
-                        yield job_to_proto(job, now)
-                    recheck = False
-                    continue
-            # Only a wakeup on `own`, or the fallback timeout (which also notices
-            # leases that expired or were cancelled), can shrink `held`.
-            woke = await wait_any(
-                self._events, (jobs_topic, own) if free > 0 else (own,), FALLBACK_POLL_SECONDS
-            )
-            recheck = not woke or own in woke
+        with self._events.listen(jobs_topic, own) as wakeups:
+            while True:
+                if recheck and held:
+                    still = await self._store.held_leases(namespace, held)
+                    held = {id: token for id, token in held.items() if id in still}
+                free = request.max_in_flight - len(held)
+                if free > 0:
+                    jobs = await self._store.lease_jobs(
+                        namespace, name, free, lease, actor=who, token_prefix=subscription
+                    )
+                    if jobs:
+                        now = datetime.now(UTC)
+                        for job in jobs:
+                            held[job.id] = job.lease_token or ""
+                            yield job_to_proto(job, now)
+                        continue
+                # Only a wakeup on `own`, or the fallback timeout (which also
+                # notices leases that expired or were cancelled), can shrink `held`.
+                woke = await wakeups.wait(FALLBACK_POLL_SECONDS)
+                recheck = not woke or own in woke
 
     def _settled(self, job: queue.Job, token: str) -> None:
         """Wake whoever may lease after an ack, fail or release under `token`: the

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
@@ -195,6 +196,27 @@ class QueueStore(Protocol):
         ...
 
 
+class Listener(Protocol):
+    """Wakeups on a fixed set of topics, from `Events.listen` until `close`."""
+
+    async def wait(self, within: float) -> set[str]:
+        """Wait up to `within` seconds; the topics notified since the last wait."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
 class Events(Protocol):
     """Wakeups between replicas: "something changed on this topic, look again".
 
@@ -204,6 +226,12 @@ class Events(Protocol):
 
     def notify(self, topic: str) -> None:
         """Wake waiters on `topic` (here, and on other replicas where supported)."""
+        ...
+
+    def listen(self, *topics: str) -> Listener:
+        """Start listening on `topics` now; `Listener.wait` then returns the topics
+        notified since. Listen before checking the database, then wait: a notify
+        in between is not lost."""
         ...
 
     async def wait(self, topic: str, within: float) -> bool:
