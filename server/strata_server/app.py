@@ -167,7 +167,7 @@ async def start(settings: Settings) -> Running:
     )
     events = await open_events(settings)  # one per process, for every service
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(database, settings.max_record_bytes), server
+        RecordService(database, settings.max_record_bytes, events), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(database, settings.max_record_bytes, events), server

@@ -23,7 +23,7 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from strata.v1 import queue_pb2, queue_pb2_grpc
+from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from strata_server.config import ConfigError, load_settings
 from strata_server.storage.events.postgres import PostgresEvents
 from strata_server.storage.events.redis import RedisEvents
@@ -372,3 +372,54 @@ def test_a_subscription_on_one_replica_is_fed_and_freed_by_calls_on_another(
         assert [job.id for _, job in pushed] == [first.id, second.id]
         # a wakeup from B's ack, not A's 1 s fallback re-check, freed the slot
         assert pushed[1][0] - acked < 0.5, pushed[1][0] - acked
+
+
+def test_a_record_watch_on_one_replica_sees_writes_through_another(
+    replicas: tuple[StrataProcess, StrataProcess],
+) -> None:
+    """WatchRecords on A while 4 writers update records through B: every version
+    once, in order per record, the first within the wakeup bound."""
+    a, b = replicas
+    collection = f"c{uuid.uuid4().hex[:12]}"
+    writers, rounds = 4, 10
+    with a.channel() as a_channel, b.channel() as b_channel:
+        on_a = records_pb2_grpc.RecordServiceStub(a_channel)
+        on_b = records_pb2_grpc.RecordServiceStub(b_channel)
+        watch = on_a.WatchRecords(records_pb2.WatchRecordsRequest(collection=collection))
+        assert next(watch).WhichOneof("event") == "started"
+        received: list[tuple[float, records_pb2.RecordChange]] = []
+
+        def read() -> None:
+            with contextlib.suppress(grpc.RpcError):  # the cancel at the end
+                for message in watch:
+                    received.append((time.monotonic(), message.change))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(SETTLE_SECONDS)
+        started = time.monotonic()
+
+        def write(w: int) -> None:
+            for _ in range(rounds):
+                on_b.UpdateRecord(
+                    records_pb2.UpdateRecordRequest(
+                        collection=collection, id=f"w{w}", allow_missing=True
+                    ),
+                    timeout=10,
+                )
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        deadline = time.monotonic() + 10
+        while len(received) < writers * rounds and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watch.cancel()
+        reader.join(5)
+    assert len(received) == writers * rounds
+    assert received[0][0] - started < 0.5
+    for w in range(writers):
+        versions = [change.version for _, change in received if change.record_id == f"w{w}"]
+        assert versions == list(range(1, rounds + 1))

@@ -16,6 +16,7 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    ChangeBatch,
     Idempotency,
     ListQuery,
     Page,
@@ -56,6 +57,26 @@ class RecordStore(Protocol):
 
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
+        ...
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor of "now": record_changes after it returns only changes that
+        commit from here on (and possibly a few just before)."""
+        ...
+
+    async def record_changes(
+        self,
+        namespace: str,
+        collection: str,
+        after: str,
+        filter: Filter | None,
+        limit: int,
+    ) -> ChangeBatch:
+        """Up to `limit` changes to `collection` committed after cursor `after`, in
+        commit order, with no gap: a change is returned only once every change
+        ordered before it has committed or aborted. Creates and updates of records
+        not matching `filter` (or no longer live) are skipped; deletes never are.
+        InvalidArgument (field from_cursor) for a cursor this store did not make."""
         ...
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:

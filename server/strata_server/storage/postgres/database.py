@@ -28,6 +28,7 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    ChangeBatch,
     Idempotency,
     ListQuery,
     Page,
@@ -39,7 +40,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.postgres import commit, queries, records
+from strata_server.storage.postgres import changes, commit, queries, records
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
@@ -131,6 +132,23 @@ class PostgresDatabase:
         async def work(conn: Conn) -> int:
             dialect = await self._indexes.dialect(conn)
             return await records.count_records(conn, namespace, collection, filter, dialect)
+
+        return await self._run(work)
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor below which every transaction has ended."""
+        return await self._run(changes.head)
+
+    async def record_changes(
+        self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
+    ) -> ChangeBatch:
+        """Settled changes after `after`, in (xact, seq) order."""
+
+        async def work(conn: Conn) -> ChangeBatch:
+            dialect = await self._indexes.dialect(conn)
+            return await changes.record_changes(
+                conn, namespace, collection, after, filter, limit, dialect
+            )
 
         return await self._run(work)
 

@@ -15,6 +15,7 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    ChangeBatch,
     Idempotency,
     ListQuery,
     Page,
@@ -26,7 +27,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.sqlite import commit, records
+from strata_server.storage.sqlite import changes, commit, records
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 
@@ -86,6 +87,16 @@ class SqliteDatabase:
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
         return await records.count_records(self._db, namespace, collection, filter)
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor of the newest audit entry."""
+        return await changes.head(self._db)
+
+    async def record_changes(
+        self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
+    ) -> ChangeBatch:
+        """Changes after `after`, in commit (= seq) order."""
+        return await changes.record_changes(self._db, namespace, collection, after, filter, limit)
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches (FTS5, bm25), best first, paged by offset."""
