@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -221,11 +221,20 @@ class PostgresDatabase:
         )
 
     async def lease_jobs(
-        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+        self,
+        namespace: str,
+        queue: str,
+        max_jobs: int,
+        lease: timedelta,
+        *,
+        actor: Actor,
+        token_prefix: str = "",
     ) -> list[Job]:
         """Lease up to `max_jobs` jobs (FOR UPDATE SKIP LOCKED); [] when paused."""
         return await self._run(
-            lambda conn: job_queue.lease_jobs(conn, namespace, queue, max_jobs, lease, actor=actor),
+            lambda conn: job_queue.lease_jobs(
+                conn, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
+            ),
             transaction=True,
         )
 
@@ -256,6 +265,13 @@ class PostgresDatabase:
             transaction=True,
         )
 
+    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+        """Give the holder's job back unworked (attempt not counted)."""
+        return await self._run(
+            lambda conn: job_queue.release_job(conn, namespace, id, token, actor=actor),
+            transaction=True,
+        )
+
     async def extend_lease(
         self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
     ) -> Job:
@@ -280,6 +296,10 @@ class PostgresDatabase:
     async def get_job(self, namespace: str, id: str) -> Job:
         """One job, without its lease_token."""
         return await self._run(lambda conn: job_queue.get_job(conn, namespace, id))
+
+    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
+        """The ids of `leases` (job id -> token) still leased under their token."""
+        return await self._run(lambda conn: job_queue.held_leases(conn, namespace, leases))
 
     async def list_jobs(
         self,
