@@ -27,6 +27,7 @@ from strata.v1 import (
     transaction_pb2,
     transaction_pb2_grpc,
 )
+from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
@@ -110,6 +111,7 @@ class Running:
     health: health.aio.HealthServicer
     events: Events
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_port: int | None = None
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
@@ -194,9 +196,21 @@ async def start(settings: Settings) -> Running:
         await database.close()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
     await server.start()
+    metrics_port = None
+    if settings.metrics_listen is not None:
+        metrics_host, _, wanted = settings.metrics_listen.rpartition(":")
+        try:
+            metrics_port = metrics.serve(metrics_host, int(wanted))
+        except OSError as error:
+            await server.stop(None)
+            await events.close()
+            await database.close()
+            raise StartupError(
+                f"cannot serve metrics on {settings.metrics_listen}: {error}"
+            ) from None
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, database, health_servicer, events)
+    running = Running(server, port, database, health_servicer, events, metrics_port=metrics_port)
     running.tasks.append(
         asyncio.create_task(
             _purge(
@@ -218,6 +232,7 @@ async def serve(settings: Settings) -> None:
         address=f"{host}:{running.port}",
         database=settings.database.kind,
         pid=os.getpid(),
+        metrics_port=running.metrics_port,
     )
     if settings.port_file is not None:
         temp = settings.port_file.with_suffix(".tmp")
