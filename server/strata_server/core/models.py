@@ -205,6 +205,35 @@ class ChangeBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """ListAuditEntries: which entries (None: any), newest first, before `before_seq`."""
+
+    entity: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    limit: int = 50
+    before_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAudit:
+    """An audit entry as stored."""
+
+    seq: int
+    time: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    version: int
+    changed_fields: tuple[str, ...]
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerFacts:
     """What the storage layer says about itself for GetServerInfo."""
 

@@ -16,9 +16,11 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    AuditQuery,
     ChangeBatch,
     Idempotency,
     ListQuery,
+    LoggedAudit,
     Page,
     Record,
     SearchHit,
@@ -264,7 +266,16 @@ class Events(Protocol):
         ...
 
 
-class Database(RecordStore, QueueStore, Protocol):
+class AuditLog(Protocol):
+    """Reads of the audit log every mutation appends to."""
+
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Entries matching `query`, newest (largest seq) first; `last_key` is
+        (seq,) of the last entry when more may follow."""
+        ...
+
+
+class Database(RecordStore, QueueStore, AuditLog, Protocol):
     """A storage backend's lifecycle, on top of the data ports it serves."""
 
     async def facts(self) -> ServerFacts:

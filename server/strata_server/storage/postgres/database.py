@@ -28,9 +28,11 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    AuditQuery,
     ChangeBatch,
     Idempotency,
     ListQuery,
+    LoggedAudit,
     Page,
     Record,
     SearchHit,
@@ -40,7 +42,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.postgres import changes, commit, queries, records
+from strata_server.storage.postgres import audit, changes, commit, queries, records
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
@@ -134,6 +136,10 @@ class PostgresDatabase:
             return await records.count_records(conn, namespace, collection, filter, dialect)
 
         return await self._run(work)
+
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Audit entries, newest first."""
+        return await self._run(lambda conn: audit.list_audit(conn, namespace, query))
 
     async def changes_head(self, namespace: str) -> str:
         """The cursor below which every transaction has ended."""

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -146,7 +146,7 @@ class Connections:
         if self._closed:
             raise Unavailable("the SQLite database is closed")
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one read-only statement on a reader and return all its rows."""
         self._check_open()
         conn = await self._idle.get()

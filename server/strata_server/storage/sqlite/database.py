@@ -15,9 +15,11 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    AuditQuery,
     ChangeBatch,
     Idempotency,
     ListQuery,
+    LoggedAudit,
     Page,
     Record,
     SearchHit,
@@ -27,7 +29,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.sqlite import changes, commit, records
+from strata_server.storage.sqlite import audit, changes, commit, records
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 
@@ -87,6 +89,10 @@ class SqliteDatabase:
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
         return await records.count_records(self._db, namespace, collection, filter)
+
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Audit entries, newest first."""
+        return await audit.list_audit(self._db, namespace, query)
 
     async def changes_head(self, namespace: str) -> str:
         """The cursor of the newest audit entry."""
