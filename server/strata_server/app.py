@@ -198,6 +198,14 @@ async def start(settings: Settings) -> Running:
     await server.start()
     metrics_port = None
     if settings.metrics_listen is not None:
+        metrics.gauge_source(
+            "strata_db_pool_connections",
+            "Database connections by state: size (open), idle, waiting (callers queued)",
+            ["state"],
+            lambda: [
+                ({"state": key}, float(value)) for key, value in database.pool_stats().items()
+            ],
+        )
         metrics_host, _, wanted = settings.metrics_listen.rpartition(":")
         try:
             metrics_port = metrics.serve(metrics_host, int(wanted))

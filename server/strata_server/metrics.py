@@ -86,14 +86,20 @@ class _Source(Collector):
         yield GaugeMetricFamily(self._name, self._documentation, labels=self._labels)
 
 
+_sources: dict[str, _Source] = {}
+
+
 def gauge_source(
     name: str, documentation: str, labels: list[str], read: Callable[[], GaugeSamples]
-) -> Callable[[], None]:
+) -> None:
     """Publish gauge `name`, read at every scrape by `read` (which must not block:
-    it returns figures kept up to date elsewhere). Returns the unregister call."""
-    source = _Source(name, documentation, labels, read)
+    it returns figures kept up to date elsewhere). Publishing a name again replaces
+    its reader (a server started anew in the same process)."""
+    if name in _sources:
+        _sources[name]._read = read
+        return
+    source = _sources[name] = _Source(name, documentation, labels, read)
     REGISTRY.register(source)
-    return lambda: REGISTRY.unregister(source)
 
 
 def serve(host: str, port: int) -> int:

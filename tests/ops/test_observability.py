@@ -81,6 +81,7 @@ def test_rpcs_are_counted_by_method_and_code(observed) -> None:
     )
     assert count >= 3
     assert "process_resident_memory_bytes" in after
+    assert _value(after, "strata_db_pool_connections", state="size") == 5  # 4 readers + writer
 
 
 def test_open_streams_are_a_gauge(observed) -> None:

@@ -278,6 +278,11 @@ class AuditLog(Protocol):
 class Database(RecordStore, QueueStore, AuditLog, Protocol):
     """A storage backend's lifecycle, on top of the data ports it serves."""
 
+    def pool_stats(self) -> Mapping[str, int]:
+        """Connection pool figures for metrics, read without I/O: `size` (open),
+        `idle` and `waiting` (callers queued for a connection)."""
+        ...
+
     async def facts(self) -> ServerFacts:
         """Backend name, applied schema version and capabilities."""
         ...

@@ -357,6 +357,15 @@ class PostgresDatabase:
 
         await self._run(select_one)
 
+    def pool_stats(self) -> Mapping[str, int]:
+        """psycopg_pool's own figures: open connections, idle ones, queued callers."""
+        stats = self._pool.get_stats()
+        return {
+            "size": stats.get("pool_size", 0),
+            "idle": stats.get("pool_available", 0),
+            "waiting": stats.get("requests_waiting", 0),
+        }
+
     async def close(self) -> None:
         """Close the pool and its connections; the object is unusable afterwards."""
         await self._pool.close()

@@ -180,6 +180,11 @@ class Connections:
                     await self._writer.rollback()
                 raise
 
+    def stats(self) -> dict[str, int]:
+        """Reader connections open and idle, and the writer's queued callers."""
+        waiting = len(getattr(self._write_lock, "_waiters", None) or ())
+        return {"size": len(self._readers) + 1, "idle": self._idle.qsize(), "waiting": waiting}
+
     async def close(self) -> None:
         """Close every connection; later calls raise Unavailable."""
         if self._closed:

@@ -226,6 +226,10 @@ class SqliteDatabase:
         """Delete up to `limit` completed jobs finished before the time."""
         return await queues.purge_completed(self._db, finished_before, limit)
 
+    def pool_stats(self) -> Mapping[str, int]:
+        """The reader pool and the one writer."""
+        return self._db.stats()
+
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration ("memory" without yoyo)."""
         version = "memory"
