@@ -1,4 +1,5 @@
-"""The `strata` command: serve, and manage the schema.
+"""The `strata` command: serve, manage the schema, and (admin_cli) ask a running
+server for what operators need.
 
 Failures an operator can fix (bad configuration, unreachable database, pending
 migrations) end with one line on stderr and exit status 2, never a traceback.
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from strata_server import admin_cli
 from strata_server.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -23,6 +25,7 @@ app = typer.Typer(
 )
 migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
+admin_cli.register(app)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DatabaseOpt = Annotated[
