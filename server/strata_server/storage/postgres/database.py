@@ -241,7 +241,6 @@ class PostgresDatabase:
             lambda conn: job_queue.lease_jobs(
                 conn, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
             ),
-            transaction=True,
         )
 
     async def ack_job(
@@ -250,7 +249,6 @@ class PostgresDatabase:
         """Complete the holder's attempt."""
         return await self._run(
             lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
-            transaction=True,
         )
 
     async def fail_job(
@@ -275,7 +273,6 @@ class PostgresDatabase:
         """Give the holder's job back unworked (attempt not counted)."""
         return await self._run(
             lambda conn: job_queue.release_job(conn, namespace, id, token, actor=actor),
-            transaction=True,
         )
 
     async def extend_lease(
@@ -284,7 +281,6 @@ class PostgresDatabase:
         """Heartbeat; the result carries the lease_token."""
         return await self._run(
             lambda conn: job_queue.extend_lease(conn, namespace, id, token, lease, actor=actor),
-            transaction=True,
         )
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
