@@ -8,6 +8,7 @@ migrations) end with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -106,12 +107,15 @@ def _serve_workers(settings: Settings) -> int:
     env = {**os.environ, "STRATA_WORKERS": "1", "STRATA_MIGRATE": "false"}
     env.update(
         {
-            f"STRATA_{key.upper()}": str(value)
+            f"STRATA_{key.upper()}": json.dumps(value) if isinstance(value, dict) else str(value)
             for key, value in settings.model_dump(
                 exclude={"workers", "migrate", "config", "port_file"}, exclude_none=True
             ).items()
         }
     )
+    # Each worker is its own process: an in-process cache in one would not see the
+    # others' writes, so without Redis the workers keep none.
+    env["STRATA_LOCAL_CACHE"] = "false"
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "strata_server", "serve"],

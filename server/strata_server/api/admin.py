@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,10 +31,17 @@ class Backends:
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     """Server information for operators and clients."""
 
-    def __init__(self, database: Database, backends: Backends, start_time: datetime) -> None:
+    def __init__(
+        self,
+        database: Database,
+        backends: Backends,
+        start_time: datetime,
+        cache_stats: Callable[[], models.CacheStats] = models.CacheStats,
+    ) -> None:
         self._database = database
         self._backends = backends
         self._start_time = start_time
+        self._cache_stats = cache_stats
 
     @unary
     async def GetServerInfo(
@@ -49,6 +57,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             capabilities=list(facts.capabilities),
         )
         response.start_time.FromDatetime(self._start_time)
+        stats = self._cache_stats()
+        response.cache_stats.CopyFrom(
+            admin_pb2.CacheStats(
+                record_cache_enabled=stats.enabled,
+                available=stats.available,
+                hits=stats.hits,
+                misses=stats.misses,
+                bypassed=stats.bypassed,
+                outages=stats.outages,
+                pending_invalidations=stats.pending_invalidations,
+            )
+        )
         return response
 
     @unary

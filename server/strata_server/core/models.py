@@ -240,3 +240,25 @@ class ServerFacts:
     backend: str
     schema_version: str
     capabilities: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """The record cache's counters in one process, for GetServerInfo and metrics."""
+
+    enabled: bool = False
+    available: bool = True
+    hits: int = 0
+    misses: int = 0
+    bypassed: int = 0
+    outages: int = 0
+    pending_invalidations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Which record: what a purge reports for each row it removed."""
+
+    namespace: str
+    collection: str
+    id: str

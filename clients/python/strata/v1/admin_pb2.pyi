@@ -49,12 +49,15 @@ class GetServerInfoResponse(_message.Message):
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
+    CACHE_STATS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """The server's release, e.g. "0.1.0"."""
     database_backend: _builtins.str
     """Storage for records: "sqlite" or "postgres"."""
     cache_backend: _builtins.str
-    """Cache backend: "memory" or "redis"."""
+    """Cache backend: "memory" (in-process), "redis", or "none" when several
+    processes may serve the same data and no Redis is configured.
+    """
     blob_backend: _builtins.str
     """Blob backend: "disk" or "s3"."""
     schema_version: _builtins.str
@@ -67,6 +70,10 @@ class GetServerInfoResponse(_message.Message):
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When this process started serving."""
 
+    @_builtins.property
+    def cache_stats(self) -> Global___CacheStats:
+        """This process's record cache counters since it started."""
+
     def __init__(
         self,
         *,
@@ -77,14 +84,67 @@ class GetServerInfoResponse(_message.Message):
         schema_version: _builtins.str = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
+        cache_stats: Global___CacheStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache_stats", b"cache_stats", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "cache_stats", b"cache_stats", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerInfoResponse: _TypeAlias = GetServerInfoResponse  # noqa: Y015
+
+@_typing.final
+class CacheStats(_message.Message):
+    """The read-through record cache of one server process (GetRecord and
+    BatchGetRecords), counted since the process started.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_CACHE_ENABLED_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    HITS_FIELD_NUMBER: _builtins.int
+    MISSES_FIELD_NUMBER: _builtins.int
+    BYPASSED_FIELD_NUMBER: _builtins.int
+    OUTAGES_FIELD_NUMBER: _builtins.int
+    PENDING_INVALIDATIONS_FIELD_NUMBER: _builtins.int
+    record_cache_enabled: _builtins.bool
+    """Whether record reads go through the cache at all."""
+    available: _builtins.bool
+    """False while the cache backend is unreachable: record reads then go to the
+    database, and writes queue their invalidations until it is back.
+    """
+    hits: _builtins.int
+    """Records served from the cache."""
+    misses: _builtins.int
+    """Records the cache did not hold, read from the database."""
+    bypassed: _builtins.int
+    """Records read from the database because the cache backend was unreachable."""
+    outages: _builtins.int
+    """Times this process lost the cache backend (each logged once)."""
+    pending_invalidations: _builtins.int
+    """Invalidations that could not reach the cache yet and are retried before
+    this process uses the cache again.
+    """
+    def __init__(
+        self,
+        *,
+        record_cache_enabled: _builtins.bool = ...,
+        available: _builtins.bool = ...,
+        hits: _builtins.int = ...,
+        misses: _builtins.int = ...,
+        bypassed: _builtins.int = ...,
+        outages: _builtins.int = ...,
+        pending_invalidations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "bypassed", b"bypassed", "hits", b"hits", "misses", b"misses", "outages", b"outages", "pending_invalidations", b"pending_invalidations", "record_cache_enabled", b"record_cache_enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CacheStats: _TypeAlias = CacheStats  # noqa: Y015
 
 @_typing.final
 class ListAuditEntriesRequest(_message.Message):

@@ -35,6 +35,7 @@ from strata_server.core.models import (
     LoggedAudit,
     Page,
     Record,
+    RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
@@ -204,7 +205,7 @@ class PostgresDatabase:
                 await asyncio.sleep(random.uniform(0, 0.002 * attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def purge_expired(self, limit: int) -> int:
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
         return await self._run(lambda conn: commit.purge_expired(conn, limit))
 

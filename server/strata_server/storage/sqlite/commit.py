@@ -23,7 +23,7 @@ from typing import Any
 
 from strata_server.core import codec
 from strata_server.core.errors import StrataError, with_write_index
-from strata_server.core.models import Actor, Idempotency, Record, Write, WriteResult
+from strata_server.core.models import Actor, Idempotency, Record, RecordRef, Write, WriteResult
 from strata_server.core.queue import NewJob
 from strata_server.core.writes import AuditEntry, changed_fields, plan_write
 from strata_server.storage.sqlite import queue as queues
@@ -178,14 +178,14 @@ async def commit(
     return results
 
 
-async def purge_expired(db: Connections, limit: int) -> int:
+async def purge_expired(db: Connections, limit: int) -> list[RecordRef]:
     if limit <= 0:
-        return 0
+        return []
     now = to_micros(datetime.now(UTC))
     async with db.transaction() as tx:
         rows = await tx.fetchall(SELECT_EXPIRED, (now, limit))
         if not rows:
-            return 0
+            return []
         await tx.executemany(DELETE_BY_ROWID, [(row[0],) for row in rows])
         audits = []
         for _, namespace, collection, id, data, version in rows:
@@ -198,4 +198,4 @@ async def purge_expired(db: Connections, limit: int) -> int:
             )
             audits.append(_audit_row(namespace, now, EXPIRY_ACTOR, audit, None))
         await tx.executemany(INSERT_AUDIT, audits)
-    return len(rows)
+    return [RecordRef(row[1], row[2], row[3]) for row in rows]

@@ -22,6 +22,7 @@ from strata_server.core.models import (
     LoggedAudit,
     Page,
     Record,
+    RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
@@ -126,7 +127,7 @@ class SqliteDatabase:
             max_record_bytes=self._max_record_bytes,
         )
 
-    async def purge_expired(self, limit: int) -> int:
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
         return await commit.purge_expired(self._db, limit)
 
