@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,9 +11,10 @@ import grpc
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
 from strata_server import __version__
-from strata_server.api.convert import set_timestamp, to_datetime
-from strata_server.api.errors import unary
+from strata_server.api.convert import actor, set_timestamp, to_datetime
+from strata_server.api.errors import streaming, unary
 from strata_server.core import errors, models, validation
+from strata_server.core.indexes import RecordIndex, parse_field
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
 from strata_server.storage.ports import Database
 
@@ -117,8 +118,63 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             next_page_token=encode_token(digest, page.last_key) if page.last_key else "",
         )
 
+    @streaming
+    async def CreateIndex(
+        self, request: admin_pb2.CreateIndexRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        path = parse_field(request.field)
+        events = self._database.create_index(
+            namespace, collection, path, actor=actor(context.invocation_metadata())
+        )
+        async for event in events:
+            if isinstance(event, models.Progress):
+                yield admin_pb2.CreateIndexResponse(progress=progress_to_proto(event))
+            else:
+                yield admin_pb2.CreateIndexResponse(index=_index_to_proto(event))
+
+    @unary
+    async def ListIndexes(
+        self, request: admin_pb2.ListIndexesRequest, context: Context
+    ) -> admin_pb2.ListIndexesResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection) if request.collection else None
+        found = await self._database.list_indexes(namespace, collection)
+        return admin_pb2.ListIndexesResponse(indexes=[_index_to_proto(index) for index in found])
+
+    @unary
+    async def DropIndex(
+        self, request: admin_pb2.DropIndexRequest, context: Context
+    ) -> admin_pb2.DropIndexResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        path = parse_field(request.field)
+        await self._database.drop_index(
+            namespace, collection, path, actor=actor(context.invocation_metadata())
+        )
+        return admin_pb2.DropIndexResponse()
+
 
 MAX_FILTER_CHARS = 512
+
+
+def progress_to_proto(progress: models.Progress) -> admin_pb2.Progress:
+    """The Progress message every long admin operation streams."""
+    return admin_pb2.Progress(
+        phase=progress.phase, done=progress.done, total=progress.total, unit=progress.unit
+    )
+
+
+def _index_to_proto(index: RecordIndex) -> admin_pb2.Index:
+    message = admin_pb2.Index(
+        collection=index.collection,
+        field=index.field,
+        index_name=index.index_name,
+        ready=index.ready,
+    )
+    set_timestamp(message.create_time, index.create_time)
+    return message
 
 
 def _audit_to_proto(entry: models.LoggedAudit) -> admin_pb2.AuditEntry:

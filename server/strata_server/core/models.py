@@ -205,6 +205,17 @@ class ChangeBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a long operation has come, streamed before its result so a client
+    can draw a progress bar; `total` is 0 while unknown."""
+
+    phase: str
+    done: int
+    total: int
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
 class AuditQuery:
     """ListAuditEntries: which entries (None: any), newest first, before `before_seq`."""
 

@@ -7,13 +7,14 @@ driver exceptions at their boundary (an unreachable database is `Unavailable`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from strata_server.core.filters import Filter
+from strata_server.core.indexes import RecordIndex
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -23,6 +24,7 @@ from strata_server.core.models import (
     ListQuery,
     LoggedAudit,
     Page,
+    Progress,
     Record,
     RecordRef,
     SearchHit,
@@ -345,7 +347,30 @@ class AuditLog(Protocol):
         ...
 
 
-class Database(RecordStore, QueueStore, AuditLog, Protocol):
+class IndexAdmin(Protocol):
+    """Secondary indexes declared on a data field of one collection."""
+
+    def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare an index on data `path` and build it unless built: progress
+        messages, then the index (not `ready` if a concurrent build by another
+        process has not finished). Declaring a declared index returns it."""
+        ...
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """The declarations of a namespace (or one collection), by collection and path."""
+        ...
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove a declaration (NotFound if none); the database index goes once no
+        declaration needs it."""
+        ...
+
+
+class Database(RecordStore, QueueStore, AuditLog, IndexAdmin, Protocol):
     """A storage backend's lifecycle, on top of the data ports it serves."""
 
     def pool_stats(self) -> Mapping[str, int]:

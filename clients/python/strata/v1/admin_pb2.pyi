@@ -291,3 +291,242 @@ class AuditEntry(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
+
+@_typing.final
+class Progress(_message.Message):
+    """How far a long operation has come, streamed before its result so a client
+    can draw a progress bar.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """What the operation is doing now, e.g. "building index"."""
+    done: _builtins.int
+    """Units done so far in this phase (blocks, rows, bytes: see `unit`)."""
+    total: _builtins.int
+    """Units the phase will do in all; 0 when not known yet."""
+    unit: _builtins.str
+    """What `done` and `total` count, e.g. "records" or "blocks"."""
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        done: _builtins.int = ...,
+        total: _builtins.int = ...,
+        unit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "phase", b"phase", "total", b"total", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Progress: _TypeAlias = Progress  # noqa: Y015
+
+@_typing.final
+class Index(_message.Message):
+    """A secondary index declared on a data field of one collection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    INDEX_NAME_FIELD_NUMBER: _builtins.int
+    READY_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """The collection whose records it serves."""
+    field: _builtins.str
+    """The indexed field, as filters name it: "data.status", "data.customer.id"."""
+    index_name: _builtins.str
+    """The database index that serves it. On PostgreSQL one database index per
+    field serves every collection that declares that field.
+    """
+    ready: _builtins.bool
+    """False while the database index is still being built (or after a build that
+    failed): filters work but do not use it yet.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was declared."""
+
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        field: _builtins.str = ...,
+        index_name: _builtins.str = ...,
+        ready: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "create_time", b"create_time", "field", b"field", "index_name", b"index_name", "ready", b"ready"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Index: _TypeAlias = Index  # noqa: Y015
+
+@_typing.final
+class CreateIndexRequest(_message.Message):
+    """Request for CreateIndex."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """The collection to index."""
+    field: _builtins.str
+    """The data field: "data.status", or a nested "data.customer.id"."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "field", b"field", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateIndexRequest: _TypeAlias = CreateIndexRequest  # noqa: Y015
+
+@_typing.final
+class CreateIndexResponse(_message.Message):
+    """One message of the CreateIndex stream: progress messages, then the index."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How far the build has come."""
+
+    @_builtins.property
+    def index(self) -> Global___Index:
+        """The index, once built; the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        index: Global___Index | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "index", b"index", "progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "index", b"index", "progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "index"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___CreateIndexResponse: _TypeAlias = CreateIndexResponse  # noqa: Y015
+
+@_typing.final
+class ListIndexesRequest(_message.Message):
+    """Request for ListIndexes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """Only this collection's indexes; empty: every collection's."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndexesRequest: _TypeAlias = ListIndexesRequest  # noqa: Y015
+
+@_typing.final
+class ListIndexesResponse(_message.Message):
+    """Response for ListIndexes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEXES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def indexes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Index]:
+        """By collection, then field."""
+
+    def __init__(
+        self,
+        *,
+        indexes: _abc.Iterable[Global___Index] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["indexes", b"indexes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndexesResponse: _TypeAlias = ListIndexesResponse  # noqa: Y015
+
+@_typing.final
+class DropIndexRequest(_message.Message):
+    """Request for DropIndex."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """The collection it was declared on."""
+    field: _builtins.str
+    """The field, as it was declared."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "field", b"field", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DropIndexRequest: _TypeAlias = DropIndexRequest  # noqa: Y015
+
+@_typing.final
+class DropIndexResponse(_message.Message):
+    """Response for DropIndex."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DropIndexResponse: _TypeAlias = DropIndexResponse  # noqa: Y015

@@ -45,6 +45,21 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
+        self.CreateIndex = channel.unary_stream(
+                '/strata.v1.AdminService/CreateIndex',
+                request_serializer=strata_dot_v1_dot_admin__pb2.CreateIndexRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.CreateIndexResponse.FromString,
+                _registered_method=True)
+        self.ListIndexes = channel.unary_unary(
+                '/strata.v1.AdminService/ListIndexes',
+                request_serializer=strata_dot_v1_dot_admin__pb2.ListIndexesRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.ListIndexesResponse.FromString,
+                _registered_method=True)
+        self.DropIndex = channel.unary_unary(
+                '/strata.v1.AdminService/DropIndex',
+                request_serializer=strata_dot_v1_dot_admin__pb2.DropIndexRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.DropIndexResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -69,6 +84,31 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateIndex(self, request, context):
+        """Declares a secondary index on a data field of one collection and builds it
+        without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+        progress messages and then the index. Equality filters of ListRecords and
+        CountRecords on that field use it. Declaring an index that exists returns it.
+        INVALID_ARGUMENT for a malformed collection or field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIndexes(self, request, context):
+        """Lists the declared indexes of a namespace, or of one collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropIndex(self, request, context):
+        """Removes a declared index. NOT_FOUND when it was not declared.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +121,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'CreateIndex': grpc.unary_stream_rpc_method_handler(
+                    servicer.CreateIndex,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.CreateIndexRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.CreateIndexResponse.SerializeToString,
+            ),
+            'ListIndexes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndexes,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.ListIndexesRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.ListIndexesResponse.SerializeToString,
+            ),
+            'DropIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropIndex,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.DropIndexRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.DropIndexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +193,87 @@ class AdminService:
             '/strata.v1.AdminService/ListAuditEntries',
             strata_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.AdminService/CreateIndex',
+            strata_dot_v1_dot_admin__pb2.CreateIndexRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.CreateIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndexes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/ListIndexes',
+            strata_dot_v1_dot_admin__pb2.ListIndexesRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.ListIndexesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/DropIndex',
+            strata_dot_v1_dot_admin__pb2.DropIndexRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.DropIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

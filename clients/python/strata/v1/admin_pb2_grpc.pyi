@@ -43,6 +43,17 @@ class AdminServiceStub:
     INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
     a malformed page token.
     """
+    CreateIndex: _grpc.UnaryStreamMultiCallable[_admin_pb2.CreateIndexRequest, _admin_pb2.CreateIndexResponse]
+    """Declares a secondary index on a data field of one collection and builds it
+    without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+    progress messages and then the index. Equality filters of ListRecords and
+    CountRecords on that field use it. Declaring an index that exists returns it.
+    INVALID_ARGUMENT for a malformed collection or field.
+    """
+    ListIndexes: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListIndexesRequest, _admin_pb2.ListIndexesResponse]
+    """Lists the declared indexes of a namespace, or of one collection."""
+    DropIndex: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DropIndexRequest, _admin_pb2.DropIndexResponse]
+    """Removes a declared index. NOT_FOUND when it was not declared."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -59,6 +70,17 @@ class AdminServiceAsyncStub(AdminServiceStub):
     INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
     a malformed page token.
     """
+    CreateIndex: _aio.UnaryStreamMultiCallable[_admin_pb2.CreateIndexRequest, _admin_pb2.CreateIndexResponse]  # type: ignore[assignment]
+    """Declares a secondary index on a data field of one collection and builds it
+    without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+    progress messages and then the index. Equality filters of ListRecords and
+    CountRecords on that field use it. Declaring an index that exists returns it.
+    INVALID_ARGUMENT for a malformed collection or field.
+    """
+    ListIndexes: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListIndexesRequest, _admin_pb2.ListIndexesResponse]  # type: ignore[assignment]
+    """Lists the declared indexes of a namespace, or of one collection."""
+    DropIndex: _aio.UnaryUnaryMultiCallable[_admin_pb2.DropIndexRequest, _admin_pb2.DropIndexResponse]  # type: ignore[assignment]
+    """Removes a declared index. NOT_FOUND when it was not declared."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService holds the operator's calls."""
@@ -84,5 +106,34 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
         a malformed page token.
         """
+
+    @_abc_1.abstractmethod
+    def CreateIndex(
+        self,
+        request: _admin_pb2.CreateIndexRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.CreateIndexResponse], _abc.AsyncIterator[_admin_pb2.CreateIndexResponse]]:
+        """Declares a secondary index on a data field of one collection and builds it
+        without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+        progress messages and then the index. Equality filters of ListRecords and
+        CountRecords on that field use it. Declaring an index that exists returns it.
+        INVALID_ARGUMENT for a malformed collection or field.
+        """
+
+    @_abc_1.abstractmethod
+    def ListIndexes(
+        self,
+        request: _admin_pb2.ListIndexesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListIndexesResponse, _abc.Awaitable[_admin_pb2.ListIndexesResponse]]:
+        """Lists the declared indexes of a namespace, or of one collection."""
+
+    @_abc_1.abstractmethod
+    def DropIndex(
+        self,
+        request: _admin_pb2.DropIndexRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DropIndexResponse, _abc.Awaitable[_admin_pb2.DropIndexResponse]]:
+        """Removes a declared index. NOT_FOUND when it was not declared."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

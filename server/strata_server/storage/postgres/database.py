@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
+import structlog
 
 from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
+from strata_server.core.indexes import RecordIndex, index_name
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -34,6 +36,7 @@ from strata_server.core.models import (
     ListQuery,
     LoggedAudit,
     Page,
+    Progress,
     Record,
     RecordRef,
     SearchHit,
@@ -43,10 +46,15 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.postgres import audit, changes, commit, queries, records
+from strata_server.storage.postgres import audit, changes, commit, indexes, queries, records
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
+
+log = structlog.get_logger("strata.postgres")
+
+INDEX_PROGRESS_SECONDS = 0.5
+"""How often CreateIndex reports a running build's progress."""
 
 COMMIT_ATTEMPTS = 4
 """How often a commit that lost a race to a concurrent transaction is tried."""
@@ -69,6 +77,7 @@ class PostgresDatabase:
         self._pool = pool
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
+        self._builds: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
     async def open(
@@ -346,6 +355,62 @@ class PostgresDatabase:
         version = await self._run(schema_version)
         return ServerFacts(backend="postgres", schema_version=version, capabilities=CAPABILITIES)
 
+    async def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare, then build CONCURRENTLY in a task of its own (which finishes even
+        if the caller goes away), yielding its progress and then the index."""
+        created = await self._run(
+            lambda conn: indexes.declare(conn, namespace, collection, path, actor=actor),
+            transaction=True,
+        )
+        name = index_name(path)
+        yield Progress(f"{indexes.PHASE}: starting", 0, 0, "blocks")
+        build = self._builds.get(name)
+        if build is None:
+            build = asyncio.create_task(self._build(path), name=f"build {name}")
+            self._builds[name] = build
+            build.add_done_callback(lambda task: self._built(name, task))
+        while not build.done():
+            await asyncio.wait({build}, timeout=INDEX_PROGRESS_SECONDS)
+            if not build.done():
+                progress = await self._run(lambda conn: indexes.progress(conn, path))
+                if progress is not None:
+                    yield progress
+        await build  # its error, if it failed
+        self._indexes.invalidate()
+        ready = await self._run(lambda conn: indexes.ready(conn, path))
+        yield RecordIndex(collection, path, name, ready, created)
+
+    def _built(self, name: str, task: asyncio.Task[None]) -> None:
+        self._builds.pop(name, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Logged here as well as raised to the callers still waiting: there may
+            # be none left.
+            log.warning("index build failed", index=name, error=str(error))
+
+    async def _build(self, path: tuple[str, ...]) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await indexes.build(conn, path)
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """Declared indexes, with whether each is built."""
+        return await self._run(lambda conn: indexes.list_declared(conn, namespace, collection))
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove the declaration; drop the index once nothing declares its path."""
+        await self._run(
+            lambda conn: indexes.undeclare(conn, namespace, collection, path, actor=actor),
+            transaction=True,
+        )
+        await self._run(lambda conn: indexes.drop_unused(conn, path))
+        self._indexes.invalidate()
+
     async def ping(self) -> None:
         """Return when the database answers a query; raise Unavailable otherwise."""
 
@@ -364,7 +429,11 @@ class PostgresDatabase:
         }
 
     async def close(self) -> None:
-        """Close the pool and its connections; the object is unusable afterwards."""
+        """Close the pool and its connections; the object is unusable afterwards.
+        An index build still running is abandoned: the next CreateIndex of its
+        field replaces the invalid index it leaves."""
+        for build in list(self._builds.values()):
+            build.cancel()
         await self._pool.close()
 
 

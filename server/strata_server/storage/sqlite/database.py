@@ -7,11 +7,12 @@ for `:memory:` pass their text as `schema_sql` and it runs on the writer first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata_server.core.filters import Filter
+from strata_server.core.indexes import RecordIndex
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -21,6 +22,7 @@ from strata_server.core.models import (
     ListQuery,
     LoggedAudit,
     Page,
+    Progress,
     Record,
     RecordRef,
     SearchHit,
@@ -30,7 +32,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.sqlite import audit, changes, commit, records
+from strata_server.storage.sqlite import audit, changes, commit, indexes, records
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 
@@ -90,6 +92,22 @@ class SqliteDatabase:
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
         return await records.count_records(self._db, namespace, collection, filter)
+
+    def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare and build (holding the writer); progress, then the index."""
+        return indexes.create_index(self._db, namespace, collection, path, actor=actor)
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """Declared indexes."""
+        return await indexes.list_indexes(self._db, namespace, collection)
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove the declaration; drop the index once nothing declares its path."""
+        await indexes.drop_index(self._db, namespace, collection, path, actor=actor)
 
     async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
         """Audit entries, newest first."""
