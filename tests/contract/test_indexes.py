@@ -141,9 +141,7 @@ def plan(server: StrataProcess, collection: str, text: str) -> str:
 @pytest.mark.slow
 def test_list_records_plan_uses_the_index(stubs, server, collection):
     key = unique("k")
-    create_many(
-        stubs, collection, {f"r{i:04}": {key: f"v{i % 100}", "n": i} for i in range(2000)}
-    )
+    create_many(stubs, collection, {f"r{i:04}": {key: f"v{i % 100}", "n": i} for i in range(2000)})
     text = f'data.{key} = "v7"'
     name = index_name((key,))
     assert name not in plan(server, collection, text)
@@ -206,7 +204,9 @@ def test_bad_collection_and_namespace(stubs):
     ):
         expect_error(call, grpc.StatusCode.INVALID_ARGUMENT, field="collection")
     expect_error(
-        lambda: indexes(stubs, namespace="Bad!"), grpc.StatusCode.INVALID_ARGUMENT, field="namespace"
+        lambda: indexes(stubs, namespace="Bad!"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        field="namespace",
     )
     expect_error(
         lambda: build(stubs, "c", "data.a", namespace="Bad!"),
