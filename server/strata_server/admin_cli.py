@@ -16,6 +16,7 @@ from typing import Annotated
 import grpc
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
@@ -102,6 +103,86 @@ def audit(
         typer.echo("no audit entries match", err=True)
 
 
+index_app = typer.Typer(
+    help="Declare, list and drop secondary indexes on a record field.", no_args_is_help=True
+)
+CollectionArg = Annotated[str, typer.Argument(help="The collection.")]
+FieldArg = Annotated[str, typer.Argument(help="The data field, as filters name it: data.status")]
+
+
+def _index_table(indexes: list[admin_pb2.Index]) -> Table:
+    table = Table("collection", "field", "ready", "database index", "declared (UTC)")
+    for index in indexes:
+        table.add_row(
+            index.collection,
+            index.field,
+            "yes" if index.ready else "building",
+            index.index_name,
+            index.create_time.ToDatetime().isoformat(timespec="seconds"),
+        )
+    return table
+
+
+@index_app.command("create")
+def index_create(
+    collection: CollectionArg,
+    field: FieldArg,
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Declare an index and build it (without blocking writes on PostgreSQL),
+    with a progress bar."""
+    request = admin_pb2.CreateIndexRequest(namespace=namespace, collection=collection, field=field)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    built: admin_pb2.Index | None = None
+    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        for event in stub.CreateIndex(request):
+            if event.HasField("progress"):
+                step = event.progress
+                bar.update(
+                    task,
+                    description=f"{step.phase} ({step.unit})" if step.unit else step.phase,
+                    completed=step.done,
+                    total=step.total or None,
+                )
+            else:
+                built = event.index
+    if built is None:  # pragma: no cover - the server always ends with the index
+        raise _fail("the server ended the build without an answer")
+    Console().print(_index_table([built]))
+
+
+@index_app.command("list")
+def index_list(
+    collection: Annotated[str, typer.Argument(help="Only this collection's.")] = "",
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Show the declared indexes."""
+    request = admin_pb2.ListIndexesRequest(namespace=namespace, collection=collection)
+    with _admin(server) as stub:
+        found = list(stub.ListIndexes(request, timeout=TIMEOUT_SECONDS).indexes)
+    Console().print(_index_table(found))
+    if not found:
+        typer.echo("no indexes declared", err=True)
+
+
+@index_app.command("drop")
+def index_drop(
+    collection: CollectionArg,
+    field: FieldArg,
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Remove a declared index."""
+    request = admin_pb2.DropIndexRequest(namespace=namespace, collection=collection, field=field)
+    with _admin(server) as stub:
+        stub.DropIndex(request, timeout=TIMEOUT_SECONDS)
+    typer.echo(f"dropped the index on {field} of {collection}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to the `strata` command."""
     app.command()(audit)
+    app.add_typer(index_app, name="index")

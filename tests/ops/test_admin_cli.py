@@ -53,3 +53,28 @@ def test_audit_bad_input_is_reported(server: StrataProcess, tmp_path: Path) -> N
     )
     assert result.returncode == 2
     assert result.stderr.startswith("strata: INVALID_ARGUMENT")
+
+
+def test_index_create_list_drop(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        for i in range(5):
+            stub.CreateRecord(
+                records_pb2.CreateRecordRequest(
+                    collection="cli_idx", record_id=f"r{i}", data=to_struct({"colour": "red"})
+                )
+            )
+    target = ("--server", server.target)
+    made = strata("index", "create", "cli_idx", "data.colour", *target, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "data.colour" in made.stdout and "yes" in made.stdout
+    listed = strata("index", "list", "cli_idx", *target, cwd=tmp_path)
+    assert listed.returncode == 0 and "data.colour" in listed.stdout
+    dropped = strata("index", "drop", "cli_idx", "data.colour", *target, cwd=tmp_path)
+    assert dropped.returncode == 0, dropped.stderr
+    empty = strata("index", "list", "cli_idx", *target, cwd=tmp_path)
+    assert "data.colour" not in empty.stdout and "no indexes declared" in empty.stderr
+    again = strata("index", "drop", "cli_idx", "data.colour", *target, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.startswith("strata: NOT_FOUND")
+    bad = strata("index", "create", "cli_idx", "colour", *target, cwd=tmp_path)
+    assert bad.returncode == 2 and "INVALID_ARGUMENT" in bad.stderr
