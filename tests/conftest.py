@@ -65,7 +65,11 @@ def server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StrataProcess]:
     """A running strata server per shape, shared by the session."""
-    env = {"STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}'}
+    env = {
+        "STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}',
+        # Cleanups run when a test asks (RunCleanup); the scheduler has its own tests.
+        "STRATA_CLEANUP_INTERVAL_SECONDS": "3600",
+    }
     if request.param == "postgres":
         env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
     process = StrataProcess(

@@ -15,11 +15,12 @@ from typing import Annotated
 
 import grpc
 import typer
+from rich.bar import Bar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from strata.v1 import admin_pb2, admin_pb2_grpc
+from strata.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
 
 ServerOpt = Annotated[
     str,
@@ -182,7 +183,88 @@ def index_drop(
     typer.echo(f"dropped the index on {field} of {collection}")
 
 
+def cleanup(
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all", help="Every namespace, expired records included.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+) -> None:
+    """Run a cleanup now (retention policies, expired records, completed jobs), with a
+    progress bar; prints what went, or with --dry-run what would go."""
+    request = admin_pb2.RunCleanupRequest(
+        namespace="" if all_namespaces else namespace,
+        all_namespaces=all_namespaces,
+        dry_run=dry_run,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    report: admin_pb2.CleanupReport | None = None
+    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        for event in stub.RunCleanup(request):
+            if event.HasField("progress"):
+                step = event.progress
+                bar.update(
+                    task, description=step.phase, completed=step.done, total=step.total or None
+                )
+            else:
+                report = event.report
+    if report is None:  # pragma: no cover - the server always ends with the report
+        raise _fail("the server ended the cleanup without a report")
+    verb = "would remove" if report.dry_run else "removed"
+    table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
+    for done in report.steps:
+        table.add_row(done.name, done.namespace or "(all)", str(done.count))
+    Console().print(table)
+
+
+def _size(value: int) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, 20.0 MiB, ..."""
+    if value < 1024:
+        return f"{value:,} B"
+    units = ("KiB", "MiB", "GiB", "TiB")
+    size, step = value / 1024, 0
+    while size >= 1024 and step < len(units) - 1:
+        size, step = size / 1024, step + 1
+    return f"{size:,.1f} {units[step]}"
+
+
+def usage(
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
+) -> None:
+    """Show what a namespace stores, by type, as a table with bars."""
+    request = admin_pb2.GetUsageRequest(
+        namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces
+    )
+    with _admin(server) as stub:
+        found = stub.GetUsage(request, timeout=TIMEOUT_SECONDS)
+    rows: list[tuple[str, str, str, int, str]] = []
+    for space in found.namespaces:
+        for c in space.collections:
+            rows.append(
+                (space.namespace, "records", c.collection, c.record_bytes, f"{c.record_count:,}")
+            )
+        for j in space.jobs:
+            state = queue_pb2.JobState.Name(j.state).removeprefix("JOB_STATE_").lower()
+            rows.append((space.namespace, "jobs", state, 0, f"{j.count:,}"))
+    largest = max((row[3] for row in rows), default=0) or 1
+    table = Table("namespace", "type", "name", "count", "bytes", "", title="usage")
+    for ns, kind, name, size, count in rows:
+        bar = Bar(size=largest, begin=0, end=size, width=24) if size else ""
+        table.add_row(ns, kind, name, count, _size(size) if size else "", bar)
+    total = found.total
+    table.add_section()
+    table.add_row("total", "records", "", f"{total.record_count:,}", _size(total.record_bytes), "")
+    table.add_row("total", "jobs", "", f"{total.job_count:,}", "", "")
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to the `strata` command."""
     app.command()(audit)
+    app.command()(cleanup)
+    app.command()(usage)
     app.add_typer(index_app, name="index")

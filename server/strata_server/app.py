@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -36,9 +37,10 @@ from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
+from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
-from strata_server.core.errors import StrataError, Unavailable
-from strata_server.core.models import CacheStats
+from strata_server.core.errors import Unavailable
+from strata_server.core.models import CacheStats, RecordRef
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -56,7 +58,6 @@ SERVICE_NAMES = (
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
     cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
 )
-PURGE_BATCH = 1000
 
 
 class StartupError(Exception):
@@ -155,6 +156,11 @@ class Caching:
             return self.records.stats()
         return CacheStats()
 
+    async def forget(self, refs: Sequence[RecordRef]) -> None:
+        """Drop records deleted by a cleanup from the record cache, if there is one."""
+        if isinstance(self.records, CachedRecordStore):
+            await self.records.forget(refs)
+
     async def close(self) -> None:
         """Stop the record cache's probe, drop the cache, close the Redis client."""
         if isinstance(self.records, CachedRecordStore):
@@ -218,23 +224,6 @@ async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
     return LocalEvents()
 
 
-async def _purge(
-    records: RecordStore, database: Database, interval: float, keep_completed: timedelta
-) -> None:
-    """Remove expired records (through `records`, so the record cache drops them too)
-    and long-completed jobs in the background; reads already hide expired records."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            while len(await records.purge_expired(PURGE_BATCH)) == PURGE_BATCH:
-                pass
-            before = datetime.now(UTC) - keep_completed
-            while await database.purge_completed(before, PURGE_BATCH) == PURGE_BATCH:
-                pass
-        except StrataError as error:
-            log.warning("background purge failed", error=error.message)
-
-
 def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
     return [
         ({"counter": "hits"}, float(stats.hits)),
@@ -282,12 +271,19 @@ async def start(settings: Settings) -> Running:
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
         QueueService(database, events, settings.max_record_bytes), server
     )
+    cleanup = Cleanup(
+        database,
+        keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
+        purge_expired=caching.records.purge_expired,
+        forget=caching.forget,
+    )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
             database,
             Backends(cache=caching.backend, blobs="disk"),
             datetime.now(UTC),
             caching.stats,
+            cleanup,
         ),
         server,
     )
@@ -338,14 +334,7 @@ async def start(settings: Settings) -> Running:
         server, port, database, health_servicer, events, caching, metrics_port=metrics_port
     )
     running.tasks.append(
-        asyncio.create_task(
-            _purge(
-                caching.records,
-                database,
-                settings.purge_interval_seconds,
-                timedelta(seconds=settings.completed_job_retention_seconds),
-            )
-        )
+        asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
     )
     return running
 

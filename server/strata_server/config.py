@@ -94,8 +94,11 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(5.0, ge=0, description="shutdown grace for in-flight RPCs")
     max_record_bytes: int = Field(MIB, ge=1024, description="largest record data, in bytes")
     max_message_bytes: int = Field(16 * MIB, ge=MIB, description="largest gRPC message")
-    purge_interval_seconds: float = Field(
-        60.0, gt=0, description="how often expired records are purged"
+    cleanup_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="how often the background cleanup runs (expired records, retention "
+        "policies, completed jobs), on one server process at a time",
     )
     completed_job_retention_seconds: float = Field(
         7 * 24 * 3600.0, ge=0, description="how long completed jobs are kept before purging"

@@ -3,9 +3,12 @@ against a live server."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from strata.v1 import records_pb2, records_pb2_grpc
+from google.protobuf import duration_pb2
+
+from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc
 from tests.contract.helpers import to_struct
 from tests.ops.test_migrations import strata
 from tests.support.server import StrataProcess
@@ -78,3 +81,47 @@ def test_index_create_list_drop(server: StrataProcess, tmp_path: Path) -> None:
     assert again.returncode == 2 and again.stderr.startswith("strata: NOT_FOUND")
     bad = strata("index", "create", "cli_idx", "colour", *target, cwd=tmp_path)
     assert bad.returncode == 2 and "INVALID_ARGUMENT" in bad.stderr
+
+
+def test_cleanup_dry_run_then_real(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        stub.CreateRecord(
+            records_pb2.CreateRecordRequest(
+                namespace="cli-cleanup", collection="old", record_id="r1", data=to_struct({})
+            )
+        )
+        admin_pb2_grpc.AdminServiceStub(channel).SetRetentionPolicy(
+            admin_pb2.SetRetentionPolicyRequest(
+                namespace="cli-cleanup",
+                target=admin_pb2.RETENTION_TARGET_RECORDS,
+                selector="old",
+                max_age=duration_pb2.Duration(seconds=1),
+            )
+        )
+    time.sleep(1.2)
+    target = ("--server", server.target, "-n", "cli-cleanup")
+    dry = strata("cleanup", "--dry-run", *target, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "cleanup: 1 would remove" in dry.stdout and "records of old" in dry.stdout
+    real = strata("cleanup", *target, cwd=tmp_path)
+    assert real.returncode == 0, real.stderr
+    assert "cleanup: 1 removed" in real.stdout
+    again = strata("cleanup", *target, cwd=tmp_path)
+    assert "cleanup: 0 removed" in again.stdout
+
+
+def test_usage_table(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        stub.CreateRecord(
+            records_pb2.CreateRecordRequest(
+                namespace="cli-usage", collection="notes", record_id="n1", data=to_struct({"a": 1})
+            )
+        )
+    result = strata("usage", "--server", server.target, "-n", "cli-usage", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "notes" in line]
+    assert "records" in line and ("7 B" in line or "8 B" in line)  # {"a":1} / {"a": 1}
+    every = strata("usage", "--server", server.target, "--all", cwd=tmp_path)
+    assert every.returncode == 0 and "cli-usage" in every.stdout and "total" in every.stdout

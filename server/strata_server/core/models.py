@@ -174,6 +174,7 @@ CHANGE_KINDS = {
     "update": ChangeKind.UPDATED,
     "delete": ChangeKind.DELETED,
     "expire": ChangeKind.DELETED,
+    "retention": ChangeKind.DELETED,
 }
 """The record audit actions that are changes, and the kind of each."""
 
@@ -213,6 +214,34 @@ class Progress:
     done: int
     total: int
     unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionUsage:
+    """Live records of one collection and the bytes of their JSON data."""
+
+    collection: str
+    records: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    """What one namespace stores (GetUsage); `jobs` counts by visible state."""
+
+    namespace: str
+    collections: tuple[CollectionUsage, ...] = ()
+    jobs: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def records(self) -> int:
+        """Live records over every collection."""
+        return sum(c.records for c in self.collections)
+
+    @property
+    def record_bytes(self) -> int:
+        """Their JSON bytes."""
+        return sum(c.bytes for c in self.collections)
 
 
 @dataclass(frozen=True, slots=True)

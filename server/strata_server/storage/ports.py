@@ -23,6 +23,7 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
+    NamespaceUsage,
     Page,
     Progress,
     Record,
@@ -34,6 +35,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
 
 
 class RecordStore(Protocol):
@@ -113,6 +115,25 @@ class RecordStore(Protocol):
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records (with audit entries); return which."""
+        ...
+
+
+class RecordCleanup(Protocol):
+    """What a cleanup run removes of records, beyond the expiry purge."""
+
+    async def count_expired(self) -> int:
+        """Records whose expire_time has passed, in every namespace."""
+        ...
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        """Records of a collection last written before `before`."""
+        ...
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        """Delete up to `limit` of them, oldest first, each with a `retention` audit
+        entry; the refs deleted (a cache in front must forget them)."""
         ...
 
 
@@ -347,6 +368,64 @@ class AuditLog(Protocol):
         ...
 
 
+class RetentionStore(Protocol):
+    """Retention policies, and the finished jobs they remove."""
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        """Create or replace the policy of (namespace, target, selector)."""
+        ...
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        """Policies of a namespace (None: of every namespace)."""
+        ...
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        """Remove a policy; NotFound if there is none."""
+        ...
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        """Jobs in `state` ("completed" or "dead") finished before `before`, of a
+        namespace (None: any) and queue (None: any), less those `exclude` leaves
+        to other policies."""
+        ...
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        """Delete up to `limit` of those jobs, oldest first; how many went."""
+        ...
+
+    async def lead(self, name: str) -> bool:
+        """Whether this process holds the lock `name` among every process on this
+        database, taking it when it is free; once taken it stays held until this
+        process closes or loses its database session (PostgreSQL: a session
+        advisory lock; SQLite: a file lock beside the database)."""
+        ...
+
+
+class UsageReport(Protocol):
+    """What namespaces store, for GetUsage."""
+
+    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Per namespace (None: every namespace that stores anything), by name."""
+        ...
+
+
 class IndexAdmin(Protocol):
     """Secondary indexes declared on a data field of one collection."""
 
@@ -370,7 +449,16 @@ class IndexAdmin(Protocol):
         ...
 
 
-class Database(RecordStore, QueueStore, AuditLog, IndexAdmin, Protocol):
+class Database(
+    RecordStore,
+    RecordCleanup,
+    QueueStore,
+    AuditLog,
+    IndexAdmin,
+    RetentionStore,
+    UsageReport,
+    Protocol,
+):
     """A storage backend's lifecycle, on top of the data ports it serves."""
 
     def pool_stats(self) -> Mapping[str, int]:

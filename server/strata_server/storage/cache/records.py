@@ -245,12 +245,16 @@ class CachedRecordStore:
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """The store's purge, then the invalidation of the records it removed."""
         purged = await self._store.purge_expired(limit)
+        await self.forget(purged)
+        return purged
+
+    async def forget(self, refs: Sequence[RecordRef]) -> None:
+        """Invalidate records deleted behind this wrapper's back (retention)."""
         by_namespace: dict[str, list[str]] = {}
-        for ref in purged:
+        for ref in refs:
             by_namespace.setdefault(ref.namespace, []).append(record_key(ref.collection, ref.id))
         for namespace, keys in by_namespace.items():
             await self._invalidate(namespace, keys)
-        return purged
 
     async def _invalidate(self, namespace: str, keys: list[str]) -> None:
         if self._available:

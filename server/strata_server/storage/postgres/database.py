@@ -16,6 +16,7 @@ database is back, without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -35,6 +36,7 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
+    NamespaceUsage,
     Page,
     Progress,
     Record,
@@ -46,7 +48,17 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.postgres import audit, changes, commit, indexes, queries, records
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.storage.postgres import (
+    audit,
+    changes,
+    commit,
+    indexes,
+    queries,
+    records,
+    retention,
+    usage,
+)
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
@@ -78,6 +90,8 @@ class PostgresDatabase:
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
         self._builds: dict[str, asyncio.Task[None]] = {}
+        self._leader: Conn | None = None  # a session of its own, outside the pool
+        self._led: set[str] = set()
 
     @classmethod
     async def open(
@@ -411,6 +425,104 @@ class PostgresDatabase:
         await self._run(lambda conn: indexes.drop_unused(conn, path))
         self._indexes.invalidate()
 
+    async def count_expired(self) -> int:
+        """Records past their expire_time."""
+        return await self._run(retention.count_expired)
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        """Records of a collection last written before `before`."""
+        return await self._run(
+            lambda conn: retention.count_old_records(conn, namespace, collection, before)
+        )
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        """Delete up to `limit` of them, each with a `retention` audit entry."""
+        return await self._run(
+            lambda conn: retention.purge_old_records(conn, namespace, collection, before, limit)
+        )
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        """Create or replace a policy."""
+        return await self._run(lambda conn: retention.set_policy(conn, policy, actor=actor))
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        """Policies of a namespace, or of all."""
+        return await self._run(lambda conn: retention.list_policies(conn, namespace))
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        """Remove a policy."""
+        await self._run(
+            lambda conn: retention.delete_policy(conn, namespace, target, selector, actor=actor)
+        )
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        """Finished jobs a purge would take."""
+        return await self._run(
+            lambda conn: retention.count_old_jobs(conn, namespace, queue, state, before, exclude)
+        )
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        """Delete up to `limit` of them."""
+        return await self._run(
+            lambda conn: retention.purge_old_jobs(
+                conn, namespace, queue, state, before, exclude, limit
+            )
+        )
+
+    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Records and jobs per namespace."""
+        return await self._run(lambda conn: usage.usage(conn, namespace))
+
+    async def lead(self, name: str) -> bool:
+        """A session advisory lock, on a connection of its own kept open while this
+        process leads (a pooled one would hand the lock to whoever took it next)."""
+        try:
+            if self._leader is None or self._leader.closed:
+                self._led.clear()
+                info = self._pool.conninfo
+                assert isinstance(info, str)  # open_pool gives a string
+                self._leader = await psycopg.AsyncConnection.connect(info, autocommit=True)
+            if name in self._led:
+                await self._leader.execute("SELECT 1")  # the session, so the lock, still holds
+                return True
+            cursor = await self._leader.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", ("strata.lead." + name,)
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                self._led.add(name)
+                return True
+            return False
+        except psycopg.Error:
+            await self._drop_leader()
+            return False
+
+    async def _drop_leader(self) -> None:
+        self._led.clear()
+        if self._leader is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._leader.close()
+            self._leader = None
+
     async def ping(self) -> None:
         """Return when the database answers a query; raise Unavailable otherwise."""
 
@@ -434,6 +546,7 @@ class PostgresDatabase:
         field replaces the invalid index it leaves."""
         for build in list(self._builds.values()):
             build.cancel()
+        await self._drop_leader()
         await self._pool.close()
 
 
