@@ -9,10 +9,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -39,8 +39,8 @@ from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
-from strata_server.core.errors import Unavailable
-from strata_server.core.models import CacheStats, RecordRef
+from strata_server.core.errors import StrataError, Unavailable
+from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -224,6 +224,43 @@ async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
     return LocalEvents()
 
 
+class QueueDepths:
+    """The queue metrics' figures, read from the database in the background (a
+    scrape must not wait on it)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._depths: list[QueueDepth] = []
+
+    async def refresh_every(self, interval: float) -> None:
+        """Read the depths now, then every `interval` seconds."""
+        while True:
+            try:
+                self._depths = await self._database.queue_depths()
+            except StrataError as error:
+                log.warning("queue metrics not read", error=error.message)
+            await asyncio.sleep(interval)
+
+    def counts(self) -> metrics.GaugeSamples:
+        """strata_queue_jobs samples."""
+        return [
+            ({"namespace": d.namespace, "queue": d.queue, "state": state}, float(count))
+            for d in self._depths
+            for state, count in (
+                ("available", d.available),
+                ("scheduled", d.scheduled),
+                ("leased", d.leased),
+            )
+        ]
+
+    def ages(self) -> metrics.GaugeSamples:
+        """strata_queue_oldest_available_age_seconds samples."""
+        return [
+            ({"namespace": d.namespace, "queue": d.queue}, d.oldest_available_seconds)
+            for d in self._depths
+        ]
+
+
 def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
     return [
         ({"counter": "hits"}, float(stats.hits)),
@@ -302,6 +339,7 @@ async def start(settings: Settings) -> Running:
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
     await server.start()
     metrics_port = None
+    background: list[Coroutine[Any, Any, None]] = []
     if settings.metrics_listen is not None:
         metrics.gauge_source(
             "strata_db_pool_connections",
@@ -319,6 +357,21 @@ async def start(settings: Settings) -> Running:
             ["counter"],
             lambda: _cache_samples(caching.stats()),
         )
+        depths = QueueDepths(database)
+        metrics.gauge_source(
+            "strata_queue_jobs",
+            "Unfinished jobs per queue by state (available, scheduled, leased), as of the "
+            "last read (every STRATA_QUEUE_METRICS_SECONDS)",
+            ["namespace", "queue", "state"],
+            depths.counts,
+        )
+        metrics.gauge_source(
+            "strata_queue_oldest_available_age_seconds",
+            "How long the oldest available job of each queue has waited, as of the last read",
+            ["namespace", "queue"],
+            depths.ages,
+        )
+        background.append(depths.refresh_every(settings.queue_metrics_seconds))
         metrics_host, _, wanted = settings.metrics_listen.rpartition(":")
         try:
             metrics_port = metrics.serve(metrics_host, int(wanted))
@@ -336,6 +389,7 @@ async def start(settings: Settings) -> Running:
     running.tasks.append(
         asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
     )
+    running.tasks.extend(asyncio.create_task(work) for work in background)
     return running
 
 

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     completed_job_retention_seconds: float = Field(
         7 * 24 * 3600.0, ge=0, description="how long completed jobs are kept before purging"
     )
+    queue_metrics_seconds: float = Field(
+        10.0, gt=0, description="how often the queue depth and age metrics are read"
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
     )

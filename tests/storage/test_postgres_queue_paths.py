@@ -456,3 +456,20 @@ async def test_sql_transitions_match_core_plans(
     planned = plan_lease(expired, "unused", LEASE, dead.update_time)
     assert planned.state is Stored.DEAD and dead == planned
     assert await audit_of(pg, ns, doomed.id, "dead") == (1, json.loads(_changed(expired, planned)))
+
+
+async def test_queue_depths(db: PostgresDatabase, ns: str) -> None:
+    for _ in range(3):
+        await put(db, ns)
+    await put(db, ns, run_time=datetime.now(UTC) + timedelta(hours=1))
+    await put(db, ns, queue="other")
+    await lease_one(db, ns)
+    await asyncio.sleep(0.05)
+    depths = {
+        (d.queue, d.available, d.scheduled, d.leased)
+        for d in await db.queue_depths()
+        if d.namespace == ns
+    }
+    assert depths == {("q", 2, 1, 1), ("other", 1, 0, 0)}
+    [q] = [d for d in await db.queue_depths() if d.namespace == ns and d.queue == "q"]
+    assert 0.04 < q.oldest_available_seconds < 30

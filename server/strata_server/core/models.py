@@ -245,6 +245,19 @@ class NamespaceUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """The unfinished jobs of one queue, for the queue metrics."""
+
+    namespace: str
+    queue: str
+    available: int
+    scheduled: int
+    leased: int
+    oldest_available_seconds: float
+    """How long the oldest available job has waited (0: none waits)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AuditQuery:
     """ListAuditEntries: which entries (None: any), newest first, before `before_seq`."""
 

@@ -26,6 +26,7 @@ from strata_server.core.models import (
     NamespaceUsage,
     Page,
     Progress,
+    QueueDepth,
     Record,
     RecordRef,
     SearchHit,
@@ -423,6 +424,10 @@ class UsageReport(Protocol):
 
     async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
         """Per namespace (None: every namespace that stores anything), by name."""
+        ...
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Every queue with unfinished jobs, in every namespace."""
         ...
 
 

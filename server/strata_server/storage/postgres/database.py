@@ -39,6 +39,7 @@ from strata_server.core.models import (
     NamespaceUsage,
     Page,
     Progress,
+    QueueDepth,
     Record,
     RecordRef,
     SearchHit,
@@ -491,6 +492,10 @@ class PostgresDatabase:
     async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
         """Records and jobs per namespace."""
         return await self._run(lambda conn: usage.usage(conn, namespace))
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per queue."""
+        return await self._run(usage.queue_depths)
 
     async def lead(self, name: str) -> bool:
         """A session advisory lock, on a connection of its own kept open while this

@@ -3,7 +3,7 @@ per visible state, per namespace (one grouped scan of each table)."""
 
 from __future__ import annotations
 
-from strata_server.core.models import CollectionUsage, NamespaceUsage
+from strata_server.core.models import CollectionUsage, NamespaceUsage, QueueDepth
 from strata_server.storage.postgres.pool import Conn
 
 RECORDS = """
@@ -44,4 +44,27 @@ async def usage(conn: Conn, namespace: str | None) -> list[NamespaceUsage]:
     return [
         NamespaceUsage(ns, tuple(collections.get(ns, ())), tuple(jobs.get(ns, ())))
         for ns in sorted(collections.keys() | jobs.keys())
+    ]
+
+
+QUEUES = """
+SELECT namespace, queue,
+       count(*) FILTER (WHERE state = 'ready' AND run_time <= now()
+                        OR state = 'leased' AND lease_expire_time <= now()),
+       count(*) FILTER (WHERE state = 'ready' AND run_time > now()),
+       count(*) FILTER (WHERE state = 'leased' AND lease_expire_time > now()),
+       extract(epoch FROM now() - min(CASE
+           WHEN state = 'ready' AND run_time <= now() THEN run_time
+           WHEN state = 'leased' AND lease_expire_time <= now() THEN lease_expire_time END))
+FROM jobs
+WHERE state IN ('ready', 'leased')
+GROUP BY namespace, queue
+"""
+
+
+async def queue_depths(conn: Conn) -> list[QueueDepth]:
+    cursor = await conn.execute(QUEUES)
+    return [
+        QueueDepth(ns, queue, available, scheduled, leased, float(age or 0))
+        for ns, queue, available, scheduled, leased, age in await cursor.fetchall()
     ]

@@ -24,6 +24,7 @@ from strata_server.core.models import (
     NamespaceUsage,
     Page,
     Progress,
+    QueueDepth,
     Record,
     RecordRef,
     SearchHit,
@@ -332,6 +333,10 @@ class SqliteDatabase:
     async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
         """Records and jobs per namespace."""
         return await usage.usage(self._db, namespace)
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per queue."""
+        return await usage.queue_depths(self._db)
 
     async def lead(self, name: str) -> bool:
         """A file lock beside the database (see leader.py)."""

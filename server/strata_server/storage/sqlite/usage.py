@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from strata_server.core.models import CollectionUsage, NamespaceUsage
+from strata_server.core.models import CollectionUsage, NamespaceUsage, QueueDepth
 from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import to_micros
+from strata_server.storage.sqlite.dialect import from_micros, to_micros
 
 RECORDS = """
 SELECT namespace, collection, count(*), coalesce(sum(length(CAST(data AS BLOB))), 0)
@@ -45,4 +45,34 @@ async def usage(db: Connections, namespace: str | None) -> list[NamespaceUsage]:
     return [
         NamespaceUsage(ns, tuple(collections.get(ns, ())), tuple(jobs.get(ns, ())))
         for ns in sorted(collections.keys() | jobs.keys())
+    ]
+
+
+QUEUES = """
+SELECT namespace, queue,
+       sum(state = 'ready' AND run_time <= :now)
+           + sum(state = 'leased' AND lease_expire_time <= :now),
+       sum(state = 'ready' AND run_time > :now),
+       sum(state = 'leased' AND lease_expire_time > :now),
+       min(CASE WHEN state = 'ready' AND run_time <= :now THEN run_time
+                WHEN state = 'leased' AND lease_expire_time <= :now THEN lease_expire_time END)
+FROM jobs
+WHERE state IN ('ready', 'leased')
+GROUP BY namespace, queue
+"""
+
+
+async def queue_depths(db: Connections) -> list[QueueDepth]:
+    now = datetime.now(UTC)
+    rows = await db.fetchall(QUEUES, {"now": to_micros(now)})
+    return [
+        QueueDepth(
+            ns,
+            queue,
+            available,
+            scheduled,
+            leased,
+            (now - from_micros(since)).total_seconds() if since is not None else 0.0,
+        )
+        for ns, queue, available, scheduled, leased, since in rows
     ]
