@@ -20,11 +20,17 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _queue_requests, _requests
+from strata import _cache_requests, _queue_requests, _requests
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
-from strata.v1 import admin_pb2_grpc, queue_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
+from strata.v1 import (
+    admin_pb2_grpc,
+    cache_pb2_grpc,
+    queue_pb2_grpc,
+    records_pb2_grpc,
+    transaction_pb2_grpc,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -123,6 +129,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "transactions": transaction_pb2_grpc.TransactionServiceStub(self._channel),
             "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
             "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
+            "cache": cache_pb2_grpc.CacheServiceStub(self._channel),
         }
 
     def __repr__(self) -> str:
@@ -173,3 +180,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     pause_queue = unary(_queue_requests.pause_queue)
     resume_queue = unary(_queue_requests.resume_queue)
     queue_stats = unary(_queue_requests.queue_stats)
+
+    cache_get = unary(_cache_requests.cache_get)
+    cache_set = unary(_cache_requests.cache_set)
+    cache_delete = unary(_cache_requests.cache_delete)

@@ -31,7 +31,7 @@ RespT = TypeVar("RespT")
 OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 
-Service = Literal["records", "transactions", "admin", "queue"]
+Service = Literal["records", "transactions", "admin", "queue", "cache"]
 """Which generated stub serves a call."""
 
 
