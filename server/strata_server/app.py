@@ -184,6 +184,18 @@ def open_redis(settings: Settings) -> Redis | None:
     )
 
 
+async def _check_redis_memory(redis: Redis) -> None:
+    """Warn at start when Redis is not a bounded, evicting cache; never fail start-up
+    (a Redis that is down now is the cache's outage handling's business)."""
+    try:
+        warning = await asyncio.wait_for(redis_client.memory_warning(redis), timeout=2.0)
+    except Exception as error:
+        log.info("redis memory settings not checked", error=str(error) or type(error).__name__)
+        return
+    if warning is not None:
+        log.warning("redis memory limit", problem=warning)
+
+
 def open_caching(settings: Settings, database: Database, redis: Redis | None) -> Caching:
     """Redis when configured; else an in-process cache, but only where one process
     serves the data (a SQLite file without --workers), since no other process would
@@ -283,6 +295,8 @@ async def start(settings: Settings) -> Running:
         ]
     )
     redis = open_redis(settings)  # one client per process, for the cache and events
+    if redis is not None:
+        await _check_redis_memory(redis)
     events = await open_events(settings, redis)  # one per process, for every service
     caching = open_caching(settings, database, redis)
 

@@ -282,3 +282,20 @@ async def test_a_collection_with_ttl_zero_is_never_cached(
     await records.batch_get_records(ns, "plain", ["1"])
     assert await cache.get(ns, record_key("plain", "1")) is None
     assert records.stats().hits == records.stats().misses == 0
+
+
+async def test_redis_memory_warning(redis: RedisServer) -> None:
+    client = redis_client.connect(redis.url)
+    before = await client.config_get("maxmemory*")
+    try:
+        await client.config_set("maxmemory", 0)
+        assert "no maxmemory" in (await redis_client.memory_warning(client) or "")
+        await client.config_set("maxmemory", 256 * 1024 * 1024)
+        await client.config_set("maxmemory-policy", "noeviction")
+        assert "refuses writes" in (await redis_client.memory_warning(client) or "")
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+        assert await redis_client.memory_warning(client) is None
+    finally:
+        await client.config_set("maxmemory", before["maxmemory"])
+        await client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        await redis_client.close(client)

@@ -48,3 +48,35 @@ async def close(client: Redis) -> None:
     """Close `client` and every connection of its pool."""
     await client.aclose()
     await client.connection_pool.disconnect()
+
+
+EVICTING = frozenset(
+    {
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    }
+)
+"""maxmemory policies that make room by evicting (every Strata key has a TTL, so
+the volatile-* ones evict Strata's keys too)."""
+
+
+async def memory_warning(client: Redis) -> str | None:
+    """Why this Redis is not a bounded cache, or None when it is: no `maxmemory`,
+    or a policy that refuses writes when full instead of evicting. Read with INFO
+    (allowed where managed Redis services disable CONFIG)."""
+    info = await client.info("memory")
+    limit = int(info.get("maxmemory", 0))
+    policy = str(info.get("maxmemory_policy", "noeviction"))
+    if limit == 0:
+        return "Redis has no maxmemory: the cache can grow until the host runs out of memory"
+    if policy not in EVICTING:
+        return (
+            f"Redis maxmemory-policy is {policy}: once full it refuses writes instead of "
+            "evicting; use allkeys-lru"
+        )
+    return None
