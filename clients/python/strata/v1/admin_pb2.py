@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15strata/v1/admin.proto\x12\tstrata.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\"\xaa\x02\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12)\n\x10\x64\x61tabase_backend\x18\x02 \x01(\tR\x0f\x64\x61tabaseBackend\x12#\n\rcache_backend\x18\x03 \x01(\tR\x0c\x63\x61\x63heBackend\x12!\n\x0c\x62lob_backend\x18\x04 \x01(\tR\x0b\x62lobBackend\x12%\n\x0eschema_version\x18\x05 \x01(\tR\rschemaVersion\x12\"\n\x0c\x63\x61pabilities\x18\x06 \x03(\tR\x0c\x63\x61pabilities\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime2b\n\x0c\x41\x64minService\x12R\n\rGetServerInfo\x12\x1f.strata.v1.GetServerInfoRequest\x1a .strata.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15strata/v1/admin.proto\x12\tstrata.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\"\xc9\x02\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12)\n\x10\x64\x61tabase_backend\x18\x02 \x01(\tR\x0f\x64\x61tabaseBackend\x12#\n\rcache_backend\x18\x03 \x01(\tR\x0c\x63\x61\x63heBackend\x12!\n\x0c\x62lob_backend\x18\x04 \x01(\tR\x0b\x62lobBackend\x12%\n\x0eschema_version\x18\x05 \x01(\tR\rschemaVersion\x12\"\n\x0c\x63\x61pabilities\x18\x06 \x03(\tR\x0c\x63\x61pabilities\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x1d\n\ntask_count\x18\x08 \x01(\x03R\ttaskCount2b\n\x0c\x41\x64minService\x12R\n\rGetServerInfo\x12\x1f.strata.v1.GetServerInfoRequest\x1a .strata.v1.GetServerInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSERVERINFOREQUEST']._serialized_start=69
   _globals['_GETSERVERINFOREQUEST']._serialized_end=91
   _globals['_GETSERVERINFORESPONSE']._serialized_start=94
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=392
-  _globals['_ADMINSERVICE']._serialized_start=394
-  _globals['_ADMINSERVICE']._serialized_end=492
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=423
+  _globals['_ADMINSERVICE']._serialized_start=425
+  _globals['_ADMINSERVICE']._serialized_end=523
 # @@protoc_insertion_point(module_scope)

@@ -49,6 +49,7 @@ class GetServerInfoResponse(_message.Message):
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
+    TASK_COUNT_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """The server's release, e.g. "0.1.0"."""
     database_backend: _builtins.str
@@ -59,6 +60,11 @@ class GetServerInfoResponse(_message.Message):
     """Blob backend: "disk" or "s3"."""
     schema_version: _builtins.str
     """The newest applied migration's id."""
+    task_count: _builtins.int
+    """asyncio tasks alive in the process that answered, this call's own
+    included: a diagnostic that returns to its idle value once streams (for
+    example ReadTranscript followers) have ended, so leaks show.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Features this server offers, e.g. "records", "search", "commit"."""
@@ -77,10 +83,11 @@ class GetServerInfoResponse(_message.Message):
         schema_version: _builtins.str = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
+        task_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "task_count", b"task_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
