@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from strata_server.core.filters import Filter, OrderKey
 from strata_server.core.jsontypes import JSON as JSON
 from strata_server.core.queue import Job, NewJob
-from strata_server.core.transcripts import AppendEntries, Appended
+from strata_server.core.transcripts import Appended, AppendEntries
 
 T = TypeVar("T")
 

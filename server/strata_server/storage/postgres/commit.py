@@ -47,11 +47,10 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob
-from strata_server.core.transcripts import AppendEntries, Appended
+from strata_server.core.transcripts import Appended, AppendEntries
 from strata_server.core.writes import dumps, plan_write
-from strata_server.storage.postgres import queries
+from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres import queue as job_queue
-from strata_server.storage.postgres import transcripts
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now, record_from_row
 from strata_server.storage.postgres.request_log import claim_request

@@ -40,8 +40,8 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
 from strata_server.core.transcripts import (
-    AppendEntries,
     Appended,
+    AppendEntries,
     Entry,
     NewTranscript,
     Transcript,

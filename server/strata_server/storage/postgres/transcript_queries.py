@@ -81,8 +81,9 @@ commits) while appends to other transcripts go on in parallel; it advances next_
 and size_bytes only if the transcript is open and at `expected` (0: any). The
 entries get seqs first_seq.. and offsets from there, with the audit entry (under
 `request_id`) and the request_log result (under `answer_id`: NULL inside a Commit,
-which stores the results of all its writes itself). No row comes back when the UPDATE matched nothing: the caller
-reads APPEND_STATE to say why, and nothing was written."""
+which stores the results of all its writes itself). No row comes back when the
+UPDATE matched nothing: the caller reads APPEND_STATE to say why, and nothing was
+written."""
 
 APPEND_STATE = "SELECT next_seq, seal_time FROM transcripts WHERE namespace = %s AND id = %s"
 

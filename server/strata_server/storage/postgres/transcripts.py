@@ -26,8 +26,8 @@ from strata_server.core.errors import AlreadyExists, Conflict, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.transcripts import (
     ENTRY_OVERHEAD,
-    AppendEntries,
     Appended,
+    AppendEntries,
     Entry,
     NewTranscript,
     Transcript,

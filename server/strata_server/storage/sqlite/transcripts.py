@@ -21,8 +21,8 @@ from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.transcripts import (
     ENTITY,
     ENTRY_OVERHEAD,
-    AppendEntries,
     Appended,
+    AppendEntries,
     Entry,
     NewTranscript,
     Transcript,
