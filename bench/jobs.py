@@ -14,10 +14,10 @@ Figures (target from /work/shared/DESIGN.md and the queue issue):
      concurrently (how a Strata worker batch-works), vs procrastinate's own worker,
      `run_worker_async(concurrency=K, wait=False)` on a no-op task. Target ≥ 2x.
      Also Strata with max_jobs=1 at K=1: the cost of one job alone.
-  3. Enqueue → delivery latency to a consumer already parked in a long-polling
-     LeaseJobs(wait=5 s): t0 just before Enqueue is called, t1 when the consumer's
-     LeaseJobs returns the job; LATENCY_JOBS jobs one at a time. Target p50 < 5 ms.
-     (SubscribeJobs does not exist yet, so the long poll is the delivery path.)
+  3. Enqueue → delivery latency to a consumer already waiting in a SubscribeJobs
+     stream (target p50 < 5 ms), and in a long-polling LeaseJobs(wait=5 s): t0 just
+     before Enqueue is called, t1 when the job reaches the consumer; LATENCY_JOBS
+     jobs one at a time.
 
 The enqueued jobs are the drained jobs: ENQUEUE_JOBS go into QUEUES queues of
 DRAIN_JOBS each, filled in queue order, and each drain measurement takes one queue.
@@ -167,10 +167,12 @@ async def strata_drain(
     return done
 
 
-async def strata_latency(target: str) -> Stats:
-    """Enqueue → delivery to a consumer parked in LeaseJobs(wait=...), one job at a
-    time. Producer and consumer have their own channels, as separate processes would."""
-    queue = "latency"
+async def strata_latency(target: str, subscribe: bool) -> Stats:
+    """Enqueue → delivery, one job at a time, to a consumer already waiting: a
+    SubscribeJobs(max_in_flight=1) stream, or (subscribe=False) a LeaseJobs long poll
+    (wait=...). Producer and consumer have their own channels, as separate processes
+    would; the consumer acks each job before the next is enqueued."""
+    queue = "subscribed" if subscribe else "polled"
     wait = duration_pb2.Duration(seconds=LATENCY_WAIT_SECONDS)
     arrivals: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
     parked = asyncio.Event()
@@ -181,7 +183,13 @@ async def strata_latency(target: str) -> Stats:
         producer = queue_pb2_grpc.QueueServiceStub(producer_channel)
         consumer = queue_pb2_grpc.QueueServiceStub(consumer_channel)
 
-        async def consume() -> None:
+        async def settle(job: queue_pb2.Job, received: float) -> None:
+            await consumer.AckJob(
+                queue_pb2.AckJobRequest(namespace=NAMESPACE, id=job.id, lease_token=job.lease_token)
+            )
+            await arrivals.put((job.id, received))
+
+        async def poll() -> None:
             while True:
                 call = consumer.LeaseJobs(
                     queue_pb2.LeaseJobsRequest(
@@ -196,19 +204,27 @@ async def strata_latency(target: str) -> Stats:
                 leased = await call
                 received = time.perf_counter()
                 for job in leased.jobs:
-                    await arrivals.put((job.id, received))
-                    await consumer.AckJob(
-                        queue_pb2.AckJobRequest(
-                            namespace=NAMESPACE, id=job.id, lease_token=job.lease_token
-                        )
-                    )
+                    await settle(job, received)
 
-        consumer_task = asyncio.create_task(consume())
+        async def stream() -> None:
+            call = consumer.SubscribeJobs(
+                queue_pb2.SubscribeJobsRequest(
+                    namespace=NAMESPACE, queue=queue, max_in_flight=1, lease_duration=LEASE
+                )
+            )
+            parked.set()
+            async for job in call:
+                received = time.perf_counter()
+                await settle(job, received)
+                parked.set()
+
+        consumer_task = asyncio.create_task(stream() if subscribe else poll())
         durations: list[float] = []
         try:
             for i in range(LATENCY_JOBS + LATENCY_JOBS // 10):  # the first 10% warm up
                 await parked.wait()
-                # Let the new LeaseJobs reach the server and park before enqueuing.
+                # Let the consumer's next wait reach the server (a new LeaseJobs, or
+                # the stream's re-check after the ack) before enqueuing.
                 await asyncio.sleep(0.01)
                 parked.clear()
                 sent = time.perf_counter()
@@ -400,19 +416,21 @@ async def run(strata_url: str, target: str) -> list[Row]:
         )
         progress(rows[-1])
 
-    latency = await strata_latency(target)
-    rows += [
-        Row(
-            "Enqueue → delivery to a waiting LeaseJobs(wait=5 s), p50",
-            f"{latency.p50_ms:.2f} ms",
-            target="< 5 ms",
-            result=verdict(latency.p50_ms < 5.0),
-        ),
-        Row(
-            "Enqueue → delivery to a waiting LeaseJobs(wait=5 s), p99",
-            f"{latency.p99_ms:.2f} ms",
-        ),
-    ]
+    for subscribe, consumer in (
+        (True, "SubscribeJobs(max_in_flight=1) stream"),
+        (False, f"LeaseJobs(wait={LATENCY_WAIT_SECONDS} s)"),
+    ):
+        latency = await strata_latency(target, subscribe)
+        rows += [
+            Row(
+                f"Enqueue → delivery to a waiting {consumer}, p50",
+                f"{latency.p50_ms:.2f} ms",
+                target="< 5 ms" if subscribe else "—",
+                result=verdict(latency.p50_ms < 5.0) if subscribe else "—",
+            ),
+            Row(f"Enqueue → delivery to a waiting {consumer}, p99", f"{latency.p99_ms:.2f} ms"),
+        ]
+        progress(rows[-2])
     return rows
 
 
@@ -463,11 +481,12 @@ def main() -> None:
         f"lease {LEASE_SECONDS} s) and acking its jobs concurrently (asyncio.gather of "
         f"AckJob), procrastinate as `run_worker_async(concurrency=K, wait=False)`; both "
         f"stop when the queue is empty, and every job is checked done. {WARMUP_JOBS:,} "
-        f"jobs enqueued and drained per side first as warm-up. Latency: a consumer parked "
-        f"in LeaseJobs(max_jobs=1, wait={LATENCY_WAIT_SECONDS} s) on its own channel, "
-        f"t0 just before Enqueue is called, t1 when the consumer's LeaseJobs returns; "
-        f"{LATENCY_JOBS} jobs one at a time after {LATENCY_JOBS // 10} warm-up ones. "
-        f"SubscribeJobs does not exist yet, so delivery is measured through the long poll. "
+        f"jobs enqueued and drained per side first as warm-up. Latency: a consumer on its own "
+        f"channel waiting in a SubscribeJobs(max_in_flight=1) stream, and then in a "
+        f"LeaseJobs(max_jobs=1, wait={LATENCY_WAIT_SECONDS} s) long poll; t0 just before "
+        f"Enqueue is called, t1 when the job reaches the consumer, which acks it before "
+        f"the next is enqueued; {LATENCY_JOBS} jobs one at a time after "
+        f"{LATENCY_JOBS // 10} warm-up ones. "
         f"Whole run {took:.0f} s."
     )
     write_section(

@@ -27,6 +27,7 @@ from strata.v1 import (
     transaction_pb2,
     transaction_pb2_grpc,
 )
+from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
@@ -110,6 +111,7 @@ class Running:
     health: health.aio.HealthServicer
     events: Events
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics_port: int | None = None
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
@@ -167,7 +169,7 @@ async def start(settings: Settings) -> Running:
     )
     events = await open_events(settings)  # one per process, for every service
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(database, settings.max_record_bytes), server
+        RecordService(database, settings.max_record_bytes, events), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(database, settings.max_record_bytes, events), server
@@ -194,9 +196,29 @@ async def start(settings: Settings) -> Running:
         await database.close()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
     await server.start()
+    metrics_port = None
+    if settings.metrics_listen is not None:
+        metrics.gauge_source(
+            "strata_db_pool_connections",
+            "Database connections by state: size (open), idle, waiting (callers queued)",
+            ["state"],
+            lambda: [
+                ({"state": key}, float(value)) for key, value in database.pool_stats().items()
+            ],
+        )
+        metrics_host, _, wanted = settings.metrics_listen.rpartition(":")
+        try:
+            metrics_port = metrics.serve(metrics_host, int(wanted))
+        except OSError as error:
+            await server.stop(None)
+            await events.close()
+            await database.close()
+            raise StartupError(
+                f"cannot serve metrics on {settings.metrics_listen}: {error}"
+            ) from None
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, database, health_servicer, events)
+    running = Running(server, port, database, health_servicer, events, metrics_port=metrics_port)
     running.tasks.append(
         asyncio.create_task(
             _purge(
@@ -218,6 +240,7 @@ async def serve(settings: Settings) -> None:
         address=f"{host}:{running.port}",
         database=settings.database.kind,
         pid=os.getpid(),
+        metrics_port=running.metrics_port,
     )
     if settings.port_file is not None:
         temp = settings.port_file.with_suffix(".tmp")

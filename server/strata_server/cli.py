@@ -110,8 +110,11 @@ def _serve_workers(settings: Settings) -> int:
         }
     )
     children = [
-        subprocess.Popen([sys.executable, "-m", "strata_server", "serve"], env=env)
-        for _ in range(settings.workers)
+        subprocess.Popen(
+            [sys.executable, "-m", "strata_server", "serve"],
+            env={**env, **_metrics_env(settings.metrics_listen, index)},
+        )
+        for index in range(settings.workers)
     ]
     if settings.port_file is not None:
         settings.port_file.write_text(settings.listen.rpartition(":")[2])
@@ -123,6 +126,14 @@ def _serve_workers(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     return max(child.wait() for child in children)
+
+
+def _metrics_env(listen: str | None, index: int) -> dict[str, str]:
+    """Worker `index`'s metrics address: the configured port + index (0 stays 0)."""
+    if listen is None:
+        return {}
+    host, _, port = listen.rpartition(":")
+    return {"STRATA_METRICS_LISTEN": f"{host}:{int(port) + index if int(port) else 0}"}
 
 
 def _target(database_url: str | None, config: Path | None) -> Any:

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
     )
+    metrics_listen: str | None = Field(
+        None,
+        description="host:port to serve Prometheus metrics on (/metrics); unset: off. "
+        "With --workers N, worker i takes port + i",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     port_file: Path | None = Field(None, description="write the bound port here once serving")
@@ -94,9 +99,11 @@ class Settings(BaseSettings):
             )
         return self
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
-    def _check_listen(cls, value: str) -> str:
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("must be host:port, e.g. 127.0.0.1:50051")

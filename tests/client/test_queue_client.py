@@ -395,7 +395,8 @@ def test_for_loop_fails_the_job_whose_body_raises(client: strata.Client, queue: 
     )
     assert first.state == "completed"
     assert (second.state, second.last_error) == ("scheduled", _worker.ABANDONED)  # retried later
-    assert (third.state, third.last_error) == ("available", _worker.NOT_STARTED)  # given back
+    # given back unworked: runnable at once, the attempt not counted
+    assert (third.state, third.attempt, third.last_error) == ("available", 0, None)
 
 
 def _other(client: strata.Client, queue: str, ids: list[str]) -> str:
@@ -908,12 +909,11 @@ def test_abandon_fails_the_current_job_and_gives_back_the_rest() -> None:
     calls = _run(_worker.abandon(book, jobs[1:], GeneratorExit()), [jobs[1], jobs[2]])
 
     requests = [rpc.request("d") for rpc in calls]
-    assert [(r.id, r.error) for r in requests] == [
-        ("b", _worker.ABANDONED),
-        ("c", _worker.NOT_STARTED),
+    assert [(r.id, r.error, r.release) for r in requests] == [
+        ("b", _worker.ABANDONED, False),
+        ("c", "", True),
     ]
     assert not requests[0].HasField("retry_delay")
-    assert requests[1].retry_delay.ToTimedelta() == timedelta(0)
     assert book.held() == [jobs[0]]
 
 

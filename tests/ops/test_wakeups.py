@@ -10,6 +10,7 @@ be ~0.7 s later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import statistics
 import threading
@@ -18,10 +19,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from strata.v1 import queue_pb2, queue_pb2_grpc
+from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from strata_server.config import ConfigError, load_settings
 from strata_server.storage.events.postgres import PostgresEvents
 from strata_server.storage.events.redis import RedisEvents
@@ -323,3 +325,101 @@ def test_redis_url_setting(value: str, expected: str | None) -> None:
 def test_redis_url_setting_rejects(value: str) -> None:
     with pytest.raises(ConfigError, match="redis_url"):
         load_settings(redis_url=value)
+
+
+def test_a_subscription_on_one_replica_is_fed_and_freed_by_calls_on_another(
+    replicas: tuple[StrataProcess, StrataProcess],
+) -> None:
+    """SubscribeJobs on A: an Enqueue on B pushes the job within the wakeup bound,
+    and with the stream at max_in_flight, an AckJob on B frees the slot at once."""
+    a, b = replicas
+    queue = f"q{uuid.uuid4().hex[:12]}"
+    with a.channel() as a_channel, b.channel() as b_channel:
+        on_a = queue_pb2_grpc.QueueServiceStub(a_channel)
+        on_b = queue_pb2_grpc.QueueServiceStub(b_channel)
+        on_b.GetQueueStats(queue_pb2.GetQueueStatsRequest(queue=queue), timeout=10)  # warm up
+        stream = on_a.SubscribeJobs(
+            queue_pb2.SubscribeJobsRequest(queue=queue, max_in_flight=1), timeout=30
+        )
+        pushed: list[tuple[float, queue_pb2.Job]] = []
+
+        def read() -> None:
+            with contextlib.suppress(grpc.RpcError):  # the cancel at the end
+                pushed.extend((time.monotonic(), job) for job in stream)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(SETTLE_SECONDS)
+        enqueued = time.monotonic()
+        first = on_b.Enqueue(queue_pb2.EnqueueRequest(queue=queue), timeout=10)
+        second = on_b.Enqueue(queue_pb2.EnqueueRequest(queue=queue), timeout=10)
+        deadline = time.monotonic() + 5
+        while not pushed and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert [job.id for _, job in pushed] == [first.id]
+        assert pushed[0][0] - enqueued < 0.5
+        time.sleep(SETTLE_SECONDS)  # the stream is full: second waits
+        assert len(pushed) == 1
+        acked = time.monotonic()
+        on_b.AckJob(
+            queue_pb2.AckJobRequest(id=first.id, lease_token=pushed[0][1].lease_token),
+            timeout=10,
+        )
+        while len(pushed) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        stream.cancel()
+        reader.join(5)
+        assert [job.id for _, job in pushed] == [first.id, second.id]
+        # a wakeup from B's ack, not A's 1 s fallback re-check, freed the slot
+        assert pushed[1][0] - acked < 0.5, pushed[1][0] - acked
+
+
+def test_a_record_watch_on_one_replica_sees_writes_through_another(
+    replicas: tuple[StrataProcess, StrataProcess],
+) -> None:
+    """WatchRecords on A while 4 writers update records through B: every version
+    once, in order per record, the first within the wakeup bound."""
+    a, b = replicas
+    collection = f"c{uuid.uuid4().hex[:12]}"
+    writers, rounds = 4, 10
+    with a.channel() as a_channel, b.channel() as b_channel:
+        on_a = records_pb2_grpc.RecordServiceStub(a_channel)
+        on_b = records_pb2_grpc.RecordServiceStub(b_channel)
+        watch = on_a.WatchRecords(records_pb2.WatchRecordsRequest(collection=collection))
+        assert next(watch).WhichOneof("event") == "started"
+        received: list[tuple[float, records_pb2.RecordChange]] = []
+
+        def read() -> None:
+            with contextlib.suppress(grpc.RpcError):  # the cancel at the end
+                for message in watch:
+                    received.append((time.monotonic(), message.change))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        time.sleep(SETTLE_SECONDS)
+        started = time.monotonic()
+
+        def write(w: int) -> None:
+            for _ in range(rounds):
+                on_b.UpdateRecord(
+                    records_pb2.UpdateRecordRequest(
+                        collection=collection, id=f"w{w}", allow_missing=True
+                    ),
+                    timeout=10,
+                )
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        deadline = time.monotonic() + 10
+        while len(received) < writers * rounds and time.monotonic() < deadline:
+            time.sleep(0.01)
+        watch.cancel()
+        reader.join(5)
+    assert len(received) == writers * rounds
+    assert received[0][0] - started < 0.5
+    for w in range(writers):
+        versions = [change.version for _, change in received if change.record_id == f"w{w}"]
+        assert versions == list(range(1, rounds + 1))

@@ -34,7 +34,9 @@ from strata_server.core.queue import (
     plan_extend,
     plan_fail,
     plan_lease,
+    plan_release,
     plan_retry,
+    subscription_of,
 )
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -378,3 +380,30 @@ def test_job_json_round_trip(job):
 
 def test_job_json_never_holds_the_lease_token():
     assert TOKEN not in str(job_to_json(leased()))
+
+
+# --- release and subscription tokens ------------------------------------------------
+
+
+def test_release_makes_the_job_ready_now_and_uncounts_the_attempt():
+    job = leased(attempt=2)
+    released = plan_release(job, TOKEN, NOW)
+    assert released.state is Stored.READY and released.run_time == NOW
+    assert released.attempt == 1
+    assert (released.lease_token, released.lease_expire_time) == (None, None)
+    assert released.visible_state(NOW) is Visible.AVAILABLE
+    assert released.last_error == job.last_error
+
+
+def test_release_needs_the_current_lease():
+    _lease_lost(lambda: plan_release(leased(), "other", NOW))
+    _lease_lost(lambda: plan_release(ready(), TOKEN, NOW))
+
+
+def test_subscription_tokens_name_their_stream_and_plain_ones_none():
+    token = new_lease_token("01SUBSCRIPTION")
+    assert token.startswith("01SUBSCRIPTION.") and len(token) == len("01SUBSCRIPTION.") + 32
+    assert subscription_of(token) == "01SUBSCRIPTION"
+    assert subscription_of(new_lease_token()) is None
+    assert subscription_of(".abc") is None
+    assert subscription_of("") is None

@@ -39,6 +39,7 @@ from strata.errors import (
 )
 from strata.jobs import Job, JobState, QueueStats
 from strata.records import Deleted, Record
+from strata.subscription import AsyncSubscription, Subscription
 from strata.worker import Handler, QueueHandle
 from strata.writes import new_request_id
 
@@ -48,6 +49,7 @@ __all__ = [
     "AsyncClient",
     "AsyncHandler",
     "AsyncQueueHandle",
+    "AsyncSubscription",
     "Client",
     "ClientConfig",
     "DeadlineExceeded",
@@ -68,6 +70,7 @@ __all__ = [
     "ResourceExhausted",
     "RetryPolicy",
     "StrataError",
+    "Subscription",
     "Unauthenticated",
     "Unavailable",
     "VersionConflict",

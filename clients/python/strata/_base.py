@@ -164,6 +164,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     lease_jobs = unary(_queue_requests.lease_jobs)
     ack_job = unary(_queue_requests.ack_job)
     fail_job = unary(_queue_requests.fail_job)
+    release_job = unary(_queue_requests.release_job)
     extend_lease = unary(_queue_requests.extend_lease)
     cancel_job = unary(_queue_requests.cancel_job)
     get_job = unary(_queue_requests.get_job)

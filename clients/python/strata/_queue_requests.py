@@ -216,6 +216,21 @@ def fail_job(
     return _call("FailJob", request, Job.from_proto, namespace, idempotent=False)
 
 
+def release_job(
+    job: JobRef, lease_token: str | None = None, *, namespace: str | None = None
+) -> Rpc[queue_pb2.Job, Job]:
+    """Give a leased job back unworked and return it: runnable again at once, and
+    the attempt its lease started does not count (FailJob with `release`). For a
+    consumer shutting down with jobs it has not started. `job` and `lease_token`
+    are as for `ack_job`. Raises LeaseLost for a stale token, NotFound for an
+    unknown job. Never retried."""
+    job_id, namespace = _reference(job, namespace)
+    request = queue_pb2.FailJobRequest(
+        id=job_id, lease_token=_lease_token(job, lease_token), release=True
+    )
+    return _call("FailJob", request, Job.from_proto, namespace, idempotent=False)
+
+
 def extend_lease(
     job: JobRef,
     lease_duration: timedelta,

@@ -86,9 +86,6 @@ ABANDONED = (
 """`last_error` of a job whose `for job in handle.jobs()` body did not finish. A
 generator is never told which exception ended the loop that drove it."""
 
-NOT_STARTED = "not started: the consumer loop ended first"
-"""`last_error` of a leased job that a `jobs()` loop ended before reaching."""
-
 _TRANSIENT = (Unavailable, DeadlineExceeded, Aborted, ResourceExhausted)
 """Errors of a lease call after which leasing is tried again, after a pause."""
 
@@ -225,12 +222,17 @@ def settle(
 def abandon(book: LeaseBook, jobs: Sequence[Job], error: BaseException) -> Steps:
     """Give back the jobs of a `jobs()` loop that ended: the first, whose body did
     not finish, failed with `error` (its text when it is an Exception thrown into
-    the generator, else `ABANDONED`); the others, not started, failed without a
-    backoff so that they run again at once."""
+    the generator, else `ABANDONED`); the others, not started, released so that
+    they run again at once without the attempt counting."""
     if jobs:
         yield from settle(book, jobs[0], error=error if isinstance(error, Exception) else ABANDONED)
     for job in jobs[1:]:
-        yield from settle(book, job, error=NOT_STARTED, retry_delay=timedelta(0))
+        if not book.release(job):
+            continue
+        try:
+            yield _queue_requests.release_job(job)
+        except StrataError as failure:
+            _unsettled(job, "release", failure)
 
 
 def _unsettled(job: Job, action: str, error: StrataError) -> None:

@@ -29,6 +29,7 @@ from strata import _queue_requests, _worker
 from strata._worker import LeaseBook, Steps
 from strata.errors import StrataError
 from strata.jobs import Job
+from strata.subscription import AsyncSubscription
 
 if TYPE_CHECKING:
     from strata.aio import AsyncClient
@@ -146,6 +147,24 @@ class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
                 finally:
                     if running:
                         await asyncio.wait(running)
+
+    def subscribe(
+        self,
+        *,
+        max_in_flight: int = 1,
+        lease_duration: timedelta = _queue_requests.DEFAULT_LEASE,
+    ) -> AsyncSubscription:
+        """Open a SubscribeJobs stream on the queue: jobs are pushed as they become
+        runnable, never more than `max_in_flight` unacked (see
+        `strata.subscription`). Use it in a `async with` block, whose end releases the
+        jobs it delivered and that were not settled through it."""
+        return AsyncSubscription(
+            self.client,
+            self.name,
+            namespace=self.namespace,
+            max_in_flight=max_in_flight,
+            lease_duration=lease_duration,
+        )
 
     async def jobs(
         self,

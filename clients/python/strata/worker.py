@@ -30,6 +30,7 @@ from strata import _queue_requests, _worker
 from strata._worker import LeaseBook, Steps
 from strata.errors import StrataError, from_rpc_error
 from strata.jobs import Job
+from strata.subscription import Subscription
 
 if TYPE_CHECKING:
     from strata.client import Client
@@ -136,6 +137,24 @@ class QueueHandle(_worker.HandleBase["Client"]):
                 for job in heartbeat.hold(self._lease(leasing, concurrency - len(running), stop)):
                     running.add(pool.submit(self._run, handler, job, leasing.book))
 
+    def subscribe(
+        self,
+        *,
+        max_in_flight: int = 1,
+        lease_duration: timedelta = _queue_requests.DEFAULT_LEASE,
+    ) -> Subscription:
+        """Open a SubscribeJobs stream on the queue: jobs are pushed as they become
+        runnable, never more than `max_in_flight` unacked (see
+        `strata.subscription`). Use it in a `with` block, whose end releases the
+        jobs it delivered and that were not settled through it."""
+        return Subscription(
+            self.client,
+            self.name,
+            namespace=self.namespace,
+            max_in_flight=max_in_flight,
+            lease_duration=lease_duration,
+        )
+
     def jobs(
         self,
         max_jobs: int = 10,
@@ -158,9 +177,10 @@ class QueueHandle(_worker.HandleBase["Client"]):
         later; its `last_error` cannot name the exception, which Python does not
         pass to the generator: call `client.fail_job(job, error)` in the body for
         that, or use `work`. The other leased jobs not yet handed out are given
-        back at once. While the body runs, a heartbeat thread extends the leases
-        of the jobs held every third of `lease_duration`; it stops when the loop
-        ends or the iterator is closed or garbage collected.
+        back at once, released (their attempt does not count). While the body
+        runs, a heartbeat thread extends the leases of the jobs held every third
+        of `lease_duration`; it stops when the loop ends or the iterator is
+        closed or garbage collected.
         """
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)

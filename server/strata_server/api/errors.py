@@ -8,9 +8,12 @@ leaking internals to the caller.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 import structlog
@@ -18,9 +21,14 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from strata_server import metrics
 from strata_server.core import errors
 
 DOMAIN = "strata.v1"
+REQUEST_ID = "x-request-id"
+"""Metadata key of the request id: taken from the call when the client sends one
+(up to 128 printable characters), else made up; logged with everything the RPC
+logs, and returned in the response's trailing metadata."""
 log = structlog.get_logger("strata.api")
 
 _CODES: dict[type[errors.StrataError], grpc.StatusCode] = {
@@ -77,50 +85,120 @@ _INTERNAL = status_pb2.Status(
 S = TypeVar("S")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Context = grpc.aio.ServicerContext[Any, Any]
 
 
-async def _abort(
-    context: grpc.aio.ServicerContext[Any, Any], error: Exception, method: str
-) -> None:
+class _StatusFields(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, str | bytes], ...]
+
+
+class _Status(_StatusFields, grpc.Status):
+    """A grpc.Status (the interface abort_with_status takes) with our trailers."""
+
+
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if (
+            key == REQUEST_ID
+            and isinstance(value, str)
+            and 0 < len(value) <= 128
+            and value.isprintable()
+        ):
+            return value
+    return secrets.token_hex(8)
+
+
+def _begin(context: Context) -> str:
+    """Start an RPC: its request id, bound to every log line of this task."""
+    request_id = _request_id(context)
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
+async def _abort(context: Context, error: Exception, method: str, request_id: str) -> None:
     if isinstance(error, errors.StrataError):
-        await context.abort_with_status(to_status(error))
-    log.exception("unhandled error", method=method)
-    await context.abort_with_status(rpc_status.to_status(_INTERNAL))
+        status = to_status(error)
+    else:
+        log.exception("unhandled error", method=method)
+        status = rpc_status.to_status(_INTERNAL)
+    trailers = (*status.trailing_metadata, (REQUEST_ID, request_id))
+    await context.abort_with_status(_Status(status.code, status.details, trailers))
+
+
+def _code_of(error: BaseException) -> str:
+    if isinstance(error, errors.StrataError):
+        return status_code(error).name
+    if isinstance(error, asyncio.CancelledError):
+        return "CANCELLED"
+    return "INTERNAL"
+
+
+def _method(handler: Callable[..., Any]) -> str:
+    """`Service/Method` of a servicer method, as metrics label it."""
+    return handler.__qualname__.replace(".", "/")
 
 
 def unary(
-    handler: Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]],
-) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]:
-    """Wrap a unary servicer method so domain errors become rich statuses."""
+    handler: Callable[[S, Req, Context], Awaitable[Resp]],
+) -> Callable[[S, Req, Context], Awaitable[Resp]]:
+    """Wrap a unary servicer method: domain errors become rich statuses, and the
+    RPC gets its request id and its metrics."""
+    method = _method(handler)
 
     @functools.wraps(handler)
-    async def wrapper(self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
+    async def wrapper(self: S, request: Req, context: Context) -> Resp:
+        started = time.perf_counter()
+        request_id = _begin(context)
+        code = "OK"
         try:
-            return await handler(self, request, context)
+            response = await handler(self, request, context)
+            context.set_trailing_metadata(((REQUEST_ID, request_id),))
+            return response
         except (errors.StrataError, Exception) as error:
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            await _abort(context, error, handler.__qualname__)
+            code = _code_of(error)
+            await _abort(context, error, method, request_id)
             raise  # unreachable: abort raises
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        finally:
+            metrics.rpc_finished(method, code, time.perf_counter() - started)
 
     return wrapper
 
 
 def streaming(
-    handler: Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Resp]],
-) -> Callable[[S, Req, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Resp]]:
-    """Wrap a server-streaming servicer method so domain errors become rich statuses."""
+    handler: Callable[[S, Req, Context], AsyncIterator[Resp]],
+) -> Callable[[S, Req, Context], AsyncIterator[Resp]]:
+    """Wrap a server-streaming servicer method as `unary` does, and count it
+    among the open streams while it runs."""
+    method = _method(handler)
+    open_streams = metrics.stream_gauge(method)
 
     @functools.wraps(handler)
-    async def wrapper(
-        self: S, request: Req, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Resp]:
+    async def wrapper(self: S, request: Req, context: Context) -> AsyncIterator[Resp]:
+        started = time.perf_counter()
+        request_id = _begin(context)
+        code = "OK"
+        open_streams.inc()
         try:
             async for item in handler(self, request, context):
                 yield item
+            context.set_trailing_metadata(((REQUEST_ID, request_id),))
         except (errors.StrataError, Exception) as error:
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            await _abort(context, error, handler.__qualname__)
+            code = _code_of(error)
+            await _abort(context, error, method, request_id)
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        finally:
+            open_streams.dec()
+            metrics.rpc_finished(method, code, time.perf_counter() - started)
 
     return wrapper

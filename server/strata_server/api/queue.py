@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from strata_server.api.convert import (
     set_timestamp,
     to_datetime,
 )
-from strata_server.api.errors import unary
+from strata_server.api.errors import streaming, unary
 from strata_server.core import errors, queue, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
@@ -44,6 +45,12 @@ _VISIBLE = {value: key for key, value in _STATES.items()}
 def topic(namespace: str, queue_name: str) -> str:
     """The events topic that wakes consumers of one queue."""
     return f"queue:{namespace}:{queue_name}"
+
+
+def subscription_topic(subscription: str) -> str:
+    """The events topic that tells a SubscribeJobs stream one of its jobs was acked,
+    failed or released (so it may lease more)."""
+    return f"subscription:{subscription}"
 
 
 MAX_DELAY = timedelta(days=3650)
@@ -215,47 +222,107 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         who = actor(context.invocation_metadata())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait.total_seconds()
-        while True:
-            jobs = await self._store.lease_jobs(namespace, name, request.max_jobs, lease, actor=who)
-            remaining = deadline - loop.time()
-            if jobs or remaining <= 0:
-                now = datetime.now(UTC)
-                return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
-            await self._events.wait(topic(namespace, name), min(remaining, FALLBACK_POLL_SECONDS))
+        # Listening before the first lease: an enqueue between an empty lease and
+        # the wait still wakes this poll.
+        with self._events.listen(topic(namespace, name)) as wakeups:
+            while True:
+                jobs = await self._store.lease_jobs(
+                    namespace, name, request.max_jobs, lease, actor=who
+                )
+                remaining = deadline - loop.time()
+                if jobs or remaining <= 0:
+                    now = datetime.now(UTC)
+                    return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
+                await wakeups.wait(min(remaining, FALLBACK_POLL_SECONDS))
+
+    @streaming
+    async def SubscribeJobs(
+        self, request: queue_pb2.SubscribeJobsRequest, context: Context
+    ) -> AsyncIterator[queue_pb2.Job]:
+        namespace = validation.namespace(request.namespace)
+        name = validation.collection(request.queue, "queue")
+        if not 1 <= request.max_in_flight <= queue.MAX_LEASE_JOBS:
+            raise errors.InvalidArgument.field(
+                "max_in_flight", f"must be between 1 and {queue.MAX_LEASE_JOBS}"
+            )
+        lease = _lease(request)
+        who = actor(context.invocation_metadata())
+        # The stream's jobs carry lease tokens prefixed with its id, so that AckJob
+        # and FailJob on any replica can wake it through `own` (see _settled).
+        subscription = validation.new_id()
+        jobs_topic, own = topic(namespace, name), subscription_topic(subscription)
+        held: dict[str, str] = {}  # job id -> lease token: a superset of what it holds
+        recheck = False
+        with self._events.listen(jobs_topic, own) as wakeups:
+            while True:
+                if recheck and held:
+                    still = await self._store.held_leases(namespace, held)
+                    held = {id: token for id, token in held.items() if id in still}
+                free = request.max_in_flight - len(held)
+                if free > 0:
+                    jobs = await self._store.lease_jobs(
+                        namespace, name, free, lease, actor=who, token_prefix=subscription
+                    )
+                    if jobs:
+                        now = datetime.now(UTC)
+                        for job in jobs:
+                            held[job.id] = job.lease_token or ""
+                            yield job_to_proto(job, now)
+                        continue
+                # Only a wakeup on `own`, or the fallback timeout (which also
+                # notices leases that expired or were cancelled), can shrink `held`.
+                woke = await wakeups.wait(FALLBACK_POLL_SECONDS)
+                recheck = not woke or own in woke
+
+    def _settled(self, job: queue.Job, token: str) -> None:
+        """Wake whoever may lease after an ack, fail or release under `token`: the
+        SubscribeJobs stream the lease went to, and waiting consumers when the job
+        is runnable again at once."""
+        subscription = queue.subscription_of(token)
+        if subscription is not None:
+            self._events.notify(subscription_topic(subscription))
+        if job.visible_state(datetime.now(UTC)) is queue.Visible.AVAILABLE:
+            self._events.notify(topic(job.namespace, job.queue))
 
     @unary
     async def AckJob(self, request: queue_pb2.AckJobRequest, context: Context) -> queue_pb2.Job:
         result = data_from_struct(request.result, "result") if request.HasField("result") else None
         if result is not None:
             serialize(result, self._max_bytes, "result", "job result")
+        token = _token(request.lease_token)
         job = await self._store.ack_job(
             validation.namespace(request.namespace),
             validation.entity_id(request.id),
-            _token(request.lease_token),
+            token,
             result,
             actor=actor(context.invocation_metadata()),
         )
+        self._settled(job, token)
         return job_to_proto(job, datetime.now(UTC))
 
     @unary
     async def FailJob(self, request: queue_pb2.FailJobRequest, context: Context) -> queue_pb2.Job:
+        namespace = validation.namespace(request.namespace)
+        id = validation.entity_id(request.id)
+        token = _token(request.lease_token)
+        who = actor(context.invocation_metadata())
+        if request.release:
+            if request.error or request.HasField("retry_delay"):
+                field = "error" if request.error else "retry_delay"
+                raise errors.InvalidArgument.field(field, "must be empty when releasing a job")
+            job = await self._store.release_job(namespace, id, token, actor=who)
+            self._settled(job, token)
+            return job_to_proto(job, datetime.now(UTC))
         delay = None
         if request.HasField("retry_delay"):
             delay = _duration(request.retry_delay, "retry_delay")
             if delay < timedelta(0):
                 raise errors.InvalidArgument.field("retry_delay", "must not be negative")
         job = await self._store.fail_job(
-            validation.namespace(request.namespace),
-            validation.entity_id(request.id),
-            _token(request.lease_token),
-            request.error[: queue.MAX_ERROR_CHARS],
-            delay,
-            actor=actor(context.invocation_metadata()),
+            namespace, id, token, request.error[: queue.MAX_ERROR_CHARS], delay, actor=who
         )
-        now = datetime.now(UTC)
-        if job.visible_state(now) is queue.Visible.AVAILABLE:
-            self._events.notify(topic(job.namespace, job.queue))  # retry_delay 0
-        return job_to_proto(job, now)
+        self._settled(job, token)  # retry_delay 0 makes it runnable at once
+        return job_to_proto(job, datetime.now(UTC))
 
     @unary
     async def ExtendLease(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -15,9 +15,10 @@ from strata_server.api.convert import (
     data_from_struct,
     fingerprint,
     record_to_proto,
+    set_timestamp,
     to_datetime,
 )
-from strata_server.api.errors import unary
+from strata_server.api.errors import streaming, unary
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import (
@@ -28,12 +29,48 @@ from strata_server.core.paging import (
     query_digest,
 )
 from strata_server.core.update import parse_mask
-from strata_server.storage.ports import RecordStore
+from strata_server.storage.ports import Events, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH_IDS = 1000
 MAX_QUERY_LENGTH = 1024
 DEFAULT_SEARCH_PAGE = 20
+WATCH_BATCH = 500
+"""Most audit entries a WatchRecords stream reads per query."""
+WATCH_FALLBACK_SECONDS = 1.0
+"""A watch re-reads this often without a wakeup: it covers replicas whose wakeups do
+not reach this one, and records removed by the background purge of expired ones."""
+
+_CHANGE_KINDS = {
+    models.ChangeKind.CREATED: records_pb2.CHANGE_KIND_CREATED,
+    models.ChangeKind.UPDATED: records_pb2.CHANGE_KIND_UPDATED,
+    models.ChangeKind.DELETED: records_pb2.CHANGE_KIND_DELETED,
+}
+
+
+def records_topic(namespace: str, collection: str) -> str:
+    """The events topic that wakes WatchRecords streams of one collection."""
+    return f"records:{namespace}:{collection}"
+
+
+def written_collections(writes: Iterable[models.Write | object]) -> set[str]:
+    """The collections a batch of writes touches (the topics to notify)."""
+    return {write.collection for write in writes if isinstance(write, models.RecordWrite)}
+
+
+def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
+    """A domain change as the wire message."""
+    message = records_pb2.RecordChange(
+        kind=_CHANGE_KINDS[change.kind],
+        collection=change.collection,
+        record_id=change.record_id,
+        version=change.version,
+        cursor=change.cursor,
+    )
+    set_timestamp(message.time, change.time)
+    if change.record is not None:
+        message.record.CopyFrom(record_to_proto(change.record))
+    return message
 
 
 class _CreateShape(Protocol):
@@ -154,9 +191,10 @@ def delete_write(message: _DeleteShape, prefix: str = "") -> models.DeleteRecord
 class RecordService(records_pb2_grpc.RecordServiceServicer):
     """gRPC face of a RecordStore."""
 
-    def __init__(self, store: RecordStore, max_record_bytes: int) -> None:
+    def __init__(self, store: RecordStore, max_record_bytes: int, events: Events) -> None:
         self._store = store
         self._max_bytes = max_record_bytes
+        self._events = events
 
     async def _write_one(
         self,
@@ -175,6 +213,8 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         except errors.StrataError as error:
             error.metadata.pop("write_index", None)  # meaningful only for Commit
             raise
+        assert isinstance(write, models.RecordWrite)
+        self._events.notify(records_topic(namespace, write.collection))
         return results[0]
 
     @unary
@@ -301,6 +341,31 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 else ""
             ),
         )
+
+    @streaming
+    async def WatchRecords(
+        self, request: records_pb2.WatchRecordsRequest, context: Context
+    ) -> AsyncIterator[records_pb2.WatchRecordsResponse]:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        filter = parse_filter(request.filter)
+        # Listening before the first read: a write committed between a read that
+        # found nothing and the wait still wakes the stream.
+        with self._events.listen(records_topic(namespace, collection)) as wakeups:
+            cursor = request.from_cursor or await self._store.changes_head(namespace)
+            # Reject a foreign cursor now, before telling the client where it starts.
+            await self._store.record_changes(namespace, collection, cursor, filter, 1)
+            yield records_pb2.WatchRecordsResponse(started=records_pb2.WatchStarted(cursor=cursor))
+            while True:
+                batch = await self._store.record_changes(
+                    namespace, collection, cursor, filter, WATCH_BATCH
+                )
+                for change in batch.changes:
+                    yield records_pb2.WatchRecordsResponse(change=change_to_proto(change))
+                advanced = batch.cursor != cursor
+                cursor = batch.cursor
+                if not advanced:
+                    await wakeups.wait(WATCH_FALLBACK_SECONDS)
 
 
 def _next_token(digest: str, last_key: Sequence[Any] | None) -> str:

@@ -11,7 +11,13 @@ from strata.v1 import transaction_pb2, transaction_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, record_to_proto
 from strata_server.api.errors import unary
 from strata_server.api.queue import job_to_proto, new_job, topic
-from strata_server.api.records import create_write, delete_write, update_write
+from strata_server.api.records import (
+    create_write,
+    delete_write,
+    records_topic,
+    update_write,
+    written_collections,
+)
 from strata_server.core import errors, models, validation
 from strata_server.core.queue import Job, NewJob
 from strata_server.storage.ports import Events, RecordStore
@@ -78,5 +84,7 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
         )
         for name in {write.queue for write in writes if isinstance(write, NewJob)}:
             self._events.notify(topic(namespace, name))
+        for collection in written_collections(writes):
+            self._events.notify(records_topic(namespace, collection))
         seen = datetime.now(UTC)  # after the store stamped the new jobs
         return transaction_pb2.CommitResponse(results=[_result(result, seen) for result in results])

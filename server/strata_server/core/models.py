@@ -7,6 +7,7 @@ adapters convert these to SQL rows.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,6 +160,78 @@ class Page(Generic[T]):
 
     items: Sequence[T]
     last_key: tuple[Any, ...] | None = None
+
+
+class ChangeKind(enum.Enum):
+    """What a change did to a record (WatchRecords)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+
+
+CHANGE_KINDS = {
+    "create": ChangeKind.CREATED,
+    "update": ChangeKind.UPDATED,
+    "delete": ChangeKind.DELETED,
+    "expire": ChangeKind.DELETED,
+}
+"""The record audit actions that are changes, and the kind of each."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """One committed change to a record, read back from the audit log.
+
+    `record` is the record as it is when the change is read (at `version` or
+    newer), None for a delete. `cursor` is the position just past the change."""
+
+    kind: ChangeKind
+    collection: str
+    record_id: str
+    version: int
+    time: datetime
+    record: Record | None
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """Changes after a cursor, and the cursor to read on from: past the last
+    change, or past audit entries that were read and skipped (another collection's
+    or a record not matching the filter)."""
+
+    changes: Sequence[RecordChange]
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """ListAuditEntries: which entries (None: any), newest first, before `before_seq`."""
+
+    entity: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    limit: int = 50
+    before_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAudit:
+    """An audit entry as stored."""
+
+    seq: int
+    time: datetime
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    version: int
+    changed_fields: tuple[str, ...]
+    request_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

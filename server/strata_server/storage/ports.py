@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    AuditQuery,
+    ChangeBatch,
     Idempotency,
     ListQuery,
+    LoggedAudit,
     Page,
     Record,
     SearchHit,
@@ -64,6 +68,26 @@ class RecordStore(Protocol):
 
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
+        ...
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor of "now": record_changes after it returns only changes that
+        commit from here on (and possibly a few just before)."""
+        ...
+
+    async def record_changes(
+        self,
+        namespace: str,
+        collection: str,
+        after: str,
+        filter: Filter | None,
+        limit: int,
+    ) -> ChangeBatch:
+        """Up to `limit` changes to `collection` committed after cursor `after`, in
+        commit order, with no gap: a change is returned only once every change
+        ordered before it has committed or aborted. Creates and updates of records
+        not matching `filter` (or no longer live) are skipped; deletes never are.
+        InvalidArgument (field from_cursor) for a cursor this store did not make."""
         ...
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
@@ -272,6 +296,27 @@ class TranscriptStore(Protocol):
         ...
 
 
+class Listener(Protocol):
+    """Wakeups on a fixed set of topics, from `Events.listen` until `close`."""
+
+    async def wait(self, within: float) -> set[str]:
+        """Wait up to `within` seconds; the topics notified since the last wait."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
 class Events(Protocol):
     """Wakeups between replicas: "something changed on this topic, look again".
 
@@ -283,6 +328,12 @@ class Events(Protocol):
         """Wake waiters on `topic` (here, and on other replicas where supported)."""
         ...
 
+    def listen(self, *topics: str) -> Listener:
+        """Start listening on `topics` now; `Listener.wait` then returns the topics
+        notified since. Listen before checking the database, then wait: a notify
+        in between is not lost."""
+        ...
+
     async def wait(self, topic: str, within: float) -> bool:
         """Wait up to `within` seconds for a notify on `topic`; True if one came."""
         ...
@@ -292,8 +343,22 @@ class Events(Protocol):
         ...
 
 
-class Database(RecordStore, QueueStore, TranscriptStore, Protocol):
+class AuditLog(Protocol):
+    """Reads of the audit log every mutation appends to."""
+
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Entries matching `query`, newest (largest seq) first; `last_key` is
+        (seq,) of the last entry when more may follow."""
+        ...
+
+
+class Database(RecordStore, QueueStore, TranscriptStore, AuditLog, Protocol):
     """A storage backend's lifecycle, on top of the data ports it serves."""
+
+    def pool_stats(self) -> Mapping[str, int]:
+        """Connection pool figures for metrics, read without I/O: `size` (open),
+        `idle` and `waiting` (callers queued for a connection)."""
+        ...
 
     async def facts(self) -> ServerFacts:
         """Backend name, applied schema version and capabilities."""

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15strata/v1/admin.proto\x12\tstrata.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\"\xc9\x02\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12)\n\x10\x64\x61tabase_backend\x18\x02 \x01(\tR\x0f\x64\x61tabaseBackend\x12#\n\rcache_backend\x18\x03 \x01(\tR\x0c\x63\x61\x63heBackend\x12!\n\x0c\x62lob_backend\x18\x04 \x01(\tR\x0b\x62lobBackend\x12%\n\x0eschema_version\x18\x05 \x01(\tR\rschemaVersion\x12\"\n\x0c\x63\x61pabilities\x18\x06 \x03(\tR\x0c\x63\x61pabilities\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x1d\n\ntask_count\x18\x08 \x01(\x03R\ttaskCount2b\n\x0c\x41\x64minService\x12R\n\rGetServerInfo\x12\x1f.strata.v1.GetServerInfoRequest\x1a .strata.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15strata/v1/admin.proto\x12\tstrata.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\"\xc9\x02\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12)\n\x10\x64\x61tabase_backend\x18\x02 \x01(\tR\x0f\x64\x61tabaseBackend\x12#\n\rcache_backend\x18\x03 \x01(\tR\x0c\x63\x61\x63heBackend\x12!\n\x0c\x62lob_backend\x18\x04 \x01(\tR\x0b\x62lobBackend\x12%\n\x0eschema_version\x18\x05 \x01(\tR\rschemaVersion\x12\"\n\x0c\x63\x61pabilities\x18\x06 \x03(\tR\x0c\x63\x61pabilities\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x1d\n\ntask_count\x18\x08 \x01(\x03R\ttaskCount\"\xc8\x02\n\x17ListAuditEntriesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n\x06\x65ntity\x18\x02 \x01(\tR\x06\x65ntity\x12\x1b\n\tentity_id\x18\x03 \x01(\tR\x08\x65ntityId\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x05 \x01(\tR\x06\x61\x63tion\x12\x39\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1b\n\tpage_size\x18\x08 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\t \x01(\tR\tpageToken\"s\n\x18ListAuditEntriesResponse\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.strata.v1.AuditEntryR\x07\x65ntries\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x02\n\nAuditEntry\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x14\n\x05\x61\x63tor\x18\x03 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tR\x06\x61\x63tion\x12\x16\n\x06\x65ntity\x18\x05 \x01(\tR\x06\x65ntity\x12\x1b\n\tentity_id\x18\x06 \x01(\tR\x08\x65ntityId\x12\x18\n\x07version\x18\x07 \x01(\x03R\x07version\x12%\n\x0e\x63hanged_fields\x18\x08 \x03(\tR\rchangedFields\x12\x1d\n\nrequest_id\x18\t \x01(\tR\trequestId2\xbf\x01\n\x0c\x41\x64minService\x12R\n\rGetServerInfo\x12\x1f.strata.v1.GetServerInfoRequest\x1a .strata.v1.GetServerInfoResponse\x12[\n\x10ListAuditEntries\x12\".strata.v1.ListAuditEntriesRequest\x1a#.strata.v1.ListAuditEntriesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSERVERINFOREQUEST']._serialized_end=91
   _globals['_GETSERVERINFORESPONSE']._serialized_start=94
   _globals['_GETSERVERINFORESPONSE']._serialized_end=423
-  _globals['_ADMINSERVICE']._serialized_start=425
-  _globals['_ADMINSERVICE']._serialized_end=523
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=426
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=754
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=756
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=871
+  _globals['_AUDITENTRY']._serialized_start=874
+  _globals['_AUDITENTRY']._serialized_end=1147
+  _globals['_ADMINSERVICE']._serialized_start=1150
+  _globals['_ADMINSERVICE']._serialized_end=1341
 # @@protoc_insertion_point(module_scope)

@@ -37,6 +37,12 @@ class AdminServiceStub:
     """Describes the running server: version, backends, schema version and
     capabilities. Returns UNAVAILABLE when the database cannot be reached.
     """
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListAuditEntriesRequest, _admin_pb2.ListAuditEntriesResponse]
+    """Lists audit entries of a namespace, newest first, optionally only those of
+    one entity kind, entity id, actor or action, within a time range.
+    INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
+    a malformed page token.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -46,6 +52,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     GetServerInfo: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetServerInfoRequest, _admin_pb2.GetServerInfoResponse]  # type: ignore[assignment]
     """Describes the running server: version, backends, schema version and
     capabilities. Returns UNAVAILABLE when the database cannot be reached.
+    """
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListAuditEntriesRequest, _admin_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    """Lists audit entries of a namespace, newest first, optionally only those of
+    one entity kind, entity id, actor or action, within a time range.
+    INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
+    a malformed page token.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -59,6 +71,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.GetServerInfoResponse, _abc.Awaitable[_admin_pb2.GetServerInfoResponse]]:
         """Describes the running server: version, backends, schema version and
         capabilities. Returns UNAVAILABLE when the database cannot be reached.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _admin_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListAuditEntriesResponse, _abc.Awaitable[_admin_pb2.ListAuditEntriesResponse]]:
+        """Lists audit entries of a namespace, newest first, optionally only those of
+        one entity kind, entity id, actor or action, within a time range.
+        INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
+        a malformed page token.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -359,6 +359,44 @@ class LeaseJobsResponse(_message.Message):
 Global___LeaseJobsResponse: _TypeAlias = LeaseJobsResponse  # noqa: Y015
 
 @_typing.final
+class SubscribeJobsRequest(_message.Message):
+    """Request for SubscribeJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    LEASE_DURATION_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    queue: _builtins.str
+    """The queue to take jobs from."""
+    max_in_flight: _builtins.int
+    """Most jobs leased to this stream and not yet acked, failed or released;
+    1..1000.
+    """
+    @_builtins.property
+    def lease_duration(self) -> _duration_pb2.Duration:
+        """How long each lease lasts unless extended; 1 s to 12 h, default 30 s."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        max_in_flight: _builtins.int = ...,
+        lease_duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lease_duration", b"lease_duration"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lease_duration", b"lease_duration", "max_in_flight", b"max_in_flight", "namespace", b"namespace", "queue", b"queue"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeJobsRequest: _TypeAlias = SubscribeJobsRequest  # noqa: Y015
+
+@_typing.final
 class AckJobRequest(_message.Message):
     """Request for AckJob."""
 
@@ -405,6 +443,7 @@ class FailJobRequest(_message.Message):
     LEASE_TOKEN_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     RETRY_DELAY_FIELD_NUMBER: _builtins.int
+    RELEASE_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     id: _builtins.str
@@ -413,6 +452,11 @@ class FailJobRequest(_message.Message):
     """The token of the lease that failed."""
     error: _builtins.str
     """What went wrong, kept as last_error (longer than 64 KiB is truncated)."""
+    release: _builtins.bool
+    """Give the job back unworked (a consumer shutting down): it is runnable at
+    once and this attempt is not counted; `error` and `retry_delay` must be
+    empty.
+    """
     @_builtins.property
     def retry_delay(self) -> _duration_pb2.Duration:
         """Retry after this delay instead of the backoff schedule."""
@@ -425,10 +469,11 @@ class FailJobRequest(_message.Message):
         lease_token: _builtins.str = ...,
         error: _builtins.str = ...,
         retry_delay: _duration_pb2.Duration | None = ...,
+        release: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["retry_delay", b"retry_delay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "id", b"id", "lease_token", b"lease_token", "namespace", b"namespace", "retry_delay", b"retry_delay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "id", b"id", "lease_token", b"lease_token", "namespace", b"namespace", "release", b"release", "retry_delay", b"retry_delay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,6 +55,11 @@ class QueueServiceStub:
                 request_serializer=strata_dot_v1_dot_queue__pb2.LeaseJobsRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_queue__pb2.LeaseJobsResponse.FromString,
                 _registered_method=True)
+        self.SubscribeJobs = channel.unary_stream(
+                '/strata.v1.QueueService/SubscribeJobs',
+                request_serializer=strata_dot_v1_dot_queue__pb2.SubscribeJobsRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_queue__pb2.Job.FromString,
+                _registered_method=True)
         self.AckJob = channel.unary_unary(
                 '/strata.v1.QueueService/AckJob',
                 request_serializer=strata_dot_v1_dot_queue__pb2.AckJobRequest.SerializeToString,
@@ -145,6 +150,21 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubscribeJobs(self, request, context):
+        """Pushes jobs of a queue as they become runnable, each leased to this stream
+        (with its lease_token), never more than `max_in_flight` unacked at once; a
+        job stops counting when it is acked, failed or released (through AckJob or
+        FailJob, on any replica), cancelled, or its lease expires. Leases are not
+        extended by the stream: extend them with ExtendLease. To close cleanly,
+        release the jobs not worked with FailJob `release`, then cancel the call;
+        jobs of a stream that breaks come back when their leases expire.
+        INVALID_ARGUMENT for a non-positive lease_duration or a max_in_flight
+        outside 1..1000.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AckJob(self, request, context):
         """Completes a leased job. FAILED_PRECONDITION (reason LEASE_LOST) when
         `lease_token` is not the job's current lease; NOT_FOUND for an unknown job.
@@ -155,8 +175,10 @@ class QueueServiceServicer:
 
     def FailJob(self, request, context):
         """Records a failed attempt: the job is retried after a backoff, or becomes
-        dead after `max_attempts`. FAILED_PRECONDITION (LEASE_LOST) for a stale
-        token; NOT_FOUND for an unknown job.
+        dead after `max_attempts`. With `release`, gives the job back unworked
+        instead: runnable at once, and the attempt does not count.
+        FAILED_PRECONDITION (LEASE_LOST) for a stale token; NOT_FOUND for an
+        unknown job; INVALID_ARGUMENT for `release` with an error or retry_delay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,6 +264,11 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.LeaseJobs,
                     request_deserializer=strata_dot_v1_dot_queue__pb2.LeaseJobsRequest.FromString,
                     response_serializer=strata_dot_v1_dot_queue__pb2.LeaseJobsResponse.SerializeToString,
+            ),
+            'SubscribeJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeJobs,
+                    request_deserializer=strata_dot_v1_dot_queue__pb2.SubscribeJobsRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_queue__pb2.Job.SerializeToString,
             ),
             'AckJob': grpc.unary_unary_rpc_method_handler(
                     servicer.AckJob,
@@ -381,6 +408,33 @@ class QueueService:
             '/strata.v1.QueueService/LeaseJobs',
             strata_dot_v1_dot_queue__pb2.LeaseJobsRequest.SerializeToString,
             strata_dot_v1_dot_queue__pb2.LeaseJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.QueueService/SubscribeJobs',
+            strata_dot_v1_dot_queue__pb2.SubscribeJobsRequest.SerializeToString,
+            strata_dot_v1_dot_queue__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,

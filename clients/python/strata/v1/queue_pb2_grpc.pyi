@@ -56,14 +56,27 @@ class QueueServiceStub:
     queue. INVALID_ARGUMENT for a non-positive lease_duration or a max_jobs
     outside 1..1000.
     """
+    SubscribeJobs: _grpc.UnaryStreamMultiCallable[_queue_pb2.SubscribeJobsRequest, _queue_pb2.Job]
+    """Pushes jobs of a queue as they become runnable, each leased to this stream
+    (with its lease_token), never more than `max_in_flight` unacked at once; a
+    job stops counting when it is acked, failed or released (through AckJob or
+    FailJob, on any replica), cancelled, or its lease expires. Leases are not
+    extended by the stream: extend them with ExtendLease. To close cleanly,
+    release the jobs not worked with FailJob `release`, then cancel the call;
+    jobs of a stream that breaks come back when their leases expire.
+    INVALID_ARGUMENT for a non-positive lease_duration or a max_in_flight
+    outside 1..1000.
+    """
     AckJob: _grpc.UnaryUnaryMultiCallable[_queue_pb2.AckJobRequest, _queue_pb2.Job]
     """Completes a leased job. FAILED_PRECONDITION (reason LEASE_LOST) when
     `lease_token` is not the job's current lease; NOT_FOUND for an unknown job.
     """
     FailJob: _grpc.UnaryUnaryMultiCallable[_queue_pb2.FailJobRequest, _queue_pb2.Job]
     """Records a failed attempt: the job is retried after a backoff, or becomes
-    dead after `max_attempts`. FAILED_PRECONDITION (LEASE_LOST) for a stale
-    token; NOT_FOUND for an unknown job.
+    dead after `max_attempts`. With `release`, gives the job back unworked
+    instead: runnable at once, and the attempt does not count.
+    FAILED_PRECONDITION (LEASE_LOST) for a stale token; NOT_FOUND for an
+    unknown job; INVALID_ARGUMENT for `release` with an error or retry_delay.
     """
     ExtendLease: _grpc.UnaryUnaryMultiCallable[_queue_pb2.ExtendLeaseRequest, _queue_pb2.Job]
     """Extends a lease (heartbeat) to now + `lease_duration`. FAILED_PRECONDITION
@@ -121,14 +134,27 @@ class QueueServiceAsyncStub(QueueServiceStub):
     queue. INVALID_ARGUMENT for a non-positive lease_duration or a max_jobs
     outside 1..1000.
     """
+    SubscribeJobs: _aio.UnaryStreamMultiCallable[_queue_pb2.SubscribeJobsRequest, _queue_pb2.Job]  # type: ignore[assignment]
+    """Pushes jobs of a queue as they become runnable, each leased to this stream
+    (with its lease_token), never more than `max_in_flight` unacked at once; a
+    job stops counting when it is acked, failed or released (through AckJob or
+    FailJob, on any replica), cancelled, or its lease expires. Leases are not
+    extended by the stream: extend them with ExtendLease. To close cleanly,
+    release the jobs not worked with FailJob `release`, then cancel the call;
+    jobs of a stream that breaks come back when their leases expire.
+    INVALID_ARGUMENT for a non-positive lease_duration or a max_in_flight
+    outside 1..1000.
+    """
     AckJob: _aio.UnaryUnaryMultiCallable[_queue_pb2.AckJobRequest, _queue_pb2.Job]  # type: ignore[assignment]
     """Completes a leased job. FAILED_PRECONDITION (reason LEASE_LOST) when
     `lease_token` is not the job's current lease; NOT_FOUND for an unknown job.
     """
     FailJob: _aio.UnaryUnaryMultiCallable[_queue_pb2.FailJobRequest, _queue_pb2.Job]  # type: ignore[assignment]
     """Records a failed attempt: the job is retried after a backoff, or becomes
-    dead after `max_attempts`. FAILED_PRECONDITION (LEASE_LOST) for a stale
-    token; NOT_FOUND for an unknown job.
+    dead after `max_attempts`. With `release`, gives the job back unworked
+    instead: runnable at once, and the attempt does not count.
+    FAILED_PRECONDITION (LEASE_LOST) for a stale token; NOT_FOUND for an
+    unknown job; INVALID_ARGUMENT for `release` with an error or retry_delay.
     """
     ExtendLease: _aio.UnaryUnaryMultiCallable[_queue_pb2.ExtendLeaseRequest, _queue_pb2.Job]  # type: ignore[assignment]
     """Extends a lease (heartbeat) to now + `lease_duration`. FAILED_PRECONDITION
@@ -203,6 +229,23 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def SubscribeJobs(
+        self,
+        request: _queue_pb2.SubscribeJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_queue_pb2.Job], _abc.AsyncIterator[_queue_pb2.Job]]:
+        """Pushes jobs of a queue as they become runnable, each leased to this stream
+        (with its lease_token), never more than `max_in_flight` unacked at once; a
+        job stops counting when it is acked, failed or released (through AckJob or
+        FailJob, on any replica), cancelled, or its lease expires. Leases are not
+        extended by the stream: extend them with ExtendLease. To close cleanly,
+        release the jobs not worked with FailJob `release`, then cancel the call;
+        jobs of a stream that breaks come back when their leases expire.
+        INVALID_ARGUMENT for a non-positive lease_duration or a max_in_flight
+        outside 1..1000.
+        """
+
+    @_abc_1.abstractmethod
     def AckJob(
         self,
         request: _queue_pb2.AckJobRequest,
@@ -219,8 +262,10 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_queue_pb2.Job, _abc.Awaitable[_queue_pb2.Job]]:
         """Records a failed attempt: the job is retried after a backoff, or becomes
-        dead after `max_attempts`. FAILED_PRECONDITION (LEASE_LOST) for a stale
-        token; NOT_FOUND for an unknown job.
+        dead after `max_attempts`. With `release`, gives the job back unworked
+        instead: runnable at once, and the attempt does not count.
+        FAILED_PRECONDITION (LEASE_LOST) for a stale token; NOT_FOUND for an
+        unknown job; INVALID_ARGUMENT for `release` with an error or retry_delay.
         """
 
     @_abc_1.abstractmethod

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -20,6 +21,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _ChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANGE_KIND_UNSPECIFIED: _ChangeKind.ValueType  # 0
+    """Not used."""
+    CHANGE_KIND_CREATED: _ChangeKind.ValueType  # 1
+    """The record was created."""
+    CHANGE_KIND_UPDATED: _ChangeKind.ValueType  # 2
+    """The record's data was replaced or merged."""
+    CHANGE_KIND_DELETED: _ChangeKind.ValueType  # 3
+    """The record was deleted, or removed after it expired."""
+
+class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
+    """What happened to a record."""
+
+CHANGE_KIND_UNSPECIFIED: ChangeKind.ValueType  # 0
+"""Not used."""
+CHANGE_KIND_CREATED: ChangeKind.ValueType  # 1
+"""The record was created."""
+CHANGE_KIND_UPDATED: ChangeKind.ValueType  # 2
+"""The record's data was replaced or merged."""
+CHANGE_KIND_DELETED: ChangeKind.ValueType  # 3
+"""The record was deleted, or removed after it expired."""
+Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
 
 @_typing.final
 class Record(_message.Message):
@@ -542,3 +571,150 @@ class SearchRecordsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchRecordsResponse: _TypeAlias = SearchRecordsResponse  # noqa: Y015
+
+@_typing.final
+class WatchRecordsRequest(_message.Message):
+    """Request for WatchRecords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    FROM_CURSOR_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """The collection to watch."""
+    filter: _builtins.str
+    """Optional AIP-160 filter, as for ListRecords: creates and updates are sent
+    only for records that match it when the change is read; deletes are
+    always sent.
+    """
+    from_cursor: _builtins.str
+    """A `cursor` from an earlier stream of the same namespace, to resume just
+    after it; empty starts with the changes made from now on.
+    """
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        from_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "filter", b"filter", "from_cursor", b"from_cursor", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchRecordsRequest: _TypeAlias = WatchRecordsRequest  # noqa: Y015
+
+@_typing.final
+class WatchRecordsResponse(_message.Message):
+    """One message of a WatchRecords stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTED_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def started(self) -> Global___WatchStarted:
+        """The first message: where the stream starts."""
+
+    @_builtins.property
+    def change(self) -> Global___RecordChange:
+        """A change to a record."""
+
+    def __init__(
+        self,
+        *,
+        started: Global___WatchStarted | None = ...,
+        change: Global___RecordChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "event", b"event", "started", b"started"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "event", b"event", "started", b"started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["started", "change"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchRecordsResponse: _TypeAlias = WatchRecordsResponse  # noqa: Y015
+
+@_typing.final
+class WatchStarted(_message.Message):
+    """The first message of a WatchRecords stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """The cursor the stream starts from: resuming from it sends the same changes."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchStarted: _TypeAlias = WatchStarted  # noqa: Y015
+
+@_typing.final
+class RecordChange(_message.Message):
+    """A change to one record, in commit order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    kind: Global___ChangeKind.ValueType
+    """What happened."""
+    collection: _builtins.str
+    """The collection of the record."""
+    record_id: _builtins.str
+    """The record's id."""
+    version: _builtins.int
+    """The record's version the change produced; for a delete, the version
+    that was deleted.
+    """
+    cursor: _builtins.str
+    """Resume from here to receive the changes after this one."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the change was committed."""
+
+    @_builtins.property
+    def record(self) -> Global___Record:
+        """The record as it is when the change is read: at `version`, or newer when
+        it changed again since (later changes follow). Unset for a delete.
+        """
+
+    def __init__(
+        self,
+        *,
+        kind: Global___ChangeKind.ValueType = ...,
+        collection: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        record: Global___Record | None = ...,
+        cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "cursor", b"cursor", "kind", b"kind", "record", b"record", "record_id", b"record_id", "time", b"time", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordChange: _TypeAlias = RecordChange  # noqa: Y015

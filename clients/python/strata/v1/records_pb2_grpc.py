@@ -81,6 +81,11 @@ class RecordServiceStub:
                 request_serializer=strata_dot_v1_dot_records__pb2.SearchRecordsRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_records__pb2.SearchRecordsResponse.FromString,
                 _registered_method=True)
+        self.WatchRecords = channel.unary_stream(
+                '/strata.v1.RecordService/WatchRecords',
+                request_serializer=strata_dot_v1_dot_records__pb2.WatchRecordsRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_records__pb2.WatchRecordsResponse.FromString,
+                _registered_method=True)
 
 
 class RecordServiceServicer:
@@ -163,6 +168,18 @@ class RecordServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchRecords(self, request, context):
+        """Streams the changes to a collection's records, oldest first: first a
+        `started` message naming the cursor the stream starts from, then each
+        change with the cursor just past it. Resuming with `from_cursor` set to
+        the last cursor received continues with no gap and no duplicate. The
+        stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
+        filter or cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecordServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +222,11 @@ def add_RecordServiceServicer_to_server(servicer, server):
                     servicer.SearchRecords,
                     request_deserializer=strata_dot_v1_dot_records__pb2.SearchRecordsRequest.FromString,
                     response_serializer=strata_dot_v1_dot_records__pb2.SearchRecordsResponse.SerializeToString,
+            ),
+            'WatchRecords': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRecords,
+                    request_deserializer=strata_dot_v1_dot_records__pb2.WatchRecordsRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_records__pb2.WatchRecordsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -429,6 +451,33 @@ class RecordService:
             '/strata.v1.RecordService/SearchRecords',
             strata_dot_v1_dot_records__pb2.SearchRecordsRequest.SerializeToString,
             strata_dot_v1_dot_records__pb2.SearchRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.RecordService/WatchRecords',
+            strata_dot_v1_dot_records__pb2.WatchRecordsRequest.SerializeToString,
+            strata_dot_v1_dot_records__pb2.WatchRecordsResponse.FromString,
             options,
             channel_credentials,
             insecure,

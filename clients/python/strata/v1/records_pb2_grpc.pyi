@@ -78,6 +78,14 @@ class RecordServiceStub:
     """Full-text search over the string values of records' data, best match
     first. INVALID_ARGUMENT for an empty query or a malformed page token.
     """
+    WatchRecords: _grpc.UnaryStreamMultiCallable[_records_pb2.WatchRecordsRequest, _records_pb2.WatchRecordsResponse]
+    """Streams the changes to a collection's records, oldest first: first a
+    `started` message naming the cursor the stream starts from, then each
+    change with the cursor just past it. Resuming with `from_cursor` set to
+    the last cursor received continues with no gap and no duplicate. The
+    stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
+    filter or cursor.
+    """
 
 @_typing.type_check_only
 class RecordServiceAsyncStub(RecordServiceStub):
@@ -127,6 +135,14 @@ class RecordServiceAsyncStub(RecordServiceStub):
     SearchRecords: _aio.UnaryUnaryMultiCallable[_records_pb2.SearchRecordsRequest, _records_pb2.SearchRecordsResponse]  # type: ignore[assignment]
     """Full-text search over the string values of records' data, best match
     first. INVALID_ARGUMENT for an empty query or a malformed page token.
+    """
+    WatchRecords: _aio.UnaryStreamMultiCallable[_records_pb2.WatchRecordsRequest, _records_pb2.WatchRecordsResponse]  # type: ignore[assignment]
+    """Streams the changes to a collection's records, oldest first: first a
+    `started` message naming the cursor the stream starts from, then each
+    change with the cursor just past it. Resuming with `from_cursor` set to
+    the last cursor received continues with no gap and no duplicate. The
+    stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
+    filter or cursor.
     """
 
 class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -222,6 +238,20 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_records_pb2.SearchRecordsResponse, _abc.Awaitable[_records_pb2.SearchRecordsResponse]]:
         """Full-text search over the string values of records' data, best match
         first. INVALID_ARGUMENT for an empty query or a malformed page token.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchRecords(
+        self,
+        request: _records_pb2.WatchRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_records_pb2.WatchRecordsResponse], _abc.AsyncIterator[_records_pb2.WatchRecordsResponse]]:
+        """Streams the changes to a collection's records, oldest first: first a
+        `started` message naming the cursor the stream starts from, then each
+        change with the cursor just past it. Resuming with `from_cursor` set to
+        the last cursor received continues with no gap and no duplicate. The
+        stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
+        filter or cursor.
         """
 
 def add_RecordServiceServicer_to_server(servicer: RecordServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

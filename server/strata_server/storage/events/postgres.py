@@ -22,7 +22,7 @@ import psycopg
 import structlog
 from psycopg.rows import TupleRow
 
-from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.events.local import Listener, LocalEvents
 from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
 from strata_server.storage.postgres.pool import conninfo
 
@@ -80,6 +80,10 @@ class PostgresEvents:
             return  # the sender is far behind (an outage): the fallback poll covers it
         self._queued.add(topic)
         self._outbox.put_nowait(topic)
+
+    def listen(self, *topics: str) -> Listener:
+        """Start listening on `topics` now, for notifies from any replica."""
+        return self._local.listen(*topics)
 
     async def wait(self, topic: str, within: float) -> bool:
         """Wait up to `within` seconds for a notify on `topic`, from any replica."""

@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.events.local import Listener, LocalEvents
 from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
 
 log = structlog.get_logger("strata.events")
@@ -85,6 +85,10 @@ class RedisEvents:
             return  # already queued, or the sender is far behind (an outage)
         self._queued.add(topic)
         self._outbox.put_nowait(topic)
+
+    def listen(self, *topics: str) -> Listener:
+        """Start listening on `topics` now, for notifies from any replica."""
+        return self._local.listen(*topics)
 
     async def wait(self, topic: str, within: float) -> bool:
         """Wait up to `within` seconds for a notify on `topic`, from any replica."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,8 +28,11 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    AuditQuery,
+    ChangeBatch,
     Idempotency,
     ListQuery,
+    LoggedAudit,
     Page,
     Record,
     SearchHit,
@@ -48,7 +51,7 @@ from strata_server.core.transcripts import (
     TranscriptHit,
     TranscriptSearch,
 )
-from strata_server.storage.postgres import commit, queries, records, transcripts
+from strata_server.storage.postgres import audit, changes, commit, queries, records, transcripts
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
@@ -152,6 +155,27 @@ class PostgresDatabase:
 
         return await self._run(work)
 
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Audit entries, newest first."""
+        return await self._run(lambda conn: audit.list_audit(conn, namespace, query))
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor below which every transaction has ended."""
+        return await self._run(changes.head)
+
+    async def record_changes(
+        self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
+    ) -> ChangeBatch:
+        """Settled changes after `after`, in (xact, seq) order."""
+
+        async def work(conn: Conn) -> ChangeBatch:
+            dialect = await self._indexes.dialect(conn)
+            return await changes.record_changes(
+                conn, namespace, collection, after, filter, limit, dialect
+            )
+
+        return await self._run(work)
+
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches, paged by offset: `plainto_tsquery`, so every word must
         match as on SQLite; ranked by ts_rank."""
@@ -221,11 +245,20 @@ class PostgresDatabase:
         )
 
     async def lease_jobs(
-        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+        self,
+        namespace: str,
+        queue: str,
+        max_jobs: int,
+        lease: timedelta,
+        *,
+        actor: Actor,
+        token_prefix: str = "",
     ) -> list[Job]:
         """Lease up to `max_jobs` jobs (FOR UPDATE SKIP LOCKED); [] when paused."""
         return await self._run(
-            lambda conn: job_queue.lease_jobs(conn, namespace, queue, max_jobs, lease, actor=actor),
+            lambda conn: job_queue.lease_jobs(
+                conn, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
+            ),
             transaction=True,
         )
 
@@ -256,6 +289,13 @@ class PostgresDatabase:
             transaction=True,
         )
 
+    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+        """Give the holder's job back unworked (attempt not counted)."""
+        return await self._run(
+            lambda conn: job_queue.release_job(conn, namespace, id, token, actor=actor),
+            transaction=True,
+        )
+
     async def extend_lease(
         self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
     ) -> Job:
@@ -280,6 +320,10 @@ class PostgresDatabase:
     async def get_job(self, namespace: str, id: str) -> Job:
         """One job, without its lease_token."""
         return await self._run(lambda conn: job_queue.get_job(conn, namespace, id))
+
+    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
+        """The ids of `leases` (job id -> token) still leased under their token."""
+        return await self._run(lambda conn: job_queue.held_leases(conn, namespace, leases))
 
     async def list_jobs(
         self,
@@ -404,6 +448,15 @@ class PostgresDatabase:
             await conn.execute(queries.PING, prepare=True)
 
         await self._run(select_one)
+
+    def pool_stats(self) -> Mapping[str, int]:
+        """psycopg_pool's own figures: open connections, idle ones, queued callers."""
+        stats = self._pool.get_stats()
+        return {
+            "size": stats.get("pool_size", 0),
+            "idle": stats.get("pool_available", 0),
+            "waiting": stats.get("requests_waiting", 0),
+        }
 
     async def close(self) -> None:
         """Close the pool and its connections; the object is unusable afterwards."""

@@ -62,6 +62,17 @@ def count_records(where: str) -> LiteralString:
     )
 
 
+def matching_records(where: str) -> LiteralString:
+    """The live records among a set of ids that match a `compile_where` fragment.
+
+    Params: namespace, collection, ids (text[]), now, *where params.
+    """
+    return (
+        f"SELECT {RECORD_COLUMNS} FROM records "
+        f"WHERE namespace = %s AND collection = %s AND id = ANY(%s) AND {LIVE} AND ({where})"
+    )
+
+
 # --- Commit --------------------------------------------------------------------------
 
 CLAIM_REQUEST = """

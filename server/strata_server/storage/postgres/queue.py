@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +50,7 @@ from strata_server.core.queue import (
     plan_extend,
     plan_fail,
     plan_lease,
+    plan_release,
     plan_retry,
 )
 from strata_server.core.validation import new_id
@@ -273,6 +274,7 @@ async def lease_jobs(
     lease: timedelta,
     *,
     actor: Actor,
+    token_prefix: str = "",
 ) -> list[Job]:
     """Run inside an open transaction; see `queue_queries.LEASE_CANDIDATES`."""
     if max_jobs <= 0:
@@ -295,7 +297,7 @@ async def lease_jobs(
         for job in candidates:
             if not leasable(job, at):  # the locking re-check already ensures this
                 continue
-            new = plan_lease(job, new_lease_token(), lease, at)
+            new = plan_lease(job, new_lease_token(token_prefix), lease, at)
             if job.state is Stored.LEASED:
                 expired.append(job)
             written.append(new)
@@ -385,6 +387,18 @@ async def fail_job(
     return _public(job)
 
 
+async def release_job(conn: Conn, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+    job = await _transition(
+        conn,
+        namespace,
+        id,
+        lambda job, at: plan_release(job, token, at),
+        "release",
+        actor=actor,
+    )
+    return _public(job)
+
+
 async def extend_lease(
     conn: Conn, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
 ) -> Job:
@@ -423,6 +437,20 @@ async def get_job(conn: Conn, namespace: str, id: str) -> Job:
     if row is None:
         raise NotFound(f"job {id} does not exist")
     return _public(job_from_row(namespace, row))
+
+
+async def held_leases(conn: Conn, namespace: str, leases: Mapping[str, str]) -> set[str]:
+    """One statement: of `leases` (job id -> token), the ids still leased under that
+    token with the lease unexpired."""
+    if not leases:
+        return set()
+    cursor = await conn.execute(
+        q.HELD_LEASES,
+        (list(leases), list(leases.values()), namespace, now()),
+        prepare=True,
+        binary=True,
+    )
+    return {row[0] for row in await cursor.fetchall()}
 
 
 async def list_jobs(

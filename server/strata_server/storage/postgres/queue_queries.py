@@ -168,6 +168,15 @@ LOCK_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE namespace = %s AND id = %s FOR
 
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE namespace = %s AND id = %s"
 
+HELD_LEASES = """
+SELECT j.id FROM jobs AS j
+JOIN unnest(%b::text[], %b::text[]) AS h(id, lease_token)
+    ON j.id = h.id AND j.lease_token = h.lease_token
+WHERE j.namespace = %s AND j.state = 'leased' AND j.lease_expire_time > %s
+"""
+"""Of (job id, lease token) pairs, the ids whose job is leased under exactly that
+token and unexpired (held_leases: what a SubscribeJobs stream still holds)."""
+
 _VISIBLE: dict[Visible | None, LiteralString] = {
     None: "TRUE",
     Visible.AVAILABLE: (

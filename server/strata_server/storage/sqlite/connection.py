@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -146,7 +146,7 @@ class Connections:
         if self._closed:
             raise Unavailable("the SQLite database is closed")
 
-    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one read-only statement on a reader and return all its rows."""
         self._check_open()
         conn = await self._idle.get()
@@ -167,8 +167,10 @@ class Connections:
         self._check_open()
         async with self._write_lock:
             tx = Transaction(self._writer)
-            await tx.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a task cancelled while BEGIN is queued on the
+                # writer's thread must still roll back what BEGIN then opens.
+                await tx.execute("BEGIN IMMEDIATE")
                 yield tx
                 await tx.execute("COMMIT")
             except BaseException:
@@ -177,6 +179,11 @@ class Connections:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await self._writer.rollback()
                 raise
+
+    def stats(self) -> dict[str, int]:
+        """Reader connections open and idle, and the writer's queued callers."""
+        waiting = len(getattr(self._write_lock, "_waiters", None) or ())
+        return {"size": len(self._readers) + 1, "idle": self._idle.qsize(), "waiting": waiting}
 
     async def close(self) -> None:
         """Close every connection; later calls raise Unavailable."""

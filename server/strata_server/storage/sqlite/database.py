@@ -7,7 +7,7 @@ for `:memory:` pass their text as `schema_sql` and it runs on the writer first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +15,11 @@ from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
+    AuditQuery,
+    ChangeBatch,
     Idempotency,
     ListQuery,
+    LoggedAudit,
     Page,
     Record,
     SearchHit,
@@ -35,7 +38,7 @@ from strata_server.core.transcripts import (
     TranscriptHit,
     TranscriptSearch,
 )
-from strata_server.storage.sqlite import commit, records, transcripts
+from strata_server.storage.sqlite import audit, changes, commit, records, transcripts
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 
@@ -105,6 +108,20 @@ class SqliteDatabase:
         """How many live records match."""
         return await records.count_records(self._db, namespace, collection, filter)
 
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Audit entries, newest first."""
+        return await audit.list_audit(self._db, namespace, query)
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor of the newest audit entry."""
+        return await changes.head(self._db)
+
+    async def record_changes(
+        self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
+    ) -> ChangeBatch:
+        """Changes after `after`, in commit (= seq) order."""
+        return await changes.record_changes(self._db, namespace, collection, after, filter, limit)
+
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches (FTS5, bm25), best first, paged by offset."""
         return await records.search_records(self._db, namespace, query)
@@ -143,10 +160,19 @@ class SqliteDatabase:
         return await queues.enqueue(self._db, namespace, jobs, actor=actor, idempotency=idempotency)
 
     async def lease_jobs(
-        self, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+        self,
+        namespace: str,
+        queue: str,
+        max_jobs: int,
+        lease: timedelta,
+        *,
+        actor: Actor,
+        token_prefix: str = "",
     ) -> list[Job]:
         """Lease up to `max_jobs` leasable jobs, reclaiming expired leases."""
-        return await queues.lease_jobs(self._db, namespace, queue, max_jobs, lease, actor=actor)
+        return await queues.lease_jobs(
+            self._db, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
+        )
 
     async def ack_job(
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
@@ -183,9 +209,17 @@ class SqliteDatabase:
         """Bring a dead or cancelled job back."""
         return await queues.retry_job(self._db, namespace, id, actor=actor)
 
+    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+        """Give a leased job back unworked."""
+        return await queues.release_job(self._db, namespace, id, token, actor=actor)
+
     async def get_job(self, namespace: str, id: str) -> Job:
         """One job, without its lease_token."""
         return await queues.get_job(self._db, namespace, id)
+
+    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
+        """The ids of `leases` still leased under their token."""
+        return await queues.held_leases(self._db, namespace, leases)
 
     async def list_jobs(
         self,
@@ -265,6 +299,10 @@ class SqliteDatabase:
     ) -> Page[TranscriptHit]:
         """Full-text matches over entries' content (FTS5, bm25), best first."""
         return await transcripts.search_transcripts(self._db, namespace, query)
+
+    def pool_stats(self) -> Mapping[str, int]:
+        """The reader pool and the one writer."""
+        return self._db.stats()
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration ("memory" without yoyo)."""

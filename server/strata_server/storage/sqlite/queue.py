@@ -15,7 +15,7 @@ index (`ON CONFLICT DO NOTHING`), then reads the job that won.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +45,7 @@ from strata_server.core.queue import (
     plan_extend,
     plan_fail,
     plan_lease,
+    plan_release,
     plan_retry,
 )
 from strata_server.core.validation import new_id
@@ -376,7 +377,14 @@ async def _existing_unique(tx: Transaction, namespace: str, job: Job) -> Job:
 
 
 async def lease_jobs(
-    db: Connections, namespace: str, queue: str, max_jobs: int, lease: timedelta, *, actor: Actor
+    db: Connections,
+    namespace: str,
+    queue: str,
+    max_jobs: int,
+    lease: timedelta,
+    *,
+    actor: Actor,
+    token_prefix: str = "",
 ) -> list[Job]:
     if max_jobs <= 0:
         return []
@@ -401,7 +409,7 @@ async def lease_jobs(
                 job = job_from_row(row, with_token=True)
                 if not leasable(job, now):  # the SQL and core.queue agree; never trust one
                     continue
-                planned = plan_lease(job, new_lease_token(), lease, now)
+                planned = plan_lease(job, new_lease_token(token_prefix), lease, now)
                 updates.append(_update_params(planned))
                 if job.state is Stored.LEASED:
                     expiries.append((namespace, queue, job.id, now_us))
@@ -492,6 +500,18 @@ async def fail_job(
     return _without_token(job)
 
 
+async def release_job(db: Connections, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+    job = await _transition(
+        db,
+        namespace,
+        id,
+        lambda job, now: plan_release(job, token, now),
+        _fixed("release"),
+        actor=actor,
+    )
+    return _without_token(job)
+
+
 async def extend_lease(
     db: Connections, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
 ) -> Job:
@@ -538,6 +558,28 @@ async def get_job(db: Connections, namespace: str, id: str) -> Job:
     if not rows:
         raise NotFound(f"job {id} does not exist")
     return job_from_row(rows[0])
+
+
+_HELD_CHUNK = 500
+"""Ids per held_leases query: under SQLite's bound-parameter limit."""
+
+
+async def held_leases(db: Connections, namespace: str, leases: Mapping[str, str]) -> set[str]:
+    if not leases:
+        return set()
+    now_us = to_micros(_now())
+    held: set[str] = set()
+    ids = list(leases)
+    for start in range(0, len(ids), _HELD_CHUNK):
+        chunk = ids[start : start + _HELD_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        rows = await db.fetchall(
+            f"SELECT id, lease_token FROM jobs WHERE namespace = ? AND id IN ({marks})"
+            " AND state = 'leased' AND lease_expire_time > ?",
+            (namespace, *chunk, now_us),
+        )
+        held.update(id for id, token in rows if leases[id] == token)
+    return held
 
 
 def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:

@@ -1,0 +1,134 @@
+"""Record changes for WatchRecords on PostgreSQL, read from the audit log.
+
+The order is commit order, with no gap. `audit_log.seq` comes from a sequence, taken
+when a row is inserted, so a transaction that inserted seq 5 may commit after one
+that inserted seq 6: reading by seq alone could pass over 5 for good. Each entry also
+holds its transaction's id (`xact`, migration 0005), and a read takes only entries
+whose transaction is older than every transaction still running
+(`pg_snapshot_xmin(pg_current_snapshot())`): those transactions have all ended, so
+no entry can appear later below the read position. Entries are ordered by
+(xact, seq), and a cursor is that pair, `p<xact>.<seq>`. The price is that one
+long-running write transaction anywhere in the cluster holds the feed back until it
+ends.
+"""
+
+from __future__ import annotations
+
+import re
+
+from strata_server.core.errors import InvalidArgument
+from strata_server.core.filters import Filter
+from strata_server.core.models import (
+    CHANGE_KINDS,
+    ChangeBatch,
+    ChangeKind,
+    Record,
+    RecordChange,
+)
+from strata_server.storage.postgres import queries
+from strata_server.storage.postgres.dialect import PostgresDialect
+from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.records import now, record_from_row
+from strata_server.storage.sqlquery import compile_where
+
+_CURSOR = re.compile(r"p(\d{1,20})\.(\d{1,19})")
+
+HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+
+CHANGES = """
+SELECT xact::text, seq, action, entity_id, version, time FROM audit_log
+WHERE namespace = %s AND entity = 'record' AND entity_id >= %s AND entity_id < %s
+  AND (xact, seq) > (%s::text::xid8, %s::bigint)
+  AND xact < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xact, seq
+LIMIT %s
+"""
+"""Settled audit entries of one collection's records after a cursor (entity ids are
+`<collection>/<id>`, so the collection is a range of them under the "C" collation)."""
+
+
+def _cursor(xact: str | int, seq: int) -> str:
+    return f"p{xact}.{seq}"
+
+
+def parse_cursor(cursor: str) -> tuple[int, int]:
+    """The (xact, seq) of a cursor this adapter made."""
+    match = _CURSOR.fullmatch(cursor)
+    if match is None or int(match[1]) >= 2**64:
+        raise InvalidArgument.field("from_cursor", "is not a cursor of this server")
+    return int(match[1]), int(match[2])
+
+
+async def head(conn: Conn) -> str:
+    cursor = await conn.execute(HEAD, prepare=True)
+    row = await cursor.fetchone()
+    assert row is not None
+    return _cursor(row[0], 0)
+
+
+async def record_changes(
+    conn: Conn,
+    namespace: str,
+    collection: str,
+    after: str,
+    filter: Filter | None,
+    limit: int,
+    dialect: PostgresDialect,
+) -> ChangeBatch:
+    xact, seq = parse_cursor(after)
+    cursor = await conn.execute(
+        CHANGES,
+        (namespace, f"{collection}/", f"{collection}0", str(xact), seq, limit),
+        prepare=True,
+    )
+    rows = await cursor.fetchall()
+    if not rows:
+        return ChangeBatch((), after)
+    prefix = len(collection) + 1
+    live = await _matching(
+        conn,
+        namespace,
+        collection,
+        [row[3][prefix:] for row in rows if CHANGE_KINDS.get(row[2]) is not ChangeKind.DELETED],
+        filter,
+        dialect,
+    )
+    changes = []
+    for row_xact, row_seq, action, entity_id, version, time in rows:
+        kind = CHANGE_KINDS.get(action)
+        record_id = entity_id[prefix:]
+        record = live.get(record_id)
+        if kind is None or (record is None if kind is not ChangeKind.DELETED else version == 0):
+            continue  # not a change; a record gone or not matching; a delete of nothing
+        changes.append(
+            RecordChange(
+                kind,
+                collection,
+                record_id,
+                version,
+                time,
+                record if kind is not ChangeKind.DELETED else None,
+                _cursor(row_xact, row_seq),
+            )
+        )
+    return ChangeBatch(changes, _cursor(rows[-1][0], rows[-1][1]))
+
+
+async def _matching(
+    conn: Conn,
+    namespace: str,
+    collection: str,
+    ids: list[str],
+    filter: Filter | None,
+    dialect: PostgresDialect,
+) -> dict[str, Record]:
+    """The live records among `ids` that match `filter`, by id."""
+    if not ids:
+        return {}
+    where, params = compile_where(dialect, filter)
+    cursor = await conn.execute(
+        queries.matching_records(where),
+        [namespace, collection, list(set(ids)), now(), *params],
+        binary=True,
+    )
+    return {row[1]: record_from_row(namespace, row) for row in await cursor.fetchall()}

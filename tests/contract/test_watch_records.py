@@ -1,0 +1,226 @@
+"""WatchRecords over a real channel, on both storage shapes: a change feed of one
+collection, in commit order, resumable from any cursor with no gap and no
+duplicate."""
+
+from __future__ import annotations
+
+import queue as stdlib_queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+import pytest
+
+from strata.v1 import records_pb2
+from tests.contract.helpers import (
+    commit,
+    create,
+    create_write,
+    data_of,
+    delete,
+    delete_write,
+    expect_error,
+    unique,
+    update,
+    update_write,
+)
+
+CREATED = records_pb2.CHANGE_KIND_CREATED
+UPDATED = records_pb2.CHANGE_KIND_UPDATED
+DELETED = records_pb2.CHANGE_KIND_DELETED
+
+
+class Watch:
+    """A WatchRecords call read by a background thread."""
+
+    def __init__(self, stubs: Any, collection: str, **fields: Any) -> None:
+        self.call = stubs.records.WatchRecords(
+            records_pb2.WatchRecordsRequest(collection=collection, **fields)
+        )
+        self._items: stdlib_queue.Queue[Any] = stdlib_queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.started = self._next(10).started.cursor
+
+    def _read(self) -> None:
+        try:
+            for message in self.call:
+                self._items.put(message)
+        except grpc.RpcError as error:
+            self._items.put(error)
+
+    def _next(self, timeout: float) -> records_pb2.WatchRecordsResponse:
+        item = self._items.get(timeout=timeout)
+        if isinstance(item, grpc.RpcError):
+            raise item
+        return item
+
+    def changes(self, n: int, timeout: float = 10) -> list[records_pb2.RecordChange]:
+        out = []
+        for _ in range(n):
+            message = self._next(timeout)
+            assert message.WhichOneof("event") == "change"
+            out.append(message.change)
+        return out
+
+    def silent(self, within: float = 0.5) -> bool:
+        try:
+            item = self._items.get(timeout=within)
+        except stdlib_queue.Empty:
+            return True
+        self._items.put(item)
+        return False
+
+    def close(self) -> None:
+        self.call.cancel()
+
+
+@pytest.fixture
+def watches():
+    opened: list[Watch] = []
+    yield lambda *args, **fields: opened.append(Watch(*args, **fields)) or opened[-1]
+    for watch in opened:
+        watch.close()
+
+
+def summary(changes: list[records_pb2.RecordChange]) -> list[tuple[int, str, int]]:
+    return [(change.kind, change.record_id, change.version) for change in changes]
+
+
+def test_streams_creates_updates_and_deletes_in_order(stubs, collection, watches):
+    watch = watches(stubs, collection)
+    assert watch.started
+    create(stubs, collection, "a", {"n": 1})
+    update(stubs, collection, "a", {"n": 2})
+    create(stubs, collection, "b", {"n": 3})
+    delete(stubs, collection, "a")
+    changes = watch.changes(4)
+    assert summary(changes) == [
+        (CREATED, "a", 1),
+        (UPDATED, "a", 2),
+        (CREATED, "b", 1),
+        (DELETED, "a", 2),
+    ]
+    assert data_of(changes[2].record) == {"n": 3}
+    assert not changes[3].HasField("record")
+    delete(stubs, collection, "never", allow_missing=True)  # deletes nothing: no change
+    assert watch.silent()
+    assert all(change.collection == collection for change in changes)
+    assert len({change.cursor for change in changes}) == 4
+    assert all(change.time.seconds > 0 for change in changes)
+    assert watch.silent()
+
+
+def test_a_change_arrives_within_milliseconds(stubs, collection, watches):
+    watch = watches(stubs, collection)
+    time.sleep(0.2)
+    written = time.monotonic()
+    create(stubs, collection, "fast", {})
+    watch.changes(1)
+    # a wakeup, not the 1 s fallback re-read, delivered it
+    assert time.monotonic() - written < 0.6
+
+
+def test_an_updated_record_carries_its_newest_state(stubs, collection, watches):
+    create(stubs, collection, "a", {"n": 1})
+    head = watches(stubs, collection).started
+    update(stubs, collection, "a", {"n": 2})
+    update(stubs, collection, "a", {"n": 3})
+    # read both changes only now: each carries the record as it is at read time
+    changes = watches(stubs, collection, from_cursor=head).changes(2)
+    assert summary(changes) == [(UPDATED, "a", 2), (UPDATED, "a", 3)]
+    assert [change.record.version for change in changes] == [3, 3]
+
+
+def test_resume_from_a_cursor_has_no_gap_and_no_duplicate(stubs, collection, watches):
+    first = watches(stubs, collection)
+    for i in range(5):
+        create(stubs, collection, f"r{i}", {"i": i})
+    seen = first.changes(3)
+    first.close()
+    for i in range(5, 8):
+        create(stubs, collection, f"r{i}", {"i": i})
+    resumed = watches(stubs, collection, from_cursor=seen[-1].cursor)
+    assert resumed.started == seen[-1].cursor
+    rest = resumed.changes(5)
+    assert [c.record_id for c in seen + rest] == [f"r{i}" for i in range(8)]
+    assert resumed.silent()
+    # the first stream's starting cursor replays everything
+    replay = watches(stubs, collection, from_cursor=first.started).changes(8)
+    assert [c.cursor for c in replay] == [c.cursor for c in seen + rest]
+
+
+def test_only_the_watched_collection_and_commit_writes_count(stubs, collection, watches):
+    other = unique("other")
+    watch = watches(stubs, collection)
+    create(stubs, other, "x", {})
+    commit(
+        stubs,
+        [
+            create_write(collection, "c1", {"v": 1}),
+            create_write(other, "c2", {}),
+            create_write(collection, "c3", {"v": 3}),
+        ],
+    )
+    commit(stubs, [update_write(collection, "c1", {"v": 2}), delete_write(collection, "c3")])
+    assert summary(watch.changes(4)) == [
+        (CREATED, "c1", 1),
+        (CREATED, "c3", 1),
+        (UPDATED, "c1", 2),
+        (DELETED, "c3", 1),
+    ]
+    assert watch.silent()
+
+
+def test_a_filter_keeps_matching_creates_and_updates_and_every_delete(stubs, collection, watches):
+    watch = watches(stubs, collection, filter='data.status = "open"')
+    create(stubs, collection, "open1", {"status": "open"})
+    create(stubs, collection, "closed1", {"status": "closed"})
+    update(stubs, collection, "open1", {"status": "open", "n": 2})
+    delete(stubs, collection, "closed1")
+    assert summary(watch.changes(3)) == [
+        (CREATED, "open1", 1),
+        (UPDATED, "open1", 2),
+        (DELETED, "closed1", 1),
+    ]
+    assert watch.silent()
+
+
+def test_concurrent_writers_are_seen_exactly_once_in_commit_order(stubs, collection, watches):
+    watch = watches(stubs, collection)
+    writers, rounds = 8, 12
+
+    def write(w: int) -> None:
+        create(stubs, collection, f"w{w}", {"round": 0})
+        for r in range(1, rounds):
+            update(stubs, collection, f"w{w}", {"round": r})
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(write, range(writers)))
+    changes = watch.changes(writers * rounds, timeout=15)
+    assert watch.silent()
+    for w in range(writers):
+        versions = [c.version for c in changes if c.record_id == f"w{w}"]
+        assert versions == list(range(1, rounds + 1))
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"from_cursor": "nonsense"}, "from_cursor"),
+        ({"from_cursor": "s-1"}, "from_cursor"),
+        ({"from_cursor": "p1.x"}, "from_cursor"),
+        ({"filter": "data.a = "}, "filter"),
+    ],
+)
+def test_bad_input_is_invalid_argument(stubs, collection, fields, field):
+    call = stubs.records.WatchRecords(
+        records_pb2.WatchRecordsRequest(collection=collection, **fields)
+    )
+    expect_error(lambda: next(call), grpc.StatusCode.INVALID_ARGUMENT, field=field)
+
+
+def test_bad_collection_is_invalid_argument(stubs):
+    call = stubs.records.WatchRecords(records_pb2.WatchRecordsRequest(collection="1bad"))
+    expect_error(lambda: next(call), grpc.StatusCode.INVALID_ARGUMENT, field="collection")

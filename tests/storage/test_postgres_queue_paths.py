@@ -1,0 +1,349 @@
+"""The PostgreSQL queue's own paths: release_job, held_leases, lease tokens with a
+prefix, and the one-statement ack/release/extend/lease with their fallbacks (the
+audit entries they write, the errors of a lost lease), against a real PostgreSQL 15.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from strata_server.core.errors import FailedPrecondition, NotFound
+from strata_server.core.models import Actor
+from strata_server.core.queue import Job, NewJob, Stored, Visible
+from strata_server.storage.postgres import PostgresDatabase
+from tests.support.pg import PgServer
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
+ACTOR = Actor("tester")
+LEASE = timedelta(seconds=30)
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    server = PgServer()
+    server.start()
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        for name in ("0001_records.sql", "0002_queue.sql", "0005_record_changes.sql"):
+            conn.execute((MIGRATIONS / name).read_text())
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture(scope="module")
+async def db(pg: PgServer) -> AsyncIterator[PostgresDatabase]:
+    database = await PostgresDatabase.open(pg.dsn, max_record_bytes=64 * 1024, max_size=25)
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def ns() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+async def sql(pg: PgServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def put(db: PostgresDatabase, ns: str, queue: str = "q", **kw: Any) -> Job:
+    [job] = await db.enqueue(ns, [NewJob(queue, kw.pop("payload", {"n": 1}), **kw)], actor=ACTOR)
+    return job
+
+
+async def lease_one(db: PostgresDatabase, ns: str, **kw: Any) -> tuple[Job, str]:
+    [job] = await db.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR, **kw)
+    assert job.lease_token is not None
+    return job, job.lease_token
+
+
+async def audits(pg: PgServer, ns: str) -> list[tuple[Any, ...]]:
+    """(action, entity_id, version, changed_fields, actor) in log order."""
+    return await sql(
+        pg,
+        "SELECT action, entity_id, version, changed_fields, actor FROM audit_log "
+        "WHERE namespace = %s ORDER BY seq",
+        ns,
+    )
+
+
+async def expire_leases(pg: PgServer, ns: str) -> None:
+    await sql(
+        pg,
+        "UPDATE jobs SET lease_expire_time = now() - interval '1 second' "
+        "WHERE namespace = %s AND state = 'leased'",
+        ns,
+    )
+
+
+# --- Tokens ---------------------------------------------------------------------------
+
+
+async def test_lease_tokens_with_and_without_prefix(db: PostgresDatabase, ns: str) -> None:
+    await db.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
+    plain = await db.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR)
+    tagged = await db.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR, token_prefix="sub1")
+    assert all(job.lease_token and HEX32.fullmatch(job.lease_token) for job in plain)
+    for job in tagged:
+        assert job.lease_token is not None
+        prefix, _, rest = job.lease_token.partition(".")
+        assert prefix == "sub1" and HEX32.fullmatch(rest)
+    tokens = {job.lease_token for job in plain + tagged}
+    assert len(tokens) == 4
+
+
+# --- Ack ------------------------------------------------------------------------------
+
+
+async def test_ack_result_and_audit(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    first = await put(db, ns)
+    second = await put(db, ns)
+    job, token = await lease_one(db, ns)
+    assert job.id == first.id
+    done = await db.ack_job(ns, job.id, token, {"ok": [1, "two"]}, actor=Actor("acker"))
+    assert done.state is Stored.COMPLETED and done.result == {"ok": [1, "two"]}
+    assert done.lease_token is None and done.lease_expire_time is None
+    assert done.finish_time == done.update_time and done.attempt == 1
+    assert done.payload == {"n": 1} and done.create_time == first.create_time
+    assert await db.get_job(ns, job.id) == done
+    # No result: `result` is unchanged (None), so not among the changed fields.
+    job2, token2 = await lease_one(db, ns)
+    assert job2.id == second.id
+    plain = await db.ack_job(ns, job2.id, token2, None, actor=ACTOR)
+    assert plain.result is None and plain.state is Stored.COMPLETED
+    rows = [row for row in await audits(pg, ns) if row[0] == "ack"]
+    assert rows == [
+        (
+            "ack",
+            first.id,
+            1,
+            ["state", "lease_token", "lease_expire_time", "result", "finish_time"],
+            "acker",
+        ),
+        (
+            "ack",
+            second.id,
+            1,
+            ["state", "lease_token", "lease_expire_time", "finish_time"],
+            "tester",
+        ),
+    ]
+
+
+async def test_ack_errors(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    with pytest.raises(NotFound, match="job nope does not exist"):
+        await db.ack_job(ns, "nope", "t", None, actor=ACTOR)
+    ready = await put(db, ns)
+    with pytest.raises(FailedPrecondition) as lost:
+        await db.ack_job(ns, ready.id, "t", None, actor=ACTOR)
+    assert lost.value.reason == "LEASE_LOST" and lost.value.metadata == {"state": "available"}
+    assert f"job {ready.id} is not leased under this token" in str(lost.value)
+    job, token = await lease_one(db, ns)
+    with pytest.raises(FailedPrecondition) as wrong:
+        await db.ack_job(ns, job.id, token + "x", None, actor=ACTOR)
+    assert wrong.value.reason == "LEASE_LOST" and wrong.value.metadata == {"state": "leased"}
+    await expire_leases(pg, ns)
+    with pytest.raises(FailedPrecondition) as expired:
+        await db.ack_job(ns, job.id, token, None, actor=ACTOR)
+    assert expired.value.metadata == {"state": "available"}
+    assert (await db.get_job(ns, job.id)).state is Stored.LEASED
+    assert [row[0] for row in await audits(pg, ns)] == ["enqueue", "lease"]
+
+
+async def test_concurrent_acks_one_wins(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    await put(db, ns)
+    job, token = await lease_one(db, ns)
+    results = await asyncio.gather(
+        *(db.ack_job(ns, job.id, token, {"i": i}, actor=ACTOR) for i in range(10)),
+        return_exceptions=True,
+    )
+    won = [r for r in results if isinstance(r, Job)]
+    lost = [r for r in results if isinstance(r, FailedPrecondition)]
+    assert len(won) == 1 and len(lost) == 9
+    assert all(error.metadata == {"state": "completed"} for error in lost)
+    assert [row[0] for row in await audits(pg, ns)] == ["enqueue", "lease", "ack"]
+
+
+# --- Release, extend, fail ------------------------------------------------------------
+
+
+async def test_release(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    with pytest.raises(NotFound):
+        await db.release_job(ns, "nope", "t", actor=ACTOR)
+    queued = await put(db, ns, run_time=datetime.now(UTC) - timedelta(minutes=5))
+    job, token = await lease_one(db, ns, token_prefix="s")
+    assert job.attempt == 1
+    with pytest.raises(FailedPrecondition) as lost:
+        await db.release_job(ns, job.id, "s.other", actor=ACTOR)
+    assert lost.value.reason == "LEASE_LOST"
+    released = await db.release_job(ns, job.id, token, actor=ACTOR)
+    assert released.state is Stored.READY and released.attempt == 0
+    assert released.lease_token is None and released.lease_expire_time is None
+    assert released.run_time == released.update_time > queued.run_time
+    assert released.visible_state(datetime.now(UTC)) is Visible.AVAILABLE
+    assert await db.get_job(ns, job.id) == released
+    with pytest.raises(FailedPrecondition):
+        await db.release_job(ns, job.id, token, actor=ACTOR)
+    again, _ = await lease_one(db, ns)
+    assert again.id == job.id and again.attempt == 1
+    rows = await audits(pg, ns)
+    assert rows[2] == (
+        "release",
+        job.id,
+        0,
+        ["state", "run_time", "attempt", "lease_token", "lease_expire_time"],
+        "tester",
+    )
+
+
+async def test_extend(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    with pytest.raises(NotFound):
+        await db.extend_lease(ns, "nope", "t", LEASE, actor=ACTOR)
+    await put(db, ns)
+    job, token = await lease_one(db, ns)
+    extended = await db.extend_lease(ns, job.id, token, timedelta(minutes=5), actor=ACTOR)
+    assert extended.lease_token == token and extended.state is Stored.LEASED
+    assert extended.lease_expire_time == extended.update_time + timedelta(minutes=5)
+    with pytest.raises(FailedPrecondition) as lost:
+        await db.extend_lease(ns, job.id, "other", LEASE, actor=ACTOR)
+    assert lost.value.reason == "LEASE_LOST"
+    stored = await db.get_job(ns, job.id)
+    assert stored.lease_expire_time == extended.lease_expire_time
+    rows = await audits(pg, ns)
+    assert rows[2] == ("extend", job.id, 1, ["lease_expire_time"], "tester")
+
+
+async def test_fail_audits(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    job = await put(db, ns, max_attempts=2)
+    _, token = await lease_one(db, ns)
+    await db.fail_job(ns, job.id, token, "boom", timedelta(0), actor=ACTOR)
+    _, token = await lease_one(db, ns)
+    dead = await db.fail_job(ns, job.id, token, "boom", None, actor=ACTOR)
+    assert dead.state is Stored.DEAD
+    rows = [row[:4] for row in await audits(pg, ns)]
+    assert rows[2] == (
+        "fail",
+        job.id,
+        1,
+        ["state", "run_time", "lease_token", "lease_expire_time", "last_error"],
+    )
+    assert rows[4] == (
+        "dead",
+        job.id,
+        2,
+        ["state", "lease_token", "lease_expire_time", "finish_time"],
+    )
+
+
+# --- held_leases ----------------------------------------------------------------------
+
+
+async def test_held_leases(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    assert await db.held_leases(ns, {}) == set()
+    await db.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
+    a, b, c, d = await db.lease_jobs(ns, "q", 4, LEASE, actor=ACTOR, token_prefix="s")
+    tokens = {job.id: job.lease_token or "" for job in (a, b, c, d)}
+    assert await db.held_leases(ns, tokens) == set(tokens)
+    assert await db.held_leases("elsewhere", tokens) == set()
+    await db.ack_job(ns, a.id, tokens[a.id], None, actor=ACTOR)
+    await db.release_job(ns, b.id, tokens[b.id], actor=ACTOR)
+    wrong = {**tokens, c.id: "s.nothex", "unknown": "s.x"}
+    assert await db.held_leases(ns, wrong) == {d.id}
+    await expire_leases(pg, ns)
+    assert await db.held_leases(ns, tokens) == set()
+
+
+# --- Lease ----------------------------------------------------------------------------
+
+
+async def test_lease_audits_and_expiry_paths(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    doomed = await put(db, ns, max_attempts=1, priority=9)
+    again = await put(db, ns, max_attempts=3, priority=8)
+    fresh = await db.enqueue(ns, [NewJob("q", {"i": i}) for i in range(3)], actor=ACTOR)
+    first = await db.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR)
+    assert [job.id for job in first] == [doomed.id, again.id]
+    await expire_leases(pg, ns)
+    # The dead one uses up no slot: 3 wanted, 3 leased (the reclaimed one among them).
+    leased = await db.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR)
+    assert [job.id for job in leased] == [again.id, fresh[0].id, fresh[1].id]
+    assert [job.attempt for job in leased] == [2, 1, 1]
+    dead = await db.get_job(ns, doomed.id)
+    assert dead.state is Stored.DEAD and dead.last_error == "lease expired on the last attempt"
+    assert dead.finish_time == dead.update_time and dead.lease_expire_time is None
+    assert dead.attempt == 1
+    stats = await db.queue_stats(ns, "q")
+    assert stats.expired_leases == 2 and stats.counts[Visible.DEAD] == 1
+    rows = [row[:4] for row in await audits(pg, ns)][5:]
+    lease_fields = ["state", "attempt", "lease_token", "lease_expire_time"]
+    assert rows[:2] == [
+        ("lease", doomed.id, 1, lease_fields),
+        ("lease", again.id, 1, lease_fields),
+    ]
+    assert sorted(rows[2:], key=lambda row: (row[0], row[2])) == sorted(
+        [
+            (
+                "dead",
+                doomed.id,
+                1,
+                ["state", "lease_token", "lease_expire_time", "last_error", "finish_time"],
+            ),
+            ("lease", again.id, 2, ["attempt", "lease_token", "lease_expire_time"]),
+            ("lease", fresh[0].id, 1, lease_fields),
+            ("lease", fresh[1].id, 1, lease_fields),
+        ],
+        key=lambda row: (row[0], row[2]),
+    )
+
+
+async def test_lease_only_dead_candidates(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    jobs = await db.enqueue(
+        ns, [NewJob("q", {"i": i}, max_attempts=1) for i in range(3)], actor=ACTOR
+    )
+    assert len(await db.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR)) == 3
+    await expire_leases(pg, ns)
+    assert await db.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR) == []
+    states = [(await db.get_job(ns, job.id)).state for job in jobs]
+    assert states == [Stored.DEAD] * 3
+
+
+async def test_lease_pause_and_other_queue(db: PostgresDatabase, ns: str) -> None:
+    await put(db, ns)
+    await put(db, ns, queue="other")
+    await db.set_paused(ns, "q", True, actor=ACTOR)
+    assert await db.lease_jobs(ns, "q", 5, LEASE, actor=ACTOR) == []
+    [other] = await db.lease_jobs(ns, "other", 5, LEASE, actor=ACTOR)
+    assert other.queue == "other"
+    await db.set_paused(ns, "q", False, actor=ACTOR)
+    assert len(await db.lease_jobs(ns, "q", 5, LEASE, actor=ACTOR)) == 1
+    assert await db.lease_jobs(ns, "q", 0, LEASE, actor=ACTOR) == []
+
+
+async def test_concurrent_drain_with_acks(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    await db.enqueue(ns, [NewJob("q", {"i": i}) for i in range(300)], actor=ACTOR)
+    acked: Counter[str] = Counter()
+
+    async def worker() -> None:
+        while batch := await db.lease_jobs(ns, "q", 10, LEASE, actor=ACTOR):
+            done = await asyncio.gather(
+                *(db.ack_job(ns, job.id, job.lease_token or "", None, actor=ACTOR) for job in batch)
+            )
+            acked.update(job.id for job in done)
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    assert len(acked) == 300 and set(acked.values()) == {1}
+    counts = await sql(
+        pg, "SELECT action, count(*) FROM audit_log WHERE namespace = %s GROUP BY 1", ns
+    )
+    assert dict(counts) == {"enqueue": 300, "lease": 300, "ack": 300}
