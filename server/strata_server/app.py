@@ -26,12 +26,15 @@ from strata.v1 import (
     records_pb2_grpc,
     transaction_pb2,
     transaction_pb2_grpc,
+    transcripts_pb2,
+    transcripts_pb2_grpc,
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
+from strata_server.api.transcripts import TranscriptService
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.storage import migrations
@@ -45,6 +48,7 @@ SERVICE_NAMES = (
     transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
+    transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name,
 )
 PURGE_BATCH = 1000
 
@@ -172,7 +176,19 @@ async def start(settings: Settings) -> Running:
         RecordService(database, settings.max_record_bytes, events), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
-        TransactionService(database, settings.max_record_bytes, events), server
+        TransactionService(
+            database, settings.max_record_bytes, events, max_entry_bytes=settings.max_entry_bytes
+        ),
+        server,
+    )
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+        TranscriptService(
+            database,
+            events,
+            max_entry_bytes=settings.max_entry_bytes,
+            heartbeat_seconds=settings.transcript_heartbeat_seconds,
+        ),
+        server,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
         QueueService(database, events, settings.max_record_bytes), server
