@@ -413,7 +413,7 @@ def test_yoyo_applies_and_rolls_back_the_queue_migration(db_path: str) -> None:
     migrations = read_migrations(str(MIGRATIONS))
     with backend.lock():
         backend.apply_migrations(backend.to_apply(migrations))
-        assert {m.id for m in migrations} <= {"0001_records", "0002_queue"}
+        assert {"0001_records", "0002_queue"} <= {m.id for m in migrations}
         assert not backend.to_apply(migrations)
         backend.rollback_migrations(backend.to_rollback(migrations))
     backend.connection.close()
