@@ -1,7 +1,5 @@
 -- Undo 0003_transcripts: drop everything it created.
 
-DROP TRIGGER IF EXISTS transcript_entries_fts_delete;
-DROP TRIGGER IF EXISTS transcript_entries_fts_insert;
 DROP TABLE IF EXISTS transcript_entries_fts;
 DROP INDEX IF EXISTS transcript_entries_offset;
 DROP TABLE IF EXISTS transcript_entries;

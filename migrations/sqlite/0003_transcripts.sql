@@ -48,18 +48,9 @@ CREATE UNIQUE INDEX transcript_entries_offset
 
 -- SearchTranscripts over content. External content: the text stays in
 -- transcript_entries (snippet() reads it from there by rowid). Entries never
--- change, so inserts and deletes are all the triggers keep in step.
+-- change; storage/sqlite/transcripts.py indexes each append's entries with one
+-- INSERT ... SELECT and unindexes a transcript's entries before deleting them
+-- (as set operations: per-row triggers made appends five times slower).
 CREATE VIRTUAL TABLE transcript_entries_fts USING fts5 (
     content, content = 'transcript_entries', content_rowid = 'rowid', tokenize = 'unicode61'
 );
-
-CREATE TRIGGER transcript_entries_fts_insert AFTER INSERT ON transcript_entries
-BEGIN
-    INSERT INTO transcript_entries_fts (rowid, content) VALUES (new.rowid, new.content);
-END;
-
-CREATE TRIGGER transcript_entries_fts_delete AFTER DELETE ON transcript_entries
-BEGIN
-    INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)
-    VALUES ('delete', old.rowid, old.content);
-END;

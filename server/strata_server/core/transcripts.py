@@ -27,15 +27,17 @@ from strata_server.core.validation import COLLECTION_RE
 ENTITY = "transcript"
 """The audit log's entity kind for transcripts."""
 
-ENTRY_OVERHEAD = 16
-"""Bytes counted per entry on top of its role, content and data: roughly what the
-seq, timestamp and framing cost on the wire. Keeps every entry's size positive, so
-offsets grow strictly."""
+ENTRY_OVERHEAD = 32
+"""Bytes counted per entry on top of its role, content and data: about what its
+seq, timestamp and framing cost on the wire, so a batch's count is close to its
+message size. Keeps every entry's size positive, so offsets grow strictly."""
 
 DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024
 MAX_APPEND_ENTRIES = 1000
 DEFAULT_BATCH_BYTES = 64 * 1024
-MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_BATCH_BYTES = 1024 * 1024
+"""Largest batch a reader may ask for: well below gRPC's default 4 MiB receive limit
+even where protobuf's encoding of data runs larger than its JSON."""
 MAX_ROLE = 64
 ROLE_RE = re.compile(r"[A-Za-z0-9_.:-]{0,64}")
 MAX_OWNER = 256

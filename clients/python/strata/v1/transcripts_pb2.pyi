@@ -68,7 +68,7 @@ class Transcript(_message.Message):
     next_seq: _builtins.int
     """The seq the next appended entry gets; the entries are 1..next_seq-1."""
     size_bytes: _builtins.int
-    """Bytes of all entries (role, content and data JSON of each, plus 16 bytes
+    """Bytes of all entries (role, content and data JSON of each, plus 32 bytes
     of bookkeeping per entry).
     """
     sealed: _builtins.bool
@@ -406,7 +406,7 @@ class ReadTranscriptRequest(_message.Message):
     """Keep the stream open and deliver entries as they are appended."""
     max_batch_bytes: _builtins.int
     """Largest batch, in bytes of entries (as counted in Transcript.size_bytes);
-    0 means 64 KiB, above 4 MiB means 4 MiB. An entry larger than this comes
+    0 means 64 KiB, above 1 MiB means 1 MiB. An entry larger than this comes
     in a batch of its own.
     """
     def __init__(

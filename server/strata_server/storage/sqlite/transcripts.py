@@ -2,7 +2,8 @@
 
 Writes run in one `BEGIN IMMEDIATE` transaction on the writer: read the transcript
 row, let `core.transcripts.check_append` decide, insert the entries with their seqs
-and offsets, move the row's next_seq and size_bytes, append the audit entry. SQLite
+and offsets (and index them for search), move the row's next_seq and size_bytes,
+append the audit entry. SQLite
 has one writer at a time, so appends are serialized there (the embedded shape has
 no parallel writers to keep apart) and seqs come out gapless.
 
@@ -66,6 +67,21 @@ INSERT INTO transcript_entries
     (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+INDEX_ENTRIES = """
+INSERT INTO transcript_entries_fts (rowid, content)
+SELECT rowid, content FROM transcript_entries
+WHERE namespace = ? AND transcript_id = ? AND seq >= ? AND seq < ?
+"""
+"""Index one append's entries for search (the full-text index is maintained here,
+not by per-row triggers, which made appends five times slower)."""
+
+UNINDEX_ENTRIES = """
+INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)
+SELECT 'delete', rowid, content FROM transcript_entries
+WHERE namespace = ? AND transcript_id = ?
+"""
+"""Remove a transcript's entries from the full-text index (before deleting them)."""
 
 ADVANCE = """
 UPDATE transcripts SET next_seq = ?, size_bytes = ?, update_time = ?
@@ -271,6 +287,7 @@ async def append_in(
         ],
     )
     new_next = next_seq + len(append.entries)
+    await tx.execute(INDEX_ENTRIES, (namespace, append.id, next_seq, new_next))
     await tx.execute(
         ADVANCE, (new_next, size_bytes + total_size(append.entries), now_us, namespace, append.id)
     )
@@ -361,6 +378,7 @@ async def delete_transcript(db: Connections, namespace: str, id: str, *, actor: 
         rows = await tx.fetchall(DELETE_TRANSCRIPT, (namespace, id))
         if not rows:
             raise NotFound(f"transcript {id} does not exist")
+        await tx.execute(UNINDEX_ENTRIES, (namespace, id))
         await tx.execute(DELETE_ENTRIES, (namespace, id))
         await tx.execute(
             INSERT_AUDIT, _audit(namespace, now_us, actor, "delete", id, rows[0][0] - 1, [])
