@@ -16,7 +16,7 @@ import grpc.aio
 import psycopg
 import pytest
 
-from strata.v1 import admin_pb2, transcripts_pb2, transcripts_pb2_grpc
+from strata.v1 import admin_pb2, transcripts_pb2_grpc
 from tests.contract.transcript_helpers import (
     Stream,
     append,
