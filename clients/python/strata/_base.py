@@ -20,11 +20,17 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _queue_requests, _requests
+from strata import _queue_requests, _requests, _transcript_requests
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
-from strata.v1 import admin_pb2_grpc, queue_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
+from strata.v1 import (
+    admin_pb2_grpc,
+    queue_pb2_grpc,
+    records_pb2_grpc,
+    transaction_pb2_grpc,
+    transcripts_pb2_grpc,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -123,6 +129,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "transactions": transaction_pb2_grpc.TransactionServiceStub(self._channel),
             "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
             "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
+            "transcripts": transcripts_pb2_grpc.TranscriptServiceStub(self._channel),
         }
 
     def __repr__(self) -> str:
@@ -173,3 +180,12 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     pause_queue = unary(_queue_requests.pause_queue)
     resume_queue = unary(_queue_requests.resume_queue)
     queue_stats = unary(_queue_requests.queue_stats)
+
+    create_transcript = unary(_transcript_requests.create_transcript)
+    get_transcript = unary(_transcript_requests.get_transcript)
+    list_transcripts = paged(_transcript_requests.list_transcripts)
+    append_entries = unary(_transcript_requests.append_entries)
+    append = unary(_transcript_requests.append)
+    seal_transcript = unary(_transcript_requests.seal_transcript)
+    delete_transcript = unary(_transcript_requests.delete_transcript)
+    search_transcripts = paged(_transcript_requests.search_transcripts)
