@@ -88,22 +88,28 @@ written."""
 APPEND_STATE = "SELECT next_seq, seal_time FROM transcripts WHERE namespace = %s AND id = %s"
 
 READ = """
-WITH first AS (
-    SELECT start_offset FROM transcript_entries
-    WHERE namespace = %(namespace)s::text AND transcript_id = %(id)s::text
-      AND seq = %(seq)s::bigint
-)
 SELECT e.seq, e.role, e.content, e.data, e.create_time, e.size
-FROM first, transcript_entries AS e
+FROM transcript_entries AS e
 WHERE e.namespace = %(namespace)s::text AND e.transcript_id = %(id)s::text
-  AND e.start_offset >= first.start_offset
-  AND e.start_offset < first.start_offset + %(bytes)s::bigint
+  AND e.start_offset >= (
+      SELECT start_offset FROM transcript_entries
+      WHERE namespace = %(namespace)s::text AND transcript_id = %(id)s::text
+        AND seq = %(seq)s::bigint)
+  AND e.start_offset < (
+      SELECT start_offset FROM transcript_entries
+      WHERE namespace = %(namespace)s::text AND transcript_id = %(id)s::text
+        AND seq = %(seq)s::bigint) + %(bytes)s::bigint
 ORDER BY e.start_offset
 LIMIT %(limit)s
 """
 """The entries starting within `bytes` of entry `seq`'s start (so entry `seq` itself
-always, when it exists), in seq order: a primary-key lookup, then one range of the
-offset index."""
+always, when it exists; none when it does not), in seq order: one range of the
+offset index. Entry `seq`'s offset comes from scalar subqueries (primary-key
+lookups that run once, as InitPlans) so that both bounds are index conditions.
+Written as a join with a CTE instead, PostgreSQL 15 walked the whole transcript in
+offset order and filtered: 64 ms per 64 KiB batch on a 100k-entry transcript
+(99,715 rows read and dropped), growing with its length; this plan reads only the
+batch's rows (0.14 ms), with custom and generic plans alike."""
 
 SEAL = f"""
 WITH sealed AS (
