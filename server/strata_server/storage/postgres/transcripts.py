@@ -224,8 +224,8 @@ async def read_entries(
         binary=True,
     )
     rows = await cursor.fetchall()
-    entries = [Entry(row[0], row[1], row[2], row[3], row[4], row[5]) for row in rows]
-    return fit_batch(entries, max_bytes)
+    # READ selects Entry's fields in its order.
+    return fit_batch(list(map(Entry._make, rows)), max_bytes)
 
 
 async def seal_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Transcript:
