@@ -72,6 +72,7 @@ bench: venv system-deps
 	$(PY) bench/records.py
 	$(PY) bench/jobs.py
 	$(PY) bench/transcripts.py
+	$(PY) bench/cache.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -48,6 +48,8 @@ from google.protobuf import struct_pb2
 from psycopg_pool import AsyncConnectionPool
 
 from strata.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     records_pb2,
     records_pb2_grpc,
     transaction_pb2,
@@ -57,7 +59,6 @@ from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.models import ListQuery
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.dialect import PostgresDialect
-from strata_server.storage.postgres.indexes import REFRESH_SECONDS
 from strata_server.storage.sqlquery import compile_list
 
 NAMESPACE = "bench"
@@ -84,14 +85,6 @@ def list_sql(status: str) -> tuple[str, list[Any]]:
     sql = compile_list(PostgresDialect(frozenset({("status",)})), query)
     params = [NAMESPACE, LIST_COLLECTION, utcnow(), *sql.params, PAGE_SIZE + 1]
     return queries.list_records(sql.key_columns, sql.where, sql.order_by), params
-
-
-STATUS_INDEX = (
-    "CREATE INDEX IF NOT EXISTS records_status ON records"
-    " (namespace, collection, (data->'status'), id)"
-)
-"""The declared index the list figure filters on. Declared here, as an operator
-would with SQL, until AdminService.CreateIndex exists (the admin issue)."""
 
 
 Op = Callable[[], Awaitable[object]]
@@ -305,12 +298,14 @@ async def bench_writes(
     ]
 
 
-async def declare_status_index(url: str) -> None:
-    """Create STATUS_INDEX on the loaded table, then give the server time to see it
-    (it re-reads its catalog of indexed paths every few seconds)."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute(STATUS_INDEX)
-    await asyncio.sleep(REFRESH_SECONDS + 0.5)
+async def declare_status_index(channel: grpc.aio.Channel) -> None:
+    """Declare the index the list figure filters on, as an operator would, with
+    AdminService.CreateIndex (the server uses it as soon as the stream ends)."""
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    request = admin_pb2.CreateIndexRequest(collection=LIST_COLLECTION, field="data.status")
+    async for event in admin.CreateIndex(request):
+        if event.HasField("index"):
+            assert event.index.ready, event.index
 
 
 def plan_nodes(lines: list[str]) -> str:
@@ -385,7 +380,7 @@ async def run(url: str, target: str) -> tuple[list[Row], list[str]]:
                 f"{rate(loaded, 'records/s')} ({loaded.seconds:.1f} s)",
             )
         )
-        await declare_status_index(url)
+        await declare_status_index(channel)
         await settle(url)
         rows += await bench_list(records, url)
         notes.append(await list_plan(url))

@@ -1,8 +1,9 @@
 """Shared fixtures: real servers over real channels, on both storage shapes.
 
-`server` runs each test against the embedded shape (SQLite file) and the
-production shape (PostgreSQL). Servers are started once per session and shape;
-tests isolate themselves with a fresh collection name (`collection` fixture).
+`server` runs each test against the embedded shape (SQLite file, in-process
+cache) and the production shape (PostgreSQL and Redis, which caches records and
+carries wakeups). Servers are started once per session and shape; tests isolate
+themselves with a fresh collection name (`collection` fixture).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 
 from strata.v1 import admin_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
 from tests.support.pg import PgServer
+from tests.support.redis import RedisServer
 from tests.support.server import StrataProcess
 
 SHAPES = ("sqlite", "postgres")
@@ -42,6 +44,20 @@ def database_url(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Call
     return make
 
 
+@pytest.fixture(scope="session")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A throwaway redis-server for the whole session."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+UNCACHED_COLLECTION = "uncached"
+"""The session servers never cache records of this collection (a per-collection TTL
+of 0), so tests can compare the cached and uncached paths."""
+
+
 @pytest.fixture(scope="session", params=SHAPES)
 def server(
     request: pytest.FixtureRequest,
@@ -49,7 +65,16 @@ def server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StrataProcess]:
     """A running strata server per shape, shared by the session."""
-    process = StrataProcess(database_url(request.param), tmp_path_factory.mktemp(request.param))
+    env = {
+        "STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}',
+        # Cleanups run when a test asks (RunCleanup); the scheduler has its own tests.
+        "STRATA_CLEANUP_INTERVAL_SECONDS": "3600",
+    }
+    if request.param == "postgres":
+        env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
+    process = StrataProcess(
+        database_url(request.param), tmp_path_factory.mktemp(request.param), **env
+    )
     process.start()
     yield process
     process.stop()

@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -20,6 +22,8 @@ from grpc_reflection.v1alpha import reflection
 from strata.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    cache_pb2,
+    cache_pb2_grpc,
     queue_pb2,
     queue_pb2_grpc,
     records_pb2,
@@ -31,15 +35,22 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
+from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
+from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
-from strata_server.storage import migrations
+from strata_server.core.models import CacheStats, QueueDepth, RecordRef
+from strata_server.storage import migrations, redis_client
+from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.ports import Database, Events
+from strata_server.storage.ports import Cache, Database, Events, RecordStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger("strata.server")
 
@@ -49,8 +60,8 @@ SERVICE_NAMES = (
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
     transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name,
+    cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
 )
-PURGE_BATCH = 1000
 
 
 class StartupError(Exception):
@@ -114,6 +125,7 @@ class Running:
     database: Database
     health: health.aio.HealthServicer
     events: Events
+    caching: Caching
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_port: int | None = None
 
@@ -127,10 +139,92 @@ class Running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.events.close()
+        await self.caching.close()
         await self.database.close()
 
 
-async def open_events(settings: Settings) -> Events:
+@dataclass
+class Caching:
+    """The caches of one process: `cache` for CacheService (None when none can be
+    kept consistent), `records` for record reads (the database itself when the
+    record cache is off), and the Redis client both may share with the events."""
+
+    backend: str
+    cache: Cache | None
+    records: RecordStore
+    redis: Redis | None = None
+
+    def stats(self) -> CacheStats:
+        """The record cache's counters (all zero when it is off)."""
+        if isinstance(self.records, CachedRecordStore):
+            return self.records.stats()
+        return CacheStats()
+
+    async def forget(self, refs: Sequence[RecordRef]) -> None:
+        """Drop records deleted by a cleanup from the record cache, if there is one."""
+        if isinstance(self.records, CachedRecordStore):
+            await self.records.forget(refs)
+
+    async def close(self) -> None:
+        """Stop the record cache's probe, drop the cache, close the Redis client."""
+        if isinstance(self.records, CachedRecordStore):
+            await self.records.close()
+        if self.cache is not None:
+            await self.cache.close()
+        if self.redis is not None:
+            await redis_client.close(self.redis)
+
+
+def open_redis(settings: Settings) -> Redis | None:
+    """The process's one Redis client when `redis_url` is set (it connects lazily,
+    so an unreachable Redis never stops start-up)."""
+    if settings.redis_url is None:
+        return None
+    return redis_client.connect(
+        settings.redis_url,
+        max_connections=settings.redis_pool_size,
+        timeout=settings.redis_timeout_seconds,
+        connect_timeout=settings.redis_connect_timeout_seconds,
+    )
+
+
+async def _check_redis_memory(redis: Redis) -> None:
+    """Warn at start when Redis is not a bounded, evicting cache; never fail start-up
+    (a Redis that is down now is the cache's outage handling's business)."""
+    try:
+        warning = await asyncio.wait_for(redis_client.memory_warning(redis), timeout=2.0)
+    except Exception as error:
+        log.info("redis memory settings not checked", error=str(error) or type(error).__name__)
+        return
+    if warning is not None:
+        log.warning("redis memory limit", problem=warning)
+
+
+def open_caching(settings: Settings, database: Database, redis: Redis | None) -> Caching:
+    """Redis when configured; else an in-process cache, but only where one process
+    serves the data (a SQLite file without --workers), since no other process would
+    invalidate it; else no cache (CacheService answers FAILED_PRECONDITION and
+    record reads go to the database)."""
+    cache: Cache | None = None
+    backend = "none"
+    if redis is not None:
+        from strata_server.storage.cache.redis import RedisCache
+
+        cache, backend = RedisCache(redis), "redis"
+    elif settings.database.kind == "sqlite" and settings.local_cache:
+        from strata_server.storage.cache.memory import MemoryCache
+
+        cache, backend = MemoryCache(settings.cache_memory_bytes), "memory"
+    policy = RecordCachePolicy(
+        settings.record_cache_ttl_seconds, settings.record_cache_collection_ttls
+    )
+    records: RecordStore = database
+    if cache is not None and policy.enabled:
+        records = CachedRecordStore(database, cache, policy)
+    return Caching(backend, cache, records, redis)
+
+
+async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
     """The wakeup channel between replicas (and worker processes): Redis pub/sub when
     `redis_url` is set, else LISTEN/NOTIFY when the database is PostgreSQL, else
     in-process only. Never fails start-up: an unreachable channel only costs latency
@@ -138,7 +232,7 @@ async def open_events(settings: Settings) -> Events:
     if settings.redis_url is not None:
         from strata_server.storage.events.redis import RedisEvents
 
-        return await RedisEvents.open(settings.redis_url)
+        return await RedisEvents.open(redis if redis is not None else settings.redis_url)
     if settings.database.kind == "postgres":
         from strata_server.storage.events.postgres import PostgresEvents
 
@@ -146,19 +240,52 @@ async def open_events(settings: Settings) -> Events:
     return LocalEvents()
 
 
-async def _purge(database: Database, interval: float, keep_completed: timedelta) -> None:
-    """Remove expired records and long-completed jobs in the background; reads
-    already hide expired records."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            while await database.purge_expired(PURGE_BATCH) == PURGE_BATCH:
-                pass
-            before = datetime.now(UTC) - keep_completed
-            while await database.purge_completed(before, PURGE_BATCH) == PURGE_BATCH:
-                pass
-        except StrataError as error:
-            log.warning("background purge failed", error=error.message)
+class QueueDepths:
+    """The queue metrics' figures, read from the database in the background (a
+    scrape must not wait on it)."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._depths: list[QueueDepth] = []
+
+    async def refresh_every(self, interval: float) -> None:
+        """Read the depths now, then every `interval` seconds."""
+        while True:
+            try:
+                self._depths = await self._database.queue_depths()
+            except StrataError as error:
+                log.warning("queue metrics not read", error=error.message)
+            await asyncio.sleep(interval)
+
+    def counts(self) -> metrics.GaugeSamples:
+        """strata_queue_jobs samples."""
+        return [
+            ({"namespace": d.namespace, "queue": d.queue, "state": state}, float(count))
+            for d in self._depths
+            for state, count in (
+                ("available", d.available),
+                ("scheduled", d.scheduled),
+                ("leased", d.leased),
+            )
+        ]
+
+    def ages(self) -> metrics.GaugeSamples:
+        """strata_queue_oldest_available_age_seconds samples."""
+        return [
+            ({"namespace": d.namespace, "queue": d.queue}, d.oldest_available_seconds)
+            for d in self._depths
+        ]
+
+
+def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
+    return [
+        ({"counter": "hits"}, float(stats.hits)),
+        ({"counter": "misses"}, float(stats.misses)),
+        ({"counter": "bypassed"}, float(stats.bypassed)),
+        ({"counter": "outages"}, float(stats.outages)),
+        ({"counter": "pending_invalidations"}, float(stats.pending_invalidations)),
+        ({"counter": "available"}, 1.0 if stats.available else 0.0),
+    ]
 
 
 async def start(settings: Settings) -> Running:
@@ -171,13 +298,26 @@ async def start(settings: Settings) -> Running:
             ("grpc.so_reuseport", 1),
         ]
     )
-    events = await open_events(settings)  # one per process, for every service
+    redis = open_redis(settings)  # one client per process, for the cache and events
+    if redis is not None:
+        await _check_redis_memory(redis)
+    events = await open_events(settings, redis)  # one per process, for every service
+    caching = open_caching(settings, database, redis)
+
+    async def close_storage() -> None:
+        await events.close()
+        await caching.close()
+        await database.close()
+
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(database, settings.max_record_bytes, events), server
+        RecordService(caching.records, settings.max_record_bytes, events), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
-            database, settings.max_record_bytes, events, max_entry_bytes=settings.max_entry_bytes
+            caching.records,
+            settings.max_record_bytes,
+            events,
+            max_entry_bytes=settings.max_entry_bytes,
         ),
         server,
     )
@@ -190,11 +330,32 @@ async def start(settings: Settings) -> Running:
         ),
         server,
     )
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(
+        CacheService(
+            caching.cache,
+            max_value_bytes=settings.cache_max_value_bytes,
+            default_ttl=settings.cache_default_ttl_seconds,
+        ),
+        server,
+    )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
         QueueService(database, events, settings.max_record_bytes), server
     )
+    cleanup = Cleanup(
+        database,
+        keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
+        purge_expired=caching.records.purge_expired,
+        forget=caching.forget,
+    )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(database, Backends(cache="memory", blobs="disk"), datetime.now(UTC)), server
+        AdminService(
+            database,
+            Backends(cache=caching.backend, blobs="disk"),
+            datetime.now(UTC),
+            caching.stats,
+            cleanup,
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -204,15 +365,14 @@ async def start(settings: Settings) -> Running:
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:
-        await events.close()
-        await database.close()
+        await close_storage()
         raise StartupError(f"cannot listen on {settings.listen}: {error}") from None
     if port == 0:
-        await events.close()
-        await database.close()
+        await close_storage()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
     await server.start()
     metrics_port = None
+    background: list[Coroutine[Any, Any, None]] = []
     if settings.metrics_listen is not None:
         metrics.gauge_source(
             "strata_db_pool_connections",
@@ -222,28 +382,47 @@ async def start(settings: Settings) -> Running:
                 ({"state": key}, float(value)) for key, value in database.pool_stats().items()
             ],
         )
+        metrics.gauge_source(
+            "strata_record_cache",
+            "Record cache counters since start: hits, misses, bypassed (read from the "
+            "database while the cache was unreachable), outages, pending_invalidations, "
+            "available (1 or 0)",
+            ["counter"],
+            lambda: _cache_samples(caching.stats()),
+        )
+        depths = QueueDepths(database)
+        metrics.gauge_source(
+            "strata_queue_jobs",
+            "Unfinished jobs per queue by state (available, scheduled, leased), as of the "
+            "last read (every STRATA_QUEUE_METRICS_SECONDS)",
+            ["namespace", "queue", "state"],
+            depths.counts,
+        )
+        metrics.gauge_source(
+            "strata_queue_oldest_available_age_seconds",
+            "How long the oldest available job of each queue has waited, as of the last read",
+            ["namespace", "queue"],
+            depths.ages,
+        )
+        background.append(depths.refresh_every(settings.queue_metrics_seconds))
         metrics_host, _, wanted = settings.metrics_listen.rpartition(":")
         try:
             metrics_port = metrics.serve(metrics_host, int(wanted))
         except OSError as error:
             await server.stop(None)
-            await events.close()
-            await database.close()
+            await close_storage()
             raise StartupError(
                 f"cannot serve metrics on {settings.metrics_listen}: {error}"
             ) from None
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, database, health_servicer, events, metrics_port=metrics_port)
-    running.tasks.append(
-        asyncio.create_task(
-            _purge(
-                database,
-                settings.purge_interval_seconds,
-                timedelta(seconds=settings.completed_job_retention_seconds),
-            )
-        )
+    running = Running(
+        server, port, database, health_servicer, events, caching, metrics_port=metrics_port
     )
+    running.tasks.append(
+        asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
+    )
+    running.tasks.extend(asyncio.create_task(work) for work in background)
     return running
 
 

@@ -1,4 +1,5 @@
-"""The `strata` command: serve, and manage the schema.
+"""The `strata` command: serve, manage the schema, and (admin_cli) ask a running
+server for what operators need.
 
 Failures an operator can fix (bad configuration, unreachable database, pending
 migrations) end with one line on stderr and exit status 2, never a traceback.
@@ -7,15 +8,18 @@ migrations) end with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from strata_server import admin_cli
 from strata_server.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -23,6 +27,7 @@ app = typer.Typer(
 )
 migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
+admin_cli.register(app)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DatabaseOpt = Annotated[
@@ -103,12 +108,15 @@ def _serve_workers(settings: Settings) -> int:
     env = {**os.environ, "STRATA_WORKERS": "1", "STRATA_MIGRATE": "false"}
     env.update(
         {
-            f"STRATA_{key.upper()}": str(value)
+            f"STRATA_{key.upper()}": json.dumps(value) if isinstance(value, dict) else str(value)
             for key, value in settings.model_dump(
                 exclude={"workers", "migrate", "config", "port_file"}, exclude_none=True
             ).items()
         }
     )
+    # Each worker is its own process: an in-process cache in one would not see the
+    # others' writes, so without Redis the workers keep none.
+    env["STRATA_LOCAL_CACHE"] = "false"
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "strata_server", "serve"],
@@ -152,23 +160,72 @@ def _run_migration(action: Any) -> Any:
         raise _fail(error.message) from None
 
 
+def _pg_dump_command(dsn: str, file: Path) -> list[str]:
+    """The backup `migrate up` recommends (or runs, with --pg-dump) on PostgreSQL."""
+    return ["pg_dump", "--format=custom", f"--file={file}", f"--dbname={dsn}"]
+
+
+def _shown(command: list[str]) -> str:
+    """A command to print: any password in the DSN hidden."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    dsn = command[-1].removeprefix("--dbname=")
+    params = conninfo_to_dict(dsn)
+    if "password" in params:
+        params["password"] = "***"
+    return " ".join([*command[:-1], f"'--dbname={make_conninfo('', **params)}'"])
+
+
 @migrate_app.command("up")
 def migrate_up(
     database_url: DatabaseOpt = None,
     config: ConfigOpt = None,
-    backup: Annotated[bool, typer.Option(help="SQLite: back up the file first.")] = True,
+    backup: Annotated[
+        bool,
+        typer.Option(
+            help="Back up first: SQLite copies the file; PostgreSQL prints the pg_dump to run."
+        ),
+    ] = True,
+    pg_dump: Annotated[
+        bool,
+        typer.Option("--pg-dump", help="PostgreSQL: run that pg_dump first, and stop if it fails."),
+    ] = False,
+    dump_file: Annotated[
+        Path | None, typer.Option(help="Where --pg-dump writes (default strata-<time>.dump).")
+    ] = None,
 ) -> None:
-    """Apply every pending migration."""
+    """Apply every pending migration, with a progress bar."""
+    from rich.progress import Progress
+
     from strata_server.storage import migrations
 
     target = _target(database_url, config)
-    applied, saved = _run_migration(lambda: migrations.up(target, backup=backup))
+    # Not for SQLite: opening the file to read its migrations would create it, and a
+    # new file needs no backup (migrations.up looks before it opens).
+    todo = _run_migration(lambda: migrations.pending(target)) if target.kind == "postgres" else []
+    if todo and backup:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        command = _pg_dump_command(target.dsn, dump_file or Path(f"strata-{stamp}.dump"))
+        if pg_dump:
+            typer.echo(f"running {_shown(command)}")
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+            except FileNotFoundError:
+                raise _fail("pg_dump is not installed; nothing was migrated") from None
+            if done.returncode != 0:
+                reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+                raise _fail(f"pg_dump failed ({reason}); nothing was migrated")
+        else:
+            typer.echo(f"back up first (or pass --pg-dump): {_shown(command)}")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("migrating", total=len(todo))
+
+        def step(id: str) -> None:
+            bar.update(task, advance=1, description=f"applied {id}")
+
+        applied, saved = _run_migration(lambda: migrations.up(target, backup=backup, applied=step))
     if saved:
         typer.echo(f"backed up to {saved}")
-    if target.kind == "postgres" and applied:
-        typer.echo(
-            "tip: take a `pg_dump --format=custom` of the database before migrating in production"
-        )
     typer.echo(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
     )

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from strata_server.core.validation import COLLECTION_RE
+
 MIB = 1024 * 1024
 
 
@@ -45,8 +47,43 @@ class Settings(BaseSettings):
     db_pool_max: int = Field(10, ge=1, description="PostgreSQL pool: most connections")
     redis_url: str | None = Field(
         None,
-        description="redis://[user:pass@]host:port/db or rediss://...: wake long polls "
-        "across replicas through Redis pub/sub instead of PostgreSQL LISTEN/NOTIFY",
+        description="redis://[user:pass@]host:port/db or rediss://...: the cache (CacheService "
+        "and record reads) shared by every replica, and wakeups across replicas through Redis "
+        "pub/sub instead of PostgreSQL LISTEN/NOTIFY",
+    )
+    redis_pool_size: int = Field(
+        32, ge=2, le=1024, description="Redis: most pooled connections (one is the pub/sub)"
+    )
+    redis_timeout_seconds: float = Field(
+        1.0, gt=0, le=60, description="Redis: command timeout, and longest wait for a connection"
+    )
+    redis_connect_timeout_seconds: float = Field(
+        1.0, gt=0, le=60, description="Redis: connect timeout"
+    )
+    local_cache: bool = Field(
+        True,
+        description="without Redis, keep an in-process cache when one process serves a SQLite "
+        "file; --workers turns it off for its workers (they could not see each other's writes)",
+    )
+    cache_memory_bytes: int = Field(
+        64 * MIB, ge=MIB, description="in-process cache: most bytes of values it holds"
+    )
+    cache_max_value_bytes: int = Field(
+        MIB, ge=1, le=512 * MIB, description="CacheService: largest value a Set may store"
+    )
+    cache_default_ttl_seconds: float = Field(
+        300.0, gt=0, le=30 * 24 * 3600, description="CacheService: TTL of a Set without one"
+    )
+    record_cache_ttl_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="how long GetRecord/BatchGetRecords may serve a record from "
+        "the cache; 0 turns the record cache off",
+    )
+    record_cache_collection_ttls: dict[str, float] = Field(
+        default_factory=dict,
+        description='per-collection record cache TTLs in seconds, e.g. {"sessions": 30, '
+        '"ledger": 0} (0: that collection is never cached); others use record_cache_ttl_seconds',
     )
     sqlite_readers: int = Field(4, ge=1, le=64, description="SQLite: reader connections")
     migrate: bool = Field(False, description="PostgreSQL: apply pending migrations at start")
@@ -70,11 +107,17 @@ class Settings(BaseSettings):
         description="how long a following ReadTranscript stream stays silent before it "
         "sends a heartbeat",
     )
-    purge_interval_seconds: float = Field(
-        60.0, gt=0, description="how often expired records are purged"
+    cleanup_interval_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="how often the background cleanup runs (expired records, retention "
+        "policies, completed jobs), on one server process at a time",
     )
     completed_job_retention_seconds: float = Field(
         7 * 24 * 3600.0, ge=0, description="how long completed jobs are kept before purging"
+    )
+    queue_metrics_seconds: float = Field(
+        10.0, gt=0, description="how often the queue depth and age metrics are read"
     )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
@@ -107,6 +150,16 @@ class Settings(BaseSettings):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise ValueError("must be host:port, e.g. 127.0.0.1:50051")
+        return value
+
+    @field_validator("record_cache_collection_ttls")
+    @classmethod
+    def _check_collection_ttls(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, ttl in value.items():
+            if not COLLECTION_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a collection name")
+            if not 0 <= ttl < float("inf"):
+                raise ValueError(f"the TTL of {name!r} must be 0 (off) or a positive number")
         return value
 
     @field_validator("database_url")

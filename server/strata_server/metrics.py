@@ -106,3 +106,22 @@ def serve(host: str, port: int) -> int:
     """Serve /metrics on host:port from a daemon thread; returns the bound port."""
     server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
     return int(server.server_port)
+
+
+CLEANUP_RUNS = Counter(
+    "strata_cleanup_runs",
+    "Cleanup runs this process made, by trigger (scheduler or rpc), dry run and result",
+    ["trigger", "dry_run", "result"],
+    registry=REGISTRY,
+)
+CLEANUP_REMOVED = Counter(
+    "strata_cleanup_removed",
+    "Items cleanup runs of this process removed, by target",
+    ["target"],
+    registry=REGISTRY,
+)
+CLEANUP_LAST_SUCCESS = Gauge(
+    "strata_cleanup_last_success_timestamp_seconds",
+    "When a cleanup run (not a dry run) of this process last finished without error",
+    registry=REGISTRY,
+)

@@ -113,3 +113,29 @@ def test_unreachable_server_is_unavailable_after_retries() -> None:
     )
     with strata.Client(config=config) as client, pytest.raises(strata.Unavailable):
         client.get_record("c", "x")
+
+
+def test_cache_methods(server: StrataProcess) -> None:
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    with strata.Client(server.target, namespace="client-cache") as client:
+        assert client.cache_get(key) is None
+        client.cache_set(key, b"\x00bytes", ttl=timedelta(seconds=0.5))
+        assert client.cache_get(key) == b"\x00bytes"
+        assert client.cache_get(key, namespace="elsewhere") is None
+        assert client.cache_delete(key) is True
+        assert client.cache_delete(key) is False
+        client.cache_set(key, b"short", ttl=timedelta(seconds=0.3))
+        asyncio.run(asyncio.sleep(0.5))
+        assert client.cache_get(key) is None
+        with pytest.raises(strata.InvalidArgument):
+            client.cache_set("", b"x")
+        with pytest.raises(TypeError):
+            client.cache_set(key, b"x", ttl=5)  # type: ignore[arg-type]
+
+    async def async_calls() -> None:
+        async with strata.AsyncClient(server.target) as client:
+            await client.cache_set(key, b"async")
+            assert await client.cache_get(key) == b"async"
+            assert await client.cache_delete(key)
+
+    asyncio.run(async_calls())

@@ -152,3 +152,39 @@ def test_a_refused_start_exits_2_with_one_line_naming_the_cause(tmp_path, args, 
     assert len(lines) == 1, result.stderr
     assert mentions in lines[0], lines[0]
     assert not (tmp_path / "data").exists(), "a refused start must not create a database"
+
+
+def test_postgres_up_recommends_a_pg_dump_or_runs_it(database_url, tmp_path):
+    url = database_url("postgres")
+    shown = strata("migrate", "up", "--no-backup", "--database-url", url, cwd=tmp_path)
+    assert shown.returncode == 0 and "pg_dump" not in shown.stdout
+    ok("migrate", "down", "--steps", "1", "--database-url", url, cwd=tmp_path)
+
+    advised = ok("migrate", "up", "--database-url", url, cwd=tmp_path)
+    assert "back up first (or pass --pg-dump): pg_dump --format=custom" in advised
+    assert "applied 1 migration(s)" in advised
+    ok("migrate", "down", "--steps", "1", "--database-url", url, cwd=tmp_path)
+
+    dump = tmp_path / "before.dump"
+    ran = ok(
+        "migrate", "up", "--pg-dump", "--dump-file", str(dump), "--database-url", url, cwd=tmp_path
+    )
+    assert "running pg_dump" in ran and "applied 1 migration(s)" in ran
+    assert dump.stat().st_size > 0 and dump.read_bytes().startswith(b"PGDMP")
+
+
+def test_postgres_up_stops_when_pg_dump_fails(database_url, tmp_path):
+    url = database_url("postgres")
+    failed = strata(
+        "migrate",
+        "up",
+        "--pg-dump",
+        "--dump-file",
+        str(tmp_path / "no" / "such" / "dir" / "x.dump"),
+        "--database-url",
+        url,
+        cwd=tmp_path,
+    )
+    assert failed.returncode == 2 and "pg_dump failed" in failed.stderr
+    assert "nothing was migrated" in failed.stderr
+    assert set(status(url, tmp_path).values()) == {"pending"}

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import duration_pb2
 
-from strata.v1 import records_pb2, records_pb2_grpc
+from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from tests.contract.helpers import to_struct
 from tests.support.server import StrataProcess
 
@@ -30,6 +32,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StrataP
         f"sqlite:///{workdir / 'strata.db'}",
         workdir,
         STRATA_METRICS_LISTEN=f"127.0.0.1:{port}",
+        STRATA_QUEUE_METRICS_SECONDS="0.2",
     )
     server.start()
     yield server, port
@@ -122,3 +125,32 @@ def test_request_ids_come_back_in_trailing_metadata(observed) -> None:
             )
         assert dict(raised.value.trailing_metadata())["x-request-id"] == "req-43"
         assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_queue_depth_and_age(observed) -> None:
+    server, port = observed
+    with server.channel() as channel:
+        stub = queue_pb2_grpc.QueueServiceStub(channel)
+        for _ in range(3):
+            stub.Enqueue(queue_pb2.EnqueueRequest(namespace="metrics", queue="mails"))
+        stub.Enqueue(
+            queue_pb2.EnqueueRequest(
+                namespace="metrics", queue="mails", delay=duration_pb2.Duration(seconds=600)
+            )
+        )
+        stub.LeaseJobs(queue_pb2.LeaseJobsRequest(namespace="metrics", queue="mails", max_jobs=1))
+    labels = {"namespace": "metrics", "queue": "mails"}
+    deadline = time.monotonic() + 10
+    while True:
+        text = _scrape(port)
+        counts = {
+            state: _value(text, "strata_queue_jobs", state=state, **labels)
+            for state in ("available", "scheduled", "leased")
+        }
+        if counts == {"available": 2, "scheduled": 1, "leased": 1}:
+            break
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.1)
+    time.sleep(0.5)
+    age = _value(_scrape(port), "strata_queue_oldest_available_age_seconds", **labels)
+    assert 0.4 < age < 30

@@ -6,6 +6,8 @@ audit entries they write, the errors of a lost lease), against a real PostgreSQL
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import re
 import uuid
 from collections import Counter
@@ -19,8 +21,18 @@ import pytest
 
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Actor
-from strata_server.core.queue import Job, NewJob, Stored, Visible
+from strata_server.core.queue import (
+    Job,
+    NewJob,
+    Stored,
+    Visible,
+    plan_ack,
+    plan_extend,
+    plan_lease,
+    plan_release,
+)
 from strata_server.storage.postgres import PostgresDatabase
+from strata_server.storage.postgres.queue import FIRST_TOKENS, _changed
 from tests.support.pg import PgServer
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
@@ -330,6 +342,23 @@ async def test_lease_pause_and_other_queue(db: PostgresDatabase, ns: str) -> Non
     assert await db.lease_jobs(ns, "q", 0, LEASE, actor=ACTOR) == []
 
 
+async def test_lease_more_than_first_tokens(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
+    created = await db.enqueue(
+        ns, [NewJob("q", {"i": i}, priority=i % 3) for i in range(50)], actor=ACTOR
+    )
+    assert FIRST_TOKENS < 45
+    leased = await db.lease_jobs(ns, "q", 45, LEASE, actor=ACTOR, token_prefix="p")
+    order = sorted(created, key=lambda job: (-job.priority, job.run_time, job.create_time, job.id))
+    assert [job.id for job in leased] == [job.id for job in order[:45]]
+    assert len({job.lease_token for job in leased}) == 45
+    assert all((job.lease_token or "").startswith("p.") for job in leased)
+    assert len(await db.lease_jobs(ns, "q", 45, LEASE, actor=ACTOR)) == 5
+    counts = await sql(
+        pg, "SELECT action, count(*) FROM audit_log WHERE namespace = %s GROUP BY 1", ns
+    )
+    assert dict(counts) == {"enqueue": 50, "lease": 50}
+
+
 async def test_concurrent_drain_with_acks(db: PostgresDatabase, pg: PgServer, ns: str) -> None:
     await db.enqueue(ns, [NewJob("q", {"i": i}) for i in range(300)], actor=ACTOR)
     acked: Counter[str] = Counter()
@@ -347,3 +376,100 @@ async def test_concurrent_drain_with_acks(db: PostgresDatabase, pg: PgServer, ns
         pg, "SELECT action, count(*) FROM audit_log WHERE namespace = %s GROUP BY 1", ns
     )
     assert dict(counts) == {"enqueue": 300, "lease": 300, "ack": 300}
+
+
+# --- The SQL transitions are core.queue's ----------------------------------------------
+
+
+def public(job: Job) -> Job:
+    return dataclasses.replace(job, lease_token=None)
+
+
+async def audit_of(pg: PgServer, ns: str, id: str, action: str) -> tuple[int, list[str]]:
+    """(version, changed_fields) of the newest `action` entry of job `id`."""
+    rows = await sql(
+        pg,
+        "SELECT version, changed_fields FROM audit_log WHERE namespace = %s AND entity_id = %s "
+        "AND action = %s ORDER BY seq DESC LIMIT 1",
+        ns,
+        id,
+        action,
+    )
+    return rows[0]
+
+
+async def test_sql_transitions_match_core_plans(
+    db: PostgresDatabase, pg: PgServer, ns: str
+) -> None:
+    """Each one-statement transition writes, returns and audits exactly what
+    core.queue plans for the job it found, at the time it wrote (update_time)."""
+    # lease of a ready job
+    ready = await put(db, ns, payload={"k": [1, 2]}, max_attempts=2, priority=1)
+    before = await db.get_job(ns, ready.id)
+    [leased] = await db.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    assert leased.lease_token is not None
+    planned = plan_lease(before, leased.lease_token, LEASE, leased.update_time)
+    assert leased == planned
+    assert await audit_of(pg, ns, ready.id, "lease") == (
+        planned.attempt,
+        json.loads(_changed(before, planned)),
+    )
+    # extend
+    extended = await db.extend_lease(ns, ready.id, leased.lease_token, LEASE * 2, actor=ACTOR)
+    planned = plan_extend(leased, leased.lease_token, LEASE * 2, extended.update_time)
+    assert extended == planned
+    assert await audit_of(pg, ns, ready.id, "extend") == (1, json.loads(_changed(leased, planned)))
+    # release
+    released = await db.release_job(ns, ready.id, leased.lease_token, actor=ACTOR)
+    planned = plan_release(extended, leased.lease_token, released.update_time)
+    assert released == public(planned)
+    assert await audit_of(pg, ns, ready.id, "release") == (
+        0,
+        json.loads(_changed(extended, planned)),
+    )
+    # lease again, expire, reclaim (attempt 2 of 2)
+    [first] = await db.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    await expire_leases(pg, ns)
+    expired = dataclasses.replace(
+        first, lease_expire_time=(await db.get_job(ns, ready.id)).lease_expire_time
+    )
+    [reclaimed] = await db.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    assert reclaimed.lease_token is not None
+    planned = plan_lease(expired, reclaimed.lease_token, LEASE, reclaimed.update_time)
+    assert reclaimed == planned and reclaimed.attempt == 2
+    assert await audit_of(pg, ns, ready.id, "lease") == (2, json.loads(_changed(expired, planned)))
+    # ack with a result
+    done = await db.ack_job(ns, ready.id, reclaimed.lease_token, {"r": 1.5}, actor=ACTOR)
+    planned = plan_ack(reclaimed, reclaimed.lease_token, {"r": 1.5}, done.update_time)
+    assert done == public(planned)
+    assert await audit_of(pg, ns, ready.id, "ack") == (2, json.loads(_changed(reclaimed, planned)))
+    # death of an expired lease on its last attempt
+    doomed = await put(db, ns, max_attempts=1)
+    [last] = await db.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    assert last.id == doomed.id
+    await expire_leases(pg, ns)
+    expired = dataclasses.replace(
+        last, lease_expire_time=(await db.get_job(ns, doomed.id)).lease_expire_time
+    )
+    assert await db.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR) == []
+    dead = await db.get_job(ns, doomed.id)
+    planned = plan_lease(expired, "unused", LEASE, dead.update_time)
+    assert planned.state is Stored.DEAD and dead == planned
+    assert await audit_of(pg, ns, doomed.id, "dead") == (1, json.loads(_changed(expired, planned)))
+
+
+async def test_queue_depths(db: PostgresDatabase, ns: str) -> None:
+    for _ in range(3):
+        await put(db, ns)
+    await put(db, ns, run_time=datetime.now(UTC) + timedelta(hours=1))
+    await put(db, ns, queue="other")
+    await lease_one(db, ns)
+    await asyncio.sleep(0.05)
+    depths = {
+        (d.queue, d.available, d.scheduled, d.leased)
+        for d in await db.queue_depths()
+        if d.namespace == ns
+    }
+    assert depths == {("q", 2, 1, 1), ("other", 1, 0, 0)}
+    [q] = [d for d in await db.queue_depths() if d.namespace == ns and d.queue == "q"]
+    assert 0.04 < q.oldest_available_seconds < 30

@@ -35,6 +35,7 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     Record,
+    RecordRef,
     SearchQuery,
     UpdateRecord,
     Write,
@@ -358,10 +359,10 @@ async def test_expiry_and_purge(db: PostgresDatabase, pg: PgServer, ns: str) -> 
     assert isinstance(cleared, Record) and cleared.expire_time is None
     assert kept.expire_time == future
 
-    purged = 0
+    purged = []
     while batch := await db.purge_expired(100):
         purged += batch
-    assert purged >= 1
+    assert RecordRef(ns, "c", "old") in purged
     assert await sql(pg, "SELECT id FROM records WHERE namespace = %s ORDER BY id", ns) == [
         ("again",),
         ("kept",),
@@ -373,7 +374,7 @@ async def test_expiry_and_purge(db: PostgresDatabase, pg: PgServer, ns: str) -> 
         ns,
     )
     assert audits == [("system", "c/old", 1, ["data.a", "data.b"])]
-    assert await db.purge_expired(0) == 0
+    assert await db.purge_expired(0) == []
 
 
 async def test_facts_and_migrations_up_down_up(pg: PgServer, db: PostgresDatabase) -> None:

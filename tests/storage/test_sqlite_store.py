@@ -31,6 +31,7 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     Record,
+    RecordRef,
     SearchQuery,
     UpdateRecord,
     Write,
@@ -318,10 +319,13 @@ async def test_purge_expired(db: SqliteDatabase, db_path: str) -> None:
     for i in range(3):
         await create(db, f"old{i}", {"i": i}, expire_time=PAST + timedelta(seconds=i))
     await create(db, "live", {}, expire_time=datetime.now(UTC) + timedelta(hours=1))
-    assert await db.purge_expired(2) == 2
-    assert await db.purge_expired(10) == 1
-    assert await db.purge_expired(10) == 0
-    assert await db.purge_expired(0) == 0
+    assert await db.purge_expired(2) == [
+        RecordRef(NS, "tasks", "old0"),
+        RecordRef(NS, "tasks", "old1"),
+    ]
+    assert await db.purge_expired(10) == [RecordRef(NS, "tasks", "old2")]
+    assert await db.purge_expired(10) == []
+    assert await db.purge_expired(0) == []
     assert (await db.get_record(NS, "tasks", "live")).id == "live"
     with raw(db_path) as conn:
         rows = conn.execute(

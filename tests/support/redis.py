@@ -3,6 +3,7 @@
     server = RedisServer(tmp_path)   # working dir for its log
     url = server.start()             # redis://127.0.0.1:<port>/0 once it answers PING
     server.stop()                    # SIGTERM to this server's PID, and wait
+    server.kill()                    # SIGKILL to this server's PID (a crash)
     server.start()                   # again on the same port
 
 Needs `redis-server` on PATH (`make system-deps` installs it).
@@ -100,6 +101,19 @@ class RedisServer:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait(timeout)
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def kill(self) -> None:
+        """SIGKILL this server's PID, as a crash would, and reap it."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            process.kill()
+            process.wait(15)
         finally:
             if self._log is not None:
                 self._log.close()

@@ -20,12 +20,13 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _queue_requests, _requests, _transcript_requests
+from strata import _cache_requests, _queue_requests, _requests, _transcript_requests
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
 from strata.v1 import (
     admin_pb2_grpc,
+    cache_pb2_grpc,
     queue_pb2_grpc,
     records_pb2_grpc,
     transaction_pb2_grpc,
@@ -130,6 +131,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
             "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
             "transcripts": transcripts_pb2_grpc.TranscriptServiceStub(self._channel),
+            "cache": cache_pb2_grpc.CacheServiceStub(self._channel),
         }
 
     def __repr__(self) -> str:
@@ -189,3 +191,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     seal_transcript = unary(_transcript_requests.seal_transcript)
     delete_transcript = unary(_transcript_requests.delete_transcript)
     search_transcripts = paged(_transcript_requests.search_transcripts)
+
+    cache_get = unary(_cache_requests.cache_get)
+    cache_set = unary(_cache_requests.cache_set)
+    cache_delete = unary(_cache_requests.cache_delete)

@@ -33,7 +33,7 @@ RespT = TypeVar("RespT")
 OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 
-Service = Literal["records", "transactions", "admin", "queue", "transcripts"]
+Service = Literal["records", "transactions", "admin", "queue", "transcripts", "cache"]
 """Which generated stub serves a call."""
 
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
 from strata_server import __version__
-from strata_server.api.convert import set_timestamp, to_datetime
-from strata_server.api.errors import unary
-from strata_server.core import errors, models, validation
+from strata_server.api.convert import actor, set_timestamp, to_datetime
+from strata_server.api.errors import streaming, unary
+from strata_server.api.queue import job_state
+from strata_server.cleanup import Cleanup
+from strata_server.core import errors, models, queue, validation
+from strata_server.core.indexes import RecordIndex, parse_field
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.retention import CleanupReport, RetentionPolicy, Target, check_policy
 from strata_server.storage.ports import Database
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -31,10 +36,19 @@ class Backends:
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     """Server information for operators and clients."""
 
-    def __init__(self, database: Database, backends: Backends, start_time: datetime) -> None:
+    def __init__(
+        self,
+        database: Database,
+        backends: Backends,
+        start_time: datetime,
+        cache_stats: Callable[[], models.CacheStats] = models.CacheStats,
+        cleanup: Cleanup | None = None,
+    ) -> None:
         self._database = database
+        self._cleanup = cleanup or Cleanup(database, keep_completed=timedelta(days=7))
         self._backends = backends
         self._start_time = start_time
+        self._cache_stats = cache_stats
 
     @unary
     async def GetServerInfo(
@@ -51,6 +65,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             task_count=len(asyncio.all_tasks()),
         )
         response.start_time.FromDatetime(self._start_time)
+        stats = self._cache_stats()
+        response.cache_stats.CopyFrom(
+            admin_pb2.CacheStats(
+                record_cache_enabled=stats.enabled,
+                available=stats.available,
+                hits=stats.hits,
+                misses=stats.misses,
+                bypassed=stats.bypassed,
+                outages=stats.outages,
+                pending_invalidations=stats.pending_invalidations,
+            )
+        )
         return response
 
     @unary
@@ -99,8 +125,213 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             next_page_token=encode_token(digest, page.last_key) if page.last_key else "",
         )
 
+    @streaming
+    async def CreateIndex(
+        self, request: admin_pb2.CreateIndexRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        path = parse_field(request.field)
+        events = self._database.create_index(
+            namespace, collection, path, actor=actor(context.invocation_metadata())
+        )
+        async for event in events:
+            if isinstance(event, models.Progress):
+                yield admin_pb2.CreateIndexResponse(progress=progress_to_proto(event))
+            else:
+                yield admin_pb2.CreateIndexResponse(index=_index_to_proto(event))
+
+    @unary
+    async def ListIndexes(
+        self, request: admin_pb2.ListIndexesRequest, context: Context
+    ) -> admin_pb2.ListIndexesResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection) if request.collection else None
+        found = await self._database.list_indexes(namespace, collection)
+        return admin_pb2.ListIndexesResponse(indexes=[_index_to_proto(index) for index in found])
+
+    @unary
+    async def DropIndex(
+        self, request: admin_pb2.DropIndexRequest, context: Context
+    ) -> admin_pb2.DropIndexResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        path = parse_field(request.field)
+        await self._database.drop_index(
+            namespace, collection, path, actor=actor(context.invocation_metadata())
+        )
+        return admin_pb2.DropIndexResponse()
+
+    @unary
+    async def SetRetentionPolicy(
+        self, request: admin_pb2.SetRetentionPolicyRequest, context: Context
+    ) -> admin_pb2.RetentionPolicy:
+        namespace = validation.namespace(request.namespace)
+        target = _target(request.target)
+        try:
+            max_age = request.max_age.ToTimedelta()
+        except (OverflowError, ValueError):
+            raise errors.InvalidArgument.field(
+                "max_age", "must be from 1 second to 100 years"
+            ) from None
+        check_policy(target, request.selector, max_age)
+        saved = await self._database.set_retention(
+            RetentionPolicy(namespace, target, request.selector, max_age),
+            actor=actor(context.invocation_metadata()),
+        )
+        return _policy_to_proto(saved)
+
+    @unary
+    async def ListRetentionPolicies(
+        self, request: admin_pb2.ListRetentionPoliciesRequest, context: Context
+    ) -> admin_pb2.ListRetentionPoliciesResponse:
+        namespace = validation.namespace(request.namespace)
+        found = await self._database.list_retention(namespace)
+        found.sort(key=lambda policy: (_TARGET_ENUMS[policy.target], policy.selector))
+        return admin_pb2.ListRetentionPoliciesResponse(
+            policies=[_policy_to_proto(policy) for policy in found]
+        )
+
+    @unary
+    async def DeleteRetentionPolicy(
+        self, request: admin_pb2.DeleteRetentionPolicyRequest, context: Context
+    ) -> admin_pb2.DeleteRetentionPolicyResponse:
+        namespace = validation.namespace(request.namespace)
+        target = _target(request.target)
+        await self._database.delete_retention(
+            namespace, target, request.selector, actor=actor(context.invocation_metadata())
+        )
+        return admin_pb2.DeleteRetentionPolicyResponse()
+
+    @unary
+    async def GetUsage(
+        self, request: admin_pb2.GetUsageRequest, context: Context
+    ) -> admin_pb2.GetUsageResponse:
+        if request.all_namespaces and request.namespace:
+            raise errors.InvalidArgument.field(
+                "namespace", "must be empty when all_namespaces is set"
+            )
+        namespace = None if request.all_namespaces else validation.namespace(request.namespace)
+        found = await self._database.usage(namespace)
+        if namespace is not None and not found:
+            found = [models.NamespaceUsage(namespace)]
+        response = admin_pb2.GetUsageResponse(namespaces=[_usage_to_proto(u) for u in found])
+        total = response.total
+        jobs: dict[int, int] = {}
+        for usage in response.namespaces:
+            total.record_count += usage.record_count
+            total.record_bytes += usage.record_bytes
+            total.job_count += usage.job_count
+            for count in usage.jobs:
+                jobs[count.state] = jobs.get(count.state, 0) + count.count
+        total.jobs.extend(
+            admin_pb2.JobStateCount(state=state, count=count)  # type: ignore[arg-type]
+            for state, count in sorted(jobs.items())
+        )
+        return response
+
+    @streaming
+    async def RunCleanup(
+        self, request: admin_pb2.RunCleanupRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
+        if request.all_namespaces and request.namespace:
+            raise errors.InvalidArgument.field(
+                "namespace", "must be empty when all_namespaces is set"
+            )
+        namespace = None if request.all_namespaces else validation.namespace(request.namespace)
+        async for event in self._cleanup.run(namespace=namespace, dry_run=request.dry_run):
+            if isinstance(event, models.Progress):
+                yield admin_pb2.RunCleanupResponse(progress=progress_to_proto(event))
+            else:
+                yield admin_pb2.RunCleanupResponse(report=_report_to_proto(event))
+
 
 MAX_FILTER_CHARS = 512
+
+_TARGETS: dict[int, Target] = {
+    admin_pb2.RETENTION_TARGET_RECORDS: Target.RECORDS,
+    admin_pb2.RETENTION_TARGET_COMPLETED_JOBS: Target.COMPLETED_JOBS,
+    admin_pb2.RETENTION_TARGET_DEAD_JOBS: Target.DEAD_JOBS,
+}
+_TARGET_ENUMS = {
+    target: admin_pb2.RetentionTarget.ValueType(value) for value, target in _TARGETS.items()
+}
+
+
+def _target(value: int) -> Target:
+    target = _TARGETS.get(value)
+    if target is None:
+        raise errors.InvalidArgument.field(
+            "target", "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS or _DEAD_JOBS"
+        )
+    return target
+
+
+def _policy_to_proto(policy: RetentionPolicy) -> admin_pb2.RetentionPolicy:
+    message = admin_pb2.RetentionPolicy(
+        namespace=policy.namespace, target=_TARGET_ENUMS[policy.target], selector=policy.selector
+    )
+    message.max_age.FromTimedelta(policy.max_age)
+    if policy.create_time is not None:
+        set_timestamp(message.create_time, policy.create_time)
+    if policy.update_time is not None:
+        set_timestamp(message.update_time, policy.update_time)
+    return message
+
+
+def _usage_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage:
+    jobs = sorted((job_state(queue.Visible(state)), count) for state, count in usage.jobs)
+    return admin_pb2.NamespaceUsage(
+        namespace=usage.namespace,
+        record_count=usage.records,
+        record_bytes=usage.record_bytes,
+        collections=[
+            admin_pb2.CollectionUsage(
+                collection=c.collection, record_count=c.records, record_bytes=c.bytes
+            )
+            for c in usage.collections
+        ],
+        job_count=sum(count for _, count in usage.jobs),
+        jobs=[admin_pb2.JobStateCount(state=state, count=count) for state, count in jobs],
+    )
+
+
+def _report_to_proto(report: CleanupReport) -> admin_pb2.CleanupReport:
+    message = admin_pb2.CleanupReport(
+        dry_run=report.dry_run,
+        total=report.total,
+        steps=[
+            admin_pb2.CleanupStep(
+                name=step.name,
+                target=step.target,
+                namespace=step.namespace or "",
+                selector=step.selector,
+                count=step.count,
+            )
+            for step in report.steps
+        ],
+    )
+    set_timestamp(message.start_time, report.started)
+    set_timestamp(message.end_time, report.finished)
+    return message
+
+
+def progress_to_proto(progress: models.Progress) -> admin_pb2.Progress:
+    """The Progress message every long admin operation streams."""
+    return admin_pb2.Progress(
+        phase=progress.phase, done=progress.done, total=progress.total, unit=progress.unit
+    )
+
+
+def _index_to_proto(index: RecordIndex) -> admin_pb2.Index:
+    message = admin_pb2.Index(
+        collection=index.collection,
+        field=index.field,
+        index_name=index.index_name,
+        ready=index.ready,
+    )
+    set_timestamp(message.create_time, index.create_time)
+    return message
 
 
 def _audit_to_proto(entry: models.LoggedAudit) -> admin_pb2.AuditEntry:

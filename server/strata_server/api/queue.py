@@ -42,6 +42,11 @@ _STATES = {
 _VISIBLE = {value: key for key, value in _STATES.items()}
 
 
+def job_state(state: queue.Visible) -> queue_pb2.JobState.ValueType:
+    """The wire enum of a visible job state."""
+    return _STATES[state]
+
+
 def topic(namespace: str, queue_name: str) -> str:
     """The events topic that wakes consumers of one queue."""
     return f"queue:{namespace}:{queue_name}"

@@ -3,8 +3,9 @@ audit details) and must read back exactly."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from strata_server.core.jsontypes import JSON
@@ -89,3 +90,47 @@ def results_from_json(value: list[Any]) -> list[WriteResult]:
             deleted = item["deleted"]
             out.append(Deleted(deleted["collection"], deleted["id"], deleted["existed"]))
     return out
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(value: datetime) -> int:
+    delta = value - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def record_to_cache(record: Record) -> bytes:
+    """A record as the record cache stores it: compact JSON of what its key does not
+    already say (version, times as integer microseconds, data)."""
+    expire = _micros(record.expire_time) if record.expire_time is not None else None
+    return json.dumps(
+        [
+            record.version,
+            _micros(record.create_time),
+            _micros(record.update_time),
+            expire,
+            record.data,
+        ],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def record_from_cache(namespace: str, collection: str, id: str, value: bytes) -> Record:
+    """Inverse of record_to_cache, for the record under (namespace, collection, id)."""
+    version, create, update, expire, data = json.loads(value)
+    return Record(
+        namespace,
+        collection,
+        id,
+        data,
+        version,
+        _from_micros(create),
+        _from_micros(update),
+        _from_micros(expire) if expire is not None else None,
+    )

@@ -175,6 +175,7 @@ CHANGE_KINDS = {
     "update": ChangeKind.UPDATED,
     "delete": ChangeKind.DELETED,
     "expire": ChangeKind.DELETED,
+    "retention": ChangeKind.DELETED,
 }
 """The record audit actions that are changes, and the kind of each."""
 
@@ -203,6 +204,58 @@ class ChangeBatch:
 
     changes: Sequence[RecordChange]
     cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a long operation has come, streamed before its result so a client
+    can draw a progress bar; `total` is 0 while unknown."""
+
+    phase: str
+    done: int
+    total: int
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionUsage:
+    """Live records of one collection and the bytes of their JSON data."""
+
+    collection: str
+    records: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    """What one namespace stores (GetUsage); `jobs` counts by visible state."""
+
+    namespace: str
+    collections: tuple[CollectionUsage, ...] = ()
+    jobs: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def records(self) -> int:
+        """Live records over every collection."""
+        return sum(c.records for c in self.collections)
+
+    @property
+    def record_bytes(self) -> int:
+        """Their JSON bytes."""
+        return sum(c.bytes for c in self.collections)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """The unfinished jobs of one queue, for the queue metrics."""
+
+    namespace: str
+    queue: str
+    available: int
+    scheduled: int
+    leased: int
+    oldest_available_seconds: float
+    """How long the oldest available job has waited (0: none waits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,3 +294,25 @@ class ServerFacts:
     backend: str
     schema_version: str
     capabilities: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """The record cache's counters in one process, for GetServerInfo and metrics."""
+
+    enabled: bool = False
+    available: bool = True
+    hits: int = 0
+    misses: int = 0
+    bypassed: int = 0
+    outages: int = 0
+    pending_invalidations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    """Which record: what a purge reports for each row it removed."""
+
+    namespace: str
+    collection: str
+    id: str

@@ -91,3 +91,31 @@ def request_id(value: str) -> str | None:
             "request_id", f"must be at most {REQUEST_ID_MAX} printable characters"
         )
     return value
+
+
+CACHE_KEY_MAX_BYTES = 512
+MAX_CACHE_TTL_SECONDS = 30 * 24 * 3600.0
+"""Longest TTL a CacheService Set may ask for: 30 days."""
+
+
+def cache_key(value: str, field: str = "key") -> str:
+    """A CacheService key: 1-512 bytes of UTF-8, printable (no control characters)."""
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    if len(value.encode()) > CACHE_KEY_MAX_BYTES:
+        raise InvalidArgument.field(field, f"must be at most {CACHE_KEY_MAX_BYTES} bytes of UTF-8")
+    if not value.isprintable():
+        raise InvalidArgument.field(field, "must not contain control characters")
+    return value
+
+
+def cache_ttl(seconds: float | None, default: float, field: str = "ttl") -> float:
+    """A CacheService TTL in seconds: `default` when unset (None), else positive and
+    at most MAX_CACHE_TTL_SECONDS."""
+    if seconds is None:
+        return default
+    if seconds <= 0:
+        raise InvalidArgument.field(field, "must be positive (leave it unset for the default)")
+    if seconds > MAX_CACHE_TTL_SECONDS:
+        raise InvalidArgument.field(field, "must be at most 30 days")
+    return seconds

@@ -114,21 +114,36 @@ def backup_sqlite(path: str, backups: Path | None = None) -> Path | None:
     return destination
 
 
-def up(target: DatabaseTarget, *, backup: bool = True) -> tuple[list[str], Path | None]:
-    """Apply pending migrations; for SQLite with `backup`, copy the file first.
+def up(
+    target: DatabaseTarget,
+    *,
+    backup: bool = True,
+    applied: Callable[[str], None] | None = None,
+    starting: Callable[[list[str]], None] | None = None,
+) -> tuple[list[str], Path | None]:
+    """Apply pending migrations one by one (calling `starting` with their ids, then
+    `applied` with each id, for a progress bar); for SQLite with `backup`, copy the
+    file first.
 
     Returns the ids applied and the backup's path (if one was made)."""
     # Only a file that existed before this call can hold anything worth a backup.
     existed = target.kind == "sqlite" and Path(target.path).exists()
     todo = pending(target)
+    if starting is not None:
+        starting(todo)
     saved = None
     if todo and backup and existed:
         saved = backup_sqlite(target.path)
     if todo:
-        _with_backend(
-            target,
-            lambda backend, migrations: backend.apply_migrations(backend.to_apply(migrations)),
-        )
+
+        def apply(backend: Any, migrations: Any) -> None:
+            chosen = backend.to_apply(migrations)
+            for index in range(len(chosen)):
+                backend.apply_migrations(chosen[index : index + 1])
+                if applied is not None:
+                    applied(chosen[index].id)
+
+        _with_backend(target, apply)
     return todo, saved
 
 

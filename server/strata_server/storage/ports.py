@@ -7,12 +7,14 @@ driver exceptions at their boundary (an unreachable database is `Unavailable`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from strata_server.core.filters import Filter
+from strata_server.core.indexes import RecordIndex
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -21,8 +23,12 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
+    NamespaceUsage,
     Page,
+    Progress,
+    QueueDepth,
     Record,
+    RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
@@ -30,6 +36,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
@@ -116,8 +123,27 @@ class RecordStore(Protocol):
         """
         ...
 
-    async def purge_expired(self, limit: int) -> int:
-        """Delete up to `limit` expired records (with audit entries); return how many."""
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
+        """Delete up to `limit` expired records (with audit entries); return which."""
+        ...
+
+
+class RecordCleanup(Protocol):
+    """What a cleanup run removes of records, beyond the expiry purge."""
+
+    async def count_expired(self) -> int:
+        """Records whose expire_time has passed, in every namespace."""
+        ...
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        """Records of a collection last written before `before`."""
+        ...
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        """Delete up to `limit` of them, oldest first, each with a `retention` audit
+        entry; the refs deleted (a cache in front must forget them)."""
         ...
 
 
@@ -296,6 +322,74 @@ class TranscriptStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What `Cache.lookup` found under one key: the cached `value` (a hit), or a miss
+    with the `lease` this caller placed (it may fill the key), or a miss without one
+    (another reader holds the lease; read on, but do not fill)."""
+
+    value: bytes | None = None
+    lease: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One conditional write for `Cache.fill`: `value` for `ttl` seconds under `key`,
+    only if the key still holds `lease`; `value` None releases the lease instead."""
+
+    key: str
+    lease: str
+    value: bytes | None
+    ttl: float
+
+
+class Cache(Protocol):
+    """Bytes under string keys, one key space per namespace, each entry with a TTL.
+
+    A cache may drop any entry at any time (eviction under its memory bound), so
+    callers treat a miss as normal. `lookup` and `fill` are the race-free
+    read-through pair: a miss places a lease on the key, every `delete` (and any
+    eviction) removes it, and `fill` writes only over the caller's own lease. So a
+    value read from the database before a write can never be cached after that
+    write's invalidation. Adapters raise only `Unavailable` for backend failures.
+    """
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        """The value under `key`, or None."""
+        ...
+
+    async def set(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        """Store `value` under `key` for `ttl` seconds, replacing whatever is there."""
+        ...
+
+    async def delete(self, namespace: str, keys: Sequence[str]) -> int:
+        """Remove `keys` (values and leases alike); how many held either."""
+        ...
+
+    async def lookup(
+        self, namespace: str, keys: Sequence[str], lease_seconds: float
+    ) -> list[Lookup]:
+        """Each key's value, or for a key holding nothing a lease of `lease_seconds`
+        placed for this caller (all with one fresh token), position for position."""
+        ...
+
+    async def fill(self, namespace: str, fills: Sequence[Fill]) -> None:
+        """Apply each fill whose key still holds its lease; skip the others."""
+        ...
+
+    async def clear(self, namespace: str, prefix: str) -> None:
+        """Remove every key of `namespace` that starts with `prefix`."""
+        ...
+
+    async def ping(self) -> None:
+        """Return when the backend answers; raise Unavailable when it does not."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; the object is unusable afterwards."""
+        ...
+
+
 class Listener(Protocol):
     """Wakeups on a fixed set of topics, from `Events.listen` until `close`."""
 
@@ -352,7 +446,102 @@ class AuditLog(Protocol):
         ...
 
 
-class Database(RecordStore, QueueStore, TranscriptStore, AuditLog, Protocol):
+class RetentionStore(Protocol):
+    """Retention policies, and the finished jobs they remove."""
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        """Create or replace the policy of (namespace, target, selector)."""
+        ...
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        """Policies of a namespace (None: of every namespace)."""
+        ...
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        """Remove a policy; NotFound if there is none."""
+        ...
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        """Jobs in `state` ("completed" or "dead") finished before `before`, of a
+        namespace (None: any) and queue (None: any), less those `exclude` leaves
+        to other policies."""
+        ...
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        """Delete up to `limit` of those jobs, oldest first; how many went."""
+        ...
+
+    async def lead(self, name: str) -> bool:
+        """Whether this process holds the lock `name` among every process on this
+        database, taking it when it is free; once taken it stays held until this
+        process closes or loses its database session (PostgreSQL: a session
+        advisory lock; SQLite: a file lock beside the database)."""
+        ...
+
+
+class UsageReport(Protocol):
+    """What namespaces store, for GetUsage."""
+
+    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Per namespace (None: every namespace that stores anything), by name."""
+        ...
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Every queue with unfinished jobs, in every namespace."""
+        ...
+
+
+class IndexAdmin(Protocol):
+    """Secondary indexes declared on a data field of one collection."""
+
+    def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare an index on data `path` and build it unless built: progress
+        messages, then the index (not `ready` if a concurrent build by another
+        process has not finished). Declaring a declared index returns it."""
+        ...
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """The declarations of a namespace (or one collection), by collection and path."""
+        ...
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove a declaration (NotFound if none); the database index goes once no
+        declaration needs it."""
+        ...
+
+
+class Database(
+    RecordStore,
+    RecordCleanup,
+    QueueStore,
+    TranscriptStore,
+    AuditLog,
+    IndexAdmin,
+    RetentionStore,
+    UsageReport,
+    Protocol,
+):
     """A storage backend's lifecycle, on top of the data ports it serves."""
 
     def pool_stats(self) -> Mapping[str, int]:

@@ -22,26 +22,78 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from strata.v1 import queue_pb2 as strata_dot_v1_dot_queue__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15strata/v1/admin.proto\x12\tstrata.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\"\xc9\x02\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12)\n\x10\x64\x61tabase_backend\x18\x02 \x01(\tR\x0f\x64\x61tabaseBackend\x12#\n\rcache_backend\x18\x03 \x01(\tR\x0c\x63\x61\x63heBackend\x12!\n\x0c\x62lob_backend\x18\x04 \x01(\tR\x0b\x62lobBackend\x12%\n\x0eschema_version\x18\x05 \x01(\tR\rschemaVersion\x12\"\n\x0c\x63\x61pabilities\x18\x06 \x03(\tR\x0c\x63\x61pabilities\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x1d\n\ntask_count\x18\x08 \x01(\x03R\ttaskCount\"\xc8\x02\n\x17ListAuditEntriesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n\x06\x65ntity\x18\x02 \x01(\tR\x06\x65ntity\x12\x1b\n\tentity_id\x18\x03 \x01(\tR\x08\x65ntityId\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x05 \x01(\tR\x06\x61\x63tion\x12\x39\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1b\n\tpage_size\x18\x08 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\t \x01(\tR\tpageToken\"s\n\x18ListAuditEntriesResponse\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.strata.v1.AuditEntryR\x07\x65ntries\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x02\n\nAuditEntry\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x14\n\x05\x61\x63tor\x18\x03 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tR\x06\x61\x63tion\x12\x16\n\x06\x65ntity\x18\x05 \x01(\tR\x06\x65ntity\x12\x1b\n\tentity_id\x18\x06 \x01(\tR\x08\x65ntityId\x12\x18\n\x07version\x18\x07 \x01(\x03R\x07version\x12%\n\x0e\x63hanged_fields\x18\x08 \x03(\tR\rchangedFields\x12\x1d\n\nrequest_id\x18\t \x01(\tR\trequestId2\xbf\x01\n\x0c\x41\x64minService\x12R\n\rGetServerInfo\x12\x1f.strata.v1.GetServerInfoRequest\x1a .strata.v1.GetServerInfoResponse\x12[\n\x10ListAuditEntries\x12\".strata.v1.ListAuditEntriesRequest\x1a#.strata.v1.ListAuditEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15strata/v1/admin.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15strata/v1/queue.proto\"\x16\n\x14GetServerInfoRequest\"\x81\x03\n\x15GetServerInfoResponse\x12\x18\n\x07version\x18\x01 \x01(\tR\x07version\x12)\n\x10\x64\x61tabase_backend\x18\x02 \x01(\tR\x0f\x64\x61tabaseBackend\x12#\n\rcache_backend\x18\x03 \x01(\tR\x0c\x63\x61\x63heBackend\x12!\n\x0c\x62lob_backend\x18\x04 \x01(\tR\x0b\x62lobBackend\x12%\n\x0eschema_version\x18\x05 \x01(\tR\rschemaVersion\x12\"\n\x0c\x63\x61pabilities\x18\x06 \x03(\tR\x0c\x63\x61pabilities\x12\x39\n\nstart_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x36\n\x0b\x63\x61\x63he_stats\x18\x08 \x01(\x0b\x32\x15.strata.v1.CacheStatsR\ncacheStats\x12\x1d\n\ntask_count\x18\t \x01(\x03R\ttaskCount\"\xf3\x01\n\nCacheStats\x12\x30\n\x14record_cache_enabled\x18\x01 \x01(\x08R\x12recordCacheEnabled\x12\x1c\n\tavailable\x18\x02 \x01(\x08R\tavailable\x12\x12\n\x04hits\x18\x03 \x01(\x03R\x04hits\x12\x16\n\x06misses\x18\x04 \x01(\x03R\x06misses\x12\x1a\n\x08\x62ypassed\x18\x05 \x01(\x03R\x08\x62ypassed\x12\x18\n\x07outages\x18\x06 \x01(\x03R\x07outages\x12\x33\n\x15pending_invalidations\x18\x07 \x01(\x03R\x14pendingInvalidations\"\xc8\x02\n\x17ListAuditEntriesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x16\n\x06\x65ntity\x18\x02 \x01(\tR\x06\x65ntity\x12\x1b\n\tentity_id\x18\x03 \x01(\tR\x08\x65ntityId\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x05 \x01(\tR\x06\x61\x63tion\x12\x39\n\nstart_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x1b\n\tpage_size\x18\x08 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\t \x01(\tR\tpageToken\"s\n\x18ListAuditEntriesResponse\x12/\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x15.strata.v1.AuditEntryR\x07\x65ntries\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x02\n\nAuditEntry\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x14\n\x05\x61\x63tor\x18\x03 \x01(\tR\x05\x61\x63tor\x12\x16\n\x06\x61\x63tion\x18\x04 \x01(\tR\x06\x61\x63tion\x12\x16\n\x06\x65ntity\x18\x05 \x01(\tR\x06\x65ntity\x12\x1b\n\tentity_id\x18\x06 \x01(\tR\x08\x65ntityId\x12\x18\n\x07version\x18\x07 \x01(\x03R\x07version\x12%\n\x0e\x63hanged_fields\x18\x08 \x03(\tR\rchangedFields\x12\x1d\n\nrequest_id\x18\t \x01(\tR\trequestId\"^\n\x08Progress\x12\x14\n\x05phase\x18\x01 \x01(\tR\x05phase\x12\x12\n\x04\x64one\x18\x02 \x01(\x03R\x04\x64one\x12\x14\n\x05total\x18\x03 \x01(\x03R\x05total\x12\x12\n\x04unit\x18\x04 \x01(\tR\x04unit\"\xaf\x01\n\x05Index\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x14\n\x05\x66ield\x18\x02 \x01(\tR\x05\x66ield\x12\x1d\n\nindex_name\x18\x03 \x01(\tR\tindexName\x12\x14\n\x05ready\x18\x04 \x01(\x08R\x05ready\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"h\n\x12\x43reateIndexRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x14\n\x05\x66ield\x18\x03 \x01(\tR\x05\x66ield\"{\n\x13\x43reateIndexResponse\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x13.strata.v1.ProgressH\x00R\x08progress\x12(\n\x05index\x18\x02 \x01(\x0b\x32\x10.strata.v1.IndexH\x00R\x05indexB\x07\n\x05\x65vent\"R\n\x12ListIndexesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\"A\n\x13ListIndexesResponse\x12*\n\x07indexes\x18\x01 \x03(\x0b\x32\x10.strata.v1.IndexR\x07indexes\"f\n\x10\x44ropIndexRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x14\n\x05\x66ield\x18\x03 \x01(\tR\x05\x66ield\"\x13\n\x11\x44ropIndexResponse\"\xad\x02\n\x0fRetentionPolicy\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x32\n\x06target\x18\x02 \x01(\x0e\x32\x1a.strata.v1.RetentionTargetR\x06target\x12\x1a\n\x08selector\x18\x03 \x01(\tR\x08selector\x12\x32\n\x07max_age\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06maxAge\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xbd\x01\n\x19SetRetentionPolicyRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x32\n\x06target\x18\x02 \x01(\x0e\x32\x1a.strata.v1.RetentionTargetR\x06target\x12\x1a\n\x08selector\x18\x03 \x01(\tR\x08selector\x12\x32\n\x07max_age\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06maxAge\"<\n\x1cListRetentionPoliciesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\"W\n\x1dListRetentionPoliciesResponse\x12\x36\n\x08policies\x18\x01 \x03(\x0b\x32\x1a.strata.v1.RetentionPolicyR\x08policies\"\x8c\x01\n\x1c\x44\x65leteRetentionPolicyRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x32\n\x06target\x18\x02 \x01(\x0e\x32\x1a.strata.v1.RetentionTargetR\x06target\x12\x1a\n\x08selector\x18\x03 \x01(\tR\x08selector\"\x1f\n\x1d\x44\x65leteRetentionPolicyResponse\"q\n\x11RunCleanupRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n\x0e\x61ll_namespaces\x18\x02 \x01(\x08R\rallNamespaces\x12\x17\n\x07\x64ry_run\x18\x03 \x01(\x08R\x06\x64ryRun\"\x84\x01\n\x12RunCleanupResponse\x12\x31\n\x08progress\x18\x01 \x01(\x0b\x32\x13.strata.v1.ProgressH\x00R\x08progress\x12\x32\n\x06report\x18\x02 \x01(\x0b\x32\x18.strata.v1.CleanupReportH\x00R\x06reportB\x07\n\x05\x65vent\"\xde\x01\n\rCleanupReport\x12\x17\n\x07\x64ry_run\x18\x01 \x01(\x08R\x06\x64ryRun\x12,\n\x05steps\x18\x02 \x03(\x0b\x32\x16.strata.v1.CleanupStepR\x05steps\x12\x14\n\x05total\x18\x03 \x01(\x03R\x05total\x12\x39\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"\x89\x01\n\x0b\x43leanupStep\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n\x06target\x18\x02 \x01(\tR\x06target\x12\x1c\n\tnamespace\x18\x03 \x01(\tR\tnamespace\x12\x1a\n\x08selector\x18\x04 \x01(\tR\x08selector\x12\x14\n\x05\x63ount\x18\x05 \x01(\x03R\x05\x63ount\"V\n\x0fGetUsageRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12%\n\x0e\x61ll_namespaces\x18\x02 \x01(\x08R\rallNamespaces\"~\n\x10GetUsageResponse\x12\x39\n\nnamespaces\x18\x01 \x03(\x0b\x32\x19.strata.v1.NamespaceUsageR\nnamespaces\x12/\n\x05total\x18\x02 \x01(\x0b\x32\x19.strata.v1.NamespaceUsageR\x05total\"\xfd\x01\n\x0eNamespaceUsage\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12!\n\x0crecord_count\x18\x02 \x01(\x03R\x0brecordCount\x12!\n\x0crecord_bytes\x18\x03 \x01(\x03R\x0brecordBytes\x12<\n\x0b\x63ollections\x18\x04 \x03(\x0b\x32\x1a.strata.v1.CollectionUsageR\x0b\x63ollections\x12\x1b\n\tjob_count\x18\x05 \x01(\x03R\x08jobCount\x12,\n\x04jobs\x18\x06 \x03(\x0b\x32\x18.strata.v1.JobStateCountR\x04jobs\"w\n\x0f\x43ollectionUsage\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12!\n\x0crecord_count\x18\x02 \x01(\x03R\x0brecordCount\x12!\n\x0crecord_bytes\x18\x03 \x01(\x03R\x0brecordBytes\"P\n\rJobStateCount\x12)\n\x05state\x18\x01 \x01(\x0e\x32\x13.strata.v1.JobStateR\x05state\x12\x14\n\x05\x63ount\x18\x02 \x01(\x03R\x05\x63ount*\x96\x01\n\x0fRetentionTarget\x12 \n\x1cRETENTION_TARGET_UNSPECIFIED\x10\x00\x12\x1c\n\x18RETENTION_TARGET_RECORDS\x10\x01\x12#\n\x1fRETENTION_TARGET_COMPLETED_JOBS\x10\x02\x12\x1e\n\x1aRETENTION_TARGET_DEAD_JOBS\x10\x03\x32\xe7\x06\n\x0c\x41\x64minService\x12R\n\rGetServerInfo\x12\x1f.strata.v1.GetServerInfoRequest\x1a .strata.v1.GetServerInfoResponse\x12[\n\x10ListAuditEntries\x12\".strata.v1.ListAuditEntriesRequest\x1a#.strata.v1.ListAuditEntriesResponse\x12N\n\x0b\x43reateIndex\x12\x1d.strata.v1.CreateIndexRequest\x1a\x1e.strata.v1.CreateIndexResponse0\x01\x12L\n\x0bListIndexes\x12\x1d.strata.v1.ListIndexesRequest\x1a\x1e.strata.v1.ListIndexesResponse\x12\x46\n\tDropIndex\x12\x1b.strata.v1.DropIndexRequest\x1a\x1c.strata.v1.DropIndexResponse\x12V\n\x12SetRetentionPolicy\x12$.strata.v1.SetRetentionPolicyRequest\x1a\x1a.strata.v1.RetentionPolicy\x12j\n\x15ListRetentionPolicies\x12\'.strata.v1.ListRetentionPoliciesRequest\x1a(.strata.v1.ListRetentionPoliciesResponse\x12j\n\x15\x44\x65leteRetentionPolicy\x12\'.strata.v1.DeleteRetentionPolicyRequest\x1a(.strata.v1.DeleteRetentionPolicyResponse\x12\x43\n\x08GetUsage\x12\x1a.strata.v1.GetUsageRequest\x1a\x1b.strata.v1.GetUsageResponse\x12K\n\nRunCleanup\x12\x1c.strata.v1.RunCleanupRequest\x1a\x1d.strata.v1.RunCleanupResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'strata.v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=69
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=91
-  _globals['_GETSERVERINFORESPONSE']._serialized_start=94
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=423
-  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=426
-  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=754
-  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=756
-  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=871
-  _globals['_AUDITENTRY']._serialized_start=874
-  _globals['_AUDITENTRY']._serialized_end=1147
-  _globals['_ADMINSERVICE']._serialized_start=1150
-  _globals['_ADMINSERVICE']._serialized_end=1341
+  _globals['_RETENTIONTARGET']._serialized_start=4401
+  _globals['_RETENTIONTARGET']._serialized_end=4551
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=124
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=146
+  _globals['_GETSERVERINFORESPONSE']._serialized_start=149
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=534
+  _globals['_CACHESTATS']._serialized_start=537
+  _globals['_CACHESTATS']._serialized_end=780
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_start=783
+  _globals['_LISTAUDITENTRIESREQUEST']._serialized_end=1111
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_start=1113
+  _globals['_LISTAUDITENTRIESRESPONSE']._serialized_end=1228
+  _globals['_AUDITENTRY']._serialized_start=1231
+  _globals['_AUDITENTRY']._serialized_end=1504
+  _globals['_PROGRESS']._serialized_start=1506
+  _globals['_PROGRESS']._serialized_end=1600
+  _globals['_INDEX']._serialized_start=1603
+  _globals['_INDEX']._serialized_end=1778
+  _globals['_CREATEINDEXREQUEST']._serialized_start=1780
+  _globals['_CREATEINDEXREQUEST']._serialized_end=1884
+  _globals['_CREATEINDEXRESPONSE']._serialized_start=1886
+  _globals['_CREATEINDEXRESPONSE']._serialized_end=2009
+  _globals['_LISTINDEXESREQUEST']._serialized_start=2011
+  _globals['_LISTINDEXESREQUEST']._serialized_end=2093
+  _globals['_LISTINDEXESRESPONSE']._serialized_start=2095
+  _globals['_LISTINDEXESRESPONSE']._serialized_end=2160
+  _globals['_DROPINDEXREQUEST']._serialized_start=2162
+  _globals['_DROPINDEXREQUEST']._serialized_end=2264
+  _globals['_DROPINDEXRESPONSE']._serialized_start=2266
+  _globals['_DROPINDEXRESPONSE']._serialized_end=2285
+  _globals['_RETENTIONPOLICY']._serialized_start=2288
+  _globals['_RETENTIONPOLICY']._serialized_end=2589
+  _globals['_SETRETENTIONPOLICYREQUEST']._serialized_start=2592
+  _globals['_SETRETENTIONPOLICYREQUEST']._serialized_end=2781
+  _globals['_LISTRETENTIONPOLICIESREQUEST']._serialized_start=2783
+  _globals['_LISTRETENTIONPOLICIESREQUEST']._serialized_end=2843
+  _globals['_LISTRETENTIONPOLICIESRESPONSE']._serialized_start=2845
+  _globals['_LISTRETENTIONPOLICIESRESPONSE']._serialized_end=2932
+  _globals['_DELETERETENTIONPOLICYREQUEST']._serialized_start=2935
+  _globals['_DELETERETENTIONPOLICYREQUEST']._serialized_end=3075
+  _globals['_DELETERETENTIONPOLICYRESPONSE']._serialized_start=3077
+  _globals['_DELETERETENTIONPOLICYRESPONSE']._serialized_end=3108
+  _globals['_RUNCLEANUPREQUEST']._serialized_start=3110
+  _globals['_RUNCLEANUPREQUEST']._serialized_end=3223
+  _globals['_RUNCLEANUPRESPONSE']._serialized_start=3226
+  _globals['_RUNCLEANUPRESPONSE']._serialized_end=3358
+  _globals['_CLEANUPREPORT']._serialized_start=3361
+  _globals['_CLEANUPREPORT']._serialized_end=3583
+  _globals['_CLEANUPSTEP']._serialized_start=3586
+  _globals['_CLEANUPSTEP']._serialized_end=3723
+  _globals['_GETUSAGEREQUEST']._serialized_start=3725
+  _globals['_GETUSAGEREQUEST']._serialized_end=3811
+  _globals['_GETUSAGERESPONSE']._serialized_start=3813
+  _globals['_GETUSAGERESPONSE']._serialized_end=3939
+  _globals['_NAMESPACEUSAGE']._serialized_start=3942
+  _globals['_NAMESPACEUSAGE']._serialized_end=4195
+  _globals['_COLLECTIONUSAGE']._serialized_start=4197
+  _globals['_COLLECTIONUSAGE']._serialized_end=4316
+  _globals['_JOBSTATECOUNT']._serialized_start=4318
+  _globals['_JOBSTATECOUNT']._serialized_end=4398
+  _globals['_ADMINSERVICE']._serialized_start=4554
+  _globals['_ADMINSERVICE']._serialized_end=5425
 # @@protoc_insertion_point(module_scope)

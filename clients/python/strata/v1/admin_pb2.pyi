@@ -5,9 +5,12 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from strata.v1 import queue_pb2 as _queue_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +21,44 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _RetentionTarget:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RetentionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RetentionTarget.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RETENTION_TARGET_UNSPECIFIED: _RetentionTarget.ValueType  # 0
+    """Not a target; refused."""
+    RETENTION_TARGET_RECORDS: _RetentionTarget.ValueType  # 1
+    """Records of one collection (`selector`), by last write (update_time)."""
+    RETENTION_TARGET_COMPLETED_JOBS: _RetentionTarget.ValueType  # 2
+    """Completed jobs of one queue (`selector`), or of every queue of the
+    namespace (empty selector), by finish time. Completed jobs no policy covers
+    are kept for the server's STRATA_COMPLETED_JOB_RETENTION_SECONDS.
+    """
+    RETENTION_TARGET_DEAD_JOBS: _RetentionTarget.ValueType  # 3
+    """Dead jobs of one queue, or of every queue, by finish time. Dead jobs no
+    policy covers are kept.
+    """
+
+class RetentionTarget(_RetentionTarget, metaclass=_RetentionTargetEnumTypeWrapper):
+    """What a retention policy removes."""
+
+RETENTION_TARGET_UNSPECIFIED: RetentionTarget.ValueType  # 0
+"""Not a target; refused."""
+RETENTION_TARGET_RECORDS: RetentionTarget.ValueType  # 1
+"""Records of one collection (`selector`), by last write (update_time)."""
+RETENTION_TARGET_COMPLETED_JOBS: RetentionTarget.ValueType  # 2
+"""Completed jobs of one queue (`selector`), or of every queue of the
+namespace (empty selector), by finish time. Completed jobs no policy covers
+are kept for the server's STRATA_COMPLETED_JOB_RETENTION_SECONDS.
+"""
+RETENTION_TARGET_DEAD_JOBS: RetentionTarget.ValueType  # 3
+"""Dead jobs of one queue, or of every queue, by finish time. Dead jobs no
+policy covers are kept.
+"""
+Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
 @_typing.final
 class GetServerInfoRequest(_message.Message):
@@ -49,13 +90,16 @@ class GetServerInfoResponse(_message.Message):
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
+    CACHE_STATS_FIELD_NUMBER: _builtins.int
     TASK_COUNT_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """The server's release, e.g. "0.1.0"."""
     database_backend: _builtins.str
     """Storage for records: "sqlite" or "postgres"."""
     cache_backend: _builtins.str
-    """Cache backend: "memory" or "redis"."""
+    """Cache backend: "memory" (in-process), "redis", or "none" when several
+    processes may serve the same data and no Redis is configured.
+    """
     blob_backend: _builtins.str
     """Blob backend: "disk" or "s3"."""
     schema_version: _builtins.str
@@ -73,6 +117,10 @@ class GetServerInfoResponse(_message.Message):
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """When this process started serving."""
 
+    @_builtins.property
+    def cache_stats(self) -> Global___CacheStats:
+        """This process's record cache counters since it started."""
+
     def __init__(
         self,
         *,
@@ -83,15 +131,68 @@ class GetServerInfoResponse(_message.Message):
         schema_version: _builtins.str = ...,
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
+        cache_stats: Global___CacheStats | None = ...,
         task_count: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["start_time", b"start_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache_stats", b"cache_stats", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "task_count", b"task_count", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "cache_stats", b"cache_stats", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "task_count", b"task_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetServerInfoResponse: _TypeAlias = GetServerInfoResponse  # noqa: Y015
+
+@_typing.final
+class CacheStats(_message.Message):
+    """The read-through record cache of one server process (GetRecord and
+    BatchGetRecords), counted since the process started.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_CACHE_ENABLED_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    HITS_FIELD_NUMBER: _builtins.int
+    MISSES_FIELD_NUMBER: _builtins.int
+    BYPASSED_FIELD_NUMBER: _builtins.int
+    OUTAGES_FIELD_NUMBER: _builtins.int
+    PENDING_INVALIDATIONS_FIELD_NUMBER: _builtins.int
+    record_cache_enabled: _builtins.bool
+    """Whether record reads go through the cache at all."""
+    available: _builtins.bool
+    """False while the cache backend is unreachable: record reads then go to the
+    database, and writes queue their invalidations until it is back.
+    """
+    hits: _builtins.int
+    """Records served from the cache."""
+    misses: _builtins.int
+    """Records the cache did not hold, read from the database."""
+    bypassed: _builtins.int
+    """Records read from the database because the cache backend was unreachable."""
+    outages: _builtins.int
+    """Times this process lost the cache backend (each logged once)."""
+    pending_invalidations: _builtins.int
+    """Invalidations that could not reach the cache yet and are retried before
+    this process uses the cache again.
+    """
+    def __init__(
+        self,
+        *,
+        record_cache_enabled: _builtins.bool = ...,
+        available: _builtins.bool = ...,
+        hits: _builtins.int = ...,
+        misses: _builtins.int = ...,
+        bypassed: _builtins.int = ...,
+        outages: _builtins.int = ...,
+        pending_invalidations: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "bypassed", b"bypassed", "hits", b"hits", "misses", b"misses", "outages", b"outages", "pending_invalidations", b"pending_invalidations", "record_cache_enabled", b"record_cache_enabled"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CacheStats: _TypeAlias = CacheStats  # noqa: Y015
 
 @_typing.final
 class ListAuditEntriesRequest(_message.Message):
@@ -238,3 +339,731 @@ class AuditEntry(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditEntry: _TypeAlias = AuditEntry  # noqa: Y015
+
+@_typing.final
+class Progress(_message.Message):
+    """How far a long operation has come, streamed before its result so a client
+    can draw a progress bar.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PHASE_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """What the operation is doing now, e.g. "building index"."""
+    done: _builtins.int
+    """Units done so far in this phase (blocks, rows, bytes: see `unit`)."""
+    total: _builtins.int
+    """Units the phase will do in all; 0 when not known yet."""
+    unit: _builtins.str
+    """What `done` and `total` count, e.g. "records" or "blocks"."""
+    def __init__(
+        self,
+        *,
+        phase: _builtins.str = ...,
+        done: _builtins.int = ...,
+        total: _builtins.int = ...,
+        unit: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "phase", b"phase", "total", b"total", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Progress: _TypeAlias = Progress  # noqa: Y015
+
+@_typing.final
+class Index(_message.Message):
+    """A secondary index declared on a data field of one collection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    INDEX_NAME_FIELD_NUMBER: _builtins.int
+    READY_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """The collection whose records it serves."""
+    field: _builtins.str
+    """The indexed field, as filters name it: "data.status", "data.customer.id"."""
+    index_name: _builtins.str
+    """The database index that serves it. On PostgreSQL one database index per
+    field serves every collection that declares that field.
+    """
+    ready: _builtins.bool
+    """False while the database index is still being built (or after a build that
+    failed): filters work but do not use it yet.
+    """
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was declared."""
+
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        field: _builtins.str = ...,
+        index_name: _builtins.str = ...,
+        ready: _builtins.bool = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "create_time", b"create_time", "field", b"field", "index_name", b"index_name", "ready", b"ready"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Index: _TypeAlias = Index  # noqa: Y015
+
+@_typing.final
+class CreateIndexRequest(_message.Message):
+    """Request for CreateIndex."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """The collection to index."""
+    field: _builtins.str
+    """The data field: "data.status", or a nested "data.customer.id"."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "field", b"field", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateIndexRequest: _TypeAlias = CreateIndexRequest  # noqa: Y015
+
+@_typing.final
+class CreateIndexResponse(_message.Message):
+    """One message of the CreateIndex stream: progress messages, then the index."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How far the build has come."""
+
+    @_builtins.property
+    def index(self) -> Global___Index:
+        """The index, once built; the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        index: Global___Index | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "index", b"index", "progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "index", b"index", "progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "index"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___CreateIndexResponse: _TypeAlias = CreateIndexResponse  # noqa: Y015
+
+@_typing.final
+class ListIndexesRequest(_message.Message):
+    """Request for ListIndexes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """Only this collection's indexes; empty: every collection's."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndexesRequest: _TypeAlias = ListIndexesRequest  # noqa: Y015
+
+@_typing.final
+class ListIndexesResponse(_message.Message):
+    """Response for ListIndexes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEXES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def indexes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Index]:
+        """By collection, then field."""
+
+    def __init__(
+        self,
+        *,
+        indexes: _abc.Iterable[Global___Index] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["indexes", b"indexes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndexesResponse: _TypeAlias = ListIndexesResponse  # noqa: Y015
+
+@_typing.final
+class DropIndexRequest(_message.Message):
+    """Request for DropIndex."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    collection: _builtins.str
+    """The collection it was declared on."""
+    field: _builtins.str
+    """The field, as it was declared."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        collection: _builtins.str = ...,
+        field: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "field", b"field", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DropIndexRequest: _TypeAlias = DropIndexRequest  # noqa: Y015
+
+@_typing.final
+class DropIndexResponse(_message.Message):
+    """Response for DropIndex."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DropIndexResponse: _TypeAlias = DropIndexResponse  # noqa: Y015
+
+@_typing.final
+class RetentionPolicy(_message.Message):
+    """How long a namespace keeps one kind of data. A job policy naming a queue
+    wins over the namespace's policy for every queue.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    MAX_AGE_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace it applies to."""
+    target: Global___RetentionTarget.ValueType
+    """What it removes."""
+    selector: _builtins.str
+    """The collection (records), or the queue (jobs; empty: every queue)."""
+    @_builtins.property
+    def max_age(self) -> _duration_pb2.Duration:
+        """Data older than this goes at the next cleanup."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the policy was first set."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was last set."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        target: Global___RetentionTarget.ValueType = ...,
+        selector: _builtins.str = ...,
+        max_age: _duration_pb2.Duration | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "max_age", b"max_age", "update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "max_age", b"max_age", "namespace", b"namespace", "selector", b"selector", "target", b"target", "update_time", b"update_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetentionPolicy: _TypeAlias = RetentionPolicy  # noqa: Y015
+
+@_typing.final
+class SetRetentionPolicyRequest(_message.Message):
+    """Request for SetRetentionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    MAX_AGE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    target: Global___RetentionTarget.ValueType
+    """What the policy removes."""
+    selector: _builtins.str
+    """The collection (records), or the queue (jobs; empty: every queue)."""
+    @_builtins.property
+    def max_age(self) -> _duration_pb2.Duration:
+        """How long the data is kept: from 1 second to 100 years."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        target: Global___RetentionTarget.ValueType = ...,
+        selector: _builtins.str = ...,
+        max_age: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["max_age", b"max_age"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_age", b"max_age", "namespace", b"namespace", "selector", b"selector", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetRetentionPolicyRequest: _TypeAlias = SetRetentionPolicyRequest  # noqa: Y015
+
+@_typing.final
+class ListRetentionPoliciesRequest(_message.Message):
+    """Request for ListRetentionPolicies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRetentionPoliciesRequest: _TypeAlias = ListRetentionPoliciesRequest  # noqa: Y015
+
+@_typing.final
+class ListRetentionPoliciesResponse(_message.Message):
+    """Response for ListRetentionPolicies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetentionPolicy]:
+        """By target, then selector."""
+
+    def __init__(
+        self,
+        *,
+        policies: _abc.Iterable[Global___RetentionPolicy] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRetentionPoliciesResponse: _TypeAlias = ListRetentionPoliciesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteRetentionPolicyRequest(_message.Message):
+    """Request for DeleteRetentionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    target: Global___RetentionTarget.ValueType
+    """The policy's target."""
+    selector: _builtins.str
+    """The policy's selector."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        target: Global___RetentionTarget.ValueType = ...,
+        selector: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "selector", b"selector", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRetentionPolicyRequest: _TypeAlias = DeleteRetentionPolicyRequest  # noqa: Y015
+
+@_typing.final
+class DeleteRetentionPolicyResponse(_message.Message):
+    """Response for DeleteRetentionPolicy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteRetentionPolicyResponse: _TypeAlias = DeleteRetentionPolicyResponse  # noqa: Y015
+
+@_typing.final
+class RunCleanupRequest(_message.Message):
+    """Request for RunCleanup."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace whose policies to apply; empty means "default"."""
+    all_namespaces: _builtins.bool
+    """Clean every namespace instead, as the scheduler does: also purges records
+    past their expire_time (already invisible to reads).
+    """
+    dry_run: _builtins.bool
+    """Only count what would go; remove nothing."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "dry_run", b"dry_run", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RunCleanupRequest: _TypeAlias = RunCleanupRequest  # noqa: Y015
+
+@_typing.final
+class RunCleanupResponse(_message.Message):
+    """One message of the RunCleanup stream: progress messages, then the report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How far the current step has come."""
+
+    @_builtins.property
+    def report(self) -> Global___CleanupReport:
+        """What the run removed (or would); the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        report: Global___CleanupReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "report"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___RunCleanupResponse: _TypeAlias = RunCleanupResponse  # noqa: Y015
+
+@_typing.final
+class CleanupReport(_message.Message):
+    """What a cleanup run removed, step by step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    dry_run: _builtins.bool
+    """True when nothing was removed: the counts are what would go."""
+    total: _builtins.int
+    """The sum of the steps' counts."""
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___CleanupStep]:
+        """One per built-in step and per policy, in the order they ran."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the run started."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it finished."""
+
+    def __init__(
+        self,
+        *,
+        dry_run: _builtins.bool = ...,
+        steps: _abc.Iterable[Global___CleanupStep] | None = ...,
+        total: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dry_run", b"dry_run", "end_time", b"end_time", "start_time", b"start_time", "steps", b"steps", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CleanupReport: _TypeAlias = CleanupReport  # noqa: Y015
+
+@_typing.final
+class CleanupStep(_message.Message):
+    """One step of a cleanup run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    SELECTOR_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """What it removes, in words."""
+    target: _builtins.str
+    """"records", "completed_jobs" or "dead_jobs" for a policy's step;
+    "expired_records" (records past their expire_time) or
+    "default_completed_jobs" (completed jobs no policy covers, past the server's
+    STRATA_COMPLETED_JOB_RETENTION_SECONDS) for a built-in one.
+    """
+    namespace: _builtins.str
+    """The namespace it covered; empty: every namespace."""
+    selector: _builtins.str
+    """The policy's collection or queue; empty for built-in steps."""
+    count: _builtins.int
+    """Items removed (or, on a dry run, that would be)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        target: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        selector: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "name", b"name", "namespace", b"namespace", "selector", b"selector", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CleanupStep: _TypeAlias = CleanupStep  # noqa: Y015
+
+@_typing.final
+class GetUsageRequest(_message.Message):
+    """Request for GetUsage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    all_namespaces: _builtins.bool
+    """Every namespace that stores anything instead, with totals."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageRequest: _TypeAlias = GetUsageRequest  # noqa: Y015
+
+@_typing.final
+class GetUsageResponse(_message.Message):
+    """Response for GetUsage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACES_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def namespaces(self) -> _containers.RepeatedCompositeFieldContainer[Global___NamespaceUsage]:
+        """One per namespace, by name."""
+
+    @_builtins.property
+    def total(self) -> Global___NamespaceUsage:
+        """The sums over `namespaces` (namespace empty)."""
+
+    def __init__(
+        self,
+        *,
+        namespaces: _abc.Iterable[Global___NamespaceUsage] | None = ...,
+        total: Global___NamespaceUsage | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["total", b"total"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespaces", b"namespaces", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUsageResponse: _TypeAlias = GetUsageResponse  # noqa: Y015
+
+@_typing.final
+class NamespaceUsage(_message.Message):
+    """What one namespace stores."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    RECORD_COUNT_FIELD_NUMBER: _builtins.int
+    RECORD_BYTES_FIELD_NUMBER: _builtins.int
+    COLLECTIONS_FIELD_NUMBER: _builtins.int
+    JOB_COUNT_FIELD_NUMBER: _builtins.int
+    JOBS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace; empty in the totals."""
+    record_count: _builtins.int
+    """Live records (not past their expire_time) over every collection."""
+    record_bytes: _builtins.int
+    """The bytes of their data, as JSON text (each engine prints JSON its own way,
+    so SQLite and PostgreSQL differ by a few bytes per record).
+    """
+    job_count: _builtins.int
+    """Jobs in every state."""
+    @_builtins.property
+    def collections(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollectionUsage]:
+        """Per collection, by name."""
+
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobStateCount]:
+        """Per state (as ListJobs filters them), states with no job left out."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        record_count: _builtins.int = ...,
+        record_bytes: _builtins.int = ...,
+        collections: _abc.Iterable[Global___CollectionUsage] | None = ...,
+        job_count: _builtins.int = ...,
+        jobs: _abc.Iterable[Global___JobStateCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collections", b"collections", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NamespaceUsage: _TypeAlias = NamespaceUsage  # noqa: Y015
+
+@_typing.final
+class CollectionUsage(_message.Message):
+    """Live records of one collection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    RECORD_COUNT_FIELD_NUMBER: _builtins.int
+    RECORD_BYTES_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """The collection."""
+    record_count: _builtins.int
+    """How many."""
+    record_bytes: _builtins.int
+    """The bytes of their data, as JSON text."""
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        record_count: _builtins.int = ...,
+        record_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "record_bytes", b"record_bytes", "record_count", b"record_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectionUsage: _TypeAlias = CollectionUsage  # noqa: Y015
+
+@_typing.final
+class JobStateCount(_message.Message):
+    """Jobs in one state."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    state: _queue_pb2.JobState.ValueType
+    """The state."""
+    count: _builtins.int
+    """How many."""
+    def __init__(
+        self,
+        *,
+        state: _queue_pb2.JobState.ValueType = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobStateCount: _TypeAlias = JobStateCount  # noqa: Y015

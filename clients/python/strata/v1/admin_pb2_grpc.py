@@ -45,6 +45,46 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
+        self.CreateIndex = channel.unary_stream(
+                '/strata.v1.AdminService/CreateIndex',
+                request_serializer=strata_dot_v1_dot_admin__pb2.CreateIndexRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.CreateIndexResponse.FromString,
+                _registered_method=True)
+        self.ListIndexes = channel.unary_unary(
+                '/strata.v1.AdminService/ListIndexes',
+                request_serializer=strata_dot_v1_dot_admin__pb2.ListIndexesRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.ListIndexesResponse.FromString,
+                _registered_method=True)
+        self.DropIndex = channel.unary_unary(
+                '/strata.v1.AdminService/DropIndex',
+                request_serializer=strata_dot_v1_dot_admin__pb2.DropIndexRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.DropIndexResponse.FromString,
+                _registered_method=True)
+        self.SetRetentionPolicy = channel.unary_unary(
+                '/strata.v1.AdminService/SetRetentionPolicy',
+                request_serializer=strata_dot_v1_dot_admin__pb2.SetRetentionPolicyRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.RetentionPolicy.FromString,
+                _registered_method=True)
+        self.ListRetentionPolicies = channel.unary_unary(
+                '/strata.v1.AdminService/ListRetentionPolicies',
+                request_serializer=strata_dot_v1_dot_admin__pb2.ListRetentionPoliciesRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.ListRetentionPoliciesResponse.FromString,
+                _registered_method=True)
+        self.DeleteRetentionPolicy = channel.unary_unary(
+                '/strata.v1.AdminService/DeleteRetentionPolicy',
+                request_serializer=strata_dot_v1_dot_admin__pb2.DeleteRetentionPolicyRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.DeleteRetentionPolicyResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/strata.v1.AdminService/GetUsage',
+                request_serializer=strata_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
+        self.RunCleanup = channel.unary_stream(
+                '/strata.v1.AdminService/RunCleanup',
+                request_serializer=strata_dot_v1_dot_admin__pb2.RunCleanupRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.RunCleanupResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -69,6 +109,71 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateIndex(self, request, context):
+        """Declares a secondary index on a data field of one collection and builds it
+        without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+        progress messages and then the index. Equality filters of ListRecords and
+        CountRecords on that field use it. Declaring an index that exists returns it.
+        INVALID_ARGUMENT for a malformed collection or field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIndexes(self, request, context):
+        """Lists the declared indexes of a namespace, or of one collection.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropIndex(self, request, context):
+        """Removes a declared index. NOT_FOUND when it was not declared.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetRetentionPolicy(self, request, context):
+        """Creates or replaces the retention policy of (namespace, target, selector):
+        how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
+        an unspecified target, a records policy without a collection, or a max_age
+        outside 1 second to 100 years.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRetentionPolicies(self, request, context):
+        """Lists the retention policies of a namespace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRetentionPolicy(self, request, context):
+        """Removes a retention policy. NOT_FOUND when there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """What a namespace stores (or every namespace, and their totals): live
+        records and their JSON bytes per collection, jobs per state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunCleanup(self, request, context):
+        """Runs a cleanup now: what the background scheduler runs. Streams progress
+        messages, then the report of what went (or, with dry_run, what would go).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -81,6 +186,46 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'CreateIndex': grpc.unary_stream_rpc_method_handler(
+                    servicer.CreateIndex,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.CreateIndexRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.CreateIndexResponse.SerializeToString,
+            ),
+            'ListIndexes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndexes,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.ListIndexesRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.ListIndexesResponse.SerializeToString,
+            ),
+            'DropIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropIndex,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.DropIndexRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.DropIndexResponse.SerializeToString,
+            ),
+            'SetRetentionPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRetentionPolicy,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.SetRetentionPolicyRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.RetentionPolicy.SerializeToString,
+            ),
+            'ListRetentionPolicies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRetentionPolicies,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.ListRetentionPoliciesRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.ListRetentionPoliciesResponse.SerializeToString,
+            ),
+            'DeleteRetentionPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRetentionPolicy,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.DeleteRetentionPolicyRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.DeleteRetentionPolicyResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.GetUsageRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'RunCleanup': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunCleanup,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.RunCleanupRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.RunCleanupResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +283,222 @@ class AdminService:
             '/strata.v1.AdminService/ListAuditEntries',
             strata_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.AdminService/CreateIndex',
+            strata_dot_v1_dot_admin__pb2.CreateIndexRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.CreateIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndexes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/ListIndexes',
+            strata_dot_v1_dot_admin__pb2.ListIndexesRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.ListIndexesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/DropIndex',
+            strata_dot_v1_dot_admin__pb2.DropIndexRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.DropIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRetentionPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/SetRetentionPolicy',
+            strata_dot_v1_dot_admin__pb2.SetRetentionPolicyRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.RetentionPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRetentionPolicies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/ListRetentionPolicies',
+            strata_dot_v1_dot_admin__pb2.ListRetentionPoliciesRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.ListRetentionPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRetentionPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/DeleteRetentionPolicy',
+            strata_dot_v1_dot_admin__pb2.DeleteRetentionPolicyRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.DeleteRetentionPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/GetUsage',
+            strata_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunCleanup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.AdminService/RunCleanup',
+            strata_dot_v1_dot_admin__pb2.RunCleanupRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.RunCleanupResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,35 @@ class AdminServiceStub:
     INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
     a malformed page token.
     """
+    CreateIndex: _grpc.UnaryStreamMultiCallable[_admin_pb2.CreateIndexRequest, _admin_pb2.CreateIndexResponse]
+    """Declares a secondary index on a data field of one collection and builds it
+    without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+    progress messages and then the index. Equality filters of ListRecords and
+    CountRecords on that field use it. Declaring an index that exists returns it.
+    INVALID_ARGUMENT for a malformed collection or field.
+    """
+    ListIndexes: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListIndexesRequest, _admin_pb2.ListIndexesResponse]
+    """Lists the declared indexes of a namespace, or of one collection."""
+    DropIndex: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DropIndexRequest, _admin_pb2.DropIndexResponse]
+    """Removes a declared index. NOT_FOUND when it was not declared."""
+    SetRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetRetentionPolicyRequest, _admin_pb2.RetentionPolicy]
+    """Creates or replaces the retention policy of (namespace, target, selector):
+    how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
+    an unspecified target, a records policy without a collection, or a max_age
+    outside 1 second to 100 years.
+    """
+    ListRetentionPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]
+    """Lists the retention policies of a namespace."""
+    DeleteRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DeleteRetentionPolicyRequest, _admin_pb2.DeleteRetentionPolicyResponse]
+    """Removes a retention policy. NOT_FOUND when there is none."""
+    GetUsage: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]
+    """What a namespace stores (or every namespace, and their totals): live
+    records and their JSON bytes per collection, jobs per state.
+    """
+    RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
+    """Runs a cleanup now: what the background scheduler runs. Streams progress
+    messages, then the report of what went (or, with dry_run, what would go).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -58,6 +87,35 @@ class AdminServiceAsyncStub(AdminServiceStub):
     one entity kind, entity id, actor or action, within a time range.
     INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
     a malformed page token.
+    """
+    CreateIndex: _aio.UnaryStreamMultiCallable[_admin_pb2.CreateIndexRequest, _admin_pb2.CreateIndexResponse]  # type: ignore[assignment]
+    """Declares a secondary index on a data field of one collection and builds it
+    without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+    progress messages and then the index. Equality filters of ListRecords and
+    CountRecords on that field use it. Declaring an index that exists returns it.
+    INVALID_ARGUMENT for a malformed collection or field.
+    """
+    ListIndexes: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListIndexesRequest, _admin_pb2.ListIndexesResponse]  # type: ignore[assignment]
+    """Lists the declared indexes of a namespace, or of one collection."""
+    DropIndex: _aio.UnaryUnaryMultiCallable[_admin_pb2.DropIndexRequest, _admin_pb2.DropIndexResponse]  # type: ignore[assignment]
+    """Removes a declared index. NOT_FOUND when it was not declared."""
+    SetRetentionPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetRetentionPolicyRequest, _admin_pb2.RetentionPolicy]  # type: ignore[assignment]
+    """Creates or replaces the retention policy of (namespace, target, selector):
+    how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
+    an unspecified target, a records policy without a collection, or a max_age
+    outside 1 second to 100 years.
+    """
+    ListRetentionPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]  # type: ignore[assignment]
+    """Lists the retention policies of a namespace."""
+    DeleteRetentionPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.DeleteRetentionPolicyRequest, _admin_pb2.DeleteRetentionPolicyResponse]  # type: ignore[assignment]
+    """Removes a retention policy. NOT_FOUND when there is none."""
+    GetUsage: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]  # type: ignore[assignment]
+    """What a namespace stores (or every namespace, and their totals): live
+    records and their JSON bytes per collection, jobs per state.
+    """
+    RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
+    """Runs a cleanup now: what the background scheduler runs. Streams progress
+    messages, then the report of what went (or, with dry_run, what would go).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -83,6 +141,83 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         one entity kind, entity id, actor or action, within a time range.
         INVALID_ARGUMENT for a negative page size, a start_time after end_time, or
         a malformed page token.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateIndex(
+        self,
+        request: _admin_pb2.CreateIndexRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.CreateIndexResponse], _abc.AsyncIterator[_admin_pb2.CreateIndexResponse]]:
+        """Declares a secondary index on a data field of one collection and builds it
+        without blocking writes (PostgreSQL: CREATE INDEX CONCURRENTLY), streaming
+        progress messages and then the index. Equality filters of ListRecords and
+        CountRecords on that field use it. Declaring an index that exists returns it.
+        INVALID_ARGUMENT for a malformed collection or field.
+        """
+
+    @_abc_1.abstractmethod
+    def ListIndexes(
+        self,
+        request: _admin_pb2.ListIndexesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListIndexesResponse, _abc.Awaitable[_admin_pb2.ListIndexesResponse]]:
+        """Lists the declared indexes of a namespace, or of one collection."""
+
+    @_abc_1.abstractmethod
+    def DropIndex(
+        self,
+        request: _admin_pb2.DropIndexRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DropIndexResponse, _abc.Awaitable[_admin_pb2.DropIndexResponse]]:
+        """Removes a declared index. NOT_FOUND when it was not declared."""
+
+    @_abc_1.abstractmethod
+    def SetRetentionPolicy(
+        self,
+        request: _admin_pb2.SetRetentionPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RetentionPolicy, _abc.Awaitable[_admin_pb2.RetentionPolicy]]:
+        """Creates or replaces the retention policy of (namespace, target, selector):
+        how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
+        an unspecified target, a records policy without a collection, or a max_age
+        outside 1 second to 100 years.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRetentionPolicies(
+        self,
+        request: _admin_pb2.ListRetentionPoliciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListRetentionPoliciesResponse, _abc.Awaitable[_admin_pb2.ListRetentionPoliciesResponse]]:
+        """Lists the retention policies of a namespace."""
+
+    @_abc_1.abstractmethod
+    def DeleteRetentionPolicy(
+        self,
+        request: _admin_pb2.DeleteRetentionPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DeleteRetentionPolicyResponse, _abc.Awaitable[_admin_pb2.DeleteRetentionPolicyResponse]]:
+        """Removes a retention policy. NOT_FOUND when there is none."""
+
+    @_abc_1.abstractmethod
+    def GetUsage(
+        self,
+        request: _admin_pb2.GetUsageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetUsageResponse, _abc.Awaitable[_admin_pb2.GetUsageResponse]]:
+        """What a namespace stores (or every namespace, and their totals): live
+        records and their JSON bytes per collection, jobs per state.
+        """
+
+    @_abc_1.abstractmethod
+    def RunCleanup(
+        self,
+        request: _admin_pb2.RunCleanupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.RunCleanupResponse], _abc.AsyncIterator[_admin_pb2.RunCleanupResponse]]:
+        """Runs a cleanup now: what the background scheduler runs. Streams progress
+        messages, then the report of what went (or, with dry_run, what would go).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,8 +4,9 @@ Same shape as `events.postgres`: waiters are kept in process by a `LocalEvents`;
 listener task holds one pub/sub subscription and wakes local waiters with each
 message; `notify` wakes local waiters at once and queues the topic for a sender task
 that publishes every queued topic in one pipelined round trip, a topic already queued
-not being queued twice. All connections come from one pool whose connections PING
-when idle (`health_check_interval`), so a stale one is found and replaced.
+not being queued twice. Its connections come from the process's one Redis client
+(`storage.redis_client`, shared with the cache), whose pooled connections PING when
+idle, so a stale one is found and replaced.
 
 Redis holds no state here: while it is unreachable (logged once per outage) wakeups
 between replicas are dropped and long polls fall back to their periodic re-check;
@@ -18,41 +19,28 @@ import asyncio
 from typing import Any
 
 import structlog
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from strata_server.storage import redis_client
 from strata_server.storage.events.local import Listener, LocalEvents
 from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
 
 log = structlog.get_logger("strata.events")
 
 CHANNEL = "strata:events"
-HEALTH_CHECK_SECONDS = 5
-"""An idle pooled connection PINGs before use (and the subscription while waiting)
-after this many seconds."""
 READ_SECONDS = 1.0
 """How long one read of the subscription waits, so its health check runs when idle."""
 SOCKET_SECONDS = 5.0
-"""Connect and command timeout."""
+"""Connect and command timeout of the client `open` builds from a URL."""
 
 
 class RedisEvents:
     """The `storage.ports.Events` port over Redis pub/sub; build it with `open`."""
 
-    def __init__(self, url: str) -> None:
-        self._pool: ConnectionPool = ConnectionPool.from_url(
-            url,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            socket_connect_timeout=SOCKET_SECONDS,
-            socket_timeout=SOCKET_SECONDS,
-            socket_keepalive=True,
-            # One quiet retry replaces a connection a Redis restart left dead; the
-            # reconnect loops here back off on anything longer.
-            retry=Retry(NoBackoff(), 1),
-        )
-        self._client = Redis(connection_pool=self._pool)
+    def __init__(self, client: Redis, *, owns_client: bool) -> None:
+        self._client = client
+        self._owns_client = owns_client
         self._local = LocalEvents()
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -62,11 +50,18 @@ class RedisEvents:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, *, ready_within: float = READY_WITHIN) -> RedisEvents:
-        """Subscribe at the Redis server at `url`. Returns once the subscription is in
-        place or has failed (then wakeups between replicas start when Redis is
-        reachable), or after `ready_within` seconds."""
-        events = cls(url)
+    async def open(cls, redis: str | Redis, *, ready_within: float = READY_WITHIN) -> RedisEvents:
+        """Subscribe at the Redis server at `redis` (a URL, or a client to share, which
+        stays its owner's to close). Returns once the subscription is in place or has
+        failed (then wakeups between replicas start when Redis is reachable), or
+        after `ready_within` seconds."""
+        if isinstance(redis, str):
+            client = redis_client.connect(
+                redis, timeout=SOCKET_SECONDS, connect_timeout=SOCKET_SECONDS
+            )
+            events = cls(client, owns_client=True)
+        else:
+            events = cls(redis, owns_client=False)
         events._tasks = [
             asyncio.create_task(events._listen(), name="strata-events-listen"),
             asyncio.create_task(events._send(), name="strata-events-send"),
@@ -95,14 +90,14 @@ class RedisEvents:
         return await self._local.wait(topic, within)
 
     async def close(self) -> None:
-        """Stop both tasks and close every connection."""
+        """Stop both tasks, and close the client if `open` built it."""
         self._closed = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._client.aclose()
-        await self._pool.disconnect()
+        if self._owns_client:
+            await redis_client.close(self._client)
         await self._local.close()
 
     async def _listen(self) -> None:

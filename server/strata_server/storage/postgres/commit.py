@@ -41,6 +41,7 @@ from strata_server.core.models import (
     DeleteRecord,
     Idempotency,
     Record,
+    RecordRef,
     RecordWrite,
     UpdateRecord,
     Write,
@@ -243,13 +244,10 @@ async def commit(
     return results
 
 
-async def purge_expired(conn: Conn, limit: int) -> int:
+async def purge_expired(conn: Conn, limit: int) -> list[RecordRef]:
     """Delete up to `limit` expired rows with their audit entries (autocommit: the one
-    statement is its own transaction)."""
+    statement is its own transaction); which rows it removed."""
     if limit <= 0:
-        return 0
+        return []
     cursor = await conn.execute(queries.PURGE_EXPIRED, {"now": now(), "limit": limit}, prepare=True)
-    row = await cursor.fetchone()
-    assert row is not None  # count(*) always returns a row
-    purged: int = row[0]
-    return purged
+    return [RecordRef(*row) for row in await cursor.fetchall()]

@@ -16,15 +16,18 @@ database is back, without a restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
+import structlog
 
 from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
+from strata_server.core.indexes import RecordIndex, index_name
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -33,8 +36,12 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
+    NamespaceUsage,
     Page,
+    Progress,
+    QueueDepth,
     Record,
+    RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
@@ -42,6 +49,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
@@ -51,10 +59,25 @@ from strata_server.core.transcripts import (
     TranscriptHit,
     TranscriptSearch,
 )
-from strata_server.storage.postgres import audit, changes, commit, queries, records, transcripts
+from strata_server.storage.postgres import (
+    audit,
+    changes,
+    commit,
+    indexes,
+    queries,
+    records,
+    retention,
+    transcripts,
+    usage,
+)
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
+
+log = structlog.get_logger("strata.postgres")
+
+INDEX_PROGRESS_SECONDS = 0.5
+"""How often CreateIndex reports a running build's progress."""
 
 COMMIT_ATTEMPTS = 4
 """How often a commit that lost a race to a concurrent transaction is tried."""
@@ -86,6 +109,9 @@ class PostgresDatabase:
         self._pool = pool
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
+        self._builds: dict[str, asyncio.Task[None]] = {}
+        self._leader: Conn | None = None  # a session of its own, outside the pool
+        self._led: set[str] = set()
 
     @classmethod
     async def open(
@@ -222,7 +248,7 @@ class PostgresDatabase:
                 await asyncio.sleep(random.uniform(0, 0.002 * attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def purge_expired(self, limit: int) -> int:
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
         return await self._run(lambda conn: commit.purge_expired(conn, limit))
 
@@ -259,7 +285,6 @@ class PostgresDatabase:
             lambda conn: job_queue.lease_jobs(
                 conn, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
             ),
-            transaction=True,
         )
 
     async def ack_job(
@@ -268,7 +293,6 @@ class PostgresDatabase:
         """Complete the holder's attempt."""
         return await self._run(
             lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
-            transaction=True,
         )
 
     async def fail_job(
@@ -293,7 +317,6 @@ class PostgresDatabase:
         """Give the holder's job back unworked (attempt not counted)."""
         return await self._run(
             lambda conn: job_queue.release_job(conn, namespace, id, token, actor=actor),
-            transaction=True,
         )
 
     async def extend_lease(
@@ -302,7 +325,6 @@ class PostgresDatabase:
         """Heartbeat; the result carries the lease_token."""
         return await self._run(
             lambda conn: job_queue.extend_lease(conn, namespace, id, token, lease, actor=actor),
-            transaction=True,
         )
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
@@ -441,6 +463,164 @@ class PostgresDatabase:
         version = await self._run(schema_version)
         return ServerFacts(backend="postgres", schema_version=version, capabilities=CAPABILITIES)
 
+    async def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare, then build CONCURRENTLY in a task of its own (which finishes even
+        if the caller goes away), yielding its progress and then the index."""
+        created = await self._run(
+            lambda conn: indexes.declare(conn, namespace, collection, path, actor=actor),
+            transaction=True,
+        )
+        name = index_name(path)
+        yield Progress(f"{indexes.PHASE}: starting", 0, 0, "blocks")
+        build = self._builds.get(name)
+        if build is None:
+            build = asyncio.create_task(self._build(path), name=f"build {name}")
+            self._builds[name] = build
+            build.add_done_callback(lambda task: self._built(name, task))
+        while not build.done():
+            await asyncio.wait({build}, timeout=INDEX_PROGRESS_SECONDS)
+            if not build.done():
+                progress = await self._run(lambda conn: indexes.progress(conn, path))
+                if progress is not None:
+                    yield progress
+        await build  # its error, if it failed
+        self._indexes.invalidate()
+        ready = await self._run(lambda conn: indexes.ready(conn, path))
+        yield RecordIndex(collection, path, name, ready, created)
+
+    def _built(self, name: str, task: asyncio.Task[None]) -> None:
+        self._builds.pop(name, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Logged here as well as raised to the callers still waiting: there may
+            # be none left.
+            log.warning("index build failed", index=name, error=str(error))
+
+    async def _build(self, path: tuple[str, ...]) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await indexes.build(conn, path)
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """Declared indexes, with whether each is built."""
+        return await self._run(lambda conn: indexes.list_declared(conn, namespace, collection))
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove the declaration; drop the index once nothing declares its path."""
+        await self._run(
+            lambda conn: indexes.undeclare(conn, namespace, collection, path, actor=actor),
+            transaction=True,
+        )
+        await self._run(lambda conn: indexes.drop_unused(conn, path))
+        self._indexes.invalidate()
+
+    async def count_expired(self) -> int:
+        """Records past their expire_time."""
+        return await self._run(retention.count_expired)
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        """Records of a collection last written before `before`."""
+        return await self._run(
+            lambda conn: retention.count_old_records(conn, namespace, collection, before)
+        )
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        """Delete up to `limit` of them, each with a `retention` audit entry."""
+        return await self._run(
+            lambda conn: retention.purge_old_records(conn, namespace, collection, before, limit)
+        )
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        """Create or replace a policy."""
+        return await self._run(lambda conn: retention.set_policy(conn, policy, actor=actor))
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        """Policies of a namespace, or of all."""
+        return await self._run(lambda conn: retention.list_policies(conn, namespace))
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        """Remove a policy."""
+        await self._run(
+            lambda conn: retention.delete_policy(conn, namespace, target, selector, actor=actor)
+        )
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        """Finished jobs a purge would take."""
+        return await self._run(
+            lambda conn: retention.count_old_jobs(conn, namespace, queue, state, before, exclude)
+        )
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        """Delete up to `limit` of them."""
+        return await self._run(
+            lambda conn: retention.purge_old_jobs(
+                conn, namespace, queue, state, before, exclude, limit
+            )
+        )
+
+    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Records and jobs per namespace."""
+        return await self._run(lambda conn: usage.usage(conn, namespace))
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per queue."""
+        return await self._run(usage.queue_depths)
+
+    async def lead(self, name: str) -> bool:
+        """A session advisory lock, on a connection of its own kept open while this
+        process leads (a pooled one would hand the lock to whoever took it next)."""
+        try:
+            if self._leader is None or self._leader.closed:
+                self._led.clear()
+                info = self._pool.conninfo
+                assert isinstance(info, str)  # open_pool gives a string
+                self._leader = await psycopg.AsyncConnection.connect(info, autocommit=True)
+            if name in self._led:
+                await self._leader.execute("SELECT 1")  # the session, so the lock, still holds
+                return True
+            cursor = await self._leader.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", ("strata.lead." + name,)
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                self._led.add(name)
+                return True
+            return False
+        except psycopg.Error:
+            await self._drop_leader()
+            return False
+
+    async def _drop_leader(self) -> None:
+        self._led.clear()
+        if self._leader is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._leader.close()
+            self._leader = None
+
     async def ping(self) -> None:
         """Return when the database answers a query; raise Unavailable otherwise."""
 
@@ -459,7 +639,12 @@ class PostgresDatabase:
         }
 
     async def close(self) -> None:
-        """Close the pool and its connections; the object is unusable afterwards."""
+        """Close the pool and its connections; the object is unusable afterwards.
+        An index build still running is abandoned: the next CreateIndex of its
+        field replaces the invalid index it leaves."""
+        for build in list(self._builds.values()):
+            build.cancel()
+        await self._drop_leader()
         await self._pool.close()
 
 

@@ -170,7 +170,7 @@ WITH doomed AS (
            NULL
     FROM gone
 )
-SELECT count(*) FROM gone
+SELECT namespace, collection, id FROM gone
 """
 """Delete up to `limit` expired rows, skipping rows a commit holds, each with an
 `expire` audit entry whose changed_fields match a delete's (`core.writes`)."""

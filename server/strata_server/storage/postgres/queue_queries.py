@@ -7,9 +7,10 @@ built here at import time from constant fragments only.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import LiteralString
 
-from strata_server.core.queue import Visible
+from strata_server.core.queue import Job, Visible
 
 JOB_COLUMNS = (
     "id, queue, state, payload, priority, run_time, attempt, max_attempts, create_time, "
@@ -17,6 +18,25 @@ JOB_COLUMNS = (
     "result, finish_time"
 )
 """The columns `queue.job_from_row` reads, in its order."""
+
+_J_COLUMNS = ", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))
+"""JOB_COLUMNS of the table aliased `j` (the row an UPDATE ... RETURNING wrote)."""
+
+_FIELD_ORDER = [field.name for field in dataclasses.fields(Job)]
+
+
+def _changed_fields(old: str, *columns: str) -> str:
+    """SQL for the changed_fields of an audit entry written by a statement that moved
+    a job from the row `old` (its values before) to `j` (after): the JSON array of
+    the `columns` whose value changed, in the order of the Job fields, as
+    `queue._changed` lists them for a transition planned in Python."""
+    ordered = sorted(columns, key=_FIELD_ORDER.index)  # ValueError for a non-field
+    cases = ", ".join(
+        f"CASE WHEN {old}.{column} IS DISTINCT FROM j.{column} THEN '{column}' END"
+        for column in ordered
+    )
+    return f"to_jsonb(array_remove(ARRAY[{cases}]::text[], NULL))"
+
 
 # --- Enqueue -------------------------------------------------------------------------
 
@@ -83,70 +103,103 @@ _NOT_PAUSED = """NOT EXISTS (
         WHERE s.namespace = %(namespace)s::text AND s.queue = %(queue)s::text AND s.paused
     )"""
 
-LEASE_CANDIDATES = f"""
-SELECT {JOB_COLUMNS} FROM (
-    SELECT * FROM (
-        SELECT {JOB_COLUMNS} FROM jobs
-        WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
-          AND state = 'ready' AND run_time <= %(now)s::timestamptz AND {_NOT_PAUSED}
-        ORDER BY {_LEASE_ORDER}
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) AS ready
-    UNION ALL
-    SELECT * FROM (
-        SELECT {JOB_COLUMNS} FROM jobs
-        WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
-          AND state = 'leased' AND lease_expire_time <= %(now)s::timestamptz AND {_NOT_PAUSED}
-        ORDER BY {_LEASE_ORDER}
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) AS expired
-) AS candidates
-ORDER BY {_LEASE_ORDER}
-LIMIT %(limit)s
-"""
-"""Up to `limit` leasable jobs in lease order, locked. Each branch walks its own
-partial index (`jobs_ready` in lease order; `jobs_leased` by expiry, then sorted:
-expired leases are few) and locks as it goes with SKIP LOCKED, so a row another
-lease holds is passed over and the scan moves on; a row changed meanwhile is
-re-checked against the WHERE clause once locked (READ COMMITTED), so two leases
-never take one job. A paused queue yields nothing (one-time filter)."""
+_LEASE_BRANCH = f"""
+    FROM jobs
+    WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text AND {_NOT_PAUSED}"""
 
-WRITE_JOBS = """
-WITH updated AS (
+_LOCKED_COLUMNS = (
+    "id, queue, state, attempt, lease_token, lease_expire_time, last_error, finish_time, "
+    "priority, run_time, create_time"
+)
+"""What the lease statement keeps of each locked row: its values before (for the
+audit entry's changed_fields) and its lease order."""
+
+_LEASE_CHANGED = _changed_fields("c", "state", "attempt", "lease_token", "lease_expire_time")
+_DEAD_CHANGED = _changed_fields(
+    "d", "state", "lease_token", "lease_expire_time", "last_error", "finish_time"
+)
+
+LEASE_JOBS = f"""
+WITH ready AS MATERIALIZED (
+    SELECT {_LOCKED_COLUMNS} {_LEASE_BRANCH}
+      AND state = 'ready' AND run_time <= %(now)s::timestamptz
+    ORDER BY {_LEASE_ORDER}
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), reclaimable AS MATERIALIZED (
+    SELECT {_LOCKED_COLUMNS} {_LEASE_BRANCH}
+      AND state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
+      AND attempt < max_attempts
+    ORDER BY {_LEASE_ORDER}
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), dying AS MATERIALIZED (
+    SELECT {_LOCKED_COLUMNS} {_LEASE_BRANCH}
+      AND state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
+      AND attempt >= max_attempts
+    ORDER BY {_LEASE_ORDER}
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), chosen AS MATERIALIZED (
+    SELECT c.*, row_number() OVER (ORDER BY {_LEASE_ORDER}) AS slot
+    FROM (SELECT * FROM ready UNION ALL SELECT * FROM reclaimable) AS c
+    ORDER BY {_LEASE_ORDER}
+    LIMIT %(limit)s
+), leased AS (
     UPDATE jobs AS j
-    SET state = w.state, run_time = w.run_time, attempt = w.attempt,
-        lease_token = w.lease_token, lease_expire_time = w.lease_expire_time,
-        last_error = w.last_error, result = w.result::jsonb, update_time = w.update_time,
-        finish_time = w.finish_time
-    FROM unnest(%(id)b::text[], %(state)b::text[], %(run_time)b::timestamptz[],
-                %(attempt)b::int[], %(lease_token)b::text[],
-                %(lease_expire_time)b::timestamptz[], %(last_error)b::text[],
-                %(result)b::text[], %(update_time)b::timestamptz[],
-                %(finish_time)b::timestamptz[])
-        AS w(id, state, run_time, attempt, lease_token, lease_expire_time, last_error, result,
-             update_time, finish_time)
-    WHERE j.namespace = %(namespace)s::text AND j.id = w.id
-    RETURNING j.id
+    SET state = 'leased', attempt = j.attempt + 1,
+        lease_token = (%(tokens)b::text[])[c.slot],
+        lease_expire_time = %(expire)s::timestamptz, update_time = %(now)s::timestamptz
+    FROM chosen AS c
+    WHERE j.namespace = %(namespace)s::text AND j.id = c.id
+    RETURNING {_J_COLUMNS}, c.state AS old_state, {_LEASE_CHANGED} AS changed_fields
+), killed AS (
+    UPDATE jobs AS j
+    SET state = 'dead', lease_token = NULL, lease_expire_time = NULL,
+        last_error = %(died)s::text, update_time = %(now)s::timestamptz,
+        finish_time = %(now)s::timestamptz
+    FROM dying AS d
+    WHERE j.namespace = %(namespace)s::text AND j.id = d.id
+    RETURNING {_J_COLUMNS}, {_DEAD_CHANGED} AS changed_fields
 ), expired AS (
     INSERT INTO lease_expiries (namespace, queue, time, job_id)
-    SELECT %(namespace)s::text, e.queue, %(now)s::timestamptz, e.job_id
-    FROM unnest(%(expired_queue)b::text[], %(expired_id)b::text[]) AS e(queue, job_id)
+    SELECT %(namespace)s::text, queue, %(now)s::timestamptz, id
+    FROM (SELECT queue, id FROM leased WHERE old_state = 'leased'
+          UNION ALL SELECT queue, id FROM killed) AS e
 ), audited AS (
     INSERT INTO audit_log
         (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, a.action, 'job',
-           a.entity_id, a.version, a.changed_fields::jsonb, NULL
-    FROM unnest(%(audit_action)b::text[], %(audit_entity_id)b::text[],
-                %(audit_version)b::bigint[], %(audit_changed_fields)b::text[])
-        WITH ORDINALITY AS a(action, entity_id, version, changed_fields, ordinal)
-    ORDER BY a.ordinal
+    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, a.action, 'job', a.id,
+           a.attempt, a.changed_fields, NULL
+    FROM (SELECT 'lease' AS action, id, attempt, changed_fields, priority, run_time,
+                 create_time
+          FROM leased
+          UNION ALL
+          SELECT 'dead', id, attempt, changed_fields, priority, run_time, create_time
+          FROM killed) AS a
+    ORDER BY {_LEASE_ORDER}
 )
-SELECT count(*) FROM updated
+SELECT {JOB_COLUMNS} FROM leased
+UNION ALL
+SELECT {JOB_COLUMNS} FROM killed
+ORDER BY {_LEASE_ORDER}
 """
-"""Write back the mutable columns of jobs locked earlier in the transaction, the
-lease expiries reclaimed, and the audit entries, in one statement."""
+"""Lease up to `limit` jobs in one statement (autocommit): core.queue.plan_lease in
+SQL. Params namespace, queue, now, limit, tokens (`limit` lease tokens: a job gets
+the one of its place in lease order), expire (now + lease), died (plan_lease's
+last_error for a job reclaimed on its last attempt), actor.
+
+Three branches lock candidates with FOR UPDATE SKIP LOCKED, each walking its
+partial index (`jobs_ready` in lease order; `jobs_leased` by expiry, then sorted:
+expired leases are few): ready and due jobs, expired leases with attempts left, and
+expired leases on their last attempt. A row another lease holds is passed over; a
+row changed meanwhile is re-checked against the WHERE clause once locked (READ
+COMMITTED), so two leases never take one job. The first `limit` of the first two
+branches in lease order are leased (attempt + 1); those of the third die (last_error
+`died`) and use up no slot. Reclaimed and killed leases go to lease_expiries, and
+every job written gets its audit entry (`lease` or `dead`, version = attempt). A
+paused queue yields nothing (a one-time filter in each branch). Returns the jobs
+leased and killed (their state tells which), in lease order."""
 
 WRITE_JOB = """
 WITH updated AS (
@@ -159,8 +212,84 @@ INSERT INTO audit_log
     (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
 VALUES (%s, %s, %s, %s, 'job', %s, %s, %s::jsonb, NULL)
 """
-"""WRITE_JOBS for one job with its one audit entry and no lease expiry, with scalar
-parameters: the hot path of ack, fail and extend."""
+"""Write back the mutable columns of one job locked earlier in the transaction, with
+its one audit entry (fail, cancel, retry)."""
+
+# --- One-statement ack, release, extend ----------------------------------------------
+
+_HELD = """
+WITH locked AS MATERIALIZED (
+    SELECT id, state, run_time, attempt, lease_token, lease_expire_time, result, finish_time
+    FROM jobs
+    WHERE namespace = %(namespace)s::text AND id = %(id)s::text
+    FOR UPDATE
+), held AS (
+    SELECT * FROM locked
+    WHERE state = 'leased' AND lease_token = %(token)s::text
+      AND lease_expire_time > %(now)s::timestamptz
+)"""
+"""The job if it is leased under `token` and unexpired at `now` (core.queue.
+check_lease), locked, with its values before the update. Locked by primary key
+first and checked after (on its latest version, once any transition it queued
+behind committed): the MATERIALIZED fence keeps the check out of the index scan, so
+the jobs_leased index never tempts the planner into a walk over every unexpired
+lease of the namespace (which it takes on a fresh table otherwise)."""
+
+
+def _settle(action: LiteralString, assignments: LiteralString, *columns: str) -> str:
+    """One statement that applies a lease holder's transition to the job `_HELD`
+    finds, with its audit entry (`action`, version = attempt, changed_fields among
+    `columns`), and returns the job written; no row when the lease is not held."""
+    return f"""{_HELD}, updated AS (
+    UPDATE jobs AS j
+    SET {assignments}
+    FROM held AS h
+    WHERE j.namespace = %(namespace)s::text AND j.id = h.id
+    RETURNING {_J_COLUMNS}, {_changed_fields("h", *columns)} AS changed_fields
+), audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, '{action}', 'job', id,
+           attempt, changed_fields, NULL
+    FROM updated
+)
+SELECT {JOB_COLUMNS} FROM updated
+"""
+
+
+ACK_JOB = _settle(
+    "ack",
+    "state = 'completed', result = %(result)s::jsonb, lease_token = NULL, "
+    "lease_expire_time = NULL, update_time = %(now)s::timestamptz, "
+    "finish_time = %(now)s::timestamptz",
+    "state",
+    "lease_token",
+    "lease_expire_time",
+    "result",
+    "finish_time",
+)
+"""core.queue.plan_ack as one statement: params namespace, id, token, now, actor,
+result (JSON text or NULL)."""
+
+RELEASE_JOB = _settle(
+    "release",
+    "state = 'ready', attempt = greatest(j.attempt - 1, 0), run_time = %(now)s::timestamptz, "
+    "lease_token = NULL, lease_expire_time = NULL, update_time = %(now)s::timestamptz",
+    "state",
+    "run_time",
+    "attempt",
+    "lease_token",
+    "lease_expire_time",
+)
+"""core.queue.plan_release as one statement: params namespace, id, token, now, actor."""
+
+EXTEND_LEASE = _settle(
+    "extend",
+    "lease_expire_time = %(expire)s::timestamptz, update_time = %(now)s::timestamptz",
+    "lease_expire_time",
+)
+"""core.queue.plan_extend as one statement: params namespace, id, token, now, actor,
+expire (now + lease)."""
 
 # --- Single-job transitions and reads ------------------------------------------------
 
@@ -169,13 +298,18 @@ LOCK_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE namespace = %s AND id = %s FOR
 GET_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE namespace = %s AND id = %s"
 
 HELD_LEASES = """
-SELECT j.id FROM jobs AS j
-JOIN unnest(%b::text[], %b::text[]) AS h(id, lease_token)
-    ON j.id = h.id AND j.lease_token = h.lease_token
-WHERE j.namespace = %s AND j.state = 'leased' AND j.lease_expire_time > %s
+WITH found AS MATERIALIZED (
+    SELECT j.id, j.state, j.lease_token, j.lease_expire_time, h.lease_token AS token
+    FROM unnest(%b::text[], %b::text[]) AS h(id, lease_token)
+    JOIN jobs AS j ON j.namespace = %s AND j.id = h.id
+)
+SELECT id FROM found WHERE state = 'leased' AND lease_token = token AND lease_expire_time > %s
 """
 """Of (job id, lease token) pairs, the ids whose job is leased under exactly that
-token and unexpired (held_leases: what a SubscribeJobs stream still holds)."""
+token and unexpired (held_leases: what a SubscribeJobs stream still holds). Jobs are
+found by primary key, and checked behind the MATERIALIZED fence: offered the lease
+columns, the planner walks every unexpired lease of the namespace on a table whose
+statistics predate the leases."""
 
 _VISIBLE: dict[Visible | None, LiteralString] = {
     None: "TRUE",

@@ -30,6 +30,7 @@ from strata_server.core.models import (
     DeleteRecord,
     Idempotency,
     Record,
+    RecordRef,
     UpdateRecord,
     Write,
     WriteResult,
@@ -201,19 +202,28 @@ async def commit(
     return results
 
 
-async def purge_expired(db: Connections, limit: int) -> int:
+async def purge_expired(db: Connections, limit: int) -> list[RecordRef]:
     if limit <= 0:
-        return 0
+        return []
     now = to_micros(datetime.now(UTC))
+    return await purge_selected(db, SELECT_EXPIRED, (now, limit), "expire", now)
+
+
+async def purge_selected(
+    db: Connections, select: str, params: Sequence[Any], action: str, now: int
+) -> list[RecordRef]:
+    """Delete the records `select` finds (rowid, namespace, collection, id, data,
+    version), each with an `action` audit entry by the server whose changed_fields
+    match a delete's, in one transaction."""
     async with db.transaction() as tx:
-        rows = await tx.fetchall(SELECT_EXPIRED, (now, limit))
+        rows = await tx.fetchall(select, params)
         if not rows:
-            return 0
+            return []
         await tx.executemany(DELETE_BY_ROWID, [(row[0],) for row in rows])
         audits = []
         for _, namespace, collection, id, data, version in rows:
             audit = AuditEntry(
-                "expire",
+                action,
                 "record",
                 f"{collection}/{id}",
                 version,
@@ -221,4 +231,4 @@ async def purge_expired(db: Connections, limit: int) -> int:
             )
             audits.append(_audit_row(namespace, now, EXPIRY_ACTOR, audit, None))
         await tx.executemany(INSERT_AUDIT, audits)
-    return len(rows)
+    return [RecordRef(row[1], row[2], row[3]) for row in rows]

@@ -7,11 +7,12 @@ for `:memory:` pass their text as `schema_sql` and it runs on the writer first.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata_server.core.filters import Filter
+from strata_server.core.indexes import RecordIndex
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -20,8 +21,12 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
+    NamespaceUsage,
     Page,
+    Progress,
+    QueueDepth,
     Record,
+    RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
@@ -29,6 +34,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
@@ -38,9 +44,19 @@ from strata_server.core.transcripts import (
     TranscriptHit,
     TranscriptSearch,
 )
-from strata_server.storage.sqlite import audit, changes, commit, records, transcripts
+from strata_server.storage.sqlite import (
+    audit,
+    changes,
+    commit,
+    indexes,
+    records,
+    retention,
+    transcripts,
+    usage,
+)
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.leader import FileLeader
 
 if TYPE_CHECKING:
     from strata_server.storage.ports import Database
@@ -68,9 +84,12 @@ NEWEST_MIGRATION = (
 class SqliteDatabase:
     """The `storage.ports.Database` port over SQLite (satisfied structurally)."""
 
-    def __init__(self, connections: Connections, *, max_record_bytes: int) -> None:
+    def __init__(
+        self, connections: Connections, *, max_record_bytes: int, path: str | None = None
+    ) -> None:
         self._db = connections
         self._max_record_bytes = max_record_bytes
+        self._leader = FileLeader(path if path and path != ":memory:" else None)
 
     @classmethod
     async def open(
@@ -88,7 +107,7 @@ class SqliteDatabase:
         Raises Unavailable when the file cannot be opened.
         """
         connections = await Connections.open(path, readers=readers, schema_sql=schema_sql)
-        return cls(connections, max_record_bytes=max_record_bytes)
+        return cls(connections, max_record_bytes=max_record_bytes, path=path)
 
     async def get_record(self, namespace: str, collection: str, id: str) -> Record:
         """The live record, or NotFound."""
@@ -107,6 +126,22 @@ class SqliteDatabase:
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
         return await records.count_records(self._db, namespace, collection, filter)
+
+    def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare and build (holding the writer); progress, then the index."""
+        return indexes.create_index(self._db, namespace, collection, path, actor=actor)
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """Declared indexes."""
+        return await indexes.list_indexes(self._db, namespace, collection)
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove the declaration; drop the index once nothing declares its path."""
+        await indexes.drop_index(self._db, namespace, collection, path, actor=actor)
 
     async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
         """Audit entries, newest first."""
@@ -144,7 +179,7 @@ class SqliteDatabase:
             max_record_bytes=self._max_record_bytes,
         )
 
-    async def purge_expired(self, limit: int) -> int:
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
         return await commit.purge_expired(self._db, limit)
 
@@ -317,8 +352,74 @@ class SqliteDatabase:
         """Return when the database answers a query; raise Unavailable otherwise."""
         await self._db.fetchall("SELECT 1")
 
+    async def count_expired(self) -> int:
+        """Records past their expire_time."""
+        return await retention.count_expired(self._db)
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        """Records of a collection last written before `before`."""
+        return await retention.count_old_records(self._db, namespace, collection, before)
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        """Delete up to `limit` of them, each with a `retention` audit entry."""
+        return await retention.purge_old_records(self._db, namespace, collection, before, limit)
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        """Create or replace a policy."""
+        return await retention.set_policy(self._db, policy, actor=actor)
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        """Policies of a namespace, or of all."""
+        return await retention.list_policies(self._db, namespace)
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        """Remove a policy."""
+        await retention.delete_policy(self._db, namespace, target, selector, actor=actor)
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        """Finished jobs a purge would take."""
+        return await retention.count_old_jobs(self._db, namespace, queue, state, before, exclude)
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        """Delete up to `limit` of them."""
+        return await retention.purge_old_jobs(
+            self._db, namespace, queue, state, before, exclude, limit
+        )
+
+    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
+        """Records and jobs per namespace."""
+        return await usage.usage(self._db, namespace)
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Unfinished jobs per queue."""
+        return await usage.queue_depths(self._db)
+
+    async def lead(self, name: str) -> bool:
+        """A file lock beside the database (see leader.py)."""
+        return self._leader.lead(name)
+
     async def close(self) -> None:
         """Close every connection; the object is unusable afterwards."""
+        self._leader.close()
         await self._db.close()
 
 

@@ -68,6 +68,14 @@ class SqliteDialect:
             return f"COALESCE({kind} = '{'true' if wanted else 'false'}', 0)", []
         sql_op = "<>" if op == "!=" else op
         types = "('text')" if isinstance(value, str) else "('integer', 'real')"
+        if op == "=":
+            # Never NULL (a missing key makes the second conjunct FALSE), and its
+            # first conjunct matches a declared index on the path (core/indexes.py),
+            # whose `IS NOT NULL` condition it implies.
+            return (
+                f"(json_extract(data, {p}) = ? AND {kind} IS NOT NULL AND {kind} IN {types})",
+                [value],
+            )
         return (
             f"COALESCE({kind} IN {types} AND json_extract(data, {p}) {sql_op} ?, 0)",
             [value],

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS jobs_dead;
+DROP TABLE IF EXISTS retention_policies;

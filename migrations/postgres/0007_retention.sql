@@ -1,0 +1,16 @@
+-- depends: 0002_queue
+-- Retention policies (AdminService.SetRetentionPolicy): how long a namespace
+-- keeps the records of a collection, or the completed or dead jobs of a queue
+-- ('' selector: of every queue). core/retention.py has the rules.
+CREATE TABLE retention_policies (
+    namespace text NOT NULL,
+    target text NOT NULL CHECK (target IN ('records', 'completed_jobs', 'dead_jobs')),
+    selector text NOT NULL,
+    max_age interval NOT NULL CHECK (max_age > interval '0'),
+    create_time timestamptz NOT NULL,
+    update_time timestamptz NOT NULL,
+    PRIMARY KEY (namespace, target, selector)
+);
+
+-- Dead jobs by age (completed ones have jobs_purge), for their cleanup.
+CREATE INDEX jobs_dead ON jobs (finish_time) WHERE state = 'dead';

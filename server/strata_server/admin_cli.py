@@ -1,0 +1,270 @@
+"""The operator commands of `strata` that talk to a running server over gRPC.
+
+Unlike `serve` and `migrate`, these never open the database: they are clients of
+the server at `--server` (or STRATA_SERVER), local or remote, and print results
+as tables. A server that cannot be reached or refuses a request ends the command
+with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+import grpc
+import typer
+from rich.bar import Bar
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from strata.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
+
+ServerOpt = Annotated[
+    str,
+    typer.Option("--server", envvar="STRATA_SERVER", help="host:port of a running server."),
+]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
+TIMEOUT_SECONDS = 30.0
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"strata: {message}", err=True)
+    return typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _admin(server: str) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
+    """An AdminService stub on `server`; gRPC errors become one line and exit 2."""
+    try:
+        with grpc.insecure_channel(server) as channel:
+            yield admin_pb2_grpc.AdminServiceStub(channel)
+    except grpc.RpcError as error:
+        code = error.code()
+        details = error.details()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            raise _fail(f"cannot reach the server at {server}: {details}") from None
+        raise _fail(f"{code.name}: {details}") from None
+
+
+def _time(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def audit(
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+    entity: Annotated[str, typer.Option(help="record, job, ...")] = "",
+    entity_id: Annotated[str, typer.Option("--id", help="e.g. tickets/t1")] = "",
+    actor: Annotated[str, typer.Option(help="Only this actor's changes.")] = "",
+    action: Annotated[str, typer.Option(help="create, update, delete, enqueue, ack, ...")] = "",
+    since: Annotated[
+        datetime | None, typer.Option(help="From this time (UTC unless it says otherwise).")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="Before this time.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most entries to show.")] = 50,
+) -> None:
+    """Show audit entries, newest first."""
+    request = admin_pb2.ListAuditEntriesRequest(
+        namespace=namespace,
+        entity=entity,
+        entity_id=entity_id,
+        actor=actor,
+        action=action,
+        page_size=min(limit, 1000),
+    )
+    if (start := _time(since)) is not None:
+        request.start_time.FromDatetime(start)
+    if (end := _time(until)) is not None:
+        request.end_time.FromDatetime(end)
+    table = Table("seq", "time (UTC)", "actor", "action", "entity", "id", "version", "fields")
+    shown = 0
+    with _admin(server) as stub:
+        while shown < limit:
+            page = stub.ListAuditEntries(request, timeout=TIMEOUT_SECONDS)
+            for entry in page.entries[: limit - shown]:
+                table.add_row(
+                    str(entry.seq),
+                    entry.time.ToDatetime().isoformat(timespec="milliseconds"),
+                    entry.actor,
+                    entry.action,
+                    entry.entity,
+                    entry.entity_id,
+                    str(entry.version),
+                    ", ".join(entry.changed_fields),
+                )
+                shown += 1
+            if not page.next_page_token:
+                break
+            request.page_token = page.next_page_token
+    Console().print(table)
+    if shown == 0:
+        typer.echo("no audit entries match", err=True)
+
+
+index_app = typer.Typer(
+    help="Declare, list and drop secondary indexes on a record field.", no_args_is_help=True
+)
+CollectionArg = Annotated[str, typer.Argument(help="The collection.")]
+FieldArg = Annotated[str, typer.Argument(help="The data field, as filters name it: data.status")]
+
+
+def _index_table(indexes: list[admin_pb2.Index]) -> Table:
+    table = Table("collection", "field", "ready", "database index", "declared (UTC)")
+    for index in indexes:
+        table.add_row(
+            index.collection,
+            index.field,
+            "yes" if index.ready else "building",
+            index.index_name,
+            index.create_time.ToDatetime().isoformat(timespec="seconds"),
+        )
+    return table
+
+
+@index_app.command("create")
+def index_create(
+    collection: CollectionArg,
+    field: FieldArg,
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Declare an index and build it (without blocking writes on PostgreSQL),
+    with a progress bar."""
+    request = admin_pb2.CreateIndexRequest(namespace=namespace, collection=collection, field=field)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    built: admin_pb2.Index | None = None
+    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        for event in stub.CreateIndex(request):
+            if event.HasField("progress"):
+                step = event.progress
+                bar.update(
+                    task,
+                    description=f"{step.phase} ({step.unit})" if step.unit else step.phase,
+                    completed=step.done,
+                    total=step.total or None,
+                )
+            else:
+                built = event.index
+    if built is None:  # pragma: no cover - the server always ends with the index
+        raise _fail("the server ended the build without an answer")
+    Console().print(_index_table([built]))
+
+
+@index_app.command("list")
+def index_list(
+    collection: Annotated[str, typer.Argument(help="Only this collection's.")] = "",
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Show the declared indexes."""
+    request = admin_pb2.ListIndexesRequest(namespace=namespace, collection=collection)
+    with _admin(server) as stub:
+        found = list(stub.ListIndexes(request, timeout=TIMEOUT_SECONDS).indexes)
+    Console().print(_index_table(found))
+    if not found:
+        typer.echo("no indexes declared", err=True)
+
+
+@index_app.command("drop")
+def index_drop(
+    collection: CollectionArg,
+    field: FieldArg,
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+) -> None:
+    """Remove a declared index."""
+    request = admin_pb2.DropIndexRequest(namespace=namespace, collection=collection, field=field)
+    with _admin(server) as stub:
+        stub.DropIndex(request, timeout=TIMEOUT_SECONDS)
+    typer.echo(f"dropped the index on {field} of {collection}")
+
+
+def cleanup(
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all", help="Every namespace, expired records included.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+) -> None:
+    """Run a cleanup now (retention policies, expired records, completed jobs), with a
+    progress bar; prints what went, or with --dry-run what would go."""
+    request = admin_pb2.RunCleanupRequest(
+        namespace="" if all_namespaces else namespace,
+        all_namespaces=all_namespaces,
+        dry_run=dry_run,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    report: admin_pb2.CleanupReport | None = None
+    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        for event in stub.RunCleanup(request):
+            if event.HasField("progress"):
+                step = event.progress
+                bar.update(
+                    task, description=step.phase, completed=step.done, total=step.total or None
+                )
+            else:
+                report = event.report
+    if report is None:  # pragma: no cover - the server always ends with the report
+        raise _fail("the server ended the cleanup without a report")
+    verb = "would remove" if report.dry_run else "removed"
+    table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
+    for done in report.steps:
+        table.add_row(done.name, done.namespace or "(all)", str(done.count))
+    Console().print(table)
+
+
+def _size(value: int) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, 20.0 MiB, ..."""
+    if value < 1024:
+        return f"{value:,} B"
+    units = ("KiB", "MiB", "GiB", "TiB")
+    size, step = value / 1024, 0
+    while size >= 1024 and step < len(units) - 1:
+        size, step = size / 1024, step + 1
+    return f"{size:,.1f} {units[step]}"
+
+
+def usage(
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
+) -> None:
+    """Show what a namespace stores, by type, as a table with bars."""
+    request = admin_pb2.GetUsageRequest(
+        namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces
+    )
+    with _admin(server) as stub:
+        found = stub.GetUsage(request, timeout=TIMEOUT_SECONDS)
+    rows: list[tuple[str, str, str, int, str]] = []
+    for space in found.namespaces:
+        for c in space.collections:
+            rows.append(
+                (space.namespace, "records", c.collection, c.record_bytes, f"{c.record_count:,}")
+            )
+        for j in space.jobs:
+            state = queue_pb2.JobState.Name(j.state).removeprefix("JOB_STATE_").lower()
+            rows.append((space.namespace, "jobs", state, 0, f"{j.count:,}"))
+    largest = max((row[3] for row in rows), default=0) or 1
+    table = Table("namespace", "type", "name", "count", "bytes", "", title="usage")
+    for ns, kind, name, size, count in rows:
+        bar = Bar(size=largest, begin=0, end=size, width=24) if size else ""
+        table.add_row(ns, kind, name, count, _size(size) if size else "", bar)
+    total = found.total
+    table.add_section()
+    table.add_row("total", "records", "", f"{total.record_count:,}", _size(total.record_bytes), "")
+    table.add_row("total", "jobs", "", f"{total.job_count:,}", "", "")
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands to the `strata` command."""
+    app.command()(audit)
+    app.command()(cleanup)
+    app.command()(usage)
+    app.add_typer(index_app, name="index")

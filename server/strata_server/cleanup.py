@@ -1,0 +1,183 @@
+"""Cleanup runs: what AdminService.RunCleanup and the background scheduler remove.
+
+One run, in order: records past their expire_time (runs over every namespace
+only), each retention policy of the namespace(s), and completed jobs past the
+server default that no policy covers (core/retention.py has the rules). Every
+step is counted first, then removed in batches of BATCH, so a run reports
+progress (done of total) and a dry run reports the counts alone. Records go
+through the cache's `forget` as they are deleted.
+
+The scheduler runs on one process among all that share the database at a time:
+the one that holds `Database.lead(LEADER_LOCK)`. It keeps it while it lives, so
+cleanups do not run once per replica; when it dies, another takes over at its
+next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from strata_server import metrics
+from strata_server.core.errors import StrataError
+from strata_server.core.models import Progress, RecordRef
+from strata_server.core.retention import CleanupReport, CleanupStep, Exclude, Target
+from strata_server.storage.ports import Database
+
+log = structlog.get_logger("strata.cleanup")
+
+BATCH = 1000
+"""Rows per purge statement: one short transaction each."""
+LEADER_LOCK = "cleanup"
+
+Forget = Callable[[Sequence[RecordRef]], Awaitable[None]]
+PurgeExpired = Callable[[int], Awaitable[list[RecordRef]]]
+
+
+async def _nothing(refs: Sequence[RecordRef]) -> None:
+    return None
+
+
+class Cleanup:
+    """Runs cleanups against one database (see the module docstring)."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        keep_completed: timedelta,
+        purge_expired: PurgeExpired | None = None,
+        forget: Forget = _nothing,
+    ) -> None:
+        self._database = database
+        self._keep_completed = keep_completed
+        # Through the record cache when there is one, so it drops what goes.
+        self._purge_expired = purge_expired or database.purge_expired
+        self._forget = forget
+
+    async def run(
+        self, *, namespace: str | None, dry_run: bool, trigger: str = "rpc"
+    ) -> AsyncIterator[Progress | CleanupReport]:
+        """Progress messages, then the report. `namespace` None: every namespace."""
+        started = datetime.now(UTC)
+        steps: list[CleanupStep] = []
+        result = "error"
+        try:
+            if namespace is None:
+                total = await self._database.count_expired()
+                step = CleanupStep("expired records", "expired_records", None, "", total)
+                async for progress in self._step(steps, step, dry_run, self._expired_batch):
+                    yield progress
+            for policy in await self._database.list_retention(namespace):
+                before = started - policy.max_age
+                count, purge = await self._policy_step(
+                    policy.namespace, policy.target, policy.selector, before
+                )
+                what = policy.selector or "every queue"
+                step = CleanupStep(
+                    f"{policy.target} of {what} in {policy.namespace}",
+                    policy.target.value,
+                    policy.namespace,
+                    policy.selector,
+                    count,
+                )
+                async for progress in self._step(steps, step, dry_run, purge):
+                    yield progress
+            before = started - self._keep_completed
+            count = await self._database.count_old_jobs(
+                namespace, None, "completed", before, Exclude.ANY
+            )
+
+            async def default_batch() -> int:
+                return await self._database.purge_old_jobs(
+                    namespace, None, "completed", before, Exclude.ANY, BATCH
+                )
+
+            step = CleanupStep(
+                "completed jobs past the server default",
+                "default_completed_jobs",
+                namespace,
+                "",
+                count,
+            )
+            async for progress in self._step(steps, step, dry_run, default_batch):
+                yield progress
+            report = CleanupReport(dry_run, tuple(steps), started, datetime.now(UTC))
+            result = "ok"
+        finally:
+            metrics.CLEANUP_RUNS.labels(trigger, str(dry_run).lower(), result).inc()
+        if not dry_run:
+            for done in steps:
+                metrics.CLEANUP_REMOVED.labels(done.target).inc(done.count)
+            metrics.CLEANUP_LAST_SUCCESS.set(report.finished.timestamp())
+        yield report
+
+    async def _expired_batch(self) -> int:
+        return len(await self._purge_expired(BATCH))
+
+    async def _policy_step(
+        self, namespace: str, target: Target, selector: str, before: datetime
+    ) -> tuple[int, Callable[[], Awaitable[int]]]:
+        """How many items a policy takes now, and one batch of its purge."""
+        db = self._database
+        if target is Target.RECORDS:
+            count = await db.count_old_records(namespace, selector, before)
+
+            async def records_batch() -> int:
+                refs = await db.purge_old_records(namespace, selector, before, BATCH)
+                await self._forget(refs)
+                return len(refs)
+
+            return count, records_batch
+        state = "completed" if target is Target.COMPLETED_JOBS else "dead"
+        queue = selector or None
+        exclude = Exclude.NONE if selector else Exclude.NAMED
+        count = await db.count_old_jobs(namespace, queue, state, before, exclude)
+
+        async def jobs_batch() -> int:
+            return await db.purge_old_jobs(namespace, queue, state, before, exclude, BATCH)
+
+        return count, jobs_batch
+
+    async def _step(
+        self,
+        steps: list[CleanupStep],
+        step: CleanupStep,
+        dry_run: bool,
+        batch: Callable[[], Awaitable[int]],
+    ) -> AsyncIterator[Progress]:
+        """Progress of one step (`step.count` is what it found to remove); on a real
+        run, its batches until one comes up short (rows written meanwhile may make
+        `done` pass the count). Then `step`, with what it removed, joins `steps`."""
+        yield Progress(step.name, 0, step.count, "items")
+        done = 0
+        if not dry_run and step.count:
+            while True:
+                removed = await batch()
+                done += removed
+                yield Progress(step.name, done, max(step.count, done), "items")
+                if removed < BATCH:
+                    break
+        steps.append(step if dry_run else dataclasses.replace(step, count=done))
+
+
+async def schedule(cleanup: Cleanup, database: Database, interval: float) -> None:
+    """Every `interval` seconds, run a cleanup over every namespace if this process
+    leads (see the module docstring). Errors are logged; the next tick retries."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if not await database.lead(LEADER_LOCK):
+                continue
+            report: CleanupReport | None = None
+            async for event in cleanup.run(namespace=None, dry_run=False, trigger="scheduler"):
+                if isinstance(event, CleanupReport):
+                    report = event
+            if report is not None and report.total:
+                log.info("cleanup", removed=report.total, steps=len(report.steps))
+        except StrataError as error:
+            log.warning("scheduled cleanup failed", error=error.message)

@@ -1,0 +1,88 @@
+"""Retention policies and what a cleanup run does with them.
+
+A policy says how long one kind of data of a namespace is kept: the records of a
+collection (by update_time), the completed or dead jobs of a queue or of every
+queue (by finish_time). A job policy naming a queue wins over the namespace's
+policy for every queue; completed jobs that no policy covers are kept for the
+server's STRATA_COMPLETED_JOB_RETENTION_SECONDS; dead jobs without a policy are
+kept. Records also go once their own expire_time passes, whatever the policies.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from strata_server.core import validation
+from strata_server.core.errors import InvalidArgument
+
+MIN_AGE = timedelta(seconds=1)
+MAX_AGE = timedelta(days=100 * 366)
+
+
+class Target(enum.StrEnum):
+    """What a policy removes."""
+
+    RECORDS = "records"
+    COMPLETED_JOBS = "completed_jobs"
+    DEAD_JOBS = "dead_jobs"
+
+
+class Exclude(enum.Enum):
+    """Which jobs a job purge leaves to other policies (core of the precedence)."""
+
+    NONE = "none"
+    """A policy naming its queue: every job of that queue is its own."""
+    NAMED = "named"
+    """A namespace-wide policy: not the queues a policy names."""
+    ANY = "any"
+    """The server default: not the queues any policy of their namespace covers."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long `target` data of `namespace` (`selector`: the collection, or the
+    queue; "" for every queue) is kept."""
+
+    namespace: str
+    target: Target
+    selector: str
+    max_age: timedelta
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+def check_policy(target: Target, selector: str, max_age: timedelta) -> None:
+    """INVALID_ARGUMENT for a policy that names nothing or keeps data for no time."""
+    if target is Target.RECORDS or selector:
+        validation.collection(selector, "selector")
+    if not MIN_AGE <= max_age <= MAX_AGE:
+        raise InvalidArgument.field("max_age", "must be from 1 second to 100 years")
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupStep:
+    """One thing a cleanup run removes: with `policy` None, a built-in step
+    (expired records, completed jobs past the server default, orphan blobs)."""
+
+    name: str
+    target: str
+    namespace: str | None
+    selector: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupReport:
+    """What a cleanup run removed (or, on a dry run, would remove)."""
+
+    dry_run: bool
+    steps: tuple[CleanupStep, ...]
+    started: datetime
+    finished: datetime
+
+    @property
+    def total(self) -> int:
+        """Items removed (or that would be) over every step."""
+        return sum(step.count for step in self.steps)

@@ -1,0 +1,369 @@
+"""`CachedRecordStore`: GetRecord and BatchGetRecords read through a cache; every
+write invalidates the records it touched before the call returns.
+
+It wraps any `RecordStore` (SQLite or PostgreSQL) and any `Cache` (in process or
+Redis), so neither the gRPC layer nor the SQL adapters know the cache exists.
+
+Why no stale read after an acknowledged write, on any replica sharing the cache:
+
+- A read that misses places a lease on the key (`Cache.lookup`) *before* it reads
+  the database, and may fill the key only while its own lease is still there
+  (`Cache.fill`, atomic on the cache).
+- A write invalidates its keys (`Cache.delete`) after its transaction commits and
+  before it answers. The delete removes whatever the key holds, leases included.
+- So a read whose database row predates a write either fills before that write's
+  delete (and the delete removes it before the write is acknowledged) or finds its
+  lease gone and fills nothing. Eviction only removes keys, so it can only cost a
+  fill, never admit a stale one. Versions alone could not order this: a delete and
+  a re-create start the record at version 1 again.
+- A cached record is served only before its `expire_time` (its cache TTL is capped
+  there and checked on every hit, with the same clock the database reads use), and
+  the background purge invalidates the rows it removes.
+
+When the cache cannot be reached (logged once per outage, counted in `stats`),
+reads go to the database and invalidations are kept in memory; a probe retries the
+cache every PROBE_SECONDS and, once it answers, applies the kept invalidations
+before any read uses the cache again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from strata_server.core.codec import record_from_cache, record_to_cache
+from strata_server.core.errors import NotFound, Unavailable
+from strata_server.core.filters import Filter
+from strata_server.core.models import (
+    Actor,
+    CacheStats,
+    ChangeBatch,
+    Idempotency,
+    ListQuery,
+    Page,
+    Record,
+    RecordRef,
+    RecordWrite,
+    SearchHit,
+    SearchQuery,
+    Write,
+    WriteResult,
+)
+from strata_server.storage.ports import Cache, Fill, Lookup, RecordStore
+
+log = structlog.get_logger("strata.cache")
+
+LEASE_SECONDS = 10.0
+"""How long a missing read may take to fill its key; a slower one fills nothing."""
+PROBE_SECONDS = 0.5
+"""How often an unreachable cache is tried again."""
+MAX_PENDING = 100_000
+"""Most invalidations kept per outage; past it, every record entry of the namespaces
+concerned is cleared when the cache returns."""
+
+
+def record_key(collection: str, id: str) -> str:
+    """The cache key of a record within its namespace (neither part holds a '/')."""
+    return f"r:{collection}/{id}"
+
+
+class RecordCachePolicy:
+    """How long a record of each collection may be served from the cache."""
+
+    def __init__(self, default_ttl: float, per_collection: Mapping[str, float]) -> None:
+        self._default = default_ttl
+        self._per_collection = dict(per_collection)
+
+    def ttl(self, collection: str) -> float:
+        """Seconds a record of `collection` stays cached; 0 means never cached."""
+        return self._per_collection.get(collection, self._default)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any collection is cached at all."""
+        return self._default > 0 or any(ttl > 0 for ttl in self._per_collection.values())
+
+
+def _live(record: Record, now: datetime) -> bool:
+    return record.expire_time is None or record.expire_time > now
+
+
+class CachedRecordStore:
+    """A `storage.ports.RecordStore` that reads through `cache` in front of `store`."""
+
+    def __init__(self, store: RecordStore, cache: Cache, policy: RecordCachePolicy) -> None:
+        self._store = store
+        self._cache = cache
+        self._policy = policy
+        self._available = True
+        self._pending: dict[str, set[str]] = {}
+        self._pending_count = 0
+        self._clear: set[str] = set()  # namespaces whose record entries must all go
+        self._probe: asyncio.Task[None] | None = None
+        self._hits = self._misses = self._bypassed = self._outages = 0
+
+    def stats(self) -> CacheStats:
+        """This process's counters since it started."""
+        return CacheStats(
+            enabled=True,
+            available=self._available,
+            hits=self._hits,
+            misses=self._misses,
+            bypassed=self._bypassed,
+            outages=self._outages,
+            pending_invalidations=self._pending_count,
+        )
+
+    # --- reads through the cache ----------------------------------------------------
+
+    async def get_record(self, namespace: str, collection: str, id: str) -> Record:
+        """The live record: from the cache when it holds it, else from the store."""
+        ttl = self._policy.ttl(collection)
+        found = await self._lookup(namespace, collection, [id], ttl)
+        if found is None:
+            return await self._store.get_record(namespace, collection, id)
+        [lookup] = found
+        if lookup.value is not None:
+            record = record_from_cache(namespace, collection, id, lookup.value)
+            if _live(record, datetime.now(UTC)):
+                self._hits += 1
+                return record
+        self._misses += 1
+        key = record_key(collection, id)
+        try:
+            record = await self._store.get_record(namespace, collection, id)
+        except NotFound:
+            if lookup.lease is not None:
+                await self._fill(namespace, [Fill(key, lookup.lease, None, 0)])
+            raise
+        if lookup.lease is not None:
+            await self._fill(namespace, [self._entry(key, lookup.lease, record, ttl)])
+        return record
+
+    async def batch_get_records(
+        self, namespace: str, collection: str, ids: Sequence[str]
+    ) -> list[Record]:
+        """The live records among `ids`: cached ones from the cache, the rest from the
+        store in one query (and then cached)."""
+        ttl = self._policy.ttl(collection)
+        found = await self._lookup(namespace, collection, ids, ttl) if ids else None
+        if found is None:
+            return await self._store.batch_get_records(namespace, collection, ids)
+        now = datetime.now(UTC)
+        records: list[Record] = []
+        missing: list[str] = []
+        leases: dict[str, str] = {}
+        for id, lookup in zip(ids, found, strict=True):
+            if lookup.value is not None:
+                record = record_from_cache(namespace, collection, id, lookup.value)
+                if _live(record, now):
+                    records.append(record)
+                    continue
+            missing.append(id)
+            if lookup.lease is not None:
+                leases[id] = lookup.lease
+        self._hits += len(records)
+        self._misses += len(missing)
+        if not missing:
+            return records
+        fetched = await self._store.batch_get_records(namespace, collection, missing)
+        fills = [
+            self._entry(record_key(collection, r.id), leases.pop(r.id), r, ttl)
+            for r in fetched
+            if r.id in leases
+        ]
+        fills += [Fill(record_key(collection, id), lease, None, 0) for id, lease in leases.items()]
+        if fills:
+            await self._fill(namespace, fills)
+        return records + fetched
+
+    async def _lookup(
+        self, namespace: str, collection: str, ids: Sequence[str], ttl: float
+    ) -> list[Lookup] | None:
+        """The cache's answer for `ids`, or None when the cache is not to be used."""
+        if ttl <= 0:
+            return None
+        if not self._available:
+            self._bypassed += len(ids)
+            return None
+        try:
+            return await self._cache.lookup(
+                namespace, [record_key(collection, id) for id in ids], LEASE_SECONDS
+            )
+        except Unavailable as error:
+            self._lost(error)
+            self._bypassed += len(ids)
+            return None
+
+    @staticmethod
+    def _entry(key: str, lease: str, record: Record, ttl: float) -> Fill:
+        if record.expire_time is not None:
+            ttl = min(ttl, (record.expire_time - datetime.now(UTC)).total_seconds())
+        if ttl <= 0:
+            return Fill(key, lease, None, 0)
+        return Fill(key, lease, record_to_cache(record), ttl)
+
+    async def _fill(self, namespace: str, fills: Sequence[Fill]) -> None:
+        if not self._available:
+            return  # the leases expire by themselves
+        try:
+            await self._cache.fill(namespace, fills)
+        except Unavailable as error:
+            self._lost(error)
+
+    # --- writes invalidate ----------------------------------------------------------
+
+    async def commit(
+        self,
+        namespace: str,
+        writes: Sequence[Write],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[WriteResult]:
+        """The store's commit, then the invalidation of every record it may have
+        touched, before returning. Also after a failure: a commit whose outcome is
+        unknown (the connection broke at COMMIT) may have written."""
+        keys = list(
+            dict.fromkeys(
+                record_key(write.collection, write.id)
+                for write in writes
+                if isinstance(write, RecordWrite)
+            )
+        )
+        try:
+            return await self._store.commit(namespace, writes, actor=actor, idempotency=idempotency)
+        finally:
+            if keys:
+                await self._invalidate(namespace, keys)
+
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
+        """The store's purge, then the invalidation of the records it removed."""
+        purged = await self._store.purge_expired(limit)
+        await self.forget(purged)
+        return purged
+
+    async def forget(self, refs: Sequence[RecordRef]) -> None:
+        """Invalidate records deleted behind this wrapper's back (retention)."""
+        by_namespace: dict[str, list[str]] = {}
+        for ref in refs:
+            by_namespace.setdefault(ref.namespace, []).append(record_key(ref.collection, ref.id))
+        for namespace, keys in by_namespace.items():
+            await self._invalidate(namespace, keys)
+
+    async def _invalidate(self, namespace: str, keys: list[str]) -> None:
+        if self._available:
+            try:
+                await self._cache.delete(namespace, keys)
+                return
+            except Unavailable as error:
+                self._lost(error)
+        self._keep(namespace, keys)
+
+    def _keep(self, namespace: str, keys: list[str]) -> None:
+        if namespace in self._clear:
+            return
+        if self._pending_count + len(keys) > MAX_PENDING:
+            self._clear.add(namespace)
+            self._pending_count -= len(self._pending.pop(namespace, ()))
+            return
+        pending = self._pending.setdefault(namespace, set())
+        before = len(pending)
+        pending.update(keys)
+        self._pending_count += len(pending) - before
+
+    # --- outages --------------------------------------------------------------------
+
+    def _lost(self, error: Unavailable) -> None:
+        if not self._available:
+            return
+        self._available = False
+        self._outages += 1
+        log.warning(
+            "cache unreachable: record reads go to the database until it is back",
+            error=error.message,
+        )
+        self._probe = asyncio.create_task(self._recover(), name="strata-cache-probe")
+
+    async def _recover(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            try:
+                await self._cache.ping()
+                await self._apply_kept()
+            except Unavailable:
+                continue
+            # No await since the last kept invalidation was applied: none is lost.
+            self._available = True
+            log.info("cache reachable again: record reads use it", outages=self._outages)
+            return
+
+    async def _apply_kept(self) -> None:
+        # Each batch leaves the kept sets before its await: a write kept meanwhile
+        # (perhaps of the same key, committed after this delete ran) stays kept.
+        while self._clear:
+            namespace = self._clear.pop()
+            try:
+                await self._cache.clear(namespace, "r:")
+            except Unavailable:
+                self._clear.add(namespace)
+                raise
+        while self._pending:
+            namespace, keys = next(iter(self._pending.items()))
+            batch = [keys.pop() for _ in range(min(1000, len(keys)))]
+            if not keys:
+                del self._pending[namespace]
+            self._pending_count -= len(batch)
+            try:
+                await self._cache.delete(namespace, batch)
+            except Unavailable:
+                self._keep(namespace, batch)
+                raise
+
+    async def close(self) -> None:
+        """Stop the probe; the store and the cache belong to whoever built them."""
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+
+    # --- everything else goes to the store ------------------------------------------
+
+    async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
+        """The store's list (lists are not cached)."""
+        return await self._store.list_records(namespace, query)
+
+    async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
+        """The store's count."""
+        return await self._store.count_records(namespace, collection, filter)
+
+    async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
+        """The store's search."""
+        return await self._store.search_records(namespace, query)
+
+    async def changes_head(self, namespace: str) -> str:
+        """The store's change cursor of now."""
+        return await self._store.changes_head(namespace)
+
+    async def record_changes(
+        self,
+        namespace: str,
+        collection: str,
+        after: str,
+        filter: Filter | None,
+        limit: int,
+    ) -> ChangeBatch:
+        """The store's change feed."""
+        return await self._store.record_changes(namespace, collection, after, filter, limit)
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_port(store: CachedRecordStore) -> RecordStore:
+        """mypy proves here that CachedRecordStore implements the RecordStore port."""
+        return store

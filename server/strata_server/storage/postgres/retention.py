@@ -1,0 +1,231 @@
+"""Retention on PostgreSQL: policies (retention_policies), and the counts and purges
+a cleanup run makes of old records and finished jobs (core/retention.py has the
+rules; the precedence of job policies is `_JOB_SCOPE`). Each purge is one
+autocommit statement over at most `limit` rows, skipping rows others hold."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, LiteralString
+
+from strata_server.core.errors import NotFound
+from strata_server.core.models import Actor, RecordRef
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.queries import EXPIRY_ACTOR
+
+UPSERT = """
+WITH saved AS (
+    INSERT INTO retention_policies
+        (namespace, target, selector, max_age, create_time, update_time)
+    VALUES (%(namespace)s, %(target)s, %(selector)s, %(max_age)s, now(), now())
+    ON CONFLICT (namespace, target, selector)
+        DO UPDATE SET max_age = excluded.max_age, update_time = excluded.update_time
+    RETURNING create_time, update_time
+), audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s, update_time, %(actor)s, 'set_retention', 'retention',
+           %(target)s || '/' || %(selector)s, 0, '[]'::jsonb, NULL
+    FROM saved
+)
+SELECT create_time, update_time FROM saved
+"""
+
+LIST = """
+SELECT namespace, target, selector, max_age, create_time, update_time
+FROM retention_policies
+WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s
+ORDER BY namespace, target, selector
+"""
+
+DELETE = """
+WITH gone AS (
+    DELETE FROM retention_policies
+    WHERE namespace = %(namespace)s AND target = %(target)s AND selector = %(selector)s
+    RETURNING 1
+), audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s, now(), %(actor)s, 'delete_retention', 'retention',
+           %(target)s || '/' || %(selector)s, 0, '[]'::jsonb, NULL
+    FROM gone
+)
+SELECT count(*) FROM gone
+"""
+
+COUNT_OLD_RECORDS = """
+SELECT count(*) FROM records WHERE namespace = %s AND collection = %s AND update_time < %s
+"""
+
+PURGE_OLD_RECORDS = f"""
+WITH doomed AS (
+    SELECT namespace, collection, id FROM records
+    WHERE namespace = %(namespace)s AND collection = %(collection)s
+      AND update_time < %(before)s
+    ORDER BY update_time
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM records AS r USING doomed AS d
+    WHERE r.namespace = d.namespace AND r.collection = d.collection AND r.id = d.id
+    RETURNING r.namespace, r.collection, r.id, r.version, r.data
+), audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT namespace, now(), '{EXPIRY_ACTOR}', 'retention', 'record', collection || '/' || id,
+           version,
+           (SELECT coalesce(jsonb_agg('data.' || key ORDER BY key COLLATE "C"), '[]'::jsonb)
+            FROM jsonb_object_keys(data) AS key),
+           NULL
+    FROM gone
+)
+SELECT namespace, collection, id FROM gone
+"""
+"""Delete up to `limit` records of a collection last written before `before`, each
+with a `retention` audit entry whose changed_fields match a delete's (as the
+expiry purge writes them)."""
+
+COUNT_EXPIRED = "SELECT count(*) FROM records WHERE expire_time <= now()"
+
+_JOB_SCOPE: dict[Exclude, LiteralString] = {
+    Exclude.NONE: "",
+    Exclude.NAMED: (
+        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
+        " WHERE p.namespace = j.namespace AND p.target = %(target)s AND p.selector = j.queue)"
+    ),
+    Exclude.ANY: (
+        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
+        " WHERE p.namespace = j.namespace AND p.target = %(target)s"
+        " AND p.selector IN ('', j.queue))"
+    ),
+}
+"""Which finished jobs a purge may take, beyond state, age, namespace and queue: a
+queue's own policy takes all of its jobs; a namespace-wide one, the queues no
+policy names; the server default, the queues no policy of the namespace covers."""
+
+
+def _old_jobs(exclude: Exclude) -> LiteralString:
+    return (
+        "FROM jobs AS j WHERE j.state = %(state)s AND j.finish_time < %(before)s"
+        " AND (%(namespace)s::text IS NULL OR j.namespace = %(namespace)s)"
+        " AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)" + _JOB_SCOPE[exclude]
+    )
+
+
+def _purge_jobs(exclude: Exclude) -> LiteralString:
+    return (
+        "WITH doomed AS (SELECT j.namespace, j.id "
+        + _old_jobs(exclude)
+        + " ORDER BY j.finish_time LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+        " gone AS (DELETE FROM jobs AS g USING doomed AS d"
+        " WHERE g.namespace = d.namespace AND g.id = d.id RETURNING 1)"
+        " SELECT count(*) FROM gone"
+    )
+
+
+COUNT_JOBS = {exclude: "SELECT count(*) " + _old_jobs(exclude) for exclude in Exclude}
+PURGE_JOBS = {exclude: _purge_jobs(exclude) for exclude in Exclude}
+
+
+async def set_policy(conn: Conn, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+    cursor = await conn.execute(
+        UPSERT,
+        {
+            "namespace": policy.namespace,
+            "target": policy.target.value,
+            "selector": policy.selector,
+            "max_age": policy.max_age,
+            "actor": actor.name,
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return RetentionPolicy(
+        policy.namespace, policy.target, policy.selector, policy.max_age, row[0], row[1]
+    )
+
+
+async def list_policies(conn: Conn, namespace: str | None) -> list[RetentionPolicy]:
+    cursor = await conn.execute(LIST, {"namespace": namespace})
+    return [
+        RetentionPolicy(row[0], Target(row[1]), row[2], row[3], row[4], row[5])
+        for row in await cursor.fetchall()
+    ]
+
+
+async def delete_policy(
+    conn: Conn, namespace: str, target: Target, selector: str, *, actor: Actor
+) -> None:
+    cursor = await conn.execute(
+        DELETE,
+        {"namespace": namespace, "target": target.value, "selector": selector, "actor": actor.name},
+    )
+    row = await cursor.fetchone()
+    if row is None or row[0] == 0:
+        raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
+
+
+async def _count(conn: Conn, statement: Any, params: Any) -> int:
+    cursor = await conn.execute(statement, params)
+    row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+async def count_old_records(conn: Conn, namespace: str, collection: str, before: datetime) -> int:
+    return await _count(conn, COUNT_OLD_RECORDS, (namespace, collection, before))
+
+
+async def purge_old_records(
+    conn: Conn, namespace: str, collection: str, before: datetime, limit: int
+) -> list[RecordRef]:
+    if limit <= 0:
+        return []
+    cursor = await conn.execute(
+        PURGE_OLD_RECORDS,
+        {"namespace": namespace, "collection": collection, "before": before, "limit": limit},
+    )
+    return [RecordRef(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+
+
+async def count_expired(conn: Conn) -> int:
+    return await _count(conn, COUNT_EXPIRED, ())
+
+
+def _job_params(
+    namespace: str | None, queue: str | None, state: str, before: datetime
+) -> dict[str, Any]:
+    target = Target.COMPLETED_JOBS if state == "completed" else Target.DEAD_JOBS
+    return {
+        "namespace": namespace,
+        "queue": queue,
+        "state": state,
+        "before": before,
+        "target": target.value,
+    }
+
+
+async def count_old_jobs(
+    conn: Conn,
+    namespace: str | None,
+    queue: str | None,
+    state: str,
+    before: datetime,
+    exclude: Exclude,
+) -> int:
+    return await _count(conn, COUNT_JOBS[exclude], _job_params(namespace, queue, state, before))
+
+
+async def purge_old_jobs(
+    conn: Conn,
+    namespace: str | None,
+    queue: str | None,
+    state: str,
+    before: datetime,
+    exclude: Exclude,
+    limit: int,
+) -> int:
+    if limit <= 0:
+        return 0
+    params = {**_job_params(namespace, queue, state, before), "limit": limit}
+    return await _count(conn, PURGE_JOBS[exclude], params)

@@ -1,0 +1,212 @@
+"""Retention on SQLite: policies (retention_policies), and the counts and purges a
+cleanup run makes of old records and finished jobs (core/retention.py has the
+rules; the precedence of job policies is `_JOB_SCOPE`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from strata_server.core.errors import NotFound
+from strata_server.core.models import Actor, RecordRef
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.storage.sqlite.commit import purge_selected
+from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
+
+_MICRO = timedelta(microseconds=1)
+
+UPSERT = """
+INSERT INTO retention_policies
+    (namespace, target, selector, max_age_us, create_time, update_time)
+VALUES (:namespace, :target, :selector, :max_age_us, :now, :now)
+ON CONFLICT (namespace, target, selector)
+    DO UPDATE SET max_age_us = excluded.max_age_us, update_time = excluded.update_time
+RETURNING create_time, update_time
+"""
+
+LIST = """
+SELECT namespace, target, selector, max_age_us, create_time, update_time
+FROM retention_policies
+WHERE :namespace IS NULL OR namespace = :namespace
+ORDER BY namespace, target, selector
+"""
+
+DELETE = """
+DELETE FROM retention_policies WHERE namespace = ? AND target = ? AND selector = ?
+RETURNING 1
+"""
+
+OLD_RECORDS = """
+FROM records WHERE namespace = ? AND collection = ? AND update_time < ?
+"""
+
+SELECT_OLD_RECORDS = (
+    "SELECT rowid, namespace, collection, id, data, version "
+    + OLD_RECORDS
+    + "ORDER BY update_time LIMIT ?"
+)
+
+COUNT_EXPIRED = """
+SELECT count(*) FROM records WHERE expire_time IS NOT NULL AND expire_time <= ?
+"""
+
+_JOB_SCOPE = {
+    Exclude.NONE: "",
+    Exclude.NAMED: (
+        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
+        " WHERE p.namespace = jobs.namespace AND p.target = :target AND p.selector = jobs.queue)"
+    ),
+    Exclude.ANY: (
+        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
+        " WHERE p.namespace = jobs.namespace AND p.target = :target"
+        " AND p.selector IN ('', jobs.queue))"
+    ),
+}
+"""Which finished jobs a purge may take, beyond state, age, namespace and queue: a
+queue's own policy takes all of its jobs; a namespace-wide one, the queues no
+policy names; the server default, the queues no policy of the namespace covers."""
+
+
+def _old_jobs(exclude: Exclude) -> str:
+    return (
+        "FROM jobs WHERE state = :state AND finish_time < :before"
+        " AND (:namespace IS NULL OR namespace = :namespace)"
+        " AND (:queue IS NULL OR queue = :queue)" + _JOB_SCOPE[exclude]
+    )
+
+
+def _policy(row: tuple[object, ...]) -> RetentionPolicy:
+    namespace, target, selector, max_age_us, create_time, update_time = row
+    assert isinstance(max_age_us, int) and isinstance(create_time, int)
+    assert isinstance(update_time, int)
+    return RetentionPolicy(
+        str(namespace),
+        Target(str(target)),
+        str(selector),
+        max_age_us * _MICRO,
+        from_micros(create_time),
+        from_micros(update_time),
+    )
+
+
+def _audit(
+    namespace: str, now: int, actor: Actor, action: str, target: str, selector: str
+) -> tuple[object, ...]:
+    """An audit_log row (INSERT_AUDIT) for a policy change."""
+    return (namespace, now, actor.name, action, "retention", f"{target}/{selector}", 0, "[]", None)
+
+
+async def set_policy(db: Connections, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+    now = to_micros(datetime.now(UTC))
+    async with db.transaction() as tx:
+        [(created, updated)] = await tx.fetchall(
+            UPSERT,
+            {
+                "namespace": policy.namespace,
+                "target": policy.target.value,
+                "selector": policy.selector,
+                "max_age_us": policy.max_age // _MICRO,
+                "now": now,
+            },
+        )
+        await tx.execute(
+            INSERT_AUDIT,
+            _audit(policy.namespace, now, actor, "set_retention", policy.target, policy.selector),
+        )
+    return RetentionPolicy(
+        policy.namespace,
+        policy.target,
+        policy.selector,
+        policy.max_age,
+        from_micros(created),
+        from_micros(updated),
+    )
+
+
+async def list_policies(db: Connections, namespace: str | None) -> list[RetentionPolicy]:
+    return [_policy(tuple(row)) for row in await db.fetchall(LIST, {"namespace": namespace})]
+
+
+async def delete_policy(
+    db: Connections, namespace: str, target: Target, selector: str, *, actor: Actor
+) -> None:
+    now = to_micros(datetime.now(UTC))
+    async with db.transaction() as tx:
+        if not await tx.fetchall(DELETE, (namespace, target.value, selector)):
+            raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
+        await tx.execute(
+            INSERT_AUDIT, _audit(namespace, now, actor, "delete_retention", target, selector)
+        )
+
+
+async def count_old_records(
+    db: Connections, namespace: str, collection: str, before: datetime
+) -> int:
+    [(count,)] = await db.fetchall(
+        "SELECT count(*) " + OLD_RECORDS, (namespace, collection, to_micros(before))
+    )
+    return int(count)
+
+
+async def purge_old_records(
+    db: Connections, namespace: str, collection: str, before: datetime, limit: int
+) -> list[RecordRef]:
+    if limit <= 0:
+        return []
+    now = to_micros(datetime.now(UTC))
+    params = (namespace, collection, to_micros(before), limit)
+    return await purge_selected(db, SELECT_OLD_RECORDS, params, "retention", now)
+
+
+async def count_expired(db: Connections) -> int:
+    [(count,)] = await db.fetchall(COUNT_EXPIRED, (to_micros(datetime.now(UTC)),))
+    return int(count)
+
+
+def _job_params(
+    namespace: str | None, queue: str | None, state: str, before: datetime
+) -> dict[str, object]:
+    target = Target.COMPLETED_JOBS if state == "completed" else Target.DEAD_JOBS
+    return {
+        "namespace": namespace,
+        "queue": queue,
+        "state": state,
+        "before": to_micros(before),
+        "target": target.value,
+    }
+
+
+async def count_old_jobs(
+    db: Connections,
+    namespace: str | None,
+    queue: str | None,
+    state: str,
+    before: datetime,
+    exclude: Exclude,
+) -> int:
+    params = _job_params(namespace, queue, state, before)
+    [(count,)] = await db.fetchall("SELECT count(*) " + _old_jobs(exclude), params)
+    return int(count)
+
+
+async def purge_old_jobs(
+    db: Connections,
+    namespace: str | None,
+    queue: str | None,
+    state: str,
+    before: datetime,
+    exclude: Exclude,
+    limit: int,
+) -> int:
+    if limit <= 0:
+        return 0
+    params = {**_job_params(namespace, queue, state, before), "limit": limit}
+    sql = (
+        "DELETE FROM jobs WHERE rowid IN (SELECT rowid "
+        + _old_jobs(exclude)
+        + " ORDER BY finish_time LIMIT :limit)"
+    )
+    async with db.transaction() as tx:
+        rows = await tx.fetchall(sql + " RETURNING 1", params)
+    return len(rows)

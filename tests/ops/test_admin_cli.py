@@ -1,0 +1,127 @@
+"""The `strata` client commands (audit, ...) as an operator runs them: subprocesses
+against a live server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from google.protobuf import duration_pb2
+
+from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc
+from tests.contract.helpers import to_struct
+from tests.ops.test_migrations import strata
+from tests.support.server import StrataProcess
+
+
+def test_audit_prints_a_table_of_the_newest_entries(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        stub.CreateRecord.with_call(
+            records_pb2.CreateRecordRequest(
+                collection="cli", record_id="t1", data=to_struct({"a": 1})
+            ),
+            metadata=(("x-strata-actor", "grace"),),
+        )
+        stub.UpdateRecord(
+            records_pb2.UpdateRecordRequest(collection="cli", id="t1", data=to_struct({"a": 2}))
+        )
+    result = strata("audit", "--server", server.target, "--id", "cli/t1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "cli/t1" in line]
+    assert len(lines) == 2
+    assert "update" in lines[0] and "create" in lines[1] and "grace" in lines[1]
+
+    only = strata("audit", "--server", server.target, "--actor", "nobody-at-all", cwd=tmp_path)
+    assert only.returncode == 0 and "no audit entries match" in only.stderr
+
+
+def test_audit_against_no_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = strata("audit", "--server", "127.0.0.1:1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("strata: cannot reach the server at 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
+
+
+def test_audit_bad_input_is_reported(server: StrataProcess, tmp_path: Path) -> None:
+    result = strata(
+        "audit",
+        "--server",
+        server.target,
+        "--since",
+        "2030-01-02",
+        "--until",
+        "2030-01-01",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("strata: INVALID_ARGUMENT")
+
+
+def test_index_create_list_drop(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        for i in range(5):
+            stub.CreateRecord(
+                records_pb2.CreateRecordRequest(
+                    collection="cli_idx", record_id=f"r{i}", data=to_struct({"colour": "red"})
+                )
+            )
+    target = ("--server", server.target)
+    made = strata("index", "create", "cli_idx", "data.colour", *target, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "data.colour" in made.stdout and "yes" in made.stdout
+    listed = strata("index", "list", "cli_idx", *target, cwd=tmp_path)
+    assert listed.returncode == 0 and "data.colour" in listed.stdout
+    dropped = strata("index", "drop", "cli_idx", "data.colour", *target, cwd=tmp_path)
+    assert dropped.returncode == 0, dropped.stderr
+    empty = strata("index", "list", "cli_idx", *target, cwd=tmp_path)
+    assert "data.colour" not in empty.stdout and "no indexes declared" in empty.stderr
+    again = strata("index", "drop", "cli_idx", "data.colour", *target, cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.startswith("strata: NOT_FOUND")
+    bad = strata("index", "create", "cli_idx", "colour", *target, cwd=tmp_path)
+    assert bad.returncode == 2 and "INVALID_ARGUMENT" in bad.stderr
+
+
+def test_cleanup_dry_run_then_real(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        stub.CreateRecord(
+            records_pb2.CreateRecordRequest(
+                namespace="cli-cleanup", collection="old", record_id="r1", data=to_struct({})
+            )
+        )
+        admin_pb2_grpc.AdminServiceStub(channel).SetRetentionPolicy(
+            admin_pb2.SetRetentionPolicyRequest(
+                namespace="cli-cleanup",
+                target=admin_pb2.RETENTION_TARGET_RECORDS,
+                selector="old",
+                max_age=duration_pb2.Duration(seconds=1),
+            )
+        )
+    time.sleep(1.2)
+    target = ("--server", server.target, "-n", "cli-cleanup")
+    dry = strata("cleanup", "--dry-run", *target, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr
+    assert "cleanup: 1 would remove" in dry.stdout and "records of old" in dry.stdout
+    real = strata("cleanup", *target, cwd=tmp_path)
+    assert real.returncode == 0, real.stderr
+    assert "cleanup: 1 removed" in real.stdout
+    again = strata("cleanup", *target, cwd=tmp_path)
+    assert "cleanup: 0 removed" in again.stdout
+
+
+def test_usage_table(server: StrataProcess, tmp_path: Path) -> None:
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        stub.CreateRecord(
+            records_pb2.CreateRecordRequest(
+                namespace="cli-usage", collection="notes", record_id="n1", data=to_struct({"a": 1})
+            )
+        )
+    result = strata("usage", "--server", server.target, "-n", "cli-usage", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if "notes" in line]
+    assert "records" in line and ("7 B" in line or "8 B" in line)  # {"a":1} / {"a": 1}
+    every = strata("usage", "--server", server.target, "--all", cwd=tmp_path)
+    assert every.returncode == 0 and "cli-usage" in every.stdout and "total" in every.stdout

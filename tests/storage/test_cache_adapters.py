@@ -1,0 +1,301 @@
+"""Both cache adapters (in-process and a real Redis) against the Cache port's rules,
+and the read-through record store on a real SQLite file over each of them.
+
+The lease rules are what keep a slow read from caching a record older than a write
+that was already acknowledged, so they are exercised step by step here: the
+interleavings the replica tests can only hit by chance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from strata_server.core.errors import NotFound, Unavailable
+from strata_server.core.models import Actor, CreateRecord, DeleteRecord, UpdateRecord
+from strata_server.storage import migrations, redis_client
+from strata_server.storage.cache.memory import MemoryCache
+from strata_server.storage.cache.records import (
+    CachedRecordStore,
+    RecordCachePolicy,
+    record_key,
+)
+from strata_server.storage.cache.redis import RedisCache
+from strata_server.storage.ports import Cache, Fill
+from strata_server.storage.sqlite import SqliteDatabase
+from tests.contract.helpers import unique
+from tests.support.redis import RedisServer
+
+ACTOR = Actor("test")
+LEASE = 5.0
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    """Each adapter: a fresh in-process cache, or one on the session's Redis."""
+    if request.param == "memory":
+        yield MemoryCache(8 * 1024 * 1024)
+        return
+    client = redis_client.connect(request.getfixturevalue("redis").url)
+    yield RedisCache(client)
+    await redis_client.close(client)
+
+
+@pytest.fixture
+def ns() -> str:
+    """A namespace no other test uses (the Redis is shared by the session)."""
+    return unique("ns")
+
+
+async def test_get_set_delete_and_ttl(cache: Cache, ns: str) -> None:
+    assert await cache.get(ns, "k:a") is None
+    await cache.set(ns, "k:a", b"\x00one", 60)
+    await cache.set(ns, "k:b", b"two", 0.2)
+    assert await cache.get(ns, "k:a") == b"\x00one"
+    assert await cache.get(ns, "k:b") == b"two"
+    assert await cache.get("other", "k:a") is None
+    await asyncio.sleep(0.4)
+    assert await cache.get(ns, "k:b") is None
+    assert await cache.delete(ns, ["k:a", "k:b", "k:never"]) == 1
+    assert await cache.get(ns, "k:a") is None
+
+
+async def test_a_miss_leases_the_key_and_only_that_lease_fills(cache: Cache, ns: str) -> None:
+    [first] = await cache.lookup(ns, ["r:c/1"], LEASE)
+    assert first.value is None and first.lease is not None
+    # A second reader meanwhile misses too, without a lease: it must not fill.
+    [second] = await cache.lookup(ns, ["r:c/1"], LEASE)
+    assert second.value is None and second.lease is None
+    await cache.fill(ns, [Fill("r:c/1", "somebody else", b"forged", 60)])
+    assert (await cache.lookup(ns, ["r:c/1"], LEASE))[0].value is None
+    await cache.fill(ns, [Fill("r:c/1", first.lease, b"v1", 60)])
+    [hit] = await cache.lookup(ns, ["r:c/1"], LEASE)
+    assert hit.value == b"v1"
+    # A lease is not a value to a plain get.
+    await cache.lookup(ns, ["r:c/2"], LEASE)
+    assert await cache.get(ns, "r:c/2") is None
+
+
+async def test_an_invalidation_between_lookup_and_fill_wins(cache: Cache, ns: str) -> None:
+    """The race that matters: read the old row, a write commits and invalidates, then
+    the slow read tries to cache the old row. It must write nothing."""
+    [slow] = await cache.lookup(ns, ["r:c/1"], LEASE)
+    assert await cache.delete(ns, ["r:c/1"]) == 1  # the write's invalidation
+    await cache.fill(ns, [Fill("r:c/1", slow.lease or "", b"old", 60)])
+    [after] = await cache.lookup(ns, ["r:c/1"], LEASE)
+    assert after.value is None and after.lease is not None  # a fresh reader's lease
+    await cache.fill(ns, [Fill("r:c/1", slow.lease or "", b"old", 60)])  # still refused
+    await cache.fill(ns, [Fill("r:c/1", after.lease or "", b"new", 60)])
+    assert (await cache.lookup(ns, ["r:c/1"], LEASE))[0].value == b"new"
+
+
+async def test_a_lost_lease_fills_nothing(cache: Cache, ns: str) -> None:
+    """An expired (or evicted) lease leaves nothing to fill over."""
+    [found] = await cache.lookup(ns, ["r:c/1"], 0.1)
+    await asyncio.sleep(0.3)
+    await cache.fill(ns, [Fill("r:c/1", found.lease or "", b"late", 60)])
+    assert await cache.get(ns, "r:c/1") is None
+
+
+async def test_batch_lookup_fill_and_release(cache: Cache, ns: str) -> None:
+    keys = ["r:c/a", "r:c/b", "r:c/c"]
+    await cache.set(ns, "r:c/b", b"cached", 60)
+    found = await cache.lookup(ns, keys, LEASE)
+    assert [f.value for f in found] == [None, b"cached", None]
+    lease = found[0].lease or ""
+    assert found[2].lease == lease
+    await cache.fill(ns, [Fill("r:c/a", lease, b"A", 60), Fill("r:c/c", lease, None, 0)])
+    again = await cache.lookup(ns, keys, LEASE)
+    assert again[0].value == b"A" and again[1].value == b"cached"
+    assert again[2].lease is not None  # released, so leased afresh
+
+
+async def test_fill_ttl_expires(cache: Cache, ns: str) -> None:
+    [found] = await cache.lookup(ns, ["r:c/1"], LEASE)
+    await cache.fill(ns, [Fill("r:c/1", found.lease or "", b"v", 0.2)])
+    assert (await cache.lookup(ns, ["r:c/1"], LEASE))[0].value == b"v"
+    await asyncio.sleep(0.4)
+    assert (await cache.lookup(ns, ["r:c/1"], LEASE))[0].value is None
+
+
+async def test_clear_removes_a_prefix_of_one_namespace(cache: Cache, ns: str) -> None:
+    for i in range(1500):  # more than one SCAN/UNLINK batch
+        await cache.set(ns, f"r:c/{i}", b"v", 60)
+    await cache.set(ns, "k:user", b"kept", 60)
+    await cache.set("elsewhere", "r:c/1", b"kept", 60)
+    await cache.clear(ns, "r:")
+    assert await cache.get(ns, "r:c/7") is None
+    assert await cache.get(ns, "k:user") == b"kept"
+    assert await cache.get("elsewhere", "r:c/1") == b"kept"
+
+
+async def test_memory_cache_is_bounded_by_bytes() -> None:
+    cache = MemoryCache(1024 * 1024)
+    for i in range(4096):
+        await cache.set("ns", f"k:{i}", b"x" * 1024, 60)
+    assert await cache.get("ns", "k:0") is None  # the least recently used went first
+    assert await cache.get("ns", "k:4095") == b"x" * 1024
+    await cache.set("ns", "k:huge", b"x" * 2 * 1024 * 1024, 60)  # bigger than it all
+    assert await cache.get("ns", "k:huge") is None
+
+
+async def test_redis_keys_carry_the_namespace_hash_tag(redis: RedisServer) -> None:
+    client = redis_client.connect(redis.url)
+    try:
+        await RedisCache(client).set("tenant-1", "k:x", b"v", 60)
+        assert await client.get("strata:{tenant-1}:k:x") == b"vv"
+        assert RedisCache.key("tenant-1", "r:c/1") == "strata:{tenant-1}:r:c/1"
+    finally:
+        await redis_client.close(client)
+
+
+async def test_redis_unreachable_is_unavailable() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = redis_client.connect(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+    cache = RedisCache(client)
+    try:
+        for call in (
+            cache.get("ns", "k:a"),
+            cache.set("ns", "k:a", b"v", 1),
+            cache.delete("ns", ["k:a"]),
+            cache.lookup("ns", ["r:c/1"], 1),
+            cache.ping(),
+        ):
+            with pytest.raises(Unavailable, match="cannot be reached"):
+                await call
+    finally:
+        await redis_client.close(client)
+
+
+# --- the read-through record store on a real SQLite file ---------------------------
+
+
+@pytest.fixture
+async def store(tmp_path: Path, cache: Cache) -> AsyncIterator[tuple[CachedRecordStore, Cache]]:
+    database = await SqliteDatabase.open(
+        str(tmp_path / "strata.db"),
+        max_record_bytes=4096,
+        schema_sql=migrations.memory_schema(),
+    )
+    cached = CachedRecordStore(database, cache, RecordCachePolicy(60, {"plain": 0}))
+    yield cached, cache
+    await cached.close()
+    await database.close()
+
+
+async def test_reads_fill_and_writes_invalidate(
+    store: tuple[CachedRecordStore, Cache], ns: str
+) -> None:
+    records, cache = store
+    await records.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
+    assert (await records.get_record(ns, "c", "1")).version == 1  # miss, fills
+    assert (await cache.lookup(ns, [record_key("c", "1")], LEASE))[0].value is not None
+    assert (await records.get_record(ns, "c", "1")).data == {"n": 1}  # hit
+    assert records.stats().hits == 1 and records.stats().misses == 1
+    await records.commit(ns, [UpdateRecord("c", "1", {"n": 2})], actor=ACTOR)
+    assert (await cache.lookup(ns, [record_key("c", "1")], LEASE))[0].value is None
+    assert (await records.get_record(ns, "c", "1")).data == {"n": 2}
+    await records.commit(ns, [DeleteRecord("c", "1")], actor=ACTOR)
+    with pytest.raises(NotFound):
+        await records.get_record(ns, "c", "1")
+    await records.commit(ns, [CreateRecord("c", "1", {"n": "again"})], actor=ACTOR)
+    record = await records.get_record(ns, "c", "1")
+    assert (record.version, record.data) == (1, {"n": "again"})
+
+
+async def test_a_failed_write_still_invalidates(
+    store: tuple[CachedRecordStore, Cache], ns: str
+) -> None:
+    records, cache = store
+    await records.commit(ns, [CreateRecord("c", "1", {})], actor=ACTOR)
+    await records.get_record(ns, "c", "1")
+    with pytest.raises(NotFound):
+        await records.commit(
+            ns, [UpdateRecord("c", "1", {"x": 1}), DeleteRecord("c", "missing")], actor=ACTOR
+        )
+    assert (await cache.lookup(ns, [record_key("c", "1")], LEASE))[0].value is None
+
+
+async def test_a_slow_read_never_caches_over_a_newer_write(
+    store: tuple[CachedRecordStore, Cache], ns: str
+) -> None:
+    records, cache = store
+    await records.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
+    # A reader leases the key and reads version 1 ...
+    [slow] = await cache.lookup(ns, [record_key("c", "1")], LEASE)
+    old = await records.get_record(ns, "c", "1")  # (another reader: no lease, no fill)
+    # ... then a write commits and invalidates ...
+    await records.commit(ns, [UpdateRecord("c", "1", {"n": 2})], actor=ACTOR)
+    # ... and the slow reader tries to fill version 1.
+    await cache.fill(ns, [Fill(record_key("c", "1"), slow.lease or "", b"stale", 60)])
+    assert old.version == 1
+    assert (await records.get_record(ns, "c", "1")).version == 2
+    assert (await records.get_record(ns, "c", "1")).version == 2
+
+
+async def test_batch_get_mixes_hits_and_misses(
+    store: tuple[CachedRecordStore, Cache], ns: str
+) -> None:
+    records, _ = store
+    writes = [CreateRecord("c", str(i), {"i": i}) for i in range(5)]
+    await records.commit(ns, writes, actor=ACTOR)
+    await records.get_record(ns, "c", "1")
+    found = await records.batch_get_records(ns, "c", ["0", "1", "2", "nope"])
+    assert sorted(r.id for r in found) == ["0", "1", "2"]
+    assert records.stats().hits == 1
+    again = await records.batch_get_records(ns, "c", ["0", "1", "2", "nope"])
+    assert sorted(r.id for r in again) == ["0", "1", "2"]
+    assert records.stats().hits == 4
+
+
+async def test_expire_time_caps_the_entry_and_purge_invalidates(
+    store: tuple[CachedRecordStore, Cache], ns: str
+) -> None:
+    records, cache = store
+    soon = datetime.now(UTC) + timedelta(seconds=0.5)
+    await records.commit(ns, [CreateRecord("c", "e", {}, expire_time=soon)], actor=ACTOR)
+    assert (await records.get_record(ns, "c", "e")).expire_time == soon
+    await asyncio.sleep(0.6)
+    with pytest.raises(NotFound):
+        await records.get_record(ns, "c", "e")
+    assert await records.batch_get_records(ns, "c", ["e"]) == []
+    # A purge removes the row, and with it any entry a lagging clock kept.
+    await cache.set(ns, record_key("c", "e"), b"[1,0,0,null,{}]", 60)
+    purged = await records.purge_expired(100)
+    assert [ref.id for ref in purged if ref.namespace == ns] == ["e"]
+    assert (await cache.lookup(ns, [record_key("c", "e")], LEASE))[0].value is None
+
+
+async def test_a_collection_with_ttl_zero_is_never_cached(
+    store: tuple[CachedRecordStore, Cache], ns: str
+) -> None:
+    records, cache = store
+    await records.commit(ns, [CreateRecord("plain", "1", {})], actor=ACTOR)
+    await records.get_record(ns, "plain", "1")
+    await records.batch_get_records(ns, "plain", ["1"])
+    assert await cache.get(ns, record_key("plain", "1")) is None
+    assert records.stats().hits == records.stats().misses == 0
+
+
+async def test_redis_memory_warning(redis: RedisServer) -> None:
+    client = redis_client.connect(redis.url)
+    before = await client.config_get("maxmemory*")
+    try:
+        await client.config_set("maxmemory", 0)
+        assert "no maxmemory" in (await redis_client.memory_warning(client) or "")
+        await client.config_set("maxmemory", 256 * 1024 * 1024)
+        await client.config_set("maxmemory-policy", "noeviction")
+        assert "refuses writes" in (await redis_client.memory_warning(client) or "")
+        await client.config_set("maxmemory-policy", "allkeys-lru")
+        assert await redis_client.memory_warning(client) is None
+    finally:
+        await client.config_set("maxmemory", before["maxmemory"])
+        await client.config_set("maxmemory-policy", before["maxmemory-policy"])
+        await redis_client.close(client)
