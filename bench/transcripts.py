@@ -107,6 +107,28 @@ def content(i: int) -> str:
     return " ".join(words)
 
 
+WHERE_TIME_GOES = (
+    "Where the time goes (commits 97443c4 and 7bc7d9d, measured with py-spy on the server and"
+    " /proc CPU times on a 100k-entry transcript; not re-measured by each run). Until 97443c4"
+    " the batch query joined a CTE holding the first entry's offset, and PostgreSQL 15 walked"
+    " the transcript's whole offset index for every batch, filtering: 55-80 ms per 64 KiB "
+    "batch on 100k entries (7,361 entries/s), growing with the transcript. The same query was"
+    " behind the 13 ms of the Redis follow latency (a follower re-reads on every wakeup; with"
+    " only the new query, the old tree's follow p50 fell from ~15 to 3.5 ms on both wakeup "
+    "channels), not the Redis adapter, which publishes at once and blocks on the "
+    "subscription. With the offset taken in scalar subqueries a batch reads only its rows "
+    "(0.14 ms). The read is now bound by the one server process: about 4.7 us of its CPU per "
+    "entry against about 6 us of wall time (the client ~1.5 us, PostgreSQL ~1.6 us). On its "
+    "busy thread ~45% is the batch read (psycopg executing and decoding ~26%, building "
+    "entries and fitting the batch ~8%), ~16% building the protobuf batch (the create_time "
+    "Timestamp alone ~0.6 us per entry in upb), ~20% gRPC serializing and writing it. Each "
+    "batch is written before the next is read (the server never holds a batch ahead of a slow"
+    " reader), so the database round trip is not overlapped with the write; reading the next "
+    "batch during the write is what would move this figure, at the cost of holding one batch "
+    "ahead."
+)
+
+
 # --- processes ------------------------------------------------------------------------
 
 
@@ -462,7 +484,9 @@ def main() -> None:
     )
     write_section(
         "transcripts",
-        "\n\n".join([machine_markdown(info), markdown_table(rows, BASELINE), method]),
+        "\n\n".join(
+            [machine_markdown(info), markdown_table(rows, BASELINE), method, WHERE_TIME_GOES]
+        ),
     )
 
 
