@@ -262,9 +262,53 @@ def usage(
     Console().print(table)
 
 
+def check(
+    server: ServerOpt = "127.0.0.1:50051",
+    namespace: NamespaceOpt = "default",
+    all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
+    repair: Annotated[bool, typer.Option(help="Repair what is safe to repair.")] = False,
+    verify_blobs: Annotated[
+        bool, typer.Option("--verify-blobs", help="Read every blob and check its hash.")
+    ] = False,
+) -> None:
+    """Check what is stored for consistency, with a progress bar; exit status 1
+    when problems remain."""
+    request = admin_pb2.CheckIntegrityRequest(
+        namespace="" if all_namespaces else namespace,
+        all_namespaces=all_namespaces,
+        repair=repair,
+        verify_blobs=verify_blobs,
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    report: admin_pb2.IntegrityReport | None = None
+    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        for event in stub.CheckIntegrity(request):
+            if event.HasField("progress"):
+                step = event.progress
+                bar.update(
+                    task, description=step.phase, completed=step.done, total=step.total or None
+                )
+            else:
+                report = event.report
+    if report is None:  # pragma: no cover - the server always ends with the report
+        raise _fail("the server ended the check without a report")
+    checked = ", ".join(f"{c.count:,} {c.check}" for c in report.checked)
+    table = Table("check", "namespace", "what", "problem", "repair", title=f"checked {checked}")
+    for f in report.findings:
+        state = "repaired" if f.repaired else ("safe" if f.repairable else "manual")
+        table.add_row(f.check, f.namespace, f"{f.entity} {f.entity_id}", f.problem, state)
+    Console().print(table)
+    left = sum(1 for f in report.findings if not f.repaired)
+    typer.echo(f"{len(report.findings)} problem(s), {report.repaired} repaired, {left} left")
+    if left:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to the `strata` command."""
     app.command()(audit)
     app.command()(cleanup)
     app.command()(usage)
+    app.command()(check)
     app.add_typer(index_app, name="index")

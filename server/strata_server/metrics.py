@@ -125,3 +125,14 @@ CLEANUP_LAST_SUCCESS = Gauge(
     "When a cleanup run (not a dry run) of this process last finished without error",
     registry=REGISTRY,
 )
+INTEGRITY_PROBLEMS = Gauge(
+    "strata_integrity_problems",
+    "Problems the last integrity check of this process left unrepaired, by check",
+    ["check"],
+    registry=REGISTRY,
+)
+INTEGRITY_LAST_RUN = Gauge(
+    "strata_integrity_last_run_timestamp_seconds",
+    "When an integrity check of this process last finished",
+    registry=REGISTRY,
+)

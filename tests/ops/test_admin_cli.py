@@ -8,8 +8,16 @@ from pathlib import Path
 
 from google.protobuf import duration_pb2
 
-from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc
+from strata.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    queue_pb2,
+    queue_pb2_grpc,
+    records_pb2,
+    records_pb2_grpc,
+)
 from tests.contract.helpers import to_struct
+from tests.contract.test_integrity import run_sql
 from tests.ops.test_migrations import strata
 from tests.support.server import StrataProcess
 
@@ -125,3 +133,19 @@ def test_usage_table(server: StrataProcess, tmp_path: Path) -> None:
     assert "records" in line and ("7 B" in line or "8 B" in line)  # {"a":1} / {"a": 1}
     every = strata("usage", "--server", server.target, "--all", cwd=tmp_path)
     assert every.returncode == 0 and "cli-usage" in every.stdout and "total" in every.stdout
+
+
+def test_check_reports_and_repairs(server: StrataProcess, tmp_path: Path) -> None:
+    ns = "cli-check"
+    with server.channel() as channel:
+        queue = queue_pb2_grpc.QueueServiceStub(channel)
+        job = queue.Enqueue(queue_pb2.EnqueueRequest(namespace=ns, queue="q"))
+    run_sql(server, "UPDATE jobs SET finish_time = update_time WHERE id = %s", (job.id,))
+    target = ("--server", server.target, "-n", ns)
+    found = strata("check", *target, cwd=tmp_path)
+    assert found.returncode == 1, found.stderr
+    assert "unfinished" in found.stdout and "1 left" in found.stdout
+    fixed = strata("check", "--repair", *target, cwd=tmp_path)
+    assert fixed.returncode == 0 and "1 repaired, 0 left" in fixed.stdout
+    clean = strata("check", *target, cwd=tmp_path)
+    assert clean.returncode == 0 and "0 problem(s)" in clean.stdout

@@ -18,8 +18,10 @@ from strata_server.api.queue import job_state
 from strata_server.cleanup import Cleanup
 from strata_server.core import errors, models, queue, validation
 from strata_server.core.indexes import RecordIndex, parse_field
+from strata_server.core.integrity import IntegrityReport
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
 from strata_server.core.retention import CleanupReport, RetentionPolicy, Target, check_policy
+from strata_server.integrity import check_integrity
 from strata_server.storage.ports import Database
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -231,6 +233,21 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return response
 
     @streaming
+    async def CheckIntegrity(
+        self, request: admin_pb2.CheckIntegrityRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
+        if request.all_namespaces and request.namespace:
+            raise errors.InvalidArgument.field(
+                "namespace", "must be empty when all_namespaces is set"
+            )
+        namespace = None if request.all_namespaces else validation.namespace(request.namespace)
+        async for event in check_integrity(self._database, namespace, repair=request.repair):
+            if isinstance(event, models.Progress):
+                yield admin_pb2.CheckIntegrityResponse(progress=progress_to_proto(event))
+            else:
+                yield admin_pb2.CheckIntegrityResponse(report=_integrity_to_proto(event))
+
+    @streaming
     async def RunCleanup(
         self, request: admin_pb2.RunCleanupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
@@ -294,6 +311,29 @@ def _usage_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage:
         job_count=sum(count for _, count in usage.jobs),
         jobs=[admin_pb2.JobStateCount(state=state, count=count) for state, count in jobs],
     )
+
+
+def _integrity_to_proto(report: IntegrityReport) -> admin_pb2.IntegrityReport:
+    message = admin_pb2.IntegrityReport(
+        findings=[
+            admin_pb2.IntegrityFinding(
+                check=f.check,
+                namespace=f.namespace,
+                entity=f.entity,
+                entity_id=f.entity_id,
+                problem=f.problem,
+                repairable=f.repairable,
+                repaired=f.repaired,
+            )
+            for f in report.findings
+        ],
+        checked=[admin_pb2.CheckCount(check=name, count=n) for name, n in report.checked],
+        repair=report.repair,
+        repaired=report.repaired,
+    )
+    set_timestamp(message.start_time, report.started)
+    set_timestamp(message.end_time, report.finished)
+    return message
 
 
 def _report_to_proto(report: CleanupReport) -> admin_pb2.CleanupReport:

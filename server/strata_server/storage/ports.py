@@ -15,6 +15,7 @@ from typing import Any, Protocol, Self
 
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex
+from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -508,6 +509,17 @@ class UsageReport(Protocol):
         ...
 
 
+class IntegrityStore(Protocol):
+    """CheckIntegrity's database checks."""
+
+    def check_integrity(
+        self, namespace: str | None, *, repair: bool
+    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+        """Progress messages, findings (repaired when `repair` and safe), and for
+        each check ("check name", how many things it looked at)."""
+        ...
+
+
 class IndexAdmin(Protocol):
     """Secondary indexes declared on a data field of one collection."""
 
@@ -540,6 +552,7 @@ class Database(
     IndexAdmin,
     RetentionStore,
     UsageReport,
+    IntegrityStore,
     Protocol,
 ):
     """A storage backend's lifecycle, on top of the data ports it serves."""

@@ -1067,3 +1067,193 @@ class JobStateCount(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___JobStateCount: _TypeAlias = JobStateCount  # noqa: Y015
+
+@_typing.final
+class CheckIntegrityRequest(_message.Message):
+    """Request for CheckIntegrity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
+    VERIFY_BLOBS_FIELD_NUMBER: _builtins.int
+    REPAIR_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    all_namespaces: _builtins.bool
+    """Check every namespace instead."""
+    verify_blobs: _builtins.bool
+    """Also read every blob and check its bytes still hash to its name."""
+    repair: _builtins.bool
+    """Repair what is safe to repair (rebuild an index, fix a job's columns to
+    match its state); report the rest.
+    """
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
+        verify_blobs: _builtins.bool = ...,
+        repair: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace", "repair", b"repair", "verify_blobs", b"verify_blobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckIntegrityRequest: _TypeAlias = CheckIntegrityRequest  # noqa: Y015
+
+@_typing.final
+class CheckIntegrityResponse(_message.Message):
+    """One message of the CheckIntegrity stream: progress messages, then the report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How far the current check has come."""
+
+    @_builtins.property
+    def report(self) -> Global___IntegrityReport:
+        """What the run found; the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        report: Global___IntegrityReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "report"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___CheckIntegrityResponse: _TypeAlias = CheckIntegrityResponse  # noqa: Y015
+
+@_typing.final
+class IntegrityReport(_message.Message):
+    """What an integrity check found."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINDINGS_FIELD_NUMBER: _builtins.int
+    CHECKED_FIELD_NUMBER: _builtins.int
+    REPAIR_FIELD_NUMBER: _builtins.int
+    REPAIRED_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    repair: _builtins.bool
+    """Whether the run repaired what it could."""
+    repaired: _builtins.int
+    """Findings repaired by this run."""
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___IntegrityFinding]:
+        """Every problem, in the order the checks ran."""
+
+    @_builtins.property
+    def checked(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckCount]:
+        """How many things each check looked at."""
+
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When the run started."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it finished."""
+
+    def __init__(
+        self,
+        *,
+        findings: _abc.Iterable[Global___IntegrityFinding] | None = ...,
+        checked: _abc.Iterable[Global___CheckCount] | None = ...,
+        repair: _builtins.bool = ...,
+        repaired: _builtins.int = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked", "end_time", b"end_time", "findings", b"findings", "repair", b"repair", "repaired", b"repaired", "start_time", b"start_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntegrityReport: _TypeAlias = IntegrityReport  # noqa: Y015
+
+@_typing.final
+class CheckCount(_message.Message):
+    """How many things one check looked at."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECK_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    check: _builtins.str
+    """The check, e.g. "jobs"."""
+    count: _builtins.int
+    """Things it looked at."""
+    def __init__(
+        self,
+        *,
+        check: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "count", b"count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCount: _TypeAlias = CheckCount  # noqa: Y015
+
+@_typing.final
+class IntegrityFinding(_message.Message):
+    """One problem with one thing stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECK_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ENTITY_FIELD_NUMBER: _builtins.int
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    REPAIRABLE_FIELD_NUMBER: _builtins.int
+    REPAIRED_FIELD_NUMBER: _builtins.int
+    check: _builtins.str
+    """The check that found it: "database_file", "jobs", "indexes", ..."""
+    namespace: _builtins.str
+    """The namespace of the thing; empty for the database as a whole."""
+    entity: _builtins.str
+    """What kind of thing: "job", "index", "database", ..."""
+    entity_id: _builtins.str
+    """Which one."""
+    problem: _builtins.str
+    """What is wrong, in words."""
+    repairable: _builtins.bool
+    """Whether the repair is safe (then `repair` fixes it)."""
+    repaired: _builtins.bool
+    """Whether this run repaired it."""
+    def __init__(
+        self,
+        *,
+        check: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        entity: _builtins.str = ...,
+        entity_id: _builtins.str = ...,
+        problem: _builtins.str = ...,
+        repairable: _builtins.bool = ...,
+        repaired: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "entity", b"entity", "entity_id", b"entity_id", "namespace", b"namespace", "problem", b"problem", "repairable", b"repairable", "repaired", b"repaired"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IntegrityFinding: _TypeAlias = IntegrityFinding  # noqa: Y015

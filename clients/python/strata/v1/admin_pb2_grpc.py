@@ -80,6 +80,11 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.CheckIntegrity = channel.unary_stream(
+                '/strata.v1.AdminService/CheckIntegrity',
+                request_serializer=strata_dot_v1_dot_admin__pb2.CheckIntegrityRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.CheckIntegrityResponse.FromString,
+                _registered_method=True)
         self.RunCleanup = channel.unary_stream(
                 '/strata.v1.AdminService/RunCleanup',
                 request_serializer=strata_dot_v1_dot_admin__pb2.RunCleanupRequest.SerializeToString,
@@ -166,6 +171,16 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckIntegrity(self, request, context):
+        """Checks what is stored for consistency: the database (SQLite: the file
+        itself), jobs whose columns contradict their state, declared indexes whose
+        database index is missing or invalid. Streams progress, then the report.
+        With repair, fixes what is safe to fix (core/integrity.py says which).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RunCleanup(self, request, context):
         """Runs a cleanup now: what the background scheduler runs. Streams progress
         messages, then the report of what went (or, with dry_run, what would go).
@@ -221,6 +236,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.GetUsageRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'CheckIntegrity': grpc.unary_stream_rpc_method_handler(
+                    servicer.CheckIntegrity,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.CheckIntegrityRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.CheckIntegrityResponse.SerializeToString,
             ),
             'RunCleanup': grpc.unary_stream_rpc_method_handler(
                     servicer.RunCleanup,
@@ -472,6 +492,33 @@ class AdminService:
             '/strata.v1.AdminService/GetUsage',
             strata_dot_v1_dot_admin__pb2.GetUsageRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckIntegrity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.AdminService/CheckIntegrity',
+            strata_dot_v1_dot_admin__pb2.CheckIntegrityRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.CheckIntegrityResponse.FromString,
             options,
             channel_credentials,
             insecure,

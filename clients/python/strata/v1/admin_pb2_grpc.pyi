@@ -68,6 +68,12 @@ class AdminServiceStub:
     """What a namespace stores (or every namespace, and their totals): live
     records and their JSON bytes per collection, jobs per state.
     """
+    CheckIntegrity: _grpc.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]
+    """Checks what is stored for consistency: the database (SQLite: the file
+    itself), jobs whose columns contradict their state, declared indexes whose
+    database index is missing or invalid. Streams progress, then the report.
+    With repair, fixes what is safe to fix (core/integrity.py says which).
+    """
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
     messages, then the report of what went (or, with dry_run, what would go).
@@ -112,6 +118,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     GetUsage: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]  # type: ignore[assignment]
     """What a namespace stores (or every namespace, and their totals): live
     records and their JSON bytes per collection, jobs per state.
+    """
+    CheckIntegrity: _aio.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]  # type: ignore[assignment]
+    """Checks what is stored for consistency: the database (SQLite: the file
+    itself), jobs whose columns contradict their state, declared indexes whose
+    database index is missing or invalid. Streams progress, then the report.
+    With repair, fixes what is safe to fix (core/integrity.py says which).
     """
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -208,6 +220,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.GetUsageResponse, _abc.Awaitable[_admin_pb2.GetUsageResponse]]:
         """What a namespace stores (or every namespace, and their totals): live
         records and their JSON bytes per collection, jobs per state.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckIntegrity(
+        self,
+        request: _admin_pb2.CheckIntegrityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.CheckIntegrityResponse], _abc.AsyncIterator[_admin_pb2.CheckIntegrityResponse]]:
+        """Checks what is stored for consistency: the database (SQLite: the file
+        itself), jobs whose columns contradict their state, declared indexes whose
+        database index is missing or invalid. Streams progress, then the report.
+        With repair, fixes what is safe to fix (core/integrity.py says which).
         """
 
     @_abc_1.abstractmethod

@@ -28,6 +28,7 @@ import structlog
 from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex, index_name
+from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -64,6 +65,7 @@ from strata_server.storage.postgres import (
     changes,
     commit,
     indexes,
+    integrity,
     queries,
     records,
     retention,
@@ -589,6 +591,16 @@ class PostgresDatabase:
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
         return await self._run(usage.queue_depths)
+
+    def check_integrity(
+        self, namespace: str | None, *, repair: bool
+    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+        """Jobs and declared indexes."""
+        return integrity.check(self._run, self._rebuild, namespace, repair=repair)
+
+    async def _rebuild(self, path: tuple[str, ...]) -> None:
+        await self._build(path)
+        self._indexes.invalidate()
 
     async def lead(self, name: str) -> bool:
         """A session advisory lock, on a connection of its own kept open while this

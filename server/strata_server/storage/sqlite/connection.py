@@ -64,7 +64,7 @@ class Transaction:
             rows = await self._conn.execute_fetchall(sql, params)
         return cast(list[Row], rows)
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    async def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
         """Run one statement for its effect."""
         with translated():
             await self._conn.execute_fetchall(sql, params)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex
+from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -49,6 +50,7 @@ from strata_server.storage.sqlite import (
     changes,
     commit,
     indexes,
+    integrity,
     records,
     retention,
     transcripts,
@@ -412,6 +414,12 @@ class SqliteDatabase:
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
         return await usage.queue_depths(self._db)
+
+    def check_integrity(
+        self, namespace: str | None, *, repair: bool
+    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+        """The file (quick_check), jobs, declared indexes."""
+        return integrity.check(self._db, namespace, repair=repair)
 
     async def lead(self, name: str) -> bool:
         """A file lock beside the database (see leader.py)."""

@@ -28,7 +28,8 @@ def _extract(path: tuple[str, ...]) -> str:
     return "json_extract(data, '$" + "".join(f'."{key}"' for key in path) + "')"
 
 
-def _create_sql(path: tuple[str, ...]) -> str:
+def create_sql(path: tuple[str, ...]) -> str:
+    """The CREATE INDEX of the index serving `path` (a no-op when it exists)."""
     expr = _extract(path)
     return (
         f'CREATE INDEX IF NOT EXISTS "{index_name(path)}" '
@@ -71,7 +72,7 @@ async def create_index(
     dotted = ".".join(path)
     now = to_micros(datetime.now(UTC))
     async with db.transaction() as tx:
-        await tx.execute(_create_sql(path))
+        await tx.execute(create_sql(path))
         found = await tx.fetchall(
             "SELECT create_time FROM record_indexes "
             "WHERE namespace = ? AND collection = ? AND path = ?",

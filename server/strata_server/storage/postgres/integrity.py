@@ -1,0 +1,129 @@
+"""CheckIntegrity's database checks on PostgreSQL: jobs whose columns contradict
+their state, and declared indexes whose database index is missing or invalid (a
+build that failed). Repairs are the safe ones core/integrity.py names; an index is
+rebuilt with CREATE INDEX CONCURRENTLY, as CreateIndex builds it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from strata_server.core.indexes import field_name
+from strata_server.core.integrity import JOB_PROBLEMS, Finding
+from strata_server.core.models import Progress
+from strata_server.storage.postgres.pool import Conn
+
+JOB_CASE = """
+CASE
+    WHEN state = 'leased' AND (lease_token IS NULL OR lease_expire_time IS NULL)
+        THEN 'lease_broken'
+    WHEN state <> 'leased' AND (lease_token IS NOT NULL OR lease_expire_time IS NOT NULL)
+        THEN 'lease_stray'
+    WHEN state IN ('completed', 'dead', 'cancelled') AND finish_time IS NULL
+        THEN 'finish_missing'
+    WHEN state IN ('ready', 'leased') AND finish_time IS NOT NULL THEN 'finish_stray'
+END
+"""
+
+BAD_JOBS = f"""
+SELECT namespace, id, {JOB_CASE} AS problem FROM jobs
+WHERE (%(namespace)s::text IS NULL OR namespace = %(namespace)s) AND {JOB_CASE} IS NOT NULL
+ORDER BY namespace, id
+"""
+
+COUNT_JOBS = (
+    "SELECT count(*) FROM jobs WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s"
+)
+
+JOB_REPAIRS = {
+    "lease_broken": (
+        "UPDATE jobs SET state = 'ready', lease_token = NULL, lease_expire_time = NULL,"
+        " update_time = now() WHERE namespace = %(namespace)s AND id = %(id)s"
+        " AND state = 'leased'"
+    ),
+    "lease_stray": (
+        "UPDATE jobs SET lease_token = NULL, lease_expire_time = NULL, update_time = now()"
+        " WHERE namespace = %(namespace)s AND id = %(id)s AND state <> 'leased'"
+    ),
+    "finish_missing": (
+        "UPDATE jobs SET finish_time = update_time"
+        " WHERE namespace = %(namespace)s AND id = %(id)s AND finish_time IS NULL"
+    ),
+    "finish_stray": (
+        "UPDATE jobs SET finish_time = NULL WHERE namespace = %(namespace)s AND id = %(id)s"
+        " AND state IN ('ready', 'leased')"
+    ),
+}
+
+DECLARED = """
+SELECT d.namespace, d.collection, d.path, d.index_name,
+       coalesce(i.indisvalid AND i.indisready, FALSE), i.indexrelid IS NOT NULL
+FROM record_indexes AS d
+LEFT JOIN pg_index AS i ON i.indexrelid = to_regclass(quote_ident(d.index_name))
+WHERE %(namespace)s::text IS NULL OR d.namespace = %(namespace)s
+ORDER BY d.namespace, d.collection, d.path
+"""
+
+T = TypeVar("T")
+
+
+class Run(Protocol):
+    """Runs `work` on a pooled connection (PostgresDatabase._run)."""
+
+    def __call__(self, work: Callable[[Conn], Awaitable[T]]) -> Awaitable[T]: ...
+
+
+async def check(
+    run: Run,
+    rebuild: Callable[[tuple[str, ...]], Awaitable[None]],
+    namespace: str | None,
+    *,
+    repair: bool,
+) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+    """Progress, findings, and ("check", things looked at) per check. `run` runs a
+    statement on a pooled connection; `rebuild` builds a path's index."""
+    params = {"namespace": namespace}
+
+    async def rows(statement: str) -> list[tuple[Any, ...]]:
+        async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            cursor = await conn.execute(statement, params)
+            return await cursor.fetchall()
+
+        return await run(fetch)
+
+    [(total,)] = await rows(COUNT_JOBS)
+    yield Progress("jobs", 0, total, "jobs")
+    for ns, id, code in await rows(BAD_JOBS):
+        repaired = False
+        if repair:
+
+            async def fix(conn: Conn, ns: str = ns, id: str = id, code: str = code) -> None:
+                await conn.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id})
+
+            await run(fix)
+            repaired = True
+        yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
+    yield Progress("jobs", total, total, "jobs")
+    yield ("jobs", total)
+
+    declared = await rows(DECLARED)
+    yield Progress("indexes", 0, len(declared), "indexes")
+    for ns, collection, path, name, valid, exists in declared:
+        if valid:
+            continue
+        keys = tuple(path.split("."))
+        repaired = False
+        if repair:
+            await rebuild(keys)
+            repaired = True
+        state = "invalid (a build that failed)" if exists else "missing"
+        yield Finding(
+            "indexes",
+            ns,
+            "index",
+            f"{collection}/{field_name(keys)}",
+            f"declared, but its database index {name} is {state}",
+            True,
+            repaired,
+        )
+    yield ("indexes", len(declared))

@@ -1,0 +1,110 @@
+"""CheckIntegrity's database checks on SQLite: the file itself (PRAGMA
+quick_check), jobs whose columns contradict their state, and declared indexes
+without their database index. Repairs are the safe ones core/integrity.py names."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from strata_server.core.indexes import field_name, index_name
+from strata_server.core.integrity import JOB_PROBLEMS, Finding
+from strata_server.core.models import Progress
+from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.dialect import to_micros
+from strata_server.storage.sqlite.indexes import create_sql
+
+JOB_CASE = """
+CASE
+    WHEN state = 'leased' AND (lease_token IS NULL OR lease_expire_time IS NULL)
+        THEN 'lease_broken'
+    WHEN state <> 'leased' AND (lease_token IS NOT NULL OR lease_expire_time IS NOT NULL)
+        THEN 'lease_stray'
+    WHEN state IN ('completed', 'dead', 'cancelled') AND finish_time IS NULL
+        THEN 'finish_missing'
+    WHEN state IN ('ready', 'leased') AND finish_time IS NOT NULL THEN 'finish_stray'
+END
+"""
+
+BAD_JOBS = f"""
+SELECT namespace, id, {JOB_CASE} AS problem FROM jobs
+WHERE (:namespace IS NULL OR namespace = :namespace) AND {JOB_CASE} IS NOT NULL
+ORDER BY namespace, id
+"""
+
+COUNT_JOBS = "SELECT count(*) FROM jobs WHERE :namespace IS NULL OR namespace = :namespace"
+
+JOB_REPAIRS = {
+    "lease_broken": (
+        "UPDATE jobs SET state = 'ready', lease_token = NULL, lease_expire_time = NULL,"
+        " update_time = :now WHERE namespace = :namespace AND id = :id AND state = 'leased'"
+    ),
+    "lease_stray": (
+        "UPDATE jobs SET lease_token = NULL, lease_expire_time = NULL, update_time = :now"
+        " WHERE namespace = :namespace AND id = :id AND state <> 'leased'"
+    ),
+    "finish_missing": (
+        "UPDATE jobs SET finish_time = update_time"
+        " WHERE namespace = :namespace AND id = :id AND finish_time IS NULL"
+    ),
+    "finish_stray": (
+        "UPDATE jobs SET finish_time = NULL"
+        " WHERE namespace = :namespace AND id = :id AND state IN ('ready', 'leased')"
+    ),
+}
+
+DECLARED = """
+SELECT d.namespace, d.collection, d.path, d.index_name,
+       EXISTS (SELECT 1 FROM sqlite_master AS m WHERE m.type = 'index' AND m.name = d.index_name)
+FROM record_indexes AS d
+WHERE :namespace IS NULL OR d.namespace = :namespace
+ORDER BY d.namespace, d.collection, d.path
+"""
+
+
+async def check(
+    db: Connections, namespace: str | None, *, repair: bool
+) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+    """Progress, findings, and ("check", things looked at) per check."""
+    params = {"namespace": namespace}
+    yield Progress("database file", 0, 1, "checks")
+    rows = await db.fetchall("PRAGMA quick_check")
+    for (message,) in rows:
+        if message != "ok":
+            yield Finding("database_file", "", "database", "", str(message), repairable=False)
+    yield ("database_file", 1)
+
+    [(total,)] = await db.fetchall(COUNT_JOBS, params)
+    yield Progress("jobs", 0, total, "jobs")
+    for ns, id, code in await db.fetchall(BAD_JOBS, params):
+        repaired = False
+        if repair:
+            async with db.transaction() as tx:
+                now = to_micros(datetime.now(UTC))
+                await tx.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id, "now": now})
+            repaired = True
+        yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
+    yield Progress("jobs", total, total, "jobs")
+    yield ("jobs", total)
+
+    declared = await db.fetchall(DECLARED, params)
+    yield Progress("indexes", 0, len(declared), "indexes")
+    for ns, collection, path, name, exists in declared:
+        if exists:
+            continue
+        keys = tuple(path.split("."))
+        repaired = False
+        if repair and name == index_name(keys):
+            async with db.transaction() as tx:
+                await tx.execute(create_sql(keys))
+            repaired = True
+        yield Finding(
+            "indexes",
+            ns,
+            "index",
+            f"{collection}/{field_name(keys)}",
+            f"declared, but its database index {name} is missing",
+            True,
+            repaired,
+        )
+    yield ("indexes", len(declared))
