@@ -71,6 +71,7 @@ bench: venv system-deps
 	@$(PY) -c 'import procrastinate' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/records.py
 	$(PY) bench/jobs.py
+	$(PY) bench/transcripts.py
 	$(PY) bench/cache.py
 	$(PY) bench/cleanup.py
 

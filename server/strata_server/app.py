@@ -30,6 +30,8 @@ from strata.v1 import (
     records_pb2_grpc,
     transaction_pb2,
     transaction_pb2_grpc,
+    transcripts_pb2,
+    transcripts_pb2_grpc,
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
@@ -37,6 +39,7 @@ from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
+from strata_server.api.transcripts import TranscriptService
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
@@ -56,6 +59,7 @@ SERVICE_NAMES = (
     transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
+    transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name,
     cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
 )
 
@@ -309,7 +313,22 @@ async def start(settings: Settings) -> Running:
         RecordService(caching.records, settings.max_record_bytes, events), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
-        TransactionService(caching.records, settings.max_record_bytes, events), server
+        TransactionService(
+            caching.records,
+            settings.max_record_bytes,
+            events,
+            max_entry_bytes=settings.max_entry_bytes,
+        ),
+        server,
+    )
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+        TranscriptService(
+            database,
+            events,
+            max_entry_bytes=settings.max_entry_bytes,
+            heartbeat_seconds=settings.transcript_heartbeat_seconds,
+        ),
+        server,
     )
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         CacheService(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -94,6 +94,19 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(5.0, ge=0, description="shutdown grace for in-flight RPCs")
     max_record_bytes: int = Field(MIB, ge=1024, description="largest record data, in bytes")
     max_message_bytes: int = Field(16 * MIB, ge=MIB, description="largest gRPC message")
+    max_entry_bytes: int = Field(
+        MIB,
+        ge=1024,
+        description="largest transcript entry (role, content and data JSON), in bytes; "
+        "larger content belongs in an artifact",
+    )
+    transcript_heartbeat_seconds: float = Field(
+        15.0,
+        gt=0,
+        le=3600,
+        description="how long a following ReadTranscript stream stays silent before it "
+        "sends a heartbeat",
+    )
     cleanup_interval_seconds: float = Field(
         60.0,
         gt=0,
@@ -118,6 +131,16 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     port_file: Path | None = Field(None, description="write the bound port here once serving")
     config: Path | None = Field(None, description="TOML file with any of these settings")
+
+    @model_validator(mode="after")
+    def _check_entry_fits_message(self) -> Settings:
+        # A batch of one maximal entry must fit in a message, with room for framing.
+        if self.max_entry_bytes > self.max_message_bytes - 64 * 1024:
+            raise ValueError(
+                "max_entry_bytes must be at least 64 KiB below max_message_bytes "
+                "(one entry must fit in one response)"
+            )
+        return self
 
     @field_validator("listen", "metrics_listen")
     @classmethod

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 GRPCURL = Path(sys.executable).with_name("grpcurl")
@@ -27,6 +29,7 @@ def test_grpcurl_lists_the_services(server):
         "strata.v1.RecordService",
         "strata.v1.TransactionService",
         "strata.v1.AdminService",
+        "strata.v1.TranscriptService",
         "grpc.health.v1.Health",
     } <= services
 
@@ -47,3 +50,59 @@ def test_grpcurl_creates_and_reads_a_record(server, collection):
         )
     )
     assert fetched == created
+
+
+def test_grpcurl_appends_and_tails_a_transcript(server):
+    transcript_id = f"g{uuid.uuid4().hex[:12]}"
+    grpcurl(
+        server,
+        "-d",
+        json.dumps({"transcript_id": transcript_id, "owner": "ada"}),
+        "strata.v1.TranscriptService/CreateTranscript",
+    )
+    body = {
+        "id": transcript_id,
+        "entries": [
+            {"role": "user", "content": "Where is my refund?"},
+            {"role": "tool:orders", "content": "", "data": {"order": "A-17"}},
+        ],
+    }
+    appended = json.loads(
+        grpcurl(server, "-d", json.dumps(body), "strata.v1.TranscriptService/AppendEntries")
+    )
+    assert appended == {"firstSeq": "1", "nextSeq": "3"}
+    # A live tail: the last entry, then whatever is appended, until grpcurl's
+    # -max-time ends it (the stream itself would stay open).
+    tail = subprocess.Popen(
+        [
+            str(GRPCURL),
+            "-plaintext",
+            "-max-time",
+            "2",
+            "-d",
+            json.dumps({"id": transcript_id, "from_seq": -1, "follow": True}),
+            server.target,
+            "strata.v1.TranscriptService/ReadTranscript",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.8)
+    grpcurl(
+        server,
+        "-d",
+        json.dumps({"id": transcript_id, "entries": [{"role": "assistant", "content": "Done."}]}),
+        "strata.v1.TranscriptService/AppendEntries",
+    )
+    out, _ = tail.communicate(timeout=30)
+    decoder = json.JSONDecoder()
+    messages, rest = [], out.strip()
+    while rest:
+        message, end = decoder.raw_decode(rest)
+        messages.append(message)
+        rest = rest[end:].strip()
+    kinds = [next(iter(m)) for m in messages]
+    assert kinds == ["batch", "upToDate", "batch", "upToDate"], messages
+    assert [e["seq"] for e in messages[0]["batch"]["entries"]] == ["2"]
+    assert messages[2]["batch"]["entries"][0]["content"] == "Done."

@@ -8,14 +8,20 @@
         job = client.enqueue("emails", {"to": "a@example.com"})
         client.queue("emails").work(send_email, concurrency=4)
 
+        client.append("chat-1", "Hello", role="user")
+        for entry in client.follow("chat-1"):  # live, resumes after a dropped connection
+            print(entry.seq, entry.content)
+
 `Client` blocks, `AsyncClient` runs on asyncio; both take a `ClientConfig` and
 raise `StrataError` subclasses. `Client.queue` / `AsyncClient.queue` return a
-`QueueHandle` / `AsyncQueueHandle` that runs workers. `strata.writes` builds the
+`QueueHandle` / `AsyncQueueHandle` that runs workers; `follow` returns a `Follow` /
+`AsyncFollow` over a transcript's entries. `strata.writes` builds the
 writes of a Commit, and `strata.v1` holds the generated messages and stubs.
 """
 
 from strata import v1, writes
 from strata._queue_requests import EnqueueSpec
+from strata._transcript_requests import EntryLike
 from strata.aio import AsyncClient
 from strata.aio_worker import AsyncHandler, AsyncQueueHandle
 from strata.client import Client
@@ -37,16 +43,20 @@ from strata.errors import (
     VersionConflict,
     from_rpc_error,
 )
+from strata.follow import AsyncFollow, Follow
 from strata.jobs import Job, JobState, QueueStats
 from strata.records import Deleted, Record
 from strata.subscription import AsyncSubscription, Subscription
+from strata.transcripts import Appended, Entry, Transcript, TranscriptHit
 from strata.worker import Handler, QueueHandle
 from strata.writes import new_request_id
 
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "Appended",
     "AsyncClient",
+    "AsyncFollow",
     "AsyncHandler",
     "AsyncQueueHandle",
     "AsyncSubscription",
@@ -55,7 +65,10 @@ __all__ = [
     "DeadlineExceeded",
     "Deleted",
     "EnqueueSpec",
+    "Entry",
+    "EntryLike",
     "FailedPrecondition",
+    "Follow",
     "Handler",
     "InvalidArgument",
     "Job",
@@ -71,6 +84,8 @@ __all__ = [
     "RetryPolicy",
     "StrataError",
     "Subscription",
+    "Transcript",
+    "TranscriptHit",
     "Unauthenticated",
     "Unavailable",
     "VersionConflict",

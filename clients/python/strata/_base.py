@@ -20,7 +20,7 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _cache_requests, _queue_requests, _requests
+from strata import _cache_requests, _queue_requests, _requests, _transcript_requests
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
@@ -30,6 +30,7 @@ from strata.v1 import (
     queue_pb2_grpc,
     records_pb2_grpc,
     transaction_pb2_grpc,
+    transcripts_pb2_grpc,
 )
 
 P = ParamSpec("P")
@@ -129,6 +130,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "transactions": transaction_pb2_grpc.TransactionServiceStub(self._channel),
             "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
             "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
+            "transcripts": transcripts_pb2_grpc.TranscriptServiceStub(self._channel),
             "cache": cache_pb2_grpc.CacheServiceStub(self._channel),
         }
 
@@ -180,6 +182,15 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     pause_queue = unary(_queue_requests.pause_queue)
     resume_queue = unary(_queue_requests.resume_queue)
     queue_stats = unary(_queue_requests.queue_stats)
+
+    create_transcript = unary(_transcript_requests.create_transcript)
+    get_transcript = unary(_transcript_requests.get_transcript)
+    list_transcripts = paged(_transcript_requests.list_transcripts)
+    append_entries = unary(_transcript_requests.append_entries)
+    append = unary(_transcript_requests.append)
+    seal_transcript = unary(_transcript_requests.seal_transcript)
+    delete_transcript = unary(_transcript_requests.delete_transcript)
+    search_transcripts = paged(_transcript_requests.search_transcripts)
 
     cache_get = unary(_cache_requests.cache_get)
     cache_set = unary(_cache_requests.cache_set)

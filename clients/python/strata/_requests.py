@@ -24,14 +24,16 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from strata._convert import field_mask, struct_from_dict, timestamp_from_datetime
+from strata.jobs import Job
 from strata.records import Deleted, Record
-from strata.v1 import admin_pb2, queue_pb2, records_pb2, transaction_pb2
+from strata.transcripts import Appended
+from strata.v1 import admin_pb2, queue_pb2, records_pb2, transaction_pb2, transcripts_pb2
 
 RespT = TypeVar("RespT")
 OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 
-Service = Literal["records", "transactions", "admin", "queue", "cache"]
+Service = Literal["records", "transactions", "admin", "queue", "transcripts", "cache"]
 """Which generated stub serves a call."""
 
 
@@ -205,12 +207,16 @@ PageRequestT = TypeVar(
     records_pb2.ListRecordsRequest,
     records_pb2.SearchRecordsRequest,
     queue_pb2.ListJobsRequest,
+    transcripts_pb2.ListTranscriptsRequest,
+    transcripts_pb2.SearchTranscriptsRequest,
 )
 PageResponseT = TypeVar(
     "PageResponseT",
     records_pb2.ListRecordsResponse,
     records_pb2.SearchRecordsResponse,
     queue_pb2.ListJobsResponse,
+    transcripts_pb2.ListTranscriptsResponse,
+    transcripts_pb2.SearchTranscriptsResponse,
 )
 
 
@@ -414,10 +420,10 @@ def commit(
     *,
     request_id: str | None = None,
     namespace: str | None = None,
-) -> Rpc[transaction_pb2.CommitResponse, list[Record | Deleted]]:
+) -> Rpc[transaction_pb2.CommitResponse, list[WriteResult]]:
     """Apply writes built with `strata.writes` all-or-nothing, in order, and
     return one result per write: the `Record` written by a create or update, a
-    `Deleted` for a delete.
+    `Deleted` for a delete, the `Job` of an enqueue, an `Appended` for an append.
 
     The first failing write's error is raised with its position in
     `error.write_index`, and nothing is written. With a `request_id` the commit is
@@ -459,9 +465,18 @@ def _search_hits(response: records_pb2.SearchRecordsResponse) -> list[tuple[Reco
     return [(Record.from_proto(hit.record), hit.score) for hit in response.hits]
 
 
-def _write_result(result: transaction_pb2.WriteResult) -> Record | Deleted:
-    if result.HasField("deleted"):
+WriteResult: TypeAlias = Record | Deleted | Job | Appended
+"""What one write of a Commit produced."""
+
+
+def _write_result(result: transaction_pb2.WriteResult) -> WriteResult:
+    kind = result.WhichOneof("result")
+    if kind == "deleted":
         return Deleted.from_proto(result.deleted)
+    if kind == "job":
+        return Job.from_proto(result.job)
+    if kind == "appended":
+        return Appended.from_proto(result.appended)
     return Record.from_proto(result.record)
 
 

@@ -24,6 +24,7 @@ from strata._base import ClientBase
 from strata._requests import PagedRpc, Rpc
 from strata.aio_worker import AsyncQueueHandle
 from strata.config import ClientConfig
+from strata.follow import DEFAULT_RECONNECT_FOR, AsyncFollow
 
 __all__ = ["AsyncClient"]
 
@@ -51,6 +52,43 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
         """The queue `name`, to work on its jobs: `await .work(handler)` or
         `async for job in .jobs(): ...` (see `strata.AsyncQueueHandle`)."""
         return AsyncQueueHandle(self, name, namespace=namespace)
+
+    def follow(
+        self,
+        transcript_id: str,
+        from_seq: int = 1,
+        *,
+        max_batch_bytes: int = 0,
+        reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
+        namespace: str | None = None,
+    ) -> AsyncFollow:
+        """As `strata.Client.follow`, for `async for`."""
+        return AsyncFollow(
+            self,
+            transcript_id,
+            from_seq,
+            max_batch_bytes=max_batch_bytes,
+            reconnect_for=reconnect_for,
+            namespace=namespace,
+        )
+
+    def read_transcript(
+        self,
+        transcript_id: str,
+        from_seq: int = 1,
+        *,
+        max_batch_bytes: int = 0,
+        namespace: str | None = None,
+    ) -> AsyncFollow:
+        """As `strata.Client.read_transcript`, for `async for`."""
+        return AsyncFollow(
+            self,
+            transcript_id,
+            from_seq,
+            follow=False,
+            max_batch_bytes=max_batch_bytes,
+            namespace=namespace,
+        )
 
     async def __aenter__(self) -> AsyncClient:
         return self

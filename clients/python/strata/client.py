@@ -19,6 +19,7 @@ import grpc
 from strata._base import ClientBase
 from strata._requests import PagedRpc, Rpc
 from strata.config import ClientConfig
+from strata.follow import DEFAULT_RECONNECT_FOR, Follow
 from strata.worker import QueueHandle
 
 __all__ = ["Client"]
@@ -49,6 +50,48 @@ class Client(ClientBase[grpc.Channel]):
         """The queue `name`, to work on its jobs: `.work(handler)` or
         `for job in .jobs(): ...` (see `strata.QueueHandle`)."""
         return QueueHandle(self, name, namespace=namespace)
+
+    def follow(
+        self,
+        transcript_id: str,
+        from_seq: int = 1,
+        *,
+        max_batch_bytes: int = 0,
+        reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
+        namespace: str | None = None,
+    ) -> Follow:
+        """Iterate over a transcript's entries from `from_seq` (negative: that many
+        back from the end) and on as they are appended, each exactly once, until
+        the transcript is sealed; resumes after a dropped connection for up to
+        `reconnect_for` seconds (None: forever). See `strata.follow`."""
+        return Follow(
+            self,
+            transcript_id,
+            from_seq,
+            max_batch_bytes=max_batch_bytes,
+            reconnect_for=reconnect_for,
+            namespace=namespace,
+        )
+
+    def read_transcript(
+        self,
+        transcript_id: str,
+        from_seq: int = 1,
+        *,
+        max_batch_bytes: int = 0,
+        namespace: str | None = None,
+    ) -> Follow:
+        """Iterate over a transcript's entries from `from_seq` (negative: that many
+        back from the end) up to its end as of when the read catches up. Raises
+        OutOfRange for a `from_seq` past the end."""
+        return Follow(
+            self,
+            transcript_id,
+            from_seq,
+            follow=False,
+            max_batch_bytes=max_batch_bytes,
+            namespace=namespace,
+        )
 
     def __enter__(self) -> Client:
         return self

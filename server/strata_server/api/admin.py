@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,6 +64,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             blob_backend=self._backends.blobs,
             schema_version=facts.schema_version,
             capabilities=list(facts.capabilities),
+            task_count=len(asyncio.all_tasks()),
         )
         response.start_time.FromDatetime(self._start_time)
         stats = self._cache_stats()

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from strata.v1 import transaction_pb2, transaction_pb2_grpc
+from strata.v1 import transaction_pb2, transaction_pb2_grpc, transcripts_pb2
 from strata_server.api.convert import actor, fingerprint, record_to_proto
 from strata_server.api.errors import unary
 from strata_server.api.queue import job_to_proto, new_job, topic
@@ -18,18 +18,25 @@ from strata_server.api.records import (
     update_write,
     written_collections,
 )
+from strata_server.api.transcripts import append_write
+from strata_server.api.transcripts import topic as transcript_topic
 from strata_server.core import errors, models, validation
 from strata_server.core.queue import Job, NewJob
+from strata_server.core.transcripts import DEFAULT_MAX_ENTRY_BYTES, Appended, AppendEntries
 from strata_server.storage.ports import Events, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_WRITES = 1000
 
 
-def _write(write: transaction_pb2.Write, index: int, max_bytes: int, now: datetime) -> models.Write:
+def _write(
+    write: transaction_pb2.Write, index: int, max_bytes: int, max_entry_bytes: int, now: datetime
+) -> models.Write:
     kind = write.WhichOneof("operation")
     prefix = f"writes[{index}].{kind}."
     try:
+        if kind == "append":
+            return append_write(write.append, max_entry_bytes, prefix)
         if kind == "enqueue":
             return new_job(write.enqueue, max_bytes, now, prefix)
         if kind == "create":
@@ -48,6 +55,12 @@ def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteR
         return transaction_pb2.WriteResult(record=record_to_proto(result))
     if isinstance(result, Job):
         return transaction_pb2.WriteResult(job=job_to_proto(result, now))
+    if isinstance(result, Appended):
+        return transaction_pb2.WriteResult(
+            appended=transcripts_pb2.AppendEntriesResponse(
+                first_seq=result.first_seq, next_seq=result.next_seq
+            )
+        )
     return transaction_pb2.WriteResult(
         deleted=transaction_pb2.DeletedRecord(
             collection=result.collection, id=result.id, existed=result.existed
@@ -56,11 +69,20 @@ def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteR
 
 
 class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
-    """gRPC face of RecordStore.commit; wakes consumers of the queues it enqueued to."""
+    """gRPC face of RecordStore.commit; wakes consumers of the queues it enqueued to,
+    watchers of the collections it wrote and followers of the transcripts it appended to."""
 
-    def __init__(self, store: RecordStore, max_record_bytes: int, events: Events) -> None:
+    def __init__(
+        self,
+        store: RecordStore,
+        max_record_bytes: int,
+        events: Events,
+        *,
+        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    ) -> None:
         self._store = store
         self._max_bytes = max_record_bytes
+        self._max_entry_bytes = max_entry_bytes
         self._events = events
 
     @unary
@@ -73,7 +95,10 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
         if len(request.writes) > MAX_WRITES:
             raise errors.InvalidArgument.field("writes", f"at most {MAX_WRITES} writes per commit")
         now = datetime.now(UTC)
-        writes = [_write(write, i, self._max_bytes, now) for i, write in enumerate(request.writes)]
+        writes = [
+            _write(write, i, self._max_bytes, self._max_entry_bytes, now)
+            for i, write in enumerate(request.writes)
+        ]
         request_id = validation.request_id(request.request_id)
         idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
         results = await self._store.commit(
@@ -86,5 +111,7 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
             self._events.notify(topic(namespace, name))
         for collection in written_collections(writes):
             self._events.notify(records_topic(namespace, collection))
+        for id in {write.id for write in writes if isinstance(write, AppendEntries)}:
+            self._events.notify(transcript_topic(namespace, id))
         seen = datetime.now(UTC)  # after the store stamped the new jobs
         return transaction_pb2.CommitResponse(results=[_result(result, seen) for result in results])

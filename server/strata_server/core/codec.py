@@ -11,6 +11,7 @@ from typing import Any
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Deleted, Record, WriteResult
 from strata_server.core.queue import Job, job_from_json, job_to_json
+from strata_server.core.transcripts import Appended, appended_from_json, appended_to_json
 
 
 def _time(value: datetime | None) -> str | None:
@@ -60,6 +61,8 @@ def results_to_json(results: Sequence[WriteResult]) -> list[Any]:
             out.append({"record": record_to_json(result)})
         elif isinstance(result, Job):
             out.append({"job": job_to_json(result)})
+        elif isinstance(result, Appended):
+            out.append({"appended": appended_to_json(result)})
         else:
             out.append(
                 {
@@ -81,6 +84,8 @@ def results_from_json(value: list[Any]) -> list[WriteResult]:
             out.append(record_from_json(item["record"]))
         elif "job" in item:
             out.append(job_from_json(item["job"]))
+        elif "appended" in item:
+            out.append(appended_from_json(item["appended"]))
         else:
             deleted = item["deleted"]
             out.append(Deleted(deleted["collection"], deleted["id"], deleted["existed"]))

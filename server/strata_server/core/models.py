@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from strata_server.core.filters import Filter, OrderKey
 from strata_server.core.jsontypes import JSON as JSON
 from strata_server.core.queue import Job, NewJob
+from strata_server.core.transcripts import Appended, AppendEntries
 
 T = TypeVar("T")
 
@@ -79,8 +80,8 @@ class DeleteRecord:
 RecordWrite = CreateRecord | UpdateRecord | DeleteRecord
 """A write of a Commit that changes one record."""
 
-Write = RecordWrite | NewJob
-"""One write of a Commit: a record change or an enqueue (later: transcript appends)."""
+Write = RecordWrite | NewJob | AppendEntries
+"""One write of a Commit: a record change, an enqueue or a transcript append."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,7 @@ class Deleted:
     existed: bool
 
 
-WriteResult = Record | Deleted | Job
+WriteResult = Record | Deleted | Job | Appended
 """The outcome of one Write, position for position."""
 
 

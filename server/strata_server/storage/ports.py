@@ -38,6 +38,15 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.core.transcripts import (
+    Appended,
+    AppendEntries,
+    Entry,
+    NewTranscript,
+    Transcript,
+    TranscriptHit,
+    TranscriptSearch,
+)
 
 
 class RecordStore(Protocol):
@@ -243,6 +252,74 @@ class QueueStore(Protocol):
 
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         """Delete up to `limit` completed jobs finished before the time; how many."""
+        ...
+
+
+class TranscriptStore(Protocol):
+    """Append-only transcripts. Entries are numbered 1, 2, 3, ... with no gap, in
+    commit order; appends to one transcript are serialized (never all appends), and
+    every mutation appends its audit entry (entity "transcript") in the same
+    transaction. Unknown ids are NotFound."""
+
+    async def create_transcript(
+        self,
+        namespace: str,
+        new: NewTranscript,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Transcript:
+        """Create an empty transcript; AlreadyExists when the id is taken. A repeat
+        of the same request_id returns the first result."""
+        ...
+
+    async def get_transcript(self, namespace: str, id: str) -> Transcript:
+        """One transcript's description."""
+        ...
+
+    async def list_transcripts(
+        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
+    ) -> Page[Transcript]:
+        """Transcripts newest first ((create_time, id) descending), optionally of one
+        owner, after the key `after`; `last_key` is (create_time, id)."""
+        ...
+
+    async def append_entries(
+        self,
+        namespace: str,
+        append: AppendEntries,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Appended:
+        """Append in one transaction, all or none: core.transcripts.check_append
+        decides (sealed, expected_next_seq), entries get the next seqs in order. A
+        repeat of the same request_id returns the first result and appends nothing."""
+        ...
+
+    async def read_entries(
+        self, namespace: str, id: str, from_seq: int, max_bytes: int
+    ) -> list[Entry]:
+        """Committed entries from `from_seq` on, consecutive, as many as fit in
+        `max_bytes` (at least one when entry `from_seq` exists; core.transcripts.
+        fit_batch). [] when there is no entry `from_seq` (yet); existence of the
+        transcript is not checked. One keyset query: memory is bounded by
+        `max_bytes` plus one entry, whatever the transcript's length."""
+        ...
+
+    async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
+        """Seal (audit action `seal`); a sealed transcript is returned unchanged."""
+        ...
+
+    async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
+        """Delete the transcript and its entries, with one audit entry."""
+        ...
+
+    async def search_transcripts(
+        self, namespace: str, query: TranscriptSearch
+    ) -> Page[TranscriptHit]:
+        """Entries whose content holds every word of the query, best first, paged by
+        offset; `last_key` is non-None when a further page may exist."""
         ...
 
 
@@ -470,6 +547,7 @@ class Database(
     RecordStore,
     RecordCleanup,
     QueueStore,
+    TranscriptStore,
     AuditLog,
     IndexAdmin,
     RetentionStore,

@@ -91,6 +91,7 @@ class GetServerInfoResponse(_message.Message):
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     CACHE_STATS_FIELD_NUMBER: _builtins.int
+    TASK_COUNT_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     """The server's release, e.g. "0.1.0"."""
     database_backend: _builtins.str
@@ -103,6 +104,11 @@ class GetServerInfoResponse(_message.Message):
     """Blob backend: "disk" or "s3"."""
     schema_version: _builtins.str
     """The newest applied migration's id."""
+    task_count: _builtins.int
+    """asyncio tasks alive in the process that answered, this call's own
+    included: a diagnostic that returns to its idle value once streams (for
+    example ReadTranscript followers) have ended, so leaks show.
+    """
     @_builtins.property
     def capabilities(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Features this server offers, e.g. "records", "search", "commit"."""
@@ -126,10 +132,11 @@ class GetServerInfoResponse(_message.Message):
         capabilities: _abc.Iterable[_builtins.str] | None = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         cache_stats: Global___CacheStats | None = ...,
+        task_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cache_stats", b"cache_stats", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "cache_stats", b"cache_stats", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_backend", b"blob_backend", "cache_backend", b"cache_backend", "cache_stats", b"cache_stats", "capabilities", b"capabilities", "database_backend", b"database_backend", "schema_version", b"schema_version", "start_time", b"start_time", "task_count", b"task_count", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

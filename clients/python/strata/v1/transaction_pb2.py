@@ -28,33 +28,36 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from strata.v1 import queue_pb2 as strata_dot_v1_dot_queue__pb2
 from strata.v1 import records_pb2 as strata_dot_v1_dot_records__pb2
+from strata.v1 import transcripts_pb2 as strata_dot_v1_dot_transcripts__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstrata/v1/transaction.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15strata/v1/queue.proto\x1a\x17strata/v1/records.proto\"v\n\rCommitRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12(\n\x06writes\x18\x02 \x03(\x0b\x32\x10.strata.v1.WriteR\x06writes\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\xf4\x01\n\x05Write\x12\x36\n\x06\x63reate\x18\x01 \x01(\x0b\x32\x1c.strata.v1.CreateRecordWriteH\x00R\x06\x63reate\x12\x36\n\x06update\x18\x02 \x01(\x0b\x32\x1c.strata.v1.UpdateRecordWriteH\x00R\x06update\x12\x36\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32\x1c.strata.v1.DeleteRecordWriteH\x00R\x06\x64\x65lete\x12\x36\n\x07\x65nqueue\x18\x04 \x01(\x0b\x32\x1a.strata.v1.EnqueueJobWriteH\x00R\x07\x65nqueueB\x0b\n\toperation\"\xba\x01\n\x11\x43reateRecordWrite\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x1b\n\trecord_id\x18\x02 \x01(\tR\x08recordId\x12+\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xba\x02\n\x11UpdateRecordWrite\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12+\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12)\n\x10\x65xpected_version\x18\x05 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x06 \x01(\x08R\x0c\x61llowMissing\x12;\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\x93\x01\n\x11\x44\x65leteRecordWrite\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12)\n\x10\x65xpected_version\x18\x03 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x04 \x01(\x08R\x0c\x61llowMissing\"\xe0\x02\n\x0f\x45nqueueJobWrite\x12\x14\n\x05queue\x18\x01 \x01(\tR\x05queue\x12\x31\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1a\n\x08priority\x18\x03 \x01(\x05R\x08priority\x12\x35\n\x08run_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07runTime\x12/\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05\x64\x65lay\x12!\n\x0cmax_attempts\x18\x06 \x01(\x05R\x0bmaxAttempts\x12\x1d\n\nunique_key\x18\x07 \x01(\tR\tuniqueKey\x12>\n\rretry_backoff\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0cretryBackoff\"B\n\x0e\x43ommitResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x16.strata.v1.WriteResultR\x07results\"\x9e\x01\n\x0bWriteResult\x12+\n\x06record\x18\x01 \x01(\x0b\x32\x11.strata.v1.RecordH\x00R\x06record\x12\x34\n\x07\x64\x65leted\x18\x02 \x01(\x0b\x32\x18.strata.v1.DeletedRecordH\x00R\x07\x64\x65leted\x12\"\n\x03job\x18\x03 \x01(\x0b\x32\x0e.strata.v1.JobH\x00R\x03jobB\x08\n\x06result\"Y\n\rDeletedRecord\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n\x07\x65xisted\x18\x03 \x01(\x08R\x07\x65xisted2S\n\x12TransactionService\x12=\n\x06\x43ommit\x12\x18.strata.v1.CommitRequest\x1a\x19.strata.v1.CommitResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstrata/v1/transaction.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15strata/v1/queue.proto\x1a\x17strata/v1/records.proto\x1a\x1bstrata/v1/transcripts.proto\"v\n\rCommitRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12(\n\x06writes\x18\x02 \x03(\x0b\x32\x10.strata.v1.WriteR\x06writes\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"\xad\x02\n\x05Write\x12\x36\n\x06\x63reate\x18\x01 \x01(\x0b\x32\x1c.strata.v1.CreateRecordWriteH\x00R\x06\x63reate\x12\x36\n\x06update\x18\x02 \x01(\x0b\x32\x1c.strata.v1.UpdateRecordWriteH\x00R\x06update\x12\x36\n\x06\x64\x65lete\x18\x03 \x01(\x0b\x32\x1c.strata.v1.DeleteRecordWriteH\x00R\x06\x64\x65lete\x12\x36\n\x07\x65nqueue\x18\x04 \x01(\x0b\x32\x1a.strata.v1.EnqueueJobWriteH\x00R\x07\x65nqueue\x12\x37\n\x06\x61ppend\x18\x05 \x01(\x0b\x32\x1d.strata.v1.AppendEntriesWriteH\x00R\x06\x61ppendB\x0b\n\toperation\"\xba\x01\n\x11\x43reateRecordWrite\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x1b\n\trecord_id\x18\x02 \x01(\tR\x08recordId\x12+\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0b\x65xpire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xba\x02\n\x11UpdateRecordWrite\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12+\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0bupdate_mask\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12)\n\x10\x65xpected_version\x18\x05 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x06 \x01(\x08R\x0c\x61llowMissing\x12;\n\x0b\x65xpire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\x93\x01\n\x11\x44\x65leteRecordWrite\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12)\n\x10\x65xpected_version\x18\x03 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x04 \x01(\x08R\x0c\x61llowMissing\"\xe0\x02\n\x0f\x45nqueueJobWrite\x12\x14\n\x05queue\x18\x01 \x01(\tR\x05queue\x12\x31\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x07payload\x12\x1a\n\x08priority\x18\x03 \x01(\x05R\x08priority\x12\x35\n\x08run_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07runTime\x12/\n\x05\x64\x65lay\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationR\x05\x64\x65lay\x12!\n\x0cmax_attempts\x18\x06 \x01(\x05R\x0bmaxAttempts\x12\x1d\n\nunique_key\x18\x07 \x01(\tR\tuniqueKey\x12>\n\rretry_backoff\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0cretryBackoff\"|\n\x12\x41ppendEntriesWrite\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12*\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x10.strata.v1.EntryR\x07\x65ntries\x12*\n\x11\x65xpected_next_seq\x18\x03 \x01(\x03R\x0f\x65xpectedNextSeq\"B\n\x0e\x43ommitResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x16.strata.v1.WriteResultR\x07results\"\xde\x01\n\x0bWriteResult\x12+\n\x06record\x18\x01 \x01(\x0b\x32\x11.strata.v1.RecordH\x00R\x06record\x12\x34\n\x07\x64\x65leted\x18\x02 \x01(\x0b\x32\x18.strata.v1.DeletedRecordH\x00R\x07\x64\x65leted\x12\"\n\x03job\x18\x03 \x01(\x0b\x32\x0e.strata.v1.JobH\x00R\x03job\x12>\n\x08\x61ppended\x18\x04 \x01(\x0b\x32 .strata.v1.AppendEntriesResponseH\x00R\x08\x61ppendedB\x08\n\x06result\"Y\n\rDeletedRecord\x12\x1e\n\ncollection\x18\x01 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n\x07\x65xisted\x18\x03 \x01(\x08R\x07\x65xisted2S\n\x12TransactionService\x12=\n\x06\x43ommit\x12\x18.strata.v1.CommitRequest\x1a\x19.strata.v1.CommitResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'strata.v1.transaction_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMITREQUEST']._serialized_start=219
-  _globals['_COMMITREQUEST']._serialized_end=337
-  _globals['_WRITE']._serialized_start=340
-  _globals['_WRITE']._serialized_end=584
-  _globals['_CREATERECORDWRITE']._serialized_start=587
-  _globals['_CREATERECORDWRITE']._serialized_end=773
-  _globals['_UPDATERECORDWRITE']._serialized_start=776
-  _globals['_UPDATERECORDWRITE']._serialized_end=1090
-  _globals['_DELETERECORDWRITE']._serialized_start=1093
-  _globals['_DELETERECORDWRITE']._serialized_end=1240
-  _globals['_ENQUEUEJOBWRITE']._serialized_start=1243
-  _globals['_ENQUEUEJOBWRITE']._serialized_end=1595
-  _globals['_COMMITRESPONSE']._serialized_start=1597
-  _globals['_COMMITRESPONSE']._serialized_end=1663
-  _globals['_WRITERESULT']._serialized_start=1666
-  _globals['_WRITERESULT']._serialized_end=1824
-  _globals['_DELETEDRECORD']._serialized_start=1826
-  _globals['_DELETEDRECORD']._serialized_end=1915
-  _globals['_TRANSACTIONSERVICE']._serialized_start=1917
-  _globals['_TRANSACTIONSERVICE']._serialized_end=2000
+  _globals['_COMMITREQUEST']._serialized_start=248
+  _globals['_COMMITREQUEST']._serialized_end=366
+  _globals['_WRITE']._serialized_start=369
+  _globals['_WRITE']._serialized_end=670
+  _globals['_CREATERECORDWRITE']._serialized_start=673
+  _globals['_CREATERECORDWRITE']._serialized_end=859
+  _globals['_UPDATERECORDWRITE']._serialized_start=862
+  _globals['_UPDATERECORDWRITE']._serialized_end=1176
+  _globals['_DELETERECORDWRITE']._serialized_start=1179
+  _globals['_DELETERECORDWRITE']._serialized_end=1326
+  _globals['_ENQUEUEJOBWRITE']._serialized_start=1329
+  _globals['_ENQUEUEJOBWRITE']._serialized_end=1681
+  _globals['_APPENDENTRIESWRITE']._serialized_start=1683
+  _globals['_APPENDENTRIESWRITE']._serialized_end=1807
+  _globals['_COMMITRESPONSE']._serialized_start=1809
+  _globals['_COMMITRESPONSE']._serialized_end=1875
+  _globals['_WRITERESULT']._serialized_start=1878
+  _globals['_WRITERESULT']._serialized_end=2100
+  _globals['_DELETEDRECORD']._serialized_start=2102
+  _globals['_DELETEDRECORD']._serialized_end=2191
+  _globals['_TRANSACTIONSERVICE']._serialized_start=2193
+  _globals['_TRANSACTIONSERVICE']._serialized_end=2276
 # @@protoc_insertion_point(module_scope)

@@ -13,6 +13,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from strata.v1 import queue_pb2 as _queue_pb2
 from strata.v1 import records_pb2 as _records_pb2
+from strata.v1 import transcripts_pb2 as _transcripts_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -66,6 +67,7 @@ class Write(_message.Message):
     UPDATE_FIELD_NUMBER: _builtins.int
     DELETE_FIELD_NUMBER: _builtins.int
     ENQUEUE_FIELD_NUMBER: _builtins.int
+    APPEND_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def create(self) -> Global___CreateRecordWrite:
         """Create a record, as CreateRecord."""
@@ -82,6 +84,12 @@ class Write(_message.Message):
     def enqueue(self) -> Global___EnqueueJobWrite:
         """Enqueue a job, as Enqueue: it exists only if the whole commit succeeds."""
 
+    @_builtins.property
+    def append(self) -> Global___AppendEntriesWrite:
+        """Append entries to a transcript, as AppendEntries: readers see them only
+        if the whole commit succeeds.
+        """
+
     def __init__(
         self,
         *,
@@ -89,12 +97,13 @@ class Write(_message.Message):
         update: Global___UpdateRecordWrite | None = ...,
         delete: Global___DeleteRecordWrite | None = ...,
         enqueue: Global___EnqueueJobWrite | None = ...,
+        append: Global___AppendEntriesWrite | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create", b"create", "delete", b"delete", "enqueue", b"enqueue", "operation", b"operation", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "create", b"create", "delete", b"delete", "enqueue", b"enqueue", "operation", b"operation", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create", b"create", "delete", b"delete", "enqueue", b"enqueue", "operation", b"operation", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "create", b"create", "delete", b"delete", "enqueue", b"enqueue", "operation", b"operation", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_operation: _TypeAlias = _typing.Literal["create", "update", "delete", "enqueue"]  # noqa: Y015
+    _WhichOneofReturnType_operation: _TypeAlias = _typing.Literal["create", "update", "delete", "enqueue", "append"]  # noqa: Y015
     _WhichOneofArgType_operation: _TypeAlias = _typing.Literal["operation", b"operation"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_operation) -> _WhichOneofReturnType_operation | None: ...
 
@@ -283,6 +292,38 @@ class EnqueueJobWrite(_message.Message):
 Global___EnqueueJobWrite: _TypeAlias = EnqueueJobWrite  # noqa: Y015
 
 @_typing.final
+class AppendEntriesWrite(_message.Message):
+    """AppendEntriesRequest without namespace and request_id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    EXPECTED_NEXT_SEQ_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The transcript's id."""
+    expected_next_seq: _builtins.int
+    """When non-zero, append only if the transcript's next seq is this one."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[_transcripts_pb2.Entry]:
+        """The entries to append, 1 to 1000, in order."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        entries: _abc.Iterable[_transcripts_pb2.Entry] | None = ...,
+        expected_next_seq: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "expected_next_seq", b"expected_next_seq", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppendEntriesWrite: _TypeAlias = AppendEntriesWrite  # noqa: Y015
+
+@_typing.final
 class CommitResponse(_message.Message):
     """Response for Commit."""
 
@@ -315,6 +356,7 @@ class WriteResult(_message.Message):
     RECORD_FIELD_NUMBER: _builtins.int
     DELETED_FIELD_NUMBER: _builtins.int
     JOB_FIELD_NUMBER: _builtins.int
+    APPENDED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def record(self) -> _records_pb2.Record:
         """The record as written, for create and update."""
@@ -327,18 +369,23 @@ class WriteResult(_message.Message):
     def job(self) -> _queue_pb2.Job:
         """The job enqueued (or the unfinished job holding its unique_key), for enqueue."""
 
+    @_builtins.property
+    def appended(self) -> _transcripts_pb2.AppendEntriesResponse:
+        """Where the entries landed, for append."""
+
     def __init__(
         self,
         *,
         record: _records_pb2.Record | None = ...,
         deleted: Global___DeletedRecord | None = ...,
         job: _queue_pb2.Job | None = ...,
+        appended: _transcripts_pb2.AppendEntriesResponse | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "job", b"job", "record", b"record", "result", b"result"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["appended", b"appended", "deleted", b"deleted", "job", b"job", "record", b"record", "result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "job", b"job", "record", b"record", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appended", b"appended", "deleted", b"deleted", "job", b"job", "record", b"record", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["record", "deleted", "job"]  # noqa: Y015
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["record", "deleted", "job", "appended"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 

@@ -52,9 +52,11 @@ class TransactionServiceServicer:
         """Checks every write's preconditions, then applies all writes in order, or
         none. Returns the first failing write's error with ErrorInfo metadata
         `write_index`: ALREADY_EXISTS, NOT_FOUND, ABORTED (VERSION_CONFLICT),
-        INVALID_ARGUMENT (bad input or more than 1000 writes), RESOURCE_EXHAUSTED
-        (a record too large) or UNAVAILABLE. A retry with the same `request_id`
-        returns the first result and writes nothing.
+        FAILED_PRECONDITION (an append to a sealed transcript, TRANSCRIPT_SEALED, or
+        with a stale expected_next_seq, SEQ_MISMATCH), INVALID_ARGUMENT (bad input
+        or more than 1000 writes), RESOURCE_EXHAUSTED (a record or transcript entry
+        too large) or UNAVAILABLE. A retry with the same `request_id` returns the
+        first result and writes nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

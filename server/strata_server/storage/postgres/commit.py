@@ -11,6 +11,8 @@ many writes it holds:
    expired rows included, in key order). Concurrent commits on one record queue up
    here, so each `expected_version` is checked against the latest committed version:
    of N concurrent updates expecting version v, exactly one wins.
+   Enqueues and transcript appends (each under its transcript's row lock) are
+   written before that, in this transaction.
 3. Plan each write in order with `core.writes.plan_write`, against the rows as the
    earlier writes of this commit left them. A domain error rolls everything back,
    tagged with its write index, before anything has been written.
@@ -36,15 +38,19 @@ from strata_server.core.errors import (
 from strata_server.core.models import (
     Actor,
     CreateRecord,
+    DeleteRecord,
     Idempotency,
     Record,
     RecordRef,
+    RecordWrite,
+    UpdateRecord,
     Write,
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob
+from strata_server.core.transcripts import Appended, AppendEntries
 from strata_server.core.writes import dumps, plan_write
-from strata_server.storage.postgres import queries
+from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now, record_from_row
@@ -52,6 +58,15 @@ from strata_server.storage.postgres.request_log import claim_request
 
 Key = tuple[str, str]
 """(collection, id) within one namespace."""
+
+
+def _record_writes(writes: Sequence[Write]) -> list[tuple[int, RecordWrite]]:
+    """The record writes among `writes`, with their positions."""
+    return [
+        (index, write)
+        for index, write in enumerate(writes)
+        if isinstance(write, CreateRecord | UpdateRecord | DeleteRecord)
+    ]
 
 
 async def _lock_current(conn: Conn, namespace: str, keys: Sequence[Key]) -> dict[Key, Record]:
@@ -78,11 +93,7 @@ def _record_arrays(prefix: str, rows: list[tuple[Record, str]]) -> dict[str, lis
 
 def _lost_race(writes: Sequence[Write], key: Key) -> StrataError:
     """The error for a key another transaction created while this commit was planning."""
-    index, write = next(
-        (i, w)
-        for i, w in enumerate(writes)
-        if not isinstance(w, NewJob) and (w.collection, w.id) == key
-    )
+    index, write = next((i, w) for i, w in _record_writes(writes) if (w.collection, w.id) == key)
     error: StrataError
     if isinstance(write, CreateRecord):
         error = AlreadyExists(f"record {key[0]}/{key[1]} already exists")
@@ -140,9 +151,22 @@ async def commit(
             position = list(jobs)[int(error.metadata.pop("job_index", "0"))]
             raise with_write_index(error, position) from None
         enqueued = dict(zip(jobs, created, strict=True))
-    keys = sorted(
-        {(write.collection, write.id) for write in writes if not isinstance(write, NewJob)}
-    )
+    # Appends next, in request order (two appends to one transcript land in order),
+    # each locking only its transcript's row.
+    appended: dict[int, Appended] = {}
+    for index, write in enumerate(writes):
+        if isinstance(write, AppendEntries):
+            try:
+                appended[index] = await transcripts.append_in(
+                    conn,
+                    namespace,
+                    write,
+                    actor=actor,
+                    request_id=idempotency.request_id if idempotency is not None else None,
+                )
+            except StrataError as error:
+                raise with_write_index(error, index) from None
+    keys = sorted({(write.collection, write.id) for _, write in _record_writes(writes)})
     stored_rows = {} if assume_new else await _lock_current(conn, namespace, keys)
     # The commit's one timestamp, taken once its rows are locked: a commit that queued
     # behind another on the same record gets a later update_time than that one's.
@@ -154,6 +178,9 @@ async def commit(
     for index, write in enumerate(writes):
         if isinstance(write, NewJob):
             results.append(enqueued[index])
+            continue
+        if isinstance(write, AppendEntries):
+            results.append(appended[index])
             continue
         key = (write.collection, write.id)
         try:

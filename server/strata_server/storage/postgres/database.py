@@ -51,6 +51,15 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.core.transcripts import (
+    Appended,
+    AppendEntries,
+    Entry,
+    NewTranscript,
+    Transcript,
+    TranscriptHit,
+    TranscriptSearch,
+)
 from strata_server.storage.postgres import (
     audit,
     changes,
@@ -60,6 +69,7 @@ from strata_server.storage.postgres import (
     queries,
     records,
     retention,
+    transcripts,
     usage,
 )
 from strata_server.storage.postgres import queue as job_queue
@@ -79,7 +89,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CAPABILITIES = ("records", "commit", "search", "ttl", "audit", "idempotency", "queue")
+CAPABILITIES = (
+    "records",
+    "commit",
+    "search",
+    "ttl",
+    "audit",
+    "idempotency",
+    "queue",
+    "transcripts",
+)
 
 NO_YOYO_VERSION = "unknown"
 """schema_version when the schema was not applied by yoyo (no _yoyo_migration table)."""
@@ -356,6 +375,80 @@ class PostgresDatabase:
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         """Delete up to `limit` completed jobs finished before the time."""
         return await self._run(lambda conn: job_queue.purge_completed(conn, finished_before, limit))
+
+    # --- TranscriptStore (storage/postgres/transcripts.py) ------------------------------
+
+    async def create_transcript(
+        self,
+        namespace: str,
+        new: NewTranscript,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Transcript:
+        """Create an empty transcript (idempotent by request_id)."""
+        return await self._run(
+            lambda conn: transcripts.create_transcript(
+                conn, namespace, new, actor=actor, idempotency=idempotency
+            ),
+            transaction=True,
+        )
+
+    async def get_transcript(self, namespace: str, id: str) -> Transcript:
+        """One transcript's description."""
+        return await self._run(lambda conn: transcripts.get_transcript(conn, namespace, id))
+
+    async def list_transcripts(
+        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
+    ) -> Page[Transcript]:
+        """Transcripts newest first, optionally of one owner."""
+        return await self._run(
+            lambda conn: transcripts.list_transcripts(conn, namespace, owner, limit, after)
+        )
+
+    async def append_entries(
+        self,
+        namespace: str,
+        append: AppendEntries,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Appended:
+        """Append under the transcript's row lock only (idempotent by request_id)."""
+        return await self._run(
+            lambda conn: transcripts.append_entries(
+                conn, namespace, append, actor=actor, idempotency=idempotency
+            ),
+            transaction=True,
+        )
+
+    async def read_entries(
+        self, namespace: str, id: str, from_seq: int, max_bytes: int
+    ) -> list[Entry]:
+        """Entries from `from_seq` on that fit in `max_bytes` (one keyset query)."""
+        return await self._run(
+            lambda conn: transcripts.read_entries(conn, namespace, id, from_seq, max_bytes)
+        )
+
+    async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
+        """Seal a transcript; a sealed one is returned unchanged."""
+        return await self._run(
+            lambda conn: transcripts.seal_transcript(conn, namespace, id, actor=actor),
+            transaction=True,
+        )
+
+    async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
+        """Delete a transcript and its entries."""
+        await self._run(
+            lambda conn: transcripts.delete_transcript(conn, namespace, id, actor=actor),
+            transaction=True,
+        )
+
+    async def search_transcripts(
+        self, namespace: str, query: TranscriptSearch
+    ) -> Page[TranscriptHit]:
+        """Full-text matches over entries' content (tsvector, ts_rank), best first."""
+        return await self._run(lambda conn: transcripts.search_transcripts(conn, namespace, query))
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""

@@ -3,11 +3,12 @@
 A commit runs in one `BEGIN IMMEDIATE` transaction on the writer:
 
 1. With a request_id, look it up in request_log: a repeat returns the stored results.
-2. Read the current rows of every key the writes touch (expired rows included, so a
-   create over one replaces it), one statement per collection.
+2. Read the current rows of every key the record writes touch (expired rows
+   included, so a create over one replaces it), one statement per collection.
 3. Plan each write in order with `core.writes.plan_write`, against the rows as the
    earlier writes of this commit left them. The first domain error rolls everything
-   back, tagged with its write index; nothing has been written yet at that point.
+   back, tagged with its write index. Enqueues and transcript appends are written
+   in place, in the same transaction (so a later failure rolls them back too).
 4. Persist the final state of each key (upsert or delete), the audit entries and the
    request_log row, each as one batched statement.
 
@@ -23,10 +24,22 @@ from typing import Any
 
 from strata_server.core import codec
 from strata_server.core.errors import StrataError, with_write_index
-from strata_server.core.models import Actor, Idempotency, Record, RecordRef, Write, WriteResult
+from strata_server.core.models import (
+    Actor,
+    CreateRecord,
+    DeleteRecord,
+    Idempotency,
+    Record,
+    RecordRef,
+    UpdateRecord,
+    Write,
+    WriteResult,
+)
 from strata_server.core.queue import NewJob
+from strata_server.core.transcripts import AppendEntries
 from strata_server.core.writes import AuditEntry, changed_fields, plan_write
 from strata_server.storage.sqlite import queue as queues
+from strata_server.storage.sqlite import transcripts
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
@@ -94,7 +107,9 @@ async def _read_current(
     tx: Transaction, namespace: str, writes: Sequence[Write]
 ) -> dict[Key, Record | None]:
     ids: dict[str, dict[str, None]] = {}
-    records = [write for write in writes if not isinstance(write, NewJob)]
+    records = [
+        write for write in writes if isinstance(write, CreateRecord | UpdateRecord | DeleteRecord)
+    ]
     for write in records:
         ids.setdefault(write.collection, {})[write.id] = None
     current: dict[Key, Record | None] = {(write.collection, write.id): None for write in records}
@@ -138,6 +153,15 @@ async def commit(
                     error.metadata.pop("job_index", None)
                     raise with_write_index(error, index) from None
                 results.append(job)
+                continue
+            if isinstance(write, AppendEntries):
+                try:
+                    appended = await transcripts.append_in(
+                        tx, namespace, write, now, actor=actor, request_id=request_id
+                    )
+                except StrataError as error:
+                    raise with_write_index(error, index) from None
+                results.append(appended)
                 continue
             key = (write.collection, write.id)
             try:

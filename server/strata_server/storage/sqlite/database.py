@@ -36,6 +36,15 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.core.transcripts import (
+    Appended,
+    AppendEntries,
+    Entry,
+    NewTranscript,
+    Transcript,
+    TranscriptHit,
+    TranscriptSearch,
+)
 from strata_server.storage.sqlite import (
     audit,
     changes,
@@ -44,6 +53,7 @@ from strata_server.storage.sqlite import (
     integrity,
     records,
     retention,
+    transcripts,
     usage,
 )
 from strata_server.storage.sqlite import queue as queues
@@ -53,7 +63,16 @@ from strata_server.storage.sqlite.leader import FileLeader
 if TYPE_CHECKING:
     from strata_server.storage.ports import Database
 
-CAPABILITIES = ("records", "commit", "search", "ttl", "audit", "idempotency", "queue")
+CAPABILITIES = (
+    "records",
+    "commit",
+    "search",
+    "ttl",
+    "audit",
+    "idempotency",
+    "queue",
+    "transcripts",
+)
 
 HAS_YOYO_TABLE = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_yoyo_migration'"
@@ -261,6 +280,62 @@ class SqliteDatabase:
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         """Delete up to `limit` completed jobs finished before the time."""
         return await queues.purge_completed(self._db, finished_before, limit)
+
+    async def create_transcript(
+        self,
+        namespace: str,
+        new: NewTranscript,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Transcript:
+        """Create an empty transcript (idempotent by request_id)."""
+        return await transcripts.create_transcript(
+            self._db, namespace, new, actor=actor, idempotency=idempotency
+        )
+
+    async def get_transcript(self, namespace: str, id: str) -> Transcript:
+        """One transcript's description."""
+        return await transcripts.get_transcript(self._db, namespace, id)
+
+    async def list_transcripts(
+        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
+    ) -> Page[Transcript]:
+        """Transcripts newest first, optionally of one owner."""
+        return await transcripts.list_transcripts(self._db, namespace, owner, limit, after)
+
+    async def append_entries(
+        self,
+        namespace: str,
+        append: AppendEntries,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Appended:
+        """Append entries with the next seqs, all or none (idempotent by request_id)."""
+        return await transcripts.append_entries(
+            self._db, namespace, append, actor=actor, idempotency=idempotency
+        )
+
+    async def read_entries(
+        self, namespace: str, id: str, from_seq: int, max_bytes: int
+    ) -> list[Entry]:
+        """Entries from `from_seq` on that fit in `max_bytes` (one keyset query)."""
+        return await transcripts.read_entries(self._db, namespace, id, from_seq, max_bytes)
+
+    async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
+        """Seal a transcript; a sealed one is returned unchanged."""
+        return await transcripts.seal_transcript(self._db, namespace, id, actor=actor)
+
+    async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
+        """Delete a transcript and its entries."""
+        await transcripts.delete_transcript(self._db, namespace, id, actor=actor)
+
+    async def search_transcripts(
+        self, namespace: str, query: TranscriptSearch
+    ) -> Page[TranscriptHit]:
+        """Full-text matches over entries' content (FTS5, bm25), best first."""
+        return await transcripts.search_transcripts(self._db, namespace, query)
 
     def pool_stats(self) -> Mapping[str, int]:
         """The reader pool and the one writer."""

@@ -1,0 +1,333 @@
+"""Reading transcripts: `client.follow(...)` and `client.read_transcript(...)`.
+
+    with client.follow("chat-1") as entries:          # from the first entry
+        for entry in entries:                         # new ones as they are appended
+            print(entry.seq, entry.role, entry.content)
+    # the loop ends by itself once the transcript is sealed and read to its end
+
+    async with aclient.follow("chat-1", from_seq=-20) as entries:   # the last 20, then live
+        async for entry in entries:
+            ...
+
+Each yields the transcript's entries in seq order, each exactly once, over one
+ReadTranscript stream. When that stream breaks (the connection drops, the server
+restarts or goes away for a while), it opens a new one from the seq after the last
+entry it yielded, so the caller sees no gap and no duplicate. It keeps trying, with
+the client's RetryPolicy backoff, for up to `reconnect_for` seconds since the last
+message it got, then raises the last error (Unavailable). Errors a retry cannot
+cure (NotFound for an unknown or deleted transcript, InvalidArgument, ...) are
+raised at once.
+
+`read_transcript` is the same without following: it ends once it has delivered
+every entry appended when it caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+
+from strata._retry import backoff_delays
+from strata.config import RetryPolicy
+from strata.errors import StrataError, from_rpc_error
+from strata.transcripts import Entry
+from strata.v1 import transcripts_pb2
+
+if TYPE_CHECKING:
+    from strata.aio import AsyncClient
+    from strata.client import Client
+
+__all__ = ["AsyncFollow", "Follow"]
+
+DEFAULT_RECONNECT_FOR = 30.0
+"""Seconds a follower keeps reconnecting after its stream broke."""
+
+_RECONNECTABLE = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL}
+)
+"""Codes of a broken stream: the transport failed (UNAVAILABLE), the server cancelled
+it while shutting down (CANCELLED), or the connection was reset mid-frame (INTERNAL
+without a server ErrorInfo)."""
+
+
+class _Cursor:
+    """Where a stream stands and what it has said, shared by both followers: it reads
+    each message and says where to resume, so that a reconnect neither skips nor
+    repeats an entry."""
+
+    def __init__(
+        self,
+        transcript_id: str,
+        namespace: str,
+        from_seq: int,
+        follow: bool,
+        max_batch_bytes: int,
+        retry: RetryPolicy,
+        reconnect_for: float | None,
+    ) -> None:
+        if not isinstance(from_seq, int):
+            raise TypeError("from_seq must be an int")
+        if not isinstance(max_batch_bytes, int) or max_batch_bytes < 0:
+            raise ValueError("max_batch_bytes must be a non-negative int (0: the server's)")
+        self.transcript_id = transcript_id
+        self.namespace = namespace
+        self.from_seq = from_seq
+        self.follow = follow
+        self.max_batch_bytes = max_batch_bytes
+        self.next_seq: int | None = None
+        self.up_to_date = False
+        self.sealed = False
+        self.finished = False
+        self.reconnects = 0
+        self._retry = retry
+        self._reconnect_for = reconnect_for
+        self._delays = backoff_delays(retry)
+        self._broken_since: float | None = None
+
+    def request(self) -> transcripts_pb2.ReadTranscriptRequest:
+        """The request that (re)opens the stream where it stands."""
+        return transcripts_pb2.ReadTranscriptRequest(
+            namespace=self.namespace,
+            id=self.transcript_id,
+            from_seq=self.next_seq if self.next_seq is not None else self.from_seq,
+            follow=self.follow,
+            max_batch_bytes=self.max_batch_bytes,
+        )
+
+    def take(self, message: transcripts_pb2.ReadTranscriptResponse) -> list[Entry]:
+        """Read one message; returns its entries (none for the other kinds)."""
+        self._broken_since = None
+        self._delays = backoff_delays(self._retry)
+        kind = message.WhichOneof("event")
+        if kind == "batch":
+            entries = [Entry.from_proto(item) for item in message.batch.entries]
+            self.next_seq = message.batch.next_seq
+            self.up_to_date = False
+            return entries
+        if kind == "up_to_date":
+            self.next_seq = message.up_to_date.next_seq
+            self.up_to_date = True
+        elif kind == "heartbeat":
+            self.next_seq = message.heartbeat.next_seq
+        elif kind == "sealed":
+            self.next_seq = message.sealed.next_seq
+            self.up_to_date = self.sealed = self.finished = True
+        return []
+
+    def ended(self) -> None:
+        """The server closed the stream without an error."""
+        if self.sealed or not self.follow:
+            self.finished = True
+
+    def backoff(self, error: StrataError | None) -> float:
+        """Seconds to wait before reconnecting after the stream broke with `error`
+        (None: it ended early); raises `error` when reconnecting cannot help or
+        `reconnect_for` has run out."""
+        if error is not None and (
+            error.code not in _RECONNECTABLE
+            or (error.code == grpc.StatusCode.INTERNAL and error.reason)
+        ):
+            raise error
+        now = time.monotonic()
+        if self._broken_since is None:
+            self._broken_since = now
+        elif self._reconnect_for is not None and now - self._broken_since > self._reconnect_for:
+            if error is not None:
+                raise error
+            raise StrataError("the stream kept ending early", code=grpc.StatusCode.UNAVAILABLE)
+        self.reconnects += 1
+        return next(self._delays)
+
+
+class _FollowBase:
+    """What both followers show about where they stand."""
+
+    _cursor: _Cursor
+
+    @property
+    def next_seq(self) -> int | None:
+        """The seq of the next entry to deliver, once the server has said (None
+        before the first message)."""
+        return self._cursor.next_seq
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether every entry appended so far has been delivered (as of the last
+        message: the server says so each time the stream catches up)."""
+        return self._cursor.up_to_date
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the transcript is sealed and was read to its end."""
+        return self._cursor.sealed
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream was opened again after it broke."""
+        return self._cursor.reconnects
+
+
+class Follow(_FollowBase):
+    """The entries of a transcript on a blocking `Client`, in seq order, each once,
+    resuming after a dropped connection. Iterate over it; `close()` it (a `with`
+    block does) to stop early. Use it from one thread."""
+
+    def __init__(
+        self,
+        client: Client,
+        transcript_id: str,
+        from_seq: int = 1,
+        *,
+        follow: bool = True,
+        max_batch_bytes: int = 0,
+        reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
+        namespace: str | None = None,
+    ) -> None:
+        self._cursor = _Cursor(
+            transcript_id,
+            namespace or client.config.namespace,
+            from_seq,
+            follow,
+            max_batch_bytes,
+            client.config.retry,
+            reconnect_for,
+        )
+        self._stub: Any = client._stubs["transcripts"]
+        self._metadata = client._metadata
+        self._call: Any = None
+        self._pending: deque[Entry] = deque()
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Entry]:
+        return self
+
+    def __next__(self) -> Entry:
+        """The next entry, waiting for one while following; StopIteration once the
+        transcript is sealed and read (or, not following, caught up), or closed."""
+        cursor = self._cursor
+        while not self._pending:
+            if cursor.finished or self._closed:
+                raise StopIteration
+            if self._call is None:
+                self._call = self._stub.ReadTranscript(cursor.request(), metadata=self._metadata)
+            try:
+                message = next(self._call)
+            except StopIteration:
+                self._call = None
+                cursor.ended()
+                if not cursor.finished:
+                    time.sleep(cursor.backoff(None))
+                continue
+            except grpc.RpcError as err:
+                self._call = None
+                if self._closed:
+                    raise StopIteration from None
+                time.sleep(cursor.backoff(from_rpc_error(err)))
+                continue
+            self._pending.extend(cursor.take(message))
+        return self._pending.popleft()
+
+    def close(self) -> None:
+        """Cancel the stream; iteration stops."""
+        self._closed = True
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def __enter__(self) -> Follow:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncFollow(_FollowBase):
+    """`Follow` for an `AsyncClient`: `async for`, `await close()` and `async with`."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        transcript_id: str,
+        from_seq: int = 1,
+        *,
+        follow: bool = True,
+        max_batch_bytes: int = 0,
+        reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
+        namespace: str | None = None,
+    ) -> None:
+        self._cursor = _Cursor(
+            transcript_id,
+            namespace or client.config.namespace,
+            from_seq,
+            follow,
+            max_batch_bytes,
+            client.config.retry,
+            reconnect_for,
+        )
+        self._stub: Any = client._stubs["transcripts"]
+        self._metadata = client._metadata
+        self._call: Any = None
+        self._pending: deque[Entry] = deque()
+        self._closed = False
+
+    def __aiter__(self) -> AsyncFollow:
+        return self
+
+    async def __anext__(self) -> Entry:
+        """As `Follow.__next__`."""
+        cursor = self._cursor
+        while not self._pending:
+            if cursor.finished or self._closed:
+                raise StopAsyncIteration
+            if self._call is None:
+                self._call = self._stub.ReadTranscript(cursor.request(), metadata=self._metadata)
+            try:
+                message = await self._call.read()
+            except asyncio.CancelledError:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                raise
+            except grpc.RpcError as err:
+                self._call = None
+                if self._closed:
+                    raise StopAsyncIteration from None
+                await asyncio.sleep(cursor.backoff(from_rpc_error(err)))
+                continue
+            if message is grpc.aio.EOF:
+                self._call = None
+                cursor.ended()
+                if not cursor.finished:
+                    await asyncio.sleep(cursor.backoff(None))
+                continue
+            self._pending.extend(cursor.take(message))
+        return self._pending.popleft()
+
+    async def close(self) -> None:
+        """Cancel the stream; iteration stops."""
+        self._closed = True
+        if self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    async def __aenter__(self) -> AsyncFollow:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,287 @@
+"""Transcripts on PostgreSQL: the `storage.ports.TranscriptStore` half of the adapter.
+
+Writes run inside the transaction `database._run` opens, in as few statements as
+possible (`transcript_queries`):
+
+- create: claim the request_id (as Commit does), then one INSERT with its audit
+  entry and request_log result.
+- append: claim the request_id, then one statement (APPEND) that advances the
+  transcript's next_seq under its row lock and inserts the entries, the audit entry
+  and the result. Only that transcript's row is locked: appends to it queue, appends
+  to others run in parallel. Because the lock is held to commit, an append's
+  entries become visible only after every earlier append's, so a reader never sees
+  seq n+1 without seq n.
+- seal and delete: one statement each (delete: plus the entries).
+
+Reads are single statements on an autocommit connection; a batch is one keyset
+query over the offset index (`READ`), bounded by bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from strata_server.core.errors import AlreadyExists, Conflict, NotFound
+from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.transcripts import (
+    ENTRY_OVERHEAD,
+    Appended,
+    AppendEntries,
+    Entry,
+    NewTranscript,
+    Transcript,
+    TranscriptHit,
+    TranscriptSearch,
+    appended_from_json,
+    check_append,
+    fit_batch,
+    relative_offsets,
+    total_size,
+    transcript_from_json,
+    transcript_to_json,
+)
+from strata_server.core.writes import dumps
+from strata_server.storage.postgres import transcript_queries as q
+from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.request_log import claim_request
+from strata_server.storage.sqlquery import bad_token
+
+READ_LIMIT_FLOOR = 64
+"""Fewest rows a batch query asks for (its LIMIT is max_bytes / ENTRY_OVERHEAD + 1,
+never more rows than could fit; this only matters for tiny max_bytes)."""
+
+
+def transcript_from_row(namespace: str, row: Sequence[Any]) -> Transcript:
+    """A Transcript from a row selected with `transcript_queries.TRANSCRIPT_COLUMNS`."""
+    return Transcript(
+        namespace=namespace,
+        id=row[0],
+        owner=row[1],
+        title=row[2],
+        labels=row[3],
+        next_seq=row[4],
+        size_bytes=row[5],
+        create_time=row[6],
+        update_time=row[7],
+        seal_time=row[8],
+    )
+
+
+async def create_transcript(
+    conn: Conn,
+    namespace: str,
+    new: NewTranscript,
+    *,
+    actor: Actor,
+    idempotency: Idempotency | None,
+) -> Transcript:
+    """Run inside an open transaction."""
+    if idempotency is not None:
+        stored = await claim_request(conn, namespace, idempotency)
+        if stored is not None:
+            return transcript_from_json(stored)
+    at = now()
+    transcript = Transcript(namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, at, at)
+    cursor = await conn.execute(
+        q.CREATE,
+        {
+            "namespace": namespace,
+            "id": new.id,
+            "owner": new.owner,
+            "title": new.title,
+            "labels": dumps(dict(new.labels)),
+            "now": at,
+            "actor": actor.name,
+            "request_id": idempotency.request_id if idempotency is not None else None,
+            "result": dumps(transcript_to_json(transcript)) if idempotency is not None else None,
+        },
+        prepare=True,
+    )
+    row = await cursor.fetchone()
+    if row is None or row[0] == 0:
+        raise AlreadyExists(f"transcript {new.id} already exists")
+    return transcript
+
+
+async def get_transcript(conn: Conn, namespace: str, id: str) -> Transcript:
+    cursor = await conn.execute(q.GET, (namespace, id), prepare=True, binary=True)
+    row = await cursor.fetchone()
+    if row is None:
+        raise NotFound(f"transcript {id} does not exist")
+    return transcript_from_row(namespace, row)
+
+
+async def list_transcripts(
+    conn: Conn,
+    namespace: str,
+    owner: str | None,
+    limit: int,
+    after: tuple[Any, ...] | None,
+) -> Page[Transcript]:
+    if limit <= 0:
+        return Page(())
+    params: dict[str, Any] = {"namespace": namespace, "owner": owner, "limit": limit + 1}
+    if after is not None:
+        if len(after) != 2 or not isinstance(after[1], str) or after[0] is None:
+            raise bad_token()
+        params["after_time"], params["after_id"] = after
+    cursor = await conn.execute(
+        q.LIST[(owner is not None, after is not None)], params, prepare=True, binary=True
+    )
+    rows = await cursor.fetchall()
+    items = [transcript_from_row(namespace, row) for row in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    return Page(items, (last.create_time, last.id) if last is not None else None)
+
+
+async def append_in(
+    conn: Conn,
+    namespace: str,
+    append: AppendEntries,
+    *,
+    actor: Actor,
+    request_id: str | None,
+    answer: bool = False,
+) -> Appended:
+    """Append inside the open transaction on `conn` (an AppendEntries call's, or a
+    Commit's). `request_id` goes into the audit entry; with `answer` the request_log
+    row claimed for it also receives the result (a Commit stores its own)."""
+    entries = append.entries
+    cursor = await conn.execute(
+        q.APPEND,
+        {
+            "namespace": namespace,
+            "id": append.id,
+            "count": len(entries),
+            "bytes": total_size(entries),
+            "expected": append.expected_next_seq or 0,
+            "now": now(),
+            "actor": actor.name,
+            "request_id": request_id,
+            "answer_id": request_id if answer else None,
+            "rel_offset": relative_offsets(entries),
+            "size": [entry.size for entry in entries],
+            "role": [entry.role for entry in entries],
+            "content": [entry.content for entry in entries],
+            "data": [entry.data_json for entry in entries],
+        },
+        prepare=True,
+        binary=True,
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        return Appended(append.id, row[0], row[1])
+    # Nothing was written: say why.
+    cursor = await conn.execute(q.APPEND_STATE, (namespace, append.id), prepare=True)
+    state = await cursor.fetchone()
+    if state is None:
+        raise NotFound(f"transcript {append.id} does not exist")
+    next_seq, seal_time = state
+    check_append(append.id, next_seq, seal_time is not None, append.expected_next_seq)
+    # The transcript changed between the two statements (deleted and created again
+    # in between): nothing was written, and trying again decides afresh.
+    raise Conflict(f"transcript {append.id} changed during the append; retry the request")
+
+
+async def append_entries(
+    conn: Conn,
+    namespace: str,
+    append: AppendEntries,
+    *,
+    actor: Actor,
+    idempotency: Idempotency | None,
+) -> Appended:
+    """Run inside an open transaction."""
+    if idempotency is not None:
+        stored = await claim_request(conn, namespace, idempotency)
+        if stored is not None:
+            return appended_from_json(stored)
+    return await append_in(
+        conn,
+        namespace,
+        append,
+        actor=actor,
+        request_id=idempotency.request_id if idempotency is not None else None,
+        answer=True,
+    )
+
+
+async def read_entries(
+    conn: Conn, namespace: str, id: str, from_seq: int, max_bytes: int
+) -> list[Entry]:
+    cursor = await conn.execute(
+        q.READ,
+        {
+            "namespace": namespace,
+            "id": id,
+            "seq": from_seq,
+            "bytes": max_bytes,
+            "limit": max(max_bytes // ENTRY_OVERHEAD + 1, READ_LIMIT_FLOOR),
+        },
+        prepare=True,
+        binary=True,
+    )
+    rows = await cursor.fetchall()
+    # READ selects Entry's fields in its order.
+    return fit_batch(list(map(Entry._make, rows)), max_bytes)
+
+
+async def seal_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Transcript:
+    """Run inside an open transaction."""
+    cursor = await conn.execute(
+        q.SEAL,
+        {"namespace": namespace, "id": id, "now": now(), "actor": actor.name},
+        prepare=True,
+        binary=True,
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        return transcript_from_row(namespace, row)
+    return await get_transcript(conn, namespace, id)  # already sealed, or NotFound
+
+
+async def delete_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> None:
+    """Run inside an open transaction."""
+    cursor = await conn.execute(
+        q.DELETE,
+        {"namespace": namespace, "id": id, "now": now(), "actor": actor.name},
+        prepare=True,
+    )
+    row = await cursor.fetchone()
+    if row is None or row[0] == 0:
+        raise NotFound(f"transcript {id} does not exist")
+    await conn.execute(q.DELETE_ENTRIES, (namespace, id), prepare=True)
+
+
+async def search_transcripts(
+    conn: Conn, namespace: str, query: TranscriptSearch
+) -> Page[TranscriptHit]:
+    if query.limit <= 0 or not query.text.strip():
+        return Page(())
+    cursor = await conn.execute(
+        q.SEARCH_ONE if query.id is not None else q.SEARCH_ALL,
+        {
+            "namespace": namespace,
+            "id": query.id,
+            "query": query.text,
+            "offset": query.offset,
+            "limit": query.limit + 1,
+        },
+        prepare=True,
+    )
+    rows = await cursor.fetchall()
+    hits = [
+        TranscriptHit(
+            transcript_id=row[0],
+            seq=row[1],
+            role=row[2],
+            create_time=row[3],
+            snippet=row[4] or "",
+            score=float(row[5]),
+        )
+        for row in rows[: query.limit]
+    ]
+    more = len(rows) > query.limit
+    return Page(hits, (query.offset + query.limit,) if more else None)
