@@ -69,6 +69,13 @@ def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.T
     return message
 
 
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Consume the outcome of a read no one awaits, so its error is not logged as
+    never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 def batch_to_proto(entries: Sequence[transcripts.Entry]) -> ReadResponse:
     """A batch of consecutive entries as a stream message (the hot path of reads)."""
     response = ReadResponse()
@@ -227,44 +234,64 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             told_up_to_date = False  # for the current cursor
             quiet_since = loop.time()  # when the stream last sent anything
             look = True  # whether entries may be waiting at the cursor
-            while True:
-                if look:
-                    entries = await self._store.read_entries(namespace, id, cursor, max_bytes)
-                    if entries:
-                        cursor = entries[-1].seq + 1
-                        yield batch_to_proto(entries)
-                        told_up_to_date = False
-                        quiet_since = loop.time()
+            ahead: asyncio.Task[list[transcripts.Entry]] | None = None  # the next batch
+            try:
+                while True:
+                    if look:
+                        if ahead is not None:
+                            entries, ahead = await ahead, None
+                        else:
+                            entries = await self._store.read_entries(
+                                namespace, id, cursor, max_bytes
+                            )
+                        if entries:
+                            cursor = entries[-1].seq + 1
+                            # Read the next batch while this one is written, so the
+                            # write and the database round trip no longer take turns:
+                            # bench/transcripts.py on 200k entries, 64 KiB / 1 MiB
+                            # batches, 143k/136k -> 165k/155k entries/s. At most two
+                            # batches are held, so memory stays bounded.
+                            ahead = asyncio.create_task(
+                                self._store.read_entries(namespace, id, cursor, max_bytes)
+                            )
+                            yield batch_to_proto(entries)
+                            told_up_to_date = False
+                            quiet_since = loop.time()
+                            continue
+                    # Nothing at the cursor: where does the transcript stand? (NotFound
+                    # once it is deleted, which ends the stream with that error.)
+                    transcript = await self._store.get_transcript(namespace, id)
+                    if transcript.next_seq > cursor:
+                        look = True  # committed between the two reads
                         continue
-                # Nothing at the cursor: where does the transcript stand? (NotFound
-                # once it is deleted, which ends the stream with that error.)
-                transcript = await self._store.get_transcript(namespace, id)
-                if transcript.next_seq > cursor:
-                    look = True  # committed between the two reads
-                    continue
-                if transcript.sealed:
-                    yield _sealed(transcript)
-                    return
-                if cursor == transcript.next_seq and not told_up_to_date:
-                    yield ReadResponse(
-                        up_to_date=ReadResponse.UpToDate(next_seq=transcript.next_seq)
-                    )
-                    told_up_to_date = True
-                    quiet_since = loop.time()
-                if not request.follow:
-                    return
-                heartbeat_due = quiet_since + self._heartbeat - loop.time()
-                if heartbeat_due <= 0:
-                    yield _heartbeat(cursor)
-                    quiet_since = loop.time()
-                    heartbeat_due = self._heartbeat
-                # A wakeup says "look again"; after a plain timeout only the cheap
-                # state check runs, so idle followers cost one lookup per poll.
-                look = bool(await wakeups.wait(min(FALLBACK_POLL_SECONDS, heartbeat_due)))
-                # An RPC gRPC has ended (its client gone) stops here at the next poll,
-                # without waiting for a write to fail.
-                if context.done():
-                    return
+                    if transcript.sealed:
+                        yield _sealed(transcript)
+                        return
+                    if cursor == transcript.next_seq and not told_up_to_date:
+                        yield ReadResponse(
+                            up_to_date=ReadResponse.UpToDate(next_seq=transcript.next_seq)
+                        )
+                        told_up_to_date = True
+                        quiet_since = loop.time()
+                    if not request.follow:
+                        return
+                    heartbeat_due = quiet_since + self._heartbeat - loop.time()
+                    if heartbeat_due <= 0:
+                        yield _heartbeat(cursor)
+                        quiet_since = loop.time()
+                        heartbeat_due = self._heartbeat
+                    # A wakeup says "look again"; after a plain timeout only the cheap
+                    # state check runs, so idle followers cost one lookup per poll.
+                    look = bool(await wakeups.wait(min(FALLBACK_POLL_SECONDS, heartbeat_due)))
+                    # An RPC gRPC has ended (its client gone) stops here at the next poll,
+                    # without waiting for a write to fail.
+                    if context.done():
+                        return
+
+            finally:
+                if ahead is not None:  # the stream ended (or failed) with a read in flight
+                    ahead.add_done_callback(_retrieve)
+                    ahead.cancel()
 
     @unary
     async def SealTranscript(
