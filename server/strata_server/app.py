@@ -20,6 +20,8 @@ from grpc_reflection.v1alpha import reflection
 from strata.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    artifacts_pb2,
+    artifacts_pb2_grpc,
     queue_pb2,
     queue_pb2_grpc,
     records_pb2,
@@ -29,6 +31,7 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
+from strata_server.api.artifacts import ArtifactService
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
@@ -36,7 +39,7 @@ from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.storage import migrations
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.ports import Database, Events
+from strata_server.storage.ports import BlobStore, Database, Events
 
 log = structlog.get_logger("strata.server")
 
@@ -45,6 +48,7 @@ SERVICE_NAMES = (
     transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
+    artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name,
 )
 PURGE_BATCH = 1000
 
@@ -101,6 +105,30 @@ async def open_database(settings: Settings) -> Database:
         raise StartupError(f"cannot reach the database: {error.message}") from None
 
 
+async def open_blobs(settings: Settings) -> BlobStore:
+    """The blob store: S3 when `s3_endpoint` is set, else local disk under data_dir.
+    An unreachable S3 does not stop start-up: artifact calls answer UNAVAILABLE until
+    it is back, while everything else serves."""
+    if settings.s3_endpoint:
+        from strata_server.storage.blobs.s3 import S3BlobStore
+
+        secret = settings.s3_secret_key
+        return await S3BlobStore.connect(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key or "",
+            secret_key=secret.get_secret_value() if secret is not None else "",
+            bucket=settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+        )
+    from strata_server.storage.blobs.fs import DiskBlobStore
+
+    try:
+        return await DiskBlobStore.connect(settings.data_dir)
+    except Unavailable as error:
+        raise StartupError(f"cannot use the data directory: {error.message}") from None
+
+
 @dataclass
 class Running:
     """A started server: its bound port and what must be closed on stop."""
@@ -110,6 +138,7 @@ class Running:
     database: Database
     health: health.aio.HealthServicer
     events: Events
+    blobs: BlobStore
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_port: int | None = None
 
@@ -123,6 +152,7 @@ class Running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.events.close()
+        await self.blobs.close()
         await self.database.close()
 
 
@@ -160,6 +190,11 @@ async def _purge(database: Database, interval: float, keep_completed: timedelta)
 async def start(settings: Settings) -> Running:
     """Open storage, register every service, bind and start serving."""
     database = await open_database(settings)
+    try:
+        blobs = await open_blobs(settings)
+    except BaseException:
+        await database.close()
+        raise
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -177,8 +212,12 @@ async def start(settings: Settings) -> Running:
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
         QueueService(database, events, settings.max_record_bytes), server
     )
+    artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
+        ArtifactService(database, blobs, settings.max_artifact_bytes), server
+    )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(database, Backends(cache="memory", blobs="disk"), datetime.now(UTC)), server
+        AdminService(database, Backends(cache="memory", blobs=blobs.kind), datetime.now(UTC)),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -189,10 +228,12 @@ async def start(settings: Settings) -> Running:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:
         await events.close()
+        await blobs.close()
         await database.close()
         raise StartupError(f"cannot listen on {settings.listen}: {error}") from None
     if port == 0:
         await events.close()
+        await blobs.close()
         await database.close()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
     await server.start()
@@ -218,7 +259,9 @@ async def start(settings: Settings) -> Running:
             ) from None
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = Running(server, port, database, health_servicer, events, metrics_port=metrics_port)
+    running = Running(
+        server, port, database, health_servicer, events, blobs, metrics_port=metrics_port
+    )
     running.tasks.append(
         asyncio.create_task(
             _purge(

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
+from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
@@ -42,7 +43,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Job, NewJob, QueueStats, Visible
-from strata_server.storage.postgres import audit, changes, commit, queries, records
+from strata_server.storage.postgres import artifacts, audit, changes, commit, queries, records
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
@@ -55,7 +56,16 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-CAPABILITIES = ("records", "commit", "search", "ttl", "audit", "idempotency", "queue")
+CAPABILITIES = (
+    "records",
+    "commit",
+    "search",
+    "ttl",
+    "audit",
+    "idempotency",
+    "queue",
+    "artifacts",
+)
 
 NO_YOYO_VERSION = "unknown"
 """schema_version when the schema was not applied by yoyo (no _yoyo_migration table)."""
@@ -333,6 +343,88 @@ class PostgresDatabase:
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         """Delete up to `limit` completed jobs finished before the time."""
         return await self._run(lambda conn: job_queue.purge_completed(conn, finished_before, limit))
+
+    async def pin_blob(
+        self, namespace: str, upload_id: str, sha256: str, expire_time: datetime
+    ) -> None:
+        """Keep the sweep off a blob until the upload's row exists."""
+        await self._run(
+            lambda conn: artifacts.pin_blob(conn, namespace, upload_id, sha256, expire_time),
+            transaction=True,
+        )
+
+    async def create_artifact(
+        self,
+        artifact: Artifact,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None,
+        upload_id: str | None,
+    ) -> Artifact:
+        """Insert an artifact row (audited) and drop its upload's pin."""
+        return await self._run(
+            lambda conn: artifacts.create_artifact(
+                conn, artifact, actor=actor, idempotency=idempotency, upload_id=upload_id
+            ),
+            transaction=True,
+        )
+
+    async def unpin_blob(self, namespace: str, upload_id: str) -> None:
+        """Drop an upload's pin."""
+        await self._run(lambda conn: artifacts.unpin_blob(conn, namespace, upload_id))
+
+    async def get_artifact(self, namespace: str, id: str) -> Artifact:
+        """One artifact, or NotFound."""
+        return await self._run(lambda conn: artifacts.get_artifact(conn, namespace, id))
+
+    async def list_artifacts(
+        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
+    ) -> Page[Artifact]:
+        """Artifacts in id order after `after`."""
+        return await self._run(
+            lambda conn: artifacts.list_artifacts(conn, namespace, owner, kind, limit, after)
+        )
+
+    async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:
+        """Delete an artifact row (audited)."""
+        return await self._run(
+            lambda conn: artifacts.delete_artifact(conn, namespace, id, actor=actor),
+            transaction=True,
+        )
+
+    async def namespace_blobs(self, namespace: str, sha256s: Sequence[str]) -> dict[str, BlobRef]:
+        """The blobs among `sha256s` named by an artifact of the namespace."""
+        return await self._run(lambda conn: artifacts.namespace_blobs(conn, namespace, sha256s))
+
+    async def unreferenced_blobs(self, sha256s: Sequence[str], now: datetime) -> set[str]:
+        """Blobs among `sha256s` that no artifact names and no live pin holds."""
+        return await self._run(lambda conn: artifacts.unreferenced_blobs(conn, sha256s, now))
+
+    async def delete_blob_if_unreferenced(
+        self, sha256: str, now: datetime, delete: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Delete a blob's bytes if, under its advisory lock, nothing references it."""
+        return await self._run(
+            lambda conn: artifacts.delete_blob_if_unreferenced(conn, sha256, now, delete),
+            transaction=True,
+        )
+
+    async def purge_pins(self, now: datetime) -> int:
+        """Delete expired pins."""
+        return await self._run(lambda conn: artifacts.purge_pins(conn, now))
+
+    async def all_artifacts(self) -> AsyncIterator[Artifact]:
+        """Every artifact of every namespace, a page per pooled query."""
+        after = ("", "")
+        while True:
+            page = await self._run(
+                lambda conn, key=after: artifacts.artifacts_page(conn, key)  # type: ignore[misc]
+            )
+            for artifact in page:
+                yield artifact
+            if len(page) < artifacts.PAGE:
+                return
+            after = (page[-1].namespace, page[-1].id)
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""
