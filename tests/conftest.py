@@ -16,6 +16,7 @@ import pytest
 
 from strata.v1 import admin_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
 from tests.support.pg import PgServer
+from tests.support.s3 import S3Server
 from tests.support.server import StrataProcess
 
 SHAPES = ("sqlite", "postgres")
@@ -42,14 +43,29 @@ def database_url(pg: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Call
     return make
 
 
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A throwaway S3 endpoint (moto) for the whole session."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session", params=SHAPES)
 def server(
     request: pytest.FixtureRequest,
     database_url: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StrataProcess]:
-    """A running strata server per shape, shared by the session."""
-    process = StrataProcess(database_url(request.param), tmp_path_factory.mktemp(request.param))
+    """A running strata server per shape, shared by the session: SQLite with blobs on
+    local disk, or PostgreSQL with blobs in S3."""
+    env = {}
+    if request.param == "postgres":
+        env = request.getfixturevalue("s3").env(f"strata-{uuid.uuid4().hex[:12]}")
+    process = StrataProcess(
+        database_url(request.param), tmp_path_factory.mktemp(request.param), **env
+    )
     process.start()
     yield process
     process.stop()

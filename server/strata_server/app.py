@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -187,8 +188,16 @@ async def _purge(database: Database, interval: float, keep_completed: timedelta)
             log.warning("background purge failed", error=error.message)
 
 
+IO_THREADS = 32
+"""Worker threads for blocking I/O (blob files, the S3 SDK, hashing): the default of
+cores + 4 would let a few slow S3 calls starve every other upload and download."""
+
+
 async def start(settings: Settings) -> Running:
     """Open storage, register every service, bind and start serving."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(IO_THREADS, thread_name_prefix="strata-io")
+    )
     database = await open_database(settings)
     try:
         blobs = await open_blobs(settings)

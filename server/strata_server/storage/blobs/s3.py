@@ -180,9 +180,25 @@ class S3Staging:
             self._key = layout.key(self._expected, compression)
         else:
             self._key = f"{STAGING}{secrets.token_hex(16)}{layout.SUFFIX[compression]}"
-        self._put = asyncio.ensure_future(asyncio.to_thread(self._put_sync, self._key))
+        loop = asyncio.get_running_loop()
+        self._put = loop.create_future()
+        # A thread of its own, not the shared executor: it blocks on the pipe for the
+        # whole upload, and the pipe is fed through the executor.
+        threading.Thread(
+            target=self._put_sync, args=(self._key, loop, self._put), daemon=True
+        ).start()
 
-    def _put_sync(self, key: str) -> None:
+    def _put_sync(
+        self, key: str, loop: asyncio.AbstractEventLoop, done: asyncio.Future[Any]
+    ) -> None:
+        try:
+            self._put_object(key)
+        except BaseException as error:  # handed to the event loop, never lost
+            loop.call_soon_threadsafe(_settle, done, error)
+        else:
+            loop.call_soon_threadsafe(_settle, done, None)
+
+    def _put_object(self, key: str) -> None:
         try:
             self._store.ensure_bucket_sync()
             self._store.client.put_object(
@@ -485,6 +501,15 @@ class S3BlobStore:
         http = getattr(self.client, "_http", None)
         if http is not None:
             http.clear()
+
+
+def _settle(future: asyncio.Future[Any], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _stored(item: Any, sha256: str, compression: Compression) -> StoredBlob:
