@@ -167,8 +167,10 @@ class BlobView:
 @asynccontextmanager
 async def storage_ports(server: StrataProcess) -> AsyncIterator[tuple[Any, Any]]:
     """(database, blob store) opened on the server's own storage, as app.py opens them."""
-    from strata_server.app import open_blobs, open_database
+    from strata_server.app import open_blobs
     from strata_server.config import load_settings
+    from strata_server.storage.postgres import PostgresDatabase
+    from strata_server.storage.sqlite import SqliteDatabase
 
     env = server.env
     settings = load_settings(
@@ -180,9 +182,15 @@ async def storage_ports(server: StrataProcess) -> AsyncIterator[tuple[Any, Any]]
         s3_bucket=env.get("STRATA_S3_BUCKET"),
         s3_secure=False,
         s3_region=env.get("STRATA_S3_REGION"),
-        migrate=False,
     )
-    database = await open_database(settings)
+    target = settings.database
+    database: Any
+    if target.kind == "sqlite":
+        database = await SqliteDatabase.open(target.path, max_record_bytes=1 << 20, readers=1)
+    else:
+        database = await PostgresDatabase.open(
+            target.dsn, max_record_bytes=1 << 20, min_size=1, max_size=2
+        )
     blobs = await open_blobs(settings)
     try:
         yield database, blobs
