@@ -18,11 +18,13 @@ from strata import v1, writes
 from strata._queue_requests import EnqueueSpec
 from strata.aio import AsyncClient
 from strata.aio_worker import AsyncHandler, AsyncQueueHandle
+from strata.artifacts import Artifact
 from strata.client import Client
 from strata.config import ClientConfig, RetryPolicy
 from strata.errors import (
     Aborted,
     AlreadyExists,
+    DataLoss,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -46,12 +48,14 @@ from strata.writes import new_request_id
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "Artifact",
     "AsyncClient",
     "AsyncHandler",
     "AsyncQueueHandle",
     "AsyncSubscription",
     "Client",
     "ClientConfig",
+    "DataLoss",
     "DeadlineExceeded",
     "Deleted",
     "EnqueueSpec",

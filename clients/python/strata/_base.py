@@ -20,11 +20,17 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _queue_requests, _requests
+from strata import _artifact_requests, _queue_requests, _requests
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
-from strata.v1 import admin_pb2_grpc, queue_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
+from strata.v1 import (
+    admin_pb2_grpc,
+    artifacts_pb2_grpc,
+    queue_pb2_grpc,
+    records_pb2_grpc,
+    transaction_pb2_grpc,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -123,6 +129,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "transactions": transaction_pb2_grpc.TransactionServiceStub(self._channel),
             "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
             "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
+            "artifacts": artifacts_pb2_grpc.ArtifactServiceStub(self._channel),
         }
 
     def __repr__(self) -> str:
@@ -173,3 +180,9 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     pause_queue = unary(_queue_requests.pause_queue)
     resume_queue = unary(_queue_requests.resume_queue)
     queue_stats = unary(_queue_requests.queue_stats)
+
+    get_artifact = unary(_artifact_requests.get_artifact)
+    list_artifacts = paged(_artifact_requests.list_artifacts)
+    delete_artifact = unary(_artifact_requests.delete_artifact)
+    find_missing_blobs = unary(_artifact_requests.find_missing_blobs)
+    artifact_url = unary(_artifact_requests.artifact_url)

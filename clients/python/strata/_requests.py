@@ -25,13 +25,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from strata._convert import field_mask, struct_from_dict, timestamp_from_datetime
 from strata.records import Deleted, Record
-from strata.v1 import admin_pb2, queue_pb2, records_pb2, transaction_pb2
+from strata.v1 import admin_pb2, artifacts_pb2, queue_pb2, records_pb2, transaction_pb2
 
 RespT = TypeVar("RespT")
 OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 
-Service = Literal["records", "transactions", "admin", "queue"]
+Service = Literal["records", "transactions", "admin", "queue", "artifacts"]
 """Which generated stub serves a call."""
 
 
@@ -205,12 +205,14 @@ PageRequestT = TypeVar(
     records_pb2.ListRecordsRequest,
     records_pb2.SearchRecordsRequest,
     queue_pb2.ListJobsRequest,
+    artifacts_pb2.ListArtifactsRequest,
 )
 PageResponseT = TypeVar(
     "PageResponseT",
     records_pb2.ListRecordsResponse,
     records_pb2.SearchRecordsResponse,
     queue_pb2.ListJobsResponse,
+    artifacts_pb2.ListArtifactsResponse,
 )
 
 
