@@ -106,6 +106,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
             actor=actor(context.invocation_metadata()),
             request_id=validation.request_id(message.request_id),
             header_fingerprint=fingerprint(message),
+            cancelled=context.cancelled,
         )
         return artifact_to_proto(artifact)
 

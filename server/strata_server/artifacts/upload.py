@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -65,8 +65,12 @@ class Uploads:
         actor: Actor,
         request_id: str | None,
         header_fingerprint: str,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> Artifact:
-        """Store one artifact from its header and content chunks (see the module doc)."""
+        """Store one artifact from its header and content chunks (see the module doc).
+
+        `cancelled` tells whether the caller went away: a cancelled stream can end
+        like a complete one, so it is asked before anything is published."""
         first = await anext(chunks, None)
         if first is None and header.sha256 is not None and header.sha256 != EMPTY_SHA256:
             return await self._reuse(namespace, header, actor, request_id, header_fingerprint)
@@ -90,8 +94,12 @@ class Uploads:
                     await self._pin(namespace, upload_id, header.sha256 or "")
                     repinned = time.monotonic()
                 pending = await anext(chunks, None)
+            if cancelled():
+                raise asyncio.CancelledError("the client cancelled the upload")
             staged = await staging.finish()
             check_staged(header, staged)
+            if cancelled():
+                raise asyncio.CancelledError("the client cancelled the upload")
             await self._pin(namespace, upload_id, staged.sha256)
             pinned = True
             stored = await staging.publish()

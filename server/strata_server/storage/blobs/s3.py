@@ -240,8 +240,8 @@ class S3Staging:
             self._start()
             await self._feed(out)
             if self._expected is None:
+                self._staging_key_done = True  # set first: a cancel may land mid-complete
                 await self._complete()
-                self._staging_key_done = True
         return staged
 
     async def _complete(self) -> None:
