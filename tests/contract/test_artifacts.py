@@ -298,3 +298,23 @@ def test_200_mb_round_trip(arts, owner):
             check.update(message.chunk)
             received += len(message.chunk)
     assert received == size and check.hexdigest() == made.sha256
+
+
+def test_uploads_and_deletes_are_audited(arts, stubs, owner):
+    from strata.v1 import admin_pb2
+    from tests.contract.artifacts_support import chunked, header
+
+    request_id = unique("req-")
+    made = arts.UploadArtifact(
+        iter([header(owner=owner, request_id=request_id), *chunked(b"audited")]),
+        metadata=[("x-strata-actor", "ci-bot")],
+    )
+    arts.DeleteArtifact(
+        artifacts_pb2.DeleteArtifactRequest(id=made.id), metadata=[("x-strata-actor", "ops")]
+    )
+    entries = stubs.admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(entity="artifact", entity_id=made.id)
+    ).entries
+    assert [(e.action, e.actor) for e in entries] == [("delete", "ops"), ("create", "ci-bot")]
+    assert entries[1].request_id == request_id
+    assert "sha256" in entries[1].changed_fields
