@@ -121,6 +121,7 @@ async def open_blobs(settings: Settings) -> BlobStore:
             bucket=settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            max_object=settings.max_artifact_bytes + settings.max_artifact_bytes // 8 + (1 << 20),
         )
     from strata_server.storage.blobs.fs import DiskBlobStore
 

@@ -6,7 +6,7 @@ serve it.
 
 **Uploads stream.** The SDK's `put_object(length=-1)` runs in a worker thread and
 reads from a `_Pipe` that the event loop fills with stored bytes as chunks arrive;
-it sends each `PART_SIZE` part as it fills (multipart upload). Memory per upload
+it sends each part as it fills (multipart upload). Memory per upload
 is about two parts, never the object. The last part, and with it the object's
 appearance, waits until the upload decides to publish: closing the pipe completes
 the multipart upload (atomic: S3 shows a key only once complete); aborting the pipe
@@ -56,8 +56,19 @@ from strata_server.storage.blobs import encoding, layout, threads
 if TYPE_CHECKING:
     from strata_server.storage.ports import BlobStaging, BlobStore
 
-PART_SIZE = 8 << 20
-"""Multipart part size: 8 MiB parts allow objects up to 78 GiB (10,000 parts)."""
+MIN_PART = 5 << 20
+"""S3's smallest multipart part; parts are this size unless the largest artifact
+allowed needs bigger ones to fit in S3's 10,000 parts (`part_size`)."""
+MAX_PARTS = 10_000
+
+
+def part_size(max_object: int) -> int:
+    """The smallest part size (whole MiB, at least 5 MiB) that fits `max_object`
+    bytes in 10,000 parts: memory per upload is about twice this."""
+    mib = 1 << 20
+    return max(MIN_PART, -(-max_object // MAX_PARTS // mib) * mib + mib)
+
+
 READ_SIZE = 256 << 10
 STAGING = "staging/"
 MAX_COPY = 5 << 30
@@ -164,7 +175,7 @@ class S3Staging:
         self._expected = sha256
         self._sink = sink
         self._encoder = encoding.Encoder(content_type)
-        self._pipe = _Pipe(PART_SIZE + READ_SIZE)
+        self._pipe = _Pipe(store.part_size + READ_SIZE)
         self._put: asyncio.Future[Any] | None = None
         self._key = ""
         self._staged: StagedBlob | None = None
@@ -206,7 +217,7 @@ class S3Staging:
                 key,
                 cast(BinaryIO, self._pipe),
                 length=-1,
-                part_size=PART_SIZE,
+                part_size=self._store.part_size,
                 content_type="application/octet-stream",
             )
         finally:
@@ -287,8 +298,10 @@ class S3BlobStore:
 
     kind = "s3"
 
-    def __init__(self, client: Minio, bucket: str, endpoint: str) -> None:
+    def __init__(self, client: Minio, bucket: str, endpoint: str, max_object: int) -> None:
         self.client = client
+        self.part_size = part_size(max_object)
+        """Multipart part size for uploads."""
         self.bucket = bucket
         self.endpoint = endpoint
         self._bucket_ready = False
@@ -304,6 +317,7 @@ class S3BlobStore:
         bucket: str,
         secure: bool,
         region: str,
+        max_object: int,
     ) -> S3BlobStore:
         """A client for the endpoint; the bucket is created now if reachable, else on
         first use (an unreachable S3 must not stop the records and queue from serving)."""
@@ -322,7 +336,7 @@ class S3BlobStore:
             region=region,
             http_client=http,
         )
-        store = cls(client, bucket, endpoint)
+        store = cls(client, bucket, endpoint, max_object)
         with contextlib.suppress(Unavailable):
             await asyncio.to_thread(store.ensure_bucket_sync)
         return store
