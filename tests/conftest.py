@@ -18,6 +18,7 @@ import pytest
 from strata.v1 import admin_pb2_grpc, records_pb2_grpc, transaction_pb2_grpc
 from tests.support.pg import PgServer
 from tests.support.redis import RedisServer
+from tests.support.s3 import S3Server
 from tests.support.server import StrataProcess
 
 SHAPES = ("sqlite", "postgres")
@@ -53,6 +54,15 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A throwaway S3 endpoint (moto) for the whole session."""
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    yield server
+    server.stop()
+
+
 UNCACHED_COLLECTION = "uncached"
 """The session servers never cache records of this collection (a per-collection TTL
 of 0), so tests can compare the cached and uncached paths."""
@@ -64,7 +74,8 @@ def server(
     database_url: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StrataProcess]:
-    """A running strata server per shape, shared by the session."""
+    """A running strata server per shape, shared by the session: SQLite with blobs on
+    local disk, or PostgreSQL with Redis and blobs in S3."""
     env = {
         "STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}',
         # Cleanups run when a test asks (RunCleanup); the scheduler has its own tests.
@@ -72,6 +83,8 @@ def server(
     }
     if request.param == "postgres":
         env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
+        # PostgreSQL with blobs in S3; SQLite keeps them on local disk.
+        env.update(request.getfixturevalue("s3").env(f"strata-{uuid.uuid4().hex[:12]}"))
     process = StrataProcess(
         database_url(request.param), tmp_path_factory.mktemp(request.param), **env
     )

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from grpc_reflection.v1alpha import reflection
 from strata.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    artifacts_pb2,
+    artifacts_pb2_grpc,
     cache_pb2,
     cache_pb2_grpc,
     queue_pb2,
@@ -35,6 +38,7 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
+from strata_server.api.artifacts import ArtifactService
 from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
@@ -47,7 +51,7 @@ from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.ports import Cache, Database, Events, RecordStore
+from strata_server.storage.ports import BlobStore, Cache, Database, Events, RecordStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -61,6 +65,7 @@ SERVICE_NAMES = (
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
     transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name,
     cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
+    artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name,
 )
 
 
@@ -116,6 +121,31 @@ async def open_database(settings: Settings) -> Database:
         raise StartupError(f"cannot reach the database: {error.message}") from None
 
 
+async def open_blobs(settings: Settings) -> BlobStore:
+    """The blob store: S3 when `s3_endpoint` is set, else local disk under data_dir.
+    An unreachable S3 does not stop start-up: artifact calls answer UNAVAILABLE until
+    it is back, while everything else serves."""
+    if settings.s3_endpoint:
+        from strata_server.storage.blobs.s3 import S3BlobStore
+
+        secret = settings.s3_secret_key
+        return await S3BlobStore.connect(
+            settings.s3_endpoint,
+            access_key=settings.s3_access_key or "",
+            secret_key=secret.get_secret_value() if secret is not None else "",
+            bucket=settings.s3_bucket,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            max_object=settings.max_artifact_bytes + settings.max_artifact_bytes // 8 + (1 << 20),
+        )
+    from strata_server.storage.blobs.fs import DiskBlobStore
+
+    try:
+        return await DiskBlobStore.connect(settings.data_dir)
+    except Unavailable as error:
+        raise StartupError(f"cannot use the data directory: {error.message}") from None
+
+
 @dataclass
 class Running:
     """A started server: its bound port and what must be closed on stop."""
@@ -126,6 +156,7 @@ class Running:
     health: health.aio.HealthServicer
     events: Events
     caching: Caching
+    blobs: BlobStore
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_port: int | None = None
 
@@ -140,6 +171,7 @@ class Running:
                 await task
         await self.events.close()
         await self.caching.close()
+        await self.blobs.close()
         await self.database.close()
 
 
@@ -288,9 +320,22 @@ def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
     ]
 
 
+IO_THREADS = 32
+"""Worker threads for blocking I/O (blob files, the S3 SDK, hashing): the default of
+cores + 4 would let a few slow S3 calls starve every other upload and download."""
+
+
 async def start(settings: Settings) -> Running:
     """Open storage, register every service, bind and start serving."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(IO_THREADS, thread_name_prefix="strata-io")
+    )
     database = await open_database(settings)
+    try:
+        blobs = await open_blobs(settings)
+    except BaseException:
+        await database.close()
+        raise
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -307,6 +352,7 @@ async def start(settings: Settings) -> Running:
     async def close_storage() -> None:
         await events.close()
         await caching.close()
+        await blobs.close()
         await database.close()
 
     records_pb2_grpc.add_RecordServiceServicer_to_server(
@@ -341,6 +387,9 @@ async def start(settings: Settings) -> Running:
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
         QueueService(database, events, settings.max_record_bytes), server
     )
+    artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
+        ArtifactService(database, blobs, settings.max_artifact_bytes), server
+    )
     cleanup = Cleanup(
         database,
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
@@ -350,7 +399,7 @@ async def start(settings: Settings) -> Running:
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
             database,
-            Backends(cache=caching.backend, blobs="disk"),
+            Backends(cache=caching.backend, blobs=blobs.kind),
             datetime.now(UTC),
             caching.stats,
             cleanup,
@@ -417,7 +466,14 @@ async def start(settings: Settings) -> Running:
     for name in (*SERVICE_NAMES, ""):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     running = Running(
-        server, port, database, health_servicer, events, caching, metrics_port=metrics_port
+        server,
+        port,
+        database,
+        health_servicer,
+        events,
+        caching,
+        blobs,
+        metrics_port=metrics_port,
     )
     running.tasks.append(
         asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))

@@ -76,7 +76,9 @@ def serve(
         raise typer.Exit(_serve_workers(settings))
     from strata_server.app import StartupError
     from strata_server.app import serve as run
+    from strata_server.memory import pin_mmap_threshold
 
+    pin_mmap_threshold()
     try:
         if settings.event_loop == "uvloop":
             import uvloop

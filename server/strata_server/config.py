@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,6 +24,7 @@ from pydantic_settings import (
 from strata_server.core.validation import COLLECTION_RE
 
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 
 
 class ConfigError(Exception):
@@ -119,6 +120,24 @@ class Settings(BaseSettings):
     queue_metrics_seconds: float = Field(
         10.0, gt=0, description="how often the queue depth and age metrics are read"
     )
+    data_dir: Path = Field(
+        Path("data"), description="local files: blobs/ (disk blob store) lives here"
+    )
+    max_artifact_bytes: int = Field(
+        10 * GIB, ge=1, description="largest artifact content, in bytes (uncompressed)"
+    )
+    s3_endpoint: str | None = Field(
+        None,
+        description="host:port of MinIO or any S3; set, artifacts are stored there "
+        "instead of under data_dir",
+    )
+    s3_access_key: str | None = Field(None, description="S3 access key")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key")
+    s3_bucket: str = Field(
+        "strata", min_length=3, max_length=63, description="S3 bucket, created if missing"
+    )
+    s3_secure: bool = Field(True, description="S3 over HTTPS")
+    s3_region: str = Field("us-east-1", min_length=1, description="S3 region (for signing)")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
     )
@@ -181,6 +200,22 @@ class Settings(BaseSettings):
         if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise ValueError("must be redis://host:port/db or rediss://host:port/db")
         return value
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _check_s3_endpoint(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty STRATA_S3_ENDPOINT means unset
+        host, sep, port = value.rpartition(":")
+        if "/" in value or (sep and (not host or not port.isdigit())):
+            raise ValueError("must be host or host:port, without a scheme (see s3_secure)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_s3_keys(self) -> Settings:
+        if self.s3_endpoint and (not self.s3_access_key or self.s3_secret_key is None):
+            raise ValueError("s3_endpoint needs s3_access_key and s3_secret_key")
+        return self
 
     @classmethod
     def settings_customise_sources(

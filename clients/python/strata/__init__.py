@@ -24,11 +24,13 @@ from strata._queue_requests import EnqueueSpec
 from strata._transcript_requests import EntryLike
 from strata.aio import AsyncClient
 from strata.aio_worker import AsyncHandler, AsyncQueueHandle
+from strata.artifacts import Artifact
 from strata.client import Client
 from strata.config import ClientConfig, RetryPolicy
 from strata.errors import (
     Aborted,
     AlreadyExists,
+    DataLoss,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -55,6 +57,7 @@ __all__ = [
     "Aborted",
     "AlreadyExists",
     "Appended",
+    "Artifact",
     "AsyncClient",
     "AsyncFollow",
     "AsyncHandler",
@@ -62,6 +65,7 @@ __all__ = [
     "AsyncSubscription",
     "Client",
     "ClientConfig",
+    "DataLoss",
     "DeadlineExceeded",
     "Deleted",
     "EnqueueSpec",

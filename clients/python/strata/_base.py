@@ -20,12 +20,19 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from strata import _cache_requests, _queue_requests, _requests, _transcript_requests
+from strata import (
+    _artifact_requests,
+    _cache_requests,
+    _queue_requests,
+    _requests,
+    _transcript_requests,
+)
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
 from strata.config import ClientConfig, RetryPolicy
 from strata.v1 import (
     admin_pb2_grpc,
+    artifacts_pb2_grpc,
     cache_pb2_grpc,
     queue_pb2_grpc,
     records_pb2_grpc,
@@ -132,6 +139,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
             "transcripts": transcripts_pb2_grpc.TranscriptServiceStub(self._channel),
             "cache": cache_pb2_grpc.CacheServiceStub(self._channel),
+            "artifacts": artifacts_pb2_grpc.ArtifactServiceStub(self._channel),
         }
 
     def __repr__(self) -> str:
@@ -195,3 +203,8 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     cache_get = unary(_cache_requests.cache_get)
     cache_set = unary(_cache_requests.cache_set)
     cache_delete = unary(_cache_requests.cache_delete)
+    get_artifact = unary(_artifact_requests.get_artifact)
+    list_artifacts = paged(_artifact_requests.list_artifacts)
+    delete_artifact = unary(_artifact_requests.delete_artifact)
+    find_missing_blobs = unary(_artifact_requests.find_missing_blobs)
+    artifact_url = unary(_artifact_requests.artifact_url)

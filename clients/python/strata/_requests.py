@@ -27,13 +27,20 @@ from strata._convert import field_mask, struct_from_dict, timestamp_from_datetim
 from strata.jobs import Job
 from strata.records import Deleted, Record
 from strata.transcripts import Appended
-from strata.v1 import admin_pb2, queue_pb2, records_pb2, transaction_pb2, transcripts_pb2
+from strata.v1 import (
+    admin_pb2,
+    artifacts_pb2,
+    queue_pb2,
+    records_pb2,
+    transaction_pb2,
+    transcripts_pb2,
+)
 
 RespT = TypeVar("RespT")
 OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 
-Service = Literal["records", "transactions", "admin", "queue", "transcripts", "cache"]
+Service = Literal["records", "transactions", "admin", "queue", "transcripts", "cache", "artifacts"]
 """Which generated stub serves a call."""
 
 
@@ -209,6 +216,7 @@ PageRequestT = TypeVar(
     queue_pb2.ListJobsRequest,
     transcripts_pb2.ListTranscriptsRequest,
     transcripts_pb2.SearchTranscriptsRequest,
+    artifacts_pb2.ListArtifactsRequest,
 )
 PageResponseT = TypeVar(
     "PageResponseT",
@@ -217,6 +225,7 @@ PageResponseT = TypeVar(
     queue_pb2.ListJobsResponse,
     transcripts_pb2.ListTranscriptsResponse,
     transcripts_pb2.SearchTranscriptsResponse,
+    artifacts_pb2.ListArtifactsResponse,
 )
 
 

@@ -10,14 +10,16 @@ Its methods are declared in `strata._base.ClientBase` and described in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
 
+from strata import _transfers
 from strata._base import ClientBase
 from strata._requests import PagedRpc, Rpc
+from strata.artifacts import Artifact, Progress, Source, Target
 from strata.config import ClientConfig
 from strata.follow import DEFAULT_RECONNECT_FOR, Follow
 from strata.worker import QueueHandle
@@ -91,6 +93,59 @@ class Client(ClientBase[grpc.Channel]):
             follow=False,
             max_batch_bytes=max_batch_bytes,
             namespace=namespace,
+        )
+
+    def upload(
+        self,
+        source: Source,
+        *,
+        owner: str,
+        kind: str,
+        name: str | None = None,
+        content_type: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+        namespace: str | None = None,
+        progress: Progress | None = None,
+    ) -> Artifact:
+        """Upload a file (a path, or a binary file object from its position) as an
+        artifact of `owner` and `kind`, streamed in 1 MiB chunks. A re-readable
+        source is hashed first: content the server already stores for the
+        namespace is not sent again. `name` defaults to the file's name,
+        `content_type` to a guess from it. `progress(sent, total)` is called as
+        bytes go. Raises InvalidArgument, ResourceExhausted (too large),
+        Unavailable."""
+        return _transfers.upload(
+            self,
+            source,
+            owner=owner,
+            kind=kind,
+            name=name,
+            content_type=content_type,
+            labels=labels,
+            request_id=request_id,
+            namespace=namespace,
+            progress=progress,
+        )
+
+    def download(
+        self,
+        id: str,
+        target: Target,
+        *,
+        offset: int = 0,
+        limit: int = 0,
+        namespace: str | None = None,
+        progress: Progress | None = None,
+    ) -> Artifact:
+        """Download an artifact's content, or `limit` bytes from `offset` (0: to the
+        end), into `target`: a path (written beside it, renamed into place when
+        complete) or a binary file object. A whole download is checked against
+        the artifact's sha256 (DataLoss if it differs). `progress(received,
+        total)` is called as bytes arrive. Returns the artifact's metadata.
+        Raises NotFound, OutOfRange, InvalidArgument, Unavailable."""
+        return _transfers.download(
+            self, id, target, offset=offset, limit=limit, namespace=namespace, progress=progress
         )
 
     def __enter__(self) -> Client:

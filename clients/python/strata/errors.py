@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "DataLoss",
     "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
@@ -135,6 +136,13 @@ class OutOfRange(StrataError):
     code = grpc.StatusCode.OUT_OF_RANGE
 
 
+class DataLoss(StrataError):
+    """Stored data is missing or damaged (an artifact's bytes, or a download that
+    does not hash to the artifact's sha256)."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+
 class ResourceExhausted(StrataError):
     """The request carries more data than the server accepts (reason TOO_LARGE),
     or a limit on the server ran out."""
@@ -179,6 +187,7 @@ _BY_CODE: dict[grpc.StatusCode, type[StrataError]] = {
         FailedPrecondition,
         OutOfRange,
         ResourceExhausted,
+        DataLoss,
         Unavailable,
         DeadlineExceeded,
         PermissionDenied,

@@ -116,6 +116,18 @@ class Unavailable(StrataError):
     reason = "BACKEND_UNAVAILABLE"
 
 
+class DataLoss(StrataError):
+    """Stored data is missing or damaged."""
+
+    reason = "DATA_LOSS"
+
+
+class BlobMissing(DataLoss):
+    """The artifact's stored content is missing from the blob store."""
+
+    reason = "BLOB_MISSING"
+
+
 def with_write_index(error: StrataError, index: int) -> StrataError:
     """Tag an error raised by one write of a Commit with that write's position."""
     error.metadata.setdefault("write_index", str(index))

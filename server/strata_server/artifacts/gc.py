@@ -1,0 +1,112 @@
+"""Garbage collection and integrity of blobs: `sweep_orphan_blobs` and `check_integrity`.
+
+Deleting an artifact only removes its row; the bytes go when a sweep finds no
+artifact naming them. The sweep deletes a blob only when all of these hold:
+
+- it was last written before `now - grace` (a blob just published, whose row is
+  about to be inserted, is young);
+- no artifact of any namespace names it and no live pin holds it (uploads pin the
+  blob they are about to name, and uploads that announced their SHA-256 pin it for
+  their whole duration);
+- both of those are checked again, and the bytes deleted, under the blob's lock
+  (`ArtifactStore.delete_blob_if_unreferenced`), which uploads also take to pin.
+
+So an upload either pins first (the sweep then keeps the blob) or pins after the
+sweep deleted it (the upload then finds it missing and publishes its own staged
+copy): an artifact never names a blob a concurrent sweep took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from strata_server.core.artifacts import IntegrityReport, StoredBlob
+from strata_server.storage.ports import ArtifactStore, BlobStore
+
+BATCH = 500
+STALE_STAGING = timedelta(days=1)
+"""Staging leftovers (temp files, staging objects) older than this are from crashed
+uploads; live uploads' staging is never this old, whatever the sweep's grace."""
+REPORT_LIMIT = 10_000
+"""Most entries each list of an IntegrityReport holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep did."""
+
+    deleted: int = 0
+    freed_bytes: int = 0
+    kept: int = 0
+    stale_staging: int = 0
+    expired_pins: int = 0
+
+
+async def sweep_orphan_blobs(
+    db: ArtifactStore, blobs: BlobStore, grace: timedelta, *, now: datetime | None = None
+) -> SweepResult:
+    """Delete blobs no artifact references, last written more than `grace` ago and not
+    pinned by an upload in flight; also drop expired pins and staging left by
+    crashed uploads. Safe to run while uploads and other sweeps run."""
+    now = now or datetime.now(UTC)
+    cutoff = now - grace
+    expired = await db.purge_pins(now)
+    stale = await blobs.remove_stale_staging(now - STALE_STAGING)
+    deleted = freed = kept = 0
+    batch: list[StoredBlob] = []
+
+    async def sweep(candidates: Sequence[StoredBlob]) -> None:
+        nonlocal deleted, freed, kept
+        free = await db.unreferenced_blobs([blob.sha256 for blob in candidates], now)
+        for blob in candidates:
+            if blob.sha256 in free and await db.delete_blob_if_unreferenced(
+                blob.sha256, now, partial(blobs.delete, blob)
+            ):
+                deleted += 1
+                freed += blob.stored_size
+            else:
+                kept += 1
+
+    async for blob in blobs.list_blobs():
+        if blob.modified > cutoff:
+            kept += 1
+            continue
+        batch.append(blob)
+        if len(batch) >= BATCH:
+            await sweep(batch)
+            batch = []
+    if batch:
+        await sweep(batch)
+    return SweepResult(deleted, freed, kept, stale, expired)
+
+
+async def check_integrity(
+    db: ArtifactStore, blobs: BlobStore, *, verify: bool = False
+) -> IntegrityReport:
+    """Artifacts whose blob is missing, orphan blobs, and (with `verify`, reading
+    every blob) blobs whose bytes no longer hash to their name.
+
+    Artifacts are read before blobs are listed: a row is only ever inserted after its
+    blob is published, so an upload racing the check cannot show up as missing."""
+    report = IntegrityReport()
+    named: dict[str, list[tuple[str, str]]] = {}
+    async for artifact in db.all_artifacts():
+        named.setdefault(artifact.sha256, []).append((artifact.namespace, artifact.id))
+        report.artifacts_checked += 1
+    present: set[str] = set()
+    async for blob in blobs.list_blobs():
+        present.add(blob.sha256)
+        report.blobs_checked += 1
+        if blob.sha256 not in named and len(report.orphans) < REPORT_LIMIT:
+            report.orphans.append(blob.sha256)
+        if verify and not await blobs.verify(blob) and len(report.corrupt) < REPORT_LIMIT:
+            report.corrupt.append(blob.sha256)
+    for sha256, owners in named.items():
+        if sha256 not in present:
+            for namespace, id in owners:
+                if len(report.missing) < REPORT_LIMIT:
+                    report.missing.append((namespace, id, sha256))
+    return report

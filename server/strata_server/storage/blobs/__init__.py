@@ -1,0 +1,1 @@
+"""Blob stores: content-addressed bytes on local disk (`fs`) or S3/MinIO (`s3`)."""
