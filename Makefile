@@ -74,6 +74,7 @@ bench: venv system-deps
 	$(PY) bench/transcripts.py
 	$(PY) bench/cache.py
 	$(PY) bench/cleanup.py
+	$(PY) bench/artifacts.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -80,6 +80,8 @@ def server(
         "STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}',
         # Cleanups run when a test asks (RunCleanup); the scheduler has its own tests.
         "STRATA_CLEANUP_INTERVAL_SECONDS": "3600",
+        # Orphan blobs go at the first cleanup or repair (tests plant them).
+        "STRATA_BLOB_SWEEP_GRACE_SECONDS": "0",
     }
     if request.param == "postgres":
         env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url

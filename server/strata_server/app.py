@@ -395,6 +395,8 @@ async def start(settings: Settings) -> Running:
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
         purge_expired=caching.records.purge_expired,
         forget=caching.forget,
+        blobs=blobs,
+        blob_grace=timedelta(seconds=settings.blob_sweep_grace_seconds),
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
@@ -403,6 +405,8 @@ async def start(settings: Settings) -> Running:
             datetime.now(UTC),
             caching.stats,
             cleanup,
+            blobs,
+            timedelta(seconds=settings.blob_sweep_grace_seconds),
         ),
         server,
     )

@@ -23,10 +23,11 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from strata_server import metrics
+from strata_server.artifacts import gc
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
 from strata_server.core.retention import CleanupReport, CleanupStep, Exclude, Target
-from strata_server.storage.ports import Database
+from strata_server.storage.ports import BlobStore, Database
 
 log = structlog.get_logger("strata.cleanup")
 
@@ -52,12 +53,16 @@ class Cleanup:
         keep_completed: timedelta,
         purge_expired: PurgeExpired | None = None,
         forget: Forget = _nothing,
+        blobs: BlobStore | None = None,
+        blob_grace: timedelta = timedelta(hours=1),
     ) -> None:
         self._database = database
         self._keep_completed = keep_completed
         # Through the record cache when there is one, so it drops what goes.
         self._purge_expired = purge_expired or database.purge_expired
         self._forget = forget
+        self._blobs = blobs
+        self._blob_grace = blob_grace
 
     async def run(
         self, *, namespace: str | None, dry_run: bool, trigger: str = "rpc"
@@ -106,6 +111,9 @@ class Cleanup:
             )
             async for progress in self._step(steps, step, dry_run, default_batch):
                 yield progress
+            if namespace is None and self._blobs is not None:
+                async for progress in self._sweep(steps, dry_run):
+                    yield progress
             report = CleanupReport(dry_run, tuple(steps), started, datetime.now(UTC))
             result = "ok"
         finally:
@@ -115,6 +123,28 @@ class Cleanup:
                 metrics.CLEANUP_REMOVED.labels(done.target).inc(done.count)
             metrics.CLEANUP_LAST_SUCCESS.set(report.finished.timestamp())
         yield report
+
+    async def _sweep(self, steps: list[CleanupStep], dry_run: bool) -> AsyncIterator[Progress]:
+        """The orphan-blob sweep (artifacts/gc.py): blobs no artifact names, older
+        than the grace period and not pinned by an upload in flight. A dry run
+        counts the orphans older than the grace period."""
+        assert self._blobs is not None
+        name = "orphan blobs"
+        cutoff = datetime.now(UTC) - self._blob_grace
+        if dry_run:
+            yield Progress(name, 0, 0, "blobs")
+            report = await gc.check_integrity(self._database, self._blobs)
+            orphans = set(report.orphans)
+            old = 0
+            async for blob in self._blobs.list_blobs():
+                if blob.sha256 in orphans and blob.modified <= cutoff:
+                    old += 1
+            steps.append(CleanupStep(name, "orphan_blobs", None, "", old))
+            return
+        yield Progress(name, 0, 0, "blobs")
+        swept = await gc.sweep_orphan_blobs(self._database, self._blobs, self._blob_grace)
+        yield Progress(name, swept.deleted, swept.deleted, "blobs")
+        steps.append(CleanupStep(name, "orphan_blobs", None, "", swept.deleted))
 
     async def _expired_batch(self) -> int:
         return len(await self._purge_expired(BATCH))

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     max_artifact_bytes: int = Field(
         10 * GIB, ge=1, description="largest artifact content, in bytes (uncompressed)"
     )
+    blob_sweep_grace_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="how old a blob no artifact references must be before cleanup removes it",
+    )
     s3_endpoint: str | None = Field(
         None,
         description="host:port of MinIO or any S3; set, artifacts are stored there "

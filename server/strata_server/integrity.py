@@ -5,18 +5,27 @@ repairs are safe)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
+from strata_server.artifacts import gc
 from strata_server.core.integrity import Finding, IntegrityReport
 from strata_server.core.models import Progress
-from strata_server.storage.ports import Database
+from strata_server.storage.ports import BlobStore, Database
 
 
 async def check_integrity(
-    database: Database, namespace: str | None, *, repair: bool
+    database: Database,
+    namespace: str | None,
+    *,
+    repair: bool,
+    blobs: BlobStore | None = None,
+    verify_blobs: bool = False,
+    blob_grace: timedelta = timedelta(hours=1),
 ) -> AsyncIterator[Progress | IntegrityReport]:
-    """Progress messages, then the report; `namespace` None: every namespace."""
+    """Progress messages, then the report; `namespace` None: every namespace. With
+    `blobs`, also artifacts whose blob is missing, orphan blobs (repaired by the
+    sweep once older than `blob_grace`) and, with `verify_blobs`, corrupt blobs."""
     started = datetime.now(UTC)
     findings: list[Finding] = []
     checked: list[tuple[str, int]] = []
@@ -27,9 +36,30 @@ async def check_integrity(
             findings.append(event)
         else:
             checked.append(event)
+    if blobs is not None:
+        yield Progress("blobs", 0, 0, "blobs")
+        found = await gc.check_integrity(database, blobs, verify=verify_blobs)
+        for ns, id, sha in found.missing:
+            if namespace is None or ns == namespace:
+                problem = f"its blob {sha} is missing from the blob store"
+                findings.append(Finding("blobs", ns, "artifact", id, problem, False))
+        for sha in found.corrupt:
+            problem = "its bytes no longer hash to its name"
+            findings.append(Finding("blobs", "", "blob", sha, problem, False))
+        still: set[str] = set(found.orphans)
+        if repair and found.orphans:
+            await gc.sweep_orphan_blobs(database, blobs, blob_grace)
+            still = {blob.sha256 async for blob in blobs.list_blobs()}
+        for sha in found.orphans:
+            repaired = sha not in still
+            problem = "no artifact references it (the sweep removes it after the grace period)"
+            findings.append(Finding("blobs", "", "blob", sha, problem, True, repaired))
+        checked.append(("artifacts", found.artifacts_checked))
+        checked.append(("blobs", found.blobs_checked))
+        yield Progress("blobs", found.blobs_checked, found.blobs_checked, "blobs")
     report = IntegrityReport(tuple(findings), tuple(checked), repair, started, datetime.now(UTC))
-    for check, _ in checked:
-        left = sum(1 for f in findings if f.check == check and not f.repaired)
-        metrics.INTEGRITY_PROBLEMS.labels(check).set(left)
+    for name in {name for name, _ in checked} | {f.check for f in findings}:
+        unrepaired = sum(1 for f in findings if f.check == name and not f.repaired)
+        metrics.INTEGRITY_PROBLEMS.labels(name).set(unrepaired)
     metrics.INTEGRITY_LAST_RUN.set(report.finished.timestamp())
     yield report

@@ -22,7 +22,7 @@ from strata_server.core.integrity import IntegrityReport
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
 from strata_server.core.retention import CleanupReport, RetentionPolicy, Target, check_policy
 from strata_server.integrity import check_integrity
-from strata_server.storage.ports import Database
+from strata_server.storage.ports import BlobStore, Database
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -45,9 +45,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         start_time: datetime,
         cache_stats: Callable[[], models.CacheStats] = models.CacheStats,
         cleanup: Cleanup | None = None,
+        blobs: BlobStore | None = None,
+        blob_grace: timedelta = timedelta(hours=1),
     ) -> None:
         self._database = database
         self._cleanup = cleanup or Cleanup(database, keep_completed=timedelta(days=7))
+        self._blobs = blobs
+        self._blob_grace = blob_grace
         self._backends = backends
         self._start_time = start_time
         self._cache_stats = cache_stats
@@ -241,7 +245,15 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 "namespace", "must be empty when all_namespaces is set"
             )
         namespace = None if request.all_namespaces else validation.namespace(request.namespace)
-        async for event in check_integrity(self._database, namespace, repair=request.repair):
+        events = check_integrity(
+            self._database,
+            namespace,
+            repair=request.repair,
+            blobs=self._blobs,
+            verify_blobs=request.verify_blobs,
+            blob_grace=self._blob_grace,
+        )
+        async for event in events:
             if isinstance(event, models.Progress):
                 yield admin_pb2.CheckIntegrityResponse(progress=progress_to_proto(event))
             else:
