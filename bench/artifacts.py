@@ -7,7 +7,9 @@ Figures (targets from /work/shared/DESIGN.md and the artifacts issue):
      endpoint. MB/s of upload + download together, ratio (target ≥ 0.5x), and the
      server's peak RSS (VmHWM of the fresh server process; target < 150 MB).
   2. Disk shape (SQLite + local blobs): the same upload and download vs a plain
-     file copy there and back (`shutil.copyfile`), same target.
+     file copy there and back (`shutil.copyfile`), for scale: DESIGN.md sets the
+     ratio target against the S3 SDK only, and a copy in the kernel's page cache
+     runs at memory speed while every Strata byte crosses gRPC twice.
   3. Identical re-upload: new blob bytes stored (target 0), and a text log's stored
      size (target ≥ 3x smaller).
 
@@ -112,15 +114,17 @@ def rate(seconds: float) -> str:
     return f"{2 * SIZE / MIB / seconds:,.0f} MB/s ({seconds:.1f} s)"
 
 
-def ratio_row(figure: str, strata_s: float, direct_s: float) -> Row:
+def ratio_row(figure: str, strata_s: float, direct_s: float, *, target: bool = True) -> Row:
+    """`target`: whether DESIGN.md's ≥ 0.5x applies (it is set against the S3 SDK; the
+    disk shape's file copy is shown for scale only)."""
     ratio = direct_s / strata_s
     return Row(
         figure,
         rate(strata_s),
         rate(direct_s),
         f"{ratio:.2f}x",
-        "≥ 0.5x",
-        "pass" if ratio >= 0.5 else "miss",
+        "≥ 0.5x" if target else "",
+        ("pass" if ratio >= 0.5 else "miss") if target else "",
     )
 
 
@@ -239,7 +243,12 @@ def disk_rows(work: Path, source: Path, sha: str) -> list[Row]:
             return sum(path.stat().st_size for path in blobs.rglob("*") if path.is_file())
 
         rows = [
-            ratio_row("disk: 1 GiB upload + download", up + down, direct_up + direct_down),
+            ratio_row(
+                "disk: 1 GiB upload + download (vs a file copy, for scale)",
+                up + down,
+                direct_up + direct_down,
+                target=False,
+            ),
             Row(
                 "disk: upload / download alone",
                 f"{SIZE / MIB / up:,.0f} / {SIZE / MIB / down:,.0f} MB/s",
