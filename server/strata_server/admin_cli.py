@@ -9,9 +9,9 @@ with one line on stderr and exit status 2.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -104,6 +104,27 @@ def audit(
         typer.echo("no audit entries match", err=True)
 
 
+def _streamed(
+    server: str, call: Callable[[admin_pb2_grpc.AdminServiceStub], Any], last: str
+) -> Any:
+    """Run a long admin call that streams `progress` messages and then one `last`
+    message, drawing the progress as a bar; the `last` message."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    result = None
+    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        for event in call(stub):
+            if event.HasField("progress"):
+                step = event.progress
+                phase = f"{step.phase} ({step.unit})" if step.unit else step.phase
+                bar.update(task, description=phase, completed=step.done, total=step.total or None)
+            else:
+                result = getattr(event, last)
+    if result is None:  # pragma: no cover - the server always ends with it
+        raise _fail(f"the server ended the call without its {last}")
+    return result
+
+
 index_app = typer.Typer(
     help="Declare, list and drop secondary indexes on a record field.", no_args_is_help=True
 )
@@ -134,23 +155,7 @@ def index_create(
     """Declare an index and build it (without blocking writes on PostgreSQL),
     with a progress bar."""
     request = admin_pb2.CreateIndexRequest(namespace=namespace, collection=collection, field=field)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    built: admin_pb2.Index | None = None
-    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-        for event in stub.CreateIndex(request):
-            if event.HasField("progress"):
-                step = event.progress
-                bar.update(
-                    task,
-                    description=f"{step.phase} ({step.unit})" if step.unit else step.phase,
-                    completed=step.done,
-                    total=step.total or None,
-                )
-            else:
-                built = event.index
-    if built is None:  # pragma: no cover - the server always ends with the index
-        raise _fail("the server ended the build without an answer")
+    built = _streamed(server, lambda stub: stub.CreateIndex(request), "index")
     Console().print(_index_table([built]))
 
 
@@ -198,20 +203,7 @@ def cleanup(
         all_namespaces=all_namespaces,
         dry_run=dry_run,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    report: admin_pb2.CleanupReport | None = None
-    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-        for event in stub.RunCleanup(request):
-            if event.HasField("progress"):
-                step = event.progress
-                bar.update(
-                    task, description=step.phase, completed=step.done, total=step.total or None
-                )
-            else:
-                report = event.report
-    if report is None:  # pragma: no cover - the server always ends with the report
-        raise _fail("the server ended the cleanup without a report")
+    report = _streamed(server, lambda stub: stub.RunCleanup(request), "report")
     verb = "would remove" if report.dry_run else "removed"
     table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
     for done in report.steps:
@@ -279,20 +271,7 @@ def check(
         repair=repair,
         verify_blobs=verify_blobs,
     )
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    report: admin_pb2.IntegrityReport | None = None
-    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-        for event in stub.CheckIntegrity(request):
-            if event.HasField("progress"):
-                step = event.progress
-                bar.update(
-                    task, description=step.phase, completed=step.done, total=step.total or None
-                )
-            else:
-                report = event.report
-    if report is None:  # pragma: no cover - the server always ends with the report
-        raise _fail("the server ended the check without a report")
+    report = _streamed(server, lambda stub: stub.CheckIntegrity(request), "report")
     checked = ", ".join(f"{c.count:,} {c.check}" for c in report.checked)
     table = Table("check", "namespace", "what", "problem", "repair", title=f"checked {checked}")
     for f in report.findings:

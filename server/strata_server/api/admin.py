@@ -213,11 +213,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def GetUsage(
         self, request: admin_pb2.GetUsageRequest, context: Context
     ) -> admin_pb2.GetUsageResponse:
-        if request.all_namespaces and request.namespace:
-            raise errors.InvalidArgument.field(
-                "namespace", "must be empty when all_namespaces is set"
-            )
-        namespace = None if request.all_namespaces else validation.namespace(request.namespace)
+        namespace = _scope(request.namespace, request.all_namespaces)
         found = await self._database.usage(namespace)
         if namespace is not None and not found:
             found = [models.NamespaceUsage(namespace)]
@@ -240,11 +236,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def CheckIntegrity(
         self, request: admin_pb2.CheckIntegrityRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
-        if request.all_namespaces and request.namespace:
-            raise errors.InvalidArgument.field(
-                "namespace", "must be empty when all_namespaces is set"
-            )
-        namespace = None if request.all_namespaces else validation.namespace(request.namespace)
+        namespace = _scope(request.namespace, request.all_namespaces)
         events = check_integrity(
             self._database,
             namespace,
@@ -263,11 +255,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def RunCleanup(
         self, request: admin_pb2.RunCleanupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
-        if request.all_namespaces and request.namespace:
-            raise errors.InvalidArgument.field(
-                "namespace", "must be empty when all_namespaces is set"
-            )
-        namespace = None if request.all_namespaces else validation.namespace(request.namespace)
+        namespace = _scope(request.namespace, request.all_namespaces)
         async for event in self._cleanup.run(namespace=namespace, dry_run=request.dry_run):
             if isinstance(event, models.Progress):
                 yield admin_pb2.RunCleanupResponse(progress=progress_to_proto(event))
@@ -276,6 +264,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
 
 MAX_FILTER_CHARS = 512
+
+
+def _scope(namespace: str, all_namespaces: bool) -> str | None:
+    """The namespace an admin call covers; None for every namespace."""
+    if all_namespaces and namespace:
+        raise errors.InvalidArgument.field("namespace", "must be empty when all_namespaces is set")
+    return None if all_namespaces else validation.namespace(namespace)
+
 
 _TARGETS: dict[int, Target] = {
     admin_pb2.RETENTION_TARGET_RECORDS: Target.RECORDS,

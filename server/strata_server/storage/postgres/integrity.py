@@ -11,19 +11,8 @@ from typing import Any, Protocol, TypeVar
 from strata_server.core.indexes import field_name
 from strata_server.core.integrity import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
+from strata_server.storage.job_checks import JOB_CASE
 from strata_server.storage.postgres.pool import Conn
-
-JOB_CASE = """
-CASE
-    WHEN state = 'leased' AND (lease_token IS NULL OR lease_expire_time IS NULL)
-        THEN 'lease_broken'
-    WHEN state <> 'leased' AND (lease_token IS NOT NULL OR lease_expire_time IS NOT NULL)
-        THEN 'lease_stray'
-    WHEN state IN ('completed', 'dead', 'cancelled') AND finish_time IS NULL
-        THEN 'finish_missing'
-    WHEN state IN ('ready', 'leased') AND finish_time IS NOT NULL THEN 'finish_stray'
-END
-"""
 
 BAD_JOBS = f"""
 SELECT namespace, id, {JOB_CASE} AS problem FROM jobs
