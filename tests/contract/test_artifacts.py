@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import pytest
@@ -275,8 +276,44 @@ def test_presigned_url(arts, owner, shape):
     assert zstandard.ZstdDecompressor().stream_reader(body).read() == data
 
 
+class PeakRss:
+    """Samples a process's resident set every 50 ms while the block runs; `growth`
+    is the peak above the resident set at the start, in bytes."""
+
+    def __init__(self, pid: int) -> None:
+        self._status = Path(f"/proc/{pid}/status")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample)
+        self.baseline = self.peak = self._rss()
+
+    def _rss(self) -> int:
+        for line in self._status.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) << 10
+        raise AssertionError("no VmRSS")
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.05):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.baseline
+
+
 @pytest.mark.slow
-def test_200_mb_round_trip(arts, owner):
+def test_200_mb_round_trip(server, arts, owner):
+    """Also: the server's memory stays bounded by chunks and parts, not the payload
+    (holding the content whole would add at least 200 MB)."""
     size = 200 * MIB
     piece = MIB
     digest = hashlib.sha256()
@@ -288,16 +325,20 @@ def test_200_mb_round_trip(arts, owner):
             digest.update(block)
             yield block
 
-    made = upload(arts, pieces(), owner=owner, name="big.bin")
-    assert made.size == size and made.sha256 == digest.hexdigest()
-    check = hashlib.sha256()
-    received = 0
-    stream = arts.DownloadArtifact(artifacts_pb2.DownloadArtifactRequest(id=made.id), timeout=300)
-    for message in stream:
-        if message.WhichOneof("part") == "chunk":
-            check.update(message.chunk)
-            received += len(message.chunk)
+    with PeakRss(server.process.pid) as memory:
+        made = upload(arts, pieces(), owner=owner, name="big.bin")
+        assert made.size == size and made.sha256 == digest.hexdigest()
+        check = hashlib.sha256()
+        received = 0
+        stream = arts.DownloadArtifact(
+            artifacts_pb2.DownloadArtifactRequest(id=made.id), timeout=300
+        )
+        for message in stream:
+            if message.WhichOneof("part") == "chunk":
+                check.update(message.chunk)
+                received += len(message.chunk)
     assert received == size and check.hexdigest() == made.sha256
+    assert memory.growth < 80 * MIB, f"server RSS grew {memory.growth / MIB:.0f} MiB"
 
 
 def test_uploads_and_deletes_are_audited(arts, stubs, owner):
