@@ -420,12 +420,14 @@ def test_fail_with_retry_delay_schedules_the_retry(qs, qname):
 
 
 def test_backoff_doubles_with_jitter(qs, qname):
-    enqueue(qs, qname, {}, retry_backoff=seconds(0.2), max_attempts=5)
-    expected = timedelta(milliseconds=200)
+    # 0.5 s, not less: the job's state is reported as of the response, so a backoff
+    # shorter than a slow (loaded CI) FailJob round trip would read as available.
+    enqueue(qs, qname, {}, retry_backoff=seconds(0.5), max_attempts=5)
+    expected = timedelta(milliseconds=500)
     for _ in range(2):
         failed = fail(qs, lease_one(qs, qname))
         assert failed.state == SCHEDULED
-        assert failed.retry_backoff.ToTimedelta() == timedelta(milliseconds=200)
+        assert failed.retry_backoff.ToTimedelta() == timedelta(milliseconds=500)
         delay = at(failed.run_time) - at(failed.update_time)
         assert expected * 0.8 - SLACK <= delay <= expected + SLACK, delay
         assert lease(qs, qname) == [], "leased during its backoff"
