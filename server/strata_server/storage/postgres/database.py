@@ -28,7 +28,7 @@ import structlog
 from strata_server.core.archive import ConflictPolicy, ImportCounts
 from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
-from strata_server.core.errors import Conflict
+from strata_server.core.errors import Conflict, StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex, index_name
 from strata_server.core.integrity import Finding
@@ -52,7 +52,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -302,6 +302,12 @@ class PostgresDatabase:
         return await self._run(
             lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
         )
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """Complete each holder's attempt, each on its own, in one statement."""
+        return await self._run(lambda conn: job_queue.ack_jobs(conn, namespace, acks, actor=actor))
 
     async def fail_job(
         self,

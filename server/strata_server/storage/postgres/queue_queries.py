@@ -271,6 +271,44 @@ ACK_JOB = _settle(
 """core.queue.plan_ack as one statement: params namespace, id, token, now, actor,
 result (JSON text or NULL)."""
 
+ACK_JOBS = f"""
+WITH locked AS MATERIALIZED (
+    SELECT j.id, j.state, j.run_time, j.attempt, j.lease_token, j.lease_expire_time,
+           j.result, j.finish_time, a.token AS held_token, a.result AS new_result
+    FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(results)b::text[])
+         AS a(id, token, result)
+    JOIN jobs AS j ON j.namespace = %(namespace)s::text AND j.id = a.id
+    ORDER BY j.id
+    FOR UPDATE OF j
+), held AS (
+    SELECT * FROM locked
+    WHERE state = 'leased' AND lease_token = held_token
+      AND lease_expire_time > %(now)s::timestamptz
+), updated AS (
+    UPDATE jobs AS j
+    SET state = 'completed', result = h.new_result::jsonb, lease_token = NULL,
+        lease_expire_time = NULL, update_time = %(now)s::timestamptz,
+        finish_time = %(now)s::timestamptz
+    FROM held AS h
+    WHERE j.namespace = %(namespace)s::text AND j.id = h.id
+    RETURNING {_J_COLUMNS},
+        {
+    _changed_fields("h", "state", "lease_token", "lease_expire_time", "result", "finish_time")
+} AS changed_fields
+), audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, 'ack', 'job', id,
+           attempt, changed_fields, NULL
+    FROM updated
+)
+SELECT {JOB_COLUMNS} FROM updated
+"""
+"""ACK_JOB for many jobs at once (params namespace, now, actor, and the arrays ids,
+tokens, results): each job whose lease is held is completed with its audit entry;
+the rest are left as they are. Rows are locked in id order, so two batches that
+share jobs cannot deadlock. Returns the jobs completed."""
+
 RELEASE_JOB = _settle(
     "release",
     "state = 'ready', attempt = greatest(j.attempt - 1, 0), run_time = %(now)s::timestamptz, "
