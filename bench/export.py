@@ -127,22 +127,22 @@ TABLES = {
 }
 
 
-def write_log(path: Path, size: int) -> None:
+def write_log(path: Path, size: int, seed: int) -> None:
     """A service log: 1 MiB blocks of lines, each block numbered (compresses ~10x)."""
     lines = b"".join(
         f"2026-03-{i % 28 + 1:02d}T12:{i % 60:02d}:{(i * 7) % 60:02d}Z INFO worker-{i % 7} "
-        f"job={i} took {(i * 37) % 1000} ms status=ok\n".encode()
+        f"job={seed}-{i} took {(i * 37) % 1000} ms status=ok\n".encode()
         for i in range(12000)
     )
     with path.open("wb") as file:
         block = 0
         while file.tell() < size:
-            piece = f"block {block}\n".encode() + lines
+            piece = f"block {seed}.{block}\n".encode() + lines
             file.write(piece[: size - file.tell()])
             block += 1
 
 
-def write_random(path: Path, size: int) -> None:
+def write_random(path: Path, size: int, seed: int) -> None:
     with path.open("wb") as file:
         for at in range(0, size, 1 << 20):
             file.write(os.urandom(min(1 << 20, size - at)))
@@ -279,7 +279,7 @@ def run() -> tuple[list[Row], str]:
         with strata.Client(source.target, namespace=NAMESPACE) as client:
             for i, write in enumerate((write_log, write_random, write_log, write_random)):
                 path = WORK / f"artifact-{i}.{'log' if write is write_log else 'bin'}"
-                write(path, ARTIFACT_BYTES)
+                write(path, ARTIFACT_BYTES, i)
                 client.upload(path, owner=f"run-{i}", kind="output")
                 files.append(path)
                 path.unlink()

@@ -84,20 +84,20 @@ def entry(transcript: str, seq: int, size: int = 40) -> ArchivedEntry:
 
 def test_entry_offsets_follow_sizes_and_refuse_gaps() -> None:
     offsets = EntryOffsets({"a": (3, 90), "b": (1, 0)})
-    assert offsets.place(entry("a", 1, 40), "e").start_offset == 0
-    assert offsets.place(entry("a", 2, 50), "e").start_offset == 40
+    assert offsets.place(entry("a", 1, 40), "e", 1).start_offset == 0
+    assert offsets.place(entry("a", 2, 50), "e", 2).start_offset == 40
     offsets.finish("e")
 
     gap = EntryOffsets({"a": (3, 80)})
-    gap.place(entry("a", 1), "e:1")
+    gap.place(entry("a", 1), "e", 1)
     with pytest.raises(BadArchive, match="jumps from seq 1 to 3"):
-        gap.place(entry("a", 3), "e:2")
+        gap.place(entry("a", 3), "e", 2)
     short = EntryOffsets({"a": (3, 80)})
-    short.place(entry("a", 1), "e:1")
+    short.place(entry("a", 1), "e", 1)
     with pytest.raises(BadArchive, match="next_seq 3"):
         short.finish("e")
     with pytest.raises(BadArchive, match="does not hold"):
-        EntryOffsets({}).place(entry("z", 1), "e:1")
+        EntryOffsets({}).place(entry("z", 1), "e", 1)
     with pytest.raises(BadArchive, match="has no entries"):
         EntryOffsets({"a": (2, 40)}).finish("e")
 

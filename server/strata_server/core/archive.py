@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -179,8 +179,11 @@ def check_members(members: Sequence[Member]) -> None:
 
 
 def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with exactly six fractional digits: one spelling per instant."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 in UTC with exactly six fractional digits: one spelling per instant.
+    (isoformat, not strftime: a tenth of the cost, and an export formats millions.)"""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(value: Any) -> datetime:
@@ -193,11 +196,13 @@ def parse_time(value: Any) -> datetime:
     return parsed
 
 
+_LINE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""One encoder for every row: json.dumps with options builds a new one per call."""
+
+
 def dumps_line(value: Mapping[str, Any]) -> bytes:
     """One JSON Lines row: sorted keys, no spaces, UTF-8, so the bytes are canonical."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + (
-        b"\n"
-    )
+    return (_LINE.encode(value) + "\n").encode()
 
 
 def _str(value: Any) -> str:

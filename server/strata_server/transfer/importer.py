@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
-import json
+import itertools
 import tarfile
 import tempfile
 import time
@@ -53,7 +53,7 @@ from strata_server.core.archive import (
     member_name,
     parse_manifest,
 )
-from strata_server.core.archive_rows import EntryOffsets, RowBatch, decode
+from strata_server.core.archive_rows import EntryOffsets, RowBatch, decode_lines
 from strata_server.core.artifacts import PIN_TTL, Artifact, StoredBlob
 from strata_server.core.errors import StrataError, TooLarge
 from strata_server.core.models import Actor, Progress
@@ -305,23 +305,23 @@ def _content_types(archive: _Archive) -> dict[str, str]:
     """sha256 -> the content type of the first artifact naming it: the one whose
     upload stored the blob, so the store picks the same encoding again."""
     types: dict[str, str] = {}
-    for artifact in _decoded(archive, Kind.ARTIFACTS, "_"):
-        types.setdefault(artifact.sha256, artifact.content_type)
+    for batch in _decoded(archive, Kind.ARTIFACTS, "_"):
+        for artifact in batch:
+            types.setdefault(artifact.sha256, artifact.content_type)
     return types
 
 
-def _decoded(archive: _Archive, kind: Kind, namespace: str) -> Iterator[Any]:
-    """The rows of one member, decoded and checked, one at a time."""
+def _decoded(archive: _Archive, kind: Kind, namespace: str) -> Iterator[list[Any]]:
+    """The rows of one member, decoded and checked, in batches of up to BATCH."""
     name = member_name(kind)
     try:
-        with gzip.GzipFile(fileobj=archive.read(name), mode="rb") as lines:
-            for number, line in enumerate(lines, 1):
-                where = f"{name}:{number}"
-                try:
-                    value = json.loads(line)
-                except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                    raise BadArchive(f"{where}: not JSON ({error})") from None
-                yield decode(kind, value, namespace, where)
+        with gzip.GzipFile(fileobj=archive.read(name), mode="rb") as stream:
+            first = 1
+            while lines := list(itertools.islice(stream, BATCH)):
+                if not lines[-1].endswith(b"\n"):
+                    raise BadArchive(f"{name}:{first + len(lines) - 1}: the last line is cut")
+                yield decode_lines(kind, lines, namespace, name, first)
+                first += len(lines)
     except (OSError, EOFError, zlib.error, tarfile.TarError) as error:
         raise BadArchive(f"{name} is not a readable gzip stream ({error})") from None
 
@@ -340,23 +340,20 @@ class _Rows:
     def _batches(self) -> Iterator[RowBatch]:
         transcripts: dict[str, tuple[int, int]] = {}
         for kind in KINDS:
-            rows: list[Any] = []
+            name = member_name(kind)
             offsets = EntryOffsets(transcripts) if kind is Kind.ENTRIES else None
-            for number, row in enumerate(_decoded(self.archive, kind, self.namespace), 1):
+            line = 1
+            for rows in _decoded(self.archive, kind, self.namespace):
                 if kind is Kind.TRANSCRIPTS:
-                    transcripts[row.id] = (row.next_seq, row.size_bytes)
+                    transcripts.update((t.id, (t.next_seq, t.size_bytes)) for t in rows)
                 elif offsets is not None:
-                    row = offsets.place(row, f"{member_name(kind)}:{number}")
+                    rows = [offsets.place(row, name, n) for n, row in enumerate(rows, line)]
                 elif kind is Kind.ARTIFACTS:
-                    row = self._restored(row)
-                rows.append(row)
-                if len(rows) == BATCH:
-                    yield RowBatch(kind, rows)
-                    rows = []
-            if offsets is not None:
-                offsets.finish(member_name(kind))
-            if rows:
+                    rows = [self._restored(row) for row in rows]
+                line += len(rows)
                 yield RowBatch(kind, rows)
+            if offsets is not None:
+                offsets.finish(name)
 
     def _restored(self, artifact: Artifact) -> Artifact:
         blob = self.stored[artifact.sha256]
