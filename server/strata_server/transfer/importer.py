@@ -132,9 +132,9 @@ async def import_namespace(
                 async for event in _store_blobs(db, blobs, archive, namespace, stored, pins):
                     if isinstance(event, Progress):
                         yield event
-                    else:
+                    elif event is not None:  # a blob the store did not hold, its size
                         new_bytes += event
-                        counts[BLOBS].imported += 1 if event else 0
+                        counts[BLOBS].imported += 1
                 counts[BLOBS].skipped = len(stored) - counts[BLOBS].imported
                 rows = _Rows(archive, namespace, stored)
                 task = asyncio.create_task(
@@ -262,9 +262,9 @@ async def _store_blobs(
     namespace: str,
     stored: dict[str, StoredBlob],
     pins: list[str],
-) -> AsyncIterator[Progress | int]:
+) -> AsyncIterator[Progress | int | None]:
     """Put each blob member into the blob store (pinned first); yields progress and,
-    per blob, the content bytes newly stored (0 when the store held it already)."""
+    per blob, its size when newly stored or None when the store held it already."""
     content_types = await asyncio.to_thread(_content_types, archive)
     names = [m for m in archive.manifest.members if BLOB_NAME_RE.fullmatch(m.name)]
     missing = set(content_types) - {m.sha256 for m in names}
@@ -297,7 +297,7 @@ async def _store_blobs(
             stored[sha256] = await staging.publish()
         finally:
             await asyncio.shield(staging.discard())
-        yield 0 if held is not None else member.size
+        yield None if held is not None else member.size
     yield Progress("blobs", done, total, "bytes")
 
 
@@ -335,7 +335,6 @@ class _Rows:
         self.stored = stored
         self.total = sum(m.rows for m in archive.manifest.members)
         self.done = 0
-        self.changed = asyncio.Event()
 
     def _batches(self) -> Iterator[RowBatch]:
         transcripts: dict[str, tuple[int, int]] = {}
@@ -365,7 +364,6 @@ class _Rows:
         while batch := await asyncio.to_thread(next, source, None):
             yield batch
             self.done += len(batch.rows)
-            self.changed.set()
 
     async def progress_until(self, task: asyncio.Task[Any]) -> AsyncIterator[Progress]:
         """Row progress every PROGRESS_SECONDS while `task` runs (it is awaited by the
