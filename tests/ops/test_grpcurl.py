@@ -106,3 +106,24 @@ def test_grpcurl_appends_and_tails_a_transcript(server):
     assert kinds == ["batch", "upToDate", "batch", "upToDate"], messages
     assert [e["seq"] for e in messages[0]["batch"]["entries"]] == ["2"]
     assert messages[2]["batch"]["entries"][0]["content"] == "Done."
+
+
+def test_grpcurl_usage_of_an_owner(server):
+    """The cookbook's GetUsage by owner: that owner's transcripts, no records."""
+    ns = f"g{uuid.uuid4().hex[:12]}"
+    grpcurl(
+        server,
+        "-d",
+        json.dumps({"namespace": ns, "transcript_id": "t1", "owner": "ada"}),
+        "strata.v1.TranscriptService/CreateTranscript",
+    )
+    found = json.loads(
+        grpcurl(
+            server,
+            "-d",
+            json.dumps({"namespace": ns, "owner": "ada"}),
+            "strata.v1.AdminService/GetUsage",
+        )
+    )
+    [usage] = found["namespaces"]
+    assert usage["transcriptCount"] == "1" and "recordCount" not in usage

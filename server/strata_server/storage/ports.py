@@ -30,7 +30,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -39,6 +38,7 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
@@ -659,8 +659,11 @@ class RetentionStore(Protocol):
 class UsageReport(Protocol):
     """What namespaces store, for GetUsage."""
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Per namespace (None: every namespace that stores anything), by name."""
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Per namespace (None: every namespace that stores anything), by name, by
+        aggregate queries and the transcripts' counters (no scan of entries). With
+        `owner`, only that owner's transcripts and artifacts (records and jobs have
+        no owner)."""
         ...
 
     async def queue_depths(self) -> list[QueueDepth]:

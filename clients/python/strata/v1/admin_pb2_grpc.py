@@ -165,7 +165,10 @@ class AdminServiceServicer:
 
     def GetUsage(self, request, context):
         """What a namespace stores (or every namespace, and their totals): live
-        records and their JSON bytes per collection, jobs per state.
+        records and their JSON bytes per collection, jobs per state, transcripts
+        and their entries, artifacts per kind, and what blob dedup saves; or, with
+        an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+        a malformed namespace or owner, or a namespace with all_namespaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -66,7 +66,10 @@ class AdminServiceStub:
     """Removes a retention policy. NOT_FOUND when there is none."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]
     """What a namespace stores (or every namespace, and their totals): live
-    records and their JSON bytes per collection, jobs per state.
+    records and their JSON bytes per collection, jobs per state, transcripts
+    and their entries, artifacts per kind, and what blob dedup saves; or, with
+    an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+    a malformed namespace or owner, or a namespace with all_namespaces.
     """
     CheckIntegrity: _grpc.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]
     """Checks what is stored for consistency: the database (SQLite: the file
@@ -117,7 +120,10 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Removes a retention policy. NOT_FOUND when there is none."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]  # type: ignore[assignment]
     """What a namespace stores (or every namespace, and their totals): live
-    records and their JSON bytes per collection, jobs per state.
+    records and their JSON bytes per collection, jobs per state, transcripts
+    and their entries, artifacts per kind, and what blob dedup saves; or, with
+    an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+    a malformed namespace or owner, or a namespace with all_namespaces.
     """
     CheckIntegrity: _aio.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]  # type: ignore[assignment]
     """Checks what is stored for consistency: the database (SQLite: the file
@@ -219,7 +225,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.GetUsageResponse, _abc.Awaitable[_admin_pb2.GetUsageResponse]]:
         """What a namespace stores (or every namespace, and their totals): live
-        records and their JSON bytes per collection, jobs per state.
+        records and their JSON bytes per collection, jobs per state, transcripts
+        and their entries, artifacts per kind, and what blob dedup saves; or, with
+        an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+        a malformed namespace or owner, or a namespace with all_namespaces.
         """
 
     @_abc_1.abstractmethod

@@ -38,7 +38,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -47,6 +46,7 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
@@ -669,9 +669,9 @@ class PostgresDatabase:
             )
         )
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Records and jobs per namespace."""
-        return await self._run(lambda conn: usage.usage(conn, namespace))
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Records, jobs, transcripts, artifacts and blobs per namespace."""
+        return await self._run(lambda conn: usage.usage(conn, namespace, owner))
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""

@@ -23,7 +23,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -32,6 +31,7 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
@@ -469,9 +469,9 @@ class SqliteDatabase:
             self._db, namespace, queue, state, before, exclude, limit
         )
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Records and jobs per namespace."""
-        return await usage.usage(self._db, namespace)
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Records, jobs, transcripts, artifacts and blobs per namespace."""
+        return await usage.usage(self._db, namespace, owner)
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
