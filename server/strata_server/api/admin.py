@@ -265,6 +265,8 @@ _TARGETS: dict[int, Target] = {
     admin_pb2.RETENTION_TARGET_RECORDS: Target.RECORDS,
     admin_pb2.RETENTION_TARGET_COMPLETED_JOBS: Target.COMPLETED_JOBS,
     admin_pb2.RETENTION_TARGET_DEAD_JOBS: Target.DEAD_JOBS,
+    admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS: Target.SEALED_TRANSCRIPTS,
+    admin_pb2.RETENTION_TARGET_ARTIFACTS: Target.ARTIFACTS,
 }
 _TARGET_ENUMS = {
     target: admin_pb2.RetentionTarget.ValueType(value) for value, target in _TARGETS.items()
@@ -275,7 +277,9 @@ def _target(value: int) -> Target:
     target = _TARGETS.get(value)
     if target is None:
         raise errors.InvalidArgument.field(
-            "target", "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS or _DEAD_JOBS"
+            "target",
+            "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS, _DEAD_JOBS,"
+            " _SEALED_TRANSCRIPTS or _ARTIFACTS",
         )
     return target
 

@@ -41,6 +41,17 @@ class _RetentionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reten
     """Dead jobs of one queue, or of every queue, by finish time. Dead jobs no
     policy covers are kept.
     """
+    RETENTION_TARGET_SEALED_TRANSCRIPTS: _RetentionTarget.ValueType  # 4
+    """Sealed transcripts with their entries, by seal time; the selector must be
+    empty. Open transcripts are never removed; without a policy, sealed ones
+    are kept.
+    """
+    RETENTION_TARGET_ARTIFACTS: _RetentionTarget.ValueType  # 5
+    """Artifacts of one kind (`selector`), or of every kind no policy of the
+    namespace names (empty selector), by creation time. Their blobs go at the
+    next orphan-blob sweep unless another artifact still names them. Without a
+    policy, artifacts are kept.
+    """
 
 class RetentionTarget(_RetentionTarget, metaclass=_RetentionTargetEnumTypeWrapper):
     """What a retention policy removes."""
@@ -57,6 +68,17 @@ are kept for the server's STRATA_COMPLETED_JOB_RETENTION_SECONDS.
 RETENTION_TARGET_DEAD_JOBS: RetentionTarget.ValueType  # 3
 """Dead jobs of one queue, or of every queue, by finish time. Dead jobs no
 policy covers are kept.
+"""
+RETENTION_TARGET_SEALED_TRANSCRIPTS: RetentionTarget.ValueType  # 4
+"""Sealed transcripts with their entries, by seal time; the selector must be
+empty. Open transcripts are never removed; without a policy, sealed ones
+are kept.
+"""
+RETENTION_TARGET_ARTIFACTS: RetentionTarget.ValueType  # 5
+"""Artifacts of one kind (`selector`), or of every kind no policy of the
+namespace names (empty selector), by creation time. Their blobs go at the
+next orphan-blob sweep unless another artifact still names them. Without a
+policy, artifacts are kept.
 """
 Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
@@ -598,7 +620,9 @@ class RetentionPolicy(_message.Message):
     target: Global___RetentionTarget.ValueType
     """What it removes."""
     selector: _builtins.str
-    """The collection (records), or the queue (jobs; empty: every queue)."""
+    """The collection (records), the queue (jobs; empty: every queue), the kind
+    (artifacts; empty: every kind no policy names), or empty (sealed transcripts).
+    """
     @_builtins.property
     def max_age(self) -> _duration_pb2.Duration:
         """Data older than this goes at the next cleanup."""
@@ -644,7 +668,9 @@ class SetRetentionPolicyRequest(_message.Message):
     target: Global___RetentionTarget.ValueType
     """What the policy removes."""
     selector: _builtins.str
-    """The collection (records), or the queue (jobs; empty: every queue)."""
+    """The collection (records), the queue (jobs; empty: every queue), the kind
+    (artifacts; empty: every kind no policy names), or empty (sealed transcripts).
+    """
     @_builtins.property
     def max_age(self) -> _duration_pb2.Duration:
         """How long the data is kept: from 1 second to 100 years."""

@@ -142,8 +142,9 @@ class AdminServiceServicer:
     def SetRetentionPolicy(self, request, context):
         """Creates or replaces the retention policy of (namespace, target, selector):
         how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-        an unspecified target, a records policy without a collection, or a max_age
-        outside 1 second to 100 years.
+        an unspecified target, a records policy without a collection, a sealed
+        transcripts policy with a selector, an artifacts selector that is not a
+        kind, or a max_age outside 1 second to 100 years.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

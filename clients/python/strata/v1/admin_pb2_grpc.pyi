@@ -57,8 +57,9 @@ class AdminServiceStub:
     SetRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetRetentionPolicyRequest, _admin_pb2.RetentionPolicy]
     """Creates or replaces the retention policy of (namespace, target, selector):
     how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-    an unspecified target, a records policy without a collection, or a max_age
-    outside 1 second to 100 years.
+    an unspecified target, a records policy without a collection, a sealed
+    transcripts policy with a selector, an artifacts selector that is not a
+    kind, or a max_age outside 1 second to 100 years.
     """
     ListRetentionPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]
     """Lists the retention policies of a namespace."""
@@ -111,8 +112,9 @@ class AdminServiceAsyncStub(AdminServiceStub):
     SetRetentionPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetRetentionPolicyRequest, _admin_pb2.RetentionPolicy]  # type: ignore[assignment]
     """Creates or replaces the retention policy of (namespace, target, selector):
     how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-    an unspecified target, a records policy without a collection, or a max_age
-    outside 1 second to 100 years.
+    an unspecified target, a records policy without a collection, a sealed
+    transcripts policy with a selector, an artifacts selector that is not a
+    kind, or a max_age outside 1 second to 100 years.
     """
     ListRetentionPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]  # type: ignore[assignment]
     """Lists the retention policies of a namespace."""
@@ -198,8 +200,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.RetentionPolicy, _abc.Awaitable[_admin_pb2.RetentionPolicy]]:
         """Creates or replaces the retention policy of (namespace, target, selector):
         how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-        an unspecified target, a records policy without a collection, or a max_age
-        outside 1 second to 100 years.
+        an unspecified target, a records policy without a collection, a sealed
+        transcripts policy with a selector, an artifacts selector that is not a
+        kind, or a max_age outside 1 second to 100 years.
         """
 
     @_abc_1.abstractmethod

@@ -66,6 +66,7 @@ from strata_server.storage.postgres import (
     audit,
     changes,
     commit,
+    content_retention,
     indexes,
     integrity,
     queries,
@@ -667,6 +668,33 @@ class PostgresDatabase:
             lambda conn: retention.purge_old_jobs(
                 conn, namespace, queue, state, before, exclude, limit
             )
+        )
+
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts sealed before `before`."""
+        return await self._run(
+            lambda conn: content_retention.count_old_transcripts(conn, namespace, before)
+        )
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, in one transaction."""
+        return await self._run(
+            lambda conn: content_retention.purge_old_transcripts(conn, namespace, before, limit),
+            transaction=True,
+        )
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
+        return await self._run(
+            lambda conn: content_retention.count_old_artifacts(conn, namespace, kind, before)
+        )
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
+        return await self._run(
+            lambda conn: content_retention.purge_old_artifacts(conn, namespace, kind, before, limit)
         )
 
     async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:

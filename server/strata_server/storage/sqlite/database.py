@@ -51,6 +51,7 @@ from strata_server.storage.sqlite import (
     audit,
     changes,
     commit,
+    content_retention,
     indexes,
     integrity,
     records,
@@ -468,6 +469,24 @@ class SqliteDatabase:
         return await retention.purge_old_jobs(
             self._db, namespace, queue, state, before, exclude, limit
         )
+
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts sealed before `before`."""
+        return await content_retention.count_old_transcripts(self._db, namespace, before)
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, in one transaction."""
+        return await content_retention.purge_old_transcripts(self._db, namespace, before, limit)
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
+        return await content_retention.count_old_artifacts(self._db, namespace, kind, before)
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
+        return await content_retention.purge_old_artifacts(self._db, namespace, kind, before, limit)
 
     async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
         """Records, jobs, transcripts, artifacts and blobs per namespace."""
