@@ -1230,7 +1230,8 @@ class CheckIntegrityRequest(_message.Message):
     """Also read every blob and check its bytes still hash to its name."""
     repair: _builtins.bool
     """Repair what is safe to repair (rebuild an index, fix a job's columns to
-    match its state); report the rest.
+    match its state, recompute a transcript's counters from whole entries,
+    delete entries whose transcript is gone); report the rest.
     """
     def __init__(
         self,
@@ -1370,11 +1371,15 @@ class IntegrityFinding(_message.Message):
     REPAIRABLE_FIELD_NUMBER: _builtins.int
     REPAIRED_FIELD_NUMBER: _builtins.int
     check: _builtins.str
-    """The check that found it: "database_file", "jobs", "indexes", ..."""
+    """The check that found it: "database_file", "jobs", "indexes",
+    "transcripts", "blobs".
+    """
     namespace: _builtins.str
     """The namespace of the thing; empty for the database as a whole."""
     entity: _builtins.str
-    """What kind of thing: "job", "index", "database", ..."""
+    """What kind of thing: "job", "index", "database", "transcript",
+    "transcript_entries" (the entries of a transcript id), "artifact", "blob".
+    """
     entity_id: _builtins.str
     """Which one."""
     problem: _builtins.str

@@ -178,7 +178,9 @@ class AdminServiceServicer:
     def CheckIntegrity(self, request, context):
         """Checks what is stored for consistency: the database (SQLite: the file
         itself), jobs whose columns contradict their state, declared indexes whose
-        database index is missing or invalid. Streams progress, then the report.
+        database index is missing or invalid, transcripts whose counters disagree
+        with their entries or whose entries have gaps, entries whose transcript is
+        gone, and artifacts and blobs. Streams progress, then the report.
         With repair, fixes what is safe to fix (core/integrity.py says which).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

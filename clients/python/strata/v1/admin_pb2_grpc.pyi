@@ -75,7 +75,9 @@ class AdminServiceStub:
     CheckIntegrity: _grpc.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]
     """Checks what is stored for consistency: the database (SQLite: the file
     itself), jobs whose columns contradict their state, declared indexes whose
-    database index is missing or invalid. Streams progress, then the report.
+    database index is missing or invalid, transcripts whose counters disagree
+    with their entries or whose entries have gaps, entries whose transcript is
+    gone, and artifacts and blobs. Streams progress, then the report.
     With repair, fixes what is safe to fix (core/integrity.py says which).
     """
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
@@ -130,7 +132,9 @@ class AdminServiceAsyncStub(AdminServiceStub):
     CheckIntegrity: _aio.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]  # type: ignore[assignment]
     """Checks what is stored for consistency: the database (SQLite: the file
     itself), jobs whose columns contradict their state, declared indexes whose
-    database index is missing or invalid. Streams progress, then the report.
+    database index is missing or invalid, transcripts whose counters disagree
+    with their entries or whose entries have gaps, entries whose transcript is
+    gone, and artifacts and blobs. Streams progress, then the report.
     With repair, fixes what is safe to fix (core/integrity.py says which).
     """
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
@@ -242,7 +246,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.CheckIntegrityResponse], _abc.AsyncIterator[_admin_pb2.CheckIntegrityResponse]]:
         """Checks what is stored for consistency: the database (SQLite: the file
         itself), jobs whose columns contradict their state, declared indexes whose
-        database index is missing or invalid. Streams progress, then the report.
+        database index is missing or invalid, transcripts whose counters disagree
+        with their entries or whose entries have gaps, entries whose transcript is
+        gone, and artifacts and blobs. Streams progress, then the report.
         With repair, fixes what is safe to fix (core/integrity.py says which).
         """
 

@@ -708,7 +708,7 @@ class PostgresDatabase:
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """Jobs and declared indexes."""
+        """Jobs, declared indexes, transcripts."""
         return integrity.check(self._run, self._rebuild, namespace, repair=repair)
 
     async def _rebuild(self, path: tuple[str, ...]) -> None:

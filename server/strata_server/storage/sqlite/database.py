@@ -499,7 +499,7 @@ class SqliteDatabase:
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """The file (quick_check), jobs, declared indexes."""
+        """The file (quick_check), jobs, declared indexes, transcripts."""
         return integrity.check(self._db, namespace, repair=repair)
 
     async def lead(self, name: str) -> bool:
