@@ -1,15 +1,15 @@
 """What CheckIntegrity reports: findings, each a problem with one thing stored.
 
 A finding is repairable only when the repair cannot lose or invent data: a
-database index is rebuilt from the rows, a job whose columns contradict its state
-gets the columns that state implies (a broken lease is given back, as an expired
-one would be), a transcript's counters (next_seq, size_bytes) are recomputed from
-its entries when those entries are whole (seq 1..n, offsets adding up), and the
-entries of a transcript that no longer exists are deleted: what a delete left
-behind, which no call can read, and which a new transcript of the same id would
-otherwise inherit as its first entries. Anything else (a corrupt database page,
-missing or corrupt bytes, entries with a gap) is reported for an operator, never
-guessed at.
+database or search index is rebuilt from the rows, a job whose columns contradict
+its state gets the columns that state implies (a broken lease is given back, as
+an expired one would be), a transcript's counters (next_seq, size_bytes) are
+recomputed from its entries when those entries are whole (seq 1..n, offsets
+adding up), and the entries of a transcript that no longer exists are deleted:
+what a delete left behind, which no call can read, and which a new transcript of
+the same id would otherwise inherit as its first entries. Anything else (a
+corrupt database page, missing or corrupt bytes, entries with a gap) is reported
+for an operator, never guessed at.
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ def transcript_problem(tally: TranscriptTally) -> tuple[str, bool] | None:
         True,
     )
 
+
+SEARCH_INDEX_STALE = "the full-text index of transcript entries disagrees with the entries"
+"""SQLite's FTS5 index off its rows (repaired by rebuilding it from the rows)."""
 
 ORPHAN_ENTRIES = "entries whose transcript no longer exists"
 """The problem of entries a delete left behind (repaired by deleting them)."""

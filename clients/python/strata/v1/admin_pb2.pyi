@@ -1378,7 +1378,8 @@ class IntegrityFinding(_message.Message):
     """The namespace of the thing; empty for the database as a whole."""
     entity: _builtins.str
     """What kind of thing: "job", "index", "database", "transcript",
-    "transcript_entries" (the entries of a transcript id), "artifact", "blob".
+    "transcript_entries" (the entries of a transcript id), "search_index",
+    "artifact", "blob".
     """
     entity_id: _builtins.str
     """Which one."""

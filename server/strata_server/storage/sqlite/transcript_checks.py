@@ -1,7 +1,9 @@
 """CheckIntegrity's transcript checks on SQLite: counters (next_seq, size_bytes)
-that disagree with the entries, and entries whose transcript is gone. Repairs are
-the safe ones core/integrity.py names; each re-reads what it repairs inside its
-write transaction (the one writer), so an append in between is never undone.
+that disagree with the entries, entries whose transcript is gone, and (in runs
+over every namespace: it is one index for all) a full-text index that disagrees
+with the entries. Repairs are the safe ones core/integrity.py names; each
+re-reads what it repairs inside its write transaction (the one writer), so an
+append in between is never undone.
 
 One grouped scan of the entries (through their unique (namespace, transcript_id,
 seq) index) finds every transcript whose counters or entries are off; only those
@@ -9,11 +11,14 @@ rows come back, so memory grows with the findings, not with the data."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
+from strata_server.core.errors import Unavailable
 from strata_server.core.integrity import (
     ORPHAN_ENTRIES,
+    SEARCH_INDEX_STALE,
     Finding,
     TranscriptTally,
     transcript_problem,
@@ -70,6 +75,15 @@ ORDER BY e.namespace, e.transcript_id
 
 EXISTS = "SELECT 1 FROM transcripts WHERE namespace = ? AND id = ?"
 
+FTS_CHECK = """
+INSERT INTO transcript_entries_fts (transcript_entries_fts, rank)
+VALUES ('integrity-check', 1)
+"""
+"""Compares the full-text index with the entries; SQLITE_CORRUPT_VTAB when they differ."""
+
+FTS_REBUILD = "INSERT INTO transcript_entries_fts (transcript_entries_fts) VALUES ('rebuild')"
+"""Rebuilds the full-text index from the entries."""
+
 
 def _tally(row: Any) -> TranscriptTally:
     return TranscriptTally(*(int(value) for value in row[2:]))
@@ -100,8 +114,34 @@ async def check(
                     repaired = True
         problem = f"{count} {ORPHAN_ENTRIES}"
         yield Finding("transcripts", ns, "transcript_entries", id, problem, True, repaired)
+    if namespace is None:
+        yield Progress("search index", 0, 1, "checks")
+        if not await _search_index_agrees(db):
+            repaired = False
+            if repair:
+                async with db.transaction() as tx:
+                    await tx.execute(FTS_REBUILD)
+                repaired = True
+            yield Finding("transcripts", "", "search_index", "", SEARCH_INDEX_STALE, True, repaired)
     yield Progress("transcripts", total, total, "transcripts")
     yield ("transcripts", total)
+
+
+async def _search_index_agrees(db: Connections) -> bool:
+    """Whether the full-text index holds exactly the entries' content (a write:
+    FTS5 runs its check as an INSERT, so it holds the writer while it reads)."""
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(FTS_CHECK)
+    except Unavailable as error:
+        cause = error.__cause__
+        if (
+            isinstance(cause, sqlite3.Error)
+            and cause.sqlite_errorcode == sqlite3.SQLITE_CORRUPT_VTAB
+        ):
+            return False
+        raise
+    return True
 
 
 async def _rebuild(db: Connections, namespace: str, id: str) -> bool:
