@@ -273,17 +273,18 @@ result (JSON text or NULL)."""
 
 ACK_JOBS = f"""
 WITH locked AS MATERIALIZED (
-    SELECT j.id, j.state, j.run_time, j.attempt, j.lease_token, j.lease_expire_time,
-           j.result, j.finish_time, a.token AS held_token, a.result AS new_result
-    FROM unnest(%(ids)b::text[], %(tokens)b::text[], %(results)b::text[])
-         AS a(id, token, result)
-    JOIN jobs AS j ON j.namespace = %(namespace)s::text AND j.id = a.id
-    ORDER BY j.id
-    FOR UPDATE OF j
+    SELECT id, state, run_time, attempt, lease_token, lease_expire_time, result, finish_time
+    FROM jobs
+    WHERE namespace = %(namespace)s::text AND id = ANY(%(ids)b::text[])
+    ORDER BY id
+    FOR UPDATE
 ), held AS (
-    SELECT * FROM locked
-    WHERE state = 'leased' AND lease_token = held_token
-      AND lease_expire_time > %(now)s::timestamptz
+    SELECT l.*, a.result AS new_result
+    FROM locked AS l
+    JOIN unnest(%(ids)b::text[], %(tokens)b::text[], %(results)b::text[])
+         AS a(id, token, result) ON a.id = l.id
+    WHERE l.state = 'leased' AND l.lease_token = a.token
+      AND l.lease_expire_time > %(now)s::timestamptz
 ), updated AS (
     UPDATE jobs AS j
     SET state = 'completed', result = h.new_result::jsonb, lease_token = NULL,
@@ -306,8 +307,9 @@ SELECT {JOB_COLUMNS} FROM updated
 """
 """ACK_JOB for many jobs at once (params namespace, now, actor, and the arrays ids,
 tokens, results): each job whose lease is held is completed with its audit entry;
-the rest are left as they are. Rows are locked in id order, so two batches that
-share jobs cannot deadlock. Returns the jobs completed."""
+the rest are left as they are. Rows are locked by primary key (`= ANY`, never a
+join the planner could turn into a scan of every job) in id order, so two batches
+that share jobs cannot deadlock. Returns the jobs completed."""
 
 RELEASE_JOB = _settle(
     "release",
