@@ -268,11 +268,15 @@ class PostgresDatabase:
         idempotency: Idempotency | None = None,
     ) -> list[Job]:
         """Insert `jobs` in one transaction (unique_key by the partial unique index)."""
+        # One job without a request_id needs no transaction: each statement of
+        # job_queue.enqueue is atomic alone and none depends on an earlier one's
+        # writes. Skipping BEGIN and COMMIT is two round trips off every Enqueue,
+        # on the path of enqueue -> delivery latency.
         return await self._run(
             lambda conn: job_queue.enqueue(
                 conn, namespace, jobs, actor=actor, idempotency=idempotency
             ),
-            transaction=True,
+            transaction=idempotency is not None or len(jobs) > 1,
         )
 
     async def lease_jobs(
