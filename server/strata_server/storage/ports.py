@@ -19,6 +19,7 @@ from strata_server.core.artifacts import (
     StagedBlob,
     StoredBlob,
 )
+from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex
 from strata_server.core.integrity import Finding
@@ -42,7 +43,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -192,6 +193,13 @@ class QueueStore(Protocol):
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
     ) -> Job:
         """Complete the holder's attempt (core.queue.plan_ack)."""
+        ...
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """`ack_job` for each of `acks` (distinct ids), each on its own, in one
+        transaction: per ack the job completed, or the error ack_job would raise."""
         ...
 
     async def fail_job(

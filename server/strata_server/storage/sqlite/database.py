@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata_server.core.artifacts import Artifact, BlobRef
+from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex
 from strata_server.core.integrity import Finding
@@ -35,7 +36,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -220,6 +221,12 @@ class SqliteDatabase:
     ) -> Job:
         """Complete the holder's attempt."""
         return await queues.ack_job(self._db, namespace, id, token, result, actor=actor)
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """Complete each holder's attempt, each on its own, in one transaction."""
+        return await queues.ack_jobs(self._db, namespace, acks, actor=actor)
 
     async def fail_job(
         self,
