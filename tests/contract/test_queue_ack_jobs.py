@@ -10,20 +10,10 @@ import pytest
 from google.protobuf import json_format
 
 from strata.v1 import admin_pb2, queue_pb2
-from tests.contract.helpers import enqueue, expect_error, lease, queue_stub, unique
+from tests.contract.helpers import enqueue, expect_error, lease, unique
 from tests.contract.test_queue_subscribe import Stream
 
 BAD = grpc.StatusCode.INVALID_ARGUMENT
-
-
-@pytest.fixture
-def qs(stubs):
-    return queue_stub(stubs.channel)
-
-
-@pytest.fixture
-def qname() -> str:
-    return unique("q")
 
 
 def ack_of(job: queue_pb2.Job, result: dict[str, Any] | None = None) -> queue_pb2.JobAck:

@@ -33,7 +33,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -42,6 +41,7 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
@@ -658,6 +658,27 @@ class RetentionStore(Protocol):
         """Delete up to `limit` of those jobs, oldest first; how many went."""
         ...
 
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts of a namespace sealed before `before` (open ones never)."""
+        ...
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, oldest seal first, each
+        with a `retention` audit entry; how many went."""
+        ...
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a namespace created before `before`, of `kind`, or ("") of
+        every kind no artifacts policy of the namespace names."""
+        ...
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows, oldest first, each with a `retention`
+        audit entry (their blobs are left to the orphan sweep); how many went."""
+        ...
+
     async def lead(self, name: str) -> bool:
         """Whether this process holds the lock `name` among every process on this
         database, taking it when it is free; once taken it stays held until this
@@ -669,8 +690,11 @@ class RetentionStore(Protocol):
 class UsageReport(Protocol):
     """What namespaces store, for GetUsage."""
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Per namespace (None: every namespace that stores anything), by name."""
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Per namespace (None: every namespace that stores anything), by name, by
+        aggregate queries and the transcripts' counters (no scan of entries). With
+        `owner`, only that owner's transcripts and artifacts (records and jobs have
+        no owner)."""
         ...
 
     async def queue_depths(self) -> list[QueueDepth]:

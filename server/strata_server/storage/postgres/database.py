@@ -40,7 +40,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -49,6 +48,7 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
@@ -69,6 +69,7 @@ from strata_server.storage.postgres import (
     audit,
     changes,
     commit,
+    content_retention,
     indexes,
     integrity,
     queries,
@@ -271,11 +272,15 @@ class PostgresDatabase:
         idempotency: Idempotency | None = None,
     ) -> list[Job]:
         """Insert `jobs` in one transaction (unique_key by the partial unique index)."""
+        # One job without a request_id needs no transaction: each statement of
+        # job_queue.enqueue is atomic alone and none depends on an earlier one's
+        # writes. Skipping BEGIN and COMMIT is two round trips off every Enqueue,
+        # on the path of enqueue -> delivery latency.
         return await self._run(
             lambda conn: job_queue.enqueue(
                 conn, namespace, jobs, actor=actor, idempotency=idempotency
             ),
-            transaction=True,
+            transaction=idempotency is not None or len(jobs) > 1,
         )
 
     async def lease_jobs(
@@ -704,9 +709,36 @@ class PostgresDatabase:
             )
         )
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Records and jobs per namespace."""
-        return await self._run(lambda conn: usage.usage(conn, namespace))
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts sealed before `before`."""
+        return await self._run(
+            lambda conn: content_retention.count_old_transcripts(conn, namespace, before)
+        )
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, in one transaction."""
+        return await self._run(
+            lambda conn: content_retention.purge_old_transcripts(conn, namespace, before, limit),
+            transaction=True,
+        )
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
+        return await self._run(
+            lambda conn: content_retention.count_old_artifacts(conn, namespace, kind, before)
+        )
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
+        return await self._run(
+            lambda conn: content_retention.purge_old_artifacts(conn, namespace, kind, before, limit)
+        )
+
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Records, jobs, transcripts, artifacts and blobs per namespace."""
+        return await self._run(lambda conn: usage.usage(conn, namespace, owner))
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
@@ -715,7 +747,7 @@ class PostgresDatabase:
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """Jobs and declared indexes."""
+        """Jobs, declared indexes, transcripts."""
         return integrity.check(self._run, self._rebuild, namespace, repair=repair)
 
     async def _rebuild(self, path: tuple[str, ...]) -> None:

@@ -152,7 +152,8 @@ async def enqueue(
     actor: Actor,
     idempotency: Idempotency | None,
 ) -> list[Job]:
-    """Run inside an open transaction; see the module docstring."""
+    """Run inside an open transaction (or, for one job without `idempotency`, on an
+    autocommit connection); see the module docstring."""
     if idempotency is not None:
         stored = await claim_request(conn, namespace, idempotency)
         if stored is not None:

@@ -26,7 +26,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -35,6 +34,7 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
@@ -55,6 +55,7 @@ from strata_server.storage.sqlite import (
     audit,
     changes,
     commit,
+    content_retention,
     indexes,
     integrity,
     records,
@@ -479,9 +480,27 @@ class SqliteDatabase:
             self._db, namespace, queue, state, before, exclude, limit
         )
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Records and jobs per namespace."""
-        return await usage.usage(self._db, namespace)
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts sealed before `before`."""
+        return await content_retention.count_old_transcripts(self._db, namespace, before)
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, in one transaction."""
+        return await content_retention.purge_old_transcripts(self._db, namespace, before, limit)
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
+        return await content_retention.count_old_artifacts(self._db, namespace, kind, before)
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
+        return await content_retention.purge_old_artifacts(self._db, namespace, kind, before, limit)
+
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Records, jobs, transcripts, artifacts and blobs per namespace."""
+        return await usage.usage(self._db, namespace, owner)
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
@@ -490,7 +509,7 @@ class SqliteDatabase:
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """The file (quick_check), jobs, declared indexes."""
+        """The file (quick_check), jobs, declared indexes, transcripts."""
         return integrity.check(self._db, namespace, repair=repair)
 
     async def lead(self, name: str) -> bool:
