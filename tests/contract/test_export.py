@@ -99,6 +99,11 @@ def test_round_trip_into_an_empty_namespace_is_exact(server: StrataProcess) -> N
         assert {p.phase for p in first.progress} >= {"rows", "blobs"}
         assert dict(first.summary.counts)["blobs"] == 2
         assert_same_content(first.data, second.data)
+        # What the import wrote is consistent (transcript counters, offsets, jobs).
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        checked = admin.CheckIntegrity(admin_pb2.CheckIntegrityRequest(namespace=target))
+        report = next(e.report for e in checked if e.HasField("report"))
+        assert [f for f in report.findings if f.namespace == target] == []
 
         # What the archive says is what the API serves, on the imported side.
         records = records_pb2_grpc.RecordServiceStub(channel)
