@@ -8,6 +8,7 @@ import json
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from strata.v1 import (
     admin_pb2,
@@ -340,3 +341,34 @@ def test_import_header_must_come_first(server: StrataProcess) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             field="namespace",
         )
+
+
+def test_a_unique_key_held_by_another_unfinished_job_is_a_conflict(server: StrataProcess) -> None:
+    source, target = namespace(), namespace()
+    with server.channel() as channel:
+        queue = queue_pb2_grpc.QueueServiceStub(channel)
+        for ns in (source, target):
+            queue.Enqueue(
+                queue_pb2.EnqueueRequest(
+                    namespace=ns, queue="q", payload=to_struct({"ns": ns}), unique_key="u"
+                )
+            )
+        archive = export(channel, source).data
+        expect_error(
+            lambda: import_(channel, archive, target),
+            grpc.StatusCode.ALREADY_EXISTS,
+            kind="jobs",
+        )
+        expect_error(
+            lambda: import_(channel, archive, target, admin_pb2.CONFLICT_POLICY_OVERWRITE),
+            grpc.StatusCode.ALREADY_EXISTS,
+            unique_key="u",
+        )
+        skipped = import_(channel, archive, target, admin_pb2.CONFLICT_POLICY_SKIP)
+        assert (skipped.counts["jobs"].imported, skipped.counts["jobs"].skipped) == (0, 1)
+        jobs = queue.ListJobs(queue_pb2.ListJobsRequest(namespace=target, queue="q")).jobs
+        assert [data_of_job(j) for j in jobs] == [{"ns": target}]
+
+
+def data_of_job(job: queue_pb2.Job) -> dict[str, object]:
+    return dict(json_format.MessageToDict(job.payload))
