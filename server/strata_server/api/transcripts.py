@@ -39,6 +39,7 @@ from strata_server.storage.ports import Events, TranscriptStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 ReadResponse = transcripts_pb2.ReadTranscriptResponse
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 FALLBACK_POLL_SECONDS = 1.0
 """A following stream re-checks this often without a wakeup: it covers replicas
@@ -77,16 +78,31 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 
 def batch_to_proto(entries: Sequence[transcripts.Entry]) -> ReadResponse:
-    """A batch of consecutive entries as a stream message (the hot path of reads)."""
+    """A batch of consecutive entries as a stream message (the hot path of reads).
+
+    The entries of one append share their create_time, so the Timestamp's fields are
+    worked out once per distinct time and given to `add` as a dict (upb fills the
+    sub-message in C). Measured on 64 KiB batches of ~200 B entries: 1.2 us per
+    entry where `set_timestamp` on each entry took 1.5 us, when 1,000 entries share
+    a time (as bench/transcripts.py appends them); 1.65 us against 1.5 when every
+    entry has its own time (one entry per append)."""
     response = ReadResponse()
     batch = response.batch
     add = batch.entries.add
-    for entry in entries:
-        message = add(seq=entry.seq, role=entry.role, content=entry.content)
-        set_timestamp(message.create_time, entry.create_time)
-        if entry.data is not None:
-            message.data.update(entry.data)
-    batch.next_seq = entries[-1].seq + 1
+    last_time: datetime | None = None
+    time: dict[str, int] = {}
+    for seq, role, content, data, create_time, _size in entries:
+        if create_time != last_time:
+            delta = create_time - _EPOCH
+            time = {
+                "seconds": delta.days * 86400 + delta.seconds,
+                "nanos": delta.microseconds * 1000,
+            }
+            last_time = create_time
+        message = add(seq=seq, role=role, content=content, create_time=time)
+        if data is not None:
+            message.data.update(data)
+    batch.next_seq = entries[-1][transcripts.SEQ] + 1
     return response
 
 
@@ -245,7 +261,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                                 namespace, id, cursor, max_bytes
                             )
                         if entries:
-                            cursor = entries[-1].seq + 1
+                            cursor = entries[-1][transcripts.SEQ] + 1
                             # Read the next batch while this one is written, so the
                             # write and the database round trip no longer take turns:
                             # bench/transcripts.py on 200k entries, 64 KiB / 1 MiB
