@@ -1,11 +1,14 @@
 """How a read's rows become a batch (`core.transcripts.fit_batch`) and a stream
-message (`api.transcripts.batch_to_proto`): the hot path of ReadTranscript."""
+message (`api.transcripts.batch_to_proto`, and its bytes straight from
+`api.transcript_wire.encode_batch`): the hot path of ReadTranscript."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
-from strata_server.api.transcripts import batch_to_proto
+from strata_server.api.transcript_wire import encode_batch
+from strata_server.api.transcripts import ReadResponse, batch_to_proto, serialize_read_response
 from strata_server.core.transcripts import Entry, fit_batch
 
 T0 = datetime(2026, 12, 3, 7, 30, 15, 123456, tzinfo=UTC)
@@ -59,3 +62,30 @@ def test_batch_to_proto_gives_each_entry_its_own_time_and_data() -> None:
     assert [e.HasField("data") for e in got] == [False, True, False]
     assert dict(got[1].data) == {"calls": [1, "x"], "ok": True}
     assert message.batch.next_seq == 4
+
+
+def test_encode_batch_is_byte_for_byte_the_message() -> None:
+    rng = random.Random(4)
+    times = [
+        T0,
+        T0 + timedelta(microseconds=1),
+        datetime(1970, 1, 1, tzinfo=UTC),  # seconds and nanos both 0: left out
+        datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC),  # nanos 0
+        datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),  # negative seconds
+        datetime(1, 1, 1, tzinfo=UTC),
+    ]
+    for first in (1, 127, 128, 4095, 4096, 16383, 16384, 2**21 - 3, 2**35, 2**62):
+        rows: list[Entry] = []
+        for i in range(40):
+            content = rng.choice(["", "x", "héllo wörld ✓ " * rng.randint(1, 30), "y" * 5000])
+            role = rng.choice(["", "user", "assistant", "tool:search", "r" * 64])
+            data = rng.choice([None, None, None, {"n": 1, "tags": ["a", "b"]}])
+            rows.append((first + i, role, content, data, rng.choice(times), 0))
+        assert encode_batch(rows) == batch_to_proto(rows).SerializeToString(), first
+
+
+def test_a_read_response_serializes_batches_given_as_bytes() -> None:
+    rows = entries(40, 50)
+    assert serialize_read_response(encode_batch(rows)) == encode_batch(rows)
+    up_to_date = ReadResponse(up_to_date=ReadResponse.UpToDate(next_seq=3))
+    assert serialize_read_response(up_to_date) == up_to_date.SerializeToString()

@@ -96,10 +96,9 @@ Entry = tuple[int, str, str, JSON | None, datetime, int]
 """A stored entry as reads return it: `(seq, role, content, data, create_time, size)`.
 
 A plain tuple, in the order the adapters' batch queries select the columns, so a
-read hands the driver's rows over as they come: a NamedTuple built per row
-(`Entry._make`) cost 0.3 us of the server's ~5 us per entry of a ReadTranscript
-(bench/transcripts.py, commit message of this change), and readers unpack it
-(`for seq, role, content, data, create_time, size in entries`)."""
+read hands the driver's rows over as they come: the NamedTuple built per row before
+(`Entry._make`) cost 0.3 us of the server's ~5 us per entry of a ReadTranscript.
+Readers unpack it (`for seq, role, content, data, create_time, size in entries`)."""
 
 SEQ: Final = 0
 """Position of `seq` in an Entry."""
