@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -152,6 +153,18 @@ def replicas(url: str, workdir: Path, **env: str) -> Iterator[Replicas]:
     finally:
         for server in (a, b):
             server.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU time this (the client) process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_kib(pid: int) -> int:
@@ -393,8 +406,11 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
         await psycopg_read(pg_url, created.id)
 
         for batch_bytes, label in ((0, "64 KiB batches"), (1024 * 1024, "1 MiB batches")):
+            server_cpu, client_cpu = cpu_seconds(server.process.pid), own_cpu_seconds()
             with PeakRss(server.process.pid) as rss:
                 strata = await strata_read(stub, created.id, batch_bytes)
+            server_cpu = cpu_seconds(server.process.pid) - server_cpu
+            client_cpu = own_cpu_seconds() - client_cpu
             direct = await psycopg_read(pg_url, created.id)
             ratio = strata.seconds and direct.seconds / strata.seconds
             rows.append(
@@ -405,6 +421,13 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
                     f"{ratio:.2f}x",
                     "≥ 200k entries/s",
                     verdict(strata.entries / strata.seconds >= 200_000),
+                )
+            )
+            progress(rows[-1])
+            rows.append(
+                Row(
+                    f"CPU per entry during that read ({label}): server / this client",
+                    f"{server_cpu / ENTRIES * 1e6:.2f} / {client_cpu / ENTRIES * 1e6:.2f} us",
                 )
             )
             progress(rows[-1])
@@ -474,8 +497,10 @@ def main() -> None:
         f"ReadTranscript from seq 1 without follow over one grpc.aio channel, every seq "
         f"checked, vs a psycopg server-side cursor (itersize 2000, binary) over "
         f"`transcript_entries` in seq order, both in this one asyncio process; MB/s count "
-        f"role + content bytes. RSS: A's VmRSS sampled every 20 ms during the Strata "
-        f"read, peak minus before. Latency: a follower on A (follow=true), "
+        f"role + content bytes. CPU: user + system time of server A (/proc) and of this "
+        f"client process over the Strata read, per entry; the client checks every seq and "
+        f"sums role + content lengths, entry by entry. RSS: A's VmRSS sampled every 20 ms "
+        f"during the Strata read, peak minus before. Latency: a follower on A (follow=true), "
         f"{LATENCY_APPENDS} single-entry appends through B one at a time, "
         f"{LATENCY_GAP * 1000:.0f} ms apart, after {LATENCY_WARMUP} warm-up ones; t0 "
         f"before AppendEntries is called (so its commit is inside the figure), t1 when "
