@@ -398,11 +398,14 @@ def add_to_server(service: TranscriptService, server: grpc.aio.Server) -> None:
         service, cast(grpc.aio.Server, registrations)
     )
     handlers = registrations.handlers
+    descriptor = transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"]
+    if set(handlers) != {method.name for method in descriptor.methods}:
+        raise RuntimeError("the generated TranscriptService registration changed shape")
     handlers["ReadTranscript"] = grpc.unary_stream_rpc_method_handler(
         service.ReadTranscript,
         request_deserializer=transcripts_pb2.ReadTranscriptRequest.FromString,
         response_serializer=serialize_read_response,
     )
-    name = transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name
+    name = descriptor.full_name
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
     server.add_registered_method_handlers(name, handlers)
