@@ -10,8 +10,9 @@ Figures (target from /work/shared/DESIGN.md and the queue issue):
   1. Enqueue ENQUEUE_JOBS no-op jobs in batches of BATCH, one batch in flight:
      Strata BatchEnqueue over grpc.aio vs procrastinate `batch_defer_async`.
   2. Drain DRAIN_JOBS of them with K workers, K in WORKERS: Strata K asyncio tasks
-     each looping LeaseJobs(max_jobs=10, lease 30 s) and acking what it got
-     concurrently (how a Strata worker batch-works), vs procrastinate's own worker,
+     each looping LeaseJobs(max_jobs=10, lease 30 s) and acking what it got in one
+     AckJobs call (how a Strata worker batch-works; at K=SINGLE_ACKS_AT also with one
+     AckJob per job), vs procrastinate's own worker,
      `run_worker_async(concurrency=K, wait=False)` on a no-op task. Target ≥ 2x.
      Also Strata with max_jobs=1 at K=1: the cost of one job alone.
   3. Enqueue → delivery latency to a consumer already waiting in a SubscribeJobs
@@ -41,7 +42,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -80,24 +81,20 @@ POOL_MAX = 32
 LEASE = duration_pb2.Duration(seconds=LEASE_SECONDS)
 
 WHERE_TIME_GOES = (
-    "Where the time goes (commit 734148d, measured with py-spy on the server and "
-    "/proc CPU times; not re-measured by each run): the drain is bound by the one "
-    "`strata serve` process. At K=32 it spends ~1.3 ms of CPU per job against "
-    "~1.4 ms of wall time per job (PostgreSQL ~0.7 ms, the bench client ~0.4 ms), so "
-    "it is saturated. Per job Strata makes one AckJob RPC (LeaseJobs is shared by 10 "
-    "jobs) and each AckJob is a transaction of 4 round trips (BEGIN, SELECT ... FOR "
-    "UPDATE, UPDATE + audit_log INSERT, COMMIT) plus a pool checkout; a lease is the "
-    "same 4 (BEGIN, SELECT ... FOR UPDATE SKIP LOCKED, UPDATE + audit + "
-    "lease_expiries, COMMIT). procrastinate makes 2 autocommit statements per job "
-    "(`procrastinate_fetch_job_v2`, `procrastinate_finish_job_v1`) with no RPC hop. In "
-    "the server profile ~45% is the grpc.aio event loop and its poller thread "
-    "(transport per RPC), ~27% the servicers (AckJob ~18%, LeaseJobs ~5%), mostly "
-    "psycopg statement sending and transaction/pool context managers. Batching "
-    "acks (an AckJobs RPC, or ack-with-next-lease) is what would move the K>1 ratio; "
-    "at K=1 the 8 round trips and 2 RPCs per job (lease ~3.7 ms, ack ~2.3 ms with "
-    "max_jobs=1) lose to procrastinate's 2 statements. The enqueue→delivery latency is "
-    "the Enqueue RPC (insert + audit) plus the woken LeaseJobs' lease transaction."
+    "Where the time goes (py-spy on the server at commit 734148d, before leases and "
+    "acks became one statement each; not re-measured by each run): the drain is bound "
+    "by the one `strata serve` process, and about half of its CPU is the grpc.aio "
+    "transport, paid per RPC. With one AckJob per job every job costs an RPC and a "
+    "statement of its own; AckJobs completes a whole lease batch in one RPC and one "
+    "statement (the ids and tokens unnested, rows locked in id order), so a worker "
+    "that leases 10 at a time makes 2 RPCs per 10 jobs. procrastinate makes 2 "
+    "autocommit statements per job and no RPC, which is why Strata with max_jobs=1 "
+    "(2 RPCs and 2 statements per job) is slower than it at K=1. The enqueue→delivery "
+    "latency is the Enqueue RPC (insert + audit) plus the woken consumer's lease "
+    "statement."
 )
+SINGLE_ACKS_AT = 8
+"""The K at which the drain also runs with one AckJob per job, for comparison."""
 T = TypeVar("T")
 
 
@@ -139,16 +136,36 @@ async def strata_enqueue(
 
 
 async def strata_drain(
-    stub: queue_pb2_grpc.QueueServiceStub, queue: str, workers: int, max_jobs: int
+    stub: queue_pb2_grpc.QueueServiceStub,
+    queue: str,
+    workers: int,
+    max_jobs: int,
+    *,
+    batch_ack: bool = True,
 ) -> int:
-    """`workers` tasks each lease up to `max_jobs` at a time (no wait), ack them all
-    concurrently, and stop at the first empty lease; returns the jobs acked."""
+    """`workers` tasks each lease up to `max_jobs` at a time (no wait), ack them
+    (one AckJobs call, or with `batch_ack=False` one AckJob per job, concurrently),
+    and stop at the first empty lease; returns the jobs acked."""
     done = 0
 
     async def ack(job: queue_pb2.Job) -> None:
         await stub.AckJob(
             queue_pb2.AckJobRequest(namespace=NAMESPACE, id=job.id, lease_token=job.lease_token)
         )
+
+    async def ack_all(jobs: Sequence[queue_pb2.Job]) -> None:
+        if not batch_ack:
+            await asyncio.gather(*(ack(job) for job in jobs))
+            return
+        response = await stub.AckJobs(
+            queue_pb2.AckJobsRequest(
+                namespace=NAMESPACE,
+                acks=[queue_pb2.JobAck(id=job.id, lease_token=job.lease_token) for job in jobs],
+            )
+        )
+        failed = [result.error_message for result in response.results if result.error_code]
+        if failed:
+            raise RuntimeError(f"acks failed: {failed[:3]}")
 
     async def worker() -> None:
         nonlocal done
@@ -160,7 +177,7 @@ async def strata_drain(
             )
             if not leased.jobs:
                 return
-            await asyncio.gather(*(ack(job) for job in leased.jobs))
+            await ack_all(leased.jobs)
             done += len(leased.jobs)
 
     await asyncio.gather(*(worker() for _ in range(workers)))
@@ -391,7 +408,7 @@ async def run(strata_url: str, target: str) -> list[Row]:
             rows.append(
                 compared(
                     f"Drain {DRAIN_JOBS // 1000}k, K={workers} "
-                    f"(Strata LeaseJobs max_jobs={LEASE_BATCH})",
+                    f"(Strata LeaseJobs max_jobs={LEASE_BATCH} + AckJobs)",
                     DRAIN_JOBS,
                     strata_s,
                     base_s,
@@ -399,6 +416,24 @@ async def run(strata_url: str, target: str) -> list[Row]:
                 )
             )
             progress(rows[-1])
+            if workers == SINGLE_ACKS_AT:
+                queue = queue_name(len(WORKERS) + 1)
+                acked, single_s = await timed(
+                    strata_drain(stub, queue, workers, LEASE_BATCH, batch_ack=False)
+                )
+                if acked != DRAIN_JOBS:
+                    raise RuntimeError(f"drained {acked} of {DRAIN_JOBS} jobs")
+                rows.append(
+                    compared(
+                        f"Drain {DRAIN_JOBS // 1000}k, K={workers} (Strata LeaseJobs "
+                        f"max_jobs={LEASE_BATCH} + one AckJob per job; procrastinate above)",
+                        DRAIN_JOBS,
+                        single_s,
+                        base_s,
+                        None,
+                    )
+                )
+                progress(rows[-1])
 
         queue = queue_name(len(WORKERS))
         acked, strata_s = await timed(strata_drain(stub, queue, 1, 1))
@@ -478,8 +513,9 @@ def main() -> None:
         f"two sides alternating queue by queue. Drain: **{DRAIN_JOBS:,} jobs per "
         f"measurement** (one of those queues, not all {ENQUEUE_JOBS:,}, to keep the run "
         f"short), Strata as K asyncio tasks each looping LeaseJobs(max_jobs={LEASE_BATCH}, "
-        f"lease {LEASE_SECONDS} s) and acking its jobs concurrently (asyncio.gather of "
-        f"AckJob), procrastinate as `run_worker_async(concurrency=K, wait=False)`; both "
+        f"lease {LEASE_SECONDS} s) and acking what it leased in one AckJobs call (and, "
+        f"at K={SINGLE_ACKS_AT}, once more with one AckJob per job, concurrently, on "
+        f"another queue), procrastinate as `run_worker_async(concurrency=K, wait=False)`; both "
         f"stop when the queue is empty, and every job is checked done. {WARMUP_JOBS:,} "
         f"jobs enqueued and drained per side first as warm-up. Latency: a consumer on its own "
         f"channel waiting in a SubscribeJobs(max_in_flight=1) stream, and then in a "

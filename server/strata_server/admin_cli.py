@@ -15,12 +15,12 @@ from typing import Annotated, Any
 
 import grpc
 import typer
-from rich.bar import Bar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from strata.v1 import admin_pb2, admin_pb2_grpc, queue_pb2
+from strata.v1 import admin_pb2, admin_pb2_grpc
+from strata_server.usage_table import usage_table
 
 ServerOpt = Annotated[
     str,
@@ -211,47 +211,20 @@ def cleanup(
     Console().print(table)
 
 
-def _size(value: int) -> str:
-    """Bytes for people: 512 B, 1.5 KiB, 20.0 MiB, ..."""
-    if value < 1024:
-        return f"{value:,} B"
-    units = ("KiB", "MiB", "GiB", "TiB")
-    size, step = value / 1024, 0
-    while size >= 1024 and step < len(units) - 1:
-        size, step = size / 1024, step + 1
-    return f"{size:,.1f} {units[step]}"
-
-
 def usage(
     server: ServerOpt = "127.0.0.1:50051",
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
+    owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
 ) -> None:
-    """Show what a namespace stores, by type, as a table with bars."""
+    """Show what a namespace stores, by type, as a table with bars; with --owner,
+    only that owner's transcripts and artifacts."""
     request = admin_pb2.GetUsageRequest(
-        namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces
+        namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces, owner=owner
     )
     with _admin(server) as stub:
         found = stub.GetUsage(request, timeout=TIMEOUT_SECONDS)
-    rows: list[tuple[str, str, str, int, str]] = []
-    for space in found.namespaces:
-        for c in space.collections:
-            rows.append(
-                (space.namespace, "records", c.collection, c.record_bytes, f"{c.record_count:,}")
-            )
-        for j in space.jobs:
-            state = queue_pb2.JobState.Name(j.state).removeprefix("JOB_STATE_").lower()
-            rows.append((space.namespace, "jobs", state, 0, f"{j.count:,}"))
-    largest = max((row[3] for row in rows), default=0) or 1
-    table = Table("namespace", "type", "name", "count", "bytes", "", title="usage")
-    for ns, kind, name, size, count in rows:
-        bar = Bar(size=largest, begin=0, end=size, width=24) if size else ""
-        table.add_row(ns, kind, name, count, _size(size) if size else "", bar)
-    total = found.total
-    table.add_section()
-    table.add_row("total", "records", "", f"{total.record_count:,}", _size(total.record_bytes), "")
-    table.add_row("total", "jobs", "", f"{total.job_count:,}", "", "")
-    Console().print(table)
+    Console().print(usage_table(found, owner))
 
 
 def check(

@@ -1,8 +1,10 @@
 """Cleanup runs: what AdminService.RunCleanup and the background scheduler remove.
 
 One run, in order: records past their expire_time (runs over every namespace
-only), each retention policy of the namespace(s), and completed jobs past the
-server default that no policy covers (core/retention.py has the rules). Every
+only), each retention policy of the namespace(s) (records, finished jobs, sealed
+transcripts, artifacts), completed jobs past the server default that no policy
+covers (core/retention.py has the rules), and, over every namespace, the
+orphan-blob sweep, which takes the blobs of artifacts a policy removed. Every
 step is counted first, then removed in batches of BATCH, so a run reports
 progress (done of total) and a dry run reports the counts alone. Records go
 through the cache's `forget` as they are deleted.
@@ -33,6 +35,8 @@ log = structlog.get_logger("strata.cleanup")
 
 BATCH = 1000
 """Rows per purge statement: one short transaction each."""
+TRANSCRIPT_BATCH = 100
+"""Transcripts per purge transaction: each takes its entries with it."""
 LEADER_LOCK = "cleanup"
 
 Forget = Callable[[Sequence[RecordRef]], Awaitable[None]]
@@ -79,10 +83,10 @@ class Cleanup:
                     yield progress
             for policy in await self._database.list_retention(namespace):
                 before = started - policy.max_age
-                count, purge = await self._policy_step(
+                count, purge, size = await self._policy_step(
                     policy.namespace, policy.target, policy.selector, before
                 )
-                what = policy.selector or "every queue"
+                what = policy.selector or _EVERY.get(policy.target, "every queue")
                 step = CleanupStep(
                     f"{policy.target} of {what} in {policy.namespace}",
                     policy.target.value,
@@ -90,7 +94,7 @@ class Cleanup:
                     policy.selector,
                     count,
                 )
-                async for progress in self._step(steps, step, dry_run, purge):
+                async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
             before = started - self._keep_completed
             count = await self._database.count_old_jobs(
@@ -151,8 +155,9 @@ class Cleanup:
 
     async def _policy_step(
         self, namespace: str, target: Target, selector: str, before: datetime
-    ) -> tuple[int, Callable[[], Awaitable[int]]]:
-        """How many items a policy takes now, and one batch of its purge."""
+    ) -> tuple[int, Callable[[], Awaitable[int]], int]:
+        """How many items a policy takes now, one batch of its purge, and the
+        batch's size (a shorter batch is the last)."""
         db = self._database
         if target is Target.RECORDS:
             count = await db.count_old_records(namespace, selector, before)
@@ -162,7 +167,21 @@ class Cleanup:
                 await self._forget(refs)
                 return len(refs)
 
-            return count, records_batch
+            return count, records_batch, BATCH
+        if target is Target.SEALED_TRANSCRIPTS:
+            count = await db.count_old_transcripts(namespace, before)
+
+            async def transcripts_batch() -> int:
+                return await db.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
+
+            return count, transcripts_batch, TRANSCRIPT_BATCH
+        if target is Target.ARTIFACTS:
+            count = await db.count_old_artifacts(namespace, selector, before)
+
+            async def artifacts_batch() -> int:
+                return await db.purge_old_artifacts(namespace, selector, before, BATCH)
+
+            return count, artifacts_batch, BATCH
         state = "completed" if target is Target.COMPLETED_JOBS else "dead"
         queue = selector or None
         exclude = Exclude.NONE if selector else Exclude.NAMED
@@ -171,7 +190,7 @@ class Cleanup:
         async def jobs_batch() -> int:
             return await db.purge_old_jobs(namespace, queue, state, before, exclude, BATCH)
 
-        return count, jobs_batch
+        return count, jobs_batch, BATCH
 
     async def _step(
         self,
@@ -179,6 +198,7 @@ class Cleanup:
         step: CleanupStep,
         dry_run: bool,
         batch: Callable[[], Awaitable[int]],
+        size: int = BATCH,
     ) -> AsyncIterator[Progress]:
         """Progress of one step (`step.count` is what it found to remove); on a real
         run, its batches until one comes up short (rows written meanwhile may make
@@ -190,9 +210,13 @@ class Cleanup:
                 removed = await batch()
                 done += removed
                 yield Progress(step.name, done, max(step.count, done), "items")
-                if removed < BATCH:
+                if removed < size:
                     break
         steps.append(step if dry_run else dataclasses.replace(step, count=done))
+
+
+_EVERY = {Target.SEALED_TRANSCRIPTS: "every transcript", Target.ARTIFACTS: "every other kind"}
+"""How a step names an empty selector, by target (jobs: "every queue")."""
 
 
 async def schedule(cleanup: Cleanup, database: Database, interval: float) -> None:

@@ -103,6 +103,27 @@ def test_ack_and_fail_need_the_current_token(client: strata.Client, queue: str) 
     assert client.ack_job(job.id, leased.lease_token).state == "completed"
 
 
+def test_ack_jobs_completes_a_batch_each_on_its_own(client: strata.Client, queue: str) -> None:
+    client.batch_enqueue(queue, [{"n": i} for i in range(3)])
+    first, second, third = client.lease_jobs(queue, max_jobs=3)
+    client.ack_job(second)
+    outcomes = client.ack_jobs([first, second, (third, {"done": 3})])
+    assert isinstance(outcomes[0], strata.Job) and outcomes[0].state == "completed"
+    assert isinstance(outcomes[1], strata.LeaseLost), "acked already: its token is stale"
+    assert isinstance(outcomes[2], strata.Job) and outcomes[2].result == {"done": 3}
+    assert _states(client, queue) == {"completed": 3}
+
+
+def test_async_ack_jobs(server: StrataProcess, queue: str) -> None:
+    async def run() -> list[strata.Job | strata.StrataError]:
+        async with strata.AsyncClient(server.target) as client:
+            await client.batch_enqueue(queue, [{"n": 1}, {"n": 2}])
+            return await client.ack_jobs(await client.lease_jobs(queue, max_jobs=2))
+
+    outcomes = asyncio.run(run())
+    assert [getattr(job, "state", None) for job in outcomes] == ["completed", "completed"]
+
+
 def test_fail_retry_and_dead_letter(client: strata.Client, queue: str) -> None:
     job = client.enqueue(queue, {"n": 1}, max_attempts=2, retry_backoff=timedelta(seconds=30))
 

@@ -173,7 +173,10 @@ async def test_async_follow_resumes_after_cuts(
                         await asyncio.to_thread(client.append_entries, transcript.id, ["n1", "n2"])
                     if len(seen) == 12:
                         break
-                assert follow.reconnects >= 2
+                # The first cut can land once all ten old entries sit in the client's
+                # buffer, so that one broken call is noticed only at the second cut:
+                # one reconnect at least, and no gap or duplicate either way.
+                assert follow.reconnects >= 1
             assert [e.seq async for e in aclient.read_transcript(transcript.id, from_seq=21)] == [
                 21,
                 22,

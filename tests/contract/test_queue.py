@@ -54,18 +54,6 @@ PAYLOAD = {
 }
 
 
-@pytest.fixture
-def qs(stubs):
-    """A QueueService stub over the test server's shared channel."""
-    return queue_stub(stubs.channel)
-
-
-@pytest.fixture
-def qname() -> str:
-    """A queue name no other test uses."""
-    return unique("q")
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 

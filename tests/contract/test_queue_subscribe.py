@@ -20,23 +20,11 @@ from tests.contract.helpers import (
     enqueue,
     expect_error,
     fail,
-    queue_stub,
     seconds,
-    unique,
 )
 
 QUIET = 0.6
 """How long a stream must stay silent to count as "pushed nothing more"."""
-
-
-@pytest.fixture
-def qs(stubs):
-    return queue_stub(stubs.channel)
-
-
-@pytest.fixture
-def qname() -> str:
-    return unique("q")
 
 
 class Stream:

@@ -12,7 +12,9 @@ from typing import Any
 import grpc
 import pytest
 
-from strata.v1 import admin_pb2, queue_pb2, records_pb2
+from strata.v1 import admin_pb2, artifacts_pb2, artifacts_pb2_grpc, queue_pb2, records_pb2
+from strata.v1 import transcripts_pb2 as tpb
+from tests.contract.artifacts_support import BlobView, random_bytes, upload
 from tests.contract.helpers import (
     ack,
     enqueue,
@@ -24,10 +26,13 @@ from tests.contract.helpers import (
     seconds,
     to_struct,
 )
+from tests.contract.transcript_helpers import append, create_transcript, transcript_stub
 
 RECORDS = admin_pb2.RETENTION_TARGET_RECORDS
 COMPLETED = admin_pb2.RETENTION_TARGET_COMPLETED_JOBS
 DEAD = admin_pb2.RETENTION_TARGET_DEAD_JOBS
+SEALED = admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS
+ARTIFACTS = admin_pb2.RETENTION_TARGET_ARTIFACTS
 AGE = 1.0
 """max_age of the policies under test: data written before a sleep of a little
 more than AGE is old, data written after it is not."""
@@ -214,6 +219,130 @@ def test_all_namespaces_purges_expired_records(stubs, ns):
     assert ("expired_records", "") not in counts(cleanup(stubs, namespace=ns)[1])
 
 
+def transcripts_left(ts: Any, ns: str, ids: list[str]) -> list[str]:
+    left = []
+    for id in ids:
+        try:
+            ts.GetTranscript(tpb.GetTranscriptRequest(namespace=ns, id=id))
+            left.append(id)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+    return left
+
+
+def test_sealed_transcripts_go_after_a_dry_run(stubs, ns):
+    ts = transcript_stub(stubs.channel)
+    word = f"w{uuid.uuid4().hex[:10]}"
+    sealed_empty = create_transcript(ts, namespace=ns, owner="o")
+    sealed_full = create_transcript(ts, namespace=ns, owner="o")
+    append(ts, sealed_full, [f"{word} one", "two", "three"], namespace=ns)
+    still_open = create_transcript(ts, namespace=ns, owner="o")
+    append(ts, still_open, [f"{word} open"], namespace=ns)
+    for id in (sealed_empty, sealed_full):
+        ts.SealTranscript(tpb.SealTranscriptRequest(namespace=ns, id=id))
+    make_records(stubs, ns, "notes", ["n1"])
+    stubs.records.GetRecord(records_pb2.GetRecordRequest(namespace=ns, collection="notes", id="n1"))
+    time.sleep(AGE + 0.2)
+    sealed_new = create_transcript(ts, namespace=ns, owner="o")
+    ts.SealTranscript(tpb.SealTranscriptRequest(namespace=ns, id=sealed_new))
+    everyone = [sealed_empty, sealed_full, still_open, sealed_new]
+    saved = set_policy(stubs, ns, SEALED, "")
+    assert (saved.target, saved.selector) == (SEALED, "")
+
+    progress, report = cleanup(stubs, namespace=ns, dry_run=True)
+    assert report.dry_run and counts(report)[("sealed_transcripts", "")] == 2
+    assert all(p.done == 0 for p in progress)
+    assert transcripts_left(ts, ns, everyone) == everyone
+
+    progress, report = cleanup(stubs, namespace=ns)
+    assert counts(report)[("sealed_transcripts", "")] == 2 and report.total == 2
+    assert any(p.done == 2 and p.total == 2 for p in progress)
+    assert transcripts_left(ts, ns, everyone) == [still_open, sealed_new]
+    # The entries went with their transcript, search index included.
+    [usage] = stubs.admin.GetUsage(admin_pb2.GetUsageRequest(namespace=ns)).namespaces
+    assert (usage.transcript_count, usage.entry_count) == (2, 1)
+    hits = ts.SearchTranscripts(tpb.SearchTranscriptsRequest(namespace=ns, query=word)).hits
+    assert [h.transcript_id for h in hits] == [still_open]
+    audit = stubs.admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(namespace=ns, action="retention")
+    ).entries
+    assert sorted((e.entity, e.entity_id, e.version) for e in audit) == sorted(
+        [("transcript", sealed_empty, 0), ("transcript", sealed_full, 3)]
+    )
+    # Records (cached ones too) are no business of this policy.
+    assert present(stubs, ns, "notes", ["n1"]) == ["n1"]
+    assert counts(cleanup(stubs, namespace=ns)[1])[("sealed_transcripts", "")] == 0
+
+
+@pytest.fixture
+def blob_view(server, shape, request) -> BlobView:
+    return BlobView(server, request.getfixturevalue("s3") if shape == "postgres" else None)
+
+
+def artifacts_left(arts: Any, ns: str, ids: list[str]) -> list[str]:
+    left = []
+    for id in ids:
+        try:
+            arts.GetArtifact(artifacts_pb2.GetArtifactRequest(namespace=ns, id=id))
+            left.append(id)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND
+    return left
+
+
+def test_artifacts_by_kind_go_after_a_dry_run_and_their_blobs_at_the_sweep(stubs, ns, blob_view):
+    arts = artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)
+    only, shared = random_bytes(2000), random_bytes(2000)
+    old_log = upload(arts, only, namespace=ns, kind="log", name="a.log")
+    old_shared = upload(arts, shared, namespace=ns, kind="log", name="b.log")
+    keeper = upload(arts, shared, namespace=ns, kind="bundle", name="b.bin")  # same blob
+    time.sleep(AGE + 0.2)
+    new_log = upload(arts, random_bytes(100), namespace=ns, kind="log", name="c.log")
+    everything = [old_log.id, old_shared.id, keeper.id, new_log.id]
+    set_policy(stubs, ns, ARTIFACTS, "log")
+
+    _, report = cleanup(stubs, namespace=ns, dry_run=True)
+    assert report.dry_run and counts(report)[("artifacts", "log")] == 2
+    assert artifacts_left(arts, ns, everything) == everything
+
+    _, report = cleanup(stubs, namespace=ns)
+    assert counts(report)[("artifacts", "log")] == 2
+    assert artifacts_left(arts, ns, everything) == [keeper.id, new_log.id]
+    audit = stubs.admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(namespace=ns, action="retention")
+    ).entries
+    assert sorted((e.entity, e.entity_id) for e in audit) == sorted(
+        [("artifact", old_log.id), ("artifact", old_shared.id)]
+    )
+    # The blobs go at the sweep of an all-namespace run, but not one still named.
+    assert blob_view.has(old_log.sha256)
+    _, report = cleanup(stubs, all_namespaces=True)
+    assert counts(report)[("orphan_blobs", "")] >= 1
+    assert not blob_view.has(old_log.sha256)
+    assert blob_view.has(keeper.sha256) and keeper.sha256 == old_shared.sha256
+
+
+def test_a_kind_policy_wins_over_the_namespace_wide_one(stubs, ns):
+    arts = artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)
+    log = upload(arts, random_bytes(10), namespace=ns, kind="log", name="a.log")
+    bundle = upload(arts, random_bytes(10), namespace=ns, kind="bundle", name="b.bin")
+    time.sleep(AGE + 0.2)
+    set_policy(stubs, ns, ARTIFACTS, "")
+    set_policy(stubs, ns, ARTIFACTS, "log", 3600)  # logs: an hour
+    _, dry = cleanup(stubs, namespace=ns, dry_run=True)
+    assert counts(dry) == {
+        ("artifacts", ""): 1,
+        ("artifacts", "log"): 0,
+        ("default_completed_jobs", ""): 0,
+    }
+    names = {(step.target, step.selector): step.name for step in dry.steps}
+    assert "every other kind" in names[("artifacts", "")]
+    cleanup(stubs, namespace=ns)
+    assert artifacts_left(arts, ns, [log.id, bundle.id]) == [log.id]
+    # Sweep the bundle's blob now: other tests check the whole blob store.
+    assert counts(cleanup(stubs, all_namespaces=True)[1])[("orphan_blobs", "")] >= 1
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -225,6 +354,9 @@ def test_all_namespaces_purges_expired_records(stubs, ns):
         ({"target": COMPLETED, "selector": "", "max_age": -5}, "max_age"),
         ({"target": COMPLETED, "selector": "", "max_age": 200 * 366 * 86400}, "max_age"),
         ({"target": 99, "selector": "x", "max_age": 60}, "target"),
+        ({"target": SEALED, "selector": "x", "max_age": 60}, "selector"),
+        ({"target": ARTIFACTS, "selector": "no spaces", "max_age": 60}, "selector"),
+        ({"target": ARTIFACTS, "selector": "9log", "max_age": 60}, "selector"),
     ],
 )
 def test_bad_policies_change_nothing(stubs, ns, fields, field):

@@ -11,13 +11,16 @@ from google.protobuf import duration_pb2
 from strata.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    artifacts_pb2_grpc,
     queue_pb2,
     queue_pb2_grpc,
     records_pb2,
     records_pb2_grpc,
 )
+from tests.contract.artifacts_support import text_log, upload
 from tests.contract.helpers import to_struct
 from tests.contract.test_integrity import run_sql
+from tests.contract.transcript_helpers import append, create_transcript, transcript_stub
 from tests.ops.test_migrations import strata
 from tests.support.server import StrataProcess
 
@@ -133,6 +136,32 @@ def test_usage_table(server: StrataProcess, tmp_path: Path) -> None:
     assert "records" in line and ("7 B" in line or "8 B" in line)  # {"a":1} / {"a": 1}
     every = strata("usage", "--server", server.target, "--all", cwd=tmp_path)
     assert every.returncode == 0 and "cli-usage" in every.stdout and "total" in every.stdout
+
+
+def test_usage_breaks_down_transcripts_artifacts_and_owner(
+    server: StrataProcess, tmp_path: Path
+) -> None:
+    ns = f"cli-use-{time.time_ns() % 10**9}"
+    with server.channel() as channel:
+        ts = transcript_stub(channel)
+        tid = create_transcript(ts, namespace=ns, owner="alice")
+        append(ts, tid, ["hello"], namespace=ns)
+        arts = artifacts_pb2_grpc.ArtifactServiceStub(channel)
+        for name in ("a.log", "b.log"):  # the same bytes twice: stored once
+            upload(arts, text_log(200), namespace=ns, owner="bob", kind="log", name=name)
+    result = strata("usage", "--server", server.target, "-n", ns, cwd=tmp_path, COLUMNS="160")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("transcripts" in line and " 1 " in line for line in lines), result.stdout
+    assert any("entries" in line for line in lines)
+    [artifacts, *_] = [line for line in lines if "artifacts" in line and "log" in line]
+    assert " 2 " in artifacts and "KiB" in artifacts
+    assert any("dedup saved" in line for line in lines)
+    owned = strata(
+        "usage", "--server", server.target, "-n", ns, "--owner", "bob", cwd=tmp_path, COLUMNS="160"
+    )
+    assert owned.returncode == 0 and "owner bob" in owned.stdout
+    assert "transcripts" not in owned.stdout and "artifacts" in owned.stdout
 
 
 def test_check_reports_and_repairs(server: StrataProcess, tmp_path: Path) -> None:

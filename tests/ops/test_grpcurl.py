@@ -106,3 +106,50 @@ def test_grpcurl_appends_and_tails_a_transcript(server):
     assert kinds == ["batch", "upToDate", "batch", "upToDate"], messages
     assert [e["seq"] for e in messages[0]["batch"]["entries"]] == ["2"]
     assert messages[2]["batch"]["entries"][0]["content"] == "Done."
+
+
+def test_grpcurl_usage_of_an_owner(server):
+    """The cookbook's GetUsage by owner: that owner's transcripts, no records."""
+    ns = f"g{uuid.uuid4().hex[:12]}"
+    grpcurl(
+        server,
+        "-d",
+        json.dumps({"namespace": ns, "transcript_id": "t1", "owner": "ada"}),
+        "strata.v1.TranscriptService/CreateTranscript",
+    )
+    found = json.loads(
+        grpcurl(
+            server,
+            "-d",
+            json.dumps({"namespace": ns, "owner": "ada"}),
+            "strata.v1.AdminService/GetUsage",
+        )
+    )
+    [usage] = found["namespaces"]
+    assert usage["transcriptCount"] == "1" and "recordCount" not in usage
+
+
+def test_grpcurl_retention_of_sealed_transcripts_and_artifacts(server):
+    """The cookbook's new retention targets, by enum name, then a dry run."""
+    ns = f"g{uuid.uuid4().hex[:12]}"
+    for body in (
+        {"target": "RETENTION_TARGET_SEALED_TRANSCRIPTS", "max_age": "2592000s"},
+        {"target": "RETENTION_TARGET_ARTIFACTS", "selector": "log", "max_age": "1209600s"},
+    ):
+        saved = json.loads(
+            grpcurl(
+                server,
+                "-d",
+                json.dumps({"namespace": ns, **body}),
+                "strata.v1.AdminService/SetRetentionPolicy",
+            )
+        )
+        assert saved["target"] == body["target"]
+    out = grpcurl(
+        server,
+        "-d",
+        json.dumps({"namespace": ns, "dry_run": True}),
+        "strata.v1.AdminService/RunCleanup",
+    )
+    report = json.loads("[" + out.replace("}\n{", "},\n{") + "]")[-1]["report"]
+    assert {step["target"] for step in report["steps"]} >= {"sealed_transcripts", "artifacts"}

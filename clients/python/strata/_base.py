@@ -180,6 +180,7 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     batch_enqueue = unary(_queue_requests.batch_enqueue)
     lease_jobs = unary(_queue_requests.lease_jobs)
     ack_job = unary(_queue_requests.ack_job)
+    ack_jobs = unary(_queue_requests.ack_jobs)
     fail_job = unary(_queue_requests.fail_job)
     release_job = unary(_queue_requests.release_job)
     extend_lease = unary(_queue_requests.extend_lease)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Required, TypeAlias, TypedDict, TypeVar, cast
 
@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 
 from strata._convert import duration_from_timedelta, struct_from_dict, timestamp_from_datetime
 from strata._requests import PagedRpc, Rpc, paged_call
+from strata.errors import StrataError, from_outcome
 from strata.jobs import JOB_STATES, Job, JobState, QueueStats
 from strata.v1 import queue_pb2
 
@@ -188,6 +189,42 @@ def ack_job(
         result=struct_from_dict(result) if result is not None else None,
     )
     return _call("AckJob", request, Job.from_proto, namespace, idempotent=False)
+
+
+def ack_jobs(
+    jobs: Sequence[Job | tuple[Job, Mapping[str, Any] | None]],
+    *,
+    namespace: str | None = None,
+) -> Rpc[queue_pb2.AckJobsResponse, list[Job | StrataError]]:
+    """Complete many leased jobs in one call (up to 1000), each on its own: each
+    item is a `Job` that `lease_jobs` returned, or a `(job, result)` pair. Returns,
+    in the same order, each job completed or the error `ack_job` would have
+    raised for it (LeaseLost, NotFound); one stale token does not stop the
+    others. Jobs of one call share a namespace (`namespace=`, else the first
+    job's). Never retried."""
+    acks = []
+    for item in jobs:
+        job, result = item if isinstance(item, tuple) else (item, None)
+        job_id, job_namespace = _reference(job, None)
+        namespace = namespace or job_namespace
+        acks.append(
+            queue_pb2.JobAck(
+                id=job_id,
+                lease_token=_lease_token(job, None),
+                result=struct_from_dict(result) if result is not None else None,
+            )
+        )
+    request = queue_pb2.AckJobsRequest(acks=acks)
+    return _call("AckJobs", request, _acked, namespace, idempotent=False)
+
+
+def _acked(response: queue_pb2.AckJobsResponse) -> list[Job | StrataError]:
+    return [
+        Job.from_proto(item.job)
+        if not item.error_code
+        else from_outcome(item.error_code, item.error_reason, item.error_message)
+        for item in response.results
+    ]
 
 
 def fail_job(

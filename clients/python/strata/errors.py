@@ -201,6 +201,15 @@ _BY_REASON: dict[str, type[StrataError]] = {
 }
 
 
+def from_outcome(code_name: str, reason: str, message: str) -> StrataError:
+    """The typed error of one failed item of a batch call (AckJobs), which names
+    its status code and ErrorInfo reason instead of failing the whole call."""
+    code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else None
+    code = code or grpc.StatusCode.UNKNOWN
+    cls = _BY_REASON.get(reason) or _BY_CODE.get(code, StrataError)
+    return cls(message or code.name, code=code, reason=reason)
+
+
 def from_rpc_error(err: grpc.RpcError) -> StrataError:
     """The typed error for a failed call: its class, code, message and details."""
     code = err.code() or grpc.StatusCode.UNKNOWN

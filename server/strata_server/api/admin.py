@@ -14,9 +14,9 @@ from strata.v1 import admin_pb2, admin_pb2_grpc
 from strata_server import __version__
 from strata_server.api.convert import actor, set_timestamp, to_datetime
 from strata_server.api.errors import streaming, unary
-from strata_server.api.queue import job_state
+from strata_server.api.usage import usage_to_proto
 from strata_server.cleanup import Cleanup
-from strata_server.core import errors, models, queue, validation
+from strata_server.core import errors, models, validation
 from strata_server.core.indexes import RecordIndex, parse_field
 from strata_server.core.integrity import IntegrityReport
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
@@ -214,23 +214,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.GetUsageRequest, context: Context
     ) -> admin_pb2.GetUsageResponse:
         namespace = _scope(request.namespace, request.all_namespaces)
-        found = await self._database.usage(namespace)
-        if namespace is not None and not found:
-            found = [models.NamespaceUsage(namespace)]
-        response = admin_pb2.GetUsageResponse(namespaces=[_usage_to_proto(u) for u in found])
-        total = response.total
-        jobs: dict[int, int] = {}
-        for usage in response.namespaces:
-            total.record_count += usage.record_count
-            total.record_bytes += usage.record_bytes
-            total.job_count += usage.job_count
-            for count in usage.jobs:
-                jobs[count.state] = jobs.get(count.state, 0) + count.count
-        total.jobs.extend(
-            admin_pb2.JobStateCount(state=state, count=count)  # type: ignore[arg-type]
-            for state, count in sorted(jobs.items())
-        )
-        return response
+        owner = validation.owner_filter(request.owner)
+        found = await self._database.usage(namespace, owner)
+        if namespace is not None and not found.namespaces:
+            found = models.Usage((models.NamespaceUsage(namespace),), found.blobs)
+        return usage_to_proto(found)
 
     @streaming
     async def CheckIntegrity(
@@ -277,6 +265,8 @@ _TARGETS: dict[int, Target] = {
     admin_pb2.RETENTION_TARGET_RECORDS: Target.RECORDS,
     admin_pb2.RETENTION_TARGET_COMPLETED_JOBS: Target.COMPLETED_JOBS,
     admin_pb2.RETENTION_TARGET_DEAD_JOBS: Target.DEAD_JOBS,
+    admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS: Target.SEALED_TRANSCRIPTS,
+    admin_pb2.RETENTION_TARGET_ARTIFACTS: Target.ARTIFACTS,
 }
 _TARGET_ENUMS = {
     target: admin_pb2.RetentionTarget.ValueType(value) for value, target in _TARGETS.items()
@@ -287,7 +277,9 @@ def _target(value: int) -> Target:
     target = _TARGETS.get(value)
     if target is None:
         raise errors.InvalidArgument.field(
-            "target", "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS or _DEAD_JOBS"
+            "target",
+            "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS, _DEAD_JOBS,"
+            " _SEALED_TRANSCRIPTS or _ARTIFACTS",
         )
     return target
 
@@ -302,23 +294,6 @@ def _policy_to_proto(policy: RetentionPolicy) -> admin_pb2.RetentionPolicy:
     if policy.update_time is not None:
         set_timestamp(message.update_time, policy.update_time)
     return message
-
-
-def _usage_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage:
-    jobs = sorted((job_state(queue.Visible(state)), count) for state, count in usage.jobs)
-    return admin_pb2.NamespaceUsage(
-        namespace=usage.namespace,
-        record_count=usage.records,
-        record_bytes=usage.record_bytes,
-        collections=[
-            admin_pb2.CollectionUsage(
-                collection=c.collection, record_count=c.records, record_bytes=c.bytes
-            )
-            for c in usage.collections
-        ],
-        job_count=sum(count for _, count in usage.jobs),
-        jobs=[admin_pb2.JobStateCount(state=state, count=count) for state, count in jobs],
-    )
 
 
 def _integrity_to_proto(report: IntegrityReport) -> admin_pb2.IntegrityReport:

@@ -18,7 +18,7 @@ from strata_server.api.convert import (
     set_timestamp,
     to_datetime,
 )
-from strata_server.api.errors import streaming, unary
+from strata_server.api.errors import status_code, streaming, unary
 from strata_server.core import errors, queue, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
@@ -153,9 +153,9 @@ def _lease(request: Any, field: str = "lease_duration") -> timedelta:
     return queue.lease_duration(_duration(getattr(request, field), field), field)
 
 
-def _token(value: str) -> str:
+def _token(value: str, field: str = "lease_token") -> str:
     if not value:
-        raise errors.InvalidArgument.field("lease_token", "is required")
+        raise errors.InvalidArgument.field(field, "is required")
     return value
 
 
@@ -304,6 +304,47 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         )
         self._settled(job, token)
         return job_to_proto(job, datetime.now(UTC))
+
+    @unary
+    async def AckJobs(
+        self, request: queue_pb2.AckJobsRequest, context: Context
+    ) -> queue_pb2.AckJobsResponse:
+        namespace = validation.namespace(request.namespace)
+        if not 1 <= len(request.acks) <= queue.MAX_BATCH_JOBS:
+            raise errors.InvalidArgument.field(
+                "acks", f"must hold 1 to {queue.MAX_BATCH_JOBS} acks"
+            )
+        acks: list[queue.Ack] = []
+        for index, item in enumerate(request.acks):
+            field = f"acks[{index}]"
+            result = None
+            if item.HasField("result"):
+                result = data_from_struct(item.result, f"{field}.result")
+                serialize(result, self._max_bytes, f"{field}.result", "job result")
+            acks.append(
+                queue.Ack(
+                    validation.entity_id(item.id, f"{field}.id"),
+                    _token(item.lease_token, f"{field}.lease_token"),
+                    result,
+                )
+            )
+        if len({ack.id for ack in acks}) < len(acks):
+            raise errors.InvalidArgument.field("acks", "names a job id more than once")
+        outcomes = await self._store.ack_jobs(
+            namespace, acks, actor=actor(context.invocation_metadata())
+        )
+        now = datetime.now(UTC)
+        response = queue_pb2.AckJobsResponse()
+        for ack, outcome in zip(acks, outcomes, strict=True):
+            entry = response.results.add()
+            if isinstance(outcome, errors.StrataError):
+                entry.error_code = status_code(outcome).name
+                entry.error_reason = outcome.reason
+                entry.error_message = outcome.message
+            else:
+                self._settled(outcome, ack.token)
+                entry.job.CopyFrom(job_to_proto(outcome, now))
+        return response
 
     @unary
     async def FailJob(self, request: queue_pb2.FailJobRequest, context: Context) -> queue_pb2.Job:

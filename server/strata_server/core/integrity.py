@@ -1,10 +1,15 @@
 """What CheckIntegrity reports: findings, each a problem with one thing stored.
 
 A finding is repairable only when the repair cannot lose or invent data: a
-database index is rebuilt from the rows, a job whose columns contradict its state
-gets the columns that state implies (a broken lease is given back, as an expired
-one would be). Anything else (a corrupt database page, missing or corrupt bytes)
-is reported for an operator, never guessed at.
+database or search index is rebuilt from the rows, a job whose columns contradict
+its state gets the columns that state implies (a broken lease is given back, as
+an expired one would be), a transcript's counters (next_seq, size_bytes) are
+recomputed from its entries when those entries are whole (seq 1..n, offsets
+adding up), and the entries of a transcript that no longer exists are deleted:
+what a delete left behind, which no call can read, and which a new transcript of
+the same id would otherwise inherit as its first entries. Anything else (a
+corrupt database page, missing or corrupt bytes, entries with a gap) is reported
+for an operator, never guessed at.
 """
 
 from __future__ import annotations
@@ -50,3 +55,56 @@ JOB_PROBLEMS = {
 }
 """Contradictions between a job's state and its columns, by code; each has a safe
 repair (`storage/*/integrity.py` JOB_REPAIRS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptTally:
+    """A transcript's counters beside what its entries add up to: how many, the
+    highest seq, the sum of sizes, and the end of the last (start_offset + size)."""
+
+    next_seq: int
+    size_bytes: int
+    entries: int
+    max_seq: int
+    total_size: int
+    end_offset: int
+
+    @property
+    def whole(self) -> bool:
+        """Entries numbered 1..n with offsets that add up: counters can be rebuilt."""
+        return self.entries == self.max_seq and self.end_offset == self.total_size
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the counters match the entries."""
+        return self.next_seq == self.max_seq + 1 and self.size_bytes == self.total_size
+
+
+def transcript_problem(tally: TranscriptTally) -> tuple[str, bool] | None:
+    """What is wrong with a transcript's counters and entries, and whether the
+    repair (recompute the counters from the entries) is safe; None if nothing."""
+    if not tally.whole:
+        if tally.entries != tally.max_seq:
+            return (
+                f"its entries have gaps: {tally.entries} entries up to seq {tally.max_seq}",
+                False,
+            )
+        return (
+            f"its entries' offsets end at {tally.end_offset}, "
+            f"but their sizes add up to {tally.total_size}",
+            False,
+        )
+    if tally.agrees:
+        return None
+    return (
+        f"counters next_seq={tally.next_seq}, size_bytes={tally.size_bytes} disagree with its "
+        f"entries (next_seq={tally.max_seq + 1}, size_bytes={tally.total_size})",
+        True,
+    )
+
+
+SEARCH_INDEX_STALE = "the full-text index of transcript entries disagrees with the entries"
+"""SQLite's FTS5 index off its rows (repaired by rebuilding it from the rows)."""
+
+ORPHAN_ENTRIES = "entries whose transcript no longer exists"
+"""The problem of entries a delete left behind (repaired by deleting them)."""

@@ -227,12 +227,44 @@ class CollectionUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class KindUsage:
+    """Artifacts of one kind: how many, their logical and their stored bytes."""
+
+    kind: str
+    artifacts: int
+    bytes: int
+    stored_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobUsage:
+    """The distinct blobs some artifacts name: `referenced` counts a blob once per
+    artifact, `unique` once; `stored` is what the distinct ones take."""
+
+    blobs: int = 0
+    referenced: int = 0
+    unique: int = 0
+    stored: int = 0
+
+    @property
+    def dedup_saved(self) -> int:
+        """Bytes not stored because identical content is stored once."""
+        return self.referenced - self.unique
+
+
+@dataclass(frozen=True, slots=True)
 class NamespaceUsage:
-    """What one namespace stores (GetUsage); `jobs` counts by visible state."""
+    """What one namespace stores (GetUsage); `jobs` counts by visible state;
+    `entries` and `entry_bytes` come from the transcripts' counters."""
 
     namespace: str
     collections: tuple[CollectionUsage, ...] = ()
     jobs: tuple[tuple[str, int], ...] = ()
+    transcripts: int = 0
+    entries: int = 0
+    entry_bytes: int = 0
+    kinds: tuple[KindUsage, ...] = ()
+    blobs: BlobUsage = BlobUsage()
 
     @property
     def records(self) -> int:
@@ -243,6 +275,15 @@ class NamespaceUsage:
     def record_bytes(self) -> int:
         """Their JSON bytes."""
         return sum(c.bytes for c in self.collections)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """GetUsage's figures: per namespace, and the distinct blobs over all of them
+    (a blob named from several namespaces is stored once)."""
+
+    namespaces: tuple[NamespaceUsage, ...]
+    blobs: BlobUsage
 
 
 @dataclass(frozen=True, slots=True)

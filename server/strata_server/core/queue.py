@@ -106,6 +106,15 @@ class NewJob:
 
 
 @dataclass(frozen=True, slots=True)
+class Ack:
+    """One completion of an AckJobs batch: the job, its lease token, its result."""
+
+    id: str
+    token: str
+    result: JSON | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     """Counts by visible state plus the queue's health figures."""
 

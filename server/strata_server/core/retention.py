@@ -6,6 +6,13 @@ queue (by finish_time). A job policy naming a queue wins over the namespace's
 policy for every queue; completed jobs that no policy covers are kept for the
 server's STRATA_COMPLETED_JOB_RETENTION_SECONDS; dead jobs without a policy are
 kept. Records also go once their own expire_time passes, whatever the policies.
+
+Sealed transcripts go, with their entries, once sealed longer than max_age (an
+open transcript is never removed: someone may still append). Artifacts of a kind
+(or, empty selector, of every kind no policy of the namespace names) go once
+created longer ago than max_age; their blobs then go through the orphan-blob
+sweep, which keeps any blob another artifact still names. Without a policy, both
+are kept.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from strata_server.core import validation
+from strata_server.core.artifacts import KIND_RE
 from strata_server.core.errors import InvalidArgument
 
 MIN_AGE = timedelta(seconds=1)
@@ -27,6 +35,8 @@ class Target(enum.StrEnum):
     RECORDS = "records"
     COMPLETED_JOBS = "completed_jobs"
     DEAD_JOBS = "dead_jobs"
+    SEALED_TRANSCRIPTS = "sealed_transcripts"
+    ARTIFACTS = "artifacts"
 
 
 class Exclude(enum.Enum):
@@ -42,8 +52,9 @@ class Exclude(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
-    """How long `target` data of `namespace` (`selector`: the collection, or the
-    queue; "" for every queue) is kept."""
+    """How long `target` data of `namespace` (`selector`: the collection, the
+    queue or the artifact kind, "" for every queue or kind; always "" for sealed
+    transcripts) is kept."""
 
     namespace: str
     target: Target
@@ -55,7 +66,16 @@ class RetentionPolicy:
 
 def check_policy(target: Target, selector: str, max_age: timedelta) -> None:
     """INVALID_ARGUMENT for a policy that names nothing or keeps data for no time."""
-    if target is Target.RECORDS or selector:
+    if target is Target.SEALED_TRANSCRIPTS:
+        if selector:
+            raise InvalidArgument.field("selector", "must be empty for sealed transcripts")
+    elif target is Target.ARTIFACTS:
+        if selector and not KIND_RE.fullmatch(selector):
+            raise InvalidArgument.field(
+                "selector",
+                "must be an artifact kind: a letter, then up to 63 letters, digits, _ or -",
+            )
+    elif target is Target.RECORDS or selector:
         validation.collection(selector, "selector")
     if not MIN_AGE <= max_age <= MAX_AGE:
         raise InvalidArgument.field("max_age", "must be from 1 second to 100 years")

@@ -119,3 +119,14 @@ def cache_ttl(seconds: float | None, default: float, field: str = "ttl") -> floa
     if seconds > MAX_CACHE_TTL_SECONDS:
         raise InvalidArgument.field(field, "must be at most 30 days")
     return seconds
+
+
+MAX_OWNER = 256
+
+
+def owner_filter(value: str) -> str | None:
+    """An owner to filter by (transcripts' and artifacts' owners are at most
+    MAX_OWNER printable characters); None for an empty one."""
+    if len(value) > MAX_OWNER or not value.isprintable():
+        raise InvalidArgument.field("owner", f"must be at most {MAX_OWNER} printable characters")
+    return value or None

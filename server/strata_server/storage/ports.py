@@ -19,6 +19,7 @@ from strata_server.core.artifacts import (
     StagedBlob,
     StoredBlob,
 )
+from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex
 from strata_server.core.integrity import Finding
@@ -30,7 +31,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -39,10 +39,11 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -192,6 +193,13 @@ class QueueStore(Protocol):
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
     ) -> Job:
         """Complete the holder's attempt (core.queue.plan_ack)."""
+        ...
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """`ack_job` for each of `acks` (distinct ids), each on its own, in one
+        transaction: per ack the job completed, or the error ack_job would raise."""
         ...
 
     async def fail_job(
@@ -648,6 +656,27 @@ class RetentionStore(Protocol):
         """Delete up to `limit` of those jobs, oldest first; how many went."""
         ...
 
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts of a namespace sealed before `before` (open ones never)."""
+        ...
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, oldest seal first, each
+        with a `retention` audit entry; how many went."""
+        ...
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a namespace created before `before`, of `kind`, or ("") of
+        every kind no artifacts policy of the namespace names."""
+        ...
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows, oldest first, each with a `retention`
+        audit entry (their blobs are left to the orphan sweep); how many went."""
+        ...
+
     async def lead(self, name: str) -> bool:
         """Whether this process holds the lock `name` among every process on this
         database, taking it when it is free; once taken it stays held until this
@@ -659,8 +688,11 @@ class RetentionStore(Protocol):
 class UsageReport(Protocol):
     """What namespaces store, for GetUsage."""
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Per namespace (None: every namespace that stores anything), by name."""
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Per namespace (None: every namespace that stores anything), by name, by
+        aggregate queries and the transcripts' counters (no scan of entries). With
+        `owner`, only that owner's transcripts and artifacts (records and jobs have
+        no owner)."""
         ...
 
     async def queue_depths(self) -> list[QueueDepth]:

@@ -41,6 +41,17 @@ class _RetentionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reten
     """Dead jobs of one queue, or of every queue, by finish time. Dead jobs no
     policy covers are kept.
     """
+    RETENTION_TARGET_SEALED_TRANSCRIPTS: _RetentionTarget.ValueType  # 4
+    """Sealed transcripts with their entries, by seal time; the selector must be
+    empty. Open transcripts are never removed; without a policy, sealed ones
+    are kept.
+    """
+    RETENTION_TARGET_ARTIFACTS: _RetentionTarget.ValueType  # 5
+    """Artifacts of one kind (`selector`), or of every kind no policy of the
+    namespace names (empty selector), by creation time. Their blobs go at the
+    next orphan-blob sweep unless another artifact still names them. Without a
+    policy, artifacts are kept.
+    """
 
 class RetentionTarget(_RetentionTarget, metaclass=_RetentionTargetEnumTypeWrapper):
     """What a retention policy removes."""
@@ -57,6 +68,17 @@ are kept for the server's STRATA_COMPLETED_JOB_RETENTION_SECONDS.
 RETENTION_TARGET_DEAD_JOBS: RetentionTarget.ValueType  # 3
 """Dead jobs of one queue, or of every queue, by finish time. Dead jobs no
 policy covers are kept.
+"""
+RETENTION_TARGET_SEALED_TRANSCRIPTS: RetentionTarget.ValueType  # 4
+"""Sealed transcripts with their entries, by seal time; the selector must be
+empty. Open transcripts are never removed; without a policy, sealed ones
+are kept.
+"""
+RETENTION_TARGET_ARTIFACTS: RetentionTarget.ValueType  # 5
+"""Artifacts of one kind (`selector`), or of every kind no policy of the
+namespace names (empty selector), by creation time. Their blobs go at the
+next orphan-blob sweep unless another artifact still names them. Without a
+policy, artifacts are kept.
 """
 Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
@@ -598,7 +620,9 @@ class RetentionPolicy(_message.Message):
     target: Global___RetentionTarget.ValueType
     """What it removes."""
     selector: _builtins.str
-    """The collection (records), or the queue (jobs; empty: every queue)."""
+    """The collection (records), the queue (jobs; empty: every queue), the kind
+    (artifacts; empty: every kind no policy names), or empty (sealed transcripts).
+    """
     @_builtins.property
     def max_age(self) -> _duration_pb2.Duration:
         """Data older than this goes at the next cleanup."""
@@ -644,7 +668,9 @@ class SetRetentionPolicyRequest(_message.Message):
     target: Global___RetentionTarget.ValueType
     """What the policy removes."""
     selector: _builtins.str
-    """The collection (records), or the queue (jobs; empty: every queue)."""
+    """The collection (records), the queue (jobs; empty: every queue), the kind
+    (artifacts; empty: every kind no policy names), or empty (sealed transcripts).
+    """
     @_builtins.property
     def max_age(self) -> _duration_pb2.Duration:
         """How long the data is kept: from 1 second to 100 years."""
@@ -916,19 +942,25 @@ class GetUsageRequest(_message.Message):
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
     ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     all_namespaces: _builtins.bool
     """Every namespace that stores anything instead, with totals."""
+    owner: _builtins.str
+    """Only what this owner owns: its transcripts and artifacts. Records and jobs
+    have no owner, so they are left out (zero) when an owner is given.
+    """
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         all_namespaces: _builtins.bool = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace", "owner", b"owner"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -976,6 +1008,14 @@ class NamespaceUsage(_message.Message):
     COLLECTIONS_FIELD_NUMBER: _builtins.int
     JOB_COUNT_FIELD_NUMBER: _builtins.int
     JOBS_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_COUNT_FIELD_NUMBER: _builtins.int
+    ENTRY_COUNT_FIELD_NUMBER: _builtins.int
+    ENTRY_BYTES_FIELD_NUMBER: _builtins.int
+    ARTIFACT_COUNT_FIELD_NUMBER: _builtins.int
+    ARTIFACT_BYTES_FIELD_NUMBER: _builtins.int
+    ARTIFACT_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    ARTIFACT_KINDS_FIELD_NUMBER: _builtins.int
+    BLOBS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace; empty in the totals."""
     record_count: _builtins.int
@@ -986,6 +1026,20 @@ class NamespaceUsage(_message.Message):
     """
     job_count: _builtins.int
     """Jobs in every state."""
+    transcript_count: _builtins.int
+    """Transcripts, sealed or not."""
+    entry_count: _builtins.int
+    """Their entries (from each transcript's counters, not a scan of the entries)."""
+    entry_bytes: _builtins.int
+    """The entries' sizes as AppendEntries counts them: role, content and data
+    JSON, plus 32 bytes of overhead per entry.
+    """
+    artifact_count: _builtins.int
+    """Artifacts over every kind."""
+    artifact_bytes: _builtins.int
+    """Their logical (uncompressed) bytes; a blob named by n artifacts counts n times."""
+    artifact_stored_bytes: _builtins.int
+    """Their stored (compressed) bytes, counted per artifact as above."""
     @_builtins.property
     def collections(self) -> _containers.RepeatedCompositeFieldContainer[Global___CollectionUsage]:
         """Per collection, by name."""
@@ -993,6 +1047,16 @@ class NamespaceUsage(_message.Message):
     @_builtins.property
     def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobStateCount]:
         """Per state (as ListJobs filters them), states with no job left out."""
+
+    @_builtins.property
+    def artifact_kinds(self) -> _containers.RepeatedCompositeFieldContainer[Global___ArtifactKindUsage]:
+        """Per artifact kind, by name."""
+
+    @_builtins.property
+    def blobs(self) -> Global___BlobUsage:
+        """The distinct blobs those artifacts name. In the totals, a blob named from
+        several namespaces counts once.
+        """
 
     def __init__(
         self,
@@ -1003,14 +1067,94 @@ class NamespaceUsage(_message.Message):
         collections: _abc.Iterable[Global___CollectionUsage] | None = ...,
         job_count: _builtins.int = ...,
         jobs: _abc.Iterable[Global___JobStateCount] | None = ...,
+        transcript_count: _builtins.int = ...,
+        entry_count: _builtins.int = ...,
+        entry_bytes: _builtins.int = ...,
+        artifact_count: _builtins.int = ...,
+        artifact_bytes: _builtins.int = ...,
+        artifact_stored_bytes: _builtins.int = ...,
+        artifact_kinds: _abc.Iterable[Global___ArtifactKindUsage] | None = ...,
+        blobs: Global___BlobUsage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collections", b"collections", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "artifact_count", b"artifact_count", "artifact_kinds", b"artifact_kinds", "artifact_stored_bytes", b"artifact_stored_bytes", "blobs", b"blobs", "collections", b"collections", "entry_bytes", b"entry_bytes", "entry_count", b"entry_count", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count", "transcript_count", b"transcript_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NamespaceUsage: _TypeAlias = NamespaceUsage  # noqa: Y015
+
+@_typing.final
+class ArtifactKindUsage(_message.Message):
+    """Artifacts of one kind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    ARTIFACT_COUNT_FIELD_NUMBER: _builtins.int
+    ARTIFACT_BYTES_FIELD_NUMBER: _builtins.int
+    ARTIFACT_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """The kind, e.g. "log"."""
+    artifact_count: _builtins.int
+    """How many."""
+    artifact_bytes: _builtins.int
+    """Their logical (uncompressed) bytes."""
+    artifact_stored_bytes: _builtins.int
+    """Their stored (compressed) bytes, counted per artifact."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        artifact_count: _builtins.int = ...,
+        artifact_bytes: _builtins.int = ...,
+        artifact_stored_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "artifact_count", b"artifact_count", "artifact_stored_bytes", b"artifact_stored_bytes", "kind", b"kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactKindUsage: _TypeAlias = ArtifactKindUsage  # noqa: Y015
+
+@_typing.final
+class BlobUsage(_message.Message):
+    """Content-addressed blobs and what storing each once saves."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BLOB_COUNT_FIELD_NUMBER: _builtins.int
+    REFERENCED_BYTES_FIELD_NUMBER: _builtins.int
+    UNIQUE_BYTES_FIELD_NUMBER: _builtins.int
+    STORED_BYTES_FIELD_NUMBER: _builtins.int
+    DEDUP_SAVED_BYTES_FIELD_NUMBER: _builtins.int
+    blob_count: _builtins.int
+    """Distinct blobs (by SHA-256) that artifacts name."""
+    referenced_bytes: _builtins.int
+    """Logical bytes the artifacts reference: a blob named n times counts n times."""
+    unique_bytes: _builtins.int
+    """Logical bytes of the distinct blobs: each counted once."""
+    stored_bytes: _builtins.int
+    """What the distinct blobs take in the blob store (after compression)."""
+    dedup_saved_bytes: _builtins.int
+    """What dedup saves: referenced_bytes - unique_bytes."""
+    def __init__(
+        self,
+        *,
+        blob_count: _builtins.int = ...,
+        referenced_bytes: _builtins.int = ...,
+        unique_bytes: _builtins.int = ...,
+        stored_bytes: _builtins.int = ...,
+        dedup_saved_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blob_count", b"blob_count", "dedup_saved_bytes", b"dedup_saved_bytes", "referenced_bytes", b"referenced_bytes", "stored_bytes", b"stored_bytes", "unique_bytes", b"unique_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BlobUsage: _TypeAlias = BlobUsage  # noqa: Y015
 
 @_typing.final
 class CollectionUsage(_message.Message):
@@ -1086,7 +1230,8 @@ class CheckIntegrityRequest(_message.Message):
     """Also read every blob and check its bytes still hash to its name."""
     repair: _builtins.bool
     """Repair what is safe to repair (rebuild an index, fix a job's columns to
-    match its state); report the rest.
+    match its state, recompute a transcript's counters from whole entries,
+    delete entries whose transcript is gone); report the rest.
     """
     def __init__(
         self,
@@ -1226,11 +1371,16 @@ class IntegrityFinding(_message.Message):
     REPAIRABLE_FIELD_NUMBER: _builtins.int
     REPAIRED_FIELD_NUMBER: _builtins.int
     check: _builtins.str
-    """The check that found it: "database_file", "jobs", "indexes", ..."""
+    """The check that found it: "database_file", "jobs", "indexes",
+    "transcripts", "blobs".
+    """
     namespace: _builtins.str
     """The namespace of the thing; empty for the database as a whole."""
     entity: _builtins.str
-    """What kind of thing: "job", "index", "database", ..."""
+    """What kind of thing: "job", "index", "database", "transcript",
+    "transcript_entries" (the entries of a transcript id), "search_index",
+    "artifact", "blob".
+    """
     entity_id: _builtins.str
     """Which one."""
     problem: _builtins.str

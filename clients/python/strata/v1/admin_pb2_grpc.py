@@ -142,8 +142,9 @@ class AdminServiceServicer:
     def SetRetentionPolicy(self, request, context):
         """Creates or replaces the retention policy of (namespace, target, selector):
         how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-        an unspecified target, a records policy without a collection, or a max_age
-        outside 1 second to 100 years.
+        an unspecified target, a records policy without a collection, a sealed
+        transcripts policy with a selector, an artifacts selector that is not a
+        kind, or a max_age outside 1 second to 100 years.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -165,7 +166,10 @@ class AdminServiceServicer:
 
     def GetUsage(self, request, context):
         """What a namespace stores (or every namespace, and their totals): live
-        records and their JSON bytes per collection, jobs per state.
+        records and their JSON bytes per collection, jobs per state, transcripts
+        and their entries, artifacts per kind, and what blob dedup saves; or, with
+        an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+        a malformed namespace or owner, or a namespace with all_namespaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -174,7 +178,9 @@ class AdminServiceServicer:
     def CheckIntegrity(self, request, context):
         """Checks what is stored for consistency: the database (SQLite: the file
         itself), jobs whose columns contradict their state, declared indexes whose
-        database index is missing or invalid. Streams progress, then the report.
+        database index is missing or invalid, transcripts whose counters disagree
+        with their entries or whose entries have gaps, entries whose transcript is
+        gone, and artifacts and blobs. Streams progress, then the report.
         With repair, fixes what is safe to fix (core/integrity.py says which).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -57,8 +57,9 @@ class AdminServiceStub:
     SetRetentionPolicy: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetRetentionPolicyRequest, _admin_pb2.RetentionPolicy]
     """Creates or replaces the retention policy of (namespace, target, selector):
     how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-    an unspecified target, a records policy without a collection, or a max_age
-    outside 1 second to 100 years.
+    an unspecified target, a records policy without a collection, a sealed
+    transcripts policy with a selector, an artifacts selector that is not a
+    kind, or a max_age outside 1 second to 100 years.
     """
     ListRetentionPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]
     """Lists the retention policies of a namespace."""
@@ -66,12 +67,17 @@ class AdminServiceStub:
     """Removes a retention policy. NOT_FOUND when there is none."""
     GetUsage: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]
     """What a namespace stores (or every namespace, and their totals): live
-    records and their JSON bytes per collection, jobs per state.
+    records and their JSON bytes per collection, jobs per state, transcripts
+    and their entries, artifacts per kind, and what blob dedup saves; or, with
+    an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+    a malformed namespace or owner, or a namespace with all_namespaces.
     """
     CheckIntegrity: _grpc.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]
     """Checks what is stored for consistency: the database (SQLite: the file
     itself), jobs whose columns contradict their state, declared indexes whose
-    database index is missing or invalid. Streams progress, then the report.
+    database index is missing or invalid, transcripts whose counters disagree
+    with their entries or whose entries have gaps, entries whose transcript is
+    gone, and artifacts and blobs. Streams progress, then the report.
     With repair, fixes what is safe to fix (core/integrity.py says which).
     """
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
@@ -108,8 +114,9 @@ class AdminServiceAsyncStub(AdminServiceStub):
     SetRetentionPolicy: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetRetentionPolicyRequest, _admin_pb2.RetentionPolicy]  # type: ignore[assignment]
     """Creates or replaces the retention policy of (namespace, target, selector):
     how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-    an unspecified target, a records policy without a collection, or a max_age
-    outside 1 second to 100 years.
+    an unspecified target, a records policy without a collection, a sealed
+    transcripts policy with a selector, an artifacts selector that is not a
+    kind, or a max_age outside 1 second to 100 years.
     """
     ListRetentionPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]  # type: ignore[assignment]
     """Lists the retention policies of a namespace."""
@@ -117,12 +124,17 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Removes a retention policy. NOT_FOUND when there is none."""
     GetUsage: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetUsageRequest, _admin_pb2.GetUsageResponse]  # type: ignore[assignment]
     """What a namespace stores (or every namespace, and their totals): live
-    records and their JSON bytes per collection, jobs per state.
+    records and their JSON bytes per collection, jobs per state, transcripts
+    and their entries, artifacts per kind, and what blob dedup saves; or, with
+    an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+    a malformed namespace or owner, or a namespace with all_namespaces.
     """
     CheckIntegrity: _aio.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]  # type: ignore[assignment]
     """Checks what is stored for consistency: the database (SQLite: the file
     itself), jobs whose columns contradict their state, declared indexes whose
-    database index is missing or invalid. Streams progress, then the report.
+    database index is missing or invalid, transcripts whose counters disagree
+    with their entries or whose entries have gaps, entries whose transcript is
+    gone, and artifacts and blobs. Streams progress, then the report.
     With repair, fixes what is safe to fix (core/integrity.py says which).
     """
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
@@ -192,8 +204,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.RetentionPolicy, _abc.Awaitable[_admin_pb2.RetentionPolicy]]:
         """Creates or replaces the retention policy of (namespace, target, selector):
         how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
-        an unspecified target, a records policy without a collection, or a max_age
-        outside 1 second to 100 years.
+        an unspecified target, a records policy without a collection, a sealed
+        transcripts policy with a selector, an artifacts selector that is not a
+        kind, or a max_age outside 1 second to 100 years.
         """
 
     @_abc_1.abstractmethod
@@ -219,7 +232,10 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.GetUsageResponse, _abc.Awaitable[_admin_pb2.GetUsageResponse]]:
         """What a namespace stores (or every namespace, and their totals): live
-        records and their JSON bytes per collection, jobs per state.
+        records and their JSON bytes per collection, jobs per state, transcripts
+        and their entries, artifacts per kind, and what blob dedup saves; or, with
+        an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+        a malformed namespace or owner, or a namespace with all_namespaces.
         """
 
     @_abc_1.abstractmethod
@@ -230,7 +246,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.CheckIntegrityResponse], _abc.AsyncIterator[_admin_pb2.CheckIntegrityResponse]]:
         """Checks what is stored for consistency: the database (SQLite: the file
         itself), jobs whose columns contradict their state, declared indexes whose
-        database index is missing or invalid. Streams progress, then the report.
+        database index is missing or invalid, transcripts whose counters disagree
+        with their entries or whose entries have gaps, entries whose transcript is
+        gone, and artifacts and blobs. Streams progress, then the report.
         With repair, fixes what is safe to fix (core/integrity.py says which).
         """
 

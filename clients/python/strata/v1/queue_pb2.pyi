@@ -433,6 +433,130 @@ class AckJobRequest(_message.Message):
 Global___AckJobRequest: _TypeAlias = AckJobRequest  # noqa: Y015
 
 @_typing.final
+class AckJobsRequest(_message.Message):
+    """Request for AckJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ACKS_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___JobAck]:
+        """The jobs to complete, each with its lease token and optional result."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        acks: _abc.Iterable[Global___JobAck] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AckJobsRequest: _TypeAlias = AckJobsRequest  # noqa: Y015
+
+@_typing.final
+class JobAck(_message.Message):
+    """One ack of an AckJobs call: the fields of an AckJobRequest but the namespace."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    LEASE_TOKEN_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The job's id."""
+    lease_token: _builtins.str
+    """The token of the lease being completed."""
+    @_builtins.property
+    def result(self) -> _struct_pb2.Struct:
+        """Optional outcome to keep with the job."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        lease_token: _builtins.str = ...,
+        result: _struct_pb2.Struct | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "lease_token", b"lease_token", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobAck: _TypeAlias = JobAck  # noqa: Y015
+
+@_typing.final
+class AckJobsResponse(_message.Message):
+    """Response for AckJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___AckJobResult]:
+        """One result per ack, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___AckJobResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AckJobsResponse: _TypeAlias = AckJobsResponse  # noqa: Y015
+
+@_typing.final
+class AckJobResult(_message.Message):
+    """The outcome of one ack of an AckJobs call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    ERROR_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_REASON_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    error_code: _builtins.str
+    """When this ack failed: the status AckJob would have returned, by name
+    (e.g. "FAILED_PRECONDITION", "NOT_FOUND"); empty on success.
+    """
+    error_reason: _builtins.str
+    """When this ack failed: the ErrorInfo reason AckJob would have carried
+    (e.g. "LEASE_LOST").
+    """
+    error_message: _builtins.str
+    """When this ack failed: the error message AckJob would have returned."""
+    @_builtins.property
+    def job(self) -> Global___Job:
+        """The job as completed; unset when this ack failed."""
+
+    def __init__(
+        self,
+        *,
+        job: Global___Job | None = ...,
+        error_code: _builtins.str = ...,
+        error_reason: _builtins.str = ...,
+        error_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["job", b"job"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "error_reason", b"error_reason", "job", b"job"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AckJobResult: _TypeAlias = AckJobResult  # noqa: Y015
+
+@_typing.final
 class FailJobRequest(_message.Message):
     """Request for FailJob."""
 

@@ -65,6 +65,11 @@ class QueueServiceStub:
                 request_serializer=strata_dot_v1_dot_queue__pb2.AckJobRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_queue__pb2.Job.FromString,
                 _registered_method=True)
+        self.AckJobs = channel.unary_unary(
+                '/strata.v1.QueueService/AckJobs',
+                request_serializer=strata_dot_v1_dot_queue__pb2.AckJobsRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_queue__pb2.AckJobsResponse.FromString,
+                _registered_method=True)
         self.FailJob = channel.unary_unary(
                 '/strata.v1.QueueService/FailJob',
                 request_serializer=strata_dot_v1_dot_queue__pb2.FailJobRequest.SerializeToString,
@@ -173,6 +178,18 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AckJobs(self, request, context):
+        """Completes up to 1000 leased jobs in one call, each exactly as AckJob would
+        and each on its own: a stale token fails that ack only, reported in its
+        result, and the others still complete. Results come in request order.
+        Meant for workers that finish jobs in batches (one RPC and, on PostgreSQL,
+        one statement for all of them). INVALID_ARGUMENT for no acks, more than
+        1000, or one job id twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FailJob(self, request, context):
         """Records a failed attempt: the job is retried after a backoff, or becomes
         dead after `max_attempts`. With `release`, gives the job back unworked
@@ -274,6 +291,11 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.AckJob,
                     request_deserializer=strata_dot_v1_dot_queue__pb2.AckJobRequest.FromString,
                     response_serializer=strata_dot_v1_dot_queue__pb2.Job.SerializeToString,
+            ),
+            'AckJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.AckJobs,
+                    request_deserializer=strata_dot_v1_dot_queue__pb2.AckJobsRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_queue__pb2.AckJobsResponse.SerializeToString,
             ),
             'FailJob': grpc.unary_unary_rpc_method_handler(
                     servicer.FailJob,
@@ -462,6 +484,33 @@ class QueueService:
             '/strata.v1.QueueService/AckJob',
             strata_dot_v1_dot_queue__pb2.AckJobRequest.SerializeToString,
             strata_dot_v1_dot_queue__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AckJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.QueueService/AckJobs',
+            strata_dot_v1_dot_queue__pb2.AckJobsRequest.SerializeToString,
+            strata_dot_v1_dot_queue__pb2.AckJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,14 @@ class QueueServiceStub:
     """Completes a leased job. FAILED_PRECONDITION (reason LEASE_LOST) when
     `lease_token` is not the job's current lease; NOT_FOUND for an unknown job.
     """
+    AckJobs: _grpc.UnaryUnaryMultiCallable[_queue_pb2.AckJobsRequest, _queue_pb2.AckJobsResponse]
+    """Completes up to 1000 leased jobs in one call, each exactly as AckJob would
+    and each on its own: a stale token fails that ack only, reported in its
+    result, and the others still complete. Results come in request order.
+    Meant for workers that finish jobs in batches (one RPC and, on PostgreSQL,
+    one statement for all of them). INVALID_ARGUMENT for no acks, more than
+    1000, or one job id twice.
+    """
     FailJob: _grpc.UnaryUnaryMultiCallable[_queue_pb2.FailJobRequest, _queue_pb2.Job]
     """Records a failed attempt: the job is retried after a backoff, or becomes
     dead after `max_attempts`. With `release`, gives the job back unworked
@@ -148,6 +156,14 @@ class QueueServiceAsyncStub(QueueServiceStub):
     AckJob: _aio.UnaryUnaryMultiCallable[_queue_pb2.AckJobRequest, _queue_pb2.Job]  # type: ignore[assignment]
     """Completes a leased job. FAILED_PRECONDITION (reason LEASE_LOST) when
     `lease_token` is not the job's current lease; NOT_FOUND for an unknown job.
+    """
+    AckJobs: _aio.UnaryUnaryMultiCallable[_queue_pb2.AckJobsRequest, _queue_pb2.AckJobsResponse]  # type: ignore[assignment]
+    """Completes up to 1000 leased jobs in one call, each exactly as AckJob would
+    and each on its own: a stale token fails that ack only, reported in its
+    result, and the others still complete. Results come in request order.
+    Meant for workers that finish jobs in batches (one RPC and, on PostgreSQL,
+    one statement for all of them). INVALID_ARGUMENT for no acks, more than
+    1000, or one job id twice.
     """
     FailJob: _aio.UnaryUnaryMultiCallable[_queue_pb2.FailJobRequest, _queue_pb2.Job]  # type: ignore[assignment]
     """Records a failed attempt: the job is retried after a backoff, or becomes
@@ -253,6 +269,20 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_queue_pb2.Job, _abc.Awaitable[_queue_pb2.Job]]:
         """Completes a leased job. FAILED_PRECONDITION (reason LEASE_LOST) when
         `lease_token` is not the job's current lease; NOT_FOUND for an unknown job.
+        """
+
+    @_abc_1.abstractmethod
+    def AckJobs(
+        self,
+        request: _queue_pb2.AckJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_queue_pb2.AckJobsResponse, _abc.Awaitable[_queue_pb2.AckJobsResponse]]:
+        """Completes up to 1000 leased jobs in one call, each exactly as AckJob would
+        and each on its own: a stale token fails that ack only, reported in its
+        result, and the others still complete. Results come in request order.
+        Meant for workers that finish jobs in batches (one RPC and, on PostgreSQL,
+        one statement for all of them). INVALID_ARGUMENT for no acks, more than
+        1000, or one job id twice.
         """
 
     @_abc_1.abstractmethod

@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import secrets
 import threading
+import weakref
 from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
@@ -279,16 +280,22 @@ class S3Staging:
         staged = self._staged
         if staged is None:
             raise RuntimeError("publish before finish")
-        existing = await self._store.stat(staged.sha256)
-        if existing is not None:
-            return existing
-        if self._sink:
-            raise Conflict("the stored content was removed while this upload ran; retry the upload")
-        final = layout.key(staged.sha256, staged.compression)
-        if self._staging_key_done:
-            await self._store.run(self._store.copy_sync, self._key, final, staged.stored_size)
-        else:
-            await self._complete()
+        # Identical uploads in this process write the object once: the first in
+        # completes it, the rest find it stored and abort theirs (S3 endpoints may
+        # fail concurrent completes of one key; moto answers 500).
+        async with self._store.publishing(staged.sha256):
+            existing = await self._store.stat(staged.sha256)
+            if existing is not None:
+                return existing
+            if self._sink:
+                raise Conflict(
+                    "the stored content was removed while this upload ran; retry the upload"
+                )
+            final = layout.key(staged.sha256, staged.compression)
+            if self._staging_key_done:
+                await self._store.run(self._store.copy_sync, self._key, final, staged.stored_size)
+            else:
+                await self._complete()
         self._published = True
         return StoredBlob(staged.sha256, staged.compression, staged.stored_size, datetime.now(UTC))
 
@@ -317,6 +324,16 @@ class S3BlobStore:
         self.endpoint = endpoint
         self._bucket_ready = False
         self._bucket_lock = threading.Lock()
+        self._publishing: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def publishing(self, sha256: str) -> asyncio.Lock:
+        """The lock an upload holds while it publishes `sha256` (one per blob, while used)."""
+        lock = self._publishing.get(sha256)
+        if lock is None:
+            lock = self._publishing[sha256] = asyncio.Lock()
+        return lock
 
     @classmethod
     async def connect(

@@ -26,7 +26,7 @@ import psycopg
 import structlog
 
 from strata_server.core.artifacts import Artifact, BlobRef
-from strata_server.core.errors import Conflict
+from strata_server.core.errors import Conflict, StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex, index_name
 from strata_server.core.integrity import Finding
@@ -38,7 +38,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -47,10 +46,11 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -66,6 +66,7 @@ from strata_server.storage.postgres import (
     audit,
     changes,
     commit,
+    content_retention,
     indexes,
     integrity,
     queries,
@@ -268,11 +269,15 @@ class PostgresDatabase:
         idempotency: Idempotency | None = None,
     ) -> list[Job]:
         """Insert `jobs` in one transaction (unique_key by the partial unique index)."""
+        # One job without a request_id needs no transaction: each statement of
+        # job_queue.enqueue is atomic alone and none depends on an earlier one's
+        # writes. Skipping BEGIN and COMMIT is two round trips off every Enqueue,
+        # on the path of enqueue -> delivery latency.
         return await self._run(
             lambda conn: job_queue.enqueue(
                 conn, namespace, jobs, actor=actor, idempotency=idempotency
             ),
-            transaction=True,
+            transaction=idempotency is not None or len(jobs) > 1,
         )
 
     async def lease_jobs(
@@ -299,6 +304,12 @@ class PostgresDatabase:
         return await self._run(
             lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
         )
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """Complete each holder's attempt, each on its own, in one statement."""
+        return await self._run(lambda conn: job_queue.ack_jobs(conn, namespace, acks, actor=actor))
 
     async def fail_job(
         self,
@@ -669,9 +680,36 @@ class PostgresDatabase:
             )
         )
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Records and jobs per namespace."""
-        return await self._run(lambda conn: usage.usage(conn, namespace))
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts sealed before `before`."""
+        return await self._run(
+            lambda conn: content_retention.count_old_transcripts(conn, namespace, before)
+        )
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, in one transaction."""
+        return await self._run(
+            lambda conn: content_retention.purge_old_transcripts(conn, namespace, before, limit),
+            transaction=True,
+        )
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
+        return await self._run(
+            lambda conn: content_retention.count_old_artifacts(conn, namespace, kind, before)
+        )
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
+        return await self._run(
+            lambda conn: content_retention.purge_old_artifacts(conn, namespace, kind, before, limit)
+        )
+
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Records, jobs, transcripts, artifacts and blobs per namespace."""
+        return await self._run(lambda conn: usage.usage(conn, namespace, owner))
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
@@ -680,7 +718,7 @@ class PostgresDatabase:
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """Jobs and declared indexes."""
+        """Jobs, declared indexes, transcripts."""
         return integrity.check(self._run, self._rebuild, namespace, repair=repair)
 
     async def _rebuild(self, path: tuple[str, ...]) -> None:

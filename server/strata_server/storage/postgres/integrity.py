@@ -1,7 +1,8 @@
 """CheckIntegrity's database checks on PostgreSQL: jobs whose columns contradict
-their state, and declared indexes whose database index is missing or invalid (a
-build that failed). Repairs are the safe ones core/integrity.py names; an index is
-rebuilt with CREATE INDEX CONCURRENTLY, as CreateIndex builds it."""
+their state, declared indexes whose database index is missing or invalid (a
+build that failed), and transcripts (transcript_checks.py). Repairs are the safe
+ones core/integrity.py names; an index is rebuilt with CREATE INDEX CONCURRENTLY,
+as CreateIndex builds it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from strata_server.core.indexes import field_name
 from strata_server.core.integrity import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import JOB_CASE
+from strata_server.storage.postgres import transcript_checks
 from strata_server.storage.postgres.pool import Conn
 
 BAD_JOBS = f"""
@@ -57,9 +59,12 @@ T = TypeVar("T")
 
 
 class Run(Protocol):
-    """Runs `work` on a pooled connection (PostgresDatabase._run)."""
+    """Runs `work` on a pooled connection, inside a transaction if asked
+    (PostgresDatabase._run)."""
 
-    def __call__(self, work: Callable[[Conn], Awaitable[T]]) -> Awaitable[T]: ...
+    def __call__(
+        self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = False
+    ) -> Awaitable[T]: ...
 
 
 async def check(
@@ -116,3 +121,6 @@ async def check(
             repaired,
         )
     yield ("indexes", len(declared))
+
+    async for event in transcript_checks.check(run, namespace, repair=repair):
+        yield event

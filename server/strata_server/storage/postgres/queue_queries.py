@@ -236,11 +236,14 @@ the jobs_leased index never tempts the planner into a walk over every unexpired
 lease of the namespace (which it takes on a fresh table otherwise)."""
 
 
-def _settle(action: LiteralString, assignments: LiteralString, *columns: str) -> str:
-    """One statement that applies a lease holder's transition to the job `_HELD`
-    finds, with its audit entry (`action`, version = attempt, changed_fields among
-    `columns`), and returns the job written; no row when the lease is not held."""
-    return f"""{_HELD}, updated AS (
+def _settle(
+    action: LiteralString, assignments: LiteralString, *columns: str, held: str = _HELD
+) -> str:
+    """One statement that applies a lease holder's transition to the job `held`
+    finds (by default `_HELD`), with its audit entry (`action`, version = attempt,
+    changed_fields among `columns`), and returns the job written; no row when the
+    lease is not held."""
+    return f"""{held}, updated AS (
     UPDATE jobs AS j
     SET {assignments}
     FROM held AS h
@@ -270,6 +273,38 @@ ACK_JOB = _settle(
 )
 """core.queue.plan_ack as one statement: params namespace, id, token, now, actor,
 result (JSON text or NULL)."""
+
+ACK_JOBS = _settle(
+    "ack",
+    "state = 'completed', result = h.new_result::jsonb, lease_token = NULL, "
+    "lease_expire_time = NULL, update_time = %(now)s::timestamptz, "
+    "finish_time = %(now)s::timestamptz",
+    "state",
+    "lease_token",
+    "lease_expire_time",
+    "result",
+    "finish_time",
+    held="""
+WITH locked AS MATERIALIZED (
+    SELECT id, state, run_time, attempt, lease_token, lease_expire_time, result, finish_time
+    FROM jobs
+    WHERE namespace = %(namespace)s::text AND id = ANY(%(ids)b::text[])
+    ORDER BY id
+    FOR UPDATE
+), held AS (
+    SELECT l.*, a.result AS new_result
+    FROM locked AS l
+    JOIN unnest(%(ids)b::text[], %(tokens)b::text[], %(results)b::text[])
+         AS a(id, token, result) ON a.id = l.id
+    WHERE l.state = 'leased' AND l.lease_token = a.token
+      AND l.lease_expire_time > %(now)s::timestamptz
+)""",
+)
+"""ACK_JOB for many jobs at once (params namespace, now, actor, and the arrays ids,
+tokens, results): each job whose lease is held is completed with its audit entry;
+the rest are left as they are. Rows are locked by primary key (`= ANY`, never a
+join the planner could turn into a scan of every job) in id order, so two batches
+that share jobs cannot deadlock. Returns the jobs completed."""
 
 RELEASE_JOB = _settle(
     "release",

@@ -1,10 +1,17 @@
 """GetUsage on PostgreSQL: live records and their JSON bytes per collection, jobs
-per visible state, per namespace (one grouped scan of each table)."""
+per visible state, transcripts and their entries (from the transcripts' own
+counters, next_seq and size_bytes, never a scan of the entries), artifacts per
+kind and the distinct blobs they name, per namespace: one grouped scan of each
+table (storage/usage_rows.py puts the rows together). An owner leaves out records
+and jobs, which have none."""
 
 from __future__ import annotations
 
-from strata_server.core.models import CollectionUsage, NamespaceUsage, QueueDepth
+from typing import Any, LiteralString
+
+from strata_server.core.models import QueueDepth, Usage
 from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.usage_rows import assemble
 
 RECORDS = """
 SELECT namespace, collection, count(*), coalesce(sum(octet_length(data::text)), 0)::bigint
@@ -30,21 +37,57 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 
+_OWNED: LiteralString = (
+    "(%(namespace)s::text IS NULL OR namespace = %(namespace)s)"
+    " AND (%(owner)s::text IS NULL OR owner = %(owner)s)"
+)
 
-async def usage(conn: Conn, namespace: str | None) -> list[NamespaceUsage]:
-    params = {"namespace": namespace}
-    collections: dict[str, list[CollectionUsage]] = {}
-    cursor = await conn.execute(RECORDS, params)
-    for ns, collection, count, size in await cursor.fetchall():
-        collections.setdefault(ns, []).append(CollectionUsage(collection, count, size))
-    jobs: dict[str, list[tuple[str, int]]] = {}
-    cursor = await conn.execute(JOBS, params)
-    for ns, state, count in await cursor.fetchall():
-        jobs.setdefault(ns, []).append((state, count))
-    return [
-        NamespaceUsage(ns, tuple(collections.get(ns, ())), tuple(jobs.get(ns, ())))
-        for ns in sorted(collections.keys() | jobs.keys())
-    ]
+TRANSCRIPTS: LiteralString = (
+    "SELECT namespace, count(*), sum(next_seq - 1)::bigint, sum(size_bytes)::bigint"
+    " FROM transcripts WHERE " + _OWNED + " GROUP BY namespace"
+)
+
+KINDS: LiteralString = (
+    "SELECT namespace, kind, count(*), sum(size)::bigint, sum(stored_size)::bigint"
+    " FROM artifacts WHERE " + _OWNED + " GROUP BY namespace, kind ORDER BY namespace, kind"
+)
+
+_DISTINCT: LiteralString = (
+    "SELECT namespace, sha256, sum(size) AS referenced, max(size) AS size,"
+    " max(stored_size) AS stored FROM artifacts WHERE " + _OWNED + " GROUP BY namespace, sha256"
+)
+
+BLOBS: LiteralString = (
+    "SELECT namespace, count(*), sum(referenced)::bigint, sum(size)::bigint,"
+    " sum(stored)::bigint FROM (" + _DISTINCT + ") AS d GROUP BY namespace"
+)
+"""Per namespace: the blobs its artifacts name, each once."""
+
+TOTAL_BLOBS: LiteralString = (
+    "SELECT count(*), sum(referenced)::bigint, sum(size)::bigint, sum(stored)::bigint FROM ("
+    " SELECT sha256, sum(referenced) AS referenced, max(size) AS size, max(stored) AS stored"
+    " FROM (" + _DISTINCT + ") AS d GROUP BY sha256) AS b"
+)
+"""Over the namespaces asked for: a blob named from several counts once."""
+
+
+async def _rows(conn: Conn, statement: LiteralString, params: dict[str, Any]) -> list[Any]:
+    cursor = await conn.execute(statement, params)
+    return await cursor.fetchall()
+
+
+async def usage(conn: Conn, namespace: str | None, owner: str | None) -> Usage:
+    params = {"namespace": namespace, "owner": owner}
+    unowned = owner is None
+    [total] = await _rows(conn, TOTAL_BLOBS, params)
+    return assemble(
+        records=await _rows(conn, RECORDS, params) if unowned else (),
+        jobs=await _rows(conn, JOBS, params) if unowned else (),
+        transcripts=await _rows(conn, TRANSCRIPTS, params),
+        kinds=await _rows(conn, KINDS, params),
+        blobs=await _rows(conn, BLOBS, params),
+        total_blobs=tuple(total),
+    )
 
 
 QUEUES = """

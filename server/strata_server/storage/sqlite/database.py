@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from strata_server.core.artifacts import Artifact, BlobRef
+from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.indexes import RecordIndex
 from strata_server.core.integrity import Finding
@@ -23,7 +24,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     LoggedAudit,
-    NamespaceUsage,
     Page,
     Progress,
     QueueDepth,
@@ -32,10 +32,11 @@ from strata_server.core.models import (
     SearchHit,
     SearchQuery,
     ServerFacts,
+    Usage,
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -51,6 +52,7 @@ from strata_server.storage.sqlite import (
     audit,
     changes,
     commit,
+    content_retention,
     indexes,
     integrity,
     records,
@@ -219,6 +221,12 @@ class SqliteDatabase:
     ) -> Job:
         """Complete the holder's attempt."""
         return await queues.ack_job(self._db, namespace, id, token, result, actor=actor)
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """Complete each holder's attempt, each on its own, in one transaction."""
+        return await queues.ack_jobs(self._db, namespace, acks, actor=actor)
 
     async def fail_job(
         self,
@@ -469,9 +477,27 @@ class SqliteDatabase:
             self._db, namespace, queue, state, before, exclude, limit
         )
 
-    async def usage(self, namespace: str | None) -> list[NamespaceUsage]:
-        """Records and jobs per namespace."""
-        return await usage.usage(self._db, namespace)
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts sealed before `before`."""
+        return await content_retention.count_old_transcripts(self._db, namespace, before)
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, in one transaction."""
+        return await content_retention.purge_old_transcripts(self._db, namespace, before, limit)
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
+        return await content_retention.count_old_artifacts(self._db, namespace, kind, before)
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
+        return await content_retention.purge_old_artifacts(self._db, namespace, kind, before, limit)
+
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Records, jobs, transcripts, artifacts and blobs per namespace."""
+        return await usage.usage(self._db, namespace, owner)
 
     async def queue_depths(self) -> list[QueueDepth]:
         """Unfinished jobs per queue."""
@@ -480,7 +506,7 @@ class SqliteDatabase:
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """The file (quick_check), jobs, declared indexes."""
+        """The file (quick_check), jobs, declared indexes, transcripts."""
         return integrity.check(self._db, namespace, repair=repair)
 
     async def lead(self, name: str) -> bool:

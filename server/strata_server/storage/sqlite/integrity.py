@@ -1,6 +1,7 @@
 """CheckIntegrity's database checks on SQLite: the file itself (PRAGMA
-quick_check), jobs whose columns contradict their state, and declared indexes
-without their database index. Repairs are the safe ones core/integrity.py names."""
+quick_check), jobs whose columns contradict their state, declared indexes
+without their database index, and transcripts (transcript_checks.py). Repairs are
+the safe ones core/integrity.py names."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from strata_server.core.indexes import field_name, index_name
 from strata_server.core.integrity import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import JOB_CASE
+from strata_server.storage.sqlite import transcript_checks
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.indexes import create_sql
@@ -97,3 +99,6 @@ async def check(
             repaired,
         )
     yield ("indexes", len(declared))
+
+    async for event in transcript_checks.check(db, namespace, repair=repair):
+        yield event

@@ -30,6 +30,7 @@ from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
+    Ack,
     Job,
     NewJob,
     QueueStats,
@@ -477,6 +478,28 @@ async def ack_job(
         actor=actor,
     )
     return _without_token(job)
+
+
+async def ack_jobs(
+    db: Connections, namespace: str, acks: Sequence[Ack], *, actor: Actor
+) -> list[Job | StrataError]:
+    """ack_job for each of `acks` in one write transaction; an ack that fails leaves
+    the others to complete."""
+    now = _now()
+    outcomes: list[Job | StrataError] = []
+    async with db.transaction() as tx:
+        for ack in acks:
+            try:
+                job = await _read_job(tx, namespace, ack.id)
+                planned = plan_ack(job, ack.token, ack.result, now)
+            except StrataError as error:
+                outcomes.append(error)
+                continue
+            await tx.execute(UPDATE_JOB, _update_params(planned))
+            audit = AuditEntry("ack", ENTITY, ack.id, planned.attempt, _changed(job, planned))
+            await tx.execute(INSERT_AUDIT, _audit_row(namespace, to_micros(now), actor, audit))
+            outcomes.append(_without_token(planned))
+    return outcomes
 
 
 async def fail_job(

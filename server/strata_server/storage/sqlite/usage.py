@@ -1,13 +1,18 @@
 """GetUsage on SQLite: live records and their JSON bytes per collection, jobs per
-visible state, per namespace (one grouped scan of each table)."""
+visible state, transcripts and their entries (from the transcripts' own counters,
+next_seq and size_bytes, never a scan of the entries), artifacts per kind and the
+distinct blobs they name, per namespace: one grouped scan of each table
+(storage/usage_rows.py puts the rows together). An owner leaves out records and
+jobs, which have none."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from strata_server.core.models import CollectionUsage, NamespaceUsage, QueueDepth
+from strata_server.core.models import QueueDepth, Usage
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.usage_rows import assemble
 
 RECORDS = """
 SELECT namespace, collection, count(*), coalesce(sum(length(CAST(data AS BLOB))), 0)
@@ -33,19 +38,55 @@ GROUP BY 1, 2
 ORDER BY 1, 2
 """
 
+_OWNED = "(:namespace IS NULL OR namespace = :namespace) AND (:owner IS NULL OR owner = :owner)"
 
-async def usage(db: Connections, namespace: str | None) -> list[NamespaceUsage]:
-    params = {"namespace": namespace, "now": to_micros(datetime.now(UTC))}
-    collections: dict[str, list[CollectionUsage]] = {}
-    for ns, collection, count, size in await db.fetchall(RECORDS, params):
-        collections.setdefault(ns, []).append(CollectionUsage(collection, count, size))
-    jobs: dict[str, list[tuple[str, int]]] = {}
-    for ns, state, count in await db.fetchall(JOBS, params):
-        jobs.setdefault(ns, []).append((state, count))
-    return [
-        NamespaceUsage(ns, tuple(collections.get(ns, ())), tuple(jobs.get(ns, ())))
-        for ns in sorted(collections.keys() | jobs.keys())
-    ]
+TRANSCRIPTS = f"""
+SELECT namespace, count(*), sum(next_seq - 1), sum(size_bytes)
+FROM transcripts WHERE {_OWNED}
+GROUP BY namespace
+"""
+
+KINDS = f"""
+SELECT namespace, kind, count(*), sum(size), sum(stored_size)
+FROM artifacts WHERE {_OWNED}
+GROUP BY namespace, kind
+ORDER BY namespace, kind
+"""
+
+_DISTINCT = f"""
+SELECT namespace, sha256, sum(size) AS referenced, max(size) AS size,
+       max(stored_size) AS stored
+FROM artifacts WHERE {_OWNED}
+GROUP BY namespace, sha256
+"""
+
+BLOBS = f"""
+SELECT namespace, count(*), sum(referenced), sum(size), sum(stored)
+FROM ({_DISTINCT}) GROUP BY namespace
+"""
+"""Per namespace: the blobs its artifacts name, each once."""
+
+TOTAL_BLOBS = f"""
+SELECT count(*), sum(referenced), sum(size), sum(stored) FROM (
+    SELECT sha256, sum(referenced) AS referenced, max(size) AS size, max(stored) AS stored
+    FROM ({_DISTINCT}) GROUP BY sha256
+)
+"""
+"""Over the namespaces asked for: a blob named from several counts once."""
+
+
+async def usage(db: Connections, namespace: str | None, owner: str | None) -> Usage:
+    params = {"namespace": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
+    unowned = owner is None
+    [total] = await db.fetchall(TOTAL_BLOBS, params)
+    return assemble(
+        records=await db.fetchall(RECORDS, params) if unowned else (),
+        jobs=await db.fetchall(JOBS, params) if unowned else (),
+        transcripts=await db.fetchall(TRANSCRIPTS, params),
+        kinds=await db.fetchall(KINDS, params),
+        blobs=await db.fetchall(BLOBS, params),
+        total_blobs=tuple(total),
+    )
 
 
 QUEUES = """

@@ -1,0 +1,94 @@
+"""GetUsage's proto side: core.models.Usage to GetUsageResponse, with the totals
+summed over the namespaces (except the blobs, which the adapter counts over all
+of them at once, so a blob named from two namespaces counts once)."""
+
+from __future__ import annotations
+
+from strata.v1 import admin_pb2
+from strata_server.api.queue import job_state
+from strata_server.core import models, queue
+
+
+def usage_to_proto(found: models.Usage) -> admin_pb2.GetUsageResponse:
+    """The response: one NamespaceUsage per namespace, and their totals."""
+    response = admin_pb2.GetUsageResponse(
+        namespaces=[namespace_to_proto(u) for u in found.namespaces]
+    )
+    total = response.total
+    jobs: dict[int, int] = {}
+    kinds: dict[str, admin_pb2.ArtifactKindUsage] = {}
+    for usage in response.namespaces:
+        for name in _SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(usage, name))
+        for count in usage.jobs:
+            jobs[count.state] = jobs.get(count.state, 0) + count.count
+        for kind in usage.artifact_kinds:
+            into = kinds.setdefault(kind.kind, admin_pb2.ArtifactKindUsage(kind=kind.kind))
+            into.artifact_count += kind.artifact_count
+            into.artifact_bytes += kind.artifact_bytes
+            into.artifact_stored_bytes += kind.artifact_stored_bytes
+    total.jobs.extend(
+        admin_pb2.JobStateCount(state=state, count=count)  # type: ignore[arg-type]
+        for state, count in sorted(jobs.items())
+    )
+    total.artifact_kinds.extend(kinds[name] for name in sorted(kinds))
+    total.blobs.CopyFrom(_blobs_to_proto(found.blobs))
+    return response
+
+
+_SUMMED = (
+    "record_count",
+    "record_bytes",
+    "job_count",
+    "transcript_count",
+    "entry_count",
+    "entry_bytes",
+    "artifact_count",
+    "artifact_bytes",
+    "artifact_stored_bytes",
+)
+"""NamespaceUsage's figures that the totals sum."""
+
+
+def namespace_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage:
+    """One namespace's figures."""
+    jobs = sorted((job_state(queue.Visible(state)), count) for state, count in usage.jobs)
+    return admin_pb2.NamespaceUsage(
+        namespace=usage.namespace,
+        record_count=usage.records,
+        record_bytes=usage.record_bytes,
+        collections=[
+            admin_pb2.CollectionUsage(
+                collection=c.collection, record_count=c.records, record_bytes=c.bytes
+            )
+            for c in usage.collections
+        ],
+        job_count=sum(count for _, count in usage.jobs),
+        jobs=[admin_pb2.JobStateCount(state=state, count=count) for state, count in jobs],
+        transcript_count=usage.transcripts,
+        entry_count=usage.entries,
+        entry_bytes=usage.entry_bytes,
+        artifact_count=sum(k.artifacts for k in usage.kinds),
+        artifact_bytes=sum(k.bytes for k in usage.kinds),
+        artifact_stored_bytes=sum(k.stored_bytes for k in usage.kinds),
+        artifact_kinds=[
+            admin_pb2.ArtifactKindUsage(
+                kind=k.kind,
+                artifact_count=k.artifacts,
+                artifact_bytes=k.bytes,
+                artifact_stored_bytes=k.stored_bytes,
+            )
+            for k in usage.kinds
+        ],
+        blobs=_blobs_to_proto(usage.blobs),
+    )
+
+
+def _blobs_to_proto(blobs: models.BlobUsage) -> admin_pb2.BlobUsage:
+    return admin_pb2.BlobUsage(
+        blob_count=blobs.blobs,
+        referenced_bytes=blobs.referenced,
+        unique_bytes=blobs.unique,
+        stored_bytes=blobs.stored,
+        dedup_saved_bytes=blobs.dedup_saved,
+    )

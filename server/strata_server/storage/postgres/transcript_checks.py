@@ -1,0 +1,173 @@
+"""CheckIntegrity's transcript checks on PostgreSQL: counters (next_seq,
+size_bytes) that disagree with the entries, and entries whose transcript is gone.
+Repairs are the safe ones core/integrity.py names.
+
+A counter repair locks the transcript's row first (FOR UPDATE, as an append
+does), then tallies the entries in a new statement: under READ COMMITTED that
+one sees every append committed before the lock was granted, so a repair never
+undoes an append. Orphan entries go in one DELETE guarded by NOT EXISTS.
+
+One grouped scan of the entries finds every transcript whose counters or
+entries are off; only those rows come back, so memory grows with the findings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, LiteralString, Protocol, TypeVar
+
+from strata_server.core.integrity import (
+    ORPHAN_ENTRIES,
+    Finding,
+    TranscriptTally,
+    transcript_problem,
+)
+from strata_server.core.models import Progress
+from strata_server.storage.postgres.pool import Conn
+
+_AGGREGATE: LiteralString = """
+    SELECT namespace, transcript_id, count(*) AS n, max(seq) AS max_seq,
+           sum(size)::bigint AS total, max(start_offset + size) AS end_offset
+    FROM transcript_entries
+"""
+
+_COLUMNS: LiteralString = """
+SELECT t.namespace, t.id, t.next_seq, t.size_bytes,
+       coalesce(e.n, 0), coalesce(e.max_seq, 0), coalesce(e.total, 0), coalesce(e.end_offset, 0)
+FROM transcripts AS t
+"""
+
+OFF: LiteralString = (
+    _COLUMNS
+    + "LEFT JOIN ("
+    + _AGGREGATE
+    + """
+    WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s
+    GROUP BY namespace, transcript_id
+) AS e ON e.namespace = t.namespace AND e.transcript_id = t.id
+WHERE (%(namespace)s::text IS NULL OR t.namespace = %(namespace)s)
+  AND (t.next_seq <> coalesce(e.max_seq, 0) + 1 OR t.size_bytes <> coalesce(e.total, 0)
+       OR coalesce(e.n, 0) <> coalesce(e.max_seq, 0)
+       OR coalesce(e.end_offset, 0) <> coalesce(e.total, 0))
+ORDER BY t.namespace, t.id
+"""
+)
+"""Transcripts whose counters disagree with their entries, or whose entries are
+not whole (core.integrity.TranscriptTally)."""
+
+LOCK = "SELECT 1 FROM transcripts WHERE namespace = %(namespace)s AND id = %(id)s FOR UPDATE"
+
+ONE: LiteralString = (
+    _COLUMNS
+    + "LEFT JOIN ("
+    + _AGGREGATE
+    + """
+    WHERE namespace = %(namespace)s AND transcript_id = %(id)s
+    GROUP BY namespace, transcript_id
+) AS e ON e.namespace = t.namespace AND e.transcript_id = t.id
+WHERE t.namespace = %(namespace)s AND t.id = %(id)s
+"""
+)
+
+REPAIR = """
+UPDATE transcripts SET next_seq = %(next_seq)s, size_bytes = %(size)s
+WHERE namespace = %(namespace)s AND id = %(id)s
+"""
+
+COUNT = (
+    "SELECT count(*) FROM transcripts"
+    " WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s"
+)
+
+ORPHANS = """
+SELECT e.namespace, e.transcript_id, count(*) FROM transcript_entries AS e
+WHERE (%(namespace)s::text IS NULL OR e.namespace = %(namespace)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM transcripts AS t WHERE t.namespace = e.namespace AND t.id = e.transcript_id)
+GROUP BY e.namespace, e.transcript_id
+ORDER BY e.namespace, e.transcript_id
+"""
+
+DELETE_ORPHANS = """
+DELETE FROM transcript_entries AS e
+WHERE e.namespace = %(namespace)s AND e.transcript_id = %(id)s
+  AND NOT EXISTS (
+      SELECT 1 FROM transcripts AS t WHERE t.namespace = %(namespace)s AND t.id = %(id)s)
+"""
+
+T = TypeVar("T")
+
+
+class Run(Protocol):
+    """Runs `work` on a pooled connection, inside a transaction if asked
+    (PostgresDatabase._run)."""
+
+    def __call__(
+        self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = False
+    ) -> Awaitable[T]: ...
+
+
+def _tally(row: Any) -> TranscriptTally:
+    return TranscriptTally(*(int(value) for value in row[2:]))
+
+
+async def check(
+    run: Run, namespace: str | None, *, repair: bool
+) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+    """Progress, findings, and ("transcripts", transcripts looked at)."""
+    params = {"namespace": namespace}
+
+    async def rows(statement: Any) -> list[tuple[Any, ...]]:
+        async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+            cursor = await conn.execute(statement, params)
+            return await cursor.fetchall()
+
+        return await run(fetch)
+
+    [(total,)] = await rows(COUNT)
+    yield Progress("transcripts", 0, total, "transcripts")
+    for row in await rows(OFF):
+        ns, id = row[0], row[1]
+        found = transcript_problem(_tally(row))
+        if found is None:
+            continue
+        problem, repairable = found
+        repaired = False
+        if repair and repairable:
+
+            async def rebuild(conn: Conn, ns: str = ns, id: str = id) -> bool:
+                return await _rebuild(conn, ns, id)
+
+            repaired = await run(rebuild, transaction=True)
+        yield Finding("transcripts", ns, "transcript", id, problem, repairable, repaired)
+    for ns, id, count in await rows(ORPHANS):
+        repaired = False
+        if repair:
+
+            async def delete(conn: Conn, ns: str = ns, id: str = id) -> None:
+                await conn.execute(DELETE_ORPHANS, {"namespace": ns, "id": id})
+
+            await run(delete)
+            repaired = True
+        problem = f"{count} {ORPHAN_ENTRIES}"
+        yield Finding("transcripts", ns, "transcript_entries", id, problem, True, repaired)
+    yield Progress("transcripts", total, total, "transcripts")
+    yield ("transcripts", total)
+
+
+async def _rebuild(conn: Conn, namespace: str, id: str) -> bool:
+    """Recompute one transcript's counters from its entries, if they are whole
+    (inside the caller's transaction)."""
+    key = {"namespace": namespace, "id": id}
+    cursor = await conn.execute(LOCK, key)
+    if await cursor.fetchone() is None:
+        return False
+    cursor = await conn.execute(ONE, key)
+    row = await cursor.fetchone()
+    if row is None:
+        return False
+    tally = _tally(row)
+    if not tally.whole:
+        return False
+    if not tally.agrees:
+        await conn.execute(REPAIR, {**key, "next_seq": tally.max_seq + 1, "size": tally.total_size})
+    return True

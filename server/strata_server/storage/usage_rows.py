@@ -1,0 +1,75 @@
+"""GetUsage's rows, as both adapters' grouped queries return them, put together
+into core.models.Usage: one NamespaceUsage per namespace that stores anything
+(or the one asked for), by name. Each adapter keeps its own SQL (usage.py); the
+shape of the rows is the same on both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strata_server.core.models import BlobUsage, CollectionUsage, KindUsage, NamespaceUsage, Usage
+
+Row = Sequence[Any]
+
+
+@dataclass(slots=True)
+class _Parts:
+    collections: list[CollectionUsage] = field(default_factory=list)
+    jobs: list[tuple[str, int]] = field(default_factory=list)
+    transcripts: tuple[int, int, int] = (0, 0, 0)
+    kinds: list[KindUsage] = field(default_factory=list)
+    blobs: BlobUsage = field(default_factory=BlobUsage)
+
+
+def blob_usage(row: Row | None) -> BlobUsage:
+    """(blobs, referenced, unique, stored), any of them NULL when nothing matched."""
+    if row is None:
+        return BlobUsage()
+    blobs, referenced, unique, stored = (int(value or 0) for value in row)
+    return BlobUsage(blobs, referenced, unique, stored)
+
+
+def assemble(
+    *,
+    records: Iterable[Row],
+    jobs: Iterable[Row],
+    transcripts: Iterable[Row],
+    kinds: Iterable[Row],
+    blobs: Iterable[Row],
+    total_blobs: Row | None,
+) -> Usage:
+    """Rows keyed by namespace first: records (ns, collection, count, bytes), jobs
+    (ns, visible state, count), transcripts (ns, count, entries, entry bytes), kinds
+    (ns, kind, count, bytes, stored bytes), blobs (ns, blobs, referenced, unique,
+    stored); `total_blobs` the same figures over every namespace asked for."""
+    parts: dict[str, _Parts] = {}
+
+    def of(ns: str) -> _Parts:
+        return parts.setdefault(ns, _Parts())
+
+    for ns, collection, count, size in records:
+        of(ns).collections.append(CollectionUsage(collection, int(count), int(size)))
+    for ns, state, count in jobs:
+        of(ns).jobs.append((state, int(count)))
+    for ns, count, entries, size in transcripts:
+        of(ns).transcripts = (int(count), int(entries or 0), int(size or 0))
+    for ns, kind, count, size, stored in kinds:
+        of(ns).kinds.append(KindUsage(kind, int(count), int(size), int(stored)))
+    for ns, *figures in blobs:
+        of(ns).blobs = blob_usage(figures)
+    return Usage(
+        tuple(
+            NamespaceUsage(
+                ns,
+                tuple(p.collections),
+                tuple(p.jobs),
+                *p.transcripts,
+                kinds=tuple(p.kinds),
+                blobs=p.blobs,
+            )
+            for ns, p in sorted(parts.items())
+        ),
+        blob_usage(total_blobs),
+    )
