@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -108,24 +109,27 @@ def content(i: int) -> str:
 
 
 WHERE_TIME_GOES = (
-    "Where the time goes (commits 97443c4 and 7bc7d9d, measured with py-spy on the server and"
-    " /proc CPU times on a 100k-entry transcript; not re-measured by each run). Until 97443c4"
-    " the batch query joined a CTE holding the first entry's offset, and PostgreSQL 15 walked"
-    " the transcript's whole offset index for every batch, filtering: 55-80 ms per 64 KiB "
-    "batch on 100k entries (7,361 entries/s), growing with the transcript. The same query was"
-    " behind the 13 ms of the Redis follow latency (a follower re-reads on every wakeup; with"
-    " only the new query, the old tree's follow p50 fell from ~15 to 3.5 ms on both wakeup "
-    "channels), not the Redis adapter, which publishes at once and blocks on the "
-    "subscription. With the offset taken in scalar subqueries a batch reads only its rows "
-    "(0.14 ms). The read is now bound by the one server process: about 4.7 us of its CPU per "
-    "entry against about 6 us of wall time (the client ~1.5 us, PostgreSQL ~1.6 us). On its "
-    "busy thread ~45% is the batch read (psycopg executing and decoding ~26%, building "
-    "entries and fitting the batch ~8%), ~16% building the protobuf batch (the create_time "
-    "Timestamp alone ~0.6 us per entry in upb), ~20% gRPC serializing and writing it. Each "
-    "batch is written before the next is read (the server never holds a batch ahead of a slow"
-    " reader), so the database round trip is not overlapped with the write; reading the next "
-    "batch during the write is what would move this figure, at the cost of holding one batch "
-    "ahead."
+    "Where the time goes (py-spy on the server, and CPU time per entry from reads alternated "
+    "between two servers on one 1M-entry transcript; not re-measured by each run). Until "
+    "97443c4 each batch query walked the transcript's whole offset index (55-80 ms per 64 KiB "
+    "batch on 100k entries); since, a batch reads only its rows (0.14 ms) and the read is "
+    "bound by the server's CPU. Commits 221335e and 7169690 took that from 8.8 to 5.2 us per "
+    "entry with 64 KiB batches and from 8.3 to 4.5 us with 1 MiB batches (make-bench runs of"
+    " main and of this branch back to back, load average 1.4-3.0): the adapters hand the "
+    "rows over as plain tuples (a NamedTuple per row cost 0.3 us), and api/transcript_wire.py"
+    " concatenates each batch's protobuf encoding (0.8 us per entry, where building upb "
+    "messages and serializing them cost 1.8 us; 1.75 us either way when every entry has its "
+    "own create_time, whereas here an append's 1,000 entries share one). What is left per "
+    "entry is mostly psycopg decoding the rows and that encoding. Per message the server "
+    "spends about 0.3 ms (the pool, psycopg's round trip and its syscalls, gRPC writing the "
+    "message and waking the loop), so 64 KiB batches cost ~1 us per entry more than 1 MiB "
+    "ones; this client pays about as much per message (CPU rows above), and grpc's sync "
+    "client was no cheaper. Tried and left out: reading 256 KiB from the database per "
+    "query and sending it as 64 KiB messages (-0.3 us per entry, for 4x the rows held per "
+    "stream), gc.freeze() after start-up (no measurable change). At 200k entries/s the "
+    "server, this client and PostgreSQL share two cores at ~5 + ~2 + ~1.5 us of CPU per "
+    "entry of 64 KiB batches, so the target holds only on an otherwise idle machine, if "
+    "at all; with 1 MiB batches it is within reach."
 )
 
 
@@ -152,6 +156,18 @@ def replicas(url: str, workdir: Path, **env: str) -> Iterator[Replicas]:
     finally:
         for server in (a, b):
             server.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU time this (the client) process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_kib(pid: int) -> int:
@@ -393,8 +409,11 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
         await psycopg_read(pg_url, created.id)
 
         for batch_bytes, label in ((0, "64 KiB batches"), (1024 * 1024, "1 MiB batches")):
+            server_cpu, client_cpu = cpu_seconds(server.process.pid), own_cpu_seconds()
             with PeakRss(server.process.pid) as rss:
                 strata = await strata_read(stub, created.id, batch_bytes)
+            server_cpu = cpu_seconds(server.process.pid) - server_cpu
+            client_cpu = own_cpu_seconds() - client_cpu
             direct = await psycopg_read(pg_url, created.id)
             ratio = strata.seconds and direct.seconds / strata.seconds
             rows.append(
@@ -405,6 +424,13 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
                     f"{ratio:.2f}x",
                     "≥ 200k entries/s",
                     verdict(strata.entries / strata.seconds >= 200_000),
+                )
+            )
+            progress(rows[-1])
+            rows.append(
+                Row(
+                    f"CPU per entry during that read ({label}): server / this client",
+                    f"{server_cpu / ENTRIES * 1e6:.2f} / {client_cpu / ENTRIES * 1e6:.2f} us",
                 )
             )
             progress(rows[-1])
@@ -474,8 +500,10 @@ def main() -> None:
         f"ReadTranscript from seq 1 without follow over one grpc.aio channel, every seq "
         f"checked, vs a psycopg server-side cursor (itersize 2000, binary) over "
         f"`transcript_entries` in seq order, both in this one asyncio process; MB/s count "
-        f"role + content bytes. RSS: A's VmRSS sampled every 20 ms during the Strata "
-        f"read, peak minus before. Latency: a follower on A (follow=true), "
+        f"role + content bytes. CPU: user + system time of server A (/proc) and of this "
+        f"client process over the Strata read, per entry; the client checks every seq and "
+        f"sums role + content lengths, entry by entry. RSS: A's VmRSS sampled every 20 ms "
+        f"during the Strata read, peak minus before. Latency: a follower on A (follow=true), "
         f"{LATENCY_APPENDS} single-entry appends through B one at a time, "
         f"{LATENCY_GAP * 1000:.0f} ms apart, after {LATENCY_WARMUP} warm-up ones; t0 "
         f"before AppendEntries is called (so its commit is inside the figure), t1 when "

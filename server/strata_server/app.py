@@ -34,7 +34,6 @@ from strata.v1 import (
     transaction_pb2,
     transaction_pb2_grpc,
     transcripts_pb2,
-    transcripts_pb2_grpc,
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
@@ -45,6 +44,7 @@ from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
+from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
@@ -373,7 +373,7 @@ async def start(settings: Settings) -> Running:
         ),
         server,
     )
-    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+    add_transcript_service(
         TranscriptService(
             database,
             events,

@@ -107,9 +107,11 @@ async def test_a_batch_reads_only_its_rows(pg: PgServer, db: PostgresDatabase) -
                 )
                 [[explained]] = await cursor.fetchall()
                 batch = await db.read_entries(ns, id, seq, BATCH_BYTES)
-                assert batch[0].seq == seq
-                assert [e.seq for e in batch] == list(range(seq, seq + len(batch)))
+                seqs = [entry_seq for entry_seq, *_ in batch]
+                assert seqs == list(range(seq, seq + len(batch)))
                 assert len(batch) == min(ENTRIES - seq + 1, BATCH_BYTES // ENTRY_SIZE)
-                assert batch[0].content.startswith(f"{seq - 1:06} ")
+                _, role, content, data, _, size = batch[0]
+                assert (role, data, size) == ("assistant", None, ENTRY_SIZE)
+                assert content.startswith(f"{seq - 1:06} ")
                 # The batch's rows, two primary-key lookups and the one row past the end.
                 assert rows_touched(explained[0]["Plan"]) <= len(batch) + 3, (mode, seq)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import empty_pb2
@@ -26,6 +26,7 @@ from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
 from strata_server.api.records import MAX_QUERY_LENGTH
+from strata_server.api.transcript_wire import encode_batch
 from strata_server.core import errors, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import (
@@ -77,17 +78,24 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
 
 
 def batch_to_proto(entries: Sequence[transcripts.Entry]) -> ReadResponse:
-    """A batch of consecutive entries as a stream message (the hot path of reads)."""
+    """A batch of consecutive entries as a stream message. ReadTranscript sends the
+    same message already encoded (`transcript_wire.encode_batch`, which the unit
+    tests hold byte-equal to this)."""
     response = ReadResponse()
     batch = response.batch
-    add = batch.entries.add
-    for entry in entries:
-        message = add(seq=entry.seq, role=entry.role, content=entry.content)
-        set_timestamp(message.create_time, entry.create_time)
-        if entry.data is not None:
-            message.data.update(entry.data)
-    batch.next_seq = entries[-1].seq + 1
+    for seq, role, content, data, create_time, _size in entries:
+        message = batch.entries.add(seq=seq, role=role, content=content)
+        set_timestamp(message.create_time, create_time)
+        if data is not None:
+            message.data.update(data)
+    batch.next_seq = entries[-1][transcripts.SEQ] + 1
     return response
+
+
+def serialize_read_response(response: ReadResponse | bytes) -> bytes:
+    """ReadTranscript's response serializer: batches come already encoded, the other
+    messages (up_to_date, sealed, heartbeat) as messages."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
 
 
 def new_entries(
@@ -217,9 +225,9 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         )
 
     @streaming
-    async def ReadTranscript(
+    async def ReadTranscript(  # type: ignore[override]  # batches are sent as bytes
         self, request: transcripts_pb2.ReadTranscriptRequest, context: Context
-    ) -> AsyncIterator[ReadResponse]:
+    ) -> AsyncIterator[ReadResponse | bytes]:
         namespace = validation.namespace(request.namespace)
         id = validation.entity_id(request.id)
         max_bytes = transcripts.batch_bytes(request.max_batch_bytes)
@@ -245,7 +253,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                                 namespace, id, cursor, max_bytes
                             )
                         if entries:
-                            cursor = entries[-1].seq + 1
+                            cursor = entries[-1][transcripts.SEQ] + 1
                             # Read the next batch while this one is written, so the
                             # write and the database round trip no longer take turns:
                             # bench/transcripts.py on 200k entries, 64 KiB / 1 MiB
@@ -254,7 +262,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                             ahead = asyncio.create_task(
                                 self._store.read_entries(namespace, id, cursor, max_bytes)
                             )
-                            yield batch_to_proto(entries)
+                            yield encode_batch(entries)
                             told_up_to_date = False
                             quiet_since = loop.time()
                             continue
@@ -364,3 +372,40 @@ def _heartbeat(cursor: int) -> ReadResponse:
     heartbeat = ReadResponse.Heartbeat(next_seq=cursor)
     set_timestamp(heartbeat.time, datetime.now(UTC))
     return ReadResponse(heartbeat=heartbeat)
+
+
+class _Registrations:
+    """Stands in for a server to catch the method handlers the generated
+    `add_TranscriptServiceServicer_to_server` builds."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_to_server(service: TranscriptService, server: grpc.aio.Server) -> None:
+    """Register `service` as the generated code would, except that ReadTranscript's
+    responses go through `serialize_read_response` (its batches are bytes)."""
+    registrations = _Registrations()
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+        service, cast(grpc.aio.Server, registrations)
+    )
+    handlers = registrations.handlers
+    descriptor = transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"]
+    if set(handlers) != {method.name for method in descriptor.methods}:
+        raise RuntimeError("the generated TranscriptService registration changed shape")
+    handlers["ReadTranscript"] = grpc.unary_stream_rpc_method_handler(
+        service.ReadTranscript,
+        request_deserializer=transcripts_pb2.ReadTranscriptRequest.FromString,
+        response_serializer=serialize_read_response,
+    )
+    name = descriptor.full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)

@@ -15,10 +15,13 @@ both sides must agree on.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from itertools import accumulate
+from operator import itemgetter
+from typing import Any, Final
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOfRange, TooLarge
 from strata_server.core.jsontypes import JSON
@@ -89,17 +92,18 @@ class NewEntry:
     size: int
 
 
-class Entry(NamedTuple):
-    """A stored entry. A NamedTuple rather than a frozen dataclass because reads build
-    one per row: `Entry._make(row)` costs 0.23 us where the dataclass's __init__ cost
-    1.0 us (about a sixth of the server's CPU per entry of a ReadTranscript)."""
+Entry = tuple[int, str, str, JSON | None, datetime, int]
+"""A stored entry as reads return it: `(seq, role, content, data, create_time, size)`.
 
-    seq: int
-    role: str
-    content: str
-    data: JSON | None
-    create_time: datetime
-    size: int
+A plain tuple, in the order the adapters' batch queries select the columns, so a
+read hands the driver's rows over as they come: the NamedTuple built per row before
+(`Entry._make`) cost 0.3 us of the server's ~5 us per entry of a ReadTranscript.
+Readers unpack it (`for seq, role, content, data, create_time, size in entries`)."""
+
+SEQ: Final = 0
+"""Position of `seq` in an Entry."""
+SIZE: Final = 5
+"""Position of `size` in an Entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,19 +274,20 @@ def past_end(id: str, from_seq: int, next_seq: int) -> OutOfRange:
 
 def fit_batch(entries: Sequence[Entry], max_bytes: int) -> list[Entry]:
     """The longest prefix of `entries` (consecutive from the first) whose sizes add up
-    to at most `max_bytes`; the first entry alone when it is larger than that."""
-    batch: list[Entry] = []
-    total = 0
-    expected = entries[0].seq if entries else 0
-    for entry in entries:
-        if entry.seq != expected:  # a gap can only be a storage bug: never skip over it
-            break
-        if batch and total + entry.size > max_bytes:
-            break
-        batch.append(entry)
-        total += entry.size
-        expected += 1
-    return batch
+    to at most `max_bytes`; the first entry alone when it is larger than that.
+
+    Sums and checks with C-level iteration (accumulate, bisect, list equality): the
+    per-entry Python loop it replaced cost ~0.15 us per entry of every read."""
+    if not entries:
+        return []
+    ends = list(accumulate(map(itemgetter(SIZE), entries)))
+    count = max(1, bisect_right(ends, max_bytes))
+    first = entries[0][SEQ]
+    seqs = list(map(itemgetter(SEQ), entries[:count]))
+    if seqs != list(range(first, first + count)):
+        # A gap can only be a storage bug: never skip over it, stop before it.
+        count = next(i for i, seq in enumerate(seqs) if seq != first + i)
+    return list(entries[:count])
 
 
 # --- JSON forms (idempotent results) -------------------------------------------------

@@ -223,9 +223,8 @@ async def read_entries(
         prepare=True,
         binary=True,
     )
-    rows = await cursor.fetchall()
-    # READ selects Entry's fields in its order.
-    return fit_batch(list(map(Entry._make, rows)), max_bytes)
+    # READ selects an Entry's fields in its order: the rows are Entries as they come.
+    return fit_batch(await cursor.fetchall(), max_bytes)
 
 
 async def seal_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Transcript:

@@ -325,13 +325,14 @@ async def append_entries(
 
 def entry_from_row(row: Row) -> Entry:
     """An Entry from a row of READ_ENTRIES."""
-    return Entry(
-        seq=row[0],
-        role=row[1],
-        content=row[2],
-        data=json.loads(row[3]) if row[3] is not None else None,
-        create_time=from_micros(row[4]),
-        size=row[5],
+    seq, role, content, data, create_time, size = row
+    return (
+        seq,
+        role,
+        content,
+        json.loads(data) if data is not None else None,
+        from_micros(create_time),
+        size,
     )
 
 
