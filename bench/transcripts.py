@@ -113,9 +113,13 @@ WHERE_TIME_GOES = (
     "between two servers on one 1M-entry transcript; not re-measured by each run). Until "
     "97443c4 each batch query walked the transcript's whole offset index (55-80 ms per 64 KiB "
     "batch on 100k entries); since, a batch reads only its rows (0.14 ms) and the read is "
-    "bound by the server's CPU. Commits 221335e and 7169690 took that from 8.8 to 5.2 us per "
-    "entry with 64 KiB batches and from 8.3 to 4.5 us with 1 MiB batches (make-bench runs of"
-    " main and of this branch back to back, load average 1.4-3.0): the adapters hand the "
+    "bound by the server's CPU. Commits 221335e and 7169690 cut the server's CPU per entry: "
+    "in three pairs of runs of this benchmark on main and on them back to back (2026-12-03, "
+    "load average 0.1-3.0 from other work), 8.8 -> 5.2, 5.0 -> 5.4 and 7.6 -> 5.5 us with "
+    "64 KiB batches, 8.3 -> 4.5, 5.8 -> 5.3 and 7.3 -> 4.4 us with 1 MiB batches (the middle "
+    "pair's second run had the machine busier: its psycopg baseline fell from 277k to 183k "
+    "entries/s); reads alternated between two servers on one transcript, 6.5 against 8.6 "
+    "us (64 KiB) and 4.5 against 8.2 (1 MiB), medians under load 5-6. The adapters hand the "
     "rows over as plain tuples (a NamedTuple per row cost 0.3 us), and api/transcript_wire.py"
     " concatenates each batch's protobuf encoding (0.8 us per entry, where building upb "
     "messages and serializing them cost 1.8 us; 1.75 us either way when every entry has its "
@@ -128,8 +132,9 @@ WHERE_TIME_GOES = (
     "query and sending it as 64 KiB messages (-0.3 us per entry, for 4x the rows held per "
     "stream), gc.freeze() after start-up (no measurable change). At 200k entries/s the "
     "server, this client and PostgreSQL share two cores at ~5 + ~2 + ~1.5 us of CPU per "
-    "entry of 64 KiB batches, so the target holds only on an otherwise idle machine, if "
-    "at all; with 1 MiB batches it is within reach."
+    "entry of 64 KiB batches, 10 us of CPU per 5 us of wall time: the target is out of "
+    "reach there on this machine while others use it; with 1 MiB batches (~4.5 + ~1.3) it"
+    " comes within 10-20%."
 )
 
 
