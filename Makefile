@@ -75,6 +75,7 @@ bench: venv system-deps
 	$(PY) bench/cache.py
 	$(PY) bench/cleanup.py
 	$(PY) bench/artifacts.py
+	$(PY) bench/export.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

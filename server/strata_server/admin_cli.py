@@ -8,45 +8,21 @@ with one line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import grpc
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
+from strata_server.cli_common import DEFAULT_SERVER, ServerOpt, admin_stub, fail
 from strata_server.usage_table import usage_table
 
-ServerOpt = Annotated[
-    str,
-    typer.Option("--server", envvar="STRATA_SERVER", help="host:port of a running server."),
-]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
 TIMEOUT_SECONDS = 30.0
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"strata: {message}", err=True)
-    return typer.Exit(2)
-
-
-@contextlib.contextmanager
-def _admin(server: str) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
-    """An AdminService stub on `server`; gRPC errors become one line and exit 2."""
-    try:
-        with grpc.insecure_channel(server) as channel:
-            yield admin_pb2_grpc.AdminServiceStub(channel)
-    except grpc.RpcError as error:
-        code = error.code()
-        details = error.details()
-        if code == grpc.StatusCode.UNAVAILABLE:
-            raise _fail(f"cannot reach the server at {server}: {details}") from None
-        raise _fail(f"{code.name}: {details}") from None
 
 
 def _time(value: datetime | None) -> datetime | None:
@@ -54,7 +30,7 @@ def _time(value: datetime | None) -> datetime | None:
 
 
 def audit(
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
     entity: Annotated[str, typer.Option(help="record, job, ...")] = "",
     entity_id: Annotated[str, typer.Option("--id", help="e.g. tickets/t1")] = "",
@@ -81,7 +57,7 @@ def audit(
         request.end_time.FromDatetime(end)
     table = Table("seq", "time (UTC)", "actor", "action", "entity", "id", "version", "fields")
     shown = 0
-    with _admin(server) as stub:
+    with admin_stub(server) as stub:
         while shown < limit:
             page = stub.ListAuditEntries(request, timeout=TIMEOUT_SECONDS)
             for entry in page.entries[: limit - shown]:
@@ -111,7 +87,7 @@ def _streamed(
     message, drawing the progress as a bar; the `last` message."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     result = None
-    with _admin(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+    with admin_stub(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("starting", total=None)
         for event in call(stub):
             if event.HasField("progress"):
@@ -121,7 +97,7 @@ def _streamed(
             else:
                 result = getattr(event, last)
     if result is None:  # pragma: no cover - the server always ends with it
-        raise _fail(f"the server ended the call without its {last}")
+        raise fail(f"the server ended the call without its {last}")
     return result
 
 
@@ -149,7 +125,7 @@ def _index_table(indexes: list[admin_pb2.Index]) -> Table:
 def index_create(
     collection: CollectionArg,
     field: FieldArg,
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Declare an index and build it (without blocking writes on PostgreSQL),
@@ -162,12 +138,12 @@ def index_create(
 @index_app.command("list")
 def index_list(
     collection: Annotated[str, typer.Argument(help="Only this collection's.")] = "",
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Show the declared indexes."""
     request = admin_pb2.ListIndexesRequest(namespace=namespace, collection=collection)
-    with _admin(server) as stub:
+    with admin_stub(server) as stub:
         found = list(stub.ListIndexes(request, timeout=TIMEOUT_SECONDS).indexes)
     Console().print(_index_table(found))
     if not found:
@@ -178,18 +154,18 @@ def index_list(
 def index_drop(
     collection: CollectionArg,
     field: FieldArg,
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Remove a declared index."""
     request = admin_pb2.DropIndexRequest(namespace=namespace, collection=collection, field=field)
-    with _admin(server) as stub:
+    with admin_stub(server) as stub:
         stub.DropIndex(request, timeout=TIMEOUT_SECONDS)
     typer.echo(f"dropped the index on {field} of {collection}")
 
 
 def cleanup(
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[
         bool, typer.Option("--all", help="Every namespace, expired records included.")
@@ -212,7 +188,7 @@ def cleanup(
 
 
 def usage(
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
     owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
@@ -222,13 +198,13 @@ def usage(
     request = admin_pb2.GetUsageRequest(
         namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces, owner=owner
     )
-    with _admin(server) as stub:
+    with admin_stub(server) as stub:
         found = stub.GetUsage(request, timeout=TIMEOUT_SECONDS)
     Console().print(usage_table(found, owner))
 
 
 def check(
-    server: ServerOpt = "127.0.0.1:50051",
+    server: ServerOpt = DEFAULT_SERVER,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
     repair: Annotated[bool, typer.Option(help="Repair what is safe to repair.")] = False,

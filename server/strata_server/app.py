@@ -37,6 +37,7 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api.admin import AdminService, Backends
+from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
@@ -196,6 +197,11 @@ class Caching:
         """Drop records deleted by a cleanup from the record cache, if there is one."""
         if isinstance(self.records, CachedRecordStore):
             await self.records.forget(refs)
+
+    async def forget_namespace(self, namespace: str) -> None:
+        """Drop a namespace's records from the record cache after an import."""
+        if isinstance(self.records, CachedRecordStore):
+            await self.records.forget_namespace(namespace)
 
     async def close(self) -> None:
         """Stop the record cache's probe, drop the cache, close the Redis client."""
@@ -407,6 +413,12 @@ async def start(settings: Settings) -> Running:
             cleanup,
             blobs,
             timedelta(seconds=settings.blob_sweep_grace_seconds),
+            NamespaceTransfer(
+                database,
+                blobs,
+                max_import_bytes=settings.max_import_bytes,
+                forget=caching.forget_namespace,
+            ),
         ),
         server,
     )

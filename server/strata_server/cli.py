@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strata_server import admin_cli
+from strata_server import admin_cli, archive_cli
 from strata_server.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
 migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.", no_args_is_help=True)
 app.add_typer(migrate_app, name="migrate")
 admin_cli.register(app)
+archive_cli.register(app)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DatabaseOpt = Annotated[

@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     max_artifact_bytes: int = Field(
         10 * GIB, ge=1, description="largest artifact content, in bytes (uncompressed)"
     )
+    max_import_bytes: int = Field(
+        64 * GIB,
+        ge=1,
+        description="largest archive ImportNamespace accepts, in bytes; it is staged to a "
+        "temporary file whole before anything is written",
+    )
     blob_sweep_grace_seconds: float = Field(
         3600.0,
         ge=0,

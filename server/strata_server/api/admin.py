@@ -12,6 +12,7 @@ import grpc
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
 from strata_server import __version__
+from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.convert import actor, set_timestamp, to_datetime
 from strata_server.api.errors import streaming, unary
 from strata_server.api.usage import usage_to_proto
@@ -47,7 +48,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         cleanup: Cleanup | None = None,
         blobs: BlobStore | None = None,
         blob_grace: timedelta = timedelta(hours=1),
+        transfer: NamespaceTransfer | None = None,
     ) -> None:
+        self._transfer = transfer
         self._database = database
         self._cleanup = cleanup or Cleanup(database, keep_completed=timedelta(days=7))
         self._blobs = blobs
@@ -249,6 +252,27 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 yield admin_pb2.RunCleanupResponse(progress=progress_to_proto(event))
             else:
                 yield admin_pb2.RunCleanupResponse(report=_report_to_proto(event))
+
+    # --- export / import (api/archive.py holds their messages) ---------------------
+
+    @streaming
+    async def ExportNamespace(
+        self, request: admin_pb2.ExportNamespaceRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.ExportNamespaceResponse]:
+        async for message in self._transfers().export(request, context):
+            yield message
+
+    @streaming
+    async def ImportNamespace(
+        self, request_iterator: AsyncIterator[admin_pb2.ImportNamespaceRequest], context: Context
+    ) -> AsyncIterator[admin_pb2.ImportNamespaceResponse]:
+        async for message in self._transfers().import_(request_iterator, context):
+            yield message
+
+    def _transfers(self) -> NamespaceTransfer:
+        if self._transfer is None:
+            raise errors.FailedPrecondition("export and import are not set up on this server")
+        return self._transfer
 
 
 MAX_FILTER_CHARS = 512

@@ -152,7 +152,7 @@ def unary(
     async def wrapper(self: S, request: Req, context: Context) -> Resp:
         started = time.perf_counter()
         request_id = _begin(context)
-        code = "OK"
+        code: str | None = "OK"
         try:
             response = await handler(self, request, context)
             context.set_trailing_metadata(((REQUEST_ID, request_id),))
@@ -160,14 +160,18 @@ def unary(
         except (errors.StrataError, Exception) as error:
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            code = _code_of(error)
+            # Counted before the status goes out: a caller that saw the error and
+            # then scrapes the metrics finds it there.
+            metrics.rpc_finished(method, _code_of(error), time.perf_counter() - started)
+            code = None
             await _abort(context, error, method, request_id)
             raise  # unreachable: abort raises
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
         finally:
-            metrics.rpc_finished(method, code, time.perf_counter() - started)
+            if code is not None:
+                metrics.rpc_finished(method, code, time.perf_counter() - started)
 
     return wrapper
 
@@ -184,7 +188,7 @@ def streaming(
     async def wrapper(self: S, request: Req, context: Context) -> AsyncIterator[Resp]:
         started = time.perf_counter()
         request_id = _begin(context)
-        code = "OK"
+        code: str | None = "OK"
         open_streams.inc()
         try:
             async for item in handler(self, request, context):
@@ -193,13 +197,17 @@ def streaming(
         except (errors.StrataError, Exception) as error:
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            code = _code_of(error)
+            # Counted before the status goes out: a caller that saw the error and
+            # then scrapes the metrics finds it there.
+            metrics.rpc_finished(method, _code_of(error), time.perf_counter() - started)
+            code = None
             await _abort(context, error, method, request_id)
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
         finally:
             open_streams.dec()
-            metrics.rpc_finished(method, code, time.perf_counter() - started)
+            if code is not None:
+                metrics.rpc_finished(method, code, time.perf_counter() - started)
 
     return wrapper

@@ -82,6 +82,34 @@ policy, artifacts are kept.
 """
 Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
+class _ConflictPolicy:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConflictPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConflictPolicy.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONFLICT_POLICY_UNSPECIFIED: _ConflictPolicy.ValueType  # 0
+    """Not set: treated as CONFLICT_POLICY_FAIL."""
+    CONFLICT_POLICY_SKIP: _ConflictPolicy.ValueType  # 1
+    """Keep the stored row; the archive's row is counted as skipped."""
+    CONFLICT_POLICY_OVERWRITE: _ConflictPolicy.ValueType  # 2
+    """Replace the stored row with the archive's (a transcript's entries with it)."""
+    CONFLICT_POLICY_FAIL: _ConflictPolicy.ValueType  # 3
+    """Refuse the whole import with ALREADY_EXISTS; nothing is written."""
+
+class ConflictPolicy(_ConflictPolicy, metaclass=_ConflictPolicyEnumTypeWrapper):
+    """What an import does with a row whose id the target namespace already holds."""
+
+CONFLICT_POLICY_UNSPECIFIED: ConflictPolicy.ValueType  # 0
+"""Not set: treated as CONFLICT_POLICY_FAIL."""
+CONFLICT_POLICY_SKIP: ConflictPolicy.ValueType  # 1
+"""Keep the stored row; the archive's row is counted as skipped."""
+CONFLICT_POLICY_OVERWRITE: ConflictPolicy.ValueType  # 2
+"""Replace the stored row with the archive's (a transcript's entries with it)."""
+CONFLICT_POLICY_FAIL: ConflictPolicy.ValueType  # 3
+"""Refuse the whole import with ALREADY_EXISTS; nothing is written."""
+Global___ConflictPolicy: _TypeAlias = ConflictPolicy  # noqa: Y015
+
 @_typing.final
 class GetServerInfoRequest(_message.Message):
     """Request for GetServerInfo."""
@@ -1407,3 +1435,300 @@ class IntegrityFinding(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IntegrityFinding: _TypeAlias = IntegrityFinding  # noqa: Y015
+
+@_typing.final
+class ExportNamespaceRequest(_message.Message):
+    """Request for ExportNamespace."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace to export; empty means "default"."""
+    owner: _builtins.str
+    """Only this owner's transcripts (with their entries) and artifacts (with
+    their blobs), and the audit entries about them; records, jobs and queues,
+    which have no owner, are left out. Empty: the whole namespace.
+    """
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        owner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportNamespaceRequest: _TypeAlias = ExportNamespaceRequest  # noqa: Y015
+
+@_typing.final
+class ExportNamespaceResponse(_message.Message):
+    """One message of the ExportNamespace stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the archive."""
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How far the export has come (phase: the member being written)."""
+
+    @_builtins.property
+    def summary(self) -> Global___ArchiveSummary:
+        """What the archive holds; the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        chunk: _builtins.bytes = ...,
+        summary: Global___ArchiveSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "event", b"event", "progress", b"progress", "summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "event", b"event", "progress", b"progress", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "chunk", "summary"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___ExportNamespaceResponse: _TypeAlias = ExportNamespaceResponse  # noqa: Y015
+
+@_typing.final
+class ArchiveSummary(_message.Message):
+    """What one archive holds, kind by kind."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    ARCHIVE_BYTES_FIELD_NUMBER: _builtins.int
+    FORMAT_VERSION_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace exported."""
+    owner: _builtins.str
+    """The owner filter, if any."""
+    archive_bytes: _builtins.int
+    """Bytes of the whole archive."""
+    format_version: _builtins.int
+    """The archive's format version (manifest.json "version")."""
+    @_builtins.property
+    def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Rows per kind: "records", "jobs", "queues", "transcripts", "entries",
+        "artifacts", "audit", and "blobs" (distinct blobs).
+        """
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        owner: _builtins.str = ...,
+        counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        archive_bytes: _builtins.int = ...,
+        format_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_bytes", b"archive_bytes", "counts", b"counts", "format_version", b"format_version", "namespace", b"namespace", "owner", b"owner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArchiveSummary: _TypeAlias = ArchiveSummary  # noqa: Y015
+
+@_typing.final
+class ImportHeader(_message.Message):
+    """The first message of an ImportNamespace stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ON_CONFLICT_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Namespace to import into; empty: the namespace the archive was exported from."""
+    on_conflict: Global___ConflictPolicy.ValueType
+    """What to do with ids the target already holds."""
+    size: _builtins.int
+    """The archive's size in bytes, when known: progress totals, and an early
+    RESOURCE_EXHAUSTED past the server's limit. 0: unknown.
+    """
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        on_conflict: Global___ConflictPolicy.ValueType = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "on_conflict", b"on_conflict", "size", b"size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportHeader: _TypeAlias = ImportHeader  # noqa: Y015
+
+@_typing.final
+class ImportNamespaceRequest(_message.Message):
+    """One message of an ImportNamespace stream: the header first, then chunks."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """The next bytes of the archive."""
+    @_builtins.property
+    def header(self) -> Global___ImportHeader:
+        """Target and conflict policy; the first message, once."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___ImportHeader | None = ...,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "header", b"header", "part", b"part"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_part: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofArgType_part: _TypeAlias = _typing.Literal["part", b"part"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_part) -> _WhichOneofReturnType_part | None: ...
+
+Global___ImportNamespaceRequest: _TypeAlias = ImportNamespaceRequest  # noqa: Y015
+
+@_typing.final
+class ImportNamespaceResponse(_message.Message):
+    """One message of the ImportNamespace response stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How far the import has come (receiving, verifying, blobs, rows)."""
+
+    @_builtins.property
+    def result(self) -> Global___ImportResult:
+        """What was imported; the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        result: Global___ImportResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "result"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___ImportNamespaceResponse: _TypeAlias = ImportNamespaceResponse  # noqa: Y015
+
+@_typing.final
+class ImportCount(_message.Message):
+    """What an import did with one kind of row."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    IMPORTED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    OVERWRITTEN_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"records", "jobs", "queues", "transcripts", "entries", "artifacts",
+    "audit" or "blobs".
+    """
+    imported: _builtins.int
+    """Rows written that the target did not hold."""
+    skipped: _builtins.int
+    """Rows left as stored (policy SKIP; audit entries already in the log)."""
+    overwritten: _builtins.int
+    """Stored rows replaced (policy OVERWRITE)."""
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        imported: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        overwritten: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["imported", b"imported", "kind", b"kind", "overwritten", b"overwritten", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportCount: _TypeAlias = ImportCount  # noqa: Y015
+
+@_typing.final
+class ImportResult(_message.Message):
+    """The outcome of an import."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    SOURCE_NAMESPACE_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    ARCHIVE_BYTES_FIELD_NUMBER: _builtins.int
+    NEW_BLOB_BYTES_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """The namespace imported into."""
+    source_namespace: _builtins.str
+    """The namespace the archive was exported from."""
+    archive_bytes: _builtins.int
+    """Bytes of the archive received."""
+    new_blob_bytes: _builtins.int
+    """Blob bytes the blob store did not already hold (content bytes)."""
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportCount]:
+        """Per kind, in archive order."""
+
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        source_namespace: _builtins.str = ...,
+        counts: _abc.Iterable[Global___ImportCount] | None = ...,
+        archive_bytes: _builtins.int = ...,
+        new_blob_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archive_bytes", b"archive_bytes", "counts", b"counts", "namespace", b"namespace", "new_blob_bytes", b"new_blob_bytes", "source_namespace", b"source_namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportResult: _TypeAlias = ImportResult  # noqa: Y015

@@ -90,6 +90,16 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_admin__pb2.RunCleanupRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.RunCleanupResponse.FromString,
                 _registered_method=True)
+        self.ExportNamespace = channel.unary_stream(
+                '/strata.v1.AdminService/ExportNamespace',
+                request_serializer=strata_dot_v1_dot_admin__pb2.ExportNamespaceRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.ExportNamespaceResponse.FromString,
+                _registered_method=True)
+        self.ImportNamespace = channel.stream_stream(
+                '/strata.v1.AdminService/ImportNamespace',
+                request_serializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -195,6 +205,34 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportNamespace(self, request, context):
+        """Streams one portable archive of a namespace (or of one owner's transcripts
+        and artifacts): a tar of JSON Lines members (records, jobs, queues,
+        transcripts, entries, artifacts, audit log), the blobs, and manifest.json
+        last with a sha256 per member. Progress messages come before and among the
+        chunks; the summary is the last message. Concatenate the chunks in order to
+        get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
+        DATA_LOSS when a blob an artifact names is missing from the blob store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportNamespace(self, request_iterator, context):
+        """Imports an archive made by ExportNamespace: a header, then the archive's
+        bytes in chunks. The server stages the whole archive, verifies every
+        member's checksum, stores the blobs, then writes every row in one database
+        transaction: all or nothing. Streams progress, then the result.
+        INVALID_ARGUMENT (reason BAD_ARCHIVE) for a truncated or corrupt archive, a
+        checksum mismatch, bad JSON or an unknown format version;
+        RESOURCE_EXHAUSTED (reason TOO_LARGE) past STRATA_MAX_IMPORT_BYTES;
+        ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
+        is imported).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +290,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RunCleanup,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.RunCleanupRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.RunCleanupResponse.SerializeToString,
+            ),
+            'ExportNamespace': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportNamespace,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.ExportNamespaceRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.ExportNamespaceResponse.SerializeToString,
+            ),
+            'ImportNamespace': grpc.stream_stream_rpc_method_handler(
+                    servicer.ImportNamespace,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -552,6 +600,60 @@ class AdminService:
             '/strata.v1.AdminService/RunCleanup',
             strata_dot_v1_dot_admin__pb2.RunCleanupRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.RunCleanupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportNamespace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.AdminService/ExportNamespace',
+            strata_dot_v1_dot_admin__pb2.ExportNamespaceRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.ExportNamespaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportNamespace(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/strata.v1.AdminService/ImportNamespace',
+            strata_dot_v1_dot_admin__pb2.ImportNamespaceRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.ImportNamespaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,26 @@ class AdminServiceStub:
     """Runs a cleanup now: what the background scheduler runs. Streams progress
     messages, then the report of what went (or, with dry_run, what would go).
     """
+    ExportNamespace: _grpc.UnaryStreamMultiCallable[_admin_pb2.ExportNamespaceRequest, _admin_pb2.ExportNamespaceResponse]
+    """Streams one portable archive of a namespace (or of one owner's transcripts
+    and artifacts): a tar of JSON Lines members (records, jobs, queues,
+    transcripts, entries, artifacts, audit log), the blobs, and manifest.json
+    last with a sha256 per member. Progress messages come before and among the
+    chunks; the summary is the last message. Concatenate the chunks in order to
+    get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
+    DATA_LOSS when a blob an artifact names is missing from the blob store.
+    """
+    ImportNamespace: _grpc.StreamStreamMultiCallable[_admin_pb2.ImportNamespaceRequest, _admin_pb2.ImportNamespaceResponse]
+    """Imports an archive made by ExportNamespace: a header, then the archive's
+    bytes in chunks. The server stages the whole archive, verifies every
+    member's checksum, stores the blobs, then writes every row in one database
+    transaction: all or nothing. Streams progress, then the result.
+    INVALID_ARGUMENT (reason BAD_ARCHIVE) for a truncated or corrupt archive, a
+    checksum mismatch, bad JSON or an unknown format version;
+    RESOURCE_EXHAUSTED (reason TOO_LARGE) past STRATA_MAX_IMPORT_BYTES;
+    ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
+    is imported).
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -140,6 +160,26 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
     messages, then the report of what went (or, with dry_run, what would go).
+    """
+    ExportNamespace: _aio.UnaryStreamMultiCallable[_admin_pb2.ExportNamespaceRequest, _admin_pb2.ExportNamespaceResponse]  # type: ignore[assignment]
+    """Streams one portable archive of a namespace (or of one owner's transcripts
+    and artifacts): a tar of JSON Lines members (records, jobs, queues,
+    transcripts, entries, artifacts, audit log), the blobs, and manifest.json
+    last with a sha256 per member. Progress messages come before and among the
+    chunks; the summary is the last message. Concatenate the chunks in order to
+    get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
+    DATA_LOSS when a blob an artifact names is missing from the blob store.
+    """
+    ImportNamespace: _aio.StreamStreamMultiCallable[_admin_pb2.ImportNamespaceRequest, _admin_pb2.ImportNamespaceResponse]  # type: ignore[assignment]
+    """Imports an archive made by ExportNamespace: a header, then the archive's
+    bytes in chunks. The server stages the whole archive, verifies every
+    member's checksum, stores the blobs, then writes every row in one database
+    transaction: all or nothing. Streams progress, then the result.
+    INVALID_ARGUMENT (reason BAD_ARCHIVE) for a truncated or corrupt archive, a
+    checksum mismatch, bad JSON or an unknown format version;
+    RESOURCE_EXHAUSTED (reason TOO_LARGE) past STRATA_MAX_IMPORT_BYTES;
+    ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
+    is imported).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -260,6 +300,38 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.RunCleanupResponse], _abc.AsyncIterator[_admin_pb2.RunCleanupResponse]]:
         """Runs a cleanup now: what the background scheduler runs. Streams progress
         messages, then the report of what went (or, with dry_run, what would go).
+        """
+
+    @_abc_1.abstractmethod
+    def ExportNamespace(
+        self,
+        request: _admin_pb2.ExportNamespaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.ExportNamespaceResponse], _abc.AsyncIterator[_admin_pb2.ExportNamespaceResponse]]:
+        """Streams one portable archive of a namespace (or of one owner's transcripts
+        and artifacts): a tar of JSON Lines members (records, jobs, queues,
+        transcripts, entries, artifacts, audit log), the blobs, and manifest.json
+        last with a sha256 per member. Progress messages come before and among the
+        chunks; the summary is the last message. Concatenate the chunks in order to
+        get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
+        DATA_LOSS when a blob an artifact names is missing from the blob store.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportNamespace(
+        self,
+        request_iterator: _MaybeAsyncIterator[_admin_pb2.ImportNamespaceRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.ImportNamespaceResponse], _abc.AsyncIterator[_admin_pb2.ImportNamespaceResponse]]:
+        """Imports an archive made by ExportNamespace: a header, then the archive's
+        bytes in chunks. The server stages the whole archive, verifies every
+        member's checksum, stores the blobs, then writes every row in one database
+        transaction: all or nothing. Streams progress, then the result.
+        INVALID_ARGUMENT (reason BAD_ARCHIVE) for a truncated or corrupt archive, a
+        checksum mismatch, bad JSON or an unknown format version;
+        RESOURCE_EXHAUSTED (reason TOO_LARGE) past STRATA_MAX_IMPORT_BYTES;
+        ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
+        is imported).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -256,6 +256,18 @@ class CachedRecordStore:
         for namespace, keys in by_namespace.items():
             await self._invalidate(namespace, keys)
 
+    async def forget_namespace(self, namespace: str) -> None:
+        """Invalidate every cached record of a namespace (an import wrote behind this
+        wrapper's back, possibly over many records); kept for later in an outage."""
+        if self._available:
+            try:
+                await self._cache.clear(namespace, "r:")
+                return
+            except Unavailable as error:
+                self._lost(error)
+        self._clear.add(namespace)
+        self._pending_count -= len(self._pending.pop(namespace, ()))
+
     async def _invalidate(self, namespace: str, keys: list[str]) -> None:
         if self._available:
             try:

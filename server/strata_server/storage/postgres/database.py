@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 import structlog
 
+from strata_server.core.archive import ConflictPolicy, ImportCounts
+from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import Conflict, StrataError
 from strata_server.core.filters import Filter
@@ -62,6 +64,7 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
 )
 from strata_server.storage.postgres import (
+    archive,
     artifacts,
     audit,
     changes,
@@ -545,6 +548,32 @@ class PostgresDatabase:
             if len(page) < artifacts.PAGE:
                 return
             after = (page[-1].namespace, page[-1].id)
+
+    async def export_rows(
+        self, namespace: str, owner: str | None
+    ) -> AsyncIterator[dict[str, int] | RowBatch]:
+        """Counts, then rows kind by kind, from one REPEATABLE READ snapshot on one
+        connection held for the export."""
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                async for item in archive.export_rows(conn, namespace, owner):
+                    yield item
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    async def import_rows(
+        self,
+        namespace: str,
+        batches: AsyncIterator[RowBatch],
+        policy: ConflictPolicy,
+        *,
+        actor: Actor,
+    ) -> ImportCounts:
+        """Every batch in one transaction."""
+        return await self._run(
+            lambda conn: archive.import_rows(conn, namespace, batches, policy, actor=actor),
+            transaction=True,
+        )
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""

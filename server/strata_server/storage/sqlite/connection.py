@@ -80,6 +80,38 @@ class Transaction:
                 await cursor.close()  # on the connection's thread, which owns it
 
 
+class Snapshot:
+    """A reader connection inside a read transaction (`Connections.snapshot`)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        """Run one statement and return all its rows."""
+        with translated():
+            rows = await self._conn.execute_fetchall(sql, params)
+        return cast(list[Row], rows)
+
+    async def batches(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), size: int = 1000
+    ) -> AsyncIterator[list[Row]]:
+        """The rows of one statement, `size` at a time, never all at once."""
+        with translated():
+            cursor = await self._conn.execute(sql, params)
+        try:
+            while True:
+                with translated():
+                    rows = await cursor.fetchmany(size)
+                if not rows:
+                    return
+                yield cast(list[Row], rows)
+        finally:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await cursor.close()
+
+
 async def _connect(target: str, *, uri: bool, pragmas: Sequence[str]) -> aiosqlite.Connection:
     # isolation_level=None: sqlite3 issues no implicit BEGIN; transactions are ours.
     conn = await aiosqlite.connect(
@@ -179,6 +211,26 @@ class Connections:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await self._writer.rollback()
                 raise
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Snapshot]:
+        """One reader inside a read transaction: every statement of the block sees the
+        same committed state (WAL keeps it while the block lasts; writers go on)."""
+        self._check_open()
+        conn = await self._idle.get()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self._read_gate is not None:
+                    await stack.enter_async_context(self._read_gate)
+                with translated():
+                    await conn.execute_fetchall("BEGIN")
+                try:
+                    yield Snapshot(conn)
+                finally:
+                    with contextlib.suppress(sqlite3.Error, ValueError):
+                        await conn.execute_fetchall("COMMIT")
+        finally:
+            self._idle.put_nowait(conn)
 
     def stats(self) -> dict[str, int]:
         """Reader connections open and idle, and the writer's queued callers."""

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from strata_server.core.archive import ConflictPolicy, ImportCounts
+from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
@@ -48,6 +50,7 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
 )
 from strata_server.storage.sqlite import (
+    archive,
     artifacts,
     audit,
     changes,
@@ -512,6 +515,23 @@ class SqliteDatabase:
     async def lead(self, name: str) -> bool:
         """A file lock beside the database (see leader.py)."""
         return self._leader.lead(name)
+
+    def export_rows(
+        self, namespace: str, owner: str | None
+    ) -> AsyncIterator[dict[str, int] | RowBatch]:
+        """Counts, then rows kind by kind, from one read snapshot."""
+        return archive.export_rows(self._db, namespace, owner)
+
+    async def import_rows(
+        self,
+        namespace: str,
+        batches: AsyncIterator[RowBatch],
+        policy: ConflictPolicy,
+        *,
+        actor: Actor,
+    ) -> ImportCounts:
+        """Every batch in one write transaction (holding the writer)."""
+        return await archive.import_rows(self._db, namespace, batches, policy, actor=actor)
 
     async def close(self) -> None:
         """Close every connection; the object is unusable afterwards."""

@@ -1,0 +1,499 @@
+"""ExportNamespace and ImportNamespace on PostgreSQL: a namespace's rows out of one
+REPEATABLE READ snapshot, and an archive's rows in through one transaction.
+
+The export reads through server-side cursors inside one read-only REPEATABLE READ
+transaction, so the archive is one consistent state and memory holds one batch.
+The import writes new rows with COPY (the fast path: an import into an empty
+namespace is nearly all COPY) and stored rows it overwrites with UPDATEs, after one
+keyed SELECT per batch that finds which rows the namespace already holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from strata_server.core.archive import KINDS, ConflictPolicy, ImportCounts, Kind, split_conflicts
+from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
+from strata_server.core.artifacts import Artifact
+from strata_server.core.errors import AlreadyExists
+from strata_server.core.models import Actor, LoggedAudit, Record
+from strata_server.core.queue import Job
+from strata_server.core.transcripts import Transcript
+from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
+from strata_server.storage.postgres.artifacts import artifact_from_row
+from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.queries import RECORD_COLUMNS
+from strata_server.storage.postgres.queue import job_from_row
+from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
+from strata_server.storage.postgres.records import record_from_row
+from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.postgres.transcripts import transcript_from_row
+
+BATCH = 1000
+"""Rows per batch fetched from a cursor (and per statement on import)."""
+
+_OWNED_TRANSCRIPTS = "SELECT id FROM transcripts WHERE namespace = %(ns)s AND owner = %(owner)s"
+_OWNED_ARTIFACTS = "SELECT id FROM artifacts WHERE namespace = %(ns)s AND owner = %(owner)s"
+
+# kind -> (columns, FROM/WHERE for the whole namespace, extra WHERE for an owner
+# (None: the kind has no owner and is left out), ORDER BY)
+_EXPORTS: dict[Kind, tuple[str, str, str | None, str]] = {
+    Kind.QUEUES: ("queue, paused", "queue_settings WHERE namespace = %(ns)s", None, "queue"),
+    Kind.RECORDS: (
+        RECORD_COLUMNS,
+        "records WHERE namespace = %(ns)s AND (expire_time IS NULL OR expire_time > %(now)s)",
+        None,
+        "collection, id",
+    ),
+    Kind.JOBS: (JOB_COLUMNS, "jobs WHERE namespace = %(ns)s", None, "id"),
+    Kind.TRANSCRIPTS: (
+        TRANSCRIPT_COLUMNS,
+        "transcripts WHERE namespace = %(ns)s",
+        "owner = %(owner)s",
+        "id",
+    ),
+    Kind.ENTRIES: (
+        "transcript_id, seq, start_offset, size, role, content, data, create_time",
+        "transcript_entries WHERE namespace = %(ns)s",
+        f"transcript_id IN ({_OWNED_TRANSCRIPTS})",
+        "transcript_id, seq",
+    ),
+    Kind.ARTIFACTS: (
+        ARTIFACT_COLUMNS,
+        "artifacts WHERE namespace = %(ns)s",
+        "owner = %(owner)s",
+        "id",
+    ),
+    Kind.AUDIT: (
+        "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
+        "audit_log WHERE namespace = %(ns)s",
+        f"((entity = 'transcript' AND entity_id IN ({_OWNED_TRANSCRIPTS})) "
+        f"OR (entity = 'artifact' AND entity_id IN ({_OWNED_ARTIFACTS})))",
+        "seq",
+    ),
+}
+
+_BLOB_TOTALS = """
+SELECT count(*), coalesce(sum(size), 0)::bigint FROM (
+    SELECT sha256, max(size) AS size FROM artifacts
+    WHERE namespace = %(ns)s AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)
+    GROUP BY sha256) AS blobs
+"""
+
+
+def _where(kind: Kind, owner: str | None) -> str | None:
+    _, where, owned, _ = _EXPORTS[kind]
+    if owner is None:
+        return where
+    return None if owned is None else f"{where} AND {owned}"
+
+
+def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
+    if kind is Kind.QUEUES:
+        return lambda row: QueueSetting(row[0], row[1])
+    if kind is Kind.RECORDS:
+        return lambda row: record_from_row(namespace, row)
+    if kind is Kind.JOBS:
+        return lambda row: job_from_row(namespace, row)
+    if kind is Kind.TRANSCRIPTS:
+        return lambda row: transcript_from_row(namespace, row)
+    if kind is Kind.ENTRIES:
+        return lambda row: ArchivedEntry(*row)
+    if kind is Kind.ARTIFACTS:
+        return artifact_from_row
+    return lambda row: LoggedAudit(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], tuple(row[7]), row[8]
+    )
+
+
+async def export_rows(
+    conn: Conn, namespace: str, owner: str | None
+) -> AsyncIterator[dict[str, int] | RowBatch]:
+    """Counts first (every kind, plus "blobs" and "blob_bytes"), then the rows in
+    batches, kind by kind, all from one snapshot. `conn` must be inside a
+    transaction the caller opened."""
+    params = {"ns": namespace, "owner": owner, "now": datetime.now(UTC)}
+    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    counts: dict[str, int] = {}
+    for kind in KINDS:
+        where = _where(kind, owner)
+        if where is None:
+            counts[kind] = 0
+            continue
+        cursor = await conn.execute(f"SELECT count(*) FROM {where}", params)
+        counts[kind] = (await cursor.fetchone() or (0,))[0]
+    cursor = await conn.execute(_BLOB_TOTALS, params)
+    row = await cursor.fetchone()
+    counts["blobs"], counts["blob_bytes"] = (row[0], row[1]) if row else (0, 0)
+    yield counts
+    for kind in KINDS:
+        where = _where(kind, owner)
+        if where is None:
+            continue
+        columns, _, _, order = _EXPORTS[kind]
+        convert = _from_row(kind, namespace)
+        async with conn.cursor(name=f"strata_export_{kind.value}") as named:
+            await named.execute(f"SELECT {columns} FROM {where} ORDER BY {order}", params)
+            while rows := await named.fetchmany(BATCH):
+                yield RowBatch(kind, [convert(row) for row in rows])
+
+
+# --- import ---------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Table:
+    """How one kind's rows are keyed, copied in and overwritten."""
+
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        params: Callable[[str, Any], tuple[Any, ...]],
+        key: Callable[[Any], Any],
+        jsonb: Sequence[str] = (),
+    ) -> None:
+        self.params = params
+        self.key = key
+        self.keys = tuple(keys)
+        self.copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        rest = [c for c in columns if c not in keys and c != "namespace"]
+        self._update_order = [list(columns).index(c) for c in (*rest, "namespace", *keys)]
+        sets = ", ".join(f"{c} = %s{'::jsonb' if c in jsonb else ''}" for c in rest)
+        self.update = (
+            f"UPDATE {table} SET {sets} "
+            f"WHERE namespace = %s AND {' AND '.join(f'{k} = %s' for k in keys)}"
+        )
+        if len(keys) == 1:
+            self.stored = (
+                f"SELECT {keys[0]} FROM {table} WHERE namespace = %s AND {keys[0]} = ANY(%s)"
+            )
+        else:
+            arrays = ", ".join("%s::text[]" for _ in keys)
+            self.stored = (
+                f"SELECT {', '.join(keys)} FROM {table} WHERE namespace = %s "
+                f"AND ({', '.join(keys)}) IN (SELECT * FROM unnest({arrays}))"
+            )
+
+    def stored_params(self, namespace: str, keys: list[Any]) -> tuple[Any, ...]:
+        if len(self.keys) == 1:
+            return (namespace, keys)
+        return (namespace, *([key[i] for key in keys] for i in range(len(self.keys))))
+
+    def update_params(self, namespace: str, row: Any) -> tuple[Any, ...]:
+        values = self.params(namespace, row)
+        return tuple(values[i] for i in self._update_order)
+
+
+def _record_params(ns: str, r: Record) -> tuple[Any, ...]:
+    return (
+        ns,
+        r.collection,
+        r.id,
+        _dumps(r.data),
+        r.version,
+        r.create_time,
+        r.update_time,
+        r.expire_time,
+    )
+
+
+def _job_params(ns: str, j: Job) -> tuple[Any, ...]:
+    backoff = None if j.retry_backoff is None else j.retry_backoff // timedelta(microseconds=1)
+    return (
+        ns,
+        j.id,
+        j.queue,
+        j.state.value,
+        _dumps(j.payload),
+        j.priority,
+        j.run_time,
+        j.attempt,
+        j.max_attempts,
+        j.create_time,
+        j.update_time,
+        backoff,
+        j.unique_key,
+        j.lease_token,
+        j.lease_expire_time,
+        j.last_error,
+        None if j.result is None else _dumps(j.result),
+        j.finish_time,
+    )
+
+
+def _transcript_params(ns: str, t: Transcript) -> tuple[Any, ...]:
+    return (
+        ns,
+        t.id,
+        t.owner,
+        t.title,
+        _dumps(dict(t.labels)),
+        t.next_seq,
+        t.size_bytes,
+        t.create_time,
+        t.update_time,
+        t.seal_time,
+    )
+
+
+def _artifact_params(ns: str, a: Artifact) -> tuple[Any, ...]:
+    return (
+        ns,
+        a.id,
+        a.owner,
+        a.kind,
+        a.name,
+        a.content_type,
+        a.sha256,
+        a.size,
+        a.stored_size,
+        a.compression.value,
+        _dumps(dict(a.labels)),
+        a.create_time,
+    )
+
+
+def _columns(text: str) -> list[str]:
+    return ["namespace", *(c.strip() for c in text.split(",") if c.strip() != "namespace")]
+
+
+TABLES: dict[Kind, _Table] = {
+    Kind.QUEUES: _Table(
+        "queue_settings",
+        ["namespace", "queue", "paused"],
+        ["queue"],
+        lambda ns, q: (ns, q.queue, q.paused),
+        lambda q: q.queue,
+    ),
+    Kind.RECORDS: _Table(
+        "records",
+        _columns(RECORD_COLUMNS),
+        ["collection", "id"],
+        _record_params,
+        lambda r: (r.collection, r.id),
+        jsonb=["data"],
+    ),
+    Kind.JOBS: _Table(
+        "jobs",
+        _columns(JOB_COLUMNS),
+        ["id"],
+        _job_params,
+        lambda j: j.id,
+        jsonb=["payload", "result"],
+    ),
+    Kind.TRANSCRIPTS: _Table(
+        "transcripts",
+        _columns(TRANSCRIPT_COLUMNS),
+        ["id"],
+        _transcript_params,
+        lambda t: t.id,
+        jsonb=["labels"],
+    ),
+    Kind.ARTIFACTS: _Table(
+        "artifacts",
+        _columns(ARTIFACT_COLUMNS),
+        ["id"],
+        _artifact_params,
+        lambda a: a.id,
+        jsonb=["labels"],
+    ),
+}
+
+COPY_ENTRIES = """
+COPY transcript_entries
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time)
+FROM STDIN
+"""
+DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = ANY(%s)"
+UNIQUE_HOLDERS = """
+SELECT queue, unique_key FROM jobs
+WHERE namespace = %s AND unique_key IS NOT NULL AND state IN ('ready', 'leased')
+  AND (queue, unique_key) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
+  AND NOT (id = ANY(%s))
+"""
+"""Unfinished jobs of other ids holding a unique_key an archived unfinished job
+holds: the partial unique index would refuse the archived one."""
+AUDIT_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS strata_import_audit (
+    ord bigint, time timestamptz, actor text, action text, entity text, entity_id text,
+    version bigint, changed_fields jsonb, request_id text
+) ON COMMIT DROP
+"""
+COPY_AUDIT = """
+COPY strata_import_audit
+    (ord, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+FROM STDIN
+"""
+APPEND_AUDIT = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+SELECT %(ns)s, i.time, i.actor, i.action, i.entity, i.entity_id, i.version, i.changed_fields,
+       i.request_id
+FROM strata_import_audit AS i
+WHERE NOT EXISTS (
+    SELECT 1 FROM audit_log AS a
+    WHERE a.namespace = %(ns)s AND a.entity = i.entity AND a.entity_id = i.entity_id
+      AND a.time = i.time AND a.action = i.action AND a.version = i.version
+      AND a.actor = i.actor)
+ORDER BY i.ord
+"""
+"""Append the staged audit entries in archive order, less those the log already holds
+(so importing an archive twice does not double its history)."""
+CLEAR_AUDIT = "TRUNCATE strata_import_audit"
+INSERT_AUDIT = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+VALUES (%s, %s, %s, 'import', 'namespace', %s, 1, %s, NULL)
+"""
+
+_UNFINISHED = frozenset({"ready", "leased"})
+
+
+class _Import:
+    """One import's transaction: conflict checks and writes, batch by batch."""
+
+    def __init__(self, conn: Conn, namespace: str, policy: ConflictPolicy) -> None:
+        self.conn = conn
+        self.namespace = namespace
+        self.policy = policy
+        self.counts = ImportCounts()
+        self.skipped_transcripts: set[str] = set()
+        self.audit_staged = False
+        self.audit_ord = 0
+
+    async def _copy(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async with self.conn.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                await copy.write_row(row)
+
+    async def rows(self, kind: Kind, rows: list[Any]) -> None:
+        table = TABLES[kind]
+        keys = [table.key(row) for row in rows]
+        cursor = await self.conn.execute(table.stored, table.stored_params(self.namespace, keys))
+        stored = {row[0] if len(row) == 1 else tuple(row) for row in await cursor.fetchall()}
+        if kind is Kind.JOBS:
+            stored |= await self._unique_clashes(rows)
+        fresh, taken = split_conflicts(
+            kind, self.namespace, rows, keys, stored, self.policy, self.counts[kind]
+        )
+        if kind is Kind.TRANSCRIPTS and self.policy is ConflictPolicy.SKIP:
+            self.skipped_transcripts.update(k for k in keys if k in stored)
+        ns = self.namespace
+        if fresh:
+            await self._copy(table.copy, [table.params(ns, row) for row in fresh])
+        if taken:
+            async with self.conn.cursor() as cur:
+                await cur.executemany(table.update, [table.update_params(ns, r) for r in taken])
+        if kind is Kind.TRANSCRIPTS and taken:  # their entries come again from the archive
+            await self.conn.execute(DELETE_ENTRIES, (ns, [t.id for t in taken]))
+
+    async def _unique_clashes(self, jobs: list[Job]) -> set[Any]:
+        unique = [j for j in jobs if j.unique_key is not None and j.state.value in _UNFINISHED]
+        if not unique:
+            return set()
+        cursor = await self.conn.execute(
+            UNIQUE_HOLDERS,
+            (
+                self.namespace,
+                [j.queue for j in unique],
+                [j.unique_key for j in unique],
+                [j.id for j in unique],
+            ),
+        )
+        held = {tuple(row) for row in await cursor.fetchall()}
+        if held and self.policy is ConflictPolicy.OVERWRITE:
+            queue, key = next(iter(held))
+            raise AlreadyExists(
+                f"an unfinished job of queue {queue!r} already holds unique_key {key!r} in "
+                f"namespace {self.namespace!r}; nothing was imported",
+                metadata={"kind": "jobs", "unique_key": str(key)},
+            )
+        return {j.id for j in unique if (j.queue, j.unique_key) in held}
+
+    async def entries(self, entries: list[ArchivedEntry]) -> None:
+        count = self.counts[Kind.ENTRIES]
+        ns = self.namespace
+        kept = [e for e in entries if e.transcript_id not in self.skipped_transcripts]
+        count.skipped += len(entries) - len(kept)
+        count.imported += len(kept)
+        await self._copy(
+            COPY_ENTRIES,
+            [
+                (
+                    ns,
+                    e.transcript_id,
+                    e.seq,
+                    e.start_offset,
+                    e.size,
+                    e.role,
+                    e.content,
+                    None if e.data is None else _dumps(e.data),
+                    e.create_time,
+                )
+                for e in kept
+            ],
+        )
+
+    async def audit(self, entries: list[LoggedAudit]) -> None:
+        if not self.audit_staged:
+            await self.conn.execute(AUDIT_STAGE)
+            self.audit_staged = True
+        rows = []
+        for a in entries:
+            self.audit_ord += 1
+            rows.append(
+                (
+                    self.audit_ord,
+                    a.time,
+                    a.actor,
+                    a.action,
+                    a.entity,
+                    a.entity_id,
+                    a.version,
+                    _dumps(list(a.changed_fields)),
+                    a.request_id,
+                )
+            )
+        await self._copy(COPY_AUDIT, rows)
+        cursor = await self.conn.execute(APPEND_AUDIT, {"ns": self.namespace})
+        added = max(cursor.rowcount, 0)
+        await self.conn.execute(CLEAR_AUDIT)
+        count = self.counts[Kind.AUDIT]
+        count.imported += added
+        count.skipped += len(entries) - added
+
+    async def finish(self, actor: Actor) -> None:
+        written = [k for k, c in self.counts.kinds.items() if c.imported or c.overwritten]
+        await self.conn.execute(
+            INSERT_AUDIT,
+            (self.namespace, datetime.now(UTC), actor.name, self.namespace, _dumps(written)),
+        )
+
+
+async def import_rows(
+    conn: Conn,
+    namespace: str,
+    batches: AsyncIterator[RowBatch],
+    policy: ConflictPolicy,
+    *,
+    actor: Actor,
+) -> ImportCounts:
+    """Write every batch; `conn` must be inside the one transaction of the import."""
+    run = _Import(conn, namespace, policy)
+    async for batch in batches:
+        if batch.kind is Kind.ENTRIES:
+            await run.entries(batch.rows)
+        elif batch.kind is Kind.AUDIT:
+            await run.audit(batch.rows)
+        else:
+            await run.rows(batch.kind, batch.rows)
+    await run.finish(actor)
+    return run.counts

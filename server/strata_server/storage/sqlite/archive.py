@@ -1,0 +1,493 @@
+"""ExportNamespace and ImportNamespace on SQLite: a namespace's rows out of one read
+snapshot, and an archive's rows in through one write transaction.
+
+The export reads every kind inside one read transaction of one reader connection
+(`Connections.snapshot`), so the archive is one consistent state while writers go
+on. The import holds the writer for its whole transaction: other writes wait for it
+(as for a `CREATE INDEX`), and readers never see part of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from strata_server.core.archive import (
+    KINDS,
+    ConflictPolicy,
+    ImportCounts,
+    Kind,
+    split_conflicts,
+)
+from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
+from strata_server.core.artifacts import Artifact
+from strata_server.core.errors import AlreadyExists
+from strata_server.core.models import Actor, LoggedAudit, Record
+from strata_server.core.queue import Job
+from strata_server.core.transcripts import Transcript
+from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
+from strata_server.storage.sqlite.artifacts import artifact_from_row
+from strata_server.storage.sqlite.connection import Connections, Row, Transaction
+from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
+from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
+from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
+from strata_server.storage.sqlite.transcripts import TRANSCRIPT_COLUMNS, transcript_from_row
+
+BATCH = 1000
+"""Rows per batch read from the snapshot (and per statement on import)."""
+
+_OWNED_TRANSCRIPTS = "SELECT id FROM transcripts WHERE namespace = :ns AND owner = :owner"
+_OWNED_ARTIFACTS = "SELECT id FROM artifacts WHERE namespace = :ns AND owner = :owner"
+
+# kind -> (columns, FROM/WHERE for the whole namespace, extra WHERE for an owner
+# (None: the kind has no owner and is left out), ORDER BY)
+_EXPORTS: dict[Kind, tuple[str, str, str | None, str]] = {
+    Kind.QUEUES: ("queue, paused", "queue_settings WHERE namespace = :ns", None, "queue"),
+    Kind.RECORDS: (
+        RECORD_COLUMNS,
+        "records WHERE namespace = :ns AND (expire_time IS NULL OR expire_time > :now)",
+        None,
+        "collection, id",
+    ),
+    Kind.JOBS: (JOB_COLUMNS, "jobs WHERE namespace = :ns", None, "id"),
+    Kind.TRANSCRIPTS: (
+        TRANSCRIPT_COLUMNS,
+        "transcripts WHERE namespace = :ns",
+        "owner = :owner",
+        "id",
+    ),
+    Kind.ENTRIES: (
+        "transcript_id, seq, start_offset, size, role, content, data, create_time",
+        "transcript_entries WHERE namespace = :ns",
+        f"transcript_id IN ({_OWNED_TRANSCRIPTS})",
+        "transcript_id, seq",
+    ),
+    Kind.ARTIFACTS: (ARTIFACT_COLUMNS, "artifacts WHERE namespace = :ns", "owner = :owner", "id"),
+    Kind.AUDIT: (
+        "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
+        "audit_log WHERE namespace = :ns",
+        f"((entity = 'transcript' AND entity_id IN ({_OWNED_TRANSCRIPTS})) "
+        f"OR (entity = 'artifact' AND entity_id IN ({_OWNED_ARTIFACTS})))",
+        "seq",
+    ),
+}
+
+_BLOB_TOTALS = """
+SELECT count(*), coalesce(sum(size), 0) FROM (
+    SELECT sha256, max(size) AS size FROM artifacts
+    WHERE namespace = :ns AND (:owner IS NULL OR owner = :owner) GROUP BY sha256)
+"""
+
+
+def _where(kind: Kind, owner: str | None) -> str | None:
+    _, where, owned, _ = _EXPORTS[kind]
+    if owner is None:
+        return where
+    return None if owned is None else f"{where} AND {owned}"
+
+
+def _entry_from_row(row: Row) -> ArchivedEntry:
+    return ArchivedEntry(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        json.loads(row[6]) if row[6] is not None else None,
+        from_micros(row[7]),
+    )
+
+
+def _audit_from_row(row: Row) -> LoggedAudit:
+    return LoggedAudit(
+        seq=row[0],
+        time=from_micros(row[1]),
+        actor=row[2],
+        action=row[3],
+        entity=row[4],
+        entity_id=row[5],
+        version=row[6],
+        changed_fields=tuple(json.loads(row[7])),
+        request_id=row[8],
+    )
+
+
+_FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
+    Kind.QUEUES: lambda row: QueueSetting(row[0], bool(row[1])),
+    Kind.RECORDS: record_from_row,
+    Kind.JOBS: lambda row: job_from_row(row, with_token=True),
+    Kind.TRANSCRIPTS: transcript_from_row,
+    Kind.ENTRIES: _entry_from_row,
+    Kind.ARTIFACTS: artifact_from_row,
+    Kind.AUDIT: _audit_from_row,
+}
+
+
+async def export_rows(
+    db: Connections, namespace: str, owner: str | None
+) -> AsyncIterator[dict[str, int] | RowBatch]:
+    """Counts first (every kind, plus "blobs" and "blob_bytes"), then the rows in
+    batches, kind by kind, all from one snapshot."""
+    params = {"ns": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
+    async with db.snapshot() as snap:
+        counts: dict[str, int] = {}
+        for kind in KINDS:
+            where = _where(kind, owner)
+            found = (
+                [(0,)]
+                if where is None
+                else await snap.fetchall(f"SELECT count(*) FROM {where}", params)
+            )
+            counts[kind] = found[0][0]
+        blobs, blob_bytes = (await snap.fetchall(_BLOB_TOTALS, params))[0]
+        counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
+        yield counts
+        for kind in KINDS:
+            where = _where(kind, owner)
+            if where is None:
+                continue
+            columns, _, _, order = _EXPORTS[kind]
+            convert = _FROM_ROW[kind]
+            sql = f"SELECT {columns} FROM {where} ORDER BY {order}"
+            async for rows in snap.batches(sql, params, BATCH):
+                yield RowBatch(kind, [convert(row) for row in rows])
+
+
+# --- import ---------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _micros(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+class _Table:
+    """How one kind's rows are keyed, inserted and overwritten."""
+
+    def __init__(
+        self,
+        table: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        params: Callable[[str, Any], tuple[Any, ...]],
+        key: Callable[[Any], Any],
+    ) -> None:
+        self.params = params
+        self.key = key
+        self.insert = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        )
+        rest = [c for c in columns if c not in keys and c != "namespace"]
+        self._update_order = [columns.index(c) for c in (*rest, "namespace", *keys)]
+        self.update = (
+            f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in rest)} "
+            f"WHERE namespace = ? AND {' AND '.join(f'{k} = ?' for k in keys)}"
+        )
+        if len(keys) == 1:
+            self.stored = (
+                f"SELECT {keys[0]} FROM {table} WHERE namespace = ? "
+                f"AND {keys[0]} IN (SELECT value FROM json_each(?))"
+            )
+        else:
+            picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(keys)))
+            self.stored = (
+                f"SELECT {', '.join(keys)} FROM {table} WHERE namespace = ? "
+                f"AND ({', '.join(keys)}) IN (SELECT {picks} FROM json_each(?))"
+            )
+
+    def update_params(self, namespace: str, row: Any) -> tuple[Any, ...]:
+        values = self.params(namespace, row)
+        return tuple(values[i] for i in self._update_order)
+
+
+def _record_params(ns: str, r: Record) -> tuple[Any, ...]:
+    return (
+        ns,
+        r.collection,
+        r.id,
+        _dumps(r.data),
+        r.version,
+        to_micros(r.create_time),
+        to_micros(r.update_time),
+        _micros(r.expire_time),
+    )
+
+
+def _job_params(ns: str, j: Job) -> tuple[Any, ...]:
+    backoff = None if j.retry_backoff is None else j.retry_backoff // timedelta(microseconds=1)
+    return (
+        ns,
+        j.queue,
+        j.id,
+        j.state.value,
+        _dumps(j.payload),
+        j.priority,
+        to_micros(j.run_time),
+        j.attempt,
+        j.max_attempts,
+        to_micros(j.create_time),
+        to_micros(j.update_time),
+        backoff,
+        j.unique_key,
+        j.lease_token,
+        _micros(j.lease_expire_time),
+        j.last_error,
+        None if j.result is None else _dumps(j.result),
+        _micros(j.finish_time),
+    )
+
+
+def _transcript_params(ns: str, t: Transcript) -> tuple[Any, ...]:
+    return (
+        ns,
+        t.id,
+        t.owner,
+        t.title,
+        _dumps(dict(t.labels)),
+        t.next_seq,
+        t.size_bytes,
+        to_micros(t.create_time),
+        to_micros(t.update_time),
+        _micros(t.seal_time),
+    )
+
+
+def _artifact_params(ns: str, a: Artifact) -> tuple[Any, ...]:
+    return (
+        ns,
+        a.id,
+        a.owner,
+        a.kind,
+        a.name,
+        a.content_type,
+        a.sha256,
+        a.size,
+        a.stored_size,
+        a.compression.value,
+        _dumps(dict(a.labels)),
+        to_micros(a.create_time),
+    )
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",")]
+
+
+TABLES: dict[Kind, _Table] = {
+    Kind.QUEUES: _Table(
+        "queue_settings",
+        ["namespace", "queue", "paused"],
+        ["queue"],
+        lambda ns, q: (ns, q.queue, int(q.paused)),
+        lambda q: q.queue,
+    ),
+    Kind.RECORDS: _Table(
+        "records",
+        _columns(RECORD_COLUMNS),
+        ["collection", "id"],
+        _record_params,
+        lambda r: (r.collection, r.id),
+    ),
+    Kind.JOBS: _Table("jobs", _columns(JOB_COLUMNS), ["id"], _job_params, lambda j: j.id),
+    Kind.TRANSCRIPTS: _Table(
+        "transcripts", _columns(TRANSCRIPT_COLUMNS), ["id"], _transcript_params, lambda t: t.id
+    ),
+    Kind.ARTIFACTS: _Table(
+        "artifacts", _columns(ARTIFACT_COLUMNS), ["id"], _artifact_params, lambda a: a.id
+    ),
+}
+
+INSERT_ENTRY = """
+INSERT INTO transcript_entries
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+UNINDEX_ENTRIES = """
+INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)
+SELECT 'delete', rowid, content FROM transcript_entries
+WHERE namespace = ? AND transcript_id = ?
+"""
+DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = ? AND transcript_id = ?"
+MAX_ENTRY_ROWID = "SELECT coalesce(max(rowid), 0) FROM transcript_entries"
+INDEX_NEW_ENTRIES = """
+INSERT INTO transcript_entries_fts (rowid, content)
+SELECT rowid, content FROM transcript_entries WHERE rowid > ?
+"""
+UNIQUE_HOLDERS = """
+SELECT queue, unique_key FROM jobs
+WHERE namespace = ? AND unique_key IS NOT NULL AND state IN ('ready', 'leased')
+  AND (queue, unique_key) IN (
+      SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
+  AND id NOT IN (SELECT value FROM json_each(?))
+"""
+"""Unfinished jobs of other ids holding a unique_key an archived unfinished job
+holds: the partial unique index would refuse the archived one."""
+INSERT_AUDIT_ONCE = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+WHERE NOT EXISTS (
+    SELECT 1 FROM audit_log WHERE namespace = ?1 AND entity = ?5 AND entity_id = ?6
+      AND time = ?2 AND action = ?4 AND version = ?7 AND actor = ?3)
+"""
+"""Append an archived audit entry unless the log already holds the same one, so
+importing an archive twice does not double its history."""
+TOTAL_CHANGES = "SELECT total_changes()"
+
+
+class _Import:
+    """One import's transaction: conflict checks and writes, batch by batch."""
+
+    def __init__(self, tx: Transaction, namespace: str, policy: ConflictPolicy) -> None:
+        self.tx = tx
+        self.namespace = namespace
+        self.policy = policy
+        self.counts = ImportCounts()
+        self.skipped_transcripts: set[str] = set()
+        self.entry_watermark: int | None = None
+
+    async def rows(self, kind: Kind, rows: list[Any]) -> None:
+        table = TABLES[kind]
+        keys = [table.key(row) for row in rows]
+        stored = await self._stored(table, keys)
+        if kind is Kind.JOBS:
+            stored |= await self._unique_clashes(rows)
+        fresh, taken = split_conflicts(
+            kind, self.namespace, rows, keys, stored, self.policy, self.counts[kind]
+        )
+        if kind is Kind.TRANSCRIPTS and self.policy is ConflictPolicy.SKIP:
+            self.skipped_transcripts.update(k for k in keys if k in stored)
+        ns = self.namespace
+        if fresh:
+            await self.tx.executemany(table.insert, [table.params(ns, row) for row in fresh])
+        if taken:
+            await self.tx.executemany(table.update, [table.update_params(ns, r) for r in taken])
+        if kind is Kind.TRANSCRIPTS:
+            for transcript in taken:  # its entries come again from the archive
+                await self.tx.execute(UNINDEX_ENTRIES, (ns, transcript.id))
+                await self.tx.execute(DELETE_ENTRIES, (ns, transcript.id))
+
+    async def _stored(self, table: _Table, keys: list[Any]) -> set[Any]:
+        found = await self.tx.fetchall(table.stored, (self.namespace, _dumps(keys)))
+        return {row[0] if len(row) == 1 else tuple(row) for row in found}
+
+    async def _unique_clashes(self, jobs: list[Job]) -> set[Any]:
+        unique = [j for j in jobs if j.unique_key is not None and j.state.value in _UNFINISHED]
+        if not unique:
+            return set()
+        pairs = _dumps([[j.queue, j.unique_key] for j in unique])
+        ids = _dumps([j.id for j in unique])
+        held = {
+            tuple(row)
+            for row in await self.tx.fetchall(UNIQUE_HOLDERS, (self.namespace, pairs, ids))
+        }
+        if held and self.policy is ConflictPolicy.OVERWRITE:
+            queue, key = next(iter(held))
+            raise AlreadyExists(
+                f"an unfinished job of queue {queue!r} already holds unique_key {key!r} in "
+                f"namespace {self.namespace!r}; nothing was imported",
+                metadata={"kind": "jobs", "unique_key": str(key)},
+            )
+        return {j.id for j in unique if (j.queue, j.unique_key) in held}
+
+    async def entries(self, entries: list[ArchivedEntry]) -> None:
+        if self.entry_watermark is None:
+            self.entry_watermark = (await self.tx.fetchall(MAX_ENTRY_ROWID))[0][0]
+        count = self.counts[Kind.ENTRIES]
+        ns = self.namespace
+        kept = [e for e in entries if e.transcript_id not in self.skipped_transcripts]
+        count.skipped += len(entries) - len(kept)
+        count.imported += len(kept)
+        await self.tx.executemany(
+            INSERT_ENTRY,
+            [
+                (
+                    ns,
+                    e.transcript_id,
+                    e.seq,
+                    e.start_offset,
+                    e.size,
+                    e.role,
+                    e.content,
+                    None if e.data is None else _dumps(e.data),
+                    to_micros(e.create_time),
+                )
+                for e in kept
+            ],
+        )
+
+    async def audit(self, entries: list[LoggedAudit]) -> None:
+        before = (await self.tx.fetchall(TOTAL_CHANGES))[0][0]
+        ns = self.namespace
+        await self.tx.executemany(
+            INSERT_AUDIT_ONCE,
+            [
+                (
+                    ns,
+                    to_micros(a.time),
+                    a.actor,
+                    a.action,
+                    a.entity,
+                    a.entity_id,
+                    a.version,
+                    _dumps(list(a.changed_fields)),
+                    a.request_id,
+                )
+                for a in entries
+            ],
+        )
+        added = (await self.tx.fetchall(TOTAL_CHANGES))[0][0] - before
+        count = self.counts[Kind.AUDIT]
+        count.imported += added
+        count.skipped += len(entries) - added
+
+    async def finish(self, actor: Actor) -> None:
+        if self.entry_watermark is not None:
+            await self.tx.execute(INDEX_NEW_ENTRIES, (self.entry_watermark,))
+        written = [k for k, c in self.counts.kinds.items() if c.imported or c.overwritten]
+        await self.tx.execute(
+            INSERT_AUDIT,
+            (
+                self.namespace,
+                to_micros(datetime.now(UTC)),
+                actor.name,
+                "import",
+                "namespace",
+                self.namespace,
+                1,
+                _dumps(written),
+                None,
+            ),
+        )
+
+
+_UNFINISHED = frozenset({"ready", "leased"})
+
+
+async def import_rows(
+    db: Connections,
+    namespace: str,
+    batches: AsyncIterator[RowBatch],
+    policy: ConflictPolicy,
+    *,
+    actor: Actor,
+) -> ImportCounts:
+    """Write every batch in one transaction (all or nothing); see the port."""
+    async with db.transaction() as tx:
+        run = _Import(tx, namespace, policy)
+        async for batch in batches:
+            if batch.kind is Kind.ENTRIES:
+                await run.entries(batch.rows)
+            elif batch.kind is Kind.AUDIT:
+                await run.audit(batch.rows)
+            else:
+                await run.rows(batch.kind, batch.rows)
+        await run.finish(actor)
+    return run.counts
