@@ -22,6 +22,7 @@ from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit, Record
 from strata_server.core.queue import Job
 from strata_server.core.transcripts import Transcript
+from strata_server.storage.archive_sql import export_table
 from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.postgres.artifacts import artifact_from_row
 from strata_server.storage.postgres.pool import Conn
@@ -35,46 +36,15 @@ from strata_server.storage.postgres.transcripts import transcript_from_row
 BATCH = 1000
 """Rows per batch fetched from a cursor (and per statement on import)."""
 
-_OWNED_TRANSCRIPTS = "SELECT id FROM transcripts WHERE namespace = %(ns)s AND owner = %(owner)s"
-_OWNED_ARTIFACTS = "SELECT id FROM artifacts WHERE namespace = %(ns)s AND owner = %(owner)s"
-
-# kind -> (columns, FROM/WHERE for the whole namespace, extra WHERE for an owner
-# (None: the kind has no owner and is left out), ORDER BY)
-_EXPORTS: dict[Kind, tuple[str, str, str | None, str]] = {
-    Kind.QUEUES: ("queue, paused", "queue_settings WHERE namespace = %(ns)s", None, "queue"),
-    Kind.RECORDS: (
-        RECORD_COLUMNS,
-        "records WHERE namespace = %(ns)s AND (expire_time IS NULL OR expire_time > %(now)s)",
-        None,
-        "collection, id",
-    ),
-    Kind.JOBS: (JOB_COLUMNS, "jobs WHERE namespace = %(ns)s", None, "id"),
-    Kind.TRANSCRIPTS: (
-        TRANSCRIPT_COLUMNS,
-        "transcripts WHERE namespace = %(ns)s",
-        "owner = %(owner)s",
-        "id",
-    ),
-    Kind.ENTRIES: (
-        "transcript_id, seq, start_offset, size, role, content, data, create_time",
-        "transcript_entries WHERE namespace = %(ns)s",
-        f"transcript_id IN ({_OWNED_TRANSCRIPTS})",
-        "transcript_id, seq",
-    ),
-    Kind.ARTIFACTS: (
-        ARTIFACT_COLUMNS,
-        "artifacts WHERE namespace = %(ns)s",
-        "owner = %(owner)s",
-        "id",
-    ),
-    Kind.AUDIT: (
-        "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
-        "audit_log WHERE namespace = %(ns)s",
-        f"((entity = 'transcript' AND entity_id IN ({_OWNED_TRANSCRIPTS})) "
-        f"OR (entity = 'artifact' AND entity_id IN ({_OWNED_ARTIFACTS})))",
-        "seq",
-    ),
-}
+_EXPORTS = export_table(
+    {
+        Kind.RECORDS: RECORD_COLUMNS,
+        Kind.JOBS: JOB_COLUMNS,
+        Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+        Kind.ARTIFACTS: ARTIFACT_COLUMNS,
+    },
+    lambda name: f"%({name})s",
+)
 
 _BLOB_TOTALS = """
 SELECT count(*), coalesce(sum(size), 0)::bigint FROM (
@@ -82,13 +52,6 @@ SELECT count(*), coalesce(sum(size), 0)::bigint FROM (
     WHERE namespace = %(ns)s AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)
     GROUP BY sha256) AS blobs
 """
-
-
-def _where(kind: Kind, owner: str | None) -> str | None:
-    _, where, owned, _ = _EXPORTS[kind]
-    if owner is None:
-        return where
-    return None if owned is None else f"{where} AND {owned}"
 
 
 def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
@@ -119,7 +82,7 @@ async def export_rows(
     await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     counts: dict[str, int] = {}
     for kind in KINDS:
-        where = _where(kind, owner)
+        where = _EXPORTS[kind].select(owner)
         if where is None:
             counts[kind] = 0
             continue
@@ -130,13 +93,15 @@ async def export_rows(
     counts["blobs"], counts["blob_bytes"] = (row[0], row[1]) if row else (0, 0)
     yield counts
     for kind in KINDS:
-        where = _where(kind, owner)
+        where = _EXPORTS[kind].select(owner)
         if where is None:
             continue
-        columns, _, _, order = _EXPORTS[kind]
+        query = _EXPORTS[kind]
         convert = _from_row(kind, namespace)
         async with conn.cursor(name=f"strata_export_{kind.value}") as named:
-            await named.execute(f"SELECT {columns} FROM {where} ORDER BY {order}", params)
+            await named.execute(
+                f"SELECT {query.columns} FROM {where} ORDER BY {query.order}", params
+            )
             while rows := await named.fetchmany(BATCH):
                 yield RowBatch(kind, [convert(row) for row in rows])
 

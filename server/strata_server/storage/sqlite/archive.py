@@ -27,6 +27,7 @@ from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit, Record
 from strata_server.core.queue import Job
 from strata_server.core.transcripts import Transcript
+from strata_server.storage.archive_sql import export_table
 from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.sqlite.artifacts import artifact_from_row
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
@@ -39,54 +40,21 @@ from strata_server.storage.sqlite.transcripts import TRANSCRIPT_COLUMNS, transcr
 BATCH = 1000
 """Rows per batch read from the snapshot (and per statement on import)."""
 
-_OWNED_TRANSCRIPTS = "SELECT id FROM transcripts WHERE namespace = :ns AND owner = :owner"
-_OWNED_ARTIFACTS = "SELECT id FROM artifacts WHERE namespace = :ns AND owner = :owner"
-
-# kind -> (columns, FROM/WHERE for the whole namespace, extra WHERE for an owner
-# (None: the kind has no owner and is left out), ORDER BY)
-_EXPORTS: dict[Kind, tuple[str, str, str | None, str]] = {
-    Kind.QUEUES: ("queue, paused", "queue_settings WHERE namespace = :ns", None, "queue"),
-    Kind.RECORDS: (
-        RECORD_COLUMNS,
-        "records WHERE namespace = :ns AND (expire_time IS NULL OR expire_time > :now)",
-        None,
-        "collection, id",
-    ),
-    Kind.JOBS: (JOB_COLUMNS, "jobs WHERE namespace = :ns", None, "id"),
-    Kind.TRANSCRIPTS: (
-        TRANSCRIPT_COLUMNS,
-        "transcripts WHERE namespace = :ns",
-        "owner = :owner",
-        "id",
-    ),
-    Kind.ENTRIES: (
-        "transcript_id, seq, start_offset, size, role, content, data, create_time",
-        "transcript_entries WHERE namespace = :ns",
-        f"transcript_id IN ({_OWNED_TRANSCRIPTS})",
-        "transcript_id, seq",
-    ),
-    Kind.ARTIFACTS: (ARTIFACT_COLUMNS, "artifacts WHERE namespace = :ns", "owner = :owner", "id"),
-    Kind.AUDIT: (
-        "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
-        "audit_log WHERE namespace = :ns",
-        f"((entity = 'transcript' AND entity_id IN ({_OWNED_TRANSCRIPTS})) "
-        f"OR (entity = 'artifact' AND entity_id IN ({_OWNED_ARTIFACTS})))",
-        "seq",
-    ),
-}
+_EXPORTS = export_table(
+    {
+        Kind.RECORDS: RECORD_COLUMNS,
+        Kind.JOBS: JOB_COLUMNS,
+        Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+        Kind.ARTIFACTS: ARTIFACT_COLUMNS,
+    },
+    lambda name: f":{name}",
+)
 
 _BLOB_TOTALS = """
 SELECT count(*), coalesce(sum(size), 0) FROM (
     SELECT sha256, max(size) AS size FROM artifacts
     WHERE namespace = :ns AND (:owner IS NULL OR owner = :owner) GROUP BY sha256)
 """
-
-
-def _where(kind: Kind, owner: str | None) -> str | None:
-    _, where, owned, _ = _EXPORTS[kind]
-    if owner is None:
-        return where
-    return None if owned is None else f"{where} AND {owned}"
 
 
 def _entry_from_row(row: Row) -> ArchivedEntry:
@@ -136,7 +104,7 @@ async def export_rows(
     async with db.snapshot() as snap:
         counts: dict[str, int] = {}
         for kind in KINDS:
-            where = _where(kind, owner)
+            where = _EXPORTS[kind].select(owner)
             found = (
                 [(0,)]
                 if where is None
@@ -147,12 +115,12 @@ async def export_rows(
         counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
         yield counts
         for kind in KINDS:
-            where = _where(kind, owner)
+            where = _EXPORTS[kind].select(owner)
             if where is None:
                 continue
-            columns, _, _, order = _EXPORTS[kind]
+            query = _EXPORTS[kind]
             convert = _FROM_ROW[kind]
-            sql = f"SELECT {columns} FROM {where} ORDER BY {order}"
+            sql = f"SELECT {query.columns} FROM {where} ORDER BY {query.order}"
             async for rows in snap.batches(sql, params, BATCH):
                 yield RowBatch(kind, [convert(row) for row in rows])
 

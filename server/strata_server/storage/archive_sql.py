@@ -1,0 +1,80 @@
+"""What an export reads of each kind, in SQL both dialects share: the columns, the
+rows of a namespace, the extra condition for one owner, and the order.
+
+The adapters differ only in their column lists and their placeholder style, so
+each builds its table from this one by passing those (`export_table`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from strata_server.core.archive import Kind
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """How one kind is read for an export."""
+
+    columns: str
+    where: str
+    """FROM and WHERE for the whole namespace."""
+    owned: str | None
+    """The extra WHERE for one owner; None: the kind has no owner and is left out."""
+    order: str
+
+    def select(self, owner: str | None) -> str | None:
+        """FROM and WHERE for the namespace, or for one owner's rows of it; None
+        when an owner's export leaves this kind out."""
+        if owner is None:
+            return self.where
+        return None if self.owned is None else f"{self.where} AND {self.owned}"
+
+
+def export_table(
+    columns: Mapping[Kind, str], param: Callable[[str], str]
+) -> dict[Kind, ExportQuery]:
+    """Every kind's ExportQuery, with the dialect's column lists for records, jobs,
+    transcripts and artifacts, and `param(name)` for a named placeholder."""
+    ns, owner = param("ns"), param("owner")
+    transcripts = f"SELECT id FROM transcripts WHERE namespace = {ns} AND owner = {owner}"
+    artifacts = f"SELECT id FROM artifacts WHERE namespace = {ns} AND owner = {owner}"
+    return {
+        Kind.QUEUES: ExportQuery(
+            "queue, paused", f"queue_settings WHERE namespace = {ns}", None, "queue"
+        ),
+        Kind.RECORDS: ExportQuery(
+            columns[Kind.RECORDS],
+            f"records WHERE namespace = {ns} "
+            f"AND (expire_time IS NULL OR expire_time > {param('now')})",
+            None,
+            "collection, id",
+        ),
+        Kind.JOBS: ExportQuery(columns[Kind.JOBS], f"jobs WHERE namespace = {ns}", None, "id"),
+        Kind.TRANSCRIPTS: ExportQuery(
+            columns[Kind.TRANSCRIPTS],
+            f"transcripts WHERE namespace = {ns}",
+            f"owner = {owner}",
+            "id",
+        ),
+        Kind.ENTRIES: ExportQuery(
+            "transcript_id, seq, start_offset, size, role, content, data, create_time",
+            f"transcript_entries WHERE namespace = {ns}",
+            f"transcript_id IN ({transcripts})",
+            "transcript_id, seq",
+        ),
+        Kind.ARTIFACTS: ExportQuery(
+            columns[Kind.ARTIFACTS],
+            f"artifacts WHERE namespace = {ns}",
+            f"owner = {owner}",
+            "id",
+        ),
+        Kind.AUDIT: ExportQuery(
+            "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
+            f"audit_log WHERE namespace = {ns}",
+            f"((entity = 'transcript' AND entity_id IN ({transcripts})) "
+            f"OR (entity = 'artifact' AND entity_id IN ({artifacts})))",
+            "seq",
+        ),
+    }
