@@ -204,8 +204,7 @@ _BY_REASON: dict[str, type[StrataError]] = {
 def from_outcome(code_name: str, reason: str, message: str) -> StrataError:
     """The typed error of one failed item of a batch call (AckJobs), which names
     its status code and ErrorInfo reason instead of failing the whole call."""
-    code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else None
-    code = code or grpc.StatusCode.UNKNOWN
+    code = grpc.StatusCode.__members__.get(code_name, grpc.StatusCode.UNKNOWN)
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, StrataError)
     return cls(message or code.name, code=code, reason=reason)
 
