@@ -1,4 +1,5 @@
-"""The PostgreSQL ReadTranscript batch query reads only its batch's rows.
+"""The PostgreSQL ReadTranscript batch query reads only its batch's rows, and sends
+the entries' stored wire forms, which are what the protobuf library would write.
 
 A real throwaway PostgreSQL 15 (tests/support/pg.py) with the migrations up to
 transcripts. The batch query once joined a CTE holding the first entry's offset, and
@@ -11,14 +12,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from strata.v1 import transcripts_pb2
+from strata_server.core import entry_wire
+from strata_server.core.errors import Unavailable
 from strata_server.core.models import Actor
-from strata_server.core.transcripts import AppendEntries, NewTranscript, new_entry
+from strata_server.core.transcripts import (
+    AppendEntries,
+    EntryBatch,
+    NewTranscript,
+    encoded_batch,
+    new_entry,
+)
 from strata_server.storage.postgres import PostgresDatabase
 from strata_server.storage.postgres import transcript_queries as q
 from tests.support.pg import PgServer
@@ -37,7 +48,12 @@ def pg() -> Iterator[PgServer]:
     server = PgServer()
     server.start()
     with psycopg.connect(server.dsn, autocommit=True) as conn:
-        for name in ("0001_records.sql", "0002_queue.sql", "0003_transcripts.sql"):
+        for name in (
+            "0001_records.sql",
+            "0002_queue.sql",
+            "0003_transcripts.sql",
+            "0009_entry_wire.sql",
+        ):
             conn.execute((MIGRATIONS / name).read_text())
     yield server
     server.cleanup()
@@ -50,9 +66,19 @@ async def db(pg: PgServer) -> AsyncIterator[PostgresDatabase]:
     await database.close()
 
 
-async def sql(pg: PgServer, query: str, params: dict[str, Any]) -> None:
+async def sql(pg: PgServer, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
-        await conn.execute(query, params)
+        cursor = await conn.execute(query, params)
+        return await cursor.fetchall() if cursor.description else []
+
+
+def sent(batch: EntryBatch | None) -> list[transcripts_pb2.Entry]:
+    """The entries of the stream message ReadTranscript makes of `batch`."""
+    assert batch is not None
+    message = entry_wire.batch_message(batch.wire, batch.next_seq)
+    response = transcripts_pb2.ReadTranscriptResponse.FromString(message)
+    assert response.batch.next_seq == batch.next_seq
+    return list(response.batch.entries)
 
 
 def rows_touched(node: dict[str, Any]) -> int:
@@ -75,14 +101,28 @@ async def test_a_batch_reads_only_its_rows(pg: PgServer, db: PostgresDatabase) -
     head = [new_entry("assistant", f"{i:06} " + "x" * 182, None, 4096) for i in range(1000)]
     assert {entry.size for entry in head} == {ENTRY_SIZE}
     await db.append_entries(ns, AppendEntries(id, head), actor=ACTOR)
+    # Their stored forms built as the append statement builds them.
+    time = datetime(2026, 12, 3, 11, 0, 0, 250000, tzinfo=UTC)
     await sql(
         pg,
-        "INSERT INTO transcript_entries"
-        " (namespace, transcript_id, seq, start_offset, size, role, content, create_time)"
-        " SELECT %(ns)s, %(id)s, n, (n - 1) * %(size)s, %(size)s, 'assistant',"
-        " lpad((n - 1)::text, 6, '0') || ' ' || repeat('x', 182), now()"
-        " FROM generate_series(1001, %(entries)s) AS n",
-        {"ns": ns, "id": id, "size": ENTRY_SIZE, "entries": ENTRIES},
+        "INSERT INTO transcript_entries (namespace, transcript_id, seq, start_offset, size,"
+        " role, content, create_time, wire)"
+        " SELECT %(ns)s, %(id)s, n, (n - 1) * %(size)s, %(size)s, 'assistant', c.content,"
+        " %(time)s, '\\x0a'::bytea || strata_varint(octet_length(f.fields)) || f.fields"
+        " FROM generate_series(1001, %(entries)s) AS n,"
+        " LATERAL (SELECT lpad((n - 1)::text, 6, '0') || ' ' || repeat('x', 182) AS content) c,"
+        " LATERAL (SELECT '\\x08'::bytea || strata_varint(n) || %(role)s::bytea || '\\x1a'"
+        " || strata_varint(octet_length(c.content)) || convert_to(c.content, 'UTF8')"
+        " || %(time_field)s::bytea AS fields) f",
+        {
+            "ns": ns,
+            "id": id,
+            "size": ENTRY_SIZE,
+            "entries": ENTRIES,
+            "time": time,
+            "role": entry_wire.entry_body("assistant", "", None),
+            "time_field": entry_wire.time_field(time),
+        },
     )
     await sql(
         pg,
@@ -103,15 +143,95 @@ async def test_a_batch_reads_only_its_rows(pg: PgServer, db: PostgresDatabase) -
                     "limit": 2049,
                 }
                 cursor = await conn.execute(
-                    "EXPLAIN (ANALYZE, FORMAT JSON) " + q.READ, params, prepare=True
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + q.READ_WIRE, params, prepare=True
                 )
                 [[explained]] = await cursor.fetchall()
-                batch = await db.read_entries(ns, id, seq, BATCH_BYTES)
-                seqs = [entry_seq for entry_seq, *_ in batch]
-                assert seqs == list(range(seq, seq + len(batch)))
+                batch = sent(await db.read_batch(ns, id, seq, BATCH_BYTES))
+                assert [entry.seq for entry in batch] == list(range(seq, seq + len(batch)))
                 assert len(batch) == min(ENTRIES - seq + 1, BATCH_BYTES // ENTRY_SIZE)
-                _, role, content, data, _, size = batch[0]
-                assert (role, data, size) == ("assistant", None, ENTRY_SIZE)
-                assert content.startswith(f"{seq - 1:06} ")
-                # The batch's rows, two primary-key lookups and the one row past the end.
-                assert rows_touched(explained[0]["Plan"]) <= len(batch) + 3, (mode, seq)
+                first = batch[0]
+                assert (first.role, first.HasField("data")) == ("assistant", False)
+                assert first.content.startswith(f"{seq - 1:06} ")
+                # The batch's rows, three primary-key lookups of entry `seq` (InitPlans),
+                # and the one row past the end.
+                assert rows_touched(explained[0]["Plan"]) <= len(batch) + 4, (mode, seq)
+
+
+async def test_varints_in_sql_are_the_servers(pg: PgServer) -> None:
+    values = [0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**28, 2**35 - 1]
+    values += [2**42, 2**49 + 5, 2**56 - 1, 2**56, 2**62, 2**63 - 1]
+    rows = await sql(
+        pg, "SELECT strata_varint(v) FROM unnest(%(values)s::bigint[]) AS v", {"values": values}
+    )
+    assert [bytes(row[0]) for row in rows] == [entry_wire.varint(v) for v in values]
+
+
+async def test_appended_entries_are_read_as_they_would_be_encoded(
+    pg: PgServer, db: PostgresDatabase
+) -> None:
+    ns, id = f"t{uuid.uuid4().hex[:12]}", "mixed"
+    await db.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+    for n in range(3):  # three appends: three create_times
+        entries = [
+            new_entry("user", f"question {n}", None, 4096),
+            new_entry("tool", "", {"calls": [n, "x"], "ok": True}, 4096),
+            new_entry("", "héllo ✓ " * 50, None, 4096),
+        ]
+        await db.append_entries(ns, AppendEntries(id, entries), actor=ACTOR)
+    rows = await sql(
+        pg,
+        "SELECT "
+        + q.READ.split("FROM", 1)[0].removeprefix("SELECT ")
+        + " FROM transcript_entries AS e WHERE namespace = %(ns)s ORDER BY seq",
+        {"ns": ns},
+    )
+    # Compared as messages: a Struct's keys may come in another order from jsonb.
+    expected = sent(encoded_batch(rows))
+    stored = await db.read_batch(ns, id, 1, 1 << 20)
+    assert sent(stored) == expected and len(expected) == 9
+    assert [(e.seq, e.role, dict(e.data)) for e in sent(stored)][:2] == [
+        (1, "user", {}),
+        (2, "tool", {"calls": [0, "x"], "ok": True}),
+    ]
+    # Entries stored before migration 0009 have no stored form: encoded on read.
+    await sql(
+        pg,
+        "UPDATE transcript_entries SET wire = NULL WHERE namespace = %(ns)s AND seq IN (2, 8)",
+        {"ns": ns},
+    )
+    assert sent(await db.read_batch(ns, id, 1, 1 << 20)) == expected
+    assert sent(await db.read_batch(ns, id, 8, 1 << 20)) == expected[7:]
+    assert await db.read_batch(ns, id, 10, 1 << 20) is None
+
+
+async def test_an_append_is_not_run_again_on_a_connection_lost_under_it(
+    pg: PgServer,
+) -> None:
+    db = await PostgresDatabase.open(pg.dsn, max_record_bytes=4096, min_size=1, max_size=1)
+    try:
+        ns, id = f"t{uuid.uuid4().hex[:12]}", "once"
+        await db.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+        entry = new_entry("user", "hello", None, 4096)
+        await db.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+
+        async def cut() -> None:  # the pool's connection dies while idle
+            await sql(
+                pg,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'strata' AND pid <> pg_backend_pid()",
+                {},
+            )
+
+        # A read is safe to run again, on a fresh connection: it succeeds.
+        await cut()
+        assert (await db.get_transcript(ns, id)).next_seq == 2
+        # A write without a transaction may have committed when its connection is
+        # lost: it is not run again, so it can't append twice. Here it never ran.
+        await cut()
+        with pytest.raises(Unavailable):
+            await db.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        assert (await db.get_transcript(ns, id)).next_seq == 2
+        await db.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        assert (await db.get_transcript(ns, id)).next_seq == 3
+    finally:
+        await db.close()

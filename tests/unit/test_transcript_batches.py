@@ -1,15 +1,18 @@
-"""How a read's rows become a batch (`core.transcripts.fit_batch`) and a stream
-message (`api.transcripts.batch_to_proto`, and its bytes straight from
-`api.transcript_wire.encode_batch`): the hot path of ReadTranscript."""
+"""How a read's rows become a batch (`core.transcripts.fit_batch`) and the bytes of a
+stream message (`core.entry_wire`, stored with each entry and framed per batch):
+the hot path of ReadTranscript."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from strata_server.api.transcript_wire import encode_batch
-from strata_server.api.transcripts import ReadResponse, batch_to_proto, serialize_read_response
-from strata_server.core.transcripts import Entry, fit_batch
+from strata.v1 import transcripts_pb2
+from strata_server.api.convert import set_timestamp
+from strata_server.api.transcripts import ReadResponse, serialize_read_response
+from strata_server.core import entry_wire
+from strata_server.core.transcripts import Entry, encoded_batch, fit_batch, new_entry
 
 T0 = datetime(2026, 12, 3, 7, 30, 15, 123456, tzinfo=UTC)
 
@@ -44,14 +47,33 @@ def test_fit_batch_of_nothing() -> None:
     assert fit_batch([], 100) == []
 
 
-def test_batch_to_proto_gives_each_entry_its_own_time_and_data() -> None:
+def batch_to_proto(entries: Sequence[Entry]) -> ReadResponse:
+    """The stream message a batch must be, built through the protobuf library."""
+    response = ReadResponse()
+    batch = response.batch
+    for seq, role, content, data, create_time, _size in entries:
+        message = batch.entries.add(seq=seq, role=role, content=content)
+        set_timestamp(message.create_time, create_time)
+        if data is not None:
+            message.data.update(data)
+    batch.next_seq = entries[-1][0] + 1
+    return response
+
+
+def encode(entries: Sequence[Entry]) -> bytes:
+    """What ReadTranscript sends for `entries`: their stored forms, framed."""
+    batch = encoded_batch(entries)
+    return entry_wire.batch_message(batch.wire, batch.next_seq)
+
+
+def test_a_batch_gives_each_entry_its_own_time_and_data() -> None:
     later = T0 + timedelta(seconds=1, microseconds=1)
     rows: list[Entry] = [
         (1, "user", "a", None, T0, 40),
         (2, "tool", "b", {"calls": [1, "x"], "ok": True}, T0, 60),
         (3, "assistant", "c", None, later, 40),
     ]
-    message = batch_to_proto(rows)
+    message = ReadResponse.FromString(encode(rows))
     got = message.batch.entries
     assert [(e.seq, e.role, e.content) for e in got] == [
         (1, "user", "a"),
@@ -64,7 +86,7 @@ def test_batch_to_proto_gives_each_entry_its_own_time_and_data() -> None:
     assert message.batch.next_seq == 4
 
 
-def test_encode_batch_is_byte_for_byte_the_message() -> None:
+def test_stored_forms_are_byte_for_byte_the_message() -> None:
     rng = random.Random(4)
     times = [
         T0,
@@ -81,11 +103,33 @@ def test_encode_batch_is_byte_for_byte_the_message() -> None:
             role = rng.choice(["", "user", "assistant", "tool:search", "r" * 64])
             data = rng.choice([None, None, None, {"n": 1, "tags": ["a", "b"]}])
             rows.append((first + i, role, content, data, rng.choice(times), 0))
-        assert encode_batch(rows) == batch_to_proto(rows).SerializeToString(), first
+        expected = batch_to_proto(rows)
+        assert ReadResponse.FromString(encode(rows)) == expected, first
+        # Without data (a Struct's map order is upb's to choose), the very bytes:
+        plain: list[Entry] = [
+            (first + i, role, content, None, time, size)
+            for i, (_, role, content, _, time, size) in enumerate(rows)
+        ]
+        assert encode(plain) == batch_to_proto(plain).SerializeToString(), first
+
+
+def test_an_appended_entry_body_is_the_request_entry_encoded() -> None:
+    entry = new_entry("tool", "ran ✓", {"exit": 0, "out": ["a"]}, 1 << 20)
+    sent = transcripts_pb2.Entry(role="tool", content="ran ✓")
+    sent.data.update({"exit": 0, "out": ["a"]})
+    assert transcripts_pb2.Entry.FromString(entry.body) == sent
+    assert new_entry("user", "", None, 100).body == b"\x12\x04user"
+
+
+def test_varint_is_the_protobuf_one() -> None:
+    assert entry_wire.varint(0) == b"\x00"
+    for value in (1, 127, 128, 300, 16383, 16384, 2**35, 2**63 - 1):
+        message = transcripts_pb2.ReadTranscriptResponse.Batch(next_seq=value)
+        assert entry_wire.varint(value) == message.SerializeToString()[1:], value
 
 
 def test_a_read_response_serializes_batches_given_as_bytes() -> None:
     rows = entries(40, 50)
-    assert serialize_read_response(encode_batch(rows)) == encode_batch(rows)
+    assert serialize_read_response(encode(rows)) == encode(rows)
     up_to_date = ReadResponse(up_to_date=ReadResponse.UpToDate(next_seq=3))
     assert serialize_read_response(up_to_date) == up_to_date.SerializeToString()

@@ -26,8 +26,7 @@ from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
 from strata_server.api.records import MAX_QUERY_LENGTH
-from strata_server.api.transcript_wire import encode_batch
-from strata_server.core import errors, transcripts, validation
+from strata_server.core import entry_wire, errors, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import (
     MAX_OFFSET,
@@ -75,21 +74,6 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
     never retrieved."""
     if not task.cancelled():
         task.exception()
-
-
-def batch_to_proto(entries: Sequence[transcripts.Entry]) -> ReadResponse:
-    """A batch of consecutive entries as a stream message. ReadTranscript sends the
-    same message already encoded (`transcript_wire.encode_batch`, which the unit
-    tests hold byte-equal to this)."""
-    response = ReadResponse()
-    batch = response.batch
-    for seq, role, content, data, create_time, _size in entries:
-        message = batch.entries.add(seq=seq, role=role, content=content)
-        set_timestamp(message.create_time, create_time)
-        if data is not None:
-            message.data.update(data)
-    batch.next_seq = entries[-1][transcripts.SEQ] + 1
-    return response
 
 
 def serialize_read_response(response: ReadResponse | bytes) -> bytes:
@@ -242,27 +226,27 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             told_up_to_date = False  # for the current cursor
             quiet_since = loop.time()  # when the stream last sent anything
             look = True  # whether entries may be waiting at the cursor
-            ahead: asyncio.Task[list[transcripts.Entry]] | None = None  # the next batch
+            ahead: asyncio.Task[transcripts.EntryBatch | None] | None = None  # the next batch
             try:
                 while True:
                     if look:
                         if ahead is not None:
-                            entries, ahead = await ahead, None
+                            batch, ahead = await ahead, None
                         else:
-                            entries = await self._store.read_entries(
-                                namespace, id, cursor, max_bytes
-                            )
-                        if entries:
-                            cursor = entries[-1][transcripts.SEQ] + 1
+                            batch = await self._store.read_batch(namespace, id, cursor, max_bytes)
+                        if batch is not None:
+                            cursor = batch.next_seq
                             # Read the next batch while this one is written, so the
                             # write and the database round trip no longer take turns:
                             # bench/transcripts.py on 200k entries, 64 KiB / 1 MiB
                             # batches, 143k/136k -> 165k/155k entries/s. At most two
                             # batches are held, so memory stays bounded.
                             ahead = asyncio.create_task(
-                                self._store.read_entries(namespace, id, cursor, max_bytes)
+                                self._store.read_batch(namespace, id, cursor, max_bytes)
                             )
-                            yield encode_batch(entries)
+                            # The entries come in their stored wire form: framing them
+                            # is all the server does per batch (core/entry_wire.py).
+                            yield entry_wire.batch_message(batch.wire, batch.next_seq)
                             told_up_to_date = False
                             quiet_since = loop.time()
                             continue

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import accumulate
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from strata_server.core import entry_wire
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOfRange, TooLarge
 from strata_server.core.jsontypes import JSON
 from strata_server.core.validation import COLLECTION_RE
@@ -82,14 +83,16 @@ class NewTranscript:
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
-    """A validated entry to append; `data_json` is `data` serialized once, and
-    `size` what it counts for in offsets and batches."""
+    """A validated entry to append; `data_json` is `data` serialized once, `size`
+    what it counts for in offsets and batches, and `body` its role, content and data
+    in their wire form (core.entry_wire: stored with the entry, so reads send it)."""
 
     role: str
     content: str
     data: JSON | None
     data_json: str | None
     size: int
+    body: bytes
 
 
 Entry = tuple[int, str, str, JSON | None, datetime, int]
@@ -104,6 +107,28 @@ SEQ: Final = 0
 """Position of `seq` in an Entry."""
 SIZE: Final = 5
 """Position of `size` in an Entry."""
+
+Row = TypeVar("Row", bound=tuple[Any, ...])
+"""An Entry, perhaps with more columns after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryBatch:
+    """Consecutive entries as ReadTranscript sends them: `wire` is their stored forms
+    one after another (core.entry_wire), `next_seq` the seq after the last."""
+
+    wire: bytes
+    next_seq: int
+
+
+def encoded_batch(entries: Sequence[Entry]) -> EntryBatch:
+    """A batch (of at least one entry) encoded here, for entries stored without their
+    wire form (appended before migration 0009)."""
+    wire = b"".join(
+        entry_wire.encode_entry(seq, role, content, data, create_time)
+        for seq, role, content, data, create_time, _size in entries
+    )
+    return EntryBatch(wire, entries[-1][SEQ] + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +221,9 @@ def new_entry(
             "store large content as an artifact (ArtifactService) and append a reference to it",
             metadata={"size": str(size), "limit": str(max_bytes)},
         )
-    return NewEntry(role, content, data if data_json else None, data_json, size + ENTRY_OVERHEAD)
+    kept = data if data_json else None
+    body = entry_wire.entry_body(role, content, kept)
+    return NewEntry(role, content, kept, data_json, size + ENTRY_OVERHEAD, body)
 
 
 def batch_bytes(requested: int) -> int:
@@ -272,7 +299,7 @@ def past_end(id: str, from_seq: int, next_seq: int) -> OutOfRange:
     )
 
 
-def fit_batch(entries: Sequence[Entry], max_bytes: int) -> list[Entry]:
+def fit_batch(entries: Sequence[Row], max_bytes: int) -> list[Row]:
     """The longest prefix of `entries` (consecutive from the first) whose sizes add up
     to at most `max_bytes`; the first entry alone when it is larger than that.
 

@@ -50,7 +50,7 @@ from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
-    Entry,
+    EntryBatch,
     NewTranscript,
     Transcript,
     TranscriptHit,
@@ -313,14 +313,14 @@ class TranscriptStore(Protocol):
         repeat of the same request_id returns the first result and appends nothing."""
         ...
 
-    async def read_entries(
+    async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
-    ) -> list[Entry]:
+    ) -> EntryBatch | None:
         """Committed entries from `from_seq` on, consecutive, as many as fit in
         `max_bytes` (at least one when entry `from_seq` exists; core.transcripts.
-        fit_batch). [] when there is no entry `from_seq` (yet); existence of the
-        transcript is not checked. One keyset query: memory is bounded by
-        `max_bytes` plus one entry, whatever the transcript's length."""
+        fit_batch), in their wire form. None when there is no entry `from_seq` (yet);
+        existence of the transcript is not checked. One keyset query: memory is bounded
+        by `max_bytes` plus one entry, whatever the transcript's length."""
         ...
 
     async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:

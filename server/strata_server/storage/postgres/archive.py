@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strata_server.core import entry_wire
 from strata_server.core.archive import KINDS, ConflictPolicy, ImportCounts, Kind, split_conflicts
 from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
 from strata_server.core.artifacts import Artifact
@@ -274,7 +275,8 @@ TABLES: dict[Kind, _Table] = {
 
 COPY_ENTRIES = """
 COPY transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time)
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
+     wire)
 FROM STDIN
 """
 DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = ANY(%s)"
@@ -402,6 +404,7 @@ class _Import:
                     e.content,
                     None if e.data is None else _dumps(e.data),
                     e.create_time,
+                    entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
                 )
                 for e in kept
             ],

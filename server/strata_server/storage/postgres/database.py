@@ -57,7 +57,7 @@ from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
-    Entry,
+    EntryBatch,
     NewTranscript,
     Transcript,
     TranscriptHit,
@@ -140,12 +140,23 @@ class PostgresDatabase:
         pool = await open_pool(dsn, min_size=min_size, max_size=max_size, pool_timeout=pool_timeout)
         return cls(pool, max_record_bytes=max_record_bytes)
 
-    async def _run(self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = False) -> T:
+    async def _run(
+        self,
+        work: Callable[[Conn], Awaitable[T]],
+        *,
+        transaction: bool = False,
+        writes: bool = False,
+    ) -> T:
         """Run `work` on a pooled connection (inside a transaction if asked), with
-        driver errors translated and one retry after a dead pooled connection."""
+        driver errors translated and one retry after a dead pooled connection.
+
+        The retry is safe for reads, and for a transaction whose BEGIN failed (the
+        BEGIN finds the dead connection before anything is written). `writes` marks
+        autocommit work that writes: a connection lost under it may have committed,
+        so it is not run again (the caller gets UNAVAILABLE, as for a COMMIT lost)."""
         for attempt in (1, 2):
             conn: Conn | None = None
-            begun = False
+            begun = writes and not transaction
             try:
                 async with self._pool.connection() as conn:
                     if not transaction:
@@ -154,9 +165,10 @@ class PostgresDatabase:
                         begun = True
                         return await work(conn)
             except psycopg.Error as error:
-                if attempt == 1 and not begun and lost(conn):
+                if lost(conn):
                     await self._pool.check()
-                    continue
+                    if attempt == 1 and not begun:
+                        continue
                 raise translate(error) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -281,6 +293,7 @@ class PostgresDatabase:
                 conn, namespace, jobs, actor=actor, idempotency=idempotency
             ),
             transaction=idempotency is not None or len(jobs) > 1,
+            writes=True,
         )
 
     async def lease_jobs(
@@ -306,13 +319,16 @@ class PostgresDatabase:
         """Complete the holder's attempt."""
         return await self._run(
             lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
+            writes=True,
         )
 
     async def ack_jobs(
         self, namespace: str, acks: Sequence[Ack], *, actor: Actor
     ) -> list[Job | StrataError]:
         """Complete each holder's attempt, each on its own, in one statement."""
-        return await self._run(lambda conn: job_queue.ack_jobs(conn, namespace, acks, actor=actor))
+        return await self._run(
+            lambda conn: job_queue.ack_jobs(conn, namespace, acks, actor=actor), writes=True
+        )
 
     async def fail_job(
         self,
@@ -336,6 +352,7 @@ class PostgresDatabase:
         """Give the holder's job back unworked (attempt not counted)."""
         return await self._run(
             lambda conn: job_queue.release_job(conn, namespace, id, token, actor=actor),
+            writes=True,
         )
 
     async def extend_lease(
@@ -344,6 +361,7 @@ class PostgresDatabase:
         """Heartbeat; the result carries the lease_token."""
         return await self._run(
             lambda conn: job_queue.extend_lease(conn, namespace, id, token, lease, actor=actor),
+            writes=True,
         )
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
@@ -432,19 +450,24 @@ class PostgresDatabase:
         idempotency: Idempotency | None = None,
     ) -> Appended:
         """Append under the transcript's row lock only (idempotent by request_id)."""
+        # Without a request_id the append is one statement (transcript_queries.APPEND
+        # writes the entries, the counters and the audit entry together), atomic
+        # alone: skipping BEGIN and COMMIT takes two round trips off the path of
+        # append -> follower delivery.
         return await self._run(
             lambda conn: transcripts.append_entries(
                 conn, namespace, append, actor=actor, idempotency=idempotency
             ),
-            transaction=True,
+            transaction=idempotency is not None,
+            writes=True,
         )
 
-    async def read_entries(
+    async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
-    ) -> list[Entry]:
+    ) -> EntryBatch | None:
         """Entries from `from_seq` on that fit in `max_bytes` (one keyset query)."""
         return await self._run(
-            lambda conn: transcripts.read_entries(conn, namespace, id, from_seq, max_bytes)
+            lambda conn: transcripts.read_batch(conn, namespace, id, from_seq, max_bytes)
         )
 
     async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:

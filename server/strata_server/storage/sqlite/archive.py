@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strata_server.core import entry_wire
 from strata_server.core.archive import (
     KINDS,
     ConflictPolicy,
@@ -274,8 +275,9 @@ TABLES: dict[Kind, _Table] = {
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
+     wire)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 UNINDEX_ENTRIES = """
 INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)
@@ -386,6 +388,7 @@ class _Import:
                     e.content,
                     None if e.data is None else _dumps(e.data),
                     to_micros(e.create_time),
+                    entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
                 )
                 for e in kept
             ],

@@ -43,7 +43,7 @@ from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
-    Entry,
+    EntryBatch,
     NewTranscript,
     Transcript,
     TranscriptHit,
@@ -331,11 +331,11 @@ class SqliteDatabase:
             self._db, namespace, append, actor=actor, idempotency=idempotency
         )
 
-    async def read_entries(
+    async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
-    ) -> list[Entry]:
+    ) -> EntryBatch | None:
         """Entries from `from_seq` on that fit in `max_bytes` (one keyset query)."""
-        return await transcripts.read_entries(self._db, namespace, id, from_seq, max_bytes)
+        return await transcripts.read_batch(self._db, namespace, id, from_seq, max_bytes)
 
     async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
         """Seal a transcript; a sealed one is returned unchanged."""

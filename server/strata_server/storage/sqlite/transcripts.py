@@ -17,6 +17,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from strata_server.core import entry_wire
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.transcripts import (
@@ -25,6 +26,7 @@ from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
     Entry,
+    EntryBatch,
     NewTranscript,
     Transcript,
     TranscriptHit,
@@ -32,6 +34,7 @@ from strata_server.core.transcripts import (
     appended_from_json,
     appended_to_json,
     check_append,
+    encoded_batch,
     fit_batch,
     relative_offsets,
     total_size,
@@ -64,8 +67,8 @@ SELECT next_seq, size_bytes, seal_time FROM transcripts WHERE namespace = ? AND 
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time, wire)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 INDEX_ENTRIES = """
@@ -94,7 +97,7 @@ DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = ? AND transcr
 DELETE_TRANSCRIPT = "DELETE FROM transcripts WHERE namespace = ? AND id = ? RETURNING next_seq"
 
 READ_ENTRIES = """
-SELECT seq, role, content, data, create_time, size FROM transcript_entries
+SELECT seq, role, content, data, create_time, size, wire FROM transcript_entries
 WHERE namespace = ?1 AND transcript_id = ?2
   AND start_offset >= (
       SELECT start_offset FROM transcript_entries
@@ -269,6 +272,7 @@ async def append_in(
     check_append(append.id, next_seq, seal_time is not None, append.expected_next_seq)
     now_us = to_micros(now)
     offsets = relative_offsets(append.entries)
+    time = entry_wire.time_field(now)
     await tx.executemany(
         INSERT_ENTRY,
         [
@@ -282,6 +286,7 @@ async def append_in(
                 entry.content,
                 entry.data_json,
                 now_us,
+                entry_wire.entry_field(next_seq + index, entry.body, time),
             )
             for index, entry in enumerate(append.entries)
         ],
@@ -324,8 +329,8 @@ async def append_entries(
 
 
 def entry_from_row(row: Row) -> Entry:
-    """An Entry from a row of READ_ENTRIES."""
-    seq, role, content, data, create_time, size = row
+    """An Entry from a row of READ_ENTRIES (its wire column left out)."""
+    seq, role, content, data, create_time, size = row[:6]
     return (
         seq,
         role,
@@ -336,12 +341,19 @@ def entry_from_row(row: Row) -> Entry:
     )
 
 
-async def read_entries(
+async def read_batch(
     db: Connections, namespace: str, id: str, from_seq: int, max_bytes: int
-) -> list[Entry]:
+) -> EntryBatch | None:
     limit = max(max_bytes // ENTRY_OVERHEAD + 1, READ_LIMIT_FLOOR)
-    rows = await db.fetchall(READ_ENTRIES, (namespace, id, from_seq, max_bytes, limit))
-    return fit_batch([entry_from_row(row) for row in rows], max_bytes)
+    rows = fit_batch(
+        await db.fetchall(READ_ENTRIES, (namespace, id, from_seq, max_bytes, limit)), max_bytes
+    )
+    if not rows:
+        return None
+    wires = [row[6] for row in rows]
+    if None in wires:  # appended before migration 0009: no stored form
+        return encoded_batch([entry_from_row(row) for row in rows])
+    return EntryBatch(b"".join(wires), rows[-1][0] + 1)
 
 
 async def seal_transcript(db: Connections, namespace: str, id: str, *, actor: Actor) -> Transcript:
