@@ -30,11 +30,12 @@ from _harness import (
     machine_info,
     machine_markdown,
     markdown_table,
+    noop_server,
     strata_stack,
     text_table,
 )
 from _results import write_section
-from records import NAMESPACE, load, measured, ms, rate, settle, verdict
+from records import GET_SQL, NAMESPACE, load, measured, ms, pool, rate, settle, verdict
 from redis.asyncio import Redis
 
 from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc, transaction_pb2_grpc
@@ -57,8 +58,12 @@ async def bench(
     redis: Redis,
     concurrency: int,
     misses: itertools.count[int],
+    floors: tuple[str, str] | None = None,
 ) -> dict[str, Stats]:
-    """The three paths at `concurrency`, warmed up, then timed in alternating slices."""
+    """The three paths at `concurrency`, warmed up, then timed in alternating slices.
+    With `floors` (the no-op server's address, the database URL), also the floor of
+    any hit (GetRecord from a gRPC servicer that does nothing) and the read a hit
+    saves (psycopg's SELECT by key of a record, prepared, autocommit)."""
     rng = random.Random(concurrency)
 
     async def hit() -> None:
@@ -87,7 +92,28 @@ async def bench(
         if await redis.get(key) is None:
             raise RuntimeError("a hit record is not in Redis")
 
-    return await measured(concurrency, {"hit": hit, "miss": miss, "redis": redis_get})
+    ops = {"hit": hit, "miss": miss, "redis": redis_get}
+    if floors is None:
+        return await measured(concurrency, ops)
+    noop_address, url = floors
+    async with (
+        pool(url, concurrency) as connections,
+        grpc.aio.insecure_channel(noop_address) as noop_channel,
+    ):
+        await connections.wait()
+        noop = records_pb2_grpc.RecordServiceStub(noop_channel)
+
+        async def noop_get() -> None:
+            await noop.GetRecord(records_pb2.GetRecordRequest(id=record_id(0)))
+
+        async def psycopg_get() -> None:
+            async with connections.connection() as conn:
+                id = record_id(rng.randrange(MISS_RECORDS))
+                cursor = await conn.execute(GET_SQL, (NAMESPACE, MISS_COLLECTION, id))
+                if await cursor.fetchone() is None:
+                    raise RuntimeError("preloaded record missing")
+
+        return await measured(concurrency, {**ops, "noop": noop_get, "psycopg": psycopg_get})
 
 
 def rows_for(concurrency: int, stats: dict[str, Stats]) -> list[Row]:
@@ -95,7 +121,7 @@ def rows_for(concurrency: int, stats: dict[str, Stats]) -> list[Row]:
     hit, miss, direct = stats["hit"], stats["miss"], stats["redis"]
     name = f"GetRecord c={concurrency}"
     saved = 1 - hit.p50_ms / miss.p50_ms
-    return [
+    rows = [
         Row(
             f"{name}, cache hit throughput",
             rate(hit),
@@ -114,9 +140,23 @@ def rows_for(concurrency: int, stats: dict[str, Stats]) -> list[Row]:
             result=verdict(saved >= 0.5),
         ),
     ]
+    if "noop" in stats:
+        floor, read = stats["noop"], stats["psycopg"]
+        best = 1 - (floor.p50_ms + direct.p50_ms) / miss.p50_ms
+        rows += [
+            Row(f"{name}, no-op grpc.aio servicer (floor of any hit) p50", ms(floor.p50_ms)),
+            Row(f"{name}, psycopg SELECT by key (the read a hit saves) p50", ms(read.p50_ms)),
+            Row(
+                f"{name}, most a hit could save: 1 - (floor + redis-py GET) / miss p50",
+                f"{best:.0%}",
+            ),
+        ]
+    return rows
 
 
-async def run(target: str, url: str, redis_url: str) -> tuple[list[Row], list[str]]:
+async def run(
+    target: str, url: str, redis_url: str, noop_address: str
+) -> tuple[list[Row], list[str]]:
     """Load both collections, warm the hit one, then measure at each concurrency."""
     rows: list[Row] = []
     async with grpc.aio.insecure_channel(target) as channel:
@@ -138,7 +178,9 @@ async def run(target: str, url: str, redis_url: str) -> tuple[list[Row], list[st
         redis = Redis.from_url(redis_url, max_connections=max(CONCURRENCY))
         try:
             for concurrency in CONCURRENCY:
-                rows += rows_for(concurrency, await bench(records, redis, concurrency, misses))
+                floors = (noop_address, url) if concurrency == 1 else None
+                stats = await bench(records, redis, concurrency, misses, floors)
+                rows += rows_for(concurrency, stats)
         finally:
             await redis.aclose()
         after = (await admin.GetServerInfo(admin_pb2.GetServerInfoRequest())).cache_stats
@@ -156,10 +198,15 @@ def main() -> None:
     redis = RedisServer(WORK / "redis")
     redis.start()
     try:
-        with strata_stack(
-            "bench_cache", STRATA_DB_POOL_MAX="32", STRATA_REDIS_URL=redis.url
-        ) as stack:
-            rows, notes = asyncio.run(run(stack.target, stack.database_url, redis.url))
+        with (
+            noop_server() as noop_address,
+            strata_stack(
+                "bench_cache", STRATA_DB_POOL_MAX="32", STRATA_REDIS_URL=redis.url
+            ) as stack,
+        ):
+            rows, notes = asyncio.run(
+                run(stack.target, stack.database_url, redis.url, noop_address)
+            )
     finally:
         redis.stop()
     print(text_table(rows, BASELINE))
@@ -172,7 +219,13 @@ def main() -> None:
         f"N tasks for concurrency N; 1 s warm-up each, then 5 s per path in 5 alternating "
         f"slices. Hits: random ids of {HIT_RECORDS:,} records, all cached first. Misses: "
         f"{MISS_RECORDS:,} preloaded records read in order, each once. redis-py GET: the "
-        "cached entry of a random hit record, the bytes a hit reads."
+        "cached entry of a random hit record, the bytes a hit reads. At c=1 also, in the same "
+        "slices: GetRecord to bench/_noop_server.py (a grpc.aio servicer returning one "
+        "constant Record: the floor of any hit through a Python gRPC server here), and "
+        "psycopg's prepared SELECT by key of a random miss-collection record (the database "
+        "read a hit saves). A hit costs at least that floor plus one Redis round trip, so "
+        "`1 - (floor + redis-py GET) / miss` is the most any hit path could save against "
+        "the measured miss."
     )
     write_section(
         "cache",
