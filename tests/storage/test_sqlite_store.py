@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from strata.v1 import transcripts_pb2
+from strata_server.core import entry_wire
 from strata_server.core.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -36,6 +38,8 @@ from strata_server.core.models import (
     UpdateRecord,
     Write,
 )
+from strata_server.core.transcripts import AppendEntries, EntryBatch, NewTranscript, new_entry
+from strata_server.storage import migrations
 from strata_server.storage.ports import Database
 from strata_server.storage.sqlite import SqliteDatabase
 
@@ -405,3 +409,50 @@ async def test_driver_errors_become_domain_errors(tmp_path: Path) -> None:
         await db.close()
     with pytest.raises(Unavailable, match="closed"):
         await db.ping()
+
+
+async def test_transcript_batches_are_stored_wire_forms_or_encoded_on_read(
+    db_path: str,
+) -> None:
+    db = await SqliteDatabase.open(
+        db_path, max_record_bytes=4096, readers=2, schema_sql=migrations.memory_schema()
+    )
+    try:
+        await transcript_batches(db, db_path)
+    finally:
+        await db.close()
+
+
+async def transcript_batches(db: SqliteDatabase, db_path: str) -> None:
+    await db.create_transcript(NS, NewTranscript("t"), actor=ALICE, idempotency=None)
+    for n in range(3):
+        entries = [
+            new_entry("user", f"question {n}", None, 4096),
+            new_entry("tool", "", {"calls": [n, "x"], "ok": True}, 4096),
+        ]
+        await db.append_entries(NS, AppendEntries("t", entries), actor=ALICE)
+
+    def sent(batch: EntryBatch | None) -> list[transcripts_pb2.Entry]:
+        assert batch is not None
+        message = entry_wire.batch_message(batch.wire, batch.next_seq)
+        response = transcripts_pb2.ReadTranscriptResponse.FromString(message)
+        assert response.batch.next_seq == batch.next_seq
+        return list(response.batch.entries)
+
+    stored = sent(await db.read_batch(NS, "t", 1, 1 << 20))
+    assert [(e.seq, e.role, e.content) for e in stored] == [
+        (1, "user", "question 0"),
+        (2, "tool", ""),
+        (3, "user", "question 1"),
+        (4, "tool", ""),
+        (5, "user", "question 2"),
+        (6, "tool", ""),
+    ]
+    assert dict(stored[3].data) == {"calls": [1, "x"], "ok": True}
+    # Entries stored before migration 0009 have no wire form: encoded on read, the same.
+    with raw(db_path) as conn:
+        conn.execute("UPDATE transcript_entries SET wire = NULL WHERE seq IN (2, 5)")
+        conn.commit()
+    assert sent(await db.read_batch(NS, "t", 1, 1 << 20)) == stored
+    assert sent(await db.read_batch(NS, "t", 5, 1 << 20)) == stored[4:]
+    assert await db.read_batch(NS, "t", 7, 1 << 20) is None
