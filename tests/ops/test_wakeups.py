@@ -20,13 +20,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import duration_pb2
 
 from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from strata_server.config import ConfigError, load_settings
+from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.events.postgres import PostgresEvents
 from strata_server.storage.events.redis import RedisEvents
+from strata_server.storage.events.relay import POSTGRES_CHANNEL
 from tests.support.pg import PgServer
 from tests.support.redis import RedisServer
 from tests.support.server import StrataProcess
@@ -246,6 +249,44 @@ async def test_postgres_events_between_instances(database_url: Callable[[str], s
         await first.close()
         await second.close()
     assert not _own_tasks()
+
+
+async def test_postgres_commit_notices_wake_the_other_instances_at_commit(
+    database_url: Callable[[str], str],
+) -> None:
+    dsn = database_url("postgres")
+    first = await PostgresEvents.open(dsn)
+    second = await PostgresEvents.open(dsn)
+    topic = f"transcript:default:t{uuid.uuid4().hex[:8]}"
+    notice = first.commit_notice(topic)
+    assert notice is not None and topic in notice
+    # Wakeups through Redis, or within one process, have nothing to send at commit.
+    assert RedisEvents(None, owns_client=False).commit_notice(topic) is None  # type: ignore[arg-type]
+    assert LocalEvents().commit_notice(topic) is None
+    try:
+        # A write's own connection sends the notice; nothing arrives before commit,
+        # and a rolled-back write's notice never does.
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            for outcome in ("rollback", "commit"):
+                with second.listen(topic) as heard:
+                    async with conn.transaction(force_rollback=outcome == "rollback"):
+                        await conn.execute("SELECT pg_notify(%s, %s)", (POSTGRES_CHANNEL, notice))
+                        assert not await heard.wait(0.2)
+                    committed = outcome == "commit"
+                    assert bool(await heard.wait(2 if committed else 0.3)) is committed
+        # The instance that made the notice woke its own waiters already (notify
+        # with announced=True): its listener skips the notice when it comes back.
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            with first.listen(topic) as own, second.listen(topic) as other:
+                await conn.execute("SELECT pg_notify(%s, %s)", (POSTGRES_CHANNEL, notice))
+                assert await other.wait(2)  # delivered: so it reached `first` too
+                assert not await own.wait(0.3)
+                first.notify(topic, announced=True)  # local only: the other hears nothing
+                assert await own.wait(0.1)
+                assert not await other.wait(0.3)
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_postgres_events_reconnect_after_a_database_restart(tmp_path: Path) -> None:

@@ -200,10 +200,17 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         append = append_write(request, self._max_entry_bytes)
         request_id = validation.request_id(request.request_id)
         idempotency = Idempotency(request_id, fingerprint(request)) if request_id else None
+        wake = topic(namespace, append.id)
+        # With PostgreSQL events the append's own commit tells the other replicas.
+        notice = self._events.commit_notice(wake)
         appended = await self._store.append_entries(
-            namespace, append, actor=actor(context.invocation_metadata()), idempotency=idempotency
+            namespace,
+            append,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency,
+            notice=notice,
         )
-        self._events.notify(topic(namespace, append.id))
+        self._events.notify(wake, announced=notice is not None)
         return transcripts_pb2.AppendEntriesResponse(
             first_seq=appended.first_seq, next_seq=appended.next_seq
         )

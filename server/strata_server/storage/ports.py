@@ -307,10 +307,13 @@ class TranscriptStore(Protocol):
         *,
         actor: Actor,
         idempotency: Idempotency | None = None,
+        notice: str | None = None,
     ) -> Appended:
         """Append in one transaction, all or none: core.transcripts.check_append
         decides (sealed, expected_next_seq), entries get the next seqs in order. A
-        repeat of the same request_id returns the first result and appends nothing."""
+        repeat of the same request_id returns the first result and appends nothing.
+        `notice` (Events.commit_notice): sent with the append's commit by a store
+        that can, ignored by one that can't."""
         ...
 
     async def read_batch(
@@ -588,8 +591,17 @@ class Events(Protocol):
     notification only delays work until the consumer's fallback poll.
     """
 
-    def notify(self, topic: str) -> None:
-        """Wake waiters on `topic` (here, and on other replicas where supported)."""
+    def notify(self, topic: str, *, announced: bool = False) -> None:
+        """Wake waiters on `topic` (here, and on other replicas where supported).
+        `announced`: the write's own commit already told the other replicas (it
+        carried `commit_notice(topic)`), so only this replica's waiters are woken."""
+        ...
+
+    def commit_notice(self, topic: str) -> str | None:
+        """What a write to the database may send on `topic`'s behalf when it commits
+        (a PostgreSQL NOTIFY payload on the events channel, from the write's own
+        statement), or None when wakeups between replicas do not travel through
+        the database. Saves the round trip of sending it after the commit."""
         ...
 
     def listen(self, *topics: str) -> Listener:

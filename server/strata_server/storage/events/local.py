@@ -70,10 +70,14 @@ class LocalEvents:
     def __init__(self) -> None:
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
 
-    def notify(self, topic: str) -> None:
-        """Wake every current listener on `topic`."""
+    def notify(self, topic: str, *, announced: bool = False) -> None:
+        """Wake every current listener on `topic` (there are no other replicas)."""
         for listener in self._listeners.get(topic, ()):
             listener._fire(topic)
+
+    def commit_notice(self, topic: str) -> None:
+        """None: nothing to announce beyond this process."""
+        return None
 
     def listen(self, *topics: str) -> Listener:
         """Start listening on `topics` now (use as a context manager)."""

@@ -7,6 +7,13 @@ topic. `notify` wakes local waiters at once and queues the topic for a sender ta
 which publishes every queued topic with one `pg_notify` round trip on a connection
 of its own; a topic already queued is not queued twice.
 
+A write can also carry its wakeup itself: `commit_notice` gives the payload, and
+the PostgreSQL store sends it with `pg_notify` from the write's own statement, so
+the other replicas hear of the write at its commit, without the sender's round trip
+after it (the API then calls `notify(..., announced=True)`, which wakes only local
+waiters). Every payload starts with this process's origin token: the listener skips
+its own process's payloads, whose local waiters were woken already.
+
 Wakeups carry no data and a woken consumer re-reads the database, so losing some is
 harmless: while a connection is down (logged once per outage) they are dropped, and
 long polls fall back to their periodic re-check. Both connections reconnect with
@@ -16,6 +23,7 @@ backoff; the listener LISTENs again on each new connection.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from typing import TypeAlias
 
 import psycopg
@@ -23,16 +31,23 @@ import structlog
 from psycopg.rows import TupleRow
 
 from strata_server.storage.events.local import Listener, LocalEvents
-from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
+from strata_server.storage.events.relay import (
+    MAX_PENDING,
+    POSTGRES_CHANNEL,
+    READY_WITHIN,
+    Backoff,
+)
 from strata_server.storage.postgres.pool import conninfo
 
 log = structlog.get_logger("strata.events")
 
 Conn: TypeAlias = psycopg.AsyncConnection[TupleRow]
 
-CHANNEL = "strata_events"
+CHANNEL = POSTGRES_CHANNEL
 MAX_PAYLOAD_BYTES = 7999
 """NOTIFY payloads must be shorter than 8000 bytes; longer topics stay local."""
+SEPARATOR = "\x1f"
+"""Between a payload's origin token and its topic (topics never hold it)."""
 IDLE_CHECK_SECONDS = 10.0
 """How long the listener waits for notifications before checking its connection."""
 
@@ -47,7 +62,7 @@ class PostgresEvents:
         self._queued: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()
-        self._sender_pid: int | None = None
+        self._origin = secrets.token_hex(8)
         self._down = False
         self._closed = False
 
@@ -68,18 +83,28 @@ class PostgresEvents:
             pass  # still connecting: the fallback poll covers the wait
         return events
 
-    def notify(self, topic: str) -> None:
-        """Wake waiters on `topic` here at once, and queue it for the other replicas."""
+    def notify(self, topic: str, *, announced: bool = False) -> None:
+        """Wake waiters on `topic` here at once, and (unless the write's commit
+        `announced` it) queue it for the other replicas."""
         self._local.notify(topic)
-        if self._closed or topic in self._queued:
+        if announced or self._closed or topic in self._queued:
             return
-        if len(topic.encode()) > MAX_PAYLOAD_BYTES:
+        if self._payload(topic) is None:
             log.warning("events topic too long to send to other replicas", topic=topic[:100])
             return
         if len(self._queued) >= MAX_PENDING:
             return  # the sender is far behind (an outage): the fallback poll covers it
         self._queued.add(topic)
         self._outbox.put_nowait(topic)
+
+    def commit_notice(self, topic: str) -> str | None:
+        """The NOTIFY payload for `topic` (on CHANNEL), for a write to send when it
+        commits; None for a topic too long to send."""
+        return None if self._closed else self._payload(topic)
+
+    def _payload(self, topic: str) -> str | None:
+        payload = self._origin + SEPARATOR + topic
+        return payload if len(payload.encode()) <= MAX_PAYLOAD_BYTES else None
 
     def listen(self, *topics: str) -> Listener:
         """Start listening on `topics` now, for notifies from any replica."""
@@ -113,9 +138,10 @@ class PostgresEvents:
                 self._settled.set()
                 while True:
                     async for note in conn.notifies(timeout=IDLE_CHECK_SECONDS):
-                        # Our own sends were delivered locally already.
-                        if note.pid != self._sender_pid:
-                            self._local.notify(note.payload)
+                        origin, _, topic = note.payload.rpartition(SEPARATOR)
+                        # This process's own were delivered locally already.
+                        if origin != self._origin:
+                            self._local.notify(topic)
                     await conn.execute("SELECT 1")  # a dead connection shows here at the latest
             except psycopg.Error as error:
                 self._lost(error)
@@ -138,16 +164,14 @@ class PostgresEvents:
                 try:
                     if conn is None:
                         conn = await self._connect()
-                        self._sender_pid = conn.info.backend_pid
                     await conn.execute(
-                        "SELECT pg_notify(%s, topic) FROM unnest(%s::text[]) AS topic",
-                        (CHANNEL, topics),
+                        "SELECT pg_notify(%s, %s || topic) FROM unnest(%s::text[]) AS topic",
+                        (CHANNEL, self._origin + SEPARATOR, topics),
                         prepare=True,
                     )
                     backoff.reset()
                 except psycopg.Error as error:
                     self._lost(error)
-                    self._sender_pid = None
                     if conn is not None:
                         await conn.close()
                         conn = None

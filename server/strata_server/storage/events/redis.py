@@ -73,13 +73,17 @@ class RedisEvents:
             pass  # still connecting: the fallback poll covers the wait
         return events
 
-    def notify(self, topic: str) -> None:
+    def notify(self, topic: str, *, announced: bool = False) -> None:
         """Wake waiters on `topic` here at once, and queue it for the other replicas."""
         self._local.notify(topic)
-        if self._closed or topic in self._queued or len(self._queued) >= MAX_PENDING:
+        if announced or self._closed or topic in self._queued or len(self._queued) >= MAX_PENDING:
             return  # already queued, or the sender is far behind (an outage)
         self._queued.add(topic)
         self._outbox.put_nowait(topic)
+
+    def commit_notice(self, topic: str) -> None:
+        """None: wakeups travel through Redis, not the database."""
+        return None
 
     def listen(self, *topics: str) -> Listener:
         """Start listening on `topics` now, for notifies from any replica."""

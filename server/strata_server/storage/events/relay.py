@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import random
 
+POSTGRES_CHANNEL = "strata_events"
+"""The LISTEN/NOTIFY channel of events.postgres, which the PostgreSQL store also
+NOTIFYs on when a write carries its commit notice (here, so neither imports the
+other)."""
 MAX_PENDING = 1024
 """Most distinct topics queued for sending; beyond that a wakeup stays local."""
 BACKOFF_FIRST = 0.1

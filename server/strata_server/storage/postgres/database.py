@@ -448,15 +448,17 @@ class PostgresDatabase:
         *,
         actor: Actor,
         idempotency: Idempotency | None = None,
+        notice: str | None = None,
     ) -> Appended:
-        """Append under the transcript's row lock only (idempotent by request_id)."""
+        """Append under the transcript's row lock only (idempotent by request_id),
+        sending `notice` on the events channel when it commits."""
         # Without a request_id the append is one statement (transcript_queries.APPEND
         # writes the entries, the counters and the audit entry together), atomic
         # alone: skipping BEGIN and COMMIT takes two round trips off the path of
         # append -> follower delivery.
         return await self._run(
             lambda conn: transcripts.append_entries(
-                conn, namespace, append, actor=actor, idempotency=idempotency
+                conn, namespace, append, actor=actor, idempotency=idempotency, notice=notice
             ),
             transaction=idempotency is not None,
             writes=True,

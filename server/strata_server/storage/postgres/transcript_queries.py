@@ -77,8 +77,12 @@ WITH advanced AS (
         'id', %(id)s::text, 'first_seq', a.first_seq, 'next_seq', a.next_seq)
     FROM advanced AS a
     WHERE namespace = %(namespace)s::text AND request_id = %(answer_id)s::text
+), notified AS (
+    SELECT pg_notify(%(channel)s::text, %(notice)s::text)
+    FROM advanced
+    WHERE %(notice)s::text IS NOT NULL
 )
-SELECT first_seq, next_seq FROM advanced
+SELECT first_seq, next_seq FROM advanced WHERE (SELECT count(*) FROM notified) >= 0
 """
 """An append in one statement. The UPDATE takes the transcript's row lock, so appends
 to one transcript queue up here (a waiting one re-reads next_seq once the one ahead
@@ -90,7 +94,10 @@ create_time field the caller encoded; OFFSET 0 keeps `fields` a column, so the l
 strata_varint is inlined too: with the expression in its argument, PostgreSQL ran it
 as a SQL function call, ~0.5 ms a statement), with the audit entry (under
 `request_id`) and the request_log result (under `answer_id`: NULL inside a Commit,
-which stores the results of all its writes itself). No row comes back when the
+which stores the results of all its writes itself), and `notice` NOTIFYd on
+`channel` (when given: events.postgres delivers it to the other replicas at commit;
+the final WHERE is there only to make PostgreSQL run that CTE, as a SELECT in WITH
+runs only when referenced). No row comes back when the
 UPDATE matched nothing: the caller reads APPEND_STATE to say why, and nothing was
 written."""
 

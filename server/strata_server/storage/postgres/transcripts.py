@@ -46,6 +46,7 @@ from strata_server.core.transcripts import (
     transcript_to_json,
 )
 from strata_server.core.writes import dumps
+from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.postgres import transcript_queries as q
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now
@@ -148,10 +149,12 @@ async def append_in(
     actor: Actor,
     request_id: str | None,
     answer: bool = False,
+    notice: str | None = None,
 ) -> Appended:
     """Append inside the open transaction on `conn` (an AppendEntries call's, or a
     Commit's). `request_id` goes into the audit entry; with `answer` the request_log
-    row claimed for it also receives the result (a Commit stores its own)."""
+    row claimed for it also receives the result (a Commit stores its own). `notice`
+    goes out on the events channel when the append commits."""
     entries = append.entries
     at = now()
     cursor = await conn.execute(
@@ -173,6 +176,8 @@ async def append_in(
             "data": [entry.data_json for entry in entries],
             "body": [entry.body for entry in entries],
             "time": entry_wire.time_field(at),
+            "channel": EVENTS_CHANNEL,
+            "notice": notice,
         },
         prepare=True,
         binary=True,
@@ -199,8 +204,10 @@ async def append_entries(
     *,
     actor: Actor,
     idempotency: Idempotency | None,
+    notice: str | None = None,
 ) -> Appended:
-    """Run inside an open transaction."""
+    """Run inside an open transaction (or, without `idempotency`, on an autocommit
+    connection: then it is one statement)."""
     if idempotency is not None:
         stored = await claim_request(conn, namespace, idempotency)
         if stored is not None:
@@ -212,6 +219,7 @@ async def append_entries(
         actor=actor,
         request_id=idempotency.request_id if idempotency is not None else None,
         answer=True,
+        notice=notice,
     )
 
 

@@ -325,8 +325,10 @@ class SqliteDatabase:
         *,
         actor: Actor,
         idempotency: Idempotency | None = None,
+        notice: str | None = None,
     ) -> Appended:
-        """Append entries with the next seqs, all or none (idempotent by request_id)."""
+        """Append entries with the next seqs, all or none (idempotent by request_id).
+        `notice` is never given here: the embedded shape has no other replicas."""
         return await transcripts.append_entries(
             self._db, namespace, append, actor=actor, idempotency=idempotency
         )
