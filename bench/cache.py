@@ -35,7 +35,7 @@ from _harness import (
     text_table,
 )
 from _results import write_section
-from records import GET_SQL, NAMESPACE, load, measured, ms, pool, rate, settle, verdict
+from records import NAMESPACE, floor_ops, load, measured, ms, rate, settle, verdict
 from redis.asyncio import Redis
 
 from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc, transaction_pb2_grpc
@@ -96,24 +96,12 @@ async def bench(
     if floors is None:
         return await measured(concurrency, ops)
     noop_address, url = floors
-    async with (
-        pool(url, concurrency) as connections,
-        grpc.aio.insecure_channel(noop_address) as noop_channel,
-    ):
-        await connections.wait()
-        noop = records_pb2_grpc.RecordServiceStub(noop_channel)
 
-        async def noop_get() -> None:
-            await noop.GetRecord(records_pb2.GetRecordRequest(id=record_id(0)))
+    def any_miss_record() -> str:
+        return record_id(rng.randrange(MISS_RECORDS))
 
-        async def psycopg_get() -> None:
-            async with connections.connection() as conn:
-                id = record_id(rng.randrange(MISS_RECORDS))
-                cursor = await conn.execute(GET_SQL, (NAMESPACE, MISS_COLLECTION, id))
-                if await cursor.fetchone() is None:
-                    raise RuntimeError("preloaded record missing")
-
-        return await measured(concurrency, {**ops, "noop": noop_get, "psycopg": psycopg_get})
+    async with floor_ops(url, concurrency, noop_address, MISS_COLLECTION, any_miss_record) as more:
+        return await measured(concurrency, {**ops, **more})
 
 
 def rows_for(concurrency: int, stats: dict[str, Stats]) -> list[Row]:

@@ -21,10 +21,11 @@ rewrites the `## records` section of bench/RESULTS.md. Nothing here asserts spee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,6 +219,33 @@ def throughput_row(name: str, strata: Stats, base: Stats, min_ratio: float | Non
     )
 
 
+@contextlib.asynccontextmanager
+async def floor_ops(
+    url: str, concurrency: int, noop_address: str, collection: str, next_id: Callable[[], str]
+) -> AsyncIterator[dict[str, Op]]:
+    """What a GetRecord through Strata is measured against: "psycopg", the same
+    read by key straight from the database (prepared, autocommit), and "noop",
+    GetRecord to a gRPC servicer that does nothing, the floor of any Python gRPC
+    server here."""
+    async with (
+        pool(url, concurrency) as connections,
+        grpc.aio.insecure_channel(noop_address) as noop_channel,
+    ):
+        await connections.wait()
+        noop = records_pb2_grpc.RecordServiceStub(noop_channel)
+
+        async def psycopg_get() -> None:
+            async with connections.connection() as conn:
+                cursor = await conn.execute(GET_SQL, (NAMESPACE, collection, next_id()))
+                if await cursor.fetchone() is None:
+                    raise RuntimeError("preloaded record missing")
+
+        async def noop_get() -> None:
+            await noop.GetRecord(records_pb2.GetRecordRequest(id=next_id()))
+
+        yield {"psycopg": psycopg_get, "noop": noop_get}
+
+
 async def bench_get(
     records: records_pb2_grpc.RecordServiceStub, url: str, concurrency: int, noop_address: str
 ) -> list[Row]:
@@ -236,25 +264,8 @@ async def bench_get(
             )
         )
 
-    async with (
-        pool(url, concurrency) as connections,
-        grpc.aio.insecure_channel(noop_address) as noop_channel,
-    ):
-        await connections.wait()
-        noop = records_pb2_grpc.RecordServiceStub(noop_channel)
-
-        async def psycopg_get() -> None:
-            async with connections.connection() as conn:
-                cursor = await conn.execute(GET_SQL, (NAMESPACE, GET_COLLECTION, random_id()))
-                if await cursor.fetchone() is None:
-                    raise RuntimeError("preloaded record missing")
-
-        async def noop_get() -> None:
-            await noop.GetRecord(records_pb2.GetRecordRequest(id=random_id()))
-
-        stats = await measured(
-            concurrency, {"strata": strata_get, "psycopg": psycopg_get, "noop": noop_get}
-        )
+    async with floor_ops(url, concurrency, noop_address, GET_COLLECTION, random_id) as floors:
+        stats = await measured(concurrency, {"strata": strata_get, **floors})
     strata, base, floor = stats["strata"], stats["psycopg"], stats["noop"]
     name = f"GetRecord c={concurrency}"
     # p50 < 1 ms is a single-caller figure: at c=32 queueing alone puts the p50

@@ -19,13 +19,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from strata.v1 import transcripts_pb2
 from strata_server.core import entry_wire
 from strata_server.core.errors import Unavailable
 from strata_server.core.models import Actor
 from strata_server.core.transcripts import (
     AppendEntries,
-    EntryBatch,
     NewTranscript,
     encoded_batch,
     new_entry,
@@ -33,6 +31,7 @@ from strata_server.core.transcripts import (
 from strata_server.storage.postgres import PostgresDatabase
 from strata_server.storage.postgres import transcript_queries as q
 from tests.support.pg import PgServer
+from tests.support.wire import sent
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
 ACTOR = Actor("tester")
@@ -70,15 +69,6 @@ async def sql(pg: PgServer, query: str, params: dict[str, Any]) -> list[tuple[An
     async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
         cursor = await conn.execute(query, params)
         return await cursor.fetchall() if cursor.description else []
-
-
-def sent(batch: EntryBatch | None) -> list[transcripts_pb2.Entry]:
-    """The entries of the stream message ReadTranscript makes of `batch`."""
-    assert batch is not None
-    message = entry_wire.batch_message(batch.wire, batch.next_seq)
-    response = transcripts_pb2.ReadTranscriptResponse.FromString(message)
-    assert response.batch.next_seq == batch.next_seq
-    return list(response.batch.entries)
 
 
 def rows_touched(node: dict[str, Any]) -> int:

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from strata.v1 import transcripts_pb2
-from strata_server.core import entry_wire
 from strata_server.core.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -38,10 +36,11 @@ from strata_server.core.models import (
     UpdateRecord,
     Write,
 )
-from strata_server.core.transcripts import AppendEntries, EntryBatch, NewTranscript, new_entry
+from strata_server.core.transcripts import AppendEntries, NewTranscript, new_entry
 from strata_server.storage import migrations
 from strata_server.storage.ports import Database
 from strata_server.storage.sqlite import SqliteDatabase
+from tests.support.wire import sent
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "sqlite"
 SCHEMA = (MIGRATIONS / "0001_records.sql").read_text()
@@ -431,13 +430,6 @@ async def transcript_batches(db: SqliteDatabase, db_path: str) -> None:
             new_entry("tool", "", {"calls": [n, "x"], "ok": True}, 4096),
         ]
         await db.append_entries(NS, AppendEntries("t", entries), actor=ALICE)
-
-    def sent(batch: EntryBatch | None) -> list[transcripts_pb2.Entry]:
-        assert batch is not None
-        message = entry_wire.batch_message(batch.wire, batch.next_seq)
-        response = transcripts_pb2.ReadTranscriptResponse.FromString(message)
-        assert response.batch.next_seq == batch.next_seq
-        return list(response.batch.entries)
 
     stored = sent(await db.read_batch(NS, "t", 1, 1 << 20))
     assert [(e.seq, e.role, e.content) for e in stored] == [
