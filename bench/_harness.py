@@ -164,10 +164,13 @@ def load_average() -> str:
 def machine_info() -> dict[str, str]:
     """What a reader needs to judge the figures: machine, date and code measured.
 
-    Computed before anything is written, so `dirty` reflects the code, not results.
+    Computed before anything is written; bench/RESULTS.md is left out of `dirty`,
+    so that in one `make bench` the sections after the first are not marked as run
+    on uncommitted code because the first one wrote its results.
     """
     commit = _run("git", "rev-parse", "--short", "HEAD")
-    dirty = _run("git", "status", "--porcelain") not in ("", "unknown")
+    status = _run("git", "status", "--porcelain", "--", ".", ":(exclude)bench/RESULTS.md")
+    dirty = status not in ("", "unknown")
     return {
         "machine": _run("uname", "-srm"),
         "cpu": f"{_cpu_model()}, {os.cpu_count()} cores",
