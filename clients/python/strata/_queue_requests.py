@@ -24,7 +24,7 @@ from typing import Any, Required, TypeAlias, TypedDict, TypeVar, cast
 from google.protobuf.message import Message
 
 from strata._convert import duration_from_timedelta, struct_from_dict, timestamp_from_datetime
-from strata._requests import PagedRpc, Rpc, paged_call
+from strata._requests import PagedRpc, Rpc, in_namespace, paged_call
 from strata.errors import StrataError, from_outcome
 from strata.jobs import JOB_STATES, Job, JobState, QueueStats
 from strata.v1 import queue_pb2
@@ -388,7 +388,7 @@ def _call(
     return Rpc(
         "queue",
         method,
-        lambda ns: _merged(type(fields)(namespace=ns), fields),
+        lambda ns: in_namespace(fields, ns),
         parse,
         idempotent=idempotent,
         namespace=namespace,
@@ -411,11 +411,6 @@ def _lease_token(job: JobRef, lease_token: str | None) -> str:
     if not token:
         raise ValueError("no lease token: pass the Job that lease_jobs returned, or lease_token=")
     return token
-
-
-def _merged(request: Message, fields: Message) -> Any:
-    request.MergeFrom(fields)
-    return request
 
 
 def _listed_jobs(response: queue_pb2.ListJobsResponse) -> list[Job]:

@@ -70,6 +70,20 @@ class Rpc(Generic[RespT, OutT]):
         return self.build(self.namespace or default_namespace)
 
 
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+def in_namespace(fields: MessageT, namespace: str) -> MessageT:
+    """A request of `fields`' type holding `fields`, in `namespace` unless `fields`
+    names one itself. Every Strata request message has a `namespace` field; the
+    protobuf stubs' Message can't say so, hence the one untyped assignment."""
+    request = type(fields)()
+    named: Any = request
+    named.namespace = namespace
+    request.MergeFrom(fields)
+    return request
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[ItemT]):
     """One page of a List-style call."""

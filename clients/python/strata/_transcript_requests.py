@@ -19,7 +19,7 @@ from typing import Any, TypeAlias, TypeVar
 from google.protobuf.message import Message
 
 from strata._convert import struct_from_dict
-from strata._requests import PagedRpc, Rpc, paged_call
+from strata._requests import PagedRpc, Rpc, in_namespace, paged_call
 from strata.transcripts import Appended, Transcript, TranscriptHit
 from strata.v1 import transaction_pb2, transcripts_pb2
 
@@ -229,9 +229,11 @@ def _call(
 ) -> Rpc[RespT, OutT]:
     """A TranscriptService call whose request is `fields` in the caller's namespace."""
 
-    def build(ns: str) -> Message:
-        request = type(fields)(namespace=ns)
-        request.MergeFrom(fields)
-        return request
-
-    return Rpc("transcripts", method, build, parse, idempotent=idempotent, namespace=namespace)
+    return Rpc(
+        "transcripts",
+        method,
+        lambda ns: in_namespace(fields, ns),
+        parse,
+        idempotent=idempotent,
+        namespace=namespace,
+    )
