@@ -19,18 +19,15 @@ import dataclasses
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Required, TypeAlias, TypedDict, TypeVar, cast
+from typing import Any, Required, TypeAlias, TypedDict, cast
 
 from google.protobuf.message import Message
 
 from strata._convert import duration_from_timedelta, struct_from_dict, timestamp_from_datetime
-from strata._requests import PagedRpc, Rpc, in_namespace, paged_call
+from strata._requests import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.errors import StrataError, from_outcome
 from strata.jobs import JOB_STATES, Job, JobState, QueueStats
 from strata.v1 import queue_pb2
-
-RespT = TypeVar("RespT")
-OutT = TypeVar("OutT")
 
 JobRef: TypeAlias = Job | str
 """A job, or its id. A `Job` also gives its namespace, and its lease token to
@@ -103,7 +100,9 @@ def enqueue(
         request_id=request_id or "",
         retry_backoff=duration_from_timedelta(retry_backoff, "retry_backoff"),
     )
-    return _call("Enqueue", request, Job.from_proto, namespace, idempotent=bool(request_id))
+    return namespaced_call(
+        "queue", "Enqueue", request, Job.from_proto, namespace, idempotent=bool(request_id)
+    )
 
 
 def batch_enqueue(
@@ -134,7 +133,9 @@ def batch_enqueue(
         jobs=[cast(queue_pb2.EnqueueRequest, call.request("")) for call in calls],
         request_id=request_id or "",
     )
-    return _call("BatchEnqueue", request, _jobs_of, namespace, idempotent=bool(request_id))
+    return namespaced_call(
+        "queue", "BatchEnqueue", request, _jobs_of, namespace, idempotent=bool(request_id)
+    )
 
 
 def lease_jobs(
@@ -161,8 +162,14 @@ def lease_jobs(
         lease_duration=duration_from_timedelta(lease_duration, "lease_duration"),
         wait=duration_from_timedelta(wait, "wait"),
     )
-    return _call(
-        "LeaseJobs", request, _jobs_of, namespace, idempotent=False, wait=wait.total_seconds()
+    return namespaced_call(
+        "queue",
+        "LeaseJobs",
+        request,
+        _jobs_of,
+        namespace,
+        idempotent=False,
+        wait=wait.total_seconds(),
     )
 
 
@@ -188,7 +195,7 @@ def ack_job(
         lease_token=token,
         result=struct_from_dict(result) if result is not None else None,
     )
-    return _call("AckJob", request, Job.from_proto, namespace, idempotent=False)
+    return namespaced_call("queue", "AckJob", request, Job.from_proto, namespace, idempotent=False)
 
 
 def ack_jobs(
@@ -215,7 +222,7 @@ def ack_jobs(
             )
         )
     request = queue_pb2.AckJobsRequest(acks=acks)
-    return _call("AckJobs", request, _acked, namespace, idempotent=False)
+    return namespaced_call("queue", "AckJobs", request, _acked, namespace, idempotent=False)
 
 
 def _acked(response: queue_pb2.AckJobsResponse) -> list[Job | StrataError]:
@@ -250,7 +257,7 @@ def fail_job(
         error=error_text(error),
         retry_delay=duration_from_timedelta(retry_delay, "retry_delay"),
     )
-    return _call("FailJob", request, Job.from_proto, namespace, idempotent=False)
+    return namespaced_call("queue", "FailJob", request, Job.from_proto, namespace, idempotent=False)
 
 
 def release_job(
@@ -265,7 +272,7 @@ def release_job(
     request = queue_pb2.FailJobRequest(
         id=job_id, lease_token=_lease_token(job, lease_token), release=True
     )
-    return _call("FailJob", request, Job.from_proto, namespace, idempotent=False)
+    return namespaced_call("queue", "FailJob", request, Job.from_proto, namespace, idempotent=False)
 
 
 def extend_lease(
@@ -291,7 +298,7 @@ def extend_lease(
         job = Job.from_proto(message)
         return job if job.lease_token else dataclasses.replace(job, lease_token=token)
 
-    return _call("ExtendLease", request, parse, namespace, idempotent=False)
+    return namespaced_call("queue", "ExtendLease", request, parse, namespace, idempotent=False)
 
 
 def cancel_job(job: JobRef, *, namespace: str | None = None) -> Rpc[queue_pb2.Job, Job]:
@@ -366,33 +373,17 @@ def _by_id(
 ) -> Rpc[queue_pb2.Job, Job]:
     """A call whose request names one job and that returns it."""
     job_id, namespace = _reference(job, namespace)
-    return _call(method, request_type(id=job_id), Job.from_proto, namespace, idempotent)
+    return namespaced_call(
+        "queue", method, request_type(id=job_id), Job.from_proto, namespace, idempotent
+    )
 
 
 def _by_queue(
     method: str, request_type: Callable[..., Message], queue: str, namespace: str | None
 ) -> Rpc[queue_pb2.QueueStats, QueueStats]:
     """A call whose request names one queue and that returns its stats."""
-    return _call(method, request_type(queue=queue), QueueStats.from_proto, namespace, True)
-
-
-def _call(
-    method: str,
-    fields: Message,
-    parse: Callable[[RespT], OutT],
-    namespace: str | None,
-    idempotent: bool,
-    wait: float = 0.0,
-) -> Rpc[RespT, OutT]:
-    """A QueueService call whose request is `fields` in the caller's namespace."""
-    return Rpc(
-        "queue",
-        method,
-        lambda ns: in_namespace(fields, ns),
-        parse,
-        idempotent=idempotent,
-        namespace=namespace,
-        wait=wait,
+    return namespaced_call(
+        "queue", method, request_type(queue=queue), QueueStats.from_proto, namespace, True
     )
 
 

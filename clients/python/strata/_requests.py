@@ -73,6 +73,27 @@ class Rpc(Generic[RespT, OutT]):
 MessageT = TypeVar("MessageT", bound=Message)
 
 
+def namespaced_call(
+    service: Service,
+    method: str,
+    fields: Message,
+    parse: Callable[[RespT], OutT],
+    namespace: str | None,
+    idempotent: bool,
+    wait: float = 0.0,
+) -> Rpc[RespT, OutT]:
+    """A call whose request is `fields` in the caller's namespace (`in_namespace`)."""
+    return Rpc(
+        service,
+        method,
+        lambda ns: in_namespace(fields, ns),
+        parse,
+        idempotent=idempotent,
+        namespace=namespace,
+        wait=wait,
+    )
+
+
 def in_namespace(fields: MessageT, namespace: str) -> MessageT:
     """A request of `fields`' type holding `fields`, in `namespace` unless `fields`
     names one itself. Every Strata request message has a `namespace` field; the

@@ -13,18 +13,13 @@ heard fails with NOT_FOUND).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeAlias, TypeVar
-
-from google.protobuf.message import Message
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeAlias
 
 from strata._convert import struct_from_dict
-from strata._requests import PagedRpc, Rpc, in_namespace, paged_call
+from strata._requests import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.transcripts import Appended, Transcript, TranscriptHit
 from strata.v1 import transaction_pb2, transcripts_pb2
-
-RespT = TypeVar("RespT")
-OutT = TypeVar("OutT")
 
 EntryLike: TypeAlias = str | Mapping[str, Any]
 """An entry to append: its content as a string (no role, no data), or a mapping
@@ -103,7 +98,14 @@ def create_transcript(
         labels=dict(labels or {}),
         request_id=request_id or "",
     )
-    return _call("CreateTranscript", request, Transcript.from_proto, namespace, bool(request_id))
+    return namespaced_call(
+        "transcripts",
+        "CreateTranscript",
+        request,
+        Transcript.from_proto,
+        namespace,
+        bool(request_id),
+    )
 
 
 def get_transcript(
@@ -112,7 +114,9 @@ def get_transcript(
     """Return a transcript's description (next_seq, size, sealed, ...), not its
     entries. Raises NotFound for an unknown id."""
     request = transcripts_pb2.GetTranscriptRequest(id=transcript_id)
-    return _call("GetTranscript", request, Transcript.from_proto, namespace, True)
+    return namespaced_call(
+        "transcripts", "GetTranscript", request, Transcript.from_proto, namespace, True
+    )
 
 
 def list_transcripts(
@@ -151,7 +155,9 @@ def append_entries(
         expected_next_seq=_expected(expected_next_seq),
         request_id=request_id or "",
     )
-    return _call("AppendEntries", request, Appended.from_proto, namespace, bool(request_id))
+    return namespaced_call(
+        "transcripts", "AppendEntries", request, Appended.from_proto, namespace, bool(request_id)
+    )
 
 
 def append(
@@ -186,14 +192,18 @@ def seal_transcript(
     last entry. Sealing a sealed transcript returns it unchanged. Raises NotFound
     for an unknown id."""
     request = transcripts_pb2.SealTranscriptRequest(id=transcript_id)
-    return _call("SealTranscript", request, Transcript.from_proto, namespace, True)
+    return namespaced_call(
+        "transcripts", "SealTranscript", request, Transcript.from_proto, namespace, True
+    )
 
 
 def delete_transcript(transcript_id: str, *, namespace: str | None = None) -> Rpc[Any, None]:
     """Delete a transcript and its entries; its followers end with NotFound.
     Raises NotFound for an unknown id. Never retried."""
     request = transcripts_pb2.DeleteTranscriptRequest(id=transcript_id)
-    return _call("DeleteTranscript", request, lambda _: None, namespace, False)
+    return namespaced_call(
+        "transcripts", "DeleteTranscript", request, lambda _: None, namespace, False
+    )
 
 
 def search_transcripts(
@@ -218,22 +228,3 @@ def _listed(response: transcripts_pb2.ListTranscriptsResponse) -> list[Transcrip
 
 def _hits(response: transcripts_pb2.SearchTranscriptsResponse) -> list[TranscriptHit]:
     return [TranscriptHit.from_proto(hit) for hit in response.hits]
-
-
-def _call(
-    method: str,
-    fields: Message,
-    parse: Callable[[RespT], OutT],
-    namespace: str | None,
-    idempotent: bool,
-) -> Rpc[RespT, OutT]:
-    """A TranscriptService call whose request is `fields` in the caller's namespace."""
-
-    return Rpc(
-        "transcripts",
-        method,
-        lambda ns: in_namespace(fields, ns),
-        parse,
-        idempotent=idempotent,
-        namespace=namespace,
-    )
