@@ -172,11 +172,19 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
     ) -> list[queue.Job]:
         request_id = validation.request_id(request.request_id)
         idempotency = Idempotency(request_id, fingerprint(request)) if request_id else None
+        wakes = sorted({topic(namespace, job.queue) for job in jobs})
+        # With PostgreSQL events the insert's own commit tells the other replicas.
+        notices = [self._events.commit_notice(wake) for wake in wakes]
+        announced = all(notice is not None for notice in notices)
         created = await self._store.enqueue(
-            namespace, jobs, actor=actor(context.invocation_metadata()), idempotency=idempotency
+            namespace,
+            jobs,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency,
+            notices=[notice for notice in notices if notice is not None] if announced else (),
         )
-        for name in {job.queue for job in jobs}:
-            self._events.notify(topic(namespace, name))
+        for wake in wakes:
+            self._events.notify(wake, announced=announced)
         return created
 
     @unary

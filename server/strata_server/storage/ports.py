@@ -169,10 +169,13 @@ class QueueStore(Protocol):
         *,
         actor: Actor,
         idempotency: Idempotency | None = None,
+        notices: Sequence[str] = (),
     ) -> list[Job]:
         """Insert `jobs` in one transaction, or none. A job whose unique_key matches an
         unfinished job of its queue yields that job instead (enforced by a partial
-        unique index, never by read-then-write). Errors carry `job_index`."""
+        unique index, never by read-then-write). Errors carry `job_index`. `notices`
+        (Events.commit_notice): sent when a job is inserted and commits, by a store
+        that can; ignored by one that can't."""
         ...
 
     async def lease_jobs(

@@ -282,15 +282,17 @@ class PostgresDatabase:
         *,
         actor: Actor,
         idempotency: Idempotency | None = None,
+        notices: Sequence[str] = (),
     ) -> list[Job]:
-        """Insert `jobs` in one transaction (unique_key by the partial unique index)."""
+        """Insert `jobs` in one transaction (unique_key by the partial unique index),
+        sending `notices` on the events channel when a job is inserted and commits."""
         # One job without a request_id needs no transaction: each statement of
         # job_queue.enqueue is atomic alone and none depends on an earlier one's
         # writes. Skipping BEGIN and COMMIT is two round trips off every Enqueue,
         # on the path of enqueue -> delivery latency.
         return await self._run(
             lambda conn: job_queue.enqueue(
-                conn, namespace, jobs, actor=actor, idempotency=idempotency
+                conn, namespace, jobs, actor=actor, idempotency=idempotency, notices=notices
             ),
             transaction=idempotency is not None or len(jobs) > 1,
             writes=True,

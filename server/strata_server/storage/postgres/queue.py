@@ -79,6 +79,7 @@ from strata_server.core.queue import (
 )
 from strata_server.core.validation import new_id
 from strata_server.core.writes import dumps, serialize
+from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now
@@ -151,9 +152,11 @@ async def enqueue(
     *,
     actor: Actor,
     idempotency: Idempotency | None,
+    notices: Sequence[str] = (),
 ) -> list[Job]:
     """Run inside an open transaction (or, for one job without `idempotency`, on an
-    autocommit connection); see the module docstring."""
+    autocommit connection); see the module docstring. `notices` go out on the events
+    channel, from the insert's statement, when it inserts a job and commits."""
     if idempotency is not None:
         stored = await claim_request(conn, namespace, idempotency)
         if stored is not None:
@@ -199,6 +202,8 @@ async def enqueue(
                     for job in rows
                 ],
                 "unique_key": [job.unique_key for job in rows],
+                "channel": EVENTS_CHANNEL,
+                "notices": list(notices),
             },
             prepare=True,
             binary=True,

@@ -71,14 +71,20 @@ WITH inserted AS (
           SELECT 1 FROM unnest(%(id)b::text[]) AS w(id)
           WHERE w.id NOT IN (SELECT id FROM inserted)
       )
+), notified AS (
+    SELECT pg_notify(%(channel)s::text, n.notice)
+    FROM unnest(%(notices)b::text[]) AS n(notice)
+    WHERE EXISTS (SELECT 1 FROM inserted)
 )
-SELECT id FROM inserted
+SELECT id FROM inserted WHERE (SELECT count(*) FROM notified) >= 0
 """
 """Insert new jobs; a job whose unique_key an unfinished job of its queue holds is
 skipped by the partial unique index (a concurrent insert of the same key waits for
 that transaction, then skips). Returns the ids inserted, each with an `enqueue`
 audit entry. The request_log result (computed as if every job was inserted) is
-stored only when every job was; otherwise `STORE_RESULT` runs afterwards."""
+stored only when every job was; otherwise `STORE_RESULT` runs afterwards. When a
+job was inserted, each of `notices` is NOTIFYd on `channel` (delivered at commit:
+events.postgres; the final WHERE only makes PostgreSQL run that CTE)."""
 
 UNFINISHED_BY_KEY = f"""
 SELECT {", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))}

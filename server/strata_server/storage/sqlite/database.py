@@ -200,8 +200,10 @@ class SqliteDatabase:
         *,
         actor: Actor,
         idempotency: Idempotency | None = None,
+        notices: Sequence[str] = (),
     ) -> list[Job]:
-        """Insert `jobs` in one transaction (unique_key dedup, idempotent by request_id)."""
+        """Insert `jobs` in one transaction (unique_key dedup, idempotent by request_id).
+        `notices` are never given here: the embedded shape has no other replicas."""
         return await queues.enqueue(self._db, namespace, jobs, actor=actor, idempotency=idempotency)
 
     async def lease_jobs(
