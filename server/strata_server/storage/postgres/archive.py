@@ -26,6 +26,7 @@ from strata_server.core.transcripts import Transcript
 from strata_server.storage.archive_sql import export_table
 from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.postgres.artifacts import artifact_from_row
+from strata_server.storage.postgres.audit import audit_from_row
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
 from strata_server.storage.postgres.queue import job_from_row
@@ -68,9 +69,7 @@ def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
         return lambda row: ArchivedEntry(*row)
     if kind is Kind.ARTIFACTS:
         return artifact_from_row
-    return lambda row: LoggedAudit(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], tuple(row[7]), row[8]
-    )
+    return audit_from_row
 
 
 async def export_rows(

@@ -7,6 +7,9 @@ plan would ignore which ones are NULL).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from strata_server.core.models import AuditQuery, LoggedAudit, Page
 from strata_server.storage.postgres.pool import Conn
 
@@ -26,6 +29,21 @@ LIMIT %(limit)s
 """
 
 
+def audit_from_row(row: Sequence[Any]) -> LoggedAudit:
+    """An audit entry from its columns in LIST_AUDIT's order (exports read them so)."""
+    return LoggedAudit(
+        seq=row[0],
+        time=row[1],
+        actor=row[2],
+        action=row[3],
+        entity=row[4],
+        entity_id=row[5],
+        version=row[6],
+        changed_fields=tuple(row[7]),
+        request_id=row[8],
+    )
+
+
 async def list_audit(conn: Conn, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
     cursor = await conn.execute(
         LIST_AUDIT,
@@ -43,19 +61,6 @@ async def list_audit(conn: Conn, namespace: str, query: AuditQuery) -> Page[Logg
         prepare=False,
     )
     rows = await cursor.fetchall()
-    entries = [
-        LoggedAudit(
-            seq=row[0],
-            time=row[1],
-            actor=row[2],
-            action=row[3],
-            entity=row[4],
-            entity_id=row[5],
-            version=row[6],
-            changed_fields=tuple(row[7]),
-            request_id=row[8],
-        )
-        for row in rows[: query.limit]
-    ]
+    entries = [audit_from_row(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit and entries
     return Page(entries, (entries[-1].seq,) if more else None)

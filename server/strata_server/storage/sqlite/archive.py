@@ -31,6 +31,7 @@ from strata_server.core.transcripts import Transcript
 from strata_server.storage.archive_sql import export_table
 from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.sqlite.artifacts import artifact_from_row
+from strata_server.storage.sqlite.audit import audit_from_row
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
@@ -71,20 +72,6 @@ def _entry_from_row(row: Row) -> ArchivedEntry:
     )
 
 
-def _audit_from_row(row: Row) -> LoggedAudit:
-    return LoggedAudit(
-        seq=row[0],
-        time=from_micros(row[1]),
-        actor=row[2],
-        action=row[3],
-        entity=row[4],
-        entity_id=row[5],
-        version=row[6],
-        changed_fields=tuple(json.loads(row[7])),
-        request_id=row[8],
-    )
-
-
 _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
     Kind.QUEUES: lambda row: QueueSetting(row[0], bool(row[1])),
     Kind.RECORDS: record_from_row,
@@ -92,7 +79,7 @@ _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
     Kind.TRANSCRIPTS: transcript_from_row,
     Kind.ENTRIES: _entry_from_row,
     Kind.ARTIFACTS: artifact_from_row,
-    Kind.AUDIT: _audit_from_row,
+    Kind.AUDIT: audit_from_row,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from strata_server.core.models import AuditQuery, LoggedAudit, Page
-from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.connection import Connections, Row
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 
 LIST_AUDIT = """
@@ -24,6 +24,21 @@ LIMIT :limit
 """
 
 
+def audit_from_row(row: Row) -> LoggedAudit:
+    """An audit entry from its columns in LIST_AUDIT's order (exports read them so)."""
+    return LoggedAudit(
+        seq=row[0],
+        time=from_micros(row[1]),
+        actor=row[2],
+        action=row[3],
+        entity=row[4],
+        entity_id=row[5],
+        version=row[6],
+        changed_fields=tuple(json.loads(row[7])),
+        request_id=row[8],
+    )
+
+
 async def list_audit(db: Connections, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
     rows = await db.fetchall(
         LIST_AUDIT,
@@ -39,19 +54,6 @@ async def list_audit(db: Connections, namespace: str, query: AuditQuery) -> Page
             "limit": query.limit + 1,
         },
     )
-    entries = [
-        LoggedAudit(
-            seq=row[0],
-            time=from_micros(row[1]),
-            actor=row[2],
-            action=row[3],
-            entity=row[4],
-            entity_id=row[5],
-            version=row[6],
-            changed_fields=tuple(json.loads(row[7])),
-            request_id=row[8],
-        )
-        for row in rows[: query.limit]
-    ]
+    entries = [audit_from_row(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit and entries
     return Page(entries, (entries[-1].seq,) if more else None)
