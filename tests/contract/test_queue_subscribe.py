@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 import strata
-from strata.v1 import queue_pb2
+from strata.v1 import admin_pb2, queue_pb2
 from tests.contract.helpers import (
     ack,
     enqueue,
@@ -122,6 +122,54 @@ def test_pushes_a_job_enqueued_while_it_waits(qs, qname, subscribe):
     assert pushed.id == job.id
     # a wakeup, not the 1 s fallback re-check, delivered it
     assert time.monotonic() - started < 0.6
+
+
+def test_a_job_enqueued_to_a_waiting_stream_is_leased_by_the_enqueue(stubs, qs, qname, subscribe):
+    stream = subscribe(qname, max_in_flight=4)
+    assert stream.silent(0.3)
+    # The stream is parked between its re-checks (one a second, a few ms each): an
+    # enqueue that lands in one is not handed off, so try three times.
+    jobs = [enqueue(qs, qname, {"n": i}) for i in range(3)]
+    pushed = stream.take(3)
+    assert [job.id for job in pushed] == [job.id for job in jobs]
+    assert all(job.lease_token and job.attempt == 1 for job in pushed)
+    handed = [job for job in jobs if job.state == queue_pb2.JOB_STATE_LEASED]
+    assert handed, "no enqueue leased its job to the waiting stream"
+    # The Enqueue reply says so, without the stream's lease token.
+    assert all(job.attempt == 1 and not job.lease_token for job in handed)
+    entries = stubs.admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(entity="job", entity_id=handed[0].id)
+    ).entries
+    assert [(e.action, e.version) for e in reversed(entries)] == [("enqueue", 0), ("lease", 1)]
+    assert ack(qs, pushed[0]).state == queue_pb2.JOB_STATE_COMPLETED
+
+
+def test_a_waiting_stream_gets_a_job_that_came_due_before_one_enqueued_after_it(
+    qs, qname, subscribe
+):
+    stream = subscribe(qname, max_in_flight=1)
+    assert stream.silent(0.3)
+    scheduled = enqueue(qs, qname, {"n": 1}, delay=seconds(0.3))
+    time.sleep(0.5)  # due now, and the stream's next re-check is about 0.5 s away
+    later = enqueue(qs, qname, {"n": 2})
+    assert later.state == queue_pb2.JOB_STATE_AVAILABLE, "a job jumped the line"
+    first = stream.next()
+    assert first.id == scheduled.id
+    ack(qs, first)
+    assert stream.next().id == later.id
+
+
+def test_an_enqueue_hands_nothing_to_a_waiting_stream_while_the_queue_is_paused(
+    qs, qname, subscribe
+):
+    stream = subscribe(qname, max_in_flight=1)
+    assert stream.silent(0.3)
+    qs.PauseQueue(queue_pb2.PauseQueueRequest(queue=qname))
+    job = enqueue(qs, qname, {})
+    assert job.state == queue_pb2.JOB_STATE_AVAILABLE
+    assert stream.silent()
+    qs.ResumeQueue(queue_pb2.ResumeQueueRequest(queue=qname))
+    assert stream.next().id == job.id
 
 
 def test_the_stream_lease_tokens_ack_like_any_other(qs, qname, subscribe):

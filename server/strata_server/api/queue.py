@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import structlog
 from google.protobuf import duration_pb2
 
 from strata.v1 import queue_pb2, queue_pb2_grpc, transaction_pb2
@@ -19,13 +22,15 @@ from strata_server.api.convert import (
     to_datetime,
 )
 from strata_server.api.errors import status_code, streaming, unary
+from strata_server.api.handoff import Parked, Parking
 from strata_server.core import errors, queue, validation
-from strata_server.core.models import Idempotency
+from strata_server.core.models import Actor, Idempotency
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
 from strata_server.core.writes import serialize
-from strata_server.storage.ports import Events, QueueStore
+from strata_server.storage.ports import Events, Listener, QueueStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = structlog.get_logger("strata.queue")
 DEFAULT_LEASE = timedelta(seconds=30)
 FALLBACK_POLL_SECONDS = 1.0
 """A long poll re-checks this often even without a wakeup: it covers scheduled jobs
@@ -50,6 +55,12 @@ def job_state(state: queue.Visible) -> queue_pb2.JobState.ValueType:
 def topic(namespace: str, queue_name: str) -> str:
     """The events topic that wakes consumers of one queue."""
     return f"queue:{namespace}:{queue_name}"
+
+
+def handoff_topic(subscription: str) -> str:
+    """The (local) events topic that tells a parked SubscribeJobs stream an enqueue
+    leased jobs for it (api.handoff)."""
+    return f"handoff:{subscription}"
 
 
 def subscription_topic(subscription: str) -> str:
@@ -147,6 +158,16 @@ def new_job(
     )
 
 
+def _runnable(job: queue.NewJob) -> bool:
+    """Whether a new job may be leased as soon as it is inserted."""
+    return job.run_time is None or job.run_time <= datetime.now(UTC)
+
+
+def _public(job: queue.Job) -> queue.Job:
+    """The job as anyone but its lease holder sees it."""
+    return dataclasses.replace(job, lease_token=None)
+
+
 def _lease(request: Any, field: str = "lease_duration") -> timedelta:
     if not request.HasField(field):
         return DEFAULT_LEASE
@@ -166,6 +187,8 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         self._store = store
         self._events = events
         self._max_bytes = max_payload_bytes
+        self._parking = Parking()
+        self._releases: set[asyncio.Task[None]] = set()
 
     async def _enqueue(
         self, namespace: str, jobs: list[queue.NewJob], request: Any, context: Context
@@ -176,16 +199,60 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         # With PostgreSQL events the insert's own commit tells the other replicas.
         notices = [self._events.commit_notice(wake) for wake in wakes]
         announced = all(notice is not None for notice in notices)
-        created = await self._store.enqueue(
-            namespace,
-            jobs,
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency,
-            notices=[notice for notice in notices if notice is not None] if announced else (),
-        )
+        sent = [notice for notice in notices if notice is not None] if announced else ()
+        who = actor(context.invocation_metadata())
+        first = jobs[0]
+        parked = None
+        if len(jobs) == 1 and idempotency is None and _runnable(first):
+            parked = self._parking.take(namespace, first.queue)
+        if parked is None:
+            created = await self._store.enqueue(
+                namespace, jobs, actor=who, idempotency=idempotency, notices=sent
+            )
+        else:
+            handing = asyncio.ensure_future(
+                self._store.enqueue_and_lease(
+                    namespace, first, parked.handoff(), actor=who, notices=sent
+                )
+            )
+            # Hand the jobs over even if this call is cancelled meanwhile.
+            handing.add_done_callback(functools.partial(self._hand, namespace, parked))
+            job, leased = await asyncio.shield(handing)
+            if any(handed.id == job.id for handed in leased):
+                return [_public(next(j for j in leased if j.id == job.id))]  # no one to wake
+            created = [job]
         for wake in wakes:
             self._events.notify(wake, announced=announced)
         return created
+
+    def _hand(
+        self,
+        namespace: str,
+        parked: Parked,
+        handing: asyncio.Future[tuple[queue.Job, list[queue.Job]]],
+    ) -> None:
+        """Give a taken stream the jobs leased for it (none when the enqueue
+        failed), or release them when the stream has ended."""
+        assert parked.taken is not None
+        failed = handing.cancelled() or handing.exception() is not None
+        leased = [] if failed else handing.result()[1]
+        if not parked.gone:
+            parked.taken.set_result(leased)
+            self._events.notify(handoff_topic(parked.subscription), announced=True)
+        elif leased:
+            task = asyncio.ensure_future(self._release(namespace, leased, parked.actor))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+
+    async def _release(self, namespace: str, jobs: list[queue.Job], who: Actor) -> None:
+        """Release jobs leased for a stream that ended before it could send them:
+        runnable again at once. One that cannot be released (the store is down)
+        comes back when its lease expires."""
+        for job in jobs:
+            try:
+                await self._store.release_job(namespace, job.id, job.lease_token or "", actor=who)
+            except errors.StrataError as error:
+                log.warning("could not release a handed-off job", job=job.id, error=str(error))
 
     @unary
     async def Enqueue(self, request: queue_pb2.EnqueueRequest, context: Context) -> queue_pb2.Job:
@@ -266,26 +333,48 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         jobs_topic, own = topic(namespace, name), subscription_topic(subscription)
         held: dict[str, str] = {}  # job id -> lease token: a superset of what it holds
         recheck = False
-        with self._events.listen(jobs_topic, own) as wakeups:
+        with self._events.listen(jobs_topic, own, handoff_topic(subscription)) as wakeups:
             while True:
                 if recheck and held:
                     still = await self._store.held_leases(namespace, held)
                     held = {id: token for id, token in held.items() if id in still}
                 free = request.max_in_flight - len(held)
+                jobs = []
                 if free > 0:
                     jobs = await self._store.lease_jobs(
                         namespace, name, free, lease, actor=who, token_prefix=subscription
                     )
-                    if jobs:
-                        now = datetime.now(UTC)
-                        for job in jobs:
-                            held[job.id] = job.lease_token or ""
-                            yield job_to_proto(job, now)
-                        continue
-                # Only a wakeup on `own`, or the fallback timeout (which also
-                # notices leases that expired or were cancelled), can shrink `held`.
-                woke = await wakeups.wait(FALLBACK_POLL_SECONDS)
-                recheck = not woke or own in woke
+                if not jobs:
+                    # Only a wakeup on `own`, or the fallback timeout (which also
+                    # notices leases that expired or were cancelled), can shrink
+                    # `held`. Parked meanwhile, an enqueue here may lease for it.
+                    parked = Parked(subscription, free, lease, who) if free > 0 else None
+                    woke, jobs = await self._park(namespace, name, parked, wakeups)
+                    recheck = not woke or own in woke
+                if jobs:
+                    now = datetime.now(UTC)
+                    for job in jobs:
+                        held[job.id] = job.lease_token or ""
+                        yield job_to_proto(job, now)
+
+    async def _park(
+        self, namespace: str, name: str, parked: Parked | None, wakeups: Listener
+    ) -> tuple[set[str], list[queue.Job]]:
+        """Wait for a wakeup (or the fallback poll), parked on the queue when
+        `parked` is given. Returns the topics woken and the jobs an enqueue leased
+        for the stream meanwhile."""
+        if parked is None:
+            return await wakeups.wait(FALLBACK_POLL_SECONDS), []
+        self._parking.park(namespace, name, parked)
+        try:
+            woke = await wakeups.wait(FALLBACK_POLL_SECONDS)
+            if parked.taken is None:
+                return woke, []
+            # Taken: the enqueue's lease is one round trip from done.
+            return woke, await parked.taken
+        finally:
+            self._parking.unpark(namespace, name, parked)
+            parked.gone = parked.taken is None or not parked.taken.done()
 
     def _settled(self, job: queue.Job, token: str) -> None:
         """Wake whoever may lease after an ack, fail or release under `token`: the

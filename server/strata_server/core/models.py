@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from strata_server.core.filters import Filter, OrderKey
@@ -114,6 +114,18 @@ class Actor:
     """Who made a mutation, as written to the audit log."""
 
     name: str = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """A lease an enqueue takes in its own transaction, for a SubscribeJobs stream
+    parked on the job's queue on this replica (`QueueStore.enqueue_and_lease`): the
+    stream gets its job without a wakeup and a lease round trip of its own."""
+
+    max_jobs: int
+    lease: timedelta
+    token_prefix: str
+    actor: Actor
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from strata_server.core.models import (
     Actor,
     AuditQuery,
     ChangeBatch,
+    Handoff,
     Idempotency,
     ListQuery,
     LoggedAudit,
@@ -176,6 +177,23 @@ class QueueStore(Protocol):
         unique index, never by read-then-write). Errors carry `job_index`. `notices`
         (Events.commit_notice): sent when a job is inserted and commits, by a store
         that can; ignored by one that can't."""
+        ...
+
+    async def enqueue_and_lease(
+        self,
+        namespace: str,
+        job: NewJob,
+        handoff: Handoff,
+        *,
+        actor: Actor,
+        notices: Sequence[str] = (),
+    ) -> tuple[Job, list[Job]]:
+        """`enqueue` of one job without a request_id that, in the same transaction,
+        leases for `handoff` in lease order: the new job when it is first in line
+        (nothing ranks ahead of it and the queue is not paused), and perhaps, by a
+        store that leases the head of the queue instead, up to handoff.max_jobs
+        older ones. Returns the job as enqueued (leased if it was) and the jobs
+        leased. The commit notices go out only if the new job is left ready."""
         ...
 
     async def lease_jobs(

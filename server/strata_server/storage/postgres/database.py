@@ -37,6 +37,7 @@ from strata_server.core.models import (
     Actor,
     AuditQuery,
     ChangeBatch,
+    Handoff,
     Idempotency,
     ListQuery,
     LoggedAudit,
@@ -295,6 +296,24 @@ class PostgresDatabase:
                 conn, namespace, jobs, actor=actor, idempotency=idempotency, notices=notices
             ),
             transaction=idempotency is not None or len(jobs) > 1,
+            writes=True,
+        )
+
+    async def enqueue_and_lease(
+        self,
+        namespace: str,
+        job: NewJob,
+        handoff: Handoff,
+        *,
+        actor: Actor,
+        notices: Sequence[str] = (),
+    ) -> tuple[Job, list[Job]]:
+        """Insert one job, already leased for `handoff` when it is first in line, in
+        one statement (job_queue.enqueue_and_lease)."""
+        return await self._run(
+            lambda conn: job_queue.enqueue_and_lease(
+                conn, namespace, job, handoff, actor=actor, notices=notices
+            ),
             writes=True,
         )
 

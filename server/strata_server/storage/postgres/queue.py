@@ -31,11 +31,14 @@ Where the SQL transitions differ from the Python ones they replaced:
 - The changed_fields of their audit entries are computed in SQL (IS DISTINCT FROM
   the locked row's values), in the order `_changed` lists them.
 
-Being single statements on autocommit connections, these writes are retried once
-by `database._run` after a connection found dead. A retried ack or release cannot
-apply twice (the first one took the lease); a lease whose first attempt had
-committed leaves those jobs leased until their lease expires, as a worker that
-crashed would.
+- enqueue_and_lease: for a SubscribeJobs stream parked on the queue (api.handoff),
+  `queue_queries.ENQUEUE_HANDED` inserts one job already leased to the stream when
+  it is first in lease order, in one statement.
+
+A write on an autocommit connection whose connection is lost is not run again by
+`database._run` (it may have committed; the caller gets UNAVAILABLE). A lease is:
+one whose first attempt had committed leaves those jobs leased until their lease
+expires, as a worker that crashed would.
 
 Reads are single statements on an autocommit connection.
 """
@@ -58,7 +61,7 @@ from strata_server.core.errors import (
     StrataError,
 )
 from strata_server.core.jsontypes import JSON
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
     Ack,
@@ -176,35 +179,18 @@ async def enqueue(
     for _ in range(_ENQUEUE_ATTEMPTS):
         rows = [planned[i] for i in pending]
         first = len(pending) == len(planned)
+        # The request_log result is stored with the insert when every job was
+        # inserted (the usual case).
+        result = (
+            dumps([job_to_json(job) for job in planned])
+            if request_id is not None and first
+            else None
+        )
         cursor = await conn.execute(
             q.ENQUEUE,
-            {
-                "namespace": namespace,
-                "now": at,
-                "actor": actor.name,
-                "request_id": request_id,
-                # Stored with the insert when every job was inserted (the usual case).
-                "result": (
-                    dumps([job_to_json(job) for job in planned])
-                    if request_id is not None and first
-                    else None
-                ),
-                "id": [job.id for job in rows],
-                "queue": [job.queue for job in rows],
-                "payload": [texts[i] for i in pending],
-                "priority": [job.priority for job in rows],
-                "run_time": [job.run_time for job in rows],
-                "max_attempts": [job.max_attempts for job in rows],
-                "retry_backoff_us": [
-                    job.retry_backoff // timedelta(microseconds=1)
-                    if job.retry_backoff is not None
-                    else None
-                    for job in rows
-                ],
-                "unique_key": [job.unique_key for job in rows],
-                "channel": EVENTS_CHANNEL,
-                "notices": list(notices),
-            },
+            _enqueue_params(
+                namespace, rows, [texts[i] for i in pending], at, actor, request_id, result, notices
+            ),
             prepare=True,
             binary=True,
         )
@@ -245,6 +231,46 @@ async def enqueue(
     )
 
 
+def _micros(value: timedelta | None) -> int | None:
+    return value // timedelta(microseconds=1) if value is not None else None
+
+
+def _enqueue_params(
+    namespace: str,
+    jobs: Sequence[Job],
+    texts: Sequence[str],
+    at: datetime,
+    actor: Actor,
+    request_id: str | None,
+    result: str | None,
+    notices: Sequence[str],
+) -> dict[str, Any]:
+    """The parameters of `queue_queries.ENQUEUE` inserting the planned `jobs`, whose
+    payloads are `texts`."""
+    return {
+        "namespace": namespace,
+        "now": at,
+        "actor": actor.name,
+        "request_id": request_id,
+        "result": result,
+        "id": [job.id for job in jobs],
+        "queue": [job.queue for job in jobs],
+        "payload": list(texts),
+        "priority": [job.priority for job in jobs],
+        "run_time": [job.run_time for job in jobs],
+        "max_attempts": [job.max_attempts for job in jobs],
+        "retry_backoff_us": [
+            job.retry_backoff // timedelta(microseconds=1)
+            if job.retry_backoff is not None
+            else None
+            for job in jobs
+        ],
+        "unique_key": [job.unique_key for job in jobs],
+        "channel": EVENTS_CHANNEL,
+        "notices": list(notices),
+    }
+
+
 async def _store_result(
     conn: Conn, namespace: str, request_id: str, results: Sequence[Job | None]
 ) -> None:
@@ -281,6 +307,77 @@ _DIED = plan_lease(
 """The last_error core.queue.plan_lease gives a job reclaimed on its last attempt."""
 
 
+def _lease_params(
+    namespace: str,
+    queue: str,
+    at: datetime,
+    want: int,
+    lease: timedelta,
+    actor: Actor,
+    token_prefix: str,
+) -> dict[str, Any]:
+    """The parameters of `queue_queries.LEASE_JOBS` leasing up to `want` jobs at `at`."""
+    return {
+        "namespace": namespace,
+        "queue": queue,
+        "now": at,
+        "limit": want,
+        "tokens": [new_lease_token(token_prefix) for _ in range(want)],
+        "expire": at + lease,
+        "died": _DIED,
+        "actor": actor.name,
+    }
+
+
+async def enqueue_and_lease(
+    conn: Conn,
+    namespace: str,
+    job: NewJob,
+    handoff: Handoff,
+    *,
+    actor: Actor,
+    notices: Sequence[str] = (),
+) -> tuple[Job, list[Job]]:
+    """Run on an autocommit connection: `queue_queries.ENQUEUE_HANDED`, one
+    statement that inserts the job already leased for `handoff` when it is first in
+    lease order, and ready otherwise. A job skipped by the unique index yields the
+    job holding its key, as `enqueue` does."""
+    text = _payload_text(0, job)
+    at = now()
+    planned = plan_enqueue(namespace, job, new_id(), at)
+    cursor = await conn.execute(
+        q.ENQUEUE_HANDED,
+        {
+            "namespace": namespace,
+            "queue": planned.queue,
+            "id": planned.id,
+            "payload": text,
+            "priority": planned.priority,
+            "run_time": planned.run_time,
+            "max_attempts": planned.max_attempts,
+            "retry_backoff_us": _micros(planned.retry_backoff),
+            "unique_key": planned.unique_key,
+            "now": at,
+            "token": new_lease_token(handoff.token_prefix),
+            "expire": at + handoff.lease,
+            "actor": actor.name,
+            "lease_actor": handoff.actor.name,
+            "channel": EVENTS_CHANNEL,
+            "notices": list(notices),
+        },
+        prepare=True,
+        binary=True,
+    )
+    row = await cursor.fetchone()
+    if row is None:  # skipped by the unique index: yield the job holding the key
+        [holder] = await enqueue(
+            conn, namespace, [job], actor=actor, idempotency=None, notices=notices
+        )
+        return holder, []
+    created = job_from_row(namespace, row)
+    return created, [created] if created.state is Stored.LEASED else []
+
+
 async def lease_jobs(
     conn: Conn,
     namespace: str,
@@ -304,19 +401,9 @@ async def lease_jobs(
         want = max_jobs - len(leased)
         if not leased:
             want = min(want, FIRST_TOKENS)
-        at = now()
         cursor = await conn.execute(
             q.LEASE_JOBS,
-            {
-                "namespace": namespace,
-                "queue": queue,
-                "now": at,
-                "limit": want,
-                "tokens": [new_lease_token(token_prefix) for _ in range(want)],
-                "expire": at + lease,
-                "died": _DIED,
-                "actor": actor.name,
-            },
+            _lease_params(namespace, queue, now(), want, lease, actor, token_prefix),
             prepare=True,
             binary=True,
         )

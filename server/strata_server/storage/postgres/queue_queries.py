@@ -38,6 +38,12 @@ def _changed_fields(old: str, *columns: str) -> str:
     return f"to_jsonb(array_remove(ARRAY[{cases}]::text[], NULL))"
 
 
+_NOT_PAUSED = """NOT EXISTS (
+        SELECT 1 FROM queue_settings AS s
+        WHERE s.namespace = %(namespace)s::text AND s.queue = %(queue)s::text AND s.paused
+    )"""
+
+
 # --- Enqueue -------------------------------------------------------------------------
 
 ENQUEUE = """
@@ -86,6 +92,74 @@ stored only when every job was; otherwise `STORE_RESULT` runs afterwards. When a
 job was inserted, each of `notices` is NOTIFYd on `channel` (delivered at commit:
 events.postgres; the final WHERE only makes PostgreSQL run that CTE)."""
 
+_HANDOFF_CHANGED = (
+    "["
+    + ", ".join(
+        f'"{name}"'
+        for name in sorted(
+            ("state", "attempt", "lease_token", "lease_expire_time"), key=_FIELD_ORDER.index
+        )
+    )
+    + "]"
+)
+
+ENQUEUE_HANDED = f"""
+WITH behind AS (
+    SELECT NOT EXISTS (
+        SELECT 1 FROM jobs
+        WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text AND state = 'ready'
+          AND run_time <= %(now)s::timestamptz AND priority >= %(priority)s::int
+    ) AND NOT EXISTS (
+        SELECT 1 FROM jobs
+        WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text AND state = 'leased'
+          AND lease_expire_time <= %(now)s::timestamptz AND priority >= %(priority)s::int
+    ) AND {_NOT_PAUSED} AS first
+), inserted AS (
+    INSERT INTO jobs AS j
+        (namespace, id, queue, state, payload, priority, run_time, attempt, max_attempts,
+         create_time, update_time, retry_backoff_us, unique_key, lease_token,
+         lease_expire_time)
+    SELECT %(namespace)s::text, %(id)s::text, %(queue)s::text,
+           CASE WHEN b.first THEN 'leased' ELSE 'ready' END, %(payload)s::jsonb,
+           %(priority)s::int, %(run_time)s::timestamptz, CASE WHEN b.first THEN 1 ELSE 0 END,
+           %(max_attempts)s::int, %(now)s::timestamptz, %(now)s::timestamptz,
+           %(retry_backoff_us)s::bigint, %(unique_key)s::text,
+           CASE WHEN b.first THEN %(token)s::text END,
+           CASE WHEN b.first THEN %(expire)s::timestamptz END
+    FROM behind AS b
+    ON CONFLICT (namespace, queue, unique_key)
+        WHERE unique_key IS NOT NULL AND state IN ('ready', 'leased')
+        DO NOTHING
+    RETURNING {_J_COLUMNS}
+), audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s::text, %(now)s::timestamptz, a.actor, a.action, 'job', a.id,
+           a.version, a.changed_fields::jsonb, NULL
+    FROM (SELECT %(actor)s::text AS actor, 'enqueue' AS action, id, 0 AS version,
+                 '["state"]' AS changed_fields
+          FROM inserted
+          UNION ALL
+          SELECT %(lease_actor)s::text, 'lease', id, 1, '{_HANDOFF_CHANGED}'
+          FROM inserted WHERE state = 'leased') AS a
+    ORDER BY a.version
+), notified AS (
+    SELECT pg_notify(%(channel)s::text, n.notice)
+    FROM unnest(%(notices)b::text[]) AS n(notice)
+    WHERE EXISTS (SELECT 1 FROM inserted WHERE state = 'ready')
+)
+SELECT {JOB_COLUMNS} FROM inserted WHERE (SELECT count(*) FROM notified) >= 0
+"""
+"""Enqueue one job (no request_id) for a SubscribeJobs stream parked on its queue
+(api.handoff): inserted already leased to the stream (attempt 1, lease `token`
+until `expire`, audited `enqueue` then `lease`) when it is first in lease order, so
+when no due ready job or expired lease of the queue has a priority as high, and the
+queue is not paused. That check is conservative (an older job of equal priority
+due later than this one's run_time still counts as ahead), so it never lets a job
+jump the line; a job that is not first is inserted ready, as ENQUEUE does, and
+announced with `notices`. Returns the job, or no row when the unique index
+skipped it."""
+
 UNFINISHED_BY_KEY = f"""
 SELECT {", ".join(f"j.{column.strip()}" for column in JOB_COLUMNS.split(","))}
 FROM jobs AS j
@@ -103,11 +177,6 @@ UPDATE request_log SET result = %s::jsonb WHERE namespace = %s AND request_id = 
 # --- Lease ---------------------------------------------------------------------------
 
 _LEASE_ORDER = "priority DESC, run_time, create_time, id"
-
-_NOT_PAUSED = """NOT EXISTS (
-        SELECT 1 FROM queue_settings AS s
-        WHERE s.namespace = %(namespace)s::text AND s.queue = %(queue)s::text AND s.paused
-    )"""
 
 _LEASE_BRANCH = f"""
     FROM jobs

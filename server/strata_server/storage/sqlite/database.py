@@ -23,6 +23,7 @@ from strata_server.core.models import (
     Actor,
     AuditQuery,
     ChangeBatch,
+    Handoff,
     Idempotency,
     ListQuery,
     LoggedAudit,
@@ -205,6 +206,18 @@ class SqliteDatabase:
         """Insert `jobs` in one transaction (unique_key dedup, idempotent by request_id).
         `notices` are never given here: the embedded shape has no other replicas."""
         return await queues.enqueue(self._db, namespace, jobs, actor=actor, idempotency=idempotency)
+
+    async def enqueue_and_lease(
+        self,
+        namespace: str,
+        job: NewJob,
+        handoff: Handoff,
+        *,
+        actor: Actor,
+        notices: Sequence[str] = (),
+    ) -> tuple[Job, list[Job]]:
+        """Insert one job and lease for `handoff` in one transaction."""
+        return await queues.enqueue_and_lease(self._db, namespace, job, handoff, actor=actor)
 
     async def lease_jobs(
         self,

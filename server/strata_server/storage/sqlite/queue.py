@@ -27,7 +27,7 @@ from strata_server.core.errors import (
     StrataError,
 )
 from strata_server.core.jsontypes import JSON
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
     Ack,
@@ -390,48 +390,90 @@ async def lease_jobs(
     if max_jobs <= 0:
         return []
     now = _now()
+    async with db.transaction() as tx:
+        return await _lease_in(
+            tx, namespace, queue, max_jobs, lease, now, actor=actor, token_prefix=token_prefix
+        )
+
+
+async def enqueue_and_lease(
+    db: Connections,
+    namespace: str,
+    job: NewJob,
+    handoff: Handoff,
+    *,
+    actor: Actor,
+) -> tuple[Job, list[Job]]:
+    """Insert one job, then lease for `handoff`, in one transaction."""
+    now = _now()
+    async with db.transaction() as tx:
+        [created] = await insert_jobs(tx, namespace, [job], now, actor=actor, request_id=None)
+        leased = await _lease_in(
+            tx,
+            namespace,
+            job.queue,
+            handoff.max_jobs,
+            handoff.lease,
+            now,
+            actor=handoff.actor,
+            token_prefix=handoff.token_prefix,
+        )
+    return created, leased
+
+
+async def _lease_in(
+    tx: Transaction,
+    namespace: str,
+    queue: str,
+    max_jobs: int,
+    lease: timedelta,
+    now: datetime,
+    *,
+    actor: Actor,
+    token_prefix: str,
+) -> list[Job]:
+    """Lease up to `max_jobs` jobs inside the open transaction `tx`."""
     now_us = to_micros(now)
     leased: list[Job] = []
-    async with db.transaction() as tx:
-        paused = await tx.fetchall(SELECT_PAUSED, (namespace, queue))
-        if paused and paused[0][0]:
-            return []
-        audits: list[tuple[Any, ...]] = []
-        expiries: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        while len(leased) < max_jobs:
-            want = max_jobs - len(leased)
-            rows = await tx.fetchall(
-                SELECT_CANDIDATES,
-                (namespace, queue, now_us, want, namespace, queue, now_us, want, want),
-            )
-            died = 0
-            for row in rows:
-                job = job_from_row(row, with_token=True)
-                if not leasable(job, now):  # the SQL and core.queue agree; never trust one
-                    continue
-                planned = plan_lease(job, new_lease_token(token_prefix), lease, now)
-                updates.append(_update_params(planned))
-                if job.state is Stored.LEASED:
-                    expiries.append((namespace, queue, job.id, now_us))
-                action = "dead" if planned.state is Stored.DEAD else "lease"
-                audit = AuditEntry(action, ENTITY, job.id, planned.attempt, _changed(job, planned))
-                audits.append(_audit_row(namespace, now_us, actor, audit))
-                if planned.state is Stored.DEAD:
-                    died += 1
-                else:
-                    leased.append(planned)
-            if updates:
-                # Persist before selecting again, so the next round sees these rows
-                # as leased (or dead) and does not pick them up a second time.
-                await tx.executemany(UPDATE_JOB, updates)
-                updates = []
-            if len(rows) < want or died == 0:
-                break  # no more candidates, or every candidate was leased
-        if expiries:
-            await tx.executemany(INSERT_EXPIRY, expiries)
-        if audits:
-            await tx.executemany(INSERT_AUDIT, audits)
+    paused = await tx.fetchall(SELECT_PAUSED, (namespace, queue))
+    if paused and paused[0][0]:
+        return []
+    audits: list[tuple[Any, ...]] = []
+    expiries: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    while len(leased) < max_jobs:
+        want = max_jobs - len(leased)
+        rows = await tx.fetchall(
+            SELECT_CANDIDATES,
+            (namespace, queue, now_us, want, namespace, queue, now_us, want, want),
+        )
+        died = 0
+        for row in rows:
+            job = job_from_row(row, with_token=True)
+            if not leasable(job, now):  # the SQL and core.queue agree; never trust one
+                continue
+            planned = plan_lease(job, new_lease_token(token_prefix), lease, now)
+            updates.append(_update_params(planned))
+            if job.state is Stored.LEASED:
+                expiries.append((namespace, queue, job.id, now_us))
+            action = "dead" if planned.state is Stored.DEAD else "lease"
+            audit = AuditEntry(action, ENTITY, job.id, planned.attempt, _changed(job, planned))
+            audits.append(_audit_row(namespace, now_us, actor, audit))
+            if planned.state is Stored.DEAD:
+                died += 1
+            else:
+                leased.append(planned)
+        if updates:
+            # Persist before selecting again, so the next round sees these rows
+            # as leased (or dead) and does not pick them up a second time.
+            await tx.executemany(UPDATE_JOB, updates)
+            updates = []
+        if len(rows) < want or died == 0:
+            break  # no more candidates, or every candidate was leased
+    if expiries:
+        await tx.executemany(INSERT_EXPIRY, expiries)
+    if audits:
+        await tx.executemany(INSERT_AUDIT, audits)
     return leased
 
 
