@@ -6,10 +6,10 @@ then leases in a round trip of its own: on the enqueue -> delivery path that is 
 wakeup plus a statement. With it the enqueue takes one parked stream off the queue,
 leases for it in the insert's transaction, and hands it the jobs.
 
-A stream parks with its free slots and leases nothing while parked, so what an
-enqueue leases for it never takes it past its max_in_flight. Each parked stream is
-taken by one enqueue at most; a stream woken while taken waits for that enqueue's
-lease to finish (one round trip) before it leases again.
+A stream parks only with a free slot and leases nothing while parked, so the one
+job an enqueue leases for it never takes it past its max_in_flight. Each parked
+stream is taken by one enqueue at most; a stream woken while taken waits for that
+enqueue to finish (one round trip) before it leases again.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from strata_server.core.queue import Job
 
 @dataclass(eq=False, slots=True)
 class Parked:
-    """One stream waiting on a queue with `free` slots. `taken` is made when an
+    """One stream waiting on a queue with a free slot. `taken` is made when an
     enqueue takes it and resolves to the jobs leased to it (perhaps none); `gone`
     says the stream ended before it could take them (the enqueue releases them)."""
 
     subscription: str
-    free: int
     lease: timedelta
     actor: Actor
     taken: asyncio.Future[list[Job]] | None = None
@@ -38,7 +37,7 @@ class Parked:
 
     def handoff(self) -> Handoff:
         """The lease to take for this stream."""
-        return Handoff(self.free, self.lease, self.subscription, self.actor)
+        return Handoff(self.lease, self.subscription, self.actor)
 
 
 @dataclass(slots=True)

@@ -348,7 +348,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
                     # Only a wakeup on `own`, or the fallback timeout (which also
                     # notices leases that expired or were cancelled), can shrink
                     # `held`. Parked meanwhile, an enqueue here may lease for it.
-                    parked = Parked(subscription, free, lease, who) if free > 0 else None
+                    parked = Parked(subscription, lease, who) if free > 0 else None
                     woke, jobs = await self._park(namespace, name, parked, wakeups)
                     recheck = not woke or own in woke
                 if jobs:

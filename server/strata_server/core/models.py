@@ -122,7 +122,6 @@ class Handoff:
     parked on the job's queue on this replica (`QueueStore.enqueue_and_lease`): the
     stream gets its job without a wakeup and a lease round trip of its own."""
 
-    max_jobs: int
     lease: timedelta
     token_prefix: str
     actor: Actor

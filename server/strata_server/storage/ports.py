@@ -189,11 +189,11 @@ class QueueStore(Protocol):
         notices: Sequence[str] = (),
     ) -> tuple[Job, list[Job]]:
         """`enqueue` of one job without a request_id that, in the same transaction,
-        leases for `handoff` in lease order: the new job when it is first in line
-        (nothing ranks ahead of it and the queue is not paused), and perhaps, by a
-        store that leases the head of the queue instead, up to handoff.max_jobs
-        older ones. Returns the job as enqueued (leased if it was) and the jobs
-        leased. The commit notices go out only if the new job is left ready."""
+        leases the new job for `handoff` when it is first in line (nothing ranks
+        ahead of it and the queue is not paused). A store may instead lease the
+        head of the queue, which is an older job when the new one is not first.
+        Returns the job as enqueued (leased if it was) and the jobs leased. The
+        commit notices go out only if the new job is left ready."""
         ...
 
     async def lease_jobs(

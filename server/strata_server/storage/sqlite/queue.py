@@ -404,7 +404,8 @@ async def enqueue_and_lease(
     *,
     actor: Actor,
 ) -> tuple[Job, list[Job]]:
-    """Insert one job, then lease for `handoff`, in one transaction."""
+    """Insert one job, then lease one for `handoff` in the same transaction: the
+    head of the queue, which is the new job when it is first in line."""
     now = _now()
     async with db.transaction() as tx:
         [created] = await insert_jobs(tx, namespace, [job], now, actor=actor, request_id=None)
@@ -412,7 +413,7 @@ async def enqueue_and_lease(
             tx,
             namespace,
             job.queue,
-            handoff.max_jobs,
+            1,
             handoff.lease,
             now,
             actor=handoff.actor,
