@@ -1,6 +1,7 @@
-"""The PostgreSQL queue's own paths: release_job, held_leases, lease tokens with a
-prefix, and the one-statement ack/release/extend/lease with their fallbacks (the
-audit entries they write, the errors of a lost lease), against a real PostgreSQL 15.
+"""The PostgreSQL adapter's own paths, against a real PostgreSQL 15: the queue's
+release_job, held_leases, lease tokens with a prefix, and the one-statement
+ack/release/extend/lease with their fallbacks (the audit entries they write, the
+errors of a lost lease); and the order of the record change feed.
 """
 
 from __future__ import annotations
@@ -473,3 +474,25 @@ async def test_queue_depths(db: PostgresDatabase, ns: str) -> None:
     assert depths == {("q", 2, 1, 1), ("other", 1, 0, 0)}
     [q] = [d for d in await db.queue_depths() if d.namespace == ns and d.queue == "q"]
     assert 0.04 < q.oldest_available_seconds < 30
+
+
+async def test_record_changes_come_in_xid_order_across_a_digit_boundary(
+    db: PostgresDatabase, pg: PgServer, ns: str
+) -> None:
+    """Entries of transactions 9 and 10 (long ended) come as 9 then 10, whatever
+    their seq: ordered as text, the feed sent 10 first, then took 9's cursor and
+    sent 10 again."""
+    for xact in (10, 9):  # 10 gets the lower seq
+        await sql(
+            pg,
+            "INSERT INTO audit_log (namespace, time, actor, action, entity, entity_id,"
+            " version, changed_fields, xact) VALUES (%s, now(), 't', 'delete', 'record',"
+            " %s, 1, '[]', %s::text::xid8)",
+            ns,
+            f"c/r{xact}",
+            str(xact),
+        )
+    batch = await db.record_changes(ns, "c", "p0.0", None, 10)
+    assert [change.record_id for change in batch.changes] == ["r9", "r10"]
+    assert batch.cursor == batch.changes[-1].cursor
+    assert (await db.record_changes(ns, "c", batch.cursor, None, 10)).changes == ()

@@ -36,15 +36,18 @@ _CURSOR = re.compile(r"p(\d{1,20})\.(\d{1,19})")
 HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 
 CHANGES = """
-SELECT xact::text, seq, action, entity_id, version, time FROM audit_log
-WHERE namespace = %s AND entity = 'record' AND entity_id >= %s AND entity_id < %s
-  AND (xact, seq) > (%s::text::xid8, %s::bigint)
-  AND xact < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY xact, seq
+SELECT a.xact::text AS xact_text, a.seq, a.action, a.entity_id, a.version, a.time
+FROM audit_log AS a
+WHERE a.namespace = %s AND a.entity = 'record' AND a.entity_id >= %s AND a.entity_id < %s
+  AND (a.xact, a.seq) > (%s::text::xid8, %s::bigint)
+  AND a.xact < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY a.xact, a.seq
 LIMIT %s
 """
 """Settled audit entries of one collection's records after a cursor (entity ids are
-`<collection>/<id>`, so the collection is a range of them under the "C" collation)."""
+`<collection>/<id>`, so the collection is a range of them under the "C" collation).
+The xid goes out as text under another name: ORDER BY a bare `xact` would take the
+output column, and order 999 after 1000."""
 
 
 def _cursor(xact: str | int, seq: int) -> str:
