@@ -3,10 +3,11 @@
 Same shape as `events.postgres`: waiters are kept in process by a `LocalEvents`; a
 listener task holds one pub/sub subscription and wakes local waiters with each
 message; `notify` wakes local waiters at once and queues the topic for a sender task
-that publishes every queued topic in one pipelined round trip, a topic already queued
-not being queued twice. Its connections come from the process's one Redis client
-(`storage.redis_client`, shared with the cache), whose pooled connections PING when
-idle, so a stale one is found and replaced.
+that publishes every queued topic in one write, a topic already queued not being
+queued twice. Both tasks hold a connection of the process's one Redis client
+(`storage.redis_client`, shared with the cache). The listener's PINGs when idle, so
+a stale one is found and replaced; the sender's is replaced, and the batch sent
+again once, when a write on it fails.
 
 Redis holds no state here: while it is unreachable (logged once per outage) wakeups
 between replicas are dropped and long polls fall back to their periodic re-check;
@@ -20,6 +21,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
 from strata_server.storage import redis_client
@@ -132,22 +134,38 @@ class RedisEvents:
             self._settled.set()
 
     async def _send(self) -> None:
+        # Publishes on one connection held for it, written to directly: a pool
+        # checkout and a Pipeline per batch cost more than the write. Measured on
+        # 2 cores, notify here -> wakeup in another process, p50: 0.94-1.24 ms with
+        # the pipeline, 0.77-0.84 ms without.
         backoff = Backoff()
-        while True:
-            topics = [await self._outbox.get()]
-            while not self._outbox.empty():
-                topics.append(self._outbox.get_nowait())
-            # Unmark before sending: a notify from now on must be sent again.
-            self._queued.difference_update(topics)
-            try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for topic in topics:
-                        pipe.publish(CHANNEL, topic)
-                    await pipe.execute()
-                backoff.reset()
-            except (RedisError, OSError) as error:
-                self._lost(error)
-                await asyncio.sleep(backoff.next())
+        conn: Connection | None = None
+        try:
+            while True:
+                topics = [await self._outbox.get()]
+                while not self._outbox.empty():
+                    topics.append(self._outbox.get_nowait())
+                # Unmark before sending: a notify from now on must be sent again.
+                self._queued.difference_update(topics)
+                for attempt in (1, 2):  # the second on a fresh connection
+                    try:
+                        if conn is None:
+                            pool = self._client.connection_pool
+                            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+                        await _publish(conn, topics)
+                        backoff.reset()
+                        break
+                    except (RedisError, OSError) as error:
+                        if conn is not None:
+                            await conn.disconnect()
+                            await self._client.connection_pool.release(conn)
+                            conn = None
+                        if attempt == 2:
+                            self._lost(error)
+                            await asyncio.sleep(backoff.next())
+        finally:
+            if conn is not None:
+                await self._client.connection_pool.release(conn)
 
     def _lost(self, error: Exception) -> None:
         if not self._down:
@@ -162,3 +180,11 @@ class RedisEvents:
         if self._down:
             self._down = False
             log.info("events connection restored", backend="redis")
+
+
+async def _publish(conn: Connection, topics: list[str]) -> None:
+    """PUBLISH each of `topics` on CHANNEL in one write, then read the replies."""
+    commands = [("PUBLISH", CHANNEL, topic) for topic in topics]
+    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+    for _ in commands:
+        await conn.read_response()
