@@ -239,8 +239,13 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         if not parked.gone:
             parked.taken.set_result(leased)
             self._events.notify(handoff_topic(parked.subscription), announced=True)
-        elif leased:
-            task = asyncio.ensure_future(self._release(namespace, leased, parked.actor))
+        else:
+            self._release_later(namespace, leased, parked.actor)
+
+    def _release_later(self, namespace: str, jobs: list[queue.Job], who: Actor) -> None:
+        """Release, in a task of its own, jobs handed to a stream that ended."""
+        if jobs:
+            task = asyncio.ensure_future(self._release(namespace, jobs, who))
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)
 
@@ -366,15 +371,22 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         if parked is None:
             return await wakeups.wait(FALLBACK_POLL_SECONDS), []
         self._parking.park(namespace, name, parked)
+        handed: list[queue.Job] | None = None
         try:
             woke = await wakeups.wait(FALLBACK_POLL_SECONDS)
             if parked.taken is None:
                 return woke, []
-            # Taken: the enqueue's lease is one round trip from done.
-            return woke, await parked.taken
+            # Taken: the enqueue is one round trip from done. Shielded, so that
+            # this stream ending cancels its wait, not the hand-over.
+            handed = await asyncio.shield(parked.taken)
+            return woke, handed
         finally:
             self._parking.unpark(namespace, name, parked)
-            parked.gone = parked.taken is None or not parked.taken.done()
+            if parked.taken is not None and handed is None:  # ended while taken
+                if parked.taken.done():
+                    self._release_later(namespace, parked.taken.result(), parked.actor)
+                else:
+                    parked.gone = True
 
     def _settled(self, job: queue.Job, token: str) -> None:
         """Wake whoever may lease after an ack, fail or release under `token`: the
