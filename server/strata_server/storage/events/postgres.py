@@ -32,10 +32,10 @@ from psycopg.rows import TupleRow
 
 from strata_server.storage.events.local import Listener, LocalEvents
 from strata_server.storage.events.relay import (
-    MAX_PENDING,
     POSTGRES_CHANNEL,
     READY_WITHIN,
     Backoff,
+    Outbox,
 )
 from strata_server.storage.postgres.pool import conninfo
 
@@ -58,8 +58,7 @@ class PostgresEvents:
     def __init__(self, dsn: str) -> None:
         self._conninfo = conninfo(dsn)
         self._local = LocalEvents()
-        self._outbox: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
+        self._outbox = Outbox()
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()
         self._origin = secrets.token_hex(8)
@@ -87,15 +86,12 @@ class PostgresEvents:
         """Wake waiters on `topic` here at once, and (unless the write's commit
         `announced` it) queue it for the other replicas."""
         self._local.notify(topic)
-        if announced or self._closed or topic in self._queued:
+        if announced or self._closed or self._outbox.holds(topic):
             return
         if self._payload(topic) is None:
             log.warning("events topic too long to send to other replicas", topic=topic[:100])
             return
-        if len(self._queued) >= MAX_PENDING:
-            return  # the sender is far behind (an outage): the fallback poll covers it
-        self._queued.add(topic)
-        self._outbox.put_nowait(topic)
+        self._outbox.put(topic)
 
     def commit_notice(self, topic: str) -> str | None:
         """The NOTIFY payload for `topic` (on CHANNEL), for a write to send when it
@@ -156,11 +152,7 @@ class PostgresEvents:
         conn: Conn | None = None
         try:
             while True:
-                topics = [await self._outbox.get()]
-                while not self._outbox.empty():
-                    topics.append(self._outbox.get_nowait())
-                # Unmark before sending: a notify from now on must be sent again.
-                self._queued.difference_update(topics)
+                topics = await self._outbox.batch()
                 try:
                     if conn is None:
                         conn = await self._connect()

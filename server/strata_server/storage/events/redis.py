@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from strata_server.storage import redis_client
 from strata_server.storage.events.local import Listener, LocalEvents
-from strata_server.storage.events.relay import MAX_PENDING, READY_WITHIN, Backoff
+from strata_server.storage.events.relay import READY_WITHIN, Backoff, Outbox
 
 log = structlog.get_logger("strata.events")
 
@@ -44,8 +44,7 @@ class RedisEvents:
         self._client = client
         self._owns_client = owns_client
         self._local = LocalEvents()
-        self._outbox: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
+        self._outbox = Outbox()
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()
         self._down = False
@@ -78,10 +77,8 @@ class RedisEvents:
     def notify(self, topic: str, *, announced: bool = False) -> None:
         """Wake waiters on `topic` here at once, and queue it for the other replicas."""
         self._local.notify(topic)
-        if announced or self._closed or topic in self._queued or len(self._queued) >= MAX_PENDING:
-            return  # already queued, or the sender is far behind (an outage)
-        self._queued.add(topic)
-        self._outbox.put_nowait(topic)
+        if not (announced or self._closed):
+            self._outbox.put(topic)
 
     def commit_notice(self, topic: str) -> None:
         """None: wakeups travel through Redis, not the database."""
@@ -142,11 +139,7 @@ class RedisEvents:
         conn: Connection | None = None
         try:
             while True:
-                topics = [await self._outbox.get()]
-                while not self._outbox.empty():
-                    topics.append(self._outbox.get_nowait())
-                # Unmark before sending: a notify from now on must be sent again.
-                self._queued.difference_update(topics)
+                topics = await self._outbox.batch()
                 for attempt in (1, 2):  # the second on a fresh connection
                     try:
                         if conn is None:

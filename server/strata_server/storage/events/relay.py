@@ -1,8 +1,9 @@
-"""What the cross-replica events adapters (postgres.py, redis.py) share: limits and
-the reconnect backoff."""
+"""What the cross-replica events adapters (postgres.py, redis.py) share: limits, the
+outbox of topics to send and the reconnect backoff."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 POSTGRES_CHANNEL = "strata_events"
@@ -31,3 +32,33 @@ class Backoff:
         """Seconds to sleep before the next connect attempt."""
         delay, self._delay = self._delay, min(self._delay * 2, BACKOFF_MAX)
         return delay * random.uniform(0.5, 1.0)
+
+
+class Outbox:
+    """Topics waiting to be sent to the other replicas, each queued once at most:
+    a topic queued again before it is sent goes out once."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+
+    def holds(self, topic: str) -> bool:
+        """Whether `topic` waits to be sent already."""
+        return topic in self._queued
+
+    def put(self, topic: str) -> None:
+        """Queue `topic`, unless it is queued or MAX_PENDING topics are (the sender
+        is far behind, as in an outage: the waiters' fallback poll covers it)."""
+        if topic in self._queued or len(self._queued) >= MAX_PENDING:
+            return
+        self._queued.add(topic)
+        self._queue.put_nowait(topic)
+
+    async def batch(self) -> list[str]:
+        """Every queued topic, waiting for one when there is none. They are unmarked
+        before they are sent: a notify from now on must be sent again."""
+        topics = [await self._queue.get()]
+        while not self._queue.empty():
+            topics.append(self._queue.get_nowait())
+        self._queued.difference_update(topics)
+        return topics
