@@ -10,19 +10,17 @@ keyed SELECT per batch that finds which rows the namespace already holds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from strata_server.core import entry_wire
 from strata_server.core.archive import KINDS, ConflictPolicy, ImportCounts, Kind, split_conflicts
 from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
-from strata_server.core.artifacts import Artifact
 from strata_server.core.errors import AlreadyExists
-from strata_server.core.models import Actor, LoggedAudit, Record
+from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
-from strata_server.core.transcripts import Transcript
+from strata_server.storage.archive_params import SHAPES, Shape, dumps
 from strata_server.storage.archive_sql import export_table
 from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.postgres.artifacts import artifact_from_row
@@ -109,29 +107,23 @@ async def export_rows(
 # --- import ---------------------------------------------------------------------------
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+def _same(value: datetime) -> datetime:
+    return value
 
 
 class _Table:
     """How one kind's rows are keyed, copied in and overwritten."""
 
-    def __init__(
-        self,
-        table: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        params: Callable[[str, Any], tuple[Any, ...]],
-        key: Callable[[Any], Any],
-        jsonb: Sequence[str] = (),
-    ) -> None:
-        self.params = params
-        self.key = key
-        self.keys = tuple(keys)
+    def __init__(self, shape: Shape, columns: Sequence[str]) -> None:
+        table, keys = shape.table, shape.keys
+        self.key = shape.key
+        self.keys = keys
+        self._values = shape.values
+        self._columns = list(columns)
         self.copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
         rest = [c for c in columns if c not in keys and c != "namespace"]
-        self._update_order = [list(columns).index(c) for c in (*rest, "namespace", *keys)]
-        sets = ", ".join(f"{c} = %s{'::jsonb' if c in jsonb else ''}" for c in rest)
+        self._update_columns = [*rest, "namespace", *keys]
+        sets = ", ".join(f"{c} = %s{'::jsonb' if c in shape.json_columns else ''}" for c in rest)
         self.update = (
             f"UPDATE {table} SET {sets} "
             f"WHERE namespace = %s AND {' AND '.join(f'{k} = %s' for k in keys)}"
@@ -152,125 +144,27 @@ class _Table:
             return (namespace, keys)
         return (namespace, *([key[i] for key in keys] for i in range(len(self.keys))))
 
+    def params(self, namespace: str, row: Any) -> tuple[Any, ...]:
+        values = self._values(namespace, row, _same)
+        return tuple(values[c] for c in self._columns)
+
     def update_params(self, namespace: str, row: Any) -> tuple[Any, ...]:
-        values = self.params(namespace, row)
-        return tuple(values[i] for i in self._update_order)
-
-
-def _record_params(ns: str, r: Record) -> tuple[Any, ...]:
-    return (
-        ns,
-        r.collection,
-        r.id,
-        _dumps(r.data),
-        r.version,
-        r.create_time,
-        r.update_time,
-        r.expire_time,
-    )
-
-
-def _job_params(ns: str, j: Job) -> tuple[Any, ...]:
-    backoff = None if j.retry_backoff is None else j.retry_backoff // timedelta(microseconds=1)
-    return (
-        ns,
-        j.id,
-        j.queue,
-        j.state.value,
-        _dumps(j.payload),
-        j.priority,
-        j.run_time,
-        j.attempt,
-        j.max_attempts,
-        j.create_time,
-        j.update_time,
-        backoff,
-        j.unique_key,
-        j.lease_token,
-        j.lease_expire_time,
-        j.last_error,
-        None if j.result is None else _dumps(j.result),
-        j.finish_time,
-    )
-
-
-def _transcript_params(ns: str, t: Transcript) -> tuple[Any, ...]:
-    return (
-        ns,
-        t.id,
-        t.owner,
-        t.title,
-        _dumps(dict(t.labels)),
-        t.next_seq,
-        t.size_bytes,
-        t.create_time,
-        t.update_time,
-        t.seal_time,
-    )
-
-
-def _artifact_params(ns: str, a: Artifact) -> tuple[Any, ...]:
-    return (
-        ns,
-        a.id,
-        a.owner,
-        a.kind,
-        a.name,
-        a.content_type,
-        a.sha256,
-        a.size,
-        a.stored_size,
-        a.compression.value,
-        _dumps(dict(a.labels)),
-        a.create_time,
-    )
+        values = self._values(namespace, row, _same)
+        return tuple(values[c] for c in self._update_columns)
 
 
 def _columns(text: str) -> list[str]:
     return ["namespace", *(c.strip() for c in text.split(",") if c.strip() != "namespace")]
 
 
-TABLES: dict[Kind, _Table] = {
-    Kind.QUEUES: _Table(
-        "queue_settings",
-        ["namespace", "queue", "paused"],
-        ["queue"],
-        lambda ns, q: (ns, q.queue, q.paused),
-        lambda q: q.queue,
-    ),
-    Kind.RECORDS: _Table(
-        "records",
-        _columns(RECORD_COLUMNS),
-        ["collection", "id"],
-        _record_params,
-        lambda r: (r.collection, r.id),
-        jsonb=["data"],
-    ),
-    Kind.JOBS: _Table(
-        "jobs",
-        _columns(JOB_COLUMNS),
-        ["id"],
-        _job_params,
-        lambda j: j.id,
-        jsonb=["payload", "result"],
-    ),
-    Kind.TRANSCRIPTS: _Table(
-        "transcripts",
-        _columns(TRANSCRIPT_COLUMNS),
-        ["id"],
-        _transcript_params,
-        lambda t: t.id,
-        jsonb=["labels"],
-    ),
-    Kind.ARTIFACTS: _Table(
-        "artifacts",
-        _columns(ARTIFACT_COLUMNS),
-        ["id"],
-        _artifact_params,
-        lambda a: a.id,
-        jsonb=["labels"],
-    ),
+_COLUMNS = {
+    Kind.QUEUES: ["namespace", "queue", "paused"],
+    Kind.RECORDS: _columns(RECORD_COLUMNS),
+    Kind.JOBS: _columns(JOB_COLUMNS),
+    Kind.TRANSCRIPTS: _columns(TRANSCRIPT_COLUMNS),
+    Kind.ARTIFACTS: _columns(ARTIFACT_COLUMNS),
 }
+TABLES = {kind: _Table(SHAPES[kind], columns) for kind, columns in _COLUMNS.items()}
 
 COPY_ENTRIES = """
 COPY transcript_entries
@@ -401,7 +295,7 @@ class _Import:
                     e.size,
                     e.role,
                     e.content,
-                    None if e.data is None else _dumps(e.data),
+                    None if e.data is None else dumps(e.data),
                     e.create_time,
                     entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
                 )
@@ -425,7 +319,7 @@ class _Import:
                     a.entity,
                     a.entity_id,
                     a.version,
-                    _dumps(list(a.changed_fields)),
+                    dumps(list(a.changed_fields)),
                     a.request_id,
                 )
             )
@@ -441,7 +335,7 @@ class _Import:
         written = [k for k, c in self.counts.kinds.items() if c.imported or c.overwritten]
         await self.conn.execute(
             INSERT_AUDIT,
-            (self.namespace, datetime.now(UTC), actor.name, self.namespace, _dumps(written)),
+            (self.namespace, datetime.now(UTC), actor.name, self.namespace, dumps(written)),
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from strata_server.core import entry_wire
@@ -23,11 +23,10 @@ from strata_server.core.archive import (
     split_conflicts,
 )
 from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
-from strata_server.core.artifacts import Artifact
 from strata_server.core.errors import AlreadyExists
-from strata_server.core.models import Actor, LoggedAudit, Record
+from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
-from strata_server.core.transcripts import Transcript
+from strata_server.storage.archive_params import SHAPES, Shape, dumps
 from strata_server.storage.archive_sql import export_table
 from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.sqlite.artifacts import artifact_from_row
@@ -116,32 +115,19 @@ async def export_rows(
 # --- import ---------------------------------------------------------------------------
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _micros(value: datetime | None) -> int | None:
-    return None if value is None else to_micros(value)
-
-
 class _Table:
     """How one kind's rows are keyed, inserted and overwritten."""
 
-    def __init__(
-        self,
-        table: str,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        params: Callable[[str, Any], tuple[Any, ...]],
-        key: Callable[[Any], Any],
-    ) -> None:
-        self.params = params
-        self.key = key
+    def __init__(self, shape: Shape, columns: Sequence[str]) -> None:
+        table, keys = shape.table, shape.keys
+        self.key = shape.key
+        self._values = shape.values
+        self._columns = list(columns)
         self.insert = (
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         )
         rest = [c for c in columns if c not in keys and c != "namespace"]
-        self._update_order = [columns.index(c) for c in (*rest, "namespace", *keys)]
+        self._update_columns = [*rest, "namespace", *keys]
         self.update = (
             f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in rest)} "
             f"WHERE namespace = ? AND {' AND '.join(f'{k} = ?' for k in keys)}"
@@ -158,107 +144,27 @@ class _Table:
                 f"AND ({', '.join(keys)}) IN (SELECT {picks} FROM json_each(?))"
             )
 
+    def params(self, namespace: str, row: Any) -> tuple[Any, ...]:
+        values = self._values(namespace, row, to_micros)
+        return tuple(values[c] for c in self._columns)
+
     def update_params(self, namespace: str, row: Any) -> tuple[Any, ...]:
-        values = self.params(namespace, row)
-        return tuple(values[i] for i in self._update_order)
-
-
-def _record_params(ns: str, r: Record) -> tuple[Any, ...]:
-    return (
-        ns,
-        r.collection,
-        r.id,
-        _dumps(r.data),
-        r.version,
-        to_micros(r.create_time),
-        to_micros(r.update_time),
-        _micros(r.expire_time),
-    )
-
-
-def _job_params(ns: str, j: Job) -> tuple[Any, ...]:
-    backoff = None if j.retry_backoff is None else j.retry_backoff // timedelta(microseconds=1)
-    return (
-        ns,
-        j.queue,
-        j.id,
-        j.state.value,
-        _dumps(j.payload),
-        j.priority,
-        to_micros(j.run_time),
-        j.attempt,
-        j.max_attempts,
-        to_micros(j.create_time),
-        to_micros(j.update_time),
-        backoff,
-        j.unique_key,
-        j.lease_token,
-        _micros(j.lease_expire_time),
-        j.last_error,
-        None if j.result is None else _dumps(j.result),
-        _micros(j.finish_time),
-    )
-
-
-def _transcript_params(ns: str, t: Transcript) -> tuple[Any, ...]:
-    return (
-        ns,
-        t.id,
-        t.owner,
-        t.title,
-        _dumps(dict(t.labels)),
-        t.next_seq,
-        t.size_bytes,
-        to_micros(t.create_time),
-        to_micros(t.update_time),
-        _micros(t.seal_time),
-    )
-
-
-def _artifact_params(ns: str, a: Artifact) -> tuple[Any, ...]:
-    return (
-        ns,
-        a.id,
-        a.owner,
-        a.kind,
-        a.name,
-        a.content_type,
-        a.sha256,
-        a.size,
-        a.stored_size,
-        a.compression.value,
-        _dumps(dict(a.labels)),
-        to_micros(a.create_time),
-    )
+        values = self._values(namespace, row, to_micros)
+        return tuple(values[c] for c in self._update_columns)
 
 
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",")]
 
 
-TABLES: dict[Kind, _Table] = {
-    Kind.QUEUES: _Table(
-        "queue_settings",
-        ["namespace", "queue", "paused"],
-        ["queue"],
-        lambda ns, q: (ns, q.queue, int(q.paused)),
-        lambda q: q.queue,
-    ),
-    Kind.RECORDS: _Table(
-        "records",
-        _columns(RECORD_COLUMNS),
-        ["collection", "id"],
-        _record_params,
-        lambda r: (r.collection, r.id),
-    ),
-    Kind.JOBS: _Table("jobs", _columns(JOB_COLUMNS), ["id"], _job_params, lambda j: j.id),
-    Kind.TRANSCRIPTS: _Table(
-        "transcripts", _columns(TRANSCRIPT_COLUMNS), ["id"], _transcript_params, lambda t: t.id
-    ),
-    Kind.ARTIFACTS: _Table(
-        "artifacts", _columns(ARTIFACT_COLUMNS), ["id"], _artifact_params, lambda a: a.id
-    ),
+_COLUMNS = {
+    Kind.QUEUES: ["namespace", "queue", "paused"],
+    Kind.RECORDS: _columns(RECORD_COLUMNS),
+    Kind.JOBS: _columns(JOB_COLUMNS),
+    Kind.TRANSCRIPTS: _columns(TRANSCRIPT_COLUMNS),
+    Kind.ARTIFACTS: _columns(ARTIFACT_COLUMNS),
 }
+TABLES = {kind: _Table(SHAPES[kind], columns) for kind, columns in _COLUMNS.items()}
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
@@ -332,15 +238,15 @@ class _Import:
                 await self.tx.execute(DELETE_ENTRIES, (ns, transcript.id))
 
     async def _stored(self, table: _Table, keys: list[Any]) -> set[Any]:
-        found = await self.tx.fetchall(table.stored, (self.namespace, _dumps(keys)))
+        found = await self.tx.fetchall(table.stored, (self.namespace, dumps(keys)))
         return {row[0] if len(row) == 1 else tuple(row) for row in found}
 
     async def _unique_clashes(self, jobs: list[Job]) -> set[Any]:
         unique = [j for j in jobs if j.unique_key is not None and j.state.value in _UNFINISHED]
         if not unique:
             return set()
-        pairs = _dumps([[j.queue, j.unique_key] for j in unique])
-        ids = _dumps([j.id for j in unique])
+        pairs = dumps([[j.queue, j.unique_key] for j in unique])
+        ids = dumps([j.id for j in unique])
         held = {
             tuple(row)
             for row in await self.tx.fetchall(UNIQUE_HOLDERS, (self.namespace, pairs, ids))
@@ -373,7 +279,7 @@ class _Import:
                     e.size,
                     e.role,
                     e.content,
-                    None if e.data is None else _dumps(e.data),
+                    None if e.data is None else dumps(e.data),
                     to_micros(e.create_time),
                     entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
                 )
@@ -395,7 +301,7 @@ class _Import:
                     a.entity,
                     a.entity_id,
                     a.version,
-                    _dumps(list(a.changed_fields)),
+                    dumps(list(a.changed_fields)),
                     a.request_id,
                 )
                 for a in entries
@@ -420,7 +326,7 @@ class _Import:
                 "namespace",
                 self.namespace,
                 1,
-                _dumps(written),
+                dumps(written),
                 None,
             ),
         )

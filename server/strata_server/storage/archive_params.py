@@ -1,0 +1,132 @@
+"""What an import writes for each archived row, for either SQL dialect.
+
+Each kind's `Shape` gives its table, key columns, and the values of an archived row
+by column name; the adapters' import tables (storage/{postgres,sqlite}/archive.py)
+take them in their own column order. The dialects differ only in how a time is
+stored (`Time`: PostgreSQL takes the datetime, SQLite microseconds).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from strata_server.core.archive import Kind
+from strata_server.core.archive_rows import QueueSetting
+from strata_server.core.artifacts import Artifact
+from strata_server.core.models import Record
+from strata_server.core.queue import Job
+from strata_server.core.transcripts import Transcript
+
+Time = Callable[[datetime], Any]
+Values = dict[str, Any]
+
+
+def dumps(value: Any) -> str:
+    """JSON text as both dialects store it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _at(time: Time, value: datetime | None) -> Any:
+    return None if value is None else time(value)
+
+
+def _queue(ns: str, q: QueueSetting, time: Time) -> Values:
+    return {"namespace": ns, "queue": q.queue, "paused": q.paused}
+
+
+def _record(ns: str, r: Record, time: Time) -> Values:
+    return {
+        "namespace": ns,
+        "collection": r.collection,
+        "id": r.id,
+        "data": dumps(r.data),
+        "version": r.version,
+        "create_time": time(r.create_time),
+        "update_time": time(r.update_time),
+        "expire_time": _at(time, r.expire_time),
+    }
+
+
+def _job(ns: str, j: Job, time: Time) -> Values:
+    return {
+        "namespace": ns,
+        "id": j.id,
+        "queue": j.queue,
+        "state": j.state.value,
+        "payload": dumps(j.payload),
+        "priority": j.priority,
+        "run_time": time(j.run_time),
+        "attempt": j.attempt,
+        "max_attempts": j.max_attempts,
+        "create_time": time(j.create_time),
+        "update_time": time(j.update_time),
+        "retry_backoff_us": (
+            None if j.retry_backoff is None else j.retry_backoff // timedelta(microseconds=1)
+        ),
+        "unique_key": j.unique_key,
+        "lease_token": j.lease_token,
+        "lease_expire_time": _at(time, j.lease_expire_time),
+        "last_error": j.last_error,
+        "result": None if j.result is None else dumps(j.result),
+        "finish_time": _at(time, j.finish_time),
+    }
+
+
+def _transcript(ns: str, t: Transcript, time: Time) -> Values:
+    return {
+        "namespace": ns,
+        "id": t.id,
+        "owner": t.owner,
+        "title": t.title,
+        "labels": dumps(dict(t.labels)),
+        "next_seq": t.next_seq,
+        "size_bytes": t.size_bytes,
+        "create_time": time(t.create_time),
+        "update_time": time(t.update_time),
+        "seal_time": _at(time, t.seal_time),
+    }
+
+
+def _artifact(ns: str, a: Artifact, time: Time) -> Values:
+    return {
+        "namespace": ns,
+        "id": a.id,
+        "owner": a.owner,
+        "kind": a.kind,
+        "name": a.name,
+        "content_type": a.content_type,
+        "sha256": a.sha256,
+        "size": a.size,
+        "stored_size": a.stored_size,
+        "compression": a.compression.value,
+        "labels": dumps(dict(a.labels)),
+        "create_time": time(a.create_time),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """One kind's table as an import writes it: its key columns, the key of an
+    archived row (in that order), its values by column, and the columns that hold
+    JSON text (jsonb on PostgreSQL)."""
+
+    table: str
+    keys: tuple[str, ...]
+    key: Callable[[Any], Any]
+    values: Callable[[str, Any, Time], Values]
+    json_columns: tuple[str, ...] = ()
+
+
+SHAPES: dict[Kind, Shape] = {
+    Kind.QUEUES: Shape("queue_settings", ("queue",), lambda q: q.queue, _queue),
+    Kind.RECORDS: Shape(
+        "records", ("collection", "id"), lambda r: (r.collection, r.id), _record, ("data",)
+    ),
+    Kind.JOBS: Shape("jobs", ("id",), lambda j: j.id, _job, ("payload", "result")),
+    Kind.TRANSCRIPTS: Shape("transcripts", ("id",), lambda t: t.id, _transcript, ("labels",)),
+    Kind.ARTIFACTS: Shape("artifacts", ("id",), lambda a: a.id, _artifact, ("labels",)),
+}
