@@ -36,13 +36,15 @@ from strata_server.storage.postgres.transcripts import transcript_from_row
 BATCH = 1000
 """Rows per batch fetched from a cursor (and per statement on import)."""
 
+_COLUMNS = {
+    Kind.RECORDS: RECORD_COLUMNS,
+    Kind.JOBS: JOB_COLUMNS,
+    Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+    Kind.ARTIFACTS: ARTIFACT_COLUMNS,
+}
+"""Each exported table's columns, as the adapter's own queries list them."""
 _EXPORTS = export_table(
-    {
-        Kind.RECORDS: RECORD_COLUMNS,
-        Kind.JOBS: JOB_COLUMNS,
-        Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
-        Kind.ARTIFACTS: ARTIFACT_COLUMNS,
-    },
+    _COLUMNS,
     lambda name: f"%({name})s",
 )
 
@@ -157,14 +159,10 @@ def _columns(text: str) -> list[str]:
     return ["namespace", *(c.strip() for c in text.split(",") if c.strip() != "namespace")]
 
 
-_COLUMNS = {
-    Kind.QUEUES: ["namespace", "queue", "paused"],
-    Kind.RECORDS: _columns(RECORD_COLUMNS),
-    Kind.JOBS: _columns(JOB_COLUMNS),
-    Kind.TRANSCRIPTS: _columns(TRANSCRIPT_COLUMNS),
-    Kind.ARTIFACTS: _columns(ARTIFACT_COLUMNS),
+TABLES = {
+    Kind.QUEUES: _Table(SHAPES[Kind.QUEUES], ["namespace", "queue", "paused"]),
+    **{kind: _Table(SHAPES[kind], _columns(text)) for kind, text in _COLUMNS.items()},
 }
-TABLES = {kind: _Table(SHAPES[kind], columns) for kind, columns in _COLUMNS.items()}
 
 COPY_ENTRIES = """
 COPY transcript_entries

@@ -41,13 +41,15 @@ from strata_server.storage.sqlite.transcripts import TRANSCRIPT_COLUMNS, transcr
 BATCH = 1000
 """Rows per batch read from the snapshot (and per statement on import)."""
 
+_COLUMNS = {
+    Kind.RECORDS: RECORD_COLUMNS,
+    Kind.JOBS: JOB_COLUMNS,
+    Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+    Kind.ARTIFACTS: ARTIFACT_COLUMNS,
+}
+"""Each exported table's columns, as the adapter's own queries list them."""
 _EXPORTS = export_table(
-    {
-        Kind.RECORDS: RECORD_COLUMNS,
-        Kind.JOBS: JOB_COLUMNS,
-        Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
-        Kind.ARTIFACTS: ARTIFACT_COLUMNS,
-    },
+    _COLUMNS,
     lambda name: f":{name}",
 )
 
@@ -157,14 +159,10 @@ def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",")]
 
 
-_COLUMNS = {
-    Kind.QUEUES: ["namespace", "queue", "paused"],
-    Kind.RECORDS: _columns(RECORD_COLUMNS),
-    Kind.JOBS: _columns(JOB_COLUMNS),
-    Kind.TRANSCRIPTS: _columns(TRANSCRIPT_COLUMNS),
-    Kind.ARTIFACTS: _columns(ARTIFACT_COLUMNS),
+TABLES = {
+    Kind.QUEUES: _Table(SHAPES[Kind.QUEUES], ["namespace", "queue", "paused"]),
+    **{kind: _Table(SHAPES[kind], _columns(text)) for kind, text in _COLUMNS.items()},
 }
-TABLES = {kind: _Table(SHAPES[kind], columns) for kind, columns in _COLUMNS.items()}
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
