@@ -864,6 +864,23 @@ def poll_then(qs, qname: str, action: Any, wait: float = 5) -> tuple[list[Any], 
     return results[0], time.monotonic() - acted_at
 
 
+def test_a_long_poll_gets_a_job_enqueued_while_it_waits_from_the_enqueue(qs, qname):
+    # A poll is parked between its re-checks (one a second, a few ms each): an
+    # enqueue landing in one takes the usual path, so try three polls.
+    handed = []
+    enqueued: list[Any] = []
+    for i in range(3):
+        jobs, _ = poll_then(qs, qname, lambda i=i: enqueued.append(enqueue(qs, qname, {"n": i})))
+        job = enqueued[-1]
+        assert ids(jobs) == [job.id]
+        assert jobs[0].lease_token and jobs[0].attempt == 1
+        if job.state == LEASED:  # leased by the enqueue itself; the reply has no token
+            assert job.attempt == 1 and not job.lease_token
+            handed.append(job)
+    assert handed, "no enqueue leased its job to the waiting poll"
+    assert ack(qs, jobs[0]).state == queue_pb2.JOB_STATE_COMPLETED
+
+
 def test_long_poll_is_woken_by_resume(qs, qname):
     job = enqueue(qs, qname, {})
     qs.PauseQueue(queue_pb2.PauseQueueRequest(queue=qname))

@@ -57,10 +57,10 @@ def topic(namespace: str, queue_name: str) -> str:
     return f"queue:{namespace}:{queue_name}"
 
 
-def handoff_topic(subscription: str) -> str:
-    """The (local) events topic that tells a parked SubscribeJobs stream an enqueue
-    leased jobs for it (api.handoff)."""
-    return f"handoff:{subscription}"
+def handoff_topic(waiter: str) -> str:
+    """The (local) events topic that tells a parked consumer an enqueue leased a job
+    for it (api.handoff)."""
+    return f"handoff:{waiter}"
 
 
 def subscription_topic(subscription: str) -> str:
@@ -231,26 +231,26 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         parked: Parked,
         handing: asyncio.Future[tuple[queue.Job, list[queue.Job]]],
     ) -> None:
-        """Give a taken stream the jobs leased for it (none when the enqueue
-        failed), or release them when the stream has ended."""
+        """Give a taken consumer the jobs leased for it (none when the enqueue
+        failed), or release them when the consumer has ended."""
         assert parked.taken is not None
         failed = handing.cancelled() or handing.exception() is not None
         leased = [] if failed else handing.result()[1]
         if not parked.gone:
             parked.taken.set_result(leased)
-            self._events.notify(handoff_topic(parked.subscription), announced=True)
+            self._events.notify(handoff_topic(parked.waiter), announced=True)
         else:
             self._release_later(namespace, leased, parked.actor)
 
     def _release_later(self, namespace: str, jobs: list[queue.Job], who: Actor) -> None:
-        """Release, in a task of its own, jobs handed to a stream that ended."""
+        """Release, in a task of its own, jobs handed to a consumer that ended."""
         if jobs:
             task = asyncio.ensure_future(self._release(namespace, jobs, who))
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)
 
     async def _release(self, namespace: str, jobs: list[queue.Job], who: Actor) -> None:
-        """Release jobs leased for a stream that ended before it could send them:
+        """Release jobs leased for a consumer that ended before it could take them:
         runnable again at once. One that cannot be released (the store is down)
         comes back when its lease expires."""
         for job in jobs:
@@ -309,16 +309,20 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         deadline = loop.time() + wait.total_seconds()
         # Listening before the first lease: an enqueue between an empty lease and
         # the wait still wakes this poll.
-        with self._events.listen(topic(namespace, name)) as wakeups:
-            while True:
-                jobs = await self._store.lease_jobs(
-                    namespace, name, request.max_jobs, lease, actor=who
-                )
-                remaining = deadline - loop.time()
-                if jobs or remaining <= 0:
-                    now = datetime.now(UTC)
-                    return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
-                await wakeups.wait(min(remaining, FALLBACK_POLL_SECONDS))
+        waiter = validation.new_id()
+        with self._events.listen(topic(namespace, name), handoff_topic(waiter)) as wakeups:
+            jobs = await self._store.lease_jobs(namespace, name, request.max_jobs, lease, actor=who)
+            while not jobs and (remaining := deadline - loop.time()) > 0:
+                # Parked meanwhile: an enqueue here may lease its job for this poll.
+                parked = Parked(waiter, "", lease, who)
+                within = min(remaining, FALLBACK_POLL_SECONDS)
+                _, jobs = await self._park(namespace, name, parked, wakeups, within)
+                if not jobs:
+                    jobs = await self._store.lease_jobs(
+                        namespace, name, request.max_jobs, lease, actor=who
+                    )
+            now = datetime.now(UTC)
+            return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
 
     @streaming
     async def SubscribeJobs(
@@ -353,8 +357,10 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
                     # Only a wakeup on `own`, or the fallback timeout (which also
                     # notices leases that expired or were cancelled), can shrink
                     # `held`. Parked meanwhile, an enqueue here may lease for it.
-                    parked = Parked(subscription, lease, who) if free > 0 else None
-                    woke, jobs = await self._park(namespace, name, parked, wakeups)
+                    parked = Parked(subscription, subscription, lease, who) if free > 0 else None
+                    woke, jobs = await self._park(
+                        namespace, name, parked, wakeups, FALLBACK_POLL_SECONDS
+                    )
                     recheck = not woke or own in woke
                 if jobs:
                     now = datetime.now(UTC)
@@ -363,21 +369,26 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
                         yield job_to_proto(job, now)
 
     async def _park(
-        self, namespace: str, name: str, parked: Parked | None, wakeups: Listener
+        self,
+        namespace: str,
+        name: str,
+        parked: Parked | None,
+        wakeups: Listener,
+        within: float,
     ) -> tuple[set[str], list[queue.Job]]:
-        """Wait for a wakeup (or the fallback poll), parked on the queue when
+        """Wait up to `within` seconds for a wakeup, parked on the queue when
         `parked` is given. Returns the topics woken and the jobs an enqueue leased
-        for the stream meanwhile."""
+        for the consumer meanwhile."""
         if parked is None:
-            return await wakeups.wait(FALLBACK_POLL_SECONDS), []
+            return await wakeups.wait(within), []
         self._parking.park(namespace, name, parked)
         handed: list[queue.Job] | None = None
         try:
-            woke = await wakeups.wait(FALLBACK_POLL_SECONDS)
+            woke = await wakeups.wait(within)
             if parked.taken is None:
                 return woke, []
             # Taken: the enqueue is one round trip from done. Shielded, so that
-            # this stream ending cancels its wait, not the hand-over.
+            # this consumer ending cancels its wait, not the hand-over.
             handed = await asyncio.shield(parked.taken)
             return woke, handed
         finally:
