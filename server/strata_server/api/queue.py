@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -163,11 +162,6 @@ def _runnable(job: queue.NewJob) -> bool:
     return job.run_time is None or job.run_time <= datetime.now(UTC)
 
 
-def _public(job: queue.Job) -> queue.Job:
-    """The job as anyone but its lease holder sees it."""
-    return dataclasses.replace(job, lease_token=None)
-
-
 def _lease(request: Any, field: str = "lease_duration") -> timedelta:
     if not request.HasField(field):
         return DEFAULT_LEASE
@@ -218,8 +212,9 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             # Hand the jobs over even if this call is cancelled meanwhile.
             handing.add_done_callback(functools.partial(self._hand, namespace, parked))
             job, leased = await asyncio.shield(handing)
-            if any(handed.id == job.id for handed in leased):
-                return [_public(next(j for j in leased if j.id == job.id))]  # no one to wake
+            handed = next((j for j in leased if j.id == job.id), None)
+            if handed is not None:
+                return [queue.without_token(handed)]  # leased already: no one to wake
             created = [job]
         for wake in wakes:
             self._events.notify(wake, announced=announced)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from strata_server.core.archive import BadArchive, Kind, format_time, parse_time
 from strata_server.core.artifacts import SHA256_RE, Artifact, Compression
 from strata_server.core.models import LoggedAudit, Record
-from strata_server.core.queue import Job, Stored
+from strata_server.core.queue import Job, Stored, backoff_us
 from strata_server.core.transcripts import Transcript
 from strata_server.core.validation import COLLECTION_RE, ID_RE
 
@@ -92,9 +92,7 @@ def _job(row: Job) -> dict[str, Any]:
         "max_attempts": row.max_attempts,
         "create_time": format_time(row.create_time),
         "update_time": format_time(row.update_time),
-        "retry_backoff_us": None
-        if row.retry_backoff is None
-        else row.retry_backoff // timedelta(microseconds=1),
+        "retry_backoff_us": backoff_us(row.retry_backoff),
         "unique_key": row.unique_key,
         "lease_token": row.lease_token,
         "lease_expire_time": _time(row.lease_expire_time),

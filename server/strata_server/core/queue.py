@@ -329,6 +329,16 @@ def _replace(job: Job, **changes: Any) -> Job:
     return replace(job, **changes)
 
 
+def without_token(job: Job) -> Job:
+    """The job as anyone but its lease holder sees it: without its lease token."""
+    return job if job.lease_token is None else replace(job, lease_token=None)
+
+
+def backoff_us(backoff: timedelta | None) -> int | None:
+    """A retry backoff as stored and archived: whole microseconds, or None."""
+    return None if backoff is None else backoff // timedelta(microseconds=1)
+
+
 def job_to_json(job: Job) -> JSON:
     """A job as JSON (times ISO 8601, durations in microseconds), to store an
     idempotent enqueue's result."""
@@ -345,11 +355,7 @@ def job_to_json(job: Job) -> JSON:
         "unique_key": job.unique_key,
         "last_error": job.last_error,
         "result": job.result,
-        "retry_backoff_us": (
-            job.retry_backoff // timedelta(microseconds=1)
-            if job.retry_backoff is not None
-            else None
-        ),
+        "retry_backoff_us": backoff_us(job.retry_backoff),
     }
     for name in times:
         value = getattr(job, name)

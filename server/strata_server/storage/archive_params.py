@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from strata_server.core.archive import Kind
 from strata_server.core.archive_rows import QueueSetting
 from strata_server.core.artifacts import Artifact
 from strata_server.core.models import Record
-from strata_server.core.queue import Job
+from strata_server.core.queue import Job, backoff_us
 from strata_server.core.transcripts import Transcript
 
 Time = Callable[[datetime], Any]
@@ -64,9 +64,7 @@ def _job(ns: str, j: Job, time: Time) -> Values:
         "max_attempts": j.max_attempts,
         "create_time": time(j.create_time),
         "update_time": time(j.update_time),
-        "retry_backoff_us": (
-            None if j.retry_backoff is None else j.retry_backoff // timedelta(microseconds=1)
-        ),
+        "retry_backoff_us": backoff_us(j.retry_backoff),
         "unique_key": j.unique_key,
         "lease_token": j.lease_token,
         "lease_expire_time": _at(time, j.lease_expire_time),

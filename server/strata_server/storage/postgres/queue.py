@@ -70,6 +70,7 @@ from strata_server.core.queue import (
     QueueStats,
     Stored,
     Visible,
+    backoff_us,
     check_lease,
     job_from_json,
     job_to_json,
@@ -79,6 +80,7 @@ from strata_server.core.queue import (
     plan_fail,
     plan_lease,
     plan_retry,
+    without_token,
 )
 from strata_server.core.validation import new_id
 from strata_server.core.writes import dumps, serialize
@@ -118,11 +120,6 @@ def job_from_row(namespace: str, row: Sequence[Any]) -> Job:
         result=row[15],
         finish_time=row[16],
     )
-
-
-def _public(job: Job) -> Job:
-    """The job as anyone but its lease holder sees it."""
-    return job if job.lease_token is None else dataclasses.replace(job, lease_token=None)
 
 
 def _changed(old: Job, new: Job) -> str:
@@ -212,7 +209,7 @@ async def enqueue(
             binary=True,
         )
         holders = {
-            (job.queue, job.unique_key): _public(job)
+            (job.queue, job.unique_key): without_token(job)
             for job in (job_from_row(namespace, row) for row in await cursor.fetchall())
         }
         pending = []
@@ -229,10 +226,6 @@ async def enqueue(
         Conflict("the job holding this unique_key keeps finishing concurrently; retry"),
         pending[0],
     )
-
-
-def _micros(value: timedelta | None) -> int | None:
-    return value // timedelta(microseconds=1) if value is not None else None
 
 
 def _enqueue_params(
@@ -259,12 +252,7 @@ def _enqueue_params(
         "priority": [job.priority for job in jobs],
         "run_time": [job.run_time for job in jobs],
         "max_attempts": [job.max_attempts for job in jobs],
-        "retry_backoff_us": [
-            job.retry_backoff // timedelta(microseconds=1)
-            if job.retry_backoff is not None
-            else None
-            for job in jobs
-        ],
+        "retry_backoff_us": [backoff_us(job.retry_backoff) for job in jobs],
         "unique_key": [job.unique_key for job in jobs],
         "channel": EVENTS_CHANNEL,
         "notices": list(notices),
@@ -355,7 +343,7 @@ async def enqueue_and_lease(
             "priority": planned.priority,
             "run_time": planned.run_time,
             "max_attempts": planned.max_attempts,
-            "retry_backoff_us": _micros(planned.retry_backoff),
+            "retry_backoff_us": backoff_us(planned.retry_backoff),
             "unique_key": planned.unique_key,
             "now": at,
             "token": new_lease_token(handoff.token_prefix),
@@ -451,7 +439,7 @@ async def ack_job(
         "actor": actor.name,
         "result": dumps(result) if result is not None else None,
     }
-    return _public(await _settle(conn, q.ACK_JOB, params))
+    return without_token(await _settle(conn, q.ACK_JOB, params))
 
 
 async def ack_jobs(
@@ -475,7 +463,7 @@ async def ack_jobs(
     for ack in acks:
         job = done.get(ack.id)
         if job is not None:
-            outcomes.append(_public(job))
+            outcomes.append(without_token(job))
             continue
         try:
             # As in _settle: the job as anyone sees it (no token), which
@@ -490,7 +478,7 @@ async def ack_jobs(
 async def release_job(conn: Conn, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
     """core.queue.plan_release, in SQL (`queue_queries.RELEASE_JOB`)."""
     params = {"namespace": namespace, "id": id, "token": token, "now": now(), "actor": actor.name}
-    return _public(await _settle(conn, q.RELEASE_JOB, params))
+    return without_token(await _settle(conn, q.RELEASE_JOB, params))
 
 
 async def extend_lease(
@@ -576,11 +564,11 @@ async def fail_job(
         "fail",
         actor=actor,
     )
-    return _public(job)
+    return without_token(job)
 
 
 async def cancel_job(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Job:
-    return _public(await _transition(conn, namespace, id, plan_cancel, "cancel", actor=actor))
+    return without_token(await _transition(conn, namespace, id, plan_cancel, "cancel", actor=actor))
 
 
 async def retry_job(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Job:
@@ -592,7 +580,7 @@ async def retry_job(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Job
             f"job {id} cannot be retried: another unfinished job of its queue holds its unique_key",
             reason="UNIQUE_KEY_IN_USE",
         ) from None
-    return _public(job)
+    return without_token(job)
 
 
 # --- Reads, settings, stats, purge ---------------------------------------------------
@@ -603,7 +591,7 @@ async def get_job(conn: Conn, namespace: str, id: str) -> Job:
     row = await cursor.fetchone()
     if row is None:
         raise NotFound(f"job {id} does not exist")
-    return _public(job_from_row(namespace, row))
+    return without_token(job_from_row(namespace, row))
 
 
 async def held_leases(conn: Conn, namespace: str, leases: Mapping[str, str]) -> set[str]:
@@ -648,7 +636,7 @@ async def list_jobs(
         q.LIST_JOBS[state, after is not None], params, prepare=True, binary=True
     )
     rows = await cursor.fetchall()
-    items = [_public(job_from_row(namespace, row)) for row in rows[:limit]]
+    items = [without_token(job_from_row(namespace, row)) for row in rows[:limit]]
     last_key = None
     if len(rows) > limit and items:
         last_key = (items[-1].create_time, items[-1].id)

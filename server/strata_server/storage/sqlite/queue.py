@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from strata_server.core.queue import (
     QueueStats,
     Stored,
     Visible,
+    backoff_us,
     job_from_json,
     job_to_json,
     leasable,
@@ -48,6 +49,7 @@ from strata_server.core.queue import (
     plan_lease,
     plan_release,
     plan_retry,
+    without_token,
 )
 from strata_server.core.validation import new_id
 from strata_server.core.writes import AuditEntry
@@ -221,9 +223,6 @@ def job_from_row(row: Row, *, with_token: bool = False) -> Job:
 
 
 def _job_params(job: Job) -> tuple[Any, ...]:
-    backoff_us = (
-        job.retry_backoff // timedelta(microseconds=1) if job.retry_backoff is not None else None
-    )
     return (
         job.namespace,
         job.queue,
@@ -236,7 +235,7 @@ def _job_params(job: Job) -> tuple[Any, ...]:
         job.max_attempts,
         to_micros(job.create_time),
         to_micros(job.update_time),
-        backoff_us,
+        backoff_us(job.retry_backoff),
         job.unique_key,
         job.lease_token,
         _micros(job.lease_expire_time),
@@ -505,10 +504,6 @@ def _fixed(name: str) -> Callable[[Job], str]:
     return lambda _job: name
 
 
-def _without_token(job: Job) -> Job:
-    return job if job.lease_token is None else replace(job, lease_token=None)
-
-
 async def ack_job(
     db: Connections, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
 ) -> Job:
@@ -520,7 +515,7 @@ async def ack_job(
         _fixed("ack"),
         actor=actor,
     )
-    return _without_token(job)
+    return without_token(job)
 
 
 async def ack_jobs(
@@ -541,7 +536,7 @@ async def ack_jobs(
             await tx.execute(UPDATE_JOB, _update_params(planned))
             audit = AuditEntry("ack", ENTITY, ack.id, planned.attempt, _changed(job, planned))
             await tx.execute(INSERT_AUDIT, _audit_row(namespace, to_micros(now), actor, audit))
-            outcomes.append(_without_token(planned))
+            outcomes.append(without_token(planned))
     return outcomes
 
 
@@ -563,7 +558,7 @@ async def fail_job(
         lambda job: "dead" if job.state is Stored.DEAD else "fail",
         actor=actor,
     )
-    return _without_token(job)
+    return without_token(job)
 
 
 async def release_job(db: Connections, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
@@ -575,7 +570,7 @@ async def release_job(db: Connections, namespace: str, id: str, token: str, *, a
         _fixed("release"),
         actor=actor,
     )
-    return _without_token(job)
+    return without_token(job)
 
 
 async def extend_lease(
@@ -593,7 +588,7 @@ async def extend_lease(
 
 async def cancel_job(db: Connections, namespace: str, id: str, *, actor: Actor) -> Job:
     job = await _transition(db, namespace, id, plan_cancel, _fixed("cancel"), actor=actor)
-    return _without_token(job)
+    return without_token(job)
 
 
 async def _unique_key_free(tx: Transaction, job: Job) -> None:
@@ -616,7 +611,7 @@ async def retry_job(db: Connections, namespace: str, id: str, *, actor: Actor) -
     job = await _transition(
         db, namespace, id, plan_retry, _fixed("retry"), actor=actor, check=_unique_key_free
     )
-    return _without_token(job)
+    return without_token(job)
 
 
 async def get_job(db: Connections, namespace: str, id: str) -> Job:
