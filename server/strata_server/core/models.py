@@ -118,9 +118,10 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class Handoff:
-    """A lease an enqueue takes in its own transaction, for a SubscribeJobs stream
-    parked on the job's queue on this replica (`QueueStore.enqueue_and_lease`): the
-    stream gets its job without a wakeup and a lease round trip of its own."""
+    """A lease an enqueue takes in its own transaction, for a consumer (a
+    SubscribeJobs stream, a LeaseJobs long poll) parked on the job's queue on this
+    replica (`QueueStore.enqueue_and_lease`): it gets its job without a wakeup and a
+    lease round trip of its own."""
 
     lease: timedelta
     token_prefix: str

@@ -31,14 +31,14 @@ Where the SQL transitions differ from the Python ones they replaced:
 - The changed_fields of their audit entries are computed in SQL (IS DISTINCT FROM
   the locked row's values), in the order `_changed` lists them.
 
-- enqueue_and_lease: for a SubscribeJobs stream parked on the queue (api.handoff),
-  `queue_queries.ENQUEUE_HANDED` inserts one job already leased to the stream when
-  it is first in lease order, in one statement.
+- enqueue_and_lease: for a consumer parked on the queue (api.handoff),
+  `queue_queries.ENQUEUE_HANDED` inserts one job already leased to it when it is
+  first in lease order, in one statement.
 
 A write on an autocommit connection whose connection is lost is not run again by
-`database._run` (it may have committed; the caller gets UNAVAILABLE). A lease is:
-one whose first attempt had committed leaves those jobs leased until their lease
-expires, as a worker that crashed would.
+`database._run` (it may have committed; the caller gets UNAVAILABLE). A lease is
+run again: one whose first attempt had committed leaves those jobs leased until
+their lease expires, as a worker that crashed would.
 
 Reads are single statements on an autocommit connection.
 """
@@ -176,18 +176,30 @@ async def enqueue(
     for _ in range(_ENQUEUE_ATTEMPTS):
         rows = [planned[i] for i in pending]
         first = len(pending) == len(planned)
-        # The request_log result is stored with the insert when every job was
-        # inserted (the usual case).
-        result = (
-            dumps([job_to_json(job) for job in planned])
-            if request_id is not None and first
-            else None
-        )
         cursor = await conn.execute(
             q.ENQUEUE,
-            _enqueue_params(
-                namespace, rows, [texts[i] for i in pending], at, actor, request_id, result, notices
-            ),
+            {
+                "namespace": namespace,
+                "now": at,
+                "actor": actor.name,
+                "request_id": request_id,
+                # Stored with the insert when every job was inserted (the usual case).
+                "result": (
+                    dumps([job_to_json(job) for job in planned])
+                    if request_id is not None and first
+                    else None
+                ),
+                "id": [job.id for job in rows],
+                "queue": [job.queue for job in rows],
+                "payload": [texts[i] for i in pending],
+                "priority": [job.priority for job in rows],
+                "run_time": [job.run_time for job in rows],
+                "max_attempts": [job.max_attempts for job in rows],
+                "retry_backoff_us": [backoff_us(job.retry_backoff) for job in rows],
+                "unique_key": [job.unique_key for job in rows],
+                "channel": EVENTS_CHANNEL,
+                "notices": list(notices),
+            },
             prepare=True,
             binary=True,
         )
@@ -228,37 +240,6 @@ async def enqueue(
     )
 
 
-def _enqueue_params(
-    namespace: str,
-    jobs: Sequence[Job],
-    texts: Sequence[str],
-    at: datetime,
-    actor: Actor,
-    request_id: str | None,
-    result: str | None,
-    notices: Sequence[str],
-) -> dict[str, Any]:
-    """The parameters of `queue_queries.ENQUEUE` inserting the planned `jobs`, whose
-    payloads are `texts`."""
-    return {
-        "namespace": namespace,
-        "now": at,
-        "actor": actor.name,
-        "request_id": request_id,
-        "result": result,
-        "id": [job.id for job in jobs],
-        "queue": [job.queue for job in jobs],
-        "payload": list(texts),
-        "priority": [job.priority for job in jobs],
-        "run_time": [job.run_time for job in jobs],
-        "max_attempts": [job.max_attempts for job in jobs],
-        "retry_backoff_us": [backoff_us(job.retry_backoff) for job in jobs],
-        "unique_key": [job.unique_key for job in jobs],
-        "channel": EVENTS_CHANNEL,
-        "notices": list(notices),
-    }
-
-
 async def _store_result(
     conn: Conn, namespace: str, request_id: str, results: Sequence[Job | None]
 ) -> None:
@@ -293,28 +274,6 @@ _DIED = plan_lease(
     _EPOCH,
 ).last_error
 """The last_error core.queue.plan_lease gives a job reclaimed on its last attempt."""
-
-
-def _lease_params(
-    namespace: str,
-    queue: str,
-    at: datetime,
-    want: int,
-    lease: timedelta,
-    actor: Actor,
-    token_prefix: str,
-) -> dict[str, Any]:
-    """The parameters of `queue_queries.LEASE_JOBS` leasing up to `want` jobs at `at`."""
-    return {
-        "namespace": namespace,
-        "queue": queue,
-        "now": at,
-        "limit": want,
-        "tokens": [new_lease_token(token_prefix) for _ in range(want)],
-        "expire": at + lease,
-        "died": _DIED,
-        "actor": actor.name,
-    }
 
 
 async def enqueue_and_lease(
@@ -389,9 +348,19 @@ async def lease_jobs(
         want = max_jobs - len(leased)
         if not leased:
             want = min(want, FIRST_TOKENS)
+        at = now()
         cursor = await conn.execute(
             q.LEASE_JOBS,
-            _lease_params(namespace, queue, now(), want, lease, actor, token_prefix),
+            {
+                "namespace": namespace,
+                "queue": queue,
+                "now": at,
+                "limit": want,
+                "tokens": [new_lease_token(token_prefix) for _ in range(want)],
+                "expire": at + lease,
+                "died": _DIED,
+                "actor": actor.name,
+            },
             prepare=True,
             binary=True,
         )

@@ -150,8 +150,8 @@ WITH behind AS (
 )
 SELECT {JOB_COLUMNS} FROM inserted WHERE (SELECT count(*) FROM notified) >= 0
 """
-"""Enqueue one job (no request_id) for a SubscribeJobs stream parked on its queue
-(api.handoff): inserted already leased to the stream (attempt 1, lease `token`
+"""Enqueue one job (no request_id) for a consumer parked on its queue
+(api.handoff): inserted already leased to it (attempt 1, lease `token`
 until `expire`, audited `enqueue` then `lease`) when it is first in lease order, so
 when no due ready job or expired lease of the queue has a priority as high, and the
 queue is not paused. That check is conservative (an older job of equal priority
