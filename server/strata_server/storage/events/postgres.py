@@ -86,7 +86,7 @@ class PostgresEvents:
         """Wake waiters on `topic` here at once, and (unless the write's commit
         `announced` it) queue it for the other replicas."""
         self._local.notify(topic)
-        if announced or self._closed or self._outbox.holds(topic):
+        if announced or self._closed:
             return
         if self._payload(topic) is None:
             log.warning("events topic too long to send to other replicas", topic=topic[:100])

@@ -42,10 +42,6 @@ class Outbox:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
 
-    def holds(self, topic: str) -> bool:
-        """Whether `topic` waits to be sent already."""
-        return topic in self._queued
-
     def put(self, topic: str) -> None:
         """Queue `topic`, unless it is queued or MAX_PENDING topics are (the sender
         is far behind, as in an outage: the waiters' fallback poll covers it)."""
