@@ -89,8 +89,14 @@ class RecordCachePolicy:
         return self._default > 0 or any(ttl > 0 for ttl in self._per_collection.values())
 
 
-def _live(record: Record, now: datetime) -> bool:
-    return record.expire_time is None or record.expire_time > now
+def _live(
+    namespace: str, collection: str, id: str, value: bytes | None, now: datetime
+) -> Record | None:
+    """The record a cache value holds, unless there is none or it has expired."""
+    if value is None:
+        return None
+    record = record_from_cache(namespace, collection, id, value)
+    return record if record.expire_time is None or record.expire_time > now else None
 
 
 class CachedRecordStore:
@@ -137,20 +143,18 @@ class CachedRecordStore:
             except Unavailable as error:
                 self._lost(error)
                 cached = None
-            if cached is not None:
-                record = record_from_cache(namespace, collection, id, cached)
-                if _live(record, datetime.now(UTC)):
-                    self._hits += 1
-                    return record
+            hit = _live(namespace, collection, id, cached, datetime.now(UTC))
+            if hit is not None:
+                self._hits += 1
+                return hit
         found = await self._lookup(namespace, collection, [id], ttl)
         if found is None:
             return await self._store.get_record(namespace, collection, id)
         [lookup] = found
-        if lookup.value is not None:
-            record = record_from_cache(namespace, collection, id, lookup.value)
-            if _live(record, datetime.now(UTC)):
-                self._hits += 1
-                return record
+        hit = _live(namespace, collection, id, lookup.value, datetime.now(UTC))
+        if hit is not None:
+            self._hits += 1
+            return hit
         self._misses += 1
         try:
             record = await self._store.get_record(namespace, collection, id)
@@ -176,11 +180,10 @@ class CachedRecordStore:
         missing: list[str] = []
         leases: dict[str, str] = {}
         for id, lookup in zip(ids, found, strict=True):
-            if lookup.value is not None:
-                record = record_from_cache(namespace, collection, id, lookup.value)
-                if _live(record, now):
-                    records.append(record)
-                    continue
+            hit = _live(namespace, collection, id, lookup.value, now)
+            if hit is not None:
+                records.append(hit)
+                continue
             missing.append(id)
             if lookup.lease is not None:
                 leases[id] = lookup.lease
