@@ -14,9 +14,17 @@ from __future__ import annotations
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 HEALTH_CHECK_SECONDS = 5
 """An idle pooled connection PINGs before use after this many seconds."""
+
+UNREACHABLE: tuple[type[Exception], ...] = (RedisError, OSError, RuntimeError)
+"""What a Redis command raises when Redis is down or goes away under it. Besides
+redis-py's own errors and socket errors, uvloop raises RuntimeError ("unable to
+perform operation on <TCPTransport closed=True ...>") when redis-py writes to a
+connection the server just closed (seen when redis-server was killed while a
+connection was being set up: an unhandled error failed a GetRecord)."""
 
 
 def connect(

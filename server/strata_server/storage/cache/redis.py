@@ -27,9 +27,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from strata_server.core.errors import Unavailable
+from strata_server.storage import redis_client
 from strata_server.storage.ports import Fill, Lookup
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class RedisCache:
                     "the cache (Redis) is out of memory: give it maxmemory-policy allkeys-lru"
                 ) from error
             raise Unavailable(f"the cache (Redis) refused a command: {error}") from error
-        except (RedisError, OSError) as error:
+        except redis_client.UNREACHABLE as error:
             detail = " ".join(str(error).split()) or type(error).__name__
             raise Unavailable(f"the cache (Redis) cannot be reached: {detail}") from error
 

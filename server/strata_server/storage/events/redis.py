@@ -22,7 +22,6 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
-from redis.exceptions import RedisError
 
 from strata_server.storage import redis_client
 from strata_server.storage.events.local import Listener, LocalEvents
@@ -113,7 +112,7 @@ class RedisEvents:
                     message = await pubsub.get_message(timeout=READ_SECONDS)
                     if message is not None:
                         self._dispatch(message, backoff)
-            except (RedisError, OSError) as error:
+            except redis_client.UNREACHABLE as error:
                 self._lost(error)
                 self._settled.set()
             finally:
@@ -148,7 +147,7 @@ class RedisEvents:
                         await _publish(conn, topics)
                         backoff.reset()
                         break
-                    except (RedisError, OSError) as error:
+                    except redis_client.UNREACHABLE as error:
                         if conn is not None:
                             await conn.disconnect()
                             await self._client.connection_pool.release(conn)
