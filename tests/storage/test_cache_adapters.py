@@ -42,7 +42,9 @@ async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
         yield MemoryCache(8 * 1024 * 1024)
         return
     client = redis_client.connect(request.getfixturevalue("redis").url)
-    yield RedisCache(client)
+    cache = RedisCache(client)
+    yield cache
+    await cache.close()
     await redis_client.close(client)
 
 

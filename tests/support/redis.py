@@ -35,8 +35,10 @@ def available() -> bool:
 class RedisServer:
     """One redis-server process on 127.0.0.1 at a free port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *args: str) -> None:
+        """`args`: more redis-server options (say `--requirepass`, `--unixsocket`)."""
         self.workdir = workdir
+        self.args = args
         self.port = _free_port()
         self.log_path = workdir / "redis.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -66,6 +68,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -84,7 +87,7 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up, maybe locked
         except OSError:
             return False
 

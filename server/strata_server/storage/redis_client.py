@@ -45,7 +45,8 @@ def connect(
         health_check_interval=HEALTH_CHECK_SECONDS,
         socket_connect_timeout=connect_timeout,
         socket_timeout=timeout,
-        socket_keepalive=True,
+        # Unix sockets take no keepalive: redis-py refuses the option there.
+        **({} if url.startswith("unix:") else {"socket_keepalive": True}),
         # One quiet retry replaces a connection a Redis restart left dead.
         retry=Retry(NoBackoff(), 1),
     )
