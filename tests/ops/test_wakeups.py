@@ -30,6 +30,7 @@ from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.events.postgres import PostgresEvents
 from strata_server.storage.events.redis import RedisEvents
 from strata_server.storage.events.relay import POSTGRES_CHANNEL
+from strata_server.storage.redis_wire import Endpoint
 from tests.support.pg import PgServer
 from tests.support.redis import RedisServer
 from tests.support.server import StrataProcess
@@ -261,7 +262,7 @@ async def test_postgres_commit_notices_wake_the_other_instances_at_commit(
     notice = first.commit_notice(topic)
     assert notice is not None and topic in notice
     # Wakeups through Redis, or within one process, have nothing to send at commit.
-    assert RedisEvents(None, owns_client=False).commit_notice(topic) is None  # type: ignore[arg-type]
+    assert RedisEvents(Endpoint()).commit_notice(topic) is None
     assert LocalEvents().commit_notice(topic) is None
     try:
         # A write's own connection sends the notice; nothing arrives before commit,

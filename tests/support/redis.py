@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -39,7 +39,7 @@ class RedisServer:
         """`args`: more redis-server options (say `--requirepass`, `--unixsocket`)."""
         self.workdir = workdir
         self.args = args
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = workdir / "redis.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

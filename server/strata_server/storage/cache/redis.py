@@ -16,7 +16,7 @@ therefore never depends on Redis keeping a key: set `maxmemory` with an LRU
 eviction policy and let it evict.
 
 GET, the one command of a cache hit, is pipelined on a connection of its own
-(`storage.redis_gets`); every other command uses the client's pool. Driver errors
+(`storage.redis_wire`); every other command uses the client's pool. Driver errors
 become `Unavailable` here.
 """
 
@@ -34,7 +34,7 @@ from redis.exceptions import ResponseError
 from strata_server.core.errors import Unavailable
 from strata_server.storage import redis_client
 from strata_server.storage.ports import Fill, Lookup
-from strata_server.storage.redis_gets import PipelinedGets
+from strata_server.storage.redis_wire import Endpoint, PipelinedGets
 
 if TYPE_CHECKING:
     from strata_server.storage.ports import Cache
@@ -87,7 +87,7 @@ class RedisCache:
 
     def __init__(self, client: Redis) -> None:
         self._client = client
-        self._gets = PipelinedGets.for_client(client)
+        self._gets = PipelinedGets(Endpoint.of(client))
         self._lookup = client.register_script(LOOKUP)
         self._fill = client.register_script(FILL)
 
@@ -112,10 +112,7 @@ class RedisCache:
     async def get(self, namespace: str, key: str) -> bytes | None:
         """The value under `key`, or None (also when a lease holds it)."""
         name = self.key(namespace, key)
-        gets = self._gets
-        held: Any = await self._call(
-            lambda: gets.get(name) if gets is not None else self._client.get(name)
-        )
+        held: Any = await self._call(lambda: self._gets.get(name))
         return bytes(held[1:]) if isinstance(held, bytes) and held[:1] == VALUE else None
 
     async def set(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
@@ -191,8 +188,7 @@ class RedisCache:
     async def close(self) -> None:
         """Close the connection the GETs hold; the client belongs to whoever built
         it (`app.py`)."""
-        if self._gets is not None:
-            await self._gets.close()
+        await self._gets.close()
 
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
-"""The pipelined GET path of the Redis cache (`storage.redis_gets`) on real
-redis-server processes: replies matched to their GETs, the URL's settings obeyed,
-and every failure an `Unavailable` that the next GET recovers from."""
+"""Redis spoken directly (`storage.redis_wire`), on real redis-server processes:
+the cache's pipelined GETs match replies to their GETs, obey the URL's settings
+(password, database, unix socket, TLS), and fail as `Unavailable` in a way the
+next GET recovers from; the events' pub/sub survives a Redis restart."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from strata_server.core.errors import Unavailable
 from strata_server.storage import redis_client
 from strata_server.storage.cache.redis import RedisCache
-from strata_server.storage.redis_gets import PipelinedGets
+from strata_server.storage.events.redis import RedisEvents
 from tests.contract.helpers import unique
-from tests.support.redis import RedisServer
+from tests.support.redis import RedisServer, free_port
 
 
 @pytest.fixture
@@ -114,6 +116,59 @@ async def test_an_unanswered_get_times_out_and_the_next_one_reconnects(
         await redis_client.close(client)
 
 
-def test_tls_urls_keep_redis_pys_get() -> None:
-    assert PipelinedGets.for_client(redis_client.connect("rediss://127.0.0.1:1/0")) is None
-    assert PipelinedGets.for_client(redis_client.connect("redis://127.0.0.1:1/0")) is not None
+async def test_tls_with_the_urls_certificate_authority(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    cert = authority.issue_cert("127.0.0.1")
+    ca_file, cert_file, key_file = (tmp_path / name for name in ("ca.pem", "cert.pem", "key.pem"))
+    authority.cert_pem.write_to_path(str(ca_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    tls_port = free_port()
+    args = ["--tls-port", str(tls_port), "--tls-auth-clients", "no"]
+    args += ["--tls-cert-file", str(cert_file), "--tls-key-file", str(key_file)]
+    with RedisServer(tmp_path / "redis", *args, "--tls-ca-cert-file", str(ca_file)):
+        url = f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={ca_file}"
+        client = redis_client.connect(url)
+        cache = RedisCache(client)
+        first, second = await RedisEvents.open(client), await RedisEvents.open(client)
+        try:
+            await cache.set("ns", "k:a", b"over TLS", 60)
+            assert await cache.get("ns", "k:a") == b"over TLS"
+            with second.listen("queue:ns:q") as heard:
+                first.notify("queue:ns:q")
+                assert await heard.wait(5)
+        finally:
+            await first.close()
+            await second.close()
+            await cache.close()
+            await redis_client.close(client)
+        # A certificate no one vouched for is refused.
+        untrusted = redis_client.connect(f"rediss://127.0.0.1:{tls_port}/0")
+        try:
+            with pytest.raises(Unavailable, match="cannot be reached"):
+                await RedisCache(untrusted).get("ns", "k:a")
+        finally:
+            await redis_client.close(untrusted)
+
+
+async def test_events_subscribe_again_after_a_redis_restart(own_redis: RedisServer) -> None:
+    first = await RedisEvents.open(own_redis.url)
+    second = await RedisEvents.open(own_redis.url)
+    try:
+        with second.listen("queue:ns:q") as heard:
+            first.notify("queue:ns:q")
+            assert await heard.wait(5)
+            own_redis.kill()
+            first.notify("queue:ns:q")  # dropped, without raising or blocking
+            await asyncio.sleep(0.2)
+            await heard.wait(0)  # forget whatever the outage did
+            own_redis.start()
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:  # both reconnect once their backoff lets them
+                first.notify("queue:ns:q")
+                if await heard.wait(0.5):
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "no wakeups after restart"
+    finally:
+        await first.close()
+        await second.close()
