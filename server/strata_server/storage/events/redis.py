@@ -15,7 +15,7 @@ redis-py, because each hop is on the path of a follower's or consumer's wakeup:
 
 Measured on 2 cores, notify in one process to the wakeup in another, p50:
 0.78-0.89 ms through redis-py (its pub/sub `get_message` in a task, the PUBLISH
-from a sender task), and ... here.
+from a sender task), 0.50-0.51 ms here.
 
 Redis holds no state here: while it is unreachable (logged once per outage) wakeups
 between replicas are dropped and long polls fall back to their periodic re-check;
