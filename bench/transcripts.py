@@ -14,7 +14,8 @@ Figures (targets from /work/shared/DESIGN.md):
      (ReadTranscript follow=true, grpc.aio), one entry appended at a time through
      server B, both on one PostgreSQL; t0 just before AppendEntries is called,
      t1 when the follower receives the batch holding it. Woken through PostgreSQL
-     LISTEN/NOTIFY, then through Redis pub/sub. Target p50 < 5 ms, p99 < 20 ms.
+     LISTEN/NOTIFY and through Redis pub/sub, each on pairs started for it,
+     alternated, LATENCY_ROUNDS runs each. Target p50 < 5 ms, p99 < 20 ms.
      Beside it, the same shape done directly on the same Redis: XADD by a
      producer, XREAD BLOCK by a consumer already waiting on its own connection.
 
@@ -61,6 +62,8 @@ ENTRY_BYTES = 200
 PER_APPEND, WRITERS = 1000, 4
 LATENCY_APPENDS = 300
 LATENCY_WARMUP = 30
+LATENCY_ROUNDS = 2
+"""Latency runs per channel, each on a pair of its own, alternating the channels."""
 LATENCY_GAP = 0.005
 """Pause between latency samples, so each append lands on an idle follower."""
 BASELINE = "direct (psycopg / Redis Streams)"
@@ -129,10 +132,17 @@ WHERE_TIME_GOES = (
     "after the commit, one more round trip), its read returned at 5.7 ms, the client had "
     "it at 6.5 ms. Since 3d40208 the append's own statement sends the NOTIFY, so A hears "
     "at the commit: six probe runs 4.6-5.5 ms p50 against 5.7-6.5 before. Through Redis "
-    "the wakeup is still published after the commit (Redis is not in the transaction); "
-    "publishing before the answer, or without a pipeline, made no difference measurable "
-    "here (three alternated runs each). The spread between runs on this host is about "
-    "+-1 ms at p50."
+    "the wakeup is published after the commit (Redis is not in the transaction). Since "
+    "0a2a770 both of its Redis hops skip redis-py (storage/redis_wire.py): B writes the "
+    "PUBLISH in notify's own step, and A's subscription wakes the follower in the step "
+    "that reads the message. Probe inside the servers then, p50 after t0: B's handler "
+    "1.1 ms, its commit 2.5-2.7, PUBLISH written 2.6-2.8 (was 3.3-3.4, from a sender "
+    "task), A heard 2.8-3.1 (was 3.9-4.0), A's read returned 3.8-4.1, the client had it "
+    "at 4.4-4.6 (was 5.8-6.0); PostgreSQL NOTIFY in the same runs 4.3-5.0. Until this "
+    "run the two channels were measured on different pairs, the NOTIFY one on the pair "
+    "that had just loaded and read the transcript; with the order swapped, the channels "
+    "swapped places, ~1 ms apart, so both now run on fresh pairs, alternated. The spread "
+    "between runs on this host is about +-1 ms at p50."
 )
 
 
@@ -300,8 +310,12 @@ async def psycopg_read(url: str, transcript_id: str) -> ReadResult:
 # --- follow latency -------------------------------------------------------------------
 
 
-async def follow_latency(pair: Replicas) -> Stats:
-    """Append on B → delivery to a follower on A, one entry at a time."""
+async def follow_latency(pair: Replicas) -> tuple[list[float], list[float]]:
+    """Append on B → delivery to a follower on A, one entry at a time, warm-up ones
+    left out: the seconds from the AppendEntries call, and from the entry's
+    create_time (B stamps it just before the append's statement runs, so before its
+    commit: an upper bound on commit → delivery, the figure the issue names; both
+    ends read the wall clock of this one machine)."""
     async with (
         grpc.aio.insecure_channel(pair.a.target) as reading,
         grpc.aio.insecure_channel(pair.b.target) as writing,
@@ -317,13 +331,14 @@ async def follow_latency(pair: Replicas) -> Stats:
         first = await call.read()
         if first.WhichOneof("event") != "up_to_date":
             raise RuntimeError(f"expected up_to_date first, got {first}")
-        durations: list[float] = []
+        from_call: list[float] = []
+        from_stamp: list[float] = []
 
-        async def delivered() -> tuple[transcripts_pb2.ReadTranscriptResponse, float]:
+        async def delivered() -> tuple[transcripts_pb2.ReadTranscriptResponse, float, float]:
             while True:
                 message = await asyncio.wait_for(call.read(), 10)
                 if message.WhichOneof("event") == "batch":
-                    return message, time.perf_counter()
+                    return message, time.perf_counter(), time.time()
 
         try:
             for i in range(LATENCY_APPENDS + LATENCY_WARMUP):
@@ -340,18 +355,21 @@ async def follow_latency(pair: Replicas) -> Stats:
                         entries=[transcripts_pb2.Entry(role="user", content=f"message {i}")],
                     )
                 )
-                message, received = await waiting
-                if [e.seq for e in message.batch.entries] != [i + 1]:
+                message, received, received_wall = await waiting
+                entries = message.batch.entries
+                if [e.seq for e in entries] != [i + 1]:
                     raise RuntimeError(f"follower got {message.batch}, expected seq {i + 1}")
                 if i >= LATENCY_WARMUP:
-                    durations.append(received - sent)
+                    from_call.append(received - sent)
+                    stamp = entries[0].create_time
+                    from_stamp.append(received_wall - (stamp.seconds + stamp.nanos / 1e9))
                 # Drain the up_to_date that follows, so the next batch is next.
                 tail = await asyncio.wait_for(call.read(), 10)
                 if tail.WhichOneof("event") != "up_to_date":
                     raise RuntimeError(f"expected up_to_date after the batch, got {tail}")
         finally:
             call.cancel()
-    return latency_stats(durations)
+    return from_call, from_stamp
 
 
 async def redis_streams_latency(url: str) -> Stats:
@@ -456,15 +474,19 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
     return rows
 
 
-def latency_rows(channel: str, strata: Stats, direct: Stats | None) -> list[Row]:
+def latency_rows(channel: str, call: Stats, stamp: Stats, direct: Stats | None) -> list[Row]:
+    """p50 and p99 from the call, then from the entry's create_time (see follow_latency)."""
+    called, stamped = "AppendEntries called on B", "entry stamped on B (before commit)"
     rows = []
-    for name, value, base, limit in (
-        ("p50", strata.p50_ms, direct.p50_ms if direct else None, 5.0),
-        ("p99", strata.p99_ms, direct.p99_ms if direct else None, 20.0),
+    for start, name, value, base, limit in (
+        (called, "p50", call.p50_ms, direct.p50_ms if direct else None, 5.0),
+        (called, "p99", call.p99_ms, direct.p99_ms if direct else None, 20.0),
+        (stamped, "p50", stamp.p50_ms, None, 5.0),
+        (stamped, "p99", stamp.p99_ms, None, 20.0),
     ):
         rows.append(
             Row(
-                f"Append on B → follower on A, {channel}, {name}",
+                f"{start} → follower on A, {channel}, {name}",
                 f"{value:.2f} ms",
                 f"{base:.2f} ms (XADD → XREAD BLOCK)" if base is not None else "",
                 f"{value / base:.1f}x the time" if base else "",
@@ -489,12 +511,26 @@ def main() -> None:
         url = pg.create_database("bench_transcripts")
         with replicas(url, pg.base / "strata") as pair:
             rows += asyncio.run(read_rows(url, pair.a))
-            notify = asyncio.run(follow_latency(pair))
-        rows += latency_rows("PostgreSQL LISTEN/NOTIFY", notify, None)
+        # Each channel on pairs started afresh, the two alternated: measured on the pair
+        # that had just loaded and read the transcript, a channel came out ~1 ms faster
+        # than on a fresh pair, whichever channel it was (runs in both orders).
         streams = asyncio.run(redis_streams_latency(redis_server.url))
-        with replicas(url, pg.base / "strata-redis", STRATA_REDIS_URL=redis_server.url) as pair:
-            via_redis = asyncio.run(follow_latency(pair))
-        rows += latency_rows("Redis pub/sub", via_redis, streams)
+        channels = {"postgres": {}, "redis": {"STRATA_REDIS_URL": redis_server.url}}
+        calls: dict[str, list[float]] = {channel: [] for channel in channels}
+        stamps: dict[str, list[float]] = {channel: [] for channel in channels}
+        for run in range(LATENCY_ROUNDS):
+            for channel, env in channels.items():
+                with replicas(url, pg.base / f"strata-{channel}-{run}", **env) as pair:
+                    from_call, from_stamp = asyncio.run(follow_latency(pair))
+                calls[channel] += from_call
+                stamps[channel] += from_stamp
+        for channel, name, direct in (
+            ("postgres", "PostgreSQL LISTEN/NOTIFY", None),
+            ("redis", "Redis pub/sub", streams),
+        ):
+            rows += latency_rows(
+                name, latency_stats(calls[channel]), latency_stats(stamps[channel]), direct
+            )
     finally:
         redis_server.stop()
         pg.cleanup()
@@ -515,7 +551,12 @@ def main() -> None:
         f"sums role + content lengths, entry by entry. RSS: A's VmRSS sampled every 20 ms "
         f"during the Strata read, peak minus before. Latency: a follower on A (follow=true), "
         f"{LATENCY_APPENDS} single-entry appends through B one at a time, "
-        f"{LATENCY_GAP * 1000:.0f} ms apart, after {LATENCY_WARMUP} warm-up ones; t0 "
+        f"{LATENCY_GAP * 1000:.0f} ms apart, after {LATENCY_WARMUP} warm-up ones, on a "
+        f"pair of servers started for it; {LATENCY_ROUNDS} such runs per channel, the "
+        f"channels alternated, their samples pooled. Two starts: the entry's create_time, "
+        f"which B stamps just before the append's statement runs (so before its commit: an "
+        f"upper bound on commit → delivery, the figure issue 4 names; wall clock of this "
+        f"one machine at both ends), and the call, t0 "
         f"before AppendEntries is called (so its commit is inside the figure), t1 when "
         f"the batch reaches the follower, whose read was already waiting (as the XREAD "
         f"below), not after the append's answer. Redis Streams: XADD on one connection, an "
