@@ -23,12 +23,13 @@ import grpc
 import psycopg
 import pytest
 from google.protobuf import duration_pb2
+from redis.asyncio import Redis
 
 from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from strata_server.config import ConfigError, load_settings
 from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.events.postgres import PostgresEvents
-from strata_server.storage.events.redis import RedisEvents
+from strata_server.storage.events.redis import CHANNEL, RedisEvents
 from strata_server.storage.events.relay import POSTGRES_CHANNEL
 from strata_server.storage.redis_wire import Endpoint
 from tests.support.pg import PgServer
@@ -325,6 +326,31 @@ async def test_redis_events_between_instances(redis_server: RedisServer) -> None
         await first.close()
         await second.close()
     assert not _own_tasks()
+
+
+async def test_redis_events_publish_a_steps_notifies_once_per_topic(
+    redis_server: RedisServer,
+) -> None:
+    events = await RedisEvents.open(redis_server.url)
+    observer = Redis.from_url(redis_server.url)
+    pubsub = observer.pubsub()
+    try:
+        await pubsub.subscribe(CHANNEL)
+        assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"
+        for _ in range(100):  # a burst within one step, as a BatchEnqueue's would be
+            events.notify("queue:default:a")
+        events.notify("queue:default:b")
+        await asyncio.sleep(0.01)
+        events.notify("queue:default:a")  # a later step publishes again
+        heard = []
+        while (message := await pubsub.get_message(timeout=0.5)) is not None:
+            heard.append(message["data"])
+        assert sorted(heard[:2]) == [b"queue:default:a", b"queue:default:b"]
+        assert heard[2:] == [b"queue:default:a"]
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await observer.aclose()
+        await events.close()
 
 
 async def test_redis_events_unreachable_stay_local() -> None:

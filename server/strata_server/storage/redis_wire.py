@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -100,15 +100,23 @@ class Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future[Any]:
         """Write one command (see `command`); the future holds its reply."""
+        return self.send_all([data])[0]
+
+    def send_all(self, commands: Sequence[bytes]) -> list[asyncio.Future[Any]]:
+        """Write several commands in one write; a future for each one's reply."""
         if self.lost or self._transport is None:
             raise redis_errors.ConnectionError("the connection to Redis is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._waiting.append((future, loop.time() + self._timeout))
-        self._transport.write(data)
+        deadline = loop.time() + self._timeout
+        futures: list[asyncio.Future[Any]] = []
+        for _ in commands:
+            future: asyncio.Future[Any] = loop.create_future()
+            self._waiting.append((future, deadline))
+            futures.append(future)
+        self._transport.write(b"".join(commands))
         if self._watch is None:
             self._watch = loop.call_later(self._timeout, self._check)
-        return future
+        return futures
 
     def _check(self) -> None:
         """Abort when the oldest command is overdue; else look again when it will be.

@@ -3,11 +3,12 @@
 Same shape as `events.postgres`: waiters are kept in process by a `LocalEvents`.
 Both connections are spoken to directly (`storage.redis_wire`), not through
 redis-py, because each hop is on the path of a follower's or consumer's wakeup:
-- `notify` wakes local waiters and writes the PUBLISH on the held publishing
-  connection at once, in the caller's own step. Only when that connection is not
-  open (or a PUBLISH on it fails) does the topic go to an outbox, which a sender
-  task flushes once it has connected again, a topic already queued not being
-  queued twice.
+- `notify` wakes local waiters and queues the topic to be published at the end
+  of the caller's step (`call_soon`): the notifies of one step, a burst of
+  enqueues say, go out in one write, each topic once. The PUBLISHes are written
+  on the held publishing connection. Only when that connection is not open (or a
+  PUBLISH on it fails) do topics go to an outbox, which a sender task flushes once
+  it has connected again, a topic already queued not being queued twice.
 - The subscription's connection hands each message to the local waiters in the
   same step that reads it. A listener task holds it open, PINGs it every
   PING_SECONDS (so a connection gone quiet is found within the Redis timeout)
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 
 import structlog
 from redis.asyncio import Redis
@@ -53,6 +55,7 @@ class RedisEvents:
         self._local = LocalEvents()
         self._publisher = Held(endpoint)
         self._outbox = Outbox()
+        self._unsent: set[str] = set()  # topics of this step, published at its end
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()
         self._down = False
@@ -89,12 +92,20 @@ class RedisEvents:
         self._local.notify(topic)
         if announced or self._closed:
             return
+        if not self._unsent:
+            asyncio.get_running_loop().call_soon(self._publish)
+        self._unsent.add(topic)
+
+    def _publish(self) -> None:
+        topics, self._unsent = list(self._unsent), set()
         connection = self._publisher.ready
         if connection is None:
-            self._outbox.put(topic)  # the sender connects, then sends it
+            for topic in topics:
+                self._outbox.put(topic)  # the sender connects, then sends it
             return
-        sent = connection.send(command("PUBLISH", CHANNEL, topic))
-        sent.add_done_callback(lambda done: self._published(done, topic))
+        commands = [command("PUBLISH", CHANNEL, topic) for topic in topics]
+        for topic, sent in zip(topics, connection.send_all(commands), strict=True):
+            sent.add_done_callback(partial(self._published, topic=topic))
 
     def _published(self, sent: asyncio.Future[object], topic: str) -> None:
         if not sent.cancelled() and sent.exception() is not None:
@@ -158,9 +169,8 @@ class RedisEvents:
             for attempt in (1, 2):  # the second on a fresh connection
                 try:
                     connection = await self._publisher.get()
-                    await asyncio.gather(
-                        *(connection.send(command("PUBLISH", CHANNEL, t)) for t in topics)
-                    )
+                    commands = [command("PUBLISH", CHANNEL, topic) for topic in topics]
+                    await asyncio.gather(*connection.send_all(commands))
                     backoff.reset()
                     break
                 except redis_client.UNREACHABLE as error:
