@@ -4,7 +4,6 @@ after it returns (same server process), and a clear refusal to start without it.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from tests.contract.helpers import (
     stubs_over,
 )
 from tests.support.pg import PgServer
+from tests.support.ports import free_port
 from tests.support.server import StrataProcess
 
 RECOVERY_SECONDS = 15.0
@@ -100,14 +100,8 @@ def test_requests_fail_unavailable_while_the_database_is_down_then_recover(
         assert [r.id for r in list_page(stubs, "down").records] == ["after", "after2", "before"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_against_an_unreachable_database_exits_with_one_clear_line(tmp_path):
-    url = f"postgresql://postgres@127.0.0.1:{_free_port()}/strata"
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/strata"
     env = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
     result = subprocess.run(
         [

@@ -14,7 +14,8 @@ import pytest
 
 from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc
 from tests.contract.helpers import seconds, to_struct
-from tests.ops.test_observability import _free_port, _value
+from tests.ops.test_observability import _value
+from tests.support.ports import free_port
 from tests.support.server import StrataProcess
 
 INTERVAL = 0.3
@@ -42,7 +43,7 @@ def replicas(
     url = database_url(request.param)
     started: list[tuple[StrataProcess, int]] = []
     for i in range(2):
-        port = _free_port()
+        port = free_port()
         server = StrataProcess(
             url,
             tmp_path / f"replica{i}",

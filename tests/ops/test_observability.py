@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,19 +14,14 @@ from google.protobuf import duration_pb2
 
 from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from tests.contract.helpers import to_struct
+from tests.support.ports import free_port
 from tests.support.server import StrataProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StrataProcess, int]]:
     workdir: Path = tmp_path_factory.mktemp("observed")
-    port = _free_port()
+    port = free_port()
     server = StrataProcess(
         f"sqlite:///{workdir / 'strata.db'}",
         workdir,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import statistics
 import threading
 import time
@@ -33,6 +32,7 @@ from strata_server.storage.events.redis import CHANNEL, RedisEvents
 from strata_server.storage.events.relay import POSTGRES_CHANNEL
 from strata_server.storage.redis_wire import Endpoint
 from tests.support.pg import PgServer
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 from tests.support.server import StrataProcess
 
@@ -354,9 +354,7 @@ async def test_redis_events_publish_a_steps_notifies_once_per_topic(
 
 
 async def test_redis_events_unreachable_stay_local() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     start = time.monotonic()
     events = await RedisEvents.open(f"redis://127.0.0.1:{port}/0")
     try:

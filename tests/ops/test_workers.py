@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,13 +10,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from strata.v1 import records_pb2, records_pb2_grpc
+from tests.support.ports import free_port
 from tests.support.server import StrataProcess
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _children(pid: int) -> list[int]:
@@ -30,7 +24,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_two_workers_share_one_port(database_url: Callable[[str], str], tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     server = StrataProcess(database_url("sqlite"), tmp_path, STRATA_WORKERS="2")
     server.start(port=port)
     try:

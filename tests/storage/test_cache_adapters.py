@@ -9,7 +9,6 @@ interleavings the replica tests can only hit by chance.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from strata_server.storage.cache.redis import RedisCache
 from strata_server.storage.ports import Cache, Fill
 from strata_server.storage.sqlite import SqliteDatabase
 from tests.contract.helpers import unique
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 
 ACTOR = Actor("test")
@@ -157,9 +157,7 @@ async def test_redis_keys_carry_the_namespace_hash_tag(redis: RedisServer) -> No
 
 
 async def test_redis_unreachable_is_unavailable() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
     client = redis_client.connect(f"redis://127.0.0.1:{port}/0", timeout=0.5)
     cache = RedisCache(client)
     try:

@@ -19,7 +19,8 @@ from strata_server.storage import redis_client
 from strata_server.storage.cache.redis import RedisCache
 from strata_server.storage.events.redis import RedisEvents
 from tests.contract.helpers import unique
-from tests.support.redis import RedisServer, free_port
+from tests.support.ports import free_port
+from tests.support.redis import RedisServer
 
 
 @pytest.fixture

@@ -22,13 +22,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 import weakref
 from pathlib import Path
 from typing import IO
+
+from tests.support.ports import free_port
 
 PG_BIN = Path(os.environ.get("STRATA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_SETTINGS = {
@@ -51,13 +52,6 @@ def _reap(base: Path, data_dir: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PgServer:
     """One PostgreSQL server process with its own data directory and port."""
 
@@ -69,7 +63,7 @@ class PgServer:
         )
         self.data_dir = self.base / "data"
         self.log_path = self.base / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         if self._as_root:

@@ -21,16 +21,11 @@ import time
 from pathlib import Path
 from typing import IO
 
+from tests.support.ports import free_port
+
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class S3Server:
@@ -38,7 +33,7 @@ class S3Server:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = workdir / "moto.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
