@@ -3,12 +3,15 @@
 Same shape as `events.postgres`: waiters are kept in process by a `LocalEvents`.
 Both connections are spoken to directly (`storage.redis_wire`), not through
 redis-py, because each hop is on the path of a follower's or consumer's wakeup:
-- `notify` wakes local waiters and queues the topic to be published at the end
-  of the caller's step (`call_soon`): the notifies of one step, a burst of
-  enqueues say, go out in one write, each topic once. The PUBLISHes are written
-  on the held publishing connection. Only when that connection is not open (or a
-  PUBLISH on it fails) do topics go to an outbox, which a sender task flushes once
-  it has connected again, a topic already queued not being queued twice.
+- `notify` wakes local waiters and writes the PUBLISH on the held publishing
+  connection at once, in the caller's own step, unless the topic was published
+  earlier in the same step (the set of them is cleared by a `call_soon`): a
+  burst of enqueues to one queue sends one message, not one per job. Only when
+  that connection is not open (or a PUBLISH on it fails) do topics go to an
+  outbox, which a sender task flushes once it has connected again, a topic
+  already queued not being queued twice. (Publishing every topic at the end of
+  the step instead, in one write, costs a hop on the wakeup's path; alternated
+  follow probes could not tell the two apart, so the hop was left out.)
 - The subscription's connection hands each message to the local waiters in the
   same step that reads it. A listener task holds it open, PINGs it every
   PING_SECONDS (so a connection gone quiet is found within the Redis timeout)
@@ -55,7 +58,7 @@ class RedisEvents:
         self._local = LocalEvents()
         self._publisher = Held(endpoint)
         self._outbox = Outbox()
-        self._unsent: set[str] = set()  # topics of this step, published at its end
+        self._published_now: set[str] = set()  # topics published in this step
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()
         self._down = False
@@ -92,20 +95,17 @@ class RedisEvents:
         self._local.notify(topic)
         if announced or self._closed:
             return
-        if not self._unsent:
-            asyncio.get_running_loop().call_soon(self._publish)
-        self._unsent.add(topic)
-
-    def _publish(self) -> None:
-        topics, self._unsent = list(self._unsent), set()
+        if topic in self._published_now:
+            return
+        if not self._published_now:
+            asyncio.get_running_loop().call_soon(self._published_now.clear)
+        self._published_now.add(topic)
         connection = self._publisher.ready
         if connection is None:
-            for topic in topics:
-                self._outbox.put(topic)  # the sender connects, then sends it
+            self._outbox.put(topic)  # the sender connects, then sends it
             return
-        commands = [command("PUBLISH", CHANNEL, topic) for topic in topics]
-        for topic, sent in zip(topics, connection.send_all(commands), strict=True):
-            sent.add_done_callback(partial(self._published, topic=topic))
+        sent = connection.send(command("PUBLISH", CHANNEL, topic))
+        sent.add_done_callback(partial(self._published, topic=topic))
 
     def _published(self, sent: asyncio.Future[object], topic: str) -> None:
         if not sent.cancelled() and sent.exception() is not None:
