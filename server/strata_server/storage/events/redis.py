@@ -147,9 +147,9 @@ class RedisEvents:
                 backoff.reset()
                 self._settled.set()
                 while True:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(PING_SECONDS):
-                            raise await asyncio.shield(connection.closed)
+                    gone, _ = await asyncio.wait([connection.closed], timeout=PING_SECONDS)
+                    if gone:
+                        raise connection.closed.result()
                     await connection.send(PING)  # fails once the connection is quiet too long
             except redis_client.UNREACHABLE as error:
                 self._lost(error)
