@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv run test check gen gen-check bench system-deps clean
+.PHONY: help venv lock api-baseline run test check gen gen-check bench system-deps clean
 
 help:
 	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051"
@@ -20,13 +20,27 @@ help:
 	@echo "make gen    regenerate the Python stubs from proto/"
 	@echo "make bench  side-by-side benchmarks, written to bench/RESULTS.md"
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+# Installs only from requirements.lock: every package at its locked version and
+# hash (--require-hashes, --no-deps: nothing is resolved here), then the two
+# projects of this checkout in editable mode, built with the locked setuptools.
+$(STAMP): requirements.lock pyproject.toml clients/python/pyproject.toml
+	rm -rf $(VENV)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e clients/python -e .
+	$(PY) -m pip check
 	touch $@
 
 venv: $(STAMP)
+
+# Re-resolve the development environment on purpose (an upgrade is a commit of
+# its own, with `make gen` when a generator moved). Uses the locked uv.
+lock: venv
+	$(BIN)/uv pip compile --quiet --upgrade --generate-hashes --no-header \
+	  --annotation-style=line --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --no-emit-package strata-server --no-emit-package strata-client \
+	  -o requirements.lock requirements.in
+	@echo "requirements.lock re-resolved: review the diff, run make gen check test, commit"
 
 # PostgreSQL 15 and Redis server binaries for the test fixtures and benchmarks.
 system-deps:
