@@ -11,13 +11,15 @@ STAMP := $(VENV)/.installed-stamp
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv lock api-baseline run test check gen gen-check bench system-deps clean
+.PHONY: help venv lock api-baseline api-check run test check gen gen-check bench system-deps clean
 
 help:
-	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051"
+	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051 (LISTEN=host:port)"
 	@echo "make test   the whole suite (starts its own PostgreSQL)"
 	@echo "make check  ruff, mypy, buf lint/breaking, generated code fresh"
-	@echo "make gen    regenerate the Python stubs from proto/"
+	@echo "make gen    regenerate the stubs, descriptor set and google/rpc protos from proto/"
+	@echo "make lock   re-resolve requirements.lock (a deliberate upgrade)"
+	@echo "make api-baseline  publish the current proto/ as the breaking-change baseline"
 	@echo "make bench  side-by-side benchmarks, written to bench/RESULTS.md"
 
 # Installs only from requirements.lock: every package at its locked version and
@@ -55,30 +57,49 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; \
 	fi
 
+# LISTEN=host:port picks the address (make run LISTEN=127.0.0.1:50052); without
+# it, STRATA_LISTEN or the default 127.0.0.1:50051 applies.
+LISTEN ?=
 run: venv
 	$(BIN)/strata migrate up
-	$(BIN)/strata serve --listen 127.0.0.1:50051
+	$(BIN)/strata serve $(if $(LISTEN),--listen $(LISTEN))
 
 test: venv system-deps
 	$(BIN)/pytest -x -q -p no:cacheprovider
 
-check: venv gen-check
+check: venv gen-check api-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	PATH=$(BIN):$$PATH buf lint
-	@if git rev-parse --verify -q main >/dev/null && git cat-file -e main:proto 2>/dev/null; then \
-	  PATH=$(BIN):$$PATH buf breaking --against '.git#branch=main' && echo "buf breaking: nothing breaks against main"; \
-	else echo "buf breaking: no proto/ on main yet, nothing to compare"; fi
 
+# The published strata.v1 API: lint, and compare with the committed baseline
+# image, so a change that breaks callers (a renumbered field, a removed method)
+# fails here. Needs only buf from the venv (tests run it in a copy of proto/).
+API_BASELINE := proto/baseline/strata-v1.binpb
+DESCRIPTORS := server/strata_server/api/descriptors.binpb
+api-check:
+	PATH=$(BIN):$$PATH buf lint
+	PATH=$(BIN):$$PATH buf breaking --against $(API_BASELINE)
+	@echo "buf breaking: nothing breaks against $(API_BASELINE)"
+
+# Publish the current API as the new baseline: only on purpose, in its own commit.
+api-baseline: venv
+	mkdir -p $(dir $(API_BASELINE))
+	PATH=$(BIN):$$PATH buf build --path proto/strata --exclude-source-info -o $(API_BASELINE)
+
+# Everything generated from proto/ (tools/generate says what), committed, and
+# checked for freshness by gen-check.
 gen: venv
-	PATH=$(BIN):$$PATH buf generate
+	tools/generate . >/dev/null
 
 gen-check: venv
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	PATH=$(BIN):$$PATH buf generate -o "$$tmp"; \
-	if ! diff -r -x __init__.py -x __pycache__ -x py.typed "$$tmp/clients/python/strata/v1" clients/python/strata/v1 >/dev/null; then \
-	  echo "generated code is stale: run 'make gen' and commit the result"; exit 1; fi; \
+	tools/generate "$$tmp" >/dev/null 2>&1; \
+	stale=0; \
+	diff -r -x __init__.py -x __pycache__ -x py.typed "$$tmp/clients/python/strata/v1" clients/python/strata/v1 || stale=1; \
+	diff -r "$$tmp/proto/google" proto/google || stale=1; \
+	cmp "$$tmp/$(DESCRIPTORS)" $(DESCRIPTORS) || stale=1; \
+	if [ $$stale = 1 ]; then echo "generated code is stale: run 'make gen' and commit the result"; exit 1; fi; \
 	echo "generated code is fresh"
 
 bench: venv system-deps

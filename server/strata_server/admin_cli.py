@@ -102,7 +102,9 @@ def _streamed(
 
 
 index_app = typer.Typer(
-    help="Declare, list and drop secondary indexes on a record field.", no_args_is_help=True
+    help="Declare, list and drop secondary indexes on a record field.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 CollectionArg = Annotated[str, typer.Argument(help="The collection.")]
 FieldArg = Annotated[str, typer.Argument(help="The data field, as filters name it: data.status")]

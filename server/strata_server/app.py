@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from strata.v1 import (
     admin_pb2,
@@ -36,6 +35,7 @@ from strata.v1 import (
     transcripts_pb2,
 )
 from strata_server import metrics
+from strata_server.api import reflection
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
@@ -424,9 +424,7 @@ async def start(settings: Settings) -> Running:
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable(server, SERVICE_NAMES)
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:

@@ -22,17 +22,64 @@ import typer
 from strata_server import admin_cli, archive_cli
 from strata_server.config import ConfigError, Settings, load_settings
 
+# Plain (click) help rather than typer's rich panels: typer 0.29's panels show
+# every flag as taking a `<bool>` value (`--help <bool>`), and this way a flag
+# reads as a flag and each default is shown.
 app = typer.Typer(
-    help="Strata: a gRPC data-access server.", no_args_is_help=True, add_completion=False
+    help="Strata: a gRPC data-access server.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
-migrate_app = typer.Typer(help="Apply, roll back or list schema migrations.", no_args_is_help=True)
+migrate_app = typer.Typer(
+    help="Apply, roll back or list schema migrations.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(migrate_app, name="migrate")
 admin_cli.register(app)
 archive_cli.register(app)
 
+
+def _default(name: str) -> str:
+    """A setting's default as --help shows it. The options themselves default to
+    None so that an unset flag leaves the setting to STRATA_* and --config, so
+    click's own `[default: ...]` cannot be used."""
+    return f"  [default: {Settings.model_fields[name].default}]"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from strata.v1 import records_pb2
+        from strata_server import __version__
+
+        typer.echo(f"strata {__version__} (API {records_pb2.DESCRIPTOR.package})")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the server and API versions and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Strata: a gRPC data-access server."""
+
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DatabaseOpt = Annotated[
-    str | None, typer.Option("--database-url", help="sqlite:///path or postgresql://…")
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///path, sqlite://:memory: or postgresql://… (env STRATA_DATABASE_URL)"
+        + _default("database_url"),
+    ),
 ]
 
 
@@ -50,13 +97,24 @@ def _settings(**flags: Any) -> Settings:
 
 @app.command()
 def serve(
-    listen: Annotated[str | None, typer.Option(help="host:port; port 0 picks a free one.")] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port; port 0 picks a free one (env STRATA_LISTEN)." + _default("listen"),
+        ),
+    ] = None,
     database_url: DatabaseOpt = None,
     migrate: Annotated[
         bool | None, typer.Option("--migrate", help="PostgreSQL: apply pending migrations.")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes sharing the port.")] = None,
-    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Processes sharing the port." + _default("workers")),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error." + _default("log_level")),
+    ] = None,
     port_file: Annotated[Path | None, typer.Option(help="Write the bound port here.")] = None,
     config: ConfigOpt = None,
 ) -> None:

@@ -23,6 +23,17 @@ def grpcurl(server, *args: str) -> str:
     return result.stdout
 
 
+def describe(server, symbol: str) -> str:
+    result = subprocess.run(
+        [str(GRPCURL), "-plaintext", server.target, "describe", symbol],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_grpcurl_lists_the_services(server):
     services = set(grpcurl(server, "list").split())
     assert {
@@ -153,3 +164,35 @@ def test_grpcurl_retention_of_sealed_transcripts_and_artifacts(server):
     )
     report = json.loads("[" + out.replace("}\n{", "},\n{") + "]")[-1]["report"]
     assert {step["target"] for step in report["steps"]} >= {"sealed_transcripts", "artifacts"}
+
+
+def test_grpcurl_describe_prints_each_rpcs_comment_and_codes(server):
+    """Reflection serves descriptors with source info, so describe is documentation."""
+    from google.protobuf import descriptor_pb2
+
+    from strata_server.api.reflection import documented_files
+
+    for service in (
+        "RecordService",
+        "TransactionService",
+        "QueueService",
+        "TranscriptService",
+        "ArtifactService",
+        "CacheService",
+        "AdminService",
+    ):
+        described = describe(server, f"strata.v1.{service}")
+        assert f"service {service} {{" in described
+        # Every RPC line is preceded by its comment, as written in the .proto.
+        lines = described.splitlines()
+        rpcs = [i for i, line in enumerate(lines) if line.strip().startswith("rpc ")]
+        assert rpcs, described
+        for i in rpcs:
+            assert lines[i - 1].strip().startswith("//"), (service, lines[i])
+        if service == "RecordService":
+            get = next(i for i in rpcs if "rpc GetRecord " in lines[i])
+            assert "NOT_FOUND" in lines[get - 1], lines[get - 1]
+    # The comments come from the committed descriptor set, which holds them.
+    files = documented_files()
+    records = descriptor_pb2.FileDescriptorProto.FromString(files["strata/v1/records.proto"])
+    assert records.source_code_info.location

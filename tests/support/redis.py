@@ -50,24 +50,29 @@ class RedisServer:
             return self.url
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                *self.args,
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                    *self.args,
+                ],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError:
+            self._log.close()
+            self._log = None
+            raise
         deadline = time.monotonic() + timeout
         while not self._ready():
             if self._process.poll() is not None or time.monotonic() > deadline:
