@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from strata.v1 import records_pb2
-from strata_server.core import errors, models
+from strata_server.core import access, errors, models
 
 # The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31, UTC.
 _MIN_SECONDS = -62135596800
@@ -95,8 +96,15 @@ def fingerprint(request: Message) -> str:
 
 
 def actor(metadata: Any) -> models.Actor:
-    """The caller's declared identity (`x-strata-actor` metadata) for the audit log."""
+    """Who the audit log names for this call: the authenticated principal (a
+    token's name), with the caller's `x-strata-actor` metadata only as a claimed
+    sub-actor; under `--auth none`, the claim alone."""
+    claimed = ""
     for key, value in metadata or ():
         if key == "x-strata-actor" and value:
-            return models.Actor(str(value)[:256])
-    return models.Actor()
+            claimed = str(value)[:256]
+            break
+    principal = access.current()
+    if not principal.name:
+        return models.Actor(claimed) if claimed else models.Actor()
+    return models.Actor(replace(principal, claimed=claimed).actor)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from strata.v1 import access_pb2 as strata_dot_v1_dot_access__pb2
 from strata.v1 import admin_pb2 as strata_dot_v1_dot_admin__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -99,6 +100,31 @@ class AdminServiceStub:
                 '/strata.v1.AdminService/ImportNamespace',
                 request_serializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceResponse.FromString,
+                _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/strata.v1.AdminService/CreateToken',
+                request_serializer=strata_dot_v1_dot_access__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_access__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/strata.v1.AdminService/ListTokens',
+                request_serializer=strata_dot_v1_dot_access__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_access__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/strata.v1.AdminService/RevokeToken',
+                request_serializer=strata_dot_v1_dot_access__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_access__pb2.Token.FromString,
+                _registered_method=True)
+        self.SetQuota = channel.unary_unary(
+                '/strata.v1.AdminService/SetQuota',
+                request_serializer=strata_dot_v1_dot_access__pb2.SetQuotaRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_access__pb2.Quota.FromString,
+                _registered_method=True)
+        self.ListQuotas = channel.unary_unary(
+                '/strata.v1.AdminService/ListQuotas',
+                request_serializer=strata_dot_v1_dot_access__pb2.ListQuotasRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_access__pb2.ListQuotasResponse.FromString,
                 _registered_method=True)
 
 
@@ -233,6 +259,52 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """Creates a bearer token and returns its secret, this once. Needs an admin
+        token for every namespace ("*"). ALREADY_EXISTS when the name is taken;
+        INVALID_ARGUMENT for a malformed name or namespace, no namespace, an
+        unspecified role, or a ttl outside 1 second to 100 years.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Lists tokens by name, without their secrets: the active ones, or with
+        show_inactive the revoked and expired ones too. Needs an admin token for
+        every namespace. INVALID_ARGUMENT for a negative page size or a malformed
+        page token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Revokes a token: every replica refuses it within a second. Needs an admin
+        token for every namespace. NOT_FOUND when no token has the name; revoking a
+        revoked token returns it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetQuota(self, request, context):
+        """Sets (or, with max_bytes 0, removes) a namespace's storage quota: a write
+        that would take it past the quota is RESOURCE_EXHAUSTED with QuotaFailure,
+        and writes nothing. INVALID_ARGUMENT for a malformed namespace or a
+        negative max_bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotas(self, request, context):
+        """Lists storage quotas with what each namespace uses now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -300,6 +372,31 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ImportNamespace,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.ImportNamespaceResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=strata_dot_v1_dot_access__pb2.CreateTokenRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_access__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=strata_dot_v1_dot_access__pb2.ListTokensRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_access__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=strata_dot_v1_dot_access__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_access__pb2.Token.SerializeToString,
+            ),
+            'SetQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetQuota,
+                    request_deserializer=strata_dot_v1_dot_access__pb2.SetQuotaRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_access__pb2.Quota.SerializeToString,
+            ),
+            'ListQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotas,
+                    request_deserializer=strata_dot_v1_dot_access__pb2.ListQuotasRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_access__pb2.ListQuotasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -654,6 +751,141 @@ class AdminService:
             '/strata.v1.AdminService/ImportNamespace',
             strata_dot_v1_dot_admin__pb2.ImportNamespaceRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.ImportNamespaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/CreateToken',
+            strata_dot_v1_dot_access__pb2.CreateTokenRequest.SerializeToString,
+            strata_dot_v1_dot_access__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/ListTokens',
+            strata_dot_v1_dot_access__pb2.ListTokensRequest.SerializeToString,
+            strata_dot_v1_dot_access__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/RevokeToken',
+            strata_dot_v1_dot_access__pb2.RevokeTokenRequest.SerializeToString,
+            strata_dot_v1_dot_access__pb2.Token.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/SetQuota',
+            strata_dot_v1_dot_access__pb2.SetQuotaRequest.SerializeToString,
+            strata_dot_v1_dot_access__pb2.Quota.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/ListQuotas',
+            strata_dot_v1_dot_access__pb2.ListQuotasRequest.SerializeToString,
+            strata_dot_v1_dot_access__pb2.ListQuotasResponse.FromString,
             options,
             channel_credentials,
             insecure,

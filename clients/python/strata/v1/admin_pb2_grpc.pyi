@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
+from strata.v1 import access_pb2 as _access_pb2
 from strata.v1 import admin_pb2 as _admin_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -104,6 +105,31 @@ class AdminServiceStub:
     ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
     is imported).
     """
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_access_pb2.CreateTokenRequest, _access_pb2.CreateTokenResponse]
+    """Creates a bearer token and returns its secret, this once. Needs an admin
+    token for every namespace ("*"). ALREADY_EXISTS when the name is taken;
+    INVALID_ARGUMENT for a malformed name or namespace, no namespace, an
+    unspecified role, or a ttl outside 1 second to 100 years.
+    """
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_access_pb2.ListTokensRequest, _access_pb2.ListTokensResponse]
+    """Lists tokens by name, without their secrets: the active ones, or with
+    show_inactive the revoked and expired ones too. Needs an admin token for
+    every namespace. INVALID_ARGUMENT for a negative page size or a malformed
+    page token.
+    """
+    RevokeToken: _grpc.UnaryUnaryMultiCallable[_access_pb2.RevokeTokenRequest, _access_pb2.Token]
+    """Revokes a token: every replica refuses it within a second. Needs an admin
+    token for every namespace. NOT_FOUND when no token has the name; revoking a
+    revoked token returns it unchanged.
+    """
+    SetQuota: _grpc.UnaryUnaryMultiCallable[_access_pb2.SetQuotaRequest, _access_pb2.Quota]
+    """Sets (or, with max_bytes 0, removes) a namespace's storage quota: a write
+    that would take it past the quota is RESOURCE_EXHAUSTED with QuotaFailure,
+    and writes nothing. INVALID_ARGUMENT for a malformed namespace or a
+    negative max_bytes.
+    """
+    ListQuotas: _grpc.UnaryUnaryMultiCallable[_access_pb2.ListQuotasRequest, _access_pb2.ListQuotasResponse]
+    """Lists storage quotas with what each namespace uses now."""
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -181,6 +207,31 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
     is imported).
     """
+    CreateToken: _aio.UnaryUnaryMultiCallable[_access_pb2.CreateTokenRequest, _access_pb2.CreateTokenResponse]  # type: ignore[assignment]
+    """Creates a bearer token and returns its secret, this once. Needs an admin
+    token for every namespace ("*"). ALREADY_EXISTS when the name is taken;
+    INVALID_ARGUMENT for a malformed name or namespace, no namespace, an
+    unspecified role, or a ttl outside 1 second to 100 years.
+    """
+    ListTokens: _aio.UnaryUnaryMultiCallable[_access_pb2.ListTokensRequest, _access_pb2.ListTokensResponse]  # type: ignore[assignment]
+    """Lists tokens by name, without their secrets: the active ones, or with
+    show_inactive the revoked and expired ones too. Needs an admin token for
+    every namespace. INVALID_ARGUMENT for a negative page size or a malformed
+    page token.
+    """
+    RevokeToken: _aio.UnaryUnaryMultiCallable[_access_pb2.RevokeTokenRequest, _access_pb2.Token]  # type: ignore[assignment]
+    """Revokes a token: every replica refuses it within a second. Needs an admin
+    token for every namespace. NOT_FOUND when no token has the name; revoking a
+    revoked token returns it unchanged.
+    """
+    SetQuota: _aio.UnaryUnaryMultiCallable[_access_pb2.SetQuotaRequest, _access_pb2.Quota]  # type: ignore[assignment]
+    """Sets (or, with max_bytes 0, removes) a namespace's storage quota: a write
+    that would take it past the quota is RESOURCE_EXHAUSTED with QuotaFailure,
+    and writes nothing. INVALID_ARGUMENT for a malformed namespace or a
+    negative max_bytes.
+    """
+    ListQuotas: _aio.UnaryUnaryMultiCallable[_access_pb2.ListQuotasRequest, _access_pb2.ListQuotasResponse]  # type: ignore[assignment]
+    """Lists storage quotas with what each namespace uses now."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService holds the operator's calls."""
@@ -333,5 +384,60 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
         is imported).
         """
+
+    @_abc_1.abstractmethod
+    def CreateToken(
+        self,
+        request: _access_pb2.CreateTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_pb2.CreateTokenResponse, _abc.Awaitable[_access_pb2.CreateTokenResponse]]:
+        """Creates a bearer token and returns its secret, this once. Needs an admin
+        token for every namespace ("*"). ALREADY_EXISTS when the name is taken;
+        INVALID_ARGUMENT for a malformed name or namespace, no namespace, an
+        unspecified role, or a ttl outside 1 second to 100 years.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTokens(
+        self,
+        request: _access_pb2.ListTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_pb2.ListTokensResponse, _abc.Awaitable[_access_pb2.ListTokensResponse]]:
+        """Lists tokens by name, without their secrets: the active ones, or with
+        show_inactive the revoked and expired ones too. Needs an admin token for
+        every namespace. INVALID_ARGUMENT for a negative page size or a malformed
+        page token.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeToken(
+        self,
+        request: _access_pb2.RevokeTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_pb2.Token, _abc.Awaitable[_access_pb2.Token]]:
+        """Revokes a token: every replica refuses it within a second. Needs an admin
+        token for every namespace. NOT_FOUND when no token has the name; revoking a
+        revoked token returns it unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def SetQuota(
+        self,
+        request: _access_pb2.SetQuotaRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_pb2.Quota, _abc.Awaitable[_access_pb2.Quota]]:
+        """Sets (or, with max_bytes 0, removes) a namespace's storage quota: a write
+        that would take it past the quota is RESOURCE_EXHAUSTED with QuotaFailure,
+        and writes nothing. INVALID_ARGUMENT for a malformed namespace or a
+        negative max_bytes.
+        """
+
+    @_abc_1.abstractmethod
+    def ListQuotas(
+        self,
+        request: _access_pb2.ListQuotasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_access_pb2.ListQuotasResponse, _abc.Awaitable[_access_pb2.ListQuotasResponse]]:
+        """Lists storage quotas with what each namespace uses now."""
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

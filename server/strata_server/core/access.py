@@ -1,0 +1,109 @@
+"""Who is calling and what they may do: principals, roles and namespace scopes.
+
+No gRPC and no SQL here. The transport (api/) authenticates a call (a bearer
+token, or a client certificate under mTLS) into a `Principal`, and binds it to
+the call with `bind`; every layer below reads it with `current()`. A context
+variable carries it because grpc.aio runs each RPC in its own task, so a
+principal bound in one call can never be seen by another.
+
+Roles are ordered: each includes the ones below it. A principal's namespaces
+are a set of names or `*` for all of them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+ALL_NAMESPACES = "*"
+"""The namespace scope that names every namespace."""
+
+
+class Role(enum.IntEnum):
+    """What a principal may do; a higher role includes every lower one."""
+
+    READER = 1
+    WRITER = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        """The role's name as operators write it (`reader`, `writer`, `admin`)."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        """The role an operator named; ValueError for anything else."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {text!r}: reader, writer or admin") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: a token or a certificate subject.
+
+    `name` is the audit actor of everything it does. `claimed` is what the
+    caller's `x-strata-actor` header said, kept only as a sub-actor.
+    """
+
+    name: str
+    role: Role
+    namespaces: frozenset[str]
+    expire_time: datetime | None = None
+    rate_limit: float = 0.0
+    """Requests per second, sustained; 0 means the server's default."""
+    burst: int = 0
+    """Requests in one burst above the rate; 0 means the server's default."""
+    claimed: str = ""
+
+    def may(self, role: Role) -> bool:
+        """Whether this principal's role includes `role`."""
+        return self.role >= role
+
+    def covers(self, namespace: str) -> bool:
+        """Whether this principal may name `namespace`."""
+        return ALL_NAMESPACES in self.namespaces or namespace in self.namespaces
+
+    @property
+    def all_namespaces(self) -> bool:
+        """Whether this principal may name every namespace (and call across them)."""
+        return ALL_NAMESPACES in self.namespaces
+
+    @property
+    def actor(self) -> str:
+        """The audit actor: the principal's name, with any claimed sub-actor
+        shown beside it (never in its place). Without authentication there is no
+        name, and the claim is all there is (or "anonymous")."""
+        if not self.name:
+            return self.claimed or "anonymous"
+        return f"{self.name} (claims: {self.claimed})" if self.claimed else self.name
+
+
+ANONYMOUS = Principal("", Role.ADMIN, frozenset({ALL_NAMESPACES}))
+"""The principal of every call under `--auth none`: the server trusts its
+(loopback) callers, and the audit actor is whatever `x-strata-actor` says."""
+
+_current: contextvars.ContextVar[Principal] = contextvars.ContextVar(
+    "strata_principal", default=ANONYMOUS
+)
+
+
+def current() -> Principal:
+    """The principal of the call being served (ANONYMOUS outside any call)."""
+    return _current.get()
+
+
+@contextmanager
+def bind(principal: Principal) -> Iterator[Principal]:
+    """Make `principal` the current one for the code inside the block."""
+    token = _current.set(principal)
+    try:
+        yield principal
+    finally:
+        _current.reset(token)
