@@ -269,6 +269,23 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         async for message in self._transfers().import_(request_iterator, context):
             yield message
 
+    # Tokens and quotas (the security issue): declared in the contract, served
+    # UNIMPLEMENTED until the access service lands.
+    async def CreateToken(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "tokens are not served yet")
+
+    async def ListTokens(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "tokens are not served yet")
+
+    async def RevokeToken(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "tokens are not served yet")
+
+    async def SetQuota(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "quotas are not served yet")
+
+    async def ListQuotas(self, request: Any, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "quotas are not served yet")
+
     def _transfers(self) -> NamespaceTransfer:
         if self._transfer is None:
             raise errors.FailedPrecondition("export and import are not set up on this server")
