@@ -203,7 +203,9 @@ def streaming(
             metrics.rpc_finished(method, _code_of(error), time.perf_counter() - started)
             code = None
             await _abort(context, error, method, request_id)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: grpc stopped taking messages, as a write failed because
+            # the caller went away before grpc noticed the cancellation.
             code = "CANCELLED"
             raise
         finally:
