@@ -53,6 +53,7 @@ from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.ports import BlobStore, Cache, Database, Events, RecordStore
+from strata_server.transfer.importer import ImportLimits
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -123,7 +124,8 @@ async def open_database(settings: Settings) -> Database:
 
 
 async def open_blobs(settings: Settings) -> BlobStore:
-    """The blob store: S3 when `s3_endpoint` is set, else local disk under data_dir.
+    """The blob store: S3 when `s3_endpoint` is set, else local disk under data_dir (in
+    a temporary directory removed at stop for `sqlite://:memory:`).
     An unreachable S3 does not stop start-up: artifact calls answer UNAVAILABLE until
     it is back, while everything else serves."""
     if settings.s3_endpoint:
@@ -142,6 +144,8 @@ async def open_blobs(settings: Settings) -> BlobStore:
     from strata_server.storage.blobs.fs import DiskBlobStore
 
     try:
+        if settings.database.memory:  # a throwaway server writes nothing where it runs
+            return await DiskBlobStore.temporary()
         return await DiskBlobStore.connect(settings.data_dir)
     except Unavailable as error:
         raise StartupError(f"cannot use the data directory: {error.message}") from None
@@ -394,7 +398,13 @@ async def start(settings: Settings) -> Running:
         QueueService(database, events, settings.max_record_bytes), server
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactService(database, blobs, settings.max_artifact_bytes), server
+        ArtifactService(
+            database,
+            blobs,
+            settings.max_artifact_bytes,
+            settings.upload_idle_timeout_seconds,
+        ),
+        server,
     )
     cleanup = Cleanup(
         database,
@@ -416,7 +426,12 @@ async def start(settings: Settings) -> Running:
             NamespaceTransfer(
                 database,
                 blobs,
-                max_import_bytes=settings.max_import_bytes,
+                limits=ImportLimits(
+                    archive_bytes=settings.max_import_bytes,
+                    line_bytes=settings.import_line_bytes,
+                    rows_bytes=settings.max_import_rows_bytes,
+                ),
+                idle_seconds=settings.import_idle_timeout_seconds,
                 forget=caching.forget_namespace,
             ),
         ),

@@ -121,7 +121,9 @@ class Settings(BaseSettings):
         10.0, gt=0, description="how often the queue depth and age metrics are read"
     )
     data_dir: Path = Field(
-        Path("data"), description="local files: blobs/ (disk blob store) lives here"
+        Path("data"),
+        description="local files: blobs/ (disk blob store) lives here; sqlite://:memory: keeps its "
+        "blobs in a temporary directory instead, removed at stop",
     )
     max_artifact_bytes: int = Field(
         10 * GIB, ge=1, description="largest artifact content, in bytes (uncompressed)"
@@ -131,6 +133,28 @@ class Settings(BaseSettings):
         ge=1,
         description="largest archive ImportNamespace accepts, in bytes; it is staged to a "
         "temporary file whole before anything is written",
+    )
+    max_import_rows_bytes: int = Field(
+        64 * GIB,
+        ge=1,
+        description="ImportNamespace: most bytes an archive's rows may decompress to, all "
+        "members together; past it the import fails with INVALID_ARGUMENT, reason BAD_ARCHIVE, "
+        "and imports nothing (each line is also capped, see import_line_bytes)",
+    )
+    upload_idle_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=24 * 3600,
+        description="UploadArtifact: longest wait for the client's next message; past it the "
+        "upload fails with DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) and its staging is removed",
+    )
+    import_idle_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=24 * 3600,
+        description="ImportNamespace: longest wait for the client's next message; past it the "
+        "import fails with DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) and its staged archive is "
+        "removed",
     )
     blob_sweep_grace_seconds: float = Field(
         3600.0,
@@ -242,6 +266,14 @@ class Settings(BaseSettings):
         if config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @property
+    def import_line_bytes(self) -> int:
+        """The longest row line ImportNamespace decompresses: 4x the largest record or
+        entry the API accepts (a job holds a payload and a result, and JSON escapes
+        grow text) plus 1 MiB for the other fields. No row the server exported is
+        longer, so a longer line is a forgery, refused before it is held in memory."""
+        return 4 * max(self.max_record_bytes, self.max_entry_bytes) + MIB
 
     @property
     def database(self) -> DatabaseTarget:

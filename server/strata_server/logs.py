@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+_GONE = re.compile(r"ExecuteBatchError raised in core by servicer method \[(.*)\]")
+
+
+class _CallerGone(logging.Filter):
+    """grpc's asyncio server logs an ERROR with a traceback when writing a response
+    fails because the caller went away (a cancelled download or export) before the
+    server noticed the cancellation, a race inside grpc. A caller going away is
+    normal: this turns that record into one INFO line, or drops it below INFO."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _GONE.fullmatch(record.getMessage())
+        if match is None:
+            return True
+        if self._level > logging.INFO:
+            return False
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "the caller went away mid-stream: %s", (match[1],)
+        record.exc_info = record.exc_text = None
+        return True
 
 
 def configure(level: str, fmt: str) -> None:
@@ -33,3 +58,4 @@ def configure(level: str, fmt: str) -> None:
         stream=sys.stderr,
         format="%(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("grpc._cython.cygrpc").addFilter(_CallerGone(numeric))

@@ -19,6 +19,7 @@ from google.protobuf import duration_pb2
 from strata.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    artifacts_pb2,
     artifacts_pb2_grpc,
     queue_pb2,
     queue_pb2_grpc,
@@ -289,3 +290,16 @@ def rebuild(data: bytes, replaced: dict[str, bytes], **manifest_fields: Any) -> 
 def gz_lines(lines: list[bytes]) -> bytes:
     """A JSON Lines member's bytes."""
     return gzip.compress(b"".join(line + b"\n" for line in lines))
+
+
+def nothing_in(channel: grpc.Channel, ns: str) -> None:
+    """`ns` holds no record, job, transcript or artifact."""
+    admin = admin_pb2_grpc.AdminServiceStub(channel)
+    usage = admin.GetUsage(admin_pb2.GetUsageRequest(namespace=ns)).namespaces[0]
+    assert usage.record_count == 0 and usage.job_count == 0
+    transcripts = transcripts_pb2_grpc.TranscriptServiceStub(channel)
+    assert not transcripts.ListTranscripts(
+        transcripts_pb2.ListTranscriptsRequest(namespace=ns)
+    ).transcripts
+    artifacts = artifacts_pb2_grpc.ArtifactServiceStub(channel)
+    assert not artifacts.ListArtifacts(artifacts_pb2.ListArtifactsRequest(namespace=ns)).artifacts

@@ -131,6 +131,12 @@ class BlobView:
             for item in client.list_objects(self.bucket, prefix="staging/", recursive=True)
         ]
 
+    def unfinished_multipart_uploads(self) -> list[str]:
+        """S3 multipart uploads begun and neither completed nor aborted (S3 shape)."""
+        assert self.s3 is not None
+        result = self.s3.client()._list_multipart_uploads(self.bucket)
+        return [upload.object_name for upload in result.uploads]
+
     def has(self, sha: str) -> bool:
         """Whether a blob with that SHA-256 is published."""
         return any(layout.parse(key) and layout.parse(key)[0] == sha for key in self.blobs())  # type: ignore[index]

@@ -31,6 +31,7 @@ from tests.contract.archive_support import (
     import_requests,
     members,
     namespace,
+    nothing_in,
     rebuild,
     rows,
 )
@@ -64,19 +65,6 @@ def entries_of(channel: grpc.Channel, ns: str, id: str) -> list[tuple[int, str, 
         if message.WhichOneof("event") == "batch":
             out.extend((e.seq, e.role, e.content) for e in message.batch.entries)
     return out
-
-
-def nothing_in(channel: grpc.Channel, ns: str) -> None:
-    """`ns` holds no record, job, transcript or artifact."""
-    admin = admin_pb2_grpc.AdminServiceStub(channel)
-    usage = admin.GetUsage(admin_pb2.GetUsageRequest(namespace=ns)).namespaces[0]
-    assert usage.record_count == 0 and usage.job_count == 0
-    transcripts = transcripts_pb2_grpc.TranscriptServiceStub(channel)
-    assert not transcripts.ListTranscripts(
-        transcripts_pb2.ListTranscriptsRequest(namespace=ns)
-    ).transcripts
-    artifacts = artifacts_pb2_grpc.ArtifactServiceStub(channel)
-    assert not artifacts.ListArtifacts(artifacts_pb2.ListArtifactsRequest(namespace=ns)).artifacts
 
 
 def test_round_trip_into_an_empty_namespace_is_exact(server: StrataProcess) -> None:

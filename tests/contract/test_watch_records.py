@@ -151,6 +151,51 @@ def test_resume_from_a_cursor_has_no_gap_and_no_duplicate(stubs, collection, wat
     assert [c.cursor for c in replay] == [c.cursor for c in seen + rest]
 
 
+def test_resume_sends_changes_of_records_deleted_since(stubs, collection, watches):
+    watch = watches(stubs, collection)
+    create(stubs, collection, "a", {"n": 1})
+    update(stubs, collection, "a", {"n": 2})
+    delete(stubs, collection, "a")
+    live = watch.changes(3)
+    assert summary(live) == [(CREATED, "a", 1), (UPDATED, "a", 2), (DELETED, "a", 2)]
+    # read again after the delete: the update is still there, with no record to carry
+    resumed = watches(stubs, collection, from_cursor=live[0].cursor).changes(2)
+    assert summary(resumed) == [(UPDATED, "a", 2), (DELETED, "a", 2)]
+    assert [c.cursor for c in resumed] == [c.cursor for c in live[1:]]
+    assert not any(c.HasField("record") for c in resumed)
+    replay = watches(stubs, collection, from_cursor=watch.started)
+    assert summary(replay.changes(3)) == summary(live)
+    assert replay.silent()
+
+
+def test_changes_of_a_deleted_record_never_carry_its_successor(stubs, collection, watches):
+    head = watches(stubs, collection).started
+    create(stubs, collection, "a", {"n": 1})
+    update(stubs, collection, "a", {"n": 2})
+    delete(stubs, collection, "a")
+    create(stubs, collection, "a", {"n": 3})
+    changes = watches(stubs, collection, from_cursor=head).changes(4)
+    assert summary(changes) == [
+        (CREATED, "a", 1),
+        (UPDATED, "a", 2),
+        (DELETED, "a", 2),
+        (CREATED, "a", 1),
+    ]
+    assert [c.HasField("record") for c in changes] == [False, False, False, True]
+    assert data_of(changes[3].record) == {"n": 3}
+
+
+def test_a_filter_skips_changes_of_records_deleted_since(stubs, collection, watches):
+    head = watches(stubs, collection).started
+    create(stubs, collection, "a", {"status": "open"})
+    update(stubs, collection, "a", {"status": "open", "n": 2})
+    delete(stubs, collection, "a")
+    create(stubs, collection, "b", {"status": "open"})
+    watch = watches(stubs, collection, from_cursor=head, filter='data.status = "open"')
+    assert summary(watch.changes(2)) == [(DELETED, "a", 2), (CREATED, "b", 1)]
+    assert watch.silent()
+
+
 def test_only_the_watched_collection_and_commit_writes_count(stubs, collection, watches):
     other = unique("other")
     watch = watches(stubs, collection)

@@ -16,10 +16,11 @@ from strata_server import __version__
 from strata_server.api.convert import actor
 from strata_server.core import errors, validation
 from strata_server.core.archive import ConflictPolicy
+from strata_server.core.idle import idle_limited
 from strata_server.core.models import Progress
 from strata_server.storage.ports import BlobStore, Database
 from strata_server.transfer.export import ExportSummary, export_namespace
-from strata_server.transfer.importer import ImportOutcome, import_namespace
+from strata_server.transfer.importer import ImportLimits, ImportOutcome, import_namespace
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_OWNER = 256
@@ -46,12 +47,14 @@ class NamespaceTransfer:
         database: Database,
         blobs: BlobStore,
         *,
-        max_import_bytes: int,
+        limits: ImportLimits,
+        idle_seconds: float,
         forget: Callable[[str], Awaitable[None]],
     ) -> None:
         self._database = database
         self._blobs = blobs
-        self._max_import_bytes = max_import_bytes
+        self._limits = limits
+        self._idle_seconds = idle_seconds
         self._forget = forget
 
     async def export(
@@ -81,7 +84,9 @@ class NamespaceTransfer:
         self, requests: AsyncIterator[admin_pb2.ImportNamespaceRequest], context: Context
     ) -> AsyncIterator[admin_pb2.ImportNamespaceResponse]:
         """ImportNamespace's messages."""
-        stream = aiter(requests)
+        stream = idle_limited(
+            aiter(requests), self._idle_seconds, "STRATA_IMPORT_IDLE_TIMEOUT_SECONDS"
+        )
         first = await anext(stream, None)
         if first is None or first.WhichOneof("part") != "header":
             raise errors.InvalidArgument.field("header", "the first message must be the header")
@@ -99,7 +104,7 @@ class NamespaceTransfer:
             target=target,
             policy=policy,
             declared_size=header.size,
-            max_bytes=self._max_import_bytes,
+            limits=self._limits,
             actor=actor(context.invocation_metadata()),
             forget=self._forget,
         )

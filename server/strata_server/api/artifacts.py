@@ -14,6 +14,7 @@ from strata_server.api.convert import actor, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
 from strata_server.artifacts.upload import Uploads
 from strata_server.core import artifacts, errors, validation
+from strata_server.core.idle import idle_limited
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
 from strata_server.storage.ports import ArtifactStore, BlobStore
 
@@ -79,16 +80,21 @@ def _header(message: artifacts_pb2.ArtifactHeader) -> artifacts.Header:
 class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
     """gRPC face of the artifact rows (ArtifactStore) and bytes (BlobStore)."""
 
-    def __init__(self, store: ArtifactStore, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(
+        self, store: ArtifactStore, blobs: BlobStore, max_bytes: int, idle_seconds: float
+    ) -> None:
         self._store = store
         self._blobs = blobs
         self._uploads = Uploads(store, blobs, max_bytes)
+        self._idle_seconds = idle_seconds
 
     @unary
     async def UploadArtifact(
         self, request_iterator: AsyncIterator[artifacts_pb2.UploadArtifactRequest], context: Context
     ) -> artifacts_pb2.Artifact:
-        requests = aiter(request_iterator)
+        requests = idle_limited(
+            aiter(request_iterator), self._idle_seconds, "STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS"
+        )
         first = await anext(requests, None)
         if first is None:
             raise errors.InvalidArgument.field("header", "the stream is empty; send a header first")

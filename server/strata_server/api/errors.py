@@ -42,6 +42,7 @@ _CODES: dict[type[errors.StrataError], grpc.StatusCode] = {
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DataLoss: grpc.StatusCode.DATA_LOSS,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
 
@@ -202,7 +203,9 @@ def streaming(
             metrics.rpc_finished(method, _code_of(error), time.perf_counter() - started)
             code = None
             await _abort(context, error, method, request_id)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
+            # GeneratorExit: grpc stopped taking messages, as a write failed because
+            # the caller went away before grpc noticed the cancellation.
             code = "CANCELLED"
             raise
         finally:

@@ -116,6 +116,12 @@ class Unavailable(StrataError):
     reason = "BACKEND_UNAVAILABLE"
 
 
+class DeadlineExceeded(StrataError):
+    """The operation did not complete in time."""
+
+    reason = "DEADLINE_EXCEEDED"
+
+
 class DataLoss(StrataError):
     """Stored data is missing or damaged."""
 

@@ -197,7 +197,8 @@ class RecordChange:
     """One committed change to a record, read back from the audit log.
 
     `record` is the record as it is when the change is read (at `version` or
-    newer), None for a delete. `cursor` is the position just past the change."""
+    newer), None for a delete and for a record deleted since (`core.changes`).
+    `cursor` is the position just past the change."""
 
     kind: ChangeKind
     collection: str

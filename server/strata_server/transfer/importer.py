@@ -13,10 +13,14 @@ Order of work, and why:
    again, compressed by the same rules), each pinned first so the orphan sweep
    keeps off it: a blob is durable before any row names it. A blob the store
    already holds is hashed, not stored again.
-4. **Rows** go in through the database port in one transaction, decoded and
-   checked line by line in a worker thread (bad JSON or a gap in a transcript's
-   seqs rolls everything back). Artifact rows take the stored size and encoding
-   of the blob as this store holds it.
+4. **Rows** go in through the database port in one transaction, decompressed as
+   a stream and checked line by line in a worker thread (bad JSON or a gap in a
+   transcript's seqs rolls everything back). Artifact rows take the stored size
+   and encoding of the blob as this store holds it. A few hundred KB of gzip can
+   hold gigabytes of one line, so no line is read past `ImportLimits.line_bytes`,
+   a batch holds at most BATCH rows and about BATCH_BYTES, and the rows of the
+   whole archive decompress to at most `ImportLimits.rows_bytes`: the first excess
+   is BAD_ARCHIVE, and memory stays bounded by the limits, not by the archive.
 5. The record cache forgets the namespace's records (the import may have replaced
    some), and the pins are dropped.
 
@@ -30,7 +34,6 @@ import asyncio
 import contextlib
 import gzip
 import hashlib
-import itertools
 import tarfile
 import tempfile
 import time
@@ -64,8 +67,13 @@ from strata_server.storage.ports import ArtifactStore, BlobStore, NamespaceArchi
 READ = 256 << 10
 """Bytes read from the staged archive at a time."""
 BATCH = 1000
-"""Rows handed to the database per batch."""
+"""Most rows handed to the database per batch."""
+BATCH_BYTES = 4 << 20
+"""A batch ends once its lines hold this many bytes (or BATCH rows)."""
 PROGRESS_SECONDS = 0.25
+MAX_MANIFEST_BYTES = 64 << 20
+"""manifest.json is read whole: it lists each member in about 150 bytes, so this
+holds some 400,000 blobs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,21 @@ class ImportOutcome:
     counts: ImportCounts
     archive_bytes: int
     new_blob_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """What one import may make the server hold or do.
+
+    `archive_bytes`: the largest archive, staged whole (RESOURCE_EXHAUSTED past it).
+    `line_bytes`: the longest JSON Lines row, decompressed: more than any row the
+    server accepts through its API, so a longer one is a forgery. `rows_bytes`: the
+    row members of one archive together, decompressed. Past either of the last two,
+    BAD_ARCHIVE."""
+
+    archive_bytes: int
+    line_bytes: int
+    rows_bytes: int
 
 
 class Importer(NamespaceArchive, ArtifactStore, Protocol):
@@ -91,11 +114,12 @@ async def import_namespace(
     target: str | None,
     policy: ConflictPolicy,
     declared_size: int,
-    max_bytes: int,
+    limits: ImportLimits,
     actor: Actor,
     forget: Callable[[str], Awaitable[None]],
 ) -> AsyncIterator[Progress | ImportOutcome]:
     """Progress messages, then the outcome (see the module docstring)."""
+    max_bytes = limits.archive_bytes
     if declared_size > max_bytes:
         raise _too_large(max_bytes)
     with tempfile.TemporaryFile() as staged:
@@ -114,7 +138,7 @@ async def import_namespace(
         if received == 0:
             raise BadArchive("the archive is empty: send its bytes in chunks after the header")
         staged.seek(0)
-        archive = await asyncio.to_thread(_open, staged)
+        archive = await asyncio.to_thread(_open, staged, limits)
         with archive.tar:
             verified = 0
             yield Progress("verifying", 0, archive.content_bytes, "bytes")
@@ -169,8 +193,15 @@ def _too_large(limit: int) -> TooLarge:
 class _Archive:
     """The staged tar: its members, its manifest, and checked reads of both."""
 
-    def __init__(self, tar: tarfile.TarFile, manifest: Manifest, infos: dict[str, tarfile.TarInfo]):
+    def __init__(
+        self,
+        tar: tarfile.TarFile,
+        manifest: Manifest,
+        infos: dict[str, tarfile.TarInfo],
+        limits: ImportLimits,
+    ):
         self.tar = tar
+        self.limits = limits
         self.manifest = manifest
         self.infos = infos
         self.members = {m.name: m for m in manifest.members}
@@ -208,7 +239,7 @@ def _read(handle: IO[bytes], name: str) -> bytes:
         raise BadArchive(f"{name} cannot be read ({error}): the archive is truncated") from None
 
 
-def _open(staged: IO[bytes]) -> _Archive:
+def _open(staged: IO[bytes], limits: ImportLimits) -> _Archive:
     """Read the tar's headers and its manifest; BadArchive for anything amiss."""
     try:
         tar = tarfile.open(fileobj=staged, mode="r:")  # noqa: SIM115 - the caller closes it
@@ -226,6 +257,8 @@ def _open(staged: IO[bytes]) -> _Archive:
             if not info.isfile() or info.name in by_name:
                 raise BadArchive(f"the archive member {info.name!r} is not expected")
             by_name[info.name] = info
+        if infos[-1].size > MAX_MANIFEST_BYTES:
+            raise BadArchive(f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
         handle = tar.extractfile(infos[-1])
         assert handle is not None
         data = _read(handle, MANIFEST)
@@ -252,7 +285,7 @@ def _open(staged: IO[bytes]) -> _Archive:
     except BaseException:
         tar.close()
         raise
-    return _Archive(tar, manifest, by_name)
+    return _Archive(tar, manifest, by_name, limits)
 
 
 async def _store_blobs(
@@ -305,19 +338,56 @@ def _content_types(archive: _Archive) -> dict[str, str]:
     """sha256 -> the content type of the first artifact naming it: the one whose
     upload stored the blob, so the store picks the same encoding again."""
     types: dict[str, str] = {}
-    for batch in _decoded(archive, Kind.ARTIFACTS, "_"):
+    for batch in _decoded(archive, Kind.ARTIFACTS, "_", _Budget(archive.limits)):
         for artifact in batch:
             types.setdefault(artifact.sha256, artifact.content_type)
     return types
 
 
-def _decoded(archive: _Archive, kind: Kind, namespace: str) -> Iterator[list[Any]]:
-    """The rows of one member, decoded and checked, in batches of up to BATCH."""
+class _Budget:
+    """The decompressed bytes one pass over an archive's rows may still read."""
+
+    def __init__(self, limits: ImportLimits) -> None:
+        self.limits = limits
+        self.left = limits.rows_bytes
+
+    def line(self, stream: gzip.GzipFile, name: str, number: int) -> bytes:
+        """The next line of `stream` (b"" at its end), read no further than the limits."""
+        line = stream.readline(self.limits.line_bytes + 1)
+        self.left -= len(line)
+        if self.left < 0:
+            raise BadArchive(
+                f"the archive's rows decompress to more than {self.limits.rows_bytes} bytes, "
+                "the server's import limit (STRATA_MAX_IMPORT_ROWS_BYTES)",
+                metadata={"limit": str(self.limits.rows_bytes)},
+            )
+        if len(line) > self.limits.line_bytes:
+            raise BadArchive(
+                f"{name}:{number}: the line is longer than {self.limits.line_bytes} bytes, "
+                "more than any row this server accepts",
+                metadata={"member": name, "limit": str(self.limits.line_bytes)},
+            )
+        return line
+
+
+def _decoded(archive: _Archive, kind: Kind, namespace: str, budget: _Budget) -> Iterator[list[Any]]:
+    """The rows of one member, decoded and checked, in batches of up to BATCH rows
+    and about BATCH_BYTES (see the module docstring)."""
     name = member_name(kind)
     try:
         with gzip.GzipFile(fileobj=archive.read(name), mode="rb") as stream:
             first = 1
-            while lines := list(itertools.islice(stream, BATCH)):
+            while True:
+                lines: list[bytes] = []
+                size = 0
+                while len(lines) < BATCH and size < BATCH_BYTES:
+                    line = budget.line(stream, name, first + len(lines))
+                    if not line:
+                        break
+                    lines.append(line)
+                    size += len(line)
+                if not lines:
+                    return
                 if not lines[-1].endswith(b"\n"):
                     raise BadArchive(f"{name}:{first + len(lines) - 1}: the last line is cut")
                 yield decode_lines(kind, lines, namespace, name, first)
@@ -338,11 +408,12 @@ class _Rows:
 
     def _batches(self) -> Iterator[RowBatch]:
         transcripts: dict[str, tuple[int, int]] = {}
+        budget = _Budget(self.archive.limits)
         for kind in KINDS:
             name = member_name(kind)
             offsets = EntryOffsets(transcripts) if kind is Kind.ENTRIES else None
             line = 1
-            for rows in _decoded(self.archive, kind, self.namespace):
+            for rows in _decoded(self.archive, kind, self.namespace, budget):
                 if kind is Kind.TRANSCRIPTS:
                     transcripts.update((t.id, (t.next_seq, t.size_bytes)) for t in rows)
                 elif offsets is not None:

@@ -250,8 +250,12 @@ class AdminServiceServicer:
         member's checksum, stores the blobs, then writes every row in one database
         transaction: all or nothing. Streams progress, then the result.
         INVALID_ARGUMENT (reason BAD_ARCHIVE) for a truncated or corrupt archive, a
-        checksum mismatch, bad JSON or an unknown format version;
+        checksum mismatch, bad JSON, an unknown format version, a row line longer
+        than any row the server accepts, or rows that decompress to more than
+        STRATA_MAX_IMPORT_ROWS_BYTES;
         RESOURCE_EXHAUSTED (reason TOO_LARGE) past STRATA_MAX_IMPORT_BYTES;
+        DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
+        STRATA_IMPORT_IDLE_TIMEOUT_SECONDS (what it sent is discarded);
         ALREADY_EXISTS when the conflict policy is FAIL and an id is taken (nothing
         is imported).
         """

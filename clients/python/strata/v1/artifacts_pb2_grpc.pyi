@@ -53,6 +53,8 @@ class ArtifactServiceStub:
     before the header, an empty name, an ill-formed sha256 or labels, or
     content whose SHA-256 or size differs from the header's;
     RESOURCE_EXHAUSTED for content larger than the configured maximum;
+    DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
+    STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS (what it sent is discarded);
     FAILED_PRECONDITION (reason BLOB_NOT_FOUND) when the chunks were left out
     but the namespace stores no such content.
     """
@@ -112,6 +114,8 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     before the header, an empty name, an ill-formed sha256 or labels, or
     content whose SHA-256 or size differs from the header's;
     RESOURCE_EXHAUSTED for content larger than the configured maximum;
+    DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
+    STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS (what it sent is discarded);
     FAILED_PRECONDITION (reason BLOB_NOT_FOUND) when the chunks were left out
     but the namespace stores no such content.
     """
@@ -174,6 +178,8 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         before the header, an empty name, an ill-formed sha256 or labels, or
         content whose SHA-256 or size differs from the header's;
         RESOURCE_EXHAUSTED for content larger than the configured maximum;
+        DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
+        STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS (what it sent is discarded);
         FAILED_PRECONDITION (reason BLOB_NOT_FOUND) when the chunks were left out
         but the namespace stores no such content.
         """

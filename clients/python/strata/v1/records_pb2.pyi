@@ -588,8 +588,8 @@ class WatchRecordsRequest(_message.Message):
     """The collection to watch."""
     filter: _builtins.str
     """Optional AIP-160 filter, as for ListRecords: creates and updates are sent
-    only for records that match it when the change is read; deletes are
-    always sent.
+    only for records that exist and match it when the change is read; deletes
+    are always sent. Without a filter every change is sent.
     """
     from_cursor: _builtins.str
     """A `cursor` from an earlier stream of the same namespace, to resume just
@@ -697,7 +697,9 @@ class RecordChange(_message.Message):
     @_builtins.property
     def record(self) -> Global___Record:
         """The record as it is when the change is read: at `version`, or newer when
-        it changed again since (later changes follow). Unset for a delete.
+        it changed again since (later changes follow). Unset for a delete, and for
+        a create or update of a record deleted or expired since (its delete
+        follows, or comes when the expired record is removed).
         """
 
     def __init__(

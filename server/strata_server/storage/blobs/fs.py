@@ -8,6 +8,10 @@ it, then publishes it with `link(2)` to its final name: atomic, and it fails whe
 the name exists, so two uploads of the same content cannot clobber each other and a
 reader never sees a partial blob. The directory is fsynced after the link; the
 temporary name is unlinked when the upload ends, whatever happened.
+
+`DiskBlobStore.temporary()` is the store of the memory shape (`sqlite://:memory:`):
+the same layout in a fresh temporary directory (under TMPDIR) that `close` removes,
+so a throwaway server leaves nothing behind where it ran.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import errno
 import hashlib
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -155,10 +161,11 @@ class DiskBlobStore:
 
     kind = "disk"
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, owned: bool = False) -> None:
         self.root = data_dir
         self.blobs = data_dir / layout.ROOT
         self.tmp = data_dir / "blobs" / "tmp"
+        self._owned = owned
 
     @classmethod
     async def connect(cls, data_dir: Path) -> DiskBlobStore:
@@ -168,6 +175,23 @@ class DiskBlobStore:
             await asyncio.to_thread(store.blobs.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(store.tmp.mkdir, parents=True, exist_ok=True)
         except OSError as error:
+            raise translate(error) from error
+        return store
+
+    @classmethod
+    async def temporary(cls) -> DiskBlobStore:
+        """A store in a new temporary directory, removed with everything in it by
+        `close`: the blobs of a server that keeps nothing."""
+        try:
+            path = await asyncio.to_thread(tempfile.mkdtemp, prefix="strata-blobs-")
+        except OSError as error:
+            raise translate(error) from error
+        store = cls(Path(path), owned=True)
+        try:
+            await asyncio.to_thread(store.blobs.mkdir, parents=True)
+            await asyncio.to_thread(store.tmp.mkdir, parents=True)
+        except OSError as error:
+            await store.close()
             raise translate(error) from error
         return store
 
@@ -290,7 +314,9 @@ class DiskBlobStore:
             raise translate(error) from error
 
     async def close(self) -> None:
-        """Nothing to release."""
+        """Remove the directory if this store made it (`temporary`); else nothing."""
+        if self._owned:
+            await asyncio.to_thread(shutil.rmtree, self.root, ignore_errors=True)
 
 
 def _read_raw(file: IO[bytes], start: int, end: int) -> Generator[bytes, None, None]:

@@ -9,22 +9,18 @@ whose transaction is older than every transaction still running
 no entry can appear later below the read position. Entries are ordered by
 (xact, seq), and a cursor is that pair, `p<xact>.<seq>`. The price is that one
 long-running write transaction anywhere in the cluster holds the feed back until it
-ends.
+ends. Whether a record was deleted after an entry is looked up by the entity index;
+`core.changes` turns the entries into changes.
 """
 
 from __future__ import annotations
 
 import re
 
+from strata_server.core.changes import DELETE_ACTIONS, ChangeEntry, ids_to_read, to_changes
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import Filter
-from strata_server.core.models import (
-    CHANGE_KINDS,
-    ChangeBatch,
-    ChangeKind,
-    Record,
-    RecordChange,
-)
+from strata_server.core.models import ChangeBatch, Record
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.postgres.pool import Conn
@@ -35,8 +31,13 @@ _CURSOR = re.compile(r"p(\d{1,20})\.(\d{1,19})")
 
 HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 
-CHANGES = """
-SELECT a.xact::text AS xact_text, a.seq, a.action, a.entity_id, a.version, a.time
+CHANGES = f"""
+SELECT a.xact::text AS xact_text, a.seq, a.action, a.entity_id, a.version, a.time, EXISTS (
+    SELECT 1 FROM audit_log AS d
+    WHERE d.namespace = a.namespace AND d.entity = 'record' AND d.entity_id = a.entity_id
+      AND (d.xact, d.seq) > (a.xact, a.seq)
+      AND d.action IN ({", ".join(f"'{action}'" for action in DELETE_ACTIONS)})
+  )
 FROM audit_log AS a
 WHERE a.namespace = %s AND a.entity = 'record' AND a.entity_id >= %s AND a.entity_id < %s
   AND (a.xact, a.seq) > (%s::text::xid8, %s::bigint)
@@ -45,7 +46,9 @@ ORDER BY a.xact, a.seq
 LIMIT %s
 """
 """Settled audit entries of one collection's records after a cursor (entity ids are
-`<collection>/<id>`, so the collection is a range of them under the "C" collation).
+`<collection>/<id>`, so the collection is a range of them under the "C" collation),
+each with whether a later entry deleted its record (committed or not yet settled: the
+records table shows such a delete already).
 The xid goes out as text under another name: ORDER BY a bare `xact` would take the
 output column, and order 999 after 1000."""
 
@@ -87,34 +90,15 @@ async def record_changes(
     rows = await cursor.fetchall()
     if not rows:
         return ChangeBatch((), after)
-    prefix = len(collection) + 1
+    entries = [
+        ChangeEntry(_cursor(row_xact, row_seq), action, entity_id, version, at, gone)
+        for row_xact, row_seq, action, entity_id, version, at, gone in rows
+    ]
     live = await _matching(
-        conn,
-        namespace,
-        collection,
-        [row[3][prefix:] for row in rows if CHANGE_KINDS.get(row[2]) is not ChangeKind.DELETED],
-        filter,
-        dialect,
+        conn, namespace, collection, ids_to_read(collection, entries), filter, dialect
     )
-    changes = []
-    for row_xact, row_seq, action, entity_id, version, time in rows:
-        kind = CHANGE_KINDS.get(action)
-        record_id = entity_id[prefix:]
-        record = live.get(record_id)
-        if kind is None or (record is None if kind is not ChangeKind.DELETED else version == 0):
-            continue  # not a change; a record gone or not matching; a delete of nothing
-        changes.append(
-            RecordChange(
-                kind,
-                collection,
-                record_id,
-                version,
-                time,
-                record if kind is not ChangeKind.DELETED else None,
-                _cursor(row_xact, row_seq),
-            )
-        )
-    return ChangeBatch(changes, _cursor(rows[-1][0], rows[-1][1]))
+    changes = to_changes(collection, entries, live, filtered=filter is not None)
+    return ChangeBatch(changes, entries[-1].cursor)
 
 
 async def _matching(

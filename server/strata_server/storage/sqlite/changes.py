@@ -3,7 +3,8 @@
 SQLite has one writer, so audit entries commit in `seq` order and a reader never
 sees seq 6 before seq 5: the cursor is the seq, `s<seq>`. The scan walks the
 audit log's rowid from the cursor (NOT INDEXED: the entity index would visit a
-collection's whole history and sort it).
+collection's whole history and sort it); whether a record was deleted since an entry
+is looked up by the entity index. `core.changes` turns the entries into changes.
 """
 
 from __future__ import annotations
@@ -11,15 +12,10 @@ from __future__ import annotations
 import json
 import re
 
+from strata_server.core.changes import DELETE_ACTIONS, ChangeEntry, ids_to_read, to_changes
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import Filter
-from strata_server.core.models import (
-    CHANGE_KINDS,
-    ChangeBatch,
-    ChangeKind,
-    Record,
-    RecordChange,
-)
+from strata_server.core.models import ChangeBatch, Record
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros
 from strata_server.storage.sqlite.records import LIVE, RECORD_COLUMNS, now_micros, record_from_row
@@ -29,12 +25,21 @@ _CURSOR = re.compile(r"s(\d{1,19})")
 
 HEAD = "SELECT coalesce(max(seq), 0) FROM audit_log"
 
-CHANGES = """
-SELECT seq, action, entity_id, version, time FROM audit_log NOT INDEXED
-WHERE seq > ? AND namespace = ? AND entity = 'record' AND entity_id >= ? AND entity_id < ?
-ORDER BY seq
+CHANGES = f"""
+SELECT a.seq, a.action, a.entity_id, a.version, a.time, EXISTS (
+    SELECT 1 FROM audit_log AS d INDEXED BY audit_log_record_deletes
+    WHERE d.namespace = a.namespace AND d.entity = 'record' AND d.entity_id = a.entity_id
+      AND d.seq > a.seq AND d.action IN ({", ".join(f"'{action}'" for action in DELETE_ACTIONS)})
+  )
+FROM audit_log AS a NOT INDEXED
+WHERE a.seq > ? AND a.namespace = ? AND a.entity = 'record'
+  AND a.entity_id >= ? AND a.entity_id < ?
+ORDER BY a.seq
 LIMIT ?
 """
+"""Audit entries of one collection's records after a cursor, each with whether a later
+entry deleted its record (one seek in the partial index of deletes, migration 0010: the
+planner would otherwise walk the record's history in the entity index)."""
 
 
 def parse_cursor(cursor: str) -> int:
@@ -62,28 +67,13 @@ async def record_changes(
     rows = await db.fetchall(CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit))
     if not rows:
         return ChangeBatch((), after)
-    prefix = len(collection) + 1
-    ids = [row[2][prefix:] for row in rows if CHANGE_KINDS.get(row[1]) is not ChangeKind.DELETED]
-    live = await _matching(db, namespace, collection, ids, filter)
-    changes = []
-    for row_seq, action, entity_id, version, time in rows:
-        kind = CHANGE_KINDS.get(action)
-        record_id = entity_id[prefix:]
-        record = live.get(record_id)
-        if kind is None or (record is None if kind is not ChangeKind.DELETED else version == 0):
-            continue  # not a change; a record gone or not matching; a delete of nothing
-        changes.append(
-            RecordChange(
-                kind,
-                collection,
-                record_id,
-                version,
-                from_micros(time),
-                record if kind is not ChangeKind.DELETED else None,
-                f"s{row_seq}",
-            )
-        )
-    return ChangeBatch(changes, f"s{rows[-1][0]}")
+    entries = [
+        ChangeEntry(f"s{row_seq}", action, entity_id, version, from_micros(at), bool(gone))
+        for row_seq, action, entity_id, version, at, gone in rows
+    ]
+    live = await _matching(db, namespace, collection, ids_to_read(collection, entries), filter)
+    changes = to_changes(collection, entries, live, filtered=filter is not None)
+    return ChangeBatch(changes, entries[-1].cursor)
 
 
 async def _matching(

@@ -1,0 +1,87 @@
+"""Which audit entries of a collection's records become WatchRecords changes, and
+with which record.
+
+The feed promises every change after a cursor, in commit order, with no gap. An
+entry carries no copy of the record, so a change is sent with the record as it is
+when the change is read; a record deleted since (or removed when it expired) has no
+such state, and its create or update is sent without a record, its delete following
+later in the feed. A record deleted and created again under the same id is a new
+record: the changes of the old one carry no record either, rather than the new
+one's. A filter applies to the record as read: with one, creates and updates are
+sent only for records that exist and match; deletes are always sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from strata_server.core.models import CHANGE_KINDS, ChangeKind, Record, RecordChange
+
+DELETE_ACTIONS: tuple[str, ...] = tuple(
+    action for action, kind in CHANGE_KINDS.items() if kind is ChangeKind.DELETED
+)
+"""The audit actions after which a record no longer exists (migration 0010's partial
+index of deletes lists the same ones, in this order)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEntry:
+    """One audit entry of a record, as an adapter reads it for the feed.
+
+    `deleted_since` says whether a later entry of the feed deleted the record."""
+
+    cursor: str
+    action: str
+    entity_id: str
+    version: int
+    time: datetime
+    deleted_since: bool
+
+
+def ids_to_read(collection: str, entries: Sequence[ChangeEntry]) -> list[str]:
+    """The ids of the records whose current state the changes may carry: those
+    created or updated and not deleted since."""
+    prefix = len(collection) + 1
+    return [
+        entry.entity_id[prefix:]
+        for entry in entries
+        if _kind(entry) in (ChangeKind.CREATED, ChangeKind.UPDATED) and not entry.deleted_since
+    ]
+
+
+def to_changes(
+    collection: str,
+    entries: Sequence[ChangeEntry],
+    live: Mapping[str, Record],
+    *,
+    filtered: bool,
+) -> list[RecordChange]:
+    """The changes among `entries`, given `live`: the records of `ids_to_read` that
+    exist now (and match the filter, when `filtered`), by id."""
+    prefix = len(collection) + 1
+    changes = []
+    for entry in entries:
+        kind = _kind(entry)
+        if kind is None:
+            continue  # not a change
+        record_id = entry.entity_id[prefix:]
+        record = None
+        if kind is ChangeKind.DELETED:
+            if entry.version == 0:
+                continue  # a delete of nothing
+        else:
+            record = None if entry.deleted_since else live.get(record_id)
+            if record is None and filtered:
+                continue  # a record gone, or not matching: it matches no filter
+        changes.append(
+            RecordChange(
+                kind, collection, record_id, entry.version, entry.time, record, entry.cursor
+            )
+        )
+    return changes
+
+
+def _kind(entry: ChangeEntry) -> ChangeKind | None:
+    return CHANGE_KINDS.get(entry.action)
