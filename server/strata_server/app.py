@@ -13,12 +13,12 @@ from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from strata.v1 import (
     admin_pb2,
@@ -40,6 +40,7 @@ from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.cache import CacheService
+from strata_server.api.decoding import DecodingServer
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
@@ -361,8 +362,11 @@ async def start(settings: Settings) -> Running:
         await blobs.close()
         await database.close()
 
+    # Every service, health and reflection included, registers through this: their
+    # handlers decode requests themselves, so bad bytes are INVALID_ARGUMENT.
+    registrar = cast(grpc.aio.Server, DecodingServer(server))
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(caching.records, settings.max_record_bytes, events), server
+        RecordService(caching.records, settings.max_record_bytes, events), registrar
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
@@ -371,7 +375,7 @@ async def start(settings: Settings) -> Running:
             events,
             max_entry_bytes=settings.max_entry_bytes,
         ),
-        server,
+        registrar,
     )
     add_transcript_service(
         TranscriptService(
@@ -380,7 +384,7 @@ async def start(settings: Settings) -> Running:
             max_entry_bytes=settings.max_entry_bytes,
             heartbeat_seconds=settings.transcript_heartbeat_seconds,
         ),
-        server,
+        registrar,
     )
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         CacheService(
@@ -388,13 +392,13 @@ async def start(settings: Settings) -> Running:
             max_value_bytes=settings.cache_max_value_bytes,
             default_ttl=settings.cache_default_ttl_seconds,
         ),
-        server,
+        registrar,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, events, settings.max_record_bytes), server
+        QueueService(database, events, settings.max_record_bytes), registrar
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactService(database, blobs, settings.max_artifact_bytes), server
+        ArtifactService(database, blobs, settings.max_artifact_bytes), registrar
     )
     cleanup = Cleanup(
         database,
@@ -420,12 +424,17 @@ async def start(settings: Settings) -> Running:
                 forget=caching.forget_namespace,
             ),
         ),
-        server,
+        registrar,
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
+    # What reflection.enable_server_reflection does for a grpc.aio.Server, which it
+    # recognises by type (the registrar is not one).
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+        reflection.aio.ReflectionServicer(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        ),
+        registrar,
     )
     try:
         port = server.add_insecure_port(settings.listen)

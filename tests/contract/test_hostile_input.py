@@ -1,0 +1,162 @@
+"""Hostile input (issue 17, items 1-5): whatever a caller sends is a caller's error.
+
+Request bodies that do not parse, NUL in search queries, out-of-range times and
+durations, forged page tokens and google.protobuf.Values with no kind set: each is
+INVALID_ARGUMENT with google.rpc.Status details on both shapes, never UNKNOWN or
+INTERNAL, and leaves no traceback in the server's log.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.descriptor import MethodDescriptor
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
+
+import strata.v1
+from strata.v1 import admin_pb2, artifacts_pb2
+from tests.contract.artifacts_support import header
+from tests.contract.helpers import expect_error
+from tests.support.server import StrataProcess
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _service_descriptors() -> Iterator[Any]:
+    """Every service this server registers: all of strata.v1 (every *_pb2 module, so
+    a new proto file is covered too), health and reflection."""
+    for module in pkgutil.iter_modules(strata.v1.__path__):
+        if module.name.endswith("_pb2"):
+            file = importlib.import_module(f"strata.v1.{module.name}").DESCRIPTOR
+            yield from file.services_by_name.values()
+    yield health_pb2.DESCRIPTOR.services_by_name["Health"]
+    yield reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
+
+
+METHODS: list[MethodDescriptor] = [
+    method for service in _service_descriptors() for method in service.methods
+]
+
+
+def _path(method: MethodDescriptor) -> str:
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def test_every_service_the_server_lists_is_covered(stubs: Any) -> None:
+    ask = reflection_pb2.ServerReflectionRequest(list_services="")
+    answers = stubs.channel.stream_stream(
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )(iter([ask]), timeout=10)
+    listed = {s.name for answer in answers for s in answer.list_services_response.service}
+    covered = {method.containing_service.full_name for method in METHODS}
+    assert "strata.v1.RecordService" in listed
+    assert listed == covered
+
+
+def raw_call(channel: grpc.Channel, method: MethodDescriptor, bodies: list[bytes]) -> Any:
+    """Call `method` with `bodies` as its request message(s), unencoded: one for a
+    unary request, all of them as the stream otherwise. Reads any response stream to
+    its end."""
+    path = _path(method)
+    if not method.client_streaming and not method.server_streaming:
+        return channel.unary_unary(path)(bodies[0], timeout=10)
+    if not method.client_streaming:
+        return list(channel.unary_stream(path)(bodies[0], timeout=10))
+    if not method.server_streaming:
+        return channel.stream_unary(path)(iter(bodies), timeout=10)
+    return list(channel.stream_stream(path)(iter(bodies), timeout=10))
+
+
+@dataclass
+class LogWatch:
+    """What the server logs from now on."""
+
+    server: StrataProcess
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        self.start = len(self.server.log())
+
+    def new(self) -> str:
+        return self.server.log()[self.start :]
+
+
+UNPARSEABLE = {
+    "end-group tag": b"\x04",
+    "truncated length": b"\x0a\x05ab",
+    "truncated varint": b"\x08\xff\xff",
+}
+
+
+@pytest.mark.parametrize("body", list(UNPARSEABLE.values()), ids=list(UNPARSEABLE))
+def test_an_unparseable_request_is_invalid_argument_on_every_method(
+    stubs: Any, server: StrataProcess, body: bytes
+) -> None:
+    watch = LogWatch(server)
+    for method in METHODS:
+        info, bad_request = expect_error(
+            lambda m=method: raw_call(stubs.channel, m, [body]), INVALID, "MALFORMED_REQUEST"
+        )
+        assert info.metadata["message_type"] == method.input_type.full_name, _path(method)
+        assert bad_request is not None and bad_request.field_violations, _path(method)
+    log = watch.new()
+    assert "Traceback" not in log
+    lines = [line for line in log.splitlines() if "undecodable request" in line]
+    assert len(lines) == len(METHODS)
+    assert all("warn" in line.lower() for line in lines)
+
+
+def test_invalid_utf8_in_a_string_field_is_invalid_argument(stubs: Any) -> None:
+    # Field 3 of GetRecordRequest (id) is a string; 0xff is never valid UTF-8.
+    expect_error(
+        lambda: stubs.channel.unary_unary("/strata.v1.RecordService/GetRecord")(
+            b"\x1a\x02\xff\xfe", timeout=10
+        ),
+        INVALID,
+        "MALFORMED_REQUEST",
+        message_type="strata.v1.GetRecordRequest",
+    )
+
+
+def test_a_bad_message_inside_a_client_stream_fails_that_stream(
+    stubs: Any, server: StrataProcess
+) -> None:
+    watch = LogWatch(server)
+    upload = [header().SerializeToString(), artifacts_pb2.UploadArtifactRequest(chunk=b"x" * 100)]
+    upload_bodies = [upload[0], upload[1].SerializeToString(), b"\x04"]
+    method = artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].methods_by_name
+    expect_error(
+        lambda: raw_call(stubs.channel, method["UploadArtifact"], upload_bodies),
+        INVALID,
+        "MALFORMED_REQUEST",
+        message_type="strata.v1.UploadArtifactRequest",
+    )
+    admin = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name
+    import_header = admin_pb2.ImportNamespaceRequest(
+        header=admin_pb2.ImportHeader(namespace="hostile-import")
+    ).SerializeToString()
+    expect_error(
+        lambda: raw_call(stubs.channel, admin["ImportNamespace"], [import_header, b"\x0a\x05"]),
+        INVALID,
+        "MALFORMED_REQUEST",
+        message_type="strata.v1.ImportNamespaceRequest",
+    )
+    assert "Traceback" not in watch.new()
+
+
+def test_health_still_answers_a_good_request(stubs: Any) -> None:
+    response = stubs.channel.unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert response.status == health_pb2.HealthCheckResponse.SERVING
