@@ -21,9 +21,9 @@ from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 import strata.v1
-from strata.v1 import admin_pb2, artifacts_pb2
+from strata.v1 import admin_pb2, artifacts_pb2, artifacts_pb2_grpc
 from tests.contract.artifacts_support import header
-from tests.contract.helpers import expect_error
+from tests.contract.helpers import CALLER_FAULT_CODES, expect_error
 from tests.support.server import StrataProcess
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -62,18 +62,20 @@ def test_every_service_the_server_lists_is_covered(stubs: Any) -> None:
     assert listed == covered
 
 
-def raw_call(channel: grpc.Channel, method: MethodDescriptor, bodies: list[bytes]) -> Any:
+def raw_call(
+    channel: grpc.Channel, method: MethodDescriptor, bodies: list[bytes], timeout: float = 10
+) -> Any:
     """Call `method` with `bodies` as its request message(s), unencoded: one for a
     unary request, all of them as the stream otherwise. Reads any response stream to
     its end."""
     path = _path(method)
     if not method.client_streaming and not method.server_streaming:
-        return channel.unary_unary(path)(bodies[0], timeout=10)
+        return channel.unary_unary(path)(bodies[0], timeout=timeout)
     if not method.client_streaming:
-        return list(channel.unary_stream(path)(bodies[0], timeout=10))
+        return list(channel.unary_stream(path)(bodies[0], timeout=timeout))
     if not method.server_streaming:
-        return channel.stream_unary(path)(iter(bodies), timeout=10)
-    return list(channel.stream_stream(path)(iter(bodies), timeout=10))
+        return channel.stream_unary(path)(iter(bodies), timeout=timeout)
+    return list(channel.stream_stream(path)(iter(bodies), timeout=timeout))
 
 
 @dataclass
@@ -160,3 +162,147 @@ def test_health_still_answers_a_good_request(stubs: Any) -> None:
         response_deserializer=health_pb2.HealthCheckResponse.FromString,
     )(health_pb2.HealthCheckRequest(service=""), timeout=10)
     assert response.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# --- 3. times and durations out of range --------------------------------------------
+
+TIME_TYPES = {"google.protobuf.Timestamp", "google.protobuf.Duration"}
+
+
+def _time_paths(
+    descriptor: Any, prefix: tuple[tuple[str, bool], ...] = (), seen: frozenset[str] = frozenset()
+) -> Iterator[tuple[tuple[str, bool], ...]]:
+    """Every path from `descriptor` to a Timestamp or Duration field, as (field name,
+    repeated) steps, without entering a message type twice on one path."""
+    for field in descriptor.fields:
+        target = field.message_type
+        if target is None or target.GetOptions().map_entry:
+            continue
+        step = (*prefix, (field.name, field.is_repeated))
+        if target.full_name in TIME_TYPES:
+            yield step
+        elif target.full_name not in seen and not target.full_name.startswith("google."):
+            yield from _time_paths(target, step, seen | {descriptor.full_name})
+
+
+PLAUSIBLE = {
+    "namespace": "hostile-times",
+    "collection": "hostile",
+    "queue": "hostile",
+    "key": "hostile",
+    "max_jobs": 1,
+}
+"""Values for the fields that most requests need, so that a time reaches the code
+that uses it instead of an error about a missing name."""
+
+
+def _fill(message: Any) -> None:
+    for name, value in PLAUSIBLE.items():
+        if name in message.DESCRIPTOR.fields_by_name:
+            setattr(message, name, value)
+
+
+def _with_time(method: MethodDescriptor, path: Any, seconds: int, nanos: int) -> tuple[Any, str]:
+    """A request of `method` whose time at `path` is (seconds, nanos), and the
+    field path an error names it by. Unary calls get plausible names besides."""
+    request = importlib.import_module(method.input_type.file.name.replace("/", ".")[:-6] + "_pb2")
+    message_class = getattr(request, method.input_type.name)
+    message = message_class()
+    fill = _fill if not method.server_streaming else (lambda _: None)
+    fill(message)
+    target, names = message, []
+    for name, repeated in path[:-1]:
+        if repeated:
+            names.append(f"{name}[0]")
+            target = getattr(target, name).add()
+        else:
+            names.append(name)
+            target = getattr(target, name)
+        fill(target)
+    name, repeated = path[-1]
+    value = getattr(target, name).add() if repeated else getattr(target, name)
+    names.append(f"{name}[0]" if repeated else name)
+    value.seconds, value.nanos = seconds, nanos
+    return message, ".".join(names)
+
+
+TIME_CASES = [
+    (method, path)
+    for method in METHODS
+    if method.containing_service.full_name.startswith("strata.")
+    for path in _time_paths(method.input_type)
+]
+
+TIMESTAMP_LIMITS = (-62_135_596_800, 253_402_300_799)
+DURATION_LIMIT = 315_576_000_000
+
+
+def _is_timestamp(method: MethodDescriptor, path: Any) -> bool:
+    descriptor = method.input_type
+    for name, _ in path:
+        descriptor = descriptor.fields_by_name[name].message_type
+    return bool(descriptor.full_name == "google.protobuf.Timestamp")
+
+
+def _out_of_range(method: MethodDescriptor, path: Any) -> list[tuple[int, int]]:
+    if _is_timestamp(method, path):
+        low, high = TIMESTAMP_LIMITS
+        return [(high + 1, 0), (low - 1, 0), (0, -1), (0, 1_000_000_000), (2**62, 0)]
+    return [(DURATION_LIMIT + 1, 0), (-DURATION_LIMIT - 1, 0), (1, -1), (-1, 1), (2**62, 0)]
+
+
+def _extremes(method: MethodDescriptor, path: Any) -> list[tuple[int, int]]:
+    if _is_timestamp(method, path):
+        low, high = TIMESTAMP_LIMITS
+        return [(low, 0), (high, 999_999_999), (0, 0)]
+    return [(DURATION_LIMIT, 999_999_999), (-DURATION_LIMIT, -999_999_999), (0, 0)]
+
+
+def test_requests_hold_times_to_check() -> None:
+    paths = {f"{m.name}:{'.'.join(name for name, _ in path)}" for m, path in TIME_CASES}
+    assert "GetArtifactUrl:expiry" in paths
+    assert "Commit:writes.enqueue.delay" in paths
+
+
+def _call(channel: grpc.Channel, method: MethodDescriptor, message: Any, timeout: float) -> Any:
+    return raw_call(channel, method, [message.SerializeToString()], timeout)
+
+
+def test_a_time_out_of_its_range_is_invalid_argument_naming_it(
+    stubs: Any, server: StrataProcess
+) -> None:
+    watch = LogWatch(server)
+    for method, path in TIME_CASES:
+        for seconds, nanos in _out_of_range(method, path):
+            message, field = _with_time(method, path, seconds, nanos)
+            expect_error(
+                lambda m=method, r=message: _call(stubs.channel, m, r, 10),
+                INVALID,
+                "INVALID_ARGUMENT",
+                field,
+            )
+    assert "Traceback" not in watch.new()
+
+
+def test_get_artifact_url_expiry_of_2_to_the_62_seconds(stubs: Any) -> None:
+    stub = artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)
+    request = artifacts_pb2.GetArtifactUrlRequest(id="anything")
+    request.expiry.seconds = 2**62
+    expect_error(lambda: stub.GetArtifactUrl(request), INVALID, "INVALID_ARGUMENT", "expiry")
+
+
+def test_times_at_the_ends_of_their_range_are_never_a_server_error(
+    stubs: Any, server: StrataProcess
+) -> None:
+    watch = LogWatch(server)
+    for method, path in TIME_CASES:
+        for seconds, nanos in _extremes(method, path):
+            message, _ = _with_time(method, path, seconds, nanos)
+            try:
+                _call(stubs.channel, method, message, 3)
+            except grpc.RpcError as error:
+                assert error.code() not in CALLER_FAULT_CODES, (
+                    f"{method.name} {path} = ({seconds}, {nanos}): {error.code().name} "
+                    f"{error.details()}"
+                )
+    assert "Traceback" not in watch.new()
