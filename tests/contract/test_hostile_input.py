@@ -10,20 +10,41 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import struct_pb2
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
 import strata.v1
-from strata.v1 import admin_pb2, artifacts_pb2, artifacts_pb2_grpc
+from strata.v1 import (
+    admin_pb2,
+    artifacts_pb2,
+    artifacts_pb2_grpc,
+    queue_pb2,
+    records_pb2,
+    transaction_pb2,
+    transcripts_pb2,
+)
+from strata.v1.transcripts_pb2_grpc import TranscriptServiceStub
 from tests.contract.artifacts_support import header
-from tests.contract.helpers import CALLER_FAULT_CODES, expect_error
+from tests.contract.helpers import (
+    CALLER_FAULT_CODES,
+    create,
+    data_of,
+    expect_error,
+    get,
+    list_ids,
+    list_jobs,
+    queue_stub,
+    to_struct,
+    unique,
+)
 from tests.support.server import StrataProcess
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -306,3 +327,127 @@ def test_times_at_the_ends_of_their_range_are_never_a_server_error(
                     f"{error.details()}"
                 )
     assert "Traceback" not in watch.new()
+
+
+# --- 5. google.protobuf.Value with no kind set ---------------------------------------
+
+
+def _holey(where: str) -> struct_pb2.Struct:
+    """Record-like data whose Value at `where` has no kind set: "title" (a key),
+    "tags" (the third item of a list), "meta" (a key of a nested object), "odd key"
+    (a key that is not an identifier)."""
+    data = to_struct({"ok": 1, "tags": ["a", "b"], "meta": {"author": "x"}})
+    if where == "title":
+        data.fields.get_or_create("title")
+    elif where == "tags":
+        data.fields["tags"].list_value.values.add()
+    elif where == "meta":
+        data.fields["meta"].struct_value.fields.get_or_create("editor")
+    else:
+        data.fields.get_or_create("odd key")
+    return data
+
+
+HOLES = {
+    "title": ".title",
+    "tags": ".tags[2]",
+    "meta": ".meta.editor",
+    "odd key": '["odd key"]',
+}
+
+
+@pytest.mark.parametrize("where", list(HOLES))
+def test_a_value_with_no_kind_in_record_data_is_refused_naming_its_path(
+    stubs: Any, collection: str, where: str
+) -> None:
+    record_id = unique("r")
+    request = records_pb2.CreateRecordRequest(
+        collection=collection, record_id=record_id, data=_holey(where)
+    )
+    expect_error(
+        lambda: stubs.records.CreateRecord(request),
+        INVALID,
+        "INVALID_ARGUMENT",
+        f"data{HOLES[where]}",
+    )
+    expect_error(lambda: get(stubs, collection, record_id), grpc.StatusCode.NOT_FOUND)
+
+
+def test_a_value_with_no_kind_is_refused_in_every_write(stubs: Any, collection: str) -> None:
+    holey = _holey("title")
+    qs = queue_stub(stubs.channel)
+    queue = unique("q")
+    create(stubs, collection, "exists", {"title": "kept"})
+    calls: dict[str, Callable[[], Any]] = {
+        "data.title": lambda: stubs.records.UpdateRecord(
+            records_pb2.UpdateRecordRequest(collection=collection, id="exists", data=holey)
+        ),
+        "writes[0].create.data.title": lambda: stubs.tx.Commit(
+            transaction_pb2.CommitRequest(
+                writes=[
+                    transaction_pb2.Write(
+                        create=transaction_pb2.CreateRecordWrite(collection=collection, data=holey)
+                    )
+                ]
+            )
+        ),
+        "writes[1].enqueue.payload.title": lambda: stubs.tx.Commit(
+            transaction_pb2.CommitRequest(
+                writes=[
+                    transaction_pb2.Write(
+                        create=transaction_pb2.CreateRecordWrite(collection=collection)
+                    ),
+                    transaction_pb2.Write(
+                        enqueue=transaction_pb2.EnqueueJobWrite(queue=queue, payload=holey)
+                    ),
+                ]
+            )
+        ),
+        "payload.title": lambda: qs.Enqueue(queue_pb2.EnqueueRequest(queue=queue, payload=holey)),
+        "jobs[1].payload.title": lambda: qs.BatchEnqueue(
+            queue_pb2.BatchEnqueueRequest(
+                jobs=[
+                    queue_pb2.EnqueueRequest(queue=queue),
+                    queue_pb2.EnqueueRequest(queue=queue, payload=holey),
+                ]
+            )
+        ),
+        "result.title": lambda: qs.AckJob(
+            queue_pb2.AckJobRequest(id="j1", lease_token="t", result=holey)
+        ),
+        "acks[0].result.title": lambda: qs.AckJobs(
+            queue_pb2.AckJobsRequest(
+                acks=[queue_pb2.JobAck(id="j1", lease_token="t", result=holey)]
+            )
+        ),
+        "entries[0].data.title": lambda: TranscriptServiceStub(stubs.channel).AppendEntries(
+            transcripts_pb2.AppendEntriesRequest(
+                id="t1", entries=[transcripts_pb2.Entry(role="user", content="x", data=holey)]
+            )
+        ),
+        "writes[0].append.entries[0].data.title": lambda: stubs.tx.Commit(
+            transaction_pb2.CommitRequest(
+                writes=[
+                    transaction_pb2.Write(
+                        append=transaction_pb2.AppendEntriesWrite(
+                            id="t1",
+                            entries=[transcripts_pb2.Entry(role="user", content="x", data=holey)],
+                        )
+                    )
+                ]
+            )
+        ),
+    }
+    for field, call in calls.items():
+        expect_error(call, INVALID, "INVALID_ARGUMENT", field)
+    assert data_of(get(stubs, collection, "exists")) == {"title": "kept"}
+    assert list_jobs(qs, queue) == []
+    assert list_ids(stubs, collection) == ["exists"]
+
+
+def test_an_explicit_null_is_still_stored_as_null(stubs: Any, collection: str) -> None:
+    data = to_struct({"title": None, "tags": [None, "a"]})
+    stubs.records.CreateRecord(
+        records_pb2.CreateRecordRequest(collection=collection, record_id="nulls", data=data)
+    )
+    assert data_of(get(stubs, collection, "nulls")) == {"title": None, "tags": [None, "a"]}
