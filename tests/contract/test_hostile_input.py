@@ -42,6 +42,7 @@ from tests.contract.helpers import (
     list_ids,
     list_jobs,
     queue_stub,
+    search,
     to_struct,
     unique,
 )
@@ -451,3 +452,60 @@ def test_an_explicit_null_is_still_stored_as_null(stubs: Any, collection: str) -
         records_pb2.CreateRecordRequest(collection=collection, record_id="nulls", data=data)
     )
     assert data_of(get(stubs, collection, "nulls")) == {"title": None, "tags": [None, "a"]}
+
+
+# --- 2. NUL in a search query ---------------------------------------------------------
+
+NUL_QUERIES = ["a\x00", "\x00", "needle \x00 two", "\x00needle"]
+
+
+@pytest.mark.parametrize("query", NUL_QUERIES, ids=repr)
+def test_a_nul_in_a_search_query_is_invalid_argument(
+    stubs: Any, collection: str, query: str
+) -> None:
+    transcripts = TranscriptServiceStub(stubs.channel)
+    expect_error(lambda: search(stubs, collection, query), INVALID, "INVALID_ARGUMENT", "query")
+    expect_error(
+        lambda: transcripts.SearchTranscripts(
+            transcripts_pb2.SearchTranscriptsRequest(query=query)
+        ),
+        INVALID,
+        "INVALID_ARGUMENT",
+        "query",
+    )
+
+
+ODD_QUERIES = [chr(code) + "needle" for code in range(1, 32)] + [
+    "needle\x7f",
+    "\ufffe",
+    "\U0010ffff",
+    "e\u0301",
+    '"',
+    '""',
+    "*",
+    "NEAR(a b)",
+    "a OR b",
+    "col:needle",
+    "^needle",
+    "'",
+    "\\",
+    "%_",
+]
+
+
+def test_odd_search_queries_are_never_a_server_error(stubs: Any, collection: str) -> None:
+    transcripts = TranscriptServiceStub(stubs.channel)
+    create(stubs, collection, "r1", {"text": "needle"})
+    for query in ODD_QUERIES:
+        for call in (
+            lambda q=query: search(stubs, collection, q),
+            lambda q=query: transcripts.SearchTranscripts(
+                transcripts_pb2.SearchTranscriptsRequest(query=q)
+            ),
+        ):
+            try:
+                call()
+            except grpc.RpcError as error:
+                assert error.code() not in CALLER_FAULT_CODES, (
+                    f"{query!r}: {error.code().name} {error.details()}"
+                )

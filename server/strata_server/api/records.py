@@ -33,7 +33,6 @@ from strata_server.storage.ports import Events, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH_IDS = 1000
-MAX_QUERY_LENGTH = 1024
 DEFAULT_SEARCH_PAGE = 20
 WATCH_BATCH = 500
 """Most audit entries a WatchRecords stream reads per query."""
@@ -317,13 +316,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     ) -> records_pb2.SearchRecordsResponse:
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection)
-        text = request.query.strip()
-        if not text:
-            raise errors.InvalidArgument.field("query", "is required")
-        if len(text) > MAX_QUERY_LENGTH:
-            raise errors.InvalidArgument.field(
-                "query", f"longer than {MAX_QUERY_LENGTH} characters"
-            )
+        text = validation.search_query(request.query)
         limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
         digest = query_digest("search", namespace, collection, text)
         offset = decode_token(request.page_token, digest)[1] if request.page_token else 0

@@ -25,7 +25,6 @@ from google.protobuf import empty_pb2
 from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.api.records import MAX_QUERY_LENGTH
 from strata_server.core import entry_wire, errors, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import (
@@ -321,13 +320,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         self, request: transcripts_pb2.SearchTranscriptsRequest, context: Context
     ) -> transcripts_pb2.SearchTranscriptsResponse:
         namespace = validation.namespace(request.namespace)
-        text = request.query.strip()
-        if not text:
-            raise errors.InvalidArgument.field("query", "is required")
-        if len(text) > MAX_QUERY_LENGTH:
-            raise errors.InvalidArgument.field(
-                "query", f"longer than {MAX_QUERY_LENGTH} characters"
-            )
+        text = validation.search_query(request.query)
         id = validation.entity_id(request.id) if request.id else None
         limit = page_size(request.page_size)
         digest = query_digest("transcript-search", namespace, text, request.id)
