@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
+from strata_server.core.paging import PageTokens
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -146,6 +148,23 @@ async def open_blobs(settings: Settings) -> BlobStore:
         return await DiskBlobStore.connect(settings.data_dir)
     except Unavailable as error:
         raise StartupError(f"cannot use the data directory: {error.message}") from None
+
+
+PAGE_TOKEN_KEY = "page_token_key"
+"""The name of the database-kept page token key (storage's server_secrets)."""
+
+
+async def page_tokens(settings: Settings, database: Database) -> PageTokens:
+    """Page tokens signed with STRATA_PAGE_TOKEN_KEY, or when that is unset with a
+    random key kept in the database: the first replica to start makes it and every
+    other one reads it, so a token from any replica is good on all of them."""
+    if settings.page_token_key is not None:
+        return PageTokens(settings.page_token_key.get_secret_value().encode())
+    try:
+        key = await database.shared_secret(PAGE_TOKEN_KEY, secrets.token_bytes(32))
+    except Unavailable as error:
+        raise StartupError(f"cannot read the page token key: {error.message}") from None
+    return PageTokens(key)
 
 
 @dataclass
@@ -339,6 +358,7 @@ async def start(settings: Settings) -> Running:
     )
     database = await open_database(settings)
     try:
+        tokens = await page_tokens(settings, database)
         blobs = await open_blobs(settings)
     except BaseException:
         await database.close()
@@ -366,7 +386,8 @@ async def start(settings: Settings) -> Running:
     # handlers decode requests themselves, so bad bytes are INVALID_ARGUMENT.
     registrar = cast(grpc.aio.Server, DecodingServer(server))
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(caching.records, settings.max_record_bytes, events), registrar
+        RecordService(caching.records, settings.max_record_bytes, events, tokens=tokens),
+        registrar,
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
@@ -383,6 +404,7 @@ async def start(settings: Settings) -> Running:
             events,
             max_entry_bytes=settings.max_entry_bytes,
             heartbeat_seconds=settings.transcript_heartbeat_seconds,
+            tokens=tokens,
         ),
         registrar,
     )
@@ -395,10 +417,10 @@ async def start(settings: Settings) -> Running:
         registrar,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, events, settings.max_record_bytes), registrar
+        QueueService(database, events, settings.max_record_bytes, tokens=tokens), registrar
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactService(database, blobs, settings.max_artifact_bytes), registrar
+        ArtifactService(database, blobs, settings.max_artifact_bytes, tokens=tokens), registrar
     )
     cleanup = Cleanup(
         database,
@@ -423,6 +445,7 @@ async def start(settings: Settings) -> Running:
                 max_import_bytes=settings.max_import_bytes,
                 forget=caching.forget_namespace,
             ),
+            tokens=tokens,
         ),
         registrar,
     )

@@ -8,15 +8,21 @@ INTERNAL, and leaves no traceback in the server's log.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hmac
 import importlib
+import json
 import pkgutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import message_factory, struct_pb2
 from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
@@ -31,8 +37,9 @@ from strata.v1 import (
     transaction_pb2,
     transcripts_pb2,
 )
+from strata.v1.records_pb2_grpc import RecordServiceStub
 from strata.v1.transcripts_pb2_grpc import TranscriptServiceStub
-from tests.contract.artifacts_support import header
+from tests.contract.artifacts_support import header, upload
 from tests.contract.helpers import (
     CALLER_FAULT_CODES,
     create,
@@ -509,3 +516,313 @@ def test_odd_search_queries_are_never_a_server_error(stubs: Any, collection: str
                 assert error.code() not in CALLER_FAULT_CODES, (
                     f"{query!r}: {error.code().name} {error.details()}"
                 )
+
+
+# --- 4. forged page tokens ---------------------------------------------------------------
+
+PAGED = [method for method in METHODS if "page_token" in method.input_type.fields_by_name]
+
+
+def _paged_request(method: MethodDescriptor, namespace: str, token: str = "") -> Any:
+    message = message_factory.GetMessageClass(method.input_type)(
+        namespace=namespace, page_size=1, page_token=token
+    )
+    for name, value in {"collection": "hostile", "queue": "hostile", "query": "needle"}.items():
+        if name in method.input_type.fields_by_name:
+            setattr(message, name, value)
+    return message
+
+
+def _page(channel: grpc.Channel, method: MethodDescriptor, namespace: str, token: str = "") -> Any:
+    call = channel.unary_unary(
+        _path(method),
+        request_serializer=lambda message: message.SerializeToString(),
+        response_deserializer=message_factory.GetMessageClass(method.output_type).FromString,
+    )
+    return call(_paged_request(method, namespace, token), timeout=10)
+
+
+def _items(page: Any) -> list[bytes]:
+    """A page's items, comparable across calls (each serialized)."""
+    field = next(f for f in page.DESCRIPTOR.fields if f.is_repeated)
+    return [item.SerializeToString(deterministic=True) for item in getattr(page, field.name)]
+
+
+@pytest.fixture
+def paged_namespace(stubs: Any) -> str:
+    """A namespace holding three of everything each List and Search pages over."""
+    namespace = unique("tok").lower()
+    qs = queue_stub(stubs.channel)
+    ts = TranscriptServiceStub(stubs.channel)
+    arts = artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)
+    for n in range(3):
+        stubs.records.CreateRecord(
+            records_pb2.CreateRecordRequest(
+                namespace=namespace,
+                collection="hostile",
+                record_id=f"r{n}",
+                data=to_struct({"text": f"needle {n}"}),
+            )
+        )
+        qs.Enqueue(queue_pb2.EnqueueRequest(namespace=namespace, queue="hostile"))
+        ts.CreateTranscript(
+            transcripts_pb2.CreateTranscriptRequest(namespace=namespace, transcript_id=f"t{n}")
+        )
+        ts.AppendEntries(
+            transcripts_pb2.AppendEntriesRequest(
+                namespace=namespace,
+                id=f"t{n}",
+                entries=[transcripts_pb2.Entry(role="user", content=f"needle {n}")],
+            )
+        )
+        upload(arts, f"content {n}".encode(), namespace=namespace, name=f"a{n}.log")
+    return namespace
+
+
+def test_every_list_and_search_pages_with_signed_tokens(stubs: Any, paged_namespace: str) -> None:
+    assert {m.name for m in PAGED} >= {"ListRecords", "SearchRecords", "ListAuditEntries"}
+    for method in PAGED:
+        first = _page(stubs.channel, method, paged_namespace)
+        token = first.next_page_token
+        assert token and "." in token, method.name
+        second = _page(stubs.channel, method, paged_namespace, token)
+        assert _items(second) and _items(second) != _items(first), method.name
+
+
+def _unsigned(body: dict[str, Any]) -> str:
+    raw = json.dumps(body).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+HOSTILE_BODIES: dict[str, dict[str, Any]] = {
+    "year 1 with a zone": {"v": 2, "q": "x", "k": [{"$t": "0001-01-01T00:00:00+05:00"}]},
+    "year 1": {"v": 2, "q": "x", "k": [{"$t": "0001-01-01T00:00:00+00:00"}]},
+    "lone surrogate": {"v": 2, "q": "x", "k": [{"$v": "\ud800"}]},
+    "2**80": {"v": 2, "q": "x", "k": [{"$v": 2**80}]},
+    "2**80 offset": {"v": 2, "q": "x", "o": 2**80},
+    "time of a number": {"v": 2, "q": "x", "k": [{"$t": 5}]},
+    "no zone": {"v": 2, "q": "x", "k": [{"$t": "2026-01-01T00:00:00"}]},
+    "deep": {"v": 2, "q": "x", "k": [{"$v": json.loads("[" * 50 + "]" * 50)}]},
+    "digest a list": {"v": 2, "q": ["x"]},
+    "old version": {"v": 1, "q": "x"},
+}
+
+
+def _forgeries(real: str) -> dict[str, str]:
+    body, _, mac = real.partition(".")
+    forged_mac = base64.urlsafe_b64encode(bytes(16)).decode().rstrip("=")
+    flipped = "A" if body[-2] != "A" else "B"
+    forgeries = {f"unsigned, {label}": _unsigned(b) for label, b in HOSTILE_BODIES.items()}
+    forgeries |= {
+        f"forged mac, {label}": f"{_unsigned(b)}.{forged_mac}"
+        for label, b in HOSTILE_BODIES.items()
+    }
+    forgeries |= {
+        "real body, no mac": body,
+        "real body, forged mac": f"{body}.{forged_mac}",
+        "real mac, other body": f"{_unsigned(HOSTILE_BODIES['2**80'])}.{mac}",
+        "real token, a bit flipped": f"{body[:-2]}{flipped}{body[-1]}.{mac}",
+        "real token twice": f"{real}.{real}",
+        "non-ASCII": real + "é",
+        "padding": f"{body}==.{mac}",
+        "empty mac": f"{body}.",
+    }
+    return forgeries
+
+
+def test_a_forged_page_token_is_invalid_argument_on_every_list_and_search(
+    stubs: Any, server: StrataProcess, paged_namespace: str
+) -> None:
+    watch = LogWatch(server)
+    for method in PAGED:
+        real = _page(stubs.channel, method, paged_namespace).next_page_token
+        for label, token in _forgeries(real).items():
+            try:
+                expect_error(
+                    lambda m=method, t=token: _page(stubs.channel, m, paged_namespace, t),
+                    INVALID,
+                    "INVALID_ARGUMENT",
+                    "page_token",
+                )
+            except AssertionError as error:
+                raise AssertionError(f"{method.name}, {label}: {error}") from None
+    assert "Traceback" not in watch.new()
+
+
+@pytest.fixture(scope="module")
+def replica(
+    server: StrataProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StrataProcess]:
+    """A second server on the test server's database, with no key configured: like
+    `server`, it signs with the key the database keeps."""
+    process = StrataProcess(server.database_url, tmp_path_factory.mktemp("replica"), **server.env)
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_a_page_token_from_one_replica_pages_on_another(
+    stubs: Any, paged_namespace: str, replica: StrataProcess
+) -> None:
+    with replica.channel() as other:
+        for method in PAGED:
+            first = _page(stubs.channel, method, paged_namespace)
+            here = _page(stubs.channel, method, paged_namespace, first.next_page_token)
+            there = _page(other, method, paged_namespace, first.next_page_token)
+            assert _items(there) == _items(here), method.name
+            # And back: the replica's tokens are good here.
+            back = _page(other, method, paged_namespace).next_page_token
+            assert _items(_page(stubs.channel, method, paged_namespace, back)) == _items(here)
+
+
+def database_key(server: StrataProcess) -> bytes:
+    """The page token key a server's database keeps (read as an operator could)."""
+    query = "SELECT value FROM server_secrets WHERE name = 'page_token_key'"
+    if server.database_url.startswith("sqlite"):
+        with contextlib.closing(
+            sqlite3.connect(server.database_url.removeprefix("sqlite:///"))
+        ) as db:
+            return bytes(db.execute(query).fetchone()[0])
+    with psycopg.connect(server.database_url) as conn:
+        row = conn.execute(query).fetchone()
+        assert row is not None
+        return bytes(row[0])
+
+
+def _signs(key: bytes, token: str) -> bool:
+    """Whether `token`'s mac is the one `key` gives its body."""
+    body, _, mac = token.partition(".")
+    return _b64(hmac.digest(key, _unb64(body), "sha256")[:16]) == mac
+
+
+def _signed(key: bytes, body: Any) -> str:
+    raw = json.dumps(body).encode()
+    return f"{_b64(raw)}.{_b64(hmac.digest(key, raw, 'sha256')[:16])}"
+
+
+HOSTILE_KEY_VALUES: dict[str, Any] = {
+    "year 1 with a zone": {"$t": "0001-01-01T00:00:00+05:00"},
+    "year 1": {"$t": "0001-01-01T00:00:00+00:00"},
+    "year 9999": {"$t": "9999-12-31T23:59:59.999999-05:00"},
+    "no zone": {"$t": "2026-01-01T00:00:00"},
+    "time of a number": {"$t": 5},
+    "lone surrogate": {"$v": "\ud800"},
+    "NUL": {"$v": "a\x00b"},
+    "2**80": {"$v": 2**80},
+    "-2**80": {"$v": -(2**80)},
+    "2**63": {"$v": 2**63},
+    "NaN": {"$v": float("nan")},
+    "1e308": {"$v": 1e308},
+    "null": {"$v": None},
+    "true": {"$v": True},
+    "object": {"$v": {"a": [1, "\ud800"]}},
+    "list": {"$v": [1, 2]},
+    "deep": {"$v": json.loads("[" * 50 + "]" * 50)},
+    "two kinds": {"$v": 1, "$t": "2026-01-01T00:00:00+00:00"},
+    "bare": 5,
+}
+HOSTILE_OFFSETS: dict[str, Any] = {
+    "2**80": 2**80,
+    "-1": -1,
+    "1.5": 1.5,
+    "string": "1",
+    "true": True,
+    "null": None,
+    "past the end": 10**6,
+}
+
+
+def _hostile_variants(real: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """`real` (a token's body) with each key value, or its offset, replaced by
+    hostile ones in turn; then whole bodies of odd shapes for the same query."""
+    for index in range(len(real.get("k", []))):
+        for label, value in HOSTILE_KEY_VALUES.items():
+            key = list(real["k"])
+            key[index] = value
+            yield f"key[{index}] {label}", {**real, "k": key}
+    for label, offset in HOSTILE_OFFSETS.items():
+        yield f"offset {label}", {**real, "o": offset}
+    for label, body in HOSTILE_BODIES.items():
+        yield label, {**body, "q": real["q"]} if isinstance(body["q"], str) else body
+    yield "key and offset", {**real, "k": real.get("k", [{"$v": 1}]), "o": 1}
+    yield "key too long", {**real, "k": [*real.get("k", []), {"$v": 1}]}
+    yield "key empty", {**real, "k": []}
+    yield "not an object", [real]
+
+
+def test_a_signed_token_holding_anything_is_never_a_server_error(
+    stubs: Any, server: StrataProcess, paged_namespace: str
+) -> None:
+    """Signed with the database's key (read here as an operator could), these bodies
+    pass the signature check and reach the decoding and the adapters, with the
+    query's own digest and values of every hostile kind."""
+    key = database_key(server)
+    watch = LogWatch(server)
+    for method in PAGED:
+        real = _page(stubs.channel, method, paged_namespace).next_page_token
+        assert _signs(key, real), "the test signs as the server does"
+        for label, body in _hostile_variants(json.loads(_unb64(real.partition(".")[0]))):
+            try:
+                _page(stubs.channel, method, paged_namespace, _signed(key, body))
+            except grpc.RpcError as error:
+                assert error.code() not in CALLER_FAULT_CODES, (
+                    f"{method.name} {label}: {error.code().name} {error.details()}"
+                )
+    assert "Traceback" not in watch.new()
+
+
+KEY = "a page token key for this test, 16 bytes or more"
+
+
+def test_a_configured_key_signs_and_tokens_under_another_key_are_refused(
+    database_url: Callable[[str], str], tmp_path: Any
+) -> None:
+    """STRATA_PAGE_TOKEN_KEY, when set, is the key: a token the test signs with it
+    is good, one the same database's kept key signed is refused. (The key is shape
+    independent: one SQLite server shows it.)"""
+    url = database_url("sqlite")
+    plain = StrataProcess(url, tmp_path / "plain")
+    plain.start()
+    try:
+        keyed = StrataProcess(url, tmp_path / "keyed", STRATA_PAGE_TOKEN_KEY=KEY)
+        keyed.start()
+        try:
+            with plain.channel() as to_plain, keyed.channel() as to_keyed:
+                namespace = "configured-key"
+                records = RecordServiceStub(to_keyed)
+                for n in range(3):
+                    records.CreateRecord(
+                        records_pb2.CreateRecordRequest(
+                            namespace=namespace, collection="hostile", record_id=f"r{n}"
+                        )
+                    )
+                method = next(m for m in PAGED if m.name == "ListRecords")
+                own = _page(to_keyed, method, namespace).next_page_token
+                assert _signs(KEY.encode(), own)
+                body = json.loads(_unb64(own.partition(".")[0]))
+                assert _items(_page(to_keyed, method, namespace, _signed(KEY.encode(), body)))
+                foreign = _page(to_plain, method, namespace).next_page_token
+                expect_error(
+                    lambda: _page(to_keyed, method, namespace, foreign),
+                    INVALID,
+                    "INVALID_ARGUMENT",
+                    "page_token",
+                )
+                expect_error(
+                    lambda: _page(to_plain, method, namespace, own),
+                    INVALID,
+                    "INVALID_ARGUMENT",
+                    "page_token",
+                )
+        finally:
+            keyed.stop()
+    finally:
+        plain.stop()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

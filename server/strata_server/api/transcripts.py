@@ -27,13 +27,7 @@ from strata_server.api.convert import actor, data_from_struct, fingerprint, set_
 from strata_server.api.errors import streaming, unary
 from strata_server.core import entry_wire, errors, transcripts, validation
 from strata_server.core.models import Idempotency
-from strata_server.core.paging import (
-    MAX_OFFSET,
-    decode_token,
-    encode_token,
-    page_size,
-    query_digest,
-)
+from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.storage.ports import Events, TranscriptStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -132,8 +126,10 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         *,
         max_entry_bytes: int,
         heartbeat_seconds: float,
+        tokens: PageTokens,
     ) -> None:
         self._store = store
+        self._tokens = tokens
         self._events = events
         self._max_entry_bytes = max_entry_bytes
         self._heartbeat = heartbeat_seconds
@@ -175,7 +171,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         digest = query_digest("transcripts", namespace, request.owner)
         after = None
         if request.page_token:
-            after, _ = decode_token(request.page_token, digest)
+            after, _ = self._tokens.decode(request.page_token, digest)
             if (
                 after is None
                 or len(after) != 2
@@ -186,7 +182,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         page = await self._store.list_transcripts(namespace, owner, limit, after)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
-            next_page_token=encode_token(digest, tuple(page.last_key))
+            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
             if page.last_key is not None
             else "",
         )
@@ -324,14 +320,14 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         id = validation.entity_id(request.id) if request.id else None
         limit = page_size(request.page_size)
         digest = query_digest("transcript-search", namespace, text, request.id)
-        offset = decode_token(request.page_token, digest)[1] if request.page_token else 0
+        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
         page = await self._store.search_transcripts(
             namespace, transcripts.TranscriptSearch(text, limit, offset, id)
         )
         next_offset = offset + limit
         more = page.last_key is not None and next_offset <= MAX_OFFSET
         response = transcripts_pb2.SearchTranscriptsResponse(
-            next_page_token=encode_token(digest, offset=next_offset) if more else ""
+            next_page_token=self._tokens.encode(digest, offset=next_offset) if more else ""
         )
         for hit in page.items:
             message = response.hits.add(
