@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 import structlog
@@ -40,6 +41,7 @@ from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.cache import CacheService
+from strata_server.api.decoding import DecodingServer
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
@@ -49,6 +51,7 @@ from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
+from strata_server.core.paging import PageTokens
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -149,6 +152,23 @@ async def open_blobs(settings: Settings) -> BlobStore:
         return await DiskBlobStore.connect(settings.data_dir)
     except Unavailable as error:
         raise StartupError(f"cannot use the data directory: {error.message}") from None
+
+
+PAGE_TOKEN_KEY = "page_token_key"
+"""The name of the database-kept page token key (storage's server_secrets)."""
+
+
+async def page_tokens(settings: Settings, database: Database) -> PageTokens:
+    """Page tokens signed with STRATA_PAGE_TOKEN_KEY, or when that is unset with a
+    random key kept in the database: the first replica to start makes it and every
+    other one reads it, so a token from any replica is good on all of them."""
+    if settings.page_token_key is not None:
+        return PageTokens(settings.page_token_key.get_secret_value().encode())
+    try:
+        key = await database.shared_secret(PAGE_TOKEN_KEY, secrets.token_bytes(32))
+    except Unavailable as error:
+        raise StartupError(f"cannot read the page token key: {error.message}") from None
+    return PageTokens(key)
 
 
 @dataclass
@@ -342,6 +362,7 @@ async def start(settings: Settings) -> Running:
     )
     database = await open_database(settings)
     try:
+        tokens = await page_tokens(settings, database)
         blobs = await open_blobs(settings)
     except BaseException:
         await database.close()
@@ -365,8 +386,12 @@ async def start(settings: Settings) -> Running:
         await blobs.close()
         await database.close()
 
+    # Every service, health and reflection included, registers through this: their
+    # handlers decode requests themselves, so bad bytes are INVALID_ARGUMENT.
+    registrar = cast(grpc.aio.Server, DecodingServer(server))
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(caching.records, settings.max_record_bytes, events), server
+        RecordService(caching.records, settings.max_record_bytes, events, tokens=tokens),
+        registrar,
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
@@ -375,7 +400,7 @@ async def start(settings: Settings) -> Running:
             events,
             max_entry_bytes=settings.max_entry_bytes,
         ),
-        server,
+        registrar,
     )
     add_transcript_service(
         TranscriptService(
@@ -383,8 +408,9 @@ async def start(settings: Settings) -> Running:
             events,
             max_entry_bytes=settings.max_entry_bytes,
             heartbeat_seconds=settings.transcript_heartbeat_seconds,
+            tokens=tokens,
         ),
-        server,
+        registrar,
     )
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         CacheService(
@@ -392,10 +418,10 @@ async def start(settings: Settings) -> Running:
             max_value_bytes=settings.cache_max_value_bytes,
             default_ttl=settings.cache_default_ttl_seconds,
         ),
-        server,
+        registrar,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, events, settings.max_record_bytes), server
+        QueueService(database, events, settings.max_record_bytes, tokens=tokens), registrar
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(
@@ -403,8 +429,9 @@ async def start(settings: Settings) -> Running:
             blobs,
             settings.max_artifact_bytes,
             settings.upload_idle_timeout_seconds,
+            tokens=tokens,
         ),
-        server,
+        registrar,
     )
     cleanup = Cleanup(
         database,
@@ -434,12 +461,13 @@ async def start(settings: Settings) -> Running:
                 idle_seconds=settings.import_idle_timeout_seconds,
                 forget=caching.forget_namespace,
             ),
+            tokens=tokens,
         ),
-        server,
+        registrar,
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable(server, SERVICE_NAMES)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
+    reflection.enable(registrar, SERVICE_NAMES)
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:

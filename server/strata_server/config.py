@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from strata_server.core.paging import PageTokens
 from strata_server.core.validation import COLLECTION_RE
 
 MIB = 1024 * 1024
@@ -181,6 +182,12 @@ class Settings(BaseSettings):
         description="host:port to serve Prometheus metrics on (/metrics); unset: off. "
         "With --workers N, worker i takes port + i",
     )
+    page_token_key: SecretStr | None = Field(
+        None,
+        description="key that signs page tokens, at least 16 characters, the same on every "
+        "replica; unset: a random key made once and kept in the database (which every "
+        "replica of it shares). A token signed with another key is INVALID_ARGUMENT",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     port_file: Path | None = Field(None, description="write the bound port here once serving")
@@ -214,6 +221,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r} is not a collection name")
             if not 0 <= ttl < float("inf"):
                 raise ValueError(f"the TTL of {name!r} must be 0 (off) or a positive number")
+        return value
+
+    @field_validator("page_token_key")
+    @classmethod
+    def _check_page_token_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # an empty STRATA_PAGE_TOKEN_KEY means unset
+        if len(value.get_secret_value().encode()) < PageTokens.MIN_KEY_BYTES:
+            raise ValueError(f"must be at least {PageTokens.MIN_KEY_BYTES} bytes long")
         return value
 
     @field_validator("database_url")

@@ -392,12 +392,13 @@ case(
 
 
 def _tampered(token: str, **changes: Any) -> str:
-    """A real page token with its (opaque, but readable) JSON body altered, as a
-    caller replaying a hand-edited token would send it."""
-    body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    """A real page token with its (opaque, but readable) JSON body altered and its
+    signature kept, as a caller replaying a hand-edited token would send it."""
+    body_text, _, mac = token.partition(".")
+    body = json.loads(base64.urlsafe_b64decode(body_text + "=" * (-len(body_text) % 4)))
     body.update(changes)
     raw = json.dumps(body).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + mac
 
 
 def _list_with(token: Callable[[str], str]) -> Call:

@@ -311,7 +311,7 @@ case(
 case(
     "Enqueue payload with NaN",
     lambda c: _enqueue(c, payload={"n": float("nan")}),
-    "payload",
+    "payload.n",
 )
 
 # --- BatchEnqueue -------------------------------------------------------------------

@@ -20,7 +20,7 @@ from strata_server.cleanup import Cleanup
 from strata_server.core import errors, models, validation
 from strata_server.core.indexes import RecordIndex, parse_field
 from strata_server.core.integrity import IntegrityReport
-from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.core.retention import CleanupReport, RetentionPolicy, Target, check_policy
 from strata_server.integrity import check_integrity
 from strata_server.storage.ports import BlobStore, Database
@@ -49,7 +49,10 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         blobs: BlobStore | None = None,
         blob_grace: timedelta = timedelta(hours=1),
         transfer: NamespaceTransfer | None = None,
+        *,
+        tokens: PageTokens,
     ) -> None:
+        self._tokens = tokens
         self._transfer = transfer
         self._database = database
         self._cleanup = cleanup or Cleanup(database, keep_completed=timedelta(days=7))
@@ -115,7 +118,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         )
         before = None
         if request.page_token:
-            key, _ = decode_token(request.page_token, digest)
+            key, _ = self._tokens.decode(request.page_token, digest)
             if key is None or len(key) != 1 or type(key[0]) is not int:
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
             before = key[0]
@@ -131,7 +134,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         )
         return admin_pb2.ListAuditEntriesResponse(
             entries=[_audit_to_proto(entry) for entry in page.items],
-            next_page_token=encode_token(digest, page.last_key) if page.last_key else "",
+            next_page_token=self._tokens.encode(digest, page.last_key) if page.last_key else "",
         )
 
     @streaming

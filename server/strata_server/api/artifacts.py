@@ -15,7 +15,7 @@ from strata_server.api.errors import streaming, unary
 from strata_server.artifacts.upload import Uploads
 from strata_server.core import artifacts, errors, validation
 from strata_server.core.idle import idle_limited
-from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.storage.ports import ArtifactStore, BlobStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -81,9 +81,16 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
     """gRPC face of the artifact rows (ArtifactStore) and bytes (BlobStore)."""
 
     def __init__(
-        self, store: ArtifactStore, blobs: BlobStore, max_bytes: int, idle_seconds: float
+        self,
+        store: ArtifactStore,
+        blobs: BlobStore,
+        max_bytes: int,
+        idle_seconds: float,
+        *,
+        tokens: PageTokens,
     ) -> None:
         self._store = store
+        self._tokens = tokens
         self._blobs = blobs
         self._uploads = Uploads(store, blobs, max_bytes)
         self._idle_seconds = idle_seconds
@@ -162,14 +169,14 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         digest = query_digest("artifacts", namespace, owner or "", kind or "")
         after = None
         if request.page_token:
-            key, _ = decode_token(request.page_token, digest)
+            key, _ = self._tokens.decode(request.page_token, digest)
             if key is None or len(key) != 1 or not isinstance(key[0], str):
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
             after = key[0]
         page = await self._store.list_artifacts(namespace, owner, kind, limit, after)
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_to_proto(item) for item in page.items],
-            next_page_token=encode_token(digest, tuple(page.last_key))
+            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
             if page.last_key is not None
             else "",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -31,32 +32,82 @@ def to_datetime(value: timestamp_pb2.Timestamp, present: bool, field: str) -> da
 _MAX_EXACT = 2**53
 
 
-def _value(value: struct_pb2.Value, field: str) -> Any:
+class _BadValue(Exception):
+    """A Value that cannot be stored; `path` collects where it sits, innermost first,
+    as the error unwinds (so the hot, valid path builds no path strings)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+        self.path: list[str] = []
+
+
+def _key_step(key: str) -> str:
+    return f".{key}" if key.isidentifier() else f"[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _value(value: struct_pb2.Value) -> Any:
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
     if kind == "number_value":
         number = value.number_value
         if not math.isfinite(number):
-            raise errors.InvalidArgument.field(field, "numbers must be finite (no NaN or Infinity)")
+            raise _BadValue("numbers must be finite (no NaN or Infinity)")
         # Integral doubles come back as ints, as JSON parsers give them.
         return int(number) if number.is_integer() and abs(number) <= _MAX_EXACT else number
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":
-        return data_from_struct(value.struct_value, field)
+        return _struct(value.struct_value)
     if kind == "list_value":
-        return [_value(item, field) for item in value.list_value.values]
-    return None
+        return _list(value.list_value)
+    if kind == "null_value":
+        return None
+    # No kind at all: a client that set a field its library does not know (a
+    # `string_value` key where `stringValue` was expected) sends this. Stored as
+    # null it would lose the content silently.
+    raise _BadValue(
+        "is a google.protobuf.Value with no kind set; set one of null_value, number_value, "
+        "string_value, bool_value, struct_value or list_value"
+    )
+
+
+def _struct(value: struct_pb2.Struct) -> dict[str, Any]:
+    out = {}
+    for key, item in value.fields.items():
+        try:
+            out[key] = _value(item)
+        except _BadValue as bad:
+            bad.path.append(_key_step(key))
+            raise
+    return out
+
+
+def _list(value: struct_pb2.ListValue) -> list[Any]:
+    out = []
+    for index, item in enumerate(value.values):
+        try:
+            out.append(_value(item))
+        except _BadValue as bad:
+            bad.path.append(f"[{index}]")
+            raise
+    return out
 
 
 def data_from_struct(value: struct_pb2.Struct, field: str = "data") -> models.JSON:
-    """A Struct as plain Python JSON values.
+    """A Struct as plain Python JSON values; InvalidArgument naming the path of the
+    first Value that cannot be stored (`data.tags[2]`): a non-finite number, or a
+    Value with no kind set.
 
     Walks the message directly: json_format.MessageToDict goes through a generic
     printer and is several times slower on this, the hottest conversion of writes.
     """
-    return {key: _value(item, field) for key, item in value.fields.items()}
+    try:
+        return _struct(value)
+    except _BadValue as bad:
+        path = field + "".join(reversed(bad.path))
+        raise errors.InvalidArgument.field(path, bad.description) from None
 
 
 def record_to_proto(record: models.Record) -> records_pb2.Record:

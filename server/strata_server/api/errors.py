@@ -13,7 +13,7 @@ import functools
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import grpc
 import structlog
@@ -127,6 +127,29 @@ async def _abort(context: Context, error: Exception, method: str, request_id: st
         status = rpc_status.to_status(_INTERNAL)
     trailers = (*status.trailing_metadata, (REQUEST_ID, request_id))
     await context.abort_with_status(_Status(status.code, status.details, trailers))
+
+
+def refusal(
+    context: Context, method: str, error: errors.StrataError, started: float
+) -> grpc.Status:
+    """The status that answers an RPC with `error` before its servicer ran (its
+    request did not decode, or held an out-of-range time), counted and tagged with
+    the request id as the servicer wrappers below do. `method` is the
+    `Service/Method` label; `started` the perf_counter reading when the RPC began."""
+    request_id = _begin(context)
+    metrics.rpc_finished(method, status_code(error).name, time.perf_counter() - started)
+    status = to_status(error)
+    return _Status(
+        status.code, status.details, (*status.trailing_metadata, (REQUEST_ID, request_id))
+    )
+
+
+async def refuse(
+    context: Context, method: str, error: errors.StrataError, started: float
+) -> NoReturn:
+    """Abort an RPC with `refusal(...)`."""
+    await context.abort_with_status(refusal(context, method, error, started))
+    raise AssertionError("unreachable: abort raises")
 
 
 def _code_of(error: BaseException) -> str:

@@ -24,7 +24,7 @@ from strata_server.api.errors import status_code, streaming, unary
 from strata_server.api.handoff import Parked, Parking
 from strata_server.core import errors, queue, validation
 from strata_server.core.models import Actor, Idempotency
-from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
+from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.core.writes import serialize
 from strata_server.storage.ports import Events, Listener, QueueStore
 
@@ -177,8 +177,11 @@ def _token(value: str, field: str = "lease_token") -> str:
 class QueueService(queue_pb2_grpc.QueueServiceServicer):
     """gRPC face of a QueueStore, with long polls woken through an Events port."""
 
-    def __init__(self, store: QueueStore, events: Events, max_payload_bytes: int) -> None:
+    def __init__(
+        self, store: QueueStore, events: Events, max_payload_bytes: int, *, tokens: PageTokens
+    ) -> None:
         self._store = store
+        self._tokens = tokens
         self._events = events
         self._max_bytes = max_payload_bytes
         self._parking = Parking()
@@ -531,7 +534,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         digest = query_digest("jobs", namespace, name, str(request.state))
         after = None
         if request.page_token:
-            after, _ = decode_token(request.page_token, digest)
+            after, _ = self._tokens.decode(request.page_token, digest)
             if (
                 after is None
                 or len(after) != 2
@@ -544,7 +547,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         now = datetime.now(UTC)
         return queue_pb2.ListJobsResponse(
             jobs=[job_to_proto(job, now) for job in page.items],
-            next_page_token=encode_token(digest, tuple(page.last_key))
+            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
             if page.last_key is not None
             else "",
         )

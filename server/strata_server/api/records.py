@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -21,19 +21,12 @@ from strata_server.api.convert import (
 from strata_server.api.errors import streaming, unary
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
-from strata_server.core.paging import (
-    MAX_OFFSET,
-    decode_token,
-    encode_token,
-    page_size,
-    query_digest,
-)
+from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.core.update import parse_mask
 from strata_server.storage.ports import Events, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH_IDS = 1000
-MAX_QUERY_LENGTH = 1024
 DEFAULT_SEARCH_PAGE = 20
 WATCH_BATCH = 500
 """Most audit entries a WatchRecords stream reads per query."""
@@ -191,8 +184,11 @@ def delete_write(message: _DeleteShape, prefix: str = "") -> models.DeleteRecord
 class RecordService(records_pb2_grpc.RecordServiceServicer):
     """gRPC face of a RecordStore."""
 
-    def __init__(self, store: RecordStore, max_record_bytes: int, events: Events) -> None:
+    def __init__(
+        self, store: RecordStore, max_record_bytes: int, events: Events, *, tokens: PageTokens
+    ) -> None:
         self._store = store
+        self._tokens = tokens
         self._max_bytes = max_record_bytes
         self._events = events
 
@@ -289,7 +285,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         digest = query_digest("list", namespace, collection, request.filter, request.order_by)
         after = None
         if request.page_token:
-            after, _ = decode_token(request.page_token, digest)
+            after, _ = self._tokens.decode(request.page_token, digest)
             if after is None or len(after) != len(order):
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
         page = await self._store.list_records(
@@ -297,7 +293,11 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         )
         return records_pb2.ListRecordsResponse(
             records=[record_to_proto(record) for record in page.items],
-            next_page_token=_next_token(digest, page.last_key),
+            next_page_token=(
+                self._tokens.encode(digest, tuple(page.last_key))
+                if page.last_key is not None
+                else ""
+            ),
         )
 
     @unary
@@ -317,16 +317,10 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     ) -> records_pb2.SearchRecordsResponse:
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection)
-        text = request.query.strip()
-        if not text:
-            raise errors.InvalidArgument.field("query", "is required")
-        if len(text) > MAX_QUERY_LENGTH:
-            raise errors.InvalidArgument.field(
-                "query", f"longer than {MAX_QUERY_LENGTH} characters"
-            )
+        text = validation.search_query(request.query)
         limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
         digest = query_digest("search", namespace, collection, text)
-        offset = decode_token(request.page_token, digest)[1] if request.page_token else 0
+        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
         page = await self._store.search_records(
             namespace, models.SearchQuery(collection, text, limit, offset)
         )
@@ -336,7 +330,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 for hit in page.items
             ],
             next_page_token=(
-                encode_token(digest, offset=offset + limit)
+                self._tokens.encode(digest, offset=offset + limit)
                 if page.last_key is not None and offset + limit <= MAX_OFFSET
                 else ""
             ),
@@ -366,7 +360,3 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 cursor = batch.cursor
                 if not advanced:
                     await wakeups.wait(WATCH_FALLBACK_SECONDS)
-
-
-def _next_token(digest: str, last_key: Sequence[Any] | None) -> str:
-    return encode_token(digest, tuple(last_key)) if last_key is not None else ""

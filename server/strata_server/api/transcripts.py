@@ -25,16 +25,9 @@ from google.protobuf import empty_pb2
 from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.api.records import MAX_QUERY_LENGTH
 from strata_server.core import entry_wire, errors, transcripts, validation
 from strata_server.core.models import Idempotency
-from strata_server.core.paging import (
-    MAX_OFFSET,
-    decode_token,
-    encode_token,
-    page_size,
-    query_digest,
-)
+from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.storage.ports import Events, TranscriptStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -133,8 +126,10 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         *,
         max_entry_bytes: int,
         heartbeat_seconds: float,
+        tokens: PageTokens,
     ) -> None:
         self._store = store
+        self._tokens = tokens
         self._events = events
         self._max_entry_bytes = max_entry_bytes
         self._heartbeat = heartbeat_seconds
@@ -176,7 +171,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         digest = query_digest("transcripts", namespace, request.owner)
         after = None
         if request.page_token:
-            after, _ = decode_token(request.page_token, digest)
+            after, _ = self._tokens.decode(request.page_token, digest)
             if (
                 after is None
                 or len(after) != 2
@@ -187,7 +182,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         page = await self._store.list_transcripts(namespace, owner, limit, after)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
-            next_page_token=encode_token(digest, tuple(page.last_key))
+            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
             if page.last_key is not None
             else "",
         )
@@ -321,24 +316,18 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         self, request: transcripts_pb2.SearchTranscriptsRequest, context: Context
     ) -> transcripts_pb2.SearchTranscriptsResponse:
         namespace = validation.namespace(request.namespace)
-        text = request.query.strip()
-        if not text:
-            raise errors.InvalidArgument.field("query", "is required")
-        if len(text) > MAX_QUERY_LENGTH:
-            raise errors.InvalidArgument.field(
-                "query", f"longer than {MAX_QUERY_LENGTH} characters"
-            )
+        text = validation.search_query(request.query)
         id = validation.entity_id(request.id) if request.id else None
         limit = page_size(request.page_size)
         digest = query_digest("transcript-search", namespace, text, request.id)
-        offset = decode_token(request.page_token, digest)[1] if request.page_token else 0
+        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
         page = await self._store.search_transcripts(
             namespace, transcripts.TranscriptSearch(text, limit, offset, id)
         )
         next_offset = offset + limit
         more = page.last_key is not None and next_offset <= MAX_OFFSET
         response = transcripts_pb2.SearchTranscriptsResponse(
-            next_page_token=encode_token(digest, offset=next_offset) if more else ""
+            next_page_token=self._tokens.encode(digest, offset=next_offset) if more else ""
         )
         for hit in page.items:
             message = response.hits.add(

@@ -93,6 +93,23 @@ def request_id(value: str) -> str | None:
     return value
 
 
+MAX_QUERY_LENGTH = 1024
+
+
+def search_query(value: str, field: str = "query") -> str:
+    """Free text to search for, stripped: 1 to MAX_QUERY_LENGTH characters, without
+    NUL. Checked here, before storage, so both backends answer alike: PostgreSQL
+    cannot take a NUL in text at all, and SQLite's FTS5 cuts a query at one."""
+    text = value.strip()
+    if not text:
+        raise InvalidArgument.field(field, "is required")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise InvalidArgument.field(field, f"longer than {MAX_QUERY_LENGTH} characters")
+    if "\x00" in text:
+        raise InvalidArgument.field(field, "must not contain the NUL character (U+0000)")
+    return text
+
+
 CACHE_KEY_MAX_BYTES = 512
 MAX_CACHE_TTL_SECONDS = 30 * 24 * 3600.0
 """Longest TTL a CacheService Set may ask for: 30 days."""

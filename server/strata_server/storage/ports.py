@@ -826,6 +826,12 @@ class Database(
         """Return when the database answers; raise Unavailable when it does not."""
         ...
 
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """The secret kept under `name`, keeping `candidate` first if there is none:
+        every server process on this database gets the same bytes (the first to ask
+        wins a race), so replicas can verify what any of them signed."""
+        ...
+
     async def close(self) -> None:
         """Release connections and threads; the object is unusable afterwards."""
         ...

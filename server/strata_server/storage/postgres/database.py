@@ -839,6 +839,18 @@ class PostgresDatabase:
 
         await self._run(select_one)
 
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """Kept in server_secrets: inserted unless present, then read back."""
+
+        async def keep_and_read(conn: Conn) -> bytes:
+            await conn.execute(queries.KEEP_SECRET, (name, candidate))
+            cursor = await conn.execute(queries.READ_SECRET, (name,))
+            row = await cursor.fetchone()
+            assert row is not None  # inserted above, or by the replica that won
+            return bytes(row[0])
+
+        return await self._run(keep_and_read)
+
     def pool_stats(self) -> Mapping[str, int]:
         """psycopg_pool's own figures: open connections, idle ones, queued callers."""
         stats = self._pool.get_stats()

@@ -185,3 +185,11 @@ NEWEST_MIGRATION = """
 SELECT migration_id FROM _yoyo_migration
 ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1
 """
+
+KEEP_SECRET = """
+INSERT INTO server_secrets (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING
+"""
+"""Its own statement, committed before READ_SECRET: a replica that lost the race
+waits on the winner's insert, and its next statement's snapshot then holds the row."""
+
+READ_SECRET = "SELECT value FROM server_secrets WHERE name = %s"

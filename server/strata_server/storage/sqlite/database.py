@@ -90,6 +90,11 @@ NEWEST_MIGRATION = (
     "SELECT migration_id FROM _yoyo_migration "
     "ORDER BY applied_at_utc DESC, migration_id DESC LIMIT 1"
 )
+KEEP_SECRET = (
+    "INSERT INTO server_secrets (name, value, create_time) VALUES (?, ?, ?) "
+    "ON CONFLICT (name) DO NOTHING"
+)
+READ_SECRET = "SELECT value FROM server_secrets WHERE name = ?"
 
 
 class SqliteDatabase:
@@ -443,6 +448,13 @@ class SqliteDatabase:
     async def ping(self) -> None:
         """Return when the database answers a query; raise Unavailable otherwise."""
         await self._db.fetchall("SELECT 1")
+
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """Kept in server_secrets: inserted unless present, then read back."""
+        async with self._db.transaction() as tx:
+            await tx.execute(KEEP_SECRET, (name, candidate, records.now_micros()))
+        rows = await self._db.fetchall(READ_SECRET, (name,))
+        return bytes(rows[0][0])
 
     async def count_expired(self) -> int:
         """Records past their expire_time."""

@@ -1,0 +1,226 @@
+"""Every request message is decoded where a bad one can be answered INVALID_ARGUMENT.
+
+grpc decodes a request with the handler's `request_deserializer` before any servicer
+code runs, and answers a message that does not parse with UNKNOWN (INTERNAL on a
+client stream) and an ERROR traceback in the log: a caller's fault reported as the
+server's. So every method is registered through `DecodingServer`, which hands grpc
+handlers that keep the bytes and decode them inside the behaviour:
+
+- a message that does not parse (bad wire format, invalid UTF-8 in a string, nesting
+  beyond protobuf's recursion limit) is INVALID_ARGUMENT with reason
+  MALFORMED_REQUEST and one WARNING line in the log, without a traceback;
+- a Timestamp or Duration anywhere in it outside the range its type defines is
+  INVALID_ARGUMENT naming the field (api/time_fields.py).
+
+Unary requests are decoded before the servicer is called; streamed requests (an
+upload, an import) are decoded one by one as the servicer iterates them, so a bad
+message in the middle of a stream fails that stream at that message, through the
+servicer's own error handling (it sees an InvalidArgument). Health and reflection
+are registered the same way, so no method of this server answers UNKNOWN for bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import Message
+
+from strata_server.api import time_fields
+from strata_server.api.errors import refusal, refuse
+from strata_server.core import errors
+
+log = structlog.get_logger("strata.api")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Decode = Callable[[bytes], Message]
+
+
+def _label(method: str) -> str:
+    """`Service/Method` (as the metrics label it) of `/package.Service/Method`."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return f"{service.rpartition('.')[2]}/{name}"
+
+
+def _decoder(deserialize: Callable[[bytes], Any], method: str) -> Decode:
+    """`deserialize` made to raise only InvalidArgument, plus the time range check."""
+    message_type = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
+    type_name = message_type.full_name if message_type is not None else "request"
+
+    def decode(raw: bytes) -> Message:
+        try:
+            message: Message = deserialize(raw)
+        except Exception as error:  # whatever the parser raises, the bytes are at fault
+            log.warning("undecodable request", method=method, size=len(raw), error=str(error)[:200])
+            raise errors.InvalidArgument(
+                f"the request is not a valid {type_name} message",
+                reason="MALFORMED_REQUEST",
+                metadata={"message_type": type_name},
+                violations=[errors.FieldViolation("", f"is not a valid {type_name} message")],
+            ) from None
+        if isinstance(message, Message):
+            time_fields.check(message)
+        return message
+
+    return decode
+
+
+async def _decoded(raw_messages: AsyncIterator[bytes], decode: Decode) -> AsyncIterator[Message]:
+    async for raw in raw_messages:
+        yield decode(raw)
+
+
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` with its request decoding moved into its behaviour."""
+    deserialize = handler.request_deserializer
+    if deserialize is None:
+        return handler
+    decode = _decoder(deserialize, method)
+    label = _label(method)
+    serializer = handler.response_serializer
+    if not handler.request_streaming:
+        if not handler.response_streaming:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary_request(handler.unary_unary, decode, label),
+                response_serializer=serializer,
+            )
+        return grpc.unary_stream_rpc_method_handler(
+            _unary_request(handler.unary_stream, decode, label),
+            response_serializer=serializer,
+        )
+    if not handler.response_streaming:
+        return grpc.stream_unary_rpc_method_handler(
+            _stream_request(handler.stream_unary, decode, label),
+            response_serializer=serializer,
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        _stream_request(handler.stream_stream, decode, label),
+        response_serializer=serializer,
+    )
+
+
+def _unary_request(behaviour: Any, decode: Decode, label: str) -> Any:
+    """A behaviour taking the request's bytes: decoded, checked, then `behaviour`."""
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            try:
+                request = decode(raw)
+            except errors.StrataError as error:
+                await refuse(context, label, error, started)
+            async with contextlib.aclosing(behaviour(request, context)) as responses:
+                async for response in responses:
+                    yield response
+
+        return stream
+    if inspect.iscoroutinefunction(behaviour):
+
+        async def call(raw: bytes, context: Context) -> Any:
+            started = time.perf_counter()
+            try:
+                request = decode(raw)
+            except errors.StrataError as error:
+                await refuse(context, label, error, started)
+            return await behaviour(request, context)
+
+        return call
+
+    # A synchronous method (a generated stub that answers UNIMPLEMENTED, such as
+    # the aio health servicer's List): grpc runs it in its thread pool, where the
+    # context is a synchronous one.
+    def call_sync(raw: bytes, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            request = decode(raw)
+        except errors.StrataError as error:
+            status = refusal(context, label, error, started)
+            context.abort(status.code, status.details, status.trailing_metadata)
+        return behaviour(request, context)
+
+    return call_sync
+
+
+def _stream_request(behaviour: Any, decode: Decode, label: str) -> Any:
+    """A behaviour taking a stream of request bytes, each decoded as it is read.
+
+    Strata's servicers answer an InvalidArgument from the stream themselves; one
+    that escapes a servicer (health, reflection) is answered here."""
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def stream(raw: AsyncIterator[bytes], context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            try:
+                async with contextlib.aclosing(behaviour(_decoded(raw, decode), context)) as out:
+                    async for response in out:
+                        yield response
+            except errors.StrataError as error:
+                await refuse(context, label, error, started)
+
+        return stream
+    if not inspect.iscoroutinefunction(behaviour):
+        raise TypeError(f"{label}: only async servicer methods are supported")
+
+    async def call(raw: AsyncIterator[bytes], context: Context) -> Any:
+        started = time.perf_counter()
+        try:
+            return await behaviour(_decoded(raw, decode), context)
+        except errors.StrataError as error:
+            await refuse(context, label, error, started)
+
+    return call
+
+
+class _DecodingGenericHandler(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers decode their requests themselves."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
+        self._inner = inner
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = self._inner.service(handler_call_details)
+            if handler is None:
+                return None
+            # One per method the inner handler knows: bounded by the services.
+            wrapped = self._wrapped[method] = _wrap(handler, method)
+        return wrapped
+
+
+class DecodingServer:
+    """Stands in for the grpc.aio.Server while services register (the generated
+    `add_*_to_server` functions call only these two methods), so that every
+    method handler they register decodes its requests as this module says."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(
+        self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]
+    ) -> None:
+        """Register generic handlers, each wrapped."""
+        self._server.add_generic_rpc_handlers(
+            tuple(_DecodingGenericHandler(handler) for handler in generic_rpc_handlers)
+        )
+
+    def add_registered_method_handlers(
+        self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        """Register the handlers of one service by method name, each wrapped."""
+        self._server.add_registered_method_handlers(
+            service_name,
+            {
+                name: _wrap(handler, f"/{service_name}/{name}")
+                for name, handler in method_handlers.items()
+            },
+        )
