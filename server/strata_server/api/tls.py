@@ -81,9 +81,19 @@ def _read(path: Path) -> bytes:
         raise TlsError(f"cannot read {path}: {_reason(error)}") from None
 
 
+_SSL_REASONS = {
+    "KEY_VALUES_MISMATCH": "the key does not belong to the certificate",
+    "PEM lib": "not PEM (a certificate or key between -----BEGIN and -----END lines)",
+    "NO_START_LINE": "not PEM (a certificate or key between -----BEGIN and -----END lines)",
+    "NO_CERTIFICATE_OR_CRL_FOUND": "no PEM certificate found",
+}
+"""OpenSSL's reasons, as an operator would put them."""
+
+
 def _reason(error: OSError | ssl.SSLError) -> str:
     if isinstance(error, ssl.SSLError):
-        return error.reason or str(error)
+        reason = error.reason or ("PEM lib" if "PEM lib" in str(error) else "")
+        return _SSL_REASONS.get(reason, reason or str(error))
     return error.strerror or str(error)
 
 
