@@ -145,3 +145,22 @@ def test_the_cli_sends_the_token(proxy: RecordingProxy, tmp_path: Path) -> None:
         ("GetUsage", "Bearer cli-secret"),
         ("ExportNamespace", "Bearer env-secret"),
     ]
+
+
+def test_credential_settings_that_cannot_work_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValueError, match="client_certificate and client_key go together"):
+        strata.TLSConfig("ca.pem", client_certificate="c.pem")
+    with pytest.raises(ValueError, match="printable ASCII"):
+        strata.ClientConfig(token="bad\ntoken")
+    monkeypatch.setenv("STRATA_CLIENT_CERT", "c.pem")
+    with pytest.raises(ValueError, match="STRATA_CLIENT_KEY go together"):
+        strata.Client("127.0.0.1:1")
+    monkeypatch.setenv("STRATA_CLIENT_KEY", "c.key")
+    monkeypatch.setenv("STRATA_TLS_CA", "ca.pem")
+    assert strata.ClientConfig().with_environment().tls == strata.TLSConfig(
+        "ca.pem", "c.pem", "c.key"
+    )
+    given = strata.TLSConfig(b"-----BEGIN CERTIFICATE-----")
+    assert strata.ClientConfig(tls=given).with_environment().tls is given
