@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
-from strata_server.cli_common import DEFAULT_SERVER, ServerOpt, admin_stub, fail
+from strata_server.cli_common import DEFAULT_SERVER, ServerOpt, TlsCaOpt, TokenOpt, admin_stub, fail
 from strata_server.usage_table import usage_table
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
@@ -31,6 +32,8 @@ def _time(value: datetime | None) -> datetime | None:
 
 def audit(
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
     entity: Annotated[str, typer.Option(help="record, job, ...")] = "",
     entity_id: Annotated[str, typer.Option("--id", help="e.g. tickets/t1")] = "",
@@ -57,7 +60,7 @@ def audit(
         request.end_time.FromDatetime(end)
     table = Table("seq", "time (UTC)", "actor", "action", "entity", "id", "version", "fields")
     shown = 0
-    with admin_stub(server) as stub:
+    with admin_stub(server, token, tls_ca) as stub:
         while shown < limit:
             page = stub.ListAuditEntries(request, timeout=TIMEOUT_SECONDS)
             for entry in page.entries[: limit - shown]:
@@ -81,13 +84,20 @@ def audit(
 
 
 def _streamed(
-    server: str, call: Callable[[admin_pb2_grpc.AdminServiceStub], Any], last: str
+    server: str,
+    token: str | None,
+    tls_ca: Path | None,
+    call: Callable[[admin_pb2_grpc.AdminServiceStub], Any],
+    last: str,
 ) -> Any:
     """Run a long admin call that streams `progress` messages and then one `last`
     message, drawing the progress as a bar; the `last` message."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     result = None
-    with admin_stub(server) as stub, Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+    with (
+        admin_stub(server, token, tls_ca) as stub,
+        Progress(*columns, TimeElapsedColumn(), transient=True) as bar,
+    ):
         task = bar.add_task("starting", total=None)
         for event in call(stub):
             if event.HasField("progress"):
@@ -128,12 +138,14 @@ def index_create(
     collection: CollectionArg,
     field: FieldArg,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Declare an index and build it (without blocking writes on PostgreSQL),
     with a progress bar."""
     request = admin_pb2.CreateIndexRequest(namespace=namespace, collection=collection, field=field)
-    built = _streamed(server, lambda stub: stub.CreateIndex(request), "index")
+    built = _streamed(server, token, tls_ca, lambda stub: stub.CreateIndex(request), "index")
     Console().print(_index_table([built]))
 
 
@@ -141,11 +153,13 @@ def index_create(
 def index_list(
     collection: Annotated[str, typer.Argument(help="Only this collection's.")] = "",
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Show the declared indexes."""
     request = admin_pb2.ListIndexesRequest(namespace=namespace, collection=collection)
-    with admin_stub(server) as stub:
+    with admin_stub(server, token, tls_ca) as stub:
         found = list(stub.ListIndexes(request, timeout=TIMEOUT_SECONDS).indexes)
     Console().print(_index_table(found))
     if not found:
@@ -157,17 +171,21 @@ def index_drop(
     collection: CollectionArg,
     field: FieldArg,
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Remove a declared index."""
     request = admin_pb2.DropIndexRequest(namespace=namespace, collection=collection, field=field)
-    with admin_stub(server) as stub:
+    with admin_stub(server, token, tls_ca) as stub:
         stub.DropIndex(request, timeout=TIMEOUT_SECONDS)
     typer.echo(f"dropped the index on {field} of {collection}")
 
 
 def cleanup(
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[
         bool, typer.Option("--all", help="Every namespace, expired records included.")
@@ -181,7 +199,7 @@ def cleanup(
         all_namespaces=all_namespaces,
         dry_run=dry_run,
     )
-    report = _streamed(server, lambda stub: stub.RunCleanup(request), "report")
+    report = _streamed(server, token, tls_ca, lambda stub: stub.RunCleanup(request), "report")
     verb = "would remove" if report.dry_run else "removed"
     table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
     for done in report.steps:
@@ -191,6 +209,8 @@ def cleanup(
 
 def usage(
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
     owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
@@ -200,13 +220,15 @@ def usage(
     request = admin_pb2.GetUsageRequest(
         namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces, owner=owner
     )
-    with admin_stub(server) as stub:
+    with admin_stub(server, token, tls_ca) as stub:
         found = stub.GetUsage(request, timeout=TIMEOUT_SECONDS)
     Console().print(usage_table(found, owner))
 
 
 def check(
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
     repair: Annotated[bool, typer.Option(help="Repair what is safe to repair.")] = False,
@@ -222,7 +244,7 @@ def check(
         repair=repair,
         verify_blobs=verify_blobs,
     )
-    report = _streamed(server, lambda stub: stub.CheckIntegrity(request), "report")
+    report = _streamed(server, token, tls_ca, lambda stub: stub.CheckIntegrity(request), "report")
     checked = ", ".join(f"{c.count:,} {c.check}" for c in report.checked)
     table = Table("check", "namespace", "what", "problem", "repair", title=f"checked {checked}")
     for f in report.findings:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import secrets
 import signal
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,7 @@ from strata.v1 import (
     transcripts_pb2,
 )
 from strata_server import metrics
-from strata_server.api import reflection
+from strata_server.api import reflection, tls
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
@@ -49,6 +50,7 @@ from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
+from strata_server.core import access
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
@@ -184,6 +186,8 @@ class Running:
     blobs: BlobStore
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     metrics_port: int | None = None
+    certificates: tls.ServerCertificates | None = None
+    """The gRPC port's TLS certificates (None: plaintext); SIGHUP reloads them."""
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
@@ -355,11 +359,73 @@ IO_THREADS = 32
 cores + 4 would let a few slow S3 calls starve every other upload and download."""
 
 
+def open_certificates(settings: Settings) -> tls.ServerCertificates | None:
+    """The gRPC port's TLS certificates when tls_cert/tls_key are set (checked now,
+    before any storage is opened); None serves plaintext."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    files = tls.TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    try:
+        return tls.ServerCertificates(files)
+    except tls.TlsError as error:
+        raise StartupError(str(error)) from None
+
+
+# --- Issue 18, engineer F: TEMPORARY. Binds the principal a verified client
+# certificate names (mTLS, `principals` in the config file) so certificate
+# principals can be tested end to end before api/auth.py (engineer E) lands.
+# At merge, fold this into E's interceptor (its authenticate_certificate is
+# tls.certificate_principal(settings.certificate_principals)) and delete it.
+class _CertificatePrincipals(grpc.aio.ServerInterceptor):
+    def __init__(self, authenticate: tls.CertificateAuthenticator) -> None:
+        self._authenticate = authenticate
+
+    async def intercept_service(
+        self,
+        continuation: Any,
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        kind = (
+            ("stream" if handler.request_streaming else "unary")
+            + "_"
+            + ("stream" if handler.response_streaming else "unary")
+        )
+        behaviour = getattr(handler, kind)
+        authenticate = self._authenticate
+
+        if inspect.isasyncgenfunction(behaviour):
+
+            async def streamed(request: Any, context: Any) -> AsyncIterator[Any]:
+                with access.bind(authenticate(context) or access.ANONYMOUS):
+                    async for response in behaviour(request, context):
+                        yield response
+
+            wrapped: Any = streamed
+        else:
+
+            async def wrapped(request: Any, context: Any) -> Any:
+                with access.bind(authenticate(context) or access.ANONYMOUS):
+                    return await behaviour(request, context)
+
+        return getattr(grpc, f"{kind}_rpc_method_handler")(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+# --- end of the temporary certificate-principal wiring.
+
+
 async def start(settings: Settings) -> Running:
     """Open storage, register every service, bind and start serving."""
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="strata-io")
     )
+    certificates = open_certificates(settings)
     database = await open_database(settings)
     try:
         tokens = await page_tokens(settings, database)
@@ -367,12 +433,18 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await database.close()
         raise
+    interceptors = []
+    if certificates is not None and certificates.mutual and settings.principals:
+        interceptors.append(
+            _CertificatePrincipals(tls.certificate_principal(settings.certificate_principals))
+        )
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 1),
-        ]
+        ],
     )
     redis = open_redis(settings)  # one client per process, for the cache and events
     if redis is not None:
@@ -469,7 +541,10 @@ async def start(settings: Settings) -> Running:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
     reflection.enable(registrar, SERVICE_NAMES)
     try:
-        port = server.add_insecure_port(settings.listen)
+        if certificates is None:
+            port = server.add_insecure_port(settings.listen)
+        else:  # TLS only: no plaintext port beside it
+            port = server.add_secure_port(settings.listen, certificates.credentials())
     except RuntimeError as error:
         await close_storage()
         raise StartupError(f"cannot listen on {settings.listen}: {error}") from None
@@ -531,6 +606,7 @@ async def start(settings: Settings) -> Running:
         caching,
         blobs,
         metrics_port=metrics_port,
+        certificates=certificates,
     )
     running.tasks.append(
         asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
@@ -539,8 +615,18 @@ async def start(settings: Settings) -> Running:
     return running
 
 
+def _reload_certificates(running: Running) -> None:
+    """SIGHUP: re-read the TLS certificates for new connections (established ones
+    keep theirs); without TLS there is nothing to reload, and the server serves on."""
+    if running.certificates is None:
+        log.info("SIGHUP ignored: no TLS certificates to reload")
+        return
+    running.certificates.reload()
+
+
 async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully; SIGHUP reloads the
+    TLS certificates."""
     running = await start(settings)
     host = settings.listen.rpartition(":")[0]
     log.info(
@@ -549,6 +635,11 @@ async def serve(settings: Settings) -> None:
         database=settings.database.kind,
         pid=os.getpid(),
         metrics_port=running.metrics_port,
+        tls="mtls"
+        if running.certificates and running.certificates.mutual
+        else "tls"
+        if running.certificates
+        else "off",
     )
     if settings.port_file is not None:
         temp = settings.port_file.with_suffix(".tmp")
@@ -558,6 +649,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload_certificates, running)
     await stop.wait()
     log.info("stopping", grace_seconds=settings.grace_seconds)
     await running.stop(settings.grace_seconds)

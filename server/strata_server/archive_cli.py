@@ -14,7 +14,16 @@ from rich.console import Console
 from rich.table import Table
 
 from strata.v1 import admin_pb2
-from strata_server.cli_common import DEFAULT_SERVER, PhaseBars, ServerOpt, admin_stub, fail, size
+from strata_server.cli_common import (
+    DEFAULT_SERVER,
+    PhaseBars,
+    ServerOpt,
+    TlsCaOpt,
+    TokenOpt,
+    admin_stub,
+    fail,
+    size,
+)
 from strata_server.core.archive import BLOBS, KINDS
 
 CHUNK = 256 << 10
@@ -32,13 +41,19 @@ def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="The archive file to write.")],
     owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
 ) -> None:
     """Export a namespace (or one owner's data) to an archive file, with progress bars."""
     partial = output.with_name(output.name + ".partial")
     summary = None
     request = admin_pb2.ExportNamespaceRequest(namespace=namespace, owner=owner)
     try:
-        with partial.open("wb") as file, admin_stub(server) as stub, PhaseBars() as bars:
+        with (
+            partial.open("wb") as file,
+            admin_stub(server, token, tls_ca) as stub,
+            PhaseBars() as bars,
+        ):
             for event in stub.ExportNamespace(request):
                 part = event.WhichOneof("event")
                 if part == "chunk":
@@ -70,6 +85,8 @@ def import_(
         str, typer.Option(help="What to do with ids already stored: skip, overwrite or fail.")
     ] = "fail",
     server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
 ) -> None:
     """Import an archive into a namespace: all of it or, on any error, nothing."""
     policy = _POLICIES.get(on_conflict)
@@ -88,7 +105,7 @@ def import_(
                 yield admin_pb2.ImportNamespaceRequest(chunk=data)
 
     result = None
-    with admin_stub(server) as stub, PhaseBars() as bars:
+    with admin_stub(server, token, tls_ca) as stub, PhaseBars() as bars:
         for event in stub.ImportNamespace(messages()):
             if event.HasField("progress"):
                 bars.update(event.progress)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 
 from strata_server import admin_cli, archive_cli
 from strata_server.config import ConfigError, Settings, load_settings
@@ -116,9 +117,33 @@ def serve(
         typer.Option(help="debug, info, warning or error." + _default("log_level")),
     ] = None,
     port_file: Annotated[Path | None, typer.Option(help="Write the bound port here.")] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM certificate chain: serve TLS only, with --tls-key (env STRATA_TLS_CERT)."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="PEM private key of --tls-cert (env STRATA_TLS_KEY).")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM authorities of client certificates: require one (mTLS) "
+            "(env STRATA_TLS_CLIENT_CA)."
+        ),
+    ] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve Prometheus metrics on a port (loopback) or host:port "
+            "(env STRATA_METRICS_LISTEN).  [default: off]"
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Serve gRPC until SIGTERM/SIGINT (graceful shutdown)."""
+    """Serve gRPC until SIGTERM/SIGINT (graceful shutdown); SIGHUP re-reads the TLS
+    certificates."""
     settings = _settings(
         listen=listen,
         database_url=database_url,
@@ -126,6 +151,10 @@ def serve(
         workers=workers,
         log_level=log_level,
         port_file=port_file,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
+        metrics_listen=metrics_listen,
         config=config,
     )
     from strata_server import logs
@@ -167,12 +196,20 @@ def _serve_workers(settings: Settings) -> int:
     except StartupError as error:
         raise _fail(str(error)) from None
     env = {**os.environ, "STRATA_WORKERS": "1", "STRATA_MIGRATE": "false"}
+    dumped = settings.model_dump(
+        mode="json", exclude={"workers", "migrate", "config", "port_file"}, exclude_none=True
+    )
+    for key in dumped:
+        # mode="json" masks secrets ("**********"); the workers need the real ones.
+        value = getattr(settings, key)
+        if isinstance(value, SecretStr):
+            dumped[key] = value.get_secret_value()
     env.update(
         {
-            f"STRATA_{key.upper()}": json.dumps(value) if isinstance(value, dict) else str(value)
-            for key, value in settings.model_dump(
-                exclude={"workers", "migrate", "config", "port_file"}, exclude_none=True
-            ).items()
+            f"STRATA_{key.upper()}": json.dumps(value)
+            if isinstance(value, (dict, list))
+            else str(value)
+            for key, value in dumped.items()
         }
     )
     # Each worker is its own process: an in-process cache in one would not see the
@@ -194,6 +231,7 @@ def _serve_workers(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)  # each worker reloads its TLS certificates
     return max(child.wait() for child in children)
 
 

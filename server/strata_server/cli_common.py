@@ -1,6 +1,6 @@
-"""What the `strata` client commands share: the server option, the one-line failure
-with exit status 2, a stub whose gRPC errors become that line, and a progress bar
-fed by a stream's Progress messages.
+"""What the `strata` client commands share: the server and credential options, the
+one-line failure with exit status 2, a stub whose gRPC errors become that line, and
+a progress bar fed by a stream's Progress messages.
 
 Public so that command modules (archive_cli, ...) share one behaviour instead of
 copying it.
@@ -8,14 +8,17 @@ copying it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Iterator
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import grpc
 import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from strata.config import ClientConfig, environment_tls
 from strata.v1 import admin_pb2, admin_pb2_grpc
 
 ServerOpt = Annotated[
@@ -23,6 +26,26 @@ ServerOpt = Annotated[
     typer.Option("--server", envvar="STRATA_SERVER", help="host:port of a running server."),
 ]
 DEFAULT_SERVER = "127.0.0.1:50051"
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="STRATA_TOKEN",
+        show_envvar=False,
+        help="Bearer token sent with every call (env STRATA_TOKEN).",
+    ),
+]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-ca",
+        envvar="STRATA_TLS_CA",
+        show_envvar=False,
+        help="PEM authorities the server's certificate must chain to: connect over TLS "
+        "(env STRATA_TLS_CA; under mTLS, env STRATA_CLIENT_CERT and STRATA_CLIENT_KEY "
+        "name the client certificate).",
+    ),
+]
 
 
 def fail(message: str) -> typer.Exit:
@@ -31,11 +54,82 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-@contextlib.contextmanager
-def admin_stub(server: str) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
-    """An AdminService stub on `server`; gRPC errors become one line and exit 2."""
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    """A call's details with more metadata (grpc's own class cannot be built)."""
+
+
+class _WithMetadata(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the same metadata (the bearer token) to every call of a channel."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _extend(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        return continuation(self._extend(client_call_details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        return continuation(self._extend(client_call_details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._extend(client_call_details), request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._extend(client_call_details), request_iterator)
+
+
+def open_channel(server: str, token: str | None = None, tls_ca: Path | None = None) -> grpc.Channel:
+    """A channel to `server`: over TLS when `tls_ca` (or the environment) says so,
+    sending `token` (or $STRATA_TOKEN) with every call."""
     try:
-        with grpc.insecure_channel(server) as channel:
+        config = ClientConfig(server, token=token, tls=environment_tls(tls_ca)).with_environment()
+        credentials = config.channel_credentials()
+    except (OSError, ValueError) as error:
+        raise fail(f"cannot use the TLS or token settings: {error}") from None
+    if credentials is None:
+        channel = grpc.insecure_channel(server)
+    else:
+        channel = grpc.secure_channel(server, credentials, config.grpc_options())
+    metadata = config.call_metadata()
+    return grpc.intercept_channel(channel, _WithMetadata(metadata)) if metadata else channel
+
+
+@contextlib.contextmanager
+def admin_stub(
+    server: str, token: str | None = None, tls_ca: Path | None = None
+) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
+    """An AdminService stub on `server` (see `open_channel`); gRPC errors become
+    one line and exit 2."""
+    try:
+        with open_channel(server, token, tls_ca) as channel:
             yield admin_pb2_grpc.AdminServiceStub(channel)
     except grpc.RpcError as error:
         code = error.code()

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +29,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from strata_server.core import subjects
+from strata_server.core.access import Principal, Role
 from strata_server.core.paging import PageTokens
 from strata_server.core.validation import COLLECTION_RE
 
@@ -30,6 +40,33 @@ GIB = 1024 * MIB
 
 class ConfigError(Exception):
     """The configuration is invalid; the message says which setting and why."""
+
+
+class CertificatePrincipal(BaseModel):
+    """What a client certificate's subject may do under mTLS: one entry of the
+    `[principals."<subject>"]` tables of the configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["reader", "writer", "admin"] = Field(description="reader, writer or admin")
+    namespaces: list[str] = Field(
+        min_length=1, description='the namespaces it may name, or ["*"] for every one'
+    )
+    rate_limit: float = Field(
+        0.0, ge=0, description="requests per second, sustained; 0: the server's default"
+    )
+    burst: int = Field(0, ge=0, description="requests in one burst; 0: the server's default")
+
+    def principal(self, subject: str) -> Principal:
+        """The principal of a certificate with this `subject`; its name (the audit
+        actor) is the subject as the configuration writes it."""
+        return Principal(
+            subject,
+            Role.parse(self.role),
+            frozenset(self.namespaces),
+            rate_limit=self.rate_limit,
+            burst=self.burst,
+        )
 
 
 class Settings(BaseSettings):
@@ -179,7 +216,8 @@ class Settings(BaseSettings):
     )
     metrics_listen: str | None = Field(
         None,
-        description="host:port to serve Prometheus metrics on (/metrics); unset: off. "
+        description="port or host:port to serve Prometheus metrics on (/metrics); unset: off. "
+        "A port alone binds loopback (127.0.0.1); any other interface must be named. "
         "With --workers N, worker i takes port + i",
     )
     page_token_key: SecretStr | None = Field(
@@ -187,6 +225,22 @@ class Settings(BaseSettings):
         description="key that signs page tokens, at least 16 characters, the same on every "
         "replica; unset: a random key made once and kept in the database (which every "
         "replica of it shares). A token signed with another key is INVALID_ARGUMENT",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate chain of the server; with tls_key, the gRPC port serves "
+        "TLS only (no plaintext). Re-read on SIGHUP",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="PEM certificates of the authorities that sign client certificates; set, "
+        "every client must present one (mTLS). Re-read on SIGHUP",
+    )
+    principals: dict[str, CertificatePrincipal] = Field(
+        default_factory=dict,
+        description="under mTLS, the role and namespaces of each client certificate subject, "
+        'e.g. [principals."CN=billing,O=acme"] role = "writer" namespaces = ["billing"]',
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -202,6 +256,17 @@ class Settings(BaseSettings):
                 "(one entry must fit in one response)"
             )
         return self
+
+    @field_validator("metrics_listen", mode="before")
+    @classmethod
+    def _metrics_on_loopback(cls, value: object) -> object:
+        # A port alone (9464 or ":9464") means loopback: exposing the metrics on
+        # another interface takes writing its address.
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value.lstrip(":").isdigit():
+            return f"127.0.0.1:{value.lstrip(':')}"
+        return value
 
     @field_validator("listen", "metrics_listen")
     @classmethod
@@ -230,6 +295,18 @@ class Settings(BaseSettings):
             return None  # an empty STRATA_PAGE_TOKEN_KEY means unset
         if len(value.get_secret_value().encode()) < PageTokens.MIN_KEY_BYTES:
             raise ValueError(f"must be at least {PageTokens.MIN_KEY_BYTES} bytes long")
+        return value
+
+    @field_validator("principals")
+    @classmethod
+    def _check_principals(
+        cls, value: dict[str, CertificatePrincipal]
+    ) -> dict[str, CertificatePrincipal]:
+        seen: dict[subjects.Subject, str] = {}
+        for subject in value:
+            for key in subjects.keys(subject):
+                if seen.setdefault(key, subject) != subject:
+                    raise ValueError(f"{subject!r} and {seen[key]!r} name the same subject")
         return value
 
     @field_validator("database_url")
@@ -261,6 +338,23 @@ class Settings(BaseSettings):
         if "/" in value or (sep and (not host or not port.isdigit())):
             raise ValueError("must be host or host:port, without a scheme (see s3_secure)")
         return value
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca needs tls_cert and tls_key (mTLS is TLS first)")
+        if self.principals and self.tls_client_ca is None:
+            raise ValueError(
+                "principals are client certificate subjects: they need tls_client_ca (mTLS)"
+            )
+        return self
+
+    @property
+    def certificate_principals(self) -> list[Principal]:
+        """The principals of the configured certificate subjects."""
+        return [spec.principal(subject) for subject, spec in self.principals.items()]
 
     @model_validator(mode="after")
     def _check_s3_keys(self) -> Settings:

@@ -12,7 +12,8 @@
         for entry in client.follow("chat-1"):  # live, resumes after a dropped connection
             print(entry.seq, entry.content)
 
-`Client` blocks, `AsyncClient` runs on asyncio; both take a `ClientConfig` and
+`Client` blocks, `AsyncClient` runs on asyncio; both take a `ClientConfig` (or
+its fields as arguments: `token=`, `tls=strata.TLSConfig("ca.pem")`, ...) and
 raise `StrataError` subclasses. `Client.queue` / `AsyncClient.queue` return a
 `QueueHandle` / `AsyncQueueHandle` that runs workers; `follow` returns a `Follow` /
 `AsyncFollow` over a transcript's entries. `strata.writes` builds the
@@ -26,7 +27,7 @@ from strata.aio import AsyncClient
 from strata.aio_worker import AsyncHandler, AsyncQueueHandle
 from strata.artifacts import Artifact
 from strata.client import Client
-from strata.config import ClientConfig, RetryPolicy
+from strata.config import ClientConfig, RetryPolicy, TLSConfig
 from strata.errors import (
     Aborted,
     AlreadyExists,
@@ -88,6 +89,7 @@ __all__ = [
     "RetryPolicy",
     "StrataError",
     "Subscription",
+    "TLSConfig",
     "Transcript",
     "TranscriptHit",
     "Unauthenticated",

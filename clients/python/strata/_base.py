@@ -29,7 +29,7 @@ from strata import (
 )
 from strata._requests import PagedRpc, Rpc, Service
 from strata._retry import RetrySchedule
-from strata.config import ClientConfig, RetryPolicy
+from strata.config import ClientConfig, RetryPolicy, TLSConfig
 from strata.v1 import (
     admin_pb2_grpc,
     artifacts_pb2_grpc,
@@ -104,6 +104,8 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
 
     Takes a `ClientConfig` as `config`, and/or its most common fields as
     arguments, which win over `config`: `Client("host:50051", namespace="acme")`.
+    Without a `token`, $STRATA_TOKEN is sent when set; without `tls` (or
+    `credentials`), $STRATA_TLS_CA, when set, turns TLS on trusting that file.
     Every method but `server_info` takes `namespace=` to override
     `config.namespace` for that call.
     """
@@ -117,6 +119,8 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
         timeout: float | None = None,
         actor: str | None = None,
         retry: RetryPolicy | None = None,
+        token: str | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             "target": target,
@@ -124,11 +128,13 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             "timeout": timeout,
             "actor": actor,
             "retry": retry,
+            "token": token,
+            "tls": tls,
         }
         self.config: ClientConfig = dataclasses.replace(
             config or ClientConfig(),
             **{name: value for name, value in overrides.items() if value is not None},
-        )
+        ).with_environment()
         """The settings this client runs with."""
         self._metadata = self.config.call_metadata()
         self._channel: ChannelT = self._open_channel(self.config)

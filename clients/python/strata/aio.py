@@ -42,9 +42,10 @@ class AsyncClient(ClientBase[grpc.aio.Channel]):
 
     def _open_channel(self, config: ClientConfig) -> grpc.aio.Channel:
         options = config.grpc_options()
-        if config.credentials is None:
+        credentials = config.channel_credentials()
+        if credentials is None:
             return grpc.aio.insecure_channel(config.target, options=options)
-        return grpc.aio.secure_channel(config.target, config.credentials, options=options)
+        return grpc.aio.secure_channel(config.target, credentials, options=options)
 
     async def close(self) -> None:
         """Close the channel; calls after this fail."""

@@ -34,15 +34,18 @@ class Client(ClientBase[grpc.Channel]):
     `close()` it. Safe to share between threads.
 
     `Client(target=None, *, config=None, namespace=None, timeout=None, actor=None,
-    retry=None)`: the arguments given win over the fields of `config`. Every
-    method but `server_info` takes `namespace=` to override the default for one
-    call. Failed calls raise `strata.StrataError` subclasses.
+    retry=None, token=None, tls=None)`: the arguments given win over the fields
+    of `config`; a token and TLS not given come from $STRATA_TOKEN and
+    $STRATA_TLS_CA when set. Every method but `server_info` takes `namespace=` to
+    override the default for one call. Failed calls raise `strata.StrataError`
+    subclasses.
     """
 
     def _open_channel(self, config: ClientConfig) -> grpc.Channel:
-        if config.credentials is None:
+        credentials = config.channel_credentials()
+        if credentials is None:
             return grpc.insecure_channel(config.target, options=config.grpc_options())
-        return grpc.secure_channel(config.target, config.credentials, config.grpc_options())
+        return grpc.secure_channel(config.target, credentials, config.grpc_options())
 
     def close(self) -> None:
         """Close the channel; calls after this fail."""

@@ -1,13 +1,29 @@
-"""Settings of a Client or AsyncClient: where to connect, defaults for every call,
-and how transient failures are retried."""
+"""Settings of a Client or AsyncClient: where to connect, with which credentials,
+defaults for every call, and how transient failures are retried."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import grpc
 
-__all__ = ["ClientConfig", "RetryPolicy"]
+__all__ = ["ClientConfig", "RetryPolicy", "TLSConfig", "environment_tls"]
+
+TOKEN_ENV = "STRATA_TOKEN"
+"""The environment variable a client reads its bearer token from when given none."""
+TLS_CA_ENV = "STRATA_TLS_CA"
+"""The environment variable naming a PEM file of the authorities a client trusts
+(turning TLS on) when given no TLS settings."""
+CLIENT_CERT_ENV = "STRATA_CLIENT_CERT"
+"""The environment variable naming the PEM certificate a client shows under mTLS
+when given no TLS settings (with STRATA_CLIENT_KEY)."""
+CLIENT_KEY_ENV = "STRATA_CLIENT_KEY"
+"""The environment variable naming the PEM private key of STRATA_CLIENT_CERT."""
+
+PEM = bytes | str | os.PathLike[str]
+"""PEM material: the bytes themselves, or the path of a file holding them."""
 
 MiB = 1024 * 1024
 
@@ -46,6 +62,65 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """How a client speaks TLS to the server, and (for mTLS) which certificate it
+    shows. Each PEM field takes the bytes themselves or a file's path; files are
+    read when the client opens its channel.
+
+        strata.Client("strata.internal:50051", tls=strata.TLSConfig("ca.pem"))
+    """
+
+    root_certificates: PEM | None = None
+    """The authorities the server's certificate must chain to; None: the system's."""
+    client_certificate: PEM | None = None
+    """The client's certificate chain, for servers that require one (mTLS)."""
+    client_key: PEM | None = field(default=None, repr=False)
+    """The private key of `client_certificate`."""
+    server_name: str | None = None
+    """The name the server's certificate must carry, when it differs from the
+    target's host (e.g. dialling an IP address)."""
+
+    def __post_init__(self) -> None:
+        if (self.client_certificate is None) != (self.client_key is None):
+            raise ValueError("client_certificate and client_key go together")
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        """The channel credentials; OSError when a file cannot be read."""
+        return grpc.ssl_channel_credentials(
+            root_certificates=_pem(self.root_certificates),
+            private_key=_pem(self.client_key),
+            certificate_chain=_pem(self.client_certificate),
+        )
+
+    def channel_options(self) -> tuple[tuple[str, str], ...]:
+        """Channel arguments that go with these credentials."""
+        if self.server_name is None:
+            return ()
+        return (("grpc.ssl_target_name_override", self.server_name),)
+
+
+def environment_tls(root_certificates: PEM | None = None) -> TLSConfig | None:
+    """TLS settings from the environment, for a client given none: the
+    authorities of `root_certificates` or $STRATA_TLS_CA, and the client
+    certificate of $STRATA_CLIENT_CERT and $STRATA_CLIENT_KEY; None (plaintext)
+    when none of them is set."""
+    ca = root_certificates or os.environ.get(TLS_CA_ENV) or None
+    cert = os.environ.get(CLIENT_CERT_ENV) or None
+    key = os.environ.get(CLIENT_KEY_ENV) or None
+    if ca is None and cert is None and key is None:
+        return None
+    if (cert is None) != (key is None):
+        raise ValueError(f"${CLIENT_CERT_ENV} and ${CLIENT_KEY_ENV} go together")
+    return TLSConfig(ca, cert, key)
+
+
+def _pem(value: PEM | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
 class ClientConfig:
     """Where a client connects and the defaults it applies to every call."""
 
@@ -59,8 +134,15 @@ class ClientConfig:
     """How transient failures are retried."""
     actor: str | None = None
     """Who is acting, sent as `x-strata-actor` metadata and written to the audit log."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token sent as `authorization: Bearer <token>` metadata on every call;
+    None: $STRATA_TOKEN when set, else no token."""
+    tls: TLSConfig | None = None
+    """TLS settings; None: those of the environment (`environment_tls`) when set,
+    else a plaintext channel (unless `credentials` is given)."""
     credentials: grpc.ChannelCredentials | None = None
-    """TLS credentials (`grpc.ssl_channel_credentials()`); None for a plaintext channel."""
+    """Ready-made channel credentials (`grpc.ssl_channel_credentials()`), used
+    instead of `tls`; None for a plaintext channel when `tls` is None too."""
     max_send_message_bytes: int = 16 * MiB
     """Largest request message the client sends."""
     max_receive_message_bytes: int = 16 * MiB
@@ -73,15 +155,42 @@ class ClientConfig:
             raise ValueError("target must not be empty")
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
+        if self.token is not None and not (self.token.isascii() and self.token.isprintable()):
+            raise ValueError("token must be printable ASCII (as gRPC metadata carries it)")
 
     def grpc_options(self) -> list[tuple[str, str | int]]:
-        """The channel arguments: message size limits, then `channel_options`."""
+        """The channel arguments: message size limits, TLS's, then `channel_options`."""
         return [
             ("grpc.max_send_message_length", self.max_send_message_bytes),
             ("grpc.max_receive_message_length", self.max_receive_message_bytes),
+            *(self.tls.channel_options() if self.tls is not None else ()),
             *self.channel_options,
         ]
 
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """The channel's credentials: `credentials`, else those of `tls`, else None
+        (plaintext)."""
+        if self.credentials is not None:
+            return self.credentials
+        return self.tls.credentials() if self.tls is not None else None
+
     def call_metadata(self) -> tuple[tuple[str, str], ...]:
-        """The metadata sent with every call."""
-        return (("x-strata-actor", self.actor),) if self.actor else ()
+        """The metadata sent with every call: the bearer token and the actor."""
+        metadata: list[tuple[str, str]] = []
+        if self.token:
+            metadata.append(("authorization", f"Bearer {self.token}"))
+        if self.actor:
+            metadata.append(("x-strata-actor", self.actor))
+        return tuple(metadata)
+
+    def with_environment(self) -> ClientConfig:
+        """This configuration with what it leaves unset taken from the environment:
+        the token from $STRATA_TOKEN, TLS from $STRATA_TLS_CA (and a client
+        certificate from $STRATA_CLIENT_CERT / $STRATA_CLIENT_KEY)."""
+        token = self.token or os.environ.get(TOKEN_ENV, "").strip() or None
+        tls = self.tls
+        if tls is None and self.credentials is None:
+            tls = environment_tls()
+        if token == self.token and tls is self.tls:
+            return self
+        return replace(self, token=token, tls=tls)
