@@ -39,6 +39,7 @@ from strata_server.api import reflection
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
+from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
@@ -46,9 +47,10 @@ from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
-from strata_server.config import Settings
+from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
+from strata_server.services.access import TokenAdmin, Verifier
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -336,24 +338,33 @@ async def start(settings: Settings) -> Running:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="strata-io")
     )
+    problem = insecure_listen(settings)
+    if problem is not None:
+        raise StartupError(problem)
     database = await open_database(settings)
     try:
         blobs = await open_blobs(settings)
     except BaseException:
         await database.close()
         raise
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 1),
-        ]
-    )
     redis = open_redis(settings)  # one client per process, for the cache and events
     if redis is not None:
         await _check_redis_memory(redis)
     events = await open_events(settings, redis)  # one per process, for every service
     caching = open_caching(settings, database, redis)
+    verifier = None
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if settings.auth == "token":
+        verifier = Verifier(database.tokens, events, recheck_seconds=settings.token_recheck_seconds)
+        interceptors.append(AuthInterceptor(verifier.authenticate))
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 1),
+        ],
+    )
 
     async def close_storage() -> None:
         await events.close()
@@ -419,6 +430,7 @@ async def start(settings: Settings) -> Running:
                 max_import_bytes=settings.max_import_bytes,
                 forget=caching.forget_namespace,
             ),
+            TokenAdmin(database.tokens, events),
         ),
         server,
     )
@@ -492,6 +504,8 @@ async def start(settings: Settings) -> Running:
     running.tasks.append(
         asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
     )
+    if verifier is not None:
+        background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)
     return running
 
@@ -504,6 +518,7 @@ async def serve(settings: Settings) -> None:
         "serving",
         address=f"{host}:{running.port}",
         database=settings.database.kind,
+        auth=settings.auth,
         pid=os.getpid(),
         metrics_port=running.metrics_port,
     )

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 
 import typer
 
-from strata_server import admin_cli, archive_cli
-from strata_server.config import ConfigError, Settings, load_settings
+from strata_server import admin_cli, archive_cli, token_cli
+from strata_server.config import ConfigError, Settings, insecure_listen, load_settings
 
 # Plain (click) help rather than typer's rich panels: typer 0.29's panels show
 # every flag as taking a `<bool>` value (`--help <bool>`), and this way a flag
@@ -39,6 +39,7 @@ migrate_app = typer.Typer(
 app.add_typer(migrate_app, name="migrate")
 admin_cli.register(app)
 archive_cli.register(app)
+token_cli.register(app)
 
 
 def _default(name: str) -> str:
@@ -116,10 +117,27 @@ def serve(
         typer.Option(help="debug, info, warning or error." + _default("log_level")),
     ] = None,
     port_file: Annotated[Path | None, typer.Option(help="Write the bound port here.")] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            help="none (loopback addresses only) or token (every call but health needs "
+            "`authorization: Bearer <token>`; env STRATA_AUTH)." + _default("auth"),
+        ),
+    ] = None,
+    allow_insecure: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-insecure",
+            help="Serve with --auth none on a non-loopback address anyway "
+            "(env STRATA_ALLOW_INSECURE).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve gRPC until SIGTERM/SIGINT (graceful shutdown)."""
     settings = _settings(
+        auth=auth,
+        allow_insecure=allow_insecure,
         listen=listen,
         database_url=database_url,
         migrate=migrate,
@@ -128,6 +146,9 @@ def serve(
         port_file=port_file,
         config=config,
     )
+    problem = insecure_listen(settings)
+    if problem is not None:
+        raise _fail(problem)
     from strata_server import logs
 
     logs.configure(settings.log_level, settings.log_format)

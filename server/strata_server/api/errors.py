@@ -13,11 +13,12 @@ import functools
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import grpc
 import structlog
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -42,6 +43,9 @@ _CODES: dict[type[errors.StrataError], grpc.StatusCode] = {
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DataLoss: grpc.StatusCode.DATA_LOSS,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -70,6 +74,10 @@ def to_status(error: errors.StrataError) -> grpc.Status:
                 ]
             )
         )
+    if isinstance(error, errors.RateLimited):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=error.retry_after))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
         holder = any_pb2.Any()
@@ -124,6 +132,15 @@ async def _abort(context: Context, error: Exception, method: str, request_id: st
     else:
         log.exception("unhandled error", method=method)
         status = rpc_status.to_status(_INTERNAL)
+    trailers = (*status.trailing_metadata, (REQUEST_ID, request_id))
+    await context.abort_with_status(_Status(status.code, status.details, trailers))
+
+
+async def refuse(context: Context, error: errors.StrataError) -> None:
+    """End a call that was never served (the auth interceptor's refusals) with the
+    error's rich status; raises, as `context.abort` does."""
+    request_id = _request_id(context)
+    status = to_status(error)
     trailers = (*status.trailing_metadata, (REQUEST_ID, request_id))
     await context.abort_with_status(_Status(status.code, status.details, trailers))
 
