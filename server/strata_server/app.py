@@ -430,7 +430,7 @@ async def start(settings: Settings) -> Running:
                 max_import_bytes=settings.max_import_bytes,
                 forget=caching.forget_namespace,
             ),
-            TokenAdmin(database.tokens, events),
+            TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
         ),
         server,
     )

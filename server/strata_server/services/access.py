@@ -2,9 +2,9 @@
 secret (`Verifier`) without a database read per call.
 
 How a revocation reaches every replica within a second:
-1. `TokenAdmin.revoke` commits the revocation, then notifies `TOPIC` on the events
-   port (Redis pub/sub or PostgreSQL NOTIFY between replicas; in process on the
-   embedded shape).
+1. `TokenAdmin.revoke` commits the revocation, makes its own replica's verifier
+   forget at once, then notifies `TOPIC` on the events port (Redis pub/sub or
+   PostgreSQL NOTIFY between replicas; in process on the embedded shape).
 2. Each replica's `Verifier.watch` hears it and forgets every token it knew; the
    next call with any token reads that token's row once, and sees the revocation.
 3. Lost wakeups (an events connection down at the wrong moment) and revocations
@@ -21,6 +21,7 @@ expire_time with the clock.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -51,9 +52,15 @@ class Refused:
 class TokenAdmin:
     """Create, list and revoke tokens (AdminService and `strata token`)."""
 
-    def __init__(self, store: TokenStore, events: Events | None = None) -> None:
+    def __init__(
+        self,
+        store: TokenStore,
+        events: Events | None = None,
+        forget: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._events = events
+        self._forget = forget
 
     async def create(self, token: NewToken, *, actor: Actor) -> tuple[Token, str]:
         """Store a new token; returns it and its secret (shown this once, kept nowhere)."""
@@ -68,6 +75,8 @@ class TokenAdmin:
     async def revoke(self, name: str, *, actor: Actor) -> Token:
         """Revoke a token and tell every replica to forget what it knew of tokens."""
         token = await self._store.revoke_token(name, actor=actor)
+        if self._forget is not None:
+            self._forget()  # this replica at once, before the call returns
         if self._events is not None:
             self._events.notify(TOPIC)
         return token
@@ -113,11 +122,11 @@ class Verifier:
         seen = await self._fingerprint()
         with self._events.listen(TOPIC) as revocations:
             while True:
-                heard = await revocations.wait(self._recheck)
-                now = await self._fingerprint()
-                if heard or (now is not None and now != seen):
+                if await revocations.wait(self._recheck):
                     self.forget()
-                if now is not None:
+                now = await self._fingerprint()
+                if now is not None and now != seen:
+                    self.forget()
                     seen = now
 
     async def _fingerprint(self) -> tuple[int, int] | None:
