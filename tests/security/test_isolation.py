@@ -32,7 +32,7 @@ from strata.v1 import (
     transcripts_pb2,
     transcripts_pb2_grpc,
 )
-from tests.contract.archive_support import members
+from tests.contract.archive_support import export, import_, members
 from tests.contract.artifacts_support import upload
 from tests.contract.helpers import details_of, to_struct
 from tests.contract.transcript_helpers import entry
@@ -369,3 +369,27 @@ def test_an_admin_of_every_namespace_does_see_the_other_namespace(secure, tenant
                 ),
             )
             assert b.word.encode() in alone.data, "the export's members were not searched"
+
+
+def test_an_import_cannot_write_into_a_namespace_the_token_does_not_cover(secure, tenants):
+    a, b, root = tenants
+    archive = export(secure.channel(secure.root), b.namespace)
+    copy = unique("copy")
+    mine = secure.channel(secure.token("admin", a.namespace, copy))
+
+    # Without a namespace an import goes where its archive came from (b): only a
+    # token for every namespace may send one.
+    for target in ("", b.namespace):
+        with pytest.raises(grpc.RpcError) as raised:
+            import_(mine, archive.data, target)
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        info, _ = details_of(raised.value)
+        assert info.reason == "NAMESPACE_NOT_ALLOWED"
+        assert info.metadata["namespace"] == (target or "*")
+
+    imported = import_(mine, archive.data, copy)
+    assert imported.result.namespace == copy
+    before = root.records.GetRecord(
+        records_pb2.GetRecordRequest(namespace=b.namespace, collection=COLLECTION, id="r1")
+    )
+    assert before.version == 1  # b untouched

@@ -148,8 +148,15 @@ EVERY_NAMESPACE = frozenset(
 )
 """Methods that act on the whole server, so they need a principal for "*"."""
 
-EMPTY_MEANS_EVERY = frozenset({"/strata.v1.AdminService/ListQuotas"})
-"""Methods whose empty namespace means every namespace, not "default"."""
+EMPTY_MEANS_EVERY = frozenset(
+    {
+        "/strata.v1.AdminService/ListQuotas",
+        # An import without a namespace goes into the one its archive names, which
+        # is not known until the archive is read: only a token for "*" may.
+        "/strata.v1.AdminService/ImportNamespace",
+    }
+)
+"""Methods whose empty namespace means every namespace (or any), not "default"."""
 
 UNSCOPED = frozenset(
     {
@@ -208,8 +215,8 @@ def _scope_of(path: str, request_type: Descriptor) -> Scope | None:
     header_type = header.message_type if header is not None else None
     if header_type is not None and "namespace" in header_type.fields_by_name:
         # A stream whose first message is not a header is refused by the method
-        # itself; until then it counts as naming the default namespace.
-        return lambda request: request.header.namespace or DEFAULT_NAMESPACE
+        # itself; until then it counts as naming no namespace.
+        return lambda request: request.header.namespace or empty
     raise LookupError(f"{path}: its request names no namespace, and UNSCOPED does not list it")
 
 
