@@ -71,6 +71,8 @@ class Tenant:
     transcript: str = ""
     artifact: str = ""
     job: str = ""
+    orphan: str = ""
+    """The SHA-256 of a blob whose artifact was deleted (no namespace owns it now)."""
 
 
 COLLECTION = "notes"
@@ -110,6 +112,11 @@ def fill(stubs: Stubs, namespace: str, word: str) -> Tenant:
         owner="ada",
         name=f"{word}.log",
     ).id
+    gone = upload(stubs.artifacts, f"deleted {word}".encode(), namespace=namespace, owner="ada")
+    stubs.artifacts.DeleteArtifact(
+        artifacts_pb2.DeleteArtifactRequest(namespace=namespace, id=gone.id), timeout=30
+    )
+    tenant.orphan = gone.sha256
     tenant.job = stubs.queue.Enqueue(
         queue_pb2.EnqueueRequest(
             namespace=namespace, queue=QUEUE, payload=to_struct({"task": word})
@@ -275,6 +282,20 @@ def read_everything(stubs: Stubs, seen: Seen, mine: str, other: Tenant) -> None:
                 admin_pb2.ListAuditEntriesRequest(namespace=ns, page_size=1000), timeout=30
             ),
         )
+    for repair in (False, True):
+        seen.keep(
+            f"CheckIntegrity repair={repair}",
+            lambda repair=repair: stubs.admin.CheckIntegrity(
+                admin_pb2.CheckIntegrityRequest(namespace=mine, verify_blobs=True, repair=repair),
+                timeout=60,
+            ),
+        )
+    seen.keep(
+        "RunCleanup",
+        lambda: stubs.admin.RunCleanup(
+            admin_pb2.RunCleanupRequest(namespace=mine, dry_run=True), timeout=60
+        ),
+    )
     seen.keep(
         "GetUsage all_namespaces",
         lambda: stubs.admin.GetUsage(admin_pb2.GetUsageRequest(all_namespaces=True), timeout=30),
@@ -333,6 +354,7 @@ def test_a_token_for_one_namespace_sees_zero_bytes_of_another(secure, tenants):
     assert a.word.encode() in seen.data, "the reads of its own namespace showed nothing"
     assert b.word.encode() not in seen.data
     assert b.word.encode() not in seen.errors
+    assert b.orphan.encode() not in seen.data, "an integrity check showed b's deleted blob"
     # Refusals name the namespace the caller itself asked for; no answer names it.
     assert b.namespace.encode() not in seen.data
     refused = {what for what, code in seen.codes if code == grpc.StatusCode.PERMISSION_DENIED}
