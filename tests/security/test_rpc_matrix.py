@@ -15,7 +15,7 @@ from datetime import UTC
 import grpc
 import pytest
 
-from strata.v1 import access_pb2
+from strata.v1 import access_pb2, admin_pb2
 from strata_server.core.tokens import new_secret
 from tests.contract.helpers import details_of
 from tests.security.contract import (
@@ -152,3 +152,30 @@ def test_every_rpc_answers_each_caller_as_the_contract_says(method, credentials)
             if info.metadata.get(key) != value:
                 wrong.append(f"{case}: metadata {dict(info.metadata)}, expected {key}={value}")
     assert not wrong, f"{path_of(method)}:\n" + "\n".join(wrong)
+
+
+ACROSS_NAMESPACES = {
+    "GetUsage": admin_pb2.GetUsageRequest(all_namespaces=True),
+    "CheckIntegrity": admin_pb2.CheckIntegrityRequest(all_namespaces=True),
+    "RunCleanup": admin_pb2.RunCleanupRequest(all_namespaces=True, dry_run=True),
+    "ListQuotas": access_pb2.ListQuotasRequest(),
+    "ImportNamespace": admin_pb2.ImportNamespaceRequest(header=admin_pb2.ImportHeader()),
+    "ListAuditEntries": admin_pb2.ListAuditEntriesRequest(namespace="*"),
+}
+"""Admin calls that name every namespace (or, for an import without a namespace,
+whichever its archive names)."""
+
+
+@pytest.mark.parametrize("name", ACROSS_NAMESPACES)
+def test_calls_across_namespaces_need_a_token_for_every_namespace(name, credentials):
+    method = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].methods_by_name[name]
+    request = ACROSS_NAMESPACES[name]
+    with pytest.raises(grpc.RpcError) as raised:
+        invoke(credentials.channels["wrong namespace"], method, [request])
+    assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    info, _ = details_of(raised.value)
+    assert (info.reason, info.metadata["namespace"]) == ("NAMESPACE_NOT_ALLOWED", "*")
+    try:
+        invoke(credentials.channels["admin of every namespace"], method, [request])
+    except grpc.RpcError as error:
+        assert error.code() not in REFUSED, error.details()
