@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,7 @@ from strata_server.api import reflection, tls
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
+from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
 from strata_server.api.decoding import DecodingServer
 from strata_server.api.queue import QueueService
@@ -49,11 +49,12 @@ from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
-from strata_server.config import Settings
+from strata_server.config import Settings, insecure_listen
 from strata_server.core import access
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
+from strata_server.services.access import TokenAdmin, Verifier
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -371,50 +372,9 @@ def open_certificates(settings: Settings) -> tls.ServerCertificates | None:
         raise StartupError(str(error)) from None
 
 
-# --- Issue 18, engineer F: TEMPORARY. Binds the principal a verified client
-# certificate names (mTLS, `principals` in the config file) so certificate
-# principals can be tested end to end before api/auth.py (engineer E) lands.
-# At merge, fold this into E's interceptor (its authenticate_certificate is
-# tls.certificate_principal(settings.certificate_principals)) and delete it.
-class _CertificatePrincipals(grpc.aio.ServerInterceptor):
-    def __init__(self, authenticate: tls.CertificateAuthenticator) -> None:
-        self._authenticate = authenticate
-
-    async def intercept_service(
-        self,
-        continuation: Any,
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        kind = (
-            ("stream" if handler.request_streaming else "unary")
-            + "_"
-            + ("stream" if handler.response_streaming else "unary")
-        )
-        behaviour = getattr(handler, kind)
-        authenticate = self._authenticate
-
-        if inspect.isasyncgenfunction(behaviour):
-
-            async def streamed(request: Any, context: Any) -> AsyncIterator[Any]:
-                with access.bind(authenticate(context) or access.ANONYMOUS):
-                    async for response in behaviour(request, context):
-                        yield response
-
-            wrapped: Any = streamed
-        else:
-
-            async def wrapped(request: Any, context: Any) -> Any:
-                with access.bind(authenticate(context) or access.ANONYMOUS):
-                    return await behaviour(request, context)
-
-        return getattr(grpc, f"{kind}_rpc_method_handler")(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+async def _anonymous(_token: str) -> access.Principal:
+    """Who a call without a certificate principal is under --auth none: anyone."""
+    return access.ANONYMOUS
 
 
 # --- end of the temporary certificate-principal wiring.
@@ -425,6 +385,9 @@ async def start(settings: Settings) -> Running:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(IO_THREADS, thread_name_prefix="strata-io")
     )
+    problem = insecure_listen(settings)
+    if problem is not None:
+        raise StartupError(problem)
     certificates = open_certificates(settings)
     database = await open_database(settings)
     try:
@@ -433,10 +396,28 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await database.close()
         raise
-    interceptors = []
-    if certificates is not None and certificates.mutual and settings.principals:
+    redis = open_redis(settings)  # one client per process, for the cache and events
+    if redis is not None:
+        await _check_redis_memory(redis)
+    events = await open_events(settings, redis)  # one per process, for every service
+    caching = open_caching(settings, database, redis)
+    verifier = None
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    certificate = (
+        tls.certificate_principal(settings.certificate_principals)
+        if certificates is not None and certificates.mutual and settings.principals
+        else None
+    )
+    if settings.auth == "token":
+        verifier = Verifier(database.tokens, events, recheck_seconds=settings.token_recheck_seconds)
+    if verifier is not None or certificate is not None:
+        # Under --auth none a certificate principal still holds its role and
+        # namespaces; a call without one is anonymous, as every call is then.
         interceptors.append(
-            _CertificatePrincipals(tls.certificate_principal(settings.certificate_principals))
+            AuthInterceptor(
+                verifier.authenticate if verifier is not None else _anonymous,
+                authenticate_certificate=certificate,
+            )
         )
     server = grpc.aio.server(
         interceptors=interceptors,
@@ -446,11 +427,6 @@ async def start(settings: Settings) -> Running:
             ("grpc.so_reuseport", 1),
         ],
     )
-    redis = open_redis(settings)  # one client per process, for the cache and events
-    if redis is not None:
-        await _check_redis_memory(redis)
-    events = await open_events(settings, redis)  # one per process, for every service
-    caching = open_caching(settings, database, redis)
 
     async def close_storage() -> None:
         await events.close()
@@ -533,6 +509,7 @@ async def start(settings: Settings) -> Running:
                 idle_seconds=settings.import_idle_timeout_seconds,
                 forget=caching.forget_namespace,
             ),
+            token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
         ),
         registrar,
@@ -611,6 +588,8 @@ async def start(settings: Settings) -> Running:
     running.tasks.append(
         asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
     )
+    if verifier is not None:
+        background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)
     return running
 
@@ -633,6 +612,7 @@ async def serve(settings: Settings) -> None:
         "serving",
         address=f"{host}:{running.port}",
         database=settings.database.kind,
+        auth=settings.auth,
         pid=os.getpid(),
         metrics_port=running.metrics_port,
         tls="mtls"

@@ -20,8 +20,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from strata_server import admin_cli, archive_cli
-from strata_server.config import ConfigError, Settings, load_settings
+from strata_server import admin_cli, archive_cli, token_cli
+from strata_server.config import ConfigError, Settings, insecure_listen, load_settings
 
 # Plain (click) help rather than typer's rich panels: typer 0.29's panels show
 # every flag as taking a `<bool>` value (`--help <bool>`), and this way a flag
@@ -40,6 +40,7 @@ migrate_app = typer.Typer(
 app.add_typer(migrate_app, name="migrate")
 admin_cli.register(app)
 archive_cli.register(app)
+token_cli.register(app)
 
 
 def _default(name: str) -> str:
@@ -140,11 +141,28 @@ def serve(
             "(env STRATA_METRICS_LISTEN).  [default: off]"
         ),
     ] = None,
+    auth: Annotated[
+        str | None,
+        typer.Option(
+            help="none (loopback addresses only) or token (every call but health needs "
+            "`authorization: Bearer <token>`; env STRATA_AUTH)." + _default("auth"),
+        ),
+    ] = None,
+    allow_insecure: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-insecure",
+            help="Serve with --auth none on a non-loopback address anyway "
+            "(env STRATA_ALLOW_INSECURE).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve gRPC until SIGTERM/SIGINT (graceful shutdown); SIGHUP re-reads the TLS
     certificates."""
     settings = _settings(
+        auth=auth,
+        allow_insecure=allow_insecure,
         listen=listen,
         database_url=database_url,
         migrate=migrate,
@@ -157,6 +175,9 @@ def serve(
         metrics_listen=metrics_listen,
         config=config,
     )
+    problem = insecure_listen(settings)
+    if problem is not None:
+        raise _fail(problem)
     from strata_server import logs
 
     logs.configure(settings.log_level, settings.log_format)

@@ -8,6 +8,7 @@ message instead of failing on the first request.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -242,6 +243,26 @@ class Settings(BaseSettings):
         description="under mTLS, the role and namespaces of each client certificate subject, "
         'e.g. [principals."CN=billing,O=acme"] role = "writer" namespaces = ["billing"]',
     )
+    auth: Literal["none", "token"] = Field(
+        "none",
+        description="none: every caller may do everything (allowed only on a loopback "
+        "listen address, unless allow_insecure); token: every RPC but health needs "
+        "`authorization: Bearer <token>` (strata token create)",
+    )
+    allow_insecure: bool = Field(
+        False,
+        description="serve with auth none on a non-loopback address anyway (anyone who can "
+        "reach the port can read and destroy every namespace)",
+    )
+    token_recheck_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="token auth: how often each server process checks the tokens table for "
+        "revocations it was not told about through the events channel (a revocation made "
+        "with `strata token revoke`, or a lost wakeup); one small query per period, shared "
+        "by every call",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     port_file: Path | None = Field(None, description="write the bound port here once serving")
@@ -399,6 +420,33 @@ def _config_file(*sources: PydanticBaseSettingsSource) -> Path | None:
             if not path.is_file():
                 raise ValueError(f"config file {path} does not exist")
             return path
+    return None
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host reaches only this machine: 127.0.0.0/8, ::1 or localhost.
+    Any other name counts as reachable from elsewhere (it may resolve to anything)."""
+    bare = host.strip("[]").lower()
+    if bare in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_listen(settings: Settings) -> str | None:
+    """Why these settings must not serve (a non-loopback address without
+    authentication, like Redis' protected mode), or None when they may."""
+    host = settings.listen.rpartition(":")[0]
+    if settings.auth == "none" and not settings.allow_insecure and not is_loopback(host):
+        return (
+            f"refusing to serve {settings.listen} without authentication: use --auth token "
+            "(STRATA_AUTH=token), a loopback address, or --allow-insecure"
+        )
     return None
 
 

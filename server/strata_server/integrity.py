@@ -24,8 +24,9 @@ async def check_integrity(
     blob_grace: timedelta = timedelta(hours=1),
 ) -> AsyncIterator[Progress | IntegrityReport]:
     """Progress messages, then the report; `namespace` None: every namespace. With
-    `blobs`, also artifacts whose blob is missing, orphan blobs (repaired by the
-    sweep once older than `blob_grace`) and, with `verify_blobs`, corrupt blobs."""
+    `blobs`, also artifacts whose blob is missing and, checking every namespace,
+    orphan blobs (repaired by the sweep once older than `blob_grace`) and, with
+    `verify_blobs`, corrupt blobs."""
     started = datetime.now(UTC)
     findings: list[Finding] = []
     checked: list[tuple[str, int]] = []
@@ -43,20 +44,26 @@ async def check_integrity(
             if namespace is None or ns == namespace:
                 problem = f"its blob {sha} is missing from the blob store"
                 findings.append(Finding("blobs", ns, "artifact", id, problem, False))
-        for sha in found.corrupt:
-            problem = "its bytes no longer hash to its name"
-            findings.append(Finding("blobs", "", "blob", sha, problem, False))
-        still: set[str] = set(found.orphans)
-        if repair and found.orphans:
-            await gc.sweep_orphan_blobs(database, blobs, blob_grace)
-            still = {blob.sha256 async for blob in blobs.list_blobs()}
-        for sha in found.orphans:
-            repaired = sha not in still
-            problem = "no artifact references it (the sweep removes it after the grace period)"
-            findings.append(Finding("blobs", "", "blob", sha, problem, True, repaired))
-        checked.append(("artifacts", found.artifacts_checked))
-        checked.append(("blobs", found.blobs_checked))
-        yield Progress("blobs", found.blobs_checked, found.blobs_checked, "blobs")
+        # Blobs are shared by every namespace (dedup): what belongs to none of them
+        # (corrupt and orphan blobs, the counts, the sweep) is reported and repaired
+        # only by a check of every namespace, so a check of one shows nothing of
+        # the others.
+        if namespace is None:
+            for sha in found.corrupt:
+                problem = "its bytes no longer hash to its name"
+                findings.append(Finding("blobs", "", "blob", sha, problem, False))
+            still: set[str] = set(found.orphans)
+            if repair and found.orphans:
+                await gc.sweep_orphan_blobs(database, blobs, blob_grace)
+                still = {blob.sha256 async for blob in blobs.list_blobs()}
+            for sha in found.orphans:
+                repaired = sha not in still
+                problem = "no artifact references it (the sweep removes it after the grace period)"
+                findings.append(Finding("blobs", "", "blob", sha, problem, True, repaired))
+            checked.append(("artifacts", found.artifacts_checked))
+            checked.append(("blobs", found.blobs_checked))
+        done = found.blobs_checked if namespace is None else 0
+        yield Progress("blobs", done, done, "blobs")
     report = IntegrityReport(tuple(findings), tuple(checked), repair, started, datetime.now(UTC))
     for name in {name for name, _ in checked} | {f.check for f in findings}:
         unrepaired = sum(1 for f in findings if f.check == name and not f.repaired)

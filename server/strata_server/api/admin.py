@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from strata.v1 import admin_pb2, admin_pb2_grpc
+from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
 from strata_server import __version__
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.convert import actor, set_timestamp, to_datetime
@@ -18,11 +18,14 @@ from strata_server.api.errors import streaming, unary
 from strata_server.api.usage import usage_to_proto
 from strata_server.cleanup import Cleanup
 from strata_server.core import errors, models, validation
+from strata_server.core.access import ALL_NAMESPACES, Role
 from strata_server.core.indexes import RecordIndex, parse_field
 from strata_server.core.integrity import IntegrityReport
 from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.core.retention import CleanupReport, RetentionPolicy, Target, check_policy
+from strata_server.core.tokens import Token, check_new_token
 from strata_server.integrity import check_integrity
+from strata_server.services.access import TokenAdmin
 from strata_server.storage.ports import BlobStore, Database
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -51,9 +54,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         transfer: NamespaceTransfer | None = None,
         *,
         tokens: PageTokens,
+        token_admin: TokenAdmin | None = None,
     ) -> None:
         self._tokens = tokens
         self._transfer = transfer
+        self._token_admin_service = token_admin
         self._database = database
         self._cleanup = cleanup or Cleanup(database, keep_completed=timedelta(days=7))
         self._blobs = blobs
@@ -95,7 +100,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def ListAuditEntries(
         self, request: admin_pb2.ListAuditEntriesRequest, context: Context
     ) -> admin_pb2.ListAuditEntriesResponse:
-        namespace = validation.namespace(request.namespace)
+        # "*" holds what belongs to no namespace (token mutations); the auth
+        # interceptor lets only principals for every namespace name it.
+        namespace = (
+            ALL_NAMESPACES
+            if request.namespace == ALL_NAMESPACES
+            else validation.namespace(request.namespace)
+        )
         start = to_datetime(request.start_time, request.HasField("start_time"), "start_time")
         end = to_datetime(request.end_time, request.HasField("end_time"), "end_time")
         if start is not None and end is not None and start > end:
@@ -272,22 +283,74 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         async for message in self._transfers().import_(request_iterator, context):
             yield message
 
-    # Tokens and quotas (the security issue): declared in the contract, served
-    # UNIMPLEMENTED until the access service lands.
-    async def CreateToken(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "tokens are not served yet")
+    # --- tokens (services/access.py) -------------------------------------------------
 
-    async def ListTokens(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "tokens are not served yet")
+    @unary
+    async def CreateToken(
+        self, request: access_pb2.CreateTokenRequest, context: Context
+    ) -> access_pb2.CreateTokenResponse:
+        ttl = None
+        if request.HasField("ttl"):
+            try:
+                ttl = request.ttl.ToTimedelta()
+            except (OverflowError, ValueError):
+                raise errors.InvalidArgument.field(
+                    "ttl", "must be from 1 second to 100 years"
+                ) from None
+        token = check_new_token(
+            request.name,
+            _ROLES.get(request.role),
+            request.namespaces,
+            ttl,
+            request.rate_limit,
+            request.burst,
+        )
+        stored, secret = await self._token_admin().create(
+            token, actor=actor(context.invocation_metadata())
+        )
+        return access_pb2.CreateTokenResponse(token=token_to_proto(stored), secret=secret)
 
-    async def RevokeToken(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "tokens are not served yet")
+    @unary
+    async def ListTokens(
+        self, request: access_pb2.ListTokensRequest, context: Context
+    ) -> access_pb2.ListTokensResponse:
+        limit = page_size(request.page_size, default=100)
+        digest = query_digest("tokens", str(request.show_inactive))
+        after = None
+        if request.page_token:
+            key, _ = self._tokens.decode(request.page_token, digest)
+            if key is None or len(key) != 1 or not isinstance(key[0], str):
+                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+            after = key[0]
+        page = await self._token_admin().list(after, limit, inactive=request.show_inactive)
+        return access_pb2.ListTokensResponse(
+            tokens=[token_to_proto(token) for token in page.items],
+            next_page_token=self._tokens.encode(digest, page.last_key) if page.last_key else "",
+        )
 
+    @unary
+    async def RevokeToken(
+        self, request: access_pb2.RevokeTokenRequest, context: Context
+    ) -> access_pb2.Token:
+        if not request.name:
+            raise errors.InvalidArgument.field("name", "is required")
+        revoked = await self._token_admin().revoke(
+            request.name, actor=actor(context.invocation_metadata())
+        )
+        return token_to_proto(revoked)
+
+    # Quotas (the security issue): declared in the contract, served UNIMPLEMENTED
+    # until the quota service lands.
     async def SetQuota(self, request: Any, context: Context) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "quotas are not served yet")
 
     async def ListQuotas(self, request: Any, context: Context) -> Any:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "quotas are not served yet")
+
+    def _token_admin(self) -> TokenAdmin:
+        if self._token_admin_service is None:
+            raise errors.FailedPrecondition("tokens are not set up on this server")
+        return self._token_admin_service
 
     def _transfers(self) -> NamespaceTransfer:
         if self._transfer is None:
@@ -398,6 +461,32 @@ def _index_to_proto(index: RecordIndex) -> admin_pb2.Index:
         ready=index.ready,
     )
     set_timestamp(message.create_time, index.create_time)
+    return message
+
+
+_ROLES: dict[int, Role] = {
+    access_pb2.ROLE_READER: Role.READER,
+    access_pb2.ROLE_WRITER: Role.WRITER,
+    access_pb2.ROLE_ADMIN: Role.ADMIN,
+}
+_ROLE_ENUMS = {role: access_pb2.Role.ValueType(value) for value, role in _ROLES.items()}
+
+
+def token_to_proto(token: Token) -> access_pb2.Token:
+    """A token as the wire shows it: everything but a secret (none is kept)."""
+    message = access_pb2.Token(
+        name=token.name,
+        role=_ROLE_ENUMS[token.role],
+        namespaces=sorted(token.namespaces),
+        rate_limit=token.rate_limit,
+        burst=token.burst,
+        created_by=token.created_by,
+    )
+    set_timestamp(message.create_time, token.create_time)
+    if token.expire_time is not None:
+        set_timestamp(message.expire_time, token.expire_time)
+    if token.revoke_time is not None:
+        set_timestamp(message.revoke_time, token.revoke_time)
     return message
 
 

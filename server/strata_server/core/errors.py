@@ -122,6 +122,48 @@ class DeadlineExceeded(StrataError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class Unauthenticated(StrataError):
+    """The call carries no valid credentials: send `authorization: Bearer <token>`."""
+
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(StrataError):
+    """The caller's token does not allow this call."""
+
+    reason = "PERMISSION_DENIED"
+
+    @classmethod
+    def role_required(cls, role: str) -> PermissionDenied:
+        """The call needs a role the caller's token does not have (`role`: its label)."""
+        return cls(
+            f"this call needs the {role} role",
+            reason="ROLE_REQUIRED",
+            metadata={"role": role},
+        )
+
+    @classmethod
+    def namespace_not_allowed(cls, namespace: str) -> PermissionDenied:
+        """The call names a namespace (or, with "*", every namespace) the caller's
+        token does not cover."""
+        shown = "every namespace" if namespace == "*" else f"namespace {namespace!r}"
+        return cls(
+            f"this token does not cover {shown}",
+            reason="NAMESPACE_NOT_ALLOWED",
+            metadata={"namespace": namespace},
+        )
+
+
+class RateLimited(StrataError):
+    """The caller's token is over its request rate; retry after the delay given."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        super().__init__(message, metadata={"retry_after_seconds": f"{retry_after:.3f}"})
+        self.retry_after = retry_after
+
+
 class DataLoss(StrataError):
     """Stored data is missing or damaged."""
 

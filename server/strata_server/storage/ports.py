@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from strata_server.core.access import Principal
 from strata_server.core.archive import ConflictPolicy, ImportCounts
 from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import (
@@ -48,6 +49,7 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.core.tokens import NewToken, Token
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
@@ -797,6 +799,51 @@ class NamespaceArchive(Protocol):
         ...
 
 
+class TokenStore(Protocol):
+    """Bearer tokens, found by the hash of their secret (core/tokens.py).
+
+    One table for the whole server, not per namespace. Tokens are never deleted:
+    a revoked one keeps its row (and its name), so its revocation is remembered
+    and `fingerprint` only ever grows. Each create and revoke writes its audit
+    entry (entity "token", in the reserved namespace "*") in the same transaction.
+    """
+
+    async def create_token(self, token: NewToken, secret_hash: str, *, actor: Actor) -> Token:
+        """Store a new token (expiring `token.ttl` after now, by the database's
+        clock); AlreadyExists when a token, revoked or not, has the name."""
+        ...
+
+    async def list_tokens(self, after: str | None, limit: int, *, inactive: bool) -> Page[Token]:
+        """Up to `limit` tokens by name after `after`: the active ones, or with
+        `inactive` the revoked and expired ones too. `last_key` is `(name,)` when a
+        further page may exist."""
+        ...
+
+    async def revoke_token(self, name: str, *, actor: Actor) -> Token:
+        """Mark the token revoked now; NotFound when no token has the name. A
+        revoked token is returned unchanged (and nothing is written)."""
+        ...
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """The token whose secret has this hash (revoked or expired ones too), or None."""
+        ...
+
+    async def fingerprint(self) -> tuple[int, int]:
+        """Something that changes whenever a token is created or revoked (how many
+        tokens there are, and how many are revoked): a cheap probe for revocations a
+        server was not told about."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Per-principal request rates (a token bucket per principal)."""
+
+    async def acquire(self, principal: Principal) -> float | None:
+        """Take one request from the principal's bucket: None when it may proceed,
+        else how many seconds to wait before trying again."""
+        ...
+
+
 class Database(
     NamespaceArchive,
     RecordStore,
@@ -812,6 +859,11 @@ class Database(
     Protocol,
 ):
     """A storage backend's lifecycle, on top of the data ports it serves."""
+
+    @property
+    def tokens(self) -> TokenStore:
+        """The bearer tokens, over the same connections."""
+        ...
 
     def pool_stats(self) -> Mapping[str, int]:
         """Connection pool figures for metrics, read without I/O: `size` (open),

@@ -260,7 +260,10 @@ class ListAuditEntriesRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
-    """Tenant or workspace; empty means "default"."""
+    """Tenant or workspace; empty means "default". "*" lists what belongs to no
+    namespace (token changes: entity "token"); with token auth only a token for
+    every namespace may name it.
+    """
     entity: _builtins.str
     """Only entries of this entity kind: "record", "job", ...; empty: any."""
     entity_id: _builtins.str

@@ -28,6 +28,11 @@ if _version_not_supported:
 
 class AdminServiceStub:
     """AdminService holds the operator's calls.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -130,6 +135,11 @@ class AdminServiceStub:
 
 class AdminServiceServicer:
     """AdminService holds the operator's calls.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def GetServerInfo(self, request, context):
@@ -412,6 +422,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """AdminService holds the operator's calls.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

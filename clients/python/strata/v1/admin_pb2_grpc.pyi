@@ -28,7 +28,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AdminServiceStub:
-    """AdminService holds the operator's calls."""
+    """AdminService holds the operator's calls.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -137,7 +143,13 @@ class AdminServiceStub:
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
-    """AdminService holds the operator's calls."""
+    """AdminService holds the operator's calls.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetServerInfo: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetServerInfoRequest, _admin_pb2.GetServerInfoResponse]  # type: ignore[assignment]
@@ -242,7 +254,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Lists storage quotas with what each namespace uses now."""
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """AdminService holds the operator's calls."""
+    """AdminService holds the operator's calls.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
+    """
 
     @_abc_1.abstractmethod
     def GetServerInfo(

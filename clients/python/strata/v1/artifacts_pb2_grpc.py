@@ -35,6 +35,11 @@ class ArtifactServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database or the blob store
     cannot be reached, and INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -89,6 +94,11 @@ class ArtifactServiceServicer:
 
     Every RPC may also return UNAVAILABLE when the database or the blob store
     cannot be reached, and INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def UploadArtifact(self, request_iterator, context):
@@ -222,6 +232,11 @@ class ArtifactService:
 
     Every RPC may also return UNAVAILABLE when the database or the blob store
     cannot be reached, and INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

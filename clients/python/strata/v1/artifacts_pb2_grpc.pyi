@@ -36,6 +36,11 @@ class ArtifactServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database or the blob store
     cannot be reached, and INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_typing.overload
@@ -100,6 +105,11 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
 
     Every RPC may also return UNAVAILABLE when the database or the blob store
     cannot be reached, and INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -160,6 +170,11 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every RPC may also return UNAVAILABLE when the database or the blob store
     cannot be reached, and INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_abc_1.abstractmethod

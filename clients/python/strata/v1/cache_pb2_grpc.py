@@ -38,6 +38,11 @@ class CacheServiceStub:
     FAILED_PRECONDITION (reason CACHE_NOT_CONFIGURED) when this server has no
     cache it could keep consistent: several processes serve the same data and
     STRATA_REDIS_URL is not set.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -75,6 +80,11 @@ class CacheServiceServicer:
     FAILED_PRECONDITION (reason CACHE_NOT_CONFIGURED) when this server has no
     cache it could keep consistent: several processes serve the same data and
     STRATA_REDIS_URL is not set.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def Get(self, request, context):
@@ -141,6 +151,11 @@ class CacheService:
     FAILED_PRECONDITION (reason CACHE_NOT_CONFIGURED) when this server has no
     cache it could keep consistent: several processes serve the same data and
     STRATA_REDIS_URL is not set.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

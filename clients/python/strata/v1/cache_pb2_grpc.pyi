@@ -39,6 +39,11 @@ class CacheServiceStub:
     FAILED_PRECONDITION (reason CACHE_NOT_CONFIGURED) when this server has no
     cache it could keep consistent: several processes serve the same data and
     STRATA_REDIS_URL is not set.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_typing.overload
@@ -73,6 +78,11 @@ class CacheServiceAsyncStub(CacheServiceStub):
     FAILED_PRECONDITION (reason CACHE_NOT_CONFIGURED) when this server has no
     cache it could keep consistent: several processes serve the same data and
     STRATA_REDIS_URL is not set.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -103,6 +113,11 @@ class CacheServiceServicer(metaclass=_abc_1.ABCMeta):
     FAILED_PRECONDITION (reason CACHE_NOT_CONFIGURED) when this server has no
     cache it could keep consistent: several processes serve the same data and
     STRATA_REDIS_URL is not set.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_abc_1.abstractmethod

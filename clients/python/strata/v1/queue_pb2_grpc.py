@@ -32,6 +32,11 @@ class QueueServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, queue name or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -124,6 +129,11 @@ class QueueServiceServicer:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, queue name or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def Enqueue(self, request, context):
@@ -357,6 +367,11 @@ class QueueService:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, queue name or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

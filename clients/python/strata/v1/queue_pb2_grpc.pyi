@@ -33,6 +33,11 @@ class QueueServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, queue name or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_typing.overload
@@ -122,6 +127,11 @@ class QueueServiceAsyncStub(QueueServiceStub):
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, queue name or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -207,6 +217,11 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, queue name or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_abc_1.abstractmethod

@@ -33,6 +33,11 @@ class RecordServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, collection or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -95,6 +100,11 @@ class RecordServiceServicer:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, collection or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def CreateRecord(self, request, context):
@@ -243,6 +253,11 @@ class RecordService:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, collection or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

@@ -34,6 +34,11 @@ class RecordServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, collection or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_typing.overload
@@ -95,6 +100,11 @@ class RecordServiceAsyncStub(RecordServiceStub):
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, collection or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -152,6 +162,11 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace, collection or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_abc_1.abstractmethod

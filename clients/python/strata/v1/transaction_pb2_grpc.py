@@ -28,6 +28,11 @@ if _version_not_supported:
 class TransactionServiceStub:
     """TransactionService applies several writes all-or-nothing in one database
     transaction.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -46,6 +51,11 @@ class TransactionServiceStub:
 class TransactionServiceServicer:
     """TransactionService applies several writes all-or-nothing in one database
     transaction.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def Commit(self, request, context):
@@ -81,6 +91,11 @@ def add_TransactionServiceServicer_to_server(servicer, server):
 class TransactionService:
     """TransactionService applies several writes all-or-nothing in one database
     transaction.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

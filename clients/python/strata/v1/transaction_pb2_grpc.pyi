@@ -29,6 +29,11 @@ GRPC_VERSION: str
 class TransactionServiceStub:
     """TransactionService applies several writes all-or-nothing in one database
     transaction.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_typing.overload
@@ -50,6 +55,11 @@ class TransactionServiceStub:
 class TransactionServiceAsyncStub(TransactionServiceStub):
     """TransactionService applies several writes all-or-nothing in one database
     transaction.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -67,6 +77,11 @@ class TransactionServiceAsyncStub(TransactionServiceStub):
 class TransactionServiceServicer(metaclass=_abc_1.ABCMeta):
     """TransactionService applies several writes all-or-nothing in one database
     transaction.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @_abc_1.abstractmethod

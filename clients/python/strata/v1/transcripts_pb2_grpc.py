@@ -35,6 +35,11 @@ class TranscriptServiceStub:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def __init__(self, channel):
@@ -94,6 +99,11 @@ class TranscriptServiceServicer:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     def CreateTranscript(self, request, context):
@@ -240,6 +250,11 @@ class TranscriptService:
 
     Every RPC may also return UNAVAILABLE when the database cannot be reached and
     INVALID_ARGUMENT for an ill-formed namespace or id.
+
+    With token auth (docs/security.md) every RPC may also return UNAUTHENTICATED
+    (no valid `authorization: Bearer <token>`), or PERMISSION_DENIED with
+    ErrorInfo reason ROLE_REQUIRED (metadata `role`: the role needed) or
+    NAMESPACE_NOT_ALLOWED (metadata `namespace`: the one the token lacks).
     """
 
     @staticmethod

@@ -82,6 +82,7 @@ from strata_server.storage.postgres import (
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
+from strata_server.storage.postgres.tokens import PostgresTokenStore
 
 log = structlog.get_logger("strata.postgres")
 
@@ -122,6 +123,7 @@ class PostgresDatabase:
         self._builds: dict[str, asyncio.Task[None]] = {}
         self._leader: Conn | None = None  # a session of its own, outside the pool
         self._led: set[str] = set()
+        self._tokens = PostgresTokenStore(self._run)
 
     @classmethod
     async def open(
@@ -140,6 +142,11 @@ class PostgresDatabase:
         """
         pool = await open_pool(dsn, min_size=min_size, max_size=max_size, pool_timeout=pool_timeout)
         return cls(pool, max_record_bytes=max_record_bytes)
+
+    @property
+    def tokens(self) -> PostgresTokenStore:
+        """The bearer tokens, over the same pool."""
+        return self._tokens
 
     async def _run(
         self,

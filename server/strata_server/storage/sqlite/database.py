@@ -67,6 +67,7 @@ from strata_server.storage.sqlite import (
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.leader import FileLeader
+from strata_server.storage.sqlite.tokens import SqliteTokenStore
 
 if TYPE_CHECKING:
     from strata_server.storage.ports import Database
@@ -106,6 +107,7 @@ class SqliteDatabase:
         self._db = connections
         self._max_record_bytes = max_record_bytes
         self._leader = FileLeader(path if path and path != ":memory:" else None)
+        self._tokens = SqliteTokenStore(connections)
 
     @classmethod
     async def open(
@@ -124,6 +126,11 @@ class SqliteDatabase:
         """
         connections = await Connections.open(path, readers=readers, schema_sql=schema_sql)
         return cls(connections, max_record_bytes=max_record_bytes, path=path)
+
+    @property
+    def tokens(self) -> SqliteTokenStore:
+        """The bearer tokens, over the same connections."""
+        return self._tokens
 
     async def get_record(self, namespace: str, collection: str, id: str) -> Record:
         """The live record, or NotFound."""

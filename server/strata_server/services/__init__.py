@@ -1,0 +1,1 @@
+"""Use cases that sit between the gRPC layer (api/) and the storage ports."""

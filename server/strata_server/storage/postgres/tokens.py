@@ -1,0 +1,179 @@
+"""Bearer tokens on PostgreSQL (the `tokens` table of migration 0010): the
+`storage.ports.TokenStore` port. Each mutation is one statement that writes the
+token row and its audit entry together (a data-modifying CTE), so it is atomic
+without a BEGIN/COMMIT round trip; times come from the database's clock, which
+every replica shares."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from strata_server.core.access import ALL_NAMESPACES, Role
+from strata_server.core.errors import AlreadyExists, NotFound
+from strata_server.core.models import Actor, Page
+from strata_server.core.tokens import TOKEN_ENTITY, NewToken, Token
+from strata_server.storage.postgres.pool import Conn
+
+T = TypeVar("T")
+
+COLUMNS = (
+    "name, role, namespaces, create_time, expire_time, revoke_time, rate_limit, burst, created_by"
+)
+
+AUDIT_COLUMNS = (
+    "namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id"
+)
+"""Token mutations are audited under "*": they belong to no namespace, no
+namespace's export or audit listing shows them, and only a token for every
+namespace can list them (ListAuditEntries with namespace "*")."""
+
+INSERT = f"""
+WITH saved AS (
+    INSERT INTO tokens (secret_hash, {COLUMNS})
+    VALUES (%(secret_hash)s, %(name)s, %(role)s, %(namespaces)s, now(),
+            now() + %(ttl)s::interval, NULL, %(rate_limit)s, %(burst)s, %(actor)s)
+    ON CONFLICT DO NOTHING
+    RETURNING {COLUMNS}
+), audited AS (
+    INSERT INTO audit_log ({AUDIT_COLUMNS})
+    SELECT '{ALL_NAMESPACES}', create_time, %(actor)s, 'create_token', '{TOKEN_ENTITY}', name,
+           0, '[]'::jsonb, NULL
+    FROM saved
+)
+SELECT {COLUMNS} FROM saved
+"""
+
+LIST = f"""
+SELECT {COLUMNS} FROM tokens
+WHERE (%(after)s::text IS NULL OR name > %(after)s)
+  AND (%(inactive)s OR (revoke_time IS NULL AND (expire_time IS NULL OR expire_time > now())))
+ORDER BY name
+LIMIT %(limit)s
+"""
+
+REVOKE = f"""
+WITH revoked AS (
+    UPDATE tokens SET revoke_time = now()
+    WHERE name = %(name)s AND revoke_time IS NULL
+    RETURNING {COLUMNS}
+), audited AS (
+    INSERT INTO audit_log ({AUDIT_COLUMNS})
+    SELECT '{ALL_NAMESPACES}', revoke_time, %(actor)s, 'revoke_token', '{TOKEN_ENTITY}', name,
+           0, '[]'::jsonb, NULL
+    FROM revoked
+)
+SELECT {COLUMNS} FROM revoked
+UNION ALL
+SELECT {COLUMNS} FROM tokens
+WHERE name = %(name)s AND NOT EXISTS (SELECT 1 FROM revoked)
+"""
+"""Revoke and audit in one statement; a token revoked before comes back from the
+second branch unchanged (it reads the snapshot the UPDATE started from)."""
+
+BY_HASH = f"SELECT {COLUMNS} FROM tokens WHERE secret_hash = %s"
+FINGERPRINT = "SELECT count(*), count(revoke_time) FROM tokens"
+
+
+class Run(Protocol):
+    """`PostgresDatabase._run`: a pooled connection, errors translated, one retry."""
+
+    async def __call__(
+        self,
+        work: Callable[[Conn], Awaitable[T]],
+        *,
+        transaction: bool = False,
+        writes: bool = False,
+    ) -> T: ...
+
+
+def token_from_row(row: tuple[Any, ...]) -> Token:
+    """A token from its columns in COLUMNS order."""
+    name, role, namespaces, created, expires, revoked, rate_limit, burst, created_by = row
+    return Token(
+        name=name,
+        role=Role.parse(role),
+        namespaces=frozenset(namespaces),
+        create_time=created,
+        expire_time=expires,
+        revoke_time=revoked,
+        rate_limit=float(rate_limit),
+        burst=int(burst),
+        created_by=created_by,
+    )
+
+
+class PostgresTokenStore:
+    """The `storage.ports.TokenStore` port over PostgreSQL (satisfied structurally)."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    async def create_token(self, token: NewToken, secret_hash: str, *, actor: Actor) -> Token:
+        """Insert the token and its audit entry in one statement."""
+        params = {
+            "secret_hash": secret_hash,
+            "name": token.name,
+            "role": token.role.label,
+            "namespaces": sorted(token.namespaces),
+            "ttl": token.ttl,
+            "rate_limit": token.rate_limit,
+            "burst": token.burst,
+            "actor": actor.name,
+        }
+
+        async def work(conn: Conn) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(INSERT, params)
+            return await cursor.fetchone()
+
+        row = await self._run(work, writes=True)
+        if row is None:
+            raise AlreadyExists(f"a token named {token.name!r} exists (names are never reused)")
+        return token_from_row(row)
+
+    async def list_tokens(self, after: str | None, limit: int, *, inactive: bool) -> Page[Token]:
+        """Tokens by name (byte order), one more than asked to know if more follow."""
+        params = {"after": after, "inactive": inactive, "limit": limit + 1}
+
+        async def work(conn: Conn) -> list[tuple[Any, ...]]:
+            cursor = await conn.execute(LIST, params)
+            return await cursor.fetchall()
+
+        rows = await self._run(work)
+        tokens = [token_from_row(row) for row in rows[:limit]]
+        more = len(rows) > limit and tokens
+        return Page(tokens, (tokens[-1].name,) if more else None)
+
+    async def revoke_token(self, name: str, *, actor: Actor) -> Token:
+        """Set revoke_time and write the audit entry, in one statement."""
+        params = {"name": name, "actor": actor.name}
+
+        async def work(conn: Conn) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(REVOKE, params)
+            return await cursor.fetchone()
+
+        row = await self._run(work, writes=True)
+        if row is None:
+            raise NotFound(f"no token is named {name!r}")
+        return token_from_row(row)
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """One probe of the unique index on secret_hash."""
+
+        async def work(conn: Conn) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(BY_HASH, (secret_hash,))
+            return await cursor.fetchone()
+
+        row = await self._run(work)
+        return token_from_row(row) if row is not None else None
+
+    async def fingerprint(self) -> tuple[int, int]:
+        """(tokens, revoked tokens)."""
+
+        async def work(conn: Conn) -> tuple[Any, ...] | None:
+            cursor = await conn.execute(FINGERPRINT)
+            return await cursor.fetchone()
+
+        row = await self._run(work)
+        assert row is not None
+        return int(row[0]), int(row[1])
