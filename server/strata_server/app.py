@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
@@ -42,7 +42,7 @@ from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
-from strata_server.api.decoding import DecodingServer
+from strata_server.api.decoding import DecodingInterceptor
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
@@ -50,7 +50,6 @@ from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings, insecure_listen
-from strata_server.core import access
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
@@ -372,11 +371,6 @@ def open_certificates(settings: Settings) -> tls.ServerCertificates | None:
         raise StartupError(str(error)) from None
 
 
-async def _anonymous(_token: str) -> access.Principal:
-    """Who a call without a certificate principal is under --auth none: anyone."""
-    return access.ANONYMOUS
-
-
 # --- end of the temporary certificate-principal wiring.
 
 
@@ -402,7 +396,8 @@ async def start(settings: Settings) -> Running:
     events = await open_events(settings, redis)  # one per process, for every service
     caching = open_caching(settings, database, redis)
     verifier = None
-    interceptors: list[grpc.aio.ServerInterceptor] = []
+    # Decoding first (outermost): every inner interceptor sees decoded requests.
+    interceptors: list[grpc.aio.ServerInterceptor] = [DecodingInterceptor()]
     certificate = (
         tls.certificate_principal(settings.certificate_principals)
         if certificates is not None and certificates.mutual and settings.principals
@@ -415,7 +410,7 @@ async def start(settings: Settings) -> Running:
         # namespaces; a call without one is anonymous, as every call is then.
         interceptors.append(
             AuthInterceptor(
-                verifier.authenticate if verifier is not None else _anonymous,
+                verifier.authenticate if verifier is not None else None,
                 authenticate_certificate=certificate,
             )
         )
@@ -436,10 +431,9 @@ async def start(settings: Settings) -> Running:
 
     # Every service, health and reflection included, registers through this: their
     # handlers decode requests themselves, so bad bytes are INVALID_ARGUMENT.
-    registrar = cast(grpc.aio.Server, DecodingServer(server))
     records_pb2_grpc.add_RecordServiceServicer_to_server(
         RecordService(caching.records, settings.max_record_bytes, events, tokens=tokens),
-        registrar,
+        server,
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
@@ -448,7 +442,7 @@ async def start(settings: Settings) -> Running:
             events,
             max_entry_bytes=settings.max_entry_bytes,
         ),
-        registrar,
+        server,
     )
     add_transcript_service(
         TranscriptService(
@@ -458,7 +452,7 @@ async def start(settings: Settings) -> Running:
             heartbeat_seconds=settings.transcript_heartbeat_seconds,
             tokens=tokens,
         ),
-        registrar,
+        server,
     )
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
         CacheService(
@@ -466,10 +460,10 @@ async def start(settings: Settings) -> Running:
             max_value_bytes=settings.cache_max_value_bytes,
             default_ttl=settings.cache_default_ttl_seconds,
         ),
-        registrar,
+        server,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, events, settings.max_record_bytes, tokens=tokens), registrar
+        QueueService(database, events, settings.max_record_bytes, tokens=tokens), server
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(
@@ -479,7 +473,7 @@ async def start(settings: Settings) -> Running:
             settings.upload_idle_timeout_seconds,
             tokens=tokens,
         ),
-        registrar,
+        server,
     )
     cleanup = Cleanup(
         database,
@@ -512,11 +506,11 @@ async def start(settings: Settings) -> Running:
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
         ),
-        registrar,
+        server,
     )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registrar)
-    reflection.enable(registrar, SERVICE_NAMES)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable(server, SERVICE_NAMES)
     try:
         if certificates is None:
             port = server.add_insecure_port(settings.listen)

@@ -46,7 +46,7 @@ from strata.v1 import (
 )
 from strata_server.api.errors import refuse
 from strata_server.core import access
-from strata_server.core.access import ALL_NAMESPACES, Principal, Role
+from strata_server.core.access import ALL_NAMESPACES, ANONYMOUS, Principal, Role
 from strata_server.core.errors import PermissionDenied, RateLimited, StrataError, Unauthenticated
 from strata_server.core.validation import DEFAULT_NAMESPACE
 from strata_server.storage.ports import RateLimiter
@@ -253,7 +253,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(
         self,
-        authenticate_token: Callable[[str], Awaitable[Principal]],
+        authenticate_token: Callable[[str], Awaitable[Principal]] | None,
         *,
         authenticate_certificate: Callable[[Context], Principal | None] | None = None,
         limiter: RateLimiter | None = None,
@@ -321,7 +321,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if self._authenticate_certificate is not None:
             principal = self._authenticate_certificate(context)
         if principal is None:
-            principal = await self._authenticate_token(bearer(context.invocation_metadata()))
+            if self._authenticate_token is None:  # --auth none: anyone may call
+                principal = ANONYMOUS
+            else:
+                principal = await self._authenticate_token(bearer(context.invocation_metadata()))
         if not principal.may(rule.role):
             raise PermissionDenied.role_required(rule.role.label)
         return principal

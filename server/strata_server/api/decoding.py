@@ -3,7 +3,7 @@
 grpc decodes a request with the handler's `request_deserializer` before any servicer
 code runs, and answers a message that does not parse with UNKNOWN (INTERNAL on a
 client stream) and an ERROR traceback in the log: a caller's fault reported as the
-server's. So every method is registered through `DecodingServer`, which hands grpc
+server's. So `DecodingInterceptor`, the server's outermost interceptor, hands grpc
 handlers that keep the bytes and decode them inside the behaviour:
 
 - a message that does not parse (bad wire format, invalid UTF-8 in a string, nesting
@@ -16,7 +16,7 @@ Unary requests are decoded before the servicer is called; streamed requests (an
 upload, an import) are decoded one by one as the servicer iterates them, so a bad
 message in the middle of a stream fails that stream at that message, through the
 servicer's own error handling (it sees an InvalidArgument). Health and reflection
-are registered the same way, so no method of this server answers UNKNOWN for bytes.
+go through it too, so no method of this server answers UNKNOWN for bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -176,51 +176,31 @@ def _stream_request(behaviour: Any, decode: Decode, label: str) -> Any:
     return call
 
 
-class _DecodingGenericHandler(grpc.GenericRpcHandler):
-    """A generic handler whose method handlers decode their requests themselves."""
+class DecodingInterceptor(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: grpc deserializes with the handler it returns, so
+    the handler this returns keeps the bytes and decodes them inside its behaviour,
+    as this module says, before every inner interceptor (authentication reads the
+    request's namespace) and the servicer."""
 
-    def __init__(self, inner: grpc.GenericRpcHandler) -> None:
-        self._inner = inner
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
 
-    def service(
-        self, handler_call_details: grpc.HandlerCallDetails
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        """The method's handler, wrapped once per method (then reused)."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
         method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = self._inner.service(handler_call_details)
-            if handler is None:
-                return None
-            # One per method the inner handler knows: bounded by the services.
-            wrapped = self._wrapped[method] = _wrap(handler, method)
+        known = self._wrapped.get(method)
+        if known is not None and known[0] is handler:
+            return known[1]
+        # One per method the server knows: bounded by the services.
+        wrapped = _wrap(handler, method)
+        self._wrapped[method] = (handler, wrapped)
         return wrapped
-
-
-class DecodingServer:
-    """Stands in for the grpc.aio.Server while services register (the generated
-    `add_*_to_server` functions call only these two methods), so that every
-    method handler they register decodes its requests as this module says."""
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-
-    def add_generic_rpc_handlers(
-        self, generic_rpc_handlers: Sequence[grpc.GenericRpcHandler]
-    ) -> None:
-        """Register generic handlers, each wrapped."""
-        self._server.add_generic_rpc_handlers(
-            tuple(_DecodingGenericHandler(handler) for handler in generic_rpc_handlers)
-        )
-
-    def add_registered_method_handlers(
-        self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
-    ) -> None:
-        """Register the handlers of one service by method name, each wrapped."""
-        self._server.add_registered_method_handlers(
-            service_name,
-            {
-                name: _wrap(handler, f"/{service_name}/{name}")
-                for name, handler in method_handlers.items()
-            },
-        )
