@@ -12,10 +12,10 @@ from google.protobuf import empty_pb2
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.artifacts.upload import Uploads
+from strata_server.artifacts.upload import Uploads, UploadStore
 from strata_server.core import artifacts, errors, validation
 from strata_server.core.paging import decode_token, encode_token, page_size, query_digest
-from strata_server.storage.ports import ArtifactStore, BlobStore
+from strata_server.storage.ports import BlobStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 CHUNK_SIZE = 256 << 10
@@ -79,7 +79,7 @@ def _header(message: artifacts_pb2.ArtifactHeader) -> artifacts.Header:
 class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
     """gRPC face of the artifact rows (ArtifactStore) and bytes (BlobStore)."""
 
-    def __init__(self, store: ArtifactStore, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(self, store: UploadStore, blobs: BlobStore, max_bytes: int) -> None:
         self._store = store
         self._blobs = blobs
         self._uploads = Uploads(store, blobs, max_bytes)
