@@ -25,6 +25,7 @@ from strata.v1 import (
 from tests.contract.archive_support import export, import_
 from tests.contract.artifacts_support import BlobView, random_bytes, sha256, upload
 from tests.contract.helpers import details_of, expect_error, queue_stub, raised_by, to_struct
+from tests.contract.test_integrity import check, run_sql
 from tests.contract.transcript_helpers import append, create_transcript, entry, transcript_stub
 
 
@@ -295,3 +296,23 @@ def test_an_import_past_the_quota_imports_nothing(stubs):
     import_(stubs.channel, archive, ns)
     assert quota_of(stubs, ns) is None
     assert set_quota(stubs, ns, 1 << 30).used_bytes == stored(stubs, ns) > used
+
+
+def test_a_counter_repair_is_never_refused(stubs, server):
+    ns = fresh()
+    ts = transcript_stub(stubs.channel)
+    transcript = create_transcript(ts, namespace=ns)
+    append(ts, transcript, ["x" * 300, "y" * 300], namespace=ns)
+    true_size = stored(stubs, ns)
+    # Damage the counter behind the server's back, then set the quota to the
+    # (wrong) figure: the namespace is at its quota by its own count.
+    where = "WHERE namespace = %s AND id = %s"
+    run_sql(server, f"UPDATE transcripts SET size_bytes = 10 {where}", (ns, transcript))
+    low = set_quota(stubs, ns, 1).used_bytes
+    set_quota(stubs, ns, low)
+    assert low < true_size
+
+    report = check(stubs, namespace=ns, repair=True)
+    assert [(f.entity_id, f.repaired) for f in report.findings] == [(transcript, True)]
+    assert quota_of(stubs, ns).used_bytes == stored(stubs, ns) == true_size > low
+    refused(lambda: append(ts, transcript, ["z"], namespace=ns), ns, true_size, low)
