@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 import structlog
@@ -40,6 +41,7 @@ from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.cache import CacheService
+from strata_server.api.errors import refuse
 from strata_server.api.queue import QueueService
 from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
@@ -47,12 +49,22 @@ from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings
-from strata_server.core.errors import StrataError, Unavailable
+from strata_server.core import access
+from strata_server.core.errors import RateLimited, StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
+from strata_server.core.rates import RateDefaults
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.ports import BlobStore, Cache, Database, Events, RecordStore
+from strata_server.storage.ports import (
+    BlobStore,
+    Cache,
+    Database,
+    Events,
+    RateLimiter,
+    RecordStore,
+)
+from strata_server.storage.rates.local import LocalRateLimiter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -326,6 +338,93 @@ def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
     ]
 
 
+# --- Request rates: a stand-in for the auth interceptor -----------------------------
+# MERGE NOTE (issue 18): the auth interceptor (api/auth.py, engineer E) binds each
+# call's principal and then applies the limiter it is given. Fold `_check` below
+# into it, right after the principal is bound, pass it `open_rate_limiter(...)`,
+# and delete this class and its use in `start`. Until then every call's principal
+# is ANONYMOUS, which is never limited (core/rates.py says why).
+
+
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
+
+class RateLimits(grpc.aio.ServerInterceptor):
+    """Takes one request from the calling principal's bucket before each call (a
+    stream counts once, when it opens); over its rate the call ends with
+    RESOURCE_EXHAUSTED and RetryInfo. Health checks are never limited."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or method.startswith("/grpc.health.v1.Health/"):
+            return handler
+        return checked_handler(handler, self._check)
+
+    async def _check(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        principal = access.current()
+        wait = await self._limiter.acquire(principal)
+        if wait is not None:
+            await refuse(context, RateLimited(principal.name, wait))
+
+
+def checked_handler(
+    handler: Handler, check: Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]]
+) -> Handler:
+    """`handler` with `check(context)` awaited before its behaviour, for each of the
+    four kinds of method (a streaming response keeps its async generator form)."""
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    )
+    for kind, make in kinds:
+        inner = getattr(handler, kind)
+        if inner is None:
+            continue
+        behaviour: Callable[..., Any]
+        if inspect.isasyncgenfunction(inner):
+
+            async def streamed(request: Any, context: Any, inner: Any = inner) -> Any:
+                await check(context)
+                async for response in inner(request, context):
+                    yield response
+
+            behaviour = streamed
+        else:
+
+            async def called(request: Any, context: Any, inner: Any = inner) -> Any:
+                await check(context)
+                return await inner(request, context)
+
+            behaviour = called
+        return make(
+            behaviour,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler
+
+
+def open_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
+    """Request rates per principal: in Redis when there is one (every replica shares
+    each bucket), else in process."""
+    defaults = RateDefaults(settings.token_rate, settings.token_burst)
+    if redis is not None:
+        from strata_server.storage.rates.redis import RedisRateLimiter
+
+        return RedisRateLimiter(redis, defaults)
+    return LocalRateLimiter(defaults)
+
+
 IO_THREADS = 32
 """Worker threads for blocking I/O (blob files, the S3 SDK, hashing): the default of
 cores + 4 would let a few slow S3 calls starve every other upload and download."""
@@ -342,14 +441,15 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await database.close()
         raise
+    redis = open_redis(settings)  # one client per process, for the cache, events and rates
     server = grpc.aio.server(
+        interceptors=[RateLimits(open_rate_limiter(settings, redis))],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 1),
-        ]
+        ],
     )
-    redis = open_redis(settings)  # one client per process, for the cache and events
     if redis is not None:
         await _check_redis_memory(redis)
     events = await open_events(settings, redis)  # one per process, for every service

@@ -148,6 +148,12 @@ async def _abort(context: Context, error: Exception, method: str, request_id: st
     await context.abort_with_status(_Status(status.code, status.details, trailers))
 
 
+async def refuse(context: Context, error: errors.StrataError) -> None:
+    """End the call with `error`'s rich status, from outside a servicer method (an
+    interceptor). Raises, as abort_with_status does."""
+    await context.abort_with_status(to_status(error))
+
+
 def _code_of(error: BaseException) -> str:
     if isinstance(error, errors.StrataError):
         return status_code(error).name
