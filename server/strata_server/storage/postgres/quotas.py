@@ -17,6 +17,13 @@ takes three steps (`PostgresDatabase.set_quota` runs them):
    writes are in the count; a write in flight holds, or will wait for, the lock and
    adds its own change after this transaction commits. The figure is then exact.
 
+Every write of a namespace with a quota takes the row's lock at the end of the
+statement that changes its bytes and keeps it until commit. A Commit that appends
+(its appends run before it locks its records) and then waits for a record another
+transaction holds, while that one waits for the row, is a deadlock PostgreSQL
+breaks after deadlock_timeout: the loser gets Conflict, which Commit retries. Only
+such mixed Commits in a namespace with a quota can meet it.
+
 Changing an existing quota runs steps 1 and 3 (the recount also puts right any
 figure an operator's hand edit may have upset). Step 2 waits for unrelated long
 transactions too (an import into another namespace): at most SETTLE_SECONDS, after
