@@ -111,6 +111,7 @@ bench: venv system-deps
 	$(PY) bench/cleanup.py
 	$(PY) bench/artifacts.py
 	$(PY) bench/export.py
+	$(PY) bench/auth.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

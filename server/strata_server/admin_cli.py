@@ -8,6 +8,7 @@ with one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,8 +19,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from strata.v1 import admin_pb2, admin_pb2_grpc
-from strata_server.cli_common import DEFAULT_SERVER, ServerOpt, TlsCaOpt, TokenOpt, admin_stub, fail
+from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
+from strata_server.cli_common import (
+    DEFAULT_SERVER,
+    ServerOpt,
+    TlsCaOpt,
+    TokenOpt,
+    admin_stub,
+    fail,
+    size,
+)
 from strata_server.usage_table import usage_table
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
@@ -257,6 +266,82 @@ def check(
         raise typer.Exit(1)
 
 
+quota_app = typer.Typer(
+    help="Per-namespace storage quotas: bytes of records, transcript entries and "
+    "artifacts (as stored) together.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_bytes(text: str) -> int:
+    """A byte count as operators write it: 1048576, 512MiB, 10GB (KB, MB, GB, TB are
+    powers of 1000; KiB, MiB, GiB, TiB of 1024)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise typer.BadParameter(f"{text!r} is not a size: write e.g. 1048576, 512MiB or 10GB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _quota_table(quotas: list[access_pb2.Quota]) -> Table:
+    table = Table("namespace", "used", "quota", "used %")
+    for quota in quotas:
+        share = f"{100 * quota.used_bytes / quota.max_bytes:.1f}%" if quota.max_bytes else "—"
+        table.add_row(
+            quota.namespace,
+            size(quota.used_bytes),
+            size(quota.max_bytes) if quota.max_bytes else "none",
+            share,
+        )
+    return table
+
+
+@quota_app.command("set")
+def quota_set(
+    namespace: Annotated[str, typer.Argument(help="The namespace.")],
+    max_bytes: Annotated[
+        str,
+        typer.Argument(
+            metavar="BYTES", help="Most bytes it may store, e.g. 10GiB; 0 removes the quota."
+        ),
+    ],
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Set (or with 0 remove) a namespace's storage quota; prints what it uses."""
+    request = access_pb2.SetQuotaRequest(namespace=namespace, max_bytes=parse_bytes(max_bytes))
+    with admin_stub(server) as stub:
+        saved = stub.SetQuota(request, timeout=TIMEOUT_SECONDS)
+    Console().print(_quota_table([saved]))
+
+
+@quota_app.command("list")
+def quota_list(
+    namespace: Annotated[str, typer.Argument(help="Only this namespace's quota.")] = "",
+    server: ServerOpt = DEFAULT_SERVER,
+) -> None:
+    """Show storage quotas and what each namespace uses now."""
+    request = access_pb2.ListQuotasRequest(namespace=namespace)
+    with admin_stub(server) as stub:
+        found = list(stub.ListQuotas(request, timeout=TIMEOUT_SECONDS).quotas)
+    Console().print(_quota_table(found))
+    if not found:
+        typer.echo("no quotas set", err=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to the `strata` command."""
     app.command()(audit)
@@ -264,3 +349,4 @@ def register(app: typer.Typer) -> None:
     app.command()(usage)
     app.command()(check)
     app.add_typer(index_app, name="index")
+    app.add_typer(quota_app, name="quota")

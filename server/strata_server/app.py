@@ -53,11 +53,20 @@ from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
+from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.ports import BlobStore, Cache, Database, Events, RecordStore
+from strata_server.storage.ports import (
+    BlobStore,
+    Cache,
+    Database,
+    Events,
+    RateLimiter,
+    RecordStore,
+)
+from strata_server.storage.rates.local import LocalRateLimiter
 from strata_server.transfer.importer import ImportLimits
 
 if TYPE_CHECKING:
@@ -354,6 +363,17 @@ def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
     ]
 
 
+def open_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
+    """Request rates per principal: in Redis when there is one (every replica shares
+    each bucket), else in process."""
+    defaults = RateDefaults(settings.token_rate, settings.token_burst)
+    if redis is not None:
+        from strata_server.storage.rates.redis import RedisRateLimiter
+
+        return RedisRateLimiter(redis, defaults)
+    return LocalRateLimiter(defaults)
+
+
 IO_THREADS = 32
 """Worker threads for blocking I/O (blob files, the S3 SDK, hashing): the default of
 cores + 4 would let a few slow S3 calls starve every other upload and download."""
@@ -390,7 +410,7 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await database.close()
         raise
-    redis = open_redis(settings)  # one client per process, for the cache and events
+    redis = open_redis(settings)  # one client per process, for the cache, events and rates
     if redis is not None:
         await _check_redis_memory(redis)
     events = await open_events(settings, redis)  # one per process, for every service
@@ -412,6 +432,7 @@ async def start(settings: Settings) -> Running:
             AuthInterceptor(
                 verifier.authenticate if verifier is not None else None,
                 authenticate_certificate=certificate,
+                limiter=open_rate_limiter(settings, redis),
             )
         )
     server = grpc.aio.server(

@@ -159,6 +159,21 @@ class Settings(BaseSettings):
     queue_metrics_seconds: float = Field(
         10.0, gt=0, description="how often the queue depth and age metrics are read"
     )
+    token_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1_000_000,
+        description="requests per second each token may make, sustained (a token bucket per "
+        "token, shared by every replica through Redis), unless the token sets its own; "
+        "0: no limit. Over it a call answers RESOURCE_EXHAUSTED with RetryInfo",
+    )
+    token_burst: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="requests a token may make at once above its sustained rate, unless the "
+        "token sets its own; 0: one second's worth of its rate (at least 1)",
+    )
     data_dir: Path = Field(
         Path("data"),
         description="local files: blobs/ (disk blob store) lives here; sqlite://:memory: keeps its "

@@ -17,11 +17,12 @@ from strata_server.api.convert import actor, set_timestamp, to_datetime
 from strata_server.api.errors import streaming, unary
 from strata_server.api.usage import usage_to_proto
 from strata_server.cleanup import Cleanup
-from strata_server.core import errors, models, validation
+from strata_server.core import access, errors, models, validation
 from strata_server.core.access import ALL_NAMESPACES, Role
 from strata_server.core.indexes import RecordIndex, parse_field
 from strata_server.core.integrity import IntegrityReport
 from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.core.quotas import Quota, check_max_bytes
 from strata_server.core.retention import CleanupReport, RetentionPolicy, Target, check_policy
 from strata_server.core.tokens import Token, check_new_token
 from strata_server.integrity import check_integrity
@@ -339,13 +340,30 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         )
         return token_to_proto(revoked)
 
-    # Quotas (the security issue): declared in the contract, served UNIMPLEMENTED
-    # until the quota service lands.
-    async def SetQuota(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "quotas are not served yet")
+    # --- quotas -------------------------------------------------------------------
 
-    async def ListQuotas(self, request: Any, context: Context) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "quotas are not served yet")
+    @unary
+    async def SetQuota(
+        self, request: access_pb2.SetQuotaRequest, context: Context
+    ) -> access_pb2.Quota:
+        namespace = validation.namespace(request.namespace)
+        max_bytes = check_max_bytes(request.max_bytes)
+        saved = await self._database.set_quota(
+            namespace, max_bytes, actor=actor(context.invocation_metadata())
+        )
+        return _quota_to_proto(saved)
+
+    @unary
+    async def ListQuotas(
+        self, request: access_pb2.ListQuotasRequest, context: Context
+    ) -> access_pb2.ListQuotasResponse:
+        namespace = validation.namespace(request.namespace) if request.namespace else None
+        caller = access.current()
+        found = await self._database.list_quotas(namespace)
+        # Only the namespaces the caller may name (a token scoped to some of them).
+        return access_pb2.ListQuotasResponse(
+            quotas=[_quota_to_proto(quota) for quota in found if caller.covers(quota.namespace)]
+        )
 
     def _token_admin(self) -> TokenAdmin:
         if self._token_admin_service is None:
@@ -450,6 +468,12 @@ def progress_to_proto(progress: models.Progress) -> admin_pb2.Progress:
     """The Progress message every long admin operation streams."""
     return admin_pb2.Progress(
         phase=progress.phase, done=progress.done, total=progress.total, unit=progress.unit
+    )
+
+
+def _quota_to_proto(quota: Quota) -> access_pb2.Quota:
+    return access_pb2.Quota(
+        namespace=quota.namespace, max_bytes=quota.max_bytes, used_bytes=quota.used_bytes
     )
 
 

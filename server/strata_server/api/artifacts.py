@@ -12,11 +12,11 @@ from google.protobuf import empty_pb2
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.artifacts.upload import Uploads
+from strata_server.artifacts.upload import Uploads, UploadStore
 from strata_server.core import artifacts, errors, validation
 from strata_server.core.idle import idle_limited
 from strata_server.core.paging import PageTokens, page_size, query_digest
-from strata_server.storage.ports import ArtifactStore, BlobStore
+from strata_server.storage.ports import BlobStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 CHUNK_SIZE = 256 << 10
@@ -82,7 +82,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
 
     def __init__(
         self,
-        store: ArtifactStore,
+        store: UploadStore,
         blobs: BlobStore,
         max_bytes: int,
         idle_seconds: float,

@@ -338,7 +338,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         if self._limiter is not None:
             wait = await self._limiter.acquire(principal)
             if wait is not None:
-                raise RateLimited(wait)
+                raise RateLimited(principal.name, wait)
         return principal
 
     async def _admit(self, rule: Rule, label: str, context: Context, request: Any) -> Principal:

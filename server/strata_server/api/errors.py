@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import grpc
 import structlog
-from google.protobuf import any_pb2, duration_pb2
+from google.protobuf import any_pb2, duration_pb2, message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -41,12 +41,13 @@ _CODES: dict[type[errors.StrataError], grpc.StatusCode] = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DataLoss: grpc.StatusCode.DATA_LOSS,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -58,12 +59,29 @@ def status_code(error: errors.StrataError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def _limit_details(error: errors.StrataError) -> list[message.Message]:
+    """google.rpc.QuotaFailure for a storage quota, RetryInfo for a request rate: what
+    a client library reads to tell "delete data" from "wait and retry"."""
+    if isinstance(error, errors.QuotaExceeded):
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"namespace:{error.namespace}",
+            description=f"{error.used_bytes} of {error.max_bytes} bytes used",
+        )
+        return [error_details_pb2.QuotaFailure(violations=[violation])]
+    if isinstance(error, errors.RateLimited):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, math.ceil(error.retry_after * 1e9)))
+        return [error_details_pb2.RetryInfo(retry_delay=delay)]
+    return []
+
+
 def to_status(error: errors.StrataError) -> grpc.Status:
     """A rich status for a domain error."""
     code = status_code(error)
-    details = []
+    details: list[message.Message] = []
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
     details.append(info)
+    details += _limit_details(error)
     if error.violations:
         details.append(
             error_details_pb2.BadRequest(
@@ -75,10 +93,6 @@ def to_status(error: errors.StrataError) -> grpc.Status:
                 ]
             )
         )
-    if isinstance(error, errors.RateLimited):
-        delay = duration_pb2.Duration()
-        delay.FromTimedelta(timedelta(seconds=error.retry_after))
-        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
         holder = any_pb2.Any()

@@ -2,6 +2,9 @@
 
 Order of operations, and why:
 
+0. **Quota**: a namespace already at its storage quota is refused before a byte
+   is staged (the database's triggers are what enforce the quota, at step 5;
+   this and the check before publishing only spare the work and the orphan).
 1. **Pin** the expected blob (when the header names its SHA-256) before asking the
    blob store whether it has it. The pin is taken under the blob's lock, so a sweep
    deleting it has finished first; from then on the sweep leaves it alone. Only
@@ -10,7 +13,8 @@ Order of operations, and why:
 2. **Stage** every chunk (temp file or multipart upload) while hashing; count bytes
    against the limits. Nothing is visible to anyone.
 3. **Verify** hash and size against the header: a mismatch stores nothing.
-4. **Pin** the actual SHA-256 (again, under the lock), then **publish**: the blob
+4. **Pin** the actual SHA-256 (again, under the lock); refuse if its stored size
+   would take the namespace past its quota; then **publish**: the blob
    becomes visible atomically, or the existing copy is kept and no byte is added.
    The blob is durable before any row names it.
 5. **Insert** the row, its audit entry and the request_id in one transaction, which
@@ -30,6 +34,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from strata_server.core.artifacts import (
     EMPTY_SHA256,
@@ -39,19 +44,29 @@ from strata_server.core.artifacts import (
     StagedBlob,
     check_staged,
 )
-from strata_server.core.errors import FailedPrecondition, InvalidArgument, StrataError, TooLarge
+from strata_server.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    QuotaExceeded,
+    StrataError,
+    TooLarge,
+)
 from strata_server.core.models import Actor, Idempotency
 from strata_server.core.validation import new_id
-from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore
+from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
 
 REPIN_SECONDS = PIN_TTL.total_seconds() / 4
 """A long upload renews its pin this often, so the pin outlives the upload."""
 
 
+class UploadStore(ArtifactStore, QuotaStore, Protocol):
+    """What an upload needs of the database: artifact rows and the quotas."""
+
+
 class Uploads:
     """Runs UploadArtifact against the two ports."""
 
-    def __init__(self, db: ArtifactStore, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(self, db: UploadStore, blobs: BlobStore, max_bytes: int) -> None:
         self._db = db
         self._blobs = blobs
         self._max_bytes = max_bytes
@@ -74,6 +89,7 @@ class Uploads:
         first = await anext(chunks, None)
         if first is None and header.sha256 is not None and header.sha256 != EMPTY_SHA256:
             return await self._reuse(namespace, header, actor, request_id, header_fingerprint)
+        await self._check_quota(namespace, 1)
         upload_id = new_id()
         pinned = False
         sink = False
@@ -102,6 +118,7 @@ class Uploads:
                 raise asyncio.CancelledError("the client cancelled the upload")
             await self._pin(namespace, upload_id, staged.sha256)
             pinned = True
+            await self._check_quota(namespace, staged.stored_size)
             stored = await staging.publish()
             artifact = replace(
                 _artifact(namespace, header, staged),
@@ -137,6 +154,15 @@ class Uploads:
             raise InvalidArgument.field(
                 "header.size", f"the content is longer than the {header.size} bytes announced"
             )
+
+    async def _check_quota(self, namespace: str, adding: int) -> None:
+        """QuotaExceeded when `adding` more bytes would take the namespace past its
+        quota (a namespace without one passes)."""
+        for quota in await self._db.list_quotas(namespace):
+            if adding > 0 and quota.used_bytes + adding > quota.max_bytes:
+                raise QuotaExceeded(
+                    namespace, used_bytes=quota.used_bytes, max_bytes=quota.max_bytes
+                )
 
     async def _pin(self, namespace: str, upload_id: str, sha256: str) -> None:
         await self._db.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)

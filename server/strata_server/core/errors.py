@@ -110,6 +110,45 @@ class TooLarge(StrataError):
     reason = "TOO_LARGE"
 
 
+class QuotaExceeded(StrataError):
+    """The namespace's storage quota does not allow this write; nothing was written."""
+
+    reason = "QUOTA_EXCEEDED"
+
+    def __init__(self, namespace: str = "", *, used_bytes: int = 0, max_bytes: int = 0) -> None:
+        message = None
+        if namespace and max_bytes:
+            message = (
+                f"namespace {namespace!r} stores {used_bytes} of the {max_bytes} bytes its "
+                "quota allows, and this write would take it past them; nothing was written "
+                "(delete data, or ask an admin to raise the quota)"
+            )
+        super().__init__(
+            message,
+            metadata={
+                "namespace": namespace,
+                "used_bytes": str(used_bytes),
+                "max_bytes": str(max_bytes),
+            },
+        )
+        self.namespace = namespace
+        self.used_bytes = used_bytes
+        self.max_bytes = max_bytes
+
+
+class RateLimited(StrataError):
+    """Too many requests with these credentials; retry after the delay."""
+
+    reason = "RATE_LIMITED"
+
+    def __init__(self, principal: str, retry_after: float) -> None:
+        super().__init__(
+            f"{principal!r} is over its request rate; retry in {retry_after:.3f} s",
+            metadata={"principal": principal, "retry_after_seconds": f"{retry_after:.3f}"},
+        )
+        self.retry_after = retry_after
+
+
 class Unavailable(StrataError):
     """A backend Strata depends on cannot be reached; retry later."""
 
@@ -152,16 +191,6 @@ class PermissionDenied(StrataError):
             reason="NAMESPACE_NOT_ALLOWED",
             metadata={"namespace": namespace},
         )
-
-
-class RateLimited(StrataError):
-    """The caller's token is over its request rate; retry after the delay given."""
-
-    reason = "RATE_LIMITED"
-
-    def __init__(self, retry_after: float, message: str | None = None) -> None:
-        super().__init__(message, metadata={"retry_after_seconds": f"{retry_after:.3f}"})
-        self.retry_after = retry_after
 
 
 class DataLoss(StrataError):

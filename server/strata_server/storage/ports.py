@@ -48,6 +48,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.quotas import Quota
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.tokens import NewToken, Token
 from strata_server.core.transcripts import (
@@ -835,17 +836,35 @@ class TokenStore(Protocol):
         ...
 
 
+class QuotaStore(Protocol):
+    """Per-namespace storage quotas (core/quotas.py says what counts). The figure
+    is kept in each write's own transaction, and a write that would take a
+    namespace past its quota raises QuotaExceeded having written nothing."""
+
+    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
+        """Create or change the quota (0: remove it), recounting what the namespace
+        stores, with an audit entry; the quota as saved (for a removal, max_bytes 0
+        and what the namespace stores)."""
+        ...
+
+    async def list_quotas(self, namespace: str | None) -> list[Quota]:
+        """The quotas of one namespace (None: of all), by namespace."""
+        ...
+
+
 class RateLimiter(Protocol):
-    """Per-principal request rates (a token bucket per principal)."""
+    """Request rates per principal: a token bucket (core/rates.py), kept in process
+    or shared by every replica (Redis)."""
 
     async def acquire(self, principal: Principal) -> float | None:
-        """Take one request from the principal's bucket: None when it may proceed,
-        else how many seconds to wait before trying again."""
+        """Take one request from the principal's bucket: None when allowed (also for
+        a principal without a limit), else the seconds to wait before retrying."""
         ...
 
 
 class Database(
     NamespaceArchive,
+    QuotaStore,
     RecordStore,
     RecordCleanup,
     QueueStore,

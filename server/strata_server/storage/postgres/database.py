@@ -54,6 +54,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.quotas import Quota, explained
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -74,6 +75,7 @@ from strata_server.storage.postgres import (
     indexes,
     integrity,
     queries,
+    quotas,
     records,
     retention,
     transcripts,
@@ -252,6 +254,17 @@ class PostgresDatabase:
         decides again (an upsert becomes an update, a create AlreadyExists).
         Creates of new keys first try the optimistic path (commit.optimistic).
         """
+        return await explained(
+            namespace, self.list_quotas, self._commit(namespace, writes, actor, idempotency)
+        )
+
+    async def _commit(
+        self,
+        namespace: str,
+        writes: Sequence[Write],
+        actor: Actor,
+        idempotency: Idempotency | None,
+    ) -> list[WriteResult]:
         assume_new = commit.optimistic(writes)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
 
@@ -484,13 +497,14 @@ class PostgresDatabase:
         # writes the entries, the counters and the audit entry together), atomic
         # alone: skipping BEGIN and COMMIT takes two round trips off the path of
         # append -> follower delivery.
-        return await self._run(
+        work = self._run(
             lambda conn: transcripts.append_entries(
                 conn, namespace, append, actor=actor, idempotency=idempotency, notice=notice
             ),
             transaction=idempotency is not None,
             writes=True,
         )
+        return await explained(namespace, self.list_quotas, work)
 
     async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
@@ -538,12 +552,13 @@ class PostgresDatabase:
         upload_id: str | None,
     ) -> Artifact:
         """Insert an artifact row (audited) and drop its upload's pin."""
-        return await self._run(
+        work = self._run(
             lambda conn: artifacts.create_artifact(
                 conn, artifact, actor=actor, idempotency=idempotency, upload_id=upload_id
             ),
             transaction=True,
         )
+        return await explained(artifact.namespace, self.list_quotas, work)
 
     async def unpin_blob(self, namespace: str, upload_id: str) -> None:
         """Drop an upload's pin."""
@@ -623,10 +638,36 @@ class PostgresDatabase:
         actor: Actor,
     ) -> ImportCounts:
         """Every batch in one transaction."""
-        return await self._run(
+        work = self._run(
             lambda conn: archive.import_rows(conn, namespace, batches, policy, actor=actor),
             transaction=True,
         )
+        return await explained(namespace, self.list_quotas, work)
+
+    # --- QuotaStore (storage/postgres/quotas.py) ----------------------------------------
+
+    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
+        """Save, recount or remove a quota (quotas.py: the three steps of a new one)."""
+        if max_bytes == 0:
+            return await self._run(
+                lambda conn: quotas.remove(conn, namespace, actor=actor), transaction=True
+            )
+        created = await self._run(
+            lambda conn: quotas.save(conn, namespace, max_bytes, actor=actor), transaction=True
+        )
+        if created:
+            xids = await self._run(quotas.running)
+
+            async def count_running(xids: list[str]) -> int:
+                return await self._run(lambda conn: quotas.still_running(conn, xids))
+
+            await quotas.settle(count_running, xids)
+        saved = await self._run(lambda conn: quotas.recount(conn, namespace), transaction=True)
+        return saved or Quota(namespace, 0, 0)
+
+    async def list_quotas(self, namespace: str | None) -> list[Quota]:
+        """The quota rows of one namespace or of all."""
+        return await self._run(lambda conn: quotas.list_quotas(conn, namespace))
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""

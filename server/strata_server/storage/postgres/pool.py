@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRe
 from strata_server.core.errors import (
     Conflict,
     InvalidArgument,
+    QuotaExceeded,
     StrataError,
     TooLarge,
     Unavailable,
@@ -38,6 +39,10 @@ RECONNECT_TIMEOUT = 10.0
 """Seconds the pool keeps retrying (with backoff) to replace a lost connection before
 it leaves the slot to be refilled on demand. Short, so that after an outage the next
 request triggers a fresh attempt instead of waiting out a long backoff."""
+
+QUOTA_SQLSTATE = "SQ001"
+"""What the quota triggers raise (migrations/postgres/0013_quotas.sql), with the
+namespace as the error's DETAIL."""
 
 
 def conninfo(dsn: str) -> str:
@@ -88,6 +93,8 @@ def translate(error: psycopg.Error) -> StrataError:
     Most specific class first: SerializationFailure and the pool errors are
     OperationalErrors too.
     """
+    if getattr(error, "sqlstate", None) == QUOTA_SQLSTATE:
+        return QuotaExceeded(error.diag.message_detail or "")
     if isinstance(error, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
         return Conflict(f"a concurrent transaction got in the way ({error}); retry the request")
     if isinstance(error, pg_errors.LockNotAvailable | pg_errors.UniqueViolation):

@@ -40,6 +40,7 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.quotas import Quota, explained
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -59,6 +60,7 @@ from strata_server.storage.sqlite import (
     content_retention,
     indexes,
     integrity,
+    quotas,
     records,
     retention,
     transcripts,
@@ -193,7 +195,7 @@ class SqliteDatabase:
         idempotency: Idempotency | None = None,
     ) -> list[WriteResult]:
         """Apply `writes` all-or-nothing in one transaction, with audit entries."""
-        return await commit.commit(
+        work = commit.commit(
             self._db,
             namespace,
             writes,
@@ -201,6 +203,7 @@ class SqliteDatabase:
             idempotency=idempotency,
             max_record_bytes=self._max_record_bytes,
         )
+        return await explained(namespace, self.list_quotas, work)
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
@@ -356,9 +359,10 @@ class SqliteDatabase:
     ) -> Appended:
         """Append entries with the next seqs, all or none (idempotent by request_id).
         `notice` is never given here: the embedded shape has no other replicas."""
-        return await transcripts.append_entries(
+        work = transcripts.append_entries(
             self._db, namespace, append, actor=actor, idempotency=idempotency
         )
+        return await explained(namespace, self.list_quotas, work)
 
     async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
@@ -399,9 +403,10 @@ class SqliteDatabase:
         upload_id: str | None,
     ) -> Artifact:
         """Insert an artifact row (audited) and drop its upload's pin."""
-        return await artifacts.create_artifact(
+        work = artifacts.create_artifact(
             self._db, artifact, actor=actor, idempotency=idempotency, upload_id=upload_id
         )
+        return await explained(artifact.namespace, self.list_quotas, work)
 
     async def unpin_blob(self, namespace: str, upload_id: str) -> None:
         """Drop an upload's pin."""
@@ -567,7 +572,16 @@ class SqliteDatabase:
         actor: Actor,
     ) -> ImportCounts:
         """Every batch in one write transaction (holding the writer)."""
-        return await archive.import_rows(self._db, namespace, batches, policy, actor=actor)
+        work = archive.import_rows(self._db, namespace, batches, policy, actor=actor)
+        return await explained(namespace, self.list_quotas, work)
+
+    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
+        """Save (recounting) or remove a quota, in one write transaction."""
+        return await quotas.set_quota(self._db, namespace, max_bytes, actor=actor)
+
+    async def list_quotas(self, namespace: str | None) -> list[Quota]:
+        """The quota rows of one namespace or of all."""
+        return await quotas.list_quotas(self._db, namespace)
 
     async def close(self) -> None:
         """Close every connection; the object is unusable afterwards."""

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from strata_server.core.errors import (
     AlreadyExists,
     Conflict,
+    QuotaExceeded,
     StrataError,
     TooLarge,
     Unavailable,
@@ -36,6 +37,10 @@ _UNAVAILABLE: dict[int, str] = {
     sqlite3.SQLITE_ABORT: "the SQLite operation was aborted",
 }
 
+QUOTA_REFUSAL = "STRATA_QUOTA_EXCEEDED"
+"""What the quota triggers RAISE (migrations/sqlite/0013_quotas.sql): SQLite 3.40
+takes only a literal there, so the message cannot name the namespace."""
+
 _CLOSED_MESSAGES = ("Connection closed", "no active connection")
 """What aiosqlite raises (as ValueError) when used after close()."""
 
@@ -50,6 +55,9 @@ def translate(error: sqlite3.Error) -> StrataError:
         return Unavailable(f"{_UNAVAILABLE[primary]}: {error}; retry later")
     if primary == sqlite3.SQLITE_TOOBIG:
         return TooLarge(f"the value is larger than SQLite allows: {error}")
+    if primary == sqlite3.SQLITE_CONSTRAINT and QUOTA_REFUSAL in str(error):
+        # The namespace is named by the adapter method that wrote (core.quotas.explained).
+        return QuotaExceeded()
     if primary == sqlite3.SQLITE_CONSTRAINT:
         # Only another writer on the same file (a second process) could get here:
         # every write checks its preconditions in the same IMMEDIATE transaction.

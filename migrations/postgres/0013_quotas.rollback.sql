@@ -1,0 +1,14 @@
+DROP TRIGGER IF EXISTS artifacts_quota_delete ON artifacts;
+DROP TRIGGER IF EXISTS artifacts_quota_update ON artifacts;
+DROP TRIGGER IF EXISTS artifacts_quota_insert ON artifacts;
+DROP TRIGGER IF EXISTS transcripts_quota_delete ON transcripts;
+DROP TRIGGER IF EXISTS transcripts_quota_update ON transcripts;
+DROP TRIGGER IF EXISTS transcripts_quota_insert ON transcripts;
+DROP TRIGGER IF EXISTS records_quota_delete ON records;
+DROP TRIGGER IF EXISTS records_quota_update ON records;
+DROP TRIGGER IF EXISTS records_quota_insert ON records;
+DROP FUNCTION IF EXISTS strata_quota_artifacts();
+DROP FUNCTION IF EXISTS strata_quota_transcripts();
+DROP FUNCTION IF EXISTS strata_quota_records();
+DROP FUNCTION IF EXISTS strata_quota_charge(text[], bigint[]);
+DROP TABLE IF EXISTS namespace_quotas;

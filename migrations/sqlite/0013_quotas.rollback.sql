@@ -1,0 +1,11 @@
+DROP TRIGGER IF EXISTS artifacts_quota_delete;
+DROP TRIGGER IF EXISTS artifacts_quota_update;
+DROP TRIGGER IF EXISTS artifacts_quota_insert;
+DROP TRIGGER IF EXISTS transcripts_quota_delete;
+DROP TRIGGER IF EXISTS transcripts_quota_update;
+DROP TRIGGER IF EXISTS transcripts_quota_insert;
+DROP TRIGGER IF EXISTS records_quota_delete;
+DROP TRIGGER IF EXISTS records_quota_update;
+DROP TRIGGER IF EXISTS records_quota_insert;
+DROP TABLE IF EXISTS quota_exemptions;
+DROP TABLE IF EXISTS namespace_quotas;
