@@ -28,6 +28,7 @@ from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
 from strata_server.core.access import ALL_NAMESPACES, Principal, Role
 from strata_server.core.errors import Unauthenticated
+from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.events.local import LocalEvents
@@ -39,6 +40,7 @@ from tests.contract.helpers import unique
 from tests.ops.test_migrations import strata
 
 DEFAULTS = RateDefaults(per_second=0.0, burst=0)
+PAGE_TOKENS = PageTokens(b"rate limit tests key")
 
 
 def bearer(name: str) -> tuple[tuple[str, str], ...]:
@@ -65,10 +67,12 @@ async def serve(
     server = grpc.aio.server(interceptors=[interceptor])
     events = LocalEvents()
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(database, 1 << 20, events), server
+        RecordService(database, 1 << 20, events, tokens=PAGE_TOKENS), server
     )
     add_transcript_service(
-        TranscriptService(database, events, max_entry_bytes=1 << 20, heartbeat_seconds=5),
+        TranscriptService(
+            database, events, max_entry_bytes=1 << 20, heartbeat_seconds=5, tokens=PAGE_TOKENS
+        ),
         server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
