@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz import encoding, hostile
 from tests.fuzz.encoding import Built
-from tests.fuzz.fields import Builder, Pools, damaged
+from tests.fuzz.fields import Builder, Pools, damage
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,12 @@ WIRE_EDGES: tuple[bytes, ...] = (
 # --- whole calls --------------------------------------------------------------------------
 
 
-@st.composite
-def built(draw: st.DrawFn, method: Method, pools: Pools) -> Built:
-    """One well-formed request with hostile field values."""
+def built(draw: st.DrawFn, method: Method, pools: Pools, position: int | None = None) -> Built:
+    """One well-formed request, with hostile values in some or all fields; `position`
+    is its place in a client stream."""
     message = method.message_class()
-    builder = Builder(draw, pools, service=method.path.split("/")[1].rsplit(".", 1)[-1])
+    service = method.path.split("/")[1].rsplit(".", 1)[-1]
+    builder = Builder(draw, pools, service, position)
     builder.fill(message)
     return Built(message, builder.swaps)
 
@@ -133,13 +134,12 @@ RAW_BODIES = st.one_of(
 )
 
 
-@st.composite
 def token_replay(draw: st.DrawFn, method: Method, known: Known) -> Built:
     """A paged request that got a real token, sent again with the token forged."""
     request, token = draw(st.sampled_from(known.pages[method.path]))
     message = method.message_class()
     message.CopyFrom(request)
-    message.page_token = draw(hostile.forged_token(token))
+    message.page_token = hostile.forge(draw, token)
     return Built(message)
 
 
@@ -148,22 +148,30 @@ _ORIGINS_PAGED = st.sampled_from(["message"] * 5 + ["raw", "mutant", "token", "t
 _STREAM_LENGTH = st.integers(0, 4)
 
 
+def calls(method: Method, pools: Pools) -> st.SearchStrategy[Call]:
+    """Hostile calls to `method` (see the module docstring for the kinds); one
+    strategy per method, so Hypothesis validates it once."""
+    return pools.cached(("calls", method.path), lambda: _calls(method, pools))
+
+
 @st.composite
-def calls(draw: st.DrawFn, method: Method, pools: Pools) -> Call:
-    """A hostile call to `method` (see the module docstring for the kinds)."""
+def _calls(draw: st.DrawFn, method: Method, pools: Pools) -> Call:
     origin = draw(_ORIGINS_PAGED if method.path in pools.known.pages else _ORIGINS)
     count = draw(_STREAM_LENGTH) if method.client_streaming else 1
     bodies: list[bytes] = []
     made: list[Built | None] = []
-    for _ in range(count):
+    for position in range(count):
         if origin == "raw":
             bodies.append(draw(RAW_BODIES))
             made.append(None)
             continue
-        one = draw(token_replay(method, pools.known) if origin == "token" else built(method, pools))
+        if origin == "token":
+            one = token_replay(draw, method, pools.known)
+        else:
+            one = built(draw, method, pools, position if method.client_streaming else None)
         body = one.body()
         if origin == "mutant":
-            bodies.append(draw(damaged(body)))
+            bodies.append(damage(draw, body))
             made.append(None)
         else:
             bodies.append(body)

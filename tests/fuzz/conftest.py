@@ -65,7 +65,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     total = Tally()
     for shape, (tally, seconds) in sorted(runs.items()):
         total.merge(tally)
-        write(f"{shape}: {tally.requests} requests in {seconds:.1f} s")
+        write(
+            f"{shape}: {tally.requests} requests in {seconds:.1f} s "
+            f"(CPU: fuzzer {tally.cpu[0]:.1f} s, server {tally.cpu[1]:.1f} s)"
+        )
     write(f"requests sent: {total.requests}")
     write("by origin: " + ", ".join(f"{k} {v}" for k, v in sorted(total.origins.items())))
     write("status codes: " + ", ".join(f"{k} {v}" for k, v in total.codes.most_common()))

@@ -175,9 +175,9 @@ PLAIN_DURATIONS = st.tuples(st.integers(1, 4), st.just(0))
 
 # --- modes ------------------------------------------------------------------------------
 
-MODES = weighted((2, st.just(0)), (5, st.just(20)), (1, st.just(100)))
+MODES = st.sampled_from((0, 0, 20, 20, 20, 20, 20, 100))
 """The percentage of a message's fields that get hostile values: plain, targeted, chaos."""
-RAW_MESSAGE = st.integers(0, 7).map(lambda roll: roll == 0)
+RAW_MESSAGE = st.sampled_from((True, False, False, False, False, False, False, False))
 """Whether a message's hostile strings may be invalid UTF-8: one in eight (any such
 string makes the whole message undecodable, so more would leave handlers untested)."""
 _PERCENT = st.integers(0, 99)
@@ -189,14 +189,24 @@ _BIG_BYTES = st.sampled_from((1 << 20, (16 << 20) + 1)).map(lambda n: b"\x00" * 
 
 
 def _set_percent(fd: FieldDescriptor) -> int:
-    """How often a field outside any oneof is set: times and durations less often,
-    since requests take one or the other of several (run_time or delay)."""
+    """How often a field outside any oneof is set: most often, but times, durations
+    and preconditions less often, since a valid request takes one or none of them
+    (run_time or delay; a size or digest that must match the content)."""
     if fd.message_type is not None and fd.message_type.full_name in _TIMES:
+        return 35
+    if fd.name in _PRECONDITIONS or (fd.has_presence and fd.message_type is None):
         return 35
     return 85
 
 
 _TIMES = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration"})
+_PRECONDITIONS = frozenset({"sha256", "size", "expected_version", "expected_next_seq"})
+
+
+@functools.cache
+def _rest(size: int) -> st.SearchStrategy[int]:
+    """1 + the index of a oneof member other than the first."""
+    return st.integers(2, size) if size > 1 else st.just(1)
 
 
 @functools.cache
@@ -219,11 +229,21 @@ _INT_BOUNDS = {
     T.TYPE_UINT64: hostile.UINT64,
     T.TYPE_FIXED64: hostile.UINT64,
 }
+
+
+def _name(first: str, rest: str, longest: int) -> st.SearchStrategy[str]:
+    """Names that pass validation: one of `first`, then up to `longest` - 1 of `rest`
+    (st.text draws a string as one choice, st.from_regex one per character)."""
+    return st.tuples(st.sampled_from(first), st.text(rest, max_size=longest - 1)).map("".join)
+
+
+_LOWER = string.ascii_lowercase + string.digits
+_LETTERS = string.ascii_letters
 _VALID_NAMES = {
-    "namespace": r"[a-z0-9][a-z0-9_-]{0,62}",
-    "collection": r"[A-Za-z][A-Za-z0-9_-]{0,63}",
-    "queue": r"[A-Za-z][A-Za-z0-9_-]{0,63}",
-    "id": r"[A-Za-z0-9][A-Za-z0-9._~:@+=-]{0,40}",
+    "namespace": _name(_LOWER, _LOWER + "_-", 63),
+    "collection": _name(_LETTERS, _LETTERS + string.digits + "_-", 64),
+    "queue": _name(_LETTERS, _LETTERS + string.digits + "_-", 64),
+    "id": _name(_LETTERS + string.digits, _LETTERS + string.digits + "._~:@+=-", 40),
 }
 _NAME_KINDS = {"record_id": "id", "transcript_id": "id", "ids": "id", "entity_id": "id"}
 _PLAIN_FILTERS = st.sampled_from(
@@ -247,6 +267,14 @@ class Pools:
     def __init__(self, known: Any) -> None:
         self.known = known
         self._cache: dict[tuple[Any, ...], st.SearchStrategy[Any]] = {}
+
+    def cached(
+        self, key: tuple[Any, ...], make: Callable[[], st.SearchStrategy[Any]]
+    ) -> st.SearchStrategy[Any]:
+        """The strategy under `key`, made once (Hypothesis validates each new one)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     def known_values(self, name: str, where: Where) -> list[str]:
         values: dict[str, list[str]] = self.known.values
@@ -286,9 +314,7 @@ class Pools:
             if name in ("page_token", "next_page_token"):
                 return st.just("")
             kind = _NAME_KINDS.get(name, name)
-            valid = (
-                st.from_regex(_VALID_NAMES[kind], fullmatch=True) if kind in _VALID_NAMES else None
-            )
+            valid = _VALID_NAMES.get(kind)
             if values and valid is not None:
                 return weighted((2, st.sampled_from(values)), (1, valid))
             if values:
@@ -322,7 +348,7 @@ class Pools:
             branches = [(20, small), (1, _BIG_BYTES)]
             blobs = self.known.blobs.get(fd.name, [])
             if blobs:
-                branches.append((20, st.sampled_from(blobs).flatmap(damaged)))
+                branches.append((20, damaged(tuple(blobs))))
             return weighted(*branches)
         if fd.type == T.TYPE_BOOL:
             return st.booleans()
@@ -346,9 +372,9 @@ class Pools:
         if raw:
             generic = weighted((3, generic), (1, st.sampled_from(hostile.RAW_STRINGS).map(Raw)))
         if name == "namespace":
-            return st.one_of(
-                generic, st.from_regex(_VALID_NAMES["namespace"], fullmatch=True)
-            ).filter(lambda value: value not in known.forbidden_namespaces)
+            return st.one_of(generic, _VALID_NAMES["namespace"]).filter(
+                lambda value: value not in known.forbidden_namespaces
+            )
         if name == "filter":
             return weighted((3, hostile.filters()), (1, generic))
         if name == "order_by":
@@ -360,36 +386,46 @@ class Pools:
         branches: list[st.SearchStrategy[Any]] = [generic]
         if "cursor" in name or name == "lease_token":
             if values:
-                branches.append(st.sampled_from(values).flatmap(hostile.forged_token))
+                branches.append(hostile.forged_tokens(tuple(values)))
             branches.append(hostile.invented_token())
         elif "sha256" in name:
             branches.append(hostile.hex_digests())
         kind = _NAME_KINDS.get(name, name)
         if kind in _VALID_NAMES:
-            branches.append(st.from_regex(_VALID_NAMES[kind], fullmatch=True))
+            branches.append(_VALID_NAMES[kind])
         return st.one_of(*branches)
 
 
-@st.composite
-def damaged(draw: st.DrawFn, data: bytes) -> bytes:
+def damage(draw: st.DrawFn, data: bytes) -> bytes:
     """`data` as is, cut short, with bytes flipped, or with random bytes spliced in."""
     if not data:
         return draw(st.binary(max_size=16))
-    edit = draw(st.integers(0, 4))
-    at = draw(st.integers(0, len(data) - 1))
+    edit = draw(_EDITS)
+    at = draw(_FRACTIONS) * len(data) // 1000
     if edit == 0:
         return data
     if edit == 1:
         return data[:at]
     if edit == 2:
-        flips = draw(st.lists(st.integers(0, len(data) - 1), min_size=1, max_size=8))
         out = bytearray(data)
-        for index in flips:
-            out[index] ^= draw(st.integers(1, 255))
+        for fraction, flip in draw(_FLIPS):
+            out[fraction * len(data) // 1000] ^= flip
         return bytes(out)
     if edit == 3:
-        return data[:at] + draw(st.binary(min_size=1, max_size=64)) + data[at:]
+        return data[:at] + draw(_SPLICES) + data[at:]
     return data[:at] + data[at:] * 2
+
+
+_EDITS = st.integers(0, 4)
+_FRACTIONS = st.integers(0, 999)
+_FLIPS = st.lists(st.tuples(_FRACTIONS, st.integers(1, 255)), min_size=1, max_size=8)
+_SPLICES = st.binary(min_size=1, max_size=64)
+
+
+@st.composite
+def damaged(draw: st.DrawFn, blobs: tuple[bytes, ...]) -> bytes:
+    """One of `blobs`, damaged (see `damage`)."""
+    return damage(draw, draw(st.sampled_from(blobs)))
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -399,10 +435,13 @@ class Builder:
     """Fills one request message by its descriptor; collects the byte swaps that put
     in what the protobuf runtime refuses to hold (see `encoding.py`)."""
 
-    def __init__(self, draw: st.DrawFn, pools: Pools, service: str) -> None:
+    def __init__(
+        self, draw: st.DrawFn, pools: Pools, service: str, stream_position: int | None = None
+    ) -> None:
         self.draw = draw
         self.pools = pools
         self.service = service
+        self.stream_position = stream_position
         self.percent = draw(MODES)
         self.raw = self.percent > 0 and draw(RAW_MESSAGE)
         self.swaps: list[tuple[bytes, bytes]] = []
@@ -422,47 +461,60 @@ class Builder:
         where = Where(self.service, descriptor.name)
         chosen: set[str] = set()
         for oneof in descriptor.oneofs:
-            picked = self.draw(_oneof_choice(len(oneof.fields), self.percent == 0))
+            if len(oneof.fields) == 1:  # proto3 `optional`: a field like any other
+                if self.draw(_PERCENT) < _set_percent(oneof.fields[0]):
+                    chosen.add(oneof.fields[0].name)
+                continue
+            if depth == 0 and self.stream_position is not None and self.percent == 0:
+                # A plain stream opens with the first member (the header), then the rest.
+                picked = 1 if self.stream_position == 0 else self.draw(_rest(len(oneof.fields)))
+            else:
+                picked = self.draw(_oneof_choice(len(oneof.fields), self.percent == 0))
             if picked:
                 chosen.add(oneof.fields[picked - 1].name)
         for fd in descriptor.fields:
             if fd.containing_oneof is not None:
                 if fd.name in chosen:
-                    self.set_field(message, fd, depth, where)
-            elif fd.name == "namespace" or self.draw(_PERCENT) < _set_percent(fd):
-                self.set_field(message, fd, depth, where)
+                    self.set_field(message, fd, depth, where, self.hostile())
+                continue
+            # One roll decides whether the field is set and, if so, whether hostile.
+            roll, limit = self.draw(_PERCENT), _set_percent(fd)
+            if fd.name == "namespace" or roll < limit:
+                self.set_field(message, fd, depth, where, roll * 100 // limit < self.percent)
 
-    def set_field(self, message: Message, fd: FieldDescriptor, depth: int, where: Where) -> None:
+    def set_field(
+        self, message: Message, fd: FieldDescriptor, depth: int, where: Where, hostile_field: bool
+    ) -> None:
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             self.fill_map(getattr(message, fd.name), fd, depth, where)
         elif fd.is_repeated:
             target = getattr(message, fd.name)
-            for _ in range(self.draw(self.pools.repeat(fd, self.hostile()))):
+            for _ in range(self.draw(self.pools.repeat(fd, hostile_field))):
                 if fd.message_type is None:
-                    target.append(self.scalar(fd, where))
+                    target.append(self.scalar(fd, where, self.hostile()))
                 elif depth < MAX_DEPTH:
                     self.fill(target.add(), depth + 1)
         elif fd.message_type is not None:
             if depth < MAX_DEPTH:
                 sub = getattr(message, fd.name)
                 sub.SetInParent()
-                self.fill(sub, depth + 1)
+                self.fill(sub, depth + 1, hostile_field)
         else:
-            setattr(message, fd.name, self.scalar(fd, where))
+            setattr(message, fd.name, self.scalar(fd, where, hostile_field))
 
     def fill_map(self, target: Any, fd: FieldDescriptor, depth: int, where: Where) -> None:
         key_fd = fd.message_type.fields_by_name["key"]
         value_fd = fd.message_type.fields_by_name["value"]
         for _ in range(self.draw(_FEW)):
-            key = self.scalar(key_fd, where)
+            key = self.scalar(key_fd, where, self.hostile())
             if value_fd.message_type is not None:
                 if depth < MAX_DEPTH:
                     self.fill(target[key], depth + 1)
             else:
-                target[key] = self.scalar(value_fd, where)
+                target[key] = self.scalar(value_fd, where, self.hostile())
 
-    def scalar(self, fd: FieldDescriptor, where: Where) -> Any:
-        value = self.draw(self.pools.scalar(fd, where, self.hostile(), self.raw))
+    def scalar(self, fd: FieldDescriptor, where: Where, hostile_field: bool) -> Any:
+        value = self.draw(self.pools.scalar(fd, where, hostile_field, self.raw))
         if isinstance(value, Raw):
             return self.raw_string(value.data)
         return value

@@ -251,11 +251,14 @@ def _join(parts: list[str]) -> str:
     return " ".join(parts)
 
 
+_DATA_KEYS = st.text(string.ascii_letters + string.digits + "_", min_size=1, max_size=8).map(
+    lambda key: f"data.{key}"
+)
+
+
 @st.composite
 def _restriction(draw: st.DrawFn) -> str:
-    field = draw(
-        st.sampled_from(FILTER_FIELDS) | st.from_regex(r"data\.[A-Za-z0-9_]{1,8}", fullmatch=True)
-    )
+    field = draw(st.sampled_from(FILTER_FIELDS) | _DATA_KEYS)
     op = draw(st.sampled_from(FILTER_OPS))
     if op == ":":
         return f"{field}:*"
@@ -386,7 +389,12 @@ def _forged_body(draw: st.DrawFn, body: Any) -> Any:
 
 
 @st.composite
-def forged_token(draw: st.DrawFn, real: str) -> str:
+def forged_tokens(draw: st.DrawFn, reals: tuple[str, ...]) -> str:
+    """Tokens forged from real ones (see `forge`)."""
+    return forge(draw, draw(st.sampled_from(reals)))
+
+
+def forge(draw: st.DrawFn, real: str) -> str:
     """A token forged from a real one: its JSON body (wherever a base64 segment
     holds one) rewritten with hostile values, or its text mangled."""
     segments = real.split(".")
@@ -395,30 +403,37 @@ def forged_token(draw: st.DrawFn, real: str) -> str:
             body = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
         except ValueError:
             continue
-        if draw(st.booleans()):
+        if draw(_COIN):
             forged = _forged_body(draw, body)
             text = json.dumps(forged, separators=(",", ":"), default=str)
             segments[index] = _b64(text.encode("utf-8", "surrogatepass"))
             return ".".join(segments)
         break
-    return draw(mangled(real))
+    return mangle(draw, real)
 
 
-@st.composite
-def mangled(draw: st.DrawFn, text: str) -> str:
+_COIN = st.booleans()
+_EDITS = st.integers(0, 4)
+_FRACTIONS = st.integers(0, 999)
+_CHARACTERS = st.sampled_from("A_-=./+\x00~")
+_SUFFIXES = st.sampled_from(("=", "==", "===", ".", "\n", "%00"))
+_EDGES = st.sampled_from(EDGE_STRINGS)
+
+
+def mangle(draw: st.DrawFn, text: str) -> str:
     """`text` with one edit: a character flipped, cut, doubled or padded."""
     if not text:
-        return draw(st.sampled_from(EDGE_STRINGS))
-    edit = draw(st.integers(0, 4))
-    at = draw(st.integers(0, len(text) - 1))
+        return draw(_EDGES)
+    edit = draw(_EDITS)
+    at = draw(_FRACTIONS) * len(text) // 1000
     if edit == 0:
-        return text[:at] + draw(st.sampled_from("A_-=./+\x00~")) + text[at + 1 :]
+        return text[:at] + draw(_CHARACTERS) + text[at + 1 :]
     if edit == 1:
         return text[:at]
     if edit == 2:
         return text + text
     if edit == 3:
-        return text + draw(st.sampled_from(("=", "==", "===", ".", "\n", "%00")))
+        return text + draw(_SUFFIXES)
     return text[::-1]
 
 

@@ -193,6 +193,7 @@ def seed(channel: grpc.Channel, namespace: str) -> dict[str, list[str]]:
         "selector": [COLLECTION, QUEUE, KIND],
         "entity_id": [f"{COLLECTION}/{RECORD_IDS[0]}", *job_ids],
         "name": [f"{WORD}-0.txt"],
+        "content_type": ["text/plain", "application/json"],
         "role": ["user", "assistant"],
         "unique_key": ["u0", "u9"],
         "service": ["", "strata.v1.RecordService"],

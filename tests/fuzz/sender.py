@@ -79,6 +79,8 @@ class Tally:
     seconds: collections.Counter[str] = field(default_factory=collections.Counter)
     """Time spent waiting for answers, by method: where a run's time goes."""
     offences: list[Offence] = field(default_factory=list)
+    cpu: tuple[float, float] = (0.0, 0.0)
+    """CPU seconds of the fuzzing process and of the server during the run."""
     crashes: list[str] = field(default_factory=list)
     """Exceptions in the sender itself (a bug in the suite, never the server's)."""
 
@@ -100,6 +102,7 @@ class Tally:
             self.by_method[path].update(counts)
         self.origins.update(other.origins)
         self.seconds.update(other.seconds)
+        self.cpu = (self.cpu[0] + other.cpu[0], self.cpu[1] + other.cpu[1])
         self.offences.extend(other.offences)
         self.crashes.extend(other.crashes)
 
