@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from tests.fuzz.calls import Call
+from tests.fuzz.calls import Call, Method
 
 UNARY_DEADLINE = 5.0
 STREAM_DEADLINE = 5.0
@@ -180,7 +180,7 @@ class Sender:
                 )
             else:
                 code, details = await self._send(call, metadata)
-        except grpc.RpcError as error:
+        except grpc.aio.AioRpcError as error:
             code, details = error.code().name, error.details() or ""
         except Exception as error:  # a bug in the suite: reported, never swallowed
             self.tally.crashes.append(f"{call.head(200)}: {error!r}")
@@ -210,15 +210,30 @@ class Sender:
     def _send_streaming(self, call: Call, metadata: Metadata) -> tuple[str, str]:
         """A client-streaming or bidirectional call, on the synchronous channel (on a
         worker thread)."""
-        path, bodies = call.method.path, call.bodies
-        if not call.method.server_streaming:
-            self._sync_channel.stream_unary(path)(
-                iter(bodies), timeout=UNARY_DEADLINE, metadata=metadata
-            )
+        return send_sync(self._sync_channel, call.method, call.bodies, metadata)
+
+
+def send_sync(
+    channel: grpc.Channel, method: Method, bodies: list[bytes], metadata: Metadata = ()
+) -> tuple[str, str]:
+    """One call of any kind through the synchronous API: (code, details). A stream is
+    read for at most STREAM_MESSAGES messages or until its deadline."""
+    path = method.path
+    try:
+        if not method.server_streaming:
+            if method.client_streaming:
+                channel.stream_unary(path)(iter(bodies), timeout=UNARY_DEADLINE, metadata=metadata)
+            else:
+                channel.unary_unary(path)(bodies[0], timeout=UNARY_DEADLINE, metadata=metadata)
             return "OK", ""
-        stream = self._sync_channel.stream_stream(path)(
-            iter(bodies), timeout=STREAM_DEADLINE, metadata=metadata
-        )
+        if method.client_streaming:
+            stream = channel.stream_stream(path)(
+                iter(bodies), timeout=STREAM_DEADLINE, metadata=metadata
+            )
+        else:
+            stream = channel.unary_stream(path)(
+                bodies[0], timeout=STREAM_DEADLINE, metadata=metadata
+            )
         try:
             for count, _ in enumerate(stream):
                 if count + 1 >= STREAM_MESSAGES:
@@ -226,3 +241,5 @@ class Sender:
             return "OK", ""
         finally:
             stream.cancel()
+    except grpc.RpcError as error:
+        return error.code().name, error.details() or ""
