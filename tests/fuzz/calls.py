@@ -66,6 +66,8 @@ class Call:
     origin: str
     bodies: list[bytes]
     built: list[Built | None] = field(default_factory=list)
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Extra metadata sent with the call (hostile values of the headers Strata reads)."""
 
     def describe(self, limit: int = 600) -> str:
         """The request, readable: text format where it was a message, else hex."""
@@ -80,7 +82,8 @@ class Call:
             else:
                 shown = body[:limit].hex()
                 parts.append(f"bytes.fromhex({shown!r}){'...' if len(body) > limit else ''}")
-        return f"{self.method.path} {self.origin}: " + ", ".join(parts or ["<no messages>"])
+        shown = f"{self.method.path} {self.origin}: " + ", ".join(parts or ["<no messages>"])
+        return shown + (f" metadata {self.metadata!r}"[:limit] if self.metadata else "")
 
     def head(self, limit: int = 300) -> str:
         """The call in brief: sizes and the first bytes of each body."""
@@ -90,7 +93,8 @@ class Call:
     def literal(self) -> str:
         """The call as a regression case literal (bodies as hex)."""
         bodies = ", ".join(repr(body.hex()) for body in self.bodies)
-        return f"({self.method.path!r}, [{bodies}])"
+        extra = f", metadata={self.metadata!r}" if self.metadata else ""
+        return f"({self.method.path!r}, [{bodies}]{extra})"
 
 
 WIRE_EDGES: tuple[bytes, ...] = (
@@ -143,6 +147,28 @@ def token_replay(draw: st.DrawFn, method: Method, known: Known) -> Built:
     return Built(message)
 
 
+_HEADER_VALUES = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40),
+    st.sampled_from(
+        ("", "x" * 300, "x" * 9000, "Bearer", "Bearer " + "a" * 100, "../../etc/passwd", "*")
+    ),
+)
+_METADATA = hostile.weighted(
+    (9, st.just(())),
+    (
+        1,
+        st.lists(
+            st.tuples(
+                st.sampled_from(("x-strata-actor", "authorization", "x-strata-namespace")),
+                _HEADER_VALUES,
+            ),
+            min_size=1,
+            max_size=3,
+        ).map(tuple),
+    ),
+)
+"""Metadata: mostly none; sometimes hostile values of the headers Strata reads
+(printable ASCII only: the client itself refuses anything else)."""
 _ORIGINS = st.sampled_from(["message"] * 5 + ["raw", "mutant"])
 _ORIGINS_PAGED = st.sampled_from(["message"] * 5 + ["raw", "mutant", "token", "token"])
 _STREAM_LENGTH = st.integers(0, 4)
@@ -176,4 +202,4 @@ def _calls(draw: st.DrawFn, method: Method, pools: Pools) -> Call:
         else:
             bodies.append(body)
             made.append(one)
-    return Call(method, origin, bodies, made)
+    return Call(method, origin, bodies, made, draw(_METADATA))

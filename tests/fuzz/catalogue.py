@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import grpc
 from google.protobuf import descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from strata.v1 import (
+    admin_pb2,
+    artifacts_pb2,
+    cache_pb2,
+    queue_pb2,
+    records_pb2,
+    transaction_pb2,
+    transcripts_pb2,
+)
 from tests.fuzz.calls import Method
 
 SERVICES_EXPECTED = frozenset(
@@ -29,6 +40,30 @@ SERVICES_EXPECTED = frozenset(
     }
 )
 """Services the suite must find at least (it fuzzes whatever else it finds too)."""
+
+
+_LOCAL = (
+    admin_pb2,
+    artifacts_pb2,
+    cache_pb2,
+    queue_pb2,
+    records_pb2,
+    transaction_pb2,
+    transcripts_pb2,
+    health_pb2,
+    reflection_pb2,
+)
+
+
+def local_paths() -> set[str]:
+    """The path of every method that this checkout's stubs (and grpcio's health and
+    reflection packages) define for a service the server must serve."""
+    return {
+        f"/{service.full_name}/{method.name}"
+        for module in _LOCAL
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
 
 
 def methods(channel: grpc.Channel) -> list[Method]:

@@ -67,7 +67,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         total.merge(tally)
         write(
             f"{shape}: {tally.requests} requests in {seconds:.1f} s "
-            f"(CPU: fuzzer {tally.cpu[0]:.1f} s, server {tally.cpu[1]:.1f} s)"
+            f"(CPU: fuzzer {tally.cpu[0]:.1f} s, server {tally.cpu[1]:.1f} s; "
+            f"server peak RSS +{tally.rss_growth_mb:.0f} MiB)"
         )
     write(f"requests sent: {total.requests}")
     write("by origin: " + ", ".join(f"{k} {v}" for k, v in sorted(total.origins.items())))

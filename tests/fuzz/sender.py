@@ -81,6 +81,8 @@ class Tally:
     offences: list[Offence] = field(default_factory=list)
     cpu: tuple[float, float] = (0.0, 0.0)
     """CPU seconds of the fuzzing process and of the server during the run."""
+    rss_growth_mb: float = 0.0
+    """How far the server's peak RSS rose above its RSS at the start of the run."""
     crashes: list[str] = field(default_factory=list)
     """Exceptions in the sender itself (a bug in the suite, never the server's)."""
 
@@ -103,6 +105,7 @@ class Tally:
         self.origins.update(other.origins)
         self.seconds.update(other.seconds)
         self.cpu = (self.cpu[0] + other.cpu[0], self.cpu[1] + other.cpu[1])
+        self.rss_growth_mb = max(self.rss_growth_mb, other.rss_growth_mb)
         self.offences.extend(other.offences)
         self.crashes.extend(other.crashes)
 
@@ -171,7 +174,7 @@ class Sender:
 
     async def _run(self, call: Call) -> None:
         request_id = f"fuzz-{next(self._ids)}"
-        metadata = (("x-request-id", request_id),)
+        metadata = (("x-request-id", request_id), *call.metadata)
         started = time.monotonic()
         try:
             if call.method.client_streaming:

@@ -34,6 +34,7 @@ class Case:
     bodies: tuple[str, ...]
     found: str
     """What the server answered when the suite found it, and the server's log line."""
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 def _deeply_nested_record(depth: int) -> str:
@@ -152,5 +153,6 @@ CASES = (
 def test_found_by_fuzzing(fuzz_target: Target, case: Case) -> None:
     method = {method.path: method for method in fuzz_target.methods}[case.path]
     with grpc.insecure_channel(fuzz_target.server.target) as channel:
-        code, details = send_sync(channel, method, [bytes.fromhex(body) for body in case.bodies])
+        bodies = [bytes.fromhex(body) for body in case.bodies]
+        code, details = send_sync(channel, method, bodies, case.metadata)
     assert code not in FORBIDDEN, f"{code}: {details} (found as {case.found})"
