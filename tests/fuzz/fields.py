@@ -21,7 +21,7 @@ import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -29,6 +29,9 @@ from hypothesis import strategies as st
 
 from tests.fuzz import encoding, hostile
 from tests.fuzz.hostile import Raw, weighted
+
+if TYPE_CHECKING:
+    from tests.fuzz.calls import Known
 
 MAX_DEPTH = 4
 """Message nesting the builder descends to (Commit > Write > AppendEntriesWrite >
@@ -264,7 +267,7 @@ class Pools:
     """The strategy for each scalar field, plausible or hostile, built once per field
     and place."""
 
-    def __init__(self, known: Any) -> None:
+    def __init__(self, known: Known) -> None:
         self.known = known
         self._cache: dict[tuple[Any, ...], st.SearchStrategy[Any]] = {}
 
@@ -277,7 +280,7 @@ class Pools:
         return self._cache[key]
 
     def known_values(self, name: str, where: Where) -> list[str]:
-        values: dict[str, list[str]] = self.known.values
+        values = self.known.values
         for key in (f"{where.message}.{name}", f"{where.service}.{name}", name):
             if key in values:
                 return values[key]
