@@ -92,7 +92,8 @@ def _logged_errors(log: str) -> dict[str, str]:
             if frames
             else ""
         )
-        found[str(event.get("request_id", ""))] = f"{trace[-1][:300]} ({where})"
+        method = event.get("method", "?")
+        found[str(event.get("request_id", ""))] = f"{trace[-1][:300]} ({where}) [{method}]"
     return found
 
 
