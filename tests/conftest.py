@@ -146,3 +146,6 @@ def shape(server: StrataProcess) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line(
+        "markers", "fuzz: the hostile-input suite (tests/fuzz); `make fuzz` runs it long"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -213,3 +214,21 @@ def test_bad_collection_and_namespace(stubs):
         grpc.StatusCode.INVALID_ARGUMENT,
         field="namespace",
     )
+
+
+def test_concurrent_declarations_of_one_index_all_succeed(stubs, collection):
+    """Callers declaring the same index at once all get it (the fuzz suite found the
+    late ones answered INTERNAL on PostgreSQL: their statement's snapshot predates
+    the winner's commit, so it saw neither its own insert nor the winner's row)."""
+    keys = [unique("k") for _ in range(4)]
+    create_many(stubs, collection, {"r1": dict.fromkeys(keys, "v")})
+
+    def declare(key: str) -> admin_pb2.Index:
+        return build(stubs, collection, f"data.{key}")[-1].index
+
+    with ThreadPoolExecutor(12) as pool:
+        declared = list(pool.map(declare, [key for key in keys for _ in range(12)]))
+    assert {(i.field, i.create_time.ToNanoseconds()) for i in declared} == {
+        (i.field, i.create_time.ToNanoseconds()) for i in indexes(stubs, collection=collection)
+    }
+    assert len(indexes(stubs, collection=collection)) == len(keys)

@@ -40,7 +40,7 @@ from strata_server.core.models import (
     UpdateRecord,
     Write,
 )
-from strata_server.storage.postgres import PostgresDatabase, queries
+from strata_server.storage.postgres import PostgresDatabase, indexes, queries
 from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.sqlquery import compile_list
 from tests.support.pg import PgServer
@@ -479,3 +479,33 @@ async def test_declared_index_serves_equality_with_identical_answers(
         assert "records_kind" in " ".join(str(row[0]) for row in plan)
     finally:
         await sql(pg, "DROP INDEX records_kind")
+
+
+async def test_declaring_an_index_a_racing_caller_just_declared(pg: PgServer, ns: str) -> None:
+    """A declaration blocked on another's uncommitted declaration of the same index
+    returns that one once it commits (its first statement saw neither row: the fuzz
+    suite met it as INTERNAL from concurrent CreateIndex calls)."""
+    if await sql(pg, "SELECT to_regclass('record_indexes') IS NULL") == [(True,)]:
+        await sql(pg, (MIGRATIONS / "0006_record_indexes.sql").read_text())
+    path = ("status",)
+    async with (
+        await psycopg.AsyncConnection.connect(pg.dsn) as first,
+        await psycopg.AsyncConnection.connect(pg.dsn) as second,
+    ):
+        created = await indexes.declare(first, ns, "c", path, actor=ACTOR)  # not committed
+        racing = asyncio.create_task(indexes.declare(second, ns, "c", path, actor=ACTOR))
+        await _blocked_on_a_lock(pg, second.info.backend_pid)
+        await first.commit()
+        assert await racing == created
+        await second.commit()
+    assert await sql(pg, "SELECT count(*) FROM record_indexes WHERE namespace = %s", ns) == [(1,)]
+
+
+async def _blocked_on_a_lock(pg: PgServer, pid: int) -> None:
+    """Return once backend `pid` waits for a lock."""
+    query = "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
+    for _ in range(1000):
+        if await sql(pg, query, pid):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for a lock")

@@ -40,6 +40,7 @@ from strata_server.core.transcripts import AppendEntries, NewTranscript, new_ent
 from strata_server.storage import migrations
 from strata_server.storage.ports import Database
 from strata_server.storage.sqlite import SqliteDatabase
+from strata_server.storage.sqlite.connection import Connections
 from tests.support.wire import sent
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "sqlite"
@@ -448,3 +449,29 @@ async def transcript_batches(db: SqliteDatabase, db_path: str) -> None:
     assert sent(await db.read_batch(NS, "t", 1, 1 << 20)) == stored
     assert sent(await db.read_batch(NS, "t", 5, 1 << 20)) == stored[4:]
     assert await db.read_batch(NS, "t", 7, 1 << 20) is None
+
+
+async def test_a_snapshot_cancelled_while_it_begins_leaves_its_reader_usable(
+    db_path: str,
+) -> None:
+    """A caller cancelled while its snapshot's BEGIN is on the reader's thread (an
+    export whose client went away) must not hand the reader back inside that
+    transaction: the fuzz suite found every later export drawing it failing with
+    INTERNAL, "cannot start a transaction within a transaction"."""
+    connections = await Connections.open(db_path, readers=1, schema_sql=SCHEMA)
+    try:
+
+        async def export() -> None:
+            async with connections.snapshot() as snap:
+                await snap.fetchall("SELECT count(*) FROM records")
+
+        for _ in range(5):
+            task = asyncio.create_task(export())
+            await asyncio.sleep(0)  # the task is now waiting for its BEGIN
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            async with connections.snapshot() as snap:
+                assert await snap.fetchall("SELECT count(*) FROM records") == [(0,)]
+    finally:
+        await connections.close()

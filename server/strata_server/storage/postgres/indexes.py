@@ -167,22 +167,28 @@ def _entity_id(collection: str, path: tuple[str, ...]) -> str:
 async def declare(
     conn: Conn, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
 ) -> datetime:
-    """Run inside a transaction; the declaration's create_time."""
-    cursor = await conn.execute(
-        DECLARE,
-        {
-            "namespace": namespace,
-            "collection": collection,
-            "path": ".".join(path),
-            "name": index_name(path),
-            "actor": actor.name,
-            "entity_id": _entity_id(collection, path),
-        },
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    created: datetime = row[0]
-    return created
+    """Run inside a transaction; the declaration's create_time.
+
+    A caller racing another's declaration of the same index waits on the other's
+    uncommitted row; once that commits, ON CONFLICT inserts nothing and the UNION's
+    second branch still reads the statement's snapshot, taken before that commit,
+    so the statement returns no row. Run again, it reads a snapshot that holds the
+    winner's row (READ COMMITTED takes one per statement)."""
+    params = {
+        "namespace": namespace,
+        "collection": collection,
+        "path": ".".join(path),
+        "name": index_name(path),
+        "actor": actor.name,
+        "entity_id": _entity_id(collection, path),
+    }
+    for _ in range(2):
+        cursor = await conn.execute(DECLARE, params)
+        row = await cursor.fetchone()
+        if row is not None:
+            created: datetime = row[0]
+            return created
+    raise AssertionError("a declared index vanished while it was declared again")
 
 
 async def undeclare(

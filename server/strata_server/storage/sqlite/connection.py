@@ -222,13 +222,21 @@ class Connections:
             async with contextlib.AsyncExitStack() as stack:
                 if self._read_gate is not None:
                     await stack.enter_async_context(self._read_gate)
-                with translated():
-                    await conn.execute_fetchall("BEGIN")
                 try:
+                    # Inside the try: a task cancelled while BEGIN is queued on the
+                    # reader's thread (a caller gone mid-export) must still end the
+                    # transaction BEGIN then opens, or the reader goes back to the
+                    # pool inside it and every later BEGIN on it fails.
+                    with translated():
+                        await conn.execute_fetchall("BEGIN")
                     yield Snapshot(conn)
                 finally:
+                    # ROLLBACK ends a read transaction as COMMIT would, and also with
+                    # a statement still open (a cursor of an abandoned iteration).
+                    # Queued behind whatever runs on the reader's thread, it runs
+                    # before the reader's next caller even if this task is cancelled.
                     with contextlib.suppress(sqlite3.Error, ValueError):
-                        await conn.execute_fetchall("COMMIT")
+                        await conn.execute_fetchall("ROLLBACK")
         finally:
             self._idle.put_nowait(conn)
 
