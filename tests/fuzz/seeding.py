@@ -256,8 +256,10 @@ def harvest(
 
 def _paged_requests(method: Method, namespace: str, values: dict[str, list[str]]) -> list[Message]:
     """Requests for page 1 of one item: bare, and with the seeded names filled in."""
-    bare = method.message_class(namespace=namespace, page_size=1)
-    filled = method.message_class(namespace=namespace, page_size=1)
+    # A server-wide list (ListTokens) names no namespace.
+    scope = {"namespace": namespace} if "namespace" in method.input.fields_by_name else {}
+    bare = method.message_class(page_size=1, **scope)
+    filled = method.message_class(page_size=1, **scope)
     for name in ("collection", "queue", "query", "owner"):
         if name in method.input.fields_by_name and values.get(name):
             setattr(filled, name, values[name][0])
