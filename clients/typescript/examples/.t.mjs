@@ -1,0 +1,12 @@
+const t00 = performance.now();
+const { StrataClient } = await import("@strata/client");
+console.log("import", performance.now() - t00);
+const client = new StrataClient({ target: "127.0.0.1:43617", namespace: "demo" });
+const notes = client.records("notes");
+await notes.get("n1");
+let t1 = performance.now();
+for (let i = 0; i < 200; i++) await notes.get("n1");
+console.log("200 gets", performance.now() - t1);
+t1 = performance.now();
+await Promise.all(Array.from({length: 200}, () => notes.get("n1")));
+console.log("200 parallel gets", performance.now() - t1);
