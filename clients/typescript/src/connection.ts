@@ -61,9 +61,9 @@ export interface StrataClientOptions {
 /** Per-call options every method takes. */
 export interface CallOptions {
   /** This call's deadline in milliseconds, instead of the client's `timeoutMs`. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Cancels the call (and its retries) when it aborts. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** How one unary call may be retried and how long the server may hold it. */

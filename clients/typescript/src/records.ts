@@ -147,7 +147,7 @@ export interface RecordChange {
 }
 
 /** What a watch takes. */
-export interface WatchOptions extends ResumeOptions {
+export interface WatchOptions extends ResumeOptions, CallOptions {
   /** Only creates and updates of records matching this AIP-160 filter (deletes always come). */
   filter?: string;
   /** A cursor from an earlier watch, to resume just after it; absent: changes from now on. */
@@ -417,7 +417,7 @@ export class RecordWatch implements AsyncIterable<RecordChange> {
         filter: this.options.filter ?? "",
         fromCursor: this.cursor,
       };
-      const call = signal === undefined ? {} : { signal };
+      const call = { signal, timeoutMs: this.options.timeoutMs };
       let error: StrataError | undefined;
       try {
         for await (const message of this.connection.stream(

@@ -171,7 +171,7 @@ export interface AppendOptions extends CallOptions {
 }
 
 /** What `read` takes. */
-export interface ReadOptions extends ResumeOptions {
+export interface ReadOptions extends ResumeOptions, CallOptions {
   /**
    * The first seq to deliver: 1 (the default) reads from the start; a negative
    * value reads that many entries back from the end (-10: the last ten).
@@ -183,6 +183,8 @@ export interface ReadOptions extends ResumeOptions {
   maxBatchBytes?: number;
   /** Stops the read: the iteration ends. */
   signal?: AbortSignal;
+  /** A deadline for each stream opened (none by default): DeadlineExceededError after it. */
+  timeoutMs?: number;
 }
 
 /** The transcripts of one namespace: `client.transcripts`. */
@@ -369,7 +371,7 @@ export class TranscriptReader implements AsyncIterable<Entry> {
     const service = this.connection.client(TranscriptService);
     const follow = this.options.follow ?? false;
     const signal = this.options.signal;
-    const call = signal === undefined ? {} : { signal };
+    const call = { signal, timeoutMs: this.options.timeoutMs };
     while (!signal?.aborted) {
       const request = {
         namespace: this.namespace,
