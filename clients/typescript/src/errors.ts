@@ -11,7 +11,7 @@
  * code otherwise. Every error a client method throws goes through it: one path,
  * as in the Python client's `strata.errors`.
  */
-import { type Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import {
@@ -313,9 +313,9 @@ export function toStrataError(error: unknown): StrataError {
     const message = error instanceof Error ? error.message : String(error);
     return new StrataError(message, { cause: error });
   }
-  const code = statusCodeName(error.code);
-  const init: StrataErrorInit = { code, cause: error };
   const [info] = safeDetails(error, ErrorInfoSchema);
+  const code = info === undefined && lostConnection(error) ? "UNAVAILABLE" : statusCodeName(error.code);
+  const init: StrataErrorInit = { code, cause: error };
   if (info !== undefined) {
     init.reason = info.reason;
     init.metadata = { ...info.metadata };
@@ -342,6 +342,30 @@ export function fromOutcome(codeName: string, reason: string, message: string): 
     : "UNKNOWN";
   const ErrorType = errorClass(code, reason);
   return new ErrorType(message || code, { code, reason });
+}
+
+/**
+ * Node error codes of a connection that failed or broke: refused, reset, timed
+ * out, its HTTP/2 session or stream torn down, or its TLS handshake refused.
+ * Connect reports some of these as ABORTED or INTERNAL; like gRPC's own
+ * clients, Strata's calls them UNAVAILABLE (and retries the reads).
+ */
+const CONNECTION_FAILURES =
+  /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ERR_HTTP2_.*|ERR_SSL_.*|ERR_TLS_.*|.*CERT.*|UNABLE_TO_.*)$/;
+
+/** Whether a ConnectError was raised by the client's side of a failed connection. */
+function lostConnection(error: ConnectError): boolean {
+  const byServer = error.code !== Code.Aborted && error.code !== Code.Internal &&
+    error.code !== Code.Unknown && error.code !== Code.Unavailable;
+  if (byServer) return false;
+  const seen = new Set<unknown>();
+  for (let cause: unknown = error.cause; cause instanceof Error && !seen.has(cause); ) {
+    seen.add(cause);
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && CONNECTION_FAILURES.test(code)) return true;
+    cause = cause.cause;
+  }
+  return false;
 }
 
 /** The details of a type, or none when they cannot be decoded (a proxy's rewrite). */
