@@ -193,6 +193,8 @@ describe("artifacts", () => {
     }
     const growth = (peak - baseline) / (1024 * 1024);
     t.diagnostic(`RSS ${(baseline / 2 ** 20).toFixed(0)} MiB, peak +${growth.toFixed(0)} MiB`);
-    assert.ok(growth < 64, `RSS grew ${growth.toFixed(0)} MiB moving 100 MiB`);
+    // Holding the content whole would add at least 100 MiB; what is left is the
+    // chunks in flight and HTTP/2's flow-control windows (about 30-50 MiB here).
+    assert.ok(growth < 80, `RSS grew ${growth.toFixed(0)} MiB moving 100 MiB`);
   });
 });
