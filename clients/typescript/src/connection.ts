@@ -16,8 +16,20 @@ import {
   type Transport,
   createClient,
 } from "@connectrpc/connect";
-import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
-import type { SecureClientSessionOptions } from "node:http2";
+import {
+  type GrpcTransportOptions,
+  Http2SessionManager,
+  createGrpcTransport,
+} from "@connectrpc/connect-node";
+import type {
+  ClientHttp2Stream,
+  ClientSessionRequestOptions,
+  Http2Session,
+  OutgoingHttpHeaders,
+  SecureClientSessionOptions,
+} from "node:http2";
+import { connect as connectTcp, isIP } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { type StrataError, toStrataError } from "./errors.js";
 import { type RetryPolicy, RetrySchedule, retryPolicy, sleep } from "./retry.js";
 
@@ -78,6 +90,51 @@ export interface Attempts {
 
 const MiB = 1 << 20;
 
+/**
+ * HTTP/2 flow-control windows the client grants the server, per stream and for
+ * the connection. Node's default (64 KiB, the protocol's) lets a server send one
+ * 64 KiB transcript batch and then wait a round trip through this process's
+ * event loop for the window to reopen; gRPC's own clients widen theirs the same
+ * way (by BDP estimate, up to a few MiB). The memory this allows in flight is
+ * bounded by these sizes, never by a payload's.
+ */
+const STREAM_WINDOW = 4 * MiB;
+const CONNECTION_WINDOW = 8 * MiB;
+
+/**
+ * Connect's session manager, widening each new HTTP/2 session's connection
+ * window once: Node takes the per-stream window as a setting, the connection's
+ * only through `setLocalWindowSize` on the open session.
+ */
+class WideWindows implements NonNullable<GrpcTransportOptions["sessionManager"]> {
+  private readonly widened = new WeakSet<Http2Session>();
+
+  constructor(private readonly manager: Http2SessionManager) {}
+
+  get authority(): string {
+    return this.manager.authority;
+  }
+
+  async request(
+    method: string,
+    path: string,
+    headers: OutgoingHttpHeaders,
+    options: Omit<ClientSessionRequestOptions, "signal">,
+  ): Promise<ClientHttp2Stream> {
+    const stream = await this.manager.request(method, path, headers, options);
+    const session = stream.session;
+    if (session !== undefined && !this.widened.has(session)) {
+      this.widened.add(session);
+      session.setLocalWindowSize(CONNECTION_WINDOW);
+    }
+    return stream;
+  }
+
+  notifyResponseByteRead(stream: ClientHttp2Stream): void {
+    this.manager.notifyResponseByteRead(stream);
+  }
+}
+
 /** A connection to one server; shared by a client and its `withNamespace` views. */
 export class Connection {
   readonly target: string;
@@ -96,11 +153,12 @@ export class Connection {
     if (options.token !== undefined) headers["authorization"] = `Bearer ${options.token}`;
     if (options.actor !== undefined) headers["x-strata-actor"] = options.actor;
     const { baseUrl, nodeOptions } = endpoint(this.target, options.tls);
+    nodeOptions.settings = { initialWindowSize: STREAM_WINDOW };
     this.session = new Http2SessionManager(baseUrl, {}, nodeOptions);
     const maxBytes = options.maxMessageBytes ?? 16 * MiB;
     this.transport = createGrpcTransport({
       baseUrl,
-      sessionManager: this.session,
+      sessionManager: new WideWindows(this.session),
       readMaxBytes: maxBytes,
       writeMaxBytes: maxBytes,
       // The server does not compress; asking costs a header per call for nothing.
@@ -189,7 +247,12 @@ function withHeaders(headers: Record<string, string>): Interceptor {
   };
 }
 
-/** The base URL and Node `http2.connect` options of a target. */
+/**
+ * The base URL and Node `http2.connect` options of a target. The socket is made
+ * here (`createConnection`) to turn off Nagle's algorithm: HTTP/2 sends small
+ * frames (window updates, a unary call's headers) that would otherwise wait for
+ * the peer's delayed ACK.
+ */
 function endpoint(
   target: string,
   tls: StrataClientOptions["tls"],
@@ -201,13 +264,27 @@ function endpoint(
     throw new TypeError("tls is set but the target is an http:// URL; use https:// or host:port");
   }
   const baseUrl = hasScheme ? target : `${secure ? "https" : "http"}://${target}`;
-  const nodeOptions: SecureClientSessionOptions = {};
-  if (typeof tls === "object") {
-    if (tls.ca !== undefined) nodeOptions.ca = tls.ca;
-    if (tls.cert !== undefined) nodeOptions.cert = tls.cert;
-    if (tls.key !== undefined) nodeOptions.key = tls.key;
-    if (tls.serverName !== undefined) nodeOptions.servername = tls.serverName;
-  }
+  const url = new URL(baseUrl);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = Number(url.port || (secure ? 443 : 80));
+  const given = typeof tls === "object" ? tls : {};
+  const nodeOptions: SecureClientSessionOptions = {
+    createConnection: () => {
+      const socket = secure
+        ? connectTls({
+            host,
+            port,
+            ALPNProtocols: ["h2"],
+            servername: given.serverName ?? (isIP(host) ? undefined : host),
+            ...(given.ca === undefined ? {} : { ca: given.ca }),
+            ...(given.cert === undefined ? {} : { cert: given.cert }),
+            ...(given.key === undefined ? {} : { key: given.key }),
+          })
+        : connectTcp({ host, port });
+      socket.setNoDelay(true);
+      return socket;
+    },
+  };
   return { baseUrl, nodeOptions };
 }
 

@@ -9,6 +9,7 @@
  *     }
  */
 import { create } from "@bufbuild/protobuf";
+import type { CallOptions as ConnectCallOptions } from "@connectrpc/connect";
 import type { CallOptions, Connection } from "./connection.js";
 import { paginate } from "./connection.js";
 import {
@@ -28,6 +29,30 @@ import {
   TranscriptService,
 } from "./gen/strata/v1/transcripts_pb.js";
 import { Reconnects, type ResumeOptions } from "./resume.js";
+import { TranscriptServiceRawEntries, decodeEntry } from "./entry-wire.js";
+
+/** What a ReadTranscript stream of TranscriptServiceRawEntries yields: entries as bytes. */
+type RawEntriesMessage = {
+  event:
+    | { case: "batch"; value: { entries: Uint8Array[]; nextSeq: bigint } }
+    | { case: "upToDate" | "heartbeat"; value: { nextSeq: bigint } }
+    | { case: "sealed"; value: { nextSeq: bigint } }
+    | { case: undefined; value?: undefined };
+};
+
+/** The Connect client of TranscriptServiceRawEntries, as far as reads go. */
+interface RawEntriesClient {
+  readTranscript(
+    request: {
+      namespace: string;
+      id: string;
+      fromSeq: bigint;
+      follow: boolean;
+      maxBatchBytes: number;
+    },
+    options: ConnectCallOptions,
+  ): AsyncIterable<RawEntriesMessage>;
+}
 
 /** An append-only log of entries. */
 export interface Transcript {
@@ -105,18 +130,6 @@ export function transcriptFromProto(message: TranscriptMessage): Transcript {
   const sealTime = fromTimestamp(message.sealTime);
   if (sealTime !== undefined) transcript.sealTime = sealTime;
   return transcript;
-}
-
-/** The entry a `strata.v1.Entry` message describes. */
-export function entryFromProto(message: EntryMessage): Entry {
-  const entry: Entry = {
-    seq: Number(message.seq),
-    role: message.role,
-    content: message.content,
-    createTime: requiredDate(message.createTime),
-  };
-  if (message.data !== undefined) entry.data = message.data;
-  return entry;
 }
 
 /** Where an AppendEntriesResponse says an append landed. */
@@ -368,7 +381,8 @@ export class TranscriptReader implements AsyncIterable<Entry> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Entry, void, undefined> {
-    const service = this.connection.client(TranscriptService);
+    // Entries come as their bytes and are decoded by hand: see entry-wire.ts.
+    const service = this.connection.client(TranscriptServiceRawEntries) as unknown as RawEntriesClient;
     const follow = this.options.follow ?? false;
     const signal = this.options.signal;
     const call = { signal, timeoutMs: this.options.timeoutMs };
@@ -390,9 +404,10 @@ export class TranscriptReader implements AsyncIterable<Entry> {
           const event = message.event;
           if (event.case === "batch") {
             this.upToDate = false;
-            for (const entry of event.value.entries) {
-              this.nextSeq = Number(entry.seq) + 1;
-              yield entryFromProto(entry);
+            for (const bytes of event.value.entries) {
+              const entry = decodeEntry(bytes);
+              this.nextSeq = entry.seq + 1;
+              yield entry;
             }
             this.nextSeq = Number(event.value.nextSeq);
           } else if (event.case === "upToDate") {
