@@ -66,6 +66,33 @@ GAP = 0.01
 NODE_SCRIPT = ROOT / "bench" / "typescript_client.mjs"
 BASELINE = "Python client"
 
+WHERE_TIME_GOES = (
+    "Where the time goes (CPU profiles of the Node read and of 3,000 GetRecord calls, "
+    "`node --cpu-prof`, at commit dfc1591; not re-measured by each run). Reads: the "
+    "first version read 89k entries/s where the blocking Python client read 157k, at "
+    "9 us of CPU per entry, and idled a quarter of the time. Two causes. (1) protobuf-es "
+    "decodes by reflection, building a message per entry and per Timestamp: 7.5 us per "
+    "entry for a 64 KiB batch of 290 entries, plus 2.7 us to turn it into plain values "
+    "(microbenchmark of one batch). The client now opens the stream through a copy of "
+    "TranscriptService whose `Batch.entries` is `repeated bytes` (an embedded message and "
+    "a bytes field are the same on the wire) and decodes each entry's bytes by hand "
+    "straight into its plain Entry (src/entry-wire.ts): 2 us, int64s read without a "
+    "bigint. (2) Node grants HTTP/2's default 64 KiB flow-control windows, so the server "
+    "sent one 64 KiB batch and waited for a window update from this process's event "
+    "loop, held back further by Nagle's algorithm; gRPC's own clients widen their "
+    "windows. With 4 MiB per stream and 8 MiB per connection, and TCP_NODELAY, 200k "
+    "entries took 0.74-0.92 s instead of 1.6-2.4 s (SQLite, same host; 1.17-1.33 s with "
+    "the windows but without TCP_NODELAY). What is left, 2.6-2.8 us an entry: UTF-8 "
+    "decoding of role and content, a BinaryReader and a Date per entry, one "
+    "async-generator step per entry, and GC (6%). Delivery is per call, not per entry: "
+    "Connect's unary path costs about 1 ms of client CPU per call on this host "
+    "(1,000 sequential GetRecord: 1.37-1.42 s of CPU, p50 1.35-1.40 ms, against 0.85 ms "
+    "through the blocking Python client, whose gRPC core is C), spread over its "
+    "async-iterable pipeline, an AbortController and a ConnectError per call, and "
+    "header conversion; an enqueue is one such call, the push one stream message. Not "
+    "tried: @grpc/grpc-js in place of Connect (see the client README for why Connect)."
+)
+
 WORDS = ["the", "user", "asked", "about", "the", "refund", "status", "of", "order", "number"]
 
 
@@ -306,15 +333,20 @@ def run() -> tuple[list[Row], str]:
         f"Read: after one untimed read each, {READ_ROUNDS} rounds of one read through each "
         "client in turn, medians; "
         "every seq checked. Node: `client.transcripts.read(id)` in its own node process "
-        "(bench/typescript_client.mjs), timed inside it after its imports; CPU is that "
-        "process's user + system time over the read. Python: `Client.read_transcript` and "
+        "(bench/typescript_client.mjs), timed inside it after its imports and an untimed "
+        "read of the first 50,000 entries (V8's warm-up; the Python side's process is warm "
+        "too); CPU is that process's user + system time over the read. "
+        "Python: `Client.read_transcript` and "
         "`AsyncClient.read_transcript` in this process, its CPU time over the read. "
         f"Delivery: {DELIVERY_JOBS} jobs after {DELIVERY_WARMUP} warm-up ones, "
         f"{GAP * 1000:.0f} ms apart, producer and consumer on connections of their own; "
         f"Node first, then Python, each on a queue of its own. Load average before the "
         f"reads: {load_before}."
     )
-    markdown = f"{machine_markdown(info)}\n\n{markdown_table(rows, BASELINE)}\n\n{notes}"
+    markdown = (
+        f"{machine_markdown(info)}\n\n{markdown_table(rows, BASELINE)}\n\n{notes}\n\n"
+        f"{WHERE_TIME_GOES}"
+    )
     return rows, markdown
 
 
