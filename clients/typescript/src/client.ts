@@ -37,6 +37,10 @@ export class StrataClient {
     admin?: Admin;
   } = {};
 
+  /** Connects lazily: the first call opens the HTTP/2 connection. */
+  constructor(options?: StrataClientOptions);
+  /** @internal A view of an existing connection (`withNamespace`). */
+  constructor(options: StrataClientOptions, connection: Connection);
   constructor(options: StrataClientOptions = {}, connection?: Connection) {
     this.connection = connection ?? new Connection(options);
     this.namespace = options.namespace ?? "default";
