@@ -176,8 +176,8 @@ describe("records", () => {
         if (seen.length === 3) break;
       }
     })();
-    // The watch starts "from now": let its stream open before writing.
-    await new Promise((done) => setTimeout(done, 300));
+    // The watch starts "from now": wait for its stream's start (its first cursor).
+    await eventually(async () => watch.cursor !== "", 10_000, "the watch's start");
     await notes.create({ recordId: "w", data: { n: 1 } });
     await notes.update("w", { data: { n: 2 } });
     await notes.delete("w");
