@@ -11,17 +11,19 @@ STAMP := $(VENV)/.installed-stamp
 PG_BIN ?= /usr/lib/postgresql/15/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv lock api-baseline api-check run test fuzz check gen gen-check bench system-deps clean
+.PHONY: help venv lock api-baseline api-check run test fuzz check gen gen-check bench system-deps \
+	clean ts-build ts-check
 
 help:
 	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051 (LISTEN=host:port)"
 	@echo "make test   the whole suite (starts its own PostgreSQL)"
 	@echo "make fuzz   the hostile-input suite at FUZZ_REQUESTS (100,000) requests, with a summary"
-	@echo "make check  ruff, mypy, buf lint/breaking, generated code fresh"
-	@echo "make gen    regenerate the stubs, descriptor set and google/rpc protos from proto/"
+	@echo "make check  ruff, mypy, buf lint/breaking, generated code fresh, tsc (Node client)"
+	@echo "make gen    regenerate the Python and TypeScript stubs, descriptor set and google/rpc protos"
 	@echo "make lock   re-resolve requirements.lock (a deliberate upgrade)"
 	@echo "make api-baseline  publish the current proto/ as the breaking-change baseline"
 	@echo "make bench  side-by-side benchmarks, written to bench/RESULTS.md"
+	@echo "make ts-build  install (npm ci) and compile the Node client, clients/typescript"
 
 # Installs only from requirements.lock: every package at its locked version and
 # hash (--require-hashes, --no-deps: nothing is resolved here), then the two
@@ -35,6 +37,32 @@ $(STAMP): requirements.lock pyproject.toml clients/python/pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+# The Node client (clients/typescript): `npm ci` from its committed
+# package-lock.json is its only install step (it also brings protoc-gen-es for
+# `make gen`); tsc, pinned there, compiles src/ to dist/ (the package: ES
+# modules with .d.ts) and test/ to build/test. Neither output is committed.
+NODE_DIR := clients/typescript
+NODE_STAMP := $(NODE_DIR)/node_modules/.stamp
+NODE_BUILT := $(NODE_DIR)/build/.stamp
+TSC := node_modules/.bin/tsc
+TS_SOURCES := $(shell find $(NODE_DIR)/src $(NODE_DIR)/test -name '*.ts' 2>/dev/null) \
+	$(NODE_DIR)/tsconfig.json $(NODE_DIR)/test/tsconfig.json
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(NODE_BUILT): $(NODE_STAMP) $(TS_SOURCES)
+	cd $(NODE_DIR) && rm -rf dist build && $(TSC) -p tsconfig.json && $(TSC) -p test/tsconfig.json
+	touch $@
+
+ts-build: $(NODE_BUILT)
+
+# Compiling is the type check of src/ and test/; the examples are checked as
+# they are (JavaScript, checkJs) against the built package, without emitting.
+ts-check: $(NODE_BUILT)
+	cd $(NODE_DIR) && $(TSC) -p examples/tsconfig.json --noEmit
 
 # Re-resolve the development environment on purpose (an upgrade is a commit of
 # its own, with `make gen` when a generator moved). Uses the locked uv.
@@ -65,7 +93,7 @@ run: venv
 	$(BIN)/strata migrate up
 	$(BIN)/strata serve $(if $(LISTEN),--listen $(LISTEN))
 
-test: venv system-deps
+test: venv system-deps ts-build
 	$(BIN)/pytest -x -q -p no:cacheprovider
 
 # The fuzz suite of `make test` (tests/fuzz, 10,000 requests over both shapes), run
@@ -78,7 +106,7 @@ fuzz: venv system-deps
 	STRATA_FUZZ_REQUESTS=$(FUZZ_REQUESTS) STRATA_FUZZ_SEED=$(FUZZ_SEED) \
 	  $(BIN)/pytest -q -p no:cacheprovider -m fuzz --timeout 7200 tests/fuzz
 
-check: venv gen-check api-check
+check: venv gen-check api-check ts-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -100,20 +128,21 @@ api-baseline: venv
 
 # Everything generated from proto/ (tools/generate says what), committed, and
 # checked for freshness by gen-check.
-gen: venv
+gen: venv $(NODE_STAMP)
 	tools/generate . >/dev/null
 
-gen-check: venv
+gen-check: venv $(NODE_STAMP)
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	tools/generate "$$tmp" >/dev/null 2>&1; \
 	stale=0; \
 	diff -r -x __init__.py -x __pycache__ -x py.typed "$$tmp/clients/python/strata/v1" clients/python/strata/v1 || stale=1; \
 	diff -r "$$tmp/proto/google" proto/google || stale=1; \
+	diff -r "$$tmp/$(NODE_DIR)/src/gen" $(NODE_DIR)/src/gen || stale=1; \
 	cmp "$$tmp/$(DESCRIPTORS)" $(DESCRIPTORS) || stale=1; \
 	if [ $$stale = 1 ]; then echo "generated code is stale: run 'make gen' and commit the result"; exit 1; fi; \
 	echo "generated code is fresh"
 
-bench: venv system-deps
+bench: venv system-deps ts-build
 	@$(PY) -c 'import procrastinate' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/records.py
 	$(PY) bench/jobs.py
@@ -123,6 +152,8 @@ bench: venv system-deps
 	$(PY) bench/artifacts.py
 	$(PY) bench/export.py
 	$(PY) bench/auth.py
+	$(PY) bench/typescript.py
 
 clean:
-	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache \
+	  $(NODE_DIR)/node_modules $(NODE_DIR)/dist $(NODE_DIR)/build
