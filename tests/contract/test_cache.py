@@ -164,7 +164,7 @@ BAD = {
     "ttl with mixed signs": (
         _set(ttl=duration_pb2.Duration(seconds=1, nanos=-5)),
         "ttl",
-        "not a valid duration",
+        "nanos of the sign of seconds",
     ),
 }
 
