@@ -36,6 +36,7 @@ from strata.v1 import (
     transcripts_pb2,
 )
 from strata_server import metrics
+from strata_server.api import admission
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
@@ -326,6 +327,19 @@ def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
     ]
 
 
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """The gRPC server's channel options: message sizes, the HTTP/2 stream limit per
+    connection, and a backlog that admission (api/admission.py) sheds from instead of
+    gRPC core cancelling calls unseen."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_concurrent_streams", 2 * settings.max_streams_per_connection),
+        *admission.backlog_options(settings.max_streams),
+    ]
+
+
 IO_THREADS = 32
 """Worker threads for blocking I/O (blob files, the S3 SDK, hashing): the default of
 cores + 4 would let a few slow S3 calls starve every other upload and download."""
@@ -342,13 +356,7 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await database.close()
         raise
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 1),
-        ]
-    )
+    server = grpc.aio.server(options=server_options(settings))
     redis = open_redis(settings)  # one client per process, for the cache and events
     if redis is not None:
         await _check_redis_memory(redis)
@@ -435,6 +443,14 @@ async def start(settings: Settings) -> Running:
     if port == 0:
         await close_storage()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
+    # Every RPC task inherits this context from the server's own tasks (admission.py).
+    admission.CURRENT.set(
+        admission.Admission(
+            settings.max_streams,
+            settings.max_streams_per_connection,
+            settings.overload_retry_seconds,
+        )
+    )
     await server.start()
     metrics_port = None
     background: list[Coroutine[Any, Any, None]] = []

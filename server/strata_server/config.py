@@ -95,6 +95,30 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(5.0, ge=0, description="shutdown grace for in-flight RPCs")
     max_record_bytes: int = Field(MIB, ge=1024, description="largest record data, in bytes")
     max_message_bytes: int = Field(16 * MIB, ge=MIB, description="largest gRPC message")
+    max_streams: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="most RPCs this process runs at once (each holds an HTTP/2 stream: unary "
+        "calls and long polls as much as server streams); one more is answered "
+        "RESOURCE_EXHAUSTED (reason OVERLOADED) with a RetryInfo delay, counted and logged",
+    )
+    max_streams_per_connection: int = Field(
+        2_000,
+        ge=1,
+        le=1_000_000,
+        description="most RPCs one client connection runs at once; one more is answered "
+        "RESOURCE_EXHAUSTED (reason OVERLOADED) with a RetryInfo delay. The server "
+        "advertises twice this as HTTP/2 MAX_CONCURRENT_STREAMS, so a client that goes "
+        "over it is refused by the transport (UNAVAILABLE) rather than queued in memory",
+    )
+    overload_retry_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="the RetryInfo delay an RPC shed by max_streams or "
+        "max_streams_per_connection carries",
+    )
     max_entry_bytes: int = Field(
         MIB,
         ge=1024,

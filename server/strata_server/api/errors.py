@@ -13,15 +13,18 @@ import functools
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import grpc
 import structlog
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from strata_server import metrics
+from strata_server.api import admission
 from strata_server.core import errors
 
 DOMAIN = "strata.v1"
@@ -40,6 +43,8 @@ _CODES: dict[type[errors.StrataError], grpc.StatusCode] = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.QueryTimeout: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DataLoss: grpc.StatusCode.DATA_LOSS,
 }
@@ -56,7 +61,7 @@ def status_code(error: errors.StrataError) -> grpc.StatusCode:
 def to_status(error: errors.StrataError) -> grpc.Status:
     """A rich status for a domain error."""
     code = status_code(error)
-    details = []
+    details: list[Message] = []
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
     details.append(info)
     if error.violations:
@@ -70,6 +75,10 @@ def to_status(error: errors.StrataError) -> grpc.Status:
                 ]
             )
         )
+    if error.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(timedelta(seconds=error.retry_after))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
         holder = any_pb2.Any()
@@ -153,7 +162,11 @@ def unary(
         started = time.perf_counter()
         request_id = _begin(context)
         code: str | None = "OK"
+        limits = admission.CURRENT.get()
+        peer: str | None = None
         try:
+            if limits is not None:
+                peer = limits.admit(context, method)
             response = await handler(self, request, context)
             context.set_trailing_metadata(((REQUEST_ID, request_id),))
             return response
@@ -170,6 +183,8 @@ def unary(
             code = "CANCELLED"
             raise
         finally:
+            if peer is not None and limits is not None:
+                limits.release(peer)
             if code is not None:
                 metrics.rpc_finished(method, code, time.perf_counter() - started)
 
@@ -189,8 +204,12 @@ def streaming(
         started = time.perf_counter()
         request_id = _begin(context)
         code: str | None = "OK"
+        limits = admission.CURRENT.get()
+        peer: str | None = None
         open_streams.inc()
         try:
+            if limits is not None:
+                peer = limits.admit(context, method)
             async for item in handler(self, request, context):
                 yield item
             context.set_trailing_metadata(((REQUEST_ID, request_id),))
@@ -207,6 +226,8 @@ def streaming(
             raise
         finally:
             open_streams.dec()
+            if peer is not None and limits is not None:
+                limits.release(peer)
             if code is not None:
                 metrics.rpc_finished(method, code, time.perf_counter() - started)
 
