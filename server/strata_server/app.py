@@ -443,14 +443,11 @@ async def start(settings: Settings) -> Running:
     if port == 0:
         await close_storage()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
-    # Every RPC task inherits this context from the server's own tasks (admission.py).
-    admission.CURRENT.set(
-        admission.Admission(
-            settings.max_streams,
-            settings.max_streams_per_connection,
-            settings.overload_retry_seconds,
-        )
+    limits = admission.Admission(
+        settings.max_streams, settings.max_streams_per_connection, settings.overload_retry_seconds
     )
+    # Every RPC task inherits this context from the server's own tasks (admission.py).
+    admission.CURRENT.set(limits)
     await server.start()
     metrics_port = None
     background: list[Coroutine[Any, Any, None]] = []
@@ -470,6 +467,12 @@ async def start(settings: Settings) -> Running:
             "available (1 or 0)",
             ["counter"],
             lambda: _cache_samples(caching.stats()),
+        )
+        metrics.gauge_source(
+            "strata_rpcs_in_progress",
+            "RPCs admitted and not finished (what STRATA_MAX_STREAMS limits)",
+            [],
+            lambda: [({}, float(limits.in_progress))],
         )
         depths = QueueDepths(database)
         metrics.gauge_source(
