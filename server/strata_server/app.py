@@ -42,7 +42,7 @@ from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.cache import CacheService
 from strata_server.api.queue import QueueService
-from strata_server.api.records import RecordService
+from strata_server.api.records import RecordService, records_topic
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
@@ -268,15 +268,18 @@ async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
     `redis_url` is set, else LISTEN/NOTIFY when the database is PostgreSQL, else
     in-process only. Never fails start-up: an unreachable channel only costs latency
     (long polls re-check on their own) and is reconnected in the background."""
+    recheck = settings.stream_recheck_seconds
     if settings.redis_url is not None:
         from strata_server.storage.events.redis import RedisEvents
 
-        return await RedisEvents.open(redis if redis is not None else settings.redis_url)
+        return await RedisEvents.open(
+            redis if redis is not None else settings.redis_url, recheck_seconds=recheck
+        )
     if settings.database.kind == "postgres":
         from strata_server.storage.events.postgres import PostgresEvents
 
-        return await PostgresEvents.open(settings.database.dsn)
-    return LocalEvents()
+        return await PostgresEvents.open(settings.database.dsn, recheck_seconds=recheck)
+    return LocalEvents(complete=not settings.shared_database, recheck_seconds=recheck)
 
 
 class QueueDepths:
@@ -404,11 +407,18 @@ async def start(settings: Settings) -> Running:
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(database, blobs, settings.max_artifact_bytes), server
     )
+
+    async def purged(refs: Sequence[RecordRef]) -> None:
+        # Removed records are changes too: wake the watches of their collections.
+        for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
+            events.notify(records_topic(namespace, collection))
+        await caching.forget(refs)
+
     cleanup = Cleanup(
         database,
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
         purge_expired=caching.records.purge_expired,
-        forget=caching.forget,
+        forget=purged,
         blobs=blobs,
         blob_grace=timedelta(seconds=settings.blob_sweep_grace_seconds),
     )

@@ -125,6 +125,22 @@ class Settings(BaseSettings):
         description="largest transcript entry (role, content and data JSON), in bytes; "
         "larger content belongs in an artifact",
     )
+    stream_recheck_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="how often a topic that streams wait on (a followed transcript, a "
+        "watched collection) is re-checked in the database while wakeups flow, one query "
+        "per topic however many streams share it: a safety net only, since writes wake "
+        "their streams (0: never). While the events channel between replicas is down, "
+        "topics are re-checked every second; queues always are, for jobs coming due",
+    )
+    shared_database: bool = Field(
+        False,
+        description="SQLite: other processes write this file too (--workers sets it for "
+        "its workers); their writes wake no stream here, so topics are re-checked every "
+        "second, one query per topic",
+    )
     transcript_heartbeat_seconds: float = Field(
         15.0,
         gt=0,

@@ -405,6 +405,10 @@ class PostgresDatabase:
         """The ids of `leases` (job id -> token) still leased under their token."""
         return await self._run(lambda conn: job_queue.held_leases(conn, namespace, leases))
 
+    async def has_available(self, namespace: str, queue: str) -> bool:
+        """Whether a lease could take a job of the queue now."""
+        return await self._run(lambda conn: job_queue.has_available(conn, namespace, queue))
+
     async def list_jobs(
         self,
         namespace: str,
