@@ -467,8 +467,17 @@ async def start(settings: Settings) -> Running:
             "Database connections by state: size (open), idle, waiting (callers queued)",
             ["state"],
             lambda: [
-                ({"state": key}, float(value)) for key, value in database.pool_stats().items()
+                ({"state": key}, float(value))
+                for key, value in database.pool_stats().items()
+                if key != "requests"
             ],
+        )
+        metrics.gauge_source(
+            "strata_db_requests",
+            "Database reads, statements and transactions run since the start (connections "
+            "handed out by the pool): what idle streams must not add to",
+            [],
+            lambda: [({}, float(database.pool_stats().get("requests", 0)))],
         )
         metrics.gauge_source(
             "strata_record_cache",

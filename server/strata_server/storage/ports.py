@@ -839,7 +839,8 @@ class Database(
 
     def pool_stats(self) -> Mapping[str, int]:
         """Connection pool figures for metrics, read without I/O: `size` (open),
-        `idle` and `waiting` (callers queued for a connection)."""
+        `idle`, `waiting` (callers queued for a connection) and `requests` (reads and
+        transactions run since the start)."""
         ...
 
     async def facts(self) -> ServerFacts:

@@ -844,12 +844,15 @@ class PostgresDatabase:
         await self._run(select_one)
 
     def pool_stats(self) -> Mapping[str, int]:
-        """psycopg_pool's own figures: open connections, idle ones, queued callers."""
+        """psycopg_pool's own figures: open connections, idle ones, queued callers, and
+        the connections handed out since the start (`requests`: one per statement or
+        transaction)."""
         stats = self._pool.get_stats()
         return {
             "size": stats.get("pool_size", 0),
             "idle": stats.get("pool_available", 0),
             "waiting": stats.get("requests_waiting", 0),
+            "requests": stats.get("requests_num", 0),
         }
 
     async def close(self) -> None:
