@@ -90,6 +90,7 @@ bench: venv system-deps
 	$(PY) bench/cleanup.py
 	$(PY) bench/artifacts.py
 	$(PY) bench/export.py
+	$(PY) bench/idle_streams.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -118,6 +118,7 @@ async def open_database(settings: Settings) -> Database:
             max_record_bytes=settings.max_record_bytes,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            statement_timeout=settings.db_statement_timeout_seconds,
         )
     except Unavailable as error:
         raise StartupError(f"cannot reach the database: {error.message}") from None
@@ -139,6 +140,8 @@ async def open_blobs(settings: Settings) -> BlobStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
             max_object=settings.max_artifact_bytes + settings.max_artifact_bytes // 8 + (1 << 20),
+            connect_timeout=settings.s3_connect_timeout_seconds,
+            read_timeout=settings.s3_read_timeout_seconds,
         )
     from strata_server.storage.blobs.fs import DiskBlobStore
 
@@ -332,14 +335,21 @@ def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
 
 def server_options(settings: Settings) -> list[tuple[str, int]]:
     """The gRPC server's channel options: message sizes, the HTTP/2 stream limit per
-    connection, and a backlog that admission (api/admission.py) sheds from instead of
-    gRPC core cancelling calls unseen."""
+    connection, a backlog that admission (api/admission.py) sheds from instead of
+    gRPC core cancelling calls unseen, and HTTP/2 keepalive."""
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 1),
         ("grpc.max_concurrent_streams", 2 * settings.max_streams_per_connection),
         *admission.backlog_options(settings.max_streams),
+        ("grpc.keepalive_time_ms", round(settings.keepalive_time_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+        ("grpc.keepalive_permit_without_calls", int(settings.keepalive_permit_without_calls)),
+        # Keep pinging a connection whose streams are idle (no data either way): by
+        # default the server stops after two pings without data, and would never
+        # notice that the client of an idle follower has vanished.
+        ("grpc.http2.max_pings_without_data", 0),
     ]
 
 

@@ -46,6 +46,15 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = Field(2, ge=1, description="PostgreSQL pool: connections kept open")
     db_pool_max: int = Field(10, ge=1, description="PostgreSQL pool: most connections")
+    db_statement_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=24 * 3600,
+        description="PostgreSQL: longest one statement may run (its statement_timeout, "
+        "0: no limit), so a pathological filter cannot hold a connection for minutes; "
+        "the caller gets RESOURCE_EXHAUSTED (reason QUERY_TIMEOUT). Index builds are "
+        "exempt",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://[user:pass@]host:port/db or rediss://...: the cache (CacheService "
@@ -111,6 +120,22 @@ class Settings(BaseSettings):
         "RESOURCE_EXHAUSTED (reason OVERLOADED) with a RetryInfo delay. The server "
         "advertises twice this as HTTP/2 MAX_CONCURRENT_STREAMS, so a client that goes "
         "over it is refused by the transport (UNAVAILABLE) rather than queued in memory",
+    )
+    keepalive_time_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="HTTP/2 keepalive: how long a connection stays silent before the server "
+        "pings it; a client that does not answer within keepalive_timeout_seconds is "
+        "disconnected and its RPCs end (streams of vanished clients do not stay open)",
+    )
+    keepalive_timeout_seconds: float = Field(
+        20.0, gt=0, le=3600, description="HTTP/2 keepalive: how long a ping may go unanswered"
+    )
+    keepalive_permit_without_calls: bool = Field(
+        False,
+        description="HTTP/2 keepalive: ping (and accept clients' pings on) connections with "
+        "no RPC in progress too",
     )
     overload_retry_seconds: float = Field(
         1.0,
@@ -189,6 +214,16 @@ class Settings(BaseSettings):
     )
     s3_secure: bool = Field(True, description="S3 over HTTPS")
     s3_region: str = Field("us-east-1", min_length=1, description="S3 region (for signing)")
+    s3_connect_timeout_seconds: float = Field(
+        3.0, gt=0, le=300, description="S3: TCP connect timeout of each request"
+    )
+    s3_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="S3: longest wait for the next bytes of a response; a frozen S3 "
+        "answers the caller UNAVAILABLE after this (a timed-out read is not retried)",
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
     )

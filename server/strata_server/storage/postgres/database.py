@@ -132,13 +132,21 @@ class PostgresDatabase:
         min_size: int = 2,
         max_size: int = 10,
         pool_timeout: float = 5.0,
+        statement_timeout: float = 0.0,
     ) -> PostgresDatabase:
         """Connect a pool of `min_size`..`max_size` connections to `dsn`.
 
         `pool_timeout` is how long a call waits for a free connection (and `open` for the
-        first ones) before raising Unavailable.
+        first ones) before raising Unavailable. `statement_timeout` (seconds, 0: none)
+        bounds every statement; one that runs longer fails with QueryTimeout.
         """
-        pool = await open_pool(dsn, min_size=min_size, max_size=max_size, pool_timeout=pool_timeout)
+        pool = await open_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            pool_timeout=pool_timeout,
+            statement_timeout=statement_timeout,
+        )
         return cls(pool, max_record_bytes=max_record_bytes)
 
     async def _run(
@@ -677,7 +685,13 @@ class PostgresDatabase:
     async def _build(self, path: tuple[str, ...]) -> None:
         try:
             async with self._pool.connection() as conn:
-                await indexes.build(conn, path)
+                # A build may take long on a big collection: no statement_timeout for
+                # it, and the session's own back before the pool hands it out again.
+                await conn.execute("SET statement_timeout = 0")
+                try:
+                    await indexes.build(conn, path)
+                finally:
+                    await conn.execute("RESET statement_timeout")
         except psycopg.Error as error:
             raise translate(error) from error
 
