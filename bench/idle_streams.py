@@ -172,6 +172,10 @@ async def open_streams(channels: list[grpc.aio.Channel], prefix: str) -> list[as
         tasks.append(asyncio.create_task(drain(call)))
     for _ in range(FOLLOWS + WATCHES):  # a follow's up_to_date, a watch's started
         await asyncio.wait_for(waiting.acquire(), 120)
+    await asyncio.sleep(1)
+    failed = [task for task in tasks if task.done()]
+    if failed:
+        raise RuntimeError(f"{len(failed)} streams failed: {failed[0].exception()}")
     return tasks
 
 
@@ -180,7 +184,7 @@ async def run(target: str, window: Window) -> tuple[list[Row], list[str]]:
         grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(CHANNELS)
     ]
-    prefix = uuid.uuid4().hex[:8]
+    prefix = f"b{uuid.uuid4().hex[:8]}"  # names start with a letter
     records = records_pb2_grpc.RecordServiceStub(channels[0])
     transcripts = transcripts_pb2_grpc.TranscriptServiceStub(channels[0])
     await records.CreateRecord(
@@ -264,7 +268,7 @@ def main() -> None:
     method = (
         "One throwaway PostgreSQL 15 (fsync off) and one redis-server; one `strata serve` "
         "on them with its defaults (Redis carries the wakeups, STRATA_STREAM_RECHECK_SECONDS "
-        f"30). From one asyncio process over {CHANNELS} grpc.aio channels: {FOLLOWS:,} "
+        f"120). From one asyncio process over {CHANNELS} grpc.aio channels: {FOLLOWS:,} "
         f"ReadTranscript follows, one per transcript; {SUBSCRIPTIONS:,} SubscribeJobs "
         f"(max_in_flight 1) over {QUEUES} queues; {LONG_POLLS} LeaseJobs long polls "
         f"(wait 60 s, asked again when one returns) over the same queues; {WATCHES} "

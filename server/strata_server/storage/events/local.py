@@ -31,7 +31,7 @@ from strata_server.storage.ports import Recheck
 
 log = structlog.get_logger("strata.events")
 
-RECHECK_SECONDS = 30.0
+RECHECK_SECONDS = 120.0
 """Default interval of a topic's re-check while wakeups flow (a safety net only)."""
 DEGRADED_SECONDS = 1.0
 """Default interval of a topic's re-check while wakeups may be missed."""
@@ -51,23 +51,29 @@ class _TopicCheck:
 
     @staticmethod
     async def _run(registry: LocalEvents, recheck: Recheck) -> None:
+        # The first answer is taken at once, as the first listener makes its own
+        # first read: while wakeups flow, a change after either read wakes it anyway.
+        # While they may be missed, that first answer wakes the listeners too, since
+        # a change may have landed between the two reads.
         last: object = _UNSET
+        first = True
         while True:
-            if recheck.every is not None:
-                await asyncio.sleep(recheck.every)
-            else:
-                await registry._pause()
+            if not first:
+                if recheck.every is not None:
+                    await asyncio.sleep(recheck.every)
+                else:
+                    await registry._pause()
             registry.rechecks += 1
             try:
                 state = await recheck.probe()
             except Exception as error:  # the streams meet the error on their own reads
                 log.debug("recheck failed", topic=recheck.topic, error=str(error))
+                first = False
                 continue
-            # The first answer wakes the listeners once too: one may have read the
-            # database just before a change that the probe's first read saw already.
-            if state != last:
+            if state != last and (last is not _UNSET or registry.degraded):
                 registry.notify(recheck.topic)
             last = state
+            first = False
 
 
 class Listener:
