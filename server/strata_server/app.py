@@ -345,6 +345,9 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
         *admission.backlog_options(settings.max_streams),
         ("grpc.keepalive_time_ms", round(settings.keepalive_time_seconds * 1000)),
         ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+        # gRPC core waits this long for the answer to any ping, keepalive pings
+        # included (else 60 s, whatever keepalive_timeout_ms says).
+        ("grpc.http2.ping_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
         ("grpc.keepalive_permit_without_calls", int(settings.keepalive_permit_without_calls)),
         # Keep pinging a connection whose streams are idle (no data either way): by
         # default the server stops after two pings without data, and would never
