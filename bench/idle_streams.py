@@ -47,15 +47,21 @@ from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 
 FOLLOWS = 2_000
-SUBSCRIPTIONS = 1_000
-LONG_POLLS = 500
+SUBSCRIPTIONS = 1_500
 WATCHES = 500
+LONG_POLLS = 500
+"""Added after the 4,000 streams are measured, and measured with them."""
 QUEUES = 10
 COLLECTIONS = 10
 CHANNELS = 8
-WINDOW = 130.0
-"""Seconds of each CPU measurement: longer than one round of the transcripts' safety
-re-check (120 s) and two of the long polls (60 s), so both are in the average."""
+REFERENCE_WINDOW = 60.0
+"""Seconds of the measurement without streams."""
+STREAMS_WINDOW = 310.0
+"""Seconds of the measurement with the streams: longer than one round of the
+transcripts' safety re-check (STRATA_STREAM_RECHECK_SECONDS, 300), so it is in the
+average."""
+POLLS_WINDOW = 130.0
+"""Seconds of the measurement with the long polls too: two rounds of them (60 s)."""
 SETTLE = 5.0
 """Seconds between the last stream opening and the measurement."""
 GETS = 2_000
@@ -64,7 +70,7 @@ TARGET = 0.05
 """Server CPU with the streams open, as a fraction of a core (DESIGN.md targets)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 WHERE = (
-    "Where the time goes (measured while fixing it, on 6a228d6..17150de; not re-measured "
+    "Where the time goes (measured while fixing it, on 6a228d6..53598e4; not re-measured "
     "by each run). Before, every waiting stream read the database on its own once a "
     "second: 4,000 idle streams cost 0.88 of a core (issue 17). Now an idle stream reads "
     "nothing; it waits on its listener, and what remains in this setup is: the 2,000 "
@@ -118,19 +124,20 @@ def db_requests(metrics_port: int) -> float:
 
 
 class Window:
-    """Server and PostgreSQL CPU, and the server's database reads, over WINDOW s."""
+    """Server and PostgreSQL CPU, and the server's database reads, over a window."""
 
     def __init__(self, server_pid: int, postmaster: int, metrics_port: int) -> None:
         self._pids = (server_pid, postmaster)
         self._metrics = metrics_port
 
-    async def measure(self) -> tuple[float, float, float]:
-        """(server CPU, PostgreSQL CPU) as fractions of a core, database reads/s."""
+    async def measure(self, seconds: float) -> tuple[float, float, float]:
+        """(server CPU, PostgreSQL CPU) as fractions of a core, database reads/s, over
+        the next `seconds`."""
         server, postmaster = self._pids
         reads0 = db_requests(self._metrics)
         start = time.monotonic()
         s0, p0 = cpu_seconds(server), cluster_cpu_seconds(postmaster)
-        await asyncio.sleep(WINDOW)
+        await asyncio.sleep(seconds)
         s1, p1 = cpu_seconds(server), cluster_cpu_seconds(postmaster)
         elapsed = time.monotonic() - start
         reads = db_requests(self._metrics) - reads0
@@ -162,13 +169,6 @@ async def open_streams(channels: list[grpc.aio.Channel], prefix: str) -> list[as
         async for _ in call:
             waiting.release()
 
-    async def long_poll(stub: queue_pb2_grpc.QueueServiceStub, queue: str) -> None:
-        request = queue_pb2.LeaseJobsRequest(
-            queue=queue, max_jobs=1, wait=duration_pb2.Duration(seconds=60)
-        )
-        while True:
-            await stub.LeaseJobs(request)
-
     for i in range(FOLLOWS):
         stub = transcripts_pb2_grpc.TranscriptServiceStub(channel(i))
         call = stub.ReadTranscript(
@@ -181,9 +181,6 @@ async def open_streams(channels: list[grpc.aio.Channel], prefix: str) -> list[as
             queue_pb2.SubscribeJobsRequest(queue=f"{prefix}-q{i % QUEUES}", max_in_flight=1)
         )
         tasks.append(asyncio.create_task(drain(call)))
-    for i in range(LONG_POLLS):
-        queues = queue_pb2_grpc.QueueServiceStub(channel(i))
-        tasks.append(asyncio.create_task(long_poll(queues, f"{prefix}-q{i % QUEUES}")))
     for i in range(WATCHES):
         records = records_pb2_grpc.RecordServiceStub(channel(i))
         call = records.WatchRecords(
@@ -197,6 +194,28 @@ async def open_streams(channels: list[grpc.aio.Channel], prefix: str) -> list[as
     if failed:
         raise RuntimeError(f"{len(failed)} streams failed: {failed[0].exception()}")
     return tasks
+
+
+def open_long_polls(channels: list[grpc.aio.Channel], prefix: str) -> list[asyncio.Task[None]]:
+    """LONG_POLLS LeaseJobs long polls of 60 s over the queues, each asked again as
+    soon as it returns (empty)."""
+
+    async def long_poll(stub: queue_pb2_grpc.QueueServiceStub, queue: str) -> None:
+        request = queue_pb2.LeaseJobsRequest(
+            queue=queue, max_jobs=1, wait=duration_pb2.Duration(seconds=60)
+        )
+        while True:
+            await stub.LeaseJobs(request)
+
+    return [
+        asyncio.create_task(
+            long_poll(
+                queue_pb2_grpc.QueueServiceStub(channels[i % len(channels)]),
+                f"{prefix}-q{i % QUEUES}",
+            )
+        )
+        for i in range(LONG_POLLS)
+    ]
 
 
 async def run(target: str, window: Window) -> tuple[list[Row], list[str]]:
@@ -218,20 +237,23 @@ async def run(target: str, window: Window) -> tuple[list[Row], list[str]]:
         )
     await get_record_latency(records)  # warm-up
     await asyncio.sleep(SETTLE)
-    idle_cpu, idle_pg, idle_reads = await window.measure()
+    idle_cpu, idle_pg, idle_reads = await window.measure(REFERENCE_WINDOW)
     idle_p50, idle_p99 = await get_record_latency(records)
     opened = time.monotonic()
     tasks = await open_streams(channels, prefix)
     open_seconds = time.monotonic() - opened
     await asyncio.sleep(SETTLE)
-    busy_cpu, busy_pg, busy_reads = await window.measure()
+    busy_cpu, busy_pg, busy_reads = await window.measure(STREAMS_WINDOW)
     busy_p50, busy_p99 = await get_record_latency(records)
+    tasks += open_long_polls(channels, prefix)
+    await asyncio.sleep(SETTLE)
+    polls_cpu, polls_pg, polls_reads = await window.measure(POLLS_WINDOW)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for channel in channels:
         await channel.close()
-    streams = FOLLOWS + SUBSCRIPTIONS + LONG_POLLS + WATCHES
+    streams = FOLLOWS + SUBSCRIPTIONS + WATCHES
     rows = [
         Row(
             f"Server CPU, {streams:,} idle streams open",
@@ -249,6 +271,18 @@ async def run(target: str, window: Window) -> tuple[list[Row], list[str]]:
         Row("Database reads the server ran", f"{busy_reads:.1f}/s", f"{idle_reads:.1f}/s"),
         Row("Unrelated GetRecord c=1 p50", f"{busy_p50:.2f} ms", f"{idle_p50:.2f} ms"),
         Row("Unrelated GetRecord c=1 p99", f"{busy_p99:.2f} ms", f"{idle_p99:.2f} ms"),
+        Row(
+            f"Server CPU, those streams and {LONG_POLLS} LeaseJobs long polls (60 s, renewed)",
+            f"{polls_cpu:.1%} of a core",
+            f"{idle_cpu:.1%} of a core",
+            f"+{polls_cpu - idle_cpu:.1%}",
+        ),
+        Row(
+            "PostgreSQL CPU, with the long polls",
+            f"{polls_pg:.1%} of a core",
+            f"{idle_pg:.1%} of a core",
+        ),
+        Row("Database reads, with the long polls", f"{polls_reads:.1f}/s", f"{idle_reads:.1f}/s"),
     ]
     notes = [f"The {streams:,} streams took {open_seconds:.1f} s to open."]
     return rows, notes
@@ -288,13 +322,16 @@ def main() -> None:
     method = (
         "One throwaway PostgreSQL 15 (fsync off) and one redis-server; one `strata serve` "
         "on them with its defaults (Redis carries the wakeups, STRATA_STREAM_RECHECK_SECONDS "
-        f"120). From one asyncio process over {CHANNELS} grpc.aio channels: {FOLLOWS:,} "
+        f"300). From one asyncio process over {CHANNELS} grpc.aio channels: {FOLLOWS:,} "
         f"ReadTranscript follows, one per transcript; {SUBSCRIPTIONS:,} SubscribeJobs "
-        f"(max_in_flight 1) over {QUEUES} queues; {LONG_POLLS} LeaseJobs long polls "
-        f"(wait 60 s, asked again when one returns) over the same queues; {WATCHES} "
-        f"WatchRecords over {COLLECTIONS} collections. Nothing is written while they are "
-        f"open. Each window: {WINDOW:.0f} s, {SETTLE:.0f} s after the streams (or, for the "
-        "reference, the setup) were in place; CPU is user + system time from "
+        f"(max_in_flight 1) over {QUEUES} queues; {WATCHES} WatchRecords over {COLLECTIONS} "
+        f"collections; then, measured with them in a third window, {LONG_POLLS} LeaseJobs "
+        "long polls (wait 60 s, asked again when one returns) over the same queues. "
+        "Nothing is written while they are open. "
+        f"Windows: {REFERENCE_WINDOW:.0f} s without streams, {STREAMS_WINDOW:.0f} s with "
+        f"them (one round of the transcripts' safety re-check), {POLLS_WINDOW:.0f} s with "
+        f"the long polls too (two of their rounds), each starting {SETTLE:.0f} s after "
+        "what it measures was in place; CPU is user + system time from "
         "/proc/<pid>/stat over the window's wall time, the server's process and every "
         "process of the PostgreSQL cluster; database reads from the server's "
         f"strata_db_requests. Then {GETS:,} GetRecord calls one at a time, on a record "

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         "larger content belongs in an artifact",
     )
     stream_recheck_seconds: float = Field(
-        120.0,
+        300.0,
         ge=0,
         le=3600,
         description="how often a topic that streams wait on (a followed transcript, a "

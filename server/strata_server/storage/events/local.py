@@ -31,7 +31,7 @@ from strata_server.storage.ports import Recheck
 
 log = structlog.get_logger("strata.events")
 
-RECHECK_SECONDS = 120.0
+RECHECK_SECONDS = 300.0
 """Default interval of a topic's re-check while wakeups flow (a safety net only)."""
 DEGRADED_SECONDS = 1.0
 """Default interval of a topic's re-check while wakeups may be missed."""
