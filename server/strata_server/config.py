@@ -118,8 +118,9 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="most RPCs one client connection runs at once; one more is answered "
         "RESOURCE_EXHAUSTED (reason OVERLOADED) with a RetryInfo delay. The server "
-        "advertises twice this as HTTP/2 MAX_CONCURRENT_STREAMS, so a client that goes "
-        "over it is refused by the transport (UNAVAILABLE) rather than queued in memory",
+        "advertises twice this as HTTP/2 MAX_CONCURRENT_STREAMS: a gRPC client waits for a "
+        "free stream beyond that, and one that ignores the setting is refused by the "
+        "transport, so one connection can never hold more",
     )
     keepalive_time_seconds: float = Field(
         60.0,
