@@ -153,6 +153,7 @@ bench: venv system-deps ts-build
 	$(PY) bench/export.py
 	$(PY) bench/auth.py
 	$(PY) bench/typescript.py
+	$(PY) bench/idle_streams.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache \

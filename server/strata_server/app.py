@@ -36,7 +36,7 @@ from strata.v1 import (
     transcripts_pb2,
 )
 from strata_server import metrics
-from strata_server.api import reflection, tls
+from strata_server.api import admission, reflection, tls
 from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
@@ -44,7 +44,7 @@ from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
 from strata_server.api.decoding import DecodingInterceptor
 from strata_server.api.queue import QueueService
-from strata_server.api.records import RecordService
+from strata_server.api.records import RecordService, records_topic
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
@@ -132,6 +132,7 @@ async def open_database(settings: Settings) -> Database:
             max_record_bytes=settings.max_record_bytes,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            statement_timeout=settings.db_statement_timeout_seconds,
         )
     except Unavailable as error:
         raise StartupError(f"cannot reach the database: {error.message}") from None
@@ -154,6 +155,8 @@ async def open_blobs(settings: Settings) -> BlobStore:
             secure=settings.s3_secure,
             region=settings.s3_region,
             max_object=settings.max_artifact_bytes + settings.max_artifact_bytes // 8 + (1 << 20),
+            connect_timeout=settings.s3_connect_timeout_seconds,
+            read_timeout=settings.s3_read_timeout_seconds,
         )
     from strata_server.storage.blobs.fs import DiskBlobStore
 
@@ -304,15 +307,18 @@ async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
     `redis_url` is set, else LISTEN/NOTIFY when the database is PostgreSQL, else
     in-process only. Never fails start-up: an unreachable channel only costs latency
     (long polls re-check on their own) and is reconnected in the background."""
+    recheck = settings.stream_recheck_seconds
     if settings.redis_url is not None:
         from strata_server.storage.events.redis import RedisEvents
 
-        return await RedisEvents.open(redis if redis is not None else settings.redis_url)
+        return await RedisEvents.open(
+            redis if redis is not None else settings.redis_url, recheck_seconds=recheck
+        )
     if settings.database.kind == "postgres":
         from strata_server.storage.events.postgres import PostgresEvents
 
-        return await PostgresEvents.open(settings.database.dsn)
-    return LocalEvents()
+        return await PostgresEvents.open(settings.database.dsn, recheck_seconds=recheck)
+    return LocalEvents(complete=not settings.shared_database, recheck_seconds=recheck)
 
 
 class QueueDepths:
@@ -372,6 +378,29 @@ def open_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
 
         return RedisRateLimiter(redis, defaults)
     return LocalRateLimiter(defaults)
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """The gRPC server's channel options: message sizes, the HTTP/2 stream limit per
+    connection, a backlog that admission (api/admission.py) sheds from instead of
+    gRPC core cancelling calls unseen, and HTTP/2 keepalive."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_concurrent_streams", 2 * settings.max_streams_per_connection),
+        *admission.backlog_options(settings.max_streams),
+        ("grpc.keepalive_time_ms", round(settings.keepalive_time_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+        # gRPC core waits this long for the answer to any ping, keepalive pings
+        # included (else 60 s, whatever keepalive_timeout_ms says).
+        ("grpc.http2.ping_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+        ("grpc.keepalive_permit_without_calls", int(settings.keepalive_permit_without_calls)),
+        # Keep pinging a connection whose streams are idle (no data either way): by
+        # default the server stops after two pings without data, and would never
+        # notice that the client of an idle follower has vanished.
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
 
 
 IO_THREADS = 32
@@ -435,14 +464,7 @@ async def start(settings: Settings) -> Running:
                 limiter=open_rate_limiter(settings, redis),
             )
         )
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 1),
-        ],
-    )
+    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
 
     async def close_storage() -> None:
         await events.close()
@@ -496,11 +518,18 @@ async def start(settings: Settings) -> Running:
         ),
         server,
     )
+
+    async def purged(refs: Sequence[RecordRef]) -> None:
+        # Removed records are changes too: wake the watches of their collections.
+        for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
+            events.notify(records_topic(namespace, collection))
+        await caching.forget(refs)
+
     cleanup = Cleanup(
         database,
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
         purge_expired=caching.records.purge_expired,
-        forget=caching.forget,
+        forget=purged,
         blobs=blobs,
         blob_grace=timedelta(seconds=settings.blob_sweep_grace_seconds),
     )
@@ -543,6 +572,11 @@ async def start(settings: Settings) -> Running:
     if port == 0:
         await close_storage()
         raise StartupError(f"cannot listen on {settings.listen}: address in use or invalid")
+    limits = admission.Admission(
+        settings.max_streams, settings.max_streams_per_connection, settings.overload_retry_seconds
+    )
+    # Every RPC task inherits this context from the server's own tasks (admission.py).
+    admission.CURRENT.set(limits)
     await server.start()
     metrics_port = None
     background: list[Coroutine[Any, Any, None]] = []
@@ -552,8 +586,17 @@ async def start(settings: Settings) -> Running:
             "Database connections by state: size (open), idle, waiting (callers queued)",
             ["state"],
             lambda: [
-                ({"state": key}, float(value)) for key, value in database.pool_stats().items()
+                ({"state": key}, float(value))
+                for key, value in database.pool_stats().items()
+                if key != "requests"
             ],
+        )
+        metrics.gauge_source(
+            "strata_db_requests",
+            "Database reads, statements and transactions run since the start (connections "
+            "handed out by the pool): what idle streams must not add to",
+            [],
+            lambda: [({}, float(database.pool_stats().get("requests", 0)))],
         )
         metrics.gauge_source(
             "strata_record_cache",
@@ -562,6 +605,12 @@ async def start(settings: Settings) -> Running:
             "available (1 or 0)",
             ["counter"],
             lambda: _cache_samples(caching.stats()),
+        )
+        metrics.gauge_source(
+            "strata_rpcs_in_progress",
+            "RPCs admitted and not finished (what STRATA_MAX_STREAMS limits)",
+            [],
+            lambda: [({}, float(limits.in_progress))],
         )
         depths = QueueDepths(database)
         metrics.gauge_source(

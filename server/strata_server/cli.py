@@ -236,6 +236,9 @@ def _serve_workers(settings: Settings) -> int:
     # Each worker is its own process: an in-process cache in one would not see the
     # others' writes, so without Redis the workers keep none.
     env["STRATA_LOCAL_CACHE"] = "false"
+    # Nor do they hear of each other's writes (without Redis or PostgreSQL events):
+    # their streams re-check the shared file every second instead.
+    env["STRATA_SHARED_DATABASE"] = "true"
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "strata_server", "serve"],

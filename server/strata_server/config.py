@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     )
     db_pool_min: int = Field(2, ge=1, description="PostgreSQL pool: connections kept open")
     db_pool_max: int = Field(10, ge=1, description="PostgreSQL pool: most connections")
+    db_statement_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=24 * 3600,
+        description="PostgreSQL: longest one statement may run (its statement_timeout, "
+        "0: no limit), so a pathological filter cannot hold a connection for minutes; "
+        "the caller gets RESOURCE_EXHAUSTED (reason QUERY_TIMEOUT). Index builds are "
+        "exempt",
+    )
     redis_url: str | None = Field(
         None,
         description="redis://[user:pass@]host:port/db or rediss://...: the cache (CacheService "
@@ -134,11 +143,68 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(5.0, ge=0, description="shutdown grace for in-flight RPCs")
     max_record_bytes: int = Field(MIB, ge=1024, description="largest record data, in bytes")
     max_message_bytes: int = Field(16 * MIB, ge=MIB, description="largest gRPC message")
+    max_streams: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="most RPCs this process runs at once (each holds an HTTP/2 stream: unary "
+        "calls and long polls as much as server streams); one more is answered "
+        "RESOURCE_EXHAUSTED (reason OVERLOADED) with a RetryInfo delay, counted and logged",
+    )
+    max_streams_per_connection: int = Field(
+        2_000,
+        ge=1,
+        le=1_000_000,
+        description="most RPCs one client connection runs at once; one more is answered "
+        "RESOURCE_EXHAUSTED (reason OVERLOADED) with a RetryInfo delay. The server "
+        "advertises twice this as HTTP/2 MAX_CONCURRENT_STREAMS: a gRPC client waits for a "
+        "free stream beyond that, and one that ignores the setting is refused by the "
+        "transport, so one connection can never hold more",
+    )
+    keepalive_time_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="HTTP/2 keepalive: how long a connection stays silent before the server "
+        "pings it; a client that does not answer within keepalive_timeout_seconds is "
+        "disconnected and its RPCs end (streams of vanished clients do not stay open)",
+    )
+    keepalive_timeout_seconds: float = Field(
+        20.0, gt=0, le=3600, description="HTTP/2 keepalive: how long a ping may go unanswered"
+    )
+    keepalive_permit_without_calls: bool = Field(
+        False,
+        description="HTTP/2 keepalive: ping (and accept clients' pings on) connections with "
+        "no RPC in progress too",
+    )
+    overload_retry_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="the RetryInfo delay an RPC shed by max_streams or "
+        "max_streams_per_connection carries",
+    )
     max_entry_bytes: int = Field(
         MIB,
         ge=1024,
         description="largest transcript entry (role, content and data JSON), in bytes; "
         "larger content belongs in an artifact",
+    )
+    stream_recheck_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=3600,
+        description="how often a topic that streams wait on (a followed transcript, a "
+        "watched collection) is re-checked in the database while wakeups flow, one query "
+        "per topic however many streams share it: a safety net only, since writes wake "
+        "their streams (0: never). While the events channel between replicas is down, "
+        "topics are re-checked every second; queues always are, for jobs coming due",
+    )
+    shared_database: bool = Field(
+        False,
+        description="SQLite: other processes write this file too (--workers sets it for "
+        "its workers); their writes wake no stream here, so topics are re-checked every "
+        "second, one query per topic",
     )
     transcript_heartbeat_seconds: float = Field(
         15.0,
@@ -227,6 +293,16 @@ class Settings(BaseSettings):
     )
     s3_secure: bool = Field(True, description="S3 over HTTPS")
     s3_region: str = Field("us-east-1", min_length=1, description="S3 region (for signing)")
+    s3_connect_timeout_seconds: float = Field(
+        3.0, gt=0, le=300, description="S3: TCP connect timeout of each request"
+    )
+    s3_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="S3: longest wait for the next bytes of a response; a frozen S3 "
+        "answers the caller UNAVAILABLE after this (a timed-out read is not retried)",
+    )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
     )

@@ -39,6 +39,14 @@ ACTIVE_STREAMS = Gauge(
     "strata_active_streams", "Server streams open now, by method", ["method"], registry=REGISTRY
 )
 
+RPCS_SHED = Counter(
+    "strata_rpcs_shed",
+    "RPCs refused with RESOURCE_EXHAUSTED because the server ran its most RPCs at once, "
+    "by the limit reached (total or connection); also counted in strata_rpcs_total",
+    ["limit"],
+    registry=REGISTRY,
+)
+
 # Resolving labels takes a lock and a dict lookup in prometheus_client; a finished
 # RPC looks its (method, code) pair up here first.
 _children: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -55,6 +63,11 @@ def rpc_finished(method: str, code: str, seconds: float) -> None:
         )
     children[0].inc()
     children[1].observe(seconds)
+
+
+def rpc_shed(limit: str) -> None:
+    """Count one RPC shed by admission (`limit`: "total" or "connection")."""
+    RPCS_SHED.labels(limit).inc()
 
 
 def stream_gauge(method: str) -> Any:

@@ -5,6 +5,7 @@ accepted, so a client that reconnects reaches the same server again.
     proxy = TcpProxy(server.port)   # listens on 127.0.0.1:<proxy.port>
     ...
     proxy.cut()                     # every open connection is reset
+    proxy.freeze()                  # nothing passes any more, nothing is closed
     proxy.close()
 """
 
@@ -26,6 +27,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._closed = False
+        self._frozen = threading.Event()
         self.connections = 0
         """How many client connections were accepted so far."""
         threading.Thread(target=self._accept, daemon=True).start()
@@ -56,6 +58,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if self._frozen.is_set():
+                    continue  # swallowed, as by a client that vanished off the network
                 sink.sendall(data)
         except OSError:
             pass
@@ -81,6 +85,12 @@ class TcpProxy:
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
                 )
             self._drop(sock)
+
+    def freeze(self) -> None:
+        """From now on drop whatever arrives on any connection, in both directions,
+        and close none: to each end the other stops answering (a client host that
+        lost power, a network path gone dark), which only a keepalive can tell."""
+        self._frozen.set()
 
     def close(self) -> None:
         """Stop accepting and cut everything."""

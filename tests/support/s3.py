@@ -3,6 +3,7 @@ stopped by PID.
 
     server = S3Server(tmp_path)     # working dir for its log
     server.start()                  # once it answers HTTP
+    server.freeze()                 # SIGSTOP: it hangs (server.thaw() sends SIGCONT)
     server.stop()                   # SIGTERM to this server's PID (its data is lost)
     server.start()                  # again, empty, on the same port
 
@@ -92,6 +93,17 @@ class S3Server:
                 return sock.recv(12).startswith(b"HTTP/")
         except OSError:
             return False
+
+    def freeze(self) -> None:
+        """SIGSTOP this server's PID: connections are still accepted (by the kernel)
+        and never answered, as by an S3 that hangs."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after `freeze`."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM to this server's PID and wait (SIGKILL if it won't go)."""

@@ -23,6 +23,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from strata_server import metrics
+from strata_server.api import admission
 from strata_server.core import errors
 
 DOMAIN = "strata.v1"
@@ -43,6 +44,8 @@ _CODES: dict[type[errors.StrataError], grpc.StatusCode] = {
     errors.TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.QueryTimeout: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DataLoss: grpc.StatusCode.DATA_LOSS,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -60,7 +63,8 @@ def status_code(error: errors.StrataError) -> grpc.StatusCode:
 
 
 def _limit_details(error: errors.StrataError) -> list[message.Message]:
-    """google.rpc.QuotaFailure for a storage quota, RetryInfo for a request rate: what
+    """google.rpc.QuotaFailure for a storage quota (RetryInfo is added for any error with a
+    retry_after, below): what
     a client library reads to tell "delete data" from "wait and retry"."""
     if isinstance(error, errors.QuotaExceeded):
         violation = error_details_pb2.QuotaFailure.Violation(
@@ -68,10 +72,6 @@ def _limit_details(error: errors.StrataError) -> list[message.Message]:
             description=f"{error.used_bytes} of {error.max_bytes} bytes used",
         )
         return [error_details_pb2.QuotaFailure(violations=[violation])]
-    if isinstance(error, errors.RateLimited):
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(max(1, math.ceil(error.retry_after * 1e9)))
-        return [error_details_pb2.RetryInfo(retry_delay=delay)]
     return []
 
 
@@ -93,6 +93,12 @@ def to_status(error: errors.StrataError) -> grpc.Status:
                 ]
             )
         )
+    if error.retry_after is not None:
+        # RetryInfo for a request rate or an overloaded server: when to try again
+        # (rounded up, never zero).
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(max(1, math.ceil(error.retry_after * 1e9)))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     packed = []
     for detail in details:
         holder = any_pb2.Any()
@@ -199,7 +205,11 @@ def unary(
         started = time.perf_counter()
         request_id = _begin(context)
         code: str | None = "OK"
+        limits = admission.CURRENT.get()
+        peer: str | None = None
         try:
+            if limits is not None:
+                peer = limits.admit(context, method)
             response = await handler(self, request, context)
             context.set_trailing_metadata(((REQUEST_ID, request_id),))
             return response
@@ -216,6 +226,8 @@ def unary(
             code = "CANCELLED"
             raise
         finally:
+            if peer is not None and limits is not None:
+                limits.release(peer)
             if code is not None:
                 metrics.rpc_finished(method, code, time.perf_counter() - started)
 
@@ -235,8 +247,12 @@ def streaming(
         started = time.perf_counter()
         request_id = _begin(context)
         code: str | None = "OK"
+        limits = admission.CURRENT.get()
+        peer: str | None = None
         open_streams.inc()
         try:
+            if limits is not None:
+                peer = limits.admit(context, method)
             async for item in handler(self, request, context):
                 yield item
             context.set_trailing_metadata(((REQUEST_ID, request_id),))
@@ -255,6 +271,8 @@ def streaming(
             raise
         finally:
             open_streams.dec()
+            if peer is not None and limits is not None:
+                limits.release(peer)
             if code is not None:
                 metrics.rpc_finished(method, code, time.perf_counter() - started)
 

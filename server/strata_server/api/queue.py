@@ -26,14 +26,16 @@ from strata_server.core import errors, queue, validation
 from strata_server.core.models import Actor, Idempotency
 from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.core.writes import serialize
-from strata_server.storage.ports import Events, Listener, QueueStore
+from strata_server.storage.ports import Events, Listener, QueueStore, Recheck
 
 Context = grpc.aio.ServicerContext[Any, Any]
 log = structlog.get_logger("strata.queue")
 DEFAULT_LEASE = timedelta(seconds=30)
-FALLBACK_POLL_SECONDS = 1.0
-"""A long poll re-checks this often even without a wakeup: it covers scheduled jobs
-coming due and enqueues on replicas whose wakeups do not reach this one."""
+DUE_CHECK_SECONDS = 1.0
+"""How often a queue that consumers wait on is re-checked for a job a lease could
+take (one query per queue, shared by all its waiting consumers): it covers what no
+write announces, scheduled jobs coming due and leases expiring, and enqueues on
+replicas whose wakeups do not reach this one."""
 
 _STATES = {
     queue.Visible.AVAILABLE: queue_pb2.JOB_STATE_AVAILABLE,
@@ -66,6 +68,12 @@ def subscription_topic(subscription: str) -> str:
     """The events topic that tells a SubscribeJobs stream one of its jobs was acked,
     failed or released (so it may lease more)."""
     return f"subscription:{subscription}"
+
+
+def voided_topic(namespace: str, queue_name: str) -> str:
+    """The events topic that tells a queue's SubscribeJobs streams that a lease was
+    voided without its holder's token (CancelJob), so they re-check what they hold."""
+    return f"voided:{namespace}:{queue_name}"
 
 
 MAX_DELAY = timedelta(days=3650)
@@ -308,13 +316,15 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         # Listening before the first lease: an enqueue between an empty lease and
         # the wait still wakes this poll.
         waiter = validation.new_id()
-        with self._events.listen(topic(namespace, name), handoff_topic(waiter)) as wakeups:
+        jobs_topic = topic(namespace, name)
+        with self._events.listen(
+            jobs_topic, handoff_topic(waiter), recheck=self._due_check(namespace, name)
+        ) as wakeups:
             jobs = await self._store.lease_jobs(namespace, name, request.max_jobs, lease, actor=who)
             while not jobs and (remaining := deadline - loop.time()) > 0:
                 # Parked meanwhile: an enqueue here may lease its job for this poll.
                 parked = Parked(waiter, "", lease, who)
-                within = min(remaining, FALLBACK_POLL_SECONDS)
-                _, jobs = await self._park(namespace, name, parked, wakeups, within)
+                _, jobs = await self._park(namespace, name, parked, wakeups, remaining)
                 if not jobs:
                     jobs = await self._store.lease_jobs(
                         namespace, name, request.max_jobs, lease, actor=who
@@ -340,11 +350,23 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         jobs_topic, own = topic(namespace, name), subscription_topic(subscription)
         held: dict[str, str] = {}  # job id -> lease token: a superset of what it holds
         recheck = False
-        with self._events.listen(jobs_topic, own, handoff_topic(subscription)) as wakeups:
+        loop = asyncio.get_running_loop()
+        # When a held lease may have expired (or been cancelled) unannounced: one
+        # lease duration after the last check, at the latest.
+        check_held_at = float("inf")
+        voided = voided_topic(namespace, name)
+        with self._events.listen(
+            jobs_topic,
+            own,
+            voided,
+            handoff_topic(subscription),
+            recheck=self._due_check(namespace, name),
+        ) as wakeups:
             while True:
-                if recheck and held:
+                if held and (recheck or loop.time() >= check_held_at):
                     still = await self._store.held_leases(namespace, held)
                     held = {id: token for id, token in held.items() if id in still}
+                    check_held_at = loop.time() + lease.total_seconds()
                 free = request.max_in_flight - len(held)
                 jobs = []
                 if free > 0:
@@ -352,19 +374,28 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
                         namespace, name, free, lease, actor=who, token_prefix=subscription
                     )
                 if not jobs:
-                    # Only a wakeup on `own`, or the fallback timeout (which also
-                    # notices leases that expired or were cancelled), can shrink
-                    # `held`. Parked meanwhile, an enqueue here may lease for it.
+                    # Only a wakeup on `own`, or a held lease's possible expiry, can
+                    # shrink `held`; an idle stream holding nothing waits for a
+                    # wakeup alone. Parked meanwhile, an enqueue here may lease for it.
                     parked = Parked(subscription, subscription, lease, who) if free > 0 else None
-                    woke, jobs = await self._park(
-                        namespace, name, parked, wakeups, FALLBACK_POLL_SECONDS
-                    )
-                    recheck = not woke or own in woke
+                    within = max(0.0, check_held_at - loop.time()) if held else None
+                    woke, jobs = await self._park(namespace, name, parked, wakeups, within)
+                    recheck = own in woke or voided in woke
                 if jobs:
+                    if not held:
+                        check_held_at = loop.time() + lease.total_seconds()
                     now = datetime.now(UTC)
                     for job in jobs:
                         held[job.id] = job.lease_token or ""
                         yield job_to_proto(job, now)
+
+    def _due_check(self, namespace: str, name: str) -> Recheck:
+        """The queue's shared re-check: whether a lease could take a job now."""
+        return Recheck(
+            topic(namespace, name),
+            functools.partial(self._store.has_available, namespace, name),
+            every=DUE_CHECK_SECONDS,
+        )
 
     async def _park(
         self,
@@ -372,9 +403,9 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         name: str,
         parked: Parked | None,
         wakeups: Listener,
-        within: float,
+        within: float | None,
     ) -> tuple[set[str], list[queue.Job]]:
-        """Wait up to `within` seconds for a wakeup, parked on the queue when
+        """Wait up to `within` seconds (None: until woken) for a wakeup, parked on the queue when
         `parked` is given. Returns the topics woken and the jobs an enqueue leased
         for the consumer meanwhile."""
         if parked is None:
@@ -505,11 +536,12 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
     async def CancelJob(
         self, request: queue_pb2.CancelJobRequest, context: Context
     ) -> queue_pb2.Job:
+        namespace = validation.namespace(request.namespace)
         job = await self._store.cancel_job(
-            validation.namespace(request.namespace),
-            validation.entity_id(request.id),
-            actor=actor(context.invocation_metadata()),
+            namespace, validation.entity_id(request.id), actor=actor(context.invocation_metadata())
         )
+        # Its lease, if it had one, is void: the stream holding it has a free slot.
+        self._events.notify(voided_topic(namespace, job.queue))
         return job_to_proto(job, datetime.now(UTC))
 
     @unary

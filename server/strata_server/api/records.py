@@ -23,22 +23,47 @@ from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.core.update import parse_mask
-from strata_server.storage.ports import Events, RecordStore
+from strata_server.storage.ports import Events, Recheck, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH_IDS = 1000
 DEFAULT_SEARCH_PAGE = 20
 WATCH_BATCH = 500
 """Most audit entries a WatchRecords stream reads per query."""
-WATCH_FALLBACK_SECONDS = 1.0
-"""A watch re-reads this often without a wakeup: it covers replicas whose wakeups do
-not reach this one, and records removed by the background purge of expired ones."""
 
 _CHANGE_KINDS = {
     models.ChangeKind.CREATED: records_pb2.CHANGE_KIND_CREATED,
     models.ChangeKind.UPDATED: records_pb2.CHANGE_KIND_UPDATED,
     models.ChangeKind.DELETED: records_pb2.CHANGE_KIND_DELETED,
 }
+
+
+WATCH_RECHECK_SECONDS = 1.0
+"""How often a watched collection is re-checked for settled changes, one read per
+collection shared by all its watches. It covers what no wakeup announces: on
+PostgreSQL a change is read only once every older transaction of the cluster has
+ended (storage/postgres/changes.py), which may be after its own wakeup; writes on
+replicas whose wakeups do not reach this one."""
+
+
+class _Settled:
+    """A watched collection's re-check probe: its cursor after the newest settled
+    change, read from where the previous probe stopped."""
+
+    def __init__(self, store: RecordStore, namespace: str, collection: str) -> None:
+        self._store = store
+        self._namespace = namespace
+        self._collection = collection
+        self._cursor: str | None = None
+
+    async def __call__(self) -> str:
+        if self._cursor is None:
+            self._cursor = await self._store.changes_head(self._namespace)
+        batch = await self._store.record_changes(
+            self._namespace, self._collection, self._cursor, None, WATCH_BATCH
+        )
+        self._cursor = batch.cursor
+        return batch.cursor
 
 
 def records_topic(namespace: str, collection: str) -> str:
@@ -345,7 +370,11 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         filter = parse_filter(request.filter)
         # Listening before the first read: a write committed between a read that
         # found nothing and the wait still wakes the stream.
-        with self._events.listen(records_topic(namespace, collection)) as wakeups:
+        wake = records_topic(namespace, collection)
+        recheck = Recheck(
+            wake, _Settled(self._store, namespace, collection), every=WATCH_RECHECK_SECONDS
+        )
+        with self._events.listen(wake, recheck=recheck) as wakeups:
             cursor = request.from_cursor or await self._store.changes_head(namespace)
             # Reject a foreign cursor now, before telling the client where it starts.
             await self._store.record_changes(namespace, collection, cursor, filter, 1)
@@ -359,4 +388,4 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 advanced = batch.cursor != cursor
                 cursor = batch.cursor
                 if not advanced:
-                    await wakeups.wait(WATCH_FALLBACK_SECONDS)
+                    await wakeups.wait(None)

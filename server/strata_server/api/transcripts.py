@@ -7,7 +7,9 @@ size whatever the transcript's length, and each batch is written (awaited) befor
 the next is read, so a slow reader is never buffered ahead of. A follower listens
 on its transcript's events topic before it first reads: an append on any replica
 notifies that topic after it commits, and the follower re-reads the database (the
-wakeup carries no data). A lost wakeup costs at most FALLBACK_POLL_SECONDS.
+wakeup carries no data). An idle follower reads nothing: a wakeup that never came
+(the events channel between replicas was down) is covered by the transcript's
+re-check, one query shared by all its followers (storage/events/local.py).
 Between reads a follower holds no database connection, only its listener, which
 the `with` block releases however the stream ends (a cancelled call included).
 """
@@ -15,6 +17,7 @@ the `with` block releases however the stream ends (a cancelled call included).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -28,14 +31,10 @@ from strata_server.api.errors import streaming, unary
 from strata_server.core import entry_wire, errors, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
-from strata_server.storage.ports import Events, TranscriptStore
+from strata_server.storage.ports import Events, Recheck, TranscriptStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 ReadResponse = transcripts_pb2.ReadTranscriptResponse
-
-FALLBACK_POLL_SECONDS = 1.0
-"""A following stream re-checks this often without a wakeup: it covers replicas
-whose wakeups do not reach this one (the events channel is down)."""
 
 
 def topic(namespace: str, id: str) -> str:
@@ -220,7 +219,9 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         loop = asyncio.get_running_loop()
         # Listening before the first read: an append that commits between a read
         # that found nothing and the wait still wakes the stream.
-        with self._events.listen(topic(namespace, id)) as wakeups:
+        wake = topic(namespace, id)
+        recheck = Recheck(wake, functools.partial(self._version, namespace, id))
+        with self._events.listen(wake, recheck=recheck) as wakeups:
             transcript = await self._store.get_transcript(namespace, id)
             cursor = transcripts.start_seq(request.from_seq, transcript.next_seq)
             if cursor > transcript.next_seq and (not request.follow or transcript.sealed):
@@ -269,23 +270,35 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                         quiet_since = loop.time()
                     if not request.follow:
                         return
-                    heartbeat_due = quiet_since + self._heartbeat - loop.time()
-                    if heartbeat_due <= 0:
-                        yield _heartbeat(cursor)
-                        quiet_since = loop.time()
-                        heartbeat_due = self._heartbeat
-                    # A wakeup says "look again"; after a plain timeout only the cheap
-                    # state check runs, so idle followers cost one lookup per poll.
-                    look = bool(await wakeups.wait(min(FALLBACK_POLL_SECONDS, heartbeat_due)))
-                    # An RPC gRPC has ended (its client gone) stops here at the next poll,
-                    # without waiting for a write to fail.
-                    if context.done():
-                        return
+                    # Idle until a wakeup (an append, seal or delete on any replica, or
+                    # the topic's shared re-check): heartbeats only, no database read.
+                    while True:
+                        heartbeat_due = quiet_since + self._heartbeat - loop.time()
+                        if heartbeat_due <= 0:
+                            yield _heartbeat(cursor)
+                            quiet_since = loop.time()
+                            heartbeat_due = self._heartbeat
+                        woke = await wakeups.wait(heartbeat_due)
+                        # An RPC gRPC has ended (its client gone) stops here.
+                        if context.done():
+                            return
+                        if woke:
+                            break
+                    look = True
 
             finally:
                 if ahead is not None:  # the stream ended (or failed) with a read in flight
                     ahead.add_done_callback(_retrieve)
                     ahead.cancel()
+
+    async def _version(self, namespace: str, id: str) -> tuple[int, bool] | None:
+        """What the followers of a transcript re-check: its next seq and whether it is
+        sealed (None once it is gone)."""
+        try:
+            transcript = await self._store.get_transcript(namespace, id)
+        except errors.NotFound:
+            return None
+        return transcript.next_seq, transcript.sealed
 
     @unary
     async def SealTranscript(

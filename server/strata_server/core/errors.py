@@ -23,6 +23,9 @@ class StrataError(Exception):
     """Strata could not complete the request."""
 
     reason = "STRATA_ERROR"
+    retry_after: float | None = None
+    """Seconds after which a retry may succeed, sent as google.rpc.RetryInfo (None:
+    no advice)."""
 
     def __init__(
         self,
@@ -147,6 +150,29 @@ class RateLimited(StrataError):
             metadata={"principal": principal, "retry_after_seconds": f"{retry_after:.3f}"},
         )
         self.retry_after = retry_after
+
+
+class Overloaded(StrataError):
+    """The server is running as many requests as it allows; retry later."""
+
+    reason = "OVERLOADED"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, metadata=metadata)
+        self.retry_after = retry_after
+
+
+class QueryTimeout(StrataError):
+    """The query ran longer than the server allows one query to run; narrow it (a more
+    selective filter, a declared index, a smaller page)."""
+
+    reason = "QUERY_TIMEOUT"
 
 
 class Unavailable(StrataError):

@@ -269,6 +269,13 @@ class QueueStore(Protocol):
         under that token and unexpired: what a SubscribeJobs stream still holds."""
         ...
 
+    async def has_available(self, namespace: str, queue: str) -> bool:
+        """Whether the queue holds a job a lease could take now (ready and due, or
+        leased with its lease expired), paused or not: one indexed probe, the shared
+        re-check that wakes a queue's consumers when time, not a write, made a job
+        available (a scheduled job coming due, a lease expiring)."""
+        ...
+
     async def list_jobs(
         self,
         namespace: str,
@@ -434,11 +441,26 @@ class Cache(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """How to re-check one topic in the database: `probe` returns a value that
+    changes when the topic's listeners should look again (a transcript's next seq,
+    a namespace's change cursor); `every`, when set, is a fixed interval for probes
+    whose answer time alone changes (a job coming due), whatever the events
+    channel's state. Listeners of one topic must bring equivalent probes: the first
+    one's is used."""
+
+    topic: str
+    probe: Callable[[], Awaitable[object]]
+    every: float | None = None
+
+
 class Listener(Protocol):
     """Wakeups on a fixed set of topics, from `Events.listen` until `close`."""
 
-    async def wait(self, within: float) -> set[str]:
-        """Wait up to `within` seconds; the topics notified since the last wait."""
+    async def wait(self, within: float | None) -> set[str]:
+        """Wait up to `within` seconds (None: until woken); the topics notified
+        since the last wait."""
         ...
 
     def close(self) -> None:
@@ -612,7 +634,7 @@ class Events(Protocol):
     """Wakeups between replicas: "something changed on this topic, look again".
 
     Never a data channel: consumers re-read the database after a wakeup, so a lost
-    notification only delays work until the consumer's fallback poll.
+    notification only delays work until its topic's shared re-check (`Recheck`).
     """
 
     def notify(self, topic: str, *, announced: bool = False) -> None:
@@ -628,10 +650,12 @@ class Events(Protocol):
         the database. Saves the round trip of sending it after the commit."""
         ...
 
-    def listen(self, *topics: str) -> Listener:
+    def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
         """Start listening on `topics` now; `Listener.wait` then returns the topics
         notified since. Listen before checking the database, then wait: a notify
-        in between is not lost."""
+        in between is not lost. `recheck` covers the wakeups that may never come
+        (see storage/events/local.py): one probe per topic, shared by its listeners,
+        so a listener needs no timeout of its own to poll the database."""
         ...
 
     async def wait(self, topic: str, within: float) -> bool:
@@ -886,7 +910,8 @@ class Database(
 
     def pool_stats(self) -> Mapping[str, int]:
         """Connection pool figures for metrics, read without I/O: `size` (open),
-        `idle` and `waiting` (callers queued for a connection)."""
+        `idle`, `waiting` (callers queued for a connection) and `requests` (reads and
+        transactions run since the start)."""
         ...
 
     async def facts(self) -> ServerFacts:

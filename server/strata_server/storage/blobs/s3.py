@@ -85,7 +85,6 @@ STAGING = "staging/"
 MAX_COPY = 5 << 30
 """Largest object one server-side CopyObject may copy; larger ones are composed."""
 RETRIES = 2
-TIMEOUT = urllib3.Timeout(connect=3.0, read=60.0)
 _MISSING = frozenset({"NoSuchKey", "NoSuchObject", "NoSuchVersion"})
 
 
@@ -346,14 +345,24 @@ class S3BlobStore:
         secure: bool,
         region: str,
         max_object: int,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
     ) -> S3BlobStore:
         """A client for the endpoint; the bucket is created now if reachable, else on
-        first use (an unreachable S3 must not stop the records and queue from serving)."""
+        first use (an unreachable S3 must not stop the records and queue from serving).
+
+        A request waits `connect_timeout` seconds for its connection and `read_timeout`
+        for each read of the response. A read that times out is not retried (an S3
+        that froze mid-answer will not answer the retry sooner), so a frozen S3 costs
+        a caller about one read timeout, then UNAVAILABLE."""
         http = urllib3.PoolManager(
-            timeout=TIMEOUT,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             maxsize=32,
             retries=urllib3.Retry(
-                total=RETRIES, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
+                total=RETRIES,
+                read=0,
+                backoff_factor=0.1,
+                status_forcelist=(500, 502, 503, 504),
             ),
         )
         client = Minio(

@@ -15,9 +15,12 @@ waiters). Every payload starts with this process's origin token: the listener sk
 its own process's payloads, whose local waiters were woken already.
 
 Wakeups carry no data and a woken consumer re-reads the database, so losing some is
-harmless: while a connection is down (logged once per outage) they are dropped, and
-long polls fall back to their periodic re-check. Both connections reconnect with
-backoff; the listener LISTENs again on each new connection.
+harmless: while the listening connection is down (logged once per outage) wakeups
+from other replicas are missed, so the topics with listeners are re-checked at the
+degraded interval (storage/events/local.py), and every listener is woken once when
+the LISTEN is back. Topics the sender could not send are queued again and go out
+after it reconnects. Both connections reconnect with backoff; the listener LISTENs
+again on each new connection.
 """
 
 from __future__ import annotations
@@ -30,13 +33,14 @@ import psycopg
 import structlog
 from psycopg.rows import TupleRow
 
-from strata_server.storage.events.local import Listener, LocalEvents
+from strata_server.storage.events.local import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
 from strata_server.storage.events.relay import (
     POSTGRES_CHANNEL,
     READY_WITHIN,
     Backoff,
     Outbox,
 )
+from strata_server.storage.ports import Listener, Recheck
 from strata_server.storage.postgres.pool import conninfo
 
 log = structlog.get_logger("strata.events")
@@ -55,9 +59,18 @@ IDLE_CHECK_SECONDS = 10.0
 class PostgresEvents:
     """The `storage.ports.Events` port over LISTEN/NOTIFY; build it with `open`."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        degraded_seconds: float = DEGRADED_SECONDS,
+    ) -> None:
         self._conninfo = conninfo(dsn)
-        self._local = LocalEvents()
+        # Degraded until the first LISTEN is in place.
+        self._local = LocalEvents(
+            complete=False, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds
+        )
         self._outbox = Outbox()
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()
@@ -66,11 +79,18 @@ class PostgresEvents:
         self._closed = False
 
     @classmethod
-    async def open(cls, dsn: str, *, ready_within: float = READY_WITHIN) -> PostgresEvents:
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        ready_within: float = READY_WITHIN,
+        recheck_seconds: float = RECHECK_SECONDS,
+        degraded_seconds: float = DEGRADED_SECONDS,
+    ) -> PostgresEvents:
         """Start listening on the database at `dsn`. Returns once the first LISTEN is
         in place or has failed (then wakeups between replicas start when the
         connection does), or after `ready_within` seconds."""
-        events = cls(dsn)
+        events = cls(dsn, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
         events._tasks = [
             asyncio.create_task(events._listen(), name="strata-events-listen"),
             asyncio.create_task(events._send(), name="strata-events-send"),
@@ -102,9 +122,11 @@ class PostgresEvents:
         payload = self._origin + SEPARATOR + topic
         return payload if len(payload.encode()) <= MAX_PAYLOAD_BYTES else None
 
-    def listen(self, *topics: str) -> Listener:
-        """Start listening on `topics` now, for notifies from any replica."""
-        return self._local.listen(*topics)
+    def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
+        """Start listening on `topics` now, for notifies from any replica; `recheck`
+        is shared by the topic's listeners and runs at the degraded interval while
+        this replica's subscription is down."""
+        return self._local.listen(*topics, recheck=recheck)
 
     async def wait(self, topic: str, within: float) -> bool:
         """Wait up to `within` seconds for a notify on `topic`, from any replica."""
@@ -130,6 +152,7 @@ class PostgresEvents:
                 conn = await self._connect()
                 await conn.execute(f"LISTEN {CHANNEL}")
                 self._restored()
+                self._listening(True)
                 backoff.reset()
                 self._settled.set()
                 while True:
@@ -141,6 +164,7 @@ class PostgresEvents:
                     await conn.execute("SELECT 1")  # a dead connection shows here at the latest
             except psycopg.Error as error:
                 self._lost(error)
+                self._listening(False)
                 self._settled.set()
             finally:
                 if conn is not None:
@@ -164,6 +188,8 @@ class PostgresEvents:
                     backoff.reset()
                 except psycopg.Error as error:
                     self._lost(error)
+                    for topic in topics:  # sent after the reconnect, not dropped
+                        self._outbox.put(topic)
                     if conn is not None:
                         await conn.close()
                         conn = None
@@ -171,6 +197,12 @@ class PostgresEvents:
         finally:
             if conn is not None:
                 await conn.close()
+
+    def _listening(self, up: bool) -> None:
+        """The subscription is in place (wakeups from every replica arrive) or not
+        (they may be missed: topics are re-checked at the degraded interval, and
+        everyone is woken once when it is back)."""
+        self._local.set_degraded(not up)
 
     def _lost(self, error: psycopg.Error) -> None:
         if not self._down:

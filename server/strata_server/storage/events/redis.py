@@ -22,8 +22,9 @@ Measured on 2 cores, notify in one process to the wakeup in another, p50:
 from a sender task), 0.50-0.51 ms here.
 
 Redis holds no state here: while it is unreachable (logged once per outage) wakeups
-between replicas are dropped and long polls fall back to their periodic re-check;
-the listener resubscribes with backoff and wakeups resume when Redis is back.
+between replicas are missed, so the topics with listeners are re-checked at the
+degraded interval (storage/events/local.py); the listener resubscribes with backoff,
+and every listener is woken once when the subscription is back.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ import structlog
 from redis.asyncio import Redis
 
 from strata_server.storage import redis_client
-from strata_server.storage.events.local import Listener, LocalEvents
+from strata_server.storage.events.local import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
 from strata_server.storage.events.relay import READY_WITHIN, Backoff, Outbox
+from strata_server.storage.ports import Listener, Recheck
 from strata_server.storage.redis_wire import Connection, Endpoint, Held, command
 
 log = structlog.get_logger("strata.events")
@@ -53,9 +55,18 @@ PING = command("PING")
 class RedisEvents:
     """The `storage.ports.Events` port over Redis pub/sub; build it with `open`."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        recheck_seconds: float = RECHECK_SECONDS,
+        degraded_seconds: float = DEGRADED_SECONDS,
+    ) -> None:
         self._endpoint = endpoint
-        self._local = LocalEvents()
+        # Degraded until the first SUBSCRIBE is in place.
+        self._local = LocalEvents(
+            complete=False, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds
+        )
         self._publisher = Held(endpoint)
         self._outbox = Outbox()
         self._published_now: set[str] = set()  # topics published in this step
@@ -65,7 +76,14 @@ class RedisEvents:
         self._closed = False
 
     @classmethod
-    async def open(cls, redis: str | Redis, *, ready_within: float = READY_WITHIN) -> RedisEvents:
+    async def open(
+        cls,
+        redis: str | Redis,
+        *,
+        ready_within: float = READY_WITHIN,
+        recheck_seconds: float = RECHECK_SECONDS,
+        degraded_seconds: float = DEGRADED_SECONDS,
+    ) -> RedisEvents:
         """Subscribe at the Redis server at `redis` (a URL, or the process's client,
         whose settings are used). Returns once the subscription is in place or has
         failed (then wakeups between replicas start when Redis is reachable), or
@@ -78,7 +96,7 @@ class RedisEvents:
             await redis_client.close(client)  # it never connected: only its settings
         else:
             endpoint = Endpoint.of(redis)
-        events = cls(endpoint)
+        events = cls(endpoint, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
         events._tasks = [
             asyncio.create_task(events._listen(), name="strata-events-listen"),
             asyncio.create_task(events._send(), name="strata-events-send"),
@@ -115,9 +133,11 @@ class RedisEvents:
         """None: wakeups travel through Redis, not the database."""
         return None
 
-    def listen(self, *topics: str) -> Listener:
-        """Start listening on `topics` now, for notifies from any replica."""
-        return self._local.listen(*topics)
+    def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
+        """Start listening on `topics` now, for notifies from any replica; `recheck`
+        is shared by the topic's listeners and runs at the degraded interval while
+        this replica's subscription is down."""
+        return self._local.listen(*topics, recheck=recheck)
 
     async def wait(self, topic: str, within: float) -> bool:
         """Wait up to `within` seconds for a notify on `topic`, from any replica."""
@@ -144,6 +164,7 @@ class RedisEvents:
                 connection = await self._endpoint.connect(on_message=self._message)
                 await connection.send(command("SUBSCRIBE", CHANNEL))
                 self._restored()
+                self._listening(True)
                 backoff.reset()
                 self._settled.set()
                 while True:
@@ -153,6 +174,7 @@ class RedisEvents:
                     await connection.send(PING)  # fails once the connection is quiet too long
             except redis_client.UNREACHABLE as error:
                 self._lost(error)
+                self._listening(False)
                 self._settled.set()
             finally:
                 if connection is not None:
@@ -176,7 +198,15 @@ class RedisEvents:
                 except redis_client.UNREACHABLE as error:
                     if attempt == 2:
                         self._lost(error)
+                        for topic in topics:  # sent after the reconnect, not dropped
+                            self._outbox.put(topic)
                         await asyncio.sleep(backoff.next())
+
+    def _listening(self, up: bool) -> None:
+        """The subscription is in place (wakeups from every replica arrive) or not
+        (they may be missed: topics are re-checked at the degraded interval, and
+        everyone is woken once when it is back)."""
+        self._local.set_degraded(not up)
 
     def _lost(self, error: Exception) -> None:
         if not self._down:

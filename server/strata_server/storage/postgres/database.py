@@ -136,13 +136,21 @@ class PostgresDatabase:
         min_size: int = 2,
         max_size: int = 10,
         pool_timeout: float = 5.0,
+        statement_timeout: float = 0.0,
     ) -> PostgresDatabase:
         """Connect a pool of `min_size`..`max_size` connections to `dsn`.
 
         `pool_timeout` is how long a call waits for a free connection (and `open` for the
-        first ones) before raising Unavailable.
+        first ones) before raising Unavailable. `statement_timeout` (seconds, 0: none)
+        bounds every statement; one that runs longer fails with QueryTimeout.
         """
-        pool = await open_pool(dsn, min_size=min_size, max_size=max_size, pool_timeout=pool_timeout)
+        pool = await open_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            pool_timeout=pool_timeout,
+            statement_timeout=statement_timeout,
+        )
         return cls(pool, max_record_bytes=max_record_bytes)
 
     @property
@@ -424,6 +432,10 @@ class PostgresDatabase:
     async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
         """The ids of `leases` (job id -> token) still leased under their token."""
         return await self._run(lambda conn: job_queue.held_leases(conn, namespace, leases))
+
+    async def has_available(self, namespace: str, queue: str) -> bool:
+        """Whether a lease could take a job of the queue now."""
+        return await self._run(lambda conn: job_queue.has_available(conn, namespace, queue))
 
     async def list_jobs(
         self,
@@ -721,7 +733,13 @@ class PostgresDatabase:
     async def _build(self, path: tuple[str, ...]) -> None:
         try:
             async with self._pool.connection() as conn:
-                await indexes.build(conn, path)
+                # A build may take long on a big collection: no statement_timeout for
+                # it, and the session's own back before the pool hands it out again.
+                await conn.execute("SET statement_timeout = 0")
+                try:
+                    await indexes.build(conn, path)
+                finally:
+                    await conn.execute("RESET statement_timeout")
         except psycopg.Error as error:
             raise translate(error) from error
 
@@ -900,12 +918,15 @@ class PostgresDatabase:
         return await self._run(keep_and_read)
 
     def pool_stats(self) -> Mapping[str, int]:
-        """psycopg_pool's own figures: open connections, idle ones, queued callers."""
+        """psycopg_pool's own figures: open connections, idle ones, queued callers, and
+        the connections handed out since the start (`requests`: one per statement or
+        transaction)."""
         stats = self._pool.get_stats()
         return {
             "size": stats.get("pool_size", 0),
             "idle": stats.get("pool_available", 0),
             "waiting": stats.get("requests_waiting", 0),
+            "requests": stats.get("requests_num", 0),
         }
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRe
 from strata_server.core.errors import (
     Conflict,
     InvalidArgument,
+    QueryTimeout,
     QuotaExceeded,
     StrataError,
     TooLarge,
@@ -45,11 +46,15 @@ QUOTA_SQLSTATE = "SQ001"
 namespace as the error's DETAIL."""
 
 
-def conninfo(dsn: str) -> str:
-    """The DSN plus the session settings the adapter relies on (existing options kept)."""
+def conninfo(dsn: str, *, statement_timeout: float = 0.0) -> str:
+    """The DSN plus the session settings the adapter relies on (existing options kept):
+    UTC, and `statement_timeout` seconds as the session's statement_timeout (0: none)."""
     params = conninfo_to_dict(dsn)
     options = str(params.get("options") or "")
-    extra: dict[str, Any] = {"options": f"{options} -c TimeZone=UTC".strip()}
+    options = f"{options} -c TimeZone=UTC"
+    if statement_timeout > 0:
+        options += f" -c statement_timeout={max(1, round(statement_timeout * 1000))}"
+    extra: dict[str, Any] = {"options": options.strip()}
     if "connect_timeout" not in params:
         extra["connect_timeout"] = CONNECT_TIMEOUT
     if "application_name" not in params:
@@ -57,11 +62,19 @@ def conninfo(dsn: str) -> str:
     return make_conninfo(dsn, **extra)
 
 
-async def open_pool(dsn: str, *, min_size: int, max_size: int, pool_timeout: float) -> Pool:
+async def open_pool(
+    dsn: str,
+    *,
+    min_size: int,
+    max_size: int,
+    pool_timeout: float,
+    statement_timeout: float = 0.0,
+) -> Pool:
     """Open a pool and wait for `min_size` connections; Unavailable if the database
-    cannot be reached within `pool_timeout` seconds."""
+    cannot be reached within `pool_timeout` seconds. Every pooled session runs with
+    `statement_timeout` seconds (0: no limit)."""
     pool: Pool = AsyncConnectionPool(
-        conninfo(dsn),
+        conninfo(dsn, statement_timeout=statement_timeout),
         connection_class=psycopg.AsyncConnection[TupleRow],
         # prepare_threshold stays at psycopg's default (prepare a statement text on its
         # 5th use): the fixed statements pass prepare=True and are prepared on first
@@ -110,6 +123,12 @@ def translate(error: psycopg.Error) -> StrataError:
     if isinstance(error, pg_errors.UndefinedTable | pg_errors.UndefinedColumn):
         return Unavailable(
             f"the PostgreSQL database has no Strata schema ({error}): run `strata migrate`"
+        )
+    if isinstance(error, pg_errors.QueryCanceled) and "statement timeout" in str(error):
+        return QueryTimeout(
+            "the query ran longer than the server allows one query to run "
+            "(STRATA_DB_STATEMENT_TIMEOUT_SECONDS): narrow it with a more selective "
+            "filter, a declared index or a smaller page"
         )
     if isinstance(error, pg_errors.QueryCanceled):
         return Unavailable(f"PostgreSQL cancelled the statement ({error}); retry later")

@@ -577,6 +577,15 @@ async def held_leases(conn: Conn, namespace: str, leases: Mapping[str, str]) -> 
     return {row[0] for row in await cursor.fetchall()}
 
 
+async def has_available(conn: Conn, namespace: str, queue: str) -> bool:
+    """One indexed probe: does the queue hold a job a lease could take now?"""
+    cursor = await conn.execute(
+        q.HAS_AVAILABLE, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
 async def list_jobs(
     conn: Conn,
     namespace: str,

@@ -421,6 +421,20 @@ found by primary key, and checked behind the MATERIALIZED fence: offered the lea
 columns, the planner walks every unexpired lease of the namespace on a table whose
 statistics predate the leases."""
 
+HAS_AVAILABLE = """
+SELECT EXISTS (
+    SELECT 1 FROM jobs
+    WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
+      AND state = 'ready' AND run_time <= %(now)s::timestamptz
+) OR EXISTS (
+    SELECT 1 FROM jobs
+    WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
+      AND state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
+)
+"""
+"""Whether a lease could take a job of the queue now (the lease statement's ready
+and reclaimable branches, without their locks): the queue re-check of idle consumers."""
+
 _VISIBLE: dict[Visible | None, LiteralString] = {
     None: "TRUE",
     Visible.AVAILABLE: (

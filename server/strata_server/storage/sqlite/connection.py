@@ -144,6 +144,7 @@ class Connections:
         self._write_lock = asyncio.Lock()
         self._read_gate = self._write_lock if shared_memory else None
         self._closed = False
+        self._requests = 0  # statements and transactions run, for pool_stats
 
     @classmethod
     async def open(cls, path: str, *, readers: int, schema_sql: str | None = None) -> Connections:
@@ -181,6 +182,7 @@ class Connections:
     async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         """Run one read-only statement on a reader and return all its rows."""
         self._check_open()
+        self._requests += 1
         conn = await self._idle.get()
         try:
             with translated():
@@ -197,6 +199,7 @@ class Connections:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         self._check_open()
+        self._requests += 1
         async with self._write_lock:
             tx = Transaction(self._writer)
             try:
@@ -217,6 +220,7 @@ class Connections:
         """One reader inside a read transaction: every statement of the block sees the
         same committed state (WAL keeps it while the block lasts; writers go on)."""
         self._check_open()
+        self._requests += 1
         conn = await self._idle.get()
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -241,9 +245,15 @@ class Connections:
             self._idle.put_nowait(conn)
 
     def stats(self) -> dict[str, int]:
-        """Reader connections open and idle, and the writer's queued callers."""
+        """Reader connections open and idle, the writer's queued callers, and the reads
+        and transactions run since the start (`requests`)."""
         waiting = len(getattr(self._write_lock, "_waiters", None) or ())
-        return {"size": len(self._readers) + 1, "idle": self._idle.qsize(), "waiting": waiting}
+        return {
+            "size": len(self._readers) + 1,
+            "idle": self._idle.qsize(),
+            "waiting": waiting,
+            "requests": self._requests,
+        }
 
     async def close(self) -> None:
         """Close every connection; later calls raise Unavailable."""

@@ -302,6 +302,10 @@ class SqliteDatabase:
         """The ids of `leases` still leased under their token."""
         return await queues.held_leases(self._db, namespace, leases)
 
+    async def has_available(self, namespace: str, queue: str) -> bool:
+        """Whether a lease could take a job of the queue now."""
+        return await queues.has_available(self._db, namespace, queue)
+
     async def list_jobs(
         self,
         namespace: str,

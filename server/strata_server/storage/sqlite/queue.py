@@ -643,6 +643,18 @@ async def held_leases(db: Connections, namespace: str, leases: Mapping[str, str]
     return held
 
 
+async def has_available(db: Connections, namespace: str, queue: str) -> bool:
+    now_us = to_micros(_now())
+    rows = await db.fetchall(
+        "SELECT EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
+        " AND state = 'ready' AND run_time <= ?3)"
+        " OR EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
+        " AND state = 'leased' AND lease_expire_time <= ?3)",
+        (namespace, queue, now_us),
+    )
+    return bool(rows and rows[0][0])
+
+
 def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:
     """The (create_time micros, id) key of a page token; a datetime (as another
     backend's token may hold) is accepted too."""
