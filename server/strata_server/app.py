@@ -472,8 +472,6 @@ async def start(settings: Settings) -> Running:
         await blobs.close()
         await database.close()
 
-    # Every service, health and reflection included, registers through this: their
-    # handlers decode requests themselves, so bad bytes are INVALID_ARGUMENT.
     records_pb2_grpc.add_RecordServiceServicer_to_server(
         RecordService(caching.records, settings.max_record_bytes, events, tokens=tokens),
         server,

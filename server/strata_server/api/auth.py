@@ -347,7 +347,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             principal = await self._identify(rule, context)
             return await self._authorize(rule, principal, request)
         except StrataError as error:
-            await _refused(context, error, label, started)
+            await refuse(context, label, error, started)
             raise  # unreachable: refusing aborts the call
 
     # --- one wrapper per call shape --------------------------------------------------
@@ -405,12 +405,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             first = await anext(aiter(requests), None)
             return await self._authorize(rule, principal, first), first
         except StrataError as error:
-            await _refused(context, error, label, started)
+            await refuse(context, label, error, started)
             raise  # unreachable: refusing aborts the call
-
-
-async def _refused(context: Context, error: StrataError, label: str, started: float) -> None:
-    await refuse(context, label, error, started)
 
 
 async def _chained(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:

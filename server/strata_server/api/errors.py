@@ -63,9 +63,9 @@ def status_code(error: errors.StrataError) -> grpc.StatusCode:
 
 
 def _limit_details(error: errors.StrataError) -> list[message.Message]:
-    """google.rpc.QuotaFailure for a storage quota (RetryInfo is added for any error with a
-    retry_after, below): what
-    a client library reads to tell "delete data" from "wait and retry"."""
+    """google.rpc.QuotaFailure for a storage quota: what a client library reads to
+    tell "delete data" from "wait and retry" (RetryInfo, which to_status adds for
+    any error with a retry_after)."""
     if isinstance(error, errors.QuotaExceeded):
         violation = error_details_pb2.QuotaFailure.Violation(
             subject=f"namespace:{error.namespace}",
