@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from strata_server.core.codec import record_to_cache
 from strata_server.core.errors import NotFound, Unavailable
 from strata_server.core.models import Actor, CreateRecord, DeleteRecord, UpdateRecord
 from strata_server.storage import migrations, redis_client
@@ -299,3 +300,44 @@ async def test_redis_memory_warning(redis: RedisServer) -> None:
         await client.config_set("maxmemory", before["maxmemory"])
         await client.config_set("maxmemory-policy", before["maxmemory-policy"])
         await redis_client.close(client)
+
+
+async def test_a_write_in_an_outage_still_invalidates_a_restarted_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ns: str
+) -> None:
+    """Two replicas on one database and one Redis. Redis dies and restarts empty; the
+    writer's probe has not noticed yet (it counts the cache as down) while the reader
+    already uses the restarted cache. The reader's lease, placed before the write
+    commits, must not let it fill the row the write replaced."""
+    monkeypatch.setattr("strata_server.storage.cache.records.PROBE_SECONDS", 3600.0)
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    database = await SqliteDatabase.open(
+        str(tmp_path / "strata.db"), max_record_bytes=4096, schema_sql=migrations.memory_schema()
+    )
+    clients = [redis_client.connect(server.url, timeout=0.5) for _ in range(2)]
+    caches = [RedisCache(client) for client in clients]
+    writer, reader = (CachedRecordStore(database, c, RecordCachePolicy(60, {})) for c in caches)
+    try:
+        await writer.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
+        server.kill()
+        await writer.commit(ns, [UpdateRecord("c", "1", {"n": 2})], actor=ACTOR)
+        assert not writer.stats().available  # the failed invalidation is kept
+        server.start()
+        key = record_key("c", "1")
+        [lease] = await caches[1].lookup(ns, [key], LEASE)  # the reader's miss ...
+        old = await database.get_record(ns, "c", "1")  # ... reads version 2 ...
+        await writer.commit(ns, [UpdateRecord("c", "1", {"n": 3})], actor=ACTOR)
+        assert not writer.stats().available  # still down for the writer's probe
+        # ... and fills it after the writer acknowledged version 3.
+        await caches[1].fill(ns, [Fill(key, lease.lease or "", record_to_cache(old), 60)])
+        assert old.data == {"n": 2}
+        assert (await reader.get_record(ns, "c", "1")).data == {"n": 3}
+    finally:
+        for store in (writer, reader):
+            await store.close()
+        for cache, client in zip(caches, clients, strict=True):
+            await cache.close()
+            await redis_client.close(client)
+        await database.close()
+        server.stop()

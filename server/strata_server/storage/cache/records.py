@@ -21,9 +21,13 @@ Why no stale read after an acknowledged write, on any replica sharing the cache:
   the background purge invalidates the rows it removes.
 
 When the cache cannot be reached (logged once per outage, counted in `stats`),
-reads go to the database and invalidations are kept in memory; a probe retries the
-cache every PROBE_SECONDS and, once it answers, applies the kept invalidations
-before any read uses the cache again.
+reads go to the database; every write still tries its invalidation (another replica
+may be using a restarted cache already), and keeps it in memory when that fails. A
+probe retries the cache every PROBE_SECONDS and, once it answers, applies the kept
+invalidations before any read uses the cache again. What this cannot cover: a
+partition in which one replica cannot reach Redis while others can and Redis keeps
+its data; there the others may serve a record older than that replica's write until
+its probe gets through (or the entry's TTL ends). docs/caching.md says so.
 """
 
 from __future__ import annotations
@@ -279,22 +283,25 @@ class CachedRecordStore:
     async def forget_namespace(self, namespace: str) -> None:
         """Invalidate every cached record of a namespace (an import wrote behind this
         wrapper's back, possibly over many records); kept for later in an outage."""
-        if self._available:
-            try:
-                await self._cache.clear(namespace, "r:")
-                return
-            except Unavailable as error:
-                self._lost(error)
+        try:  # tried in an outage too, as in _invalidate
+            await self._cache.clear(namespace, "r:")
+            return
+        except Unavailable as error:
+            self._lost(error)
         self._clear.add(namespace)
         self._pending_count -= len(self._pending.pop(namespace, ()))
 
     async def _invalidate(self, namespace: str, keys: list[str]) -> None:
-        if self._available:
-            try:
-                await self._cache.delete(namespace, keys)
-                return
-            except Unavailable as error:
-                self._lost(error)
+        # Tried even while this replica counts the cache as down: another replica may
+        # already be reading and filling through a cache that came back (a restart)
+        # before this one's probe noticed, and a kept invalidation would let it fill
+        # a row older than this write. A delete that fails ran while the cache was
+        # unreachable from here, so before any lease a restarted cache now holds.
+        try:
+            await self._cache.delete(namespace, keys)
+            return
+        except Unavailable as error:
+            self._lost(error)
         self._keep(namespace, keys)
 
     def _keep(self, namespace: str, keys: list[str]) -> None:
