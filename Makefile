@@ -94,7 +94,7 @@ run: venv
 	$(BIN)/strata serve $(if $(LISTEN),--listen $(LISTEN))
 
 test: venv system-deps ts-build
-	$(BIN)/pytest -x -q -p no:cacheprovider
+	$(BIN)/pytest -x -q -p no:cacheprovider --durations=30
 
 # The fuzz suite of `make test` (tests/fuzz, 10,000 requests over both shapes), run
 # long: FUZZ_REQUESTS requests, FUZZ_SEED to explore other inputs than CI's. The
