@@ -25,7 +25,7 @@ from typing import Any, Final, TypeVar
 
 from strata_server.core import entry_wire
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOfRange, TooLarge
-from strata_server.core.jsontypes import JSON
+from strata_server.core.jsontypes import JSON, serialize
 from strata_server.core.validation import COLLECTION_RE
 
 ENTITY = "transcript"
@@ -210,9 +210,6 @@ def new_entry(
         )
     if "\x00" in content:
         raise InvalidArgument.field(f"{prefix}content", "must not contain the NUL character")
-    # Imported here: core.writes imports core.models, which imports this module.
-    from strata_server.core.writes import serialize
-
     data_json = serialize(data, max_bytes, f"{prefix}data", "entry data") if data else None
     size = len(role) + len(content.encode()) + (len(data_json.encode()) if data_json else 0)
     if size > max_bytes:

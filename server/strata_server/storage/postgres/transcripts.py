@@ -25,6 +25,7 @@ from typing import Any
 
 from strata_server.core import entry_wire
 from strata_server.core.errors import AlreadyExists, Conflict, NotFound
+from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.transcripts import (
     ENTRY_OVERHEAD,
@@ -45,7 +46,6 @@ from strata_server.core.transcripts import (
     transcript_from_json,
     transcript_to_json,
 )
-from strata_server.core.writes import dumps
 from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.postgres import transcript_queries as q
 from strata_server.storage.postgres.pool import Conn
