@@ -239,6 +239,14 @@ async def test_postgres_events_between_instances(database_url: Callable[[str], s
     second = await PostgresEvents.open(dsn)
     try:
         await _exercise(first, second)
+        # The listening connections name themselves (and are not the store's pool's).
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            cursor = await conn.execute(
+                "SELECT application_name FROM pg_stat_activity WHERE query = %s",
+                (f"LISTEN {POSTGRES_CHANNEL}",),
+            )
+            names = [row[0] for row in await cursor.fetchall()]
+        assert len(names) >= 2 and set(names) == {"strata-events"}, names
         # Its own notifications come back through LISTEN; they do not wake it twice.
         topic = f"queue:default:q{uuid.uuid4().hex[:8]}"
         first.notify(topic)

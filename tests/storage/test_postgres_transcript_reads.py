@@ -19,15 +19,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from strata_server.core import entry_wire
 from strata_server.core.errors import Unavailable
 from strata_server.core.models import Actor
 from strata_server.core.transcripts import (
     AppendEntries,
     NewTranscript,
-    encoded_batch,
     new_entry,
 )
+from strata_server.storage import entry_wire
 from strata_server.storage.postgres import PostgresDatabase
 from strata_server.storage.postgres import transcript_queries as q
 from tests.support.pg import PgServer
@@ -176,7 +175,7 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
         {"ns": ns},
     )
     # Compared as messages: a Struct's keys may come in another order from jsonb.
-    expected = sent(encoded_batch(rows))
+    expected = sent(entry_wire.encoded_batch(rows))
     stored = await db.read_batch(ns, id, 1, 1 << 20)
     assert sent(stored) == expected and len(expected) == 9
     assert [(e.seq, e.role, dict(e.data)) for e in sent(stored)][:2] == [

@@ -4,14 +4,14 @@ which read batches straight from an adapter."""
 from __future__ import annotations
 
 from strata.v1 import transcripts_pb2
-from strata_server.core import entry_wire
+from strata_server.api.batch_wire import batch_message
 from strata_server.core.transcripts import EntryBatch
 
 
 def sent(batch: EntryBatch | None) -> list[transcripts_pb2.Entry]:
     """The entries of the stream message ReadTranscript makes of `batch`."""
     assert batch is not None
-    message = entry_wire.batch_message(batch.wire, batch.next_seq)
+    message = batch_message(batch.wire, batch.next_seq)
     response = transcripts_pb2.ReadTranscriptResponse.FromString(message)
     assert response.batch.next_seq == batch.next_seq
     return list(response.batch.entries)

@@ -1,5 +1,6 @@
 """How a read's rows become a batch (`core.transcripts.fit_batch`) and the bytes of a
-stream message (`core.entry_wire`, stored with each entry and framed per batch):
+stream message (`storage/entry_wire.py`, stored with each entry, and
+`api/batch_wire.py`, which frames a batch):
 the hot path of ReadTranscript."""
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from strata.v1 import transcripts_pb2
+from strata_server.api import batch_wire
 from strata_server.api.convert import set_timestamp
 from strata_server.api.transcripts import ReadResponse, serialize_read_response
-from strata_server.core import entry_wire
-from strata_server.core.transcripts import Entry, encoded_batch, fit_batch, new_entry
+from strata_server.core.transcripts import Entry, fit_batch, new_entry
+from strata_server.storage import entry_wire
 
 T0 = datetime(2026, 12, 3, 7, 30, 15, 123456, tzinfo=UTC)
 
@@ -62,8 +64,8 @@ def batch_to_proto(entries: Sequence[Entry]) -> ReadResponse:
 
 def encode(entries: Sequence[Entry]) -> bytes:
     """What ReadTranscript sends for `entries`: their stored forms, framed."""
-    batch = encoded_batch(entries)
-    return entry_wire.batch_message(batch.wire, batch.next_seq)
+    batch = entry_wire.encoded_batch(entries)
+    return batch_wire.batch_message(batch.wire, batch.next_seq)
 
 
 def test_a_batch_gives_each_entry_its_own_time_and_data() -> None:
@@ -117,15 +119,17 @@ def test_an_appended_entry_body_is_the_request_entry_encoded() -> None:
     entry = new_entry("tool", "ran ✓", {"exit": 0, "out": ["a"]}, 1 << 20)
     sent = transcripts_pb2.Entry(role="tool", content="ran ✓")
     sent.data.update({"exit": 0, "out": ["a"]})
-    assert transcripts_pb2.Entry.FromString(entry.body) == sent
-    assert new_entry("user", "", None, 100).body == b"\x12\x04user"
+    body = entry_wire.entry_body(entry.role, entry.content, entry.data)
+    assert transcripts_pb2.Entry.FromString(body) == sent
+    assert entry_wire.entry_body("user", "", None) == b"\x12\x04user"
 
 
 def test_varint_is_the_protobuf_one() -> None:
-    assert entry_wire.varint(0) == b"\x00"
+    assert entry_wire.varint(0) == batch_wire._varint(0) == b"\x00"
     for value in (1, 127, 128, 300, 16383, 16384, 2**35, 2**63 - 1):
         message = transcripts_pb2.ReadTranscriptResponse.Batch(next_seq=value)
         assert entry_wire.varint(value) == message.SerializeToString()[1:], value
+        assert batch_wire._varint(value) == message.SerializeToString()[1:], value
 
 
 def test_a_read_response_serializes_batches_given_as_bytes() -> None:

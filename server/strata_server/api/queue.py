@@ -23,9 +23,9 @@ from strata_server.api.convert import (
 from strata_server.api.errors import status_code, streaming, unary
 from strata_server.api.handoff import Parked, Parking
 from strata_server.core import errors, queue, validation
+from strata_server.core.jsontypes import serialize
 from strata_server.core.models import Actor, Idempotency
 from strata_server.core.paging import PageTokens, page_size, query_digest
-from strata_server.core.writes import serialize
 from strata_server.storage.ports import Events, Listener, QueueStore, Recheck
 
 Context = grpc.aio.ServicerContext[Any, Any]

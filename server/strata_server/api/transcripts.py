@@ -26,9 +26,10 @@ import grpc
 from google.protobuf import empty_pb2
 
 from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
+from strata_server.api.batch_wire import batch_message
 from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.core import entry_wire, errors, transcripts, validation
+from strata_server.core import errors, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
@@ -248,8 +249,8 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                                 self._store.read_batch(namespace, id, cursor, max_bytes)
                             )
                             # The entries come in their stored wire form: framing them
-                            # is all the server does per batch (core/entry_wire.py).
-                            yield entry_wire.batch_message(batch.wire, batch.next_seq)
+                            # is all the server does per batch (api/batch_wire.py).
+                            yield batch_message(batch.wire, batch.next_seq)
                             told_up_to_date = False
                             quiet_since = loop.time()
                             continue

@@ -23,9 +23,8 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
-from strata_server.core import entry_wire
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOfRange, TooLarge
-from strata_server.core.jsontypes import JSON
+from strata_server.core.jsontypes import JSON, serialize
 from strata_server.core.validation import COLLECTION_RE
 
 ENTITY = "transcript"
@@ -84,15 +83,13 @@ class NewTranscript:
 @dataclass(frozen=True, slots=True)
 class NewEntry:
     """A validated entry to append; `data_json` is `data` serialized once, `size`
-    what it counts for in offsets and batches, and `body` its role, content and data
-    in their wire form (core.entry_wire: stored with the entry, so reads send it)."""
+    what it counts for in offsets and batches."""
 
     role: str
     content: str
     data: JSON | None
     data_json: str | None
     size: int
-    body: bytes
 
 
 Entry = tuple[int, str, str, JSON | None, datetime, int]
@@ -115,20 +112,10 @@ Row = TypeVar("Row", bound=tuple[Any, ...])
 @dataclass(frozen=True, slots=True)
 class EntryBatch:
     """Consecutive entries as ReadTranscript sends them: `wire` is their stored forms
-    one after another (core.entry_wire), `next_seq` the seq after the last."""
+    one after another (storage/entry_wire.py), `next_seq` the seq after the last."""
 
     wire: bytes
     next_seq: int
-
-
-def encoded_batch(entries: Sequence[Entry]) -> EntryBatch:
-    """A batch (of at least one entry) encoded here, for entries stored without their
-    wire form (appended before migration 0009)."""
-    wire = b"".join(
-        entry_wire.encode_entry(seq, role, content, data, create_time)
-        for seq, role, content, data, create_time, _size in entries
-    )
-    return EntryBatch(wire, entries[-1][SEQ] + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +197,6 @@ def new_entry(
         )
     if "\x00" in content:
         raise InvalidArgument.field(f"{prefix}content", "must not contain the NUL character")
-    # Imported here: core.writes imports core.models, which imports this module.
-    from strata_server.core.writes import serialize
-
     data_json = serialize(data, max_bytes, f"{prefix}data", "entry data") if data else None
     size = len(role) + len(content.encode()) + (len(data_json.encode()) if data_json else 0)
     if size > max_bytes:
@@ -222,8 +206,7 @@ def new_entry(
             metadata={"size": str(size), "limit": str(max_bytes)},
         )
     kept = data if data_json else None
-    body = entry_wire.entry_body(role, content, kept)
-    return NewEntry(role, content, kept, data_json, size + ENTRY_OVERHEAD, body)
+    return NewEntry(role, content, kept, data_json, size + ENTRY_OVERHEAD)
 
 
 def batch_bytes(requested: int) -> int:

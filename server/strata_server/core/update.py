@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 from strata_server.core.errors import InvalidArgument
-from strata_server.core.models import EXPIRE_TIME_PATH, JSON
+from strata_server.core.jsontypes import JSON
+from strata_server.core.models import EXPIRE_TIME_PATH
 
 _MISSING = object()
 

@@ -7,20 +7,15 @@ PostgreSQL cannot drift apart on versions, preconditions, merges or audit detail
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from strata_server.core.errors import (
     AlreadyExists,
-    InvalidArgument,
     NotFound,
-    TooLarge,
     VersionConflict,
 )
-from strata_server.core.jsontypes import JSON
+from strata_server.core.jsontypes import JSON, serialize
 from strata_server.core.models import (
     EXPIRE_TIME_PATH,
     CreateRecord,
@@ -57,41 +52,10 @@ class Outcome:
     delete: bool = False
 
 
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-"""`\\u0000` not itself escaped (an even run of backslashes before it)."""
-
-
-def dumps(data: Any) -> str:
-    """Compact JSON as stored in both dialects; NaN and infinities are refused since
-    JSON (and PostgreSQL's jsonb) has no such numbers."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def changed_fields(old: JSON, new: JSON) -> tuple[str, ...]:
     """Top-level data keys whose value differs, as `data.<key>`, sorted."""
     keys = set(old) | set(new)
     return tuple(sorted(f"data.{key}" for key in keys if old.get(key) != new.get(key)))
-
-
-def serialize(data: JSON, max_bytes: int, field: str = "data", what: str = "record data") -> str:
-    """The stored JSON text of a document, refusing what either shape cannot store
-    (NaN, infinities, NUL) and anything over `max_bytes`."""
-    try:
-        text = dumps(data)
-    except ValueError:
-        raise InvalidArgument.field(field, "numbers must be finite (no NaN or Infinity)") from None
-    # json.dumps escapes control characters, so a NUL shows as \u0000; PostgreSQL's
-    # jsonb cannot hold it, and both shapes must accept the same documents.
-    if _NUL_ESCAPE.search(text):
-        raise InvalidArgument.field(field, "strings must not contain the NUL character")
-    size = len(text.encode())
-    if size > max_bytes:
-        raise TooLarge(
-            f"{what} is {size} bytes, over the {max_bytes}-byte limit; "
-            "store large content as an artifact",
-            metadata={"size": str(size), "limit": str(max_bytes)},
-        )
-    return text
 
 
 def _live(current: Record | None, now: datetime) -> Record | None:

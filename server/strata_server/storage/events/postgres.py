@@ -31,6 +31,7 @@ from typing import TypeAlias
 
 import psycopg
 import structlog
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
 from strata_server.storage.events.local import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
@@ -41,7 +42,6 @@ from strata_server.storage.events.relay import (
     Outbox,
 )
 from strata_server.storage.ports import Listener, Recheck
-from strata_server.storage.postgres.pool import conninfo
 
 log = structlog.get_logger("strata.events")
 
@@ -54,6 +54,25 @@ SEPARATOR = "\x1f"
 """Between a payload's origin token and its topic (topics never hold it)."""
 IDLE_CHECK_SECONDS = 10.0
 """How long the listener waits for notifications before checking its connection."""
+CONNECT_SECONDS = 5
+"""libpq's connect timeout for the events connections, unless the DSN sets one."""
+APPLICATION_NAME = "strata-events"
+"""How the events connections show in pg_stat_activity, unless the DSN names one."""
+
+
+def events_conninfo(dsn: str) -> str:
+    """The DSN with a connect timeout (so a connect to a server that does not answer
+    fails in bounded time, and the backoff goes on) and an application name of its
+    own, unless it sets them. Built here, not taken from the store's pool: these two
+    connections run no caller's statement, so the pool's session settings (TimeZone,
+    statement_timeout) do not concern them, and this adapter needs nothing from the
+    PostgreSQL store (which imports this package's channel name)."""
+    given = conninfo_to_dict(dsn)
+    defaults: dict[str, str | int] = {
+        "connect_timeout": CONNECT_SECONDS,
+        "application_name": APPLICATION_NAME,
+    }
+    return make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in given})
 
 
 class PostgresEvents:
@@ -66,7 +85,7 @@ class PostgresEvents:
         recheck_seconds: float = RECHECK_SECONDS,
         degraded_seconds: float = DEGRADED_SECONDS,
     ) -> None:
-        self._conninfo = conninfo(dsn)
+        self._conninfo = events_conninfo(dsn)
         # Degraded until the first LISTEN is in place.
         self._local = LocalEvents(
             complete=False, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds

@@ -8,8 +8,9 @@ import random
 
 POSTGRES_CHANNEL = "strata_events"
 """The LISTEN/NOTIFY channel of events.postgres, which the PostgreSQL store also
-NOTIFYs on when a write carries its commit notice (here, so neither imports the
-other)."""
+NOTIFYs on when a write carries its commit notice. Here, in a module with no imports
+of its own, so that the store needs nothing else of this package, and events.postgres
+nothing of the store: the dependency goes one way."""
 MAX_PENDING = 1024
 """Most distinct topics queued for sending; beyond that a wakeup stays local."""
 BACKOFF_FIRST = 0.1

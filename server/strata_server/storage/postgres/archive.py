@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core import entry_wire
 from strata_server.core.archive import KINDS, ConflictPolicy, ImportCounts, Kind, split_conflicts
 from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
 from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
+from strata_server.storage import entry_wire
 from strata_server.storage.archive_params import SHAPES, Shape, dumps
 from strata_server.storage.archive_sql import export_table
 from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS

@@ -35,6 +35,7 @@ from strata_server.core.errors import (
     StrataError,
     with_write_index,
 )
+from strata_server.core.jsontypes import dumps
 from strata_server.core.models import (
     Actor,
     CreateRecord,
@@ -49,7 +50,7 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Job, NewJob
 from strata_server.core.transcripts import Appended, AppendEntries
-from strata_server.core.writes import dumps, plan_write
+from strata_server.core.writes import plan_write
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.pool import Conn

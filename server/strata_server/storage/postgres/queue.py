@@ -60,7 +60,7 @@ from strata_server.core.errors import (
     NotFound,
     StrataError,
 )
-from strata_server.core.jsontypes import JSON
+from strata_server.core.jsontypes import JSON, dumps, serialize
 from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
@@ -83,7 +83,6 @@ from strata_server.core.queue import (
     without_token,
 )
 from strata_server.core.validation import new_id
-from strata_server.core.writes import dumps, serialize
 from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
@@ -129,7 +128,7 @@ def _changed(old: Job, new: Job) -> str:
 
 def _payload_text(index: int, job: NewJob) -> str:
     """The stored JSON text of a job's payload, refusing what jsonb cannot hold (the
-    shared rules of core.writes.serialize; the API layer already applied the size
+    shared rules of core.jsontypes.serialize; the API layer already applied the size
     limit), tagged with the job's index."""
     try:
         return serialize(job.payload, sys.maxsize, "payload", "job payload")

@@ -88,7 +88,7 @@ SELECT first_seq, next_seq FROM advanced WHERE (SELECT count(*) FROM notified) >
 to one transcript queue up here (a waiting one re-reads next_seq once the one ahead
 commits) while appends to other transcripts go on in parallel; it advances next_seq
 and size_bytes only if the transcript is open and at `expected` (0: any). The
-entries get seqs first_seq.. and offsets from there, and their wire form (core.
+entries get seqs first_seq.. and offsets from there, and their wire form (storage.
 entry_wire.entry_field: the seq and the length put in here, around the body and the
 create_time field the caller encoded; OFFSET 0 keeps `fields` a column, so the length's
 strata_varint is inlined too: with the expression in its argument, PostgreSQL ran it

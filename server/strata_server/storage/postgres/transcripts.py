@@ -15,7 +15,7 @@ possible (`transcript_queries`):
 
 Reads are single statements on an autocommit connection; a batch is one keyset
 query over the offset index, bounded by bytes, that returns the batch's entries
-already joined in their stored wire form (`READ_WIRE`, core/entry_wire.py).
+already joined in their stored wire form (`READ_WIRE`, storage/entry_wire.py).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from strata_server.core import entry_wire
 from strata_server.core.errors import AlreadyExists, Conflict, NotFound
+from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.transcripts import (
     ENTRY_OVERHEAD,
@@ -38,14 +38,13 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
     appended_from_json,
     check_append,
-    encoded_batch,
     fit_batch,
     relative_offsets,
     total_size,
     transcript_from_json,
     transcript_to_json,
 )
-from strata_server.core.writes import dumps
+from strata_server.storage import entry_wire
 from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.postgres import transcript_queries as q
 from strata_server.storage.postgres.pool import Conn
@@ -174,7 +173,7 @@ async def append_in(
             "role": [entry.role for entry in entries],
             "content": [entry.content for entry in entries],
             "data": [entry.data_json for entry in entries],
-            "body": [entry.body for entry in entries],
+            "body": [entry_wire.entry_body(e.role, e.content, e.data) for e in entries],
             "time": entry_wire.time_field(at),
             "channel": EVENTS_CHANNEL,
             "notice": notice,
@@ -246,7 +245,7 @@ async def read_batch(
     # before it.)
     cursor = await conn.execute(q.READ, params, prepare=True, binary=True)
     entries: list[Entry] = fit_batch(await cursor.fetchall(), max_bytes)
-    return encoded_batch(entries) if entries else None
+    return entry_wire.encoded_batch(entries) if entries else None
 
 
 async def seal_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Transcript:

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core import entry_wire
 from strata_server.core.archive import (
     KINDS,
     ConflictPolicy,
@@ -26,6 +25,7 @@ from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatc
 from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
+from strata_server.storage import entry_wire
 from strata_server.storage.archive_params import SHAPES, Shape, dumps
 from strata_server.storage.archive_sql import export_table
 from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS

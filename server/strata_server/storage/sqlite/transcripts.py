@@ -17,7 +17,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core import entry_wire
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.transcripts import (
@@ -34,13 +33,13 @@ from strata_server.core.transcripts import (
     appended_from_json,
     appended_to_json,
     check_append,
-    encoded_batch,
     fit_batch,
     relative_offsets,
     total_size,
     transcript_from_json,
     transcript_to_json,
 )
+from strata_server.storage import entry_wire
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.records import match_expression
@@ -286,7 +285,11 @@ async def append_in(
                 entry.content,
                 entry.data_json,
                 now_us,
-                entry_wire.entry_field(next_seq + index, entry.body, time),
+                entry_wire.entry_field(
+                    next_seq + index,
+                    entry_wire.entry_body(entry.role, entry.content, entry.data),
+                    time,
+                ),
             )
             for index, entry in enumerate(append.entries)
         ],
@@ -352,7 +355,7 @@ async def read_batch(
         return None
     wires = [row[6] for row in rows]
     if None in wires:  # appended before migration 0009: no stored form
-        return encoded_batch([entry_from_row(row) for row in rows])
+        return entry_wire.encoded_batch([entry_from_row(row) for row in rows])
     return EntryBatch(b"".join(wires), rows[-1][0] + 1)
 
 

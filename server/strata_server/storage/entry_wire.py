@@ -1,5 +1,17 @@
-"""The protobuf wire form of transcript entries, kept beside each stored entry so
-that a ReadTranscript batch is a concatenation of stored bytes.
+"""The stored wire form of transcript entries: each entry is kept beside its columns
+as the protobuf bytes ReadTranscript sends for it, so that a batch is a
+concatenation of stored bytes.
+
+A storage encoding, as zstd is for blobs, and so here rather than in core: the bytes
+are a column both adapters write, and PostgreSQL writes part of them in SQL (the
+append statement puts each entry's seq and length around its body with
+`strata_varint`, migration 0009, mirroring `varint` here, and the tags of
+`Batch.entries` and `Entry.seq` are in that statement too). The field numbers are
+therefore constants, not looked up in the generated descriptor: stored bytes outlive
+any lookup, the protos' numbers can never change (buf breaking), and
+tests/unit/test_transcript_batches.py holds these bytes to what the protobuf
+library writes. Framing a batch into the stream message is the API's rendering
+(api/batch_wire.py).
 
 An entry never changes once appended (its seq and create_time are fixed by the
 append), so its encoding can be worked out once, at append time, instead of on
@@ -10,12 +22,10 @@ PostgreSQL adapter has the database concatenate a whole batch (`string_agg`), an
 the server copies one value per batch instead of building ~300 entries in Python:
 bench/transcripts.py has the figures (RESULTS.md, "transcripts").
 
-The appends know an entry's role, content and data (`entry_body`, worked out when
-the entry is validated) and the append's time (`time_field`); the seq is assigned
-where the append runs (PostgreSQL assigns it inside its one statement, with
-`strata_varint`, migration 0009, mirroring `varint` here). Entries appended before
-that migration have no stored form: the adapters encode them on read with
-`encode_entry`.
+An append encodes each entry's role, content and data (`entry_body`) and the
+append's time (`time_field`); the seq is assigned where the append runs. Entries
+appended before migration 0009 have no stored form: the adapters encode them on
+read (`encoded_batch`).
 
 Wire format (https://protobuf.dev/programming-guides/encoding/): a field is a tag
 byte `(number << 3) | wire_type`, then a varint (type 0), or a varint length and
@@ -26,19 +36,20 @@ bytes are the ones `SerializeToString` gives.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from google.protobuf import struct_pb2
 
 from strata_server.core.jsontypes import JSON
+from strata_server.core.transcripts import SEQ, Entry, EntryBatch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (1 << 64) - 1
 """A negative int64 is written as its two's complement, a 10-byte varint."""
 
-# ReadTranscriptResponse.batch and Batch.entries are both field 1 (bytes), next_seq 2.
-_BATCH = _ENTRIES = b"\x0a"
-_NEXT_SEQ = b"\x10"
+# Batch.entries: field 1, length-delimited.
+_ENTRIES = b"\x0a"
 # Entry: seq (1, varint), role (2), content (3), data (4), create_time (5).
 _SEQ, _ROLE, _CONTENT, _DATA, _CREATE_TIME = b"\x08", b"\x12", b"\x1a", b"\x22", b"\x2a"
 # Timestamp: seconds (1), nanos (2), both varints.
@@ -100,9 +111,11 @@ def encode_entry(
     return entry_field(seq, entry_body(role, content, data), time_field(create_time))
 
 
-def batch_message(entries: bytes, next_seq: int) -> bytes:
-    """A serialized ReadTranscriptResponse whose batch holds `entries` (concatenated
-    stored forms) and `next_seq`."""
-    tail = _NEXT_SEQ + varint(next_seq)
-    # One join: a batch may be megabytes, and `_field` would copy it twice.
-    return b"".join((_BATCH, varint(len(entries) + len(tail)), entries, tail))
+def encoded_batch(entries: Sequence[Entry]) -> EntryBatch:
+    """A batch (of at least one entry) encoded here, for entries stored without their
+    wire form (appended before migration 0009)."""
+    wire = b"".join(
+        encode_entry(seq, role, content, data, create_time)
+        for seq, role, content, data, create_time, _size in entries
+    )
+    return EntryBatch(wire, entries[-1][SEQ] + 1)
