@@ -43,8 +43,8 @@ from strata_server.api.artifacts import ArtifactService
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
 from strata_server.api.decoding import DecodingInterceptor
-from strata_server.api.queue import QueueService
-from strata_server.api.records import RecordService, records_topic
+from strata_server.api.queue_rpc import QueueService
+from strata_server.api.records import RecordService
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
@@ -55,6 +55,8 @@ from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
+from strata_server.services.queue_service import Queues
+from strata_server.services.topics import records_topic
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -504,7 +506,7 @@ async def start(settings: Settings) -> Running:
         server,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, events, settings.max_record_bytes, tokens=tokens), server
+        QueueService(Queues(database, events), settings.max_record_bytes, tokens=tokens), server
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
-from google.protobuf import empty_pb2, field_mask_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import empty_pb2
 
 from strata.v1 import records_pb2, records_pb2_grpc
 from strata_server.api.convert import (
     actor,
-    data_from_struct,
     fingerprint,
     record_to_proto,
     set_timestamp,
-    to_datetime,
 )
 from strata_server.api.errors import streaming, unary
+from strata_server.api.parse_writes import create_write, delete_write, update_write
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
-from strata_server.core.update import parse_mask
+from strata_server.services.topics import records_topic
 from strata_server.storage.ports import Events, Recheck, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -66,11 +64,6 @@ class _Settled:
         return batch.cursor
 
 
-def records_topic(namespace: str, collection: str) -> str:
-    """The events topic that wakes WatchRecords streams of one collection."""
-    return f"records:{namespace}:{collection}"
-
-
 def written_collections(writes: Iterable[models.Write | object]) -> set[str]:
     """The collections a batch of writes touches (the topics to notify)."""
     return {write.collection for write in writes if isinstance(write, models.RecordWrite)}
@@ -89,121 +82,6 @@ def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
     if change.record is not None:
         message.record.CopyFrom(record_to_proto(change.record))
     return message
-
-
-class _CreateShape(Protocol):
-    """CreateRecordRequest and CreateRecordWrite share these fields."""
-
-    @property
-    def collection(self) -> str: ...
-    @property
-    def record_id(self) -> str: ...
-    @property
-    def data(self) -> struct_pb2.Struct: ...
-    @property
-    def expire_time(self) -> timestamp_pb2.Timestamp: ...
-    def HasField(self, name: Any) -> bool: ...
-
-
-class _UpdateShape(Protocol):
-    """UpdateRecordRequest and UpdateRecordWrite share these fields."""
-
-    @property
-    def collection(self) -> str: ...
-    @property
-    def id(self) -> str: ...
-    @property
-    def data(self) -> struct_pb2.Struct: ...
-    @property
-    def update_mask(self) -> field_mask_pb2.FieldMask: ...
-    @property
-    def expected_version(self) -> int: ...
-    @property
-    def allow_missing(self) -> bool: ...
-    @property
-    def expire_time(self) -> timestamp_pb2.Timestamp: ...
-    def HasField(self, name: Any) -> bool: ...
-
-
-class _DeleteShape(Protocol):
-    """DeleteRecordRequest and DeleteRecordWrite share these fields."""
-
-    @property
-    def collection(self) -> str: ...
-    @property
-    def id(self) -> str: ...
-    @property
-    def expected_version(self) -> int: ...
-    @property
-    def allow_missing(self) -> bool: ...
-
-
-def _expire_time(message: _CreateShape | _UpdateShape, prefix: str) -> datetime | None:
-    value = to_datetime(
-        message.expire_time, message.HasField("expire_time"), f"{prefix}expire_time"
-    )
-    if value is not None and value <= datetime.now(UTC):
-        raise errors.InvalidArgument.field(f"{prefix}expire_time", "must be in the future")
-    return value
-
-
-def _expected_version(value: int, prefix: str) -> int | None:
-    if value < 0:
-        raise errors.InvalidArgument.field(f"{prefix}expected_version", "must not be negative")
-    return value or None
-
-
-def _data(value: struct_pb2.Struct, max_bytes: int, field: str) -> models.JSON:
-    # Cheap early refusal of grossly oversized data before converting it; the exact
-    # limit is enforced on the stored JSON by core.writes.
-    size = value.ByteSize()
-    if size > 4 * max_bytes:
-        raise errors.TooLarge(
-            f"record data is about {size} bytes, over the {max_bytes}-byte limit; "
-            "store large content as an artifact",
-            metadata={"size": str(size), "limit": str(max_bytes)},
-        )
-    return data_from_struct(value, field)
-
-
-def create_write(message: _CreateShape, max_bytes: int, prefix: str = "") -> models.CreateRecord:
-    """Validate a create (request or Commit write) into a domain write."""
-    collection = validation.collection(message.collection, f"{prefix}collection")
-    record_id = (
-        validation.entity_id(message.record_id, f"{prefix}record_id")
-        if message.record_id
-        else validation.new_id()
-    )
-    data = _data(message.data, max_bytes, f"{prefix}data")
-    return models.CreateRecord(collection, record_id, data, _expire_time(message, prefix))
-
-
-def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> models.UpdateRecord:
-    """Validate an update (request or Commit write) into a domain write."""
-    paths = (
-        parse_mask(list(message.update_mask.paths), f"{prefix}update_mask")
-        if message.update_mask.paths
-        else None
-    )
-    return models.UpdateRecord(
-        collection=validation.collection(message.collection, f"{prefix}collection"),
-        id=validation.entity_id(message.id, f"{prefix}id"),
-        data=_data(message.data, max_bytes, f"{prefix}data"),
-        paths=paths,
-        expected_version=_expected_version(message.expected_version, prefix),
-        allow_missing=message.allow_missing,
-        expire_time=_expire_time(message, prefix),
-    )
-
-
-def delete_write(message: _DeleteShape, prefix: str = "") -> models.DeleteRecord:
-    """Validate a delete (request or Commit write) into a domain write."""
-    return models.DeleteRecord(
-        collection=validation.collection(message.collection, f"{prefix}collection"),
-        id=validation.entity_id(message.id, f"{prefix}id"),
-        expected_version=_expected_version(message.expected_version, prefix),
-        allow_missing=message.allow_missing,
-    )
 
 
 class RecordService(records_pb2_grpc.RecordServiceServicer):

@@ -8,21 +8,21 @@ from typing import Any
 import grpc
 
 from strata.v1 import transaction_pb2, transaction_pb2_grpc, transcripts_pb2
-from strata_server.api.convert import actor, fingerprint, record_to_proto
+from strata_server.api.convert import actor, fingerprint, job_to_proto, record_to_proto
 from strata_server.api.errors import unary
-from strata_server.api.queue import job_to_proto, new_job, topic
-from strata_server.api.records import (
+from strata_server.api.parse_writes import (
+    append_write,
     create_write,
     delete_write,
-    records_topic,
+    new_job,
     update_write,
-    written_collections,
 )
-from strata_server.api.transcripts import append_write
-from strata_server.api.transcripts import topic as transcript_topic
+from strata_server.api.records import written_collections
 from strata_server.core import errors, models, validation
 from strata_server.core.queue import Job, NewJob
 from strata_server.core.transcripts import DEFAULT_MAX_ENTRY_BYTES, Appended, AppendEntries
+from strata_server.services.topics import queue_topic as topic
+from strata_server.services.topics import records_topic, transcript_topic
 from strata_server.storage.ports import Events, RecordStore
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -18,28 +18,25 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
 from google.protobuf import empty_pb2
 
-from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
-from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
+from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
+from strata_server.api.convert import actor, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
+from strata_server.api.parse_writes import append_write
 from strata_server.core import entry_wire, errors, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
+from strata_server.services.topics import transcript_topic as topic
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 ReadResponse = transcripts_pb2.ReadTranscriptResponse
-
-
-def topic(namespace: str, id: str) -> str:
-    """The events topic that wakes the followers of one transcript."""
-    return f"transcript:{namespace}:{id}"
 
 
 def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.Transcript:
@@ -72,47 +69,6 @@ def serialize_read_response(response: ReadResponse | bytes) -> bytes:
     """ReadTranscript's response serializer: batches come already encoded, the other
     messages (up_to_date, sealed, heartbeat) as messages."""
     return response if isinstance(response, bytes) else response.SerializeToString()
-
-
-def new_entries(
-    entries: Sequence[transcripts_pb2.Entry], max_entry_bytes: int, prefix: str = ""
-) -> list[transcripts.NewEntry]:
-    """Validate the entries of an append (alone or inside a Commit); errors carry
-    `entry_index`."""
-    if not 1 <= len(entries) <= transcripts.MAX_APPEND_ENTRIES:
-        raise errors.InvalidArgument.field(
-            f"{prefix}entries", f"must hold 1 to {transcripts.MAX_APPEND_ENTRIES} entries"
-        )
-    checked = []
-    for index, entry in enumerate(entries):
-        field = f"{prefix}entries[{index}]."
-        try:
-            data = data_from_struct(entry.data, f"{field}data") if entry.HasField("data") else None
-            checked.append(
-                transcripts.new_entry(entry.role, entry.content, data, max_entry_bytes, field)
-            )
-        except errors.StrataError as error:
-            error.metadata.setdefault("entry_index", str(index))
-            raise
-    return checked
-
-
-def append_write(
-    request: transcripts_pb2.AppendEntriesRequest | transaction_pb2.AppendEntriesWrite,
-    max_entry_bytes: int,
-    prefix: str = "",
-) -> transcripts.AppendEntries:
-    """Validate an append (an AppendEntries call, or a Commit's append write)."""
-    id = validation.entity_id(request.id, f"{prefix}id")
-    if request.expected_next_seq < 0:
-        raise errors.InvalidArgument.field(
-            f"{prefix}expected_next_seq", "must be positive (or 0 for no check)"
-        )
-    return transcripts.AppendEntries(
-        id,
-        new_entries(request.entries, max_entry_bytes, prefix),
-        request.expected_next_seq or None,
-    )
 
 
 class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
