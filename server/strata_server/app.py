@@ -44,7 +44,7 @@ from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
 from strata_server.api.decoding import DecodingInterceptor
 from strata_server.api.queue_rpc import QueueService
-from strata_server.api.records import RecordService
+from strata_server.api.records_rpc import RecordService
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
@@ -56,6 +56,7 @@ from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
 from strata_server.services.queue_service import Queues
+from strata_server.services.records_service import Records
 from strata_server.services.topics import records_topic
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
@@ -475,7 +476,7 @@ async def start(settings: Settings) -> Running:
         await database.close()
 
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(caching.records, settings.max_record_bytes, events, tokens=tokens),
+        RecordService(Records(caching.records, events), settings.max_record_bytes, tokens=tokens),
         server,
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(

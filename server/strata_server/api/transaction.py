@@ -17,7 +17,6 @@ from strata_server.api.parse_writes import (
     new_job,
     update_write,
 )
-from strata_server.api.records import written_collections
 from strata_server.core import errors, models, validation
 from strata_server.core.queue import Job, NewJob
 from strata_server.core.transcripts import DEFAULT_MAX_ENTRY_BYTES, Appended, AppendEntries
@@ -109,7 +108,7 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
         )
         for name in {write.queue for write in writes if isinstance(write, NewJob)}:
             self._events.notify(topic(namespace, name))
-        for collection in written_collections(writes):
+        for collection in {w.collection for w in writes if isinstance(w, models.RecordWrite)}:
             self._events.notify(records_topic(namespace, collection))
         for id in {write.id for write in writes if isinstance(write, AppendEntries)}:
             self._events.notify(transcript_topic(namespace, id))

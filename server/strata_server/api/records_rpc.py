@@ -1,8 +1,10 @@
-"""RecordService: validates requests, turns them into domain calls, and back."""
+"""RecordService: parses requests into record use cases (services/records_service.py)
+and renders their records and changes; nothing else."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -11,7 +13,7 @@ from google.protobuf import empty_pb2
 from strata.v1 import records_pb2, records_pb2_grpc
 from strata_server.api.convert import (
     actor,
-    fingerprint,
+    idempotency,
     record_to_proto,
     set_timestamp,
 )
@@ -20,53 +22,16 @@ from strata_server.api.parse_writes import create_write, delete_write, update_wr
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
-from strata_server.services.topics import records_topic
-from strata_server.storage.ports import Events, Recheck, RecordStore
+from strata_server.services.records_service import Records, WatchStarted
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_BATCH_IDS = 1000
 DEFAULT_SEARCH_PAGE = 20
-WATCH_BATCH = 500
-"""Most audit entries a WatchRecords stream reads per query."""
-
 _CHANGE_KINDS = {
     models.ChangeKind.CREATED: records_pb2.CHANGE_KIND_CREATED,
     models.ChangeKind.UPDATED: records_pb2.CHANGE_KIND_UPDATED,
     models.ChangeKind.DELETED: records_pb2.CHANGE_KIND_DELETED,
 }
-
-
-WATCH_RECHECK_SECONDS = 1.0
-"""How often a watched collection is re-checked for settled changes, one read per
-collection shared by all its watches. It covers what no wakeup announces: on
-PostgreSQL a change is read only once every older transaction of the cluster has
-ended (storage/postgres/changes.py), which may be after its own wakeup; writes on
-replicas whose wakeups do not reach this one."""
-
-
-class _Settled:
-    """A watched collection's re-check probe: its cursor after the newest settled
-    change, read from where the previous probe stopped."""
-
-    def __init__(self, store: RecordStore, namespace: str, collection: str) -> None:
-        self._store = store
-        self._namespace = namespace
-        self._collection = collection
-        self._cursor: str | None = None
-
-    async def __call__(self) -> str:
-        if self._cursor is None:
-            self._cursor = await self._store.changes_head(self._namespace)
-        batch = await self._store.record_changes(
-            self._namespace, self._collection, self._cursor, None, WATCH_BATCH
-        )
-        self._cursor = batch.cursor
-        return batch.cursor
-
-
-def written_collections(writes: Iterable[models.Write | object]) -> set[str]:
-    """The collections a batch of writes touches (the topics to notify)."""
-    return {write.collection for write in writes if isinstance(write, models.RecordWrite)}
 
 
 def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
@@ -85,36 +50,12 @@ def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
 
 
 class RecordService(records_pb2_grpc.RecordServiceServicer):
-    """gRPC face of a RecordStore."""
+    """gRPC face of the record use cases."""
 
-    def __init__(
-        self, store: RecordStore, max_record_bytes: int, events: Events, *, tokens: PageTokens
-    ) -> None:
-        self._store = store
+    def __init__(self, records: Records, max_record_bytes: int, *, tokens: PageTokens) -> None:
+        self._records = records
         self._tokens = tokens
         self._max_bytes = max_record_bytes
-        self._events = events
-
-    async def _write_one(
-        self,
-        namespace: str,
-        write: models.Write,
-        context: Context,
-        idempotency: models.Idempotency | None = None,
-    ) -> models.WriteResult:
-        try:
-            results = await self._store.commit(
-                namespace,
-                [write],
-                actor=actor(context.invocation_metadata()),
-                idempotency=idempotency,
-            )
-        except errors.StrataError as error:
-            error.metadata.pop("write_index", None)  # meaningful only for Commit
-            raise
-        assert isinstance(write, models.RecordWrite)
-        self._events.notify(records_topic(namespace, write.collection))
-        return results[0]
 
     @unary
     async def CreateRecord(
@@ -122,9 +63,12 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     ) -> records_pb2.Record:
         namespace = validation.namespace(request.namespace)
         write = create_write(request, self._max_bytes)
-        request_id = validation.request_id(request.request_id)
-        idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
-        result = await self._write_one(namespace, write, context, idempotency)
+        result = await self._records.write(
+            namespace,
+            write,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency(request),
+        )
         assert isinstance(result, models.Record)
         return record_to_proto(result)
 
@@ -132,7 +76,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     async def GetRecord(
         self, request: records_pb2.GetRecordRequest, context: Context
     ) -> records_pb2.Record:
-        record = await self._store.get_record(
+        record = await self._records.get(
             validation.namespace(request.namespace),
             validation.collection(request.collection),
             validation.entity_id(request.id),
@@ -153,7 +97,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 for index, value in enumerate(request.ids)
             )
         )
-        found = {r.id: r for r in await self._store.batch_get_records(namespace, collection, ids)}
+        found = {r.id: r for r in await self._records.batch_get(namespace, collection, ids)}
         return records_pb2.BatchGetRecordsResponse(
             records=[record_to_proto(found[i]) for i in ids if i in found],
             missing_ids=[i for i in ids if i not in found],
@@ -164,7 +108,11 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         self, request: records_pb2.UpdateRecordRequest, context: Context
     ) -> records_pb2.Record:
         namespace = validation.namespace(request.namespace)
-        result = await self._write_one(namespace, update_write(request, self._max_bytes), context)
+        result = await self._records.write(
+            namespace,
+            update_write(request, self._max_bytes),
+            actor=actor(context.invocation_metadata()),
+        )
         assert isinstance(result, models.Record)
         return record_to_proto(result)
 
@@ -173,7 +121,9 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         self, request: records_pb2.DeleteRecordRequest, context: Context
     ) -> empty_pb2.Empty:
         namespace = validation.namespace(request.namespace)
-        await self._write_one(namespace, delete_write(request), context)
+        await self._records.write(
+            namespace, delete_write(request), actor=actor(context.invocation_metadata())
+        )
         return empty_pb2.Empty()
 
     @unary
@@ -191,7 +141,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
             after, _ = self._tokens.decode(request.page_token, digest)
             if after is None or len(after) != len(order):
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
-        page = await self._store.list_records(
+        page = await self._records.list_records(
             namespace, models.ListQuery(collection, filter, order, limit, after)
         )
         return records_pb2.ListRecordsResponse(
@@ -207,7 +157,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     async def CountRecords(
         self, request: records_pb2.CountRecordsRequest, context: Context
     ) -> records_pb2.CountRecordsResponse:
-        count = await self._store.count_records(
+        count = await self._records.count(
             validation.namespace(request.namespace),
             validation.collection(request.collection),
             parse_filter(request.filter),
@@ -224,7 +174,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
         digest = query_digest("search", namespace, collection, text)
         offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
-        page = await self._store.search_records(
+        page = await self._records.search(
             namespace, models.SearchQuery(collection, text, limit, offset)
         )
         return records_pb2.SearchRecordsResponse(
@@ -246,24 +196,11 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection)
         filter = parse_filter(request.filter)
-        # Listening before the first read: a write committed between a read that
-        # found nothing and the wait still wakes the stream.
-        wake = records_topic(namespace, collection)
-        recheck = Recheck(
-            wake, _Settled(self._store, namespace, collection), every=WATCH_RECHECK_SECONDS
-        )
-        with self._events.listen(wake, recheck=recheck) as wakeups:
-            cursor = request.from_cursor or await self._store.changes_head(namespace)
-            # Reject a foreign cursor now, before telling the client where it starts.
-            await self._store.record_changes(namespace, collection, cursor, filter, 1)
-            yield records_pb2.WatchRecordsResponse(started=records_pb2.WatchStarted(cursor=cursor))
-            while True:
-                batch = await self._store.record_changes(
-                    namespace, collection, cursor, filter, WATCH_BATCH
-                )
-                for change in batch.changes:
+        changes = self._records.watch(namespace, collection, filter, request.from_cursor)
+        async with aclosing(changes):
+            async for change in changes:
+                if isinstance(change, WatchStarted):
+                    started = records_pb2.WatchStarted(cursor=change.cursor)
+                    yield records_pb2.WatchRecordsResponse(started=started)
+                else:
                     yield records_pb2.WatchRecordsResponse(change=change_to_proto(change))
-                advanced = batch.cursor != cursor
-                cursor = batch.cursor
-                if not advanced:
-                    await wakeups.wait(None)
