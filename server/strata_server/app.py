@@ -46,8 +46,8 @@ from strata_server.api.decoding import DecodingInterceptor
 from strata_server.api.queue_rpc import QueueService
 from strata_server.api.records_rpc import RecordService
 from strata_server.api.transaction import TransactionService
-from strata_server.api.transcripts import TranscriptService
-from strata_server.api.transcripts import add_to_server as add_transcript_service
+from strata_server.api.transcripts_rpc import TranscriptService
+from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
@@ -58,6 +58,7 @@ from strata_server.services.access import TokenAdmin, Verifier
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
 from strata_server.services.topics import records_topic
+from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -490,10 +491,8 @@ async def start(settings: Settings) -> Running:
     )
     add_transcript_service(
         TranscriptService(
-            database,
-            events,
+            Transcripts(database, events, heartbeat_seconds=settings.transcript_heartbeat_seconds),
             max_entry_bytes=settings.max_entry_bytes,
-            heartbeat_seconds=settings.transcript_heartbeat_seconds,
             tokens=tokens,
         ),
         server,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from strata.v1 import transcripts_pb2
 from strata_server.api.convert import set_timestamp
-from strata_server.api.transcripts import ReadResponse, serialize_read_response
+from strata_server.api.transcripts_rpc import ReadResponse, serialize_read_response
 from strata_server.core import entry_wire
 from strata_server.core.transcripts import Entry, encoded_batch, fit_batch, new_entry
 

@@ -1,39 +1,35 @@
-"""TranscriptService: validates requests, turns them into TranscriptStore calls, and
-streams transcripts to readers, live when they follow.
+"""TranscriptService: parses requests into transcript use cases
+(services/transcripts_service.py) and renders what they return; nothing else.
 
-A ReadTranscript stream keeps only a cursor (the next seq to deliver) and reads one
-byte-bounded batch at a time from the database, so memory is bounded by the batch
-size whatever the transcript's length, and each batch is written (awaited) before
-the next is read, so a slow reader is never buffered ahead of. A follower listens
-on its transcript's events topic before it first reads: an append on any replica
-notifies that topic after it commits, and the follower re-reads the database (the
-wakeup carries no data). An idle follower reads nothing: a wakeup that never came
-(the events channel between replicas was down) is covered by the transcript's
-re-check, one query shared by all its followers (storage/events/local.py).
-Between reads a follower holds no database connection, only its listener, which
-the `with` block releases however the stream ends (a cancelled call included).
+ReadTranscript's batches arrive as the entries' stored wire forms, so framing them
+is all this layer does per batch (core/entry_wire.py): they are sent as bytes, which
+is why this service registers itself (`add_to_server`) instead of through the
+generated function.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from contextlib import aclosing
+from datetime import datetime
 from typing import Any, cast
 
 import grpc
 from google.protobuf import empty_pb2
 
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
-from strata_server.api.convert import actor, fingerprint, set_timestamp
+from strata_server.api.convert import actor, idempotency, set_timestamp
 from strata_server.api.errors import streaming, unary
 from strata_server.api.parse_writes import append_write
 from strata_server.core import entry_wire, errors, transcripts, validation
-from strata_server.core.models import Idempotency
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
-from strata_server.services.topics import transcript_topic as topic
-from strata_server.storage.ports import Events, Recheck, TranscriptStore
+from strata_server.services.transcripts_service import (
+    Heartbeat,
+    ReadItem,
+    Sealed,
+    Transcripts,
+    UpToDate,
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 ReadResponse = transcripts_pb2.ReadTranscriptResponse
@@ -58,13 +54,6 @@ def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.T
     return message
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    """Consume the outcome of a read no one awaits, so its error is not logged as
-    never retrieved."""
-    if not task.cancelled():
-        task.exception()
-
-
 def serialize_read_response(response: ReadResponse | bytes) -> bytes:
     """ReadTranscript's response serializer: batches come already encoded, the other
     messages (up_to_date, sealed, heartbeat) as messages."""
@@ -72,22 +61,14 @@ def serialize_read_response(response: ReadResponse | bytes) -> bytes:
 
 
 class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
-    """gRPC face of a TranscriptStore, with followers woken through an Events port."""
+    """gRPC face of the transcript use cases."""
 
     def __init__(
-        self,
-        store: TranscriptStore,
-        events: Events,
-        *,
-        max_entry_bytes: int,
-        heartbeat_seconds: float,
-        tokens: PageTokens,
+        self, transcripts: Transcripts, *, max_entry_bytes: int, tokens: PageTokens
     ) -> None:
-        self._store = store
+        self._transcripts = transcripts
         self._tokens = tokens
-        self._events = events
         self._max_entry_bytes = max_entry_bytes
-        self._heartbeat = heartbeat_seconds
 
     @unary
     async def CreateTranscript(
@@ -100,10 +81,11 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             else validation.new_id()
         )
         new = transcripts.new_transcript(id, request.owner, request.title, request.labels)
-        request_id = validation.request_id(request.request_id)
-        idempotency = Idempotency(request_id, fingerprint(request)) if request_id else None
-        transcript = await self._store.create_transcript(
-            namespace, new, actor=actor(context.invocation_metadata()), idempotency=idempotency
+        transcript = await self._transcripts.create(
+            namespace,
+            new,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency(request),
         )
         return transcript_to_proto(transcript)
 
@@ -111,7 +93,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     async def GetTranscript(
         self, request: transcripts_pb2.GetTranscriptRequest, context: Context
     ) -> transcripts_pb2.Transcript:
-        transcript = await self._store.get_transcript(
+        transcript = await self._transcripts.get(
             validation.namespace(request.namespace), validation.entity_id(request.id)
         )
         return transcript_to_proto(transcript)
@@ -134,7 +116,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                 or not isinstance(after[1], str)
             ):
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
-        page = await self._store.list_transcripts(namespace, owner, limit, after)
+        page = await self._transcripts.list_transcripts(namespace, owner, limit, after)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
             next_page_token=self._tokens.encode(digest, tuple(page.last_key))
@@ -148,19 +130,12 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     ) -> transcripts_pb2.AppendEntriesResponse:
         namespace = validation.namespace(request.namespace)
         append = append_write(request, self._max_entry_bytes)
-        request_id = validation.request_id(request.request_id)
-        idempotency = Idempotency(request_id, fingerprint(request)) if request_id else None
-        wake = topic(namespace, append.id)
-        # With PostgreSQL events the append's own commit tells the other replicas.
-        notice = self._events.commit_notice(wake)
-        appended = await self._store.append_entries(
+        appended = await self._transcripts.append(
             namespace,
             append,
             actor=actor(context.invocation_metadata()),
-            idempotency=idempotency,
-            notice=notice,
+            idempotency=idempotency(request),
         )
-        self._events.notify(wake, announced=notice is not None)
         return transcripts_pb2.AppendEntriesResponse(
             first_seq=appended.first_seq, next_seq=appended.next_seq
         )
@@ -172,89 +147,17 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         namespace = validation.namespace(request.namespace)
         id = validation.entity_id(request.id)
         max_bytes = transcripts.batch_bytes(request.max_batch_bytes)
-        loop = asyncio.get_running_loop()
-        # Listening before the first read: an append that commits between a read
-        # that found nothing and the wait still wakes the stream.
-        wake = topic(namespace, id)
-        recheck = Recheck(wake, functools.partial(self._version, namespace, id))
-        with self._events.listen(wake, recheck=recheck) as wakeups:
-            transcript = await self._store.get_transcript(namespace, id)
-            cursor = transcripts.start_seq(request.from_seq, transcript.next_seq)
-            if cursor > transcript.next_seq and (not request.follow or transcript.sealed):
-                raise transcripts.past_end(id, cursor, transcript.next_seq)
-            told_up_to_date = False  # for the current cursor
-            quiet_since = loop.time()  # when the stream last sent anything
-            look = True  # whether entries may be waiting at the cursor
-            ahead: asyncio.Task[transcripts.EntryBatch | None] | None = None  # the next batch
-            try:
-                while True:
-                    if look:
-                        if ahead is not None:
-                            batch, ahead = await ahead, None
-                        else:
-                            batch = await self._store.read_batch(namespace, id, cursor, max_bytes)
-                        if batch is not None:
-                            cursor = batch.next_seq
-                            # Read the next batch while this one is written, so the
-                            # write and the database round trip no longer take turns:
-                            # bench/transcripts.py on 200k entries, 64 KiB / 1 MiB
-                            # batches, 143k/136k -> 165k/155k entries/s. At most two
-                            # batches are held, so memory stays bounded.
-                            ahead = asyncio.create_task(
-                                self._store.read_batch(namespace, id, cursor, max_bytes)
-                            )
-                            # The entries come in their stored wire form: framing them
-                            # is all the server does per batch (core/entry_wire.py).
-                            yield entry_wire.batch_message(batch.wire, batch.next_seq)
-                            told_up_to_date = False
-                            quiet_since = loop.time()
-                            continue
-                    # Nothing at the cursor: where does the transcript stand? (NotFound
-                    # once it is deleted, which ends the stream with that error.)
-                    transcript = await self._store.get_transcript(namespace, id)
-                    if transcript.next_seq > cursor:
-                        look = True  # committed between the two reads
-                        continue
-                    if transcript.sealed:
-                        yield _sealed(transcript)
-                        return
-                    if cursor == transcript.next_seq and not told_up_to_date:
-                        yield ReadResponse(
-                            up_to_date=ReadResponse.UpToDate(next_seq=transcript.next_seq)
-                        )
-                        told_up_to_date = True
-                        quiet_since = loop.time()
-                    if not request.follow:
-                        return
-                    # Idle until a wakeup (an append, seal or delete on any replica, or
-                    # the topic's shared re-check): heartbeats only, no database read.
-                    while True:
-                        heartbeat_due = quiet_since + self._heartbeat - loop.time()
-                        if heartbeat_due <= 0:
-                            yield _heartbeat(cursor)
-                            quiet_since = loop.time()
-                            heartbeat_due = self._heartbeat
-                        woke = await wakeups.wait(heartbeat_due)
-                        # An RPC gRPC has ended (its client gone) stops here.
-                        if context.done():
-                            return
-                        if woke:
-                            break
-                    look = True
-
-            finally:
-                if ahead is not None:  # the stream ended (or failed) with a read in flight
-                    ahead.add_done_callback(_retrieve)
-                    ahead.cancel()
-
-    async def _version(self, namespace: str, id: str) -> tuple[int, bool] | None:
-        """What the followers of a transcript re-check: its next seq and whether it is
-        sealed (None once it is gone)."""
-        try:
-            transcript = await self._store.get_transcript(namespace, id)
-        except errors.NotFound:
-            return None
-        return transcript.next_seq, transcript.sealed
+        items = self._transcripts.read(
+            namespace,
+            id,
+            request.from_seq,
+            max_bytes,
+            follow=request.follow,
+            ended=context.done,  # an RPC gRPC has ended (its client gone) stops
+        )
+        async with aclosing(items):
+            async for item in items:
+                yield _read_response(item)
 
     @unary
     async def SealTranscript(
@@ -262,10 +165,9 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     ) -> transcripts_pb2.Transcript:
         namespace = validation.namespace(request.namespace)
         id = validation.entity_id(request.id)
-        transcript = await self._store.seal_transcript(
+        transcript = await self._transcripts.seal(
             namespace, id, actor=actor(context.invocation_metadata())
         )
-        self._events.notify(topic(namespace, id))
         return transcript_to_proto(transcript)
 
     @unary
@@ -274,10 +176,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     ) -> empty_pb2.Empty:
         namespace = validation.namespace(request.namespace)
         id = validation.entity_id(request.id)
-        await self._store.delete_transcript(
-            namespace, id, actor=actor(context.invocation_metadata())
-        )
-        self._events.notify(topic(namespace, id))
+        await self._transcripts.delete(namespace, id, actor=actor(context.invocation_metadata()))
         return empty_pb2.Empty()
 
     @unary
@@ -290,7 +189,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         limit = page_size(request.page_size)
         digest = query_digest("transcript-search", namespace, text, request.id)
         offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
-        page = await self._store.search_transcripts(
+        page = await self._transcripts.search(
             namespace, transcripts.TranscriptSearch(text, limit, offset, id)
         )
         next_offset = offset + limit
@@ -310,6 +209,17 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         return response
 
 
+def _read_response(item: ReadItem) -> ReadResponse | bytes:
+    """One item of a read as the wire message (a batch already serialized)."""
+    if isinstance(item, transcripts.EntryBatch):
+        return entry_wire.batch_message(item.wire, item.next_seq)
+    if isinstance(item, UpToDate):
+        return ReadResponse(up_to_date=ReadResponse.UpToDate(next_seq=item.next_seq))
+    if isinstance(item, Sealed):
+        return _sealed(item.transcript)
+    return _heartbeat(item)
+
+
 def _sealed(transcript: transcripts.Transcript) -> ReadResponse:
     sealed = ReadResponse.Sealed(next_seq=transcript.next_seq)
     if transcript.seal_time is not None:
@@ -317,9 +227,9 @@ def _sealed(transcript: transcripts.Transcript) -> ReadResponse:
     return ReadResponse(sealed=sealed)
 
 
-def _heartbeat(cursor: int) -> ReadResponse:
-    heartbeat = ReadResponse.Heartbeat(next_seq=cursor)
-    set_timestamp(heartbeat.time, datetime.now(UTC))
+def _heartbeat(item: Heartbeat) -> ReadResponse:
+    heartbeat = ReadResponse.Heartbeat(next_seq=item.next_seq)
+    set_timestamp(heartbeat.time, item.time)
     return ReadResponse(heartbeat=heartbeat)
 
 
