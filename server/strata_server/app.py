@@ -41,11 +41,11 @@ from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.auth import AuthInterceptor
-from strata_server.api.cache import CacheService
+from strata_server.api.cache_rpc import CacheService
 from strata_server.api.decoding import DecodingInterceptor
 from strata_server.api.queue_rpc import QueueService
 from strata_server.api.records_rpc import RecordService
-from strata_server.api.transaction import TransactionService
+from strata_server.api.transaction_rpc import TransactionService
 from strata_server.api.transcripts_rpc import TranscriptService
 from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
@@ -55,6 +55,7 @@ from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
+from strata_server.services.commit_service import Commits
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
 from strata_server.services.topics import records_topic
@@ -482,9 +483,8 @@ async def start(settings: Settings) -> Running:
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
-            caching.records,
+            Commits(caching.records, events),
             settings.max_record_bytes,
-            events,
             max_entry_bytes=settings.max_entry_bytes,
         ),
         server,
