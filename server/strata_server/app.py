@@ -58,7 +58,7 @@ from strata_server.services.access import TokenAdmin, Verifier
 from strata_server.services.commit_service import Commits
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
-from strata_server.services.topics import records_topic
+from strata_server.services.topics import Wakeups
 from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
@@ -522,7 +522,7 @@ async def start(settings: Settings) -> Running:
     async def purged(refs: Sequence[RecordRef]) -> None:
         # Removed records are changes too: wake the watches of their collections.
         for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
-            events.notify(records_topic(namespace, collection))
+            Wakeups(events).records_changed(namespace, [collection])
         await caching.forget(refs)
 
     cleanup = Cleanup(

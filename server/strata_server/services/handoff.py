@@ -78,6 +78,10 @@ class Parking:
             if not waiting:
                 del self._parked[namespace, queue]
 
+    def count(self, namespace: str, queue: str) -> int:
+        """How many consumers are parked on the queue."""
+        return len(self._parked.get((namespace, queue), ()))
+
     def take(self, namespace: str, queue: str) -> Parked | None:
         """The longest-parked consumer on the queue, now reserved for the caller, who
         must resolve its `taken`; None when none is parked there."""
@@ -99,6 +103,10 @@ class HandOff:
         self._wakeups = wakeups
         self._parking = Parking()
         self._releases: set[asyncio.Task[None]] = set()
+
+    def parked(self, namespace: str, queue: str) -> int:
+        """How many consumers on the queue an enqueue here could hand a job to now."""
+        return self._parking.count(namespace, queue)
 
     def take(self, namespace: str, queue: str) -> Parked | None:
         """Reserve the longest-parked consumer on the queue for an enqueue (which must

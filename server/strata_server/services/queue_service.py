@@ -168,6 +168,11 @@ class Queues:
                         held[job.id] = job.lease_token or ""
                         yield job
 
+    def parked(self, namespace: str, name: str) -> int:
+        """How many consumers of the queue wait parked on this replica, for an enqueue
+        here to hand its job to (tests and diagnostics)."""
+        return self._handoff.parked(namespace, name)
+
     def _due_check(self, namespace: str, name: str) -> Recheck:
         """The queue's shared re-check: whether a lease could take a job now."""
         return Recheck(

@@ -152,7 +152,3 @@ class Wakeups:
         )
         for id in {write.id for write in writes if isinstance(write, AppendEntries)}:
             self._events.notify(transcript_topic(namespace, id))
-
-    def tokens_revoked(self) -> None:
-        """A token was revoked: every replica forgets what it knew of tokens."""
-        self._events.notify(TOKENS_REVOKED)
