@@ -41,13 +41,13 @@ from strata_server.api.admin import AdminService, Backends
 from strata_server.api.archive import NamespaceTransfer
 from strata_server.api.artifacts import ArtifactService
 from strata_server.api.auth import AuthInterceptor
-from strata_server.api.cache import CacheService
+from strata_server.api.cache_rpc import CacheService
 from strata_server.api.decoding import DecodingInterceptor
-from strata_server.api.queue import QueueService
-from strata_server.api.records import RecordService, records_topic
-from strata_server.api.transaction import TransactionService
-from strata_server.api.transcripts import TranscriptService
-from strata_server.api.transcripts import add_to_server as add_transcript_service
+from strata_server.api.queue_rpc import QueueService
+from strata_server.api.records_rpc import RecordService
+from strata_server.api.transaction_rpc import TransactionService
+from strata_server.api.transcripts_rpc import TranscriptService
+from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
 from strata_server.cleanup import Cleanup, schedule
 from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
@@ -55,6 +55,11 @@ from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
+from strata_server.services.commit_service import Commits
+from strata_server.services.queue_service import Queues
+from strata_server.services.records_service import Records
+from strata_server.services.topics import Wakeups
+from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -473,24 +478,21 @@ async def start(settings: Settings) -> Running:
         await database.close()
 
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(caching.records, settings.max_record_bytes, events, tokens=tokens),
+        RecordService(Records(caching.records, events), settings.max_record_bytes, tokens=tokens),
         server,
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
-            caching.records,
+            Commits(caching.records, events),
             settings.max_record_bytes,
-            events,
             max_entry_bytes=settings.max_entry_bytes,
         ),
         server,
     )
     add_transcript_service(
         TranscriptService(
-            database,
-            events,
+            Transcripts(database, events, heartbeat_seconds=settings.transcript_heartbeat_seconds),
             max_entry_bytes=settings.max_entry_bytes,
-            heartbeat_seconds=settings.transcript_heartbeat_seconds,
             tokens=tokens,
         ),
         server,
@@ -504,7 +506,7 @@ async def start(settings: Settings) -> Running:
         server,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(database, events, settings.max_record_bytes, tokens=tokens), server
+        QueueService(Queues(database, events), settings.max_record_bytes, tokens=tokens), server
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(
@@ -520,7 +522,7 @@ async def start(settings: Settings) -> Running:
     async def purged(refs: Sequence[RecordRef]) -> None:
         # Removed records are changes too: wake the watches of their collections.
         for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
-            events.notify(records_topic(namespace, collection))
+            Wakeups(events).records_changed(namespace, [collection])
         await caching.forget(refs)
 
     cleanup = Cleanup(

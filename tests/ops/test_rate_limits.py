@@ -23,13 +23,15 @@ from grpc_status import rpc_status
 
 from strata.v1 import records_pb2, records_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.auth import AuthInterceptor
-from strata_server.api.records import RecordService
-from strata_server.api.transcripts import TranscriptService
-from strata_server.api.transcripts import add_to_server as add_transcript_service
+from strata_server.api.records_rpc import RecordService
+from strata_server.api.transcripts_rpc import TranscriptService
+from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
 from strata_server.core.access import ALL_NAMESPACES, Principal, Role
 from strata_server.core.errors import Unauthenticated
 from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
+from strata_server.services.records_service import Records
+from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.ports import RateLimiter
@@ -67,11 +69,13 @@ async def serve(
     server = grpc.aio.server(interceptors=[interceptor])
     events = LocalEvents()
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(database, 1 << 20, events, tokens=PAGE_TOKENS), server
+        RecordService(Records(database, events), 1 << 20, tokens=PAGE_TOKENS), server
     )
     add_transcript_service(
         TranscriptService(
-            database, events, max_entry_bytes=1 << 20, heartbeat_seconds=5, tokens=PAGE_TOKENS
+            Transcripts(database, events, heartbeat_seconds=5),
+            max_entry_bytes=1 << 20,
+            tokens=PAGE_TOKENS,
         ),
         server,
     )

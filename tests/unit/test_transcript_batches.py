@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from strata.v1 import transcripts_pb2
 from strata_server.api import batch_wire
 from strata_server.api.convert import set_timestamp
-from strata_server.api.transcripts import ReadResponse, serialize_read_response
+from strata_server.api.transcripts_rpc import ReadResponse, serialize_read_response
 from strata_server.core.transcripts import Entry, fit_batch, new_entry
 from strata_server.storage import entry_wire
 

@@ -1,4 +1,5 @@
-"""Protobuf <-> domain conversions for the record-shaped messages."""
+"""Protobuf <-> domain conversions every servicer shares: times, JSON data, records
+and jobs (a Commit returns both), request fingerprints and the audit actor."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
-from strata.v1 import records_pb2
-from strata_server.core import access, errors, models
+from strata.v1 import queue_pb2, records_pb2
+from strata_server.core import access, errors, models, queue, validation
 
 # The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31, UTC.
 _MIN_SECONDS = -62135596800
@@ -126,6 +127,52 @@ def record_to_proto(record: models.Record) -> records_pb2.Record:
     return message
 
 
+_STATES = {
+    queue.Visible.AVAILABLE: queue_pb2.JOB_STATE_AVAILABLE,
+    queue.Visible.SCHEDULED: queue_pb2.JOB_STATE_SCHEDULED,
+    queue.Visible.LEASED: queue_pb2.JOB_STATE_LEASED,
+    queue.Visible.COMPLETED: queue_pb2.JOB_STATE_COMPLETED,
+    queue.Visible.DEAD: queue_pb2.JOB_STATE_DEAD,
+    queue.Visible.CANCELLED: queue_pb2.JOB_STATE_CANCELLED,
+}
+VISIBLE = {value: key for key, value in _STATES.items()}
+"""The visible job state of each wire enum value (ListJobs' filter)."""
+
+
+def job_state(state: queue.Visible) -> queue_pb2.JobState.ValueType:
+    """The wire enum of a visible job state."""
+    return _STATES[state]
+
+
+def job_to_proto(job: queue.Job, now: datetime) -> queue_pb2.Job:
+    """A domain job as the wire message, with its state as seen at `now`."""
+    message = queue_pb2.Job(
+        namespace=job.namespace,
+        queue=job.queue,
+        id=job.id,
+        state=_STATES[job.visible_state(now)],
+        priority=job.priority,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        lease_token=job.lease_token or "",
+        last_error=job.last_error or "",
+        unique_key=job.unique_key or "",
+    )
+    message.payload.update(job.payload)
+    if job.result is not None:
+        message.result.update(job.result)
+    set_timestamp(message.run_time, job.run_time)
+    set_timestamp(message.create_time, job.create_time)
+    set_timestamp(message.update_time, job.update_time)
+    if job.lease_expire_time is not None:
+        set_timestamp(message.lease_expire_time, job.lease_expire_time)
+    if job.finish_time is not None:
+        set_timestamp(message.finish_time, job.finish_time)
+    if job.retry_backoff is not None:
+        message.retry_backoff.FromTimedelta(job.retry_backoff)
+    return message
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -144,6 +191,13 @@ def fingerprint(request: Message) -> str:
     copy.CopyFrom(request)
     copy.ClearField("request_id")
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
+
+
+def idempotency(request: Any) -> models.Idempotency | None:
+    """How a create, enqueue, append or Commit is recognised when retried: by its
+    `request_id` and what it asks; None when it names no request id."""
+    request_id = validation.request_id(request.request_id)
+    return models.Idempotency(request_id, fingerprint(request)) if request_id else None
 
 
 def actor(metadata: Any) -> models.Actor:

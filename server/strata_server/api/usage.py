@@ -5,7 +5,7 @@ of them at once, so a blob named from two namespaces counts once)."""
 from __future__ import annotations
 
 from strata.v1 import admin_pb2
-from strata_server.api.queue import job_state
+from strata_server.api.convert import job_state
 from strata_server.core import models, queue
 
 

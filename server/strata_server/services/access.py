@@ -31,11 +31,12 @@ from strata_server.core.access import Principal
 from strata_server.core.errors import StrataError, Unauthenticated
 from strata_server.core.models import Actor, Page
 from strata_server.core.tokens import NewToken, Token, new_secret, secret_hash, well_formed
+from strata_server.services.topics import TOKENS_REVOKED
 from strata_server.storage.ports import Events, TokenStore
 
 log = structlog.get_logger("strata.access")
 
-TOPIC = "tokens:revoked"
+TOPIC = TOKENS_REVOKED
 """The events topic a revocation is announced on."""
 MAX_KNOWN = 100_000
 """Most tokens (and, separately, unknown secrets) a verifier remembers; past it the

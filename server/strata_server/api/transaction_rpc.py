@@ -1,4 +1,6 @@
-"""TransactionService: several writes, all or nothing."""
+"""TransactionService: parses a Commit's writes with the same builders as the
+single-write RPCs (api/parse_writes.py), commits them through the Commit use case,
+and renders each result."""
 
 from __future__ import annotations
 
@@ -8,22 +10,19 @@ from typing import Any
 import grpc
 
 from strata.v1 import transaction_pb2, transaction_pb2_grpc, transcripts_pb2
-from strata_server.api.convert import actor, fingerprint, record_to_proto
+from strata_server.api.convert import actor, idempotency, job_to_proto, record_to_proto
 from strata_server.api.errors import unary
-from strata_server.api.queue import job_to_proto, new_job, topic
-from strata_server.api.records import (
+from strata_server.api.parse_writes import (
+    append_write,
     create_write,
     delete_write,
-    records_topic,
+    new_job,
     update_write,
-    written_collections,
 )
-from strata_server.api.transcripts import append_write
-from strata_server.api.transcripts import topic as transcript_topic
 from strata_server.core import errors, models, validation
-from strata_server.core.queue import Job, NewJob
-from strata_server.core.transcripts import DEFAULT_MAX_ENTRY_BYTES, Appended, AppendEntries
-from strata_server.storage.ports import Events, RecordStore
+from strata_server.core.queue import Job
+from strata_server.core.transcripts import DEFAULT_MAX_ENTRY_BYTES, Appended
+from strata_server.services.commit_service import Commits
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_WRITES = 1000
@@ -69,21 +68,18 @@ def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteR
 
 
 class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
-    """gRPC face of RecordStore.commit; wakes consumers of the queues it enqueued to,
-    watchers of the collections it wrote and followers of the transcripts it appended to."""
+    """gRPC face of Commit (services/commit_service.py)."""
 
     def __init__(
         self,
-        store: RecordStore,
+        commits: Commits,
         max_record_bytes: int,
-        events: Events,
         *,
         max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
     ) -> None:
-        self._store = store
+        self._commits = commits
         self._max_bytes = max_record_bytes
         self._max_entry_bytes = max_entry_bytes
-        self._events = events
 
     @unary
     async def Commit(
@@ -99,19 +95,11 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
             _write(write, i, self._max_bytes, self._max_entry_bytes, now)
             for i, write in enumerate(request.writes)
         ]
-        request_id = validation.request_id(request.request_id)
-        idempotency = models.Idempotency(request_id, fingerprint(request)) if request_id else None
-        results = await self._store.commit(
+        results = await self._commits.commit(
             namespace,
             writes,
             actor=actor(context.invocation_metadata()),
-            idempotency=idempotency,
+            idempotency=idempotency(request),
         )
-        for name in {write.queue for write in writes if isinstance(write, NewJob)}:
-            self._events.notify(topic(namespace, name))
-        for collection in written_collections(writes):
-            self._events.notify(records_topic(namespace, collection))
-        for id in {write.id for write in writes if isinstance(write, AppendEntries)}:
-            self._events.notify(transcript_topic(namespace, id))
         seen = datetime.now(UTC)  # after the store stamped the new jobs
         return transaction_pb2.CommitResponse(results=[_result(result, seen) for result in results])

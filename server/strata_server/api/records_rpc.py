@@ -1,0 +1,206 @@
+"""RecordService: parses requests into record use cases (services/records_service.py)
+and renders their records and changes; nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+from strata.v1 import records_pb2, records_pb2_grpc
+from strata_server.api.convert import (
+    actor,
+    idempotency,
+    record_to_proto,
+    set_timestamp,
+)
+from strata_server.api.errors import streaming, unary
+from strata_server.api.parse_writes import create_write, delete_write, update_write
+from strata_server.core import errors, models, validation
+from strata_server.core.filters import parse_filter, parse_order_by
+from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
+from strata_server.services.records_service import Records, WatchStarted
+
+Context = grpc.aio.ServicerContext[Any, Any]
+MAX_BATCH_IDS = 1000
+DEFAULT_SEARCH_PAGE = 20
+_CHANGE_KINDS = {
+    models.ChangeKind.CREATED: records_pb2.CHANGE_KIND_CREATED,
+    models.ChangeKind.UPDATED: records_pb2.CHANGE_KIND_UPDATED,
+    models.ChangeKind.DELETED: records_pb2.CHANGE_KIND_DELETED,
+}
+
+
+def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
+    """A domain change as the wire message."""
+    message = records_pb2.RecordChange(
+        kind=_CHANGE_KINDS[change.kind],
+        collection=change.collection,
+        record_id=change.record_id,
+        version=change.version,
+        cursor=change.cursor,
+    )
+    set_timestamp(message.time, change.time)
+    if change.record is not None:
+        message.record.CopyFrom(record_to_proto(change.record))
+    return message
+
+
+class RecordService(records_pb2_grpc.RecordServiceServicer):
+    """gRPC face of the record use cases."""
+
+    def __init__(self, records: Records, max_record_bytes: int, *, tokens: PageTokens) -> None:
+        self._records = records
+        self._tokens = tokens
+        self._max_bytes = max_record_bytes
+
+    @unary
+    async def CreateRecord(
+        self, request: records_pb2.CreateRecordRequest, context: Context
+    ) -> records_pb2.Record:
+        namespace = validation.namespace(request.namespace)
+        write = create_write(request, self._max_bytes)
+        result = await self._records.write(
+            namespace,
+            write,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency(request),
+        )
+        assert isinstance(result, models.Record)
+        return record_to_proto(result)
+
+    @unary
+    async def GetRecord(
+        self, request: records_pb2.GetRecordRequest, context: Context
+    ) -> records_pb2.Record:
+        record = await self._records.get(
+            validation.namespace(request.namespace),
+            validation.collection(request.collection),
+            validation.entity_id(request.id),
+        )
+        return record_to_proto(record)
+
+    @unary
+    async def BatchGetRecords(
+        self, request: records_pb2.BatchGetRecordsRequest, context: Context
+    ) -> records_pb2.BatchGetRecordsResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        if len(request.ids) > MAX_BATCH_IDS:
+            raise errors.InvalidArgument.field("ids", f"at most {MAX_BATCH_IDS} ids per call")
+        ids = list(
+            dict.fromkeys(
+                validation.entity_id(value, f"ids[{index}]")
+                for index, value in enumerate(request.ids)
+            )
+        )
+        found = {r.id: r for r in await self._records.batch_get(namespace, collection, ids)}
+        return records_pb2.BatchGetRecordsResponse(
+            records=[record_to_proto(found[i]) for i in ids if i in found],
+            missing_ids=[i for i in ids if i not in found],
+        )
+
+    @unary
+    async def UpdateRecord(
+        self, request: records_pb2.UpdateRecordRequest, context: Context
+    ) -> records_pb2.Record:
+        namespace = validation.namespace(request.namespace)
+        result = await self._records.write(
+            namespace,
+            update_write(request, self._max_bytes),
+            actor=actor(context.invocation_metadata()),
+        )
+        assert isinstance(result, models.Record)
+        return record_to_proto(result)
+
+    @unary
+    async def DeleteRecord(
+        self, request: records_pb2.DeleteRecordRequest, context: Context
+    ) -> empty_pb2.Empty:
+        namespace = validation.namespace(request.namespace)
+        await self._records.write(
+            namespace, delete_write(request), actor=actor(context.invocation_metadata())
+        )
+        return empty_pb2.Empty()
+
+    @unary
+    async def ListRecords(
+        self, request: records_pb2.ListRecordsRequest, context: Context
+    ) -> records_pb2.ListRecordsResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        filter = parse_filter(request.filter)
+        order = parse_order_by(request.order_by)
+        limit = page_size(request.page_size)
+        digest = query_digest("list", namespace, collection, request.filter, request.order_by)
+        after = None
+        if request.page_token:
+            after, _ = self._tokens.decode(request.page_token, digest)
+            if after is None or len(after) != len(order):
+                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        page = await self._records.list_records(
+            namespace, models.ListQuery(collection, filter, order, limit, after)
+        )
+        return records_pb2.ListRecordsResponse(
+            records=[record_to_proto(record) for record in page.items],
+            next_page_token=(
+                self._tokens.encode(digest, tuple(page.last_key))
+                if page.last_key is not None
+                else ""
+            ),
+        )
+
+    @unary
+    async def CountRecords(
+        self, request: records_pb2.CountRecordsRequest, context: Context
+    ) -> records_pb2.CountRecordsResponse:
+        count = await self._records.count(
+            validation.namespace(request.namespace),
+            validation.collection(request.collection),
+            parse_filter(request.filter),
+        )
+        return records_pb2.CountRecordsResponse(count=count)
+
+    @unary
+    async def SearchRecords(
+        self, request: records_pb2.SearchRecordsRequest, context: Context
+    ) -> records_pb2.SearchRecordsResponse:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        text = validation.search_query(request.query)
+        limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
+        digest = query_digest("search", namespace, collection, text)
+        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
+        page = await self._records.search(
+            namespace, models.SearchQuery(collection, text, limit, offset)
+        )
+        return records_pb2.SearchRecordsResponse(
+            hits=[
+                records_pb2.SearchHit(record=record_to_proto(hit.record), score=hit.score)
+                for hit in page.items
+            ],
+            next_page_token=(
+                self._tokens.encode(digest, offset=offset + limit)
+                if page.last_key is not None and offset + limit <= MAX_OFFSET
+                else ""
+            ),
+        )
+
+    @streaming
+    async def WatchRecords(
+        self, request: records_pb2.WatchRecordsRequest, context: Context
+    ) -> AsyncIterator[records_pb2.WatchRecordsResponse]:
+        namespace = validation.namespace(request.namespace)
+        collection = validation.collection(request.collection)
+        filter = parse_filter(request.filter)
+        changes = self._records.watch(namespace, collection, filter, request.from_cursor)
+        async with aclosing(changes):
+            async for change in changes:
+                if isinstance(change, WatchStarted):
+                    started = records_pb2.WatchStarted(cursor=change.cursor)
+                    yield records_pb2.WatchRecordsResponse(started=started)
+                else:
+                    yield records_pb2.WatchRecordsResponse(change=change_to_proto(change))

@@ -1,0 +1,271 @@
+"""TranscriptService: parses requests into transcript use cases
+(services/transcripts_service.py) and renders what they return; nothing else.
+
+ReadTranscript's batches arrive as the entries' stored wire forms, so framing them
+is all this layer does per batch (api/batch_wire.py): they are sent as bytes, which
+is why this service registers itself (`add_to_server`) instead of through the
+generated function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any, cast
+
+import grpc
+from google.protobuf import empty_pb2
+
+from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
+from strata_server.api.batch_wire import batch_message
+from strata_server.api.convert import actor, idempotency, set_timestamp
+from strata_server.api.errors import streaming, unary
+from strata_server.api.parse_writes import append_write
+from strata_server.core import errors, transcripts, validation
+from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
+from strata_server.services.transcripts_service import (
+    Heartbeat,
+    ReadItem,
+    Sealed,
+    Transcripts,
+    UpToDate,
+)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+ReadResponse = transcripts_pb2.ReadTranscriptResponse
+
+
+def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.Transcript:
+    """A domain transcript as the wire message."""
+    message = transcripts_pb2.Transcript(
+        namespace=transcript.namespace,
+        id=transcript.id,
+        owner=transcript.owner,
+        title=transcript.title,
+        labels=dict(transcript.labels),
+        next_seq=transcript.next_seq,
+        size_bytes=transcript.size_bytes,
+        sealed=transcript.sealed,
+    )
+    set_timestamp(message.create_time, transcript.create_time)
+    set_timestamp(message.update_time, transcript.update_time)
+    if transcript.seal_time is not None:
+        set_timestamp(message.seal_time, transcript.seal_time)
+    return message
+
+
+def serialize_read_response(response: ReadResponse | bytes) -> bytes:
+    """ReadTranscript's response serializer: batches come already encoded, the other
+    messages (up_to_date, sealed, heartbeat) as messages."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
+    """gRPC face of the transcript use cases."""
+
+    def __init__(
+        self, transcripts: Transcripts, *, max_entry_bytes: int, tokens: PageTokens
+    ) -> None:
+        self._transcripts = transcripts
+        self._tokens = tokens
+        self._max_entry_bytes = max_entry_bytes
+
+    @unary
+    async def CreateTranscript(
+        self, request: transcripts_pb2.CreateTranscriptRequest, context: Context
+    ) -> transcripts_pb2.Transcript:
+        namespace = validation.namespace(request.namespace)
+        id = (
+            validation.entity_id(request.transcript_id, "transcript_id")
+            if request.transcript_id
+            else validation.new_id()
+        )
+        new = transcripts.new_transcript(id, request.owner, request.title, request.labels)
+        transcript = await self._transcripts.create(
+            namespace,
+            new,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency(request),
+        )
+        return transcript_to_proto(transcript)
+
+    @unary
+    async def GetTranscript(
+        self, request: transcripts_pb2.GetTranscriptRequest, context: Context
+    ) -> transcripts_pb2.Transcript:
+        transcript = await self._transcripts.get(
+            validation.namespace(request.namespace), validation.entity_id(request.id)
+        )
+        return transcript_to_proto(transcript)
+
+    @unary
+    async def ListTranscripts(
+        self, request: transcripts_pb2.ListTranscriptsRequest, context: Context
+    ) -> transcripts_pb2.ListTranscriptsResponse:
+        namespace = validation.namespace(request.namespace)
+        owner = request.owner or None
+        limit = page_size(request.page_size)
+        digest = query_digest("transcripts", namespace, request.owner)
+        after = None
+        if request.page_token:
+            after, _ = self._tokens.decode(request.page_token, digest)
+            if (
+                after is None
+                or len(after) != 2
+                or not isinstance(after[0], datetime)
+                or not isinstance(after[1], str)
+            ):
+                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        page = await self._transcripts.list_transcripts(namespace, owner, limit, after)
+        return transcripts_pb2.ListTranscriptsResponse(
+            transcripts=[transcript_to_proto(t) for t in page.items],
+            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
+            if page.last_key is not None
+            else "",
+        )
+
+    @unary
+    async def AppendEntries(
+        self, request: transcripts_pb2.AppendEntriesRequest, context: Context
+    ) -> transcripts_pb2.AppendEntriesResponse:
+        namespace = validation.namespace(request.namespace)
+        append = append_write(request, self._max_entry_bytes)
+        appended = await self._transcripts.append(
+            namespace,
+            append,
+            actor=actor(context.invocation_metadata()),
+            idempotency=idempotency(request),
+        )
+        return transcripts_pb2.AppendEntriesResponse(
+            first_seq=appended.first_seq, next_seq=appended.next_seq
+        )
+
+    @streaming
+    async def ReadTranscript(  # type: ignore[override]  # batches are sent as bytes
+        self, request: transcripts_pb2.ReadTranscriptRequest, context: Context
+    ) -> AsyncIterator[ReadResponse | bytes]:
+        namespace = validation.namespace(request.namespace)
+        id = validation.entity_id(request.id)
+        max_bytes = transcripts.batch_bytes(request.max_batch_bytes)
+        items = self._transcripts.read(
+            namespace,
+            id,
+            request.from_seq,
+            max_bytes,
+            follow=request.follow,
+            ended=context.done,  # an RPC gRPC has ended (its client gone) stops
+        )
+        async with aclosing(items):
+            async for item in items:
+                yield _read_response(item)
+
+    @unary
+    async def SealTranscript(
+        self, request: transcripts_pb2.SealTranscriptRequest, context: Context
+    ) -> transcripts_pb2.Transcript:
+        namespace = validation.namespace(request.namespace)
+        id = validation.entity_id(request.id)
+        transcript = await self._transcripts.seal(
+            namespace, id, actor=actor(context.invocation_metadata())
+        )
+        return transcript_to_proto(transcript)
+
+    @unary
+    async def DeleteTranscript(
+        self, request: transcripts_pb2.DeleteTranscriptRequest, context: Context
+    ) -> empty_pb2.Empty:
+        namespace = validation.namespace(request.namespace)
+        id = validation.entity_id(request.id)
+        await self._transcripts.delete(namespace, id, actor=actor(context.invocation_metadata()))
+        return empty_pb2.Empty()
+
+    @unary
+    async def SearchTranscripts(
+        self, request: transcripts_pb2.SearchTranscriptsRequest, context: Context
+    ) -> transcripts_pb2.SearchTranscriptsResponse:
+        namespace = validation.namespace(request.namespace)
+        text = validation.search_query(request.query)
+        id = validation.entity_id(request.id) if request.id else None
+        limit = page_size(request.page_size)
+        digest = query_digest("transcript-search", namespace, text, request.id)
+        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
+        page = await self._transcripts.search(
+            namespace, transcripts.TranscriptSearch(text, limit, offset, id)
+        )
+        next_offset = offset + limit
+        more = page.last_key is not None and next_offset <= MAX_OFFSET
+        response = transcripts_pb2.SearchTranscriptsResponse(
+            next_page_token=self._tokens.encode(digest, offset=next_offset) if more else ""
+        )
+        for hit in page.items:
+            message = response.hits.add(
+                transcript_id=hit.transcript_id,
+                seq=hit.seq,
+                role=hit.role,
+                snippet=hit.snippet,
+                score=hit.score,
+            )
+            set_timestamp(message.create_time, hit.create_time)
+        return response
+
+
+def _read_response(item: ReadItem) -> ReadResponse | bytes:
+    """One item of a read as the wire message (a batch already serialized)."""
+    if isinstance(item, transcripts.EntryBatch):
+        return batch_message(item.wire, item.next_seq)
+    if isinstance(item, UpToDate):
+        return ReadResponse(up_to_date=ReadResponse.UpToDate(next_seq=item.next_seq))
+    if isinstance(item, Sealed):
+        return _sealed(item.transcript)
+    return _heartbeat(item)
+
+
+def _sealed(transcript: transcripts.Transcript) -> ReadResponse:
+    sealed = ReadResponse.Sealed(next_seq=transcript.next_seq)
+    if transcript.seal_time is not None:
+        set_timestamp(sealed.seal_time, transcript.seal_time)
+    return ReadResponse(sealed=sealed)
+
+
+def _heartbeat(item: Heartbeat) -> ReadResponse:
+    heartbeat = ReadResponse.Heartbeat(next_seq=item.next_seq)
+    set_timestamp(heartbeat.time, item.time)
+    return ReadResponse(heartbeat=heartbeat)
+
+
+class _Registrations:
+    """Stands in for a server to catch the method handlers the generated
+    `add_TranscriptServiceServicer_to_server` builds."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_to_server(service: TranscriptService, server: grpc.aio.Server) -> None:
+    """Register `service` as the generated code would, except that ReadTranscript's
+    responses go through `serialize_read_response` (its batches are bytes)."""
+    registrations = _Registrations()
+    transcripts_pb2_grpc.add_TranscriptServiceServicer_to_server(
+        service, cast(grpc.aio.Server, registrations)
+    )
+    handlers = registrations.handlers
+    descriptor = transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"]
+    if set(handlers) != {method.name for method in descriptor.methods}:
+        raise RuntimeError("the generated TranscriptService registration changed shape")
+    handlers["ReadTranscript"] = grpc.unary_stream_rpc_method_handler(
+        service.ReadTranscript,
+        request_deserializer=transcripts_pb2.ReadTranscriptRequest.FromString,
+        response_serializer=serialize_read_response,
+    )
+    name = descriptor.full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
+    server.add_registered_method_handlers(name, handlers)
