@@ -18,7 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 import strata
-from strata import _requests, writes
+from strata import _admin_requests, _record_requests, writes
 from strata._convert import dict_from_struct, struct_from_dict
 from strata._retry import RetrySchedule, backoff_delays
 from strata.v1 import admin_pb2, records_pb2, transaction_pb2
@@ -401,7 +401,7 @@ def test_record_expire_time_is_aware() -> None:
 
 def test_create_record_request() -> None:
     cet = timezone(timedelta(hours=1))
-    rpc = _requests.create_record(
+    rpc = _record_requests.create_record(
         "tickets",
         {"title": "x", "tags": ["a"]},
         record_id="t-1",
@@ -424,7 +424,7 @@ def test_create_record_request() -> None:
 
 
 def test_create_without_request_id_is_not_retried_after_unavailable() -> None:
-    rpc = _requests.create_record("tickets", {})
+    rpc = _record_requests.create_record("tickets", {})
 
     request = rpc.request("default")
 
@@ -437,17 +437,17 @@ def test_create_without_request_id_is_not_retried_after_unavailable() -> None:
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="expire_time must be timezone-aware"):
-        _requests.create_record("tickets", {}, expire_time=datetime(2030, 1, 1))
+        _record_requests.create_record("tickets", {}, expire_time=datetime(2030, 1, 1))
 
 
 def test_namespace_per_call_wins_over_the_default() -> None:
-    assert _requests.get_record("c", "i").request("default").namespace == "default"  # type: ignore[attr-defined]
-    rpc = _requests.get_record("c", "i", namespace="other")
+    assert _record_requests.get_record("c", "i").request("default").namespace == "default"  # type: ignore[attr-defined]
+    rpc = _record_requests.get_record("c", "i", namespace="other")
     assert rpc.request("default").namespace == "other"  # type: ignore[attr-defined]
 
 
 def test_update_record_request() -> None:
-    rpc = _requests.update_record(
+    rpc = _record_requests.update_record(
         "tickets", "t-1", {"state": "closed"}, update_mask=["data.state"], expected_version=4
     )
 
@@ -462,7 +462,7 @@ def test_update_record_request() -> None:
 
 
 def test_update_without_mask_or_version_replaces_unconditionally() -> None:
-    request = _requests.update_record("tickets", "t-1", {}, allow_missing=True).request("x")
+    request = _record_requests.update_record("tickets", "t-1", {}, allow_missing=True).request("x")
 
     assert isinstance(request, records_pb2.UpdateRecordRequest)
     assert not request.HasField("update_mask")
@@ -472,16 +472,16 @@ def test_update_without_mask_or_version_replaces_unconditionally() -> None:
 
 def test_update_mask_must_be_a_list() -> None:
     with pytest.raises(TypeError):
-        _requests.update_record("c", "i", {}, update_mask="data.state")
+        _record_requests.update_record("c", "i", {}, update_mask="data.state")
 
 
 def test_unknown_options_are_refused() -> None:
     with pytest.raises(TypeError):
-        _requests.update_record("c", "i", {}, expectedversion=3)  # type: ignore[call-arg]
+        _record_requests.update_record("c", "i", {}, expectedversion=3)  # type: ignore[call-arg]
 
 
 def test_delete_record_request() -> None:
-    rpc = _requests.delete_record("tickets", "t-1", expected_version=2)
+    rpc = _record_requests.delete_record("tickets", "t-1", expected_version=2)
 
     request = rpc.request("acme")
 
@@ -491,7 +491,7 @@ def test_delete_record_request() -> None:
 
 
 def test_batch_get_records() -> None:
-    rpc = _requests.batch_get_records("tickets", ["t-1", "t-2"])
+    rpc = _record_requests.batch_get_records("tickets", ["t-1", "t-2"])
     response = records_pb2.BatchGetRecordsResponse(records=[_record_message()], missing_ids=["t-2"])
 
     request = rpc.request("acme")
@@ -502,11 +502,11 @@ def test_batch_get_records() -> None:
     assert [r.id for r in records] == ["t-1"]
     assert missing == ["t-2"]
     with pytest.raises(TypeError):
-        _requests.batch_get_records("tickets", "t-1")
+        _record_requests.batch_get_records("tickets", "t-1")
 
 
 def test_list_records_pages_carry_the_query_and_the_token() -> None:
-    pages = _requests.list_records(
+    pages = _record_requests.list_records(
         "tickets", filter='data.state = "open"', order_by="data.rank desc", page_size=2
     )
 
@@ -527,7 +527,7 @@ def test_list_records_pages_carry_the_query_and_the_token() -> None:
 
 
 def test_search_records_yields_records_with_scores() -> None:
-    pages = _requests.search_records("tickets", "printer fire", 10)
+    pages = _record_requests.search_records("tickets", "printer fire", 10)
     response = records_pb2.SearchRecordsResponse(
         hits=[records_pb2.SearchHit(record=_record_message(), score=1.5)]
     )
@@ -543,7 +543,7 @@ def test_search_records_yields_records_with_scores() -> None:
 
 
 def test_count_records() -> None:
-    rpc = _requests.count_records("tickets", "data.size > 3")
+    rpc = _record_requests.count_records("tickets", "data.size > 3")
 
     request = rpc.request("acme")
 
@@ -571,7 +571,7 @@ def test_write_builders() -> None:
 
 def test_commit_request_and_results() -> None:
     batch = [writes.create("executions", {}), writes.delete("drafts", "d", allow_missing=True)]
-    rpc = _requests.commit(iter(batch), request_id=strata.new_request_id())
+    rpc = _record_requests.commit(iter(batch), request_id=strata.new_request_id())
     response = transaction_pb2.CommitResponse(
         results=[
             transaction_pb2.WriteResult(record=_record_message()),
@@ -594,15 +594,15 @@ def test_commit_request_and_results() -> None:
 
 def test_commit_refuses_what_is_not_a_write() -> None:
     with pytest.raises(TypeError, match=r"writes\[1\]"):
-        _requests.commit([writes.delete("c", "i"), {"delete": {}}])  # type: ignore[list-item]
+        _record_requests.commit([writes.delete("c", "i"), {"delete": {}}])  # type: ignore[list-item]
 
 
 def test_commit_without_request_id_is_not_retried_after_unavailable() -> None:
-    assert _requests.commit([writes.delete("c", "i")]).idempotent is False
+    assert _record_requests.commit([writes.delete("c", "i")]).idempotent is False
 
 
 def test_server_info_has_no_namespace() -> None:
-    rpc = _requests.server_info()
+    rpc = _admin_requests.server_info()
 
     assert isinstance(rpc.request("acme"), admin_pb2.GetServerInfoRequest)
     assert rpc.idempotent is True
@@ -642,7 +642,7 @@ def test_client_methods_have_the_documented_signatures() -> None:
     with strata.Client("127.0.0.1:1") as client:
         update = inspect.signature(client.update_record)
         assert list(update.parameters) == ["collection", "id", "data", "namespace", "options"]
-        assert client.update_record.__doc__ == _requests.update_record.__doc__
+        assert client.update_record.__doc__ == _record_requests.update_record.__doc__
         assert client.list_records.__name__ == "list_records"
         for name in ("list_records", "search_records", "count_records"):
             assert "namespace" in inspect.signature(getattr(client, name)).parameters
@@ -652,5 +652,5 @@ async def test_async_client_constructs_and_closes() -> None:
     async with strata.AsyncClient("127.0.0.1:1", namespace="acme") as client:
         assert client.config.namespace == "acme"
         assert inspect.signature(client.get_record) == inspect.signature(
-            _requests.get_record
+            _record_requests.get_record
         ).replace(return_annotation=inspect.Signature.empty)

@@ -25,7 +25,7 @@ import grpc
 import pytest
 
 import strata
-from strata import _queue_requests, _worker
+from strata import _job_args, _queue_requests, _worker
 from strata._convert import dict_from_struct, struct_from_dict
 from strata.v1 import queue_pb2
 from tests.client.test_client_unit import server_error
@@ -694,7 +694,8 @@ def test_lease_jobs_deadline_includes_the_wait() -> None:
     rpc = _queue_requests.lease_jobs("emails", 5, wait=timedelta(seconds=20))
 
     with strata.Client("127.0.0.1:1", timeout=3.0) as client:
-        _, request, timeout, _ = client._prepare(rpc)
+        prepared = client._transport.prepare(rpc)
+    request, timeout = prepared.request, prepared.timeout
 
     assert isinstance(request, queue_pb2.LeaseJobsRequest)
     assert (request.max_jobs, request.lease_duration.ToTimedelta()) == (5, timedelta(seconds=30))
@@ -792,11 +793,11 @@ def test_client_queue_methods_have_their_builders_signatures() -> None:
 
 
 def test_error_text() -> None:
-    assert _queue_requests.error_text("plain") == "plain"
-    assert _queue_requests.error_text(ValueError("bad")) == "ValueError: bad\n"
-    assert _queue_requests.error_text(strata.NotFound("gone")).startswith("strata.errors.NotFound")
+    assert _job_args.error_text("plain") == "plain"
+    assert _job_args.error_text(ValueError("bad")) == "ValueError: bad\n"
+    assert _job_args.error_text(strata.NotFound("gone")).startswith("strata.errors.NotFound")
     with pytest.raises(TypeError):
-        _queue_requests.error_text(3)  # type: ignore[arg-type]
+        _job_args.error_text(3)  # type: ignore[arg-type]
 
 
 class FakeClock:

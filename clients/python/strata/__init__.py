@@ -21,7 +21,7 @@ writes of a Commit, and `strata.v1` holds the generated messages and stubs.
 """
 
 from strata import v1, writes
-from strata._queue_requests import EnqueueSpec
+from strata._job_args import EnqueueSpec
 from strata._transcript_requests import EntryLike
 from strata.aio import AsyncClient
 from strata.aio_worker import AsyncHandler, AsyncQueueHandle

@@ -1,44 +1,31 @@
-"""The unary artifact calls, described without I/O (see `strata._requests`).
+"""The unary artifact calls, described without I/O (see `strata._rpc`).
 
-`upload` and `download` stream, so each client implements them itself
-(`strata.Client.upload`, `strata.AsyncClient.upload`) from `strata.artifacts`.
+`upload` and `download` stream files: they are machines, in
+`strata._artifact_streams`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.empty_pb2 import Empty
-from google.protobuf.message import Message
 
-from strata._requests import PagedRpc, Rpc, paged_call
+from strata._rpc import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.artifacts import Artifact
 from strata.v1 import artifacts_pb2
 
 
-def _call(
-    method: str,
-    request: Message,
-    parse: Callable[[Any], Any],
-    namespace: str | None,
-    idempotent: bool,
-) -> Rpc[Any, Any]:
-    def build(ns: str) -> Message:
-        copy = type(request)()
-        copy.CopyFrom(request)
-        copy.namespace = ns  # type: ignore[attr-defined]
-        return copy
-
-    return Rpc("artifacts", method, build, parse, idempotent=idempotent, namespace=namespace)
-
-
 def get_artifact(id: str, *, namespace: str | None = None) -> Rpc[artifacts_pb2.Artifact, Artifact]:
     """Return an artifact's metadata. Raises NotFound."""
-    return _call(
-        "GetArtifact", artifacts_pb2.GetArtifactRequest(id=id), Artifact.from_proto, namespace, True
+    return namespaced_call(
+        "artifacts",
+        "GetArtifact",
+        artifacts_pb2.GetArtifactRequest(id=id),
+        Artifact.from_proto,
+        namespace,
+        True,
     )
 
 
@@ -69,7 +56,8 @@ def _listed(response: artifacts_pb2.ListArtifactsResponse) -> list[Artifact]:
 
 def delete_artifact(id: str, *, namespace: str | None = None) -> Rpc[Empty, None]:
     """Delete an artifact (its content goes once no artifact names it). Raises NotFound."""
-    return _call(
+    return namespaced_call(
+        "artifacts",
         "DeleteArtifact",
         artifacts_pb2.DeleteArtifactRequest(id=id),
         lambda _: None,
@@ -82,7 +70,8 @@ def find_missing_blobs(
     sha256s: Sequence[str], *, namespace: str | None = None
 ) -> Rpc[artifacts_pb2.FindMissingBlobsResponse, list[str]]:
     """Of these content hashes, those the server does not store for the namespace."""
-    return _call(
+    return namespaced_call(
+        "artifacts",
         "FindMissingBlobs",
         artifacts_pb2.FindMissingBlobsRequest(sha256s=list(sha256s)),
         lambda response: list(response.missing_sha256s),
@@ -99,7 +88,8 @@ def artifact_url(
     serves the zstd stream with `Content-Encoding: zstd`."""
     duration = Duration()
     duration.FromTimedelta(expiry)
-    return _call(
+    return namespaced_call(
+        "artifacts",
         "GetArtifactUrl",
         artifacts_pb2.GetArtifactUrlRequest(id=id, expiry=duration),
         lambda response: (response.url, response.expire_time.ToDatetime(UTC)),

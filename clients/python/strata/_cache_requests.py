@@ -12,7 +12,7 @@ from datetime import timedelta
 from google.protobuf import empty_pb2
 
 from strata._convert import duration_from_timedelta
-from strata._requests import Rpc
+from strata._rpc import Rpc
 from strata.v1 import cache_pb2
 
 

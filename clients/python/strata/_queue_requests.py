@@ -1,6 +1,6 @@
 """The job queue's calls (QueueService), described without doing any I/O.
 
-Like the record calls of `strata._requests`, each call builder below is one
+Like the record calls of `strata._record_requests`, each call builder below is one
 method of `Client` and `AsyncClient`, with its signature and docstring, and
 returns the `Rpc` (or `PagedRpc`) that the clients send.
 
@@ -16,49 +16,22 @@ was not heard fails with LEASE_LOST, hiding the success), `cancel_job` or
 from __future__ import annotations
 
 import dataclasses
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Required, TypeAlias, TypedDict, cast
+from typing import Any, cast
 
 from google.protobuf.message import Message
 
+from strata import _job_args
 from strata._convert import duration_from_timedelta, struct_from_dict, timestamp_from_datetime
-from strata._requests import PagedRpc, Rpc, namespaced_call, paged_call
+from strata._job_args import EnqueueSpec, JobRef
+from strata._rpc import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.errors import StrataError, from_outcome
 from strata.jobs import JOB_STATES, Job, JobState, QueueStats
 from strata.v1 import queue_pb2
 
-JobRef: TypeAlias = Job | str
-"""A job, or its id. A `Job` also gives its namespace, and its lease token to
-`ack_job`, `fail_job` and `extend_lease`."""
-
 DEFAULT_LEASE = timedelta(seconds=30)
 """How long a lease lasts when the caller does not say."""
-
-
-class EnqueueSpec(TypedDict, total=False):
-    """One job of `batch_enqueue(queue, specs=[...])`: its `payload` and any of
-    the options of `enqueue` but `request_id`, e.g.
-    `{"payload": {"to": "a@example.com"}, "priority": 5, "delay": timedelta(minutes=1)}`."""
-
-    payload: Required[Mapping[str, Any]]
-    priority: int
-    run_time: datetime | None
-    delay: timedelta | None
-    max_attempts: int
-    unique_key: str | None
-    retry_backoff: timedelta | None
-
-
-def error_text(error: str | BaseException) -> str:
-    """What `fail_job` records for `error`: a string as it is, an exception as
-    its type and message (`"ValueError: bad address\\n"`)."""
-    if isinstance(error, BaseException):
-        return "".join(traceback.format_exception_only(error))
-    if not isinstance(error, str):
-        raise TypeError(f"error must be a string or an exception, not {type(error).__name__}")
-    return error
 
 
 # The calls; each docstring is the documentation of the client method.
@@ -126,9 +99,9 @@ def batch_enqueue(
     if (payloads is None) == (specs is None):
         raise TypeError("give either payloads or specs")
     if payloads is not None:
-        calls = [enqueue(queue, payload) for payload in _items(payloads, "payloads")]
+        calls = [enqueue(queue, payload) for payload in _job_args.items(payloads, "payloads")]
     else:
-        calls = [enqueue(queue, **spec) for spec in _items(specs or (), "specs")]
+        calls = [enqueue(queue, **spec) for spec in _job_args.items(specs or (), "specs")]
     request = queue_pb2.BatchEnqueueRequest(
         jobs=[cast(queue_pb2.EnqueueRequest, call.request("")) for call in calls],
         request_id=request_id or "",
@@ -188,8 +161,8 @@ def ack_job(
     expired, or the job was cancelled): the job is no longer the caller's to
     complete. Raises NotFound for an unknown job. Never retried.
     """
-    job_id, namespace = _reference(job, namespace)
-    token = _lease_token(job, lease_token)
+    job_id, namespace = _job_args.reference(job, namespace)
+    token = _job_args.lease_token(job, lease_token)
     request = queue_pb2.AckJobRequest(
         id=job_id,
         lease_token=token,
@@ -212,12 +185,12 @@ def ack_jobs(
     acks = []
     for item in jobs:
         job, result = item if isinstance(item, tuple) else (item, None)
-        job_id, job_namespace = _reference(job, None)
+        job_id, job_namespace = _job_args.reference(job, None)
         namespace = namespace or job_namespace
         acks.append(
             queue_pb2.JobAck(
                 id=job_id,
-                lease_token=_lease_token(job, None),
+                lease_token=_job_args.lease_token(job, None),
                 result=struct_from_dict(result) if result is not None else None,
             )
         )
@@ -249,12 +222,12 @@ def fail_job(
     its type and message. `job` and `lease_token` are as for `ack_job`. Raises
     LeaseLost for a stale token, NotFound for an unknown job. Never retried.
     """
-    job_id, namespace = _reference(job, namespace)
-    token = _lease_token(job, lease_token)
+    job_id, namespace = _job_args.reference(job, namespace)
+    token = _job_args.lease_token(job, lease_token)
     request = queue_pb2.FailJobRequest(
         id=job_id,
         lease_token=token,
-        error=error_text(error),
+        error=_job_args.error_text(error),
         retry_delay=duration_from_timedelta(retry_delay, "retry_delay"),
     )
     return namespaced_call("queue", "FailJob", request, Job.from_proto, namespace, idempotent=False)
@@ -268,9 +241,9 @@ def release_job(
     consumer shutting down with jobs it has not started. `job` and `lease_token`
     are as for `ack_job`. Raises LeaseLost for a stale token, NotFound for an
     unknown job. Never retried."""
-    job_id, namespace = _reference(job, namespace)
+    job_id, namespace = _job_args.reference(job, namespace)
     request = queue_pb2.FailJobRequest(
-        id=job_id, lease_token=_lease_token(job, lease_token), release=True
+        id=job_id, lease_token=_job_args.lease_token(job, lease_token), release=True
     )
     return namespaced_call("queue", "FailJob", request, Job.from_proto, namespace, idempotent=False)
 
@@ -286,8 +259,8 @@ def extend_lease(
     return the job, with the same lease token. `job` and `lease_token` are as for
     `ack_job`. Raises LeaseLost for a stale token, NotFound for an unknown job.
     Never retried."""
-    job_id, namespace = _reference(job, namespace)
-    token = _lease_token(job, lease_token)
+    job_id, namespace = _job_args.reference(job, namespace)
+    token = _job_args.lease_token(job, lease_token)
     request = queue_pb2.ExtendLeaseRequest(
         id=job_id,
         lease_token=token,
@@ -372,7 +345,7 @@ def _by_id(
     idempotent: bool,
 ) -> Rpc[queue_pb2.Job, Job]:
     """A call whose request names one job and that returns it."""
-    job_id, namespace = _reference(job, namespace)
+    job_id, namespace = _job_args.reference(job, namespace)
     return namespaced_call(
         "queue", method, request_type(id=job_id), Job.from_proto, namespace, idempotent
     )
@@ -387,23 +360,6 @@ def _by_queue(
     )
 
 
-def _reference(job: JobRef, namespace: str | None) -> tuple[str, str | None]:
-    """The id and namespace of a job given as a `Job` or an id; `namespace=`
-    wins over the job's own."""
-    if isinstance(job, Job):
-        return job.id, namespace or job.namespace
-    if not isinstance(job, str):
-        raise TypeError(f"job must be a strata.Job or an id, not {type(job).__name__}")
-    return job, namespace
-
-
-def _lease_token(job: JobRef, lease_token: str | None) -> str:
-    token = lease_token or (job.lease_token if isinstance(job, Job) else None)
-    if not token:
-        raise ValueError("no lease token: pass the Job that lease_jobs returned, or lease_token=")
-    return token
-
-
 def _listed_jobs(response: queue_pb2.ListJobsResponse) -> list[Job]:
     return _jobs_of(response)
 
@@ -414,9 +370,3 @@ def _jobs_of(
     | queue_pb2.BatchEnqueueResponse,
 ) -> list[Job]:
     return [Job.from_proto(job) for job in response.jobs]
-
-
-def _items(values: Iterable[Any], name: str) -> list[Any]:
-    if isinstance(values, Mapping | str):
-        raise TypeError(f"{name} must be a list, not a {type(values).__name__}")
-    return list(values)

@@ -1,6 +1,6 @@
 """The transcript calls (TranscriptService), described without doing any I/O.
 
-Like the record calls of `strata._requests`, each call builder below is one
+Like the record calls of `strata._record_requests`, each call builder below is one
 method of `Client` and `AsyncClient`, with its signature and docstring, and
 returns the `Rpc` (or `PagedRpc`) that the clients send. ReadTranscript, a
 stream, is `strata.follow`.
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
 from strata._convert import struct_from_dict
-from strata._requests import PagedRpc, Rpc, namespaced_call, paged_call
+from strata._rpc import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.transcripts import Appended, Transcript, TranscriptHit
 from strata.v1 import transaction_pb2, transcripts_pb2
 

@@ -5,8 +5,8 @@
 `Leasing` makes the lease calls and decides when to make the next one; and
 `stop_on_signals` turns SIGINT / SIGTERM into a graceful stop. The calls these
 decide on are `Steps`: generators that yield one `Rpc` at a time and are sent
-its result, or thrown its `StrataError`, by the `drive` of `strata.worker` (over
-threads) or `strata.aio_worker` (over asyncio).
+its result, or thrown its `StrataError`: machines (`strata._machines`) that
+`strata.worker` runs over threads and `strata.aio_worker` over asyncio.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from datetime import timedelta
 from types import FrameType
 from typing import Any, Generic, TypeAlias, TypeVar
 
-from strata import _queue_requests
-from strata._base import ClientBase
-from strata._requests import Rpc
+from strata import _job_args, _queue_requests
 from strata._retry import backoff_delays
+from strata._rpc import Rpc
+from strata._transport import AsyncTransport, Transport
 from strata.config import RetryPolicy
 from strata.errors import (
     Aborted,
@@ -39,7 +39,7 @@ from strata.errors import (
 )
 from strata.jobs import Job
 
-ClientT = TypeVar("ClientT", bound="ClientBase[Any]")
+TransportT = TypeVar("TransportT", Transport, AsyncTransport)
 
 LOG = logging.getLogger("strata.worker")
 """Where workers report lost leases, failed jobs and server trouble."""
@@ -68,9 +68,6 @@ DEFAULT_WAIT = timedelta(seconds=20)
 
 MAX_LEASE_JOBS = 1000
 """Most jobs one lease call may ask for."""
-
-POLL_SECONDS = 0.1
-"""How often a blocking worker that waits for a lease looks at its stop event."""
 
 IDLE_SECONDS = 1.0
 """Least time between two lease calls that found nothing, whatever the wait."""
@@ -207,7 +204,7 @@ def settle(
                 yield _queue_requests.ack_job(job, result=result)
                 return
             except (InvalidArgument, ResourceExhausted, TypeError) as refused:
-                error = f"the job's result was refused: {_queue_requests.error_text(refused)}"
+                error = f"the job's result was refused: {_job_args.error_text(refused)}"
             except StrataError as failure:
                 _unsettled(job, "ack", failure)
                 return
@@ -321,12 +318,12 @@ def stop_on_signals(stop: Callable[[], object]) -> Iterator[None]:
         restore()
 
 
-class HandleBase(Generic[ClientT]):
+class HandleBase(Generic[TransportT]):
     """What QueueHandle and AsyncQueueHandle share: the queue they name."""
 
-    def __init__(self, client: ClientT, name: str, *, namespace: str | None = None) -> None:
-        self.client = client
-        """The client the handle calls through."""
+    def __init__(self, transport: TransportT, name: str, *, namespace: str | None = None) -> None:
+        self.transport: TransportT = transport
+        """The transport of the client the handle calls through."""
         self.name = name
         """The queue's name."""
         self.namespace = namespace
@@ -347,4 +344,4 @@ class HandleBase(Generic[ClientT]):
                 namespace=self.namespace,
             )
 
-        return Leasing(call, lease_duration, wait, self.client.config.retry)
+        return Leasing(call, lease_duration, wait, self.transport.config.retry)

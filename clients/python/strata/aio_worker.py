@@ -23,33 +23,19 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from strata import _queue_requests, _worker
-from strata._worker import LeaseBook, Steps
+from strata._machines import arun
+from strata._transport import AsyncTransport
+from strata._worker import LeaseBook
 from strata.errors import StrataError
 from strata.jobs import Job
 from strata.subscription import AsyncSubscription
-
-if TYPE_CHECKING:
-    from strata.aio import AsyncClient
 
 __all__ = ["AsyncHandler", "AsyncQueueHandle"]
 
 AsyncHandler = Callable[[Job], Awaitable[_worker.Result]]
 """Does one job: returns its result (a dict, or None) to ack it, raises to fail it."""
-
-
-async def drive(client: AsyncClient, steps: Steps) -> None:
-    """Make the calls of `steps`, one after the other, on the event loop."""
-    rpc = _worker.advance(steps)
-    while rpc is not None:
-        try:
-            reply = await client._call(rpc)
-        except StrataError as error:
-            rpc = _worker.advance(steps, error=error)
-        else:
-            rpc = _worker.advance(steps, reply)
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> None:
@@ -62,8 +48,8 @@ async def _sleep(seconds: float, stop: asyncio.Event) -> None:
 class _Heartbeat:
     """A task that extends the leases of a LeaseBook as they come due."""
 
-    def __init__(self, client: AsyncClient, book: LeaseBook) -> None:
-        self._client = client
+    def __init__(self, transport: AsyncTransport, book: LeaseBook) -> None:
+        self._transport = transport
         self._book = book
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -88,10 +74,10 @@ class _Heartbeat:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._book.wait_time())
             self._wake.clear()
-            await drive(self._client, self._book.beat())
+            await arun(self._transport, self._book.beat())
 
 
-class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
+class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
     """One queue of an `AsyncClient`, as its workers see it: `work` runs a
     coroutine handler on each job, `jobs` hands the jobs to an `async for` loop.
 
@@ -126,7 +112,7 @@ class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
         leasing = self._leasing(lease_duration, wait)
         running: set[asyncio.Task[None]] = set()
         with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
-            async with _Heartbeat(self.client, leasing.book) as heartbeat:
+            async with _Heartbeat(self.transport, leasing.book) as heartbeat:
                 try:
                     while True:
                         if running:
@@ -159,7 +145,7 @@ class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
         `strata.subscription`). Use it in a `async with` block, whose end releases the
         jobs it delivered and that were not settled through it."""
         return AsyncSubscription(
-            self.client,
+            self.transport,
             self.name,
             namespace=self.namespace,
             max_in_flight=max_in_flight,
@@ -185,16 +171,16 @@ class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
         leasing = self._leasing(lease_duration, wait)
         book = leasing.book
         with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
-            async with _Heartbeat(self.client, book) as heartbeat:
+            async with _Heartbeat(self.transport, book) as heartbeat:
                 while not stop.is_set():
                     batch = heartbeat.hold(await self._lease(leasing, max_jobs, stop))
                     for index, job in enumerate(batch):
                         try:
                             yield job
                         except BaseException as exc:
-                            await drive(self.client, _worker.abandon(book, batch[index:], exc))
+                            await arun(self.transport, _worker.abandon(book, batch[index:], exc))
                             raise
-                        await drive(self.client, _worker.settle(book, job))
+                        await arun(self.transport, _worker.settle(book, job))
 
     async def _run(self, handler: AsyncHandler, job: Job, book: LeaseBook) -> None:
         """As a task: `handler` on `job`, then its ack or fail."""
@@ -202,12 +188,12 @@ class AsyncQueueHandle(_worker.HandleBase["AsyncClient"]):
             result, error = await handler(job), None
         except Exception as exc:
             result, error = None, exc
-        await drive(self.client, _worker.settle(book, job, result, error))
+        await arun(self.transport, _worker.settle(book, job, result, error))
 
     async def _lease(self, leasing: _worker.Leasing, count: int, stop: asyncio.Event) -> list[Job]:
         """Up to `count` jobs, or none when the call fails for a transient reason
         (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
-        call = asyncio.ensure_future(self.client._call(leasing.call(count)))
+        call = asyncio.ensure_future(self.transport.unary(leasing.call(count)))
         stopped = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({call, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,12 +1,12 @@
-"""Artifacts as the client returns them, and the pieces `upload` / `download` share
-between the blocking and the asyncio client (no I/O on the network here)."""
+"""Artifacts as the client returns them, and the file handling of `upload` and
+`download` (no I/O on the network here: see `strata._artifact_streams`)."""
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -140,9 +140,9 @@ def prepare(
     content_type: str | None,
     labels: Mapping[str, str] | None,
     request_id: str | None,
-    namespace: str,
 ) -> Prepared:
-    """The header of an upload (hashing the content first when it can be re-read)."""
+    """The header of an upload, but for its namespace (hashing the content first
+    when it can be re-read)."""
     if name is None:
         raw = source if isinstance(source, str | os.PathLike) else getattr(file, "name", "")
         name = Path(os.fsdecode(raw)).name if isinstance(raw, str | bytes | os.PathLike) else ""
@@ -152,7 +152,6 @@ def prepare(
         content_type = guessed or _TYPES.get(Path(name).suffix.lower(), "")
     known = digest(file)
     header = artifacts_pb2.ArtifactHeader(
-        namespace=namespace,
         owner=owner,
         kind=kind,
         name=name,
@@ -166,27 +165,6 @@ def prepare(
     header.sha256 = sha
     header.size = size
     return Prepared(header, sha, size, start)
-
-
-def request_messages(
-    header: artifacts_pb2.ArtifactHeader,
-    file: IO[bytes] | None,
-    total: int | None,
-    progress: Progress | None,
-) -> Iterator[artifacts_pb2.UploadArtifactRequest]:
-    """The upload stream: the header, then the file's chunks (none when `file` is
-    None: the server already has the content)."""
-    yield artifacts_pb2.UploadArtifactRequest(header=header)
-    if file is None:
-        if progress is not None:
-            progress(total or 0, total)
-        return
-    sent = 0
-    while piece := file.read(CHUNK_SIZE):
-        yield artifacts_pb2.UploadArtifactRequest(chunk=piece)
-        sent += len(piece)
-        if progress is not None:
-            progress(sent, total)
 
 
 class Sink:
@@ -203,9 +181,14 @@ class Sink:
         else:
             self.file = target
 
-    def finish(self) -> None:
-        """Close and move the temporary file into place."""
+    def finish(self, durable: bool = False) -> None:
+        """Close and move the temporary file into place; `durable` makes its
+        bytes reach the disk first (fsync), so that the target is never a file
+        of which a crash keeps only a part."""
         if self._path is not None and self._temp is not None:
+            if durable:
+                self.file.flush()
+                os.fsync(self.file.fileno())
             self.file.close()
             os.replace(self._temp, self._path)
 

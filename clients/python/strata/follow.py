@@ -28,21 +28,19 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
-import grpc.aio
 
 from strata._retry import backoff_delays
+from strata._rpc import StreamRpc
+from strata._transport import AsyncStream, AsyncTransport, Stream, Transport
 from strata.config import RetryPolicy
-from strata.errors import StrataError, from_rpc_error
+from strata.errors import StrataError
 from strata.transcripts import Entry
 from strata.v1 import transcripts_pb2
-
-if TYPE_CHECKING:
-    from strata.aio import AsyncClient
-    from strata.client import Client
 
 __all__ = ["AsyncFollow", "Follow"]
 
@@ -57,48 +55,86 @@ it while shutting down (CANCELLED), or the connection was reset mid-frame (INTER
 without a server ErrorInfo)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What to read of a transcript, as `follow` or `read_transcript` asked."""
+
+    transcript_id: str
+    from_seq: int
+    follow: bool
+    max_batch_bytes: int
+    reconnect_for: float | None
+    namespace: str | None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.from_seq, int):
+            raise TypeError("from_seq must be an int")
+        if not isinstance(self.max_batch_bytes, int) or self.max_batch_bytes < 0:
+            raise ValueError("max_batch_bytes must be a non-negative int (0: the server's)")
+
+
+def follow(
+    transcript_id: str,
+    from_seq: int = 1,
+    *,
+    max_batch_bytes: int = 0,
+    reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
+    namespace: str | None = None,
+) -> Reading:
+    """Iterate over a transcript's entries from `from_seq` (negative: that many
+    back from the end) and on as they are appended, each exactly once, until
+    the transcript is sealed; resumes after a dropped connection for up to
+    `reconnect_for` seconds (None: forever). See `strata.follow`."""
+    return Reading(transcript_id, from_seq, True, max_batch_bytes, reconnect_for, namespace)
+
+
+def read_transcript(
+    transcript_id: str,
+    from_seq: int = 1,
+    *,
+    max_batch_bytes: int = 0,
+    namespace: str | None = None,
+) -> Reading:
+    """Iterate over a transcript's entries from `from_seq` (negative: that many
+    back from the end) up to its end as of when the read catches up. Raises
+    OutOfRange for a `from_seq` past the end."""
+    return Reading(
+        transcript_id, from_seq, False, max_batch_bytes, DEFAULT_RECONNECT_FOR, namespace
+    )
+
+
 class _Cursor:
     """Where a stream stands and what it has said, shared by both followers: it reads
     each message and says where to resume, so that a reconnect neither skips nor
     repeats an entry."""
 
-    def __init__(
-        self,
-        transcript_id: str,
-        namespace: str,
-        from_seq: int,
-        follow: bool,
-        max_batch_bytes: int,
-        retry: RetryPolicy,
-        reconnect_for: float | None,
-    ) -> None:
-        if not isinstance(from_seq, int):
-            raise TypeError("from_seq must be an int")
-        if not isinstance(max_batch_bytes, int) or max_batch_bytes < 0:
-            raise ValueError("max_batch_bytes must be a non-negative int (0: the server's)")
-        self.transcript_id = transcript_id
-        self.namespace = namespace
-        self.from_seq = from_seq
-        self.follow = follow
-        self.max_batch_bytes = max_batch_bytes
+    def __init__(self, reading: Reading, retry: RetryPolicy) -> None:
+        self.reading = reading
         self.next_seq: int | None = None
         self.up_to_date = False
         self.sealed = False
         self.finished = False
         self.reconnects = 0
         self._retry = retry
-        self._reconnect_for = reconnect_for
         self._delays = backoff_delays(retry)
         self._broken_since: float | None = None
 
-    def request(self) -> transcripts_pb2.ReadTranscriptRequest:
-        """The request that (re)opens the stream where it stands."""
-        return transcripts_pb2.ReadTranscriptRequest(
-            namespace=self.namespace,
-            id=self.transcript_id,
-            from_seq=self.next_seq if self.next_seq is not None else self.from_seq,
-            follow=self.follow,
-            max_batch_bytes=self.max_batch_bytes,
+    def rpc(self) -> StreamRpc[transcripts_pb2.ReadTranscriptResponse, Any]:
+        """The call that (re)opens the stream where it stands."""
+        reading = self.reading
+        from_seq = self.next_seq if self.next_seq is not None else reading.from_seq
+        return StreamRpc(
+            "transcripts",
+            "ReadTranscript",
+            lambda ns: transcripts_pb2.ReadTranscriptRequest(
+                namespace=ns,
+                id=reading.transcript_id,
+                from_seq=from_seq,
+                follow=reading.follow,
+                max_batch_bytes=reading.max_batch_bytes,
+            ),
+            lambda message: message,
+            reading.namespace,
         )
 
     def take(self, message: transcripts_pb2.ReadTranscriptResponse) -> list[Entry]:
@@ -121,10 +157,13 @@ class _Cursor:
             self.up_to_date = self.sealed = self.finished = True
         return []
 
-    def ended(self) -> None:
-        """The server closed the stream without an error."""
-        if self.sealed or not self.follow:
+    def ended(self) -> float | None:
+        """The server closed the stream without an error: seconds to wait before
+        reopening it, or None when the reading is over."""
+        if self.sealed or not self.reading.follow:
             self.finished = True
+            return None
+        return self.backoff(None)
 
     def backoff(self, error: StrataError | None) -> float:
         """Seconds to wait before reconnecting after the stream broke with `error`
@@ -136,9 +175,10 @@ class _Cursor:
         ):
             raise error
         now = time.monotonic()
+        reconnect_for = self.reading.reconnect_for
         if self._broken_since is None:
             self._broken_since = now
-        elif self._reconnect_for is not None and now - self._broken_since > self._reconnect_for:
+        elif reconnect_for is not None and now - self._broken_since > reconnect_for:
             if error is not None:
                 raise error
             raise StrataError("the stream kept ending early", code=grpc.StatusCode.UNAVAILABLE)
@@ -179,29 +219,10 @@ class Follow(_FollowBase):
     resuming after a dropped connection. Iterate over it; `close()` it (a `with`
     block does) to stop early. Use it from one thread."""
 
-    def __init__(
-        self,
-        client: Client,
-        transcript_id: str,
-        from_seq: int = 1,
-        *,
-        follow: bool = True,
-        max_batch_bytes: int = 0,
-        reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
-        namespace: str | None = None,
-    ) -> None:
-        self._cursor = _Cursor(
-            transcript_id,
-            namespace or client.config.namespace,
-            from_seq,
-            follow,
-            max_batch_bytes,
-            client.config.retry,
-            reconnect_for,
-        )
-        self._stub: Any = client._stubs["transcripts"]
-        self._metadata = client._metadata
-        self._call: Any = None
+    def __init__(self, transport: Transport, reading: Reading) -> None:
+        self._cursor = _Cursor(reading, transport.config.retry)
+        self._transport = transport
+        self._stream: Stream[Any] | None = None
         self._pending: deque[Entry] = deque()
         self._closed = False
 
@@ -215,21 +236,19 @@ class Follow(_FollowBase):
         while not self._pending:
             if cursor.finished or self._closed:
                 raise StopIteration
-            if self._call is None:
-                self._call = self._stub.ReadTranscript(cursor.request(), metadata=self._metadata)
+            if self._stream is None:
+                self._stream = self._transport.server_stream(cursor.rpc())
             try:
-                message = next(self._call)
-            except StopIteration:
-                self._call = None
-                cursor.ended()
-                if not cursor.finished:
-                    time.sleep(cursor.backoff(None))
-                continue
-            except grpc.RpcError as err:
-                self._call = None
+                message = self._stream.read()
+            except StrataError as error:
+                self._stream = None
                 if self._closed:
                     raise StopIteration from None
-                time.sleep(cursor.backoff(from_rpc_error(err)))
+                time.sleep(cursor.backoff(error))
+                continue
+            if message is None:
+                self._stream = None
+                time.sleep(cursor.ended() or 0.0)
                 continue
             self._pending.extend(cursor.take(message))
         return self._pending.popleft()
@@ -237,9 +256,9 @@ class Follow(_FollowBase):
     def close(self) -> None:
         """Cancel the stream; iteration stops."""
         self._closed = True
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
 
     def __enter__(self) -> Follow:
         return self
@@ -256,29 +275,10 @@ class Follow(_FollowBase):
 class AsyncFollow(_FollowBase):
     """`Follow` for an `AsyncClient`: `async for`, `await close()` and `async with`."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        transcript_id: str,
-        from_seq: int = 1,
-        *,
-        follow: bool = True,
-        max_batch_bytes: int = 0,
-        reconnect_for: float | None = DEFAULT_RECONNECT_FOR,
-        namespace: str | None = None,
-    ) -> None:
-        self._cursor = _Cursor(
-            transcript_id,
-            namespace or client.config.namespace,
-            from_seq,
-            follow,
-            max_batch_bytes,
-            client.config.retry,
-            reconnect_for,
-        )
-        self._stub: Any = client._stubs["transcripts"]
-        self._metadata = client._metadata
-        self._call: Any = None
+    def __init__(self, transport: AsyncTransport, reading: Reading) -> None:
+        self._cursor = _Cursor(reading, transport.config.retry)
+        self._transport = transport
+        self._stream: AsyncStream[Any] | None = None
         self._pending: deque[Entry] = deque()
         self._closed = False
 
@@ -291,25 +291,23 @@ class AsyncFollow(_FollowBase):
         while not self._pending:
             if cursor.finished or self._closed:
                 raise StopAsyncIteration
-            if self._call is None:
-                self._call = self._stub.ReadTranscript(cursor.request(), metadata=self._metadata)
+            if self._stream is None:
+                self._stream = self._transport.server_stream(cursor.rpc())
             try:
-                message = await self._call.read()
+                message = await self._stream.read()
             except asyncio.CancelledError:
                 if self._closed:
                     raise StopAsyncIteration from None
                 raise
-            except grpc.RpcError as err:
-                self._call = None
+            except StrataError as error:
+                self._stream = None
                 if self._closed:
                     raise StopAsyncIteration from None
-                await asyncio.sleep(cursor.backoff(from_rpc_error(err)))
+                await asyncio.sleep(cursor.backoff(error))
                 continue
-            if message is grpc.aio.EOF:
-                self._call = None
-                cursor.ended()
-                if not cursor.finished:
-                    await asyncio.sleep(cursor.backoff(None))
+            if message is None:
+                self._stream = None
+                await asyncio.sleep(cursor.ended() or 0.0)
                 continue
             self._pending.extend(cursor.take(message))
         return self._pending.popleft()
@@ -317,9 +315,9 @@ class AsyncFollow(_FollowBase):
     async def close(self) -> None:
         """Cancel the stream; iteration stops."""
         self._closed = True
-        if self._call is not None:
-            self._call.cancel()
-            self._call = None
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
 
     async def __aenter__(self) -> AsyncFollow:
         return self

@@ -28,34 +28,33 @@ import asyncio
 import contextlib
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import grpc
-
+from strata import _queue_requests
 from strata._convert import duration_from_timedelta
 from strata._queue_requests import DEFAULT_LEASE
-from strata.errors import LeaseLost, NotFound, from_rpc_error
+from strata._rpc import StreamRpc, in_namespace
+from strata._transport import AsyncTransport, Transport
+from strata.errors import LeaseLost, NotFound, StrataError
 from strata.jobs import Job
 from strata.v1 import queue_pb2
-
-if TYPE_CHECKING:
-    from strata.aio import AsyncClient
-    from strata.client import Client
 
 __all__ = ["AsyncSubscription", "Subscription"]
 
 
-def subscribe_request(
-    queue: str, namespace: str, max_in_flight: int, lease_duration: timedelta
-) -> queue_pb2.SubscribeJobsRequest:
-    """The SubscribeJobs request both clients send."""
+def subscribe_jobs(
+    queue: str, namespace: str | None, max_in_flight: int, lease_duration: timedelta
+) -> StreamRpc[queue_pb2.Job, Job]:
+    """The SubscribeJobs call both clients make."""
     if not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise ValueError("max_in_flight must be a positive int")
-    return queue_pb2.SubscribeJobsRequest(
-        namespace=namespace,
+    fields = queue_pb2.SubscribeJobsRequest(
         queue=queue,
         max_in_flight=max_in_flight,
         lease_duration=duration_from_timedelta(lease_duration, "lease_duration"),
+    )
+    return StreamRpc(
+        "queue", "SubscribeJobs", lambda ns: in_namespace(fields, ns), Job.from_proto, namespace
     )
 
 
@@ -66,19 +65,16 @@ class Subscription:
 
     def __init__(
         self,
-        client: Client,
+        transport: Transport,
         queue: str,
         *,
         namespace: str | None = None,
         max_in_flight: int = 1,
         lease_duration: timedelta = DEFAULT_LEASE,
     ) -> None:
-        self._client = client
-        request = subscribe_request(
-            queue, namespace or client.config.namespace, max_in_flight, lease_duration
-        )
-        stub: Any = client._stubs["queue"]
-        self._call = stub.SubscribeJobs(request, metadata=client._metadata)
+        self._transport = transport
+        rpc = subscribe_jobs(queue, namespace, max_in_flight, lease_duration)
+        self._stream = transport.server_stream(rpc)
         self._unsettled: dict[str, Job] = {}
         self._closed = False
 
@@ -90,18 +86,19 @@ class Subscription:
         stream's error as a `strata.StrataError` (e.g. Unavailable when the
         server went away)."""
         try:
-            message = next(self._call)
-        except grpc.RpcError as err:
+            job = self._stream.read()
+        except StrataError:
             if self._closed:
                 raise StopIteration from None
-            raise from_rpc_error(err) from err
-        job = Job.from_proto(message)
+            raise
+        if job is None:
+            raise StopIteration
         self._unsettled[job.id] = job
         return job
 
     def ack(self, job: Job, result: dict[str, Any] | None = None) -> Job:
         """Complete `job` (client.ack_job) and stop tracking it."""
-        done = self._client.ack_job(job, result=result)
+        done = self._transport.unary(_queue_requests.ack_job(job, result=result))
         self._unsettled.pop(job.id, None)
         return done
 
@@ -109,13 +106,15 @@ class Subscription:
         self, job: Job, error: str | BaseException, retry_delay: timedelta | None = None
     ) -> Job:
         """Fail `job`'s attempt (client.fail_job) and stop tracking it."""
-        failed = self._client.fail_job(job, error, retry_delay=retry_delay)
+        failed = self._transport.unary(
+            _queue_requests.fail_job(job, error, retry_delay=retry_delay)
+        )
         self._unsettled.pop(job.id, None)
         return failed
 
     def release(self, job: Job) -> Job:
         """Give `job` back unworked (client.release_job) and stop tracking it."""
-        released = self._client.release_job(job)
+        released = self._transport.unary(_queue_requests.release_job(job))
         self._unsettled.pop(job.id, None)
         return released
 
@@ -125,12 +124,12 @@ class Subscription:
         if self._closed:
             return
         self._closed = True
-        self._call.cancel()
+        self._stream.cancel()
         unsettled, self._unsettled = list(self._unsettled.values()), {}
         for job in unsettled:
             # Acked elsewhere, expired or cancelled: nothing to give back.
             with contextlib.suppress(LeaseLost, NotFound):
-                self._client.release_job(job)
+                self._transport.unary(_queue_requests.release_job(job))
 
     def __enter__(self) -> Subscription:
         return self
@@ -150,19 +149,16 @@ class AsyncSubscription:
 
     def __init__(
         self,
-        client: AsyncClient,
+        transport: AsyncTransport,
         queue: str,
         *,
         namespace: str | None = None,
         max_in_flight: int = 1,
         lease_duration: timedelta = DEFAULT_LEASE,
     ) -> None:
-        self._client = client
-        request = subscribe_request(
-            queue, namespace or client.config.namespace, max_in_flight, lease_duration
-        )
-        stub: Any = client._stubs["queue"]
-        self._call = stub.SubscribeJobs(request, metadata=client._metadata)
+        self._transport = transport
+        rpc = subscribe_jobs(queue, namespace, max_in_flight, lease_duration)
+        self._stream = transport.server_stream(rpc)
         self._unsettled: dict[str, Job] = {}
         self._closed = False
 
@@ -172,24 +168,23 @@ class AsyncSubscription:
     async def __anext__(self) -> Job:
         """The next job, waiting for one; StopAsyncIteration once closed."""
         try:
-            message = await self._call.read()
+            job = await self._stream.read()
         except asyncio.CancelledError:
             if self._closed:
                 raise StopAsyncIteration from None
             raise
-        except grpc.RpcError as err:
+        except StrataError:
             if self._closed:
                 raise StopAsyncIteration from None
-            raise from_rpc_error(err) from err
-        if message is grpc.aio.EOF:
+            raise
+        if job is None:
             raise StopAsyncIteration
-        job = Job.from_proto(message)
         self._unsettled[job.id] = job
         return job
 
     async def ack(self, job: Job, result: dict[str, Any] | None = None) -> Job:
         """Complete `job` (client.ack_job) and stop tracking it."""
-        done = await self._client.ack_job(job, result=result)
+        done = await self._transport.unary(_queue_requests.ack_job(job, result=result))
         self._unsettled.pop(job.id, None)
         return done
 
@@ -197,13 +192,15 @@ class AsyncSubscription:
         self, job: Job, error: str | BaseException, retry_delay: timedelta | None = None
     ) -> Job:
         """Fail `job`'s attempt (client.fail_job) and stop tracking it."""
-        failed = await self._client.fail_job(job, error, retry_delay=retry_delay)
+        failed = await self._transport.unary(
+            _queue_requests.fail_job(job, error, retry_delay=retry_delay)
+        )
         self._unsettled.pop(job.id, None)
         return failed
 
     async def release(self, job: Job) -> Job:
         """Give `job` back unworked (client.release_job) and stop tracking it."""
-        released = await self._client.release_job(job)
+        released = await self._transport.unary(_queue_requests.release_job(job))
         self._unsettled.pop(job.id, None)
         return released
 
@@ -212,12 +209,12 @@ class AsyncSubscription:
         if self._closed:
             return
         self._closed = True
-        self._call.cancel()
+        self._stream.cancel()
         unsettled, self._unsettled = list(self._unsettled.values()), {}
         for job in unsettled:
             # Acked elsewhere, expired or cancelled: nothing to give back.
             with contextlib.suppress(LeaseLost, NotFound):
-                await self._client.release_job(job)
+                await self._transport.unary(_queue_requests.release_job(job))
 
     async def __aenter__(self) -> AsyncSubscription:
         return self

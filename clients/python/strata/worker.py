@@ -22,18 +22,14 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-import grpc
 
 from strata import _queue_requests, _worker
-from strata._worker import LeaseBook, Steps
-from strata.errors import StrataError, from_rpc_error
+from strata._machines import run
+from strata._transport import Cancelled, Transport
+from strata._worker import LeaseBook
+from strata.errors import StrataError
 from strata.jobs import Job
 from strata.subscription import Subscription
-
-if TYPE_CHECKING:
-    from strata.client import Client
 
 __all__ = ["Handler", "QueueHandle"]
 
@@ -41,23 +37,11 @@ Handler = Callable[[Job], _worker.Result]
 """Does one job: returns its result (a dict, or None) to ack it, raises to fail it."""
 
 
-def drive(client: Client, steps: Steps) -> None:
-    """Make the calls of `steps`, one after the other, on this thread."""
-    rpc = _worker.advance(steps)
-    while rpc is not None:
-        try:
-            reply = client._call(rpc)
-        except StrataError as error:
-            rpc = _worker.advance(steps, error=error)
-        else:
-            rpc = _worker.advance(steps, reply)
-
-
 class _Heartbeat:
     """A thread that extends the leases of a LeaseBook as they come due."""
 
-    def __init__(self, client: Client, book: LeaseBook) -> None:
-        self._client = client
+    def __init__(self, transport: Transport, book: LeaseBook) -> None:
+        self._transport = transport
         self._book = book
         self._wake = threading.Event()
         self._closed = False
@@ -83,10 +67,10 @@ class _Heartbeat:
             self._wake.wait(self._book.wait_time())
             self._wake.clear()
             if not self._closed:
-                drive(self._client, self._book.beat())
+                run(self._transport, self._book.beat())
 
 
-class QueueHandle(_worker.HandleBase["Client"]):
+class QueueHandle(_worker.HandleBase[Transport]):
     """One queue of a blocking `Client`, as its workers see it: `work` runs a
     handler on each job, `jobs` hands the jobs to a loop of your own.
 
@@ -124,7 +108,7 @@ class QueueHandle(_worker.HandleBase["Client"]):
         running: set[futures.Future[None]] = set()
         with (
             _worker.stop_on_signals(stop.set),
-            _Heartbeat(self.client, leasing.book) as heartbeat,
+            _Heartbeat(self.transport, leasing.book) as heartbeat,
             futures.ThreadPoolExecutor(concurrency, f"strata-{self.name}") as pool,
         ):
             while True:
@@ -148,7 +132,7 @@ class QueueHandle(_worker.HandleBase["Client"]):
         `strata.subscription`). Use it in a `with` block, whose end releases the
         jobs it delivered and that were not settled through it."""
         return Subscription(
-            self.client,
+            self.transport,
             self.name,
             namespace=self.namespace,
             max_in_flight=max_in_flight,
@@ -185,16 +169,16 @@ class QueueHandle(_worker.HandleBase["Client"]):
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)
         book = leasing.book
-        with _worker.stop_on_signals(stop.set), _Heartbeat(self.client, book) as heartbeat:
+        with _worker.stop_on_signals(stop.set), _Heartbeat(self.transport, book) as heartbeat:
             while not stop.is_set():
                 batch = heartbeat.hold(self._lease(leasing, max_jobs, stop))
                 for index, job in enumerate(batch):
                     try:
                         yield job
                     except BaseException as exc:
-                        drive(self.client, _worker.abandon(book, batch[index:], exc))
+                        run(self.transport, _worker.abandon(book, batch[index:], exc))
                         raise
-                    drive(self.client, _worker.settle(book, job))
+                    run(self.transport, _worker.settle(book, job))
 
     def _run(self, handler: Handler, job: Job, book: LeaseBook) -> None:
         """In a thread of the pool: `handler` on `job`, then its ack or fail."""
@@ -202,28 +186,16 @@ class QueueHandle(_worker.HandleBase["Client"]):
             result, error = handler(job), None
         except Exception as exc:
             result, error = None, exc
-        drive(self.client, _worker.settle(book, job, result, error))
+        run(self.transport, _worker.settle(book, job, result, error))
 
     def _lease(self, leasing: _worker.Leasing, count: int, stop: threading.Event) -> list[Job]:
         """Up to `count` jobs, or none when the call fails for a transient reason
         (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
-        rpc = leasing.call(count)
-        method, request, timeout, _ = self.client._prepare(rpc)
-        call = method.future(request, timeout=timeout, metadata=self.client._metadata)
         try:
-            while True:
-                if stop.is_set():
-                    call.cancel()
-                try:
-                    jobs: list[Job] = rpc.parse(call.result(timeout=_worker.POLL_SECONDS))
-                    break
-                except grpc.FutureTimeoutError:
-                    continue
-        except grpc.FutureCancelledError:
+            jobs = self.transport.unary(leasing.call(count), stop=stop)
+        except Cancelled:
             return []
-        except grpc.RpcError as err:
-            error = from_rpc_error(err)
-            error.__cause__ = err
+        except StrataError as error:
             stop.wait(leasing.failed(error))
             return []
         stop.wait(leasing.leased(jobs))

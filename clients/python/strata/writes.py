@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
-from strata._requests import (
+from strata._record_fields import (
     CreateOptions,
     DeleteOptions,
     UpdateOptions,

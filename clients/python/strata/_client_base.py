@@ -1,11 +1,13 @@
-"""What Client and AsyncClient share: configuration, stubs and the table of methods.
+"""What Client and AsyncClient share: configuration, transport and the table of methods.
 
-The methods are declared once, in `ClientBase`, as `Method` descriptors over the
-call descriptions of `strata._requests`. A `Method` read from a client runs the
-description through that client's `_call` (or `_iterate` for List-style calls),
-the only code that differs between the blocking and the asyncio client. Its
-`__get__` overloads give type checkers the right result for each kind of client:
-`T` on a `Client`, a coroutine of `T` on an `AsyncClient`.
+The methods are declared once, in `ClientBase`, as `Method` descriptors over
+the call descriptions of `strata._record_requests`, `strata._queue_requests`,
+... A `Method` read from a client runs the description through that client's
+`_call` (one call), `_iterate` (every page of a List-style call), `_run` (a
+machine of `strata._machines`) or transport (a follower): the only code that
+differs between the blocking and the asyncio client. Its `__get__` overloads
+give type checkers the right result for each kind of client: `T` on a
+`Client`, a coroutine of `T` on an `AsyncClient`.
 """
 
 from __future__ import annotations
@@ -16,35 +18,28 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
-import grpc
-import grpc.aio
-from google.protobuf.message import Message
-
 from strata import (
+    _admin_requests,
     _artifact_requests,
+    _artifact_streams,
     _cache_requests,
     _queue_requests,
-    _requests,
+    _record_requests,
     _transcript_requests,
+    _transfer_streams,
 )
-from strata._requests import PagedRpc, Rpc, Service
-from strata._retry import RetrySchedule
+from strata import follow as _follow
+from strata._machines import Machine
+from strata._rpc import PagedRpc, Rpc
+from strata._transport import AsyncTransport, Transport
 from strata.config import ClientConfig, RetryPolicy, TLSConfig
-from strata.v1 import (
-    admin_pb2_grpc,
-    artifacts_pb2_grpc,
-    cache_pb2_grpc,
-    queue_pb2_grpc,
-    records_pb2_grpc,
-    transaction_pb2_grpc,
-    transcripts_pb2_grpc,
-)
+from strata.follow import AsyncFollow, Follow, Reading
 
 P = ParamSpec("P")
 T = TypeVar("T")
 SyncT = TypeVar("SyncT")
 AsyncT = TypeVar("AsyncT")
-ChannelT = TypeVar("ChannelT", grpc.Channel, grpc.aio.Channel)
+TransportT = TypeVar("TransportT", Transport, AsyncTransport)
 
 
 class Method(Generic[P, SyncT, AsyncT]):
@@ -69,10 +64,10 @@ class Method(Generic[P, SyncT, AsyncT]):
     @overload
     def __get__(self, client: None, owner: type[Any]) -> Self: ...
     @overload
-    def __get__(self, client: ClientBase[grpc.Channel], owner: type[Any]) -> Callable[P, SyncT]: ...
+    def __get__(self, client: ClientBase[Transport], owner: type[Any]) -> Callable[P, SyncT]: ...
     @overload
     def __get__(
-        self, client: ClientBase[grpc.aio.Channel], owner: type[Any]
+        self, client: ClientBase[AsyncTransport], owner: type[Any]
     ) -> Callable[P, AsyncT]: ...
     def __get__(self, client: ClientBase[Any] | None, owner: type[Any]) -> Any:
         if client is None:
@@ -99,15 +94,33 @@ def paged(build: Callable[P, PagedRpc[T]]) -> Method[P, Iterator[T], AsyncIterat
     return Method(build, lambda client, pages: client._iterate(pages))
 
 
-class ClientBase(abc.ABC, Generic[ChannelT]):
-    """A connection to a Strata server: configuration, channel, stubs and methods.
+def machine(build: Callable[P, Machine[T]]) -> Method[P, T, Coroutine[Any, Any, T]]:
+    """A method that runs a machine (several calls, streams, file I/O) and
+    returns its result."""
+    return Method(build, lambda client, steps: client._run(steps))
+
+
+def reader(build: Callable[P, Reading]) -> Method[P, Follow, AsyncFollow]:
+    """A method that returns a follower of the transcript entries `build` names."""
+
+    def open_reader(client: ClientBase[Any], reading: Reading) -> Follow | AsyncFollow:
+        transport = client._transport
+        if isinstance(transport, AsyncTransport):
+            return AsyncFollow(transport, reading)
+        return Follow(transport, reading)
+
+    return Method(build, open_reader)
+
+
+class ClientBase(abc.ABC, Generic[TransportT]):
+    """A connection to a Strata server: configuration, transport and methods.
 
     Takes a `ClientConfig` as `config`, and/or its most common fields as
     arguments, which win over `config`: `Client("host:50051", namespace="acme")`.
     Without a `token`, $STRATA_TOKEN is sent when set; without `tls` (or
     `credentials`), $STRATA_TLS_CA, when set, turns TLS on trusting that file.
-    Every method but `server_info` takes `namespace=` to override
-    `config.namespace` for that call.
+    Every method but `server_info` and the token calls takes `namespace=` to
+    override `config.namespace` for that call.
     """
 
     def __init__(
@@ -136,51 +149,36 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
             **{name: value for name, value in overrides.items() if value is not None},
         ).with_environment()
         """The settings this client runs with."""
-        self._metadata = self.config.call_metadata()
-        self._channel: ChannelT = self._open_channel(self.config)
-        self._stubs: dict[Service, object] = {
-            "records": records_pb2_grpc.RecordServiceStub(self._channel),
-            "transactions": transaction_pb2_grpc.TransactionServiceStub(self._channel),
-            "admin": admin_pb2_grpc.AdminServiceStub(self._channel),
-            "queue": queue_pb2_grpc.QueueServiceStub(self._channel),
-            "transcripts": transcripts_pb2_grpc.TranscriptServiceStub(self._channel),
-            "cache": cache_pb2_grpc.CacheServiceStub(self._channel),
-            "artifacts": artifacts_pb2_grpc.ArtifactServiceStub(self._channel),
-        }
+        self._transport: TransportT = self._open_transport(self.config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config.target!r}, namespace={self.config.namespace!r})"
 
     @abc.abstractmethod
-    def _open_channel(self, config: ClientConfig) -> ChannelT:
-        """A new channel to `config.target`."""
+    def _open_transport(self, config: ClientConfig) -> TransportT:
+        """A new transport to `config.target`."""
 
     @abc.abstractmethod
     def _call(self, rpc: Rpc[Any, Any]) -> Any:
-        """Send `rpc`, retrying as its schedule allows: the one path of every call."""
+        """Send `rpc` (see `Transport.unary`)."""
 
     @abc.abstractmethod
-    def _iterate(self, pages: PagedRpc[Any]) -> Any:
+    def _iterate(self, paged: PagedRpc[Any]) -> Any:
         """Iterate over the items of every page, fetching each as it is reached."""
 
-    def _prepare(self, rpc: Rpc[Any, Any]) -> tuple[Any, Message, float, RetrySchedule]:
-        """The stub method to invoke for `rpc`, its request, the deadline of each
-        attempt in seconds (the timeout, plus the wait of a long poll), and its
-        retry schedule."""
-        method = getattr(self._stubs[rpc.service], rpc.method)
-        schedule = RetrySchedule(self.config.retry, idempotent=rpc.idempotent)
-        return method, rpc.request(self.config.namespace), self.config.timeout + rpc.wait, schedule
+    @abc.abstractmethod
+    def _run(self, steps: Machine[Any]) -> Any:
+        """Carry out a machine's effects (see `strata._machines`)."""
 
-    create_record = unary(_requests.create_record)
-    get_record = unary(_requests.get_record)
-    batch_get_records = unary(_requests.batch_get_records)
-    update_record = unary(_requests.update_record)
-    delete_record = unary(_requests.delete_record)
-    list_records = paged(_requests.list_records)
-    count_records = unary(_requests.count_records)
-    search_records = paged(_requests.search_records)
-    commit = unary(_requests.commit)
-    server_info = unary(_requests.server_info)
+    create_record = unary(_record_requests.create_record)
+    get_record = unary(_record_requests.get_record)
+    batch_get_records = unary(_record_requests.batch_get_records)
+    update_record = unary(_record_requests.update_record)
+    delete_record = unary(_record_requests.delete_record)
+    list_records = paged(_record_requests.list_records)
+    count_records = unary(_record_requests.count_records)
+    search_records = paged(_record_requests.search_records)
+    commit = unary(_record_requests.commit)
 
     enqueue = unary(_queue_requests.enqueue)
     batch_enqueue = unary(_queue_requests.batch_enqueue)
@@ -206,12 +204,36 @@ class ClientBase(abc.ABC, Generic[ChannelT]):
     seal_transcript = unary(_transcript_requests.seal_transcript)
     delete_transcript = unary(_transcript_requests.delete_transcript)
     search_transcripts = paged(_transcript_requests.search_transcripts)
+    follow = reader(_follow.follow)
+    read_transcript = reader(_follow.read_transcript)
 
     cache_get = unary(_cache_requests.cache_get)
     cache_set = unary(_cache_requests.cache_set)
     cache_delete = unary(_cache_requests.cache_delete)
+
+    upload = machine(_artifact_streams.upload)
+    download = machine(_artifact_streams.download)
     get_artifact = unary(_artifact_requests.get_artifact)
     list_artifacts = paged(_artifact_requests.list_artifacts)
     delete_artifact = unary(_artifact_requests.delete_artifact)
     find_missing_blobs = unary(_artifact_requests.find_missing_blobs)
     artifact_url = unary(_artifact_requests.artifact_url)
+
+    server_info = unary(_admin_requests.server_info)
+    usage = unary(_admin_requests.usage)
+    list_audit_entries = paged(_admin_requests.list_audit_entries)
+    create_index = machine(_admin_requests.create_index)
+    list_indexes = unary(_admin_requests.list_indexes)
+    drop_index = unary(_admin_requests.drop_index)
+    set_retention_policy = unary(_admin_requests.set_retention_policy)
+    list_retention_policies = unary(_admin_requests.list_retention_policies)
+    delete_retention_policy = unary(_admin_requests.delete_retention_policy)
+    run_cleanup = machine(_admin_requests.run_cleanup)
+    check_integrity = machine(_admin_requests.check_integrity)
+    export_namespace = machine(_transfer_streams.export_namespace)
+    import_namespace = machine(_transfer_streams.import_namespace)
+    create_token = unary(_admin_requests.create_token)
+    list_tokens = paged(_admin_requests.list_tokens)
+    revoke_token = unary(_admin_requests.revoke_token)
+    set_quota = unary(_admin_requests.set_quota)
+    list_quotas = unary(_admin_requests.list_quotas)

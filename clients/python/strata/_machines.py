@@ -1,0 +1,222 @@
+"""Client logic written once for both clients, as generators ("machines") that
+yield effects, and the two drivers that carry the effects out: `run` on the
+blocking transport, `arun` on the asyncio one.
+
+A machine yields, and is sent back:
+- an `Rpc`: the call's result (`Transport.unary`);
+- `Open(rpc, then)`: a `Stream` of the call's responses (`Transport.server_stream`);
+- `Read(stream)`: the stream's next response, or None at its end;
+- `Send(rpc, chunks)`: the result of a call that streams a file's chunks;
+- `Sleep(seconds)`: nothing, once the time has passed;
+- `Blocking(fn)`: what `fn()` returns. File I/O goes here: `run` calls it
+  inline, `arun` in a worker thread, so that it never blocks the event loop.
+
+An effect that fails has its exception thrown into the machine, which may catch
+it (a `StrataError` of a call, an `OSError` of a file) or let it through. What a
+machine returns is what the driver returns. The uploads, downloads, exports,
+imports and admin progress streams are machines, and so are the worker's acks
+(`strata._worker.Steps`): each is written once, and the clients differ only in
+their driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Generic, TypeAlias, TypeVar
+
+from google.protobuf.message import Message
+
+from strata._rpc import Rpc, StreamRpc
+from strata._transport import AsyncStream, AsyncTransport, Stream, Transport
+from strata.artifacts import Progress
+from strata.errors import StrataError
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Chunks:
+    """A file sent as the messages of a client stream, from its position on."""
+
+    file: IO[bytes] | None
+    """What to read; None sends no chunk (the server already has the content)."""
+    wrap: Callable[[bytes], Message]
+    """The request message carrying one chunk."""
+    size: int
+    """Bytes per chunk."""
+    progress: Progress | None = None
+    """Called after each chunk with the bytes sent so far and `total`."""
+    total: int | None = None
+    """Bytes to send, when known."""
+    sent: int = field(default=0, init=False)
+
+    def message(self, piece: bytes) -> Message:
+        """The request carrying `piece`, counted as sent."""
+        self.sent += len(piece)
+        if self.progress is not None:
+            self.progress(self.sent, self.total)
+        return self.wrap(piece)
+
+    def skipped(self) -> None:
+        """Report the whole content as sent, when no chunk goes."""
+        if self.progress is not None:
+            self.progress(self.total or 0, self.total)
+
+
+@dataclass(frozen=True, slots=True)
+class Open:
+    """Open a streaming call; with `then`, its requests stream too."""
+
+    rpc: StreamRpc[Any, Any]
+    then: Chunks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """Read the next response of an open stream."""
+
+    stream: Stream[Any] | AsyncStream[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Make a client-streaming call: its request, then the chunks."""
+
+    rpc: StreamRpc[Any, Any]
+    chunks: Chunks
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Blocking(Generic[T]):
+    """Call a function that may block (file I/O)."""
+
+    fn: Callable[[], T]
+
+
+Effect: TypeAlias = Rpc[Any, Any] | Open | Read | Send | Sleep | Blocking[Any]
+Machine: TypeAlias = Generator[Effect, Any, T]
+"""Logic that yields effects and returns a `T`."""
+
+
+def _step(machine: Machine[Any], reply: Any, error: BaseException | None) -> Any:
+    """The next effect of `machine`, once the previous one gave `reply` or
+    raised `error`; raises StopIteration (with the machine's result) at the end."""
+    return machine.send(reply) if error is None else machine.throw(error)
+
+
+def run(transport: Transport, machine: Machine[T]) -> T:
+    """Carry out the effects of `machine` on this thread; its result."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = _step(machine, reply, error)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        reply, error = None, None
+        try:
+            reply = _carry_out(transport, effect)
+        except BaseException as exc:  # thrown into the machine, which may clean up
+            error = exc
+
+
+def _carry_out(transport: Transport, effect: Effect) -> Any:
+    match effect:
+        case Rpc():
+            return transport.unary(effect)
+        case Read(stream=stream):
+            assert isinstance(stream, Stream)
+            return stream.read()
+        case Open(rpc=rpc, then=then):
+            return transport.server_stream(rpc, None if then is None else _file_chunks(then))
+        case Send(rpc=rpc, chunks=chunks):
+            return transport.client_stream(rpc, _file_chunks(chunks))
+        case Sleep(seconds=seconds):
+            time.sleep(seconds)
+            return None
+        case Blocking(fn=fn):
+            return fn()
+
+
+def _file_chunks(chunks: Chunks) -> Iterator[Message]:
+    if chunks.file is None:
+        chunks.skipped()
+        return
+    while piece := chunks.file.read(chunks.size):
+        yield chunks.message(piece)
+
+
+async def arun(transport: AsyncTransport, machine: Machine[T]) -> T:
+    """Carry out the effects of `machine` on the event loop; its result."""
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = _step(machine, reply, error)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        reply, error = None, None
+        try:
+            reply = await _acarry_out(transport, effect)
+        except BaseException as exc:  # thrown into the machine, which may clean up
+            error = exc
+
+
+async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
+    match effect:
+        case Rpc():
+            return await transport.unary(effect)
+        case Read(stream=stream):
+            assert isinstance(stream, AsyncStream)
+            return await stream.read()
+        case Open(rpc=rpc, then=then):
+            return transport.server_stream(rpc, None if then is None else _afile_chunks(then))
+        case Send(rpc=rpc, chunks=chunks):
+            return await transport.client_stream(rpc, _afile_chunks(chunks))
+        case Sleep(seconds=seconds):
+            await asyncio.sleep(seconds)
+            return None
+        case Blocking(fn=fn):
+            return await asyncio.to_thread(fn)
+
+
+async def _afile_chunks(chunks: Chunks) -> AsyncIterator[Message]:
+    if chunks.file is None:
+        chunks.skipped()
+        return
+    file = chunks.file
+    while piece := await asyncio.to_thread(file.read, chunks.size):
+        yield chunks.message(piece)
+
+
+def progressed(
+    rpc: StreamRpc[Any, Any],
+    last: str,
+    progress: Callable[[Any], object] | None,
+    then: Chunks | None = None,
+) -> Machine[Any]:
+    """A call that streams Progress messages (`progress` is called with each)
+    and then one message whose field `last` is the result, which it returns."""
+    stream = yield Open(rpc, then)
+    result = None
+    while (event := (yield Read(stream))) is not None:
+        if event.HasField("progress"):
+            if progress is not None:
+                progress(event.progress)
+        else:
+            result = getattr(event, last)
+    if result is None:
+        raise StrataError(f"the server ended {rpc.method} without its {last}")
+    return result
