@@ -24,6 +24,7 @@ from strata_server.storage.ports.admin import (
     UsageReport,
 )
 from strata_server.storage.ports.artifacts import ArtifactStore, BlobStaging
+from strata_server.storage.ports.backend import Backend
 from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
@@ -38,6 +39,7 @@ NamespaceArchive = TransferStore
 __all__ = [
     "ArtifactStore",
     "AuditLog",
+    "Backend",
     "BlobStaging",
     "BlobStore",
     "Cache",

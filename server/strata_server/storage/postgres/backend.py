@@ -1,0 +1,49 @@
+"""Opening the PostgreSQL storage: one pool, one adapter per port over it."""
+
+from __future__ import annotations
+
+from strata_server.storage.composite import Storage
+from strata_server.storage.postgres.database import PostgresDatabase
+
+
+async def open_postgres(
+    dsn: str,
+    *,
+    max_record_bytes: int,
+    min_size: int = 2,
+    max_size: int = 10,
+    pool_timeout: float = 5.0,
+    statement_timeout: float = 0.0,
+) -> Storage:
+    """Connect a pool of `min_size`..`max_size` connections to `dsn` and build every
+    adapter over it. The schema comes from the yoyo migrations in
+    `migrations/postgres/`, applied before.
+
+    `pool_timeout` is how long a call waits for a free connection (and the opening
+    for the first ones) before raising Unavailable. `statement_timeout` (seconds, 0:
+    none) bounds every statement; one that runs longer fails with QueryTimeout.
+    """
+    database = await PostgresDatabase.open(
+        dsn,
+        max_record_bytes=max_record_bytes,
+        min_size=min_size,
+        max_size=max_size,
+        pool_timeout=pool_timeout,
+        statement_timeout=statement_timeout,
+    )
+    return Storage(
+        records=database,
+        cleanup=database,
+        queue=database,
+        transcripts=database,
+        artifacts=database,
+        audit=database,
+        retention=database,
+        usage=database,
+        integrity=database,
+        indexes=database,
+        transfer=database,
+        tokens=database.tokens,
+        quotas=database,
+        backend=database,
+    )

@@ -1,0 +1,40 @@
+"""Opening the SQLite storage: one file's connections, one adapter per port over them."""
+
+from __future__ import annotations
+
+from strata_server.storage.composite import Storage
+from strata_server.storage.sqlite.database import SqliteDatabase
+
+
+async def open_sqlite(
+    path: str,
+    *,
+    max_record_bytes: int,
+    readers: int = 4,
+    schema_sql: str | None = None,
+) -> Storage:
+    """Connect to the database file at `path` (or `:memory:`) and build every adapter
+    over its connections. The schema comes from the yoyo migrations in
+    `migrations/sqlite/`, applied before; for `:memory:`, where no migration tool can
+    reach the database, pass their text as `schema_sql` and it runs on the writer
+    first. Raises Unavailable when the file cannot be opened.
+    """
+    database = await SqliteDatabase.open(
+        path, max_record_bytes=max_record_bytes, readers=readers, schema_sql=schema_sql
+    )
+    return Storage(
+        records=database,
+        cleanup=database,
+        queue=database,
+        transcripts=database,
+        artifacts=database,
+        audit=database,
+        retention=database,
+        usage=database,
+        integrity=database,
+        indexes=database,
+        transfer=database,
+        tokens=database.tokens,
+        quotas=database,
+        backend=database,
+    )
