@@ -10,7 +10,7 @@ progress (done of total) and a dry run reports the counts alone. Records go
 through the cache's `forget` as they are deleted.
 
 The scheduler runs on one process among all that share the database at a time:
-the one that holds `Database.lead(LEADER_LOCK)`. It keeps it while it lives, so
+the one that holds `RetentionStore.lead(LEADER_LOCK)`. It keeps it while it lives, so
 cleanups do not run once per replica; when it dies, another takes over at its
 next tick.
 """

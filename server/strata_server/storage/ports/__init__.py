@@ -9,10 +9,6 @@ translate driver exceptions at their boundary (an unreachable database is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol
-
-from strata_server.core.models import ServerFacts
 from strata_server.storage.ports.admin import (
     AuditLog,
     IndexAdmin,
@@ -43,7 +39,6 @@ __all__ = [
     "BlobStaging",
     "BlobStore",
     "Cache",
-    "Database",
     "Events",
     "Fill",
     "IndexAdmin",
@@ -63,50 +58,3 @@ __all__ = [
     "TransferStore",
     "UsageReport",
 ]
-
-
-class Database(
-    TransferStore,
-    QuotaStore,
-    RecordStore,
-    RecordCleanup,
-    QueueStore,
-    TranscriptStore,
-    AuditLog,
-    IndexAdmin,
-    RetentionStore,
-    UsageReport,
-    IntegrityStore,
-    ArtifactStore,
-    Protocol,
-):
-    """A storage backend's lifecycle, on top of the data ports it serves."""
-
-    @property
-    def tokens(self) -> TokenStore:
-        """The bearer tokens, over the same connections."""
-        ...
-
-    def pool_stats(self) -> Mapping[str, int]:
-        """Connection pool figures for metrics, read without I/O: `size` (open),
-        `idle`, `waiting` (callers queued for a connection) and `requests` (reads and
-        transactions run since the start)."""
-        ...
-
-    async def facts(self) -> ServerFacts:
-        """Backend name, applied schema version and capabilities."""
-        ...
-
-    async def ping(self) -> None:
-        """Return when the database answers; raise Unavailable when it does not."""
-        ...
-
-    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
-        """The secret kept under `name`, keeping `candidate` first if there is none:
-        every server process on this database gets the same bytes (the first to ask
-        wins a race), so replicas can verify what any of them signed."""
-        ...
-
-    async def close(self) -> None:
-        """Release connections and threads; the object is unusable afterwards."""
-        ...

@@ -22,9 +22,10 @@ from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
 from strata_server.storage.archive_params import SHAPES, Shape, dumps
 from strata_server.storage.archive_sql import export_table
+from strata_server.storage.audit_sql import audit_from_row
 from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.postgres.artifacts import artifact_from_row
-from strata_server.storage.postgres.audit import audit_from_row
+from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
 from strata_server.storage.postgres.queue import job_from_row
@@ -69,7 +70,7 @@ def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
         return lambda row: ArchivedEntry(*row)
     if kind is Kind.ARTIFACTS:
         return artifact_from_row
-    return audit_from_row
+    return lambda row: audit_from_row(POSTGRES, row)
 
 
 async def export_rows(

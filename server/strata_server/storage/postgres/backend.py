@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strata_server.storage.composite import Storage
+from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
 
 
@@ -37,7 +38,7 @@ async def open_postgres(
         queue=database,
         transcripts=database,
         artifacts=database,
-        audit=database,
+        audit=PostgresAudit(database.runner),
         retention=database,
         usage=database,
         integrity=database,

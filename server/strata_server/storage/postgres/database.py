@@ -20,7 +20,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
@@ -35,12 +35,10 @@ from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
-    AuditQuery,
     ChangeBatch,
     Handoff,
     Idempotency,
     ListQuery,
-    LoggedAudit,
     Page,
     Progress,
     QueueDepth,
@@ -68,7 +66,6 @@ from strata_server.core.transcripts import (
 from strata_server.storage.postgres import (
     archive,
     artifacts,
-    audit,
     changes,
     commit,
     content_retention,
@@ -83,7 +80,7 @@ from strata_server.storage.postgres import (
 )
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
-from strata_server.storage.postgres.pool import Conn, Pool, lost, open_pool, translate
+from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool, translate
 from strata_server.storage.postgres.tokens import PostgresTokenStore
 
 log = structlog.get_logger("strata.postgres")
@@ -94,8 +91,6 @@ INDEX_PROGRESS_SECONDS = 0.5
 COMMIT_ATTEMPTS = 4
 """How often a commit that lost a race to a concurrent transaction is tried."""
 
-if TYPE_CHECKING:
-    from strata_server.storage.ports import Database
 
 T = TypeVar("T")
 
@@ -120,6 +115,8 @@ class PostgresDatabase:
 
     def __init__(self, pool: Pool, *, max_record_bytes: int) -> None:
         self._pool = pool
+        self.runner = Runner(pool)
+        self._run = self.runner.run
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
         self._builds: dict[str, asyncio.Task[None]] = {}
@@ -158,38 +155,6 @@ class PostgresDatabase:
         """The bearer tokens, over the same pool."""
         return self._tokens
 
-    async def _run(
-        self,
-        work: Callable[[Conn], Awaitable[T]],
-        *,
-        transaction: bool = False,
-        writes: bool = False,
-    ) -> T:
-        """Run `work` on a pooled connection (inside a transaction if asked), with
-        driver errors translated and one retry after a dead pooled connection.
-
-        The retry is safe for reads, and for a transaction whose BEGIN failed (the
-        BEGIN finds the dead connection before anything is written). `writes` marks
-        autocommit work that writes: a connection lost under it may have committed,
-        so it is not run again (the caller gets UNAVAILABLE, as for a COMMIT lost)."""
-        for attempt in (1, 2):
-            conn: Conn | None = None
-            begun = writes and not transaction
-            try:
-                async with self._pool.connection() as conn:
-                    if not transaction:
-                        return await work(conn)
-                    async with conn.transaction():
-                        begun = True
-                        return await work(conn)
-            except psycopg.Error as error:
-                if lost(conn):
-                    await self._pool.check()
-                    if attempt == 1 and not begun:
-                        continue
-                raise translate(error) from error
-        raise AssertionError("unreachable")  # pragma: no cover
-
     async def get_record(self, namespace: str, collection: str, id: str) -> Record:
         """The live record, or NotFound."""
         return await self._run(lambda conn: records.get_record(conn, namespace, collection, id))
@@ -219,10 +184,6 @@ class PostgresDatabase:
             return await records.count_records(conn, namespace, collection, filter, dialect)
 
         return await self._run(work)
-
-    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
-        """Audit entries, newest first."""
-        return await self._run(lambda conn: audit.list_audit(conn, namespace, query))
 
     async def changes_head(self, namespace: str) -> str:
         """The cursor below which every transaction has ended."""
@@ -937,10 +898,3 @@ class PostgresDatabase:
             build.cancel()
         await self._drop_leader()
         await self._pool.close()
-
-
-if TYPE_CHECKING:
-
-    def _satisfies_port(db: PostgresDatabase) -> Database:
-        """mypy proves here that PostgresDatabase implements the Database port."""
-        return db

@@ -28,11 +28,11 @@ from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
 from strata_server.storage.archive_params import SHAPES, Shape, dumps
 from strata_server.storage.archive_sql import export_table
+from strata_server.storage.audit_sql import audit_from_row
 from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.sqlite.artifacts import artifact_from_row
-from strata_server.storage.sqlite.audit import audit_from_row
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
-from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
 from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
@@ -80,7 +80,7 @@ _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
     Kind.TRANSCRIPTS: transcript_from_row,
     Kind.ENTRIES: _entry_from_row,
     Kind.ARTIFACTS: artifact_from_row,
-    Kind.AUDIT: audit_from_row,
+    Kind.AUDIT: lambda row: audit_from_row(SQLITE, row),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strata_server.storage.composite import Storage
+from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.database import SqliteDatabase
 
 
@@ -28,7 +29,7 @@ async def open_sqlite(
         queue=database,
         transcripts=database,
         artifacts=database,
-        audit=database,
+        audit=SqliteAudit(database.connections),
         retention=database,
         usage=database,
         integrity=database,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from strata_server.core.archive import ConflictPolicy, ImportCounts
 from strata_server.core.archive_rows import RowBatch
@@ -21,12 +21,10 @@ from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
-    AuditQuery,
     ChangeBatch,
     Handoff,
     Idempotency,
     ListQuery,
-    LoggedAudit,
     Page,
     Progress,
     QueueDepth,
@@ -54,7 +52,6 @@ from strata_server.core.transcripts import (
 from strata_server.storage.sqlite import (
     archive,
     artifacts,
-    audit,
     changes,
     commit,
     content_retention,
@@ -70,9 +67,6 @@ from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.tokens import SqliteTokenStore
-
-if TYPE_CHECKING:
-    from strata_server.storage.ports import Database
 
 CAPABILITIES = (
     "records",
@@ -107,6 +101,7 @@ class SqliteDatabase:
         self, connections: Connections, *, max_record_bytes: int, path: str | None = None
     ) -> None:
         self._db = connections
+        self.connections = connections
         self._max_record_bytes = max_record_bytes
         self._leader = FileLeader(path if path and path != ":memory:" else None)
         self._tokens = SqliteTokenStore(connections)
@@ -167,10 +162,6 @@ class SqliteDatabase:
     ) -> None:
         """Remove the declaration; drop the index once nothing declares its path."""
         await indexes.drop_index(self._db, namespace, collection, path, actor=actor)
-
-    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
-        """Audit entries, newest first."""
-        return await audit.list_audit(self._db, namespace, query)
 
     async def changes_head(self, namespace: str) -> str:
         """The cursor of the newest audit entry."""
@@ -591,10 +582,3 @@ class SqliteDatabase:
         """Close every connection; the object is unusable afterwards."""
         self._leader.close()
         await self._db.close()
-
-
-if TYPE_CHECKING:
-
-    def _satisfies_port(db: SqliteDatabase) -> Database:
-        """mypy proves here that SqliteDatabase implements the Database port."""
-        return db
