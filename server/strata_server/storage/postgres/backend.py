@@ -5,6 +5,7 @@ from __future__ import annotations
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
+from strata_server.storage.postgres.usage import PostgresUsage
 
 
 async def open_postgres(
@@ -40,11 +41,11 @@ async def open_postgres(
         artifacts=database,
         audit=PostgresAudit(database.runner),
         retention=database,
-        usage=database,
+        usage=PostgresUsage(database.runner),
         integrity=database,
         indexes=database,
         transfer=database,
         tokens=database.tokens,
-        quotas=database,
+        quotas=database.quotas,
         backend=database,
     )

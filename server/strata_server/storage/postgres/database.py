@@ -41,18 +41,16 @@ from strata_server.core.models import (
     ListQuery,
     Page,
     Progress,
-    QueueDepth,
     Record,
     RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
-    Usage,
     Write,
     WriteResult,
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
-from strata_server.core.quotas import Quota, explained
+from strata_server.core.quotas import explained
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -72,16 +70,15 @@ from strata_server.storage.postgres import (
     indexes,
     integrity,
     queries,
-    quotas,
     records,
     retention,
     transcripts,
-    usage,
 )
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool, translate
-from strata_server.storage.postgres.tokens import PostgresTokenStore
+from strata_server.storage.postgres.quotas import PostgresQuotas
+from strata_server.storage.postgres.tokens import PostgresTokens
 
 log = structlog.get_logger("strata.postgres")
 
@@ -117,12 +114,13 @@ class PostgresDatabase:
         self._pool = pool
         self.runner = Runner(pool)
         self._run = self.runner.run
+        self.quotas = PostgresQuotas(self.runner)
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
         self._builds: dict[str, asyncio.Task[None]] = {}
         self._leader: Conn | None = None  # a session of its own, outside the pool
         self._led: set[str] = set()
-        self._tokens = PostgresTokenStore(self._run)
+        self._tokens = PostgresTokens(self.runner)
 
     @classmethod
     async def open(
@@ -151,7 +149,7 @@ class PostgresDatabase:
         return cls(pool, max_record_bytes=max_record_bytes)
 
     @property
-    def tokens(self) -> PostgresTokenStore:
+    def tokens(self) -> PostgresTokens:
         """The bearer tokens, over the same pool."""
         return self._tokens
 
@@ -224,7 +222,7 @@ class PostgresDatabase:
         Creates of new keys first try the optimistic path (commit.optimistic).
         """
         return await explained(
-            namespace, self.list_quotas, self._commit(namespace, writes, actor, idempotency)
+            namespace, self.quotas.list_quotas, self._commit(namespace, writes, actor, idempotency)
         )
 
     async def _commit(
@@ -477,7 +475,7 @@ class PostgresDatabase:
             transaction=idempotency is not None,
             writes=True,
         )
-        return await explained(namespace, self.list_quotas, work)
+        return await explained(namespace, self.quotas.list_quotas, work)
 
     async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
@@ -531,7 +529,7 @@ class PostgresDatabase:
             ),
             transaction=True,
         )
-        return await explained(artifact.namespace, self.list_quotas, work)
+        return await explained(artifact.namespace, self.quotas.list_quotas, work)
 
     async def unpin_blob(self, namespace: str, upload_id: str) -> None:
         """Drop an upload's pin."""
@@ -615,32 +613,9 @@ class PostgresDatabase:
             lambda conn: archive.import_rows(conn, namespace, batches, policy, actor=actor),
             transaction=True,
         )
-        return await explained(namespace, self.list_quotas, work)
+        return await explained(namespace, self.quotas.list_quotas, work)
 
     # --- QuotaStore (storage/postgres/quotas.py) ----------------------------------------
-
-    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
-        """Save, recount or remove a quota (quotas.py: the three steps of a new one)."""
-        if max_bytes == 0:
-            return await self._run(
-                lambda conn: quotas.remove(conn, namespace, actor=actor), transaction=True
-            )
-        created = await self._run(
-            lambda conn: quotas.save(conn, namespace, max_bytes, actor=actor), transaction=True
-        )
-        if created:
-            xids = await self._run(quotas.running)
-
-            async def count_running(xids: list[str]) -> int:
-                return await self._run(lambda conn: quotas.still_running(conn, xids))
-
-            await quotas.settle(count_running, xids)
-        saved = await self._run(lambda conn: quotas.recount(conn, namespace), transaction=True)
-        return saved or Quota(namespace, 0, 0)
-
-    async def list_quotas(self, namespace: str | None) -> list[Quota]:
-        """The quota rows of one namespace or of all."""
-        return await self._run(lambda conn: quotas.list_quotas(conn, namespace))
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration (NO_YOYO_VERSION without yoyo)."""
@@ -808,14 +783,6 @@ class PostgresDatabase:
         return await self._run(
             lambda conn: content_retention.purge_old_artifacts(conn, namespace, kind, before, limit)
         )
-
-    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
-        """Records, jobs, transcripts, artifacts and blobs per namespace."""
-        return await self._run(lambda conn: usage.usage(conn, namespace, owner))
-
-    async def queue_depths(self) -> list[QueueDepth]:
-        """Unfinished jobs per queue."""
-        return await self._run(usage.queue_depths)
 
     def check_integrity(
         self, namespace: str | None, *, repair: bool

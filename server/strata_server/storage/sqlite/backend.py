@@ -5,6 +5,7 @@ from __future__ import annotations
 from strata_server.storage.composite import Storage
 from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.database import SqliteDatabase
+from strata_server.storage.sqlite.usage import SqliteUsage
 
 
 async def open_sqlite(
@@ -31,11 +32,11 @@ async def open_sqlite(
         artifacts=database,
         audit=SqliteAudit(database.connections),
         retention=database,
-        usage=database,
+        usage=SqliteUsage(database.connections),
         integrity=database,
         indexes=database,
         transfer=database,
         tokens=database.tokens,
-        quotas=database,
+        quotas=database.quotas,
         backend=database,
     )

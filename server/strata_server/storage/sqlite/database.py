@@ -27,18 +27,16 @@ from strata_server.core.models import (
     ListQuery,
     Page,
     Progress,
-    QueueDepth,
     Record,
     RecordRef,
     SearchHit,
     SearchQuery,
     ServerFacts,
-    Usage,
     Write,
     WriteResult,
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
-from strata_server.core.quotas import Quota, explained
+from strata_server.core.quotas import explained
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
@@ -57,16 +55,15 @@ from strata_server.storage.sqlite import (
     content_retention,
     indexes,
     integrity,
-    quotas,
     records,
     retention,
     transcripts,
-    usage,
 )
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.leader import FileLeader
-from strata_server.storage.sqlite.tokens import SqliteTokenStore
+from strata_server.storage.sqlite.quotas import SqliteQuotas
+from strata_server.storage.sqlite.tokens import SqliteTokens
 
 CAPABILITIES = (
     "records",
@@ -102,9 +99,10 @@ class SqliteDatabase:
     ) -> None:
         self._db = connections
         self.connections = connections
+        self.quotas = SqliteQuotas(connections)
         self._max_record_bytes = max_record_bytes
         self._leader = FileLeader(path if path and path != ":memory:" else None)
-        self._tokens = SqliteTokenStore(connections)
+        self._tokens = SqliteTokens(connections)
 
     @classmethod
     async def open(
@@ -125,7 +123,7 @@ class SqliteDatabase:
         return cls(connections, max_record_bytes=max_record_bytes, path=path)
 
     @property
-    def tokens(self) -> SqliteTokenStore:
+    def tokens(self) -> SqliteTokens:
         """The bearer tokens, over the same connections."""
         return self._tokens
 
@@ -194,7 +192,7 @@ class SqliteDatabase:
             idempotency=idempotency,
             max_record_bytes=self._max_record_bytes,
         )
-        return await explained(namespace, self.list_quotas, work)
+        return await explained(namespace, self.quotas.list_quotas, work)
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
@@ -357,7 +355,7 @@ class SqliteDatabase:
         work = transcripts.append_entries(
             self._db, namespace, append, actor=actor, idempotency=idempotency
         )
-        return await explained(namespace, self.list_quotas, work)
+        return await explained(namespace, self.quotas.list_quotas, work)
 
     async def read_batch(
         self, namespace: str, id: str, from_seq: int, max_bytes: int
@@ -401,7 +399,7 @@ class SqliteDatabase:
         work = artifacts.create_artifact(
             self._db, artifact, actor=actor, idempotency=idempotency, upload_id=upload_id
         )
-        return await explained(artifact.namespace, self.list_quotas, work)
+        return await explained(artifact.namespace, self.quotas.list_quotas, work)
 
     async def unpin_blob(self, namespace: str, upload_id: str) -> None:
         """Drop an upload's pin."""
@@ -534,14 +532,6 @@ class SqliteDatabase:
         """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
         return await content_retention.purge_old_artifacts(self._db, namespace, kind, before, limit)
 
-    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
-        """Records, jobs, transcripts, artifacts and blobs per namespace."""
-        return await usage.usage(self._db, namespace, owner)
-
-    async def queue_depths(self) -> list[QueueDepth]:
-        """Unfinished jobs per queue."""
-        return await usage.queue_depths(self._db)
-
     def check_integrity(
         self, namespace: str | None, *, repair: bool
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
@@ -568,15 +558,7 @@ class SqliteDatabase:
     ) -> ImportCounts:
         """Every batch in one write transaction (holding the writer)."""
         work = archive.import_rows(self._db, namespace, batches, policy, actor=actor)
-        return await explained(namespace, self.list_quotas, work)
-
-    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
-        """Save (recounting) or remove a quota, in one write transaction."""
-        return await quotas.set_quota(self._db, namespace, max_bytes, actor=actor)
-
-    async def list_quotas(self, namespace: str | None) -> list[Quota]:
-        """The quota rows of one namespace or of all."""
-        return await quotas.list_quotas(self._db, namespace)
+        return await explained(namespace, self.quotas.list_quotas, work)
 
     async def close(self) -> None:
         """Close every connection; the object is unusable afterwards."""
