@@ -5,6 +5,7 @@ from __future__ import annotations
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
+from strata_server.storage.postgres.integrity import PostgresIntegrity
 from strata_server.storage.postgres.usage import PostgresUsage
 
 
@@ -42,8 +43,8 @@ async def open_postgres(
         audit=PostgresAudit(database.runner),
         retention=database,
         usage=PostgresUsage(database.runner),
-        integrity=database,
-        indexes=database,
+        integrity=PostgresIntegrity(database.runner, database.indexes.rebuild),
+        indexes=database.indexes,
         transfer=database,
         tokens=database.tokens,
         quotas=database.quotas,

@@ -30,8 +30,6 @@ from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import Conflict, StrataError
 from strata_server.core.filters import Filter
-from strata_server.core.indexes import RecordIndex, index_name
-from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -40,7 +38,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     Page,
-    Progress,
     Record,
     RecordRef,
     SearchHit,
@@ -67,23 +64,18 @@ from strata_server.storage.postgres import (
     changes,
     commit,
     content_retention,
-    indexes,
-    integrity,
     queries,
     records,
     retention,
     transcripts,
 )
 from strata_server.storage.postgres import queue as job_queue
-from strata_server.storage.postgres.indexes import IndexedPaths
+from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool, translate
 from strata_server.storage.postgres.quotas import PostgresQuotas
 from strata_server.storage.postgres.tokens import PostgresTokens
 
 log = structlog.get_logger("strata.postgres")
-
-INDEX_PROGRESS_SECONDS = 0.5
-"""How often CreateIndex reports a running build's progress."""
 
 COMMIT_ATTEMPTS = 4
 """How often a commit that lost a race to a concurrent transaction is tried."""
@@ -117,7 +109,7 @@ class PostgresDatabase:
         self.quotas = PostgresQuotas(self.runner)
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
-        self._builds: dict[str, asyncio.Task[None]] = {}
+        self.indexes = PostgresIndexes(self.runner, self._indexes)
         self._leader: Conn | None = None  # a session of its own, outside the pool
         self._led: set[str] = set()
         self._tokens = PostgresTokens(self.runner)
@@ -632,68 +624,6 @@ class PostgresDatabase:
         version = await self._run(schema_version)
         return ServerFacts(backend="postgres", schema_version=version, capabilities=CAPABILITIES)
 
-    async def create_index(
-        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
-    ) -> AsyncIterator[Progress | RecordIndex]:
-        """Declare, then build CONCURRENTLY in a task of its own (which finishes even
-        if the caller goes away), yielding its progress and then the index."""
-        created = await self._run(
-            lambda conn: indexes.declare(conn, namespace, collection, path, actor=actor),
-            transaction=True,
-        )
-        name = index_name(path)
-        yield Progress(f"{indexes.PHASE}: starting", 0, 0, "blocks")
-        build = self._builds.get(name)
-        if build is None:
-            build = asyncio.create_task(self._build(path), name=f"build {name}")
-            self._builds[name] = build
-            build.add_done_callback(lambda task: self._built(name, task))
-        while not build.done():
-            await asyncio.wait({build}, timeout=INDEX_PROGRESS_SECONDS)
-            if not build.done():
-                progress = await self._run(lambda conn: indexes.progress(conn, path))
-                if progress is not None:
-                    yield progress
-        await build  # its error, if it failed
-        self._indexes.invalidate()
-        ready = await self._run(lambda conn: indexes.ready(conn, path))
-        yield RecordIndex(collection, path, name, ready, created)
-
-    def _built(self, name: str, task: asyncio.Task[None]) -> None:
-        self._builds.pop(name, None)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            # Logged here as well as raised to the callers still waiting: there may
-            # be none left.
-            log.warning("index build failed", index=name, error=str(error))
-
-    async def _build(self, path: tuple[str, ...]) -> None:
-        try:
-            async with self._pool.connection() as conn:
-                # A build may take long on a big collection: no statement_timeout for
-                # it, and the session's own back before the pool hands it out again.
-                await conn.execute("SET statement_timeout = 0")
-                try:
-                    await indexes.build(conn, path)
-                finally:
-                    await conn.execute("RESET statement_timeout")
-        except psycopg.Error as error:
-            raise translate(error) from error
-
-    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
-        """Declared indexes, with whether each is built."""
-        return await self._run(lambda conn: indexes.list_declared(conn, namespace, collection))
-
-    async def drop_index(
-        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
-    ) -> None:
-        """Remove the declaration; drop the index once nothing declares its path."""
-        await self._run(
-            lambda conn: indexes.undeclare(conn, namespace, collection, path, actor=actor),
-            transaction=True,
-        )
-        await self._run(lambda conn: indexes.drop_unused(conn, path))
-        self._indexes.invalidate()
-
     async def count_expired(self) -> int:
         """Records past their expire_time."""
         return await self._run(retention.count_expired)
@@ -784,16 +714,6 @@ class PostgresDatabase:
             lambda conn: content_retention.purge_old_artifacts(conn, namespace, kind, before, limit)
         )
 
-    def check_integrity(
-        self, namespace: str | None, *, repair: bool
-    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """Jobs, declared indexes, transcripts."""
-        return integrity.check(self._run, self._rebuild, namespace, repair=repair)
-
-    async def _rebuild(self, path: tuple[str, ...]) -> None:
-        await self._build(path)
-        self._indexes.invalidate()
-
     async def lead(self, name: str) -> bool:
         """A session advisory lock, on a connection of its own kept open while this
         process leads (a pooled one would hand the lock to whoever took it next)."""
@@ -861,7 +781,6 @@ class PostgresDatabase:
         """Close the pool and its connections; the object is unusable afterwards.
         An index build still running is abandoned: the next CreateIndex of its
         field replaces the invalid index it leaves."""
-        for build in list(self._builds.values()):
-            build.cancel()
+        await self.indexes.close()
         await self._drop_leader()
         await self._pool.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from strata_server.storage.composite import Storage
 from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.database import SqliteDatabase
+from strata_server.storage.sqlite.indexes import SqliteIndexes
+from strata_server.storage.sqlite.integrity import SqliteIntegrity
 from strata_server.storage.sqlite.usage import SqliteUsage
 
 
@@ -33,8 +35,8 @@ async def open_sqlite(
         audit=SqliteAudit(database.connections),
         retention=database,
         usage=SqliteUsage(database.connections),
-        integrity=database,
-        indexes=database,
+        integrity=SqliteIntegrity(database.connections),
+        indexes=SqliteIndexes(database.connections),
         transfer=database,
         tokens=database.tokens,
         quotas=database.quotas,

@@ -16,8 +16,6 @@ from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
-from strata_server.core.indexes import RecordIndex
-from strata_server.core.integrity import Finding
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
@@ -26,7 +24,6 @@ from strata_server.core.models import (
     Idempotency,
     ListQuery,
     Page,
-    Progress,
     Record,
     RecordRef,
     SearchHit,
@@ -53,8 +50,6 @@ from strata_server.storage.sqlite import (
     changes,
     commit,
     content_retention,
-    indexes,
-    integrity,
     records,
     retention,
     transcripts,
@@ -144,22 +139,6 @@ class SqliteDatabase:
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
         """How many live records match."""
         return await records.count_records(self._db, namespace, collection, filter)
-
-    def create_index(
-        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
-    ) -> AsyncIterator[Progress | RecordIndex]:
-        """Declare and build (holding the writer); progress, then the index."""
-        return indexes.create_index(self._db, namespace, collection, path, actor=actor)
-
-    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
-        """Declared indexes."""
-        return await indexes.list_indexes(self._db, namespace, collection)
-
-    async def drop_index(
-        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
-    ) -> None:
-        """Remove the declaration; drop the index once nothing declares its path."""
-        await indexes.drop_index(self._db, namespace, collection, path, actor=actor)
 
     async def changes_head(self, namespace: str) -> str:
         """The cursor of the newest audit entry."""
@@ -531,12 +510,6 @@ class SqliteDatabase:
     ) -> int:
         """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
         return await content_retention.purge_old_artifacts(self._db, namespace, kind, before, limit)
-
-    def check_integrity(
-        self, namespace: str | None, *, repair: bool
-    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-        """The file (quick_check), jobs, declared indexes, transcripts."""
-        return integrity.check(self._db, namespace, repair=repair)
 
     async def lead(self, name: str) -> bool:
         """A file lock beside the database (see leader.py)."""
