@@ -6,6 +6,7 @@ from strata_server.storage.composite import Storage
 from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
 from strata_server.storage.postgres.integrity import PostgresIntegrity
+from strata_server.storage.postgres.retention import PostgresRecordCleanup
 from strata_server.storage.postgres.usage import PostgresUsage
 
 
@@ -36,12 +37,12 @@ async def open_postgres(
     )
     return Storage(
         records=database,
-        cleanup=database,
+        cleanup=PostgresRecordCleanup(database.runner),
         queue=database,
         transcripts=database,
         artifacts=database,
         audit=PostgresAudit(database.runner),
-        retention=database,
+        retention=database.retention,
         usage=PostgresUsage(database.runner),
         integrity=PostgresIntegrity(database.runner, database.indexes.rebuild),
         indexes=database.indexes,

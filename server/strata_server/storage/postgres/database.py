@@ -16,7 +16,6 @@ database is back, without a restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -48,7 +47,6 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import explained
-from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
@@ -63,16 +61,16 @@ from strata_server.storage.postgres import (
     artifacts,
     changes,
     commit,
-    content_retention,
     queries,
     records,
-    retention,
     transcripts,
 )
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
+from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool, translate
 from strata_server.storage.postgres.quotas import PostgresQuotas
+from strata_server.storage.postgres.retention import PostgresRetention
 from strata_server.storage.postgres.tokens import PostgresTokens
 
 log = structlog.get_logger("strata.postgres")
@@ -110,8 +108,9 @@ class PostgresDatabase:
         self._max_record_bytes = max_record_bytes
         self._indexes = IndexedPaths()
         self.indexes = PostgresIndexes(self.runner, self._indexes)
-        self._leader: Conn | None = None  # a session of its own, outside the pool
-        self._led: set[str] = set()
+        info = pool.conninfo
+        assert isinstance(info, str)  # open_pool gives a string
+        self.retention = PostgresRetention(self.runner, SessionLeader(info))
         self._tokens = PostgresTokens(self.runner)
 
     @classmethod
@@ -624,127 +623,6 @@ class PostgresDatabase:
         version = await self._run(schema_version)
         return ServerFacts(backend="postgres", schema_version=version, capabilities=CAPABILITIES)
 
-    async def count_expired(self) -> int:
-        """Records past their expire_time."""
-        return await self._run(retention.count_expired)
-
-    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
-        """Records of a collection last written before `before`."""
-        return await self._run(
-            lambda conn: retention.count_old_records(conn, namespace, collection, before)
-        )
-
-    async def purge_old_records(
-        self, namespace: str, collection: str, before: datetime, limit: int
-    ) -> list[RecordRef]:
-        """Delete up to `limit` of them, each with a `retention` audit entry."""
-        return await self._run(
-            lambda conn: retention.purge_old_records(conn, namespace, collection, before, limit)
-        )
-
-    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
-        """Create or replace a policy."""
-        return await self._run(lambda conn: retention.set_policy(conn, policy, actor=actor))
-
-    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
-        """Policies of a namespace, or of all."""
-        return await self._run(lambda conn: retention.list_policies(conn, namespace))
-
-    async def delete_retention(
-        self, namespace: str, target: Target, selector: str, *, actor: Actor
-    ) -> None:
-        """Remove a policy."""
-        await self._run(
-            lambda conn: retention.delete_policy(conn, namespace, target, selector, actor=actor)
-        )
-
-    async def count_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-    ) -> int:
-        """Finished jobs a purge would take."""
-        return await self._run(
-            lambda conn: retention.count_old_jobs(conn, namespace, queue, state, before, exclude)
-        )
-
-    async def purge_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-        limit: int,
-    ) -> int:
-        """Delete up to `limit` of them."""
-        return await self._run(
-            lambda conn: retention.purge_old_jobs(
-                conn, namespace, queue, state, before, exclude, limit
-            )
-        )
-
-    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
-        """Transcripts sealed before `before`."""
-        return await self._run(
-            lambda conn: content_retention.count_old_transcripts(conn, namespace, before)
-        )
-
-    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
-        """Delete up to `limit` of them with their entries, in one transaction."""
-        return await self._run(
-            lambda conn: content_retention.purge_old_transcripts(conn, namespace, before, limit),
-            transaction=True,
-        )
-
-    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
-        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
-        return await self._run(
-            lambda conn: content_retention.count_old_artifacts(conn, namespace, kind, before)
-        )
-
-    async def purge_old_artifacts(
-        self, namespace: str, kind: str, before: datetime, limit: int
-    ) -> int:
-        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
-        return await self._run(
-            lambda conn: content_retention.purge_old_artifacts(conn, namespace, kind, before, limit)
-        )
-
-    async def lead(self, name: str) -> bool:
-        """A session advisory lock, on a connection of its own kept open while this
-        process leads (a pooled one would hand the lock to whoever took it next)."""
-        try:
-            if self._leader is None or self._leader.closed:
-                self._led.clear()
-                info = self._pool.conninfo
-                assert isinstance(info, str)  # open_pool gives a string
-                self._leader = await psycopg.AsyncConnection.connect(info, autocommit=True)
-            if name in self._led:
-                await self._leader.execute("SELECT 1")  # the session, so the lock, still holds
-                return True
-            cursor = await self._leader.execute(
-                "SELECT pg_try_advisory_lock(hashtext(%s))", ("strata.lead." + name,)
-            )
-            row = await cursor.fetchone()
-            if row is not None and row[0]:
-                self._led.add(name)
-                return True
-            return False
-        except psycopg.Error:
-            await self._drop_leader()
-            return False
-
-    async def _drop_leader(self) -> None:
-        self._led.clear()
-        if self._leader is not None:
-            with contextlib.suppress(psycopg.Error):
-                await self._leader.close()
-            self._leader = None
-
     async def ping(self) -> None:
         """Return when the database answers a query; raise Unavailable otherwise."""
 
@@ -782,5 +660,5 @@ class PostgresDatabase:
         An index build still running is abandoned: the next CreateIndex of its
         field replaces the invalid index it leaves."""
         await self.indexes.close()
-        await self._drop_leader()
+        await self.retention.close()
         await self._pool.close()

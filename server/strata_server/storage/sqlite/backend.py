@@ -7,6 +7,7 @@ from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.database import SqliteDatabase
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
+from strata_server.storage.sqlite.retention import SqliteRecordCleanup
 from strata_server.storage.sqlite.usage import SqliteUsage
 
 
@@ -28,12 +29,12 @@ async def open_sqlite(
     )
     return Storage(
         records=database,
-        cleanup=database,
+        cleanup=SqliteRecordCleanup(database.connections),
         queue=database,
         transcripts=database,
         artifacts=database,
         audit=SqliteAudit(database.connections),
-        retention=database,
+        retention=database.retention,
         usage=SqliteUsage(database.connections),
         integrity=SqliteIntegrity(database.connections),
         indexes=SqliteIndexes(database.connections),

@@ -34,7 +34,6 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import explained
-from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
     Appended,
     AppendEntries,
@@ -49,15 +48,14 @@ from strata_server.storage.sqlite import (
     artifacts,
     changes,
     commit,
-    content_retention,
     records,
-    retention,
     transcripts,
 )
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.quotas import SqliteQuotas
+from strata_server.storage.sqlite.retention import SqliteRetention
 from strata_server.storage.sqlite.tokens import SqliteTokens
 
 CAPABILITIES = (
@@ -96,7 +94,9 @@ class SqliteDatabase:
         self.connections = connections
         self.quotas = SqliteQuotas(connections)
         self._max_record_bytes = max_record_bytes
-        self._leader = FileLeader(path if path and path != ":memory:" else None)
+        self.retention = SqliteRetention(
+            connections, FileLeader(path if path and path != ":memory:" else None)
+        )
         self._tokens = SqliteTokens(connections)
 
     @classmethod
@@ -440,81 +440,6 @@ class SqliteDatabase:
         rows = await self._db.fetchall(READ_SECRET, (name,))
         return bytes(rows[0][0])
 
-    async def count_expired(self) -> int:
-        """Records past their expire_time."""
-        return await retention.count_expired(self._db)
-
-    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
-        """Records of a collection last written before `before`."""
-        return await retention.count_old_records(self._db, namespace, collection, before)
-
-    async def purge_old_records(
-        self, namespace: str, collection: str, before: datetime, limit: int
-    ) -> list[RecordRef]:
-        """Delete up to `limit` of them, each with a `retention` audit entry."""
-        return await retention.purge_old_records(self._db, namespace, collection, before, limit)
-
-    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
-        """Create or replace a policy."""
-        return await retention.set_policy(self._db, policy, actor=actor)
-
-    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
-        """Policies of a namespace, or of all."""
-        return await retention.list_policies(self._db, namespace)
-
-    async def delete_retention(
-        self, namespace: str, target: Target, selector: str, *, actor: Actor
-    ) -> None:
-        """Remove a policy."""
-        await retention.delete_policy(self._db, namespace, target, selector, actor=actor)
-
-    async def count_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-    ) -> int:
-        """Finished jobs a purge would take."""
-        return await retention.count_old_jobs(self._db, namespace, queue, state, before, exclude)
-
-    async def purge_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-        limit: int,
-    ) -> int:
-        """Delete up to `limit` of them."""
-        return await retention.purge_old_jobs(
-            self._db, namespace, queue, state, before, exclude, limit
-        )
-
-    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
-        """Transcripts sealed before `before`."""
-        return await content_retention.count_old_transcripts(self._db, namespace, before)
-
-    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
-        """Delete up to `limit` of them with their entries, in one transaction."""
-        return await content_retention.purge_old_transcripts(self._db, namespace, before, limit)
-
-    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
-        """Artifacts of a kind (or of every unnamed kind) created before `before`."""
-        return await content_retention.count_old_artifacts(self._db, namespace, kind, before)
-
-    async def purge_old_artifacts(
-        self, namespace: str, kind: str, before: datetime, limit: int
-    ) -> int:
-        """Delete up to `limit` of those rows (their blobs go at the orphan sweep)."""
-        return await content_retention.purge_old_artifacts(self._db, namespace, kind, before, limit)
-
-    async def lead(self, name: str) -> bool:
-        """A file lock beside the database (see leader.py)."""
-        return self._leader.lead(name)
-
     def export_rows(
         self, namespace: str, owner: str | None
     ) -> AsyncIterator[dict[str, int] | RowBatch]:
@@ -535,5 +460,5 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         """Close every connection; the object is unusable afterwards."""
-        self._leader.close()
+        await self.retention.close()
         await self._db.close()
