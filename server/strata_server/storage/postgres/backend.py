@@ -7,6 +7,7 @@ from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
 from strata_server.storage.postgres.integrity import PostgresIntegrity
 from strata_server.storage.postgres.retention import PostgresRecordCleanup
+from strata_server.storage.postgres.transfer import PostgresTransfer
 from strata_server.storage.postgres.usage import PostgresUsage
 
 
@@ -46,7 +47,7 @@ async def open_postgres(
         usage=PostgresUsage(database.runner),
         integrity=PostgresIntegrity(database.runner, database.indexes.rebuild),
         indexes=database.indexes,
-        transfer=database,
+        transfer=PostgresTransfer(database.runner, database.quotas),
         tokens=database.tokens,
         quotas=database.quotas,
         backend=database,

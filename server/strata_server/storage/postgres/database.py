@@ -21,11 +21,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import psycopg
 import structlog
 
-from strata_server.core.archive import ConflictPolicy, ImportCounts
-from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import Conflict, StrataError
 from strata_server.core.filters import Filter
@@ -57,7 +54,6 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
 )
 from strata_server.storage.postgres import (
-    archive,
     artifacts,
     changes,
     commit,
@@ -68,7 +64,7 @@ from strata_server.storage.postgres import (
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.leader import SessionLeader
-from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool, translate
+from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool
 from strata_server.storage.postgres.quotas import PostgresQuotas
 from strata_server.storage.postgres.retention import PostgresRetention
 from strata_server.storage.postgres.tokens import PostgresTokens
@@ -578,33 +574,6 @@ class PostgresDatabase:
             if len(page) < artifacts.PAGE:
                 return
             after = (page[-1].namespace, page[-1].id)
-
-    async def export_rows(
-        self, namespace: str, owner: str | None
-    ) -> AsyncIterator[dict[str, int] | RowBatch]:
-        """Counts, then rows kind by kind, from one REPEATABLE READ snapshot on one
-        connection held for the export."""
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                async for item in archive.export_rows(conn, namespace, owner):
-                    yield item
-        except psycopg.Error as error:
-            raise translate(error) from error
-
-    async def import_rows(
-        self,
-        namespace: str,
-        batches: AsyncIterator[RowBatch],
-        policy: ConflictPolicy,
-        *,
-        actor: Actor,
-    ) -> ImportCounts:
-        """Every batch in one transaction."""
-        work = self._run(
-            lambda conn: archive.import_rows(conn, namespace, batches, policy, actor=actor),
-            transaction=True,
-        )
-        return await explained(namespace, self.quotas.list_quotas, work)
 
     # --- QuotaStore (storage/postgres/quotas.py) ----------------------------------------
 

@@ -8,6 +8,7 @@ from strata_server.storage.sqlite.database import SqliteDatabase
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
 from strata_server.storage.sqlite.retention import SqliteRecordCleanup
+from strata_server.storage.sqlite.transfer import SqliteTransfer
 from strata_server.storage.sqlite.usage import SqliteUsage
 
 
@@ -38,7 +39,7 @@ async def open_sqlite(
         usage=SqliteUsage(database.connections),
         integrity=SqliteIntegrity(database.connections),
         indexes=SqliteIndexes(database.connections),
-        transfer=database,
+        transfer=SqliteTransfer(database.connections, database.quotas),
         tokens=database.tokens,
         quotas=database.quotas,
         backend=database,

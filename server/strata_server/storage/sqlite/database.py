@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from datetime import datetime, timedelta
 from typing import Any
 
-from strata_server.core.archive import ConflictPolicy, ImportCounts
-from strata_server.core.archive_rows import RowBatch
 from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
@@ -44,7 +42,6 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
 )
 from strata_server.storage.sqlite import (
-    archive,
     artifacts,
     changes,
     commit,
@@ -439,24 +436,6 @@ class SqliteDatabase:
             await tx.execute(KEEP_SECRET, (name, candidate, records.now_micros()))
         rows = await self._db.fetchall(READ_SECRET, (name,))
         return bytes(rows[0][0])
-
-    def export_rows(
-        self, namespace: str, owner: str | None
-    ) -> AsyncIterator[dict[str, int] | RowBatch]:
-        """Counts, then rows kind by kind, from one read snapshot."""
-        return archive.export_rows(self._db, namespace, owner)
-
-    async def import_rows(
-        self,
-        namespace: str,
-        batches: AsyncIterator[RowBatch],
-        policy: ConflictPolicy,
-        *,
-        actor: Actor,
-    ) -> ImportCounts:
-        """Every batch in one write transaction (holding the writer)."""
-        work = archive.import_rows(self._db, namespace, batches, policy, actor=actor)
-        return await explained(namespace, self.quotas.list_quotas, work)
 
     async def close(self) -> None:
         """Close every connection; the object is unusable afterwards."""
