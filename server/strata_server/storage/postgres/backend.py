@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strata_server.storage.composite import Storage
+from strata_server.storage.postgres.artifacts import PostgresArtifacts
 from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
 from strata_server.storage.postgres.integrity import PostgresIntegrity
@@ -41,7 +42,7 @@ async def open_postgres(
         cleanup=PostgresRecordCleanup(database.runner),
         queue=database,
         transcripts=database,
-        artifacts=database,
+        artifacts=PostgresArtifacts(database.runner, database.quotas),
         audit=PostgresAudit(database.runner),
         retention=database.retention,
         usage=PostgresUsage(database.runner),

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import structlog
 
-from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import Conflict, StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
@@ -54,7 +53,6 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
 )
 from strata_server.storage.postgres import (
-    artifacts,
     changes,
     commit,
     queries,
@@ -491,89 +489,6 @@ class PostgresDatabase:
     ) -> Page[TranscriptHit]:
         """Full-text matches over entries' content (tsvector, ts_rank), best first."""
         return await self._run(lambda conn: transcripts.search_transcripts(conn, namespace, query))
-
-    async def pin_blob(
-        self, namespace: str, upload_id: str, sha256: str, expire_time: datetime
-    ) -> None:
-        """Keep the sweep off a blob until the upload's row exists."""
-        await self._run(
-            lambda conn: artifacts.pin_blob(conn, namespace, upload_id, sha256, expire_time),
-            transaction=True,
-        )
-
-    async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
-    ) -> Artifact:
-        """Insert an artifact row (audited) and drop its upload's pin."""
-        work = self._run(
-            lambda conn: artifacts.create_artifact(
-                conn, artifact, actor=actor, idempotency=idempotency, upload_id=upload_id
-            ),
-            transaction=True,
-        )
-        return await explained(artifact.namespace, self.quotas.list_quotas, work)
-
-    async def unpin_blob(self, namespace: str, upload_id: str) -> None:
-        """Drop an upload's pin."""
-        await self._run(lambda conn: artifacts.unpin_blob(conn, namespace, upload_id))
-
-    async def get_artifact(self, namespace: str, id: str) -> Artifact:
-        """One artifact, or NotFound."""
-        return await self._run(lambda conn: artifacts.get_artifact(conn, namespace, id))
-
-    async def list_artifacts(
-        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
-    ) -> Page[Artifact]:
-        """Artifacts in id order after `after`."""
-        return await self._run(
-            lambda conn: artifacts.list_artifacts(conn, namespace, owner, kind, limit, after)
-        )
-
-    async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:
-        """Delete an artifact row (audited)."""
-        return await self._run(
-            lambda conn: artifacts.delete_artifact(conn, namespace, id, actor=actor),
-            transaction=True,
-        )
-
-    async def namespace_blobs(self, namespace: str, sha256s: Sequence[str]) -> dict[str, BlobRef]:
-        """The blobs among `sha256s` named by an artifact of the namespace."""
-        return await self._run(lambda conn: artifacts.namespace_blobs(conn, namespace, sha256s))
-
-    async def unreferenced_blobs(self, sha256s: Sequence[str], now: datetime) -> set[str]:
-        """Blobs among `sha256s` that no artifact names and no live pin holds."""
-        return await self._run(lambda conn: artifacts.unreferenced_blobs(conn, sha256s, now))
-
-    async def delete_blob_if_unreferenced(
-        self, sha256: str, now: datetime, delete: Callable[[], Awaitable[None]]
-    ) -> bool:
-        """Delete a blob's bytes if, under its advisory lock, nothing references it."""
-        return await self._run(
-            lambda conn: artifacts.delete_blob_if_unreferenced(conn, sha256, now, delete),
-            transaction=True,
-        )
-
-    async def purge_pins(self, now: datetime) -> int:
-        """Delete expired pins."""
-        return await self._run(lambda conn: artifacts.purge_pins(conn, now))
-
-    async def all_artifacts(self) -> AsyncIterator[Artifact]:
-        """Every artifact of every namespace, a page per pooled query."""
-        after = ("", "")
-        while True:
-            page = await self._run(
-                lambda conn, key=after: artifacts.artifacts_page(conn, key)  # type: ignore[misc]
-            )
-            for artifact in page:
-                yield artifact
-            if len(page) < artifacts.PAGE:
-                return
-            after = (page[-1].namespace, page[-1].id)
 
     # --- QuotaStore (storage/postgres/quotas.py) ----------------------------------------
 

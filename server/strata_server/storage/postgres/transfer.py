@@ -23,10 +23,10 @@ from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
 from strata_server.core.quotas import explained
+from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
+from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
 from strata_server.storage.ports import QuotaStore
-from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
-from strata_server.storage.postgres.artifacts import artifact_from_row
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn, Runner, translate
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
@@ -73,7 +73,7 @@ def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
     if kind is Kind.ENTRIES:
         return lambda row: ArchivedEntry(*row)
     if kind is Kind.ARTIFACTS:
-        return artifact_from_row
+        return lambda row: artifact_from_row(POSTGRES, row)
     return lambda row: audit_from_row(POSTGRES, row)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from strata_server.storage.composite import Storage
+from strata_server.storage.sqlite.artifacts import SqliteArtifacts
 from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.database import SqliteDatabase
 from strata_server.storage.sqlite.indexes import SqliteIndexes
@@ -33,7 +34,7 @@ async def open_sqlite(
         cleanup=SqliteRecordCleanup(database.connections),
         queue=database,
         transcripts=database,
-        artifacts=database,
+        artifacts=SqliteArtifacts(database.connections, database.quotas),
         audit=SqliteAudit(database.connections),
         retention=database.retention,
         usage=SqliteUsage(database.connections),

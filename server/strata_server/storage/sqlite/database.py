@@ -7,11 +7,10 @@ for `:memory:` pass their text as `schema_sql` and it runs on the writer first.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from strata_server.core.artifacts import Artifact, BlobRef
 from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
 from strata_server.core.jsontypes import JSON
@@ -42,7 +41,6 @@ from strata_server.core.transcripts import (
     TranscriptSearch,
 )
 from strata_server.storage.sqlite import (
-    artifacts,
     changes,
     commit,
     records,
@@ -356,66 +354,6 @@ class SqliteDatabase:
     def pool_stats(self) -> Mapping[str, int]:
         """The reader pool and the one writer."""
         return self._db.stats()
-
-    async def pin_blob(
-        self, namespace: str, upload_id: str, sha256: str, expire_time: datetime
-    ) -> None:
-        """Keep the sweep off a blob until the upload's row exists."""
-        await artifacts.pin_blob(self._db, namespace, upload_id, sha256, expire_time)
-
-    async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
-    ) -> Artifact:
-        """Insert an artifact row (audited) and drop its upload's pin."""
-        work = artifacts.create_artifact(
-            self._db, artifact, actor=actor, idempotency=idempotency, upload_id=upload_id
-        )
-        return await explained(artifact.namespace, self.quotas.list_quotas, work)
-
-    async def unpin_blob(self, namespace: str, upload_id: str) -> None:
-        """Drop an upload's pin."""
-        await artifacts.unpin_blob(self._db, namespace, upload_id)
-
-    async def get_artifact(self, namespace: str, id: str) -> Artifact:
-        """One artifact, or NotFound."""
-        return await artifacts.get_artifact(self._db, namespace, id)
-
-    async def list_artifacts(
-        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
-    ) -> Page[Artifact]:
-        """Artifacts in id order after `after`."""
-        return await artifacts.list_artifacts(self._db, namespace, owner, kind, limit, after)
-
-    async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:
-        """Delete an artifact row (audited)."""
-        return await artifacts.delete_artifact(self._db, namespace, id, actor=actor)
-
-    async def namespace_blobs(self, namespace: str, sha256s: Sequence[str]) -> dict[str, BlobRef]:
-        """The blobs among `sha256s` named by an artifact of the namespace."""
-        return await artifacts.namespace_blobs(self._db, namespace, sha256s)
-
-    async def unreferenced_blobs(self, sha256s: Sequence[str], now: datetime) -> set[str]:
-        """Blobs among `sha256s` that no artifact names and no live pin holds."""
-        return await artifacts.unreferenced_blobs(self._db, sha256s, now)
-
-    async def delete_blob_if_unreferenced(
-        self, sha256: str, now: datetime, delete: Callable[[], Awaitable[None]]
-    ) -> bool:
-        """Delete a blob's bytes if, under the writer lock, nothing references it."""
-        return await artifacts.delete_blob_if_unreferenced(self._db, sha256, now, delete)
-
-    async def purge_pins(self, now: datetime) -> int:
-        """Delete expired pins."""
-        return await artifacts.purge_pins(self._db, now)
-
-    def all_artifacts(self) -> AsyncIterator[Artifact]:
-        """Every artifact of every namespace."""
-        return artifacts.all_artifacts(self._db)
 
     async def facts(self) -> ServerFacts:
         """Backend name, newest applied yoyo migration ("memory" without yoyo)."""

@@ -27,10 +27,10 @@ from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
 from strata_server.core.quotas import explained
+from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
+from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
 from strata_server.storage.ports import QuotaStore
-from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
-from strata_server.storage.sqlite.artifacts import artifact_from_row
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
@@ -81,7 +81,7 @@ _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
     Kind.JOBS: lambda row: job_from_row(row, with_token=True),
     Kind.TRANSCRIPTS: transcript_from_row,
     Kind.ENTRIES: _entry_from_row,
-    Kind.ARTIFACTS: artifact_from_row,
+    Kind.ARTIFACTS: lambda row: artifact_from_row(SQLITE, row),
     Kind.AUDIT: lambda row: audit_from_row(SQLITE, row),
 }
 
