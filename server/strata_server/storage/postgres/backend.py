@@ -8,6 +8,7 @@ from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
 from strata_server.storage.postgres.integrity import PostgresIntegrity
 from strata_server.storage.postgres.retention import PostgresRecordCleanup
+from strata_server.storage.postgres.transcripts import PostgresTranscripts
 from strata_server.storage.postgres.transfer import PostgresTransfer
 from strata_server.storage.postgres.usage import PostgresUsage
 
@@ -41,7 +42,7 @@ async def open_postgres(
         records=database,
         cleanup=PostgresRecordCleanup(database.runner),
         queue=database,
-        transcripts=database,
+        transcripts=PostgresTranscripts(database.runner, database.quotas),
         artifacts=PostgresArtifacts(database.runner, database.quotas),
         audit=PostgresAudit(database.runner),
         retention=database.retention,

@@ -43,21 +43,11 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import explained
-from strata_server.core.transcripts import (
-    Appended,
-    AppendEntries,
-    EntryBatch,
-    NewTranscript,
-    Transcript,
-    TranscriptHit,
-    TranscriptSearch,
-)
 from strata_server.storage.postgres import (
     changes,
     commit,
     queries,
     records,
-    transcripts,
 )
 from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
@@ -409,86 +399,6 @@ class PostgresDatabase:
         return await self._run(lambda conn: job_queue.purge_completed(conn, finished_before, limit))
 
     # --- TranscriptStore (storage/postgres/transcripts.py) ------------------------------
-
-    async def create_transcript(
-        self,
-        namespace: str,
-        new: NewTranscript,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-    ) -> Transcript:
-        """Create an empty transcript (idempotent by request_id)."""
-        return await self._run(
-            lambda conn: transcripts.create_transcript(
-                conn, namespace, new, actor=actor, idempotency=idempotency
-            ),
-            transaction=True,
-        )
-
-    async def get_transcript(self, namespace: str, id: str) -> Transcript:
-        """One transcript's description."""
-        return await self._run(lambda conn: transcripts.get_transcript(conn, namespace, id))
-
-    async def list_transcripts(
-        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
-    ) -> Page[Transcript]:
-        """Transcripts newest first, optionally of one owner."""
-        return await self._run(
-            lambda conn: transcripts.list_transcripts(conn, namespace, owner, limit, after)
-        )
-
-    async def append_entries(
-        self,
-        namespace: str,
-        append: AppendEntries,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notice: str | None = None,
-    ) -> Appended:
-        """Append under the transcript's row lock only (idempotent by request_id),
-        sending `notice` on the events channel when it commits."""
-        # Without a request_id the append is one statement (transcript_queries.APPEND
-        # writes the entries, the counters and the audit entry together), atomic
-        # alone: skipping BEGIN and COMMIT takes two round trips off the path of
-        # append -> follower delivery.
-        work = self._run(
-            lambda conn: transcripts.append_entries(
-                conn, namespace, append, actor=actor, idempotency=idempotency, notice=notice
-            ),
-            transaction=idempotency is not None,
-            writes=True,
-        )
-        return await explained(namespace, self.quotas.list_quotas, work)
-
-    async def read_batch(
-        self, namespace: str, id: str, from_seq: int, max_bytes: int
-    ) -> EntryBatch | None:
-        """Entries from `from_seq` on that fit in `max_bytes` (one keyset query)."""
-        return await self._run(
-            lambda conn: transcripts.read_batch(conn, namespace, id, from_seq, max_bytes)
-        )
-
-    async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
-        """Seal a transcript; a sealed one is returned unchanged."""
-        return await self._run(
-            lambda conn: transcripts.seal_transcript(conn, namespace, id, actor=actor),
-            transaction=True,
-        )
-
-    async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
-        """Delete a transcript and its entries."""
-        await self._run(
-            lambda conn: transcripts.delete_transcript(conn, namespace, id, actor=actor),
-            transaction=True,
-        )
-
-    async def search_transcripts(
-        self, namespace: str, query: TranscriptSearch
-    ) -> Page[TranscriptHit]:
-        """Full-text matches over entries' content (tsvector, ts_rank), best first."""
-        return await self._run(lambda conn: transcripts.search_transcripts(conn, namespace, query))
 
     # --- QuotaStore (storage/postgres/quotas.py) ----------------------------------------
 

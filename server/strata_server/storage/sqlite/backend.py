@@ -9,6 +9,7 @@ from strata_server.storage.sqlite.database import SqliteDatabase
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
 from strata_server.storage.sqlite.retention import SqliteRecordCleanup
+from strata_server.storage.sqlite.transcripts import SqliteTranscripts
 from strata_server.storage.sqlite.transfer import SqliteTransfer
 from strata_server.storage.sqlite.usage import SqliteUsage
 
@@ -33,7 +34,7 @@ async def open_sqlite(
         records=database,
         cleanup=SqliteRecordCleanup(database.connections),
         queue=database,
-        transcripts=database,
+        transcripts=SqliteTranscripts(database.connections, database.quotas),
         artifacts=SqliteArtifacts(database.connections, database.quotas),
         audit=SqliteAudit(database.connections),
         retention=database.retention,

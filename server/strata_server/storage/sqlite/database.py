@@ -31,20 +31,10 @@ from strata_server.core.models import (
 )
 from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import explained
-from strata_server.core.transcripts import (
-    Appended,
-    AppendEntries,
-    EntryBatch,
-    NewTranscript,
-    Transcript,
-    TranscriptHit,
-    TranscriptSearch,
-)
 from strata_server.storage.sqlite import (
     changes,
     commit,
     records,
-    transcripts,
 )
 from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
@@ -291,65 +281,6 @@ class SqliteDatabase:
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         """Delete up to `limit` completed jobs finished before the time."""
         return await queues.purge_completed(self._db, finished_before, limit)
-
-    async def create_transcript(
-        self,
-        namespace: str,
-        new: NewTranscript,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-    ) -> Transcript:
-        """Create an empty transcript (idempotent by request_id)."""
-        return await transcripts.create_transcript(
-            self._db, namespace, new, actor=actor, idempotency=idempotency
-        )
-
-    async def get_transcript(self, namespace: str, id: str) -> Transcript:
-        """One transcript's description."""
-        return await transcripts.get_transcript(self._db, namespace, id)
-
-    async def list_transcripts(
-        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
-    ) -> Page[Transcript]:
-        """Transcripts newest first, optionally of one owner."""
-        return await transcripts.list_transcripts(self._db, namespace, owner, limit, after)
-
-    async def append_entries(
-        self,
-        namespace: str,
-        append: AppendEntries,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notice: str | None = None,
-    ) -> Appended:
-        """Append entries with the next seqs, all or none (idempotent by request_id).
-        `notice` is never given here: the embedded shape has no other replicas."""
-        work = transcripts.append_entries(
-            self._db, namespace, append, actor=actor, idempotency=idempotency
-        )
-        return await explained(namespace, self.quotas.list_quotas, work)
-
-    async def read_batch(
-        self, namespace: str, id: str, from_seq: int, max_bytes: int
-    ) -> EntryBatch | None:
-        """Entries from `from_seq` on that fit in `max_bytes` (one keyset query)."""
-        return await transcripts.read_batch(self._db, namespace, id, from_seq, max_bytes)
-
-    async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
-        """Seal a transcript; a sealed one is returned unchanged."""
-        return await transcripts.seal_transcript(self._db, namespace, id, actor=actor)
-
-    async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
-        """Delete a transcript and its entries."""
-        await transcripts.delete_transcript(self._db, namespace, id, actor=actor)
-
-    async def search_transcripts(
-        self, namespace: str, query: TranscriptSearch
-    ) -> Page[TranscriptHit]:
-        """Full-text matches over entries' content (FTS5, bm25), best first."""
-        return await transcripts.search_transcripts(self._db, namespace, query)
 
     def pool_stats(self) -> Mapping[str, int]:
         """The reader pool and the one writer."""

@@ -21,7 +21,7 @@ from strata_server.storage.sqlite.content_retention import (
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
-from strata_server.storage.sqlite.transcripts import (
+from strata_server.storage.sqlite.transcript_queries import (
     DELETE_ENTRIES,
     DELETE_TRANSCRIPT,
     UNINDEX_ENTRIES,

@@ -36,7 +36,8 @@ from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
 from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
-from strata_server.storage.sqlite.transcripts import TRANSCRIPT_COLUMNS, transcript_from_row
+from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.sqlite.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import SHAPES, Shape, dumps
 from strata_server.storage.transfer_sql import export_table, write_batches
 
