@@ -62,14 +62,15 @@ from strata_server.services.topics import Wakeups
 from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
+from strata_server.storage.composite import Storage
 from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.ports import (
     BlobStore,
     Cache,
-    Database,
     Events,
     RateLimiter,
     RecordStore,
+    UsageReport,
 )
 from strata_server.storage.rates.local import LocalRateLimiter
 from strata_server.transfer.importer import ImportLimits
@@ -94,7 +95,7 @@ class StartupError(Exception):
     """The server cannot start; the message tells the operator what to do."""
 
 
-async def open_database(settings: Settings) -> Database:
+async def open_database(settings: Settings) -> Storage:
     """Open the configured backend, applying or checking migrations first.
 
     SQLite applies pending migrations itself (after an online backup of the file);
@@ -104,7 +105,7 @@ async def open_database(settings: Settings) -> Database:
     target = settings.database
     try:
         if target.kind == "sqlite":
-            from strata_server.storage.sqlite import SqliteDatabase
+            from strata_server.storage.sqlite import open_sqlite
 
             schema = None
             if target.memory:
@@ -115,13 +116,13 @@ async def open_database(settings: Settings) -> Database:
                 )
                 if applied:
                     log.info("migrated", applied=applied, backup=str(backup) if backup else None)
-            return await SqliteDatabase.open(
+            return await open_sqlite(
                 target.path,
                 max_record_bytes=settings.max_record_bytes,
                 readers=settings.sqlite_readers,
                 schema_sql=schema,
             )
-        from strata_server.storage.postgres import PostgresDatabase
+        from strata_server.storage.postgres import open_postgres
 
         pending = await asyncio.to_thread(migrations.pending, target)
         if pending and not settings.migrate:
@@ -132,7 +133,7 @@ async def open_database(settings: Settings) -> Database:
         if pending:
             applied, _ = await asyncio.to_thread(migrations.up, target)
             log.info("migrated", applied=applied)
-        return await PostgresDatabase.open(
+        return await open_postgres(
             target.dsn,
             max_record_bytes=settings.max_record_bytes,
             min_size=settings.db_pool_min,
@@ -177,7 +178,7 @@ PAGE_TOKEN_KEY = "page_token_key"
 """The name of the database-kept page token key (storage's server_secrets)."""
 
 
-async def page_tokens(settings: Settings, database: Database) -> PageTokens:
+async def page_tokens(settings: Settings, database: Storage) -> PageTokens:
     """Page tokens signed with STRATA_PAGE_TOKEN_KEY, or when that is unset with a
     random key kept in the database: the first replica to start makes it and every
     other one reads it, so a token from any replica is good on all of them."""
@@ -196,7 +197,7 @@ class Running:
 
     server: grpc.aio.Server
     port: int
-    database: Database
+    database: Storage
     health: health.aio.HealthServicer
     events: Events
     caching: Caching
@@ -283,7 +284,7 @@ async def _check_redis_memory(redis: Redis) -> None:
         log.warning("redis memory limit", problem=warning)
 
 
-def open_caching(settings: Settings, database: Database, redis: Redis | None) -> Caching:
+def open_caching(settings: Settings, database: Storage, redis: Redis | None) -> Caching:
     """Redis when configured; else an in-process cache, but only where one process
     serves the data (a SQLite file without --workers), since no other process would
     invalidate it; else no cache (CacheService answers FAILED_PRECONDITION and
@@ -301,9 +302,9 @@ def open_caching(settings: Settings, database: Database, redis: Redis | None) ->
     policy = RecordCachePolicy(
         settings.record_cache_ttl_seconds, settings.record_cache_collection_ttls
     )
-    records: RecordStore = database
+    records: RecordStore = database.records
     if cache is not None and policy.enabled:
-        records = CachedRecordStore(database, cache, policy)
+        records = CachedRecordStore(database.records, cache, policy)
     return Caching(backend, cache, records, redis)
 
 
@@ -330,7 +331,7 @@ class QueueDepths:
     """The queue metrics' figures, read from the database in the background (a
     scrape must not wait on it)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: UsageReport) -> None:
         self._database = database
         self._depths: list[QueueDepth] = []
 
@@ -491,7 +492,11 @@ async def start(settings: Settings) -> Running:
     )
     add_transcript_service(
         TranscriptService(
-            Transcripts(database, events, heartbeat_seconds=settings.transcript_heartbeat_seconds),
+            Transcripts(
+                database.transcripts,
+                events,
+                heartbeat_seconds=settings.transcript_heartbeat_seconds,
+            ),
             max_entry_bytes=settings.max_entry_bytes,
             tokens=tokens,
         ),
@@ -506,7 +511,8 @@ async def start(settings: Settings) -> Running:
         server,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(Queues(database, events), settings.max_record_bytes, tokens=tokens), server
+        QueueService(Queues(database.queue, events), settings.max_record_bytes, tokens=tokens),
+        server,
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(
@@ -612,7 +618,7 @@ async def start(settings: Settings) -> Running:
             [],
             lambda: [({}, float(limits.in_progress))],
         )
-        depths = QueueDepths(database)
+        depths = QueueDepths(database.usage)
         metrics.gauge_source(
             "strata_queue_jobs",
             "Unfinished jobs per queue by state (available, scheduled, leased), as of the "

@@ -10,7 +10,7 @@ progress (done of total) and a dry run reports the counts alone. Records go
 through the cache's `forget` as they are deleted.
 
 The scheduler runs on one process among all that share the database at a time:
-the one that holds `Database.lead(LEADER_LOCK)`. It keeps it while it lives, so
+the one that holds `RetentionStore.lead(LEADER_LOCK)`. It keeps it while it lives, so
 cleanups do not run once per replica; when it dies, another takes over at its
 next tick.
 """
@@ -29,7 +29,8 @@ from strata_server.artifacts import gc
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
 from strata_server.core.retention import CleanupReport, CleanupStep, Exclude, Target
-from strata_server.storage.ports import BlobStore, Database
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import BlobStore
 
 log = structlog.get_logger("strata.cleanup")
 
@@ -52,7 +53,7 @@ class Cleanup:
 
     def __init__(
         self,
-        database: Database,
+        database: Storage,
         *,
         keep_completed: timedelta,
         purge_expired: PurgeExpired | None = None,
@@ -63,7 +64,7 @@ class Cleanup:
         self._database = database
         self._keep_completed = keep_completed
         # Through the record cache when there is one, so it drops what goes.
-        self._purge_expired = purge_expired or database.purge_expired
+        self._purge_expired = purge_expired or database.records.purge_expired
         self._forget = forget
         self._blobs = blobs
         self._blob_grace = blob_grace
@@ -77,11 +78,11 @@ class Cleanup:
         result = "error"
         try:
             if namespace is None:
-                total = await self._database.count_expired()
+                total = await self._database.cleanup.count_expired()
                 step = CleanupStep("expired records", "expired_records", None, "", total)
                 async for progress in self._step(steps, step, dry_run, self._expired_batch):
                     yield progress
-            for policy in await self._database.list_retention(namespace):
+            for policy in await self._database.retention.list_retention(namespace):
                 before = started - policy.max_age
                 count, purge, size = await self._policy_step(
                     policy.namespace, policy.target, policy.selector, before
@@ -97,12 +98,12 @@ class Cleanup:
                 async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
             before = started - self._keep_completed
-            count = await self._database.count_old_jobs(
+            count = await self._database.retention.count_old_jobs(
                 namespace, None, "completed", before, Exclude.ANY
             )
 
             async def default_batch() -> int:
-                return await self._database.purge_old_jobs(
+                return await self._database.retention.purge_old_jobs(
                     namespace, None, "completed", before, Exclude.ANY, BATCH
                 )
 
@@ -137,7 +138,7 @@ class Cleanup:
         cutoff = datetime.now(UTC) - self._blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            report = await gc.check_integrity(self._database, self._blobs)
+            report = await gc.check_integrity(self._database.artifacts, self._blobs)
             orphans = set(report.orphans)
             old = 0
             async for blob in self._blobs.list_blobs():
@@ -146,7 +147,7 @@ class Cleanup:
             steps.append(CleanupStep(name, "orphan_blobs", None, "", old))
             return
         yield Progress(name, 0, 0, "blobs")
-        swept = await gc.sweep_orphan_blobs(self._database, self._blobs, self._blob_grace)
+        swept = await gc.sweep_orphan_blobs(self._database.artifacts, self._blobs, self._blob_grace)
         yield Progress(name, swept.deleted, swept.deleted, "blobs")
         steps.append(CleanupStep(name, "orphan_blobs", None, "", swept.deleted))
 
@@ -160,35 +161,37 @@ class Cleanup:
         batch's size (a shorter batch is the last)."""
         db = self._database
         if target is Target.RECORDS:
-            count = await db.count_old_records(namespace, selector, before)
+            count = await db.cleanup.count_old_records(namespace, selector, before)
 
             async def records_batch() -> int:
-                refs = await db.purge_old_records(namespace, selector, before, BATCH)
+                refs = await db.cleanup.purge_old_records(namespace, selector, before, BATCH)
                 await self._forget(refs)
                 return len(refs)
 
             return count, records_batch, BATCH
         if target is Target.SEALED_TRANSCRIPTS:
-            count = await db.count_old_transcripts(namespace, before)
+            count = await db.retention.count_old_transcripts(namespace, before)
 
             async def transcripts_batch() -> int:
-                return await db.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
+                return await db.retention.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
 
             return count, transcripts_batch, TRANSCRIPT_BATCH
         if target is Target.ARTIFACTS:
-            count = await db.count_old_artifacts(namespace, selector, before)
+            count = await db.retention.count_old_artifacts(namespace, selector, before)
 
             async def artifacts_batch() -> int:
-                return await db.purge_old_artifacts(namespace, selector, before, BATCH)
+                return await db.retention.purge_old_artifacts(namespace, selector, before, BATCH)
 
             return count, artifacts_batch, BATCH
         state = "completed" if target is Target.COMPLETED_JOBS else "dead"
         queue = selector or None
         exclude = Exclude.NONE if selector else Exclude.NAMED
-        count = await db.count_old_jobs(namespace, queue, state, before, exclude)
+        count = await db.retention.count_old_jobs(namespace, queue, state, before, exclude)
 
         async def jobs_batch() -> int:
-            return await db.purge_old_jobs(namespace, queue, state, before, exclude, BATCH)
+            return await db.retention.purge_old_jobs(
+                namespace, queue, state, before, exclude, BATCH
+            )
 
         return count, jobs_batch, BATCH
 
@@ -219,13 +222,13 @@ _EVERY = {Target.SEALED_TRANSCRIPTS: "every transcript", Target.ARTIFACTS: "ever
 """How a step names an empty selector, by target (jobs: "every queue")."""
 
 
-async def schedule(cleanup: Cleanup, database: Database, interval: float) -> None:
+async def schedule(cleanup: Cleanup, database: Storage, interval: float) -> None:
     """Every `interval` seconds, run a cleanup over every namespace if this process
     leads (see the module docstring). Errors are logged; the next tick retries."""
     while True:
         await asyncio.sleep(interval)
         try:
-            if not await database.lead(LEADER_LOCK):
+            if not await database.retention.lead(LEADER_LOCK):
                 continue
             report: CleanupReport | None = None
             async for event in cleanup.run(namespace=None, dry_run=False, trigger="scheduler"):

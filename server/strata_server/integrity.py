@@ -11,11 +11,12 @@ from strata_server import metrics
 from strata_server.artifacts import gc
 from strata_server.core.integrity import Finding, IntegrityReport
 from strata_server.core.models import Progress
-from strata_server.storage.ports import BlobStore, Database
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import BlobStore
 
 
 async def check_integrity(
-    database: Database,
+    database: Storage,
     namespace: str | None,
     *,
     repair: bool,
@@ -30,7 +31,7 @@ async def check_integrity(
     started = datetime.now(UTC)
     findings: list[Finding] = []
     checked: list[tuple[str, int]] = []
-    async for event in database.check_integrity(namespace, repair=repair):
+    async for event in database.integrity.check_integrity(namespace, repair=repair):
         if isinstance(event, Progress):
             yield event
         elif isinstance(event, Finding):
@@ -39,7 +40,7 @@ async def check_integrity(
             checked.append(event)
     if blobs is not None:
         yield Progress("blobs", 0, 0, "blobs")
-        found = await gc.check_integrity(database, blobs, verify=verify_blobs)
+        found = await gc.check_integrity(database.artifacts, blobs, verify=verify_blobs)
         for ns, id, sha in found.missing:
             if namespace is None or ns == namespace:
                 problem = f"its blob {sha} is missing from the blob store"
@@ -54,7 +55,7 @@ async def check_integrity(
                 findings.append(Finding("blobs", "", "blob", sha, problem, False))
             still: set[str] = set(found.orphans)
             if repair and found.orphans:
-                await gc.sweep_orphan_blobs(database, blobs, blob_grace)
+                await gc.sweep_orphan_blobs(database.artifacts, blobs, blob_grace)
                 still = {blob.sha256 async for blob in blobs.list_blobs()}
             for sha in found.orphans:
                 repaired = sha not in still

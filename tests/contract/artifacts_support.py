@@ -172,11 +172,11 @@ class BlobView:
 
 @asynccontextmanager
 async def storage_ports(server: StrataProcess) -> AsyncIterator[tuple[Any, Any]]:
-    """(database, blob store) opened on the server's own storage, as app.py opens them."""
+    """(artifact rows, blob store) opened on the server's own storage, as app.py opens them."""
     from strata_server.app import open_blobs
     from strata_server.config import load_settings
-    from strata_server.storage.postgres import PostgresDatabase
-    from strata_server.storage.sqlite import SqliteDatabase
+    from strata_server.storage.postgres import open_postgres
+    from strata_server.storage.sqlite import open_sqlite
 
     env = server.env
     settings = load_settings(
@@ -190,16 +190,13 @@ async def storage_ports(server: StrataProcess) -> AsyncIterator[tuple[Any, Any]]
         s3_region=env.get("STRATA_S3_REGION"),
     )
     target = settings.database
-    database: Any
     if target.kind == "sqlite":
-        database = await SqliteDatabase.open(target.path, max_record_bytes=1 << 20, readers=1)
+        storage = await open_sqlite(target.path, max_record_bytes=1 << 20, readers=1)
     else:
-        database = await PostgresDatabase.open(
-            target.dsn, max_record_bytes=1 << 20, min_size=1, max_size=2
-        )
+        storage = await open_postgres(target.dsn, max_record_bytes=1 << 20, min_size=1, max_size=2)
     blobs = await open_blobs(settings)
     try:
-        yield database, blobs
+        yield storage.artifacts, blobs
     finally:
         await blobs.close()
-        await database.close()
+        await storage.close()

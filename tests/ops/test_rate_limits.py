@@ -33,11 +33,12 @@ from strata_server.core.rates import RateDefaults
 from strata_server.services.records_service import Records
 from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations, redis_client
+from strata_server.storage.composite import Storage
 from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.ports import RateLimiter
 from strata_server.storage.rates.local import LocalRateLimiter
 from strata_server.storage.rates.redis import RedisRateLimiter
-from strata_server.storage.sqlite import SqliteDatabase
+from strata_server.storage.sqlite import open_sqlite
 from tests.contract.helpers import unique
 from tests.ops.test_migrations import strata
 
@@ -50,7 +51,7 @@ def bearer(name: str) -> tuple[tuple[str, str], ...]:
 
 
 async def serve(
-    database: SqliteDatabase,
+    database: Storage,
     limiter: RateLimiter,
     principals: dict[str, Principal],
     *,
@@ -69,11 +70,11 @@ async def serve(
     server = grpc.aio.server(interceptors=[interceptor])
     events = LocalEvents()
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(Records(database, events), 1 << 20, tokens=PAGE_TOKENS), server
+        RecordService(Records(database.records, events), 1 << 20, tokens=PAGE_TOKENS), server
     )
     add_transcript_service(
         TranscriptService(
-            Transcripts(database, events, heartbeat_seconds=5),
+            Transcripts(database.transcripts, events, heartbeat_seconds=5),
             max_entry_bytes=1 << 20,
             tokens=PAGE_TOKENS,
         ),
@@ -93,7 +94,7 @@ async def replicas(
     one server: the embedded shape has one process) or buckets in Redis."""
     principals: dict[str, Principal] = {}
     async with AsyncExitStack() as stack:
-        database = await SqliteDatabase.open(
+        database = await open_sqlite(
             ":memory:", max_record_bytes=1 << 20, schema_sql=migrations.memory_schema()
         )
         stack.push_async_callback(database.close)
@@ -192,7 +193,7 @@ async def test_other_tokens_and_anonymous_calls_are_not_held_back(replicas) -> N
 async def test_anonymous_calls_are_never_limited(tmp_path) -> None:
     """Under --auth none every call is anonymous, and none is limited, even with a
     server-wide default rate."""
-    database = await SqliteDatabase.open(
+    database = await open_sqlite(
         ":memory:", max_record_bytes=1 << 20, schema_sql=migrations.memory_schema()
     )
     try:
@@ -210,7 +211,7 @@ async def test_anonymous_calls_are_never_limited(tmp_path) -> None:
 async def test_replicas_share_the_bucket(request, redis) -> None:
     principals: dict[str, Principal] = {}
     async with AsyncExitStack() as stack:
-        database = await SqliteDatabase.open(
+        database = await open_sqlite(
             ":memory:", max_record_bytes=1 << 20, schema_sql=migrations.memory_schema()
         )
         stack.push_async_callback(database.close)

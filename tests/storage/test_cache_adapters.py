@@ -27,7 +27,7 @@ from strata_server.storage.cache.records import (
 )
 from strata_server.storage.cache.redis import RedisCache
 from strata_server.storage.ports import Cache, Fill
-from strata_server.storage.sqlite import SqliteDatabase
+from strata_server.storage.sqlite import open_sqlite
 from tests.contract.helpers import unique
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer
@@ -180,12 +180,12 @@ async def test_redis_unreachable_is_unavailable() -> None:
 
 @pytest.fixture
 async def store(tmp_path: Path, cache: Cache) -> AsyncIterator[tuple[CachedRecordStore, Cache]]:
-    database = await SqliteDatabase.open(
+    database = await open_sqlite(
         str(tmp_path / "strata.db"),
         max_record_bytes=4096,
         schema_sql=migrations.memory_schema(),
     )
-    cached = CachedRecordStore(database, cache, RecordCachePolicy(60, {"plain": 0}))
+    cached = CachedRecordStore(database.records, cache, RecordCachePolicy(60, {"plain": 0}))
     yield cached, cache
     await cached.close()
     await database.close()
@@ -312,12 +312,14 @@ async def test_a_write_in_an_outage_still_invalidates_a_restarted_cache(
     monkeypatch.setattr("strata_server.storage.cache.records.PROBE_SECONDS", 3600.0)
     server = RedisServer(tmp_path / "redis")
     server.start()
-    database = await SqliteDatabase.open(
+    database = await open_sqlite(
         str(tmp_path / "strata.db"), max_record_bytes=4096, schema_sql=migrations.memory_schema()
     )
     clients = [redis_client.connect(server.url, timeout=0.5) for _ in range(2)]
     caches = [RedisCache(client) for client in clients]
-    writer, reader = (CachedRecordStore(database, c, RecordCachePolicy(60, {})) for c in caches)
+    writer, reader = (
+        CachedRecordStore(database.records, c, RecordCachePolicy(60, {})) for c in caches
+    )
     try:
         await writer.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
         server.kill()
@@ -326,7 +328,7 @@ async def test_a_write_in_an_outage_still_invalidates_a_restarted_cache(
         server.start()
         key = record_key("c", "1")
         [lease] = await caches[1].lookup(ns, [key], LEASE)  # the reader's miss ...
-        old = await database.get_record(ns, "c", "1")  # ... reads version 2 ...
+        old = await database.records.get_record(ns, "c", "1")  # ... reads version 2 ...
         await writer.commit(ns, [UpdateRecord("c", "1", {"n": 3})], actor=ACTOR)
         assert not writer.stats().available  # still down for the writer's probe
         # ... and fills it after the writer acknowledged version 3.

@@ -27,7 +27,8 @@ from strata_server.core.transcripts import (
     new_entry,
 )
 from strata_server.storage import entry_wire
-from strata_server.storage.postgres import PostgresDatabase
+from strata_server.storage.composite import Storage
+from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres import transcript_queries as q
 from tests.support.pg import PgServer
 from tests.support.wire import sent
@@ -58,8 +59,8 @@ def pg() -> Iterator[PgServer]:
 
 
 @pytest.fixture(scope="module")
-async def db(pg: PgServer) -> AsyncIterator[PostgresDatabase]:
-    database = await PostgresDatabase.open(pg.dsn, max_record_bytes=64 * 1024)
+async def db(pg: PgServer) -> AsyncIterator[Storage]:
+    database = await open_postgres(pg.dsn, max_record_bytes=64 * 1024)
     yield database
     await database.close()
 
@@ -82,14 +83,14 @@ def rows_touched(node: dict[str, Any]) -> int:
     return total + node.get("Rows Removed by Join Filter", 0)
 
 
-async def test_a_batch_reads_only_its_rows(pg: PgServer, db: PostgresDatabase) -> None:
+async def test_a_batch_reads_only_its_rows(pg: PgServer, db: Storage) -> None:
     ns, id = f"t{uuid.uuid4().hex[:12]}", "long"
-    await db.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+    await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
     # The first entries through the adapter, the rest in one statement (appending
     # 100k entries through it takes seconds) with the offsets an append would give.
     head = [new_entry("assistant", f"{i:06} " + "x" * 182, None, 4096) for i in range(1000)]
     assert {entry.size for entry in head} == {ENTRY_SIZE}
-    await db.append_entries(ns, AppendEntries(id, head), actor=ACTOR)
+    await db.transcripts.append_entries(ns, AppendEntries(id, head), actor=ACTOR)
     # Their stored forms built as the append statement builds them.
     time = datetime(2026, 12, 3, 11, 0, 0, 250000, tzinfo=UTC)
     await sql(
@@ -135,7 +136,7 @@ async def test_a_batch_reads_only_its_rows(pg: PgServer, db: PostgresDatabase) -
                     "EXPLAIN (ANALYZE, FORMAT JSON) " + q.READ_WIRE, params, prepare=True
                 )
                 [[explained]] = await cursor.fetchall()
-                batch = sent(await db.read_batch(ns, id, seq, BATCH_BYTES))
+                batch = sent(await db.transcripts.read_batch(ns, id, seq, BATCH_BYTES))
                 assert [entry.seq for entry in batch] == list(range(seq, seq + len(batch)))
                 assert len(batch) == min(ENTRIES - seq + 1, BATCH_BYTES // ENTRY_SIZE)
                 first = batch[0]
@@ -156,17 +157,17 @@ async def test_varints_in_sql_are_the_servers(pg: PgServer) -> None:
 
 
 async def test_appended_entries_are_read_as_they_would_be_encoded(
-    pg: PgServer, db: PostgresDatabase
+    pg: PgServer, db: Storage
 ) -> None:
     ns, id = f"t{uuid.uuid4().hex[:12]}", "mixed"
-    await db.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+    await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
     for n in range(3):  # three appends: three create_times
         entries = [
             new_entry("user", f"question {n}", None, 4096),
             new_entry("tool", "", {"calls": [n, "x"], "ok": True}, 4096),
             new_entry("", "héllo ✓ " * 50, None, 4096),
         ]
-        await db.append_entries(ns, AppendEntries(id, entries), actor=ACTOR)
+        await db.transcripts.append_entries(ns, AppendEntries(id, entries), actor=ACTOR)
     rows = await sql(
         pg,
         "SELECT "
@@ -176,7 +177,7 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
     )
     # Compared as messages: a Struct's keys may come in another order from jsonb.
     expected = sent(entry_wire.encoded_batch(rows))
-    stored = await db.read_batch(ns, id, 1, 1 << 20)
+    stored = await db.transcripts.read_batch(ns, id, 1, 1 << 20)
     assert sent(stored) == expected and len(expected) == 9
     assert [(e.seq, e.role, dict(e.data)) for e in sent(stored)][:2] == [
         (1, "user", {}),
@@ -188,20 +189,20 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
         "UPDATE transcript_entries SET wire = NULL WHERE namespace = %(ns)s AND seq IN (2, 8)",
         {"ns": ns},
     )
-    assert sent(await db.read_batch(ns, id, 1, 1 << 20)) == expected
-    assert sent(await db.read_batch(ns, id, 8, 1 << 20)) == expected[7:]
-    assert await db.read_batch(ns, id, 10, 1 << 20) is None
+    assert sent(await db.transcripts.read_batch(ns, id, 1, 1 << 20)) == expected
+    assert sent(await db.transcripts.read_batch(ns, id, 8, 1 << 20)) == expected[7:]
+    assert await db.transcripts.read_batch(ns, id, 10, 1 << 20) is None
 
 
 async def test_an_append_is_not_run_again_on_a_connection_lost_under_it(
     pg: PgServer,
 ) -> None:
-    db = await PostgresDatabase.open(pg.dsn, max_record_bytes=4096, min_size=1, max_size=1)
+    db = await open_postgres(pg.dsn, max_record_bytes=4096, min_size=1, max_size=1)
     try:
         ns, id = f"t{uuid.uuid4().hex[:12]}", "once"
-        await db.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+        await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
         entry = new_entry("user", "hello", None, 4096)
-        await db.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
 
         async def cut() -> None:  # the pool's connection dies while idle
             await sql(
@@ -213,14 +214,14 @@ async def test_an_append_is_not_run_again_on_a_connection_lost_under_it(
 
         # A read is safe to run again, on a fresh connection: it succeeds.
         await cut()
-        assert (await db.get_transcript(ns, id)).next_seq == 2
+        assert (await db.transcripts.get_transcript(ns, id)).next_seq == 2
         # A write without a transaction may have committed when its connection is
         # lost: it is not run again, so it can't append twice. Here it never ran.
         await cut()
         with pytest.raises(Unavailable):
-            await db.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
-        assert (await db.get_transcript(ns, id)).next_seq == 2
-        await db.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
-        assert (await db.get_transcript(ns, id)).next_seq == 3
+            await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        assert (await db.transcripts.get_transcript(ns, id)).next_seq == 2
+        await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        assert (await db.transcripts.get_transcript(ns, id)).next_seq == 3
     finally:
         await db.close()

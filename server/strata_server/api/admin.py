@@ -27,7 +27,8 @@ from strata_server.core.retention import CleanupReport, RetentionPolicy, Target,
 from strata_server.core.tokens import Token, check_new_token
 from strata_server.integrity import check_integrity
 from strata_server.services.access import TokenAdmin
-from strata_server.storage.ports import BlobStore, Database
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import BlobStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -45,7 +46,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     def __init__(
         self,
-        database: Database,
+        database: Storage,
         backends: Backends,
         start_time: datetime,
         cache_stats: Callable[[], models.CacheStats] = models.CacheStats,
@@ -134,7 +135,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             if key is None or len(key) != 1 or type(key[0]) is not int:
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
             before = key[0]
-        page = await self._database.list_audit(
+        page = await self._database.audit.list_audit(
             namespace,
             models.AuditQuery(
                 **filters,
@@ -156,7 +157,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection)
         path = parse_field(request.field)
-        events = self._database.create_index(
+        events = self._database.indexes.create_index(
             namespace, collection, path, actor=actor(context.invocation_metadata())
         )
         async for event in events:
@@ -171,7 +172,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.ListIndexesResponse:
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection) if request.collection else None
-        found = await self._database.list_indexes(namespace, collection)
+        found = await self._database.indexes.list_indexes(namespace, collection)
         return admin_pb2.ListIndexesResponse(indexes=[_index_to_proto(index) for index in found])
 
     @unary
@@ -181,7 +182,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection)
         path = parse_field(request.field)
-        await self._database.drop_index(
+        await self._database.indexes.drop_index(
             namespace, collection, path, actor=actor(context.invocation_metadata())
         )
         return admin_pb2.DropIndexResponse()
@@ -199,7 +200,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 "max_age", "must be from 1 second to 100 years"
             ) from None
         check_policy(target, request.selector, max_age)
-        saved = await self._database.set_retention(
+        saved = await self._database.retention.set_retention(
             RetentionPolicy(namespace, target, request.selector, max_age),
             actor=actor(context.invocation_metadata()),
         )
@@ -210,7 +211,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.ListRetentionPoliciesRequest, context: Context
     ) -> admin_pb2.ListRetentionPoliciesResponse:
         namespace = validation.namespace(request.namespace)
-        found = await self._database.list_retention(namespace)
+        found = await self._database.retention.list_retention(namespace)
         found.sort(key=lambda policy: (_TARGET_ENUMS[policy.target], policy.selector))
         return admin_pb2.ListRetentionPoliciesResponse(
             policies=[_policy_to_proto(policy) for policy in found]
@@ -222,7 +223,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.DeleteRetentionPolicyResponse:
         namespace = validation.namespace(request.namespace)
         target = _target(request.target)
-        await self._database.delete_retention(
+        await self._database.retention.delete_retention(
             namespace, target, request.selector, actor=actor(context.invocation_metadata())
         )
         return admin_pb2.DeleteRetentionPolicyResponse()
@@ -233,7 +234,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.GetUsageResponse:
         namespace = _scope(request.namespace, request.all_namespaces)
         owner = validation.owner_filter(request.owner)
-        found = await self._database.usage(namespace, owner)
+        found = await self._database.usage.usage(namespace, owner)
         if namespace is not None and not found.namespaces:
             found = models.Usage((models.NamespaceUsage(namespace),), found.blobs)
         return usage_to_proto(found)
@@ -348,7 +349,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> access_pb2.Quota:
         namespace = validation.namespace(request.namespace)
         max_bytes = check_max_bytes(request.max_bytes)
-        saved = await self._database.set_quota(
+        saved = await self._database.quotas.set_quota(
             namespace, max_bytes, actor=actor(context.invocation_metadata())
         )
         return _quota_to_proto(saved)
@@ -359,7 +360,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> access_pb2.ListQuotasResponse:
         namespace = validation.namespace(request.namespace) if request.namespace else None
         caller = access.current()
-        found = await self._database.list_quotas(namespace)
+        found = await self._database.quotas.list_quotas(namespace)
         # Only the namespaces the caller may name (a token scoped to some of them).
         return access_pb2.ListQuotasResponse(
             quotas=[_quota_to_proto(quota) for quota in found if caller.covers(quota.namespace)]

@@ -18,7 +18,8 @@ from strata_server.core import errors, validation
 from strata_server.core.archive import ConflictPolicy
 from strata_server.core.idle import idle_limited
 from strata_server.core.models import Progress
-from strata_server.storage.ports import BlobStore, Database
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import BlobStore
 from strata_server.transfer.export import ExportSummary, export_namespace
 from strata_server.transfer.importer import ImportLimits, ImportOutcome, import_namespace
 
@@ -44,7 +45,7 @@ class NamespaceTransfer:
 
     def __init__(
         self,
-        database: Database,
+        database: Storage,
         blobs: BlobStore,
         *,
         limits: ImportLimits,
@@ -70,7 +71,7 @@ class NamespaceTransfer:
         facts = await self._database.facts()
         source = {"version": __version__, "database": facts.backend, "blobs": self._blobs.kind}
         events = export_namespace(
-            self._database, self._blobs, namespace, owner or None, source=source
+            self._database.transfer, self._blobs, namespace, owner or None, source=source
         )
         async for event in events:
             if isinstance(event, bytes):

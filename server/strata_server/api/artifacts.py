@@ -12,10 +12,11 @@ from google.protobuf import empty_pb2
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.artifacts.upload import Uploads, UploadStore
+from strata_server.artifacts.upload import Uploads
 from strata_server.core import artifacts, errors, validation
 from strata_server.core.idle import idle_limited
 from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.storage.composite import Storage
 from strata_server.storage.ports import BlobStore
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -82,7 +83,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
 
     def __init__(
         self,
-        store: UploadStore,
+        store: Storage,
         blobs: BlobStore,
         max_bytes: int,
         idle_seconds: float,
@@ -133,7 +134,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
             raise errors.InvalidArgument.field("offset", "must not be negative")
         if request.limit < 0:
             raise errors.InvalidArgument.field("limit", "must not be negative")
-        artifact = await self._store.get_artifact(namespace, id)
+        artifact = await self._store.artifacts.get_artifact(namespace, id)
         start, end = artifacts.byte_range(artifact.size, request.offset, request.limit)
         pieces = await self._blobs.open(artifact.blob, start, end)
         try:
@@ -149,7 +150,9 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         self, request: artifacts_pb2.GetArtifactRequest, context: Context
     ) -> artifacts_pb2.Artifact:
         namespace = validation.namespace(request.namespace)
-        artifact = await self._store.get_artifact(namespace, validation.entity_id(request.id))
+        artifact = await self._store.artifacts.get_artifact(
+            namespace, validation.entity_id(request.id)
+        )
         return artifact_to_proto(artifact)
 
     @unary
@@ -173,7 +176,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
             if key is None or len(key) != 1 or not isinstance(key[0], str):
                 raise errors.InvalidArgument.field("page_token", "is not a token for this list")
             after = key[0]
-        page = await self._store.list_artifacts(namespace, owner, kind, limit, after)
+        page = await self._store.artifacts.list_artifacts(namespace, owner, kind, limit, after)
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_to_proto(item) for item in page.items],
             next_page_token=self._tokens.encode(digest, tuple(page.last_key))
@@ -186,7 +189,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         self, request: artifacts_pb2.DeleteArtifactRequest, context: Context
     ) -> empty_pb2.Empty:
         namespace = validation.namespace(request.namespace)
-        await self._store.delete_artifact(
+        await self._store.artifacts.delete_artifact(
             namespace,
             validation.entity_id(request.id),
             actor=actor(context.invocation_metadata()),
@@ -206,7 +209,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
             artifacts.sha256_hex(value, f"sha256s[{index}]")
             for index, value in enumerate(request.sha256s)
         ]
-        named = await self._store.namespace_blobs(namespace, wanted) if wanted else {}
+        named = await self._store.artifacts.namespace_blobs(namespace, wanted) if wanted else {}
         stored = {sha for sha in named if await self._blobs.stat(sha) is not None}
         return artifacts_pb2.FindMissingBlobsResponse(
             missing_sha256s=[sha for sha in wanted if sha not in stored]
@@ -222,7 +225,9 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
             expiry = request.expiry.ToTimedelta()
             if not timedelta(seconds=1) <= expiry <= MAX_URL_EXPIRY:
                 raise errors.InvalidArgument.field("expiry", "must be between 1 s and 7 days")
-        artifact = await self._store.get_artifact(namespace, validation.entity_id(request.id))
+        artifact = await self._store.artifacts.get_artifact(
+            namespace, validation.entity_id(request.id)
+        )
         url = await self._blobs.presign(artifact.blob, expiry, artifact.content_type, artifact.name)
         response = artifacts_pb2.GetArtifactUrlResponse(
             url=url, compression=_COMPRESSION[artifact.compression]

@@ -34,7 +34,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Protocol
 
 from strata_server.core.artifacts import (
     EMPTY_SHA256,
@@ -53,20 +52,17 @@ from strata_server.core.errors import (
 )
 from strata_server.core.models import Actor, Idempotency
 from strata_server.core.validation import new_id
-from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import BlobStaging, BlobStore
 
 REPIN_SECONDS = PIN_TTL.total_seconds() / 4
 """A long upload renews its pin this often, so the pin outlives the upload."""
 
 
-class UploadStore(ArtifactStore, QuotaStore, Protocol):
-    """What an upload needs of the database: artifact rows and the quotas."""
-
-
 class Uploads:
     """Runs UploadArtifact against the two ports."""
 
-    def __init__(self, db: UploadStore, blobs: BlobStore, max_bytes: int) -> None:
+    def __init__(self, db: Storage, blobs: BlobStore, max_bytes: int) -> None:
         self._db = db
         self._blobs = blobs
         self._max_bytes = max_bytes
@@ -125,7 +121,7 @@ class Uploads:
                 stored_size=stored.stored_size,
                 compression=stored.compression,
             )
-            result = await self._db.create_artifact(
+            result = await self._db.artifacts.create_artifact(
                 artifact,
                 actor=actor,
                 idempotency=_idempotency(request_id, header_fingerprint, staged.sha256),
@@ -142,7 +138,7 @@ class Uploads:
         await staging.discard()
         if pinned:
             with contextlib.suppress(StrataError):  # it expires anyway
-                await self._db.unpin_blob(namespace, upload_id)
+                await self._db.artifacts.unpin_blob(namespace, upload_id)
 
     def _check_size(self, header: Header, total: int) -> None:
         if total > self._max_bytes:
@@ -158,14 +154,14 @@ class Uploads:
     async def _check_quota(self, namespace: str, adding: int) -> None:
         """QuotaExceeded when `adding` more bytes would take the namespace past its
         quota (a namespace without one passes)."""
-        for quota in await self._db.list_quotas(namespace):
+        for quota in await self._db.quotas.list_quotas(namespace):
             if adding > 0 and quota.used_bytes + adding > quota.max_bytes:
                 raise QuotaExceeded(
                     namespace, used_bytes=quota.used_bytes, max_bytes=quota.max_bytes
                 )
 
     async def _pin(self, namespace: str, upload_id: str, sha256: str) -> None:
-        await self._db.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)
+        await self._db.artifacts.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)
 
     async def _reuse(
         self,
@@ -177,7 +173,7 @@ class Uploads:
     ) -> Artifact:
         """An upload that sent no chunks: name content the namespace already stores."""
         sha256 = header.sha256 or ""
-        ref = (await self._db.namespace_blobs(namespace, [sha256])).get(sha256)
+        ref = (await self._db.artifacts.namespace_blobs(namespace, [sha256])).get(sha256)
         if ref is None or await self._blobs.stat(sha256) is None:
             raise FailedPrecondition(
                 f"no content with sha256 {sha256} is stored in this namespace; send the content "
@@ -190,7 +186,7 @@ class Uploads:
                 f"the content with that sha256 has {ref.size} bytes, not {header.size}",
             )
         staged = StagedBlob(sha256, ref.size, ref.stored_size, ref.compression)
-        return await self._db.create_artifact(
+        return await self._db.artifacts.create_artifact(
             _artifact(namespace, header, staged),
             actor=actor,
             idempotency=_idempotency(request_id, header_fingerprint, sha256),

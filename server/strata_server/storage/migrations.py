@@ -12,16 +12,40 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from yoyo import get_backend, read_migrations
 
-from strata_server.config import DatabaseTarget
 from strata_server.core.errors import Unavailable
 
 T = TypeVar("T")
 MIGRATIONS_ROOT = Path(__file__).resolve().parents[3] / "migrations"
+
+
+class Target(Protocol):
+    """The database to migrate, as configured (`config.DatabaseTarget` is one): taken
+    structurally, so storage does not depend on the configuration module."""
+
+    @property
+    def kind(self) -> str:
+        """ "sqlite" or "postgres"."""
+        ...
+
+    @property
+    def path(self) -> str:
+        """The SQLite file (or ":memory:")."""
+        ...
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL URL."""
+        ...
+
+    @property
+    def memory(self) -> bool:
+        """A throwaway in-memory SQLite database (it has no migrations to manage)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +56,11 @@ class MigrationState:
     applied: bool
 
 
-def _folder(target: DatabaseTarget) -> Path:
-    return MIGRATIONS_ROOT / ("sqlite" if target.kind == "sqlite" else "postgres")
+def _folder(kind: str) -> Path:
+    return MIGRATIONS_ROOT / ("sqlite" if kind == "sqlite" else "postgres")
 
 
-def _yoyo_url(target: DatabaseTarget) -> str:
+def _yoyo_url(target: Target) -> str:
     if target.kind == "sqlite":
         return f"sqlite:///{target.path}"
     rest = target.dsn.partition("://")[2]
@@ -46,9 +70,7 @@ def _yoyo_url(target: DatabaseTarget) -> str:
 def memory_schema() -> str:
     """All SQLite migrations concatenated, to build a throwaway in-memory database."""
     files = sorted(
-        p
-        for p in _folder(DatabaseTarget("sqlite")).glob("*.sql")
-        if not p.name.endswith(".rollback.sql")
+        p for p in _folder("sqlite").glob("*.sql") if not p.name.endswith(".rollback.sql")
     )
     return "\n".join(path.read_text() for path in files)
 
@@ -63,7 +85,7 @@ def _translated() -> Iterator[None]:
         raise Unavailable(f"cannot use the database for migrations: {first_line}") from None
 
 
-def _backend(target: DatabaseTarget):  # type: ignore[no-untyped-def]
+def _backend(target: Target):  # type: ignore[no-untyped-def]
     if target.memory:
         raise ValueError("an in-memory database has no migrations to manage")
     if target.kind == "sqlite":
@@ -71,16 +93,16 @@ def _backend(target: DatabaseTarget):  # type: ignore[no-untyped-def]
     return get_backend(_yoyo_url(target))
 
 
-def _with_backend(target: DatabaseTarget, action: Callable[..., T]) -> T:
+def _with_backend(target: Target, action: Callable[..., T]) -> T:
     """Run `action(backend, migrations)` holding yoyo's lock, translating driver errors."""
     with _translated():
         backend = _backend(target)
-        migrations = read_migrations(str(_folder(target)))
+        migrations = read_migrations(str(_folder(target.kind)))
         with backend.lock():
             return action(backend, migrations)
 
 
-def status(target: DatabaseTarget) -> list[MigrationState]:
+def status(target: Target) -> list[MigrationState]:
     """Every known migration, oldest first, with whether it is applied."""
 
     def read(backend: Any, migrations: Any) -> list[MigrationState]:
@@ -90,7 +112,7 @@ def status(target: DatabaseTarget) -> list[MigrationState]:
     return _with_backend(target, read)
 
 
-def pending(target: DatabaseTarget) -> list[str]:
+def pending(target: Target) -> list[str]:
     """Ids of migrations not yet applied, oldest first."""
     return [state.id for state in status(target) if not state.applied]
 
@@ -115,7 +137,7 @@ def backup_sqlite(path: str, backups: Path | None = None) -> Path | None:
 
 
 def up(
-    target: DatabaseTarget,
+    target: Target,
     *,
     backup: bool = True,
     applied: Callable[[str], None] | None = None,
@@ -147,7 +169,7 @@ def up(
     return todo, saved
 
 
-def down(target: DatabaseTarget, steps: int = 1) -> list[str]:
+def down(target: Target, steps: int = 1) -> list[str]:
     """Roll back the newest `steps` applied migrations; returns their ids."""
 
     def roll(backend: Any, migrations: Any) -> list[str]:

@@ -73,6 +73,14 @@ class Dialect(Protocol):
         """The parameter for a time column."""
         ...
 
+    def time_value(self, value: Any) -> datetime:
+        """A time column's value as read back from a row."""
+        ...
+
+    def json_value(self, value: Any) -> Any:
+        """A JSON column's value as read back from a row, decoded."""
+        ...
+
     def sort_expr(self, path: tuple[str, ...]) -> str:
         """Expression to order by a data path; must take SQL NULL only when missing
         if `data_nullable`, else never."""

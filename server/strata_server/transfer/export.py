@@ -41,7 +41,7 @@ from strata_server.core.archive_rows import RowBatch, encode
 from strata_server.core.artifacts import BlobRef
 from strata_server.core.errors import DataLoss
 from strata_server.core.models import Progress
-from strata_server.storage.ports import BlobStore, NamespaceArchive
+from strata_server.storage.ports import BlobStore, TransferStore
 from strata_server.transfer import tar
 
 CHUNK = 256 << 10
@@ -118,7 +118,7 @@ class _Spool:
 
 
 async def export_namespace(
-    db: NamespaceArchive,
+    db: TransferStore,
     blobs: BlobStore,
     namespace: str,
     owner: str | None,

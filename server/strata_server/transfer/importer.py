@@ -41,7 +41,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from strata_server.core.archive import (
     BLOB_NAME_RE,
@@ -62,7 +62,8 @@ from strata_server.core.errors import StrataError, TooLarge
 from strata_server.core.models import Actor, Progress
 from strata_server.core.validation import namespace as check_namespace
 from strata_server.core.validation import new_id
-from strata_server.storage.ports import ArtifactStore, BlobStore, NamespaceArchive
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import ArtifactStore, BlobStore
 
 READ = 256 << 10
 """Bytes read from the staged archive at a time."""
@@ -102,12 +103,8 @@ class ImportLimits:
     rows_bytes: int
 
 
-class Importer(NamespaceArchive, ArtifactStore, Protocol):
-    """What the import needs of the database: rows, and the blob pins."""
-
-
 async def import_namespace(
-    db: Importer,
+    db: Storage,
     blobs: BlobStore,
     chunks: AsyncIterator[bytes],
     *,
@@ -153,7 +150,9 @@ async def import_namespace(
             pins: list[str] = []
             new_bytes = 0
             try:
-                async for event in _store_blobs(db, blobs, archive, namespace, stored, pins):
+                async for event in _store_blobs(
+                    db.artifacts, blobs, archive, namespace, stored, pins
+                ):
                     if isinstance(event, Progress):
                         yield event
                     elif event is not None:  # a blob the store did not hold, its size
@@ -162,7 +161,7 @@ async def import_namespace(
                 counts[BLOBS].skipped = len(stored) - counts[BLOBS].imported
                 rows = _Rows(archive, namespace, stored)
                 task = asyncio.create_task(
-                    db.import_rows(namespace, rows.batches(), policy, actor=actor)
+                    db.transfer.import_rows(namespace, rows.batches(), policy, actor=actor)
                 )
                 try:
                     async for progress in rows.progress_until(task):
@@ -175,7 +174,7 @@ async def import_namespace(
                             await task
                     await asyncio.shield(forget(namespace))
             finally:
-                await asyncio.shield(_unpin(db, namespace, pins))
+                await asyncio.shield(_unpin(db.artifacts, namespace, pins))
     for kind, count in written.kinds.items():
         if kind != BLOBS:
             counts.kinds[kind] = count

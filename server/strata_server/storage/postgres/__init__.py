@@ -1,11 +1,12 @@
-"""The PostgreSQL storage adapter (production shape): psycopg 3 and psycopg_pool.
+"""The PostgreSQL storage adapters (production shape): psycopg 3 and psycopg_pool.
 
-`PostgresDatabase.open(dsn, max_record_bytes=...)` (a classmethod) returns an object
-that satisfies `storage.ports.Database`. Modules: `pool` (pool creation, driver-error
-translation), `queries` (all SQL), `records` (reads), `commit` (the write path and
-purge), `database` (the port), `dialect` (this dialect of the shared filter compiler).
+`open_postgres(dsn, max_record_bytes=...)` returns the `Storage` of one pool: one
+adapter per port. Modules: `pool` (the pool, driver-error translation, `Runner`),
+`backend` (opening, the lifecycle), `dialect` (this dialect of the shared filter
+compiler), then one module per port, named for it.
 """
 
+from strata_server.storage.postgres.backend import open_postgres
 from strata_server.storage.postgres.database import PostgresDatabase
 
-__all__ = ["PostgresDatabase"]
+__all__ = ["PostgresDatabase", "open_postgres"]

@@ -10,10 +10,6 @@ blob stays for the orphan sweep, which keeps any blob another artifact names."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.queries import EXPIRY_ACTOR
 
 COUNT_OLD_TRANSCRIPTS = """
@@ -76,41 +72,3 @@ WITH doomed AS (
 )
 SELECT count(*) FROM gone
 """
-
-
-async def _count(conn: Conn, statement: Any, params: Any) -> int:
-    cursor = await conn.execute(statement, params)
-    row = await cursor.fetchone()
-    return int(row[0]) if row is not None else 0
-
-
-async def count_old_transcripts(conn: Conn, namespace: str, before: datetime) -> int:
-    return await _count(conn, COUNT_OLD_TRANSCRIPTS, (namespace, before))
-
-
-async def purge_old_transcripts(conn: Conn, namespace: str, before: datetime, limit: int) -> int:
-    """Run inside an open transaction."""
-    if limit <= 0:
-        return 0
-    cursor = await conn.execute(
-        PURGE_OLD_TRANSCRIPTS, {"namespace": namespace, "before": before, "limit": limit}
-    )
-    ids = [row[0] for row in await cursor.fetchall()]
-    if ids:
-        await conn.execute(DELETE_ENTRIES, (namespace, ids))
-    return len(ids)
-
-
-def _artifact_params(namespace: str, kind: str, before: datetime) -> dict[str, Any]:
-    return {"namespace": namespace, "kind": kind, "before": before}
-
-
-async def count_old_artifacts(conn: Conn, namespace: str, kind: str, before: datetime) -> int:
-    return await _count(conn, COUNT_OLD_ARTIFACTS, _artifact_params(namespace, kind, before))
-
-
-async def purge_old_artifacts(
-    conn: Conn, namespace: str, kind: str, before: datetime, limit: int
-) -> int:
-    params = {**_artifact_params(namespace, kind, before), "limit": limit}
-    return await _count(conn, PURGE_OLD_ARTIFACTS, params) if limit > 0 else 0

@@ -51,6 +51,12 @@ class PostgresDialect:
     def time_param(self, value: datetime) -> Any:
         return value
 
+    def time_value(self, value: Any) -> datetime:
+        return value  # type: ignore[no-any-return]  # timestamptz loads as datetime
+
+    def json_value(self, value: Any) -> Any:
+        return value  # jsonb loads decoded
+
     def sort_expr(self, path: tuple[str, ...]) -> str:
         # A missing key sorts as JSON null, the lowest jsonb value, which matches
         # SQLite's NULLS FIRST ascending / NULLS LAST descending.
@@ -101,3 +107,4 @@ class PostgresDialect:
 
 
 POSTGRES = PostgresDialect()
+"""The dialect for statements that filter no records (no declared indexes to match)."""

@@ -29,15 +29,21 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import psycopg
+import structlog
 from psycopg import sql
 
 from strata_server.core.errors import NotFound
 from strata_server.core.indexes import RecordIndex, field_name, index_name
 from strata_server.core.models import Actor, Progress
 from strata_server.storage.postgres.dialect import PostgresDialect
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing, translate
+
+log = structlog.get_logger("strata.postgres")
 
 REFRESH_SECONDS = 5.0
+
+PROGRESS_SECONDS = 0.5
+"""How often CreateIndex reports a running build's progress."""
 
 INDEX_EXPRESSIONS = """
 SELECT pg_get_expr(i.indexprs, i.indrelid), pg_get_expr(i.indpred, i.indrelid)
@@ -210,15 +216,6 @@ async def undeclare(
         raise NotFound(f"no index on {field_name(path)} is declared for collection {collection!r}")
 
 
-async def list_declared(conn: Conn, namespace: str, collection: str | None) -> list[RecordIndex]:
-    """Declarations with whether the index serving each is built and valid."""
-    cursor = await conn.execute(LIST, (namespace, collection, collection))
-    return [
-        RecordIndex(row[0], tuple(row[1].split(".")), row[2], bool(row[4]), row[3])
-        for row in await cursor.fetchall()
-    ]
-
-
 async def ready(conn: Conn, path: tuple[str, ...]) -> bool:
     """Whether the index serving `path` exists and is valid."""
     cursor = await conn.execute(STATE, (index_name(path),))
@@ -286,3 +283,91 @@ async def drop_unused(conn: Conn, path: tuple[str, ...]) -> None:
                     sql.Identifier(index_name(path))
                 )
             )
+
+
+class PostgresIndexes:
+    """`IndexAdmin` over PostgreSQL. A build runs in a task of its own, which
+    finishes even if the caller goes away; `close` abandons the builds still
+    running (the next CreateIndex of the field replaces the invalid index one
+    leaves)."""
+
+    def __init__(self, runner: Runner, indexed: IndexedPaths) -> None:
+        self.runner = runner
+        self._indexed = indexed
+        self._builds: dict[str, asyncio.Task[None]] = {}
+
+    async def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare, then build CONCURRENTLY, yielding the build's progress."""
+        run = self.runner.run
+        created = await run(
+            lambda conn: declare(conn, namespace, collection, path, actor=actor), transaction=True
+        )
+        name = index_name(path)
+        yield Progress(f"{PHASE}: starting", 0, 0, "blocks")
+        build = self._builds.get(name)
+        if build is None:
+            build = asyncio.create_task(self.rebuild(path), name=f"build {name}")
+            self._builds[name] = build
+            build.add_done_callback(lambda task: self._built(name, task))
+        while not build.done():
+            await asyncio.wait({build}, timeout=PROGRESS_SECONDS)
+            if not build.done():
+                found = await run(lambda conn: progress(conn, path))
+                if found is not None:
+                    yield found
+        await build  # its error, if it failed
+        yield RecordIndex(
+            collection, path, name, await run(lambda conn: ready(conn, path)), created
+        )
+
+    def _built(self, name: str, task: asyncio.Task[None]) -> None:
+        self._builds.pop(name, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Logged here as well as raised to the callers still waiting: there may
+            # be none left.
+            log.warning("index build failed", index=name, error=str(error))
+
+    async def rebuild(self, path: tuple[str, ...]) -> None:
+        """Build the index of `path` (again, if a failed build left it invalid)."""
+        try:
+            async with self.runner.pool.connection() as conn:
+                # A build may take long on a big collection: no statement_timeout for
+                # it, and the session's own back before the pool hands it out again.
+                await conn.execute("SET statement_timeout = 0")
+                try:
+                    await build(conn, path)
+                finally:
+                    await conn.execute("RESET statement_timeout")
+        except psycopg.Error as error:
+            raise translate(error) from error
+        finally:
+            self._indexed.invalidate()
+
+    @borrowing()
+    async def list_indexes(
+        self, conn: Conn, namespace: str, collection: str | None
+    ) -> list[RecordIndex]:
+        """Declarations with whether the index serving each is built and valid."""
+        cursor = await conn.execute(LIST, (namespace, collection, collection))
+        return [
+            RecordIndex(row[0], tuple(row[1].split(".")), row[2], bool(row[4]), row[3])
+            for row in await cursor.fetchall()
+        ]
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Undeclare; the index goes once nothing declares its path."""
+        await self.runner.run(
+            lambda conn: undeclare(conn, namespace, collection, path, actor=actor),
+            transaction=True,
+        )
+        await self.runner.run(lambda conn: drop_unused(conn, path))
+        self._indexed.invalidate()
+
+    async def close(self) -> None:
+        """Abandon the builds still running."""
+        for task in list(self._builds.values()):
+            task.cancel()

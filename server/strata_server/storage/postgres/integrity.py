@@ -7,14 +7,14 @@ as CreateIndex builds it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from strata_server.core.indexes import field_name
 from strata_server.core.integrity import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import JOB_CASE
 from strata_server.storage.postgres import transcript_checks
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.pool import Conn, Runner
 
 BAD_JOBS = f"""
 SELECT namespace, id, {JOB_CASE} AS problem FROM jobs
@@ -55,72 +55,67 @@ WHERE %(namespace)s::text IS NULL OR d.namespace = %(namespace)s
 ORDER BY d.namespace, d.collection, d.path
 """
 
-T = TypeVar("T")
 
+class PostgresIntegrity:
+    """`IntegrityStore` over PostgreSQL; `rebuild` builds a path's index (as
+    CreateIndex does)."""
 
-class Run(Protocol):
-    """Runs `work` on a pooled connection, inside a transaction if asked
-    (PostgresDatabase._run)."""
+    def __init__(
+        self, runner: Runner, rebuild: Callable[[tuple[str, ...]], Awaitable[None]]
+    ) -> None:
+        self.runner = runner
+        self._rebuild = rebuild
 
-    def __call__(
-        self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = False
-    ) -> Awaitable[T]: ...
+    async def check_integrity(
+        self, namespace: str | None, *, repair: bool
+    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+        """Jobs, declared indexes, transcripts."""
+        run = self.runner.run
+        params = {"namespace": namespace}
 
+        async def rows(statement: str) -> list[tuple[Any, ...]]:
+            async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
+                cursor = await conn.execute(statement, params)
+                return await cursor.fetchall()
 
-async def check(
-    run: Run,
-    rebuild: Callable[[tuple[str, ...]], Awaitable[None]],
-    namespace: str | None,
-    *,
-    repair: bool,
-) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-    """Progress, findings, and ("check", things looked at) per check. `run` runs a
-    statement on a pooled connection; `rebuild` builds a path's index."""
-    params = {"namespace": namespace}
+            return await run(fetch)
 
-    async def rows(statement: str) -> list[tuple[Any, ...]]:
-        async def fetch(conn: Conn) -> list[tuple[Any, ...]]:
-            cursor = await conn.execute(statement, params)
-            return await cursor.fetchall()
+        [(total,)] = await rows(COUNT_JOBS)
+        yield Progress("jobs", 0, total, "jobs")
+        for ns, id, code in await rows(BAD_JOBS):
+            repaired = False
+            if repair:
 
-        return await run(fetch)
+                async def fix(conn: Conn, ns: str = ns, id: str = id, code: str = code) -> None:
+                    await conn.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id})
 
-    [(total,)] = await rows(COUNT_JOBS)
-    yield Progress("jobs", 0, total, "jobs")
-    for ns, id, code in await rows(BAD_JOBS):
-        repaired = False
-        if repair:
+                await run(fix)
+                repaired = True
+            yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
+        yield Progress("jobs", total, total, "jobs")
+        yield ("jobs", total)
 
-            async def fix(conn: Conn, ns: str = ns, id: str = id, code: str = code) -> None:
-                await conn.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id})
+        declared = await rows(DECLARED)
+        yield Progress("indexes", 0, len(declared), "indexes")
+        for ns, collection, path, name, valid, exists in declared:
+            if valid:
+                continue
+            keys = tuple(path.split("."))
+            repaired = False
+            if repair:
+                await self._rebuild(keys)
+                repaired = True
+            state = "invalid (a build that failed)" if exists else "missing"
+            yield Finding(
+                "indexes",
+                ns,
+                "index",
+                f"{collection}/{field_name(keys)}",
+                f"declared, but its database index {name} is {state}",
+                True,
+                repaired,
+            )
+        yield ("indexes", len(declared))
 
-            await run(fix)
-            repaired = True
-        yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
-    yield Progress("jobs", total, total, "jobs")
-    yield ("jobs", total)
-
-    declared = await rows(DECLARED)
-    yield Progress("indexes", 0, len(declared), "indexes")
-    for ns, collection, path, name, valid, exists in declared:
-        if valid:
-            continue
-        keys = tuple(path.split("."))
-        repaired = False
-        if repair:
-            await rebuild(keys)
-            repaired = True
-        state = "invalid (a build that failed)" if exists else "missing"
-        yield Finding(
-            "indexes",
-            ns,
-            "index",
-            f"{collection}/{field_name(keys)}",
-            f"declared, but its database index {name} is {state}",
-            True,
-            repaired,
-        )
-    yield ("indexes", len(declared))
-
-    async for event in transcript_checks.check(run, namespace, repair=repair):
-        yield event
+        async for event in transcript_checks.check(self.runner, namespace, repair=repair):
+            yield event

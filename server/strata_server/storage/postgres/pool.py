@@ -6,13 +6,16 @@ explicit transaction (`conn.transaction()`). Each session starts with TimeZone=U
 
 The pool does not test connections on checkout (that would double the round trips of
 every GetRecord). A connection left dead by a database restart is found when it is
-used instead; `database.PostgresDatabase` then has the pool check its idle
-connections and retries on a fresh one when that is safe.
+used instead; `Runner.run` then has the pool check its idle connections and
+retries on a fresh one when that is safe. Every adapter borrows its connections
+through one `Runner`, mostly by the `borrowing` decorator.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeAlias, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -40,6 +43,9 @@ RECONNECT_TIMEOUT = 10.0
 """Seconds the pool keeps retrying (with backoff) to replace a lost connection before
 it leaves the slot to be refilled on demand. Short, so that after an outage the next
 request triggers a fresh attempt instead of waiting out a long backoff."""
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 QUOTA_SQLSTATE = "SQ001"
 """What the quota triggers raise (migrations/postgres/0013_quotas.sql), with the
@@ -142,3 +148,78 @@ def translate(error: psycopg.Error) -> StrataError:
     if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
         return Unavailable(f"PostgreSQL cannot be reached ({error}); retry later")
     return StrataError(f"PostgreSQL failed: {error}")
+
+
+class Runner:
+    """The pool, and the one way every adapter borrows a connection from it."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    async def run(
+        self,
+        work: Callable[[Conn], Awaitable[T]],
+        *,
+        transaction: bool = False,
+        writes: bool = False,
+    ) -> T:
+        """Run `work` on a pooled connection (inside a transaction if asked), with
+        driver errors translated and one retry after a dead pooled connection.
+
+        The retry is safe for reads, and for a transaction whose BEGIN failed (the
+        BEGIN finds the dead connection before anything is written). `writes` marks
+        autocommit work that writes: a connection lost under it may have committed,
+        so it is not run again (the caller gets UNAVAILABLE, as for a COMMIT lost)."""
+        for attempt in (1, 2):
+            conn: Conn | None = None
+            begun = writes and not transaction
+            try:
+                async with self.pool.connection() as conn:
+                    if not transaction:
+                        return await work(conn)
+                    async with conn.transaction():
+                        begun = True
+                        return await work(conn)
+            except psycopg.Error as error:
+                if lost(conn):
+                    await self.pool.check()
+                    if attempt == 1 and not begun:
+                        continue
+                raise translate(error) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Borrower(Protocol):
+    """An adapter that borrows its connections through a Runner."""
+
+    @property
+    def runner(self) -> Runner:
+        """The runner of the adapter's pool."""
+        ...
+
+
+B = TypeVar("B", bound=Borrower)
+Method: TypeAlias = Callable[Concatenate[B, Conn, P], Coroutine[Any, Any, T]]
+Borrowing: TypeAlias = Callable[Concatenate[B, P], Coroutine[Any, Any, T]]
+
+
+def borrowing(
+    *, transaction: bool = False, writes: bool = False
+) -> Callable[[Method[B, P, T]], Borrowing[B, P, T]]:
+    """Turn an adapter method that works on a connection (its first argument after
+    self) into the port's method without it: each call runs the body through
+    `Runner.run` with these flags, so connection handling, error translation and
+    the retry after a dead connection are written once, here."""
+
+    def decorate(method: Method[B, P, T]) -> Borrowing[B, P, T]:
+        @functools.wraps(method)
+        async def borrow(self: B, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            return await self.runner.run(
+                lambda conn: method(self, conn, *args, **kwargs),
+                transaction=transaction,
+                writes=writes,
+            )
+
+        return borrow
+
+    return decorate

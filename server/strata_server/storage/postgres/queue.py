@@ -84,6 +84,7 @@ from strata_server.core.queue import (
 )
 from strata_server.core.validation import new_id
 from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
+from strata_server.storage.postgres import job_queries as jq
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.records import now
@@ -407,7 +408,7 @@ async def ack_job(
         "actor": actor.name,
         "result": dumps(result) if result is not None else None,
     }
-    return without_token(await _settle(conn, q.ACK_JOB, params))
+    return without_token(await _settle(conn, jq.ACK_JOB, params))
 
 
 async def ack_jobs(
@@ -425,7 +426,7 @@ async def ack_jobs(
         "tokens": [ack.token for ack in acks],
         "results": [dumps(ack.result) if ack.result is not None else None for ack in acks],
     }
-    cursor = await conn.execute(q.ACK_JOBS, params, prepare=True, binary=True)
+    cursor = await conn.execute(jq.ACK_JOBS, params, prepare=True, binary=True)
     done = {row[0]: job_from_row(namespace, row) for row in await cursor.fetchall()}
     outcomes: list[Job | StrataError] = []
     for ack in acks:
@@ -446,7 +447,7 @@ async def ack_jobs(
 async def release_job(conn: Conn, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
     """core.queue.plan_release, in SQL (`queue_queries.RELEASE_JOB`)."""
     params = {"namespace": namespace, "id": id, "token": token, "now": now(), "actor": actor.name}
-    return without_token(await _settle(conn, q.RELEASE_JOB, params))
+    return without_token(await _settle(conn, jq.RELEASE_JOB, params))
 
 
 async def extend_lease(
@@ -463,7 +464,7 @@ async def extend_lease(
         "expire": at + lease,
         "actor": actor.name,
     }
-    return await _settle(conn, q.EXTEND_LEASE, params)
+    return await _settle(conn, jq.EXTEND_LEASE, params)
 
 
 # --- Other transitions: planned in Python, in a transaction --------------------------
@@ -479,7 +480,7 @@ async def _transition(
     actor: Actor,
 ) -> Job:
     """Lock one job, plan its transition, write it with its audit entry."""
-    cursor = await conn.execute(q.LOCK_JOB, (namespace, id), prepare=True, binary=True)
+    cursor = await conn.execute(jq.LOCK_JOB, (namespace, id), prepare=True, binary=True)
     row = await cursor.fetchone()
     if row is None:
         raise NotFound(f"job {id} does not exist")
@@ -555,7 +556,7 @@ async def retry_job(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Job
 
 
 async def get_job(conn: Conn, namespace: str, id: str) -> Job:
-    cursor = await conn.execute(q.GET_JOB, (namespace, id), prepare=True, binary=True)
+    cursor = await conn.execute(jq.GET_JOB, (namespace, id), prepare=True, binary=True)
     row = await cursor.fetchone()
     if row is None:
         raise NotFound(f"job {id} does not exist")
@@ -568,7 +569,7 @@ async def held_leases(conn: Conn, namespace: str, leases: Mapping[str, str]) -> 
     if not leases:
         return set()
     cursor = await conn.execute(
-        q.HELD_LEASES,
+        jq.HELD_LEASES,
         (list(leases), list(leases.values()), namespace, now()),
         prepare=True,
         binary=True,
@@ -579,7 +580,7 @@ async def held_leases(conn: Conn, namespace: str, leases: Mapping[str, str]) -> 
 async def has_available(conn: Conn, namespace: str, queue: str) -> bool:
     """One indexed probe: does the queue hold a job a lease could take now?"""
     cursor = await conn.execute(
-        q.HAS_AVAILABLE, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
+        jq.HAS_AVAILABLE, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
     )
     row = await cursor.fetchone()
     return bool(row and row[0])
@@ -610,7 +611,7 @@ async def list_jobs(
             raise InvalidArgument.field("page_token", "is not a ListJobs page token")
         params["after_time"], params["after_id"] = after_time, after_id
     cursor = await conn.execute(
-        q.LIST_JOBS[state, after is not None], params, prepare=True, binary=True
+        jq.LIST_JOBS[state, after is not None], params, prepare=True, binary=True
     )
     rows = await cursor.fetchall()
     items = [without_token(job_from_row(namespace, row)) for row in rows[:limit]]
@@ -622,7 +623,7 @@ async def list_jobs(
 
 async def set_paused(conn: Conn, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
     await conn.execute(
-        q.SET_PAUSED,
+        jq.SET_PAUSED,
         {
             "namespace": namespace,
             "queue": queue,
@@ -638,7 +639,7 @@ async def set_paused(conn: Conn, namespace: str, queue: str, paused: bool, *, ac
 async def queue_stats(conn: Conn, namespace: str, queue: str) -> QueueStats:
     at = now()
     cursor = await conn.execute(
-        q.QUEUE_STATS,
+        jq.QUEUE_STATS,
         {"namespace": namespace, "queue": queue, "now": at, "window_start": at - EXPIRY_WINDOW},
         prepare=True,
         binary=True,
@@ -665,7 +666,7 @@ async def purge_completed(conn: Conn, finished_before: datetime, limit: int) -> 
     if limit <= 0:
         return 0
     cursor = await conn.execute(
-        q.PURGE_COMPLETED,
+        jq.PURGE_COMPLETED,
         {"before": finished_before, "limit": limit, "window_start": now() - EXPIRY_WINDOW},
         prepare=True,
     )

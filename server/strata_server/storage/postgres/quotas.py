@@ -3,7 +3,7 @@
 The figure itself is kept by the triggers of migrations/postgres/0013_quotas.sql in
 each write's transaction, for namespaces that have a row. Setting a new quota must
 count what the namespace already stores without losing a concurrent write, which
-takes three steps (`PostgresDatabase.set_quota` runs them):
+takes three steps (`PostgresQuotas.set_quota` runs them):
 
 1. **Save** the row (and its audit entry) and commit. From here on every write
    statement of the namespace sees the row, so its trigger adds its change to it
@@ -42,7 +42,7 @@ import structlog
 
 from strata_server.core.models import Actor
 from strata_server.core.quotas import Quota
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 
 log = structlog.get_logger("strata.quotas")
 
@@ -179,7 +179,32 @@ async def remove(conn: Conn, namespace: str, *, actor: Actor) -> Quota:
     return Quota(namespace, 0, int(row[0]) if row else 0)
 
 
-async def list_quotas(conn: Conn, namespace: str | None) -> list[Quota]:
-    """The quota rows of one namespace or of all, by namespace."""
-    cursor = await conn.execute(LIST, {"namespace": namespace})
-    return [Quota(ns, int(most), int(used)) for ns, most, used in await cursor.fetchall()]
+class PostgresQuotas:
+    """`QuotaStore` over PostgreSQL."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
+        """The three steps of the module docstring, each its own transaction (a
+        removal is one)."""
+        run = self.runner.run
+        if max_bytes == 0:
+            return await run(lambda conn: remove(conn, namespace, actor=actor), transaction=True)
+        created = await run(
+            lambda conn: save(conn, namespace, max_bytes, actor=actor), transaction=True
+        )
+        if created:
+            xids = await run(running)
+
+            async def count_running(xids: list[str]) -> int:
+                return await run(lambda conn: still_running(conn, xids))
+
+            await settle(count_running, xids)
+        saved = await run(lambda conn: recount(conn, namespace), transaction=True)
+        return saved or Quota(namespace, 0, 0)
+
+    @borrowing()
+    async def list_quotas(self, conn: Conn, namespace: str | None) -> list[Quota]:
+        cursor = await conn.execute(LIST, {"namespace": namespace})
+        return [Quota(ns, int(most), int(used)) for ns, most, used in await cursor.fetchall()]

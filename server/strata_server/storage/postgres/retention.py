@@ -11,7 +11,15 @@ from typing import Any, LiteralString
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.content_retention import (
+    COUNT_OLD_ARTIFACTS,
+    COUNT_OLD_TRANSCRIPTS,
+    DELETE_ENTRIES,
+    PURGE_OLD_ARTIFACTS,
+    PURGE_OLD_TRANSCRIPTS,
+)
+from strata_server.storage.postgres.leader import SessionLeader
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.queries import EXPIRY_ACTOR
 
 UPSERT = """
@@ -128,68 +136,10 @@ COUNT_JOBS = {exclude: "SELECT count(*) " + _old_jobs(exclude) for exclude in Ex
 PURGE_JOBS = {exclude: _purge_jobs(exclude) for exclude in Exclude}
 
 
-async def set_policy(conn: Conn, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
-    cursor = await conn.execute(
-        UPSERT,
-        {
-            "namespace": policy.namespace,
-            "target": policy.target.value,
-            "selector": policy.selector,
-            "max_age": policy.max_age,
-            "actor": actor.name,
-        },
-    )
-    row = await cursor.fetchone()
-    assert row is not None
-    return RetentionPolicy(
-        policy.namespace, policy.target, policy.selector, policy.max_age, row[0], row[1]
-    )
-
-
-async def list_policies(conn: Conn, namespace: str | None) -> list[RetentionPolicy]:
-    cursor = await conn.execute(LIST, {"namespace": namespace})
-    return [
-        RetentionPolicy(row[0], Target(row[1]), row[2], row[3], row[4], row[5])
-        for row in await cursor.fetchall()
-    ]
-
-
-async def delete_policy(
-    conn: Conn, namespace: str, target: Target, selector: str, *, actor: Actor
-) -> None:
-    cursor = await conn.execute(
-        DELETE,
-        {"namespace": namespace, "target": target.value, "selector": selector, "actor": actor.name},
-    )
-    row = await cursor.fetchone()
-    if row is None or row[0] == 0:
-        raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
-
-
 async def _count(conn: Conn, statement: Any, params: Any) -> int:
     cursor = await conn.execute(statement, params)
     row = await cursor.fetchone()
     return int(row[0]) if row is not None else 0
-
-
-async def count_old_records(conn: Conn, namespace: str, collection: str, before: datetime) -> int:
-    return await _count(conn, COUNT_OLD_RECORDS, (namespace, collection, before))
-
-
-async def purge_old_records(
-    conn: Conn, namespace: str, collection: str, before: datetime, limit: int
-) -> list[RecordRef]:
-    if limit <= 0:
-        return []
-    cursor = await conn.execute(
-        PURGE_OLD_RECORDS,
-        {"namespace": namespace, "collection": collection, "before": before, "limit": limit},
-    )
-    return [RecordRef(row[0], row[1], row[2]) for row in await cursor.fetchall()]
-
-
-async def count_expired(conn: Conn) -> int:
-    return await _count(conn, COUNT_EXPIRED, ())
 
 
 def _job_params(
@@ -205,27 +155,154 @@ def _job_params(
     }
 
 
-async def count_old_jobs(
-    conn: Conn,
-    namespace: str | None,
-    queue: str | None,
-    state: str,
-    before: datetime,
-    exclude: Exclude,
-) -> int:
-    return await _count(conn, COUNT_JOBS[exclude], _job_params(namespace, queue, state, before))
+class PostgresRecordCleanup:
+    """`RecordCleanup` over PostgreSQL."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    @borrowing()
+    async def count_expired(self, conn: Conn) -> int:
+        return await _count(conn, COUNT_EXPIRED, ())
+
+    @borrowing()
+    async def count_old_records(
+        self, conn: Conn, namespace: str, collection: str, before: datetime
+    ) -> int:
+        return await _count(conn, COUNT_OLD_RECORDS, (namespace, collection, before))
+
+    @borrowing()
+    async def purge_old_records(
+        self, conn: Conn, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        if limit <= 0:
+            return []
+        cursor = await conn.execute(
+            PURGE_OLD_RECORDS,
+            {"namespace": namespace, "collection": collection, "before": before, "limit": limit},
+        )
+        return [RecordRef(row[0], row[1], row[2]) for row in await cursor.fetchall()]
 
 
-async def purge_old_jobs(
-    conn: Conn,
-    namespace: str | None,
-    queue: str | None,
-    state: str,
-    before: datetime,
-    exclude: Exclude,
-    limit: int,
-) -> int:
-    if limit <= 0:
-        return 0
-    params = {**_job_params(namespace, queue, state, before), "limit": limit}
-    return await _count(conn, PURGE_JOBS[exclude], params)
+class PostgresRetention:
+    """`RetentionStore` over PostgreSQL."""
+
+    def __init__(self, runner: Runner, leader: SessionLeader) -> None:
+        self.runner = runner
+        self._leader = leader
+
+    @borrowing()
+    async def set_retention(
+        self, conn: Conn, policy: RetentionPolicy, *, actor: Actor
+    ) -> RetentionPolicy:
+        cursor = await conn.execute(
+            UPSERT,
+            {
+                "namespace": policy.namespace,
+                "target": policy.target.value,
+                "selector": policy.selector,
+                "max_age": policy.max_age,
+                "actor": actor.name,
+            },
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return RetentionPolicy(
+            policy.namespace, policy.target, policy.selector, policy.max_age, row[0], row[1]
+        )
+
+    @borrowing()
+    async def list_retention(self, conn: Conn, namespace: str | None) -> list[RetentionPolicy]:
+        cursor = await conn.execute(LIST, {"namespace": namespace})
+        return [
+            RetentionPolicy(row[0], Target(row[1]), row[2], row[3], row[4], row[5])
+            for row in await cursor.fetchall()
+        ]
+
+    @borrowing()
+    async def delete_retention(
+        self, conn: Conn, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        cursor = await conn.execute(
+            DELETE,
+            {
+                "namespace": namespace,
+                "target": target.value,
+                "selector": selector,
+                "actor": actor.name,
+            },
+        )
+        row = await cursor.fetchone()
+        if row is None or row[0] == 0:
+            raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
+
+    @borrowing()
+    async def count_old_jobs(
+        self,
+        conn: Conn,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        return await _count(conn, COUNT_JOBS[exclude], _job_params(namespace, queue, state, before))
+
+    @borrowing()
+    async def purge_old_jobs(
+        self,
+        conn: Conn,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        if limit <= 0:
+            return 0
+        params = {**_job_params(namespace, queue, state, before), "limit": limit}
+        return await _count(conn, PURGE_JOBS[exclude], params)
+
+    @borrowing()
+    async def count_old_transcripts(self, conn: Conn, namespace: str, before: datetime) -> int:
+        return await _count(conn, COUNT_OLD_TRANSCRIPTS, (namespace, before))
+
+    @borrowing(transaction=True)
+    async def purge_old_transcripts(
+        self, conn: Conn, namespace: str, before: datetime, limit: int
+    ) -> int:
+        """Run inside an open transaction."""
+        if limit <= 0:
+            return 0
+        cursor = await conn.execute(
+            PURGE_OLD_TRANSCRIPTS, {"namespace": namespace, "before": before, "limit": limit}
+        )
+        ids = [row[0] for row in await cursor.fetchall()]
+        if ids:
+            await conn.execute(DELETE_ENTRIES, (namespace, ids))
+        return len(ids)
+
+    @borrowing()
+    async def count_old_artifacts(
+        self, conn: Conn, namespace: str, kind: str, before: datetime
+    ) -> int:
+        return await _count(conn, COUNT_OLD_ARTIFACTS, _content_params(namespace, kind, before))
+
+    @borrowing()
+    async def purge_old_artifacts(
+        self, conn: Conn, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        params = {**_content_params(namespace, kind, before), "limit": limit}
+        return await _count(conn, PURGE_OLD_ARTIFACTS, params) if limit > 0 else 0
+
+    async def lead(self, name: str) -> bool:
+        return await self._leader.lead(name)
+
+    async def close(self) -> None:
+        """Give up leading."""
+        await self._leader.close()
+
+
+def _content_params(namespace: str, kind: str, before: datetime) -> dict[str, Any]:
+    return {"namespace": namespace, "kind": kind, "before": before}

@@ -6,16 +6,13 @@ every replica shares."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from strata_server.core.access import ALL_NAMESPACES, Role
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Page
 from strata_server.core.tokens import TOKEN_ENTITY, NewToken, Token
-from strata_server.storage.postgres.pool import Conn
-
-T = TypeVar("T")
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 
 COLUMNS = (
     "name, role, namespaces, create_time, expire_time, revoke_time, rate_limit, burst, created_by"
@@ -75,18 +72,6 @@ BY_HASH = f"SELECT {COLUMNS} FROM tokens WHERE secret_hash = %s"
 FINGERPRINT = "SELECT count(*), count(revoke_time) FROM tokens"
 
 
-class Run(Protocol):
-    """`PostgresDatabase._run`: a pooled connection, errors translated, one retry."""
-
-    async def __call__(
-        self,
-        work: Callable[[Conn], Awaitable[T]],
-        *,
-        transaction: bool = False,
-        writes: bool = False,
-    ) -> T: ...
-
-
 def token_from_row(row: tuple[Any, ...]) -> Token:
     """A token from its columns in COLUMNS order."""
     name, role, namespaces, created, expires, revoked, rate_limit, burst, created_by = row
@@ -103,13 +88,16 @@ def token_from_row(row: tuple[Any, ...]) -> Token:
     )
 
 
-class PostgresTokenStore:
-    """The `storage.ports.TokenStore` port over PostgreSQL (satisfied structurally)."""
+class PostgresTokens:
+    """`TokenStore` over PostgreSQL."""
 
-    def __init__(self, run: Run) -> None:
-        self._run = run
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
 
-    async def create_token(self, token: NewToken, secret_hash: str, *, actor: Actor) -> Token:
+    @borrowing(writes=True)
+    async def create_token(
+        self, conn: Conn, token: NewToken, secret_hash: str, *, actor: Actor
+    ) -> Token:
         """Insert the token and its audit entry in one statement."""
         params = {
             "secret_hash": secret_hash,
@@ -121,59 +109,39 @@ class PostgresTokenStore:
             "burst": token.burst,
             "actor": actor.name,
         }
-
-        async def work(conn: Conn) -> tuple[Any, ...] | None:
-            cursor = await conn.execute(INSERT, params)
-            return await cursor.fetchone()
-
-        row = await self._run(work, writes=True)
+        row = await (await conn.execute(INSERT, params)).fetchone()
         if row is None:
             raise AlreadyExists(f"a token named {token.name!r} exists (names are never reused)")
         return token_from_row(row)
 
-    async def list_tokens(self, after: str | None, limit: int, *, inactive: bool) -> Page[Token]:
+    @borrowing()
+    async def list_tokens(
+        self, conn: Conn, after: str | None, limit: int, *, inactive: bool
+    ) -> Page[Token]:
         """Tokens by name (byte order), one more than asked to know if more follow."""
         params = {"after": after, "inactive": inactive, "limit": limit + 1}
-
-        async def work(conn: Conn) -> list[tuple[Any, ...]]:
-            cursor = await conn.execute(LIST, params)
-            return await cursor.fetchall()
-
-        rows = await self._run(work)
+        rows = await (await conn.execute(LIST, params)).fetchall()
         tokens = [token_from_row(row) for row in rows[:limit]]
         more = len(rows) > limit and tokens
         return Page(tokens, (tokens[-1].name,) if more else None)
 
-    async def revoke_token(self, name: str, *, actor: Actor) -> Token:
+    @borrowing(writes=True)
+    async def revoke_token(self, conn: Conn, name: str, *, actor: Actor) -> Token:
         """Set revoke_time and write the audit entry, in one statement."""
-        params = {"name": name, "actor": actor.name}
-
-        async def work(conn: Conn) -> tuple[Any, ...] | None:
-            cursor = await conn.execute(REVOKE, params)
-            return await cursor.fetchone()
-
-        row = await self._run(work, writes=True)
+        row = await (await conn.execute(REVOKE, {"name": name, "actor": actor.name})).fetchone()
         if row is None:
             raise NotFound(f"no token is named {name!r}")
         return token_from_row(row)
 
-    async def find_token(self, secret_hash: str) -> Token | None:
+    @borrowing()
+    async def find_token(self, conn: Conn, secret_hash: str) -> Token | None:
         """One probe of the unique index on secret_hash."""
-
-        async def work(conn: Conn) -> tuple[Any, ...] | None:
-            cursor = await conn.execute(BY_HASH, (secret_hash,))
-            return await cursor.fetchone()
-
-        row = await self._run(work)
+        row = await (await conn.execute(BY_HASH, (secret_hash,))).fetchone()
         return token_from_row(row) if row is not None else None
 
-    async def fingerprint(self) -> tuple[int, int]:
+    @borrowing()
+    async def fingerprint(self, conn: Conn) -> tuple[int, int]:
         """(tokens, revoked tokens)."""
-
-        async def work(conn: Conn) -> tuple[Any, ...] | None:
-            cursor = await conn.execute(FINGERPRINT)
-            return await cursor.fetchone()
-
-        row = await self._run(work)
+        row = await (await conn.execute(FINGERPRINT)).fetchone()
         assert row is not None
         return int(row[0]), int(row[1])

@@ -12,8 +12,8 @@ entries are off; only those rows come back, so memory grows with the findings.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, LiteralString, Protocol, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any, LiteralString
 
 from strata_server.core.integrity import (
     ORPHAN_ENTRIES,
@@ -22,7 +22,7 @@ from strata_server.core.integrity import (
     transcript_problem,
 )
 from strata_server.core.models import Progress
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.pool import Conn, Runner
 
 _AGGREGATE: LiteralString = """
     SELECT namespace, transcript_id, count(*) AS n, max(seq) AS max_seq,
@@ -98,27 +98,17 @@ WHERE e.namespace = %(namespace)s AND e.transcript_id = %(id)s
       SELECT 1 FROM transcripts AS t WHERE t.namespace = %(namespace)s AND t.id = %(id)s)
 """
 
-T = TypeVar("T")
-
-
-class Run(Protocol):
-    """Runs `work` on a pooled connection, inside a transaction if asked
-    (PostgresDatabase._run)."""
-
-    def __call__(
-        self, work: Callable[[Conn], Awaitable[T]], *, transaction: bool = False
-    ) -> Awaitable[T]: ...
-
 
 def _tally(row: Any) -> TranscriptTally:
     return TranscriptTally(*(int(value) for value in row[2:]))
 
 
 async def check(
-    run: Run, namespace: str | None, *, repair: bool
+    runner: Runner, namespace: str | None, *, repair: bool
 ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
     """Progress, findings, and ("transcripts", transcripts looked at)."""
     params = {"namespace": namespace}
+    run = runner.run
 
     async def rows(statement: Any) -> list[tuple[Any, ...]]:
         async def fetch(conn: Conn) -> list[tuple[Any, ...]]:

@@ -26,6 +26,7 @@ from typing import Any
 from strata_server.core.errors import AlreadyExists, Conflict, NotFound
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.quotas import explained
 from strata_server.core.transcripts import (
     ENTRY_OVERHEAD,
     Appended,
@@ -46,8 +47,9 @@ from strata_server.core.transcripts import (
 )
 from strata_server.storage import entry_wire
 from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
+from strata_server.storage.ports import QuotaStore
 from strata_server.storage.postgres import transcript_queries as q
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.records import now
 from strata_server.storage.postgres.request_log import claim_request
 from strata_server.storage.sqlquery import bad_token
@@ -71,73 +73,6 @@ def transcript_from_row(namespace: str, row: Sequence[Any]) -> Transcript:
         update_time=row[7],
         seal_time=row[8],
     )
-
-
-async def create_transcript(
-    conn: Conn,
-    namespace: str,
-    new: NewTranscript,
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-) -> Transcript:
-    """Run inside an open transaction."""
-    if idempotency is not None:
-        stored = await claim_request(conn, namespace, idempotency)
-        if stored is not None:
-            return transcript_from_json(stored)
-    at = now()
-    transcript = Transcript(namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, at, at)
-    cursor = await conn.execute(
-        q.CREATE,
-        {
-            "namespace": namespace,
-            "id": new.id,
-            "owner": new.owner,
-            "title": new.title,
-            "labels": dumps(dict(new.labels)),
-            "now": at,
-            "actor": actor.name,
-            "request_id": idempotency.request_id if idempotency is not None else None,
-            "result": dumps(transcript_to_json(transcript)) if idempotency is not None else None,
-        },
-        prepare=True,
-    )
-    row = await cursor.fetchone()
-    if row is None or row[0] == 0:
-        raise AlreadyExists(f"transcript {new.id} already exists")
-    return transcript
-
-
-async def get_transcript(conn: Conn, namespace: str, id: str) -> Transcript:
-    cursor = await conn.execute(q.GET, (namespace, id), prepare=True, binary=True)
-    row = await cursor.fetchone()
-    if row is None:
-        raise NotFound(f"transcript {id} does not exist")
-    return transcript_from_row(namespace, row)
-
-
-async def list_transcripts(
-    conn: Conn,
-    namespace: str,
-    owner: str | None,
-    limit: int,
-    after: tuple[Any, ...] | None,
-) -> Page[Transcript]:
-    if limit <= 0:
-        return Page(())
-    params: dict[str, Any] = {"namespace": namespace, "owner": owner, "limit": limit + 1}
-    if after is not None:
-        if len(after) != 2 or not isinstance(after[1], str) or after[0] is None:
-            raise bad_token()
-        params["after_time"], params["after_id"] = after
-    cursor = await conn.execute(
-        q.LIST[(owner is not None, after is not None)], params, prepare=True, binary=True
-    )
-    rows = await cursor.fetchall()
-    items = [transcript_from_row(namespace, row) for row in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    return Page(items, (last.create_time, last.id) if last is not None else None)
 
 
 async def append_in(
@@ -196,112 +131,209 @@ async def append_in(
     raise Conflict(f"transcript {append.id} changed during the append; retry the request")
 
 
-async def append_entries(
-    conn: Conn,
-    namespace: str,
-    append: AppendEntries,
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-    notice: str | None = None,
-) -> Appended:
-    """Run inside an open transaction (or, without `idempotency`, on an autocommit
-    connection: then it is one statement)."""
-    if idempotency is not None:
-        stored = await claim_request(conn, namespace, idempotency)
-        if stored is not None:
-            return appended_from_json(stored)
-    return await append_in(
-        conn,
-        namespace,
-        append,
-        actor=actor,
-        request_id=idempotency.request_id if idempotency is not None else None,
-        answer=True,
-        notice=notice,
-    )
-
-
-async def read_batch(
-    conn: Conn, namespace: str, id: str, from_seq: int, max_bytes: int
-) -> EntryBatch | None:
-    params = {
-        "namespace": namespace,
-        "id": id,
-        "seq": from_seq,
-        "bytes": max_bytes,
-        "limit": max(max_bytes // ENTRY_OVERHEAD + 1, READ_LIMIT_FLOOR),
-    }
-    cursor = await conn.execute(q.READ_WIRE, params, prepare=True, binary=True)
+async def read_transcript(conn: Conn, namespace: str, id: str) -> Transcript:
+    """One transcript's row, or NotFound."""
+    cursor = await conn.execute(q.GET, (namespace, id), prepare=True, binary=True)
     row = await cursor.fetchone()
-    assert row is not None  # an aggregate without GROUP BY gives one row
-    wire, count, stored, first, last = row
-    if count == 0:
-        return None
-    if stored == count and first == from_seq and last - first + 1 == count:
-        return EntryBatch(wire, last + 1)
-    # Entries appended before migration 0009 have no stored form: encode them here.
-    # (So would a gap in the seqs, which only a storage bug makes: fit_batch stops
-    # before it.)
-    cursor = await conn.execute(q.READ, params, prepare=True, binary=True)
-    entries: list[Entry] = fit_batch(await cursor.fetchall(), max_bytes)
-    return entry_wire.encoded_batch(entries) if entries else None
-
-
-async def seal_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> Transcript:
-    """Run inside an open transaction."""
-    cursor = await conn.execute(
-        q.SEAL,
-        {"namespace": namespace, "id": id, "now": now(), "actor": actor.name},
-        prepare=True,
-        binary=True,
-    )
-    row = await cursor.fetchone()
-    if row is not None:
-        return transcript_from_row(namespace, row)
-    return await get_transcript(conn, namespace, id)  # already sealed, or NotFound
-
-
-async def delete_transcript(conn: Conn, namespace: str, id: str, *, actor: Actor) -> None:
-    """Run inside an open transaction."""
-    cursor = await conn.execute(
-        q.DELETE,
-        {"namespace": namespace, "id": id, "now": now(), "actor": actor.name},
-        prepare=True,
-    )
-    row = await cursor.fetchone()
-    if row is None or row[0] == 0:
+    if row is None:
         raise NotFound(f"transcript {id} does not exist")
-    await conn.execute(q.DELETE_ENTRIES, (namespace, id), prepare=True)
+    return transcript_from_row(namespace, row)
 
 
-async def search_transcripts(
-    conn: Conn, namespace: str, query: TranscriptSearch
-) -> Page[TranscriptHit]:
-    if query.limit <= 0 or not query.text.strip():
-        return Page(())
-    cursor = await conn.execute(
-        q.SEARCH_ONE if query.id is not None else q.SEARCH_ALL,
-        {
-            "namespace": namespace,
-            "id": query.id,
-            "query": query.text,
-            "offset": query.offset,
-            "limit": query.limit + 1,
-        },
-        prepare=True,
-    )
-    rows = await cursor.fetchall()
-    hits = [
-        TranscriptHit(
-            transcript_id=row[0],
-            seq=row[1],
-            role=row[2],
-            create_time=row[3],
-            snippet=row[4] or "",
-            score=float(row[5]),
+class PostgresTranscripts:
+    """`TranscriptStore` over PostgreSQL."""
+
+    def __init__(self, runner: Runner, quotas: QuotaStore) -> None:
+        self.runner = runner
+        self._quotas = quotas
+
+    async def append_entries(
+        self,
+        namespace: str,
+        append: AppendEntries,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+        notice: str | None = None,
+    ) -> Appended:
+        """Under the transcript's row lock only; `notice` goes out on the events
+        channel with the append's commit."""
+        # Without a request_id the append is one statement (transcript_queries.APPEND
+        # writes the entries, the counters and the audit entry together), atomic
+        # alone: skipping BEGIN and COMMIT takes two round trips off the path of
+        # append -> follower delivery.
+
+        async def append_all(conn: Conn) -> Appended:
+            if idempotency is not None:
+                stored = await claim_request(conn, namespace, idempotency)
+                if stored is not None:
+                    return appended_from_json(stored)
+            request_id = idempotency.request_id if idempotency is not None else None
+            return await append_in(
+                conn,
+                namespace,
+                append,
+                actor=actor,
+                request_id=request_id,
+                answer=True,
+                notice=notice,
+            )
+
+        work = self.runner.run(append_all, transaction=idempotency is not None, writes=True)
+        return await explained(namespace, self._quotas.list_quotas, work)
+
+    @borrowing(transaction=True)
+    async def create_transcript(
+        self,
+        conn: Conn,
+        namespace: str,
+        new: NewTranscript,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Transcript:
+        """Run inside an open transaction."""
+        if idempotency is not None:
+            stored = await claim_request(conn, namespace, idempotency)
+            if stored is not None:
+                return transcript_from_json(stored)
+        at = now()
+        transcript = Transcript(
+            namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, at, at
         )
-        for row in rows[: query.limit]
-    ]
-    more = len(rows) > query.limit
-    return Page(hits, (query.offset + query.limit,) if more else None)
+        cursor = await conn.execute(
+            q.CREATE,
+            {
+                "namespace": namespace,
+                "id": new.id,
+                "owner": new.owner,
+                "title": new.title,
+                "labels": dumps(dict(new.labels)),
+                "now": at,
+                "actor": actor.name,
+                "request_id": idempotency.request_id if idempotency is not None else None,
+                "result": dumps(transcript_to_json(transcript))
+                if idempotency is not None
+                else None,
+            },
+            prepare=True,
+        )
+        row = await cursor.fetchone()
+        if row is None or row[0] == 0:
+            raise AlreadyExists(f"transcript {new.id} already exists")
+        return transcript
+
+    @borrowing()
+    async def get_transcript(self, conn: Conn, namespace: str, id: str) -> Transcript:
+        return await read_transcript(conn, namespace, id)
+
+    @borrowing()
+    async def list_transcripts(
+        self,
+        conn: Conn,
+        namespace: str,
+        owner: str | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+    ) -> Page[Transcript]:
+        if limit <= 0:
+            return Page(())
+        params: dict[str, Any] = {"namespace": namespace, "owner": owner, "limit": limit + 1}
+        if after is not None:
+            if len(after) != 2 or not isinstance(after[1], str) or after[0] is None:
+                raise bad_token()
+            params["after_time"], params["after_id"] = after
+        cursor = await conn.execute(
+            q.LIST[(owner is not None, after is not None)], params, prepare=True, binary=True
+        )
+        rows = await cursor.fetchall()
+        items = [transcript_from_row(namespace, row) for row in rows[:limit]]
+        last = items[-1] if len(rows) > limit else None
+        return Page(items, (last.create_time, last.id) if last is not None else None)
+
+    @borrowing()
+    async def read_batch(
+        self, conn: Conn, namespace: str, id: str, from_seq: int, max_bytes: int
+    ) -> EntryBatch | None:
+        params = {
+            "namespace": namespace,
+            "id": id,
+            "seq": from_seq,
+            "bytes": max_bytes,
+            "limit": max(max_bytes // ENTRY_OVERHEAD + 1, READ_LIMIT_FLOOR),
+        }
+        cursor = await conn.execute(q.READ_WIRE, params, prepare=True, binary=True)
+        row = await cursor.fetchone()
+        assert row is not None  # an aggregate without GROUP BY gives one row
+        wire, count, stored, first, last = row
+        if count == 0:
+            return None
+        if stored == count and first == from_seq and last - first + 1 == count:
+            return EntryBatch(wire, last + 1)
+        # Entries appended before migration 0009 have no stored form: encode them here.
+        # (So would a gap in the seqs, which only a storage bug makes: fit_batch stops
+        # before it.)
+        cursor = await conn.execute(q.READ, params, prepare=True, binary=True)
+        entries: list[Entry] = fit_batch(await cursor.fetchall(), max_bytes)
+        return entry_wire.encoded_batch(entries) if entries else None
+
+    @borrowing(transaction=True)
+    async def seal_transcript(
+        self, conn: Conn, namespace: str, id: str, *, actor: Actor
+    ) -> Transcript:
+        """Run inside an open transaction."""
+        cursor = await conn.execute(
+            q.SEAL,
+            {"namespace": namespace, "id": id, "now": now(), "actor": actor.name},
+            prepare=True,
+            binary=True,
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return transcript_from_row(namespace, row)
+        return await read_transcript(conn, namespace, id)  # already sealed, or NotFound
+
+    @borrowing(transaction=True)
+    async def delete_transcript(self, conn: Conn, namespace: str, id: str, *, actor: Actor) -> None:
+        """Run inside an open transaction."""
+        cursor = await conn.execute(
+            q.DELETE,
+            {"namespace": namespace, "id": id, "now": now(), "actor": actor.name},
+            prepare=True,
+        )
+        row = await cursor.fetchone()
+        if row is None or row[0] == 0:
+            raise NotFound(f"transcript {id} does not exist")
+        await conn.execute(q.DELETE_ENTRIES, (namespace, id), prepare=True)
+
+    @borrowing()
+    async def search_transcripts(
+        self, conn: Conn, namespace: str, query: TranscriptSearch
+    ) -> Page[TranscriptHit]:
+        if query.limit <= 0 or not query.text.strip():
+            return Page(())
+        cursor = await conn.execute(
+            q.SEARCH_ONE if query.id is not None else q.SEARCH_ALL,
+            {
+                "namespace": namespace,
+                "id": query.id,
+                "query": query.text,
+                "offset": query.offset,
+                "limit": query.limit + 1,
+            },
+            prepare=True,
+        )
+        rows = await cursor.fetchall()
+        hits = [
+            TranscriptHit(
+                transcript_id=row[0],
+                seq=row[1],
+                role=row[2],
+                create_time=row[3],
+                snippet=row[4] or "",
+                score=float(row[5]),
+            )
+            for row in rows[: query.limit]
+        ]
+        more = len(rows) > query.limit
+        return Page(hits, (query.offset + query.limit,) if more else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, LiteralString
 
 from strata_server.core.models import QueueDepth, Usage
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.usage_rows import assemble
 
 RECORDS = """
@@ -76,20 +76,6 @@ async def _rows(conn: Conn, statement: LiteralString, params: dict[str, Any]) ->
     return await cursor.fetchall()
 
 
-async def usage(conn: Conn, namespace: str | None, owner: str | None) -> Usage:
-    params = {"namespace": namespace, "owner": owner}
-    unowned = owner is None
-    [total] = await _rows(conn, TOTAL_BLOBS, params)
-    return assemble(
-        records=await _rows(conn, RECORDS, params) if unowned else (),
-        jobs=await _rows(conn, JOBS, params) if unowned else (),
-        transcripts=await _rows(conn, TRANSCRIPTS, params),
-        kinds=await _rows(conn, KINDS, params),
-        blobs=await _rows(conn, BLOBS, params),
-        total_blobs=tuple(total),
-    )
-
-
 QUEUES = """
 SELECT namespace, queue,
        count(*) FILTER (WHERE state = 'ready' AND run_time <= now()
@@ -105,9 +91,30 @@ GROUP BY namespace, queue
 """
 
 
-async def queue_depths(conn: Conn) -> list[QueueDepth]:
-    cursor = await conn.execute(QUEUES)
-    return [
-        QueueDepth(ns, queue, available, scheduled, leased, float(age or 0))
-        for ns, queue, available, scheduled, leased, age in await cursor.fetchall()
-    ]
+class PostgresUsage:
+    """`UsageReport` over PostgreSQL."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    @borrowing()
+    async def usage(self, conn: Conn, namespace: str | None, owner: str | None = None) -> Usage:
+        params = {"namespace": namespace, "owner": owner}
+        unowned = owner is None
+        [total] = await _rows(conn, TOTAL_BLOBS, params)
+        return assemble(
+            records=await _rows(conn, RECORDS, params) if unowned else (),
+            jobs=await _rows(conn, JOBS, params) if unowned else (),
+            transcripts=await _rows(conn, TRANSCRIPTS, params),
+            kinds=await _rows(conn, KINDS, params),
+            blobs=await _rows(conn, BLOBS, params),
+            total_blobs=tuple(total),
+        )
+
+    @borrowing()
+    async def queue_depths(self, conn: Conn) -> list[QueueDepth]:
+        cursor = await conn.execute(QUEUES)
+        return [
+            QueueDepth(ns, queue, available, scheduled, leased, float(age or 0))
+            for ns, queue, available, scheduled, leased, age in await cursor.fetchall()
+        ]

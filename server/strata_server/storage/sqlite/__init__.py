@@ -1,12 +1,13 @@
-"""The SQLite storage adapter (embedded shape): see `database.SqliteDatabase`.
+"""The SQLite storage adapters (embedded shape): one file in WAL mode.
 
-    db = await SqliteDatabase.open("data/strata.db", max_record_bytes=1 << 20)
+    storage = await open_sqlite("data/strata.db", max_record_bytes=1 << 20)
 
 Modules: `connection` (writer + reader pool, transactions), `errors` (sqlite3 ->
-domain errors), `records` (reads), `commit` (the write path and expiry purge),
-`dialect` (the filter compiler's SQLite half).
+domain errors), `backend` (opening, the lifecycle), `dialect` (the filter
+compiler's SQLite half), then one module per port, named for it.
 """
 
+from strata_server.storage.sqlite.backend import open_sqlite
 from strata_server.storage.sqlite.database import SqliteDatabase
 
-__all__ = ["SqliteDatabase"]
+__all__ = ["SqliteDatabase", "open_sqlite"]

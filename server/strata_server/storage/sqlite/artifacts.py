@@ -20,16 +20,16 @@ from strata_server.core.artifacts import (
 )
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.quotas import explained
+from strata_server.storage import artifact_sql
+from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
+from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
-from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.dialect import SQLITE, to_micros
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 
 ENTITY = "artifact"
-COLUMNS = (
-    "namespace, id, owner, kind, name, content_type, sha256, size, stored_size, "
-    "compression, labels, create_time"
-)
 CREATED_FIELDS = '["owner","kind","name","content_type","sha256","size","labels"]'
 
 INSERT = f"INSERT INTO artifacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -49,28 +49,7 @@ SELECT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = ?1)
     OR EXISTS (SELECT 1 FROM blob_pins WHERE sha256 = ?1 AND expire_time > ?2)
 """
 PURGE_PINS = "DELETE FROM blob_pins WHERE expire_time <= ?"
-ALL_PAGE = f"""
-SELECT {COLUMNS} FROM artifacts WHERE (namespace, id) > (?, ?) ORDER BY namespace, id LIMIT ?
-"""
-PAGE = 500
-
-
-def artifact_from_row(row: Row) -> Artifact:
-    """An Artifact from a row selected with COLUMNS."""
-    return Artifact(
-        namespace=row[0],
-        id=row[1],
-        owner=row[2],
-        kind=row[3],
-        name=row[4],
-        content_type=row[5],
-        sha256=row[6],
-        size=row[7],
-        stored_size=row[8],
-        compression=Compression(row[9]),
-        labels=json.loads(row[10]),
-        create_time=from_micros(row[11]),
-    )
+ALL_PAGE = artifact_sql.all_page(SQLITE)
 
 
 def _params(artifact: Artifact) -> tuple[object, ...]:
@@ -107,154 +86,136 @@ def _audit(
     )
 
 
-async def pin_blob(
-    db: Connections, namespace: str, upload_id: str, sha256: str, expire_time: datetime
-) -> None:
-    """Pin in a write transaction: after any sweep transaction already running."""
-    async with db.transaction() as tx:
-        await tx.execute(INSERT_PIN, (namespace, upload_id, sha256, to_micros(expire_time)))
-
-
-async def unpin_blob(db: Connections, namespace: str, upload_id: str) -> None:
-    """Drop an upload's pin."""
-    async with db.transaction() as tx:
-        await tx.execute(DELETE_PIN, (namespace, upload_id))
-
-
 async def _referenced_in(tx: Transaction, namespace: str, sha256: str) -> bool:
     return bool(await tx.fetchall(NAMESPACE_REF, (sha256, namespace)))
 
 
-async def create_artifact(
-    db: Connections,
-    artifact: Artifact,
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-    upload_id: str | None,
-) -> Artifact:
-    """Insert the row with its audit entry and drop the pin, in one transaction."""
-    namespace = artifact.namespace
-    async with db.transaction() as tx:
-        if upload_id is not None:
+class SqliteArtifacts:
+    """`ArtifactStore` over SQLite."""
+
+    def __init__(self, db: Connections, quotas: QuotaStore) -> None:
+        self._db = db
+        self._quotas = quotas
+
+    async def create_artifact(
+        self,
+        artifact: Artifact,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None,
+        upload_id: str | None,
+    ) -> Artifact:
+        """Insert the row with its audit entry and drop the pin, in one transaction."""
+
+        async def insert() -> Artifact:
+            namespace = artifact.namespace
+            async with self._db.transaction() as tx:
+                if upload_id is not None:
+                    await tx.execute(DELETE_PIN, (namespace, upload_id))
+                if idempotency is not None:
+                    stored = await stored_result(tx, namespace, idempotency)
+                    if stored is not None:
+                        return artifact_from_json(stored)
+                if upload_id is None and not await _referenced_in(tx, namespace, artifact.sha256):
+                    raise FailedPrecondition(
+                        f"no content with sha256 {artifact.sha256} is stored in this namespace; "
+                        "send the content",
+                        reason="BLOB_NOT_FOUND",
+                    )
+                now_us = to_micros(artifact.create_time)
+                await tx.execute(INSERT, _params(artifact))
+                request_id = idempotency.request_id if idempotency else None
+                await tx.execute(
+                    INSERT_AUDIT, _audit(artifact, "create", actor, now_us, request_id)
+                )
+                if idempotency is not None:
+                    await store_result(
+                        tx, namespace, idempotency, artifact_to_json(artifact), now_us
+                    )
+            return artifact
+
+        return await explained(artifact.namespace, self._quotas.list_quotas, insert())
+
+    async def pin_blob(
+        self, namespace: str, upload_id: str, sha256: str, expire_time: datetime
+    ) -> None:
+        """Pin in a write transaction: after any sweep transaction already running."""
+        async with self._db.transaction() as tx:
+            await tx.execute(INSERT_PIN, (namespace, upload_id, sha256, to_micros(expire_time)))
+
+    async def unpin_blob(self, namespace: str, upload_id: str) -> None:
+        """Drop an upload's pin."""
+        async with self._db.transaction() as tx:
             await tx.execute(DELETE_PIN, (namespace, upload_id))
-        if idempotency is not None:
-            stored = await stored_result(tx, namespace, idempotency)
-            if stored is not None:
-                return artifact_from_json(stored)
-        if upload_id is None and not await _referenced_in(tx, namespace, artifact.sha256):
-            raise FailedPrecondition(
-                f"no content with sha256 {artifact.sha256} is stored in this namespace; "
-                "send the content",
-                reason="BLOB_NOT_FOUND",
-            )
-        now_us = to_micros(artifact.create_time)
-        await tx.execute(INSERT, _params(artifact))
-        request_id = idempotency.request_id if idempotency else None
-        await tx.execute(INSERT_AUDIT, _audit(artifact, "create", actor, now_us, request_id))
-        if idempotency is not None:
-            await store_result(tx, namespace, idempotency, artifact_to_json(artifact), now_us)
-    return artifact
 
-
-async def get_artifact(db: Connections, namespace: str, id: str) -> Artifact:
-    """One artifact, or NotFound."""
-    rows = await db.fetchall(SELECT, (namespace, id))
-    if not rows:
-        raise NotFound(f"artifact {id!r} does not exist")
-    return artifact_from_row(rows[0])
-
-
-async def list_artifacts(
-    db: Connections,
-    namespace: str,
-    owner: str | None,
-    kind: str | None,
-    limit: int,
-    after: str | None,
-) -> Page[Artifact]:
-    """One page in id order; asks for one extra row to know whether more follow."""
-    where = ["namespace = ?"]
-    params: list[object] = [namespace]
-    if owner is not None:
-        where.append("owner = ?")
-        params.append(owner)
-    if kind is not None:
-        where.append("kind = ?")
-        params.append(kind)
-    if after is not None:
-        where.append("id > ?")
-        params.append(after)
-    # Built from fixed fragments only; every value is a parameter.
-    sql = f"SELECT {COLUMNS} FROM artifacts WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
-    rows = await db.fetchall(sql, (*params, limit + 1))
-    items = [artifact_from_row(row) for row in rows[:limit]]
-    last = (items[-1].id,) if len(rows) > limit and items else None
-    return Page(items, last)
-
-
-async def delete_artifact(db: Connections, namespace: str, id: str, *, actor: Actor) -> Artifact:
-    """Delete the row with its audit entry."""
-    async with db.transaction() as tx:
-        rows = await tx.fetchall(SELECT, (namespace, id))
+    async def get_artifact(self, namespace: str, id: str) -> Artifact:
+        """One artifact, or NotFound."""
+        rows = await self._db.fetchall(SELECT, (namespace, id))
         if not rows:
             raise NotFound(f"artifact {id!r} does not exist")
-        artifact = artifact_from_row(rows[0])
-        await tx.execute(DELETE, (namespace, id))
-        now_us = to_micros(datetime.now(UTC))
-        await tx.execute(INSERT_AUDIT, _audit(artifact, "delete", actor, now_us, None))
-    return artifact
+        return artifact_from_row(SQLITE, rows[0])
 
+    async def list_artifacts(
+        self,
+        namespace: str,
+        owner: str | None,
+        kind: str | None,
+        limit: int,
+        after: str | None,
+    ) -> Page[Artifact]:
+        sql, params = artifact_sql.list_artifacts(SQLITE, namespace, owner, kind, limit, after)
+        return artifact_sql.artifact_page(SQLITE, await self._db.fetchall(sql, params), limit)
 
-async def namespace_blobs(
-    db: Connections, namespace: str, sha256s: Sequence[str]
-) -> dict[str, BlobRef]:
-    """The blobs among `sha256s` that an artifact of the namespace names."""
-    found: dict[str, BlobRef] = {}
-    for sha256 in dict.fromkeys(sha256s):
-        rows = await db.fetchall(NAMESPACE_REF, (sha256, namespace))
-        if rows:
-            found[sha256] = BlobRef(rows[0][0], Compression(rows[0][1]), rows[0][2], rows[0][3])
-    return found
+    async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:
+        """Delete the row with its audit entry."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(SELECT, (namespace, id))
+            if not rows:
+                raise NotFound(f"artifact {id!r} does not exist")
+            artifact = artifact_from_row(SQLITE, rows[0])
+            await tx.execute(DELETE, (namespace, id))
+            now_us = to_micros(datetime.now(UTC))
+            await tx.execute(INSERT_AUDIT, _audit(artifact, "delete", actor, now_us, None))
+        return artifact
 
+    async def namespace_blobs(self, namespace: str, sha256s: Sequence[str]) -> dict[str, BlobRef]:
+        """The blobs among `sha256s` that an artifact of the namespace names."""
+        found: dict[str, BlobRef] = {}
+        for sha256 in dict.fromkeys(sha256s):
+            rows = await self._db.fetchall(NAMESPACE_REF, (sha256, namespace))
+            if rows:
+                found[sha256] = BlobRef(rows[0][0], Compression(rows[0][1]), rows[0][2], rows[0][3])
+        return found
 
-async def unreferenced_blobs(db: Connections, sha256s: Sequence[str], now: datetime) -> set[str]:
-    """Of `sha256s`, those no artifact names and no live pin holds."""
-    now_us = to_micros(now)
-    free: set[str] = set()
-    for sha256 in dict.fromkeys(sha256s):
-        rows = await db.fetchall(REFERENCED, (sha256, now_us))
-        if not rows[0][0]:
-            free.add(sha256)
-    return free
+    async def unreferenced_blobs(self, sha256s: Sequence[str], now: datetime) -> set[str]:
+        """Of `sha256s`, those no artifact names and no live pin holds."""
+        now_us = to_micros(now)
+        free: set[str] = set()
+        for sha256 in dict.fromkeys(sha256s):
+            rows = await self._db.fetchall(REFERENCED, (sha256, now_us))
+            if not rows[0][0]:
+                free.add(sha256)
+        return free
 
+    async def delete_blob_if_unreferenced(
+        self, sha256: str, now: datetime, delete: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Check and delete inside one write transaction (holding the single writer)."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(REFERENCED, (sha256, to_micros(now)))
+            if rows[0][0]:
+                return False
+            await delete()
+        return True
 
-async def delete_blob_if_unreferenced(
-    db: Connections, sha256: str, now: datetime, delete: Callable[[], Awaitable[None]]
-) -> bool:
-    """Check and delete inside one write transaction (holding the single writer)."""
-    async with db.transaction() as tx:
-        rows = await tx.fetchall(REFERENCED, (sha256, to_micros(now)))
-        if rows[0][0]:
-            return False
-        await delete()
-    return True
+    async def purge_pins(self, now: datetime) -> int:
+        """Delete expired pins; how many."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(PURGE_PINS + " RETURNING 1", (to_micros(now),))
+        return len(rows)
 
+    def all_artifacts(self) -> AsyncIterator[Artifact]:
+        return artifact_sql.every_artifact(self._page, SQLITE)
 
-async def purge_pins(db: Connections, now: datetime) -> int:
-    """Delete expired pins; how many."""
-    async with db.transaction() as tx:
-        rows = await tx.fetchall(PURGE_PINS + " RETURNING 1", (to_micros(now),))
-    return len(rows)
-
-
-async def all_artifacts(db: Connections) -> AsyncIterator[Artifact]:
-    """Every artifact, PAGE rows per query."""
-    after = ("", "")
-    while True:
-        rows = await db.fetchall(ALL_PAGE, (*after, PAGE))
-        for row in rows:
-            yield artifact_from_row(row)
-        if len(rows) < PAGE:
-            return
-        after = (rows[-1][0], rows[-1][1])
+    async def _page(self, after: tuple[str, str]) -> list[Row]:
+        return await self._db.fetchall(ALL_PAGE, (*after, artifact_sql.PAGE))

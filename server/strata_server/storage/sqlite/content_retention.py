@@ -9,19 +9,6 @@ which keeps any blob another artifact still names."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from strata_server.core.transcripts import ENTITY as TRANSCRIPT
-from strata_server.storage.sqlite.commit import EXPIRY_ACTOR
-from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import to_micros
-from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
-from strata_server.storage.sqlite.transcripts import (
-    DELETE_ENTRIES,
-    DELETE_TRANSCRIPT,
-    UNINDEX_ENTRIES,
-)
-
 OLD_TRANSCRIPTS = """
 FROM transcripts
 WHERE namespace = ? AND seal_time IS NOT NULL AND seal_time < ?
@@ -45,66 +32,3 @@ PURGE_ARTIFACTS = (
     + OLD_ARTIFACTS
     + " ORDER BY create_time LIMIT :limit) RETURNING id"
 )
-
-
-async def count_old_transcripts(db: Connections, namespace: str, before: datetime) -> int:
-    [(count,)] = await db.fetchall(
-        "SELECT count(*) " + OLD_TRANSCRIPTS, (namespace, to_micros(before))
-    )
-    return int(count)
-
-
-async def purge_old_transcripts(
-    db: Connections, namespace: str, before: datetime, limit: int
-) -> int:
-    if limit <= 0:
-        return 0
-    now = to_micros(datetime.now(UTC))
-    async with db.transaction() as tx:
-        ids = await tx.fetchall(SELECT_OLD_TRANSCRIPTS, (namespace, to_micros(before), limit))
-        for (id,) in ids:
-            [(next_seq,)] = await tx.fetchall(DELETE_TRANSCRIPT, (namespace, id))
-            await tx.execute(UNINDEX_ENTRIES, (namespace, id))
-            await tx.execute(DELETE_ENTRIES, (namespace, id))
-            await tx.execute(
-                INSERT_AUDIT,
-                (
-                    namespace,
-                    now,
-                    EXPIRY_ACTOR,
-                    "retention",
-                    TRANSCRIPT,
-                    id,
-                    next_seq - 1,
-                    "[]",
-                    None,
-                ),
-            )
-    return len(ids)
-
-
-def _artifact_params(namespace: str, kind: str, before: datetime) -> dict[str, object]:
-    return {"namespace": namespace, "kind": kind, "before": to_micros(before)}
-
-
-async def count_old_artifacts(db: Connections, namespace: str, kind: str, before: datetime) -> int:
-    params = _artifact_params(namespace, kind, before)
-    [(count,)] = await db.fetchall("SELECT count(*) " + OLD_ARTIFACTS, params)
-    return int(count)
-
-
-async def purge_old_artifacts(
-    db: Connections, namespace: str, kind: str, before: datetime, limit: int
-) -> int:
-    if limit <= 0:
-        return 0
-    now = to_micros(datetime.now(UTC))
-    params = {**_artifact_params(namespace, kind, before), "limit": limit}
-    async with db.transaction() as tx:
-        gone = await tx.fetchall(PURGE_ARTIFACTS, params)
-        for (id,) in gone:
-            await tx.execute(
-                INSERT_AUDIT,
-                (namespace, now, EXPIRY_ACTOR, "retention", "artifact", id, 1, "[]", None),
-            )
-    return len(gone)

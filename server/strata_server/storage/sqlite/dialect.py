@@ -6,6 +6,7 @@ since the Unix epoch, which sort and compare like the instants they stand for.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,12 @@ class SqliteDialect:
 
     def time_param(self, value: datetime) -> Any:
         return to_micros(value)
+
+    def time_value(self, value: Any) -> datetime:
+        return from_micros(value)
+
+    def json_value(self, value: Any) -> Any:
+        return json.loads(value)
 
     def sort_expr(self, path: tuple[str, ...]) -> str:
         return f"json_extract(data, {_path(path)})"

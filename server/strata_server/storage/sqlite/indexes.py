@@ -60,67 +60,71 @@ async def _audit(
     )
 
 
-async def create_index(
-    db: Connections, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
-) -> AsyncIterator[Progress | RecordIndex]:
-    """Declare and build; yields progress, then the index."""
-    [(total,)] = await db.fetchall(
-        "SELECT count(*) FROM records WHERE namespace = ? AND collection = ?",
-        (namespace, collection),
-    )
-    yield Progress(PHASE, 0, total, "records")
-    dotted = ".".join(path)
-    now = to_micros(datetime.now(UTC))
-    async with db.transaction() as tx:
-        await tx.execute(create_sql(path))
-        found = await tx.fetchall(
-            "SELECT create_time FROM record_indexes "
-            "WHERE namespace = ? AND collection = ? AND path = ?",
-            (namespace, collection, dotted),
+class SqliteIndexes:
+    """`IndexAdmin` over SQLite: a build holds the writer, so it is done when
+    CreateIndex returns."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    async def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare and build; yields progress, then the index."""
+        [(total,)] = await self._db.fetchall(
+            "SELECT count(*) FROM records WHERE namespace = ? AND collection = ?",
+            (namespace, collection),
         )
-        if not found:
-            await tx.execute(
-                "INSERT INTO record_indexes (namespace, collection, path, index_name, create_time)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (namespace, collection, dotted, index_name(path), now),
+        yield Progress(PHASE, 0, total, "records")
+        dotted = ".".join(path)
+        now = to_micros(datetime.now(UTC))
+        async with self._db.transaction() as tx:
+            await tx.execute(create_sql(path))
+            found = await tx.fetchall(
+                "SELECT create_time FROM record_indexes "
+                "WHERE namespace = ? AND collection = ? AND path = ?",
+                (namespace, collection, dotted),
             )
-            entity_id = f"{collection}/{field_name(path)}"
-            await _audit(tx, namespace, "create_index", entity_id, actor)
-        created = found[0][0] if found else now
-    yield Progress(PHASE, total, total, "records")
-    yield RecordIndex(collection, path, index_name(path), True, from_micros(created))
+            if not found:
+                await tx.execute(
+                    "INSERT INTO record_indexes"
+                    " (namespace, collection, path, index_name, create_time)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (namespace, collection, dotted, index_name(path), now),
+                )
+                entity_id = f"{collection}/{field_name(path)}"
+                await _audit(tx, namespace, "create_index", entity_id, actor)
+            created = found[0][0] if found else now
+        yield Progress(PHASE, total, total, "records")
+        yield RecordIndex(collection, path, index_name(path), True, from_micros(created))
 
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """The declarations of a namespace (or one collection), with whether the index
+        serving each exists."""
+        rows = await self._db.fetchall(LIST, {"namespace": namespace, "collection": collection})
+        return [
+            RecordIndex(row[0], tuple(row[1].split(".")), row[2], bool(row[4]), from_micros(row[3]))
+            for row in rows
+        ]
 
-async def list_indexes(
-    db: Connections, namespace: str, collection: str | None
-) -> list[RecordIndex]:
-    """The declarations of a namespace (or one collection), with whether the index
-    serving each exists."""
-    rows = await db.fetchall(LIST, {"namespace": namespace, "collection": collection})
-    return [
-        RecordIndex(row[0], tuple(row[1].split(".")), row[2], bool(row[4]), from_micros(row[3]))
-        for row in rows
-    ]
-
-
-async def drop_index(
-    db: Connections, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
-) -> None:
-    """Remove the declaration, and the index once no declaration needs it."""
-    dotted = ".".join(path)
-    async with db.transaction() as tx:
-        found = await tx.fetchall(
-            "DELETE FROM record_indexes WHERE namespace = ? AND collection = ? AND path = ? "
-            "RETURNING index_name",
-            (namespace, collection, dotted),
-        )
-        if not found:
-            raise NotFound(
-                f"no index on {field_name(path)} is declared for collection {collection!r}"
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove the declaration, and the index once no declaration needs it."""
+        dotted = ".".join(path)
+        async with self._db.transaction() as tx:
+            found = await tx.fetchall(
+                "DELETE FROM record_indexes WHERE namespace = ? AND collection = ? AND path = ? "
+                "RETURNING index_name",
+                (namespace, collection, dotted),
             )
-        [(others,)] = await tx.fetchall(
-            "SELECT count(*) FROM record_indexes WHERE path = ?", (dotted,)
-        )
-        if not others:
-            await tx.execute(f'DROP INDEX IF EXISTS "{index_name(path)}"')
-        await _audit(tx, namespace, "drop_index", f"{collection}/{field_name(path)}", actor)
+            if not found:
+                raise NotFound(
+                    f"no index on {field_name(path)} is declared for collection {collection!r}"
+                )
+            [(others,)] = await tx.fetchall(
+                "SELECT count(*) FROM record_indexes WHERE path = ?", (dotted,)
+            )
+            if not others:
+                await tx.execute(f'DROP INDEX IF EXISTS "{index_name(path)}"')
+            await _audit(tx, namespace, "drop_index", f"{collection}/{field_name(path)}", actor)

@@ -53,52 +53,58 @@ ORDER BY d.namespace, d.collection, d.path
 """
 
 
-async def check(
-    db: Connections, namespace: str | None, *, repair: bool
-) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
-    """Progress, findings, and ("check", things looked at) per check."""
-    params = {"namespace": namespace}
-    yield Progress("database file", 0, 1, "checks")
-    rows = await db.fetchall("PRAGMA quick_check")
-    for (message,) in rows:
-        if message != "ok":
-            yield Finding("database_file", "", "database", "", str(message), repairable=False)
-    yield ("database_file", 1)
+class SqliteIntegrity:
+    """`IntegrityStore` over SQLite."""
 
-    [(total,)] = await db.fetchall(COUNT_JOBS, params)
-    yield Progress("jobs", 0, total, "jobs")
-    for ns, id, code in await db.fetchall(BAD_JOBS, params):
-        repaired = False
-        if repair:
-            async with db.transaction() as tx:
-                now = to_micros(datetime.now(UTC))
-                await tx.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id, "now": now})
-            repaired = True
-        yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
-    yield Progress("jobs", total, total, "jobs")
-    yield ("jobs", total)
+    def __init__(self, db: Connections) -> None:
+        self._db = db
 
-    declared = await db.fetchall(DECLARED, params)
-    yield Progress("indexes", 0, len(declared), "indexes")
-    for ns, collection, path, name, exists in declared:
-        if exists:
-            continue
-        keys = tuple(path.split("."))
-        repaired = False
-        if repair and name == index_name(keys):
-            async with db.transaction() as tx:
-                await tx.execute(create_sql(keys))
-            repaired = True
-        yield Finding(
-            "indexes",
-            ns,
-            "index",
-            f"{collection}/{field_name(keys)}",
-            f"declared, but its database index {name} is missing",
-            True,
-            repaired,
-        )
-    yield ("indexes", len(declared))
+    async def check_integrity(
+        self, namespace: str | None, *, repair: bool
+    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+        """Progress, findings, and ("check", things looked at) per check."""
+        params = {"namespace": namespace}
+        yield Progress("database file", 0, 1, "checks")
+        rows = await self._db.fetchall("PRAGMA quick_check")
+        for (message,) in rows:
+            if message != "ok":
+                yield Finding("database_file", "", "database", "", str(message), repairable=False)
+        yield ("database_file", 1)
 
-    async for event in transcript_checks.check(db, namespace, repair=repair):
-        yield event
+        [(total,)] = await self._db.fetchall(COUNT_JOBS, params)
+        yield Progress("jobs", 0, total, "jobs")
+        for ns, id, code in await self._db.fetchall(BAD_JOBS, params):
+            repaired = False
+            if repair:
+                async with self._db.transaction() as tx:
+                    now = to_micros(datetime.now(UTC))
+                    await tx.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id, "now": now})
+                repaired = True
+            yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
+        yield Progress("jobs", total, total, "jobs")
+        yield ("jobs", total)
+
+        declared = await self._db.fetchall(DECLARED, params)
+        yield Progress("indexes", 0, len(declared), "indexes")
+        for ns, collection, path, name, exists in declared:
+            if exists:
+                continue
+            keys = tuple(path.split("."))
+            repaired = False
+            if repair and name == index_name(keys):
+                async with self._db.transaction() as tx:
+                    await tx.execute(create_sql(keys))
+                repaired = True
+            yield Finding(
+                "indexes",
+                ns,
+                "index",
+                f"{collection}/{field_name(keys)}",
+                f"declared, but its database index {name} is missing",
+                True,
+                repaired,
+            )
+        yield ("indexes", len(declared))
+
+        async for event in transcript_checks.check(self._db, namespace, repair=repair):
+            yield event

@@ -44,30 +44,35 @@ ORDER BY namespace
 """
 
 
-async def set_quota(db: Connections, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
-    """Save (or with 0 remove) the quota, recounting what the namespace stores, with
-    an audit entry (entity "quota", action set_quota or delete_quota)."""
-    now = to_micros(datetime.now(UTC))
-    async with db.transaction() as tx:
-        if max_bytes == 0:
-            if await tx.fetchall(DELETE, (namespace,)):
-                await _audit(tx, namespace, now, actor, "delete_quota")
-            [(used,)] = await tx.fetchall(USAGE, {"namespace": namespace})
-            return Quota(namespace, 0, int(used))
-        [(used,)] = await tx.fetchall(
-            UPSERT, {"namespace": namespace, "max_bytes": max_bytes, "now": now}
-        )
-        await _audit(tx, namespace, now, actor, "set_quota")
-    return Quota(namespace, max_bytes, int(used))
-
-
 async def _audit(tx: Transaction, namespace: str, now: int, actor: Actor, action: str) -> None:
     await tx.execute(
         INSERT_AUDIT, (namespace, now, actor.name, action, "quota", namespace, 0, "[]", None)
     )
 
 
-async def list_quotas(db: Connections, namespace: str | None) -> list[Quota]:
-    """The quota rows of one namespace or of all, by namespace."""
-    rows = await db.fetchall(LIST, {"namespace": namespace})
-    return [Quota(str(ns), int(most), int(used)) for ns, most, used in rows]
+class SqliteQuotas:
+    """`QuotaStore` over SQLite."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
+        """Save (or with 0 remove) the quota, recounting what the namespace stores, with
+        an audit entry (entity "quota", action set_quota or delete_quota)."""
+        now = to_micros(datetime.now(UTC))
+        async with self._db.transaction() as tx:
+            if max_bytes == 0:
+                if await tx.fetchall(DELETE, (namespace,)):
+                    await _audit(tx, namespace, now, actor, "delete_quota")
+                [(used,)] = await tx.fetchall(USAGE, {"namespace": namespace})
+                return Quota(namespace, 0, int(used))
+            [(used,)] = await tx.fetchall(
+                UPSERT, {"namespace": namespace, "max_bytes": max_bytes, "now": now}
+            )
+            await _audit(tx, namespace, now, actor, "set_quota")
+        return Quota(namespace, max_bytes, int(used))
+
+    async def list_quotas(self, namespace: str | None) -> list[Quota]:
+        """The quota rows of one namespace or of all, by namespace."""
+        rows = await self._db.fetchall(LIST, {"namespace": namespace})
+        return [Quota(str(ns), int(most), int(used)) for ns, most, used in rows]

@@ -9,10 +9,23 @@ from datetime import UTC, datetime, timedelta
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
-from strata_server.storage.sqlite.commit import purge_selected
+from strata_server.core.transcripts import ENTITY as TRANSCRIPT
+from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
 from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.content_retention import (
+    OLD_ARTIFACTS,
+    OLD_TRANSCRIPTS,
+    PURGE_ARTIFACTS,
+    SELECT_OLD_TRANSCRIPTS,
+)
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
+from strata_server.storage.sqlite.transcript_queries import (
+    DELETE_ENTRIES,
+    DELETE_TRANSCRIPT,
+    UNINDEX_ENTRIES,
+)
 
 _MICRO = timedelta(microseconds=1)
 
@@ -97,73 +110,6 @@ def _audit(
     return (namespace, now, actor.name, action, "retention", f"{target}/{selector}", 0, "[]", None)
 
 
-async def set_policy(db: Connections, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
-    now = to_micros(datetime.now(UTC))
-    async with db.transaction() as tx:
-        [(created, updated)] = await tx.fetchall(
-            UPSERT,
-            {
-                "namespace": policy.namespace,
-                "target": policy.target.value,
-                "selector": policy.selector,
-                "max_age_us": policy.max_age // _MICRO,
-                "now": now,
-            },
-        )
-        await tx.execute(
-            INSERT_AUDIT,
-            _audit(policy.namespace, now, actor, "set_retention", policy.target, policy.selector),
-        )
-    return RetentionPolicy(
-        policy.namespace,
-        policy.target,
-        policy.selector,
-        policy.max_age,
-        from_micros(created),
-        from_micros(updated),
-    )
-
-
-async def list_policies(db: Connections, namespace: str | None) -> list[RetentionPolicy]:
-    return [_policy(tuple(row)) for row in await db.fetchall(LIST, {"namespace": namespace})]
-
-
-async def delete_policy(
-    db: Connections, namespace: str, target: Target, selector: str, *, actor: Actor
-) -> None:
-    now = to_micros(datetime.now(UTC))
-    async with db.transaction() as tx:
-        if not await tx.fetchall(DELETE, (namespace, target.value, selector)):
-            raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
-        await tx.execute(
-            INSERT_AUDIT, _audit(namespace, now, actor, "delete_retention", target, selector)
-        )
-
-
-async def count_old_records(
-    db: Connections, namespace: str, collection: str, before: datetime
-) -> int:
-    [(count,)] = await db.fetchall(
-        "SELECT count(*) " + OLD_RECORDS, (namespace, collection, to_micros(before))
-    )
-    return int(count)
-
-
-async def purge_old_records(
-    db: Connections, namespace: str, collection: str, before: datetime, limit: int
-) -> list[RecordRef]:
-    if limit <= 0:
-        return []
-    now = to_micros(datetime.now(UTC))
-    params = (namespace, collection, to_micros(before), limit)
-    return await purge_selected(db, SELECT_OLD_RECORDS, params, "retention", now)
-
-
-async def count_expired(db: Connections) -> int:
-    [(count,)] = await db.fetchall(COUNT_EXPIRED, (to_micros(datetime.now(UTC)),))
-    return int(count)
-
-
 def _job_params(
     namespace: str | None, queue: str | None, state: str, before: datetime
 ) -> dict[str, object]:
@@ -177,36 +123,176 @@ def _job_params(
     }
 
 
-async def count_old_jobs(
-    db: Connections,
-    namespace: str | None,
-    queue: str | None,
-    state: str,
-    before: datetime,
-    exclude: Exclude,
-) -> int:
-    params = _job_params(namespace, queue, state, before)
-    [(count,)] = await db.fetchall("SELECT count(*) " + _old_jobs(exclude), params)
-    return int(count)
+class SqliteRecordCleanup:
+    """`RecordCleanup` over SQLite."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    async def count_expired(self) -> int:
+        [(count,)] = await self._db.fetchall(COUNT_EXPIRED, (to_micros(datetime.now(UTC)),))
+        return int(count)
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        [(count,)] = await self._db.fetchall(
+            "SELECT count(*) " + OLD_RECORDS, (namespace, collection, to_micros(before))
+        )
+        return int(count)
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        if limit <= 0:
+            return []
+        now = to_micros(datetime.now(UTC))
+        params = (namespace, collection, to_micros(before), limit)
+        return await purge_selected(self._db, SELECT_OLD_RECORDS, params, "retention", now)
 
 
-async def purge_old_jobs(
-    db: Connections,
-    namespace: str | None,
-    queue: str | None,
-    state: str,
-    before: datetime,
-    exclude: Exclude,
-    limit: int,
-) -> int:
-    if limit <= 0:
-        return 0
-    params = {**_job_params(namespace, queue, state, before), "limit": limit}
-    sql = (
-        "DELETE FROM jobs WHERE rowid IN (SELECT rowid "
-        + _old_jobs(exclude)
-        + " ORDER BY finish_time LIMIT :limit)"
-    )
-    async with db.transaction() as tx:
-        rows = await tx.fetchall(sql + " RETURNING 1", params)
-    return len(rows)
+class SqliteRetention:
+    """`RetentionStore` over SQLite."""
+
+    def __init__(self, db: Connections, leader: FileLeader) -> None:
+        self._db = db
+        self._leader = leader
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        now = to_micros(datetime.now(UTC))
+        async with self._db.transaction() as tx:
+            [(created, updated)] = await tx.fetchall(
+                UPSERT,
+                {
+                    "namespace": policy.namespace,
+                    "target": policy.target.value,
+                    "selector": policy.selector,
+                    "max_age_us": policy.max_age // _MICRO,
+                    "now": now,
+                },
+            )
+            await tx.execute(
+                INSERT_AUDIT,
+                _audit(
+                    policy.namespace, now, actor, "set_retention", policy.target, policy.selector
+                ),
+            )
+        return RetentionPolicy(
+            policy.namespace,
+            policy.target,
+            policy.selector,
+            policy.max_age,
+            from_micros(created),
+            from_micros(updated),
+        )
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        return [
+            _policy(tuple(row)) for row in await self._db.fetchall(LIST, {"namespace": namespace})
+        ]
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        now = to_micros(datetime.now(UTC))
+        async with self._db.transaction() as tx:
+            if not await tx.fetchall(DELETE, (namespace, target.value, selector)):
+                raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
+            await tx.execute(
+                INSERT_AUDIT, _audit(namespace, now, actor, "delete_retention", target, selector)
+            )
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        params = _job_params(namespace, queue, state, before)
+        [(count,)] = await self._db.fetchall("SELECT count(*) " + _old_jobs(exclude), params)
+        return int(count)
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        if limit <= 0:
+            return 0
+        params = {**_job_params(namespace, queue, state, before), "limit": limit}
+        sql = (
+            "DELETE FROM jobs WHERE rowid IN (SELECT rowid "
+            + _old_jobs(exclude)
+            + " ORDER BY finish_time LIMIT :limit)"
+        )
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(sql + " RETURNING 1", params)
+        return len(rows)
+
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        [(count,)] = await self._db.fetchall(
+            "SELECT count(*) " + OLD_TRANSCRIPTS, (namespace, to_micros(before))
+        )
+        return int(count)
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        now = to_micros(datetime.now(UTC))
+        async with self._db.transaction() as tx:
+            ids = await tx.fetchall(SELECT_OLD_TRANSCRIPTS, (namespace, to_micros(before), limit))
+            for (id,) in ids:
+                [(next_seq,)] = await tx.fetchall(DELETE_TRANSCRIPT, (namespace, id))
+                await tx.execute(UNINDEX_ENTRIES, (namespace, id))
+                await tx.execute(DELETE_ENTRIES, (namespace, id))
+                await tx.execute(
+                    INSERT_AUDIT,
+                    (
+                        namespace,
+                        now,
+                        EXPIRY_ACTOR,
+                        "retention",
+                        TRANSCRIPT,
+                        id,
+                        next_seq - 1,
+                        "[]",
+                        None,
+                    ),
+                )
+        return len(ids)
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        params = _content_params(namespace, kind, before)
+        [(count,)] = await self._db.fetchall("SELECT count(*) " + OLD_ARTIFACTS, params)
+        return int(count)
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        if limit <= 0:
+            return 0
+        now = to_micros(datetime.now(UTC))
+        params = {**_content_params(namespace, kind, before), "limit": limit}
+        async with self._db.transaction() as tx:
+            gone = await tx.fetchall(PURGE_ARTIFACTS, params)
+            for (id,) in gone:
+                await tx.execute(
+                    INSERT_AUDIT,
+                    (namespace, now, EXPIRY_ACTOR, "retention", "artifact", id, 1, "[]", None),
+                )
+        return len(gone)
+
+    async def lead(self, name: str) -> bool:
+        return self._leader.lead(name)
+
+    async def close(self) -> None:
+        """Give up leading."""
+        self._leader.close()
+
+
+def _content_params(namespace: str, kind: str, before: datetime) -> dict[str, object]:
+    return {"namespace": namespace, "kind": kind, "before": to_micros(before)}

@@ -69,11 +69,11 @@ def _audit(now: int, actor: Actor, action: str, name: str) -> tuple[object, ...]
     return (AUDIT_NAMESPACE, now, actor.name, action, TOKEN_ENTITY, name, 0, "[]", None)
 
 
-class SqliteTokenStore:
-    """The `storage.ports.TokenStore` port over SQLite (satisfied structurally)."""
+class SqliteTokens:
+    """`TokenStore` over SQLite."""
 
-    def __init__(self, connections: Connections) -> None:
-        self._db = connections
+    def __init__(self, db: Connections) -> None:
+        self._db = db
 
     async def create_token(self, token: NewToken, secret_hash: str, *, actor: Actor) -> Token:
         """Insert the token and its audit entry in one transaction."""

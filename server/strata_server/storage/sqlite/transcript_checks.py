@@ -25,7 +25,7 @@ from strata_server.core.integrity import (
 )
 from strata_server.core.models import Progress
 from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.transcripts import DELETE_ENTRIES, UNINDEX_ENTRIES
+from strata_server.storage.sqlite.transcript_queries import DELETE_ENTRIES, UNINDEX_ENTRIES
 
 _TALLY = """
 SELECT t.namespace, t.id, t.next_seq, t.size_bytes,

@@ -19,6 +19,7 @@ from typing import Any
 
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.quotas import explained
 from strata_server.core.transcripts import (
     ENTITY,
     ENTRY_OVERHEAD,
@@ -40,107 +41,30 @@ from strata_server.core.transcripts import (
     transcript_to_json,
 )
 from strata_server.storage import entry_wire
+from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.records import match_expression
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
-from strata_server.storage.sqlquery import bad_token
-
-TRANSCRIPT_COLUMNS = (
-    "namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time, seal_time"
+from strata_server.storage.sqlite.transcript_queries import (
+    ADVANCE,
+    DELETE_ENTRIES,
+    DELETE_TRANSCRIPT,
+    INDEX_ENTRIES,
+    INSERT_ENTRY,
+    INSERT_TRANSCRIPT,
+    LIST_TRANSCRIPTS,
+    READ_ENTRIES,
+    READ_LIMIT_FLOOR,
+    SEAL,
+    SEARCH_ALL,
+    SEARCH_ONE,
+    SELECT_APPEND_STATE,
+    SELECT_TRANSCRIPT,
+    UNINDEX_ENTRIES,
 )
-"""The columns `transcript_from_row` reads, in its order."""
-
-INSERT_TRANSCRIPT = f"""
-INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL)
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
-
-SELECT_TRANSCRIPT = f"SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE namespace = ? AND id = ?"
-
-SELECT_APPEND_STATE = """
-SELECT next_seq, size_bytes, seal_time FROM transcripts WHERE namespace = ? AND id = ?
-"""
-
-INSERT_ENTRY = """
-INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time, wire)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-INDEX_ENTRIES = """
-INSERT INTO transcript_entries_fts (rowid, content)
-SELECT rowid, content FROM transcript_entries
-WHERE namespace = ? AND transcript_id = ? AND seq >= ? AND seq < ?
-"""
-"""Index one append's entries for search (the full-text index is maintained here,
-not by per-row triggers, which made appends five times slower)."""
-
-UNINDEX_ENTRIES = """
-INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)
-SELECT 'delete', rowid, content FROM transcript_entries
-WHERE namespace = ? AND transcript_id = ?
-"""
-"""Remove a transcript's entries from the full-text index (before deleting them)."""
-
-ADVANCE = """
-UPDATE transcripts SET next_seq = ?, size_bytes = ?, update_time = ?
-WHERE namespace = ? AND id = ?
-"""
-
-SEAL = "UPDATE transcripts SET seal_time = ?, update_time = ? WHERE namespace = ? AND id = ?"
-
-DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = ? AND transcript_id = ?"
-DELETE_TRANSCRIPT = "DELETE FROM transcripts WHERE namespace = ? AND id = ? RETURNING next_seq"
-
-READ_ENTRIES = """
-SELECT seq, role, content, data, create_time, size, wire FROM transcript_entries
-WHERE namespace = ?1 AND transcript_id = ?2
-  AND start_offset >= (
-      SELECT start_offset FROM transcript_entries
-      WHERE namespace = ?1 AND transcript_id = ?2 AND seq = ?3)
-  AND start_offset < (
-      SELECT start_offset FROM transcript_entries
-      WHERE namespace = ?1 AND transcript_id = ?2 AND seq = ?3) + ?4
-ORDER BY start_offset
-LIMIT ?5
-"""
-"""The entries starting within ?4 bytes of entry ?3's start (so entry ?3 itself
-always, when it exists), in seq order: one range of the offset index."""
-
-
-def _list_sql(owner: bool, after: bool) -> str:
-    where = "namespace = ?" + (" AND owner = ?" if owner else "")
-    keyset = " AND (create_time, id) < (?, ?)" if after else ""
-    return (
-        f"SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE {where}{keyset} "
-        "ORDER BY create_time DESC, id DESC LIMIT ?"
-    )
-
-
-LIST_TRANSCRIPTS = {
-    (owner, after): _list_sql(owner, after) for owner in (False, True) for after in (False, True)
-}
-"""ListTranscripts by (owner filter given, page key given)."""
-
-_SEARCH = """
-SELECT e.transcript_id, e.seq, e.role, e.create_time,
-       snippet(transcript_entries_fts, 0, '**', '**', '…', 16),
-       bm25(transcript_entries_fts) AS score
-FROM transcript_entries_fts
-JOIN transcript_entries AS e ON e.rowid = transcript_entries_fts.rowid
-WHERE transcript_entries_fts MATCH ? AND e.namespace = ?{scope}
-ORDER BY score, e.transcript_id, e.seq
-LIMIT ? OFFSET ?
-"""
-SEARCH_ALL = _SEARCH.format(scope="")
-SEARCH_ONE = _SEARCH.format(scope=" AND e.transcript_id = ?")
-
-READ_LIMIT_FLOOR = 64
-"""Fewest rows a batch query asks for (its LIMIT is max_bytes / ENTRY_OVERHEAD + 1,
-never more rows than could fit; this only matters for tiny max_bytes)."""
+from strata_server.storage.sqlquery import bad_token
 
 
 def _now() -> datetime:
@@ -180,47 +104,6 @@ def _audit(
     return (namespace, now_us, actor.name, action, ENTITY, id, version, _dumps(changed), request_id)
 
 
-async def create_transcript(
-    db: Connections,
-    namespace: str,
-    new: NewTranscript,
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-) -> Transcript:
-    now = _now()
-    now_us = to_micros(now)
-    transcript = Transcript(
-        namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, now, now
-    )
-    async with db.transaction() as tx:
-        if idempotency is not None:
-            stored = await stored_result(tx, namespace, idempotency)
-            if stored is not None:
-                return transcript_from_json(stored)
-        inserted = await tx.fetchall(
-            INSERT_TRANSCRIPT,
-            (namespace, new.id, new.owner, new.title, _dumps(new.labels), now_us, now_us),
-        )
-        if not inserted:
-            raise AlreadyExists(f"transcript {new.id} already exists")
-        changed = ["owner", "title", "labels"]
-        request_id = idempotency.request_id if idempotency is not None else None
-        await tx.execute(
-            INSERT_AUDIT, _audit(namespace, now_us, actor, "create", new.id, 1, changed, request_id)
-        )
-        if idempotency is not None:
-            await store_result(tx, namespace, idempotency, transcript_to_json(transcript), now_us)
-    return transcript
-
-
-async def get_transcript(db: Connections, namespace: str, id: str) -> Transcript:
-    rows = await db.fetchall(SELECT_TRANSCRIPT, (namespace, id))
-    if not rows:
-        raise NotFound(f"transcript {id} does not exist")
-    return transcript_from_row(rows[0])
-
-
 def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:
     if (
         len(after) != 2
@@ -230,27 +113,6 @@ def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:
     ):
         raise bad_token()
     return to_micros(after[0]), after[1]
-
-
-async def list_transcripts(
-    db: Connections,
-    namespace: str,
-    owner: str | None,
-    limit: int,
-    after: tuple[Any, ...] | None,
-) -> Page[Transcript]:
-    if limit <= 0:
-        return Page(())
-    params: list[Any] = [namespace]
-    if owner is not None:
-        params.append(owner)
-    if after is not None:
-        params.extend(_list_key(after))
-    sql = LIST_TRANSCRIPTS[(owner is not None, after is not None)]
-    rows = await db.fetchall(sql, [*params, limit + 1])
-    items = [transcript_from_row(row) for row in rows[:limit]]
-    last = items[-1] if len(rows) > limit else None
-    return Page(items, (last.create_time, last.id) if last is not None else None)
 
 
 async def append_in(
@@ -308,29 +170,6 @@ async def append_in(
     return Appended(append.id, next_seq, new_next)
 
 
-async def append_entries(
-    db: Connections,
-    namespace: str,
-    append: AppendEntries,
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-) -> Appended:
-    now = _now()
-    async with db.transaction() as tx:
-        if idempotency is not None:
-            stored = await stored_result(tx, namespace, idempotency)
-            if stored is not None:
-                return appended_from_json(stored)
-        request_id = idempotency.request_id if idempotency is not None else None
-        appended = await append_in(tx, namespace, append, now, actor=actor, request_id=request_id)
-        if idempotency is not None:
-            await store_result(
-                tx, namespace, idempotency, appended_to_json(appended), to_micros(now)
-            )
-    return appended
-
-
 def entry_from_row(row: Row) -> Entry:
     """An Entry from a row of READ_ENTRIES (its wire column left out)."""
     seq, role, content, data, create_time, size = row[:6]
@@ -344,85 +183,186 @@ def entry_from_row(row: Row) -> Entry:
     )
 
 
-async def read_batch(
-    db: Connections, namespace: str, id: str, from_seq: int, max_bytes: int
-) -> EntryBatch | None:
-    limit = max(max_bytes // ENTRY_OVERHEAD + 1, READ_LIMIT_FLOOR)
-    rows = fit_batch(
-        await db.fetchall(READ_ENTRIES, (namespace, id, from_seq, max_bytes, limit)), max_bytes
-    )
-    if not rows:
-        return None
-    wires = [row[6] for row in rows]
-    if None in wires:  # appended before migration 0009: no stored form
-        return entry_wire.encoded_batch([entry_from_row(row) for row in rows])
-    return EntryBatch(b"".join(wires), rows[-1][0] + 1)
+class SqliteTranscripts:
+    """`TranscriptStore` over SQLite."""
 
+    def __init__(self, db: Connections, quotas: QuotaStore) -> None:
+        self._db = db
+        self._quotas = quotas
 
-async def seal_transcript(db: Connections, namespace: str, id: str, *, actor: Actor) -> Transcript:
-    now = _now()
-    now_us = to_micros(now)
-    async with db.transaction() as tx:
-        rows = await tx.fetchall(SELECT_TRANSCRIPT, (namespace, id))
+    async def append_entries(
+        self,
+        namespace: str,
+        append: AppendEntries,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+        notice: str | None = None,
+    ) -> Appended:
+        """All or none in one write transaction. `notice` is never given here: the
+        embedded shape has no other replicas."""
+
+        async def append_all() -> Appended:
+            now = _now()
+            async with self._db.transaction() as tx:
+                if idempotency is not None:
+                    stored = await stored_result(tx, namespace, idempotency)
+                    if stored is not None:
+                        return appended_from_json(stored)
+                request_id = idempotency.request_id if idempotency is not None else None
+                appended = await append_in(
+                    tx, namespace, append, now, actor=actor, request_id=request_id
+                )
+                if idempotency is not None:
+                    stored = appended_to_json(appended)
+                    await store_result(tx, namespace, idempotency, stored, to_micros(now))
+            return appended
+
+        return await explained(namespace, self._quotas.list_quotas, append_all())
+
+    async def create_transcript(
+        self,
+        namespace: str,
+        new: NewTranscript,
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> Transcript:
+        now = _now()
+        now_us = to_micros(now)
+        transcript = Transcript(
+            namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, now, now
+        )
+        async with self._db.transaction() as tx:
+            if idempotency is not None:
+                stored = await stored_result(tx, namespace, idempotency)
+                if stored is not None:
+                    return transcript_from_json(stored)
+            inserted = await tx.fetchall(
+                INSERT_TRANSCRIPT,
+                (namespace, new.id, new.owner, new.title, _dumps(new.labels), now_us, now_us),
+            )
+            if not inserted:
+                raise AlreadyExists(f"transcript {new.id} already exists")
+            changed = ["owner", "title", "labels"]
+            request_id = idempotency.request_id if idempotency is not None else None
+            await tx.execute(
+                INSERT_AUDIT,
+                _audit(namespace, now_us, actor, "create", new.id, 1, changed, request_id),
+            )
+            if idempotency is not None:
+                await store_result(
+                    tx, namespace, idempotency, transcript_to_json(transcript), now_us
+                )
+        return transcript
+
+    async def get_transcript(self, namespace: str, id: str) -> Transcript:
+        rows = await self._db.fetchall(SELECT_TRANSCRIPT, (namespace, id))
         if not rows:
             raise NotFound(f"transcript {id} does not exist")
-        transcript = transcript_from_row(rows[0])
-        if transcript.sealed:
-            return transcript
-        await tx.execute(SEAL, (now_us, now_us, namespace, id))
-        await tx.execute(
-            INSERT_AUDIT,
-            _audit(namespace, now_us, actor, "seal", id, transcript.next_seq - 1, ["seal_time"]),
+        return transcript_from_row(rows[0])
+
+    async def list_transcripts(
+        self,
+        namespace: str,
+        owner: str | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+    ) -> Page[Transcript]:
+        if limit <= 0:
+            return Page(())
+        params: list[Any] = [namespace]
+        if owner is not None:
+            params.append(owner)
+        if after is not None:
+            params.extend(_list_key(after))
+        sql = LIST_TRANSCRIPTS[(owner is not None, after is not None)]
+        rows = await self._db.fetchall(sql, [*params, limit + 1])
+        items = [transcript_from_row(row) for row in rows[:limit]]
+        last = items[-1] if len(rows) > limit else None
+        return Page(items, (last.create_time, last.id) if last is not None else None)
+
+    async def read_batch(
+        self, namespace: str, id: str, from_seq: int, max_bytes: int
+    ) -> EntryBatch | None:
+        limit = max(max_bytes // ENTRY_OVERHEAD + 1, READ_LIMIT_FLOOR)
+        rows = fit_batch(
+            await self._db.fetchall(READ_ENTRIES, (namespace, id, from_seq, max_bytes, limit)),
+            max_bytes,
         )
-    return Transcript(
-        transcript.namespace,
-        transcript.id,
-        transcript.owner,
-        transcript.title,
-        transcript.labels,
-        transcript.next_seq,
-        transcript.size_bytes,
-        transcript.create_time,
-        now,
-        now,
-    )
-
-
-async def delete_transcript(db: Connections, namespace: str, id: str, *, actor: Actor) -> None:
-    now_us = to_micros(_now())
-    async with db.transaction() as tx:
-        rows = await tx.fetchall(DELETE_TRANSCRIPT, (namespace, id))
         if not rows:
-            raise NotFound(f"transcript {id} does not exist")
-        await tx.execute(UNINDEX_ENTRIES, (namespace, id))
-        await tx.execute(DELETE_ENTRIES, (namespace, id))
-        await tx.execute(
-            INSERT_AUDIT, _audit(namespace, now_us, actor, "delete", id, rows[0][0] - 1, [])
+            return None
+        wires = [row[6] for row in rows]
+        if None in wires:  # appended before migration 0009: no stored form
+            return entry_wire.encoded_batch([entry_from_row(row) for row in rows])
+        return EntryBatch(b"".join(wires), rows[-1][0] + 1)
+
+    async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
+        now = _now()
+        now_us = to_micros(now)
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(SELECT_TRANSCRIPT, (namespace, id))
+            if not rows:
+                raise NotFound(f"transcript {id} does not exist")
+            transcript = transcript_from_row(rows[0])
+            if transcript.sealed:
+                return transcript
+            await tx.execute(SEAL, (now_us, now_us, namespace, id))
+            await tx.execute(
+                INSERT_AUDIT,
+                _audit(
+                    namespace, now_us, actor, "seal", id, transcript.next_seq - 1, ["seal_time"]
+                ),
+            )
+        return Transcript(
+            transcript.namespace,
+            transcript.id,
+            transcript.owner,
+            transcript.title,
+            transcript.labels,
+            transcript.next_seq,
+            transcript.size_bytes,
+            transcript.create_time,
+            now,
+            now,
         )
 
+    async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
+        now_us = to_micros(_now())
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(DELETE_TRANSCRIPT, (namespace, id))
+            if not rows:
+                raise NotFound(f"transcript {id} does not exist")
+            await tx.execute(UNINDEX_ENTRIES, (namespace, id))
+            await tx.execute(DELETE_ENTRIES, (namespace, id))
+            await tx.execute(
+                INSERT_AUDIT, _audit(namespace, now_us, actor, "delete", id, rows[0][0] - 1, [])
+            )
 
-async def search_transcripts(
-    db: Connections, namespace: str, query: TranscriptSearch
-) -> Page[TranscriptHit]:
-    match = match_expression(query.text)
-    if not match or query.limit <= 0:
-        return Page(())
-    if query.id is None:
-        rows = await db.fetchall(SEARCH_ALL, (match, namespace, query.limit + 1, query.offset))
-    else:
-        rows = await db.fetchall(
-            SEARCH_ONE, (match, namespace, query.id, query.limit + 1, query.offset)
-        )
-    hits = [
-        TranscriptHit(
-            transcript_id=row[0],
-            seq=row[1],
-            role=row[2],
-            create_time=from_micros(row[3]),
-            snippet=row[4] or "",
-            score=-row[5],  # bm25: lower is better
-        )
-        for row in rows[: query.limit]
-    ]
-    more = len(rows) > query.limit
-    return Page(hits, (query.offset + query.limit,) if more else None)
+    async def search_transcripts(
+        self, namespace: str, query: TranscriptSearch
+    ) -> Page[TranscriptHit]:
+        match = match_expression(query.text)
+        if not match or query.limit <= 0:
+            return Page(())
+        if query.id is None:
+            rows = await self._db.fetchall(
+                SEARCH_ALL, (match, namespace, query.limit + 1, query.offset)
+            )
+        else:
+            rows = await self._db.fetchall(
+                SEARCH_ONE, (match, namespace, query.id, query.limit + 1, query.offset)
+            )
+        hits = [
+            TranscriptHit(
+                transcript_id=row[0],
+                seq=row[1],
+                role=row[2],
+                create_time=from_micros(row[3]),
+                snippet=row[4] or "",
+                score=-row[5],  # bm25: lower is better
+            )
+            for row in rows[: query.limit]
+        ]
+        more = len(rows) > query.limit
+        return Page(hits, (query.offset + query.limit,) if more else None)

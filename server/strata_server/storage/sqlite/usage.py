@@ -75,20 +75,6 @@ SELECT count(*), sum(referenced), sum(size), sum(stored) FROM (
 """Over the namespaces asked for: a blob named from several counts once."""
 
 
-async def usage(db: Connections, namespace: str | None, owner: str | None) -> Usage:
-    params = {"namespace": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
-    unowned = owner is None
-    [total] = await db.fetchall(TOTAL_BLOBS, params)
-    return assemble(
-        records=await db.fetchall(RECORDS, params) if unowned else (),
-        jobs=await db.fetchall(JOBS, params) if unowned else (),
-        transcripts=await db.fetchall(TRANSCRIPTS, params),
-        kinds=await db.fetchall(KINDS, params),
-        blobs=await db.fetchall(BLOBS, params),
-        total_blobs=tuple(total),
-    )
-
-
 QUEUES = """
 SELECT namespace, queue,
        sum(state = 'ready' AND run_time <= :now)
@@ -103,17 +89,36 @@ GROUP BY namespace, queue
 """
 
 
-async def queue_depths(db: Connections) -> list[QueueDepth]:
-    now = datetime.now(UTC)
-    rows = await db.fetchall(QUEUES, {"now": to_micros(now)})
-    return [
-        QueueDepth(
-            ns,
-            queue,
-            available,
-            scheduled,
-            leased,
-            (now - from_micros(since)).total_seconds() if since is not None else 0.0,
+class SqliteUsage:
+    """`UsageReport` over SQLite."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        params = {"namespace": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
+        unowned = owner is None
+        [total] = await self._db.fetchall(TOTAL_BLOBS, params)
+        return assemble(
+            records=await self._db.fetchall(RECORDS, params) if unowned else (),
+            jobs=await self._db.fetchall(JOBS, params) if unowned else (),
+            transcripts=await self._db.fetchall(TRANSCRIPTS, params),
+            kinds=await self._db.fetchall(KINDS, params),
+            blobs=await self._db.fetchall(BLOBS, params),
+            total_blobs=tuple(total),
         )
-        for ns, queue, available, scheduled, leased, since in rows
-    ]
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        now = datetime.now(UTC)
+        rows = await self._db.fetchall(QUEUES, {"now": to_micros(now)})
+        return [
+            QueueDepth(
+                ns,
+                queue,
+                available,
+                scheduled,
+                leased,
+                (now - from_micros(since)).total_seconds() if since is not None else 0.0,
+            )
+            for ns, queue, available, scheduled, leased, since in rows
+        ]

@@ -25,18 +25,21 @@ from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatc
 from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
+from strata_server.core.quotas import explained
 from strata_server.storage import entry_wire
-from strata_server.storage.archive_params import SHAPES, Shape, dumps
-from strata_server.storage.archive_sql import export_table
-from strata_server.storage.sqlite.artifacts import COLUMNS as ARTIFACT_COLUMNS
-from strata_server.storage.sqlite.artifacts import artifact_from_row
-from strata_server.storage.sqlite.audit import audit_from_row
+from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
+from strata_server.storage.artifact_sql import artifact_from_row
+from strata_server.storage.audit_sql import audit_from_row
+from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
-from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
 from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
-from strata_server.storage.sqlite.transcripts import TRANSCRIPT_COLUMNS, transcript_from_row
+from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.sqlite.transcripts import transcript_from_row
+from strata_server.storage.transfer_params import SHAPES, Shape, dumps
+from strata_server.storage.transfer_sql import export_table, write_batches
 
 BATCH = 1000
 """Rows per batch read from the snapshot (and per statement on import)."""
@@ -79,39 +82,9 @@ _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
     Kind.JOBS: lambda row: job_from_row(row, with_token=True),
     Kind.TRANSCRIPTS: transcript_from_row,
     Kind.ENTRIES: _entry_from_row,
-    Kind.ARTIFACTS: artifact_from_row,
-    Kind.AUDIT: audit_from_row,
+    Kind.ARTIFACTS: lambda row: artifact_from_row(SQLITE, row),
+    Kind.AUDIT: lambda row: audit_from_row(SQLITE, row),
 }
-
-
-async def export_rows(
-    db: Connections, namespace: str, owner: str | None
-) -> AsyncIterator[dict[str, int] | RowBatch]:
-    """Counts first (every kind, plus "blobs" and "blob_bytes"), then the rows in
-    batches, kind by kind, all from one snapshot."""
-    params = {"ns": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
-    async with db.snapshot() as snap:
-        counts: dict[str, int] = {}
-        for kind in KINDS:
-            where = _EXPORTS[kind].select(owner)
-            found = (
-                [(0,)]
-                if where is None
-                else await snap.fetchall(f"SELECT count(*) FROM {where}", params)
-            )
-            counts[kind] = found[0][0]
-        blobs, blob_bytes = (await snap.fetchall(_BLOB_TOTALS, params))[0]
-        counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
-        yield counts
-        for kind in KINDS:
-            where = _EXPORTS[kind].select(owner)
-            if where is None:
-                continue
-            query = _EXPORTS[kind]
-            convert = _FROM_ROW[kind]
-            sql = f"SELECT {query.columns} FROM {where} ORDER BY {query.order}"
-            async for rows in snap.batches(sql, params, BATCH):
-                yield RowBatch(kind, [convert(row) for row in rows])
 
 
 # --- import ---------------------------------------------------------------------------
@@ -333,23 +306,55 @@ class _Import:
 _UNFINISHED = frozenset({"ready", "leased"})
 
 
-async def import_rows(
-    db: Connections,
-    namespace: str,
-    batches: AsyncIterator[RowBatch],
-    policy: ConflictPolicy,
-    *,
-    actor: Actor,
-) -> ImportCounts:
-    """Write every batch in one transaction (all or nothing); see the port."""
-    async with db.transaction() as tx:
-        run = _Import(tx, namespace, policy)
-        async for batch in batches:
-            if batch.kind is Kind.ENTRIES:
-                await run.entries(batch.rows)
-            elif batch.kind is Kind.AUDIT:
-                await run.audit(batch.rows)
-            else:
-                await run.rows(batch.kind, batch.rows)
-        await run.finish(actor)
-    return run.counts
+class SqliteTransfer:
+    """`TransferStore` over SQLite."""
+
+    def __init__(self, db: Connections, quotas: QuotaStore) -> None:
+        self._db = db
+        self._quotas = quotas
+
+    async def export_rows(
+        self, namespace: str, owner: str | None
+    ) -> AsyncIterator[dict[str, int] | RowBatch]:
+        """From one read snapshot."""
+        params = {"ns": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
+        async with self._db.snapshot() as snap:
+            counts: dict[str, int] = {}
+            for kind in KINDS:
+                where = _EXPORTS[kind].select(owner)
+                found = (
+                    [(0,)]
+                    if where is None
+                    else await snap.fetchall(f"SELECT count(*) FROM {where}", params)
+                )
+                counts[kind] = found[0][0]
+            blobs, blob_bytes = (await snap.fetchall(_BLOB_TOTALS, params))[0]
+            counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
+            yield counts
+            for kind in KINDS:
+                where = _EXPORTS[kind].select(owner)
+                if where is None:
+                    continue
+                query = _EXPORTS[kind]
+                convert = _FROM_ROW[kind]
+                sql = f"SELECT {query.columns} FROM {where} ORDER BY {query.order}"
+                async for rows in snap.batches(sql, params, BATCH):
+                    yield RowBatch(kind, [convert(row) for row in rows])
+
+    async def import_rows(
+        self,
+        namespace: str,
+        batches: AsyncIterator[RowBatch],
+        policy: ConflictPolicy,
+        *,
+        actor: Actor,
+    ) -> ImportCounts:
+        """Every batch in one write transaction (holding the writer)."""
+
+        async def import_all() -> ImportCounts:
+            async with self._db.transaction() as tx:
+                writer = _Import(tx, namespace, policy)
+                await write_batches(writer, batches, actor)
+            return writer.counts
+
+        return await explained(namespace, self._quotas.list_quotas, import_all())

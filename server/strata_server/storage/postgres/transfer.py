@@ -14,24 +14,29 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from strata_server.core.archive import KINDS, ConflictPolicy, ImportCounts, Kind, split_conflicts
 from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
 from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.queue import Job
+from strata_server.core.quotas import explained
 from strata_server.storage import entry_wire
-from strata_server.storage.archive_params import SHAPES, Shape, dumps
-from strata_server.storage.archive_sql import export_table
-from strata_server.storage.postgres.artifacts import COLUMNS as ARTIFACT_COLUMNS
-from strata_server.storage.postgres.artifacts import artifact_from_row
-from strata_server.storage.postgres.audit import audit_from_row
-from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
+from strata_server.storage.artifact_sql import artifact_from_row
+from strata_server.storage.audit_sql import audit_from_row
+from strata_server.storage.ports import QuotaStore
+from strata_server.storage.postgres.dialect import POSTGRES
+from strata_server.storage.postgres.pool import Conn, Runner, translate
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
 from strata_server.storage.postgres.queue import job_from_row
 from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.records import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
+from strata_server.storage.transfer_params import SHAPES, Shape, dumps
+from strata_server.storage.transfer_sql import export_table, write_batches
 
 BATCH = 1000
 """Rows per batch fetched from a cursor (and per statement on import)."""
@@ -68,42 +73,8 @@ def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
     if kind is Kind.ENTRIES:
         return lambda row: ArchivedEntry(*row)
     if kind is Kind.ARTIFACTS:
-        return artifact_from_row
-    return audit_from_row
-
-
-async def export_rows(
-    conn: Conn, namespace: str, owner: str | None
-) -> AsyncIterator[dict[str, int] | RowBatch]:
-    """Counts first (every kind, plus "blobs" and "blob_bytes"), then the rows in
-    batches, kind by kind, all from one snapshot. `conn` must be inside a
-    transaction the caller opened."""
-    params = {"ns": namespace, "owner": owner, "now": datetime.now(UTC)}
-    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    counts: dict[str, int] = {}
-    for kind in KINDS:
-        where = _EXPORTS[kind].select(owner)
-        if where is None:
-            counts[kind] = 0
-            continue
-        cursor = await conn.execute(f"SELECT count(*) FROM {where}", params)
-        counts[kind] = (await cursor.fetchone() or (0,))[0]
-    cursor = await conn.execute(_BLOB_TOTALS, params)
-    row = await cursor.fetchone()
-    counts["blobs"], counts["blob_bytes"] = (row[0], row[1]) if row else (0, 0)
-    yield counts
-    for kind in KINDS:
-        where = _EXPORTS[kind].select(owner)
-        if where is None:
-            continue
-        query = _EXPORTS[kind]
-        convert = _from_row(kind, namespace)
-        async with conn.cursor(name=f"strata_export_{kind.value}") as named:
-            await named.execute(
-                f"SELECT {query.columns} FROM {where} ORDER BY {query.order}", params
-            )
-            while rows := await named.fetchmany(BATCH):
-                yield RowBatch(kind, [convert(row) for row in rows])
+        return lambda row: artifact_from_row(POSTGRES, row)
+    return lambda row: audit_from_row(POSTGRES, row)
 
 
 # --- import ---------------------------------------------------------------------------
@@ -337,22 +308,62 @@ class _Import:
         )
 
 
-async def import_rows(
-    conn: Conn,
-    namespace: str,
-    batches: AsyncIterator[RowBatch],
-    policy: ConflictPolicy,
-    *,
-    actor: Actor,
-) -> ImportCounts:
-    """Write every batch; `conn` must be inside the one transaction of the import."""
-    run = _Import(conn, namespace, policy)
-    async for batch in batches:
-        if batch.kind is Kind.ENTRIES:
-            await run.entries(batch.rows)
-        elif batch.kind is Kind.AUDIT:
-            await run.audit(batch.rows)
-        else:
-            await run.rows(batch.kind, batch.rows)
-    await run.finish(actor)
-    return run.counts
+class PostgresTransfer:
+    """`TransferStore` over PostgreSQL."""
+
+    def __init__(self, runner: Runner, quotas: QuotaStore) -> None:
+        self.runner = runner
+        self._quotas = quotas
+
+    async def export_rows(
+        self, namespace: str, owner: str | None
+    ) -> AsyncIterator[dict[str, int] | RowBatch]:
+        """From one REPEATABLE READ snapshot, on one connection held for the export."""
+        try:
+            async with self.runner.pool.connection() as conn, conn.transaction():
+                params = {"ns": namespace, "owner": owner, "now": datetime.now(UTC)}
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                counts: dict[str, int] = {}
+                for kind in KINDS:
+                    where = _EXPORTS[kind].select(owner)
+                    if where is None:
+                        counts[kind] = 0
+                        continue
+                    cursor = await conn.execute(f"SELECT count(*) FROM {where}", params)
+                    counts[kind] = (await cursor.fetchone() or (0,))[0]
+                cursor = await conn.execute(_BLOB_TOTALS, params)
+                row = await cursor.fetchone()
+                counts["blobs"], counts["blob_bytes"] = (row[0], row[1]) if row else (0, 0)
+                yield counts
+                for kind in KINDS:
+                    where = _EXPORTS[kind].select(owner)
+                    if where is None:
+                        continue
+                    query = _EXPORTS[kind]
+                    convert = _from_row(kind, namespace)
+                    async with conn.cursor(name=f"strata_export_{kind.value}") as named:
+                        await named.execute(
+                            f"SELECT {query.columns} FROM {where} ORDER BY {query.order}", params
+                        )
+                        while rows := await named.fetchmany(BATCH):
+                            yield RowBatch(kind, [convert(row) for row in rows])
+        except psycopg.Error as error:
+            raise translate(error) from error
+
+    async def import_rows(
+        self,
+        namespace: str,
+        batches: AsyncIterator[RowBatch],
+        policy: ConflictPolicy,
+        *,
+        actor: Actor,
+    ) -> ImportCounts:
+        """Every batch in one transaction."""
+
+        async def work(conn: Conn) -> ImportCounts:
+            writer = _Import(conn, namespace, policy)
+            await write_batches(writer, batches, actor)
+            return writer.counts
+
+        import_all = self.runner.run(work, transaction=True)
+        return await explained(namespace, self._quotas.list_quotas, import_all)

@@ -1,7 +1,7 @@
 """What an import writes for each archived row, for either SQL dialect.
 
 Each kind's `Shape` gives its table, key columns, and the values of an archived row
-by column name; the adapters' import tables (storage/{postgres,sqlite}/archive.py)
+by column name; the adapters' import tables (storage/{postgres,sqlite}/transfer.py)
 take them in their own column order. The dialects differ only in how a time is
 stored (`Time`: PostgreSQL takes the datetime, SQLite microseconds).
 """

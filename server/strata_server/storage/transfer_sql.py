@@ -7,10 +7,13 @@ each builds its table from this one by passing those (`export_table`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from strata_server.core.archive import Kind
+from strata_server.core.archive_rows import ArchivedEntry, RowBatch
+from strata_server.core.models import Actor, LoggedAudit
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +81,35 @@ def export_table(
             "seq",
         ),
     }
+
+
+class Writer(Protocol):
+    """One import's transaction on one engine: conflict checks and writes."""
+
+    async def rows(self, kind: Kind, rows: list[Any]) -> None:
+        """Rows of every kind but entries and audit entries."""
+        ...
+
+    async def entries(self, entries: list[ArchivedEntry]) -> None:
+        """Transcript entries (after their transcripts)."""
+        ...
+
+    async def audit(self, entries: list[LoggedAudit]) -> None:
+        """Audit entries (last)."""
+        ...
+
+    async def finish(self, actor: Actor) -> None:
+        """Write the import's own audit entry."""
+        ...
+
+
+async def write_batches(writer: Writer, batches: AsyncIterator[RowBatch], actor: Actor) -> None:
+    """Hand every batch to the writer's method for its kind, then finish."""
+    async for batch in batches:
+        if batch.kind is Kind.ENTRIES:
+            await writer.entries(batch.rows)
+        elif batch.kind is Kind.AUDIT:
+            await writer.audit(batch.rows)
+        else:
+            await writer.rows(batch.kind, batch.rows)
+    await writer.finish(actor)

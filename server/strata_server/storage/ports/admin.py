@@ -1,0 +1,215 @@
+"""The admin ports: audit, retention, usage, integrity, indexes, tokens, quotas and
+request rates: what operators drive through AdminService and the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Protocol
+
+from strata_server.core.access import Principal
+from strata_server.core.indexes import RecordIndex
+from strata_server.core.integrity import Finding
+from strata_server.core.models import (
+    Actor,
+    AuditQuery,
+    LoggedAudit,
+    Page,
+    Progress,
+    QueueDepth,
+    Usage,
+)
+from strata_server.core.quotas import Quota
+from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.core.tokens import NewToken, Token
+
+
+class AuditLog(Protocol):
+    """Reads of the audit log every mutation appends to."""
+
+    async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
+        """Entries matching `query`, newest (largest seq) first; `last_key` is
+        (seq,) of the last entry when more may follow."""
+        ...
+
+
+class RetentionStore(Protocol):
+    """Retention policies, and the finished jobs they remove."""
+
+    async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
+        """Create or replace the policy of (namespace, target, selector)."""
+        ...
+
+    async def list_retention(self, namespace: str | None) -> list[RetentionPolicy]:
+        """Policies of a namespace (None: of every namespace)."""
+        ...
+
+    async def delete_retention(
+        self, namespace: str, target: Target, selector: str, *, actor: Actor
+    ) -> None:
+        """Remove a policy; NotFound if there is none."""
+        ...
+
+    async def count_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+    ) -> int:
+        """Jobs in `state` ("completed" or "dead") finished before `before`, of a
+        namespace (None: any) and queue (None: any), less those `exclude` leaves
+        to other policies."""
+        ...
+
+    async def purge_old_jobs(
+        self,
+        namespace: str | None,
+        queue: str | None,
+        state: str,
+        before: datetime,
+        exclude: Exclude,
+        limit: int,
+    ) -> int:
+        """Delete up to `limit` of those jobs, oldest first; how many went."""
+        ...
+
+    async def count_old_transcripts(self, namespace: str, before: datetime) -> int:
+        """Transcripts of a namespace sealed before `before` (open ones never)."""
+        ...
+
+    async def purge_old_transcripts(self, namespace: str, before: datetime, limit: int) -> int:
+        """Delete up to `limit` of them with their entries, oldest seal first, each
+        with a `retention` audit entry; how many went."""
+        ...
+
+    async def count_old_artifacts(self, namespace: str, kind: str, before: datetime) -> int:
+        """Artifacts of a namespace created before `before`, of `kind`, or ("") of
+        every kind no artifacts policy of the namespace names."""
+        ...
+
+    async def purge_old_artifacts(
+        self, namespace: str, kind: str, before: datetime, limit: int
+    ) -> int:
+        """Delete up to `limit` of those rows, oldest first, each with a `retention`
+        audit entry (their blobs are left to the orphan sweep); how many went."""
+        ...
+
+    async def lead(self, name: str) -> bool:
+        """Whether this process holds the lock `name` among every process on this
+        database, taking it when it is free; once taken it stays held until this
+        process closes or loses its database session (PostgreSQL: a session
+        advisory lock; SQLite: a file lock beside the database)."""
+        ...
+
+
+class UsageReport(Protocol):
+    """What namespaces store, for GetUsage."""
+
+    async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
+        """Per namespace (None: every namespace that stores anything), by name, by
+        aggregate queries and the transcripts' counters (no scan of entries). With
+        `owner`, only that owner's transcripts and artifacts (records and jobs have
+        no owner)."""
+        ...
+
+    async def queue_depths(self) -> list[QueueDepth]:
+        """Every queue with unfinished jobs, in every namespace."""
+        ...
+
+
+class IntegrityStore(Protocol):
+    """CheckIntegrity's database checks."""
+
+    def check_integrity(
+        self, namespace: str | None, *, repair: bool
+    ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+        """Progress messages, findings (repaired when `repair` and safe), and for
+        each check ("check name", how many things it looked at)."""
+        ...
+
+
+class IndexAdmin(Protocol):
+    """Secondary indexes declared on a data field of one collection."""
+
+    def create_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> AsyncIterator[Progress | RecordIndex]:
+        """Declare an index on data `path` and build it unless built: progress
+        messages, then the index (not `ready` if a concurrent build by another
+        process has not finished). Declaring a declared index returns it."""
+        ...
+
+    async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
+        """The declarations of a namespace (or one collection), by collection and path."""
+        ...
+
+    async def drop_index(
+        self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
+    ) -> None:
+        """Remove a declaration (NotFound if none); the database index goes once no
+        declaration needs it."""
+        ...
+
+
+class TokenStore(Protocol):
+    """Bearer tokens, found by the hash of their secret (core/tokens.py).
+
+    One table for the whole server, not per namespace. Tokens are never deleted:
+    a revoked one keeps its row (and its name), so its revocation is remembered
+    and `fingerprint` only ever grows. Each create and revoke writes its audit
+    entry (entity "token", in the reserved namespace "*") in the same transaction.
+    """
+
+    async def create_token(self, token: NewToken, secret_hash: str, *, actor: Actor) -> Token:
+        """Store a new token (expiring `token.ttl` after now, by the database's
+        clock); AlreadyExists when a token, revoked or not, has the name."""
+        ...
+
+    async def list_tokens(self, after: str | None, limit: int, *, inactive: bool) -> Page[Token]:
+        """Up to `limit` tokens by name after `after`: the active ones, or with
+        `inactive` the revoked and expired ones too. `last_key` is `(name,)` when a
+        further page may exist."""
+        ...
+
+    async def revoke_token(self, name: str, *, actor: Actor) -> Token:
+        """Mark the token revoked now; NotFound when no token has the name. A
+        revoked token is returned unchanged (and nothing is written)."""
+        ...
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """The token whose secret has this hash (revoked or expired ones too), or None."""
+        ...
+
+    async def fingerprint(self) -> tuple[int, int]:
+        """Something that changes whenever a token is created or revoked (how many
+        tokens there are, and how many are revoked): a cheap probe for revocations a
+        server was not told about."""
+        ...
+
+
+class QuotaStore(Protocol):
+    """Per-namespace storage quotas (core/quotas.py says what counts). The figure
+    is kept in each write's own transaction, and a write that would take a
+    namespace past its quota raises QuotaExceeded having written nothing."""
+
+    async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
+        """Create or change the quota (0: remove it), recounting what the namespace
+        stores, with an audit entry; the quota as saved (for a removal, max_bytes 0
+        and what the namespace stores)."""
+        ...
+
+    async def list_quotas(self, namespace: str | None) -> list[Quota]:
+        """The quotas of one namespace (None: of all), by namespace."""
+        ...
+
+
+class RateLimiter(Protocol):
+    """Request rates per principal: a token bucket (core/rates.py), kept in process
+    or shared by every replica (Redis)."""
+
+    async def acquire(self, principal: Principal) -> float | None:
+        """Take one request from the principal's bucket: None when allowed (also for
+        a principal without a limit), else the seconds to wait before retrying."""
+        ...

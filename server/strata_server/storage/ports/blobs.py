@@ -1,0 +1,62 @@
+"""The blob store port: content-addressed bytes on local disk or S3."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from strata_server.core.artifacts import BlobRef, StoredBlob
+from strata_server.storage.ports.artifacts import BlobStaging
+
+
+class BlobStore(Protocol):
+    """Content-addressed bytes: local disk or S3. Blobs are named by the SHA-256 of
+    their uncompressed content; both layouts are `blobs/sha256/ab/cd/<sha256>` (plus
+    `.zst` when stored compressed). Driver errors become Unavailable; a blob that
+    should be there and is not is BlobMissing."""
+
+    kind: str
+    """"disk" or "s3", as GetServerInfo reports it."""
+
+    def stage(self, content_type: str, sha256: str | None, *, sink: bool) -> BlobStaging:
+        """Start staging an upload. `sha256` is the caller's expected hash, if any;
+        `sink` means the blob is known to be stored already: hash and discard the
+        bytes instead of keeping them."""
+        ...
+
+    async def stat(self, sha256: str) -> StoredBlob | None:
+        """The stored blob with that SHA-256, or None."""
+        ...
+
+    async def open(self, blob: BlobRef, start: int, end: int) -> AsyncIterator[bytes]:
+        """Content bytes [start, end) of a blob, as an iterator of pieces. The blob is
+        opened before this returns (BlobMissing when it is gone)."""
+        ...
+
+    async def delete(self, blob: StoredBlob) -> None:
+        """Remove a blob (nothing if already gone)."""
+        ...
+
+    def list_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Every stored blob, in no particular order."""
+        ...
+
+    async def verify(self, blob: StoredBlob) -> bool:
+        """Whether the blob's content still hashes to its name."""
+        ...
+
+    async def presign(
+        self, blob: BlobRef, expiry: timedelta, content_type: str, filename: str
+    ) -> str:
+        """A presigned GET URL for the stored bytes; FailedPrecondition where the
+        store has no URLs (local disk)."""
+        ...
+
+    async def remove_stale_staging(self, older_than: datetime) -> int:
+        """Remove staging leftovers of crashed uploads last touched before the time."""
+        ...
+
+    async def close(self) -> None:
+        """Release threads and connections."""
+        ...

@@ -1,0 +1,153 @@
+"""The queue port: durable jobs with leases, retries and dead-lettering."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from strata_server.core.errors import StrataError
+from strata_server.core.jsontypes import JSON
+from strata_server.core.models import Actor, Handoff, Idempotency, Page
+from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+
+
+class QueueStore(Protocol):
+    """Durable jobs. Every transition goes through the rules in `core.queue`
+    (plan_lease, plan_ack, ...); every mutation appends audit entries in the same
+    transaction. Unknown job ids are NotFound."""
+
+    async def enqueue(
+        self,
+        namespace: str,
+        jobs: Sequence[NewJob],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+        notices: Sequence[str] = (),
+    ) -> list[Job]:
+        """Insert `jobs` in one transaction, or none. A job whose unique_key matches an
+        unfinished job of its queue yields that job instead (enforced by a partial
+        unique index, never by read-then-write). Errors carry `job_index`. `notices`
+        (Events.commit_notice): sent when a job is inserted and commits, by a store
+        that can; ignored by one that can't."""
+        ...
+
+    async def enqueue_and_lease(
+        self,
+        namespace: str,
+        job: NewJob,
+        handoff: Handoff,
+        *,
+        actor: Actor,
+        notices: Sequence[str] = (),
+    ) -> tuple[Job, list[Job]]:
+        """`enqueue` of one job without a request_id that, in the same transaction,
+        leases the new job for `handoff` when it is first in line (nothing ranks
+        ahead of it and the queue is not paused). A store may instead lease the
+        head of the queue, which is an older job when the new one is not first.
+        Returns the job as enqueued (leased if it was) and the jobs leased. The
+        commit notices go out only if the new job is left ready."""
+        ...
+
+    async def lease_jobs(
+        self,
+        namespace: str,
+        queue: str,
+        max_jobs: int,
+        lease: timedelta,
+        *,
+        actor: Actor,
+        token_prefix: str = "",
+    ) -> list[Job]:
+        """Lease up to `max_jobs` leasable jobs (priority desc, run_time, create_time,
+        id), reclaiming expired leases; concurrent callers never get the same job.
+        Returns [] for a paused queue. Jobs carry their lease_token, made by
+        core.queue.new_lease_token(token_prefix)."""
+        ...
+
+    async def ack_job(
+        self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
+    ) -> Job:
+        """Complete the holder's attempt (core.queue.plan_ack)."""
+        ...
+
+    async def ack_jobs(
+        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
+    ) -> list[Job | StrataError]:
+        """`ack_job` for each of `acks` (distinct ids), each on its own, in one
+        transaction: per ack the job completed, or the error ack_job would raise."""
+        ...
+
+    async def fail_job(
+        self,
+        namespace: str,
+        id: str,
+        token: str,
+        error: str,
+        retry_delay: timedelta | None,
+        *,
+        actor: Actor,
+    ) -> Job:
+        """Record a failed attempt (core.queue.plan_fail)."""
+        ...
+
+    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
+        """Give a leased job back unworked (core.queue.plan_release); audit action
+        `release`."""
+        ...
+
+    async def extend_lease(
+        self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
+    ) -> Job:
+        """Heartbeat (core.queue.plan_extend); the result carries the lease_token."""
+        ...
+
+    async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
+        """core.queue.plan_cancel."""
+        ...
+
+    async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
+        """core.queue.plan_retry."""
+        ...
+
+    async def get_job(self, namespace: str, id: str) -> Job:
+        """One job, without its lease_token."""
+        ...
+
+    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
+        """Of `leases` (job id -> lease token), the ids whose job is still leased
+        under that token and unexpired: what a SubscribeJobs stream still holds."""
+        ...
+
+    async def has_available(self, namespace: str, queue: str) -> bool:
+        """Whether the queue holds a job a lease could take now (ready and due, or
+        leased with its lease expired), paused or not: one indexed probe, the shared
+        re-check that wakes a queue's consumers when time, not a write, made a job
+        available (a scheduled job coming due, a lease expiring)."""
+        ...
+
+    async def list_jobs(
+        self,
+        namespace: str,
+        queue: str,
+        state: Visible | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+    ) -> Page[Job]:
+        """Jobs of a queue in (create_time, id) order after the key `after`, optionally
+        only those whose visible state is `state` at the time of the call."""
+        ...
+
+    async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
+        """Pause or resume leasing from a queue (an upsert of its settings row)."""
+        ...
+
+    async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
+        """Counts by visible state, oldest available job's age, and lease expiries
+        reclaimed within core.queue.EXPIRY_WINDOW."""
+        ...
+
+    async def purge_completed(self, finished_before: datetime, limit: int) -> int:
+        """Delete up to `limit` completed jobs finished before the time; how many."""
+        ...

@@ -1,0 +1,121 @@
+"""The records port: durable JSON documents and the one transactional write path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from strata_server.core.filters import Filter
+from strata_server.core.models import (
+    Actor,
+    ChangeBatch,
+    Idempotency,
+    ListQuery,
+    Page,
+    Record,
+    RecordRef,
+    SearchHit,
+    SearchQuery,
+    Write,
+    WriteResult,
+)
+
+
+class RecordStore(Protocol):
+    """Durable records plus the one transactional write path every mutation takes.
+
+    Expired records (expire_time <= now) are invisible to every read at once and
+    removed later by `purge_expired`.
+    """
+
+    async def get_record(self, namespace: str, collection: str, id: str) -> Record:
+        """The live record, or NotFound."""
+        ...
+
+    async def batch_get_records(
+        self, namespace: str, collection: str, ids: Sequence[str]
+    ) -> list[Record]:
+        """The live records among `ids`, in any order; missing ids are simply absent."""
+        ...
+
+    async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
+        """One page in `query.order`, starting after `query.after`.
+
+        Returns `last_key` (the sort values of the last row, one per order key) when
+        a further page may exist.
+        """
+        ...
+
+    async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
+        """How many live records match."""
+        ...
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor of "now": record_changes after it returns only changes that
+        commit from here on (and possibly a few just before)."""
+        ...
+
+    async def record_changes(
+        self,
+        namespace: str,
+        collection: str,
+        after: str,
+        filter: Filter | None,
+        limit: int,
+    ) -> ChangeBatch:
+        """Up to `limit` changes to `collection` committed after cursor `after`, in
+        commit order, with no gap: a change is returned only once every change
+        ordered before it has committed or aborted. Creates and updates of records
+        not matching `filter` (or no longer live) are skipped; deletes never are.
+        InvalidArgument (field from_cursor) for a cursor this store did not make."""
+        ...
+
+    async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
+        """Full-text matches over the string values of data, best first.
+
+        `last_key` is non-None (any value) when a further page may exist.
+        """
+        ...
+
+    async def commit(
+        self,
+        namespace: str,
+        writes: Sequence[Write],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[WriteResult]:
+        """Apply `writes` in order in one transaction, or none of them.
+
+        Each write's preconditions are checked inside the transaction; the first
+        failing write's error is raised tagged with `write_index`. Every write
+        appends an audit entry in the same transaction. With `idempotency`, a
+        repeat of the same request_id and fingerprint returns the first result
+        without writing; the same request_id with another fingerprint is
+        InvalidArgument.
+        """
+        ...
+
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
+        """Delete up to `limit` expired records (with audit entries); return which."""
+        ...
+
+
+class RecordCleanup(Protocol):
+    """What a cleanup run removes of records, beyond the expiry purge."""
+
+    async def count_expired(self) -> int:
+        """Records whose expire_time has passed, in every namespace."""
+        ...
+
+    async def count_old_records(self, namespace: str, collection: str, before: datetime) -> int:
+        """Records of a collection last written before `before`."""
+        ...
+
+    async def purge_old_records(
+        self, namespace: str, collection: str, before: datetime, limit: int
+    ) -> list[RecordRef]:
+        """Delete up to `limit` of them, oldest first, each with a `retention` audit
+        entry; the refs deleted (a cache in front must forget them)."""
+        ...
