@@ -29,7 +29,8 @@ from strata_server.services.transcripts_service import (
 )
 from strata_server.storage import migrations
 from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.sqlite import SqliteDatabase
+from strata_server.storage.composite import Storage
+from strata_server.storage.sqlite.backend import open_sqlite
 
 NS = "default"
 WORKER = Actor("worker")
@@ -40,9 +41,9 @@ PATIENCE = 10.0
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[SqliteDatabase]:
+async def database(tmp_path: Path) -> AsyncIterator[Storage]:
     """A fresh SQLite file with every migration applied."""
-    opened = await SqliteDatabase.open(
+    opened = await open_sqlite(
         str(tmp_path / "strata.db"),
         max_record_bytes=1 << 20,
         readers=2,
@@ -70,9 +71,9 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 
 async def test_an_enqueue_hands_its_job_to_a_waiting_long_poll(
-    database: SqliteDatabase, events: LocalEvents
+    database: Storage, events: LocalEvents
 ) -> None:
-    queues = Queues(database, events)
+    queues = Queues(database.queue, events)
     poll = asyncio.create_task(
         queues.lease(NS, "handoff", 1, LEASE, timedelta(seconds=PATIENCE), actor=WORKER)
     )
@@ -94,9 +95,9 @@ async def test_an_enqueue_hands_its_job_to_a_waiting_long_poll(
 
 
 async def test_a_long_poll_that_ends_leaves_no_consumer_parked(
-    database: SqliteDatabase, events: LocalEvents
+    database: Storage, events: LocalEvents
 ) -> None:
-    queues = Queues(database, events)
+    queues = Queues(database.queue, events)
     poll = asyncio.create_task(
         queues.lease(NS, "gone", 1, LEASE, timedelta(seconds=PATIENCE), actor=WORKER)
     )
@@ -113,9 +114,9 @@ async def test_a_long_poll_that_ends_leaves_no_consumer_parked(
 
 
 async def test_a_commit_wakes_a_long_poll_and_a_watch(
-    database: SqliteDatabase, events: LocalEvents
+    database: Storage, events: LocalEvents
 ) -> None:
-    queues, records = Queues(database, events), Records(database, events)
+    queues, records = Queues(database.queue, events), Records(database.records, events)
     changes = records.watch(NS, "executions", None, "")
     assert isinstance(await anext(changes), WatchStarted)
     poll = asyncio.create_task(
@@ -123,7 +124,7 @@ async def test_a_commit_wakes_a_long_poll_and_a_watch(
     )
     await _until(lambda: queues.parked(NS, "runs") == 1)
 
-    await Commits(database, events).commit(
+    await Commits(database.records, events).commit(
         NS,
         [CreateRecord("executions", "e1", {"step": 1}), queue.NewJob("runs", {"id": "e1"})],
         actor=Actor("api"),
@@ -138,9 +139,9 @@ async def test_a_commit_wakes_a_long_poll_and_a_watch(
 
 
 async def test_a_follower_gets_entries_heartbeats_and_the_seal(
-    database: SqliteDatabase, events: LocalEvents
+    database: Storage, events: LocalEvents
 ) -> None:
-    service = Transcripts(database, events, heartbeat_seconds=0.05)
+    service = Transcripts(database.transcripts, events, heartbeat_seconds=0.05)
     writer = Actor("agent")
     new = transcripts.new_transcript("chat", "alice", "", {})
     first = (await service.create(NS, new, actor=writer, idempotency=None)).next_seq
