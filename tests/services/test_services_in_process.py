@@ -28,8 +28,8 @@ from strata_server.services.transcripts_service import (
     UpToDate,
 )
 from strata_server.storage import migrations
-from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.composite import Storage
+from strata_server.storage.events.local import LocalEvents
 from strata_server.storage.sqlite.backend import open_sqlite
 
 NS = "default"
