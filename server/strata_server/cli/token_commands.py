@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from strata_server.cli_common import fail
+from strata_server.cli.common import fail
 from strata_server.config import ConfigError, Settings, load_settings
 from strata_server.core.access import Role
 from strata_server.core.errors import StrataError

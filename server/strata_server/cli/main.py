@@ -1,5 +1,5 @@
-"""The `strata` command: serve, manage the schema, and (admin_cli) ask a running
-server for what operators need.
+"""The `strata` command: serve, manage the schema, and (admin_commands,
+transfer_commands, token_commands) what operators need.
 
 Failures an operator can fix (bad configuration, unreachable database, pending
 migrations) end with one line on stderr and exit status 2, never a traceback.
@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from strata_server import admin_cli, archive_cli, token_cli
+from strata_server.cli import admin_commands, token_commands, transfer_commands
 from strata_server.config import ConfigError, Settings, insecure_listen, load_settings
 
 # Plain (click) help rather than typer's rich panels: typer 0.29's panels show
@@ -38,9 +38,9 @@ migrate_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(migrate_app, name="migrate")
-admin_cli.register(app)
-archive_cli.register(app)
-token_cli.register(app)
+admin_commands.register(app)
+transfer_commands.register(app)
+token_commands.register(app)
 
 
 def _default(name: str) -> str:
