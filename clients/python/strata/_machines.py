@@ -9,14 +9,15 @@ A machine yields, and is sent back:
 - `Send(rpc, chunks)`: the result of a call that streams a file's chunks;
 - `Sleep(seconds)`: nothing, once the time has passed;
 - `Blocking(fn)`: what `fn()` returns. File I/O goes here: `run` calls it
-  inline, `arun` in a worker thread, so that it never blocks the event loop.
+  inline, `arun` in a worker thread, so that it never blocks the event loop;
+- `Deliver(items)`: nothing; the items go to the caller of `iterate` / `aiterate`.
 
 An effect that fails has its exception thrown into the machine, which may catch
 it (a `StrataError` of a call, an `OSError` of a file) or let it through. What a
 machine returns is what the driver returns. The uploads, downloads, exports,
 imports and admin progress streams are machines, and so are the worker's acks
-(`strata._worker.Steps`): each is written once, and the clients differ only in
-their driver.
+(`strata._worker.Steps`) and the transcript follower (`strata.follow`): each is
+written once, and the clients differ only in their driver.
 """
 
 from __future__ import annotations
@@ -103,7 +104,15 @@ class Blocking(Generic[T]):
     fn: Callable[[], T]
 
 
-Effect: TypeAlias = Rpc[Any, Any] | Open | Read | Send | Sleep | Blocking[Any]
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand items to the caller iterating over the machine (`iterate`,
+    `aiterate`); nothing is sent back."""
+
+    items: list[Any]
+
+
+Effect: TypeAlias = Rpc[Any, Any] | Open | Read | Send | Sleep | Blocking[Any] | Deliver
 Machine: TypeAlias = Generator[Effect, Any, T]
 """Logic that yields effects and returns a `T`."""
 
@@ -114,8 +123,9 @@ def _step(machine: Machine[Any], reply: Any, error: BaseException | None) -> Any
     return machine.send(reply) if error is None else machine.throw(error)
 
 
-def run(transport: Transport, machine: Machine[T]) -> T:
-    """Carry out the effects of `machine` on this thread; its result."""
+def iterate(transport: Transport, machine: Machine[T]) -> Generator[Any, None, T]:
+    """Carry out the effects of `machine` on this thread, yielding the items it
+    delivers; returns its result."""
     reply: Any = None
     error: BaseException | None = None
     while True:
@@ -125,10 +135,24 @@ def run(transport: Transport, machine: Machine[T]) -> T:
             result: T = done.value
             return result
         reply, error = None, None
+        if isinstance(effect, Deliver):
+            yield from effect.items
+            continue
         try:
             reply = _carry_out(transport, effect)
         except BaseException as exc:  # thrown into the machine, which may clean up
             error = exc
+
+
+def run(transport: Transport, machine: Machine[T]) -> T:
+    """Carry out the effects of `machine` on this thread; its result."""
+    driven = iterate(transport, machine)
+    try:
+        item = next(driven)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    raise TypeError(f"a machine that is run delivered {item!r}")
 
 
 def _carry_out(transport: Transport, effect: Effect) -> Any:
@@ -147,6 +171,8 @@ def _carry_out(transport: Transport, effect: Effect) -> Any:
             return None
         case Blocking(fn=fn):
             return fn()
+        case Deliver():
+            raise TypeError("Deliver is the driver's own")
 
 
 def _file_chunks(chunks: Chunks) -> Iterator[Message]:
@@ -157,21 +183,37 @@ def _file_chunks(chunks: Chunks) -> Iterator[Message]:
         yield chunks.message(piece)
 
 
-async def arun(transport: AsyncTransport, machine: Machine[T]) -> T:
-    """Carry out the effects of `machine` on the event loop; its result."""
+async def aiterate(
+    transport: AsyncTransport, machine: Machine[Any], result: list[Any] | None = None
+) -> AsyncIterator[Any]:
+    """Carry out the effects of `machine` on the event loop, yielding the items
+    it delivers; its result is appended to `result`."""
     reply: Any = None
     error: BaseException | None = None
     while True:
         try:
             effect = _step(machine, reply, error)
         except StopIteration as done:
-            result: T = done.value
-            return result
+            if result is not None:
+                result.append(done.value)
+            return
         reply, error = None, None
+        if isinstance(effect, Deliver):
+            for item in effect.items:
+                yield item
+            continue
         try:
             reply = await _acarry_out(transport, effect)
         except BaseException as exc:  # thrown into the machine, which may clean up
             error = exc
+
+
+async def arun(transport: AsyncTransport, machine: Machine[T]) -> T:
+    """Carry out the effects of `machine` on the event loop; its result."""
+    result: list[T] = []
+    async for item in aiterate(transport, machine, result):
+        raise TypeError(f"a machine that is run delivered {item!r}")
+    return result[0]
 
 
 async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
@@ -190,6 +232,8 @@ async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
             return None
         case Blocking(fn=fn):
             return await asyncio.to_thread(fn)
+        case Deliver():
+            raise TypeError("Deliver is the driver's own")
 
 
 async def _afile_chunks(chunks: Chunks) -> AsyncIterator[Message]:
