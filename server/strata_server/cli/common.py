@@ -58,6 +58,9 @@ TlsCaOpt = Annotated[
 ]
 
 
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+
+
 def fail(message: str) -> typer.Exit:
     """Print `strata: message` on stderr; the Exit (status 2) to raise."""
     typer.echo(f"strata: {message}", err=True)
