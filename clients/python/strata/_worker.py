@@ -11,6 +11,7 @@ its result, or thrown its `StrataError`: machines (`strata._machines`) that
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -22,9 +23,10 @@ from types import FrameType
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from strata import _job_args, _queue_requests
+from strata._machines import Machine, Sleep, Stoppable
 from strata._retry import backoff_delays
 from strata._rpc import Rpc
-from strata._transport import AsyncTransport, Transport
+from strata._transport import AsyncTransport, Cancelled, Transport
 from strata.config import RetryPolicy
 from strata.errors import (
     Aborted,
@@ -280,6 +282,22 @@ class Leasing:
         backoff after a failure starts again from the shortest pause."""
         self._delays = backoff_delays(self._policy)
         return 0.0 if jobs else max(0.0, IDLE_SECONDS - self._wait.total_seconds())
+
+
+def lease(
+    leasing: Leasing, count: int, stop: threading.Event | asyncio.Event
+) -> Machine[list[Job]]:
+    """Up to `count` jobs, or none when the call fails for a transient reason
+    (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
+    try:
+        jobs: list[Job] = yield Stoppable(leasing.call(count), stop)
+    except Cancelled:
+        return []
+    except StrataError as error:
+        yield Sleep(leasing.failed(error), stop)
+        return []
+    yield Sleep(leasing.leased(jobs), stop)
+    return jobs
 
 
 def check_concurrency(concurrency: int) -> int:

@@ -25,9 +25,8 @@ from datetime import timedelta
 
 from strata import _queue_requests, _worker
 from strata._machines import run
-from strata._transport import Cancelled, Transport
+from strata._transport import Transport
 from strata._worker import LeaseBook
-from strata.errors import StrataError
 from strata.jobs import Job
 from strata.subscription import Subscription
 
@@ -118,7 +117,10 @@ class QueueHandle(_worker.HandleBase[Transport]):
                     future.result()
                 if stop.is_set():
                     break
-                for job in heartbeat.hold(self._lease(leasing, concurrency - len(running), stop)):
+                leased = run(
+                    self.transport, _worker.lease(leasing, concurrency - len(running), stop)
+                )
+                for job in heartbeat.hold(leased):
                     running.add(pool.submit(self._run, handler, job, leasing.book))
 
     def subscribe(
@@ -171,7 +173,7 @@ class QueueHandle(_worker.HandleBase[Transport]):
         book = leasing.book
         with _worker.stop_on_signals(stop.set), _Heartbeat(self.transport, book) as heartbeat:
             while not stop.is_set():
-                batch = heartbeat.hold(self._lease(leasing, max_jobs, stop))
+                batch = heartbeat.hold(run(self.transport, _worker.lease(leasing, max_jobs, stop)))
                 for index, job in enumerate(batch):
                     try:
                         yield job
@@ -187,16 +189,3 @@ class QueueHandle(_worker.HandleBase[Transport]):
         except Exception as exc:
             result, error = None, exc
         run(self.transport, _worker.settle(book, job, result, error))
-
-    def _lease(self, leasing: _worker.Leasing, count: int, stop: threading.Event) -> list[Job]:
-        """Up to `count` jobs, or none when the call fails for a transient reason
-        (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
-        try:
-            jobs = self.transport.unary(leasing.call(count), stop=stop)
-        except Cancelled:
-            return []
-        except StrataError as error:
-            stop.wait(leasing.failed(error))
-            return []
-        stop.wait(leasing.leased(jobs))
-        return jobs
