@@ -11,7 +11,9 @@ A machine yields, and is sent back:
 - `Sleep(seconds, stop)`: nothing, once the time has passed (or `stop` is set);
 - `Blocking(fn)`: what `fn()` returns. File I/O goes here: `run` calls it
   inline, `arun` in a worker thread, so that it never blocks the event loop;
-- `Deliver(items)`: nothing; the items go to the caller of `iterate` / `aiterate`.
+- `Deliver(items)`: nothing; the items go to the caller of `iterate` /
+  `aiterate`, and an exception the caller throws in at one of them (a
+  generator's `throw`, `close`) is thrown into the machine.
 
 An effect that fails has its exception thrown into the machine, which may catch
 it (a `StrataError` of a call, an `OSError` of a file) or let it through. What a
@@ -27,7 +29,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, TypeAlias, TypeVar
 
@@ -149,7 +151,10 @@ def iterate(transport: Transport, machine: Machine[T]) -> Generator[Any, None, T
             return result
         reply, error = None, None
         if isinstance(effect, Deliver):
-            yield from effect.items
+            try:
+                yield from effect.items
+            except BaseException as exc:  # thrown in by the caller: the machine decides
+                error = exc
             continue
         try:
             reply = _carry_out(transport, effect)
@@ -205,7 +210,7 @@ def _file_chunks(chunks: Chunks) -> Iterator[Message]:
 
 async def aiterate(
     transport: AsyncTransport, machine: Machine[Any], result: list[Any] | None = None
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Carry out the effects of `machine` on the event loop, yielding the items
     it delivers; its result is appended to `result`."""
     reply: Any = None
@@ -219,8 +224,11 @@ async def aiterate(
             return
         reply, error = None, None
         if isinstance(effect, Deliver):
-            for item in effect.items:
-                yield item
+            try:
+                for item in effect.items:
+                    yield item
+            except BaseException as exc:  # thrown in by the caller: the machine decides
+                error = exc
             continue
         try:
             reply = await _acarry_out(transport, effect)

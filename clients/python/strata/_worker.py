@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from strata import _job_args, _queue_requests
-from strata._machines import Machine, Sleep, Stoppable
+from strata._machines import Deliver, Machine, Sleep, Stoppable
 from strata._retry import backoff_delays
 from strata._rpc import Rpc
 from strata._transport import AsyncTransport, Cancelled, Transport
@@ -298,6 +298,30 @@ def lease(
         return []
     yield Sleep(leasing.leased(jobs), stop)
     return jobs
+
+
+def consume(
+    leasing: Leasing,
+    max_jobs: int,
+    stop: threading.Event | asyncio.Event,
+    hold: Callable[[list[Job]], object],
+) -> Machine[None]:
+    """The jobs of a `jobs()` loop, delivered one at a time: lease up to
+    `max_jobs` (`hold` starts keeping their leases), deliver each, and ack it
+    when the next is asked for, until `stop` is set. An exception thrown in at
+    a delivery (the loop's body raised, or the loop was left) abandons that job
+    and the rest of its batch, then goes on up."""
+    book = leasing.book
+    while not stop.is_set():
+        batch = yield from lease(leasing, max_jobs, stop)
+        hold(batch)
+        for index, job in enumerate(batch):
+            try:
+                yield Deliver([job])
+            except BaseException as exc:
+                yield from abandon(book, batch[index:], exc)
+                raise
+            yield from settle(book, job)
 
 
 def check_concurrency(concurrency: int) -> int:

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
-from strata._machines import arun
+from strata._machines import aiterate, arun
 from strata._transport import AsyncTransport
 from strata._worker import LeaseBook
 from strata.jobs import Job
@@ -162,19 +162,16 @@ class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
         stop = stop if stop is not None else asyncio.Event()
         loop = asyncio.get_running_loop()
         leasing = self._leasing(lease_duration, wait)
-        book = leasing.book
         with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
-            async with _Heartbeat(self.transport, book) as heartbeat:
-                while not stop.is_set():
-                    leased = await arun(self.transport, _worker.lease(leasing, max_jobs, stop))
-                    batch = heartbeat.hold(leased)
-                    for index, job in enumerate(batch):
-                        try:
-                            yield job
-                        except BaseException as exc:
-                            await arun(self.transport, _worker.abandon(book, batch[index:], exc))
-                            raise
-                        await arun(self.transport, _worker.settle(book, job))
+            async with _Heartbeat(self.transport, leasing.book) as heartbeat:
+                consumer = _worker.consume(leasing, max_jobs, stop, heartbeat.hold)
+                driven = aiterate(self.transport, consumer)
+                async for job in driven:
+                    try:
+                        yield job
+                    except BaseException as exc:  # the machine abandons the batch
+                        await driven.athrow(exc)
+                        raise
 
     async def _run(self, handler: AsyncHandler, job: Job, book: LeaseBook) -> None:
         """As a task: `handler` on `job`, then its ack or fail."""

@@ -24,7 +24,7 @@ from concurrent import futures
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
-from strata._machines import run
+from strata._machines import iterate, run
 from strata._transport import Transport
 from strata._worker import LeaseBook
 from strata.jobs import Job
@@ -170,17 +170,12 @@ class QueueHandle(_worker.HandleBase[Transport]):
         """
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)
-        book = leasing.book
-        with _worker.stop_on_signals(stop.set), _Heartbeat(self.transport, book) as heartbeat:
-            while not stop.is_set():
-                batch = heartbeat.hold(run(self.transport, _worker.lease(leasing, max_jobs, stop)))
-                for index, job in enumerate(batch):
-                    try:
-                        yield job
-                    except BaseException as exc:
-                        run(self.transport, _worker.abandon(book, batch[index:], exc))
-                        raise
-                    run(self.transport, _worker.settle(book, job))
+        with (
+            _worker.stop_on_signals(stop.set),
+            _Heartbeat(self.transport, leasing.book) as heartbeat,
+        ):
+            consumer = _worker.consume(leasing, max_jobs, stop, heartbeat.hold)
+            yield from iterate(self.transport, consumer)
 
     def _run(self, handler: Handler, job: Job, book: LeaseBook) -> None:
         """In a thread of the pool: `handler` on `job`, then its ack or fail."""
