@@ -2,11 +2,12 @@
 
 `LeaseBook` keeps the leases a worker holds and says when each is next extended;
 `settle` and `abandon` decide how a job is closed once its handler has run;
-`Leasing` makes the lease calls and decides when to make the next one; and
-`stop_on_signals` turns SIGINT / SIGTERM into a graceful stop. The calls these
-decide on are `Steps`: generators that yield one `Rpc` at a time and are sent
-its result, or thrown its `StrataError`: machines (`strata._machines`) that
-`strata.worker` runs over threads and `strata.aio_worker` over asyncio.
+`Leasing` decides when to make the next lease call, and `lease` makes it;
+`consume` is the whole `jobs()` loop; and `stop_on_signals` turns SIGINT /
+SIGTERM into a graceful stop. All but the first and the last are machines
+(`strata._machines`): generators that yield the calls to make and are sent
+their results, or thrown their errors, which `strata.worker` runs over threads
+and `strata.aio_worker` over asyncio. `Steps` are the ones that only make calls.
 """
 
 from __future__ import annotations
