@@ -1,5 +1,5 @@
 """`python -m strata_server` is the `strata` command."""
 
-from strata_server.cli import main
+from strata_server.cli.main import main
 
 main()

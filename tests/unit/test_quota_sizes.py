@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import typer
 
-from strata_server.admin_cli import parse_bytes
+from strata_server.cli.admin_commands import parse_bytes
 
 
 @pytest.mark.parametrize(

@@ -3,34 +3,40 @@ yield effects, and the two drivers that carry the effects out: `run` on the
 blocking transport, `arun` on the asyncio one.
 
 A machine yields, and is sent back:
-- an `Rpc`: the call's result (`Transport.unary`);
+- an `Rpc`: the call's result (`Transport.unary`); `Stoppable(rpc, stop)`
+  the same, unless the stop event (threading's or asyncio's) is set first;
 - `Open(rpc, then)`: a `Stream` of the call's responses (`Transport.server_stream`);
 - `Read(stream)`: the stream's next response, or None at its end;
 - `Send(rpc, chunks)`: the result of a call that streams a file's chunks;
-- `Sleep(seconds)`: nothing, once the time has passed;
+- `Sleep(seconds, stop)`: nothing, once the time has passed (or `stop` is set);
 - `Blocking(fn)`: what `fn()` returns. File I/O goes here: `run` calls it
-  inline, `arun` in a worker thread, so that it never blocks the event loop.
+  inline, `arun` in a worker thread, so that it never blocks the event loop;
+- `Deliver(items)`: nothing; the items go to the caller of `iterate` /
+  `aiterate`, and an exception the caller throws in at one of them (a
+  generator's `throw`, `close`) is thrown into the machine.
 
 An effect that fails has its exception thrown into the machine, which may catch
 it (a `StrataError` of a call, an `OSError` of a file) or let it through. What a
 machine returns is what the driver returns. The uploads, downloads, exports,
 imports and admin progress streams are machines, and so are the worker's acks
-(`strata._worker.Steps`): each is written once, and the clients differ only in
-their driver.
+(`strata._worker.Steps`) and the transcript follower (`strata.follow`): each is
+written once, and the clients differ only in their driver.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, TypeAlias, TypeVar
 
 from google.protobuf.message import Message
 
 from strata._rpc import Rpc, StreamRpc
-from strata._transport import AsyncStream, AsyncTransport, Stream, Transport
+from strata._transport import AsyncStream, AsyncTransport, Cancelled, Stream, Transport
 from strata.artifacts import Progress
 from strata.errors import StrataError
 
@@ -90,10 +96,20 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Stoppable:
+    """Send a unary call that `stop` cancels: once `stop` is set, the call is
+    cancelled and `Cancelled` is thrown into the machine."""
+
+    rpc: Rpc[Any, Any]
+    stop: threading.Event | asyncio.Event
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
-    """Wait."""
+    """Wait, or with `stop` until it is set if that comes first."""
 
     seconds: float
+    stop: threading.Event | asyncio.Event | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +119,15 @@ class Blocking(Generic[T]):
     fn: Callable[[], T]
 
 
-Effect: TypeAlias = Rpc[Any, Any] | Open | Read | Send | Sleep | Blocking[Any]
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Hand items to the caller iterating over the machine (`iterate`,
+    `aiterate`); nothing is sent back."""
+
+    items: list[Any]
+
+
+Effect: TypeAlias = Rpc[Any, Any] | Stoppable | Open | Read | Send | Sleep | Blocking[Any] | Deliver
 Machine: TypeAlias = Generator[Effect, Any, T]
 """Logic that yields effects and returns a `T`."""
 
@@ -114,8 +138,9 @@ def _step(machine: Machine[Any], reply: Any, error: BaseException | None) -> Any
     return machine.send(reply) if error is None else machine.throw(error)
 
 
-def run(transport: Transport, machine: Machine[T]) -> T:
-    """Carry out the effects of `machine` on this thread; its result."""
+def iterate(transport: Transport, machine: Machine[T]) -> Generator[Any, None, T]:
+    """Carry out the effects of `machine` on this thread, yielding the items it
+    delivers; returns its result."""
     reply: Any = None
     error: BaseException | None = None
     while True:
@@ -125,16 +150,36 @@ def run(transport: Transport, machine: Machine[T]) -> T:
             result: T = done.value
             return result
         reply, error = None, None
+        if isinstance(effect, Deliver):
+            try:
+                yield from effect.items
+            except BaseException as exc:  # thrown in by the caller: the machine decides
+                error = exc
+            continue
         try:
             reply = _carry_out(transport, effect)
         except BaseException as exc:  # thrown into the machine, which may clean up
             error = exc
 
 
+def run(transport: Transport, machine: Machine[T]) -> T:
+    """Carry out the effects of `machine` on this thread; its result."""
+    driven = iterate(transport, machine)
+    try:
+        item = next(driven)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    raise TypeError(f"a machine that is run delivered {item!r}")
+
+
 def _carry_out(transport: Transport, effect: Effect) -> Any:
     match effect:
         case Rpc():
             return transport.unary(effect)
+        case Stoppable(rpc=rpc, stop=stop):
+            assert isinstance(stop, threading.Event)
+            return transport.unary(rpc, stop=stop)
         case Read(stream=stream):
             assert isinstance(stream, Stream)
             return stream.read()
@@ -142,11 +187,17 @@ def _carry_out(transport: Transport, effect: Effect) -> Any:
             return transport.server_stream(rpc, None if then is None else _file_chunks(then))
         case Send(rpc=rpc, chunks=chunks):
             return transport.client_stream(rpc, _file_chunks(chunks))
-        case Sleep(seconds=seconds):
+        case Sleep(seconds=seconds, stop=None):
             time.sleep(seconds)
+            return None
+        case Sleep(seconds=seconds, stop=stop):
+            assert isinstance(stop, threading.Event)
+            stop.wait(seconds)
             return None
         case Blocking(fn=fn):
             return fn()
+        case Deliver():
+            raise TypeError("Deliver is the driver's own")
 
 
 def _file_chunks(chunks: Chunks) -> Iterator[Message]:
@@ -157,27 +208,49 @@ def _file_chunks(chunks: Chunks) -> Iterator[Message]:
         yield chunks.message(piece)
 
 
-async def arun(transport: AsyncTransport, machine: Machine[T]) -> T:
-    """Carry out the effects of `machine` on the event loop; its result."""
+async def aiterate(
+    transport: AsyncTransport, machine: Machine[Any], result: list[Any] | None = None
+) -> AsyncGenerator[Any, None]:
+    """Carry out the effects of `machine` on the event loop, yielding the items
+    it delivers; its result is appended to `result`."""
     reply: Any = None
     error: BaseException | None = None
     while True:
         try:
             effect = _step(machine, reply, error)
         except StopIteration as done:
-            result: T = done.value
-            return result
+            if result is not None:
+                result.append(done.value)
+            return
         reply, error = None, None
+        if isinstance(effect, Deliver):
+            try:
+                for item in effect.items:
+                    yield item
+            except BaseException as exc:  # thrown in by the caller: the machine decides
+                error = exc
+            continue
         try:
             reply = await _acarry_out(transport, effect)
         except BaseException as exc:  # thrown into the machine, which may clean up
             error = exc
 
 
+async def arun(transport: AsyncTransport, machine: Machine[T]) -> T:
+    """Carry out the effects of `machine` on the event loop; its result."""
+    result: list[T] = []
+    async for item in aiterate(transport, machine, result):
+        raise TypeError(f"a machine that is run delivered {item!r}")
+    return result[0]
+
+
 async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
     match effect:
         case Rpc():
             return await transport.unary(effect)
+        case Stoppable(rpc=rpc, stop=stop):
+            assert isinstance(stop, asyncio.Event)
+            return await _until_stopped(transport.unary(rpc), stop)
         case Read(stream=stream):
             assert isinstance(stream, AsyncStream)
             return await stream.read()
@@ -185,11 +258,36 @@ async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
             return transport.server_stream(rpc, None if then is None else _afile_chunks(then))
         case Send(rpc=rpc, chunks=chunks):
             return await transport.client_stream(rpc, _afile_chunks(chunks))
-        case Sleep(seconds=seconds):
+        case Sleep(seconds=seconds, stop=None):
             await asyncio.sleep(seconds)
+            return None
+        case Sleep(seconds=seconds, stop=stop):
+            assert isinstance(stop, asyncio.Event)
+            if seconds > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
             return None
         case Blocking(fn=fn):
             return await asyncio.to_thread(fn)
+        case Deliver():
+            raise TypeError("Deliver is the driver's own")
+
+
+async def _until_stopped(call: Coroutine[Any, Any, T], stop: asyncio.Event) -> T:
+    """What `call` returns, unless `stop` is set first: it is then cancelled,
+    raising `Cancelled`."""
+    running = asyncio.ensure_future(call)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not running.done():
+            running.cancel()
+            await asyncio.wait({running})
+    if running.cancelled():
+        raise Cancelled
+    return running.result()
 
 
 async def _afile_chunks(chunks: Chunks) -> AsyncIterator[Message]:

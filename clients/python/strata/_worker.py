@@ -2,15 +2,17 @@
 
 `LeaseBook` keeps the leases a worker holds and says when each is next extended;
 `settle` and `abandon` decide how a job is closed once its handler has run;
-`Leasing` makes the lease calls and decides when to make the next one; and
-`stop_on_signals` turns SIGINT / SIGTERM into a graceful stop. The calls these
-decide on are `Steps`: generators that yield one `Rpc` at a time and are sent
-its result, or thrown its `StrataError`: machines (`strata._machines`) that
-`strata.worker` runs over threads and `strata.aio_worker` over asyncio.
+`Leasing` decides when to make the next lease call, and `lease` makes it;
+`consume` is the whole `jobs()` loop; and `stop_on_signals` turns SIGINT /
+SIGTERM into a graceful stop. All but the first and the last are machines
+(`strata._machines`): generators that yield the calls to make and are sent
+their results, or thrown their errors, which `strata.worker` runs over threads
+and `strata.aio_worker` over asyncio. `Steps` are the ones that only make calls.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -22,9 +24,10 @@ from types import FrameType
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from strata import _job_args, _queue_requests
+from strata._machines import Deliver, Machine, Sleep, Stoppable
 from strata._retry import backoff_delays
 from strata._rpc import Rpc
-from strata._transport import AsyncTransport, Transport
+from strata._transport import AsyncTransport, Cancelled, Transport
 from strata.config import RetryPolicy
 from strata.errors import (
     Aborted,
@@ -280,6 +283,46 @@ class Leasing:
         backoff after a failure starts again from the shortest pause."""
         self._delays = backoff_delays(self._policy)
         return 0.0 if jobs else max(0.0, IDLE_SECONDS - self._wait.total_seconds())
+
+
+def lease(
+    leasing: Leasing, count: int, stop: threading.Event | asyncio.Event
+) -> Machine[list[Job]]:
+    """Up to `count` jobs, or none when the call fails for a transient reason
+    (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
+    try:
+        jobs: list[Job] = yield Stoppable(leasing.call(count), stop)
+    except Cancelled:
+        return []
+    except StrataError as error:
+        yield Sleep(leasing.failed(error), stop)
+        return []
+    yield Sleep(leasing.leased(jobs), stop)
+    return jobs
+
+
+def consume(
+    leasing: Leasing,
+    max_jobs: int,
+    stop: threading.Event | asyncio.Event,
+    hold: Callable[[list[Job]], object],
+) -> Machine[None]:
+    """The jobs of a `jobs()` loop, delivered one at a time: lease up to
+    `max_jobs` (`hold` starts keeping their leases), deliver each, and ack it
+    when the next is asked for, until `stop` is set. An exception thrown in at
+    a delivery (the loop's body raised, or the loop was left) abandons that job
+    and the rest of its batch, then goes on up."""
+    book = leasing.book
+    while not stop.is_set():
+        batch = yield from lease(leasing, max_jobs, stop)
+        hold(batch)
+        for index, job in enumerate(batch):
+            try:
+                yield Deliver([job])
+            except BaseException as exc:
+                yield from abandon(book, batch[index:], exc)
+                raise
+            yield from settle(book, job)
 
 
 def check_concurrency(concurrency: int) -> int:

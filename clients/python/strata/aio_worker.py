@@ -25,10 +25,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
-from strata._machines import arun
+from strata._machines import aiterate, arun
 from strata._transport import AsyncTransport
 from strata._worker import LeaseBook
-from strata.errors import StrataError
 from strata.jobs import Job
 from strata.subscription import AsyncSubscription
 
@@ -36,13 +35,6 @@ __all__ = ["AsyncHandler", "AsyncQueueHandle"]
 
 AsyncHandler = Callable[[Job], Awaitable[_worker.Result]]
 """Does one job: returns its result (a dict, or None) to ack it, raises to fail it."""
-
-
-async def _sleep(seconds: float, stop: asyncio.Event) -> None:
-    """Sleep `seconds`, or until `stop` is set."""
-    if seconds > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
 
 
 class _Heartbeat:
@@ -126,7 +118,8 @@ class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
                                 task.result()
                         if stop.is_set():
                             break
-                        leased = await self._lease(leasing, concurrency - len(running), stop)
+                        free = concurrency - len(running)
+                        leased = await arun(self.transport, _worker.lease(leasing, free, stop))
                         for job in heartbeat.hold(leased):
                             task = asyncio.create_task(self._run(handler, job, leasing.book))
                             running.add(task)
@@ -169,18 +162,16 @@ class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
         stop = stop if stop is not None else asyncio.Event()
         loop = asyncio.get_running_loop()
         leasing = self._leasing(lease_duration, wait)
-        book = leasing.book
         with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
-            async with _Heartbeat(self.transport, book) as heartbeat:
-                while not stop.is_set():
-                    batch = heartbeat.hold(await self._lease(leasing, max_jobs, stop))
-                    for index, job in enumerate(batch):
-                        try:
-                            yield job
-                        except BaseException as exc:
-                            await arun(self.transport, _worker.abandon(book, batch[index:], exc))
-                            raise
-                        await arun(self.transport, _worker.settle(book, job))
+            async with _Heartbeat(self.transport, leasing.book) as heartbeat:
+                consumer = _worker.consume(leasing, max_jobs, stop, heartbeat.hold)
+                driven = aiterate(self.transport, consumer)
+                async for job in driven:
+                    try:
+                        yield job
+                    except BaseException as exc:  # the machine abandons the batch
+                        await driven.athrow(exc)
+                        raise
 
     async def _run(self, handler: AsyncHandler, job: Job, book: LeaseBook) -> None:
         """As a task: `handler` on `job`, then its ack or fail."""
@@ -189,25 +180,3 @@ class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
         except Exception as exc:
             result, error = None, exc
         await arun(self.transport, _worker.settle(book, job, result, error))
-
-    async def _lease(self, leasing: _worker.Leasing, count: int, stop: asyncio.Event) -> list[Job]:
-        """Up to `count` jobs, or none when the call fails for a transient reason
-        (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
-        call = asyncio.ensure_future(self.transport.unary(leasing.call(count)))
-        stopped = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({call, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not call.done():
-                call.cancel()
-                await asyncio.wait({call})
-        if call.cancelled():
-            return []
-        try:
-            jobs = call.result()
-        except StrataError as error:
-            await _sleep(leasing.failed(error), stop)
-            return []
-        await _sleep(leasing.leased(jobs), stop)
-        return jobs

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -34,6 +33,7 @@ from typing import Any
 
 import grpc
 
+from strata._machines import Deliver, Machine, Open, Read, Sleep, aiterate, iterate
 from strata._retry import backoff_delays
 from strata._rpc import StreamRpc
 from strata._transport import AsyncStream, AsyncTransport, Stream, Transport
@@ -115,9 +115,47 @@ class _Cursor:
         self.sealed = False
         self.finished = False
         self.reconnects = 0
+        self.closed = False
+        self.stream: Stream[Any] | AsyncStream[Any] | None = None
+        """The stream open now, for `close` to cancel."""
         self._retry = retry
         self._delays = backoff_delays(retry)
         self._broken_since: float | None = None
+
+    def entries(self) -> Machine[None]:
+        """The reading, as a machine (`strata._machines`) that delivers the
+        entries: both followers run it, each with its own driver."""
+        while not (self.finished or self.closed):
+            stream = self.stream = yield Open(self.rpc())
+            delay: float | None
+            try:
+                while (message := (yield Read(stream))) is not None:
+                    entries = self.take(message)
+                    if entries:
+                        yield Deliver(entries)
+                    if self.finished or self.closed:
+                        return
+            except StrataError as error:
+                if self.closed:
+                    return
+                delay = self.backoff(error)
+            except asyncio.CancelledError:
+                if self.closed:
+                    return
+                raise
+            else:
+                delay = self.ended()
+            finally:
+                self.stream = None
+            if delay is not None:
+                yield Sleep(delay)
+
+    def close(self) -> None:
+        """Stop reading: cancel the stream open now; the machine ends."""
+        self.closed = True
+        if self.stream is not None:
+            self.stream.cancel()
+            self.stream = None
 
     def rpc(self) -> StreamRpc[transcripts_pb2.ReadTranscriptResponse, Any]:
         """The call that (re)opens the stream where it stands."""
@@ -221,10 +259,7 @@ class Follow(_FollowBase):
 
     def __init__(self, transport: Transport, reading: Reading) -> None:
         self._cursor = _Cursor(reading, transport.config.retry)
-        self._transport = transport
-        self._stream: Stream[Any] | None = None
-        self._pending: deque[Entry] = deque()
-        self._closed = False
+        self._entries = iterate(transport, self._cursor.entries())
 
     def __iter__(self) -> Iterator[Entry]:
         return self
@@ -232,33 +267,12 @@ class Follow(_FollowBase):
     def __next__(self) -> Entry:
         """The next entry, waiting for one while following; StopIteration once the
         transcript is sealed and read (or, not following, caught up), or closed."""
-        cursor = self._cursor
-        while not self._pending:
-            if cursor.finished or self._closed:
-                raise StopIteration
-            if self._stream is None:
-                self._stream = self._transport.server_stream(cursor.rpc())
-            try:
-                message = self._stream.read()
-            except StrataError as error:
-                self._stream = None
-                if self._closed:
-                    raise StopIteration from None
-                time.sleep(cursor.backoff(error))
-                continue
-            if message is None:
-                self._stream = None
-                time.sleep(cursor.ended() or 0.0)
-                continue
-            self._pending.extend(cursor.take(message))
-        return self._pending.popleft()
+        entry: Entry = next(self._entries)
+        return entry
 
     def close(self) -> None:
         """Cancel the stream; iteration stops."""
-        self._closed = True
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        self._cursor.close()
 
     def __enter__(self) -> Follow:
         return self
@@ -277,47 +291,19 @@ class AsyncFollow(_FollowBase):
 
     def __init__(self, transport: AsyncTransport, reading: Reading) -> None:
         self._cursor = _Cursor(reading, transport.config.retry)
-        self._transport = transport
-        self._stream: AsyncStream[Any] | None = None
-        self._pending: deque[Entry] = deque()
-        self._closed = False
+        self._entries = aiterate(transport, self._cursor.entries())
 
     def __aiter__(self) -> AsyncFollow:
         return self
 
     async def __anext__(self) -> Entry:
         """As `Follow.__next__`."""
-        cursor = self._cursor
-        while not self._pending:
-            if cursor.finished or self._closed:
-                raise StopAsyncIteration
-            if self._stream is None:
-                self._stream = self._transport.server_stream(cursor.rpc())
-            try:
-                message = await self._stream.read()
-            except asyncio.CancelledError:
-                if self._closed:
-                    raise StopAsyncIteration from None
-                raise
-            except StrataError as error:
-                self._stream = None
-                if self._closed:
-                    raise StopAsyncIteration from None
-                await asyncio.sleep(cursor.backoff(error))
-                continue
-            if message is None:
-                self._stream = None
-                await asyncio.sleep(cursor.ended() or 0.0)
-                continue
-            self._pending.extend(cursor.take(message))
-        return self._pending.popleft()
+        entry: Entry = await anext(self._entries)
+        return entry
 
     async def close(self) -> None:
         """Cancel the stream; iteration stops."""
-        self._closed = True
-        if self._stream is not None:
-            self._stream.cancel()
-            self._stream = None
+        self._cursor.close()
 
     async def __aenter__(self) -> AsyncFollow:
         return self

@@ -25,16 +25,16 @@ Leases are not extended by the stream: ack within `lease_duration`, or call
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from strata import _queue_requests
 from strata._convert import duration_from_timedelta
-from strata._queue_requests import DEFAULT_LEASE
-from strata._rpc import StreamRpc, in_namespace
-from strata._transport import AsyncTransport, Transport
+from strata._machines import Machine, arun, run
+from strata._queue_requests import DEFAULT_LEASE, ack_job, fail_job, release_job
+from strata._rpc import Rpc, StreamRpc, in_namespace
+from strata._transport import AsyncStream, AsyncTransport, Stream, Transport
 from strata.errors import LeaseLost, NotFound, StrataError
 from strata.jobs import Job
 from strata.v1 import queue_pb2
@@ -58,6 +58,37 @@ def subscribe_jobs(
     )
 
 
+class _Unsettled:
+    """The jobs a subscription delivered and that were not settled through it,
+    and the calls that settle them: what both subscriptions share."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self.closed = False
+
+    def delivered(self, job: Job | None) -> Job | None:
+        """Track `job`, just delivered (None: the stream ended)."""
+        if job is not None:
+            self._jobs[job.id] = job
+        return job
+
+    def settle(self, job: Job, rpc: Rpc[Any, Job]) -> Machine[Job]:
+        """Send `rpc` (an ack, fail or release of `job`) and stop tracking `job`."""
+        settled: Job = yield rpc
+        self._jobs.pop(job.id, None)
+        return settled
+
+    def release_all(self) -> Machine[None]:
+        """Release every job still tracked, skipping one the server already
+        settled (acked elsewhere, expired or cancelled: nothing to give back)."""
+        unsettled, self._jobs = list(self._jobs.values()), {}
+        for job in unsettled:
+            try:
+                yield _queue_requests.release_job(job)
+            except (LeaseLost, NotFound):
+                continue
+
+
 class Subscription:
     """The jobs of one SubscribeJobs stream on a blocking `Client`; iterate over
     it, settle each job with `ack`, `fail` or `release`, and close it (a `with`
@@ -74,9 +105,8 @@ class Subscription:
     ) -> None:
         self._transport = transport
         rpc = subscribe_jobs(queue, namespace, max_in_flight, lease_duration)
-        self._stream = transport.server_stream(rpc)
-        self._unsettled: dict[str, Job] = {}
-        self._closed = False
+        self._stream: Stream[Job] = transport.server_stream(rpc)
+        self._jobs = _Unsettled()
 
     def __iter__(self) -> Subscription:
         return self
@@ -86,50 +116,37 @@ class Subscription:
         stream's error as a `strata.StrataError` (e.g. Unavailable when the
         server went away)."""
         try:
-            job = self._stream.read()
+            job = self._jobs.delivered(self._stream.read())
         except StrataError:
-            if self._closed:
+            if self._jobs.closed:
                 raise StopIteration from None
             raise
         if job is None:
             raise StopIteration
-        self._unsettled[job.id] = job
         return job
 
     def ack(self, job: Job, result: dict[str, Any] | None = None) -> Job:
         """Complete `job` (client.ack_job) and stop tracking it."""
-        done = self._transport.unary(_queue_requests.ack_job(job, result=result))
-        self._unsettled.pop(job.id, None)
-        return done
+        return run(self._transport, self._jobs.settle(job, ack_job(job, result=result)))
 
     def fail(
         self, job: Job, error: str | BaseException, retry_delay: timedelta | None = None
     ) -> Job:
         """Fail `job`'s attempt (client.fail_job) and stop tracking it."""
-        failed = self._transport.unary(
-            _queue_requests.fail_job(job, error, retry_delay=retry_delay)
-        )
-        self._unsettled.pop(job.id, None)
-        return failed
+        failure = fail_job(job, error, retry_delay=retry_delay)
+        return run(self._transport, self._jobs.settle(job, failure))
 
     def release(self, job: Job) -> Job:
         """Give `job` back unworked (client.release_job) and stop tracking it."""
-        released = self._transport.unary(_queue_requests.release_job(job))
-        self._unsettled.pop(job.id, None)
-        return released
+        return run(self._transport, self._jobs.settle(job, release_job(job)))
 
     def close(self) -> None:
         """Cancel the stream, then release every delivered job not yet settled
         through this subscription (one the server already settled is skipped)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stream.cancel()
-        unsettled, self._unsettled = list(self._unsettled.values()), {}
-        for job in unsettled:
-            # Acked elsewhere, expired or cancelled: nothing to give back.
-            with contextlib.suppress(LeaseLost, NotFound):
-                self._transport.unary(_queue_requests.release_job(job))
+        if not self._jobs.closed:
+            self._jobs.closed = True
+            self._stream.cancel()
+            run(self._transport, self._jobs.release_all())
 
     def __enter__(self) -> Subscription:
         return self
@@ -158,9 +175,8 @@ class AsyncSubscription:
     ) -> None:
         self._transport = transport
         rpc = subscribe_jobs(queue, namespace, max_in_flight, lease_duration)
-        self._stream = transport.server_stream(rpc)
-        self._unsettled: dict[str, Job] = {}
-        self._closed = False
+        self._stream: AsyncStream[Job] = transport.server_stream(rpc)
+        self._jobs = _Unsettled()
 
     def __aiter__(self) -> AsyncSubscription:
         return self
@@ -168,53 +184,36 @@ class AsyncSubscription:
     async def __anext__(self) -> Job:
         """The next job, waiting for one; StopAsyncIteration once closed."""
         try:
-            job = await self._stream.read()
-        except asyncio.CancelledError:
-            if self._closed:
-                raise StopAsyncIteration from None
-            raise
-        except StrataError:
-            if self._closed:
+            job = self._jobs.delivered(await self._stream.read())
+        except (StrataError, asyncio.CancelledError):
+            if self._jobs.closed:
                 raise StopAsyncIteration from None
             raise
         if job is None:
             raise StopAsyncIteration
-        self._unsettled[job.id] = job
         return job
 
     async def ack(self, job: Job, result: dict[str, Any] | None = None) -> Job:
         """Complete `job` (client.ack_job) and stop tracking it."""
-        done = await self._transport.unary(_queue_requests.ack_job(job, result=result))
-        self._unsettled.pop(job.id, None)
-        return done
+        return await arun(self._transport, self._jobs.settle(job, ack_job(job, result=result)))
 
     async def fail(
         self, job: Job, error: str | BaseException, retry_delay: timedelta | None = None
     ) -> Job:
         """Fail `job`'s attempt (client.fail_job) and stop tracking it."""
-        failed = await self._transport.unary(
-            _queue_requests.fail_job(job, error, retry_delay=retry_delay)
-        )
-        self._unsettled.pop(job.id, None)
-        return failed
+        failure = fail_job(job, error, retry_delay=retry_delay)
+        return await arun(self._transport, self._jobs.settle(job, failure))
 
     async def release(self, job: Job) -> Job:
         """Give `job` back unworked (client.release_job) and stop tracking it."""
-        released = await self._transport.unary(_queue_requests.release_job(job))
-        self._unsettled.pop(job.id, None)
-        return released
+        return await arun(self._transport, self._jobs.settle(job, release_job(job)))
 
     async def close(self) -> None:
         """As `Subscription.close`."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stream.cancel()
-        unsettled, self._unsettled = list(self._unsettled.values()), {}
-        for job in unsettled:
-            # Acked elsewhere, expired or cancelled: nothing to give back.
-            with contextlib.suppress(LeaseLost, NotFound):
-                await self._transport.unary(_queue_requests.release_job(job))
+        if not self._jobs.closed:
+            self._jobs.closed = True
+            self._stream.cancel()
+            await arun(self._transport, self._jobs.release_all())
 
     async def __aenter__(self) -> AsyncSubscription:
         return self

@@ -24,10 +24,9 @@ from concurrent import futures
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
-from strata._machines import run
-from strata._transport import Cancelled, Transport
+from strata._machines import iterate, run
+from strata._transport import Transport
 from strata._worker import LeaseBook
-from strata.errors import StrataError
 from strata.jobs import Job
 from strata.subscription import Subscription
 
@@ -118,7 +117,10 @@ class QueueHandle(_worker.HandleBase[Transport]):
                     future.result()
                 if stop.is_set():
                     break
-                for job in heartbeat.hold(self._lease(leasing, concurrency - len(running), stop)):
+                leased = run(
+                    self.transport, _worker.lease(leasing, concurrency - len(running), stop)
+                )
+                for job in heartbeat.hold(leased):
                     running.add(pool.submit(self._run, handler, job, leasing.book))
 
     def subscribe(
@@ -168,17 +170,12 @@ class QueueHandle(_worker.HandleBase[Transport]):
         """
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)
-        book = leasing.book
-        with _worker.stop_on_signals(stop.set), _Heartbeat(self.transport, book) as heartbeat:
-            while not stop.is_set():
-                batch = heartbeat.hold(self._lease(leasing, max_jobs, stop))
-                for index, job in enumerate(batch):
-                    try:
-                        yield job
-                    except BaseException as exc:
-                        run(self.transport, _worker.abandon(book, batch[index:], exc))
-                        raise
-                    run(self.transport, _worker.settle(book, job))
+        with (
+            _worker.stop_on_signals(stop.set),
+            _Heartbeat(self.transport, leasing.book) as heartbeat,
+        ):
+            consumer = _worker.consume(leasing, max_jobs, stop, heartbeat.hold)
+            yield from iterate(self.transport, consumer)
 
     def _run(self, handler: Handler, job: Job, book: LeaseBook) -> None:
         """In a thread of the pool: `handler` on `job`, then its ack or fail."""
@@ -187,16 +184,3 @@ class QueueHandle(_worker.HandleBase[Transport]):
         except Exception as exc:
             result, error = None, exc
         run(self.transport, _worker.settle(book, job, result, error))
-
-    def _lease(self, leasing: _worker.Leasing, count: int, stop: threading.Event) -> list[Job]:
-        """Up to `count` jobs, or none when the call fails for a transient reason
-        (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
-        try:
-            jobs = self.transport.unary(leasing.call(count), stop=stop)
-        except Cancelled:
-            return []
-        except StrataError as error:
-            stop.wait(leasing.failed(error))
-            return []
-        stop.wait(leasing.leased(jobs))
-        return jobs

@@ -1,39 +1,30 @@
 """`strata export` and `strata import`: namespace archives to and from a running
-server over gRPC (AdminService.ExportNamespace / ImportNamespace), with progress
+server (`strata.Client.export_namespace` / `import_namespace`), with progress
 bars and a result table. README "Export and import" has the archive format."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from strata.v1 import admin_pb2
-from strata_server.cli_common import (
+from strata_server.cli.common import (
     DEFAULT_SERVER,
     PhaseBars,
     ServerOpt,
     TlsCaOpt,
     TokenOpt,
-    admin_stub,
+    connect,
     fail,
     size,
 )
 from strata_server.core.archive import BLOBS, KINDS
 
-CHUNK = 256 << 10
-"""Archive bytes per ImportNamespace message."""
-
-_POLICIES = {
-    "skip": admin_pb2.CONFLICT_POLICY_SKIP,
-    "overwrite": admin_pb2.CONFLICT_POLICY_OVERWRITE,
-    "fail": admin_pb2.CONFLICT_POLICY_FAIL,
-}
+Policy = Literal["skip", "overwrite", "fail"]
+_POLICIES: dict[str, Policy] = {"skip": "skip", "overwrite": "overwrite", "fail": "fail"}
 
 
 def export(
@@ -45,30 +36,10 @@ def export(
     tls_ca: TlsCaOpt = None,
 ) -> None:
     """Export a namespace (or one owner's data) to an archive file, with progress bars."""
-    partial = output.with_name(output.name + ".partial")
-    summary = None
-    request = admin_pb2.ExportNamespaceRequest(namespace=namespace, owner=owner)
-    try:
-        with (
-            partial.open("wb") as file,
-            admin_stub(server, token, tls_ca) as stub,
-            PhaseBars() as bars,
-        ):
-            for event in stub.ExportNamespace(request):
-                part = event.WhichOneof("event")
-                if part == "chunk":
-                    file.write(event.chunk)
-                elif part == "progress":
-                    bars.update(event.progress)
-                else:
-                    summary = event.summary
-            file.flush()
-            os.fsync(file.fileno())
-        if summary is None:  # pragma: no cover - the server always ends with it
-            raise fail("the server ended the export without its summary")
-        partial.replace(output)
-    finally:
-        partial.unlink(missing_ok=True)
+    with connect(server, token, tls_ca) as client, PhaseBars() as bars:
+        summary = client.export_namespace(
+            output, owner=owner, progress=bars.update, namespace=namespace
+        )
     table = Table("kind", "count", title=f"exported {summary.namespace} to {output}")
     for kind in (*KINDS, BLOBS):
         table.add_row(kind, f"{summary.counts.get(kind, 0):,}")
@@ -93,26 +64,16 @@ def import_(
     if policy is None:
         raise fail(f"--on-conflict must be skip, overwrite or fail, not {on_conflict!r}")
     try:
-        total = archive.stat().st_size
+        archive.stat()
     except OSError as error:
         raise fail(f"cannot read {archive}: {error.strerror}") from None
-    header = admin_pb2.ImportHeader(namespace=namespace, on_conflict=policy, size=total)
-
-    def messages() -> Iterator[admin_pb2.ImportNamespaceRequest]:
-        yield admin_pb2.ImportNamespaceRequest(header=header)
-        with archive.open("rb") as file:
-            while data := file.read(CHUNK):
-                yield admin_pb2.ImportNamespaceRequest(chunk=data)
-
-    result = None
-    with admin_stub(server, token, tls_ca) as stub, PhaseBars() as bars:
-        for event in stub.ImportNamespace(messages()):
-            if event.HasField("progress"):
-                bars.update(event.progress)
-            else:
-                result = event.result
-    if result is None:  # pragma: no cover - the server always ends with it
-        raise fail("the server ended the import without its result")
+    with connect(server, token, tls_ca) as client, PhaseBars() as bars:
+        result = client.import_namespace(
+            archive,
+            into=namespace or None,
+            on_conflict=policy,
+            progress=bars.update,
+        )
     title = f"imported {archive} into {result.namespace}"
     if result.source_namespace != result.namespace:
         title += f" (exported from {result.source_namespace})"

@@ -1,38 +1,37 @@
-"""The operator commands of `strata` that talk to a running server over gRPC.
+"""The operator commands of `strata` that ask a running server (audit, index,
+cleanup, usage, check, quota), through `strata.Client`.
 
 Unlike `serve` and `migrate`, these never open the database: they are clients of
 the server at `--server` (or STRATA_SERVER), local or remote, and print results
 as tables. A server that cannot be reached or refuses a request ends the command
-with one line on stderr and exit status 2.
+with one line on stderr and exit status 2 (`common.connect`).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
-from strata_server.cli_common import (
+from strata.v1 import access_pb2, admin_pb2
+from strata_server.cli.common import (
     DEFAULT_SERVER,
     ServerOpt,
+    StepBar,
     TlsCaOpt,
     TokenOpt,
-    admin_stub,
-    fail,
+    connect,
     size,
 )
-from strata_server.usage_table import usage_table
+from strata_server.cli.usage_table import usage_table
 
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
-TIMEOUT_SECONDS = 30.0
 
 
 def _time(value: datetime | None) -> datetime | None:
@@ -55,69 +54,34 @@ def audit(
     limit: Annotated[int, typer.Option(min=1, help="Most entries to show.")] = 50,
 ) -> None:
     """Show audit entries, newest first."""
-    request = admin_pb2.ListAuditEntriesRequest(
-        namespace=namespace,
-        entity=entity,
-        entity_id=entity_id,
-        actor=actor,
-        action=action,
-        page_size=min(limit, 1000),
-    )
-    if (start := _time(since)) is not None:
-        request.start_time.FromDatetime(start)
-    if (end := _time(until)) is not None:
-        request.end_time.FromDatetime(end)
     table = Table("seq", "time (UTC)", "actor", "action", "entity", "id", "version", "fields")
     shown = 0
-    with admin_stub(server, token, tls_ca) as stub:
-        while shown < limit:
-            page = stub.ListAuditEntries(request, timeout=TIMEOUT_SECONDS)
-            for entry in page.entries[: limit - shown]:
-                table.add_row(
-                    str(entry.seq),
-                    entry.time.ToDatetime().isoformat(timespec="milliseconds"),
-                    entry.actor,
-                    entry.action,
-                    entry.entity,
-                    entry.entity_id,
-                    str(entry.version),
-                    ", ".join(entry.changed_fields),
-                )
-                shown += 1
-            if not page.next_page_token:
-                break
-            request.page_token = page.next_page_token
+    with connect(server, token, tls_ca) as client:
+        entries = client.list_audit_entries(
+            entity=entity,
+            entity_id=entity_id,
+            actor=actor,
+            action=action,
+            since=_time(since),
+            until=_time(until),
+            page_size=min(limit, 1000),
+            namespace=namespace,
+        )
+        for entry in itertools.islice(entries, limit):
+            table.add_row(
+                str(entry.seq),
+                entry.time.ToDatetime().isoformat(timespec="milliseconds"),
+                entry.actor,
+                entry.action,
+                entry.entity,
+                entry.entity_id,
+                str(entry.version),
+                ", ".join(entry.changed_fields),
+            )
+            shown += 1
     Console().print(table)
     if shown == 0:
         typer.echo("no audit entries match", err=True)
-
-
-def _streamed(
-    server: str,
-    token: str | None,
-    tls_ca: Path | None,
-    call: Callable[[admin_pb2_grpc.AdminServiceStub], Any],
-    last: str,
-) -> Any:
-    """Run a long admin call that streams `progress` messages and then one `last`
-    message, drawing the progress as a bar; the `last` message."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    result = None
-    with (
-        admin_stub(server, token, tls_ca) as stub,
-        Progress(*columns, TimeElapsedColumn(), transient=True) as bar,
-    ):
-        task = bar.add_task("starting", total=None)
-        for event in call(stub):
-            if event.HasField("progress"):
-                step = event.progress
-                phase = f"{step.phase} ({step.unit})" if step.unit else step.phase
-                bar.update(task, description=phase, completed=step.done, total=step.total or None)
-            else:
-                result = getattr(event, last)
-    if result is None:  # pragma: no cover - the server always ends with it
-        raise fail(f"the server ended the call without its {last}")
-    return result
 
 
 index_app = typer.Typer(
@@ -129,7 +93,7 @@ CollectionArg = Annotated[str, typer.Argument(help="The collection.")]
 FieldArg = Annotated[str, typer.Argument(help="The data field, as filters name it: data.status")]
 
 
-def _index_table(indexes: list[admin_pb2.Index]) -> Table:
+def _index_table(indexes: Iterable[admin_pb2.Index]) -> Table:
     table = Table("collection", "field", "ready", "database index", "declared (UTC)")
     for index in indexes:
         table.add_row(
@@ -153,8 +117,8 @@ def index_create(
 ) -> None:
     """Declare an index and build it (without blocking writes on PostgreSQL),
     with a progress bar."""
-    request = admin_pb2.CreateIndexRequest(namespace=namespace, collection=collection, field=field)
-    built = _streamed(server, token, tls_ca, lambda stub: stub.CreateIndex(request), "index")
+    with connect(server, token, tls_ca) as client, StepBar() as bar:
+        built = client.create_index(collection, field, progress=bar.update, namespace=namespace)
     Console().print(_index_table([built]))
 
 
@@ -167,9 +131,8 @@ def index_list(
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Show the declared indexes."""
-    request = admin_pb2.ListIndexesRequest(namespace=namespace, collection=collection)
-    with admin_stub(server, token, tls_ca) as stub:
-        found = list(stub.ListIndexes(request, timeout=TIMEOUT_SECONDS).indexes)
+    with connect(server, token, tls_ca) as client:
+        found = client.list_indexes(collection, namespace=namespace)
     Console().print(_index_table(found))
     if not found:
         typer.echo("no indexes declared", err=True)
@@ -185,9 +148,8 @@ def index_drop(
     namespace: NamespaceOpt = "default",
 ) -> None:
     """Remove a declared index."""
-    request = admin_pb2.DropIndexRequest(namespace=namespace, collection=collection, field=field)
-    with admin_stub(server, token, tls_ca) as stub:
-        stub.DropIndex(request, timeout=TIMEOUT_SECONDS)
+    with connect(server, token, tls_ca) as client:
+        client.drop_index(collection, field, namespace=namespace)
     typer.echo(f"dropped the index on {field} of {collection}")
 
 
@@ -203,12 +165,13 @@ def cleanup(
 ) -> None:
     """Run a cleanup now (retention policies, expired records, completed jobs), with a
     progress bar; prints what went, or with --dry-run what would go."""
-    request = admin_pb2.RunCleanupRequest(
-        namespace="" if all_namespaces else namespace,
-        all_namespaces=all_namespaces,
-        dry_run=dry_run,
-    )
-    report = _streamed(server, token, tls_ca, lambda stub: stub.RunCleanup(request), "report")
+    with connect(server, token, tls_ca) as client, StepBar() as bar:
+        report = client.run_cleanup(
+            dry_run=dry_run,
+            all_namespaces=all_namespaces,
+            progress=bar.update,
+            namespace=None if all_namespaces else namespace,
+        )
     verb = "would remove" if report.dry_run else "removed"
     table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
     for done in report.steps:
@@ -226,11 +189,12 @@ def usage(
 ) -> None:
     """Show what a namespace stores, by type, as a table with bars; with --owner,
     only that owner's transcripts and artifacts."""
-    request = admin_pb2.GetUsageRequest(
-        namespace="" if all_namespaces else namespace, all_namespaces=all_namespaces, owner=owner
-    )
-    with admin_stub(server, token, tls_ca) as stub:
-        found = stub.GetUsage(request, timeout=TIMEOUT_SECONDS)
+    with connect(server, token, tls_ca) as client:
+        found = client.usage(
+            owner=owner,
+            all_namespaces=all_namespaces,
+            namespace=None if all_namespaces else namespace,
+        )
     Console().print(usage_table(found, owner))
 
 
@@ -247,13 +211,14 @@ def check(
 ) -> None:
     """Check what is stored for consistency, with a progress bar; exit status 1
     when problems remain."""
-    request = admin_pb2.CheckIntegrityRequest(
-        namespace="" if all_namespaces else namespace,
-        all_namespaces=all_namespaces,
-        repair=repair,
-        verify_blobs=verify_blobs,
-    )
-    report = _streamed(server, token, tls_ca, lambda stub: stub.CheckIntegrity(request), "report")
+    with connect(server, token, tls_ca) as client, StepBar() as bar:
+        report = client.check_integrity(
+            repair=repair,
+            verify_blobs=verify_blobs,
+            all_namespaces=all_namespaces,
+            progress=bar.update,
+            namespace=None if all_namespaces else namespace,
+        )
     checked = ", ".join(f"{c.count:,} {c.check}" for c in report.checked)
     table = Table("check", "namespace", "what", "problem", "repair", title=f"checked {checked}")
     for f in report.findings:
@@ -297,7 +262,7 @@ def parse_bytes(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
-def _quota_table(quotas: list[access_pb2.Quota]) -> Table:
+def _quota_table(quotas: Iterable[access_pb2.Quota]) -> Table:
     table = Table("namespace", "used", "quota", "used %")
     for quota in quotas:
         share = f"{100 * quota.used_bytes / quota.max_bytes:.1f}%" if quota.max_bytes else "—"
@@ -322,9 +287,9 @@ def quota_set(
     server: ServerOpt = DEFAULT_SERVER,
 ) -> None:
     """Set (or with 0 remove) a namespace's storage quota; prints what it uses."""
-    request = access_pb2.SetQuotaRequest(namespace=namespace, max_bytes=parse_bytes(max_bytes))
-    with admin_stub(server) as stub:
-        saved = stub.SetQuota(request, timeout=TIMEOUT_SECONDS)
+    limit = parse_bytes(max_bytes)
+    with connect(server) as client:
+        saved = client.set_quota(limit, namespace=namespace)
     Console().print(_quota_table([saved]))
 
 
@@ -334,9 +299,8 @@ def quota_list(
     server: ServerOpt = DEFAULT_SERVER,
 ) -> None:
     """Show storage quotas and what each namespace uses now."""
-    request = access_pb2.ListQuotasRequest(namespace=namespace)
-    with admin_stub(server) as stub:
-        found = list(stub.ListQuotas(request, timeout=TIMEOUT_SECONDS).quotas)
+    with connect(server) as client:
+        found = client.list_quotas(all_namespaces=not namespace, namespace=namespace or None)
     Console().print(_quota_table(found))
     if not found:
         typer.echo("no quotas set", err=True)

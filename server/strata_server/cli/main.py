@@ -1,5 +1,5 @@
-"""The `strata` command: serve, manage the schema, and (admin_cli) ask a running
-server for what operators need.
+"""The `strata` command: serve, manage the schema, and (admin_commands,
+transfer_commands, token_commands) what operators need.
 
 Failures an operator can fix (bad configuration, unreachable database, pending
 migrations) end with one line on stderr and exit status 2, never a traceback.
@@ -20,7 +20,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 
-from strata_server import admin_cli, archive_cli, token_cli
+from strata_server.cli import admin_commands, token_commands, transfer_commands
+from strata_server.cli.common import ConfigOpt, fail
 from strata_server.config import ConfigError, Settings, insecure_listen, load_settings
 
 # Plain (click) help rather than typer's rich panels: typer 0.29's panels show
@@ -38,9 +39,9 @@ migrate_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(migrate_app, name="migrate")
-admin_cli.register(app)
-archive_cli.register(app)
-token_cli.register(app)
+admin_commands.register(app)
+transfer_commands.register(app)
+token_commands.register(app)
 
 
 def _default(name: str) -> str:
@@ -74,7 +75,6 @@ def main_options(
     """Strata: a gRPC data-access server."""
 
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DatabaseOpt = Annotated[
     str | None,
     typer.Option(
@@ -85,16 +85,11 @@ DatabaseOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"strata: {message}", err=True)
-    return typer.Exit(2)
-
-
 def _settings(**flags: Any) -> Settings:
     try:
         return load_settings(**flags)
     except ConfigError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 @app.command()
@@ -177,7 +172,7 @@ def serve(
     )
     problem = insecure_listen(settings)
     if problem is not None:
-        raise _fail(problem)
+        raise fail(problem)
     from strata_server import logs
 
     logs.configure(settings.log_level, settings.log_format)
@@ -196,16 +191,16 @@ def serve(
         else:
             asyncio.run(run(settings))
     except StartupError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
 
 
 def _serve_workers(settings: Settings) -> int:
     """Run `settings.workers` single-process servers on one port (SO_REUSEPORT), after
     migrating once here so the workers do not race to do it."""
     if settings.listen.endswith(":0"):
-        raise _fail("--workers needs a fixed port: each worker must bind the same one")
+        raise fail("--workers needs a fixed port: each worker must bind the same one")
     if settings.database.memory:
-        raise _fail("--workers needs a shared database; sqlite://:memory: is per process")
+        raise fail("--workers needs a shared database; sqlite://:memory: is per process")
     from strata_server.app import StartupError, open_database
 
     async def prepare() -> None:
@@ -215,7 +210,7 @@ def _serve_workers(settings: Settings) -> int:
     try:
         asyncio.run(prepare())
     except StartupError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     env = {**os.environ, "STRATA_WORKERS": "1", "STRATA_MIGRATE": "false"}
     dumped = settings.model_dump(
         mode="json", exclude={"workers", "migrate", "config", "port_file"}, exclude_none=True
@@ -270,7 +265,7 @@ def _metrics_env(listen: str | None, index: int) -> dict[str, str]:
 def _target(database_url: str | None, config: Path | None) -> Any:
     settings = _settings(database_url=database_url, config=config)
     if settings.database.memory:
-        raise _fail("an in-memory database has no migrations to manage")
+        raise fail("an in-memory database has no migrations to manage")
     return settings.database
 
 
@@ -280,7 +275,7 @@ def _run_migration(action: Any) -> Any:
     try:
         return action()
     except StrataError as error:
-        raise _fail(error.message) from None
+        raise fail(error.message) from None
 
 
 def _pg_dump_command(dsn: str, file: Path) -> list[str]:
@@ -334,10 +329,10 @@ def migrate_up(
             try:
                 done = subprocess.run(command, capture_output=True, text=True, check=False)
             except FileNotFoundError:
-                raise _fail("pg_dump is not installed; nothing was migrated") from None
+                raise fail("pg_dump is not installed; nothing was migrated") from None
             if done.returncode != 0:
                 reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
-                raise _fail(f"pg_dump failed ({reason}); nothing was migrated")
+                raise fail(f"pg_dump failed ({reason}); nothing was migrated")
         else:
             typer.echo(f"back up first (or pass --pg-dump): {_shown(command)}")
     with Progress(transient=True) as bar:

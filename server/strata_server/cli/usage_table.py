@@ -1,7 +1,7 @@
 """The table `strata usage` prints: one row per thing stored (records per
 collection, jobs per state, transcripts, artifacts per kind, blobs), with a bar
 for its bytes against the largest row, then the totals. Kept apart from
-admin_cli.py, which only asks the server and prints this."""
+admin_commands.py, which only asks the server and prints this."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from strata_server.cli_common import fail
+from strata_server.cli.common import ConfigOpt, fail
 from strata_server.config import ConfigError, Settings, load_settings
 from strata_server.core.access import Role
 from strata_server.core.errors import StrataError
@@ -33,7 +33,6 @@ token_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 DatabaseOpt = Annotated[
     str | None,
     typer.Option(
