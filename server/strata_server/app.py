@@ -37,9 +37,8 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api import admission, reflection, tls
-from strata_server.api.admin import AdminService, Backends
-from strata_server.api.archive import NamespaceTransfer
-from strata_server.api.artifacts import ArtifactService
+from strata_server.api.admin_rpc import AdminService, AdminServices
+from strata_server.api.artifacts_rpc import ArtifactService
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
 from strata_server.api.decoding import DecodingInterceptor
@@ -48,13 +47,19 @@ from strata_server.api.records import RecordService, records_topic
 from strata_server.api.transaction import TransactionService
 from strata_server.api.transcripts import TranscriptService
 from strata_server.api.transcripts import add_to_server as add_transcript_service
-from strata_server.cleanup import Cleanup, schedule
+from strata_server.api.transfer_rpc import TransferRpc
 from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
+from strata_server.services.admin_service import Administration, Backends, ServerDescription
+from strata_server.services.artifacts_service import Artifacts
+from strata_server.services.cleanup_service import Cleanup
+from strata_server.services.integrity_service import IntegrityCheck
+from strata_server.services.transfer_export import NamespaceExport
+from strata_server.services.transfer_import import ImportLimits, NamespaceImport
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.events.local import LocalEvents
@@ -67,7 +72,6 @@ from strata_server.storage.ports import (
     RecordStore,
 )
 from strata_server.storage.rates.local import LocalRateLimiter
-from strata_server.transfer.importer import ImportLimits
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -508,10 +512,13 @@ async def start(settings: Settings) -> Running:
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(
-            database,
-            blobs,
-            settings.max_artifact_bytes,
-            settings.upload_idle_timeout_seconds,
+            Artifacts(
+                database,
+                database,
+                blobs,
+                max_bytes=settings.max_artifact_bytes,
+                idle_seconds=settings.upload_idle_timeout_seconds,
+            ),
             tokens=tokens,
         ),
         server,
@@ -523,38 +530,47 @@ async def start(settings: Settings) -> Running:
             events.notify(records_topic(namespace, collection))
         await caching.forget(refs)
 
+    blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
     cleanup = Cleanup(
+        database,
+        database,
         database,
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
         purge_expired=caching.records.purge_expired,
         forget=purged,
         blobs=blobs,
-        blob_grace=timedelta(seconds=settings.blob_sweep_grace_seconds),
+        blob_grace=blob_grace,
     )
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(
+    transfer = TransferRpc(
+        NamespaceExport(database, blobs, facts=database.facts),
+        NamespaceImport(
             database,
+            database,
+            blobs,
+            limits=ImportLimits(
+                archive_bytes=settings.max_import_bytes,
+                line_bytes=settings.import_line_bytes,
+                rows_bytes=settings.max_import_rows_bytes,
+            ),
+            idle_seconds=settings.import_idle_timeout_seconds,
+            forget=caching.forget_namespace,
+        ),
+    )
+    admin_services = AdminServices(
+        server=ServerDescription(
+            database.facts,
             Backends(cache=caching.backend, blobs=blobs.kind),
             datetime.now(UTC),
             caching.stats,
-            cleanup,
-            blobs,
-            timedelta(seconds=settings.blob_sweep_grace_seconds),
-            NamespaceTransfer(
-                database,
-                blobs,
-                limits=ImportLimits(
-                    archive_bytes=settings.max_import_bytes,
-                    line_bytes=settings.import_line_bytes,
-                    rows_bytes=settings.max_import_rows_bytes,
-                ),
-                idle_seconds=settings.import_idle_timeout_seconds,
-                forget=caching.forget_namespace,
-            ),
-            token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
-            tokens=tokens,
         ),
-        server,
+        admin=Administration(database, database, database, database, database),
+        cleanup=cleanup,
+        integrity=IntegrityCheck(database, database, blobs, blob_grace=blob_grace),
+        transfer=transfer,
+        tokens=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
+    )
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminService(admin_services, tokens=tokens), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -647,9 +663,7 @@ async def start(settings: Settings) -> Running:
         metrics_port=metrics_port,
         certificates=certificates,
     )
-    running.tasks.append(
-        asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
-    )
+    running.tasks.append(asyncio.create_task(cleanup.run_every(settings.cleanup_interval_seconds)))
     if verifier is not None:
         background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)

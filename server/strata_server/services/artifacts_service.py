@@ -1,6 +1,7 @@
-"""The upload pipeline: stage, verify, pin, publish, then insert the row.
+"""Artifact use cases: the upload pipeline, downloads, and the artifact and blob
+questions a client asks (get, list, delete, which blobs are missing, a URL).
 
-Order of operations, and why:
+An upload's order of operations, and why:
 
 0. **Quota**: a namespace already at its storage quota is refused before a byte
    is staged (the database's triggers are what enforce the quota, at step 5;
@@ -31,19 +32,21 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
+from strata_server.core import validation
 from strata_server.core.artifacts import (
     EMPTY_SHA256,
     PIN_TTL,
     Artifact,
     Header,
     StagedBlob,
+    byte_range,
     check_staged,
 )
+from strata_server.core.artifacts import header as artifact_header
 from strata_server.core.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -51,44 +54,129 @@ from strata_server.core.errors import (
     StrataError,
     TooLarge,
 )
-from strata_server.core.models import Actor, Idempotency
+from strata_server.core.idle import idle_limited
+from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.validation import new_id
 from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
 
 REPIN_SECONDS = PIN_TTL.total_seconds() / 4
 """A long upload renews its pin this often, so the pin outlives the upload."""
+CHUNK_SIZE = 256 << 10
+"""Largest piece a download yields: big enough that per-message costs stay small next
+to the copying, small enough that a stream holds little memory (bench/artifacts.py
+measures the resulting rate)."""
+IDLE_SETTING = "STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS"
 
 
-class UploadStore(ArtifactStore, QuotaStore, Protocol):
-    """What an upload needs of the database: artifact rows and the quotas."""
+@dataclass(frozen=True, slots=True)
+class UploadHeader:
+    """An upload's header as the client sent it; `upload` checks it, so that a header
+    sent twice is refused as such, whatever it holds."""
+
+    namespace: str
+    owner: str
+    kind: str
+    name: str
+    content_type: str
+    labels: Mapping[str, str]
+    sha256: str
+    size: int | None
+    request_id: str
+    fingerprint: str
+    """Identifies the header's content (without request_id) for idempotent retries."""
 
 
-class Uploads:
-    """Runs UploadArtifact against the two ports."""
+UploadPart = UploadHeader | bytes | None
+"""One message of an upload stream: the header, a chunk, or one holding neither."""
 
-    def __init__(self, db: UploadStore, blobs: BlobStore, max_bytes: int) -> None:
-        self._db = db
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """An upload's header, checked: what the chunks after it become."""
+
+    namespace: str
+    header: Header
+    request_id: str | None
+    fingerprint: str
+
+
+def _start(sent: UploadHeader) -> _Start:
+    namespace = validation.namespace(sent.namespace)
+    header = artifact_header(
+        owner=sent.owner,
+        kind=sent.kind,
+        name=sent.name,
+        content_type=sent.content_type,
+        labels=sent.labels,
+        sha256=sent.sha256,
+        size=sent.size,
+    )
+    return _Start(namespace, header, validation.request_id(sent.request_id), sent.fingerprint)
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactUrl:
+    """Where a client may fetch an artifact's stored bytes until `expire_time`."""
+
+    url: str
+    artifact: Artifact
+    expire_time: datetime
+
+
+class Artifacts:
+    """The artifact use cases over artifact rows, quotas and blob bytes."""
+
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        quotas: QuotaStore,
+        blobs: BlobStore,
+        *,
+        max_bytes: int,
+        idle_seconds: float,
+    ) -> None:
+        self._db = artifacts
+        self._quotas = quotas
         self._blobs = blobs
         self._max_bytes = max_bytes
+        self._idle_seconds = idle_seconds
 
     async def upload(
         self,
-        namespace: str,
-        header: Header,
-        chunks: AsyncIterator[bytes],
+        parts: AsyncIterator[UploadPart],
         *,
         actor: Actor,
-        request_id: str | None,
-        header_fingerprint: str,
         cancelled: Callable[[], bool] = lambda: False,
     ) -> Artifact:
-        """Store one artifact from its header and content chunks (see the module doc).
+        """Store one artifact from a stream of its header, then its content chunks
+        (see the module doc). Each part must come within the idle limit.
 
         `cancelled` tells whether the caller went away: a cancelled stream can end
         like a complete one, so it is asked before anything is published."""
+        stream = idle_limited(parts, self._idle_seconds, IDLE_SETTING)
+        try:
+            first = await anext(stream)
+        except StopAsyncIteration:
+            raise InvalidArgument.field(
+                "header", "the stream is empty; send a header first"
+            ) from None
+        if not isinstance(first, UploadHeader):
+            raise InvalidArgument.field(
+                "header", "the first message must be the header, not a chunk"
+            )
+        return await self._upload(_start(first), _chunks(stream), actor, cancelled)
+
+    async def _upload(
+        self,
+        start: _Start,
+        chunks: AsyncIterator[bytes],
+        actor: Actor,
+        cancelled: Callable[[], bool],
+    ) -> Artifact:
+        namespace, header = start.namespace, start.header
         first = await anext(chunks, None)
         if first is None and header.sha256 is not None and header.sha256 != EMPTY_SHA256:
-            return await self._reuse(namespace, header, actor, request_id, header_fingerprint)
+            return await self._reuse(start, actor)
         await self._check_quota(namespace, 1)
         upload_id = new_id()
         pinned = False
@@ -128,7 +216,7 @@ class Uploads:
             result = await self._db.create_artifact(
                 artifact,
                 actor=actor,
-                idempotency=_idempotency(request_id, header_fingerprint, staged.sha256),
+                idempotency=_idempotency(start, staged.sha256),
                 upload_id=upload_id,
             )
             pinned = False  # dropped with the row
@@ -158,7 +246,7 @@ class Uploads:
     async def _check_quota(self, namespace: str, adding: int) -> None:
         """QuotaExceeded when `adding` more bytes would take the namespace past its
         quota (a namespace without one passes)."""
-        for quota in await self._db.list_quotas(namespace):
+        for quota in await self._quotas.list_quotas(namespace):
             if adding > 0 and quota.used_bytes + adding > quota.max_bytes:
                 raise QuotaExceeded(
                     namespace, used_bytes=quota.used_bytes, max_bytes=quota.max_bytes
@@ -167,15 +255,9 @@ class Uploads:
     async def _pin(self, namespace: str, upload_id: str, sha256: str) -> None:
         await self._db.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)
 
-    async def _reuse(
-        self,
-        namespace: str,
-        header: Header,
-        actor: Actor,
-        request_id: str | None,
-        header_fingerprint: str,
-    ) -> Artifact:
+    async def _reuse(self, start: _Start, actor: Actor) -> Artifact:
         """An upload that sent no chunks: name content the namespace already stores."""
+        namespace, header = start.namespace, start.header
         sha256 = header.sha256 or ""
         ref = (await self._db.namespace_blobs(namespace, [sha256])).get(sha256)
         if ref is None or await self._blobs.stat(sha256) is None:
@@ -193,9 +275,69 @@ class Uploads:
         return await self._db.create_artifact(
             _artifact(namespace, header, staged),
             actor=actor,
-            idempotency=_idempotency(request_id, header_fingerprint, sha256),
+            idempotency=_idempotency(start, sha256),
             upload_id=None,
         )
+
+    async def download(
+        self, namespace: str, id: str, offset: int, limit: int
+    ) -> AsyncGenerator[Artifact | bytes, None]:
+        """The artifact, then its bytes from `offset` (at most `limit` of them, 0: to
+        the end) in pieces of at most CHUNK_SIZE."""
+        if offset < 0:
+            raise InvalidArgument.field("offset", "must not be negative")
+        if limit < 0:
+            raise InvalidArgument.field("limit", "must not be negative")
+        artifact = await self._db.get_artifact(namespace, id)
+        start, end = byte_range(artifact.size, offset, limit)
+        pieces = await self._blobs.open(artifact.blob, start, end)
+        try:
+            yield artifact
+            async for piece in pieces:
+                for at in range(0, len(piece), CHUNK_SIZE):
+                    yield piece[at : at + CHUNK_SIZE]
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]
+
+    async def get(self, namespace: str, id: str) -> Artifact:
+        """One artifact's metadata."""
+        return await self._db.get_artifact(namespace, id)
+
+    async def list_artifacts(
+        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
+    ) -> Page[Artifact]:
+        """A page of the namespace's artifacts, after the id `after`."""
+        return await self._db.list_artifacts(namespace, owner, kind, limit, after)
+
+    async def delete(self, namespace: str, id: str, *, actor: Actor) -> None:
+        """Remove the artifact's row; its blob goes with the next sweep if no other
+        artifact names it (services/blob_gc.py)."""
+        await self._db.delete_artifact(namespace, id, actor=actor)
+
+    async def find_missing(self, namespace: str, sha256s: Sequence[str]) -> list[str]:
+        """Which of `sha256s` an upload must send: those the namespace does not name,
+        or whose bytes the blob store lacks."""
+        named = await self._db.namespace_blobs(namespace, sha256s) if sha256s else {}
+        stored = {sha for sha in named if await self._blobs.stat(sha) is not None}
+        return [sha for sha in sha256s if sha not in stored]
+
+    async def url(self, namespace: str, id: str, expiry: timedelta) -> ArtifactUrl:
+        """A presigned URL of the artifact's stored bytes (S3 only)."""
+        artifact = await self._db.get_artifact(namespace, id)
+        url = await self._blobs.presign(artifact.blob, expiry, artifact.content_type, artifact.name)
+        return ArtifactUrl(url, artifact, datetime.now(UTC) + expiry)
+
+
+async def _chunks(parts: AsyncIterator[UploadPart]) -> AsyncIterator[bytes]:
+    """The content chunks after the header (empty ones dropped); a second header is a
+    caller error."""
+    async for part in parts:
+        if isinstance(part, UploadHeader):
+            raise InvalidArgument.field("header", "was sent twice; send it once, first")
+        if part is None:
+            raise InvalidArgument.field("part", "each message must hold a header or a chunk")
+        if part:
+            yield part
 
 
 def _artifact(namespace: str, header: Header, staged: StagedBlob) -> Artifact:
@@ -215,11 +357,9 @@ def _artifact(namespace: str, header: Header, staged: StagedBlob) -> Artifact:
     )
 
 
-def _idempotency(
-    request_id: str | None, header_fingerprint: str, sha256: str
-) -> Idempotency | None:
+def _idempotency(start: _Start, sha256: str) -> Idempotency | None:
     """The request's identity is its header (without request_id) plus its content."""
-    if request_id is None:
+    if start.request_id is None:
         return None
-    digest = hashlib.sha256(f"{header_fingerprint}:{sha256}".encode()).hexdigest()
-    return Idempotency(request_id, digest)
+    digest = hashlib.sha256(f"{start.fingerprint}:{sha256}".encode()).hexdigest()
+    return Idempotency(start.request_id, digest)

@@ -9,10 +9,10 @@ step is counted first, then removed in batches of BATCH, so a run reports
 progress (done of total) and a dry run reports the counts alone. Records go
 through the cache's `forget` as they are deleted.
 
-The scheduler runs on one process among all that share the database at a time:
-the one that holds `Database.lead(LEADER_LOCK)`. It keeps it while it lives, so
-cleanups do not run once per replica; when it dies, another takes over at its
-next tick.
+The scheduler (`Cleanup.run_every`) runs on one process among all that share the
+database at a time: the one that holds `RetentionStore.lead(LEADER_LOCK)`. It
+keeps it while it lives, so cleanups do not run once per replica; when it dies,
+another takes over at its next tick.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from strata_server import metrics
-from strata_server.artifacts import gc
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
 from strata_server.core.retention import CleanupReport, CleanupStep, Exclude, Target
-from strata_server.storage.ports import BlobStore, Database
+from strata_server.services import blob_gc
+from strata_server.storage.ports import ArtifactStore, BlobStore, RecordCleanup, RetentionStore
 
 log = structlog.get_logger("strata.cleanup")
 
@@ -48,22 +48,28 @@ async def _nothing(refs: Sequence[RecordRef]) -> None:
 
 
 class Cleanup:
-    """Runs cleanups against one database (see the module docstring)."""
+    """Runs cleanups over the retention, record and artifact ports (see the module
+    docstring). `purge_expired` deletes expired records through the record cache
+    when there is one, so it drops what goes; `forget` tells it (and the watches)
+    about the records a policy removed."""
 
     def __init__(
         self,
-        database: Database,
+        retention: RetentionStore,
+        records: RecordCleanup,
+        artifacts: ArtifactStore,
         *,
         keep_completed: timedelta,
-        purge_expired: PurgeExpired | None = None,
+        purge_expired: PurgeExpired,
         forget: Forget = _nothing,
         blobs: BlobStore | None = None,
         blob_grace: timedelta = timedelta(hours=1),
     ) -> None:
-        self._database = database
+        self._retention = retention
+        self._records = records
+        self._artifacts = artifacts
         self._keep_completed = keep_completed
-        # Through the record cache when there is one, so it drops what goes.
-        self._purge_expired = purge_expired or database.purge_expired
+        self._purge_expired = purge_expired
         self._forget = forget
         self._blobs = blobs
         self._blob_grace = blob_grace
@@ -77,11 +83,11 @@ class Cleanup:
         result = "error"
         try:
             if namespace is None:
-                total = await self._database.count_expired()
+                total = await self._records.count_expired()
                 step = CleanupStep("expired records", "expired_records", None, "", total)
                 async for progress in self._step(steps, step, dry_run, self._expired_batch):
                     yield progress
-            for policy in await self._database.list_retention(namespace):
+            for policy in await self._retention.list_retention(namespace):
                 before = started - policy.max_age
                 count, purge, size = await self._policy_step(
                     policy.namespace, policy.target, policy.selector, before
@@ -97,12 +103,12 @@ class Cleanup:
                 async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
             before = started - self._keep_completed
-            count = await self._database.count_old_jobs(
+            count = await self._retention.count_old_jobs(
                 namespace, None, "completed", before, Exclude.ANY
             )
 
             async def default_batch() -> int:
-                return await self._database.purge_old_jobs(
+                return await self._retention.purge_old_jobs(
                     namespace, None, "completed", before, Exclude.ANY, BATCH
                 )
 
@@ -129,7 +135,7 @@ class Cleanup:
         yield report
 
     async def _sweep(self, steps: list[CleanupStep], dry_run: bool) -> AsyncIterator[Progress]:
-        """The orphan-blob sweep (artifacts/gc.py): blobs no artifact names, older
+        """The orphan-blob sweep (services/blob_gc.py): blobs no artifact names, older
         than the grace period and not pinned by an upload in flight. A dry run
         counts the orphans older than the grace period."""
         assert self._blobs is not None
@@ -137,7 +143,7 @@ class Cleanup:
         cutoff = datetime.now(UTC) - self._blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            report = await gc.check_integrity(self._database, self._blobs)
+            report = await blob_gc.check_blobs(self._artifacts, self._blobs)
             orphans = set(report.orphans)
             old = 0
             async for blob in self._blobs.list_blobs():
@@ -146,7 +152,7 @@ class Cleanup:
             steps.append(CleanupStep(name, "orphan_blobs", None, "", old))
             return
         yield Progress(name, 0, 0, "blobs")
-        swept = await gc.sweep_orphan_blobs(self._database, self._blobs, self._blob_grace)
+        swept = await blob_gc.sweep_orphan_blobs(self._artifacts, self._blobs, self._blob_grace)
         yield Progress(name, swept.deleted, swept.deleted, "blobs")
         steps.append(CleanupStep(name, "orphan_blobs", None, "", swept.deleted))
 
@@ -158,12 +164,13 @@ class Cleanup:
     ) -> tuple[int, Callable[[], Awaitable[int]], int]:
         """How many items a policy takes now, one batch of its purge, and the
         batch's size (a shorter batch is the last)."""
-        db = self._database
+        db = self._retention
         if target is Target.RECORDS:
-            count = await db.count_old_records(namespace, selector, before)
+            records = self._records
+            count = await records.count_old_records(namespace, selector, before)
 
             async def records_batch() -> int:
-                refs = await db.purge_old_records(namespace, selector, before, BATCH)
+                refs = await records.purge_old_records(namespace, selector, before, BATCH)
                 await self._forget(refs)
                 return len(refs)
 
@@ -214,24 +221,25 @@ class Cleanup:
                     break
         steps.append(step if dry_run else dataclasses.replace(step, count=done))
 
+    async def run_every(self, interval: float) -> None:
+        """Every `interval` seconds, run a cleanup over every namespace if this process
+        leads (see the module docstring). Errors are logged; the next tick retries."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self._retention.lead(LEADER_LOCK):
+                    await self._scheduled()
+            except StrataError as error:
+                log.warning("scheduled cleanup failed", error=error.message)
+
+    async def _scheduled(self) -> None:
+        report: CleanupReport | None = None
+        async for event in self.run(namespace=None, dry_run=False, trigger="scheduler"):
+            if isinstance(event, CleanupReport):
+                report = event
+        if report is not None and report.total:
+            log.info("cleanup", removed=report.total, steps=len(report.steps))
+
 
 _EVERY = {Target.SEALED_TRANSCRIPTS: "every transcript", Target.ARTIFACTS: "every other kind"}
 """How a step names an empty selector, by target (jobs: "every queue")."""
-
-
-async def schedule(cleanup: Cleanup, database: Database, interval: float) -> None:
-    """Every `interval` seconds, run a cleanup over every namespace if this process
-    leads (see the module docstring). Errors are logged; the next tick retries."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            if not await database.lead(LEADER_LOCK):
-                continue
-            report: CleanupReport | None = None
-            async for event in cleanup.run(namespace=None, dry_run=False, trigger="scheduler"):
-                if isinstance(event, CleanupReport):
-                    report = event
-            if report is not None and report.total:
-                log.info("cleanup", removed=report.total, steps=len(report.steps))
-        except StrataError as error:
-            log.warning("scheduled cleanup failed", error=error.message)

@@ -20,11 +20,12 @@ import hashlib
 import tempfile
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
+from strata_server import __version__
 from strata_server.core.archive import (
     BLOBS,
     KINDS,
@@ -40,9 +41,9 @@ from strata_server.core.archive import (
 from strata_server.core.archive_rows import RowBatch, encode
 from strata_server.core.artifacts import BlobRef
 from strata_server.core.errors import DataLoss
-from strata_server.core.models import Progress
+from strata_server.core.models import Progress, ServerFacts
+from strata_server.services import transfer_tar as tar
 from strata_server.storage.ports import BlobStore, NamespaceArchive
-from strata_server.transfer import tar
 
 CHUNK = 256 << 10
 """Archive bytes per stream message."""
@@ -115,6 +116,34 @@ class _Spool:
         self._put(self._zip.flush())
         self.file.seek(0)
         return Member(member_name(self.kind), self.size, self.hash.hexdigest(), self.rows)
+
+
+class NamespaceExport:
+    """Runs ExportNamespace against the row and blob ports."""
+
+    def __init__(
+        self,
+        rows: NamespaceArchive,
+        blobs: BlobStore,
+        *,
+        facts: Callable[[], Awaitable[ServerFacts]],
+    ) -> None:
+        self._rows = rows
+        self._blobs = blobs
+        self._facts = facts
+
+    async def run(
+        self, namespace: str, owner: str | None
+    ) -> AsyncIterator[Progress | bytes | ExportSummary]:
+        """The export of `namespace` (with `owner`, only what that owner holds):
+        progress, archive chunks, then the summary. The manifest names the server
+        version and backends the archive came from."""
+        facts = await self._facts()
+        source = {"version": __version__, "database": facts.backend, "blobs": self._blobs.kind}
+        async for event in export_namespace(
+            self._rows, self._blobs, namespace, owner, source=source
+        ):
+            yield event
 
 
 async def export_namespace(
