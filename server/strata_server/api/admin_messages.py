@@ -73,6 +73,27 @@ async def with_progress(
             yield response(**{field: render(event)})
 
 
+def index_responses(
+    events: AsyncIterator[models.Progress | RecordIndex],
+) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
+    """CreateIndex's stream: progress, then the index."""
+    return with_progress(events, admin_pb2.CreateIndexResponse, "index", index_to_proto)
+
+
+def integrity_responses(
+    events: AsyncIterator[models.Progress | IntegrityReport],
+) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
+    """CheckIntegrity's stream: progress, then the report."""
+    return with_progress(events, admin_pb2.CheckIntegrityResponse, "report", integrity_to_proto)
+
+
+def cleanup_responses(
+    events: AsyncIterator[models.Progress | CleanupReport],
+) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
+    """RunCleanup's stream: progress, then the report."""
+    return with_progress(events, admin_pb2.RunCleanupResponse, "report", cleanup_to_proto)
+
+
 def server_info_to_proto(info: ServerInfo) -> admin_pb2.GetServerInfoResponse:
     """GetServerInfo's answer."""
     stats = info.cache_stats

@@ -35,15 +35,16 @@ MAX_FILTER_CHARS = 512
 
 @dataclass(frozen=True, slots=True)
 class AdminServices:
-    """The use cases AdminService answers from; a server without tokens or
-    transfers set up answers their calls FAILED_PRECONDITION."""
+    """The use cases AdminService answers from."""
 
     server: ServerDescription
     admin: Administration
     cleanup: Cleanup
     integrity: IntegrityCheck
     transfer: TransferRpc | None = None
+    """None: ExportNamespace and ImportNamespace answer FAILED_PRECONDITION."""
     tokens: TokenAdmin | None = None
+    """None: the token calls answer FAILED_PRECONDITION."""
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
@@ -109,7 +110,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return namespace, query, digest
 
     @streaming
-    async def CreateIndex(
+    def CreateIndex(
         self, request: admin_pb2.CreateIndexRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
         namespace = validation.namespace(request.namespace)
@@ -118,9 +119,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         events = self._admin.create_index(
             namespace, collection, path, actor=actor(context.invocation_metadata())
         )
-        response = admin_pb2.CreateIndexResponse
-        async for message in render.with_progress(events, response, "index", render.index_to_proto):
-            yield message
+        return render.index_responses(events)
 
     @unary
     async def ListIndexes(
@@ -190,44 +189,34 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return usage_to_proto(await self._admin.usage(namespace, owner))
 
     @streaming
-    async def CheckIntegrity(
+    def CheckIntegrity(
         self, request: admin_pb2.CheckIntegrityRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
         events = self._services.integrity.run(
             namespace, repair=request.repair, verify_blobs=request.verify_blobs
         )
-        response = admin_pb2.CheckIntegrityResponse
-        async for message in render.with_progress(
-            events, response, "report", render.integrity_to_proto
-        ):
-            yield message
+        return render.integrity_responses(events)
 
     @streaming
-    async def RunCleanup(
+    def RunCleanup(
         self, request: admin_pb2.RunCleanupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
         events = self._services.cleanup.run(namespace=namespace, dry_run=request.dry_run)
-        response = admin_pb2.RunCleanupResponse
-        async for message in render.with_progress(
-            events, response, "report", render.cleanup_to_proto
-        ):
-            yield message
+        return render.cleanup_responses(events)
 
     @streaming
-    async def ExportNamespace(
+    def ExportNamespace(
         self, request: admin_pb2.ExportNamespaceRequest, context: Context
     ) -> AsyncIterator[admin_pb2.ExportNamespaceResponse]:
-        async for message in self._transfers().export(request, context):
-            yield message
+        return self._transfers().export(request, context)
 
     @streaming
-    async def ImportNamespace(
+    def ImportNamespace(
         self, request_iterator: AsyncIterator[admin_pb2.ImportNamespaceRequest], context: Context
     ) -> AsyncIterator[admin_pb2.ImportNamespaceResponse]:
-        async for message in self._transfers().import_(request_iterator, context):
-            yield message
+        return self._transfers().import_(request_iterator, context)
 
     @unary
     async def CreateToken(

@@ -14,9 +14,10 @@ from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
 from strata_server.api.page_tokens import next_page_token, resume_after
+from strata_server.api.stream_parts import stream_parts
 from strata_server.core import artifacts, errors, validation
 from strata_server.core.paging import PageTokens, page_size, query_digest
-from strata_server.services.artifacts_service import Artifacts, UploadHeader, UploadPart
+from strata_server.services.artifacts_service import Artifacts, UploadHeader
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEFAULT_URL_EXPIRY = timedelta(hours=1)
@@ -47,30 +48,19 @@ def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
     return message
 
 
-async def _parts(
-    requests: AsyncIterator[artifacts_pb2.UploadArtifactRequest],
-) -> AsyncIterator[UploadPart]:
-    """Each message of an upload stream as the service takes it (it checks the order)."""
-    async for request in requests:
-        part = request.WhichOneof("part")
-        if part == "chunk":
-            yield request.chunk
-        elif part == "header":
-            sent = request.header
-            yield UploadHeader(
-                namespace=sent.namespace,
-                owner=sent.owner,
-                kind=sent.kind,
-                name=sent.name,
-                content_type=sent.content_type,
-                labels=dict(sent.labels),
-                sha256=sent.sha256,
-                size=sent.size if sent.HasField("size") else None,
-                request_id=sent.request_id,
-                fingerprint=fingerprint(sent),
-            )
-        else:
-            yield None
+def _upload_header(sent: artifacts_pb2.ArtifactHeader) -> UploadHeader:
+    return UploadHeader(
+        namespace=sent.namespace,
+        owner=sent.owner,
+        kind=sent.kind,
+        name=sent.name,
+        content_type=sent.content_type,
+        labels=dict(sent.labels),
+        sha256=sent.sha256,
+        size=sent.size if sent.HasField("size") else None,
+        request_id=sent.request_id,
+        fingerprint=fingerprint(sent),
+    )
 
 
 def _list_filters(request: artifacts_pb2.ListArtifactsRequest) -> tuple[str | None, str | None]:
@@ -106,7 +96,7 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         self, request_iterator: AsyncIterator[artifacts_pb2.UploadArtifactRequest], context: Context
     ) -> artifacts_pb2.Artifact:
         artifact = await self._artifacts.upload(
-            _parts(aiter(request_iterator)),
+            stream_parts(aiter(request_iterator), _upload_header),
             actor=actor(context.invocation_metadata()),
             cancelled=context.cancelled,
         )

@@ -13,18 +13,14 @@ from typing import Any
 import grpc
 
 from strata.v1 import admin_pb2
-from strata_server.api.admin_messages import progress_to_proto
+from strata_server.api.admin_messages import progress_to_proto, with_progress
 from strata_server.api.convert import actor
+from strata_server.api.stream_parts import stream_parts
 from strata_server.core import errors, validation
 from strata_server.core.archive import ConflictPolicy
 from strata_server.core.models import Progress
 from strata_server.services.transfer_export import ExportSummary, NamespaceExport
-from strata_server.services.transfer_import import (
-    ImportHeader,
-    ImportOutcome,
-    ImportPart,
-    NamespaceImport,
-)
+from strata_server.services.transfer_import import ImportHeader, ImportOutcome, NamespaceImport
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_OWNER = 256
@@ -66,30 +62,15 @@ class TransferRpc:
         self, requests: AsyncIterator[admin_pb2.ImportNamespaceRequest], context: Context
     ) -> AsyncIterator[admin_pb2.ImportNamespaceResponse]:
         """ImportNamespace's messages."""
-        events = self._import.run(
-            _parts(aiter(requests)), actor=actor(context.invocation_metadata())
-        )
-        async for event in events:
-            if isinstance(event, Progress):
-                yield admin_pb2.ImportNamespaceResponse(progress=progress_to_proto(event))
-            else:
-                yield admin_pb2.ImportNamespaceResponse(result=_result(event))
+        parts = stream_parts(aiter(requests), _import_header)
+        events = self._import.run(parts, actor=actor(context.invocation_metadata()))
+        response = admin_pb2.ImportNamespaceResponse
+        async for message in with_progress(events, response, "result", _result):
+            yield message
 
 
-async def _parts(
-    requests: AsyncIterator[admin_pb2.ImportNamespaceRequest],
-) -> AsyncIterator[ImportPart]:
-    """Each message of an import stream as the service takes it (it checks the order)."""
-    async for request in requests:
-        part = request.WhichOneof("part")
-        if part == "chunk":
-            yield request.chunk
-        elif part == "header":
-            header = request.header
-            policy = _POLICIES.get(header.on_conflict)
-            yield ImportHeader(header.namespace, policy, header.size)
-        else:
-            yield None
+def _import_header(sent: admin_pb2.ImportHeader) -> ImportHeader:
+    return ImportHeader(sent.namespace, _POLICIES.get(sent.on_conflict), sent.size)
 
 
 def _summary(summary: ExportSummary) -> admin_pb2.ArchiveSummary:
