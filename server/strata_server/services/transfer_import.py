@@ -1,12 +1,13 @@
-"""ImportNamespace: an archive streamed in, checked whole, then written all or nothing.
+"""ImportNamespace: an export's tar streamed in, checked whole, then written all or
+nothing.
 
-The stream is a header, then the archive's bytes in chunks; each message must come
+The stream is a header, then the tar's bytes in chunks; each message must come
 within the idle limit (core/idle.py).
 
 Order of work, and why:
 
 1. **Stage** the stream to a temporary file, counting bytes against the limit
-   (RESOURCE_EXHAUSTED past it). The manifest is the archive's last member, so
+   (RESOURCE_EXHAUSTED past it). The manifest is the tar's last member, so
    nothing can be trusted before the end has arrived.
 2. **Verify**: the tar must read to its end, end with manifest.json of a known
    format version, and hold exactly the members the manifest lists, each with its
@@ -20,7 +21,7 @@ Order of work, and why:
    a stream and checked line by line in a worker thread (bad JSON or a gap in a
    transcript's seqs rolls everything back). Artifact rows take the stored size
    and encoding of the blob as this store holds it. No line is read past
-   `ImportLimits.line_bytes`, and the rows of the whole archive decompress to at
+   `ImportLimits.line_bytes`, and the rows of the whole tar decompress to at
    most `ImportLimits.rows_bytes` (services/transfer_rows.py says why).
 5. The record cache forgets the namespace's records (the import may have replaced
    some), and the pins are dropped.
@@ -74,7 +75,7 @@ class ImportLimits:
     `archive_bytes`: the largest archive, staged whole (RESOURCE_EXHAUSTED past it).
     `line_bytes`: the longest JSON Lines row, decompressed: more than any row the
     server accepts through its API, so a longer one is a forgery. `rows_bytes`: the
-    row members of one archive together, decompressed. Past either of the last two,
+    row members of one tar together, decompressed. Past either of the last two,
     BAD_ARCHIVE."""
 
     archive_bytes: int
@@ -82,7 +83,7 @@ class ImportLimits:
     rows_bytes: int
 
     def budget(self) -> RowBudget:
-        """What one pass over an archive's rows may read."""
+        """What one pass over a tar's rows may read."""
         return RowBudget(self.line_bytes, self.rows_bytes)
 
 
@@ -91,11 +92,11 @@ class ImportHeader:
     """An import's header as the client sent it; the import checks it."""
 
     namespace: str
-    """Where the rows go; "" for the namespace the archive was exported from."""
+    """Where the rows go; "" for the namespace the tar was exported from."""
     policy: ConflictPolicy | None
     """None: the client named no policy this server knows."""
     size: int
-    """The archive's size as announced, for progress (0: not announced)."""
+    """The tar's size as announced, for progress (0: not announced)."""
 
 
 ImportPart = ImportHeader | bytes | None
@@ -166,16 +167,16 @@ class NamespaceImport:
             if received == 0:
                 raise BadArchive("the archive is empty: send its bytes in chunks after the header")
             staged.seek(0)
-            archive = await asyncio.to_thread(open_staged, staged)
-            with archive.tar:
+            tar = await asyncio.to_thread(open_staged, staged)
+            with tar.file:
                 verified = 0
-                yield Progress("verifying", 0, archive.content_bytes, "bytes")
-                async for step in archive.verify():
+                yield Progress("verifying", 0, tar.content_bytes, "bytes")
+                async for step in tar.verify():
                     verified += step
                     if time.monotonic() - reported > PROGRESS_SECONDS:
                         reported = time.monotonic()
-                        yield Progress("verifying", verified, archive.content_bytes, "bytes")
-                namespace = check_namespace(target or archive.manifest.namespace)
+                        yield Progress("verifying", verified, tar.content_bytes, "bytes")
+                namespace = check_namespace(target or tar.manifest.namespace)
                 counts = ImportCounts()
                 stored: dict[str, StoredBlob] = {}
                 pins: list[str] = []
@@ -184,7 +185,7 @@ class NamespaceImport:
                     blob_events = _store_blobs(
                         self._pins,
                         self._blobs,
-                        archive,
+                        tar,
                         namespace,
                         stored,
                         pins,
@@ -197,7 +198,7 @@ class NamespaceImport:
                             new_bytes += event
                             counts[BLOBS].imported += 1
                     counts[BLOBS].skipped = len(stored) - counts[BLOBS].imported
-                    rows = ImportRows(archive, namespace, stored, self._limits.budget())
+                    rows = ImportRows(tar, namespace, stored, self._limits.budget())
                     task = asyncio.create_task(
                         self._rows.import_rows(namespace, rows.batches(), policy, actor=actor)
                     )
@@ -216,7 +217,7 @@ class NamespaceImport:
         for kind, count in written.kinds.items():
             if kind != BLOBS:
                 counts.kinds[kind] = count
-        yield ImportOutcome(namespace, archive.manifest.namespace, counts, received, new_bytes)
+        yield ImportOutcome(namespace, tar.manifest.namespace, counts, received, new_bytes)
 
 
 async def _chunks(parts: AsyncIterator[ImportPart]) -> AsyncIterator[bytes]:
@@ -237,7 +238,7 @@ def _too_large(limit: int) -> TooLarge:
 async def _store_blobs(
     db: ArtifactStore,
     blobs: BlobStore,
-    archive: StagedTar,
+    tar: StagedTar,
     namespace: str,
     stored: dict[str, StoredBlob],
     pins: list[str],
@@ -245,8 +246,8 @@ async def _store_blobs(
 ) -> AsyncIterator[Progress | int | None]:
     """Put each blob member into the blob store (pinned first); yields progress and,
     per blob, its size when newly stored or None when the store held it already."""
-    content_types = await asyncio.to_thread(content_types_of, archive, budget)
-    names = [m for m in archive.manifest.members if BLOB_NAME_RE.fullmatch(m.name)]
+    content_types = await asyncio.to_thread(content_types_of, tar, budget)
+    names = [m for m in tar.manifest.members if BLOB_NAME_RE.fullmatch(m.name)]
     missing = set(content_types) - {m.sha256 for m in names}
     if missing:
         raise BadArchive(f"an artifact names blob {sorted(missing)[0]}, which the archive lacks")
@@ -264,7 +265,7 @@ async def _store_blobs(
             content_types.get(sha256, "application/octet-stream"), sha256, sink=held is not None
         )
         try:
-            handle = archive.read(member.name)
+            handle = tar.read(member.name)
             while data := await asyncio.to_thread(read_piece, handle, member.name):
                 await staging.write(data)
                 done += len(data)

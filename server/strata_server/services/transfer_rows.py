@@ -3,9 +3,9 @@ checked line by line, never read further than the import's limits.
 
 A few hundred KB of gzip can hold gigabytes of one line, so no line is read past
 the line limit, a batch holds at most BATCH rows and about BATCH_BYTES, and one
-pass over the rows of an archive decompresses at most the rows limit
+pass over the rows of a tar decompresses at most the rows limit
 (`RowBudget`): the first excess is BAD_ARCHIVE, and memory stays bounded by the
-limits, not by the archive. Everything here blocks; callers run it in a worker
+limits, not by the tar. Everything here blocks; callers run it in a worker
 thread.
 """
 
@@ -41,7 +41,7 @@ def content_types(tar: StagedTar, budget: RowBudget) -> dict[str, str]:
 
 
 class RowBudget:
-    """The decompressed bytes one pass over an archive's rows may still read: at most
+    """The decompressed bytes one pass over a tar's rows may still read: at most
     `rows_bytes` in all, no line longer than `line_bytes`."""
 
     def __init__(self, line_bytes: int, rows_bytes: int) -> None:
@@ -95,7 +95,7 @@ def _decoded(tar: StagedTar, kind: Kind, namespace: str, budget: RowBudget) -> I
 
 
 class ImportRows:
-    """The archive's rows as batches for the database port, and how many were read."""
+    """The tar's rows as batches for the database port, and how many were read."""
 
     def __init__(
         self, tar: StagedTar, namespace: str, stored: dict[str, StoredBlob], budget: RowBudget

@@ -36,7 +36,7 @@ MAX_MANIFEST_BYTES = 64 << 20
 holds some 400,000 blobs."""
 BLOCK = tarfile.BLOCKSIZE
 END = b"\0" * (2 * BLOCK)
-"""Two zero blocks end an archive."""
+"""Two zero blocks end a tar."""
 
 
 def header(name: str, size: int, mtime: datetime) -> bytes:
@@ -63,7 +63,7 @@ class StagedTar:
         manifest: Manifest,
         infos: dict[str, tarfile.TarInfo],
     ):
-        self.tar = tar
+        self.file = tar
         self.manifest = manifest
         self.infos = infos
         self.members = {m.name: m for m in manifest.members}
@@ -71,7 +71,7 @@ class StagedTar:
 
     def read(self, name: str) -> IO[bytes]:
         """A member's bytes as a file."""
-        handle = self.tar.extractfile(self.infos[name])
+        handle = self.file.extractfile(self.infos[name])
         if handle is None:  # pragma: no cover - members are checked to be files
             raise BadArchive(f"{name} is not a file")
         return handle
