@@ -37,7 +37,7 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api import admission, reflection, tls
-from strata_server.api.admin_rpc import AdminService, AdminServices
+from strata_server.api.admin_rpc import AdminService
 from strata_server.api.artifacts_rpc import ArtifactService
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache import CacheService
@@ -556,21 +556,22 @@ async def start(settings: Settings) -> Running:
             forget=caching.forget_namespace,
         ),
     )
-    admin_services = AdminServices(
-        server=ServerDescription(
-            database.facts,
-            Backends(cache=caching.backend, blobs=blobs.kind),
-            datetime.now(UTC),
-            caching.stats,
-        ),
-        admin=Administration(database, database, database, database, database),
-        cleanup=cleanup,
-        integrity=IntegrityCheck(database, database, blobs, blob_grace=blob_grace),
-        transfer=transfer,
-        tokens=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
-    )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(admin_services, tokens=tokens), server
+        AdminService(
+            ServerDescription(
+                database.facts,
+                Backends(cache=caching.backend, blobs=blobs.kind),
+                datetime.now(UTC),
+                caching.stats,
+            ),
+            Administration(database, database, database, database, database),
+            cleanup,
+            IntegrityCheck(database, database, blobs, blob_grace=blob_grace),
+            transfer=transfer,
+            token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
+            tokens=tokens,
+        ),
+        server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -14,10 +14,11 @@ from strata_server.core.integrity import IntegrityReport
 from strata_server.core.models import Actor
 from strata_server.core.retention import RetentionPolicy, Target
 from strata_server.services.admin_service import Administration
-from strata_server.services.artifacts_service import Artifacts, UploadHeader, UploadPart
+from strata_server.services.artifacts_service import Artifacts, UploadHeader
 from strata_server.services.integrity_service import IntegrityCheck
 
 ACTOR = Actor("test")
+Part = UploadHeader | bytes | None
 
 
 def admin(storage: tuple[Any, Any]) -> Administration:
@@ -62,7 +63,7 @@ async def test_quotas_list_only_what_the_caller_may_name(storage) -> None:
     assert [q.namespace for q in scoped] == ["mine"]
 
 
-async def parts(*items: UploadPart) -> AsyncIterator[UploadPart]:
+async def parts(*items: Part) -> AsyncIterator[Part]:
     for item in items:
         yield item
 

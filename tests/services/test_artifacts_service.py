@@ -17,10 +17,10 @@ from strata_server.services.artifacts_service import (
     CHUNK_SIZE,
     Artifacts,
     UploadHeader,
-    UploadPart,
 )
 
 ACTOR = Actor("test")
+Part = UploadHeader | bytes | None
 
 
 def service(storage: tuple[Any, Any], idle_seconds: float = 30) -> Artifacts:
@@ -43,13 +43,13 @@ def header(kind: str = "log", sha256: str = "") -> UploadHeader:
     )
 
 
-async def parts(*items: UploadPart, stall: float = 0) -> AsyncIterator[UploadPart]:
+async def parts(*items: Part, stall: float = 0) -> AsyncIterator[Part]:
     for item in items:
         yield item
     await asyncio.sleep(stall)
 
 
-async def refused(artifacts: Artifacts, items: Iterable[UploadPart]) -> InvalidArgument:
+async def refused(artifacts: Artifacts, items: Iterable[Part]) -> InvalidArgument:
     with pytest.raises(InvalidArgument) as raised:
         await artifacts.upload(parts(*items), actor=ACTOR)
     return raised.value

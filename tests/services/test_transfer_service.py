@@ -18,11 +18,11 @@ from strata_server.services.transfer_import import (
     ImportHeader,
     ImportLimits,
     ImportOutcome,
-    ImportPart,
     NamespaceImport,
 )
 
 ACTOR = Actor("test")
+Part = ImportHeader | bytes | None
 LIMITS = ImportLimits(archive_bytes=1 << 26, line_bytes=1 << 20, rows_bytes=1 << 26)
 
 
@@ -41,7 +41,7 @@ def importer(storage: tuple[Any, Any], forget: Forgotten) -> NamespaceImport:
     return NamespaceImport(database, database, blobs, limits=LIMITS, idle_seconds=30, forget=forget)
 
 
-async def parts(*items: ImportPart) -> AsyncIterator[ImportPart]:
+async def parts(*items: Part) -> AsyncIterator[Part]:
     for item in items:
         yield item
 
@@ -100,7 +100,7 @@ async def test_an_export_imports_into_another_namespace(storage) -> None:
     ],
 )
 async def test_an_import_stream_starts_with_one_valid_header(
-    storage, items: list[ImportPart], field: str, words: str
+    storage, items: list[Part], field: str, words: str
 ) -> None:
     forget = Forgotten()
     with pytest.raises(InvalidArgument) as raised:

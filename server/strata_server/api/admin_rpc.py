@@ -5,7 +5,6 @@ access.py; transfers through api/transfer_rpc.py), nothing else."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -31,36 +30,38 @@ from strata_server.services.integrity_service import IntegrityCheck
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_FILTER_CHARS = 512
-
-
-@dataclass(frozen=True, slots=True)
-class AdminServices:
-    """The use cases AdminService answers from."""
-
-    server: ServerDescription
-    admin: Administration
-    cleanup: Cleanup
-    integrity: IntegrityCheck
-    transfer: TransferRpc | None = None
-    """None: ExportNamespace and ImportNamespace answer FAILED_PRECONDITION."""
-    tokens: TokenAdmin | None = None
-    """None: the token calls answer FAILED_PRECONDITION."""
+"""The longest audit filter value (entity, entity_id, actor, action)."""
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     """Server information, audit, indexes, retention, usage, maintenance, transfers,
-    tokens and quotas for operators and clients."""
+    tokens and quotas for operators and clients. Without `transfer` or `token_admin`
+    (a server that did not set them up) their calls answer FAILED_PRECONDITION."""
 
-    def __init__(self, services: AdminServices, *, tokens: PageTokens) -> None:
-        self._services = services
-        self._admin = services.admin
+    def __init__(
+        self,
+        server: ServerDescription,
+        admin: Administration,
+        cleanup: Cleanup,
+        integrity: IntegrityCheck,
+        *,
+        transfer: TransferRpc | None = None,
+        token_admin: TokenAdmin | None = None,
+        tokens: PageTokens,
+    ) -> None:
+        self._server = server
+        self._admin = admin
+        self._cleanup = cleanup
+        self._integrity = integrity
+        self._transfer = transfer
+        self._token_admin_service = token_admin
         self._tokens = tokens
 
     @unary
     async def GetServerInfo(
         self, request: admin_pb2.GetServerInfoRequest, context: Context
     ) -> admin_pb2.GetServerInfoResponse:
-        return render.server_info_to_proto(await self._services.server.describe())
+        return render.server_info_to_proto(await self._server.describe())
 
     @unary
     async def ListAuditEntries(
@@ -193,7 +194,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.CheckIntegrityRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
-        events = self._services.integrity.run(
+        events = self._integrity.run(
             namespace, repair=request.repair, verify_blobs=request.verify_blobs
         )
         return render.integrity_responses(events)
@@ -203,7 +204,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.RunCleanupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
-        events = self._services.cleanup.run(namespace=namespace, dry_run=request.dry_run)
+        events = self._cleanup.run(namespace=namespace, dry_run=request.dry_run)
         return render.cleanup_responses(events)
 
     @streaming
@@ -287,14 +288,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         return access_pb2.ListQuotasResponse(quotas=[render.quota_to_proto(q) for q in found])
 
     def _token_admin(self) -> TokenAdmin:
-        if self._services.tokens is None:
+        if self._token_admin_service is None:
             raise errors.FailedPrecondition("tokens are not set up on this server")
-        return self._services.tokens
+        return self._token_admin_service
 
     def _transfers(self) -> TransferRpc:
-        if self._services.transfer is None:
+        if self._transfer is None:
             raise errors.FailedPrecondition("export and import are not set up on this server")
-        return self._services.transfer
+        return self._transfer
 
 
 def _scope(namespace: str, all_namespaces: bool) -> str | None:

@@ -59,79 +59,66 @@ class ServerInfo:
     """The asyncio tasks alive in this process: streams and background work."""
 
 
+@dataclass(frozen=True, slots=True)
 class ServerDescription:
     """What this process says about itself to operators and clients."""
 
-    def __init__(
-        self,
-        facts: Callable[[], Awaitable[ServerFacts]],
-        backends: Backends,
-        start_time: datetime,
-        cache_stats: Callable[[], CacheStats] = CacheStats,
-    ) -> None:
-        self._facts = facts
-        self._backends = backends
-        self._start_time = start_time
-        self._cache_stats = cache_stats
+    facts: Callable[[], Awaitable[ServerFacts]]
+    backends: Backends
+    start_time: datetime
+    cache_stats: Callable[[], CacheStats] = CacheStats
 
     async def describe(self) -> ServerInfo:
         """The version, backends, schema, uptime and live figures of this process."""
-        facts = await self._facts()
+        facts = await self.facts()
         return ServerInfo(
             __version__,
             facts,
-            self._backends,
-            self._start_time,
-            self._cache_stats(),
+            self.backends,
+            self.start_time,
+            self.cache_stats(),
             len(asyncio.all_tasks()),
         )
 
 
+@dataclass(frozen=True, slots=True)
 class Administration:
     """Audit, indexes, retention policies, usage and quotas over their ports."""
 
-    def __init__(
-        self,
-        audit: AuditLog,
-        indexes: IndexAdmin,
-        retention: RetentionStore,
-        usage: UsageReport,
-        quotas: QuotaStore,
-    ) -> None:
-        self._audit = audit
-        self._indexes = indexes
-        self._retention = retention
-        self._usage = usage
-        self._quotas = quotas
+    audit: AuditLog
+    indexes: IndexAdmin
+    retention: RetentionStore
+    usage_report: UsageReport
+    quotas: QuotaStore
 
     async def list_audit(self, namespace: str, query: AuditQuery) -> Page[LoggedAudit]:
         """A page of the audit log, newest first."""
-        return await self._audit.list_audit(namespace, query)
+        return await self.audit.list_audit(namespace, query)
 
     def create_index(
         self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
     ) -> AsyncIterator[Progress | RecordIndex]:
         """Declare an index and build it: progress, then the index."""
-        return self._indexes.create_index(namespace, collection, path, actor=actor)
+        return self.indexes.create_index(namespace, collection, path, actor=actor)
 
     async def list_indexes(self, namespace: str, collection: str | None) -> list[RecordIndex]:
         """The declared indexes of a namespace (or one collection)."""
-        return await self._indexes.list_indexes(namespace, collection)
+        return await self.indexes.list_indexes(namespace, collection)
 
     async def drop_index(
         self, namespace: str, collection: str, path: tuple[str, ...], *, actor: Actor
     ) -> None:
         """Remove a declared index."""
-        await self._indexes.drop_index(namespace, collection, path, actor=actor)
+        await self.indexes.drop_index(namespace, collection, path, actor=actor)
 
     async def set_retention(self, policy: RetentionPolicy, *, actor: Actor) -> RetentionPolicy:
         """Check and save a policy (replacing the one for the same target and selector)."""
         check_policy(policy.target, policy.selector, policy.max_age)
-        return await self._retention.set_retention(policy, actor=actor)
+        return await self.retention.set_retention(policy, actor=actor)
 
     async def list_retention(self, namespace: str) -> list[RetentionPolicy]:
         """The namespace's policies by target (in Target's order), then selector."""
-        found = await self._retention.list_retention(namespace)
+        found = await self.retention.list_retention(namespace)
         found.sort(key=lambda policy: (_TARGET_ORDER[policy.target], policy.selector))
         return found
 
@@ -139,22 +126,22 @@ class Administration:
         self, namespace: str, target: Target, selector: str, *, actor: Actor
     ) -> None:
         """Remove a policy."""
-        await self._retention.delete_retention(namespace, target, selector, actor=actor)
+        await self.retention.delete_retention(namespace, target, selector, actor=actor)
 
     async def usage(self, namespace: str | None, owner: str | None) -> Usage:
         """What one namespace (None: each) stores; a namespace that stores nothing
         is still named, with zeros."""
-        found = await self._usage.usage(namespace, owner)
+        found = await self.usage_report.usage(namespace, owner)
         if namespace is not None and not found.namespaces:
             return Usage((NamespaceUsage(namespace),), found.blobs)
         return found
 
     async def set_quota(self, namespace: str, max_bytes: int, *, actor: Actor) -> Quota:
         """Create, change or (0) remove a namespace's storage quota."""
-        return await self._quotas.set_quota(namespace, max_bytes, actor=actor)
+        return await self.quotas.set_quota(namespace, max_bytes, actor=actor)
 
     async def list_quotas(self, namespace: str | None) -> list[Quota]:
         """The quotas of one namespace (None: of all) that the caller may name."""
         caller = access.current()
-        found = await self._quotas.list_quotas(namespace)
+        found = await self.quotas.list_quotas(namespace)
         return [quota for quota in found if caller.covers(quota.namespace)]

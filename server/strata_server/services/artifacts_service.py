@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from strata_server.core import validation
@@ -70,8 +70,10 @@ IDLE_SETTING = "STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS"
 
 @dataclass(frozen=True, slots=True)
 class UploadHeader:
-    """An upload's header as the client sent it; `upload` checks it, so that a header
-    sent twice is refused as such, whatever it holds."""
+    """An upload's header as the client sent it. An upload stream is this header,
+    then the content chunks (bytes); None stands for a message holding neither.
+    `upload` checks the header, so that one sent twice is refused as such, whatever
+    it holds."""
 
     namespace: str
     owner: str
@@ -84,10 +86,6 @@ class UploadHeader:
     request_id: str
     fingerprint: str
     """Identifies the header's content (without request_id) for idempotent retries."""
-
-
-UploadPart = UploadHeader | bytes | None
-"""One message of an upload stream: the header, a chunk, or one holding neither."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,27 +121,20 @@ class ArtifactUrl:
     expire_time: datetime
 
 
+@dataclass(frozen=True, slots=True)
 class Artifacts:
     """The artifact use cases over artifact rows, quotas and blob bytes."""
 
-    def __init__(
-        self,
-        artifacts: ArtifactStore,
-        quotas: QuotaStore,
-        blobs: BlobStore,
-        *,
-        max_bytes: int,
-        idle_seconds: float,
-    ) -> None:
-        self._db = artifacts
-        self._quotas = quotas
-        self._blobs = blobs
-        self._max_bytes = max_bytes
-        self._idle_seconds = idle_seconds
+    artifacts: ArtifactStore
+    quotas: QuotaStore
+    blobs: BlobStore
+    _: KW_ONLY
+    max_bytes: int
+    idle_seconds: float
 
     async def upload(
         self,
-        parts: AsyncIterator[UploadPart],
+        parts: AsyncIterator[UploadHeader | bytes | None],
         *,
         actor: Actor,
         cancelled: Callable[[], bool] = lambda: False,
@@ -153,7 +144,7 @@ class Artifacts:
 
         `cancelled` tells whether the caller went away: a cancelled stream can end
         like a complete one, so it is asked before anything is published."""
-        stream = idle_limited(parts, self._idle_seconds, IDLE_SETTING)
+        stream = idle_limited(parts, self.idle_seconds, IDLE_SETTING)
         try:
             first = await anext(stream)
         except StopAsyncIteration:
@@ -184,8 +175,8 @@ class Artifacts:
         if header.sha256 is not None:
             await self._pin(namespace, upload_id, header.sha256)
             pinned = True
-            sink = await self._blobs.stat(header.sha256) is not None
-        staging = self._blobs.stage(header.content_type, header.sha256, sink=sink)
+            sink = await self.blobs.stat(header.sha256) is not None
+        staging = self.blobs.stage(header.content_type, header.sha256, sink=sink)
         try:
             repinned = time.monotonic()
             total = 0
@@ -213,7 +204,7 @@ class Artifacts:
                 stored_size=stored.stored_size,
                 compression=stored.compression,
             )
-            result = await self._db.create_artifact(
+            result = await self.artifacts.create_artifact(
                 artifact,
                 actor=actor,
                 idempotency=_idempotency(start, staged.sha256),
@@ -230,13 +221,13 @@ class Artifacts:
         await staging.discard()
         if pinned:
             with contextlib.suppress(StrataError):  # it expires anyway
-                await self._db.unpin_blob(namespace, upload_id)
+                await self.artifacts.unpin_blob(namespace, upload_id)
 
     def _check_size(self, header: Header, total: int) -> None:
-        if total > self._max_bytes:
+        if total > self.max_bytes:
             raise TooLarge(
-                f"the artifact is larger than the limit of {self._max_bytes} bytes",
-                metadata={"limit": str(self._max_bytes)},
+                f"the artifact is larger than the limit of {self.max_bytes} bytes",
+                metadata={"limit": str(self.max_bytes)},
             )
         if header.size is not None and total > header.size:
             raise InvalidArgument.field(
@@ -246,21 +237,21 @@ class Artifacts:
     async def _check_quota(self, namespace: str, adding: int) -> None:
         """QuotaExceeded when `adding` more bytes would take the namespace past its
         quota (a namespace without one passes)."""
-        for quota in await self._quotas.list_quotas(namespace):
+        for quota in await self.quotas.list_quotas(namespace):
             if adding > 0 and quota.used_bytes + adding > quota.max_bytes:
                 raise QuotaExceeded(
                     namespace, used_bytes=quota.used_bytes, max_bytes=quota.max_bytes
                 )
 
     async def _pin(self, namespace: str, upload_id: str, sha256: str) -> None:
-        await self._db.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)
+        await self.artifacts.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)
 
     async def _reuse(self, start: _Start, actor: Actor) -> Artifact:
         """An upload that sent no chunks: name content the namespace already stores."""
         namespace, header = start.namespace, start.header
         sha256 = header.sha256 or ""
-        ref = (await self._db.namespace_blobs(namespace, [sha256])).get(sha256)
-        if ref is None or await self._blobs.stat(sha256) is None:
+        ref = (await self.artifacts.namespace_blobs(namespace, [sha256])).get(sha256)
+        if ref is None or await self.blobs.stat(sha256) is None:
             raise FailedPrecondition(
                 f"no content with sha256 {sha256} is stored in this namespace; send the content "
                 "in chunks after the header",
@@ -272,7 +263,7 @@ class Artifacts:
                 f"the content with that sha256 has {ref.size} bytes, not {header.size}",
             )
         staged = StagedBlob(sha256, ref.size, ref.stored_size, ref.compression)
-        return await self._db.create_artifact(
+        return await self.artifacts.create_artifact(
             _artifact(namespace, header, staged),
             actor=actor,
             idempotency=_idempotency(start, sha256),
@@ -288,9 +279,9 @@ class Artifacts:
             raise InvalidArgument.field("offset", "must not be negative")
         if limit < 0:
             raise InvalidArgument.field("limit", "must not be negative")
-        artifact = await self._db.get_artifact(namespace, id)
+        artifact = await self.artifacts.get_artifact(namespace, id)
         start, end = byte_range(artifact.size, offset, limit)
-        pieces = await self._blobs.open(artifact.blob, start, end)
+        pieces = await self.blobs.open(artifact.blob, start, end)
         try:
             yield artifact
             async for piece in pieces:
@@ -301,34 +292,34 @@ class Artifacts:
 
     async def get(self, namespace: str, id: str) -> Artifact:
         """One artifact's metadata."""
-        return await self._db.get_artifact(namespace, id)
+        return await self.artifacts.get_artifact(namespace, id)
 
     async def list_artifacts(
         self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
     ) -> Page[Artifact]:
         """A page of the namespace's artifacts, after the id `after`."""
-        return await self._db.list_artifacts(namespace, owner, kind, limit, after)
+        return await self.artifacts.list_artifacts(namespace, owner, kind, limit, after)
 
     async def delete(self, namespace: str, id: str, *, actor: Actor) -> None:
         """Remove the artifact's row; its blob goes with the next sweep if no other
         artifact names it (services/blob_gc.py)."""
-        await self._db.delete_artifact(namespace, id, actor=actor)
+        await self.artifacts.delete_artifact(namespace, id, actor=actor)
 
     async def find_missing(self, namespace: str, sha256s: Sequence[str]) -> list[str]:
         """Which of `sha256s` an upload must send: those the namespace does not name,
         or whose bytes the blob store lacks."""
-        named = await self._db.namespace_blobs(namespace, sha256s) if sha256s else {}
-        stored = {sha for sha in named if await self._blobs.stat(sha) is not None}
+        named = await self.artifacts.namespace_blobs(namespace, sha256s) if sha256s else {}
+        stored = {sha for sha in named if await self.blobs.stat(sha) is not None}
         return [sha for sha in sha256s if sha not in stored]
 
     async def url(self, namespace: str, id: str, expiry: timedelta) -> ArtifactUrl:
         """A presigned URL of the artifact's stored bytes (S3 only)."""
-        artifact = await self._db.get_artifact(namespace, id)
-        url = await self._blobs.presign(artifact.blob, expiry, artifact.content_type, artifact.name)
+        artifact = await self.artifacts.get_artifact(namespace, id)
+        url = await self.blobs.presign(artifact.blob, expiry, artifact.content_type, artifact.name)
         return ArtifactUrl(url, artifact, datetime.now(UTC) + expiry)
 
 
-async def _chunks(parts: AsyncIterator[UploadPart]) -> AsyncIterator[bytes]:
+async def _chunks(parts: AsyncIterator[UploadHeader | bytes | None]) -> AsyncIterator[bytes]:
     """The content chunks after the header (empty ones dropped); a second header is a
     caller error."""
     async for part in parts:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -47,32 +48,22 @@ async def _nothing(refs: Sequence[RecordRef]) -> None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
 class Cleanup:
     """Runs cleanups over the retention, record and artifact ports (see the module
     docstring). `purge_expired` deletes expired records through the record cache
     when there is one, so it drops what goes; `forget` tells it (and the watches)
     about the records a policy removed."""
 
-    def __init__(
-        self,
-        retention: RetentionStore,
-        records: RecordCleanup,
-        artifacts: ArtifactStore,
-        *,
-        keep_completed: timedelta,
-        purge_expired: PurgeExpired,
-        forget: Forget = _nothing,
-        blobs: BlobStore | None = None,
-        blob_grace: timedelta = timedelta(hours=1),
-    ) -> None:
-        self._retention = retention
-        self._records = records
-        self._artifacts = artifacts
-        self._keep_completed = keep_completed
-        self._purge_expired = purge_expired
-        self._forget = forget
-        self._blobs = blobs
-        self._blob_grace = blob_grace
+    retention: RetentionStore
+    records: RecordCleanup
+    artifacts: ArtifactStore
+    _: KW_ONLY
+    keep_completed: timedelta
+    purge_expired: PurgeExpired
+    forget: Forget = _nothing
+    blobs: BlobStore | None = None
+    blob_grace: timedelta = timedelta(hours=1)
 
     async def run(
         self, *, namespace: str | None, dry_run: bool, trigger: str = "rpc"
@@ -83,11 +74,11 @@ class Cleanup:
         result = "error"
         try:
             if namespace is None:
-                total = await self._records.count_expired()
+                total = await self.records.count_expired()
                 step = CleanupStep("expired records", "expired_records", None, "", total)
                 async for progress in self._step(steps, step, dry_run, self._expired_batch):
                     yield progress
-            for policy in await self._retention.list_retention(namespace):
+            for policy in await self.retention.list_retention(namespace):
                 before = started - policy.max_age
                 count, purge, size = await self._policy_step(
                     policy.namespace, policy.target, policy.selector, before
@@ -102,13 +93,13 @@ class Cleanup:
                 )
                 async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
-            before = started - self._keep_completed
-            count = await self._retention.count_old_jobs(
+            before = started - self.keep_completed
+            count = await self.retention.count_old_jobs(
                 namespace, None, "completed", before, Exclude.ANY
             )
 
             async def default_batch() -> int:
-                return await self._retention.purge_old_jobs(
+                return await self.retention.purge_old_jobs(
                     namespace, None, "completed", before, Exclude.ANY, BATCH
                 )
 
@@ -121,7 +112,7 @@ class Cleanup:
             )
             async for progress in self._step(steps, step, dry_run, default_batch):
                 yield progress
-            if namespace is None and self._blobs is not None:
+            if namespace is None and self.blobs is not None:
                 async for progress in self._sweep(steps, dry_run):
                     yield progress
             report = CleanupReport(dry_run, tuple(steps), started, datetime.now(UTC))
@@ -138,40 +129,40 @@ class Cleanup:
         """The orphan-blob sweep (services/blob_gc.py): blobs no artifact names, older
         than the grace period and not pinned by an upload in flight. A dry run
         counts the orphans older than the grace period."""
-        assert self._blobs is not None
+        assert self.blobs is not None
         name = "orphan blobs"
-        cutoff = datetime.now(UTC) - self._blob_grace
+        cutoff = datetime.now(UTC) - self.blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            report = await blob_gc.check_blobs(self._artifacts, self._blobs)
+            report = await blob_gc.check_blobs(self.artifacts, self.blobs)
             orphans = set(report.orphans)
             old = 0
-            async for blob in self._blobs.list_blobs():
+            async for blob in self.blobs.list_blobs():
                 if blob.sha256 in orphans and blob.modified <= cutoff:
                     old += 1
             steps.append(CleanupStep(name, "orphan_blobs", None, "", old))
             return
         yield Progress(name, 0, 0, "blobs")
-        swept = await blob_gc.sweep_orphan_blobs(self._artifacts, self._blobs, self._blob_grace)
+        swept = await blob_gc.sweep_orphan_blobs(self.artifacts, self.blobs, self.blob_grace)
         yield Progress(name, swept.deleted, swept.deleted, "blobs")
         steps.append(CleanupStep(name, "orphan_blobs", None, "", swept.deleted))
 
     async def _expired_batch(self) -> int:
-        return len(await self._purge_expired(BATCH))
+        return len(await self.purge_expired(BATCH))
 
     async def _policy_step(
         self, namespace: str, target: Target, selector: str, before: datetime
     ) -> tuple[int, Callable[[], Awaitable[int]], int]:
         """How many items a policy takes now, one batch of its purge, and the
         batch's size (a shorter batch is the last)."""
-        db = self._retention
+        db = self.retention
         if target is Target.RECORDS:
-            records = self._records
+            records = self.records
             count = await records.count_old_records(namespace, selector, before)
 
             async def records_batch() -> int:
                 refs = await records.purge_old_records(namespace, selector, before, BATCH)
-                await self._forget(refs)
+                await self.forget(refs)
                 return len(refs)
 
             return count, records_batch, BATCH
@@ -227,7 +218,7 @@ class Cleanup:
         while True:
             await asyncio.sleep(interval)
             try:
-                if await self._retention.lead(LEADER_LOCK):
+                if await self.retention.lead(LEADER_LOCK):
                     await self._scheduled()
             except StrataError as error:
                 log.warning("scheduled cleanup failed", error=error.message)

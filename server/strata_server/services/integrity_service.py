@@ -6,6 +6,7 @@ are checked against the artifact rows here (services/blob_gc.py)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
@@ -15,22 +16,16 @@ from strata_server.services import blob_gc
 from strata_server.storage.ports import ArtifactStore, BlobStore, IntegrityStore
 
 
+@dataclass(frozen=True, slots=True)
 class IntegrityCheck:
     """Runs CheckIntegrity over the database's checks and, given a blob store, the
     blobs (orphans are repaired by the sweep once older than `blob_grace`)."""
 
-    def __init__(
-        self,
-        integrity: IntegrityStore,
-        artifacts: ArtifactStore,
-        blobs: BlobStore | None = None,
-        *,
-        blob_grace: timedelta = timedelta(hours=1),
-    ) -> None:
-        self._integrity = integrity
-        self._artifacts = artifacts
-        self._blobs = blobs
-        self._blob_grace = blob_grace
+    integrity: IntegrityStore
+    artifacts: ArtifactStore
+    blobs: BlobStore | None = None
+    _: KW_ONLY
+    blob_grace: timedelta = timedelta(hours=1)
 
     async def run(
         self, namespace: str | None, *, repair: bool, verify_blobs: bool = False
@@ -41,17 +36,17 @@ class IntegrityCheck:
         started = datetime.now(UTC)
         findings: list[Finding] = []
         checked: list[tuple[str, int]] = []
-        async for event in self._integrity.check_integrity(namespace, repair=repair):
+        async for event in self.integrity.check_integrity(namespace, repair=repair):
             if isinstance(event, Progress):
                 yield event
             elif isinstance(event, Finding):
                 findings.append(event)
             else:
                 checked.append(event)
-        if self._blobs is not None:
+        if self.blobs is not None:
             yield Progress("blobs", 0, 0, "blobs")
             done = await self._check_blobs(
-                self._blobs, namespace, repair, verify_blobs, findings, checked
+                self.blobs, namespace, repair, verify_blobs, findings, checked
             )
             yield Progress("blobs", done, done, "blobs")
         report = IntegrityReport(
@@ -73,7 +68,7 @@ class IntegrityCheck:
         checked: list[tuple[str, int]],
     ) -> int:
         """Add the blob findings and counts; the blobs checked (0 for one namespace)."""
-        found = await blob_gc.check_blobs(self._artifacts, blobs, verify=verify)
+        found = await blob_gc.check_blobs(self.artifacts, blobs, verify=verify)
         for ns, id, sha in found.missing:
             if namespace is None or ns == namespace:
                 problem = f"its blob {sha} is missing from the blob store"
@@ -89,7 +84,7 @@ class IntegrityCheck:
             findings.append(Finding("blobs", "", "blob", sha, problem, False))
         still: set[str] = set(found.orphans)
         if repair and found.orphans:
-            await blob_gc.sweep_orphan_blobs(self._artifacts, blobs, self._blob_grace)
+            await blob_gc.sweep_orphan_blobs(self.artifacts, blobs, self.blob_grace)
             still = {blob.sha256 async for blob in blobs.list_blobs()}
         for sha in found.orphans:
             repaired = sha not in still

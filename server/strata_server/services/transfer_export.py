@@ -22,7 +22,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
@@ -119,19 +119,14 @@ class _Spool:
         return Member(member_name(self.kind), self.size, self.hash.hexdigest(), self.rows)
 
 
+@dataclass(frozen=True, slots=True)
 class NamespaceExport:
     """Runs ExportNamespace against the row and blob ports."""
 
-    def __init__(
-        self,
-        rows: NamespaceArchive,
-        blobs: BlobStore,
-        *,
-        facts: Callable[[], Awaitable[ServerFacts]],
-    ) -> None:
-        self._rows = rows
-        self._blobs = blobs
-        self._facts = facts
+    rows: NamespaceArchive
+    blobs: BlobStore
+    _: KW_ONLY
+    facts: Callable[[], Awaitable[ServerFacts]]
 
     async def run(
         self, namespace: str, owner: str | None
@@ -139,11 +134,9 @@ class NamespaceExport:
         """The export of `namespace` (with `owner`, only what that owner holds):
         progress, chunks of the tar, then the summary. The manifest names the server
         version and backends the export came from."""
-        facts = await self._facts()
-        source = {"version": __version__, "database": facts.backend, "blobs": self._blobs.kind}
-        async for event in export_namespace(
-            self._rows, self._blobs, namespace, owner, source=source
-        ):
+        facts = await self.facts()
+        source = {"version": __version__, "database": facts.backend, "blobs": self.blobs.kind}
+        async for event in export_namespace(self.rows, self.blobs, namespace, owner, source=source):
             yield event
 
 

@@ -37,7 +37,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +89,9 @@ class ImportLimits:
 
 @dataclass(frozen=True, slots=True)
 class ImportHeader:
-    """An import's header as the client sent it; the import checks it."""
+    """An import's header as the client sent it. An import stream is this header,
+    then the tar's bytes in chunks (bytes); None stands for a message holding
+    neither. The import checks the header."""
 
     namespace: str
     """Where the rows go; "" for the namespace the tar was exported from."""
@@ -99,35 +101,23 @@ class ImportHeader:
     """The tar's size as announced, for progress (0: not announced)."""
 
 
-ImportPart = ImportHeader | bytes | None
-"""One message of an import stream: the header, a chunk, or one holding neither."""
-
-
+@dataclass(frozen=True, slots=True)
 class NamespaceImport:
     """Runs ImportNamespace against the row, pin and blob ports."""
 
-    def __init__(
-        self,
-        rows: NamespaceArchive,
-        pins: ArtifactStore,
-        blobs: BlobStore,
-        *,
-        limits: ImportLimits,
-        idle_seconds: float,
-        forget: Callable[[str], Awaitable[None]],
-    ) -> None:
-        self._rows = rows
-        self._pins = pins
-        self._blobs = blobs
-        self._limits = limits
-        self._idle_seconds = idle_seconds
-        self._forget = forget
+    rows: NamespaceArchive
+    pins: ArtifactStore
+    blobs: BlobStore
+    _: KW_ONLY
+    limits: ImportLimits
+    idle_seconds: float
+    forget: Callable[[str], Awaitable[None]]
 
     async def run(
-        self, parts: AsyncIterator[ImportPart], *, actor: Actor
+        self, parts: AsyncIterator[ImportHeader | bytes | None], *, actor: Actor
     ) -> AsyncIterator[Progress | ImportOutcome]:
         """Progress messages, then the outcome (see the module docstring)."""
-        stream = idle_limited(parts, self._idle_seconds, IDLE_SETTING)
+        stream = idle_limited(parts, self.idle_seconds, IDLE_SETTING)
         header = await anext(stream, None)
         if not isinstance(header, ImportHeader):
             raise InvalidArgument.field("header", "the first message must be the header")
@@ -148,7 +138,7 @@ class NamespaceImport:
         declared_size: int,
         actor: Actor,
     ) -> AsyncIterator[Progress | ImportOutcome]:
-        max_bytes = self._limits.archive_bytes
+        max_bytes = self.limits.archive_bytes
         if declared_size > max_bytes:
             raise _too_large(max_bytes)
         with tempfile.TemporaryFile() as staged:
@@ -183,13 +173,13 @@ class NamespaceImport:
                 new_bytes = 0
                 try:
                     blob_events = _store_blobs(
-                        self._pins,
-                        self._blobs,
+                        self.pins,
+                        self.blobs,
                         tar,
                         namespace,
                         stored,
                         pins,
-                        self._limits.budget(),
+                        self.limits.budget(),
                     )
                     async for event in blob_events:
                         if isinstance(event, Progress):
@@ -198,9 +188,9 @@ class NamespaceImport:
                             new_bytes += event
                             counts[BLOBS].imported += 1
                     counts[BLOBS].skipped = len(stored) - counts[BLOBS].imported
-                    rows = ImportRows(tar, namespace, stored, self._limits.budget())
+                    rows = ImportRows(tar, namespace, stored, self.limits.budget())
                     task = asyncio.create_task(
-                        self._rows.import_rows(namespace, rows.batches(), policy, actor=actor)
+                        self.rows.import_rows(namespace, rows.batches(), policy, actor=actor)
                     )
                     try:
                         async for progress in _progress_until(rows, task):
@@ -211,16 +201,16 @@ class NamespaceImport:
                             task.cancel()
                             with contextlib.suppress(BaseException):
                                 await task
-                        await asyncio.shield(self._forget(namespace))
+                        await asyncio.shield(self.forget(namespace))
                 finally:
-                    await asyncio.shield(_unpin(self._pins, namespace, pins))
+                    await asyncio.shield(_unpin(self.pins, namespace, pins))
         for kind, count in written.kinds.items():
             if kind != BLOBS:
                 counts.kinds[kind] = count
         yield ImportOutcome(namespace, tar.manifest.namespace, counts, received, new_bytes)
 
 
-async def _chunks(parts: AsyncIterator[ImportPart]) -> AsyncIterator[bytes]:
+async def _chunks(parts: AsyncIterator[ImportHeader | bytes | None]) -> AsyncIterator[bytes]:
     async for part in parts:
         if not isinstance(part, bytes):
             raise InvalidArgument.field("header", "was sent twice; send it once, first")
