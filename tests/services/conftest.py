@@ -5,6 +5,7 @@ opened the way app.py opens it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,15 +13,31 @@ import pytest
 from strata_server.app import open_blobs, open_database
 from strata_server.config import load_settings
 
+PORTS = (
+    "records",
+    "cleanup",
+    "artifacts",
+    "audit",
+    "retention",
+    "usage",
+    "integrity",
+    "indexes",
+    "transfer",
+    "quotas",
+)
+"""The ports the tests take by name (`ports.artifacts`, ...): the database object
+serves every one of them."""
+
 
 @pytest.fixture
 async def storage() -> AsyncIterator[tuple[Any, Any]]:
-    """(database, blob store), fresh for each test."""
+    """(ports, blob store), fresh for each test."""
     settings = load_settings(database_url="sqlite://:memory:")
     database = await open_database(settings)
     blobs = await open_blobs(settings)
+    ports = SimpleNamespace(**dict.fromkeys(PORTS, database), facts=database.facts)
     try:
-        yield database, blobs
+        yield ports, blobs
     finally:
         await blobs.close()
         await database.close()

@@ -22,8 +22,8 @@ Part = UploadHeader | bytes | None
 
 
 def admin(storage: tuple[Any, Any]) -> Administration:
-    database, _ = storage
-    return Administration(database, database, database, database, database)
+    ports, _ = storage
+    return Administration(ports.audit, ports.indexes, ports.retention, ports.usage, ports.quotas)
 
 
 async def test_retention_policies_list_in_target_order(storage) -> None:
@@ -69,13 +69,13 @@ async def parts(*items: Part) -> AsyncIterator[Part]:
 
 
 async def test_integrity_finds_an_artifact_whose_blob_is_gone(storage) -> None:
-    database, blobs = storage
-    artifacts = Artifacts(database, database, blobs, max_bytes=1 << 24, idle_seconds=30)
+    ports, blobs = storage
+    artifacts = Artifacts(ports.artifacts, ports.quotas, blobs, max_bytes=1 << 24, idle_seconds=30)
     header = UploadHeader("default", "o", "log", "a.log", "text/plain", {}, "", None, "", "f")
     stored = await artifacts.upload(parts(header, os.urandom(1000)), actor=ACTOR)
     blob = await blobs.stat(stored.sha256)
     await blobs.delete(blob)
-    check = IntegrityCheck(database, database, blobs)
+    check = IntegrityCheck(ports.integrity, ports.artifacts, blobs)
     events = [event async for event in check.run("default", repair=False)]
     report = events[-1]
     assert isinstance(report, IntegrityReport)

@@ -24,8 +24,10 @@ Part = UploadHeader | bytes | None
 
 
 def service(storage: tuple[Any, Any], idle_seconds: float = 30) -> Artifacts:
-    database, blobs = storage
-    return Artifacts(database, database, blobs, max_bytes=1 << 24, idle_seconds=idle_seconds)
+    ports, blobs = storage
+    return Artifacts(
+        ports.artifacts, ports.quotas, blobs, max_bytes=1 << 24, idle_seconds=idle_seconds
+    )
 
 
 def header(kind: str = "log", sha256: str = "") -> UploadHeader:

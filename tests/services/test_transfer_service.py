@@ -37,8 +37,10 @@ class Forgotten:
 
 
 def importer(storage: tuple[Any, Any], forget: Forgotten) -> NamespaceImport:
-    database, blobs = storage
-    return NamespaceImport(database, database, blobs, limits=LIMITS, idle_seconds=30, forget=forget)
+    ports, blobs = storage
+    return NamespaceImport(
+        ports.transfer, ports.artifacts, blobs, limits=LIMITS, idle_seconds=30, forget=forget
+    )
 
 
 async def parts(*items: Part) -> AsyncIterator[Part]:
@@ -47,14 +49,14 @@ async def parts(*items: Part) -> AsyncIterator[Part]:
 
 
 async def upload(storage: tuple[Any, Any], namespace: str, data: bytes) -> None:
-    database, blobs = storage
-    artifacts = Artifacts(database, database, blobs, max_bytes=1 << 24, idle_seconds=30)
+    ports, blobs = storage
+    artifacts = Artifacts(ports.artifacts, ports.quotas, blobs, max_bytes=1 << 24, idle_seconds=30)
     header = UploadHeader(namespace, "o", "log", "a.log", "text/plain", {}, "", None, "", "f")
     await artifacts.upload(parts(header, data), actor=ACTOR)
 
 
 async def test_an_export_imports_into_another_namespace(storage) -> None:
-    database, blobs = storage
+    ports, blobs = storage
     data = os.urandom(50_000)
     await upload(storage, "source", data)
 
@@ -63,7 +65,7 @@ async def test_an_export_imports_into_another_namespace(storage) -> None:
 
     chunks: list[bytes] = []
     summary = None
-    async for event in NamespaceExport(database, blobs, facts=facts).run("source", None):
+    async for event in NamespaceExport(ports.transfer, blobs, facts=facts).run("source", None):
         if isinstance(event, bytes):
             chunks.append(event)
         elif isinstance(event, ExportSummary):
@@ -80,7 +82,7 @@ async def test_an_export_imports_into_another_namespace(storage) -> None:
     assert (outcome[0].namespace, outcome[0].source_namespace) == ("target", "source")
     assert outcome[0].counts[BLOBS].skipped == 1, "the store held the blob already"
     assert forget.namespaces == ["target"]
-    imported = await database.list_artifacts("target", None, None, 10, None)
+    imported = await ports.artifacts.list_artifacts("target", None, None, 10, None)
     assert [a.size for a in imported.items] == [len(data)]
 
 

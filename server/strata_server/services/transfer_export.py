@@ -50,8 +50,8 @@ CHUNK = 256 << 10
 """Bytes of the tar per stream message."""
 GZIP_LEVEL = 1
 """zlib level of the JSON Lines members: the fastest. Encoding rows as JSON costs far
-more than compressing them at this level (33 MB of entry lines: 0.06 s), so a higher
-level would only add CPU to an export bound by it."""
+more than compressing them at this level (bench/RESULTS.md, export), so a higher
+level would only add CPU to an export bound by the encoding."""
 PROGRESS_SECONDS = 0.25
 
 
