@@ -348,6 +348,11 @@ def run() -> tuple[list[Row], str]:
         f"re-encodes every row as JSON, gzips, hashes every member twice (export, verify), "
         f"decompresses and recompresses the logs, and checks each transcript's seqs and byte "
         f"offsets. Load average before the export: {load_before}."
+        "\n\nWhere the time goes (measured when the level was chosen; not re-measured by "
+        "each run): the JSON Lines members are gzipped at level 1, the fastest, because "
+        "encoding the rows as JSON costs far more than compressing them at that level "
+        "(33 MB of entry lines compress in 0.06 s), so a higher level would only add CPU "
+        "to an export bound by the encoding."
     )
     return rows, method
 

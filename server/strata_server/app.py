@@ -37,9 +37,8 @@ from strata.v1 import (
 )
 from strata_server import metrics
 from strata_server.api import admission, reflection, tls
-from strata_server.api.admin import AdminService, Backends
-from strata_server.api.archive import NamespaceTransfer
-from strata_server.api.artifacts import ArtifactService
+from strata_server.api.admin_rpc import AdminService
+from strata_server.api.artifacts_rpc import ArtifactService
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.cache_rpc import CacheService
 from strata_server.api.decoding import DecodingInterceptor
@@ -48,18 +47,24 @@ from strata_server.api.records_rpc import RecordService
 from strata_server.api.transaction_rpc import TransactionService
 from strata_server.api.transcripts_rpc import TranscriptService
 from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
-from strata_server.cleanup import Cleanup, schedule
+from strata_server.api.transfer_rpc import TransferRpc
 from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.core.rates import RateDefaults
 from strata_server.services.access import TokenAdmin, Verifier
+from strata_server.services.admin_service import Administration, Backends, ServerDescription
+from strata_server.services.artifacts_service import Artifacts
+from strata_server.services.cleanup_service import Cleanup
 from strata_server.services.commit_service import Commits
+from strata_server.services.integrity_service import IntegrityCheck
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
 from strata_server.services.topics import Wakeups
 from strata_server.services.transcripts_service import Transcripts
+from strata_server.services.transfer_export import NamespaceExport
+from strata_server.services.transfer_import import ImportLimits, NamespaceImport
 from strata_server.storage import migrations, redis_client
 from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.composite import Storage
@@ -73,7 +78,6 @@ from strata_server.storage.ports import (
     UsageReport,
 )
 from strata_server.storage.rates.local import LocalRateLimiter
-from strata_server.transfer.importer import ImportLimits
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -516,10 +520,13 @@ async def start(settings: Settings) -> Running:
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(
-            database,
-            blobs,
-            settings.max_artifact_bytes,
-            settings.upload_idle_timeout_seconds,
+            Artifacts(
+                database.artifacts,
+                database.quotas,
+                blobs,
+                max_bytes=settings.max_artifact_bytes,
+                idle_seconds=settings.upload_idle_timeout_seconds,
+            ),
             tokens=tokens,
         ),
         server,
@@ -531,34 +538,50 @@ async def start(settings: Settings) -> Running:
             Wakeups(events).records_changed(namespace, [collection])
         await caching.forget(refs)
 
+    blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
     cleanup = Cleanup(
-        database,
+        database.retention,
+        database.cleanup,
+        database.artifacts,
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
         purge_expired=caching.records.purge_expired,
         forget=purged,
         blobs=blobs,
-        blob_grace=timedelta(seconds=settings.blob_sweep_grace_seconds),
+        blob_grace=blob_grace,
+    )
+    transfer = TransferRpc(
+        NamespaceExport(database.transfer, blobs, facts=database.facts),
+        NamespaceImport(
+            database.transfer,
+            database.artifacts,
+            blobs,
+            limits=ImportLimits(
+                archive_bytes=settings.max_import_bytes,
+                line_bytes=settings.import_line_bytes,
+                rows_bytes=settings.max_import_rows_bytes,
+            ),
+            idle_seconds=settings.import_idle_timeout_seconds,
+            forget=caching.forget_namespace,
+        ),
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
-            database,
-            Backends(cache=caching.backend, blobs=blobs.kind),
-            datetime.now(UTC),
-            caching.stats,
-            cleanup,
-            blobs,
-            timedelta(seconds=settings.blob_sweep_grace_seconds),
-            NamespaceTransfer(
-                database,
-                blobs,
-                limits=ImportLimits(
-                    archive_bytes=settings.max_import_bytes,
-                    line_bytes=settings.import_line_bytes,
-                    rows_bytes=settings.max_import_rows_bytes,
-                ),
-                idle_seconds=settings.import_idle_timeout_seconds,
-                forget=caching.forget_namespace,
+            ServerDescription(
+                database.facts,
+                Backends(cache=caching.backend, blobs=blobs.kind),
+                datetime.now(UTC),
+                caching.stats,
             ),
+            Administration(
+                database.audit,
+                database.indexes,
+                database.retention,
+                database.usage,
+                database.quotas,
+            ),
+            cleanup,
+            IntegrityCheck(database.integrity, database.artifacts, blobs, blob_grace=blob_grace),
+            transfer=transfer,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
         ),
@@ -655,9 +678,7 @@ async def start(settings: Settings) -> Running:
         metrics_port=metrics_port,
         certificates=certificates,
     )
-    running.tasks.append(
-        asyncio.create_task(schedule(cleanup, database, settings.cleanup_interval_seconds))
-    )
+    running.tasks.append(asyncio.create_task(cleanup.run_every(settings.cleanup_interval_seconds)))
     if verifier is not None:
         background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)

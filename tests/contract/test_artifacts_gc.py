@@ -1,5 +1,5 @@
 """The orphan sweep and the integrity check, run the way the admin work will run them:
-`sweep_orphan_blobs` / `check_integrity` on storage ports opened on a live server's
+`sweep_orphan_blobs` / `check_blobs` on storage ports opened on a live server's
 own database and blob store, while that server serves uploads."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
-from strata_server.artifacts.gc import check_integrity, sweep_orphan_blobs
+from strata_server.services.blob_gc import check_blobs, sweep_orphan_blobs
 from tests.contract.artifacts_support import (
     MIB,
     BlobView,
@@ -145,8 +145,8 @@ async def test_integrity_check_finds_missing_corrupt_and_orphan_blobs(server, ar
     blobs.corrupt(corrupt.sha256)
     delete(arts, orphan.id)
     async with storage_ports(server) as (database, store):
-        quick = await check_integrity(database, store)
-        full = await check_integrity(database, store, verify=True)
+        quick = await check_blobs(database, store)
+        full = await check_blobs(database, store, verify=True)
     assert ("default", missing.id, missing.sha256) in quick.missing
     assert orphan.sha256 in quick.orphans and orphan.sha256 not in quick.missing
     assert corrupt.sha256 not in quick.corrupt, "only checked when asked to verify"

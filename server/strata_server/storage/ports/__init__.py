@@ -29,9 +29,6 @@ from strata_server.storage.ports.records import RecordCleanup, RecordStore
 from strata_server.storage.ports.transcripts import TranscriptStore
 from strata_server.storage.ports.transfer import TransferStore
 
-NamespaceArchive = TransferStore
-"""The former name of TransferStore."""
-
 __all__ = [
     "ArtifactStore",
     "AuditLog",
@@ -45,7 +42,6 @@ __all__ = [
     "IntegrityStore",
     "Listener",
     "Lookup",
-    "NamespaceArchive",
     "QueueStore",
     "QuotaStore",
     "RateLimiter",

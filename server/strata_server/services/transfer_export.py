@@ -1,4 +1,5 @@
-"""ExportNamespace: a namespace's rows and blobs, streamed out as one archive.
+"""ExportNamespace: a namespace's rows and blobs, streamed out as one tar (the
+transfer format: core/archive.py).
 
 Memory stays bounded by a batch of rows and a chunk of bytes, whatever the
 namespace's size:
@@ -8,7 +9,7 @@ namespace's size:
    while it is hashed (a tar header needs the size before the bytes), then streamed
    out. A namespace is thus on disk at most one compressed member at a time.
 2. Each distinct blob the artifacts name is streamed from the blob store straight
-   into the archive (its size is known from the artifact row), hashed on the way;
+   into the tar (its size is known from the artifact row), hashed on the way;
    bytes that do not hash to the blob's name stop the export with DATA_LOSS.
 3. manifest.json comes last, with the size and sha256 of every member.
 """
@@ -20,11 +21,12 @@ import hashlib
 import tempfile
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
+from strata_server import __version__
 from strata_server.core.archive import (
     BLOBS,
     KINDS,
@@ -40,22 +42,22 @@ from strata_server.core.archive import (
 from strata_server.core.archive_rows import RowBatch, encode
 from strata_server.core.artifacts import BlobRef
 from strata_server.core.errors import DataLoss
-from strata_server.core.models import Progress
+from strata_server.core.models import Progress, ServerFacts
+from strata_server.services import transfer_tar as tar
 from strata_server.storage.ports import BlobStore, TransferStore
-from strata_server.transfer import tar
 
 CHUNK = 256 << 10
-"""Archive bytes per stream message."""
+"""Bytes of the tar per stream message."""
 GZIP_LEVEL = 1
 """zlib level of the JSON Lines members: the fastest. Encoding rows as JSON costs far
-more than compressing them at this level (33 MB of entry lines: 0.06 s), so a higher
-level would only add CPU to an export bound by it."""
+more than compressing them at this level (bench/RESULTS.md, export), so a higher
+level would only add CPU to an export bound by the encoding."""
 PROGRESS_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
 class ExportSummary:
-    """What an archive holds: the last thing an export yields."""
+    """What an export holds: the last thing it yields."""
 
     namespace: str
     owner: str
@@ -66,7 +68,7 @@ class ExportSummary:
 
 @dataclass(slots=True)
 class _Out:
-    """Coalesces archive bytes into CHUNK-sized pieces and counts them."""
+    """Coalesces the tar's bytes into CHUNK-sized pieces and counts them."""
 
     pending: list[bytes] = field(default_factory=list)
     size: int = 0
@@ -117,6 +119,27 @@ class _Spool:
         return Member(member_name(self.kind), self.size, self.hash.hexdigest(), self.rows)
 
 
+@dataclass(frozen=True, slots=True)
+class NamespaceExport:
+    """Runs ExportNamespace against the row and blob ports."""
+
+    rows: TransferStore
+    blobs: BlobStore
+    _: KW_ONLY
+    facts: Callable[[], Awaitable[ServerFacts]]
+
+    async def run(
+        self, namespace: str, owner: str | None
+    ) -> AsyncIterator[Progress | bytes | ExportSummary]:
+        """The export of `namespace` (with `owner`, only what that owner holds):
+        progress, chunks of the tar, then the summary. The manifest names the server
+        version and backends the export came from."""
+        facts = await self.facts()
+        source = {"version": __version__, "database": facts.backend, "blobs": self.blobs.kind}
+        async for event in export_namespace(self.rows, self.blobs, namespace, owner, source=source):
+            yield event
+
+
 async def export_namespace(
     db: TransferStore,
     blobs: BlobStore,
@@ -125,7 +148,7 @@ async def export_namespace(
     *,
     source: Mapping[str, str],
 ) -> AsyncIterator[Progress | bytes | ExportSummary]:
-    """Progress messages and archive chunks (concatenated, the archive), then the
+    """Progress messages and chunks (concatenated, the tar), then the
     summary. See the module docstring for the order of work."""
     started = datetime.now(UTC)
     rows = db.export_rows(namespace, owner)
@@ -231,7 +254,7 @@ async def _emit(
 async def _blob(
     blobs: BlobStore, ref: BlobRef, members: list[Member], out: _Out, mtime: datetime
 ) -> AsyncIterator[bytes | int]:
-    """A blob's member as archive chunks, interleaved with how many content bytes
+    """A blob's member as chunks of the tar, interleaved with how many content bytes
     each step read (for progress)."""
     name = blob_member(ref.sha256)
     for chunk in out.add(tar.header(name, ref.size, mtime)):

@@ -9,10 +9,10 @@ step is counted first, then removed in batches of BATCH, so a run reports
 progress (done of total) and a dry run reports the counts alone. Records go
 through the cache's `forget` as they are deleted.
 
-The scheduler runs on one process among all that share the database at a time:
-the one that holds `RetentionStore.lead(LEADER_LOCK)`. It keeps it while it lives, so
-cleanups do not run once per replica; when it dies, another takes over at its
-next tick.
+The scheduler (`Cleanup.run_every`) runs on one process among all that share the
+database at a time: the one that holds `RetentionStore.lead(LEADER_LOCK)`. It
+keeps it while it lives, so cleanups do not run once per replica; when it dies,
+another takes over at its next tick.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from strata_server import metrics
-from strata_server.artifacts import gc
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
 from strata_server.core.retention import CleanupReport, CleanupStep, Exclude, Target
-from strata_server.storage.composite import Storage
-from strata_server.storage.ports import BlobStore
+from strata_server.services import blob_gc
+from strata_server.storage.ports import ArtifactStore, BlobStore, RecordCleanup, RetentionStore
 
 log = structlog.get_logger("strata.cleanup")
 
@@ -48,26 +48,22 @@ async def _nothing(refs: Sequence[RecordRef]) -> None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
 class Cleanup:
-    """Runs cleanups against one database (see the module docstring)."""
+    """Runs cleanups over the retention, record and artifact ports (see the module
+    docstring). `purge_expired` deletes expired records through the record cache
+    when there is one, so it drops what goes; `forget` tells it (and the watches)
+    about the records a policy removed."""
 
-    def __init__(
-        self,
-        database: Storage,
-        *,
-        keep_completed: timedelta,
-        purge_expired: PurgeExpired | None = None,
-        forget: Forget = _nothing,
-        blobs: BlobStore | None = None,
-        blob_grace: timedelta = timedelta(hours=1),
-    ) -> None:
-        self._database = database
-        self._keep_completed = keep_completed
-        # Through the record cache when there is one, so it drops what goes.
-        self._purge_expired = purge_expired or database.records.purge_expired
-        self._forget = forget
-        self._blobs = blobs
-        self._blob_grace = blob_grace
+    retention: RetentionStore
+    records: RecordCleanup
+    artifacts: ArtifactStore
+    _: KW_ONLY
+    keep_completed: timedelta
+    purge_expired: PurgeExpired
+    forget: Forget = _nothing
+    blobs: BlobStore | None = None
+    blob_grace: timedelta = timedelta(hours=1)
 
     async def run(
         self, *, namespace: str | None, dry_run: bool, trigger: str = "rpc"
@@ -78,11 +74,11 @@ class Cleanup:
         result = "error"
         try:
             if namespace is None:
-                total = await self._database.cleanup.count_expired()
+                total = await self.records.count_expired()
                 step = CleanupStep("expired records", "expired_records", None, "", total)
                 async for progress in self._step(steps, step, dry_run, self._expired_batch):
                     yield progress
-            for policy in await self._database.retention.list_retention(namespace):
+            for policy in await self.retention.list_retention(namespace):
                 before = started - policy.max_age
                 count, purge, size = await self._policy_step(
                     policy.namespace, policy.target, policy.selector, before
@@ -97,13 +93,13 @@ class Cleanup:
                 )
                 async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
-            before = started - self._keep_completed
-            count = await self._database.retention.count_old_jobs(
+            before = started - self.keep_completed
+            count = await self.retention.count_old_jobs(
                 namespace, None, "completed", before, Exclude.ANY
             )
 
             async def default_batch() -> int:
-                return await self._database.retention.purge_old_jobs(
+                return await self.retention.purge_old_jobs(
                     namespace, None, "completed", before, Exclude.ANY, BATCH
                 )
 
@@ -116,7 +112,7 @@ class Cleanup:
             )
             async for progress in self._step(steps, step, dry_run, default_batch):
                 yield progress
-            if namespace is None and self._blobs is not None:
+            if namespace is None and self.blobs is not None:
                 async for progress in self._sweep(steps, dry_run):
                     yield progress
             report = CleanupReport(dry_run, tuple(steps), started, datetime.now(UTC))
@@ -130,68 +126,67 @@ class Cleanup:
         yield report
 
     async def _sweep(self, steps: list[CleanupStep], dry_run: bool) -> AsyncIterator[Progress]:
-        """The orphan-blob sweep (artifacts/gc.py): blobs no artifact names, older
+        """The orphan-blob sweep (services/blob_gc.py): blobs no artifact names, older
         than the grace period and not pinned by an upload in flight. A dry run
         counts the orphans older than the grace period."""
-        assert self._blobs is not None
+        assert self.blobs is not None
         name = "orphan blobs"
-        cutoff = datetime.now(UTC) - self._blob_grace
+        cutoff = datetime.now(UTC) - self.blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            report = await gc.check_integrity(self._database.artifacts, self._blobs)
+            report = await blob_gc.check_blobs(self.artifacts, self.blobs)
             orphans = set(report.orphans)
             old = 0
-            async for blob in self._blobs.list_blobs():
+            async for blob in self.blobs.list_blobs():
                 if blob.sha256 in orphans and blob.modified <= cutoff:
                     old += 1
             steps.append(CleanupStep(name, "orphan_blobs", None, "", old))
             return
         yield Progress(name, 0, 0, "blobs")
-        swept = await gc.sweep_orphan_blobs(self._database.artifacts, self._blobs, self._blob_grace)
+        swept = await blob_gc.sweep_orphan_blobs(self.artifacts, self.blobs, self.blob_grace)
         yield Progress(name, swept.deleted, swept.deleted, "blobs")
         steps.append(CleanupStep(name, "orphan_blobs", None, "", swept.deleted))
 
     async def _expired_batch(self) -> int:
-        return len(await self._purge_expired(BATCH))
+        return len(await self.purge_expired(BATCH))
 
     async def _policy_step(
         self, namespace: str, target: Target, selector: str, before: datetime
     ) -> tuple[int, Callable[[], Awaitable[int]], int]:
         """How many items a policy takes now, one batch of its purge, and the
         batch's size (a shorter batch is the last)."""
-        db = self._database
+        db = self.retention
         if target is Target.RECORDS:
-            count = await db.cleanup.count_old_records(namespace, selector, before)
+            records = self.records
+            count = await records.count_old_records(namespace, selector, before)
 
             async def records_batch() -> int:
-                refs = await db.cleanup.purge_old_records(namespace, selector, before, BATCH)
-                await self._forget(refs)
+                refs = await records.purge_old_records(namespace, selector, before, BATCH)
+                await self.forget(refs)
                 return len(refs)
 
             return count, records_batch, BATCH
         if target is Target.SEALED_TRANSCRIPTS:
-            count = await db.retention.count_old_transcripts(namespace, before)
+            count = await db.count_old_transcripts(namespace, before)
 
             async def transcripts_batch() -> int:
-                return await db.retention.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
+                return await db.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
 
             return count, transcripts_batch, TRANSCRIPT_BATCH
         if target is Target.ARTIFACTS:
-            count = await db.retention.count_old_artifacts(namespace, selector, before)
+            count = await db.count_old_artifacts(namespace, selector, before)
 
             async def artifacts_batch() -> int:
-                return await db.retention.purge_old_artifacts(namespace, selector, before, BATCH)
+                return await db.purge_old_artifacts(namespace, selector, before, BATCH)
 
             return count, artifacts_batch, BATCH
         state = "completed" if target is Target.COMPLETED_JOBS else "dead"
         queue = selector or None
         exclude = Exclude.NONE if selector else Exclude.NAMED
-        count = await db.retention.count_old_jobs(namespace, queue, state, before, exclude)
+        count = await db.count_old_jobs(namespace, queue, state, before, exclude)
 
         async def jobs_batch() -> int:
-            return await db.retention.purge_old_jobs(
-                namespace, queue, state, before, exclude, BATCH
-            )
+            return await db.purge_old_jobs(namespace, queue, state, before, exclude, BATCH)
 
         return count, jobs_batch, BATCH
 
@@ -217,24 +212,25 @@ class Cleanup:
                     break
         steps.append(step if dry_run else dataclasses.replace(step, count=done))
 
+    async def run_every(self, interval: float) -> None:
+        """Every `interval` seconds, run a cleanup over every namespace if this process
+        leads (see the module docstring). Errors are logged; the next tick retries."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.retention.lead(LEADER_LOCK):
+                    await self._scheduled()
+            except StrataError as error:
+                log.warning("scheduled cleanup failed", error=error.message)
+
+    async def _scheduled(self) -> None:
+        report: CleanupReport | None = None
+        async for event in self.run(namespace=None, dry_run=False, trigger="scheduler"):
+            if isinstance(event, CleanupReport):
+                report = event
+        if report is not None and report.total:
+            log.info("cleanup", removed=report.total, steps=len(report.steps))
+
 
 _EVERY = {Target.SEALED_TRANSCRIPTS: "every transcript", Target.ARTIFACTS: "every other kind"}
 """How a step names an empty selector, by target (jobs: "every queue")."""
-
-
-async def schedule(cleanup: Cleanup, database: Storage, interval: float) -> None:
-    """Every `interval` seconds, run a cleanup over every namespace if this process
-    leads (see the module docstring). Errors are logged; the next tick retries."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            if not await database.retention.lead(LEADER_LOCK):
-                continue
-            report: CleanupReport | None = None
-            async for event in cleanup.run(namespace=None, dry_run=False, trigger="scheduler"):
-                if isinstance(event, CleanupReport):
-                    report = event
-            if report is not None and report.total:
-                log.info("cleanup", removed=report.total, steps=len(report.steps))
-        except StrataError as error:
-            log.warning("scheduled cleanup failed", error=error.message)

@@ -1,4 +1,4 @@
-"""Garbage collection and integrity of blobs: `sweep_orphan_blobs` and `check_integrity`.
+"""Garbage collection and integrity of blobs: `sweep_orphan_blobs` and `check_blobs`.
 
 Deleting an artifact only removes its row; the bytes go when a sweep finds no
 artifact naming them. The sweep deletes a blob only when all of these hold:
@@ -83,7 +83,7 @@ async def sweep_orphan_blobs(
     return SweepResult(deleted, freed, kept, stale, expired)
 
 
-async def check_integrity(
+async def check_blobs(
     db: ArtifactStore, blobs: BlobStore, *, verify: bool = False
 ) -> IntegrityReport:
     """Artifacts whose blob is missing, orphan blobs, and (with `verify`, reading

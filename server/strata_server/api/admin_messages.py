@@ -1,0 +1,230 @@
+"""AdminService's messages: the enums it names and each domain result as the wire
+shows it. api/admin_rpc.py parses requests and calls the services; this renders
+what they return."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from strata.v1 import access_pb2, admin_pb2
+from strata_server.api.convert import set_timestamp
+from strata_server.core import errors, models
+from strata_server.core.access import Role
+from strata_server.core.indexes import RecordIndex
+from strata_server.core.integrity import IntegrityReport
+from strata_server.core.quotas import Quota
+from strata_server.core.retention import CleanupReport, RetentionPolicy, Target
+from strata_server.core.tokens import Token
+from strata_server.services.admin_service import ServerInfo
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+TARGETS: dict[int, Target] = {
+    admin_pb2.RETENTION_TARGET_RECORDS: Target.RECORDS,
+    admin_pb2.RETENTION_TARGET_COMPLETED_JOBS: Target.COMPLETED_JOBS,
+    admin_pb2.RETENTION_TARGET_DEAD_JOBS: Target.DEAD_JOBS,
+    admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS: Target.SEALED_TRANSCRIPTS,
+    admin_pb2.RETENTION_TARGET_ARTIFACTS: Target.ARTIFACTS,
+}
+_TARGET_ENUMS = {
+    target: admin_pb2.RetentionTarget.ValueType(value) for value, target in TARGETS.items()
+}
+ROLES: dict[int, Role] = {
+    access_pb2.ROLE_READER: Role.READER,
+    access_pb2.ROLE_WRITER: Role.WRITER,
+    access_pb2.ROLE_ADMIN: Role.ADMIN,
+}
+_ROLE_ENUMS = {role: access_pb2.Role.ValueType(value) for value, role in ROLES.items()}
+
+
+def target(value: int) -> Target:
+    """A RetentionTarget from the wire; INVALID_ARGUMENT for UNSPECIFIED or unknown."""
+    found = TARGETS.get(value)
+    if found is None:
+        raise errors.InvalidArgument.field(
+            "target",
+            "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS, _DEAD_JOBS,"
+            " _SEALED_TRANSCRIPTS or _ARTIFACTS",
+        )
+    return found
+
+
+def progress_to_proto(progress: models.Progress) -> admin_pb2.Progress:
+    """The Progress message every long admin operation streams."""
+    return admin_pb2.Progress(
+        phase=progress.phase, done=progress.done, total=progress.total, unit=progress.unit
+    )
+
+
+async def with_progress(
+    events: AsyncIterator[models.Progress | T],
+    response: Callable[..., R],
+    field: str,
+    render: Callable[[T], Any],
+) -> AsyncIterator[R]:
+    """A long operation's stream: each Progress as `response(progress=...)`, its
+    result as `response(<field>=render(result))`."""
+    async for event in events:
+        if isinstance(event, models.Progress):
+            yield response(progress=progress_to_proto(event))
+        else:
+            yield response(**{field: render(event)})
+
+
+def index_responses(
+    events: AsyncIterator[models.Progress | RecordIndex],
+) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
+    """CreateIndex's stream: progress, then the index."""
+    return with_progress(events, admin_pb2.CreateIndexResponse, "index", index_to_proto)
+
+
+def integrity_responses(
+    events: AsyncIterator[models.Progress | IntegrityReport],
+) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
+    """CheckIntegrity's stream: progress, then the report."""
+    return with_progress(events, admin_pb2.CheckIntegrityResponse, "report", integrity_to_proto)
+
+
+def cleanup_responses(
+    events: AsyncIterator[models.Progress | CleanupReport],
+) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
+    """RunCleanup's stream: progress, then the report."""
+    return with_progress(events, admin_pb2.RunCleanupResponse, "report", cleanup_to_proto)
+
+
+def server_info_to_proto(info: ServerInfo) -> admin_pb2.GetServerInfoResponse:
+    """GetServerInfo's answer."""
+    stats = info.cache_stats
+    response = admin_pb2.GetServerInfoResponse(
+        version=info.version,
+        database_backend=info.facts.backend,
+        cache_backend=info.backends.cache,
+        blob_backend=info.backends.blobs,
+        schema_version=info.facts.schema_version,
+        capabilities=list(info.facts.capabilities),
+        task_count=info.task_count,
+        cache_stats=admin_pb2.CacheStats(
+            record_cache_enabled=stats.enabled,
+            available=stats.available,
+            hits=stats.hits,
+            misses=stats.misses,
+            bypassed=stats.bypassed,
+            outages=stats.outages,
+            pending_invalidations=stats.pending_invalidations,
+        ),
+    )
+    response.start_time.FromDatetime(info.start_time)
+    return response
+
+
+def policy_to_proto(policy: RetentionPolicy) -> admin_pb2.RetentionPolicy:
+    """A retention policy."""
+    message = admin_pb2.RetentionPolicy(
+        namespace=policy.namespace, target=_TARGET_ENUMS[policy.target], selector=policy.selector
+    )
+    message.max_age.FromTimedelta(policy.max_age)
+    if policy.create_time is not None:
+        set_timestamp(message.create_time, policy.create_time)
+    if policy.update_time is not None:
+        set_timestamp(message.update_time, policy.update_time)
+    return message
+
+
+def integrity_to_proto(report: IntegrityReport) -> admin_pb2.IntegrityReport:
+    """CheckIntegrity's report."""
+    message = admin_pb2.IntegrityReport(
+        findings=[
+            admin_pb2.IntegrityFinding(
+                check=f.check,
+                namespace=f.namespace,
+                entity=f.entity,
+                entity_id=f.entity_id,
+                problem=f.problem,
+                repairable=f.repairable,
+                repaired=f.repaired,
+            )
+            for f in report.findings
+        ],
+        checked=[admin_pb2.CheckCount(check=name, count=n) for name, n in report.checked],
+        repair=report.repair,
+        repaired=report.repaired,
+    )
+    set_timestamp(message.start_time, report.started)
+    set_timestamp(message.end_time, report.finished)
+    return message
+
+
+def cleanup_to_proto(report: CleanupReport) -> admin_pb2.CleanupReport:
+    """RunCleanup's report."""
+    message = admin_pb2.CleanupReport(
+        dry_run=report.dry_run,
+        total=report.total,
+        steps=[
+            admin_pb2.CleanupStep(
+                name=step.name,
+                target=step.target,
+                namespace=step.namespace or "",
+                selector=step.selector,
+                count=step.count,
+            )
+            for step in report.steps
+        ],
+    )
+    set_timestamp(message.start_time, report.started)
+    set_timestamp(message.end_time, report.finished)
+    return message
+
+
+def quota_to_proto(quota: Quota) -> access_pb2.Quota:
+    """A namespace's quota and what it stores."""
+    return access_pb2.Quota(
+        namespace=quota.namespace, max_bytes=quota.max_bytes, used_bytes=quota.used_bytes
+    )
+
+
+def index_to_proto(index: RecordIndex) -> admin_pb2.Index:
+    """A declared index."""
+    message = admin_pb2.Index(
+        collection=index.collection,
+        field=index.field,
+        index_name=index.index_name,
+        ready=index.ready,
+    )
+    set_timestamp(message.create_time, index.create_time)
+    return message
+
+
+def token_to_proto(token: Token) -> access_pb2.Token:
+    """A token as the wire shows it: everything but a secret (none is kept)."""
+    message = access_pb2.Token(
+        name=token.name,
+        role=_ROLE_ENUMS[token.role],
+        namespaces=sorted(token.namespaces),
+        rate_limit=token.rate_limit,
+        burst=token.burst,
+        created_by=token.created_by,
+    )
+    set_timestamp(message.create_time, token.create_time)
+    if token.expire_time is not None:
+        set_timestamp(message.expire_time, token.expire_time)
+    if token.revoke_time is not None:
+        set_timestamp(message.revoke_time, token.revoke_time)
+    return message
+
+
+def audit_to_proto(entry: models.LoggedAudit) -> admin_pb2.AuditEntry:
+    """One audit log entry."""
+    message = admin_pb2.AuditEntry(
+        seq=entry.seq,
+        actor=entry.actor,
+        action=entry.action,
+        entity=entry.entity,
+        entity_id=entry.entity_id,
+        version=entry.version,
+        changed_fields=list(entry.changed_fields),
+        request_id=entry.request_id or "",
+    )
+    set_timestamp(message.time, entry.time)
+    return message

@@ -1,0 +1,181 @@
+"""ArtifactService: proto <-> services/artifacts_service.py, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from datetime import timedelta
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
+from strata_server.api.convert import actor, fingerprint, set_timestamp
+from strata_server.api.errors import streaming, unary
+from strata_server.api.page_tokens import next_page_token, resume_after
+from strata_server.api.stream_parts import stream_parts
+from strata_server.core import artifacts, errors, validation
+from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.services.artifacts_service import Artifacts, UploadHeader
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_URL_EXPIRY = timedelta(hours=1)
+MAX_URL_EXPIRY = timedelta(days=7)
+
+_COMPRESSION = {
+    artifacts.Compression.NONE: artifacts_pb2.COMPRESSION_NONE,
+    artifacts.Compression.ZSTD: artifacts_pb2.COMPRESSION_ZSTD,
+}
+
+
+def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
+    """A domain artifact as the wire message."""
+    message = artifacts_pb2.Artifact(
+        namespace=artifact.namespace,
+        id=artifact.id,
+        owner=artifact.owner,
+        kind=artifact.kind,
+        name=artifact.name,
+        content_type=artifact.content_type,
+        sha256=artifact.sha256,
+        size=artifact.size,
+        stored_size=artifact.stored_size,
+        compression=_COMPRESSION[artifact.compression],
+        labels=dict(artifact.labels),
+    )
+    set_timestamp(message.create_time, artifact.create_time)
+    return message
+
+
+def _upload_header(sent: artifacts_pb2.ArtifactHeader) -> UploadHeader:
+    return UploadHeader(
+        namespace=sent.namespace,
+        owner=sent.owner,
+        kind=sent.kind,
+        name=sent.name,
+        content_type=sent.content_type,
+        labels=dict(sent.labels),
+        sha256=sent.sha256,
+        size=sent.size if sent.HasField("size") else None,
+        request_id=sent.request_id,
+        fingerprint=fingerprint(sent),
+    )
+
+
+def _list_filters(request: artifacts_pb2.ListArtifactsRequest) -> tuple[str | None, str | None]:
+    owner = request.owner or None
+    kind = request.kind or None
+    if owner is not None and (len(owner) > artifacts.MAX_OWNER or not owner.isprintable()):
+        raise errors.InvalidArgument.field("owner", "must be at most 256 printable characters")
+    if kind is not None and not artifacts.KIND_RE.fullmatch(kind):
+        raise errors.InvalidArgument.field(
+            "kind", "must be a letter followed by up to 63 letters, digits, '_' or '-'"
+        )
+    return owner, kind
+
+
+def _url_expiry(request: artifacts_pb2.GetArtifactUrlRequest) -> timedelta:
+    if not request.HasField("expiry"):
+        return DEFAULT_URL_EXPIRY
+    expiry = request.expiry.ToTimedelta()
+    if not timedelta(seconds=1) <= expiry <= MAX_URL_EXPIRY:
+        raise errors.InvalidArgument.field("expiry", "must be between 1 s and 7 days")
+    return expiry
+
+
+class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
+    """gRPC face of the artifact use cases."""
+
+    def __init__(self, service: Artifacts, *, tokens: PageTokens) -> None:
+        self._artifacts = service
+        self._tokens = tokens
+
+    @unary
+    async def UploadArtifact(
+        self, request_iterator: AsyncIterator[artifacts_pb2.UploadArtifactRequest], context: Context
+    ) -> artifacts_pb2.Artifact:
+        artifact = await self._artifacts.upload(
+            stream_parts(aiter(request_iterator), _upload_header),
+            actor=actor(context.invocation_metadata()),
+            cancelled=context.cancelled,
+        )
+        return artifact_to_proto(artifact)
+
+    @streaming
+    async def DownloadArtifact(
+        self, request: artifacts_pb2.DownloadArtifactRequest, context: Context
+    ) -> AsyncIterator[artifacts_pb2.DownloadArtifactResponse]:
+        namespace = validation.namespace(request.namespace)
+        id = validation.entity_id(request.id)
+        download = self._artifacts.download(namespace, id, request.offset, request.limit)
+        async with aclosing(download) as items:
+            async for item in items:
+                if isinstance(item, bytes):
+                    yield artifacts_pb2.DownloadArtifactResponse(chunk=item)
+                else:
+                    yield artifacts_pb2.DownloadArtifactResponse(artifact=artifact_to_proto(item))
+
+    @unary
+    async def GetArtifact(
+        self, request: artifacts_pb2.GetArtifactRequest, context: Context
+    ) -> artifacts_pb2.Artifact:
+        namespace = validation.namespace(request.namespace)
+        artifact = await self._artifacts.get(namespace, validation.entity_id(request.id))
+        return artifact_to_proto(artifact)
+
+    @unary
+    async def ListArtifacts(
+        self, request: artifacts_pb2.ListArtifactsRequest, context: Context
+    ) -> artifacts_pb2.ListArtifactsResponse:
+        namespace = validation.namespace(request.namespace)
+        owner, kind = _list_filters(request)
+        limit = page_size(request.page_size)
+        digest = query_digest("artifacts", namespace, owner or "", kind or "")
+        after = resume_after(self._tokens, request.page_token, digest, str)
+        page = await self._artifacts.list_artifacts(namespace, owner, kind, limit, after)
+        return artifacts_pb2.ListArtifactsResponse(
+            artifacts=[artifact_to_proto(item) for item in page.items],
+            next_page_token=next_page_token(self._tokens, digest, page),
+        )
+
+    @unary
+    async def DeleteArtifact(
+        self, request: artifacts_pb2.DeleteArtifactRequest, context: Context
+    ) -> empty_pb2.Empty:
+        namespace = validation.namespace(request.namespace)
+        await self._artifacts.delete(
+            namespace,
+            validation.entity_id(request.id),
+            actor=actor(context.invocation_metadata()),
+        )
+        return empty_pb2.Empty()
+
+    @unary
+    async def FindMissingBlobs(
+        self, request: artifacts_pb2.FindMissingBlobsRequest, context: Context
+    ) -> artifacts_pb2.FindMissingBlobsResponse:
+        namespace = validation.namespace(request.namespace)
+        if len(request.sha256s) > artifacts.MAX_FIND:
+            raise errors.InvalidArgument.field(
+                "sha256s", f"must hold at most {artifacts.MAX_FIND} SHA-256s"
+            )
+        wanted = [
+            artifacts.sha256_hex(value, f"sha256s[{index}]")
+            for index, value in enumerate(request.sha256s)
+        ]
+        missing = await self._artifacts.find_missing(namespace, wanted)
+        return artifacts_pb2.FindMissingBlobsResponse(missing_sha256s=missing)
+
+    @unary
+    async def GetArtifactUrl(
+        self, request: artifacts_pb2.GetArtifactUrlRequest, context: Context
+    ) -> artifacts_pb2.GetArtifactUrlResponse:
+        namespace = validation.namespace(request.namespace)
+        expiry = _url_expiry(request)
+        found = await self._artifacts.url(namespace, validation.entity_id(request.id), expiry)
+        response = artifacts_pb2.GetArtifactUrlResponse(
+            url=found.url, compression=_COMPRESSION[found.artifact.compression]
+        )
+        set_timestamp(response.expire_time, found.expire_time)
+        return response
