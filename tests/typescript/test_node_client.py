@@ -30,7 +30,7 @@ from tests.support.tls import Authority, shape_server_factory
 NODE_DIR = ROOT / "clients" / "typescript"
 BUILT = NODE_DIR / "build" / "test"
 UNIT = "unit.test.js"
-SECURED = ("tls.test.js",)
+SECURED = ("tls.test.js", "access.test.js")
 """The files that need the secured servers (`secured_servers`) instead of `server`."""
 
 
@@ -139,5 +139,6 @@ def secured_servers(
 
 def test_node_client_secured(node_suite: Path, secured_servers: dict[str, str]) -> None:
     """TLS with a private CA, mTLS, and token auth over TLS, on this shape: who gets
-    in, and the error a client that does not match the server sees."""
+    in, and the error a client that does not match the server sees; the token and
+    quota calls of AdminService."""
     run_node([node_suite / name for name in SECURED], secured_servers)
