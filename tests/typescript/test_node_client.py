@@ -3,9 +3,12 @@ run by pytest so that `make test` and CI cover it.
 
 The suite runs against the session's real `strata serve` of each shape (SQLite +
 disk, PostgreSQL + Redis + S3), and starts servers of its own (from the same
-command, on a fresh database of the shape) for what needs a restart. Its unit
-tests (error decoding, retries, metadata, TLS against a stand-in http2 server)
-need no Strata server and run once. On failure the assertion shows Node's report.
+command, on a fresh database of the shape) for what needs a restart. Its TLS and
+token tests run against servers started here with `--tls-cert`/`--tls-key` and
+`--auth token`, or `--tls-client-ca`, with certificates from test authorities
+(trustme). Its unit tests (error decoding, retries, metadata, against a
+stand-in http2 server) need no Strata server and run once. On failure the
+assertion shows Node's report.
 """
 
 from __future__ import annotations
@@ -14,16 +17,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import SHAPES
+from tests.security.support import AUTH_ENV, cli_token
 from tests.support.server import ROOT, StrataProcess
+from tests.support.tls import Authority, shape_server_factory
 
 NODE_DIR = ROOT / "clients" / "typescript"
 BUILT = NODE_DIR / "build" / "test"
 UNIT = "unit.test.js"
+SECURED = ("tls.test.js", "access.test.js")
+"""The files that need the secured servers (`secured_servers`) instead of `server`."""
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +80,9 @@ def test_node_client(
 ) -> None:
     """Every client method, error reason, follow/watch resume across a restart, a
     killed worker, a 100 MB round trip and the README example, on this shape."""
-    files = sorted(path for path in node_suite.glob("*.test.js") if path.name != UNIT)
+    files = sorted(
+        path for path in node_suite.glob("*.test.js") if path.name not in (UNIT, *SECURED)
+    )
     assert len(files) >= 10, f"compiled tests missing from {node_suite}"
     run_node(
         files,
@@ -83,3 +93,52 @@ def test_node_client(
             "STRATA_SERVER_COMMAND": json.dumps([sys.executable, "-m", "strata_server", "serve"]),
         },
     )
+
+
+@pytest.fixture(scope="module", params=SHAPES)
+def secured_servers(
+    request: pytest.FixtureRequest,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
+    """Two servers of one shape and what the Node tests need to reach them, as env
+    (clients/typescript/test/support/secure.ts): one with TLS and `--auth token`
+    whose first admin token is made with `strata token create`, as an operator
+    bootstraps one; one that requires a client certificate (mTLS). A second
+    authority signs a client certificate neither server trusts."""
+    workdir = tmp_path_factory.mktemp("node-secured")
+    trusted, other = Authority(workdir / "pki", "trusted"), Authority(workdir / "pki", "other")
+    server, client = trusted.server(), trusted.client("node", "strata", "tests")
+    forged = other.client("node", "strata", "tests")
+    make = shape_server_factory(request, database_url, workdir)
+    tls = {"STRATA_TLS_CERT": str(server.cert), "STRATA_TLS_KEY": str(server.key)}
+    token_server = make("tls", **AUTH_ENV, **tls)
+    mtls_server = make("mtls", STRATA_TLS_CLIENT_CA=str(trusted.ca_file), **tls)
+    started: list[StrataProcess] = []
+    try:
+        for process in (token_server, mtls_server):
+            process.start()
+            started.append(process)
+        root = cli_token(token_server.database_url, "root", "admin", "*")
+        yield {
+            "STRATA_SHAPE": request.param,
+            "STRATA_TLS_TARGET": token_server.target,
+            "STRATA_MTLS_TARGET": mtls_server.target,
+            "STRATA_ROOT_TOKEN": root,
+            "STRATA_TLS_CA": str(trusted.ca_file),
+            "STRATA_TLS_OTHER_CA": str(other.ca_file),
+            "STRATA_TLS_CLIENT_CERT": str(client.cert),
+            "STRATA_TLS_CLIENT_KEY": str(client.key),
+            "STRATA_TLS_FORGED_CERT": str(forged.cert),
+            "STRATA_TLS_FORGED_KEY": str(forged.key),
+        }
+    finally:
+        for process in started:
+            process.stop()
+
+
+def test_node_client_secured(node_suite: Path, secured_servers: dict[str, str]) -> None:
+    """TLS with a private CA, mTLS, and token auth over TLS, on this shape: who gets
+    in, and the error a client that does not match the server sees; the token and
+    quota calls of AdminService."""
+    run_node([node_suite / name for name in SECURED], secured_servers)

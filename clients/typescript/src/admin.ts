@@ -4,6 +4,8 @@
  *     const usage = await client.admin.usage();
  *     await client.admin.export("./acme.tar", { onProgress: (p) => console.log(p.phase, p.done) });
  *     const report = await client.admin.cleanup({ dryRun: true });
+ *     const { secret } = await client.admin.tokens.create({ name: "ci", role: "writer", namespaces: ["ci"] });
+ *     await client.admin.quotas.set(10 * 2 ** 30);
  *
  * Long operations stream progress messages before their result: give
  * `onProgress` to see them. Reports come back as plain objects of the generated
@@ -11,6 +13,7 @@
  * as milliseconds).
  */
 import { create } from "@bufbuild/protobuf";
+import { Quotas, Tokens } from "./access.js";
 import type { CallOptions, Connection } from "./connection.js";
 import { paginate } from "./connection.js";
 import { type ByteSource, type ByteTarget, chunksOf, writeTo } from "./bytes.js";
@@ -30,10 +33,14 @@ import {
   type IntegrityReport as IntegrityReportMessage,
   type NamespaceUsage as NamespaceUsageMessage,
   type Progress as ProgressMessage,
-  type RetentionPolicy as RetentionPolicyMessage,
-  RetentionTarget,
 } from "./gen/strata/v1/admin_pb.js";
 import { type JobStateName, jobStateName } from "./queue.js";
+import {
+  type RetentionPolicy,
+  type RetentionTargetName,
+  policyFromProto,
+  targetValue,
+} from "./retention.js";
 
 /** How far a long operation has come (phase, units done, total when known, unit). */
 export type Progress = Plain<ProgressMessage>;
@@ -61,62 +68,14 @@ export interface Usage {
   total: NamespaceUsage | undefined;
 }
 
-/** What a retention policy removes. */
-export type RetentionTargetName =
-  | "records"
-  | "completed_jobs"
-  | "dead_jobs"
-  | "sealed_transcripts"
-  | "artifacts";
-
-/** How long a namespace keeps one kind of data. */
-export interface RetentionPolicy {
-  namespace: string;
-  target: RetentionTargetName | "unspecified";
-  /** The collection, queue or kind it covers; empty: every queue / kind, or sealed transcripts. */
-  selector: string;
-  /** Data older than this goes at the next cleanup, in milliseconds. */
-  maxAgeMs: number;
-  createTime: Date | undefined;
-  updateTime: Date | undefined;
-}
-
 /** What an import does with a row whose id the target namespace already holds. */
 export type ConflictPolicyName = "skip" | "overwrite" | "fail";
-
-const TARGETS: { [name in RetentionTargetName]: RetentionTarget } = {
-  records: RetentionTarget.RECORDS,
-  completed_jobs: RetentionTarget.COMPLETED_JOBS,
-  dead_jobs: RetentionTarget.DEAD_JOBS,
-  sealed_transcripts: RetentionTarget.SEALED_TRANSCRIPTS,
-  artifacts: RetentionTarget.ARTIFACTS,
-};
 
 const CONFLICTS: { [name in ConflictPolicyName]: ConflictPolicy } = {
   skip: ConflictPolicy.SKIP,
   overwrite: ConflictPolicy.OVERWRITE,
   fail: ConflictPolicy.FAIL,
 };
-
-function targetValue(target: RetentionTargetName): RetentionTarget {
-  const value = TARGETS[target];
-  if (value === undefined) throw new TypeError(`unknown retention target ${String(target)}`);
-  return value;
-}
-
-function policyFromProto(message: RetentionPolicyMessage): RetentionPolicy {
-  const name = (Object.keys(TARGETS) as RetentionTargetName[]).find(
-    (key) => TARGETS[key] === message.target,
-  );
-  const { maxAge, createTime, updateTime, ...rest } = plain(message);
-  return {
-    ...rest,
-    target: name ?? "unspecified",
-    maxAgeMs: maxAge ?? 0,
-    createTime,
-    updateTime,
-  };
-}
 
 function usageFromProto(message: NamespaceUsageMessage): NamespaceUsage {
   const usage = plain(message);
@@ -137,11 +96,19 @@ export interface ProgressOptions extends CallOptions {
 
 /** The operator's calls of one namespace. */
 export class Admin {
+  /** Bearer tokens: create/list/revoke (the server's, not the namespace's; see access.ts). */
+  readonly tokens: Tokens;
+  /** Storage quotas: set/get the namespace's, list every namespace's. */
+  readonly quotas: Quotas;
+
   constructor(
     private readonly connection: Connection,
     /** The namespace. */
     readonly namespace: string,
-  ) {}
+  ) {
+    this.tokens = new Tokens(connection);
+    this.quotas = new Quotas(connection, namespace);
+  }
 
   private get service() {
     return this.connection.client(AdminService);

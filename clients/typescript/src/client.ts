@@ -77,7 +77,7 @@ export class StrataClient {
     return (this.handles.cache ??= new Cache(this.connection, this.namespace));
   }
 
-  /** The operator's calls: usage, export/import, retention, cleanup, integrity, audit, indexes. */
+  /** The operator's calls: usage, export/import, retention, cleanup, integrity, audit, indexes, tokens, quotas. */
   get admin(): Admin {
     return (this.handles.admin ??= new Admin(this.connection, this.namespace));
   }

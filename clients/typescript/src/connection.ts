@@ -26,24 +26,12 @@ import type {
   ClientSessionRequestOptions,
   Http2Session,
   OutgoingHttpHeaders,
-  SecureClientSessionOptions,
 } from "node:http2";
-import { connect as connectTcp, isIP } from "node:net";
-import { connect as connectTls } from "node:tls";
+import { Refusals, type TlsOptions, endpoint } from "./endpoint.js";
 import { type StrataError, toStrataError } from "./errors.js";
 import { type RetryPolicy, RetrySchedule, retryPolicy, sleep } from "./retry.js";
 
-/** TLS settings: PEM text or bytes, as Node's `tls.connect` takes them. */
-export interface TlsOptions {
-  /** CA certificate(s) to trust instead of the system's (a private CA). */
-  ca?: string | Buffer | (string | Buffer)[];
-  /** Client certificate chain, for servers that ask for one (mTLS). */
-  cert?: string | Buffer;
-  /** The client certificate's private key. */
-  key?: string | Buffer;
-  /** The name to check the server's certificate against, when not the target's host. */
-  serverName?: string;
-}
+export type { TlsOptions };
 
 /** Where a client connects and the defaults it applies to every call. */
 export interface StrataClientOptions {
@@ -143,6 +131,7 @@ export class Connection {
   private readonly session: Http2SessionManager;
   private readonly transport: Transport;
   private readonly clients = new Map<DescService, unknown>();
+  private readonly refusals: Refusals;
 
   constructor(options: StrataClientOptions) {
     this.target = options.target ?? "127.0.0.1:50051";
@@ -152,7 +141,8 @@ export class Connection {
     const headers = { ...(options.headers ?? {}) };
     if (options.token !== undefined) headers["authorization"] = `Bearer ${options.token}`;
     if (options.actor !== undefined) headers["x-strata-actor"] = options.actor;
-    const { baseUrl, nodeOptions } = endpoint(this.target, options.tls);
+    this.refusals = new Refusals(this.target);
+    const { baseUrl, nodeOptions } = endpoint(this.target, options.tls, this.refusals);
     nodeOptions.settings = { initialWindowSize: STREAM_WINDOW };
     this.session = new Http2SessionManager(baseUrl, {}, nodeOptions);
     const maxBytes = options.maxMessageBytes ?? 16 * MiB;
@@ -191,10 +181,11 @@ export class Connection {
     const options = this.options(call, (call.timeoutMs ?? this.timeoutMs) + (attempts.waitMs ?? 0));
     for (;;) {
       let error: StrataError;
+      const startedAt = performance.now();
       try {
         return await send(options);
       } catch (thrown) {
-        error = toStrataError(thrown);
+        error = this.refusals.explain(toStrataError(thrown), startedAt, call.signal);
       }
       const delay = schedule.backoff(error);
       if (delay === undefined) throw error;
@@ -215,10 +206,11 @@ export class Connection {
     open: (options: ConnectCallOptions) => AsyncIterable<T>,
     call: CallOptions = {},
   ): AsyncGenerator<T, void, undefined> {
+    const startedAt = performance.now();
     try {
       yield* open(this.options(call, call.timeoutMs));
     } catch (thrown) {
-      throw toStrataError(thrown);
+      throw this.refusals.explain(toStrataError(thrown), startedAt, call.signal);
     }
   }
 
@@ -245,47 +237,6 @@ function withHeaders(headers: Record<string, string>): Interceptor {
     for (const [key, value] of entries) request.header.set(key, value);
     return next(request);
   };
-}
-
-/**
- * The base URL and Node `http2.connect` options of a target. The socket is made
- * here (`createConnection`) to turn off Nagle's algorithm: HTTP/2 sends small
- * frames (window updates, a unary call's headers) that would otherwise wait for
- * the peer's delayed ACK.
- */
-function endpoint(
-  target: string,
-  tls: StrataClientOptions["tls"],
-): { baseUrl: string; nodeOptions: SecureClientSessionOptions } {
-  if (!target) throw new TypeError("target must not be empty");
-  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(target);
-  const secure = hasScheme ? target.startsWith("https://") : Boolean(tls);
-  if (hasScheme && tls && !secure) {
-    throw new TypeError("tls is set but the target is an http:// URL; use https:// or host:port");
-  }
-  const baseUrl = hasScheme ? target : `${secure ? "https" : "http"}://${target}`;
-  const url = new URL(baseUrl);
-  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  const port = Number(url.port || (secure ? 443 : 80));
-  const given = typeof tls === "object" ? tls : {};
-  const nodeOptions: SecureClientSessionOptions = {
-    createConnection: () => {
-      const socket = secure
-        ? connectTls({
-            host,
-            port,
-            ALPNProtocols: ["h2"],
-            servername: given.serverName ?? (isIP(host) ? undefined : host),
-            ...(given.ca === undefined ? {} : { ca: given.ca }),
-            ...(given.cert === undefined ? {} : { cert: given.cert }),
-            ...(given.key === undefined ? {} : { key: given.key }),
-          })
-        : connectTcp({ host, port });
-      socket.setNoDelay(true);
-      return socket;
-    },
-  };
-  return { baseUrl, nodeOptions };
 }
 
 /** Iterate over the items of every page of a List-style call, fetching each as it is reached. */

@@ -77,11 +77,12 @@ export type {
   NamespaceUsage,
   Progress,
   ProgressOptions,
-  RetentionPolicy,
-  RetentionTargetName,
   ServerInfo,
   Usage,
 } from "./admin.js";
 export { Admin } from "./admin.js";
+export type { RetentionPolicy, RetentionTargetName } from "./retention.js";
+export type { CreatedToken, NewToken, Quota, RoleName, Token } from "./access.js";
+export { Quotas, Tokens } from "./access.js";
 export type { Deleted, Write, WriteResult } from "./writes.js";
 export { newRequestId, writes } from "./writes.js";

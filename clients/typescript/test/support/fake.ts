@@ -1,9 +1,9 @@
 /**
  * A stand-in gRPC server (Node's http2) for unit tests of the client's own
- * logic: how it decodes a status's details, when it retries, what metadata and
- * deadline it sends, and its TLS options. Each call is answered by `answer`,
- * which sees the method and the request headers. Everything storage-related is
- * tested against a real `strata serve` instead.
+ * logic: how it decodes a status's details, when it retries, and what metadata
+ * and deadline it sends. Each call is answered by `answer`, which sees the
+ * method and the request headers. Everything else, TLS included, is tested
+ * against a real `strata serve`.
  */
 import { type DescMessage, type MessageShape, create, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
@@ -24,14 +24,11 @@ export interface Received {
 
 export class FakeServer {
   readonly calls: Received[] = [];
-  private server: http2.Http2Server | http2.Http2SecureServer;
+  private readonly server: http2.Http2Server;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
 
-  constructor(
-    private readonly answer: (call: Received, attempt: number) => Answer,
-    tls?: http2.SecureServerOptions,
-  ) {
-    this.server = tls === undefined ? http2.createServer() : http2.createSecureServer(tls);
+  constructor(private readonly answer: (call: Received, attempt: number) => Answer) {
+    this.server = http2.createServer();
     this.server.on("session", (session: http2.ServerHttp2Session) => {
       this.sessions.add(session);
       session.on("close", () => this.sessions.delete(session));
