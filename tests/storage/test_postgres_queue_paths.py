@@ -34,7 +34,8 @@ from strata_server.core.queue import (
 )
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres
-from strata_server.storage.postgres.queue import FIRST_TOKENS, _changed
+from strata_server.storage.postgres.job_rows import _changed
+from strata_server.storage.postgres.queue import FIRST_TOKENS
 from tests.support.pg import PgServer
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"

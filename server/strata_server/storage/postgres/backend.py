@@ -7,6 +7,7 @@ from strata_server.storage.postgres.artifacts import PostgresArtifacts
 from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.database import PostgresDatabase
 from strata_server.storage.postgres.integrity import PostgresIntegrity
+from strata_server.storage.postgres.queue import PostgresQueue
 from strata_server.storage.postgres.retention import PostgresRecordCleanup
 from strata_server.storage.postgres.transcripts import PostgresTranscripts
 from strata_server.storage.postgres.transfer import PostgresTransfer
@@ -41,7 +42,7 @@ async def open_postgres(
     return Storage(
         records=database,
         cleanup=PostgresRecordCleanup(database.runner),
-        queue=database,
+        queue=PostgresQueue(database.runner),
         transcripts=PostgresTranscripts(database.runner, database.quotas),
         artifacts=PostgresArtifacts(database.runner, database.quotas),
         audit=PostgresAudit(database.runner),

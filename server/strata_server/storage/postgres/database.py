@@ -18,18 +18,15 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
-from strata_server.core.errors import Conflict, StrataError
+from strata_server.core.errors import Conflict
 from strata_server.core.filters import Filter
-from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
     ChangeBatch,
-    Handoff,
     Idempotency,
     ListQuery,
     Page,
@@ -41,7 +38,6 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import explained
 from strata_server.storage.postgres import (
     changes,
@@ -49,7 +45,6 @@ from strata_server.storage.postgres import (
     queries,
     records,
 )
-from strata_server.storage.postgres import queue as job_queue
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Pool, Runner, open_pool
@@ -237,166 +232,6 @@ class PostgresDatabase:
         return await self._run(lambda conn: commit.purge_expired(conn, limit))
 
     # --- QueueStore (storage/postgres/queue.py) -----------------------------------------
-
-    async def enqueue(
-        self,
-        namespace: str,
-        jobs: Sequence[NewJob],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notices: Sequence[str] = (),
-    ) -> list[Job]:
-        """Insert `jobs` in one transaction (unique_key by the partial unique index),
-        sending `notices` on the events channel when a job is inserted and commits."""
-        # One job without a request_id needs no transaction: each statement of
-        # job_queue.enqueue is atomic alone and none depends on an earlier one's
-        # writes. Skipping BEGIN and COMMIT is two round trips off every Enqueue,
-        # on the path of enqueue -> delivery latency.
-        return await self._run(
-            lambda conn: job_queue.enqueue(
-                conn, namespace, jobs, actor=actor, idempotency=idempotency, notices=notices
-            ),
-            transaction=idempotency is not None or len(jobs) > 1,
-            writes=True,
-        )
-
-    async def enqueue_and_lease(
-        self,
-        namespace: str,
-        job: NewJob,
-        handoff: Handoff,
-        *,
-        actor: Actor,
-        notices: Sequence[str] = (),
-    ) -> tuple[Job, list[Job]]:
-        """Insert one job, already leased for `handoff` when it is first in line, in
-        one statement (job_queue.enqueue_and_lease)."""
-        return await self._run(
-            lambda conn: job_queue.enqueue_and_lease(
-                conn, namespace, job, handoff, actor=actor, notices=notices
-            ),
-            writes=True,
-        )
-
-    async def lease_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        max_jobs: int,
-        lease: timedelta,
-        *,
-        actor: Actor,
-        token_prefix: str = "",
-    ) -> list[Job]:
-        """Lease up to `max_jobs` jobs (FOR UPDATE SKIP LOCKED); [] when paused."""
-        return await self._run(
-            lambda conn: job_queue.lease_jobs(
-                conn, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
-            ),
-        )
-
-    async def ack_job(
-        self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
-    ) -> Job:
-        """Complete the holder's attempt."""
-        return await self._run(
-            lambda conn: job_queue.ack_job(conn, namespace, id, token, result, actor=actor),
-            writes=True,
-        )
-
-    async def ack_jobs(
-        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
-    ) -> list[Job | StrataError]:
-        """Complete each holder's attempt, each on its own, in one statement."""
-        return await self._run(
-            lambda conn: job_queue.ack_jobs(conn, namespace, acks, actor=actor), writes=True
-        )
-
-    async def fail_job(
-        self,
-        namespace: str,
-        id: str,
-        token: str,
-        error: str,
-        retry_delay: timedelta | None,
-        *,
-        actor: Actor,
-    ) -> Job:
-        """Record a failed attempt (retry after backoff, or dead)."""
-        return await self._run(
-            lambda conn: job_queue.fail_job(
-                conn, namespace, id, token, error, retry_delay, actor=actor
-            ),
-            transaction=True,
-        )
-
-    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
-        """Give the holder's job back unworked (attempt not counted)."""
-        return await self._run(
-            lambda conn: job_queue.release_job(conn, namespace, id, token, actor=actor),
-            writes=True,
-        )
-
-    async def extend_lease(
-        self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
-    ) -> Job:
-        """Heartbeat; the result carries the lease_token."""
-        return await self._run(
-            lambda conn: job_queue.extend_lease(conn, namespace, id, token, lease, actor=actor),
-            writes=True,
-        )
-
-    async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        """Cancel an unfinished job."""
-        return await self._run(
-            lambda conn: job_queue.cancel_job(conn, namespace, id, actor=actor), transaction=True
-        )
-
-    async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        """Bring a dead or cancelled job back."""
-        return await self._run(
-            lambda conn: job_queue.retry_job(conn, namespace, id, actor=actor), transaction=True
-        )
-
-    async def get_job(self, namespace: str, id: str) -> Job:
-        """One job, without its lease_token."""
-        return await self._run(lambda conn: job_queue.get_job(conn, namespace, id))
-
-    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
-        """The ids of `leases` (job id -> token) still leased under their token."""
-        return await self._run(lambda conn: job_queue.held_leases(conn, namespace, leases))
-
-    async def has_available(self, namespace: str, queue: str) -> bool:
-        """Whether a lease could take a job of the queue now."""
-        return await self._run(lambda conn: job_queue.has_available(conn, namespace, queue))
-
-    async def list_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        state: Visible | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-    ) -> Page[Job]:
-        """Jobs of a queue in (create_time, id) order after `after`."""
-        return await self._run(
-            lambda conn: job_queue.list_jobs(conn, namespace, queue, state, limit, after)
-        )
-
-    async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
-        """Pause or resume leasing from a queue."""
-        await self._run(
-            lambda conn: job_queue.set_paused(conn, namespace, queue, paused, actor=actor)
-        )
-
-    async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
-        """Counts by visible state, oldest available age, recent lease expiries."""
-        return await self._run(lambda conn: job_queue.queue_stats(conn, namespace, queue))
-
-    async def purge_completed(self, finished_before: datetime, limit: int) -> int:
-        """Delete up to `limit` completed jobs finished before the time."""
-        return await self._run(lambda conn: job_queue.purge_completed(conn, finished_before, limit))
 
     # --- TranscriptStore (storage/postgres/transcripts.py) ------------------------------
 
