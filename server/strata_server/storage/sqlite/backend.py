@@ -8,6 +8,7 @@ from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.database import SqliteDatabase
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
+from strata_server.storage.sqlite.queue import SqliteQueue
 from strata_server.storage.sqlite.retention import SqliteRecordCleanup
 from strata_server.storage.sqlite.transcripts import SqliteTranscripts
 from strata_server.storage.sqlite.transfer import SqliteTransfer
@@ -33,7 +34,7 @@ async def open_sqlite(
     return Storage(
         records=database,
         cleanup=SqliteRecordCleanup(database.connections),
-        queue=database,
+        queue=SqliteQueue(database.connections),
         transcripts=SqliteTranscripts(database.connections, database.quotas),
         artifacts=SqliteArtifacts(database.connections, database.quotas),
         audit=SqliteAudit(database.connections),

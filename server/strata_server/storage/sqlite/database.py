@@ -8,16 +8,11 @@ for `:memory:` pass their text as `schema_sql` and it runs on the writer first.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
 
-from strata_server.core.errors import StrataError
 from strata_server.core.filters import Filter
-from strata_server.core.jsontypes import JSON
 from strata_server.core.models import (
     Actor,
     ChangeBatch,
-    Handoff,
     Idempotency,
     ListQuery,
     Page,
@@ -29,14 +24,12 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import explained
 from strata_server.storage.sqlite import (
     changes,
     commit,
     records,
 )
-from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.quotas import SqliteQuotas
@@ -161,126 +154,6 @@ class SqliteDatabase:
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """Delete up to `limit` expired records, each with an `expire` audit entry."""
         return await commit.purge_expired(self._db, limit)
-
-    async def enqueue(
-        self,
-        namespace: str,
-        jobs: Sequence[NewJob],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notices: Sequence[str] = (),
-    ) -> list[Job]:
-        """Insert `jobs` in one transaction (unique_key dedup, idempotent by request_id).
-        `notices` are never given here: the embedded shape has no other replicas."""
-        return await queues.enqueue(self._db, namespace, jobs, actor=actor, idempotency=idempotency)
-
-    async def enqueue_and_lease(
-        self,
-        namespace: str,
-        job: NewJob,
-        handoff: Handoff,
-        *,
-        actor: Actor,
-        notices: Sequence[str] = (),
-    ) -> tuple[Job, list[Job]]:
-        """Insert one job and lease for `handoff` in one transaction."""
-        return await queues.enqueue_and_lease(self._db, namespace, job, handoff, actor=actor)
-
-    async def lease_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        max_jobs: int,
-        lease: timedelta,
-        *,
-        actor: Actor,
-        token_prefix: str = "",
-    ) -> list[Job]:
-        """Lease up to `max_jobs` leasable jobs, reclaiming expired leases."""
-        return await queues.lease_jobs(
-            self._db, namespace, queue, max_jobs, lease, actor=actor, token_prefix=token_prefix
-        )
-
-    async def ack_job(
-        self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
-    ) -> Job:
-        """Complete the holder's attempt."""
-        return await queues.ack_job(self._db, namespace, id, token, result, actor=actor)
-
-    async def ack_jobs(
-        self, namespace: str, acks: Sequence[Ack], *, actor: Actor
-    ) -> list[Job | StrataError]:
-        """Complete each holder's attempt, each on its own, in one transaction."""
-        return await queues.ack_jobs(self._db, namespace, acks, actor=actor)
-
-    async def fail_job(
-        self,
-        namespace: str,
-        id: str,
-        token: str,
-        error: str,
-        retry_delay: timedelta | None,
-        *,
-        actor: Actor,
-    ) -> Job:
-        """Record a failed attempt: retry after a backoff, or dead."""
-        return await queues.fail_job(
-            self._db, namespace, id, token, error, retry_delay, actor=actor
-        )
-
-    async def extend_lease(
-        self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
-    ) -> Job:
-        """Heartbeat; the result carries the lease_token."""
-        return await queues.extend_lease(self._db, namespace, id, token, lease, actor=actor)
-
-    async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        """Cancel an unfinished job."""
-        return await queues.cancel_job(self._db, namespace, id, actor=actor)
-
-    async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        """Bring a dead or cancelled job back."""
-        return await queues.retry_job(self._db, namespace, id, actor=actor)
-
-    async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
-        """Give a leased job back unworked."""
-        return await queues.release_job(self._db, namespace, id, token, actor=actor)
-
-    async def get_job(self, namespace: str, id: str) -> Job:
-        """One job, without its lease_token."""
-        return await queues.get_job(self._db, namespace, id)
-
-    async def held_leases(self, namespace: str, leases: Mapping[str, str]) -> set[str]:
-        """The ids of `leases` still leased under their token."""
-        return await queues.held_leases(self._db, namespace, leases)
-
-    async def has_available(self, namespace: str, queue: str) -> bool:
-        """Whether a lease could take a job of the queue now."""
-        return await queues.has_available(self._db, namespace, queue)
-
-    async def list_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        state: Visible | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-    ) -> Page[Job]:
-        """Jobs of a queue in (create_time, id) order; `last_key` is (create_time_us, id)."""
-        return await queues.list_jobs(self._db, namespace, queue, state, limit, after)
-
-    async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
-        """Pause or resume leasing from a queue."""
-        await queues.set_paused(self._db, namespace, queue, paused, actor=actor)
-
-    async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
-        """Counts by visible state, oldest available age, recent lease expiries."""
-        return await queues.queue_stats(self._db, namespace, queue)
-
-    async def purge_completed(self, finished_before: datetime, limit: int) -> int:
-        """Delete up to `limit` completed jobs finished before the time."""
-        return await queues.purge_completed(self._db, finished_before, limit)
 
     def pool_stats(self) -> Mapping[str, int]:
         """The reader pool and the one writer."""
