@@ -53,7 +53,7 @@ from strata_server.core.writes import dumps, plan_write
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs
 from strata_server.storage.postgres.pool import Conn
-from strata_server.storage.postgres.records import now, record_from_row
+from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.postgres.request_log import claim_request
 
 Key = tuple[str, str]

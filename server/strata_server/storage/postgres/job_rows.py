@@ -37,7 +37,7 @@ from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNE
 from strata_server.storage.postgres import job_queries as jq
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
-from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.record_rows import now
 from strata_server.storage.postgres.request_log import claim_request
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -89,7 +89,7 @@ from strata_server.storage.postgres.job_rows import (
     transition,
 )
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.record_rows import now
 
 FIRST_TOKENS = 32
 """Lease tokens made for a lease's first statement. Each is made ahead of time with

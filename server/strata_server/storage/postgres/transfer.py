@@ -32,7 +32,7 @@ from strata_server.storage.postgres.job_rows import job_from_row
 from strata_server.storage.postgres.pool import Conn, Runner, translate
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
 from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
-from strata_server.storage.postgres.records import record_from_row
+from strata_server.storage.postgres.record_rows import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import SHAPES, Shape, dumps
