@@ -42,7 +42,7 @@ from strata_server.storage.sqlite import transcripts
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.job_rows import insert_jobs
-from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
+from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 

@@ -45,7 +45,7 @@ from strata_server.core.transcripts import (
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
-from strata_server.storage.sqlite.records import match_expression
+from strata_server.storage.sqlite.record_rows import match_expression
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import (
