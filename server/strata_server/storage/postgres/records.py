@@ -165,11 +165,7 @@ class PostgresRecords:
         return await explained(namespace, self._quotas.list_quotas, attempts)
 
     async def _commit(
-        self,
-        namespace: str,
-        writes: Sequence[Write],
-        actor: Actor,
-        idempotency: Idempotency | None,
+        self, namespace: str, writes: Sequence[Write], actor: Actor, idempotency: Idempotency | None
     ) -> list[WriteResult]:
         assume_new = commit.optimistic(writes)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):

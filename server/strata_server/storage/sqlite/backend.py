@@ -86,11 +86,7 @@ class SqliteBackend:
 
 
 async def open_sqlite(
-    path: str,
-    *,
-    max_record_bytes: int,
-    readers: int = 4,
-    schema_sql: str | None = None,
+    path: str, *, max_record_bytes: int, readers: int = 4, schema_sql: str | None = None
 ) -> Storage:
     """Connect to the database file at `path` (or `:memory:`) and build every adapter
     over its connections. The schema comes from the yoyo migrations in

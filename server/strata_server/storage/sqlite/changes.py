@@ -61,12 +61,7 @@ async def head(db: Connections) -> str:
 
 
 async def record_changes(
-    db: Connections,
-    namespace: str,
-    collection: str,
-    after: str,
-    filter: Filter | None,
-    limit: int,
+    db: Connections, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
 ) -> ChangeBatch:
     seq = parse_cursor(after)
     rows = await db.fetchall(CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit))

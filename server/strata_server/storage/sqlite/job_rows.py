@@ -142,11 +142,7 @@ def changed(old: Job, new: Job) -> tuple[str, ...]:
 
 
 def audit_row(
-    namespace: str,
-    now: int,
-    actor: Actor,
-    audit: AuditEntry,
-    request_id: str | None = None,
+    namespace: str, now: int, actor: Actor, audit: AuditEntry, request_id: str | None = None
 ) -> tuple[Any, ...]:
     return (
         namespace,

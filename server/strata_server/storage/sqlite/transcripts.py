@@ -260,11 +260,7 @@ class SqliteTranscripts:
         return transcript_from_row(rows[0])
 
     async def list_transcripts(
-        self,
-        namespace: str,
-        owner: str | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
+        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
     ) -> Page[Transcript]:
         if limit <= 0:
             return Page(())
