@@ -1,7 +1,7 @@
-"""The PostgreSQL job queue against a real throwaway PostgreSQL 15 (tests/support/pg.py).
+"""The PostgreSQL job queue against the session's PostgreSQL 15 (tests/support/pg.py).
 
-One server per module, schema from migrations/postgres/0001_records.sql and
-0002_queue.sql; every test works in its own namespace.
+One database of the session's server per module, schema from
+migrations/postgres/0001_records.sql and 0002_queue.sql; every test works in its own namespace.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from strata_server.core.models import Actor, Idempotency
 from strata_server.core.queue import Job, NewJob, Stored, Visible
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres
-from tests.support.pg import PgServer
+from tests.storage.conftest import Database, database_with
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
 ACTOR = Actor("tester")
@@ -30,18 +30,12 @@ LEASE = timedelta(seconds=30)
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    server.start()
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute((MIGRATIONS / "0001_records.sql").read_text())
-        conn.execute((MIGRATIONS / "0002_queue.sql").read_text())
-    yield server
-    server.cleanup()
+def pg(pg: Database) -> Database:
+    return database_with(pg, "0001_records.sql", "0002_queue.sql")
 
 
 @pytest.fixture(scope="module")
-async def db(pg: PgServer) -> AsyncIterator[Storage]:
+async def db(pg: Database) -> AsyncIterator[Storage]:
     database = await open_postgres(pg.dsn, max_record_bytes=64 * 1024, max_size=25)
     yield database
     await database.close()
@@ -52,7 +46,7 @@ def ns() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-async def sql(pg: PgServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
+async def sql(pg: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
         cursor = await conn.execute(query, params)
         return await cursor.fetchall() if cursor.description else []
@@ -65,7 +59,7 @@ async def put(db: Storage, ns: str, queue: str = "q", **kw: Any) -> Job:
     return job
 
 
-async def expire_leases(pg: PgServer, ns: str) -> None:
+async def expire_leases(pg: Database, ns: str) -> None:
     await sql(
         pg,
         "UPDATE jobs SET lease_expire_time = now() - interval '1 second' "
@@ -74,7 +68,7 @@ async def expire_leases(pg: PgServer, ns: str) -> None:
     )
 
 
-async def test_enqueue_get_and_audit(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_enqueue_get_and_audit(db: Storage, pg: Database, ns: str) -> None:
     job = await put(db, ns, payload={"task": "x"}, priority=3, max_attempts=5)
     assert job.state is Stored.READY and job.attempt == 0 and len(job.id) == 26
     assert job.run_time == job.create_time == job.update_time
@@ -160,7 +154,7 @@ async def test_stale_token_is_lease_lost(db: Storage, ns: str) -> None:
     assert again.value.reason == "LEASE_LOST"
 
 
-async def test_expired_lease_reclaimed(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_expired_lease_reclaimed(db: Storage, pg: Database, ns: str) -> None:
     await put(db, ns, max_attempts=2)
     [first] = await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
     await expire_leases(pg, ns)
@@ -248,7 +242,7 @@ async def test_retry_dead_with_taken_unique_key(db: Storage, ns: str) -> None:
     assert (await db.queue.get_job(ns, job.id)).state is Stored.CANCELLED
 
 
-async def test_pause_resume(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_pause_resume(db: Storage, pg: Database, ns: str) -> None:
     await put(db, ns)
     await db.queue.set_paused(ns, "q", True, actor=ACTOR)
     assert (await db.queue.queue_stats(ns, "q")).paused
@@ -286,7 +280,7 @@ async def test_concurrent_unique_key_yields_one_job(db: Storage, ns: str) -> Non
     assert fresh.id != leased.id
 
 
-async def test_idempotent_enqueue(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_idempotent_enqueue(db: Storage, pg: Database, ns: str) -> None:
     key = Idempotency("r1", "fp1")
     jobs = [NewJob("q", {"i": 1}), NewJob("q", {"i": 2}, unique_key="u")]
     first = await db.queue.enqueue(ns, jobs, actor=ACTOR, idempotency=key)
@@ -345,7 +339,7 @@ async def test_list_jobs_paging_and_state_filter(db: Storage, ns: str) -> None:
     assert await ids(Visible.COMPLETED) == {leased[0].id}
 
 
-async def test_purge_completed(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_purge_completed(db: Storage, pg: Database, ns: str) -> None:
     await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
     leased = await db.queue.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR)
     for job in leased:
