@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import psycopg
@@ -31,6 +31,10 @@ MAX_RECORD_BYTES = 4096
 ACTOR = Actor("tester")
 
 ENGINES = ("sqlite", "postgres")
+
+Reopen = Callable[[], Awaitable[Storage]]
+"""Opens another storage on the test's database (as another server process would),
+closed when the test ends."""
 
 
 @pytest.fixture(scope="session")
@@ -65,22 +69,42 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def storage(
+async def reopen(
     engine: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Storage]:
-    """A storage of its own for this test, on `engine`."""
-    if engine == "sqlite":
-        path = tmp_path / "strata.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        opened = await open_sqlite(str(path), max_record_bytes=MAX_RECORD_BYTES, readers=2)
-    else:
-        pg: PgServer = request.getfixturevalue("pg")
-        url = await _clone(pg, request.getfixturevalue("postgres_template"))
-        opened = await open_postgres(url, max_record_bytes=MAX_RECORD_BYTES, min_size=1, max_size=4)
+) -> AsyncIterator[Reopen]:
+    """`Reopen` for this test's database (made on first use)."""
+    opened: list[Storage] = []
+    target: list[str] = []
+
+    async def open_another() -> Storage:
+        if not target:
+            if engine == "sqlite":
+                path = tmp_path / "strata.db"
+                shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+                target.append(str(path))
+            else:
+                pg: PgServer = request.getfixturevalue("pg")
+                target.append(await _clone(pg, request.getfixturevalue("postgres_template")))
+        if engine == "sqlite":
+            storage = await open_sqlite(target[0], max_record_bytes=MAX_RECORD_BYTES, readers=2)
+        else:
+            storage = await open_postgres(
+                target[0], max_record_bytes=MAX_RECORD_BYTES, min_size=1, max_size=4
+            )
+        opened.append(storage)
+        return storage
+
     try:
-        yield opened
+        yield open_another
     finally:
-        await opened.close()
+        for storage in opened:
+            await storage.close()
+
+
+@pytest.fixture
+async def storage(reopen: Reopen) -> Storage:
+    """A storage of its own for this test, on `engine`."""
+    return await reopen()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The PostgreSQL ReadTranscript batch query reads only its batch's rows, and sends
 the entries' stored wire forms, which are what the protobuf library would write.
 
-A real throwaway PostgreSQL 15 (tests/support/pg.py) with the migrations up to
+A database of the session's PostgreSQL 15 (tests/support/pg.py) with the migrations up to
 transcripts. The batch query once joined a CTE holding the first entry's offset, and
 PostgreSQL walked the transcript's whole offset index for every batch, filtering
 (the reads still came out right, only each batch cost the transcript's length).
