@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ from strata_server.core.queue import (
 )
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres
-from strata_server.storage.postgres.queue import FIRST_TOKENS, _changed
-from tests.support.pg import PgServer
+from strata_server.storage.postgres.job_rows import _changed
+from strata_server.storage.postgres.queue import FIRST_TOKENS
+from tests.storage.conftest import Database, database_with
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
 ACTOR = Actor("tester")
@@ -44,18 +45,12 @@ HEX32 = re.compile(r"[0-9a-f]{32}")
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    server.start()
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        for name in ("0001_records.sql", "0002_queue.sql", "0005_record_changes.sql"):
-            conn.execute((MIGRATIONS / name).read_text())
-    yield server
-    server.cleanup()
+def pg(pg: Database) -> Database:
+    return database_with(pg, "0001_records.sql", "0002_queue.sql", "0005_record_changes.sql")
 
 
 @pytest.fixture(scope="module")
-async def db(pg: PgServer) -> AsyncIterator[Storage]:
+async def db(pg: Database) -> AsyncIterator[Storage]:
     database = await open_postgres(pg.dsn, max_record_bytes=64 * 1024, max_size=25)
     yield database
     await database.close()
@@ -66,7 +61,7 @@ def ns() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-async def sql(pg: PgServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
+async def sql(pg: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
         cursor = await conn.execute(query, params)
         return await cursor.fetchall() if cursor.description else []
@@ -85,7 +80,7 @@ async def lease_one(db: Storage, ns: str, **kw: Any) -> tuple[Job, str]:
     return job, job.lease_token
 
 
-async def audits(pg: PgServer, ns: str) -> list[tuple[Any, ...]]:
+async def audits(pg: Database, ns: str) -> list[tuple[Any, ...]]:
     """(action, entity_id, version, changed_fields, actor) in log order."""
     return await sql(
         pg,
@@ -95,7 +90,7 @@ async def audits(pg: PgServer, ns: str) -> list[tuple[Any, ...]]:
     )
 
 
-async def expire_leases(pg: PgServer, ns: str) -> None:
+async def expire_leases(pg: Database, ns: str) -> None:
     await sql(
         pg,
         "UPDATE jobs SET lease_expire_time = now() - interval '1 second' "
@@ -123,7 +118,7 @@ async def test_lease_tokens_with_and_without_prefix(db: Storage, ns: str) -> Non
 # --- Ack ------------------------------------------------------------------------------
 
 
-async def test_ack_result_and_audit(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_ack_result_and_audit(db: Storage, pg: Database, ns: str) -> None:
     first = await put(db, ns)
     second = await put(db, ns)
     job, token = await lease_one(db, ns)
@@ -158,7 +153,7 @@ async def test_ack_result_and_audit(db: Storage, pg: PgServer, ns: str) -> None:
     ]
 
 
-async def test_ack_errors(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_ack_errors(db: Storage, pg: Database, ns: str) -> None:
     with pytest.raises(NotFound, match="job nope does not exist"):
         await db.queue.ack_job(ns, "nope", "t", None, actor=ACTOR)
     ready = await put(db, ns)
@@ -178,7 +173,7 @@ async def test_ack_errors(db: Storage, pg: PgServer, ns: str) -> None:
     assert [row[0] for row in await audits(pg, ns)] == ["enqueue", "lease"]
 
 
-async def test_concurrent_acks_one_wins(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_concurrent_acks_one_wins(db: Storage, pg: Database, ns: str) -> None:
     await put(db, ns)
     job, token = await lease_one(db, ns)
     results = await asyncio.gather(
@@ -195,7 +190,7 @@ async def test_concurrent_acks_one_wins(db: Storage, pg: PgServer, ns: str) -> N
 # --- Release, extend, fail ------------------------------------------------------------
 
 
-async def test_release(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_release(db: Storage, pg: Database, ns: str) -> None:
     with pytest.raises(NotFound):
         await db.queue.release_job(ns, "nope", "t", actor=ACTOR)
     queued = await put(db, ns, run_time=datetime.now(UTC) - timedelta(minutes=5))
@@ -224,7 +219,7 @@ async def test_release(db: Storage, pg: PgServer, ns: str) -> None:
     )
 
 
-async def test_extend(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_extend(db: Storage, pg: Database, ns: str) -> None:
     with pytest.raises(NotFound):
         await db.queue.extend_lease(ns, "nope", "t", LEASE, actor=ACTOR)
     await put(db, ns)
@@ -241,7 +236,7 @@ async def test_extend(db: Storage, pg: PgServer, ns: str) -> None:
     assert rows[2] == ("extend", job.id, 1, ["lease_expire_time"], "tester")
 
 
-async def test_fail_audits(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_fail_audits(db: Storage, pg: Database, ns: str) -> None:
     job = await put(db, ns, max_attempts=2)
     _, token = await lease_one(db, ns)
     await db.queue.fail_job(ns, job.id, token, "boom", timedelta(0), actor=ACTOR)
@@ -266,7 +261,7 @@ async def test_fail_audits(db: Storage, pg: PgServer, ns: str) -> None:
 # --- held_leases ----------------------------------------------------------------------
 
 
-async def test_held_leases(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_held_leases(db: Storage, pg: Database, ns: str) -> None:
     assert await db.queue.held_leases(ns, {}) == set()
     await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
     a, b, c, d = await db.queue.lease_jobs(ns, "q", 4, LEASE, actor=ACTOR, token_prefix="s")
@@ -284,7 +279,7 @@ async def test_held_leases(db: Storage, pg: PgServer, ns: str) -> None:
 # --- Lease ----------------------------------------------------------------------------
 
 
-async def test_lease_audits_and_expiry_paths(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_lease_audits_and_expiry_paths(db: Storage, pg: Database, ns: str) -> None:
     doomed = await put(db, ns, max_attempts=1, priority=9)
     again = await put(db, ns, max_attempts=3, priority=8)
     fresh = await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(3)], actor=ACTOR)
@@ -323,7 +318,7 @@ async def test_lease_audits_and_expiry_paths(db: Storage, pg: PgServer, ns: str)
     )
 
 
-async def test_lease_only_dead_candidates(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_lease_only_dead_candidates(db: Storage, pg: Database, ns: str) -> None:
     jobs = await db.queue.enqueue(
         ns, [NewJob("q", {"i": i}, max_attempts=1) for i in range(3)], actor=ACTOR
     )
@@ -346,7 +341,7 @@ async def test_lease_pause_and_other_queue(db: Storage, ns: str) -> None:
     assert await db.queue.lease_jobs(ns, "q", 0, LEASE, actor=ACTOR) == []
 
 
-async def test_lease_more_than_first_tokens(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_lease_more_than_first_tokens(db: Storage, pg: Database, ns: str) -> None:
     created = await db.queue.enqueue(
         ns, [NewJob("q", {"i": i}, priority=i % 3) for i in range(50)], actor=ACTOR
     )
@@ -363,7 +358,7 @@ async def test_lease_more_than_first_tokens(db: Storage, pg: PgServer, ns: str) 
     assert dict(counts) == {"enqueue": 50, "lease": 50}
 
 
-async def test_concurrent_drain_with_acks(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_concurrent_drain_with_acks(db: Storage, pg: Database, ns: str) -> None:
     await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(300)], actor=ACTOR)
     acked: Counter[str] = Counter()
 
@@ -392,7 +387,7 @@ def public(job: Job) -> Job:
     return dataclasses.replace(job, lease_token=None)
 
 
-async def audit_of(pg: PgServer, ns: str, id: str, action: str) -> tuple[int, list[str]]:
+async def audit_of(pg: Database, ns: str, id: str, action: str) -> tuple[int, list[str]]:
     """(version, changed_fields) of the newest `action` entry of job `id`."""
     rows = await sql(
         pg,
@@ -405,7 +400,7 @@ async def audit_of(pg: PgServer, ns: str, id: str, action: str) -> tuple[int, li
     return rows[0]
 
 
-async def test_sql_transitions_match_core_plans(db: Storage, pg: PgServer, ns: str) -> None:
+async def test_sql_transitions_match_core_plans(db: Storage, pg: Database, ns: str) -> None:
     """Each one-statement transition writes, returns and audits exactly what
     core.queue plans for the job it found, at the time it wrote (update_time)."""
     # lease of a ready job
@@ -481,7 +476,7 @@ async def test_queue_depths(db: Storage, ns: str) -> None:
 
 
 async def test_record_changes_come_in_xid_order_across_a_digit_boundary(
-    db: Storage, pg: PgServer, ns: str
+    db: Storage, pg: Database, ns: str
 ) -> None:
     """Entries of transactions 9 and 10 (long ended) come as 9 then 10, whatever
     their seq: ordered as text, the feed sent 10 first, then took 9's cursor and

@@ -1,7 +1,7 @@
 """The PostgreSQL ReadTranscript batch query reads only its batch's rows, and sends
 the entries' stored wire forms, which are what the protobuf library would write.
 
-A real throwaway PostgreSQL 15 (tests/support/pg.py) with the migrations up to
+A database of the session's PostgreSQL 15 (tests/support/pg.py) with the migrations up to
 transcripts. The batch query once joined a CTE holding the first entry's offset, and
 PostgreSQL walked the transcript's whole offset index for every batch, filtering
 (the reads still came out right, only each batch cost the transcript's length).
@@ -11,7 +11,7 @@ This checks the plan the server runs, generic and custom, by the rows it touches
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from strata_server.storage import entry_wire
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres import transcript_queries as q
-from tests.support.pg import PgServer
+from tests.storage.conftest import Database, database_with
 from tests.support.wire import sent
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
@@ -43,29 +43,20 @@ BATCH_BYTES = 64 * 1024
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = PgServer()
-    server.start()
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        for name in (
-            "0001_records.sql",
-            "0002_queue.sql",
-            "0003_transcripts.sql",
-            "0009_entry_wire.sql",
-        ):
-            conn.execute((MIGRATIONS / name).read_text())
-    yield server
-    server.cleanup()
+def pg(pg: Database) -> Database:
+    return database_with(
+        pg, "0001_records.sql", "0002_queue.sql", "0003_transcripts.sql", "0009_entry_wire.sql"
+    )
 
 
 @pytest.fixture(scope="module")
-async def db(pg: PgServer) -> AsyncIterator[Storage]:
+async def db(pg: Database) -> AsyncIterator[Storage]:
     database = await open_postgres(pg.dsn, max_record_bytes=64 * 1024)
     yield database
     await database.close()
 
 
-async def sql(pg: PgServer, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+async def sql(pg: Database, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     async with await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True) as conn:
         cursor = await conn.execute(query, params)
         return await cursor.fetchall() if cursor.description else []
@@ -83,7 +74,7 @@ def rows_touched(node: dict[str, Any]) -> int:
     return total + node.get("Rows Removed by Join Filter", 0)
 
 
-async def test_a_batch_reads_only_its_rows(pg: PgServer, db: Storage) -> None:
+async def test_a_batch_reads_only_its_rows(pg: Database, db: Storage) -> None:
     ns, id = f"t{uuid.uuid4().hex[:12]}", "long"
     await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
     # The first entries through the adapter, the rest in one statement (appending
@@ -147,7 +138,7 @@ async def test_a_batch_reads_only_its_rows(pg: PgServer, db: Storage) -> None:
                 assert rows_touched(explained[0]["Plan"]) <= len(batch) + 4, (mode, seq)
 
 
-async def test_varints_in_sql_are_the_servers(pg: PgServer) -> None:
+async def test_varints_in_sql_are_the_servers(pg: Database) -> None:
     values = [0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**28, 2**35 - 1]
     values += [2**42, 2**49 + 5, 2**56 - 1, 2**56, 2**62, 2**63 - 1]
     rows = await sql(
@@ -157,7 +148,7 @@ async def test_varints_in_sql_are_the_servers(pg: PgServer) -> None:
 
 
 async def test_appended_entries_are_read_as_they_would_be_encoded(
-    pg: PgServer, db: Storage
+    pg: Database, db: Storage
 ) -> None:
     ns, id = f"t{uuid.uuid4().hex[:12]}", "mixed"
     await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
@@ -195,7 +186,7 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
 
 
 async def test_an_append_is_not_run_again_on_a_connection_lost_under_it(
-    pg: PgServer,
+    pg: Database,
 ) -> None:
     db = await open_postgres(pg.dsn, max_record_bytes=4096, min_size=1, max_size=1)
     try:

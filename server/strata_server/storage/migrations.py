@@ -97,9 +97,12 @@ def _with_backend(target: Target, action: Callable[..., T]) -> T:
     """Run `action(backend, migrations)` holding yoyo's lock, translating driver errors."""
     with _translated():
         backend = _backend(target)
-        migrations = read_migrations(str(_folder(target.kind)))
-        with backend.lock():
-            return action(backend, migrations)
+        try:
+            migrations = read_migrations(str(_folder(target.kind)))
+            with backend.lock():
+                return action(backend, migrations)
+        finally:
+            backend.connection.close()  # a PostgreSQL session must not outlive the run
 
 
 def status(target: Target) -> list[MigrationState]:

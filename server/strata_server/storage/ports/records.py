@@ -57,12 +57,7 @@ class RecordStore(Protocol):
         ...
 
     async def record_changes(
-        self,
-        namespace: str,
-        collection: str,
-        after: str,
-        filter: Filter | None,
-        limit: int,
+        self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
     ) -> ChangeBatch:
         """Up to `limit` changes to `collection` committed after cursor `after`, in
         commit order, with no gap: a change is returned only once every change

@@ -28,7 +28,7 @@ from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.record_rows import now
 from strata_server.storage.postgres.request_log import claim_request
 
 ENTITY = "artifact"

@@ -24,7 +24,7 @@ from strata_server.core.models import ChangeBatch, Record
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.postgres.pool import Conn
-from strata_server.storage.postgres.records import now, record_from_row
+from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.sqlquery import compile_where
 
 _CURSOR = re.compile(r"p(\d{1,20})\.(\d{1,19})")

@@ -52,9 +52,9 @@ from strata_server.core.queue import Job, NewJob
 from strata_server.core.transcripts import Appended, AppendEntries
 from strata_server.core.writes import plan_write
 from strata_server.storage.postgres import queries, transcripts
-from strata_server.storage.postgres import queue as job_queue
+from strata_server.storage.postgres.job_rows import insert_jobs
 from strata_server.storage.postgres.pool import Conn
-from strata_server.storage.postgres.records import now, record_from_row
+from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.postgres.request_log import claim_request
 
 Key = tuple[str, str]
@@ -145,7 +145,7 @@ async def commit(
     enqueued: dict[int, Job] = {}
     if jobs:
         try:
-            created = await job_queue.enqueue(
+            created = await insert_jobs(
                 conn, namespace, list(jobs.values()), actor=actor, idempotency=None
             )
         except StrataError as error:

@@ -69,12 +69,7 @@ def conninfo(dsn: str, *, statement_timeout: float = 0.0) -> str:
 
 
 async def open_pool(
-    dsn: str,
-    *,
-    min_size: int,
-    max_size: int,
-    pool_timeout: float,
-    statement_timeout: float = 0.0,
+    dsn: str, *, min_size: int, max_size: int, pool_timeout: float, statement_timeout: float = 0.0
 ) -> Pool:
     """Open a pool and wait for `min_size` connections; Unavailable if the database
     cannot be reached within `pool_timeout` seconds. Every pooled session runs with

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import LiteralString
 
 RECORD_COLUMNS = "collection, id, data, version, create_time, update_time, expire_time"
-"""The columns `records.record_from_row` reads, in its order."""
+"""The columns `record_rows.record_from_row` reads, in its order."""
 
 LIVE = "(expire_time IS NULL OR expire_time > %s)"
 """Rows not yet expired at the `now` parameter."""

@@ -8,98 +8,190 @@ sets the session TimeZone to UTC). Only live rows are visible.
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
 
-from strata_server.core.errors import NotFound
+from strata_server.core.errors import Conflict, NotFound
 from strata_server.core.filters import Filter
-from strata_server.core.models import ListQuery, Page, Record, SearchHit, SearchQuery
-from strata_server.storage.postgres import queries
-from strata_server.storage.postgres.dialect import PostgresDialect
-from strata_server.storage.postgres.pool import Conn
+from strata_server.core.models import (
+    Actor,
+    ChangeBatch,
+    Idempotency,
+    ListQuery,
+    Page,
+    Record,
+    RecordRef,
+    SearchHit,
+    SearchQuery,
+    Write,
+    WriteResult,
+)
+from strata_server.core.quotas import explained
+from strata_server.storage.ports import QuotaStore
+from strata_server.storage.postgres import changes, commit, queries
+from strata_server.storage.postgres.indexes import IndexedPaths
+from strata_server.storage.postgres.pool import Conn, Runner, borrowing
+from strata_server.storage.postgres.record_rows import (
+    now,
+    record_from_row,
+)
 from strata_server.storage.sqlquery import compile_list, compile_where
 
-
-def now() -> datetime:
-    """The current time at the microsecond precision timestamptz stores."""
-    return datetime.now(UTC)
+COMMIT_ATTEMPTS = 4
+"""How often a commit that lost a race to a concurrent transaction is tried."""
 
 
-def record_from_row(namespace: str, row: Sequence[Any]) -> Record:
-    """A Record from the first columns of a row selected with `queries.RECORD_COLUMNS`."""
-    return Record(namespace, row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+class PostgresRecords:
+    """`RecordStore` over PostgreSQL."""
 
+    def __init__(
+        self, runner: Runner, indexed: IndexedPaths, quotas: QuotaStore, *, max_record_bytes: int
+    ) -> None:
+        self.runner = runner
+        self._indexed = indexed
+        self._quotas = quotas
+        self._max_record_bytes = max_record_bytes
 
-async def get_record(conn: Conn, namespace: str, collection: str, id: str) -> Record:
-    cursor = await conn.execute(
-        queries.GET_RECORD, (namespace, collection, id, now()), prepare=True, binary=True
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        raise NotFound(f"record {collection}/{id} does not exist")
-    return record_from_row(namespace, row)
+    @borrowing()
+    async def get_record(self, conn: Conn, namespace: str, collection: str, id: str) -> Record:
+        cursor = await conn.execute(
+            queries.GET_RECORD, (namespace, collection, id, now()), prepare=True, binary=True
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"record {collection}/{id} does not exist")
+        return record_from_row(namespace, row)
 
+    @borrowing()
+    async def batch_get_records(
+        self, conn: Conn, namespace: str, collection: str, ids: Sequence[str]
+    ) -> list[Record]:
+        if not ids:
+            return []
+        cursor = await conn.execute(
+            queries.BATCH_GET_RECORDS,
+            (namespace, collection, list(ids), now()),
+            prepare=True,
+            binary=True,
+        )
+        return [record_from_row(namespace, row) for row in await cursor.fetchall()]
 
-async def batch_get_records(
-    conn: Conn, namespace: str, collection: str, ids: Sequence[str]
-) -> list[Record]:
-    if not ids:
-        return []
-    cursor = await conn.execute(
-        queries.BATCH_GET_RECORDS,
-        (namespace, collection, list(ids), now()),
-        prepare=True,
-        binary=True,
-    )
-    return [record_from_row(namespace, row) for row in await cursor.fetchall()]
+    @borrowing()
+    async def list_records(self, conn: Conn, namespace: str, query: ListQuery) -> Page[Record]:
+        sql = compile_list(await self._indexed.dialect(conn), query)
+        cursor = await conn.execute(
+            queries.list_records(sql.key_columns, sql.where, sql.order_by),
+            [namespace, query.collection, now(), *sql.params, query.limit + 1],
+            # Never prepared: a generic plan cannot see which filter values are rare, and
+            # measured 10-12 ms where the custom plan took 2.5 ms (bench/records.py).
+            prepare=False,
+            binary=True,
+        )
+        rows = await cursor.fetchall()
+        items = [record_from_row(namespace, row) for row in rows[: query.limit]]
+        last_key = None
+        if len(rows) > query.limit and items:
+            last_key = tuple(rows[query.limit - 1][-sql.key_count :])
+        return Page(items, last_key)
 
+    @borrowing()
+    async def count_records(
+        self, conn: Conn, namespace: str, collection: str, filter: Filter | None
+    ) -> int:
+        where, params = compile_where(await self._indexed.dialect(conn), filter)
+        cursor = await conn.execute(
+            queries.count_records(where),
+            [namespace, collection, now(), *params],
+            prepare=False,  # as list_records: custom plans for caller-chosen filters
+            binary=True,
+        )
+        row = await cursor.fetchone()
+        assert row is not None  # count(*) always returns a row
+        count: int = row[0]
+        return count
 
-async def list_records(
-    conn: Conn, namespace: str, query: ListQuery, dialect: PostgresDialect
-) -> Page[Record]:
-    sql = compile_list(dialect, query)
-    cursor = await conn.execute(
-        queries.list_records(sql.key_columns, sql.where, sql.order_by),
-        [namespace, query.collection, now(), *sql.params, query.limit + 1],
-        # Never prepared: a generic plan cannot see which filter values are rare, and
-        # measured 10-12 ms where the custom plan took 2.5 ms (bench/records.py).
-        prepare=False,
-        binary=True,
-    )
-    rows = await cursor.fetchall()
-    items = [record_from_row(namespace, row) for row in rows[: query.limit]]
-    last_key = None
-    if len(rows) > query.limit and items:
-        last_key = tuple(rows[query.limit - 1][-sql.key_count :])
-    return Page(items, last_key)
+    @borrowing()
+    async def search_records(
+        self, conn: Conn, namespace: str, query: SearchQuery
+    ) -> Page[SearchHit]:
+        cursor = await conn.execute(
+            queries.SEARCH_RECORDS,
+            (query.text, namespace, query.collection, now(), query.offset, query.limit + 1),
+            prepare=True,
+            binary=True,
+        )
+        rows = await cursor.fetchall()
+        hits = [SearchHit(record_from_row(namespace, row), float(row[7])) for row in rows]
+        if len(hits) > query.limit:
+            return Page(hits[: query.limit], (query.offset + query.limit,))
+        return Page(hits)
 
+    @borrowing()
+    async def changes_head(self, conn: Conn, namespace: str) -> str:
+        """The cursor below which every transaction has ended."""
+        return await changes.head(conn)
 
-async def count_records(
-    conn: Conn, namespace: str, collection: str, filter: Filter | None, dialect: PostgresDialect
-) -> int:
-    where, params = compile_where(dialect, filter)
-    cursor = await conn.execute(
-        queries.count_records(where),
-        [namespace, collection, now(), *params],
-        prepare=False,  # as list_records: custom plans for caller-chosen filters
-        binary=True,
-    )
-    row = await cursor.fetchone()
-    assert row is not None  # count(*) always returns a row
-    count: int = row[0]
-    return count
+    @borrowing()
+    async def record_changes(
+        self,
+        conn: Conn,
+        namespace: str,
+        collection: str,
+        after: str,
+        filter: Filter | None,
+        limit: int,
+    ) -> ChangeBatch:
+        """Settled changes after `after`, in (xact, seq) order."""
+        dialect = await self._indexed.dialect(conn)
+        return await changes.record_changes(
+            conn, namespace, collection, after, filter, limit, dialect
+        )
 
+    async def commit(
+        self,
+        namespace: str,
+        writes: Sequence[Write],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[WriteResult]:
+        """A Conflict (a concurrent transaction created a key this one meant to insert,
+        or a serialization failure) rolled everything back, so the commit is retried
+        here a few times: the next attempt sees the other transaction's rows and
+        decides again (an upsert becomes an update, a create AlreadyExists). Creates
+        of new keys first try the optimistic path (commit.optimistic)."""
+        attempts = self._commit(namespace, writes, actor, idempotency)
+        return await explained(namespace, self._quotas.list_quotas, attempts)
 
-async def search_records(conn: Conn, namespace: str, query: SearchQuery) -> Page[SearchHit]:
-    cursor = await conn.execute(
-        queries.SEARCH_RECORDS,
-        (query.text, namespace, query.collection, now(), query.offset, query.limit + 1),
-        prepare=True,
-        binary=True,
-    )
-    rows = await cursor.fetchall()
-    hits = [SearchHit(record_from_row(namespace, row), float(row[7])) for row in rows]
-    if len(hits) > query.limit:
-        return Page(hits[: query.limit], (query.offset + query.limit,))
-    return Page(hits)
+    async def _commit(
+        self, namespace: str, writes: Sequence[Write], actor: Actor, idempotency: Idempotency | None
+    ) -> list[WriteResult]:
+        assume_new = commit.optimistic(writes)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+
+            async def work(conn: Conn, new: bool = assume_new) -> list[WriteResult]:
+                return await commit.commit(
+                    conn,
+                    namespace,
+                    writes,
+                    actor=actor,
+                    idempotency=idempotency,
+                    max_record_bytes=self._max_record_bytes,
+                    assume_new=new,
+                )
+
+            try:
+                return await self.runner.run(work, transaction=True)
+            except commit.ExistingRows:
+                assume_new = False  # rolled back; decide again against the stored rows
+                continue
+            except Conflict:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @borrowing()
+    async def purge_expired(self, conn: Conn, limit: int) -> list[RecordRef]:
+        return await commit.purge_expired(conn, limit)

@@ -12,7 +12,7 @@ from strata_server.core.errors import Conflict, InvalidArgument
 from strata_server.core.models import Idempotency
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.pool import Conn
-from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.record_rows import now
 
 CLAIM_ATTEMPTS = 3
 

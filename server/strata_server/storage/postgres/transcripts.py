@@ -50,7 +50,7 @@ from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNE
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.postgres import transcript_queries as q
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.records import now
+from strata_server.storage.postgres.record_rows import now
 from strata_server.storage.postgres.request_log import claim_request
 from strata_server.storage.sqlquery import bad_token
 

@@ -28,11 +28,11 @@ from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.postgres.dialect import POSTGRES
+from strata_server.storage.postgres.job_rows import job_from_row
 from strata_server.storage.postgres.pool import Conn, Runner, translate
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
-from strata_server.storage.postgres.queue import job_from_row
 from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
-from strata_server.storage.postgres.records import record_from_row
+from strata_server.storage.postgres.record_rows import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import SHAPES, Shape, dumps

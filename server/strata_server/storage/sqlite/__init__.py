@@ -4,10 +4,10 @@
 
 Modules: `connection` (writer + reader pool, transactions), `errors` (sqlite3 ->
 domain errors), `backend` (opening, the lifecycle), `dialect` (the filter
-compiler's SQLite half), then one module per port, named for it.
+compiler's SQLite half), then one module per port, named for it, with its
+statements beside it (`*_queries`).
 """
 
 from strata_server.storage.sqlite.backend import open_sqlite
-from strata_server.storage.sqlite.database import SqliteDatabase
 
-__all__ = ["SqliteDatabase", "open_sqlite"]
+__all__ = ["open_sqlite"]

@@ -156,12 +156,7 @@ class SqliteArtifacts:
         return artifact_from_row(SQLITE, rows[0])
 
     async def list_artifacts(
-        self,
-        namespace: str,
-        owner: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
+        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
     ) -> Page[Artifact]:
         sql, params = artifact_sql.list_artifacts(SQLITE, namespace, owner, kind, limit, after)
         return artifact_sql.artifact_page(SQLITE, await self._db.fetchall(sql, params), limit)

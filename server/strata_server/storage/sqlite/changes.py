@@ -18,7 +18,12 @@ from strata_server.core.filters import Filter
 from strata_server.core.models import ChangeBatch, Record
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros
-from strata_server.storage.sqlite.records import LIVE, RECORD_COLUMNS, now_micros, record_from_row
+from strata_server.storage.sqlite.record_rows import (
+    LIVE,
+    RECORD_COLUMNS,
+    now_micros,
+    record_from_row,
+)
 from strata_server.storage.sqlquery import compile_where
 
 _CURSOR = re.compile(r"s(\d{1,19})")
@@ -56,12 +61,7 @@ async def head(db: Connections) -> str:
 
 
 async def record_changes(
-    db: Connections,
-    namespace: str,
-    collection: str,
-    after: str,
-    filter: Filter | None,
-    limit: int,
+    db: Connections, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
 ) -> ChangeBatch:
     seq = parse_cursor(after)
     rows = await db.fetchall(CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit))

@@ -38,11 +38,11 @@ from strata_server.core.models import (
 from strata_server.core.queue import NewJob
 from strata_server.core.transcripts import AppendEntries
 from strata_server.core.writes import AuditEntry, changed_fields, plan_write
-from strata_server.storage.sqlite import queue as queues
 from strata_server.storage.sqlite import transcripts
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
-from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
+from strata_server.storage.sqlite.job_rows import insert_jobs
+from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 
@@ -146,7 +146,7 @@ async def commit(
         for index, write in enumerate(writes):
             if isinstance(write, NewJob):
                 try:
-                    [job] = await queues.insert_jobs(
+                    [job] = await insert_jobs(
                         tx, namespace, [write], now, actor=actor, request_id=request_id
                     )
                 except StrataError as error:

@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from strata_server.core.errors import NotFound
 from strata_server.core.filters import Filter
-from strata_server.core.models import ListQuery, Page, Record, SearchHit, SearchQuery
-from strata_server.storage.sqlite.connection import Connections, Row
-from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
+from strata_server.core.models import (
+    Actor,
+    ChangeBatch,
+    Idempotency,
+    ListQuery,
+    Page,
+    Record,
+    RecordRef,
+    SearchHit,
+    SearchQuery,
+    Write,
+    WriteResult,
+)
+from strata_server.core.quotas import explained
+from strata_server.storage.ports import QuotaStore
+from strata_server.storage.sqlite import changes, commit
+from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.dialect import SQLITE
+from strata_server.storage.sqlite.record_rows import (
+    LIVE,
+    RECORD_COLUMNS,
+    match_expression,
+    now_micros,
+    record_from_row,
+)
 from strata_server.storage.sqlquery import compile_list, compile_where
-
-RECORD_COLUMNS = "namespace, collection, id, data, version, create_time, update_time, expire_time"
-"""The columns `record_from_row` reads, in its order."""
-
-LIVE = "(expire_time IS NULL OR expire_time > ?)"
 
 GET_RECORD = f"""
 SELECT {RECORD_COLUMNS} FROM records
@@ -45,48 +61,6 @@ LIMIT ? OFFSET ?
 """
 
 
-def now_micros() -> int:
-    """The current time as the integer microseconds the time columns hold."""
-    return to_micros(datetime.now(UTC))
-
-
-def record_from_row(row: Row) -> Record:
-    """A Record from the first eight columns of a row selected with RECORD_COLUMNS."""
-    expire_time = row[7]
-    return Record(
-        namespace=row[0],
-        collection=row[1],
-        id=row[2],
-        data=json.loads(row[3]),
-        version=row[4],
-        create_time=from_micros(row[5]),
-        update_time=from_micros(row[6]),
-        expire_time=from_micros(expire_time) if expire_time is not None else None,
-    )
-
-
-def match_expression(text: str) -> str:
-    """A safe FTS5 query for free text: every whitespace-separated term quoted as a
-    string, so all terms must match and no FTS5 syntax (AND, NEAR, *, ^, col:) leaks."""
-    return " ".join('"' + term.replace('"', '""') + '"' for term in text.split())
-
-
-async def get_record(db: Connections, namespace: str, collection: str, id: str) -> Record:
-    rows = await db.fetchall(GET_RECORD, (namespace, collection, id, now_micros()))
-    if not rows:
-        raise NotFound(f"record {collection}/{id} does not exist")
-    return record_from_row(rows[0])
-
-
-async def batch_get_records(
-    db: Connections, namespace: str, collection: str, ids: Sequence[str]
-) -> list[Record]:
-    if not ids:
-        return []
-    params = (namespace, collection, json.dumps(list(ids)), now_micros())
-    return [record_from_row(row) for row in await db.fetchall(BATCH_GET_RECORDS, params)]
-
-
 def list_statement(namespace: str, query: ListQuery) -> tuple[str, list[object], int]:
     """The SELECT of ListRecords, its parameters and how many page-key columns end
     each row (also EXPLAINed by the tests that show declared indexes in its plan)."""
@@ -100,34 +74,84 @@ def list_statement(namespace: str, query: ListQuery) -> tuple[str, list[object],
     return text, params, sql.key_count
 
 
-async def list_records(db: Connections, namespace: str, query: ListQuery) -> Page[Record]:
-    if query.limit <= 0:
-        return Page(())
-    text, params, key_count = list_statement(namespace, query)
-    rows = await db.fetchall(text, params)
-    served = rows[: query.limit]
-    last_key = tuple(served[-1][-key_count:]) if len(rows) > query.limit else None
-    return Page([record_from_row(row) for row in served], last_key)
+class SqliteRecords:
+    """`RecordStore` over SQLite."""
 
+    def __init__(self, db: Connections, quotas: QuotaStore, *, max_record_bytes: int) -> None:
+        self._db = db
+        self._quotas = quotas
+        self._max_record_bytes = max_record_bytes
 
-async def count_records(
-    db: Connections, namespace: str, collection: str, filter: Filter | None
-) -> int:
-    where, where_params = compile_where(SQLITE, filter)
-    text = (
-        "SELECT count(*) FROM records "
-        f"WHERE namespace = ? AND collection = ? AND {LIVE} AND {where}"
-    )
-    rows = await db.fetchall(text, [namespace, collection, now_micros(), *where_params])
-    return int(rows[0][0])
+    async def get_record(self, namespace: str, collection: str, id: str) -> Record:
+        rows = await self._db.fetchall(GET_RECORD, (namespace, collection, id, now_micros()))
+        if not rows:
+            raise NotFound(f"record {collection}/{id} does not exist")
+        return record_from_row(rows[0])
 
+    async def batch_get_records(
+        self, namespace: str, collection: str, ids: Sequence[str]
+    ) -> list[Record]:
+        if not ids:
+            return []
+        params = (namespace, collection, json.dumps(list(ids)), now_micros())
+        return [record_from_row(row) for row in await self._db.fetchall(BATCH_GET_RECORDS, params)]
 
-async def search_records(db: Connections, namespace: str, query: SearchQuery) -> Page[SearchHit]:
-    match = match_expression(query.text)
-    if not match or query.limit <= 0:
-        return Page(())
-    params = (match, namespace, query.collection, now_micros(), query.limit + 1, query.offset)
-    rows = await db.fetchall(SEARCH_RECORDS, params)
-    hits = [SearchHit(record_from_row(row), -row[8]) for row in rows[: query.limit]]
-    more = len(rows) > query.limit
-    return Page(hits, (query.offset + query.limit,) if more else None)
+    async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
+        if query.limit <= 0:
+            return Page(())
+        text, params, key_count = list_statement(namespace, query)
+        rows = await self._db.fetchall(text, params)
+        served = rows[: query.limit]
+        last_key = tuple(served[-1][-key_count:]) if len(rows) > query.limit else None
+        return Page([record_from_row(row) for row in served], last_key)
+
+    async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
+        where, where_params = compile_where(SQLITE, filter)
+        text = (
+            "SELECT count(*) FROM records "
+            f"WHERE namespace = ? AND collection = ? AND {LIVE} AND {where}"
+        )
+        rows = await self._db.fetchall(text, [namespace, collection, now_micros(), *where_params])
+        return int(rows[0][0])
+
+    async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
+        match = match_expression(query.text)
+        if not match or query.limit <= 0:
+            return Page(())
+        params = (match, namespace, query.collection, now_micros(), query.limit + 1, query.offset)
+        rows = await self._db.fetchall(SEARCH_RECORDS, params)
+        hits = [SearchHit(record_from_row(row), -row[8]) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return Page(hits, (query.offset + query.limit,) if more else None)
+
+    async def changes_head(self, namespace: str) -> str:
+        """The cursor of the newest audit entry."""
+        return await changes.head(self._db)
+
+    async def record_changes(
+        self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
+    ) -> ChangeBatch:
+        """Changes after `after`, in commit (= seq) order."""
+        return await changes.record_changes(self._db, namespace, collection, after, filter, limit)
+
+    async def commit(
+        self,
+        namespace: str,
+        writes: Sequence[Write],
+        *,
+        actor: Actor,
+        idempotency: Idempotency | None = None,
+    ) -> list[WriteResult]:
+        """One write transaction (the one writer serializes them)."""
+        work = commit.commit(
+            self._db,
+            namespace,
+            writes,
+            actor=actor,
+            idempotency=idempotency,
+            max_record_bytes=self._max_record_bytes,
+        )
+        return await explained(namespace, self._quotas.list_quotas, work)
+
+    async def purge_expired(self, limit: int) -> list[RecordRef]:
+        return await commit.purge_expired(self._db, limit)

@@ -44,7 +44,7 @@ from strata_server.storage import entry_wire
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
-from strata_server.storage.sqlite.records import match_expression
+from strata_server.storage.sqlite.record_rows import match_expression
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import (
@@ -263,11 +263,7 @@ class SqliteTranscripts:
         return transcript_from_row(rows[0])
 
     async def list_transcripts(
-        self,
-        namespace: str,
-        owner: str | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
+        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
     ) -> Page[Transcript]:
         if limit <= 0:
             return Page(())

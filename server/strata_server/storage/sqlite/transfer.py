@@ -33,8 +33,9 @@ from strata_server.storage.audit_sql import audit_from_row
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
-from strata_server.storage.sqlite.queue import JOB_COLUMNS, job_from_row
-from strata_server.storage.sqlite.records import RECORD_COLUMNS, record_from_row
+from strata_server.storage.sqlite.job_rows import job_from_row
+from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
+from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row

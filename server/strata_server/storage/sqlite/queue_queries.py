@@ -1,0 +1,125 @@
+"""Every SQL statement of the SQLite job queue (`queue.py`, `job_rows.py`), in one place."""
+
+from __future__ import annotations
+
+from strata_server.core.queue import (
+    Visible,
+)
+
+ENTITY = "job"
+PURGE_ACTOR = "system"
+
+JOB_COLUMNS = (
+    "namespace, queue, id, state, payload, priority, run_time, attempt, max_attempts, "
+    "create_time, update_time, retry_backoff_us, unique_key, lease_token, "
+    "lease_expire_time, last_error, result, finish_time"
+)
+"""The columns `job_from_row` reads and `_job_params` writes, in that order."""
+
+LEASE_ORDER = "priority DESC, run_time, create_time, id"
+
+INSERT_JOB = f"""
+INSERT INTO jobs ({JOB_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING
+RETURNING id
+"""
+
+SELECT_UNIQUE = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE namespace = ? AND queue = ? AND unique_key = ? AND state IN ('ready', 'leased')
+"""
+
+SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE namespace = ? AND id = ?"
+
+UPDATE_JOB = """
+UPDATE jobs SET
+    state = ?, priority = ?, run_time = ?, attempt = ?, max_attempts = ?, update_time = ?,
+    lease_token = ?, lease_expire_time = ?, last_error = ?, result = ?, finish_time = ?
+WHERE namespace = ? AND id = ?
+"""
+
+SELECT_PAUSED = "SELECT paused FROM queue_settings WHERE namespace = ? AND queue = ?"
+
+# Two index-friendly halves (jobs_ready, jobs_leased), each already limited, merged
+# into the one lease order.
+SELECT_CANDIDATES = f"""
+SELECT * FROM (
+    SELECT * FROM (
+        SELECT {JOB_COLUMNS} FROM jobs
+        WHERE namespace = ? AND queue = ? AND state = 'ready' AND run_time <= ?
+        ORDER BY {LEASE_ORDER} LIMIT ?
+    )
+    UNION ALL
+    SELECT * FROM (
+        SELECT {JOB_COLUMNS} FROM jobs
+        WHERE namespace = ? AND queue = ? AND state = 'leased' AND lease_expire_time <= ?
+        ORDER BY {LEASE_ORDER} LIMIT ?
+    )
+)
+ORDER BY {LEASE_ORDER} LIMIT ?
+"""
+
+INSERT_EXPIRY = "INSERT INTO lease_expiries (namespace, queue, job_id, time) VALUES (?, ?, ?, ?)"
+
+SELECT_UNIQUE_HOLDER = """
+SELECT id FROM jobs
+WHERE namespace = ? AND queue = ? AND unique_key = ? AND state IN ('ready', 'leased') AND id <> ?
+"""
+
+UPSERT_SETTINGS = """
+INSERT INTO queue_settings (namespace, queue, paused) VALUES (?, ?, ?)
+ON CONFLICT (namespace, queue) DO UPDATE SET paused = excluded.paused
+"""
+
+COUNT_BY_STATE = """
+SELECT
+    CASE
+        WHEN state = 'ready' AND run_time > ?1 THEN 'scheduled'
+        WHEN state = 'ready' THEN 'available'
+        WHEN state = 'leased' AND lease_expire_time <= ?1 THEN 'available'
+        WHEN state = 'leased' THEN 'leased'
+        ELSE state
+    END AS visible,
+    count(*)
+FROM jobs
+WHERE namespace = ?2 AND queue = ?3
+GROUP BY visible
+"""
+
+QUEUE_FIGURES = """
+SELECT
+    (SELECT paused FROM queue_settings WHERE namespace = ?2 AND queue = ?3),
+    (SELECT min(since) FROM (
+        SELECT min(run_time) AS since FROM jobs INDEXED BY jobs_ready
+        WHERE namespace = ?2 AND queue = ?3 AND state = 'ready' AND run_time <= ?1
+        UNION ALL
+        SELECT min(lease_expire_time) FROM jobs
+        WHERE namespace = ?2 AND queue = ?3 AND state = 'leased'
+          AND lease_expire_time <= ?1
+    )),
+    (SELECT count(*) FROM lease_expiries
+     WHERE namespace = ?2 AND queue = ?3 AND time > ?4)
+"""
+
+STATE_FILTERS: dict[Visible, str] = {
+    Visible.AVAILABLE: (
+        "((state = 'ready' AND run_time <= ?) OR (state = 'leased' AND lease_expire_time <= ?))"
+    ),
+    Visible.SCHEDULED: "(state = 'ready' AND run_time > ?)",
+    Visible.LEASED: "(state = 'leased' AND lease_expire_time > ?)",
+    Visible.COMPLETED: "(state = 'completed')",
+    Visible.DEAD: "(state = 'dead')",
+    Visible.CANCELLED: "(state = 'cancelled')",
+}
+"""SQL for "the visible state at ? is X", over the stored columns; one `?` per now."""
+
+PURGE_COMPLETED = """
+DELETE FROM jobs WHERE rowid IN (
+    SELECT rowid FROM jobs WHERE state = 'completed' AND finish_time < ?
+    ORDER BY finish_time LIMIT ?
+)
+RETURNING namespace, id
+"""
+
+PURGE_EXPIRIES = "DELETE FROM lease_expiries WHERE time <= ?"
