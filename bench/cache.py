@@ -39,7 +39,7 @@ from records import NAMESPACE, floor_ops, load, measured, ms, rate, settle, verd
 from redis.asyncio import Redis
 
 from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc, transaction_pb2_grpc
-from strata_server.storage.cache.redis import RedisCache
+from strata_server.storage.redis.cache import RedisCache
 from tests.support.redis import RedisServer
 
 HIT_COLLECTION, HIT_RECORDS = "bench_hit", 1_000

@@ -133,7 +133,7 @@ WHERE_TIME_GOES = (
     "it at 6.5 ms. Since 3d40208 the append's own statement sends the NOTIFY, so A hears "
     "at the commit: six probe runs 4.6-5.5 ms p50 against 5.7-6.5 before. Through Redis "
     "the wakeup is published after the commit (Redis is not in the transaction). Since "
-    "0a2a770 both of its Redis hops skip redis-py (storage/redis_wire.py): B writes the "
+    "0a2a770 both of its Redis hops skip redis-py (storage/redis/wire.py): B writes the "
     "PUBLISH in notify's own step, and A's subscription wakes the follower in the step "
     "that reads the message. Probe inside the servers then, p50 after t0: B's handler "
     "1.1 ms, its commit 2.5-2.7, PUBLISH written 2.6-2.8 (was 3.3-3.4, from a sender "

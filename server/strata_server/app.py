@@ -52,8 +52,8 @@ from strata_server.config import Settings, insecure_listen
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.core.models import CacheStats, QueueDepth, RecordRef
 from strata_server.core.paging import PageTokens
-from strata_server.core.rates import RateDefaults
-from strata_server.services.access import TokenAdmin, Verifier
+from strata_server.core.rate_rules import RateDefaults
+from strata_server.services.access_service import TokenAdmin, Verifier
 from strata_server.services.admin_service import Administration, Backends, ServerDescription
 from strata_server.services.artifacts_service import Artifacts
 from strata_server.services.cleanup_service import Cleanup
@@ -65,10 +65,11 @@ from strata_server.services.topics import Wakeups
 from strata_server.services.transcripts_service import Transcripts
 from strata_server.services.transfer_export import NamespaceExport
 from strata_server.services.transfer_import import ImportLimits, NamespaceImport
-from strata_server.storage import migrations, redis_client
-from strata_server.storage.cache.records import CachedRecordStore, RecordCachePolicy
+from strata_server.storage import migrations
+from strata_server.storage.cached_records import CachedRecordStore, RecordCachePolicy
 from strata_server.storage.composite import Storage
-from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.memory.events import LocalEvents
+from strata_server.storage.memory.rates import LocalRateLimiter
 from strata_server.storage.ports import (
     BlobStore,
     Cache,
@@ -77,7 +78,7 @@ from strata_server.storage.ports import (
     RecordStore,
     UsageReport,
 )
-from strata_server.storage.rates.local import LocalRateLimiter
+from strata_server.storage.redis import client as redis_client
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -296,11 +297,11 @@ def open_caching(settings: Settings, database: Storage, redis: Redis | None) -> 
     cache: Cache | None = None
     backend = "none"
     if redis is not None:
-        from strata_server.storage.cache.redis import RedisCache
+        from strata_server.storage.redis.cache import RedisCache
 
         cache, backend = RedisCache(redis), "redis"
     elif settings.database.kind == "sqlite" and settings.local_cache:
-        from strata_server.storage.cache.memory import MemoryCache
+        from strata_server.storage.memory.cache import MemoryCache
 
         cache, backend = MemoryCache(settings.cache_memory_bytes), "memory"
     policy = RecordCachePolicy(
@@ -319,13 +320,13 @@ async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
     (long polls re-check on their own) and is reconnected in the background."""
     recheck = settings.stream_recheck_seconds
     if settings.redis_url is not None:
-        from strata_server.storage.events.redis import RedisEvents
+        from strata_server.storage.redis.events import RedisEvents
 
         return await RedisEvents.open(
             redis if redis is not None else settings.redis_url, recheck_seconds=recheck
         )
     if settings.database.kind == "postgres":
-        from strata_server.storage.events.postgres import PostgresEvents
+        from strata_server.storage.postgres.events import PostgresEvents
 
         return await PostgresEvents.open(settings.database.dsn, recheck_seconds=recheck)
     return LocalEvents(complete=not settings.shared_database, recheck_seconds=recheck)
@@ -384,7 +385,7 @@ def open_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
     each bucket), else in process."""
     defaults = RateDefaults(settings.token_rate, settings.token_burst)
     if redis is not None:
-        from strata_server.storage.rates.redis import RedisRateLimiter
+        from strata_server.storage.redis.rates import RedisRateLimiter
 
         return RedisRateLimiter(redis, defaults)
     return LocalRateLimiter(defaults)

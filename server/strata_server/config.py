@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from strata_server.core import subjects
-from strata_server.core.access import Principal, Role
+from strata_server.core.access_rules import Principal, Role
 from strata_server.core.paging import PageTokens
 from strata_server.core.validation import COLLECTION_RE
 

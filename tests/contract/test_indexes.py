@@ -15,7 +15,7 @@ import pytest
 
 from strata.v1 import admin_pb2
 from strata_server.core.filters import parse_filter, parse_order_by
-from strata_server.core.indexes import index_name
+from strata_server.core.index_paths import index_name
 from strata_server.core.models import ListQuery
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.indexes import IndexedPaths

@@ -13,7 +13,7 @@ import psycopg
 
 from strata.v1 import admin_pb2, records_pb2
 from strata.v1 import transcripts_pb2 as tpb
-from strata_server.core.indexes import index_name
+from strata_server.core.index_paths import index_name
 from tests.contract.helpers import enqueue, expect_error, lease, queue_stub, to_struct
 from tests.contract.transcript_helpers import append, create_transcript, transcript_stub
 from tests.support.server import StrataProcess

@@ -9,7 +9,7 @@ import uuid
 import grpc
 
 from strata.v1 import admin_pb2, artifacts_pb2_grpc, queue_pb2, records_pb2
-from strata_server.core.transcripts import ENTRY_OVERHEAD
+from strata_server.core.transcript_rules import ENTRY_OVERHEAD
 from tests.contract.artifacts_support import random_bytes, text_log, upload
 from tests.contract.helpers import (
     ack,

@@ -26,18 +26,19 @@ from strata_server.api.auth import AuthInterceptor
 from strata_server.api.records_rpc import RecordService
 from strata_server.api.transcripts_rpc import TranscriptService
 from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
-from strata_server.core.access import ALL_NAMESPACES, Principal, Role
+from strata_server.core.access_rules import ALL_NAMESPACES, Principal, Role
 from strata_server.core.errors import Unauthenticated
 from strata_server.core.paging import PageTokens
-from strata_server.core.rates import RateDefaults
+from strata_server.core.rate_rules import RateDefaults
 from strata_server.services.records_service import Records
 from strata_server.services.transcripts_service import Transcripts
-from strata_server.storage import migrations, redis_client
+from strata_server.storage import migrations
 from strata_server.storage.composite import Storage
-from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.memory.events import LocalEvents
+from strata_server.storage.memory.rates import LocalRateLimiter
 from strata_server.storage.ports import RateLimiter
-from strata_server.storage.rates.local import LocalRateLimiter
-from strata_server.storage.rates.redis import RedisRateLimiter
+from strata_server.storage.redis import client as redis_client
+from strata_server.storage.redis.rates import RedisRateLimiter
 from strata_server.storage.sqlite import open_sqlite
 from tests.contract.helpers import unique
 from tests.ops.test_migrations import strata

@@ -26,11 +26,11 @@ from redis.asyncio import Redis
 
 from strata.v1 import queue_pb2, queue_pb2_grpc, records_pb2, records_pb2_grpc
 from strata_server.config import ConfigError, load_settings
-from strata_server.storage.events.local import LocalEvents
-from strata_server.storage.events.postgres import PostgresEvents
-from strata_server.storage.events.redis import CHANNEL, RedisEvents
-from strata_server.storage.events.relay import POSTGRES_CHANNEL
-from strata_server.storage.redis_wire import Endpoint
+from strata_server.storage.events_relay import POSTGRES_CHANNEL
+from strata_server.storage.memory.events import LocalEvents
+from strata_server.storage.postgres.events import PostgresEvents
+from strata_server.storage.redis.events import CHANNEL, RedisEvents
+from strata_server.storage.redis.wire import Endpoint
 from tests.support.pg import PgServer
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer

@@ -7,16 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from strata_server.core.access import Role
+from strata_server.core.access_rules import Role
 from strata_server.core.errors import AlreadyExists, NotFound, QuotaExceeded
 from strata_server.core.filters import parse_filter, parse_order_by
-from strata_server.core.indexes import RecordIndex
-from strata_server.core.integrity import Finding
+from strata_server.core.index_paths import RecordIndex
+from strata_server.core.integrity_findings import Finding
+from strata_server.core.job_transitions import NewJob
 from strata_server.core.models import Actor, AuditQuery, ListQuery, Progress, RecordRef
-from strata_server.core.queue import NewJob
-from strata_server.core.retention import Exclude, RetentionPolicy, Target
-from strata_server.core.tokens import NewToken
-from strata_server.core.transcripts import AppendEntries, NewTranscript, new_entry
+from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
+from strata_server.core.token_rules import NewToken
+from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage.composite import Storage
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import create

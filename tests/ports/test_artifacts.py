@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from strata_server.core.artifacts import Artifact, BlobRef, Compression
+from strata_server.core.artifact_rules import Artifact, BlobRef, Compression
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Idempotency
 from strata_server.core.validation import new_id

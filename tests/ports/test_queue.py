@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, NotFound
+from strata_server.core.job_transitions import Ack, Job, NewJob, Stored, Visible
 from strata_server.core.models import Actor, Handoff, Idempotency
-from strata_server.core.queue import Ack, Job, NewJob, Stored, Visible
 from strata_server.storage.composite import Storage
 from tests.ports.conftest import Reopen
 from tests.ports.helpers import audit

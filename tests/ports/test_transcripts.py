@@ -9,7 +9,7 @@ import pytest
 
 from strata_server.core.errors import AlreadyExists, FailedPrecondition, NotFound
 from strata_server.core.models import Idempotency
-from strata_server.core.transcripts import (
+from strata_server.core.transcript_rules import (
     AppendEntries,
     NewTranscript,
     TranscriptSearch,

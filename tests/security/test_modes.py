@@ -1,7 +1,7 @@
 """`--auth none` only on loopback: a non-loopback listen address without
 authentication stops `strata serve` with status 2 and one line, before anything is
 bound or opened, unless `--allow-insecure` says otherwise. Plus the rules tokens
-are made by (core/tokens.py)."""
+are made by (core/token_rules.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from strata_server.config import insecure_listen, is_loopback, load_settings
-from strata_server.core.access import ALL_NAMESPACES, Role
+from strata_server.core.access_rules import ALL_NAMESPACES, Role
 from strata_server.core.errors import InvalidArgument
-from strata_server.core.tokens import (
+from strata_server.core.token_rules import (
     check_new_token,
     new_secret,
     parse_ttl,

@@ -7,7 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from strata_server.api import auth
-from strata_server.core.access import Role
+from strata_server.core.access_rules import Role
 from tests.security.contract import (
     OPEN,
     UNSCOPED,

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from strata.v1 import access_pb2, admin_pb2
-from strata_server.core.tokens import new_secret
+from strata_server.core.token_rules import new_secret
 from tests.contract.helpers import details_of
 from tests.security.contract import (
     EVERY_NAMESPACE,

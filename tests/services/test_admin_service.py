@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-from strata_server.core import access
-from strata_server.core.access import Principal, Role
-from strata_server.core.integrity import IntegrityReport
+from strata_server.core import access_rules as access
+from strata_server.core.access_rules import Principal, Role
+from strata_server.core.integrity_findings import IntegrityReport
 from strata_server.core.models import Actor
-from strata_server.core.retention import RetentionPolicy, Target
+from strata_server.core.retention_rules import RetentionPolicy, Target
 from strata_server.services.admin_service import Administration
 from strata_server.services.artifacts_service import Artifacts, UploadHeader
 from strata_server.services.integrity_service import IntegrityCheck

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from strata_server.core import queue, transcripts
+from strata_server.core import job_transitions as queue
+from strata_server.core import transcript_rules as transcripts
 from strata_server.core.models import Actor, CreateRecord, RecordChange
 from strata_server.services.commit_service import Commits
 from strata_server.services.queue_service import Queues
@@ -29,7 +30,7 @@ from strata_server.services.transcripts_service import (
 )
 from strata_server.storage import migrations
 from strata_server.storage.composite import Storage
-from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.memory.events import LocalEvents
 from strata_server.storage.sqlite.backend import open_sqlite
 
 NS = "default"

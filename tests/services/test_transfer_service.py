@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from strata_server.core.archive import BLOBS, ConflictPolicy, Kind
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.models import Actor, Progress, ServerFacts
+from strata_server.core.transfer_format import BLOBS, ConflictPolicy, Kind
 from strata_server.services.artifacts_service import Artifacts, UploadHeader
 from strata_server.services.transfer_export import ExportSummary, NamespaceExport
 from strata_server.services.transfer_import import (

@@ -18,15 +18,16 @@ import pytest
 from strata_server.core.codec import record_to_cache
 from strata_server.core.errors import NotFound, Unavailable
 from strata_server.core.models import Actor, CreateRecord, DeleteRecord, UpdateRecord
-from strata_server.storage import migrations, redis_client
-from strata_server.storage.cache.memory import MemoryCache
-from strata_server.storage.cache.records import (
+from strata_server.storage import migrations
+from strata_server.storage.cached_records import (
     CachedRecordStore,
     RecordCachePolicy,
     record_key,
 )
-from strata_server.storage.cache.redis import RedisCache
+from strata_server.storage.memory.cache import MemoryCache
 from strata_server.storage.ports import Cache, Fill
+from strata_server.storage.redis import client as redis_client
+from strata_server.storage.redis.cache import RedisCache
 from strata_server.storage.sqlite import open_sqlite
 from tests.contract.helpers import unique
 from tests.support.ports import free_port
@@ -309,7 +310,7 @@ async def test_a_write_in_an_outage_still_invalidates_a_restarted_cache(
     writer's probe has not noticed yet (it counts the cache as down) while the reader
     already uses the restarted cache. The reader's lease, placed before the write
     commits, must not let it fill the row the write replaced."""
-    monkeypatch.setattr("strata_server.storage.cache.records.PROBE_SECONDS", 3600.0)
+    monkeypatch.setattr("strata_server.storage.cached_records.PROBE_SECONDS", 3600.0)
     server = RedisServer(tmp_path / "redis")
     server.start()
     database = await open_sqlite(

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from strata_server.core.errors import InvalidArgument
+from strata_server.core.job_transitions import Job, NewJob, Visible
 from strata_server.core.models import Actor
-from strata_server.core.queue import Job, NewJob, Visible
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres
 from tests.storage.conftest import Database, database_with

@@ -21,8 +21,7 @@ import psycopg
 import pytest
 
 from strata_server.core.errors import FailedPrecondition, NotFound
-from strata_server.core.models import Actor
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     Job,
     NewJob,
     Stored,
@@ -32,6 +31,7 @@ from strata_server.core.queue import (
     plan_lease,
     plan_release,
 )
+from strata_server.core.models import Actor
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres.job_rows import _changed

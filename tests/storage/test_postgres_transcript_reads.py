@@ -21,7 +21,7 @@ import pytest
 
 from strata_server.core.errors import Unavailable
 from strata_server.core.models import Actor
-from strata_server.core.transcripts import (
+from strata_server.core.transcript_rules import (
     AppendEntries,
     NewTranscript,
     new_entry,

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from strata_server.core.access import ALL_NAMESPACES, ANONYMOUS, Principal, Role
-from strata_server.core.rates import RateDefaults
-from strata_server.storage import redis_client
+from strata_server.core.access_rules import ALL_NAMESPACES, ANONYMOUS, Principal, Role
+from strata_server.core.rate_rules import RateDefaults
+from strata_server.storage.memory.rates import LocalRateLimiter
 from strata_server.storage.ports import RateLimiter
-from strata_server.storage.rates.local import LocalRateLimiter
-from strata_server.storage.rates.redis import RedisRateLimiter
+from strata_server.storage.redis import client as redis_client
+from strata_server.storage.redis.rates import RedisRateLimiter
 from tests.contract.helpers import unique
 from tests.support.ports import free_port
 

@@ -15,9 +15,9 @@ import trustme
 from redis.asyncio import Redis
 
 from strata_server.core.errors import Unavailable
-from strata_server.storage import redis_client
-from strata_server.storage.cache.redis import RedisCache
-from strata_server.storage.events.redis import RedisEvents
+from strata_server.storage.redis import client as redis_client
+from strata_server.storage.redis.cache import RedisCache
+from strata_server.storage.redis.events import RedisEvents
 from tests.contract.helpers import unique
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer

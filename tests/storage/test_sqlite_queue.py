@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.models import Actor
-from strata_server.core.queue import Job, NewJob
 from strata_server.storage.composite import Storage
 from strata_server.storage.sqlite import open_sqlite
 

@@ -22,7 +22,7 @@ from strata_server.core.models import (
     CreateRecord,
     Record,
 )
-from strata_server.core.transcripts import AppendEntries, NewTranscript, new_entry
+from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage import migrations
 from strata_server.storage.composite import Storage
 from strata_server.storage.sqlite import open_sqlite

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from strata.v1 import transcripts_pb2
 from strata_server.api.batch_wire import batch_message
-from strata_server.core.transcripts import EntryBatch
+from strata_server.core.transcript_rules import EntryBatch
 
 
 def sent(batch: EntryBatch | None) -> list[transcripts_pb2.Entry]:

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from strata_server.core.errors import InvalidArgument
-from strata_server.core.integrity import TranscriptTally, transcript_problem
+from strata_server.core.integrity_findings import TranscriptTally, transcript_problem
 from strata_server.core.models import BlobUsage
-from strata_server.core.retention import Target, check_policy
+from strata_server.core.retention_rules import Target, check_policy
 
 DAY = timedelta(days=1)
 

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from strata_server.core.archive import (
+from strata_server.core.errors import AlreadyExists
+from strata_server.core.models import Record
+from strata_server.core.transfer_format import (
     VERSION,
     BadArchive,
     ConflictPolicy,
@@ -22,9 +24,7 @@ from strata_server.core.archive import (
     parse_time,
     split_conflicts,
 )
-from strata_server.core.archive_rows import ArchivedEntry, EntryOffsets, decode, encode
-from strata_server.core.errors import AlreadyExists
-from strata_server.core.models import Record
+from strata_server.core.transfer_rows import ArchivedEntry, EntryOffsets, decode, encode
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

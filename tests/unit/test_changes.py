@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from strata_server.core.changes import ChangeEntry, ids_to_read, to_changes
+from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_changes
 from strata_server.core.models import ChangeKind, Record
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)

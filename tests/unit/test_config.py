@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from strata_server.config import ConfigError, database_target, load_settings
-from strata_server.core.access import Role
+from strata_server.core.access_rules import Role
 
 
 def test_precedence_flags_then_env_then_file(

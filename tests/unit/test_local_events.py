@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from strata_server.storage.events.local import LocalEvents
+from strata_server.storage.memory.events import LocalEvents
 from strata_server.storage.ports import Recheck
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     BACKOFF_JITTER,
     DEFAULT_BACKOFF,
     MAX_BACKOFF,

@@ -1,13 +1,13 @@
-"""The token bucket's arithmetic (core/rates.py) and the in-process limiter on a
+"""The token bucket's arithmetic (core/rate_rules.py) and the in-process limiter on a
 clock the test moves."""
 
 from __future__ import annotations
 
 import pytest
 
-from strata_server.core.access import ALL_NAMESPACES, ANONYMOUS, Principal, Role
-from strata_server.core.rates import Rate, RateDefaults, admit, rate_for
-from strata_server.storage.rates.local import PRUNE_AT, LocalRateLimiter
+from strata_server.core.access_rules import ALL_NAMESPACES, ANONYMOUS, Principal, Role
+from strata_server.core.rate_rules import Rate, RateDefaults, admit, rate_for
+from strata_server.storage.memory.rates import PRUNE_AT, LocalRateLimiter
 
 
 def token(rate: float = 0.0, burst: int = 0, name: str = "t") -> Principal:

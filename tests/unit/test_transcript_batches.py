@@ -13,7 +13,7 @@ from strata.v1 import transcripts_pb2
 from strata_server.api import batch_wire
 from strata_server.api.convert import set_timestamp
 from strata_server.api.transcripts_rpc import ReadResponse, serialize_read_response
-from strata_server.core.transcripts import Entry, fit_batch, new_entry
+from strata_server.core.transcript_rules import Entry, fit_batch, new_entry
 from strata_server.storage import entry_wire
 
 T0 = datetime(2026, 12, 3, 7, 30, 15, 123456, tzinfo=UTC)

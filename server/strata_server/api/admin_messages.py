@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 from strata.v1 import access_pb2, admin_pb2
 from strata_server.api.convert import set_timestamp
 from strata_server.core import errors, models
-from strata_server.core.access import Role
-from strata_server.core.indexes import RecordIndex
-from strata_server.core.integrity import IntegrityReport
-from strata_server.core.quotas import Quota
-from strata_server.core.retention import CleanupReport, RetentionPolicy, Target
-from strata_server.core.tokens import Token
+from strata_server.core.access_rules import Role
+from strata_server.core.index_paths import RecordIndex
+from strata_server.core.integrity_findings import IntegrityReport
+from strata_server.core.quota_rules import Quota
+from strata_server.core.retention_rules import CleanupReport, RetentionPolicy, Target
+from strata_server.core.token_rules import Token
 from strata_server.services.admin_service import ServerInfo
 
 T = TypeVar("T")

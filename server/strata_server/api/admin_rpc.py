@@ -12,18 +12,18 @@ import grpc
 from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
 from strata_server.api import admin_messages as render
 from strata_server.api.convert import actor, to_datetime
-from strata_server.api.errors import streaming, unary
 from strata_server.api.page_tokens import next_page_token, resume_after
+from strata_server.api.status_codes import streaming, unary
 from strata_server.api.transfer_rpc import TransferRpc
 from strata_server.api.usage_rpc import usage_to_proto
 from strata_server.core import errors, models, validation
-from strata_server.core.access import ALL_NAMESPACES
-from strata_server.core.indexes import parse_field
+from strata_server.core.access_rules import ALL_NAMESPACES
+from strata_server.core.index_paths import parse_field
 from strata_server.core.paging import PageTokens, page_size, query_digest
-from strata_server.core.quotas import check_max_bytes
-from strata_server.core.retention import RetentionPolicy
-from strata_server.core.tokens import check_new_token
-from strata_server.services.access import TokenAdmin
+from strata_server.core.quota_rules import check_max_bytes
+from strata_server.core.retention_rules import RetentionPolicy
+from strata_server.core.token_rules import check_new_token
+from strata_server.services.access_service import TokenAdmin
 from strata_server.services.admin_service import Administration, ServerDescription
 from strata_server.services.cleanup_service import Cleanup
 from strata_server.services.integrity_service import IntegrityCheck

@@ -12,10 +12,11 @@ from google.protobuf import empty_pb2
 
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
 from strata_server.api.convert import actor, fingerprint, set_timestamp
-from strata_server.api.errors import streaming, unary
 from strata_server.api.page_tokens import next_page_token, resume_after
+from strata_server.api.status_codes import streaming, unary
 from strata_server.api.stream_parts import stream_parts
-from strata_server.core import artifacts, errors, validation
+from strata_server.core import artifact_rules as artifacts
+from strata_server.core import errors, validation
 from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.services.artifacts_service import Artifacts, UploadHeader
 

@@ -44,9 +44,9 @@ from strata.v1 import (
     transaction_pb2,
     transcripts_pb2,
 )
-from strata_server.api.errors import refuse
-from strata_server.core import access
-from strata_server.core.access import ALL_NAMESPACES, ANONYMOUS, Principal, Role
+from strata_server.api.status_codes import refuse
+from strata_server.core import access_rules as access
+from strata_server.core.access_rules import ALL_NAMESPACES, ANONYMOUS, Principal, Role
 from strata_server.core.errors import PermissionDenied, RateLimited, StrataError, Unauthenticated
 from strata_server.core.validation import DEFAULT_NAMESPACE
 from strata_server.storage.ports import RateLimiter

@@ -12,7 +12,7 @@ import grpc
 from google.protobuf import duration_pb2, empty_pb2
 
 from strata.v1 import cache_pb2, cache_pb2_grpc
-from strata_server.api.errors import unary
+from strata_server.api.status_codes import unary
 from strata_server.core import errors, validation
 from strata_server.storage.ports import Cache
 

@@ -14,7 +14,9 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from strata.v1 import queue_pb2, records_pb2
-from strata_server.core import access, errors, models, queue, validation
+from strata_server.core import access_rules as access
+from strata_server.core import errors, models, validation
+from strata_server.core import job_transitions as queue
 
 # The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31, UTC.
 _MIN_SECONDS = -62135596800

@@ -32,7 +32,7 @@ import structlog
 from google.protobuf.message import Message
 
 from strata_server.api import time_fields
-from strata_server.api.errors import refusal, refuse
+from strata_server.api.status_codes import refusal, refuse
 from strata_server.core import errors
 
 log = structlog.get_logger("strata.api")

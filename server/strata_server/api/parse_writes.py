@@ -16,7 +16,9 @@ from google.protobuf import duration_pb2, field_mask_pb2, struct_pb2, timestamp_
 
 from strata.v1 import queue_pb2, transaction_pb2, transcripts_pb2
 from strata_server.api.convert import data_from_struct, to_datetime
-from strata_server.core import errors, models, queue, transcripts, validation
+from strata_server.core import errors, models, validation
+from strata_server.core import job_transitions as queue
+from strata_server.core import transcript_rules as transcripts
 from strata_server.core.jsontypes import serialize
 from strata_server.core.update import parse_mask
 

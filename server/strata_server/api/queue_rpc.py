@@ -18,9 +18,10 @@ from strata_server.api.convert import (
     idempotency,
     job_to_proto,
 )
-from strata_server.api.errors import status_code, streaming, unary
 from strata_server.api.parse_writes import duration, new_job
-from strata_server.core import errors, queue, validation
+from strata_server.api.status_codes import status_code, streaming, unary
+from strata_server.core import errors, validation
+from strata_server.core import job_transitions as queue
 from strata_server.core.jsontypes import JSON, serialize
 from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.services.queue_service import Queues

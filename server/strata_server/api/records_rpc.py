@@ -17,8 +17,8 @@ from strata_server.api.convert import (
     record_to_proto,
     set_timestamp,
 )
-from strata_server.api.errors import streaming, unary
 from strata_server.api.parse_writes import create_write, delete_write, update_write
+from strata_server.api.status_codes import streaming, unary
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest

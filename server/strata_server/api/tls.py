@@ -24,7 +24,7 @@ import grpc.aio
 import structlog
 
 from strata_server.core import subjects
-from strata_server.core.access import Principal
+from strata_server.core.access_rules import Principal
 
 log = structlog.get_logger("strata.tls")
 

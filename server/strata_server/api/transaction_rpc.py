@@ -11,7 +11,6 @@ import grpc
 
 from strata.v1 import transaction_pb2, transaction_pb2_grpc, transcripts_pb2
 from strata_server.api.convert import actor, idempotency, job_to_proto, record_to_proto
-from strata_server.api.errors import unary
 from strata_server.api.parse_writes import (
     append_write,
     create_write,
@@ -19,9 +18,10 @@ from strata_server.api.parse_writes import (
     new_job,
     update_write,
 )
+from strata_server.api.status_codes import unary
 from strata_server.core import errors, models, validation
-from strata_server.core.queue import Job
-from strata_server.core.transcripts import DEFAULT_MAX_ENTRY_BYTES, Appended
+from strata_server.core.job_transitions import Job
+from strata_server.core.transcript_rules import DEFAULT_MAX_ENTRY_BYTES, Appended
 from strata_server.services.commit_service import Commits
 
 Context = grpc.aio.ServicerContext[Any, Any]

@@ -20,9 +20,10 @@ from google.protobuf import empty_pb2
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.batch_wire import batch_message
 from strata_server.api.convert import actor, idempotency, set_timestamp
-from strata_server.api.errors import streaming, unary
 from strata_server.api.parse_writes import append_write
-from strata_server.core import errors, transcripts, validation
+from strata_server.api.status_codes import streaming, unary
+from strata_server.core import errors, validation
+from strata_server.core import transcript_rules as transcripts
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.services.transcripts_service import (
     Heartbeat,

@@ -17,8 +17,8 @@ from strata_server.api.admin_messages import progress_to_proto, with_progress
 from strata_server.api.convert import actor
 from strata_server.api.stream_parts import stream_parts
 from strata_server.core import errors, validation
-from strata_server.core.archive import ConflictPolicy
 from strata_server.core.models import Progress
+from strata_server.core.transfer_format import ConflictPolicy
 from strata_server.services.transfer_export import ExportSummary, NamespaceExport
 from strata_server.services.transfer_import import ImportHeader, ImportOutcome, NamespaceImport
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from strata.v1 import admin_pb2
 from strata_server.api.convert import job_state
-from strata_server.core import models, queue
+from strata_server.core import job_transitions as queue
+from strata_server.core import models
 
 
 def usage_to_proto(found: models.Usage) -> admin_pb2.GetUsageResponse:

@@ -180,7 +180,7 @@ def serve(
         raise typer.Exit(_serve_workers(settings))
     from strata_server.app import StartupError
     from strata_server.app import serve as run
-    from strata_server.memory import pin_mmap_threshold
+    from strata_server.malloc_tuning import pin_mmap_threshold
 
     pin_mmap_threshold()
     try:

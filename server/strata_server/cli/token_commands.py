@@ -18,11 +18,11 @@ import typer
 
 from strata_server.cli.common import ConfigOpt, fail
 from strata_server.config import ConfigError, Settings, load_settings
-from strata_server.core.access import Role
+from strata_server.core.access_rules import Role
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Actor
-from strata_server.core.tokens import Token, check_new_token, parse_ttl
-from strata_server.services.access import TokenAdmin
+from strata_server.core.token_rules import Token, check_new_token, parse_ttl
+from strata_server.services.access_service import TokenAdmin
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from strata_server.cli.common import (
     fail,
     size,
 )
-from strata_server.core.archive import BLOBS, KINDS
+from strata_server.core.transfer_format import BLOBS, KINDS
 
 Policy = Literal["skip", "overwrite", "fail"]
 _POLICIES: dict[str, Policy] = {"skip": "skip", "overwrite": "overwrite", "fail": "fail"}

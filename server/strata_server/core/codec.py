@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strata_server.core.job_transitions import Job, job_from_json, job_to_json
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Deleted, Record, WriteResult
-from strata_server.core.queue import Job, job_from_json, job_to_json
-from strata_server.core.transcripts import Appended, appended_from_json, appended_to_json
+from strata_server.core.transcript_rules import Appended, appended_from_json, appended_to_json
 
 
 def _time(value: datetime | None) -> str | None:

@@ -1,6 +1,6 @@
 """Domain errors: the one vocabulary adapters and services use to say what went wrong.
 
-Each class maps to exactly one gRPC status in `strata_server.api.errors`. A class's
+Each class maps to exactly one gRPC status in `strata_server.api.status_codes`. A class's
 docstring is its default message, so a bare `raise NotFound()` still says something.
 Adapters translate driver exceptions (sqlite3, psycopg) into these at their boundary.
 """

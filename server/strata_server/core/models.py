@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from strata_server.core.filters import Filter, OrderKey
+from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import JSON as JSON
-from strata_server.core.queue import Job, NewJob
-from strata_server.core.transcripts import Appended, AppendEntries
+from strata_server.core.transcript_rules import Appended, AppendEntries
 
 T = TypeVar("T")
 

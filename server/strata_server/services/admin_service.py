@@ -1,7 +1,7 @@
 """AdminService's use cases that are more than one storage call: what the server
 says about itself, retention policies in a stable order, usage that names an empty
 namespace, and quotas seen only as far as the caller's token reaches. Cleanup,
-integrity and transfer have their own modules; tokens are services/access.py.
+integrity and transfer have their own modules; tokens are services/access_service.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server import __version__
-from strata_server.core import access
-from strata_server.core.indexes import RecordIndex
+from strata_server.core import access_rules as access
+from strata_server.core.index_paths import RecordIndex
 from strata_server.core.models import (
     Actor,
     AuditQuery,
@@ -25,8 +25,8 @@ from strata_server.core.models import (
     ServerFacts,
     Usage,
 )
-from strata_server.core.quotas import Quota
-from strata_server.core.retention import RetentionPolicy, Target, check_policy
+from strata_server.core.quota_rules import Quota
+from strata_server.core.retention_rules import RetentionPolicy, Target, check_policy
 from strata_server.storage.ports import (
     AuditLog,
     IndexAdmin,

@@ -37,7 +37,7 @@ from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from strata_server.core import validation
-from strata_server.core.artifacts import (
+from strata_server.core.artifact_rules import (
     EMPTY_SHA256,
     PIN_TTL,
     Artifact,
@@ -46,7 +46,7 @@ from strata_server.core.artifacts import (
     byte_range,
     check_staged,
 )
-from strata_server.core.artifacts import header as artifact_header
+from strata_server.core.artifact_rules import header as artifact_header
 from strata_server.core.errors import (
     FailedPrecondition,
     InvalidArgument,

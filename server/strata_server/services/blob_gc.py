@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from strata_server.core.artifacts import IntegrityReport, StoredBlob
+from strata_server.core.artifact_rules import IntegrityReport, StoredBlob
 from strata_server.storage.ports import ArtifactStore, BlobStore
 
 BATCH = 500

@@ -3,7 +3,7 @@
 One run, in order: records past their expire_time (runs over every namespace
 only), each retention policy of the namespace(s) (records, finished jobs, sealed
 transcripts, artifacts), completed jobs past the server default that no policy
-covers (core/retention.py has the rules), and, over every namespace, the
+covers (core/retention_rules.py has the rules), and, over every namespace, the
 orphan-blob sweep, which takes the blobs of artifacts a policy removed. Every
 step is counted first, then removed in batches of BATCH, so a run reports
 progress (done of total) and a dry run reports the counts alone. Records go
@@ -28,7 +28,7 @@ import structlog
 from strata_server import metrics
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
-from strata_server.core.retention import CleanupReport, CleanupStep, Exclude, Target
+from strata_server.core.retention_rules import CleanupReport, CleanupStep, Exclude, Target
 from strata_server.services import blob_gc
 from strata_server.storage.ports import ArtifactStore, BlobStore, RecordCleanup, RetentionStore
 

@@ -31,8 +31,8 @@ from datetime import timedelta
 import structlog
 
 from strata_server.core import errors
+from strata_server.core.job_transitions import Job, NewJob, without_token
 from strata_server.core.models import Actor, Handoff
-from strata_server.core.queue import Job, NewJob, without_token
 from strata_server.services.topics import Wakeups
 from strata_server.storage.ports import Listener, QueueStore
 

@@ -1,5 +1,5 @@
 """Integrity runs: what AdminService.CheckIntegrity checks, in order, and the
-report it streams at the end (core/integrity.py says what a finding is and which
+report it streams at the end (core/integrity_findings.py says what a finding is and which
 repairs are safe). The database checks its own rows (`IntegrityStore`); the blobs
 are checked against the artifact rows here (services/blob_gc.py)."""
 
@@ -10,7 +10,7 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
-from strata_server.core.integrity import Finding, IntegrityReport
+from strata_server.core.integrity_findings import Finding, IntegrityReport
 from strata_server.core.models import Progress
 from strata_server.services import blob_gc
 from strata_server.storage.ports import ArtifactStore, BlobStore, IntegrityStore

@@ -17,7 +17,8 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from strata_server.core import errors, queue, validation
+from strata_server.core import errors, validation
+from strata_server.core import job_transitions as queue
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.services.handoff import HandOff, Parked

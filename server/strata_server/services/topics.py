@@ -16,12 +16,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from strata_server.core import models, queue
-from strata_server.core.transcripts import AppendEntries
+from strata_server.core import job_transitions as queue
+from strata_server.core import models
+from strata_server.core.transcript_rules import AppendEntries
 from strata_server.storage.ports import Events
 
 TOKENS_REVOKED = "tokens:revoked"
-"""Every replica forgets what it knew of tokens (services/access.py)."""
+"""Every replica forgets what it knew of tokens (services/access_service.py)."""
 
 
 def queue_topic(namespace: str, queue_name: str) -> str:

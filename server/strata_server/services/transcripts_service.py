@@ -9,7 +9,7 @@ transcript's topic before it first reads: an append on any replica wakes that to
 after it commits, and the follower re-reads the database (the wakeup carries no
 data). An idle follower reads nothing: a wakeup that never came (the events channel
 between replicas was down) is covered by the transcript's re-check, one query
-shared by all its followers (storage/events/local.py). Between reads a follower
+shared by all its followers (storage/memory/events.py). Between reads a follower
 holds no database connection, only its listener, which the `with` block releases
 however the read ends (a cancelled call included).
 """
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core import errors, transcripts
+from strata_server.core import errors
+from strata_server.core import transcript_rules as transcripts
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.services.topics import Wakeups, transcript_topic
 from strata_server.storage.ports import Events, Recheck, TranscriptStore

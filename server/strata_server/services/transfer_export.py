@@ -1,5 +1,5 @@
 """ExportNamespace: a namespace's rows and blobs, streamed out as one tar (the
-transfer format: core/archive.py).
+transfer format: core/transfer_format.py).
 
 Memory stays bounded by a batch of rows and a chunk of bytes, whatever the
 namespace's size:
@@ -27,7 +27,10 @@ from datetime import UTC, datetime
 from typing import IO
 
 from strata_server import __version__
-from strata_server.core.archive import (
+from strata_server.core.artifact_rules import BlobRef
+from strata_server.core.errors import DataLoss
+from strata_server.core.models import Progress, ServerFacts
+from strata_server.core.transfer_format import (
     BLOBS,
     KINDS,
     MANIFEST,
@@ -39,10 +42,7 @@ from strata_server.core.archive import (
     dumps_line,
     member_name,
 )
-from strata_server.core.archive_rows import RowBatch, encode
-from strata_server.core.artifacts import BlobRef
-from strata_server.core.errors import DataLoss
-from strata_server.core.models import Progress, ServerFacts
+from strata_server.core.transfer_rows import RowBatch, encode
 from strata_server.services import transfer_tar as tar
 from strata_server.storage.ports import BlobStore, TransferStore
 

@@ -41,11 +41,17 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core.archive import BLOB_NAME_RE, BLOBS, BadArchive, ConflictPolicy, ImportCounts
-from strata_server.core.artifacts import PIN_TTL, StoredBlob
+from strata_server.core.artifact_rules import PIN_TTL, StoredBlob
 from strata_server.core.errors import InvalidArgument, StrataError, TooLarge
 from strata_server.core.idle import idle_limited
 from strata_server.core.models import Actor, Progress
+from strata_server.core.transfer_format import (
+    BLOB_NAME_RE,
+    BLOBS,
+    BadArchive,
+    ConflictPolicy,
+    ImportCounts,
+)
 from strata_server.core.validation import namespace as check_namespace
 from strata_server.core.validation import new_id
 from strata_server.services.transfer_rows import ImportRows, RowBudget

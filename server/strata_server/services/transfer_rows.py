@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
 
-from strata_server.core.archive import KINDS, BadArchive, Kind, member_name
-from strata_server.core.archive_rows import EntryOffsets, RowBatch, decode_lines
-from strata_server.core.artifacts import Artifact, StoredBlob
+from strata_server.core.artifact_rules import Artifact, StoredBlob
+from strata_server.core.transfer_format import KINDS, BadArchive, Kind, member_name
+from strata_server.core.transfer_rows import EntryOffsets, RowBatch, decode_lines
 from strata_server.services.transfer_tar import StagedTar
 
 BATCH = 1000

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import IO
 
-from strata_server.core.archive import (
+from strata_server.core.transfer_format import (
     BLOB_NAME_RE,
     KINDS,
     MANIFEST,

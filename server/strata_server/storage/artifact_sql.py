@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from strata_server.core.artifacts import Artifact, Compression
+from strata_server.core.artifact_rules import Artifact, Compression
 from strata_server.core.models import Page
 from strata_server.storage.sqlquery import Dialect
 

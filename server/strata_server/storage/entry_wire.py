@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from google.protobuf import struct_pb2
 
 from strata_server.core.jsontypes import JSON
-from strata_server.core.transcripts import SEQ, Entry, EntryBatch
+from strata_server.core.transcript_rules import SEQ, Entry, EntryBatch
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (1 << 64) - 1

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from strata_server.core.archive import Kind
-from strata_server.core.archive_rows import QueueSetting
-from strata_server.core.artifacts import Artifact
+from strata_server.core.artifact_rules import Artifact
+from strata_server.core.job_transitions import Job, backoff_us
 from strata_server.core.models import Record
-from strata_server.core.queue import Job, backoff_us
-from strata_server.core.transcripts import Transcript
+from strata_server.core.transcript_rules import Transcript
+from strata_server.core.transfer_format import Kind
+from strata_server.core.transfer_rows import QueueSetting
 
 Time = Callable[[datetime], Any]
 Values = dict[str, Any]

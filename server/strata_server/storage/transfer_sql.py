@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from strata_server.core.archive import Kind
-from strata_server.core.archive_rows import ArchivedEntry, RowBatch
 from strata_server.core.models import Actor, LoggedAudit
+from strata_server.core.transfer_format import Kind
+from strata_server.core.transfer_rows import ArchivedEntry, RowBatch
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import zstandard
 
-from strata_server.core.artifacts import Compression, StagedBlob
+from strata_server.core.artifact_rules import Compression, StagedBlob
 
 FRAME_SIZE = 1 << 20
 """Uncompressed bytes per zstd frame: the unit a range read decompresses."""

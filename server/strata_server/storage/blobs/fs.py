@@ -30,7 +30,13 @@ from typing import IO, TYPE_CHECKING
 
 import zstandard
 
-from strata_server.core.artifacts import BlobMissing, BlobRef, Compression, StagedBlob, StoredBlob
+from strata_server.core.artifact_rules import (
+    BlobMissing,
+    BlobRef,
+    Compression,
+    StagedBlob,
+    StoredBlob,
+)
 from strata_server.core.errors import Conflict, FailedPrecondition, StrataError, Unavailable
 from strata_server.storage.blobs import encoding, layout, threads
 

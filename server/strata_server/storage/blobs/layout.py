@@ -6,7 +6,7 @@ same keys let an operator find a blob by hash with the same path in both shapes.
 
 from __future__ import annotations
 
-from strata_server.core.artifacts import SHA256_RE, Compression
+from strata_server.core.artifact_rules import SHA256_RE, Compression
 
 ROOT = "blobs/sha256"
 SUFFIX = {Compression.NONE: "", Compression.ZSTD: ".zst"}

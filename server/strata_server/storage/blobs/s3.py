@@ -29,7 +29,7 @@ from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
 from minio.error import S3Error
 
-from strata_server.core.artifacts import BlobMissing, BlobRef, Compression, StoredBlob
+from strata_server.core.artifact_rules import BlobMissing, BlobRef, Compression, StoredBlob
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.storage.blobs import encoding, layout, threads
 from strata_server.storage.blobs.s3_responses import (

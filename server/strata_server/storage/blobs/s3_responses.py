@@ -10,7 +10,7 @@ from typing import Any, cast
 import urllib3
 from minio.error import MinioException, S3Error, ServerError
 
-from strata_server.core.artifacts import BlobMissing, Compression, StoredBlob
+from strata_server.core.artifact_rules import BlobMissing, Compression, StoredBlob
 from strata_server.core.errors import StrataError, Unavailable
 from strata_server.storage.blobs import encoding
 

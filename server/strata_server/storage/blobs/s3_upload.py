@@ -29,7 +29,7 @@ import threading
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from strata_server.core.artifacts import StagedBlob, StoredBlob
+from strata_server.core.artifact_rules import StagedBlob, StoredBlob
 from strata_server.core.errors import Conflict, Unavailable
 from strata_server.storage.blobs import encoding, layout
 from strata_server.storage.blobs.s3_responses import READ_SIZE, STAGING, translate

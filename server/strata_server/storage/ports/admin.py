@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol
 
-from strata_server.core.access import Principal
-from strata_server.core.indexes import RecordIndex
-from strata_server.core.integrity import Finding
+from strata_server.core.access_rules import Principal
+from strata_server.core.index_paths import RecordIndex
+from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import (
     Actor,
     AuditQuery,
@@ -19,9 +19,9 @@ from strata_server.core.models import (
     QueueDepth,
     Usage,
 )
-from strata_server.core.quotas import Quota
-from strata_server.core.retention import Exclude, RetentionPolicy, Target
-from strata_server.core.tokens import NewToken, Token
+from strata_server.core.quota_rules import Quota
+from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
+from strata_server.core.token_rules import NewToken, Token
 
 
 class AuditLog(Protocol):
@@ -154,7 +154,7 @@ class IndexAdmin(Protocol):
 
 
 class TokenStore(Protocol):
-    """Bearer tokens, found by the hash of their secret (core/tokens.py).
+    """Bearer tokens, found by the hash of their secret (core/token_rules.py).
 
     One table for the whole server, not per namespace. Tokens are never deleted:
     a revoked one keeps its row (and its name), so its revocation is remembered
@@ -190,7 +190,7 @@ class TokenStore(Protocol):
 
 
 class QuotaStore(Protocol):
-    """Per-namespace storage quotas (core/quotas.py says what counts). The figure
+    """Per-namespace storage quotas (core/quota_rules.py says what counts). The figure
     is kept in each write's own transaction, and a write that would take a
     namespace past its quota raises QuotaExceeded having written nothing."""
 
@@ -206,7 +206,7 @@ class QuotaStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    """Request rates per principal: a token bucket (core/rates.py), kept in process
+    """Request rates per principal: a token bucket (core/rate_rules.py), kept in process
     or shared by every replica (Redis)."""
 
     async def acquire(self, principal: Principal) -> float | None:

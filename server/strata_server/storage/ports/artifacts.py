@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from strata_server.core.artifacts import Artifact, BlobRef, StagedBlob, StoredBlob
+from strata_server.core.artifact_rules import Artifact, BlobRef, StagedBlob, StoredBlob
 from strata_server.core.models import Actor, Idempotency, Page
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from strata_server.core.artifacts import BlobRef, StoredBlob
+from strata_server.core.artifact_rules import BlobRef, StoredBlob
 from strata_server.storage.ports.artifacts import BlobStaging
 
 

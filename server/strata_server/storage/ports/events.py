@@ -68,7 +68,7 @@ class Events(Protocol):
         """Start listening on `topics` now; `Listener.wait` then returns the topics
         notified since. Listen before checking the database, then wait: a notify
         in between is not lost. `recheck` covers the wakeups that may never come
-        (see storage/events/local.py): one probe per topic, shared by its listeners,
+        (see storage/memory/events.py): one probe per topic, shared by its listeners,
         so a listener needs no timeout of its own to poll the database."""
         ...
 

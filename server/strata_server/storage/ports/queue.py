@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from strata_server.core.errors import StrataError
+from strata_server.core.job_transitions import Ack, Job, NewJob, QueueStats, Visible
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Handoff, Idempotency, Page
-from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
 
 
 class QueueStore(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from strata_server.core.models import Actor, Idempotency, Page
-from strata_server.core.transcripts import (
+from strata_server.core.transcript_rules import (
     Appended,
     AppendEntries,
     EntryBatch,

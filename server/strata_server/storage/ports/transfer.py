@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from strata_server.core.archive import ConflictPolicy, ImportCounts
-from strata_server.core.archive_rows import RowBatch
 from strata_server.core.models import Actor
+from strata_server.core.transfer_format import ConflictPolicy, ImportCounts
+from strata_server.core.transfer_rows import RowBatch
 
 
 class TransferStore(Protocol):
-    """The rows of ExportNamespace and ImportNamespace (core/archive.py: the format)."""
+    """The rows of ExportNamespace and ImportNamespace (core/transfer_format.py: the format)."""
 
     def export_rows(
         self, namespace: str, owner: str | None

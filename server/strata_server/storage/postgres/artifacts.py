@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from strata_server.core.artifacts import (
+from strata_server.core.artifact_rules import (
     Artifact,
     BlobRef,
     Compression,
@@ -22,7 +22,7 @@ from strata_server.core.artifacts import (
 )
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
-from strata_server.core.quotas import explained
+from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
 from strata_server.storage.ports import QuotaStore

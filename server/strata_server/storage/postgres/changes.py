@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from strata_server.core.changes import DELETE_ACTIONS, ChangeEntry, ids_to_read, to_changes
+from strata_server.core.change_cursors import DELETE_ACTIONS, ChangeEntry, ids_to_read, to_changes
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import Filter
 from strata_server.core.models import ChangeBatch, Record

@@ -35,6 +35,7 @@ from strata_server.core.errors import (
     StrataError,
     with_write_index,
 )
+from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import (
     Actor,
@@ -48,8 +49,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Job, NewJob
-from strata_server.core.transcripts import Appended, AppendEntries
+from strata_server.core.transcript_rules import Appended, AppendEntries
 from strata_server.core.writes import plan_write
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs

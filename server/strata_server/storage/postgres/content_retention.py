@@ -1,5 +1,5 @@
 """Retention of sealed transcripts and of artifacts on PostgreSQL: the counts and
-purges a cleanup run makes (core/retention.py has the rules). Kept apart from
+purges a cleanup run makes (core/retention_rules.py has the rules). Kept apart from
 retention.py, which holds the policies and the record and job purges.
 
 A purge takes at most `limit` rows, skipping rows others hold (FOR UPDATE SKIP

@@ -9,7 +9,7 @@ the bitmap plan. The catalog is re-read at most every REFRESH_SECONDS, so an ind
 created by an operator (or later by AdminService.CreateIndex) is used soon after.
 
 Declared indexes (AdminService.CreateIndex / ListIndexes / DropIndex) are rows of
-record_indexes; the database index serving a path (core/indexes.py names it) is
+record_indexes; the database index serving a path (core/index_paths.py names it) is
 partial, `WHERE (data->'k') IS NOT NULL`, which the equality predicate implies.
 It is built with CREATE INDEX CONCURRENTLY on a connection of its own, so writes
 go on meanwhile. Builds and drops of one index take a session advisory lock by
@@ -33,7 +33,7 @@ import structlog
 from psycopg import sql
 
 from strata_server.core.errors import NotFound
-from strata_server.core.indexes import RecordIndex, field_name, index_name
+from strata_server.core.index_paths import RecordIndex, field_name, index_name
 from strata_server.core.models import Actor, Progress
 from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing, translate

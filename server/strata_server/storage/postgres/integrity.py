@@ -1,7 +1,7 @@
 """CheckIntegrity's database checks on PostgreSQL: jobs whose columns contradict
 their state, declared indexes whose database index is missing or invalid (a
 build that failed), and transcripts (transcript_checks.py). Repairs are the safe
-ones core/integrity.py names; an index is rebuilt with CREATE INDEX CONCURRENTLY,
+ones core/integrity_findings.py names; an index is rebuilt with CREATE INDEX CONCURRENTLY,
 as CreateIndex builds it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from strata_server.core.indexes import field_name
-from strata_server.core.integrity import JOB_PROBLEMS, Finding
+from strata_server.core.index_paths import field_name
+from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import JOB_CASE
 from strata_server.storage.postgres import transcript_checks

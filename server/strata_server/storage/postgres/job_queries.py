@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-from strata_server.core.queue import Visible
+from strata_server.core.job_transitions import Visible
 from strata_server.storage.postgres.queue_queries import J_COLUMNS, JOB_COLUMNS, changed_fields
 
 # --- One-statement ack, release, extend ----------------------------------------------

@@ -14,9 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from strata_server.core.errors import Conflict, InvalidArgument, NotFound, StrataError
-from strata_server.core.jsontypes import dumps, serialize
-from strata_server.core.models import Actor, Handoff, Idempotency
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     Ack,
     Job,
     NewJob,
@@ -32,8 +30,10 @@ from strata_server.core.queue import (
     plan_lease,
     without_token,
 )
+from strata_server.core.jsontypes import dumps, serialize
+from strata_server.core.models import Actor, Handoff, Idempotency
 from strata_server.core.validation import new_id
-from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
+from strata_server.storage.events_relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.postgres import job_queries as jq
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn

@@ -54,9 +54,7 @@ from strata_server.core.errors import (
     FailedPrecondition,
     StrataError,
 )
-from strata_server.core.jsontypes import JSON, dumps
-from strata_server.core.models import Actor, Handoff, Idempotency, Page
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     EXPIRY_WINDOW,
     Ack,
     Job,
@@ -71,6 +69,8 @@ from strata_server.core.queue import (
     plan_retry,
     without_token,
 )
+from strata_server.core.jsontypes import JSON, dumps
+from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.validation import new_id
 from strata_server.storage.postgres import job_queries as jq
 from strata_server.storage.postgres import queue_queries as q

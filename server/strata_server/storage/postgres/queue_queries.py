@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from strata_server.core.queue import Job
+from strata_server.core.job_transitions import Job
 
 JOB_COLUMNS = (
     "id, queue, state, payload, priority, run_time, attempt, max_attempts, create_time, "

@@ -41,7 +41,7 @@ from typing import LiteralString
 import structlog
 
 from strata_server.core.models import Actor
-from strata_server.core.quotas import Quota
+from strata_server.core.quota_rules import Quota
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 
 log = structlog.get_logger("strata.quotas")
@@ -56,7 +56,7 @@ USAGE: LiteralString = """
       + (SELECT coalesce(sum(stored_size), 0) FROM artifacts WHERE namespace = %(namespace)s)
 )::bigint
 """
-"""What a namespace stores, as core/quotas.py counts it (expired records included:
+"""What a namespace stores, as core/quota_rules.py counts it (expired records included:
 they take room until cleanup removes them)."""
 
 _AUDIT: LiteralString = """

@@ -1,5 +1,5 @@
 """Retention on PostgreSQL: policies (retention_policies), and the counts and purges
-a cleanup run makes of old records and finished jobs (core/retention.py has the
+a cleanup run makes of old records and finished jobs (core/retention_rules.py has the
 rules; the precedence of job policies is `_JOB_SCOPE`). Each purge is one
 autocommit statement over at most `limit` rows, skipping rows others hold."""
 
@@ -10,7 +10,7 @@ from typing import Any, LiteralString
 
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
-from strata_server.core.retention import Exclude, RetentionPolicy, Target
+from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
 from strata_server.storage.postgres.content_retention import (
     COUNT_OLD_ARTIFACTS,
     COUNT_OLD_TRANSCRIPTS,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from strata_server.core.access import ALL_NAMESPACES, Role
+from strata_server.core.access_rules import ALL_NAMESPACES, Role
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Page
-from strata_server.core.tokens import TOKEN_ENTITY, NewToken, Token
+from strata_server.core.token_rules import TOKEN_ENTITY, NewToken, Token
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 
 COLUMNS = (

@@ -1,6 +1,6 @@
 """CheckIntegrity's transcript checks on PostgreSQL: counters (next_seq,
 size_bytes) that disagree with the entries, and entries whose transcript is gone.
-Repairs are the safe ones core/integrity.py names.
+Repairs are the safe ones core/integrity_findings.py names.
 
 A counter repair locks the transcript's row first (FOR UPDATE, as an append
 does), then tallies the entries in a new statement: under READ COMMITTED that
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, LiteralString
 
-from strata_server.core.integrity import (
+from strata_server.core.integrity_findings import (
     ORPHAN_ENTRIES,
     Finding,
     TranscriptTally,

@@ -26,8 +26,8 @@ from typing import Any
 from strata_server.core.errors import AlreadyExists, Conflict, NotFound
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Idempotency, Page
-from strata_server.core.quotas import explained
-from strata_server.core.transcripts import (
+from strata_server.core.quota_rules import explained
+from strata_server.core.transcript_rules import (
     ENTRY_OVERHEAD,
     Appended,
     AppendEntries,
@@ -46,7 +46,7 @@ from strata_server.core.transcripts import (
     transcript_to_json,
 )
 from strata_server.storage import entry_wire
-from strata_server.storage.events.relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
+from strata_server.storage.events_relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.postgres import transcript_queries as q
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing

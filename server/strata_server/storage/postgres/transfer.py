@@ -16,12 +16,18 @@ from typing import Any
 
 import psycopg
 
-from strata_server.core.archive import KINDS, ConflictPolicy, ImportCounts, Kind, split_conflicts
-from strata_server.core.archive_rows import ArchivedEntry, QueueSetting, RowBatch
 from strata_server.core.errors import AlreadyExists
+from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
-from strata_server.core.queue import Job
-from strata_server.core.quotas import explained
+from strata_server.core.quota_rules import explained
+from strata_server.core.transfer_format import (
+    KINDS,
+    ConflictPolicy,
+    ImportCounts,
+    Kind,
+    split_conflicts,
+)
+from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBatch
 from strata_server.storage import entry_wire
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row

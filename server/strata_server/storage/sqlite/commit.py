@@ -24,6 +24,7 @@ from typing import Any
 
 from strata_server.core import codec
 from strata_server.core.errors import StrataError, with_write_index
+from strata_server.core.job_transitions import NewJob
 from strata_server.core.models import (
     Actor,
     CreateRecord,
@@ -35,8 +36,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import NewJob
-from strata_server.core.transcripts import AppendEntries
+from strata_server.core.transcript_rules import AppendEntries
 from strata_server.core.writes import AuditEntry, changed_fields, plan_write
 from strata_server.storage.sqlite import transcripts
 from strata_server.storage.sqlite.connection import Connections, Transaction

@@ -32,7 +32,7 @@ from typing import Any, cast
 import aiosqlite
 
 from strata_server.core.errors import Unavailable
-from strata_server.storage.sqlite.errors import translated
+from strata_server.storage.sqlite.driver_errors import translated
 
 Row = tuple[Any, ...]
 """One result row, as the sqlite3 module returns it (no row factory)."""

@@ -1,5 +1,5 @@
 """Retention of sealed transcripts and of artifacts on SQLite: the counts and purges
-a cleanup run makes (core/retention.py has the rules). Kept apart from
+a cleanup run makes (core/retention_rules.py has the rules). Kept apart from
 retention.py, which holds the policies and the record and job purges.
 
 A transcript goes with its entries (unindexed from full-text search first, as

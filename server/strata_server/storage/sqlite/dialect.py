@@ -77,7 +77,7 @@ class SqliteDialect:
         types = "('text')" if isinstance(value, str) else "('integer', 'real')"
         if op == "=":
             # Never NULL (a missing key makes the second conjunct FALSE), and its
-            # first conjunct matches a declared index on the path (core/indexes.py),
+            # first conjunct matches a declared index on the path (core/index_paths.py),
             # whose `IS NOT NULL` condition it implies.
             return (
                 f"(json_extract(data, {p}) = ? AND {kind} IS NOT NULL AND {kind} IN {types})",

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from strata_server.core.errors import NotFound
-from strata_server.core.indexes import RecordIndex, field_name, index_name
+from strata_server.core.index_paths import RecordIndex, field_name, index_name
 from strata_server.core.models import Actor, Progress
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros

@@ -1,15 +1,15 @@
 """CheckIntegrity's database checks on SQLite: the file itself (PRAGMA
 quick_check), jobs whose columns contradict their state, declared indexes
 without their database index, and transcripts (transcript_checks.py). Repairs are
-the safe ones core/integrity.py names."""
+the safe ones core/integrity_findings.py names."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from strata_server.core.indexes import field_name, index_name
-from strata_server.core.integrity import JOB_PROBLEMS, Finding
+from strata_server.core.index_paths import field_name, index_name
+from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import JOB_CASE
 from strata_server.storage.sqlite import transcript_checks

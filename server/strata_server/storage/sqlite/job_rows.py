@@ -16,8 +16,7 @@ from strata_server.core.errors import (
     NotFound,
     StrataError,
 )
-from strata_server.core.models import Actor
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     Job,
     NewJob,
     Stored,
@@ -27,6 +26,7 @@ from strata_server.core.queue import (
     plan_enqueue,
     plan_lease,
 )
+from strata_server.core.models import Actor
 from strata_server.core.validation import new_id
 from strata_server.core.writes import AuditEntry
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction

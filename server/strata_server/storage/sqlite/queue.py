@@ -22,9 +22,7 @@ from strata_server.core.errors import (
     NotFound,
     StrataError,
 )
-from strata_server.core.jsontypes import JSON
-from strata_server.core.models import Actor, Handoff, Idempotency, Page
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     EXPIRY_WINDOW,
     Ack,
     Job,
@@ -42,6 +40,8 @@ from strata_server.core.queue import (
     plan_retry,
     without_token,
 )
+from strata_server.core.jsontypes import JSON
+from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.writes import AuditEntry
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import from_micros, to_micros

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strata_server.core.queue import (
+from strata_server.core.job_transitions import (
     Visible,
 )
 

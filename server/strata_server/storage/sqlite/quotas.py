@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from strata_server.core.models import Actor
-from strata_server.core.quotas import Quota
+from strata_server.core.quota_rules import Quota
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
@@ -22,7 +22,7 @@ SELECT (SELECT coalesce(sum(length(CAST(data AS BLOB))), 0) FROM records
      + (SELECT coalesce(sum(size_bytes), 0) FROM transcripts WHERE namespace = :namespace)
      + (SELECT coalesce(sum(stored_size), 0) FROM artifacts WHERE namespace = :namespace)
 """
-"""What a namespace stores, as core/quotas.py counts it (expired records included:
+"""What a namespace stores, as core/quota_rules.py counts it (expired records included:
 they take room until cleanup removes them)."""
 
 UPSERT = f"""

@@ -26,7 +26,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.quotas import explained
+from strata_server.core.quota_rules import explained
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite import changes, commit
 from strata_server.storage.sqlite.connection import Connections

@@ -1,5 +1,5 @@
 """Retention on SQLite: policies (retention_policies), and the counts and purges a
-cleanup run makes of old records and finished jobs (core/retention.py has the
+cleanup run makes of old records and finished jobs (core/retention_rules.py has the
 rules; the precedence of job policies is `_JOB_SCOPE`)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
-from strata_server.core.retention import Exclude, RetentionPolicy, Target
-from strata_server.core.transcripts import ENTITY as TRANSCRIPT
+from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
+from strata_server.core.transcript_rules import ENTITY as TRANSCRIPT
 from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.content_retention import (

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from strata_server.core.access import ALL_NAMESPACES, Role
+from strata_server.core.access_rules import ALL_NAMESPACES, Role
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Page
-from strata_server.core.tokens import TOKEN_ENTITY, NewToken, Token
+from strata_server.core.token_rules import TOKEN_ENTITY, NewToken, Token
 from strata_server.storage.sqlite.connection import Connections, Row
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT

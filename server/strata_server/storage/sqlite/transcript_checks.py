@@ -1,7 +1,7 @@
 """CheckIntegrity's transcript checks on SQLite: counters (next_seq, size_bytes)
 that disagree with the entries, entries whose transcript is gone, and (in runs
 over every namespace: it is one index for all) a full-text index that disagrees
-with the entries. Repairs are the safe ones core/integrity.py names; each
+with the entries. Repairs are the safe ones core/integrity_findings.py names; each
 re-reads what it repairs inside its write transaction (the one writer), so an
 append in between is never undone.
 
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from strata_server.core.errors import Unavailable
-from strata_server.core.integrity import (
+from strata_server.core.integrity_findings import (
     ORPHAN_ENTRIES,
     SEARCH_INDEX_STALE,
     Finding,

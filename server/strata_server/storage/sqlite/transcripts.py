@@ -19,8 +19,8 @@ from typing import Any
 
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Idempotency, Page
-from strata_server.core.quotas import explained
-from strata_server.core.transcripts import (
+from strata_server.core.quota_rules import explained
+from strata_server.core.transcript_rules import (
     ENTITY,
     ENTRY_OVERHEAD,
     Appended,

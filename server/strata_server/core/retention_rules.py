@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from strata_server.core import validation
-from strata_server.core.artifacts import KIND_RE
+from strata_server.core.artifact_rules import KIND_RE
 from strata_server.core.errors import InvalidArgument
 
 MIN_AGE = timedelta(seconds=1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from strata_server.core.access import Principal
+from strata_server.core.access_rules import Principal
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Each bucket is one key holding its TAT in microseconds of Redis' own clock (so
 replicas whose clocks differ still agree), read, checked and moved by one Lua
-script (core/rates.py: GCRA): one round trip per limited call, atomic under any
+script (core/rate_rules.py: GCRA): one round trip per limited call, atomic under any
 number of replicas. A key expires once its bucket is full again, so idle
 principals cost nothing. A principal without a limit never reaches Redis.
 
@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from strata_server.core.access import Principal
-from strata_server.core.rates import RateDefaults, rate_for
-from strata_server.storage.rates.local import LocalRateLimiter
-from strata_server.storage.redis_client import UNREACHABLE
+from strata_server.core.access_rules import Principal
+from strata_server.core.rate_rules import RateDefaults, rate_for
+from strata_server.storage.memory.rates import LocalRateLimiter
+from strata_server.storage.redis.client import UNREACHABLE
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -32,9 +32,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from strata_server.core.errors import Unavailable
-from strata_server.storage import redis_client
 from strata_server.storage.ports import Fill, Lookup
-from strata_server.storage.redis_wire import Endpoint, PipelinedGets
+from strata_server.storage.redis import client as redis_client
+from strata_server.storage.redis.wire import Endpoint, PipelinedGets
 
 if TYPE_CHECKING:
     from strata_server.storage.ports import Cache

@@ -1,4 +1,4 @@
-"""`LocalRateLimiter`: the token buckets of one process (core/rates.py, GCRA).
+"""`LocalRateLimiter`: the token buckets of one process (core/rate_rules.py, GCRA).
 
 The embedded shape's limiter: one server process serves the data, so its buckets
 are the only ones. (`--workers N` on SQLite without Redis gives each worker its
@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from strata_server.core.access import Principal
-from strata_server.core.rates import Rate, RateDefaults, admit, rate_for
+from strata_server.core.access_rules import Principal
+from strata_server.core.rate_rules import Rate, RateDefaults, admit, rate_for
 
 PRUNE_AT = 4096
 """Buckets kept before the full ones (TAT in the past) are dropped: a full bucket

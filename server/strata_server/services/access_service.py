@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 
 import structlog
 
-from strata_server.core.access import Principal
+from strata_server.core.access_rules import Principal
 from strata_server.core.errors import StrataError, Unauthenticated
 from strata_server.core.models import Actor, Page
-from strata_server.core.tokens import NewToken, Token, new_secret, secret_hash, well_formed
+from strata_server.core.token_rules import NewToken, Token, new_secret, secret_hash, well_formed
 from strata_server.services.topics import TOKENS_REVOKED
 from strata_server.storage.ports import Events, TokenStore
 

@@ -17,7 +17,7 @@ its own process's payloads, whose local waiters were woken already.
 Wakeups carry no data and a woken consumer re-reads the database, so losing some is
 harmless: while the listening connection is down (logged once per outage) wakeups
 from other replicas are missed, so the topics with listeners are re-checked at the
-degraded interval (storage/events/local.py), and every listener is woken once when
+degraded interval (storage/memory/events.py), and every listener is woken once when
 the LISTEN is back. Topics the sender could not send are queued again and go out
 after it reconnects. Both connections reconnect with backoff; the listener LISTENs
 again on each new connection.
@@ -34,13 +34,13 @@ import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from strata_server.storage.events.local import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
-from strata_server.storage.events.relay import (
+from strata_server.storage.events_relay import (
     POSTGRES_CHANNEL,
     READY_WITHIN,
     Backoff,
     Outbox,
 )
+from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
 from strata_server.storage.ports import Listener, Recheck
 
 log = structlog.get_logger("strata.events")

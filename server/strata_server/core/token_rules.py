@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from strata_server.core import validation
-from strata_server.core.access import ALL_NAMESPACES, Principal, Role
+from strata_server.core.access_rules import ALL_NAMESPACES, Principal, Role
 from strata_server.core.errors import InvalidArgument
 
 SECRET_PREFIX = "st_"

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from strata_server.core.archive import BadArchive, Kind, format_time, parse_time
-from strata_server.core.artifacts import SHA256_RE, Artifact, Compression
+from strata_server.core.artifact_rules import SHA256_RE, Artifact, Compression
+from strata_server.core.job_transitions import Job, Stored, backoff_us
 from strata_server.core.models import LoggedAudit, Record
-from strata_server.core.queue import Job, Stored, backoff_us
-from strata_server.core.transcripts import Transcript
+from strata_server.core.transcript_rules import Transcript
+from strata_server.core.transfer_format import BadArchive, Kind, format_time, parse_time
 from strata_server.core.validation import COLLECTION_RE, ID_RE
 
 

@@ -23,7 +23,7 @@ from a sender task), 0.50-0.51 ms here.
 
 Redis holds no state here: while it is unreachable (logged once per outage) wakeups
 between replicas are missed, so the topics with listeners are re-checked at the
-degraded interval (storage/events/local.py); the listener resubscribes with backoff,
+degraded interval (storage/memory/events.py); the listener resubscribes with backoff,
 and every listener is woken once when the subscription is back.
 """
 
@@ -36,11 +36,11 @@ from functools import partial
 import structlog
 from redis.asyncio import Redis
 
-from strata_server.storage import redis_client
-from strata_server.storage.events.local import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
-from strata_server.storage.events.relay import READY_WITHIN, Backoff, Outbox
+from strata_server.storage.events_relay import READY_WITHIN, Backoff, Outbox
+from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
 from strata_server.storage.ports import Listener, Recheck
-from strata_server.storage.redis_wire import Connection, Endpoint, Held, command
+from strata_server.storage.redis import client as redis_client
+from strata_server.storage.redis.wire import Connection, Endpoint, Held, command
 
 log = structlog.get_logger("strata.events")
 

@@ -1,2 +1,0 @@
-"""Cache adapters (`memory.py`, `redis.py`) and the read-through record store
-built on them (`records.py`)."""
