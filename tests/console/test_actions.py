@@ -88,6 +88,28 @@ def test_a_bad_filter_shows_the_error_at_its_position(console: Session) -> None:
     assert '"rank": 40' in ranks[0], ranks[0]  # 15 odd ones below 30, then 30..39
 
 
+def test_deleting_a_record_that_changed_shows_the_version_conflict(console: Session) -> None:
+    with console.api() as api:
+        api.create_record("docs", {"v": 1}, record_id="d-1")
+    page = console.page
+    console.go("/records/docs/d-1")
+    with console.api() as api:
+        api.update_record("docs", "d-1", {"v": 2})  # someone else writes meanwhile
+    page.click("#delete-record")
+    failure = page.locator(".failure")
+    assert failure.locator(".status").inner_text() == "ABORTED"
+    assert failure.locator(".reason").inner_text() == "VERSION_CONFLICT"
+    assert "current_version" in failure.locator("dl.meta").inner_text()
+    assert "2" in failure.locator("dl.meta dd").all_inner_texts()
+    console.errors.clear()  # the browser reports the 409 itself
+    with console.api() as api:
+        assert api.get_record("docs", "d-1").version == 2
+    console.go("/records/docs/d-1")
+    page.click("#delete-record")
+    page.wait_for_url("**/records/docs?done=*")
+    assert page.locator("#count").inner_text() == "0"
+
+
 def test_a_live_transcript_shows_an_appended_entry_within_a_second(console: Session) -> None:
     with console.api() as api:
         api.create_transcript(transcript_id="live-1", owner="bob")

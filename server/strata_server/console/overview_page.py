@@ -40,6 +40,8 @@ class Health:
 async def overview(request: Request) -> Response:
     """The Overview page."""
     async with open_view(request) as view:
+        if not view.reachable:  # every call would fail the same way: say so at once
+            return no_store(_unreachable(view, request))
         info, info_failure = await _guard(view.client.server_info())
         usage, usage_failure = await _guard(view.client.usage())
         everything = None
@@ -70,6 +72,28 @@ async def overview(request: Request) -> Response:
                 owners=owners,
             )
         )
+
+
+def _unreachable(view: View, request: Request) -> Response:
+    failure = Failure(
+        "UNAVAILABLE", "", f"the API at {view.client.config.target} cannot be reached"
+    )
+    health = [Health("API", "down", failure.message)]
+    return render(
+        view,
+        request,
+        "overview.html",
+        info=None,
+        info_failure=failure,
+        usage=None,
+        usage_failure=None,
+        everything=None,
+        health=health,
+        down=health,
+        owners=[],
+        charts=[],
+        all_charts=[],
+    )
 
 
 STATE_NAMES = {

@@ -14,7 +14,7 @@ from strata._record_requests import list_records
 from strata.v1 import admin_pb2
 from strata_server.console.charts import Chart
 from strata_server.console.gateway import Failure, page_of
-from strata_server.console.view import back_to, field, no_store, open_view, render
+from strata_server.console.view import back_to, field, no_store, open_view, posted, render
 
 PAGE_SIZE = 25
 
@@ -94,8 +94,20 @@ async def record(request: Request) -> Response:
         return no_store(render(view, request, "record.html", record=found, history=history))
 
 
+async def delete(request: Request) -> Response:
+    """Delete a record at the version the page showed: if it changed since, the
+    API refuses with VERSION_CONFLICT and its current version, shown as such."""
+    form = await posted(request)
+    collection, id = request.path_params["collection"], request.path_params["id"]
+    version = int(field(form, "version") or "0")
+    async with open_view(request) as view:
+        await view.client.delete_record(collection, id, expected_version=version)
+    return back_to(f"/records/{collection}", done=f"record {id} deleted")
+
+
 ROUTES: list[BaseRoute] = [
     Route("/records", collections),
     Route("/records/{collection}", records),
     Route("/records/{collection}/{id}", record),
+    Route("/records/{collection}/{id}/delete", delete, methods=["POST"]),
 ]
