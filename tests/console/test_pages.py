@@ -102,3 +102,22 @@ def test_the_api_client_is_what_the_console_uses(console: Session) -> None:
     console.go("/records/notes/n-1")
     assert '"second"' in console.page.locator("#record-json").inner_text()
     assert isinstance(console.api(), strata.Client)
+
+
+def test_a_long_transcript_loads_in_chunks_as_you_scroll(console: Session) -> None:
+    with console.api() as api:
+        api.create_transcript(transcript_id="long-1", owner="carol")
+        for start in range(0, 120, 40):
+            api.append_entries("long-1", [f"entry {n}" for n in range(start, start + 40)])
+    page = console.page
+    console.go("/transcripts/long-1")
+    entries = page.locator("#entries .entry")
+    assert entries.count() == 50
+    page.locator("#entries .loader").scroll_into_view_if_needed()
+    page.locator("#entry-100").wait_for()
+    page.locator("#entries .loader").scroll_into_view_if_needed()
+    page.locator("#entry-120").wait_for()
+    assert entries.count() == 120
+    assert page.locator("#entries .loader").count() == 0
+    seqs = [int(seq) for seq in entries.evaluate_all("(all) => all.map((e) => e.dataset.seq)")]
+    assert seqs == list(range(1, 121))

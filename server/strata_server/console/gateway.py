@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import grpc
 from cachetools import TTLCache
@@ -155,9 +155,3 @@ class Roles:
 def at_least(role: Role, needed: Role) -> bool:
     """Whether `role` includes what `needed` may do."""
     return ROLE_RANK[role] >= ROLE_RANK[needed]
-
-
-def safe_call_args(**kwargs: Any) -> dict[str, Any]:
-    """Keyword arguments without the empty ones: a form's blank field means
-    "not given" to the client."""
-    return {key: value for key, value in kwargs.items() if value not in ("", None)}

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException
@@ -241,7 +242,7 @@ async def audit(request: Request) -> Response:
                 entries=entries,
                 next_page=next_page,
                 failure=failure,
-                query="&".join(f"{k}={v}" for k, v in params.items() if k != "page" and v),
+                query=urlencode([(k, v) for k, v in params.items() if k != "page" and v]),
             )
         )
 

@@ -22,6 +22,7 @@ from strata._admin_requests import list_audit_entries
 from strata._queue_requests import list_jobs
 from strata.jobs import JOB_STATES
 from strata_server.console.charts import Chart
+from strata_server.console.formats import quote
 from strata_server.console.gateway import page_of
 from strata_server.console.view import View, back_to, no_store, open_view, posted, render
 
@@ -102,7 +103,7 @@ async def queues(request: Request) -> Response:
     """Every queue the console knows of, with its counts."""
     wanted = request.query_params.get("queue", "").strip()
     if wanted:
-        return back_to(f"/queues/{wanted}")
+        return back_to(f"/queues/{quote(wanted)}")
     async with open_view(request) as view:
         names = list(dict.fromkeys([*remembered(request), *await discovered(view)]))
         stats: list[QueueStats] = list(
@@ -165,7 +166,7 @@ async def job_action(request: Request) -> Response:
         else:
             await view.client.cancel_job(id)
     done = "retried" if action == "retry" else "cancelled"
-    return back_to(f"/queues/{name}/jobs/{id}", done=f"job {id} {done}")
+    return back_to(f"/queues/{quote(name)}/jobs/{quote(id)}", done=f"job {id} {done}")
 
 
 async def queue_action(request: Request) -> Response:
@@ -179,7 +180,7 @@ async def queue_action(request: Request) -> Response:
             await view.client.pause_queue(name)
         else:
             await view.client.resume_queue(name)
-    return back_to(f"/queues/{name}", done=f"queue {name} {action}d")
+    return back_to(f"/queues/{quote(name)}", done=f"queue {name} {action}d")
 
 
 ROUTES: list[BaseRoute] = [

@@ -13,8 +13,17 @@ from strata._admin_requests import list_audit_entries
 from strata._record_requests import list_records
 from strata.v1 import admin_pb2
 from strata_server.console.charts import Chart
+from strata_server.console.formats import quote
 from strata_server.console.gateway import Failure, page_of
-from strata_server.console.view import back_to, field, no_store, open_view, posted, render
+from strata_server.console.view import (
+    back_to,
+    field,
+    no_store,
+    number,
+    open_view,
+    posted,
+    render,
+)
 
 PAGE_SIZE = 25
 
@@ -23,7 +32,7 @@ async def collections(request: Request) -> Response:
     """The namespace's collections with their sizes (admins: from GetUsage)."""
     wanted = field(request.query_params, "collection")
     if wanted:
-        return back_to(f"/records/{wanted}")
+        return back_to(f"/records/{quote(wanted)}")
     async with open_view(request) as view:
         found: list[admin_pb2.CollectionUsage] = []
         if view.can("admin"):
@@ -99,10 +108,10 @@ async def delete(request: Request) -> Response:
     API refuses with VERSION_CONFLICT and its current version, shown as such."""
     form = await posted(request)
     collection, id = request.path_params["collection"], request.path_params["id"]
-    version = int(field(form, "version") or "0")
+    version = number(field(form, "version"), 0)
     async with open_view(request) as view:
         await view.client.delete_record(collection, id, expected_version=version)
-    return back_to(f"/records/{collection}", done=f"record {id} deleted")
+    return back_to(f"/records/{quote(collection)}", done=f"record {id} deleted")
 
 
 ROUTES: list[BaseRoute] = [

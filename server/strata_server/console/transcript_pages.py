@@ -28,6 +28,7 @@ from strata_server.console.view import (
     console_of,
     field,
     no_store,
+    number,
     open_view,
     render,
 )
@@ -103,8 +104,8 @@ async def transcript(request: Request) -> Response:
 async def chunk(request: Request) -> Response:
     """The next chunk of entries (for the scroll loader), up to `until`."""
     id = request.path_params["id"]
-    start = int(request.query_params.get("from", "1"))
-    until = int(request.query_params.get("until", "0"))
+    start = number(request.query_params.get("from"), 1)
+    until = number(request.query_params.get("until"), 0)
     async with open_view(request) as view:
         entries = await _chunk(view.client, id, start, until)
         return no_store(
@@ -139,7 +140,7 @@ async def live(request: Request) -> Response:
     """Server-sent events: each entry appended from `from` on, as an `entry`
     event carrying its HTML; a `sealed` event when the transcript is sealed."""
     id = request.path_params["id"]
-    start = int(request.query_params.get("from", "1"))
+    start = number(request.query_params.get("from"), 1)
     console = console_of(request)
     token = request.cookies.get(TOKEN_COOKIE) or None
     namespace = request.cookies.get(NAMESPACE_COOKIE) or DEFAULT_NAMESPACE

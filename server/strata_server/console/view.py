@@ -114,6 +114,16 @@ def field(form: FormData | Mapping[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def number(value: str | None, default: int) -> int:
+    """An integer from a query or form; 400 (not a traceback) when it is not one."""
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise HTTPException(400, f"{value!r} is not a number") from None
+
+
 def back_to(path: str, **params: str) -> RedirectResponse:
     """After a successful POST: see the page again (and not re-send on reload)."""
     query = "&".join(f"{key}={formats.quote(value)}" for key, value in params.items() if value)
