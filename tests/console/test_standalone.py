@@ -5,34 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.console.conftest import ConsoleServer, _wait_for, open_session
 from tests.support.ports import free_port
-
-
-@contextmanager
-def standalone(target: str, workdir: Path) -> Iterator[str]:
-    """`strata console --target target` on a free port; yields its URL."""
-    port = free_port()
-    log = (workdir / "console.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "strata_server", "console", "--target", target,
-         "--listen", f"127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_for(url)
-        yield url
-    finally:
-        process.terminate()
-        assert process.wait(10) == 0
-        log.close()
+from tests.support.proxy import TcpProxy
 
 
 def test_standalone_console_serves_a_replica_and_shows_when_it_is_down(
@@ -40,30 +19,34 @@ def test_standalone_console_serves_a_replica_and_shows_when_it_is_down(
 ) -> None:
     if console_server.shape != "postgres":
         pytest.skip("one shape shows it: the standalone console is the same on both")
-    with standalone(console_server.process.target, tmp_path) as url:
-        session = open_session(
-            browser,
-            ConsoleServer(console_server.process, url, console_server.shape,
-                          console_server.admin_token, None),
-            console_server.admin_token,
-            "default",
+    proxy = TcpProxy(console_server.process.port)  # the way to the API, to cut later
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with (tmp_path / "console.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "strata_server", "console", "--listen",
+             f"127.0.0.1:{port}", "--target", f"127.0.0.1:{proxy.port}"],
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        try:
-            session.go("/")
-            assert session.page.locator(".health li.up").count() >= 2
-            assert session.page.locator(".banner.down").count() == 0
-        finally:
-            session.page.context.close()
-        assert session.errors == []
+    standalone = ConsoleServer(
+        console_server.process, url, "postgres", console_server.admin_token, None
+    )
+    try:
+        _wait_for(url)
+        session = open_session(browser, standalone, console_server.admin_token, "default")
+        session.go("/")
+        assert session.page.locator(".health li.up").count() >= 3
+        assert session.page.locator(".banner.down").count() == 0
+        assert session.page.locator("#shape").inner_text() == "production"
 
-    nowhere = f"127.0.0.1:{free_port()}"  # nothing listens there
-    with standalone(nowhere, tmp_path) as url:
-        down = ConsoleServer(console_server.process, url, console_server.shape, None, None)
-        session = open_session(browser, down, None, "default")
-        try:
-            session.go("/")
-            banner = session.page.locator(".banner.down")
-            assert banner.first.inner_text().startswith("API is down")
-            assert "Traceback" not in session.page.content()
-        finally:
-            session.page.context.close()
+        proxy.close()
+        session.go("/")
+        banner = session.page.locator(".banner.down")
+        assert banner.first.inner_text().startswith("API is down")
+        assert "Traceback" not in session.page.content()
+        session.page.context.close()
+        assert session.errors == []
+    finally:
+        proxy.close()
+        process.terminate()
+        assert process.wait(10) == 0, (tmp_path / "console.log").read_text()

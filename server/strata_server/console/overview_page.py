@@ -44,6 +44,8 @@ async def overview(request: Request) -> Response:
             return no_store(_unreachable(view, request))
         info, info_failure = await _guard(view.client.server_info())
         usage, usage_failure = await _guard(view.client.usage())
+        if _unreached(info_failure) or _unreached(usage_failure):
+            return no_store(_unreachable(view, request))
         everything = None
         if view.can("admin"):
             everything, _ = await _guard(view.client.usage(all_namespaces=True))
@@ -72,6 +74,13 @@ async def overview(request: Request) -> Response:
                 owners=owners,
             )
         )
+
+
+def _unreached(failure: Failure | None) -> bool:
+    """Whether the call never reached the API: UNAVAILABLE from the client's
+    transport, without the ErrorInfo the server puts on every error (a backend
+    the server cannot reach is UNAVAILABLE with reason BACKEND_UNAVAILABLE)."""
+    return failure is not None and failure.status == "UNAVAILABLE" and not failure.reason
 
 
 def _unreachable(view: View, request: Request) -> Response:
