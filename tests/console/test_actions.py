@@ -141,6 +141,9 @@ def test_a_reader_sees_no_write_controls_and_a_forged_post_is_refused(
     reader = open_session(browser, console_server, console_server.reader_token, namespace)
     page = reader.page
     try:
+        for path in ("/", "/records", "/records/tickets", "/transcripts", "/artifacts"):
+            reader.go(path)  # every page loads for a reader, showing what it may see
+        assert page.locator(".role").inner_text() == "reader"
         reader.go("/queues/audits")
         assert page.locator(".role").inner_text() == "reader"
         assert page.locator("button:has-text('Pause')").count() == 0
@@ -165,5 +168,6 @@ def test_a_reader_sees_no_write_controls_and_a_forged_post_is_refused(
             headers={"origin": "http://evil.example"},
         )
         assert response.status == 403
+        assert reader.errors == []
     finally:
         page.context.close()
