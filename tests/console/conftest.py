@@ -3,8 +3,9 @@ real `strata serve` that serves the console beside gRPC, on both shapes.
 
 The embedded shape runs without authentication (as `make run` does); the
 production shape (PostgreSQL, Redis, S3) runs with token auth, so its pages are
-seen after signing in, as an admin or as a reader. One browser serves the whole
-session; each test gets its own context (cookies) in a namespace of its own.
+seen after signing in, as an admin or as a reader. One browser serves every test
+here; each gets its own context (cookies) in a namespace of its own. The browser
+and the servers stop once these tests are done, not at the end of the suite.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _wait_for(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+@pytest.fixture(scope="package", params=["sqlite", "postgres"])
 def console_server(
     request: pytest.FixtureRequest,
     database_url: Callable[[str], str],
@@ -109,9 +110,9 @@ def console_server(
     assert "Traceback" not in process.log(), process.log()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
-    """One headless chromium (Debian's) for the whole session."""
+    """One headless chromium (Debian's) for these tests, closed after them."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (make system-deps)")
     with playwright_sync.sync_playwright() as driver:
