@@ -15,7 +15,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 	clean ts-build ts-check
 
 help:
-	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051 (LISTEN=host:port)"
+	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051 (LISTEN=host:port),"
+	@echo "           with the web console at http://127.0.0.1:8080 (docs/console.md)"
 	@echo "make test   the whole suite (starts its own PostgreSQL)"
 	@echo "make fuzz   the hostile-input suite at FUZZ_REQUESTS (100,000) requests, with a summary"
 	@echo "make check  ruff, mypy, buf lint/breaking, generated code fresh, tsc (Node client)"
@@ -73,7 +74,9 @@ lock: venv
 	  -o requirements.lock requirements.in
 	@echo "requirements.lock re-resolved: review the diff, run make gen check test, commit"
 
-# PostgreSQL 15 and Redis server binaries for the test fixtures and benchmarks.
+# PostgreSQL 15 and Redis server binaries for the test fixtures and benchmarks,
+# and Debian's chromium for the console's browser tests (Playwright drives it;
+# no browser is downloaded).
 system-deps:
 	@if [ ! -x "$(PG_BIN)/initdb" ]; then \
 	  echo "installing postgresql-15"; \
@@ -84,6 +87,11 @@ system-deps:
 	  echo "installing redis-server"; \
 	  $(SUDO) apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing chromium"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 # LISTEN=host:port picks the address (make run LISTEN=127.0.0.1:50052); without

@@ -83,6 +83,8 @@ from strata_server.storage.redis import client as redis_client
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from strata_server.console.serving import RunningConsole
+
 log = structlog.get_logger("strata.server")
 
 SERVICE_NAMES = (
@@ -211,9 +213,13 @@ class Running:
     metrics_port: int | None = None
     certificates: tls.ServerCertificates | None = None
     """The gRPC port's TLS certificates (None: plaintext); SIGHUP reloads them."""
+    console: RunningConsole | None = None
+    """The web console served beside gRPC (None: off)."""
 
     async def stop(self, grace: float) -> None:
         """Refuse new RPCs, let in-flight ones finish within `grace`, then close."""
+        if self.console is not None:
+            await self.console.stop()
         await self.health.enter_graceful_shutdown()
         for task in self.tasks:
             task.cancel()
@@ -683,6 +689,10 @@ async def start(settings: Settings) -> Running:
     if verifier is not None:
         background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)
+    if settings.console_listen is not None:
+        from strata_server.console.serving import start_beside  # only when served
+
+        running.console = await start_beside(settings, port)
     return running
 
 
@@ -707,6 +717,7 @@ async def serve(settings: Settings) -> None:
         auth=settings.auth,
         pid=os.getpid(),
         metrics_port=running.metrics_port,
+        console_port=running.console.port if running.console else None,
         tls="mtls"
         if running.certificates and running.certificates.mutual
         else "tls"

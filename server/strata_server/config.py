@@ -354,6 +354,12 @@ class Settings(BaseSettings):
         "with `strata token revoke`, or a lost wakeup); one small query per period, shared "
         "by every call",
     )
+    console_listen: str | None = Field(
+        "127.0.0.1:8080",
+        description="host:port to serve the web console on over HTTP (docs/console.md), "
+        "beside the gRPC port; off: not served. Port 0 picks one. When the address "
+        "cannot be had, the server logs a warning and serves gRPC without the console",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     port_file: Path | None = Field(None, description="write the bound port here once serving")
@@ -380,7 +386,14 @@ class Settings(BaseSettings):
             return f"127.0.0.1:{value.lstrip(':')}"
         return value
 
-    @field_validator("listen", "metrics_listen")
+    @field_validator("console_listen", mode="before")
+    @classmethod
+    def _console_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+            return None
+        return value
+
+    @field_validator("listen", "metrics_listen", "console_listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is None:
@@ -532,12 +545,15 @@ def is_loopback(host: str) -> bool:
 def insecure_listen(settings: Settings) -> str | None:
     """Why these settings must not serve (a non-loopback address without
     authentication, like Redis' protected mode), or None when they may."""
-    host = settings.listen.rpartition(":")[0]
-    if settings.auth == "none" and not settings.allow_insecure and not is_loopback(host):
-        return (
-            f"refusing to serve {settings.listen} without authentication: use --auth token "
-            "(STRATA_AUTH=token), a loopback address, or --allow-insecure"
-        )
+    for listen in (settings.listen, settings.console_listen):
+        if listen is None:
+            continue
+        host = listen.rpartition(":")[0]
+        if settings.auth == "none" and not settings.allow_insecure and not is_loopback(host):
+            return (
+                f"refusing to serve {listen} without authentication: use --auth token "
+                "(STRATA_AUTH=token), a loopback address, or --allow-insecure"
+            )
     return None
 
 

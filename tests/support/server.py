@@ -37,6 +37,8 @@ class StrataProcess:
             "STRATA_PORT_FILE": str(port_file),
             "STRATA_MIGRATE": "true",
             "STRATA_LOG_LEVEL": "warning",
+            # Many test servers run at once: none takes the console's default port.
+            "STRATA_CONSOLE_LISTEN": "off",
             **self.env,
         }
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor

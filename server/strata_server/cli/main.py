@@ -151,6 +151,13 @@ def serve(
             "(env STRATA_ALLOW_INSECURE).",
         ),
     ] = None,
+    console_listen: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port of the web console (HTTP), or off (env STRATA_CONSOLE_LISTEN)."
+            + _default("console_listen"),
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve gRPC until SIGTERM/SIGINT (graceful shutdown); SIGHUP re-reads the TLS
@@ -168,6 +175,7 @@ def serve(
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
         metrics_listen=metrics_listen,
+        console_listen=console_listen,
         config=config,
     )
     problem = insecure_listen(settings)
@@ -192,6 +200,25 @@ def serve(
             asyncio.run(run(settings))
     except StartupError as error:
         raise fail(str(error)) from None
+
+
+@app.command()
+def console(
+    target: Annotated[
+        str, typer.Option(help="host:port of the Strata gRPC API to call.")
+    ] = "127.0.0.1:50051",
+    listen: Annotated[
+        str, typer.Option(help="host:port to serve the console on (HTTP).")
+    ] = "127.0.0.1:8080",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the web console alone, as a client of the API at --target (see
+    docs/console.md); `strata serve` already serves it beside gRPC."""
+    from strata_server import logs
+    from strata_server.console.serving import run_standalone
+
+    logs.configure(log_level, "console")
+    raise typer.Exit(run_standalone(target, listen))
 
 
 def _serve_workers(settings: Settings) -> int:
@@ -234,10 +261,12 @@ def _serve_workers(settings: Settings) -> int:
     # Nor do they hear of each other's writes (without Redis or PostgreSQL events):
     # their streams re-check the shared file every second instead.
     env["STRATA_SHARED_DATABASE"] = "true"
+    if settings.console_listen is None:
+        env["STRATA_CONSOLE_LISTEN"] = "off"
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "strata_server", "serve"],
-            env={**env, **_metrics_env(settings.metrics_listen, index)},
+            env={**env, **_metrics_env(settings.metrics_listen, index), **_console_env(index)},
         )
         for index in range(settings.workers)
     ]
@@ -252,6 +281,11 @@ def _serve_workers(settings: Settings) -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, forward)  # each worker reloads its TLS certificates
     return max(child.wait() for child in children)
+
+
+def _console_env(index: int) -> dict[str, str]:
+    """Worker `index`'s console: the first worker serves it, the others none."""
+    return {"STRATA_CONSOLE_LISTEN": "off"} if index else {}
 
 
 def _metrics_env(listen: str | None, index: int) -> dict[str, str]:

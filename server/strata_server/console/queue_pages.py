@@ -1,0 +1,192 @@
+"""Queues: every queue with its counts by state, a queue's jobs by state, a job's
+detail, and the actions (retry, cancel, pause, resume).
+
+The API has no call that lists queues, so the console finds them where the API
+shows them: the queues of the newest enqueues and of the pauses and resumes in
+the audit log (admins), and the queues this browser opened before (a cookie).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from strata import Job, NotFound, PermissionDenied, QueueStats
+from strata._admin_requests import list_audit_entries
+from strata._queue_requests import list_jobs
+from strata.jobs import JOB_STATES
+from strata_server.console.charts import Chart
+from strata_server.console.formats import quote
+from strata_server.console.gateway import page_of
+from strata_server.console.view import View, back_to, no_store, open_view, posted, render
+
+QUEUES_COOKIE = "strata_queues"
+REMEMBERED = 20
+"""Queues the cookie remembers."""
+DISCOVER_FROM = 100
+"""Newest enqueues read from the audit log to find queues."""
+THROUGHPUT_PAGES = 5
+"""Audit pages (of 1,000 acks) read for the throughput chart, at most."""
+STATES = list(JOB_STATES)
+
+
+def remembered(request: Request) -> list[str]:
+    """The queues this browser opened, newest first."""
+    raw = request.cookies.get(QUEUES_COOKIE, "")
+    return [name for name in raw.split(",") if name][:REMEMBERED]
+
+
+def remember(response: Response, request: Request, queue: str) -> Response:
+    """Add `queue` to the remembered ones."""
+    names = [queue, *[name for name in remembered(request) if name != queue]][:REMEMBERED]
+    response.set_cookie(QUEUES_COOKIE, ",".join(names), samesite="strict", httponly=True)
+    return response
+
+
+async def discovered(view: View) -> list[str]:
+    """Queues named by the newest enqueues and pauses in the audit log (admins only)."""
+    if not view.can("admin"):
+        return []
+    try:
+        enqueues = await page_of(
+            view.client,
+            list_audit_entries(entity="job", action="enqueue", page_size=DISCOVER_FROM),
+            "",
+        )
+        paused = await page_of(
+            view.client, list_audit_entries(entity="job", action="pause", page_size=50), ""
+        )
+    except PermissionDenied:
+        return []
+    ids = list(dict.fromkeys(entry.entity_id for entry in enqueues.items))
+    jobs = await asyncio.gather(*(_job_or_none(view, id) for id in ids))
+    names = [job.queue for job in jobs if job is not None]
+    names += [entry.entity_id for entry in paused.items]
+    return list(dict.fromkeys(names))
+
+
+async def _job_or_none(view: View, id: str) -> Job | None:
+    try:
+        return await view.client.get_job(id)
+    except NotFound:
+        return None  # purged since
+
+
+async def throughput(view: View) -> Chart | None:
+    """Jobs acked in the namespace per 5 minutes over the last hour (admins only)."""
+    if not view.can("admin"):
+        return None
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=1)
+    buckets = [0] * 12
+    token = ""
+    for _ in range(THROUGHPUT_PAGES):
+        paged = list_audit_entries(entity="job", action="ack", since=since, page_size=1000)
+        page = await page_of(view.client, paged, token)
+        for entry in page.items:
+            age = now - entry.time.ToDatetime(tzinfo=UTC)
+            buckets[min(11, max(0, int(age / timedelta(minutes=5))))] += 1
+        token = page.next_page_token
+        if not token:
+            break
+    labels = [f"{5 * (index + 1)}-{5 * index} min ago" for index in range(12)]
+    return Chart("Jobs acked per 5 minutes (all queues)", list(zip(labels, buckets, strict=True)))
+
+
+async def queues(request: Request) -> Response:
+    """Every queue the console knows of, with its counts."""
+    wanted = request.query_params.get("queue", "").strip()
+    if wanted:
+        return back_to(f"/queues/{quote(wanted)}")
+    async with open_view(request) as view:
+        names = list(dict.fromkeys([*remembered(request), *await discovered(view)]))
+        stats: list[QueueStats] = list(
+            await asyncio.gather(*(view.client.queue_stats(name) for name in names))
+        )
+        chart = await throughput(view)
+        return no_store(render(view, request, "queues.html", stats=stats, chart=chart))
+
+
+async def queue(request: Request) -> Response:
+    """One queue: its counts, and its jobs in one state, a page at a time."""
+    name = request.path_params["queue"]
+    state = request.query_params.get("state") or None
+    if state not in (None, *STATES):
+        state = None
+    async with open_view(request) as view:
+        stats = await view.client.queue_stats(name)
+        page = await page_of(
+            view.client,
+            list_jobs(name, state, page_size=50),
+            request.query_params.get("page", ""),
+        )
+        response = render(
+            view,
+            request,
+            "queue.html",
+            stats=stats,
+            state=state,
+            states=STATES,
+            jobs=page.items,
+            next_page=page.next_page_token,
+        )
+        return no_store(remember(response, request, name))
+
+
+async def job(request: Request) -> Response:
+    """One job: payload, attempts, last error, result."""
+    async with open_view(request) as view:
+        found = await view.client.get_job(request.path_params["id"])
+        history = await _history(view, found.id)
+        return no_store(render(view, request, "job.html", job=found, history=history))
+
+
+async def _history(view: View, id: str) -> list[Any]:
+    if not view.can("admin"):
+        return []
+    page = await page_of(view.client, list_audit_entries(entity="job", entity_id=id), "")
+    return page.items
+
+
+async def job_action(request: Request) -> Response:
+    """Retry or cancel a job (the API refuses what the token may not do)."""
+    await posted(request)
+    name, id, action = (request.path_params[key] for key in ("queue", "id", "action"))
+    if action not in ("retry", "cancel"):
+        raise HTTPException(404)
+    async with open_view(request) as view:
+        if action == "retry":
+            await view.client.retry_job(id)
+        else:
+            await view.client.cancel_job(id)
+    done = "retried" if action == "retry" else "cancelled"
+    return back_to(f"/queues/{quote(name)}/jobs/{quote(id)}", done=f"job {id} {done}")
+
+
+async def queue_action(request: Request) -> Response:
+    """Pause or resume a queue."""
+    await posted(request)
+    name, action = request.path_params["queue"], request.path_params["action"]
+    if action not in ("pause", "resume"):
+        raise HTTPException(404)
+    async with open_view(request) as view:
+        if action == "pause":
+            await view.client.pause_queue(name)
+        else:
+            await view.client.resume_queue(name)
+    return back_to(f"/queues/{quote(name)}", done=f"queue {name} {action}d")
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/queues", queues),
+    Route("/queues/{queue}", queue),
+    Route("/queues/{queue}/{action}", queue_action, methods=["POST"]),
+    Route("/queues/{queue}/jobs/{id}", job),
+    Route("/queues/{queue}/jobs/{id}/{action}", job_action, methods=["POST"]),
+]
