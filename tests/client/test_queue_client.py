@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent import futures
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,8 +26,10 @@ import grpc
 import pytest
 
 import strata
-from strata import _job_args, _queue_requests, _worker
+from strata import _job_args, _leases, _queue_requests, _worker
 from strata._convert import dict_from_struct, struct_from_dict
+from strata._machines import Sleep, Stoppable
+from strata._rpc import Rpc
 from strata.v1 import queue_pb2
 from tests.client.test_client_unit import server_error
 from tests.support.server import StrataProcess
@@ -808,25 +811,25 @@ class FakeClock:
         return self.now
 
 
-def _run(steps: _worker.Steps, outcomes: list[Any]) -> list[Any]:
+def _run(steps: _leases.Steps, outcomes: list[Any]) -> list[Any]:
     """Drive `steps`, answering its calls with `outcomes` in turn (an exception is
     thrown in); returns the calls made."""
     calls = []
-    rpc = _worker.advance(steps)
+    rpc = _leases.advance(steps)
     answers = iter(outcomes)
     while rpc is not None:
         calls.append(rpc)
         answer = next(answers)
         if isinstance(answer, strata.StrataError):
-            rpc = _worker.advance(steps, error=answer)
+            rpc = _leases.advance(steps, error=answer)
         else:
-            rpc = _worker.advance(steps, answer)
+            rpc = _leases.advance(steps, answer)
     return calls
 
 
 def test_lease_book_extends_every_third_of_the_lease() -> None:
     clock = FakeClock()
-    book = _worker.LeaseBook(timedelta(seconds=30), clock)
+    book = _leases.LeaseBook(timedelta(seconds=30), clock)
     first, second = _leased("a"), _leased("b")
     assert book.wait_time() is None
 
@@ -850,18 +853,18 @@ def test_lease_book_forgets_lost_leases_and_retries_transient_failures(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock()
-    book = _worker.LeaseBook(timedelta(seconds=3), clock)
+    book = _leases.LeaseBook(timedelta(seconds=3), clock)
     lost, flaky, acked = _leased("lost"), _leased("flaky"), _leased("acked")
     book.hold([lost, flaky, acked])
     clock.now += 1
     steps = book.beat()
-    first = _worker.advance(steps)
+    first = _leases.advance(steps)
     assert book.release(acked) is True  # acked while its extension was in flight
 
     with caplog.at_level(logging.WARNING, logger="strata.worker"):
-        second = _worker.advance(steps, error=strata.LeaseLost("stale"))
-        third = _worker.advance(steps, error=strata.Unavailable("down"))
-        assert _worker.advance(steps, error=strata.LeaseLost("acked")) is None
+        second = _leases.advance(steps, error=strata.LeaseLost("stale"))
+        third = _leases.advance(steps, error=strata.Unavailable("down"))
+        assert _leases.advance(steps, error=strata.LeaseLost("acked")) is None
 
     assert [rpc.request("d").id for rpc in (first, second, third) if rpc] == [
         "lost",
@@ -876,7 +879,7 @@ def test_lease_book_forgets_lost_leases_and_retries_transient_failures(
 
 
 def test_settle_acks_with_the_result() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job = _leased()
     book.hold([job])
 
@@ -888,7 +891,7 @@ def test_settle_acks_with_the_result() -> None:
 
 
 def test_settle_fails_with_the_exception_text() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job = _leased()
     book.hold([job])
 
@@ -898,7 +901,7 @@ def test_settle_fails_with_the_exception_text() -> None:
 
 
 def test_settle_fails_a_job_whose_result_is_refused() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job, other = _leased("a"), _leased("b")
     book.hold([job, other])
 
@@ -911,7 +914,7 @@ def test_settle_fails_a_job_whose_result_is_refused() -> None:
 
 
 def test_settle_skips_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job, unheld = _leased("a"), _leased("b")
     book.hold([job])
 
@@ -924,7 +927,7 @@ def test_settle_skips_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_abandon_fails_the_current_job_and_gives_back_the_rest() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     jobs = [_leased("a"), _leased("b"), _leased("c")]
     book.hold(jobs)
 
@@ -956,6 +959,70 @@ def test_leasing_pauses_after_transient_failures_and_empty_polls() -> None:
     )
     assert short.leased([]) == 1.0  # a zero wait does not spin
     assert leasing.leased([]) == 0.0  # the long poll waited already
+
+
+def test_serve_leases_for_idle_handlers_only_and_waits_while_all_are_busy() -> None:
+    leasing = _worker.Leasing(
+        lambda n: _queue_requests.lease_jobs("q", n),
+        timedelta(seconds=30),
+        SHORT_WAIT,
+        strata.RetryPolicy(),
+    )
+    stop = threading.Event()
+    handlers: dict[str, futures.Future[None]] = {}
+
+    def spawn(job: strata.Job) -> futures.Future[None]:
+        handlers[job.id] = futures.Future()
+        return handlers[job.id]
+
+    crew = _worker.Crew(spawn, threading.Event())
+    held: list[strata.Job] = []
+    loop = _worker.serve(leasing, 3, stop, held.extend, crew)
+
+    def leases(effect: Any) -> int:
+        assert isinstance(effect, Stoppable) and effect.stop is stop
+        return int(effect.rpc.request("d").max_jobs)
+
+    assert leases(next(loop)) == 3
+    assert loop.send([_leased("a"), _leased("b")]) == Sleep(0.0, stop)
+    assert leases(loop.send(None)) == 1  # two of three handlers are busy
+    loop.send([_leased("c")])
+    assert loop.send(None) == Sleep(None, crew.finished)  # all busy: no lease call
+    assert [job.id for job in held] == ["a", "b", "c"] and set(handlers) == {"a", "b", "c"}
+
+    handlers["b"].set_result(None)
+    assert crew.finished.is_set()
+    assert leases(loop.send(None)) == 1
+    stop.set()
+    loop.send([])
+    with pytest.raises(StopIteration):  # stopped: the handlers still running are left
+        loop.send(None)
+    assert crew.running == {handlers["a"], handlers["c"]}
+
+    handlers["a"].set_exception(KeyboardInterrupt())  # a handler's error that is not settled
+    with pytest.raises(KeyboardInterrupt):
+        _worker.serve(leasing, 3, stop, held.extend, crew).send(None)
+
+
+def test_heartbeat_sleeps_until_a_lease_is_held_or_due_and_ends_when_closed() -> None:
+    clock = FakeClock()
+    wake = threading.Event()
+    heartbeat = _leases.Heartbeat(_leases.LeaseBook(timedelta(seconds=30), clock), wake)
+    beats = heartbeat.beats()
+    assert next(beats) == Sleep(None, wake)  # nothing held
+
+    heartbeat.hold([_leased("a")])
+    assert wake.is_set()
+    assert beats.send(None) == Sleep(10.0, wake)  # held: its first extension is due in 10 s
+    assert not wake.is_set()
+
+    clock.now += 10
+    extend = beats.send(None)
+    assert isinstance(extend, Rpc) and extend.method == "ExtendLease"
+    assert beats.send(_leased("a")) == Sleep(10.0, wake)
+    heartbeat.close()
+    with pytest.raises(StopIteration):
+        beats.send(None)
 
 
 def test_stop_on_signals_calls_stop_once_and_restores_the_handlers() -> None:
@@ -993,6 +1060,6 @@ def test_worker_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         _worker.check_concurrency(0)
     with pytest.raises(ValueError):
-        _worker.LeaseBook(timedelta(0))
+        _leases.LeaseBook(timedelta(0))
     with strata.Client("127.0.0.1:1") as client, pytest.raises(ValueError):
         client.queue("q").work(lambda job: None, concurrency=0)

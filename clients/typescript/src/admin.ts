@@ -34,7 +34,7 @@ import {
   type NamespaceUsage as NamespaceUsageMessage,
   type Progress as ProgressMessage,
 } from "./gen/strata/v1/admin_pb.js";
-import { type JobStateName, jobStateName } from "./queue.js";
+import { type JobStateName, jobStateName } from "./jobs.js";
 import {
   type RetentionPolicy,
   type RetentionTargetName,

@@ -1,17 +1,18 @@
 /**
  * Transcript reads without the generic decoder: the hot path of `read`.
  *
- * A ReadTranscript batch carries hundreds of entries per message. protobuf-es
- * decodes by reflection, building a message per entry and per Timestamp (about
- * 7 us an entry on the benchmark host, which made the Node client read slower
- * than the Python one). Here the stream is opened through a copy of
+ * A ReadTranscript batch carries hundreds of entries per message, and
+ * protobuf-es decodes by reflection, building a message per entry and per
+ * Timestamp: that made the Node client read slower than the Python one (see
+ * bench/RESULTS.md, "typescript"). Here the stream is opened through a copy of
  * TranscriptService whose `ReadTranscriptResponse.Batch.entries` is declared
  * `repeated bytes`: on the wire an embedded message and a bytes field are the
  * same (length-delimited, wire type 2), so Connect hands over each entry's
  * bytes, and {@link decodeEntry} reads them straight into the client's plain
- * `Entry` (about 2 us). Everything else about the call (transport, metadata,
- * errors) is Connect's, unchanged. The server does the mirror image: it stores
- * each entry's wire form and sends those bytes as they are (core/entry_wire.py).
+ * `Entry`, declared here so that transcripts.ts imports this module and not the
+ * other way round. Everything else about the call (transport, metadata, errors)
+ * is Connect's, unchanged. The server does the mirror image: it stores each
+ * entry's wire form and sends those bytes as they are (core/entry_wire.py).
  */
 import {
   type DescService,
@@ -31,7 +32,20 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "./convert.js";
 import { TranscriptService, file_strata_v1_transcripts } from "./gen/strata/v1/transcripts_pb.js";
-import type { Entry } from "./transcripts.js";
+
+/** One entry of a transcript. */
+export interface Entry {
+  /** Its position: 1 for the first entry, then +1 with no gap. */
+  seq: number;
+  /** Who or what produced it, e.g. "user", "assistant", "tool"; may be empty. */
+  role: string;
+  /** Its text. */
+  content: string;
+  /** Its structured data, if any. */
+  data?: JsonObject;
+  /** When it was appended. */
+  createTime: Date;
+}
 
 /**
  * TranscriptService as the generated one, but for `ReadTranscriptResponse.Batch.entries`,

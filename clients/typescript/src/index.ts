@@ -28,25 +28,16 @@ export type {
   WatchOptions,
 } from "./records.js";
 export { RecordWatch, Records } from "./records.js";
-export type {
-  EnqueueOptions,
-  EnqueueSpec,
-  Job,
-  JobOptions,
-  JobRef,
-  JobStateName,
-  LeaseOptions,
-  LeasedJob,
-  QueueStats,
-} from "./queue.js";
+export type { Job, JobStateName, LeaseOptions, LeasedJob } from "./jobs.js";
+export type { EnqueueOptions, EnqueueSpec, JobOptions, JobRef, QueueStats } from "./queue.js";
 export { Queue } from "./queue.js";
 export type { Handler, JobContext, WorkOptions } from "./worker.js";
 export { Subscription, type SubscribeOptions } from "./subscription.js";
+export type { Entry } from "./entry-wire.js";
 export type {
   AppendOptions,
   Appended,
   CreateTranscriptOptions,
-  Entry,
   EntryInput,
   ReadOptions,
   Transcript,

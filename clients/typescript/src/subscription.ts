@@ -20,7 +20,7 @@ import { toDuration } from "./convert.js";
 import type { JsonObject } from "./convert.js";
 import { LeaseLostError, NotFoundError } from "./errors.js";
 import { QueueService } from "./gen/strata/v1/queue_pb.js";
-import { DEFAULT_LEASE_MS, type Job, type Queue, jobFromProto } from "./queue.js";
+import { DEFAULT_LEASE_MS, type Job, type LeaseCalls, jobFromProto } from "./jobs.js";
 
 /** What `subscribe` takes. */
 export interface SubscribeOptions {
@@ -39,7 +39,7 @@ export class Subscription implements AsyncIterable<Job> {
   private closing: Promise<void> | undefined;
 
   constructor(
-    private readonly queue: Queue,
+    private readonly queue: LeaseCalls,
     private readonly connection: Connection,
     private readonly options: SubscribeOptions,
   ) {

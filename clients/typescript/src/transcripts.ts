@@ -29,7 +29,7 @@ import {
   TranscriptService,
 } from "./gen/strata/v1/transcripts_pb.js";
 import { Reconnects, type ResumeOptions } from "./resume.js";
-import { TranscriptServiceRawEntries, decodeEntry } from "./entry-wire.js";
+import { type Entry, TranscriptServiceRawEntries, decodeEntry } from "./entry-wire.js";
 
 /** What a ReadTranscript stream of TranscriptServiceRawEntries yields: entries as bytes. */
 type RawEntriesMessage = {
@@ -75,20 +75,6 @@ export interface Transcript {
   updateTime: Date;
   /** When it was sealed; undefined while open. */
   sealTime?: Date;
-}
-
-/** One entry of a transcript. */
-export interface Entry {
-  /** Its position: 1 for the first entry, then +1 with no gap. */
-  seq: number;
-  /** Who or what produced it, e.g. "user", "assistant", "tool"; may be empty. */
-  role: string;
-  /** Its text. */
-  content: string;
-  /** Its structured data, if any. */
-  data?: JsonObject;
-  /** When it was appended. */
-  createTime: Date;
 }
 
 /** An entry to append: its text, or its role, content and data. */

@@ -29,8 +29,7 @@ import {
   UnavailableError,
   toStrataError,
 } from "./errors.js";
-import type { Job, Queue } from "./queue.js";
-import { DEFAULT_LEASE_MS, errorText } from "./queue.js";
+import { DEFAULT_LEASE_MS, type Job, type LeaseCalls, errorText } from "./jobs.js";
 import { type RetryPolicy, backoffDelays, sleep } from "./retry.js";
 
 /** What a handler gets besides its job. */
@@ -89,7 +88,7 @@ function gone(error: StrataError): boolean {
 
 /** Run the worker loop of `queue.work`. */
 export async function work(
-  queue: Queue,
+  queue: LeaseCalls,
   policy: RetryPolicy,
   handler: Handler,
   options: WorkOptions,
@@ -147,7 +146,7 @@ export async function work(
 
 /** One job: its handler with a heartbeat, then its ack, fail or release. Never rejects. */
 async function run(
-  queue: Queue,
+  queue: LeaseCalls,
   handler: Handler,
   job: Job,
   leaseDurationMs: number,
@@ -205,7 +204,7 @@ class Heartbeat {
   private readonly intervalMs: number;
 
   constructor(
-    private readonly queue: Queue,
+    private readonly queue: LeaseCalls,
     private readonly job: Job,
     private readonly leaseDurationMs: number,
     private readonly onLost: (error: StrataError) => void,

@@ -23,7 +23,8 @@ import {
   type Write,
   WriteSchema,
 } from "./gen/strata/v1/transaction_pb.js";
-import { type Job, type JobOptions, jobFields, jobFromProto } from "./queue.js";
+import { type Job, jobFromProto } from "./jobs.js";
+import { type JobOptions, jobFields } from "./queue.js";
 import { type Record, type UpdateOptions, recordFromProto, updateFields } from "./records.js";
 import { type Appended, type EntryInput, appendedFromProto, entryMessages } from "./transcripts.js";
 

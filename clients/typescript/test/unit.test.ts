@@ -3,10 +3,11 @@
  * error details decoded from grpc-status-details-bin into the StrataError
  * classes (also the reasons a real server rarely sends), retries, metadata and
  * deadlines. Needs no Strata server; TLS is tested against real servers
- * (tls.test.ts).
+ * (tls.test.ts). Also the package's shape, read from src/: no import circle.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import assert from "node:assert/strict";
+import { readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { after, describe, test } from "node:test";
 import {
@@ -264,5 +265,27 @@ describe("metadata and deadlines", () => {
 describe("targets", () => {
   test("tls with an http:// target is refused before any call", () => {
     assert.throws(() => new StrataClient({ target: "http://127.0.0.1:1", tls: true }), TypeError);
+  });
+});
+
+describe("modules", () => {
+  test("src/ has no import circle, counting type-only imports", () => {
+    const src = new URL("../../src/", import.meta.url);
+    const imports = new Map<string, string[]>();
+    for (const file of readdirSync(src).filter((name) => name.endsWith(".ts"))) {
+      const text = readFileSync(new URL(file, src), "utf8");
+      const local = [...text.matchAll(/(?:from\s+|import\s*\(\s*)"\.\/([\w-]+)\.js"/g)];
+      imports.set(file.replace(/\.ts$/, ""), local.map((match) => match[1] as string));
+    }
+    assert.ok(imports.get("queue")?.includes("jobs"), "the import scan reads nothing");
+    const done = new Set<string>();
+    const visit = (module: string, path: string[]): void => {
+      const seen = path.indexOf(module);
+      assert.equal(seen, -1, `import circle: ${[...path.slice(seen), module].join(" -> ")}`);
+      if (done.has(module)) return;
+      for (const imported of imports.get(module) ?? []) visit(imported, [...path, module]);
+      done.add(module);
+    };
+    for (const module of imports.keys()) visit(module, []);
   });
 });
