@@ -1,6 +1,9 @@
-"""Wiring: builds backends from Settings, registers the services, runs grpc.aio.
+"""One server process: open the backends Settings name (`backends.py`), register
+the servicers over their services (`servicers.py`), add the interceptors, health,
+reflection, metrics (`gauges.py`) and the console, serve, and stop gracefully.
 
-The only module that knows every adapter; the services see ports only.
+With backends.py, the only code that knows every adapter; the services see ports
+only.
 """
 
 from __future__ import annotations
@@ -8,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -22,67 +23,40 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from strata.v1 import (
     admin_pb2,
-    admin_pb2_grpc,
     artifacts_pb2,
-    artifacts_pb2_grpc,
     cache_pb2,
-    cache_pb2_grpc,
     queue_pb2,
-    queue_pb2_grpc,
     records_pb2,
-    records_pb2_grpc,
     transaction_pb2,
-    transaction_pb2_grpc,
     transcripts_pb2,
 )
-from strata_server import metrics
+from strata_server import gauges, metrics
 from strata_server.api import admission, reflection, tls
-from strata_server.api.admin_rpc import AdminService
-from strata_server.api.artifacts_rpc import ArtifactService
 from strata_server.api.auth import AuthInterceptor
-from strata_server.api.cache_rpc import CacheService
 from strata_server.api.decoding import DecodingInterceptor
-from strata_server.api.queue_rpc import QueueService
-from strata_server.api.records_rpc import RecordService
-from strata_server.api.transaction_rpc import TransactionService
-from strata_server.api.transcripts_rpc import TranscriptService
-from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
-from strata_server.api.transfer_rpc import TransferRpc
+from strata_server.backends import (
+    Caching,
+    StartupError,
+    check_redis_memory,
+    open_blobs,
+    open_caching,
+    open_certificates,
+    open_database,
+    open_events,
+    open_rate_limiter,
+    open_redis,
+    page_tokens,
+)
 from strata_server.config import Settings, insecure_listen
-from strata_server.core.errors import StrataError, Unavailable
-from strata_server.core.models import CacheStats, QueueDepth, RecordRef
-from strata_server.core.paging import PageTokens
-from strata_server.core.rate_rules import RateDefaults
-from strata_server.services.access_service import TokenAdmin, Verifier
-from strata_server.services.admin_service import Administration, Backends, ServerDescription
-from strata_server.services.artifacts_service import Artifacts
-from strata_server.services.cleanup_service import Cleanup
-from strata_server.services.commit_service import Commits
-from strata_server.services.integrity_service import IntegrityCheck
-from strata_server.services.queue_service import Queues
-from strata_server.services.records_service import Records
-from strata_server.services.topics import Wakeups
-from strata_server.services.transcripts_service import Transcripts
-from strata_server.services.transfer_export import NamespaceExport
-from strata_server.services.transfer_import import ImportLimits, NamespaceImport
-from strata_server.storage import migrations
-from strata_server.storage.cached_records import CachedRecordStore, RecordCachePolicy
+from strata_server.servicers import register_services
+from strata_server.services.access_service import Verifier
 from strata_server.storage.composite import Storage
-from strata_server.storage.memory.events import LocalEvents
-from strata_server.storage.memory.rates import LocalRateLimiter
 from strata_server.storage.ports import (
     BlobStore,
-    Cache,
     Events,
-    RateLimiter,
-    RecordStore,
-    UsageReport,
 )
-from strata_server.storage.redis import client as redis_client
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
-
     from strata_server.console.serving import RunningConsole
 
 log = structlog.get_logger("strata.server")
@@ -96,106 +70,6 @@ SERVICE_NAMES = (
     cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
     artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name,
 )
-
-
-class StartupError(Exception):
-    """The server cannot start; the message tells the operator what to do."""
-
-
-async def open_database(settings: Settings) -> Storage:
-    """Open the configured backend, applying or checking migrations first.
-
-    SQLite applies pending migrations itself (after an online backup of the file);
-    PostgreSQL refuses to start on pending migrations unless `migrate` is set, since
-    several replicas share that database and schema changes want an operator.
-    """
-    target = settings.database
-    try:
-        if target.kind == "sqlite":
-            from strata_server.storage.sqlite import open_sqlite
-
-            schema = None
-            if target.memory:
-                schema = migrations.memory_schema()
-            else:
-                applied, backup = await asyncio.to_thread(
-                    migrations.up, target, backup=settings.backup_before_migrate
-                )
-                if applied:
-                    log.info("migrated", applied=applied, backup=str(backup) if backup else None)
-            return await open_sqlite(
-                target.path,
-                max_record_bytes=settings.max_record_bytes,
-                readers=settings.sqlite_readers,
-                schema_sql=schema,
-            )
-        from strata_server.storage.postgres import open_postgres
-
-        pending = await asyncio.to_thread(migrations.pending, target)
-        if pending and not settings.migrate:
-            raise StartupError(
-                f"the database has {len(pending)} pending migration(s) ({', '.join(pending)}); "
-                "run `strata migrate up` or start with --migrate"
-            )
-        if pending:
-            applied, _ = await asyncio.to_thread(migrations.up, target)
-            log.info("migrated", applied=applied)
-        return await open_postgres(
-            target.dsn,
-            max_record_bytes=settings.max_record_bytes,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            statement_timeout=settings.db_statement_timeout_seconds,
-        )
-    except Unavailable as error:
-        raise StartupError(f"cannot reach the database: {error.message}") from None
-
-
-async def open_blobs(settings: Settings) -> BlobStore:
-    """The blob store: S3 when `s3_endpoint` is set, else local disk under data_dir (in
-    a temporary directory removed at stop for `sqlite://:memory:`).
-    An unreachable S3 does not stop start-up: artifact calls answer UNAVAILABLE until
-    it is back, while everything else serves."""
-    if settings.s3_endpoint:
-        from strata_server.storage.blobs.s3 import S3BlobStore
-
-        secret = settings.s3_secret_key
-        return await S3BlobStore.connect(
-            settings.s3_endpoint,
-            access_key=settings.s3_access_key or "",
-            secret_key=secret.get_secret_value() if secret is not None else "",
-            bucket=settings.s3_bucket,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-            max_object=settings.max_artifact_bytes + settings.max_artifact_bytes // 8 + (1 << 20),
-            connect_timeout=settings.s3_connect_timeout_seconds,
-            read_timeout=settings.s3_read_timeout_seconds,
-        )
-    from strata_server.storage.blobs.fs import DiskBlobStore
-
-    try:
-        if settings.database.memory:  # a throwaway server writes nothing where it runs
-            return await DiskBlobStore.temporary()
-        return await DiskBlobStore.connect(settings.data_dir)
-    except Unavailable as error:
-        raise StartupError(f"cannot use the data directory: {error.message}") from None
-
-
-PAGE_TOKEN_KEY = "page_token_key"
-"""The name of the database-kept page token key (storage's server_secrets)."""
-
-
-async def page_tokens(settings: Settings, database: Storage) -> PageTokens:
-    """Page tokens signed with STRATA_PAGE_TOKEN_KEY, or when that is unset with a
-    random key kept in the database: the first replica to start makes it and every
-    other one reads it, so a token from any replica is good on all of them."""
-    if settings.page_token_key is not None:
-        return PageTokens(settings.page_token_key.get_secret_value().encode())
-    try:
-        key = await database.shared_secret(PAGE_TOKEN_KEY, secrets.token_bytes(32))
-    except Unavailable as error:
-        raise StartupError(f"cannot read the page token key: {error.message}") from None
-    return PageTokens(key)
 
 
 @dataclass
@@ -233,170 +107,6 @@ class Running:
         await self.database.close()
 
 
-@dataclass
-class Caching:
-    """The caches of one process: `cache` for CacheService (None when none can be
-    kept consistent), `records` for record reads (the database itself when the
-    record cache is off), and the Redis client both may share with the events."""
-
-    backend: str
-    cache: Cache | None
-    records: RecordStore
-    redis: Redis | None = None
-
-    def stats(self) -> CacheStats:
-        """The record cache's counters (all zero when it is off)."""
-        if isinstance(self.records, CachedRecordStore):
-            return self.records.stats()
-        return CacheStats()
-
-    async def forget(self, refs: Sequence[RecordRef]) -> None:
-        """Drop records deleted by a cleanup from the record cache, if there is one."""
-        if isinstance(self.records, CachedRecordStore):
-            await self.records.forget(refs)
-
-    async def forget_namespace(self, namespace: str) -> None:
-        """Drop a namespace's records from the record cache after an import."""
-        if isinstance(self.records, CachedRecordStore):
-            await self.records.forget_namespace(namespace)
-
-    async def close(self) -> None:
-        """Stop the record cache's probe, drop the cache, close the Redis client."""
-        if isinstance(self.records, CachedRecordStore):
-            await self.records.close()
-        if self.cache is not None:
-            await self.cache.close()
-        if self.redis is not None:
-            await redis_client.close(self.redis)
-
-
-def open_redis(settings: Settings) -> Redis | None:
-    """The process's one Redis client when `redis_url` is set (it connects lazily,
-    so an unreachable Redis never stops start-up)."""
-    if settings.redis_url is None:
-        return None
-    return redis_client.connect(
-        settings.redis_url,
-        max_connections=settings.redis_pool_size,
-        timeout=settings.redis_timeout_seconds,
-        connect_timeout=settings.redis_connect_timeout_seconds,
-    )
-
-
-async def _check_redis_memory(redis: Redis) -> None:
-    """Warn at start when Redis is not a bounded, evicting cache; never fail start-up
-    (a Redis that is down now is the cache's outage handling's business)."""
-    try:
-        warning = await asyncio.wait_for(redis_client.memory_warning(redis), timeout=2.0)
-    except Exception as error:
-        log.info("redis memory settings not checked", error=str(error) or type(error).__name__)
-        return
-    if warning is not None:
-        log.warning("redis memory limit", problem=warning)
-
-
-def open_caching(settings: Settings, database: Storage, redis: Redis | None) -> Caching:
-    """Redis when configured; else an in-process cache, but only where one process
-    serves the data (a SQLite file without --workers), since no other process would
-    invalidate it; else no cache (CacheService answers FAILED_PRECONDITION and
-    record reads go to the database)."""
-    cache: Cache | None = None
-    backend = "none"
-    if redis is not None:
-        from strata_server.storage.redis.cache import RedisCache
-
-        cache, backend = RedisCache(redis), "redis"
-    elif settings.database.kind == "sqlite" and settings.local_cache:
-        from strata_server.storage.memory.cache import MemoryCache
-
-        cache, backend = MemoryCache(settings.cache_memory_bytes), "memory"
-    policy = RecordCachePolicy(
-        settings.record_cache_ttl_seconds, settings.record_cache_collection_ttls
-    )
-    records: RecordStore = database.records
-    if cache is not None and policy.enabled:
-        records = CachedRecordStore(database.records, cache, policy)
-    return Caching(backend, cache, records, redis)
-
-
-async def open_events(settings: Settings, redis: Redis | None = None) -> Events:
-    """The wakeup channel between replicas (and worker processes): Redis pub/sub when
-    `redis_url` is set, else LISTEN/NOTIFY when the database is PostgreSQL, else
-    in-process only. Never fails start-up: an unreachable channel only costs latency
-    (long polls re-check on their own) and is reconnected in the background."""
-    recheck = settings.stream_recheck_seconds
-    if settings.redis_url is not None:
-        from strata_server.storage.redis.events import RedisEvents
-
-        return await RedisEvents.open(
-            redis if redis is not None else settings.redis_url, recheck_seconds=recheck
-        )
-    if settings.database.kind == "postgres":
-        from strata_server.storage.postgres.events import PostgresEvents
-
-        return await PostgresEvents.open(settings.database.dsn, recheck_seconds=recheck)
-    return LocalEvents(complete=not settings.shared_database, recheck_seconds=recheck)
-
-
-class QueueDepths:
-    """The queue metrics' figures, read from the database in the background (a
-    scrape must not wait on it)."""
-
-    def __init__(self, database: UsageReport) -> None:
-        self._database = database
-        self._depths: list[QueueDepth] = []
-
-    async def refresh_every(self, interval: float) -> None:
-        """Read the depths now, then every `interval` seconds."""
-        while True:
-            try:
-                self._depths = await self._database.queue_depths()
-            except StrataError as error:
-                log.warning("queue metrics not read", error=error.message)
-            await asyncio.sleep(interval)
-
-    def counts(self) -> metrics.GaugeSamples:
-        """strata_queue_jobs samples."""
-        return [
-            ({"namespace": d.namespace, "queue": d.queue, "state": state}, float(count))
-            for d in self._depths
-            for state, count in (
-                ("available", d.available),
-                ("scheduled", d.scheduled),
-                ("leased", d.leased),
-            )
-        ]
-
-    def ages(self) -> metrics.GaugeSamples:
-        """strata_queue_oldest_available_age_seconds samples."""
-        return [
-            ({"namespace": d.namespace, "queue": d.queue}, d.oldest_available_seconds)
-            for d in self._depths
-        ]
-
-
-def _cache_samples(stats: CacheStats) -> metrics.GaugeSamples:
-    return [
-        ({"counter": "hits"}, float(stats.hits)),
-        ({"counter": "misses"}, float(stats.misses)),
-        ({"counter": "bypassed"}, float(stats.bypassed)),
-        ({"counter": "outages"}, float(stats.outages)),
-        ({"counter": "pending_invalidations"}, float(stats.pending_invalidations)),
-        ({"counter": "available"}, 1.0 if stats.available else 0.0),
-    ]
-
-
-def open_rate_limiter(settings: Settings, redis: Redis | None) -> RateLimiter:
-    """Request rates per principal: in Redis when there is one (every replica shares
-    each bucket), else in process."""
-    defaults = RateDefaults(settings.token_rate, settings.token_burst)
-    if redis is not None:
-        from strata_server.storage.redis.rates import RedisRateLimiter
-
-        return RedisRateLimiter(redis, defaults)
-    return LocalRateLimiter(defaults)
-
-
 def server_options(settings: Settings) -> list[tuple[str, int]]:
     """The gRPC server's channel options: message sizes, the HTTP/2 stream limit per
     connection, a backlog that admission (api/admission.py) sheds from instead of
@@ -425,21 +135,6 @@ IO_THREADS = 32
 cores + 4 would let a few slow S3 calls starve every other upload and download."""
 
 
-def open_certificates(settings: Settings) -> tls.ServerCertificates | None:
-    """The gRPC port's TLS certificates when tls_cert/tls_key are set (checked now,
-    before any storage is opened); None serves plaintext."""
-    if settings.tls_cert is None or settings.tls_key is None:
-        return None
-    files = tls.TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
-    try:
-        return tls.ServerCertificates(files)
-    except tls.TlsError as error:
-        raise StartupError(str(error)) from None
-
-
-# --- end of the temporary certificate-principal wiring.
-
-
 async def start(settings: Settings) -> Running:
     """Open storage, register every service, bind and start serving."""
     asyncio.get_running_loop().set_default_executor(
@@ -458,7 +153,7 @@ async def start(settings: Settings) -> Running:
         raise
     redis = open_redis(settings)  # one client per process, for the cache, events and rates
     if redis is not None:
-        await _check_redis_memory(redis)
+        await check_redis_memory(redis)
     events = await open_events(settings, redis)  # one per process, for every service
     caching = open_caching(settings, database, redis)
     verifier = None
@@ -489,110 +184,8 @@ async def start(settings: Settings) -> Running:
         await blobs.close()
         await database.close()
 
-    records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(Records(caching.records, events), settings.max_record_bytes, tokens=tokens),
-        server,
-    )
-    transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
-        TransactionService(
-            Commits(caching.records, events),
-            settings.max_record_bytes,
-            max_entry_bytes=settings.max_entry_bytes,
-        ),
-        server,
-    )
-    add_transcript_service(
-        TranscriptService(
-            Transcripts(
-                database.transcripts,
-                events,
-                heartbeat_seconds=settings.transcript_heartbeat_seconds,
-            ),
-            max_entry_bytes=settings.max_entry_bytes,
-            tokens=tokens,
-        ),
-        server,
-    )
-    cache_pb2_grpc.add_CacheServiceServicer_to_server(
-        CacheService(
-            caching.cache,
-            max_value_bytes=settings.cache_max_value_bytes,
-            default_ttl=settings.cache_default_ttl_seconds,
-        ),
-        server,
-    )
-    queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(Queues(database.queue, events), settings.max_record_bytes, tokens=tokens),
-        server,
-    )
-    artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactService(
-            Artifacts(
-                database.artifacts,
-                database.quotas,
-                blobs,
-                max_bytes=settings.max_artifact_bytes,
-                idle_seconds=settings.upload_idle_timeout_seconds,
-            ),
-            tokens=tokens,
-        ),
-        server,
-    )
-
-    async def purged(refs: Sequence[RecordRef]) -> None:
-        # Removed records are changes too: wake the watches of their collections.
-        for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
-            Wakeups(events).records_changed(namespace, [collection])
-        await caching.forget(refs)
-
-    blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
-    cleanup = Cleanup(
-        database.retention,
-        database.cleanup,
-        database.artifacts,
-        keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
-        purge_expired=caching.records.purge_expired,
-        forget=purged,
-        blobs=blobs,
-        blob_grace=blob_grace,
-    )
-    transfer = TransferRpc(
-        NamespaceExport(database.transfer, blobs, facts=database.facts),
-        NamespaceImport(
-            database.transfer,
-            database.artifacts,
-            blobs,
-            limits=ImportLimits(
-                archive_bytes=settings.max_import_bytes,
-                line_bytes=settings.import_line_bytes,
-                rows_bytes=settings.max_import_rows_bytes,
-            ),
-            idle_seconds=settings.import_idle_timeout_seconds,
-            forget=caching.forget_namespace,
-        ),
-    )
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(
-        AdminService(
-            ServerDescription(
-                database.facts,
-                Backends(cache=caching.backend, blobs=blobs.kind),
-                datetime.now(UTC),
-                caching.stats,
-            ),
-            Administration(
-                database.audit,
-                database.indexes,
-                database.retention,
-                database.usage,
-                database.quotas,
-            ),
-            cleanup,
-            IntegrityCheck(database.integrity, database.artifacts, blobs, blob_grace=blob_grace),
-            transfer=transfer,
-            token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
-            tokens=tokens,
-        ),
-        server,
+    cleanup = register_services(
+        server, settings, database, caching, events, blobs, tokens, verifier
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -617,52 +210,14 @@ async def start(settings: Settings) -> Running:
     metrics_port = None
     background: list[Coroutine[Any, Any, None]] = []
     if settings.metrics_listen is not None:
-        metrics.gauge_source(
-            "strata_db_pool_connections",
-            "Database connections by state: size (open), idle, waiting (callers queued)",
-            ["state"],
-            lambda: [
-                ({"state": key}, float(value))
-                for key, value in database.pool_stats().items()
-                if key != "requests"
-            ],
+        background.append(
+            gauges.publish(
+                database,
+                caching.stats,
+                lambda: limits.in_progress,
+                settings.queue_metrics_seconds,
+            )
         )
-        metrics.gauge_source(
-            "strata_db_requests",
-            "Database reads, statements and transactions run since the start (connections "
-            "handed out by the pool): what idle streams must not add to",
-            [],
-            lambda: [({}, float(database.pool_stats().get("requests", 0)))],
-        )
-        metrics.gauge_source(
-            "strata_record_cache",
-            "Record cache counters since start: hits, misses, bypassed (read from the "
-            "database while the cache was unreachable), outages, pending_invalidations, "
-            "available (1 or 0)",
-            ["counter"],
-            lambda: _cache_samples(caching.stats()),
-        )
-        metrics.gauge_source(
-            "strata_rpcs_in_progress",
-            "RPCs admitted and not finished (what STRATA_MAX_STREAMS limits)",
-            [],
-            lambda: [({}, float(limits.in_progress))],
-        )
-        depths = QueueDepths(database.usage)
-        metrics.gauge_source(
-            "strata_queue_jobs",
-            "Unfinished jobs per queue by state (available, scheduled, leased), as of the "
-            "last read (every STRATA_QUEUE_METRICS_SECONDS)",
-            ["namespace", "queue", "state"],
-            depths.counts,
-        )
-        metrics.gauge_source(
-            "strata_queue_oldest_available_age_seconds",
-            "How long the oldest available job of each queue has waited, as of the last read",
-            ["namespace", "queue"],
-            depths.ages,
-        )
-        background.append(depths.refresh_every(settings.queue_metrics_seconds))
         metrics_host, _, wanted = settings.metrics_listen.rpartition(":")
         try:
             metrics_port = metrics.serve(metrics_host, int(wanted))

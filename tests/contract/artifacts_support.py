@@ -173,7 +173,7 @@ class BlobView:
 @asynccontextmanager
 async def storage_ports(server: StrataProcess) -> AsyncIterator[tuple[Any, Any]]:
     """(artifact rows, blob store) opened on the server's own storage, as app.py opens them."""
-    from strata_server.app import open_blobs
+    from strata_server.backends import open_blobs
     from strata_server.config import load_settings
     from strata_server.storage.postgres import open_postgres
     from strata_server.storage.sqlite import open_sqlite

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from strata_server.app import open_blobs, open_database
+from strata_server.backends import open_blobs, open_database
 from strata_server.config import load_settings
 
 

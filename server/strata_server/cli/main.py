@@ -186,8 +186,8 @@ def serve(
     logs.configure(settings.log_level, settings.log_format)
     if settings.workers > 1:
         raise typer.Exit(_serve_workers(settings))
-    from strata_server.app import StartupError
     from strata_server.app import serve as run
+    from strata_server.backends import StartupError
     from strata_server.malloc_tuning import pin_mmap_threshold
 
     pin_mmap_threshold()
@@ -228,7 +228,7 @@ def _serve_workers(settings: Settings) -> int:
         raise fail("--workers needs a fixed port: each worker must bind the same one")
     if settings.database.memory:
         raise fail("--workers needs a shared database; sqlite://:memory: is per process")
-    from strata_server.app import StartupError, open_database
+    from strata_server.backends import StartupError, open_database
 
     async def prepare() -> None:
         database = await open_database(settings)

@@ -70,7 +70,7 @@ def _with_tokens(
     if settings.database.memory:
         raise fail("an in-memory database keeps no tokens: name a file or PostgreSQL")
     from strata_server import logs
-    from strata_server.app import StartupError, open_database
+    from strata_server.backends import StartupError, open_database
 
     # Log lines (a migration applied first) go to stderr: stdout's last line is
     # the secret, for scripts to take.

@@ -1,0 +1,166 @@
+"""Every gRPC servicer, registered on a server over the use-case services it
+translates for, each given the ports it needs of the opened storage. app.py calls
+this once per process; it returns the cleanup service, which app.py also schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import grpc
+
+from strata.v1 import (
+    admin_pb2_grpc,
+    artifacts_pb2_grpc,
+    cache_pb2_grpc,
+    queue_pb2_grpc,
+    records_pb2_grpc,
+    transaction_pb2_grpc,
+)
+from strata_server.api.admin_rpc import AdminService
+from strata_server.api.artifacts_rpc import ArtifactService
+from strata_server.api.cache_rpc import CacheService
+from strata_server.api.queue_rpc import QueueService
+from strata_server.api.records_rpc import RecordService
+from strata_server.api.transaction_rpc import TransactionService
+from strata_server.api.transcripts_rpc import TranscriptService
+from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
+from strata_server.api.transfer_rpc import TransferRpc
+from strata_server.backends import Caching
+from strata_server.config import Settings
+from strata_server.core.models import RecordRef
+from strata_server.core.paging import PageTokens
+from strata_server.services.access_service import TokenAdmin, Verifier
+from strata_server.services.admin_service import Administration, Backends, ServerDescription
+from strata_server.services.artifacts_service import Artifacts
+from strata_server.services.cleanup_service import Cleanup
+from strata_server.services.commit_service import Commits
+from strata_server.services.integrity_service import IntegrityCheck
+from strata_server.services.queue_service import Queues
+from strata_server.services.records_service import Records
+from strata_server.services.topics import Wakeups
+from strata_server.services.transcripts_service import Transcripts
+from strata_server.services.transfer_export import NamespaceExport
+from strata_server.services.transfer_import import ImportLimits, NamespaceImport
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports import BlobStore, Events
+
+
+def register_services(
+    server: grpc.aio.Server,
+    settings: Settings,
+    database: Storage,
+    caching: Caching,
+    events: Events,
+    blobs: BlobStore,
+    tokens: PageTokens,
+    verifier: Verifier | None,
+) -> Cleanup:
+    """Add the seven Strata servicers to `server`; returns the cleanup service."""
+    records_pb2_grpc.add_RecordServiceServicer_to_server(
+        RecordService(Records(caching.records, events), settings.max_record_bytes, tokens=tokens),
+        server,
+    )
+    transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
+        TransactionService(
+            Commits(caching.records, events),
+            settings.max_record_bytes,
+            max_entry_bytes=settings.max_entry_bytes,
+        ),
+        server,
+    )
+    add_transcript_service(
+        TranscriptService(
+            Transcripts(
+                database.transcripts,
+                events,
+                heartbeat_seconds=settings.transcript_heartbeat_seconds,
+            ),
+            max_entry_bytes=settings.max_entry_bytes,
+            tokens=tokens,
+        ),
+        server,
+    )
+    cache_pb2_grpc.add_CacheServiceServicer_to_server(
+        CacheService(
+            caching.cache,
+            max_value_bytes=settings.cache_max_value_bytes,
+            default_ttl=settings.cache_default_ttl_seconds,
+        ),
+        server,
+    )
+    queue_pb2_grpc.add_QueueServiceServicer_to_server(
+        QueueService(Queues(database.queue, events), settings.max_record_bytes, tokens=tokens),
+        server,
+    )
+    artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
+        ArtifactService(
+            Artifacts(
+                database.artifacts,
+                database.quotas,
+                blobs,
+                max_bytes=settings.max_artifact_bytes,
+                idle_seconds=settings.upload_idle_timeout_seconds,
+            ),
+            tokens=tokens,
+        ),
+        server,
+    )
+
+    async def purged(refs: Sequence[RecordRef]) -> None:
+        # Removed records are changes too: wake the watches of their collections.
+        for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
+            Wakeups(events).records_changed(namespace, [collection])
+        await caching.forget(refs)
+
+    blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
+    cleanup = Cleanup(
+        database.retention,
+        database.cleanup,
+        database.artifacts,
+        keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
+        purge_expired=caching.records.purge_expired,
+        forget=purged,
+        blobs=blobs,
+        blob_grace=blob_grace,
+    )
+    transfer = TransferRpc(
+        NamespaceExport(database.transfer, blobs, facts=database.facts),
+        NamespaceImport(
+            database.transfer,
+            database.artifacts,
+            blobs,
+            limits=ImportLimits(
+                archive_bytes=settings.max_import_bytes,
+                line_bytes=settings.import_line_bytes,
+                rows_bytes=settings.max_import_rows_bytes,
+            ),
+            idle_seconds=settings.import_idle_timeout_seconds,
+            forget=caching.forget_namespace,
+        ),
+    )
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminService(
+            ServerDescription(
+                database.facts,
+                Backends(cache=caching.backend, blobs=blobs.kind),
+                datetime.now(UTC),
+                caching.stats,
+            ),
+            Administration(
+                database.audit,
+                database.indexes,
+                database.retention,
+                database.usage,
+                database.quotas,
+            ),
+            cleanup,
+            IntegrityCheck(database.integrity, database.artifacts, blobs, blob_grace=blob_grace),
+            transfer=transfer,
+            token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
+            tokens=tokens,
+        ),
+        server,
+    )
+    return cleanup
