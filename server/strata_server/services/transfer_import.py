@@ -22,7 +22,7 @@ Order of work, and why:
    transcript's seqs rolls everything back). Artifact rows take the stored size
    and encoding of the blob as this store holds it. No line is read past
    `ImportLimits.line_bytes`, and the rows of the whole tar decompress to at
-   most `ImportLimits.rows_bytes` (services/transfer_rows.py says why).
+   most `ImportLimits.rows_bytes` (services/import_rows.py says why).
 5. The record cache forgets the namespace's records (the import may have replaced
    some), and the pins are dropped.
 
@@ -54,8 +54,8 @@ from strata_server.core.transfer_format import (
 )
 from strata_server.core.validation import namespace as check_namespace
 from strata_server.core.validation import new_id
-from strata_server.services.transfer_rows import ImportRows, RowBudget
-from strata_server.services.transfer_rows import content_types as content_types_of
+from strata_server.services.import_rows import ImportRows, RowBudget
+from strata_server.services.import_rows import content_types as content_types_of
 from strata_server.services.transfer_tar import StagedTar, open_staged, read_piece
 from strata_server.storage.ports import ArtifactStore, BlobStore, TransferStore
 
