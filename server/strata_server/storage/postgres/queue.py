@@ -1,4 +1,4 @@
-"""The job queue on PostgreSQL: the `storage.ports.QueueStore` half of the adapter.
+"""The job queue on PostgreSQL: the `QueueStore` adapter.
 
 The rules are the shared ones of `core.queue`. The hot paths of a worker (lease,
 ack, release, extend) are each one autocommit statement that writes the transition

@@ -1,4 +1,4 @@
-"""The durable job queue over SQLite (the `storage.ports.QueueStore` half of the adapter).
+"""The durable job queue over SQLite (the `QueueStore` adapter).
 
 Every transition is planned by the pure rules in `core.queue` (plan_enqueue,
 plan_lease, plan_ack, ...); this module only reads the job, persists what the plan

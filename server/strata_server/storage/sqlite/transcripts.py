@@ -1,4 +1,4 @@
-"""Transcripts over SQLite (the `storage.ports.TranscriptStore` half of the adapter).
+"""Transcripts over SQLite (the `TranscriptStore` adapter).
 
 Writes run in one `BEGIN IMMEDIATE` transaction on the writer: read the transcript
 row, let `core.transcripts.check_append` decide, insert the entries with their seqs
