@@ -73,7 +73,7 @@ CONTENT_SQL = (
     "|| repeat('lorem ipsum dolor ', 9)"
 )
 CONTENT_LENGTH = len("entry 0001 of 000001: ") + 9 * len("lorem ipsum dolor ")
-ENTRY_SIZE = len(ROLE) + CONTENT_LENGTH + 32  # core.transcripts.ENTRY_OVERHEAD
+ENTRY_SIZE = len(ROLE) + CONTENT_LENGTH + 32  # core.transcript_rules.ENTRY_OVERHEAD
 
 LOAD = [
     f"""

@@ -38,7 +38,7 @@ from tests.contract.transcript_helpers import (
 FAILED = grpc.StatusCode.FAILED_PRECONDITION
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 OVERHEAD = 32
-"""core.transcripts.ENTRY_OVERHEAD: what each entry counts for beyond its bytes."""
+"""core.transcript_rules.ENTRY_OVERHEAD: what each entry counts for beyond its bytes."""
 
 
 @pytest.fixture

@@ -380,7 +380,7 @@ async def test_concurrent_drain_with_acks(db: Storage, pg: Database, ns: str) ->
     assert dict(counts) == {"enqueue": 300, "lease": 300, "ack": 300}
 
 
-# --- The SQL transitions are core.queue's ----------------------------------------------
+# --- The SQL transitions are core.job_transitions's ----------------------------------------------
 
 
 def public(job: Job) -> Job:
@@ -402,7 +402,7 @@ async def audit_of(pg: Database, ns: str, id: str, action: str) -> tuple[int, li
 
 async def test_sql_transitions_match_core_plans(db: Storage, pg: Database, ns: str) -> None:
     """Each one-statement transition writes, returns and audits exactly what
-    core.queue plans for the job it found, at the time it wrote (update_time)."""
+    core.job_transitions plans for the job it found, at the time it wrote (update_time)."""
     # lease of a ready job
     ready = await put(db, ns, payload={"k": [1, 2]}, max_attempts=2, priority=1)
     before = await db.queue.get_job(ns, ready.id)

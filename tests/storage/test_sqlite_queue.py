@@ -58,7 +58,7 @@ async def put(db: Storage, payload: Any = None, **kw: Any) -> Job:
 
 
 async def test_purge_completed_also_drops_old_lease_expiries(db: Storage, db_path: str) -> None:
-    """Lease expiries count in the stats for core.queue.EXPIRY_WINDOW; a purge drops
+    """Lease expiries count in the stats for core.job_transitions.EXPIRY_WINDOW; a purge drops
     older ones (rows planted here: a real one would take the window to age)."""
     now_us = int(datetime.now(UTC).timestamp() * 1e6)
     with raw(db_path) as conn:

@@ -1,4 +1,4 @@
-"""core.changes: which audit entries become WatchRecords changes, and with which record."""
+"""core.change_cursors: which audit entries become WatchRecords changes, and with which record."""
 
 from __future__ import annotations
 

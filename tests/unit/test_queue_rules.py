@@ -1,4 +1,4 @@
-"""The job rules both adapters share: core.queue, with no server and no database."""
+"""The job rules both adapters share: core.job_transitions, with no server and no database."""
 
 from __future__ import annotations
 

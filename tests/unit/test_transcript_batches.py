@@ -1,4 +1,4 @@
-"""How a read's rows become a batch (`core.transcripts.fit_batch`) and the bytes of a
+"""How a read's rows become a batch (`core.transcript_rules.fit_batch`) and the bytes of a
 stream message (`storage/entry_wire.py`, stored with each entry, and
 `api/batch_wire.py`, which frames a batch):
 the hot path of ReadTranscript."""

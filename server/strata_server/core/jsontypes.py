@@ -1,8 +1,8 @@
 """The JSON type, and the one stored text form of a JSON document.
 
-In a module of its own, below every other domain module: core.models, core.queue,
-core.transcripts and core.writes all use them, and none of them needs another to
-do so (core.transcripts checks an entry's data with `serialize` as core.writes
+In a module of its own, below every other domain module: core.models, core.job_transitions,
+core.transcript_rules and core.writes all use them, and none of them needs another to
+do so (core.transcript_rules checks an entry's data with `serialize` as core.writes
 checks a record's; core.models refers to both of their types).
 """
 

@@ -197,7 +197,7 @@ class RecordChange:
     """One committed change to a record, read back from the audit log.
 
     `record` is the record as it is when the change is read (at `version` or
-    newer), None for a delete and for a record deleted since (`core.changes`).
+    newer), None for a delete and for a record deleted since (`core.change_cursors`).
     `cursor` is the position just past the change."""
 
     kind: ChangeKind

@@ -29,6 +29,19 @@ from strata_server.storage.ports import (
     UsageReport,
 )
 
+CAPABILITIES = (
+    "records",
+    "commit",
+    "search",
+    "ttl",
+    "audit",
+    "idempotency",
+    "queue",
+    "transcripts",
+    "artifacts",
+)
+"""What every engine serves, as GetServerInfo lists it (`ServerFacts.capabilities`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Storage:

@@ -1,5 +1,5 @@
 """The SQL both adapters' integrity checks share: which contradiction between a
-job's state and its columns a row shows (codes of core.integrity.JOB_PROBLEMS),
+job's state and its columns a row shows (codes of core.integrity_findings.JOB_PROBLEMS),
 or NULL. Plain SQL that SQLite and PostgreSQL read alike."""
 
 from __future__ import annotations

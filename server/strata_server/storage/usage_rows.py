@@ -1,11 +1,12 @@
 """GetUsage's rows, as both adapters' grouped queries return them, put together
 into core.models.Usage: one NamespaceUsage per namespace that stores anything
 (or the one asked for), by name. Each adapter keeps its own SQL (usage.py); the
-shape of the rows is the same on both."""
+shape of the rows is the same on both, and so is the order they are read in
+(`usage_of`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,4 +73,34 @@ def assemble(
             for ns, p in sorted(parts.items())
         ),
         blob_usage(total_blobs),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSql:
+    """One engine's GetUsage statements, each taking the same named parameters and
+    returning the rows `assemble` takes of its name."""
+
+    records: str
+    jobs: str
+    transcripts: str
+    kinds: str
+    blobs: str
+    total_blobs: str
+
+
+async def usage_of(
+    fetch: Callable[[str], Awaitable[Sequence[Row]]], sql: UsageSql, owner: str | None
+) -> Usage:
+    """Run the statements through `fetch` and put their rows together; records and
+    jobs have no owner, so an owner's usage leaves them out."""
+    unowned = owner is None
+    [total] = await fetch(sql.total_blobs)
+    return assemble(
+        records=await fetch(sql.records) if unowned else (),
+        jobs=await fetch(sql.jobs) if unowned else (),
+        transcripts=await fetch(sql.transcripts),
+        kinds=await fetch(sql.kinds),
+        blobs=await fetch(sql.blobs),
+        total_blobs=tuple(total),
     )

@@ -13,7 +13,7 @@ from strata_server.core.models import Actor, Handoff, Idempotency, Page
 
 
 class QueueStore(Protocol):
-    """Durable jobs. Every transition goes through the rules in `core.queue`
+    """Durable jobs. Every transition goes through the rules in `core.job_transitions`
     (plan_lease, plan_ack, ...); every mutation appends audit entries in the same
     transaction. Unknown job ids are NotFound."""
 
@@ -63,13 +63,13 @@ class QueueStore(Protocol):
         """Lease up to `max_jobs` leasable jobs (priority desc, run_time, create_time,
         id), reclaiming expired leases; concurrent callers never get the same job.
         Returns [] for a paused queue. Jobs carry their lease_token, made by
-        core.queue.new_lease_token(token_prefix)."""
+        core.job_transitions.new_lease_token(token_prefix)."""
         ...
 
     async def ack_job(
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
     ) -> Job:
-        """Complete the holder's attempt (core.queue.plan_ack)."""
+        """Complete the holder's attempt (core.job_transitions.plan_ack)."""
         ...
 
     async def ack_jobs(
@@ -89,26 +89,26 @@ class QueueStore(Protocol):
         *,
         actor: Actor,
     ) -> Job:
-        """Record a failed attempt (core.queue.plan_fail)."""
+        """Record a failed attempt (core.job_transitions.plan_fail)."""
         ...
 
     async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
-        """Give a leased job back unworked (core.queue.plan_release); audit action
+        """Give a leased job back unworked (core.job_transitions.plan_release); audit action
         `release`."""
         ...
 
     async def extend_lease(
         self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
     ) -> Job:
-        """Heartbeat (core.queue.plan_extend); the result carries the lease_token."""
+        """Heartbeat (core.job_transitions.plan_extend); the result carries the lease_token."""
         ...
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        """core.queue.plan_cancel."""
+        """core.job_transitions.plan_cancel."""
         ...
 
     async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        """core.queue.plan_retry."""
+        """core.job_transitions.plan_retry."""
         ...
 
     async def get_job(self, namespace: str, id: str) -> Job:
@@ -145,7 +145,7 @@ class QueueStore(Protocol):
 
     async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
         """Counts by visible state, oldest available job's age, and lease expiries
-        reclaimed within core.queue.EXPIRY_WINDOW."""
+        reclaimed within core.job_transitions.EXPIRY_WINDOW."""
         ...
 
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:

@@ -54,7 +54,7 @@ class TranscriptStore(Protocol):
         idempotency: Idempotency | None = None,
         notice: str | None = None,
     ) -> Appended:
-        """Append in one transaction, all or none: core.transcripts.check_append
+        """Append in one transaction, all or none: core.transcript_rules.check_append
         decides (sealed, expected_next_seq), entries get the next seqs in order. A
         repeat of the same request_id returns the first result and appends nothing.
         `notice` (Events.commit_notice): sent with the append's commit by a store
@@ -65,7 +65,7 @@ class TranscriptStore(Protocol):
         self, namespace: str, id: str, from_seq: int, max_bytes: int
     ) -> EntryBatch | None:
         """Committed entries from `from_seq` on, consecutive, as many as fit in
-        `max_bytes` (at least one when entry `from_seq` exists; core.transcripts.
+        `max_bytes` (at least one when entry `from_seq` exists; core.transcript_rules.
         fit_batch), in their wire form. None when there is no entry `from_seq` (yet);
         existence of the transcript is not checked. One keyset query: memory is bounded
         by `max_bytes` plus one entry, whatever the transcript's length."""

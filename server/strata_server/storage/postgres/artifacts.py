@@ -1,4 +1,4 @@
-"""Artifact rows and blob pins on PostgreSQL (the `storage.ports.ArtifactStore` half).
+"""Artifact rows and blob pins on PostgreSQL (the `ArtifactStore` adapter).
 
 Uploads and the orphan sweep serialize per blob with a transaction-scoped advisory
 lock keyed by the SHA-256 (`LOCK_BLOB`): a pin, and the sweep's "unreferenced? then

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from strata_server.core.models import ServerFacts
-from strata_server.storage.composite import Storage
+from strata_server.storage.composite import CAPABILITIES, Storage
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.artifacts import PostgresArtifacts
 from strata_server.storage.postgres.audit import PostgresAudit
@@ -29,18 +29,6 @@ from strata_server.storage.postgres.tokens import PostgresTokens
 from strata_server.storage.postgres.transcripts import PostgresTranscripts
 from strata_server.storage.postgres.transfer import PostgresTransfer
 from strata_server.storage.postgres.usage import PostgresUsage
-
-CAPABILITIES = (
-    "records",
-    "commit",
-    "search",
-    "ttl",
-    "audit",
-    "idempotency",
-    "queue",
-    "transcripts",
-    "artifacts",
-)
 
 NO_YOYO_VERSION = "unknown"
 """schema_version when the schema was not applied by yoyo (no _yoyo_migration table)."""

@@ -10,17 +10,17 @@ no entry can appear later below the read position. Entries are ordered by
 (xact, seq), and a cursor is that pair, `p<xact>.<seq>`. The price is that one
 long-running write transaction anywhere in the cluster holds the feed back until it
 ends. Whether a record was deleted after an entry is looked up by the entity index;
-`core.changes` turns the entries into changes.
+`core.change_cursors` turns the entries into changes.
 """
 
 from __future__ import annotations
 
 import re
 
-from strata_server.core.change_cursors import DELETE_ACTIONS, ChangeEntry, ids_to_read, to_changes
+from strata_server.core.change_cursors import DELETE_ACTIONS
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import Filter
-from strata_server.core.models import ChangeBatch, Record
+from strata_server.core.models import Record
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.postgres.pool import Conn
@@ -53,7 +53,7 @@ The xid goes out as text under another name: ORDER BY a bare `xact` would take t
 output column, and order 999 after 1000."""
 
 
-def _cursor(xact: str | int, seq: int) -> str:
+def cursor_of(xact: str | int, seq: int) -> str:
     return f"p{xact}.{seq}"
 
 
@@ -65,43 +65,7 @@ def parse_cursor(cursor: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-async def head(conn: Conn) -> str:
-    cursor = await conn.execute(HEAD, prepare=True)
-    row = await cursor.fetchone()
-    assert row is not None
-    return _cursor(row[0], 0)
-
-
-async def record_changes(
-    conn: Conn,
-    namespace: str,
-    collection: str,
-    after: str,
-    filter: Filter | None,
-    limit: int,
-    dialect: PostgresDialect,
-) -> ChangeBatch:
-    xact, seq = parse_cursor(after)
-    cursor = await conn.execute(
-        CHANGES,
-        (namespace, f"{collection}/", f"{collection}0", str(xact), seq, limit),
-        prepare=True,
-    )
-    rows = await cursor.fetchall()
-    if not rows:
-        return ChangeBatch((), after)
-    entries = [
-        ChangeEntry(_cursor(row_xact, row_seq), action, entity_id, version, at, gone)
-        for row_xact, row_seq, action, entity_id, version, at, gone in rows
-    ]
-    live = await _matching(
-        conn, namespace, collection, ids_to_read(collection, entries), filter, dialect
-    )
-    changes = to_changes(collection, entries, live, filtered=filter is not None)
-    return ChangeBatch(changes, entries[-1].cursor)
-
-
-async def _matching(
+async def matching(
     conn: Conn,
     namespace: str,
     collection: str,

@@ -161,7 +161,7 @@ DECLARED_ANYWHERE = "SELECT EXISTS (SELECT 1 FROM record_indexes WHERE path = %s
 
 
 def _expression(path: tuple[str, ...]) -> sql.Composable:
-    # Keys were checked by core.indexes.parse_field: only [A-Za-z0-9_]. The text is
+    # Keys were checked by core.index_paths.parse_field: only [A-Za-z0-9_]. The text is
     # the one PostgresDialect writes for an indexed path.
     return sql.SQL("data" + "".join(f"->'{key}'" for key in path))
 

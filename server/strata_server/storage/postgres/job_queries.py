@@ -25,7 +25,7 @@ WITH locked AS MATERIALIZED (
     WHERE state = 'leased' AND lease_token = %(token)s::text
       AND lease_expire_time > %(now)s::timestamptz
 )"""
-"""The job if it is leased under `token` and unexpired at `now` (core.queue.
+"""The job if it is leased under `token` and unexpired at `now` (core.job_transitions.
 check_lease), locked, with its values before the update. Locked by primary key
 first and checked after (on its latest version, once any transition it queued
 behind committed): the MATERIALIZED fence keeps the check out of the index scan, so
@@ -68,7 +68,7 @@ ACK_JOB = _settle(
     "result",
     "finish_time",
 )
-"""core.queue.plan_ack as one statement: params namespace, id, token, now, actor,
+"""core.job_transitions.plan_ack as one statement: params namespace, id, token, now, actor,
 result (JSON text or NULL)."""
 
 ACK_JOBS = _settle(
@@ -113,14 +113,14 @@ RELEASE_JOB = _settle(
     "lease_token",
     "lease_expire_time",
 )
-"""core.queue.plan_release as one statement: params namespace, id, token, now, actor."""
+"""core.job_transitions.plan_release as one statement: params namespace, id, token, now, actor."""
 
 EXTEND_LEASE = _settle(
     "extend",
     "lease_expire_time = %(expire)s::timestamptz, update_time = %(now)s::timestamptz",
     "lease_expire_time",
 )
-"""core.queue.plan_extend as one statement: params namespace, id, token, now, actor,
+"""core.job_transitions.plan_extend as one statement: params namespace, id, token, now, actor,
 expire (now + lease)."""
 
 # --- Single-job transitions and reads ------------------------------------------------

@@ -70,7 +70,7 @@ DIED = plan_lease(
     timedelta(0),
     EPOCH,
 ).last_error
-"""The last_error core.queue.plan_lease gives a job reclaimed on its last attempt."""
+"""The last_error core.job_transitions.plan_lease gives a job reclaimed on its last attempt."""
 
 
 def job_from_row(namespace: str, row: Sequence[Any]) -> Job:
@@ -234,7 +234,7 @@ async def settle(
     """Run a one-statement transition of a lease holder (`job_queries._settle`), at
     time `at` with the statement's own `values`: the job written, or, when the lease
     is not held, NotFound for an unknown job and otherwise the LEASE_LOST
-    core.queue.check_lease raises, read afterwards."""
+    core.job_transitions.check_lease raises, read afterwards."""
     params = {"namespace": namespace, "id": id, "token": token, "now": at, "actor": actor.name}
     cursor = await conn.execute(statement, params | values, prepare=True, binary=True)
     row = await cursor.fetchone()

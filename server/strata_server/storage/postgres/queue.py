@@ -1,8 +1,8 @@
-"""The job queue on PostgreSQL: the `storage.ports.QueueStore` half of the adapter.
+"""The job queue on PostgreSQL: the `QueueStore` adapter.
 
-The rules are the shared ones of `core.queue`. The hot paths of a worker (lease,
+The rules are the shared ones of `core.job_transitions`. The hot paths of a worker (lease,
 ack, release, extend) are each one autocommit statement that writes the transition
-core.queue plans (plan_lease, plan_ack, plan_release, plan_extend) out in SQL,
+core.job_transitions plans (plan_lease, plan_ack, plan_release, plan_extend) out in SQL,
 audit entries and lease expiries included (data-modifying CTEs: one statement, one
 transaction); the other transitions are planned in Python inside the transaction
 `Runner.run` opens (`queue_queries` and `job_queries` hold every statement):
@@ -12,9 +12,9 @@ transaction); the other transitions are planned in Python inside the transaction
   skipped there yields the unfinished job holding its key, read afterwards.
 - lease_jobs: `queue_queries.LEASE_JOBS`, locking with FOR UPDATE SKIP LOCKED over
   both partial indexes and writing leases, deaths, expiries and audit entries. Its
-  lease tokens are made ahead by core.queue.new_lease_token, one per slot.
+  lease tokens are made ahead by core.job_transitions.new_lease_token, one per slot.
 - ack/release/extend: `job_queries.ACK_JOB`, ... lock the job by primary key,
-  check the lease as core.queue.check_lease does, write and audit. Only when that
+  check the lease as core.job_transitions.check_lease does, write and audit. Only when that
   writes nothing is the job read, for NotFound or check_lease's LEASE_LOST.
 - fail/cancel/retry: SELECT ... FOR UPDATE, plan (fail's backoff), one write-back.
 - enqueue_and_lease: for a consumer parked on the queue (api.handoff),
@@ -92,7 +92,7 @@ from strata_server.storage.postgres.record_rows import now
 
 FIRST_TOKENS = 32
 """Lease tokens made for a lease's first statement. Each is made ahead of time with
-core.queue.new_lease_token (~2 us apiece), and most leases take a few jobs or none
+core.job_transitions.new_lease_token (~2 us apiece), and most leases take a few jobs or none
 (a woken long poll, a SubscribeJobs stream's top-up), so a lease of more jobs leases
 its first FIRST_TOKENS in one statement and the rest in a second one."""
 
@@ -174,7 +174,7 @@ class PostgresQueue:
         """Run on an autocommit connection: `queue_queries.LEASE_JOBS`, one statement
         (two for more than FIRST_TOKENS jobs), each its own transaction."""
         # One statement instead of a transaction of 4 round trips (BEGIN, locking SELECT,
-        # write-back, COMMIT), with the transition core.queue.plan_lease plans written
+        # write-back, COMMIT), with the transition core.job_transitions.plan_lease plans written
         # out in SQL: bench/jobs.py measures the drain and the delivery latency it buys.
         leased: list[Job] = []
         while len(leased) < max_jobs:
@@ -210,7 +210,7 @@ class PostgresQueue:
     async def ack_job(
         self, conn: Conn, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
     ) -> Job:
-        """core.queue.plan_ack, in SQL (`job_queries.ACK_JOB`), on an autocommit
+        """core.job_transitions.plan_ack, in SQL (`job_queries.ACK_JOB`), on an autocommit
         connection."""
         # One autocommit statement instead of a transaction of 4 round trips (BEGIN,
         # SELECT ... FOR UPDATE, UPDATE + audit INSERT, COMMIT), with plan_ack written out
@@ -245,7 +245,7 @@ class PostgresQueue:
     async def release_job(
         self, conn: Conn, namespace: str, id: str, token: str, *, actor: Actor
     ) -> Job:
-        """core.queue.plan_release, in SQL (`job_queries.RELEASE_JOB`)."""
+        """core.job_transitions.plan_release, in SQL (`job_queries.RELEASE_JOB`)."""
         job = await settle(conn, jq.RELEASE_JOB, namespace, id, token, actor=actor, at=now())
         return without_token(job)
 
@@ -253,7 +253,7 @@ class PostgresQueue:
     async def extend_lease(
         self, conn: Conn, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
     ) -> Job:
-        """core.queue.plan_extend, in SQL (`job_queries.EXTEND_LEASE`); the result
+        """core.job_transitions.plan_extend, in SQL (`job_queries.EXTEND_LEASE`); the result
         carries the lease_token."""
         at = now()
         statement = jq.EXTEND_LEASE

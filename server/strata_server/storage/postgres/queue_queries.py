@@ -258,7 +258,7 @@ UNION ALL
 SELECT {JOB_COLUMNS} FROM killed
 ORDER BY {_LEASE_ORDER}
 """
-"""Lease up to `limit` jobs in one statement (autocommit): core.queue.plan_lease in
+"""Lease up to `limit` jobs in one statement (autocommit): core.job_transitions.plan_lease in
 SQL. Params namespace, queue, now, limit, tokens (`limit` lease tokens: a job gets
 the one of its place in lease order), expire (now + lease), died (plan_lease's
 last_error for a job reclaimed on its last attempt), actor.

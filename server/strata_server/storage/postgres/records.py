@@ -12,6 +12,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 
+from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_changes
 from strata_server.core.errors import Conflict, NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
@@ -129,8 +130,11 @@ class PostgresRecords:
 
     @borrowing()
     async def changes_head(self, conn: Conn, namespace: str) -> str:
-        """The cursor below which every transaction has ended."""
-        return await changes.head(conn)
+        """The cursor below which every transaction has ended (changes.py)."""
+        cursor = await conn.execute(changes.HEAD, prepare=True)
+        row = await cursor.fetchone()
+        assert row is not None
+        return changes.cursor_of(row[0], 0)
 
     @borrowing()
     async def record_changes(
@@ -142,11 +146,26 @@ class PostgresRecords:
         filter: Filter | None,
         limit: int,
     ) -> ChangeBatch:
-        """Settled changes after `after`, in (xact, seq) order."""
+        """Settled changes after `after`, in (xact, seq) order (changes.py)."""
         dialect = await self._indexed.dialect(conn)
-        return await changes.record_changes(
-            conn, namespace, collection, after, filter, limit, dialect
+        xact, seq = changes.parse_cursor(after)
+        cursor = await conn.execute(
+            changes.CHANGES,
+            (namespace, f"{collection}/", f"{collection}0", str(xact), seq, limit),
+            prepare=True,
         )
+        rows = await cursor.fetchall()
+        if not rows:
+            return ChangeBatch((), after)
+        entries = [
+            ChangeEntry(changes.cursor_of(row_xact, row_seq), action, entity_id, version, at, gone)
+            for row_xact, row_seq, action, entity_id, version, at, gone in rows
+        ]
+        live = await changes.matching(
+            conn, namespace, collection, ids_to_read(collection, entries), filter, dialect
+        )
+        found = to_changes(collection, entries, live, filtered=filter is not None)
+        return ChangeBatch(found, entries[-1].cursor)
 
     async def commit(
         self,

@@ -52,7 +52,7 @@ ORDER BY t.namespace, t.id
 """
 )
 """Transcripts whose counters disagree with their entries, or whose entries are
-not whole (core.integrity.TranscriptTally)."""
+not whole (core.integrity_findings.TranscriptTally)."""
 
 LOCK = "SELECT 1 FROM transcripts WHERE namespace = %(namespace)s AND id = %(id)s FOR UPDATE"
 

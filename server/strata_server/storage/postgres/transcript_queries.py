@@ -135,7 +135,7 @@ database does the joining, so the server handles one value per batch), how many
 entries there are and how many have a stored form, and the first and last seq.
 The WHERE keeps the entries that end within `bytes` of entry `seq`'s start (entry
 `seq` always): offsets are the sums of the sizes before, so that is the longest
-prefix fitting in `bytes`, as core.transcripts.fit_batch takes it.
+prefix fitting in `bytes`, as core.transcript_rules.fit_batch takes it.
 
 The entries are joined in the order the subquery sorts them: PostgreSQL's docs on
 aggregates say input from a sorted subquery keeps its order unless the outer level

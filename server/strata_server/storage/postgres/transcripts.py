@@ -1,6 +1,6 @@
-"""Transcripts on PostgreSQL: the `storage.ports.TranscriptStore` half of the adapter.
+"""Transcripts on PostgreSQL: the `TranscriptStore` adapter.
 
-Writes run inside the transaction `database._run` opens, in as few statements as
+Writes run inside the transaction `Runner.run` opens, in as few statements as
 possible (`transcript_queries`):
 
 - create: claim the request_id (as Commit does), then one INSERT with its audit

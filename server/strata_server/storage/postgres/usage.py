@@ -11,7 +11,7 @@ from typing import Any, LiteralString
 
 from strata_server.core.models import QueueDepth, Usage
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.usage_rows import assemble
+from strata_server.storage.usage_rows import UsageSql, usage_of
 
 RECORDS = """
 SELECT namespace, collection, count(*), coalesce(sum(octet_length(data::text)), 0)::bigint
@@ -71,10 +71,7 @@ TOTAL_BLOBS: LiteralString = (
 """Over the namespaces asked for: a blob named from several counts once."""
 
 
-async def _rows(conn: Conn, statement: LiteralString, params: dict[str, Any]) -> list[Any]:
-    cursor = await conn.execute(statement, params)
-    return await cursor.fetchall()
-
+USAGE_SQL = UsageSql(RECORDS, JOBS, TRANSCRIPTS, KINDS, BLOBS, TOTAL_BLOBS)
 
 QUEUES = """
 SELECT namespace, queue,
@@ -100,16 +97,11 @@ class PostgresUsage:
     @borrowing()
     async def usage(self, conn: Conn, namespace: str | None, owner: str | None = None) -> Usage:
         params = {"namespace": namespace, "owner": owner}
-        unowned = owner is None
-        [total] = await _rows(conn, TOTAL_BLOBS, params)
-        return assemble(
-            records=await _rows(conn, RECORDS, params) if unowned else (),
-            jobs=await _rows(conn, JOBS, params) if unowned else (),
-            transcripts=await _rows(conn, TRANSCRIPTS, params),
-            kinds=await _rows(conn, KINDS, params),
-            blobs=await _rows(conn, BLOBS, params),
-            total_blobs=tuple(total),
-        )
+
+        async def fetch(statement: str) -> list[Any]:
+            return await (await conn.execute(statement, params)).fetchall()
+
+        return await usage_of(fetch, USAGE_SQL, owner)
 
     @borrowing()
     async def queue_depths(self, conn: Conn) -> list[QueueDepth]:

@@ -1,4 +1,4 @@
-"""Artifact rows and blob pins on SQLite (the `storage.ports.ArtifactStore` half).
+"""Artifact rows and blob pins on SQLite (the `ArtifactStore` adapter).
 
 The one writer serializes every write transaction, which is exactly the per-blob
 lock the port asks for: a sweep's "unreferenced? then delete the bytes" runs inside

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from strata_server.core.models import ServerFacts
-from strata_server.storage.composite import Storage
+from strata_server.storage.composite import CAPABILITIES, Storage
 from strata_server.storage.sqlite.artifacts import SqliteArtifacts
 from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.connection import Connections
@@ -23,18 +23,6 @@ from strata_server.storage.sqlite.tokens import SqliteTokens
 from strata_server.storage.sqlite.transcripts import SqliteTranscripts
 from strata_server.storage.sqlite.transfer import SqliteTransfer
 from strata_server.storage.sqlite.usage import SqliteUsage
-
-CAPABILITIES = (
-    "records",
-    "commit",
-    "search",
-    "ttl",
-    "audit",
-    "idempotency",
-    "queue",
-    "transcripts",
-    "artifacts",
-)
 
 HAS_YOYO_TABLE = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_yoyo_migration'"

@@ -4,7 +4,7 @@ SQLite has one writer, so audit entries commit in `seq` order and a reader never
 sees seq 6 before seq 5: the cursor is the seq, `s<seq>`. The scan walks the
 audit log's rowid from the cursor (NOT INDEXED: the entity index would visit a
 collection's whole history and sort it); whether a record was deleted since an entry
-is looked up by the entity index. `core.changes` turns the entries into changes.
+is looked up by the entity index. `core.change_cursors` turns the entries into changes.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import re
 
-from strata_server.core.change_cursors import DELETE_ACTIONS, ChangeEntry, ids_to_read, to_changes
+from strata_server.core.change_cursors import DELETE_ACTIONS
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import Filter
-from strata_server.core.models import ChangeBatch, Record
+from strata_server.core.models import Record
 from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import SQLITE, from_micros
+from strata_server.storage.sqlite.dialect import SQLITE
 from strata_server.storage.sqlite.record_rows import (
     LIVE,
     RECORD_COLUMNS,
@@ -55,28 +55,7 @@ def parse_cursor(cursor: str) -> int:
     return int(match[1])
 
 
-async def head(db: Connections) -> str:
-    rows = await db.fetchall(HEAD, ())
-    return f"s{rows[0][0]}"
-
-
-async def record_changes(
-    db: Connections, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
-) -> ChangeBatch:
-    seq = parse_cursor(after)
-    rows = await db.fetchall(CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit))
-    if not rows:
-        return ChangeBatch((), after)
-    entries = [
-        ChangeEntry(f"s{row_seq}", action, entity_id, version, from_micros(at), bool(gone))
-        for row_seq, action, entity_id, version, at, gone in rows
-    ]
-    live = await _matching(db, namespace, collection, ids_to_read(collection, entries), filter)
-    changes = to_changes(collection, entries, live, filtered=filter is not None)
-    return ChangeBatch(changes, entries[-1].cursor)
-
-
-async def _matching(
+async def matching(
     db: Connections, namespace: str, collection: str, ids: list[str], filter: Filter | None
 ) -> dict[str, Record]:
     """The live records among `ids` that match `filter`, by id."""

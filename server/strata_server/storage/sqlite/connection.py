@@ -50,8 +50,8 @@ _WRITER_PRAGMAS = ("PRAGMA journal_mode = WAL", *_COMMON_PRAGMAS)
 _READER_PRAGMAS = (*_COMMON_PRAGMAS, "PRAGMA query_only = ON")
 
 
-class Transaction:
-    """The writer connection inside an open `BEGIN IMMEDIATE` transaction."""
+class _Statements:
+    """One connection inside an open transaction, as a reader of rows."""
 
     __slots__ = ("_conn",)
 
@@ -63,6 +63,12 @@ class Transaction:
         with translated():
             rows = await self._conn.execute_fetchall(sql, params)
         return cast(list[Row], rows)
+
+
+class Transaction(_Statements):
+    """The writer connection inside an open `BEGIN IMMEDIATE` transaction."""
+
+    __slots__ = ()
 
     async def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
         """Run one statement for its effect."""
@@ -80,19 +86,10 @@ class Transaction:
                 await cursor.close()  # on the connection's thread, which owns it
 
 
-class Snapshot:
+class Snapshot(_Statements):
     """A reader connection inside a read transaction (`Connections.snapshot`)."""
 
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-
-    async def fetchall(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
-        """Run one statement and return all its rows."""
-        with translated():
-            rows = await self._conn.execute_fetchall(sql, params)
-        return cast(list[Row], rows)
+    __slots__ = ()
 
     async def batches(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = (), size: int = 1000

@@ -56,7 +56,7 @@ def translate(error: sqlite3.Error) -> StrataError:
     if primary == sqlite3.SQLITE_TOOBIG:
         return TooLarge(f"the value is larger than SQLite allows: {error}")
     if primary == sqlite3.SQLITE_CONSTRAINT and QUOTA_REFUSAL in str(error):
-        # The namespace is named by the adapter method that wrote (core.quotas.explained).
+        # The namespace is named by the adapter method that wrote (core.quota_rules.explained).
         return QuotaExceeded()
     if primary == sqlite3.SQLITE_CONSTRAINT:
         # Only another writer on the same file (a second process) could get here:

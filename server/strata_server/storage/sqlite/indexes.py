@@ -23,7 +23,7 @@ PHASE = "building index"
 
 
 def _extract(path: tuple[str, ...]) -> str:
-    # Keys were checked by core.indexes.parse_field: only [A-Za-z0-9_]. The text
+    # Keys were checked by core.index_paths.parse_field: only [A-Za-z0-9_]. The text
     # must be the one SqliteDialect.compare_data writes, for the planner to match.
     return "json_extract(data, '$" + "".join(f'."{key}"' for key in path) + "')"
 

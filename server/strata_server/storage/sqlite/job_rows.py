@@ -246,7 +246,7 @@ async def lease_in(
         died = 0
         for row in rows:
             job = job_from_row(row, with_token=True)
-            if not leasable(job, now):  # the SQL and core.queue agree; never trust one
+            if not leasable(job, now):  # the SQL and core.job_transitions agree; never trust one
                 continue
             planned = plan_lease(job, new_lease_token(token_prefix), lease, now)
             updates.append(update_params(planned))

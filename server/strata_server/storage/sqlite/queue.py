@@ -1,6 +1,6 @@
-"""The durable job queue over SQLite (the `storage.ports.QueueStore` half of the adapter).
+"""The durable job queue over SQLite (the `QueueStore` adapter).
 
-Every transition is planned by the pure rules in `core.queue` (plan_enqueue,
+Every transition is planned by the pure rules in `core.job_transitions` (plan_enqueue,
 plan_lease, plan_ack, ...); this module only reads the job, persists what the plan
 returns and appends the audit entry, all in one `BEGIN IMMEDIATE` transaction on
 the writer. SQLite has one writer at a time (across processes too), so a lease's

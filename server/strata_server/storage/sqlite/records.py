@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_changes
 from strata_server.core.errors import NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
@@ -30,7 +31,7 @@ from strata_server.core.quota_rules import explained
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.sqlite import changes, commit
 from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import SQLITE
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros
 from strata_server.storage.sqlite.record_rows import (
     LIVE,
     RECORD_COLUMNS,
@@ -125,14 +126,29 @@ class SqliteRecords:
         return Page(hits, (query.offset + query.limit,) if more else None)
 
     async def changes_head(self, namespace: str) -> str:
-        """The cursor of the newest audit entry."""
-        return await changes.head(self._db)
+        """The cursor of the newest audit entry (changes.py)."""
+        rows = await self._db.fetchall(changes.HEAD, ())
+        return f"s{rows[0][0]}"
 
     async def record_changes(
         self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
     ) -> ChangeBatch:
-        """Changes after `after`, in commit (= seq) order."""
-        return await changes.record_changes(self._db, namespace, collection, after, filter, limit)
+        """Changes after `after`, in commit (= seq) order (changes.py)."""
+        seq = changes.parse_cursor(after)
+        rows = await self._db.fetchall(
+            changes.CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit)
+        )
+        if not rows:
+            return ChangeBatch((), after)
+        entries = [
+            ChangeEntry(f"s{row_seq}", action, entity_id, version, from_micros(at), bool(gone))
+            for row_seq, action, entity_id, version, at, gone in rows
+        ]
+        live = await changes.matching(
+            self._db, namespace, collection, ids_to_read(collection, entries), filter
+        )
+        found = to_changes(collection, entries, live, filtered=filter is not None)
+        return ChangeBatch(found, entries[-1].cursor)
 
     async def commit(
         self,

@@ -50,7 +50,7 @@ OFF = _TALLY.format(
 ORDER BY t.namespace, t.id""",
 )
 """Transcripts whose counters disagree with their entries, or whose entries are
-not whole (core.integrity.TranscriptTally)."""
+not whole (core.integrity_findings.TranscriptTally)."""
 
 ONE = _TALLY.format(
     entries="namespace = :namespace AND transcript_id = :id",

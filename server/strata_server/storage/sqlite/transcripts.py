@@ -1,7 +1,7 @@
-"""Transcripts over SQLite (the `storage.ports.TranscriptStore` half of the adapter).
+"""Transcripts over SQLite (the `TranscriptStore` adapter).
 
 Writes run in one `BEGIN IMMEDIATE` transaction on the writer: read the transcript
-row, let `core.transcripts.check_append` decide, insert the entries with their seqs
+row, let `core.transcript_rules.check_append` decide, insert the entries with their seqs
 and offsets (and index them for search), move the row's next_seq and size_bytes,
 append the audit entry. SQLite
 has one writer at a time, so appends are serialized there (the embedded shape has

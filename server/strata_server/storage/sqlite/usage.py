@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from strata_server.core.models import QueueDepth, Usage
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
-from strata_server.storage.usage_rows import assemble
+from strata_server.storage.usage_rows import UsageSql, usage_of
 
 RECORDS = """
 SELECT namespace, collection, count(*), coalesce(sum(length(CAST(data AS BLOB))), 0)
@@ -75,6 +75,8 @@ SELECT count(*), sum(referenced), sum(size), sum(stored) FROM (
 """Over the namespaces asked for: a blob named from several counts once."""
 
 
+USAGE_SQL = UsageSql(RECORDS, JOBS, TRANSCRIPTS, KINDS, BLOBS, TOTAL_BLOBS)
+
 QUEUES = """
 SELECT namespace, queue,
        sum(state = 'ready' AND run_time <= :now)
@@ -97,16 +99,7 @@ class SqliteUsage:
 
     async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
         params = {"namespace": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
-        unowned = owner is None
-        [total] = await self._db.fetchall(TOTAL_BLOBS, params)
-        return assemble(
-            records=await self._db.fetchall(RECORDS, params) if unowned else (),
-            jobs=await self._db.fetchall(JOBS, params) if unowned else (),
-            transcripts=await self._db.fetchall(TRANSCRIPTS, params),
-            kinds=await self._db.fetchall(KINDS, params),
-            blobs=await self._db.fetchall(BLOBS, params),
-            total_blobs=tuple(total),
-        )
+        return await usage_of(lambda sql: self._db.fetchall(sql, params), USAGE_SQL, owner)
 
     async def queue_depths(self) -> list[QueueDepth]:
         now = datetime.now(UTC)
