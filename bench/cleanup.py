@@ -32,7 +32,7 @@ from _harness import Row, machine_info, machine_markdown, markdown_table, strata
 from _results import write_section
 
 from strata.v1 import admin_pb2, admin_pb2_grpc
-from strata_server.config import DatabaseTarget
+from strata_server.settings.backend_settings import DatabaseTarget
 from strata_server.storage import migrations
 
 RECORDS = int(os.environ.get("BENCH_CLEANUP_RECORDS", "1000000"))

@@ -54,7 +54,7 @@ from _results import write_section
 
 import strata
 from strata.v1 import admin_pb2, admin_pb2_grpc
-from strata_server.config import DatabaseTarget
+from strata_server.settings.backend_settings import DatabaseTarget
 from strata_server.storage import migrations
 
 SCALE = float(os.environ.get("BENCH_EXPORT_SCALE", "1"))

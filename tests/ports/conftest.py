@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from strata_server.config import DatabaseTarget
 from strata_server.core.models import Actor
+from strata_server.settings.backend_settings import DatabaseTarget
 from strata_server.storage import migrations
 from strata_server.storage.composite import Storage
 from strata_server.storage.postgres import open_postgres

@@ -1,5 +1,5 @@
 """The access contract as the issue states it, written independently of the
-server's table (api/auth.py ROLES), and every method of every service the server
+server's table (api/method_rules.py ROLES), and every method of every service the server
 registers, found from the generated descriptors (so a new RPC is in every test
 generated from them the moment it is added)."""
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from strata_server.core.entry_offsets import EntryOffsets
 from strata_server.core.errors import AlreadyExists
 from strata_server.core.models import Record
 from strata_server.core.transfer_format import (
@@ -24,7 +25,9 @@ from strata_server.core.transfer_format import (
     parse_time,
     split_conflicts,
 )
-from strata_server.core.transfer_rows import ArchivedEntry, EntryOffsets, decode, encode
+from strata_server.core.transfer_row_decoding import decode
+from strata_server.core.transfer_row_encoding import encode
+from strata_server.core.transfer_rows import ArchivedEntry
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from strata_server.config import ConfigError, database_target, load_settings
+from strata_server.config import ConfigError, load_settings
 from strata_server.core.access_rules import Role
+from strata_server.settings.backend_settings import database_target
 
 
 def test_precedence_flags_then_env_then_file(

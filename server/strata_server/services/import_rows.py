@@ -20,8 +20,10 @@ from dataclasses import replace
 from typing import Any
 
 from strata_server.core.artifact_rules import Artifact, StoredBlob
+from strata_server.core.entry_offsets import EntryOffsets
 from strata_server.core.transfer_format import KINDS, BadArchive, Kind, member_name
-from strata_server.core.transfer_rows import EntryOffsets, RowBatch, decode_lines
+from strata_server.core.transfer_row_decoding import decode_lines
+from strata_server.core.transfer_rows import RowBatch
 from strata_server.services.transfer_tar import StagedTar
 
 BATCH = 1000

@@ -42,7 +42,8 @@ from strata_server.core.transfer_format import (
     dumps_line,
     member_name,
 )
-from strata_server.core.transfer_rows import RowBatch, encode
+from strata_server.core.transfer_row_encoding import encode
+from strata_server.core.transfer_rows import RowBatch
 from strata_server.services import transfer_tar as tar
 from strata_server.storage.ports import BlobStore, TransferStore
 
