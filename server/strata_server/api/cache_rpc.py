@@ -30,6 +30,11 @@ def _seconds(value: duration_pb2.Duration, present: bool) -> float | None:
     return value.seconds + value.nanos / 1e9
 
 
+def _key(request: Any) -> tuple[str, str]:
+    """The namespace a Get, Set or Delete names, and its key as stored (under `k:`)."""
+    return validation.namespace(request.namespace), KEY_PREFIX + validation.cache_key(request.key)
+
+
 class CacheService(cache_pb2_grpc.CacheServiceServicer):
     """gRPC face of a Cache; `cache` None means this server has none it could keep
     consistent (several processes, no Redis), and every call says so."""
@@ -52,8 +57,7 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
     async def Get(
         self, request: cache_pb2.CacheServiceGetRequest, context: Context
     ) -> cache_pb2.CacheServiceGetResponse:
-        namespace = validation.namespace(request.namespace)
-        key = KEY_PREFIX + validation.cache_key(request.key)
+        namespace, key = _key(request)
         value = await self._backend().get(namespace, key)
         if value is None:
             return cache_pb2.CacheServiceGetResponse(found=False)
@@ -63,8 +67,7 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
     async def Set(
         self, request: cache_pb2.CacheServiceSetRequest, context: Context
     ) -> empty_pb2.Empty:
-        namespace = validation.namespace(request.namespace)
-        key = KEY_PREFIX + validation.cache_key(request.key)
+        namespace, key = _key(request)
         ttl = validation.cache_ttl(
             _seconds(request.ttl, request.HasField("ttl")), self._default_ttl
         )
@@ -82,7 +85,6 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
     async def Delete(
         self, request: cache_pb2.CacheServiceDeleteRequest, context: Context
     ) -> cache_pb2.CacheServiceDeleteResponse:
-        namespace = validation.namespace(request.namespace)
-        key = KEY_PREFIX + validation.cache_key(request.key)
+        namespace, key = _key(request)
         removed = await self._backend().delete(namespace, [key])
         return cache_pb2.CacheServiceDeleteResponse(existed=removed > 0)

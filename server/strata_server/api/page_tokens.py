@@ -1,29 +1,54 @@
-"""The page_token fields of Lists whose rows are ordered by one key (an id, a name,
-a sequence number): read into the key to resume after, and written back from the
-last row served. One function each, so every such List refuses a foreign token in
-the same words."""
+"""The page_token fields of every List and Search: read into where the call resumes
+(the sort key of the last row served, or a search's offset) and written back from
+the page served. One function each, so every List refuses a foreign token in the
+same words and every Search stops at the same depth."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from strata_server.core import errors
 from strata_server.core.models import Page
-from strata_server.core.paging import PageTokens
+from strata_server.core.paging import MAX_OFFSET, PageTokens
 
 K = TypeVar("K", int, str)
 
 
-def resume_after(tokens: PageTokens, page_token: str, digest: str, kind: type[K]) -> K | None:
-    """The key after which the List of `digest` resumes (None: from its start)."""
+def resume_after_row(
+    tokens: PageTokens, page_token: str, digest: str, fits: Callable[[tuple[Any, ...]], bool]
+) -> tuple[Any, ...] | None:
+    """The sort key after which the List of `digest` resumes (None: from its start);
+    `fits` says whether a key has the columns this List orders by."""
     if not page_token:
         return None
     key, _ = tokens.decode(page_token, digest)
-    if key is None or len(key) != 1 or type(key[0]) is not kind:
+    if key is None or not fits(key):
         raise errors.InvalidArgument.field("page_token", "is not a token for this list")
-    return key[0]
+    return key
+
+
+def resume_after(tokens: PageTokens, page_token: str, digest: str, kind: type[K]) -> K | None:
+    """`resume_after_row` for a List ordered by one key (an id, a name, a sequence
+    number) of type `kind`."""
+    key = resume_after_row(
+        tokens, page_token, digest, lambda key: len(key) == 1 and type(key[0]) is kind
+    )
+    return None if key is None else key[0]
 
 
 def next_page_token(tokens: PageTokens, digest: str, page: Page[Any]) -> str:
     """The token of the page after `page` ("" when it is the last)."""
     return tokens.encode(digest, tuple(page.last_key)) if page.last_key is not None else ""
+
+
+def resume_offset(tokens: PageTokens, page_token: str, digest: str) -> int:
+    """Where the Search of `digest` resumes (0: at its first hit)."""
+    return tokens.decode(page_token, digest)[1] if page_token else 0
+
+
+def next_offset_token(tokens: PageTokens, digest: str, page: Page[Any], offset: int) -> str:
+    """The token of the Search page at `offset` ("" when `page` was the last, or
+    `offset` is deeper than searches go)."""
+    more = page.last_key is not None and offset <= MAX_OFFSET
+    return tokens.encode(digest, offset=offset) if more else ""

@@ -18,6 +18,7 @@ from strata_server.api.convert import (
     idempotency,
     job_to_proto,
 )
+from strata_server.api.page_tokens import next_page_token, resume_after_row
 from strata_server.api.parse_writes import duration, new_job
 from strata_server.api.status_codes import status_code, streaming, unary
 from strata_server.core import errors, validation
@@ -40,6 +41,18 @@ def _token(value: str, field: str = "lease_token") -> str:
     if not value:
         raise errors.InvalidArgument.field(field, "is required")
     return value
+
+
+def _is_job_key(key: tuple[Any, ...]) -> bool:
+    """ListJobs orders by (create_time, id); the adapters keep create_time as a
+    number (SQLite) or a time (PostgreSQL)."""
+    first = key[0] if key else None
+    return (
+        len(key) == 2
+        and isinstance(first, int | datetime)
+        and not isinstance(first, bool)
+        and isinstance(key[1], str)
+    )
 
 
 class QueueService(queue_pb2_grpc.QueueServiceServicer):
@@ -258,24 +271,12 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             state = VISIBLE[request.state]
         limit = page_size(request.page_size)
         digest = query_digest("jobs", namespace, name, str(request.state))
-        after = None
-        if request.page_token:
-            after, _ = self._tokens.decode(request.page_token, digest)
-            if (
-                after is None
-                or len(after) != 2
-                or not isinstance(after[0], int | datetime)
-                or isinstance(after[0], bool)
-                or not isinstance(after[1], str)
-            ):
-                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        after = resume_after_row(self._tokens, request.page_token, digest, _is_job_key)
         page = await self._queues.list_jobs(namespace, name, state, limit, after)
         now = datetime.now(UTC)
         return queue_pb2.ListJobsResponse(
             jobs=[job_to_proto(job, now) for job in page.items],
-            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
-            if page.last_key is not None
-            else "",
+            next_page_token=next_page_token(self._tokens, digest, page),
         )
 
     @unary

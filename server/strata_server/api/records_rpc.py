@@ -17,11 +17,17 @@ from strata_server.api.convert import (
     record_to_proto,
     set_timestamp,
 )
+from strata_server.api.page_tokens import (
+    next_offset_token,
+    next_page_token,
+    resume_after_row,
+    resume_offset,
+)
 from strata_server.api.parse_writes import create_write, delete_write, update_write
 from strata_server.api.status_codes import streaming, unary
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
-from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
+from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.services.records_service import Records, WatchStarted
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -136,21 +142,15 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         order = parse_order_by(request.order_by)
         limit = page_size(request.page_size)
         digest = query_digest("list", namespace, collection, request.filter, request.order_by)
-        after = None
-        if request.page_token:
-            after, _ = self._tokens.decode(request.page_token, digest)
-            if after is None or len(after) != len(order):
-                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        after = resume_after_row(
+            self._tokens, request.page_token, digest, lambda key: len(key) == len(order)
+        )
         page = await self._records.list_records(
             namespace, models.ListQuery(collection, filter, order, limit, after)
         )
         return records_pb2.ListRecordsResponse(
             records=[record_to_proto(record) for record in page.items],
-            next_page_token=(
-                self._tokens.encode(digest, tuple(page.last_key))
-                if page.last_key is not None
-                else ""
-            ),
+            next_page_token=next_page_token(self._tokens, digest, page),
         )
 
     @unary
@@ -173,7 +173,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         text = validation.search_query(request.query)
         limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
         digest = query_digest("search", namespace, collection, text)
-        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
+        offset = resume_offset(self._tokens, request.page_token, digest)
         page = await self._records.search(
             namespace, models.SearchQuery(collection, text, limit, offset)
         )
@@ -182,11 +182,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 records_pb2.SearchHit(record=record_to_proto(hit.record), score=hit.score)
                 for hit in page.items
             ],
-            next_page_token=(
-                self._tokens.encode(digest, offset=offset + limit)
-                if page.last_key is not None and offset + limit <= MAX_OFFSET
-                else ""
-            ),
+            next_page_token=next_offset_token(self._tokens, digest, page, offset + limit),
         )
 
     @streaming

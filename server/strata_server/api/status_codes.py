@@ -193,6 +193,44 @@ def _method(handler: Callable[..., Any]) -> str:
     return handler.__qualname__.replace(".", "/")
 
 
+class _Call:
+    """One RPC as the unary and streaming wrappers keep it: when it started, its
+    request id, its admission slot, and the code it ends with (None once counted)."""
+
+    def __init__(self, context: Context, method: str) -> None:
+        self.started = time.perf_counter()
+        self.context = context
+        self.method = method
+        self.request_id = _begin(context)
+        self.code: str | None = "OK"
+        self._limits = admission.CURRENT.get()
+        self._peer: str | None = None
+
+    def admit(self) -> None:
+        if self._limits is not None:
+            self._peer = self._limits.admit(self.context, self.method)
+
+    def succeeded(self) -> None:
+        self.context.set_trailing_metadata(((REQUEST_ID, self.request_id),))
+
+    async def fail(self, error: Exception) -> None:
+        """Abort the RPC with `error`'s status; returns only for an abort already
+        under way (which the caller re-raises)."""
+        if isinstance(error, grpc.aio.AbortError):
+            return
+        # Counted before the status goes out: a caller that saw the error and then
+        # scrapes the metrics finds it there.
+        metrics.rpc_finished(self.method, _code_of(error), time.perf_counter() - self.started)
+        self.code = None
+        await _abort(self.context, error, self.method, self.request_id)
+
+    def finish(self) -> None:
+        if self._peer is not None and self._limits is not None:
+            self._limits.release(self._peer)
+        if self.code is not None:
+            metrics.rpc_finished(self.method, self.code, time.perf_counter() - self.started)
+
+
 def unary(
     handler: Callable[[S, Req, Context], Awaitable[Resp]],
 ) -> Callable[[S, Req, Context], Awaitable[Resp]]:
@@ -202,34 +240,20 @@ def unary(
 
     @functools.wraps(handler)
     async def wrapper(self: S, request: Req, context: Context) -> Resp:
-        started = time.perf_counter()
-        request_id = _begin(context)
-        code: str | None = "OK"
-        limits = admission.CURRENT.get()
-        peer: str | None = None
+        call = _Call(context, method)
         try:
-            if limits is not None:
-                peer = limits.admit(context, method)
+            call.admit()
             response = await handler(self, request, context)
-            context.set_trailing_metadata(((REQUEST_ID, request_id),))
+            call.succeeded()
             return response
-        except (errors.StrataError, Exception) as error:
-            if isinstance(error, grpc.aio.AbortError):
-                raise
-            # Counted before the status goes out: a caller that saw the error and
-            # then scrapes the metrics finds it there.
-            metrics.rpc_finished(method, _code_of(error), time.perf_counter() - started)
-            code = None
-            await _abort(context, error, method, request_id)
-            raise  # unreachable: abort raises
+        except Exception as error:
+            await call.fail(error)
+            raise
         except asyncio.CancelledError:
-            code = "CANCELLED"
+            call.code = "CANCELLED"
             raise
         finally:
-            if peer is not None and limits is not None:
-                limits.release(peer)
-            if code is not None:
-                metrics.rpc_finished(method, code, time.perf_counter() - started)
+            call.finish()
 
     return wrapper
 
@@ -244,36 +268,23 @@ def streaming(
 
     @functools.wraps(handler)
     async def wrapper(self: S, request: Req, context: Context) -> AsyncIterator[Resp]:
-        started = time.perf_counter()
-        request_id = _begin(context)
-        code: str | None = "OK"
-        limits = admission.CURRENT.get()
-        peer: str | None = None
+        call = _Call(context, method)
         open_streams.inc()
         try:
-            if limits is not None:
-                peer = limits.admit(context, method)
+            call.admit()
             async for item in handler(self, request, context):
                 yield item
-            context.set_trailing_metadata(((REQUEST_ID, request_id),))
-        except (errors.StrataError, Exception) as error:
-            if isinstance(error, grpc.aio.AbortError):
-                raise
-            # Counted before the status goes out: a caller that saw the error and
-            # then scrapes the metrics finds it there.
-            metrics.rpc_finished(method, _code_of(error), time.perf_counter() - started)
-            code = None
-            await _abort(context, error, method, request_id)
+            call.succeeded()
+        except Exception as error:
+            await call.fail(error)
+            raise
         except (asyncio.CancelledError, GeneratorExit):
             # GeneratorExit: grpc stopped taking messages, as a write failed because
             # the caller went away before grpc noticed the cancellation.
-            code = "CANCELLED"
+            call.code = "CANCELLED"
             raise
         finally:
             open_streams.dec()
-            if peer is not None and limits is not None:
-                limits.release(peer)
-            if code is not None:
-                metrics.rpc_finished(method, code, time.perf_counter() - started)
+            call.finish()
 
     return wrapper

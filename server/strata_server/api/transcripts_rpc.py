@@ -20,11 +20,17 @@ from google.protobuf import empty_pb2
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.batch_wire import batch_message
 from strata_server.api.convert import actor, idempotency, set_timestamp
+from strata_server.api.page_tokens import (
+    next_offset_token,
+    next_page_token,
+    resume_after_row,
+    resume_offset,
+)
 from strata_server.api.parse_writes import append_write
 from strata_server.api.status_codes import streaming, unary
-from strata_server.core import errors, validation
 from strata_server.core import transcript_rules as transcripts
-from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
+from strata_server.core import validation
+from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.services.transcripts_service import (
     Heartbeat,
     ReadItem,
@@ -108,22 +114,11 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         owner = request.owner or None
         limit = page_size(request.page_size)
         digest = query_digest("transcripts", namespace, request.owner)
-        after = None
-        if request.page_token:
-            after, _ = self._tokens.decode(request.page_token, digest)
-            if (
-                after is None
-                or len(after) != 2
-                or not isinstance(after[0], datetime)
-                or not isinstance(after[1], str)
-            ):
-                raise errors.InvalidArgument.field("page_token", "is not a token for this list")
+        after = resume_after_row(self._tokens, request.page_token, digest, _is_transcript_key)
         page = await self._transcripts.list_transcripts(namespace, owner, limit, after)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
-            next_page_token=self._tokens.encode(digest, tuple(page.last_key))
-            if page.last_key is not None
-            else "",
+            next_page_token=next_page_token(self._tokens, digest, page),
         )
 
     @unary
@@ -190,14 +185,12 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         id = validation.entity_id(request.id) if request.id else None
         limit = page_size(request.page_size)
         digest = query_digest("transcript-search", namespace, text, request.id)
-        offset = self._tokens.decode(request.page_token, digest)[1] if request.page_token else 0
+        offset = resume_offset(self._tokens, request.page_token, digest)
         page = await self._transcripts.search(
             namespace, transcripts.TranscriptSearch(text, limit, offset, id)
         )
-        next_offset = offset + limit
-        more = page.last_key is not None and next_offset <= MAX_OFFSET
         response = transcripts_pb2.SearchTranscriptsResponse(
-            next_page_token=self._tokens.encode(digest, offset=next_offset) if more else ""
+            next_page_token=next_offset_token(self._tokens, digest, page, offset + limit)
         )
         for hit in page.items:
             message = response.hits.add(
@@ -209,6 +202,11 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             )
             set_timestamp(message.create_time, hit.create_time)
         return response
+
+
+def _is_transcript_key(key: tuple[Any, ...]) -> bool:
+    """ListTranscripts orders by (create_time, id)."""
+    return len(key) == 2 and isinstance(key[0], datetime) and isinstance(key[1], str)
 
 
 def _read_response(item: ReadItem) -> ReadResponse | bytes:
