@@ -1,7 +1,7 @@
 """What an import writes for each archived row, for either SQL dialect.
 
 Each kind's `Shape` gives its table, key columns, and the values of an archived row
-by column name; the adapters' import tables (storage/{postgres,sqlite}/transfer.py)
+by column name; the import tables (`transfer_tables.ImportTable`)
 take them in their own column order. The dialects differ only in how a time is
 stored (`Time`: PostgreSQL takes the datetime, SQLite microseconds).
 """
@@ -19,7 +19,8 @@ from strata_server.core.job_transitions import Job, backoff_us
 from strata_server.core.models import Record
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import Kind
-from strata_server.core.transfer_rows import QueueSetting
+from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting
+from strata_server.storage import entry_wire
 
 Time = Callable[[datetime], Any]
 Values = dict[str, Any]
@@ -128,3 +129,21 @@ SHAPES: dict[Kind, Shape] = {
     Kind.TRANSCRIPTS: Shape("transcripts", ("id",), lambda t: t.id, _transcript, ("labels",)),
     Kind.ARTIFACTS: Shape("artifacts", ("id",), lambda a: a.id, _artifact, ("labels",)),
 }
+
+
+def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
+    """An archived entry's values in the order both engines' entry inserts take:
+    namespace, transcript_id, seq, start_offset, size, role, content, data,
+    create_time, wire."""
+    return (
+        ns,
+        e.transcript_id,
+        e.seq,
+        e.start_offset,
+        e.size,
+        e.role,
+        e.content,
+        None if e.data is None else dumps(e.data),
+        time(e.create_time),
+        entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
+    )

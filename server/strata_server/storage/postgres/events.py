@@ -38,10 +38,9 @@ from strata_server.storage.events_relay import (
     POSTGRES_CHANNEL,
     READY_WITHIN,
     Backoff,
-    Outbox,
 )
-from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
-from strata_server.storage.ports import Listener, Recheck
+from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS
+from strata_server.storage.relayed_events import RelayedEvents
 
 log = structlog.get_logger("strata.events")
 
@@ -75,8 +74,10 @@ def events_conninfo(dsn: str) -> str:
     return make_conninfo(dsn, **{k: v for k, v in defaults.items() if k not in given})
 
 
-class PostgresEvents:
+class PostgresEvents(RelayedEvents):
     """The `storage.ports.Events` port over LISTEN/NOTIFY; build it with `open`."""
+
+    backend = "postgres"
 
     def __init__(
         self,
@@ -85,17 +86,9 @@ class PostgresEvents:
         recheck_seconds: float = RECHECK_SECONDS,
         degraded_seconds: float = DEGRADED_SECONDS,
     ) -> None:
+        super().__init__(recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
         self._conninfo = events_conninfo(dsn)
-        # Degraded until the first LISTEN is in place.
-        self._local = LocalEvents(
-            complete=False, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds
-        )
-        self._outbox = Outbox()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._settled = asyncio.Event()
         self._origin = secrets.token_hex(8)
-        self._down = False
-        self._closed = False
 
     @classmethod
     async def open(
@@ -110,15 +103,7 @@ class PostgresEvents:
         in place or has failed (then wakeups between replicas start when the
         connection does), or after `ready_within` seconds."""
         events = cls(dsn, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
-        events._tasks = [
-            asyncio.create_task(events._listen(), name="strata-events-listen"),
-            asyncio.create_task(events._send(), name="strata-events-send"),
-        ]
-        try:
-            async with asyncio.timeout(ready_within):
-                await events._settled.wait()
-        except TimeoutError:
-            pass  # still connecting: the fallback poll covers the wait
+        await events._start(ready_within)
         return events
 
     def notify(self, topic: str, *, announced: bool = False) -> None:
@@ -141,25 +126,6 @@ class PostgresEvents:
         payload = self._origin + SEPARATOR + topic
         return payload if len(payload.encode()) <= MAX_PAYLOAD_BYTES else None
 
-    def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
-        """Start listening on `topics` now, for notifies from any replica; `recheck`
-        is shared by the topic's listeners and runs at the degraded interval while
-        this replica's subscription is down."""
-        return self._local.listen(*topics, recheck=recheck)
-
-    async def wait(self, topic: str, within: float) -> bool:
-        """Wait up to `within` seconds for a notify on `topic`, from any replica."""
-        return await self._local.wait(topic, within)
-
-    async def close(self) -> None:
-        """Stop both tasks and close their connections."""
-        self._closed = True
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._local.close()
-
     async def _connect(self) -> Conn:
         return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
 
@@ -170,10 +136,8 @@ class PostgresEvents:
             try:
                 conn = await self._connect()
                 await conn.execute(f"LISTEN {CHANNEL}")
-                self._restored()
-                self._listening(True)
+                self._subscribed()
                 backoff.reset()
-                self._settled.set()
                 while True:
                     async for note in conn.notifies(timeout=IDLE_CHECK_SECONDS):
                         origin, _, topic = note.payload.rpartition(SEPARATOR)
@@ -182,9 +146,7 @@ class PostgresEvents:
                             self._local.notify(topic)
                     await conn.execute("SELECT 1")  # a dead connection shows here at the latest
             except psycopg.Error as error:
-                self._lost(error)
-                self._listening(False)
-                self._settled.set()
+                self._unsubscribed(error)
             finally:
                 if conn is not None:
                     await conn.close()
@@ -216,23 +178,3 @@ class PostgresEvents:
         finally:
             if conn is not None:
                 await conn.close()
-
-    def _listening(self, up: bool) -> None:
-        """The subscription is in place (wakeups from every replica arrive) or not
-        (they may be missed: topics are re-checked at the degraded interval, and
-        everyone is woken once when it is back)."""
-        self._local.set_degraded(not up)
-
-    def _lost(self, error: psycopg.Error) -> None:
-        if not self._down:
-            self._down = True
-            log.warning(
-                "events connection lost: long polls fall back to polling until it returns",
-                backend="postgres",
-                error=" ".join(str(error).split()),
-            )
-
-    def _restored(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("events connection restored", backend="postgres")

@@ -12,39 +12,11 @@ from typing import Any
 from strata_server.core.index_paths import field_name
 from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
-from strata_server.storage.job_checks import JOB_CASE
+from strata_server.storage.job_checks import job_checks
 from strata_server.storage.postgres import transcript_checks
 from strata_server.storage.postgres.pool import Conn, Runner
 
-BAD_JOBS = f"""
-SELECT namespace, id, {JOB_CASE} AS problem FROM jobs
-WHERE (%(namespace)s::text IS NULL OR namespace = %(namespace)s) AND {JOB_CASE} IS NOT NULL
-ORDER BY namespace, id
-"""
-
-COUNT_JOBS = (
-    "SELECT count(*) FROM jobs WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s"
-)
-
-JOB_REPAIRS = {
-    "lease_broken": (
-        "UPDATE jobs SET state = 'ready', lease_token = NULL, lease_expire_time = NULL,"
-        " update_time = now() WHERE namespace = %(namespace)s AND id = %(id)s"
-        " AND state = 'leased'"
-    ),
-    "lease_stray": (
-        "UPDATE jobs SET lease_token = NULL, lease_expire_time = NULL, update_time = now()"
-        " WHERE namespace = %(namespace)s AND id = %(id)s AND state <> 'leased'"
-    ),
-    "finish_missing": (
-        "UPDATE jobs SET finish_time = update_time"
-        " WHERE namespace = %(namespace)s AND id = %(id)s AND finish_time IS NULL"
-    ),
-    "finish_stray": (
-        "UPDATE jobs SET finish_time = NULL WHERE namespace = %(namespace)s AND id = %(id)s"
-        " AND state IN ('ready', 'leased')"
-    ),
-}
+JOBS = job_checks(lambda name: f"%({name})s", "::text", "now()")
 
 DECLARED = """
 SELECT d.namespace, d.collection, d.path, d.index_name,
@@ -80,14 +52,14 @@ class PostgresIntegrity:
 
             return await run(fetch)
 
-        [(total,)] = await rows(COUNT_JOBS)
+        [(total,)] = await rows(JOBS.count)
         yield Progress("jobs", 0, total, "jobs")
-        for ns, id, code in await rows(BAD_JOBS):
+        for ns, id, code in await rows(JOBS.bad):
             repaired = False
             if repair:
 
                 async def fix(conn: Conn, ns: str = ns, id: str = id, code: str = code) -> None:
-                    await conn.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id})
+                    await conn.execute(JOBS.repairs[code], {"namespace": ns, "id": id})
 
                 await run(fix)
                 repaired = True

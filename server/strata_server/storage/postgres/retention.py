@@ -1,12 +1,12 @@
 """Retention on PostgreSQL: policies (retention_policies), and the counts and purges
 a cleanup run makes of old records and finished jobs (core/retention_rules.py has the
-rules; the precedence of job policies is `_JOB_SCOPE`). Each purge is one
+rules; the precedence of job policies is in `storage/retention_sql.py`). Each purge is one
 autocommit statement over at most `limit` rows, skipping rows others hold."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, LiteralString
+from typing import Any
 
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
@@ -21,6 +21,7 @@ from strata_server.storage.postgres.content_retention import (
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.queries import EXPIRY_ACTOR
+from strata_server.storage.retention_sql import job_params, old_jobs
 
 UPSERT = """
 WITH saved AS (
@@ -96,36 +97,16 @@ expiry purge writes them)."""
 
 COUNT_EXPIRED = "SELECT count(*) FROM records WHERE expire_time <= now()"
 
-_JOB_SCOPE: dict[Exclude, LiteralString] = {
-    Exclude.NONE: "",
-    Exclude.NAMED: (
-        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
-        " WHERE p.namespace = j.namespace AND p.target = %(target)s AND p.selector = j.queue)"
-    ),
-    Exclude.ANY: (
-        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
-        " WHERE p.namespace = j.namespace AND p.target = %(target)s"
-        " AND p.selector IN ('', j.queue))"
-    ),
-}
-"""Which finished jobs a purge may take, beyond state, age, namespace and queue: a
-queue's own policy takes all of its jobs; a namespace-wide one, the queues no
-policy names; the server default, the queues no policy of the namespace covers."""
+
+def _old_jobs(exclude: Exclude) -> str:
+    return old_jobs(exclude, lambda name: f"%({name})s", optional="::text")
 
 
-def _old_jobs(exclude: Exclude) -> LiteralString:
+def _purge_jobs(exclude: Exclude) -> str:
     return (
-        "FROM jobs AS j WHERE j.state = %(state)s AND j.finish_time < %(before)s"
-        " AND (%(namespace)s::text IS NULL OR j.namespace = %(namespace)s)"
-        " AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)" + _JOB_SCOPE[exclude]
-    )
-
-
-def _purge_jobs(exclude: Exclude) -> LiteralString:
-    return (
-        "WITH doomed AS (SELECT j.namespace, j.id "
+        "WITH doomed AS (SELECT namespace, id "
         + _old_jobs(exclude)
-        + " ORDER BY j.finish_time LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+        + " ORDER BY finish_time LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
         " gone AS (DELETE FROM jobs AS g USING doomed AS d"
         " WHERE g.namespace = d.namespace AND g.id = d.id RETURNING 1)"
         " SELECT count(*) FROM gone"
@@ -140,19 +121,6 @@ async def _count(conn: Conn, statement: Any, params: Any) -> int:
     cursor = await conn.execute(statement, params)
     row = await cursor.fetchone()
     return int(row[0]) if row is not None else 0
-
-
-def _job_params(
-    namespace: str | None, queue: str | None, state: str, before: datetime
-) -> dict[str, Any]:
-    target = Target.COMPLETED_JOBS if state == "completed" else Target.DEAD_JOBS
-    return {
-        "namespace": namespace,
-        "queue": queue,
-        "state": state,
-        "before": before,
-        "target": target.value,
-    }
 
 
 class PostgresRecordCleanup:
@@ -246,7 +214,7 @@ class PostgresRetention:
         before: datetime,
         exclude: Exclude,
     ) -> int:
-        return await _count(conn, COUNT_JOBS[exclude], _job_params(namespace, queue, state, before))
+        return await _count(conn, COUNT_JOBS[exclude], job_params(namespace, queue, state, before))
 
     @borrowing()
     async def purge_old_jobs(
@@ -261,7 +229,7 @@ class PostgresRetention:
     ) -> int:
         if limit <= 0:
             return 0
-        params = {**_job_params(namespace, queue, state, before), "limit": limit}
+        params = {**job_params(namespace, queue, state, before), "limit": limit}
         return await _count(conn, PURGE_JOBS[exclude], params)
 
     @borrowing()

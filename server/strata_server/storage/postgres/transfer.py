@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 
-from strata_server.core.errors import AlreadyExists
 from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
@@ -25,10 +24,8 @@ from strata_server.core.transfer_format import (
     ConflictPolicy,
     ImportCounts,
     Kind,
-    split_conflicts,
 )
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBatch
-from strata_server.storage import entry_wire
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
@@ -41,8 +38,9 @@ from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.record_rows import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, Shape, dumps
+from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
 from strata_server.storage.transfer_sql import export_table, write_batches
+from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
 BATCH = 1000
 """Rows per batch fetched from a cursor (and per statement on import)."""
@@ -90,56 +88,35 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-class _Table:
-    """How one kind's rows are keyed, copied in and overwritten."""
-
-    def __init__(self, shape: Shape, columns: Sequence[str]) -> None:
-        table, keys = shape.table, shape.keys
-        self.key = shape.key
-        self.keys = keys
-        self._values = shape.values
-        self._columns = list(columns)
-        self.copy = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        rest = [c for c in columns if c not in keys and c != "namespace"]
-        self._update_columns = [*rest, "namespace", *keys]
-        sets = ", ".join(f"{c} = %s{'::jsonb' if c in shape.json_columns else ''}" for c in rest)
-        self.update = (
-            f"UPDATE {table} SET {sets} "
-            f"WHERE namespace = %s AND {' AND '.join(f'{k} = %s' for k in keys)}"
-        )
-        if len(keys) == 1:
-            self.stored = (
-                f"SELECT {keys[0]} FROM {table} WHERE namespace = %s AND {keys[0]} = ANY(%s)"
-            )
-        else:
-            arrays = ", ".join("%s::text[]" for _ in keys)
-            self.stored = (
-                f"SELECT {', '.join(keys)} FROM {table} WHERE namespace = %s "
-                f"AND ({', '.join(keys)}) IN (SELECT * FROM unnest({arrays}))"
-            )
-
-    def stored_params(self, namespace: str, keys: list[Any]) -> tuple[Any, ...]:
-        if len(self.keys) == 1:
-            return (namespace, keys)
-        return (namespace, *([key[i] for key in keys] for i in range(len(self.keys))))
-
-    def params(self, namespace: str, row: Any) -> tuple[Any, ...]:
-        values = self._values(namespace, row, _same)
-        return tuple(values[c] for c in self._columns)
-
-    def update_params(self, namespace: str, row: Any) -> tuple[Any, ...]:
-        values = self._values(namespace, row, _same)
-        return tuple(values[c] for c in self._update_columns)
+def _table(kind: Kind, columns: Sequence[str]) -> ImportTable:
+    return ImportTable(SHAPES[kind], columns, _same, "%s", jsonb=True)
 
 
 def _columns(text: str) -> list[str]:
     return ["namespace", *(c.strip() for c in text.split(",") if c.strip() != "namespace")]
 
 
+def _copy_sql(table: ImportTable) -> str:
+    return f"COPY {table.table} ({', '.join(table.columns)}) FROM STDIN"
+
+
+def _stored_sql(table: ImportTable) -> str:
+    keys, name = table.keys, table.table
+    if len(keys) == 1:
+        return f"SELECT {keys[0]} FROM {name} WHERE namespace = %s AND {keys[0]} = ANY(%s)"
+    arrays = ", ".join("%s::text[]" for _ in keys)
+    return (
+        f"SELECT {', '.join(keys)} FROM {name} WHERE namespace = %s "
+        f"AND ({', '.join(keys)}) IN (SELECT * FROM unnest({arrays}))"
+    )
+
+
 TABLES = {
-    Kind.QUEUES: _Table(SHAPES[Kind.QUEUES], ["namespace", "queue", "paused"]),
-    **{kind: _Table(SHAPES[kind], _columns(text)) for kind, text in _COLUMNS.items()},
+    Kind.QUEUES: _table(Kind.QUEUES, ["namespace", "queue", "paused"]),
+    **{kind: _table(kind, _columns(text)) for kind, text in _COLUMNS.items()},
 }
+_COPY = {table.table: _copy_sql(table) for table in TABLES.values()}
+_STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 
 COPY_ENTRIES = """
 COPY transcript_entries
@@ -189,18 +166,13 @@ INSERT INTO audit_log
 VALUES (%s, %s, %s, 'import', 'namespace', %s, 1, %s, NULL)
 """
 
-_UNFINISHED = frozenset({"ready", "leased"})
 
+class _Statements:
+    """`ImportEngine` on one connection inside the import's transaction."""
 
-class _Import:
-    """One import's transaction: conflict checks and writes, batch by batch."""
-
-    def __init__(self, conn: Conn, namespace: str, policy: ConflictPolicy) -> None:
+    def __init__(self, conn: Conn, namespace: str) -> None:
         self.conn = conn
         self.namespace = namespace
-        self.policy = policy
-        self.counts = ImportCounts()
-        self.skipped_transcripts: set[str] = set()
         self.audit_staged = False
         self.audit_ord = 0
 
@@ -209,76 +181,36 @@ class _Import:
             for row in rows:
                 await copy.write_row(row)
 
-    async def rows(self, kind: Kind, rows: list[Any]) -> None:
-        table = TABLES[kind]
-        keys = [table.key(row) for row in rows]
-        cursor = await self.conn.execute(table.stored, table.stored_params(self.namespace, keys))
-        stored = {row[0] if len(row) == 1 else tuple(row) for row in await cursor.fetchall()}
-        if kind is Kind.JOBS:
-            stored |= await self._unique_clashes(rows)
-        fresh, taken = split_conflicts(
-            kind, self.namespace, rows, keys, stored, self.policy, self.counts[kind]
-        )
-        if kind is Kind.TRANSCRIPTS and self.policy is ConflictPolicy.SKIP:
-            self.skipped_transcripts.update(k for k in keys if k in stored)
-        ns = self.namespace
-        if fresh:
-            await self._copy(table.copy, [table.params(ns, row) for row in fresh])
-        if taken:
-            async with self.conn.cursor() as cur:
-                await cur.executemany(table.update, [table.update_params(ns, r) for r in taken])
-        if kind is Kind.TRANSCRIPTS and taken:  # their entries come again from the archive
-            await self.conn.execute(DELETE_ENTRIES, (ns, [t.id for t in taken]))
+    async def stored(self, table: ImportTable, keys: list[Any]) -> set[Any]:
+        params: tuple[Any, ...] = (self.namespace, keys)
+        if len(table.keys) > 1:
+            params = (self.namespace, *([key[i] for key in keys] for i in range(len(table.keys))))
+        cursor = await self.conn.execute(_STORED[table.table], params)
+        return {row[0] if len(row) == 1 else tuple(row) for row in await cursor.fetchall()}
 
-    async def _unique_clashes(self, jobs: list[Job]) -> set[Any]:
-        unique = [j for j in jobs if j.unique_key is not None and j.state.value in _UNFINISHED]
-        if not unique:
-            return set()
-        cursor = await self.conn.execute(
-            UNIQUE_HOLDERS,
-            (
-                self.namespace,
-                [j.queue for j in unique],
-                [j.unique_key for j in unique],
-                [j.id for j in unique],
-            ),
-        )
-        held = {tuple(row) for row in await cursor.fetchall()}
-        if held and self.policy is ConflictPolicy.OVERWRITE:
-            queue, key = next(iter(held))
-            raise AlreadyExists(
-                f"an unfinished job of queue {queue!r} already holds unique_key {key!r} in "
-                f"namespace {self.namespace!r}; nothing was imported",
-                metadata={"kind": "jobs", "unique_key": str(key)},
-            )
-        return {j.id for j in unique if (j.queue, j.unique_key) in held}
+    async def insert(self, table: ImportTable, rows: list[tuple[Any, ...]]) -> None:
+        await self._copy(_COPY[table.table], rows)
 
-    async def entries(self, entries: list[ArchivedEntry]) -> None:
-        count = self.counts[Kind.ENTRIES]
-        ns = self.namespace
-        kept = [e for e in entries if e.transcript_id not in self.skipped_transcripts]
-        count.skipped += len(entries) - len(kept)
-        count.imported += len(kept)
-        await self._copy(
-            COPY_ENTRIES,
-            [
-                (
-                    ns,
-                    e.transcript_id,
-                    e.seq,
-                    e.start_offset,
-                    e.size,
-                    e.role,
-                    e.content,
-                    None if e.data is None else dumps(e.data),
-                    e.create_time,
-                    entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
-                )
-                for e in kept
-            ],
-        )
+    async def update(self, table: ImportTable, rows: list[tuple[Any, ...]]) -> None:
+        async with self.conn.cursor() as cursor:
+            await cursor.executemany(table.update, rows)
 
-    async def audit(self, entries: list[LoggedAudit]) -> None:
+    async def drop_entries(self, transcript_ids: list[str]) -> None:
+        await self.conn.execute(DELETE_ENTRIES, (self.namespace, transcript_ids))
+
+    async def unique_holders(self, jobs: list[Job]) -> set[tuple[str, str]]:
+        queues, keys, ids = (
+            [j.queue for j in jobs],
+            [j.unique_key for j in jobs],
+            [j.id for j in jobs],
+        )
+        cursor = await self.conn.execute(UNIQUE_HOLDERS, (self.namespace, queues, keys, ids))
+        return {(row[0], row[1]) for row in await cursor.fetchall()}
+
+    async def insert_entries(self, entries: list[ArchivedEntry]) -> None:
+        await self._copy(COPY_ENTRIES, [entry_params(self.namespace, e, _same) for e in entries])
+
+    async def append_audit(self, entries: list[LoggedAudit]) -> int:
         if not self.audit_staged:
             await self.conn.execute(AUDIT_STAGE)
             self.audit_staged = True
@@ -302,12 +234,9 @@ class _Import:
         cursor = await self.conn.execute(APPEND_AUDIT, {"ns": self.namespace})
         added = max(cursor.rowcount, 0)
         await self.conn.execute(CLEAR_AUDIT)
-        count = self.counts[Kind.AUDIT]
-        count.imported += added
-        count.skipped += len(entries) - added
+        return added
 
-    async def finish(self, actor: Actor) -> None:
-        written = [k for k, c in self.counts.kinds.items() if c.imported or c.overwritten]
+    async def finish(self, actor: Actor, written: list[str]) -> None:
         await self.conn.execute(
             INSERT_AUDIT,
             (self.namespace, datetime.now(UTC), actor.name, self.namespace, dumps(written)),
@@ -367,7 +296,7 @@ class PostgresTransfer:
         """Every batch in one transaction."""
 
         async def work(conn: Conn) -> ImportCounts:
-            writer = _Import(conn, namespace, policy)
+            writer = ImportWriter(_Statements(conn, namespace), TABLES, namespace, policy)
             await write_batches(writer, batches, actor)
             return writer.counts
 

@@ -36,11 +36,11 @@ from functools import partial
 import structlog
 from redis.asyncio import Redis
 
-from strata_server.storage.events_relay import READY_WITHIN, Backoff, Outbox
-from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
-from strata_server.storage.ports import Listener, Recheck
+from strata_server.storage.events_relay import READY_WITHIN, Backoff
+from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS
 from strata_server.storage.redis import client as redis_client
 from strata_server.storage.redis.wire import Connection, Endpoint, Held, command
+from strata_server.storage.relayed_events import RelayedEvents
 
 log = structlog.get_logger("strata.events")
 
@@ -52,8 +52,10 @@ SOCKET_SECONDS = 5.0
 PING = command("PING")
 
 
-class RedisEvents:
+class RedisEvents(RelayedEvents):
     """The `storage.ports.Events` port over Redis pub/sub; build it with `open`."""
+
+    backend = "redis"
 
     def __init__(
         self,
@@ -62,18 +64,10 @@ class RedisEvents:
         recheck_seconds: float = RECHECK_SECONDS,
         degraded_seconds: float = DEGRADED_SECONDS,
     ) -> None:
+        super().__init__(recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
         self._endpoint = endpoint
-        # Degraded until the first SUBSCRIBE is in place.
-        self._local = LocalEvents(
-            complete=False, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds
-        )
         self._publisher = Held(endpoint)
-        self._outbox = Outbox()
         self._published_now: set[str] = set()  # topics published in this step
-        self._tasks: list[asyncio.Task[None]] = []
-        self._settled = asyncio.Event()
-        self._down = False
-        self._closed = False
 
     @classmethod
     async def open(
@@ -97,15 +91,7 @@ class RedisEvents:
         else:
             endpoint = Endpoint.of(redis)
         events = cls(endpoint, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
-        events._tasks = [
-            asyncio.create_task(events._listen(), name="strata-events-listen"),
-            asyncio.create_task(events._send(), name="strata-events-send"),
-        ]
-        try:
-            async with asyncio.timeout(ready_within):
-                await events._settled.wait()
-        except TimeoutError:
-            pass  # still connecting: the fallback poll covers the wait
+        await events._start(ready_within)
         return events
 
     def notify(self, topic: str, *, announced: bool = False) -> None:
@@ -133,25 +119,10 @@ class RedisEvents:
         """None: wakeups travel through Redis, not the database."""
         return None
 
-    def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
-        """Start listening on `topics` now, for notifies from any replica; `recheck`
-        is shared by the topic's listeners and runs at the degraded interval while
-        this replica's subscription is down."""
-        return self._local.listen(*topics, recheck=recheck)
-
-    async def wait(self, topic: str, within: float) -> bool:
-        """Wait up to `within` seconds for a notify on `topic`, from any replica."""
-        return await self._local.wait(topic, within)
-
     async def close(self) -> None:
         """Stop both tasks and close both connections."""
-        self._closed = True
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await super().close()
         self._publisher.close()
-        await self._local.close()
 
     def _message(self, payload: bytes) -> None:
         self._local.notify(payload.decode(errors="replace"))
@@ -163,19 +134,15 @@ class RedisEvents:
             try:
                 connection = await self._endpoint.connect(on_message=self._message)
                 await connection.send(command("SUBSCRIBE", CHANNEL))
-                self._restored()
-                self._listening(True)
+                self._subscribed()
                 backoff.reset()
-                self._settled.set()
                 while True:
                     gone, _ = await asyncio.wait([connection.closed], timeout=PING_SECONDS)
                     if gone:
                         raise connection.closed.result()
                     await connection.send(PING)  # fails once the connection is quiet too long
             except redis_client.UNREACHABLE as error:
-                self._lost(error)
-                self._listening(False)
-                self._settled.set()
+                self._unsubscribed(error)
             finally:
                 if connection is not None:
                     connection.close()
@@ -201,23 +168,3 @@ class RedisEvents:
                         for topic in topics:  # sent after the reconnect, not dropped
                             self._outbox.put(topic)
                         await asyncio.sleep(backoff.next())
-
-    def _listening(self, up: bool) -> None:
-        """The subscription is in place (wakeups from every replica arrive) or not
-        (they may be missed: topics are re-checked at the degraded interval, and
-        everyone is woken once when it is back)."""
-        self._local.set_degraded(not up)
-
-    def _lost(self, error: Exception) -> None:
-        if not self._down:
-            self._down = True
-            log.warning(
-                "events connection lost: long polls fall back to polling until it returns",
-                backend="redis",
-                error=" ".join(str(error).split()) or type(error).__name__,
-            )
-
-    def _restored(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("events connection restored", backend="redis")

@@ -11,38 +11,13 @@ from datetime import UTC, datetime
 from strata_server.core.index_paths import field_name, index_name
 from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
-from strata_server.storage.job_checks import JOB_CASE
+from strata_server.storage.job_checks import job_checks
 from strata_server.storage.sqlite import transcript_checks
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.indexes import create_sql
 
-BAD_JOBS = f"""
-SELECT namespace, id, {JOB_CASE} AS problem FROM jobs
-WHERE (:namespace IS NULL OR namespace = :namespace) AND {JOB_CASE} IS NOT NULL
-ORDER BY namespace, id
-"""
-
-COUNT_JOBS = "SELECT count(*) FROM jobs WHERE :namespace IS NULL OR namespace = :namespace"
-
-JOB_REPAIRS = {
-    "lease_broken": (
-        "UPDATE jobs SET state = 'ready', lease_token = NULL, lease_expire_time = NULL,"
-        " update_time = :now WHERE namespace = :namespace AND id = :id AND state = 'leased'"
-    ),
-    "lease_stray": (
-        "UPDATE jobs SET lease_token = NULL, lease_expire_time = NULL, update_time = :now"
-        " WHERE namespace = :namespace AND id = :id AND state <> 'leased'"
-    ),
-    "finish_missing": (
-        "UPDATE jobs SET finish_time = update_time"
-        " WHERE namespace = :namespace AND id = :id AND finish_time IS NULL"
-    ),
-    "finish_stray": (
-        "UPDATE jobs SET finish_time = NULL"
-        " WHERE namespace = :namespace AND id = :id AND state IN ('ready', 'leased')"
-    ),
-}
+JOBS = job_checks(lambda name: f":{name}", "", ":now")
 
 DECLARED = """
 SELECT d.namespace, d.collection, d.path, d.index_name,
@@ -71,14 +46,14 @@ class SqliteIntegrity:
                 yield Finding("database_file", "", "database", "", str(message), repairable=False)
         yield ("database_file", 1)
 
-        [(total,)] = await self._db.fetchall(COUNT_JOBS, params)
+        [(total,)] = await self._db.fetchall(JOBS.count, params)
         yield Progress("jobs", 0, total, "jobs")
-        for ns, id, code in await self._db.fetchall(BAD_JOBS, params):
+        for ns, id, code in await self._db.fetchall(JOBS.bad, params):
             repaired = False
             if repair:
                 async with self._db.transaction() as tx:
                     now = to_micros(datetime.now(UTC))
-                    await tx.execute(JOB_REPAIRS[code], {"namespace": ns, "id": id, "now": now})
+                    await tx.execute(JOBS.repairs[code], {"namespace": ns, "id": id, "now": now})
                 repaired = True
             yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
         yield Progress("jobs", total, total, "jobs")

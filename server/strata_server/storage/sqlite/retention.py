@@ -1,6 +1,6 @@
 """Retention on SQLite: policies (retention_policies), and the counts and purges a
 cleanup run makes of old records and finished jobs (core/retention_rules.py has the
-rules; the precedence of job policies is `_JOB_SCOPE`)."""
+rules; the precedence of job policies is in `storage/retention_sql.py`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
 from strata_server.core.transcript_rules import ENTITY as TRANSCRIPT
+from strata_server.storage.retention_sql import job_params, old_jobs
 from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.content_retention import (
@@ -64,29 +65,9 @@ COUNT_EXPIRED = """
 SELECT count(*) FROM records WHERE expire_time IS NOT NULL AND expire_time <= ?
 """
 
-_JOB_SCOPE = {
-    Exclude.NONE: "",
-    Exclude.NAMED: (
-        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
-        " WHERE p.namespace = jobs.namespace AND p.target = :target AND p.selector = jobs.queue)"
-    ),
-    Exclude.ANY: (
-        " AND NOT EXISTS (SELECT 1 FROM retention_policies AS p"
-        " WHERE p.namespace = jobs.namespace AND p.target = :target"
-        " AND p.selector IN ('', jobs.queue))"
-    ),
-}
-"""Which finished jobs a purge may take, beyond state, age, namespace and queue: a
-queue's own policy takes all of its jobs; a namespace-wide one, the queues no
-policy names; the server default, the queues no policy of the namespace covers."""
-
 
 def _old_jobs(exclude: Exclude) -> str:
-    return (
-        "FROM jobs WHERE state = :state AND finish_time < :before"
-        " AND (:namespace IS NULL OR namespace = :namespace)"
-        " AND (:queue IS NULL OR queue = :queue)" + _JOB_SCOPE[exclude]
-    )
+    return old_jobs(exclude, lambda name: f":{name}")
 
 
 def _policy(row: tuple[object, ...]) -> RetentionPolicy:
@@ -108,19 +89,6 @@ def _audit(
 ) -> tuple[object, ...]:
     """An audit_log row (INSERT_AUDIT) for a policy change."""
     return (namespace, now, actor.name, action, "retention", f"{target}/{selector}", 0, "[]", None)
-
-
-def _job_params(
-    namespace: str | None, queue: str | None, state: str, before: datetime
-) -> dict[str, object]:
-    target = Target.COMPLETED_JOBS if state == "completed" else Target.DEAD_JOBS
-    return {
-        "namespace": namespace,
-        "queue": queue,
-        "state": state,
-        "before": to_micros(before),
-        "target": target.value,
-    }
 
 
 class SqliteRecordCleanup:
@@ -208,7 +176,7 @@ class SqliteRetention:
         before: datetime,
         exclude: Exclude,
     ) -> int:
-        params = _job_params(namespace, queue, state, before)
+        params = job_params(namespace, queue, state, to_micros(before))
         [(count,)] = await self._db.fetchall("SELECT count(*) " + _old_jobs(exclude), params)
         return int(count)
 
@@ -223,7 +191,7 @@ class SqliteRetention:
     ) -> int:
         if limit <= 0:
             return 0
-        params = {**_job_params(namespace, queue, state, before), "limit": limit}
+        params = {**job_params(namespace, queue, state, to_micros(before)), "limit": limit}
         sql = (
             "DELETE FROM jobs WHERE rowid IN (SELECT rowid "
             + _old_jobs(exclude)

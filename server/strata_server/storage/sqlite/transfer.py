@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core.errors import AlreadyExists
 from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
@@ -23,10 +22,8 @@ from strata_server.core.transfer_format import (
     ConflictPolicy,
     ImportCounts,
     Kind,
-    split_conflicts,
 )
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBatch
-from strata_server.storage import entry_wire
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
@@ -39,8 +36,9 @@ from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, Shape, dumps
+from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
 from strata_server.storage.transfer_sql import export_table, write_batches
+from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
 BATCH = 1000
 """Rows per batch read from the snapshot (and per statement on import)."""
@@ -91,52 +89,39 @@ _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
 # --- import ---------------------------------------------------------------------------
 
 
-class _Table:
-    """How one kind's rows are keyed, inserted and overwritten."""
-
-    def __init__(self, shape: Shape, columns: Sequence[str]) -> None:
-        table, keys = shape.table, shape.keys
-        self.key = shape.key
-        self._values = shape.values
-        self._columns = list(columns)
-        self.insert = (
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        )
-        rest = [c for c in columns if c not in keys and c != "namespace"]
-        self._update_columns = [*rest, "namespace", *keys]
-        self.update = (
-            f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in rest)} "
-            f"WHERE namespace = ? AND {' AND '.join(f'{k} = ?' for k in keys)}"
-        )
-        if len(keys) == 1:
-            self.stored = (
-                f"SELECT {keys[0]} FROM {table} WHERE namespace = ? "
-                f"AND {keys[0]} IN (SELECT value FROM json_each(?))"
-            )
-        else:
-            picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(keys)))
-            self.stored = (
-                f"SELECT {', '.join(keys)} FROM {table} WHERE namespace = ? "
-                f"AND ({', '.join(keys)}) IN (SELECT {picks} FROM json_each(?))"
-            )
-
-    def params(self, namespace: str, row: Any) -> tuple[Any, ...]:
-        values = self._values(namespace, row, to_micros)
-        return tuple(values[c] for c in self._columns)
-
-    def update_params(self, namespace: str, row: Any) -> tuple[Any, ...]:
-        values = self._values(namespace, row, to_micros)
-        return tuple(values[c] for c in self._update_columns)
+def _table(kind: Kind, columns: Sequence[str]) -> ImportTable:
+    return ImportTable(SHAPES[kind], columns, to_micros, "?", jsonb=False)
 
 
 def _columns(text: str) -> list[str]:
     return [c.strip() for c in text.split(",")]
 
 
+def _insert_sql(table: ImportTable) -> str:
+    columns, marks = ", ".join(table.columns), ", ".join("?" * len(table.columns))
+    return f"INSERT INTO {table.table} ({columns}) VALUES ({marks})"
+
+
+def _stored_sql(table: ImportTable) -> str:
+    keys, name = table.keys, table.table
+    if len(keys) == 1:
+        return (
+            f"SELECT {keys[0]} FROM {name} WHERE namespace = ? "
+            f"AND {keys[0]} IN (SELECT value FROM json_each(?))"
+        )
+    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(keys)))
+    return (
+        f"SELECT {', '.join(keys)} FROM {name} WHERE namespace = ? "
+        f"AND ({', '.join(keys)}) IN (SELECT {picks} FROM json_each(?))"
+    )
+
+
 TABLES = {
-    Kind.QUEUES: _Table(SHAPES[Kind.QUEUES], ["namespace", "queue", "paused"]),
-    **{kind: _Table(SHAPES[kind], _columns(text)) for kind, text in _COLUMNS.items()},
+    Kind.QUEUES: _table(Kind.QUEUES, ["namespace", "queue", "paused"]),
+    **{kind: _table(kind, _columns(text)) for kind, text in _COLUMNS.items()},
 }
+_INSERT = {table.table: _insert_sql(table) for table in TABLES.values()}
+_STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
@@ -177,89 +162,42 @@ importing an archive twice does not double its history."""
 TOTAL_CHANGES = "SELECT total_changes()"
 
 
-class _Import:
-    """One import's transaction: conflict checks and writes, batch by batch."""
+class _Statements:
+    """`ImportEngine` inside the import's write transaction."""
 
-    def __init__(self, tx: Transaction, namespace: str, policy: ConflictPolicy) -> None:
+    def __init__(self, tx: Transaction, namespace: str) -> None:
         self.tx = tx
         self.namespace = namespace
-        self.policy = policy
-        self.counts = ImportCounts()
-        self.skipped_transcripts: set[str] = set()
         self.entry_watermark: int | None = None
 
-    async def rows(self, kind: Kind, rows: list[Any]) -> None:
-        table = TABLES[kind]
-        keys = [table.key(row) for row in rows]
-        stored = await self._stored(table, keys)
-        if kind is Kind.JOBS:
-            stored |= await self._unique_clashes(rows)
-        fresh, taken = split_conflicts(
-            kind, self.namespace, rows, keys, stored, self.policy, self.counts[kind]
-        )
-        if kind is Kind.TRANSCRIPTS and self.policy is ConflictPolicy.SKIP:
-            self.skipped_transcripts.update(k for k in keys if k in stored)
-        ns = self.namespace
-        if fresh:
-            await self.tx.executemany(table.insert, [table.params(ns, row) for row in fresh])
-        if taken:
-            await self.tx.executemany(table.update, [table.update_params(ns, r) for r in taken])
-        if kind is Kind.TRANSCRIPTS:
-            for transcript in taken:  # its entries come again from the archive
-                await self.tx.execute(UNINDEX_ENTRIES, (ns, transcript.id))
-                await self.tx.execute(DELETE_ENTRIES, (ns, transcript.id))
-
-    async def _stored(self, table: _Table, keys: list[Any]) -> set[Any]:
-        found = await self.tx.fetchall(table.stored, (self.namespace, dumps(keys)))
+    async def stored(self, table: ImportTable, keys: list[Any]) -> set[Any]:
+        found = await self.tx.fetchall(_STORED[table.table], (self.namespace, dumps(keys)))
         return {row[0] if len(row) == 1 else tuple(row) for row in found}
 
-    async def _unique_clashes(self, jobs: list[Job]) -> set[Any]:
-        unique = [j for j in jobs if j.unique_key is not None and j.state.value in _UNFINISHED]
-        if not unique:
-            return set()
-        pairs = dumps([[j.queue, j.unique_key] for j in unique])
-        ids = dumps([j.id for j in unique])
-        held = {
-            tuple(row)
-            for row in await self.tx.fetchall(UNIQUE_HOLDERS, (self.namespace, pairs, ids))
-        }
-        if held and self.policy is ConflictPolicy.OVERWRITE:
-            queue, key = next(iter(held))
-            raise AlreadyExists(
-                f"an unfinished job of queue {queue!r} already holds unique_key {key!r} in "
-                f"namespace {self.namespace!r}; nothing was imported",
-                metadata={"kind": "jobs", "unique_key": str(key)},
-            )
-        return {j.id for j in unique if (j.queue, j.unique_key) in held}
+    async def insert(self, table: ImportTable, rows: list[tuple[Any, ...]]) -> None:
+        await self.tx.executemany(_INSERT[table.table], rows)
 
-    async def entries(self, entries: list[ArchivedEntry]) -> None:
-        if self.entry_watermark is None:
+    async def update(self, table: ImportTable, rows: list[tuple[Any, ...]]) -> None:
+        await self.tx.executemany(table.update, rows)
+
+    async def drop_entries(self, transcript_ids: list[str]) -> None:
+        for transcript_id in transcript_ids:
+            await self.tx.execute(UNINDEX_ENTRIES, (self.namespace, transcript_id))
+            await self.tx.execute(DELETE_ENTRIES, (self.namespace, transcript_id))
+
+    async def unique_holders(self, jobs: list[Job]) -> set[tuple[str, str]]:
+        pairs = dumps([[j.queue, j.unique_key] for j in jobs])
+        ids = dumps([j.id for j in jobs])
+        found = await self.tx.fetchall(UNIQUE_HOLDERS, (self.namespace, pairs, ids))
+        return {(row[0], row[1]) for row in found}
+
+    async def insert_entries(self, entries: list[ArchivedEntry]) -> None:
+        if self.entry_watermark is None:  # index what comes above it when finished
             self.entry_watermark = (await self.tx.fetchall(MAX_ENTRY_ROWID))[0][0]
-        count = self.counts[Kind.ENTRIES]
         ns = self.namespace
-        kept = [e for e in entries if e.transcript_id not in self.skipped_transcripts]
-        count.skipped += len(entries) - len(kept)
-        count.imported += len(kept)
-        await self.tx.executemany(
-            INSERT_ENTRY,
-            [
-                (
-                    ns,
-                    e.transcript_id,
-                    e.seq,
-                    e.start_offset,
-                    e.size,
-                    e.role,
-                    e.content,
-                    None if e.data is None else dumps(e.data),
-                    to_micros(e.create_time),
-                    entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
-                )
-                for e in kept
-            ],
-        )
+        await self.tx.executemany(INSERT_ENTRY, [entry_params(ns, e, to_micros) for e in entries])
 
-    async def audit(self, entries: list[LoggedAudit]) -> None:
+    async def append_audit(self, entries: list[LoggedAudit]) -> int:
         before = (await self.tx.fetchall(TOTAL_CHANGES))[0][0]
         ns = self.namespace
         await self.tx.executemany(
@@ -279,15 +217,12 @@ class _Import:
                 for a in entries
             ],
         )
-        added = (await self.tx.fetchall(TOTAL_CHANGES))[0][0] - before
-        count = self.counts[Kind.AUDIT]
-        count.imported += added
-        count.skipped += len(entries) - added
+        added: int = (await self.tx.fetchall(TOTAL_CHANGES))[0][0] - before
+        return added
 
-    async def finish(self, actor: Actor) -> None:
+    async def finish(self, actor: Actor, written: list[str]) -> None:
         if self.entry_watermark is not None:
             await self.tx.execute(INDEX_NEW_ENTRIES, (self.entry_watermark,))
-        written = [k for k, c in self.counts.kinds.items() if c.imported or c.overwritten]
         await self.tx.execute(
             INSERT_AUDIT,
             (
@@ -302,9 +237,6 @@ class _Import:
                 None,
             ),
         )
-
-
-_UNFINISHED = frozenset({"ready", "leased"})
 
 
 class SqliteTransfer:
@@ -354,7 +286,7 @@ class SqliteTransfer:
 
         async def import_all() -> ImportCounts:
             async with self._db.transaction() as tx:
-                writer = _Import(tx, namespace, policy)
+                writer = ImportWriter(_Statements(tx, namespace), TABLES, namespace, policy)
                 await write_batches(writer, batches, actor)
             return writer.counts
 
