@@ -310,7 +310,7 @@ async def test_a_write_in_an_outage_still_invalidates_a_restarted_cache(
     writer's probe has not noticed yet (it counts the cache as down) while the reader
     already uses the restarted cache. The reader's lease, placed before the write
     commits, must not let it fill the row the write replaced."""
-    monkeypatch.setattr("strata_server.storage.cached_records.PROBE_SECONDS", 3600.0)
+    monkeypatch.setattr("strata_server.storage.cache_outages.PROBE_SECONDS", 3600.0)
     server = RedisServer(tmp_path / "redis")
     server.start()
     database = await open_sqlite(

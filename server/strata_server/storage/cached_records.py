@@ -20,25 +20,16 @@ Why no stale read after an acknowledged write, on any replica sharing the cache:
   there and checked on every hit, with the same clock the database reads use), and
   the background purge invalidates the rows it removes.
 
-When the cache cannot be reached (logged once per outage, counted in `stats`),
-reads go to the database; every write still tries its invalidation (another replica
-may be using a restarted cache already), and keeps it in memory when that fails. A
-probe retries the cache every PROBE_SECONDS and, once it answers, applies the kept
-invalidations before any read uses the cache again. What this cannot cover: a
-partition in which one replica cannot reach Redis while others can and Redis keeps
-its data; there the others may serve a record older than that replica's write until
-its probe gets through (or the entry's TTL ends). docs/caching.md says so.
+When the cache cannot be reached, reads go to the database and writes keep their
+invalidations for when it is back: storage/cache_outages.py says how, and what
+that cannot cover.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-
-import structlog
 
 from strata_server.core.codec import record_from_cache, record_to_cache
 from strata_server.core.errors import NotFound, Unavailable
@@ -58,22 +49,16 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.storage.cache_outages import RECORD_PREFIX, CacheOutages
 from strata_server.storage.ports import Cache, Fill, Lookup, RecordStore
-
-log = structlog.get_logger("strata.cache")
 
 LEASE_SECONDS = 10.0
 """How long a missing read may take to fill its key; a slower one fills nothing."""
-PROBE_SECONDS = 0.5
-"""How often an unreachable cache is tried again."""
-MAX_PENDING = 100_000
-"""Most invalidations kept per outage; past it, every record entry of the namespaces
-concerned is cleared when the cache returns."""
 
 
 def record_key(collection: str, id: str) -> str:
     """The cache key of a record within its namespace (neither part holds a '/')."""
-    return f"r:{collection}/{id}"
+    return f"{RECORD_PREFIX}{collection}/{id}"
 
 
 class RecordCachePolicy:
@@ -110,23 +95,19 @@ class CachedRecordStore:
         self._store = store
         self._cache = cache
         self._policy = policy
-        self._available = True
-        self._pending: dict[str, set[str]] = {}
-        self._pending_count = 0
-        self._clear: set[str] = set()  # namespaces whose record entries must all go
-        self._probe: asyncio.Task[None] | None = None
-        self._hits = self._misses = self._bypassed = self._outages = 0
+        self._outages = CacheOutages(cache)
+        self._hits = self._misses = self._bypassed = 0
 
     def stats(self) -> CacheStats:
         """This process's counters since it started."""
         return CacheStats(
             enabled=True,
-            available=self._available,
+            available=self._outages.available,
             hits=self._hits,
             misses=self._misses,
             bypassed=self._bypassed,
-            outages=self._outages,
-            pending_invalidations=self._pending_count,
+            outages=self._outages.outages,
+            pending_invalidations=self._outages.pending,
         )
 
     # --- reads through the cache ----------------------------------------------------
@@ -141,11 +122,11 @@ class CachedRecordStore:
         by bench/cache.py against the lookup script alone (RESULTS.md, "cache")."""
         ttl = self._policy.ttl(collection)
         key = record_key(collection, id)
-        if ttl > 0 and self._available:
+        if ttl > 0 and self._outages.available:
             try:
                 cached = await self._cache.get(namespace, key)
             except Unavailable as error:
-                self._lost(error)
+                self._outages.lost(error)
                 cached = None
             hit = _live(namespace, collection, id, cached, datetime.now(UTC))
             if hit is not None:
@@ -212,7 +193,7 @@ class CachedRecordStore:
         """The cache's answer for `ids`, or None when the cache is not to be used."""
         if ttl <= 0:
             return None
-        if not self._available:
+        if not self._outages.available:
             self._bypassed += len(ids)
             return None
         try:
@@ -220,7 +201,7 @@ class CachedRecordStore:
                 namespace, [record_key(collection, id) for id in ids], LEASE_SECONDS
             )
         except Unavailable as error:
-            self._lost(error)
+            self._outages.lost(error)
             self._bypassed += len(ids)
             return None
 
@@ -233,12 +214,12 @@ class CachedRecordStore:
         return Fill(key, lease, record_to_cache(record), ttl)
 
     async def _fill(self, namespace: str, fills: Sequence[Fill]) -> None:
-        if not self._available:
+        if not self._outages.available:
             return  # the leases expire by themselves
         try:
             await self._cache.fill(namespace, fills)
         except Unavailable as error:
-            self._lost(error)
+            self._outages.lost(error)
 
     # --- writes invalidate ----------------------------------------------------------
 
@@ -264,7 +245,7 @@ class CachedRecordStore:
             return await self._store.commit(namespace, writes, actor=actor, idempotency=idempotency)
         finally:
             if keys:
-                await self._invalidate(namespace, keys)
+                await self._outages.invalidate(namespace, keys)
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """The store's purge, then the invalidation of the records it removed."""
@@ -278,98 +259,16 @@ class CachedRecordStore:
         for ref in refs:
             by_namespace.setdefault(ref.namespace, []).append(record_key(ref.collection, ref.id))
         for namespace, keys in by_namespace.items():
-            await self._invalidate(namespace, keys)
+            await self._outages.invalidate(namespace, keys)
 
     async def forget_namespace(self, namespace: str) -> None:
         """Invalidate every cached record of a namespace (an import wrote behind this
         wrapper's back, possibly over many records); kept for later in an outage."""
-        try:  # tried in an outage too, as in _invalidate
-            await self._cache.clear(namespace, "r:")
-            return
-        except Unavailable as error:
-            self._lost(error)
-        self._clear.add(namespace)
-        self._pending_count -= len(self._pending.pop(namespace, ()))
-
-    async def _invalidate(self, namespace: str, keys: list[str]) -> None:
-        # Tried even while this replica counts the cache as down: another replica may
-        # already be reading and filling through a cache that came back (a restart)
-        # before this one's probe noticed, and a kept invalidation would let it fill
-        # a row older than this write. A delete that fails ran while the cache was
-        # unreachable from here, so before any lease a restarted cache now holds.
-        try:
-            await self._cache.delete(namespace, keys)
-            return
-        except Unavailable as error:
-            self._lost(error)
-        self._keep(namespace, keys)
-
-    def _keep(self, namespace: str, keys: list[str]) -> None:
-        if namespace in self._clear:
-            return
-        if self._pending_count + len(keys) > MAX_PENDING:
-            self._clear.add(namespace)
-            self._pending_count -= len(self._pending.pop(namespace, ()))
-            return
-        pending = self._pending.setdefault(namespace, set())
-        before = len(pending)
-        pending.update(keys)
-        self._pending_count += len(pending) - before
-
-    # --- outages --------------------------------------------------------------------
-
-    def _lost(self, error: Unavailable) -> None:
-        if not self._available:
-            return
-        self._available = False
-        self._outages += 1
-        log.warning(
-            "cache unreachable: record reads go to the database until it is back",
-            error=error.message,
-        )
-        self._probe = asyncio.create_task(self._recover(), name="strata-cache-probe")
-
-    async def _recover(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_SECONDS)
-            try:
-                await self._cache.ping()
-                await self._apply_kept()
-            except Unavailable:
-                continue
-            # No await since the last kept invalidation was applied: none is lost.
-            self._available = True
-            log.info("cache reachable again: record reads use it", outages=self._outages)
-            return
-
-    async def _apply_kept(self) -> None:
-        # Each batch leaves the kept sets before its await: a write kept meanwhile
-        # (perhaps of the same key, committed after this delete ran) stays kept.
-        while self._clear:
-            namespace = self._clear.pop()
-            try:
-                await self._cache.clear(namespace, "r:")
-            except Unavailable:
-                self._clear.add(namespace)
-                raise
-        while self._pending:
-            namespace, keys = next(iter(self._pending.items()))
-            batch = [keys.pop() for _ in range(min(1000, len(keys)))]
-            if not keys:
-                del self._pending[namespace]
-            self._pending_count -= len(batch)
-            try:
-                await self._cache.delete(namespace, batch)
-            except Unavailable:
-                self._keep(namespace, batch)
-                raise
+        await self._outages.invalidate_namespace(namespace)
 
     async def close(self) -> None:
-        """Stop the probe; the store and the cache belong to whoever built them."""
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        """Stop the outage probe; the store and the cache belong to whoever built them."""
+        await self._outages.close()
 
     # --- everything else goes to the store ------------------------------------------
 

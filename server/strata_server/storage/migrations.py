@@ -24,8 +24,9 @@ MIGRATIONS_ROOT = Path(__file__).resolve().parents[3] / "migrations"
 
 
 class Target(Protocol):
-    """The database to migrate, as configured (`settings.backend_settings.DatabaseTarget` is one): taken
-    structurally, so storage does not depend on the configuration module."""
+    """The database to migrate, as configured (`settings.backend_settings.DatabaseTarget`
+    is one): taken structurally, so storage does not depend on the configuration
+    module."""
 
     @property
     def kind(self) -> str:
