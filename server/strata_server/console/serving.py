@@ -22,7 +22,8 @@ import uvicorn
 from strata import TLSConfig
 from strata_server.config import Settings
 from strata_server.console.gateway import Upstream
-from strata_server.console.web import Console, create_app
+from strata_server.console.view import Console
+from strata_server.console.web import create_app
 
 log = structlog.get_logger("strata.console")
 

@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
@@ -23,10 +23,8 @@ from starlette.templating import Jinja2Templates
 
 from strata import AsyncClient, Unavailable
 from strata_server.console import formats
-from strata_server.console.gateway import Failure, Role, at_least
-
-if TYPE_CHECKING:
-    from strata_server.console.web import Console
+from strata_server.console.gateway import Failure, Role, Roles, Upstream, at_least
+from strata_server.console.runs import Runs
 
 TOKEN_COOKIE = "strata_token"
 NAMESPACE_COOKIE = "strata_namespace"
@@ -51,6 +49,15 @@ class View:
     def can(self, needed: Role) -> bool:
         """Whether to show controls that need `needed` (the API decides anyway)."""
         return at_least(self.role, needed)
+
+
+@dataclass(frozen=True, slots=True)
+class Console:
+    """What every page of one console shares."""
+
+    upstream: Upstream
+    roles: Roles
+    runs: Runs
 
 
 def console_of(request: Request) -> Console:

@@ -7,7 +7,6 @@ nothing is loaded from elsewhere (both scripts are vendored under static/).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -32,6 +31,7 @@ from strata_server.console.runs import Runs
 from strata_server.console.view import (
     NAMESPACE_COOKIE,
     TOKEN_COOKIE,
+    Console,
     back_to,
     console_of,
     failed,
@@ -44,15 +44,6 @@ from strata_server.console.view import (
 log = structlog.get_logger("strata.console")
 
 COOKIE_SECONDS = 12 * 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Console:
-    """What every page of one console shares."""
-
-    upstream: Upstream
-    roles: Roles
-    runs: Runs
 
 
 async def sign_in(request: Request) -> Response:

@@ -27,7 +27,7 @@ import collections
 import secrets
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 from strata_server.core.artifact_rules import StagedBlob, StoredBlob
 from strata_server.core.errors import Conflict, Unavailable
@@ -35,7 +35,27 @@ from strata_server.storage.blobs import encoding, layout
 from strata_server.storage.blobs.s3_responses import READ_SIZE, STAGING, translate
 
 if TYPE_CHECKING:
-    from strata_server.storage.blobs.s3 import S3BlobStore
+    from minio import Minio
+
+
+class StagingHost(Protocol):
+    """What an upload needs of the store it stages into (`s3.S3BlobStore`): named
+    here so that this module does not import the store that imports it."""
+
+    client: Minio
+    bucket: str
+    endpoint: str
+    part_size: int
+
+    def ensure_bucket_sync(self) -> None: ...
+
+    def publishing(self, sha256: str) -> asyncio.Lock: ...
+
+    async def run(self, function: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def stat(self, sha256: str) -> StoredBlob | None: ...
+
+    def copy_sync(self, source: str, target: str, size: int) -> None: ...
 
 
 MIN_PART = 5 << 20
@@ -131,7 +151,7 @@ class _Pipe:
 class S3Staging:
     """One upload's multipart upload (`BlobStaging`)."""
 
-    def __init__(self, store: S3BlobStore, content_type: str, sha256: str | None, sink: bool):
+    def __init__(self, store: StagingHost, content_type: str, sha256: str | None, sink: bool):
         self._store = store
         self._content_type = content_type
         self._expected = sha256
