@@ -18,7 +18,6 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
 from strata_server.core.transfer_format import (
-    KINDS,
     ConflictPolicy,
     ImportCounts,
     Kind,
@@ -37,7 +36,7 @@ from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
-from strata_server.storage.transfer_sql import export_table, write_batches
+from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
 from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
 BATCH = 1000
@@ -252,27 +251,17 @@ class SqliteTransfer:
         """From one read snapshot."""
         params = {"ns": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
         async with self._db.snapshot() as snap:
-            counts: dict[str, int] = {}
-            for kind in KINDS:
-                where = _EXPORTS[kind].select(owner)
-                found = (
-                    [(0,)]
-                    if where is None
-                    else await snap.fetchall(f"SELECT count(*) FROM {where}", params)
-                )
-                counts[kind] = found[0][0]
-            blobs, blob_bytes = (await snap.fetchall(_BLOB_TOTALS, params))[0]
-            counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
-            yield counts
-            for kind in KINDS:
-                where = _EXPORTS[kind].select(owner)
-                if where is None:
-                    continue
-                query = _EXPORTS[kind]
-                convert = _FROM_ROW[kind]
-                sql = f"SELECT {query.columns} FROM {where} ORDER BY {query.order}"
-                async for rows in snap.batches(sql, params, BATCH):
-                    yield RowBatch(kind, [convert(row) for row in rows])
+
+            async def fetch(sql: str) -> list[Row]:
+                return await snap.fetchall(sql, params)
+
+            def batches(kind: Kind, sql: str) -> AsyncIterator[list[Row]]:
+                return snap.batches(sql, params, BATCH)
+
+            async for item in export_rows(
+                _EXPORTS, owner, fetch, batches, _BLOB_TOTALS, _FROM_ROW.__getitem__
+            ):
+                yield item
 
     async def import_rows(
         self,
