@@ -37,7 +37,7 @@ from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.record_rows import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
+from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
 from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
@@ -216,19 +216,7 @@ class _Statements:
         rows = []
         for a in entries:
             self.audit_ord += 1
-            rows.append(
-                (
-                    self.audit_ord,
-                    a.time,
-                    a.actor,
-                    a.action,
-                    a.entity,
-                    a.entity_id,
-                    a.version,
-                    dumps(list(a.changed_fields)),
-                    a.request_id,
-                )
-            )
+            rows.append(audit_params(self.audit_ord, a, _same))
         await self._copy(COPY_AUDIT, rows)
         cursor = await self.conn.execute(APPEND_AUDIT, {"ns": self.namespace})
         added = max(cursor.rowcount, 0)

@@ -35,7 +35,7 @@ from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
+from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
 from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
@@ -198,24 +198,8 @@ class _Statements:
 
     async def append_audit(self, entries: list[LoggedAudit]) -> int:
         before = (await self.tx.fetchall(TOTAL_CHANGES))[0][0]
-        ns = self.namespace
-        await self.tx.executemany(
-            INSERT_AUDIT_ONCE,
-            [
-                (
-                    ns,
-                    to_micros(a.time),
-                    a.actor,
-                    a.action,
-                    a.entity,
-                    a.entity_id,
-                    a.version,
-                    dumps(list(a.changed_fields)),
-                    a.request_id,
-                )
-                for a in entries
-            ],
-        )
+        rows = [audit_params(self.namespace, a, to_micros) for a in entries]
+        await self.tx.executemany(INSERT_AUDIT_ONCE, rows)
         added: int = (await self.tx.fetchall(TOTAL_CHANGES))[0][0] - before
         return added
 
