@@ -32,7 +32,6 @@ from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import job_from_row
 from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
-from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
@@ -159,6 +158,12 @@ WHERE NOT EXISTS (
 """Append an archived audit entry unless the log already holds the same one, so
 importing an archive twice does not double its history."""
 TOTAL_CHANGES = "SELECT total_changes()"
+IMPORT_AUDIT = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+VALUES (?, ?, ?, 'import', 'namespace', ?, 1, ?, NULL)
+"""
+"""The import's own audit entry, naming the kinds it wrote."""
 
 
 class _Statements:
@@ -206,19 +211,9 @@ class _Statements:
     async def finish(self, actor: Actor, written: list[str]) -> None:
         if self.entry_watermark is not None:
             await self.tx.execute(INDEX_NEW_ENTRIES, (self.entry_watermark,))
+        now = to_micros(datetime.now(UTC))
         await self.tx.execute(
-            INSERT_AUDIT,
-            (
-                self.namespace,
-                to_micros(datetime.now(UTC)),
-                actor.name,
-                "import",
-                "namespace",
-                self.namespace,
-                1,
-                dumps(written),
-                None,
-            ),
+            IMPORT_AUDIT, (self.namespace, now, actor.name, self.namespace, dumps(written))
         )
 
 
