@@ -1,12 +1,19 @@
-"""The SQL both adapters' integrity checks share: which contradiction between a
-job's state and its columns a row shows (codes of core.integrity_findings.JOB_PROBLEMS),
-or NULL, the statements that find such jobs and the repair of each. Plain SQL that
-SQLite and PostgreSQL read alike, but for how a named parameter is written."""
+"""What both adapters' integrity checks share: which contradiction between a job's
+state and its columns a row shows (codes of core.integrity_findings.JOB_PROBLEMS),
+or NULL, the statements that find such jobs and the repair of each (plain SQL
+that SQLite and PostgreSQL read alike, but for how a named parameter is written),
+the walk over them (`check_jobs`), and the finding for a declared index the
+database lacks (`index_finding`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from strata_server.core.index_paths import field_name
+from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
+from strata_server.core.models import Progress
 
 JOB_CASE = """
 CASE
@@ -63,4 +70,37 @@ def job_checks(param: Callable[[str], str], optional: str, now: str) -> JobCheck
                 f"UPDATE jobs SET finish_time = NULL WHERE {one} AND state IN ('ready', 'leased')"
             ),
         },
+    )
+
+
+async def check_jobs(
+    rows: Callable[[str], Awaitable[Sequence[Sequence[Any]]]],
+    checks: JobChecks,
+    repair: Callable[[str, str, str], Awaitable[None]] | None,
+) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
+    """The jobs check: `rows(statement)` runs a statement of `checks` for the
+    namespace asked for; `repair(namespace, id, code)`, when given, repairs one job."""
+    [(total,)] = await rows(checks.count)
+    yield Progress("jobs", 0, total, "jobs")
+    for ns, id, code in await rows(checks.bad):
+        if repair is not None:
+            await repair(ns, id, code)
+        yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repair is not None)
+    yield Progress("jobs", total, total, "jobs")
+    yield ("jobs", total)
+
+
+def index_finding(
+    namespace: str, collection: str, keys: tuple[str, ...], name: str, state: str, repaired: bool
+) -> Finding:
+    """A declared index whose database index `name` is in `state` (missing, or
+    invalid)."""
+    return Finding(
+        "indexes",
+        namespace,
+        "index",
+        f"{collection}/{field_name(keys)}",
+        f"declared, but its database index {name} is {state}",
+        True,
+        repaired,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from strata_server.core.artifact_rules import Artifact
 from strata_server.core.job_transitions import Job, backoff_us
-from strata_server.core.models import Record
+from strata_server.core.models import LoggedAudit, Record
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import Kind
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting
@@ -146,4 +146,21 @@ def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
         None if e.data is None else dumps(e.data),
         time(e.create_time),
         entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
+    )
+
+
+def audit_params(first: Any, a: LoggedAudit, time: Time) -> tuple[Any, ...]:
+    """An archived audit entry's values after `first` (the namespace, or the
+    staging order on PostgreSQL): time, actor, action, entity, entity_id, version,
+    changed_fields, request_id."""
+    return (
+        first,
+        time(a.time),
+        a.actor,
+        a.action,
+        a.entity,
+        a.entity_id,
+        a.version,
+        dumps(list(a.changed_fields)),
+        a.request_id,
     )

@@ -2,17 +2,18 @@
 rows of a namespace, the extra condition for one owner, and the order.
 
 The adapters differ only in their column lists and their placeholder style, so
-each builds its table from this one by passing those (`export_table`).
+each builds its table from this one by passing those (`export_table`), and in how
+they read a snapshot, so each passes that to the one walk over it (`export_rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from strata_server.core.models import Actor, LoggedAudit
-from strata_server.core.transfer_format import Kind
+from strata_server.core.transfer_format import KINDS, Kind
 from strata_server.core.transfer_rows import ArchivedEntry, RowBatch
 
 
@@ -81,6 +82,39 @@ def export_table(
             "seq",
         ),
     }
+
+
+Row = TypeVar("Row", bound=Sequence[Any])
+
+
+async def export_rows(
+    exports: Mapping[Kind, ExportQuery],
+    owner: str | None,
+    fetch: Callable[[str], Awaitable[Sequence[Row]]],
+    batches: Callable[[Kind, str], AsyncIterator[Sequence[Row]]],
+    blob_totals: str,
+    convert: Callable[[Kind], Callable[[Row], Any]],
+) -> AsyncIterator[dict[str, int] | RowBatch]:
+    """An export read from one snapshot: first the counts of every kind and of the
+    blobs (`blob_totals`), then every kind's rows batch by batch. `fetch(sql)` and
+    `batches(kind, sql)` run a statement in the snapshot with the export's named
+    parameters; `convert(kind)` turns one of its rows into the archived value."""
+    counts: dict[str, int] = {}
+    for kind in KINDS:
+        where = exports[kind].select(owner)
+        counts[kind] = 0 if where is None else (await fetch(f"SELECT count(*) FROM {where}"))[0][0]
+    [(blobs, blob_bytes)] = await fetch(blob_totals)
+    counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
+    yield counts
+    for kind in KINDS:
+        query = exports[kind]
+        where = query.select(owner)
+        if where is None:
+            continue
+        from_row = convert(kind)
+        sql = f"SELECT {query.columns} FROM {where} ORDER BY {query.order}"
+        async for rows in batches(kind, sql):
+            yield RowBatch(kind, [from_row(row) for row in rows])
 
 
 class Writer(Protocol):

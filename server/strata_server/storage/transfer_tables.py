@@ -10,6 +10,7 @@ once, here, and both engines are held to it by the same tests.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from strata_server.core.errors import AlreadyExists
@@ -88,23 +89,18 @@ class ImportEngine(Protocol):
         ...
 
 
+@dataclass(slots=True)
 class ImportWriter:
     """One import's transaction: conflict checks and writes, batch by batch (a
     `transfer_sql.Writer`)."""
 
-    def __init__(
-        self,
-        engine: ImportEngine,
-        tables: Mapping[Kind, ImportTable],
-        namespace: str,
-        policy: ConflictPolicy,
-    ) -> None:
-        self.engine = engine
-        self.tables = tables
-        self.namespace = namespace
-        self.policy = policy
-        self.counts = ImportCounts()
-        self.skipped_transcripts: set[str] = set()
+    engine: ImportEngine
+    tables: Mapping[Kind, ImportTable]
+    namespace: str
+    policy: ConflictPolicy
+    counts: ImportCounts = field(default_factory=ImportCounts)
+    skipped_transcripts: set[str] = field(default_factory=set)
+    """Transcripts the import skipped, whose archived entries it skips too."""
 
     async def rows(self, kind: Kind, rows: list[Any]) -> None:
         """Rows of every kind but entries and audit entries."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from strata_server.core.index_paths import field_name
-from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
+from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
-from strata_server.storage.job_checks import job_checks
+from strata_server.storage.job_checks import check_jobs, index_finding, job_checks
 from strata_server.storage.postgres import transcript_checks
 from strata_server.storage.postgres.pool import Conn, Runner
 
@@ -52,20 +51,14 @@ class PostgresIntegrity:
 
             return await run(fetch)
 
-        [(total,)] = await rows(JOBS.count)
-        yield Progress("jobs", 0, total, "jobs")
-        for ns, id, code in await rows(JOBS.bad):
-            repaired = False
-            if repair:
+        async def fix(ns: str, id: str, code: str) -> None:
+            async def execute(conn: Conn) -> None:
+                await conn.execute(JOBS.repairs[code], {"namespace": ns, "id": id})
 
-                async def fix(conn: Conn, ns: str = ns, id: str = id, code: str = code) -> None:
-                    await conn.execute(JOBS.repairs[code], {"namespace": ns, "id": id})
+            await run(execute)
 
-                await run(fix)
-                repaired = True
-            yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
-        yield Progress("jobs", total, total, "jobs")
-        yield ("jobs", total)
+        async for event in check_jobs(rows, JOBS, fix if repair else None):
+            yield event
 
         declared = await rows(DECLARED)
         yield Progress("indexes", 0, len(declared), "indexes")
@@ -78,15 +71,7 @@ class PostgresIntegrity:
                 await self._rebuild(keys)
                 repaired = True
             state = "invalid (a build that failed)" if exists else "missing"
-            yield Finding(
-                "indexes",
-                ns,
-                "index",
-                f"{collection}/{field_name(keys)}",
-                f"declared, but its database index {name} is {state}",
-                True,
-                repaired,
-            )
+            yield index_finding(ns, collection, keys, name, state, repaired)
         yield ("indexes", len(declared))
 
         async for event in transcript_checks.check(self.runner, namespace, repair=repair):

@@ -57,30 +57,27 @@ SELECT {JOB_COLUMNS} FROM updated
 """
 
 
-ACK_JOB = _settle(
-    "ack",
-    "state = 'completed', result = %(result)s::jsonb, lease_token = NULL, "
-    "lease_expire_time = NULL, update_time = %(now)s::timestamptz, "
-    "finish_time = %(now)s::timestamptz",
-    "state",
-    "lease_token",
-    "lease_expire_time",
-    "result",
-    "finish_time",
-)
+_ACKED = ("state", "lease_token", "lease_expire_time", "result", "finish_time")
+"""The columns an ack changes."""
+
+
+def _ack(result: str) -> str:
+    """An ack's assignments, the result taken from `result`."""
+    return (
+        f"state = 'completed', result = {result}::jsonb, lease_token = NULL, "
+        "lease_expire_time = NULL, update_time = %(now)s::timestamptz, "
+        "finish_time = %(now)s::timestamptz"
+    )
+
+
+ACK_JOB = _settle("ack", _ack("%(result)s"), *_ACKED)
 """core.job_transitions.plan_ack as one statement: params namespace, id, token, now, actor,
 result (JSON text or NULL)."""
 
 ACK_JOBS = _settle(
     "ack",
-    "state = 'completed', result = h.new_result::jsonb, lease_token = NULL, "
-    "lease_expire_time = NULL, update_time = %(now)s::timestamptz, "
-    "finish_time = %(now)s::timestamptz",
-    "state",
-    "lease_token",
-    "lease_expire_time",
-    "result",
-    "finish_time",
+    _ack("h.new_result"),
+    *_ACKED,
     held="""
 WITH locked AS MATERIALIZED (
     SELECT id, state, run_time, attempt, lease_token, lease_expire_time, result, finish_time

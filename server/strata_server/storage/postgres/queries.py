@@ -148,11 +148,16 @@ missing there was created by a concurrent transaction after LOCK_CURRENT looked.
 EXPIRY_ACTOR = "system"
 """The audit actor of rows removed by purge_expired."""
 
-PURGE_EXPIRED = f"""
+
+def purge_records(where: str, order: str, time: str, action: str) -> str:
+    """Delete up to `%(limit)s` records matching `where`, oldest by `order` first,
+    skipping rows a commit holds, each with an `action` audit entry at `time` whose
+    changed_fields match a delete's (`core.writes`); returns the keys deleted."""
+    return f"""
 WITH doomed AS (
     SELECT namespace, collection, id FROM records
-    WHERE expire_time <= %(now)s
-    ORDER BY expire_time
+    WHERE {where}
+    ORDER BY {order}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
@@ -163,7 +168,7 @@ WITH doomed AS (
 ), audited AS (
     INSERT INTO audit_log
         (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT namespace, %(now)s, '{EXPIRY_ACTOR}', 'expire', 'record', collection || '/' || id,
+    SELECT namespace, {time}, '{EXPIRY_ACTOR}', '{action}', 'record', collection || '/' || id,
            version,
            (SELECT coalesce(jsonb_agg('data.' || key ORDER BY key COLLATE "C"), '[]'::jsonb)
             FROM jsonb_object_keys(data) AS key),
@@ -172,8 +177,10 @@ WITH doomed AS (
 )
 SELECT namespace, collection, id FROM gone
 """
-"""Delete up to `limit` expired rows, skipping rows a commit holds, each with an
-`expire` audit entry whose changed_fields match a delete's (`core.writes`)."""
+
+
+PURGE_EXPIRED = purge_records("expire_time <= %(now)s", "expire_time", "%(now)s", "expire")
+"""Delete up to `limit` expired rows, each with an `expire` audit entry."""
 
 # --- Lifecycle -----------------------------------------------------------------------
 

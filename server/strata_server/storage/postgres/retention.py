@@ -20,7 +20,7 @@ from strata_server.storage.postgres.content_retention import (
 )
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.queries import EXPIRY_ACTOR
+from strata_server.storage.postgres.queries import purge_records
 from strata_server.storage.retention_sql import job_params, old_jobs
 
 UPSERT = """
@@ -67,33 +67,14 @@ COUNT_OLD_RECORDS = """
 SELECT count(*) FROM records WHERE namespace = %s AND collection = %s AND update_time < %s
 """
 
-PURGE_OLD_RECORDS = f"""
-WITH doomed AS (
-    SELECT namespace, collection, id FROM records
-    WHERE namespace = %(namespace)s AND collection = %(collection)s
-      AND update_time < %(before)s
-    ORDER BY update_time
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM records AS r USING doomed AS d
-    WHERE r.namespace = d.namespace AND r.collection = d.collection AND r.id = d.id
-    RETURNING r.namespace, r.collection, r.id, r.version, r.data
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT namespace, now(), '{EXPIRY_ACTOR}', 'retention', 'record', collection || '/' || id,
-           version,
-           (SELECT coalesce(jsonb_agg('data.' || key ORDER BY key COLLATE "C"), '[]'::jsonb)
-            FROM jsonb_object_keys(data) AS key),
-           NULL
-    FROM gone
+PURGE_OLD_RECORDS = purge_records(
+    "namespace = %(namespace)s AND collection = %(collection)s AND update_time < %(before)s",
+    "update_time",
+    "now()",
+    "retention",
 )
-SELECT namespace, collection, id FROM gone
-"""
 """Delete up to `limit` records of a collection last written before `before`, each
-with a `retention` audit entry whose changed_fields match a delete's (as the
-expiry purge writes them)."""
+with a `retention` audit entry (as the expiry purge writes them)."""
 
 COUNT_EXPIRED = "SELECT count(*) FROM records WHERE expire_time <= now()"
 

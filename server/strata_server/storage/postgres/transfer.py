@@ -20,7 +20,6 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
 from strata_server.core.transfer_format import (
-    KINDS,
     ConflictPolicy,
     ImportCounts,
     Kind,
@@ -38,8 +37,8 @@ from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.record_rows import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
-from strata_server.storage.transfer_sql import export_table, write_batches
+from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
+from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
 from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
 BATCH = 1000
@@ -217,19 +216,7 @@ class _Statements:
         rows = []
         for a in entries:
             self.audit_ord += 1
-            rows.append(
-                (
-                    self.audit_ord,
-                    a.time,
-                    a.actor,
-                    a.action,
-                    a.entity,
-                    a.entity_id,
-                    a.version,
-                    dumps(list(a.changed_fields)),
-                    a.request_id,
-                )
-            )
+            rows.append(audit_params(self.audit_ord, a, _same))
         await self._copy(COPY_AUDIT, rows)
         cursor = await self.conn.execute(APPEND_AUDIT, {"ns": self.namespace})
         added = max(cursor.rowcount, 0)
@@ -258,30 +245,24 @@ class PostgresTransfer:
             async with self.runner.pool.connection() as conn, conn.transaction():
                 params = {"ns": namespace, "owner": owner, "now": datetime.now(UTC)}
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                counts: dict[str, int] = {}
-                for kind in KINDS:
-                    where = _EXPORTS[kind].select(owner)
-                    if where is None:
-                        counts[kind] = 0
-                        continue
-                    cursor = await conn.execute(f"SELECT count(*) FROM {where}", params)
-                    counts[kind] = (await cursor.fetchone() or (0,))[0]
-                cursor = await conn.execute(_BLOB_TOTALS, params)
-                row = await cursor.fetchone()
-                counts["blobs"], counts["blob_bytes"] = (row[0], row[1]) if row else (0, 0)
-                yield counts
-                for kind in KINDS:
-                    where = _EXPORTS[kind].select(owner)
-                    if where is None:
-                        continue
-                    query = _EXPORTS[kind]
-                    convert = _from_row(kind, namespace)
+
+                async def fetch(sql: str) -> list[tuple[Any, ...]]:
+                    cursor = await conn.execute(sql, params)
+                    return await cursor.fetchall()
+
+                async def batches(kind: Kind, sql: str) -> AsyncIterator[list[tuple[Any, ...]]]:
                     async with conn.cursor(name=f"strata_export_{kind.value}") as named:
-                        await named.execute(
-                            f"SELECT {query.columns} FROM {where} ORDER BY {query.order}", params
-                        )
+                        await named.execute(sql, params)
                         while rows := await named.fetchmany(BATCH):
-                            yield RowBatch(kind, [convert(row) for row in rows])
+                            yield rows
+
+                def convert(kind: Kind) -> Callable[[Sequence[Any]], Any]:
+                    return _from_row(kind, namespace)
+
+                async for item in export_rows(
+                    _EXPORTS, owner, fetch, batches, _BLOB_TOTALS, convert
+                ):
+                    yield item
         except psycopg.Error as error:
             raise translate(error) from error
 

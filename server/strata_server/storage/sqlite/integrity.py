@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from strata_server.core.index_paths import field_name, index_name
-from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
+from strata_server.core.index_paths import index_name
+from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
-from strata_server.storage.job_checks import job_checks
+from strata_server.storage.job_checks import check_jobs, index_finding, job_checks
 from strata_server.storage.sqlite import transcript_checks
-from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.connection import Connections, Row
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.indexes import create_sql
 
@@ -46,18 +46,16 @@ class SqliteIntegrity:
                 yield Finding("database_file", "", "database", "", str(message), repairable=False)
         yield ("database_file", 1)
 
-        [(total,)] = await self._db.fetchall(JOBS.count, params)
-        yield Progress("jobs", 0, total, "jobs")
-        for ns, id, code in await self._db.fetchall(JOBS.bad, params):
-            repaired = False
-            if repair:
-                async with self._db.transaction() as tx:
-                    now = to_micros(datetime.now(UTC))
-                    await tx.execute(JOBS.repairs[code], {"namespace": ns, "id": id, "now": now})
-                repaired = True
-            yield Finding("jobs", ns, "job", id, JOB_PROBLEMS[code], True, repaired)
-        yield Progress("jobs", total, total, "jobs")
-        yield ("jobs", total)
+        async def fetch(statement: str) -> list[Row]:
+            return await self._db.fetchall(statement, params)
+
+        async def fix(ns: str, id: str, code: str) -> None:
+            async with self._db.transaction() as tx:
+                now = to_micros(datetime.now(UTC))
+                await tx.execute(JOBS.repairs[code], {"namespace": ns, "id": id, "now": now})
+
+        async for event in check_jobs(fetch, JOBS, fix if repair else None):
+            yield event
 
         declared = await self._db.fetchall(DECLARED, params)
         yield Progress("indexes", 0, len(declared), "indexes")
@@ -70,15 +68,7 @@ class SqliteIntegrity:
                 async with self._db.transaction() as tx:
                     await tx.execute(create_sql(keys))
                 repaired = True
-            yield Finding(
-                "indexes",
-                ns,
-                "index",
-                f"{collection}/{field_name(keys)}",
-                f"declared, but its database index {name} is missing",
-                True,
-                repaired,
-            )
+            yield index_finding(ns, collection, keys, name, "missing", repaired)
         yield ("indexes", len(declared))
 
         async for event in transcript_checks.check(self._db, namespace, repair=repair):

@@ -18,7 +18,6 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
 from strata_server.core.transfer_format import (
-    KINDS,
     ConflictPolicy,
     ImportCounts,
     Kind,
@@ -33,11 +32,10 @@ from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import job_from_row
 from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
-from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, dumps, entry_params
-from strata_server.storage.transfer_sql import export_table, write_batches
+from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
+from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
 from strata_server.storage.transfer_tables import ImportTable, ImportWriter
 
 BATCH = 1000
@@ -160,6 +158,12 @@ WHERE NOT EXISTS (
 """Append an archived audit entry unless the log already holds the same one, so
 importing an archive twice does not double its history."""
 TOTAL_CHANGES = "SELECT total_changes()"
+IMPORT_AUDIT = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+VALUES (?, ?, ?, 'import', 'namespace', ?, 1, ?, NULL)
+"""
+"""The import's own audit entry, naming the kinds it wrote."""
 
 
 class _Statements:
@@ -199,43 +203,17 @@ class _Statements:
 
     async def append_audit(self, entries: list[LoggedAudit]) -> int:
         before = (await self.tx.fetchall(TOTAL_CHANGES))[0][0]
-        ns = self.namespace
-        await self.tx.executemany(
-            INSERT_AUDIT_ONCE,
-            [
-                (
-                    ns,
-                    to_micros(a.time),
-                    a.actor,
-                    a.action,
-                    a.entity,
-                    a.entity_id,
-                    a.version,
-                    dumps(list(a.changed_fields)),
-                    a.request_id,
-                )
-                for a in entries
-            ],
-        )
+        rows = [audit_params(self.namespace, a, to_micros) for a in entries]
+        await self.tx.executemany(INSERT_AUDIT_ONCE, rows)
         added: int = (await self.tx.fetchall(TOTAL_CHANGES))[0][0] - before
         return added
 
     async def finish(self, actor: Actor, written: list[str]) -> None:
         if self.entry_watermark is not None:
             await self.tx.execute(INDEX_NEW_ENTRIES, (self.entry_watermark,))
+        now = to_micros(datetime.now(UTC))
         await self.tx.execute(
-            INSERT_AUDIT,
-            (
-                self.namespace,
-                to_micros(datetime.now(UTC)),
-                actor.name,
-                "import",
-                "namespace",
-                self.namespace,
-                1,
-                dumps(written),
-                None,
-            ),
+            IMPORT_AUDIT, (self.namespace, now, actor.name, self.namespace, dumps(written))
         )
 
 
@@ -252,27 +230,17 @@ class SqliteTransfer:
         """From one read snapshot."""
         params = {"ns": namespace, "owner": owner, "now": to_micros(datetime.now(UTC))}
         async with self._db.snapshot() as snap:
-            counts: dict[str, int] = {}
-            for kind in KINDS:
-                where = _EXPORTS[kind].select(owner)
-                found = (
-                    [(0,)]
-                    if where is None
-                    else await snap.fetchall(f"SELECT count(*) FROM {where}", params)
-                )
-                counts[kind] = found[0][0]
-            blobs, blob_bytes = (await snap.fetchall(_BLOB_TOTALS, params))[0]
-            counts["blobs"], counts["blob_bytes"] = blobs, blob_bytes
-            yield counts
-            for kind in KINDS:
-                where = _EXPORTS[kind].select(owner)
-                if where is None:
-                    continue
-                query = _EXPORTS[kind]
-                convert = _FROM_ROW[kind]
-                sql = f"SELECT {query.columns} FROM {where} ORDER BY {query.order}"
-                async for rows in snap.batches(sql, params, BATCH):
-                    yield RowBatch(kind, [convert(row) for row in rows])
+
+            async def fetch(sql: str) -> list[Row]:
+                return await snap.fetchall(sql, params)
+
+            def batches(kind: Kind, sql: str) -> AsyncIterator[list[Row]]:
+                return snap.batches(sql, params, BATCH)
+
+            async for item in export_rows(
+                _EXPORTS, owner, fetch, batches, _BLOB_TOTALS, _FROM_ROW.__getitem__
+            ):
+                yield item
 
     async def import_rows(
         self,
