@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent import futures
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,6 +126,26 @@ def test_async_ack_jobs(server: StrataProcess, queue: str) -> None:
 
     outcomes = asyncio.run(run())
     assert [getattr(job, "state", None) for job in outcomes] == ["completed", "completed"]
+
+
+def test_list_queues_on_both_clients(client: strata.Client, server: StrataProcess) -> None:
+    namespace = f"lq{uuid.uuid4().hex[:10]}"
+    assert list(client.list_queues(namespace=namespace)) == []
+    client.enqueue("b", {}, namespace=namespace)
+    client.pause_queue("a", namespace=namespace)
+    listed = list(client.list_queues(page_size=1, namespace=namespace))
+    assert [(s.queue, s.paused, s.available) for s in listed] == [("a", True, 0), ("b", False, 1)]
+    single = client.queue_stats("b", namespace=namespace)
+    no_age = timedelta(0)
+    assert replace(listed[1], oldest_available_age=no_age) == replace(
+        single, oldest_available_age=no_age
+    )
+
+    async def run() -> list[strata.QueueStats]:
+        async with strata.AsyncClient(server.target, namespace=namespace) as aclient:
+            return [stats async for stats in aclient.list_queues()]
+
+    assert [stats.queue for stats in asyncio.run(run())] == ["a", "b"]
 
 
 def test_fail_retry_and_dead_letter(client: strata.Client, queue: str) -> None:

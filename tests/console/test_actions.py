@@ -143,6 +143,8 @@ def test_a_reader_sees_no_write_controls_and_a_forged_post_is_refused(
         for path in ("/", "/records", "/records/tickets", "/transcripts", "/artifacts"):
             reader.go(path)  # every page loads for a reader, showing what it may see
         assert page.locator(".role").inner_text() == "reader"
+        reader.go("/queues")  # ListQueues is a read: a reader sees every queue
+        assert page.locator("#queues").get_by_role("link", name="audits", exact=True).count() == 1
         reader.go("/queues/audits")
         assert page.locator(".role").inner_text() == "reader"
         assert page.locator("button:has-text('Pause')").count() == 0

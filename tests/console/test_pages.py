@@ -53,11 +53,14 @@ def test_every_page_loads(console: Session) -> None:
     assert page.locator("#history tr").count() == 3  # header, create, update
     console.shot("record")
 
-    console.go("/queues/emails")
-    assert page.locator("#jobs").get_by_text(ids["job"]).count() == 1
-    console.go("/queues")
-    assert page.locator("#queues").get_by_text("emails").count() == 1
+    console.go("/queues")  # listed by ListQueues, never opened in this browser before
+    row = page.locator("#queues tr", has=page.get_by_role("link", name="emails", exact=True))
+    assert row.count() == 1
+    assert row.locator("td.num").first.inner_text() == "1"  # available
     console.shot("queues")
+    row.get_by_role("link", name="emails", exact=True).click()
+    page.wait_for_url("**/queues/emails")
+    assert page.locator("#jobs").get_by_text(ids["job"]).count() == 1
     console.go(f"/queues/emails/jobs/{ids['job']}")
     assert "a@example.com" in page.locator("#payload").inner_text()
 

@@ -571,6 +571,7 @@ def paged_namespace(stubs: Any) -> str:
             )
         )
         qs.Enqueue(queue_pb2.EnqueueRequest(namespace=namespace, queue="hostile"))
+        qs.PauseQueue(queue_pb2.PauseQueueRequest(namespace=namespace, queue=f"paused{n}"))
         ts.CreateTranscript(
             transcripts_pb2.CreateTranscriptRequest(namespace=namespace, transcript_id=f"t{n}")
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -432,3 +433,57 @@ async def test_enqueue_and_lease_hands_the_new_job_over_when_first_in_line(
     )
     assert got.id == holder.id
     assert all(j.state is Stored.LEASED and j.lease_token for j in leased)
+
+
+async def test_list_queues_gives_each_queue_its_stats_in_name_order(storage: Storage) -> None:
+    assert (await storage.queue.list_queues(NS, 10, None)).items == []
+
+    async def add(queue: str, **kw: Any) -> Job:
+        [job] = await storage.queue.enqueue(NS, [NewJob(queue, {}, **kw)], actor=BOB)
+        return job
+
+    # "b": a job in every state; one lease expired and reclaimed, one expired and not
+    async def lease_new(lease: timedelta, **kw: Any) -> Job:
+        await add("b", **kw)
+        [job] = await storage.queue.lease_jobs(NS, "b", 1, lease, actor=BOB)
+        assert job.lease_token is not None
+        return job
+
+    done = await lease_new(LEASE)
+    await storage.queue.ack_job(NS, done.id, done.lease_token or "", None, actor=BOB)
+    dying = await lease_new(LEASE, max_attempts=1)
+    await storage.queue.fail_job(NS, dying.id, dying.lease_token or "", "x", None, actor=BOB)
+    await lease_new(SHORT)
+    await asyncio.sleep(0.06)
+    await storage.queue.lease_jobs(NS, "b", 1, LEASE, actor=BOB)  # reclaims it
+    await lease_new(SHORT)
+    await asyncio.sleep(0.06)  # lapsed: available again, not reclaimed yet
+    cancelled = await add("b")
+    await storage.queue.cancel_job(NS, cancelled.id, actor=BOB)
+    await add("b", run_time=datetime.now(UTC) + timedelta(hours=1))
+    await add("c-paused")
+    await storage.queue.set_paused(NS, "c-paused", True, actor=BOB)
+    await storage.queue.set_paused(NS, "a-empty-paused", True, actor=BOB)
+    await storage.queue.set_paused(NS, "d-resumed", False, actor=BOB)  # not listed
+    await storage.queue.enqueue("elsewhere", [NewJob("x", {})], actor=BOB)
+
+    listed = (await storage.queue.list_queues(NS, 10, None)).items
+    assert [stats.queue for stats in listed] == ["a-empty-paused", "b", "c-paused"]
+    empty, busy, paused = listed
+    assert empty.paused and set(empty.counts.values()) == {0}
+    assert empty.oldest_available_age == timedelta(0)
+    assert paused.paused and paused.counts[Visible.AVAILABLE] == 1
+    for stats in listed:
+        single = await storage.queue.queue_stats(NS, stats.queue)
+        assert replace(stats, oldest_available_age=single.oldest_available_age) == single
+        assert abs(stats.oldest_available_age - single.oldest_available_age) < timedelta(seconds=1)
+    assert set(busy.counts.values()) == {1} and len(busy.counts) == len(Visible)
+    assert busy.expired_leases == 1 and not busy.paused
+    assert busy.oldest_available_age > timedelta(0)
+
+    first = await storage.queue.list_queues(NS, 2, None)
+    assert [stats.queue for stats in first.items] == ["a-empty-paused", "b"]
+    assert first.last_key == ("b",)
+    rest = await storage.queue.list_queues(NS, 2, "b")
+    assert [stats.queue for stats in rest.items] == ["c-paused"] and rest.last_key is None
+    assert not (await storage.queue.list_queues(NS, 0, None)).items

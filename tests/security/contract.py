@@ -24,7 +24,7 @@ READS = {
         "SearchRecords",
         "WatchRecords",
     },
-    "strata.v1.QueueService": {"GetJob", "ListJobs", "GetQueueStats"},
+    "strata.v1.QueueService": {"GetJob", "ListJobs", "GetQueueStats", "ListQueues"},
     "strata.v1.TranscriptService": {
         "GetTranscript",
         "ListTranscripts",

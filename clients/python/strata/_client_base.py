@@ -195,6 +195,7 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     pause_queue = unary(_queue_requests.pause_queue)
     resume_queue = unary(_queue_requests.resume_queue)
     queue_stats = unary(_queue_requests.queue_stats)
+    list_queues = paged(_queue_requests.list_queues)
 
     create_transcript = unary(_transcript_requests.create_transcript)
     get_transcript = unary(_transcript_requests.get_transcript)

@@ -5,8 +5,8 @@ method of `Client` and `AsyncClient`, with its signature and docstring, and
 returns the `Rpc` (or `PagedRpc`) that the clients send.
 
 Which calls are retried after UNAVAILABLE: the reads (`get_job`, `list_jobs`,
-`queue_stats`) and `pause_queue` / `resume_queue` (setting a flag twice sets it
-once) always; `enqueue` and `batch_enqueue` only with a `request_id`. Never
+`list_queues`, `queue_stats`) and `pause_queue` / `resume_queue` (setting a flag
+twice sets it once) always; `enqueue` and `batch_enqueue` only with a `request_id`. Never
 `lease_jobs` (a lost response would leave jobs leased to nobody until the lease
 expires), `ack_job`, `fail_job`, `extend_lease` (a repeat after a success that
 was not heard fails with LEASE_LOST, hiding the success), `cancel_job` or
@@ -335,6 +335,19 @@ def queue_stats(
     """Return `queue`'s statistics: whether it is paused, its jobs by state, the
     oldest available job's age and the recent lease expiries."""
     return _by_queue("GetQueueStats", queue_pb2.GetQueueStatsRequest, queue, namespace)
+
+
+def list_queues(*, page_size: int = 0, namespace: str | None = None) -> PagedRpc[QueueStats]:
+    """Iterate over the queues of the namespace by name: each one that holds a job
+    in any state or is paused, with its statistics as `queue_stats` gives them,
+    fetching `page_size` queues per call (0: the server's default) until the last
+    page."""
+    query = queue_pb2.ListQueuesRequest(page_size=page_size)
+    return paged_call("ListQueues", query, _listed_queues, namespace, "queue")
+
+
+def _listed_queues(response: queue_pb2.ListQueuesResponse) -> list[QueueStats]:
+    return [QueueStats.from_proto(stats) for stats in response.queues]
 
 
 def _by_id(

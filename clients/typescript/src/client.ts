@@ -18,7 +18,7 @@ import { Artifacts } from "./artifacts.js";
 import { Cache } from "./cache.js";
 import { type CallOptions, Connection, type StrataClientOptions } from "./connection.js";
 import { TransactionService } from "./gen/strata/v1/transaction_pb.js";
-import { Queue } from "./queue.js";
+import { Queue, type QueueStats, listQueues } from "./queue.js";
 import { Records } from "./records.js";
 import { Transcripts } from "./transcripts.js";
 import { type Write, type WriteResult, writeResults } from "./writes.js";
@@ -60,6 +60,16 @@ export class StrataClient {
   /** The queue `name`: enqueue ... stats, `work(handler)` and `subscribe()`. */
   queue(name: string): Queue {
     return new Queue(this.connection, name, this.namespace);
+  }
+
+  /**
+   * Every queue of the namespace that holds jobs or is paused, by name, each with
+   * its stats (`ListQueues`), fetching `pageSize` per call (0: the server's default).
+   */
+  listQueues(
+    options: CallOptions & { pageSize?: number } = {},
+  ): AsyncGenerator<QueueStats, void, undefined> {
+    return listQueues(this.connection, this.namespace, options);
   }
 
   /** Transcripts: create/get/list/append/seal/delete/search, and `read` (with follow). */

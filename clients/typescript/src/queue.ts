@@ -13,7 +13,7 @@
  * hiding the success), `cancel` or `retry`. The calls on leases, which the
  * worker and subscriptions make too, are in jobs.ts (`LeaseCalls`).
  */
-import type { CallOptions } from "./connection.js";
+import type { CallOptions, Connection } from "./connection.js";
 import { paginate } from "./connection.js";
 import { type JsonObject, fromDuration, toDuration, toStruct, toTimestamp } from "./convert.js";
 import { type StrataError, fromOutcome } from "./errors.js";
@@ -21,6 +21,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   EnqueueRequestSchema,
   JobState,
+  QueueService,
   type QueueStats as QueueStatsMessage,
 } from "./gen/strata/v1/queue_pb.js";
 import {
@@ -69,6 +70,28 @@ function statsFromProto(message: QueueStatsMessage): QueueStats {
     expiredLeases: Number(message.expiredLeases),
     expiryWindowMs: fromDuration(message.expiryWindow) ?? 0,
   };
+}
+
+/**
+ * Iterate over the queues of `namespace` by name (`ListQueues`): every queue that
+ * holds a job in any state or is paused, each with its stats. A read: retried
+ * after UNAVAILABLE. `StrataClient.listQueues` is the way to call it.
+ */
+export function listQueues(
+  connection: Connection,
+  namespace: string,
+  options: CallOptions & { pageSize?: number } = {},
+): AsyncGenerator<QueueStats, void, undefined> {
+  const service = connection.client(QueueService);
+  return paginate(async (pageToken) => {
+    const request = { namespace, pageSize: options.pageSize ?? 0, pageToken };
+    const response = await connection.unary(
+      (call) => service.listQueues(request, call),
+      { idempotent: true },
+      options,
+    );
+    return { items: response.queues.map(statsFromProto), nextPageToken: response.nextPageToken };
+  });
 }
 
 /** The options of one job: what `enqueue` takes besides the payload. */

@@ -157,6 +157,22 @@ describe("queue", () => {
     assert.equal((await collect(queue.list({ pageSize: 3 }))).length, 8);
   });
 
+  test("listQueues: every queue with jobs or paused, by name, with its stats", async () => {
+    const scoped = client.withNamespace(unique("ns"));
+    assert.deepEqual(await collect(scoped.listQueues()), []);
+    await scoped.queue("b").enqueue({});
+    await scoped.queue("b").enqueue({}, { runTime: new Date(Date.now() + 3_600_000) });
+    await scoped.queue("a").pause();
+    const listed = await collect(scoped.listQueues({ pageSize: 1 }));
+    assert.deepEqual(
+      listed.map((stats) => [stats.queue, stats.paused, stats.available, stats.scheduled]),
+      [
+        ["a", true, 0, 0],
+        ["b", false, 1, 1],
+      ],
+    );
+  });
+
   test("an enqueue with a requestId is applied once", async () => {
     const queue = client.queue(unique("q"));
     const requestId = newRequestId();

@@ -65,6 +65,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "PauseQueue": A,
         "ResumeQueue": A,
         "GetQueueStats": R,
+        "ListQueues": R,
     },
     "strata.v1.TranscriptService": {
         "CreateTranscript": W,

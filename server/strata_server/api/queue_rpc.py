@@ -18,7 +18,7 @@ from strata_server.api.convert import (
     idempotency,
     job_to_proto,
 )
-from strata_server.api.page_tokens import next_page_token, resume_after_row
+from strata_server.api.page_tokens import next_page_token, resume_after, resume_after_row
 from strata_server.api.parse_writes import duration, new_job
 from strata_server.api.status_codes import status_code, streaming, unary
 from strata_server.core import errors, validation
@@ -317,6 +317,20 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             validation.namespace(request.namespace), validation.collection(request.queue, "queue")
         )
         return stats_to_proto(stats)
+
+    @unary
+    async def ListQueues(
+        self, request: queue_pb2.ListQueuesRequest, context: Context
+    ) -> queue_pb2.ListQueuesResponse:
+        namespace = validation.namespace(request.namespace)
+        limit = page_size(request.page_size)
+        digest = query_digest("queues", namespace)
+        after = resume_after(self._tokens, request.page_token, digest, str)
+        page = await self._queues.list_queues(namespace, limit, after)
+        return queue_pb2.ListQueuesResponse(
+            queues=[stats_to_proto(stats) for stats in page.items],
+            next_page_token=next_page_token(self._tokens, digest, page),
+        )
 
 
 def stats_to_proto(stats: queue.QueueStats) -> queue_pb2.QueueStats:

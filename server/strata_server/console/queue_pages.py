@@ -1,14 +1,12 @@
 """Queues: every queue with its counts by state, a queue's jobs by state, a job's
 detail, and the actions (retry, cancel, pause, resume).
 
-The API has no call that lists queues, so the console finds them where the API
-shows them: the queues of the newest enqueues and of the pauses and resumes in
-the audit log (admins), and the queues this browser opened before (a cookie).
+The list of queues is the API's own (ListQueues): every queue of the namespace
+that holds jobs or is paused, a page at a time, for any role that may read.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,65 +15,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from strata import Job, NotFound, PermissionDenied, QueueStats
 from strata._admin_requests import list_audit_entries
-from strata._queue_requests import list_jobs
+from strata._queue_requests import list_jobs, list_queues
 from strata.jobs import JOB_STATES
 from strata_server.console.charts import Chart
 from strata_server.console.formats import quote
 from strata_server.console.gateway import page_of
 from strata_server.console.view import View, back_to, no_store, open_view, posted, render
 
-QUEUES_COOKIE = "strata_queues"
-REMEMBERED = 20
-"""Queues the cookie remembers."""
-DISCOVER_FROM = 100
-"""Newest enqueues read from the audit log to find queues."""
+QUEUES_PAGE = 50
+"""Queues listed per page."""
 THROUGHPUT_PAGES = 5
 """Audit pages (of 1,000 acks) read for the throughput chart, at most."""
 STATES = list(JOB_STATES)
-
-
-def remembered(request: Request) -> list[str]:
-    """The queues this browser opened, newest first."""
-    raw = request.cookies.get(QUEUES_COOKIE, "")
-    return [name for name in raw.split(",") if name][:REMEMBERED]
-
-
-def remember(response: Response, request: Request, queue: str) -> Response:
-    """Add `queue` to the remembered ones."""
-    names = [queue, *[name for name in remembered(request) if name != queue]][:REMEMBERED]
-    response.set_cookie(QUEUES_COOKIE, ",".join(names), samesite="strict", httponly=True)
-    return response
-
-
-async def discovered(view: View) -> list[str]:
-    """Queues named by the newest enqueues and pauses in the audit log (admins only)."""
-    if not view.can("admin"):
-        return []
-    try:
-        enqueues = await page_of(
-            view.client,
-            list_audit_entries(entity="job", action="enqueue", page_size=DISCOVER_FROM),
-            "",
-        )
-        paused = await page_of(
-            view.client, list_audit_entries(entity="job", action="pause", page_size=50), ""
-        )
-    except PermissionDenied:
-        return []
-    ids = list(dict.fromkeys(entry.entity_id for entry in enqueues.items))
-    jobs = await asyncio.gather(*(_job_or_none(view, id) for id in ids))
-    names = [job.queue for job in jobs if job is not None]
-    names += [entry.entity_id for entry in paused.items]
-    return list(dict.fromkeys(names))
-
-
-async def _job_or_none(view: View, id: str) -> Job | None:
-    try:
-        return await view.client.get_job(id)
-    except NotFound:
-        return None  # purged since
 
 
 async def throughput(view: View) -> Chart | None:
@@ -100,17 +52,27 @@ async def throughput(view: View) -> Chart | None:
 
 
 async def queues(request: Request) -> Response:
-    """Every queue the console knows of, with its counts."""
+    """Every queue of the namespace with its counts, a page at a time."""
     wanted = request.query_params.get("queue", "").strip()
     if wanted:
         return back_to(f"/queues/{quote(wanted)}")
     async with open_view(request) as view:
-        names = list(dict.fromkeys([*remembered(request), *await discovered(view)]))
-        stats: list[QueueStats] = list(
-            await asyncio.gather(*(view.client.queue_stats(name) for name in names))
+        page = await page_of(
+            view.client,
+            list_queues(page_size=QUEUES_PAGE),
+            request.query_params.get("page", ""),
         )
         chart = await throughput(view)
-        return no_store(render(view, request, "queues.html", stats=stats, chart=chart))
+        return no_store(
+            render(
+                view,
+                request,
+                "queues.html",
+                stats=page.items,
+                next_page=page.next_page_token,
+                chart=chart,
+            )
+        )
 
 
 async def queue(request: Request) -> Response:
@@ -136,7 +98,7 @@ async def queue(request: Request) -> Response:
             jobs=page.items,
             next_page=page.next_page_token,
         )
-        return no_store(remember(response, request, name))
+        return no_store(response)
 
 
 async def job(request: Request) -> Response:

@@ -276,3 +276,9 @@ class Queues:
     async def stats(self, namespace: str, name: str) -> queue.QueueStats:
         """Counts of a queue's jobs by state."""
         return await self._store.queue_stats(namespace, name)
+
+    async def list_queues(
+        self, namespace: str, limit: int, after: str | None
+    ) -> Page[queue.QueueStats]:
+        """A page of the namespace's queues (those with jobs, or paused), by name."""
+        return await self._store.list_queues(namespace, limit, after)

@@ -85,7 +85,7 @@ class AdminServiceStub:
     database index is missing or invalid, transcripts whose counters disagree
     with their entries or whose entries have gaps, entries whose transcript is
     gone, and artifacts and blobs. Streams progress, then the report.
-    With repair, fixes what is safe to fix (core/integrity.py says which).
+    With repair, fixes what is safe to fix (core/integrity_findings.py says which).
     """
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -197,7 +197,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     database index is missing or invalid, transcripts whose counters disagree
     with their entries or whose entries have gaps, entries whose transcript is
     gone, and artifacts and blobs. Streams progress, then the report.
-    With repair, fixes what is safe to fix (core/integrity.py says which).
+    With repair, fixes what is safe to fix (core/integrity_findings.py says which).
     """
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -366,7 +366,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         database index is missing or invalid, transcripts whose counters disagree
         with their entries or whose entries have gaps, entries whose transcript is
         gone, and artifacts and blobs. Streams progress, then the report.
-        With repair, fixes what is safe to fix (core/integrity.py says which).
+        With repair, fixes what is safe to fix (core/integrity_findings.py says which).
         """
 
     @_abc_1.abstractmethod

@@ -120,6 +120,11 @@ class QueueServiceStub:
                 request_serializer=strata_dot_v1_dot_queue__pb2.GetQueueStatsRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_queue__pb2.QueueStats.FromString,
                 _registered_method=True)
+        self.ListQueues = channel.unary_unary(
+                '/strata.v1.QueueService/ListQueues',
+                request_serializer=strata_dot_v1_dot_queue__pb2.ListQueuesRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_queue__pb2.ListQueuesResponse.FromString,
+                _registered_method=True)
 
 
 class QueueServiceServicer:
@@ -274,6 +279,16 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListQueues(self, request, context):
+        """Lists the queues of a namespace, by name: every queue that holds a job in
+        any state, or that is paused, each with what GetQueueStats returns for it.
+        A queue that was only resumed and holds no job is not listed.
+        INVALID_ARGUMENT for a negative page size or a malformed page token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -351,6 +366,11 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.GetQueueStats,
                     request_deserializer=strata_dot_v1_dot_queue__pb2.GetQueueStatsRequest.FromString,
                     response_serializer=strata_dot_v1_dot_queue__pb2.QueueStats.SerializeToString,
+            ),
+            'ListQueues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQueues,
+                    request_deserializer=strata_dot_v1_dot_queue__pb2.ListQueuesRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_queue__pb2.ListQueuesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -769,6 +789,33 @@ class QueueService:
             '/strata.v1.QueueService/GetQueueStats',
             strata_dot_v1_dot_queue__pb2.GetQueueStatsRequest.SerializeToString,
             strata_dot_v1_dot_queue__pb2.QueueStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQueues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.QueueService/ListQueues',
+            strata_dot_v1_dot_queue__pb2.ListQueuesRequest.SerializeToString,
+            strata_dot_v1_dot_queue__pb2.ListQueuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

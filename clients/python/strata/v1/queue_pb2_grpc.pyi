@@ -118,6 +118,12 @@ class QueueServiceStub:
     """Lets a paused queue lease jobs again."""
     GetQueueStats: _grpc.UnaryUnaryMultiCallable[_queue_pb2.GetQueueStatsRequest, _queue_pb2.QueueStats]
     """Counts by state, the oldest available job's age, and recent lease expiries."""
+    ListQueues: _grpc.UnaryUnaryMultiCallable[_queue_pb2.ListQueuesRequest, _queue_pb2.ListQueuesResponse]
+    """Lists the queues of a namespace, by name: every queue that holds a job in
+    any state, or that is paused, each with what GetQueueStats returns for it.
+    A queue that was only resumed and holds no job is not listed.
+    INVALID_ARGUMENT for a negative page size or a malformed page token.
+    """
 
 @_typing.type_check_only
 class QueueServiceAsyncStub(QueueServiceStub):
@@ -209,6 +215,12 @@ class QueueServiceAsyncStub(QueueServiceStub):
     """Lets a paused queue lease jobs again."""
     GetQueueStats: _aio.UnaryUnaryMultiCallable[_queue_pb2.GetQueueStatsRequest, _queue_pb2.QueueStats]  # type: ignore[assignment]
     """Counts by state, the oldest available job's age, and recent lease expiries."""
+    ListQueues: _aio.UnaryUnaryMultiCallable[_queue_pb2.ListQueuesRequest, _queue_pb2.ListQueuesResponse]  # type: ignore[assignment]
+    """Lists the queues of a namespace, by name: every queue that holds a job in
+    any state, or that is paused, each with what GetQueueStats returns for it.
+    A queue that was only resumed and holds no job is not listed.
+    INVALID_ARGUMENT for a negative page size or a malformed page token.
+    """
 
 class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
     """QueueService is a durable job queue with at-least-once delivery: a job is
@@ -387,5 +399,17 @@ class QueueServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_queue_pb2.QueueStats, _abc.Awaitable[_queue_pb2.QueueStats]]:
         """Counts by state, the oldest available job's age, and recent lease expiries."""
+
+    @_abc_1.abstractmethod
+    def ListQueues(
+        self,
+        request: _queue_pb2.ListQueuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_queue_pb2.ListQueuesResponse, _abc.Awaitable[_queue_pb2.ListQueuesResponse]]:
+        """Lists the queues of a namespace, by name: every queue that holds a job in
+        any state, or that is paused, each with what GetQueueStats returns for it.
+        A queue that was only resumed and holds no job is not listed.
+        INVALID_ARGUMENT for a negative page size or a malformed page token.
+        """
 
 def add_QueueServiceServicer_to_server(servicer: QueueServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

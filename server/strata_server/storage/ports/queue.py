@@ -148,6 +148,12 @@ class QueueStore(Protocol):
         reclaimed within core.job_transitions.EXPIRY_WINDOW."""
         ...
 
+    async def list_queues(self, namespace: str, limit: int, after: str | None) -> Page[QueueStats]:
+        """The queues named after `after` (byte order) that hold a job in any state or
+        are paused, each with what `queue_stats` gives, read in one grouped statement.
+        `last_key` is `(queue,)` of the last one when more may follow."""
+        ...
+
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         """Delete up to `limit` completed jobs finished before the time; how many."""
         ...

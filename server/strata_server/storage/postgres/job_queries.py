@@ -253,3 +253,48 @@ SELECT count(*) FROM gone
 """
 """Delete up to `limit` completed jobs finished before `before` (by primary key, as
 Citus needs), and every lease expiry older than the stats window."""
+
+LIST_QUEUES = """
+WITH page AS (
+    SELECT queue FROM (
+        (SELECT DISTINCT queue FROM jobs
+         WHERE namespace = %(namespace)s::text AND queue > %(after)s::text
+         ORDER BY queue LIMIT %(limit)s)
+        UNION
+        (SELECT queue FROM queue_settings
+         WHERE namespace = %(namespace)s::text AND queue > %(after)s::text AND paused
+         ORDER BY queue LIMIT %(limit)s)
+    ) AS named
+    ORDER BY queue LIMIT %(limit)s
+), counted AS (
+    SELECT queue,
+           CASE
+               WHEN state = 'ready' AND run_time <= %(now)s::timestamptz THEN 'available'
+               WHEN state = 'ready' THEN 'scheduled'
+               WHEN state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
+                   THEN 'available'
+               WHEN state = 'leased' THEN 'leased'
+               ELSE state
+           END AS visible,
+           count(*) AS n,
+           min(CASE WHEN state = 'ready' THEN run_time ELSE lease_expire_time END) AS since
+    FROM jobs
+    WHERE namespace = %(namespace)s::text AND queue IN (SELECT queue FROM page)
+    GROUP BY 1, 2
+)
+SELECT page.queue,
+       coalesce((SELECT s.paused FROM queue_settings AS s
+                 WHERE s.namespace = %(namespace)s::text AND s.queue = page.queue), FALSE),
+       (SELECT count(*) FROM lease_expiries AS e
+        WHERE e.namespace = %(namespace)s::text AND e.queue = page.queue
+          AND e.time > %(window_start)s::timestamptz),
+       counted.visible,
+       counted.n,
+       counted.since
+FROM page LEFT JOIN counted ON counted.queue = page.queue
+ORDER BY page.queue
+"""
+"""ListQueues: the page of queue names after `after` (`limit` of them: those with jobs,
+in order off the jobs_list index, merged with the paused ones), then one row per
+(queue, visible state) with its count and, for `available`, since when its oldest
+job has been available; a paused queue without jobs is one row with NULL state."""

@@ -18,7 +18,6 @@ from strata_server.core.job_transitions import (
     Ack,
     Job,
     NewJob,
-    QueueStats,
     Stored,
     Visible,
     backoff_us,
@@ -374,20 +373,3 @@ def list_params(
             raise InvalidArgument.field("page_token", "is not a ListJobs page token")
         params["after_time"], params["after_id"] = after_time, after_id
     return params
-
-
-def stats_from_row(namespace: str, queue: str, at: datetime, row: Sequence[Any]) -> QueueStats:
-    """QueueStats from the one row of `job_queries.QUEUE_STATS` read at `at`."""
-    paused, expired, states, counts, since = row
-    by_state = dict.fromkeys(Visible, 0)
-    for name, count in zip(states, counts, strict=True):
-        by_state[Visible(name)] += count
-    age = max(at - since, timedelta(0)) if since is not None else timedelta(0)
-    return QueueStats(
-        namespace=namespace,
-        queue=queue,
-        paused=bool(paused),
-        counts=by_state,
-        oldest_available_age=age,
-        expired_leases=expired,
-    )

@@ -84,10 +84,10 @@ from strata_server.storage.postgres.job_rows import (
     read_job,
     settle,
     settled,
-    stats_from_row,
     transition,
 )
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
+from strata_server.storage.postgres.queue_figures import read_queues, read_stats
 from strata_server.storage.postgres.record_rows import now
 
 FIRST_TOKENS = 32
@@ -369,16 +369,13 @@ class PostgresQueue:
 
     @borrowing()
     async def queue_stats(self, conn: Conn, namespace: str, queue: str) -> QueueStats:
-        at = now()
-        cursor = await conn.execute(
-            jq.QUEUE_STATS,
-            {"namespace": namespace, "queue": queue, "now": at, "window_start": at - EXPIRY_WINDOW},
-            prepare=True,
-            binary=True,
-        )
-        row = await cursor.fetchone()
-        assert row is not None  # a SELECT without FROM returns one row
-        return stats_from_row(namespace, queue, at, row)
+        return await read_stats(conn, namespace, queue)
+
+    @borrowing()
+    async def list_queues(
+        self, conn: Conn, namespace: str, limit: int, after: str | None
+    ) -> Page[QueueStats]:
+        return await read_queues(conn, namespace, limit, after)
 
     @borrowing()
     async def purge_completed(self, conn: Conn, finished_before: datetime, limit: int) -> int:

@@ -63,6 +63,7 @@ from strata_server.storage.sqlite.queue_queries import (
     COUNT_BY_STATE,
     ENTITY,
     JOB_COLUMNS,
+    LIST_QUEUES,
     PURGE_COMPLETED,
     PURGE_EXPIRIES,
     QUEUE_FIGURES,
@@ -331,6 +332,39 @@ class SqliteQueue:
             oldest_available_age=age,
             expired_leases=int(expired),
         )
+
+    async def list_queues(self, namespace: str, limit: int, after: str | None) -> Page[QueueStats]:
+        if limit <= 0:
+            return Page(())
+        now = utc_now()
+        rows = await self._db.fetchall(
+            LIST_QUEUES,
+            (
+                to_micros(now),
+                namespace,
+                after if after is not None else "",
+                limit + 1,
+                to_micros(now - EXPIRY_WINDOW),
+            ),
+        )
+        counts: dict[str, dict[Visible, int]] = {}
+        figures: dict[str, tuple[bool, int, timedelta]] = {}
+        for name, paused, expired, visible, count, since in rows:
+            by_state = counts.setdefault(name, dict.fromkeys(Visible, 0))
+            age = timedelta(0)
+            if visible is not None:  # None: a paused queue without jobs
+                by_state[Visible(visible)] += int(count)
+                if visible == Visible.AVAILABLE and since is not None:
+                    age = max(now - from_micros(since), timedelta(0))
+            _, _, older = figures.get(name, (False, 0, timedelta(0)))
+            figures[name] = (bool(paused), int(expired), max(age, older))
+        found = [
+            QueueStats(namespace, name, paused, counts[name], age, expired)
+            for name, (paused, expired, age) in figures.items()
+        ]
+        served = found[:limit]
+        last_key = (served[-1].queue,) if len(found) > limit else None
+        return Page(served, last_key)
 
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         if limit <= 0:

@@ -123,3 +123,50 @@ RETURNING namespace, id
 """
 
 PURGE_EXPIRIES = "DELETE FROM lease_expiries WHERE time <= ?"
+
+LIST_QUEUES = """
+WITH page(queue) AS (
+    SELECT queue FROM (
+        SELECT * FROM (
+            SELECT DISTINCT queue FROM jobs INDEXED BY jobs_list
+            WHERE namespace = ?2 AND queue > ?3 ORDER BY queue LIMIT ?4
+        )
+        UNION
+        SELECT * FROM (
+            SELECT queue FROM queue_settings
+            WHERE namespace = ?2 AND queue > ?3 AND paused ORDER BY queue LIMIT ?4
+        )
+    ) ORDER BY queue LIMIT ?4
+), counted AS (
+    SELECT
+        queue,
+        CASE
+            WHEN state = 'ready' AND run_time > ?1 THEN 'scheduled'
+            WHEN state = 'ready' THEN 'available'
+            WHEN state = 'leased' AND lease_expire_time <= ?1 THEN 'available'
+            WHEN state = 'leased' THEN 'leased'
+            ELSE state
+        END AS visible,
+        count(*) AS n,
+        min(CASE WHEN state = 'ready' THEN run_time ELSE lease_expire_time END) AS since
+    FROM jobs INDEXED BY jobs_list
+    WHERE namespace = ?2 AND queue IN (SELECT queue FROM page)
+    GROUP BY queue, visible
+)
+SELECT
+    page.queue,
+    coalesce((SELECT paused FROM queue_settings AS s
+              WHERE s.namespace = ?2 AND s.queue = page.queue), 0),
+    (SELECT count(*) FROM lease_expiries AS e
+     WHERE e.namespace = ?2 AND e.queue = page.queue AND e.time > ?5),
+    counted.visible,
+    counted.n,
+    counted.since
+FROM page LEFT JOIN counted ON counted.queue = page.queue
+ORDER BY page.queue
+"""
+"""ListQueues: the page of queue names after ?3 (?4 of them: those with jobs, off the
+jobs_list index, merged with the paused ones), then one row per (queue, visible
+state) with its count and, for `available`, since when its oldest job has been
+available; a paused queue without jobs is one row with NULL state. ?1 is now, ?5
+the start of the lease expiry window."""

@@ -2114,7 +2114,7 @@ export const AdminService: GenService<{
    * database index is missing or invalid, transcripts whose counters disagree
    * with their entries or whose entries have gaps, entries whose transcript is
    * gone, and artifacts and blobs. Streams progress, then the report.
-   * With repair, fixes what is safe to fix (core/integrity.py says which).
+   * With repair, fixes what is safe to fix (core/integrity_findings.py says which).
    *
    * @generated from rpc strata.v1.AdminService.CheckIntegrity
    */
