@@ -23,6 +23,7 @@ from strata_server.api.convert import (
 from strata_server.api.errors import status_code, streaming, unary
 from strata_server.api.handoff import Parked, Parking
 from strata_server.core import errors, queue, validation
+from strata_server.core.idle import Probed
 from strata_server.core.jsontypes import serialize
 from strata_server.core.models import Actor, Idempotency
 from strata_server.core.paging import PageTokens, page_size, query_digest
@@ -33,9 +34,11 @@ log = structlog.get_logger("strata.queue")
 DEFAULT_LEASE = timedelta(seconds=30)
 DUE_CHECK_SECONDS = 1.0
 """How often a queue that consumers wait on is re-checked for a job a lease could
-take (one query per queue, shared by all its waiting consumers): it covers what no
-write announces, scheduled jobs coming due and leases expiring, and enqueues on
-replicas whose wakeups do not reach this one."""
+take while it holds jobs (one query per queue, shared by all its waiting
+consumers): it covers what no write announces, scheduled jobs coming due and leases
+expiring. A queue holding no ready or leased job rests until a write wakes it
+(enqueues on replicas whose wakeups do not reach this one: the registry's degraded
+interval)."""
 
 _STATES = {
     queue.Visible.AVAILABLE: queue_pb2.JOB_STATE_AVAILABLE,
@@ -393,9 +396,14 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         """The queue's shared re-check: whether a lease could take a job now."""
         return Recheck(
             topic(namespace, name),
-            functools.partial(self._store.has_available, namespace, name),
+            functools.partial(self._availability, namespace, name),
             every=DUE_CHECK_SECONDS,
         )
+
+    async def _availability(self, namespace: str, name: str) -> Probed:
+        """The re-check's probe: moving while the queue holds jobs that may come due."""
+        found = await self._store.availability(namespace, name)
+        return Probed(found.now, moving=found.held)
 
     async def _park(
         self,

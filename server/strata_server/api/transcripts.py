@@ -29,7 +29,7 @@ from strata.v1 import transaction_pb2, transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.batch_wire import batch_message
 from strata_server.api.convert import actor, data_from_struct, fingerprint, set_timestamp
 from strata_server.api.errors import streaming, unary
-from strata_server.core import errors, transcripts, validation
+from strata_server.core import errors, idle, transcripts, validation
 from strata_server.core.models import Idempotency
 from strata_server.core.paging import MAX_OFFSET, PageTokens, page_size, query_digest
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
@@ -133,6 +133,8 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         self._events = events
         self._max_entry_bytes = max_entry_bytes
         self._heartbeat = heartbeat_seconds
+        # The followed transcripts' re-checks fall due together: one query per round.
+        self._states = idle.Batched(store.transcript_states)
 
     @unary
     async def CreateTranscript(
@@ -274,12 +276,12 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
                     # Idle until a wakeup (an append, seal or delete on any replica, or
                     # the topic's shared re-check): heartbeats only, no database read.
                     while True:
-                        heartbeat_due = quiet_since + self._heartbeat - loop.time()
-                        if heartbeat_due <= 0:
+                        due = idle.heartbeat_at(quiet_since, self._heartbeat) - loop.time()
+                        if due <= 0:
                             yield _heartbeat(cursor)
                             quiet_since = loop.time()
-                            heartbeat_due = self._heartbeat
-                        woke = await wakeups.wait(heartbeat_due)
+                            continue
+                        woke = await wakeups.wait(due)
                         # An RPC gRPC has ended (its client gone) stops here.
                         if context.done():
                             return
@@ -295,11 +297,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     async def _version(self, namespace: str, id: str) -> tuple[int, bool] | None:
         """What the followers of a transcript re-check: its next seq and whether it is
         sealed (None once it is gone)."""
-        try:
-            transcript = await self._store.get_transcript(namespace, id)
-        except errors.NotFound:
-            return None
-        return transcript.next_seq, transcript.sealed
+        return await self._states.get((namespace, id))
 
     @unary
     async def SealTranscript(

@@ -47,7 +47,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Availability, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import Quota
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.tokens import NewToken, Token
@@ -109,6 +109,12 @@ class RecordStore(Protocol):
         ordered before it has committed or aborted. Creates and updates of records
         not matching `filter` (or no longer live) are skipped; deletes never are.
         InvalidArgument (field from_cursor) for a cursor this store did not make."""
+        ...
+
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        """Whether changes to `collection` have committed that record_changes does
+        not return yet (one ordered before them has not ended): what keeps a watched
+        collection's re-check going until they can be read."""
         ...
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
@@ -269,11 +275,12 @@ class QueueStore(Protocol):
         under that token and unexpired: what a SubscribeJobs stream still holds."""
         ...
 
-    async def has_available(self, namespace: str, queue: str) -> bool:
+    async def availability(self, namespace: str, queue: str) -> Availability:
         """Whether the queue holds a job a lease could take now (ready and due, or
-        leased with its lease expired), paused or not: one indexed probe, the shared
-        re-check that wakes a queue's consumers when time, not a write, made a job
-        available (a scheduled job coming due, a lease expiring)."""
+        leased with its lease expired), paused or not, and whether it holds any ready
+        or leased job: indexed probes, the shared re-check that wakes a queue's
+        consumers when time, not a write, made a job available (a scheduled job
+        coming due, a lease expiring), and that rests while nothing can come due."""
         ...
 
     async def list_jobs(
@@ -322,6 +329,14 @@ class TranscriptStore(Protocol):
 
     async def get_transcript(self, namespace: str, id: str) -> Transcript:
         """One transcript's description."""
+        ...
+
+    async def transcript_states(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """The next seq and whether it is sealed of each transcript named by a
+        (namespace, id) key, in one query however many: the followed transcripts'
+        shared re-check. A transcript that does not exist is left out."""
         ...
 
     async def list_transcripts(

@@ -400,6 +400,10 @@ class CachedRecordStore:
         """The store's change feed."""
         return await self._store.record_changes(namespace, collection, after, filter, limit)
 
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        """The store's answer."""
+        return await self._store.changes_pending(namespace, collection)
+
 
 if TYPE_CHECKING:
 

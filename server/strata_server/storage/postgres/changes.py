@@ -53,6 +53,18 @@ The xid goes out as text under another name: ORDER BY a bare `xact` would take t
 output column, and order 999 after 1000."""
 
 
+PENDING = """
+SELECT EXISTS (
+    SELECT 1 FROM audit_log
+    WHERE namespace = %s AND xact >= pg_snapshot_xmin(pg_current_snapshot())
+      AND entity = 'record' AND entity_id >= %s AND entity_id < %s
+)
+"""
+"""Whether committed audit entries of one collection are not settled yet (their
+transaction is not older than every running one, so CHANGES leaves them out): the
+newest end of the (namespace, xact, seq) index, a few rows at most."""
+
+
 def _cursor(xact: str | int, seq: int) -> str:
     return f"p{xact}.{seq}"
 
@@ -70,6 +82,14 @@ async def head(conn: Conn) -> str:
     row = await cursor.fetchone()
     assert row is not None
     return _cursor(row[0], 0)
+
+
+async def pending(conn: Conn, namespace: str, collection: str) -> bool:
+    cursor = await conn.execute(
+        PENDING, (namespace, f"{collection}/", f"{collection}0"), prepare=True
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
 
 
 async def record_changes(

@@ -53,7 +53,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Availability, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import Quota, explained
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
@@ -240,6 +240,10 @@ class PostgresDatabase:
             )
 
         return await self._run(work)
+
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        """Whether committed changes wait for an older transaction to end."""
+        return await self._run(lambda conn: changes.pending(conn, namespace, collection))
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches, paged by offset: `plainto_tsquery`, so every word must
@@ -433,9 +437,9 @@ class PostgresDatabase:
         """The ids of `leases` (job id -> token) still leased under their token."""
         return await self._run(lambda conn: job_queue.held_leases(conn, namespace, leases))
 
-    async def has_available(self, namespace: str, queue: str) -> bool:
-        """Whether a lease could take a job of the queue now."""
-        return await self._run(lambda conn: job_queue.has_available(conn, namespace, queue))
+    async def availability(self, namespace: str, queue: str) -> Availability:
+        """Whether a lease could take a job of the queue now, and whether it holds any."""
+        return await self._run(lambda conn: job_queue.availability(conn, namespace, queue))
 
     async def list_jobs(
         self,
@@ -485,6 +489,12 @@ class PostgresDatabase:
     async def get_transcript(self, namespace: str, id: str) -> Transcript:
         """One transcript's description."""
         return await self._run(lambda conn: transcripts.get_transcript(conn, namespace, id))
+
+    async def transcript_states(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """Next seq and sealed of each transcript, by (namespace, id)."""
+        return await self._run(lambda conn: transcripts.transcript_states(conn, keys))
 
     async def list_transcripts(
         self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None

@@ -65,6 +65,7 @@ from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
     Ack,
+    Availability,
     Job,
     NewJob,
     QueueStats,
@@ -576,13 +577,14 @@ async def held_leases(conn: Conn, namespace: str, leases: Mapping[str, str]) -> 
     return {row[0] for row in await cursor.fetchall()}
 
 
-async def has_available(conn: Conn, namespace: str, queue: str) -> bool:
-    """One indexed probe: does the queue hold a job a lease could take now?"""
+async def availability(conn: Conn, namespace: str, queue: str) -> Availability:
+    """Indexed probes: does the queue hold a job a lease could take now, and any at all?"""
     cursor = await conn.execute(
-        q.HAS_AVAILABLE, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
+        q.AVAILABILITY, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
     )
     row = await cursor.fetchone()
-    return bool(row and row[0])
+    assert row is not None
+    return Availability(bool(row[0]), bool(row[1]))
 
 
 async def list_jobs(

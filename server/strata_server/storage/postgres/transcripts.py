@@ -117,6 +117,16 @@ async def get_transcript(conn: Conn, namespace: str, id: str) -> Transcript:
     return transcript_from_row(namespace, row)
 
 
+async def transcript_states(
+    conn: Conn, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, bool]]:
+    cursor = await conn.execute(
+        q.STATES, ([k[0] for k in keys], [k[1] for k in keys]), prepare=True, binary=True
+    )
+    rows = await cursor.fetchall()
+    return {(namespace, id): (next_seq, sealed) for namespace, id, next_seq, sealed in rows}
+
+
 async def list_transcripts(
     conn: Conn,
     namespace: str,

@@ -39,7 +39,7 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
-from strata_server.core.queue import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.queue import Ack, Availability, Job, NewJob, QueueStats, Visible
 from strata_server.core.quotas import Quota, explained
 from strata_server.core.retention import Exclude, RetentionPolicy, Target
 from strata_server.core.transcripts import (
@@ -182,6 +182,11 @@ class SqliteDatabase:
         """Changes after `after`, in commit (= seq) order."""
         return await changes.record_changes(self._db, namespace, collection, after, filter, limit)
 
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        """Never: writes commit one at a time, in seq order, so a committed change
+        can be read at once."""
+        return False
+
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches (FTS5, bm25), best first, paged by offset."""
         return await records.search_records(self._db, namespace, query)
@@ -302,9 +307,9 @@ class SqliteDatabase:
         """The ids of `leases` still leased under their token."""
         return await queues.held_leases(self._db, namespace, leases)
 
-    async def has_available(self, namespace: str, queue: str) -> bool:
-        """Whether a lease could take a job of the queue now."""
-        return await queues.has_available(self._db, namespace, queue)
+    async def availability(self, namespace: str, queue: str) -> Availability:
+        """Whether a lease could take a job of the queue now, and whether it holds any."""
+        return await queues.availability(self._db, namespace, queue)
 
     async def list_jobs(
         self,
@@ -345,6 +350,12 @@ class SqliteDatabase:
     async def get_transcript(self, namespace: str, id: str) -> Transcript:
         """One transcript's description."""
         return await transcripts.get_transcript(self._db, namespace, id)
+
+    async def transcript_states(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """Next seq and sealed of each transcript, by (namespace, id)."""
+        return await transcripts.transcript_states(self._db, keys)
 
     async def list_transcripts(
         self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None

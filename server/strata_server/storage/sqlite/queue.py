@@ -31,6 +31,7 @@ from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.queue import (
     EXPIRY_WINDOW,
     Ack,
+    Availability,
     Job,
     NewJob,
     QueueStats,
@@ -643,16 +644,19 @@ async def held_leases(db: Connections, namespace: str, leases: Mapping[str, str]
     return held
 
 
-async def has_available(db: Connections, namespace: str, queue: str) -> bool:
+async def availability(db: Connections, namespace: str, queue: str) -> Availability:
     now_us = to_micros(_now())
     rows = await db.fetchall(
         "SELECT EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
         " AND state = 'ready' AND run_time <= ?3)"
         " OR EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
-        " AND state = 'leased' AND lease_expire_time <= ?3)",
+        " AND state = 'leased' AND lease_expire_time <= ?3),"
+        " EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2 AND state = 'ready')"
+        " OR EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
+        " AND state = 'leased')",
         (namespace, queue, now_us),
     )
-    return bool(rows and rows[0][0])
+    return Availability(bool(rows[0][0]), bool(rows[0][1]))
 
 
 def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:

@@ -14,6 +14,7 @@ the entries starting within `max_bytes` of entry `from_seq`'s start.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,6 +220,32 @@ async def get_transcript(db: Connections, namespace: str, id: str) -> Transcript
     if not rows:
         raise NotFound(f"transcript {id} does not exist")
     return transcript_from_row(rows[0])
+
+
+_STATES_CHUNK = 500
+"""Ids per transcript_states query: under SQLite's bound-parameter limit."""
+
+
+async def transcript_states(
+    db: Connections, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, bool]]:
+    by_namespace: dict[str, list[str]] = {}
+    for namespace, id in keys:
+        by_namespace.setdefault(namespace, []).append(id)
+    found: dict[tuple[str, str], tuple[int, bool]] = {}
+    for namespace, ids in by_namespace.items():
+        for start in range(0, len(ids), _STATES_CHUNK):
+            chunk = ids[start : start + _STATES_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = await db.fetchall(
+                "SELECT id, next_seq, seal_time IS NOT NULL FROM transcripts"
+                f" WHERE namespace = ? AND id IN ({marks})",
+                (namespace, *chunk),
+            )
+            found.update(
+                ((namespace, id), (next_seq, bool(sealed))) for id, next_seq, sealed in rows
+            )
+    return found
 
 
 def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:
