@@ -28,6 +28,26 @@ async def test_a_wait_returns_every_topic_notified_and_wakes_at_once() -> None:
         assert await asyncio.wait_for(waiting, 1) == {"a"}
 
 
+async def test_waits_ending_together_share_one_timer() -> None:
+    events = LocalEvents()
+    loop = asyncio.get_running_loop()
+    listeners = [events.listen("a") for _ in range(100)]
+    end = loop.time() + 0.1
+    waits = [asyncio.create_task(listener.wait(end - loop.time())) for listener in listeners]
+    await asyncio.sleep(0.02)
+    assert 1 <= len(events._timers) <= 2  # one loop timer (two across a millisecond)
+    early = events.listen("b")
+    woken = asyncio.create_task(early.wait(5))
+    await asyncio.sleep(0)
+    events.notify("b")  # a wakeup ends a wait before its time, and drops its timer
+    assert await woken == {"b"}
+    assert await asyncio.gather(*waits) == [set()] * 100  # timed out, together
+    assert loop.time() >= end
+    assert not events._timers
+    for listener in [*listeners, early]:
+        listener.close()
+
+
 async def test_closed_listeners_leave_nothing_registered() -> None:
     events = LocalEvents()
     with events.listen("a", "b"), events.listen("a"):

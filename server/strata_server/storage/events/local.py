@@ -19,6 +19,7 @@ when it is due, and a topic is due only when something may have changed unseen.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import defaultdict
 from types import TracebackType
 
@@ -29,6 +30,19 @@ RECHECK_SECONDS = 300.0
 """Default interval of a topic's re-check while wakeups flow (a safety net only)."""
 DEGRADED_SECONDS = 1.0
 """Default interval of a topic's re-check while wakeups may be missed."""
+
+
+class _Timer:
+    """One loop timer for every listener whose wait ends in the same millisecond:
+    the heartbeats of many idle streams, which fall due on shared ticks
+    (core.idle.heartbeat_at), share one, and its end wakes them in one pass."""
+
+    __slots__ = ("at", "handle", "listeners")
+
+    def __init__(self, at: int, handle: asyncio.TimerHandle) -> None:
+        self.at = at
+        self.handle = handle
+        self.listeners: set[Listener] = set()
 
 
 class Listener:
@@ -58,11 +72,17 @@ class Listener:
         returns the topics notified since the last wait (empty on timeout), and
         re-arms."""
         if not self._fired:
-            try:
-                async with asyncio.timeout(within):
+            if within is None:
+                await self._event.wait()
+            elif within <= 0:
+                await asyncio.sleep(0)
+            else:
+                timer = self._registry._timer(within)
+                timer.listeners.add(self)
+                try:
                     await self._event.wait()
-            except TimeoutError:
-                pass
+                finally:
+                    self._registry._leave(timer, self)
         fired, self._fired = self._fired, set()
         self._event.clear()
         return fired
@@ -106,6 +126,7 @@ class LocalEvents:
         degraded_seconds: float = DEGRADED_SECONDS,
     ) -> None:
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
+        self._timers: dict[int, _Timer] = {}  # by the millisecond they end
         self._degraded = not complete
         self._rechecks = Rechecks(
             self._wake,
@@ -171,3 +192,25 @@ class LocalEvents:
     async def close(self) -> None:
         """Stop the re-checks."""
         await self._rechecks.close()
+
+    def _timer(self, within: float) -> _Timer:
+        """The timer that ends a wait of `within` seconds from now (rounded up to the
+        millisecond, the event loop's own resolution)."""
+        loop = asyncio.get_running_loop()
+        at = math.ceil((loop.time() + within) * 1000)
+        timer = self._timers.get(at)
+        if timer is None:
+            timer = self._timers[at] = _Timer(at, loop.call_at(at / 1000, self._ring, at))
+        return timer
+
+    def _ring(self, at: int) -> None:
+        timer = self._timers.pop(at, None)
+        if timer is not None:
+            for listener in timer.listeners:
+                listener._event.set()
+
+    def _leave(self, timer: _Timer, listener: Listener) -> None:
+        timer.listeners.discard(listener)
+        if not timer.listeners and self._timers.get(timer.at) is timer:
+            del self._timers[timer.at]
+            timer.handle.cancel()
