@@ -136,6 +136,7 @@ class Rechecks:
         tasks = [*self._probes, *([self._scheduler] if self._scheduler else [])]
         self._checks.clear()
         self._planned.clear()
+        self._scheduler = None
         for task in tasks:
             task.cancel()
         for task in tasks:
