@@ -10,7 +10,7 @@ with every message.
 
 A following stream that has nothing to send sends a heartbeat now and then
 (`heartbeat_at`), and the topic it waits on is re-checked in the database by one
-probe shared by all its listeners (storage/events/local.py), which says with its
+probe shared by all its listeners (storage/events/rechecks.py), which says with its
 answer whether time alone may change it (`Probed`).
 """
 
