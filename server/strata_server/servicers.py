@@ -147,6 +147,7 @@ def register_services(
             ),
             idle_seconds=settings.import_idle_timeout_seconds,
             forget=caching.forget_namespace,
+            wakeups=Wakeups(events),
         ),
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
