@@ -3,13 +3,13 @@ happening, against the same server with none, in one run (issue 17, item 10).
 
 One throwaway PostgreSQL 15 and redis-server (the production shape: Redis carries
 the wakeups) and one `strata serve`. The streams, over 8 channels from this asyncio
-process: 2,000 ReadTranscript follows (one per transcript), 1,000 SubscribeJobs
-(100 on each of 10 queues), 500 LeaseJobs long polls (wait 60 s, asked again when
-one returns; 50 on each of those queues) and 500 WatchRecords (50 on each of 10
-collections). Figures: the server's user + system CPU time (/proc/<pid>/stat) over
-a window, as a fraction of one core; PostgreSQL's (every process of the cluster);
-the database reads the server ran (strata_db_requests); and an unrelated GetRecord
-at concurrency 1 after each window, p50 and p99.
+process: 2,000 ReadTranscript follows (one per transcript), 1,500 SubscribeJobs
+(150 on each of 10 queues) and 500 WatchRecords (50 on each of 10 collections);
+then, measured with them, 500 LeaseJobs long polls (wait 60 s, asked again when one
+returns; 50 on each of those queues). Figures: the server's user + system CPU time
+(/proc/<pid>/stat) over a window, as a fraction of one core; PostgreSQL's (every
+process of the cluster); the database reads the server ran (strata_db_requests);
+and an unrelated GetRecord at concurrency 1 after each window, p50 and p99.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ LONG_POLLS = 500
 QUEUES = 10
 COLLECTIONS = 10
 CHANNELS = 8
+WAVE = 500
+"""Streams opened at a time: all 4,000 at once can wait past the pool's 5 s on a
+busy host (UNAVAILABLE), and opening is not what this measures."""
 REFERENCE_WINDOW = 60.0
 """Seconds of the measurement without streams."""
 STREAMS_WINDOW = 310.0
@@ -70,27 +73,36 @@ TARGET = 0.05
 """Server CPU with the streams open, as a fraction of a core (DESIGN.md targets)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 WHERE = (
-    "Where the time goes (measured while fixing it, on 6a228d6..826cf27; not re-measured "
-    "by each run). Before, every waiting stream read the database on its own once a "
-    "second: 4,000 idle streams cost 0.88 of a core (issue 17). Now an idle stream reads "
-    "nothing; it waits on its listener. What remains: the 2,000 follows' heartbeats, one "
-    "message each every 15 s (STRATA_TRANSCRIPT_HEARTBEAT_SECONDS: 133 messages/s, no "
-    "database read, about 2% of a core: a 20 s window without any re-check round or long "
-    "poll renewal measured 3.4% for heartbeats plus the 20 reads/s below); the 10 queues' "
-    "and 10 collections' re-checks, one read per topic each second shared by all its "
-    "streams (20 reads/s: jobs coming due, PostgreSQL's settle horizon of the change "
-    "feed), about 1.3%; the 2,000 transcripts' safety re-check, one read each every 300 s "
-    "(6.7 reads/s on average, in bursts), about 0.4%. A re-check read costs about 0.6 ms "
-    "of this server's CPU: with the safety re-check every 30 s (67 reads/s for these "
-    "transcripts) the server used 7.6% of a core in a 20 s window, and 8.1% over 130 s "
-    "with it every 120 s and the long polls in, hence the 300 s default (while the events "
-    "channel is down every topic is re-checked each second instead). The 500 long polls "
-    "add 8 RPCs/s (each asked again after its 60 s, two lease statements each), about "
-    "1.2% more. Tried and left out: waking every listener at its topic's first re-check, "
-    "to cover a change between a stream's first read and the re-check's: 4,000 re-reads "
-    "at once for nothing while wakeups flow, so it is done only while they may be missed. "
-    "Left for later: one query per round for all the transcripts' safety re-checks (a "
-    "batch probe), and a cheaper heartbeat."
+    "Where the time goes (measured while fixing it: 60 s windows with this benchmark's "
+    "4,000 streams, opened 200 at a time, on 2 cores shared with other work; not "
+    "re-measured by each run). Before (826cf27: 5.1% of a core over 310 s), most of the "
+    "cost was the heartbeats, not the database: the same streams cost 5.0% of a core, "
+    "and 1.2% with heartbeats turned off (STRATA_TRANSCRIPT_HEARTBEAT_SECONDS 3600), so "
+    "the 2,000 follows' 133 heartbeats/s took 3.8% (about 0.29 ms of CPU each, not the "
+    "2% estimated before), and the 10 queues' and 10 collections' re-checks (20 reads/s) "
+    "most of the rest. Changes since, in the order they were measured: (1) heartbeats "
+    "fall due on shared ticks (core/idle.py heartbeat_at: 1/16 of the interval, 1 s at "
+    "most, so at most a tick late), so a tick's heartbeats are written in one pass of "
+    "the event loop. gRPC's cost is mostly per pass (the write through its core, the "
+    "completion handed back from its poller thread, the thread wake-ups), so this about "
+    "halves them: 3.1% in all (ticks of 1 s: 3.1-3.6%, of 0.25 s: 3.4%). (2) A queue or "
+    "a watched collection is re-checked only while time alone may change its answer: a "
+    "queue holding ready or leased jobs (QueueStore.availability), a collection with "
+    "committed changes PostgreSQL cannot hand out yet (RecordStore.changes_pending); "
+    "otherwise it rests until a write on it, whose wakeup brings a probe within the "
+    "interval (storage/event_rechecks.py): 20 reads/s to none here. (3) The "
+    "transcripts' safety re-checks fall due together (probe times on multiples of the "
+    "interval) and share one query (TranscriptStore.transcript_states through "
+    "core.idle.Batched): 2,000 reads every 300 s become one. With (1) to (3): 2.3%. "
+    "(4) Every wait ending in the same millisecond shares one loop timer instead of an "
+    "asyncio.timeout each (storage/memory/events.py): 1.8%, 0.2 reads/s (the server's "
+    "own); the same replacement without the ticks changed nothing (5.3%). What is left "
+    "is the heartbeats' gRPC writes and the wake-ups around them: perf puts about 40% "
+    "of the server's samples in the kernel, most in context switches, and 5% in "
+    "Python's garbage collector. Left out: one burst per heartbeat interval for all "
+    "streams (the loop would stall for the whole burst, showing in an unrelated call's "
+    "p99). The long polls cost about what they did (8 LeaseJobs/s, two lease "
+    "statements each); the queue they wait on now rests like the others."
 )
 
 
@@ -161,8 +173,8 @@ async def get_record_latency(stub: records_pb2_grpc.RecordServiceStub) -> tuple[
 
 
 async def open_streams(channels: list[grpc.aio.Channel], prefix: str) -> list[asyncio.Task[None]]:
-    """Open every stream; returns the tasks that hold them, once each follow and watch
-    has said it waits (and each subscription and long poll has been sent)."""
+    """Open every stream, WAVE at a time; returns the tasks that hold them, once each
+    follow and watch has said it waits (and each subscription has been sent)."""
     waiting = asyncio.Semaphore(0)
     tasks: list[asyncio.Task[None]] = []
 
@@ -173,26 +185,38 @@ async def open_streams(channels: list[grpc.aio.Channel], prefix: str) -> list[as
         async for _ in call:
             waiting.release()
 
-    for i in range(FOLLOWS):
+    def follow(i: int) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
         stub = transcripts_pb2_grpc.TranscriptServiceStub(channel(i))
-        call = stub.ReadTranscript(
+        return stub.ReadTranscript(
             transcripts_pb2.ReadTranscriptRequest(id=f"{prefix}-t{i}", follow=True)
         )
-        tasks.append(asyncio.create_task(drain(call)))
-    for i in range(SUBSCRIPTIONS):
+
+    def subscribe(i: int) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
         queues = queue_pb2_grpc.QueueServiceStub(channel(i))
-        call = queues.SubscribeJobs(
+        return queues.SubscribeJobs(
             queue_pb2.SubscribeJobsRequest(queue=f"{prefix}-q{i % QUEUES}", max_in_flight=1)
         )
-        tasks.append(asyncio.create_task(drain(call)))
-    for i in range(WATCHES):
+
+    def watch(i: int) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
         records = records_pb2_grpc.RecordServiceStub(channel(i))
-        call = records.WatchRecords(
+        return records.WatchRecords(
             records_pb2.WatchRecordsRequest(collection=f"{prefix}-c{i % COLLECTIONS}")
         )
-        tasks.append(asyncio.create_task(drain(call)))
-    for _ in range(FOLLOWS + WATCHES):  # a follow's up_to_date, a watch's started
-        await asyncio.wait_for(waiting.acquire(), 120)
+
+    # A follow says up_to_date and a watch started; a subscription says nothing.
+    for count, call, answers in (
+        (FOLLOWS, follow, True),
+        (SUBSCRIPTIONS, subscribe, False),
+        (WATCHES, watch, True),
+    ):
+        for start in range(0, count, WAVE):
+            wave = range(start, min(count, start + WAVE))
+            tasks += [asyncio.create_task(drain(call(i))) for i in wave]
+            if answers:
+                for _ in wave:
+                    await asyncio.wait_for(waiting.acquire(), 120)
+            else:
+                await asyncio.sleep(0.5)
     await asyncio.sleep(1)
     failed = [task for task in tasks if task.done()]
     if failed:
@@ -329,7 +353,8 @@ def main() -> None:
         f"300). From one asyncio process over {CHANNELS} grpc.aio channels: {FOLLOWS:,} "
         f"ReadTranscript follows, one per transcript; {SUBSCRIPTIONS:,} SubscribeJobs "
         f"(max_in_flight 1) over {QUEUES} queues; {WATCHES} WatchRecords over {COLLECTIONS} "
-        f"collections; then, measured with them in a third window, {LONG_POLLS} LeaseJobs "
+        f"collections, opened {WAVE} at a time; then, measured with them in a third window, "
+        f"{LONG_POLLS} LeaseJobs "
         "long polls (wait 60 s, asked again when one returns) over the same queues. "
         "Nothing is written while they are open. "
         f"Windows: {REFERENCE_WINDOW:.0f} s without streams, {STREAMS_WINDOW:.0f} s with "

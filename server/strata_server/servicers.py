@@ -108,11 +108,20 @@ def register_services(
         server,
     )
 
-    async def purged(refs: Sequence[RecordRef]) -> None:
-        # Removed records are changes too: wake the watches of their collections.
+    def wake_watches(refs: Sequence[RecordRef]) -> None:
+        # Removed records are changes too: wake the watches of their collections (a
+        # watched collection is not re-checked while nothing waits to settle).
         for namespace, collection in {(ref.namespace, ref.collection) for ref in refs}:
             Wakeups(events).records_changed(namespace, [collection])
+
+    async def purged(refs: Sequence[RecordRef]) -> None:
+        wake_watches(refs)
         await caching.forget(refs)
+
+    async def purge_expired(limit: int) -> list[RecordRef]:
+        refs = await caching.records.purge_expired(limit)
+        wake_watches(refs)
+        return refs
 
     blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
     cleanup = Cleanup(
@@ -120,7 +129,7 @@ def register_services(
         database.cleanup,
         database.artifacts,
         keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
-        purge_expired=caching.records.purge_expired,
+        purge_expired=purge_expired,
         forget=purged,
         blobs=blobs,
         blob_grace=blob_grace,
@@ -138,6 +147,7 @@ def register_services(
             ),
             idle_seconds=settings.import_idle_timeout_seconds,
             forget=caching.forget_namespace,
+            wakeups=Wakeups(events),
         ),
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(

@@ -8,12 +8,14 @@ import queue as stdlib_queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import timestamp_pb2
 
-from strata.v1 import records_pb2
+from strata.v1 import admin_pb2, records_pb2
 from tests.contract.helpers import (
     commit,
     create,
@@ -120,6 +122,21 @@ def test_a_change_arrives_within_milliseconds(stubs, collection, watches):
     watch.changes(1)
     # a wakeup, not the 1 s fallback re-read, delivered it
     assert time.monotonic() - written < 0.6
+
+
+def test_records_purged_after_expiry_reach_the_watch_at_once(stubs, collection, watches):
+    watch = watches(stubs, collection)
+    expire = timestamp_pb2.Timestamp()
+    expire.FromDatetime(datetime.now(UTC) + timedelta(seconds=1))
+    create(stubs, collection, "brief", {}, expire_time=expire)
+    assert summary(watch.changes(1)) == [(CREATED, "brief", 1)]
+    time.sleep(1.2)
+    request = admin_pb2.RunCleanupRequest(all_namespaces=True)
+    list(stubs.admin.RunCleanup(request))
+    # The purge wakes the watch: nothing re-reads the collection meanwhile (its
+    # safety re-check is minutes away).
+    [change] = watch.changes(1, timeout=5)
+    assert (change.kind, change.record_id) == (DELETED, "brief")
 
 
 def test_an_updated_record_carries_its_newest_state(stubs, collection, watches):

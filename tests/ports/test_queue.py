@@ -382,9 +382,9 @@ async def test_many_workers_drain_a_queue_each_job_once(storage: Storage) -> Non
 
 async def test_release_ack_jobs_held_leases_and_available(storage: Storage) -> None:
     first, second, third = [await put(storage, {"i": i}) for i in range(3)]
-    assert await storage.queue.has_available(NS, Q)
+    assert (await storage.queue.availability(NS, Q)).now
     leased = {job.id: job for job in await storage.queue.lease_jobs(NS, Q, 3, LEASE, actor=BOB)}
-    assert not await storage.queue.has_available(NS, Q)
+    assert not (await storage.queue.availability(NS, Q)).now
     tokens = {id: job.lease_token or "" for id, job in leased.items()}
     assert await storage.queue.held_leases(NS, {**tokens, "nope": "x"}) == set(tokens)
     assert await storage.queue.held_leases(NS, {first.id: "stale"}) == set()
@@ -392,7 +392,7 @@ async def test_release_ack_jobs_held_leases_and_available(storage: Storage) -> N
 
     released = await storage.queue.release_job(NS, first.id, tokens[first.id], actor=BOB)
     assert released.state is Stored.READY and released.attempt == 0
-    assert released.lease_token is None and await storage.queue.has_available(NS, Q)
+    assert released.lease_token is None and (await storage.queue.availability(NS, Q)).now
     with pytest.raises(FailedPrecondition) as lost:
         await storage.queue.release_job(NS, first.id, tokens[first.id], actor=BOB)
     assert lost.value.reason == "LEASE_LOST"

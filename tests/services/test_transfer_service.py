@@ -13,6 +13,7 @@ from strata_server.core.errors import InvalidArgument
 from strata_server.core.models import Actor, Progress, ServerFacts
 from strata_server.core.transfer_format import BLOBS, ConflictPolicy, Kind
 from strata_server.services.artifacts_service import Artifacts, UploadHeader
+from strata_server.services.topics import Wakeups
 from strata_server.services.transfer_export import ExportSummary, NamespaceExport
 from strata_server.services.transfer_import import (
     ImportHeader,
@@ -20,6 +21,7 @@ from strata_server.services.transfer_import import (
     ImportOutcome,
     NamespaceImport,
 )
+from strata_server.storage.memory.events import LocalEvents
 
 ACTOR = Actor("test")
 Part = ImportHeader | bytes | None
@@ -39,7 +41,13 @@ class Forgotten:
 def importer(storage: tuple[Any, Any], forget: Forgotten) -> NamespaceImport:
     ports, blobs = storage
     return NamespaceImport(
-        ports.transfer, ports.artifacts, blobs, limits=LIMITS, idle_seconds=30, forget=forget
+        ports.transfer,
+        ports.artifacts,
+        blobs,
+        limits=LIMITS,
+        idle_seconds=30,
+        forget=forget,
+        wakeups=Wakeups(LocalEvents()),
     )
 
 

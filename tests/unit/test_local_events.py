@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
+from strata_server.core.idle import Batched, Probed
 from strata_server.storage.memory.events import LocalEvents
 from strata_server.storage.ports import Recheck
 
@@ -24,6 +26,26 @@ async def test_a_wait_returns_every_topic_notified_and_wakes_at_once() -> None:
         events.notify("a")
         events.notify("c")  # not listened to
         assert await asyncio.wait_for(waiting, 1) == {"a"}
+
+
+async def test_waits_ending_together_share_one_timer() -> None:
+    events = LocalEvents()
+    loop = asyncio.get_running_loop()
+    listeners = [events.listen("a") for _ in range(100)]
+    end = loop.time() + 0.1
+    waits = [asyncio.create_task(listener.wait(end - loop.time())) for listener in listeners]
+    await asyncio.sleep(0.02)
+    assert 1 <= len(events._timers) <= 2  # one loop timer (two across a millisecond)
+    early = events.listen("b")
+    woken = asyncio.create_task(early.wait(5))
+    await asyncio.sleep(0)
+    events.notify("b")  # a wakeup ends a wait before its time, and drops its timer
+    assert await woken == {"b"}
+    assert await asyncio.gather(*waits) == [set()] * 100  # timed out, together
+    assert loop.time() >= end
+    assert not events._timers
+    for listener in [*listeners, early]:
+        listener.close()
 
 
 async def test_closed_listeners_leave_nothing_registered() -> None:
@@ -64,7 +86,7 @@ async def test_a_topic_is_rechecked_once_for_all_its_listeners() -> None:
     calls = probe.calls
     await asyncio.sleep(0.1)
     assert probe.calls == calls  # the last listener gone, the re-check stopped
-    assert not events._checks
+    assert not events.rechecked_topics
 
 
 async def test_a_degraded_registry_rechecks_at_its_degraded_interval() -> None:
@@ -85,3 +107,104 @@ async def test_becoming_whole_again_wakes_every_listener() -> None:
         events.set_degraded(False)
         assert await first.wait(0) == {"a"}
         assert await second.wait(0) == {"b"}
+
+
+class Moving:
+    """A probe answering `Probed`, whose state and motion the test sets."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.state = 0
+        self.moving = True
+
+    async def __call__(self) -> Probed:
+        self.calls += 1
+        return Probed(self.state, self.moving)
+
+
+async def test_a_topic_time_cannot_change_rests_until_a_write_on_it() -> None:
+    events = LocalEvents(recheck_seconds=0)  # no safety net: only what time changes
+    probe = Moving()
+    with events.listen("q", recheck=Recheck("q", probe, every=0.02)) as listener:
+        await asyncio.sleep(0.2)
+        assert probe.calls >= 4  # moving (jobs that may come due): every 0.02 s
+        probe.moving = False  # nothing left that time alone could make available
+        await asyncio.sleep(0.05)
+        calls = probe.calls
+        await asyncio.sleep(0.2)
+        assert probe.calls == calls  # at rest: no probe at all
+        events.notify("q")  # a write (say a scheduled job): probed within `every`
+        assert await listener.wait(0) == {"q"}
+        await asyncio.sleep(0.2)
+        assert probe.calls == calls + 1  # once: still at rest
+        probe.moving, probe.state = True, 1  # it comes due: the probe wakes the topic
+        events.notify("q")
+        assert await listener.wait(0) == {"q"}
+        assert await listener.wait(1) == {"q"}
+    await events.close()
+
+
+async def test_a_plain_answer_with_an_interval_is_probed_at_that_interval() -> None:
+    events = LocalEvents(recheck_seconds=0)
+    probe = Probe()
+    with events.listen("q", recheck=Recheck("q", probe, every=0.02)):
+        await asyncio.sleep(0.2)
+        assert probe.calls >= 4  # no `Probed`: time is taken to matter always
+    await events.close()
+
+
+async def test_topics_due_together_share_one_batched_query() -> None:
+    events = LocalEvents(recheck_seconds=0.05)
+    fetched: list[list[str]] = []
+
+    async def fetch(keys: list[str]) -> dict[str, int]:
+        fetched.append(sorted(keys))
+        return {key: 0 for key in keys if key != "gone"}
+
+    states = Batched(fetch)
+    topics = [f"t{i}" for i in range(50)] + ["gone"]
+    listeners = [
+        events.listen(topic, recheck=Recheck(topic, functools.partial(states.get, topic)))
+        for topic in topics
+    ]
+    await asyncio.sleep(0.32)
+    rounds = fetched[1:]  # the first answers came as each listener arrived
+    assert 3 <= len(rounds) <= 7, fetched
+    assert all(keys == sorted(topics) for keys in rounds)  # all 51 in one query a round
+    assert await listeners[0].wait(0) == set()  # nothing changed: nobody woken
+    for listener in listeners:
+        listener.close()
+    await events.close()
+
+
+async def test_a_failed_batch_fails_each_lookup_and_later_ones_still_work() -> None:
+    calls = 0
+
+    async def fetch(keys: list[int]) -> dict[int, str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database down")
+        return {key: str(key) for key in keys}
+
+    states = Batched(fetch)
+    first = await asyncio.gather(states.get(1), states.get(2), return_exceptions=True)
+    assert all(isinstance(answer, RuntimeError) for answer in first)
+    assert await asyncio.gather(states.get(1), states.get(3), states.get(1)) == ["1", "3", "1"]
+    assert calls == 2
+
+
+async def test_degraded_rechecks_run_together_and_the_scheduler_stops_with_its_topics() -> None:
+    events = LocalEvents(complete=False, recheck_seconds=0, degraded_seconds=0.05)
+    probes = [Probe() for _ in range(5)]
+    listeners = [
+        events.listen(f"t{i}", recheck=Recheck(f"t{i}", probe)) for i, probe in enumerate(probes)
+    ]
+    await asyncio.sleep(0.27)
+    counts = {probe.calls for probe in probes}
+    assert len(counts) == 1 and 4 <= counts.pop() <= 7  # the same rounds for all
+    for listener in listeners:
+        listener.close()
+    await asyncio.sleep(0.01)
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "strata-rechecks"]
+    await events.close()

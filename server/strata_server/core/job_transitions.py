@@ -115,6 +115,19 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
+class Availability:
+    """What the idle consumers of a queue re-check: whether a lease could take a job
+    now (`now`: ready and due, or leased with its lease expired, paused or not), and
+    whether the queue holds any ready or leased job at all (`held`), which time alone
+    may make leasable (its run_time coming, its lease expiring, a retry's delay
+    ending). A queue that holds none has nothing to come due until a write adds one,
+    and every such write wakes the queue's topic."""
+
+    now: bool
+    held: bool
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     """Counts by visible state plus the queue's health figures."""
 

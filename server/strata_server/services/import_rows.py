@@ -108,6 +108,10 @@ class ImportRows:
         self.budget = budget
         self.total = sum(m.rows for m in tar.manifest.members)
         self.done = 0
+        self.collections: set[str] = set()
+        """The collections of the records read, whose watches the import wakes."""
+        self.queues: set[str] = set()
+        """The queues of the jobs and queue settings read, whose consumers it wakes."""
 
     def _batches(self) -> Iterator[RowBatch]:
         transcripts: dict[str, tuple[int, int]] = {}
@@ -122,6 +126,10 @@ class ImportRows:
                     rows = [offsets.place(row, name, n) for n, row in enumerate(rows, line)]
                 elif kind is Kind.ARTIFACTS:
                     rows = [self._restored(row) for row in rows]
+                elif kind is Kind.RECORDS:
+                    self.collections.update(row.collection for row in rows)
+                elif kind in (Kind.JOBS, Kind.QUEUES):
+                    self.queues.update(row.queue for row in rows)
                 line += len(rows)
                 yield RowBatch(kind, rows)
             if offsets is not None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from strata_server.core import errors, validation
 from strata_server.core import job_transitions as queue
+from strata_server.core.idle import Probed
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.services.handoff import HandOff, Parked
@@ -33,9 +34,11 @@ from strata_server.storage.ports import Events, QueueStore, Recheck
 
 DUE_CHECK_SECONDS = 1.0
 """How often a queue that consumers wait on is re-checked for a job a lease could
-take (one query per queue, shared by all its waiting consumers): it covers what no
-write announces, scheduled jobs coming due and leases expiring, and enqueues on
-replicas whose wakeups do not reach this one."""
+take while it holds jobs (one query per queue, shared by all its waiting
+consumers): it covers what no write announces, scheduled jobs coming due and leases
+expiring. A queue holding no ready or leased job rests until a write wakes it
+(enqueues on replicas whose wakeups do not reach this one: the registry's degraded
+interval)."""
 
 
 def _runnable(job: queue.NewJob) -> bool:
@@ -178,9 +181,14 @@ class Queues:
         """The queue's shared re-check: whether a lease could take a job now."""
         return Recheck(
             queue_topic(namespace, name),
-            functools.partial(self._store.has_available, namespace, name),
+            functools.partial(self._availability, namespace, name),
             every=DUE_CHECK_SECONDS,
         )
+
+    async def _availability(self, namespace: str, name: str) -> Probed:
+        """The re-check's probe: moving while the queue holds jobs that may come due."""
+        found = await self._store.availability(namespace, name)
+        return Probed(found.now, moving=found.held)
 
     async def ack(
         self,

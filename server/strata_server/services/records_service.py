@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from strata_server.core import errors, models
 from strata_server.core.filters import Filter
+from strata_server.core.idle import Probed
 from strata_server.services.topics import Wakeups, records_topic
 from strata_server.storage.ports import Events, Recheck, RecordStore
 
@@ -21,11 +22,12 @@ WATCH_BATCH = 500
 """Most audit entries a WatchRecords stream reads per query."""
 
 WATCH_RECHECK_SECONDS = 1.0
-"""How often a watched collection is re-checked for settled changes, one read per
-collection shared by all its watches. It covers what no wakeup announces: on
-PostgreSQL a change is read only once every older transaction of the cluster has
-ended (storage/postgres/changes.py), which may be after its own wakeup; writes on
-replicas whose wakeups do not reach this one."""
+"""How often a watched collection is re-checked for settled changes while some are
+pending, one read per collection shared by all its watches. It covers what no
+wakeup announces: on PostgreSQL a change is read only once every older transaction
+of the cluster has ended (storage/postgres/changes.py), which may be after its own
+wakeup. A collection with nothing pending rests until a write wakes it (writes on
+replicas whose wakeups do not reach this one: the registry's degraded interval)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,8 @@ class WatchStarted:
 
 class _Settled:
     """A watched collection's re-check probe: its cursor after the newest settled
-    change, read from where the previous probe stopped."""
+    change, read from where the previous probe stopped, moving while committed
+    changes wait to settle."""
 
     def __init__(self, store: RecordStore, namespace: str, collection: str) -> None:
         self._store = store
@@ -46,14 +49,15 @@ class _Settled:
         self._collection = collection
         self._cursor: str | None = None
 
-    async def __call__(self) -> str:
+    async def __call__(self) -> Probed:
         if self._cursor is None:
             self._cursor = await self._store.changes_head(self._namespace)
         batch = await self._store.record_changes(
             self._namespace, self._collection, self._cursor, None, WATCH_BATCH
         )
         self._cursor = batch.cursor
-        return batch.cursor
+        pending = await self._store.changes_pending(self._namespace, self._collection)
+        return Probed(batch.cursor, moving=pending)
 
 
 class Records:

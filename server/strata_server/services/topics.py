@@ -138,6 +138,16 @@ class Wakeups:
         for collection in set(collections):
             self._events.notify(records_topic(namespace, collection))
 
+    def rows_imported(
+        self, namespace: str, collections: Iterable[str], queues: Iterable[str]
+    ) -> None:
+        """An import's rows are in: wake the watches of the collections and the
+        consumers of the queues it wrote (its jobs may be runnable, its queue
+        settings may have resumed a queue)."""
+        self.records_changed(namespace, collections)
+        for name in set(queues):
+            self._events.notify(queue_topic(namespace, name))
+
     def transcript_changed(self, namespace: str, id: str) -> None:
         """A transcript was sealed or deleted: its followers end their streams."""
         self._events.notify(transcript_topic(namespace, id))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from strata_server.core import errors
+from strata_server.core import idle
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.services.topics import Wakeups, transcript_topic
@@ -76,6 +76,8 @@ class Transcripts:
         self._events = events
         self._wakeups = Wakeups(events)
         self._heartbeat = heartbeat_seconds
+        # The followed transcripts' re-checks fall due together: one query per round.
+        self._states = idle.Batched(store.transcript_states)
 
     async def create(
         self,
@@ -200,12 +202,12 @@ class Transcripts:
                     # Idle until a wakeup (an append, seal or delete on any replica, or
                     # the topic's shared re-check): heartbeats only, no database read.
                     while True:
-                        heartbeat_due = quiet_since + self._heartbeat - loop.time()
-                        if heartbeat_due <= 0:
+                        due = idle.heartbeat_at(quiet_since, self._heartbeat) - loop.time()
+                        if due <= 0:
                             yield Heartbeat(cursor, datetime.now(UTC))
                             quiet_since = loop.time()
-                            heartbeat_due = self._heartbeat
-                        woke = await wakeups.wait(heartbeat_due)
+                            continue
+                        woke = await wakeups.wait(due)
                         if ended():
                             return
                         if woke:
@@ -219,8 +221,4 @@ class Transcripts:
     async def _version(self, namespace: str, id: str) -> tuple[int, bool] | None:
         """What the followers of a transcript re-check: its next seq and whether it is
         sealed (None once it is gone)."""
-        try:
-            transcript = await self._store.get_transcript(namespace, id)
-        except errors.NotFound:
-            return None
-        return transcript.next_seq, transcript.sealed
+        return await self._states.get((namespace, id))

@@ -25,6 +25,9 @@ Order of work, and why:
    most `ImportLimits.rows_bytes` (services/import_rows.py says why).
 5. The record cache forgets the namespace's records (the import may have replaced
    some), and the pins are dropped.
+6. The consumers of the queues and the watches of the collections the rows went
+   into are woken (services/topics.py): a queue or collection nobody wrote to
+   rests between safety re-checks minutes apart, and the import is a write to it.
 
 If anything fails after step 3 began, the blobs already stored are orphans the
 cleanup's sweep removes after its grace period; no row names them.
@@ -56,6 +59,7 @@ from strata_server.core.validation import namespace as check_namespace
 from strata_server.core.validation import new_id
 from strata_server.services.import_rows import ImportRows, RowBudget
 from strata_server.services.import_rows import content_types as content_types_of
+from strata_server.services.topics import Wakeups
 from strata_server.services.transfer_tar import StagedTar, open_staged, read_piece
 from strata_server.storage.ports import ArtifactStore, BlobStore, TransferStore
 
@@ -118,6 +122,7 @@ class NamespaceImport:
     limits: ImportLimits
     idle_seconds: float
     forget: Callable[[str], Awaitable[None]]
+    wakeups: Wakeups
 
     async def run(
         self, parts: AsyncIterator[ImportHeader | bytes | None], *, actor: Actor
@@ -202,6 +207,7 @@ class NamespaceImport:
                         async for progress in _progress_until(rows, task):
                             yield progress
                         written = task.result()
+                        self.wakeups.rows_imported(namespace, rows.collections, rows.queues)
                     finally:
                         if not task.done():
                             task.cancel()

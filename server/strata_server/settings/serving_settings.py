@@ -73,7 +73,8 @@ class ServingSettings(BaseModel):
         "watched collection) is re-checked in the database while wakeups flow, one query "
         "per topic however many streams share it: a safety net only, since writes wake "
         "their streams (0: never). While the events channel between replicas is down, "
-        "topics are re-checked every second; queues always are, for jobs coming due",
+        "topics are re-checked every second; so are queues holding jobs (for jobs coming "
+        "due) and, on PostgreSQL, collections with changes waiting to settle",
     )
     transcript_heartbeat_seconds: float = Field(
         15.0,

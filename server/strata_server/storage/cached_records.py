@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from strata_server.core.codec import record_from_cache, record_to_cache
 from strata_server.core.errors import NotFound, Unavailable
@@ -270,22 +269,19 @@ class CachedRecordStore:
         """Stop the outage probe; the store and the cache belong to whoever built them."""
         await self._outages.close()
 
-    # --- everything else goes to the store ------------------------------------------
+    # --- everything else is the store's own answer: lists, counts, searches and the
+    # change feed are not cached (app.py holds this class to the RecordStore port) ---
 
     async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
-        """The store's list (lists are not cached)."""
         return await self._store.list_records(namespace, query)
 
     async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
-        """The store's count."""
         return await self._store.count_records(namespace, collection, filter)
 
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
-        """The store's search."""
         return await self._store.search_records(namespace, query)
 
     async def changes_head(self, namespace: str) -> str:
-        """The store's change cursor of now."""
         return await self._store.changes_head(namespace)
 
     async def record_changes(
@@ -296,12 +292,7 @@ class CachedRecordStore:
         filter: Filter | None,
         limit: int,
     ) -> ChangeBatch:
-        """The store's change feed."""
         return await self._store.record_changes(namespace, collection, after, filter, limit)
 
-
-if TYPE_CHECKING:
-
-    def _satisfies_port(store: CachedRecordStore) -> RecordStore:
-        """mypy proves here that CachedRecordStore implements the RecordStore port."""
-        return store
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        return await self._store.changes_pending(namespace, collection)

@@ -8,28 +8,23 @@ duplicate wakeup costs at most one extra query, never a lost job.
 An idle stream costs nothing between wakeups: it waits on its listener without a
 timeout of its own. What covers the wakeups that never come (a write on a replica
 while the events channel between replicas was down, a scheduled job coming due, a
-SQLite file other processes write too) is a re-check shared per topic: the first
-listener that brings a `Recheck` starts one task for its topic, which runs the
-probe (one cheap query) every so often and wakes the topic's listeners when the
-probe's answer changed; the last listener to leave stops it. However many streams
-follow one transcript, watch one collection or wait on one queue, their topic costs
-one query per interval. The interval is `Recheck.every` when the probe says what
-time alone changes (a queue's due jobs), else `degraded_seconds` while wakeups may
-be missed (`degraded`) and `recheck_seconds` (0: never) while they flow.
+SQLite file other processes write too) is a re-check shared per topic
+(storage/event_rechecks.py): the first listener that brings a `Recheck` starts it,
+its probe (one cheap query) wakes the topic's listeners when its answer changed,
+and the last listener to leave stops it. However many streams follow one
+transcript, watch one collection or wait on one queue, their topic costs one probe
+when it is due, and a topic is due only when something may have changed unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 from collections import defaultdict
 from types import TracebackType
 
-import structlog
-
+from strata_server.storage.event_rechecks import Rechecks
 from strata_server.storage.ports import Recheck
-
-log = structlog.get_logger("strata.events")
 
 RECHECK_SECONDS = 300.0
 """Default interval of a topic's re-check while wakeups flow (a safety net only)."""
@@ -37,43 +32,17 @@ DEGRADED_SECONDS = 1.0
 """Default interval of a topic's re-check while wakeups may be missed."""
 
 
-_UNSET = object()
+class _Timer:
+    """One loop timer for every listener whose wait ends in the same millisecond:
+    the heartbeats of many idle streams, which fall due on shared ticks
+    (core.idle.heartbeat_at), share one, and its end wakes them in one pass."""
 
+    __slots__ = ("at", "handle", "listeners")
 
-class _TopicCheck:
-    """The one re-check task of a topic, and how many listeners use it."""
-
-    def __init__(self, registry: LocalEvents, recheck: Recheck) -> None:
-        self.users = 0
-        self.task = asyncio.get_running_loop().create_task(
-            self._run(registry, recheck), name=f"strata-recheck {recheck.topic[:80]}"
-        )
-
-    @staticmethod
-    async def _run(registry: LocalEvents, recheck: Recheck) -> None:
-        # The first answer is taken at once, as the first listener makes its own
-        # first read: while wakeups flow, a change after either read wakes it anyway.
-        # While they may be missed, that first answer wakes the listeners too, since
-        # a change may have landed between the two reads.
-        last: object = _UNSET
-        first = True
-        while True:
-            if not first:
-                if recheck.every is not None:
-                    await asyncio.sleep(recheck.every)
-                else:
-                    await registry._pause()
-            registry.rechecks += 1
-            try:
-                state = await recheck.probe()
-            except Exception as error:  # the streams meet the error on their own reads
-                log.debug("recheck failed", topic=recheck.topic, error=str(error))
-                first = False
-                continue
-            if state != last and (last is not _UNSET or registry.degraded):
-                registry.notify(recheck.topic)
-            last = state
-            first = False
+    def __init__(self, at: int, handle: asyncio.TimerHandle) -> None:
+        self.at = at
+        self.handle = handle
+        self.listeners: set[Listener] = set()
 
 
 class Listener:
@@ -92,7 +61,7 @@ class Listener:
         for topic in topics:
             registry._listeners[topic].add(self)
         if recheck is not None:
-            registry._use_check(recheck)
+            registry._rechecks.use(recheck)
 
     def _fire(self, topic: str) -> None:
         self._fired.add(topic)
@@ -103,11 +72,17 @@ class Listener:
         returns the topics notified since the last wait (empty on timeout), and
         re-arms."""
         if not self._fired:
-            try:
-                async with asyncio.timeout(within):
+            if within is None:
+                await self._event.wait()
+            elif within <= 0:
+                await asyncio.sleep(0)
+            else:
+                timer = self._registry._timer(within)
+                timer.listeners.add(self)
+                try:
                     await self._event.wait()
-            except TimeoutError:
-                pass
+                finally:
+                    self._registry._leave(timer, self)
         fired, self._fired = self._fired, set()
         self._event.clear()
         return fired
@@ -121,7 +96,7 @@ class Listener:
                 if not listeners:
                     del self._registry._listeners[topic]
         if self._recheck is not None:
-            self._registry._drop_check(self._recheck.topic)
+            self._registry._rechecks.drop(self._recheck.topic)
             self._recheck = None
 
     def __enter__(self) -> Listener:
@@ -151,15 +126,24 @@ class LocalEvents:
         degraded_seconds: float = DEGRADED_SECONDS,
     ) -> None:
         self._listeners: defaultdict[str, set[Listener]] = defaultdict(set)
-        self._checks: dict[str, _TopicCheck] = {}
-        self._recheck_seconds = recheck_seconds
-        self._degraded_seconds = degraded_seconds
+        self._timers: dict[int, _Timer] = {}  # by the millisecond they end
         self._degraded = not complete
-        self._went_degraded = asyncio.Event()
-        if self._degraded:
-            self._went_degraded.set()
-        self.rechecks = 0
+        self._rechecks = Rechecks(
+            self._wake,
+            recheck_seconds=recheck_seconds,
+            degraded_seconds=degraded_seconds,
+            degraded=self._degraded,
+        )
+
+    @property
+    def rechecks(self) -> int:
         """Probes run so far (for tests and benchmarks)."""
+        return self._rechecks.probes
+
+    @property
+    def rechecked_topics(self) -> set[str]:
+        """The topics whose re-check runs now (for tests)."""
+        return self._rechecks.topics
 
     @property
     def degraded(self) -> bool:
@@ -172,10 +156,8 @@ class LocalEvents:
         if degraded == self._degraded:
             return
         self._degraded = degraded
-        if degraded:
-            self._went_degraded.set()
-        else:
-            self._went_degraded = asyncio.Event()
+        self._rechecks.set_degraded(degraded)
+        if not degraded:
             self.wake_all()
 
     def wake_all(self) -> None:
@@ -184,7 +166,12 @@ class LocalEvents:
             self.notify(topic)
 
     def notify(self, topic: str, *, announced: bool = False) -> None:
-        """Wake every current listener on `topic` (there are no other replicas)."""
+        """Wake every current listener on `topic` (there are no other replicas), and
+        bring its re-check forward when time may matter to it now."""
+        self._wake(topic)
+        self._rechecks.poke(topic)
+
+    def _wake(self, topic: str) -> None:
         for listener in self._listeners.get(topic, ()):
             listener._fire(topic)
 
@@ -203,35 +190,27 @@ class LocalEvents:
             return bool(await listener.wait(within))
 
     async def close(self) -> None:
-        """Stop the re-check tasks."""
-        checks, self._checks = self._checks, {}
-        for check in checks.values():
-            check.task.cancel()
-        for check in checks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await check.task
+        """Stop the re-checks."""
+        await self._rechecks.close()
 
-    async def _pause(self) -> None:
-        """Sleep until a topic's next re-check is due."""
-        if self._degraded:
-            await asyncio.sleep(self._degraded_seconds)
-            return
-        # Wakes early when wakeups start to be missed, then re-checks at once.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._recheck_seconds or None):
-                await self._went_degraded.wait()
+    def _timer(self, within: float) -> _Timer:
+        """The timer that ends a wait of `within` seconds from now (rounded up to the
+        millisecond, the event loop's own resolution)."""
+        loop = asyncio.get_running_loop()
+        at = math.ceil((loop.time() + within) * 1000)
+        timer = self._timers.get(at)
+        if timer is None:
+            timer = self._timers[at] = _Timer(at, loop.call_at(at / 1000, self._ring, at))
+        return timer
 
-    def _use_check(self, recheck: Recheck) -> None:
-        check = self._checks.get(recheck.topic)
-        if check is None:
-            check = self._checks[recheck.topic] = _TopicCheck(self, recheck)
-        check.users += 1
+    def _ring(self, at: int) -> None:
+        timer = self._timers.pop(at, None)
+        if timer is not None:
+            for listener in timer.listeners:
+                listener._event.set()
 
-    def _drop_check(self, topic: str) -> None:
-        check = self._checks.get(topic)
-        if check is None:
-            return
-        check.users -= 1
-        if check.users <= 0:
-            del self._checks[topic]
-            check.task.cancel()
+    def _leave(self, timer: _Timer, listener: Listener) -> None:
+        timer.listeners.discard(listener)
+        if not timer.listeners and self._timers.get(timer.at) is timer:
+            del self._timers[timer.at]
+            timer.handle.cancel()

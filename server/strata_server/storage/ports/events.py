@@ -12,10 +12,11 @@ from typing import Protocol, Self
 class Recheck:
     """How to re-check one topic in the database: `probe` returns a value that
     changes when the topic's listeners should look again (a transcript's next seq,
-    a namespace's change cursor); `every`, when set, is a fixed interval for probes
-    whose answer time alone changes (a job coming due), whatever the events
-    channel's state. Listeners of one topic must bring equivalent probes: the first
-    one's is used."""
+    a namespace's change cursor); `every`, when set, is the interval for probes
+    whose answer time alone may change (a job coming due), whatever the events
+    channel's state: a probe answering `core.idle.Probed` says whether it may now
+    (else the topic rests until a notify on it), any other answer is taken to.
+    Listeners of one topic must bring equivalent probes: the first one's is used."""
 
     topic: str
     probe: Callable[[], Awaitable[object]]

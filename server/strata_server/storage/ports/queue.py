@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from strata_server.core.errors import StrataError
-from strata_server.core.job_transitions import Ack, Job, NewJob, QueueStats, Visible
+from strata_server.core.job_transitions import (
+    Ack,
+    Availability,
+    Job,
+    NewJob,
+    QueueStats,
+    Visible,
+)
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Handoff, Idempotency, Page
 
@@ -120,11 +127,12 @@ class QueueStore(Protocol):
         under that token and unexpired: what a SubscribeJobs stream still holds."""
         ...
 
-    async def has_available(self, namespace: str, queue: str) -> bool:
+    async def availability(self, namespace: str, queue: str) -> Availability:
         """Whether the queue holds a job a lease could take now (ready and due, or
-        leased with its lease expired), paused or not: one indexed probe, the shared
-        re-check that wakes a queue's consumers when time, not a write, made a job
-        available (a scheduled job coming due, a lease expiring)."""
+        leased with its lease expired), paused or not, and whether it holds any ready
+        or leased job: indexed probes, the shared re-check that wakes a queue's
+        consumers when time, not a write, made a job available (a scheduled job
+        coming due, a lease expiring), and that rests while nothing can come due."""
         ...
 
     async def list_jobs(

@@ -66,6 +66,12 @@ class RecordStore(Protocol):
         InvalidArgument (field from_cursor) for a cursor this store did not make."""
         ...
 
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        """Whether changes to `collection` have committed that record_changes does
+        not return yet (one ordered before them has not ended): what keeps a watched
+        collection's re-check going until they can be read."""
+        ...
+
     async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
         """Full-text matches over the string values of data, best first.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from strata_server.core.models import Actor, Idempotency, Page
@@ -36,6 +37,14 @@ class TranscriptStore(Protocol):
 
     async def get_transcript(self, namespace: str, id: str) -> Transcript:
         """One transcript's description."""
+        ...
+
+    async def transcript_states(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        """The next seq and whether it is sealed of each transcript named by a
+        (namespace, id) key, in one query however many: the followed transcripts'
+        shared re-check. A transcript that does not exist is left out."""
         ...
 
     async def list_transcripts(

@@ -53,6 +53,18 @@ The xid goes out as text under another name: ORDER BY a bare `xact` would take t
 output column, and order 999 after 1000."""
 
 
+PENDING = """
+SELECT EXISTS (
+    SELECT 1 FROM audit_log
+    WHERE namespace = %s AND xact >= pg_snapshot_xmin(pg_current_snapshot())
+      AND entity = 'record' AND entity_id >= %s AND entity_id < %s
+)
+"""
+"""Whether committed audit entries of one collection are not settled yet (their
+transaction is not older than every running one, so CHANGES leaves them out): the
+newest end of the (namespace, xact, seq) index, a few rows at most."""
+
+
 def cursor_of(xact: str | int, seq: int) -> str:
     return f"p{xact}.{seq}"
 

@@ -140,7 +140,7 @@ found by primary key, and checked behind the MATERIALIZED fence: offered the lea
 columns, the planner walks every unexpired lease of the namespace on a table whose
 statistics predate the leases."""
 
-HAS_AVAILABLE = """
+AVAILABILITY = """
 SELECT EXISTS (
     SELECT 1 FROM jobs
     WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
@@ -149,10 +149,18 @@ SELECT EXISTS (
     SELECT 1 FROM jobs
     WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
       AND state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
+), EXISTS (
+    SELECT 1 FROM jobs
+    WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text AND state = 'ready'
+) OR EXISTS (
+    SELECT 1 FROM jobs
+    WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text AND state = 'leased'
 )
 """
 """Whether a lease could take a job of the queue now (the lease statement's ready
-and reclaimable branches, without their locks): the queue re-check of idle consumers."""
+and reclaimable branches, without their locks), and whether the queue holds any
+ready or leased job (the first row of either index): the queue re-check of idle
+consumers, which rests while the second is false."""
 
 _VISIBLE: dict[Visible | None, LiteralString] = {
     None: "TRUE",

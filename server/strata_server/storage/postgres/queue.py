@@ -57,6 +57,7 @@ from strata_server.core.errors import (
 from strata_server.core.job_transitions import (
     EXPIRY_WINDOW,
     Ack,
+    Availability,
     Job,
     NewJob,
     QueueStats,
@@ -321,13 +322,14 @@ class PostgresQueue:
         return {row[0] for row in await cursor.fetchall()}
 
     @borrowing()
-    async def has_available(self, conn: Conn, namespace: str, queue: str) -> bool:
-        """One indexed probe: does the queue hold a job a lease could take now?"""
+    async def availability(self, conn: Conn, namespace: str, queue: str) -> Availability:
+        """Indexed probes: does the queue hold a job a lease could take now, and any at all?"""
         cursor = await conn.execute(
-            jq.HAS_AVAILABLE, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
+            jq.AVAILABILITY, {"namespace": namespace, "queue": queue, "now": now()}, prepare=True
         )
         row = await cursor.fetchone()
-        return bool(row and row[0])
+        assert row is not None
+        return Availability(bool(row[0]), bool(row[1]))
 
     @borrowing()
     async def list_jobs(

@@ -167,6 +167,15 @@ class PostgresRecords:
         found = to_changes(collection, entries, live, filtered=filter is not None)
         return ChangeBatch(found, entries[-1].cursor)
 
+    @borrowing()
+    async def changes_pending(self, conn: Conn, namespace: str, collection: str) -> bool:
+        """Whether committed changes wait for an older transaction to end (changes.py)."""
+        cursor = await conn.execute(
+            changes.PENDING, (namespace, f"{collection}/", f"{collection}0"), prepare=True
+        )
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
     async def commit(
         self,
         namespace: str,

@@ -39,6 +39,13 @@ is taken (the caller then raises AlreadyExists and the transaction rolls back)."
 
 GET = f"SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE namespace = %s AND id = %s"
 
+STATES = """
+SELECT t.namespace, t.id, t.next_seq, t.seal_time IS NOT NULL
+FROM unnest(%b::text[], %b::text[]) AS k(namespace, id)
+JOIN transcripts AS t ON t.namespace = k.namespace AND t.id = k.id
+"""
+"""Next seq and sealed of many transcripts at once, by primary key."""
+
 APPEND = """
 WITH advanced AS (
     UPDATE transcripts

@@ -228,6 +228,16 @@ class PostgresTranscripts:
         return await read_transcript(conn, namespace, id)
 
     @borrowing()
+    async def transcript_states(
+        self, conn: Conn, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        cursor = await conn.execute(
+            q.STATES, ([k[0] for k in keys], [k[1] for k in keys]), prepare=True, binary=True
+        )
+        rows = await cursor.fetchall()
+        return {(namespace, id): (next_seq, sealed) for namespace, id, next_seq, sealed in rows}
+
+    @borrowing()
     async def list_transcripts(
         self,
         conn: Conn,

@@ -25,6 +25,7 @@ from strata_server.core.errors import (
 from strata_server.core.job_transitions import (
     EXPIRY_WINDOW,
     Ack,
+    Availability,
     Job,
     NewJob,
     QueueStats,
@@ -60,6 +61,7 @@ from strata_server.storage.sqlite.job_rows import (
     utc_now,
 )
 from strata_server.storage.sqlite.queue_queries import (
+    AVAILABILITY,
     COUNT_BY_STATE,
     ENTITY,
     JOB_COLUMNS,
@@ -267,16 +269,9 @@ class SqliteQueue:
             held.update(id for id, token in rows if leases[id] == token)
         return held
 
-    async def has_available(self, namespace: str, queue: str) -> bool:
-        now_us = to_micros(utc_now())
-        rows = await self._db.fetchall(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
-            " AND state = 'ready' AND run_time <= ?3)"
-            " OR EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2"
-            " AND state = 'leased' AND lease_expire_time <= ?3)",
-            (namespace, queue, now_us),
-        )
-        return bool(rows and rows[0][0])
+    async def availability(self, namespace: str, queue: str) -> Availability:
+        rows = await self._db.fetchall(AVAILABILITY, (namespace, queue, to_micros(utc_now())))
+        return Availability(bool(rows[0][0]), bool(rows[0][1]))
 
     async def list_jobs(
         self,

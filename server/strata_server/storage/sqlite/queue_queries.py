@@ -170,3 +170,15 @@ jobs_list index, merged with the paused ones), then one row per (queue, visible
 state) with its count and, for `available`, since when its oldest job has been
 available; a paused queue without jobs is one row with NULL state. ?1 is now, ?5
 the start of the lease expiry window."""
+
+AVAILABILITY = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2
+               AND state = 'ready' AND run_time <= ?3)
+    OR EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2
+               AND state = 'leased' AND lease_expire_time <= ?3),
+    EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2 AND state = 'ready')
+    OR EXISTS (SELECT 1 FROM jobs WHERE namespace = ?1 AND queue = ?2 AND state = 'leased')
+"""
+"""Whether a lease could take a job of the queue now (ready and due, or leased with
+its lease expired), and whether the queue holds any ready or leased job: the queue
+re-check of idle consumers, which rests while the second is false."""

@@ -150,6 +150,11 @@ class SqliteRecords:
         found = to_changes(collection, entries, live, filtered=filter is not None)
         return ChangeBatch(found, entries[-1].cursor)
 
+    async def changes_pending(self, namespace: str, collection: str) -> bool:
+        """Never: writes commit one at a time, in seq order, so a committed change
+        can be read at once."""
+        return False
+
     async def commit(
         self,
         namespace: str,

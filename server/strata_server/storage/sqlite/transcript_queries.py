@@ -15,6 +15,19 @@ RETURNING id
 
 SELECT_TRANSCRIPT = f"SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE namespace = ? AND id = ?"
 
+STATES_CHUNK = 500
+"""Ids per SELECT_STATES statement: under SQLite's bound-parameter limit."""
+
+
+def select_states(count: int) -> str:
+    """Next seq and sealed of `count` transcripts of one namespace, by primary key."""
+    marks = ", ".join("?" * count)
+    return (
+        "SELECT id, next_seq, seal_time IS NOT NULL FROM transcripts"
+        f" WHERE namespace = ? AND id IN ({marks})"
+    )
+
+
 SELECT_APPEND_STATE = """
 SELECT next_seq, size_bytes, seal_time FROM transcripts WHERE namespace = ? AND id = ?
 """

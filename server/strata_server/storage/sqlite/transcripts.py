@@ -14,6 +14,7 @@ the entries starting within `max_bytes` of entry `from_seq`'s start.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,7 +63,9 @@ from strata_server.storage.sqlite.transcript_queries import (
     SEARCH_ONE,
     SELECT_APPEND_STATE,
     SELECT_TRANSCRIPT,
+    STATES_CHUNK,
     UNINDEX_ENTRIES,
+    select_states,
 )
 from strata_server.storage.sqlquery import bad_token
 
@@ -261,6 +264,22 @@ class SqliteTranscripts:
         if not rows:
             raise NotFound(f"transcript {id} does not exist")
         return transcript_from_row(rows[0])
+
+    async def transcript_states(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, bool]]:
+        by_namespace: dict[str, list[str]] = {}
+        for namespace, id in keys:
+            by_namespace.setdefault(namespace, []).append(id)
+        found: dict[tuple[str, str], tuple[int, bool]] = {}
+        for namespace, ids in by_namespace.items():
+            for start in range(0, len(ids), STATES_CHUNK):
+                chunk = ids[start : start + STATES_CHUNK]
+                rows = await self._db.fetchall(select_states(len(chunk)), (namespace, *chunk))
+                found.update(
+                    ((namespace, id), (next_seq, bool(sealed))) for id, next_seq, sealed in rows
+                )
+        return found
 
     async def list_transcripts(
         self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
