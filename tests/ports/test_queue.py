@@ -134,13 +134,16 @@ async def test_ack_and_stale_token(storage: Storage) -> None:
 
 async def test_extend_lease(storage: Storage) -> None:
     await put(storage)
-    leased = await lease_one(storage, SHORT)
+    # A first lease long enough for the extend to arrive on a loaded host, and a
+    # wait past its end: only the extension can still hold the job then.
+    first = timedelta(seconds=1)
+    leased = await lease_one(storage, first)
     assert leased.lease_token is not None and leased.lease_expire_time is not None
     extended = await storage.queue.extend_lease(NS, leased.id, leased.lease_token, LEASE, actor=BOB)
     assert extended.lease_token == leased.lease_token
     assert extended.lease_expire_time is not None
     assert extended.lease_expire_time > leased.lease_expire_time
-    await asyncio.sleep(0.06)
+    await asyncio.sleep(first.total_seconds() + 0.1)
     assert await storage.queue.lease_jobs(NS, Q, 1, LEASE, actor=BOB) == []  # still held
 
 
