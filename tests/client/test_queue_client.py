@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent import futures
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,10 +26,8 @@ import grpc
 import pytest
 
 import strata
-from strata import _job_args, _leases, _queue_requests, _worker
+from strata import _job_args, _queue_requests, _worker
 from strata._convert import dict_from_struct, struct_from_dict
-from strata._machines import Sleep, Stoppable
-from strata._rpc import Rpc
 from strata.v1 import queue_pb2
 from tests.client.test_client_unit import server_error
 from tests.support.server import StrataProcess
@@ -832,25 +829,25 @@ class FakeClock:
         return self.now
 
 
-def _run(steps: _leases.Steps, outcomes: list[Any]) -> list[Any]:
+def _run(steps: _worker.Steps, outcomes: list[Any]) -> list[Any]:
     """Drive `steps`, answering its calls with `outcomes` in turn (an exception is
     thrown in); returns the calls made."""
     calls = []
-    rpc = _leases.advance(steps)
+    rpc = _worker.advance(steps)
     answers = iter(outcomes)
     while rpc is not None:
         calls.append(rpc)
         answer = next(answers)
         if isinstance(answer, strata.StrataError):
-            rpc = _leases.advance(steps, error=answer)
+            rpc = _worker.advance(steps, error=answer)
         else:
-            rpc = _leases.advance(steps, answer)
+            rpc = _worker.advance(steps, answer)
     return calls
 
 
 def test_lease_book_extends_every_third_of_the_lease() -> None:
     clock = FakeClock()
-    book = _leases.LeaseBook(timedelta(seconds=30), clock)
+    book = _worker.LeaseBook(timedelta(seconds=30), clock)
     first, second = _leased("a"), _leased("b")
     assert book.wait_time() is None
 
@@ -874,18 +871,18 @@ def test_lease_book_forgets_lost_leases_and_retries_transient_failures(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock()
-    book = _leases.LeaseBook(timedelta(seconds=3), clock)
+    book = _worker.LeaseBook(timedelta(seconds=3), clock)
     lost, flaky, acked = _leased("lost"), _leased("flaky"), _leased("acked")
     book.hold([lost, flaky, acked])
     clock.now += 1
     steps = book.beat()
-    first = _leases.advance(steps)
+    first = _worker.advance(steps)
     assert book.release(acked) is True  # acked while its extension was in flight
 
     with caplog.at_level(logging.WARNING, logger="strata.worker"):
-        second = _leases.advance(steps, error=strata.LeaseLost("stale"))
-        third = _leases.advance(steps, error=strata.Unavailable("down"))
-        assert _leases.advance(steps, error=strata.LeaseLost("acked")) is None
+        second = _worker.advance(steps, error=strata.LeaseLost("stale"))
+        third = _worker.advance(steps, error=strata.Unavailable("down"))
+        assert _worker.advance(steps, error=strata.LeaseLost("acked")) is None
 
     assert [rpc.request("d").id for rpc in (first, second, third) if rpc] == [
         "lost",
@@ -900,7 +897,7 @@ def test_lease_book_forgets_lost_leases_and_retries_transient_failures(
 
 
 def test_settle_acks_with_the_result() -> None:
-    book = _leases.LeaseBook(timedelta(seconds=30))
+    book = _worker.LeaseBook(timedelta(seconds=30))
     job = _leased()
     book.hold([job])
 
@@ -912,7 +909,7 @@ def test_settle_acks_with_the_result() -> None:
 
 
 def test_settle_fails_with_the_exception_text() -> None:
-    book = _leases.LeaseBook(timedelta(seconds=30))
+    book = _worker.LeaseBook(timedelta(seconds=30))
     job = _leased()
     book.hold([job])
 
@@ -922,7 +919,7 @@ def test_settle_fails_with_the_exception_text() -> None:
 
 
 def test_settle_fails_a_job_whose_result_is_refused() -> None:
-    book = _leases.LeaseBook(timedelta(seconds=30))
+    book = _worker.LeaseBook(timedelta(seconds=30))
     job, other = _leased("a"), _leased("b")
     book.hold([job, other])
 
@@ -935,7 +932,7 @@ def test_settle_fails_a_job_whose_result_is_refused() -> None:
 
 
 def test_settle_skips_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
-    book = _leases.LeaseBook(timedelta(seconds=30))
+    book = _worker.LeaseBook(timedelta(seconds=30))
     job, unheld = _leased("a"), _leased("b")
     book.hold([job])
 
@@ -948,7 +945,7 @@ def test_settle_skips_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_abandon_fails_the_current_job_and_gives_back_the_rest() -> None:
-    book = _leases.LeaseBook(timedelta(seconds=30))
+    book = _worker.LeaseBook(timedelta(seconds=30))
     jobs = [_leased("a"), _leased("b"), _leased("c")]
     book.hold(jobs)
 
@@ -980,70 +977,6 @@ def test_leasing_pauses_after_transient_failures_and_empty_polls() -> None:
     )
     assert short.leased([]) == 1.0  # a zero wait does not spin
     assert leasing.leased([]) == 0.0  # the long poll waited already
-
-
-def test_serve_leases_for_idle_handlers_only_and_waits_while_all_are_busy() -> None:
-    leasing = _worker.Leasing(
-        lambda n: _queue_requests.lease_jobs("q", n),
-        timedelta(seconds=30),
-        SHORT_WAIT,
-        strata.RetryPolicy(),
-    )
-    stop = threading.Event()
-    handlers: dict[str, futures.Future[None]] = {}
-
-    def spawn(job: strata.Job) -> futures.Future[None]:
-        handlers[job.id] = futures.Future()
-        return handlers[job.id]
-
-    crew = _worker.Crew(spawn, threading.Event())
-    held: list[strata.Job] = []
-    loop = _worker.serve(leasing, 3, stop, held.extend, crew)
-
-    def leases(effect: Any) -> int:
-        assert isinstance(effect, Stoppable) and effect.stop is stop
-        return int(effect.rpc.request("d").max_jobs)
-
-    assert leases(next(loop)) == 3
-    assert loop.send([_leased("a"), _leased("b")]) == Sleep(0.0, stop)
-    assert leases(loop.send(None)) == 1  # two of three handlers are busy
-    loop.send([_leased("c")])
-    assert loop.send(None) == Sleep(None, crew.finished)  # all busy: no lease call
-    assert [job.id for job in held] == ["a", "b", "c"] and set(handlers) == {"a", "b", "c"}
-
-    handlers["b"].set_result(None)
-    assert crew.finished.is_set()
-    assert leases(loop.send(None)) == 1
-    stop.set()
-    loop.send([])
-    with pytest.raises(StopIteration):  # stopped: the handlers still running are left
-        loop.send(None)
-    assert crew.running == {handlers["a"], handlers["c"]}
-
-    handlers["a"].set_exception(KeyboardInterrupt())  # a handler's error that is not settled
-    with pytest.raises(KeyboardInterrupt):
-        _worker.serve(leasing, 3, stop, held.extend, crew).send(None)
-
-
-def test_heartbeat_sleeps_until_a_lease_is_held_or_due_and_ends_when_closed() -> None:
-    clock = FakeClock()
-    wake = threading.Event()
-    heartbeat = _leases.Heartbeat(_leases.LeaseBook(timedelta(seconds=30), clock), wake)
-    beats = heartbeat.beats()
-    assert next(beats) == Sleep(None, wake)  # nothing held
-
-    heartbeat.hold([_leased("a")])
-    assert wake.is_set()
-    assert beats.send(None) == Sleep(10.0, wake)  # held: its first extension is due in 10 s
-    assert not wake.is_set()
-
-    clock.now += 10
-    extend = beats.send(None)
-    assert isinstance(extend, Rpc) and extend.method == "ExtendLease"
-    assert beats.send(_leased("a")) == Sleep(10.0, wake)
-    heartbeat.close()
-    with pytest.raises(StopIteration):
-        beats.send(None)
 
 
 def test_stop_on_signals_calls_stop_once_and_restores_the_handlers() -> None:
@@ -1081,6 +1014,6 @@ def test_worker_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         _worker.check_concurrency(0)
     with pytest.raises(ValueError):
-        _leases.LeaseBook(timedelta(0))
+        _worker.LeaseBook(timedelta(0))
     with strata.Client("127.0.0.1:1") as client, pytest.raises(ValueError):
         client.queue("q").work(lambda job: None, concurrency=0)

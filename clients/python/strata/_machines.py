@@ -8,8 +8,7 @@ A machine yields, and is sent back:
 - `Open(rpc, then)`: a `Stream` of the call's responses (`Transport.server_stream`);
 - `Read(stream)`: the stream's next response, or None at its end;
 - `Send(rpc, chunks)`: the result of a call that streams a file's chunks;
-- `Sleep(seconds, stop)`: nothing, once the time has passed (or `stop` is set;
-  with `seconds` None, once `stop` is set);
+- `Sleep(seconds, stop)`: nothing, once the time has passed (or `stop` is set);
 - `Blocking(fn)`: what `fn()` returns. File I/O goes here: `run` calls it
   inline, `arun` in a worker thread, so that it never blocks the event loop;
 - `Deliver(items)`: nothing; the items go to the caller of `iterate` /
@@ -19,10 +18,9 @@ A machine yields, and is sent back:
 An effect that fails has its exception thrown into the machine, which may catch
 it (a `StrataError` of a call, an `OSError` of a file) or let it through. What a
 machine returns is what the driver returns. The uploads, downloads, exports,
-imports and admin progress streams are machines, and so are the workers' loops,
-acks and heartbeat (`strata._worker`, `strata._leases`) and the transcript
-follower (`strata.follow`): each is written once, and the clients differ only in
-their driver.
+imports and admin progress streams are machines, and so are the worker's acks
+(`strata._worker.Steps`) and the transcript follower (`strata.follow`): each is
+written once, and the clients differ only in their driver.
 """
 
 from __future__ import annotations
@@ -108,10 +106,9 @@ class Stoppable:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """Wait, or with `stop` until it is set if that comes first; `seconds` None
-    waits for `stop` alone."""
+    """Wait, or with `stop` until it is set if that comes first."""
 
-    seconds: float | None
+    seconds: float
     stop: threading.Event | asyncio.Event | None = None
 
 
@@ -191,7 +188,6 @@ def _carry_out(transport: Transport, effect: Effect) -> Any:
         case Send(rpc=rpc, chunks=chunks):
             return transport.client_stream(rpc, _file_chunks(chunks))
         case Sleep(seconds=seconds, stop=None):
-            assert seconds is not None, "a Sleep without an end"
             time.sleep(seconds)
             return None
         case Sleep(seconds=seconds, stop=stop):
@@ -263,14 +259,11 @@ async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
         case Send(rpc=rpc, chunks=chunks):
             return await transport.client_stream(rpc, _afile_chunks(chunks))
         case Sleep(seconds=seconds, stop=None):
-            assert seconds is not None, "a Sleep without an end"
             await asyncio.sleep(seconds)
             return None
         case Sleep(seconds=seconds, stop=stop):
             assert isinstance(stop, asyncio.Event)
-            if seconds is None:
-                await stop.wait()
-            elif seconds > 0:
+            if seconds > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), seconds)
             return None

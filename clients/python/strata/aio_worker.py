@@ -13,21 +13,21 @@ or, one job at a time in a loop of your own:
         await send_email(job)
 
 A heartbeat task extends the leases held every third of the lease duration while
-the handler (or loop body) runs. Only the tasks are here: what the loops and
-the heartbeat decide is in `strata._worker` and `strata._leases`, shared with the
-blocking worker of `strata.worker`.
+the handler (or loop body) runs. The pure parts are in `strata._worker`, shared
+with the blocking worker of `strata.worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
-from strata._leases import Heartbeat, LeaseBook
 from strata._machines import aiterate, arun
 from strata._transport import AsyncTransport
+from strata._worker import LeaseBook
 from strata.jobs import Job
 from strata.subscription import AsyncSubscription
 
@@ -38,22 +38,35 @@ AsyncHandler = Callable[[Job], Awaitable[_worker.Result]]
 
 
 class _Heartbeat:
-    """A task that runs a `Heartbeat` over a LeaseBook."""
+    """A task that extends the leases of a LeaseBook as they come due."""
 
     def __init__(self, transport: AsyncTransport, book: LeaseBook) -> None:
         self._transport = transport
-        self._heartbeat = Heartbeat(book, asyncio.Event())
+        self._book = book
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Heartbeat:
-        beats = arun(self._transport, self._heartbeat.beats())
-        self._task = asyncio.create_task(beats, name="strata-heartbeat")
-        return self._heartbeat
+    async def __aenter__(self) -> _Heartbeat:
+        self._task = asyncio.create_task(self._beat(), name="strata-heartbeat")
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task})
+
+    def hold(self, jobs: list[Job]) -> list[Job]:
+        """Keep the leases of `jobs` from now on; returns them."""
+        self._book.hold(jobs)
+        self._wake.set()
+        return jobs
+
+    async def _beat(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._book.wait_time())
+            self._wake.clear()
+            await arun(self._transport, self._book.beat())
 
 
 class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
@@ -89,20 +102,30 @@ class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
         stop = stop if stop is not None else asyncio.Event()
         loop = asyncio.get_running_loop()
         leasing = self._leasing(lease_duration, wait)
+        running: set[asyncio.Task[None]] = set()
         with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
             async with _Heartbeat(self.transport, leasing.book) as heartbeat:
-                crew = _worker.Crew(
-                    lambda job: asyncio.create_task(self._run(handler, job, leasing.book)),
-                    asyncio.Event(),
-                )
                 try:
-                    await arun(
-                        self.transport,
-                        _worker.serve(leasing, concurrency, stop, heartbeat.hold, crew),
-                    )
+                    while True:
+                        if running:
+                            full = len(running) >= concurrency
+                            done, running = await asyncio.wait(
+                                running,
+                                timeout=None if full else 0,
+                                return_when=asyncio.FIRST_COMPLETED,
+                            )
+                            for task in done:
+                                task.result()
+                        if stop.is_set():
+                            break
+                        free = concurrency - len(running)
+                        leased = await arun(self.transport, _worker.lease(leasing, free, stop))
+                        for job in heartbeat.hold(leased):
+                            task = asyncio.create_task(self._run(handler, job, leasing.book))
+                            running.add(task)
                 finally:
-                    if crew.running:
-                        await asyncio.wait(crew.running)
+                    if running:
+                        await asyncio.wait(running)
 
     def subscribe(
         self,

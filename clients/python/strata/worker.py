@@ -12,8 +12,7 @@ or, one job at a time in a loop of your own:
         send_email(job)
 
 A heartbeat thread extends the leases held every third of the lease duration
-while the handler (or loop body) runs. Only the threads are here: what the
-loops and the heartbeat decide is in `strata._worker` and `strata._leases`,
+while the handler (or loop body) runs. The pure parts are in `strata._worker`,
 shared with the asyncio worker of `strata.aio_worker`.
 """
 
@@ -25,9 +24,9 @@ from concurrent import futures
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
-from strata._leases import Heartbeat, LeaseBook
 from strata._machines import iterate, run
 from strata._transport import Transport
+from strata._worker import LeaseBook
 from strata.jobs import Job
 from strata.subscription import Subscription
 
@@ -38,24 +37,36 @@ Handler = Callable[[Job], _worker.Result]
 
 
 class _Heartbeat:
-    """A thread that runs a `Heartbeat` over a LeaseBook."""
+    """A thread that extends the leases of a LeaseBook as they come due."""
 
     def __init__(self, transport: Transport, book: LeaseBook) -> None:
-        self._heartbeat = Heartbeat(book, threading.Event())
-        self._thread = threading.Thread(
-            target=run,
-            args=(transport, self._heartbeat.beats()),
-            name="strata-heartbeat",
-            daemon=True,
-        )
+        self._transport = transport
+        self._book = book
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._beat, name="strata-heartbeat", daemon=True)
 
-    def __enter__(self) -> Heartbeat:
+    def __enter__(self) -> _Heartbeat:
         self._thread.start()
-        return self._heartbeat
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._heartbeat.close()
+        self._closed = True
+        self._wake.set()
         self._thread.join()
+
+    def hold(self, jobs: list[Job]) -> list[Job]:
+        """Keep the leases of `jobs` from now on; returns them."""
+        self._book.hold(jobs)
+        self._wake.set()
+        return jobs
+
+    def _beat(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._book.wait_time())
+            self._wake.clear()
+            if not self._closed:
+                run(self._transport, self._book.beat())
 
 
 class QueueHandle(_worker.HandleBase[Transport]):
@@ -93,15 +104,24 @@ class QueueHandle(_worker.HandleBase[Transport]):
         _worker.check_concurrency(concurrency)
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)
+        running: set[futures.Future[None]] = set()
         with (
             _worker.stop_on_signals(stop.set),
             _Heartbeat(self.transport, leasing.book) as heartbeat,
             futures.ThreadPoolExecutor(concurrency, f"strata-{self.name}") as pool,
         ):
-            crew = _worker.Crew(
-                lambda job: pool.submit(self._run, handler, job, leasing.book), threading.Event()
-            )
-            run(self.transport, _worker.serve(leasing, concurrency, stop, heartbeat.hold, crew))
+            while True:
+                full = len(running) >= concurrency
+                done, running = futures.wait(running, None if full else 0, futures.FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                if stop.is_set():
+                    break
+                leased = run(
+                    self.transport, _worker.lease(leasing, concurrency - len(running), stop)
+                )
+                for job in heartbeat.hold(leased):
+                    running.add(pool.submit(self._run, handler, job, leasing.book))
 
     def subscribe(
         self,
