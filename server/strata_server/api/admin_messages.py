@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from strata.v1 import access_pb2, admin_pb2
-from strata_server.api.convert import set_timestamp
+from strata_server.api.convert import message_from
 from strata_server.core import errors, models
 from strata_server.core.access_rules import Role
 from strata_server.core.index_paths import RecordIndex
@@ -105,15 +105,7 @@ def server_info_to_proto(info: ServerInfo) -> admin_pb2.GetServerInfoResponse:
         schema_version=info.facts.schema_version,
         capabilities=list(info.facts.capabilities),
         task_count=info.task_count,
-        cache_stats=admin_pb2.CacheStats(
-            record_cache_enabled=stats.enabled,
-            available=stats.available,
-            hits=stats.hits,
-            misses=stats.misses,
-            bypassed=stats.bypassed,
-            outages=stats.outages,
-            pending_invalidations=stats.pending_invalidations,
-        ),
+        cache_stats=message_from(admin_pb2.CacheStats, stats, record_cache_enabled=stats.enabled),
     )
     response.start_time.FromDatetime(info.start_time)
     return response
@@ -121,110 +113,52 @@ def server_info_to_proto(info: ServerInfo) -> admin_pb2.GetServerInfoResponse:
 
 def policy_to_proto(policy: RetentionPolicy) -> admin_pb2.RetentionPolicy:
     """A retention policy."""
-    message = admin_pb2.RetentionPolicy(
-        namespace=policy.namespace, target=_TARGET_ENUMS[policy.target], selector=policy.selector
-    )
-    message.max_age.FromTimedelta(policy.max_age)
-    if policy.create_time is not None:
-        set_timestamp(message.create_time, policy.create_time)
-    if policy.update_time is not None:
-        set_timestamp(message.update_time, policy.update_time)
-    return message
+    return message_from(admin_pb2.RetentionPolicy, policy, target=_TARGET_ENUMS[policy.target])
 
 
 def integrity_to_proto(report: IntegrityReport) -> admin_pb2.IntegrityReport:
     """CheckIntegrity's report."""
-    message = admin_pb2.IntegrityReport(
-        findings=[
-            admin_pb2.IntegrityFinding(
-                check=f.check,
-                namespace=f.namespace,
-                entity=f.entity,
-                entity_id=f.entity_id,
-                problem=f.problem,
-                repairable=f.repairable,
-                repaired=f.repaired,
-            )
-            for f in report.findings
-        ],
+    return message_from(
+        admin_pb2.IntegrityReport,
+        report,
+        findings=[message_from(admin_pb2.IntegrityFinding, f) for f in report.findings],
         checked=[admin_pb2.CheckCount(check=name, count=n) for name, n in report.checked],
-        repair=report.repair,
-        repaired=report.repaired,
+        start_time=report.started,
+        end_time=report.finished,
     )
-    set_timestamp(message.start_time, report.started)
-    set_timestamp(message.end_time, report.finished)
-    return message
 
 
 def cleanup_to_proto(report: CleanupReport) -> admin_pb2.CleanupReport:
     """RunCleanup's report."""
-    message = admin_pb2.CleanupReport(
-        dry_run=report.dry_run,
-        total=report.total,
-        steps=[
-            admin_pb2.CleanupStep(
-                name=step.name,
-                target=step.target,
-                namespace=step.namespace or "",
-                selector=step.selector,
-                count=step.count,
-            )
-            for step in report.steps
-        ],
+    return message_from(
+        admin_pb2.CleanupReport,
+        report,
+        steps=[message_from(admin_pb2.CleanupStep, step) for step in report.steps],
+        start_time=report.started,
+        end_time=report.finished,
     )
-    set_timestamp(message.start_time, report.started)
-    set_timestamp(message.end_time, report.finished)
-    return message
 
 
 def quota_to_proto(quota: Quota) -> access_pb2.Quota:
     """A namespace's quota and what it stores."""
-    return access_pb2.Quota(
-        namespace=quota.namespace, max_bytes=quota.max_bytes, used_bytes=quota.used_bytes
-    )
+    return message_from(access_pb2.Quota, quota)
 
 
 def index_to_proto(index: RecordIndex) -> admin_pb2.Index:
     """A declared index."""
-    message = admin_pb2.Index(
-        collection=index.collection,
-        field=index.field,
-        index_name=index.index_name,
-        ready=index.ready,
-    )
-    set_timestamp(message.create_time, index.create_time)
-    return message
+    return message_from(admin_pb2.Index, index)
 
 
 def token_to_proto(token: Token) -> access_pb2.Token:
     """A token as the wire shows it: everything but a secret (none is kept)."""
-    message = access_pb2.Token(
-        name=token.name,
+    return message_from(
+        access_pb2.Token,
+        token,
         role=_ROLE_ENUMS[token.role],
         namespaces=sorted(token.namespaces),
-        rate_limit=token.rate_limit,
-        burst=token.burst,
-        created_by=token.created_by,
     )
-    set_timestamp(message.create_time, token.create_time)
-    if token.expire_time is not None:
-        set_timestamp(message.expire_time, token.expire_time)
-    if token.revoke_time is not None:
-        set_timestamp(message.revoke_time, token.revoke_time)
-    return message
 
 
 def audit_to_proto(entry: models.LoggedAudit) -> admin_pb2.AuditEntry:
     """One audit log entry."""
-    message = admin_pb2.AuditEntry(
-        seq=entry.seq,
-        actor=entry.actor,
-        action=entry.action,
-        entity=entry.entity,
-        entity_id=entry.entity_id,
-        version=entry.version,
-        changed_fields=list(entry.changed_fields),
-        request_id=entry.request_id or "",
-    )
-    set_timestamp(message.time, entry.time)
-    return message
+    return message_from(admin_pb2.AuditEntry, entry)

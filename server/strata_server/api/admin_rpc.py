@@ -5,9 +5,11 @@ access.py; transfers through api/transfer_rpc.py), nothing else."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
+from google.protobuf import duration_pb2
 
 from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
 from strata_server.api import admin_messages as render
@@ -149,12 +151,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.RetentionPolicy:
         namespace = validation.namespace(request.namespace)
         target = render.target(request.target)
-        try:
-            max_age = request.max_age.ToTimedelta()
-        except (OverflowError, ValueError):
-            raise errors.InvalidArgument.field(
-                "max_age", "must be from 1 second to 100 years"
-            ) from None
+        max_age = _lifetime(request.max_age, "max_age")
         saved = await self._admin.set_retention(
             RetentionPolicy(namespace, target, request.selector, max_age),
             actor=actor(context.invocation_metadata()),
@@ -223,14 +220,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def CreateToken(
         self, request: access_pb2.CreateTokenRequest, context: Context
     ) -> access_pb2.CreateTokenResponse:
-        ttl = None
-        if request.HasField("ttl"):
-            try:
-                ttl = request.ttl.ToTimedelta()
-            except (OverflowError, ValueError):
-                raise errors.InvalidArgument.field(
-                    "ttl", "must be from 1 second to 100 years"
-                ) from None
+        ttl = _lifetime(request.ttl, "ttl") if request.HasField("ttl") else None
         token = check_new_token(
             request.name,
             render.ROLES.get(request.role),
@@ -303,3 +293,12 @@ def _scope(namespace: str, all_namespaces: bool) -> str | None:
     if all_namespaces and namespace:
         raise errors.InvalidArgument.field("namespace", "must be empty when all_namespaces is set")
     return None if all_namespaces else validation.namespace(namespace)
+
+
+def _lifetime(value: duration_pb2.Duration, field: str) -> timedelta:
+    """A retention max_age or a token ttl; one too long for a timedelta is refused in
+    the words of the range the rules check next."""
+    try:
+        return value.ToTimedelta()
+    except (OverflowError, ValueError):
+        raise errors.InvalidArgument.field(field, "must be from 1 second to 100 years") from None

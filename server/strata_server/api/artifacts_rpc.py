@@ -11,7 +11,7 @@ import grpc
 from google.protobuf import empty_pb2
 
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
-from strata_server.api.convert import actor, fingerprint, set_timestamp
+from strata_server.api.convert import actor, fingerprint, message_from, set_timestamp
 from strata_server.api.page_tokens import next_page_token, resume_after
 from strata_server.api.status_codes import streaming, unary
 from strata_server.api.stream_parts import stream_parts
@@ -32,21 +32,9 @@ _COMPRESSION = {
 
 def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
     """A domain artifact as the wire message."""
-    message = artifacts_pb2.Artifact(
-        namespace=artifact.namespace,
-        id=artifact.id,
-        owner=artifact.owner,
-        kind=artifact.kind,
-        name=artifact.name,
-        content_type=artifact.content_type,
-        sha256=artifact.sha256,
-        size=artifact.size,
-        stored_size=artifact.stored_size,
-        compression=_COMPRESSION[artifact.compression],
-        labels=dict(artifact.labels),
+    return message_from(
+        artifacts_pb2.Artifact, artifact, compression=_COMPRESSION[artifact.compression]
     )
-    set_timestamp(message.create_time, artifact.create_time)
-    return message
 
 
 def _upload_header(sent: artifacts_pb2.ArtifactHeader) -> UploadHeader:

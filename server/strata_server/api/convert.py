@@ -1,14 +1,16 @@
 """Protobuf <-> domain conversions every servicer shares: times, JSON data, records
-and jobs (a Commit returns both), request fingerprints and the audit actor."""
+and jobs (a Commit returns both), domain results whose fields the wire names alike,
+request fingerprints and the audit actor."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
@@ -184,6 +186,41 @@ def set_timestamp(target: timestamp_pb2.Timestamp, value: datetime) -> None:
     delta = value - _EPOCH
     target.seconds = delta.days * 86400 + delta.seconds
     target.nanos = delta.microseconds * 1000
+
+
+M = TypeVar("M", bound=Message)
+
+
+def message_from(message_type: type[M], value: object, **given: Any) -> M:
+    """A `message_type` whose every field is taken from `given`, else from the
+    attribute of the same name on `value` (a dataclass field or a property) when it
+    has one; None leaves a field unset. Times go in as Timestamps, timedeltas as
+    Durations, mappings into map (or Struct) fields, lists and tuples into repeated
+    ones.
+
+    Most domain results name their fields as the wire does: this renders them
+    without restating each name, and `given` holds the rest (enums, renamed or
+    nested fields). Not for the hot records and jobs, which keep hand-written
+    converters."""
+    message = message_type()
+    for field in message.DESCRIPTOR.fields:
+        name = field.name
+        item = given[name] if name in given else getattr(value, name, None)
+        if item is None:
+            continue
+        if isinstance(item, datetime):
+            set_timestamp(getattr(message, name), item)
+        elif isinstance(item, timedelta):
+            getattr(message, name).FromTimedelta(item)
+        elif isinstance(item, Message):
+            getattr(message, name).CopyFrom(item)
+        elif isinstance(item, Mapping):
+            getattr(message, name).update(item)
+        elif isinstance(item, list | tuple):
+            getattr(message, name).extend(item)
+        else:
+            setattr(message, name, item)
+    return message
 
 
 def fingerprint(request: Message) -> str:

@@ -82,26 +82,23 @@ def _wrap(handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMeth
         return handler
     decode = _decoder(deserialize, method)
     label = _label(method)
-    serializer = handler.response_serializer
-    if not handler.request_streaming:
-        if not handler.response_streaming:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary_request(handler.unary_unary, decode, label),
-                response_serializer=serializer,
-            )
-        return grpc.unary_stream_rpc_method_handler(
-            _unary_request(handler.unary_stream, decode, label),
-            response_serializer=serializer,
-        )
-    if not handler.response_streaming:
-        return grpc.stream_unary_rpc_method_handler(
-            _stream_request(handler.stream_unary, decode, label),
-            response_serializer=serializer,
-        )
-    return grpc.stream_stream_rpc_method_handler(
-        _stream_request(handler.stream_stream, decode, label),
-        response_serializer=serializer,
+    make, kind = _HANDLER_KINDS[handler.request_streaming, handler.response_streaming]
+    wrap = _stream_request if handler.request_streaming else _unary_request
+    wrapped: grpc.RpcMethodHandler[Any, Any] = make(
+        wrap(getattr(handler, kind), decode, label),
+        response_serializer=handler.response_serializer,
     )
+    return wrapped
+
+
+_HANDLER_KINDS: dict[tuple[bool, bool], tuple[Callable[..., Any], str]] = {
+    (False, False): (grpc.unary_unary_rpc_method_handler, "unary_unary"),
+    (False, True): (grpc.unary_stream_rpc_method_handler, "unary_stream"),
+    (True, False): (grpc.stream_unary_rpc_method_handler, "stream_unary"),
+    (True, True): (grpc.stream_stream_rpc_method_handler, "stream_stream"),
+}
+"""(request streams, response streams) -> the grpc factory of such a handler and
+the handler attribute holding its behaviour."""
 
 
 def _unary_request(behaviour: Any, decode: Decode, label: str) -> Any:

@@ -37,38 +37,23 @@ def duration(value: duration_pb2.Duration, field: str, limit: timedelta = MAX_DE
     return result
 
 
-class _CreateShape(Protocol):
+class _DataShape(Protocol):
+    """What a create and an update carry (their requests and their Commit writes)."""
+
+    @property
+    def collection(self) -> str: ...
+    @property
+    def data(self) -> struct_pb2.Struct: ...
+    @property
+    def expire_time(self) -> timestamp_pb2.Timestamp: ...
+    def HasField(self, name: Any) -> bool: ...
+
+
+class _CreateShape(_DataShape, Protocol):
     """CreateRecordRequest and CreateRecordWrite share these fields."""
 
     @property
-    def collection(self) -> str: ...
-    @property
     def record_id(self) -> str: ...
-    @property
-    def data(self) -> struct_pb2.Struct: ...
-    @property
-    def expire_time(self) -> timestamp_pb2.Timestamp: ...
-    def HasField(self, name: Any) -> bool: ...
-
-
-class _UpdateShape(Protocol):
-    """UpdateRecordRequest and UpdateRecordWrite share these fields."""
-
-    @property
-    def collection(self) -> str: ...
-    @property
-    def id(self) -> str: ...
-    @property
-    def data(self) -> struct_pb2.Struct: ...
-    @property
-    def update_mask(self) -> field_mask_pb2.FieldMask: ...
-    @property
-    def expected_version(self) -> int: ...
-    @property
-    def allow_missing(self) -> bool: ...
-    @property
-    def expire_time(self) -> timestamp_pb2.Timestamp: ...
-    def HasField(self, name: Any) -> bool: ...
 
 
 class _DeleteShape(Protocol):
@@ -82,6 +67,14 @@ class _DeleteShape(Protocol):
     def expected_version(self) -> int: ...
     @property
     def allow_missing(self) -> bool: ...
+
+
+class _UpdateShape(_DataShape, _DeleteShape, Protocol):
+    """UpdateRecordRequest and UpdateRecordWrite share these fields: a delete's, the
+    data and its expiry, and which paths to replace."""
+
+    @property
+    def update_mask(self) -> field_mask_pb2.FieldMask: ...
 
 
 def _expire_time(message: _CreateShape | _UpdateShape, prefix: str) -> datetime | None:

@@ -3,7 +3,7 @@ and renders their jobs; nothing else."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sized
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +43,18 @@ def _token(value: str, field: str = "lease_token") -> str:
     return value
 
 
+def _check_batch(items: Sized, field: str) -> None:
+    """A batch call (`field`: its jobs, its acks) holds 1 to MAX_BATCH_JOBS of them."""
+    if not 1 <= len(items) <= queue.MAX_BATCH_JOBS:
+        raise errors.InvalidArgument.field(field, f"must hold 1 to {queue.MAX_BATCH_JOBS} {field}")
+
+
+def _check_lease_count(value: int, field: str) -> None:
+    """How many jobs one lease or one subscription holds at a time."""
+    if not 1 <= value <= queue.MAX_LEASE_JOBS:
+        raise errors.InvalidArgument.field(field, f"must be between 1 and {queue.MAX_LEASE_JOBS}")
+
+
 def _is_job_key(key: tuple[Any, ...]) -> bool:
     """ListJobs orders by (create_time, id); the adapters keep create_time as a
     number (SQLite) or a time (PostgreSQL)."""
@@ -80,10 +92,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         self, request: queue_pb2.BatchEnqueueRequest, context: Context
     ) -> queue_pb2.BatchEnqueueResponse:
         namespace = validation.namespace(request.namespace)
-        if not 1 <= len(request.jobs) <= queue.MAX_BATCH_JOBS:
-            raise errors.InvalidArgument.field(
-                "jobs", f"must hold 1 to {queue.MAX_BATCH_JOBS} jobs"
-            )
+        _check_batch(request.jobs, "jobs")
         now = datetime.now(UTC)
         jobs = []
         for index, item in enumerate(request.jobs):
@@ -108,10 +117,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
     ) -> queue_pb2.LeaseJobsResponse:
         namespace = validation.namespace(request.namespace)
         name = validation.collection(request.queue, "queue")
-        if not 1 <= request.max_jobs <= queue.MAX_LEASE_JOBS:
-            raise errors.InvalidArgument.field(
-                "max_jobs", f"must be between 1 and {queue.MAX_LEASE_JOBS}"
-            )
+        _check_lease_count(request.max_jobs, "max_jobs")
         lease = _lease(request)
         wait = duration(request.wait, "wait") if request.HasField("wait") else timedelta(0)
         if not timedelta(0) <= wait <= queue.MAX_WAIT:
@@ -133,10 +139,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
     ) -> AsyncIterator[queue_pb2.Job]:
         namespace = validation.namespace(request.namespace)
         name = validation.collection(request.queue, "queue")
-        if not 1 <= request.max_in_flight <= queue.MAX_LEASE_JOBS:
-            raise errors.InvalidArgument.field(
-                "max_in_flight", f"must be between 1 and {queue.MAX_LEASE_JOBS}"
-            )
+        _check_lease_count(request.max_in_flight, "max_in_flight")
         jobs = self._queues.subscribe(
             namespace,
             name,
@@ -174,10 +177,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         self, request: queue_pb2.AckJobsRequest, context: Context
     ) -> queue_pb2.AckJobsResponse:
         namespace = validation.namespace(request.namespace)
-        if not 1 <= len(request.acks) <= queue.MAX_BATCH_JOBS:
-            raise errors.InvalidArgument.field(
-                "acks", f"must hold 1 to {queue.MAX_BATCH_JOBS} acks"
-            )
+        _check_batch(request.acks, "acks")
         acks: list[queue.Ack] = []
         for index, item in enumerate(request.acks):
             field = f"acks[{index}]"

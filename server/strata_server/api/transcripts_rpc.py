@@ -19,7 +19,7 @@ from google.protobuf import empty_pb2
 
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.batch_wire import batch_message
-from strata_server.api.convert import actor, idempotency, set_timestamp
+from strata_server.api.convert import actor, idempotency, message_from, set_timestamp
 from strata_server.api.page_tokens import (
     next_offset_token,
     next_page_token,
@@ -45,21 +45,7 @@ ReadResponse = transcripts_pb2.ReadTranscriptResponse
 
 def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.Transcript:
     """A domain transcript as the wire message."""
-    message = transcripts_pb2.Transcript(
-        namespace=transcript.namespace,
-        id=transcript.id,
-        owner=transcript.owner,
-        title=transcript.title,
-        labels=dict(transcript.labels),
-        next_seq=transcript.next_seq,
-        size_bytes=transcript.size_bytes,
-        sealed=transcript.sealed,
-    )
-    set_timestamp(message.create_time, transcript.create_time)
-    set_timestamp(message.update_time, transcript.update_time)
-    if transcript.seal_time is not None:
-        set_timestamp(message.seal_time, transcript.seal_time)
-    return message
+    return message_from(transcripts_pb2.Transcript, transcript)
 
 
 def serialize_read_response(response: ReadResponse | bytes) -> bytes:
@@ -189,19 +175,10 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         page = await self._transcripts.search(
             namespace, transcripts.TranscriptSearch(text, limit, offset, id)
         )
-        response = transcripts_pb2.SearchTranscriptsResponse(
-            next_page_token=next_offset_token(self._tokens, digest, page, offset + limit)
+        return transcripts_pb2.SearchTranscriptsResponse(
+            hits=[message_from(transcripts_pb2.TranscriptHit, hit) for hit in page.items],
+            next_page_token=next_offset_token(self._tokens, digest, page, offset + limit),
         )
-        for hit in page.items:
-            message = response.hits.add(
-                transcript_id=hit.transcript_id,
-                seq=hit.seq,
-                role=hit.role,
-                snippet=hit.snippet,
-                score=hit.score,
-            )
-            set_timestamp(message.create_time, hit.create_time)
-        return response
 
 
 def _is_transcript_key(key: tuple[Any, ...]) -> bool:

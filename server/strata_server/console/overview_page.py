@@ -112,7 +112,6 @@ STATE_NAMES = {
 
 def namespace_charts(usage: admin_pb2.NamespaceUsage) -> list[Chart]:
     """The bar charts of one namespace's usage."""
-    blobs = usage.blobs
     return [
         Chart(
             "Records per collection", [(c.collection, c.record_count) for c in usage.collections]
@@ -127,23 +126,13 @@ def namespace_charts(usage: admin_pb2.NamespaceUsage) -> list[Chart]:
             [(kind.kind, kind.artifact_bytes) for kind in usage.artifact_kinds],
             "bytes",
         ),
-        Chart(
-            "Artifacts: logical vs stored",
-            [
-                ("logical", blobs.referenced_bytes),
-                ("unique", blobs.unique_bytes),
-                ("stored", blobs.stored_bytes),
-                ("dedup saved", blobs.dedup_saved_bytes),
-            ],
-            "bytes",
-        ),
+        blob_chart("Artifacts: logical vs stored", usage.blobs, unique=True),
     ]
 
 
 def server_charts(usage: admin_pb2.GetUsageResponse) -> list[Chart]:
     """The bar charts of every namespace, side by side."""
     spaces = list(usage.namespaces)
-    total = usage.total.blobs
     return [
         Chart("Records per namespace", [(u.namespace, u.record_count) for u in spaces]),
         Chart("Jobs per namespace", [(u.namespace, u.job_count) for u in spaces]),
@@ -153,16 +142,18 @@ def server_charts(usage: admin_pb2.GetUsageResponse) -> list[Chart]:
             [(u.namespace, u.artifact_bytes) for u in spaces],
             "bytes",
         ),
-        Chart(
-            "All blobs",
-            [
-                ("logical", total.referenced_bytes),
-                ("stored", total.stored_bytes),
-                ("dedup saved", total.dedup_saved_bytes),
-            ],
-            "bytes",
-        ),
+        blob_chart("All blobs", usage.total.blobs, unique=False),
     ]
+
+
+def blob_chart(title: str, blobs: admin_pb2.BlobUsage, *, unique: bool) -> Chart:
+    """What artifacts refer to against what the blob store holds (and, with
+    `unique`, the bytes of distinct content between the two)."""
+    bars = [("logical", blobs.referenced_bytes)]
+    if unique:
+        bars.append(("unique", blobs.unique_bytes))
+    bars += [("stored", blobs.stored_bytes), ("dedup saved", blobs.dedup_saved_bytes)]
+    return Chart(title, bars, "bytes")
 
 
 async def _guard(call: Any) -> tuple[Any, Failure | None]:

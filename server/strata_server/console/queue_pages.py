@@ -7,6 +7,7 @@ that holds jobs or is paused, a page at a time, for any role that may read.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from strata import AsyncClient
 from strata._admin_requests import list_audit_entries
 from strata._queue_requests import list_jobs, list_queues
 from strata.jobs import JOB_STATES
@@ -116,33 +118,44 @@ async def _history(view: View, id: str) -> list[Any]:
     return page.items
 
 
-async def job_action(request: Request) -> Response:
-    """Retry or cancel a job (the API refuses what the token may not do)."""
+Action = tuple[Callable[[AsyncClient, str], Awaitable[object]], str]
+"""What a button does: the client call on its target, and its past tense."""
+
+_JOB_ACTIONS: dict[str, Action] = {
+    "retry": (lambda client, id: client.retry_job(id), "retried"),
+    "cancel": (lambda client, id: client.cancel_job(id), "cancelled"),
+}
+_QUEUE_ACTIONS: dict[str, Action] = {
+    "pause": (lambda client, name: client.pause_queue(name), "paused"),
+    "resume": (lambda client, name: client.resume_queue(name), "resumed"),
+}
+
+
+async def _act(request: Request, actions: dict[str, Action], target: str) -> str:
+    """Do the action the path names to `target` (the API refuses what the token may
+    not do); its past tense. An action not in `actions` is 404."""
     await posted(request)
-    name, id, action = (request.path_params[key] for key in ("queue", "id", "action"))
-    if action not in ("retry", "cancel"):
+    found = actions.get(request.path_params["action"])
+    if found is None:
         raise HTTPException(404)
+    call, done = found
     async with open_view(request) as view:
-        if action == "retry":
-            await view.client.retry_job(id)
-        else:
-            await view.client.cancel_job(id)
-    done = "retried" if action == "retry" else "cancelled"
+        await call(view.client, target)
+    return done
+
+
+async def job_action(request: Request) -> Response:
+    """Retry or cancel a job."""
+    name, id = request.path_params["queue"], request.path_params["id"]
+    done = await _act(request, _JOB_ACTIONS, id)
     return back_to(f"/queues/{quote(name)}/jobs/{quote(id)}", done=f"job {id} {done}")
 
 
 async def queue_action(request: Request) -> Response:
     """Pause or resume a queue."""
-    await posted(request)
-    name, action = request.path_params["queue"], request.path_params["action"]
-    if action not in ("pause", "resume"):
-        raise HTTPException(404)
-    async with open_view(request) as view:
-        if action == "pause":
-            await view.client.pause_queue(name)
-        else:
-            await view.client.resume_queue(name)
-    return back_to(f"/queues/{quote(name)}", done=f"queue {name} {action}d")
+    name = request.path_params["queue"]
+    done = await _act(request, _QUEUE_ACTIONS, name)
+    return back_to(f"/queues/{quote(name)}", done=f"queue {name} {done}")
 
 
 ROUTES: list[BaseRoute] = [

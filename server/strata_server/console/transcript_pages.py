@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from strata import AsyncClient, Entry, StrataError
+from strata._rpc import Page
 from strata._transcript_requests import list_transcripts, search_transcripts
 from strata_server.console.gateway import Failure, page_of
 from strata_server.console.view import (
@@ -43,32 +45,24 @@ async def transcripts(request: Request) -> Response:
     query = field(request.query_params, "q")
     token = request.query_params.get("page", "")
     async with open_view(request) as view:
+        page: Page[Any]
         if query:
             within = field(request.query_params, "id") or None
             searched = search_transcripts(query, transcript_id=within, page_size=CHUNK)
             page = await page_of(view.client, searched, token)
-            hits = [(hit, _marked(hit.snippet)) for hit in page.items]
-            return no_store(
-                render(
-                    view,
-                    request,
-                    "transcripts.html",
-                    owner=owner,
-                    q=query,
-                    hits=hits,
-                    next_page=page.next_page_token,
-                )
-            )
-        listed = await page_of(view.client, list_transcripts(owner, page_size=CHUNK), token)
+            shown: dict[str, Any] = {"hits": [(hit, _marked(hit.snippet)) for hit in page.items]}
+        else:
+            page = await page_of(view.client, list_transcripts(owner, page_size=CHUNK), token)
+            shown = {"transcripts": page.items}
         return no_store(
             render(
                 view,
                 request,
                 "transcripts.html",
                 owner=owner,
-                q="",
-                transcripts=listed.items,
-                next_page=listed.next_page_token,
+                q=query,
+                next_page=page.next_page_token,
+                **shown,
             )
         )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from strata_server.core.errors import BlobMissing as BlobMissing
 from strata_server.core.errors import InvalidArgument, OutOfRange
+from strata_server.core.jsontypes import fields_from_json, fields_to_json
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -209,35 +210,9 @@ def byte_range(size: int, offset: int, limit: int) -> tuple[int, int]:
 
 def artifact_to_json(artifact: Artifact) -> dict[str, Any]:
     """The artifact as JSON, as the request log stores an upload's result."""
-    return {
-        "namespace": artifact.namespace,
-        "id": artifact.id,
-        "owner": artifact.owner,
-        "kind": artifact.kind,
-        "name": artifact.name,
-        "content_type": artifact.content_type,
-        "sha256": artifact.sha256,
-        "size": artifact.size,
-        "stored_size": artifact.stored_size,
-        "compression": artifact.compression.value,
-        "labels": dict(artifact.labels),
-        "create_time": artifact.create_time.isoformat(),
-    }
+    return fields_to_json(artifact)
 
 
 def artifact_from_json(value: Mapping[str, Any]) -> Artifact:
     """Inverse of `artifact_to_json`."""
-    return Artifact(
-        namespace=value["namespace"],
-        id=value["id"],
-        owner=value["owner"],
-        kind=value["kind"],
-        name=value["name"],
-        content_type=value["content_type"],
-        sha256=value["sha256"],
-        size=int(value["size"]),
-        stored_size=int(value["stored_size"]),
-        compression=Compression(value["compression"]),
-        labels=dict(value["labels"]),
-        create_time=datetime.fromisoformat(value["create_time"]),
-    )
+    return fields_from_json(Artifact, value)

@@ -9,48 +9,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from strata_server.core.job_transitions import Job, job_from_json, job_to_json
-from strata_server.core.jsontypes import JSON
+from strata_server.core.jsontypes import JSON, fields_from_json, fields_to_json
 from strata_server.core.models import Deleted, Record, WriteResult
 from strata_server.core.transcript_rules import Appended, appended_from_json, appended_to_json
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
-
-
 def record_to_json(record: Record) -> JSON:
     """A record as a JSON object, times as ISO 8601 strings."""
-    return {
-        "namespace": record.namespace,
-        "collection": record.collection,
-        "id": record.id,
-        "data": record.data,
-        "version": record.version,
-        "create_time": _time(record.create_time),
-        "update_time": _time(record.update_time),
-        "expire_time": _time(record.expire_time),
-    }
+    return fields_to_json(record)
 
 
 def record_from_json(value: JSON) -> Record:
     """Inverse of record_to_json."""
-    create_time = _parse_time(value["create_time"])
-    update_time = _parse_time(value["update_time"])
-    assert create_time is not None and update_time is not None
-    return Record(
-        namespace=value["namespace"],
-        collection=value["collection"],
-        id=value["id"],
-        data=value["data"],
-        version=value["version"],
-        create_time=create_time,
-        update_time=update_time,
-        expire_time=_parse_time(value["expire_time"]),
-    )
+    return fields_from_json(Record, value)
 
 
 def results_to_json(results: Sequence[WriteResult]) -> list[Any]:

@@ -223,15 +223,7 @@ def plan_lease(job: Job, token: str, lease: timedelta, now: datetime) -> Job:
     """Lease a leasable job: attempt + 1. A job reclaimed from an expired lease that
     has no attempts left dies instead (its holder never reported back)."""
     if job.state is Stored.LEASED and job.attempt >= job.max_attempts:
-        return _replace(
-            job,
-            state=Stored.DEAD,
-            lease_token=None,
-            lease_expire_time=None,
-            last_error="lease expired on the last attempt",
-            update_time=now,
-            finish_time=now,
-        )
+        return _finish(job, Stored.DEAD, now, last_error="lease expired on the last attempt")
     return _replace(
         job,
         state=Stored.LEASED,
@@ -245,15 +237,7 @@ def plan_lease(job: Job, token: str, lease: timedelta, now: datetime) -> Job:
 def plan_ack(job: Job, token: str, result: JSON | None, now: datetime) -> Job:
     """Complete the holder's attempt."""
     check_lease(job, token, now)
-    return _replace(
-        job,
-        state=Stored.COMPLETED,
-        result=result,
-        lease_token=None,
-        lease_expire_time=None,
-        update_time=now,
-        finish_time=now,
-    )
+    return _finish(job, Stored.COMPLETED, now, result=result)
 
 
 def plan_fail(
@@ -268,40 +252,16 @@ def plan_fail(
     attempts are left (keeping the error either way)."""
     check_lease(job, token, now)
     if job.attempt >= job.max_attempts:
-        return _replace(
-            job,
-            state=Stored.DEAD,
-            last_error=error,
-            lease_token=None,
-            lease_expire_time=None,
-            update_time=now,
-            finish_time=now,
-        )
+        return _finish(job, Stored.DEAD, now, last_error=error)
     delay = retry_delay if retry_delay is not None else backoff(job.attempt, job.retry_backoff, rng)
-    return _replace(
-        job,
-        state=Stored.READY,
-        last_error=error,
-        run_time=now + delay,
-        lease_token=None,
-        lease_expire_time=None,
-        update_time=now,
-    )
+    return _requeue(job, now + delay, now, last_error=error)
 
 
 def plan_release(job: Job, token: str, now: datetime) -> Job:
     """Give the holder's job back unworked (a consumer closing cleanly): runnable at
     once, and the attempt the lease started is not counted."""
     check_lease(job, token, now)
-    return _replace(
-        job,
-        state=Stored.READY,
-        attempt=max(job.attempt - 1, 0),
-        run_time=now,
-        lease_token=None,
-        lease_expire_time=None,
-        update_time=now,
-    )
+    return _requeue(job, now, now, attempt=max(job.attempt - 1, 0))
 
 
 def plan_extend(job: Job, token: str, lease: timedelta, now: datetime) -> Job:
@@ -314,14 +274,7 @@ def plan_cancel(job: Job, now: datetime) -> Job:
     """Cancel an unfinished job; its lease (if any) is void from now on."""
     if job.state in FINISHED:
         raise _finished_error(job, "cancelled", "JOB_FINISHED")
-    return _replace(
-        job,
-        state=Stored.CANCELLED,
-        lease_token=None,
-        lease_expire_time=None,
-        update_time=now,
-        finish_time=now,
-    )
+    return _finish(job, Stored.CANCELLED, now)
 
 
 def plan_retry(job: Job, now: datetime) -> Job:
@@ -340,6 +293,32 @@ def plan_retry(job: Job, now: datetime) -> Job:
 
 def _replace(job: Job, **changes: Any) -> Job:
     return replace(job, **changes)
+
+
+def _finish(job: Job, state: Stored, now: datetime, **changes: Any) -> Job:
+    """End `job` in `state` (completed, dead or cancelled) now: no lease holds it."""
+    return _replace(
+        job,
+        state=state,
+        lease_token=None,
+        lease_expire_time=None,
+        update_time=now,
+        finish_time=now,
+        **changes,
+    )
+
+
+def _requeue(job: Job, run_time: datetime, now: datetime, **changes: Any) -> Job:
+    """Put `job` back to ready from `run_time`: no lease holds it."""
+    return _replace(
+        job,
+        state=Stored.READY,
+        run_time=run_time,
+        lease_token=None,
+        lease_expire_time=None,
+        update_time=now,
+        **changes,
+    )
 
 
 def without_token(job: Job) -> Job:

@@ -24,7 +24,7 @@ from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOfRange, TooLarge
-from strata_server.core.jsontypes import JSON, serialize
+from strata_server.core.jsontypes import JSON, fields_from_json, fields_to_json, serialize
 from strata_server.core.validation import COLLECTION_RE
 
 ENTITY = "transcript"
@@ -305,35 +305,12 @@ def fit_batch(entries: Sequence[Row], max_bytes: int) -> list[Row]:
 
 def transcript_to_json(transcript: Transcript) -> JSON:
     """A transcript as JSON, times as ISO 8601, to store an idempotent create's result."""
-    return {
-        "namespace": transcript.namespace,
-        "id": transcript.id,
-        "owner": transcript.owner,
-        "title": transcript.title,
-        "labels": dict(transcript.labels),
-        "next_seq": transcript.next_seq,
-        "size_bytes": transcript.size_bytes,
-        "create_time": transcript.create_time.isoformat(),
-        "update_time": transcript.update_time.isoformat(),
-        "seal_time": transcript.seal_time.isoformat() if transcript.seal_time else None,
-    }
+    return fields_to_json(transcript)
 
 
 def transcript_from_json(value: JSON) -> Transcript:
     """Inverse of transcript_to_json."""
-    seal_time = value["seal_time"]
-    return Transcript(
-        namespace=value["namespace"],
-        id=value["id"],
-        owner=value["owner"],
-        title=value["title"],
-        labels=value["labels"],
-        next_seq=value["next_seq"],
-        size_bytes=value["size_bytes"],
-        create_time=datetime.fromisoformat(value["create_time"]),
-        update_time=datetime.fromisoformat(value["update_time"]),
-        seal_time=datetime.fromisoformat(seal_time) if seal_time is not None else None,
-    )
+    return fields_from_json(Transcript, value)
 
 
 def appended_to_json(appended: Appended) -> JSON:

@@ -15,8 +15,11 @@ from strata_server.core.errors import InvalidArgument
 DEFAULT_NAMESPACE = "default"
 
 NAMESPACE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_NAMESPACE_RULE = "must be 1-63 of a-z, 0-9, '_' or '-', starting with a letter or digit"
 COLLECTION_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_COLLECTION_RULE = "must be a letter followed by up to 63 letters, digits, '_' or '-'"
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:@+=-]{0,255}")
+_ID_RULE = "must be 1-256 of letters, digits and '._~:@+=-', starting with a letter or digit"
 REQUEST_ID_MAX = 256
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -24,35 +27,26 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def namespace(value: str) -> str:
     """An empty namespace means "default"; otherwise lowercase letters, digits, _ and -."""
-    if not value:
-        return DEFAULT_NAMESPACE
-    if not NAMESPACE_RE.fullmatch(value):
-        raise InvalidArgument.field(
-            "namespace", "must be 1-63 of a-z, 0-9, '_' or '-', starting with a letter or digit"
-        )
-    return value
+    return _name(value, NAMESPACE_RE, "namespace", _NAMESPACE_RULE) if value else DEFAULT_NAMESPACE
 
 
 def collection(value: str, field: str = "collection") -> str:
     """A collection name: a letter, then up to 63 letters, digits, '_' or '-'."""
-    if not value:
-        raise InvalidArgument.field(field, "is required")
-    if not COLLECTION_RE.fullmatch(value):
-        raise InvalidArgument.field(
-            field, "must be a letter followed by up to 63 letters, digits, '_' or '-'"
-        )
-    return value
+    return _name(value, COLLECTION_RE, field, _COLLECTION_RULE)
 
 
 def entity_id(value: str, field: str = "id") -> str:
     """An id: 1-256 of letters, digits and ._~:@+=-, starting with a letter or digit."""
+    return _name(value, ID_RE, field, _ID_RULE)
+
+
+def _name(value: str, pattern: re.Pattern[str], field: str, rule: str) -> str:
+    """`value` if present and whole-matching `pattern`, else InvalidArgument naming
+    `field` ("is required", or `rule`)."""
     if not value:
         raise InvalidArgument.field(field, "is required")
-    if not ID_RE.fullmatch(value):
-        raise InvalidArgument.field(
-            field,
-            "must be 1-256 of letters, digits and '._~:@+=-', starting with a letter or digit",
-        )
+    if not pattern.fullmatch(value):
+        raise InvalidArgument.field(field, rule)
     return value
 
 

@@ -72,6 +72,15 @@ def _check_version(expected: int | None, current: Record, collection: str) -> No
         )
 
 
+def _check_missing(write: UpdateRecord | DeleteRecord, entity_id: str) -> None:
+    """An update or delete may find no record only with allow_missing, and then
+    expects none (an expected_version is a conflict with "no record": version 0)."""
+    if not write.allow_missing:
+        raise NotFound(f"record {entity_id} does not exist")
+    if write.expected_version is not None:
+        raise VersionConflict(f"record {entity_id} does not exist", current_version=0)
+
+
 def plan_write(
     namespace: str, write: RecordWrite, current: Record | None, now: datetime, max_bytes: int
 ) -> Outcome:
@@ -89,10 +98,7 @@ def plan_write(
         )
     if isinstance(write, UpdateRecord):
         if current is None:
-            if not write.allow_missing:
-                raise NotFound(f"record {entity_id} does not exist")
-            if write.expected_version is not None:
-                raise VersionConflict(f"record {entity_id} does not exist", current_version=0)
+            _check_missing(write, entity_id)
             data = write.data if write.paths is None else merge({}, write.data, write.paths)
             return _created(
                 namespace, write.collection, write.id, data, write.expire_time, now, max_bytes
@@ -123,10 +129,7 @@ def plan_write(
         return Outcome(row, audit, row=row, data_json=text)
     if isinstance(write, DeleteRecord):
         if current is None:
-            if not write.allow_missing:
-                raise NotFound(f"record {entity_id} does not exist")
-            if write.expected_version is not None:
-                raise VersionConflict(f"record {entity_id} does not exist", current_version=0)
+            _check_missing(write, entity_id)
             audit = AuditEntry("delete", "record", entity_id, 0, ())
             return Outcome(Deleted(write.collection, write.id, False), audit, delete=True)
         _check_version(write.expected_version, current, write.collection)
