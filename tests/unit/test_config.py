@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from strata_server.config import ConfigError, load_settings
+from strata_server.config import ConfigError, Settings, load_settings
 from strata_server.core.access_rules import Role
 from strata_server.settings.backend_settings import database_target
 
@@ -117,3 +117,12 @@ def test_principals_need_client_certificates(tmp_path: Path) -> None:
     file.write_text('[principals."CN=a"]\nrole = "reader"\nnamespaces = ["a"]\n')
     with pytest.raises(ConfigError, match="need tls_client_ca"):
         load_settings(config=str(file))
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    """The operations page's table is what an operator reads: a setting added to
+    settings/ without its row there would be a knob nobody can find."""
+    page = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    table = page.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in Settings.model_fields if f"`STRATA_{name.upper()}`" not in table]
+    assert missing == []
