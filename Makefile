@@ -151,7 +151,6 @@ gen-check: venv $(NODE_STAMP)
 	echo "generated code is fresh"
 
 bench: venv system-deps ts-build
-	@$(PY) -c 'import procrastinate' 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/records.py
 	$(PY) bench/jobs.py
 	$(PY) bench/transcripts.py
