@@ -14,9 +14,6 @@ A third server, again with `none`, is timed in the same slices as a control: its
 ratio to the first is the noise of the measurement on this machine (two
 identical servers), which a 5% target has to be read against.
 
-Until the server has token auth (`strata serve --auth`, `strata token`), this
-prints why it cannot run and exits 0 without touching bench/RESULTS.md.
-
 Run with `make bench` (or `.venv/bin/python bench/auth.py`); prints a table and
 rewrites the `## auth` section of bench/RESULTS.md. Nothing here asserts speed.
 """
@@ -36,7 +33,6 @@ from dataclasses import dataclass
 
 import grpc
 from _harness import (
-    ROOT,
     WORK,
     PgServer,
     Row,
@@ -70,21 +66,6 @@ MAX_SLOWDOWN = 1.05
 STRATA = [sys.executable, "-m", "strata_server"]
 
 Op = Callable[[], Awaitable[object]]
-
-
-def missing_token_auth() -> str | None:
-    """Why this build cannot run the benchmark, or None when it can."""
-    serve = subprocess.run(
-        [*STRATA, "serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    if "--auth" not in serve.stdout:
-        return "`strata serve` has no --auth option yet"
-    token = subprocess.run(
-        [*STRATA, "token", "create", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    if token.returncode != 0:
-        return "`strata token create` does not exist yet"
-    return None
 
 
 def create_token(database_url: str, workdir: str) -> str:
@@ -270,10 +251,6 @@ BASELINE = "auth none"
 
 
 def main() -> None:
-    missing = missing_token_auth()
-    if missing is not None:
-        print(f"bench/auth.py: skipped: {missing} (token auth lands with issue 18's auth core)")
-        return
     info = machine_info()
     with servers() as stack:
         rows = asyncio.run(run(stack))
