@@ -22,7 +22,7 @@ from strata_server.storage.postgres.content_retention import (
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.queries import purge_records
+from strata_server.storage.postgres.purges import purge_records, purge_rows
 from strata_server.storage.retention_sql import job_params, old_jobs
 
 UPSERT = """
@@ -86,13 +86,8 @@ def _old_jobs(exclude: Exclude) -> str:
 
 
 def _purge_jobs(exclude: Exclude) -> str:
-    return (
-        "WITH doomed AS (SELECT namespace, id "
-        + _old_jobs(exclude)
-        + " ORDER BY finish_time LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
-        " gone AS (DELETE FROM jobs AS g USING doomed AS d"
-        " WHERE g.namespace = d.namespace AND g.id = d.id RETURNING 1)"
-        " SELECT count(*) FROM gone"
+    return purge_rows("jobs", "namespace, id", _old_jobs(exclude), "finish_time", "1") + (
+        "\nSELECT count(*) FROM gone\n"
     )
 
 
