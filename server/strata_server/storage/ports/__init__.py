@@ -26,9 +26,9 @@ from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
 from strata_server.storage.ports.queue import QueueStore
-from strata_server.storage.ports.records import RecordCleanup, RecordStore
+from strata_server.storage.ports.records import CommitRequest, RecordCleanup, RecordStore
 from strata_server.storage.ports.transcripts import TranscriptStore
-from strata_server.storage.ports.transfer import TransferStore
+from strata_server.storage.ports.transfer import ImportRequest, TransferStore
 
 __all__ = [
     "ArtifactStore",
@@ -37,8 +37,10 @@ __all__ = [
     "BlobStaging",
     "BlobStore",
     "Cache",
+    "CommitRequest",
     "Events",
     "Fill",
+    "ImportRequest",
     "IndexAdmin",
     "IntegrityStore",
     "Listener",
