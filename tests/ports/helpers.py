@@ -7,6 +7,7 @@ from typing import Any
 
 from strata_server.core.models import AuditQuery, CreateRecord, LoggedAudit, Record
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import CommitRequest
 from tests.ports.conftest import ACTOR
 
 
@@ -15,7 +16,7 @@ async def create(
 ) -> Record:
     """Create one record through the one write path."""
     [record] = await storage.records.commit(
-        ns, [CreateRecord(collection, id, data, **kw)], actor=ACTOR
+        CommitRequest(ns, [CreateRecord(collection, id, data, **kw)], ACTOR)
     )
     assert isinstance(record, Record)
     return record

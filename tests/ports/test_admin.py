@@ -18,6 +18,7 @@ from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
 from strata_server.core.token_rules import NewToken
 from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import OldJobs
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import create
 
@@ -94,12 +95,17 @@ async def test_retention_policies_and_what_they_purge(storage: Storage, ns: str)
     for job in await storage.queue.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR):
         await storage.queue.ack_job(ns, job.id, job.lease_token or "", None, actor=ACTOR)
     later = datetime.now(UTC) + timedelta(seconds=1)
-    counted = await storage.retention.count_old_jobs(ns, "q", "completed", later, Exclude.NONE)
+    completed = OldJobs(ns, None, "completed", later, Exclude.NONE)
+    counted = await storage.retention.count_old_jobs(
+        OldJobs(ns, "q", "completed", later, Exclude.NONE)
+    )
     assert counted == len(jobs)
-    assert await storage.retention.count_old_jobs(ns, None, "dead", later, Exclude.NONE) == 0
-    purged = await storage.retention.purge_old_jobs(ns, None, "completed", later, Exclude.NONE, 2)
-    assert purged == 2
-    assert await storage.retention.count_old_jobs(None, None, "completed", later, Exclude.ANY) == 1
+    assert (
+        await storage.retention.count_old_jobs(OldJobs(ns, None, "dead", later, Exclude.NONE)) == 0
+    )
+    assert await storage.retention.purge_old_jobs(completed, 2) == 2
+    everywhere = OldJobs(None, None, "completed", later, Exclude.ANY)
+    assert await storage.retention.count_old_jobs(everywhere) == 1
 
 
 async def test_sealed_transcripts_and_old_artifacts_go_by_age(storage: Storage, ns: str) -> None:

@@ -32,6 +32,7 @@ from strata_server.core.models import (
     Write,
 )
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import CommitRequest
 from tests.ports.conftest import ACTOR, MAX_RECORD_BYTES
 from tests.ports.helpers import audit, create
 
@@ -44,9 +45,11 @@ async def test_create_get_update_merge_delete(storage: Storage, ns: str) -> None
     assert await storage.records.get_record(ns, "c", "a") == created
 
     [merged] = await storage.records.commit(
-        ns,
-        [UpdateRecord("c", "a", {"n": 2, "nested": {"y": 2}}, paths=(("n",), ("nested", "y")))],
-        actor=ACTOR,
+        CommitRequest(
+            ns,
+            [UpdateRecord("c", "a", {"n": 2, "nested": {"y": 2}}, paths=(("n",), ("nested", "y")))],
+            ACTOR,
+        )
     )
     assert isinstance(merged, Record)
     assert merged.data == {"title": "hello", "n": 2, "nested": {"x": 1, "y": 2}}
@@ -54,23 +57,23 @@ async def test_create_get_update_merge_delete(storage: Storage, ns: str) -> None
     assert await storage.records.get_record(ns, "c", "a") == merged
 
     [replaced] = await storage.records.commit(
-        ns, [UpdateRecord("c", "a", {"only": True})], actor=ACTOR
+        CommitRequest(ns, [UpdateRecord("c", "a", {"only": True})], ACTOR)
     )
     assert isinstance(replaced, Record) and replaced.data == {"only": True}
     assert replaced.version == 3
 
     [deleted] = await storage.records.commit(
-        ns, [DeleteRecord("c", "a", expected_version=3)], actor=ACTOR
+        CommitRequest(ns, [DeleteRecord("c", "a", expected_version=3)], ACTOR)
     )
     assert deleted == Deleted("c", "a", True)
     with pytest.raises(NotFound, match="record c/a does not exist"):
         await storage.records.get_record(ns, "c", "a")
     [again] = await storage.records.commit(
-        ns, [DeleteRecord("c", "a", allow_missing=True)], actor=ACTOR
+        CommitRequest(ns, [DeleteRecord("c", "a", allow_missing=True)], ACTOR)
     )
     assert again == Deleted("c", "a", False)
     [upserted] = await storage.records.commit(
-        ns, [UpdateRecord("c", "a", {"v": 1}, allow_missing=True)], actor=ACTOR
+        CommitRequest(ns, [UpdateRecord("c", "a", {"v": 1}, allow_missing=True)], ACTOR)
     )
     assert isinstance(upserted, Record) and upserted.version == 1
     with pytest.raises(AlreadyExists, match="c/a already exists"):
@@ -79,23 +82,27 @@ async def test_create_get_update_merge_delete(storage: Storage, ns: str) -> None
 
 async def test_errors_carry_write_index_and_details(storage: Storage, ns: str) -> None:
     await create(storage, ns, "a", {"n": 1})
-    await storage.records.commit(ns, [UpdateRecord("c", "a", {"n": 2})], actor=ACTOR)
+    await storage.records.commit(CommitRequest(ns, [UpdateRecord("c", "a", {"n": 2})], ACTOR))
     with pytest.raises(VersionConflict) as conflict:
         await storage.records.commit(
-            ns,
-            [CreateRecord("c", "b", {}), UpdateRecord("c", "a", {"n": 3}, expected_version=1)],
-            actor=ACTOR,
+            CommitRequest(
+                ns,
+                [CreateRecord("c", "b", {}), UpdateRecord("c", "a", {"n": 3}, expected_version=1)],
+                ACTOR,
+            )
         )
     assert conflict.value.current_version == 2
     assert conflict.value.metadata == {"current_version": "2", "write_index": "1"}
     with pytest.raises(VersionConflict):
-        await storage.records.commit(ns, [DeleteRecord("c", "a", expected_version=1)], actor=ACTOR)
+        await storage.records.commit(
+            CommitRequest(ns, [DeleteRecord("c", "a", expected_version=1)], ACTOR)
+        )
     with pytest.raises(AlreadyExists) as exists:
         await create(storage, ns, "a", {})
     assert exists.value.metadata["write_index"] == "0"
     too_big = [CreateRecord("c", "x", {}), CreateRecord("c", "big", {"s": "x" * MAX_RECORD_BYTES})]
     with pytest.raises(TooLarge) as large:
-        await storage.records.commit(ns, too_big, actor=ACTOR)
+        await storage.records.commit(CommitRequest(ns, too_big, ACTOR))
     assert large.value.metadata["write_index"] == "1"
     assert (await storage.records.get_record(ns, "c", "a")).data == {"n": 2}
     # A literal backslash followed by "u0000" is fine.
@@ -107,13 +114,15 @@ async def test_a_failed_write_leaves_nothing(storage: Storage, ns: str) -> None:
     await create(storage, ns, "exists", {})
     writes: list[Write] = [CreateRecord("c", "new", {"a": 1}), CreateRecord("c", "exists", {})]
     with pytest.raises(AlreadyExists) as caught:
-        await storage.records.commit(ns, writes, actor=ACTOR, idempotency=Idempotency("r", "f"))
+        await storage.records.commit(CommitRequest(ns, writes, ACTOR, Idempotency("r", "f")))
     assert caught.value.metadata["write_index"] == "1"
     with pytest.raises(NotFound) as missing:
         await storage.records.commit(
-            ns,
-            [CreateRecord("c", "new", {"n": 1}), UpdateRecord("c", "missing", {"n": 2})],
-            actor=ACTOR,
+            CommitRequest(
+                ns,
+                [CreateRecord("c", "new", {"n": 1}), UpdateRecord("c", "missing", {"n": 2})],
+                ACTOR,
+            )
         )
     assert missing.value.metadata["write_index"] == "1"
     with pytest.raises(NotFound):
@@ -121,21 +130,23 @@ async def test_a_failed_write_leaves_nothing(storage: Storage, ns: str) -> None:
     assert [entry.entity_id for entry in await audit(storage, ns)] == ["c/exists"]
     # The failed request_id was not kept: it runs again.
     [created] = await storage.records.commit(
-        ns, [CreateRecord("c", "new", {})], actor=ACTOR, idempotency=Idempotency("r", "g")
+        CommitRequest(ns, [CreateRecord("c", "new", {})], ACTOR, Idempotency("r", "g"))
     )
     assert isinstance(created, Record)
 
 
 async def test_writes_in_one_commit_see_each_other(storage: Storage, ns: str) -> None:
     results = await storage.records.commit(
-        ns,
-        [
-            CreateRecord("c", "t1", {"a": 1}),
-            UpdateRecord("c", "t1", {"b": 2}, paths=(("b",),), expected_version=1),
-            DeleteRecord("c", "t1"),
-            CreateRecord("c", "t1", {"c": 3}),
-        ],
-        actor=ACTOR,
+        CommitRequest(
+            ns,
+            [
+                CreateRecord("c", "t1", {"a": 1}),
+                UpdateRecord("c", "t1", {"b": 2}, paths=(("b",),), expected_version=1),
+                DeleteRecord("c", "t1"),
+                CreateRecord("c", "t1", {"c": 3}),
+            ],
+            ACTOR,
+        )
     )
     assert [getattr(r, "version", None) for r in results] == [1, 2, None, 1]
     assert (await storage.records.get_record(ns, "c", "t1")).data == {"c": 3}
@@ -143,16 +154,18 @@ async def test_writes_in_one_commit_see_each_other(storage: Storage, ns: str) ->
 
 async def test_audit_entries_in_write_order(storage: Storage, ns: str) -> None:
     await storage.records.commit(
-        ns,
-        [
-            CreateRecord("c", "b", {"x": 1, "y": 2}),
-            CreateRecord("c", "a", {"x": 1}),
-            UpdateRecord("c", "b", {"x": 5, "y": 2}),
-        ],
-        actor=ACTOR,
-        idempotency=Idempotency("req-1", "fp"),
+        CommitRequest(
+            ns,
+            [
+                CreateRecord("c", "b", {"x": 1, "y": 2}),
+                CreateRecord("c", "a", {"x": 1}),
+                UpdateRecord("c", "b", {"x": 5, "y": 2}),
+            ],
+            ACTOR,
+            Idempotency("req-1", "fp"),
+        )
     )
-    await storage.records.commit(ns, [DeleteRecord("c", "a")], actor=Actor("bob"))
+    await storage.records.commit(CommitRequest(ns, [DeleteRecord("c", "a")], Actor("bob")))
     rows = [
         (e.actor, e.action, e.entity, e.entity_id, e.version, e.changed_fields, e.request_id)
         for e in await audit(storage, ns)
@@ -171,15 +184,15 @@ async def test_idempotent_commit_returns_the_first_result(storage: Storage, ns: 
         DeleteRecord("c", "zz", allow_missing=True),
     ]
     key = Idempotency("req-1", "fingerprint-1")
-    first = await storage.records.commit(ns, writes, actor=ACTOR, idempotency=key)
-    await storage.records.commit(ns, [UpdateRecord("c", "a", {"n": 2})], actor=ACTOR)
-    assert await storage.records.commit(ns, writes, actor=ACTOR, idempotency=key) == first
+    first = await storage.records.commit(CommitRequest(ns, writes, ACTOR, key))
+    await storage.records.commit(CommitRequest(ns, [UpdateRecord("c", "a", {"n": 2})], ACTOR))
+    assert await storage.records.commit(CommitRequest(ns, writes, ACTOR, key)) == first
     assert (await storage.records.get_record(ns, "c", "a")).data == {"n": 2}
     # The same request_id in another namespace is another request.
-    assert await storage.records.commit(f"{ns}x", writes, actor=ACTOR, idempotency=key) != first
+    assert await storage.records.commit(CommitRequest(f"{ns}x", writes, ACTOR, key)) != first
     with pytest.raises(InvalidArgument) as reused:
         await storage.records.commit(
-            ns, writes, actor=ACTOR, idempotency=Idempotency("req-1", "other")
+            CommitRequest(ns, writes, ACTOR, Idempotency("req-1", "other"))
         )
     assert reused.value.violations[0].field == "request_id"
 
@@ -187,7 +200,7 @@ async def test_idempotent_commit_returns_the_first_result(storage: Storage, ns: 
     key2 = Idempotency("req-2", "fingerprint-2")
     update = [UpdateRecord("c", "a", {"n": 3})]
     results = await asyncio.gather(
-        *(storage.records.commit(ns, update, actor=ACTOR, idempotency=key2) for _ in range(10))
+        *(storage.records.commit(CommitRequest(ns, update, ACTOR, key2)) for _ in range(10))
     )
     assert all(result == results[0] for result in results)
     assert (await storage.records.get_record(ns, "c", "a")).version == 3
@@ -200,7 +213,9 @@ async def test_concurrent_updates_one_winner_per_version(storage: Storage, ns: s
     async def update_expecting_1() -> Any:
         try:
             return await storage.records.commit(
-                ns, [UpdateRecord("c", "hot", {"count": 1}, expected_version=1)], actor=ACTOR
+                CommitRequest(
+                    ns, [UpdateRecord("c", "hot", {"count": 1}, expected_version=1)], ACTOR
+                )
             )
         except VersionConflict as error:
             return error
@@ -217,7 +232,7 @@ async def test_concurrent_updates_one_winner_per_version(storage: Storage, ns: s
             count = current.data["count"] + 1
             update = UpdateRecord("c", "hot", {"count": count}, expected_version=current.version)
             try:
-                [result] = await storage.records.commit(ns, [update], actor=ACTOR)
+                [result] = await storage.records.commit(CommitRequest(ns, [update], ACTOR))
             except VersionConflict:
                 continue
             assert isinstance(result, Record)
@@ -271,14 +286,16 @@ async def test_expired_records_are_invisible_and_purged(storage: Storage, ns: st
     hits = await storage.records.search_records(ns, SearchQuery("c", "zebra", limit=10))
     assert [hit.record.id for hit in hits.items] == ["kept"]
     with pytest.raises(NotFound):
-        await storage.records.commit(ns, [UpdateRecord("c", "gone", {})], actor=ACTOR)
+        await storage.records.commit(CommitRequest(ns, [UpdateRecord("c", "gone", {})], ACTOR))
 
     # A create over an expired record replaces it (its version starts again at 1).
-    [revived] = await storage.records.commit(ns, [CreateRecord("c", "gone", {"v": 2})], actor=ACTOR)
+    [revived] = await storage.records.commit(
+        CommitRequest(ns, [CreateRecord("c", "gone", {"v": 2})], ACTOR)
+    )
     assert isinstance(revived, Record) and (revived.version, revived.expire_time) == (1, None)
     # A merge can clear the expiry.
     [cleared] = await storage.records.commit(
-        ns, [UpdateRecord("c", "kept", {}, paths=(EXPIRE_TIME_PATH,))], actor=ACTOR
+        CommitRequest(ns, [UpdateRecord("c", "kept", {}, paths=(EXPIRE_TIME_PATH,))], ACTOR)
     )
     assert isinstance(cleared, Record) and cleared.expire_time is None
     assert kept.expire_time == future
@@ -377,8 +394,10 @@ async def test_search_ranks_every_word_and_pages(storage: Storage, ns: str) -> N
     blank = await storage.records.search_records(ns, SearchQuery("c", "   ", limit=10))
     assert list(blank.items) == []
 
-    await storage.records.commit(ns, [UpdateRecord("c", "b", {"title": "pear"})], actor=ACTOR)
-    await storage.records.commit(ns, [DeleteRecord("c", "c")], actor=ACTOR)
+    await storage.records.commit(
+        CommitRequest(ns, [UpdateRecord("c", "b", {"title": "pear"})], ACTOR)
+    )
+    await storage.records.commit(CommitRequest(ns, [DeleteRecord("c", "c")], ACTOR))
     page = await storage.records.search_records(ns, SearchQuery("c", "apple", limit=10))
     assert [hit.record.id for hit in page.items] == ["a"]
 
@@ -387,8 +406,8 @@ async def test_changes_after_the_head_in_commit_order(storage: Storage, ns: str)
     head = await storage.records.changes_head(ns)
     await create(storage, ns, "a", {"k": "x"})
     await create(storage, ns, "b", {"k": "y"})
-    await storage.records.commit(ns, [UpdateRecord("c", "a", {"k": "z"})], actor=ACTOR)
-    await storage.records.commit(ns, [DeleteRecord("c", "b")], actor=ACTOR)
+    await storage.records.commit(CommitRequest(ns, [UpdateRecord("c", "a", {"k": "z"})], ACTOR))
+    await storage.records.commit(CommitRequest(ns, [DeleteRecord("c", "b")], ACTOR))
     await create(storage, ns, "other", {}, collection="notes")
     batch = await storage.records.record_changes(ns, "c", head, None, 10)
     seen = [(change.record_id, change.version) for change in batch.changes]

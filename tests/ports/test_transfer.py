@@ -15,6 +15,7 @@ from strata_server.core.transcript_rules import AppendEntries, NewTranscript, ne
 from strata_server.core.transfer_format import ConflictPolicy, Kind
 from strata_server.core.transfer_rows import RowBatch
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import CommitRequest, ImportRequest
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import create
 
@@ -68,7 +69,7 @@ async def test_import_into_another_namespace_then_by_policy(storage: Storage, ns
     _, batches = await export(storage, ns)
     target = f"{ns}copy"
     counts = await storage.transfer.import_rows(
-        target, replay(batches), ConflictPolicy.FAIL, actor=ACTOR
+        ImportRequest(target, ConflictPolicy.FAIL, ACTOR), replay(batches)
     )
     assert counts[Kind.RECORDS].imported == 3 and counts[Kind.ENTRIES].imported == 2
     copied = await storage.records.get_record(target, "c", "r1")
@@ -78,19 +79,19 @@ async def test_import_into_another_namespace_then_by_policy(storage: Storage, ns
     imports = await storage.audit.list_audit(target, AuditQuery(action="import"))
     assert len(imports.items) == 1
 
-    await storage.records.commit(target, [UpdateRecord("c", "r1", {"i": 9})], actor=ACTOR)
+    await storage.records.commit(CommitRequest(target, [UpdateRecord("c", "r1", {"i": 9})], ACTOR))
     with pytest.raises(AlreadyExists):
         await storage.transfer.import_rows(
-            target, replay(batches), ConflictPolicy.FAIL, actor=ACTOR
+            ImportRequest(target, ConflictPolicy.FAIL, ACTOR), replay(batches)
         )
     assert (await storage.records.get_record(target, "c", "r1")).data == {"i": 9}  # nothing
     skipped = await storage.transfer.import_rows(
-        target, replay(batches), ConflictPolicy.SKIP, actor=ACTOR
+        ImportRequest(target, ConflictPolicy.SKIP, ACTOR), replay(batches)
     )
     assert skipped[Kind.RECORDS].skipped == 3 and skipped[Kind.RECORDS].imported == 0
     assert (await storage.records.get_record(target, "c", "r1")).data == {"i": 9}
     overwritten = await storage.transfer.import_rows(
-        target, replay(batches), ConflictPolicy.OVERWRITE, actor=ACTOR
+        ImportRequest(target, ConflictPolicy.OVERWRITE, ACTOR), replay(batches)
     )
     assert overwritten[Kind.RECORDS].overwritten == 3
     assert (await storage.records.get_record(target, "c", "r1")).data == {"i": 1}

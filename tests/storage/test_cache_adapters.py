@@ -25,7 +25,7 @@ from strata_server.storage.cached_records import (
     record_key,
 )
 from strata_server.storage.memory.cache import MemoryCache
-from strata_server.storage.ports import Cache, Fill
+from strata_server.storage.ports import Cache, CommitRequest, Fill
 from strata_server.storage.redis import client as redis_client
 from strata_server.storage.redis.cache import RedisCache
 from strata_server.storage.sqlite import open_sqlite
@@ -196,18 +196,18 @@ async def test_reads_fill_and_writes_invalidate(
     store: tuple[CachedRecordStore, Cache], ns: str
 ) -> None:
     records, cache = store
-    await records.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [CreateRecord("c", "1", {"n": 1})], ACTOR))
     assert (await records.get_record(ns, "c", "1")).version == 1  # miss, fills
     assert (await cache.lookup(ns, [record_key("c", "1")], LEASE))[0].value is not None
     assert (await records.get_record(ns, "c", "1")).data == {"n": 1}  # hit
     assert records.stats().hits == 1 and records.stats().misses == 1
-    await records.commit(ns, [UpdateRecord("c", "1", {"n": 2})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [UpdateRecord("c", "1", {"n": 2})], ACTOR))
     assert (await cache.lookup(ns, [record_key("c", "1")], LEASE))[0].value is None
     assert (await records.get_record(ns, "c", "1")).data == {"n": 2}
-    await records.commit(ns, [DeleteRecord("c", "1")], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [DeleteRecord("c", "1")], ACTOR))
     with pytest.raises(NotFound):
         await records.get_record(ns, "c", "1")
-    await records.commit(ns, [CreateRecord("c", "1", {"n": "again"})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [CreateRecord("c", "1", {"n": "again"})], ACTOR))
     record = await records.get_record(ns, "c", "1")
     assert (record.version, record.data) == (1, {"n": "again"})
 
@@ -216,11 +216,13 @@ async def test_a_failed_write_still_invalidates(
     store: tuple[CachedRecordStore, Cache], ns: str
 ) -> None:
     records, cache = store
-    await records.commit(ns, [CreateRecord("c", "1", {})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [CreateRecord("c", "1", {})], ACTOR))
     await records.get_record(ns, "c", "1")
     with pytest.raises(NotFound):
         await records.commit(
-            ns, [UpdateRecord("c", "1", {"x": 1}), DeleteRecord("c", "missing")], actor=ACTOR
+            CommitRequest(
+                ns, [UpdateRecord("c", "1", {"x": 1}), DeleteRecord("c", "missing")], ACTOR
+            )
         )
     assert (await cache.lookup(ns, [record_key("c", "1")], LEASE))[0].value is None
 
@@ -229,12 +231,12 @@ async def test_a_slow_read_never_caches_over_a_newer_write(
     store: tuple[CachedRecordStore, Cache], ns: str
 ) -> None:
     records, cache = store
-    await records.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [CreateRecord("c", "1", {"n": 1})], ACTOR))
     # A reader leases the key and reads version 1 ...
     [slow] = await cache.lookup(ns, [record_key("c", "1")], LEASE)
     old = await records.get_record(ns, "c", "1")  # (another reader: no lease, no fill)
     # ... then a write commits and invalidates ...
-    await records.commit(ns, [UpdateRecord("c", "1", {"n": 2})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [UpdateRecord("c", "1", {"n": 2})], ACTOR))
     # ... and the slow reader tries to fill version 1.
     await cache.fill(ns, [Fill(record_key("c", "1"), slow.lease or "", b"stale", 60)])
     assert old.version == 1
@@ -247,7 +249,7 @@ async def test_batch_get_mixes_hits_and_misses(
 ) -> None:
     records, _ = store
     writes = [CreateRecord("c", str(i), {"i": i}) for i in range(5)]
-    await records.commit(ns, writes, actor=ACTOR)
+    await records.commit(CommitRequest(ns, writes, ACTOR))
     await records.get_record(ns, "c", "1")
     found = await records.batch_get_records(ns, "c", ["0", "1", "2", "nope"])
     assert sorted(r.id for r in found) == ["0", "1", "2"]
@@ -262,7 +264,7 @@ async def test_expire_time_caps_the_entry_and_purge_invalidates(
 ) -> None:
     records, cache = store
     soon = datetime.now(UTC) + timedelta(seconds=0.5)
-    await records.commit(ns, [CreateRecord("c", "e", {}, expire_time=soon)], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [CreateRecord("c", "e", {}, expire_time=soon)], ACTOR))
     assert (await records.get_record(ns, "c", "e")).expire_time == soon
     await asyncio.sleep(0.6)
     with pytest.raises(NotFound):
@@ -279,7 +281,7 @@ async def test_a_collection_with_ttl_zero_is_never_cached(
     store: tuple[CachedRecordStore, Cache], ns: str
 ) -> None:
     records, cache = store
-    await records.commit(ns, [CreateRecord("plain", "1", {})], actor=ACTOR)
+    await records.commit(CommitRequest(ns, [CreateRecord("plain", "1", {})], ACTOR))
     await records.get_record(ns, "plain", "1")
     await records.batch_get_records(ns, "plain", ["1"])
     assert await cache.get(ns, record_key("plain", "1")) is None
@@ -322,15 +324,15 @@ async def test_a_write_in_an_outage_still_invalidates_a_restarted_cache(
         CachedRecordStore(database.records, c, RecordCachePolicy(60, {})) for c in caches
     )
     try:
-        await writer.commit(ns, [CreateRecord("c", "1", {"n": 1})], actor=ACTOR)
+        await writer.commit(CommitRequest(ns, [CreateRecord("c", "1", {"n": 1})], ACTOR))
         server.kill()
-        await writer.commit(ns, [UpdateRecord("c", "1", {"n": 2})], actor=ACTOR)
+        await writer.commit(CommitRequest(ns, [UpdateRecord("c", "1", {"n": 2})], ACTOR))
         assert not writer.stats().available  # the failed invalidation is kept
         server.start()
         key = record_key("c", "1")
         [lease] = await caches[1].lookup(ns, [key], LEASE)  # the reader's miss ...
         old = await database.records.get_record(ns, "c", "1")  # ... reads version 2 ...
-        await writer.commit(ns, [UpdateRecord("c", "1", {"n": 3})], actor=ACTOR)
+        await writer.commit(CommitRequest(ns, [UpdateRecord("c", "1", {"n": 3})], ACTOR))
         assert not writer.stats().available  # still down for the writer's probe
         # ... and fills it after the writer acknowledged version 3.
         await caches[1].fill(ns, [Fill(key, lease.lease or "", record_to_cache(old), 60)])

@@ -33,6 +33,7 @@ from strata_server.core.models import (
     SearchQuery,
 )
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import CommitRequest
 from strata_server.storage.postgres import indexes, open_postgres, queries
 from strata_server.storage.postgres.dialect import PostgresDialect
 from strata_server.storage.sqlquery import compile_list
@@ -62,7 +63,9 @@ def ns() -> str:
 
 
 async def create(db: Storage, ns: str, id: str, data: dict[str, Any], **kw: Any) -> Record:
-    [record] = await db.records.commit(ns, [CreateRecord("c", id, data, **kw)], actor=ACTOR)
+    [record] = await db.records.commit(
+        CommitRequest(ns, [CreateRecord("c", id, data, **kw)], ACTOR)
+    )
     assert isinstance(record, Record)
     return record
 
@@ -78,9 +81,9 @@ async def test_nul_characters_are_invalid_arguments(db: Storage, ns: str) -> Non
     search carrying one is InvalidArgument naming the field, not a driver error."""
     with pytest.raises(InvalidArgument) as nul:
         await db.records.commit(
-            ns,
-            [CreateRecord("c", "ok", {}), CreateRecord("c", "nul", {"s": "a\x00b"})],
-            actor=ACTOR,
+            CommitRequest(
+                ns, [CreateRecord("c", "ok", {}), CreateRecord("c", "nul", {"s": "a\x00b"})], ACTOR
+            )
         )
     assert nul.value.metadata["write_index"] == "1"
     assert nul.value.violations[0].field == "data"

@@ -19,6 +19,7 @@ from strata_server.core.job_transitions import Availability, NewJob
 from strata_server.core.models import Actor, CreateRecord
 from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import CommitRequest
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.sqlite import open_sqlite
 
@@ -88,12 +89,12 @@ async def test_many_transcripts_states_in_one_call(store: Storage) -> None:
 async def test_changes_pending_while_an_older_transaction_runs(store: Storage, url: str) -> None:
     assert not await store.records.changes_pending(NS, "tasks")
     if not url.startswith("postgres"):
-        await store.records.commit(NS, [CreateRecord("tasks", "a", {})], actor=ALICE)
+        await store.records.commit(CommitRequest(NS, [CreateRecord("tasks", "a", {})], ALICE))
         assert not await store.records.changes_pending(NS, "tasks")  # readable at once
         return
     async with await psycopg.AsyncConnection.connect(url) as older:
         await older.execute("SELECT pg_current_xact_id()")  # a transaction with an xid
-        await store.records.commit(NS, [CreateRecord("tasks", "a", {})], actor=ALICE)
+        await store.records.commit(CommitRequest(NS, [CreateRecord("tasks", "a", {})], ALICE))
         assert await store.records.changes_pending(NS, "tasks")
         assert not await store.records.changes_pending(NS, "other")
         head = await store.records.changes_head(NS)

@@ -25,6 +25,7 @@ from strata_server.core.models import (
 from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage import migrations
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports import CommitRequest
 from strata_server.storage.sqlite import open_sqlite
 from strata_server.storage.sqlite.connection import Connections
 from tests.support.wire import sent
@@ -61,7 +62,9 @@ def raw(path: str) -> Iterator[sqlite3.Connection]:
 async def create(
     db: Storage, id: str, data: dict[str, Any], *, collection: str = "tasks", **kw: Any
 ) -> Record:
-    [result] = await db.records.commit(NS, [CreateRecord(collection, id, data, **kw)], actor=ALICE)
+    [result] = await db.records.commit(
+        CommitRequest(NS, [CreateRecord(collection, id, data, **kw)], ALICE)
+    )
     assert isinstance(result, Record)
     return result
 

@@ -30,7 +30,13 @@ from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
 from strata_server.core.retention_rules import CleanupReport, CleanupStep, Exclude, Target
 from strata_server.services import blob_gc
-from strata_server.storage.ports import ArtifactStore, BlobStore, RecordCleanup, RetentionStore
+from strata_server.storage.ports import (
+    ArtifactStore,
+    BlobStore,
+    OldJobs,
+    RecordCleanup,
+    RetentionStore,
+)
 
 log = structlog.get_logger("strata.cleanup")
 
@@ -94,14 +100,11 @@ class Cleanup:
                 async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
             before = started - self.keep_completed
-            count = await self.retention.count_old_jobs(
-                namespace, None, "completed", before, Exclude.ANY
-            )
+            default_jobs = OldJobs(namespace, None, "completed", before, Exclude.ANY)
+            count = await self.retention.count_old_jobs(default_jobs)
 
             async def default_batch() -> int:
-                return await self.retention.purge_old_jobs(
-                    namespace, None, "completed", before, Exclude.ANY, BATCH
-                )
+                return await self.retention.purge_old_jobs(default_jobs, BATCH)
 
             step = CleanupStep(
                 "completed jobs past the server default",
@@ -181,12 +184,12 @@ class Cleanup:
 
             return count, artifacts_batch, BATCH
         state = "completed" if target is Target.COMPLETED_JOBS else "dead"
-        queue = selector or None
         exclude = Exclude.NONE if selector else Exclude.NAMED
-        count = await db.count_old_jobs(namespace, queue, state, before, exclude)
+        jobs = OldJobs(namespace, selector or None, state, before, exclude)
+        count = await db.count_old_jobs(jobs)
 
         async def jobs_batch() -> int:
-            return await db.purge_old_jobs(namespace, queue, state, before, exclude, BATCH)
+            return await db.purge_old_jobs(jobs, BATCH)
 
         return count, jobs_batch, BATCH
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from strata_server.core import models
 from strata_server.services.topics import Wakeups
-from strata_server.storage.ports import Events, RecordStore
+from strata_server.storage.ports import CommitRequest, Events, RecordStore
 
 
 class Commits:
@@ -32,6 +32,6 @@ class Commits:
         """Apply `writes` in order, all or none (preconditions checked first), and wake
         the consumers of the queues enqueued to, the watches of the collections
         written and the followers of the transcripts appended to."""
-        results = await self._store.commit(namespace, writes, actor=actor, idempotency=idempotency)
+        results = await self._store.commit(CommitRequest(namespace, writes, actor, idempotency))
         self._wakeups.committed(namespace, writes)
         return results

@@ -16,7 +16,7 @@ from strata_server.core import errors, models
 from strata_server.core.filters import Filter
 from strata_server.core.idle import Probed
 from strata_server.services.topics import Wakeups, records_topic
-from strata_server.storage.ports import Events, Recheck, RecordStore
+from strata_server.storage.ports import CommitRequest, Events, Recheck, RecordStore
 
 WATCH_BATCH = 500
 """Most audit entries a WatchRecords stream reads per query."""
@@ -79,7 +79,7 @@ class Records:
         """Apply one create, update or delete and wake its collection's watches."""
         try:
             [result] = await self._store.commit(
-                namespace, [write], actor=actor, idempotency=idempotency
+                CommitRequest(namespace, [write], actor, idempotency)
             )
         except errors.StrataError as error:
             error.metadata.pop("write_index", None)  # meaningful only for Commit

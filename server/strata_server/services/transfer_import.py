@@ -61,7 +61,7 @@ from strata_server.services.import_rows import ImportRows, RowBudget
 from strata_server.services.import_rows import content_types as content_types_of
 from strata_server.services.topics import Wakeups
 from strata_server.services.transfer_tar import StagedTar, open_staged, read_piece
-from strata_server.storage.ports import ArtifactStore, BlobStore, TransferStore
+from strata_server.storage.ports import ArtifactStore, BlobStore, ImportRequest, TransferStore
 
 PROGRESS_SECONDS = 0.25
 IDLE_SETTING = "STRATA_IMPORT_IDLE_TIMEOUT_SECONDS"
@@ -201,7 +201,9 @@ class NamespaceImport:
                     counts[BLOBS].skipped = len(stored) - counts[BLOBS].imported
                     rows = ImportRows(tar, namespace, stored, self.limits.budget())
                     task = asyncio.create_task(
-                        self.rows.import_rows(namespace, rows.batches(), policy, actor=actor)
+                        self.rows.import_rows(
+                            ImportRequest(namespace, policy, actor), rows.batches()
+                        )
                     )
                     try:
                         async for progress in _progress_until(rows, task):

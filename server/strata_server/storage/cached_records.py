@@ -32,24 +32,15 @@ from datetime import UTC, datetime
 
 from strata_server.core.codec import record_from_cache, record_to_cache
 from strata_server.core.errors import NotFound, Unavailable
-from strata_server.core.filters import Filter
 from strata_server.core.models import (
-    Actor,
     CacheStats,
-    ChangeBatch,
-    Idempotency,
-    ListQuery,
-    Page,
     Record,
     RecordRef,
     RecordWrite,
-    SearchHit,
-    SearchQuery,
-    Write,
     WriteResult,
 )
 from strata_server.storage.cache_outages import RECORD_PREFIX, CacheOutages
-from strata_server.storage.ports import Cache, Fill, Lookup, RecordStore
+from strata_server.storage.ports import Cache, CommitRequest, Fill, Lookup, RecordStore
 
 LEASE_SECONDS = 10.0
 """How long a missing read may take to fill its key; a slower one fills nothing."""
@@ -96,6 +87,14 @@ class CachedRecordStore:
         self._policy = policy
         self._outages = CacheOutages(cache)
         self._hits = self._misses = self._bypassed = 0
+        # Everything else is the store's own answer: lists, counts, searches and the
+        # change feed are not cached, so they are the store's methods themselves.
+        self.list_records = store.list_records
+        self.count_records = store.count_records
+        self.search_records = store.search_records
+        self.changes_head = store.changes_head
+        self.record_changes = store.record_changes
+        self.changes_pending = store.changes_pending
 
     def stats(self) -> CacheStats:
         """This process's counters since it started."""
@@ -222,29 +221,22 @@ class CachedRecordStore:
 
     # --- writes invalidate ----------------------------------------------------------
 
-    async def commit(
-        self,
-        namespace: str,
-        writes: Sequence[Write],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-    ) -> list[WriteResult]:
+    async def commit(self, request: CommitRequest) -> list[WriteResult]:
         """The store's commit, then the invalidation of every record it may have
         touched, before returning. Also after a failure: a commit whose outcome is
         unknown (the connection broke at COMMIT) may have written."""
         keys = list(
             dict.fromkeys(
                 record_key(write.collection, write.id)
-                for write in writes
+                for write in request.writes
                 if isinstance(write, RecordWrite)
             )
         )
         try:
-            return await self._store.commit(namespace, writes, actor=actor, idempotency=idempotency)
+            return await self._store.commit(request)
         finally:
             if keys:
-                await self._outages.invalidate(namespace, keys)
+                await self._outages.invalidate(request.namespace, keys)
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         """The store's purge, then the invalidation of the records it removed."""
@@ -268,31 +260,3 @@ class CachedRecordStore:
     async def close(self) -> None:
         """Stop the outage probe; the store and the cache belong to whoever built them."""
         await self._outages.close()
-
-    # --- everything else is the store's own answer: lists, counts, searches and the
-    # change feed are not cached (app.py holds this class to the RecordStore port) ---
-
-    async def list_records(self, namespace: str, query: ListQuery) -> Page[Record]:
-        return await self._store.list_records(namespace, query)
-
-    async def count_records(self, namespace: str, collection: str, filter: Filter | None) -> int:
-        return await self._store.count_records(namespace, collection, filter)
-
-    async def search_records(self, namespace: str, query: SearchQuery) -> Page[SearchHit]:
-        return await self._store.search_records(namespace, query)
-
-    async def changes_head(self, namespace: str) -> str:
-        return await self._store.changes_head(namespace)
-
-    async def record_changes(
-        self,
-        namespace: str,
-        collection: str,
-        after: str,
-        filter: Filter | None,
-        limit: int,
-    ) -> ChangeBatch:
-        return await self._store.record_changes(namespace, collection, after, filter, limit)
-
-    async def changes_pending(self, namespace: str, collection: str) -> bool:
-        return await self._store.changes_pending(namespace, collection)

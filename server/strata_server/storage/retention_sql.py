@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from strata_server.core.retention_rules import Exclude, Target
+from strata_server.storage.ports.admin import OldJobs
+from strata_server.storage.sqlquery import Dialect
 
 _SCOPE = {
     Exclude.NONE: "",
@@ -43,13 +45,13 @@ def old_jobs(exclude: Exclude, param: Callable[[str], str], optional: str = "") 
     )
 
 
-def job_params(namespace: str | None, queue: str | None, state: str, before: Any) -> dict[str, Any]:
-    """The parameters of `old_jobs`; `before` as the engine stores a time."""
-    target = Target.COMPLETED_JOBS if state == "completed" else Target.DEAD_JOBS
+def job_params(jobs: OldJobs, dialect: Dialect) -> dict[str, Any]:
+    """The parameters of `old_jobs`, with `before` as the engine stores a time."""
+    target = Target.COMPLETED_JOBS if jobs.state == "completed" else Target.DEAD_JOBS
     return {
-        "namespace": namespace,
-        "queue": queue,
-        "state": state,
-        "before": before,
+        "namespace": jobs.namespace,
+        "queue": jobs.queue,
+        "state": jobs.state,
+        "before": dialect.time_param(jobs.before),
         "target": target.value,
     }

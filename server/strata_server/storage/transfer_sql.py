@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from strata_server.core.models import Actor, LoggedAudit
+from strata_server.core.models import LoggedAudit
 from strata_server.core.transfer_format import KINDS, Kind
 from strata_server.core.transfer_rows import ArchivedEntry, RowBatch
 
@@ -132,12 +132,12 @@ class Writer(Protocol):
         """Audit entries (last)."""
         ...
 
-    async def finish(self, actor: Actor) -> None:
+    async def finish(self) -> None:
         """Write the import's own audit entry."""
         ...
 
 
-async def write_batches(writer: Writer, batches: AsyncIterator[RowBatch], actor: Actor) -> None:
+async def write_batches(writer: Writer, batches: AsyncIterator[RowBatch]) -> None:
     """Hand every batch to the writer's method for its kind, then finish."""
     async for batch in batches:
         if batch.kind is Kind.ENTRIES:
@@ -146,4 +146,4 @@ async def write_batches(writer: Writer, batches: AsyncIterator[RowBatch], actor:
             await writer.audit(batch.rows)
         else:
             await writer.rows(batch.kind, batch.rows)
-    await writer.finish(actor)
+    await writer.finish()

@@ -18,7 +18,8 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.transfer_format import ConflictPolicy, ImportCounts, Kind, split_conflicts
 from strata_server.core.transfer_rows import ArchivedEntry
-from strata_server.storage.transfer_params import Shape, Time
+from strata_server.storage.ports.transfer import ImportRequest
+from strata_server.storage.transfer_params import SHAPES, Shape, Time
 
 _UNFINISHED = frozenset({"ready", "leased"})
 
@@ -50,6 +51,26 @@ class ImportTable:
         """An archived row's values in the order of `update`."""
         values = self._values(namespace, row, self._time)
         return tuple(values[c] for c in self._update_columns)
+
+
+def import_tables(
+    columns: Mapping[Kind, str], time: Time, placeholder: str, *, jsonb: bool
+) -> dict[Kind, ImportTable]:
+    """Every kind's ImportTable on one engine: queue settings, and each kind in
+    `columns` (the column list the engine's own queries read it with) written with
+    the namespace first."""
+
+    def table(kind: Kind, names: Sequence[str]) -> ImportTable:
+        return ImportTable(SHAPES[kind], names, time, placeholder, jsonb)
+
+    def namespace_first(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",")]
+        return ["namespace", *(name for name in names if name != "namespace")]
+
+    return {
+        Kind.QUEUES: table(Kind.QUEUES, ["namespace", "queue", "paused"]),
+        **{kind: table(kind, namespace_first(text)) for kind, text in columns.items()},
+    }
 
 
 class ImportEngine(Protocol):
@@ -96,8 +117,7 @@ class ImportWriter:
 
     engine: ImportEngine
     tables: Mapping[Kind, ImportTable]
-    namespace: str
-    policy: ConflictPolicy
+    request: ImportRequest
     counts: ImportCounts = field(default_factory=ImportCounts)
     skipped_transcripts: set[str] = field(default_factory=set)
     """Transcripts the import skipped, whose archived entries it skips too."""
@@ -110,11 +130,11 @@ class ImportWriter:
         if kind is Kind.JOBS:
             stored |= await self._unique_clashes(rows)
         fresh, taken = split_conflicts(
-            kind, self.namespace, rows, keys, stored, self.policy, self.counts[kind]
+            kind, self.request.namespace, rows, keys, stored, self.request.policy, self.counts[kind]
         )
-        if kind is Kind.TRANSCRIPTS and self.policy is ConflictPolicy.SKIP:
+        if kind is Kind.TRANSCRIPTS and self.request.policy is ConflictPolicy.SKIP:
             self.skipped_transcripts.update(k for k in keys if k in stored)
-        ns = self.namespace
+        ns = self.request.namespace
         if fresh:
             await self.engine.insert(table, [table.params(ns, row) for row in fresh])
         if taken:
@@ -127,11 +147,11 @@ class ImportWriter:
         if not unique:
             return set()
         held = await self.engine.unique_holders(unique)
-        if held and self.policy is ConflictPolicy.OVERWRITE:
+        if held and self.request.policy is ConflictPolicy.OVERWRITE:
             queue, key = next(iter(held))
             raise AlreadyExists(
                 f"an unfinished job of queue {queue!r} already holds unique_key {key!r} in "
-                f"namespace {self.namespace!r}; nothing was imported",
+                f"namespace {self.request.namespace!r}; nothing was imported",
                 metadata={"kind": "jobs", "unique_key": str(key)},
             )
         return {j.id for j in unique if (j.queue, j.unique_key) in held}
@@ -151,7 +171,7 @@ class ImportWriter:
         count.imported += added
         count.skipped += len(entries) - added
 
-    async def finish(self, actor: Actor) -> None:
+    async def finish(self) -> None:
         """The import's own audit entry."""
         written = [k for k, c in self.counts.kinds.items() if c.imported or c.overwritten]
-        await self.engine.finish(actor, written)
+        await self.engine.finish(self.request.actor, written)

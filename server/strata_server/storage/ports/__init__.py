@@ -13,6 +13,7 @@ from strata_server.storage.ports.admin import (
     AuditLog,
     IndexAdmin,
     IntegrityStore,
+    OldJobs,
     QuotaStore,
     RateLimiter,
     RetentionStore,
@@ -25,9 +26,9 @@ from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
 from strata_server.storage.ports.queue import QueueStore
-from strata_server.storage.ports.records import RecordCleanup, RecordStore
+from strata_server.storage.ports.records import CommitRequest, RecordCleanup, RecordStore
 from strata_server.storage.ports.transcripts import TranscriptStore
-from strata_server.storage.ports.transfer import TransferStore
+from strata_server.storage.ports.transfer import ImportRequest, TransferStore
 
 __all__ = [
     "ArtifactStore",
@@ -36,12 +37,15 @@ __all__ = [
     "BlobStaging",
     "BlobStore",
     "Cache",
+    "CommitRequest",
     "Events",
     "Fill",
+    "ImportRequest",
     "IndexAdmin",
     "IntegrityStore",
     "Listener",
     "Lookup",
+    "OldJobs",
     "QueueStore",
     "QuotaStore",
     "RateLimiter",

@@ -4,6 +4,7 @@ request rates: what operators drive through AdminService and the CLI."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -33,6 +34,24 @@ class AuditLog(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OldJobs:
+    """The finished jobs one retention step takes. A step counts them, then purges
+    them batch by batch: one value for both keeps the count and the purges from
+    selecting differently."""
+
+    namespace: str | None
+    """None: of every namespace."""
+    queue: str | None
+    """None: of every queue."""
+    state: str
+    """"completed" or "dead"."""
+    before: datetime
+    """Only jobs finished before this."""
+    exclude: Exclude
+    """Which queues are left to other policies."""
+
+
 class RetentionStore(Protocol):
     """Retention policies, and the finished jobs they remove."""
 
@@ -50,29 +69,12 @@ class RetentionStore(Protocol):
         """Remove a policy; NotFound if there is none."""
         ...
 
-    async def count_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-    ) -> int:
-        """Jobs in `state` ("completed" or "dead") finished before `before`, of a
-        namespace (None: any) and queue (None: any), less those `exclude` leaves
-        to other policies."""
+    async def count_old_jobs(self, jobs: OldJobs) -> int:
+        """How many jobs `jobs` selects."""
         ...
 
-    async def purge_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-        limit: int,
-    ) -> int:
-        """Delete up to `limit` of those jobs, oldest first; how many went."""
+    async def purge_old_jobs(self, jobs: OldJobs, limit: int) -> int:
+        """Delete up to `limit` of them, oldest first; how many went."""
         ...
 
     async def count_old_transcripts(self, namespace: str, before: datetime) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +21,21 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRequest:
+    """One all-or-nothing commit: a namespace's writes in order, who makes them, and
+    the request_id a retry repeats. One value, because the cache wrapper and each
+    engine's transaction pass it along whole."""
+
+    namespace: str
+    writes: Sequence[Write]
+    actor: Actor
+    idempotency: Idempotency | None = None
+    """With it, a repeat of the same request_id and fingerprint returns the first
+    result without writing; the same request_id with another fingerprint is
+    InvalidArgument."""
 
 
 class RecordStore(Protocol):
@@ -79,22 +95,12 @@ class RecordStore(Protocol):
         """
         ...
 
-    async def commit(
-        self,
-        namespace: str,
-        writes: Sequence[Write],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-    ) -> list[WriteResult]:
-        """Apply `writes` in order in one transaction, or none of them.
+    async def commit(self, request: CommitRequest) -> list[WriteResult]:
+        """Apply `request.writes` in order in one transaction, or none of them.
 
         Each write's preconditions are checked inside the transaction; the first
         failing write's error is raised tagged with `write_index`. Every write
-        appends an audit entry in the same transaction. With `idempotency`, a
-        repeat of the same request_id and fingerprint returns the first result
-        without writing; the same request_id with another fingerprint is
-        InvalidArgument.
+        appends an audit entry in the same transaction.
         """
         ...
 

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from strata_server.core.models import Actor
 from strata_server.core.transfer_format import ConflictPolicy, ImportCounts
 from strata_server.core.transfer_rows import RowBatch
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRequest:
+    """Where an import's rows go, what becomes of a row whose key is stored, and who
+    the audit names: what every engine's import passes along whole to the shared
+    writer (storage/transfer_tables.py)."""
+
+    namespace: str
+    policy: ConflictPolicy
+    actor: Actor
 
 
 class TransferStore(Protocol):
@@ -24,15 +36,11 @@ class TransferStore(Protocol):
         ...
 
     async def import_rows(
-        self,
-        namespace: str,
-        batches: AsyncIterator[RowBatch],
-        policy: ConflictPolicy,
-        *,
-        actor: Actor,
+        self, request: ImportRequest, batches: AsyncIterator[RowBatch]
     ) -> ImportCounts:
-        """Write every batch into `namespace` in one transaction, or nothing. A row
-        whose key is stored is skipped, overwritten (a transcript's entries replaced
-        by the archive's) or refused (AlreadyExists) by `policy`; an audit entry
-        the log already holds is skipped. Ends with an `import` audit entry."""
+        """Write every batch into `request.namespace` in one transaction, or nothing.
+        A row whose key is stored is skipped, overwritten (a transcript's entries
+        replaced by the archive's) or refused (AlreadyExists) by `request.policy`; an
+        audit entry the log already holds is skipped. Ends with an `import` audit
+        entry."""
         ...

@@ -38,10 +38,8 @@ from strata_server.core.errors import (
 from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import (
-    Actor,
     CreateRecord,
     DeleteRecord,
-    Idempotency,
     Record,
     RecordRef,
     RecordWrite,
@@ -50,15 +48,13 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.transcript_rules import Appended, AppendEntries
-from strata_server.core.writes import plan_write
+from strata_server.storage.commit_plan import CommitPlan, Key
+from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.postgres.request_log import claim_request
-
-Key = tuple[str, str]
-"""(collection, id) within one namespace."""
 
 
 def _record_writes(writes: Sequence[Write]) -> list[tuple[int, RecordWrite]]:
@@ -121,19 +117,13 @@ def optimistic(writes: Sequence[Write]) -> bool:
 
 
 async def commit(
-    conn: Conn,
-    namespace: str,
-    writes: Sequence[Write],
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-    max_record_bytes: int,
-    assume_new: bool = False,
+    conn: Conn, request: CommitRequest, *, max_record_bytes: int, assume_new: bool = False
 ) -> list[WriteResult]:
     """Run inside an open transaction on `conn`; see the module docstring.
 
     With `assume_new` (only for writes where `optimistic` holds) step 2 is skipped.
     """
+    namespace, writes, idempotency = request.namespace, request.writes, request.idempotency
     if idempotency is not None:
         stored = await claim_request(conn, namespace, idempotency)
         if stored is not None:
@@ -146,7 +136,7 @@ async def commit(
     if jobs:
         try:
             created = await insert_jobs(
-                conn, namespace, list(jobs.values()), actor=actor, idempotency=None
+                conn, namespace, list(jobs.values()), actor=request.actor, idempotency=None
             )
         except StrataError as error:
             position = list(jobs)[int(error.metadata.pop("job_index", "0"))]
@@ -162,7 +152,7 @@ async def commit(
                     conn,
                     namespace,
                     write,
-                    actor=actor,
+                    actor=request.actor,
                     request_id=idempotency.request_id if idempotency is not None else None,
                 )
             except StrataError as error:
@@ -172,7 +162,7 @@ async def commit(
     # The commit's one timestamp, taken once its rows are locked: a commit that queued
     # behind another on the same record gets a later update_time than that one's.
     at = now()
-    state: dict[Key, Record | None] = {key: stored_rows.get(key) for key in keys}
+    plan = CommitPlan(namespace, at, max_record_bytes, {key: stored_rows.get(key) for key in keys})
     final: dict[Key, tuple[Record, str] | None] = {}
     results: list[WriteResult] = []
     audits: list[tuple[str, str, str, int, str]] = []
@@ -183,17 +173,11 @@ async def commit(
         if isinstance(write, AppendEntries):
             results.append(appended[index])
             continue
-        key = (write.collection, write.id)
-        try:
-            outcome = plan_write(namespace, write, state[key], at, max_record_bytes)
-        except StrataError as error:
-            raise with_write_index(error, index) from None
+        outcome = plan.decide(index, write)
         if outcome.row is not None:
-            state[key] = outcome.row
-            final[key] = (outcome.row, outcome.data_json)
+            final[write.collection, write.id] = (outcome.row, outcome.data_json)
         elif outcome.delete:
-            state[key] = None
-            final[key] = None
+            final[write.collection, write.id] = None
         results.append(outcome.result)
         audit = outcome.audit
         audits.append(
@@ -222,7 +206,7 @@ async def commit(
     params: dict[str, Any] = {
         "namespace": namespace,
         "now": at,
-        "actor": actor.name,
+        "actor": request.actor.name,
         "request_id": idempotency.request_id if idempotency is not None else None,
         "result": dumps(codec.results_to_json(results)) if idempotency is not None else None,
         **_record_arrays("insert_", inserts),

@@ -10,33 +10,25 @@ blob stays for the orphan sweep, which keeps any blob another artifact names."""
 
 from __future__ import annotations
 
-from strata_server.storage.postgres.queries import EXPIRY_ACTOR
+from strata_server.storage.postgres.purges import audited, purge_rows
 
 COUNT_OLD_TRANSCRIPTS = """
 SELECT count(*) FROM transcripts
 WHERE namespace = %s AND seal_time IS NOT NULL AND seal_time < %s
 """
 
-PURGE_OLD_TRANSCRIPTS = f"""
-WITH doomed AS (
-    SELECT namespace, id FROM transcripts
-    WHERE namespace = %(namespace)s AND seal_time IS NOT NULL AND seal_time < %(before)s
-    ORDER BY seal_time
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM transcripts AS t USING doomed AS d
-    WHERE t.namespace = d.namespace AND t.id = d.id
-    RETURNING t.namespace, t.id, t.next_seq
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT namespace, now(), '{EXPIRY_ACTOR}', 'retention', 'transcript', id, next_seq - 1,
-           '[]'::jsonb, NULL
-    FROM gone
+PURGE_OLD_TRANSCRIPTS = (
+    purge_rows(
+        "transcripts",
+        "namespace, id",
+        "FROM transcripts WHERE namespace = %(namespace)s"
+        " AND seal_time IS NOT NULL AND seal_time < %(before)s",
+        "seal_time",
+        "g.namespace, g.id, g.next_seq",
+    )
+    + audited("retention", "transcript", "id", "next_seq - 1")
+    + "\nSELECT id FROM gone\n"
 )
-SELECT id FROM gone
-"""
 
 DELETE_ENTRIES = """
 DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = ANY(%s)
@@ -54,21 +46,8 @@ own policy wins over the namespace-wide one."""
 
 COUNT_OLD_ARTIFACTS = "SELECT count(*) " + _OLD_ARTIFACTS
 
-PURGE_OLD_ARTIFACTS = f"""
-WITH doomed AS (
-    SELECT a.namespace, a.id {_OLD_ARTIFACTS}
-    ORDER BY a.create_time
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    DELETE FROM artifacts AS g USING doomed AS d
-    WHERE g.namespace = d.namespace AND g.id = d.id
-    RETURNING g.namespace, g.id
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT namespace, now(), '{EXPIRY_ACTOR}', 'retention', 'artifact', id, 1, '[]'::jsonb, NULL
-    FROM gone
+PURGE_OLD_ARTIFACTS = (
+    purge_rows("artifacts", "namespace, id", _OLD_ARTIFACTS, "create_time", "g.namespace, g.id")
+    + audited("retention", "artifact", "id", "1")
+    + "\nSELECT count(*) FROM gone\n"
 )
-SELECT count(*) FROM gone
-"""

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import LiteralString
 
+from strata_server.storage.postgres.purges import purge_records
+
 RECORD_COLUMNS = "collection, id, data, version, create_time, update_time, expire_time"
 """The columns `record_rows.record_from_row` reads, in its order."""
 
@@ -144,40 +146,6 @@ SELECT collection, id FROM inserted
 rows that were stored and locked (`update_*`, `delete_*`), the audit entries in
 write order, and the request_log result. Returns the keys actually inserted: a key
 missing there was created by a concurrent transaction after LOCK_CURRENT looked."""
-
-EXPIRY_ACTOR = "system"
-"""The audit actor of rows removed by purge_expired."""
-
-
-def purge_records(where: str, order: str, time: str, action: str) -> str:
-    """Delete up to `%(limit)s` records matching `where`, oldest by `order` first,
-    skipping rows a commit holds, each with an `action` audit entry at `time` whose
-    changed_fields match a delete's (`core.writes`); returns the keys deleted."""
-    return f"""
-WITH doomed AS (
-    SELECT namespace, collection, id FROM records
-    WHERE {where}
-    ORDER BY {order}
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), gone AS (
-    -- By primary key, not ctid, so this also runs on Citus-distributed tables.
-    DELETE FROM records AS r USING doomed AS d
-    WHERE r.namespace = d.namespace AND r.collection = d.collection AND r.id = d.id
-    RETURNING r.namespace, r.collection, r.id, r.version, r.data
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT namespace, {time}, '{EXPIRY_ACTOR}', '{action}', 'record', collection || '/' || id,
-           version,
-           (SELECT coalesce(jsonb_agg('data.' || key ORDER BY key COLLATE "C"), '[]'::jsonb)
-            FROM jsonb_object_keys(data) AS key),
-           NULL
-    FROM gone
-)
-SELECT namespace, collection, id FROM gone
-"""
-
 
 PURGE_EXPIRED = purge_records("expire_time <= %(now)s", "expire_time", "%(now)s", "expire")
 """Delete up to `limit` expired rows, each with an `expire` audit entry."""

@@ -16,20 +16,17 @@ from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_chang
 from strata_server.core.errors import Conflict, NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
-    Actor,
     ChangeBatch,
-    Idempotency,
     ListQuery,
     Page,
     Record,
     RecordRef,
     SearchHit,
     SearchQuery,
-    Write,
     WriteResult,
 )
 from strata_server.core.quota_rules import explained
-from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports import CommitRequest, QuotaStore
 from strata_server.storage.postgres import changes, commit, queries
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
@@ -176,37 +173,22 @@ class PostgresRecords:
         row = await cursor.fetchone()
         return bool(row and row[0])
 
-    async def commit(
-        self,
-        namespace: str,
-        writes: Sequence[Write],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-    ) -> list[WriteResult]:
+    async def commit(self, request: CommitRequest) -> list[WriteResult]:
         """A Conflict (a concurrent transaction created a key this one meant to insert,
         or a serialization failure) rolled everything back, so the commit is retried
         here a few times: the next attempt sees the other transaction's rows and
         decides again (an upsert becomes an update, a create AlreadyExists). Creates
         of new keys first try the optimistic path (commit.optimistic)."""
-        attempts = self._commit(namespace, writes, actor, idempotency)
-        return await explained(namespace, self._quotas.list_quotas, attempts)
+        attempts = self._commit(request)
+        return await explained(request.namespace, self._quotas.list_quotas, attempts)
 
-    async def _commit(
-        self, namespace: str, writes: Sequence[Write], actor: Actor, idempotency: Idempotency | None
-    ) -> list[WriteResult]:
-        assume_new = commit.optimistic(writes)
+    async def _commit(self, request: CommitRequest) -> list[WriteResult]:
+        assume_new = commit.optimistic(request.writes)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
 
             async def work(conn: Conn, new: bool = assume_new) -> list[WriteResult]:
                 return await commit.commit(
-                    conn,
-                    namespace,
-                    writes,
-                    actor=actor,
-                    idempotency=idempotency,
-                    max_record_bytes=self._max_record_bytes,
-                    assume_new=new,
+                    conn, request, max_record_bytes=self._max_record_bytes, assume_new=new
                 )
 
             try:

@@ -11,6 +11,7 @@ from typing import Any
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
+from strata_server.storage.ports.admin import OldJobs
 from strata_server.storage.postgres.content_retention import (
     COUNT_OLD_ARTIFACTS,
     COUNT_OLD_TRANSCRIPTS,
@@ -18,9 +19,10 @@ from strata_server.storage.postgres.content_retention import (
     PURGE_OLD_ARTIFACTS,
     PURGE_OLD_TRANSCRIPTS,
 )
+from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.queries import purge_records
+from strata_server.storage.postgres.purges import purge_records, purge_rows
 from strata_server.storage.retention_sql import job_params, old_jobs
 
 UPSERT = """
@@ -84,13 +86,8 @@ def _old_jobs(exclude: Exclude) -> str:
 
 
 def _purge_jobs(exclude: Exclude) -> str:
-    return (
-        "WITH doomed AS (SELECT namespace, id "
-        + _old_jobs(exclude)
-        + " ORDER BY finish_time LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
-        " gone AS (DELETE FROM jobs AS g USING doomed AS d"
-        " WHERE g.namespace = d.namespace AND g.id = d.id RETURNING 1)"
-        " SELECT count(*) FROM gone"
+    return purge_rows("jobs", "namespace, id", _old_jobs(exclude), "finish_time", "1") + (
+        "\nSELECT count(*) FROM gone\n"
     )
 
 
@@ -186,32 +183,15 @@ class PostgresRetention:
             raise NotFound(f"namespace {namespace!r} has no {target} policy for {selector!r}")
 
     @borrowing()
-    async def count_old_jobs(
-        self,
-        conn: Conn,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-    ) -> int:
-        return await _count(conn, COUNT_JOBS[exclude], job_params(namespace, queue, state, before))
+    async def count_old_jobs(self, conn: Conn, jobs: OldJobs) -> int:
+        return await _count(conn, COUNT_JOBS[jobs.exclude], job_params(jobs, POSTGRES))
 
     @borrowing()
-    async def purge_old_jobs(
-        self,
-        conn: Conn,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-        limit: int,
-    ) -> int:
+    async def purge_old_jobs(self, conn: Conn, jobs: OldJobs, limit: int) -> int:
         if limit <= 0:
             return 0
-        params = {**job_params(namespace, queue, state, before), "limit": limit}
-        return await _count(conn, PURGE_JOBS[exclude], params)
+        params = {**job_params(jobs, POSTGRES), "limit": limit}
+        return await _count(conn, PURGE_JOBS[jobs.exclude], params)
 
     @borrowing()
     async def count_old_transcripts(self, conn: Conn, namespace: str, before: datetime) -> int:

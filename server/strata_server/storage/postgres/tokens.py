@@ -25,6 +25,20 @@ AUDIT_COLUMNS = (
 namespace's export or audit listing shows them, and only a token for every
 namespace can list them (ListAuditEntries with namespace "*")."""
 
+
+def _audited(written: str, time: str, action: str) -> str:
+    """The end of a statement whose CTE `written` returns the token rows it wrote:
+    one audit entry per row (at the row's own `time` column), then the rows. So a
+    mutation and its audit entry are one statement, written once for both."""
+    return f"""), audited AS (
+    INSERT INTO audit_log ({AUDIT_COLUMNS})
+    SELECT '{ALL_NAMESPACES}', {time}, %(actor)s, '{action}', '{TOKEN_ENTITY}', name,
+           0, '[]'::jsonb, NULL
+    FROM {written}
+)
+SELECT {COLUMNS} FROM {written}"""
+
+
 INSERT = f"""
 WITH saved AS (
     INSERT INTO tokens (secret_hash, {COLUMNS})
@@ -32,13 +46,7 @@ WITH saved AS (
             now() + %(ttl)s::interval, NULL, %(rate_limit)s, %(burst)s, %(actor)s)
     ON CONFLICT DO NOTHING
     RETURNING {COLUMNS}
-), audited AS (
-    INSERT INTO audit_log ({AUDIT_COLUMNS})
-    SELECT '{ALL_NAMESPACES}', create_time, %(actor)s, 'create_token', '{TOKEN_ENTITY}', name,
-           0, '[]'::jsonb, NULL
-    FROM saved
-)
-SELECT {COLUMNS} FROM saved
+{_audited("saved", "create_time", "create_token")}
 """
 
 LIST = f"""
@@ -54,13 +62,7 @@ WITH revoked AS (
     UPDATE tokens SET revoke_time = now()
     WHERE name = %(name)s AND revoke_time IS NULL
     RETURNING {COLUMNS}
-), audited AS (
-    INSERT INTO audit_log ({AUDIT_COLUMNS})
-    SELECT '{ALL_NAMESPACES}', revoke_time, %(actor)s, 'revoke_token', '{TOKEN_ENTITY}', name,
-           0, '[]'::jsonb, NULL
-    FROM revoked
-)
-SELECT {COLUMNS} FROM revoked
+{_audited("revoked", "revoke_time", "revoke_token")}
 UNION ALL
 SELECT {COLUMNS} FROM tokens
 WHERE name = %(name)s AND NOT EXISTS (SELECT 1 FROM revoked)

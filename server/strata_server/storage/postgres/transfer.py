@@ -20,7 +20,6 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
 from strata_server.core.transfer_format import (
-    ConflictPolicy,
     ImportCounts,
     Kind,
 )
@@ -28,7 +27,7 @@ from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBat
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
-from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports import ImportRequest, QuotaStore
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.job_rows import job_from_row
 from strata_server.storage.postgres.pool import Conn, Runner, translate
@@ -37,9 +36,9 @@ from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.record_rows import record_from_row
 from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
+from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
-from strata_server.storage.transfer_tables import ImportTable, ImportWriter
+from strata_server.storage.transfer_tables import ImportTable, ImportWriter, import_tables
 
 BATCH = 1000
 """Rows per batch fetched from a cursor (and per statement on import)."""
@@ -87,14 +86,6 @@ def _same(value: datetime) -> datetime:
     return value
 
 
-def _table(kind: Kind, columns: Sequence[str]) -> ImportTable:
-    return ImportTable(SHAPES[kind], columns, _same, "%s", jsonb=True)
-
-
-def _columns(text: str) -> list[str]:
-    return ["namespace", *(c.strip() for c in text.split(",") if c.strip() != "namespace")]
-
-
 def _copy_sql(table: ImportTable) -> str:
     return f"COPY {table.table} ({', '.join(table.columns)}) FROM STDIN"
 
@@ -110,10 +101,7 @@ def _stored_sql(table: ImportTable) -> str:
     )
 
 
-TABLES = {
-    Kind.QUEUES: _table(Kind.QUEUES, ["namespace", "queue", "paused"]),
-    **{kind: _table(kind, _columns(text)) for kind, text in _COLUMNS.items()},
-}
+TABLES = import_tables(_COLUMNS, _same, "%s", jsonb=True)
 _COPY = {table.table: _copy_sql(table) for table in TABLES.values()}
 _STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 
@@ -267,19 +255,14 @@ class PostgresTransfer:
             raise translate(error) from error
 
     async def import_rows(
-        self,
-        namespace: str,
-        batches: AsyncIterator[RowBatch],
-        policy: ConflictPolicy,
-        *,
-        actor: Actor,
+        self, request: ImportRequest, batches: AsyncIterator[RowBatch]
     ) -> ImportCounts:
         """Every batch in one transaction."""
 
         async def work(conn: Conn) -> ImportCounts:
-            writer = ImportWriter(_Statements(conn, namespace), TABLES, namespace, policy)
-            await write_batches(writer, batches, actor)
+            writer = ImportWriter(_Statements(conn, request.namespace), TABLES, request)
+            await write_batches(writer, batches)
             return writer.counts
 
         import_all = self.runner.run(work, transaction=True)
-        return await explained(namespace, self._quotas.list_quotas, import_all)
+        return await explained(request.namespace, self._quotas.list_quotas, import_all)

@@ -7,85 +7,25 @@ and jobs, which have none."""
 
 from __future__ import annotations
 
-from typing import Any, LiteralString
+from typing import Any
 
 from strata_server.core.models import QueueDepth, Usage
+from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.usage_rows import UsageSql, usage_of
+from strata_server.storage.usage_rows import usage_of
+from strata_server.storage.usage_sql import UsageDialect, queue_depths, queue_depths_sql, usage_sql
 
-RECORDS = """
-SELECT namespace, collection, count(*), coalesce(sum(octet_length(data::text)), 0)::bigint
-FROM records
-WHERE (%(namespace)s::text IS NULL OR namespace = %(namespace)s)
-  AND (expire_time IS NULL OR expire_time > now())
-GROUP BY namespace, collection
-ORDER BY namespace, collection COLLATE "C"
-"""
-
-JOBS = """
-SELECT namespace,
-       CASE
-           WHEN state = 'ready' AND run_time <= now() THEN 'available'
-           WHEN state = 'ready' THEN 'scheduled'
-           WHEN state = 'leased' AND lease_expire_time <= now() THEN 'available'
-           ELSE state
-       END AS visible,
-       count(*)
-FROM jobs
-WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s
-GROUP BY 1, 2
-ORDER BY 1, 2
-"""
-
-_OWNED: LiteralString = (
-    "(%(namespace)s::text IS NULL OR namespace = %(namespace)s)"
-    " AND (%(owner)s::text IS NULL OR owner = %(owner)s)"
+DIALECT = UsageDialect(
+    param=lambda name: f"%({name})s",
+    now="now()",
+    optional="::text",
+    integer="::bigint",
+    json_bytes="octet_length(data::text)",
+    bytewise=' COLLATE "C"',
 )
-
-TRANSCRIPTS: LiteralString = (
-    "SELECT namespace, count(*), sum(next_seq - 1)::bigint, sum(size_bytes)::bigint"
-    " FROM transcripts WHERE " + _OWNED + " GROUP BY namespace"
-)
-
-KINDS: LiteralString = (
-    "SELECT namespace, kind, count(*), sum(size)::bigint, sum(stored_size)::bigint"
-    " FROM artifacts WHERE " + _OWNED + " GROUP BY namespace, kind ORDER BY namespace, kind"
-)
-
-_DISTINCT: LiteralString = (
-    "SELECT namespace, sha256, sum(size) AS referenced, max(size) AS size,"
-    " max(stored_size) AS stored FROM artifacts WHERE " + _OWNED + " GROUP BY namespace, sha256"
-)
-
-BLOBS: LiteralString = (
-    "SELECT namespace, count(*), sum(referenced)::bigint, sum(size)::bigint,"
-    " sum(stored)::bigint FROM (" + _DISTINCT + ") AS d GROUP BY namespace"
-)
-"""Per namespace: the blobs its artifacts name, each once."""
-
-TOTAL_BLOBS: LiteralString = (
-    "SELECT count(*), sum(referenced)::bigint, sum(size)::bigint, sum(stored)::bigint FROM ("
-    " SELECT sha256, sum(referenced) AS referenced, max(size) AS size, max(stored) AS stored"
-    " FROM (" + _DISTINCT + ") AS d GROUP BY sha256) AS b"
-)
-"""Over the namespaces asked for: a blob named from several counts once."""
-
-
-USAGE_SQL = UsageSql(RECORDS, JOBS, TRANSCRIPTS, KINDS, BLOBS, TOTAL_BLOBS)
-
-QUEUES = """
-SELECT namespace, queue,
-       count(*) FILTER (WHERE state = 'ready' AND run_time <= now()
-                        OR state = 'leased' AND lease_expire_time <= now()),
-       count(*) FILTER (WHERE state = 'ready' AND run_time > now()),
-       count(*) FILTER (WHERE state = 'leased' AND lease_expire_time > now()),
-       extract(epoch FROM now() - min(CASE
-           WHEN state = 'ready' AND run_time <= now() THEN run_time
-           WHEN state = 'leased' AND lease_expire_time <= now() THEN lease_expire_time END))
-FROM jobs
-WHERE state IN ('ready', 'leased')
-GROUP BY namespace, queue
-"""
+"""Times from the database's clock, which every replica shares."""
+USAGE_SQL = usage_sql(DIALECT)
+QUEUES = queue_depths_sql(DIALECT)
 
 
 class PostgresUsage:
@@ -106,7 +46,4 @@ class PostgresUsage:
     @borrowing()
     async def queue_depths(self, conn: Conn) -> list[QueueDepth]:
         cursor = await conn.execute(QUEUES)
-        return [
-            QueueDepth(ns, queue, available, scheduled, leased, float(age or 0))
-            for ns, queue, available, scheduled, leased, age in await cursor.fetchall()
-        ]
+        return queue_depths(await cursor.fetchall(), POSTGRES.time_value)

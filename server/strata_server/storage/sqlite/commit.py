@@ -26,10 +26,8 @@ from strata_server.core import codec
 from strata_server.core.errors import StrataError, with_write_index
 from strata_server.core.job_transitions import NewJob
 from strata_server.core.models import (
-    Actor,
     CreateRecord,
     DeleteRecord,
-    Idempotency,
     Record,
     RecordRef,
     UpdateRecord,
@@ -37,7 +35,9 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.transcript_rules import AppendEntries
-from strata_server.core.writes import AuditEntry, changed_fields, plan_write
+from strata_server.core.writes import AuditEntry, changed_fields
+from strata_server.storage.commit_plan import CommitPlan, Key
+from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.sqlite import transcripts
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
@@ -79,9 +79,6 @@ LIMIT ?
 
 DELETE_BY_ROWID = "DELETE FROM records WHERE rowid = ?"
 
-Key = tuple[str, str]
-"""(collection, id) within one namespace."""
-
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -121,14 +118,10 @@ async def _read_current(
 
 
 async def commit(
-    db: Connections,
-    namespace: str,
-    writes: Sequence[Write],
-    *,
-    actor: Actor,
-    idempotency: Idempotency | None,
-    max_record_bytes: int,
+    db: Connections, request: CommitRequest, *, max_record_bytes: int
 ) -> list[WriteResult]:
+    namespace, writes, actor = request.namespace, request.writes, request.actor
+    idempotency = request.idempotency
     now = datetime.now(UTC)
     now_us = to_micros(now)
     request_id = idempotency.request_id if idempotency is not None else None
@@ -138,7 +131,8 @@ async def commit(
             if stored is not None:
                 return codec.results_from_json(stored)
 
-        state = await _read_current(tx, namespace, writes)
+        current = await _read_current(tx, namespace, writes)
+        plan = CommitPlan(namespace, now, max_record_bytes, current)
         upserts: dict[Key, tuple[Any, ...]] = {}
         deletes: dict[Key, None] = {}
         audits: list[tuple[Any, ...]] = []
@@ -163,14 +157,10 @@ async def commit(
                     raise with_write_index(error, index) from None
                 results.append(appended)
                 continue
+            outcome = plan.decide(index, write)
             key = (write.collection, write.id)
-            try:
-                outcome = plan_write(namespace, write, state[key], now, max_record_bytes)
-            except StrataError as error:
-                raise with_write_index(error, index) from None
             if outcome.row is not None:
                 row = outcome.row
-                state[key] = row
                 deletes.pop(key, None)
                 upserts[key] = (
                     namespace,
@@ -183,7 +173,6 @@ async def commit(
                     to_micros(row.expire_time) if row.expire_time is not None else None,
                 )
             elif outcome.delete:
-                state[key] = None
                 upserts.pop(key, None)
                 deletes[key] = None
             results.append(outcome.result)

@@ -15,20 +15,17 @@ from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_chang
 from strata_server.core.errors import NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
-    Actor,
     ChangeBatch,
-    Idempotency,
     ListQuery,
     Page,
     Record,
     RecordRef,
     SearchHit,
     SearchQuery,
-    Write,
     WriteResult,
 )
 from strata_server.core.quota_rules import explained
-from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports import CommitRequest, QuotaStore
 from strata_server.storage.sqlite import changes, commit
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros
@@ -155,24 +152,10 @@ class SqliteRecords:
         can be read at once."""
         return False
 
-    async def commit(
-        self,
-        namespace: str,
-        writes: Sequence[Write],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-    ) -> list[WriteResult]:
+    async def commit(self, request: CommitRequest) -> list[WriteResult]:
         """One write transaction (the one writer serializes them)."""
-        work = commit.commit(
-            self._db,
-            namespace,
-            writes,
-            actor=actor,
-            idempotency=idempotency,
-            max_record_bytes=self._max_record_bytes,
-        )
-        return await explained(namespace, self._quotas.list_quotas, work)
+        work = commit.commit(self._db, request, max_record_bytes=self._max_record_bytes)
+        return await explained(request.namespace, self._quotas.list_quotas, work)
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
         return await commit.purge_expired(self._db, limit)

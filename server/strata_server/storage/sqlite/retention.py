@@ -10,6 +10,7 @@ from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
 from strata_server.core.transcript_rules import ENTITY as TRANSCRIPT
+from strata_server.storage.ports.admin import OldJobs
 from strata_server.storage.retention_sql import job_params, old_jobs
 from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
 from strata_server.storage.sqlite.connection import Connections
@@ -19,7 +20,7 @@ from strata_server.storage.sqlite.content_retention import (
     PURGE_ARTIFACTS,
     SELECT_OLD_TRANSCRIPTS,
 )
-from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 from strata_server.storage.sqlite.transcript_queries import (
@@ -168,33 +169,18 @@ class SqliteRetention:
                 INSERT_AUDIT, _audit(namespace, now, actor, "delete_retention", target, selector)
             )
 
-    async def count_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-    ) -> int:
-        params = job_params(namespace, queue, state, to_micros(before))
-        [(count,)] = await self._db.fetchall("SELECT count(*) " + _old_jobs(exclude), params)
+    async def count_old_jobs(self, jobs: OldJobs) -> int:
+        sql = "SELECT count(*) " + _old_jobs(jobs.exclude)
+        [(count,)] = await self._db.fetchall(sql, job_params(jobs, SQLITE))
         return int(count)
 
-    async def purge_old_jobs(
-        self,
-        namespace: str | None,
-        queue: str | None,
-        state: str,
-        before: datetime,
-        exclude: Exclude,
-        limit: int,
-    ) -> int:
+    async def purge_old_jobs(self, jobs: OldJobs, limit: int) -> int:
         if limit <= 0:
             return 0
-        params = {**job_params(namespace, queue, state, to_micros(before)), "limit": limit}
+        params = {**job_params(jobs, SQLITE), "limit": limit}
         sql = (
             "DELETE FROM jobs WHERE rowid IN (SELECT rowid "
-            + _old_jobs(exclude)
+            + _old_jobs(jobs.exclude)
             + " ORDER BY finish_time LIMIT :limit)"
         )
         async with self._db.transaction() as tx:

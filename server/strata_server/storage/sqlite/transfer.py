@@ -10,7 +10,7 @@ on. The import holds the writer for its whole transaction: other writes wait for
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,6 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import Actor, LoggedAudit
 from strata_server.core.quota_rules import explained
 from strata_server.core.transfer_format import (
-    ConflictPolicy,
     ImportCounts,
     Kind,
 )
@@ -26,7 +25,7 @@ from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBat
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
-from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports import ImportRequest, QuotaStore
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import job_from_row
@@ -34,9 +33,9 @@ from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
 from strata_server.storage.sqlite.transcripts import transcript_from_row
-from strata_server.storage.transfer_params import SHAPES, audit_params, dumps, entry_params
+from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
-from strata_server.storage.transfer_tables import ImportTable, ImportWriter
+from strata_server.storage.transfer_tables import ImportTable, ImportWriter, import_tables
 
 BATCH = 1000
 """Rows per batch read from the snapshot (and per statement on import)."""
@@ -87,14 +86,6 @@ _FROM_ROW: dict[Kind, Callable[[Row], Any]] = {
 # --- import ---------------------------------------------------------------------------
 
 
-def _table(kind: Kind, columns: Sequence[str]) -> ImportTable:
-    return ImportTable(SHAPES[kind], columns, to_micros, "?", jsonb=False)
-
-
-def _columns(text: str) -> list[str]:
-    return [c.strip() for c in text.split(",")]
-
-
 def _insert_sql(table: ImportTable) -> str:
     columns, marks = ", ".join(table.columns), ", ".join("?" * len(table.columns))
     return f"INSERT INTO {table.table} ({columns}) VALUES ({marks})"
@@ -114,10 +105,7 @@ def _stored_sql(table: ImportTable) -> str:
     )
 
 
-TABLES = {
-    Kind.QUEUES: _table(Kind.QUEUES, ["namespace", "queue", "paused"]),
-    **{kind: _table(kind, _columns(text)) for kind, text in _COLUMNS.items()},
-}
+TABLES = import_tables(_COLUMNS, to_micros, "?", jsonb=False)
 _INSERT = {table.table: _insert_sql(table) for table in TABLES.values()}
 _STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 
@@ -243,19 +231,14 @@ class SqliteTransfer:
                 yield item
 
     async def import_rows(
-        self,
-        namespace: str,
-        batches: AsyncIterator[RowBatch],
-        policy: ConflictPolicy,
-        *,
-        actor: Actor,
+        self, request: ImportRequest, batches: AsyncIterator[RowBatch]
     ) -> ImportCounts:
         """Every batch in one write transaction (holding the writer)."""
 
         async def import_all() -> ImportCounts:
             async with self._db.transaction() as tx:
-                writer = ImportWriter(_Statements(tx, namespace), TABLES, namespace, policy)
-                await write_batches(writer, batches, actor)
+                writer = ImportWriter(_Statements(tx, request.namespace), TABLES, request)
+                await write_batches(writer, batches)
             return writer.counts
 
-        return await explained(namespace, self._quotas.list_quotas, import_all())
+        return await explained(request.namespace, self._quotas.list_quotas, import_all())
