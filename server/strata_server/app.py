@@ -51,6 +51,7 @@ from strata_server.config import Settings, insecure_listen
 from strata_server.servicers import register_services
 from strata_server.services.access_service import Verifier
 from strata_server.storage.composite import Storage
+from strata_server.storage.memory.events import LocalEvents
 from strata_server.storage.ports import (
     BlobStore,
     Events,
@@ -165,7 +166,13 @@ async def start(settings: Settings) -> Running:
         else None
     )
     if settings.auth == "token":
-        verifier = Verifier(database.tokens, events, recheck_seconds=settings.token_recheck_seconds)
+        verifier = Verifier(
+            database.tokens,
+            events,
+            recheck_seconds=settings.token_recheck_seconds,
+            # In-process wakeups: no other process can announce a revocation to it.
+            told=not isinstance(events, LocalEvents),
+        )
     if verifier is not None or certificate is not None:
         # Under --auth none a certificate principal still holds its role and
         # namespaces; a call without one is anonymous, as every call is then.

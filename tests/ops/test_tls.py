@@ -20,9 +20,11 @@ import grpc
 import pytest
 
 import strata
-from strata.v1 import admin_pb2, admin_pb2_grpc
+from strata.v1 import admin_pb2, admin_pb2_grpc, records_pb2, records_pb2_grpc
 from tests.conftest import SHAPES
+from tests.contract.helpers import details_of, to_struct
 from tests.ops.test_migrations import strata as strata_cli
+from tests.security.support import Bearer, cli_token
 from tests.support.server import StrataProcess
 from tests.support.tls import (
     Authority,
@@ -90,17 +92,39 @@ def tls_server(make_server: Callable[..., StrataProcess], pki: Pki) -> Iterator[
     process.stop()
 
 
-@pytest.fixture(scope="module")
-def mtls_server(
-    make_server: Callable[..., StrataProcess], pki: Pki, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StrataProcess]:
-    """A server that requires client certificates, with two principals configured."""
-    config = tmp_path_factory.mktemp("mtls-config") / "strata.toml"
+def _principals_config(directory: Path) -> Path:
+    """A configuration file naming two principals: billing, a writer of "billing";
+    deployer, an admin of every namespace."""
+    config = directory / "strata.toml"
     config.write_text(
         f'[principals."{BILLING}"]\nrole = "writer"\nnamespaces = ["billing"]\n\n'
         f'[principals."{DEPLOYER}"]\nrole = "admin"\nnamespaces = ["*"]\n'
     )
+    return config
+
+
+@pytest.fixture(scope="module")
+def mtls_server(
+    make_server: Callable[..., StrataProcess], pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StrataProcess]:
+    """A server that requires client certificates, with two principals configured
+    (under `--auth none`)."""
+    config = _principals_config(tmp_path_factory.mktemp("mtls-config"))
     process = make_server("mtls", STRATA_CONFIG=str(config), **_tls_env(pki, mutual=True))
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def mtls_token_server(
+    make_server: Callable[..., StrataProcess], pki: Pki, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StrataProcess]:
+    """The same under `--auth token`: a principal's certificate or a bearer token."""
+    config = _principals_config(tmp_path_factory.mktemp("mtls-token-config"))
+    process = make_server(
+        "mtls-token", STRATA_CONFIG=str(config), STRATA_AUTH="token", **_tls_env(pki, mutual=True)
+    )
     process.start()
     yield process
     process.stop()
@@ -236,9 +260,10 @@ def _audit_actor(target: str, pki: Pki, namespace: str, record_id: str) -> str:
 
 
 def test_a_certificate_subject_is_its_principal(mtls_server: StrataProcess, pki: Pki) -> None:
-    """The principal named by the certificate's subject acts; the claimed actor is
-    only a sub-actor. (Until api/auth.py lands, a temporary interceptor in app.py
-    binds the principal; role and namespace checks are E's matrix tests.)"""
+    """Under `--auth none` the principal named by the certificate's subject is the
+    audit actor, the claimed actor only a sub-actor; a trusted certificate no
+    principal names is anonymous, as every caller is then. (Its role and namespaces
+    under `--auth token`: the tests after `test_grpcurl_with_cacert_cert_and_key`.)"""
     expected = {
         pki.billing: f"{BILLING} (claims: alice)",
         pki.deployer: f"{DEPLOYER} (claims: alice)",  # matched in either order
@@ -268,6 +293,81 @@ def test_grpcurl_with_cacert_cert_and_key(mtls_server: StrataProcess, pki: Pki) 
         [grpcurl, *common, mtls_server.target, "list"], capture_output=True, text=True, timeout=30
     )
     assert refused.returncode != 0
+
+
+# --- mTLS with --auth token -------------------------------------------------------
+
+
+def _mtls_channel(target: str, pki: Pki, client: KeyPair, token: str | None = None) -> grpc.Channel:
+    """A channel presenting `client`'s certificate, and `token` (if any) as a bearer."""
+    channel = grpc.secure_channel(target, _tls(pki, client).credentials())
+    return grpc.intercept_channel(channel, Bearer(token)) if token else channel
+
+
+def _create(channel: grpc.Channel, namespace: str) -> records_pb2.Record:
+    return records_pb2_grpc.RecordServiceStub(channel).CreateRecord(
+        records_pb2.CreateRecordRequest(
+            namespace=namespace,
+            collection="mtls",
+            record_id=uuid.uuid4().hex,
+            data=to_struct({"by": "certificate"}),
+        ),
+        timeout=10,
+    )
+
+
+def _refused(call: Callable[[], object]) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call()
+    return raised.value
+
+
+def test_under_token_auth_a_principals_certificate_needs_no_token(
+    mtls_token_server: StrataProcess, pki: Pki
+) -> None:
+    with _mtls_channel(mtls_token_server.target, pki, pki.billing) as channel:
+        record = _create(channel, "billing")
+    assert _audit_actor(mtls_token_server.target, pki, "billing", record.id) == BILLING
+    with _mtls_channel(mtls_token_server.target, pki, pki.deployer) as channel:
+        usage = admin_pb2_grpc.AdminServiceStub(channel).GetUsage(
+            admin_pb2.GetUsageRequest(namespace="billing"), timeout=10
+        )
+    assert usage is not None  # an admin principal: AdminService with no token either
+
+
+def test_under_token_auth_a_certificate_keeps_to_its_principals_namespaces_and_role(
+    mtls_token_server: StrataProcess, pki: Pki
+) -> None:
+    with _mtls_channel(mtls_token_server.target, pki, pki.billing) as channel:
+        elsewhere = _refused(lambda: _create(channel, "payroll"))
+        assert elsewhere.code() == grpc.StatusCode.PERMISSION_DENIED
+        info, _ = details_of(elsewhere)
+        assert (info.reason, info.metadata["namespace"]) == ("NAMESPACE_NOT_ALLOWED", "payroll")
+
+        admin = admin_pb2_grpc.AdminServiceStub(channel)
+        above = _refused(
+            lambda: admin.GetUsage(admin_pb2.GetUsageRequest(namespace="billing"), timeout=10)
+        )
+        assert above.code() == grpc.StatusCode.PERMISSION_DENIED
+        info, _ = details_of(above)
+        assert (info.reason, info.metadata["role"]) == ("ROLE_REQUIRED", "admin")
+
+
+def test_under_token_auth_a_certificate_no_principal_names_needs_a_token(
+    mtls_token_server: StrataProcess, pki: Pki
+) -> None:
+    with _mtls_channel(mtls_token_server.target, pki, pki.stranger) as channel:
+        refused = _refused(lambda: _create(channel, "billing"))
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    info, _ = details_of(refused)
+    assert info.reason == "UNAUTHENTICATED"
+
+    # With a token it is only a TLS client: the token's name acts.
+    name = f"stranger-{uuid.uuid4().hex[:8]}"
+    secret = cli_token(mtls_token_server.database_url, name, "writer", "billing")
+    with _mtls_channel(mtls_token_server.target, pki, pki.stranger, secret) as channel:
+        record = _create(channel, "billing")
+    assert _audit_actor(mtls_token_server.target, pki, "billing", record.id) == name
 
 
 # --- reload on SIGHUP ------------------------------------------------------------

@@ -26,16 +26,20 @@ from tests.support.server import StrataProcess
 
 AUTH_ENV = {
     "STRATA_AUTH": "token",
-    # Short, so a test of `strata token revoke` (which reaches servers only through
-    # the re-check) is quick; the revocation-over-events tests start their own
-    # servers with a re-check too long to matter.
-    "STRATA_TOKEN_RECHECK_SECONDS": "1",
+    # Too long to matter: a revocation (through AdminService or `strata token
+    # revoke`) must reach the servers by its event, or on a SQLite file by the
+    # sub-second re-check that stands in for events there.
+    "STRATA_TOKEN_RECHECK_SECONDS": "3600",
 }
 
 
-def strata(*args: str, database_url: str, cwd: Any = None) -> subprocess.CompletedProcess[str]:
-    """Run `strata <args>` against `database_url`, as an operator would."""
+def strata(
+    *args: str, database_url: str, cwd: Any = None, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `strata <args>` against `database_url` (and any other STRATA_* `settings`),
+    as an operator would."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
+    env.update(settings)
     env["STRATA_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "strata_server", *args],
@@ -116,6 +120,13 @@ class SecureServer:
     @property
     def database_url(self) -> str:
         return self.process.database_url
+
+    @property
+    def events_env(self) -> dict[str, str]:
+        """The settings `strata token revoke` must share with this server for its
+        revocation to be sent where the server listens: Redis, when it uses Redis
+        (else the database, PostgreSQL NOTIFY, is shared already)."""
+        return {k: v for k, v in self.process.env.items() if k == "STRATA_REDIS_URL"}
 
     def channel(self, token: str | None, *extra: tuple[str, str]) -> grpc.Channel:
         """A channel sending `token` (None: no token) with every call; closed at the end."""

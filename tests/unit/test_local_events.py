@@ -101,6 +101,22 @@ async def test_a_degraded_registry_rechecks_at_its_degraded_interval() -> None:
     await events.close()
 
 
+async def test_being_degraded_never_slows_a_topic_with_a_shorter_interval() -> None:
+    events = LocalEvents(complete=False, recheck_seconds=0, degraded_seconds=10)
+    probe = Probe()
+    with events.listen("tokens", recheck=Recheck("tokens", probe, every=0.02)):
+        await asyncio.sleep(0.2)
+        assert probe.calls >= 4  # its own 0.02 s, not the degraded 10 s
+    await events.close()
+
+
+async def test_send_wakes_this_process_like_notify() -> None:
+    events = LocalEvents()
+    with events.listen("t") as listener:
+        await events.send("t")
+        assert await listener.wait(0) == {"t"}
+
+
 async def test_becoming_whole_again_wakes_every_listener() -> None:
     events = LocalEvents(complete=False)
     with events.listen("a") as first, events.listen("b") as second:

@@ -1,8 +1,11 @@
 """`strata token create | list | revoke`: bearer tokens, managed in the configured
 database itself, so the first admin token can be made before any server runs (and
-without one). A server learns of a revocation made here by its shared re-check
-(STRATA_TOKEN_RECHECK_SECONDS); AdminService.RevokeToken reaches every replica at
-once through the events channel.
+without one). A revocation made here is also sent on the events channel the
+configuration names (Redis, else PostgreSQL NOTIFY), as a server's RevokeToken is,
+so running servers refuse the token within a second; run it with the servers'
+configuration (STRATA_REDIS_URL included) for that. On a SQLite file without Redis
+servers find it by re-checking the tokens table, also within a second
+(services/access_service.py).
 """
 
 from __future__ import annotations
@@ -60,9 +63,13 @@ def _with_tokens(
     database_url: str | None,
     config: Path | None,
     work: Callable[[TokenAdmin], Awaitable[T]],
+    *,
+    announce: bool = False,
 ) -> T:
     """Open the configured database (applying SQLite's pending migrations, as the
-    server would), run `work(tokens)`, close it; failures end with one line."""
+    server would), run `work(tokens)`, close it; failures end with one line. With
+    `announce`, the configured events channel is opened too, for `work`'s
+    revocations to reach running servers."""
     try:
         settings: Settings = load_settings(database_url=database_url, config=config)
     except ConfigError as error:
@@ -70,7 +77,7 @@ def _with_tokens(
     if settings.database.memory:
         raise fail("an in-memory database keeps no tokens: name a file or PostgreSQL")
     from strata_server import logs
-    from strata_server.backends import StartupError, open_database
+    from strata_server.backends import StartupError, open_database, open_events
 
     # Log lines (a migration applied first) go to stderr: stdout's last line is
     # the secret, for scripts to take.
@@ -79,7 +86,13 @@ def _with_tokens(
     async def run() -> T:
         database = await open_database(settings)
         try:
-            return await work(TokenAdmin(database.tokens))
+            if not announce:
+                return await work(TokenAdmin(database.tokens))
+            events = await open_events(settings)
+            try:
+                return await work(TokenAdmin(database.tokens, events))
+            finally:
+                await events.close()
         finally:
             await database.close()
 
@@ -180,7 +193,9 @@ def revoke(
     database_url: DatabaseOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Revoke a token. Running servers refuse it within STRATA_TOKEN_RECHECK_SECONDS
-    (AdminService RevokeToken reaches them at once)."""
-    token = _with_tokens(database_url, config, lambda tokens: tokens.revoke(name, actor=_actor()))
+    """Revoke a token. Running servers refuse it within a second: it is sent on the
+    configured events channel, as AdminService RevokeToken sends it."""
+    token = _with_tokens(
+        database_url, config, lambda tokens: tokens.revoke(name, actor=_actor()), announce=True
+    )
     typer.echo(f"revoked {describe(token)}")

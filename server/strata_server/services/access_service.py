@@ -1,16 +1,29 @@
 """Bearer tokens as use cases: managing them (`TokenAdmin`) and checking a call's
 secret (`Verifier`) without a database read per call.
 
-How a revocation reaches every replica within a second:
-1. `TokenAdmin.revoke` commits the revocation, makes its own replica's verifier
-   forget at once, then notifies `TOPIC` on the events port (Redis pub/sub or
-   PostgreSQL NOTIFY between replicas; in process on the embedded shape).
-2. Each replica's `Verifier.watch` hears it and forgets every token it knew; the
+How a revocation reaches every server process within a second:
+1. `TokenAdmin.revoke` commits the revocation, makes its own process's verifier
+   forget at once, then sends `TOPIC` on the events port and waits until the
+   channel has it (`Events.send`: Redis pub/sub, else PostgreSQL NOTIFY; in
+   process on a SQLite file without Redis). AdminService.RevokeToken and
+   `strata token revoke` take this same path: the CLI opens the events channel
+   the configuration names, as a server would, so a revocation made without any
+   server is announced like one made through a server. It waits for the send
+   because a CLI exits next, and a background sender would die with it.
+2. Each process's `Verifier.watch` hears it and forgets every token it knew; the
    next call with any token reads that token's row once, and sees the revocation.
-3. Lost wakeups (an events connection down at the wrong moment) and revocations
-   made outside a server (`strata token revoke` writes the database directly) are
-   caught by a shared re-check: every `recheck_seconds` one small query compares
-   how many tokens exist and how many are revoked with what it saw last.
+3. Where no event can come, one small query is the safety net: the tokens topic's
+   re-check (storage/event_rechecks.py, shared like every topic's) compares how
+   many tokens exist and how many are revoked with its last answer, and a change
+   wakes the verifier as an event would. Its interval is the server's
+   `recheck_seconds` while the events channel carries other processes' news
+   (a wakeup lost at the wrong moment is all it covers). It falls to at most a
+   second where they cannot arrive: every UNTOLD_SECONDS on a SQLite file without
+   Redis, whose other writers (`strata token revoke`, the sibling processes of
+   `serve --workers`) cannot tell this one; and every second (the events port's
+   degraded interval, or UNTOLD_SECONDS if shorter) while the channel is down or
+   the SQLite file is shared. That is one query per process per period, however
+   many calls it serves, never one per call.
 
 A read racing a revocation cannot put a stale entry back: each read notes the
 cache's generation before it starts and keeps its result only if no forget
@@ -28,16 +41,20 @@ from datetime import UTC, datetime
 import structlog
 
 from strata_server.core.access_rules import Principal
-from strata_server.core.errors import StrataError, Unauthenticated
+from strata_server.core.errors import Unauthenticated, Unavailable
 from strata_server.core.models import Actor, Page
 from strata_server.core.token_rules import NewToken, Token, new_secret, secret_hash, well_formed
 from strata_server.services.topics import TOKENS_REVOKED
-from strata_server.storage.ports import Events, TokenStore
+from strata_server.storage.ports import Events, Recheck, TokenStore
 
 log = structlog.get_logger("strata.access")
 
 TOPIC = TOKENS_REVOKED
 """The events topic a revocation is announced on."""
+UNTOLD_SECONDS = 0.5
+"""The tokens re-check's interval where other processes' revocations cannot arrive
+as events (a SQLite file without Redis): half the promised second, so that a
+revocation committed just after one probe is seen by the next one well in time."""
 MAX_KNOWN = 100_000
 """Most tokens (and, separately, unknown secrets) a verifier remembers; past it the
 memory is dropped and refilled, one read per token."""
@@ -74,12 +91,24 @@ class TokenAdmin:
         return await self._store.list_tokens(after, limit, inactive=inactive)
 
     async def revoke(self, name: str, *, actor: Actor) -> Token:
-        """Revoke a token and tell every replica to forget what it knew of tokens."""
+        """Revoke a token and tell every process to forget what it knew of tokens;
+        returns once the events channel has taken the news (module docstring). A
+        channel that cannot be reached fails nothing: the revocation is committed,
+        and the servers' re-check finds it (within a second while their channel is
+        down too, else within their `recheck_seconds`)."""
         token = await self._store.revoke_token(name, actor=actor)
         if self._forget is not None:
-            self._forget()  # this replica at once, before the call returns
+            self._forget()  # this process at once, before the call returns
         if self._events is not None:
-            self._events.notify(TOPIC)
+            try:
+                await self._events.send(TOPIC)
+            except Unavailable as error:
+                log.warning(
+                    "revocation not announced: servers see it at their next tokens re-check",
+                    token=name,
+                    error=error.message,
+                )
+                self._events.notify(TOPIC)  # a server's sender sends it once it reconnects
         return token
 
 
@@ -87,12 +116,17 @@ class Verifier:
     """Turns a bearer secret into the Principal of its token, from memory.
 
     Run `watch` as a background task for as long as the verifier is used.
+    `recheck_seconds` is the tokens re-check's interval while other processes'
+    revocations arrive as events; `told` says whether they can (False for an
+    in-process events port), so the re-check runs every UNTOLD_SECONDS at most.
     """
 
-    def __init__(self, store: TokenStore, events: Events, *, recheck_seconds: float) -> None:
+    def __init__(
+        self, store: TokenStore, events: Events, *, recheck_seconds: float, told: bool
+    ) -> None:
         self._store = store
         self._events = events
-        self._recheck = recheck_seconds
+        self._recheck = recheck_seconds if told else min(recheck_seconds, UNTOLD_SECONDS)
         self._known: dict[str, Principal | Refused] = {}
         self._unknown: dict[str, Principal | Refused] = {}
         self._loading: dict[str, asyncio.Future[Principal | Refused]] = {}
@@ -118,24 +152,18 @@ class Verifier:
         self._unknown = {}
 
     async def watch(self) -> None:
-        """Forget on every revocation event, and whenever the shared re-check sees the
-        tokens table change behind the events' back. Runs until cancelled."""
-        seen = await self._fingerprint()
-        with self._events.listen(TOPIC) as revocations:
-            while True:
-                if await revocations.wait(self._recheck):
-                    self.forget()
-                now = await self._fingerprint()
-                if now is not None and now != seen:
-                    self.forget()
-                    seen = now
+        """Forget on every revocation event, and whenever the tokens topic's re-check
+        sees the table change behind the events' back. Runs until cancelled.
 
-    async def _fingerprint(self) -> tuple[int, int] | None:
-        try:
-            return await self._store.fingerprint()
-        except StrataError as error:
-            log.warning("tokens not re-checked", error=error.message)
-            return None
+        The re-check is the events port's own, for one topic: so it speeds up to the
+        degraded interval by itself while the channel is down, like every topic's.
+        Its `every` is the interval of this safety net (the port's default one, for
+        streams, is minutes long)."""
+        recheck = Recheck(TOPIC, self._store.fingerprint, every=self._recheck)
+        with self._events.listen(TOPIC, recheck=recheck) as revocations:
+            while True:
+                await revocations.wait(None)
+                self.forget()
 
     async def _load(self, key: str) -> Principal | Refused:
         """Read one token, sharing the read among concurrent callers of the same key."""

@@ -63,9 +63,11 @@ class SecuritySettings(BaseModel):
         gt=0,
         le=3600,
         description="token auth: how often each server process checks the tokens table for "
-        "revocations it was not told about through the events channel (a revocation made "
-        "with `strata token revoke`, or a lost wakeup); one small query per period, shared "
-        "by every call",
+        "a revocation it was not told about through the events channel (a wakeup lost at "
+        "the wrong moment), while that channel carries other processes' revocations "
+        "(Redis or PostgreSQL); where it cannot (a SQLite file without Redis: every 0.5 s) "
+        "or is down (every second), the check runs that often instead, if this is longer. "
+        "One small query per process per period, shared by every call",
     )
     token_rate: float = Field(
         0.0,

@@ -4,7 +4,8 @@ many listeners share it, run by one scheduler for the whole registry.
 A topic's probe runs when its listeners first need it (its first answer is taken
 at once), then only when something may have changed that no wakeup announces:
 - while wakeups may be missed (`degraded`: the events channel between replicas is
-  down, or other processes write the SQLite file), every `degraded_seconds`;
+  down, or other processes write the SQLite file), every `degraded_seconds`, or
+  every `Recheck.every` where that is shorter (being degraded never slows one);
 - while its probe says time alone may change its answer (`Probed.moving`: a queue
   holding jobs that may come due, changes committed but not yet readable), every
   `Recheck.every`; and within `every` of a notify on the topic, since a write may
@@ -161,7 +162,7 @@ class Rechecks:
         """Plan `check`'s next run after a probe, by the rules in the module docstring."""
         recheck, ran_for = check.recheck, check.ran_for
         if self._degraded:
-            interval: float | None = self._degraded_seconds
+            interval: float | None = min(self._degraded_seconds, recheck.every or math.inf)
         elif recheck.every is not None and (check.moving or check.poked):
             interval = recheck.every
         else:

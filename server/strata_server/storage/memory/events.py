@@ -179,6 +179,10 @@ class LocalEvents:
         """None: nothing to announce beyond this process."""
         return None
 
+    async def send(self, topic: str) -> None:
+        """`notify`: there is no channel beyond this process to wait for."""
+        self.notify(topic)
+
     def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
         """Start listening on `topics` now (use as a context manager), with `recheck`
         covering one of them."""

@@ -65,6 +65,13 @@ class Events(Protocol):
         the database. Saves the round trip of sending it after the commit."""
         ...
 
+    async def send(self, topic: str) -> None:
+        """`notify`, returning only once the channel between replicas has taken the
+        topic (Unavailable when it cannot be reached): for a process that announces
+        one change and then exits, such as `strata token revoke`, since `notify`
+        leaves the sending to a background task that would die with it."""
+        ...
+
     def listen(self, *topics: str, recheck: Recheck | None = None) -> Listener:
         """Start listening on `topics` now; `Listener.wait` then returns the topics
         notified since. Listen before checking the database, then wait: a notify

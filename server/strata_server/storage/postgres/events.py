@@ -34,6 +34,7 @@ import structlog
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
+from strata_server.core.errors import Unavailable
 from strata_server.storage.events_relay import (
     POSTGRES_CHANNEL,
     READY_WITHIN,
@@ -116,6 +117,20 @@ class PostgresEvents(RelayedEvents):
             log.warning("events topic too long to send to other replicas", topic=topic[:100])
             return
         self._outbox.put(topic)
+
+    async def send(self, topic: str) -> None:
+        """Wake waiters on `topic` here, and NOTIFY the other replicas on a connection
+        of its own, returning once the database has taken it (see the port)."""
+        self._local.notify(topic)
+        payload = self._payload(topic)
+        if payload is None:
+            log.warning("events topic too long to send to other replicas", topic=topic[:100])
+            return
+        try:
+            async with await self._connect() as conn:
+                await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+        except psycopg.Error as error:
+            raise Unavailable(f"cannot reach PostgreSQL to send a wakeup: {error}") from error
 
     def commit_notice(self, topic: str) -> str | None:
         """The NOTIFY payload for `topic` (on CHANNEL), for a write to send when it

@@ -36,6 +36,7 @@ from functools import partial
 import structlog
 from redis.asyncio import Redis
 
+from strata_server.core.errors import Unavailable
 from strata_server.storage.events_relay import READY_WITHIN, Backoff
 from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS
 from strata_server.storage.redis import client as redis_client
@@ -110,6 +111,16 @@ class RedisEvents(RelayedEvents):
             return
         sent = connection.send(command("PUBLISH", CHANNEL, topic))
         sent.add_done_callback(partial(self._published, topic=topic))
+
+    async def send(self, topic: str) -> None:
+        """Wake waiters on `topic` here, and PUBLISH it, returning once Redis has
+        answered (see the port)."""
+        self._local.notify(topic)
+        try:
+            connection = await self._publisher.get()
+            await connection.send(command("PUBLISH", CHANNEL, topic))
+        except redis_client.UNREACHABLE as error:
+            raise Unavailable(f"cannot reach Redis to send a wakeup: {error}") from error
 
     def _published(self, sent: asyncio.Future[object], topic: str) -> None:
         if not sent.cancelled() and sent.exception() is not None:
