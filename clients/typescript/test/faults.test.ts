@@ -1,8 +1,9 @@
 /**
  * The error reasons only a disturbed server shows, each provoked for real on a
  * server of this file's own (support/server.ts) of the shape under test:
- * IDLE_TIMEOUT (a stalled upload or import, against 1 s idle limits),
- * DATA_LOSS (a blob damaged in the store), BACKEND_UNAVAILABLE (the
+ * IDLE_TIMEOUT (a stalled upload or import, against 1 s idle limits), an
+ * import's TOO_LARGE (against a 1 MiB limit), DATA_LOSS (a blob damaged in the
+ * store), BACKEND_UNAVAILABLE (the
  * production shape's Redis stopped; the embedded shape's SQLite file locked by
  * another process) and CONCURRENT_MODIFICATION (PostgreSQL: another
  * transaction holds the record). Also how the client retries those, counted
@@ -16,6 +17,7 @@ import {
   AbortedError,
   DataLossError,
   DeadlineExceededError,
+  ResourceExhaustedError,
   StrataClient,
   UnavailableError,
   VersionConflictError,
@@ -27,6 +29,8 @@ import { SHAPE, collect, eventually, rejection, unique } from "./support/env.js"
 import { OwnServer } from "./support/server.js";
 
 const PRODUCTION = SHAPE === "postgres";
+/** This file's server takes archives of at most this many bytes. */
+const IMPORT_LIMIT = 1 << 20;
 /** The production shape's Redis, of this file's own so that it can be stopped. */
 const redis = PRODUCTION ? new OwnRedis() : undefined;
 let server: OwnServer;
@@ -40,6 +44,7 @@ before(async () => {
     env: {
       STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS: "1",
       STRATA_IMPORT_IDLE_TIMEOUT_SECONDS: "1",
+      STRATA_MAX_IMPORT_BYTES: String(IMPORT_LIMIT),
       ...(redis ? { STRATA_REDIS_URL: redis.url } : {}),
     },
     // PostgreSQL reports a collision only when a transaction gives up on another
@@ -131,6 +136,14 @@ describe("IDLE_TIMEOUT: a client stream that stalls past the server's idle limit
   });
 });
 
+test("an import past the server's STRATA_MAX_IMPORT_BYTES: RESOURCE_EXHAUSTED with reason TOO_LARGE", async () => {
+  const target = client.withNamespace(unique("ns"));
+  const oversized = randomBytes(IMPORT_LIMIT + 1);
+  const error = await rejection(target.admin.import(oversized), ResourceExhaustedError);
+  assert.equal(error.reason, "TOO_LARGE");
+  assert.equal(await target.records("notes").count(), 0);
+});
+
 describe("DATA_LOSS: an artifact whose stored bytes were damaged", () => {
   /** A fresh artifact of random (incompressible) bytes, with its blob damaged `how`. */
   async function damaged(how: Damage) {
@@ -169,13 +182,20 @@ describe("DATA_LOSS: an artifact whose stored bytes were damaged", () => {
     assert.match(error.message, /do not match its sha256/);
   });
 
-  test("an export naming a blob that is gone: DATA_LOSS", async () => {
-    const namespace = client.withNamespace(unique("ns"));
-    const artifact = await namespace.artifacts.upload(randomBytes(100 * 1024), { owner: "o", kind: "blob" });
-    await damageBlob(server, artifact, "remove");
-    const error = await rejection(namespace.admin.export(discard()), DataLossError);
-    assert.equal(error.code, "DATA_LOSS");
-    assert.ok(error.reason === "DATA_LOSS" || error.reason === "BLOB_MISSING", error.reason);
+  test("an export naming a blob that is gone (BLOB_MISSING) or changed (DATA_LOSS with its sha256)", async () => {
+    const gone = client.withNamespace(unique("ns"));
+    const removed = await gone.artifacts.upload(randomBytes(100 * 1024), { owner: "o", kind: "blob" });
+    await damageBlob(server, removed, "remove");
+    const missing = await rejection(gone.admin.export(discard()), DataLossError);
+    assert.equal(missing.code, "DATA_LOSS");
+    assert.equal(missing.reason, "BLOB_MISSING");
+
+    const changed = client.withNamespace(unique("ns"));
+    const overwritten = await changed.artifacts.upload(randomBytes(100 * 1024), { owner: "o", kind: "blob" });
+    await damageBlob(server, overwritten, "overwrite");
+    const mismatch = await rejection(changed.admin.export(discard()), DataLossError);
+    assert.equal(mismatch.reason, "DATA_LOSS");
+    assert.deepEqual(mismatch.metadata, { sha256: overwritten.sha256 });
   });
 });
 
@@ -207,7 +227,7 @@ describe("BACKEND_UNAVAILABLE: a backend the server depends on is out", () => {
     }
   });
 
-  test("embedded: the SQLite file locked by another process; a write with a requestId is retried until it is free, one without is sent once", { skip: PRODUCTION && "the production shape's database is the session's PostgreSQL" }, async () => {
+  test("embedded: the SQLite file locked by another process; a write with a requestId is retried until it is free, one without is sent once", { skip: PRODUCTION && "the production shape's PostgreSQL is the session's, shared: its Redis is stopped instead" }, async () => {
     const notes = client.records(unique("c"));
     await notes.create({ recordId: "n1", data: { v: 1 } });
     const release = await holdTransaction(server.databaseUrl, ["BEGIN IMMEDIATE"]);
