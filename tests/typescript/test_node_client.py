@@ -3,12 +3,14 @@ run by pytest so that `make test` and CI cover it.
 
 The suite runs against the session's real `strata serve` of each shape (SQLite +
 disk, PostgreSQL + Redis + S3), and starts servers of its own (from the same
-command, on a fresh database of the shape) for what needs a restart. Its TLS and
-token tests run against servers started here with `--tls-cert`/`--tls-key` and
-`--auth token`, or `--tls-client-ca`, with certificates from test authorities
-(trustme). Its unit tests (error decoding, retries, metadata, against a
-stand-in http2 server) need no Strata server and run once. On failure the
-assertion shows Node's report.
+command, on a fresh database of the shape, blobs on the session's S3 endpoint when
+asked) for what needs a restart, settings of their own or a disturbed backend: a
+Redis of the test's own stopped, a lock held by another process, a blob damaged.
+Its TLS and token tests run against servers started here with `--tls-cert`/
+`--tls-key` and `--auth token`, or `--tls-client-ca`, with certificates from test
+authorities (trustme). Its unit tests (what a real server cannot show: statuses it
+never sends, the headers the client sends, against a stand-in http2 server) need
+no Strata server and run once. On failure the assertion shows Node's report.
 """
 
 from __future__ import annotations
@@ -77,22 +79,27 @@ def test_node_client(
     server: StrataProcess,
     shape: str,
     database_url: Callable[[str], str],
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Every client method, error reason, follow/watch resume across a restart, a
-    killed worker, a 100 MB round trip and the README example, on this shape."""
+    """Every client method, error reason (faults.test.ts provokes the ones only a
+    disturbed server shows), follow/watch resume across a restart, a killed
+    worker, a 100 MB round trip and the README example, on this shape."""
     files = sorted(
         path for path in node_suite.glob("*.test.js") if path.name not in (UNIT, *SECURED)
     )
     assert len(files) >= 10, f"compiled tests missing from {node_suite}"
-    run_node(
-        files,
-        {
-            "STRATA_TARGET": server.target,
-            "STRATA_SHAPE": shape,
-            "STRATA_OWN_DATABASE_URL": database_url(shape),
-            "STRATA_SERVER_COMMAND": json.dumps([sys.executable, "-m", "strata_server", "serve"]),
-        },
-    )
+    env = {
+        "STRATA_TARGET": server.target,
+        "STRATA_SHAPE": shape,
+        "STRATA_OWN_DATABASE_URL": database_url(shape),
+        "STRATA_SERVER_COMMAND": json.dumps([sys.executable, "-m", "strata_server", "serve"]),
+    }
+    if shape == "postgres":
+        # The tests' own servers of this shape keep blobs on this S3 endpoint, each in
+        # a bucket of its own (clients/typescript/test/support/server.ts).
+        s3 = request.getfixturevalue("s3").env("unused")
+        env["STRATA_OWN_S3"] = json.dumps({k: v for k, v in s3.items() if k != "STRATA_S3_BUCKET"})
+    run_node(files, env)
 
 
 @pytest.fixture(scope="module", params=SHAPES)

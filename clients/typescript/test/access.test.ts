@@ -87,9 +87,19 @@ describe("tokens", () => {
 
     const readOnly = holder(reader.secret, ns).records("notes");
     assert.deepEqual((await readOnly.get("n1")).data, { by: "writer" });
-    await rejection(readOnly.create({ data: {} }), PermissionDeniedError);
-    await rejection(holder(writer.secret, unique("ns")).records("notes").get("n1"), PermissionDeniedError);
-    await rejection(holder(writer.secret, ns).admin.tokens.list().next(), PermissionDeniedError);
+    const noWrites = await rejection(readOnly.create({ data: {} }), PermissionDeniedError);
+    assert.equal(noWrites.reason, "ROLE_REQUIRED");
+    assert.deepEqual(noWrites.metadata, { role: "writer" });
+    const elsewhere = unique("ns");
+    const outside = await rejection(
+      holder(writer.secret, elsewhere).records("notes").get("n1"),
+      PermissionDeniedError,
+    );
+    assert.equal(outside.reason, "NAMESPACE_NOT_ALLOWED");
+    assert.deepEqual(outside.metadata, { namespace: elsewhere });
+    const noAdmin = await rejection(holder(writer.secret, ns).admin.tokens.list().next(), PermissionDeniedError);
+    assert.equal(noAdmin.reason, "ROLE_REQUIRED");
+    assert.deepEqual(noAdmin.metadata, { role: "admin" });
   });
 
   test("revoke: refused from then on, listed only with showInactive; again returns it unchanged", async () => {
@@ -130,10 +140,11 @@ describe("tokens", () => {
     );
   });
 
-  test("a token's rate: past its burst, calls are refused with a retry delay", async () => {
+  test("a token's rate: past its burst, calls are refused (RATE_LIMITED) with a retry delay", async () => {
     const ns = unique("ns");
+    const name = unique("slow");
     const { secret } = await root.admin.tokens.create({
-      name: unique("slow"),
+      name,
       role: "reader",
       namespaces: [ns],
       rateLimit: 0.01,
@@ -151,7 +162,13 @@ describe("tokens", () => {
       );
     }
     assert.ok(refusal, "never refused");
+    assert.equal(refusal.reason, "RATE_LIMITED");
     assert.ok((refusal.retryDelayMs ?? 0) > 0);
+    assert.deepEqual(Object.keys(refusal.metadata).sort(), ["principal", "retry_after_seconds"]);
+    assert.equal(refusal.metadata["principal"], name);
+    // The same wait as RetryInfo's, in seconds (RetryInfo rounds it up to the nanosecond).
+    const seconds = Number(refusal.metadata["retry_after_seconds"]);
+    assert.ok(seconds > 0 && Math.abs(seconds * 1000 - (refusal.retryDelayMs ?? 0)) < 2, `${seconds} s`);
   });
 
   test("bad requests, taken names, and callers who are not admins of every namespace", async () => {
@@ -180,7 +197,12 @@ describe("tokens", () => {
     const ns = unique("ns");
     const scoped = await root.admin.tokens.create({ name: unique("nsadmin"), role: "admin", namespaces: [ns] });
     const nsAdmin = holder(scoped.secret, ns).admin;
-    await rejection(nsAdmin.tokens.create({ name: unique("t"), role: "reader", namespaces: [ns] }), PermissionDeniedError);
+    const notEvery = await rejection(
+      nsAdmin.tokens.create({ name: unique("t"), role: "reader", namespaces: [ns] }),
+      PermissionDeniedError,
+    );
+    assert.equal(notEvery.reason, "NAMESPACE_NOT_ALLOWED");
+    assert.deepEqual(notEvery.metadata, { namespace: "*" });
     await rejection(nsAdmin.tokens.revoke("root"), PermissionDeniedError);
   });
 });
@@ -206,9 +228,15 @@ describe("quotas", () => {
       docs.create({ recordId: "big", data: { text: "y".repeat(20_000) } }),
       ResourceExhaustedError,
     );
+    assert.equal(refused.reason, "QUOTA_EXCEEDED");
+    assert.deepEqual(refused.metadata, {
+      namespace: client.namespace,
+      used_bytes: String(saved.usedBytes),
+      max_bytes: "10000",
+    });
     assert.deepEqual(
-      refused.quotaViolations.map((v) => v.subject),
-      [`namespace:${client.namespace}`],
+      refused.quotaViolations.map((v) => [v.subject, v.description]),
+      [[`namespace:${client.namespace}`, `${saved.usedBytes} of 10000 bytes used`]],
     );
     await rejection(docs.get("big"), NotFoundError);
     assert.equal((await quotas.get())?.usedBytes, saved.usedBytes);
@@ -233,7 +261,10 @@ describe("quotas", () => {
     const own = holder(secret, ns).admin.quotas;
     assert.equal((await own.set(5_000)).maxBytes, 5_000);
     assert.equal((await own.get())?.maxBytes, 5_000);
-    await rejection(own.list(), PermissionDeniedError);
-    await rejection(holder(secret, ns).withNamespace(unique("quota")).admin.quotas.set(1), PermissionDeniedError);
+    const notEvery = await rejection(own.list(), PermissionDeniedError);
+    assert.equal(notEvery.reason, "NAMESPACE_NOT_ALLOWED");
+    const other = unique("quota");
+    const outside = await rejection(holder(secret, ns).withNamespace(other).admin.quotas.set(1), PermissionDeniedError);
+    assert.deepEqual([outside.reason, outside.metadata], ["NAMESPACE_NOT_ALLOWED", { namespace: other }]);
   });
 });

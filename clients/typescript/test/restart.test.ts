@@ -1,7 +1,7 @@
 /**
  * What needs a server of the tests' own (support/server.ts): readers that resume
- * across a server restart, reads retried until the server is back, and a server
- * without a cache.
+ * across a server restart, reads and writes with a requestId retried until the
+ * server is back (a write without one is not), and a server without a cache.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -9,9 +9,10 @@ import {
   FailedPreconditionError,
   type RecordChange,
   StrataClient,
+  UnavailableError,
   newRequestId,
 } from "@strata/client";
-import { eventually, rejection, unique } from "./support/env.js";
+import { collect, eventually, rejection, unique } from "./support/env.js";
 import { OwnServer } from "./support/server.js";
 
 const server = new OwnServer();
@@ -70,6 +71,27 @@ describe("across a server restart", () => {
     assert.deepEqual(seen, ["1:1", "2:2", "3:3", "4:4", "5:5", "6:6"]);
     assert.ok(reader.reconnects >= 1, "the follower reconnected");
     assert.equal(reader.sealed, true);
+  });
+
+  test("while the server is down, a write with a requestId is retried until it is back; one without fails at once", async () => {
+    const notes = client.records(unique("c"));
+    let retried: Promise<unknown> | undefined;
+    await restart(async () => {
+      const refused = await rejection(notes.create({ recordId: "once", data: {} }), UnavailableError);
+      assert.equal(refused.code, "UNAVAILABLE");
+      retried = notes.create({ recordId: "retried", data: {}, requestId: newRequestId() });
+      // Still waiting: the server is down, and the client backs off and tries again.
+      const outcome = await Promise.race([
+        retried.then(() => "settled", () => "settled"),
+        new Promise((done) => setTimeout(() => done("waiting"), 300)),
+      ]);
+      assert.equal(outcome, "waiting");
+    });
+    assert.equal(((await retried) as { version: number }).version, 1);
+    assert.deepEqual(
+      (await collect(notes.list())).map((r) => r.id),
+      ["retried"],
+    );
   });
 
   test("a record watch resumes from its last cursor", async () => {
