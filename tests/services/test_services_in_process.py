@@ -114,6 +114,36 @@ async def test_a_long_poll_that_ends_leaves_no_consumer_parked(
     assert job.visible_state(datetime.now(UTC)) is queue.Visible.AVAILABLE
 
 
+async def test_a_subscription_closed_gives_back_what_its_caller_never_asked_past(
+    database: Storage, events: LocalEvents
+) -> None:
+    """The gRPC layer asks for the next job only once it has sent the last, so a
+    subscription closed while suspended on a job (the call ended as it was sent)
+    holds that job and the rest of its batch for nobody: they are released at once,
+    while a job the caller asked past stays leased to it."""
+    queues = Queues(database.queue, events)
+    await queues.enqueue(
+        NS,
+        [queue.NewJob("subscribed", {"n": n}) for n in range(3)],
+        actor=Actor("producer"),
+        idempotency=None,
+    )
+    jobs = queues.subscribe(NS, "subscribed", 3, LEASE, actor=WORKER)
+    delivered = await anext(jobs)
+    being_sent = await anext(jobs)  # the caller stops here: never asks for the third
+    await jobs.aclose()
+
+    now = datetime.now(UTC)
+    assert (await queues.get_job(NS, delivered.id)).visible_state(now) is queue.Visible.LEASED
+    given_back = await queues.get_job(NS, being_sent.id)
+    assert given_back.visible_state(now) is queue.Visible.AVAILABLE
+    assert given_back.attempt == 0  # a release spends no attempt
+    # The third job of the batch was leased with the others, and given back too.
+    again = await queues.lease(NS, "subscribed", 5, LEASE, timedelta(0), actor=WORKER)
+    assert len(again) == 2 and being_sent.id in {job.id for job in again}
+    assert delivered.id not in {job.id for job in again}
+
+
 async def test_a_commit_wakes_a_long_poll_and_a_watch(
     database: Storage, events: LocalEvents
 ) -> None:

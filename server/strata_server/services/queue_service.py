@@ -17,6 +17,8 @@ from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from strata_server.core import errors, validation
 from strata_server.core import job_transitions as queue
 from strata_server.core.idle import Probed
@@ -31,6 +33,8 @@ from strata_server.services.topics import (
     voided_topic,
 )
 from strata_server.storage.ports import Events, QueueStore, Recheck
+
+log = structlog.get_logger("strata.queue")
 
 DUE_CHECK_SECONDS = 1.0
 """How often a queue that consumers wait on is re-checked for a job a lease could
@@ -168,9 +172,25 @@ class Queues:
                 if jobs:
                     if not held:
                         check_held_at = loop.time() + lease.total_seconds()
-                    for job in jobs:
+                    for index, job in enumerate(jobs):
                         held[job.id] = job.lease_token or ""
-                        yield job
+                        try:
+                            yield job
+                        except GeneratorExit:
+                            await self._give_back(namespace, jobs[index:], actor)
+                            raise
+
+    async def _give_back(self, namespace: str, jobs: list[queue.Job], actor: Actor) -> None:
+        """Release jobs a subscription leased but whose caller went away before
+        asking past them: the job being sent when the call ended, and the rest of its
+        batch. The caller never saw them, so its own release on closing cannot name
+        them; left leased they would wait out their lease. One settled meanwhile (its
+        token no longer holds) is skipped."""
+        for job in jobs:
+            try:
+                await self.release(namespace, job.id, job.lease_token or "", actor=actor)
+            except errors.StrataError as error:
+                log.debug("subscription job not given back", job=job.id, error=str(error))
 
     def parked(self, namespace: str, name: str) -> int:
         """How many consumers of the queue wait parked on this replica, for an enqueue

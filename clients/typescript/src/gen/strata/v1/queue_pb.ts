@@ -1206,8 +1206,10 @@ export const QueueService: GenService<{
    * job stops counting when it is acked, failed or released (through AckJob or
    * FailJob, on any replica), cancelled, or its lease expires. Leases are not
    * extended by the stream: extend them with ExtendLease. To close cleanly,
-   * release the jobs not worked with FailJob `release`, then cancel the call;
-   * jobs of a stream that breaks come back when their leases expire.
+   * cancel the call, then release the jobs received but not worked with FailJob
+   * `release`; a job the stream had leased but not yet sent when the call ended
+   * is released by the server. Jobs of a stream that breaks come back when
+   * their leases expire.
    * INVALID_ARGUMENT for a non-positive lease_duration or a max_in_flight
    * outside 1..1000.
    *
