@@ -114,13 +114,13 @@ async def test_a_long_poll_that_ends_leaves_no_consumer_parked(
     assert job.visible_state(datetime.now(UTC)) is queue.Visible.AVAILABLE
 
 
-async def test_a_subscription_closed_gives_back_what_its_caller_never_asked_past(
+async def test_a_subscription_closed_gives_back_the_jobs_it_never_handed_over(
     database: Storage, events: LocalEvents
 ) -> None:
-    """The gRPC layer asks for the next job only once it has sent the last, so a
-    subscription closed while suspended on a job (the call ended as it was sent)
-    holds that job and the rest of its batch for nobody: they are released at once,
-    while a job the caller asked past stays leased to it."""
+    """A subscription leases a batch, then hands its jobs to the transport one at a
+    time. Closed on the first, the rest of the batch was never handed over: released at
+    once (no attempt spent). The one handed over may have been delivered, so it stays
+    leased like any job of a broken stream."""
     queues = Queues(database.queue, events)
     await queues.enqueue(
         NS,
@@ -129,19 +129,36 @@ async def test_a_subscription_closed_gives_back_what_its_caller_never_asked_past
         idempotency=None,
     )
     jobs = queues.subscribe(NS, "subscribed", 3, LEASE, actor=WORKER)
-    delivered = await anext(jobs)
-    being_sent = await anext(jobs)  # the caller stops here: never asks for the third
+    handed_over = await anext(jobs)  # the batch of three is leased; the caller stops
     await jobs.aclose()
 
     now = datetime.now(UTC)
-    assert (await queues.get_job(NS, delivered.id)).visible_state(now) is queue.Visible.LEASED
-    given_back = await queues.get_job(NS, being_sent.id)
-    assert given_back.visible_state(now) is queue.Visible.AVAILABLE
-    assert given_back.attempt == 0  # a release spends no attempt
-    # The third job of the batch was leased with the others, and given back too.
+    assert (await queues.get_job(NS, handed_over.id)).visible_state(now) is queue.Visible.LEASED
     again = await queues.lease(NS, "subscribed", 5, LEASE, timedelta(0), actor=WORKER)
-    assert len(again) == 2 and being_sent.id in {job.id for job in again}
-    assert delivered.id not in {job.id for job in again}
+    assert len(again) == 2 and handed_over.id not in {job.id for job in again}
+    assert [job.attempt for job in again] == [1, 1]  # released, so this is attempt 1
+
+
+async def test_a_subscription_whose_caller_is_gone_leases_nothing_more(
+    database: Storage, events: LocalEvents
+) -> None:
+    """A consumer closing its stream cancels it, then releases what it received: that
+    release wakes the stream, which must not lease the job again for nobody."""
+    queues = Queues(database.queue, events)
+    gone = False
+    jobs = queues.subscribe(NS, "closing", 1, LEASE, actor=WORKER, wanted=lambda: not gone)
+    [job] = await queues.enqueue(
+        NS, [queue.NewJob("closing", {})], actor=Actor("producer"), idempotency=None
+    )
+    received = await anext(jobs)
+    assert received.id == job.id and received.lease_token
+    waiting = asyncio.ensure_future(anext(jobs))
+    gone = True  # the call is cancelled ...
+    await queues.release(NS, received.id, received.lease_token, actor=WORKER)  # ... then this
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, PATIENCE)
+    released = await queues.get_job(NS, job.id)
+    assert released.visible_state(datetime.now(UTC)) is queue.Visible.AVAILABLE
 
 
 async def test_a_commit_wakes_a_long_poll_and_a_watch(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,10 +129,17 @@ class Queues:
         lease: timedelta,
         *,
         actor: Actor,
+        wanted: Callable[[], bool] = lambda: True,
     ) -> AsyncGenerator[queue.Job, None]:
         """Lease jobs as they come, holding at most `max_in_flight` unsettled, for as
-        long as the caller iterates. A slot frees when a held job is settled (on any
-        replica: its lease token names this stream), cancelled, or its lease lapses."""
+        long as the caller iterates and `wanted()` holds. A slot frees when a held job
+        is settled (on any replica: its lease token names this stream), cancelled, or
+        its lease lapses.
+
+        `wanted` is the transport's word that the caller is still there: a consumer
+        closing its stream cancels it before releasing what it received, so a
+        release that wakes this stream must not lease the job again for a caller
+        already gone."""
         # The stream's jobs carry lease tokens prefixed with its id, so that AckJob
         # and FailJob on any replica can wake it through `own` (topics.job_settled).
         subscription = validation.new_id()
@@ -155,6 +162,8 @@ class Queues:
                     still = await self._store.held_leases(namespace, held)
                     held = {id: token for id, token in held.items() if id in still}
                     check_held_at = loop.time() + lease.total_seconds()
+                if not wanted():
+                    return
                 free = max_in_flight - len(held)
                 jobs = []
                 if free > 0:
@@ -177,15 +186,16 @@ class Queues:
                         try:
                             yield job
                         except GeneratorExit:
-                            await self._give_back(namespace, jobs[index:], actor)
+                            await self._give_back(namespace, jobs[index + 1 :], actor)
                             raise
 
     async def _give_back(self, namespace: str, jobs: list[queue.Job], actor: Actor) -> None:
-        """Release jobs a subscription leased but whose caller went away before
-        asking past them: the job being sent when the call ended, and the rest of its
-        batch. The caller never saw them, so its own release on closing cannot name
-        them; left leased they would wait out their lease. One settled meanwhile (its
-        token no longer holds) is skipped."""
+        """Release the jobs of a batch a subscription leased but never handed to its
+        caller, who went away first. The caller never saw them, so its own release on
+        closing cannot name them; left leased they would wait out their lease. (The job
+        being sent when the call ended stays leased: the transport may have delivered
+        it, and a broken stream's jobs come back when their leases expire.) One settled
+        meanwhile (its token no longer holds) is skipped."""
         for job in jobs:
             try:
                 await self.release(namespace, job.id, job.lease_token or "", actor=actor)
