@@ -44,8 +44,9 @@ from strata_server.core.job_transitions import (
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Handoff, Idempotency, Page
 from strata_server.core.writes import AuditEntry
+from strata_server.storage.queue_stats_rows import queue_stats, queues_page
 from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import (
     audit_row,
     changed,
@@ -311,22 +312,12 @@ class SqliteQueue:
     async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
         now = utc_now()
         now_us = to_micros(now)
-        rows = await self._db.fetchall(COUNT_BY_STATE, (now_us, namespace, queue))
-        counts = dict.fromkeys(Visible, 0)
-        for visible, count in rows:
-            counts[Visible(visible)] = int(count)
+        counts = await self._db.fetchall(COUNT_BY_STATE, (now_us, namespace, queue))
         [(paused, since, expired)] = await self._db.fetchall(
             QUEUE_FIGURES, (now_us, namespace, queue, to_micros(now - EXPIRY_WINDOW))
         )
-        age = max(now - from_micros(since), timedelta(0)) if since is not None else timedelta(0)
-        return QueueStats(
-            namespace=namespace,
-            queue=queue,
-            paused=bool(paused),
-            counts=counts,
-            oldest_available_age=age,
-            expired_leases=int(expired),
-        )
+        figures = (paused, expired, from_micros(since) if since is not None else None)
+        return queue_stats(namespace, queue, now, figures, counts)
 
     async def list_queues(self, namespace: str, limit: int, after: str | None) -> Page[QueueStats]:
         if limit <= 0:
@@ -342,24 +333,7 @@ class SqliteQueue:
                 to_micros(now - EXPIRY_WINDOW),
             ),
         )
-        counts: dict[str, dict[Visible, int]] = {}
-        figures: dict[str, tuple[bool, int, timedelta]] = {}
-        for name, paused, expired, visible, count, since in rows:
-            by_state = counts.setdefault(name, dict.fromkeys(Visible, 0))
-            age = timedelta(0)
-            if visible is not None:  # None: a paused queue without jobs
-                by_state[Visible(visible)] += int(count)
-                if visible == Visible.AVAILABLE and since is not None:
-                    age = max(now - from_micros(since), timedelta(0))
-            _, _, older = figures.get(name, (False, 0, timedelta(0)))
-            figures[name] = (bool(paused), int(expired), max(age, older))
-        found = [
-            QueueStats(namespace, name, paused, counts[name], age, expired)
-            for name, (paused, expired, age) in figures.items()
-        ]
-        served = found[:limit]
-        last_key = (served[-1].queue,) if len(found) > limit else None
-        return Page(served, last_key)
+        return queues_page(SQLITE, namespace, now, rows, limit)
 
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         if limit <= 0:
