@@ -21,11 +21,12 @@ from strata_server.core.artifact_rules import (
     artifact_to_json,
 )
 from strata_server.core.errors import FailedPrecondition, NotFound
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
 from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import now
@@ -78,15 +79,12 @@ class PostgresArtifacts:
         self._quotas = quotas
 
     async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
+        self, artifact: Artifact, context: WriteContext, *, upload_id: str | None
     ) -> Artifact:
         """Insert the row with its audit entry and drop the pin (inside the caller's
         transaction); an upload without bytes checks its reference under the blob lock."""
+
+        idempotency = context.idempotency
 
         async def insert(conn: Conn) -> Artifact:
             namespace = artifact.namespace
@@ -125,17 +123,16 @@ class PostgresArtifacts:
                 ),
                 prepare=True,
             )
-            request_id = idempotency.request_id if idempotency else None
             await conn.execute(
                 INSERT_AUDIT,
                 (
                     namespace,
                     artifact.create_time,
-                    actor.name,
+                    context.actor.name,
                     "create",
                     artifact.id,
                     Jsonb(CREATED_FIELDS),
-                    request_id,
+                    context.request_id,
                 ),
                 prepare=True,
             )

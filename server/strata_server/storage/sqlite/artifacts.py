@@ -19,11 +19,12 @@ from strata_server.core.artifact_rules import (
     artifact_to_json,
 )
 from strata_server.core.errors import FailedPrecondition, NotFound
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
 from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import SQLITE, to_micros
 from strata_server.storage.sqlite.request_log import store_result, stored_result
@@ -98,14 +99,10 @@ class SqliteArtifacts:
         self._quotas = quotas
 
     async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
+        self, artifact: Artifact, context: WriteContext, *, upload_id: str | None
     ) -> Artifact:
         """Insert the row with its audit entry and drop the pin, in one transaction."""
+        idempotency = context.idempotency
 
         async def insert() -> Artifact:
             namespace = artifact.namespace
@@ -124,9 +121,9 @@ class SqliteArtifacts:
                     )
                 now_us = to_micros(artifact.create_time)
                 await tx.execute(INSERT, _params(artifact))
-                request_id = idempotency.request_id if idempotency else None
                 await tx.execute(
-                    INSERT_AUDIT, _audit(artifact, "create", actor, now_us, request_id)
+                    INSERT_AUDIT,
+                    _audit(artifact, "create", context.actor, now_us, context.request_id),
                 )
                 if idempotency is not None:
                     await store_result(

@@ -29,6 +29,7 @@ from strata_server.core.job_transitions import (
 from strata_server.core.models import Actor
 from strata_server.core.validation import new_id
 from strata_server.core.writes import AuditEntry
+from strata_server.storage.ports.queue import LeaseTerms
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.queue_queries import (
@@ -218,15 +219,7 @@ async def existing_unique(tx: Transaction, namespace: str, job: Job) -> Job:
 
 
 async def lease_in(
-    tx: Transaction,
-    namespace: str,
-    queue: str,
-    max_jobs: int,
-    lease: timedelta,
-    now: datetime,
-    *,
-    actor: Actor,
-    token_prefix: str,
+    tx: Transaction, namespace: str, queue: str, max_jobs: int, terms: LeaseTerms, now: datetime
 ) -> list[Job]:
     """Lease up to `max_jobs` jobs inside the open transaction `tx`."""
     now_us = to_micros(now)
@@ -248,13 +241,13 @@ async def lease_in(
             job = job_from_row(row, with_token=True)
             if not leasable(job, now):  # the SQL and core.job_transitions agree; never trust one
                 continue
-            planned = plan_lease(job, new_lease_token(token_prefix), lease, now)
+            planned = plan_lease(job, new_lease_token(terms.token_prefix), terms.lease, now)
             updates.append(update_params(planned))
             if job.state is Stored.LEASED:
                 expiries.append((namespace, queue, job.id, now_us))
             action = "dead" if planned.state is Stored.DEAD else "lease"
             audit = AuditEntry(action, ENTITY, job.id, planned.attempt, changed(job, planned))
-            audits.append(audit_row(namespace, now_us, actor, audit))
+            audits.append(audit_row(namespace, now_us, terms.actor, audit))
             if planned.state is Stored.DEAD:
                 died += 1
             else:

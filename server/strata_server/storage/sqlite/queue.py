@@ -30,7 +30,6 @@ from strata_server.core.job_transitions import (
     NewJob,
     QueueStats,
     Stored,
-    Visible,
     job_from_json,
     job_to_json,
     plan_ack,
@@ -42,8 +41,10 @@ from strata_server.core.job_transitions import (
     without_token,
 )
 from strata_server.core.jsontypes import JSON
-from strata_server.core.models import Actor, Handoff, Idempotency, Page
+from strata_server.core.models import Actor, Handoff, Page
 from strata_server.core.writes import AuditEntry
+from strata_server.storage.ports.queue import Failure, JobQuery, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.queue_stats_rows import queue_stats, queues_page
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
@@ -90,17 +91,11 @@ class SqliteQueue:
         self._db = db
 
     async def enqueue(
-        self,
-        namespace: str,
-        jobs: Sequence[NewJob],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notices: Sequence[str] = (),
+        self, namespace: str, jobs: Sequence[NewJob], context: WriteContext
     ) -> list[Job]:
         now = utc_now()
         now_us = to_micros(now)
-        request_id = idempotency.request_id if idempotency is not None else None
+        idempotency = context.idempotency
         async with self._db.transaction() as tx:
             if idempotency is not None:
                 stored = await stored_result(tx, namespace, idempotency)
@@ -108,7 +103,7 @@ class SqliteQueue:
                     return [job_from_json(item) for item in stored]
 
             results = await insert_jobs(
-                tx, namespace, jobs, now, actor=actor, request_id=request_id
+                tx, namespace, jobs, now, actor=context.actor, request_id=context.request_id
             )
             if idempotency is not None:
                 await store_result(
@@ -117,47 +112,26 @@ class SqliteQueue:
         return results
 
     async def lease_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        max_jobs: int,
-        lease: timedelta,
-        *,
-        actor: Actor,
-        token_prefix: str = "",
+        self, namespace: str, queue: str, max_jobs: int, terms: LeaseTerms
     ) -> list[Job]:
         if max_jobs <= 0:
             return []
         now = utc_now()
         async with self._db.transaction() as tx:
-            return await lease_in(
-                tx, namespace, queue, max_jobs, lease, now, actor=actor, token_prefix=token_prefix
-            )
+            return await lease_in(tx, namespace, queue, max_jobs, terms, now)
 
     async def enqueue_and_lease(
-        self,
-        namespace: str,
-        job: NewJob,
-        handoff: Handoff,
-        *,
-        actor: Actor,
-        notices: Sequence[str] = (),
+        self, namespace: str, job: NewJob, handoff: Handoff, context: WriteContext
     ) -> tuple[Job, list[Job]]:
         """Insert one job, then lease one for `handoff` in the same transaction: the
         head of the queue, which is the new job when it is first in line."""
         now = utc_now()
+        terms = LeaseTerms(handoff.lease, handoff.actor, handoff.token_prefix)
         async with self._db.transaction() as tx:
-            [created] = await insert_jobs(tx, namespace, [job], now, actor=actor, request_id=None)
-            leased = await lease_in(
-                tx,
-                namespace,
-                job.queue,
-                1,
-                handoff.lease,
-                now,
-                actor=handoff.actor,
-                token_prefix=handoff.token_prefix,
+            [created] = await insert_jobs(
+                tx, namespace, [job], now, actor=context.actor, request_id=None
             )
+            leased = await lease_in(tx, namespace, job.queue, 1, terms, now)
         return created, leased
 
     async def ack_job(
@@ -195,20 +169,13 @@ class SqliteQueue:
         return outcomes
 
     async def fail_job(
-        self,
-        namespace: str,
-        id: str,
-        token: str,
-        error: str,
-        retry_delay: timedelta | None,
-        *,
-        actor: Actor,
+        self, namespace: str, id: str, token: str, failure: Failure, *, actor: Actor
     ) -> Job:
         job = await transition(
             self._db,
             namespace,
             id,
-            lambda job, now: plan_fail(job, token, error, retry_delay, now),
+            lambda job, now: plan_fail(job, token, failure.error, failure.retry_delay, now),
             lambda job: "dead" if job.state is Stored.DEAD else "fail",
             actor=actor,
         )
@@ -274,32 +241,25 @@ class SqliteQueue:
         rows = await self._db.fetchall(AVAILABILITY, (namespace, queue, to_micros(utc_now())))
         return Availability(bool(rows[0][0]), bool(rows[0][1]))
 
-    async def list_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        state: Visible | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-    ) -> Page[Job]:
-        if limit <= 0:
+    async def list_jobs(self, namespace: str, query: JobQuery) -> Page[Job]:
+        if query.limit <= 0:
             return Page(())
         where = ["namespace = ?", "queue = ?"]
-        params: list[Any] = [namespace, queue]
-        if state is not None:
-            condition = STATE_FILTERS[state]
+        params: list[Any] = [namespace, query.queue]
+        if query.state is not None:
+            condition = STATE_FILTERS[query.state]
             where.append(condition)
             params.extend([to_micros(utc_now())] * condition.count("?"))
-        if after is not None:
+        if query.after is not None:
             where.append("(create_time, id) > (?, ?)")
-            params.extend(list_key(after))
+            params.extend(list_key(query.after))
         text = (
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY create_time, id LIMIT ?"
         )
-        rows = await self._db.fetchall(text, [*params, limit + 1])
-        served = rows[:limit]
-        last_key = (served[-1][9], served[-1][2]) if len(rows) > limit else None
+        rows = await self._db.fetchall(text, [*params, query.limit + 1])
+        served = rows[: query.limit]
+        last_key = (served[-1][9], served[-1][2]) if len(rows) > query.limit else None
         return Page([job_from_row(row) for row in served], last_key)
 
     async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
