@@ -266,12 +266,25 @@ async def lease_in(
     return leased
 
 
+async def write_planned(
+    tx: Transaction, old: Job, new: Job, action: str, now: datetime, *, actor: Actor
+) -> None:
+    """Write back a job's planned transition from `old` to `new` with its audit entry,
+    whose action is "dead" when the transition killed the job (a failed last
+    attempt), as on PostgreSQL."""
+    if new.state is Stored.DEAD and old.state is not Stored.DEAD:
+        action = "dead"
+    await tx.execute(UPDATE_JOB, update_params(new))
+    audit = AuditEntry(action, ENTITY, new.id, new.attempt, changed(old, new))
+    await tx.execute(INSERT_AUDIT, audit_row(new.namespace, to_micros(now), actor, audit))
+
+
 async def transition(
     db: Connections,
     namespace: str,
     id: str,
     plan: Callable[[Job, datetime], Job],
-    action: Callable[[Job], str],
+    action: str,
     *,
     actor: Actor,
     check: Callable[[Transaction, Job], Any] | None = None,
@@ -283,14 +296,8 @@ async def transition(
         planned = plan(job, now)
         if check is not None:
             await check(tx, planned)
-        await tx.execute(UPDATE_JOB, update_params(planned))
-        audit = AuditEntry(action(planned), ENTITY, id, planned.attempt, changed(job, planned))
-        await tx.execute(INSERT_AUDIT, audit_row(namespace, to_micros(now), actor, audit))
+        await write_planned(tx, job, planned, action, now, actor=actor)
     return planned
-
-
-def fixed(name: str) -> Callable[[Job], str]:
-    return lambda _job: name
 
 
 async def unique_key_free(tx: Transaction, job: Job) -> None:

@@ -29,7 +29,6 @@ from strata_server.core.job_transitions import (
     Job,
     NewJob,
     QueueStats,
-    Stored,
     job_from_json,
     job_to_json,
     plan_ack,
@@ -50,8 +49,6 @@ from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import (
     audit_row,
-    changed,
-    fixed,
     insert_jobs,
     job_from_row,
     lease_in,
@@ -59,8 +56,8 @@ from strata_server.storage.sqlite.job_rows import (
     read_job,
     transition,
     unique_key_free,
-    update_params,
     utc_now,
+    write_planned,
 )
 from strata_server.storage.sqlite.queue_queries import (
     AVAILABILITY,
@@ -73,7 +70,6 @@ from strata_server.storage.sqlite.queue_queries import (
     QUEUE_FIGURES,
     SELECT_JOB,
     STATE_FILTERS,
-    UPDATE_JOB,
     UPSERT_SETTINGS,
 )
 from strata_server.storage.sqlite.request_log import store_result, stored_result
@@ -142,7 +138,7 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_ack(job, token, result, now),
-            fixed("ack"),
+            "ack",
             actor=actor,
         )
         return without_token(job)
@@ -162,9 +158,7 @@ class SqliteQueue:
                 except StrataError as error:
                     outcomes.append(error)
                     continue
-                await tx.execute(UPDATE_JOB, update_params(planned))
-                audit = AuditEntry("ack", ENTITY, ack.id, planned.attempt, changed(job, planned))
-                await tx.execute(INSERT_AUDIT, audit_row(namespace, to_micros(now), actor, audit))
+                await write_planned(tx, job, planned, "ack", now, actor=actor)
                 outcomes.append(without_token(planned))
         return outcomes
 
@@ -176,7 +170,7 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_fail(job, token, failure.error, failure.retry_delay, now),
-            lambda job: "dead" if job.state is Stored.DEAD else "fail",
+            "fail",
             actor=actor,
         )
         return without_token(job)
@@ -187,7 +181,7 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_release(job, token, now),
-            fixed("release"),
+            "release",
             actor=actor,
         )
         return without_token(job)
@@ -200,17 +194,17 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_extend(job, token, lease, now),
-            fixed("extend"),
+            "extend",
             actor=actor,
         )
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        job = await transition(self._db, namespace, id, plan_cancel, fixed("cancel"), actor=actor)
+        job = await transition(self._db, namespace, id, plan_cancel, "cancel", actor=actor)
         return without_token(job)
 
     async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
         job = await transition(
-            self._db, namespace, id, plan_retry, fixed("retry"), actor=actor, check=unique_key_free
+            self._db, namespace, id, plan_retry, "retry", actor=actor, check=unique_key_free
         )
         return without_token(job)
 
