@@ -19,6 +19,8 @@ from strata_server.core.token_rules import NewToken
 from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage.composite import Storage
 from strata_server.storage.ports import OldJobs
+from strata_server.storage.ports.queue import LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import create
 
@@ -28,7 +30,7 @@ LEASE = timedelta(seconds=30)
 async def test_audit_filters_and_pages_newest_first(storage: Storage, ns: str) -> None:
     for i in range(5):
         await create(storage, ns, f"r{i}", {"i": i})
-    await storage.queue.enqueue(ns, [NewJob("q", {})], actor=Actor("bob"))
+    await storage.queue.enqueue(ns, [NewJob("q", {})], WriteContext(Actor("bob")))
     page = await storage.audit.list_audit(ns, AuditQuery(limit=2))
     assert [e.action for e in page.items] == ["enqueue", "create"]
     assert page.items[1].entity_id == "c/r4" and page.last_key == (page.items[1].seq,)
@@ -91,8 +93,8 @@ async def test_retention_policies_and_what_they_purge(storage: Storage, ns: str)
     assert await storage.cleanup.count_expired() == 1
     assert await storage.records.purge_expired(10) == [RecordRef(ns, "c", "old")]
 
-    jobs = await storage.queue.enqueue(ns, [NewJob("q", {}) for _ in range(3)], actor=ACTOR)
-    for job in await storage.queue.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR):
+    jobs = await storage.queue.enqueue(ns, [NewJob("q", {}) for _ in range(3)], WriteContext(ACTOR))
+    for job in await storage.queue.lease_jobs(ns, "q", 3, LeaseTerms(LEASE, ACTOR)):
         await storage.queue.ack_job(ns, job.id, job.lease_token or "", None, actor=ACTOR)
     later = datetime.now(UTC) + timedelta(seconds=1)
     completed = OldJobs(ns, None, "completed", later, Exclude.NONE)
@@ -110,9 +112,11 @@ async def test_retention_policies_and_what_they_purge(storage: Storage, ns: str)
 
 async def test_sealed_transcripts_and_old_artifacts_go_by_age(storage: Storage, ns: str) -> None:
     for id in ("open", "sealed"):
-        await storage.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR)
+        await storage.transcripts.create_transcript(ns, NewTranscript(id), WriteContext(ACTOR))
         entry = new_entry("user", "hi", None, 1 << 20)
-        await storage.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        await storage.transcripts.append_entries(
+            ns, AppendEntries(id, [entry]), WriteContext(ACTOR)
+        )
     await storage.transcripts.seal_transcript(ns, "sealed", actor=ACTOR)
     later = datetime.now(UTC) + timedelta(seconds=1)
     assert await storage.retention.count_old_transcripts(ns, later) == 1
@@ -128,8 +132,8 @@ async def test_sealed_transcripts_and_old_artifacts_go_by_age(storage: Storage, 
 async def test_usage_counts_what_namespaces_store(storage: Storage, ns: str) -> None:
     for i in range(3):
         await create(storage, ns, f"r{i}", {"i": i})
-    await storage.queue.enqueue(ns, [NewJob("q", {}), NewJob("q", {})], actor=ACTOR)
-    await storage.transcripts.create_transcript(ns, NewTranscript("t", "ann"), actor=ACTOR)
+    await storage.queue.enqueue(ns, [NewJob("q", {}), NewJob("q", {})], WriteContext(ACTOR))
+    await storage.transcripts.create_transcript(ns, NewTranscript("t", "ann"), WriteContext(ACTOR))
     usage = await storage.usage.usage(ns)
     [mine] = usage.namespaces
     assert mine.namespace == ns and [(c.collection, c.records) for c in mine.collections] == [
@@ -165,8 +169,8 @@ async def test_declared_indexes(storage: Storage, ns: str) -> None:
 
 async def test_a_sound_database_has_no_findings(storage: Storage, ns: str) -> None:
     await create(storage, ns, "r", {})
-    await storage.queue.enqueue(ns, [NewJob("q", {})], actor=ACTOR)
-    await storage.transcripts.create_transcript(ns, NewTranscript("t"), actor=ACTOR)
+    await storage.queue.enqueue(ns, [NewJob("q", {})], WriteContext(ACTOR))
+    await storage.transcripts.create_transcript(ns, NewTranscript("t"), WriteContext(ACTOR))
     events = [e async for e in storage.integrity.check_integrity(None, repair=False)]
     assert not [e for e in events if isinstance(e, Finding)]
     checked = dict(e for e in events if isinstance(e, tuple))

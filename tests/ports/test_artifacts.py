@@ -15,6 +15,7 @@ from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Idempotency
 from strata_server.core.validation import new_id
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.write_context import WriteContext
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import audit
 
@@ -48,9 +49,7 @@ async def upload(storage: Storage, ns: str, content: str, **kw: Any) -> Artifact
     upload_id = new_id()
     later = datetime.now(UTC) + timedelta(minutes=5)
     await storage.artifacts.pin_blob(ns, upload_id, new.sha256, later)
-    return await storage.artifacts.create_artifact(
-        new, actor=ACTOR, idempotency=None, upload_id=upload_id
-    )
+    return await storage.artifacts.create_artifact(new, WriteContext(ACTOR), upload_id=upload_id)
 
 
 async def test_create_get_list_delete(storage: Storage, ns: str) -> None:
@@ -84,26 +83,26 @@ async def test_an_upload_without_bytes_needs_the_blob_named_in_its_namespace(
 ) -> None:
     with pytest.raises(FailedPrecondition) as missing:
         await storage.artifacts.create_artifact(
-            artifact(ns, "x"), actor=ACTOR, idempotency=None, upload_id=None
+            artifact(ns, "x"), WriteContext(ACTOR), upload_id=None
         )
     assert missing.value.reason == "BLOB_NOT_FOUND"
     stored = await upload(storage, ns, "x")
     again = await storage.artifacts.create_artifact(
-        artifact(ns, "x"), actor=ACTOR, idempotency=None, upload_id=None
+        artifact(ns, "x"), WriteContext(ACTOR), upload_id=None
     )
     assert again.sha256 == stored.sha256 and again.id != stored.id
     with pytest.raises(FailedPrecondition):  # named in another namespace only
         await storage.artifacts.create_artifact(
-            artifact(f"{ns}x", "x"), actor=ACTOR, idempotency=None, upload_id=None
+            artifact(f"{ns}x", "x"), WriteContext(ACTOR), upload_id=None
         )
     found = await storage.artifacts.namespace_blobs(ns, [sha("x"), sha("y"), sha("x")])
     assert found == {sha("x"): BlobRef(sha("x"), Compression.ZSTD, 100, 40)}
     key = Idempotency("req", "fp")
     first = await storage.artifacts.create_artifact(
-        artifact(ns, "x"), actor=ACTOR, idempotency=key, upload_id=None
+        artifact(ns, "x"), WriteContext(ACTOR, key), upload_id=None
     )
     repeat = await storage.artifacts.create_artifact(
-        artifact(ns, "x"), actor=ACTOR, idempotency=key, upload_id=None
+        artifact(ns, "x"), WriteContext(ACTOR, key), upload_id=None
     )
     assert repeat == first
 

@@ -13,6 +13,8 @@ from strata_server.core.errors import FailedPrecondition, InvalidArgument, NotFo
 from strata_server.core.job_transitions import Ack, Job, NewJob, Stored, Visible
 from strata_server.core.models import Actor, Handoff, Idempotency
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.queue import Failure, JobQuery, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from tests.ports.conftest import Reopen
 from tests.ports.helpers import audit
 
@@ -32,13 +34,13 @@ async def job_audit(storage: Storage, entity_id: str) -> list[tuple[str, list[st
 
 async def put(storage: Storage, payload: Any = None, **kw: Any) -> Job:
     [job] = await storage.queue.enqueue(
-        NS, [NewJob(Q, payload if payload is not None else {}, **kw)], actor=BOB
+        NS, [NewJob(Q, payload if payload is not None else {}, **kw)], WriteContext(BOB)
     )
     return job
 
 
 async def lease_one(storage: Storage, lease: timedelta = LEASE) -> Job:
-    [job] = await storage.queue.lease_jobs(NS, Q, 1, lease, actor=BOB)
+    [job] = await storage.queue.lease_jobs(NS, Q, 1, LeaseTerms(lease, BOB))
     return job
 
 
@@ -57,7 +59,9 @@ async def test_enqueue_and_get(storage: Storage) -> None:
 
 
 async def test_batch_enqueue_shares_one_time(storage: Storage) -> None:
-    jobs = await storage.queue.enqueue(NS, [NewJob(Q, {"i": i}) for i in range(5)], actor=BOB)
+    jobs = await storage.queue.enqueue(
+        NS, [NewJob(Q, {"i": i}) for i in range(5)], WriteContext(BOB)
+    )
     assert len({job.id for job in jobs}) == 5
     assert len({job.create_time for job in jobs}) == 1
 
@@ -69,27 +73,27 @@ async def test_lease_order_priority_then_run_time_then_fifo(storage: Storage) ->
     second = await put(storage, {"n": "second"}, priority=5)
     early = await put(storage, {"n": "early"}, priority=5, run_time=past)
     top = await put(storage, {"n": "top"}, priority=9)
-    leased = await storage.queue.lease_jobs(NS, Q, 10, LEASE, actor=BOB)
+    leased = await storage.queue.lease_jobs(NS, Q, 10, LeaseTerms(LEASE, BOB))
     assert [job.id for job in leased] == [top.id, early.id, first.id, second.id, low.id]
     for job in leased:
         assert job.state is Stored.LEASED and job.attempt == 1 and job.lease_token
         assert (await storage.queue.get_job(NS, job.id)).lease_token is None
-    assert await storage.queue.lease_jobs(NS, Q, 10, LEASE, actor=BOB) == []
+    assert await storage.queue.lease_jobs(NS, Q, 10, LeaseTerms(LEASE, BOB)) == []
 
 
 async def test_max_jobs_and_other_queues(storage: Storage) -> None:
     for i in range(3):
         await put(storage, {"i": i})
-    await storage.queue.enqueue(NS, [NewJob("elsewhere", {})], actor=BOB)
-    assert len(await storage.queue.lease_jobs(NS, Q, 2, LEASE, actor=BOB)) == 2
-    assert len(await storage.queue.lease_jobs(NS, Q, 2, LEASE, actor=BOB)) == 1
-    assert await storage.queue.lease_jobs("other-ns", "elsewhere", 5, LEASE, actor=BOB) == []
+    await storage.queue.enqueue(NS, [NewJob("elsewhere", {})], WriteContext(BOB))
+    assert len(await storage.queue.lease_jobs(NS, Q, 2, LeaseTerms(LEASE, BOB))) == 2
+    assert len(await storage.queue.lease_jobs(NS, Q, 2, LeaseTerms(LEASE, BOB))) == 1
+    assert await storage.queue.lease_jobs("other-ns", "elsewhere", 5, LeaseTerms(LEASE, BOB)) == []
 
 
 async def test_scheduled_job_not_leased_before_run_time(storage: Storage) -> None:
     job = await put(storage, run_time=datetime.now(UTC) + timedelta(milliseconds=150), priority=9)
     assert job.visible_state(datetime.now(UTC)) is Visible.SCHEDULED
-    assert await storage.queue.lease_jobs(NS, Q, 5, LEASE, actor=BOB) == []
+    assert await storage.queue.lease_jobs(NS, Q, 5, LeaseTerms(LEASE, BOB)) == []
     stats = await storage.queue.queue_stats(NS, Q)
     assert stats.counts[Visible.SCHEDULED] == 1 and stats.counts[Visible.AVAILABLE] == 0
     await asyncio.sleep(0.2)
@@ -97,11 +101,11 @@ async def test_scheduled_job_not_leased_before_run_time(storage: Storage) -> Non
 
 
 async def test_concurrent_leases_never_share_a_job(storage: Storage, reopen: Reopen) -> None:
-    await storage.queue.enqueue(NS, [NewJob(Q, {"i": i}) for i in range(60)], actor=BOB)
+    await storage.queue.enqueue(NS, [NewJob(Q, {"i": i}) for i in range(60)], WriteContext(BOB))
     other = await reopen()
     try:
         calls = [
-            (storage if i % 2 else other).queue.lease_jobs(NS, Q, 3, LEASE, actor=BOB)
+            (storage if i % 2 else other).queue.lease_jobs(NS, Q, 3, LeaseTerms(LEASE, BOB))
             for i in range(30)
         ]
         batches = await asyncio.gather(*calls)
@@ -144,7 +148,7 @@ async def test_extend_lease(storage: Storage) -> None:
     assert extended.lease_expire_time is not None
     assert extended.lease_expire_time > leased.lease_expire_time
     await asyncio.sleep(first.total_seconds() + 0.1)
-    assert await storage.queue.lease_jobs(NS, Q, 1, LEASE, actor=BOB) == []  # still held
+    assert await storage.queue.lease_jobs(NS, Q, 1, LeaseTerms(LEASE, BOB)) == []  # still held
 
 
 async def test_expired_lease_is_reclaimed_and_counted(storage: Storage) -> None:
@@ -171,7 +175,7 @@ async def test_expired_last_attempt_dies_and_lease_moves_on(storage: Storage) ->
     await lease_one(storage, SHORT)
     spare = await put(storage, priority=0)
     await asyncio.sleep(0.06)
-    leased = await storage.queue.lease_jobs(NS, Q, 1, LEASE, actor=BOB)
+    leased = await storage.queue.lease_jobs(NS, Q, 1, LeaseTerms(LEASE, BOB))
     assert [job.id for job in leased] == [spare.id]
     dead = await storage.queue.get_job(NS, doomed.id)
     assert dead.state is Stored.DEAD and dead.last_error == "lease expired on the last attempt"
@@ -183,15 +187,17 @@ async def test_fail_retries_with_backoff_then_dead(storage: Storage) -> None:
     job = await put(storage, max_attempts=2, retry_backoff=timedelta(milliseconds=50))
     leased = await lease_one(storage)
     assert leased.lease_token is not None
-    failed = await storage.queue.fail_job(NS, job.id, leased.lease_token, "boom 1", None, actor=BOB)
+    failed = await storage.queue.fail_job(
+        NS, job.id, leased.lease_token, Failure("boom 1"), actor=BOB
+    )
     assert failed.state is Stored.READY and failed.last_error == "boom 1"
     assert failed.run_time > failed.update_time and failed.lease_token is None
     assert failed.visible_state(datetime.now(UTC)) is Visible.SCHEDULED
-    assert await storage.queue.lease_jobs(NS, Q, 1, LEASE, actor=BOB) == []
+    assert await storage.queue.lease_jobs(NS, Q, 1, LeaseTerms(LEASE, BOB)) == []
     await asyncio.sleep(0.06)
     again = await lease_one(storage)
     assert again.attempt == 2 and again.lease_token is not None
-    dead = await storage.queue.fail_job(NS, job.id, again.lease_token, "boom 2", None, actor=BOB)
+    dead = await storage.queue.fail_job(NS, job.id, again.lease_token, Failure("boom 2"), actor=BOB)
     assert dead.state is Stored.DEAD and dead.last_error == "boom 2"
     assert (await storage.queue.get_job(NS, job.id)).last_error == "boom 2"
     actions = [action for action, _ in await job_audit(storage, job.id)]
@@ -203,7 +209,7 @@ async def test_fail_with_explicit_delay(storage: Storage) -> None:
     leased = await lease_one(storage)
     assert leased.lease_token is not None
     failed = await storage.queue.fail_job(
-        NS, leased.id, leased.lease_token, "x", timedelta(0), actor=BOB
+        NS, leased.id, leased.lease_token, Failure("x", timedelta(0)), actor=BOB
     )
     assert failed.run_time == failed.update_time
     assert (await lease_one(storage)).attempt == 2
@@ -227,14 +233,14 @@ async def test_retry_dead_job(storage: Storage) -> None:
     job = await put(storage, max_attempts=1)
     leased = await lease_one(storage)
     assert leased.lease_token is not None
-    await storage.queue.fail_job(NS, job.id, leased.lease_token, "boom", None, actor=BOB)
+    await storage.queue.fail_job(NS, job.id, leased.lease_token, Failure("boom"), actor=BOB)
     with pytest.raises(FailedPrecondition) as caught:
         await storage.queue.retry_job(NS, (await put(storage)).id, actor=BOB)
     assert caught.value.reason == "JOB_NOT_RETRYABLE"
     revived = await storage.queue.retry_job(NS, job.id, actor=BOB)
     assert revived.state is Stored.READY and revived.attempt == 0
     assert revived.finish_time is None and revived.last_error == "boom"
-    again = await storage.queue.lease_jobs(NS, Q, 5, LEASE, actor=BOB)
+    again = await storage.queue.lease_jobs(NS, Q, 5, LeaseTerms(LEASE, BOB))
     assert job.id in {j.id for j in again}
 
 
@@ -252,12 +258,12 @@ async def test_retry_refused_while_unique_key_is_taken(storage: Storage) -> None
 async def test_pause_and_resume(storage: Storage) -> None:
     await put(storage)
     await storage.queue.set_paused(NS, Q, True, actor=BOB)
-    assert await storage.queue.lease_jobs(NS, Q, 5, LEASE, actor=BOB) == []
+    assert await storage.queue.lease_jobs(NS, Q, 5, LeaseTerms(LEASE, BOB)) == []
     assert (await storage.queue.queue_stats(NS, Q)).paused
     await storage.queue.set_paused(NS, Q, True, actor=BOB)  # idempotent upsert
     await storage.queue.set_paused(NS, Q, False, actor=BOB)
     assert not (await storage.queue.queue_stats(NS, Q)).paused
-    assert len(await storage.queue.lease_jobs(NS, Q, 5, LEASE, actor=BOB)) == 1
+    assert len(await storage.queue.lease_jobs(NS, Q, 5, LeaseTerms(LEASE, BOB))) == 1
     assert [action for action, _ in await job_audit(storage, Q)] == ["pause", "pause", "resume"]
 
 
@@ -268,7 +274,7 @@ async def test_unique_key_concurrent_enqueues_yield_one_job(
     try:
         calls = [
             (storage if i % 2 else other).queue.enqueue(
-                NS, [NewJob(Q, {"i": i}, unique_key="u")], actor=BOB
+                NS, [NewJob(Q, {"i": i}, unique_key="u")], WriteContext(BOB)
             )
             for i in range(50)
         ]
@@ -281,14 +287,16 @@ async def test_unique_key_concurrent_enqueues_yield_one_job(
     assert len(await job_audit(storage, id)) == 1
     # Same key twice in one batch: the second yields the first.
     a, b = await storage.queue.enqueue(
-        NS, [NewJob(Q, {}, unique_key="v"), NewJob(Q, {}, unique_key="v")], actor=BOB
+        NS, [NewJob(Q, {}, unique_key="v"), NewJob(Q, {}, unique_key="v")], WriteContext(BOB)
     )
     assert a.id == b.id
     # Another queue has its own keys.
-    [elsewhere] = await storage.queue.enqueue(NS, [NewJob("q2", {}, unique_key="u")], actor=BOB)
+    [elsewhere] = await storage.queue.enqueue(
+        NS, [NewJob("q2", {}, unique_key="u")], WriteContext(BOB)
+    )
     assert elsewhere.id != id
     # Once the job is finished the key is free again.
-    leased = await storage.queue.lease_jobs(NS, Q, 5, LEASE, actor=BOB)
+    leased = await storage.queue.lease_jobs(NS, Q, 5, LeaseTerms(LEASE, BOB))
     held = next(job for job in leased if job.id == id)
     assert held.lease_token is not None
     again = await put(storage, unique_key="u")
@@ -301,18 +309,16 @@ async def test_unique_key_concurrent_enqueues_yield_one_job(
 async def test_idempotent_enqueue(storage: Storage) -> None:
     key = Idempotency("req-1", "fp-1")
     jobs = [NewJob(Q, {"i": 1}, retry_backoff=timedelta(seconds=2)), NewJob(Q, {"i": 2})]
-    first = await storage.queue.enqueue(NS, jobs, actor=BOB, idempotency=key)
-    again = await storage.queue.enqueue(NS, jobs, actor=BOB, idempotency=key)
+    first = await storage.queue.enqueue(NS, jobs, WriteContext(BOB, key))
+    again = await storage.queue.enqueue(NS, jobs, WriteContext(BOB, key))
     assert again == first
-    listed = await storage.queue.list_jobs(NS, Q, None, 10, None)
+    listed = await storage.queue.list_jobs(NS, JobQuery(Q, None, 10))
     assert len(listed.items) == 2
     with pytest.raises(InvalidArgument) as caught:
-        await storage.queue.enqueue(
-            NS, jobs[:1], actor=BOB, idempotency=Idempotency("req-1", "fp-2")
-        )
+        await storage.queue.enqueue(NS, jobs[:1], WriteContext(BOB, Idempotency("req-1", "fp-2")))
     assert caught.value.violations[0].field == "request_id"
     # Request ids are per namespace.
-    elsewhere = await storage.queue.enqueue("other", jobs, actor=BOB, idempotency=key)
+    elsewhere = await storage.queue.enqueue("other", jobs, WriteContext(BOB, key))
     assert {job.id for job in elsewhere}.isdisjoint(job.id for job in first)
 
 
@@ -326,7 +332,7 @@ async def test_list_jobs_paging_and_state_filter(storage: Storage) -> None:
     after = None
     pages = 0
     while True:
-        page = await storage.queue.list_jobs(NS, Q, None, 2, after)
+        page = await storage.queue.list_jobs(NS, JobQuery(Q, None, 2, after))
         seen.extend(job.id for job in page.items)
         pages += 1
         if page.last_key is None:
@@ -335,19 +341,21 @@ async def test_list_jobs_paging_and_state_filter(storage: Storage) -> None:
     assert seen == [job.id for job in [*jobs, future]] and pages == 3
     assert all(
         job.lease_token is None
-        for job in (await storage.queue.list_jobs(NS, Q, None, 9, None)).items
+        for job in (await storage.queue.list_jobs(NS, JobQuery(Q, None, 9))).items
     )
 
     async def ids(state: Visible) -> list[str]:
-        return [job.id for job in (await storage.queue.list_jobs(NS, Q, state, 10, None)).items]
+        return [job.id for job in (await storage.queue.list_jobs(NS, JobQuery(Q, state, 10))).items]
 
     assert await ids(Visible.SCHEDULED) == [future.id]
     assert await ids(Visible.LEASED) == [leased.id]
     assert await ids(Visible.AVAILABLE) == [job.id for job in jobs if job.id != leased.id]
     assert await ids(Visible.COMPLETED) == []
     with pytest.raises(InvalidArgument):
-        await storage.queue.list_jobs(NS, Q, None, 2, ("x", 1))
-    page = await storage.queue.list_jobs(NS, Q, None, 2, (jobs[1].create_time, jobs[1].id))
+        await storage.queue.list_jobs(NS, JobQuery(Q, None, 2, ("x", 1)))
+    page = await storage.queue.list_jobs(
+        NS, JobQuery(Q, None, 2, (jobs[1].create_time, jobs[1].id))
+    )
     assert [job.id for job in page.items] == [jobs[2].id, jobs[3].id]
     stats = await storage.queue.queue_stats(NS, Q)
     assert stats.counts[Visible.AVAILABLE] == 4
@@ -359,7 +367,7 @@ async def test_purge_completed(storage: Storage) -> None:
     for _ in range(3):
         await put(storage)
     kept = await put(storage)
-    for job in await storage.queue.lease_jobs(NS, Q, 3, LEASE, actor=BOB):
+    for job in await storage.queue.lease_jobs(NS, Q, 3, LeaseTerms(LEASE, BOB)):
         assert job.lease_token is not None
         await storage.queue.ack_job(NS, job.id, job.lease_token, None, actor=BOB)
     assert await storage.queue.purge_completed(datetime.now(UTC) - timedelta(hours=1), 10) == 0
@@ -370,11 +378,11 @@ async def test_purge_completed(storage: Storage) -> None:
 
 
 async def test_many_workers_drain_a_queue_each_job_once(storage: Storage) -> None:
-    await storage.queue.enqueue(NS, [NewJob(Q, {"i": i}) for i in range(200)], actor=BOB)
+    await storage.queue.enqueue(NS, [NewJob(Q, {"i": i}) for i in range(200)], WriteContext(BOB))
 
     async def worker() -> list[str]:
         got: list[str] = []
-        while batch := await storage.queue.lease_jobs(NS, Q, 7, LEASE, actor=BOB):
+        while batch := await storage.queue.lease_jobs(NS, Q, 7, LeaseTerms(LEASE, BOB)):
             got.extend(job.id for job in batch)
         return got
 
@@ -386,7 +394,9 @@ async def test_many_workers_drain_a_queue_each_job_once(storage: Storage) -> Non
 async def test_release_ack_jobs_held_leases_and_available(storage: Storage) -> None:
     first, second, third = [await put(storage, {"i": i}) for i in range(3)]
     assert (await storage.queue.availability(NS, Q)).now
-    leased = {job.id: job for job in await storage.queue.lease_jobs(NS, Q, 3, LEASE, actor=BOB)}
+    leased = {
+        job.id: job for job in await storage.queue.lease_jobs(NS, Q, 3, LeaseTerms(LEASE, BOB))
+    }
     assert not (await storage.queue.availability(NS, Q)).now
     tokens = {id: job.lease_token or "" for id, job in leased.items()}
     assert await storage.queue.held_leases(NS, {**tokens, "nope": "x"}) == set(tokens)
@@ -420,19 +430,23 @@ async def test_enqueue_and_lease_hands_the_new_job_over_when_first_in_line(
     storage: Storage,
 ) -> None:
     handoff = Handoff(LEASE, "sub1", Actor("worker"))
-    job, leased = await storage.queue.enqueue_and_lease(NS, NewJob(Q, {"n": 1}), handoff, actor=BOB)
+    job, leased = await storage.queue.enqueue_and_lease(
+        NS, NewJob(Q, {"n": 1}), handoff, WriteContext(BOB)
+    )
     # (The job comes back as PostgreSQL leased it, and as SQLite inserted it, ready:
     # callers take the lease from `leased`.)
     assert [j.id for j in leased] == [job.id] and leased[0].state is Stored.LEASED
     assert (leased[0].lease_token or "").startswith("sub1.")
     await storage.queue.set_paused(NS, Q, True, actor=BOB)
-    paused, none = await storage.queue.enqueue_and_lease(NS, NewJob(Q, {}), handoff, actor=BOB)
+    paused, none = await storage.queue.enqueue_and_lease(
+        NS, NewJob(Q, {}), handoff, WriteContext(BOB)
+    )
     assert none == [] and paused.state is Stored.READY
     await storage.queue.set_paused(NS, Q, False, actor=BOB)
     # A job whose unique_key is held yields the holder, leased to nobody new.
     holder = await put(storage, unique_key="u")
     got, leased = await storage.queue.enqueue_and_lease(
-        NS, NewJob(Q, {}, unique_key="u"), handoff, actor=BOB
+        NS, NewJob(Q, {}, unique_key="u"), handoff, WriteContext(BOB)
     )
     assert got.id == holder.id
     assert all(j.state is Stored.LEASED and j.lease_token for j in leased)
@@ -442,23 +456,23 @@ async def test_list_queues_gives_each_queue_its_stats_in_name_order(storage: Sto
     assert (await storage.queue.list_queues(NS, 10, None)).items == []
 
     async def add(queue: str, **kw: Any) -> Job:
-        [job] = await storage.queue.enqueue(NS, [NewJob(queue, {}, **kw)], actor=BOB)
+        [job] = await storage.queue.enqueue(NS, [NewJob(queue, {}, **kw)], WriteContext(BOB))
         return job
 
     # "b": a job in every state; one lease expired and reclaimed, one expired and not
     async def lease_new(lease: timedelta, **kw: Any) -> Job:
         await add("b", **kw)
-        [job] = await storage.queue.lease_jobs(NS, "b", 1, lease, actor=BOB)
+        [job] = await storage.queue.lease_jobs(NS, "b", 1, LeaseTerms(lease, BOB))
         assert job.lease_token is not None
         return job
 
     done = await lease_new(LEASE)
     await storage.queue.ack_job(NS, done.id, done.lease_token or "", None, actor=BOB)
     dying = await lease_new(LEASE, max_attempts=1)
-    await storage.queue.fail_job(NS, dying.id, dying.lease_token or "", "x", None, actor=BOB)
+    await storage.queue.fail_job(NS, dying.id, dying.lease_token or "", Failure("x"), actor=BOB)
     await lease_new(SHORT)
     await asyncio.sleep(0.06)
-    await storage.queue.lease_jobs(NS, "b", 1, LEASE, actor=BOB)  # reclaims it
+    await storage.queue.lease_jobs(NS, "b", 1, LeaseTerms(LEASE, BOB))  # reclaims it
     await lease_new(SHORT)
     await asyncio.sleep(0.06)  # lapsed: available again, not reclaimed yet
     cancelled = await add("b")
@@ -468,7 +482,7 @@ async def test_list_queues_gives_each_queue_its_stats_in_name_order(storage: Sto
     await storage.queue.set_paused(NS, "c-paused", True, actor=BOB)
     await storage.queue.set_paused(NS, "a-empty-paused", True, actor=BOB)
     await storage.queue.set_paused(NS, "d-resumed", False, actor=BOB)  # not listed
-    await storage.queue.enqueue("elsewhere", [NewJob("x", {})], actor=BOB)
+    await storage.queue.enqueue("elsewhere", [NewJob("x", {})], WriteContext(BOB))
 
     listed = (await storage.queue.list_queues(NS, 10, None)).items
     assert [stats.queue for stats in listed] == ["a-empty-paused", "b", "c-paused"]

@@ -16,6 +16,7 @@ from strata_server.core.transcript_rules import (
     new_entry,
 )
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.write_context import WriteContext
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import audit
 from tests.support.wire import sent
@@ -25,21 +26,23 @@ BIG = 1 << 20
 
 async def append(storage: Storage, ns: str, id: str, *contents: str) -> None:
     entries = [new_entry("user", content, None, BIG) for content in contents]
-    await storage.transcripts.append_entries(ns, AppendEntries(id, entries), actor=ACTOR)
+    await storage.transcripts.append_entries(ns, AppendEntries(id, entries), WriteContext(ACTOR))
 
 
 async def test_create_get_list_newest_first(storage: Storage, ns: str) -> None:
     new = NewTranscript("t1", owner="ann", title="first", labels={"k": "v"})
-    created = await storage.transcripts.create_transcript(ns, new, actor=ACTOR)
+    created = await storage.transcripts.create_transcript(ns, new, WriteContext(ACTOR))
     assert (created.next_seq, created.size_bytes, created.seal_time) == (1, 0, None)
     assert created.labels == {"k": "v"} and created.owner == "ann"
     assert await storage.transcripts.get_transcript(ns, "t1") == created
     with pytest.raises(AlreadyExists):
-        await storage.transcripts.create_transcript(ns, NewTranscript("t1"), actor=ACTOR)
+        await storage.transcripts.create_transcript(ns, NewTranscript("t1"), WriteContext(ACTOR))
     with pytest.raises(NotFound):
         await storage.transcripts.get_transcript(ns, "nope")
     for id, owner in (("t2", "bob"), ("t3", "ann")):
-        await storage.transcripts.create_transcript(ns, NewTranscript(id, owner), actor=ACTOR)
+        await storage.transcripts.create_transcript(
+            ns, NewTranscript(id, owner), WriteContext(ACTOR)
+        )
     listed, after = [], None
     while True:
         page = await storage.transcripts.list_transcripts(ns, None, 2, after)
@@ -52,10 +55,10 @@ async def test_create_get_list_newest_first(storage: Storage, ns: str) -> None:
     assert [t.id for t in anns.items] == ["t3", "t1"] and anns.last_key is None
     key = Idempotency("req", "fp")
     again = await storage.transcripts.create_transcript(
-        ns, NewTranscript("t4"), actor=ACTOR, idempotency=key
+        ns, NewTranscript("t4"), WriteContext(ACTOR, key)
     )
     repeat = await storage.transcripts.create_transcript(
-        ns, NewTranscript("t4"), actor=ACTOR, idempotency=key
+        ns, NewTranscript("t4"), WriteContext(ACTOR, key)
     )
     assert repeat == again
 
@@ -63,7 +66,7 @@ async def test_create_get_list_newest_first(storage: Storage, ns: str) -> None:
 async def test_appends_are_gapless_and_read_in_byte_bounded_batches(
     storage: Storage, ns: str
 ) -> None:
-    await storage.transcripts.create_transcript(ns, NewTranscript("t"), actor=ACTOR)
+    await storage.transcripts.create_transcript(ns, NewTranscript("t"), WriteContext(ACTOR))
     await asyncio.gather(*(append(storage, ns, "t", f"a{i}", f"b{i}") for i in range(10)))
     transcript = await storage.transcripts.get_transcript(ns, "t")
     assert transcript.next_seq == 21 and transcript.size_bytes > 0
@@ -80,19 +83,19 @@ async def test_appends_are_gapless_and_read_in_byte_bounded_batches(
 
 
 async def test_expected_next_seq_sealing_and_idempotent_appends(storage: Storage, ns: str) -> None:
-    await storage.transcripts.create_transcript(ns, NewTranscript("t"), actor=ACTOR)
+    await storage.transcripts.create_transcript(ns, NewTranscript("t"), WriteContext(ACTOR))
     key = Idempotency("a1", "fp")
     entry = [new_entry("user", "hello", {"n": 1}, BIG)]
     first = await storage.transcripts.append_entries(
-        ns, AppendEntries("t", entry, expected_next_seq=1), actor=ACTOR, idempotency=key
+        ns, AppendEntries("t", entry, expected_next_seq=1), WriteContext(ACTOR, key)
     )
     again = await storage.transcripts.append_entries(
-        ns, AppendEntries("t", entry, expected_next_seq=1), actor=ACTOR, idempotency=key
+        ns, AppendEntries("t", entry, expected_next_seq=1), WriteContext(ACTOR, key)
     )
     assert again == first and (first.first_seq, first.next_seq) == (1, 2)
     with pytest.raises(FailedPrecondition) as stale:
         await storage.transcripts.append_entries(
-            ns, AppendEntries("t", entry, expected_next_seq=1), actor=ACTOR
+            ns, AppendEntries("t", entry, expected_next_seq=1), WriteContext(ACTOR)
         )
     assert stale.value.reason == "SEQ_MISMATCH" and stale.value.metadata["next_seq"] == "2"
     sealed = await storage.transcripts.seal_transcript(ns, "t", actor=ACTOR)
@@ -111,7 +114,7 @@ async def test_expected_next_seq_sealing_and_idempotent_appends(storage: Storage
 
 async def test_delete_and_search(storage: Storage, ns: str) -> None:
     for id in ("t1", "t2"):
-        await storage.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR)
+        await storage.transcripts.create_transcript(ns, NewTranscript(id), WriteContext(ACTOR))
     await append(storage, ns, "t1", "the quick brown fox", "a lazy dog", "quick quick quick")
     await append(storage, ns, "t2", "quick thinking")
     hits = await storage.transcripts.search_transcripts(ns, TranscriptSearch("quick", 10))

@@ -16,6 +16,7 @@ from strata_server.core.transfer_format import ConflictPolicy, Kind
 from strata_server.core.transfer_rows import RowBatch
 from strata_server.storage.composite import Storage
 from strata_server.storage.ports import CommitRequest, ImportRequest
+from strata_server.storage.ports.write_context import WriteContext
 from tests.ports.conftest import ACTOR
 from tests.ports.helpers import create
 
@@ -42,11 +43,11 @@ def rows_of(batches: list[RowBatch], kind: Kind) -> list[Any]:
 async def fill(storage: Storage, ns: str) -> None:
     for i in range(3):
         await create(storage, ns, f"r{i}", {"i": i})
-    await storage.queue.enqueue(ns, [NewJob("q", {"n": 1})], actor=ACTOR)
+    await storage.queue.enqueue(ns, [NewJob("q", {"n": 1})], WriteContext(ACTOR))
     await storage.queue.set_paused(ns, "q", True, actor=ACTOR)
-    await storage.transcripts.create_transcript(ns, NewTranscript("t", "ann"), actor=ACTOR)
+    await storage.transcripts.create_transcript(ns, NewTranscript("t", "ann"), WriteContext(ACTOR))
     entries = [new_entry("user", f"m{i}", None, 1 << 20) for i in range(2)]
-    await storage.transcripts.append_entries(ns, AppendEntries("t", entries), actor=ACTOR)
+    await storage.transcripts.append_entries(ns, AppendEntries("t", entries), WriteContext(ACTOR))
 
 
 async def test_export_counts_then_rows_kind_by_kind(storage: Storage, ns: str) -> None:

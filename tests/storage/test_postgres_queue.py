@@ -21,6 +21,8 @@ from strata_server.core.errors import InvalidArgument
 from strata_server.core.job_transitions import Job, NewJob, Visible
 from strata_server.core.models import Actor
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.queue import JobQuery, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from tests.storage.conftest import Database, database_with
 
@@ -54,21 +56,23 @@ async def sql(pg: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 async def put(db: Storage, ns: str, queue: str = "q", **kw: Any) -> Job:
     [job] = await db.queue.enqueue(
-        ns, [NewJob(queue, kw.pop("payload", {"n": 1}), **kw)], actor=ACTOR
+        ns, [NewJob(queue, kw.pop("payload", {"n": 1}), **kw)], WriteContext(ACTOR)
     )
     return job
 
 
 async def test_a_payload_jsonb_cannot_hold_is_refused_with_its_index(db: Storage, ns: str) -> None:
     with pytest.raises(InvalidArgument) as bad:
-        await db.queue.enqueue(ns, [NewJob("q", {}), NewJob("q", {"s": "a\x00b"})], actor=ACTOR)
+        await db.queue.enqueue(
+            ns, [NewJob("q", {}), NewJob("q", {"s": "a\x00b"})], WriteContext(ACTOR)
+        )
     assert bad.value.metadata["job_index"] == "1"
-    assert (await db.queue.list_jobs(ns, "q", None, 10, None)).items == []
+    assert (await db.queue.list_jobs(ns, JobQuery("q", None, 10))).items == []
 
 
 async def test_purge_completed(db: Storage, pg: Database, ns: str) -> None:
-    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
-    leased = await db.queue.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR)
+    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], WriteContext(ACTOR))
+    leased = await db.queue.lease_jobs(ns, "q", 3, LeaseTerms(LEASE, ACTOR))
     for job in leased:
         assert job.lease_token is not None
         await db.queue.ack_job(ns, job.id, job.lease_token, None, actor=ACTOR)
@@ -88,11 +92,13 @@ async def test_purge_completed(db: Storage, pg: Database, ns: str) -> None:
 
 
 async def test_list_jobs_accepts_micros_key(db: Storage, ns: str) -> None:
-    created = await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(3)], actor=ACTOR)
+    created = await db.queue.enqueue(
+        ns, [NewJob("q", {"i": i}) for i in range(3)], WriteContext(ACTOR)
+    )
     jobs = sorted(created, key=lambda job: (job.create_time, job.id))  # one create_time
     first = jobs[0]
     micros = (first.create_time - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    page = await db.queue.list_jobs(ns, "q", None, 10, (micros, first.id))
+    page = await db.queue.list_jobs(ns, JobQuery("q", None, 10, (micros, first.id)))
     assert [job.id for job in page.items] == [job.id for job in jobs[1:]]
     with pytest.raises(InvalidArgument):
-        await db.queue.list_jobs(ns, "q", None, 10, ("x",))
+        await db.queue.list_jobs(ns, JobQuery("q", None, 10, ("x",)))

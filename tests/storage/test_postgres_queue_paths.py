@@ -33,6 +33,8 @@ from strata_server.core.job_transitions import (
 )
 from strata_server.core.models import Actor
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.queue import Failure, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres.job_rows import _changed
 from strata_server.storage.postgres.queue import FIRST_TOKENS
@@ -69,13 +71,13 @@ async def sql(pg: Database, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 async def put(db: Storage, ns: str, queue: str = "q", **kw: Any) -> Job:
     [job] = await db.queue.enqueue(
-        ns, [NewJob(queue, kw.pop("payload", {"n": 1}), **kw)], actor=ACTOR
+        ns, [NewJob(queue, kw.pop("payload", {"n": 1}), **kw)], WriteContext(ACTOR)
     )
     return job
 
 
-async def lease_one(db: Storage, ns: str, **kw: Any) -> tuple[Job, str]:
-    [job] = await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR, **kw)
+async def lease_one(db: Storage, ns: str, token_prefix: str = "") -> tuple[Job, str]:
+    [job] = await db.queue.lease_jobs(ns, "q", 1, LeaseTerms(LEASE, ACTOR, token_prefix))
     assert job.lease_token is not None
     return job, job.lease_token
 
@@ -103,9 +105,9 @@ async def expire_leases(pg: Database, ns: str) -> None:
 
 
 async def test_lease_tokens_with_and_without_prefix(db: Storage, ns: str) -> None:
-    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
-    plain = await db.queue.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR)
-    tagged = await db.queue.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR, token_prefix="sub1")
+    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], WriteContext(ACTOR))
+    plain = await db.queue.lease_jobs(ns, "q", 2, LeaseTerms(LEASE, ACTOR))
+    tagged = await db.queue.lease_jobs(ns, "q", 2, LeaseTerms(LEASE, ACTOR, token_prefix="sub1"))
     assert all(job.lease_token and HEX32.fullmatch(job.lease_token) for job in plain)
     for job in tagged:
         assert job.lease_token is not None
@@ -239,9 +241,9 @@ async def test_extend(db: Storage, pg: Database, ns: str) -> None:
 async def test_fail_audits(db: Storage, pg: Database, ns: str) -> None:
     job = await put(db, ns, max_attempts=2)
     _, token = await lease_one(db, ns)
-    await db.queue.fail_job(ns, job.id, token, "boom", timedelta(0), actor=ACTOR)
+    await db.queue.fail_job(ns, job.id, token, Failure("boom", timedelta(0)), actor=ACTOR)
     _, token = await lease_one(db, ns)
-    dead = await db.queue.fail_job(ns, job.id, token, "boom", None, actor=ACTOR)
+    dead = await db.queue.fail_job(ns, job.id, token, Failure("boom"), actor=ACTOR)
     assert dead.state is Stored.DEAD
     rows = [row[:4] for row in await audits(pg, ns)]
     assert rows[2] == (
@@ -263,8 +265,8 @@ async def test_fail_audits(db: Storage, pg: Database, ns: str) -> None:
 
 async def test_held_leases(db: Storage, pg: Database, ns: str) -> None:
     assert await db.queue.held_leases(ns, {}) == set()
-    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], actor=ACTOR)
-    a, b, c, d = await db.queue.lease_jobs(ns, "q", 4, LEASE, actor=ACTOR, token_prefix="s")
+    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(4)], WriteContext(ACTOR))
+    a, b, c, d = await db.queue.lease_jobs(ns, "q", 4, LeaseTerms(LEASE, ACTOR, token_prefix="s"))
     tokens = {job.id: job.lease_token or "" for job in (a, b, c, d)}
     assert await db.queue.held_leases(ns, tokens) == set(tokens)
     assert await db.queue.held_leases("elsewhere", tokens) == set()
@@ -282,12 +284,14 @@ async def test_held_leases(db: Storage, pg: Database, ns: str) -> None:
 async def test_lease_audits_and_expiry_paths(db: Storage, pg: Database, ns: str) -> None:
     doomed = await put(db, ns, max_attempts=1, priority=9)
     again = await put(db, ns, max_attempts=3, priority=8)
-    fresh = await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(3)], actor=ACTOR)
-    first = await db.queue.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR)
+    fresh = await db.queue.enqueue(
+        ns, [NewJob("q", {"i": i}) for i in range(3)], WriteContext(ACTOR)
+    )
+    first = await db.queue.lease_jobs(ns, "q", 2, LeaseTerms(LEASE, ACTOR))
     assert [job.id for job in first] == [doomed.id, again.id]
     await expire_leases(pg, ns)
     # The dead one uses up no slot: 3 wanted, 3 leased (the reclaimed one among them).
-    leased = await db.queue.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR)
+    leased = await db.queue.lease_jobs(ns, "q", 3, LeaseTerms(LEASE, ACTOR))
     assert [job.id for job in leased] == [again.id, fresh[0].id, fresh[1].id]
     assert [job.attempt for job in leased] == [2, 1, 1]
     dead = await db.queue.get_job(ns, doomed.id)
@@ -320,11 +324,11 @@ async def test_lease_audits_and_expiry_paths(db: Storage, pg: Database, ns: str)
 
 async def test_lease_only_dead_candidates(db: Storage, pg: Database, ns: str) -> None:
     jobs = await db.queue.enqueue(
-        ns, [NewJob("q", {"i": i}, max_attempts=1) for i in range(3)], actor=ACTOR
+        ns, [NewJob("q", {"i": i}, max_attempts=1) for i in range(3)], WriteContext(ACTOR)
     )
-    assert len(await db.queue.lease_jobs(ns, "q", 3, LEASE, actor=ACTOR)) == 3
+    assert len(await db.queue.lease_jobs(ns, "q", 3, LeaseTerms(LEASE, ACTOR))) == 3
     await expire_leases(pg, ns)
-    assert await db.queue.lease_jobs(ns, "q", 2, LEASE, actor=ACTOR) == []
+    assert await db.queue.lease_jobs(ns, "q", 2, LeaseTerms(LEASE, ACTOR)) == []
     states = [(await db.queue.get_job(ns, job.id)).state for job in jobs]
     assert states == [Stored.DEAD] * 3
 
@@ -333,25 +337,25 @@ async def test_lease_pause_and_other_queue(db: Storage, ns: str) -> None:
     await put(db, ns)
     await put(db, ns, queue="other")
     await db.queue.set_paused(ns, "q", True, actor=ACTOR)
-    assert await db.queue.lease_jobs(ns, "q", 5, LEASE, actor=ACTOR) == []
-    [other] = await db.queue.lease_jobs(ns, "other", 5, LEASE, actor=ACTOR)
+    assert await db.queue.lease_jobs(ns, "q", 5, LeaseTerms(LEASE, ACTOR)) == []
+    [other] = await db.queue.lease_jobs(ns, "other", 5, LeaseTerms(LEASE, ACTOR))
     assert other.queue == "other"
     await db.queue.set_paused(ns, "q", False, actor=ACTOR)
-    assert len(await db.queue.lease_jobs(ns, "q", 5, LEASE, actor=ACTOR)) == 1
-    assert await db.queue.lease_jobs(ns, "q", 0, LEASE, actor=ACTOR) == []
+    assert len(await db.queue.lease_jobs(ns, "q", 5, LeaseTerms(LEASE, ACTOR))) == 1
+    assert await db.queue.lease_jobs(ns, "q", 0, LeaseTerms(LEASE, ACTOR)) == []
 
 
 async def test_lease_more_than_first_tokens(db: Storage, pg: Database, ns: str) -> None:
     created = await db.queue.enqueue(
-        ns, [NewJob("q", {"i": i}, priority=i % 3) for i in range(50)], actor=ACTOR
+        ns, [NewJob("q", {"i": i}, priority=i % 3) for i in range(50)], WriteContext(ACTOR)
     )
     assert FIRST_TOKENS < 45
-    leased = await db.queue.lease_jobs(ns, "q", 45, LEASE, actor=ACTOR, token_prefix="p")
+    leased = await db.queue.lease_jobs(ns, "q", 45, LeaseTerms(LEASE, ACTOR, token_prefix="p"))
     order = sorted(created, key=lambda job: (-job.priority, job.run_time, job.create_time, job.id))
     assert [job.id for job in leased] == [job.id for job in order[:45]]
     assert len({job.lease_token for job in leased}) == 45
     assert all((job.lease_token or "").startswith("p.") for job in leased)
-    assert len(await db.queue.lease_jobs(ns, "q", 45, LEASE, actor=ACTOR)) == 5
+    assert len(await db.queue.lease_jobs(ns, "q", 45, LeaseTerms(LEASE, ACTOR))) == 5
     counts = await sql(
         pg, "SELECT action, count(*) FROM audit_log WHERE namespace = %s GROUP BY 1", ns
     )
@@ -359,11 +363,11 @@ async def test_lease_more_than_first_tokens(db: Storage, pg: Database, ns: str) 
 
 
 async def test_concurrent_drain_with_acks(db: Storage, pg: Database, ns: str) -> None:
-    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(300)], actor=ACTOR)
+    await db.queue.enqueue(ns, [NewJob("q", {"i": i}) for i in range(300)], WriteContext(ACTOR))
     acked: Counter[str] = Counter()
 
     async def worker() -> None:
-        while batch := await db.queue.lease_jobs(ns, "q", 10, LEASE, actor=ACTOR):
+        while batch := await db.queue.lease_jobs(ns, "q", 10, LeaseTerms(LEASE, ACTOR)):
             done = await asyncio.gather(
                 *(
                     db.queue.ack_job(ns, job.id, job.lease_token or "", None, actor=ACTOR)
@@ -406,7 +410,7 @@ async def test_sql_transitions_match_core_plans(db: Storage, pg: Database, ns: s
     # lease of a ready job
     ready = await put(db, ns, payload={"k": [1, 2]}, max_attempts=2, priority=1)
     before = await db.queue.get_job(ns, ready.id)
-    [leased] = await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    [leased] = await db.queue.lease_jobs(ns, "q", 1, LeaseTerms(LEASE, ACTOR))
     assert leased.lease_token is not None
     planned = plan_lease(before, leased.lease_token, LEASE, leased.update_time)
     assert leased == planned
@@ -428,12 +432,12 @@ async def test_sql_transitions_match_core_plans(db: Storage, pg: Database, ns: s
         json.loads(_changed(extended, planned)),
     )
     # lease again, expire, reclaim (attempt 2 of 2)
-    [first] = await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    [first] = await db.queue.lease_jobs(ns, "q", 1, LeaseTerms(LEASE, ACTOR))
     await expire_leases(pg, ns)
     expired = dataclasses.replace(
         first, lease_expire_time=(await db.queue.get_job(ns, ready.id)).lease_expire_time
     )
-    [reclaimed] = await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    [reclaimed] = await db.queue.lease_jobs(ns, "q", 1, LeaseTerms(LEASE, ACTOR))
     assert reclaimed.lease_token is not None
     planned = plan_lease(expired, reclaimed.lease_token, LEASE, reclaimed.update_time)
     assert reclaimed == planned and reclaimed.attempt == 2
@@ -445,13 +449,13 @@ async def test_sql_transitions_match_core_plans(db: Storage, pg: Database, ns: s
     assert await audit_of(pg, ns, ready.id, "ack") == (2, json.loads(_changed(reclaimed, planned)))
     # death of an expired lease on its last attempt
     doomed = await put(db, ns, max_attempts=1)
-    [last] = await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR)
+    [last] = await db.queue.lease_jobs(ns, "q", 1, LeaseTerms(LEASE, ACTOR))
     assert last.id == doomed.id
     await expire_leases(pg, ns)
     expired = dataclasses.replace(
         last, lease_expire_time=(await db.queue.get_job(ns, doomed.id)).lease_expire_time
     )
-    assert await db.queue.lease_jobs(ns, "q", 1, LEASE, actor=ACTOR) == []
+    assert await db.queue.lease_jobs(ns, "q", 1, LeaseTerms(LEASE, ACTOR)) == []
     dead = await db.queue.get_job(ns, doomed.id)
     planned = plan_lease(expired, "unused", LEASE, dead.update_time)
     assert planned.state is Stored.DEAD and dead == planned

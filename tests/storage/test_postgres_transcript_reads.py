@@ -28,6 +28,7 @@ from strata_server.core.transcript_rules import (
 )
 from strata_server.storage import entry_wire
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres import transcript_queries as q
 from tests.storage.conftest import Database, database_with
@@ -76,12 +77,12 @@ def rows_touched(node: dict[str, Any]) -> int:
 
 async def test_a_batch_reads_only_its_rows(pg: Database, db: Storage) -> None:
     ns, id = f"t{uuid.uuid4().hex[:12]}", "long"
-    await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+    await db.transcripts.create_transcript(ns, NewTranscript(id), WriteContext(ACTOR))
     # The first entries through the adapter, the rest in one statement (appending
     # 100k entries through it takes seconds) with the offsets an append would give.
     head = [new_entry("assistant", f"{i:06} " + "x" * 182, None, 4096) for i in range(1000)]
     assert {entry.size for entry in head} == {ENTRY_SIZE}
-    await db.transcripts.append_entries(ns, AppendEntries(id, head), actor=ACTOR)
+    await db.transcripts.append_entries(ns, AppendEntries(id, head), WriteContext(ACTOR))
     # Their stored forms built as the append statement builds them.
     time = datetime(2026, 12, 3, 11, 0, 0, 250000, tzinfo=UTC)
     await sql(
@@ -151,14 +152,14 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
     pg: Database, db: Storage
 ) -> None:
     ns, id = f"t{uuid.uuid4().hex[:12]}", "mixed"
-    await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+    await db.transcripts.create_transcript(ns, NewTranscript(id), WriteContext(ACTOR))
     for n in range(3):  # three appends: three create_times
         entries = [
             new_entry("user", f"question {n}", None, 4096),
             new_entry("tool", "", {"calls": [n, "x"], "ok": True}, 4096),
             new_entry("", "héllo ✓ " * 50, None, 4096),
         ]
-        await db.transcripts.append_entries(ns, AppendEntries(id, entries), actor=ACTOR)
+        await db.transcripts.append_entries(ns, AppendEntries(id, entries), WriteContext(ACTOR))
     rows = await sql(
         pg,
         "SELECT "
@@ -191,9 +192,9 @@ async def test_an_append_is_not_run_again_on_a_connection_lost_under_it(
     db = await open_postgres(pg.dsn, max_record_bytes=4096, min_size=1, max_size=1)
     try:
         ns, id = f"t{uuid.uuid4().hex[:12]}", "once"
-        await db.transcripts.create_transcript(ns, NewTranscript(id), actor=ACTOR, idempotency=None)
+        await db.transcripts.create_transcript(ns, NewTranscript(id), WriteContext(ACTOR))
         entry = new_entry("user", "hello", None, 4096)
-        await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), WriteContext(ACTOR))
 
         async def cut() -> None:  # the pool's connection dies while idle
             await sql(
@@ -210,9 +211,9 @@ async def test_an_append_is_not_run_again_on_a_connection_lost_under_it(
         # lost: it is not run again, so it can't append twice. Here it never ran.
         await cut()
         with pytest.raises(Unavailable):
-            await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+            await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), WriteContext(ACTOR))
         assert (await db.transcripts.get_transcript(ns, id)).next_seq == 2
-        await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), actor=ACTOR)
+        await db.transcripts.append_entries(ns, AppendEntries(id, [entry]), WriteContext(ACTOR))
         assert (await db.transcripts.get_transcript(ns, id)).next_seq == 3
     finally:
         await db.close()

@@ -20,6 +20,8 @@ from strata_server.core.models import Actor, CreateRecord
 from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage.composite import Storage
 from strata_server.storage.ports import CommitRequest
+from strata_server.storage.ports.queue import LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.sqlite import open_sqlite
 
@@ -53,11 +55,13 @@ async def store(url: str) -> AsyncIterator[Storage]:
 async def test_a_queue_rests_only_when_it_holds_no_ready_or_leased_job(store: Storage) -> None:
     assert await store.queue.availability(NS, "q") == Availability(now=False, held=False)
     later = datetime.now(UTC) + timedelta(hours=1)
-    [scheduled] = await store.queue.enqueue(NS, [NewJob("q", {}, run_time=later)], actor=ALICE)
+    [scheduled] = await store.queue.enqueue(
+        NS, [NewJob("q", {}, run_time=later)], WriteContext(ALICE)
+    )
     assert await store.queue.availability(NS, "q") == Availability(now=False, held=True)
-    await store.queue.enqueue(NS, [NewJob("q", {})], actor=ALICE)
+    await store.queue.enqueue(NS, [NewJob("q", {})], WriteContext(ALICE))
     assert await store.queue.availability(NS, "q") == Availability(now=True, held=True)
-    [leased] = await store.queue.lease_jobs(NS, "q", 1, LEASE, actor=ALICE)
+    [leased] = await store.queue.lease_jobs(NS, "q", 1, LeaseTerms(LEASE, ALICE))
     assert await store.queue.availability(NS, "q") == Availability(now=False, held=True)
     await store.queue.cancel_job(NS, scheduled.id, actor=ALICE)
     assert await store.queue.availability(NS, "q") == Availability(now=False, held=True)  # leased
@@ -69,9 +73,9 @@ async def test_a_queue_rests_only_when_it_holds_no_ready_or_leased_job(store: St
 async def test_many_transcripts_states_in_one_call(store: Storage) -> None:
     ids = [f"t{i}" for i in range(3)]
     for id in ids:
-        await store.transcripts.create_transcript(NS, NewTranscript(id), actor=ALICE)
+        await store.transcripts.create_transcript(NS, NewTranscript(id), WriteContext(ALICE))
     entries = (new_entry("user", "hi", None, 1 << 20), new_entry("user", "yo", None, 1 << 20))
-    await store.transcripts.append_entries(NS, AppendEntries("t1", entries), actor=ALICE)
+    await store.transcripts.append_entries(NS, AppendEntries("t1", entries), WriteContext(ALICE))
     await store.transcripts.seal_transcript(NS, "t2", actor=ALICE)
     keys = [(NS, id) for id in ids] + [(NS, "missing"), ("elsewhere", "t0")]
     assert await store.transcripts.transcript_states(keys) == {

@@ -15,6 +15,7 @@ import pytest
 from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.models import Actor
 from strata_server.storage.composite import Storage
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.sqlite import open_sqlite
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "sqlite"
@@ -52,7 +53,7 @@ def raw(path: str) -> Iterator[sqlite3.Connection]:
 
 async def put(db: Storage, payload: Any = None, **kw: Any) -> Job:
     [job] = await db.queue.enqueue(
-        NS, [NewJob(Q, payload if payload is not None else {}, **kw)], actor=BOB
+        NS, [NewJob(Q, payload if payload is not None else {}, **kw)], WriteContext(BOB)
     )
     return job
 

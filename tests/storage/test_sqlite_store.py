@@ -26,6 +26,7 @@ from strata_server.core.transcript_rules import AppendEntries, NewTranscript, ne
 from strata_server.storage import migrations
 from strata_server.storage.composite import Storage
 from strata_server.storage.ports import CommitRequest
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.sqlite import open_sqlite
 from strata_server.storage.sqlite.connection import Connections
 from tests.support.wire import sent
@@ -136,13 +137,13 @@ async def test_transcript_batches_are_stored_wire_forms_or_encoded_on_read(
 
 
 async def transcript_batches(db: Storage, db_path: str) -> None:
-    await db.transcripts.create_transcript(NS, NewTranscript("t"), actor=ALICE, idempotency=None)
+    await db.transcripts.create_transcript(NS, NewTranscript("t"), WriteContext(ALICE))
     for n in range(3):
         entries = [
             new_entry("user", f"question {n}", None, 4096),
             new_entry("tool", "", {"calls": [n, "x"], "ok": True}, 4096),
         ]
-        await db.transcripts.append_entries(NS, AppendEntries("t", entries), actor=ALICE)
+        await db.transcripts.append_entries(NS, AppendEntries("t", entries), WriteContext(ALICE))
 
     stored = sent(await db.transcripts.read_batch(NS, "t", 1, 1 << 20))
     assert [(e.seq, e.role, e.content) for e in stored] == [

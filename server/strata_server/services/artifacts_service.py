@@ -58,6 +58,7 @@ from strata_server.core.idle import idle_limited
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.validation import new_id
 from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 
 REPIN_SECONDS = PIN_TTL.total_seconds() / 4
 """A long upload renews its pin this often, so the pin outlives the upload."""
@@ -206,8 +207,7 @@ class Artifacts:
             )
             result = await self.artifacts.create_artifact(
                 artifact,
-                actor=actor,
-                idempotency=_idempotency(start, staged.sha256),
+                WriteContext(actor, _idempotency(start, staged.sha256)),
                 upload_id=upload_id,
             )
             pinned = False  # dropped with the row
@@ -265,8 +265,7 @@ class Artifacts:
         staged = StagedBlob(sha256, ref.size, ref.stored_size, ref.compression)
         return await self.artifacts.create_artifact(
             _artifact(namespace, header, staged),
-            actor=actor,
-            idempotency=_idempotency(start, sha256),
+            WriteContext(actor, _idempotency(start, sha256)),
             upload_id=None,
         )
 

@@ -35,6 +35,7 @@ from strata_server.core.job_transitions import Job, NewJob, without_token
 from strata_server.core.models import Actor, Handoff
 from strata_server.services.topics import Wakeups
 from strata_server.storage.ports import Listener, QueueStore
+from strata_server.storage.ports.write_context import WriteContext
 
 log = structlog.get_logger("strata.queue")
 
@@ -127,7 +128,7 @@ class HandOff:
         to the consumer, as leased (without its token: only the consumer holds it)."""
         handing = asyncio.ensure_future(
             self._store.enqueue_and_lease(
-                namespace, job, parked.handoff(), actor=actor, notices=notices
+                namespace, job, parked.handoff(), WriteContext(actor, notices=notices)
             )
         )
         # Hand the jobs over even if this call is cancelled meanwhile.

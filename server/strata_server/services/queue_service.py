@@ -33,6 +33,8 @@ from strata_server.services.topics import (
     voided_topic,
 )
 from strata_server.storage.ports import Events, QueueStore, Recheck
+from strata_server.storage.ports.queue import Failure, JobQuery, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 
 log = structlog.get_logger("strata.queue")
 
@@ -77,7 +79,7 @@ class Queues:
             parked = self._handoff.take(namespace, first.queue)
         if parked is None:
             created = await self._store.enqueue(
-                namespace, jobs, actor=actor, idempotency=idempotency, notices=wake.sent
+                namespace, jobs, WriteContext(actor, idempotency, wake.sent)
             )
         else:
             job, handed = await self._handoff.enqueue_for(
@@ -111,14 +113,13 @@ class Queues:
             handoff_topic(waiter),
             recheck=self._due_check(namespace, name),
         ) as wakeups:
-            jobs = await self._store.lease_jobs(namespace, name, max_jobs, lease, actor=actor)
+            terms = LeaseTerms(lease, actor)
+            jobs = await self._store.lease_jobs(namespace, name, max_jobs, terms)
             while not jobs and (remaining := deadline - loop.time()) > 0:
                 parked = Parked(waiter, "", lease, actor)
                 _, jobs = await self._handoff.wait(namespace, name, parked, wakeups, remaining)
                 if not jobs:
-                    jobs = await self._store.lease_jobs(
-                        namespace, name, max_jobs, lease, actor=actor
-                    )
+                    jobs = await self._store.lease_jobs(namespace, name, max_jobs, terms)
             return jobs
 
     async def subscribe(
@@ -144,6 +145,7 @@ class Queues:
         # and FailJob on any replica can wake it through `own` (topics.job_settled).
         subscription = validation.new_id()
         own, voided = subscription_topic(subscription), voided_topic(namespace, name)
+        terms = LeaseTerms(lease, actor, token_prefix=subscription)
         held: dict[str, str] = {}  # job id -> lease token: a superset of what it holds
         recheck = False
         loop = asyncio.get_running_loop()
@@ -167,9 +169,7 @@ class Queues:
                 free = max_in_flight - len(held)
                 jobs = []
                 if free > 0:
-                    jobs = await self._store.lease_jobs(
-                        namespace, name, free, lease, actor=actor, token_prefix=subscription
-                    )
+                    jobs = await self._store.lease_jobs(namespace, name, free, terms)
                 if not jobs:
                     # Only a wakeup on `own`, or a held lease's possible expiry, can
                     # shrink `held`; an idle stream holding nothing waits for a
@@ -257,7 +257,7 @@ class Queues:
     ) -> queue.Job:
         """Record a failed attempt: retried after its backoff (or `delay`; 0 makes it
         runnable at once) or dead when out of attempts."""
-        job = await self._store.fail_job(namespace, id, token, error, delay, actor=actor)
+        job = await self._store.fail_job(namespace, id, token, Failure(error, delay), actor=actor)
         self._wakeups.job_settled(job, token)
         return job
 
@@ -299,7 +299,7 @@ class Queues:
         after: tuple[Any, ...] | None,
     ) -> Page[queue.Job]:
         """A page of a queue's jobs, optionally in one visible state."""
-        return await self._store.list_jobs(namespace, name, state, limit, after)
+        return await self._store.list_jobs(namespace, JobQuery(name, state, limit, after))
 
     async def set_paused(
         self, namespace: str, name: str, paused: bool, *, actor: Actor

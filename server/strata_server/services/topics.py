@@ -76,11 +76,6 @@ class Announcement:
         """Whether the write's commit carries the wakeups to the other replicas."""
         return bool(self.sent)
 
-    @property
-    def notice(self) -> str | None:
-        """The one notice of a single-topic write, for stores that take one."""
-        return self.sent[0] if self.sent else None
-
     def done(self) -> None:
         """The write committed: wake its topics' waiters."""
         for topic in self.topics:

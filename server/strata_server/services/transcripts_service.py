@@ -28,6 +28,7 @@ from strata_server.core import transcript_rules as transcripts
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.services.topics import Wakeups, transcript_topic
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
+from strata_server.storage.ports.write_context import WriteContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +89,7 @@ class Transcripts:
         idempotency: Idempotency | None,
     ) -> transcripts.Transcript:
         """Start an empty transcript."""
-        return await self._store.create_transcript(
-            namespace, new, actor=actor, idempotency=idempotency
-        )
+        return await self._store.create_transcript(namespace, new, WriteContext(actor, idempotency))
 
     async def get(self, namespace: str, id: str) -> transcripts.Transcript:
         """One transcript's metadata (not its entries)."""
@@ -114,7 +113,7 @@ class Transcripts:
         # With PostgreSQL events the append's own commit tells the other replicas.
         wake = self._wakeups.transcript_appended(namespace, append.id)
         appended = await self._store.append_entries(
-            namespace, append, actor=actor, idempotency=idempotency, notice=wake.notice
+            namespace, append, WriteContext(actor, idempotency, wake.sent)
         )
         wake.done()
         return appended

@@ -1,14 +1,25 @@
-"""Artifact rows for either engine: the columns, a row read back, a listing's
-statement, and the walk over every artifact (the integrity check's)."""
+"""Artifact rows for either engine: the columns, a row written and read back, its
+audit entry, a listing's statement, and the walk over every artifact (the
+integrity check's). The engines differ in how they lock and run these, not in
+what an artifact's row and audit entry hold."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from strata_server.core.artifact_rules import Artifact, Compression
-from strata_server.core.models import Page
+from strata_server.core.errors import FailedPrecondition, NotFound
+from strata_server.core.jsontypes import dumps
+from strata_server.core.models import Actor, Page
 from strata_server.storage.sqlquery import Dialect
+
+ENTITY = "artifact"
+"""The audit log's entity of an artifact."""
+
+CREATED_FIELDS = dumps(["owner", "kind", "name", "content_type", "sha256", "size", "labels"])
+"""changed_fields of a create's audit entry (JSON text)."""
 
 COLUMNS = (
     "namespace, id, owner, kind, name, content_type, sha256, size, stored_size, "
@@ -35,6 +46,65 @@ def artifact_from_row(dialect: Dialect, row: Sequence[Any]) -> Artifact:
         compression=Compression(row[9]),
         labels=dict(dialect.json_value(row[10])),
         create_time=dialect.time_value(row[11]),
+    )
+
+
+def artifact_values(dialect: Dialect, artifact: Artifact) -> tuple[Any, ...]:
+    """An artifact's values in COLUMNS order, as `dialect` stores them; labels as
+    JSON text (PostgreSQL's INSERT casts it to jsonb)."""
+    return (
+        artifact.namespace,
+        artifact.id,
+        artifact.owner,
+        artifact.kind,
+        artifact.name,
+        artifact.content_type,
+        artifact.sha256,
+        artifact.size,
+        artifact.stored_size,
+        artifact.compression.value,
+        dumps(dict(artifact.labels)),
+        dialect.time_param(artifact.create_time),
+    )
+
+
+def audit_values(
+    dialect: Dialect,
+    artifact: Artifact,
+    action: str,
+    at: datetime,
+    actor: Actor,
+    request_id: str | None = None,
+) -> tuple[Any, ...]:
+    """The audit entry of a create or delete of `artifact` at `at`, in the audit
+    log's column order (version 1: an artifact is never rewritten)."""
+    changed = CREATED_FIELDS if action == "create" else "[]"
+    at_param = dialect.time_param(at)
+    return (
+        artifact.namespace,
+        at_param,
+        actor.name,
+        action,
+        ENTITY,
+        artifact.id,
+        1,
+        changed,
+        request_id,
+    )
+
+
+def found(dialect: Dialect, row: Sequence[Any] | None, id: str) -> Artifact:
+    """The artifact a lookup by id read, or NotFound when it read no row."""
+    if row is None:
+        raise NotFound(f"artifact {id!r} does not exist")
+    return artifact_from_row(dialect, row)
+
+
+def blob_not_found(sha256: str) -> FailedPrecondition:
+    """An upload without bytes named content no artifact of its namespace holds."""
+    return FailedPrecondition(
+        f"no content with sha256 {sha256} is stored in this namespace; send the content",
+        reason="BLOB_NOT_FOUND",
     )
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import structlog
 
 from strata_server.storage.events_relay import Outbox
-from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS, LocalEvents
+from strata_server.storage.memory.events import LocalEvents, Pacing
 from strata_server.storage.ports import Listener, Recheck
 
 log = structlog.get_logger("strata.events")
@@ -29,16 +29,9 @@ class RelayedEvents(ABC):
     backend: ClassVar[str]
     """The engine's name in the outage log lines."""
 
-    def __init__(
-        self,
-        *,
-        recheck_seconds: float = RECHECK_SECONDS,
-        degraded_seconds: float = DEGRADED_SECONDS,
-    ) -> None:
+    def __init__(self, **pacing: Unpack[Pacing]) -> None:
         # Degraded until the first subscription is in place.
-        self._local = LocalEvents(
-            complete=False, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds
-        )
+        self._local = LocalEvents(complete=False, **pacing)
         self._outbox = Outbox()
         self._tasks: list[asyncio.Task[None]] = []
         self._settled = asyncio.Event()

@@ -22,6 +22,7 @@ import asyncio
 import math
 from collections import defaultdict
 from types import TracebackType
+from typing import TypedDict
 
 from strata_server.storage.event_rechecks import Rechecks
 from strata_server.storage.ports import Recheck
@@ -30,6 +31,15 @@ RECHECK_SECONDS = 300.0
 """Default interval of a topic's re-check while wakeups flow (a safety net only)."""
 DEGRADED_SECONDS = 1.0
 """Default interval of a topic's re-check while wakeups may be missed."""
+
+
+class Pacing(TypedDict, total=False):
+    """How often topics are re-checked (`LocalEvents`' keywords, defaults there): the
+    cross-replica adapters take them as they are and hand them to their LocalEvents,
+    so the defaults are stated once."""
+
+    recheck_seconds: float
+    degraded_seconds: float
 
 
 class _Timer:

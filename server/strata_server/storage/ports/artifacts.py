@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Protocol
 
 from strata_server.core.artifact_rules import Artifact, BlobRef, StagedBlob, StoredBlob
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
+from strata_server.storage.ports.write_context import WriteContext
 
 
 class ArtifactStore(Protocol):
@@ -28,12 +29,7 @@ class ArtifactStore(Protocol):
         ...
 
     async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
+        self, artifact: Artifact, context: WriteContext, *, upload_id: str | None
     ) -> Artifact:
         """Insert the row (and its audit entry) and drop the upload's pin, in one
         transaction. Without `upload_id` (an upload that sent no bytes), the blob must

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -16,7 +17,41 @@ from strata_server.core.job_transitions import (
     Visible,
 )
 from strata_server.core.jsontypes import JSON
-from strata_server.core.models import Actor, Handoff, Idempotency, Page
+from strata_server.core.models import Actor, Handoff, Page
+from strata_server.storage.ports.write_context import WriteContext
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTerms:
+    """How jobs are leased: for how long, by whom (the audit actor), and with lease
+    tokens made by core.job_transitions.new_lease_token(token_prefix): a SubscribeJobs
+    stream's id, so that a settle on any replica names the stream to wake. The same
+    for every lease a LeaseJobs call or a stream takes, so they are given as one."""
+
+    lease: timedelta
+    actor: Actor
+    token_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed attempt reports (FailJob): the error, and the delay before the
+    retry (None: the job's own backoff). Given as one, as ack_job takes its result."""
+
+    error: str
+    retry_delay: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """One page of ListJobs: a queue's jobs in (create_time, id) order after the key
+    `after`, optionally only those whose visible state is `state` at the time of the
+    call."""
+
+    queue: str
+    state: Visible | None
+    limit: int
+    after: tuple[Any, ...] | None = None
 
 
 class QueueStore(Protocol):
@@ -25,52 +60,31 @@ class QueueStore(Protocol):
     transaction. Unknown job ids are NotFound."""
 
     async def enqueue(
-        self,
-        namespace: str,
-        jobs: Sequence[NewJob],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notices: Sequence[str] = (),
+        self, namespace: str, jobs: Sequence[NewJob], context: WriteContext
     ) -> list[Job]:
         """Insert `jobs` in one transaction, or none. A job whose unique_key matches an
         unfinished job of its queue yields that job instead (enforced by a partial
-        unique index, never by read-then-write). Errors carry `job_index`. `notices`
-        (Events.commit_notice): sent when a job is inserted and commits, by a store
-        that can; ignored by one that can't."""
+        unique index, never by read-then-write). Errors carry `job_index`. The
+        context's notices go out when a job is inserted and commits."""
         ...
 
     async def enqueue_and_lease(
-        self,
-        namespace: str,
-        job: NewJob,
-        handoff: Handoff,
-        *,
-        actor: Actor,
-        notices: Sequence[str] = (),
+        self, namespace: str, job: NewJob, handoff: Handoff, context: WriteContext
     ) -> tuple[Job, list[Job]]:
-        """`enqueue` of one job without a request_id that, in the same transaction,
-        leases the new job for `handoff` when it is first in line (nothing ranks
-        ahead of it and the queue is not paused). A store may instead lease the
-        head of the queue, which is an older job when the new one is not first.
-        Returns the job as enqueued (leased if it was) and the jobs leased. The
-        commit notices go out only if the new job is left ready."""
+        """`enqueue` of one job (the context has no idempotency) that, in the same
+        transaction, leases the new job for `handoff` when it is first in line
+        (nothing ranks ahead of it and the queue is not paused). A store may instead
+        lease the head of the queue, which is an older job when the new one is not
+        first. Returns the job as enqueued (leased if it was) and the jobs leased.
+        The commit notices go out only if the new job is left ready."""
         ...
 
     async def lease_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        max_jobs: int,
-        lease: timedelta,
-        *,
-        actor: Actor,
-        token_prefix: str = "",
+        self, namespace: str, queue: str, max_jobs: int, terms: LeaseTerms
     ) -> list[Job]:
         """Lease up to `max_jobs` leasable jobs (priority desc, run_time, create_time,
         id), reclaiming expired leases; concurrent callers never get the same job.
-        Returns [] for a paused queue. Jobs carry their lease_token, made by
-        core.job_transitions.new_lease_token(token_prefix)."""
+        Returns [] for a paused queue. Jobs carry their lease_token."""
         ...
 
     async def ack_job(
@@ -87,14 +101,7 @@ class QueueStore(Protocol):
         ...
 
     async def fail_job(
-        self,
-        namespace: str,
-        id: str,
-        token: str,
-        error: str,
-        retry_delay: timedelta | None,
-        *,
-        actor: Actor,
+        self, namespace: str, id: str, token: str, failure: Failure, *, actor: Actor
     ) -> Job:
         """Record a failed attempt (core.job_transitions.plan_fail)."""
         ...
@@ -135,16 +142,9 @@ class QueueStore(Protocol):
         coming due, a lease expiring), and that rests while nothing can come due."""
         ...
 
-    async def list_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        state: Visible | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-    ) -> Page[Job]:
-        """Jobs of a queue in (create_time, id) order after the key `after`, optionally
-        only those whose visible state is `state` at the time of the call."""
+    async def list_jobs(self, namespace: str, query: JobQuery) -> Page[Job]:
+        """One page of the query's jobs; `last_key` (create_time, id) when more may
+        follow."""
         ...
 
     async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:

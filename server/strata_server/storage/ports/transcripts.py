@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.transcript_rules import (
     Appended,
     AppendEntries,
@@ -15,6 +15,7 @@ from strata_server.core.transcript_rules import (
     TranscriptHit,
     TranscriptSearch,
 )
+from strata_server.storage.ports.write_context import WriteContext
 
 
 class TranscriptStore(Protocol):
@@ -24,15 +25,9 @@ class TranscriptStore(Protocol):
     transaction. Unknown ids are NotFound."""
 
     async def create_transcript(
-        self,
-        namespace: str,
-        new: NewTranscript,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
+        self, namespace: str, new: NewTranscript, context: WriteContext
     ) -> Transcript:
-        """Create an empty transcript; AlreadyExists when the id is taken. A repeat
-        of the same request_id returns the first result."""
+        """Create an empty transcript; AlreadyExists when the id is taken."""
         ...
 
     async def get_transcript(self, namespace: str, id: str) -> Transcript:
@@ -55,19 +50,11 @@ class TranscriptStore(Protocol):
         ...
 
     async def append_entries(
-        self,
-        namespace: str,
-        append: AppendEntries,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notice: str | None = None,
+        self, namespace: str, append: AppendEntries, context: WriteContext
     ) -> Appended:
         """Append in one transaction, all or none: core.transcript_rules.check_append
-        decides (sealed, expected_next_seq), entries get the next seqs in order. A
-        repeat of the same request_id returns the first result and appends nothing.
-        `notice` (Events.commit_notice): sent with the append's commit by a store
-        that can, ignored by one that can't."""
+        decides (sealed, expected_next_seq), entries get the next seqs in order. The
+        context's one notice goes out with the append's commit."""
         ...
 
     async def read_batch(

@@ -20,19 +20,16 @@ from strata_server.core.artifact_rules import (
     artifact_from_json,
     artifact_to_json,
 )
-from strata_server.core.errors import FailedPrecondition, NotFound
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
-from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
+from strata_server.storage.artifact_sql import COLUMNS
 from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import now
 from strata_server.storage.postgres.request_log import claim_request
-
-ENTITY = "artifact"
-CREATED_FIELDS = ["owner", "kind", "name", "content_type", "sha256", "size", "labels"]
 
 LOCK_BLOB = "SELECT pg_advisory_xact_lock(%s)"
 INSERT_PIN = """
@@ -42,12 +39,12 @@ ON CONFLICT (namespace, upload_id) DO UPDATE SET sha256 = excluded.sha256,
 """
 DELETE_PIN = "DELETE FROM blob_pins WHERE namespace = %s AND upload_id = %s"
 INSERT = f"""
-INSERT INTO artifacts ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO artifacts ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
 """
 INSERT_AUDIT = """
 INSERT INTO audit_log
     (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-VALUES (%s, %s, %s, %s, 'artifact', %s, 1, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
 """
 STORE_RESULT = "UPDATE request_log SET result = %s WHERE namespace = %s AND request_id = %s"
 SELECT = f"SELECT {COLUMNS} FROM artifacts WHERE namespace = %s AND id = %s"
@@ -78,15 +75,11 @@ class PostgresArtifacts:
         self._quotas = quotas
 
     async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
+        self, artifact: Artifact, context: WriteContext, *, upload_id: str | None
     ) -> Artifact:
         """Insert the row with its audit entry and drop the pin (inside the caller's
         transaction); an upload without bytes checks its reference under the blob lock."""
+        idempotency = context.idempotency
 
         async def insert(conn: Conn) -> Artifact:
             namespace = artifact.namespace
@@ -102,43 +95,19 @@ class PostgresArtifacts:
                     NAMESPACE_REFS, ([artifact.sha256], namespace), prepare=True
                 )
                 if await cursor.fetchone() is None:
-                    raise FailedPrecondition(
-                        f"no content with sha256 {artifact.sha256} is stored in this namespace; "
-                        "send the content",
-                        reason="BLOB_NOT_FOUND",
-                    )
+                    raise artifact_sql.blob_not_found(artifact.sha256)
             await conn.execute(
-                INSERT,
-                (
-                    namespace,
-                    artifact.id,
-                    artifact.owner,
-                    artifact.kind,
-                    artifact.name,
-                    artifact.content_type,
-                    artifact.sha256,
-                    artifact.size,
-                    artifact.stored_size,
-                    artifact.compression.value,
-                    Jsonb(dict(artifact.labels)),
-                    artifact.create_time,
-                ),
-                prepare=True,
+                INSERT, artifact_sql.artifact_values(POSTGRES, artifact), prepare=True
             )
-            request_id = idempotency.request_id if idempotency else None
-            await conn.execute(
-                INSERT_AUDIT,
-                (
-                    namespace,
-                    artifact.create_time,
-                    actor.name,
-                    "create",
-                    artifact.id,
-                    Jsonb(CREATED_FIELDS),
-                    request_id,
-                ),
-                prepare=True,
+            audit = artifact_sql.audit_values(
+                POSTGRES,
+                artifact,
+                "create",
+                artifact.create_time,
+                context.actor,
+                context.request_id,
             )
+            await conn.execute(INSERT_AUDIT, audit, prepare=True)
             if idempotency is not None:
                 await conn.execute(
                     STORE_RESULT,
@@ -167,10 +136,7 @@ class PostgresArtifacts:
     async def get_artifact(self, conn: Conn, namespace: str, id: str) -> Artifact:
         """One artifact, or NotFound."""
         cursor = await conn.execute(SELECT, (namespace, id), prepare=True)
-        row = await cursor.fetchone()
-        if row is None:
-            raise NotFound(f"artifact {id!r} does not exist")
-        return artifact_from_row(POSTGRES, row)
+        return artifact_sql.found(POSTGRES, await cursor.fetchone(), id)
 
     @borrowing()
     async def list_artifacts(
@@ -192,15 +158,9 @@ class PostgresArtifacts:
     ) -> Artifact:
         """Delete the row with its audit entry (inside the caller's transaction)."""
         cursor = await conn.execute(DELETE, (namespace, id), prepare=True)
-        row = await cursor.fetchone()
-        if row is None:
-            raise NotFound(f"artifact {id!r} does not exist")
-        artifact = artifact_from_row(POSTGRES, row)
-        await conn.execute(
-            INSERT_AUDIT,
-            (namespace, now(), actor.name, "delete", id, Jsonb([]), None),
-            prepare=True,
-        )
+        artifact = artifact_sql.found(POSTGRES, await cursor.fetchone(), id)
+        audit = artifact_sql.audit_values(POSTGRES, artifact, "delete", now(), actor)
+        await conn.execute(INSERT_AUDIT, audit, prepare=True)
         return artifact
 
     @borrowing()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import TypeAlias
+from typing import TypeAlias, Unpack
 
 import psycopg
 import structlog
@@ -40,7 +40,7 @@ from strata_server.storage.events_relay import (
     READY_WITHIN,
     Backoff,
 )
-from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS
+from strata_server.storage.memory.events import Pacing
 from strata_server.storage.relayed_events import RelayedEvents
 
 log = structlog.get_logger("strata.events")
@@ -80,30 +80,19 @@ class PostgresEvents(RelayedEvents):
 
     backend = "postgres"
 
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        recheck_seconds: float = RECHECK_SECONDS,
-        degraded_seconds: float = DEGRADED_SECONDS,
-    ) -> None:
-        super().__init__(recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
+    def __init__(self, dsn: str, **pacing: Unpack[Pacing]) -> None:
+        super().__init__(**pacing)
         self._conninfo = events_conninfo(dsn)
         self._origin = secrets.token_hex(8)
 
     @classmethod
     async def open(
-        cls,
-        dsn: str,
-        *,
-        ready_within: float = READY_WITHIN,
-        recheck_seconds: float = RECHECK_SECONDS,
-        degraded_seconds: float = DEGRADED_SECONDS,
+        cls, dsn: str, *, ready_within: float = READY_WITHIN, **pacing: Unpack[Pacing]
     ) -> PostgresEvents:
         """Start listening on the database at `dsn`. Returns once the first LISTEN is
         in place or has failed (then wakeups between replicas start when the
         connection does), or after `ready_within` seconds."""
-        events = cls(dsn, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
+        events = cls(dsn, **pacing)
         await events._start(ready_within)
         return events
 

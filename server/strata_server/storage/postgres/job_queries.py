@@ -213,9 +213,7 @@ WITH upserted AS (
 SELECT 1
 """
 
-QUEUE_STATS = """
-WITH counted AS (
-    SELECT CASE
+_COUNTED = """CASE
                WHEN state = 'ready' AND run_time <= %(now)s::timestamptz THEN 'available'
                WHEN state = 'ready' THEN 'scheduled'
                WHEN state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
@@ -225,7 +223,14 @@ WITH counted AS (
            END AS visible,
            count(*) AS n,
            min(CASE WHEN state = 'ready' THEN run_time ELSE lease_expire_time END) AS since
-    FROM jobs
+    FROM jobs"""
+"""Jobs by visible state at `now`: the state, how many, and since when the oldest of
+them has been in it (for `available`: its run_time, or its lease's expiry for a
+reclaimable one). QUEUE_STATS and LIST_QUEUES group by it (LIST_QUEUES by queue too)."""
+
+QUEUE_STATS = f"""
+WITH counted AS (
+    SELECT {_COUNTED}
     WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
     GROUP BY 1
 )
@@ -235,8 +240,8 @@ SELECT
     (SELECT count(*) FROM lease_expiries
      WHERE namespace = %(namespace)s::text AND queue = %(queue)s::text
        AND time > %(window_start)s::timestamptz),
-    (SELECT coalesce(array_agg(visible), '{}') FROM counted),
-    (SELECT coalesce(array_agg(n), '{}') FROM counted),
+    (SELECT coalesce(array_agg(visible), '{{}}') FROM counted),
+    (SELECT coalesce(array_agg(n), '{{}}') FROM counted),
     (SELECT since FROM counted WHERE visible = 'available')
 """
 """Paused flag, lease expiries within the window, counts by visible state (two
@@ -262,7 +267,7 @@ SELECT count(*) FROM gone
 """Delete up to `limit` completed jobs finished before `before` (by primary key, as
 Citus needs), and every lease expiry older than the stats window."""
 
-LIST_QUEUES = """
+LIST_QUEUES = f"""
 WITH page AS (
     SELECT queue FROM (
         (SELECT DISTINCT queue FROM jobs
@@ -275,18 +280,7 @@ WITH page AS (
     ) AS named
     ORDER BY queue LIMIT %(limit)s
 ), counted AS (
-    SELECT queue,
-           CASE
-               WHEN state = 'ready' AND run_time <= %(now)s::timestamptz THEN 'available'
-               WHEN state = 'ready' THEN 'scheduled'
-               WHEN state = 'leased' AND lease_expire_time <= %(now)s::timestamptz
-                   THEN 'available'
-               WHEN state = 'leased' THEN 'leased'
-               ELSE state
-           END AS visible,
-           count(*) AS n,
-           min(CASE WHEN state = 'ready' THEN run_time ELSE lease_expire_time END) AS since
-    FROM jobs
+    SELECT queue, {_COUNTED}
     WHERE namespace = %(namespace)s::text AND queue IN (SELECT queue FROM page)
     GROUP BY 1, 2
 )

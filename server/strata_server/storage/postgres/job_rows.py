@@ -33,6 +33,7 @@ from strata_server.core.jsontypes import dumps, serialize
 from strata_server.core.models import Actor, Handoff, Idempotency
 from strata_server.core.validation import new_id
 from strata_server.storage.events_relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
+from strata_server.storage.ports.queue import JobQuery
 from strata_server.storage.postgres import job_queries as jq
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.pool import Conn
@@ -350,23 +351,20 @@ def handed_params(
     }
 
 
-def list_params(
-    namespace: str,
-    queue: str,
-    state: Visible | None,
-    limit: int,
-    after: tuple[Any, ...] | None,
-    at: datetime,
-) -> dict[str, Any]:
+def list_params(namespace: str, query: JobQuery, at: datetime) -> dict[str, Any]:
     """The parameters of `job_queries.LIST_JOBS`; InvalidArgument for a page key
     this server cannot have made."""
-    params: dict[str, Any] = {"namespace": namespace, "queue": queue, "limit": limit + 1}
-    if state in (Visible.AVAILABLE, Visible.SCHEDULED, Visible.LEASED):
+    params: dict[str, Any] = {
+        "namespace": namespace,
+        "queue": query.queue,
+        "limit": query.limit + 1,
+    }
+    if query.state in (Visible.AVAILABLE, Visible.SCHEDULED, Visible.LEASED):
         params["now"] = at
-    if after is not None:
-        if len(after) != 2:
+    if query.after is not None:
+        if len(query.after) != 2:
             raise InvalidArgument.field("page_token", "is not a ListJobs page token")
-        after_time, after_id = after
+        after_time, after_id = query.after
         if isinstance(after_time, int) and not isinstance(after_time, bool):
             after_time = EPOCH + timedelta(microseconds=after_time)  # SQLite's key unit
         if not isinstance(after_time, datetime) or not isinstance(after_id, str):

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from psycopg import errors as pg_errors
 
@@ -62,7 +61,6 @@ from strata_server.core.job_transitions import (
     NewJob,
     QueueStats,
     Stored,
-    Visible,
     new_lease_token,
     plan_cancel,
     plan_enqueue,
@@ -71,8 +69,10 @@ from strata_server.core.job_transitions import (
     without_token,
 )
 from strata_server.core.jsontypes import JSON, dumps
-from strata_server.core.models import Actor, Handoff, Idempotency, Page
+from strata_server.core.models import Actor, Handoff, Page
 from strata_server.core.validation import new_id
+from strata_server.storage.ports.queue import Failure, JobQuery, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import job_queries as jq
 from strata_server.storage.postgres import queue_queries as q
 from strata_server.storage.postgres.job_rows import (
@@ -105,23 +105,23 @@ class PostgresQueue:
         self.runner = runner
 
     async def enqueue(
-        self,
-        namespace: str,
-        jobs: Sequence[NewJob],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notices: Sequence[str] = (),
+        self, namespace: str, jobs: Sequence[NewJob], context: WriteContext
     ) -> list[Job]:
-        """`job_rows.insert_jobs`; `notices` go out on the events channel when a job is
-        inserted and commits."""
+        """`job_rows.insert_jobs`; the context's notices go out on the events channel
+        when a job is inserted and commits."""
         # One job without a request_id needs no transaction: each statement of
         # insert_jobs is atomic alone and none depends on an earlier one's writes.
         # Skipping BEGIN and COMMIT is two round trips off every Enqueue, on the path
         # of enqueue -> delivery latency.
+        idempotency = context.idempotency
         return await self.runner.run(
             lambda conn: insert_jobs(
-                conn, namespace, jobs, actor=actor, idempotency=idempotency, notices=notices
+                conn,
+                namespace,
+                jobs,
+                actor=context.actor,
+                idempotency=idempotency,
+                notices=context.notices,
             ),
             transaction=idempotency is not None or len(jobs) > 1,
             writes=True,
@@ -129,14 +129,7 @@ class PostgresQueue:
 
     @borrowing(writes=True)
     async def enqueue_and_lease(
-        self,
-        conn: Conn,
-        namespace: str,
-        job: NewJob,
-        handoff: Handoff,
-        *,
-        actor: Actor,
-        notices: Sequence[str] = (),
+        self, conn: Conn, namespace: str, job: NewJob, handoff: Handoff, context: WriteContext
     ) -> tuple[Job, list[Job]]:
         """Run on an autocommit connection: `queue_queries.ENQUEUE_HANDED`, one
         statement that inserts the job already leased for `handoff` when it is first in
@@ -147,14 +140,19 @@ class PostgresQueue:
         planned = plan_enqueue(namespace, job, new_id(), at)
         cursor = await conn.execute(
             q.ENQUEUE_HANDED,
-            handed_params(planned, text, at, handoff, actor=actor, notices=notices),
+            handed_params(planned, text, at, handoff, actor=context.actor, notices=context.notices),
             prepare=True,
             binary=True,
         )
         row = await cursor.fetchone()
         if row is None:  # skipped by the unique index: yield the job holding the key
             [holder] = await insert_jobs(
-                conn, namespace, [job], actor=actor, idempotency=None, notices=notices
+                conn,
+                namespace,
+                [job],
+                actor=context.actor,
+                idempotency=None,
+                notices=context.notices,
             )
             return holder, []
         created = job_from_row(namespace, row)
@@ -162,15 +160,7 @@ class PostgresQueue:
 
     @borrowing()
     async def lease_jobs(
-        self,
-        conn: Conn,
-        namespace: str,
-        queue: str,
-        max_jobs: int,
-        lease: timedelta,
-        *,
-        actor: Actor,
-        token_prefix: str = "",
+        self, conn: Conn, namespace: str, queue: str, max_jobs: int, terms: LeaseTerms
     ) -> list[Job]:
         """Run on an autocommit connection: `queue_queries.LEASE_JOBS`, one statement
         (two for more than FIRST_TOKENS jobs), each its own transaction."""
@@ -190,10 +180,10 @@ class PostgresQueue:
                     "queue": queue,
                     "now": at,
                     "limit": want,
-                    "tokens": [new_lease_token(token_prefix) for _ in range(want)],
-                    "expire": at + lease,
+                    "tokens": [new_lease_token(terms.token_prefix) for _ in range(want)],
+                    "expire": at + terms.lease,
                     "died": DIED,
-                    "actor": actor.name,
+                    "actor": terms.actor.name,
                 },
                 prepare=True,
                 binary=True,
@@ -264,21 +254,13 @@ class PostgresQueue:
 
     @borrowing(transaction=True)
     async def fail_job(
-        self,
-        conn: Conn,
-        namespace: str,
-        id: str,
-        token: str,
-        error: str,
-        retry_delay: timedelta | None,
-        *,
-        actor: Actor,
+        self, conn: Conn, namespace: str, id: str, token: str, failure: Failure, *, actor: Actor
     ) -> Job:
         job = await transition(
             conn,
             namespace,
             id,
-            lambda job, at: plan_fail(job, token, error, retry_delay, at),
+            lambda job, at: plan_fail(job, token, failure.error, failure.retry_delay, at),
             "fail",
             actor=actor,
         )
@@ -332,23 +314,15 @@ class PostgresQueue:
         return Availability(bool(row[0]), bool(row[1]))
 
     @borrowing()
-    async def list_jobs(
-        self,
-        conn: Conn,
-        namespace: str,
-        queue: str,
-        state: Visible | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-    ) -> Page[Job]:
-        params = list_params(namespace, queue, state, limit, after, now())
+    async def list_jobs(self, conn: Conn, namespace: str, query: JobQuery) -> Page[Job]:
+        params = list_params(namespace, query, now())
         cursor = await conn.execute(
-            jq.LIST_JOBS[state, after is not None], params, prepare=True, binary=True
+            jq.LIST_JOBS[query.state, query.after is not None], params, prepare=True, binary=True
         )
         rows = await cursor.fetchall()
-        items = [without_token(job_from_row(namespace, row)) for row in rows[:limit]]
+        items = [without_token(job_from_row(namespace, row)) for row in rows[: query.limit]]
         last_key = None
-        if len(rows) > limit and items:
+        if len(rows) > query.limit and items:
             last_key = (items[-1].create_time, items[-1].id)
         return Page(items, last_key)
 

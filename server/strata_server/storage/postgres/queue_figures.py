@@ -1,18 +1,17 @@
 """The figures of PostgreSQL queues (GetQueueStats, ListQueues): one statement each
-(`job_queries.QUEUE_STATS`, `job_queries.LIST_QUEUES`), read here into
-QueueStats, so the adapter (`queue.py`) keeps only the calls."""
+(`job_queries.QUEUE_STATS`, `job_queries.LIST_QUEUES`), read into QueueStats by
+`storage.queue_stats_rows` as SQLite's are, so the adapter (`queue.py`) keeps only
+the calls."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
-
-from strata_server.core.job_transitions import EXPIRY_WINDOW, QueueStats, Visible
+from strata_server.core.job_transitions import EXPIRY_WINDOW, QueueStats
 from strata_server.core.models import Page
 from strata_server.storage.postgres import job_queries as jq
+from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.record_rows import now
+from strata_server.storage.queue_stats_rows import queue_stats, queues_page
 
 
 async def read_stats(conn: Conn, namespace: str, queue: str) -> QueueStats:
@@ -26,7 +25,10 @@ async def read_stats(conn: Conn, namespace: str, queue: str) -> QueueStats:
     )
     row = await cursor.fetchone()
     assert row is not None  # a SELECT without FROM returns one row
-    return stats_from_row(namespace, queue, at, row)
+    paused, expired, states, counts, since = row
+    return queue_stats(
+        namespace, queue, at, (paused, expired, since), zip(states, counts, strict=True)
+    )
 
 
 async def read_queues(
@@ -48,43 +50,4 @@ async def read_queues(
         prepare=True,
         binary=True,
     )
-    found = stats_from_rows(namespace, at, await cursor.fetchall())
-    served = found[:limit]
-    return Page(served, (served[-1].queue,) if len(found) > limit else None)
-
-
-def stats_from_row(namespace: str, queue: str, at: datetime, row: Sequence[Any]) -> QueueStats:
-    """QueueStats from the one row of `job_queries.QUEUE_STATS` read at `at`."""
-    paused, expired, states, counts, since = row
-    by_state = dict.fromkeys(Visible, 0)
-    for name, count in zip(states, counts, strict=True):
-        by_state[Visible(name)] += count
-    age = max(at - since, timedelta(0)) if since is not None else timedelta(0)
-    return QueueStats(
-        namespace=namespace,
-        queue=queue,
-        paused=bool(paused),
-        counts=by_state,
-        oldest_available_age=age,
-        expired_leases=expired,
-    )
-
-
-def stats_from_rows(namespace: str, at: datetime, rows: Sequence[Any]) -> list[QueueStats]:
-    """One QueueStats per queue of the rows of `job_queries.LIST_QUEUES` read at `at`
-    (one row per queue and visible state, in queue order), in that order."""
-    counts: dict[str, dict[Visible, int]] = {}
-    figures: dict[str, tuple[bool, int, timedelta]] = {}
-    for name, paused, expired, visible, count, since in rows:
-        by_state = counts.setdefault(name, dict.fromkeys(Visible, 0))
-        age = timedelta(0)
-        if visible is not None:  # None: a paused queue without jobs
-            by_state[Visible(visible)] += count
-            if visible == Visible.AVAILABLE and since is not None:
-                age = max(at - since, timedelta(0))
-        _, _, older = figures.get(name, (False, 0, timedelta(0)))
-        figures[name] = (bool(paused), expired, max(age, older))
-    return [
-        QueueStats(namespace, name, paused, counts[name], age, expired)
-        for name, (paused, expired, age) in figures.items()
-    ]
+    return queues_page(POSTGRES, namespace, at, await cursor.fetchall(), limit)

@@ -13,60 +13,24 @@ entries are off; only those rows come back, so memory grows with the findings.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, LiteralString
+from typing import Any
 
-from strata_server.core.integrity_findings import (
-    ORPHAN_ENTRIES,
-    Finding,
-    TranscriptTally,
-    transcript_problem,
-)
+from strata_server.core.integrity_findings import ORPHAN_ENTRIES, Finding, transcript_problem
 from strata_server.core.models import Progress
+from strata_server.storage import transcript_tally_sql as tally_sql
 from strata_server.storage.postgres.pool import Conn, Runner
 
-_AGGREGATE: LiteralString = """
-    SELECT namespace, transcript_id, count(*) AS n, max(seq) AS max_seq,
-           sum(size)::bigint AS total, max(start_offset + size) AS end_offset
-    FROM transcript_entries
-"""
 
-_COLUMNS: LiteralString = """
-SELECT t.namespace, t.id, t.next_seq, t.size_bytes,
-       coalesce(e.n, 0), coalesce(e.max_seq, 0), coalesce(e.total, 0), coalesce(e.end_offset, 0)
-FROM transcripts AS t
-"""
+def _param(name: str) -> str:
+    return f"%({name})s"
 
-OFF: LiteralString = (
-    _COLUMNS
-    + "LEFT JOIN ("
-    + _AGGREGATE
-    + """
-    WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s
-    GROUP BY namespace, transcript_id
-) AS e ON e.namespace = t.namespace AND e.transcript_id = t.id
-WHERE (%(namespace)s::text IS NULL OR t.namespace = %(namespace)s)
-  AND (t.next_seq <> coalesce(e.max_seq, 0) + 1 OR t.size_bytes <> coalesce(e.total, 0)
-       OR coalesce(e.n, 0) <> coalesce(e.max_seq, 0)
-       OR coalesce(e.end_offset, 0) <> coalesce(e.total, 0))
-ORDER BY t.namespace, t.id
-"""
-)
-"""Transcripts whose counters disagree with their entries, or whose entries are
-not whole (core.integrity_findings.TranscriptTally)."""
+
+OFF = tally_sql.off_transcripts(_param, "::text")
+ONE = tally_sql.one_transcript(_param)
+COUNT = tally_sql.count_transcripts(_param, "::text")
+ORPHANS = tally_sql.orphan_entries(_param, "::text")
 
 LOCK = "SELECT 1 FROM transcripts WHERE namespace = %(namespace)s AND id = %(id)s FOR UPDATE"
-
-ONE: LiteralString = (
-    _COLUMNS
-    + "LEFT JOIN ("
-    + _AGGREGATE
-    + """
-    WHERE namespace = %(namespace)s AND transcript_id = %(id)s
-    GROUP BY namespace, transcript_id
-) AS e ON e.namespace = t.namespace AND e.transcript_id = t.id
-WHERE t.namespace = %(namespace)s AND t.id = %(id)s
-"""
-)
 
 REPAIR = """
 UPDATE transcripts SET next_seq = %(next_seq)s, size_bytes = %(size)s
@@ -77,30 +41,12 @@ EXEMPT = "SELECT set_config('strata.quota_exempt', 'on', true)"
 """For the rest of the transaction, the quota triggers refuse nothing
 (migrations/postgres/0013_quotas.sql)."""
 
-COUNT = (
-    "SELECT count(*) FROM transcripts"
-    " WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s"
-)
-
-ORPHANS = """
-SELECT e.namespace, e.transcript_id, count(*) FROM transcript_entries AS e
-WHERE (%(namespace)s::text IS NULL OR e.namespace = %(namespace)s)
-  AND NOT EXISTS (
-      SELECT 1 FROM transcripts AS t WHERE t.namespace = e.namespace AND t.id = e.transcript_id)
-GROUP BY e.namespace, e.transcript_id
-ORDER BY e.namespace, e.transcript_id
-"""
-
 DELETE_ORPHANS = """
 DELETE FROM transcript_entries AS e
 WHERE e.namespace = %(namespace)s AND e.transcript_id = %(id)s
   AND NOT EXISTS (
       SELECT 1 FROM transcripts AS t WHERE t.namespace = %(namespace)s AND t.id = %(id)s)
 """
-
-
-def _tally(row: Any) -> TranscriptTally:
-    return TranscriptTally(*(int(value) for value in row[2:]))
 
 
 async def check(
@@ -121,7 +67,7 @@ async def check(
     yield Progress("transcripts", 0, total, "transcripts")
     for row in await rows(OFF):
         ns, id = row[0], row[1]
-        found = transcript_problem(_tally(row))
+        found = transcript_problem(tally_sql.tally_from_row(row))
         if found is None:
             continue
         problem, repairable = found
@@ -159,7 +105,7 @@ async def _rebuild(conn: Conn, namespace: str, id: str) -> bool:
     row = await cursor.fetchone()
     if row is None:
         return False
-    tally = _tally(row)
+    tally = tally_sql.tally_from_row(row)
     if not tally.whole:
         return False
     if not tally.agrees:

@@ -13,7 +13,29 @@ TRANSCRIPT_COLUMNS = (
 )
 """The columns `transcripts.transcript_from_row` reads, in its order."""
 
-CREATE = """
+
+def _audited(
+    action: LiteralString,
+    changed: LiteralString,
+    source: LiteralString,
+    *,
+    entity_id: LiteralString = "id",
+    version: LiteralString = "next_seq - 1",
+    request_id: LiteralString = "NULL",
+) -> LiteralString:
+    """The `audited` CTE of a transcript write: its audit entry, one per row of
+    `source` (none when the write changed nothing), by %(actor)s at %(now)s. Every
+    write of a transcript is audited so, in the statement that writes it."""
+    return f"""audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, '{action}', 'transcript',
+           {entity_id}, {version}, '{changed}'::jsonb, {request_id}
+    FROM {source}
+)"""
+
+
+CREATE = f"""
 WITH inserted AS (
     INSERT INTO transcripts
         (namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time)
@@ -21,13 +43,15 @@ WITH inserted AS (
             %(labels)s::jsonb, 1, 0, %(now)s::timestamptz, %(now)s::timestamptz)
     ON CONFLICT (namespace, id) DO NOTHING
     RETURNING id
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, 'create', 'transcript',
-           id, 1, '["owner","title","labels"]'::jsonb, %(request_id)s::text
-    FROM inserted
-), answered AS (
+), {
+    _audited(
+        "create",
+        '["owner","title","labels"]',
+        "inserted",
+        version="1",
+        request_id="%(request_id)s::text",
+    )
+}, answered AS (
     UPDATE request_log SET result = %(result)s::jsonb
     WHERE namespace = %(namespace)s::text AND request_id = %(request_id)s::text
       AND EXISTS (SELECT 1 FROM inserted)
@@ -46,7 +70,7 @@ JOIN transcripts AS t ON t.namespace = k.namespace AND t.id = k.id
 """
 """Next seq and sealed of many transcripts at once, by primary key."""
 
-APPEND = """
+APPEND = f"""
 WITH advanced AS (
     UPDATE transcripts
     SET next_seq = next_seq + %(count)s::bigint,
@@ -72,13 +96,16 @@ WITH advanced AS (
          LATERAL (SELECT a.first_seq + e.ordinal - 1 AS seq) AS s,
          LATERAL (SELECT '\x08'::bytea || strata_varint(s.seq) || e.body || %(time)s::bytea
                   AS fields OFFSET 0) AS f
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, 'append', 'transcript',
-           %(id)s::text, a.next_seq - 1, '["entries"]'::jsonb, %(request_id)s::text
-    FROM advanced AS a
-), answered AS (
+), {
+    _audited(
+        "append",
+        '["entries"]',
+        "advanced AS a",
+        entity_id="%(id)s::text",
+        version="a.next_seq - 1",
+        request_id="%(request_id)s::text",
+    )
+}, answered AS (
     UPDATE request_log
     SET result = jsonb_build_object(
         'id', %(id)s::text, 'first_seq', a.first_seq, 'next_seq', a.next_seq)
@@ -160,29 +187,17 @@ WITH sealed AS (
     UPDATE transcripts SET seal_time = %(now)s::timestamptz, update_time = %(now)s::timestamptz
     WHERE namespace = %(namespace)s::text AND id = %(id)s::text AND seal_time IS NULL
     RETURNING {TRANSCRIPT_COLUMNS}
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, 'seal', 'transcript',
-           id, next_seq - 1, '["seal_time"]'::jsonb, NULL
-    FROM sealed
-)
+), {_audited("seal", '["seal_time"]', "sealed")}
 SELECT {TRANSCRIPT_COLUMNS} FROM sealed
 """
 """Seal an open transcript (after any append holding its row lock commits) with its
 audit entry; no row when it is missing or already sealed."""
 
-DELETE = """
+DELETE = f"""
 WITH gone AS (
     DELETE FROM transcripts WHERE namespace = %(namespace)s::text AND id = %(id)s::text
     RETURNING id, next_seq
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, 'delete', 'transcript',
-           id, next_seq - 1, '[]'::jsonb, NULL
-    FROM gone
-)
+), {_audited("delete", "[]", "gone")}
 SELECT count(*) FROM gone
 """
 """Delete the transcript row (waiting for an append that holds its lock) with its

@@ -25,7 +25,7 @@ from typing import Any
 
 from strata_server.core.errors import AlreadyExists, Conflict, NotFound
 from strata_server.core.jsontypes import dumps
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.quota_rules import explained
 from strata_server.core.transcript_rules import (
     ENTRY_OVERHEAD,
@@ -48,6 +48,7 @@ from strata_server.core.transcript_rules import (
 from strata_server.storage import entry_wire
 from strata_server.storage.events_relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import transcript_queries as q
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import now
@@ -148,35 +149,30 @@ class PostgresTranscripts:
         self._quotas = quotas
 
     async def append_entries(
-        self,
-        namespace: str,
-        append: AppendEntries,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notice: str | None = None,
+        self, namespace: str, append: AppendEntries, context: WriteContext
     ) -> Appended:
-        """Under the transcript's row lock only; `notice` goes out on the events
-        channel with the append's commit."""
+        """Under the transcript's row lock only; the context's notice goes out on the
+        events channel with the append's commit."""
         # Without a request_id the append is one statement (transcript_queries.APPEND
         # writes the entries, the counters and the audit entry together), atomic
         # alone: skipping BEGIN and COMMIT takes two round trips off the path of
         # append -> follower delivery.
+
+        idempotency = context.idempotency
 
         async def append_all(conn: Conn) -> Appended:
             if idempotency is not None:
                 stored = await claim_request(conn, namespace, idempotency)
                 if stored is not None:
                     return appended_from_json(stored)
-            request_id = idempotency.request_id if idempotency is not None else None
             return await append_in(
                 conn,
                 namespace,
                 append,
-                actor=actor,
-                request_id=request_id,
+                actor=context.actor,
+                request_id=context.request_id,
                 answer=True,
-                notice=notice,
+                notice=context.notice,
             )
 
         work = self.runner.run(append_all, transaction=idempotency is not None, writes=True)
@@ -184,15 +180,10 @@ class PostgresTranscripts:
 
     @borrowing(transaction=True)
     async def create_transcript(
-        self,
-        conn: Conn,
-        namespace: str,
-        new: NewTranscript,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
+        self, conn: Conn, namespace: str, new: NewTranscript, context: WriteContext
     ) -> Transcript:
         """Run inside an open transaction."""
+        idempotency = context.idempotency
         if idempotency is not None:
             stored = await claim_request(conn, namespace, idempotency)
             if stored is not None:
@@ -210,8 +201,8 @@ class PostgresTranscripts:
                 "title": new.title,
                 "labels": dumps(dict(new.labels)),
                 "now": at,
-                "actor": actor.name,
-                "request_id": idempotency.request_id if idempotency is not None else None,
+                "actor": context.actor.name,
+                "request_id": context.request_id,
                 "result": dumps(transcript_to_json(transcript))
                 if idempotency is not None
                 else None,

@@ -32,13 +32,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from functools import partial
+from typing import Unpack
 
 import structlog
 from redis.asyncio import Redis
 
 from strata_server.core.errors import Unavailable
 from strata_server.storage.events_relay import READY_WITHIN, Backoff
-from strata_server.storage.memory.events import DEGRADED_SECONDS, RECHECK_SECONDS
+from strata_server.storage.memory.events import Pacing
 from strata_server.storage.redis import client as redis_client
 from strata_server.storage.redis.wire import Connection, Endpoint, Held, command
 from strata_server.storage.relayed_events import RelayedEvents
@@ -58,26 +59,15 @@ class RedisEvents(RelayedEvents):
 
     backend = "redis"
 
-    def __init__(
-        self,
-        endpoint: Endpoint,
-        *,
-        recheck_seconds: float = RECHECK_SECONDS,
-        degraded_seconds: float = DEGRADED_SECONDS,
-    ) -> None:
-        super().__init__(recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
+    def __init__(self, endpoint: Endpoint, **pacing: Unpack[Pacing]) -> None:
+        super().__init__(**pacing)
         self._endpoint = endpoint
         self._publisher = Held(endpoint)
         self._published_now: set[str] = set()  # topics published in this step
 
     @classmethod
     async def open(
-        cls,
-        redis: str | Redis,
-        *,
-        ready_within: float = READY_WITHIN,
-        recheck_seconds: float = RECHECK_SECONDS,
-        degraded_seconds: float = DEGRADED_SECONDS,
+        cls, redis: str | Redis, *, ready_within: float = READY_WITHIN, **pacing: Unpack[Pacing]
     ) -> RedisEvents:
         """Subscribe at the Redis server at `redis` (a URL, or the process's client,
         whose settings are used). Returns once the subscription is in place or has
@@ -91,7 +81,7 @@ class RedisEvents(RelayedEvents):
             await redis_client.close(client)  # it never connected: only its settings
         else:
             endpoint = Endpoint.of(redis)
-        events = cls(endpoint, recheck_seconds=recheck_seconds, degraded_seconds=degraded_seconds)
+        events = cls(endpoint, **pacing)
         await events._start(ready_within)
         return events
 

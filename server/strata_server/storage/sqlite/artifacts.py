@@ -7,7 +7,6 @@ one write transaction, so no upload can pin or name that blob in between.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
@@ -18,19 +17,16 @@ from strata_server.core.artifact_rules import (
     artifact_from_json,
     artifact_to_json,
 )
-from strata_server.core.errors import FailedPrecondition, NotFound
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
-from strata_server.storage.artifact_sql import COLUMNS, artifact_from_row
+from strata_server.storage.artifact_sql import COLUMNS
 from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import SQLITE, to_micros
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
-
-ENTITY = "artifact"
-CREATED_FIELDS = '["owner","kind","name","content_type","sha256","size","labels"]'
 
 INSERT = f"INSERT INTO artifacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT = f"SELECT {COLUMNS} FROM artifacts WHERE namespace = ? AND id = ?"
@@ -52,40 +48,6 @@ PURGE_PINS = "DELETE FROM blob_pins WHERE expire_time <= ?"
 ALL_PAGE = artifact_sql.all_page(SQLITE)
 
 
-def _params(artifact: Artifact) -> tuple[object, ...]:
-    return (
-        artifact.namespace,
-        artifact.id,
-        artifact.owner,
-        artifact.kind,
-        artifact.name,
-        artifact.content_type,
-        artifact.sha256,
-        artifact.size,
-        artifact.stored_size,
-        artifact.compression.value,
-        json.dumps(dict(artifact.labels), separators=(",", ":"), ensure_ascii=False),
-        to_micros(artifact.create_time),
-    )
-
-
-def _audit(
-    artifact: Artifact, action: str, actor: Actor, now_us: int, request_id: str | None
-) -> tuple[object, ...]:
-    fields = CREATED_FIELDS if action == "create" else "[]"
-    return (
-        artifact.namespace,
-        now_us,
-        actor.name,
-        action,
-        ENTITY,
-        artifact.id,
-        1,
-        fields,
-        request_id,
-    )
-
-
 async def _referenced_in(tx: Transaction, namespace: str, sha256: str) -> bool:
     return bool(await tx.fetchall(NAMESPACE_REF, (sha256, namespace)))
 
@@ -98,14 +60,10 @@ class SqliteArtifacts:
         self._quotas = quotas
 
     async def create_artifact(
-        self,
-        artifact: Artifact,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None,
-        upload_id: str | None,
+        self, artifact: Artifact, context: WriteContext, *, upload_id: str | None
     ) -> Artifact:
         """Insert the row with its audit entry and drop the pin, in one transaction."""
+        idempotency = context.idempotency
 
         async def insert() -> Artifact:
             namespace = artifact.namespace
@@ -117,18 +75,19 @@ class SqliteArtifacts:
                     if stored is not None:
                         return artifact_from_json(stored)
                 if upload_id is None and not await _referenced_in(tx, namespace, artifact.sha256):
-                    raise FailedPrecondition(
-                        f"no content with sha256 {artifact.sha256} is stored in this namespace; "
-                        "send the content",
-                        reason="BLOB_NOT_FOUND",
-                    )
-                now_us = to_micros(artifact.create_time)
-                await tx.execute(INSERT, _params(artifact))
-                request_id = idempotency.request_id if idempotency else None
-                await tx.execute(
-                    INSERT_AUDIT, _audit(artifact, "create", actor, now_us, request_id)
+                    raise artifact_sql.blob_not_found(artifact.sha256)
+                await tx.execute(INSERT, artifact_sql.artifact_values(SQLITE, artifact))
+                audit = artifact_sql.audit_values(
+                    SQLITE,
+                    artifact,
+                    "create",
+                    artifact.create_time,
+                    context.actor,
+                    context.request_id,
                 )
+                await tx.execute(INSERT_AUDIT, audit)
                 if idempotency is not None:
+                    now_us = to_micros(artifact.create_time)
                     await store_result(
                         tx, namespace, idempotency, artifact_to_json(artifact), now_us
                     )
@@ -151,9 +110,7 @@ class SqliteArtifacts:
     async def get_artifact(self, namespace: str, id: str) -> Artifact:
         """One artifact, or NotFound."""
         rows = await self._db.fetchall(SELECT, (namespace, id))
-        if not rows:
-            raise NotFound(f"artifact {id!r} does not exist")
-        return artifact_from_row(SQLITE, rows[0])
+        return artifact_sql.found(SQLITE, rows[0] if rows else None, id)
 
     async def list_artifacts(
         self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
@@ -165,12 +122,10 @@ class SqliteArtifacts:
         """Delete the row with its audit entry."""
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(SELECT, (namespace, id))
-            if not rows:
-                raise NotFound(f"artifact {id!r} does not exist")
-            artifact = artifact_from_row(SQLITE, rows[0])
+            artifact = artifact_sql.found(SQLITE, rows[0] if rows else None, id)
             await tx.execute(DELETE, (namespace, id))
-            now_us = to_micros(datetime.now(UTC))
-            await tx.execute(INSERT_AUDIT, _audit(artifact, "delete", actor, now_us, None))
+            audit = artifact_sql.audit_values(SQLITE, artifact, "delete", datetime.now(UTC), actor)
+            await tx.execute(INSERT_AUDIT, audit)
         return artifact
 
     async def namespace_blobs(self, namespace: str, sha256s: Sequence[str]) -> dict[str, BlobRef]:

@@ -29,6 +29,7 @@ from strata_server.core.job_transitions import (
 from strata_server.core.models import Actor
 from strata_server.core.validation import new_id
 from strata_server.core.writes import AuditEntry
+from strata_server.storage.ports.queue import LeaseTerms
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.queue_queries import (
@@ -218,15 +219,7 @@ async def existing_unique(tx: Transaction, namespace: str, job: Job) -> Job:
 
 
 async def lease_in(
-    tx: Transaction,
-    namespace: str,
-    queue: str,
-    max_jobs: int,
-    lease: timedelta,
-    now: datetime,
-    *,
-    actor: Actor,
-    token_prefix: str,
+    tx: Transaction, namespace: str, queue: str, max_jobs: int, terms: LeaseTerms, now: datetime
 ) -> list[Job]:
     """Lease up to `max_jobs` jobs inside the open transaction `tx`."""
     now_us = to_micros(now)
@@ -248,13 +241,13 @@ async def lease_in(
             job = job_from_row(row, with_token=True)
             if not leasable(job, now):  # the SQL and core.job_transitions agree; never trust one
                 continue
-            planned = plan_lease(job, new_lease_token(token_prefix), lease, now)
+            planned = plan_lease(job, new_lease_token(terms.token_prefix), terms.lease, now)
             updates.append(update_params(planned))
             if job.state is Stored.LEASED:
                 expiries.append((namespace, queue, job.id, now_us))
             action = "dead" if planned.state is Stored.DEAD else "lease"
             audit = AuditEntry(action, ENTITY, job.id, planned.attempt, changed(job, planned))
-            audits.append(audit_row(namespace, now_us, actor, audit))
+            audits.append(audit_row(namespace, now_us, terms.actor, audit))
             if planned.state is Stored.DEAD:
                 died += 1
             else:
@@ -273,12 +266,25 @@ async def lease_in(
     return leased
 
 
+async def write_planned(
+    tx: Transaction, old: Job, new: Job, action: str, now: datetime, *, actor: Actor
+) -> None:
+    """Write back a job's planned transition from `old` to `new` with its audit entry,
+    whose action is "dead" when the transition killed the job (a failed last
+    attempt), as on PostgreSQL."""
+    if new.state is Stored.DEAD and old.state is not Stored.DEAD:
+        action = "dead"
+    await tx.execute(UPDATE_JOB, update_params(new))
+    audit = AuditEntry(action, ENTITY, new.id, new.attempt, changed(old, new))
+    await tx.execute(INSERT_AUDIT, audit_row(new.namespace, to_micros(now), actor, audit))
+
+
 async def transition(
     db: Connections,
     namespace: str,
     id: str,
     plan: Callable[[Job, datetime], Job],
-    action: Callable[[Job], str],
+    action: str,
     *,
     actor: Actor,
     check: Callable[[Transaction, Job], Any] | None = None,
@@ -290,14 +296,8 @@ async def transition(
         planned = plan(job, now)
         if check is not None:
             await check(tx, planned)
-        await tx.execute(UPDATE_JOB, update_params(planned))
-        audit = AuditEntry(action(planned), ENTITY, id, planned.attempt, changed(job, planned))
-        await tx.execute(INSERT_AUDIT, audit_row(namespace, to_micros(now), actor, audit))
+        await write_planned(tx, job, planned, action, now, actor=actor)
     return planned
-
-
-def fixed(name: str) -> Callable[[Job], str]:
-    return lambda _job: name
 
 
 async def unique_key_free(tx: Transaction, job: Job) -> None:

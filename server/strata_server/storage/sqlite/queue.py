@@ -29,8 +29,6 @@ from strata_server.core.job_transitions import (
     Job,
     NewJob,
     QueueStats,
-    Stored,
-    Visible,
     job_from_json,
     job_to_json,
     plan_ack,
@@ -42,14 +40,15 @@ from strata_server.core.job_transitions import (
     without_token,
 )
 from strata_server.core.jsontypes import JSON
-from strata_server.core.models import Actor, Handoff, Idempotency, Page
+from strata_server.core.models import Actor, Handoff, Page
 from strata_server.core.writes import AuditEntry
+from strata_server.storage.ports.queue import Failure, JobQuery, LeaseTerms
+from strata_server.storage.ports.write_context import WriteContext
+from strata_server.storage.queue_stats_rows import queue_stats, queues_page
 from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import (
     audit_row,
-    changed,
-    fixed,
     insert_jobs,
     job_from_row,
     lease_in,
@@ -57,8 +56,8 @@ from strata_server.storage.sqlite.job_rows import (
     read_job,
     transition,
     unique_key_free,
-    update_params,
     utc_now,
+    write_planned,
 )
 from strata_server.storage.sqlite.queue_queries import (
     AVAILABILITY,
@@ -71,7 +70,6 @@ from strata_server.storage.sqlite.queue_queries import (
     QUEUE_FIGURES,
     SELECT_JOB,
     STATE_FILTERS,
-    UPDATE_JOB,
     UPSERT_SETTINGS,
 )
 from strata_server.storage.sqlite.request_log import store_result, stored_result
@@ -89,17 +87,11 @@ class SqliteQueue:
         self._db = db
 
     async def enqueue(
-        self,
-        namespace: str,
-        jobs: Sequence[NewJob],
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notices: Sequence[str] = (),
+        self, namespace: str, jobs: Sequence[NewJob], context: WriteContext
     ) -> list[Job]:
         now = utc_now()
         now_us = to_micros(now)
-        request_id = idempotency.request_id if idempotency is not None else None
+        idempotency = context.idempotency
         async with self._db.transaction() as tx:
             if idempotency is not None:
                 stored = await stored_result(tx, namespace, idempotency)
@@ -107,7 +99,7 @@ class SqliteQueue:
                     return [job_from_json(item) for item in stored]
 
             results = await insert_jobs(
-                tx, namespace, jobs, now, actor=actor, request_id=request_id
+                tx, namespace, jobs, now, actor=context.actor, request_id=context.request_id
             )
             if idempotency is not None:
                 await store_result(
@@ -116,47 +108,26 @@ class SqliteQueue:
         return results
 
     async def lease_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        max_jobs: int,
-        lease: timedelta,
-        *,
-        actor: Actor,
-        token_prefix: str = "",
+        self, namespace: str, queue: str, max_jobs: int, terms: LeaseTerms
     ) -> list[Job]:
         if max_jobs <= 0:
             return []
         now = utc_now()
         async with self._db.transaction() as tx:
-            return await lease_in(
-                tx, namespace, queue, max_jobs, lease, now, actor=actor, token_prefix=token_prefix
-            )
+            return await lease_in(tx, namespace, queue, max_jobs, terms, now)
 
     async def enqueue_and_lease(
-        self,
-        namespace: str,
-        job: NewJob,
-        handoff: Handoff,
-        *,
-        actor: Actor,
-        notices: Sequence[str] = (),
+        self, namespace: str, job: NewJob, handoff: Handoff, context: WriteContext
     ) -> tuple[Job, list[Job]]:
         """Insert one job, then lease one for `handoff` in the same transaction: the
         head of the queue, which is the new job when it is first in line."""
         now = utc_now()
+        terms = LeaseTerms(handoff.lease, handoff.actor, handoff.token_prefix)
         async with self._db.transaction() as tx:
-            [created] = await insert_jobs(tx, namespace, [job], now, actor=actor, request_id=None)
-            leased = await lease_in(
-                tx,
-                namespace,
-                job.queue,
-                1,
-                handoff.lease,
-                now,
-                actor=handoff.actor,
-                token_prefix=handoff.token_prefix,
+            [created] = await insert_jobs(
+                tx, namespace, [job], now, actor=context.actor, request_id=None
             )
+            leased = await lease_in(tx, namespace, job.queue, 1, terms, now)
         return created, leased
 
     async def ack_job(
@@ -167,7 +138,7 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_ack(job, token, result, now),
-            fixed("ack"),
+            "ack",
             actor=actor,
         )
         return without_token(job)
@@ -187,28 +158,19 @@ class SqliteQueue:
                 except StrataError as error:
                     outcomes.append(error)
                     continue
-                await tx.execute(UPDATE_JOB, update_params(planned))
-                audit = AuditEntry("ack", ENTITY, ack.id, planned.attempt, changed(job, planned))
-                await tx.execute(INSERT_AUDIT, audit_row(namespace, to_micros(now), actor, audit))
+                await write_planned(tx, job, planned, "ack", now, actor=actor)
                 outcomes.append(without_token(planned))
         return outcomes
 
     async def fail_job(
-        self,
-        namespace: str,
-        id: str,
-        token: str,
-        error: str,
-        retry_delay: timedelta | None,
-        *,
-        actor: Actor,
+        self, namespace: str, id: str, token: str, failure: Failure, *, actor: Actor
     ) -> Job:
         job = await transition(
             self._db,
             namespace,
             id,
-            lambda job, now: plan_fail(job, token, error, retry_delay, now),
-            lambda job: "dead" if job.state is Stored.DEAD else "fail",
+            lambda job, now: plan_fail(job, token, failure.error, failure.retry_delay, now),
+            "fail",
             actor=actor,
         )
         return without_token(job)
@@ -219,7 +181,7 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_release(job, token, now),
-            fixed("release"),
+            "release",
             actor=actor,
         )
         return without_token(job)
@@ -232,17 +194,17 @@ class SqliteQueue:
             namespace,
             id,
             lambda job, now: plan_extend(job, token, lease, now),
-            fixed("extend"),
+            "extend",
             actor=actor,
         )
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        job = await transition(self._db, namespace, id, plan_cancel, fixed("cancel"), actor=actor)
+        job = await transition(self._db, namespace, id, plan_cancel, "cancel", actor=actor)
         return without_token(job)
 
     async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
         job = await transition(
-            self._db, namespace, id, plan_retry, fixed("retry"), actor=actor, check=unique_key_free
+            self._db, namespace, id, plan_retry, "retry", actor=actor, check=unique_key_free
         )
         return without_token(job)
 
@@ -273,32 +235,25 @@ class SqliteQueue:
         rows = await self._db.fetchall(AVAILABILITY, (namespace, queue, to_micros(utc_now())))
         return Availability(bool(rows[0][0]), bool(rows[0][1]))
 
-    async def list_jobs(
-        self,
-        namespace: str,
-        queue: str,
-        state: Visible | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-    ) -> Page[Job]:
-        if limit <= 0:
+    async def list_jobs(self, namespace: str, query: JobQuery) -> Page[Job]:
+        if query.limit <= 0:
             return Page(())
         where = ["namespace = ?", "queue = ?"]
-        params: list[Any] = [namespace, queue]
-        if state is not None:
-            condition = STATE_FILTERS[state]
+        params: list[Any] = [namespace, query.queue]
+        if query.state is not None:
+            condition = STATE_FILTERS[query.state]
             where.append(condition)
             params.extend([to_micros(utc_now())] * condition.count("?"))
-        if after is not None:
+        if query.after is not None:
             where.append("(create_time, id) > (?, ?)")
-            params.extend(list_key(after))
+            params.extend(list_key(query.after))
         text = (
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
             "ORDER BY create_time, id LIMIT ?"
         )
-        rows = await self._db.fetchall(text, [*params, limit + 1])
-        served = rows[:limit]
-        last_key = (served[-1][9], served[-1][2]) if len(rows) > limit else None
+        rows = await self._db.fetchall(text, [*params, query.limit + 1])
+        served = rows[: query.limit]
+        last_key = (served[-1][9], served[-1][2]) if len(rows) > query.limit else None
         return Page([job_from_row(row) for row in served], last_key)
 
     async def set_paused(self, namespace: str, queue: str, paused: bool, *, actor: Actor) -> None:
@@ -311,22 +266,12 @@ class SqliteQueue:
     async def queue_stats(self, namespace: str, queue: str) -> QueueStats:
         now = utc_now()
         now_us = to_micros(now)
-        rows = await self._db.fetchall(COUNT_BY_STATE, (now_us, namespace, queue))
-        counts = dict.fromkeys(Visible, 0)
-        for visible, count in rows:
-            counts[Visible(visible)] = int(count)
+        counts = await self._db.fetchall(COUNT_BY_STATE, (now_us, namespace, queue))
         [(paused, since, expired)] = await self._db.fetchall(
             QUEUE_FIGURES, (now_us, namespace, queue, to_micros(now - EXPIRY_WINDOW))
         )
-        age = max(now - from_micros(since), timedelta(0)) if since is not None else timedelta(0)
-        return QueueStats(
-            namespace=namespace,
-            queue=queue,
-            paused=bool(paused),
-            counts=counts,
-            oldest_available_age=age,
-            expired_leases=int(expired),
-        )
+        figures = (paused, expired, from_micros(since) if since is not None else None)
+        return queue_stats(namespace, queue, now, figures, counts)
 
     async def list_queues(self, namespace: str, limit: int, after: str | None) -> Page[QueueStats]:
         if limit <= 0:
@@ -342,24 +287,7 @@ class SqliteQueue:
                 to_micros(now - EXPIRY_WINDOW),
             ),
         )
-        counts: dict[str, dict[Visible, int]] = {}
-        figures: dict[str, tuple[bool, int, timedelta]] = {}
-        for name, paused, expired, visible, count, since in rows:
-            by_state = counts.setdefault(name, dict.fromkeys(Visible, 0))
-            age = timedelta(0)
-            if visible is not None:  # None: a paused queue without jobs
-                by_state[Visible(visible)] += int(count)
-                if visible == Visible.AVAILABLE and since is not None:
-                    age = max(now - from_micros(since), timedelta(0))
-            _, _, older = figures.get(name, (False, 0, timedelta(0)))
-            figures[name] = (bool(paused), int(expired), max(age, older))
-        found = [
-            QueueStats(namespace, name, paused, counts[name], age, expired)
-            for name, (paused, expired, age) in figures.items()
-        ]
-        served = found[:limit]
-        last_key = (served[-1].queue,) if len(found) > limit else None
-        return Page(served, last_key)
+        return queues_page(SQLITE, namespace, now, rows, limit)
 
     async def purge_completed(self, finished_before: datetime, limit: int) -> int:
         if limit <= 0:

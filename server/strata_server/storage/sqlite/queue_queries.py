@@ -72,15 +72,19 @@ INSERT INTO queue_settings (namespace, queue, paused) VALUES (?, ?, ?)
 ON CONFLICT (namespace, queue) DO UPDATE SET paused = excluded.paused
 """
 
-COUNT_BY_STATE = """
-SELECT
-    CASE
+_VISIBLE = """CASE
         WHEN state = 'ready' AND run_time > ?1 THEN 'scheduled'
         WHEN state = 'ready' THEN 'available'
         WHEN state = 'leased' AND lease_expire_time <= ?1 THEN 'available'
         WHEN state = 'leased' THEN 'leased'
         ELSE state
-    END AS visible,
+    END"""
+"""A job's visible state at ?1 (now), from its stored columns: what COUNT_BY_STATE and
+LIST_QUEUES group by."""
+
+COUNT_BY_STATE = f"""
+SELECT
+    {_VISIBLE} AS visible,
     count(*)
 FROM jobs
 WHERE namespace = ?2 AND queue = ?3
@@ -124,7 +128,7 @@ RETURNING namespace, id
 
 PURGE_EXPIRIES = "DELETE FROM lease_expiries WHERE time <= ?"
 
-LIST_QUEUES = """
+LIST_QUEUES = f"""
 WITH page(queue) AS (
     SELECT queue FROM (
         SELECT * FROM (
@@ -140,13 +144,7 @@ WITH page(queue) AS (
 ), counted AS (
     SELECT
         queue,
-        CASE
-            WHEN state = 'ready' AND run_time > ?1 THEN 'scheduled'
-            WHEN state = 'ready' THEN 'available'
-            WHEN state = 'leased' AND lease_expire_time <= ?1 THEN 'available'
-            WHEN state = 'leased' THEN 'leased'
-            ELSE state
-        END AS visible,
+        {_VISIBLE} AS visible,
         count(*) AS n,
         min(CASE WHEN state = 'ready' THEN run_time ELSE lease_expire_time END) AS since
     FROM jobs INDEXED BY jobs_list

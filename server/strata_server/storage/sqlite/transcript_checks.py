@@ -13,49 +13,28 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from typing import Any
 
 from strata_server.core.errors import Unavailable
 from strata_server.core.integrity_findings import (
     ORPHAN_ENTRIES,
     SEARCH_INDEX_STALE,
     Finding,
-    TranscriptTally,
     transcript_problem,
 )
 from strata_server.core.models import Progress
+from strata_server.storage import transcript_tally_sql as tally_sql
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.transcript_queries import DELETE_ENTRIES, UNINDEX_ENTRIES
 
-_TALLY = """
-SELECT t.namespace, t.id, t.next_seq, t.size_bytes,
-       coalesce(e.n, 0), coalesce(e.max_seq, 0), coalesce(e.total, 0), coalesce(e.end_offset, 0)
-FROM transcripts AS t
-LEFT JOIN (
-    SELECT namespace, transcript_id, count(*) AS n, max(seq) AS max_seq,
-           sum(size) AS total, max(start_offset + size) AS end_offset
-    FROM transcript_entries
-    WHERE {entries}
-    GROUP BY namespace, transcript_id
-) AS e ON e.namespace = t.namespace AND e.transcript_id = t.id
-WHERE {transcripts}
-"""
 
-OFF = _TALLY.format(
-    entries=":namespace IS NULL OR namespace = :namespace",
-    transcripts="""(:namespace IS NULL OR t.namespace = :namespace)
-  AND (t.next_seq <> coalesce(e.max_seq, 0) + 1 OR t.size_bytes <> coalesce(e.total, 0)
-       OR coalesce(e.n, 0) <> coalesce(e.max_seq, 0)
-       OR coalesce(e.end_offset, 0) <> coalesce(e.total, 0))
-ORDER BY t.namespace, t.id""",
-)
-"""Transcripts whose counters disagree with their entries, or whose entries are
-not whole (core.integrity_findings.TranscriptTally)."""
+def _param(name: str) -> str:
+    return f":{name}"
 
-ONE = _TALLY.format(
-    entries="namespace = :namespace AND transcript_id = :id",
-    transcripts="t.namespace = :namespace AND t.id = :id",
-)
+
+OFF = tally_sql.off_transcripts(_param)
+ONE = tally_sql.one_transcript(_param)
+COUNT = tally_sql.count_transcripts(_param)
+ORPHANS = tally_sql.orphan_entries(_param)
 
 REPAIR = """
 UPDATE transcripts SET next_seq = :next_seq, size_bytes = :size
@@ -66,17 +45,6 @@ EXEMPT = "INSERT INTO quota_exemptions (exempt) VALUES (1)"
 UNEXEMPT = "DELETE FROM quota_exemptions"
 """Around a counter repair: the quota triggers refuse nothing while the row is there
 (migrations/sqlite/0013_quotas.sql)."""
-
-COUNT = "SELECT count(*) FROM transcripts WHERE :namespace IS NULL OR namespace = :namespace"
-
-ORPHANS = """
-SELECT e.namespace, e.transcript_id, count(*) FROM transcript_entries AS e
-WHERE (:namespace IS NULL OR e.namespace = :namespace)
-  AND NOT EXISTS (
-      SELECT 1 FROM transcripts AS t WHERE t.namespace = e.namespace AND t.id = e.transcript_id)
-GROUP BY e.namespace, e.transcript_id
-ORDER BY e.namespace, e.transcript_id
-"""
 
 EXISTS = "SELECT 1 FROM transcripts WHERE namespace = ? AND id = ?"
 
@@ -90,10 +58,6 @@ FTS_REBUILD = "INSERT INTO transcript_entries_fts (transcript_entries_fts) VALUE
 """Rebuilds the full-text index from the entries."""
 
 
-def _tally(row: Any) -> TranscriptTally:
-    return TranscriptTally(*(int(value) for value in row[2:]))
-
-
 async def check(
     db: Connections, namespace: str | None, *, repair: bool
 ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
@@ -103,7 +67,7 @@ async def check(
     yield Progress("transcripts", 0, total, "transcripts")
     for row in await db.fetchall(OFF, params):
         ns, id = row[0], row[1]
-        found = transcript_problem(_tally(row))
+        found = transcript_problem(tally_sql.tally_from_row(row))
         if found is None:
             continue
         problem, repairable = found
@@ -155,7 +119,7 @@ async def _rebuild(db: Connections, namespace: str, id: str) -> bool:
         rows = await tx.fetchall(ONE, {"namespace": namespace, "id": id})
         if not rows:
             return False
-        tally = _tally(rows[0])
+        tally = tally_sql.tally_from_row(rows[0])
         if not tally.whole:
             return False
         if not tally.agrees:

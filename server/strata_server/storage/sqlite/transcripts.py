@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from strata_server.core.errors import AlreadyExists, NotFound
-from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.models import Actor, Page
 from strata_server.core.quota_rules import explained
 from strata_server.core.transcript_rules import (
     ENTITY,
@@ -43,6 +43,7 @@ from strata_server.core.transcript_rules import (
 )
 from strata_server.storage import entry_wire
 from strata_server.storage.ports import QuotaStore
+from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.sqlite.connection import Connections, Row, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.record_rows import match_expression
@@ -194,16 +195,11 @@ class SqliteTranscripts:
         self._quotas = quotas
 
     async def append_entries(
-        self,
-        namespace: str,
-        append: AppendEntries,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
-        notice: str | None = None,
+        self, namespace: str, append: AppendEntries, context: WriteContext
     ) -> Appended:
-        """All or none in one write transaction. `notice` is never given here: the
+        """All or none in one write transaction. The context has no notices here: the
         embedded shape has no other replicas."""
+        idempotency = context.idempotency
 
         async def append_all() -> Appended:
             now = _now()
@@ -212,9 +208,8 @@ class SqliteTranscripts:
                     stored = await stored_result(tx, namespace, idempotency)
                     if stored is not None:
                         return appended_from_json(stored)
-                request_id = idempotency.request_id if idempotency is not None else None
                 appended = await append_in(
-                    tx, namespace, append, now, actor=actor, request_id=request_id
+                    tx, namespace, append, now, actor=context.actor, request_id=context.request_id
                 )
                 if idempotency is not None:
                     stored = appended_to_json(appended)
@@ -224,13 +219,9 @@ class SqliteTranscripts:
         return await explained(namespace, self._quotas.list_quotas, append_all())
 
     async def create_transcript(
-        self,
-        namespace: str,
-        new: NewTranscript,
-        *,
-        actor: Actor,
-        idempotency: Idempotency | None = None,
+        self, namespace: str, new: NewTranscript, context: WriteContext
     ) -> Transcript:
+        idempotency = context.idempotency
         now = _now()
         now_us = to_micros(now)
         transcript = Transcript(
@@ -248,10 +239,18 @@ class SqliteTranscripts:
             if not inserted:
                 raise AlreadyExists(f"transcript {new.id} already exists")
             changed = ["owner", "title", "labels"]
-            request_id = idempotency.request_id if idempotency is not None else None
             await tx.execute(
                 INSERT_AUDIT,
-                _audit(namespace, now_us, actor, "create", new.id, 1, changed, request_id),
+                _audit(
+                    namespace,
+                    now_us,
+                    context.actor,
+                    "create",
+                    new.id,
+                    1,
+                    changed,
+                    context.request_id,
+                ),
             )
             if idempotency is not None:
                 await store_result(
