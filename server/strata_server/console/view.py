@@ -45,6 +45,8 @@ class View:
     role: Role
     reachable: bool = True
     """False when the API could not be reached to learn the role."""
+    outage: Failure | None = None
+    """The API's UNAVAILABLE when it was asked the role: its database is down."""
 
     def can(self, needed: Role) -> bool:
         """Whether to show controls that need `needed` (the API decides anyway)."""
@@ -76,13 +78,19 @@ async def open_view(request: Request) -> AsyncIterator[View]:
     namespace = request.cookies.get(NAMESPACE_COOKIE) or DEFAULT_NAMESPACE
     client = console.upstream.client(token, namespace)
     try:
+        reachable, outage = True, None
         try:
             role = await console.roles.of(client, token, namespace)
-            reachable = True
-        except Unavailable:
-            # The pages say what is down; show no write control meanwhile.
-            role, reachable = "reader", False
-        yield View(request, client, token, namespace, role, reachable)
+        except Unavailable as error:
+            # The pages say what is down; show no write control meanwhile. The
+            # server's own UNAVAILABLE (a backend of its own is down) carries a
+            # reason; the client's (the API cannot be reached) has none.
+            role = "reader"
+            if error.reason:
+                outage = Failure.of(error)
+            else:
+                reachable = False
+        yield View(request, client, token, namespace, role, reachable, outage)
     finally:
         await client.close()
 
