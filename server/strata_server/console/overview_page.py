@@ -34,7 +34,9 @@ from strata_server.console.gateway import Failure, page_of
 from strata_server.console.view import View, console_of, no_store, open_view, render
 
 OWNERS_SHOWN = 8
-"""Owners whose usage the overview breaks down (the most recent ones)."""
+"""Owners whose usage the overview breaks down. GetUsage tells one owner's usage
+per call and no call lists the owners, so these are the owners of the newest
+transcripts, then of the first (oldest) artifacts: not a ranking by size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ async def overview(request: Request) -> Response:
                 health=health,
                 down=[item for item in health if item.state == "down"],
                 owners=owners,
+                owners_shown=OWNERS_SHOWN,
             )
         )
 
@@ -280,7 +283,7 @@ async def _client_in(view: View, namespace: str) -> AsyncIterator[AsyncClient]:
 
 
 async def _owner_usage(view: View) -> list[tuple[str, admin_pb2.NamespaceUsage]]:
-    """Usage of the owners of the newest transcripts (and of the first artifacts)."""
+    """Usage of the owners of the newest transcripts, then of the first artifacts."""
     owners: list[str] = []
     try:
         transcripts = await page_of(view.client, list_transcripts(page_size=100), "")
