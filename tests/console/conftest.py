@@ -1,15 +1,19 @@
 """Browser tests of the console: Debian's chromium driven by Playwright, against a
 real `strata serve` that serves the console beside gRPC, on both shapes.
 
-The embedded shape runs without authentication (as `make run` does); the
-production shape (PostgreSQL, Redis, S3) runs with token auth, so its pages are
-seen after signing in, as an admin or as a reader. One browser serves every test
-here; each gets its own context (cookies) in a namespace of its own. The browser
-and the servers stop once these tests are done, not at the end of the suite.
+`console_server` is the embedded shape without authentication (as `make run`
+does) and the production shape (PostgreSQL, Redis, S3) with token auth, whose
+pages are seen after signing in, as an admin or as a reader.
+`token_console_server` has token auth on both shapes (the embedded one is a
+second SQLite server), for what only token auth shows: a reader's pages. One
+browser serves every test here; each gets its own context (cookies) in a
+namespace of its own. The browser and the servers stop once these tests are
+done, not at the end of the suite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -74,15 +78,17 @@ def _wait_for(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="package", params=["sqlite", "postgres"])
-def console_server(
+@contextlib.contextmanager
+def _serving(
     request: pytest.FixtureRequest,
     database_url: Callable[[str], str],
     tmp_path_factory: pytest.TempPathFactory,
+    shape: str,
+    *,
+    tokens: bool,
 ) -> Iterator[ConsoleServer]:
-    """`strata serve` with its console on a free port: SQLite without auth, or
-    PostgreSQL + Redis + S3 with token auth."""
-    shape = request.param
+    """`strata serve` with its console on a free port, on SQLite or on PostgreSQL +
+    Redis + S3; with `tokens`, under token auth with an admin and a reader token."""
     port = free_port()
     env = {
         "STRATA_CONSOLE_LISTEN": f"127.0.0.1:{port}",
@@ -94,11 +100,12 @@ def console_server(
     if shape == "postgres":
         env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
         env.update(request.getfixturevalue("s3").env(f"console-{uuid.uuid4().hex[:12]}"))
+    if tokens:
         env["STRATA_AUTH"] = "token"
     process = StrataProcess(url, workdir, **env)
     process.start()
     admin = reader = None
-    if shape == "postgres":
+    if tokens:
         admin = _create_admin(url, workdir)
         with strata.Client(process.target, token=admin) as client:
             _, reader = client.create_token("console-reader", "reader", ["*"])
@@ -108,6 +115,56 @@ def console_server(
     # Live views may still be open: the server stops cleanly anyway.
     assert process.stop() == 0, process.log()
     assert "Traceback" not in process.log(), process.log()
+
+
+@pytest.fixture(scope="package")
+def embedded_console(
+    request: pytest.FixtureRequest,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ConsoleServer]:
+    """The embedded shape without authentication, as `make run` serves it."""
+    with _serving(request, database_url, tmp_path_factory, "sqlite", tokens=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def embedded_console_with_tokens(
+    request: pytest.FixtureRequest,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ConsoleServer]:
+    """The embedded shape under `--auth token`."""
+    with _serving(request, database_url, tmp_path_factory, "sqlite", tokens=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def production_console(
+    request: pytest.FixtureRequest,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ConsoleServer]:
+    """The production shape (PostgreSQL, Redis, S3) under `--auth token`."""
+    with _serving(request, database_url, tmp_path_factory, "postgres", tokens=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgres"])
+def console_server(request: pytest.FixtureRequest) -> ConsoleServer:
+    """Each shape as it is usually run: embedded without auth, production with
+    token auth."""
+    name = "embedded_console" if request.param == "sqlite" else "production_console"
+    server: ConsoleServer = request.getfixturevalue(name)
+    return server
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgres"])
+def token_console_server(request: pytest.FixtureRequest) -> ConsoleServer:
+    """Each shape under token auth, with an admin and a reader token."""
+    name = "embedded_console_with_tokens" if request.param == "sqlite" else "production_console"
+    server: ConsoleServer = request.getfixturevalue(name)
+    return server
 
 
 @pytest.fixture(scope="package")

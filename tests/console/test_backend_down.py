@@ -1,11 +1,14 @@
 """The overview's banner when a backend is down, as the API reports it, under a
-production server: Redis stopped (the record cache unavailable), or the S3
-endpoint stopped (FindMissingBlobs on the oldest artifact UNAVAILABLE)."""
+production server: PostgreSQL stopped (the usage query UNAVAILABLE, the API
+itself still up), Redis stopped (the record cache unavailable), or the S3
+endpoint stopped (FindMissingBlobs on an artifact's blob UNAVAILABLE, seen from
+a namespace without artifacts too)."""
 
 from __future__ import annotations
 
 import io
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +16,15 @@ import pytest
 
 import strata
 from tests.console.conftest import ConsoleServer, _wait_for, open_session
+from tests.support.pg import PgServer
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 from tests.support.s3 import S3Server
 from tests.support.server import StrataProcess
+
+POOL_WAIT = 30_000
+"""Milliseconds a page may take while PostgreSQL is down: the server waits for a
+connection (5 s by default) before it answers UNAVAILABLE."""
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server is not installed"
@@ -78,6 +86,7 @@ def test_a_stopped_s3_gets_a_banner_and_the_rest_still_shows(
     url = f"http://127.0.0.1:{port}"
     server = ConsoleServer(process, url, "postgres", None, None)
     session = open_session(browser, server, None, "default")
+    empty = open_session(browser, server, None, "nothing-stored")
     try:
         _wait_for(url)
         with strata.Client(process.target) as api:
@@ -86,16 +95,75 @@ def test_a_stopped_s3_gets_a_banner_and_the_rest_still_shows(
         session.go("/")
         assert session.page.locator(".banner.down").count() == 0
         assert session.page.locator(".health li.up").get_by_text("Blob store").count() == 1
+        empty.go("/")  # no artifact here: the probe asks for the blob of one elsewhere
+        assert empty.page.locator(".health li.up").get_by_text("Blob store").count() == 1
         s3.stop()
-        session.go("/")
-        banner = session.page.locator(".banner.down")
-        assert banner.count() == 1
-        assert banner.inner_text().startswith("Blob store (s3) is down")
-        assert session.page.locator(".health li.up").get_by_text("Database").count() == 1
+        for seen in (session, empty):
+            seen.go("/")
+            banner = seen.page.locator(".banner.down")
+            assert banner.count() == 1
+            assert banner.inner_text().startswith("Blob store (s3) is down")
+            assert seen.page.locator(".health li.up").get_by_text("Database").count() == 1
         session.go("/records/tickets/t-1")  # records still show
         assert '"n": 1' in session.page.locator("#record-json").inner_text()
     finally:
         session.page.context.close()
+        empty.page.context.close()
         process.stop()
         s3.stop()
-    assert session.errors == []
+    assert session.errors == [] and empty.errors == []
+
+
+def test_a_stopped_postgresql_gets_a_banner_and_the_api_still_answers(
+    browser: object, redis: RedisServer, s3: S3Server, tmp_path: Path
+) -> None:
+    pg = PgServer(tmp_path / "pg")  # of its own: stopping it disturbs no other test
+    pg.start()
+    port = free_port()
+    process = StrataProcess(
+        pg.create_database("console_down"),
+        tmp_path / "strata",
+        STRATA_REDIS_URL=redis.url,
+        STRATA_CONSOLE_LISTEN=f"127.0.0.1:{port}",
+        **s3.env(f"console-pg-{uuid.uuid4().hex[:12]}"),
+    )
+    process.start()
+    url = f"http://127.0.0.1:{port}"
+    server = ConsoleServer(process, url, "postgres", None, None)
+    session = open_session(browser, server, None, "default")
+    later = open_session(browser, server, None, "first-seen-while-down")
+    try:
+        _wait_for(url)
+        with strata.Client(process.target) as api:
+            api.create_record("tickets", {"n": 1}, record_id="t-1")
+        session.go("/")
+        assert session.page.locator(".banner.down").count() == 0
+        assert session.page.locator(".health li.up").get_by_text("Database").count() == 1
+        pg.stop()
+        # The same view again, and one whose role the console has yet to learn
+        # (the API answers that probe UNAVAILABLE too: the API is up, not down).
+        for seen in (session, later):  # each waits once for the server's database pool
+            response = seen.page.goto(f"{url}/", timeout=POOL_WAIT)
+            assert response is not None and response.status == 200
+            banner = seen.page.locator(".banner.down")
+            assert banner.count() == 1, banner.all_inner_texts()
+            assert banner.inner_text().startswith("Database is down")
+            assert "PostgreSQL" in banner.inner_text()
+            health = seen.page.locator(".health")
+            assert health.locator("li.up").get_by_text("API").count() == 1
+            assert health.locator("li.down").get_by_text("Database").count() == 1
+            assert health.locator("li.unknown").get_by_text("Blob store").count() == 1
+            failure = seen.page.locator(".failure").last
+            assert failure.locator(".status").inner_text() == "UNAVAILABLE"
+            assert failure.locator(".reason").inner_text() == "BACKEND_UNAVAILABLE"
+        response = session.page.goto(f"{url}/records/tickets/t-1", timeout=POOL_WAIT)
+        assert response is not None and response.status == 503
+        assert session.page.locator(".failure .status").inner_text() == "UNAVAILABLE"
+        assert "Traceback" not in session.page.content()
+        session.errors.clear()  # the browser reports the 503 itself
+    finally:
+        session.page.context.close()
+        later.page.context.close()
+        process.stop()
+        pg.cleanup()
+    assert session.errors == [] and later.errors == []

@@ -1,6 +1,7 @@
-"""Operations and artifacts in the browser: cleanup dry run, integrity check,
-retention, index build, export download, import with a conflict policy, and an
-artifact's download and preview."""
+"""Operations and artifacts in the browser: cleanup (dry run, then the real run),
+integrity check, retention (set and remove), index build, export download,
+import with a conflict policy, the audit log's filters, and an artifact's
+download and preview."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import io
 import struct
 import tarfile
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from strata import NotFound
+from strata.v1 import admin_pb2
 from tests.console.conftest import Session
 
 
@@ -43,6 +48,106 @@ def test_cleanup_dry_run_shows_the_numbers_the_api_returns(console: Session) -> 
     with console.api() as api:
         assert api.get_job(job.id).state == "completed"  # a dry run removes nothing
     console.shot("cleanup")
+
+
+def test_a_real_cleanup_removes_what_its_dry_run_showed(console: Session) -> None:
+    with console.api() as api:
+        removed = []
+        for _ in range(3):
+            api.enqueue("done", {"n": 1})
+            (leased,) = api.lease_jobs("done")
+            removed.append(api.ack_job(leased).id)
+        waiting = api.enqueue("done", {"n": 2})  # not completed: no policy takes it
+        api.set_retention_policy("completed_jobs", timedelta(seconds=1), "done")
+    page = console.page
+    console.go("/operations")
+    page.wait_for_timeout(1100)  # the jobs grow older than the policy
+    page.click("#cleanup-dry-run")
+    assert finished(console) == "done"
+    assert page.locator("#cleanup-total").inner_text() == "3"
+    with console.api() as api:
+        assert all(api.get_job(id).state == "completed" for id in removed)
+    with page.expect_navigation():  # from the dry run's result to the real run's page
+        page.click("#cleanup-now")
+    assert finished(console) == "done"
+    assert page.locator("#result h2").inner_text() == "Removed 3"
+    assert page.locator("#cleanup-steps td.num").first.inner_text() == "3"
+    with console.api() as api:
+        for id in removed:
+            with pytest.raises(NotFound):
+                api.get_job(id)
+        assert api.get_job(waiting.id).state == "available"
+        assert api.run_cleanup(dry_run=True).total == 0
+
+
+def test_removing_a_retention_policy(console: Session) -> None:
+    with console.api() as api:
+        api.set_retention_policy("records", timedelta(days=30), "orders")
+        api.set_retention_policy("dead_jobs", timedelta(days=7), "mail")
+    page = console.page
+    console.go("/operations")
+    assert page.locator("#policies tr").count() == 3  # header and two policies
+    page.locator("#policies tr", has_text="orders").get_by_role("button", name="Remove").click()
+    page.wait_for_url("**/operations?done=*")
+    assert page.locator(".notice").inner_text() == "retention policy for records removed"
+    assert page.locator("#policies tr").count() == 2
+    assert page.locator("#policies").get_by_text("orders").count() == 0
+    assert page.locator("#policies").get_by_text("mail").count() == 1
+    with console.api() as api:
+        left = [(policy.target, policy.selector) for policy in api.list_retention_policies()]
+    assert left == [(admin_pb2.RETENTION_TARGET_DEAD_JOBS, "mail")]
+
+
+def audit_filtered(console: Session, **fields: str) -> list[int]:
+    """The seq of each audit entry the page lists once its form is filled with
+    `fields` and sent."""
+    page = console.page
+    console.go("/operations/audit")
+    form = page.locator("form[action='/operations/audit']")
+    for name, value in fields.items():
+        form.locator(f"input[name={name}]").fill(value)
+    with page.expect_navigation():
+        form.get_by_role("button", name="Filter").click()
+    for name, value in fields.items():  # the form shows the filters it applied
+        assert form.locator(f"input[name={name}]").input_value() == value
+    cells = page.locator("#audit td:nth-child(1)").all_inner_texts()
+    return [int(text) for text in cells if text.isdigit()]
+
+
+def test_the_audit_log_filters_by_entity_id_actor_action_and_time(console: Session) -> None:
+    with console.api() as api:
+        api.create_record("tickets", {"n": 1}, record_id="t-1")
+        api.update_record("tickets", "t-1", {"n": 2})
+        api.create_record("tickets", {"n": 3}, record_id="t-2")
+        api.enqueue("mail", {"n": 1})
+    page = console.page
+    console.go("/queues/mail")
+    page.click("button:has-text('Pause')")  # a change the console makes, as its own actor
+    page.wait_for_url("**/queues/mail?done=*")
+    with console.api() as api:
+        entries = list(api.list_audit_entries())
+        (paused,) = [entry for entry in entries if entry.action == "pause"]
+
+        def expected(**filters: object) -> list[int]:
+            return [entry.seq for entry in api.list_audit_entries(**filters)]
+
+        everything = [entry.seq for entry in entries]
+        assert audit_filtered(console) == everything
+        by_id = audit_filtered(console, entity_id="tickets/t-1")
+        assert by_id == expected(entity_id="tickets/t-1") and len(by_id) == 2
+        assert paused.actor != entries[-1].actor  # the API's writes have an actor of their own
+        by_actor = audit_filtered(console, actor=paused.actor)
+        assert by_actor == expected(actor=paused.actor) == [paused.seq]
+        by_action = audit_filtered(console, action="update")
+        assert by_action == expected(action="update") and len(by_action) == 1
+        oldest, newest = entries[-1].time.ToDatetime(UTC), entries[0].time.ToDatetime(UTC)
+        since = entries[-2].time.ToDatetime(UTC)  # from the second entry on
+        in_range = audit_filtered(console, since=since.isoformat(), until=newest.isoformat())
+        assert in_range == expected(since=since, until=newest)
+        assert 0 < len(in_range) < len(everything)
+        assert entries[-1].seq not in in_range and oldest < since
+        later = datetime.now(UTC).replace(tzinfo=None)  # no zone: the console takes UTC
+        assert audit_filtered(console, since=later.isoformat()) == []
 
 
 def test_retention_policy_and_index_build_from_the_forms(console: Session) -> None:

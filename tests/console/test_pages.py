@@ -124,3 +124,46 @@ def test_a_long_transcript_loads_in_chunks_as_you_scroll(console: Session) -> No
     assert page.locator("#entries .loader").count() == 0
     seqs = [int(seq) for seq in entries.evaluate_all("(all) => all.map((e) => e.dataset.seq)")]
     assert seqs == list(range(1, 121))
+
+
+def listed_by_owner(console: Session, path: str, table: str, **fields: str) -> list[str]:
+    """The first column of `table` once the list form of `path` is sent with
+    `fields` (owner, kind)."""
+    page = console.page
+    console.go(path)
+    form = page.locator(f"form[action='{path}']", has=page.locator("input[name=owner]"))
+    for name, value in fields.items():
+        form.locator(f"input[name={name}]").fill(value)
+    with page.expect_navigation():
+        form.get_by_role("button", name="List").click()
+    assert form.locator("input[name=owner]").input_value() == fields.get("owner", "")
+    return page.locator(f"#{table} tr td:first-child a").all_inner_texts()
+
+
+def test_transcripts_and_artifacts_list_by_owner(console: Session) -> None:
+    with console.api() as api:
+        for id, owner in (("a-1", "alice"), ("b-1", "bob"), ("a-2", "alice")):
+            api.create_transcript(transcript_id=id, owner=owner)
+        for name, owner, kind in (("a.log", "alice", "log"), ("b.log", "bob", "log"),
+                                  ("b.png", "bob", "image")):  # fmt: skip
+            api.upload(io.BytesIO(name.encode()), owner=owner, kind=kind, name=name)
+    assert sorted(listed_by_owner(console, "/transcripts", "transcripts")) == ["a-1", "a-2", "b-1"]
+    assert sorted(listed_by_owner(console, "/transcripts", "transcripts", owner="alice")) == [
+        "a-1",
+        "a-2",
+    ]
+    console.page.locator("#transcripts").get_by_role("link", name="alice").first.click()
+    console.page.wait_for_url("**/transcripts?owner=alice")
+    assert console.page.locator("#transcripts tr").count() == 3  # header and alice's two
+    assert listed_by_owner(console, "/transcripts", "transcripts", owner="bob") == ["b-1"]
+    assert listed_by_owner(console, "/transcripts", "transcripts", owner="carol") == []
+
+    assert sorted(listed_by_owner(console, "/artifacts", "artifacts", owner="bob")) == [
+        "b.log",
+        "b.png",
+    ]
+    assert listed_by_owner(console, "/artifacts", "artifacts", owner="bob", kind="log") == ["b.log"]
+    assert listed_by_owner(console, "/artifacts", "artifacts", owner="alice") == ["a.log"]
+    console.page.locator("#artifacts").get_by_role("link", name="alice").click()
+    console.page.wait_for_url("**/artifacts?owner=alice")
+    assert console.page.locator("#artifacts tr td:first-child a").all_inner_texts() == ["a.log"]

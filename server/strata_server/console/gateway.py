@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 import grpc
 from cachetools import TTLCache
 
-from strata import AsyncClient, PermissionDenied, StrataError, TLSConfig
+from strata import AsyncClient, PermissionDenied, RetryPolicy, StrataError, TLSConfig
 from strata._rpc import Page, PagedRpc
 
 T = TypeVar("T")
@@ -30,6 +30,12 @@ ACTOR = "console"
 """The audit actor of changes made through the console without token auth (with
 token auth, the API records the token's name instead)."""
 
+ONE_ATTEMPT = RetryPolicy(max_attempts=1)
+"""The console does not retry: a person waits for the page, which says what is
+down (a reload is the retry). Retrying UNAVAILABLE would make them wait for
+every attempt of every call, each as long as the server waits for its database,
+before the page could say that the database is down."""
+
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
@@ -41,6 +47,8 @@ class Upstream:
     """TLS towards the API; None: plaintext."""
     timeout: float = 10.0
     """Deadline of each unary call, in seconds."""
+    retry: RetryPolicy = ONE_ATTEMPT
+    """How calls are retried (by default, not at all)."""
 
     def client(self, token: str | None, namespace: str) -> AsyncClient:
         """A client that calls as the bearer of `token` in `namespace`."""
@@ -50,6 +58,7 @@ class Upstream:
             token=token or None,
             tls=self.tls,
             timeout=self.timeout,
+            retry=self.retry,
             actor=ACTOR,
         )
 

@@ -23,9 +23,10 @@ from starlette.routing import BaseRoute, Route
 
 from strata import InvalidArgument
 from strata._admin_requests import RetentionTarget, list_audit_entries
+from strata._rpc import Page
 from strata.v1 import admin_pb2
 from strata_server.console import transfer_pages
-from strata_server.console.gateway import Failure, page_of
+from strata_server.console.gateway import page_of
 from strata_server.console.runs import Run
 from strata_server.console.view import (
     TEMPLATES,
@@ -34,9 +35,11 @@ from strata_server.console.view import (
     back_to,
     console_of,
     field,
+    form_page,
     no_store,
     open_view,
     posted,
+    refused,
     render,
 )
 
@@ -219,31 +222,25 @@ async def audit(request: Request) -> Response:
     filters = {name: field(params, name) for name in ("entity", "entity_id", "actor", "action")}
     since, until = field(params, "since"), field(params, "until")
     async with open_view(request) as view:
-        failure = None
-        entries: list[admin_pb2.AuditEntry] = []
-        next_page = ""
-        try:
+
+        async def listed() -> Page[admin_pb2.AuditEntry]:
             paged = list_audit_entries(
                 **filters, since=_time(since, "since"), until=_time(until, "until"), page_size=50
             )
-            page = await page_of(view.client, paged, params.get("page", ""))
-            entries, next_page = page.items, page.next_page_token
-        except InvalidArgument as error:
-            failure = Failure.of(error)
-        return no_store(
-            render(
-                view,
-                request,
-                "audit.html",
-                400 if failure else 200,
-                filters=filters,
-                since=since,
-                until=until,
-                entries=entries,
-                next_page=next_page,
-                failure=failure,
-                query=urlencode([(k, v) for k, v in params.items() if k != "page" and v]),
-            )
+            return await page_of(view.client, paged, params.get("page", ""))
+
+        page, failure = await refused(listed())
+        return form_page(
+            view,
+            request,
+            "audit.html",
+            failure,
+            filters=filters,
+            since=since,
+            until=until,
+            entries=page.items if page else [],
+            next_page=page.next_page_token if page else "",
+            query=urlencode([(k, v) for k, v in params.items() if k != "page" and v]),
         )
 
 

@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from strata import InvalidArgument, PermissionDenied
+from strata import PermissionDenied, Record
 from strata._admin_requests import list_audit_entries
 from strata._record_requests import list_records
+from strata._rpc import Page
 from strata.v1 import admin_pb2
 from strata_server.console.charts import Chart
 from strata_server.console.formats import quote
@@ -18,10 +19,12 @@ from strata_server.console.gateway import Failure, page_of
 from strata_server.console.view import (
     back_to,
     field,
+    form_page,
     no_store,
     number,
     open_view,
     posted,
+    refused,
     render,
 )
 
@@ -52,32 +55,27 @@ async def records(request: Request) -> Response:
     order_by = field(request.query_params, "order_by")
     token = request.query_params.get("page", "")
     async with open_view(request) as view:
-        failure = None
-        items, next_page, count = [], "", None
-        try:
+
+        async def matching() -> tuple[Page[Record], int]:
             paged = list_records(collection, filter=filter, order_by=order_by, page_size=PAGE_SIZE)
             page = await page_of(view.client, paged, token)
-            items, next_page = page.items, page.next_page_token
-            count = await view.client.count_records(collection, filter)
-        except InvalidArgument as error:
-            failure = Failure.of(error)
-        position = _position(failure)
-        return no_store(
-            render(
-                view,
-                request,
-                "records.html",
-                400 if failure else 200,
-                collection=collection,
-                filter=filter,
-                order_by=order_by,
-                records=items,
-                count=count,
-                next_page=next_page,
-                failure=failure,
-                position=position,
-                bad_field=failure.violations[0][0] if failure and failure.violations else "",
-            )
+            return page, await view.client.count_records(collection, filter)
+
+        found, failure = await refused(matching())
+        page, count = found or (None, None)
+        return form_page(
+            view,
+            request,
+            "records.html",
+            failure,
+            collection=collection,
+            filter=filter,
+            order_by=order_by,
+            records=page.items if page else [],
+            count=count,
+            next_page=page.next_page_token if page else "",
+            position=_position(failure),
+            bad_field=failure.violations[0][0] if failure and failure.violations else "",
         )
 
 

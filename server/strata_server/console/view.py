@@ -9,10 +9,10 @@ which matters under `--auth none`, where there is no token to withhold.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.datastructures import FormData
@@ -21,10 +21,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from strata import AsyncClient, Unavailable
+from strata import AsyncClient, InvalidArgument, Unavailable
 from strata_server.console import formats
 from strata_server.console.gateway import Failure, Role, Roles, Upstream, at_least
 from strata_server.console.runs import Runs
+
+T = TypeVar("T")
 
 TOKEN_COOKIE = "strata_token"
 NAMESPACE_COOKIE = "strata_namespace"
@@ -45,6 +47,8 @@ class View:
     role: Role
     reachable: bool = True
     """False when the API could not be reached to learn the role."""
+    outage: Failure | None = None
+    """The API's UNAVAILABLE when it was asked the role: its database is down."""
 
     def can(self, needed: Role) -> bool:
         """Whether to show controls that need `needed` (the API decides anyway)."""
@@ -76,13 +80,19 @@ async def open_view(request: Request) -> AsyncIterator[View]:
     namespace = request.cookies.get(NAMESPACE_COOKIE) or DEFAULT_NAMESPACE
     client = console.upstream.client(token, namespace)
     try:
+        reachable, outage = True, None
         try:
             role = await console.roles.of(client, token, namespace)
-            reachable = True
-        except Unavailable:
-            # The pages say what is down; show no write control meanwhile.
-            role, reachable = "reader", False
-        yield View(request, client, token, namespace, role, reachable)
+        except Unavailable as error:
+            # The pages say what is down; show no write control meanwhile. The
+            # server's own UNAVAILABLE (a backend of its own is down) carries a
+            # reason; the client's (the API cannot be reached) has none.
+            role = "reader"
+            if error.reason:
+                outage = Failure.of(error)
+            else:
+                reachable = False
+        yield View(request, client, token, namespace, role, reachable, outage)
     finally:
         await client.close()
 
@@ -97,6 +107,24 @@ def render(
     """A page (or, for htmx, a fragment) drawn from `template`."""
     page = {"view": view, "request": request, **context}
     return TEMPLATES.TemplateResponse(request, template, page, status_code=status)
+
+
+async def refused(call: Awaitable[T]) -> tuple[T | None, Failure | None]:
+    """The call's result, or the API's refusal of what a form asked for
+    (INVALID_ARGUMENT: a bad filter, order or time), which the page shows beside
+    the form rather than instead of it."""
+    try:
+        return await call, None
+    except InvalidArgument as error:
+        return None, Failure.of(error)
+
+
+def form_page(
+    view: View, request: Request, template: str, failure: Failure | None, **context: Any
+) -> Response:
+    """A page of a form's results, or of the form with the API's refusal (400)."""
+    status = 400 if failure else 200
+    return no_store(render(view, request, template, status, failure=failure, **context))
 
 
 def failed(view: View | None, request: Request, failure: Failure) -> HTMLResponse:
