@@ -4,18 +4,33 @@ duplicate."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import queue as stdlib_queue
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import timestamp_pb2
 
-from strata.v1 import admin_pb2, records_pb2
+from strata.v1 import admin_pb2, records_pb2, records_pb2_grpc
+from strata_server.api.records_rpc import RecordService
+from strata_server.config import load_settings
+from strata_server.core.paging import PageTokens
+from strata_server.services.records_service import Records
+from strata_server.services.topics import records_topic
+from strata_server.storage.event_rechecks import probe_task_name
+from strata_server.storage.memory.events import LocalEvents
+from strata_server.storage.postgres import open_postgres
 from tests.contract.helpers import (
     commit,
     create,
@@ -24,6 +39,7 @@ from tests.contract.helpers import (
     delete,
     delete_write,
     expect_error,
+    to_struct,
     unique,
     update,
     update_write,
@@ -286,3 +302,169 @@ def test_bad_input_is_invalid_argument(stubs, collection, fields, field):
 def test_bad_collection_is_invalid_argument(stubs):
     call = stubs.records.WatchRecords(records_pb2.WatchRecordsRequest(collection="1bad"))
     expect_error(lambda: next(call), grpc.StatusCode.INVALID_ARGUMENT, field="collection")
+
+
+# A change PostgreSQL holds back (an older transaction still runs when it commits)
+# reaches the watch through its collection's shared re-check, not its own wakeup.
+# The first test shows it on the session's server; the two after it force, on a
+# server in this process, the two interleavings of the re-check with the end of the
+# older transaction that used to lose the change until the next write (or the
+# 300 s safety re-check).
+
+
+def test_a_change_held_back_by_an_older_transaction_arrives_once_it_ends(
+    server, shape, stubs, collection, watches
+):
+    if shape != "postgres":
+        pytest.skip("SQLite commits one write at a time: nothing older can hold one back")
+    watch = watches(stubs, collection)
+    with psycopg.connect(server.database_url) as older:
+        older.execute("SELECT pg_current_xact_id()")  # a write transaction, begun first
+        create(stubs, collection, "a", {})
+        create(stubs, collection, "b", {})
+        assert watch.silent(within=1.5)  # held back, however often it is re-checked
+        older.rollback()
+        ended = time.monotonic()
+        assert summary(watch.changes(2, timeout=3)) == [(CREATED, "a", 1), (CREATED, "b", 1)]
+    assert time.monotonic() - ended < 2.5  # the next re-check, about a second
+
+
+class ProbeGate:
+    """A real record store whose calls from the watched collection's re-check probe
+    (the task `probe_task_name` names) wait at `held` methods until `release`, so a
+    test can end a transaction at an exact point of a probe. It also tells when a
+    stream's read begun after `mark` has ended."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.held: set[str] = set()
+        self.entered = asyncio.Event()
+        self.released = asyncio.Event()
+        self.stream_read = asyncio.Event()
+        self._marks = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def mark(self) -> None:
+        self._marks += 1
+        self.stream_read.clear()
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        task = asyncio.current_task()
+        probing = task is not None and task.get_name().startswith(probe_task_name(""))
+        if probing and name in self.held:
+            self.entered.set()
+            await self.released.wait()
+        mark = self._marks
+        result = await getattr(self._store, name)(*args)
+        if not probing and name == "record_changes" and mark == self._marks:
+            self.stream_read.set()
+        return result
+
+    async def changes_head(self, *args: Any) -> Any:
+        return await self._call("changes_head", *args)
+
+    async def record_changes(self, *args: Any) -> Any:
+        return await self._call("record_changes", *args)
+
+    async def changes_pending(self, *args: Any) -> Any:
+        return await self._call("changes_pending", *args)
+
+
+@dataclass
+class GatedServer:
+    """A RecordService in this process over PostgreSQL, its store behind a ProbeGate."""
+
+    dsn: str
+    gate: ProbeGate
+    stub: records_pb2_grpc.RecordServiceStub
+
+    async def watch(self, collection: str) -> grpc.aio.UnaryStreamCall:
+        call = self.stub.WatchRecords(records_pb2.WatchRecordsRequest(collection=collection))
+        first = await asyncio.wait_for(call.read(), 10)
+        assert first.WhichOneof("event") == "started"
+        return call
+
+    async def create(self, collection: str, record_id: str) -> None:
+        request = records_pb2.CreateRecordRequest(
+            collection=collection, record_id=record_id, data=to_struct({})
+        )
+        await self.stub.CreateRecord(request)
+
+
+@pytest.fixture(scope="module")
+def gated_dsn(database_url) -> str:
+    """A fresh PostgreSQL database, migrated as an operator does it."""
+    url = database_url("postgres")
+    env = {**os.environ, "STRATA_DATABASE_URL": url}
+    command = [sys.executable, "-m", "strata_server", "migrate", "up"]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return load_settings(database_url=url).database.dsn
+
+
+@pytest.fixture
+async def gated(gated_dsn: str) -> AsyncIterator[GatedServer]:
+    storage = await open_postgres(gated_dsn, max_record_bytes=1 << 20, min_size=1, max_size=4)
+    events = LocalEvents()  # the safety re-check 300 s away: a lost change stays lost
+    gate = ProbeGate(storage.records)
+    server = grpc.aio.server()
+    records_pb2_grpc.add_RecordServiceServicer_to_server(
+        RecordService(
+            Records(gate, events), 1 << 20, tokens=PageTokens(b"watch tests page tokens")
+        ),
+        server,
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield GatedServer(gated_dsn, gate, records_pb2_grpc.RecordServiceStub(channel))
+    finally:
+        gate.released.set()
+        await channel.close()
+        await server.stop(None)
+        await events.close()
+        await storage.close()
+
+
+async def next_change(call: grpc.aio.UnaryStreamCall, within: float) -> records_pb2.RecordChange:
+    message = await asyncio.wait_for(call.read(), within)
+    assert message.WhichOneof("event") == "change"
+    return message.change
+
+
+async def test_an_older_transaction_ending_between_the_re_checks_reads_is_not_missed(
+    gated: GatedServer, collection: str
+) -> None:
+    call = await gated.watch(collection)
+    probe = probe_task_name(records_topic("default", collection))
+    # the re-check's first round has run (its task is made as the watch starts)
+    await asyncio.gather(*(task for task in asyncio.all_tasks() if task.get_name() == probe))
+    async with await psycopg.AsyncConnection.connect(gated.dsn) as older:
+        await older.execute("SELECT pg_current_xact_id()")
+        gated.gate.held = {"changes_pending"}
+        await gated.create(collection, "a")  # held back by `older`
+        await asyncio.wait_for(gated.gate.entered.wait(), 5)  # the re-check its wakeup asks
+        await older.rollback()  # `a` is readable from now on
+    gated.gate.released.set()
+    change = await next_change(call, 3)
+    assert (change.kind, change.record_id) == (CREATED, "a")
+    call.cancel()
+
+
+async def test_a_change_settling_before_the_first_re_check_is_not_missed(
+    gated: GatedServer, collection: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(gated.dsn) as older:
+        await older.execute("SELECT pg_current_xact_id()")
+        gated.gate.held = {"changes_head", "record_changes", "changes_pending"}
+        call = await gated.watch(collection)  # its re-check is held from the start
+        gated.gate.mark()
+        await gated.create(collection, "a")  # held back by `older`
+        await asyncio.wait_for(gated.gate.stream_read.wait(), 5)  # the watch found nothing
+        await older.rollback()  # `a` is readable before the re-check first reads
+    gated.gate.released.set()
+    change = await next_change(call, 3)
+    assert (change.kind, change.record_id) == (CREATED, "a")
+    call.cancel()

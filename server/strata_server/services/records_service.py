@@ -40,23 +40,33 @@ class WatchStarted:
 
 class _Settled:
     """A watched collection's re-check probe: its cursor after the newest settled
-    change, read from where the previous probe stopped, moving while committed
-    changes wait to settle."""
+    change, moving while committed changes wait to settle.
 
-    def __init__(self, store: RecordStore, namespace: str, collection: str) -> None:
+    It starts from `head`, a cursor taken before the first watch listened, and its
+    first answer is that cursor, read from nothing: the first answer wakes no one
+    (storage/event_rechecks.py), so had it been read, a change settling between a
+    watch's read and that first read would be taken as the starting point and never
+    reach the watch. It says it is moving, so the next round reads from `head`. Each
+    round asks whether changes are pending before it reads them: asked after, the
+    older transaction could end between the two, and the round would neither see
+    the change nor say one is coming."""
+
+    def __init__(self, store: RecordStore, namespace: str, collection: str, head: str) -> None:
         self._store = store
         self._namespace = namespace
         self._collection = collection
-        self._cursor: str | None = None
+        self._cursor = head
+        self._started = False
 
     async def __call__(self) -> Probed:
-        if self._cursor is None:
-            self._cursor = await self._store.changes_head(self._namespace)
+        if not self._started:
+            self._started = True
+            return Probed(self._cursor, moving=True)
+        pending = await self._store.changes_pending(self._namespace, self._collection)
         batch = await self._store.record_changes(
             self._namespace, self._collection, self._cursor, None, WATCH_BATCH
         )
         self._cursor = batch.cursor
-        pending = await self._store.changes_pending(self._namespace, self._collection)
         return Probed(batch.cursor, moving=pending)
 
 
@@ -118,14 +128,15 @@ class Records:
     ) -> AsyncGenerator[WatchStarted | models.RecordChange, None]:
         """The changes of a collection from `from_cursor` (empty: from now), for as
         long as the caller iterates: first WatchStarted, then each change."""
-        # Listening before the first read: a write committed between a read that
-        # found nothing and the wait still wakes the stream.
+        # The head may come before listening: a change that commits after it lies
+        # after it. Listening before the first read: a write committed between a
+        # read that found nothing and the wait still wakes the stream.
+        head = await self._store.changes_head(namespace)
         wake = records_topic(namespace, collection)
-        recheck = Recheck(
-            wake, _Settled(self._store, namespace, collection), every=WATCH_RECHECK_SECONDS
-        )
+        settled = _Settled(self._store, namespace, collection, head)
+        recheck = Recheck(wake, settled, every=WATCH_RECHECK_SECONDS)
         with self._events.listen(wake, recheck=recheck) as wakeups:
-            cursor = from_cursor or await self._store.changes_head(namespace)
+            cursor = from_cursor or head
             # Reject a foreign cursor now, before telling the client where it starts.
             await self._store.record_changes(namespace, collection, cursor, filter, 1)
             yield WatchStarted(cursor)

@@ -39,6 +39,12 @@ log = structlog.get_logger("strata.events")
 _UNSET = object()
 
 
+def probe_task_name(topic: str) -> str:
+    """The name of the task running `topic`'s probe: a task dump then says what each
+    probe checks, and a test can tell the probe's store calls from the streams'."""
+    return f"strata-recheck {topic}"
+
+
 def _tick_after(time: float, interval: float) -> float:
     """The first multiple of `interval` after `time`."""
     return (math.floor(time / interval) + 1) * interval
@@ -188,7 +194,9 @@ class Rechecks:
                     continue
                 check.ran_for = at
                 check.probing = True
-                probe = loop.create_task(self._probe(check))
+                probe = loop.create_task(
+                    self._probe(check), name=probe_task_name(check.recheck.topic)
+                )
                 self._probes.add(probe)
                 probe.add_done_callback(self._probes.discard)
             self._replan.clear()
