@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2
 
 from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
 from strata_server.api import admin_messages as render
-from strata_server.api.convert import actor, to_datetime
+from strata_server.api.convert import actor, collection_of, to_datetime
 from strata_server.api.page_tokens import next_page_token, resume_after
 from strata_server.api.status_codes import rpcs
 from strata_server.api.transfer_rpc import TransferRpc
@@ -105,10 +105,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def CreateIndex(
         self, request: admin_pb2.CreateIndexRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
-        path = parse_field(request.field)
-        events = self.admin.create_index(namespace, collection, path, actor=actor(context))
+        events = self.admin.create_index(*_index_target(request), actor=actor(context))
         return render.index_responses(events)
 
     async def ListIndexes(
@@ -122,10 +119,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def DropIndex(
         self, request: admin_pb2.DropIndexRequest, context: Context
     ) -> admin_pb2.DropIndexResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
-        path = parse_field(request.field)
-        await self.admin.drop_index(namespace, collection, path, actor=actor(context))
+        await self.admin.drop_index(*_index_target(request), actor=actor(context))
         return admin_pb2.DropIndexResponse()
 
     async def SetRetentionPolicy(
@@ -238,6 +232,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         namespace = validation.namespace(request.namespace) if request.namespace else None
         found = await self.admin.list_quotas(namespace)
         return access_pb2.ListQuotasResponse(quotas=[render.quota_to_proto(q) for q in found])
+
+
+def _index_target(
+    request: admin_pb2.CreateIndexRequest | admin_pb2.DropIndexRequest,
+) -> tuple[str, str, tuple[str, ...]]:
+    """The namespace, collection and data path an index call names."""
+    return (*collection_of(request), parse_field(request.field))
 
 
 def _scope(namespace: str, all_namespaces: bool) -> str | None:

@@ -1,6 +1,7 @@
 """Protobuf <-> domain conversions every servicer shares: times, JSON data, records
 and jobs (a Commit returns both), domain results whose fields the wire names alike,
-request fingerprints, the audit actor and the target a call names by id."""
+request fingerprints, the audit actor, and the parts of a request every call
+names alike (namespace with id or collection)."""
 
 from __future__ import annotations
 
@@ -253,6 +254,12 @@ def actor(context: grpc.aio.ServicerContext[Any, Any]) -> models.Actor:
     if not principal.name:
         return models.Actor(claimed) if claimed else models.Actor()
     return models.Actor(replace(principal, claimed=claimed).actor)
+
+
+def collection_of(request: Any) -> tuple[str, str]:
+    """The namespace and the collection a record call (or an index's) names, each
+    checked, namespace first."""
+    return validation.namespace(request.namespace), validation.collection(request.collection)
 
 
 def target(request: Any) -> tuple[str, str]:

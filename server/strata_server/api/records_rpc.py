@@ -14,6 +14,7 @@ from google.protobuf import empty_pb2
 from strata.v1 import records_pb2, records_pb2_grpc
 from strata_server.api.convert import (
     actor,
+    collection_of,
     idempotency,
     record_to_proto,
     set_timestamp,
@@ -76,18 +77,14 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     async def GetRecord(
         self, request: records_pb2.GetRecordRequest, context: Context
     ) -> records_pb2.Record:
-        record = await self.records.get(
-            validation.namespace(request.namespace),
-            validation.collection(request.collection),
-            validation.entity_id(request.id),
-        )
+        namespace, collection = collection_of(request)
+        record = await self.records.get(namespace, collection, validation.entity_id(request.id))
         return record_to_proto(record)
 
     async def BatchGetRecords(
         self, request: records_pb2.BatchGetRecordsRequest, context: Context
     ) -> records_pb2.BatchGetRecordsResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         if len(request.ids) > MAX_BATCH_IDS:
             raise errors.InvalidArgument.field("ids", f"at most {MAX_BATCH_IDS} ids per call")
         ids = list(
@@ -134,8 +131,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     async def ListRecords(
         self, request: records_pb2.ListRecordsRequest, context: Context
     ) -> records_pb2.ListRecordsResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         filter = parse_filter(request.filter)
         order = parse_order_by(request.order_by)
         limit = page_size(request.page_size)
@@ -154,18 +150,14 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     async def CountRecords(
         self, request: records_pb2.CountRecordsRequest, context: Context
     ) -> records_pb2.CountRecordsResponse:
-        count = await self.records.count(
-            validation.namespace(request.namespace),
-            validation.collection(request.collection),
-            parse_filter(request.filter),
-        )
+        namespace, collection = collection_of(request)
+        count = await self.records.count(namespace, collection, parse_filter(request.filter))
         return records_pb2.CountRecordsResponse(count=count)
 
     async def SearchRecords(
         self, request: records_pb2.SearchRecordsRequest, context: Context
     ) -> records_pb2.SearchRecordsResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         text = validation.search_query(request.query)
         limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
         digest = query_digest("search", namespace, collection, text)
@@ -184,8 +176,7 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     async def WatchRecords(
         self, request: records_pb2.WatchRecordsRequest, context: Context
     ) -> AsyncIterator[records_pb2.WatchRecordsResponse]:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         filter = parse_filter(request.filter)
         changes = self.records.watch(namespace, collection, filter, request.from_cursor)
         async with aclosing(changes):
