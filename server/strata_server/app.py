@@ -21,19 +21,11 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from strata.v1 import (
-    admin_pb2,
-    artifacts_pb2,
-    cache_pb2,
-    queue_pb2,
-    records_pb2,
-    transaction_pb2,
-    transcripts_pb2,
-)
 from strata_server import gauges, metrics
 from strata_server.api import admission, reflection, tls
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.decoding import DecodingInterceptor
+from strata_server.api.method_rules import STRATA_SERVICES
 from strata_server.backends import (
     Caching,
     StartupError,
@@ -62,15 +54,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("strata.server")
 
-SERVICE_NAMES = (
-    records_pb2.DESCRIPTOR.services_by_name["RecordService"].full_name,
-    transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"].full_name,
-    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-    queue_pb2.DESCRIPTOR.services_by_name["QueueService"].full_name,
-    transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"].full_name,
-    cache_pb2.DESCRIPTOR.services_by_name["CacheService"].full_name,
-    artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"].full_name,
-)
+SERVICE_NAMES = tuple(service.full_name for service in STRATA_SERVICES)
 
 
 @dataclass

@@ -3,8 +3,8 @@
 What is measured: every RPC by method and status code (a count and a latency
 histogram), the server streams open now, and whatever gauges the running server
 registers with `gauge_source` (database pool use, queue depth and age). The
-`@unary`/`@streaming` wrappers of `api.status_codes` record the RPCs, so there is no
-interceptor layer in the hot path.
+`unary`/`streaming` wrappers of `api.status_codes` (every servicer method runs in one)
+record the RPCs, so there is no interceptor layer in the hot path.
 
 The registry is this module's own (not prometheus_client's global default), so
 tests can start servers in one process without metrics colliding.

@@ -58,28 +58,30 @@ def register_services(
     verifier: Verifier | None,
 ) -> Cleanup:
     """Add the seven Strata servicers to `server`; returns the cleanup service."""
+    records = Records(caching.records, events)
+    commits = Commits(caching.records, events)
+    transcripts = Transcripts(
+        database.transcripts, events, heartbeat_seconds=settings.transcript_heartbeat_seconds
+    )
+    queues = Queues(database.queue, events)
+    artifacts = Artifacts(
+        database.artifacts,
+        database.quotas,
+        blobs,
+        max_bytes=settings.max_artifact_bytes,
+        idle_seconds=settings.upload_idle_timeout_seconds,
+    )
     records_pb2_grpc.add_RecordServiceServicer_to_server(
-        RecordService(Records(caching.records, events), settings.max_record_bytes, tokens=tokens),
-        server,
+        RecordService(records, settings.max_record_bytes, tokens=tokens), server
     )
     transaction_pb2_grpc.add_TransactionServiceServicer_to_server(
         TransactionService(
-            Commits(caching.records, events),
-            settings.max_record_bytes,
-            max_entry_bytes=settings.max_entry_bytes,
+            commits, settings.max_record_bytes, max_entry_bytes=settings.max_entry_bytes
         ),
         server,
     )
     add_transcript_service(
-        TranscriptService(
-            Transcripts(
-                database.transcripts,
-                events,
-                heartbeat_seconds=settings.transcript_heartbeat_seconds,
-            ),
-            max_entry_bytes=settings.max_entry_bytes,
-            tokens=tokens,
-        ),
+        TranscriptService(transcripts, max_entry_bytes=settings.max_entry_bytes, tokens=tokens),
         server,
     )
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
@@ -91,21 +93,10 @@ def register_services(
         server,
     )
     queue_pb2_grpc.add_QueueServiceServicer_to_server(
-        QueueService(Queues(database.queue, events), settings.max_record_bytes, tokens=tokens),
-        server,
+        QueueService(queues, settings.max_record_bytes, tokens=tokens), server
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
-        ArtifactService(
-            Artifacts(
-                database.artifacts,
-                database.quotas,
-                blobs,
-                max_bytes=settings.max_artifact_bytes,
-                idle_seconds=settings.upload_idle_timeout_seconds,
-            ),
-            tokens=tokens,
-        ),
-        server,
+        ArtifactService(artifacts, tokens=tokens), server
     )
 
     def wake_watches(refs: Sequence[RecordRef]) -> None:

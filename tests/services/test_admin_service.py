@@ -10,6 +10,7 @@ from typing import Any
 
 from strata_server.core import access_rules as access
 from strata_server.core.access_rules import Principal, Role
+from strata_server.core.artifact_rules import Header
 from strata_server.core.integrity_findings import IntegrityReport
 from strata_server.core.models import Actor
 from strata_server.core.retention_rules import RetentionPolicy, Target
@@ -71,7 +72,7 @@ async def parts(*items: Part) -> AsyncIterator[Part]:
 async def test_integrity_finds_an_artifact_whose_blob_is_gone(storage) -> None:
     ports, blobs = storage
     artifacts = Artifacts(ports.artifacts, ports.quotas, blobs, max_bytes=1 << 24, idle_seconds=30)
-    header = UploadHeader("default", "o", "log", "a.log", "text/plain", {}, "", None, "", "f")
+    header = UploadHeader("default", Header("o", "log", "a.log", "text/plain"), "", "f")
     stored = await artifacts.upload(parts(header, os.urandom(1000)), actor=ACTOR)
     blob = await blobs.stat(stored.sha256)
     await blobs.delete(blob)

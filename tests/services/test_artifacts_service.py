@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from strata_server.core.artifact_rules import Header
 from strata_server.core.errors import DeadlineExceeded, InvalidArgument
 from strata_server.core.models import Actor
 from strata_server.services.artifacts_service import (
@@ -31,18 +32,8 @@ def service(storage: tuple[Any, Any], idle_seconds: float = 30) -> Artifacts:
 
 
 def header(kind: str = "log", sha256: str = "") -> UploadHeader:
-    return UploadHeader(
-        namespace="default",
-        owner="o",
-        kind=kind,
-        name="run.log",
-        content_type="text/plain",
-        labels={},
-        sha256=sha256,
-        size=None,
-        request_id="",
-        fingerprint="f",
-    )
+    sent = Header(owner="o", kind=kind, name="run.log", content_type="text/plain", sha256=sha256)
+    return UploadHeader(namespace="default", header=sent, request_id="", fingerprint="f")
 
 
 async def parts(*items: Part, stall: float = 0) -> AsyncIterator[Part]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from strata_server.core.artifact_rules import Header
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.models import Actor, Progress, ServerFacts
 from strata_server.core.transfer_format import BLOBS, ConflictPolicy, Kind
@@ -59,7 +60,7 @@ async def parts(*items: Part) -> AsyncIterator[Part]:
 async def upload(storage: tuple[Any, Any], namespace: str, data: bytes) -> None:
     ports, blobs = storage
     artifacts = Artifacts(ports.artifacts, ports.quotas, blobs, max_bytes=1 << 24, idle_seconds=30)
-    header = UploadHeader(namespace, "o", "log", "a.log", "text/plain", {}, "", None, "", "f")
+    header = UploadHeader(namespace, Header("o", "log", "a.log", "text/plain"), "", "f")
     await artifacts.upload(parts(header, data), actor=ACTOR)
 
 

@@ -5,6 +5,7 @@ access.py; transfers through api/transfer_rpc.py), nothing else."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -13,9 +14,9 @@ from google.protobuf import duration_pb2
 
 from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
 from strata_server.api import admin_messages as render
-from strata_server.api.convert import actor, to_datetime
+from strata_server.api.convert import actor, collection_of, to_datetime
 from strata_server.api.page_tokens import next_page_token, resume_after
-from strata_server.api.status_codes import streaming, unary
+from strata_server.api.status_codes import rpcs
 from strata_server.api.transfer_rpc import TransferRpc
 from strata_server.api.usage_rpc import usage_to_proto
 from strata_server.core import errors, models, validation
@@ -35,45 +36,34 @@ MAX_FILTER_CHARS = 512
 """The longest audit filter value (entity, entity_id, actor, action)."""
 
 
+@rpcs(admin_pb2.DESCRIPTOR.services_by_name["AdminService"])
+@dataclass(frozen=True, slots=True)
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     """Server information, audit, indexes, retention, usage, maintenance, transfers,
-    tokens and quotas for operators and clients. Without `transfer` or `token_admin`
-    (a server that did not set them up) their calls answer FAILED_PRECONDITION."""
+    tokens and quotas for operators and clients."""
 
-    def __init__(
-        self,
-        server: ServerDescription,
-        admin: Administration,
-        cleanup: Cleanup,
-        integrity: IntegrityCheck,
-        *,
-        transfer: TransferRpc | None = None,
-        token_admin: TokenAdmin | None = None,
-        tokens: PageTokens,
-    ) -> None:
-        self._server = server
-        self._admin = admin
-        self._cleanup = cleanup
-        self._integrity = integrity
-        self._transfer = transfer
-        self._token_admin_service = token_admin
-        self._tokens = tokens
+    server: ServerDescription
+    admin: Administration
+    cleanup: Cleanup
+    integrity: IntegrityCheck
+    _: KW_ONLY
+    transfer: TransferRpc
+    token_admin: TokenAdmin
+    tokens: PageTokens
 
-    @unary
     async def GetServerInfo(
         self, request: admin_pb2.GetServerInfoRequest, context: Context
     ) -> admin_pb2.GetServerInfoResponse:
-        return render.server_info_to_proto(await self._server.describe())
+        return render.server_info_to_proto(await self.server.describe())
 
-    @unary
     async def ListAuditEntries(
         self, request: admin_pb2.ListAuditEntriesRequest, context: Context
     ) -> admin_pb2.ListAuditEntriesResponse:
         namespace, query, digest = self._audit_query(request)
-        page = await self._admin.list_audit(namespace, query)
+        page = await self.admin.list_audit(namespace, query)
         return admin_pb2.ListAuditEntriesResponse(
             entries=[render.audit_to_proto(entry) for entry in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
     def _audit_query(
@@ -102,7 +92,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 )
         values = (value or "" for value in filters.values())
         digest = query_digest("audit", namespace, *values, str(start), str(end))
-        before = resume_after(self._tokens, request.page_token, digest, int)
+        before = resume_after(self.tokens, request.page_token, digest, int)
         query = models.AuditQuery(
             **filters,
             start_time=start,
@@ -112,111 +102,87 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         )
         return namespace, query, digest
 
-    @streaming
     def CreateIndex(
         self, request: admin_pb2.CreateIndexRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CreateIndexResponse]:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
-        path = parse_field(request.field)
-        events = self._admin.create_index(
-            namespace, collection, path, actor=actor(context.invocation_metadata())
-        )
+        events = self.admin.create_index(*_index_target(request), actor=actor(context))
         return render.index_responses(events)
 
-    @unary
     async def ListIndexes(
         self, request: admin_pb2.ListIndexesRequest, context: Context
     ) -> admin_pb2.ListIndexesResponse:
         namespace = validation.namespace(request.namespace)
         collection = validation.collection(request.collection) if request.collection else None
-        found = await self._admin.list_indexes(namespace, collection)
+        found = await self.admin.list_indexes(namespace, collection)
         return admin_pb2.ListIndexesResponse(indexes=[render.index_to_proto(i) for i in found])
 
-    @unary
     async def DropIndex(
         self, request: admin_pb2.DropIndexRequest, context: Context
     ) -> admin_pb2.DropIndexResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
-        path = parse_field(request.field)
-        await self._admin.drop_index(
-            namespace, collection, path, actor=actor(context.invocation_metadata())
-        )
+        await self.admin.drop_index(*_index_target(request), actor=actor(context))
         return admin_pb2.DropIndexResponse()
 
-    @unary
     async def SetRetentionPolicy(
         self, request: admin_pb2.SetRetentionPolicyRequest, context: Context
     ) -> admin_pb2.RetentionPolicy:
         namespace = validation.namespace(request.namespace)
         target = render.target(request.target)
         max_age = _lifetime(request.max_age, "max_age")
-        saved = await self._admin.set_retention(
+        saved = await self.admin.set_retention(
             RetentionPolicy(namespace, target, request.selector, max_age),
-            actor=actor(context.invocation_metadata()),
+            actor=actor(context),
         )
         return render.policy_to_proto(saved)
 
-    @unary
     async def ListRetentionPolicies(
         self, request: admin_pb2.ListRetentionPoliciesRequest, context: Context
     ) -> admin_pb2.ListRetentionPoliciesResponse:
-        found = await self._admin.list_retention(validation.namespace(request.namespace))
+        found = await self.admin.list_retention(validation.namespace(request.namespace))
         return admin_pb2.ListRetentionPoliciesResponse(
             policies=[render.policy_to_proto(policy) for policy in found]
         )
 
-    @unary
     async def DeleteRetentionPolicy(
         self, request: admin_pb2.DeleteRetentionPolicyRequest, context: Context
     ) -> admin_pb2.DeleteRetentionPolicyResponse:
         namespace = validation.namespace(request.namespace)
         target = render.target(request.target)
-        await self._admin.delete_retention(
-            namespace, target, request.selector, actor=actor(context.invocation_metadata())
-        )
+        await self.admin.delete_retention(namespace, target, request.selector, actor=actor(context))
         return admin_pb2.DeleteRetentionPolicyResponse()
 
-    @unary
     async def GetUsage(
         self, request: admin_pb2.GetUsageRequest, context: Context
     ) -> admin_pb2.GetUsageResponse:
         namespace = _scope(request.namespace, request.all_namespaces)
         owner = validation.owner_filter(request.owner)
-        return usage_to_proto(await self._admin.usage(namespace, owner))
+        return usage_to_proto(await self.admin.usage(namespace, owner))
 
-    @streaming
     def CheckIntegrity(
         self, request: admin_pb2.CheckIntegrityRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
-        events = self._integrity.run(
+        events = self.integrity.run(
             namespace, repair=request.repair, verify_blobs=request.verify_blobs
         )
         return render.integrity_responses(events)
 
-    @streaming
     def RunCleanup(
         self, request: admin_pb2.RunCleanupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
-        events = self._cleanup.run(namespace=namespace, dry_run=request.dry_run)
+        events = self.cleanup.run(namespace=namespace, dry_run=request.dry_run)
         return render.cleanup_responses(events)
 
-    @streaming
     def ExportNamespace(
         self, request: admin_pb2.ExportNamespaceRequest, context: Context
     ) -> AsyncIterator[admin_pb2.ExportNamespaceResponse]:
-        return self._transfers().export(request, context)
+        return self.transfer.export(request, context)
 
-    @streaming
     def ImportNamespace(
         self, request_iterator: AsyncIterator[admin_pb2.ImportNamespaceRequest], context: Context
     ) -> AsyncIterator[admin_pb2.ImportNamespaceResponse]:
-        return self._transfers().import_(request_iterator, context)
+        return self.transfer.import_(request_iterator, context)
 
-    @unary
     async def CreateToken(
         self, request: access_pb2.CreateTokenRequest, context: Context
     ) -> access_pb2.CreateTokenResponse:
@@ -229,63 +195,50 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             request.rate_limit,
             request.burst,
         )
-        stored, secret = await self._token_admin().create(
-            token, actor=actor(context.invocation_metadata())
-        )
+        stored, secret = await self.token_admin.create(token, actor=actor(context))
         return access_pb2.CreateTokenResponse(token=render.token_to_proto(stored), secret=secret)
 
-    @unary
     async def ListTokens(
         self, request: access_pb2.ListTokensRequest, context: Context
     ) -> access_pb2.ListTokensResponse:
         limit = page_size(request.page_size, default=100)
         digest = query_digest("tokens", str(request.show_inactive))
-        after = resume_after(self._tokens, request.page_token, digest, str)
-        page = await self._token_admin().list(after, limit, inactive=request.show_inactive)
+        after = resume_after(self.tokens, request.page_token, digest, str)
+        page = await self.token_admin.list(after, limit, inactive=request.show_inactive)
         return access_pb2.ListTokensResponse(
             tokens=[render.token_to_proto(token) for token in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
-    @unary
     async def RevokeToken(
         self, request: access_pb2.RevokeTokenRequest, context: Context
     ) -> access_pb2.Token:
         if not request.name:
             raise errors.InvalidArgument.field("name", "is required")
-        revoked = await self._token_admin().revoke(
-            request.name, actor=actor(context.invocation_metadata())
-        )
+        revoked = await self.token_admin.revoke(request.name, actor=actor(context))
         return render.token_to_proto(revoked)
 
-    @unary
     async def SetQuota(
         self, request: access_pb2.SetQuotaRequest, context: Context
     ) -> access_pb2.Quota:
         namespace = validation.namespace(request.namespace)
         max_bytes = check_max_bytes(request.max_bytes)
-        saved = await self._admin.set_quota(
-            namespace, max_bytes, actor=actor(context.invocation_metadata())
-        )
+        saved = await self.admin.set_quota(namespace, max_bytes, actor=actor(context))
         return render.quota_to_proto(saved)
 
-    @unary
     async def ListQuotas(
         self, request: access_pb2.ListQuotasRequest, context: Context
     ) -> access_pb2.ListQuotasResponse:
         namespace = validation.namespace(request.namespace) if request.namespace else None
-        found = await self._admin.list_quotas(namespace)
+        found = await self.admin.list_quotas(namespace)
         return access_pb2.ListQuotasResponse(quotas=[render.quota_to_proto(q) for q in found])
 
-    def _token_admin(self) -> TokenAdmin:
-        if self._token_admin_service is None:
-            raise errors.FailedPrecondition("tokens are not set up on this server")
-        return self._token_admin_service
 
-    def _transfers(self) -> TransferRpc:
-        if self._transfer is None:
-            raise errors.FailedPrecondition("export and import are not set up on this server")
-        return self._transfer
+def _index_target(
+    request: admin_pb2.CreateIndexRequest | admin_pb2.DropIndexRequest,
+) -> tuple[str, str, tuple[str, ...]]:
+    """The namespace, collection and data path an index call names."""
+    return (*collection_of(request), parse_field(request.field))
 
 
 def _scope(namespace: str, all_namespaces: bool) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +12,9 @@ import grpc
 from google.protobuf import empty_pb2
 
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
-from strata_server.api.convert import actor, fingerprint, message_from, set_timestamp
+from strata_server.api.convert import actor, fingerprint, message_from, set_timestamp, target
 from strata_server.api.page_tokens import next_page_token, resume_after
-from strata_server.api.status_codes import streaming, unary
+from strata_server.api.status_codes import rpcs
 from strata_server.api.stream_parts import stream_parts
 from strata_server.core import artifact_rules as artifacts
 from strata_server.core import errors, validation
@@ -38,8 +39,7 @@ def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
 
 
 def _upload_header(sent: artifacts_pb2.ArtifactHeader) -> UploadHeader:
-    return UploadHeader(
-        namespace=sent.namespace,
+    header = artifacts.Header(
         owner=sent.owner,
         kind=sent.kind,
         name=sent.name,
@@ -47,9 +47,8 @@ def _upload_header(sent: artifacts_pb2.ArtifactHeader) -> UploadHeader:
         labels=dict(sent.labels),
         sha256=sent.sha256,
         size=sent.size if sent.HasField("size") else None,
-        request_id=sent.request_id,
-        fingerprint=fingerprint(sent),
     )
+    return UploadHeader(sent.namespace, header, sent.request_id, fingerprint(sent))
 
 
 def _list_filters(request: artifacts_pb2.ListArtifactsRequest) -> tuple[str | None, str | None]:
@@ -73,31 +72,30 @@ def _url_expiry(request: artifacts_pb2.GetArtifactUrlRequest) -> timedelta:
     return expiry
 
 
+@rpcs(artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"])
+@dataclass(frozen=True, slots=True)
 class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
     """gRPC face of the artifact use cases."""
 
-    def __init__(self, service: Artifacts, *, tokens: PageTokens) -> None:
-        self._artifacts = service
-        self._tokens = tokens
+    artifacts: Artifacts
+    _: KW_ONLY
+    tokens: PageTokens
 
-    @unary
     async def UploadArtifact(
         self, request_iterator: AsyncIterator[artifacts_pb2.UploadArtifactRequest], context: Context
     ) -> artifacts_pb2.Artifact:
-        artifact = await self._artifacts.upload(
+        artifact = await self.artifacts.upload(
             stream_parts(aiter(request_iterator), _upload_header),
-            actor=actor(context.invocation_metadata()),
+            actor=actor(context),
             cancelled=context.cancelled,
         )
         return artifact_to_proto(artifact)
 
-    @streaming
     async def DownloadArtifact(
         self, request: artifacts_pb2.DownloadArtifactRequest, context: Context
     ) -> AsyncIterator[artifacts_pb2.DownloadArtifactResponse]:
-        namespace = validation.namespace(request.namespace)
-        id = validation.entity_id(request.id)
-        download = self._artifacts.download(namespace, id, request.offset, request.limit)
+        namespace, id = target(request)
+        download = self.artifacts.download(namespace, id, request.offset, request.limit)
         async with aclosing(download) as items:
             async for item in items:
                 if isinstance(item, bytes):
@@ -105,15 +103,11 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
                 else:
                     yield artifacts_pb2.DownloadArtifactResponse(artifact=artifact_to_proto(item))
 
-    @unary
     async def GetArtifact(
         self, request: artifacts_pb2.GetArtifactRequest, context: Context
     ) -> artifacts_pb2.Artifact:
-        namespace = validation.namespace(request.namespace)
-        artifact = await self._artifacts.get(namespace, validation.entity_id(request.id))
-        return artifact_to_proto(artifact)
+        return artifact_to_proto(await self.artifacts.get(*target(request)))
 
-    @unary
     async def ListArtifacts(
         self, request: artifacts_pb2.ListArtifactsRequest, context: Context
     ) -> artifacts_pb2.ListArtifactsResponse:
@@ -121,26 +115,19 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         owner, kind = _list_filters(request)
         limit = page_size(request.page_size)
         digest = query_digest("artifacts", namespace, owner or "", kind or "")
-        after = resume_after(self._tokens, request.page_token, digest, str)
-        page = await self._artifacts.list_artifacts(namespace, owner, kind, limit, after)
+        after = resume_after(self.tokens, request.page_token, digest, str)
+        page = await self.artifacts.list_artifacts(namespace, owner, kind, limit, after)
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_to_proto(item) for item in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
-    @unary
     async def DeleteArtifact(
         self, request: artifacts_pb2.DeleteArtifactRequest, context: Context
     ) -> empty_pb2.Empty:
-        namespace = validation.namespace(request.namespace)
-        await self._artifacts.delete(
-            namespace,
-            validation.entity_id(request.id),
-            actor=actor(context.invocation_metadata()),
-        )
+        await self.artifacts.delete(*target(request), actor=actor(context))
         return empty_pb2.Empty()
 
-    @unary
     async def FindMissingBlobs(
         self, request: artifacts_pb2.FindMissingBlobsRequest, context: Context
     ) -> artifacts_pb2.FindMissingBlobsResponse:
@@ -153,16 +140,15 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
             artifacts.sha256_hex(value, f"sha256s[{index}]")
             for index, value in enumerate(request.sha256s)
         ]
-        missing = await self._artifacts.find_missing(namespace, wanted)
+        missing = await self.artifacts.find_missing(namespace, wanted)
         return artifacts_pb2.FindMissingBlobsResponse(missing_sha256s=missing)
 
-    @unary
     async def GetArtifactUrl(
         self, request: artifacts_pb2.GetArtifactUrlRequest, context: Context
     ) -> artifacts_pb2.GetArtifactUrlResponse:
         namespace = validation.namespace(request.namespace)
         expiry = _url_expiry(request)
-        found = await self._artifacts.url(namespace, validation.entity_id(request.id), expiry)
+        found = await self.artifacts.url(namespace, validation.entity_id(request.id), expiry)
         response = artifacts_pb2.GetArtifactUrlResponse(
             url=found.url, compression=_COMPRESSION[found.artifact.compression]
         )

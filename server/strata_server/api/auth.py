@@ -24,22 +24,20 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, cast
 
 import grpc
 from google.protobuf.message import Message
 
 from strata_server.api.method_rules import FAIL_CLOSED, OPEN_SERVICES, Rule, rules
 from strata_server.api.status_codes import refuse
+from strata_server.api.wrapping_interceptor import Handler, WrappingInterceptor
 from strata_server.core import access_rules as access
 from strata_server.core.access_rules import ANONYMOUS, Principal
 from strata_server.core.errors import PermissionDenied, RateLimited, StrataError, Unauthenticated
 from strata_server.storage.ports import RateLimiter
 
 Context = grpc.aio.ServicerContext[Any, Any]
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
 
 
 def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
@@ -57,7 +55,7 @@ def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
     raise Unauthenticated("this server needs a token: send `authorization: Bearer <token>`")
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(WrappingInterceptor):
     """Authenticates and authorizes every call but health's (module docstring)."""
 
     def __init__(
@@ -68,32 +66,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         limiter: RateLimiter | None = None,
         method_rules: Mapping[str, Rule] | None = None,
     ) -> None:
+        super().__init__()
         self._authenticate_token = authenticate_token
         self._authenticate_certificate = authenticate_certificate
         self._limiter = limiter
         self._rules = dict(rules() if method_rules is None else method_rules)
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Req, Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Req, Resp] | None:
-        """The method's handler, wrapped once per method (then reused)."""
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        path = handler_call_details.method
-        known = self._wrapped.get(path)
-        if known is not None and known[0] is handler:
-            return cast("grpc.RpcMethodHandler[Req, Resp]", known[1])
-        wrapped = self._wrap(path, handler)
-        self._wrapped[path] = (handler, wrapped)
-        return cast("grpc.RpcMethodHandler[Req, Resp]", wrapped)
-
-    def _wrap(self, path: str, handler: Handler) -> Handler:
+    def wrap(self, path: str, handler: Handler) -> Handler:
         service = path.strip("/").partition("/")[0]
         if service in OPEN_SERVICES:
             return handler

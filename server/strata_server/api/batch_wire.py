@@ -6,7 +6,9 @@ layer's job, as every other proto rendering is. Building the message through the
 protobuf library would decode and re-encode every entry, so the frame is written by
 hand: the response's `batch` field around the entries and the batch's `next_seq`.
 The field numbers come from the generated descriptor, so the frame follows the
-proto; the entries' own field numbers are the storage encoding's business.
+proto; the entries' own field numbers are the storage encoding's business. The
+varints are written by the storage encoding's `varint`, the one protobuf varint
+writer of the server.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from google.protobuf.descriptor import FieldDescriptor
 
 from strata.v1 import transcripts_pb2
+from strata_server.storage.entry_wire import varint
 
 _LENGTH_DELIMITED = 2
 _VARINT = 0
@@ -28,20 +31,9 @@ _BATCH = _tag(_RESPONSE.DESCRIPTOR.fields_by_name["batch"], _LENGTH_DELIMITED)
 _NEXT_SEQ = _tag(_RESPONSE.Batch.DESCRIPTOR.fields_by_name["next_seq"], _VARINT)
 
 
-def _varint(value: int) -> bytes:
-    """A non-negative integer as a protobuf varint (7 bits a byte, low bits first).
-    The storage encoding has its own: neither layer imports the other's internals."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def batch_message(entries: bytes, next_seq: int) -> bytes:
     """A serialized ReadTranscriptResponse whose batch holds `entries` (concatenated
     stored forms) and `next_seq`."""
-    tail = _NEXT_SEQ + _varint(next_seq)
+    tail = _NEXT_SEQ + varint(next_seq)
     # One join: a batch may be megabytes, and concatenating would copy it twice.
-    return b"".join((_BATCH, _varint(len(entries) + len(tail)), entries, tail))
+    return b"".join((_BATCH, varint(len(entries) + len(tail)), entries, tail))

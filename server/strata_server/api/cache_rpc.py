@@ -6,13 +6,14 @@ keys, so no caller can read or clobber a cached record through this service.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2, empty_pb2
 
 from strata.v1 import cache_pb2, cache_pb2_grpc
-from strata_server.api.status_codes import unary
+from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, validation
 from strata_server.storage.ports import Cache
 
@@ -35,25 +36,26 @@ def _key(request: Any) -> tuple[str, str]:
     return validation.namespace(request.namespace), KEY_PREFIX + validation.cache_key(request.key)
 
 
+@rpcs(cache_pb2.DESCRIPTOR.services_by_name["CacheService"])
+@dataclass(frozen=True, slots=True)
 class CacheService(cache_pb2_grpc.CacheServiceServicer):
     """gRPC face of a Cache; `cache` None means this server has none it could keep
     consistent (several processes, no Redis), and every call says so."""
 
-    def __init__(self, cache: Cache | None, *, max_value_bytes: int, default_ttl: float) -> None:
-        self._cache = cache
-        self._max_value_bytes = max_value_bytes
-        self._default_ttl = default_ttl
+    cache: Cache | None
+    _: KW_ONLY
+    max_value_bytes: int
+    default_ttl: float
 
     def _backend(self) -> Cache:
-        if self._cache is None:
+        if self.cache is None:
             raise errors.FailedPrecondition(
                 "this server has no cache: several processes may serve this data, so an "
                 "in-process cache could disagree between them; set STRATA_REDIS_URL",
                 reason="CACHE_NOT_CONFIGURED",
             )
-        return self._cache
+        return self.cache
 
-    @unary
     async def Get(
         self, request: cache_pb2.CacheServiceGetRequest, context: Context
     ) -> cache_pb2.CacheServiceGetResponse:
@@ -63,25 +65,21 @@ class CacheService(cache_pb2_grpc.CacheServiceServicer):
             return cache_pb2.CacheServiceGetResponse(found=False)
         return cache_pb2.CacheServiceGetResponse(found=True, value=value)
 
-    @unary
     async def Set(
         self, request: cache_pb2.CacheServiceSetRequest, context: Context
     ) -> empty_pb2.Empty:
         namespace, key = _key(request)
-        ttl = validation.cache_ttl(
-            _seconds(request.ttl, request.HasField("ttl")), self._default_ttl
-        )
+        ttl = validation.cache_ttl(_seconds(request.ttl, request.HasField("ttl")), self.default_ttl)
         size = len(request.value)
-        if size > self._max_value_bytes:
+        if size > self.max_value_bytes:
             raise errors.TooLarge(
-                f"value is {size} bytes, over the {self._max_value_bytes}-byte limit "
+                f"value is {size} bytes, over the {self.max_value_bytes}-byte limit "
                 "(STRATA_CACHE_MAX_VALUE_BYTES)",
-                metadata={"size": str(size), "limit": str(self._max_value_bytes)},
+                metadata={"size": str(size), "limit": str(self.max_value_bytes)},
             )
         await self._backend().set(namespace, key, request.value, ttl)
         return empty_pb2.Empty()
 
-    @unary
     async def Delete(
         self, request: cache_pb2.CacheServiceDeleteRequest, context: Context
     ) -> cache_pb2.CacheServiceDeleteResponse:

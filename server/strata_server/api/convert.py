@@ -1,6 +1,7 @@
 """Protobuf <-> domain conversions every servicer shares: times, JSON data, records
 and jobs (a Commit returns both), domain results whose fields the wire names alike,
-request fingerprints and the audit actor."""
+request fingerprints, the audit actor, and the parts of a request every call
+names alike (namespace with id or collection)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
@@ -239,12 +241,12 @@ def idempotency(request: Any) -> models.Idempotency | None:
     return models.Idempotency(request_id, fingerprint(request)) if request_id else None
 
 
-def actor(metadata: Any) -> models.Actor:
+def actor(context: grpc.aio.ServicerContext[Any, Any]) -> models.Actor:
     """Who the audit log names for this call: the authenticated principal (a
     token's name), with the caller's `x-strata-actor` metadata only as a claimed
     sub-actor; under `--auth none`, the claim alone."""
     claimed = ""
-    for key, value in metadata or ():
+    for key, value in context.invocation_metadata() or ():
         if key == "x-strata-actor" and value:
             claimed = str(value)[:256]
             break
@@ -252,3 +254,16 @@ def actor(metadata: Any) -> models.Actor:
     if not principal.name:
         return models.Actor(claimed) if claimed else models.Actor()
     return models.Actor(replace(principal, claimed=claimed).actor)
+
+
+def collection_of(request: Any) -> tuple[str, str]:
+    """The namespace and the collection a record call (or an index's) names, each
+    checked, namespace first."""
+    return validation.namespace(request.namespace), validation.collection(request.collection)
+
+
+def target(request: Any) -> tuple[str, str]:
+    """The namespace and the id of what a call names by `id` (every call but a
+    create does), each checked, namespace first, so that every service refuses a bad
+    one in the same words."""
+    return validation.namespace(request.namespace), validation.entity_id(request.id)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -33,6 +33,7 @@ from google.protobuf.message import Message
 
 from strata_server.api import time_fields
 from strata_server.api.status_codes import refusal, refuse
+from strata_server.api.wrapping_interceptor import Handler, WrappingInterceptor
 from strata_server.core import errors
 
 log = structlog.get_logger("strata.api")
@@ -173,31 +174,11 @@ def _stream_request(behaviour: Any, decode: Decode, label: str) -> Any:
     return call
 
 
-class DecodingInterceptor(grpc.aio.ServerInterceptor):
+class DecodingInterceptor(WrappingInterceptor):
     """The outermost interceptor: grpc deserializes with the handler it returns, so
     the handler this returns keeps the bytes and decodes them inside its behaviour,
     as this module says, before every inner interceptor (authentication reads the
     request's namespace) and the servicer."""
 
-    def __init__(self) -> None:
-        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        """The method's handler, wrapped once per method (then reused)."""
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        known = self._wrapped.get(method)
-        if known is not None and known[0] is handler:
-            return known[1]
-        # One per method the server knows: bounded by the services.
-        wrapped = _wrap(handler, method)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        return _wrap(handler, method)

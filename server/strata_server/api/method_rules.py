@@ -142,7 +142,7 @@ UNSCOPED = frozenset(
 )
 """Methods that name no namespace and show none's data: the role alone decides."""
 
-SERVICES: tuple[ServiceDescriptor, ...] = (
+STRATA_SERVICES: tuple[ServiceDescriptor, ...] = (
     records_pb2.DESCRIPTOR.services_by_name["RecordService"],
     transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"],
     queue_pb2.DESCRIPTOR.services_by_name["QueueService"],
@@ -150,8 +150,11 @@ SERVICES: tuple[ServiceDescriptor, ...] = (
     artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"],
     cache_pb2.DESCRIPTOR.services_by_name["CacheService"],
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
-    reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
 )
+"""The seven Strata services, as their descriptors: listed once, so the server
+reflects and reports healthy (app.py) exactly the services this table covers."""
+
+SERVICES = (*STRATA_SERVICES, reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
 """Every service behind authentication, as its descriptor."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sized
 from contextlib import aclosing
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,10 +18,11 @@ from strata_server.api.convert import (
     data_from_struct,
     idempotency,
     job_to_proto,
+    target,
 )
 from strata_server.api.page_tokens import next_page_token, resume_after, resume_after_row
 from strata_server.api.parse_writes import duration, new_job
-from strata_server.api.status_codes import status_code, streaming, unary
+from strata_server.api.status_codes import rpcs, status_code
 from strata_server.core import errors, validation
 from strata_server.core import job_transitions as queue
 from strata_server.core.jsontypes import JSON, serialize
@@ -67,27 +69,24 @@ def _is_job_key(key: tuple[Any, ...]) -> bool:
     )
 
 
+@rpcs(queue_pb2.DESCRIPTOR.services_by_name["QueueService"])
+@dataclass(frozen=True, slots=True)
 class QueueService(queue_pb2_grpc.QueueServiceServicer):
     """gRPC face of the queue use cases."""
 
-    def __init__(self, queues: Queues, max_payload_bytes: int, *, tokens: PageTokens) -> None:
-        self._queues = queues
-        self._tokens = tokens
-        self._max_bytes = max_payload_bytes
+    queues: Queues
+    max_payload_bytes: int
+    _: KW_ONLY
+    tokens: PageTokens
 
-    @unary
     async def Enqueue(self, request: queue_pb2.EnqueueRequest, context: Context) -> queue_pb2.Job:
         namespace = validation.namespace(request.namespace)
-        job = new_job(request, self._max_bytes, datetime.now(UTC))
-        [created] = await self._queues.enqueue(
-            namespace,
-            [job],
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency(request),
+        job = new_job(request, self.max_payload_bytes, datetime.now(UTC))
+        [created] = await self.queues.enqueue(
+            namespace, [job], actor=actor(context), idempotency=idempotency(request)
         )
         return job_to_proto(created, datetime.now(UTC))  # the store stamped it after `now`
 
-    @unary
     async def BatchEnqueue(
         self, request: queue_pb2.BatchEnqueueRequest, context: Context
     ) -> queue_pb2.BatchEnqueueResponse:
@@ -97,21 +96,17 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         jobs = []
         for index, item in enumerate(request.jobs):
             try:
-                jobs.append(new_job(item, self._max_bytes, now, f"jobs[{index}]."))
+                jobs.append(new_job(item, self.max_payload_bytes, now, f"jobs[{index}]."))
             except errors.StrataError as error:
                 error.metadata.setdefault("job_index", str(index))
                 raise
-        created = await self._queues.enqueue(
-            namespace,
-            jobs,
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency(request),
+        created = await self.queues.enqueue(
+            namespace, jobs, actor=actor(context), idempotency=idempotency(request)
         )
         return queue_pb2.BatchEnqueueResponse(
             jobs=[job_to_proto(job, datetime.now(UTC)) for job in created]
         )
 
-    @unary
     async def LeaseJobs(
         self, request: queue_pb2.LeaseJobsRequest, context: Context
     ) -> queue_pb2.LeaseJobsResponse:
@@ -122,30 +117,24 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         wait = duration(request.wait, "wait") if request.HasField("wait") else timedelta(0)
         if not timedelta(0) <= wait <= queue.MAX_WAIT:
             raise errors.InvalidArgument.field("wait", "must be between 0 and 60 seconds")
-        jobs = await self._queues.lease(
-            namespace,
-            name,
-            request.max_jobs,
-            lease,
-            wait,
-            actor=actor(context.invocation_metadata()),
+        jobs = await self.queues.lease(
+            namespace, name, request.max_jobs, lease, wait, actor=actor(context)
         )
         now = datetime.now(UTC)
         return queue_pb2.LeaseJobsResponse(jobs=[job_to_proto(j, now) for j in jobs])
 
-    @streaming
     async def SubscribeJobs(
         self, request: queue_pb2.SubscribeJobsRequest, context: Context
     ) -> AsyncIterator[queue_pb2.Job]:
         namespace = validation.namespace(request.namespace)
         name = validation.collection(request.queue, "queue")
         _check_lease_count(request.max_in_flight, "max_in_flight")
-        jobs = self._queues.subscribe(
+        jobs = self.queues.subscribe(
             namespace,
             name,
             request.max_in_flight,
             _lease(request),
-            actor=actor(context.invocation_metadata()),
+            actor=actor(context),
             wanted=lambda: not context.done(),
         )
         async with aclosing(jobs):
@@ -157,23 +146,16 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         if not value.HasField("result"):
             return None
         result = data_from_struct(value.result, f"{field}result")
-        serialize(result, self._max_bytes, f"{field}result", "job result")
+        serialize(result, self.max_payload_bytes, f"{field}result", "job result")
         return result
 
-    @unary
     async def AckJob(self, request: queue_pb2.AckJobRequest, context: Context) -> queue_pb2.Job:
         result = self._result(request, "")
         token = _token(request.lease_token)
-        job = await self._queues.ack(
-            validation.namespace(request.namespace),
-            validation.entity_id(request.id),
-            token,
-            result,
-            actor=actor(context.invocation_metadata()),
-        )
+        namespace, id = target(request)
+        job = await self.queues.ack(namespace, id, token, result, actor=actor(context))
         return job_to_proto(job, datetime.now(UTC))
 
-    @unary
     async def AckJobs(
         self, request: queue_pb2.AckJobsRequest, context: Context
     ) -> queue_pb2.AckJobsResponse:
@@ -192,9 +174,7 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             )
         if len({ack.id for ack in acks}) < len(acks):
             raise errors.InvalidArgument.field("acks", "names a job id more than once")
-        outcomes = await self._queues.ack_many(
-            namespace, acks, actor=actor(context.invocation_metadata())
-        )
+        outcomes = await self.queues.ack_many(namespace, acks, actor=actor(context))
         now = datetime.now(UTC)
         response = queue_pb2.AckJobsResponse()
         for outcome in outcomes:
@@ -207,59 +187,44 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
                 entry.job.CopyFrom(job_to_proto(outcome, now))
         return response
 
-    @unary
     async def FailJob(self, request: queue_pb2.FailJobRequest, context: Context) -> queue_pb2.Job:
-        namespace = validation.namespace(request.namespace)
-        id = validation.entity_id(request.id)
+        namespace, id = target(request)
         token = _token(request.lease_token)
-        who = actor(context.invocation_metadata())
+        who = actor(context)
         if request.release:
             if request.error or request.HasField("retry_delay"):
                 field = "error" if request.error else "retry_delay"
                 raise errors.InvalidArgument.field(field, "must be empty when releasing a job")
-            job = await self._queues.release(namespace, id, token, actor=who)
+            job = await self.queues.release(namespace, id, token, actor=who)
             return job_to_proto(job, datetime.now(UTC))
         delay = None
         if request.HasField("retry_delay"):
             delay = duration(request.retry_delay, "retry_delay")
             if delay < timedelta(0):
                 raise errors.InvalidArgument.field("retry_delay", "must not be negative")
-        job = await self._queues.fail(
+        job = await self.queues.fail(
             namespace, id, token, request.error[: queue.MAX_ERROR_CHARS], delay, actor=who
         )
         return job_to_proto(job, datetime.now(UTC))
 
-    @unary
     async def ExtendLease(
         self, request: queue_pb2.ExtendLeaseRequest, context: Context
     ) -> queue_pb2.Job:
-        job = await self._queues.extend(
-            validation.namespace(request.namespace),
-            validation.entity_id(request.id),
-            _token(request.lease_token),
-            _lease(request),
-            actor=actor(context.invocation_metadata()),
-        )
+        namespace, id = target(request)
+        token = _token(request.lease_token)
+        job = await self.queues.extend(namespace, id, token, _lease(request), actor=actor(context))
         return job_to_proto(job, datetime.now(UTC))
 
-    @unary
     async def CancelJob(
         self, request: queue_pb2.CancelJobRequest, context: Context
     ) -> queue_pb2.Job:
-        namespace = validation.namespace(request.namespace)
-        job = await self._queues.cancel(
-            namespace, validation.entity_id(request.id), actor=actor(context.invocation_metadata())
-        )
+        job = await self.queues.cancel(*target(request), actor=actor(context))
         return job_to_proto(job, datetime.now(UTC))
 
-    @unary
     async def GetJob(self, request: queue_pb2.GetJobRequest, context: Context) -> queue_pb2.Job:
-        job = await self._queues.get_job(
-            validation.namespace(request.namespace), validation.entity_id(request.id)
-        )
+        job = await self.queues.get_job(*target(request))
         return job_to_proto(job, datetime.now(UTC))
 
-    @unary
     async def ListJobs(
         self, request: queue_pb2.ListJobsRequest, context: Context
     ) -> queue_pb2.ListJobsResponse:
@@ -272,20 +237,16 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             state = VISIBLE[request.state]
         limit = page_size(request.page_size)
         digest = query_digest("jobs", namespace, name, str(request.state))
-        after = resume_after_row(self._tokens, request.page_token, digest, _is_job_key)
-        page = await self._queues.list_jobs(namespace, name, state, limit, after)
+        after = resume_after_row(self.tokens, request.page_token, digest, _is_job_key)
+        page = await self.queues.list_jobs(namespace, name, state, limit, after)
         now = datetime.now(UTC)
         return queue_pb2.ListJobsResponse(
             jobs=[job_to_proto(job, now) for job in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
-    @unary
     async def RetryJob(self, request: queue_pb2.RetryJobRequest, context: Context) -> queue_pb2.Job:
-        namespace = validation.namespace(request.namespace)
-        job = await self._queues.retry(
-            namespace, validation.entity_id(request.id), actor=actor(context.invocation_metadata())
-        )
+        job = await self.queues.retry(*target(request), actor=actor(context))
         return job_to_proto(job, datetime.now(UTC))
 
     async def _set_paused(
@@ -293,44 +254,38 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
     ) -> queue_pb2.QueueStats:
         namespace = validation.namespace(request.namespace)
         name = validation.collection(request.queue, "queue")
-        stats = await self._queues.set_paused(
-            namespace, name, paused, actor=actor(context.invocation_metadata())
-        )
+        stats = await self.queues.set_paused(namespace, name, paused, actor=actor(context))
         return stats_to_proto(stats)
 
-    @unary
     async def PauseQueue(
         self, request: queue_pb2.PauseQueueRequest, context: Context
     ) -> queue_pb2.QueueStats:
         return await self._set_paused(request, True, context)
 
-    @unary
     async def ResumeQueue(
         self, request: queue_pb2.ResumeQueueRequest, context: Context
     ) -> queue_pb2.QueueStats:
         return await self._set_paused(request, False, context)
 
-    @unary
     async def GetQueueStats(
         self, request: queue_pb2.GetQueueStatsRequest, context: Context
     ) -> queue_pb2.QueueStats:
-        stats = await self._queues.stats(
+        stats = await self.queues.stats(
             validation.namespace(request.namespace), validation.collection(request.queue, "queue")
         )
         return stats_to_proto(stats)
 
-    @unary
     async def ListQueues(
         self, request: queue_pb2.ListQueuesRequest, context: Context
     ) -> queue_pb2.ListQueuesResponse:
         namespace = validation.namespace(request.namespace)
         limit = page_size(request.page_size)
         digest = query_digest("queues", namespace)
-        after = resume_after(self._tokens, request.page_token, digest, str)
-        page = await self._queues.list_queues(namespace, limit, after)
+        after = resume_after(self.tokens, request.page_token, digest, str)
+        page = await self.queues.list_queues(namespace, limit, after)
         return queue_pb2.ListQueuesResponse(
             queues=[stats_to_proto(stats) for stats in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import grpc
@@ -13,6 +14,7 @@ from google.protobuf import empty_pb2
 from strata.v1 import records_pb2, records_pb2_grpc
 from strata_server.api.convert import (
     actor,
+    collection_of,
     idempotency,
     record_to_proto,
     set_timestamp,
@@ -24,7 +26,7 @@ from strata_server.api.page_tokens import (
     resume_offset,
 )
 from strata_server.api.parse_writes import create_write, delete_write, update_write
-from strata_server.api.status_codes import streaming, unary
+from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import PageTokens, page_size, query_digest
@@ -55,46 +57,34 @@ def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
     return message
 
 
+@rpcs(records_pb2.DESCRIPTOR.services_by_name["RecordService"])
+@dataclass(frozen=True, slots=True)
 class RecordService(records_pb2_grpc.RecordServiceServicer):
     """gRPC face of the record use cases."""
 
-    def __init__(self, records: Records, max_record_bytes: int, *, tokens: PageTokens) -> None:
-        self._records = records
-        self._tokens = tokens
-        self._max_bytes = max_record_bytes
+    records: Records
+    max_record_bytes: int
+    _: KW_ONLY
+    tokens: PageTokens
 
-    @unary
     async def CreateRecord(
         self, request: records_pb2.CreateRecordRequest, context: Context
     ) -> records_pb2.Record:
         namespace = validation.namespace(request.namespace)
-        write = create_write(request, self._max_bytes)
-        result = await self._records.write(
-            namespace,
-            write,
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency(request),
-        )
-        assert isinstance(result, models.Record)
-        return record_to_proto(result)
+        write = create_write(request, self.max_record_bytes)
+        return await self._record_written(namespace, write, context, idempotency(request))
 
-    @unary
     async def GetRecord(
         self, request: records_pb2.GetRecordRequest, context: Context
     ) -> records_pb2.Record:
-        record = await self._records.get(
-            validation.namespace(request.namespace),
-            validation.collection(request.collection),
-            validation.entity_id(request.id),
-        )
+        namespace, collection = collection_of(request)
+        record = await self.records.get(namespace, collection, validation.entity_id(request.id))
         return record_to_proto(record)
 
-    @unary
     async def BatchGetRecords(
         self, request: records_pb2.BatchGetRecordsRequest, context: Context
     ) -> records_pb2.BatchGetRecordsResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         if len(request.ids) > MAX_BATCH_IDS:
             raise errors.InvalidArgument.field("ids", f"at most {MAX_BATCH_IDS} ids per call")
         ids = list(
@@ -103,78 +93,76 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 for index, value in enumerate(request.ids)
             )
         )
-        found = {r.id: r for r in await self._records.batch_get(namespace, collection, ids)}
+        found = {r.id: r for r in await self.records.batch_get(namespace, collection, ids)}
         return records_pb2.BatchGetRecordsResponse(
             records=[record_to_proto(found[i]) for i in ids if i in found],
             missing_ids=[i for i in ids if i not in found],
         )
 
-    @unary
     async def UpdateRecord(
         self, request: records_pb2.UpdateRecordRequest, context: Context
     ) -> records_pb2.Record:
         namespace = validation.namespace(request.namespace)
-        result = await self._records.write(
-            namespace,
-            update_write(request, self._max_bytes),
-            actor=actor(context.invocation_metadata()),
+        write = update_write(request, self.max_record_bytes)
+        return await self._record_written(namespace, write, context)
+
+    async def _record_written(
+        self,
+        namespace: str,
+        write: models.CreateRecord | models.UpdateRecord,
+        context: Context,
+        retried_as: models.Idempotency | None = None,
+    ) -> records_pb2.Record:
+        """Commit a create or an update and render the record it leaves (a create is
+        recognised when retried by its request id: `retried_as`)."""
+        result = await self.records.write(
+            namespace, write, actor=actor(context), idempotency=retried_as
         )
         assert isinstance(result, models.Record)
         return record_to_proto(result)
 
-    @unary
     async def DeleteRecord(
         self, request: records_pb2.DeleteRecordRequest, context: Context
     ) -> empty_pb2.Empty:
         namespace = validation.namespace(request.namespace)
-        await self._records.write(
-            namespace, delete_write(request), actor=actor(context.invocation_metadata())
-        )
+        await self.records.write(namespace, delete_write(request), actor=actor(context))
         return empty_pb2.Empty()
 
-    @unary
     async def ListRecords(
         self, request: records_pb2.ListRecordsRequest, context: Context
     ) -> records_pb2.ListRecordsResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         filter = parse_filter(request.filter)
         order = parse_order_by(request.order_by)
         limit = page_size(request.page_size)
         digest = query_digest("list", namespace, collection, request.filter, request.order_by)
         after = resume_after_row(
-            self._tokens, request.page_token, digest, lambda key: len(key) == len(order)
+            self.tokens, request.page_token, digest, lambda key: len(key) == len(order)
         )
-        page = await self._records.list_records(
+        page = await self.records.list_records(
             namespace, models.ListQuery(collection, filter, order, limit, after)
         )
         return records_pb2.ListRecordsResponse(
             records=[record_to_proto(record) for record in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
-    @unary
     async def CountRecords(
         self, request: records_pb2.CountRecordsRequest, context: Context
     ) -> records_pb2.CountRecordsResponse:
-        count = await self._records.count(
-            validation.namespace(request.namespace),
-            validation.collection(request.collection),
-            parse_filter(request.filter),
-        )
+        namespace, collection = collection_of(request)
+        count = await self.records.count(namespace, collection, parse_filter(request.filter))
         return records_pb2.CountRecordsResponse(count=count)
 
-    @unary
     async def SearchRecords(
         self, request: records_pb2.SearchRecordsRequest, context: Context
     ) -> records_pb2.SearchRecordsResponse:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         text = validation.search_query(request.query)
         limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
         digest = query_digest("search", namespace, collection, text)
-        offset = resume_offset(self._tokens, request.page_token, digest)
-        page = await self._records.search(
+        offset = resume_offset(self.tokens, request.page_token, digest)
+        page = await self.records.search(
             namespace, models.SearchQuery(collection, text, limit, offset)
         )
         return records_pb2.SearchRecordsResponse(
@@ -182,17 +170,15 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
                 records_pb2.SearchHit(record=record_to_proto(hit.record), score=hit.score)
                 for hit in page.items
             ],
-            next_page_token=next_offset_token(self._tokens, digest, page, offset + limit),
+            next_page_token=next_offset_token(self.tokens, digest, page, offset + limit),
         )
 
-    @streaming
     async def WatchRecords(
         self, request: records_pb2.WatchRecordsRequest, context: Context
     ) -> AsyncIterator[records_pb2.WatchRecordsResponse]:
-        namespace = validation.namespace(request.namespace)
-        collection = validation.collection(request.collection)
+        namespace, collection = collection_of(request)
         filter = parse_filter(request.filter)
-        changes = self._records.watch(namespace, collection, filter, request.from_cursor)
+        changes = self.records.watch(namespace, collection, filter, request.from_cursor)
         async with aclosing(changes):
             async for change in changes:
                 if isinstance(change, WatchStarted):

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, NoReturn, TypeVar
 import grpc
 import structlog
 from google.protobuf import any_pb2, duration_pb2, message
+from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -113,6 +114,7 @@ _INTERNAL = status_pb2.Status(
 )
 
 S = TypeVar("S")
+C = TypeVar("C", bound=type)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -288,3 +290,22 @@ def streaming(
             call.finish()
 
     return wrapper
+
+
+def rpcs(service: ServiceDescriptor) -> Callable[[C], C]:
+    """The servicer class decorator: each method of `service`, as the class defines
+    it, wrapped by `unary` or `streaming`, as the descriptor says its response is one
+    message or a stream. Taken from the descriptor, no RPC can be left without its
+    statuses, request id and metrics; a class missing one of the service's methods
+    is refused where it is defined."""
+
+    def wrap(servicer: C) -> C:
+        for method in service.methods:
+            handler = servicer.__dict__.get(method.name)
+            if handler is None:
+                raise TypeError(f"{servicer.__name__} lacks {service.name}.{method.name}")
+            wrapper = streaming if method.server_streaming else unary
+            setattr(servicer, method.name, wrapper(handler))
+        return servicer
+
+    return wrap

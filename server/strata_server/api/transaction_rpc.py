@@ -4,6 +4,7 @@ and renders each result."""
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from strata_server.api.parse_writes import (
     new_job,
     update_write,
 )
-from strata_server.api.status_codes import unary
+from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, models, validation
 from strata_server.core.job_transitions import Job
 from strata_server.core.transcript_rules import DEFAULT_MAX_ENTRY_BYTES, Appended
@@ -67,21 +68,16 @@ def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteR
     )
 
 
+@rpcs(transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"])
+@dataclass(frozen=True, slots=True)
 class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
     """gRPC face of Commit (services/commit_service.py)."""
 
-    def __init__(
-        self,
-        commits: Commits,
-        max_record_bytes: int,
-        *,
-        max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
-    ) -> None:
-        self._commits = commits
-        self._max_bytes = max_record_bytes
-        self._max_entry_bytes = max_entry_bytes
+    commits: Commits
+    max_record_bytes: int
+    _: KW_ONLY
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
 
-    @unary
     async def Commit(
         self, request: transaction_pb2.CommitRequest, context: Context
     ) -> transaction_pb2.CommitResponse:
@@ -92,14 +88,11 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
             raise errors.InvalidArgument.field("writes", f"at most {MAX_WRITES} writes per commit")
         now = datetime.now(UTC)
         writes = [
-            _write(write, i, self._max_bytes, self._max_entry_bytes, now)
+            _write(write, i, self.max_record_bytes, self.max_entry_bytes, now)
             for i, write in enumerate(request.writes)
         ]
-        results = await self._commits.commit(
-            namespace,
-            writes,
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency(request),
+        results = await self.commits.commit(
+            namespace, writes, actor=actor(context), idempotency=idempotency(request)
         )
         seen = datetime.now(UTC)  # after the store stamped the new jobs
         return transaction_pb2.CommitResponse(results=[_result(result, seen) for result in results])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from google.protobuf import empty_pb2
 
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.batch_wire import batch_message
-from strata_server.api.convert import actor, idempotency, message_from, set_timestamp
+from strata_server.api.convert import actor, idempotency, message_from, set_timestamp, target
 from strata_server.api.page_tokens import (
     next_offset_token,
     next_page_token,
@@ -27,7 +28,7 @@ from strata_server.api.page_tokens import (
     resume_offset,
 )
 from strata_server.api.parse_writes import append_write
-from strata_server.api.status_codes import streaming, unary
+from strata_server.api.status_codes import rpcs
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core import validation
 from strata_server.core.paging import PageTokens, page_size, query_digest
@@ -54,17 +55,16 @@ def serialize_read_response(response: ReadResponse | bytes) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
+@rpcs(transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"])
+@dataclass(frozen=True, slots=True)
 class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     """gRPC face of the transcript use cases."""
 
-    def __init__(
-        self, transcripts: Transcripts, *, max_entry_bytes: int, tokens: PageTokens
-    ) -> None:
-        self._transcripts = transcripts
-        self._tokens = tokens
-        self._max_entry_bytes = max_entry_bytes
+    transcripts: Transcripts
+    _: KW_ONLY
+    max_entry_bytes: int
+    tokens: PageTokens
 
-    @unary
     async def CreateTranscript(
         self, request: transcripts_pb2.CreateTranscriptRequest, context: Context
     ) -> transcripts_pb2.Transcript:
@@ -75,24 +75,16 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             else validation.new_id()
         )
         new = transcripts.new_transcript(id, request.owner, request.title, request.labels)
-        transcript = await self._transcripts.create(
-            namespace,
-            new,
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency(request),
+        transcript = await self.transcripts.create(
+            namespace, new, actor=actor(context), idempotency=idempotency(request)
         )
         return transcript_to_proto(transcript)
 
-    @unary
     async def GetTranscript(
         self, request: transcripts_pb2.GetTranscriptRequest, context: Context
     ) -> transcripts_pb2.Transcript:
-        transcript = await self._transcripts.get(
-            validation.namespace(request.namespace), validation.entity_id(request.id)
-        )
-        return transcript_to_proto(transcript)
+        return transcript_to_proto(await self.transcripts.get(*target(request)))
 
-    @unary
     async def ListTranscripts(
         self, request: transcripts_pb2.ListTranscriptsRequest, context: Context
     ) -> transcripts_pb2.ListTranscriptsResponse:
@@ -100,37 +92,31 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         owner = request.owner or None
         limit = page_size(request.page_size)
         digest = query_digest("transcripts", namespace, request.owner)
-        after = resume_after_row(self._tokens, request.page_token, digest, _is_transcript_key)
-        page = await self._transcripts.list_transcripts(namespace, owner, limit, after)
+        after = resume_after_row(self.tokens, request.page_token, digest, _is_transcript_key)
+        page = await self.transcripts.list_transcripts(namespace, owner, limit, after)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
-            next_page_token=next_page_token(self._tokens, digest, page),
+            next_page_token=next_page_token(self.tokens, digest, page),
         )
 
-    @unary
     async def AppendEntries(
         self, request: transcripts_pb2.AppendEntriesRequest, context: Context
     ) -> transcripts_pb2.AppendEntriesResponse:
         namespace = validation.namespace(request.namespace)
-        append = append_write(request, self._max_entry_bytes)
-        appended = await self._transcripts.append(
-            namespace,
-            append,
-            actor=actor(context.invocation_metadata()),
-            idempotency=idempotency(request),
+        append = append_write(request, self.max_entry_bytes)
+        appended = await self.transcripts.append(
+            namespace, append, actor=actor(context), idempotency=idempotency(request)
         )
         return transcripts_pb2.AppendEntriesResponse(
             first_seq=appended.first_seq, next_seq=appended.next_seq
         )
 
-    @streaming
     async def ReadTranscript(  # type: ignore[override]  # batches are sent as bytes
         self, request: transcripts_pb2.ReadTranscriptRequest, context: Context
     ) -> AsyncIterator[ReadResponse | bytes]:
-        namespace = validation.namespace(request.namespace)
-        id = validation.entity_id(request.id)
+        namespace, id = target(request)
         max_bytes = transcripts.batch_bytes(request.max_batch_bytes)
-        items = self._transcripts.read(
+        items = self.transcripts.read(
             namespace,
             id,
             request.from_seq,
@@ -142,27 +128,20 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             async for item in items:
                 yield _read_response(item)
 
-    @unary
     async def SealTranscript(
         self, request: transcripts_pb2.SealTranscriptRequest, context: Context
     ) -> transcripts_pb2.Transcript:
-        namespace = validation.namespace(request.namespace)
-        id = validation.entity_id(request.id)
-        transcript = await self._transcripts.seal(
-            namespace, id, actor=actor(context.invocation_metadata())
-        )
-        return transcript_to_proto(transcript)
+        namespace, id = target(request)
+        sealed = await self.transcripts.seal(namespace, id, actor=actor(context))
+        return transcript_to_proto(sealed)
 
-    @unary
     async def DeleteTranscript(
         self, request: transcripts_pb2.DeleteTranscriptRequest, context: Context
     ) -> empty_pb2.Empty:
-        namespace = validation.namespace(request.namespace)
-        id = validation.entity_id(request.id)
-        await self._transcripts.delete(namespace, id, actor=actor(context.invocation_metadata()))
+        namespace, id = target(request)
+        await self.transcripts.delete(namespace, id, actor=actor(context))
         return empty_pb2.Empty()
 
-    @unary
     async def SearchTranscripts(
         self, request: transcripts_pb2.SearchTranscriptsRequest, context: Context
     ) -> transcripts_pb2.SearchTranscriptsResponse:
@@ -171,13 +150,13 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         id = validation.entity_id(request.id) if request.id else None
         limit = page_size(request.page_size)
         digest = query_digest("transcript-search", namespace, text, request.id)
-        offset = resume_offset(self._tokens, request.page_token, digest)
-        page = await self._transcripts.search(
+        offset = resume_offset(self.tokens, request.page_token, digest)
+        page = await self.transcripts.search(
             namespace, transcripts.TranscriptSearch(text, limit, offset, id)
         )
         return transcripts_pb2.SearchTranscriptsResponse(
             hits=[message_from(transcripts_pb2.TranscriptHit, hit) for hit in page.items],
-            next_page_token=next_offset_token(self._tokens, digest, page, offset + limit),
+            next_page_token=next_offset_token(self.tokens, digest, page, offset + limit),
         )
 
 

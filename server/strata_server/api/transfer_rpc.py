@@ -8,6 +8,7 @@ and this module holds the transfer messages.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -33,12 +34,12 @@ _POLICIES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
 class TransferRpc:
     """The transfer calls of AdminService."""
 
-    def __init__(self, export: NamespaceExport, import_: NamespaceImport) -> None:
-        self._export = export
-        self._import = import_
+    exports: NamespaceExport
+    imports: NamespaceImport
 
     async def export(
         self, request: admin_pb2.ExportNamespaceRequest, context: Context
@@ -50,7 +51,7 @@ class TransferRpc:
             raise errors.InvalidArgument.field(
                 "owner", f"must be at most {MAX_OWNER} printable characters"
             )
-        async for event in self._export.run(namespace, owner or None):
+        async for event in self.exports.run(namespace, owner or None):
             if isinstance(event, bytes):
                 yield admin_pb2.ExportNamespaceResponse(chunk=event)
             elif isinstance(event, Progress):
@@ -63,7 +64,7 @@ class TransferRpc:
     ) -> AsyncIterator[admin_pb2.ImportNamespaceResponse]:
         """ImportNamespace's messages."""
         parts = stream_parts(aiter(requests), _import_header)
-        events = self._import.run(parts, actor=actor(context.invocation_metadata()))
+        events = self.imports.run(parts, actor=actor(context))
         response = admin_pb2.ImportNamespaceResponse
         async for message in with_progress(events, response, "result", _result):
             yield message

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -100,7 +100,8 @@ class Artifact:
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """A validated upload header: what the artifact is, and what the content must be."""
+    """An upload header: what the artifact is, and what the content must be
+    (`checked_header` checks one as a client sent it)."""
 
     owner: str
     kind: str
@@ -140,26 +141,19 @@ def _printable(value: str, field_name: str, limit: int) -> str:
     return value
 
 
-def header(
-    owner: str,
-    kind: str,
-    name: str,
-    content_type: str,
-    labels: Mapping[str, str],
-    sha256: str,
-    size: int | None,
-) -> Header:
-    """Validate an upload header's fields (BadRequest violations name the field)."""
-    if not KIND_RE.fullmatch(kind):
+def checked_header(sent: Header) -> Header:
+    """An upload header as the client sent it, checked (BadRequest violations name
+    the field) and completed: the default content type, an empty sha256 as none."""
+    if not KIND_RE.fullmatch(sent.kind):
         raise InvalidArgument.field(
             "header.kind", "must be a letter followed by up to 63 letters, digits, '_' or '-'"
         )
-    content_type = content_type or DEFAULT_CONTENT_TYPE
+    content_type = sent.content_type or DEFAULT_CONTENT_TYPE
     if len(content_type) > MAX_CONTENT_TYPE or not CONTENT_TYPE_RE.fullmatch(content_type):
         raise InvalidArgument.field("header.content_type", "must be a MIME type like text/plain")
-    if len(labels) > MAX_LABELS:
+    if len(sent.labels) > MAX_LABELS:
         raise InvalidArgument.field("header.labels", f"must hold at most {MAX_LABELS} labels")
-    for key, value in labels.items():
+    for key, value in sent.labels.items():
         if not KIND_RE.fullmatch(key):
             raise InvalidArgument.field(
                 "header.labels", f"key {key[:64]!r} must be a letter then letters, digits, _ or -"
@@ -168,16 +162,15 @@ def header(
             raise InvalidArgument.field(
                 "header.labels", f"value of {key!r} must be at most 256 printable characters"
             )
-    if size is not None and size < 0:
+    if sent.size is not None and sent.size < 0:
         raise InvalidArgument.field("header.size", "must not be negative")
-    return Header(
-        owner=_printable(owner, "header.owner", MAX_OWNER),
-        kind=kind,
-        name=_printable(name, "header.name", MAX_NAME),
+    return replace(
+        sent,
+        owner=_printable(sent.owner, "header.owner", MAX_OWNER),
+        name=_printable(sent.name, "header.name", MAX_NAME),
         content_type=content_type,
-        labels=dict(labels),
-        sha256=sha256_hex(sha256, "header.sha256") if sha256 else None,
-        size=size,
+        labels=dict(sent.labels),
+        sha256=sha256_hex(sent.sha256, "header.sha256") if sent.sha256 else None,
     )
 
 

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -45,8 +45,8 @@ from strata_server.core.artifact_rules import (
     StagedBlob,
     byte_range,
     check_staged,
+    checked_header,
 )
-from strata_server.core.artifact_rules import header as artifact_header
 from strata_server.core.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -71,46 +71,26 @@ IDLE_SETTING = "STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS"
 
 @dataclass(frozen=True, slots=True)
 class UploadHeader:
-    """An upload's header as the client sent it. An upload stream is this header,
-    then the content chunks (bytes); None stands for a message holding neither.
-    `upload` checks the header, so that one sent twice is refused as such, whatever
-    it holds."""
-
-    namespace: str
-    owner: str
-    kind: str
-    name: str
-    content_type: str
-    labels: Mapping[str, str]
-    sha256: str
-    size: int | None
-    request_id: str
-    fingerprint: str
-    """Identifies the header's content (without request_id) for idempotent retries."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Start:
-    """An upload's header, checked: what the chunks after it become."""
+    """An upload's header. An upload stream is this header, then the content chunks
+    (bytes); None stands for a message holding neither. As the client sent it, it is
+    unchecked: `upload` checks it (`_start`), so that one sent twice is refused as
+    such, whatever it holds."""
 
     namespace: str
     header: Header
     request_id: str | None
     fingerprint: str
+    """Identifies the header's content (without request_id) for idempotent retries."""
 
 
-def _start(sent: UploadHeader) -> _Start:
-    namespace = validation.namespace(sent.namespace)
-    header = artifact_header(
-        owner=sent.owner,
-        kind=sent.kind,
-        name=sent.name,
-        content_type=sent.content_type,
-        labels=sent.labels,
-        sha256=sent.sha256,
-        size=sent.size,
+def _start(sent: UploadHeader) -> UploadHeader:
+    """The header checked: what the chunks after it become."""
+    return UploadHeader(
+        validation.namespace(sent.namespace),
+        checked_header(sent.header),
+        validation.request_id(sent.request_id or ""),
+        sent.fingerprint,
     )
-    return _Start(namespace, header, validation.request_id(sent.request_id), sent.fingerprint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +140,7 @@ class Artifacts:
 
     async def _upload(
         self,
-        start: _Start,
+        start: UploadHeader,
         chunks: AsyncIterator[bytes],
         actor: Actor,
         cancelled: Callable[[], bool],
@@ -246,7 +226,7 @@ class Artifacts:
     async def _pin(self, namespace: str, upload_id: str, sha256: str) -> None:
         await self.artifacts.pin_blob(namespace, upload_id, sha256, datetime.now(UTC) + PIN_TTL)
 
-    async def _reuse(self, start: _Start, actor: Actor) -> Artifact:
+    async def _reuse(self, start: UploadHeader, actor: Actor) -> Artifact:
         """An upload that sent no chunks: name content the namespace already stores."""
         namespace, header = start.namespace, start.header
         sha256 = header.sha256 or ""
@@ -347,7 +327,7 @@ def _artifact(namespace: str, header: Header, staged: StagedBlob) -> Artifact:
     )
 
 
-def _idempotency(start: _Start, sha256: str) -> Idempotency | None:
+def _idempotency(start: UploadHeader, sha256: str) -> Idempotency | None:
     """The request's identity is its header (without request_id) plus its content."""
     if start.request_id is None:
         return None
