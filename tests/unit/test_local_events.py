@@ -224,3 +224,22 @@ async def test_degraded_rechecks_run_together_and_the_scheduler_stops_with_its_t
     await asyncio.sleep(0.01)
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "strata-rechecks"]
     await events.close()
+
+
+async def test_a_first_answer_wakes_its_listeners_only_when_it_is_news_by_itself() -> None:
+    """A queue's job may come due between a consumer's empty lease and the topic's
+    first probe; no write announces that, so a first answer saying a job is leasable
+    must wake the consumer, where any other first answer only sets the baseline."""
+    events = LocalEvents(recheck_seconds=0)
+
+    async def leasable() -> Probed:
+        return Probed(True, moving=False, ready=True)
+
+    async def baseline() -> Probed:
+        return Probed(True, moving=False)
+
+    with events.listen("due", recheck=Recheck("due", leasable)) as listener:
+        assert await listener.wait(5) == {"due"}
+    with events.listen("quiet", recheck=Recheck("quiet", baseline)) as listener:
+        assert await listener.wait(0.2) == set()
+    await events.close()

@@ -74,10 +74,17 @@ class Probed:
     change wakes the topic's listeners), and whether time alone may change it
     (`moving`: a queue holding jobs that may come due, changes committed but not yet
     readable). A topic whose probe is moving is probed again at its interval; one
-    that is not rests until a write on it (its notify) or the safety interval."""
+    that is not rests until a write on it (its notify) or the safety interval.
+
+    `ready`: the answer is news by itself, for listeners that may have looked just
+    before it became true (a queue with a job leasable now: it may have come due
+    between a consumer's empty lease and this probe, which no write announces). A
+    first answer otherwise only sets the baseline; a ready one also wakes them,
+    costing at most one needless look."""
 
     state: object
     moving: bool
+    ready: bool = False
 
 
 class Batched(Generic[K, V]):

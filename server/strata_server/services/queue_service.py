@@ -218,7 +218,7 @@ class Queues:
     async def _availability(self, namespace: str, name: str) -> Probed:
         """The re-check's probe: moving while the queue holds jobs that may come due."""
         found = await self._store.availability(namespace, name)
-        return Probed(found.now, moving=found.held)
+        return Probed(found.now, moving=found.held, ready=found.now)
 
     async def ack(
         self,

@@ -17,7 +17,8 @@ so the topics due in one interval are probed in one pass of the loop: probes tha
 share a `core.idle.Batched` lookup (every followed transcript's) then cost one
 query per round, not one per topic. A probe whose answer changed wakes the topic's
 listeners: the first answer only while wakeups may be missed, since while they flow
-a change after a listener's own first read wakes it anyway.
+a change after a listener's own first read wakes it anyway, or when it says it is
+news by itself (`Probed.ready`: a job that came due unannounced).
 """
 
 from __future__ import annotations
@@ -214,9 +215,10 @@ class Rechecks:
             log.debug("recheck failed", topic=recheck.topic, error=str(error))
         else:
             state = answer.state if isinstance(answer, Probed) else answer
+            ready = False
             if isinstance(answer, Probed):
-                check.moving = answer.moving
-            if state != check.last and (check.last is not _UNSET or self._degraded):
+                check.moving, ready = answer.moving, answer.ready
+            if state != check.last and (check.last is not _UNSET or self._degraded or ready):
                 self._wake(recheck.topic)
             check.last = state
         finally:
