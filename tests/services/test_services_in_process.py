@@ -139,28 +139,6 @@ async def test_a_subscription_closed_gives_back_the_jobs_it_never_handed_over(
     assert [job.attempt for job in again] == [1, 1]  # released, so this is attempt 1
 
 
-async def test_a_subscription_whose_caller_is_gone_leases_nothing_more(
-    database: Storage, events: LocalEvents
-) -> None:
-    """A consumer closing its stream cancels it, then releases what it received: that
-    release wakes the stream, which must not lease the job again for nobody."""
-    queues = Queues(database.queue, events)
-    gone = False
-    jobs = queues.subscribe(NS, "closing", 1, LEASE, actor=WORKER, wanted=lambda: not gone)
-    [job] = await queues.enqueue(
-        NS, [queue.NewJob("closing", {})], actor=Actor("producer"), idempotency=None
-    )
-    received = await anext(jobs)
-    assert received.id == job.id and received.lease_token
-    waiting = asyncio.ensure_future(anext(jobs))
-    gone = True  # the call is cancelled ...
-    await queues.release(NS, received.id, received.lease_token, actor=WORKER)  # ... then this
-    with pytest.raises(StopAsyncIteration):
-        await asyncio.wait_for(waiting, PATIENCE)
-    released = await queues.get_job(NS, job.id)
-    assert released.visible_state(datetime.now(UTC)) is queue.Visible.AVAILABLE
-
-
 async def test_a_commit_wakes_a_long_poll_and_a_watch(
     database: Storage, events: LocalEvents
 ) -> None:

@@ -135,7 +135,6 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             request.max_in_flight,
             _lease(request),
             actor=actor(context),
-            wanted=lambda: not context.done(),
         )
         async with aclosing(jobs):
             async for job in jobs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -130,17 +130,10 @@ class Queues:
         lease: timedelta,
         *,
         actor: Actor,
-        wanted: Callable[[], bool] = lambda: True,
     ) -> AsyncGenerator[queue.Job, None]:
         """Lease jobs as they come, holding at most `max_in_flight` unsettled, for as
-        long as the caller iterates and `wanted()` holds. A slot frees when a held job
-        is settled (on any replica: its lease token names this stream), cancelled, or
-        its lease lapses.
-
-        `wanted` is the transport's word that the caller is still there: a consumer
-        closing its stream cancels it before releasing what it received, so a
-        release that wakes this stream must not lease the job again for a caller
-        already gone."""
+        long as the caller iterates. A slot frees when a held job is settled (on any
+        replica: its lease token names this stream), cancelled, or its lease lapses."""
         # The stream's jobs carry lease tokens prefixed with its id, so that AckJob
         # and FailJob on any replica can wake it through `own` (topics.job_settled).
         subscription = validation.new_id()
@@ -164,8 +157,6 @@ class Queues:
                     still = await self._store.held_leases(namespace, held)
                     held = {id: token for id, token in held.items() if id in still}
                     check_held_at = loop.time() + lease.total_seconds()
-                if not wanted():
-                    return
                 free = max_in_flight - len(held)
                 jobs = []
                 if free > 0:

@@ -1208,8 +1208,8 @@ export const QueueService: GenService<{
    * extended by the stream: extend them with ExtendLease. To close cleanly,
    * cancel the call, then release the jobs received but not worked with FailJob
    * `release`; jobs the stream had leased but not yet sent when the call ended
-   * are released by the server, and a cancelled stream leases no more. Jobs of
-   * a stream that breaks come back when their leases expire.
+   * are released by the server. Jobs of a stream that breaks come back when
+   * their leases expire.
    * INVALID_ARGUMENT for a non-positive lease_duration or a max_in_flight
    * outside 1..1000.
    *
