@@ -12,6 +12,7 @@ are a set of names or `*` for all of them.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 from collections.abc import Iterator
@@ -106,4 +107,8 @@ def bind(principal: Principal) -> Iterator[Principal]:
     try:
         yield principal
     finally:
-        _current.reset(token)
+        # A streaming call's generator closed by the loop's finalizer (the server
+        # stopping with the stream open) runs in another context, where this value
+        # was never set: there is nothing to restore there.
+        with contextlib.suppress(ValueError):
+            _current.reset(token)
