@@ -232,3 +232,20 @@ def refusal(call: Callable[[], Any]) -> grpc.RpcError | None:
 def responses(stream: Iterator[Any]) -> list[Any]:
     """Every message of a finite stream."""
     return list(stream)
+
+
+def refused_within(
+    calls: Callable[[], list[grpc.StatusCode]],
+    began: float,
+    accepted: grpc.StatusCode = grpc.StatusCode.NOT_FOUND,
+) -> float:
+    """Seconds from `began` until every one of `calls()` is UNAUTHENTICATED, each
+    polled again while it still answers `accepted` (what the call answers while its
+    token is honoured); fails on any other code, and after ten seconds."""
+    while True:
+        codes = calls()
+        if all(code == grpc.StatusCode.UNAUTHENTICATED for code in codes):
+            return time.monotonic() - began
+        assert set(codes) <= {accepted, grpc.StatusCode.UNAUTHENTICATED}, codes
+        assert time.monotonic() - began < 10.0, f"still accepted: {codes}"
+        time.sleep(0.02)
