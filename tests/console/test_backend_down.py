@@ -31,23 +31,28 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _console_on(database: str, workdir: Path, **env: str) -> ConsoleServer:
+    """A production server of this test's own (its backends are the ones the test
+    stops), serving the console on a free port; started, its console not yet up."""
+    port = free_port()
+    process = StrataProcess(database, workdir, STRATA_CONSOLE_LISTEN=f"127.0.0.1:{port}", **env)
+    process.start()
+    return ConsoleServer(process, f"http://127.0.0.1:{port}", "postgres", None, None)
+
+
 def test_a_stopped_redis_gets_a_banner_and_the_rest_still_shows(
     browser: object, database_url: Callable[[str], str], tmp_path: Path
 ) -> None:
     redis = RedisServer(tmp_path / "redis")
     redis.start()
-    port = free_port()
-    process = StrataProcess(
+    server = _console_on(
         database_url("postgres"),
         tmp_path / "strata",
         STRATA_REDIS_URL=redis.url,
-        STRATA_CONSOLE_LISTEN=f"127.0.0.1:{port}",
         STRATA_REDIS_TIMEOUT_SECONDS="0.2",
         STRATA_REDIS_CONNECT_TIMEOUT_SECONDS="0.2",
     )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    server = ConsoleServer(process, url, "postgres", None, None)
+    process, url = server.process, server.url
     session = open_session(browser, server, None, "default")
     try:
         _wait_for(url)
@@ -75,16 +80,8 @@ def test_a_stopped_s3_gets_a_banner_and_the_rest_still_shows(
 ) -> None:
     s3 = S3Server(tmp_path / "s3")
     s3.start()
-    port = free_port()
-    process = StrataProcess(
-        database_url("postgres"),
-        tmp_path / "strata",
-        STRATA_CONSOLE_LISTEN=f"127.0.0.1:{port}",
-        **s3.env("console-outage"),
-    )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    server = ConsoleServer(process, url, "postgres", None, None)
+    server = _console_on(database_url("postgres"), tmp_path / "strata", **s3.env("console-outage"))
+    process, url = server.process, server.url
     session = open_session(browser, server, None, "default")
     empty = open_session(browser, server, None, "nothing-stored")
     try:
@@ -119,17 +116,13 @@ def test_a_stopped_postgresql_gets_a_banner_and_the_api_still_answers(
 ) -> None:
     pg = PgServer(tmp_path / "pg")  # of its own: stopping it disturbs no other test
     pg.start()
-    port = free_port()
-    process = StrataProcess(
+    server = _console_on(
         pg.create_database("console_down"),
         tmp_path / "strata",
         STRATA_REDIS_URL=redis.url,
-        STRATA_CONSOLE_LISTEN=f"127.0.0.1:{port}",
         **s3.env(f"console-pg-{uuid.uuid4().hex[:12]}"),
     )
-    process.start()
-    url = f"http://127.0.0.1:{port}"
-    server = ConsoleServer(process, url, "postgres", None, None)
+    process, url = server.process, server.url
     session = open_session(browser, server, None, "default")
     later = open_session(browser, server, None, "first-seen-while-down")
     try:
