@@ -23,8 +23,10 @@ before(async () => {
   client = new StrataClient({
     target: server.target,
     namespace: unique("ns"),
-    // Enough attempts to span a restart: the reads below wait it out.
-    retry: { maxAttempts: 60, initialBackoffMs: 50, maxBackoffMs: 500 },
+    // Enough attempts to span a restart: the reads below wait it out. About 75 s
+    // of retries, longer than the 60 s OwnServer.start allows a restart (a loaded
+    // 2-core host once took over 30 s, which the 60 attempts here used to span).
+    retry: { maxAttempts: 150, initialBackoffMs: 50, maxBackoffMs: 500 },
   });
 });
 after(async () => {
