@@ -25,7 +25,7 @@ import pytest
 
 import strata
 from strata import _leases, _queue_requests, _worker, aio_worker, worker
-from strata._machines import Sleep, Stoppable, arun, run
+from strata._machines import Machine, Sleep, Stoppable, arun, run
 from strata._transport import Cancelled
 from tests.client.test_queue_client import SHORT_WAIT, FakeClock, _leased
 from tests.support.server import StrataProcess
@@ -181,6 +181,25 @@ def test_serve_drains_before_raising() -> None:
     handlers["a"].set_exception(Halt())  # a handler's BaseException ends the loop
     with pytest.raises(Halt):
         loop.send(None)
+
+
+def test_an_asyncio_sleep_keeps_a_cancellation_that_comes_as_its_event_is_set() -> None:
+    async def scenario() -> None:
+        async with strata.AsyncClient("127.0.0.1:1") as client:
+            wake = asyncio.Event()
+
+            def sleeper() -> Machine[str]:
+                yield Sleep(10, wake)
+                return "slept"  # what a swallowed cancellation lets through
+
+            task = asyncio.create_task(arun(client.queue("q").transport, sleeper()))
+            await asyncio.sleep(0.01)
+            wake.set()
+            task.cancel()  # asyncio.wait_for (3.11) returns instead of raising here
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
 
 
 # --- the drivers: a lost wakeup or a hung call does not keep them waiting ----
