@@ -341,11 +341,11 @@ def test_a_cancelled_asyncio_worker_finishes_its_blocked_handler_then_ends_its_h
 
             handle = client.queue(queue)
             working = asyncio.create_task(
-                handle.work(handler, lease_duration=timedelta(seconds=1), wait=SHORT_WAIT)
+                handle.work(handler, lease_duration=timedelta(seconds=2), wait=SHORT_WAIT)
             )
             await started.wait()
             working.cancel()
-            await asyncio.sleep(1.5)  # past the lease: the heartbeat still keeps it
+            await asyncio.sleep(2.5)  # past the lease: the heartbeat still keeps it
             assert not working.done() and await client.lease_jobs(queue) == []
             release.set()
             with pytest.raises(asyncio.CancelledError):
