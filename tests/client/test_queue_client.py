@@ -26,7 +26,7 @@ import grpc
 import pytest
 
 import strata
-from strata import _job_args, _queue_requests, _worker
+from strata import _job_args, _leases, _queue_requests, _worker
 from strata._convert import dict_from_struct, struct_from_dict
 from strata.v1 import queue_pb2
 from tests.client.test_client_unit import server_error
@@ -829,25 +829,25 @@ class FakeClock:
         return self.now
 
 
-def _run(steps: _worker.Steps, outcomes: list[Any]) -> list[Any]:
+def _run(steps: _leases.Steps, outcomes: list[Any]) -> list[Any]:
     """Drive `steps`, answering its calls with `outcomes` in turn (an exception is
     thrown in); returns the calls made."""
     calls = []
-    rpc = _worker.advance(steps)
+    rpc = _leases.advance(steps)
     answers = iter(outcomes)
     while rpc is not None:
         calls.append(rpc)
         answer = next(answers)
         if isinstance(answer, strata.StrataError):
-            rpc = _worker.advance(steps, error=answer)
+            rpc = _leases.advance(steps, error=answer)
         else:
-            rpc = _worker.advance(steps, answer)
+            rpc = _leases.advance(steps, answer)
     return calls
 
 
 def test_lease_book_extends_every_third_of_the_lease() -> None:
     clock = FakeClock()
-    book = _worker.LeaseBook(timedelta(seconds=30), clock)
+    book = _leases.LeaseBook(timedelta(seconds=30), clock)
     first, second = _leased("a"), _leased("b")
     assert book.wait_time() is None
 
@@ -871,18 +871,18 @@ def test_lease_book_forgets_lost_leases_and_retries_transient_failures(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock()
-    book = _worker.LeaseBook(timedelta(seconds=3), clock)
+    book = _leases.LeaseBook(timedelta(seconds=3), clock)
     lost, flaky, acked = _leased("lost"), _leased("flaky"), _leased("acked")
     book.hold([lost, flaky, acked])
     clock.now += 1
     steps = book.beat()
-    first = _worker.advance(steps)
+    first = _leases.advance(steps)
     assert book.release(acked) is True  # acked while its extension was in flight
 
     with caplog.at_level(logging.WARNING, logger="strata.worker"):
-        second = _worker.advance(steps, error=strata.LeaseLost("stale"))
-        third = _worker.advance(steps, error=strata.Unavailable("down"))
-        assert _worker.advance(steps, error=strata.LeaseLost("acked")) is None
+        second = _leases.advance(steps, error=strata.LeaseLost("stale"))
+        third = _leases.advance(steps, error=strata.Unavailable("down"))
+        assert _leases.advance(steps, error=strata.LeaseLost("acked")) is None
 
     assert [rpc.request("d").id for rpc in (first, second, third) if rpc] == [
         "lost",
@@ -897,7 +897,7 @@ def test_lease_book_forgets_lost_leases_and_retries_transient_failures(
 
 
 def test_settle_acks_with_the_result() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job = _leased()
     book.hold([job])
 
@@ -909,7 +909,7 @@ def test_settle_acks_with_the_result() -> None:
 
 
 def test_settle_fails_with_the_exception_text() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job = _leased()
     book.hold([job])
 
@@ -919,7 +919,7 @@ def test_settle_fails_with_the_exception_text() -> None:
 
 
 def test_settle_fails_a_job_whose_result_is_refused() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job, other = _leased("a"), _leased("b")
     book.hold([job, other])
 
@@ -932,7 +932,7 @@ def test_settle_fails_a_job_whose_result_is_refused() -> None:
 
 
 def test_settle_skips_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     job, unheld = _leased("a"), _leased("b")
     book.hold([job])
 
@@ -945,7 +945,7 @@ def test_settle_skips_a_lost_lease(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_abandon_fails_the_current_job_and_gives_back_the_rest() -> None:
-    book = _worker.LeaseBook(timedelta(seconds=30))
+    book = _leases.LeaseBook(timedelta(seconds=30))
     jobs = [_leased("a"), _leased("b"), _leased("c")]
     book.hold(jobs)
 
@@ -1014,6 +1014,6 @@ def test_worker_arguments_are_checked() -> None:
     with pytest.raises(ValueError):
         _worker.check_concurrency(0)
     with pytest.raises(ValueError):
-        _worker.LeaseBook(timedelta(0))
+        _leases.LeaseBook(timedelta(0))
     with strata.Client("127.0.0.1:1") as client, pytest.raises(ValueError):
         client.queue("q").work(lambda job: None, concurrency=0)

@@ -18,9 +18,10 @@ A machine yields, and is sent back:
 An effect that fails has its exception thrown into the machine, which may catch
 it (a `StrataError` of a call, an `OSError` of a file) or let it through. What a
 machine returns is what the driver returns. The uploads, downloads, exports,
-imports and admin progress streams are machines, and so are the worker's acks
-(`strata._worker.Steps`) and the transcript follower (`strata.follow`): each is
-written once, and the clients differ only in their driver.
+imports and admin progress streams are machines, and so are the workers' loops,
+acks and heartbeat (`strata._worker`, `strata._leases`) and the transcript
+follower (`strata.follow`): each is written once, and the clients differ only in
+their driver.
 """
 
 from __future__ import annotations
@@ -263,9 +264,10 @@ async def _acarry_out(transport: AsyncTransport, effect: Effect) -> Any:
             return None
         case Sleep(seconds=seconds, stop=stop):
             assert isinstance(stop, asyncio.Event)
-            if seconds > 0:
+            if seconds > 0:  # asyncio.timeout, as wait_for may swallow a cancellation (3.11)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), seconds)
+                    async with asyncio.timeout(seconds):
+                        await stop.wait()
             return None
         case Blocking(fn=fn):
             return await asyncio.to_thread(fn)

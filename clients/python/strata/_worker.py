@@ -1,29 +1,32 @@
-"""What the blocking and the asyncio worker share, without doing any I/O.
+"""What the blocking and the asyncio worker share, without doing any I/O: the
+decisions of `work()` and `jobs()`, written once.
 
-`LeaseBook` keeps the leases a worker holds and says when each is next extended;
 `settle` and `abandon` decide how a job is closed once its handler has run;
 `Leasing` decides when to make the next lease call, and `lease` makes it;
-`consume` is the whole `jobs()` loop; and `stop_on_signals` turns SIGINT /
-SIGTERM into a graceful stop. All but the first and the last are machines
-(`strata._machines`): generators that yield the calls to make and are sent
+`serve` is the whole `work()` loop over a `Crew` of running handlers, drain
+included, and `consume` the whole `jobs()` loop; `stop_on_signals` turns SIGINT /
+SIGTERM into a graceful stop. The leases held and their heartbeat are in
+`strata._leases`. All but the last are machines (`strata._machines`):
+generators that yield the calls to make and the waits to do, and are sent
 their results, or thrown their errors, which `strata.worker` runs over threads
-and `strata.aio_worker` over asyncio. `Steps` are the ones that only make calls.
+and `strata.aio_worker` over asyncio; the drivers only start the threads or
+tasks. Every wait a machine yields has a bound, after which it looks again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import threading
-import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent import futures
 from contextlib import contextmanager
 from datetime import timedelta
 from types import FrameType
 from typing import Any, Generic, TypeAlias, TypeVar
 
 from strata import _job_args, _queue_requests
+from strata._leases import LOG, Event, LeaseBook, Steps
 from strata._machines import Deliver, Machine, Sleep, Stoppable
 from strata._retry import backoff_delays
 from strata._rpc import Rpc
@@ -32,10 +35,8 @@ from strata.config import RetryPolicy
 from strata.errors import (
     Aborted,
     DeadlineExceeded,
-    FailedPrecondition,
     InvalidArgument,
     LeaseLost,
-    NotFound,
     ResourceExhausted,
     StrataError,
     Unavailable,
@@ -43,25 +44,6 @@ from strata.errors import (
 from strata.jobs import Job
 
 TransportT = TypeVar("TransportT", Transport, AsyncTransport)
-
-LOG = logging.getLogger("strata.worker")
-"""Where workers report lost leases, failed jobs and server trouble."""
-
-Steps: TypeAlias = Generator[Rpc[Any, Any], Any, None]
-"""Calls to make one after the other: each yielded `Rpc` is sent, and its result
-sent back into the generator, or its `StrataError` thrown into it."""
-
-
-def advance(
-    steps: Steps, reply: Any = None, error: StrataError | None = None
-) -> Rpc[Any, Any] | None:
-    """The next call of `steps`, once the previous one returned `reply` or raised
-    `error`; None when there is none."""
-    try:
-        return steps.send(reply) if error is None else steps.throw(error)
-    except StopIteration:
-        return None
-
 
 Result: TypeAlias = Mapping[str, Any] | None
 """What a handler returns: the job's result (a JSON object), or None."""
@@ -75,9 +57,9 @@ MAX_LEASE_JOBS = 1000
 IDLE_SECONDS = 1.0
 """Least time between two lease calls that found nothing, whatever the wait."""
 
-RETRY_EXTEND_SECONDS = 1.0
-"""How soon a lease extension that failed for a transient reason is tried again
-(or at the next beat, if that comes earlier)."""
+HANDLER_WAIT_SECONDS = 1.0
+"""Longest the `work()` loop waits for one of its handlers to finish before it
+looks again at its handlers and at `stop`."""
 
 ABANDONED = (
     "the consumer loop ended before the job was finished: its body raised, or the "
@@ -88,101 +70,6 @@ generator is never told which exception ended the loop that drove it."""
 
 _TRANSIENT = (Unavailable, DeadlineExceeded, Aborted, ResourceExhausted)
 """Errors of a lease call after which leasing is tried again, after a pause."""
-
-_GONE = (LeaseLost, NotFound, FailedPrecondition)
-"""Errors of an extension that mean the lease is not the worker's any more."""
-
-
-class LeaseBook:
-    """The leases a worker holds, and when each is next extended: every third of
-    the lease duration, so that two extensions may fail before the lease ends.
-
-    Shared by the worker's loop (which holds and releases jobs) and its heartbeat
-    (which runs `beat`), from any thread.
-    """
-
-    def __init__(
-        self, lease_duration: timedelta, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if not isinstance(lease_duration, timedelta) or lease_duration <= timedelta(0):
-            raise ValueError("lease_duration must be a positive timedelta")
-        self.lease_duration = lease_duration
-        """How long each lease (and each extension) lasts."""
-        self.interval = lease_duration.total_seconds() / 3
-        """Seconds between two extensions of a lease."""
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._due: dict[str, float] = {}
-        self._jobs: dict[str, Job] = {}
-        self._lost: set[str] = set()
-
-    def hold(self, jobs: Iterable[Job]) -> None:
-        """Start keeping the leases of `jobs`, just leased."""
-        with self._lock:
-            due = self._clock() + self.interval
-            for job in jobs:
-                self._jobs[job.id] = job
-                self._due[job.id] = due
-
-    def release(self, job: Job) -> bool:
-        """Stop keeping `job`'s lease; False when the lease was lost meanwhile."""
-        with self._lock:
-            self._due.pop(job.id, None)
-            held = self._jobs.pop(job.id, None) is not None
-            lost = job.id in self._lost
-            self._lost.discard(job.id)
-        return held and not lost
-
-    def held(self) -> list[Job]:
-        """The jobs whose leases are kept, lost ones excepted."""
-        with self._lock:
-            return [job for job_id, job in self._jobs.items() if job_id not in self._lost]
-
-    def wait_time(self) -> float | None:
-        """Seconds until the next extension is due; None when there is none to make."""
-        with self._lock:
-            if not self._due:
-                return None
-            return max(0.0, min(self._due.values()) - self._clock())
-
-    def beat(self) -> Steps:
-        """Extend the leases that are due. A lease found lost stops being
-        extended and is reported once; a transient failure is retried soon."""
-        with self._lock:
-            now = self._clock()
-            due = [self._jobs[job_id] for job_id, when in self._due.items() if when <= now]
-        for job in due:
-            sent = self._clock()
-            try:
-                yield _queue_requests.extend_lease(job, self.lease_duration)
-            except _GONE as error:
-                if not self._extended(job, None):
-                    continue  # released (acked) meanwhile: nothing was lost
-                LOG.warning(
-                    "job %s of queue %s: lease lost (%s); skipping the job, which the "
-                    "queue may give to another worker",
-                    job.id,
-                    job.queue,
-                    error,
-                )
-            except StrataError as error:
-                self._extended(job, sent + min(self.interval, RETRY_EXTEND_SECONDS))
-                LOG.warning("job %s: could not extend its lease, will retry: %s", job.id, error)
-            else:
-                self._extended(job, sent + self.interval)
-
-    def _extended(self, job: Job, next_due: float | None) -> bool:
-        """After an extension: when the next is due, or None when the lease is
-        lost. False, changing nothing, for a job released meanwhile."""
-        with self._lock:
-            if job.id not in self._jobs:
-                return False
-            if next_due is None:
-                self._due.pop(job.id, None)
-                self._lost.add(job.id)
-            else:
-                self._due[job.id] = next_due
-            return True
 
 
 def settle(
@@ -285,9 +172,7 @@ class Leasing:
         return 0.0 if jobs else max(0.0, IDLE_SECONDS - self._wait.total_seconds())
 
 
-def lease(
-    leasing: Leasing, count: int, stop: threading.Event | asyncio.Event
-) -> Machine[list[Job]]:
+def lease(leasing: Leasing, count: int, stop: Event) -> Machine[list[Job]]:
     """Up to `count` jobs, or none when the call fails for a transient reason
     (after a pause) or `stop` is set meanwhile (the call is then cancelled)."""
     try:
@@ -304,7 +189,7 @@ def lease(
 def consume(
     leasing: Leasing,
     max_jobs: int,
-    stop: threading.Event | asyncio.Event,
+    stop: Event,
     hold: Callable[[list[Job]], object],
 ) -> Machine[None]:
     """The jobs of a `jobs()` loop, delivered one at a time: lease up to
@@ -323,6 +208,89 @@ def consume(
                 yield from abandon(book, batch[index:], exc)
                 raise
             yield from settle(book, job)
+
+
+RunningT = TypeVar("RunningT", futures.Future[None], asyncio.Future[None])
+"""A handler started on a job: a thread pool's future, or an asyncio task."""
+
+
+class Crew(Generic[RunningT]):
+    """The handlers a `work()` loop started and that may still run, each
+    started by `spawn` (in a thread of a pool, or as a task). Used from the
+    loop's own thread (or event loop) only; `finished` is set from wherever a
+    handler finishes."""
+
+    def __init__(self, spawn: Callable[[Job], RunningT], finished: Event) -> None:
+        self._spawn: Callable[[Job], RunningT] = spawn
+        self.finished = finished
+        """Set whenever a handler finishes (a threading.Event for threads, an
+        asyncio.Event for tasks)."""
+        self.running: set[RunningT] = set()
+        """The handlers not yet seen finished."""
+
+    def start(self, job: Job) -> None:
+        """Run the handler on `job`."""
+        running = self._spawn(job)
+        running.add_done_callback(lambda _: self.finished.set())
+        self.running.add(running)
+
+    def busy(self) -> int:
+        """How many handlers still run. One that raised (a handler's own errors
+        are settled: only a BaseException or a bug gets here) raises it again."""
+        for running in self._finished():
+            running.result()
+        return len(self.running)
+
+    def draining(self) -> bool:
+        """Whether a handler still runs; those that finished are forgotten, their
+        errors too (the loop is ending)."""
+        self._finished()
+        return bool(self.running)
+
+    def _finished(self) -> set[RunningT]:
+        self.finished.clear()  # before looking: a handler finishing after sets it again
+        done = {running for running in self.running if running.done()}
+        self.running -= done
+        return done
+
+
+def serve(
+    leasing: Leasing,
+    concurrency: int,
+    stop: Event,
+    hold: Callable[[list[Job]], object],
+    crew: Crew[Any],
+) -> Machine[None]:
+    """The `work()` loop: lease as many jobs as there are idle handlers out of
+    `concurrency` (`hold` starts keeping their leases), and start a handler on
+    each, until `stop` is set; then wait for the handlers still running (the
+    jobs in hand are finished) and return. A lease call's error that is not
+    transient, or a handler's BaseException, is raised after that wait too.
+    Every wait lasts `HANDLER_WAIT_SECONDS` at most before the loop looks again."""
+    try:
+        while True:
+            busy = crew.busy()
+            if stop.is_set():
+                break
+            if busy >= concurrency:
+                yield Sleep(HANDLER_WAIT_SECONDS, crew.finished)
+                continue
+            jobs = yield from lease(leasing, concurrency - busy, stop)
+            hold(jobs)
+            for job in jobs:
+                crew.start(job)
+    except GeneratorExit:
+        raise  # closed unfinished: no effect may be yielded any more
+    except BaseException:
+        yield from _drain(crew)
+        raise
+    yield from _drain(crew)
+
+
+def _drain(crew: Crew[Any]) -> Machine[None]:
+    """Wait for the handlers still running."""
+    while crew.draining():
+        yield Sleep(HANDLER_WAIT_SECONDS, crew.finished)
 
 
 def check_concurrency(concurrency: int) -> int:

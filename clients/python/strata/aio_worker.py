@@ -13,21 +13,21 @@ or, one job at a time in a loop of your own:
         await send_email(job)
 
 A heartbeat task extends the leases held every third of the lease duration while
-the handler (or loop body) runs. The pure parts are in `strata._worker`, shared
-with the blocking worker of `strata.worker`.
+the handler (or loop body) runs. Only the tasks are here: what the loops and the
+heartbeat decide, and how long each wait lasts at most, is in `strata._worker`
+and `strata._leases`, shared with the blocking worker of `strata.worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
+from strata._leases import CLOSE_SECONDS, LOG, Heartbeat, LeaseBook
 from strata._machines import aiterate, arun
 from strata._transport import AsyncTransport
-from strata._worker import LeaseBook
 from strata.jobs import Job
 from strata.subscription import AsyncSubscription
 
@@ -38,35 +38,37 @@ AsyncHandler = Callable[[Job], Awaitable[_worker.Result]]
 
 
 class _Heartbeat:
-    """A task that extends the leases of a LeaseBook as they come due."""
+    """A task that runs a `Heartbeat` over a LeaseBook; leaving the block closes
+    it and waits `CLOSE_SECONDS` at most for the task to end, then cancels it
+    and waits as long again. Closing does not depend on the cancellation, which
+    Python 3.11's `asyncio.wait_for` may swallow."""
 
     def __init__(self, transport: AsyncTransport, book: LeaseBook) -> None:
         self._transport = transport
-        self._book = book
-        self._wake = asyncio.Event()
+        self._heartbeat = Heartbeat(book, asyncio.Event(), asyncio.Event())
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> _Heartbeat:
-        self._task = asyncio.create_task(self._beat(), name="strata-heartbeat")
-        return self
+    async def __aenter__(self) -> Heartbeat:
+        beats = arun(self._transport, self._heartbeat.beats())
+        self._task = asyncio.create_task(beats, name="strata-heartbeat")
+        return self._heartbeat
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
-
-    def hold(self, jobs: list[Job]) -> list[Job]:
-        """Keep the leases of `jobs` from now on; returns them."""
-        self._book.hold(jobs)
-        self._wake.set()
-        return jobs
-
-    async def _beat(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._book.wait_time())
-            self._wake.clear()
-            await arun(self._transport, self._book.beat())
+        self._heartbeat.close()
+        task = self._task
+        if task is None:
+            return
+        try:
+            await asyncio.wait({task}, timeout=CLOSE_SECONDS)
+        finally:
+            if not task.done():  # late, or this wait was itself cancelled
+                task.cancel()
+        if not task.done():
+            await asyncio.wait({task}, timeout=CLOSE_SECONDS)
+        if not task.done():
+            LOG.warning("the heartbeat task did not end within %s s; leaving it", CLOSE_SECONDS)
+        elif not task.cancelled() and task.exception() is not None:
+            LOG.warning("the heartbeat failed", exc_info=task.exception())
 
 
 class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
@@ -102,30 +104,14 @@ class AsyncQueueHandle(_worker.HandleBase[AsyncTransport]):
         stop = stop if stop is not None else asyncio.Event()
         loop = asyncio.get_running_loop()
         leasing = self._leasing(lease_duration, wait)
-        running: set[asyncio.Task[None]] = set()
         with _worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
             async with _Heartbeat(self.transport, leasing.book) as heartbeat:
-                try:
-                    while True:
-                        if running:
-                            full = len(running) >= concurrency
-                            done, running = await asyncio.wait(
-                                running,
-                                timeout=None if full else 0,
-                                return_when=asyncio.FIRST_COMPLETED,
-                            )
-                            for task in done:
-                                task.result()
-                        if stop.is_set():
-                            break
-                        free = concurrency - len(running)
-                        leased = await arun(self.transport, _worker.lease(leasing, free, stop))
-                        for job in heartbeat.hold(leased):
-                            task = asyncio.create_task(self._run(handler, job, leasing.book))
-                            running.add(task)
-                finally:
-                    if running:
-                        await asyncio.wait(running)
+                crew = _worker.Crew(
+                    lambda job: asyncio.create_task(self._run(handler, job, leasing.book)),
+                    asyncio.Event(),
+                )
+                serving = _worker.serve(leasing, concurrency, stop, heartbeat.hold, crew)
+                await arun(self.transport, serving)
 
     def subscribe(
         self,

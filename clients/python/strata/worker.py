@@ -12,8 +12,10 @@ or, one job at a time in a loop of your own:
         send_email(job)
 
 A heartbeat thread extends the leases held every third of the lease duration
-while the handler (or loop body) runs. The pure parts are in `strata._worker`,
-shared with the asyncio worker of `strata.aio_worker`.
+while the handler (or loop body) runs. Only the threads are here: what the
+loops and the heartbeat decide, and how long each wait lasts at most, is in
+`strata._worker` and `strata._leases`, shared with the asyncio worker of
+`strata.aio_worker`.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from concurrent import futures
 from datetime import timedelta
 
 from strata import _queue_requests, _worker
+from strata._leases import CLOSE_SECONDS, LOG, Heartbeat, LeaseBook
 from strata._machines import iterate, run
 from strata._transport import Transport
-from strata._worker import LeaseBook
 from strata.jobs import Job
 from strata.subscription import Subscription
 
@@ -37,36 +39,27 @@ Handler = Callable[[Job], _worker.Result]
 
 
 class _Heartbeat:
-    """A thread that extends the leases of a LeaseBook as they come due."""
+    """A thread that runs a `Heartbeat` over a LeaseBook; leaving the block
+    closes it and waits `CLOSE_SECONDS` at most for the thread to end."""
 
     def __init__(self, transport: Transport, book: LeaseBook) -> None:
-        self._transport = transport
-        self._book = book
-        self._wake = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._beat, name="strata-heartbeat", daemon=True)
+        self._heartbeat = Heartbeat(book, threading.Event(), threading.Event())
+        self._thread = threading.Thread(
+            target=run,
+            args=(transport, self._heartbeat.beats()),
+            name="strata-heartbeat",
+            daemon=True,
+        )
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
-        return self
+        return self._heartbeat
 
     def __exit__(self, *exc_info: object) -> None:
-        self._closed = True
-        self._wake.set()
-        self._thread.join()
-
-    def hold(self, jobs: list[Job]) -> list[Job]:
-        """Keep the leases of `jobs` from now on; returns them."""
-        self._book.hold(jobs)
-        self._wake.set()
-        return jobs
-
-    def _beat(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._book.wait_time())
-            self._wake.clear()
-            if not self._closed:
-                run(self._transport, self._book.beat())
+        self._heartbeat.close()
+        self._thread.join(CLOSE_SECONDS)
+        if self._thread.is_alive():
+            LOG.warning("the heartbeat thread did not end within %s s; leaving it", CLOSE_SECONDS)
 
 
 class QueueHandle(_worker.HandleBase[Transport]):
@@ -104,24 +97,15 @@ class QueueHandle(_worker.HandleBase[Transport]):
         _worker.check_concurrency(concurrency)
         stop = stop if stop is not None else threading.Event()
         leasing = self._leasing(lease_duration, wait)
-        running: set[futures.Future[None]] = set()
         with (
             _worker.stop_on_signals(stop.set),
             _Heartbeat(self.transport, leasing.book) as heartbeat,
             futures.ThreadPoolExecutor(concurrency, f"strata-{self.name}") as pool,
         ):
-            while True:
-                full = len(running) >= concurrency
-                done, running = futures.wait(running, None if full else 0, futures.FIRST_COMPLETED)
-                for future in done:
-                    future.result()
-                if stop.is_set():
-                    break
-                leased = run(
-                    self.transport, _worker.lease(leasing, concurrency - len(running), stop)
-                )
-                for job in heartbeat.hold(leased):
-                    running.add(pool.submit(self._run, handler, job, leasing.book))
+            crew = _worker.Crew(
+                lambda job: pool.submit(self._run, handler, job, leasing.book), threading.Event()
+            )
+            run(self.transport, _worker.serve(leasing, concurrency, stop, heartbeat.hold, crew))
 
     def subscribe(
         self,
