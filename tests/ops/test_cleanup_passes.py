@@ -27,6 +27,7 @@ from tests.contract.transcript_helpers import (
     read_request,
     transcript_stub,
 )
+from tests.ops.test_migrations import strata
 from tests.ops.test_observability import _value
 from tests.support.ports import free_port
 from tests.support.server import StrataProcess
@@ -99,7 +100,7 @@ def replicas(
         replica.process.stop()
 
 
-def test_each_pass_runs_on_one_replica_and_both_report_it(replicas) -> None:
+def test_each_pass_runs_on_one_replica_and_both_report_it(replicas, tmp_path: Path) -> None:
     first, second = replicas
     ns = f"pass-{uuid.uuid4().hex[:8]}"
     ids = [f"r{i}" for i in range(5)]
@@ -136,6 +137,14 @@ def test_each_pass_runs_on_one_replica_and_both_report_it(replicas) -> None:
     assert last.end_time.ToNanoseconds() >= last.start_time.ToNanoseconds()
     targets = {step.target for step in last.steps}
     assert {"expired_records", "records", "idle_transcripts", "default_audit_log"} <= targets
+
+    # The operator's view of the same, from the other replica.
+    shown = strata(
+        "cleanup", "--status", "--server", second.process.target, cwd=tmp_path, COLUMNS="200"
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"last cleanup on {last.replica}" in shown.stdout
+    assert "records of logs in" in shown.stdout
 
     # The leader is the replica the summary names, and only it removed anything:
     # the records went once, counted once, audited once each.
