@@ -33,7 +33,7 @@ from tests.support.ports import free_port
 from tests.support.server import StrataProcess
 
 INTERVAL = 0.3
-IDLE = 1.5
+IDLE = 3.0
 """STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS of the replicas."""
 NAMES = ("replica-a", "replica-b")
 
