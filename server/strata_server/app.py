@@ -175,7 +175,7 @@ async def start(settings: Settings) -> Running:
         await blobs.close()
         await database.close()
 
-    cleanup = register_services(
+    schedule = register_services(
         server, settings, database, caching, events, blobs, tokens, verifier
     )
     health_servicer = health.aio.HealthServicer()
@@ -231,7 +231,7 @@ async def start(settings: Settings) -> Running:
         metrics_port=metrics_port,
         certificates=certificates,
     )
-    running.tasks.append(asyncio.create_task(cleanup.run_every(settings.cleanup_interval_seconds)))
+    running.tasks.append(asyncio.create_task(schedule.run_every(settings.cleanup_interval_seconds)))
     if verifier is not None:
         background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)

@@ -129,13 +129,28 @@ CLEANUP_RUNS = Counter(
 )
 CLEANUP_REMOVED = Counter(
     "strata_cleanup_removed",
-    "Items cleanup runs of this process removed, by target",
+    "Items cleanup runs of this process removed (idle_transcripts: sealed), by target",
     ["target"],
     registry=REGISTRY,
 )
 CLEANUP_LAST_SUCCESS = Gauge(
     "strata_cleanup_last_success_timestamp_seconds",
     "When a cleanup run (not a dry run) of this process last finished without error",
+    registry=REGISTRY,
+)
+CLEANUP_LEADER = Gauge(
+    "strata_cleanup_leader",
+    "1 while this process holds the cleanup lock, so runs the scheduled cleanup passes",
+    registry=REGISTRY,
+)
+CLEANUP_IN_PROGRESS = Gauge(
+    "strata_cleanup_in_progress",
+    "1 while a scheduled cleanup pass runs on this process",
+    registry=REGISTRY,
+)
+CLEANUP_LAST_DURATION = Gauge(
+    "strata_cleanup_last_duration_seconds",
+    "How long the last scheduled cleanup pass of this process took",
     registry=REGISTRY,
 )
 INTEGRITY_PROBLEMS = Gauge(

@@ -1,6 +1,6 @@
 """Every gRPC servicer, registered on a server over the use-case services it
 translates for, each given the ports it needs of the opened storage. app.py calls
-this once per process; it returns the cleanup service, which app.py also schedules.
+this once per process; it returns the cleanup schedule, which app.py runs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from strata_server.core.paging import PageTokens
 from strata_server.services.access_service import TokenAdmin, Verifier
 from strata_server.services.admin_service import Administration, Backends, ServerDescription
 from strata_server.services.artifacts_service import Artifacts
-from strata_server.services.cleanup_service import Cleanup
+from strata_server.services.cleanup_schedule import CleanupSchedule, default_replica
+from strata_server.services.cleanup_service import Cleanup, Keep
 from strata_server.services.commit_service import Commits
 from strata_server.services.integrity_service import IntegrityCheck
 from strata_server.services.queue_service import Queues
@@ -56,8 +57,8 @@ def register_services(
     blobs: BlobStore,
     tokens: PageTokens,
     verifier: Verifier | None,
-) -> Cleanup:
-    """Add the seven Strata servicers to `server`; returns the cleanup service."""
+) -> CleanupSchedule:
+    """Add the seven Strata servicers to `server`; returns the cleanup schedule."""
     records = Records(caching.records, events)
     commits = Commits(caching.records, events)
     transcripts = Transcripts(
@@ -114,16 +115,33 @@ def register_services(
         wake_watches(refs)
         return refs
 
+    def sealed(keys: Sequence[tuple[str, str]]) -> None:
+        # Followers of a transcript cleanup sealed end with `sealed`, on every replica.
+        for namespace, id in keys:
+            Wakeups(events).transcript_changed(namespace, id)
+
     blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
     cleanup = Cleanup(
         database.retention,
         database.cleanup,
         database.artifacts,
-        keep_completed=timedelta(seconds=settings.completed_job_retention_seconds),
+        keep=Keep(
+            completed_jobs=timedelta(seconds=settings.completed_job_retention_seconds),
+            audit_log=timedelta(seconds=settings.audit_retention_seconds),
+            request_log=timedelta(seconds=settings.request_log_retention_seconds),
+            idle=timedelta(seconds=settings.transcript_auto_seal_seconds),
+        ),
         purge_expired=purge_expired,
         forget=purged,
+        sealed=sealed,
         blobs=blobs,
         blob_grace=blob_grace,
+    )
+    schedule = CleanupSchedule(
+        cleanup,
+        database.retention,
+        database.cleanup_runs,
+        settings.replica_name or default_replica(),
     )
     transfer = TransferRpc(
         NamespaceExport(database.transfer, blobs, facts=database.facts),
@@ -159,9 +177,10 @@ def register_services(
             cleanup,
             IntegrityCheck(database.integrity, database.artifacts, blobs, blob_grace=blob_grace),
             transfer=transfer,
+            schedule=schedule,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
         ),
         server,
     )
-    return cleanup
+    return schedule

@@ -185,6 +185,8 @@ def test_jobs_by_queue_and_namespace_wide_with_precedence(stubs, ns):
         ("completed_jobs", "ledger"): 0,
         ("dead_jobs", "emails"): 1,
         ("default_completed_jobs", ""): 0,
+        ("default_audit_log", ""): 0,
+        ("default_request_log", ""): 0,
     }
     _, report = cleanup(stubs, namespace=ns)
     assert counts(report) == counts(dry)
@@ -334,6 +336,8 @@ def test_a_kind_policy_wins_over_the_namespace_wide_one(stubs, ns):
         ("artifacts", ""): 1,
         ("artifacts", "log"): 0,
         ("default_completed_jobs", ""): 0,
+        ("default_audit_log", ""): 0,
+        ("default_request_log", ""): 0,
     }
     names = {(step.target, step.selector): step.name for step in dry.steps}
     assert "every other kind" in names[("artifacts", "")]

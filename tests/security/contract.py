@@ -60,8 +60,10 @@ EVERY_NAMESPACE = {
     "/strata.v1.AdminService/CreateToken",
     "/strata.v1.AdminService/ListTokens",
     "/strata.v1.AdminService/RevokeToken",
+    "/strata.v1.AdminService/GetCleanupStatus",
 }
-"""Token management needs an admin token for "*"."""
+"""Token management, and the cleanup status (it covers every namespace), need an
+admin token for "*"."""
 
 
 def path_of(method: MethodDescriptor) -> str:

@@ -29,7 +29,13 @@ ProgressCallback: TypeAlias = Callable[[admin_pb2.Progress], object]
 """Called with each Progress message of a long admin call (phase, done, total, unit)."""
 
 RetentionTarget: TypeAlias = Literal[
-    "records", "completed_jobs", "dead_jobs", "sealed_transcripts", "artifacts"
+    "records",
+    "completed_jobs",
+    "dead_jobs",
+    "sealed_transcripts",
+    "artifacts",
+    "audit_log",
+    "request_log",
 ]
 """What a retention policy removes once older than its max_age."""
 
@@ -39,6 +45,8 @@ _TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "dead_jobs": admin_pb2.RETENTION_TARGET_DEAD_JOBS,
     "sealed_transcripts": admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS,
     "artifacts": admin_pb2.RETENTION_TARGET_ARTIFACTS,
+    "audit_log": admin_pb2.RETENTION_TARGET_AUDIT_LOG,
+    "request_log": admin_pb2.RETENTION_TARGET_REQUEST_LOG,
 }
 
 Role: TypeAlias = Literal["reader", "writer", "admin"]
@@ -227,6 +235,20 @@ def run_cleanup(
         "admin", "RunCleanup", _everywhere(fields, namespace, all_namespaces), _same, namespace
     )
     return progressed(rpc, "report", progress)
+
+
+def cleanup_status() -> Rpc[admin_pb2.GetCleanupStatusResponse, admin_pb2.GetCleanupStatusResponse]:
+    """How the scheduled cleanup goes, on any replica: the
+    `admin_pb2.GetCleanupStatusResponse` with the pass running now (`running`) and
+    the last finished one (`last`: replica, start and end, steps, error). Needs an
+    admin token for every namespace."""
+    return Rpc(
+        "admin",
+        "GetCleanupStatus",
+        lambda _: admin_pb2.GetCleanupStatusRequest(),
+        _same,
+        idempotent=True,
+    )
 
 
 def check_integrity(

@@ -230,6 +230,7 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     list_retention_policies = unary(_admin_requests.list_retention_policies)
     delete_retention_policy = unary(_admin_requests.delete_retention_policy)
     run_cleanup = machine(_admin_requests.run_cleanup)
+    cleanup_status = unary(_admin_requests.cleanup_status)
     check_integrity = machine(_admin_requests.check_integrity)
     export_namespace = machine(_transfer_streams.export_namespace)
     import_namespace = machine(_transfer_streams.import_namespace)

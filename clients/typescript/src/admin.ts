@@ -25,6 +25,7 @@ import {
   type AuditEntry as AuditEntryMessage,
   type CleanupReport as CleanupReportMessage,
   ConflictPolicy,
+  type GetCleanupStatusResponse,
   type GetServerInfoResponse,
   type ImportNamespaceRequest,
   ImportNamespaceRequestSchema,
@@ -52,6 +53,8 @@ export type AuditEntry = Plain<AuditEntryMessage>;
 export type Index = Plain<IndexMessage>;
 /** What a cleanup run removed (or, dry, would remove), step by step. */
 export type CleanupReport = Plain<CleanupReportMessage>;
+/** The scheduled cleanup on any replica: the pass running now, the last finished one. */
+export type CleanupStatus = Plain<GetCleanupStatusResponse>;
 /** What an integrity check found (and repaired). */
 export type IntegrityReport = Plain<IntegrityReportMessage>;
 /** What an exported archive holds. */
@@ -291,6 +294,20 @@ export class Admin {
     }
     if (report === undefined) throw new DataLossError("RunCleanup ended without its report");
     return plain(report);
+  }
+
+  /**
+   * How the scheduled cleanup goes, as any replica sees it: `running` (which
+   * replica, the step it is on) and `last` (replica, start and end, steps,
+   * error), each undefined when there is none. Needs an admin token for "*".
+   */
+  async cleanupStatus(options: CallOptions = {}): Promise<CleanupStatus> {
+    const response = await this.connection.unary(
+      (call) => this.service.getCleanupStatus({}, call),
+      { idempotent: true },
+      options,
+    );
+    return plain(response);
   }
 
   /**

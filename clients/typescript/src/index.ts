@@ -61,6 +61,7 @@ export type {
   ArchiveSummary,
   AuditEntry,
   CleanupReport,
+  CleanupStatus,
   ConflictPolicyName,
   ImportResult,
   Index,

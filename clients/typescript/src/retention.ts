@@ -12,13 +12,15 @@ export type RetentionTargetName =
   | "completed_jobs"
   | "dead_jobs"
   | "sealed_transcripts"
-  | "artifacts";
+  | "artifacts"
+  | "audit_log"
+  | "request_log";
 
 /** How long a namespace keeps one kind of data. */
 export interface RetentionPolicy {
   namespace: string;
   target: RetentionTargetName | "unspecified";
-  /** The collection, queue or kind it covers; empty: every queue / kind, or sealed transcripts. */
+  /** The collection, queue or kind it covers; empty: every queue / kind, sealed transcripts, or a log. */
   selector: string;
   /** Data older than this goes at the next cleanup, in milliseconds. */
   maxAgeMs: number;
@@ -32,6 +34,8 @@ const TARGETS: { [name in RetentionTargetName]: RetentionTarget } = {
   dead_jobs: RetentionTarget.DEAD_JOBS,
   sealed_transcripts: RetentionTarget.SEALED_TRANSCRIPTS,
   artifacts: RetentionTarget.ARTIFACTS,
+  audit_log: RetentionTarget.AUDIT_LOG,
+  request_log: RetentionTarget.REQUEST_LOG,
 };
 
 /** The enum value of a target name; TypeError for a name it does not know. */

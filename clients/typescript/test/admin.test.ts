@@ -114,6 +114,24 @@ describe("admin", () => {
     );
   });
 
+  test("log retention policies take no selector; cleanupStatus before any scheduled pass", async () => {
+    const set = await admin.setRetentionPolicy({ target: "audit_log", maxAgeMs: 90 * 86_400_000 });
+    assert.equal(set.target, "audit_log");
+    assert.equal(set.selector, "");
+    const listed = await admin.listRetentionPolicies();
+    assert.ok(listed.some((p) => p.target === "audit_log" && p.maxAgeMs === 90 * 86_400_000));
+    await rejection(
+      admin.setRetentionPolicy({ target: "request_log", selector: "x", maxAgeMs: 86_400_000 }),
+      InvalidArgumentError,
+    );
+    await admin.deleteRetentionPolicy("audit_log");
+
+    // The session's servers schedule their first pass an hour after start.
+    const status = await admin.cleanupStatus();
+    assert.equal(status.running, undefined);
+    assert.equal(status.last, undefined);
+  });
+
   test("checkIntegrity reports, with progress", async () => {
     const progress: Progress[] = [];
     const report = await admin.checkIntegrity({ onProgress: (p) => progress.push(p) });

@@ -14,9 +14,10 @@ from strata_server.core.access_rules import Role
 from strata_server.core.index_paths import RecordIndex
 from strata_server.core.integrity_findings import IntegrityReport
 from strata_server.core.quota_rules import Quota
-from strata_server.core.retention_rules import CleanupReport, RetentionPolicy, Target
+from strata_server.core.retention_rules import CleanupReport, CleanupRun, RetentionPolicy, Target
 from strata_server.core.token_rules import Token
 from strata_server.services.admin_service import ServerInfo
+from strata_server.services.cleanup_schedule import CleanupStatus
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -27,6 +28,8 @@ TARGETS: dict[int, Target] = {
     admin_pb2.RETENTION_TARGET_DEAD_JOBS: Target.DEAD_JOBS,
     admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS: Target.SEALED_TRANSCRIPTS,
     admin_pb2.RETENTION_TARGET_ARTIFACTS: Target.ARTIFACTS,
+    admin_pb2.RETENTION_TARGET_AUDIT_LOG: Target.AUDIT_LOG,
+    admin_pb2.RETENTION_TARGET_REQUEST_LOG: Target.REQUEST_LOG,
 }
 _TARGET_ENUMS = {
     target: admin_pb2.RetentionTarget.ValueType(value) for value, target in TARGETS.items()
@@ -46,7 +49,7 @@ def target(value: int) -> Target:
         raise errors.InvalidArgument.field(
             "target",
             "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS, _DEAD_JOBS,"
-            " _SEALED_TRANSCRIPTS or _ARTIFACTS",
+            " _SEALED_TRANSCRIPTS, _ARTIFACTS, _AUDIT_LOG or _REQUEST_LOG",
         )
     return found
 
@@ -136,6 +139,30 @@ def cleanup_to_proto(report: CleanupReport) -> admin_pb2.CleanupReport:
         steps=[message_from(admin_pb2.CleanupStep, step) for step in report.steps],
         start_time=report.started,
         end_time=report.finished,
+    )
+
+
+def cleanup_status_to_proto(status: CleanupStatus) -> admin_pb2.GetCleanupStatusResponse:
+    """GetCleanupStatus: the pass running now and the last finished one."""
+    return admin_pb2.GetCleanupStatusResponse(
+        running=_pass_to_proto(status.running) if status.running else None,
+        last=_pass_to_proto(status.last) if status.last else None,
+    )
+
+
+def _pass_to_proto(run: CleanupRun) -> admin_pb2.CleanupPass:
+    running = run.finished is None
+    return message_from(
+        admin_pb2.CleanupPass,
+        run,
+        start_time=run.started,
+        end_time=run.finished,
+        steps=[message_from(admin_pb2.CleanupStep, step) for step in run.steps],
+        total=sum(step.count for step in run.steps),
+        progress=admin_pb2.Progress(phase=run.phase, done=run.done, total=run.total, unit="items")
+        if running
+        else None,
+        error=run.error or "",
     )
 
 

@@ -28,6 +28,7 @@ from strata_server.core.retention_rules import RetentionPolicy
 from strata_server.core.token_rules import check_new_token
 from strata_server.services.access_service import TokenAdmin
 from strata_server.services.admin_service import Administration, ServerDescription
+from strata_server.services.cleanup_schedule import CleanupSchedule
 from strata_server.services.cleanup_service import Cleanup
 from strata_server.services.integrity_service import IntegrityCheck
 
@@ -48,6 +49,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     integrity: IntegrityCheck
     _: KW_ONLY
     transfer: TransferRpc
+    schedule: CleanupSchedule
     token_admin: TokenAdmin
     tokens: PageTokens
 
@@ -172,6 +174,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         namespace = _scope(request.namespace, request.all_namespaces)
         events = self.cleanup.run(namespace=namespace, dry_run=request.dry_run)
         return render.cleanup_responses(events)
+
+    async def GetCleanupStatus(
+        self, request: admin_pb2.GetCleanupStatusRequest, context: Context
+    ) -> admin_pb2.GetCleanupStatusResponse:
+        return render.cleanup_status_to_proto(await self.schedule.status())
 
     def ExportNamespace(
         self, request: admin_pb2.ExportNamespaceRequest, context: Context

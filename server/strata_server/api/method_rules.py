@@ -106,6 +106,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "RevokeToken": A,
         "SetQuota": A,
         "ListQuotas": A,
+        "GetCleanupStatus": A,
     },
     reflection.SERVICE_NAME: {"ServerReflectionInfo": R},
 }
@@ -120,6 +121,7 @@ EVERY_NAMESPACE = frozenset(
         "/strata.v1.AdminService/CreateToken",
         "/strata.v1.AdminService/ListTokens",
         "/strata.v1.AdminService/RevokeToken",
+        "/strata.v1.AdminService/GetCleanupStatus",
     }
 )
 """Methods that act on the whole server, so they need a principal for "*"."""

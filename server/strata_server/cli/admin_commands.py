@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from google.protobuf.timestamp_pb2 import Timestamp
 from rich.console import Console
 from rich.table import Table
 
@@ -162,9 +163,20 @@ def cleanup(
         bool, typer.Option("--all", help="Every namespace, expired records included.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status", help="Show the scheduled cleanup's passes instead of running one."
+        ),
+    ] = False,
 ) -> None:
     """Run a cleanup now (retention policies, expired records, completed jobs), with a
-    progress bar; prints what went, or with --dry-run what would go."""
+    progress bar; prints what went, or with --dry-run what would go. With --status,
+    shows the scheduled pass running now and the last one, from any replica."""
+    if status:
+        with connect(server, token, tls_ca) as client:
+            _print_status(client.cleanup_status())
+        return
     with connect(server, token, tls_ca) as client, StepBar() as bar:
         report = client.run_cleanup(
             dry_run=dry_run,
@@ -177,6 +189,34 @@ def cleanup(
     for done in report.steps:
         table.add_row(done.name, done.namespace or "(all)", str(done.count))
     Console().print(table)
+
+
+def _print_status(found: admin_pb2.GetCleanupStatusResponse) -> None:
+    if found.HasField("running"):
+        now = found.running
+        typer.echo(
+            f"running on {now.replica} since {_when(now.start_time)}: {now.progress.phase}"
+            f" {now.progress.done}/{now.progress.total}"
+        )
+    if not found.HasField("last"):
+        typer.echo("no scheduled cleanup has finished yet")
+        return
+    last = found.last
+    title = (
+        f"last cleanup on {last.replica}, {_when(last.start_time)} to {_when(last.end_time)}:"
+        f" {last.total} removed"
+    )
+    if last.error:
+        typer.echo(f"{title}; failed: {last.error}")
+        return
+    table = Table("step", "namespace", "removed", title=title)
+    for done in last.steps:
+        table.add_row(done.name, done.namespace or "(all)", str(done.count))
+    Console().print(table)
+
+
+def _when(stamp: Timestamp) -> str:
+    return stamp.ToDatetime(UTC).isoformat(timespec="seconds")
 
 
 def usage(

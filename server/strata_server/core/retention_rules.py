@@ -13,6 +13,12 @@ open transcript is never removed: someone may still append). Artifacts of a kind
 created longer ago than max_age; their blobs then go through the orphan-blob
 sweep, which keeps any blob another artifact still names. Without a policy, both
 are kept.
+
+The audit log and the idempotency request log are kept per namespace by their own
+policy (an empty selector), or, without one, for the server's
+STRATA_AUDIT_RETENTION_SECONDS and STRATA_REQUEST_LOG_RETENTION_SECONDS (0: kept
+for ever). Open transcripts with no append for STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS
+(0: never) are sealed by cleanup, after which the sealed transcripts policy applies.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from strata_server.core.errors import InvalidArgument
 
 MIN_AGE = timedelta(seconds=1)
 MAX_AGE = timedelta(days=100 * 366)
+KEEP_RUNS = 50
+"""How many scheduled cleanup passes the database remembers (GetCleanupStatus)."""
 
 
 class Target(enum.StrEnum):
@@ -37,6 +45,12 @@ class Target(enum.StrEnum):
     DEAD_JOBS = "dead_jobs"
     SEALED_TRANSCRIPTS = "sealed_transcripts"
     ARTIFACTS = "artifacts"
+    AUDIT_LOG = "audit_log"
+    REQUEST_LOG = "request_log"
+
+
+LOGS = frozenset({Target.AUDIT_LOG, Target.REQUEST_LOG})
+"""The targets that name a namespace's whole log: their selector is always empty."""
 
 
 class Exclude(enum.Enum):
@@ -66,9 +80,11 @@ class RetentionPolicy:
 
 def check_policy(target: Target, selector: str, max_age: timedelta) -> None:
     """INVALID_ARGUMENT for a policy that names nothing or keeps data for no time."""
-    if target is Target.SEALED_TRANSCRIPTS:
+    if target is Target.SEALED_TRANSCRIPTS or target in LOGS:
         if selector:
-            raise InvalidArgument.field("selector", "must be empty for sealed transcripts")
+            raise InvalidArgument.field(
+                "selector", "must be empty for " + target.value.replace("_", " ")
+            )
     elif target is Target.ARTIFACTS:
         if selector and not KIND_RE.fullmatch(selector):
             raise InvalidArgument.field(
@@ -106,3 +122,48 @@ class CleanupReport:
     def total(self) -> int:
         """Items removed (or that would be) over every step."""
         return sum(step.count for step in self.steps)
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupRun:
+    """One scheduled cleanup pass as every replica sees it (AdminService
+    GetCleanupStatus): which replica ran it, the steps done so far, and while it
+    runs the step it is on (`phase`, `done` of `total`)."""
+
+    replica: str
+    started: datetime
+    finished: datetime | None
+    steps: tuple[CleanupStep, ...]
+    phase: str = ""
+    done: int = 0
+    total: int = 0
+    error: str | None = None
+
+
+def steps_to_json(steps: tuple[CleanupStep, ...]) -> list[dict[str, object]]:
+    """A run's steps as the cleanup_runs table stores them (JSON)."""
+    return [
+        {
+            "name": step.name,
+            "target": step.target,
+            "namespace": step.namespace,
+            "selector": step.selector,
+            "count": step.count,
+        }
+        for step in steps
+    ]
+
+
+def steps_from_json(value: object) -> tuple[CleanupStep, ...]:
+    """`steps_to_json` read back."""
+    assert isinstance(value, list)
+    return tuple(
+        CleanupStep(
+            str(item["name"]),
+            str(item["target"]),
+            None if item["namespace"] is None else str(item["namespace"]),
+            str(item["selector"]),
+            int(item["count"]),
+        )
+        for item in value
+    )

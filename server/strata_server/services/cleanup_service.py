@@ -1,57 +1,75 @@
 """Cleanup runs: what AdminService.RunCleanup and the background scheduler remove.
 
 One run, in order: records past their expire_time (runs over every namespace
-only), each retention policy of the namespace(s) (records, finished jobs, sealed
-transcripts, artifacts), completed jobs past the server default that no policy
-covers (core/retention_rules.py has the rules), and, over every namespace, the
-orphan-blob sweep, which takes the blobs of artifacts a policy removed. Every
-step is counted first, then removed in batches of BATCH, so a run reports
-progress (done of total) and a dry run reports the counts alone. Records go
-through the cache's `forget` as they are deleted.
+only), open transcripts idle past STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS (sealed, not
+removed; when it is set), each retention policy of the namespace(s) (records,
+finished jobs, sealed transcripts, artifacts, the audit and request logs),
+completed jobs, audit entries and request log entries past their server default
+in namespaces no policy covers (core/retention_rules.py has the rules), and, over
+every namespace, the orphan-blob sweep, which takes the blobs of artifacts a
+policy removed. Every step is counted first, then removed in batches of BATCH, so
+a run reports progress (done of total) and a dry run reports the counts alone.
+Records go through the cache's `forget` as they are deleted; sealed transcripts'
+followers are woken through `sealed`.
 
-The scheduler (`Cleanup.run_every`) runs on one process among all that share the
-database at a time: the one that holds `RetentionStore.lead(LEADER_LOCK)`. It
-keeps it while it lives, so cleanups do not run once per replica; when it dies,
-another takes over at its next tick.
+The scheduler is services/cleanup_schedule.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
-import structlog
-
 from strata_server import metrics
-from strata_server.core.errors import StrataError
 from strata_server.core.models import Progress, RecordRef
-from strata_server.core.retention_rules import CleanupReport, CleanupStep, Exclude, Target
+from strata_server.core.retention_rules import (
+    LOGS,
+    CleanupReport,
+    CleanupStep,
+    Exclude,
+    Target,
+)
 from strata_server.services import blob_gc
 from strata_server.storage.ports import (
     ArtifactStore,
     BlobStore,
     OldJobs,
+    OldLog,
     RecordCleanup,
     RetentionStore,
 )
-
-log = structlog.get_logger("strata.cleanup")
 
 BATCH = 1000
 """Rows per purge statement: one short transaction each."""
 TRANSCRIPT_BATCH = 100
 """Transcripts per purge transaction: each takes its entries with it."""
-LEADER_LOCK = "cleanup"
 
 Forget = Callable[[Sequence[RecordRef]], Awaitable[None]]
 PurgeExpired = Callable[[int], Awaitable[list[RecordRef]]]
+Sealed = Callable[[Sequence[tuple[str, str]]], None]
 
 
 async def _nothing(refs: Sequence[RecordRef]) -> None:
     return None
+
+
+def _no_one(keys: Sequence[tuple[str, str]]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """The server's defaults for what no policy covers (settings/maintenance_settings.py):
+    a zero `audit_log` or `request_log` keeps that log for ever, a zero `idle`
+    never seals."""
+
+    completed_jobs: timedelta
+    audit_log: timedelta = timedelta(days=90)
+    request_log: timedelta = timedelta(days=1)
+    idle: timedelta = timedelta(0)
+    """How long an open transcript may go without an append before it is sealed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +83,10 @@ class Cleanup:
     records: RecordCleanup
     artifacts: ArtifactStore
     _: KW_ONLY
-    keep_completed: timedelta
+    keep: Keep
     purge_expired: PurgeExpired
     forget: Forget = _nothing
+    sealed: Sealed = _no_one
     blobs: BlobStore | None = None
     blob_grace: timedelta = timedelta(hours=1)
 
@@ -84,6 +103,9 @@ class Cleanup:
                 step = CleanupStep("expired records", "expired_records", None, "", total)
                 async for progress in self._step(steps, step, dry_run, self._expired_batch):
                     yield progress
+            if self.keep.idle:
+                async for progress in self._seal_idle(steps, namespace, started, dry_run):
+                    yield progress
             for policy in await self.retention.list_retention(namespace):
                 before = started - policy.max_age
                 count, purge, size = await self._policy_step(
@@ -99,7 +121,7 @@ class Cleanup:
                 )
                 async for progress in self._step(steps, step, dry_run, purge, size):
                     yield progress
-            before = started - self.keep_completed
+            before = started - self.keep.completed_jobs
             default_jobs = OldJobs(namespace, None, "completed", before, Exclude.ANY)
             count = await self.retention.count_old_jobs(default_jobs)
 
@@ -115,6 +137,14 @@ class Cleanup:
             )
             async for progress in self._step(steps, step, dry_run, default_batch):
                 yield progress
+            for log, keep in (
+                (Target.AUDIT_LOG, self.keep.audit_log),
+                (Target.REQUEST_LOG, self.keep.request_log),
+            ):
+                if keep:
+                    old = OldLog(log, namespace, started - keep, default=True)
+                    async for progress in self._default_log(steps, old, dry_run):
+                        yield progress
             if namespace is None and self.blobs is not None:
                 async for progress in self._sweep(steps, dry_run):
                     yield progress
@@ -127,6 +157,42 @@ class Cleanup:
                 metrics.CLEANUP_REMOVED.labels(done.target).inc(done.count)
             metrics.CLEANUP_LAST_SUCCESS.set(report.finished.timestamp())
         yield report
+
+    async def _default_log(
+        self, steps: list[CleanupStep], old: OldLog, dry_run: bool
+    ) -> AsyncIterator[Progress]:
+        """A log's entries past the server default, in namespaces without a policy
+        for that log."""
+        db = self.retention
+        count = await db.count_old_log(old)
+
+        async def batch() -> int:
+            return await db.purge_old_log(old, BATCH)
+
+        what = "audit entries" if old.log is Target.AUDIT_LOG else "request log entries"
+        step = CleanupStep(
+            f"{what} past the server default", f"default_{old.log.value}", old.namespace, "", count
+        )
+        async for progress in self._step(steps, step, dry_run, batch):
+            yield progress
+
+    async def _seal_idle(
+        self, steps: list[CleanupStep], namespace: str | None, started: datetime, dry_run: bool
+    ) -> AsyncIterator[Progress]:
+        """Seal the open transcripts with no append for `keep.idle`, waking their
+        followers (who then get `sealed`)."""
+        db = self.retention
+        before = started - self.keep.idle
+        count = await db.count_idle_transcripts(namespace, before)
+
+        async def batch() -> int:
+            sealed = await db.seal_idle_transcripts(namespace, before, TRANSCRIPT_BATCH)
+            self.sealed(sealed)
+            return len(sealed)
+
+        step = CleanupStep("idle open transcripts sealed", "idle_transcripts", namespace, "", count)
+        async for progress in self._step(steps, step, dry_run, batch, TRANSCRIPT_BATCH):
+            yield progress
 
     async def _sweep(self, steps: list[CleanupStep], dry_run: bool) -> AsyncIterator[Progress]:
         """The orphan-blob sweep (services/blob_gc.py): blobs no artifact names, older
@@ -176,6 +242,14 @@ class Cleanup:
                 return await db.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
 
             return count, transcripts_batch, TRANSCRIPT_BATCH
+        if target in LOGS:
+            old = OldLog(target, namespace, before, default=False)
+            count = await db.count_old_log(old)
+
+            async def log_batch() -> int:
+                return await db.purge_old_log(old, BATCH)
+
+            return count, log_batch, BATCH
         if target is Target.ARTIFACTS:
             count = await db.count_old_artifacts(namespace, selector, before)
 
@@ -215,25 +289,11 @@ class Cleanup:
                     break
         steps.append(step if dry_run else dataclasses.replace(step, count=done))
 
-    async def run_every(self, interval: float) -> None:
-        """Every `interval` seconds, run a cleanup over every namespace if this process
-        leads (see the module docstring). Errors are logged; the next tick retries."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if await self.retention.lead(LEADER_LOCK):
-                    await self._scheduled()
-            except StrataError as error:
-                log.warning("scheduled cleanup failed", error=error.message)
 
-    async def _scheduled(self) -> None:
-        report: CleanupReport | None = None
-        async for event in self.run(namespace=None, dry_run=False, trigger="scheduler"):
-            if isinstance(event, CleanupReport):
-                report = event
-        if report is not None and report.total:
-            log.info("cleanup", removed=report.total, steps=len(report.steps))
-
-
-_EVERY = {Target.SEALED_TRANSCRIPTS: "every transcript", Target.ARTIFACTS: "every other kind"}
+_EVERY = {
+    Target.SEALED_TRANSCRIPTS: "every transcript",
+    Target.ARTIFACTS: "every other kind",
+    Target.AUDIT_LOG: "every entry",
+    Target.REQUEST_LOG: "every entry",
+}
 """How a step names an empty selector, by target (jobs: "every queue")."""

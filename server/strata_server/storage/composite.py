@@ -16,6 +16,7 @@ from strata_server.storage.ports import (
     ArtifactStore,
     AuditLog,
     Backend,
+    CleanupRuns,
     IndexAdmin,
     IntegrityStore,
     QueueStore,
@@ -54,6 +55,7 @@ class Storage:
     artifacts: ArtifactStore
     audit: AuditLog
     retention: RetentionStore
+    cleanup_runs: CleanupRuns
     usage: UsageReport
     integrity: IntegrityStore
     indexes: IndexAdmin

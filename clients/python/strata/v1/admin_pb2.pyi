@@ -52,6 +52,17 @@ class _RetentionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reten
     next orphan-blob sweep unless another artifact still names them. Without a
     policy, artifacts are kept.
     """
+    RETENTION_TARGET_AUDIT_LOG: _RetentionTarget.ValueType  # 6
+    """The namespace's audit entries, by time; the selector must be empty.
+    Without a policy, they are kept for the server's
+    STRATA_AUDIT_RETENTION_SECONDS (90 days by default).
+    """
+    RETENTION_TARGET_REQUEST_LOG: _RetentionTarget.ValueType  # 7
+    """The namespace's idempotency request log (the request_ids a retry is matched
+    against), by time; the selector must be empty. A retry after its entry went
+    is applied again. Without a policy, entries are kept for the server's
+    STRATA_REQUEST_LOG_RETENTION_SECONDS (1 day by default).
+    """
 
 class RetentionTarget(_RetentionTarget, metaclass=_RetentionTargetEnumTypeWrapper):
     """What a retention policy removes."""
@@ -79,6 +90,17 @@ RETENTION_TARGET_ARTIFACTS: RetentionTarget.ValueType  # 5
 namespace names (empty selector), by creation time. Their blobs go at the
 next orphan-blob sweep unless another artifact still names them. Without a
 policy, artifacts are kept.
+"""
+RETENTION_TARGET_AUDIT_LOG: RetentionTarget.ValueType  # 6
+"""The namespace's audit entries, by time; the selector must be empty.
+Without a policy, they are kept for the server's
+STRATA_AUDIT_RETENTION_SECONDS (90 days by default).
+"""
+RETENTION_TARGET_REQUEST_LOG: RetentionTarget.ValueType  # 7
+"""The namespace's idempotency request log (the request_ids a retry is matched
+against), by time; the selector must be empty. A retry after its entry went
+is applied again. Without a policy, entries are kept for the server's
+STRATA_REQUEST_LOG_RETENTION_SECONDS (1 day by default).
 """
 Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
@@ -937,10 +959,16 @@ class CleanupStep(_message.Message):
     name: _builtins.str
     """What it removes, in words."""
     target: _builtins.str
-    """"records", "completed_jobs" or "dead_jobs" for a policy's step;
-    "expired_records" (records past their expire_time) or
+    """"records", "completed_jobs", "dead_jobs", "sealed_transcripts",
+    "artifacts", "audit_log" or "request_log" for a policy's step;
+    "expired_records" (records past their expire_time),
     "default_completed_jobs" (completed jobs no policy covers, past the server's
-    STRATA_COMPLETED_JOB_RETENTION_SECONDS) for a built-in one.
+    STRATA_COMPLETED_JOB_RETENTION_SECONDS), "default_audit_log" and
+    "default_request_log" (entries past STRATA_AUDIT_RETENTION_SECONDS and
+    STRATA_REQUEST_LOG_RETENTION_SECONDS in namespaces without a policy for
+    them), "idle_transcripts" (open transcripts sealed after
+    STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS without an append; count: sealed) or
+    "orphan_blobs" for a built-in one.
     """
     namespace: _builtins.str
     """The namespace it covered; empty: every namespace."""
@@ -964,6 +992,109 @@ class CleanupStep(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CleanupStep: _TypeAlias = CleanupStep  # noqa: Y015
+
+@_typing.final
+class GetCleanupStatusRequest(_message.Message):
+    """Request for GetCleanupStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCleanupStatusRequest: _TypeAlias = GetCleanupStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetCleanupStatusResponse(_message.Message):
+    """Response for GetCleanupStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUNNING_FIELD_NUMBER: _builtins.int
+    LAST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def running(self) -> Global___CleanupPass:
+        """The scheduled pass running now; unset when none runs."""
+
+    @_builtins.property
+    def last(self) -> Global___CleanupPass:
+        """The newest finished scheduled pass; unset before the first."""
+
+    def __init__(
+        self,
+        *,
+        running: Global___CleanupPass | None = ...,
+        last: Global___CleanupPass | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "running", b"running"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last", b"last", "running", b"running"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCleanupStatusResponse: _TypeAlias = GetCleanupStatusResponse  # noqa: Y015
+
+@_typing.final
+class CleanupPass(_message.Message):
+    """One scheduled cleanup pass over every namespace."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLICA_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    END_TIME_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    replica: _builtins.str
+    """The server process that ran it (STRATA_REPLICA_NAME, or host:pid)."""
+    total: _builtins.int
+    """The sum of the steps' counts."""
+    error: _builtins.str
+    """Why it stopped, when it failed (its steps are then empty); empty when it
+    finished.
+    """
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """When it started."""
+
+    @_builtins.property
+    def end_time(self) -> _timestamp_pb2.Timestamp:
+        """When it finished; unset while it runs."""
+
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___CleanupStep]:
+        """What each step removed, in order; empty while it runs."""
+
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """While it runs: the step it is on and how far that step has come."""
+
+    def __init__(
+        self,
+        *,
+        replica: _builtins.str = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        end_time: _timestamp_pb2.Timestamp | None = ...,
+        steps: _abc.Iterable[Global___CleanupStep] | None = ...,
+        total: _builtins.int = ...,
+        progress: Global___Progress | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "progress", b"progress", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "error", b"error", "progress", b"progress", "replica", b"replica", "start_time", b"start_time", "steps", b"steps", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CleanupPass: _TypeAlias = CleanupPass  # noqa: Y015
 
 @_typing.final
 class GetUsageRequest(_message.Message):

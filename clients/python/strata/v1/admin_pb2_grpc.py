@@ -131,6 +131,11 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_access__pb2.ListQuotasRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_access__pb2.ListQuotasResponse.FromString,
                 _registered_method=True)
+        self.GetCleanupStatus = channel.unary_unary(
+                '/strata.v1.AdminService/GetCleanupStatus',
+                request_serializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -189,8 +194,8 @@ class AdminServiceServicer:
         """Creates or replaces the retention policy of (namespace, target, selector):
         how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
         an unspecified target, a records policy without a collection, a sealed
-        transcripts policy with a selector, an artifacts selector that is not a
-        kind, or a max_age outside 1 second to 100 years.
+        transcripts, audit log or request log policy with a selector, an artifacts
+        selector that is not a kind, or a max_age outside 1 second to 100 years.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -319,6 +324,17 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCleanupStatus(self, request, context):
+        """How the scheduled cleanup goes, as any replica sees it: the pass running
+        now (which replica, the step it is on) and the last finished one (start,
+        end, what each step removed, the error that stopped it). Covers every
+        namespace, so it needs an admin token for every namespace ("*").
+        UNAVAILABLE when the database cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -411,6 +427,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListQuotas,
                     request_deserializer=strata_dot_v1_dot_access__pb2.ListQuotasRequest.FromString,
                     response_serializer=strata_dot_v1_dot_access__pb2.ListQuotasResponse.SerializeToString,
+            ),
+            'GetCleanupStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCleanupStatus,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -905,6 +926,33 @@ class AdminService:
             '/strata.v1.AdminService/ListQuotas',
             strata_dot_v1_dot_access__pb2.ListQuotasRequest.SerializeToString,
             strata_dot_v1_dot_access__pb2.ListQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCleanupStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/GetCleanupStatus',
+            strata_dot_v1_dot_admin__pb2.GetCleanupStatusRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.GetCleanupStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -65,8 +65,8 @@ class AdminServiceStub:
     """Creates or replaces the retention policy of (namespace, target, selector):
     how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
     an unspecified target, a records policy without a collection, a sealed
-    transcripts policy with a selector, an artifacts selector that is not a
-    kind, or a max_age outside 1 second to 100 years.
+    transcripts, audit log or request log policy with a selector, an artifacts
+    selector that is not a kind, or a max_age outside 1 second to 100 years.
     """
     ListRetentionPolicies: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]
     """Lists the retention policies of a namespace."""
@@ -140,6 +140,13 @@ class AdminServiceStub:
     """
     ListQuotas: _grpc.UnaryUnaryMultiCallable[_access_pb2.ListQuotasRequest, _access_pb2.ListQuotasResponse]
     """Lists storage quotas with what each namespace uses now."""
+    GetCleanupStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetCleanupStatusRequest, _admin_pb2.GetCleanupStatusResponse]
+    """How the scheduled cleanup goes, as any replica sees it: the pass running
+    now (which replica, the step it is on) and the last finished one (start,
+    end, what each step removed, the error that stopped it). Covers every
+    namespace, so it needs an admin token for every namespace ("*").
+    UNAVAILABLE when the database cannot be reached.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -177,8 +184,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Creates or replaces the retention policy of (namespace, target, selector):
     how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
     an unspecified target, a records policy without a collection, a sealed
-    transcripts policy with a selector, an artifacts selector that is not a
-    kind, or a max_age outside 1 second to 100 years.
+    transcripts, audit log or request log policy with a selector, an artifacts
+    selector that is not a kind, or a max_age outside 1 second to 100 years.
     """
     ListRetentionPolicies: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListRetentionPoliciesRequest, _admin_pb2.ListRetentionPoliciesResponse]  # type: ignore[assignment]
     """Lists the retention policies of a namespace."""
@@ -252,6 +259,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     ListQuotas: _aio.UnaryUnaryMultiCallable[_access_pb2.ListQuotasRequest, _access_pb2.ListQuotasResponse]  # type: ignore[assignment]
     """Lists storage quotas with what each namespace uses now."""
+    GetCleanupStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetCleanupStatusRequest, _admin_pb2.GetCleanupStatusResponse]  # type: ignore[assignment]
+    """How the scheduled cleanup goes, as any replica sees it: the pass running
+    now (which replica, the step it is on) and the last finished one (start,
+    end, what each step removed, the error that stopped it). Covers every
+    namespace, so it needs an admin token for every namespace ("*").
+    UNAVAILABLE when the database cannot be reached.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService holds the operator's calls.
@@ -322,8 +336,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """Creates or replaces the retention policy of (namespace, target, selector):
         how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
         an unspecified target, a records policy without a collection, a sealed
-        transcripts policy with a selector, an artifacts selector that is not a
-        kind, or a max_age outside 1 second to 100 years.
+        transcripts, audit log or request log policy with a selector, an artifacts
+        selector that is not a kind, or a max_age outside 1 second to 100 years.
         """
 
     @_abc_1.abstractmethod
@@ -469,5 +483,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_access_pb2.ListQuotasResponse, _abc.Awaitable[_access_pb2.ListQuotasResponse]]:
         """Lists storage quotas with what each namespace uses now."""
+
+    @_abc_1.abstractmethod
+    def GetCleanupStatus(
+        self,
+        request: _admin_pb2.GetCleanupStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetCleanupStatusResponse, _abc.Awaitable[_admin_pb2.GetCleanupStatusResponse]]:
+        """How the scheduled cleanup goes, as any replica sees it: the pass running
+        now (which replica, the step it is on) and the last finished one (start,
+        end, what each step removed, the error that stopped it). Covers every
+        namespace, so it needs an admin token for every namespace ("*").
+        UNAVAILABLE when the database cannot be reached.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

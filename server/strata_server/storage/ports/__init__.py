@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from strata_server.storage.ports.admin import (
     AuditLog,
+    CleanupRuns,
     IndexAdmin,
     IntegrityStore,
     OldJobs,
+    OldLog,
     QuotaStore,
     RateLimiter,
     RetentionStore,
@@ -37,6 +39,7 @@ __all__ = [
     "BlobStaging",
     "BlobStore",
     "Cache",
+    "CleanupRuns",
     "CommitRequest",
     "Events",
     "Fill",
@@ -46,6 +49,7 @@ __all__ = [
     "Listener",
     "Lookup",
     "OldJobs",
+    "OldLog",
     "QueueStore",
     "QuotaStore",
     "RateLimiter",

@@ -21,7 +21,13 @@ from strata_server.core.models import (
     Usage,
 )
 from strata_server.core.quota_rules import Quota
-from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
+from strata_server.core.retention_rules import (
+    CleanupRun,
+    CleanupStep,
+    Exclude,
+    RetentionPolicy,
+    Target,
+)
 from strata_server.core.token_rules import NewToken, Token
 
 
@@ -50,6 +56,21 @@ class OldJobs:
     """Only jobs finished before this."""
     exclude: Exclude
     """Which queues are left to other policies."""
+
+
+@dataclass(frozen=True, slots=True)
+class OldLog:
+    """The audit or request log entries one retention step takes (counted, then
+    purged batch by batch, as `OldJobs`)."""
+
+    log: Target
+    """Target.AUDIT_LOG or Target.REQUEST_LOG."""
+    namespace: str | None
+    """None: of every namespace."""
+    before: datetime
+    """Only entries written before this."""
+    default: bool
+    """The server default's step: not the namespaces with a policy for `log`."""
 
 
 class RetentionStore(Protocol):
@@ -98,11 +119,57 @@ class RetentionStore(Protocol):
         audit entry (their blobs are left to the orphan sweep); how many went."""
         ...
 
+    async def count_old_log(self, old: OldLog) -> int:
+        """How many log entries `old` selects."""
+        ...
+
+    async def purge_old_log(self, old: OldLog, limit: int) -> int:
+        """Delete up to `limit` of them, oldest first, unaudited (an audit entry per
+        removed audit entry would never let the log shrink); how many went."""
+        ...
+
+    async def count_idle_transcripts(self, namespace: str | None, before: datetime) -> int:
+        """Open transcripts (of a namespace, None: of every one) last appended to,
+        or created, before `before`."""
+        ...
+
+    async def seal_idle_transcripts(
+        self, namespace: str | None, before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """Seal up to `limit` of them, longest idle first, each with a `seal` audit
+        entry by the system actor; the (namespace, id) of each sealed."""
+        ...
+
     async def lead(self, name: str) -> bool:
         """Whether this process holds the lock `name` among every process on this
         database, taking it when it is free; once taken it stays held until this
         process closes or loses its database session (PostgreSQL: a session
         advisory lock; SQLite: a file lock beside the database)."""
+        ...
+
+
+class CleanupRuns(Protocol):
+    """The scheduled cleanup passes, kept in the database so that every replica can
+    say which replica ran the last one and how it went. Only the newest
+    core.retention_rules.KEEP_RUNS are kept."""
+
+    async def start_run(self, replica: str, started: datetime) -> int:
+        """Record a pass starting; its id. A pass left unfinished (its replica died)
+        is closed first, with an error naming its replica."""
+        ...
+
+    async def run_progress(self, run: int, phase: str, done: int, total: int) -> None:
+        """How far the pass's current step (`phase`) has come."""
+        ...
+
+    async def finish_run(
+        self, run: int, finished: datetime, steps: tuple[CleanupStep, ...], error: str | None
+    ) -> None:
+        """Record the pass's end, what it removed, and its error if it failed."""
+        ...
+
+    async def recent_runs(self, limit: int) -> list[CleanupRun]:
+        """The newest `limit` passes, newest first."""
         ...
 
 

@@ -17,6 +17,7 @@ from strata_server.storage.composite import CAPABILITIES, Storage
 from strata_server.storage.postgres import queries
 from strata_server.storage.postgres.artifacts import PostgresArtifacts
 from strata_server.storage.postgres.audit import PostgresAudit
+from strata_server.storage.postgres.cleanup_runs import PostgresCleanupRuns
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.integrity import PostgresIntegrity
 from strata_server.storage.postgres.leader import SessionLeader
@@ -120,6 +121,7 @@ async def open_postgres(
         artifacts=PostgresArtifacts(runner, quotas),
         audit=PostgresAudit(runner),
         retention=retention,
+        cleanup_runs=PostgresCleanupRuns(runner),
         usage=PostgresUsage(runner),
         integrity=PostgresIntegrity(runner, indexes.rebuild),
         indexes=indexes,

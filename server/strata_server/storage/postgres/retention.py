@@ -11,7 +11,13 @@ from typing import Any
 from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
-from strata_server.storage.ports.admin import OldJobs
+from strata_server.storage.log_retention_sql import (
+    LOG_TABLES,
+    idle_transcripts,
+    log_params,
+    old_log,
+)
+from strata_server.storage.ports.admin import OldJobs, OldLog
 from strata_server.storage.postgres.content_retention import (
     COUNT_OLD_ARTIFACTS,
     COUNT_OLD_TRANSCRIPTS,
@@ -22,7 +28,7 @@ from strata_server.storage.postgres.content_retention import (
 from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
-from strata_server.storage.postgres.purges import purge_records, purge_rows
+from strata_server.storage.postgres.purges import audited, purge_records, purge_rows
 from strata_server.storage.retention_sql import job_params, old_jobs
 
 UPSERT = """
@@ -90,6 +96,46 @@ def _purge_jobs(exclude: Exclude) -> str:
         "\nSELECT count(*) FROM gone\n"
     )
 
+
+def _named(name: str) -> str:
+    return f"%({name})s"
+
+
+def _log_statements(log: Target, default: bool) -> tuple[str, str]:
+    table, age, keys = LOG_TABLES[log]
+    rows = old_log(log, default, _named, optional="::text")
+    purge = purge_rows(table, keys, rows, age, "1") + "\nSELECT count(*) FROM gone\n"
+    return "SELECT count(*) " + rows, purge
+
+
+LOG_STATEMENTS = {
+    (log, default): _log_statements(log, default)
+    for log in (Target.AUDIT_LOG, Target.REQUEST_LOG)
+    for default in (False, True)
+}
+"""(count, purge) of each log's old entries, by (log, server default's step)."""
+
+_IDLE = idle_transcripts(_named, optional="::text")
+COUNT_IDLE = "SELECT count(*) " + _IDLE
+SEAL_IDLE = (
+    f"""
+WITH doomed AS (
+    SELECT namespace, id {_IDLE}
+    ORDER BY update_time
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    UPDATE transcripts AS g SET seal_time = now(), update_time = now()
+    FROM doomed AS d
+    WHERE g.namespace = d.namespace AND g.id = d.id AND g.seal_time IS NULL
+    RETURNING g.namespace, g.id, g.next_seq
+)"""
+    + audited("seal", "transcript", "id", "next_seq - 1", changed="'[\"seal_time\"]'::jsonb")
+    + "\nSELECT namespace, id FROM gone\n"
+)
+"""Seal up to `limit` idle open transcripts, skipping any an append holds, each with
+a `seal` audit entry by the system actor (`gone` names the sealed rows, as
+`purges.audited` expects)."""
 
 COUNT_JOBS = {exclude: "SELECT count(*) " + _old_jobs(exclude) for exclude in Exclude}
 PURGE_JOBS = {exclude: _purge_jobs(exclude) for exclude in Exclude}
@@ -224,6 +270,35 @@ class PostgresRetention:
     ) -> int:
         params = {**_content_params(namespace, kind, before), "limit": limit}
         return await _count(conn, PURGE_OLD_ARTIFACTS, params) if limit > 0 else 0
+
+    @borrowing()
+    async def count_old_log(self, conn: Conn, old: OldLog) -> int:
+        count, _ = LOG_STATEMENTS[old.log, old.default]
+        return await _count(conn, count, log_params(old, POSTGRES))
+
+    @borrowing(writes=True)
+    async def purge_old_log(self, conn: Conn, old: OldLog, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        _, purge = LOG_STATEMENTS[old.log, old.default]
+        return await _count(conn, purge, {**log_params(old, POSTGRES), "limit": limit})
+
+    @borrowing()
+    async def count_idle_transcripts(
+        self, conn: Conn, namespace: str | None, before: datetime
+    ) -> int:
+        return await _count(conn, COUNT_IDLE, {"namespace": namespace, "before": before})
+
+    @borrowing(writes=True)
+    async def seal_idle_transcripts(
+        self, conn: Conn, namespace: str | None, before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        if limit <= 0:
+            return []
+        cursor = await conn.execute(
+            SEAL_IDLE, {"namespace": namespace, "before": before, "limit": limit}
+        )
+        return [(row[0], row[1]) for row in await cursor.fetchall()]
 
     async def lead(self, name: str) -> bool:
         return await self._leader.lead(name)

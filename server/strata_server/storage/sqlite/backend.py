@@ -10,6 +10,7 @@ from strata_server.core.models import ServerFacts
 from strata_server.storage.composite import CAPABILITIES, Storage
 from strata_server.storage.sqlite.artifacts import SqliteArtifacts
 from strata_server.storage.sqlite.audit import SqliteAudit
+from strata_server.storage.sqlite.cleanup_runs import SqliteCleanupRuns
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
@@ -94,6 +95,7 @@ async def open_sqlite(
         artifacts=SqliteArtifacts(db, quotas),
         audit=SqliteAudit(db),
         retention=retention,
+        cleanup_runs=SqliteCleanupRuns(db),
         usage=SqliteUsage(db),
         integrity=SqliteIntegrity(db),
         indexes=SqliteIndexes(db),

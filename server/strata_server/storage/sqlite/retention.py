@@ -10,7 +10,13 @@ from strata_server.core.errors import NotFound
 from strata_server.core.models import Actor, RecordRef
 from strata_server.core.retention_rules import Exclude, RetentionPolicy, Target
 from strata_server.core.transcript_rules import ENTITY as TRANSCRIPT
-from strata_server.storage.ports.admin import OldJobs
+from strata_server.storage.log_retention_sql import (
+    idle_transcripts,
+    log_params,
+    old_log,
+    purge_log,
+)
+from strata_server.storage.ports.admin import OldJobs, OldLog
 from strata_server.storage.retention_sql import job_params, old_jobs
 from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
 from strata_server.storage.sqlite.connection import Connections
@@ -65,6 +71,19 @@ SELECT_OLD_RECORDS = (
 COUNT_EXPIRED = """
 SELECT count(*) FROM records WHERE expire_time IS NOT NULL AND expire_time <= ?
 """
+
+
+def _named(name: str) -> str:
+    return f":{name}"
+
+
+IDLE = idle_transcripts(_named)
+SEAL_IDLE = (
+    "UPDATE transcripts SET seal_time = :now, update_time = :now"
+    " WHERE (namespace, id) IN (SELECT namespace, id "
+    + IDLE
+    + " ORDER BY update_time LIMIT :limit) RETURNING namespace, id, next_seq"
+)
 
 
 def _old_jobs(exclude: Exclude) -> str:
@@ -239,6 +258,50 @@ class SqliteRetention:
                     (namespace, now, EXPIRY_ACTOR, "retention", "artifact", id, 1, "[]", None),
                 )
         return len(gone)
+
+    async def count_old_log(self, old: OldLog) -> int:
+        sql = "SELECT count(*) " + old_log(old.log, old.default, _named)
+        [(count,)] = await self._db.fetchall(sql, log_params(old, SQLITE))
+        return int(count)
+
+    async def purge_old_log(self, old: OldLog, limit: int) -> int:
+        if limit <= 0:
+            return 0
+        params = {**log_params(old, SQLITE), "limit": limit}
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(purge_log(old.log, old.default, _named), params)
+        return len(rows)
+
+    async def count_idle_transcripts(self, namespace: str | None, before: datetime) -> int:
+        params = {"namespace": namespace, "before": to_micros(before)}
+        [(count,)] = await self._db.fetchall("SELECT count(*) " + IDLE, params)
+        return int(count)
+
+    async def seal_idle_transcripts(
+        self, namespace: str | None, before: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        if limit <= 0:
+            return []
+        now = to_micros(datetime.now(UTC))
+        params = {"namespace": namespace, "before": to_micros(before), "now": now, "limit": limit}
+        async with self._db.transaction() as tx:
+            sealed = await tx.fetchall(SEAL_IDLE, params)
+            for ns, id, next_seq in sealed:
+                await tx.execute(
+                    INSERT_AUDIT,
+                    (
+                        ns,
+                        now,
+                        EXPIRY_ACTOR,
+                        "seal",
+                        TRANSCRIPT,
+                        id,
+                        next_seq - 1,
+                        '["seal_time"]',
+                        None,
+                    ),
+                )
+        return [(str(ns), str(id)) for ns, id, _ in sealed]
 
     async def lead(self, name: str) -> bool:
         return self._leader.lead(name)

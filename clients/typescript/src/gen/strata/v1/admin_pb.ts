@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/admin.proto.
  */
 export const file_strata_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdHJhdGEvdjEvYWRtaW4ucHJvdG8SCXN0cmF0YS52MSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKNAgoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSGAoQZGF0YWJhc2VfYmFja2VuZBgCIAEoCRIVCg1jYWNoZV9iYWNrZW5kGAMgASgJEhQKDGJsb2JfYmFja2VuZBgEIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgFIAEoCRIUCgxjYXBhYmlsaXRpZXMYBiADKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoLY2FjaGVfc3RhdHMYCCABKAsyFS5zdHJhdGEudjEuQ2FjaGVTdGF0cxISCgp0YXNrX2NvdW50GAkgASgDIp0BCgpDYWNoZVN0YXRzEhwKFHJlY29yZF9jYWNoZV9lbmFibGVkGAEgASgIEhEKCWF2YWlsYWJsZRgCIAEoCBIMCgRoaXRzGAMgASgDEg4KBm1pc3NlcxgEIAEoAxIQCghieXBhc3NlZBgFIAEoAxIPCgdvdXRhZ2VzGAYgASgDEh0KFXBlbmRpbmdfaW52YWxpZGF0aW9ucxgHIAEoAyLzAQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg4KBmVudGl0eRgCIAEoCRIRCgllbnRpdHlfaWQYAyABKAkSDQoFYWN0b3IYBCABKAkSDgoGYWN0aW9uGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJbChhMaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USJgoHZW50cmllcxgBIAMoCzIVLnN0cmF0YS52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLCAQoKQXVkaXRFbnRyeRILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmVudGl0eRgFIAEoCRIRCgllbnRpdHlfaWQYBiABKAkSDwoHdmVyc2lvbhgHIAEoAxIWCg5jaGFuZ2VkX2ZpZWxkcxgIIAMoCRISCgpyZXF1ZXN0X2lkGAkgASgJIkQKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEgwKBGRvbmUYAiABKAMSDQoFdG90YWwYAyABKAMSDAoEdW5pdBgEIAEoCSJ+CgVJbmRleBISCgpjb2xsZWN0aW9uGAEgASgJEg0KBWZpZWxkGAIgASgJEhIKCmluZGV4X25hbWUYAyABKAkSDQoFcmVhZHkYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEkNyZWF0ZUluZGV4UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY29sbGVjdGlvbhgCIAEoCRINCgVmaWVsZBgDIAEoCSJqChNDcmVhdGVJbmRleFJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASIQoFaW5kZXgYAiABKAsyEC5zdHJhdGEudjEuSW5kZXhIAEIHCgVldmVudCI7ChJMaXN0SW5kZXhlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkiOAoTTGlzdEluZGV4ZXNSZXNwb25zZRIhCgdpbmRleGVzGAEgAygLMhAuc3RyYXRhLnYxLkluZGV4IkgKEERyb3BJbmRleFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkSDQoFZmllbGQYAyABKAkiEwoRRHJvcEluZGV4UmVzcG9uc2Ui8AEKD1JldGVudGlvblBvbGljeRIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCRIqCgdtYXhfYWdlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimAEKGVNldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEioKBnRhcmdldBgCIAEoDjIaLnN0cmF0YS52MS5SZXRlbnRpb25UYXJnZXQSEAoIc2VsZWN0b3IYAyABKAkSKgoHbWF4X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIxChxMaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJNCh1MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRIsCghwb2xpY2llcxgBIAMoCzIaLnN0cmF0YS52MS5SZXRlbnRpb25Qb2xpY3kibwocRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCSIfCh1EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJPChFSdW5DbGVhbnVwUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSDwoHZHJ5X3J1bhgDIAEoCCJyChJSdW5DbGVhbnVwUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIqCgZyZXBvcnQYAiABKAsyGC5zdHJhdGEudjEuQ2xlYW51cFJlcG9ydEgAQgcKBWV2ZW50IrQBCg1DbGVhbnVwUmVwb3J0Eg8KB2RyeV9ydW4YASABKAgSJQoFc3RlcHMYAiADKAsyFi5zdHJhdGEudjEuQ2xlYW51cFN0ZXASDQoFdG90YWwYAyABKAMSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KC0NsZWFudXBTdGVwEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIQCghzZWxlY3RvchgEIAEoCRINCgVjb3VudBgFIAEoAyJLCg9HZXRVc2FnZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIEg0KBW93bmVyGAMgASgJImsKEEdldFVzYWdlUmVzcG9uc2USLQoKbmFtZXNwYWNlcxgBIAMoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZRIoCgV0b3RhbBgCIAEoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZSKpAwoOTmFtZXNwYWNlVXNhZ2USEQoJbmFtZXNwYWNlGAEgASgJEhQKDHJlY29yZF9jb3VudBgCIAEoAxIUCgxyZWNvcmRfYnl0ZXMYAyABKAMSLwoLY29sbGVjdGlvbnMYBCADKAsyGi5zdHJhdGEudjEuQ29sbGVjdGlvblVzYWdlEhEKCWpvYl9jb3VudBgFIAEoAxImCgRqb2JzGAYgAygLMhguc3RyYXRhLnYxLkpvYlN0YXRlQ291bnQSGAoQdHJhbnNjcmlwdF9jb3VudBgHIAEoAxITCgtlbnRyeV9jb3VudBgIIAEoAxITCgtlbnRyeV9ieXRlcxgJIAEoAxIWCg5hcnRpZmFjdF9jb3VudBgKIAEoAxIWCg5hcnRpZmFjdF9ieXRlcxgLIAEoAxIdChVhcnRpZmFjdF9zdG9yZWRfYnl0ZXMYDCABKAMSNAoOYXJ0aWZhY3Rfa2luZHMYDSADKAsyHC5zdHJhdGEudjEuQXJ0aWZhY3RLaW5kVXNhZ2USIwoFYmxvYnMYDiABKAsyFC5zdHJhdGEudjEuQmxvYlVzYWdlInAKEUFydGlmYWN0S2luZFVzYWdlEgwKBGtpbmQYASABKAkSFgoOYXJ0aWZhY3RfY291bnQYAiABKAMSFgoOYXJ0aWZhY3RfYnl0ZXMYAyABKAMSHQoVYXJ0aWZhY3Rfc3RvcmVkX2J5dGVzGAQgASgDIoABCglCbG9iVXNhZ2USEgoKYmxvYl9jb3VudBgBIAEoAxIYChByZWZlcmVuY2VkX2J5dGVzGAIgASgDEhQKDHVuaXF1ZV9ieXRlcxgDIAEoAxIUCgxzdG9yZWRfYnl0ZXMYBCABKAMSGQoRZGVkdXBfc2F2ZWRfYnl0ZXMYBSABKAMiUQoPQ29sbGVjdGlvblVzYWdlEhIKCmNvbGxlY3Rpb24YASABKAkSFAoMcmVjb3JkX2NvdW50GAIgASgDEhQKDHJlY29yZF9ieXRlcxgDIAEoAyJCCg1Kb2JTdGF0ZUNvdW50EiIKBXN0YXRlGAEgASgOMhMuc3RyYXRhLnYxLkpvYlN0YXRlEg0KBWNvdW50GAIgASgDImgKFUNoZWNrSW50ZWdyaXR5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSFAoMdmVyaWZ5X2Jsb2JzGAMgASgIEg4KBnJlcGFpchgEIAEoCCJ4ChZDaGVja0ludGVncml0eVJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASLAoGcmVwb3J0GAIgASgLMhouc3RyYXRhLnYxLkludGVncml0eVJlcG9ydEgAQgcKBWV2ZW50IugBCg9JbnRlZ3JpdHlSZXBvcnQSLQoIZmluZGluZ3MYASADKAsyGy5zdHJhdGEudjEuSW50ZWdyaXR5RmluZGluZxImCgdjaGVja2VkGAIgAygLMhUuc3RyYXRhLnYxLkNoZWNrQ291bnQSDgoGcmVwYWlyGAMgASgIEhAKCHJlcGFpcmVkGAQgASgDEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIqCgpDaGVja0NvdW50Eg0KBWNoZWNrGAEgASgJEg0KBWNvdW50GAIgASgDIo4BChBJbnRlZ3JpdHlGaW5kaW5nEg0KBWNoZWNrGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIOCgZlbnRpdHkYAyABKAkSEQoJZW50aXR5X2lkGAQgASgJEg8KB3Byb2JsZW0YBSABKAkSEgoKcmVwYWlyYWJsZRgGIAEoCBIQCghyZXBhaXJlZBgHIAEoCCI6ChZFeHBvcnROYW1lc3BhY2VSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVvd25lchgCIAEoCSKKAQoXRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIPCgVjaHVuaxgCIAEoDEgAEiwKB3N1bW1hcnkYAyABKAsyGS5zdHJhdGEudjEuQXJjaGl2ZVN1bW1hcnlIAEIHCgVldmVudCLHAQoOQXJjaGl2ZVN1bW1hcnkSEQoJbmFtZXNwYWNlGAEgASgJEg0KBW93bmVyGAIgASgJEjUKBmNvdW50cxgDIAMoCzIlLnN0cmF0YS52MS5BcmNoaXZlU3VtbWFyeS5Db3VudHNFbnRyeRIVCg1hcmNoaXZlX2J5dGVzGAQgASgDEhYKDmZvcm1hdF92ZXJzaW9uGAUgASgFGi0KC0NvdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiXwoMSW1wb3J0SGVhZGVyEhEKCW5hbWVzcGFjZRgBIAEoCRIuCgtvbl9jb25mbGljdBgCIAEoDjIZLnN0cmF0YS52MS5Db25mbGljdFBvbGljeRIMCgRzaXplGAMgASgDIlwKFkltcG9ydE5hbWVzcGFjZVJlcXVlc3QSKQoGaGVhZGVyGAEgASgLMhcuc3RyYXRhLnYxLkltcG9ydEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJ2ChdJbXBvcnROYW1lc3BhY2VSZXNwb25zZRInCghwcm9ncmVzcxgBIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzc0gAEikKBnJlc3VsdBgCIAEoCzIXLnN0cmF0YS52MS5JbXBvcnRSZXN1bHRIAEIHCgVldmVudCJTCgtJbXBvcnRDb3VudBIMCgRraW5kGAEgASgJEhAKCGltcG9ydGVkGAIgASgDEg8KB3NraXBwZWQYAyABKAMSEwoLb3ZlcndyaXR0ZW4YBCABKAMikgEKDEltcG9ydFJlc3VsdBIRCgluYW1lc3BhY2UYASABKAkSGAoQc291cmNlX25hbWVzcGFjZRgCIAEoCRImCgZjb3VudHMYAyADKAsyFi5zdHJhdGEudjEuSW1wb3J0Q291bnQSFQoNYXJjaGl2ZV9ieXRlcxgEIAEoAxIWCg5uZXdfYmxvYl9ieXRlcxgFIAEoAyrfAQoPUmV0ZW50aW9uVGFyZ2V0EiAKHFJFVEVOVElPTl9UQVJHRVRfVU5TUEVDSUZJRUQQABIcChhSRVRFTlRJT05fVEFSR0VUX1JFQ09SRFMQARIjCh9SRVRFTlRJT05fVEFSR0VUX0NPTVBMRVRFRF9KT0JTEAISHgoaUkVURU5USU9OX1RBUkdFVF9ERUFEX0pPQlMQAxInCiNSRVRFTlRJT05fVEFSR0VUX1NFQUxFRF9UUkFOU0NSSVBUUxAEEh4KGlJFVEVOVElPTl9UQVJHRVRfQVJUSUZBQ1RTEAUqhAEKDkNvbmZsaWN0UG9saWN5Eh8KG0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAESHQoZQ09ORkxJQ1RfUE9MSUNZX09WRVJXUklURRACEhgKFENPTkZMSUNUX1BPTElDWV9GQUlMEAMy2AsKDEFkbWluU2VydmljZRJSCg1HZXRTZXJ2ZXJJbmZvEh8uc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiAuc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXNwb25zZRJbChBMaXN0QXVkaXRFbnRyaWVzEiIuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJOCgtDcmVhdGVJbmRleBIdLnN0cmF0YS52MS5DcmVhdGVJbmRleFJlcXVlc3QaHi5zdHJhdGEudjEuQ3JlYXRlSW5kZXhSZXNwb25zZTABEkwKC0xpc3RJbmRleGVzEh0uc3RyYXRhLnYxLkxpc3RJbmRleGVzUmVxdWVzdBoeLnN0cmF0YS52MS5MaXN0SW5kZXhlc1Jlc3BvbnNlEkYKCURyb3BJbmRleBIbLnN0cmF0YS52MS5Ecm9wSW5kZXhSZXF1ZXN0Ghwuc3RyYXRhLnYxLkRyb3BJbmRleFJlc3BvbnNlElYKElNldFJldGVudGlvblBvbGljeRIkLnN0cmF0YS52MS5TZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Ghouc3RyYXRhLnYxLlJldGVudGlvblBvbGljeRJqChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSJy5zdHJhdGEudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBooLnN0cmF0YS52MS5MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRJqChVEZWxldGVSZXRlbnRpb25Qb2xpY3kSJy5zdHJhdGEudjEuRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBooLnN0cmF0YS52MS5EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJDCghHZXRVc2FnZRIaLnN0cmF0YS52MS5HZXRVc2FnZVJlcXVlc3QaGy5zdHJhdGEudjEuR2V0VXNhZ2VSZXNwb25zZRJXCg5DaGVja0ludGVncml0eRIgLnN0cmF0YS52MS5DaGVja0ludGVncml0eVJlcXVlc3QaIS5zdHJhdGEudjEuQ2hlY2tJbnRlZ3JpdHlSZXNwb25zZTABEksKClJ1bkNsZWFudXASHC5zdHJhdGEudjEuUnVuQ2xlYW51cFJlcXVlc3QaHS5zdHJhdGEudjEuUnVuQ2xlYW51cFJlc3BvbnNlMAESWgoPRXhwb3J0TmFtZXNwYWNlEiEuc3RyYXRhLnYxLkV4cG9ydE5hbWVzcGFjZVJlcXVlc3QaIi5zdHJhdGEudjEuRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2UwARJcCg9JbXBvcnROYW1lc3BhY2USIS5zdHJhdGEudjEuSW1wb3J0TmFtZXNwYWNlUmVxdWVzdBoiLnN0cmF0YS52MS5JbXBvcnROYW1lc3BhY2VSZXNwb25zZSgBMAESTAoLQ3JlYXRlVG9rZW4SHS5zdHJhdGEudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3RyYXRhLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSQoKTGlzdFRva2VucxIcLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVzcG9uc2USPgoLUmV2b2tlVG9rZW4SHS5zdHJhdGEudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhAuc3RyYXRhLnYxLlRva2VuEjgKCFNldFF1b3RhEhouc3RyYXRhLnYxLlNldFF1b3RhUmVxdWVzdBoQLnN0cmF0YS52MS5RdW90YRJJCgpMaXN0UXVvdGFzEhwuc3RyYXRhLnYxLkxpc3RRdW90YXNSZXF1ZXN0Gh0uc3RyYXRhLnYxLkxpc3RRdW90YXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_access, file_strata_v1_queue]);
+  fileDesc("ChVzdHJhdGEvdjEvYWRtaW4ucHJvdG8SCXN0cmF0YS52MSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKNAgoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSGAoQZGF0YWJhc2VfYmFja2VuZBgCIAEoCRIVCg1jYWNoZV9iYWNrZW5kGAMgASgJEhQKDGJsb2JfYmFja2VuZBgEIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgFIAEoCRIUCgxjYXBhYmlsaXRpZXMYBiADKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoLY2FjaGVfc3RhdHMYCCABKAsyFS5zdHJhdGEudjEuQ2FjaGVTdGF0cxISCgp0YXNrX2NvdW50GAkgASgDIp0BCgpDYWNoZVN0YXRzEhwKFHJlY29yZF9jYWNoZV9lbmFibGVkGAEgASgIEhEKCWF2YWlsYWJsZRgCIAEoCBIMCgRoaXRzGAMgASgDEg4KBm1pc3NlcxgEIAEoAxIQCghieXBhc3NlZBgFIAEoAxIPCgdvdXRhZ2VzGAYgASgDEh0KFXBlbmRpbmdfaW52YWxpZGF0aW9ucxgHIAEoAyLzAQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg4KBmVudGl0eRgCIAEoCRIRCgllbnRpdHlfaWQYAyABKAkSDQoFYWN0b3IYBCABKAkSDgoGYWN0aW9uGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJbChhMaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USJgoHZW50cmllcxgBIAMoCzIVLnN0cmF0YS52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLCAQoKQXVkaXRFbnRyeRILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmVudGl0eRgFIAEoCRIRCgllbnRpdHlfaWQYBiABKAkSDwoHdmVyc2lvbhgHIAEoAxIWCg5jaGFuZ2VkX2ZpZWxkcxgIIAMoCRISCgpyZXF1ZXN0X2lkGAkgASgJIkQKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEgwKBGRvbmUYAiABKAMSDQoFdG90YWwYAyABKAMSDAoEdW5pdBgEIAEoCSJ+CgVJbmRleBISCgpjb2xsZWN0aW9uGAEgASgJEg0KBWZpZWxkGAIgASgJEhIKCmluZGV4X25hbWUYAyABKAkSDQoFcmVhZHkYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEkNyZWF0ZUluZGV4UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY29sbGVjdGlvbhgCIAEoCRINCgVmaWVsZBgDIAEoCSJqChNDcmVhdGVJbmRleFJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASIQoFaW5kZXgYAiABKAsyEC5zdHJhdGEudjEuSW5kZXhIAEIHCgVldmVudCI7ChJMaXN0SW5kZXhlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkiOAoTTGlzdEluZGV4ZXNSZXNwb25zZRIhCgdpbmRleGVzGAEgAygLMhAuc3RyYXRhLnYxLkluZGV4IkgKEERyb3BJbmRleFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkSDQoFZmllbGQYAyABKAkiEwoRRHJvcEluZGV4UmVzcG9uc2Ui8AEKD1JldGVudGlvblBvbGljeRIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCRIqCgdtYXhfYWdlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimAEKGVNldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEioKBnRhcmdldBgCIAEoDjIaLnN0cmF0YS52MS5SZXRlbnRpb25UYXJnZXQSEAoIc2VsZWN0b3IYAyABKAkSKgoHbWF4X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIxChxMaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJNCh1MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRIsCghwb2xpY2llcxgBIAMoCzIaLnN0cmF0YS52MS5SZXRlbnRpb25Qb2xpY3kibwocRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCSIfCh1EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJPChFSdW5DbGVhbnVwUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSDwoHZHJ5X3J1bhgDIAEoCCJyChJSdW5DbGVhbnVwUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIqCgZyZXBvcnQYAiABKAsyGC5zdHJhdGEudjEuQ2xlYW51cFJlcG9ydEgAQgcKBWV2ZW50IrQBCg1DbGVhbnVwUmVwb3J0Eg8KB2RyeV9ydW4YASABKAgSJQoFc3RlcHMYAiADKAsyFi5zdHJhdGEudjEuQ2xlYW51cFN0ZXASDQoFdG90YWwYAyABKAMSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KC0NsZWFudXBTdGVwEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIQCghzZWxlY3RvchgEIAEoCRINCgVjb3VudBgFIAEoAyIZChdHZXRDbGVhbnVwU3RhdHVzUmVxdWVzdCJpChhHZXRDbGVhbnVwU3RhdHVzUmVzcG9uc2USJwoHcnVubmluZxgBIAEoCzIWLnN0cmF0YS52MS5DbGVhbnVwUGFzcxIkCgRsYXN0GAIgASgLMhYuc3RyYXRhLnYxLkNsZWFudXBQYXNzIugBCgtDbGVhbnVwUGFzcxIPCgdyZXBsaWNhGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVzdGVwcxgEIAMoCzIWLnN0cmF0YS52MS5DbGVhbnVwU3RlcBINCgV0b3RhbBgFIAEoAxIlCghwcm9ncmVzcxgGIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzcxINCgVlcnJvchgHIAEoCSJLCg9HZXRVc2FnZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIEg0KBW93bmVyGAMgASgJImsKEEdldFVzYWdlUmVzcG9uc2USLQoKbmFtZXNwYWNlcxgBIAMoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZRIoCgV0b3RhbBgCIAEoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZSKpAwoOTmFtZXNwYWNlVXNhZ2USEQoJbmFtZXNwYWNlGAEgASgJEhQKDHJlY29yZF9jb3VudBgCIAEoAxIUCgxyZWNvcmRfYnl0ZXMYAyABKAMSLwoLY29sbGVjdGlvbnMYBCADKAsyGi5zdHJhdGEudjEuQ29sbGVjdGlvblVzYWdlEhEKCWpvYl9jb3VudBgFIAEoAxImCgRqb2JzGAYgAygLMhguc3RyYXRhLnYxLkpvYlN0YXRlQ291bnQSGAoQdHJhbnNjcmlwdF9jb3VudBgHIAEoAxITCgtlbnRyeV9jb3VudBgIIAEoAxITCgtlbnRyeV9ieXRlcxgJIAEoAxIWCg5hcnRpZmFjdF9jb3VudBgKIAEoAxIWCg5hcnRpZmFjdF9ieXRlcxgLIAEoAxIdChVhcnRpZmFjdF9zdG9yZWRfYnl0ZXMYDCABKAMSNAoOYXJ0aWZhY3Rfa2luZHMYDSADKAsyHC5zdHJhdGEudjEuQXJ0aWZhY3RLaW5kVXNhZ2USIwoFYmxvYnMYDiABKAsyFC5zdHJhdGEudjEuQmxvYlVzYWdlInAKEUFydGlmYWN0S2luZFVzYWdlEgwKBGtpbmQYASABKAkSFgoOYXJ0aWZhY3RfY291bnQYAiABKAMSFgoOYXJ0aWZhY3RfYnl0ZXMYAyABKAMSHQoVYXJ0aWZhY3Rfc3RvcmVkX2J5dGVzGAQgASgDIoABCglCbG9iVXNhZ2USEgoKYmxvYl9jb3VudBgBIAEoAxIYChByZWZlcmVuY2VkX2J5dGVzGAIgASgDEhQKDHVuaXF1ZV9ieXRlcxgDIAEoAxIUCgxzdG9yZWRfYnl0ZXMYBCABKAMSGQoRZGVkdXBfc2F2ZWRfYnl0ZXMYBSABKAMiUQoPQ29sbGVjdGlvblVzYWdlEhIKCmNvbGxlY3Rpb24YASABKAkSFAoMcmVjb3JkX2NvdW50GAIgASgDEhQKDHJlY29yZF9ieXRlcxgDIAEoAyJCCg1Kb2JTdGF0ZUNvdW50EiIKBXN0YXRlGAEgASgOMhMuc3RyYXRhLnYxLkpvYlN0YXRlEg0KBWNvdW50GAIgASgDImgKFUNoZWNrSW50ZWdyaXR5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSFAoMdmVyaWZ5X2Jsb2JzGAMgASgIEg4KBnJlcGFpchgEIAEoCCJ4ChZDaGVja0ludGVncml0eVJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASLAoGcmVwb3J0GAIgASgLMhouc3RyYXRhLnYxLkludGVncml0eVJlcG9ydEgAQgcKBWV2ZW50IugBCg9JbnRlZ3JpdHlSZXBvcnQSLQoIZmluZGluZ3MYASADKAsyGy5zdHJhdGEudjEuSW50ZWdyaXR5RmluZGluZxImCgdjaGVja2VkGAIgAygLMhUuc3RyYXRhLnYxLkNoZWNrQ291bnQSDgoGcmVwYWlyGAMgASgIEhAKCHJlcGFpcmVkGAQgASgDEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIqCgpDaGVja0NvdW50Eg0KBWNoZWNrGAEgASgJEg0KBWNvdW50GAIgASgDIo4BChBJbnRlZ3JpdHlGaW5kaW5nEg0KBWNoZWNrGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIOCgZlbnRpdHkYAyABKAkSEQoJZW50aXR5X2lkGAQgASgJEg8KB3Byb2JsZW0YBSABKAkSEgoKcmVwYWlyYWJsZRgGIAEoCBIQCghyZXBhaXJlZBgHIAEoCCI6ChZFeHBvcnROYW1lc3BhY2VSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVvd25lchgCIAEoCSKKAQoXRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIPCgVjaHVuaxgCIAEoDEgAEiwKB3N1bW1hcnkYAyABKAsyGS5zdHJhdGEudjEuQXJjaGl2ZVN1bW1hcnlIAEIHCgVldmVudCLHAQoOQXJjaGl2ZVN1bW1hcnkSEQoJbmFtZXNwYWNlGAEgASgJEg0KBW93bmVyGAIgASgJEjUKBmNvdW50cxgDIAMoCzIlLnN0cmF0YS52MS5BcmNoaXZlU3VtbWFyeS5Db3VudHNFbnRyeRIVCg1hcmNoaXZlX2J5dGVzGAQgASgDEhYKDmZvcm1hdF92ZXJzaW9uGAUgASgFGi0KC0NvdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiXwoMSW1wb3J0SGVhZGVyEhEKCW5hbWVzcGFjZRgBIAEoCRIuCgtvbl9jb25mbGljdBgCIAEoDjIZLnN0cmF0YS52MS5Db25mbGljdFBvbGljeRIMCgRzaXplGAMgASgDIlwKFkltcG9ydE5hbWVzcGFjZVJlcXVlc3QSKQoGaGVhZGVyGAEgASgLMhcuc3RyYXRhLnYxLkltcG9ydEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJ2ChdJbXBvcnROYW1lc3BhY2VSZXNwb25zZRInCghwcm9ncmVzcxgBIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzc0gAEikKBnJlc3VsdBgCIAEoCzIXLnN0cmF0YS52MS5JbXBvcnRSZXN1bHRIAEIHCgVldmVudCJTCgtJbXBvcnRDb3VudBIMCgRraW5kGAEgASgJEhAKCGltcG9ydGVkGAIgASgDEg8KB3NraXBwZWQYAyABKAMSEwoLb3ZlcndyaXR0ZW4YBCABKAMikgEKDEltcG9ydFJlc3VsdBIRCgluYW1lc3BhY2UYASABKAkSGAoQc291cmNlX25hbWVzcGFjZRgCIAEoCRImCgZjb3VudHMYAyADKAsyFi5zdHJhdGEudjEuSW1wb3J0Q291bnQSFQoNYXJjaGl2ZV9ieXRlcxgEIAEoAxIWCg5uZXdfYmxvYl9ieXRlcxgFIAEoAyqhAgoPUmV0ZW50aW9uVGFyZ2V0EiAKHFJFVEVOVElPTl9UQVJHRVRfVU5TUEVDSUZJRUQQABIcChhSRVRFTlRJT05fVEFSR0VUX1JFQ09SRFMQARIjCh9SRVRFTlRJT05fVEFSR0VUX0NPTVBMRVRFRF9KT0JTEAISHgoaUkVURU5USU9OX1RBUkdFVF9ERUFEX0pPQlMQAxInCiNSRVRFTlRJT05fVEFSR0VUX1NFQUxFRF9UUkFOU0NSSVBUUxAEEh4KGlJFVEVOVElPTl9UQVJHRVRfQVJUSUZBQ1RTEAUSHgoaUkVURU5USU9OX1RBUkdFVF9BVURJVF9MT0cQBhIgChxSRVRFTlRJT05fVEFSR0VUX1JFUVVFU1RfTE9HEAcqhAEKDkNvbmZsaWN0UG9saWN5Eh8KG0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAESHQoZQ09ORkxJQ1RfUE9MSUNZX09WRVJXUklURRACEhgKFENPTkZMSUNUX1BPTElDWV9GQUlMEAMytQwKDEFkbWluU2VydmljZRJSCg1HZXRTZXJ2ZXJJbmZvEh8uc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiAuc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXNwb25zZRJbChBMaXN0QXVkaXRFbnRyaWVzEiIuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJOCgtDcmVhdGVJbmRleBIdLnN0cmF0YS52MS5DcmVhdGVJbmRleFJlcXVlc3QaHi5zdHJhdGEudjEuQ3JlYXRlSW5kZXhSZXNwb25zZTABEkwKC0xpc3RJbmRleGVzEh0uc3RyYXRhLnYxLkxpc3RJbmRleGVzUmVxdWVzdBoeLnN0cmF0YS52MS5MaXN0SW5kZXhlc1Jlc3BvbnNlEkYKCURyb3BJbmRleBIbLnN0cmF0YS52MS5Ecm9wSW5kZXhSZXF1ZXN0Ghwuc3RyYXRhLnYxLkRyb3BJbmRleFJlc3BvbnNlElYKElNldFJldGVudGlvblBvbGljeRIkLnN0cmF0YS52MS5TZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Ghouc3RyYXRhLnYxLlJldGVudGlvblBvbGljeRJqChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSJy5zdHJhdGEudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBooLnN0cmF0YS52MS5MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRJqChVEZWxldGVSZXRlbnRpb25Qb2xpY3kSJy5zdHJhdGEudjEuRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBooLnN0cmF0YS52MS5EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJDCghHZXRVc2FnZRIaLnN0cmF0YS52MS5HZXRVc2FnZVJlcXVlc3QaGy5zdHJhdGEudjEuR2V0VXNhZ2VSZXNwb25zZRJXCg5DaGVja0ludGVncml0eRIgLnN0cmF0YS52MS5DaGVja0ludGVncml0eVJlcXVlc3QaIS5zdHJhdGEudjEuQ2hlY2tJbnRlZ3JpdHlSZXNwb25zZTABEksKClJ1bkNsZWFudXASHC5zdHJhdGEudjEuUnVuQ2xlYW51cFJlcXVlc3QaHS5zdHJhdGEudjEuUnVuQ2xlYW51cFJlc3BvbnNlMAESWgoPRXhwb3J0TmFtZXNwYWNlEiEuc3RyYXRhLnYxLkV4cG9ydE5hbWVzcGFjZVJlcXVlc3QaIi5zdHJhdGEudjEuRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2UwARJcCg9JbXBvcnROYW1lc3BhY2USIS5zdHJhdGEudjEuSW1wb3J0TmFtZXNwYWNlUmVxdWVzdBoiLnN0cmF0YS52MS5JbXBvcnROYW1lc3BhY2VSZXNwb25zZSgBMAESTAoLQ3JlYXRlVG9rZW4SHS5zdHJhdGEudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3RyYXRhLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSQoKTGlzdFRva2VucxIcLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVzcG9uc2USPgoLUmV2b2tlVG9rZW4SHS5zdHJhdGEudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhAuc3RyYXRhLnYxLlRva2VuEjgKCFNldFF1b3RhEhouc3RyYXRhLnYxLlNldFF1b3RhUmVxdWVzdBoQLnN0cmF0YS52MS5RdW90YRJJCgpMaXN0UXVvdGFzEhwuc3RyYXRhLnYxLkxpc3RRdW90YXNSZXF1ZXN0Gh0uc3RyYXRhLnYxLkxpc3RRdW90YXNSZXNwb25zZRJbChBHZXRDbGVhbnVwU3RhdHVzEiIuc3RyYXRhLnYxLkdldENsZWFudXBTdGF0dXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkdldENsZWFudXBTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_access, file_strata_v1_queue]);
 
 /**
  * Request for GetServerInfo.
@@ -958,10 +958,16 @@ export type CleanupStep = Message<"strata.v1.CleanupStep"> & {
   name: string;
 
   /**
-   * "records", "completed_jobs" or "dead_jobs" for a policy's step;
-   * "expired_records" (records past their expire_time) or
+   * "records", "completed_jobs", "dead_jobs", "sealed_transcripts",
+   * "artifacts", "audit_log" or "request_log" for a policy's step;
+   * "expired_records" (records past their expire_time),
    * "default_completed_jobs" (completed jobs no policy covers, past the server's
-   * STRATA_COMPLETED_JOB_RETENTION_SECONDS) for a built-in one.
+   * STRATA_COMPLETED_JOB_RETENTION_SECONDS), "default_audit_log" and
+   * "default_request_log" (entries past STRATA_AUDIT_RETENTION_SECONDS and
+   * STRATA_REQUEST_LOG_RETENTION_SECONDS in namespaces without a policy for
+   * them), "idle_transcripts" (open transcripts sealed after
+   * STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS without an append; count: sealed) or
+   * "orphan_blobs" for a built-in one.
    *
    * @generated from field: string target = 2;
    */
@@ -997,6 +1003,113 @@ export const CleanupStepSchema: GenMessage<CleanupStep> = /*@__PURE__*/
   messageDesc(file_strata_v1_admin, 23);
 
 /**
+ * Request for GetCleanupStatus.
+ *
+ * @generated from message strata.v1.GetCleanupStatusRequest
+ */
+export type GetCleanupStatusRequest = Message<"strata.v1.GetCleanupStatusRequest"> & {
+};
+
+/**
+ * Describes the message strata.v1.GetCleanupStatusRequest.
+ * Use `create(GetCleanupStatusRequestSchema)` to create a new message.
+ */
+export const GetCleanupStatusRequestSchema: GenMessage<GetCleanupStatusRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 24);
+
+/**
+ * Response for GetCleanupStatus.
+ *
+ * @generated from message strata.v1.GetCleanupStatusResponse
+ */
+export type GetCleanupStatusResponse = Message<"strata.v1.GetCleanupStatusResponse"> & {
+  /**
+   * The scheduled pass running now; unset when none runs.
+   *
+   * @generated from field: strata.v1.CleanupPass running = 1;
+   */
+  running?: CleanupPass | undefined;
+
+  /**
+   * The newest finished scheduled pass; unset before the first.
+   *
+   * @generated from field: strata.v1.CleanupPass last = 2;
+   */
+  last?: CleanupPass | undefined;
+};
+
+/**
+ * Describes the message strata.v1.GetCleanupStatusResponse.
+ * Use `create(GetCleanupStatusResponseSchema)` to create a new message.
+ */
+export const GetCleanupStatusResponseSchema: GenMessage<GetCleanupStatusResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 25);
+
+/**
+ * One scheduled cleanup pass over every namespace.
+ *
+ * @generated from message strata.v1.CleanupPass
+ */
+export type CleanupPass = Message<"strata.v1.CleanupPass"> & {
+  /**
+   * The server process that ran it (STRATA_REPLICA_NAME, or host:pid).
+   *
+   * @generated from field: string replica = 1;
+   */
+  replica: string;
+
+  /**
+   * When it started.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * When it finished; unset while it runs.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 3;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * What each step removed, in order; empty while it runs.
+   *
+   * @generated from field: repeated strata.v1.CleanupStep steps = 4;
+   */
+  steps: CleanupStep[];
+
+  /**
+   * The sum of the steps' counts.
+   *
+   * @generated from field: int64 total = 5;
+   */
+  total: bigint;
+
+  /**
+   * While it runs: the step it is on and how far that step has come.
+   *
+   * @generated from field: strata.v1.Progress progress = 6;
+   */
+  progress?: Progress | undefined;
+
+  /**
+   * Why it stopped, when it failed (its steps are then empty); empty when it
+   * finished.
+   *
+   * @generated from field: string error = 7;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message strata.v1.CleanupPass.
+ * Use `create(CleanupPassSchema)` to create a new message.
+ */
+export const CleanupPassSchema: GenMessage<CleanupPass> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 26);
+
+/**
  * Request for GetUsage.
  *
  * @generated from message strata.v1.GetUsageRequest
@@ -1030,7 +1143,7 @@ export type GetUsageRequest = Message<"strata.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 24);
+  messageDesc(file_strata_v1_admin, 27);
 
 /**
  * Response for GetUsage.
@@ -1058,7 +1171,7 @@ export type GetUsageResponse = Message<"strata.v1.GetUsageResponse"> & {
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 25);
+  messageDesc(file_strata_v1_admin, 28);
 
 /**
  * What one namespace stores.
@@ -1173,7 +1286,7 @@ export type NamespaceUsage = Message<"strata.v1.NamespaceUsage"> & {
  * Use `create(NamespaceUsageSchema)` to create a new message.
  */
 export const NamespaceUsageSchema: GenMessage<NamespaceUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 26);
+  messageDesc(file_strata_v1_admin, 29);
 
 /**
  * Artifacts of one kind.
@@ -1215,7 +1328,7 @@ export type ArtifactKindUsage = Message<"strata.v1.ArtifactKindUsage"> & {
  * Use `create(ArtifactKindUsageSchema)` to create a new message.
  */
 export const ArtifactKindUsageSchema: GenMessage<ArtifactKindUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 27);
+  messageDesc(file_strata_v1_admin, 30);
 
 /**
  * Content-addressed blobs and what storing each once saves.
@@ -1264,7 +1377,7 @@ export type BlobUsage = Message<"strata.v1.BlobUsage"> & {
  * Use `create(BlobUsageSchema)` to create a new message.
  */
 export const BlobUsageSchema: GenMessage<BlobUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 28);
+  messageDesc(file_strata_v1_admin, 31);
 
 /**
  * Live records of one collection.
@@ -1299,7 +1412,7 @@ export type CollectionUsage = Message<"strata.v1.CollectionUsage"> & {
  * Use `create(CollectionUsageSchema)` to create a new message.
  */
 export const CollectionUsageSchema: GenMessage<CollectionUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 29);
+  messageDesc(file_strata_v1_admin, 32);
 
 /**
  * Jobs in one state.
@@ -1327,7 +1440,7 @@ export type JobStateCount = Message<"strata.v1.JobStateCount"> & {
  * Use `create(JobStateCountSchema)` to create a new message.
  */
 export const JobStateCountSchema: GenMessage<JobStateCount> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 30);
+  messageDesc(file_strata_v1_admin, 33);
 
 /**
  * Request for CheckIntegrity.
@@ -1371,7 +1484,7 @@ export type CheckIntegrityRequest = Message<"strata.v1.CheckIntegrityRequest"> &
  * Use `create(CheckIntegrityRequestSchema)` to create a new message.
  */
 export const CheckIntegrityRequestSchema: GenMessage<CheckIntegrityRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 31);
+  messageDesc(file_strata_v1_admin, 34);
 
 /**
  * One message of the CheckIntegrity stream: progress messages, then the report.
@@ -1408,7 +1521,7 @@ export type CheckIntegrityResponse = Message<"strata.v1.CheckIntegrityResponse">
  * Use `create(CheckIntegrityResponseSchema)` to create a new message.
  */
 export const CheckIntegrityResponseSchema: GenMessage<CheckIntegrityResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 32);
+  messageDesc(file_strata_v1_admin, 35);
 
 /**
  * What an integrity check found.
@@ -1464,7 +1577,7 @@ export type IntegrityReport = Message<"strata.v1.IntegrityReport"> & {
  * Use `create(IntegrityReportSchema)` to create a new message.
  */
 export const IntegrityReportSchema: GenMessage<IntegrityReport> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 33);
+  messageDesc(file_strata_v1_admin, 36);
 
 /**
  * How many things one check looked at.
@@ -1492,7 +1605,7 @@ export type CheckCount = Message<"strata.v1.CheckCount"> & {
  * Use `create(CheckCountSchema)` to create a new message.
  */
 export const CheckCountSchema: GenMessage<CheckCount> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 34);
+  messageDesc(file_strata_v1_admin, 37);
 
 /**
  * One problem with one thing stored.
@@ -1558,7 +1671,7 @@ export type IntegrityFinding = Message<"strata.v1.IntegrityFinding"> & {
  * Use `create(IntegrityFindingSchema)` to create a new message.
  */
 export const IntegrityFindingSchema: GenMessage<IntegrityFinding> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 35);
+  messageDesc(file_strata_v1_admin, 38);
 
 /**
  * Request for ExportNamespace.
@@ -1588,7 +1701,7 @@ export type ExportNamespaceRequest = Message<"strata.v1.ExportNamespaceRequest">
  * Use `create(ExportNamespaceRequestSchema)` to create a new message.
  */
 export const ExportNamespaceRequestSchema: GenMessage<ExportNamespaceRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 36);
+  messageDesc(file_strata_v1_admin, 39);
 
 /**
  * One message of the ExportNamespace stream.
@@ -1633,7 +1746,7 @@ export type ExportNamespaceResponse = Message<"strata.v1.ExportNamespaceResponse
  * Use `create(ExportNamespaceResponseSchema)` to create a new message.
  */
 export const ExportNamespaceResponseSchema: GenMessage<ExportNamespaceResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 37);
+  messageDesc(file_strata_v1_admin, 40);
 
 /**
  * What one archive holds, kind by kind.
@@ -1683,7 +1796,7 @@ export type ArchiveSummary = Message<"strata.v1.ArchiveSummary"> & {
  * Use `create(ArchiveSummarySchema)` to create a new message.
  */
 export const ArchiveSummarySchema: GenMessage<ArchiveSummary> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 38);
+  messageDesc(file_strata_v1_admin, 41);
 
 /**
  * The first message of an ImportNamespace stream.
@@ -1719,7 +1832,7 @@ export type ImportHeader = Message<"strata.v1.ImportHeader"> & {
  * Use `create(ImportHeaderSchema)` to create a new message.
  */
 export const ImportHeaderSchema: GenMessage<ImportHeader> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 39);
+  messageDesc(file_strata_v1_admin, 42);
 
 /**
  * One message of an ImportNamespace stream: the header first, then chunks.
@@ -1756,7 +1869,7 @@ export type ImportNamespaceRequest = Message<"strata.v1.ImportNamespaceRequest">
  * Use `create(ImportNamespaceRequestSchema)` to create a new message.
  */
 export const ImportNamespaceRequestSchema: GenMessage<ImportNamespaceRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 40);
+  messageDesc(file_strata_v1_admin, 43);
 
 /**
  * One message of the ImportNamespace response stream.
@@ -1793,7 +1906,7 @@ export type ImportNamespaceResponse = Message<"strata.v1.ImportNamespaceResponse
  * Use `create(ImportNamespaceResponseSchema)` to create a new message.
  */
 export const ImportNamespaceResponseSchema: GenMessage<ImportNamespaceResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 41);
+  messageDesc(file_strata_v1_admin, 44);
 
 /**
  * What an import did with one kind of row.
@@ -1836,7 +1949,7 @@ export type ImportCount = Message<"strata.v1.ImportCount"> & {
  * Use `create(ImportCountSchema)` to create a new message.
  */
 export const ImportCountSchema: GenMessage<ImportCount> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 42);
+  messageDesc(file_strata_v1_admin, 45);
 
 /**
  * The outcome of an import.
@@ -1885,7 +1998,7 @@ export type ImportResult = Message<"strata.v1.ImportResult"> & {
  * Use `create(ImportResultSchema)` to create a new message.
  */
 export const ImportResultSchema: GenMessage<ImportResult> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 43);
+  messageDesc(file_strata_v1_admin, 46);
 
 /**
  * What a retention policy removes.
@@ -1942,6 +2055,25 @@ export enum RetentionTarget {
    * @generated from enum value: RETENTION_TARGET_ARTIFACTS = 5;
    */
   ARTIFACTS = 5,
+
+  /**
+   * The namespace's audit entries, by time; the selector must be empty.
+   * Without a policy, they are kept for the server's
+   * STRATA_AUDIT_RETENTION_SECONDS (90 days by default).
+   *
+   * @generated from enum value: RETENTION_TARGET_AUDIT_LOG = 6;
+   */
+  AUDIT_LOG = 6,
+
+  /**
+   * The namespace's idempotency request log (the request_ids a retry is matched
+   * against), by time; the selector must be empty. A retry after its entry went
+   * is applied again. Without a policy, entries are kept for the server's
+   * STRATA_REQUEST_LOG_RETENTION_SECONDS (1 day by default).
+   *
+   * @generated from enum value: RETENTION_TARGET_REQUEST_LOG = 7;
+   */
+  REQUEST_LOG = 7,
 }
 
 /**
@@ -2064,8 +2196,8 @@ export const AdminService: GenService<{
    * Creates or replaces the retention policy of (namespace, target, selector):
    * how long that data is kept before cleanup removes it. INVALID_ARGUMENT for
    * an unspecified target, a records policy without a collection, a sealed
-   * transcripts policy with a selector, an artifacts selector that is not a
-   * kind, or a max_age outside 1 second to 100 years.
+   * transcripts, audit log or request log policy with a selector, an artifacts
+   * selector that is not a kind, or a max_age outside 1 second to 100 years.
    *
    * @generated from rpc strata.v1.AdminService.SetRetentionPolicy
    */
@@ -2232,6 +2364,20 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof ListQuotasRequestSchema;
     output: typeof ListQuotasResponseSchema;
+  },
+  /**
+   * How the scheduled cleanup goes, as any replica sees it: the pass running
+   * now (which replica, the step it is on) and the last finished one (start,
+   * end, what each step removed, the error that stopped it). Covers every
+   * namespace, so it needs an admin token for every namespace ("*").
+   * UNAVAILABLE when the database cannot be reached.
+   *
+   * @generated from rpc strata.v1.AdminService.GetCleanupStatus
+   */
+  getCleanupStatus: {
+    methodKind: "unary";
+    input: typeof GetCleanupStatusRequestSchema;
+    output: typeof GetCleanupStatusResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_admin, 0);
