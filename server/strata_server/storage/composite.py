@@ -23,6 +23,7 @@ from strata_server.storage.ports import (
     RecordCleanup,
     RecordStore,
     RetentionStore,
+    SearchIndex,
     TokenStore,
     TranscriptStore,
     TransferStore,
@@ -60,6 +61,7 @@ class Storage:
     transfer: TransferStore
     tokens: TokenStore
     quotas: QuotaStore
+    search: SearchIndex
     backend: Backend
 
     async def facts(self) -> ServerFacts:
