@@ -49,6 +49,8 @@ def search(
         typer.echo(f"unknown kind {unknown[0]!r}; use one of {', '.join(KIND_NAMES)}", err=True)
         raise typer.Exit(2)
     table = Table("score", "kind", "target", "owner", "time (UTC)", "snippet")
+    for column in table.columns[:3]:
+        column.no_wrap = True  # what a hit is stays whole; the snippet wraps
     shown = 0
     with connect(server, token, tls_ca) as client:
         hits = client.search(
