@@ -32,7 +32,9 @@ async def test_records_best_first_across_collections(storage: Storage, ns: str) 
     hits = await storage.search.search_kind(ns, query(SearchKind.RECORD, "apple"))
     assert [hit.target for hit in hits] == [("d", "thrice"), ("c", "once")]
     assert hits[0].rank > hits[1].rank > 0
-    assert "**apple**" in hits[0].snippet and hits[0].owner == ""
+    assert hits[0].owner == ""
+    texts = await storage.search.hit_texts(ns, SearchKind.RECORD, [("d", "thrice"), ("c", "x")])
+    assert texts == {("d", "thrice"): ["apple apple apple"]}
     assert await targets(storage, ns, SearchKind.RECORD, "apple", collections=("c",)) == [
         ("c", "once")
     ]
@@ -53,6 +55,8 @@ async def test_entries_by_owner_and_time(storage: Storage, ns: str) -> None:
     hits = await storage.search.search_kind(ns, query(SearchKind.TRANSCRIPT_ENTRY, "kiwi"))
     assert [hit.target for hit in hits] == [("t1", 1), ("t2", 1)]  # a tie: target order
     assert [hit.owner for hit in hits] == ["ann", "bob"]
+    texts = await storage.search.hit_texts(ns, SearchKind.TRANSCRIPT_ENTRY, [("t2", 1)])
+    assert texts == {("t2", 1): ["kiwi here"]}
     assert await targets(storage, ns, SearchKind.TRANSCRIPT_ENTRY, "kiwi", owner="bob") == [
         ("t2", 1)
     ]
@@ -73,7 +77,13 @@ async def test_artifact_names_labels_and_text(storage: Storage, ns: str) -> None
     ]
     texts = await storage.search.search_kind(ns, query(SearchKind.ARTIFACT_TEXT, "report"))
     assert [hit.target for hit in texts] == [(other.id, "notes.txt")]
-    assert "**report** was late" in texts[0].snippet and texts[0].owner == "ann"
+    assert texts[0].owner == "ann"
+    assert await storage.search.hit_texts(ns, SearchKind.ARTIFACT_TEXT, [texts[0].target]) == {
+        (other.id, "notes.txt"): ["the report was late"]
+    }
+    assert await storage.search.hit_texts(ns, SearchKind.ARTIFACT, [(made.id, "report.txt")]) == {
+        (made.id, "report.txt"): ["report.txt", "stage deploy"]
+    }
     # Replacing the text replaces what is found; a deleted artifact leaves the index.
     assert await storage.search.set_artifact_text(ns, other.id, "on time")
     assert await targets(storage, ns, SearchKind.ARTIFACT_TEXT, "report") == []

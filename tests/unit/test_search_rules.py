@@ -19,7 +19,7 @@ AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def hit(kind: SearchKind, name: str, rank: float) -> KindHit:
-    return KindHit(kind, (name, name), rank, "", "", AT)
+    return KindHit(kind, (name, name), rank, "", AT)
 
 
 def test_each_kind_is_scored_against_its_best_then_merged():

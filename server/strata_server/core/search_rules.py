@@ -9,6 +9,10 @@ lists are then merged by score, ties broken by kind (in `SearchKind` order) and
 target, so the order is total and the same on every call: a page token only
 needs the offset. The best hit of a kind is the first row of its engine search
 whatever the page, so the scores do not change from page to page.
+
+Snippets are made last, for the page's hits only (`snippet`, from the texts the
+index returns for them), the same way on both engines: ranking a deep page reads
+no text of the hits above it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+Target = tuple[str, str] | tuple[str, int]
+"""What a hit names (see `KindHit.target`)."""
 
 
 class SearchKind(enum.IntEnum):
@@ -73,24 +80,24 @@ class KindHit:
     entry, (artifact_id, name) for an artifact."""
 
     kind: SearchKind
-    target: tuple[str, str] | tuple[str, int]
+    target: Target
     rank: float
     """The engine's rank, higher is better (bm25 negated on SQLite)."""
-    snippet: str
     owner: str
     time: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """A hit of the merged list, with its normalised score."""
+    """A hit of the merged list, with its normalised score (and, once it is on the
+    page served, its snippet)."""
 
     kind: SearchKind
-    target: tuple[str, str] | tuple[str, int]
+    target: Target
     score: float
-    snippet: str
     owner: str
     time: datetime
+    snippet: str = ""
 
 
 def normalised(hits: Sequence[KindHit]) -> list[SearchHit]:
@@ -103,7 +110,6 @@ def normalised(hits: Sequence[KindHit]) -> list[SearchHit]:
             hit.kind,
             hit.target,
             min(1.0, hit.rank / best) if best > 0 else 1.0,
-            hit.snippet,
             hit.owner,
             hit.time,
         )
@@ -126,8 +132,9 @@ _WINDOW = 12
 
 
 def snippet(texts: Iterable[str], text: str) -> str:
-    """A snippet for a record: the string values around the first value holding a
-    word of `text`, the words matched (case-insensitively, as a prefix of a word,
+    """A hit's snippet: the words around the first word of `text` in `texts` (a
+    record's string values, an entry's content, an artifact's name and labels or
+    its text), the words matched (case-insensitively, as a prefix of a word,
     as the engines tokenise) between `**`, and `…` where text was cut."""
     terms = [re.escape(term) for term in re.findall(r"\w+", text.lower())]
     if not terms:

@@ -1,9 +1,10 @@
 """One search across kinds (SearchService.Search), and the indexing of text
 artifacts' content that the artifact-text kind searches.
 
-A search asks the index for each kind's best `offset + limit + 1` hits, merges them
-(core/search_rules.py defines the ranking across kinds) and serves the slice
-[offset, offset + limit): every hit that can be on the page is among its kind's
+A search asks the index for each kind's best `offset + limit + 1` hits (targets
+and ranks only), merges them (core/search_rules.py defines the ranking across
+kinds), serves the slice [offset, offset + limit) and reads the texts of those
+hits alone for their snippets: every hit that can be on the page is among its kind's
 best `offset + limit`, so the slice is exact, and the one more says whether a page
 follows. Kinds are searched one after the other: on SQLite they would queue for
 the same reader connections anyway, and on PostgreSQL this holds one pooled
@@ -12,7 +13,8 @@ connection at a time per search.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -25,8 +27,10 @@ from strata_server.core.search_rules import (
     SearchHit,
     SearchKind,
     SearchRequest,
+    Target,
     indexable_text,
     merged,
+    snippet,
     wants_text,
 )
 from strata_server.storage.ports import BlobStore, SearchIndex
@@ -54,8 +58,22 @@ class Searches:
                 namespace, KindQuery(kind, request, wanted)
             )
         hits = merged(per_kind)
-        page = hits[offset : offset + limit]
+        page = await self._with_snippets(namespace, request.text, hits[offset : offset + limit])
         return Page(page, (offset + limit,) if len(hits) > offset + limit else None)
+
+    async def _with_snippets(
+        self, namespace: str, text: str, hits: Sequence[SearchHit]
+    ) -> list[SearchHit]:
+        """The page's hits with their snippets, from one read of texts per kind."""
+        texts: dict[tuple[SearchKind, Target], list[str]] = {}
+        for kind in sorted({hit.kind for hit in hits}):
+            targets = [hit.target for hit in hits if hit.kind is kind]
+            found = await self.index.hit_texts(namespace, kind, targets)
+            texts |= {(kind, target): values for target, values in found.items()}
+        return [
+            replace(hit, snippet=snippet(texts.get((hit.kind, hit.target), []), text))
+            for hit in hits
+        ]
 
     async def index_artifact_text(self, artifact: Artifact) -> None:
         """Index the first `text_max_bytes` of a text artifact's content, read as a

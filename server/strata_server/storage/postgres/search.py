@@ -4,80 +4,82 @@ adapter).
 Records and entries use their existing tsvector columns (0001, 0003); artifacts use
 artifact_search's meta_search (name and labels) and body_search (text content)
 from migration 0018. Every query matches with plainto_tsquery('simple', ...), as
-SearchRecords and SearchTranscripts do, ranks with ts_rank, and makes snippets
-(ts_headline, the costly part) only for the rows it returns. A record's snippet is
-made from its data by core/search_rules.py, as on SQLite.
+SearchRecords and SearchTranscripts do, and ranks with ts_rank. Snippets are made
+by the service from `hit_texts`, for the page's hits only.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, LiteralString
 
-from strata_server.core.search_rules import (
-    KindHit,
-    KindQuery,
-    SearchKind,
-    snippet,
-    string_values,
-)
+from strata_server.core.search_rules import KindHit, KindQuery, SearchKind, Target, string_values
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import now
 
 _QUERY: LiteralString = "plainto_tsquery('simple', %(query)s::text)"
-_TIMES: LiteralString = (
-    " AND (%(start)s::timestamptz IS NULL OR {column} >= %(start)s::timestamptz)"
-    " AND (%(end)s::timestamptz IS NULL OR {column} < %(end)s::timestamptz)"
-)
-_HEADLINE: LiteralString = (
-    "'StartSel=**, StopSel=**, MaxWords=24, MinWords=8, MaxFragments=2, FragmentDelimiter=\" … \"'"
-)
+
+
+def _times(column: LiteralString) -> LiteralString:
+    return (
+        f" AND (%(start)s::timestamptz IS NULL OR {column} >= %(start)s::timestamptz)"
+        f" AND (%(end)s::timestamptz IS NULL OR {column} < %(end)s::timestamptz)"
+    )
+
 
 RECORDS: LiteralString = (
-    "SELECT r.collection, r.id, r.data, r.update_time, ts_rank(r.search, q) AS score"
+    "SELECT r.collection, r.id, r.update_time, '', ts_rank(r.search, q) AS score"
     f" FROM records AS r, {_QUERY} AS q"
     " WHERE r.namespace = %(namespace)s::text AND r.search @@ q"
     " AND (r.expire_time IS NULL OR r.expire_time > %(now)s::timestamptz)"
     " AND (%(every_collection)s::bool OR r.collection = ANY(%(collections)s::text[]))"
-    + _TIMES.format(column="r.update_time")
+    + _times("r.update_time")
     + " ORDER BY score DESC, r.collection, r.id LIMIT %(limit)s"
 )
 
 ENTRIES: LiteralString = (
-    "WITH hits AS ("
-    " SELECT e.transcript_id, e.seq, e.create_time, e.content, t.owner,"
-    " ts_rank(e.search, q) AS score"
+    "SELECT e.transcript_id, e.seq, e.create_time, t.owner, ts_rank(e.search, q) AS score"
     f" FROM transcript_entries AS e, {_QUERY} AS q, transcripts AS t"
     " WHERE e.namespace = %(namespace)s::text AND e.search @@ q"
     " AND t.namespace = e.namespace AND t.id = e.transcript_id"
     " AND (%(owner)s::text IS NULL OR t.owner = %(owner)s::text)"
-    + _TIMES.format(column="e.create_time")
-    + " ORDER BY score DESC, e.transcript_id, e.seq LIMIT %(limit)s)"
-    " SELECT transcript_id, seq, create_time,"
-    f" ts_headline('simple', content, {_QUERY}, {_HEADLINE}), score, owner"
-    " FROM hits ORDER BY score DESC, transcript_id, seq"
+    + _times("e.create_time")
+    + " ORDER BY score DESC, e.transcript_id, e.seq LIMIT %(limit)s"
 )
 
 
-def _artifacts(vector: LiteralString, text: LiteralString) -> LiteralString:
+def _artifacts(vector: LiteralString) -> LiteralString:
     return (
-        "WITH hits AS ("
-        " SELECT s.artifact_id, s.name, s.labels, s.body, a.owner, a.create_time,"
-        f" ts_rank(s.{vector}, q) AS score"
+        f"SELECT s.artifact_id, s.name, a.create_time, a.owner, ts_rank(s.{vector}, q) AS score"
         f" FROM artifact_search AS s, {_QUERY} AS q, artifacts AS a"
         f" WHERE s.namespace = %(namespace)s::text AND s.{vector} @@ q"
         " AND a.namespace = s.namespace AND a.id = s.artifact_id"
         " AND (%(owner)s::text IS NULL OR a.owner = %(owner)s::text)"
-        + _TIMES.format(column="a.create_time")
-        + " ORDER BY score DESC, s.artifact_id LIMIT %(limit)s)"
-        f" SELECT artifact_id, name, owner, create_time, {text}, score"
-        " FROM hits ORDER BY score DESC, artifact_id"
+        + _times("a.create_time")
+        + " ORDER BY score DESC, s.artifact_id LIMIT %(limit)s"
     )
 
 
-ARTIFACTS = _artifacts("meta_search", "labels")
-"""Name and labels; the snippet is made from them in Python."""
-ARTIFACT_TEXTS = _artifacts("body_search", f"ts_headline('simple', body, {_QUERY}, {_HEADLINE})")
+SEARCHES = {
+    SearchKind.RECORD: RECORDS,
+    SearchKind.TRANSCRIPT_ENTRY: ENTRIES,
+    SearchKind.ARTIFACT: _artifacts("meta_search"),
+    SearchKind.ARTIFACT_TEXT: _artifacts("body_search"),
+}
+
+_PAIRS: LiteralString = "SELECT * FROM unnest(%s::text[], %s::text[])"
+TEXTS: dict[SearchKind, LiteralString] = {
+    SearchKind.RECORD: "SELECT collection, id, data FROM records "
+    f"WHERE namespace = %s AND (collection, id) IN ({_PAIRS})",
+    SearchKind.TRANSCRIPT_ENTRY: "SELECT transcript_id, seq, content FROM transcript_entries "
+    "WHERE namespace = %s AND (transcript_id, seq) IN "
+    "(SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+    SearchKind.ARTIFACT: "SELECT artifact_id, name, labels FROM artifact_search "
+    f"WHERE namespace = %s AND (artifact_id, name) IN ({_PAIRS})",
+    SearchKind.ARTIFACT_TEXT: "SELECT artifact_id, name, coalesce(body, '') FROM artifact_search "
+    f"WHERE namespace = %s AND (artifact_id, name) IN ({_PAIRS})",
+}
 SET_TEXT: LiteralString = (
     "UPDATE artifact_search SET body = %s WHERE namespace = %s AND artifact_id = %s"
 )
@@ -91,10 +93,9 @@ class PostgresSearch:
 
     @borrowing()
     async def search_kind(self, conn: Conn, namespace: str, query: KindQuery) -> list[KindHit]:
-        request = query.request
+        request, kind = query.request, query.kind
         if query.limit <= 0 or not request.text.strip():
             return []
-        kind = query.kind
         if kind is SearchKind.RECORD and request.owner is not None:
             return []  # records have no owner
         params: dict[str, Any] = {
@@ -108,42 +109,27 @@ class PostgresSearch:
             "every_collection": not request.collections,
             "collections": list(request.collections),
         }
-        sql = {
-            SearchKind.RECORD: RECORDS,
-            SearchKind.TRANSCRIPT_ENTRY: ENTRIES,
-            SearchKind.ARTIFACT: ARTIFACTS,
-            SearchKind.ARTIFACT_TEXT: ARTIFACT_TEXTS,
-        }[kind]
-        cursor = await conn.execute(sql, params, prepare=True)
+        cursor = await conn.execute(SEARCHES[kind], params, prepare=True)
+        return [
+            KindHit(kind, (first, second), float(score), owner, at)
+            for first, second, at, owner, score in await cursor.fetchall()
+        ]
+
+    @borrowing()
+    async def hit_texts(
+        self, conn: Conn, namespace: str, kind: SearchKind, targets: Sequence[Target]
+    ) -> dict[Target, list[str]]:
+        if not targets:
+            return {}
+        firsts = [target[0] for target in targets]
+        seconds = [target[1] for target in targets]
+        cursor = await conn.execute(TEXTS[kind], (namespace, firsts, seconds), prepare=True)
         rows = await cursor.fetchall()
         if kind is SearchKind.RECORD:
-            return [
-                KindHit(
-                    kind,
-                    (collection, id),
-                    float(score),
-                    snippet(string_values(_json(data)), request.text),
-                    "",
-                    at,
-                )
-                for collection, id, data, at, score in rows
-            ]
-        if kind is SearchKind.TRANSCRIPT_ENTRY:
-            return [
-                KindHit(kind, (transcript_id, seq), float(score), text or "", owner, at)
-                for transcript_id, seq, at, text, score, owner in rows
-            ]
-        return [
-            KindHit(
-                kind,
-                (id, name),
-                float(score),
-                snippet([name, text], request.text) if kind is SearchKind.ARTIFACT else text or "",
-                owner,
-                at,
-            )
-            for id, name, owner, at, text, score in rows
-        ]
+            return {(c, id): string_values(_json(data)) for c, id, data in rows}
+        if kind is SearchKind.ARTIFACT:
+            return {(id, name): [name, labels] for id, name, labels in rows}
+        return {(first, second): [text] for first, second, text in rows}
 
     @borrowing(transaction=True, writes=True)
     async def set_artifact_text(
