@@ -7,7 +7,7 @@
 -- transaction that writes the artifact: its name, its labels flattened to
 -- "key value ...", and (set after upload by services/search_service.py) the first
 -- STRATA_SEARCH_TEXT_MAX_BYTES of a text artifact's content. The FTS5 index over
--- it is external-content, so snippet() reads the text back from artifact_search.
+-- it is external-content: the text is stored once, here.
 
 CREATE TABLE artifact_search (
     rowid INTEGER PRIMARY KEY,
