@@ -20,6 +20,8 @@ An upload's order of operations, and why:
    The blob is durable before any row names it.
 5. **Insert** the row, its audit entry and the request_id in one transaction, which
    also drops the pin.
+6. **Tell** `stored` (the search index reads a text artifact's first bytes back);
+   the artifact is already complete, so nothing there can undo it.
 
 `discard` runs whatever happens (shielded from cancellation), so a cancelled or
 failed upload leaves no staged bytes; a blob published in step 4 whose row then
