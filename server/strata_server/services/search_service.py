@@ -6,13 +6,14 @@ and ranks only), merges them (core/search_rules.py defines the ranking across
 kinds), serves the slice [offset, offset + limit) and reads the texts of those
 hits alone for their snippets: every hit that can be on the page is among its kind's
 best `offset + limit`, so the slice is exact, and the one more says whether a page
-follows. Kinds are searched one after the other: on SQLite they would queue for
-the same reader connections anyway, and on PostgreSQL this holds one pooled
-connection at a time per search.
+follows. The kinds are searched at once, each on a connection of its own (a
+SQLite reader, a PostgreSQL pooled connection), so a search takes about as long
+as its slowest kind rather than the sum of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -22,12 +23,9 @@ from strata_server.core.artifact_rules import Artifact
 from strata_server.core.errors import StrataError
 from strata_server.core.models import Page
 from strata_server.core.search_rules import (
-    KindHit,
     KindQuery,
     SearchHit,
-    SearchKind,
     SearchRequest,
-    Target,
     indexable_text,
     merged,
     snippet,
@@ -52,12 +50,11 @@ class Searches:
     ) -> Page[SearchHit]:
         """The page of hits at `offset`; `last_key` is set when more follow."""
         wanted = offset + limit + 1
-        per_kind: dict[SearchKind, list[KindHit]] = {}
-        for kind in sorted(request.kinds):
-            per_kind[kind] = await self.index.search_kind(
-                namespace, KindQuery(kind, request, wanted)
-            )
-        hits = merged(per_kind)
+        kinds = sorted(request.kinds)
+        found = await asyncio.gather(
+            *(self.index.search_kind(namespace, KindQuery(kind, request, wanted)) for kind in kinds)
+        )
+        hits = merged(dict(zip(kinds, found, strict=True)))
         page = await self._with_snippets(namespace, request.text, hits[offset : offset + limit])
         return Page(page, (offset + limit,) if len(hits) > offset + limit else None)
 
@@ -65,11 +62,18 @@ class Searches:
         self, namespace: str, text: str, hits: Sequence[SearchHit]
     ) -> list[SearchHit]:
         """The page's hits with their snippets, from one read of texts per kind."""
-        texts: dict[tuple[SearchKind, Target], list[str]] = {}
-        for kind in sorted({hit.kind for hit in hits}):
-            targets = [hit.target for hit in hits if hit.kind is kind]
-            found = await self.index.hit_texts(namespace, kind, targets)
-            texts |= {(kind, target): values for target, values in found.items()}
+        kinds = sorted({hit.kind for hit in hits})
+        found = await asyncio.gather(
+            *(
+                self.index.hit_texts(namespace, kind, [h.target for h in hits if h.kind is kind])
+                for kind in kinds
+            )
+        )
+        texts = {
+            (kind, target): values
+            for kind, by_target in zip(kinds, found, strict=True)
+            for target, values in by_target.items()
+        }
         return [
             replace(hit, snippet=snippet(texts.get((hit.kind, hit.target), []), text))
             for hit in hits
