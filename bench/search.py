@@ -14,7 +14,8 @@ sets no target):
 
 Run with `make bench` (or `.venv/bin/python bench/search.py`); prints a table and
 rewrites the `## search` section of bench/RESULTS.md. Nothing here asserts speed.
-BENCH_SEARCH_RECORDS and BENCH_SEARCH_ENTRIES override the sizes for a quick run.
+BENCH_SEARCH_RECORDS, BENCH_SEARCH_ENTRIES and BENCH_SEARCH_ROUNDS override the sizes
+and the number of calls for a quick run.
 """
 
 from __future__ import annotations
