@@ -74,9 +74,9 @@ class SearchServiceServicer:
         """Full-text search across kinds, best match first (docs/search.md says how
         hits of different kinds are ranked against each other). INVALID_ARGUMENT
         (with BadRequest field violations) for an empty query, an unknown or
-        unspecified kind, a bad collection, an owner that is not printable, a
-        start_time not before end_time, a negative page size or a page token of
-        another search.
+        unspecified kind, a bad collection, collections with kinds that leave out
+        records, an owner that is not printable, a start_time not before end_time,
+        a negative page size or a page token of another search.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -50,9 +50,9 @@ class SearchServiceStub:
     """Full-text search across kinds, best match first (docs/search.md says how
     hits of different kinds are ranked against each other). INVALID_ARGUMENT
     (with BadRequest field violations) for an empty query, an unknown or
-    unspecified kind, a bad collection, an owner that is not printable, a
-    start_time not before end_time, a negative page size or a page token of
-    another search.
+    unspecified kind, a bad collection, collections with kinds that leave out
+    records, an owner that is not printable, a start_time not before end_time,
+    a negative page size or a page token of another search.
     """
 
 @_typing.type_check_only
@@ -77,9 +77,9 @@ class SearchServiceAsyncStub(SearchServiceStub):
     """Full-text search across kinds, best match first (docs/search.md says how
     hits of different kinds are ranked against each other). INVALID_ARGUMENT
     (with BadRequest field violations) for an empty query, an unknown or
-    unspecified kind, a bad collection, an owner that is not printable, a
-    start_time not before end_time, a negative page size or a page token of
-    another search.
+    unspecified kind, a bad collection, collections with kinds that leave out
+    records, an owner that is not printable, a start_time not before end_time,
+    a negative page size or a page token of another search.
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -107,9 +107,9 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
         """Full-text search across kinds, best match first (docs/search.md says how
         hits of different kinds are ranked against each other). INVALID_ARGUMENT
         (with BadRequest field violations) for an empty query, an unknown or
-        unspecified kind, a bad collection, an owner that is not printable, a
-        start_time not before end_time, a negative page size or a page token of
-        another search.
+        unspecified kind, a bad collection, collections with kinds that leave out
+        records, an owner that is not printable, a start_time not before end_time,
+        a negative page size or a page token of another search.
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
