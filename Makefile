@@ -156,6 +156,7 @@ bench: venv system-deps ts-build
 	$(PY) bench/transcripts.py
 	$(PY) bench/cache.py
 	$(PY) bench/cleanup.py
+	$(PY) bench/search.py
 	$(PY) bench/artifacts.py
 	$(PY) bench/export.py
 	$(PY) bench/auth.py

@@ -16,6 +16,7 @@ from strata.v1 import (
     cache_pb2_grpc,
     queue_pb2_grpc,
     records_pb2_grpc,
+    search_pb2_grpc,
     transaction_pb2_grpc,
 )
 from strata_server.api.admin_rpc import AdminService
@@ -23,6 +24,7 @@ from strata_server.api.artifacts_rpc import ArtifactService
 from strata_server.api.cache_rpc import CacheService
 from strata_server.api.queue_rpc import QueueService
 from strata_server.api.records_rpc import RecordService
+from strata_server.api.search_rpc import SearchService
 from strata_server.api.transaction_rpc import TransactionService
 from strata_server.api.transcripts_rpc import TranscriptService
 from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
@@ -40,6 +42,7 @@ from strata_server.services.commit_service import Commits
 from strata_server.services.integrity_service import IntegrityCheck
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
+from strata_server.services.search_service import Searches
 from strata_server.services.topics import Wakeups
 from strata_server.services.transcripts_service import Transcripts
 from strata_server.services.transfer_export import NamespaceExport
@@ -58,19 +61,21 @@ def register_services(
     tokens: PageTokens,
     verifier: Verifier | None,
 ) -> CleanupSchedule:
-    """Add the seven Strata servicers to `server`; returns the cleanup schedule."""
+    """Add the eight Strata servicers to `server`; returns the cleanup schedule."""
     records = Records(caching.records, events)
     commits = Commits(caching.records, events)
     transcripts = Transcripts(
         database.transcripts, events, heartbeat_seconds=settings.transcript_heartbeat_seconds
     )
     queues = Queues(database.queue, events)
+    searches = Searches(database.search, blobs, settings.search_text_max_bytes)
     artifacts = Artifacts(
         database.artifacts,
         database.quotas,
         blobs,
         max_bytes=settings.max_artifact_bytes,
         idle_seconds=settings.upload_idle_timeout_seconds,
+        stored=searches.index_artifact_text,
     )
     records_pb2_grpc.add_RecordServiceServicer_to_server(
         RecordService(records, settings.max_record_bytes, tokens=tokens), server
@@ -98,6 +103,9 @@ def register_services(
     )
     artifacts_pb2_grpc.add_ArtifactServiceServicer_to_server(
         ArtifactService(artifacts, tokens=tokens), server
+    )
+    search_pb2_grpc.add_SearchServiceServicer_to_server(
+        SearchService(searches, tokens=tokens), server
     )
 
     def wake_watches(refs: Sequence[RecordRef]) -> None:

@@ -34,10 +34,12 @@ from strata.v1 import (
     artifacts_pb2_grpc,
     queue_pb2,
     records_pb2,
+    search_pb2,
     transaction_pb2,
     transcripts_pb2,
 )
 from strata.v1.records_pb2_grpc import RecordServiceStub
+from strata.v1.search_pb2_grpc import SearchServiceStub
 from strata.v1.transcripts_pb2_grpc import TranscriptServiceStub
 from tests.contract.artifacts_support import header, upload
 from tests.contract.helpers import (
@@ -480,6 +482,12 @@ def test_a_nul_in_a_search_query_is_invalid_argument(
         "INVALID_ARGUMENT",
         "query",
     )
+    expect_error(
+        lambda: SearchServiceStub(stubs.channel).Search(search_pb2.SearchRequest(query=query)),
+        INVALID,
+        "INVALID_ARGUMENT",
+        "query",
+    )
 
 
 ODD_QUERIES = [chr(code) + "needle" for code in range(1, 32)] + [
@@ -502,6 +510,7 @@ ODD_QUERIES = [chr(code) + "needle" for code in range(1, 32)] + [
 
 def test_odd_search_queries_are_never_a_server_error(stubs: Any, collection: str) -> None:
     transcripts = TranscriptServiceStub(stubs.channel)
+    everything = SearchServiceStub(stubs.channel)
     create(stubs, collection, "r1", {"text": "needle"})
     for query in ODD_QUERIES:
         for call in (
@@ -509,6 +518,7 @@ def test_odd_search_queries_are_never_a_server_error(stubs: Any, collection: str
             lambda q=query: transcripts.SearchTranscripts(
                 transcripts_pb2.SearchTranscriptsRequest(query=q)
             ),
+            lambda q=query: everything.Search(search_pb2.SearchRequest(query=q)),
         ):
             try:
                 call()

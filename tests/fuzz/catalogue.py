@@ -21,6 +21,7 @@ from strata.v1 import (
     cache_pb2,
     queue_pb2,
     records_pb2,
+    search_pb2,
     transaction_pb2,
     transcripts_pb2,
 )
@@ -33,6 +34,7 @@ SERVICES_EXPECTED = frozenset(
         "strata.v1.CacheService",
         "strata.v1.QueueService",
         "strata.v1.RecordService",
+        "strata.v1.SearchService",
         "strata.v1.TransactionService",
         "strata.v1.TranscriptService",
         "grpc.health.v1.Health",
@@ -48,6 +50,7 @@ _LOCAL = (
     cache_pb2,
     queue_pb2,
     records_pb2,
+    search_pb2,
     transaction_pb2,
     transcripts_pb2,
     health_pb2,

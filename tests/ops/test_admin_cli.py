@@ -47,6 +47,28 @@ def test_audit_prints_a_table_of_the_newest_entries(server: StrataProcess, tmp_p
     assert only.returncode == 0 and "no audit entries match" in only.stderr
 
 
+def test_search_prints_hits_of_every_kind_best_first(server: StrataProcess, tmp_path: Path) -> None:
+    word = f"cli{time.time_ns()}"
+    with server.channel() as channel:
+        records_pb2_grpc.RecordServiceStub(channel).CreateRecord(
+            records_pb2.CreateRecordRequest(
+                collection="found", record_id="r1", data=to_struct({"note": f"{word} here"})
+            )
+        )
+        transcripts = transcript_stub(channel)
+        chat = create_transcript(transcripts, owner="ada")
+        append(transcripts, chat, [f"said {word}"])
+    result = strata("search", word, "--server", server.target, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "found/r1" in result.stdout and f"{chat}#1" in result.stdout
+    owned = strata("search", word, "--owner", "ada", "--server", server.target, cwd=tmp_path)
+    assert owned.returncode == 0 and "found/r1" not in owned.stdout and chat in owned.stdout
+    bad = strata("search", word, "--kind", "records", "--server", server.target, cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown kind 'records'" in bad.stderr
+    none = strata("search", "nothing" + word, "--server", server.target, cwd=tmp_path)
+    assert none.returncode == 0 and "nothing matches" in none.stderr
+
+
 def test_audit_against_no_server_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = strata("audit", "--server", "127.0.0.1:1", cwd=tmp_path)
     assert result.returncode == 2

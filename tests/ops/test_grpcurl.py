@@ -41,8 +41,21 @@ def test_grpcurl_lists_the_services(server):
         "strata.v1.TransactionService",
         "strata.v1.AdminService",
         "strata.v1.TranscriptService",
+        "strata.v1.SearchService",
         "grpc.health.v1.Health",
     } <= services
+
+
+def test_grpcurl_searches_across_kinds_by_kind_name(server, collection):
+    word = f"g{uuid.uuid4().hex[:10]}"
+    body = {"collection": collection, "record_id": "s1", "data": {"note": f"about {word}"}}
+    grpcurl(server, "-d", json.dumps(body), "strata.v1.RecordService/CreateRecord")
+    request = {"query": word, "kinds": ["SEARCH_KIND_RECORD"]}
+    found = json.loads(grpcurl(server, "-d", json.dumps(request), "strata.v1.SearchService/Search"))
+    [hit] = found["hits"]
+    assert hit["kind"] == "SEARCH_KIND_RECORD"
+    assert hit["record"] == {"collection": collection, "id": "s1"}
+    assert f"**{word}**" in hit["snippet"]
 
 
 def test_grpcurl_creates_and_reads_a_record(server, collection):

@@ -39,6 +39,7 @@ READS = {
         "GetArtifactUrl",
     },
     "strata.v1.CacheService": {"Get"},
+    "strata.v1.SearchService": {"Search"},
     "grpc.reflection.v1alpha.ServerReflection": {"ServerReflectionInfo"},
 }
 """reader: every read, plus reflection."""

@@ -29,6 +29,8 @@ from strata.v1 import (
     queue_pb2_grpc,
     records_pb2,
     records_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
     transcripts_pb2,
     transcripts_pb2_grpc,
 )
@@ -49,6 +51,7 @@ class Stubs:
     artifacts: artifacts_pb2_grpc.ArtifactServiceStub
     cache: cache_pb2_grpc.CacheServiceStub
     admin: admin_pb2_grpc.AdminServiceStub
+    search: search_pb2_grpc.SearchServiceStub
 
     @classmethod
     def over(cls, channel: grpc.Channel) -> Stubs:
@@ -59,6 +62,7 @@ class Stubs:
             artifacts_pb2_grpc.ArtifactServiceStub(channel),
             cache_pb2_grpc.CacheServiceStub(channel),
             admin_pb2_grpc.AdminServiceStub(channel),
+            search_pb2_grpc.SearchServiceStub(channel),
         )
 
 
@@ -194,6 +198,12 @@ def read_everything(stubs: Stubs, seen: Seen, mine: str, other: Tenant) -> None:
             lambda ns=ns: stubs.transcripts.SearchTranscripts(
                 transcripts_pb2.SearchTranscriptsRequest(namespace=ns, query=other.word),
                 timeout=30,
+            ),
+        )
+        seen.keep(
+            f"Search {ns}",
+            lambda ns=ns: stubs.search.Search(
+                search_pb2.SearchRequest(namespace=ns, query=other.word), timeout=30
             ),
         )
         seen.keep(
@@ -379,7 +389,7 @@ def test_an_admin_of_every_namespace_does_see_the_other_namespace(secure, tenant
     seen = Seen()
     read_everything(root, seen, b.namespace, b)
     assert b.word.encode() in seen.data
-    for path in ("ExportNamespace", "DownloadArtifact", "ReadTranscript", "GetUsage"):
+    for path in ("ExportNamespace", "DownloadArtifact", "ReadTranscript", "GetUsage", "Search"):
         alone = Seen()
         read = next(what for what, _ in seen.codes if what == f"{path} {b.namespace}")
         assert (read, grpc.StatusCode.OK) in seen.codes

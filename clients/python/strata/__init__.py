@@ -49,6 +49,7 @@ from strata.errors import (
 from strata.follow import AsyncFollow, Follow
 from strata.jobs import Job, JobState, QueueStats
 from strata.records import Deleted, Record
+from strata.search import SearchHit
 from strata.subscription import AsyncSubscription, Subscription
 from strata.transcripts import Appended, Entry, Transcript, TranscriptHit
 from strata.worker import Handler, QueueHandle
@@ -87,6 +88,7 @@ __all__ = [
     "Record",
     "ResourceExhausted",
     "RetryPolicy",
+    "SearchHit",
     "StrataError",
     "Subscription",
     "TLSConfig",

@@ -25,6 +25,7 @@ from strata import (
     _cache_requests,
     _queue_requests,
     _record_requests,
+    _search_requests,
     _transcript_requests,
     _transfer_streams,
 )
@@ -207,6 +208,8 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     search_transcripts = paged(_transcript_requests.search_transcripts)
     follow = reader(_follow.follow)
     read_transcript = reader(_follow.read_transcript)
+
+    search = paged(_search_requests.search)
 
     cache_get = unary(_cache_requests.cache_get)
     cache_set = unary(_cache_requests.cache_set)

@@ -21,7 +21,9 @@ OutT = TypeVar("OutT")
 ItemT = TypeVar("ItemT")
 MessageT = TypeVar("MessageT", bound=Message)
 
-Service = Literal["records", "transactions", "admin", "queue", "transcripts", "cache", "artifacts"]
+Service = Literal[
+    "records", "transactions", "admin", "queue", "transcripts", "cache", "artifacts", "search"
+]
 """Which generated stub serves a call."""
 
 

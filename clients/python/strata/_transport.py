@@ -32,6 +32,7 @@ from strata.v1 import (
     cache_pb2_grpc,
     queue_pb2_grpc,
     records_pb2_grpc,
+    search_pb2_grpc,
     transaction_pb2_grpc,
     transcripts_pb2_grpc,
 )
@@ -49,6 +50,7 @@ _STUBS: dict[Service, Callable[[Any], object]] = {
     "transcripts": transcripts_pb2_grpc.TranscriptServiceStub,
     "cache": cache_pb2_grpc.CacheServiceStub,
     "artifacts": artifacts_pb2_grpc.ArtifactServiceStub,
+    "search": search_pb2_grpc.SearchServiceStub,
 }
 
 POLL_SECONDS = 0.1

@@ -25,6 +25,7 @@ from strata.v1 import (
     cache_pb2,
     queue_pb2,
     records_pb2,
+    search_pb2,
     transaction_pb2,
     transcripts_pb2,
 )
@@ -87,6 +88,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "GetArtifactUrl": R,
     },
     "strata.v1.CacheService": {"Get": R, "Set": W, "Delete": W},
+    "strata.v1.SearchService": {"Search": R},
     "strata.v1.AdminService": {
         "GetServerInfo": A,
         "ListAuditEntries": A,
@@ -152,8 +154,9 @@ STRATA_SERVICES: tuple[ServiceDescriptor, ...] = (
     artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"],
     cache_pb2.DESCRIPTOR.services_by_name["CacheService"],
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
+    search_pb2.DESCRIPTOR.services_by_name["SearchService"],
 )
-"""The seven Strata services, as their descriptors: listed once, so the server
+"""The eight Strata services, as their descriptors: listed once, so the server
 reflects and reports healthy (app.py) exactly the services this table covers."""
 
 SERVICES = (*STRATA_SERVICES, reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])

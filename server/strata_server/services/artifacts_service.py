@@ -20,6 +20,8 @@ An upload's order of operations, and why:
    The blob is durable before any row names it.
 5. **Insert** the row, its audit entry and the request_id in one transaction, which
    also drops the pin.
+6. **Tell** `stored` (the search index reads a text artifact's first bytes back);
+   the artifact is already complete, so nothing there can undo it.
 
 `discard` runs whatever happens (shielded from cancellation), so a cancelled or
 failed upload leaves no staged bytes; a blob published in step 4 whose row then
@@ -32,7 +34,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -112,6 +114,8 @@ class Artifacts:
     _: KW_ONLY
     max_bytes: int
     idle_seconds: float
+    stored: Callable[[Artifact], Awaitable[None]] | None = None
+    """Called with each artifact an upload stored (search indexes its text)."""
 
     async def upload(
         self,
@@ -191,7 +195,7 @@ class Artifacts:
                 upload_id=upload_id,
             )
             pinned = False  # dropped with the row
-            return result
+            return await self._stored(result)
         finally:
             await asyncio.shield(self._cleanup(staging, namespace, upload_id, pinned))
 
@@ -243,11 +247,17 @@ class Artifacts:
                 f"the content with that sha256 has {ref.size} bytes, not {header.size}",
             )
         staged = StagedBlob(sha256, ref.size, ref.stored_size, ref.compression)
-        return await self.artifacts.create_artifact(
+        artifact = await self.artifacts.create_artifact(
             _artifact(namespace, header, staged),
             WriteContext(actor, _idempotency(start, sha256)),
             upload_id=None,
         )
+        return await self._stored(artifact)
+
+    async def _stored(self, artifact: Artifact) -> Artifact:
+        if self.stored is not None:
+            await self.stored(artifact)
+        return artifact
 
     async def download(
         self, namespace: str, id: str, offset: int, limit: int

@@ -26,6 +26,14 @@ class LimitSettings(BaseModel):
     max_artifact_bytes: int = Field(
         10 * GIB, ge=1, description="largest artifact content, in bytes (uncompressed)"
     )
+    search_text_max_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        le=256 * 1024,
+        description="SearchService: how much of a text artifact's content (its first bytes) "
+        "is indexed at upload; 0 indexes none. At most 256 KiB: PostgreSQL's tsvector of "
+        "it must stay under 1 MB",
+    )
     max_import_bytes: int = Field(
         64 * GIB,
         ge=1,

@@ -24,6 +24,7 @@ from strata_server.storage.ports import (
     RecordCleanup,
     RecordStore,
     RetentionStore,
+    SearchIndex,
     TokenStore,
     TranscriptStore,
     TransferStore,
@@ -62,6 +63,7 @@ class Storage:
     transfer: TransferStore
     tokens: TokenStore
     quotas: QuotaStore
+    search: SearchIndex
     backend: Backend
 
     async def facts(self) -> ServerFacts:

@@ -29,6 +29,7 @@ from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
 from strata_server.storage.ports.queue import QueueStore
 from strata_server.storage.ports.records import CommitRequest, RecordCleanup, RecordStore
+from strata_server.storage.ports.search import SearchIndex
 from strata_server.storage.ports.transcripts import TranscriptStore
 from strata_server.storage.ports.transfer import ImportRequest, TransferStore
 
@@ -57,6 +58,7 @@ __all__ = [
     "RecordCleanup",
     "RecordStore",
     "RetentionStore",
+    "SearchIndex",
     "TokenStore",
     "TranscriptStore",
     "TransferStore",

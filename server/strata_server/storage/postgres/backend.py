@@ -26,6 +26,7 @@ from strata_server.storage.postgres.queue import PostgresQueue
 from strata_server.storage.postgres.quotas import PostgresQuotas
 from strata_server.storage.postgres.records import PostgresRecords
 from strata_server.storage.postgres.retention import PostgresRecordCleanup, PostgresRetention
+from strata_server.storage.postgres.search import PostgresSearch
 from strata_server.storage.postgres.tokens import PostgresTokens
 from strata_server.storage.postgres.transcripts import PostgresTranscripts
 from strata_server.storage.postgres.transfer import PostgresTransfer
@@ -128,5 +129,6 @@ async def open_postgres(
         transfer=PostgresTransfer(runner, quotas),
         tokens=PostgresTokens(runner),
         quotas=quotas,
+        search=PostgresSearch(runner),
         backend=PostgresBackend(runner, closing=(indexes.close, retention.close)),
     )

@@ -20,6 +20,7 @@ from strata_server.storage.sqlite.quotas import SqliteQuotas
 from strata_server.storage.sqlite.record_rows import now_micros
 from strata_server.storage.sqlite.records import SqliteRecords
 from strata_server.storage.sqlite.retention import SqliteRecordCleanup, SqliteRetention
+from strata_server.storage.sqlite.search import SqliteSearch
 from strata_server.storage.sqlite.tokens import SqliteTokens
 from strata_server.storage.sqlite.transcripts import SqliteTranscripts
 from strata_server.storage.sqlite.transfer import SqliteTransfer
@@ -102,5 +103,6 @@ async def open_sqlite(
         transfer=SqliteTransfer(db, quotas),
         tokens=SqliteTokens(db),
         quotas=quotas,
+        search=SqliteSearch(db),
         backend=SqliteBackend(db, retention),
     )

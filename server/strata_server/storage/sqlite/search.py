@@ -1,0 +1,136 @@
+"""SearchService's per-kind searches on SQLite FTS5 (the `SearchIndex` adapter).
+
+Records and entries use their existing indexes (records_fts, transcript_entries_fts);
+artifacts use artifact_search_fts (migration 0018) with a column filter: name and
+labels for SEARCH_KIND_ARTIFACT, body for SEARCH_KIND_ARTIFACT_TEXT, bm25 weighting
+only those columns. bm25 is lower for better matches, so each rank is negated for
+the port (higher is better). Snippets are made by the service from `hit_texts`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from strata_server.core.search_rules import KindHit, KindQuery, SearchKind, Target, string_values
+from strata_server.storage.sqlite.connection import Connections
+from strata_server.storage.sqlite.dialect import from_micros, to_micros
+from strata_server.storage.sqlite.record_rows import match_expression, now_micros
+
+_EARLIEST, _LATEST = -(2**62), 2**62
+"""Time bounds standing for "none" (microseconds)."""
+
+RECORDS = """
+SELECT r.collection, r.id, r.update_time, '', bm25(records_fts) AS score
+FROM records_fts JOIN records AS r ON r.rowid = records_fts.rowid
+WHERE records_fts MATCH :match AND r.namespace = :namespace
+  AND (r.expire_time IS NULL OR r.expire_time > :now)
+  AND (:every_collection OR r.collection IN (SELECT value FROM json_each(:collections)))
+  AND r.update_time >= :start AND r.update_time < :end
+ORDER BY score, r.collection, r.id
+LIMIT :limit
+"""
+
+ENTRIES = """
+SELECT e.transcript_id, e.seq, e.create_time, t.owner, bm25(transcript_entries_fts) AS score
+FROM transcript_entries_fts
+JOIN transcript_entries AS e ON e.rowid = transcript_entries_fts.rowid
+JOIN transcripts AS t ON t.namespace = e.namespace AND t.id = e.transcript_id
+WHERE transcript_entries_fts MATCH :match AND e.namespace = :namespace
+  AND (:owner IS NULL OR t.owner = :owner)
+  AND e.create_time >= :start AND e.create_time < :end
+ORDER BY score, e.transcript_id, e.seq
+LIMIT :limit
+"""
+
+
+def _artifacts(weights: str) -> str:
+    return f"""
+SELECT s.artifact_id, s.name, a.create_time, a.owner,
+       bm25(artifact_search_fts, {weights}) AS score
+FROM artifact_search_fts
+JOIN artifact_search AS s ON s.rowid = artifact_search_fts.rowid
+JOIN artifacts AS a ON a.namespace = s.namespace AND a.id = s.artifact_id
+WHERE artifact_search_fts MATCH :match AND s.namespace = :namespace
+  AND (:owner IS NULL OR a.owner = :owner)
+  AND a.create_time >= :start AND a.create_time < :end
+ORDER BY score, s.artifact_id
+LIMIT :limit
+"""
+
+
+SEARCHES = {
+    SearchKind.RECORD: RECORDS,
+    SearchKind.TRANSCRIPT_ENTRY: ENTRIES,
+    SearchKind.ARTIFACT: _artifacts("1.0, 1.0, 0.0"),
+    SearchKind.ARTIFACT_TEXT: _artifacts("0.0, 0.0, 1.0"),
+}
+COLUMN_FILTERS = {SearchKind.ARTIFACT: "{name labels}", SearchKind.ARTIFACT_TEXT: "body"}
+
+_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+TEXTS = {
+    SearchKind.RECORD: "SELECT collection, id, data FROM records "
+    f"WHERE namespace = ? AND (collection, id) IN ({_PAIRS})",
+    SearchKind.TRANSCRIPT_ENTRY: "SELECT transcript_id, seq, content FROM transcript_entries "
+    f"WHERE namespace = ? AND (transcript_id, seq) IN ({_PAIRS})",
+    SearchKind.ARTIFACT: "SELECT artifact_id, name, labels FROM artifact_search "
+    f"WHERE namespace = ? AND (artifact_id, name) IN ({_PAIRS})",
+    SearchKind.ARTIFACT_TEXT: "SELECT artifact_id, name, coalesce(body, '') FROM artifact_search "
+    f"WHERE namespace = ? AND (artifact_id, name) IN ({_PAIRS})",
+}
+SET_TEXT = (
+    "UPDATE artifact_search SET body = ? WHERE namespace = ? AND artifact_id = ? RETURNING rowid"
+)
+
+
+class SqliteSearch:
+    """`SearchIndex` over SQLite."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    async def search_kind(self, namespace: str, query: KindQuery) -> list[KindHit]:
+        request, kind = query.request, query.kind
+        match = match_expression(request.text)
+        if not match or query.limit <= 0:
+            return []
+        if kind is SearchKind.RECORD and request.owner is not None:
+            return []  # records have no owner
+        column = COLUMN_FILTERS.get(kind)
+        params: dict[str, Any] = {
+            "match": f"{column} : ({match})" if column else match,
+            "namespace": namespace,
+            "owner": request.owner,
+            "start": to_micros(request.start_time) if request.start_time else _EARLIEST,
+            "end": to_micros(request.end_time) if request.end_time else _LATEST,
+            "limit": query.limit,
+        }
+        if kind is SearchKind.RECORD:
+            params |= {
+                "now": now_micros(),
+                "every_collection": not request.collections,
+                "collections": json.dumps(list(request.collections)),
+            }
+        rows = await self._db.fetchall(SEARCHES[kind], params)
+        return [
+            KindHit(kind, (first, second), -score, owner, from_micros(at))
+            for first, second, at, owner, score in rows
+        ]
+
+    async def hit_texts(
+        self, namespace: str, kind: SearchKind, targets: Sequence[Target]
+    ) -> dict[Target, list[str]]:
+        if not targets:
+            return {}
+        rows = await self._db.fetchall(TEXTS[kind], (namespace, json.dumps(targets)))
+        if kind is SearchKind.RECORD:
+            return {(c, id): string_values(json.loads(data)) for c, id, data in rows}
+        if kind is SearchKind.ARTIFACT:
+            return {(id, name): [name, labels] for id, name, labels in rows}
+        return {(first, second): [text] for first, second, text in rows}
+
+    async def set_artifact_text(self, namespace: str, artifact_id: str, text: str) -> bool:
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(SET_TEXT, (text, namespace, artifact_id))
+        return bool(rows)
