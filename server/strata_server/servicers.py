@@ -37,6 +37,7 @@ from strata_server.services.artifacts_service import Artifacts
 from strata_server.services.cleanup_service import Cleanup
 from strata_server.services.commit_service import Commits
 from strata_server.services.integrity_service import IntegrityCheck
+from strata_server.services.owner_cleanup import OwnerCleanup
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
 from strata_server.services.topics import Wakeups
@@ -161,6 +162,7 @@ def register_services(
             transfer=transfer,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
+            owner_cleanup=OwnerCleanup(database.owners, forget=purged),
         ),
         server,
     )

@@ -162,15 +162,24 @@ def cleanup(
         bool, typer.Option("--all", help="Every namespace, expired records included.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+    owner: Annotated[
+        str,
+        typer.Option(
+            help="Instead of the policies, remove this owner's records, transcripts "
+            "and artifacts from the namespace."
+        ),
+    ] = "",
 ) -> None:
     """Run a cleanup now (retention policies, expired records, completed jobs), with a
-    progress bar; prints what went, or with --dry-run what would go."""
+    progress bar; prints what went, or with --dry-run what would go. With --owner,
+    removes everything that owner holds in the namespace instead."""
     with connect(server, token, tls_ca) as client, StepBar() as bar:
         report = client.run_cleanup(
             dry_run=dry_run,
             all_namespaces=all_namespaces,
             progress=bar.update,
             namespace=None if all_namespaces else namespace,
+            owner=owner,
         )
     verb = "would remove" if report.dry_run else "removed"
     table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
@@ -185,10 +194,12 @@ def usage(
     tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
-    owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
+    owner: Annotated[
+        str, typer.Option(help="Only this owner's records, transcripts and artifacts.")
+    ] = "",
 ) -> None:
     """Show what a namespace stores, by type, as a table with bars; with --owner,
-    only that owner's transcripts and artifacts."""
+    only that owner's records, transcripts and artifacts."""
     with connect(server, token, tls_ca) as client:
         found = client.usage(
             owner=owner,

@@ -18,6 +18,7 @@ from strata_server.storage.ports import (
     Backend,
     IndexAdmin,
     IntegrityStore,
+    OwnerData,
     QueueStore,
     QuotaStore,
     RecordCleanup,
@@ -60,6 +61,7 @@ class Storage:
     transfer: TransferStore
     tokens: TokenStore
     quotas: QuotaStore
+    owners: OwnerData
     backend: Backend
 
     async def facts(self) -> ServerFacts:

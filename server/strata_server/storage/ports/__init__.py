@@ -25,6 +25,7 @@ from strata_server.storage.ports.backend import Backend
 from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
+from strata_server.storage.ports.owners import Owned, OwnerData
 from strata_server.storage.ports.queue import QueueStore
 from strata_server.storage.ports.records import CommitRequest, RecordCleanup, RecordStore
 from strata_server.storage.ports.transcripts import TranscriptStore
@@ -46,6 +47,8 @@ __all__ = [
     "Listener",
     "Lookup",
     "OldJobs",
+    "Owned",
+    "OwnerData",
     "QueueStore",
     "QuotaStore",
     "RateLimiter",

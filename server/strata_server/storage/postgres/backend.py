@@ -20,6 +20,7 @@ from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.integrity import PostgresIntegrity
 from strata_server.storage.postgres.leader import SessionLeader
+from strata_server.storage.postgres.owners import PostgresOwners
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing, open_pool
 from strata_server.storage.postgres.queue import PostgresQueue
 from strata_server.storage.postgres.quotas import PostgresQuotas
@@ -126,5 +127,6 @@ async def open_postgres(
         transfer=PostgresTransfer(runner, quotas),
         tokens=PostgresTokens(runner),
         quotas=quotas,
+        owners=PostgresOwners(runner),
         backend=PostgresBackend(runner, closing=(indexes.close, retention.close)),
     )

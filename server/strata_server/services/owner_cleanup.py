@@ -1,0 +1,91 @@
+"""A cleanup of one owner: RunCleanup with an owner removes everything that owner
+holds in a namespace, across kinds, instead of applying the retention policies.
+
+What goes, in order: the owner's records (expired ones included), then its
+transcripts (open or sealed) with their entries, then its artifact rows; their
+blobs go at the next orphan-blob sweep, unless another artifact names them (so
+another owner's artifact of the same bytes keeps them). Jobs and queues have no
+owner and stay. Records go first so that a record naming one of the owner's
+transcripts or artifacts never outlives it by a failure halfway.
+
+Like every cleanup, each step is counted first, then removed in batches (each
+one transaction, every row audited in it with action "owner_cleanup" by the
+caller), with progress; a dry run reports the counts alone. Removed records go
+through `forget`: the record cache drops them and their watches wake.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from strata_server import metrics
+from strata_server.core.models import Actor, Progress, RecordRef
+from strata_server.core.retention_rules import CleanupReport, CleanupStep
+from strata_server.services.cleanup_service import BATCH, TRANSCRIPT_BATCH, Forget
+from strata_server.storage.ports import OwnerData
+
+
+async def _nothing(refs: Sequence[RecordRef]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerCleanup:
+    """Removes one owner's records, transcripts and artifacts (module docstring)."""
+
+    owners: OwnerData
+    forget: Forget = _nothing
+
+    async def run(
+        self, namespace: str, owner: str, *, dry_run: bool, actor: Actor
+    ) -> AsyncIterator[Progress | CleanupReport]:
+        """Progress messages, then the report (targets owner_records,
+        owner_transcripts, owner_artifacts; selector: the owner)."""
+        started = datetime.now(UTC)
+        owned = await self.owners.count_owned(namespace, owner)
+        steps: list[CleanupStep] = []
+        result = "error"
+        try:
+
+            async def records() -> int:
+                refs = await self.owners.purge_owned_records(namespace, owner, BATCH, actor=actor)
+                await self.forget(refs)
+                return len(refs)
+
+            async def transcripts() -> int:
+                return await self.owners.purge_owned_transcripts(
+                    namespace, owner, TRANSCRIPT_BATCH, actor=actor
+                )
+
+            async def artifacts() -> int:
+                return await self.owners.purge_owned_artifacts(namespace, owner, BATCH, actor=actor)
+
+            plan: list[tuple[str, int, Callable[[], Awaitable[int]], int]] = [
+                ("records", owned.records, records, BATCH),
+                ("transcripts", owned.transcripts, transcripts, TRANSCRIPT_BATCH),
+                ("artifacts", owned.artifacts, artifacts, BATCH),
+            ]
+            for kind, count, batch, size in plan:
+                name = f"{kind} of owner {owner} in {namespace}"
+                step = CleanupStep(name, f"owner_{kind}", namespace, owner, count)
+                yield Progress(name, 0, count, "items")
+                done = 0
+                if not dry_run and count:
+                    while True:
+                        removed = await batch()
+                        done += removed
+                        yield Progress(name, done, max(count, done), "items")
+                        if removed < size:
+                            break
+                steps.append(step if dry_run else dataclasses.replace(step, count=done))
+            report = CleanupReport(dry_run, tuple(steps), started, datetime.now(UTC))
+            result = "ok"
+        finally:
+            metrics.CLEANUP_RUNS.labels("rpc", str(dry_run).lower(), result).inc()
+        if not dry_run:
+            for done_step in steps:
+                metrics.CLEANUP_REMOVED.labels(done_step.target).inc(done_step.count)
+        yield report
