@@ -13,6 +13,6 @@ CREATE INDEX records_owner ON records (namespace, owner, collection) WHERE owner
 -- one more action after which a record no longer exists: the partial index of
 -- deletes (0010) lists them all, in core/change_cursors.DELETE_ACTIONS' order,
 -- so WatchRecords' lookup of later deletes keeps using it.
-DROP INDEX audit_log_record_deletes;
+DROP INDEX IF EXISTS audit_log_record_deletes;
 CREATE INDEX audit_log_record_deletes ON audit_log (namespace, entity_id, seq)
 WHERE entity = 'record' AND action IN ('delete', 'expire', 'retention', 'owner_cleanup');
