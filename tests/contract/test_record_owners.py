@@ -28,6 +28,7 @@ from tests.contract.helpers import (
     update,
     update_write,
 )
+from tests.contract.test_indexes import plan
 from tests.contract.transcript_helpers import append, create_transcript, transcript_stub
 from tests.support.server import StrataProcess
 
@@ -118,6 +119,23 @@ def test_filter_and_order_by_owner(stubs: Any, collection: str) -> None:
             break
     assert ids == ["r2", "r1", "r4", "r3", "r5"]
     assert list_ids(stubs, collection, order_by="owner") == ["r3", "r5", "r1", "r4", "r2"]
+
+
+@pytest.mark.slow
+def test_an_owner_filter_is_served_by_the_owner_index(
+    stubs: Any, server: StrataProcess, collection: str
+) -> None:
+    # Enough rows that PostgreSQL's planner prefers an index to reading the table.
+    for start in range(0, 3000, 500):
+        writes = [
+            create_write(collection, f"r{i:04}", {"n": i}, owner="ada" if i % 500 == 7 else "")
+            for i in range(start, start + 500)
+        ]
+        commit(stubs, writes)
+    text = 'owner = "ada"'
+    used = plan(server, collection, text)
+    assert "records_owner" in used, used
+    assert list_ids(stubs, collection, filter=text) == [f"r{i:04}" for i in range(7, 3000, 500)]
 
 
 def test_bad_owner_values_are_invalid_argument(stubs: Any, collection: str) -> None:

@@ -159,6 +159,10 @@ class _Compiler:
             return f"({column} IS {'NOT ' if node.op == '!=' else ''}NULL)"
         op = "<>" if node.op == "!=" else node.op
         placeholder = self.param(self.column_param(field, node.value))
+        if column == "owner" and op == "=":
+            # Never NULL (NULL AND FALSE is FALSE), and a plain `owner = ?` the
+            # partial index on owned records (migration 0014) can serve.
+            return f"({column} = {placeholder} AND {column} IS NOT NULL)"
         return f"COALESCE({column} {op} {placeholder}, {self.d.false})"
 
     def sort_expr(self, field: Field) -> str:
