@@ -115,6 +115,10 @@ def register_services(
         wake_watches(refs)
         return refs
 
+    def transcripts_gone(namespace: str, ids: Sequence[str]) -> None:
+        for id in ids:
+            Wakeups(events).transcript_changed(namespace, id)
+
     blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
     cleanup = Cleanup(
         database.retention,
@@ -162,7 +166,9 @@ def register_services(
             transfer=transfer,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
-            owner_cleanup=OwnerCleanup(database.owners, forget=purged),
+            owner_cleanup=OwnerCleanup(
+                database.owners, forget=purged, transcripts_gone=transcripts_gone
+            ),
         ),
         server,
     )

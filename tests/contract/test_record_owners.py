@@ -29,7 +29,14 @@ from tests.contract.helpers import (
     update_write,
 )
 from tests.contract.test_indexes import plan
-from tests.contract.transcript_helpers import append, create_transcript, transcript_stub
+from tests.contract.transcript_helpers import (
+    Stream,
+    append,
+    create_transcript,
+    messages_until,
+    read_request,
+    transcript_stub,
+)
 from tests.support.server import StrataProcess
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -315,6 +322,21 @@ def test_owner_cleanup_dry_run_then_real_run(stubs: Any, ns: str) -> None:
 
     again = _cleanup(stubs, namespace=ns, owner="alice")
     assert again.total == 0
+
+
+def test_an_owner_cleanup_ends_the_follows_of_its_transcripts(stubs: Any, ns: str) -> None:
+    ts = transcript_stub(stubs.channel)
+    chat = create_transcript(ts, namespace=ns, owner="alice")
+    append(ts, chat, ["hi"], namespace=ns)
+    # The deadline is far below the streams' safety re-check (300 s by default), so
+    # only the cleanup's wakeup can end the follow in time.
+    call = ts.ReadTranscript(read_request(chat, namespace=ns, follow=True), timeout=20)
+    messages_until(call, Stream(), lambda stream: "up_to_date" in stream.events)
+    _cleanup(stubs, namespace=ns, owner="alice")
+    with pytest.raises(grpc.RpcError) as ended:
+        for _ in call:
+            pass
+    assert ended.value.code() == grpc.StatusCode.NOT_FOUND, ended.value.details()
 
 
 def audit_artifact_id(entries: Any) -> str:

@@ -32,12 +32,20 @@ async def _nothing(refs: Sequence[RecordRef]) -> None:
     return None
 
 
+def _unfollowed(namespace: str, ids: Sequence[str]) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class OwnerCleanup:
-    """Removes one owner's records, transcripts and artifacts (module docstring)."""
+    """Removes one owner's records, transcripts and artifacts (module docstring).
+    `forget` drops removed records from the cache and wakes their watches;
+    `transcripts_gone` wakes the followers of removed transcripts, whose reads
+    then end with NOT_FOUND as after DeleteTranscript."""
 
     owners: OwnerData
     forget: Forget = _nothing
+    transcripts_gone: Callable[[str, Sequence[str]], None] = _unfollowed
 
     async def run(
         self, namespace: str, owner: str, *, dry_run: bool, actor: Actor
@@ -56,9 +64,11 @@ class OwnerCleanup:
                 return len(refs)
 
             async def transcripts() -> int:
-                return await self.owners.purge_owned_transcripts(
+                ids = await self.owners.purge_owned_transcripts(
                     namespace, owner, TRANSCRIPT_BATCH, actor=actor
                 )
+                self.transcripts_gone(namespace, ids)
+                return len(ids)
 
             async def artifacts() -> int:
                 return await self.owners.purge_owned_artifacts(namespace, owner, BATCH, actor=actor)

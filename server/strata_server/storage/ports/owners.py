@@ -41,9 +41,10 @@ class OwnerData(Protocol):
 
     async def purge_owned_transcripts(
         self, namespace: str, owner: str, limit: int, *, actor: Actor
-    ) -> int:
+    ) -> list[str]:
         """Delete up to `limit` of the owner's transcripts, open or sealed, with their
-        entries (and their full-text index)."""
+        entries (and their full-text index); the ids deleted (their followers must
+        be told)."""
         ...
 
     async def purge_owned_artifacts(

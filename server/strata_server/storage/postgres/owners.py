@@ -91,15 +91,15 @@ class PostgresOwners:
     @borrowing(transaction=True)
     async def purge_owned_transcripts(
         self, conn: Conn, namespace: str, owner: str, limit: int, *, actor: Actor
-    ) -> int:
+    ) -> list[str]:
         if limit <= 0:
-            return 0
+            return []
         params = {"namespace": namespace, "owner": owner, "limit": limit, "actor": actor.name}
         cursor = await conn.execute(PURGE_OWNED_TRANSCRIPTS, params)
         ids = [row[0] for row in await cursor.fetchall()]
         if ids:
             await conn.execute(DELETE_ENTRIES, (namespace, ids))
-        return len(ids)
+        return ids
 
     @borrowing()
     async def purge_owned_artifacts(

@@ -72,9 +72,9 @@ class SqliteOwners:
 
     async def purge_owned_transcripts(
         self, namespace: str, owner: str, limit: int, *, actor: Actor
-    ) -> int:
+    ) -> list[str]:
         if limit <= 0:
-            return 0
+            return []
         now = to_micros(datetime.now(UTC))
         async with self._db.transaction() as tx:
             ids = await tx.fetchall(SELECT_OWNED_TRANSCRIPTS, (namespace, owner, limit))
@@ -84,7 +84,7 @@ class SqliteOwners:
                 await tx.execute(DELETE_ENTRIES, (namespace, id))
                 audit = (namespace, now, actor.name, OWNER_CLEANUP, TRANSCRIPT, id)
                 await tx.execute(INSERT_AUDIT, (*audit, next_seq - 1, "[]", None))
-        return len(ids)
+        return [id for (id,) in ids]
 
     async def purge_owned_artifacts(
         self, namespace: str, owner: str, limit: int, *, actor: Actor
