@@ -281,15 +281,15 @@ def test_owner_cleanup_dry_run_then_real_run(stubs: Any, ns: str) -> None:
     dry = _cleanup(stubs, namespace=ns, owner="alice", dry_run=True)
     assert dry.dry_run and dry.total == 5
     assert [(s.target, s.selector, s.count) for s in dry.steps] == [
-        ("owner_records", "alice", 3),
         ("owner_transcripts", "alice", 1),
         ("owner_artifacts", "alice", 1),
+        ("owner_records", "alice", 3),
     ]
     [still] = usage(stubs, ns, "alice")
     assert (still.record_count, still.transcript_count, still.artifact_count) == (3, 1, 1)
 
     done = _cleanup(stubs, namespace=ns, owner="alice")
-    assert not done.dry_run and [s.count for s in done.steps] == [3, 1, 1]
+    assert not done.dry_run and [s.count for s in done.steps] == [1, 1, 3]
     [gone] = usage(stubs, ns, "alice")
     assert (gone.record_count, gone.transcript_count, gone.artifact_count) == (0, 0, 0)
     expect_error(

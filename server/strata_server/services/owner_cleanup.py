@@ -1,12 +1,13 @@
 """A cleanup of one owner: RunCleanup with an owner removes everything that owner
 holds in a namespace, across kinds, instead of applying the retention policies.
 
-What goes, in order: the owner's records (expired ones included), then its
-transcripts (open or sealed) with their entries, then its artifact rows; their
-blobs go at the next orphan-blob sweep, unless another artifact names them (so
-another owner's artifact of the same bytes keeps them). Jobs and queues have no
-owner and stay. Records go first so that a record naming one of the owner's
-transcripts or artifacts never outlives it by a failure halfway.
+What goes, in order: the owner's transcripts (open or sealed) with their
+entries, then its artifact rows, then its records (expired ones included). The
+artifacts' blobs go at the next orphan-blob sweep, unless another artifact names
+them (so another owner's artifact of the same bytes keeps them). Jobs and queues
+have no owner and stay. Records go last because transcripts and artifacts may
+name a record as their parent: a run that fails halfway leaves no child whose
+parent is gone, and a rerun finishes the job.
 
 Like every cleanup, each step is counted first, then removed in batches (each
 one transaction, every row audited in it with action "owner_cleanup" by the
@@ -50,13 +51,13 @@ class OwnerCleanup:
     async def run(
         self, namespace: str, owner: str, *, dry_run: bool, actor: Actor
     ) -> AsyncIterator[Progress | CleanupReport]:
-        """Progress messages, then the report (targets owner_records,
-        owner_transcripts, owner_artifacts; selector: the owner)."""
+        """Progress messages, then the report (targets owner_transcripts,
+        owner_artifacts, owner_records; selector: the owner)."""
         started = datetime.now(UTC)
-        owned = await self.owners.count_owned(namespace, owner)
         steps: list[CleanupStep] = []
         result = "error"
         try:
+            owned = await self.owners.count_owned(namespace, owner)
 
             async def records() -> int:
                 refs = await self.owners.purge_owned_records(namespace, owner, BATCH, actor=actor)
@@ -74,9 +75,9 @@ class OwnerCleanup:
                 return await self.owners.purge_owned_artifacts(namespace, owner, BATCH, actor=actor)
 
             plan: list[tuple[str, int, Callable[[], Awaitable[int]], int]] = [
-                ("records", owned.records, records, BATCH),
                 ("transcripts", owned.transcripts, transcripts, TRANSCRIPT_BATCH),
                 ("artifacts", owned.artifacts, artifacts, BATCH),
+                ("records", owned.records, records, BATCH),
             ]
             for kind, count, batch, size in plan:
                 name = f"{kind} of owner {owner} in {namespace}"

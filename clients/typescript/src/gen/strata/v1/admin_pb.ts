@@ -852,9 +852,10 @@ export type RunCleanupRequest = Message<"strata.v1.RunCleanupRequest"> & {
 
   /**
    * Remove everything this owner holds in the namespace instead of applying
-   * the policies: its records, its transcripts with their entries, and its
-   * artifacts (their blobs go at the next orphan-blob sweep unless another
-   * artifact names them), each with an audit entry (action "owner_cleanup").
+   * the policies: its transcripts with their entries, its artifacts (their
+   * blobs go at the next orphan-blob sweep unless another artifact names them)
+   * and its records, in that order, each with an audit entry (action
+   * "owner_cleanup").
    * At most 256 printable characters; not with all_namespaces.
    *
    * @generated from field: string owner = 4;
@@ -972,9 +973,9 @@ export type CleanupStep = Message<"strata.v1.CleanupStep"> & {
    * "records", "completed_jobs" or "dead_jobs" for a policy's step;
    * "expired_records" (records past their expire_time) or
    * "default_completed_jobs" (completed jobs no policy covers, past the server's
-   * STRATA_COMPLETED_JOB_RETENTION_SECONDS) for a built-in one; "owner_records",
-   * "owner_transcripts" or "owner_artifacts" for an owner's cleanup (its
-   * selector is the owner).
+   * STRATA_COMPLETED_JOB_RETENTION_SECONDS) for a built-in one;
+   * "owner_transcripts", "owner_artifacts" or "owner_records" for an owner's
+   * cleanup (its selector is the owner).
    *
    * @generated from field: string target = 2;
    */
