@@ -40,6 +40,7 @@ from strata_server.services.cleanup_schedule import CleanupSchedule, default_rep
 from strata_server.services.cleanup_service import Cleanup, Keep
 from strata_server.services.commit_service import Commits
 from strata_server.services.integrity_service import IntegrityCheck
+from strata_server.services.owner_cleanup import OwnerCleanup
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
 from strata_server.services.search_service import Searches
@@ -128,6 +129,11 @@ def register_services(
         for namespace, id in keys:
             Wakeups(events).transcript_changed(namespace, id)
 
+    def transcripts_gone(namespace: str, ids: Sequence[str]) -> None:
+        # Followers of an owner cleanup's removed transcripts end at once (NOT_FOUND).
+        for id in ids:
+            Wakeups(events).transcript_changed(namespace, id)
+
     blob_grace = timedelta(seconds=settings.blob_sweep_grace_seconds)
     cleanup = Cleanup(
         database.retention,
@@ -188,6 +194,9 @@ def register_services(
             schedule=schedule,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
+            owner_cleanup=OwnerCleanup(
+                database.owners, forget=purged, transcripts_gone=transcripts_gone
+            ),
         ),
         server,
     )

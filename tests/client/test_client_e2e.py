@@ -40,6 +40,25 @@ def test_sync_client_round_trip(server: StrataProcess, collection: str) -> None:
         assert client.count_records(collection) == 0
 
 
+def test_sync_client_owners(server: StrataProcess, collection: str) -> None:
+    with strata.Client(server.target) as client:
+        made = client.create_record(collection, {"n": 1}, record_id="o1", owner="ada")
+        assert made.owner == "ada"
+        assert client.update_record(collection, "o1", {"n": 2}).owner == "ada"  # kept
+        assert client.update_record(collection, "o1", {"n": 3}, owner="bob").owner == "bob"
+        [moved, added] = client.commit(
+            [
+                writes.update(collection, "o1", {"n": 4}, owner=""),
+                writes.create(collection, {}, record_id="o2", owner="cy"),
+            ]
+        )
+        assert isinstance(moved, strata.Record) and moved.owner == ""
+        assert isinstance(added, strata.Record) and added.owner == "cy"
+        assert [r.id for r in client.list_records(collection, filter='owner = "cy"')] == ["o2"]
+        with pytest.raises(strata.InvalidArgument):
+            client.create_record(collection, {}, owner="x" * 257)
+
+
 def test_sync_client_iterates_every_page(server: StrataProcess, collection: str) -> None:
     with strata.Client(server.target) as client:
         client.commit(

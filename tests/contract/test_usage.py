@@ -177,9 +177,12 @@ def test_owner_filter_and_totals_count_a_shared_blob_once(stubs):
     stubs.records.CreateRecord(
         records_pb2.CreateRecordRequest(namespace=ns, collection="c", record_id="r")
     )
+    stubs.records.CreateRecord(
+        records_pb2.CreateRecordRequest(namespace=ns, collection="c", record_id="b", owner="bob")
+    )
     [bob] = usage(stubs, namespace=ns, owner="bob").namespaces
     assert (bob.transcript_count, bob.entry_count, bob.entry_bytes) == (2, 1, 109 + ENTRY_OVERHEAD)
-    assert bob.record_count == 0 and list(bob.collections) == []  # records have no owner
+    assert bob.record_count == 1 and [c.collection for c in bob.collections] == ["c"]
     assert {k.kind: k.artifact_count for k in bob.artifact_kinds} == {"bundle": 1, "log": 1}
     assert bob.blobs.blob_count == 2 and bob.blobs.dedup_saved_bytes == 0
     [nobody] = usage(stubs, namespace=ns, owner="nobody").namespaces

@@ -144,6 +144,33 @@ def test_cleanup_dry_run_then_real(server: StrataProcess, tmp_path: Path) -> Non
     assert "cleanup: 0 removed" in again.stdout
 
 
+def test_cleanup_of_one_owner(server: StrataProcess, tmp_path: Path) -> None:
+    ns = f"cli-own-{time.time_ns() % 10**9}"
+    with server.channel() as channel:
+        stub = records_pb2_grpc.RecordServiceStub(channel)
+        for id, owner in (("a1", "ada"), ("a2", "ada"), ("b1", "bob")):
+            stub.CreateRecord(
+                records_pb2.CreateRecordRequest(
+                    namespace=ns, collection="notes", record_id=id, owner=owner
+                )
+            )
+        create_transcript(transcript_stub(channel), namespace=ns, owner="ada")
+    target = ("--server", server.target, "-n", ns, "--owner", "ada")
+    dry = strata("cleanup", "--dry-run", *target, cwd=tmp_path, COLUMNS="160")
+    assert dry.returncode == 0, dry.stderr
+    assert "cleanup: 3 would remove" in dry.stdout and "records of owner ada" in dry.stdout
+    owned = strata("usage", *target, cwd=tmp_path, COLUMNS="160")
+    assert owned.returncode == 0 and "notes" in owned.stdout and "transcripts" in owned.stdout
+    real = strata("cleanup", *target, cwd=tmp_path, COLUMNS="160")
+    assert real.returncode == 0, real.stderr
+    assert "cleanup: 3 removed" in real.stdout
+    with server.channel() as channel:
+        found = records_pb2_grpc.RecordServiceStub(channel).BatchGetRecords(
+            records_pb2.BatchGetRecordsRequest(namespace=ns, collection="notes", ids=["a1", "b1"])
+        )
+    assert [(r.id, r.owner) for r in found.records] == [("b1", "bob")]
+
+
 def test_usage_table(server: StrataProcess, tmp_path: Path) -> None:
     with server.channel() as channel:
         stub = records_pb2_grpc.RecordServiceStub(channel)

@@ -3,8 +3,8 @@ NUL characters, facts without yoyo and migrations up, down, up, an unreachable o
 restarted server, declared indexes.
 
 One database of the session's server per module, schema from
-migrations/postgres/0001_records.sql; every test works in its own namespace, so
-tests do not see each other's rows.
+migrations/postgres/0001_records.sql and 0014_record_owners.sql; every test works in
+its own namespace, so tests do not see each other's rows.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ MAX_BYTES = 64 * 1024
 
 @pytest.fixture(scope="module")
 def pg(pg: Database) -> Database:
-    return database_with(pg, "0001_records.sql")
+    return database_with(pg, "0001_records.sql", "0014_record_owners.sql")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,7 @@ async def test_database_restart(tmp_path: Path, ns: str) -> None:
     pg.start()
     with psycopg.connect(pg.dsn, autocommit=True) as conn:
         conn.execute((MIGRATIONS / "0001_records.sql").read_text())
+        conn.execute((MIGRATIONS / "0014_record_owners.sql").read_text())
     db = await open_postgres(pg.dsn, max_record_bytes=MAX_BYTES, pool_timeout=0.5)
     try:
         record = await create(db, ns, "a", {"n": 1})

@@ -32,7 +32,9 @@ from strata_server.storage.sqlite.connection import Connections
 from tests.support.wire import sent
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "sqlite"
-SCHEMA = (MIGRATIONS / "0001_records.sql").read_text()
+SCHEMA = (MIGRATIONS / "0001_records.sql").read_text() + (
+    MIGRATIONS / "0014_record_owners.sql"
+).read_text()
 ROLLBACK = (MIGRATIONS / "0001_records.rollback.sql").read_text()
 NS = "default"
 ALICE = Actor("alice")

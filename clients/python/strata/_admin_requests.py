@@ -225,12 +225,17 @@ def run_cleanup(
     all_namespaces: bool = False,
     progress: ProgressCallback | None = None,
     namespace: str | None = None,
+    owner: str = "",
 ) -> Machine[admin_pb2.CleanupReport]:
     """Run a cleanup of the namespace now (with `all_namespaces`, of every
     namespace, expired records included): what the retention policies, record
-    expiry and job purge remove. Returns the `admin_pb2.CleanupReport` of what
-    went, or with `dry_run` of what would go."""
-    fields = admin_pb2.RunCleanupRequest(all_namespaces=all_namespaces, dry_run=dry_run)
+    expiry and job purge remove. With `owner`, remove instead everything that
+    owner holds in the namespace: its records, transcripts and artifacts.
+    Returns the `admin_pb2.CleanupReport` of what went, or with `dry_run` of what
+    would go."""
+    fields = admin_pb2.RunCleanupRequest(
+        all_namespaces=all_namespaces, dry_run=dry_run, owner=owner
+    )
     rpc = StreamRpc(
         "admin", "RunCleanup", _everywhere(fields, namespace, all_namespaces), _same, namespace
     )

@@ -24,10 +24,13 @@ class CreateOptions(TypedDict, total=False):
 
     record_id: the new record's id; empty (the default) lets the server choose.
     expire_time: timezone-aware time from which the record is invisible.
+    owner: who the record belongs to (at most 256 printable characters); empty
+      means none.
     """
 
     record_id: str
     expire_time: datetime | None
+    owner: str
 
 
 class UpdateOptions(TypedDict, total=False):
@@ -40,12 +43,14 @@ class UpdateOptions(TypedDict, total=False):
       VersionConflict.
     allow_missing: create the record when it does not exist.
     expire_time: new expiry, applied on a full replace or when in the mask.
+    owner: the new owner ("" removes it); None (the default) keeps the record's.
     """
 
     update_mask: Sequence[str] | None
     expected_version: int | None
     allow_missing: bool
     expire_time: datetime | None
+    owner: str | None
 
 
 class DeleteOptions(TypedDict, total=False):
@@ -67,6 +72,7 @@ class CreateFields(TypedDict):
     record_id: str
     data: Struct
     expire_time: Timestamp | None
+    owner: str
 
 
 class UpdateFields(TypedDict):
@@ -79,6 +85,7 @@ class UpdateFields(TypedDict):
     expected_version: int
     allow_missing: bool
     expire_time: Timestamp | None
+    owner: str | None
 
 
 class DeleteFields(TypedDict):
@@ -96,6 +103,7 @@ def create_fields(
     *,
     record_id: str = "",
     expire_time: datetime | None = None,
+    owner: str = "",
 ) -> CreateFields:
     """The fields of a create, converted; the defaults of CreateOptions."""
     return {
@@ -103,6 +111,7 @@ def create_fields(
         "record_id": record_id,
         "data": struct_from_dict(data),
         "expire_time": timestamp_from_datetime(expire_time, "expire_time"),
+        "owner": owner,
     }
 
 
@@ -115,6 +124,7 @@ def update_fields(
     expected_version: int | None = None,
     allow_missing: bool = False,
     expire_time: datetime | None = None,
+    owner: str | None = None,
 ) -> UpdateFields:
     """The fields of an update, converted; the defaults of UpdateOptions."""
     return {
@@ -125,6 +135,7 @@ def update_fields(
         "expected_version": expected_version or 0,
         "allow_missing": allow_missing,
         "expire_time": timestamp_from_datetime(expire_time, "expire_time"),
+        "owner": owner,
     }
 
 

@@ -32,6 +32,8 @@ class Record:
     """When the record was last written (aware, UTC)."""
     expire_time: datetime | None = None
     """When the record stops being visible (aware, UTC); None means never."""
+    owner: str = ""
+    """Who the record belongs to; empty means none."""
 
     @classmethod
     def from_proto(cls, message: records_pb2.Record) -> Record:
@@ -49,6 +51,7 @@ class Record:
                 if message.HasField("expire_time")
                 else None
             ),
+            owner=message.owner,
         )
 
 

@@ -48,6 +48,8 @@ export interface Record {
   updateTime: Date;
   /** When the record stops being visible; undefined means never. */
   expireTime?: Date;
+  /** Who the record belongs to; empty means none. */
+  owner: string;
 }
 
 /** The record a `strata.v1.Record` message describes. */
@@ -60,6 +62,7 @@ export function recordFromProto(message: RecordMessage): Record {
     version: Number(message.version),
     createTime: requiredDate(message.createTime),
     updateTime: requiredDate(message.updateTime),
+    owner: message.owner,
   };
   const expireTime = fromTimestamp(message.expireTime);
   if (expireTime !== undefined) record.expireTime = expireTime;
@@ -74,6 +77,8 @@ export interface CreateOptions extends CallOptions {
   recordId?: string;
   /** The time from which the record is invisible (and later purged). */
   expireTime?: Date;
+  /** Who the record belongs to (at most 256 printable characters); absent: none. */
+  owner?: string;
   /**
    * An idempotency key (see `newRequestId`): a retry with the same key returns
    * the first result and writes nothing, so the client retries the create after
@@ -97,6 +102,8 @@ export interface UpdateOptions extends CallOptions {
   allowMissing?: boolean;
   /** New expiry, applied on a full replace or when `expire_time` is in the mask. */
   expireTime?: Date;
+  /** The new owner ("" removes it); absent keeps the record's owner. */
+  owner?: string;
 }
 
 /** What a delete takes. */
@@ -202,6 +209,7 @@ export class Records {
       data: toStruct(options.data, "data"),
       expireTime: toTimestamp(options.expireTime, "expireTime"),
       requestId: options.requestId ?? "",
+      owner: options.owner ?? "",
     };
     const message = await this.connection.unary(
       (call) => this.service.createRecord(request, call),
@@ -375,6 +383,7 @@ export function updateFields(options: UpdateOptions) {
     expectedVersion: toInt64(options.expectedVersion, "expectedVersion"),
     allowMissing: options.allowMissing ?? false,
     expireTime: toTimestamp(options.expireTime, "expireTime"),
+    owner: options.owner,
   };
 }
 

@@ -33,7 +33,7 @@ export type { Write };
 /** A write that creates a record; `recordId` absent lets the server choose. */
 export function createWrite(
   collection: string,
-  options: { data: JsonObject; recordId?: string; expireTime?: Date },
+  options: { data: JsonObject; recordId?: string; expireTime?: Date; owner?: string },
 ): Write {
   return create(WriteSchema, {
     operation: {
@@ -43,6 +43,7 @@ export function createWrite(
         recordId: options.recordId ?? "",
         data: toStruct(options.data, "data"),
         expireTime: toTimestamp(options.expireTime, "expireTime"),
+        owner: options.owner ?? "",
       },
     },
   });

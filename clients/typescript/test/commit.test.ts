@@ -66,3 +66,14 @@ test("a commit retried with its requestId is applied once", async () => {
   assert.deepEqual(again, first);
   assert.equal(await records.count(), 1);
 });
+
+test("commit writes carry owners", async () => {
+  const records = client.records(unique("c"));
+  await records.create({ recordId: "kept", data: {}, owner: "ada" });
+  const results = await client.commit([
+    writes.create(records.collection, { recordId: "new", data: {}, owner: "bob" }),
+    writes.update(records.collection, "kept", { data: { n: 1 } }),
+  ]);
+  const owners = results.map((r) => (r.case === "record" ? r.value.owner : undefined));
+  assert.deepEqual(owners, ["bob", "ada"]);
+});

@@ -45,6 +45,20 @@ describe("records", () => {
     await notes.delete("n1", { allowMissing: true });
   });
 
+  test("owners: set on create, kept or changed on update, filtered", async () => {
+    const notes = client.records(unique("c"));
+    const made = await notes.create({ recordId: "o1", data: {}, owner: "ada" });
+    assert.equal(made.owner, "ada");
+    assert.equal((await notes.create({ recordId: "o2", data: {} })).owner, "");
+    assert.equal((await notes.update("o1", { data: { n: 1 } })).owner, "ada");
+    assert.equal((await notes.update("o1", { data: { n: 2 }, owner: "bob" })).owner, "bob");
+    assert.equal((await notes.get("o1")).owner, "bob");
+    const owned = await collect(notes.list({ filter: 'owner = "bob"' }));
+    assert.deepEqual(owned.map((record) => record.id), ["o1"]);
+    assert.equal((await notes.update("o1", { data: {}, owner: "" })).owner, "");
+    await rejection(notes.create({ data: {}, owner: "x".repeat(257) }), InvalidArgumentError);
+  });
+
   test("the server chooses an id, and expiry hides a record", async () => {
     const notes = client.records(unique("c"));
     const made = await notes.create({ data: { a: 1 } });

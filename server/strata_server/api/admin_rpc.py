@@ -31,6 +31,7 @@ from strata_server.services.admin_service import Administration, ServerDescripti
 from strata_server.services.cleanup_schedule import CleanupSchedule
 from strata_server.services.cleanup_service import Cleanup
 from strata_server.services.integrity_service import IntegrityCheck
+from strata_server.services.owner_cleanup import OwnerCleanup
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_FILTER_CHARS = 512
@@ -52,6 +53,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     schedule: CleanupSchedule
     token_admin: TokenAdmin
     tokens: PageTokens
+    owner_cleanup: OwnerCleanup
 
     async def GetServerInfo(
         self, request: admin_pb2.GetServerInfoRequest, context: Context
@@ -172,6 +174,16 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.RunCleanupRequest, context: Context
     ) -> AsyncIterator[admin_pb2.RunCleanupResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
+        if request.owner:
+            owner = validation.owner(request.owner)
+            if namespace is None:
+                raise errors.InvalidArgument.field(
+                    "all_namespaces", "an owner's cleanup covers one namespace"
+                )
+            owned = self.owner_cleanup.run(
+                namespace, owner, dry_run=request.dry_run, actor=actor(context)
+            )
+            return render.cleanup_responses(owned)
         events = self.cleanup.run(namespace=namespace, dry_run=request.dry_run)
         return render.cleanup_responses(events)
 

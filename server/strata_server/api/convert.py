@@ -124,6 +124,7 @@ def record_to_proto(record: models.Record) -> records_pb2.Record:
         collection=record.collection,
         id=record.id,
         version=record.version,
+        owner=record.owner,
     )
     message.data.update(record.data)
     set_timestamp(message.create_time, record.create_time)

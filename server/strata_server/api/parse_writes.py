@@ -54,6 +54,8 @@ class _CreateShape(_DataShape, Protocol):
 
     @property
     def record_id(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
 
 
 class _DeleteShape(Protocol):
@@ -75,6 +77,8 @@ class _UpdateShape(_DataShape, _DeleteShape, Protocol):
 
     @property
     def update_mask(self) -> field_mask_pb2.FieldMask: ...
+    @property
+    def owner(self) -> str: ...
 
 
 def _expire_time(message: _CreateShape | _UpdateShape, prefix: str) -> datetime | None:
@@ -114,7 +118,8 @@ def create_write(message: _CreateShape, max_bytes: int, prefix: str = "") -> mod
         else validation.new_id()
     )
     data = _data(message.data, max_bytes, f"{prefix}data")
-    return models.CreateRecord(collection, record_id, data, _expire_time(message, prefix))
+    owner = validation.owner(message.owner, f"{prefix}owner")
+    return models.CreateRecord(collection, record_id, data, _expire_time(message, prefix), owner)
 
 
 def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> models.UpdateRecord:
@@ -132,6 +137,9 @@ def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> mod
         expected_version=_expected_version(message.expected_version, prefix),
         allow_missing=message.allow_missing,
         expire_time=_expire_time(message, prefix),
+        owner=(
+            validation.owner(message.owner, f"{prefix}owner") if message.HasField("owner") else None
+        ),
     )
 
 

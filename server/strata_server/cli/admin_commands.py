@@ -169,9 +169,17 @@ def cleanup(
             "--status", help="Show the scheduled cleanup's passes instead of running one."
         ),
     ] = False,
+    owner: Annotated[
+        str,
+        typer.Option(
+            help="Instead of the policies, remove this owner's records, transcripts "
+            "and artifacts from the namespace."
+        ),
+    ] = "",
 ) -> None:
     """Run a cleanup now (retention policies, expired records, completed jobs), with a
-    progress bar; prints what went, or with --dry-run what would go. With --status,
+    progress bar; prints what went, or with --dry-run what would go. With --owner,
+    removes everything that owner holds in the namespace instead. With --status,
     shows the scheduled pass running now and the last one, from any replica."""
     if status:
         with connect(server, token, tls_ca) as client:
@@ -183,6 +191,7 @@ def cleanup(
             all_namespaces=all_namespaces,
             progress=bar.update,
             namespace=None if all_namespaces else namespace,
+            owner=owner,
         )
     verb = "would remove" if report.dry_run else "removed"
     table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
@@ -225,10 +234,12 @@ def usage(
     tls_ca: TlsCaOpt = None,
     namespace: NamespaceOpt = "default",
     all_namespaces: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
-    owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
+    owner: Annotated[
+        str, typer.Option(help="Only this owner's records, transcripts and artifacts.")
+    ] = "",
 ) -> None:
     """Show what a namespace stores, by type, as a table with bars; with --owner,
-    only that owner's transcripts and artifacts."""
+    only that owner's records, transcripts and artifacts."""
     with connect(server, token, tls_ca) as client:
         found = client.usage(
             owner=owner,

@@ -30,7 +30,9 @@ _POLICIES: dict[str, Policy] = {"skip": "skip", "overwrite": "overwrite", "fail"
 def export(
     namespace: Annotated[str, typer.Argument(help="The namespace to export.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The archive file to write.")],
-    owner: Annotated[str, typer.Option(help="Only this owner's transcripts and artifacts.")] = "",
+    owner: Annotated[
+        str, typer.Option(help="Only this owner's records, transcripts and artifacts.")
+    ] = "",
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
     tls_ca: TlsCaOpt = None,

@@ -22,8 +22,8 @@ from strata_server.core.models import CHANGE_KINDS, ChangeKind, Record, RecordCh
 DELETE_ACTIONS: tuple[str, ...] = tuple(
     action for action, kind in CHANGE_KINDS.items() if kind is ChangeKind.DELETED
 )
-"""The audit actions after which a record no longer exists (migration 0010's partial
-index of deletes lists the same ones, in this order)."""
+"""The audit actions after which a record no longer exists (the partial index of
+deletes, last made by migration 0014, lists the same ones, in this order)."""
 
 
 @dataclass(frozen=True, slots=True)

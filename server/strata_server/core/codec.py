@@ -20,8 +20,8 @@ def record_to_json(record: Record) -> JSON:
 
 
 def record_from_json(value: JSON) -> Record:
-    """Inverse of record_to_json."""
-    return fields_from_json(Record, value)
+    """Inverse of record_to_json; a result stored before records had owners has none."""
+    return fields_from_json(Record, {"owner": "", **value})
 
 
 def results_to_json(results: Sequence[WriteResult]) -> list[Any]:
@@ -77,24 +77,25 @@ def _from_micros(value: int) -> datetime:
 
 def record_to_cache(record: Record) -> bytes:
     """A record as the record cache stores it: compact JSON of what its key does not
-    already say (version, times as integer microseconds, data)."""
+    already say (version, times as integer microseconds, data, then the owner only
+    when there is one, so unowned records cost no more than before owners)."""
     expire = _micros(record.expire_time) if record.expire_time is not None else None
-    return json.dumps(
-        [
-            record.version,
-            _micros(record.create_time),
-            _micros(record.update_time),
-            expire,
-            record.data,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
+    fields: list[Any] = [
+        record.version,
+        _micros(record.create_time),
+        _micros(record.update_time),
+        expire,
+        record.data,
+    ]
+    if record.owner:
+        fields.append(record.owner)
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def record_from_cache(namespace: str, collection: str, id: str, value: bytes) -> Record:
-    """Inverse of record_to_cache, for the record under (namespace, collection, id)."""
-    version, create, update, expire, data = json.loads(value)
+    """Inverse of record_to_cache, for the record under (namespace, collection, id);
+    an entry written before records had owners reads as unowned."""
+    version, create, update, expire, data, *owner = json.loads(value)
     return Record(
         namespace,
         collection,
@@ -104,4 +105,5 @@ def record_from_cache(namespace: str, collection: str, id: str, value: bytes) ->
         _from_micros(create),
         _from_micros(update),
         _from_micros(expire) if expire is not None else None,
+        owner[0] if owner else "",
     )

@@ -27,7 +27,9 @@ DATA_KEY = re.compile(rf"[A-Za-z0-9_]{{1,{MAX_KEY_LENGTH}}}")
 """The data keys a filter or order_by may name; the SQL compiler relies on this."""
 
 TIME_FIELDS = frozenset({"create_time", "update_time", "expire_time"})
-TOP_FIELDS = frozenset({"id", "version"}) | TIME_FIELDS
+TOP_FIELDS = frozenset({"id", "version", "owner"}) | TIME_FIELDS
+NULLABLE_FIELDS = frozenset({"expire_time", "owner"})
+"""Top-level fields a record may lack: no expiry, no owner (stored as SQL NULL)."""
 
 Scalar = str | int | float | bool | None | datetime
 """A literal in a filter, or a value a sort key takes."""
@@ -300,6 +302,11 @@ def _coerce(field: Field, op: str, value: Scalar, pos: int, field_pos: int) -> S
         raise _fail("version compares with an integer", pos)
     if field.name == "id" and not isinstance(value, str):
         raise _fail("id compares with a string", pos)
+    if field.name == "owner":
+        if value is not None and not isinstance(value, str):
+            raise _fail('owner compares with a string (or "" / null for no owner)', pos)
+        if value == "" and op in ("=", "!="):
+            return None  # an unowned record stores no owner: `owner = ""` is `owner = null`
     if value is None and op not in ("=", "!="):
         raise _fail(f"null can only be compared with = or != (field at {field_pos})", pos)
     if isinstance(value, bool) and op not in ("=", "!="):

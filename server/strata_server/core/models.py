@@ -23,7 +23,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A stored JSON document; `version` starts at 1 and grows by 1 per write."""
+    """A stored JSON document; `version` starts at 1 and grows by 1 per write.
+
+    `owner` is who the record belongs to (as a transcript's or artifact's owner), so
+    usage, export and cleanup can be asked for one owner across every kind; empty
+    means none.
+    """
 
     namespace: str
     collection: str
@@ -33,6 +38,7 @@ class Record:
     create_time: datetime
     update_time: datetime
     expire_time: datetime | None = None
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class CreateRecord:
     id: str
     data: JSON
     expire_time: datetime | None = None
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +58,8 @@ class UpdateRecord:
 
     `paths` is None for a full replace (data and expire_time). Otherwise each path is
     a tuple of keys below `data` (the empty tuple means all of data) or the special
-    path `EXPIRE_TIME_PATH`.
+    path `EXPIRE_TIME_PATH`. `owner` None keeps the record's owner (a caller that
+    never heard of owners cannot drop one); a string sets it, empty clears it.
     """
 
     collection: str
@@ -61,6 +69,7 @@ class UpdateRecord:
     expected_version: int | None = None
     allow_missing: bool = False
     expire_time: datetime | None = None
+    owner: str | None = None
 
 
 EXPIRE_TIME_PATH: tuple[str, ...] = ("\x00expire_time",)
@@ -188,6 +197,7 @@ CHANGE_KINDS = {
     "delete": ChangeKind.DELETED,
     "expire": ChangeKind.DELETED,
     "retention": ChangeKind.DELETED,
+    "owner_cleanup": ChangeKind.DELETED,
 }
 """The record audit actions that are changes, and the kind of each."""
 

@@ -20,7 +20,7 @@ from strata_server.core.models import LoggedAudit, Record
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import BadArchive, Kind, parse_time
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting
-from strata_server.core.validation import COLLECTION_RE, ID_RE
+from strata_server.core.validation import COLLECTION_RE, ID_RE, MAX_OWNER
 
 
 class Fields:
@@ -51,6 +51,14 @@ class Fields:
 
     def opt_text(self, name: str) -> str | None:
         return None if self.raw(name) is None else self.text(name)
+
+    def owner(self, name: str) -> str:
+        """An optional owner (archives made before records had owners have none),
+        held to the rule an owner set through the API is."""
+        value = self.opt_text(name) or ""
+        if len(value) > MAX_OWNER or not value.isprintable():
+            raise ValueError(f"{name!r} must be at most {MAX_OWNER} printable characters")
+        return value
 
     def name(self, name: str, pattern: Any = ID_RE) -> str:
         value = self.text(name)
@@ -143,6 +151,7 @@ def _record_from(f: Fields, namespace: str) -> Record:
         create_time=f.time("create_time"),
         update_time=f.time("update_time"),
         expire_time=f.opt_time("expire_time"),
+        owner=f.owner("owner"),
     )
 
 

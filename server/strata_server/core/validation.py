@@ -135,9 +135,16 @@ def cache_ttl(seconds: float | None, default: float, field: str = "ttl") -> floa
 MAX_OWNER = 256
 
 
+def owner(value: str, field: str = "owner") -> str:
+    """An owner as records, transcripts and artifacts store it: at most MAX_OWNER
+    printable characters (no control characters: it is shown in tables and logs);
+    empty means none."""
+    if len(value) > MAX_OWNER or not value.isprintable():
+        raise InvalidArgument.field(field, f"must be at most {MAX_OWNER} printable characters")
+    return value
+
+
 def owner_filter(value: str) -> str | None:
     """An owner to filter by (transcripts' and artifacts' owners are at most
     MAX_OWNER printable characters); None for an empty one."""
-    if len(value) > MAX_OWNER or not value.isprintable():
-        raise InvalidArgument.field("owner", f"must be at most {MAX_OWNER} printable characters")
-    return value or None
+    return owner(value) or None

@@ -93,16 +93,12 @@ def plan_write(
     if isinstance(write, CreateRecord):
         if current is not None:
             raise AlreadyExists(f"record {entity_id} already exists")
-        return _created(
-            namespace, write.collection, write.id, write.data, write.expire_time, now, max_bytes
-        )
+        return _created(namespace, write, write.data, write.owner, now, max_bytes)
     if isinstance(write, UpdateRecord):
         if current is None:
             _check_missing(write, entity_id)
             data = write.data if write.paths is None else merge({}, write.data, write.paths)
-            return _created(
-                namespace, write.collection, write.id, data, write.expire_time, now, max_bytes
-            )
+            return _created(namespace, write, data, write.owner or "", now, max_bytes)
         _check_version(write.expected_version, current, write.collection)
         if write.paths is None:
             data, expire_time = write.data, write.expire_time
@@ -111,6 +107,7 @@ def plan_write(
             expire_time = (
                 write.expire_time if EXPIRE_TIME_PATH in write.paths else current.expire_time
             )
+        owner = current.owner if write.owner is None else write.owner
         text = serialize(data, max_bytes)
         row = Record(
             namespace,
@@ -121,10 +118,13 @@ def plan_write(
             current.create_time,
             now,
             expire_time,
+            owner,
         )
         changed = changed_fields(current.data, data)
         if expire_time != current.expire_time:
             changed = (*changed, "expire_time")
+        if owner != current.owner:
+            changed = (*changed, "owner")
         audit = AuditEntry("update", "record", entity_id, row.version, changed)
         return Outcome(row, audit, row=row, data_json=text)
     if isinstance(write, DeleteRecord):
@@ -142,14 +142,17 @@ def plan_write(
 
 def _created(
     namespace: str,
-    collection: str,
-    id: str,
+    write: CreateRecord | UpdateRecord,
     data: JSON,
-    expire_time: datetime | None,
+    owner: str,
     now: datetime,
     max_bytes: int,
 ) -> Outcome:
     text = serialize(data, max_bytes)
-    row = Record(namespace, collection, id, data, 1, now, now, expire_time)
-    audit = AuditEntry("create", "record", f"{collection}/{id}", 1, changed_fields({}, data))
+    collection, id = write.collection, write.id
+    row = Record(namespace, collection, id, data, 1, now, now, write.expire_time, owner)
+    changed = changed_fields({}, data)
+    if owner:
+        changed = (*changed, "owner")
+    audit = AuditEntry("create", "record", f"{collection}/{id}", 1, changed)
     return Outcome(row, audit, row=row, data_json=text)

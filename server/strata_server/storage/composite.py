@@ -19,6 +19,7 @@ from strata_server.storage.ports import (
     CleanupRuns,
     IndexAdmin,
     IntegrityStore,
+    OwnerData,
     QueueStore,
     QuotaStore,
     RecordCleanup,
@@ -64,6 +65,7 @@ class Storage:
     tokens: TokenStore
     quotas: QuotaStore
     search: SearchIndex
+    owners: OwnerData
     backend: Backend
 
     async def facts(self) -> ServerFacts:

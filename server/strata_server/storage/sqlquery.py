@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import (
     DATA_KEY,
+    NULLABLE_FIELDS,
     TIME_FIELDS,
     And,
     Compare,
@@ -51,6 +52,8 @@ def _key_value(dialect: Dialect, field: Field, value: Any) -> Any:
     if field.name == "id" and not isinstance(value, str):
         raise bad_token()
     if field.name == "version" and type(value) is not int:
+        raise bad_token()
+    if field.name == "owner" and value is not None and not isinstance(value, str):
         raise bad_token()
     return dialect.key_param(field, value)
 
@@ -138,8 +141,9 @@ class _Compiler:
         if isinstance(node, Present):
             if node.field.name == "data":
                 return self.d.present_data(tuple(map(check_key, node.field.path)))
-            # Top-level fields always exist, except an unset expire_time.
-            return "(expire_time IS NOT NULL)" if node.field.name == "expire_time" else self.d.true
+            # Top-level fields always exist, except an unset expire_time or owner.
+            name = node.field.name
+            return f"({name} IS NOT NULL)" if name in NULLABLE_FIELDS else self.d.true
         return self.compare(node)
 
     def compare(self, node: Compare) -> str:
@@ -155,6 +159,10 @@ class _Compiler:
             return f"({column} IS {'NOT ' if node.op == '!=' else ''}NULL)"
         op = "<>" if node.op == "!=" else node.op
         placeholder = self.param(self.column_param(field, node.value))
+        if column == "owner" and op == "=":
+            # Never NULL (NULL AND FALSE is FALSE), and a plain `owner = ?` the
+            # partial index on owned records (migration 0014) can serve.
+            return f"({column} = {placeholder} AND {column} IS NOT NULL)"
         return f"COALESCE({column} {op} {placeholder}, {self.d.false})"
 
     def sort_expr(self, field: Field) -> str:
@@ -163,7 +171,7 @@ class _Compiler:
         return field.name
 
     def nullable(self, field: Field) -> bool:
-        return self.d.data_nullable() if field.name == "data" else field.name == "expire_time"
+        return self.d.data_nullable() if field.name == "data" else field.name in NULLABLE_FIELDS
 
     def keyset(self, order: Sequence[OrderKey], after: Sequence[Any]) -> str:
         """Rows strictly after `after` in `order`: OR over i of (keys before i equal

@@ -49,6 +49,7 @@ def _record(ns: str, r: Record, time: Time) -> Values:
         "create_time": time(r.create_time),
         "update_time": time(r.update_time),
         "expire_time": _at(time, r.expire_time),
+        "owner": r.owner or None,
     }
 
 

@@ -44,6 +44,9 @@ def export_table(
     ns, owner = param("ns"), param("owner")
     transcripts = f"SELECT id FROM transcripts WHERE namespace = {ns} AND owner = {owner}"
     artifacts = f"SELECT id FROM artifacts WHERE namespace = {ns} AND owner = {owner}"
+    records = (
+        f"SELECT collection || '/' || id FROM records WHERE namespace = {ns} AND owner = {owner}"
+    )
     return {
         Kind.QUEUES: ExportQuery(
             "queue, paused", f"queue_settings WHERE namespace = {ns}", None, "queue"
@@ -52,7 +55,7 @@ def export_table(
             columns[Kind.RECORDS],
             f"records WHERE namespace = {ns} "
             f"AND (expire_time IS NULL OR expire_time > {param('now')})",
-            None,
+            f"owner = {owner}",
             "collection, id",
         ),
         Kind.JOBS: ExportQuery(columns[Kind.JOBS], f"jobs WHERE namespace = {ns}", None, "id"),
@@ -78,7 +81,8 @@ def export_table(
             "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
             f"audit_log WHERE namespace = {ns}",
             f"((entity = 'transcript' AND entity_id IN ({transcripts})) "
-            f"OR (entity = 'artifact' AND entity_id IN ({artifacts})))",
+            f"OR (entity = 'artifact' AND entity_id IN ({artifacts})) "
+            f"OR (entity = 'record' AND entity_id IN ({records})))",
             "seq",
         ),
     }

@@ -92,12 +92,12 @@ class UsageSql:
 async def usage_of(
     fetch: Callable[[str], Awaitable[Sequence[Row]]], sql: UsageSql, owner: str | None
 ) -> Usage:
-    """Run the statements through `fetch` and put their rows together; records and
-    jobs have no owner, so an owner's usage leaves them out."""
+    """Run the statements through `fetch` and put their rows together; jobs have
+    no owner, so an owner's usage leaves them out (its records are counted)."""
     unowned = owner is None
     [total] = await fetch(sql.total_blobs)
     return assemble(
-        records=await fetch(sql.records) if unowned else (),
+        records=await fetch(sql.records),
         jobs=await fetch(sql.jobs) if unowned else (),
         transcripts=await fetch(sql.transcripts),
         kinds=await fetch(sql.kinds),

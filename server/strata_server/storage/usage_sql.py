@@ -51,7 +51,7 @@ def usage_sql(d: UsageDialect) -> UsageSql:
         records=f"""
 SELECT namespace, collection, count(*), coalesce(sum({d.json_bytes}), 0){d.integer}
 FROM records
-WHERE {namespace} AND (expire_time IS NULL OR expire_time > {d.now})
+WHERE {owned} AND (expire_time IS NULL OR expire_time > {d.now})
 GROUP BY namespace, collection
 ORDER BY namespace, collection{d.bytewise}
 """,

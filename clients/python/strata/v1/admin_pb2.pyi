@@ -846,6 +846,7 @@ class RunCleanupRequest(_message.Message):
     NAMESPACE_FIELD_NUMBER: _builtins.int
     ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
     DRY_RUN_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace whose policies to apply; empty means "default"."""
     all_namespaces: _builtins.bool
@@ -854,16 +855,25 @@ class RunCleanupRequest(_message.Message):
     """
     dry_run: _builtins.bool
     """Only count what would go; remove nothing."""
+    owner: _builtins.str
+    """Remove everything this owner holds in the namespace instead of applying
+    the policies: its transcripts with their entries, its artifacts (their
+    blobs go at the next orphan-blob sweep unless another artifact names them)
+    and its records, in that order, each with an audit entry (action
+    "owner_cleanup").
+    At most 256 printable characters; not with all_namespaces.
+    """
     def __init__(
         self,
         *,
         namespace: _builtins.str = ...,
         all_namespaces: _builtins.bool = ...,
         dry_run: _builtins.bool = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "dry_run", b"dry_run", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "dry_run", b"dry_run", "namespace", b"namespace", "owner", b"owner"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -968,7 +978,9 @@ class CleanupStep(_message.Message):
     STRATA_REQUEST_LOG_RETENTION_SECONDS in namespaces without a policy for
     them), "idle_transcripts" (open transcripts sealed after
     STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS without an append; count: sealed) or
-    "orphan_blobs" for a built-in one.
+    "orphan_blobs" for a built-in one;
+    "owner_transcripts", "owner_artifacts" or "owner_records" for an owner's
+    cleanup (its selector is the owner).
     """
     namespace: _builtins.str
     """The namespace it covered; empty: every namespace."""
@@ -1110,7 +1122,7 @@ class GetUsageRequest(_message.Message):
     all_namespaces: _builtins.bool
     """Every namespace that stores anything instead, with totals."""
     owner: _builtins.str
-    """Only what this owner owns: its transcripts and artifacts. Records and jobs
+    """Only what this owner owns: its records, transcripts and artifacts. Jobs
     have no owner, so they are left out (zero) when an owner is given.
     """
     def __init__(
@@ -1581,8 +1593,8 @@ class ExportNamespaceRequest(_message.Message):
     namespace: _builtins.str
     """Tenant or workspace to export; empty means "default"."""
     owner: _builtins.str
-    """Only this owner's transcripts (with their entries) and artifacts (with
-    their blobs), and the audit entries about them; records, jobs and queues,
+    """Only this owner's records, transcripts (with their entries) and artifacts
+    (with their blobs), and the audit entries about them; jobs and queues,
     which have no owner, are left out. Empty: the whole namespace.
     """
     def __init__(

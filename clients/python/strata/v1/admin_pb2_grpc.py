@@ -219,7 +219,7 @@ class AdminServiceServicer:
         """What a namespace stores (or every namespace, and their totals): live
         records and their JSON bytes per collection, jobs per state, transcripts
         and their entries, artifacts per kind, and what blob dedup saves; or, with
-        an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+        an owner, only that owner's records, transcripts and artifacts. INVALID_ARGUMENT for
         a malformed namespace or owner, or a namespace with all_namespaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -241,14 +241,17 @@ class AdminServiceServicer:
     def RunCleanup(self, request, context):
         """Runs a cleanup now: what the background scheduler runs. Streams progress
         messages, then the report of what went (or, with dry_run, what would go).
+        With an owner, removes that owner's records, transcripts and artifacts
+        instead (no policy runs). INVALID_ARGUMENT for a malformed namespace or
+        owner, or an owner with all_namespaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportNamespace(self, request, context):
-        """Streams one portable archive of a namespace (or of one owner's transcripts
-        and artifacts): a tar of JSON Lines members (records, jobs, queues,
+        """Streams one portable archive of a namespace (or of one owner's records,
+        transcripts and artifacts): a tar of JSON Lines members (records, jobs, queues,
         transcripts, entries, artifacts, audit log), the blobs, and manifest.json
         last with a sha256 per member. Progress messages come before and among the
         chunks; the summary is the last message. Concatenate the chunks in order to

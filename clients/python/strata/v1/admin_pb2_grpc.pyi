@@ -76,7 +76,7 @@ class AdminServiceStub:
     """What a namespace stores (or every namespace, and their totals): live
     records and their JSON bytes per collection, jobs per state, transcripts
     and their entries, artifacts per kind, and what blob dedup saves; or, with
-    an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+    an owner, only that owner's records, transcripts and artifacts. INVALID_ARGUMENT for
     a malformed namespace or owner, or a namespace with all_namespaces.
     """
     CheckIntegrity: _grpc.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]
@@ -90,10 +90,13 @@ class AdminServiceStub:
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
     messages, then the report of what went (or, with dry_run, what would go).
+    With an owner, removes that owner's records, transcripts and artifacts
+    instead (no policy runs). INVALID_ARGUMENT for a malformed namespace or
+    owner, or an owner with all_namespaces.
     """
     ExportNamespace: _grpc.UnaryStreamMultiCallable[_admin_pb2.ExportNamespaceRequest, _admin_pb2.ExportNamespaceResponse]
-    """Streams one portable archive of a namespace (or of one owner's transcripts
-    and artifacts): a tar of JSON Lines members (records, jobs, queues,
+    """Streams one portable archive of a namespace (or of one owner's records,
+    transcripts and artifacts): a tar of JSON Lines members (records, jobs, queues,
     transcripts, entries, artifacts, audit log), the blobs, and manifest.json
     last with a sha256 per member. Progress messages come before and among the
     chunks; the summary is the last message. Concatenate the chunks in order to
@@ -195,7 +198,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """What a namespace stores (or every namespace, and their totals): live
     records and their JSON bytes per collection, jobs per state, transcripts
     and their entries, artifacts per kind, and what blob dedup saves; or, with
-    an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+    an owner, only that owner's records, transcripts and artifacts. INVALID_ARGUMENT for
     a malformed namespace or owner, or a namespace with all_namespaces.
     """
     CheckIntegrity: _aio.UnaryStreamMultiCallable[_admin_pb2.CheckIntegrityRequest, _admin_pb2.CheckIntegrityResponse]  # type: ignore[assignment]
@@ -209,10 +212,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
     messages, then the report of what went (or, with dry_run, what would go).
+    With an owner, removes that owner's records, transcripts and artifacts
+    instead (no policy runs). INVALID_ARGUMENT for a malformed namespace or
+    owner, or an owner with all_namespaces.
     """
     ExportNamespace: _aio.UnaryStreamMultiCallable[_admin_pb2.ExportNamespaceRequest, _admin_pb2.ExportNamespaceResponse]  # type: ignore[assignment]
-    """Streams one portable archive of a namespace (or of one owner's transcripts
-    and artifacts): a tar of JSON Lines members (records, jobs, queues,
+    """Streams one portable archive of a namespace (or of one owner's records,
+    transcripts and artifacts): a tar of JSON Lines members (records, jobs, queues,
     transcripts, entries, artifacts, audit log), the blobs, and manifest.json
     last with a sha256 per member. Progress messages come before and among the
     chunks; the summary is the last message. Concatenate the chunks in order to
@@ -365,7 +371,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         """What a namespace stores (or every namespace, and their totals): live
         records and their JSON bytes per collection, jobs per state, transcripts
         and their entries, artifacts per kind, and what blob dedup saves; or, with
-        an owner, only that owner's transcripts and artifacts. INVALID_ARGUMENT for
+        an owner, only that owner's records, transcripts and artifacts. INVALID_ARGUMENT for
         a malformed namespace or owner, or a namespace with all_namespaces.
         """
 
@@ -391,6 +397,9 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.RunCleanupResponse], _abc.AsyncIterator[_admin_pb2.RunCleanupResponse]]:
         """Runs a cleanup now: what the background scheduler runs. Streams progress
         messages, then the report of what went (or, with dry_run, what would go).
+        With an owner, removes that owner's records, transcripts and artifacts
+        instead (no policy runs). INVALID_ARGUMENT for a malformed namespace or
+        owner, or an owner with all_namespaces.
         """
 
     @_abc_1.abstractmethod
@@ -399,8 +408,8 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.ExportNamespaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_admin_pb2.ExportNamespaceResponse], _abc.AsyncIterator[_admin_pb2.ExportNamespaceResponse]]:
-        """Streams one portable archive of a namespace (or of one owner's transcripts
-        and artifacts): a tar of JSON Lines members (records, jobs, queues,
+        """Streams one portable archive of a namespace (or of one owner's records,
+        transcripts and artifacts): a tar of JSON Lines members (records, jobs, queues,
         transcripts, entries, artifacts, audit log), the blobs, and manifest.json
         last with a sha256 per member. Progress messages come before and among the
         chunks; the summary is the last message. Concatenate the chunks in order to

@@ -28,51 +28,51 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17strata/v1/records.proto\x12\tstrata.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n\x06Record\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12\x18\n\x07version\x18\x05 \x01(\x03R\x07version\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xf9\x01\n\x13\x43reateRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\"`\n\x10GetRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\"h\n\x16\x42\x61tchGetRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x10\n\x03ids\x18\x03 \x03(\tR\x03ids\"g\n\x17\x42\x61tchGetRecordsResponse\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x11.strata.v1.RecordR\x07records\x12\x1f\n\x0bmissing_ids\x18\x02 \x03(\tR\nmissingIds\"\xda\x02\n\x13UpdateRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0bupdate_mask\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12)\n\x10\x65xpected_version\x18\x06 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x07 \x01(\x08R\x0c\x61llowMissing\x12;\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\xb3\x01\n\x13\x44\x65leteRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12)\n\x10\x65xpected_version\x18\x04 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x05 \x01(\x08R\x0c\x61llowMissing\"\xc1\x01\n\x12ListRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\x04 \x01(\tR\x07orderBy\x12\x1b\n\tpage_size\x18\x05 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x06 \x01(\tR\tpageToken\"j\n\x13ListRecordsResponse\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x11.strata.v1.RecordR\x07records\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"k\n\x13\x43ountRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\",\n\x14\x43ountRecordsResponse\x12\x14\n\x05\x63ount\x18\x01 \x01(\x03R\x05\x63ount\"\xa6\x01\n\x14SearchRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x14\n\x05query\x18\x03 \x01(\tR\x05query\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\"L\n\tSearchHit\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x11.strata.v1.RecordR\x06record\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\"i\n\x15SearchRecordsResponse\x12(\n\x04hits\x18\x01 \x03(\x0b\x32\x14.strata.v1.SearchHitR\x04hits\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n\x13WatchRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\x12\x1f\n\x0b\x66rom_cursor\x18\x04 \x01(\tR\nfromCursor\"\x87\x01\n\x14WatchRecordsResponse\x12\x33\n\x07started\x18\x01 \x01(\x0b\x32\x17.strata.v1.WatchStartedH\x00R\x07started\x12\x31\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x17.strata.v1.RecordChangeH\x00R\x06\x63hangeB\x07\n\x05\x65vent\"&\n\x0cWatchStarted\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"\x83\x02\n\x0cRecordChange\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x15.strata.v1.ChangeKindR\x04kind\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12.\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12)\n\x06record\x18\x06 \x01(\x0b\x32\x11.strata.v1.RecordR\x06record\x12\x16\n\x06\x63ursor\x18\x07 \x01(\tR\x06\x63ursor*t\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANGE_KIND_CREATED\x10\x01\x12\x17\n\x13\x43HANGE_KIND_UPDATED\x10\x02\x12\x17\n\x13\x43HANGE_KIND_DELETED\x10\x03\x32\xba\x05\n\rRecordService\x12\x41\n\x0c\x43reateRecord\x12\x1e.strata.v1.CreateRecordRequest\x1a\x11.strata.v1.Record\x12;\n\tGetRecord\x12\x1b.strata.v1.GetRecordRequest\x1a\x11.strata.v1.Record\x12X\n\x0f\x42\x61tchGetRecords\x12!.strata.v1.BatchGetRecordsRequest\x1a\".strata.v1.BatchGetRecordsResponse\x12\x41\n\x0cUpdateRecord\x12\x1e.strata.v1.UpdateRecordRequest\x1a\x11.strata.v1.Record\x12\x46\n\x0c\x44\x65leteRecord\x12\x1e.strata.v1.DeleteRecordRequest\x1a\x16.google.protobuf.Empty\x12L\n\x0bListRecords\x12\x1d.strata.v1.ListRecordsRequest\x1a\x1e.strata.v1.ListRecordsResponse\x12O\n\x0c\x43ountRecords\x12\x1e.strata.v1.CountRecordsRequest\x1a\x1f.strata.v1.CountRecordsResponse\x12R\n\rSearchRecords\x12\x1f.strata.v1.SearchRecordsRequest\x1a .strata.v1.SearchRecordsResponse\x12Q\n\x0cWatchRecords\x12\x1e.strata.v1.WatchRecordsRequest\x1a\x1f.strata.v1.WatchRecordsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17strata/v1/records.proto\x12\tstrata.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x02\n\x06Record\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12\x18\n\x07version\x18\x05 \x01(\x03R\x07version\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12;\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x14\n\x05owner\x18\t \x01(\tR\x05owner\"\x8f\x02\n\x13\x43reateRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\x12\x14\n\x05owner\x18\x07 \x01(\tR\x05owner\"`\n\x10GetRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\"h\n\x16\x42\x61tchGetRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x10\n\x03ids\x18\x03 \x03(\tR\x03ids\"g\n\x17\x42\x61tchGetRecordsResponse\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x11.strata.v1.RecordR\x07records\x12\x1f\n\x0bmissing_ids\x18\x02 \x03(\tR\nmissingIds\"\xff\x02\n\x13UpdateRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0bupdate_mask\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\x12)\n\x10\x65xpected_version\x18\x06 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x07 \x01(\x08R\x0c\x61llowMissing\x12;\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x19\n\x05owner\x18\t \x01(\tH\x00R\x05owner\x88\x01\x01\x42\x08\n\x06_owner\"\xb3\x01\n\x13\x44\x65leteRecordRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12)\n\x10\x65xpected_version\x18\x04 \x01(\x03R\x0f\x65xpectedVersion\x12#\n\rallow_missing\x18\x05 \x01(\x08R\x0c\x61llowMissing\"\xc1\x01\n\x12ListRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\x12\x19\n\x08order_by\x18\x04 \x01(\tR\x07orderBy\x12\x1b\n\tpage_size\x18\x05 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x06 \x01(\tR\tpageToken\"j\n\x13ListRecordsResponse\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x11.strata.v1.RecordR\x07records\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"k\n\x13\x43ountRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\",\n\x14\x43ountRecordsResponse\x12\x14\n\x05\x63ount\x18\x01 \x01(\x03R\x05\x63ount\"\xa6\x01\n\x14SearchRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x14\n\x05query\x18\x03 \x01(\tR\x05query\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\"L\n\tSearchHit\x12)\n\x06record\x18\x01 \x01(\x0b\x32\x11.strata.v1.RecordR\x06record\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\"i\n\x15SearchRecordsResponse\x12(\n\x04hits\x18\x01 \x03(\x0b\x32\x14.strata.v1.SearchHitR\x04hits\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8c\x01\n\x13WatchRecordsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x16\n\x06\x66ilter\x18\x03 \x01(\tR\x06\x66ilter\x12\x1f\n\x0b\x66rom_cursor\x18\x04 \x01(\tR\nfromCursor\"\x87\x01\n\x14WatchRecordsResponse\x12\x33\n\x07started\x18\x01 \x01(\x0b\x32\x17.strata.v1.WatchStartedH\x00R\x07started\x12\x31\n\x06\x63hange\x18\x02 \x01(\x0b\x32\x17.strata.v1.RecordChangeH\x00R\x06\x63hangeB\x07\n\x05\x65vent\"&\n\x0cWatchStarted\x12\x16\n\x06\x63ursor\x18\x01 \x01(\tR\x06\x63ursor\"\x83\x02\n\x0cRecordChange\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x15.strata.v1.ChangeKindR\x04kind\x12\x1e\n\ncollection\x18\x02 \x01(\tR\ncollection\x12\x1b\n\trecord_id\x18\x03 \x01(\tR\x08recordId\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12.\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12)\n\x06record\x18\x06 \x01(\x0b\x32\x11.strata.v1.RecordR\x06record\x12\x16\n\x06\x63ursor\x18\x07 \x01(\tR\x06\x63ursor*t\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANGE_KIND_CREATED\x10\x01\x12\x17\n\x13\x43HANGE_KIND_UPDATED\x10\x02\x12\x17\n\x13\x43HANGE_KIND_DELETED\x10\x03\x32\xba\x05\n\rRecordService\x12\x41\n\x0c\x43reateRecord\x12\x1e.strata.v1.CreateRecordRequest\x1a\x11.strata.v1.Record\x12;\n\tGetRecord\x12\x1b.strata.v1.GetRecordRequest\x1a\x11.strata.v1.Record\x12X\n\x0f\x42\x61tchGetRecords\x12!.strata.v1.BatchGetRecordsRequest\x1a\".strata.v1.BatchGetRecordsResponse\x12\x41\n\x0cUpdateRecord\x12\x1e.strata.v1.UpdateRecordRequest\x1a\x11.strata.v1.Record\x12\x46\n\x0c\x44\x65leteRecord\x12\x1e.strata.v1.DeleteRecordRequest\x1a\x16.google.protobuf.Empty\x12L\n\x0bListRecords\x12\x1d.strata.v1.ListRecordsRequest\x1a\x1e.strata.v1.ListRecordsResponse\x12O\n\x0c\x43ountRecords\x12\x1e.strata.v1.CountRecordsRequest\x1a\x1f.strata.v1.CountRecordsResponse\x12R\n\rSearchRecords\x12\x1f.strata.v1.SearchRecordsRequest\x1a .strata.v1.SearchRecordsResponse\x12Q\n\x0cWatchRecords\x12\x1e.strata.v1.WatchRecordsRequest\x1a\x1f.strata.v1.WatchRecordsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'strata.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANGEKIND']._serialized_start=2995
-  _globals['_CHANGEKIND']._serialized_end=3111
+  _globals['_CHANGEKIND']._serialized_start=3076
+  _globals['_CHANGEKIND']._serialized_end=3192
   _globals['_RECORD']._serialized_start=165
-  _globals['_RECORD']._serialized_end=505
-  _globals['_CREATERECORDREQUEST']._serialized_start=508
-  _globals['_CREATERECORDREQUEST']._serialized_end=757
-  _globals['_GETRECORDREQUEST']._serialized_start=759
-  _globals['_GETRECORDREQUEST']._serialized_end=855
-  _globals['_BATCHGETRECORDSREQUEST']._serialized_start=857
-  _globals['_BATCHGETRECORDSREQUEST']._serialized_end=961
-  _globals['_BATCHGETRECORDSRESPONSE']._serialized_start=963
-  _globals['_BATCHGETRECORDSRESPONSE']._serialized_end=1066
-  _globals['_UPDATERECORDREQUEST']._serialized_start=1069
-  _globals['_UPDATERECORDREQUEST']._serialized_end=1415
-  _globals['_DELETERECORDREQUEST']._serialized_start=1418
-  _globals['_DELETERECORDREQUEST']._serialized_end=1597
-  _globals['_LISTRECORDSREQUEST']._serialized_start=1600
-  _globals['_LISTRECORDSREQUEST']._serialized_end=1793
-  _globals['_LISTRECORDSRESPONSE']._serialized_start=1795
-  _globals['_LISTRECORDSRESPONSE']._serialized_end=1901
-  _globals['_COUNTRECORDSREQUEST']._serialized_start=1903
-  _globals['_COUNTRECORDSREQUEST']._serialized_end=2010
-  _globals['_COUNTRECORDSRESPONSE']._serialized_start=2012
-  _globals['_COUNTRECORDSRESPONSE']._serialized_end=2056
-  _globals['_SEARCHRECORDSREQUEST']._serialized_start=2059
-  _globals['_SEARCHRECORDSREQUEST']._serialized_end=2225
-  _globals['_SEARCHHIT']._serialized_start=2227
-  _globals['_SEARCHHIT']._serialized_end=2303
-  _globals['_SEARCHRECORDSRESPONSE']._serialized_start=2305
-  _globals['_SEARCHRECORDSRESPONSE']._serialized_end=2410
-  _globals['_WATCHRECORDSREQUEST']._serialized_start=2413
-  _globals['_WATCHRECORDSREQUEST']._serialized_end=2553
-  _globals['_WATCHRECORDSRESPONSE']._serialized_start=2556
-  _globals['_WATCHRECORDSRESPONSE']._serialized_end=2691
-  _globals['_WATCHSTARTED']._serialized_start=2693
-  _globals['_WATCHSTARTED']._serialized_end=2731
-  _globals['_RECORDCHANGE']._serialized_start=2734
-  _globals['_RECORDCHANGE']._serialized_end=2993
-  _globals['_RECORDSERVICE']._serialized_start=3114
-  _globals['_RECORDSERVICE']._serialized_end=3812
+  _globals['_RECORD']._serialized_end=527
+  _globals['_CREATERECORDREQUEST']._serialized_start=530
+  _globals['_CREATERECORDREQUEST']._serialized_end=801
+  _globals['_GETRECORDREQUEST']._serialized_start=803
+  _globals['_GETRECORDREQUEST']._serialized_end=899
+  _globals['_BATCHGETRECORDSREQUEST']._serialized_start=901
+  _globals['_BATCHGETRECORDSREQUEST']._serialized_end=1005
+  _globals['_BATCHGETRECORDSRESPONSE']._serialized_start=1007
+  _globals['_BATCHGETRECORDSRESPONSE']._serialized_end=1110
+  _globals['_UPDATERECORDREQUEST']._serialized_start=1113
+  _globals['_UPDATERECORDREQUEST']._serialized_end=1496
+  _globals['_DELETERECORDREQUEST']._serialized_start=1499
+  _globals['_DELETERECORDREQUEST']._serialized_end=1678
+  _globals['_LISTRECORDSREQUEST']._serialized_start=1681
+  _globals['_LISTRECORDSREQUEST']._serialized_end=1874
+  _globals['_LISTRECORDSRESPONSE']._serialized_start=1876
+  _globals['_LISTRECORDSRESPONSE']._serialized_end=1982
+  _globals['_COUNTRECORDSREQUEST']._serialized_start=1984
+  _globals['_COUNTRECORDSREQUEST']._serialized_end=2091
+  _globals['_COUNTRECORDSRESPONSE']._serialized_start=2093
+  _globals['_COUNTRECORDSRESPONSE']._serialized_end=2137
+  _globals['_SEARCHRECORDSREQUEST']._serialized_start=2140
+  _globals['_SEARCHRECORDSREQUEST']._serialized_end=2306
+  _globals['_SEARCHHIT']._serialized_start=2308
+  _globals['_SEARCHHIT']._serialized_end=2384
+  _globals['_SEARCHRECORDSRESPONSE']._serialized_start=2386
+  _globals['_SEARCHRECORDSRESPONSE']._serialized_end=2491
+  _globals['_WATCHRECORDSREQUEST']._serialized_start=2494
+  _globals['_WATCHRECORDSREQUEST']._serialized_end=2634
+  _globals['_WATCHRECORDSRESPONSE']._serialized_start=2637
+  _globals['_WATCHRECORDSRESPONSE']._serialized_end=2772
+  _globals['_WATCHSTARTED']._serialized_start=2774
+  _globals['_WATCHSTARTED']._serialized_end=2812
+  _globals['_RECORDCHANGE']._serialized_start=2815
+  _globals['_RECORDCHANGE']._serialized_end=3074
+  _globals['_RECORDSERVICE']._serialized_start=3195
+  _globals['_RECORDSERVICE']._serialized_end=3893
 # @@protoc_insertion_point(module_scope)

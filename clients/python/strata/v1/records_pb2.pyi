@@ -64,6 +64,7 @@ class Record(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The tenant or workspace the record belongs to."""
     collection: _builtins.str
@@ -72,6 +73,11 @@ class Record(_message.Message):
     """The record's id, unique within namespace and collection."""
     version: _builtins.int
     """Starts at 1 and grows by 1 on every write."""
+    owner: _builtins.str
+    """Who the record belongs to (a user, an agent run), as a transcript's or an
+    artifact's owner; empty means none. GetUsage, ExportNamespace and RunCleanup
+    can be asked for one owner across records, transcripts and artifacts.
+    """
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """The document itself."""
@@ -99,10 +105,11 @@ class Record(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "data", b"data", "expire_time", b"expire_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "create_time", b"create_time", "data", b"data", "expire_time", b"expire_time", "id", b"id", "namespace", b"namespace", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "create_time", b"create_time", "data", b"data", "expire_time", b"expire_time", "id", b"id", "namespace", b"namespace", "owner", b"owner", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -120,6 +127,7 @@ class CreateRecordRequest(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     collection: _builtins.str
@@ -132,6 +140,8 @@ class CreateRecordRequest(_message.Message):
     """Optional idempotency key: a retry with the same key returns the first
     result and writes nothing twice.
     """
+    owner: _builtins.str
+    """Optional owner: at most 256 printable characters; empty means none."""
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """The document to store."""
@@ -149,10 +159,11 @@ class CreateRecordRequest(_message.Message):
         data: _struct_pb2.Struct | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
         request_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "data", b"data", "expire_time", b"expire_time", "namespace", b"namespace", "record_id", b"record_id", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "data", b"data", "expire_time", b"expire_time", "namespace", b"namespace", "owner", b"owner", "record_id", b"record_id", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -264,6 +275,7 @@ class UpdateRecordRequest(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ALLOW_MISSING_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     collection: _builtins.str
@@ -274,6 +286,11 @@ class UpdateRecordRequest(_message.Message):
     """When non-zero, the write happens only if the record is at this version."""
     allow_missing: _builtins.bool
     """Create the record when it does not exist."""
+    owner: _builtins.str
+    """New owner (at most 256 printable characters; empty removes the owner), on a
+    full replace as with a mask. Unset keeps the record's owner, so a caller that
+    never sets owners cannot drop one. With allow_missing, the created record's.
+    """
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """The new document, or the source of the values named by `update_mask`."""
@@ -300,12 +317,15 @@ class UpdateRecordRequest(_message.Message):
         expected_version: _builtins.int = ...,
         allow_missing: _builtins.bool = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "expire_time", b"expire_time", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_owner", b"_owner", "data", b"data", "expire_time", b"expire_time", "owner", b"owner", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "collection", b"collection", "data", b"data", "expected_version", b"expected_version", "expire_time", b"expire_time", "id", b"id", "namespace", b"namespace", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_owner", b"_owner", "allow_missing", b"allow_missing", "collection", b"collection", "data", b"data", "expected_version", b"expected_version", "expire_time", b"expire_time", "id", b"id", "namespace", b"namespace", "owner", b"owner", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__owner: _TypeAlias = _typing.Literal["owner"]  # noqa: Y015
+    _WhichOneofArgType__owner: _TypeAlias = _typing.Literal["_owner", b"_owner"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__owner) -> _WhichOneofReturnType__owner | None: ...
 
 Global___UpdateRecordRequest: _TypeAlias = UpdateRecordRequest  # noqa: Y015
 
@@ -366,7 +386,7 @@ class ListRecordsRequest(_message.Message):
     filter: _builtins.str
     """AIP-160 filter, e.g. `data.status = "open" AND data.size > 3`. Fields are
     `data.<path>`, `id`, `version`, `create_time`, `update_time`,
-    `expire_time`. Operators: = != < <= > >= AND OR NOT ( ) and `:*` presence.
+    `expire_time`, `owner` (`owner = ""` matches records without one). Operators: = != < <= > >= AND OR NOT ( ) and `:*` presence.
     """
     order_by: _builtins.str
     """Comma-separated fields with optional ` desc`, e.g. `data.rank desc, id`.

@@ -119,10 +119,13 @@ class CreateRecordWrite(_message.Message):
     RECORD_ID_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """The record's collection."""
     record_id: _builtins.str
     """The new record's id; empty lets the server choose one."""
+    owner: _builtins.str
+    """Optional owner, as in CreateRecordRequest."""
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """The document to store."""
@@ -138,10 +141,11 @@ class CreateRecordWrite(_message.Message):
         record_id: _builtins.str = ...,
         data: _struct_pb2.Struct | None = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "data", b"data", "expire_time", b"expire_time", "record_id", b"record_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "data", b"data", "expire_time", b"expire_time", "owner", b"owner", "record_id", b"record_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -160,6 +164,7 @@ class UpdateRecordWrite(_message.Message):
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ALLOW_MISSING_FIELD_NUMBER: _builtins.int
     EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """The record's collection."""
     id: _builtins.str
@@ -168,6 +173,8 @@ class UpdateRecordWrite(_message.Message):
     """When non-zero, the write happens only if the record is at this version."""
     allow_missing: _builtins.bool
     """Create the record when it does not exist."""
+    owner: _builtins.str
+    """New owner, as in UpdateRecordRequest: unset keeps the record's owner."""
     @_builtins.property
     def data(self) -> _struct_pb2.Struct:
         """The new document, or the source of the values named by `update_mask`."""
@@ -190,12 +197,15 @@ class UpdateRecordWrite(_message.Message):
         expected_version: _builtins.int = ...,
         allow_missing: _builtins.bool = ...,
         expire_time: _timestamp_pb2.Timestamp | None = ...,
+        owner: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "expire_time", b"expire_time", "update_mask", b"update_mask"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_owner", b"_owner", "data", b"data", "expire_time", b"expire_time", "owner", b"owner", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "collection", b"collection", "data", b"data", "expected_version", b"expected_version", "expire_time", b"expire_time", "id", b"id", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_owner", b"_owner", "allow_missing", b"allow_missing", "collection", b"collection", "data", b"data", "expected_version", b"expected_version", "expire_time", b"expire_time", "id", b"id", "owner", b"owner", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__owner: _TypeAlias = _typing.Literal["owner"]  # noqa: Y015
+    _WhichOneofArgType__owner: _TypeAlias = _typing.Literal["_owner", b"_owner"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__owner) -> _WhichOneofReturnType__owner | None: ...
 
 Global___UpdateRecordWrite: _TypeAlias = UpdateRecordWrite  # noqa: Y015
 

@@ -27,6 +27,7 @@ from strata_server.storage.ports.backend import Backend
 from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
+from strata_server.storage.ports.owners import Owned, OwnerData
 from strata_server.storage.ports.queue import QueueStore
 from strata_server.storage.ports.records import CommitRequest, RecordCleanup, RecordStore
 from strata_server.storage.ports.search import SearchIndex
@@ -51,6 +52,8 @@ __all__ = [
     "Lookup",
     "OldJobs",
     "OldLog",
+    "Owned",
+    "OwnerData",
     "QueueStore",
     "QuotaStore",
     "RateLimiter",

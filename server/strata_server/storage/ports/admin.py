@@ -179,8 +179,8 @@ class UsageReport(Protocol):
     async def usage(self, namespace: str | None, owner: str | None = None) -> Usage:
         """Per namespace (None: every namespace that stores anything), by name, by
         aggregate queries and the transcripts' counters (no scan of entries). With
-        `owner`, only that owner's transcripts and artifacts (records and jobs have
-        no owner)."""
+        `owner`, only that owner's records, transcripts and artifacts (jobs have no
+        owner)."""
         ...
 
     async def queue_depths(self) -> list[QueueDepth]:

@@ -31,8 +31,8 @@ class TransferStore(Protocol):
         """From one consistent snapshot: first the counts (each Kind, plus "blobs" and
         "blob_bytes" of the distinct blobs the artifacts name), then the rows in
         batches, kind by kind in KINDS order, each kind in key order. Records past
-        their expire_time are left out; with `owner`, only that owner's transcripts
-        (and entries) and artifacts, and the audit entries about them."""
+        their expire_time are left out; with `owner`, only that owner's records,
+        transcripts (and entries) and artifacts, and the audit entries about them."""
         ...
 
     async def import_rows(

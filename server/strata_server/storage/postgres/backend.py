@@ -21,6 +21,7 @@ from strata_server.storage.postgres.cleanup_runs import PostgresCleanupRuns
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.integrity import PostgresIntegrity
 from strata_server.storage.postgres.leader import SessionLeader
+from strata_server.storage.postgres.owners import PostgresOwners
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing, open_pool
 from strata_server.storage.postgres.queue import PostgresQueue
 from strata_server.storage.postgres.quotas import PostgresQuotas
@@ -130,5 +131,6 @@ async def open_postgres(
         tokens=PostgresTokens(runner),
         quotas=quotas,
         search=PostgresSearch(runner),
+        owners=PostgresOwners(runner),
         backend=PostgresBackend(runner, closing=(indexes.close, retention.close)),
     )

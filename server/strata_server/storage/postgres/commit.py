@@ -85,6 +85,7 @@ def _record_arrays(prefix: str, rows: list[tuple[Record, str]]) -> dict[str, lis
         f"{prefix}create_time": [row.create_time for row, _ in rows],
         f"{prefix}update_time": [row.update_time for row, _ in rows],
         f"{prefix}expire_time": [row.expire_time for row, _ in rows],
+        f"{prefix}owner": [row.owner or None for row, _ in rows],
     }
 
 

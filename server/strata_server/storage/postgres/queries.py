@@ -16,7 +16,7 @@ from typing import LiteralString
 
 from strata_server.storage.postgres.purges import purge_records
 
-RECORD_COLUMNS = "collection, id, data, version, create_time, update_time, expire_time"
+RECORD_COLUMNS = "collection, id, data, version, create_time, update_time, expire_time, owner"
 """The columns `record_rows.record_from_row` reads, in its order."""
 
 LIVE = "(expire_time IS NULL OR expire_time > %s)"
@@ -104,23 +104,25 @@ key order so that commits over overlapping keys queue instead of deadlocking."""
 _RECORD_ARRAYS = """
     unnest(%({p}collection)b::text[], %({p}id)b::text[], %({p}data)b::text[],
            %({p}version)b::bigint[], %({p}create_time)b::timestamptz[],
-           %({p}update_time)b::timestamptz[], %({p}expire_time)b::timestamptz[])
-        AS w(collection, id, data, version, create_time, update_time, expire_time)
+           %({p}update_time)b::timestamptz[], %({p}expire_time)b::timestamptz[],
+           %({p}owner)b::text[])
+        AS w(collection, id, data, version, create_time, update_time, expire_time, owner)
 """
 
 PERSIST = f"""
 WITH inserted AS (
     INSERT INTO records AS r
-        (namespace, collection, id, data, version, create_time, update_time, expire_time)
+        (namespace, collection, id, data, version, create_time, update_time, expire_time,
+         owner)
     SELECT %(namespace)s::text, w.collection, w.id, w.data::jsonb, w.version,
-           w.create_time, w.update_time, w.expire_time
+           w.create_time, w.update_time, w.expire_time, w.owner
     FROM {_RECORD_ARRAYS.format(p="insert_")}
     ON CONFLICT (namespace, collection, id) DO NOTHING
     RETURNING r.collection, r.id
 ), updated AS (
     UPDATE records AS r
     SET data = w.data::jsonb, version = w.version, create_time = w.create_time,
-        update_time = w.update_time, expire_time = w.expire_time
+        update_time = w.update_time, expire_time = w.expire_time, owner = w.owner
     FROM {_RECORD_ARRAYS.format(p="update_")}
     WHERE r.namespace = %(namespace)s::text AND r.collection = w.collection AND r.id = w.id
 ), deleted AS (

@@ -19,4 +19,4 @@ def now() -> datetime:
 
 def record_from_row(namespace: str, row: Sequence[Any]) -> Record:
     """A Record from the first columns of a row selected with `queries.RECORD_COLUMNS`."""
-    return Record(namespace, row[0], row[1], row[2], row[3], row[4], row[5], row[6])
+    return Record(namespace, row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7] or "")

@@ -120,7 +120,7 @@ class PostgresRecords:
             binary=True,
         )
         rows = await cursor.fetchall()
-        hits = [SearchHit(record_from_row(namespace, row), float(row[7])) for row in rows]
+        hits = [SearchHit(record_from_row(namespace, row), float(row[8])) for row in rows]
         if len(hits) > query.limit:
             return Page(hits[: query.limit], (query.offset + query.limit,))
         return Page(hits)

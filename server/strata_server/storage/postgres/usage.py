@@ -2,8 +2,8 @@
 per visible state, transcripts and their entries (from the transcripts' own
 counters, next_seq and size_bytes, never a scan of the entries), artifacts per
 kind and the distinct blobs they name, per namespace: one grouped scan of each
-table (storage/usage_rows.py puts the rows together). An owner leaves out records
-and jobs, which have none."""
+table (storage/usage_rows.py puts the rows together). An owner's usage counts its
+records, transcripts and artifacts, and leaves out jobs, which have no owner."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
 from strata_server.storage.sqlite.leader import FileLeader
+from strata_server.storage.sqlite.owners import SqliteOwners
 from strata_server.storage.sqlite.queue import SqliteQueue
 from strata_server.storage.sqlite.quotas import SqliteQuotas
 from strata_server.storage.sqlite.record_rows import now_micros
@@ -104,5 +105,6 @@ async def open_sqlite(
         tokens=SqliteTokens(db),
         quotas=quotas,
         search=SqliteSearch(db),
+        owners=SqliteOwners(db),
         backend=SqliteBackend(db, retention),
     )

@@ -57,14 +57,15 @@ WHERE namespace = ? AND collection = ? AND id IN (SELECT value FROM json_each(?)
 
 UPSERT_RECORD = """
 INSERT INTO records
-    (namespace, collection, id, data, version, create_time, update_time, expire_time)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    (namespace, collection, id, data, version, create_time, update_time, expire_time, owner)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (namespace, collection, id) DO UPDATE SET
     data = excluded.data,
     version = excluded.version,
     create_time = excluded.create_time,
     update_time = excluded.update_time,
-    expire_time = excluded.expire_time
+    expire_time = excluded.expire_time,
+    owner = excluded.owner
 """
 
 DELETE_RECORD = "DELETE FROM records WHERE namespace = ? AND collection = ? AND id = ?"
@@ -171,6 +172,7 @@ async def commit(
                     to_micros(row.create_time),
                     to_micros(row.update_time),
                     to_micros(row.expire_time) if row.expire_time is not None else None,
+                    row.owner or None,
                 )
             elif outcome.delete:
                 upserts.pop(key, None)
@@ -199,11 +201,16 @@ async def purge_expired(db: Connections, limit: int) -> list[RecordRef]:
 
 
 async def purge_selected(
-    db: Connections, select: str, params: Sequence[Any], action: str, now: int
+    db: Connections,
+    select: str,
+    params: Sequence[Any],
+    action: str,
+    now: int,
+    actor: str = EXPIRY_ACTOR,
 ) -> list[RecordRef]:
     """Delete the records `select` finds (rowid, namespace, collection, id, data,
-    version), each with an `action` audit entry by the server whose changed_fields
-    match a delete's, in one transaction."""
+    version), each with an `action` audit entry by `actor` (the server, unless a
+    caller asked) whose changed_fields match a delete's, in one transaction."""
     async with db.transaction() as tx:
         rows = await tx.fetchall(select, params)
         if not rows:
@@ -218,6 +225,6 @@ async def purge_selected(
                 version,
                 changed_fields(json.loads(data), {}),
             )
-            audits.append(_audit_row(namespace, now, EXPIRY_ACTOR, audit, None))
+            audits.append(_audit_row(namespace, now, actor, audit, None))
         await tx.executemany(INSERT_AUDIT, audits)
     return [RecordRef(row[1], row[2], row[3]) for row in rows]

@@ -11,7 +11,9 @@ from strata_server.core.models import Record
 from strata_server.storage.sqlite.connection import Row
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 
-RECORD_COLUMNS = "namespace, collection, id, data, version, create_time, update_time, expire_time"
+RECORD_COLUMNS = (
+    "namespace, collection, id, data, version, create_time, update_time, expire_time, owner"
+)
 """The columns `record_from_row` reads, in its order."""
 
 
@@ -24,7 +26,7 @@ def now_micros() -> int:
 
 
 def record_from_row(row: Row) -> Record:
-    """A Record from the first eight columns of a row selected with RECORD_COLUMNS."""
+    """A Record from the first nine columns of a row selected with RECORD_COLUMNS."""
     expire_time = row[7]
     return Record(
         namespace=row[0],
@@ -35,6 +37,7 @@ def record_from_row(row: Row) -> Record:
         create_time=from_micros(row[5]),
         update_time=from_micros(row[6]),
         expire_time=from_micros(expire_time) if expire_time is not None else None,
+        owner=row[8] or "",
     )
 
 

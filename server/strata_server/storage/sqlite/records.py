@@ -50,7 +50,7 @@ WHERE namespace = ? AND collection = ? AND id IN (SELECT value FROM json_each(?)
 
 SEARCH_RECORDS = """
 SELECT r.namespace, r.collection, r.id, r.data, r.version, r.create_time, r.update_time,
-       r.expire_time, bm25(records_fts) AS score
+       r.expire_time, r.owner, bm25(records_fts) AS score
 FROM records_fts JOIN records AS r ON r.rowid = records_fts.rowid
 WHERE records_fts MATCH ? AND r.namespace = ? AND r.collection = ?
   AND (r.expire_time IS NULL OR r.expire_time > ?)
@@ -118,7 +118,7 @@ class SqliteRecords:
             return Page(())
         params = (match, namespace, query.collection, now_micros(), query.limit + 1, query.offset)
         rows = await self._db.fetchall(SEARCH_RECORDS, params)
-        hits = [SearchHit(record_from_row(row), -row[8]) for row in rows[: query.limit]]
+        hits = [SearchHit(record_from_row(row), -row[9]) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return Page(hits, (query.offset + query.limit,) if more else None)
 
