@@ -105,8 +105,11 @@ run: venv
 	$(BIN)/strata migrate up
 	$(BIN)/strata serve $(if $(LISTEN),--listen $(LISTEN))
 
+# The suite on TEST_WORKERS pytest-xdist workers (tests/conftest.py says how they
+# share the work); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: venv system-deps ts-build
-	$(BIN)/pytest -x -q -p no:cacheprovider --durations=30
+	$(BIN)/pytest -x -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist worksteal
 
 # The fuzz suite of `make test` (tests/fuzz, 10,000 requests over both shapes), run
 # long: FUZZ_REQUESTS requests, FUZZ_SEED to explore other inputs than CI's. The

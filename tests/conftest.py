@@ -5,11 +5,12 @@ cache) and the production shape (PostgreSQL and Redis, which caches records and
 carries wakeups). Servers are started once per session and shape; tests isolate
 themselves with a fresh collection name (`collection` fixture).
 
-`make test` runs the suite on pytest-xdist workers (`--dist loadgroup`). Each
+`make test` runs the suite on pytest-xdist workers (`--dist worksteal`). Each
 worker has a session of its own: its own PostgreSQL, Redis, moto and servers, on
-ports the kernel picks, in its own temp folder. Tests that share a module- or
-package-scoped fixture are kept on one worker (`pytest_collection_modifyitems`),
-so that fixture still starts once.
+ports the kernel picks, in its own temp folder. A worker starts with one
+contiguous half of the tests in collection order and takes the tail of the
+other's queue when it runs dry, so a module's tests mostly run on one worker and
+its module-scoped servers start once.
 """
 
 from __future__ import annotations
@@ -152,48 +153,8 @@ def shape(server: StrataProcess) -> str:
     return "sqlite" if server.database_url.startswith("sqlite") else "postgres"
 
 
-_SHARED_SCOPES = ("package", "module", "class")
-
-
-def _shared_group(item: pytest.Item) -> str | None:
-    """The xdist group of a test that uses a fixture wider than a test but narrower
-    than the session: the folder (package scope) or file (module, class) the fixture
-    lives for, plus the test's parameters of session-to-class fixtures. The
-    parameters split a group by shape, so each half runs among the tests of its
-    shape and a worker never swaps its session `server` back and forth."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return None
-    scopes = {
-        name: definitions[-1].scope
-        for name, definitions in info.name2fixturedefs.items()
-        if definitions
-    }
-    shared = {scope for scope in scopes.values() if scope in _SHARED_SCOPES}
-    if not shared:
-        return None
-    path = item.nodeid.split("::", 1)[0]
-    where = path.rsplit("/", 1)[0] if "package" in shared else path
-    callspec = getattr(item, "callspec", None)
-    params = sorted(
-        f"{name}={callspec.params[name]}"
-        for name in (callspec.params if callspec else ())
-        if scopes.get(name, "function") != "function"
-    )
-    return where + "".join(f"[{param}]" for param in params)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = _shared_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
-    # pytest-xdist's own, named here too so that `-p no:xdist` still knows it
-    config.addinivalue_line("markers", "xdist_group(name): run on the same worker as its group")
     config.addinivalue_line(
         "markers", "fuzz: the hostile-input suite (tests/fuzz); `make fuzz` runs it long"
     )
