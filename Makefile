@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051 (LISTEN=host:port),"
 	@echo "           with the web console at http://127.0.0.1:8080 (docs/console.md)"
-	@echo "make test   the whole suite (starts its own PostgreSQL)"
+	@echo "make test   the whole suite (starts its own PostgreSQL) on TEST_WORKERS (2) workers"
 	@echo "make fuzz   the hostile-input suite at FUZZ_REQUESTS (100,000) requests, with a summary"
 	@echo "make check  ruff, mypy, buf lint/breaking, generated code fresh, tsc (Node client)"
 	@echo "make gen    regenerate the Python and TypeScript stubs, descriptor set and google/rpc protos"
