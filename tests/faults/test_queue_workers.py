@@ -159,16 +159,17 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_job_of_a_worker_killed_with_sigkill_is_leased_again(own_server, tmp_path):
+def test_job_of_a_worker_killed_with_sigkill_is_leased_again(server, tmp_path):
+    # The session's server: what is killed is the worker, and the queue is the test's own.
     queue = unique("q")
-    with own_server.channel() as channel:
+    with server.channel() as channel:
         qs = queue_stub(channel)
         job = enqueue(qs, queue, {"work": "long"})
         log = tmp_path / "worker.log"
         with (
             log.open("w") as errors,
             subprocess.Popen(
-                [sys.executable, "-c", WORKER, own_server.target, queue],
+                [sys.executable, "-c", WORKER, server.target, queue],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=errors,
