@@ -17,11 +17,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help:
 	@echo "make run    serve on the embedded default (SQLite) at 127.0.0.1:50051 (LISTEN=host:port),"
 	@echo "           with the web console at http://127.0.0.1:8080 (docs/console.md)"
-	@echo "make test   the whole suite (starts its own PostgreSQL)"
+	@echo "make test   the whole suite (starts its own PostgreSQL) on TEST_WORKERS (2) workers"
 	@echo "make fuzz   the hostile-input suite at FUZZ_REQUESTS (100,000) requests, with a summary"
 	@echo "make check  ruff, mypy, buf lint/breaking, generated code fresh, tsc (Node client)"
 	@echo "make gen    regenerate the Python and TypeScript stubs, descriptor set and google/rpc protos"
-	@echo "make lock   re-resolve requirements.lock (a deliberate upgrade)"
+	@echo "make lock   re-resolve requirements.lock after a dependency change, keeping locked"
+	@echo "           versions (UPGRADE=1: upgrade everything, a deliberate step)"
 	@echo "make api-baseline  publish the current proto/ as the breaking-change baseline"
 	@echo "make bench  side-by-side benchmarks, written to bench/RESULTS.md"
 	@echo "make ts-build  install (npm ci) and compile the Node client, clients/typescript"
@@ -65,10 +66,13 @@ ts-build: $(NODE_BUILT)
 ts-check: $(NODE_BUILT)
 	cd $(NODE_DIR) && $(TSC) -p examples/tsconfig.json --noEmit
 
-# Re-resolve the development environment on purpose (an upgrade is a commit of
-# its own, with `make gen` when a generator moved). Uses the locked uv.
+# Re-resolve the development environment (uses the locked uv). Packages already
+# locked keep their versions, so adding a dependency adds only it and what it needs;
+# UPGRADE=1 upgrades everything (a commit of its own, with `make gen` when a
+# generator moved).
+UPGRADE ?=
 lock: venv
-	$(BIN)/uv pip compile --quiet --upgrade --generate-hashes --no-header \
+	$(BIN)/uv pip compile --quiet $(if $(filter 1,$(UPGRADE)),--upgrade) --generate-hashes --no-header \
 	  --annotation-style=line --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	  --no-emit-package strata-server --no-emit-package strata-client \
 	  -o requirements.lock requirements.in
@@ -101,8 +105,11 @@ run: venv
 	$(BIN)/strata migrate up
 	$(BIN)/strata serve $(if $(LISTEN),--listen $(LISTEN))
 
+# The suite on TEST_WORKERS pytest-xdist workers (tests/conftest.py says how they
+# share the work); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: venv system-deps ts-build
-	$(BIN)/pytest -x -q -p no:cacheprovider --durations=30
+	$(BIN)/pytest -x -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist worksteal
 
 # The fuzz suite of `make test` (tests/fuzz, 10,000 requests over both shapes), run
 # long: FUZZ_REQUESTS requests, FUZZ_SEED to explore other inputs than CI's. The

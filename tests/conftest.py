@@ -4,6 +4,13 @@
 cache) and the production shape (PostgreSQL and Redis, which caches records and
 carries wakeups). Servers are started once per session and shape; tests isolate
 themselves with a fresh collection name (`collection` fixture).
+
+`make test` runs the suite on pytest-xdist workers (`--dist worksteal`). Each
+worker has a session of its own: its own PostgreSQL, Redis, moto and servers, on
+ports the kernel picks, in its own temp folder. A worker starts with one
+contiguous half of the tests in collection order and takes the tail of the
+other's queue when it runs dry, so a module's tests mostly run on one worker and
+its module-scoped servers start once.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from tests.support.s3 import S3Server
 from tests.support.server import StrataProcess
 
 SHAPES = ("sqlite", "postgres")
+
+pytest_plugins = ["tests.fuzz.summary"]
 
 
 @pytest.fixture(scope="session")

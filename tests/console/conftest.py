@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -28,6 +26,7 @@ from pathlib import Path
 import pytest
 
 import strata
+from tests.support.cli import run_strata
 from tests.support.ports import free_port
 from tests.support.server import StrataProcess
 
@@ -58,11 +57,12 @@ class ConsoleServer:
 
 
 def _create_admin(database_url: str, workdir: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "strata_server", "token", "create", "--name", "console-admin",
+    done = run_strata(
+        ["token", "create", "--name", "console-admin",
          "--role", "admin", "--namespace", "*", "--database-url", database_url],
-        cwd=workdir, capture_output=True, text=True, check=True,
+        env=dict(os.environ), cwd=workdir,
     )  # fmt: skip
+    done.check_returncode()
     return done.stdout.strip().splitlines()[-1]
 
 

@@ -131,6 +131,12 @@ class BlobView:
             for item in client.list_objects(self.bucket, prefix="staging/", recursive=True)
         ]
 
+    def staged_since(self, before: list[str]) -> list[str]:
+        """Staging leftovers not in `before`: what the calls since then left. The
+        session's servers are shared by every test of a worker, in an order that
+        pytest-xdist picks, so a leftover already there is not this test's."""
+        return sorted(set(self.staging()) - set(before))
+
     def unfinished_multipart_uploads(self) -> list[str]:
         """S3 multipart uploads begun and neither completed nor aborted (S3 shape)."""
         assert self.s3 is not None

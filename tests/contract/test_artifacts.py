@@ -170,6 +170,7 @@ def test_chunks_are_at_most_256_kib(arts, owner):
 
 def test_identical_content_is_stored_once(arts, owner, blobs):
     data = text_log(5000, seed=hash(owner))
+    staged = blobs.staging()
     first = upload(arts, data, owner=owner)
     before = blobs.blobs()
     second = upload(arts, data, owner=owner, name="again.log")
@@ -184,7 +185,7 @@ def test_identical_content_is_stored_once(arts, owner, blobs):
     )
     assert download(arts, third.id)[1] == data
     assert blobs.blobs() == before
-    assert blobs.staging() == []
+    assert blobs.staged_since(staged) == []
 
 
 def test_find_missing_blobs(arts, owner):
@@ -203,12 +204,13 @@ def test_find_missing_blobs(arts, owner):
 
 def test_concurrent_uploads_of_the_same_content_make_one_blob(arts, owner, blobs):
     data = random_bytes(2 * MIB)
+    staged = blobs.staging()
     with ThreadPoolExecutor(6) as pool:
         made = list(pool.map(lambda i: upload(arts, data, owner=owner, name=f"{i}.bin"), range(6)))
     assert len({a.id for a in made}) == 6 and {a.sha256 for a in made} == {sha256(data)}
     assert [k for k in blobs.blobs() if sha256(data) in k] != []
     assert len([k for k in blobs.blobs() if sha256(data) in k]) == 1
-    assert blobs.staging() == []
+    assert blobs.staged_since(staged) == []
 
 
 def test_cancelled_upload_leaves_nothing(arts, owner, blobs):
@@ -226,7 +228,7 @@ def test_cancelled_upload_leaves_nothing(arts, owner, blobs):
                 hold.wait(10)
             yield message
 
-    before = blobs.blobs()
+    before, staged = blobs.blobs(), blobs.staging()
     call = arts.UploadArtifact.future(messages())
     assert sent.wait(10)
     time.sleep(0.3)  # the server has staged the first chunks
@@ -234,9 +236,9 @@ def test_cancelled_upload_leaves_nothing(arts, owner, blobs):
     hold.set()
     assert call.cancelled() or call.exception() is not None
     deadline = time.monotonic() + 10
-    while blobs.staging() and time.monotonic() < deadline:
+    while blobs.staged_since(staged) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert blobs.staging() == []
+    assert blobs.staged_since(staged) == []
     assert blobs.blobs() == before
     listed = arts.ListArtifacts(artifacts_pb2.ListArtifactsRequest(owner=owner))
     assert list(listed.artifacts) == []

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue as stdlib_queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +42,7 @@ from tests.contract.helpers import (
     update,
     update_write,
 )
+from tests.support.cli import run_strata
 
 CREATED = records_pb2.CHANGE_KIND_CREATED
 UPDATED = records_pb2.CHANGE_KIND_UPDATED
@@ -398,8 +397,7 @@ def gated_dsn(database_url) -> str:
     """A fresh PostgreSQL database, migrated as an operator does it."""
     url = database_url("postgres")
     env = {**os.environ, "STRATA_DATABASE_URL": url}
-    command = [sys.executable, "-m", "strata_server", "migrate", "up"]
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    run_strata(["migrate", "up"], env=env).check_returncode()
     return load_settings(database_url=url).database.dsn
 
 

@@ -16,21 +16,23 @@ def test_export_then_import_with_each_conflict_policy(
     source, target = namespace(), namespace()
     with server.channel() as channel:
         fill(channel, source)
+    # named relative to the working folder, as an operator would: a long absolute path
+    # would wrap the import table's title ("imported <archive> into <namespace>")
     archive = tmp_path / "source.tar"
-    out = strata("export", source, "-o", str(archive), "--server", server.target, cwd=tmp_path)
+    out = strata("export", source, "-o", archive.name, "--server", server.target, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert archive.exists() and not (tmp_path / "source.tar.partial").exists()
     assert "records" in out.stdout and "12" in out.stdout and f"exported {source}" in out.stdout
 
     first = strata(
-        "import", str(archive), "--namespace", target, "--server", server.target, cwd=tmp_path
+        "import", archive.name, "--namespace", target, "--server", server.target, cwd=tmp_path
     )
     assert first.returncode == 0, first.stderr
     assert f"into {target}" in first.stdout
     records = next(line for line in first.stdout.splitlines() if "records" in line)
     assert records.split("│")[2].strip() == "12"
 
-    refused = strata("import", str(archive), "-n", target, "--server", server.target, cwd=tmp_path)
+    refused = strata("import", archive.name, "-n", target, "--server", server.target, cwd=tmp_path)
     assert refused.returncode == 2
     assert (
         refused.stderr.startswith("strata: ALREADY_EXISTS:") and "Traceback" not in refused.stderr
@@ -38,7 +40,7 @@ def test_export_then_import_with_each_conflict_policy(
 
     skipped = strata(
         "import",
-        str(archive),
+        archive.name,
         "-n",
         target,
         "--on-conflict",

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.support.cli import run_strata
 
 ROOT = Path(__file__).resolve().parents[2]
 YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock"}
@@ -18,16 +19,9 @@ CORE_TABLES = {"records"}
 
 
 def strata(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `strata <args>` with `env` as its only STRATA_* settings."""
+    """Run `strata <args>` (a process of its own) with `env` as its only STRATA_* settings."""
     inherited = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "strata_server", *args],
-        cwd=cwd,
-        env={**inherited, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_strata(list(args), env={**inherited, **env}, cwd=cwd, timeout=60)
 
 
 def ok(*args: str, cwd: Path) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
 from strata.v1 import access_pb2, admin_pb2_grpc
+from tests.support.cli import run_strata
 from tests.support.server import StrataProcess
 
 AUTH_ENV = {
@@ -36,20 +36,12 @@ AUTH_ENV = {
 def strata(
     *args: str, database_url: str, cwd: Any = None, **settings: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run `strata <args>` against `database_url` (and any other STRATA_* `settings`),
-    as an operator would."""
+    """Run `strata <args>` (a process of its own) against `database_url` (and any
+    other STRATA_* `settings`), as an operator would."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
     env.update(settings)
     env["STRATA_DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "strata_server", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_strata(list(args), env=env, cwd=cwd, timeout=60)
 
 
 def cli_token(database_url: str, name: str, role: str, *namespaces: str, **options: str) -> str:

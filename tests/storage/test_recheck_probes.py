@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +22,7 @@ from strata_server.storage.ports.queue import LeaseTerms
 from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.sqlite import open_sqlite
+from tests.support.cli import run_strata
 
 NS = "default"
 ALICE = Actor("alice")
@@ -35,8 +34,7 @@ def url(request: pytest.FixtureRequest, database_url: Callable[[str], str]) -> s
     """A fresh database of each shape, migrated as an operator does it."""
     url = database_url(request.param)
     env = {**os.environ, "STRATA_DATABASE_URL": url}
-    command = [sys.executable, "-m", "strata_server", "migrate", "up"]
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    run_strata(["migrate", "up"], env=env).check_returncode()
     return url
 
 

@@ -15,10 +15,13 @@ no Strata server and run once. On failure the assertion shows Node's report.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,8 +41,13 @@ SECURED = ("tls.test.js", "access.test.js")
 
 @pytest.fixture(scope="session")
 def node_suite() -> Path:
-    """The compiled package and tests (`make ts-build`: npm ci, then tsc, when stale)."""
-    subprocess.run(["make", "-s", "ts-build"], cwd=ROOT, check=True, timeout=600)
+    """The compiled package and tests (`make ts-build`: npm ci, then tsc, when stale).
+    One pytest-xdist worker at a time: two builds at once would delete each other's
+    output."""
+    name = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    with (Path(tempfile.gettempdir()) / f"strata-ts-build-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run(["make", "-s", "ts-build"], cwd=ROOT, check=True, timeout=600)
     return BUILT
 
 

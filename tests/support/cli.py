@@ -1,0 +1,188 @@
+"""Runs `strata` commands as an operator runs them, one process per command, without
+paying for the interpreter's imports each time.
+
+`python -m strata_server ...` spends most of a short command importing (typer,
+pydantic, grpc, the client, the server's modules), and the suite runs over a hundred
+commands. So the commands are forked from one process that imported the CLI once (a
+"zygote", started on first use), and each child runs `python -m strata_server` from
+there exactly as the interpreter would (`runpy`, with `sys.argv`, `sys.path[0]` and
+`__main__` set as `-m` sets them), with the command's own environment, working
+directory and standard streams. The child is a real process: its exit status, stdout
+and stderr are what the caller gets, as from `subprocess.run`. Nothing in
+`strata_server` or `strata` reads the environment at import time, so importing before
+the environment is known changes nothing; the plain interpreter start is still
+exercised by every server the suite starts and by tests/ops/test_environment.py.
+
+    result = run_strata(["token", "list"], env=env, cwd=tmp_path, timeout=60)
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_strata(
+    args: list[str], *, env: dict[str, str], cwd: Path | str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`python -m strata_server <args>` with exactly `env` as its environment, in `cwd`
+    (default: this process's), stdin from /dev/null and both outputs captured as text;
+    raises subprocess.TimeoutExpired, as `subprocess.run` does, after `timeout`."""
+    return _zygote().run(list(args), env, str(cwd or os.getcwd()), timeout)
+
+
+class _Zygote:
+    """The client side: one zygote process, one command at a time."""
+
+    def __init__(self) -> None:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("STRATA_")}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.cli"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    def run(
+        self, args: list[str], env: dict[str, str], cwd: str, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "strata_server", *args]
+        with self._lock, tempfile.TemporaryDirectory(prefix="strata-cli-") as folder:
+            out, err = Path(folder, "stdout"), Path(folder, "stderr")
+            request = {"args": args, "env": env, "cwd": cwd, "timeout": timeout}
+            request |= {"stdout": str(out), "stderr": str(err)}
+            assert self._process.stdin is not None and self._process.stdout is not None
+            self._process.stdin.write(json.dumps(request).encode() + b"\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+            if not line:
+                raise RuntimeError("the strata CLI zygote exited")
+            answer = json.loads(line)
+            stdout, stderr = _text(out), _text(err)
+        if answer["returncode"] is None:
+            raise subprocess.TimeoutExpired(argv, timeout, stdout, stderr)
+        return subprocess.CompletedProcess(argv, answer["returncode"], stdout, stderr)
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            assert self._process.stdin is not None
+            self._process.stdin.close()  # the zygote ends at end of input
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+@functools.cache
+def _zygote() -> _Zygote:
+    return _Zygote()
+
+
+def _text(path: Path) -> str:
+    """A captured stream as `subprocess.run(text=True)` returns it."""
+    data = path.read_bytes() if path.exists() else b""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- the zygote ---------------------------------------------------------------------
+
+
+def _serve() -> None:
+    """Import the CLI once, then fork one child per request line on stdin; answer each
+    with its exit status (null after a timeout) on stdout."""
+    import strata_server.cli.main  # noqa: F401  (the import every child is spared)
+
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    for line in requests:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_child(request))
+        answers.write(json.dumps({"returncode": _wait(pid, request["timeout"])}).encode())
+        answers.write(b"\n")
+        answers.flush()
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The child's exit status as subprocess reports it (-N for signal N), or None
+    once `timeout` passed (the child is killed)."""
+    handle = os.pidfd_open(pid)
+    try:
+        ready, _, _ = select.select([handle], [], [], timeout)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(handle)
+    return os.waitstatus_to_exitcode(status) if ready else None
+
+
+def _child(request: dict[str, Any]) -> int:
+    """Become `python -m strata_server <args>` and return its exit status."""
+    try:
+        os.chdir(request["cwd"])
+        for fd, path, flags in (
+            (0, os.devnull, os.O_RDONLY),
+            (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+            (2, request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+        ):
+            opened = os.open(path, flags, 0o600)
+            os.dup2(opened, fd)
+            os.close(opened)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["strata_server", *request["args"]]
+        sys.path[0] = request["cwd"]
+    except BaseException:
+        traceback.print_exc()
+        return 1
+    import runpy
+
+    try:
+        runpy.run_module("strata_server", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exit:
+        code = _exit_code(exit.code)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        traceback.print_exc()
+    return code
+
+
+def _exit_code(value: object) -> int:
+    """What the interpreter exits with for `sys.exit(value)`."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    _serve()
