@@ -40,13 +40,14 @@ class Space:
         self.artifacts = artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)
         self.search_stub = search_pb2_grpc.SearchServiceStub(stubs.channel)
 
-    def record(self, collection: str, record_id: str, **data: Any) -> None:
+    def record(self, collection: str, record_id: str, owner: str = "", **data: Any) -> None:
         self.records.CreateRecord(
             records_pb2.CreateRecordRequest(
                 namespace=self.namespace,
                 collection=collection,
                 record_id=record_id,
                 data=to_struct(data),
+                owner=owner,
             )
         )
 
@@ -142,9 +143,11 @@ def test_kinds_and_collections_narrow_the_hits(space):
     )
 
 
-def test_owner_narrows_entries_and_artifacts_and_leaves_out_records(space):
+def test_owner_narrows_every_kind(space):
     word = unique("numbat")
     space.record("notes", "n1", text=word)
+    space.record("notes", "n2", owner="ada", text=word)
+    space.record("notes", "n3", owner="bob", text=word)
     ada_chat = space.transcript([word], owner="ada")
     space.transcript([word], owner="bob")
     ada_art = space.artifact(word.encode(), owner="ada", name="a.txt")
@@ -152,10 +155,17 @@ def test_owner_narrows_entries_and_artifacts_and_leaves_out_records(space):
 
     ada = space.search(word, owner="ada")
     assert sorted(target(hit) for hit in ada.hits) == sorted(
-        [(ENTRY, ada_chat, 1), (TEXT, ada_art)]
+        [(RECORD, "notes", "n2"), (ENTRY, ada_chat, 1), (TEXT, ada_art)]
     )
     assert {hit.owner for hit in ada.hits} == {"ada"}
     assert not space.search(word, owner="carol").hits
+    # Without an owner every record is found, an unowned one with owner "".
+    records = [hit for hit in space.search(word).hits if hit.kind == RECORD]
+    assert sorted((hit.record.id, hit.owner) for hit in records) == [
+        ("n1", ""),
+        ("n2", "ada"),
+        ("n3", "bob"),
+    ]
 
 
 def test_time_range_keeps_hits_of_its_window(space):

@@ -76,9 +76,8 @@ class SearchRequest(_message.Message):
     query: _builtins.str
     """Words to find; every word must occur in what a hit matches."""
     owner: _builtins.str
-    """Only data of this owner (transcript entries by their transcript's owner,
-    artifacts by theirs); empty means any owner. Records have no owner, so a
-    search with an owner finds no records.
+    """Only data of this owner (records by their owner, transcript entries by
+    their transcript's owner, artifacts by theirs); empty means any owner.
     """
     page_size: _builtins.int
     """Largest number of hits to return; 0 means 20, above 1000 means 1000."""

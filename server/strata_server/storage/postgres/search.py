@@ -29,9 +29,11 @@ def _times(column: LiteralString) -> LiteralString:
 
 
 RECORDS: LiteralString = (
-    "SELECT r.collection, r.id, r.update_time, '', ts_rank(r.search, q) AS score"
+    "SELECT r.collection, r.id, r.update_time, coalesce(r.owner, ''),"
+    " ts_rank(r.search, q) AS score"
     f" FROM records AS r, {_QUERY} AS q"
     " WHERE r.namespace = %(namespace)s::text AND r.search @@ q"
+    " AND (%(owner)s::text IS NULL OR r.owner = %(owner)s::text)"
     " AND (r.expire_time IS NULL OR r.expire_time > %(now)s::timestamptz)"
     " AND (%(every_collection)s::bool OR r.collection = ANY(%(collections)s::text[]))"
     + _times("r.update_time")
@@ -96,8 +98,6 @@ class PostgresSearch:
         request, kind = query.request, query.kind
         if query.limit <= 0 or not request.text.strip():
             return []
-        if kind is SearchKind.RECORD and request.owner is not None:
-            return []  # records have no owner
         params: dict[str, Any] = {
             "namespace": namespace,
             "query": request.text,

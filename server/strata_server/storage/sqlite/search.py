@@ -22,9 +22,10 @@ _EARLIEST, _LATEST = -(2**62), 2**62
 """Time bounds standing for "none" (microseconds)."""
 
 RECORDS = """
-SELECT r.collection, r.id, r.update_time, '', bm25(records_fts) AS score
+SELECT r.collection, r.id, r.update_time, coalesce(r.owner, ''), bm25(records_fts) AS score
 FROM records_fts JOIN records AS r ON r.rowid = records_fts.rowid
 WHERE records_fts MATCH :match AND r.namespace = :namespace
+  AND (:owner IS NULL OR r.owner = :owner)
   AND (r.expire_time IS NULL OR r.expire_time > :now)
   AND (:every_collection OR r.collection IN (SELECT value FROM json_each(:collections)))
   AND r.update_time >= :start AND r.update_time < :end
@@ -95,8 +96,6 @@ class SqliteSearch:
         match = match_expression(request.text)
         if not match or query.limit <= 0:
             return []
-        if kind is SearchKind.RECORD and request.owner is not None:
-            return []  # records have no owner
         column = COLUMN_FILTERS.get(kind)
         params: dict[str, Any] = {
             "match": f"{column} : ({match})" if column else match,

@@ -50,9 +50,8 @@ export type SearchRequest = Message<"strata.v1.SearchRequest"> & {
   collections: string[];
 
   /**
-   * Only data of this owner (transcript entries by their transcript's owner,
-   * artifacts by theirs); empty means any owner. Records have no owner, so a
-   * search with an owner finds no records.
+   * Only data of this owner (records by their owner, transcript entries by
+   * their transcript's owner, artifacts by theirs); empty means any owner.
    *
    * @generated from field: string owner = 5;
    */
