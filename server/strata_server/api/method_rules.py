@@ -106,6 +106,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "RevokeToken": A,
         "SetQuota": A,
         "ListQuotas": A,
+        "GetIntegrityStatus": A,
     },
     reflection.SERVICE_NAME: {"ServerReflectionInfo": R},
 }

@@ -17,6 +17,7 @@ from strata_server.storage.ports import (
     AuditLog,
     Backend,
     IndexAdmin,
+    IntegrityLog,
     IntegrityStore,
     QueueStore,
     QuotaStore,
@@ -56,6 +57,7 @@ class Storage:
     retention: RetentionStore
     usage: UsageReport
     integrity: IntegrityStore
+    integrity_log: IntegrityLog
     indexes: IndexAdmin
     transfer: TransferStore
     tokens: TokenStore

@@ -131,6 +131,11 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_access__pb2.ListQuotasRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_access__pb2.ListQuotasResponse.FromString,
                 _registered_method=True)
+        self.GetIntegrityStatus = channel.unary_unary(
+                '/strata.v1.AdminService/GetIntegrityStatus',
+                request_serializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -319,6 +324,16 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIntegrityStatus(self, request, context):
+        """Returns the report of the last integrity check of a namespace (or, with
+        all_namespaces, of every namespace: the check the server schedules), by
+        whichever server process ran it, and how often the server schedules one.
+        INVALID_ARGUMENT for a malformed namespace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -411,6 +426,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListQuotas,
                     request_deserializer=strata_dot_v1_dot_access__pb2.ListQuotasRequest.FromString,
                     response_serializer=strata_dot_v1_dot_access__pb2.ListQuotasResponse.SerializeToString,
+            ),
+            'GetIntegrityStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIntegrityStatus,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -905,6 +925,33 @@ class AdminService:
             '/strata.v1.AdminService/ListQuotas',
             strata_dot_v1_dot_access__pb2.ListQuotasRequest.SerializeToString,
             strata_dot_v1_dot_access__pb2.ListQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIntegrityStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/GetIntegrityStatus',
+            strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -140,6 +140,12 @@ class AdminServiceStub:
     """
     ListQuotas: _grpc.UnaryUnaryMultiCallable[_access_pb2.ListQuotasRequest, _access_pb2.ListQuotasResponse]
     """Lists storage quotas with what each namespace uses now."""
+    GetIntegrityStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetIntegrityStatusRequest, _admin_pb2.GetIntegrityStatusResponse]
+    """Returns the report of the last integrity check of a namespace (or, with
+    all_namespaces, of every namespace: the check the server schedules), by
+    whichever server process ran it, and how often the server schedules one.
+    INVALID_ARGUMENT for a malformed namespace.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -252,6 +258,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """
     ListQuotas: _aio.UnaryUnaryMultiCallable[_access_pb2.ListQuotasRequest, _access_pb2.ListQuotasResponse]  # type: ignore[assignment]
     """Lists storage quotas with what each namespace uses now."""
+    GetIntegrityStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetIntegrityStatusRequest, _admin_pb2.GetIntegrityStatusResponse]  # type: ignore[assignment]
+    """Returns the report of the last integrity check of a namespace (or, with
+    all_namespaces, of every namespace: the check the server schedules), by
+    whichever server process ran it, and how often the server schedules one.
+    INVALID_ARGUMENT for a malformed namespace.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService holds the operator's calls.
@@ -469,5 +481,17 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_access_pb2.ListQuotasResponse, _abc.Awaitable[_access_pb2.ListQuotasResponse]]:
         """Lists storage quotas with what each namespace uses now."""
+
+    @_abc_1.abstractmethod
+    def GetIntegrityStatus(
+        self,
+        request: _admin_pb2.GetIntegrityStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetIntegrityStatusResponse, _abc.Awaitable[_admin_pb2.GetIntegrityStatusResponse]]:
+        """Returns the report of the last integrity check of a namespace (or, with
+        all_namespaces, of every namespace: the check the server schedules), by
+        whichever server process ran it, and how often the server schedules one.
+        INVALID_ARGUMENT for a malformed namespace.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

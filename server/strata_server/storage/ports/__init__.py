@@ -12,6 +12,7 @@ from __future__ import annotations
 from strata_server.storage.ports.admin import (
     AuditLog,
     IndexAdmin,
+    IntegrityLog,
     IntegrityStore,
     OldJobs,
     QuotaStore,
@@ -22,6 +23,7 @@ from strata_server.storage.ports.admin import (
 )
 from strata_server.storage.ports.artifacts import ArtifactStore, BlobStaging
 from strata_server.storage.ports.backend import Backend
+from strata_server.storage.ports.backups import BackupStore
 from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
@@ -34,6 +36,7 @@ __all__ = [
     "ArtifactStore",
     "AuditLog",
     "Backend",
+    "BackupStore",
     "BlobStaging",
     "BlobStore",
     "Cache",
@@ -42,6 +45,7 @@ __all__ = [
     "Fill",
     "ImportRequest",
     "IndexAdmin",
+    "IntegrityLog",
     "IntegrityStore",
     "Listener",
     "Lookup",

@@ -19,6 +19,7 @@ from strata_server.storage.postgres.artifacts import PostgresArtifacts
 from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.integrity import PostgresIntegrity
+from strata_server.storage.postgres.integrity_log import PostgresIntegrityLog
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing, open_pool
 from strata_server.storage.postgres.queue import PostgresQueue
@@ -122,6 +123,7 @@ async def open_postgres(
         retention=retention,
         usage=PostgresUsage(runner),
         integrity=PostgresIntegrity(runner, indexes.rebuild),
+        integrity_log=PostgresIntegrityLog(runner),
         indexes=indexes,
         transfer=PostgresTransfer(runner, quotas),
         tokens=PostgresTokens(runner),

@@ -13,6 +13,7 @@ from strata_server.storage.sqlite.audit import SqliteAudit
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
+from strata_server.storage.sqlite.integrity_log import SqliteIntegrityLog
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.queue import SqliteQueue
 from strata_server.storage.sqlite.quotas import SqliteQuotas
@@ -96,6 +97,7 @@ async def open_sqlite(
         retention=retention,
         usage=SqliteUsage(db),
         integrity=SqliteIntegrity(db),
+        integrity_log=SqliteIntegrityLog(db),
         indexes=SqliteIndexes(db),
         transfer=SqliteTransfer(db, quotas),
         tokens=SqliteTokens(db),
