@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from strata_server.cli import admin_commands, token_commands, transfer_commands
+from strata_server.cli import admin_commands, backup_commands, token_commands, transfer_commands
 from strata_server.cli.common import ConfigOpt, fail
 from strata_server.cli.worker_processes import serve_workers
 from strata_server.config import ConfigError, Settings, insecure_listen, load_settings
@@ -38,6 +38,7 @@ app.add_typer(migrate_app, name="migrate")
 admin_commands.register(app)
 transfer_commands.register(app)
 token_commands.register(app)
+backup_commands.register(app)
 
 
 def _default(name: str) -> str:
