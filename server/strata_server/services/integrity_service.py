@@ -72,26 +72,33 @@ class IntegrityCheck:
         started = datetime.now(UTC)
         findings: list[Finding] = []
         checked: list[tuple[str, int]] = []
-        async for event in self.integrity.check_integrity(namespace, repair=repair):
-            if isinstance(event, Progress):
-                yield event
-            elif isinstance(event, Finding):
-                findings.append(event)
-            else:
-                checked.append(event)
+        try:
+            async for event in self.integrity.check_integrity(namespace, repair=repair):
+                if isinstance(event, Progress):
+                    yield event
+                elif isinstance(event, Finding):
+                    findings.append(event)
+                else:
+                    checked.append(event)
+        except StrataError as error:
+            _stopped_by_damage(findings, "database", error)
         unreferenced = 0
         if self.blobs is not None:
             yield Progress("blobs", 0, 0, "blobs")
-            found = await blob_gc.check_blobs(
-                self.artifacts,
-                self.blobs,
-                verify=verify_blobs,
-                sample=sample,
-                frame_index=namespace is None,
-            )
-            await self._blob_findings(self.blobs, found, namespace, repair, findings, checked)
-            unreferenced = found.orphan_bytes if namespace is None else 0
-            yield Progress("blobs", found.blobs_checked, found.blobs_checked, "blobs")
+            try:
+                found = await blob_gc.check_blobs(
+                    self.artifacts,
+                    self.blobs,
+                    verify=verify_blobs,
+                    sample=sample,
+                    frame_index=namespace is None,
+                )
+            except StrataError as error:
+                _stopped_by_damage(findings, "blobs", error)
+            else:
+                await self._blob_findings(self.blobs, found, namespace, repair, findings, checked)
+                unreferenced = found.orphan_bytes if namespace is None else 0
+                yield Progress("blobs", found.blobs_checked, found.blobs_checked, "blobs")
         report = IntegrityReport(
             tuple(findings), tuple(checked), repair, started, datetime.now(UTC), unreferenced
         )
@@ -102,7 +109,12 @@ class IntegrityCheck:
         if namespace is None:
             metrics.INTEGRITY_UNREFERENCED_BYTES.set(unreferenced)
         if self.reports is not None:
-            await self.reports.save_report(EVERY if namespace is None else namespace, report)
+            try:
+                await self.reports.save_report(EVERY if namespace is None else namespace, report)
+            except StrataError as error:
+                if not _damaged(findings):
+                    raise
+                log.warning("integrity report not saved", error=error.message)
         yield report
 
     async def last_report(self, namespace: str | None) -> IntegrityReport | None:
@@ -159,3 +171,18 @@ class IntegrityCheck:
         checked.append(("artifacts", found.artifacts_checked))
         checked.append(("blobs", found.blobs_checked))
         checked.append(("blob_contents", found.contents_checked))
+
+
+def _damaged(findings: list[Finding]) -> bool:
+    """Whether the database file itself was found damaged."""
+    return any(finding.check == "database_file" for finding in findings)
+
+
+def _stopped_by_damage(findings: list[Finding], checks: str, error: StrataError) -> None:
+    """A check that failed on a database file already found damaged is one more
+    finding (the report still comes, with what the earlier checks found); any other
+    failure is the run's error."""
+    if not _damaged(findings):
+        raise error
+    problem = f"the {checks} checks stopped on the damage: {error.message}"
+    findings.append(Finding("database_file", "", "database", "", problem, False))
