@@ -101,8 +101,10 @@ async def check_blobs(
     blob is published, so an upload racing the check cannot show up as missing."""
     report = IntegrityReport()
     named: dict[str, list[tuple[str, str]]] = {}
+    sizes: dict[str, int] = {}
     async for artifact in db.all_artifacts():
         named.setdefault(artifact.sha256, []).append((artifact.namespace, artifact.id))
+        sizes[artifact.sha256] = artifact.size
         report.artifacts_checked += 1
     present: set[str] = set()
     async for blob in blobs.list_blobs():
@@ -115,7 +117,7 @@ async def check_blobs(
         content = verify or _sampled(sample)
         if content or (frame_index and blob.compression is Compression.ZSTD):
             report.contents_checked += content
-            problem = await blobs.inspect(blob, content=content)
+            problem = await blobs.inspect(blob, content=content, size=sizes.get(blob.sha256))
             if problem is not None and len(report.corrupt) < REPORT_LIMIT:
                 report.corrupt.append((blob.sha256, problem))
     for sha256, owners in named.items():

@@ -258,7 +258,7 @@ class DiskBlobStore:
             for blob in batch:
                 yield blob
 
-    def _inspect_sync(self, blob: StoredBlob, content: bool) -> str | None:
+    def _inspect_sync(self, blob: StoredBlob, content: bool, size: int | None) -> str | None:
         try:
             file = (self.root / layout.key(blob.sha256, blob.compression)).open("rb")
         except FileNotFoundError:
@@ -269,12 +269,14 @@ class DiskBlobStore:
             return file.read(length)
 
         with file:
-            return inspection.inspect(blob, read, content=content)
+            return inspection.inspect(blob, read, content=content, size=size)
 
-    async def inspect(self, blob: StoredBlob, *, content: bool) -> str | None:
+    async def inspect(
+        self, blob: StoredBlob, *, content: bool, size: int | None = None
+    ) -> str | None:
         """What is wrong with a blob's stored bytes (storage/blobs/inspection.py)."""
         try:
-            return await asyncio.to_thread(self._inspect_sync, blob, content)
+            return await asyncio.to_thread(self._inspect_sync, blob, content, size)
         except OSError as error:
             raise translate(error) from error
 

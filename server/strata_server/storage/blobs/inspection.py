@@ -5,7 +5,8 @@ while a plain zstd decoder skips it: so a flipped byte in it left whole-blob
 re-hashing content and downloads failing with DATA_LOSS. `inspect` therefore
 checks the table on its own, cheaply (two small reads at the end of the blob):
 the skippable frame's header and the footer are the ones written, the frames it
-lists add up to the stored size, every frame but the last holds FRAME_SIZE bytes.
+lists add up to the stored size (and their content to the artifact's size), every
+frame but the last holds FRAME_SIZE bytes.
 With `content`, it then reads the frames *by the table*, as a download does,
 checks each decompresses to the size the table says, and hashes the result.
 
@@ -28,14 +29,17 @@ Read = Callable[[int, int], bytes]
 """Reads `length` stored bytes at `offset` (fewer only at the end of the blob)."""
 
 
-def inspect(blob: StoredBlob, read: Read, *, content: bool) -> str | None:
+def inspect(blob: StoredBlob, read: Read, *, content: bool, size: int | None = None) -> str | None:
     """What is wrong with `blob`'s stored bytes, in words; None when nothing is.
-    Without `content`, only the frame index of a compressed blob is read."""
+    Without `content`, only the frame index of a compressed blob is read (and, given
+    the content `size` its artifact records, checked to add up to it)."""
     if blob.compression is Compression.NONE:
         return _hash_raw(blob, read) if content else None
     table, problem = _frame_index(blob, read)
     if problem is not None:
         return problem
+    if size is not None and sum(d for _, d in table) != size:
+        return f"its frame index is damaged: its frames do not add up to the {size} bytes stored"
     return _hash_frames(blob, read, table) if content else None
 
 

@@ -223,7 +223,7 @@ class S3BlobStore:
             for blob in batch:
                 yield blob
 
-    def _inspect_sync(self, blob: StoredBlob, content: bool) -> str | None:
+    def _inspect_sync(self, blob: StoredBlob, content: bool, size: int | None) -> str | None:
         key = layout.key(blob.sha256, blob.compression)
 
         def read(offset: int, length: int) -> bytes:
@@ -232,16 +232,18 @@ class S3BlobStore:
             return read_all(self._get(key, offset, length))
 
         try:
-            return inspection.inspect(blob, read, content=content)
+            return inspection.inspect(blob, read, content=content, size=size)
         except S3Error as error:
             if error.code in MISSING:
                 return None  # swept since it was listed: nothing stored to be wrong
             raise
 
-    async def inspect(self, blob: StoredBlob, *, content: bool) -> str | None:
+    async def inspect(
+        self, blob: StoredBlob, *, content: bool, size: int | None = None
+    ) -> str | None:
         """What is wrong with a blob's stored bytes (storage/blobs/inspection.py), by
         ranged GETs: the frame index's two, then with `content` one per frame."""
-        return cast(str | None, await self.run(self._inspect_sync, blob, content))
+        return cast(str | None, await self.run(self._inspect_sync, blob, content, size))
 
     async def presign(
         self, blob: BlobRef, expiry: timedelta, content_type: str, filename: str
