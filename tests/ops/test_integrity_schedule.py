@@ -15,6 +15,7 @@ import pytest
 
 from strata.v1 import admin_pb2, admin_pb2_grpc, artifacts_pb2, artifacts_pb2_grpc
 from tests.contract.artifacts_support import random_bytes, upload
+from tests.ops.recovery_support import strata
 from tests.support.ports import free_port
 from tests.support.server import StrataProcess
 
@@ -80,3 +81,17 @@ def test_a_scheduled_check_is_visible_through_the_status_rpc_and_metrics(
     finally:
         scheduled.stop()
         other.stop()
+
+
+def test_strata_check_samples_and_shows_the_last_report(server: StrataProcess, tmp_path: Path):
+    ns = f"cli-last-{uuid.uuid4().hex[:8]}"
+    target = ("--server", server.target, "-n", ns)
+    never = strata("check", "--last", *target, cwd=tmp_path)
+    assert never.returncode == 0 and "no integrity check has run yet" in never.stdout
+    bad = strata("check", "--sample", "101", *target, cwd=tmp_path)
+    assert bad.returncode == 2
+    ran = strata("check", "--sample", "100", *target, cwd=tmp_path)
+    assert ran.returncode == 0 and "0 problem(s)" in ran.stdout, ran.stdout + ran.stderr
+    last = strata("check", "--last", *target, cwd=tmp_path)
+    assert last.returncode == 0 and "last check finished" in last.stdout
+    assert "0 problem(s)" in last.stdout
