@@ -231,8 +231,13 @@ class AdminServiceServicer:
         itself), jobs whose columns contradict their state, declared indexes whose
         database index is missing or invalid, transcripts whose counters disagree
         with their entries or whose entries have gaps, entries whose transcript is
-        gone, and artifacts and blobs. Streams progress, then the report.
+        gone, and artifacts and blobs (artifacts whose blob is missing; checking
+        every namespace, also unreferenced blobs with their bytes, every compressed
+        blob's frame index, and with verify_blobs or verify_sample_percent blobs
+        whose content no longer hashes to their name). Streams progress, then the
+        report, which is also kept as the last of its scope (GetIntegrityStatus).
         With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+        INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

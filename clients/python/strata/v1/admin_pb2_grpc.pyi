@@ -84,8 +84,13 @@ class AdminServiceStub:
     itself), jobs whose columns contradict their state, declared indexes whose
     database index is missing or invalid, transcripts whose counters disagree
     with their entries or whose entries have gaps, entries whose transcript is
-    gone, and artifacts and blobs. Streams progress, then the report.
+    gone, and artifacts and blobs (artifacts whose blob is missing; checking
+    every namespace, also unreferenced blobs with their bytes, every compressed
+    blob's frame index, and with verify_blobs or verify_sample_percent blobs
+    whose content no longer hashes to their name). Streams progress, then the
+    report, which is also kept as the last of its scope (GetIntegrityStatus).
     With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+    INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
     """
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -202,8 +207,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     itself), jobs whose columns contradict their state, declared indexes whose
     database index is missing or invalid, transcripts whose counters disagree
     with their entries or whose entries have gaps, entries whose transcript is
-    gone, and artifacts and blobs. Streams progress, then the report.
+    gone, and artifacts and blobs (artifacts whose blob is missing; checking
+    every namespace, also unreferenced blobs with their bytes, every compressed
+    blob's frame index, and with verify_blobs or verify_sample_percent blobs
+    whose content no longer hashes to their name). Streams progress, then the
+    report, which is also kept as the last of its scope (GetIntegrityStatus).
     With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+    INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
     """
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -377,8 +387,13 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         itself), jobs whose columns contradict their state, declared indexes whose
         database index is missing or invalid, transcripts whose counters disagree
         with their entries or whose entries have gaps, entries whose transcript is
-        gone, and artifacts and blobs. Streams progress, then the report.
+        gone, and artifacts and blobs (artifacts whose blob is missing; checking
+        every namespace, also unreferenced blobs with their bytes, every compressed
+        blob's frame index, and with verify_blobs or verify_sample_percent blobs
+        whose content no longer hashes to their name). Streams progress, then the
+        report, which is also kept as the last of its scope (GetIntegrityStatus).
         With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+        INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
         """
 
     @_abc_1.abstractmethod
