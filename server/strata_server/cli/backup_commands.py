@@ -55,9 +55,9 @@ def backup(
         raise fail(str(error)) from None
     if store is None:
         raise fail(
-            "strata backup copies the embedded shape (a SQLite file with blobs on local "
-            "disk); back up PostgreSQL with pg_dump and the bucket with its own tools "
-            "(docs/recovery.md)"
+            "strata backup copies a SQLite file with its blobs on local disk, which this "
+            "configuration does not have (an in-memory database keeps nothing; back up "
+            "PostgreSQL with pg_dump and an S3 bucket with its own tools: docs/recovery.md)"
         )
     try:
         summary = asyncio.run(store.backup())
