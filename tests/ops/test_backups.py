@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,20 @@ def test_the_production_shape_has_no_file_backups(
         server.start()
     refused = strata("backup", "--database-url", url, cwd=tmp_path)
     assert refused.returncode == 2 and "pg_dump" in refused.stderr
+
+
+def test_a_restore_that_fails_leaves_nothing_behind(tmp_path: Path):
+    backup = tmp_path / backup_rules.backup_name(datetime.now(UTC))
+    (backup / "blobs" / "sha256").mkdir(parents=True)
+    (backup / "strata.db").write_bytes(b"a database")
+    (backup / "blobs" / "sha256" / "gone").symlink_to(tmp_path / "nowhere")  # unreadable
+    summary = backup_rules.BackupSummary(backup.name, datetime.now(UTC), 10, 1, 1)
+    (backup / backup_rules.MANIFEST).write_text(summary.to_json())
+    target = tmp_path / "new"
+    failed = strata("restore", str(backup), "--data-dir", str(target), cwd=tmp_path)
+    assert failed.returncode == 2 and "restore" in failed.stderr
+    assert not target.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    again = strata("restore", str(backup), "--data-dir", str(empty), cwd=tmp_path)
+    assert again.returncode == 2 and list(empty.iterdir()) == []

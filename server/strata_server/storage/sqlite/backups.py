@@ -129,6 +129,7 @@ def _restore_sync(backup: Path, data_dir: Path) -> BackupSummary:
     summary = read_backup(backup)
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise FailedPrecondition(f"{data_dir} is not empty: restore into an empty or new directory")
+    created = not data_dir.exists()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(backup / backup_rules.DATABASE, data_dir / backup_rules.DATABASE)
@@ -136,6 +137,15 @@ def _restore_sync(backup: Path, data_dir: Path) -> BackupSummary:
             shutil.copytree(backup / "blobs", data_dir / "blobs")
         _fsync_tree(data_dir)
     except OSError as error:
+        # Nothing half-restored stays: the directory was empty (or absent) before.
+        with contextlib.suppress(OSError):
+            for child in data_dir.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            if created:
+                data_dir.rmdir()
         raise Unavailable(f"the restore into {data_dir} failed: {error}") from error
     return summary
 
