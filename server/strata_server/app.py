@@ -175,9 +175,13 @@ async def start(settings: Settings) -> Running:
         await blobs.close()
         await database.close()
 
-    schedule = register_services(
-        server, settings, database, caching, events, blobs, tokens, verifier
-    )
+    try:
+        schedule, scheduled = register_services(
+            server, settings, database, caching, events, blobs, tokens, verifier
+        )
+    except StartupError:
+        await close_storage()
+        raise
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, SERVICE_NAMES)
@@ -232,6 +236,7 @@ async def start(settings: Settings) -> Running:
         certificates=certificates,
     )
     running.tasks.append(asyncio.create_task(schedule.run_every(settings.cleanup_interval_seconds)))
+    running.tasks.extend(asyncio.create_task(work) for work in scheduled)
     if verifier is not None:
         background.append(verifier.watch())
     running.tasks.extend(asyncio.create_task(work) for work in background)

@@ -13,6 +13,7 @@ import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,7 +29,14 @@ from strata_server.storage.cached_records import CachedRecordStore, RecordCacheP
 from strata_server.storage.composite import Storage
 from strata_server.storage.memory.events import LocalEvents
 from strata_server.storage.memory.rates import LocalRateLimiter
-from strata_server.storage.ports import BlobStore, Cache, Events, RateLimiter, RecordStore
+from strata_server.storage.ports import (
+    BackupStore,
+    BlobStore,
+    Cache,
+    Events,
+    RateLimiter,
+    RecordStore,
+)
 from strata_server.storage.redis import client as redis_client
 
 if TYPE_CHECKING:
@@ -122,6 +130,27 @@ async def open_blobs(settings: Settings) -> BlobStore:
 
 PAGE_TOKEN_KEY = "page_token_key"
 """The name of the database-kept page token key (storage's server_secrets)."""
+
+
+def open_backups(settings: Settings) -> BackupStore | None:
+    """The embedded shape's backups (a SQLite file with blobs on local disk); None for
+    a throwaway in-memory store and for the production shape, which is backed up
+    with pg_dump and the bucket's tools (docs/recovery.md). Scheduled backups on a
+    shape that has none are a StartupError."""
+    target = settings.database
+    embedded = target.kind == "sqlite" and not target.memory and settings.s3_endpoint is None
+    if not embedded:
+        if settings.backup_interval_seconds > 0:
+            raise StartupError(
+                "STRATA_BACKUP_INTERVAL_SECONDS backs up the embedded shape (a SQLite file "
+                "with blobs on local disk); back up PostgreSQL and the bucket with their own "
+                "tools instead (docs/recovery.md), and unset it"
+            )
+        return None
+    from strata_server.storage.sqlite.backups import SqliteBackups
+
+    folder = settings.backup_dir or settings.data_dir / "backups"
+    return SqliteBackups(Path(target.path), settings.data_dir, folder, settings.backup_keep)
 
 
 async def page_tokens(settings: Settings, database: Storage) -> PageTokens:

@@ -164,3 +164,14 @@ INTEGRITY_LAST_RUN = Gauge(
     "When an integrity check of this process last finished",
     registry=REGISTRY,
 )
+INTEGRITY_UNREFERENCED_BYTES = Gauge(
+    "strata_integrity_unreferenced_blob_bytes",
+    "Stored bytes of blobs no artifact references, as the last integrity check of every "
+    "namespace by this process found them",
+    registry=REGISTRY,
+)
+BACKUP_LAST_SUCCESS = Gauge(
+    "strata_backup_last_success_timestamp_seconds",
+    "When a scheduled backup of this process last finished",
+    registry=REGISTRY,
+)

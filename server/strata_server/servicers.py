@@ -1,12 +1,14 @@
 """Every gRPC servicer, registered on a server over the use-case services it
 translates for, each given the ports it needs of the opened storage. app.py calls
-this once per process; it returns the cleanup schedule, which app.py runs.
+this once per process; it returns the cleanup schedule and the other background
+work (scheduled integrity checks and backups), which app.py runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 
@@ -29,13 +31,14 @@ from strata_server.api.transaction_rpc import TransactionService
 from strata_server.api.transcripts_rpc import TranscriptService
 from strata_server.api.transcripts_rpc import add_to_server as add_transcript_service
 from strata_server.api.transfer_rpc import TransferRpc
-from strata_server.backends import Caching
+from strata_server.backends import Caching, open_backups
 from strata_server.config import Settings
 from strata_server.core.models import RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.services.access_service import TokenAdmin, Verifier
 from strata_server.services.admin_service import Administration, Backends, ServerDescription
 from strata_server.services.artifacts_service import Artifacts
+from strata_server.services.backup_service import ScheduledBackups
 from strata_server.services.cleanup_schedule import CleanupSchedule, default_replica
 from strata_server.services.cleanup_service import Cleanup, Keep
 from strata_server.services.commit_service import Commits
@@ -61,8 +64,9 @@ def register_services(
     blobs: BlobStore,
     tokens: PageTokens,
     verifier: Verifier | None,
-) -> CleanupSchedule:
-    """Add the eight Strata servicers to `server`; returns the cleanup schedule."""
+) -> tuple[CleanupSchedule, list[Coroutine[Any, Any, None]]]:
+    """Add the eight Strata servicers to `server`; returns the cleanup schedule and
+    the other background work to run."""
     records = Records(caching.records, events)
     commits = Commits(caching.records, events)
     transcripts = Transcripts(
@@ -173,6 +177,26 @@ def register_services(
             wakeups=Wakeups(events),
         ),
     )
+    integrity = IntegrityCheck(
+        database.integrity,
+        database.artifacts,
+        blobs,
+        blob_grace=blob_grace,
+        reports=database.integrity_log,
+        lead=database.retention.lead,
+        interval=settings.integrity_interval_seconds,
+        sample=settings.integrity_sample_percent / 100,
+    )
+    scheduled: list[Coroutine[Any, Any, None]] = []
+    if settings.integrity_interval_seconds > 0:
+        scheduled.append(integrity.run_every())
+    backups = open_backups(settings)
+    if backups is not None and settings.backup_interval_seconds > 0:
+        scheduled.append(
+            ScheduledBackups(
+                backups, database.retention.lead, settings.backup_interval_seconds
+            ).run_every()
+        )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminService(
             ServerDescription(
@@ -189,7 +213,7 @@ def register_services(
                 database.quotas,
             ),
             cleanup,
-            IntegrityCheck(database.integrity, database.artifacts, blobs, blob_grace=blob_grace),
+            integrity,
             transfer=transfer,
             schedule=schedule,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
@@ -200,4 +224,4 @@ def register_services(
         ),
         server,
     )
-    return schedule
+    return schedule, scheduled

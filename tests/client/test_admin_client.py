@@ -83,6 +83,7 @@ def test_cleanup_check_export_and_import(server: StrataProcess, tmp_path: Path) 
         assert dry.dry_run and dry.total == 0
         report = client.check_integrity()
         assert list(report.findings) == [] and report.checked
+        assert client.get_integrity_status().last_report == report
 
         archive = tmp_path / "source.tar"
         steps: list[admin_pb2.Progress] = []

@@ -148,9 +148,10 @@ async def test_integrity_check_finds_missing_corrupt_and_orphan_blobs(server, ar
         quick = await check_blobs(database, store)
         full = await check_blobs(database, store, verify=True)
     assert ("default", missing.id, missing.sha256) in quick.missing
-    assert orphan.sha256 in quick.orphans and orphan.sha256 not in quick.missing
-    assert corrupt.sha256 not in quick.corrupt, "only checked when asked to verify"
-    assert corrupt.sha256 in full.corrupt and orphan.sha256 not in full.corrupt
+    assert (orphan.sha256, orphan.stored_size) in quick.orphans
+    assert orphan.sha256 not in {sha for _, _, sha in quick.missing}
+    assert corrupt.sha256 not in dict(quick.corrupt), "only checked when asked to verify"
+    assert corrupt.sha256 in dict(full.corrupt) and orphan.sha256 not in dict(full.corrupt)
     assert full.artifacts_checked >= 2 and full.blobs_checked >= 2
     import grpc
 

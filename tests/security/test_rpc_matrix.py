@@ -157,6 +157,7 @@ def test_every_rpc_answers_each_caller_as_the_contract_says(method, credentials)
 ACROSS_NAMESPACES = {
     "GetUsage": admin_pb2.GetUsageRequest(all_namespaces=True),
     "CheckIntegrity": admin_pb2.CheckIntegrityRequest(all_namespaces=True),
+    "GetIntegrityStatus": admin_pb2.GetIntegrityStatusRequest(all_namespaces=True),
     "RunCleanup": admin_pb2.RunCleanupRequest(all_namespaces=True, dry_run=True),
     "ListQuotas": access_pb2.ListQuotasRequest(),
     "ImportNamespace": admin_pb2.ImportNamespaceRequest(header=admin_pb2.ImportHeader()),

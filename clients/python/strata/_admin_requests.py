@@ -263,13 +263,17 @@ def check_integrity(
     all_namespaces: bool = False,
     progress: ProgressCallback | None = None,
     namespace: str | None = None,
+    verify_sample_percent: int = 0,
 ) -> Machine[admin_pb2.IntegrityReport]:
     """Check what the namespace (with `all_namespaces`, every namespace) stores
-    for consistency, with `verify_blobs` reading every blob to check its hash,
-    and with `repair` fixing what is safe to fix. Returns the
-    `admin_pb2.IntegrityReport` of the findings."""
+    for consistency, with `verify_blobs` reading every blob to check its hash (or
+    `verify_sample_percent` of them, picked at random), and with `repair` fixing
+    what is safe to fix. Returns the `admin_pb2.IntegrityReport` of the findings."""
     fields = admin_pb2.CheckIntegrityRequest(
-        all_namespaces=all_namespaces, repair=repair, verify_blobs=verify_blobs
+        all_namespaces=all_namespaces,
+        repair=repair,
+        verify_blobs=verify_blobs,
+        verify_sample_percent=verify_sample_percent,
     )
     rpc = StreamRpc(
         "admin", "CheckIntegrity", _everywhere(fields, namespace, all_namespaces), _same, namespace
@@ -332,6 +336,15 @@ def set_quota(
     `access_pb2.Quota` with what it uses now. Raises InvalidArgument."""
     request = access_pb2.SetQuotaRequest(max_bytes=max_bytes)
     return namespaced_call("admin", "SetQuota", request, _same, namespace, True)
+
+
+def get_integrity_status(
+    *, all_namespaces: bool = False, namespace: str | None = None
+) -> Rpc[admin_pb2.GetIntegrityStatusResponse, admin_pb2.GetIntegrityStatusResponse]:
+    """The last integrity report of the namespace (with `all_namespaces`, of the
+    check of every namespace the server schedules) and the server's schedule."""
+    build = _everywhere(admin_pb2.GetIntegrityStatusRequest(), namespace, all_namespaces)
+    return Rpc("admin", "GetIntegrityStatus", build, _same, idempotent=True, namespace=namespace)
 
 
 def list_quotas(

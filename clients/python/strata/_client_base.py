@@ -242,3 +242,4 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     revoke_token = unary(_admin_requests.revoke_token)
     set_quota = unary(_admin_requests.set_quota)
     list_quotas = unary(_admin_requests.list_quotas)
+    get_integrity_status = unary(_admin_requests.get_integrity_status)

@@ -17,7 +17,7 @@ import { Quotas, Tokens } from "./access.js";
 import type { CallOptions, Connection } from "./connection.js";
 import { paginate } from "./connection.js";
 import { type ByteSource, type ByteTarget, chunksOf, writeTo } from "./bytes.js";
-import { type Plain, plain, toDuration, toTimestamp } from "./convert.js";
+import { fromDuration, type Plain, plain, toDuration, toTimestamp } from "./convert.js";
 import { DataLossError } from "./errors.js";
 import {
   AdminService,
@@ -318,6 +318,7 @@ export class Admin {
     options: ProgressOptions & {
       allNamespaces?: boolean;
       verifyBlobs?: boolean;
+      verifySamplePercent?: number;
       repair?: boolean;
     } = {},
   ): Promise<IntegrityReport> {
@@ -325,6 +326,7 @@ export class Admin {
       namespace: this.namespace,
       allNamespaces: options.allNamespaces ?? false,
       verifyBlobs: options.verifyBlobs ?? false,
+      verifySamplePercent: options.verifySamplePercent ?? 0,
       repair: options.repair ?? false,
     };
     let report: IntegrityReportMessage | undefined;
@@ -337,6 +339,30 @@ export class Admin {
     }
     if (report === undefined) throw new DataLossError("CheckIntegrity ended without its report");
     return plain(report);
+  }
+
+  /**
+   * The last integrity check's report of the namespace (with `allNamespaces`, of
+   * the check of every namespace the server schedules), by whichever server ran
+   * it, and how often the server schedules one (`scheduleIntervalMs`, undefined
+   * when it does not). `lastReport` is undefined when no check has run.
+   */
+  async integrityStatus(
+    options: CallOptions & { allNamespaces?: boolean } = {},
+  ): Promise<{ lastReport: IntegrityReport | undefined; scheduleIntervalMs: number | undefined }> {
+    const request = {
+      namespace: options.allNamespaces ? "" : this.namespace,
+      allNamespaces: options.allNamespaces ?? false,
+    };
+    const response = await this.connection.unary(
+      (call) => this.service.getIntegrityStatus(request, call),
+      { idempotent: true },
+      options,
+    );
+    return {
+      lastReport: response.lastReport === undefined ? undefined : plain(response.lastReport),
+      scheduleIntervalMs: fromDuration(response.scheduleInterval),
+    };
   }
 
   /**

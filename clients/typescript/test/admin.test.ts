@@ -141,6 +141,9 @@ describe("admin", () => {
     assert.ok(report.checked.some((count) => count.check === "jobs"), JSON.stringify(report.checked));
     assert.ok(report.startTime instanceof Date && report.endTime instanceof Date);
     assert.ok(report.startTime.getTime() <= report.endTime.getTime());
+    const status = await admin.integrityStatus();
+    assert.deepEqual(status.lastReport, report);
+    assert.equal(status.scheduleIntervalMs, undefined);
   });
 
   test("indexes: create (streams progress), list, drop", async () => {

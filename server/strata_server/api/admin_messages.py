@@ -5,6 +5,7 @@ what they return."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from strata.v1 import access_pb2, admin_pb2
@@ -129,6 +130,18 @@ def integrity_to_proto(report: IntegrityReport) -> admin_pb2.IntegrityReport:
         start_time=report.started,
         end_time=report.finished,
     )
+
+
+def integrity_status_to_proto(
+    report: IntegrityReport | None, interval: float
+) -> admin_pb2.GetIntegrityStatusResponse:
+    """GetIntegrityStatus's answer: the last report (if any) and the schedule."""
+    response = admin_pb2.GetIntegrityStatusResponse()
+    if report is not None:
+        response.last_report.CopyFrom(integrity_to_proto(report))
+    if interval > 0:
+        response.schedule_interval.FromTimedelta(timedelta(seconds=interval))
+    return response
 
 
 def cleanup_to_proto(report: CleanupReport) -> admin_pb2.CleanupReport:

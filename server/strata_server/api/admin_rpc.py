@@ -165,10 +165,24 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.CheckIntegrityRequest, context: Context
     ) -> AsyncIterator[admin_pb2.CheckIntegrityResponse]:
         namespace = _scope(request.namespace, request.all_namespaces)
+        if request.verify_sample_percent > 100:
+            raise errors.InvalidArgument.field(
+                "verify_sample_percent", "must be a percentage, from 0 to 100"
+            )
         events = self.integrity.run(
-            namespace, repair=request.repair, verify_blobs=request.verify_blobs
+            namespace,
+            repair=request.repair,
+            verify_blobs=request.verify_blobs,
+            sample=request.verify_sample_percent / 100,
         )
         return render.integrity_responses(events)
+
+    async def GetIntegrityStatus(
+        self, request: admin_pb2.GetIntegrityStatusRequest, context: Context
+    ) -> admin_pb2.GetIntegrityStatusResponse:
+        namespace = _scope(request.namespace, request.all_namespaces)
+        report = await self.integrity.last_report(namespace)
+        return render.integrity_status_to_proto(report, self.integrity.interval)
 
     def RunCleanup(
         self, request: admin_pb2.RunCleanupRequest, context: Context

@@ -109,6 +109,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "SetQuota": A,
         "ListQuotas": A,
         "GetCleanupStatus": A,
+        "GetIntegrityStatus": A,
     },
     reflection.SERVICE_NAME: {"ServerReflectionInfo": R},
 }

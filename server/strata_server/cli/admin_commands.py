@@ -259,25 +259,48 @@ def check(
     verify_blobs: Annotated[
         bool, typer.Option("--verify-blobs", help="Read every blob and check its hash.")
     ] = False,
+    sample: Annotated[
+        int,
+        typer.Option(
+            min=0, max=100, help="Check the hash of this percent of the blobs, picked at random."
+        ),
+    ] = 0,
+    last: Annotated[
+        bool, typer.Option("--last", help="Show the last check's report instead of checking.")
+    ] = False,
 ) -> None:
     """Check what is stored for consistency, with a progress bar; exit status 1
     when problems remain."""
-    with connect(server, token, tls_ca) as client, StepBar() as bar:
-        report = client.check_integrity(
-            repair=repair,
-            verify_blobs=verify_blobs,
-            all_namespaces=all_namespaces,
-            progress=bar.update,
-            namespace=None if all_namespaces else namespace,
-        )
+    scope = None if all_namespaces else namespace
+    with connect(server, token, tls_ca) as client:
+        if last:
+            status = client.get_integrity_status(all_namespaces=all_namespaces, namespace=scope)
+            if not status.HasField("last_report"):
+                typer.echo("no integrity check has run yet")
+                return
+            report = status.last_report
+            typer.echo(f"last check finished {report.end_time.ToDatetime().isoformat()} UTC")
+        else:
+            with StepBar() as bar:
+                report = client.check_integrity(
+                    repair=repair,
+                    verify_blobs=verify_blobs,
+                    verify_sample_percent=sample,
+                    all_namespaces=all_namespaces,
+                    progress=bar.update,
+                    namespace=scope,
+                )
     checked = ", ".join(f"{c.count:,} {c.check}" for c in report.checked)
     table = Table("check", "namespace", "what", "problem", "repair", title=f"checked {checked}")
     for f in report.findings:
         state = "repaired" if f.repaired else ("safe" if f.repairable else "manual")
-        table.add_row(f.check, f.namespace, f"{f.entity} {f.entity_id}", f.problem, state)
+        problem = f"{f.problem} ({size(f.bytes)})" if f.bytes else f.problem
+        table.add_row(f.check, f.namespace, f"{f.entity} {f.entity_id}", problem, state)
     Console().print(table)
     left = sum(1 for f in report.findings if not f.repaired)
     typer.echo(f"{len(report.findings)} problem(s), {report.repaired} repaired, {left} left")
+    if report.unreferenced_bytes:
+        typer.echo(f"unreferenced blobs hold {size(report.unreferenced_bytes)}")
     if left:
         raise typer.Exit(1)
 

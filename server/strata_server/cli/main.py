@@ -15,7 +15,13 @@ from typing import Annotated, Any
 
 import typer
 
-from strata_server.cli import admin_commands, search_command, token_commands, transfer_commands
+from strata_server.cli import (
+    admin_commands,
+    backup_commands,
+    search_command,
+    token_commands,
+    transfer_commands,
+)
 from strata_server.cli.common import ConfigOpt, fail
 from strata_server.cli.worker_processes import serve_workers
 from strata_server.config import ConfigError, Settings, insecure_listen, load_settings
@@ -39,6 +45,7 @@ admin_commands.register(app)
 transfer_commands.register(app)
 token_commands.register(app)
 search_command.register(app)
+backup_commands.register(app)
 
 
 def _default(name: str) -> str:

@@ -114,16 +114,21 @@ class Header:
 
 @dataclass(slots=True)
 class IntegrityReport:
-    """What `check_integrity` found; each list is capped, the counts are not."""
+    """What `check_blobs` found; each list is capped, the counts are not."""
 
     missing: list[tuple[str, str, str]] = field(default_factory=list)
     """(namespace, artifact id, sha256) of artifacts whose blob is missing."""
-    corrupt: list[str] = field(default_factory=list)
-    """Blobs whose bytes no longer hash to their name (only when verifying)."""
-    orphans: list[str] = field(default_factory=list)
-    """Blobs no artifact references (the sweep removes them after the grace period)."""
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+    """(sha256, what is wrong) of blobs whose frame index or content is damaged."""
+    orphans: list[tuple[str, int]] = field(default_factory=list)
+    """(sha256, stored bytes) of blobs no artifact references (the sweep removes
+    them after the grace period)."""
+    orphan_bytes: int = 0
+    """Stored bytes of every orphan, listed or not."""
     artifacts_checked: int = 0
     blobs_checked: int = 0
+    contents_checked: int = 0
+    """Blobs whose content was re-hashed (every one, or the sample)."""
 
 
 def sha256_hex(value: str, field_name: str = "sha256") -> str:

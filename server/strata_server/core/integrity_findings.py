@@ -14,8 +14,10 @@ for an operator, never guessed at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,8 @@ class Finding:
     problem: str
     repairable: bool
     repaired: bool = False
+    bytes: int = 0
+    """Stored bytes the thing takes, where that is the point (an unreferenced blob)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +44,34 @@ class IntegrityReport:
     repair: bool
     started: datetime
     finished: datetime
+    unreferenced_bytes: int = 0
+    """Stored bytes of every blob no artifact references (listed or not)."""
 
     @property
     def repaired(self) -> int:
         """Findings repaired by this run."""
         return sum(1 for finding in self.findings if finding.repaired)
+
+
+def report_to_json(report: IntegrityReport) -> str:
+    """A report as JSON, to keep the last one in the database (GetIntegrityStatus)."""
+    value = asdict(report)
+    value["started"] = report.started.isoformat()
+    value["finished"] = report.finished.isoformat()
+    return json.dumps(value, separators=(",", ":"))
+
+
+def report_from_json(text: str) -> IntegrityReport:
+    """The report `report_to_json` wrote."""
+    value: dict[str, Any] = json.loads(text)
+    return IntegrityReport(
+        tuple(Finding(**finding) for finding in value["findings"]),
+        tuple((str(name), int(count)) for name, count in value["checked"]),
+        bool(value["repair"]),
+        datetime.fromisoformat(value["started"]),
+        datetime.fromisoformat(value["finished"]),
+        int(value.get("unreferenced_bytes", 0)),
+    )
 
 
 JOB_PROBLEMS = {

@@ -18,12 +18,13 @@ copy): an artifact never names a blob a concurrent sweep took.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from strata_server.core.artifact_rules import IntegrityReport, StoredBlob
+from strata_server.core.artifact_rules import Compression, IntegrityReport, StoredBlob
 from strata_server.storage.ports import ArtifactStore, BlobStore
 
 BATCH = 500
@@ -84,29 +85,49 @@ async def sweep_orphan_blobs(
 
 
 async def check_blobs(
-    db: ArtifactStore, blobs: BlobStore, *, verify: bool = False
+    db: ArtifactStore,
+    blobs: BlobStore,
+    *,
+    verify: bool = False,
+    sample: float = 0.0,
+    frame_index: bool = False,
 ) -> IntegrityReport:
-    """Artifacts whose blob is missing, orphan blobs, and (with `verify`, reading
-    every blob) blobs whose bytes no longer hash to their name.
+    """Artifacts whose blob is missing, orphan blobs (with their bytes), and blobs
+    whose stored bytes are damaged: with `frame_index`, every compressed blob's
+    frame index; with `verify`, every blob's content re-hashed, or with `sample`
+    (0..1) about that fraction of them, picked at random on each run.
 
     Artifacts are read before blobs are listed: a row is only ever inserted after its
     blob is published, so an upload racing the check cannot show up as missing."""
     report = IntegrityReport()
     named: dict[str, list[tuple[str, str]]] = {}
+    sizes: dict[str, int] = {}
     async for artifact in db.all_artifacts():
         named.setdefault(artifact.sha256, []).append((artifact.namespace, artifact.id))
+        sizes[artifact.sha256] = artifact.size
         report.artifacts_checked += 1
     present: set[str] = set()
     async for blob in blobs.list_blobs():
         present.add(blob.sha256)
         report.blobs_checked += 1
-        if blob.sha256 not in named and len(report.orphans) < REPORT_LIMIT:
-            report.orphans.append(blob.sha256)
-        if verify and not await blobs.verify(blob) and len(report.corrupt) < REPORT_LIMIT:
-            report.corrupt.append(blob.sha256)
+        if blob.sha256 not in named:
+            report.orphan_bytes += blob.stored_size
+            if len(report.orphans) < REPORT_LIMIT:
+                report.orphans.append((blob.sha256, blob.stored_size))
+        content = verify or _sampled(sample)
+        if content or (frame_index and blob.compression is Compression.ZSTD):
+            report.contents_checked += content
+            problem = await blobs.inspect(blob, content=content, size=sizes.get(blob.sha256))
+            if problem is not None and len(report.corrupt) < REPORT_LIMIT:
+                report.corrupt.append((blob.sha256, problem))
     for sha256, owners in named.items():
         if sha256 not in present:
             for namespace, id in owners:
                 if len(report.missing) < REPORT_LIMIT:
                     report.missing.append((namespace, id, sha256))
     return report
+
+
+def _sampled(fraction: float) -> bool:
+    """True for about `fraction` of the calls."""
+    return fraction > 0 and secrets.randbelow(1 << 30) < fraction * (1 << 30)

@@ -204,7 +204,7 @@ class Cleanup:
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
             report = await blob_gc.check_blobs(self.artifacts, self.blobs)
-            orphans = set(report.orphans)
+            orphans = {sha256 for sha256, _ in report.orphans}
             old = 0
             async for blob in self.blobs.list_blobs():
                 if blob.sha256 in orphans and blob.modified <= cutoff:

@@ -1,11 +1,14 @@
 """What the server does in the background: how often cleanup runs, how long finished
 jobs, unreferenced blobs and the audit and request logs are kept, when idle
-transcripts are sealed, and how often queue metrics are read.
+transcripts are sealed, how often queue metrics are read, and the scheduled
+integrity checks and (embedded shape) backups.
 
 A group of `config.Settings` (see the package docstring).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
@@ -53,4 +56,31 @@ class MaintenanceSettings(BaseModel):
         3600.0,
         ge=0,
         description="how old a blob no artifact references must be before cleanup removes it",
+    )
+    integrity_interval_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="how often the server checks the integrity of every namespace in the "
+        "background, on one server process at a time (GetIntegrityStatus shows the last "
+        "report); 0: never",
+    )
+    integrity_sample_percent: float = Field(
+        1.0,
+        ge=0,
+        le=100,
+        description="the percent of blobs whose content a scheduled integrity check "
+        "re-hashes (every compressed blob's frame index is read anyway)",
+    )
+    backup_interval_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="how often the embedded shape backs up its SQLite file and blobs "
+        "online (`strata backup` makes one on demand); 0: never",
+    )
+    backup_keep: int = Field(
+        7, ge=1, description="how many backups to keep; older ones are removed"
+    )
+    backup_dir: Path | None = Field(
+        None,
+        description="where backups go (default: backups/ under data_dir); put it on another disk",
     )

@@ -18,6 +18,7 @@ from strata_server.storage.ports import (
     Backend,
     CleanupRuns,
     IndexAdmin,
+    IntegrityLog,
     IntegrityStore,
     OwnerData,
     QueueStore,
@@ -60,6 +61,7 @@ class Storage:
     cleanup_runs: CleanupRuns
     usage: UsageReport
     integrity: IntegrityStore
+    integrity_log: IntegrityLog
     indexes: IndexAdmin
     transfer: TransferStore
     tokens: TokenStore

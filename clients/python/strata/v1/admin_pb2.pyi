@@ -1396,6 +1396,7 @@ class CheckIntegrityRequest(_message.Message):
     ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
     VERIFY_BLOBS_FIELD_NUMBER: _builtins.int
     REPAIR_FIELD_NUMBER: _builtins.int
+    VERIFY_SAMPLE_PERCENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     all_namespaces: _builtins.bool
@@ -1407,6 +1408,12 @@ class CheckIntegrityRequest(_message.Message):
     match its state, recompute a transcript's counters from whole entries,
     delete entries whose transcript is gone); report the rest.
     """
+    verify_sample_percent: _builtins.int
+    """Re-hash the content of about this percent (0 to 100) of the blobs, picked
+    at random on each run, instead of every blob (verify_blobs); 0: none. A
+    check of every namespace reads every compressed blob's frame index anyway.
+    INVALID_ARGUMENT past 100.
+    """
     def __init__(
         self,
         *,
@@ -1414,14 +1421,73 @@ class CheckIntegrityRequest(_message.Message):
         all_namespaces: _builtins.bool = ...,
         verify_blobs: _builtins.bool = ...,
         repair: _builtins.bool = ...,
+        verify_sample_percent: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace", "repair", b"repair", "verify_blobs", b"verify_blobs"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace", "repair", b"repair", "verify_blobs", b"verify_blobs", "verify_sample_percent", b"verify_sample_percent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckIntegrityRequest: _TypeAlias = CheckIntegrityRequest  # noqa: Y015
+
+@_typing.final
+class GetIntegrityStatusRequest(_message.Message):
+    """Request for GetIntegrityStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    all_namespaces: _builtins.bool
+    """The last check of every namespace instead."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIntegrityStatusRequest: _TypeAlias = GetIntegrityStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetIntegrityStatusResponse(_message.Message):
+    """The last integrity check of a scope, and the server's schedule."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAST_REPORT_FIELD_NUMBER: _builtins.int
+    SCHEDULE_INTERVAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def last_report(self) -> Global___IntegrityReport:
+        """The last check's report; unset when none has run."""
+
+    @_builtins.property
+    def schedule_interval(self) -> _duration_pb2.Duration:
+        """How often the server checks every namespace in the background
+        (STRATA_INTEGRITY_INTERVAL_SECONDS); unset when it does not.
+        """
+
+    def __init__(
+        self,
+        *,
+        last_report: Global___IntegrityReport | None = ...,
+        schedule_interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_report", b"last_report", "schedule_interval", b"schedule_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_report", b"last_report", "schedule_interval", b"schedule_interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIntegrityStatusResponse: _TypeAlias = GetIntegrityStatusResponse  # noqa: Y015
 
 @_typing.final
 class CheckIntegrityResponse(_message.Message):
@@ -1467,10 +1533,15 @@ class IntegrityReport(_message.Message):
     REPAIRED_FIELD_NUMBER: _builtins.int
     START_TIME_FIELD_NUMBER: _builtins.int
     END_TIME_FIELD_NUMBER: _builtins.int
+    UNREFERENCED_BYTES_FIELD_NUMBER: _builtins.int
     repair: _builtins.bool
     """Whether the run repaired what it could."""
     repaired: _builtins.int
     """Findings repaired by this run."""
+    unreferenced_bytes: _builtins.int
+    """Stored bytes of every blob no artifact references (a check of every
+    namespace only): what the sweep will free.
+    """
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___IntegrityFinding]:
         """Every problem, in the order the checks ran."""
@@ -1496,10 +1567,11 @@ class IntegrityReport(_message.Message):
         repaired: _builtins.int = ...,
         start_time: _timestamp_pb2.Timestamp | None = ...,
         end_time: _timestamp_pb2.Timestamp | None = ...,
+        unreferenced_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked", "end_time", b"end_time", "findings", b"findings", "repair", b"repair", "repaired", b"repaired", "start_time", b"start_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checked", b"checked", "end_time", b"end_time", "findings", b"findings", "repair", b"repair", "repaired", b"repaired", "start_time", b"start_time", "unreferenced_bytes", b"unreferenced_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1544,6 +1616,7 @@ class IntegrityFinding(_message.Message):
     PROBLEM_FIELD_NUMBER: _builtins.int
     REPAIRABLE_FIELD_NUMBER: _builtins.int
     REPAIRED_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
     check: _builtins.str
     """The check that found it: "database_file", "jobs", "indexes",
     "transcripts", "blobs".
@@ -1563,6 +1636,8 @@ class IntegrityFinding(_message.Message):
     """Whether the repair is safe (then `repair` fixes it)."""
     repaired: _builtins.bool
     """Whether this run repaired it."""
+    bytes: _builtins.int
+    """Stored bytes the thing takes, where they matter (an unreferenced blob); else 0."""
     def __init__(
         self,
         *,
@@ -1573,10 +1648,11 @@ class IntegrityFinding(_message.Message):
         problem: _builtins.str = ...,
         repairable: _builtins.bool = ...,
         repaired: _builtins.bool = ...,
+        bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check", b"check", "entity", b"entity", "entity_id", b"entity_id", "namespace", b"namespace", "problem", b"problem", "repairable", b"repairable", "repaired", b"repaired"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "check", b"check", "entity", b"entity", "entity_id", b"entity_id", "namespace", b"namespace", "problem", b"problem", "repairable", b"repairable", "repaired", b"repaired"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

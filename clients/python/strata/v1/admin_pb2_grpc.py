@@ -136,6 +136,11 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusResponse.FromString,
                 _registered_method=True)
+        self.GetIntegrityStatus = channel.unary_unary(
+                '/strata.v1.AdminService/GetIntegrityStatus',
+                request_serializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -231,8 +236,13 @@ class AdminServiceServicer:
         itself), jobs whose columns contradict their state, declared indexes whose
         database index is missing or invalid, transcripts whose counters disagree
         with their entries or whose entries have gaps, entries whose transcript is
-        gone, and artifacts and blobs. Streams progress, then the report.
+        gone, and artifacts and blobs (artifacts whose blob is missing; checking
+        every namespace, also unreferenced blobs with their bytes, every compressed
+        blob's frame index, and with verify_blobs or verify_sample_percent blobs
+        whose content no longer hashes to their name). Streams progress, then the
+        report, which is also kept as the last of its scope (GetIntegrityStatus).
         With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+        INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -338,6 +348,16 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIntegrityStatus(self, request, context):
+        """Returns the report of the last integrity check of a namespace (or, with
+        all_namespaces, of every namespace: the check the server schedules), by
+        whichever server process ran it, and how often the server schedules one.
+        INVALID_ARGUMENT for a malformed namespace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -435,6 +455,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetCleanupStatus,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.GetCleanupStatusResponse.SerializeToString,
+            ),
+            'GetIntegrityStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIntegrityStatus,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -956,6 +981,33 @@ class AdminService:
             '/strata.v1.AdminService/GetCleanupStatus',
             strata_dot_v1_dot_admin__pb2.GetCleanupStatusRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.GetCleanupStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIntegrityStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.AdminService/GetIntegrityStatus',
+            strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,8 +84,13 @@ class AdminServiceStub:
     itself), jobs whose columns contradict their state, declared indexes whose
     database index is missing or invalid, transcripts whose counters disagree
     with their entries or whose entries have gaps, entries whose transcript is
-    gone, and artifacts and blobs. Streams progress, then the report.
+    gone, and artifacts and blobs (artifacts whose blob is missing; checking
+    every namespace, also unreferenced blobs with their bytes, every compressed
+    blob's frame index, and with verify_blobs or verify_sample_percent blobs
+    whose content no longer hashes to their name). Streams progress, then the
+    report, which is also kept as the last of its scope (GetIntegrityStatus).
     With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+    INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
     """
     RunCleanup: _grpc.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -150,6 +155,12 @@ class AdminServiceStub:
     namespace, so it needs an admin token for every namespace ("*").
     UNAVAILABLE when the database cannot be reached.
     """
+    GetIntegrityStatus: _grpc.UnaryUnaryMultiCallable[_admin_pb2.GetIntegrityStatusRequest, _admin_pb2.GetIntegrityStatusResponse]
+    """Returns the report of the last integrity check of a namespace (or, with
+    all_namespaces, of every namespace: the check the server schedules), by
+    whichever server process ran it, and how often the server schedules one.
+    INVALID_ARGUMENT for a malformed namespace.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -206,8 +217,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     itself), jobs whose columns contradict their state, declared indexes whose
     database index is missing or invalid, transcripts whose counters disagree
     with their entries or whose entries have gaps, entries whose transcript is
-    gone, and artifacts and blobs. Streams progress, then the report.
+    gone, and artifacts and blobs (artifacts whose blob is missing; checking
+    every namespace, also unreferenced blobs with their bytes, every compressed
+    blob's frame index, and with verify_blobs or verify_sample_percent blobs
+    whose content no longer hashes to their name). Streams progress, then the
+    report, which is also kept as the last of its scope (GetIntegrityStatus).
     With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+    INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
     """
     RunCleanup: _aio.UnaryStreamMultiCallable[_admin_pb2.RunCleanupRequest, _admin_pb2.RunCleanupResponse]  # type: ignore[assignment]
     """Runs a cleanup now: what the background scheduler runs. Streams progress
@@ -271,6 +287,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     end, what each step removed, the error that stopped it). Covers every
     namespace, so it needs an admin token for every namespace ("*").
     UNAVAILABLE when the database cannot be reached.
+    """
+    GetIntegrityStatus: _aio.UnaryUnaryMultiCallable[_admin_pb2.GetIntegrityStatusRequest, _admin_pb2.GetIntegrityStatusResponse]  # type: ignore[assignment]
+    """Returns the report of the last integrity check of a namespace (or, with
+    all_namespaces, of every namespace: the check the server schedules), by
+    whichever server process ran it, and how often the server schedules one.
+    INVALID_ARGUMENT for a malformed namespace.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -385,8 +407,13 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         itself), jobs whose columns contradict their state, declared indexes whose
         database index is missing or invalid, transcripts whose counters disagree
         with their entries or whose entries have gaps, entries whose transcript is
-        gone, and artifacts and blobs. Streams progress, then the report.
+        gone, and artifacts and blobs (artifacts whose blob is missing; checking
+        every namespace, also unreferenced blobs with their bytes, every compressed
+        blob's frame index, and with verify_blobs or verify_sample_percent blobs
+        whose content no longer hashes to their name). Streams progress, then the
+        report, which is also kept as the last of its scope (GetIntegrityStatus).
         With repair, fixes what is safe to fix (core/integrity_findings.py says which).
+        INVALID_ARGUMENT for a malformed namespace or a sample percent past 100.
         """
 
     @_abc_1.abstractmethod
@@ -504,6 +531,18 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         end, what each step removed, the error that stopped it). Covers every
         namespace, so it needs an admin token for every namespace ("*").
         UNAVAILABLE when the database cannot be reached.
+        """
+
+    @_abc_1.abstractmethod
+    def GetIntegrityStatus(
+        self,
+        request: _admin_pb2.GetIntegrityStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.GetIntegrityStatusResponse, _abc.Awaitable[_admin_pb2.GetIntegrityStatusResponse]]:
+        """Returns the report of the last integrity check of a namespace (or, with
+        all_namespaces, of every namespace: the check the server schedules), by
+        whichever server process ran it, and how often the server schedules one.
+        INVALID_ARGUMENT for a malformed namespace.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

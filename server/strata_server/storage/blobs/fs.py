@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -28,8 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-import zstandard
-
 from strata_server.core.artifact_rules import (
     BlobMissing,
     BlobRef,
@@ -38,7 +35,7 @@ from strata_server.core.artifact_rules import (
     StoredBlob,
 )
 from strata_server.core.errors import Conflict, FailedPrecondition, StrataError, Unavailable
-from strata_server.storage.blobs import encoding, layout, threads
+from strata_server.storage.blobs import encoding, inspection, layout, threads
 
 if TYPE_CHECKING:
     from strata_server.storage.ports import BlobStaging, BlobStore
@@ -261,26 +258,25 @@ class DiskBlobStore:
             for blob in batch:
                 yield blob
 
-    def _verify_sync(self, blob: StoredBlob) -> bool:
-        digest = hashlib.sha256()
-        path = self.root / layout.key(blob.sha256, blob.compression)
+    def _inspect_sync(self, blob: StoredBlob, content: bool, size: int | None) -> str | None:
         try:
-            with path.open("rb") as file:
-                reader: IO[bytes] = file
-                if blob.compression is Compression.ZSTD:
-                    reader = zstandard.ZstdDecompressor().stream_reader(file)
-                while piece := reader.read(READ_SIZE):
-                    digest.update(piece)
+            file = (self.root / layout.key(blob.sha256, blob.compression)).open("rb")
         except FileNotFoundError:
-            return False
-        except zstandard.ZstdError:
-            return False
-        return digest.hexdigest() == blob.sha256
+            return None  # swept since it was listed: nothing stored to be wrong
 
-    async def verify(self, blob: StoredBlob) -> bool:
-        """Re-hash a blob's content."""
+        def read(offset: int, length: int) -> bytes:
+            file.seek(offset)
+            return file.read(length)
+
+        with file:
+            return inspection.inspect(blob, read, content=content, size=size)
+
+    async def inspect(
+        self, blob: StoredBlob, *, content: bool, size: int | None = None
+    ) -> str | None:
+        """What is wrong with a blob's stored bytes (storage/blobs/inspection.py)."""
         try:
-            return await asyncio.to_thread(self._verify_sync, blob)
+            return await asyncio.to_thread(self._inspect_sync, blob, content, size)
         except OSError as error:
             raise translate(error) from error
 

@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import threading
 import weakref
 from collections.abc import AsyncIterator, Generator
 from datetime import datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import urllib3
-import zstandard
 from minio import Minio
 from minio.commonconfig import ComposeSource, CopySource
 from minio.error import S3Error
 
 from strata_server.core.artifact_rules import BlobMissing, BlobRef, Compression, StoredBlob
 from strata_server.core.errors import StrataError, Unavailable
-from strata_server.storage.blobs import encoding, layout, threads
+from strata_server.storage.blobs import encoding, inspection, layout, threads
 from strata_server.storage.blobs.s3_responses import (
     MAX_COPY,
     MISSING,
-    READ_SIZE,
     RETRIES,
     STAGING,
     empty,
@@ -226,32 +223,27 @@ class S3BlobStore:
             for blob in batch:
                 yield blob
 
-    def _verify_sync(self, blob: StoredBlob) -> bool:
-        digest = hashlib.sha256()
+    def _inspect_sync(self, blob: StoredBlob, content: bool, size: int | None) -> str | None:
+        key = layout.key(blob.sha256, blob.compression)
+
+        def read(offset: int, length: int) -> bytes:
+            if length <= 0:
+                return b""
+            return read_all(self._get(key, offset, length))
+
         try:
-            response = self.client.get_object(
-                self.bucket, layout.key(blob.sha256, blob.compression)
-            )
+            return inspection.inspect(blob, read, content=content, size=size)
         except S3Error as error:
             if error.code in MISSING:
-                return False
+                return None  # swept since it was listed: nothing stored to be wrong
             raise
-        try:
-            reader: Any = response
-            if blob.compression is Compression.ZSTD:
-                reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], response))
-            while piece := reader.read(READ_SIZE):
-                digest.update(piece)
-        except zstandard.ZstdError:
-            return False
-        finally:
-            response.close()
-            response.release_conn()
-        return digest.hexdigest() == blob.sha256
 
-    async def verify(self, blob: StoredBlob) -> bool:
-        """Re-hash a blob's content, streamed."""
-        return cast(bool, await self.run(self._verify_sync, blob))
+    async def inspect(
+        self, blob: StoredBlob, *, content: bool, size: int | None = None
+    ) -> str | None:
+        """What is wrong with a blob's stored bytes (storage/blobs/inspection.py), by
+        ranged GETs: the frame index's two, then with `content` one per frame."""
+        return cast(str | None, await self.run(self._inspect_sync, blob, content, size))
 
     async def presign(
         self, blob: BlobRef, expiry: timedelta, content_type: str, filename: str

@@ -13,6 +13,7 @@ from strata_server.storage.ports.admin import (
     AuditLog,
     CleanupRuns,
     IndexAdmin,
+    IntegrityLog,
     IntegrityStore,
     OldJobs,
     OldLog,
@@ -24,6 +25,7 @@ from strata_server.storage.ports.admin import (
 )
 from strata_server.storage.ports.artifacts import ArtifactStore, BlobStaging
 from strata_server.storage.ports.backend import Backend
+from strata_server.storage.ports.backups import BackupStore
 from strata_server.storage.ports.blobs import BlobStore
 from strata_server.storage.ports.cache import Cache, Fill, Lookup
 from strata_server.storage.ports.events import Events, Listener, Recheck
@@ -38,6 +40,7 @@ __all__ = [
     "ArtifactStore",
     "AuditLog",
     "Backend",
+    "BackupStore",
     "BlobStaging",
     "BlobStore",
     "Cache",
@@ -47,6 +50,7 @@ __all__ = [
     "Fill",
     "ImportRequest",
     "IndexAdmin",
+    "IntegrityLog",
     "IntegrityStore",
     "Listener",
     "Lookup",

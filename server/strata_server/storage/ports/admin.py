@@ -10,7 +10,7 @@ from typing import Protocol
 
 from strata_server.core.access_rules import Principal
 from strata_server.core.index_paths import RecordIndex
-from strata_server.core.integrity_findings import Finding
+from strata_server.core.integrity_findings import Finding, IntegrityReport
 from strata_server.core.models import (
     Actor,
     AuditQuery,
@@ -196,6 +196,19 @@ class IntegrityStore(Protocol):
     ) -> AsyncIterator[Progress | Finding | tuple[str, int]]:
         """Progress messages, findings (repaired when `repair` and safe), and for
         each check ("check name", how many things it looked at)."""
+        ...
+
+
+class IntegrityLog(Protocol):
+    """The last integrity report of each scope, kept in the database so every
+    server process shows the same one, whichever process ran the check."""
+
+    async def save_report(self, scope: str, report: IntegrityReport) -> None:
+        """Keep `report` as the last of `scope` (a namespace, or "*" for all)."""
+        ...
+
+    async def last_report(self, scope: str) -> IntegrityReport | None:
+        """The last report saved for `scope`, or None if none was."""
         ...
 
 

@@ -42,8 +42,14 @@ class BlobStore(Protocol):
         """Every stored blob, in no particular order."""
         ...
 
-    async def verify(self, blob: StoredBlob) -> bool:
-        """Whether the blob's content still hashes to its name."""
+    async def inspect(
+        self, blob: StoredBlob, *, content: bool, size: int | None = None
+    ) -> str | None:
+        """What is wrong with the blob's stored bytes, in words, or None: a compressed
+        blob's frame index always (adding up to `size`, the content size its
+        artifact records, when given), and with `content` whether its content (read
+        by that index) still hashes to its name. A blob gone since it was listed is
+        None (missing blobs are found from the rows)."""
         ...
 
     async def presign(

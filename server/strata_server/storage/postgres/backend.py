@@ -20,6 +20,7 @@ from strata_server.storage.postgres.audit import PostgresAudit
 from strata_server.storage.postgres.cleanup_runs import PostgresCleanupRuns
 from strata_server.storage.postgres.indexes import IndexedPaths, PostgresIndexes
 from strata_server.storage.postgres.integrity import PostgresIntegrity
+from strata_server.storage.postgres.integrity_log import PostgresIntegrityLog
 from strata_server.storage.postgres.leader import SessionLeader
 from strata_server.storage.postgres.owners import PostgresOwners
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing, open_pool
@@ -126,6 +127,7 @@ async def open_postgres(
         cleanup_runs=PostgresCleanupRuns(runner),
         usage=PostgresUsage(runner),
         integrity=PostgresIntegrity(runner, indexes.rebuild),
+        integrity_log=PostgresIntegrityLog(runner),
         indexes=indexes,
         transfer=PostgresTransfer(runner, quotas),
         tokens=PostgresTokens(runner),

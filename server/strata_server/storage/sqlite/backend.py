@@ -14,6 +14,7 @@ from strata_server.storage.sqlite.cleanup_runs import SqliteCleanupRuns
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.indexes import SqliteIndexes
 from strata_server.storage.sqlite.integrity import SqliteIntegrity
+from strata_server.storage.sqlite.integrity_log import SqliteIntegrityLog
 from strata_server.storage.sqlite.leader import FileLeader
 from strata_server.storage.sqlite.owners import SqliteOwners
 from strata_server.storage.sqlite.queue import SqliteQueue
@@ -100,6 +101,7 @@ async def open_sqlite(
         cleanup_runs=SqliteCleanupRuns(db),
         usage=SqliteUsage(db),
         integrity=SqliteIntegrity(db),
+        integrity_log=SqliteIntegrityLog(db),
         indexes=SqliteIndexes(db),
         transfer=SqliteTransfer(db, quotas),
         tokens=SqliteTokens(db),

@@ -5,9 +5,11 @@ the safe ones core/integrity_findings.py names."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from strata_server.core.errors import StrataError
 from strata_server.core.index_paths import index_name
 from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
@@ -40,7 +42,12 @@ class SqliteIntegrity:
         """Progress, findings, and ("check", things looked at) per check."""
         params = {"namespace": namespace}
         yield Progress("database file", 0, 1, "checks")
-        rows = await self._db.fetchall("PRAGMA quick_check")
+        try:
+            rows = await self._db.fetchall("PRAGMA quick_check")
+        except StrataError as error:  # too damaged for quick_check to list the damage
+            if not _corrupt(error):
+                raise
+            rows = [(error.message,)]
         for (message,) in rows:
             if message != "ok":
                 yield Finding("database_file", "", "database", "", str(message), repairable=False)
@@ -73,3 +80,10 @@ class SqliteIntegrity:
 
         async for event in transcript_checks.check(self._db, namespace, repair=repair):
             yield event
+
+
+def _corrupt(error: StrataError) -> bool:
+    """Whether a driver error says the file is damaged (not busy or unreachable)."""
+    cause = error.__cause__
+    code = getattr(cause, "sqlite_errorcode", None) if isinstance(cause, sqlite3.Error) else None
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
