@@ -12,8 +12,9 @@ import uuid
 import grpc
 import pytest
 
+from strata import CursorExpired, from_rpc_error
 from strata.v1 import admin_pb2
-from tests.contract.helpers import expect_error
+from tests.contract.helpers import expect_error, raised_by
 from tests.contract.test_retention import AGE, cleanup, counts, make_records, set_policy
 from tests.contract.test_watch_records import Watch
 
@@ -58,6 +59,11 @@ def test_a_cursor_the_purge_went_past_is_refused_and_later_ones_resume(
             cursor=cursor,
         )
         assert info.metadata["purged_through"]
+    # The Python client types it, so a caller can tell it from a retryable error.
+    typed = from_rpc_error(
+        raised_by(lambda: Watch(stubs, collection, namespace=ns, from_cursor=first.started))
+    )
+    assert isinstance(typed, CursorExpired) and typed.horizon == horizon
 
     # From the horizon (old2's own cursor: it saw every purged change) the watch
     # gets every later change, and goes on with new ones.
