@@ -56,6 +56,7 @@ async def test_only_the_newest_passes_are_kept(storage: Storage) -> None:
 
 async def test_old_log_entries_by_policy_and_by_default(storage: Storage, ns: str) -> None:
     other = ns + "-other"
+    head = await storage.records.changes_head(other)
     await create(storage, ns, "old", {})
     await create(storage, other, "old", {})
     await asyncio.sleep(0.05)
@@ -69,6 +70,8 @@ async def test_old_log_entries_by_policy_and_by_default(storage: Storage, ns: st
     assert await storage.retention.count_old_log(default) >= 1
     await storage.retention.purge_old_log(default, 1000)
     assert await audit(storage, other) == []
+    with pytest.raises(CursorExpired):  # the default's step raised its horizon too
+        await storage.records.record_changes(other, "c", head, None, 10)
     assert [e.entity_id for e in await audit(storage, ns)][:1] == ["c/old"]
 
     own = OldLog(Target.AUDIT_LOG, ns, cut, default=False)
