@@ -1,11 +1,15 @@
 """CleanupRuns, and the RetentionStore steps of issue 22's "retention of everything"
-(log entries, idle transcripts), on a SQLite file and on PostgreSQL."""
+(log entries and the audit horizon they raise, idle transcripts), on a SQLite file
+and on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from strata_server.core.errors import CursorExpired
 from strata_server.core.retention_rules import KEEP_RUNS, CleanupStep, RetentionPolicy, Target
 from strata_server.core.transcript_rules import NewTranscript
 from strata_server.storage.composite import Storage
@@ -52,6 +56,7 @@ async def test_only_the_newest_passes_are_kept(storage: Storage) -> None:
 
 async def test_old_log_entries_by_policy_and_by_default(storage: Storage, ns: str) -> None:
     other = ns + "-other"
+    head = await storage.records.changes_head(other)
     await create(storage, ns, "old", {})
     await create(storage, other, "old", {})
     await asyncio.sleep(0.05)
@@ -65,6 +70,8 @@ async def test_old_log_entries_by_policy_and_by_default(storage: Storage, ns: st
     assert await storage.retention.count_old_log(default) >= 1
     await storage.retention.purge_old_log(default, 1000)
     assert await audit(storage, other) == []
+    with pytest.raises(CursorExpired):  # the default's step raised its horizon too
+        await storage.records.record_changes(other, "c", head, None, 10)
     assert [e.entity_id for e in await audit(storage, ns)][:1] == ["c/old"]
 
     own = OldLog(Target.AUDIT_LOG, ns, cut, default=False)
@@ -91,3 +98,35 @@ async def test_idle_transcripts_are_sealed_longest_idle_first(storage: Storage, 
         ("first", "system"),
         ("second", "system"),
     ]
+
+
+async def test_each_purge_batch_raises_the_horizon_changes_refuse_below(
+    storage: Storage, ns: str
+) -> None:
+    head = await storage.records.changes_head(ns)
+    await create(storage, ns, "a", {})
+    await create(storage, ns, "b", {})
+    a, b = (await storage.records.record_changes(ns, "c", head, None, 10)).changes
+    await asyncio.sleep(0.05)
+    cut = datetime.now(UTC)
+    await create(storage, ns, "new", {})
+    old = OldLog(Target.AUDIT_LOG, ns, cut, default=False)
+
+    assert await storage.retention.purge_old_log(old, 1) == 1  # a's create
+    with pytest.raises(CursorExpired) as expired:
+        await storage.records.record_changes(ns, "c", head, None, 10)
+    assert expired.value.metadata["horizon"] == a.cursor
+    # At the horizon nothing after it is gone: the feed goes on with no gap.
+    rest = await storage.records.record_changes(ns, "c", a.cursor, None, 10)
+    assert [change.record_id for change in rest.changes] == ["b", "new"]
+
+    assert await storage.retention.purge_old_log(old, 1) == 1  # b's create
+    with pytest.raises(CursorExpired) as expired:
+        await storage.records.record_changes(ns, "c", a.cursor, None, 10)
+    assert expired.value.metadata["horizon"] == b.cursor
+    rest = await storage.records.record_changes(ns, "c", b.cursor, None, 10)
+    assert [change.record_id for change in rest.changes] == ["new"]
+    # The horizon is the namespace's own: another one's old cursors still resume.
+    await create(storage, ns + "-other", "x", {})
+    theirs = await storage.records.record_changes(ns + "-other", "c", head, None, 10)
+    assert [change.record_id for change in theirs.changes] == ["x"]

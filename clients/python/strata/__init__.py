@@ -31,6 +31,7 @@ from strata.config import ClientConfig, RetryPolicy, TLSConfig
 from strata.errors import (
     Aborted,
     AlreadyExists,
+    CursorExpired,
     DataLoss,
     DeadlineExceeded,
     FailedPrecondition,
@@ -67,6 +68,7 @@ __all__ = [
     "AsyncSubscription",
     "Client",
     "ClientConfig",
+    "CursorExpired",
     "DataLoss",
     "DeadlineExceeded",
     "Deleted",

@@ -130,6 +130,19 @@ class LeaseLost(FailedPrecondition):
     holds the job and cannot ack, fail or extend it."""
 
 
+class CursorExpired(FailedPrecondition):
+    """A watch's cursor lies before changes the server's audit log retention has
+    purged (reason CURSOR_EXPIRED), so resuming from it would skip them: watch from
+    now, then read the collection again. `metadata["horizon"]` is the oldest
+    cursor still accepted, `metadata["purged_through"]` the newest purged change's
+    time. Retrying the same cursor cannot succeed."""
+
+    @property
+    def horizon(self) -> str:
+        """The oldest cursor the server still resumes from."""
+        return self.metadata.get("horizon", "")
+
+
 class OutOfRange(StrataError):
     """The request reads past the end of the data."""
 
@@ -198,6 +211,7 @@ _BY_CODE: dict[grpc.StatusCode, type[StrataError]] = {
 _BY_REASON: dict[str, type[StrataError]] = {
     "VERSION_CONFLICT": VersionConflict,
     "LEASE_LOST": LeaseLost,
+    "CURSOR_EXPIRED": CursorExpired,
 }
 
 

@@ -204,6 +204,24 @@ export class SeqMismatchError extends FailedPreconditionError {
 /** The transcript is sealed and takes no more entries (reason TRANSCRIPT_SEALED). */
 export class TranscriptSealedError extends FailedPreconditionError {}
 
+/**
+ * A watch's cursor lies before changes the server's audit log retention has
+ * purged (reason CURSOR_EXPIRED), so resuming from it would skip them: watch
+ * from now, then read the collection again. A watch throws it at once, never
+ * reconnecting with the same cursor.
+ */
+export class CursorExpiredError extends FailedPreconditionError {
+  /** The oldest cursor the server still resumes from. */
+  get horizon(): string {
+    return this.metadata["horizon"] ?? "";
+  }
+
+  /** When the newest purged change was made (RFC 3339). */
+  get purgedThrough(): string {
+    return this.metadata["purged_through"] ?? "";
+  }
+}
+
 /** The request reads past the end of the data (a `fromSeq` or an offset). */
 export class OutOfRangeError extends StrataError {
   static override readonly statusCode: StatusCode = "OUT_OF_RANGE";
@@ -284,6 +302,7 @@ const BY_REASON: Record<string, [StatusCode, ErrorClass]> = {
   LEASE_LOST: ["FAILED_PRECONDITION", LeaseLostError],
   SEQ_MISMATCH: ["FAILED_PRECONDITION", SeqMismatchError],
   TRANSCRIPT_SEALED: ["FAILED_PRECONDITION", TranscriptSealedError],
+  CURSOR_EXPIRED: ["FAILED_PRECONDITION", CursorExpiredError],
 };
 
 /** The class of an error of this code and reason. */

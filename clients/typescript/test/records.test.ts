@@ -4,6 +4,7 @@ import { after, describe, test } from "node:test";
 import {
   AlreadyExistsError,
   CancelledError,
+  CursorExpiredError,
   DeadlineExceededError,
   InvalidArgumentError,
   NotFoundError,
@@ -11,6 +12,7 @@ import {
   VersionConflictError,
   newRequestId,
 } from "@strata/client";
+import { setTimeout as delay } from "node:timers/promises";
 import { collect, eventually, newClient, rejection, unique } from "./support/env.js";
 
 const client = newClient();
@@ -208,5 +210,49 @@ describe("records", () => {
       break;
     }
     stop.abort();
+  });
+
+  test("a watch from a cursor the audit log's retention purged past throws CursorExpiredError", async () => {
+    // A namespace of its own: its audit log is purged down to the last second.
+    const own = newClient();
+    try {
+      const notes = own.records(unique("c"));
+      const stop = new AbortController();
+      const first = notes.watch({ signal: stop.signal });
+      const seen: string[] = [];
+      const reading = (async () => {
+        for await (const change of first) {
+          seen.push(change.cursor);
+          if (seen.length === 2) break;
+        }
+      })();
+      await eventually(async () => first.cursor !== "", 10_000, "the watch's start");
+      const start = first.cursor;
+      await notes.create({ recordId: "old1", data: {} });
+      await notes.create({ recordId: "old2", data: {} });
+      await reading;
+      await delay(1_200);
+      await notes.create({ recordId: "new", data: {} });
+      await own.admin.setRetentionPolicy({ target: "audit_log", maxAgeMs: 1_000 });
+      await own.admin.cleanup();
+
+      // Thrown at once, not retried: the same cursor can never resume.
+      const expired = notes.watch({ fromCursor: start, signal: stop.signal, reconnectForMs: 60_000 });
+      const error = await rejection(collect(expired), CursorExpiredError);
+      assert.equal(error.code, "FAILED_PRECONDITION");
+      assert.equal(error.reason, "CURSOR_EXPIRED");
+      assert.equal(error.horizon, seen[1]);
+      assert.equal(expired.reconnects, 0);
+
+      // From the horizon on, nothing was purged: the watch resumes with no gap.
+      const resumed = notes.watch({ fromCursor: error.horizon, signal: stop.signal });
+      for await (const change of resumed) {
+        assert.equal(change.recordId, "new");
+        break;
+      }
+      stop.abort();
+    } finally {
+      own.close();
+    }
   });
 });

@@ -101,6 +101,23 @@ class FailedPrecondition(StrataError):
     reason = "FAILED_PRECONDITION"
 
 
+class CursorExpired(FailedPrecondition):
+    """The cursor lies before changes the audit log's retention has removed, so
+    resuming from it would skip them: watch from now, then read the collection
+    again (or resume from a cursor at or past the horizon)."""
+
+    reason = "CURSOR_EXPIRED"
+
+    def __init__(self, cursor: str, horizon: str, purged_through: str) -> None:
+        super().__init__(
+            f"cursor {cursor!r} lies before the audit log's horizon {horizon!r}: the "
+            f"changes up to {purged_through} have been purged and cannot be resumed; "
+            "watch from now, then read the collection again",
+            metadata={"cursor": cursor, "horizon": horizon, "purged_through": purged_through},
+        )
+        self.horizon = horizon
+
+
 class OutOfRange(StrataError):
     """The request reads past the end of the data."""
 

@@ -5,6 +5,8 @@ A watch listens on its collection's topic before it first reads, so a write that
 commits between a read that found nothing and the wait still wakes it; it then
 re-reads the change log from its cursor (the wakeup carries no data). What no
 wakeup announces is covered by the collection's shared re-check (`_Settled`).
+A cursor older than what the audit log's retention keeps fails with CursorExpired, at the
+start or mid-stream, never resuming past the purged changes.
 """
 
 from __future__ import annotations
@@ -63,9 +65,15 @@ class _Settled:
             self._started = True
             return Probed(self._cursor, moving=True)
         pending = await self._store.changes_pending(self._namespace, self._collection)
-        batch = await self._store.record_changes(
-            self._namespace, self._collection, self._cursor, None, WATCH_BATCH
-        )
+        try:
+            batch = await self._store.record_changes(
+                self._namespace, self._collection, self._cursor, None, WATCH_BATCH
+            )
+        except errors.CursorExpired as expired:
+            # Retention purged past the probe (a short policy): it only tells movement,
+            # so it carries on from the horizon; the watches behind it meet the error.
+            self._cursor = expired.horizon
+            return Probed(self._cursor, moving=True)
         self._cursor = batch.cursor
         return Probed(batch.cursor, moving=pending)
 
@@ -137,7 +145,8 @@ class Records:
         recheck = Recheck(wake, settled, every=WATCH_RECHECK_SECONDS)
         with self._events.listen(wake, recheck=recheck) as wakeups:
             cursor = from_cursor or head
-            # Reject a foreign cursor now, before telling the client where it starts.
+            # Reject a foreign cursor, or one the audit log's retention has purged
+            # past (CursorExpired), now, before telling the client where it starts.
             await self._store.record_changes(namespace, collection, cursor, filter, 1)
             yield WatchStarted(cursor)
             while True:

@@ -56,12 +56,19 @@ def idle_transcripts(param: Callable[[str], str], optional: str = "") -> str:
     )
 
 
+HORIZON_COLUMNS = "namespace, seq, time"
+"""What a purge of the audit log returns of each entry it deleted: what raises its
+namespace's horizon (migration 0017), past which WatchRecords refuses a cursor."""
+
+
 def purge_log(log: Target, default: bool, param: Callable[[str], str]) -> str:
     """Delete up to `limit` of `old_log`'s entries, oldest first, by primary key;
-    returns a row per entry deleted. (PostgreSQL builds its own with SKIP LOCKED.)"""
+    returns a row per entry deleted (HORIZON_COLUMNS for the audit log). (PostgreSQL
+    builds its own with SKIP LOCKED.)"""
     table, age, keys = LOG_TABLES[log]
+    returning = HORIZON_COLUMNS if log is Target.AUDIT_LOG else "1"
     return (
         f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} "
         + old_log(log, default, param)
-        + f" ORDER BY {age} LIMIT {param('limit')}) RETURNING 1"
+        + f" ORDER BY {age} LIMIT {param('limit')}) RETURNING {returning}"
     )

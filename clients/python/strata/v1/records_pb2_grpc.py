@@ -184,7 +184,10 @@ class RecordServiceServicer:
         change with the cursor just past it. Resuming with `from_cursor` set to
         the last cursor received continues with no gap and no duplicate. The
         stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
-        filter or cursor.
+        filter or cursor. FAILED_PRECONDITION with reason CURSOR_EXPIRED (metadata
+        `horizon`, `cursor`, `purged_through`) when `from_cursor` lies before changes
+        the audit log's retention has purged, at the start or mid-stream: resuming
+        would skip them, and retrying the same cursor cannot succeed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

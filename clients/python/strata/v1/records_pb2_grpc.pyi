@@ -89,7 +89,10 @@ class RecordServiceStub:
     change with the cursor just past it. Resuming with `from_cursor` set to
     the last cursor received continues with no gap and no duplicate. The
     stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
-    filter or cursor.
+    filter or cursor. FAILED_PRECONDITION with reason CURSOR_EXPIRED (metadata
+    `horizon`, `cursor`, `purged_through`) when `from_cursor` lies before changes
+    the audit log's retention has purged, at the start or mid-stream: resuming
+    would skip them, and retrying the same cursor cannot succeed.
     """
 
 @_typing.type_check_only
@@ -152,7 +155,10 @@ class RecordServiceAsyncStub(RecordServiceStub):
     change with the cursor just past it. Resuming with `from_cursor` set to
     the last cursor received continues with no gap and no duplicate. The
     stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
-    filter or cursor.
+    filter or cursor. FAILED_PRECONDITION with reason CURSOR_EXPIRED (metadata
+    `horizon`, `cursor`, `purged_through`) when `from_cursor` lies before changes
+    the audit log's retention has purged, at the start or mid-stream: resuming
+    would skip them, and retrying the same cursor cannot succeed.
     """
 
 class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -266,7 +272,10 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
         change with the cursor just past it. Resuming with `from_cursor` set to
         the last cursor received continues with no gap and no duplicate. The
         stream runs until the client cancels it. INVALID_ARGUMENT for a malformed
-        filter or cursor.
+        filter or cursor. FAILED_PRECONDITION with reason CURSOR_EXPIRED (metadata
+        `horizon`, `cursor`, `purged_through`) when `from_cursor` lies before changes
+        the audit log's retention has purged, at the start or mid-stream: resuming
+        would skip them, and retrying the same cursor cannot succeed.
         """
 
 def add_RecordServiceServicer_to_server(servicer: RecordServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

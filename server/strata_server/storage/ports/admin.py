@@ -125,7 +125,9 @@ class RetentionStore(Protocol):
 
     async def purge_old_log(self, old: OldLog, limit: int) -> int:
         """Delete up to `limit` of them, oldest first, unaudited (an audit entry per
-        removed audit entry would never let the log shrink); how many went."""
+        removed audit entry would never let the log shrink); how many went. A batch
+        of audit entries raises each namespace's horizon in its own transaction, past
+        which `RecordStore.record_changes` refuses a cursor (CursorExpired)."""
         ...
 
     async def count_idle_transcripts(self, namespace: str | None, before: datetime) -> int:

@@ -79,7 +79,9 @@ class RecordStore(Protocol):
         commit order, with no gap: a change is returned only once every change
         ordered before it has committed or aborted. Creates and updates of records
         not matching `filter` (or no longer live) are skipped; deletes never are.
-        InvalidArgument (field from_cursor) for a cursor this store did not make."""
+        InvalidArgument (field from_cursor) for a cursor this store did not make;
+        CursorExpired for one the audit log's retention has purged past (a removed
+        entry lies after it), so a resume never skips a change silently."""
         ...
 
     async def changes_pending(self, namespace: str, collection: str) -> bool:

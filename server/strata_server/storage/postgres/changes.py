@@ -11,6 +11,13 @@ no entry can appear later below the read position. Entries are ordered by
 long-running write transaction anywhere in the cluster holds the feed back until it
 ends. Whether a record was deleted after an entry is looked up by the entity index;
 `core.change_cursors` turns the entries into changes.
+
+Retention purges the audit log's oldest entries, and with them the changes a cursor
+before them would resume from. Each purge batch raises its namespace's horizon in
+`audit_horizons` (migration 0017) in the same statement, and a read checks the
+horizon after its scan: a purge that took entries the scan should have seen had
+committed before it, so the check sees its horizon, and the cursor is refused
+(CursorExpired) rather than resumed past the gap.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import re
 
 from strata_server.core.change_cursors import DELETE_ACTIONS
-from strata_server.core.errors import InvalidArgument
+from strata_server.core.errors import CursorExpired, InvalidArgument
 from strata_server.core.filters import Filter
 from strata_server.core.models import Record
 from strata_server.storage.postgres import queries
@@ -65,6 +72,26 @@ transaction is not older than every running one, so CHANGES leaves them out): th
 newest end of the (namespace, xact, seq) index, a few rows at most."""
 
 
+HORIZON = "SELECT xact::text, seq, time FROM audit_horizons WHERE namespace = %s"
+
+RAISE_HORIZONS = """, horizon AS (
+    INSERT INTO audit_horizons AS h (namespace, xact, seq, time)
+    SELECT DISTINCT ON (namespace) namespace, xact, seq, max(time) OVER (PARTITION BY namespace)
+    FROM gone
+    ORDER BY namespace, xact DESC, seq DESC
+    ON CONFLICT (namespace) DO UPDATE SET
+        xact = CASE WHEN (excluded.xact, excluded.seq) > (h.xact, h.seq)
+                    THEN excluded.xact ELSE h.xact END,
+        seq = CASE WHEN (excluded.xact, excluded.seq) > (h.xact, h.seq)
+                   THEN excluded.seq ELSE h.seq END,
+        time = greatest(h.time, excluded.time)
+)"""
+"""CTE `horizon` after a purge of the audit log whose `gone` returns namespace, xact,
+seq and time: raise each namespace's horizon to the newest (xact, seq) and time the
+batch deleted, never lowering it (a namespace's own policy and the server default
+may purge in either order)."""
+
+
 def cursor_of(xact: str | int, seq: int) -> str:
     return f"p{xact}.{seq}"
 
@@ -75,6 +102,15 @@ def parse_cursor(cursor: str) -> tuple[int, int]:
     if match is None or int(match[1]) >= 2**64:
         raise InvalidArgument.field("from_cursor", "is not a cursor of this server")
     return int(match[1]), int(match[2])
+
+
+async def check_horizon(conn: Conn, namespace: str, cursor: str) -> None:
+    """CursorExpired when `namespace`'s audit log was purged past `cursor` (a purged
+    entry lies after it); a cursor at the horizon has seen every purged entry."""
+    result = await conn.execute(HORIZON, (namespace,), prepare=True)
+    row = await result.fetchone()
+    if row is not None and parse_cursor(cursor) < (int(row[0]), row[1]):
+        raise CursorExpired(cursor, cursor_of(row[0], row[1]), row[2].isoformat())
 
 
 async def matching(

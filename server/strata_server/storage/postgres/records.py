@@ -143,7 +143,8 @@ class PostgresRecords:
         filter: Filter | None,
         limit: int,
     ) -> ChangeBatch:
-        """Settled changes after `after`, in (xact, seq) order (changes.py)."""
+        """Settled changes after `after`, in (xact, seq) order; CursorExpired past the
+        audit log's horizon (changes.py)."""
         dialect = await self._indexed.dialect(conn)
         xact, seq = changes.parse_cursor(after)
         cursor = await conn.execute(
@@ -152,6 +153,7 @@ class PostgresRecords:
             prepare=True,
         )
         rows = await cursor.fetchall()
+        await changes.check_horizon(conn, namespace, after)
         if not rows:
             return ChangeBatch((), after)
         entries = [

@@ -18,6 +18,7 @@ from strata_server.storage.log_retention_sql import (
     old_log,
 )
 from strata_server.storage.ports.admin import OldJobs, OldLog
+from strata_server.storage.postgres.changes import RAISE_HORIZONS
 from strata_server.storage.postgres.content_retention import (
     COUNT_OLD_ARTIFACTS,
     COUNT_OLD_TRANSCRIPTS,
@@ -104,8 +105,12 @@ def _named(name: str) -> str:
 def _log_statements(log: Target, default: bool) -> tuple[str, str]:
     table, age, keys = LOG_TABLES[log]
     rows = old_log(log, default, _named, optional="::text")
-    purge = purge_rows(table, keys, rows, age, "1") + "\nSELECT count(*) FROM gone\n"
-    return "SELECT count(*) " + rows, purge
+    if log is Target.AUDIT_LOG:
+        purge = purge_rows(table, keys, rows, age, "g.namespace, g.xact, g.seq, g.time")
+        purge += RAISE_HORIZONS
+    else:
+        purge = purge_rows(table, keys, rows, age, "1")
+    return "SELECT count(*) " + rows, purge + "\nSELECT count(*) FROM gone\n"
 
 
 LOG_STATEMENTS = {

@@ -5,19 +5,27 @@ sees seq 6 before seq 5: the cursor is the seq, `s<seq>`. The scan walks the
 audit log's rowid from the cursor (NOT INDEXED: the entity index would visit a
 collection's whole history and sort it); whether a record was deleted since an entry
 is looked up by the entity index. `core.change_cursors` turns the entries into changes.
+
+Retention purges the audit log's oldest entries, and with them the changes a cursor
+before them would resume from. Each purge batch raises its namespace's horizon in
+`audit_horizons` (migration 0017) in the same transaction, and a read checks the
+horizon after its scan: a purge that took entries the scan should have seen had
+committed before it, so the check sees its horizon, and the cursor is refused
+(CursorExpired) rather than resumed past the gap.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 
 from strata_server.core.change_cursors import DELETE_ACTIONS
-from strata_server.core.errors import InvalidArgument
+from strata_server.core.errors import CursorExpired, InvalidArgument
 from strata_server.core.filters import Filter
 from strata_server.core.models import Record
-from strata_server.storage.sqlite.connection import Connections
-from strata_server.storage.sqlite.dialect import SQLITE
+from strata_server.storage.sqlite.connection import Connections, Row, Transaction
+from strata_server.storage.sqlite.dialect import SQLITE, from_micros
 from strata_server.storage.sqlite.record_rows import (
     LIVE,
     RECORD_COLUMNS,
@@ -28,7 +36,23 @@ from strata_server.storage.sqlquery import compile_where
 
 _CURSOR = re.compile(r"s(\d{1,19})")
 
-HEAD = "SELECT coalesce(max(seq), 0) FROM audit_log"
+HEAD = """
+SELECT max(coalesce((SELECT max(seq) FROM audit_log), 0),
+           coalesce((SELECT max(seq) FROM audit_horizons), 0))
+"""
+"""The newest seq the audit log has held: its newest entry, or a horizon when a purge
+emptied it (AUTOINCREMENT never hands a purged seq out again)."""
+
+HORIZON = "SELECT seq, time FROM audit_horizons WHERE namespace = ?"
+
+RAISE_HORIZON = """
+INSERT INTO audit_horizons (namespace, seq, time) VALUES (?, ?, ?)
+ON CONFLICT (namespace) DO UPDATE
+SET seq = max(seq, excluded.seq), time = max(time, excluded.time)
+"""
+"""Raise a namespace's horizon to a purge batch's newest seq and time (never lower it:
+the batches of one run go oldest first, but a namespace's own policy and the server
+default may purge in either order)."""
 
 CHANGES = f"""
 SELECT a.seq, a.action, a.entity_id, a.version, a.time, EXISTS (
@@ -53,6 +77,25 @@ def parse_cursor(cursor: str) -> int:
     if match is None or int(match[1]) >= 2**63:
         raise InvalidArgument.field("from_cursor", "is not a cursor of this server")
     return int(match[1])
+
+
+async def raise_horizons(tx: Transaction, purged: Sequence[Row]) -> None:
+    """Raise the horizon of each namespace among `purged` (the audit entries a purge
+    batch deleted, as `namespace, seq, time`) in the batch's transaction."""
+    newest: dict[str, tuple[int, int]] = {}
+    for namespace, seq, time in purged:
+        old_seq, old_time = newest.get(namespace, (0, 0))
+        newest[namespace] = (max(old_seq, seq), max(old_time, time))
+    await tx.executemany(RAISE_HORIZON, [(ns, *at) for ns, at in newest.items()])
+
+
+async def check_horizon(db: Connections, namespace: str, cursor: str) -> None:
+    """CursorExpired when `namespace`'s audit log was purged past `cursor` (a purged
+    entry lies after it); a cursor at the horizon has seen every purged entry."""
+    rows = await db.fetchall(HORIZON, (namespace,))
+    if rows and parse_cursor(cursor) < rows[0][0]:
+        seq, micros = rows[0]
+        raise CursorExpired(cursor, f"s{seq}", from_micros(micros).isoformat())
 
 
 async def matching(

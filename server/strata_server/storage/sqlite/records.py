@@ -130,11 +130,13 @@ class SqliteRecords:
     async def record_changes(
         self, namespace: str, collection: str, after: str, filter: Filter | None, limit: int
     ) -> ChangeBatch:
-        """Changes after `after`, in commit (= seq) order (changes.py)."""
+        """Changes after `after`, in commit (= seq) order; CursorExpired past the
+        audit log's horizon (changes.py)."""
         seq = changes.parse_cursor(after)
         rows = await self._db.fetchall(
             changes.CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit)
         )
+        await changes.check_horizon(self._db, namespace, after)
         if not rows:
             return ChangeBatch((), after)
         entries = [

@@ -18,6 +18,7 @@ from strata_server.storage.log_retention_sql import (
 )
 from strata_server.storage.ports.admin import OldJobs, OldLog
 from strata_server.storage.retention_sql import job_params, old_jobs
+from strata_server.storage.sqlite.changes import raise_horizons
 from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.content_retention import (
@@ -270,6 +271,8 @@ class SqliteRetention:
         params = {**log_params(old, SQLITE), "limit": limit}
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(purge_log(old.log, old.default, _named), params)
+            if old.log is Target.AUDIT_LOG:
+                await raise_horizons(tx, rows)
         return len(rows)
 
     async def count_idle_transcripts(self, namespace: str | None, before: datetime) -> int:
