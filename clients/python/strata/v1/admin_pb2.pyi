@@ -1262,7 +1262,8 @@ class CheckIntegrityRequest(_message.Message):
     repair: _builtins.bool
     """Repair what is safe to repair (rebuild an index, fix a job's columns to
     match its state, recompute a transcript's counters from whole entries,
-    delete entries whose transcript is gone); report the rest.
+    delete entries whose transcript is gone, clear the parent of a transcript
+    or artifact whose parent record is gone); report the rest.
     """
     def __init__(
         self,
@@ -1403,7 +1404,8 @@ class IntegrityFinding(_message.Message):
     REPAIRED_FIELD_NUMBER: _builtins.int
     check: _builtins.str
     """The check that found it: "database_file", "jobs", "indexes",
-    "transcripts", "blobs".
+    "transcripts", "blobs", "parents" (a transcript or artifact whose parent
+    record does not exist).
     """
     namespace: _builtins.str
     """The namespace of the thing; empty for the database as a whole."""

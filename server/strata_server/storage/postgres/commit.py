@@ -39,6 +39,7 @@ from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import (
     CreateRecord,
+    Deleted,
     DeleteRecord,
     Record,
     RecordRef,
@@ -47,12 +48,15 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.parent_refs import ParentDelete, ParentRef
 from strata_server.core.transcript_rules import Appended, AppendEntries
-from strata_server.storage.commit_plan import CommitPlan, Key
+from strata_server.core.writes import AuditEntry
+from strata_server.storage.commit_plan import CommitPlan, Key, with_children
 from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs
 from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.record_children import settle_children
 from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.postgres.request_log import claim_request
 
@@ -97,6 +101,17 @@ def _lost_race(writes: Sequence[Write], key: Key) -> StrataError:
     else:
         error = Conflict(f"record {key[0]}/{key[1]} was created concurrently; retry the request")
     return with_write_index(error, index)
+
+
+def _audit_values(audit: AuditEntry) -> tuple[str, str, str, int, str]:
+    """An audit entry as PERSIST's audit arrays take it."""
+    return (
+        audit.action,
+        audit.entity,
+        audit.entity_id,
+        audit.version,
+        dumps(list(audit.changed_fields)),
+    )
 
 
 class ExistingRows(Exception):
@@ -166,6 +181,7 @@ async def commit(
     final: dict[Key, tuple[Record, str] | None] = {}
     results: list[WriteResult] = []
     audits: list[tuple[str, str, str, int, str]] = []
+    parents: dict[ParentRef, ParentDelete] = {}
     for index, write in enumerate(writes):
         if isinstance(write, NewJob):
             results.append(enqueued[index])
@@ -174,21 +190,20 @@ async def commit(
             results.append(appended[index])
             continue
         outcome = plan.decide(index, write)
+        parents.pop(ParentRef(write.collection, write.id), None)
         if outcome.row is not None:
             final[write.collection, write.id] = (outcome.row, outcome.data_json)
         elif outcome.delete:
             final[write.collection, write.id] = None
+            if isinstance(outcome.result, Deleted) and outcome.result.existed:
+                cascade = isinstance(write, DeleteRecord) and write.cascade
+                parents[ParentRef(write.collection, write.id)] = ParentDelete(index, cascade)
         results.append(outcome.result)
-        audit = outcome.audit
-        audits.append(
-            (
-                audit.action,
-                audit.entity,
-                audit.entity_id,
-                audit.version,
-                dumps(list(audit.changed_fields)),
-            )
-        )
+        audits.append(_audit_values(outcome.audit))
+    if parents:
+        gone, child_audits = await settle_children(conn, namespace, parents)
+        audits += [_audit_values(audit) for audit in child_audits]
+        with_children(results, parents, gone)
 
     inserts: list[tuple[Record, str]] = []
     updates: list[tuple[Record, str]] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.core.transcript_rules import (
     ENTITY,
@@ -92,6 +93,7 @@ def transcript_from_row(row: Row) -> Transcript:
         create_time=from_micros(row[7]),
         update_time=from_micros(row[8]),
         seal_time=from_micros(row[9]) if row[9] is not None else None,
+        parent=ParentRef(row[10], row[11]) if row[11] is not None else None,
     )
 
 
@@ -225,8 +227,18 @@ class SqliteTranscripts:
         now = _now()
         now_us = to_micros(now)
         transcript = Transcript(
-            namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, now, now
+            namespace,
+            new.id,
+            new.owner,
+            new.title,
+            dict(new.labels),
+            1,
+            0,
+            now,
+            now,
+            parent=new.parent,
         )
+        parent = new.parent
         async with self._db.transaction() as tx:
             if idempotency is not None:
                 stored = await stored_result(tx, namespace, idempotency)
@@ -234,7 +246,17 @@ class SqliteTranscripts:
                     return transcript_from_json(stored)
             inserted = await tx.fetchall(
                 INSERT_TRANSCRIPT,
-                (namespace, new.id, new.owner, new.title, _dumps(new.labels), now_us, now_us),
+                (
+                    namespace,
+                    new.id,
+                    new.owner,
+                    new.title,
+                    _dumps(new.labels),
+                    now_us,
+                    now_us,
+                    parent.collection if parent is not None else None,
+                    parent.id if parent is not None else None,
+                ),
             )
             if not inserted:
                 raise AlreadyExists(f"transcript {new.id} already exists")
@@ -281,16 +303,23 @@ class SqliteTranscripts:
         return found
 
     async def list_transcripts(
-        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
+        self,
+        namespace: str,
+        owner: str | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+        parent: ParentRef | None = None,
     ) -> Page[Transcript]:
         if limit <= 0:
             return Page(())
         params: list[Any] = [namespace]
         if owner is not None:
             params.append(owner)
+        if parent is not None:
+            params.extend((parent.collection, parent.id))
         if after is not None:
             params.extend(_list_key(after))
-        sql = LIST_TRANSCRIPTS[(owner is not None, after is not None)]
+        sql = LIST_TRANSCRIPTS[(owner is not None, parent is not None, after is not None)]
         rows = await self._db.fetchall(sql, [*params, limit + 1])
         items = [transcript_from_row(row) for row in rows[:limit]]
         last = items[-1] if len(rows) > limit else None
@@ -339,6 +368,7 @@ class SqliteTranscripts:
             transcript.create_time,
             now,
             now,
+            transcript.parent,
         )
 
     async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:
