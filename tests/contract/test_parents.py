@@ -27,7 +27,14 @@ from tests.contract.helpers import (
     unique,
 )
 from tests.contract.test_integrity import check, run_sql
-from tests.contract.transcript_helpers import append, create_transcript, transcript_stub
+from tests.contract.transcript_helpers import (
+    Stream,
+    append,
+    create_transcript,
+    messages_until,
+    read_request,
+    transcript_stub,
+)
 from tests.support.server import StrataProcess
 
 
@@ -228,6 +235,19 @@ def test_cascade_deletes_the_children_and_audits_each(stubs):
     c.transcript(transcript_id=transcript)
     assert c.get_transcript(transcript).next_seq == 1
     assert check(stubs, namespace=c.ns).findings == []
+
+
+def test_a_cascade_ends_the_followers_of_its_transcripts(stubs):
+    c = Children(stubs)
+    run = c.record()
+    transcript = c.transcript(parent("runs", run))
+    request = read_request(transcript, follow=True, namespace=c.ns)
+    # Well inside the 300 s safety re-check: only the cascade's wakeup ends it in time.
+    call = c.ts.ReadTranscript(request, timeout=20)
+    messages_until(call, Stream(), lambda s: "up_to_date" in s.events)
+    delete(stubs, "runs", run, namespace=c.ns, cascade=True)
+    error = raised_by(lambda: next(call))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
 
 
 def test_cascade_in_a_commit(stubs):

@@ -1,7 +1,7 @@
 """The write path: Commit (with idempotent retries) and the purge of expired records.
 
 A commit runs in one READ COMMITTED transaction, in at most four statements however
-many writes it holds:
+many writes it holds (plus one to three when it deletes records, for their children):
 
 1. With a request_id, claim it: `INSERT ... ON CONFLICT DO NOTHING` into request_log.
    Two retries of one request race on that unique key; the second waits until the
@@ -16,7 +16,10 @@ many writes it holds:
 3. Plan each write in order with `core.writes.plan_write`, against the rows as the
    earlier writes of this commit left them. A domain error rolls everything back,
    tagged with its write index, before anything has been written.
-4. Persist the final state of each key, the audit entries and the request_log result
+4. The records it deletes that transcripts or artifacts name as their parent: the
+   commit is refused (HasChildren), or with `cascade` they are deleted, their audit
+   entries joining the commit's (record_children.py).
+5. Persist the final state of each key, the audit entries and the request_log result
    in one statement (`queries.PERSIST`). A key that was absent at step 2 is inserted
    with ON CONFLICT DO NOTHING: if a concurrent commit created it meanwhile, the
    insert is skipped and this commit fails with AlreadyExists (for a create) or

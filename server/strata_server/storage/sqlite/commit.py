@@ -9,7 +9,10 @@ A commit runs in one `BEGIN IMMEDIATE` transaction on the writer:
    earlier writes of this commit left them. The first domain error rolls everything
    back, tagged with its write index. Enqueues and transcript appends are written
    in place, in the same transaction (so a later failure rolls them back too).
-4. Persist the final state of each key (upsert or delete), the audit entries and the
+4. The records it deletes that transcripts or artifacts name as their parent: the
+   commit is refused (HasChildren), or with `cascade` they are deleted and audited
+   (record_children.py).
+5. Persist the final state of each key (upsert or delete), the audit entries and the
    request_log row, each as one batched statement.
 
 So the number of round trips to the writer thread does not grow with the writes.
