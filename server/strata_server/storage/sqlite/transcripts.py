@@ -27,7 +27,6 @@ from strata_server.core.transcript_rules import (
     ENTRY_OVERHEAD,
     Appended,
     AppendEntries,
-    Entry,
     EntryBatch,
     NewTranscript,
     Transcript,
@@ -45,7 +44,7 @@ from strata_server.core.transcript_rules import (
 from strata_server.storage import entry_wire
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.ports.write_context import WriteContext
-from strata_server.storage.sqlite.connection import Connections, Row, Transaction
+from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.record_rows import match_expression
 from strata_server.storage.sqlite.request_log import store_result, stored_result
@@ -69,7 +68,11 @@ from strata_server.storage.sqlite.transcript_queries import (
     UNINDEX_ENTRIES,
     select_states,
 )
-from strata_server.storage.sqlquery import bad_token
+from strata_server.storage.sqlite.transcript_rows import (
+    entry_from_row,
+    list_key,
+    transcript_from_row,
+)
 
 
 def _now() -> datetime:
@@ -78,23 +81,6 @@ def _now() -> datetime:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def transcript_from_row(row: Row) -> Transcript:
-    """A Transcript from a row selected with TRANSCRIPT_COLUMNS."""
-    return Transcript(
-        namespace=row[0],
-        id=row[1],
-        owner=row[2],
-        title=row[3],
-        labels=json.loads(row[4]),
-        next_seq=row[5],
-        size_bytes=row[6],
-        create_time=from_micros(row[7]),
-        update_time=from_micros(row[8]),
-        seal_time=from_micros(row[9]) if row[9] is not None else None,
-        parent=ParentRef(row[10], row[11]) if row[11] is not None else None,
-    )
 
 
 def _audit(
@@ -108,17 +94,6 @@ def _audit(
     request_id: str | None = None,
 ) -> tuple[Any, ...]:
     return (namespace, now_us, actor.name, action, ENTITY, id, version, _dumps(changed), request_id)
-
-
-def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:
-    if (
-        len(after) != 2
-        or not isinstance(after[0], datetime)
-        or after[0].tzinfo is None
-        or not isinstance(after[1], str)
-    ):
-        raise bad_token()
-    return to_micros(after[0]), after[1]
 
 
 async def append_in(
@@ -174,19 +149,6 @@ async def append_in(
         ),
     )
     return Appended(append.id, next_seq, new_next)
-
-
-def entry_from_row(row: Row) -> Entry:
-    """An Entry from a row of READ_ENTRIES (its wire column left out)."""
-    seq, role, content, data, create_time, size = row[:6]
-    return (
-        seq,
-        role,
-        content,
-        json.loads(data) if data is not None else None,
-        from_micros(create_time),
-        size,
-    )
 
 
 class SqliteTranscripts:
@@ -318,7 +280,7 @@ class SqliteTranscripts:
         if parent is not None:
             params.extend((parent.collection, parent.id))
         if after is not None:
-            params.extend(_list_key(after))
+            params.extend(list_key(after))
         sql = LIST_TRANSCRIPTS[(owner is not None, parent is not None, after is not None)]
         rows = await self._db.fetchall(sql, [*params, limit + 1])
         items = [transcript_from_row(row) for row in rows[:limit]]
