@@ -6,6 +6,7 @@ carries the reference."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import grpc
@@ -23,6 +24,7 @@ from tests.contract.helpers import (
     delete,
     delete_write,
     expect_error,
+    from_now,
     raised_by,
     unique,
 )
@@ -191,6 +193,10 @@ def test_deleting_a_record_with_children_is_refused_listing_them(stubs):
     assert c.get_transcript(transcript).parent == mine
     assert c.get_artifact(artifact).parent == mine
     assert [e.action for e in c.audit("record", f"runs/{run}")] == ["create"]
+    # Once its children are gone one by one, the record deletes without cascade.
+    c.ts.DeleteTranscript(tpb.DeleteTranscriptRequest(namespace=c.ns, id=transcript))
+    c.arts.DeleteArtifact(artifacts_pb2.DeleteArtifactRequest(namespace=c.ns, id=artifact))
+    delete(stubs, "runs", run, namespace=c.ns)
 
 
 def test_a_refused_delete_in_a_commit_writes_nothing(stubs):
@@ -288,6 +294,16 @@ def test_children_of_a_gone_record_are_found_and_their_parent_cleared(stubs, ser
     assert c.get_transcript(healthy).parent == parent("runs", alive)
     [cleared] = [e for e in c.audit("artifact", artifact) if e.action == "update"]
     assert cleared.actor == "integrity" and list(cleared.changed_fields) == ["parent"]
+
+
+def test_an_expired_record_is_a_gone_parent(stubs):
+    c = Children(stubs)
+    run = unique("r")
+    create(stubs, "runs", run, {"n": 1}, namespace=c.ns, expire_time=from_now(1))
+    transcript = c.transcript(parent("runs", run))
+    time.sleep(1.5)  # expired, not yet purged: no read sees it, nor does the check
+    found = check(stubs, namespace=c.ns).findings
+    assert [(f.check, f.entity_id) for f in found] == [("parents", transcript)]
 
 
 def test_export_and_import_carry_the_parent(stubs, server: StrataProcess):
