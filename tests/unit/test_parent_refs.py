@@ -16,6 +16,9 @@ from strata_server.core.parent_refs import (
     parent_ref,
 )
 from strata_server.core.transcript_rules import Transcript, transcript_from_json, transcript_to_json
+from strata_server.core.transfer_format import BadArchive, Kind
+from strata_server.core.transfer_row_decoding import decode
+from strata_server.core.transfer_row_encoding import encode
 
 
 def test_a_parent_is_both_halves_or_neither():
@@ -62,3 +65,15 @@ def test_the_request_log_keeps_a_transcripts_parent_and_reads_older_results():
     older = transcript_to_json(transcript)
     del older["parent"]  # stored before parents existed
     assert transcript_from_json(older).parent is None
+
+
+def test_an_archived_row_keeps_its_parent_and_older_archives_have_none():
+    now = datetime.now(UTC)
+    transcript = Transcript("ns", "t1", "", "", {}, 1, 0, now, now, None, ParentRef("runs", "r"))
+    row = encode(Kind.TRANSCRIPTS, transcript)
+    assert row["parent"] == {"collection": "runs", "id": "r"}
+    assert decode(Kind.TRANSCRIPTS, row, "ns", "transcripts:1") == transcript
+    del row["parent"]  # an archive made before parents existed
+    assert decode(Kind.TRANSCRIPTS, row, "other", "transcripts:1").parent is None
+    with pytest.raises(BadArchive):
+        decode(Kind.TRANSCRIPTS, {**row, "parent": {"collection": "runs"}}, "ns", "transcripts:1")
