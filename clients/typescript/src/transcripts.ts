@@ -235,14 +235,19 @@ export class Transcripts {
     return transcriptFromProto(message);
   }
 
-  /** Iterate over the transcripts, newest first, optionally of one owner. */
+  /** Iterate over the transcripts, newest first, optionally of one owner and/or parent. */
   list(
-    options: CallOptions & { owner?: string; pageSize?: number } = {},
+    options: CallOptions & {
+      owner?: string;
+      parent?: { collection: string; id: string };
+      pageSize?: number;
+    } = {},
   ): AsyncGenerator<Transcript, void, undefined> {
     return paginate(async (pageToken) => {
       const request = {
         namespace: this.namespace,
         owner: options.owner ?? "",
+        parent: options.parent,
         pageSize: options.pageSize ?? 0,
         pageToken,
       };

@@ -5,6 +5,7 @@ import {
   AlreadyExistsError,
   CancelledError,
   DeadlineExceededError,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
@@ -43,6 +44,20 @@ describe("records", () => {
     await notes.delete("n1", { expectedVersion: merged.version });
     await rejection(notes.get("n1"), NotFoundError);
     await notes.delete("n1", { allowMissing: true });
+  });
+
+  test("a record's children: a delete refuses while they exist, cascade removes them", async () => {
+    const runs = client.records(unique("c"));
+    await runs.create({ recordId: "r1", data: {} });
+    const parent = { collection: runs.collection, id: "r1" };
+    const chat = await client.transcripts.create({ parent });
+    assert.deepEqual(chat.parent, parent);
+    const listed = await collect(client.transcripts.list({ parent }));
+    assert.deepEqual(listed.map((t) => t.id), [chat.id]);
+    const refused = await rejection(runs.delete("r1"), FailedPreconditionError);
+    assert.equal(refused.reason, "HAS_CHILDREN");
+    await runs.delete("r1", { cascade: true });
+    await rejection(client.transcripts.get(chat.id), NotFoundError);
   });
 
   test("the server chooses an id, and expiry hides a record", async () => {
