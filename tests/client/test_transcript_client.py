@@ -199,3 +199,23 @@ async def test_async_client_transcript_methods(server: StrataProcess) -> None:
         assert transcript.id in listed
         await aclient.seal_transcript(transcript.id)
         assert [e.seq async for e in aclient.follow(transcript.id)] == [1]
+
+
+def test_parents_refuse_or_cascade_a_record_delete(client: strata.Client, tmp_path) -> None:
+    run = _id()
+    client.create_record("runs", {"n": 1}, record_id=run)
+    transcript = client.create_transcript(_id(), parent=("runs", run))
+    log = tmp_path / "build.log"
+    log.write_bytes(b"ok\n" * 100)
+    artifact = client.upload(log, owner="ci", kind="log", parent=("runs", run))
+    assert transcript.parent == artifact.parent == ("runs", run)
+    assert [t.id for t in client.list_transcripts(parent=("runs", run))] == [transcript.id]
+    assert [a.id for a in client.list_artifacts(parent=("runs", run))] == [artifact.id]
+    with pytest.raises(strata.FailedPrecondition) as refused:
+        client.delete_record("runs", run)
+    assert refused.value.reason == "HAS_CHILDREN"
+    client.delete_record("runs", run, cascade=True)
+    with pytest.raises(strata.NotFound):
+        client.get_transcript(transcript.id)
+    with pytest.raises(strata.NotFound):
+        client.get_artifact(artifact.id)

@@ -510,6 +510,10 @@ class Builder:
         value_fd = fd.message_type.fields_by_name["value"]
         for _ in range(self.draw(_FEW)):
             key = self.scalar(key_fd, where, self.hostile())
+            if key in target:
+                # A key drawn again would overwrite its value, and with it any
+                # placeholder that value holds (its swap would then find nothing).
+                continue
             if value_fd.message_type is not None:
                 if depth < MAX_DEPTH:
                     self.fill(target[key], depth + 1)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.empty_pb2 import Empty
 
+from strata._convert import parent_record
 from strata._rpc import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.artifacts import Artifact
 from strata.v1 import artifacts_pb2
@@ -35,11 +36,13 @@ def list_artifacts(
     *,
     page_size: int = 0,
     namespace: str | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> PagedRpc[Artifact]:
-    """Iterate over artifacts, oldest first, only those of `owner` and `kind` if
-    given, fetching `page_size` per call (0: the server's default)."""
+    """Iterate over artifacts, oldest first, only those of `owner`, `kind` and the
+    record `parent` (collection, id) if given, fetching `page_size` per call (0:
+    the server's default)."""
     query = artifacts_pb2.ListArtifactsRequest(
-        owner=owner or "", kind=kind or "", page_size=page_size
+        owner=owner or "", kind=kind or "", page_size=page_size, parent=parent_record(parent)
     )
     return paged_call(
         "ListArtifacts",

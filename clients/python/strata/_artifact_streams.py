@@ -114,14 +114,15 @@ def upload(
     request_id: str | None = None,
     namespace: str | None = None,
     progress: Progress | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> Machine[Artifact]:
     """Upload a file (a path, or a binary file object from its position) as an
     artifact of `owner` and `kind`, streamed in 1 MiB chunks. A re-readable
     source is hashed first: content the server already stores for the
     namespace is not sent again. `name` defaults to the file's name,
     `content_type` to a guess from it. `progress(sent, total)` is called as
-    bytes go. Raises InvalidArgument, ResourceExhausted (too large),
-    Unavailable."""
+    bytes go. `parent` is the (collection, id) of the record the artifact belongs
+    to. Raises InvalidArgument, ResourceExhausted (too large), Unavailable."""
     file, opened = yield Blocking(partial(open_source, source))
     try:
         prepared = yield Blocking(
@@ -135,6 +136,7 @@ def upload(
                 content_type=content_type,
                 labels=labels,
                 request_id=request_id,
+                parent=parent,
             )
         )
         rpc = _upload_rpc(prepared.header, namespace)

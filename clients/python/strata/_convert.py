@@ -13,6 +13,8 @@ from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from strata.v1 import records_pb2
+
 _EXACT_INT = 2**53
 """Integers up to this size survive the trip through a double unchanged."""
 
@@ -79,6 +81,14 @@ def duration_from_timedelta(value: timedelta | None, name: str = "duration") -> 
 def datetime_from_timestamp(timestamp: Timestamp) -> datetime:
     """A Timestamp as an aware datetime in UTC."""
     return timestamp.ToDatetime(tzinfo=UTC)
+
+
+def parent_record(parent: tuple[str, str] | None) -> records_pb2.ParentRecord | None:
+    """A child's parent, (collection, id), as the wire names it; None: no parent."""
+    if parent is None:
+        return None
+    collection, id = parent
+    return records_pb2.ParentRecord(collection=collection, id=id)
 
 
 def field_mask(paths: Sequence[str] | None) -> FieldMask | None:

@@ -59,10 +59,14 @@ class DeleteOptions(TypedDict, total=False):
     expected_version: delete only if the record is at this version, else raise
       VersionConflict.
     allow_missing: succeed when the record does not exist.
+    cascade: also delete the transcripts and artifacts whose parent is the
+      record; without it a record with any raises FailedPrecondition (reason
+      HAS_CHILDREN).
     """
 
     expected_version: int | None
     allow_missing: bool
+    cascade: bool
 
 
 class CreateFields(TypedDict):
@@ -95,6 +99,7 @@ class DeleteFields(TypedDict):
     id: str
     expected_version: int
     allow_missing: bool
+    cascade: bool
 
 
 def create_fields(
@@ -145,6 +150,7 @@ def delete_fields(
     *,
     expected_version: int | None = None,
     allow_missing: bool = False,
+    cascade: bool = False,
 ) -> DeleteFields:
     """The fields of a delete, converted; the defaults of DeleteOptions."""
     return {
@@ -152,4 +158,5 @@ def delete_fields(
         "id": id,
         "expected_version": expected_version or 0,
         "allow_missing": allow_missing,
+        "cascade": cascade,
     }

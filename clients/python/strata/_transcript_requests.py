@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
-from strata._convert import struct_from_dict
+from strata._convert import parent_record, struct_from_dict
 from strata._rpc import PagedRpc, Rpc, namespaced_call, paged_call
 from strata.transcripts import Appended, Transcript, TranscriptHit
 from strata.v1 import transaction_pb2, transcripts_pb2
@@ -86,17 +86,21 @@ def create_transcript(
     labels: Mapping[str, str] | None = None,
     request_id: str | None = None,
     namespace: str | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> Rpc[transcripts_pb2.Transcript, Transcript]:
     """Create an empty transcript and return it; `transcript_id` empty lets the
     server choose the id. `owner` and `title` are free text, `labels` string
-    pairs. Raises AlreadyExists when the id is taken. With a `request_id` a retry
-    returns the first result, so the client retries it after UNAVAILABLE."""
+    pairs, `parent` the (collection, id) of the record it belongs to (deleting
+    that record then refuses or cascades). Raises AlreadyExists when the id is
+    taken. With a `request_id` a retry returns the first result, so the client
+    retries it after UNAVAILABLE."""
     request = transcripts_pb2.CreateTranscriptRequest(
         transcript_id=transcript_id,
         owner=owner,
         title=title,
         labels=dict(labels or {}),
         request_id=request_id or "",
+        parent=parent_record(parent),
     )
     return namespaced_call(
         "transcripts",
@@ -120,11 +124,18 @@ def get_transcript(
 
 
 def list_transcripts(
-    owner: str | None = None, *, page_size: int = 0, namespace: str | None = None
+    owner: str | None = None,
+    *,
+    page_size: int = 0,
+    namespace: str | None = None,
+    parent: tuple[str, str] | None = None,
 ) -> PagedRpc[Transcript]:
-    """Iterate over transcripts, newest first, only `owner`'s if given, fetching
-    `page_size` per call (0: the server's default) until the last page."""
-    query = transcripts_pb2.ListTranscriptsRequest(owner=owner or "", page_size=page_size)
+    """Iterate over transcripts, newest first, only `owner`'s and those of the
+    record `parent` (collection, id) if given, fetching `page_size` per call (0:
+    the server's default) until the last page."""
+    query = transcripts_pb2.ListTranscriptsRequest(
+        owner=owner or "", page_size=page_size, parent=parent_record(parent)
+    )
     return paged_call("ListTranscripts", query, _listed, namespace, "transcripts")
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal
 
-from strata._convert import datetime_from_timestamp
+from strata._convert import datetime_from_timestamp, parent_record
 from strata.v1 import artifacts_pb2
 
 __all__ = ["Artifact", "Progress", "Source", "Target"]
@@ -74,6 +74,8 @@ class Artifact:
     """Caller-defined labels."""
     create_time: datetime
     """When the artifact was created (aware, UTC)."""
+    parent: tuple[str, str] | None = None
+    """(collection, id) of the record it belongs to; None when none."""
 
     @classmethod
     def from_proto(cls, message: artifacts_pb2.Artifact) -> Artifact:
@@ -91,6 +93,9 @@ class Artifact:
             compression=_COMPRESSION.get(message.compression, "none"),
             labels=dict(message.labels),
             create_time=datetime_from_timestamp(message.create_time),
+            parent=(message.parent.collection, message.parent.id)
+            if message.HasField("parent")
+            else None,
         )
 
 
@@ -140,6 +145,7 @@ def prepare(
     content_type: str | None,
     labels: Mapping[str, str] | None,
     request_id: str | None,
+    parent: tuple[str, str] | None = None,
 ) -> Prepared:
     """The header of an upload, but for its namespace (hashing the content first
     when it can be re-read)."""
@@ -158,6 +164,7 @@ def prepare(
         content_type=content_type,
         labels=dict(labels or {}),
         request_id=request_id or "",
+        parent=parent_record(parent),
     )
     if known is None:
         return Prepared(header, None, None, None)

@@ -39,6 +39,8 @@ class Transcript:
     """When it last changed (aware, UTC)."""
     seal_time: datetime | None = None
     """When it was sealed (aware, UTC); None while open."""
+    parent: tuple[str, str] | None = None
+    """(collection, id) of the record it belongs to; None when none."""
 
     @classmethod
     def from_proto(cls, message: transcripts_pb2.Transcript) -> Transcript:
@@ -59,6 +61,9 @@ class Transcript:
                 if message.HasField("seal_time")
                 else None
             ),
+            parent=(message.parent.collection, message.parent.id)
+            if message.HasField("parent")
+            else None,
         )
 
 

@@ -62,11 +62,13 @@ export interface Artifact {
   compression: CompressionName;
   labels: { [key: string]: string };
   createTime: Date;
+  /** The record it belongs to; undefined when none. */
+  parent?: { collection: string; id: string };
 }
 
 /** The artifact a `strata.v1.Artifact` message describes. */
 export function artifactFromProto(message: ArtifactMessage): Artifact {
-  return {
+  const artifact: Artifact = {
     namespace: message.namespace,
     id: message.id,
     owner: message.owner,
@@ -80,6 +82,10 @@ export function artifactFromProto(message: ArtifactMessage): Artifact {
     labels: { ...message.labels },
     createTime: requiredDate(message.createTime),
   };
+  if (message.parent !== undefined) {
+    artifact.parent = { collection: message.parent.collection, id: message.parent.id };
+  }
+  return artifact;
 }
 
 /** Called as bytes move: bytes so far, and the total when known. */
@@ -101,6 +107,8 @@ export interface UploadOptions extends CallOptions {
   labels?: { [key: string]: string };
   /** An idempotency key: a retry with it returns the first result. */
   requestId?: string;
+  /** The record it belongs to (deleting that record then refuses or cascades). */
+  parent?: { collection: string; id: string };
   /** Called as bytes are sent. */
   onProgress?: Progress;
 }
@@ -171,6 +179,7 @@ export class Artifacts {
       contentType: options.contentType ?? TYPES[extname(name).toLowerCase()] ?? "",
       labels: options.labels ?? {},
       requestId: options.requestId ?? "",
+      parent: options.parent,
     });
     const progress = options.onProgress;
     if (typeof source === "string" || source instanceof Uint8Array) {
@@ -276,15 +285,21 @@ export class Artifacts {
     return artifactFromProto(message);
   }
 
-  /** Iterate over the artifacts, oldest first, optionally of one owner and kind. */
+  /** Iterate over the artifacts, oldest first, optionally of one owner, kind and parent. */
   list(
-    options: CallOptions & { owner?: string; kind?: string; pageSize?: number } = {},
+    options: CallOptions & {
+      owner?: string;
+      kind?: string;
+      parent?: { collection: string; id: string };
+      pageSize?: number;
+    } = {},
   ): AsyncGenerator<Artifact, void, undefined> {
     return paginate(async (pageToken) => {
       const request = {
         namespace: this.namespace,
         owner: options.owner ?? "",
         kind: options.kind ?? "",
+        parent: options.parent,
         pageSize: options.pageSize ?? 0,
         pageToken,
       };

@@ -29,8 +29,10 @@ import {
   file_google_protobuf_struct,
   file_google_protobuf_timestamp,
   file_google_protobuf_empty,
+  file_google_protobuf_field_mask,
 } from "@bufbuild/protobuf/wkt";
 import type { JsonObject } from "./convert.js";
+import { file_strata_v1_records } from "./gen/strata/v1/records_pb.js";
 import { TranscriptService, file_strata_v1_transcripts } from "./gen/strata/v1/transcripts_pb.js";
 
 /** One entry of a transcript. */
@@ -61,10 +63,13 @@ function rawEntriesService(): DescService {
   if (entries === undefined) throw new Error("ReadTranscriptResponse.Batch.entries is gone");
   entries.type = FieldDescriptorProto_Type.BYTES;
   entries.typeName = "";
+  // Every file transcripts.proto imports, and theirs (records.proto: Transcript.parent).
   const imports = [
     file_google_protobuf_empty,
+    file_google_protobuf_field_mask,
     file_google_protobuf_struct,
     file_google_protobuf_timestamp,
+    file_strata_v1_records,
   ];
   const registry = createFileRegistry(file, (name) => imports.find((dep) => dep.name === name.replace(/\.proto$/, "")));
   const service = registry.getService(TranscriptService.typeName);

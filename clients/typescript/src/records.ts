@@ -112,6 +112,11 @@ export interface DeleteOptions extends CallOptions {
   expectedVersion?: number | bigint;
   /** Succeed when the record does not exist. */
   allowMissing?: boolean;
+  /**
+   * Also delete the transcripts and artifacts whose parent is the record; without
+   * it a record with any throws FailedPreconditionError (reason HAS_CHILDREN).
+   */
+  cascade?: boolean;
 }
 
 /** What a list takes. */
@@ -280,6 +285,7 @@ export class Records {
       id,
       expectedVersion: toInt64(options.expectedVersion, "expectedVersion"),
       allowMissing: options.allowMissing ?? false,
+      cascade: options.cascade ?? false,
     };
     await this.connection.unary(
       (call) => this.service.deleteRecord(request, call),

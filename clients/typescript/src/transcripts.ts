@@ -75,6 +75,8 @@ export interface Transcript {
   updateTime: Date;
   /** When it was sealed; undefined while open. */
   sealTime?: Date;
+  /** The record it belongs to; undefined when none. */
+  parent?: { collection: string; id: string };
 }
 
 /** An entry to append: its text, or its role, content and data. */
@@ -115,6 +117,9 @@ export function transcriptFromProto(message: TranscriptMessage): Transcript {
   };
   const sealTime = fromTimestamp(message.sealTime);
   if (sealTime !== undefined) transcript.sealTime = sealTime;
+  if (message.parent !== undefined) {
+    transcript.parent = { collection: message.parent.collection, id: message.parent.id };
+  }
   return transcript;
 }
 
@@ -159,6 +164,8 @@ export interface CreateTranscriptOptions extends CallOptions {
   labels?: { [key: string]: string };
   /** An idempotency key; with one the create is retried after UNAVAILABLE. */
   requestId?: string;
+  /** The record it belongs to (deleting that record then refuses or cascades). */
+  parent?: { collection: string; id: string };
 }
 
 /** What `append` takes. */
@@ -207,6 +214,7 @@ export class Transcripts {
       title: options.title ?? "",
       labels: options.labels ?? {},
       requestId: options.requestId ?? "",
+      parent: options.parent,
     };
     const message = await this.connection.unary(
       (call) => this.service.createTranscript(request, call),
@@ -227,14 +235,19 @@ export class Transcripts {
     return transcriptFromProto(message);
   }
 
-  /** Iterate over the transcripts, newest first, optionally of one owner. */
+  /** Iterate over the transcripts, newest first, optionally of one owner and/or parent. */
   list(
-    options: CallOptions & { owner?: string; pageSize?: number } = {},
+    options: CallOptions & {
+      owner?: string;
+      parent?: { collection: string; id: string };
+      pageSize?: number;
+    } = {},
   ): AsyncGenerator<Transcript, void, undefined> {
     return paginate(async (pageToken) => {
       const request = {
         namespace: this.namespace,
         owner: options.owner ?? "",
+        parent: options.parent,
         pageSize: options.pageSize ?? 0,
         pageToken,
       };

@@ -64,7 +64,7 @@ export function updateWrite(
 export function deleteWrite(
   collection: string,
   id: string,
-  options: { expectedVersion?: number | bigint; allowMissing?: boolean } = {},
+  options: { expectedVersion?: number | bigint; allowMissing?: boolean; cascade?: boolean } = {},
 ): Write {
   return create(WriteSchema, {
     operation: {
@@ -74,6 +74,7 @@ export function deleteWrite(
         id,
         expectedVersion: toInt64(options.expectedVersion, "expectedVersion"),
         allowMissing: options.allowMissing ?? false,
+        cascade: options.cascade ?? false,
       },
     },
   });

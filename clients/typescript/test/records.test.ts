@@ -6,6 +6,7 @@ import {
   CancelledError,
   CursorExpiredError,
   DeadlineExceededError,
+  FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
   ResourceExhaustedError,
@@ -59,6 +60,20 @@ describe("records", () => {
     assert.deepEqual(owned.map((record) => record.id), ["o1"]);
     assert.equal((await notes.update("o1", { data: {}, owner: "" })).owner, "");
     await rejection(notes.create({ data: {}, owner: "x".repeat(257) }), InvalidArgumentError);
+  });
+
+  test("a record's children: a delete refuses while they exist, cascade removes them", async () => {
+    const runs = client.records(unique("c"));
+    await runs.create({ recordId: "r1", data: {} });
+    const parent = { collection: runs.collection, id: "r1" };
+    const chat = await client.transcripts.create({ parent });
+    assert.deepEqual(chat.parent, parent);
+    const listed = await collect(client.transcripts.list({ parent }));
+    assert.deepEqual(listed.map((t) => t.id), [chat.id]);
+    const refused = await rejection(runs.delete("r1"), FailedPreconditionError);
+    assert.equal(refused.reason, "HAS_CHILDREN");
+    await runs.delete("r1", { cascade: true });
+    await rejection(client.transcripts.get(chat.id), NotFoundError);
   });
 
   test("the server chooses an id, and expiry hides a record", async () => {

@@ -12,7 +12,16 @@ import grpc
 from google.protobuf import empty_pb2
 
 from strata.v1 import artifacts_pb2, artifacts_pb2_grpc
-from strata_server.api.convert import actor, fingerprint, message_from, set_timestamp, target
+from strata_server.api.convert import (
+    actor,
+    fingerprint,
+    message_from,
+    parent_from_proto,
+    parent_key,
+    parent_to_proto,
+    set_timestamp,
+    target,
+)
 from strata_server.api.page_tokens import next_page_token, resume_after
 from strata_server.api.status_codes import rpcs
 from strata_server.api.stream_parts import stream_parts
@@ -34,7 +43,10 @@ _COMPRESSION = {
 def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
     """A domain artifact as the wire message."""
     return message_from(
-        artifacts_pb2.Artifact, artifact, compression=_COMPRESSION[artifact.compression]
+        artifacts_pb2.Artifact,
+        artifact,
+        compression=_COMPRESSION[artifact.compression],
+        parent=parent_to_proto(artifact.parent),
     )
 
 
@@ -47,6 +59,7 @@ def _upload_header(sent: artifacts_pb2.ArtifactHeader) -> UploadHeader:
         labels=dict(sent.labels),
         sha256=sent.sha256,
         size=sent.size if sent.HasField("size") else None,
+        parent=parent_from_proto(sent.parent, "header.parent"),
     )
     return UploadHeader(sent.namespace, header, sent.request_id, fingerprint(sent))
 
@@ -113,10 +126,11 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
     ) -> artifacts_pb2.ListArtifactsResponse:
         namespace = validation.namespace(request.namespace)
         owner, kind = _list_filters(request)
+        parent = parent_from_proto(request.parent)
         limit = page_size(request.page_size)
-        digest = query_digest("artifacts", namespace, owner or "", kind or "")
+        digest = query_digest("artifacts", namespace, owner or "", kind or "", *parent_key(parent))
         after = resume_after(self.tokens, request.page_token, digest, str)
-        page = await self.artifacts.list_artifacts(namespace, owner, kind, limit, after)
+        page = await self.artifacts.list_artifacts(namespace, owner, kind, limit, after, parent)
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_to_proto(item) for item in page.items],
             next_page_token=next_page_token(self.tokens, digest, page),

@@ -21,6 +21,7 @@ from strata.v1 import queue_pb2, records_pb2
 from strata_server.core import access_rules as access
 from strata_server.core import errors, models, validation
 from strata_server.core import job_transitions as queue
+from strata_server.core.parent_refs import ParentRef, parent_ref
 
 # The range google.protobuf.Timestamp allows: 0001-01-01 to 9999-12-31, UTC.
 _MIN_SECONDS = -62135596800
@@ -224,6 +225,25 @@ def message_from(message_type: type[M], value: object, **given: Any) -> M:
         else:
             setattr(message, name, item)
     return message
+
+
+def parent_to_proto(parent: ParentRef | None) -> records_pb2.ParentRecord | None:
+    """A child's parent record on the wire; None leaves the field unset."""
+    if parent is None:
+        return None
+    return records_pb2.ParentRecord(collection=parent.collection, id=parent.id)
+
+
+def parent_from_proto(parent: records_pb2.ParentRecord, field: str = "parent") -> ParentRef | None:
+    """A request's `parent`, checked; None when unset or empty (BadRequest names
+    `field` and its half at fault)."""
+    return parent_ref(parent.collection, parent.id, field)
+
+
+def parent_key(parent: ParentRef | None) -> tuple[str, ...]:
+    """What a List's page-token digest adds for its parent filter: nothing without
+    one, so tokens of lists without a parent are as before."""
+    return () if parent is None else ("parent", parent.collection, parent.id)
 
 
 def fingerprint(request: Message) -> str:

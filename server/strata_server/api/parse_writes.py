@@ -71,6 +71,13 @@ class _DeleteShape(Protocol):
     def allow_missing(self) -> bool: ...
 
 
+class _CascadeShape(_DeleteShape, Protocol):
+    """A delete's own fields: what becomes of the record's children."""
+
+    @property
+    def cascade(self) -> bool: ...
+
+
 class _UpdateShape(_DataShape, _DeleteShape, Protocol):
     """UpdateRecordRequest and UpdateRecordWrite share these fields: a delete's, the
     data and its expiry, and which paths to replace."""
@@ -143,13 +150,14 @@ def update_write(message: _UpdateShape, max_bytes: int, prefix: str = "") -> mod
     )
 
 
-def delete_write(message: _DeleteShape, prefix: str = "") -> models.DeleteRecord:
+def delete_write(message: _CascadeShape, prefix: str = "") -> models.DeleteRecord:
     """Validate a delete (request or Commit write) into a domain write."""
     return models.DeleteRecord(
         collection=validation.collection(message.collection, f"{prefix}collection"),
         id=validation.entity_id(message.id, f"{prefix}id"),
         expected_version=_expected_version(message.expected_version, prefix),
         allow_missing=message.allow_missing,
+        cascade=message.cascade,
     )
 
 

@@ -26,6 +26,7 @@ from grpc_status import rpc_status
 from strata_server import metrics
 from strata_server.api import admission
 from strata_server.core import errors
+from strata_server.core.parent_refs import HasChildren
 
 DOMAIN = "strata.v1"
 REQUEST_ID = "x-request-id"
@@ -77,6 +78,23 @@ def _limit_details(error: errors.StrataError) -> list[message.Message]:
     return []
 
 
+def _children_details(error: errors.StrataError) -> list[message.Message]:
+    """google.rpc.PreconditionFailure for a refused delete: one violation per child
+    (type "transcript" or "artifact", subject its id), so a caller can list or
+    delete them without parsing the message."""
+    if isinstance(error, HasChildren):
+        violations = [
+            error_details_pb2.PreconditionFailure.Violation(
+                type=child.kind,
+                subject=child.id,
+                description=f"names record {child.parent} as its parent",
+            )
+            for child in error.children
+        ]
+        return [error_details_pb2.PreconditionFailure(violations=violations)]
+    return []
+
+
 def to_status(error: errors.StrataError) -> grpc.Status:
     """A rich status for a domain error."""
     code = status_code(error)
@@ -84,6 +102,7 @@ def to_status(error: errors.StrataError) -> grpc.Status:
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata)
     details.append(info)
     details += _limit_details(error)
+    details += _children_details(error)
     if error.violations:
         details.append(
             error_details_pb2.BadRequest(

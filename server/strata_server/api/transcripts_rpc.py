@@ -20,7 +20,16 @@ from google.protobuf import empty_pb2
 
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from strata_server.api.batch_wire import batch_message
-from strata_server.api.convert import actor, idempotency, message_from, set_timestamp, target
+from strata_server.api.convert import (
+    actor,
+    idempotency,
+    message_from,
+    parent_from_proto,
+    parent_key,
+    parent_to_proto,
+    set_timestamp,
+    target,
+)
 from strata_server.api.page_tokens import (
     next_offset_token,
     next_page_token,
@@ -46,7 +55,9 @@ ReadResponse = transcripts_pb2.ReadTranscriptResponse
 
 def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.Transcript:
     """A domain transcript as the wire message."""
-    return message_from(transcripts_pb2.Transcript, transcript)
+    return message_from(
+        transcripts_pb2.Transcript, transcript, parent=parent_to_proto(transcript.parent)
+    )
 
 
 def serialize_read_response(response: ReadResponse | bytes) -> bytes:
@@ -74,7 +85,13 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
             if request.transcript_id
             else validation.new_id()
         )
-        new = transcripts.new_transcript(id, request.owner, request.title, request.labels)
+        new = transcripts.new_transcript(
+            id,
+            request.owner,
+            request.title,
+            request.labels,
+            parent=parent_from_proto(request.parent),
+        )
         transcript = await self.transcripts.create(
             namespace, new, actor=actor(context), idempotency=idempotency(request)
         )
@@ -90,10 +107,11 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     ) -> transcripts_pb2.ListTranscriptsResponse:
         namespace = validation.namespace(request.namespace)
         owner = request.owner or None
+        parent = parent_from_proto(request.parent)
         limit = page_size(request.page_size)
-        digest = query_digest("transcripts", namespace, request.owner)
+        digest = query_digest("transcripts", namespace, request.owner, *parent_key(parent))
         after = resume_after_row(self.tokens, request.page_token, digest, _is_transcript_key)
-        page = await self.transcripts.list_transcripts(namespace, owner, limit, after)
+        page = await self.transcripts.list_transcripts(namespace, owner, limit, after, parent)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
             next_page_token=next_page_token(self.tokens, digest, page),

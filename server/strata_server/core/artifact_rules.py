@@ -18,6 +18,7 @@ from typing import Any
 from strata_server.core.errors import BlobMissing as BlobMissing
 from strata_server.core.errors import InvalidArgument, OutOfRange
 from strata_server.core.jsontypes import fields_from_json, fields_to_json
+from strata_server.core.parent_refs import ParentRef
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -91,6 +92,7 @@ class Artifact:
     compression: Compression
     labels: Mapping[str, str]
     create_time: datetime
+    parent: ParentRef | None = None
 
     @property
     def blob(self) -> BlobRef:
@@ -110,6 +112,7 @@ class Header:
     labels: Mapping[str, str] = field(default_factory=dict)
     sha256: str | None = None
     size: int | None = None
+    parent: ParentRef | None = None
 
 
 @dataclass(slots=True)

@@ -9,6 +9,7 @@ checks a record's; core.models refers to both of their types).
 
 import dataclasses
 import enum
+import functools
 import json
 import re
 import types
@@ -67,16 +68,20 @@ def fields_to_json(value: Any) -> JSON:
             item = item.value
         elif isinstance(item, Mapping):
             item = dict(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            item = fields_to_json(item)
         out[field.name] = item
     return out
 
 
 def fields_from_json(cls: type[D], value: Mapping[str, Any]) -> D:
-    """Inverse of `fields_to_json` for the dataclass `cls`, led by its field types."""
+    """Inverse of `fields_to_json` for the dataclass `cls`, led by its field types.
+    A field the JSON lacks takes its default (JSON stored before the field existed)."""
     return typing.cast(Callable[..., D], cls)(
         **{
             name: value[name] if read is None or value[name] is None else read(value[name])
             for name, read in _readers(cls)
+            if name in value
         }
     )
 
@@ -94,5 +99,7 @@ def _readers(cls: type[Any]) -> list[tuple[str, Callable[[Any], Any] | None]]:
             read = datetime.fromisoformat
         elif isinstance(hint, type) and issubclass(hint, enum.Enum):
             read = hint
+        elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            read = functools.partial(fields_from_json, hint)
         readers.append((field.name, read))
     return readers

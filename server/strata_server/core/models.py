@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from strata_server.core.filters import Filter, OrderKey
 from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import JSON as JSON
+from strata_server.core.parent_refs import ChildRef
 from strata_server.core.transcript_rules import Appended, AppendEntries
 
 T = TypeVar("T")
@@ -84,6 +85,9 @@ class DeleteRecord:
     id: str
     expected_version: int | None = None
     allow_missing: bool = False
+    cascade: bool = False
+    """Delete the record's children with it (core/parent_refs.py); without it, a
+    record with children is refused with HasChildren."""
 
 
 RecordWrite = CreateRecord | UpdateRecord | DeleteRecord
@@ -100,6 +104,9 @@ class Deleted:
     collection: str
     id: str
     existed: bool
+    children: tuple[ChildRef, ...] = ()
+    """The transcripts and artifacts deleted with it (a cascade); not kept in the
+    request log, so a retry's result names none."""
 
 
 WriteResult = Record | Deleted | Job | Appended

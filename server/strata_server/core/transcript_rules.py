@@ -25,6 +25,7 @@ from typing import Any, Final, TypeVar
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOfRange, TooLarge
 from strata_server.core.jsontypes import JSON, fields_from_json, fields_to_json, serialize
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.validation import COLLECTION_RE
 
 ENTITY = "transcript"
@@ -63,6 +64,7 @@ class Transcript:
     create_time: datetime
     update_time: datetime
     seal_time: datetime | None = None
+    parent: ParentRef | None = None
 
     @property
     def sealed(self) -> bool:
@@ -78,6 +80,7 @@ class NewTranscript:
     owner: str = ""
     title: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    parent: ParentRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +171,14 @@ def _printable(value: str, limit: int, field: str) -> str:
     return value
 
 
-def new_transcript(id: str, owner: str, title: str, labels: Mapping[str, str]) -> NewTranscript:
+def new_transcript(
+    id: str,
+    owner: str,
+    title: str,
+    labels: Mapping[str, str],
+    *,
+    parent: ParentRef | None = None,
+) -> NewTranscript:
     """Check a create's owner, title and labels (the id is checked by the caller)."""
     if len(labels) > MAX_LABELS:
         raise InvalidArgument.field("labels", f"at most {MAX_LABELS} labels")
@@ -183,6 +193,7 @@ def new_transcript(id: str, owner: str, title: str, labels: Mapping[str, str]) -
         owner=_printable(owner, MAX_OWNER, "owner"),
         title=_printable(title, MAX_TITLE, "title"),
         labels=dict(sorted(labels.items())),
+        parent=parent,
     )
 
 

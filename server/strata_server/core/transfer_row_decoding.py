@@ -17,6 +17,7 @@ from typing import Any
 from strata_server.core.artifact_rules import SHA256_RE, Artifact, Compression
 from strata_server.core.job_transitions import Job, Stored
 from strata_server.core.models import LoggedAudit, Record
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import BadArchive, Kind, parse_time
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting
@@ -98,6 +99,14 @@ class Fields:
 
     def opt_time(self, name: str) -> datetime | None:
         return None if self.raw(name) is None else self.time(name)
+
+    def parent(self, name: str = "parent") -> ParentRef | None:
+        """A child's parent record: absent or null for none (archives made before
+        parents existed have no such field)."""
+        if self.raw(name) is None:
+            return None
+        value = Fields(self.obj(name))
+        return ParentRef(value.name("collection", COLLECTION_RE), value.name("id"))
 
 
 def decode(kind: Kind, value: Any, namespace: str, where: str) -> Any:
@@ -194,6 +203,7 @@ def _transcript_from(f: Fields, namespace: str) -> Transcript:
         create_time=f.time("create_time"),
         update_time=f.time("update_time"),
         seal_time=f.opt_time("seal_time"),
+        parent=f.parent(),
     )
 
 
@@ -253,6 +263,7 @@ def _artifact_from(f: Fields, namespace: str) -> Artifact:
         compression=Compression(f.text("compression")),
         labels=f.labels("labels"),
         create_time=f.time("create_time"),
+        parent=f.parent(),
     )
 
 

@@ -48,6 +48,8 @@ def _columns(row: Any, leave_out: str = "namespace") -> dict[str, Any]:
             value = dict(value)
         elif isinstance(value, tuple):
             value = list(value)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)  # a transcript's or artifact's parent
         out[name] = value
     return out
 

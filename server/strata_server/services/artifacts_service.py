@@ -58,6 +58,7 @@ from strata_server.core.errors import (
 )
 from strata_server.core.idle import idle_limited
 from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.validation import new_id
 from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
 from strata_server.storage.ports.write_context import WriteContext
@@ -284,10 +285,16 @@ class Artifacts:
         return await self.artifacts.get_artifact(namespace, id)
 
     async def list_artifacts(
-        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
+        self,
+        namespace: str,
+        owner: str | None,
+        kind: str | None,
+        limit: int,
+        after: str | None,
+        parent: ParentRef | None = None,
     ) -> Page[Artifact]:
         """A page of the namespace's artifacts, after the id `after`."""
-        return await self.artifacts.list_artifacts(namespace, owner, kind, limit, after)
+        return await self.artifacts.list_artifacts(namespace, owner, kind, limit, after, parent)
 
     async def delete(self, namespace: str, id: str, *, actor: Actor) -> None:
         """Remove the artifact's row; its blob goes with the next sweep if no other
@@ -334,6 +341,7 @@ def _artifact(namespace: str, header: Header, staged: StagedBlob) -> Artifact:
         compression=staged.compression,
         labels=dict(header.labels),
         create_time=datetime.now(UTC),
+        parent=header.parent,
     )
 
 

@@ -34,4 +34,5 @@ class Commits:
         written and the followers of the transcripts appended to."""
         results = await self._store.commit(CommitRequest(namespace, writes, actor, idempotency))
         self._wakeups.committed(namespace, writes)
+        self._wakeups.children_deleted(namespace, results)
         return results

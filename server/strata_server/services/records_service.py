@@ -103,6 +103,7 @@ class Records:
             error.metadata.pop("write_index", None)  # meaningful only for Commit
             raise
         self._wakeups.records_changed(namespace, [write.collection])
+        self._wakeups.children_deleted(namespace, [result])
         return result
 
     async def get(self, namespace: str, collection: str, id: str) -> models.Record:

@@ -147,6 +147,14 @@ class Wakeups:
         """A transcript was sealed or deleted: its followers end their streams."""
         self._events.notify(transcript_topic(namespace, id))
 
+    def children_deleted(self, namespace: str, results: Sequence[models.WriteResult]) -> None:
+        """Record deletes cascaded to transcripts: their followers end their streams."""
+        for result in results:
+            if isinstance(result, models.Deleted):
+                for child in result.children:
+                    if child.kind == "transcript":
+                        self.transcript_changed(namespace, child.id)
+
     def committed(self, namespace: str, writes: Sequence[models.Write]) -> None:
         """A Commit's writes are in: wake the consumers of the queues it enqueued to,
         the watches of the collections it wrote and the followers of the

@@ -13,6 +13,7 @@ from strata_server.core.artifact_rules import Artifact, Compression
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.storage.sqlquery import Dialect
 
 ENTITY = "artifact"
@@ -23,7 +24,7 @@ CREATED_FIELDS = dumps(["owner", "kind", "name", "content_type", "sha256", "size
 
 COLUMNS = (
     "namespace, id, owner, kind, name, content_type, sha256, size, stored_size, "
-    "compression, labels, create_time"
+    "compression, labels, create_time, parent_collection, parent_id"
 )
 """An artifact's columns, in the order `artifact_from_row` reads them."""
 
@@ -46,6 +47,7 @@ def artifact_from_row(dialect: Dialect, row: Sequence[Any]) -> Artifact:
         compression=Compression(row[9]),
         labels=dict(dialect.json_value(row[10])),
         create_time=dialect.time_value(row[11]),
+        parent=ParentRef(row[12], row[13]) if row[13] is not None else None,
     )
 
 
@@ -65,6 +67,8 @@ def artifact_values(dialect: Dialect, artifact: Artifact) -> tuple[Any, ...]:
         artifact.compression.value,
         dumps(dict(artifact.labels)),
         dialect.time_param(artifact.create_time),
+        artifact.parent.collection if artifact.parent is not None else None,
+        artifact.parent.id if artifact.parent is not None else None,
     )
 
 
@@ -115,6 +119,7 @@ def list_artifacts(
     kind: str | None,
     limit: int,
     after: str | None,
+    parent: ParentRef | None = None,
 ) -> tuple[str, list[Any]]:
     """The statement of one page in id order (one row more, to know whether more
     follow) and its parameters. Built from fixed fragments only; every value is a
@@ -122,7 +127,14 @@ def list_artifacts(
     p = dialect.placeholder
     where = [f"namespace = {p}"]
     params: list[Any] = [namespace]
-    for condition, value in ((f"owner = {p}", owner), (f"kind = {p}", kind), (f"id > {p}", after)):
+    conditions = (
+        (f"owner = {p}", owner),
+        (f"kind = {p}", kind),
+        (f"parent_collection = {p}", parent.collection if parent is not None else None),
+        (f"parent_id = {p}", parent.id if parent is not None else None),
+        (f"id > {p}", after),
+    )
+    for condition, value in conditions:
         if value is not None:
             where.append(condition)
             params.append(value)

@@ -9,11 +9,13 @@ are each engine's own (storage/{postgres,sqlite}/commit.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from strata_server.core.errors import StrataError, with_write_index
-from strata_server.core.models import Record, RecordWrite
+from strata_server.core.models import Deleted, Record, RecordWrite, WriteResult
+from strata_server.core.parent_refs import ChildRef, ParentDelete, ParentRef
 from strata_server.core.writes import Outcome, plan_write
 
 Key = tuple[str, str]
@@ -47,3 +49,17 @@ class CommitPlan:
         elif outcome.delete:
             self.rows[key] = None
         return outcome
+
+
+def with_children(
+    results: list[WriteResult],
+    deletes: Mapping[ParentRef, ParentDelete],
+    gone: Sequence[ChildRef],
+) -> None:
+    """Name the children a cascade deleted in the result of each record's delete
+    write, so the service can wake the deleted transcripts' followers."""
+    for parent, delete in deletes.items():
+        children = tuple(child for child in gone if child.parent == parent)
+        result = results[delete.index]
+        if children and isinstance(result, Deleted):
+            results[delete.index] = replace(result, children=children)

@@ -17,6 +17,7 @@ from typing import Any
 from strata_server.core.artifact_rules import Artifact
 from strata_server.core.job_transitions import Job, backoff_us
 from strata_server.core.models import LoggedAudit, Record
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import Kind
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting
@@ -76,6 +77,14 @@ def _job(ns: str, j: Job, time: Time) -> Values:
     }
 
 
+def _parent(parent: ParentRef | None) -> Values:
+    """A child's parent columns (both NULL for none)."""
+    return {
+        "parent_collection": parent.collection if parent is not None else None,
+        "parent_id": parent.id if parent is not None else None,
+    }
+
+
 def _transcript(ns: str, t: Transcript, time: Time) -> Values:
     return {
         "namespace": ns,
@@ -88,6 +97,7 @@ def _transcript(ns: str, t: Transcript, time: Time) -> Values:
         "create_time": time(t.create_time),
         "update_time": time(t.update_time),
         "seal_time": _at(time, t.seal_time),
+        **_parent(t.parent),
     }
 
 
@@ -105,6 +115,7 @@ def _artifact(ns: str, a: Artifact, time: Time) -> Values:
         "compression": a.compression.value,
         "labels": dumps(dict(a.labels)),
         "create_time": time(a.create_time),
+        **_parent(a.parent),
     }
 
 

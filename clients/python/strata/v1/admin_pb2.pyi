@@ -1406,7 +1406,8 @@ class CheckIntegrityRequest(_message.Message):
     repair: _builtins.bool
     """Repair what is safe to repair (rebuild an index, fix a job's columns to
     match its state, recompute a transcript's counters from whole entries,
-    delete entries whose transcript is gone); report the rest.
+    delete entries whose transcript is gone, clear the parent of a transcript
+    or artifact whose parent record is gone); report the rest.
     """
     verify_sample_percent: _builtins.int
     """Re-hash the content of about this percent (0 to 100) of the blobs, picked
@@ -1619,7 +1620,8 @@ class IntegrityFinding(_message.Message):
     BYTES_FIELD_NUMBER: _builtins.int
     check: _builtins.str
     """The check that found it: "database_file", "jobs", "indexes",
-    "transcripts", "blobs".
+    "transcripts", "blobs", "parents" (a transcript or artifact whose parent
+    record does not exist).
     """
     namespace: _builtins.str
     """The namespace of the thing; empty for the database as a whole."""

@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from strata.v1 import records_pb2 as _records_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -89,6 +90,7 @@ class Artifact(_message.Message):
     COMPRESSION_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The tenant or workspace."""
     id: _builtins.str
@@ -119,6 +121,12 @@ class Artifact(_message.Message):
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the artifact was created."""
 
+    @_builtins.property
+    def parent(self) -> _records_pb2.ParentRecord:
+        """The record the artifact belongs to; unset when none. Deleting that record
+        refuses or cascades (DeleteRecordRequest.cascade).
+        """
+
     def __init__(
         self,
         *,
@@ -134,10 +142,11 @@ class Artifact(_message.Message):
         compression: Global___Compression.ValueType = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        parent: _records_pb2.ParentRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "parent", b"parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "content_type", b"content_type", "create_time", b"create_time", "id", b"id", "kind", b"kind", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "sha256", b"sha256", "size", b"size", "stored_size", b"stored_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "content_type", b"content_type", "create_time", b"create_time", "id", b"id", "kind", b"kind", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "parent", b"parent", "sha256", b"sha256", "size", b"size", "stored_size", b"stored_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -178,6 +187,7 @@ class ArtifactHeader(_message.Message):
     SIZE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     owner: _builtins.str
@@ -202,6 +212,12 @@ class ArtifactHeader(_message.Message):
         characters.
         """
 
+    @_builtins.property
+    def parent(self) -> _records_pb2.ParentRecord:
+        """Optional: the record the artifact belongs to (collection and id, both or
+        neither). The record need not exist yet.
+        """
+
     def __init__(
         self,
         *,
@@ -214,10 +230,11 @@ class ArtifactHeader(_message.Message):
         size: _builtins.int | None = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         request_id: _builtins.str = ...,
+        parent: _records_pb2.ParentRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_size", b"_size", "size", b"size"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_size", b"_size", "parent", b"parent", "size", b"size"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size", b"_size", "content_type", b"content_type", "kind", b"kind", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "request_id", b"request_id", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size", b"_size", "content_type", b"content_type", "kind", b"kind", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "parent", b"parent", "request_id", b"request_id", "sha256", b"sha256", "size", b"size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__size: _TypeAlias = _typing.Literal["size"]  # noqa: Y015
     _WhichOneofArgType__size: _TypeAlias = _typing.Literal["_size", b"_size"]  # noqa: Y015
@@ -358,6 +375,7 @@ class ListArtifactsRequest(_message.Message):
     KIND_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     owner: _builtins.str
@@ -367,7 +385,13 @@ class ListArtifactsRequest(_message.Message):
     page_size: _builtins.int
     """Largest number of artifacts to return; 0 means 50, above 1000 means 1000."""
     page_token: _builtins.str
-    """The `next_page_token` of a previous call with the same owner and kind."""
+    """The `next_page_token` of a previous call with the same owner, kind and
+    parent.
+    """
+    @_builtins.property
+    def parent(self) -> _records_pb2.ParentRecord:
+        """Only the artifacts whose parent is this record; unset lists all."""
+
     def __init__(
         self,
         *,
@@ -376,10 +400,11 @@ class ListArtifactsRequest(_message.Message):
         kind: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        parent: _records_pb2.ParentRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parent", b"parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "namespace", b"namespace", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "namespace", b"namespace", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

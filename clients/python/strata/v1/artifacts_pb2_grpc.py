@@ -109,7 +109,7 @@ class ArtifactServiceServicer:
         stores, the chunks may be left out. A retry with the same `request_id`
         returns the first result.
         INVALID_ARGUMENT for a stream without a header, a second header, a chunk
-        before the header, an empty name, an ill-formed sha256 or labels, or
+        before the header, an empty name, an ill-formed sha256, labels or parent, or
         content whose SHA-256 or size differs from the header's;
         RESOURCE_EXHAUSTED for content larger than the configured maximum;
         DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
@@ -141,9 +141,9 @@ class ArtifactServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListArtifacts(self, request, context):
-        """Lists artifacts, optionally only those of one owner and kind, oldest
-        first. INVALID_ARGUMENT for a negative page size or a malformed page
-        token.
+        """Lists artifacts, optionally only those of one owner, kind and parent,
+        oldest first. INVALID_ARGUMENT for a negative page size, a malformed page
+        token or parent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -55,7 +55,7 @@ class ArtifactServiceStub:
     stores, the chunks may be left out. A retry with the same `request_id`
     returns the first result.
     INVALID_ARGUMENT for a stream without a header, a second header, a chunk
-    before the header, an empty name, an ill-formed sha256 or labels, or
+    before the header, an empty name, an ill-formed sha256, labels or parent, or
     content whose SHA-256 or size differs from the header's;
     RESOURCE_EXHAUSTED for content larger than the configured maximum;
     DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
@@ -74,9 +74,9 @@ class ArtifactServiceStub:
     GetArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.GetArtifactRequest, _artifacts_pb2.Artifact]
     """Returns one artifact's metadata. NOT_FOUND for an unknown artifact."""
     ListArtifacts: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.ListArtifactsRequest, _artifacts_pb2.ListArtifactsResponse]
-    """Lists artifacts, optionally only those of one owner and kind, oldest
-    first. INVALID_ARGUMENT for a negative page size or a malformed page
-    token.
+    """Lists artifacts, optionally only those of one owner, kind and parent,
+    oldest first. INVALID_ARGUMENT for a negative page size, a malformed page
+    token or parent.
     """
     DeleteArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.DeleteArtifactRequest, _empty_pb2.Empty]
     """Deletes an artifact. Its content stays stored while other artifacts name
@@ -121,7 +121,7 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     stores, the chunks may be left out. A retry with the same `request_id`
     returns the first result.
     INVALID_ARGUMENT for a stream without a header, a second header, a chunk
-    before the header, an empty name, an ill-formed sha256 or labels, or
+    before the header, an empty name, an ill-formed sha256, labels or parent, or
     content whose SHA-256 or size differs from the header's;
     RESOURCE_EXHAUSTED for content larger than the configured maximum;
     DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
@@ -140,9 +140,9 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     GetArtifact: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.GetArtifactRequest, _artifacts_pb2.Artifact]  # type: ignore[assignment]
     """Returns one artifact's metadata. NOT_FOUND for an unknown artifact."""
     ListArtifacts: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.ListArtifactsRequest, _artifacts_pb2.ListArtifactsResponse]  # type: ignore[assignment]
-    """Lists artifacts, optionally only those of one owner and kind, oldest
-    first. INVALID_ARGUMENT for a negative page size or a malformed page
-    token.
+    """Lists artifacts, optionally only those of one owner, kind and parent,
+    oldest first. INVALID_ARGUMENT for a negative page size, a malformed page
+    token or parent.
     """
     DeleteArtifact: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.DeleteArtifactRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes an artifact. Its content stays stored while other artifacts name
@@ -190,7 +190,7 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         stores, the chunks may be left out. A retry with the same `request_id`
         returns the first result.
         INVALID_ARGUMENT for a stream without a header, a second header, a chunk
-        before the header, an empty name, an ill-formed sha256 or labels, or
+        before the header, an empty name, an ill-formed sha256, labels or parent, or
         content whose SHA-256 or size differs from the header's;
         RESOURCE_EXHAUSTED for content larger than the configured maximum;
         DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
@@ -227,9 +227,9 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _artifacts_pb2.ListArtifactsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_artifacts_pb2.ListArtifactsResponse, _abc.Awaitable[_artifacts_pb2.ListArtifactsResponse]]:
-        """Lists artifacts, optionally only those of one owner and kind, oldest
-        first. INVALID_ARGUMENT for a negative page size or a malformed page
-        token.
+        """Lists artifacts, optionally only those of one owner, kind and parent,
+        oldest first. INVALID_ARGUMENT for a negative page size, a malformed page
+        token or parent.
         """
 
     @_abc_1.abstractmethod

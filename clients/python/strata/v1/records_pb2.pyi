@@ -340,6 +340,7 @@ class DeleteRecordRequest(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ALLOW_MISSING_FIELD_NUMBER: _builtins.int
+    CASCADE_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     collection: _builtins.str
@@ -350,6 +351,12 @@ class DeleteRecordRequest(_message.Message):
     """When non-zero, the delete happens only if the record is at this version."""
     allow_missing: _builtins.bool
     """Succeed when the record does not exist."""
+    cascade: _builtins.bool
+    """What happens to the transcripts and artifacts whose `parent` is this
+    record: false (the default) refuses the delete with FAILED_PRECONDITION
+    (reason HAS_CHILDREN) listing them; true deletes them too, in the same
+    transaction, each with its own audit entry.
+    """
     def __init__(
         self,
         *,
@@ -358,10 +365,11 @@ class DeleteRecordRequest(_message.Message):
         id: _builtins.str = ...,
         expected_version: _builtins.int = ...,
         allow_missing: _builtins.bool = ...,
+        cascade: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "collection", b"collection", "expected_version", b"expected_version", "id", b"id", "namespace", b"namespace"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "cascade", b"cascade", "collection", b"collection", "expected_version", b"expected_version", "id", b"id", "namespace", b"namespace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -740,3 +748,32 @@ class RecordChange(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordChange: _TypeAlias = RecordChange  # noqa: Y015
+
+@_typing.final
+class ParentRecord(_message.Message):
+    """Names the record a transcript or an artifact belongs to (its `parent`). The
+    record need not exist when the child is created; CheckIntegrity reports
+    children whose parent does not exist.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    collection: _builtins.str
+    """The record's collection."""
+    id: _builtins.str
+    """The record's id."""
+    def __init__(
+        self,
+        *,
+        collection: _builtins.str = ...,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ParentRecord: _TypeAlias = ParentRecord  # noqa: Y015

@@ -147,7 +147,12 @@ class RecordServiceServicer:
 
     def DeleteRecord(self, request, context):
         """Deletes a record. NOT_FOUND when missing (unless `allow_missing`), ABORTED
-        with VERSION_CONFLICT when `expected_version` is stale.
+        with VERSION_CONFLICT when `expected_version` is stale. When transcripts or
+        artifacts name the record as their parent and `cascade` is false,
+        FAILED_PRECONDITION with ErrorInfo reason HAS_CHILDREN (metadata
+        `children`: how many) and a PreconditionFailure violation per child (type
+        "transcript" or "artifact", subject its id; the first 100); with `cascade`
+        they are deleted with the record.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

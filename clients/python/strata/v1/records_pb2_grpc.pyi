@@ -68,7 +68,12 @@ class RecordServiceStub:
     """
     DeleteRecord: _grpc.UnaryUnaryMultiCallable[_records_pb2.DeleteRecordRequest, _empty_pb2.Empty]
     """Deletes a record. NOT_FOUND when missing (unless `allow_missing`), ABORTED
-    with VERSION_CONFLICT when `expected_version` is stale.
+    with VERSION_CONFLICT when `expected_version` is stale. When transcripts or
+    artifacts name the record as their parent and `cascade` is false,
+    FAILED_PRECONDITION with ErrorInfo reason HAS_CHILDREN (metadata
+    `children`: how many) and a PreconditionFailure violation per child (type
+    "transcript" or "artifact", subject its id; the first 100); with `cascade`
+    they are deleted with the record.
     """
     ListRecords: _grpc.UnaryUnaryMultiCallable[_records_pb2.ListRecordsRequest, _records_pb2.ListRecordsResponse]
     """Lists records of a collection matching an AIP-160 filter, in `order_by`
@@ -134,7 +139,12 @@ class RecordServiceAsyncStub(RecordServiceStub):
     """
     DeleteRecord: _aio.UnaryUnaryMultiCallable[_records_pb2.DeleteRecordRequest, _empty_pb2.Empty]  # type: ignore[assignment]
     """Deletes a record. NOT_FOUND when missing (unless `allow_missing`), ABORTED
-    with VERSION_CONFLICT when `expected_version` is stale.
+    with VERSION_CONFLICT when `expected_version` is stale. When transcripts or
+    artifacts name the record as their parent and `cascade` is false,
+    FAILED_PRECONDITION with ErrorInfo reason HAS_CHILDREN (metadata
+    `children`: how many) and a PreconditionFailure violation per child (type
+    "transcript" or "artifact", subject its id; the first 100); with `cascade`
+    they are deleted with the record.
     """
     ListRecords: _aio.UnaryUnaryMultiCallable[_records_pb2.ListRecordsRequest, _records_pb2.ListRecordsResponse]  # type: ignore[assignment]
     """Lists records of a collection matching an AIP-160 filter, in `order_by`
@@ -227,7 +237,12 @@ class RecordServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_empty_pb2.Empty, _abc.Awaitable[_empty_pb2.Empty]]:
         """Deletes a record. NOT_FOUND when missing (unless `allow_missing`), ABORTED
-        with VERSION_CONFLICT when `expected_version` is stale.
+        with VERSION_CONFLICT when `expected_version` is stale. When transcripts or
+        artifacts name the record as their parent and `cascade` is false,
+        FAILED_PRECONDITION with ErrorInfo reason HAS_CHILDREN (metadata
+        `children`: how many) and a PreconditionFailure violation per child (type
+        "transcript" or "artifact", subject its id; the first 100); with `cascade`
+        they are deleted with the record.
         """
 
     @_abc_1.abstractmethod

@@ -219,6 +219,7 @@ class DeleteRecordWrite(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
     ALLOW_MISSING_FIELD_NUMBER: _builtins.int
+    CASCADE_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """The record's collection."""
     id: _builtins.str
@@ -227,6 +228,11 @@ class DeleteRecordWrite(_message.Message):
     """When non-zero, the delete happens only if the record is at this version."""
     allow_missing: _builtins.bool
     """Succeed when the record does not exist."""
+    cascade: _builtins.bool
+    """Also delete the transcripts and artifacts whose parent is this record;
+    false refuses the commit (FAILED_PRECONDITION, reason HAS_CHILDREN) when
+    any exist, as in DeleteRecordRequest.
+    """
     def __init__(
         self,
         *,
@@ -234,10 +240,11 @@ class DeleteRecordWrite(_message.Message):
         id: _builtins.str = ...,
         expected_version: _builtins.int = ...,
         allow_missing: _builtins.bool = ...,
+        cascade: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "collection", b"collection", "expected_version", b"expected_version", "id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_missing", b"allow_missing", "cascade", b"cascade", "collection", b"collection", "expected_version", b"expected_version", "id", b"id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from strata.v1 import records_pb2 as strata_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstrata/v1/transcripts.proto\x12\tstrata.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x03\n\nTranscript\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x14\n\x05title\x18\x04 \x01(\tR\x05title\x12\x39\n\x06labels\x18\x05 \x03(\x0b\x32!.strata.v1.Transcript.LabelsEntryR\x06labels\x12\x19\n\x08next_seq\x18\x06 \x01(\x03R\x07nextSeq\x12\x1d\n\nsize_bytes\x18\x07 \x01(\x03R\tsizeBytes\x12\x16\n\x06sealed\x18\x08 \x01(\x08R\x06sealed\x12\x37\n\tseal_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sealTime\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xb1\x01\n\x05\x45ntry\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x03 \x01(\tR\x07\x63ontent\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xaa\x02\n\x17\x43reateTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12#\n\rtranscript_id\x18\x02 \x01(\tR\x0ctranscriptId\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x14\n\x05title\x18\x04 \x01(\tR\x05title\x12\x46\n\x06labels\x18\x05 \x03(\x0b\x32..strata.v1.CreateTranscriptRequest.LabelsEntryR\x06labels\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"D\n\x14GetTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\x88\x01\n\x16ListTranscriptsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\"z\n\x17ListTranscriptsResponse\x12\x37\n\x0btranscripts\x18\x01 \x03(\x0b\x32\x15.strata.v1.TranscriptR\x0btranscripts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbb\x01\n\x14\x41ppendEntriesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12*\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x10.strata.v1.EntryR\x07\x65ntries\x12*\n\x11\x65xpected_next_seq\x18\x04 \x01(\x03R\x0f\x65xpectedNextSeq\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"O\n\x15\x41ppendEntriesResponse\x12\x1b\n\tfirst_seq\x18\x01 \x01(\x03R\x08\x66irstSeq\x12\x19\n\x08next_seq\x18\x02 \x01(\x03R\x07nextSeq\"\xa0\x01\n\x15ReadTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x19\n\x08\x66rom_seq\x18\x03 \x01(\x03R\x07\x66romSeq\x12\x16\n\x06\x66ollow\x18\x04 \x01(\x08R\x06\x66ollow\x12&\n\x0fmax_batch_bytes\x18\x05 \x01(\x05R\rmaxBatchBytes\"\xec\x04\n\x16ReadTranscriptResponse\x12?\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\'.strata.v1.ReadTranscriptResponse.BatchH\x00R\x05\x62\x61tch\x12J\n\nup_to_date\x18\x02 \x01(\x0b\x32*.strata.v1.ReadTranscriptResponse.UpToDateH\x00R\x08upToDate\x12\x42\n\x06sealed\x18\x03 \x01(\x0b\x32(.strata.v1.ReadTranscriptResponse.SealedH\x00R\x06sealed\x12K\n\theartbeat\x18\x04 \x01(\x0b\x32+.strata.v1.ReadTranscriptResponse.HeartbeatH\x00R\theartbeat\x1aN\n\x05\x42\x61tch\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x10.strata.v1.EntryR\x07\x65ntries\x12\x19\n\x08next_seq\x18\x02 \x01(\x03R\x07nextSeq\x1a%\n\x08UpToDate\x12\x19\n\x08next_seq\x18\x01 \x01(\x03R\x07nextSeq\x1a\\\n\x06Sealed\x12\x19\n\x08next_seq\x18\x01 \x01(\x03R\x07nextSeq\x12\x37\n\tseal_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sealTime\x1aV\n\tHeartbeat\x12\x19\n\x08next_seq\x18\x01 \x01(\x03R\x07nextSeq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04timeB\x07\n\x05\x65vent\"E\n\x15SealTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"G\n\x17\x44\x65leteTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\x9a\x01\n\x18SearchTranscriptsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05query\x18\x02 \x01(\tR\x05query\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\"q\n\x19SearchTranscriptsResponse\x12,\n\x04hits\x18\x01 \x03(\x0b\x32\x18.strata.v1.TranscriptHitR\x04hits\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x01\n\rTranscriptHit\x12#\n\rtranscript_id\x18\x01 \x01(\tR\x0ctranscriptId\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x12\n\x04role\x18\x03 \x01(\tR\x04role\x12\x18\n\x07snippet\x18\x04 \x01(\tR\x07snippet\x12\x14\n\x05score\x18\x05 \x01(\x01R\x05score\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime2\xad\x05\n\x11TranscriptService\x12M\n\x10\x43reateTranscript\x12\".strata.v1.CreateTranscriptRequest\x1a\x15.strata.v1.Transcript\x12G\n\rGetTranscript\x12\x1f.strata.v1.GetTranscriptRequest\x1a\x15.strata.v1.Transcript\x12X\n\x0fListTranscripts\x12!.strata.v1.ListTranscriptsRequest\x1a\".strata.v1.ListTranscriptsResponse\x12R\n\rAppendEntries\x12\x1f.strata.v1.AppendEntriesRequest\x1a .strata.v1.AppendEntriesResponse\x12W\n\x0eReadTranscript\x12 .strata.v1.ReadTranscriptRequest\x1a!.strata.v1.ReadTranscriptResponse0\x01\x12I\n\x0eSealTranscript\x12 .strata.v1.SealTranscriptRequest\x1a\x15.strata.v1.Transcript\x12N\n\x10\x44\x65leteTranscript\x12\".strata.v1.DeleteTranscriptRequest\x1a\x16.google.protobuf.Empty\x12^\n\x11SearchTranscripts\x12#.strata.v1.SearchTranscriptsRequest\x1a$.strata.v1.SearchTranscriptsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstrata/v1/transcripts.proto\x12\tstrata.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x92\x04\n\nTranscript\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x14\n\x05title\x18\x04 \x01(\tR\x05title\x12\x39\n\x06labels\x18\x05 \x03(\x0b\x32!.strata.v1.Transcript.LabelsEntryR\x06labels\x12\x19\n\x08next_seq\x18\x06 \x01(\x03R\x07nextSeq\x12\x1d\n\nsize_bytes\x18\x07 \x01(\x03R\tsizeBytes\x12\x16\n\x06sealed\x18\x08 \x01(\x08R\x06sealed\x12\x37\n\tseal_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sealTime\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12/\n\x06parent\x18\x0c \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xb1\x01\n\x05\x45ntry\x12\x10\n\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n\x07\x63ontent\x18\x03 \x01(\tR\x07\x63ontent\x12+\n\x04\x64\x61ta\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x04\x64\x61ta\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xdb\x02\n\x17\x43reateTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12#\n\rtranscript_id\x18\x02 \x01(\tR\x0ctranscriptId\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x14\n\x05title\x18\x04 \x01(\tR\x05title\x12\x46\n\x06labels\x18\x05 \x03(\x0b\x32..strata.v1.CreateTranscriptRequest.LabelsEntryR\x06labels\x12\x1d\n\nrequest_id\x18\x06 \x01(\tR\trequestId\x12/\n\x06parent\x18\x07 \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"D\n\x14GetTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\xb9\x01\n\x16ListTranscriptsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12/\n\x06parent\x18\x05 \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\"z\n\x17ListTranscriptsResponse\x12\x37\n\x0btranscripts\x18\x01 \x03(\x0b\x32\x15.strata.v1.TranscriptR\x0btranscripts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xbb\x01\n\x14\x41ppendEntriesRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12*\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x10.strata.v1.EntryR\x07\x65ntries\x12*\n\x11\x65xpected_next_seq\x18\x04 \x01(\x03R\x0f\x65xpectedNextSeq\x12\x1d\n\nrequest_id\x18\x05 \x01(\tR\trequestId\"O\n\x15\x41ppendEntriesResponse\x12\x1b\n\tfirst_seq\x18\x01 \x01(\x03R\x08\x66irstSeq\x12\x19\n\x08next_seq\x18\x02 \x01(\x03R\x07nextSeq\"\xa0\x01\n\x15ReadTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x19\n\x08\x66rom_seq\x18\x03 \x01(\x03R\x07\x66romSeq\x12\x16\n\x06\x66ollow\x18\x04 \x01(\x08R\x06\x66ollow\x12&\n\x0fmax_batch_bytes\x18\x05 \x01(\x05R\rmaxBatchBytes\"\xec\x04\n\x16ReadTranscriptResponse\x12?\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\'.strata.v1.ReadTranscriptResponse.BatchH\x00R\x05\x62\x61tch\x12J\n\nup_to_date\x18\x02 \x01(\x0b\x32*.strata.v1.ReadTranscriptResponse.UpToDateH\x00R\x08upToDate\x12\x42\n\x06sealed\x18\x03 \x01(\x0b\x32(.strata.v1.ReadTranscriptResponse.SealedH\x00R\x06sealed\x12K\n\theartbeat\x18\x04 \x01(\x0b\x32+.strata.v1.ReadTranscriptResponse.HeartbeatH\x00R\theartbeat\x1aN\n\x05\x42\x61tch\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x10.strata.v1.EntryR\x07\x65ntries\x12\x19\n\x08next_seq\x18\x02 \x01(\x03R\x07nextSeq\x1a%\n\x08UpToDate\x12\x19\n\x08next_seq\x18\x01 \x01(\x03R\x07nextSeq\x1a\\\n\x06Sealed\x12\x19\n\x08next_seq\x18\x01 \x01(\x03R\x07nextSeq\x12\x37\n\tseal_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x08sealTime\x1aV\n\tHeartbeat\x12\x19\n\x08next_seq\x18\x01 \x01(\x03R\x07nextSeq\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04timeB\x07\n\x05\x65vent\"E\n\x15SealTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"G\n\x17\x44\x65leteTranscriptRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\x9a\x01\n\x18SearchTranscriptsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05query\x18\x02 \x01(\tR\x05query\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\"q\n\x19SearchTranscriptsResponse\x12,\n\x04hits\x18\x01 \x03(\x0b\x32\x18.strata.v1.TranscriptHitR\x04hits\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc7\x01\n\rTranscriptHit\x12#\n\rtranscript_id\x18\x01 \x01(\tR\x0ctranscriptId\x12\x10\n\x03seq\x18\x02 \x01(\x03R\x03seq\x12\x12\n\x04role\x18\x03 \x01(\tR\x04role\x12\x18\n\x07snippet\x18\x04 \x01(\tR\x07snippet\x12\x14\n\x05score\x18\x05 \x01(\x01R\x05score\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime2\xad\x05\n\x11TranscriptService\x12M\n\x10\x43reateTranscript\x12\".strata.v1.CreateTranscriptRequest\x1a\x15.strata.v1.Transcript\x12G\n\rGetTranscript\x12\x1f.strata.v1.GetTranscriptRequest\x1a\x15.strata.v1.Transcript\x12X\n\x0fListTranscripts\x12!.strata.v1.ListTranscriptsRequest\x1a\".strata.v1.ListTranscriptsResponse\x12R\n\rAppendEntries\x12\x1f.strata.v1.AppendEntriesRequest\x1a .strata.v1.AppendEntriesResponse\x12W\n\x0eReadTranscript\x12 .strata.v1.ReadTranscriptRequest\x1a!.strata.v1.ReadTranscriptResponse0\x01\x12I\n\x0eSealTranscript\x12 .strata.v1.SealTranscriptRequest\x1a\x15.strata.v1.Transcript\x12N\n\x10\x44\x65leteTranscript\x12\".strata.v1.DeleteTranscriptRequest\x1a\x16.google.protobuf.Empty\x12^\n\x11SearchTranscripts\x12#.strata.v1.SearchTranscriptsRequest\x1a$.strata.v1.SearchTranscriptsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,48 +39,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCRIPT_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_CREATETRANSCRIPTREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_CREATETRANSCRIPTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_TRANSCRIPT']._serialized_start=135
-  _globals['_TRANSCRIPT']._serialized_end=616
-  _globals['_TRANSCRIPT_LABELSENTRY']._serialized_start=559
-  _globals['_TRANSCRIPT_LABELSENTRY']._serialized_end=616
-  _globals['_ENTRY']._serialized_start=619
-  _globals['_ENTRY']._serialized_end=796
-  _globals['_CREATETRANSCRIPTREQUEST']._serialized_start=799
-  _globals['_CREATETRANSCRIPTREQUEST']._serialized_end=1097
-  _globals['_CREATETRANSCRIPTREQUEST_LABELSENTRY']._serialized_start=559
-  _globals['_CREATETRANSCRIPTREQUEST_LABELSENTRY']._serialized_end=616
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1099
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1167
-  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_start=1170
-  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_end=1306
-  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_start=1308
-  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_end=1430
-  _globals['_APPENDENTRIESREQUEST']._serialized_start=1433
-  _globals['_APPENDENTRIESREQUEST']._serialized_end=1620
-  _globals['_APPENDENTRIESRESPONSE']._serialized_start=1622
-  _globals['_APPENDENTRIESRESPONSE']._serialized_end=1701
-  _globals['_READTRANSCRIPTREQUEST']._serialized_start=1704
-  _globals['_READTRANSCRIPTREQUEST']._serialized_end=1864
-  _globals['_READTRANSCRIPTRESPONSE']._serialized_start=1867
-  _globals['_READTRANSCRIPTRESPONSE']._serialized_end=2487
-  _globals['_READTRANSCRIPTRESPONSE_BATCH']._serialized_start=2179
-  _globals['_READTRANSCRIPTRESPONSE_BATCH']._serialized_end=2257
-  _globals['_READTRANSCRIPTRESPONSE_UPTODATE']._serialized_start=2259
-  _globals['_READTRANSCRIPTRESPONSE_UPTODATE']._serialized_end=2296
-  _globals['_READTRANSCRIPTRESPONSE_SEALED']._serialized_start=2298
-  _globals['_READTRANSCRIPTRESPONSE_SEALED']._serialized_end=2390
-  _globals['_READTRANSCRIPTRESPONSE_HEARTBEAT']._serialized_start=2392
-  _globals['_READTRANSCRIPTRESPONSE_HEARTBEAT']._serialized_end=2478
-  _globals['_SEALTRANSCRIPTREQUEST']._serialized_start=2489
-  _globals['_SEALTRANSCRIPTREQUEST']._serialized_end=2558
-  _globals['_DELETETRANSCRIPTREQUEST']._serialized_start=2560
-  _globals['_DELETETRANSCRIPTREQUEST']._serialized_end=2631
-  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_start=2634
-  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_end=2788
-  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_start=2790
-  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_end=2903
-  _globals['_TRANSCRIPTHIT']._serialized_start=2906
-  _globals['_TRANSCRIPTHIT']._serialized_end=3105
-  _globals['_TRANSCRIPTSERVICE']._serialized_start=3108
-  _globals['_TRANSCRIPTSERVICE']._serialized_end=3793
+  _globals['_TRANSCRIPT']._serialized_start=160
+  _globals['_TRANSCRIPT']._serialized_end=690
+  _globals['_TRANSCRIPT_LABELSENTRY']._serialized_start=633
+  _globals['_TRANSCRIPT_LABELSENTRY']._serialized_end=690
+  _globals['_ENTRY']._serialized_start=693
+  _globals['_ENTRY']._serialized_end=870
+  _globals['_CREATETRANSCRIPTREQUEST']._serialized_start=873
+  _globals['_CREATETRANSCRIPTREQUEST']._serialized_end=1220
+  _globals['_CREATETRANSCRIPTREQUEST_LABELSENTRY']._serialized_start=633
+  _globals['_CREATETRANSCRIPTREQUEST_LABELSENTRY']._serialized_end=690
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1222
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1290
+  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_start=1293
+  _globals['_LISTTRANSCRIPTSREQUEST']._serialized_end=1478
+  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_start=1480
+  _globals['_LISTTRANSCRIPTSRESPONSE']._serialized_end=1602
+  _globals['_APPENDENTRIESREQUEST']._serialized_start=1605
+  _globals['_APPENDENTRIESREQUEST']._serialized_end=1792
+  _globals['_APPENDENTRIESRESPONSE']._serialized_start=1794
+  _globals['_APPENDENTRIESRESPONSE']._serialized_end=1873
+  _globals['_READTRANSCRIPTREQUEST']._serialized_start=1876
+  _globals['_READTRANSCRIPTREQUEST']._serialized_end=2036
+  _globals['_READTRANSCRIPTRESPONSE']._serialized_start=2039
+  _globals['_READTRANSCRIPTRESPONSE']._serialized_end=2659
+  _globals['_READTRANSCRIPTRESPONSE_BATCH']._serialized_start=2351
+  _globals['_READTRANSCRIPTRESPONSE_BATCH']._serialized_end=2429
+  _globals['_READTRANSCRIPTRESPONSE_UPTODATE']._serialized_start=2431
+  _globals['_READTRANSCRIPTRESPONSE_UPTODATE']._serialized_end=2468
+  _globals['_READTRANSCRIPTRESPONSE_SEALED']._serialized_start=2470
+  _globals['_READTRANSCRIPTRESPONSE_SEALED']._serialized_end=2562
+  _globals['_READTRANSCRIPTRESPONSE_HEARTBEAT']._serialized_start=2564
+  _globals['_READTRANSCRIPTRESPONSE_HEARTBEAT']._serialized_end=2650
+  _globals['_SEALTRANSCRIPTREQUEST']._serialized_start=2661
+  _globals['_SEALTRANSCRIPTREQUEST']._serialized_end=2730
+  _globals['_DELETETRANSCRIPTREQUEST']._serialized_start=2732
+  _globals['_DELETETRANSCRIPTREQUEST']._serialized_end=2803
+  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_start=2806
+  _globals['_SEARCHTRANSCRIPTSREQUEST']._serialized_end=2960
+  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_start=2962
+  _globals['_SEARCHTRANSCRIPTSRESPONSE']._serialized_end=3075
+  _globals['_TRANSCRIPTHIT']._serialized_start=3078
+  _globals['_TRANSCRIPTHIT']._serialized_end=3277
+  _globals['_TRANSCRIPTSERVICE']._serialized_start=3280
+  _globals['_TRANSCRIPTSERVICE']._serialized_end=3965
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from strata.v1 import records_pb2 as _records_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -57,6 +58,7 @@ class Transcript(_message.Message):
     SEAL_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The tenant or workspace the transcript belongs to."""
     id: _builtins.str
@@ -89,6 +91,12 @@ class Transcript(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When it last changed (created, appended to or sealed)."""
 
+    @_builtins.property
+    def parent(self) -> _records_pb2.ParentRecord:
+        """The record the transcript belongs to; unset when none. Deleting that
+        record refuses or cascades (DeleteRecordRequest.cascade).
+        """
+
     def __init__(
         self,
         *,
@@ -103,10 +111,11 @@ class Transcript(_message.Message):
         seal_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        parent: _records_pb2.ParentRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "seal_time", b"seal_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "parent", b"parent", "seal_time", b"seal_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "labels", b"labels", "namespace", b"namespace", "next_seq", b"next_seq", "owner", b"owner", "seal_time", b"seal_time", "sealed", b"sealed", "size_bytes", b"size_bytes", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "labels", b"labels", "namespace", b"namespace", "next_seq", b"next_seq", "owner", b"owner", "parent", b"parent", "seal_time", b"seal_time", "sealed", b"sealed", "size_bytes", b"size_bytes", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -190,6 +199,7 @@ class CreateTranscriptRequest(_message.Message):
     TITLE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     transcript_id: _builtins.str
@@ -206,6 +216,12 @@ class CreateTranscriptRequest(_message.Message):
         `-`; values up to 256 printable characters.
         """
 
+    @_builtins.property
+    def parent(self) -> _records_pb2.ParentRecord:
+        """Optional: the record the transcript belongs to (collection and id, both
+        or neither). The record need not exist yet.
+        """
+
     def __init__(
         self,
         *,
@@ -215,10 +231,11 @@ class CreateTranscriptRequest(_message.Message):
         title: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         request_id: _builtins.str = ...,
+        parent: _records_pb2.ParentRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parent", b"parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "namespace", b"namespace", "owner", b"owner", "request_id", b"request_id", "title", b"title", "transcript_id", b"transcript_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["labels", b"labels", "namespace", b"namespace", "owner", b"owner", "parent", b"parent", "request_id", b"request_id", "title", b"title", "transcript_id", b"transcript_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,6 +277,7 @@ class ListTranscriptsRequest(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PARENT_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """Tenant or workspace; empty means "default"."""
     owner: _builtins.str
@@ -267,7 +285,11 @@ class ListTranscriptsRequest(_message.Message):
     page_size: _builtins.int
     """Largest number of transcripts to return; 0 means 50, above 1000 means 1000."""
     page_token: _builtins.str
-    """The `next_page_token` of a previous call with the same owner."""
+    """The `next_page_token` of a previous call with the same owner and parent."""
+    @_builtins.property
+    def parent(self) -> _records_pb2.ParentRecord:
+        """Only the transcripts whose parent is this record; unset lists all."""
+
     def __init__(
         self,
         *,
@@ -275,10 +297,11 @@ class ListTranscriptsRequest(_message.Message):
         owner: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        parent: _records_pb2.ParentRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["parent", b"parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["namespace", b"namespace", "owner", b"owner", "page_size", b"page_size", "page_token", b"page_token", "parent", b"parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -108,7 +108,7 @@ class TranscriptServiceServicer:
 
     def CreateTranscript(self, request, context):
         """Creates an empty transcript. ALREADY_EXISTS when the id is taken,
-        INVALID_ARGUMENT for a bad id, owner, title or label. A retry with the
+        INVALID_ARGUMENT for a bad id, owner, title, label or parent. A retry with the
         same `request_id` returns the first result and creates nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -124,8 +124,9 @@ class TranscriptServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTranscripts(self, request, context):
-        """Lists transcripts, newest first, optionally of one owner.
-        INVALID_ARGUMENT for a negative page size or a malformed page token.
+        """Lists transcripts, newest first, optionally of one owner and/or one parent.
+        INVALID_ARGUMENT for a negative page size, a malformed page token or
+        parent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -49,7 +49,7 @@ class TranscriptServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TranscriptServiceAsyncStub: ...
     CreateTranscript: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.CreateTranscriptRequest, _transcripts_pb2.Transcript]
     """Creates an empty transcript. ALREADY_EXISTS when the id is taken,
-    INVALID_ARGUMENT for a bad id, owner, title or label. A retry with the
+    INVALID_ARGUMENT for a bad id, owner, title, label or parent. A retry with the
     same `request_id` returns the first result and creates nothing.
     """
     GetTranscript: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.GetTranscriptRequest, _transcripts_pb2.Transcript]
@@ -57,8 +57,9 @@ class TranscriptServiceStub:
     unknown id.
     """
     ListTranscripts: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.ListTranscriptsRequest, _transcripts_pb2.ListTranscriptsResponse]
-    """Lists transcripts, newest first, optionally of one owner.
-    INVALID_ARGUMENT for a negative page size or a malformed page token.
+    """Lists transcripts, newest first, optionally of one owner and/or one parent.
+    INVALID_ARGUMENT for a negative page size, a malformed page token or
+    parent.
     """
     AppendEntries: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.AppendEntriesRequest, _transcripts_pb2.AppendEntriesResponse]
     """Appends entries in one transaction, all or none; they get the next seqs in
@@ -120,7 +121,7 @@ class TranscriptServiceAsyncStub(TranscriptServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateTranscript: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.CreateTranscriptRequest, _transcripts_pb2.Transcript]  # type: ignore[assignment]
     """Creates an empty transcript. ALREADY_EXISTS when the id is taken,
-    INVALID_ARGUMENT for a bad id, owner, title or label. A retry with the
+    INVALID_ARGUMENT for a bad id, owner, title, label or parent. A retry with the
     same `request_id` returns the first result and creates nothing.
     """
     GetTranscript: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.GetTranscriptRequest, _transcripts_pb2.Transcript]  # type: ignore[assignment]
@@ -128,8 +129,9 @@ class TranscriptServiceAsyncStub(TranscriptServiceStub):
     unknown id.
     """
     ListTranscripts: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.ListTranscriptsRequest, _transcripts_pb2.ListTranscriptsResponse]  # type: ignore[assignment]
-    """Lists transcripts, newest first, optionally of one owner.
-    INVALID_ARGUMENT for a negative page size or a malformed page token.
+    """Lists transcripts, newest first, optionally of one owner and/or one parent.
+    INVALID_ARGUMENT for a negative page size, a malformed page token or
+    parent.
     """
     AppendEntries: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.AppendEntriesRequest, _transcripts_pb2.AppendEntriesResponse]  # type: ignore[assignment]
     """Appends entries in one transaction, all or none; they get the next seqs in
@@ -194,7 +196,7 @@ class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_transcripts_pb2.Transcript, _abc.Awaitable[_transcripts_pb2.Transcript]]:
         """Creates an empty transcript. ALREADY_EXISTS when the id is taken,
-        INVALID_ARGUMENT for a bad id, owner, title or label. A retry with the
+        INVALID_ARGUMENT for a bad id, owner, title, label or parent. A retry with the
         same `request_id` returns the first result and creates nothing.
         """
 
@@ -214,8 +216,9 @@ class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _transcripts_pb2.ListTranscriptsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_transcripts_pb2.ListTranscriptsResponse, _abc.Awaitable[_transcripts_pb2.ListTranscriptsResponse]]:
-        """Lists transcripts, newest first, optionally of one owner.
-        INVALID_ARGUMENT for a negative page size or a malformed page token.
+        """Lists transcripts, newest first, optionally of one owner and/or one parent.
+        INVALID_ARGUMENT for a negative page size, a malformed page token or
+        parent.
         """
 
     @_abc_1.abstractmethod

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from strata_server.core.artifact_rules import Artifact, BlobRef, StagedBlob, StoredBlob
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.storage.ports.write_context import WriteContext
 
 
@@ -46,10 +47,16 @@ class ArtifactStore(Protocol):
         ...
 
     async def list_artifacts(
-        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
+        self,
+        namespace: str,
+        owner: str | None,
+        kind: str | None,
+        limit: int,
+        after: str | None,
+        parent: ParentRef | None = None,
     ) -> Page[Artifact]:
-        """Artifacts in id (= creation) order after the id `after`; `last_key` is
-        (id,) when more may follow."""
+        """Artifacts in id (= creation) order after the id `after`, optionally only
+        those of one parent record; `last_key` is (id,) when more may follow."""
         ...
 
     async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.transcript_rules import (
     Appended,
     AppendEntries,
@@ -43,10 +44,16 @@ class TranscriptStore(Protocol):
         ...
 
     async def list_transcripts(
-        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
+        self,
+        namespace: str,
+        owner: str | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+        parent: ParentRef | None = None,
     ) -> Page[Transcript]:
         """Transcripts newest first ((create_time, id) descending), optionally of one
-        owner, after the key `after`; `last_key` is (create_time, id)."""
+        owner and/or of one parent record, after the key `after`; `last_key` is
+        (create_time, id)."""
         ...
 
     async def append_entries(

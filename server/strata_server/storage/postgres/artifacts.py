@@ -21,6 +21,7 @@ from strata_server.core.artifact_rules import (
     artifact_to_json,
 )
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS
@@ -39,7 +40,8 @@ ON CONFLICT (namespace, upload_id) DO UPDATE SET sha256 = excluded.sha256,
 """
 DELETE_PIN = "DELETE FROM blob_pins WHERE namespace = %s AND upload_id = %s"
 INSERT = f"""
-INSERT INTO artifacts ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+INSERT INTO artifacts ({COLUMNS})
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
 """
 INSERT_AUDIT = """
 INSERT INTO audit_log
@@ -147,8 +149,11 @@ class PostgresArtifacts:
         kind: str | None,
         limit: int,
         after: str | None,
+        parent: ParentRef | None = None,
     ) -> Page[Artifact]:
-        sql, params = artifact_sql.list_artifacts(POSTGRES, namespace, owner, kind, limit, after)
+        sql, params = artifact_sql.list_artifacts(
+            POSTGRES, namespace, owner, kind, limit, after, parent
+        )
         cursor = await conn.execute(sql.encode(), params)
         return artifact_sql.artifact_page(POSTGRES, await cursor.fetchall(), limit)
 

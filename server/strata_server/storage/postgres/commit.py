@@ -1,7 +1,7 @@
 """The write path: Commit (with idempotent retries) and the purge of expired records.
 
 A commit runs in one READ COMMITTED transaction, in at most four statements however
-many writes it holds:
+many writes it holds (plus one to three when it deletes records, for their children):
 
 1. With a request_id, claim it: `INSERT ... ON CONFLICT DO NOTHING` into request_log.
    Two retries of one request race on that unique key; the second waits until the
@@ -16,7 +16,10 @@ many writes it holds:
 3. Plan each write in order with `core.writes.plan_write`, against the rows as the
    earlier writes of this commit left them. A domain error rolls everything back,
    tagged with its write index, before anything has been written.
-4. Persist the final state of each key, the audit entries and the request_log result
+4. The records it deletes that transcripts or artifacts name as their parent: the
+   commit is refused (HasChildren), or with `cascade` they are deleted, their audit
+   entries joining the commit's (record_children.py).
+5. Persist the final state of each key, the audit entries and the request_log result
    in one statement (`queries.PERSIST`). A key that was absent at step 2 is inserted
    with ON CONFLICT DO NOTHING: if a concurrent commit created it meanwhile, the
    insert is skipped and this commit fails with AlreadyExists (for a create) or
@@ -39,6 +42,7 @@ from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import (
     CreateRecord,
+    Deleted,
     DeleteRecord,
     Record,
     RecordRef,
@@ -47,12 +51,15 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.parent_refs import ParentDelete, ParentRef
 from strata_server.core.transcript_rules import Appended, AppendEntries
-from strata_server.storage.commit_plan import CommitPlan, Key
+from strata_server.core.writes import AuditEntry
+from strata_server.storage.commit_plan import CommitPlan, Key, with_children
 from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs
 from strata_server.storage.postgres.pool import Conn
+from strata_server.storage.postgres.record_children import settle_children
 from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.postgres.request_log import claim_request
 
@@ -98,6 +105,17 @@ def _lost_race(writes: Sequence[Write], key: Key) -> StrataError:
     else:
         error = Conflict(f"record {key[0]}/{key[1]} was created concurrently; retry the request")
     return with_write_index(error, index)
+
+
+def _audit_values(audit: AuditEntry) -> tuple[str, str, str, int, str]:
+    """An audit entry as PERSIST's audit arrays take it."""
+    return (
+        audit.action,
+        audit.entity,
+        audit.entity_id,
+        audit.version,
+        dumps(list(audit.changed_fields)),
+    )
 
 
 class ExistingRows(Exception):
@@ -167,6 +185,7 @@ async def commit(
     final: dict[Key, tuple[Record, str] | None] = {}
     results: list[WriteResult] = []
     audits: list[tuple[str, str, str, int, str]] = []
+    parents: dict[ParentRef, ParentDelete] = {}
     for index, write in enumerate(writes):
         if isinstance(write, NewJob):
             results.append(enqueued[index])
@@ -175,21 +194,20 @@ async def commit(
             results.append(appended[index])
             continue
         outcome = plan.decide(index, write)
+        parents.pop(ParentRef(write.collection, write.id), None)
         if outcome.row is not None:
             final[write.collection, write.id] = (outcome.row, outcome.data_json)
         elif outcome.delete:
             final[write.collection, write.id] = None
+            if isinstance(outcome.result, Deleted) and outcome.result.existed:
+                cascade = isinstance(write, DeleteRecord) and write.cascade
+                parents[ParentRef(write.collection, write.id)] = ParentDelete(index, cascade)
         results.append(outcome.result)
-        audit = outcome.audit
-        audits.append(
-            (
-                audit.action,
-                audit.entity,
-                audit.entity_id,
-                audit.version,
-                dumps(list(audit.changed_fields)),
-            )
-        )
+        audits.append(_audit_values(outcome.audit))
+    if parents:
+        gone, child_audits = await settle_children(conn, namespace, parents)
+        audits += [_audit_values(audit) for audit in child_audits]
+        with_children(results, parents, gone)
 
     inserts: list[tuple[Record, str]] = []
     updates: list[tuple[Record, str]] = []

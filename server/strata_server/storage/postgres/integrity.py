@@ -1,6 +1,7 @@
 """CheckIntegrity's database checks on PostgreSQL: jobs whose columns contradict
 their state, declared indexes whose database index is missing or invalid (a
-build that failed), and transcripts (transcript_checks.py). Repairs are the safe
+build that failed), transcripts (transcript_checks.py) and children whose parent
+record is gone (parent_checks.py). Repairs are the safe
 ones core/integrity_findings.py names; an index is rebuilt with CREATE INDEX CONCURRENTLY,
 as CreateIndex builds it."""
 
@@ -12,7 +13,7 @@ from typing import Any
 from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import check_jobs, index_finding, job_checks
-from strata_server.storage.postgres import transcript_checks
+from strata_server.storage.postgres import parent_checks, transcript_checks
 from strata_server.storage.postgres.pool import Conn, Runner
 
 JOBS = job_checks(lambda name: f"%({name})s", "::text", "now()")
@@ -75,4 +76,7 @@ class PostgresIntegrity:
         yield ("indexes", len(declared))
 
         async for event in transcript_checks.check(self.runner, namespace, repair=repair):
+            yield event
+
+        async for event in parent_checks.check(self.runner, namespace, repair=repair):
             yield event

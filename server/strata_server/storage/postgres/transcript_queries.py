@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import LiteralString
 
 TRANSCRIPT_COLUMNS = (
-    "id, owner, title, labels, next_seq, size_bytes, create_time, update_time, seal_time"
+    "id, owner, title, labels, next_seq, size_bytes, create_time, update_time, seal_time,"
+    " parent_collection, parent_id"
 )
 """The columns `transcripts.transcript_from_row` reads, in its order."""
 
@@ -38,9 +39,11 @@ def _audited(
 CREATE = f"""
 WITH inserted AS (
     INSERT INTO transcripts
-        (namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time)
+        (namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time,
+         parent_collection, parent_id)
     VALUES (%(namespace)s::text, %(id)s::text, %(owner)s::text, %(title)s::text,
-            %(labels)s::jsonb, 1, 0, %(now)s::timestamptz, %(now)s::timestamptz)
+            %(labels)s::jsonb, 1, 0, %(now)s::timestamptz, %(now)s::timestamptz,
+            %(parent_collection)s::text, %(parent_id)s::text)
     ON CONFLICT (namespace, id) DO NOTHING
     RETURNING id
 ), {
@@ -210,8 +213,13 @@ DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = %s
 """
 
 
-def _list(owner: bool, after: bool) -> LiteralString:
+def _list(owner: bool, parent: bool, after: bool) -> LiteralString:
     where: LiteralString = " AND owner = %(owner)s::text" if owner else ""
+    if parent:
+        where += (
+            " AND parent_collection = %(parent_collection)s::text"
+            " AND parent_id = %(parent_id)s::text"
+        )
     keyset: LiteralString = (
         " AND (create_time, id) < (%(after_time)s::timestamptz, %(after_id)s::text)"
         if after
@@ -224,10 +232,13 @@ def _list(owner: bool, after: bool) -> LiteralString:
     )
 
 
-LIST: dict[tuple[bool, bool], LiteralString] = {
-    (owner, after): _list(owner, after) for owner in (False, True) for after in (False, True)
+LIST: dict[tuple[bool, bool, bool], LiteralString] = {
+    (owner, parent, after): _list(owner, parent, after)
+    for owner in (False, True)
+    for parent in (False, True)
+    for after in (False, True)
 }
-"""ListTranscripts by (owner filter given, page key given)."""
+"""ListTranscripts by (owner filter given, parent filter given, page key given)."""
 
 
 def _search(one: bool) -> LiteralString:

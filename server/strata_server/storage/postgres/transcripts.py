@@ -26,6 +26,7 @@ from typing import Any
 from strata_server.core.errors import AlreadyExists, Conflict, NotFound
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.core.transcript_rules import (
     ENTRY_OVERHEAD,
@@ -73,6 +74,7 @@ def transcript_from_row(namespace: str, row: Sequence[Any]) -> Transcript:
         create_time=row[6],
         update_time=row[7],
         seal_time=row[8],
+        parent=ParentRef(row[9], row[10]) if row[10] is not None else None,
     )
 
 
@@ -190,7 +192,16 @@ class PostgresTranscripts:
                 return transcript_from_json(stored)
         at = now()
         transcript = Transcript(
-            namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, at, at
+            namespace,
+            new.id,
+            new.owner,
+            new.title,
+            dict(new.labels),
+            1,
+            0,
+            at,
+            at,
+            parent=new.parent,
         )
         cursor = await conn.execute(
             q.CREATE,
@@ -200,6 +211,8 @@ class PostgresTranscripts:
                 "owner": new.owner,
                 "title": new.title,
                 "labels": dumps(dict(new.labels)),
+                "parent_collection": new.parent.collection if new.parent is not None else None,
+                "parent_id": new.parent.id if new.parent is not None else None,
                 "now": at,
                 "actor": context.actor.name,
                 "request_id": context.request_id,
@@ -236,16 +249,22 @@ class PostgresTranscripts:
         owner: str | None,
         limit: int,
         after: tuple[Any, ...] | None,
+        parent: ParentRef | None = None,
     ) -> Page[Transcript]:
         if limit <= 0:
             return Page(())
         params: dict[str, Any] = {"namespace": namespace, "owner": owner, "limit": limit + 1}
+        if parent is not None:
+            params["parent_collection"], params["parent_id"] = parent.collection, parent.id
         if after is not None:
             if len(after) != 2 or not isinstance(after[1], str) or after[0] is None:
                 raise bad_token()
             params["after_time"], params["after_id"] = after
         cursor = await conn.execute(
-            q.LIST[(owner is not None, after is not None)], params, prepare=True, binary=True
+            q.LIST[(owner is not None, parent is not None, after is not None)],
+            params,
+            prepare=True,
+            binary=True,
         )
         rows = await cursor.fetchall()
         items = [transcript_from_row(namespace, row) for row in rows[:limit]]

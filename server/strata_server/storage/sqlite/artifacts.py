@@ -18,6 +18,7 @@ from strata_server.core.artifact_rules import (
     artifact_to_json,
 )
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS
@@ -28,7 +29,7 @@ from strata_server.storage.sqlite.dialect import SQLITE, to_micros
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 
-INSERT = f"INSERT INTO artifacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT = f"INSERT INTO artifacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT = f"SELECT {COLUMNS} FROM artifacts WHERE namespace = ? AND id = ?"
 DELETE = "DELETE FROM artifacts WHERE namespace = ? AND id = ?"
 INSERT_PIN = (
@@ -113,9 +114,17 @@ class SqliteArtifacts:
         return artifact_sql.found(SQLITE, rows[0] if rows else None, id)
 
     async def list_artifacts(
-        self, namespace: str, owner: str | None, kind: str | None, limit: int, after: str | None
+        self,
+        namespace: str,
+        owner: str | None,
+        kind: str | None,
+        limit: int,
+        after: str | None,
+        parent: ParentRef | None = None,
     ) -> Page[Artifact]:
-        sql, params = artifact_sql.list_artifacts(SQLITE, namespace, owner, kind, limit, after)
+        sql, params = artifact_sql.list_artifacts(
+            SQLITE, namespace, owner, kind, limit, after, parent
+        )
         return artifact_sql.artifact_page(SQLITE, await self._db.fetchall(sql, params), limit)
 
     async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:

@@ -9,7 +9,10 @@ A commit runs in one `BEGIN IMMEDIATE` transaction on the writer:
    earlier writes of this commit left them. The first domain error rolls everything
    back, tagged with its write index. Enqueues and transcript appends are written
    in place, in the same transaction (so a later failure rolls them back too).
-4. Persist the final state of each key (upsert or delete), the audit entries and the
+4. The records it deletes that transcripts or artifacts name as their parent: the
+   commit is refused (HasChildren), or with `cascade` they are deleted and audited
+   (record_children.py).
+5. Persist the final state of each key (upsert or delete), the audit entries and the
    request_log row, each as one batched statement.
 
 So the number of round trips to the writer thread does not grow with the writes.
@@ -27,6 +30,7 @@ from strata_server.core.errors import StrataError, with_write_index
 from strata_server.core.job_transitions import NewJob
 from strata_server.core.models import (
     CreateRecord,
+    Deleted,
     DeleteRecord,
     Record,
     RecordRef,
@@ -34,14 +38,16 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.parent_refs import ParentDelete, ParentRef
 from strata_server.core.transcript_rules import AppendEntries
 from strata_server.core.writes import AuditEntry, changed_fields
-from strata_server.storage.commit_plan import CommitPlan, Key
+from strata_server.storage.commit_plan import CommitPlan, Key, with_children
 from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.sqlite import transcripts
 from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.job_rows import insert_jobs
+from strata_server.storage.sqlite.record_children import settle_children
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
@@ -136,6 +142,7 @@ async def commit(
         plan = CommitPlan(namespace, now, max_record_bytes, current)
         upserts: dict[Key, tuple[Any, ...]] = {}
         deletes: dict[Key, None] = {}
+        parents: dict[ParentRef, ParentDelete] = {}
         audits: list[tuple[Any, ...]] = []
         results: list[WriteResult] = []
         for index, write in enumerate(writes):
@@ -160,6 +167,7 @@ async def commit(
                 continue
             outcome = plan.decide(index, write)
             key = (write.collection, write.id)
+            parents.pop(ParentRef(*key), None)
             if outcome.row is not None:
                 row = outcome.row
                 deletes.pop(key, None)
@@ -177,8 +185,19 @@ async def commit(
             elif outcome.delete:
                 upserts.pop(key, None)
                 deletes[key] = None
+                if isinstance(outcome.result, Deleted) and outcome.result.existed:
+                    cascade = isinstance(write, DeleteRecord) and write.cascade
+                    parents[ParentRef(*key)] = ParentDelete(index, cascade)
             results.append(outcome.result)
             audits.append(_audit_row(namespace, now_us, actor.name, outcome.audit, request_id))
+
+        if parents:
+            gone, child_audits = await settle_children(tx, namespace, parents)
+            with_children(results, parents, gone)
+            audits += [
+                _audit_row(namespace, now_us, actor.name, audit, request_id)
+                for audit in child_audits
+            ]
 
         if deletes:
             await tx.executemany(

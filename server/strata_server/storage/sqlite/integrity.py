@@ -1,6 +1,7 @@
 """CheckIntegrity's database checks on SQLite: the file itself (PRAGMA
 quick_check), jobs whose columns contradict their state, declared indexes
-without their database index, and transcripts (transcript_checks.py). Repairs are
+without their database index, transcripts (transcript_checks.py) and children
+whose parent record is gone (parent_checks.py). Repairs are
 the safe ones core/integrity_findings.py names."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from strata_server.core.index_paths import index_name
 from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
 from strata_server.storage.job_checks import check_jobs, index_finding, job_checks
-from strata_server.storage.sqlite import transcript_checks
+from strata_server.storage.sqlite import parent_checks, transcript_checks
 from strata_server.storage.sqlite.connection import Connections, Row
 from strata_server.storage.sqlite.dialect import to_micros
 from strata_server.storage.sqlite.indexes import create_sql
@@ -79,6 +80,9 @@ class SqliteIntegrity:
         yield ("indexes", len(declared))
 
         async for event in transcript_checks.check(self._db, namespace, repair=repair):
+            yield event
+
+        async for event in parent_checks.check(self._db, namespace, repair=repair):
             yield event
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 TRANSCRIPT_COLUMNS = (
-    "namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time, seal_time"
+    "namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time,"
+    " seal_time, parent_collection, parent_id"
 )
 """The columns `transcript_from_row` reads, in its order."""
 
 INSERT_TRANSCRIPT = f"""
-INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL)
+INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, ?)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
@@ -79,8 +80,9 @@ LIMIT ?5
 always, when it exists), in seq order: one range of the offset index."""
 
 
-def _list_sql(owner: bool, after: bool) -> str:
+def _list_sql(owner: bool, parent: bool, after: bool) -> str:
     where = "namespace = ?" + (" AND owner = ?" if owner else "")
+    where += " AND parent_collection = ? AND parent_id = ?" if parent else ""
     keyset = " AND (create_time, id) < (?, ?)" if after else ""
     return (
         f"SELECT {TRANSCRIPT_COLUMNS} FROM transcripts WHERE {where}{keyset} "
@@ -89,9 +91,12 @@ def _list_sql(owner: bool, after: bool) -> str:
 
 
 LIST_TRANSCRIPTS = {
-    (owner, after): _list_sql(owner, after) for owner in (False, True) for after in (False, True)
+    (owner, parent, after): _list_sql(owner, parent, after)
+    for owner in (False, True)
+    for parent in (False, True)
+    for after in (False, True)
 }
-"""ListTranscripts by (owner filter given, page key given)."""
+"""ListTranscripts by (owner filter given, parent filter given, page key given)."""
 
 _SEARCH = """
 SELECT e.transcript_id, e.seq, e.role, e.create_time,

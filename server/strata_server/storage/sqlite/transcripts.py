@@ -20,13 +20,13 @@ from typing import Any
 
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Page
+from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.core.transcript_rules import (
     ENTITY,
     ENTRY_OVERHEAD,
     Appended,
     AppendEntries,
-    Entry,
     EntryBatch,
     NewTranscript,
     Transcript,
@@ -44,7 +44,7 @@ from strata_server.core.transcript_rules import (
 from strata_server.storage import entry_wire
 from strata_server.storage.ports import QuotaStore
 from strata_server.storage.ports.write_context import WriteContext
-from strata_server.storage.sqlite.connection import Connections, Row, Transaction
+from strata_server.storage.sqlite.connection import Connections, Transaction
 from strata_server.storage.sqlite.dialect import from_micros, to_micros
 from strata_server.storage.sqlite.record_rows import match_expression
 from strata_server.storage.sqlite.request_log import store_result, stored_result
@@ -68,7 +68,11 @@ from strata_server.storage.sqlite.transcript_queries import (
     UNINDEX_ENTRIES,
     select_states,
 )
-from strata_server.storage.sqlquery import bad_token
+from strata_server.storage.sqlite.transcript_rows import (
+    entry_from_row,
+    list_key,
+    transcript_from_row,
+)
 
 
 def _now() -> datetime:
@@ -77,22 +81,6 @@ def _now() -> datetime:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def transcript_from_row(row: Row) -> Transcript:
-    """A Transcript from a row selected with TRANSCRIPT_COLUMNS."""
-    return Transcript(
-        namespace=row[0],
-        id=row[1],
-        owner=row[2],
-        title=row[3],
-        labels=json.loads(row[4]),
-        next_seq=row[5],
-        size_bytes=row[6],
-        create_time=from_micros(row[7]),
-        update_time=from_micros(row[8]),
-        seal_time=from_micros(row[9]) if row[9] is not None else None,
-    )
 
 
 def _audit(
@@ -106,17 +94,6 @@ def _audit(
     request_id: str | None = None,
 ) -> tuple[Any, ...]:
     return (namespace, now_us, actor.name, action, ENTITY, id, version, _dumps(changed), request_id)
-
-
-def _list_key(after: tuple[Any, ...]) -> tuple[int, str]:
-    if (
-        len(after) != 2
-        or not isinstance(after[0], datetime)
-        or after[0].tzinfo is None
-        or not isinstance(after[1], str)
-    ):
-        raise bad_token()
-    return to_micros(after[0]), after[1]
 
 
 async def append_in(
@@ -174,19 +151,6 @@ async def append_in(
     return Appended(append.id, next_seq, new_next)
 
 
-def entry_from_row(row: Row) -> Entry:
-    """An Entry from a row of READ_ENTRIES (its wire column left out)."""
-    seq, role, content, data, create_time, size = row[:6]
-    return (
-        seq,
-        role,
-        content,
-        json.loads(data) if data is not None else None,
-        from_micros(create_time),
-        size,
-    )
-
-
 class SqliteTranscripts:
     """`TranscriptStore` over SQLite."""
 
@@ -225,8 +189,18 @@ class SqliteTranscripts:
         now = _now()
         now_us = to_micros(now)
         transcript = Transcript(
-            namespace, new.id, new.owner, new.title, dict(new.labels), 1, 0, now, now
+            namespace,
+            new.id,
+            new.owner,
+            new.title,
+            dict(new.labels),
+            1,
+            0,
+            now,
+            now,
+            parent=new.parent,
         )
+        parent = new.parent
         async with self._db.transaction() as tx:
             if idempotency is not None:
                 stored = await stored_result(tx, namespace, idempotency)
@@ -234,7 +208,17 @@ class SqliteTranscripts:
                     return transcript_from_json(stored)
             inserted = await tx.fetchall(
                 INSERT_TRANSCRIPT,
-                (namespace, new.id, new.owner, new.title, _dumps(new.labels), now_us, now_us),
+                (
+                    namespace,
+                    new.id,
+                    new.owner,
+                    new.title,
+                    _dumps(new.labels),
+                    now_us,
+                    now_us,
+                    parent.collection if parent is not None else None,
+                    parent.id if parent is not None else None,
+                ),
             )
             if not inserted:
                 raise AlreadyExists(f"transcript {new.id} already exists")
@@ -281,16 +265,23 @@ class SqliteTranscripts:
         return found
 
     async def list_transcripts(
-        self, namespace: str, owner: str | None, limit: int, after: tuple[Any, ...] | None
+        self,
+        namespace: str,
+        owner: str | None,
+        limit: int,
+        after: tuple[Any, ...] | None,
+        parent: ParentRef | None = None,
     ) -> Page[Transcript]:
         if limit <= 0:
             return Page(())
         params: list[Any] = [namespace]
         if owner is not None:
             params.append(owner)
+        if parent is not None:
+            params.extend((parent.collection, parent.id))
         if after is not None:
-            params.extend(_list_key(after))
-        sql = LIST_TRANSCRIPTS[(owner is not None, after is not None)]
+            params.extend(list_key(after))
+        sql = LIST_TRANSCRIPTS[(owner is not None, parent is not None, after is not None)]
         rows = await self._db.fetchall(sql, [*params, limit + 1])
         items = [transcript_from_row(row) for row in rows[:limit]]
         last = items[-1] if len(rows) > limit else None
@@ -339,6 +330,7 @@ class SqliteTranscripts:
             transcript.create_time,
             now,
             now,
+            transcript.parent,
         )
 
     async def delete_transcript(self, namespace: str, id: str, *, actor: Actor) -> None:

@@ -32,7 +32,7 @@ from strata_server.storage.sqlite.job_rows import job_from_row
 from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
 from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
-from strata_server.storage.sqlite.transcripts import transcript_from_row
+from strata_server.storage.sqlite.transcript_rows import transcript_from_row
 from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
 from strata_server.storage.transfer_tables import ImportTable, ImportWriter, import_tables

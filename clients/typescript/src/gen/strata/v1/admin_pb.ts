@@ -1486,7 +1486,8 @@ export type CheckIntegrityRequest = Message<"strata.v1.CheckIntegrityRequest"> &
   /**
    * Repair what is safe to repair (rebuild an index, fix a job's columns to
    * match its state, recompute a transcript's counters from whole entries,
-   * delete entries whose transcript is gone); report the rest.
+   * delete entries whose transcript is gone, clear the parent of a transcript
+   * or artifact whose parent record is gone); report the rest.
    *
    * @generated from field: bool repair = 4;
    */
@@ -1704,7 +1705,8 @@ export const CheckCountSchema: GenMessage<CheckCount> = /*@__PURE__*/
 export type IntegrityFinding = Message<"strata.v1.IntegrityFinding"> & {
   /**
    * The check that found it: "database_file", "jobs", "indexes",
-   * "transcripts", "blobs".
+   * "transcripts", "blobs", "parents" (a transcript or artifact whose parent
+   * record does not exist).
    *
    * @generated from field: string check = 1;
    */

@@ -6,13 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ParentRecord } from "./records_pb.js";
+import { file_strata_v1_records } from "./records_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file strata/v1/artifacts.proto.
  */
 export const file_strata_v1_artifacts: GenFile = /*@__PURE__*/
-  fileDesc("ChlzdHJhdGEvdjEvYXJ0aWZhY3RzLnByb3RvEglzdHJhdGEudjEi2wIKCEFydGlmYWN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRINCgVvd25lchgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG5hbWUYBSABKAkSFAoMY29udGVudF90eXBlGAYgASgJEg4KBnNoYTI1NhgHIAEoCRIMCgRzaXplGAggASgDEhMKC3N0b3JlZF9zaXplGAkgASgDEisKC2NvbXByZXNzaW9uGAogASgOMhYuc3RyYXRhLnYxLkNvbXByZXNzaW9uEi8KBmxhYmVscxgLIAMoCzIfLnN0cmF0YS52MS5BcnRpZmFjdC5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKKAgoOQXJ0aWZhY3RIZWFkZXISEQoJbmFtZXNwYWNlGAEgASgJEg0KBW93bmVyGAIgASgJEgwKBGtpbmQYAyABKAkSDAoEbmFtZRgEIAEoCRIUCgxjb250ZW50X3R5cGUYBSABKAkSDgoGc2hhMjU2GAYgASgJEhEKBHNpemUYByABKANIAIgBARI1CgZsYWJlbHMYCCADKAsyJS5zdHJhdGEudjEuQXJ0aWZhY3RIZWFkZXIuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgJIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgcKBV9zaXplIl0KFVVwbG9hZEFydGlmYWN0UmVxdWVzdBIrCgZoZWFkZXIYASABKAsyGS5zdHJhdGEudjEuQXJ0aWZhY3RIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBHBhcnQiVwoXRG93bmxvYWRBcnRpZmFjdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEg4KBm9mZnNldBgDIAEoAxINCgVsaW1pdBgEIAEoAyJcChhEb3dubG9hZEFydGlmYWN0UmVzcG9uc2USJwoIYXJ0aWZhY3QYASABKAsyEy5zdHJhdGEudjEuQXJ0aWZhY3RIABIPCgVjaHVuaxgCIAEoDEgAQgYKBHBhcnQiMwoSR2V0QXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSJtChRMaXN0QXJ0aWZhY3RzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDQoFb3duZXIYAiABKAkSDAoEa2luZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJYChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USJgoJYXJ0aWZhY3RzGAEgAygLMhMuc3RyYXRhLnYxLkFydGlmYWN0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI2ChVEZWxldGVBcnRpZmFjdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIj0KF0ZpbmRNaXNzaW5nQmxvYnNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIPCgdzaGEyNTZzGAIgAygJIjMKGEZpbmRNaXNzaW5nQmxvYnNSZXNwb25zZRIXCg9taXNzaW5nX3NoYTI1NnMYASADKAkiYQoVR2V0QXJ0aWZhY3RVcmxSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIpCgZleHBpcnkYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24igwEKFkdldEFydGlmYWN0VXJsUmVzcG9uc2USCwoDdXJsGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIrCgtjb21wcmVzc2lvbhgDIAEoDjIWLnN0cmF0YS52MS5Db21wcmVzc2lvbipWCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9aU1REEAIy0gQKD0FydGlmYWN0U2VydmljZRJJCg5VcGxvYWRBcnRpZmFjdBIgLnN0cmF0YS52MS5VcGxvYWRBcnRpZmFjdFJlcXVlc3QaEy5zdHJhdGEudjEuQXJ0aWZhY3QoARJdChBEb3dubG9hZEFydGlmYWN0EiIuc3RyYXRhLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0GiMuc3RyYXRhLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXNwb25zZTABEkEKC0dldEFydGlmYWN0Eh0uc3RyYXRhLnYxLkdldEFydGlmYWN0UmVxdWVzdBoTLnN0cmF0YS52MS5BcnRpZmFjdBJSCg1MaXN0QXJ0aWZhY3RzEh8uc3RyYXRhLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiAuc3RyYXRhLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZRJKCg5EZWxldGVBcnRpZmFjdBIgLnN0cmF0YS52MS5EZWxldGVBcnRpZmFjdFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSWwoQRmluZE1pc3NpbmdCbG9icxIiLnN0cmF0YS52MS5GaW5kTWlzc2luZ0Jsb2JzUmVxdWVzdBojLnN0cmF0YS52MS5GaW5kTWlzc2luZ0Jsb2JzUmVzcG9uc2USVQoOR2V0QXJ0aWZhY3RVcmwSIC5zdHJhdGEudjEuR2V0QXJ0aWZhY3RVcmxSZXF1ZXN0GiEuc3RyYXRhLnYxLkdldEFydGlmYWN0VXJsUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp]);
+  fileDesc("ChlzdHJhdGEvdjEvYXJ0aWZhY3RzLnByb3RvEglzdHJhdGEudjEihAMKCEFydGlmYWN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRINCgVvd25lchgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG5hbWUYBSABKAkSFAoMY29udGVudF90eXBlGAYgASgJEg4KBnNoYTI1NhgHIAEoCRIMCgRzaXplGAggASgDEhMKC3N0b3JlZF9zaXplGAkgASgDEisKC2NvbXByZXNzaW9uGAogASgOMhYuc3RyYXRhLnYxLkNvbXByZXNzaW9uEi8KBmxhYmVscxgLIAMoCzIfLnN0cmF0YS52MS5BcnRpZmFjdC5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoGcGFyZW50GA0gASgLMhcuc3RyYXRhLnYxLlBhcmVudFJlY29yZBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrMCCg5BcnRpZmFjdEhlYWRlchIRCgluYW1lc3BhY2UYASABKAkSDQoFb3duZXIYAiABKAkSDAoEa2luZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIOCgZzaGEyNTYYBiABKAkSEQoEc2l6ZRgHIAEoA0gAiAEBEjUKBmxhYmVscxgIIAMoCzIlLnN0cmF0YS52MS5BcnRpZmFjdEhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAkgASgJEicKBnBhcmVudBgKIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfc2l6ZSJdChVVcGxvYWRBcnRpZmFjdFJlcXVlc3QSKwoGaGVhZGVyGAEgASgLMhkuc3RyYXRhLnYxLkFydGlmYWN0SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IlcKF0Rvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIOCgZvZmZzZXQYAyABKAMSDQoFbGltaXQYBCABKAMiXAoYRG93bmxvYWRBcnRpZmFjdFJlc3BvbnNlEicKCGFydGlmYWN0GAEgASgLMhMuc3RyYXRhLnYxLkFydGlmYWN0SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IjMKEkdldEFydGlmYWN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkilgEKFExpc3RBcnRpZmFjdHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVvd25lchgCIAEoCRIMCgRraW5kGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEicKBnBhcmVudBgGIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQiWAoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEiYKCWFydGlmYWN0cxgBIAMoCzITLnN0cmF0YS52MS5BcnRpZmFjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoVRGVsZXRlQXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSI9ChdGaW5kTWlzc2luZ0Jsb2JzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDwoHc2hhMjU2cxgCIAMoCSIzChhGaW5kTWlzc2luZ0Jsb2JzUmVzcG9uc2USFwoPbWlzc2luZ19zaGEyNTZzGAEgAygJImEKFUdldEFydGlmYWN0VXJsUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSKQoGZXhwaXJ5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBChZHZXRBcnRpZmFjdFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoLY29tcHJlc3Npb24YAyABKA4yFi5zdHJhdGEudjEuQ29tcHJlc3Npb24qVgoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWlNURBACMtIECg9BcnRpZmFjdFNlcnZpY2USSQoOVXBsb2FkQXJ0aWZhY3QSIC5zdHJhdGEudjEuVXBsb2FkQXJ0aWZhY3RSZXF1ZXN0GhMuc3RyYXRhLnYxLkFydGlmYWN0KAESXQoQRG93bmxvYWRBcnRpZmFjdBIiLnN0cmF0YS52MS5Eb3dubG9hZEFydGlmYWN0UmVxdWVzdBojLnN0cmF0YS52MS5Eb3dubG9hZEFydGlmYWN0UmVzcG9uc2UwARJBCgtHZXRBcnRpZmFjdBIdLnN0cmF0YS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaEy5zdHJhdGEudjEuQXJ0aWZhY3QSUgoNTGlzdEFydGlmYWN0cxIfLnN0cmF0YS52MS5MaXN0QXJ0aWZhY3RzUmVxdWVzdBogLnN0cmF0YS52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2USSgoORGVsZXRlQXJ0aWZhY3QSIC5zdHJhdGEudjEuRGVsZXRlQXJ0aWZhY3RSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElsKEEZpbmRNaXNzaW5nQmxvYnMSIi5zdHJhdGEudjEuRmluZE1pc3NpbmdCbG9ic1JlcXVlc3QaIy5zdHJhdGEudjEuRmluZE1pc3NpbmdCbG9ic1Jlc3BvbnNlElUKDkdldEFydGlmYWN0VXJsEiAuc3RyYXRhLnYxLkdldEFydGlmYWN0VXJsUmVxdWVzdBohLnN0cmF0YS52MS5HZXRBcnRpZmFjdFVybFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_strata_v1_records]);
 
 /**
  * A stored blob with its metadata.
@@ -104,6 +106,14 @@ export type Artifact = Message<"strata.v1.Artifact"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 12;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The record the artifact belongs to; unset when none. Deleting that record
+   * refuses or cascades (DeleteRecordRequest.cascade).
+   *
+   * @generated from field: strata.v1.ParentRecord parent = 13;
+   */
+  parent?: ParentRecord | undefined;
 };
 
 /**
@@ -183,6 +193,14 @@ export type ArtifactHeader = Message<"strata.v1.ArtifactHeader"> & {
    * @generated from field: string request_id = 9;
    */
   requestId: string;
+
+  /**
+   * Optional: the record the artifact belongs to (collection and id, both or
+   * neither). The record need not exist yet.
+   *
+   * @generated from field: strata.v1.ParentRecord parent = 10;
+   */
+  parent?: ParentRecord | undefined;
 };
 
 /**
@@ -372,11 +390,19 @@ export type ListArtifactsRequest = Message<"strata.v1.ListArtifactsRequest"> & {
   pageSize: number;
 
   /**
-   * The `next_page_token` of a previous call with the same owner and kind.
+   * The `next_page_token` of a previous call with the same owner, kind and
+   * parent.
    *
    * @generated from field: string page_token = 5;
    */
   pageToken: string;
+
+  /**
+   * Only the artifacts whose parent is this record; unset lists all.
+   *
+   * @generated from field: strata.v1.ParentRecord parent = 6;
+   */
+  parent?: ParentRecord | undefined;
 };
 
 /**
@@ -625,7 +651,7 @@ export const ArtifactService: GenService<{
    * stores, the chunks may be left out. A retry with the same `request_id`
    * returns the first result.
    * INVALID_ARGUMENT for a stream without a header, a second header, a chunk
-   * before the header, an empty name, an ill-formed sha256 or labels, or
+   * before the header, an empty name, an ill-formed sha256, labels or parent, or
    * content whose SHA-256 or size differs from the header's;
    * RESOURCE_EXHAUSTED for content larger than the configured maximum;
    * DEADLINE_EXCEEDED (reason IDLE_TIMEOUT) when the client sends nothing for
@@ -666,9 +692,9 @@ export const ArtifactService: GenService<{
     output: typeof ArtifactSchema;
   },
   /**
-   * Lists artifacts, optionally only those of one owner and kind, oldest
-   * first. INVALID_ARGUMENT for a negative page size or a malformed page
-   * token.
+   * Lists artifacts, optionally only those of one owner, kind and parent,
+   * oldest first. INVALID_ARGUMENT for a negative page size, a malformed page
+   * token or parent.
    *
    * @generated from rpc strata.v1.ArtifactService.ListArtifacts
    */
