@@ -22,3 +22,27 @@ def test_a_binding_closed_in_another_context_does_not_raise() -> None:
     assert next(responses) == caller
     contextvars.Context().run(responses.close)  # raised ValueError before
     assert access_rules.current() == caller  # this context keeps what it set
+
+
+def test_a_binding_restores_the_outer_principal_however_its_block_ends() -> None:
+    outer = Principal("outer", Role.ADMIN, frozenset({"*"}))
+    inner = Principal("inner", Role.READER, frozenset({"a"}))
+    before = access_rules.current()
+    with access_rules.bind(outer) as bound:
+        assert bound == outer
+        try:
+            with access_rules.bind(inner):
+                assert access_rules.current() == inner
+                raise KeyError("the call failed")
+        except KeyError:
+            pass
+        assert access_rules.current() == outer
+    assert access_rules.current() == before
+
+
+def test_the_audit_actor_keeps_a_claim_beside_the_name_never_in_its_place() -> None:
+    token = Principal("ci-bot", Role.WRITER, frozenset({"a"}))
+    assert token.actor_claiming("") == "ci-bot"
+    assert token.actor_claiming("alice") == "ci-bot (claims: alice)"
+    assert access_rules.ANONYMOUS.actor_claiming("alice") == "alice"
+    assert access_rules.ANONYMOUS.actor_claiming("") == "anonymous"

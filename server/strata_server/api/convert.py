@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -274,7 +273,7 @@ def actor(context: grpc.aio.ServicerContext[Any, Any]) -> models.Actor:
     principal = access.current()
     if not principal.name:
         return models.Actor(claimed) if claimed else models.Actor()
-    return models.Actor(replace(principal, claimed=claimed).actor)
+    return models.Actor(principal.actor_claiming(claimed))
 
 
 def collection_of(request: Any) -> tuple[str, str]:
