@@ -28,9 +28,12 @@ from strata import writes
 from tests.console.conftest import ConsoleServer, Session, open_session
 from tests.console.test_operations import finished
 
-RECORDS = 5000
+RECORDS = 20000
 """Records of the bulk namespace: each becomes two rows of an export (the
-record and its audit entry)."""
+record and its audit entry). Enough that each run outlasts the page's start:
+the page draws only what comes after it connects, and with 5,000 an export on a
+quiet worker finished before its page did (a fresh-clone CI saw only its last
+progress message)."""
 RECORD_TEXT = "x" * 1000
 ZEROS = 256 * 1024 * 1024
 """Bytes of the blob an integrity check verifies (stored as a few kilobytes)."""
