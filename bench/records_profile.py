@@ -1,0 +1,243 @@
+"""Where a record read's time goes: server CPU per call, and py-spy profiles.
+
+Wall-clock throughput on this shared 2-core host moves with whatever else runs;
+the CPU a server process spends per call does not (much), so each cut to the read
+path is judged by it. Runs the three read figures of bench/records.py on the same
+stack (one `strata serve` on PostgreSQL, cache off) and, for the same calls, the
+no-op grpc.aio servicer (bench/_noop_server.py), the transport's share:
+
+  get-c1, get-c32   GetRecord by random key, 1 or 32 callers
+  list              ListRecords, 1% of 100k match, page of 50
+
+For each it prints user + system CPU of the server (/proc/PID/stat) per call. With
+`--py-spy DIR` it also records the server under py-spy during each figure
+(collapsed stacks, DIR/<figure>.txt) and prints the share of samples per stage
+(transport, interceptors, parsing, pool and statement, rows, Struct, response).
+
+  .venv/bin/python bench/records_profile.py [--calls N] [--py-spy DIR] [--no-list]
+
+Not part of `make bench`; bench/RESULTS.md's records section quotes its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import grpc
+from _harness import strata_stack
+from records import (
+    GET_COLLECTION,
+    GET_RECORDS,
+    LIST_COLLECTION,
+    LIST_RECORDS,
+    NAMESPACE,
+    PAGE_SIZE,
+    STATUSES,
+    declare_status_index,
+    load,
+    settle,
+)
+
+from strata.v1 import records_pb2, records_pb2_grpc, transaction_pb2_grpc
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+# Stage of a sampled stack: the stage of its innermost frame that names one, so a
+# psycopg frame under the servicer is "pool and statement", not "servicer". A stack
+# whose innermost frame is the event loop's or a thread's own is native code that
+# py-spy cannot see into: grpc's core and uvloop (and libpq's socket reads) under
+# the loop, grpc.aio's completion-queue poller in its thread.
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("Struct (JSON -> google.protobuf.Struct)", ("well_known_types", "struct_wire")),
+    ("row -> domain (psycopg loaders, json.loads)", ("psycopg/types", "record_rows", "json/")),
+    ("pool checkout + statement (psycopg)", ("psycopg_pool", "psycopg/", "storage/postgres")),
+    ("response building (record_to_proto, page token)", ("convert.py", "page_tokens", "paging")),
+    ("parsing / validation", ("validation.py", "filters.py", "sqlquery.py")),
+    ("record cache wrapper / service", ("cached_records", "records_service")),
+    ("interceptors, status wrapper, metrics", ("interceptor", "auth.py", "admission", "decoding")),
+    ("interceptors, status wrapper, metrics", ("status_codes", "metrics", "prometheus")),
+    ("servicer", ("records_rpc",)),
+    ("grpc.aio per-RPC tasks (asyncio.wait)", ("asyncio/tasks.py", "grpc/")),
+]
+NATIVE = {
+    "Runner.run (asyncio/runners.py": "native under the event loop (grpc core, uvloop, libpq)",
+    "Thread.run (threading.py": "native, grpc.aio poller thread",
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+async def calls(count: int, concurrency: int, op: Callable[[], Awaitable[object]]) -> float:
+    """Run `op` `count` times from `concurrency` tasks; the wall time taken."""
+    remaining = iter(range(count))
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        for _ in remaining:
+            await op()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+def stage_of(stack: str) -> str:
+    frames = stack.split(";")
+    for prefix, stage in NATIVE.items():
+        if frames[-1].startswith(prefix):
+            return stage
+    for frame in reversed(frames):
+        for stage, marks in STAGES:
+            if any(mark in frame for mark in marks):
+                return stage
+    return "other"
+
+
+def summarize(path: Path) -> list[tuple[str, float]]:
+    """Share of samples per stage in a py-spy collapsed-stack file."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if "idle" in stack.rsplit(";", 1)[-1] or not count.isdigit():
+            continue
+        counts[stage_of(stack)] += int(count)
+    total = sum(counts.values()) or 1
+    return [(stage, 100 * n / total) for stage, n in counts.most_common()]
+
+
+def start_py_spy(pid: int, output: Path, native: bool) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid` into `output` (collapsed stacks) until interrupted."""
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(output)]
+    command += ["--nonblocking", *(["--native"] if native else [])]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def noop_process() -> Iterator[tuple[str, int]]:
+    """bench/_noop_server.py on a free port: its address and PID (stopped by PID)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    script = Path(__file__).with_name("_noop_server.py")
+    process = subprocess.Popen([sys.executable, str(script), address])
+    try:
+        with grpc.insecure_channel(address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        yield address, process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def measure(
+    name: str,
+    pid: int,
+    count: int,
+    concurrency: int,
+    op: Callable[[], Awaitable[object]],
+    spy: Path | None,
+    native: bool = False,
+) -> None:
+    """Warm up, then `count` calls with the server's CPU taken around them."""
+    await calls(max(50, count // 10), concurrency, op)
+    recorder = None if spy is None else start_py_spy(pid, spy / f"{name}.txt", native)
+    if recorder is not None:
+        await asyncio.sleep(1.0)  # py-spy attaches
+    before = cpu_seconds(pid)
+    wall = await calls(count, concurrency, op)
+    used = cpu_seconds(pid) - before
+    print(
+        f"{name:14s} {count} calls c={concurrency}: server CPU {1e6 * used / count:7.1f} us/call, "
+        f"{count / wall:7.0f} calls/s",
+        flush=True,
+    )
+    if recorder is not None and spy is not None:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+        for stage, share in summarize(spy / f"{name}.txt"):
+            print(f"    {share:5.1f}%  {stage}")
+
+
+async def run(stack_pid: int, target: str, url: str, args: argparse.Namespace) -> None:
+    spy: Path | None = args.py_spy
+    rng = random.Random(1)
+    async with grpc.aio.insecure_channel(target) as channel:
+        records = records_pb2_grpc.RecordServiceStub(channel)
+        txn = transaction_pb2_grpc.TransactionServiceStub(channel)
+        await load(txn, GET_COLLECTION, GET_RECORDS)
+        await settle(url)
+
+        def get_request() -> records_pb2.GetRecordRequest:
+            return records_pb2.GetRecordRequest(
+                namespace=NAMESPACE,
+                collection=GET_COLLECTION,
+                id=f"r{rng.randrange(GET_RECORDS):06d}",
+            )
+
+        async def get() -> None:
+            await records.GetRecord(get_request())
+
+        with noop_process() as (noop_address, noop_pid):
+            async with grpc.aio.insecure_channel(noop_address) as noop_channel:
+                noop = records_pb2_grpc.RecordServiceStub(noop_channel)
+
+                async def noop_get() -> None:
+                    await noop.GetRecord(get_request())
+
+                for concurrency in (1, 32):
+                    await measure(
+                        f"noop-c{concurrency}", noop_pid, args.calls, concurrency, noop_get, None
+                    )
+                    name = f"get-c{concurrency}"
+                    await measure(name, stack_pid, args.calls, concurrency, get, spy, args.native)
+        if args.no_list:
+            return
+        await load(txn, LIST_COLLECTION, LIST_RECORDS)
+        await declare_status_index(channel)
+        await settle(url)
+
+        async def list_page() -> None:
+            response = await records.ListRecords(
+                records_pb2.ListRecordsRequest(
+                    namespace=NAMESPACE,
+                    collection=LIST_COLLECTION,
+                    filter=f'data.status = "s{rng.randrange(STATUSES):02d}"',
+                    page_size=PAGE_SIZE,
+                )
+            )
+            assert len(response.records) == PAGE_SIZE
+
+        await measure("list", stack_pid, max(200, args.calls // 10), 1, list_page, spy, args.native)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=5000, help="GetRecord calls per figure")
+    parser.add_argument("--py-spy", type=Path, help="record py-spy profiles into this folder")
+    parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
+    parser.add_argument("--no-list", action="store_true", help="skip the 100k load and list")
+    args = parser.parse_args()
+    if args.py_spy is not None:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+    with strata_stack("bench_records_profile", STRATA_DB_POOL_MAX="32") as stack:
+        asyncio.run(run(stack.server_pid, stack.target, stack.database_url, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
