@@ -128,6 +128,29 @@ def start_py_spy(pid: int, output: Path, native: bool) -> subprocess.Popen[bytes
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def start_perf(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """Linux perf sampling `pid` (every thread) into `output` until interrupted."""
+    command = ["perf", "record", "-F", "999", "-p", str(pid), "-o", str(output), "--quiet"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def perf_shares(output: Path) -> list[tuple[str, float]]:
+    """Share of perf samples per shared object (the interpreter, grpc's core,
+    libpq, protobuf, uvloop, the kernel ...): what py-spy cannot see into."""
+    report = subprocess.run(
+        ["perf", "report", "-i", str(output), "--sort", "dso", "--stdio", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    shares = []
+    for line in report.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].endswith("%"):
+            shares.append((fields[-1], float(fields[0].rstrip("%"))))
+    return shares
+
+
 @contextlib.contextmanager
 def noop_process() -> Iterator[tuple[str, int]]:
     """bench/_noop_server.py on a free port: its address and PID (stopped by PID)."""
@@ -152,11 +175,16 @@ async def measure(
     concurrency: int,
     op: Callable[[], Awaitable[object]],
     spy: Path | None,
-    native: bool = False,
+    args: argparse.Namespace,
 ) -> None:
     """Warm up, then `count` calls with the server's CPU taken around them."""
     await calls(max(50, count // 10), concurrency, op)
-    recorder = None if spy is None else start_py_spy(pid, spy / f"{name}.txt", native)
+    perf = bool(args.perf)
+    recorder = None
+    if spy is not None and not perf:
+        recorder = start_py_spy(pid, spy / f"{name}.txt", args.native)
+    if spy is not None and perf:
+        recorder = start_perf(pid, spy / f"{name}.perf")
     if recorder is not None:
         await asyncio.sleep(1.0)  # py-spy attaches
     before = cpu_seconds(pid)
@@ -170,7 +198,8 @@ async def measure(
     if recorder is not None and spy is not None:
         recorder.send_signal(signal.SIGINT)
         recorder.wait(timeout=60)
-        for stage, share in summarize(spy / f"{name}.txt"):
+        shares = perf_shares(spy / f"{name}.perf") if perf else summarize(spy / f"{name}.txt")
+        for stage, share in shares[:14]:
             print(f"    {share:5.1f}%  {stage}")
 
 
@@ -201,11 +230,11 @@ async def run(stack_pid: int, target: str, url: str, args: argparse.Namespace) -
                     await noop.GetRecord(get_request())
 
                 for concurrency in (1, 32):
-                    await measure(
-                        f"noop-c{concurrency}", noop_pid, args.calls, concurrency, noop_get, None
-                    )
+                    noop_spy = spy if args.perf else None
+                    name = f"noop-c{concurrency}"
+                    await measure(name, noop_pid, args.calls, concurrency, noop_get, noop_spy, args)
                     name = f"get-c{concurrency}"
-                    await measure(name, stack_pid, args.calls, concurrency, get, spy, args.native)
+                    await measure(name, stack_pid, args.calls, concurrency, get, spy, args)
         if args.no_list:
             return
         await load(txn, LIST_COLLECTION, LIST_RECORDS)
@@ -223,7 +252,7 @@ async def run(stack_pid: int, target: str, url: str, args: argparse.Namespace) -
             )
             assert len(response.records) == PAGE_SIZE
 
-        await measure("list", stack_pid, max(200, args.calls // 10), 1, list_page, spy, args.native)
+        await measure("list", stack_pid, max(200, args.calls // 10), 1, list_page, spy, args)
 
 
 def main() -> None:
@@ -231,6 +260,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5000, help="GetRecord calls per figure")
     parser.add_argument("--py-spy", type=Path, help="record py-spy profiles into this folder")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames)")
+    parser.add_argument(
+        "--perf", action="store_true", help="with --py-spy DIR: Linux perf by shared object instead"
+    )
     parser.add_argument("--no-list", action="store_true", help="skip the 100k load and list")
     args = parser.parse_args()
     if args.py_spy is not None:
