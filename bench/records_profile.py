@@ -1,7 +1,7 @@
 """Where a record read's time goes: server CPU per call, and py-spy profiles.
 
 Wall-clock throughput on this shared 2-core host moves with whatever else runs;
-the CPU a server process spends per call does not (much), so each cut to the read
+the CPU a server process spends per call moves less, so each cut to the read
 path is judged by it. Runs the three read figures of bench/records.py on the same
 stack (one `strata serve` on PostgreSQL, cache off) and, for the same calls, the
 no-op grpc.aio servicer (bench/_noop_server.py), the transport's share:
@@ -9,12 +9,17 @@ no-op grpc.aio servicer (bench/_noop_server.py), the transport's share:
   get-c1, get-c32   GetRecord by random key, 1 or 32 callers
   list              ListRecords, 1% of 100k match, page of 50
 
-For each it prints user + system CPU of the server (/proc/PID/stat) per call. With
+Every figure alternates slices of calls between the servers measured (Strata, the
+no-op servicer for GetRecord, and with `--against COMMIT` a second Strata started
+from the server package as at COMMIT, on the same database), so a before/after of
+a change is read in one run, under the same load. For each it prints user + system
+CPU of each server (/proc/PID/stat) per call. With
 `--py-spy DIR` it also records the server under py-spy during each figure
 (collapsed stacks, DIR/<figure>.txt) and prints the share of samples per stage
 (transport, interceptors, parsing, pool and statement, rows, Struct, response).
 
-  .venv/bin/python bench/records_profile.py [--calls N] [--py-spy DIR] [--no-list]
+  .venv/bin/python bench/records_profile.py [--calls N] [--against COMMIT]
+      [--py-spy DIR [--perf | --native]] [--no-list]
 
 Not part of `make bench`; bench/RESULTS.md's records section quotes its figures.
 """
@@ -31,12 +36,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from _harness import strata_stack
+from _harness import ROOT, StrataProcess, strata_stack
 from records import (
     GET_COLLECTION,
     GET_RECORDS,
@@ -53,6 +60,7 @@ from records import (
 from strata.v1 import records_pb2, records_pb2_grpc, transaction_pb2_grpc
 
 TICK = os.sysconf("SC_CLK_TCK")
+ROUNDS = 5
 
 # Stage of a sampled stack: the stage of its innermost frame that names one, so a
 # psycopg frame under the servicer is "pool and statement", not "servicer". A stack
@@ -124,7 +132,9 @@ def start_py_spy(pid: int, output: Path, native: bool) -> subprocess.Popen[bytes
     """py-spy recording `pid` into `output` (collapsed stacks) until interrupted."""
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     command = [py_spy, "record", "-p", str(pid), "-r", "250", "-f", "raw", "-o", str(output)]
-    command += ["--nonblocking", *(["--native"] if native else [])]
+    # Not --nonblocking: stacks read from a running process come out truncated, and
+    # their samples would be counted as native code under the event loop.
+    command += ["--native"] if native else []
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -168,47 +178,66 @@ def noop_process() -> Iterator[tuple[str, int]]:
         process.wait()
 
 
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One server a figure is measured on, and the call it takes."""
+
+    pid: int
+    op: Callable[[], Awaitable[object]]
+
+
 async def measure(
     name: str,
-    pid: int,
     count: int,
     concurrency: int,
-    op: Callable[[], Awaitable[object]],
-    spy: Path | None,
+    sides: dict[str, Side],
     args: argparse.Namespace,
 ) -> None:
-    """Warm up, then `count` calls with the server's CPU taken around them."""
-    await calls(max(50, count // 10), concurrency, op)
-    perf = bool(args.perf)
+    """Warm every side up, then `count` calls each, in ROUNDS alternating slices so
+    that the host's drifting load hits every side alike, with each server's CPU
+    taken around its own slices. The first side is the one profiled."""
+    for side in sides.values():
+        await calls(max(50, count // 10), concurrency, side.op)
+    spy: Path | None = args.py_spy
+    profiled = next(iter(sides.values())).pid
     recorder = None
-    if spy is not None and not perf:
-        recorder = start_py_spy(pid, spy / f"{name}.txt", args.native)
-    if spy is not None and perf:
-        recorder = start_perf(pid, spy / f"{name}.perf")
-    if recorder is not None:
-        await asyncio.sleep(1.0)  # py-spy attaches
-    before = cpu_seconds(pid)
-    wall = await calls(count, concurrency, op)
-    used = cpu_seconds(pid) - before
-    print(
-        f"{name:14s} {count} calls c={concurrency}: server CPU {1e6 * used / count:7.1f} us/call, "
-        f"{count / wall:7.0f} calls/s",
-        flush=True,
-    )
+    if spy is not None:
+        if args.perf:
+            recorder = start_perf(profiled, spy / f"{name}.perf")
+        else:
+            recorder = start_py_spy(profiled, spy / f"{name}.txt", args.native)
+        await asyncio.sleep(1.0)  # the profiler attaches
+    used = dict.fromkeys(sides, 0.0)
+    wall = dict.fromkeys(sides, 0.0)
+    for _ in range(ROUNDS):
+        for label, side in sides.items():
+            before = cpu_seconds(side.pid)
+            wall[label] += await calls(count // ROUNDS, concurrency, side.op)
+            used[label] += cpu_seconds(side.pid) - before
+    first = next(iter(sides))
+    for label in sides:
+        per_call = 1e6 * used[label] / count
+        print(
+            f"{name:8s} c={concurrency:<2d} {label:16s} server CPU {per_call:7.1f} us/call "
+            f"({used[label] / used[first]:.2f}x), {count / wall[label]:6.0f} calls/s",
+            flush=True,
+        )
     if recorder is not None and spy is not None:
         recorder.send_signal(signal.SIGINT)
         recorder.wait(timeout=60)
-        shares = perf_shares(spy / f"{name}.perf") if perf else summarize(spy / f"{name}.txt")
+        shares = perf_shares(spy / f"{name}.perf") if args.perf else summarize(spy / f"{name}.txt")
         for stage, share in shares[:14]:
             print(f"    {share:5.1f}%  {stage}")
 
 
-async def run(stack_pid: int, target: str, url: str, args: argparse.Namespace) -> None:
-    spy: Path | None = args.py_spy
+async def run(servers: dict[str, tuple[int, str]], url: str, args: argparse.Namespace) -> None:
+    """Load through the first server, then each figure on every server."""
     rng = random.Random(1)
-    async with grpc.aio.insecure_channel(target) as channel:
-        records = records_pb2_grpc.RecordServiceStub(channel)
-        txn = transaction_pb2_grpc.TransactionServiceStub(channel)
+    channels = {label: grpc.aio.insecure_channel(target) for label, (_, target) in servers.items()}
+    try:
+        stubs = {label: records_pb2_grpc.RecordServiceStub(ch) for label, ch in channels.items()}
+        first = next(iter(channels.values()))
+        txn = transaction_pb2_grpc.TransactionServiceStub(first)
         await load(txn, GET_COLLECTION, GET_RECORDS)
         await settle(url)
 
@@ -219,40 +248,68 @@ async def run(stack_pid: int, target: str, url: str, args: argparse.Namespace) -
                 id=f"r{rng.randrange(GET_RECORDS):06d}",
             )
 
-        async def get() -> None:
-            await records.GetRecord(get_request())
+        def getter(stub: records_pb2_grpc.RecordServiceStub) -> Callable[[], Awaitable[object]]:
+            async def get() -> None:
+                await stub.GetRecord(get_request())
+
+            return get
+
+        def lister(stub: records_pb2_grpc.RecordServiceStub) -> Callable[[], Awaitable[object]]:
+            async def list_page() -> None:
+                response = await stub.ListRecords(
+                    records_pb2.ListRecordsRequest(
+                        namespace=NAMESPACE,
+                        collection=LIST_COLLECTION,
+                        filter=f'data.status = "s{rng.randrange(STATUSES):02d}"',
+                        page_size=PAGE_SIZE,
+                    )
+                )
+                assert len(response.records) == PAGE_SIZE
+
+            return list_page
+
+        def sides_of(
+            make: Callable[[records_pb2_grpc.RecordServiceStub], Callable[[], Awaitable[object]]],
+        ) -> dict[str, Side]:
+            return {label: Side(servers[label][0], make(stub)) for label, stub in stubs.items()}
 
         with noop_process() as (noop_address, noop_pid):
             async with grpc.aio.insecure_channel(noop_address) as noop_channel:
                 noop = records_pb2_grpc.RecordServiceStub(noop_channel)
-
-                async def noop_get() -> None:
-                    await noop.GetRecord(get_request())
-
                 for concurrency in (1, 32):
-                    noop_spy = spy if args.perf else None
-                    name = f"noop-c{concurrency}"
-                    await measure(name, noop_pid, args.calls, concurrency, noop_get, noop_spy, args)
-                    name = f"get-c{concurrency}"
-                    await measure(name, stack_pid, args.calls, concurrency, get, spy, args)
+                    sides = sides_of(getter)
+                    sides["no-op servicer"] = Side(noop_pid, getter(noop))
+                    await measure(f"get-c{concurrency}", args.calls, concurrency, sides, args)
         if args.no_list:
             return
         await load(txn, LIST_COLLECTION, LIST_RECORDS)
-        await declare_status_index(channel)
+        await declare_status_index(first)
         await settle(url)
+        sides = sides_of(lister)
+        await measure("list", max(200, args.calls // 10), 1, sides, args)
+    finally:
+        for channel in channels.values():
+            await channel.close()
 
-        async def list_page() -> None:
-            response = await records.ListRecords(
-                records_pb2.ListRecordsRequest(
-                    namespace=NAMESPACE,
-                    collection=LIST_COLLECTION,
-                    filter=f'data.status = "s{rng.randrange(STATUSES):02d}"',
-                    page_size=PAGE_SIZE,
-                )
-            )
-            assert len(response.records) == PAGE_SIZE
 
-        await measure("list", stack_pid, max(200, args.calls // 10), 1, list_page, spy, args)
+@contextlib.contextmanager
+def server_at(commit: str, url: str, workdir: Path) -> Iterator[StrataProcess]:
+    """`strata serve` from the server package (and migrations) as they were at
+    `commit` (git archive into `workdir`, first on PYTHONPATH), on the same
+    database; stopped by PID."""
+    subprocess.run(
+        f"git -C {ROOT} archive {commit} server/strata_server migrations | tar -x -C {workdir}",
+        shell=True,
+        check=True,
+    )
+    server = StrataProcess(
+        url, workdir / "run", PYTHONPATH=str(workdir / "server"), STRATA_DB_POOL_MAX="32"
+    )
+    try:
+        server.start(timeout=60)
+        yield server
+    finally:
+        server.stop()
 
 
 def main() -> None:
@@ -263,12 +320,24 @@ def main() -> None:
     parser.add_argument(
         "--perf", action="store_true", help="with --py-spy DIR: Linux perf by shared object instead"
     )
+    parser.add_argument(
+        "--against", metavar="COMMIT", help="also measure the server package as at COMMIT"
+    )
     parser.add_argument("--no-list", action="store_true", help="skip the 100k load and list")
     args = parser.parse_args()
     if args.py_spy is not None:
         args.py_spy.mkdir(parents=True, exist_ok=True)
-    with strata_stack("bench_records_profile", STRATA_DB_POOL_MAX="32") as stack:
-        asyncio.run(run(stack.server_pid, stack.target, stack.database_url, args))
+    with contextlib.ExitStack() as started:
+        stack = started.enter_context(
+            strata_stack("bench_records_profile", STRATA_DB_POOL_MAX="32")
+        )
+        servers = {"strata": (stack.server_pid, stack.target)}
+        if args.against:
+            workdir = Path(started.enter_context(tempfile.TemporaryDirectory()))
+            other = started.enter_context(server_at(args.against, stack.database_url, workdir))
+            assert other.process is not None
+            servers[f"strata@{args.against[:9]}"] = (other.process.pid, other.target)
+        asyncio.run(run(servers, stack.database_url, args))
 
 
 if __name__ == "__main__":
