@@ -400,6 +400,50 @@ async def run(url: str, target: str) -> tuple[list[Row], list[str]]:
 
 BASELINE = "psycopg direct"
 
+WHERE_TIME_GOES = (
+    "Where the time goes (bench/records_profile.py, not re-measured by each run; "
+    "2026-12-07, host at load average ~13, so compare within a line, not with the table). "
+    "Server CPU per call from /proc over 3,000-5,000 calls, the servers measured in "
+    "alternating slices, five runs: GetRecord (cache off) c=1 1,080-1,310 us, c=32 800-930 us; "
+    "the no-op grpc.aio servicer in the same slices 460-510 and 350-430 us, so the transport "
+    "alone is 0.40-0.46 of Strata's CPU per GetRecord. ListRecords (1% of 100k, page 50) "
+    "3,000-3,800 us. "
+    "py-spy on the server's event-loop thread (samples taken with the process paused), "
+    "GetRecord c=1 / c=32 / ListRecords: native code under the loop (grpc's core and its "
+    "Cython, uvloop, the kernel's socket calls for both the client's and PostgreSQL's "
+    "sockets) 68 / 64 / 41%; psycopg (pool checkout, query conversion, prepared-statement "
+    "send, the async wait, fetch) 20 / 21 / 17%; grpc.aio's own per-RPC task (an asyncio.wait "
+    "with no Strata frame above it) 3 / 6 / 2%; the interceptors, the status wrapper and the "
+    "Prometheus metrics 3 / 3 / 3%; row -> domain (psycopg's loaders, json.loads of the jsonb) "
+    "2 / 3 / 9%; JSON -> google.protobuf.Struct 1 / 1 / 10%; the rest of record_to_proto "
+    "(Record, timestamps) and the page token 1 / 1 / 11%; request parsing and validation, "
+    "the record service, the servicer itself under 1% each for a get (filter parse, SQL "
+    "compile and the list's own loop 7% for a list). Linux perf by shared object agrees: for a "
+    "GetRecord at c=1 the interpreter is 39% of the server's samples (21% in the no-op), the "
+    "kernel 34% (48%), grpc's cygrpc 13% (20%), libpq and psycopg's C 2%, protobuf 1%; "
+    "against the no-op, Strata adds interpreter time (psycopg's Python layer first) and "
+    "kernel time (the PostgreSQL socket). Cuts so far: record_to_proto parses Struct bytes "
+    "encoded in api/struct_wire.py instead of calling Struct.update (process CPU per record of "
+    "the bench document: 9.6-9.8 us with Struct.update, 6.0 us encoding + 0.8 us parsing), and "
+    "the per-RPC request id comes from the process PRNG instead of a getrandom system call "
+    "(secrets.token_hex). Measured against the previous commit on the same database in "
+    "alternating slices (records_profile.py --against 3c35c89), two runs: ListRecords -3% and "
+    "-15% CPU per call; GetRecord c=32 -2% and 0%; GetRecord c=1 +14% and +12%, while a control "
+    "run with the same code on both servers (--against HEAD) put them within 1-4% of each other. "
+    "In-process CPU says a get saves about 2.5 us (record_to_proto of the bench record 12.3 -> "
+    "10.2 us, the request id 0.84 -> 0.38 us), so the c=1 difference is not the code; at c=1 "
+    "the server idles between calls and what it spends in the background is charged to the "
+    "calls, more to the slower side of a pair (the new code's slices ran slower in both runs): "
+    "not explained yet, the first thing to look at next. What "
+    "remains is not in Strata's own conversions: at c=1 a GetRecord can't reach 0.8x of the "
+    "no-op while it makes a PostgreSQL round trip through psycopg in the same process, whose "
+    "Python layer and socket calls cost about what the whole no-op call does. Next candidates: "
+    "a record's Struct bytes cached (keyed by content, or by id, version and update_time once "
+    "that is shown unique across deletes, re-creates and imports), the ListRecordsResponse "
+    "filled in place (records.add) instead of copied, and a lighter connection checkout than "
+    "psycopg_pool's for one-statement reads."
+)
+
 
 def main() -> None:
     info = machine_info()
@@ -427,6 +471,7 @@ def main() -> None:
                 markdown_table(rows, BASELINE),
                 method,
                 *notes,
+                WHERE_TIME_GOES,
             ]
         ),
     )

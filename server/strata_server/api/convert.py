@@ -17,6 +17,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from strata.v1 import queue_pb2, records_pb2
+from strata_server.api.struct_wire import struct_bytes
 from strata_server.core import access_rules as access
 from strata_server.core import errors, models, validation
 from strata_server.core import job_transitions as queue
@@ -126,7 +127,8 @@ def record_to_proto(record: models.Record) -> records_pb2.Record:
         version=record.version,
         owner=record.owner,
     )
-    message.data.update(record.data)
+    # Parsed from bytes encoded here rather than Struct.update: see api/struct_wire.py.
+    message.data.MergeFromString(struct_bytes(record.data))
     set_timestamp(message.create_time, record.create_time)
     set_timestamp(message.update_time, record.update_time)
     if record.expire_time is not None:
