@@ -130,7 +130,8 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         limit = page_size(request.page_size)
         digest = query_digest("artifacts", namespace, owner or "", kind or "", *parent_key(parent))
         after = resume_after(self.tokens, request.page_token, digest, str)
-        page = await self.artifacts.list_artifacts(namespace, owner, kind, limit, after, parent)
+        query = artifacts.ArtifactListQuery(limit, owner, kind, after, parent)
+        page = await self.artifacts.list_artifacts(namespace, query)
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_to_proto(item) for item in page.items],
             next_page_token=next_page_token(self.tokens, digest, page),

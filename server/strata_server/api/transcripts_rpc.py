@@ -111,7 +111,8 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         limit = page_size(request.page_size)
         digest = query_digest("transcripts", namespace, request.owner, *parent_key(parent))
         after = resume_after_row(self.tokens, request.page_token, digest, _is_transcript_key)
-        page = await self.transcripts.list_transcripts(namespace, owner, limit, after, parent)
+        query = transcripts.TranscriptListQuery(limit, owner, after, parent)
+        page = await self.transcripts.list_transcripts(namespace, query)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
             next_page_token=next_page_token(self.tokens, digest, page),
