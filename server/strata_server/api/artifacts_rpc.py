@@ -127,15 +127,8 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         namespace = validation.namespace(request.namespace)
         owner, kind = _list_filters(request)
         parent = parent_from_proto(request.parent)
-        pages = paging(
-            self.tokens,
-            request,
-            "artifacts",
-            namespace,
-            owner or "",
-            kind or "",
-            *parent_key(parent),
-        )
+        filters = (owner or "", kind or "", *parent_key(parent))
+        pages = paging(self.tokens, request, "artifacts", namespace, *filters)
         query = artifacts.ArtifactListQuery(pages.limit, owner, kind, pages.after(str), parent)
         page = await self.artifacts.list_artifacts(namespace, query)
         return artifacts_pb2.ListArtifactsResponse(
