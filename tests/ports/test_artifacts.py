@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from strata_server.core.artifact_rules import Artifact, BlobRef, Compression
+from strata_server.core.artifact_rules import Artifact, ArtifactListQuery, BlobRef, Compression
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Idempotency
 from strata_server.core.validation import new_id
@@ -59,15 +59,15 @@ async def test_create_get_list_delete(storage: Storage, ns: str) -> None:
     third = await upload(storage, ns, "c")
     ids, after = [], None
     while True:
-        page = await storage.artifacts.list_artifacts(ns, None, None, 2, after)
+        page = await storage.artifacts.list_artifacts(ns, ArtifactListQuery(2, after=after))
         ids += [a.id for a in page.items]
         if page.last_key is None:
             break
         (after,) = page.last_key
     assert ids == sorted([first.id, second.id, third.id])
-    bobs = await storage.artifacts.list_artifacts(ns, "bob", None, 10, None)
+    bobs = await storage.artifacts.list_artifacts(ns, ArtifactListQuery(10, owner="bob"))
     assert [a.id for a in bobs.items] == [second.id]
-    logs = await storage.artifacts.list_artifacts(ns, "ann", "log", 10, None)
+    logs = await storage.artifacts.list_artifacts(ns, ArtifactListQuery(10, "ann", "log"))
     assert [a.id for a in logs.items] == sorted([first.id, third.id])
     assert await storage.artifacts.delete_artifact(ns, first.id, actor=ACTOR) == first
     with pytest.raises(NotFound):

@@ -12,6 +12,7 @@ from strata_server.core.models import Idempotency
 from strata_server.core.transcript_rules import (
     AppendEntries,
     NewTranscript,
+    TranscriptListQuery,
     TranscriptSearch,
     new_entry,
 )
@@ -45,13 +46,13 @@ async def test_create_get_list_newest_first(storage: Storage, ns: str) -> None:
         )
     listed, after = [], None
     while True:
-        page = await storage.transcripts.list_transcripts(ns, None, 2, after)
+        page = await storage.transcripts.list_transcripts(ns, TranscriptListQuery(2, after=after))
         listed += [t.id for t in page.items]
         if page.last_key is None:
             break
         after = page.last_key
     assert listed == ["t3", "t2", "t1"]
-    anns = await storage.transcripts.list_transcripts(ns, "ann", 10, None)
+    anns = await storage.transcripts.list_transcripts(ns, TranscriptListQuery(10, "ann"))
     assert [t.id for t in anns.items] == ["t3", "t1"] and anns.last_key is None
     key = Idempotency("req", "fp")
     again = await storage.transcripts.create_transcript(

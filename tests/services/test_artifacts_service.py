@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from strata_server.core.artifact_rules import Header
+from strata_server.core.artifact_rules import ArtifactListQuery, Header
 from strata_server.core.errors import DeadlineExceeded, InvalidArgument
 from strata_server.core.models import Actor
 from strata_server.services.artifacts_service import (
@@ -83,7 +83,7 @@ async def test_a_second_header_is_refused_as_such_whatever_it_holds(storage) -> 
     assert (await refused(artifacts, [bad_kind])).violations[0].field == "header.kind"
     twice = await refused(artifacts, [header(), b"x", bad_kind])
     assert "was sent twice" in twice.message
-    listed = await artifacts.list_artifacts("default", None, None, 10, None)
+    listed = await artifacts.list_artifacts("default", ArtifactListQuery(10))
     assert listed.items == []
 
 
@@ -93,5 +93,5 @@ async def test_a_quiet_upload_fails_with_idle_timeout(storage) -> None:
         await artifacts.upload(parts(header(), b"x", stall=30), actor=ACTOR)
     assert raised.value.reason == "IDLE_TIMEOUT"
     assert "STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS" in raised.value.message
-    listed = await artifacts.list_artifacts("default", None, None, 10, None)
+    listed = await artifacts.list_artifacts("default", ArtifactListQuery(10))
     assert listed.items == []

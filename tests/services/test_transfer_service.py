@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from strata_server.core.artifact_rules import Header
+from strata_server.core.artifact_rules import ArtifactListQuery, Header
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.models import Actor, Progress, ServerFacts
 from strata_server.core.transfer_format import BLOBS, ConflictPolicy, Kind
@@ -91,7 +91,7 @@ async def test_an_export_imports_into_another_namespace(storage) -> None:
     assert (outcome[0].namespace, outcome[0].source_namespace) == ("target", "source")
     assert outcome[0].counts[BLOBS].skipped == 1, "the store held the blob already"
     assert forget.namespaces == ["target"]
-    imported = await ports.artifacts.list_artifacts("target", None, None, 10, None)
+    imported = await ports.artifacts.list_artifacts("target", ArtifactListQuery(10))
     assert [a.size for a in imported.items] == [len(data)]
 
 

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 from strata.v1 import access_pb2, admin_pb2, admin_pb2_grpc
 from strata_server.api import admin_messages as render
 from strata_server.api.convert import actor, collection_of, to_datetime
-from strata_server.api.page_tokens import next_page_token, resume_after
+from strata_server.api.page_tokens import next_page_token, paging, resume_after
 from strata_server.api.status_codes import rpcs
 from strata_server.api.transfer_rpc import TransferRpc
 from strata_server.api.usage_rpc import usage_to_proto
@@ -234,13 +234,13 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def ListTokens(
         self, request: access_pb2.ListTokensRequest, context: Context
     ) -> access_pb2.ListTokensResponse:
-        limit = page_size(request.page_size, default=100)
-        digest = query_digest("tokens", str(request.show_inactive))
-        after = resume_after(self.tokens, request.page_token, digest, str)
-        page = await self.token_admin.list(after, limit, inactive=request.show_inactive)
+        pages = paging(self.tokens, request, "tokens", str(request.show_inactive), default=100)
+        page = await self.token_admin.list(
+            pages.after(str), pages.limit, inactive=request.show_inactive
+        )
         return access_pb2.ListTokensResponse(
             tokens=[render.token_to_proto(token) for token in page.items],
-            next_page_token=next_page_token(self.tokens, digest, page),
+            next_page_token=pages.next_token(page),
         )
 
     async def RevokeToken(

@@ -22,12 +22,12 @@ from strata_server.api.convert import (
     set_timestamp,
     target,
 )
-from strata_server.api.page_tokens import next_page_token, resume_after
+from strata_server.api.page_tokens import paging
 from strata_server.api.status_codes import rpcs
 from strata_server.api.stream_parts import stream_parts
 from strata_server.core import artifact_rules as artifacts
 from strata_server.core import errors, validation
-from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.core.paging import PageTokens
 from strata_server.services.artifacts_service import Artifacts, UploadHeader
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -127,13 +127,13 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         namespace = validation.namespace(request.namespace)
         owner, kind = _list_filters(request)
         parent = parent_from_proto(request.parent)
-        limit = page_size(request.page_size)
-        digest = query_digest("artifacts", namespace, owner or "", kind or "", *parent_key(parent))
-        after = resume_after(self.tokens, request.page_token, digest, str)
-        page = await self.artifacts.list_artifacts(namespace, owner, kind, limit, after, parent)
+        filters = (owner or "", kind or "", *parent_key(parent))
+        pages = paging(self.tokens, request, "artifacts", namespace, *filters)
+        query = artifacts.ArtifactListQuery(pages.limit, owner, kind, pages.after(str), parent)
+        page = await self.artifacts.list_artifacts(namespace, query)
         return artifacts_pb2.ListArtifactsResponse(
             artifacts=[artifact_to_proto(item) for item in page.items],
-            next_page_token=next_page_token(self.tokens, digest, page),
+            next_page_token=pages.next_token(page),
         )
 
     async def DeleteArtifact(

@@ -20,13 +20,13 @@ from strata_server.api.convert import (
     job_to_proto,
     target,
 )
-from strata_server.api.page_tokens import next_page_token, resume_after, resume_after_row
+from strata_server.api.page_tokens import paging
 from strata_server.api.parse_writes import duration, new_job
 from strata_server.api.status_codes import rpcs, status_code
 from strata_server.core import errors, validation
 from strata_server.core import job_transitions as queue
 from strata_server.core.jsontypes import JSON, serialize
-from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.core.paging import PageTokens
 from strata_server.services.queue_service import Queues
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -234,14 +234,13 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
             if request.state not in VISIBLE:
                 raise errors.InvalidArgument.field("state", "is not a JobState")
             state = VISIBLE[request.state]
-        limit = page_size(request.page_size)
-        digest = query_digest("jobs", namespace, name, str(request.state))
-        after = resume_after_row(self.tokens, request.page_token, digest, _is_job_key)
-        page = await self.queues.list_jobs(namespace, name, state, limit, after)
+        pages = paging(self.tokens, request, "jobs", namespace, name, str(request.state))
+        after = pages.after_row(_is_job_key)
+        page = await self.queues.list_jobs(namespace, name, state, pages.limit, after)
         now = datetime.now(UTC)
         return queue_pb2.ListJobsResponse(
             jobs=[job_to_proto(job, now) for job in page.items],
-            next_page_token=next_page_token(self.tokens, digest, page),
+            next_page_token=pages.next_token(page),
         )
 
     async def RetryJob(self, request: queue_pb2.RetryJobRequest, context: Context) -> queue_pb2.Job:
@@ -278,13 +277,11 @@ class QueueService(queue_pb2_grpc.QueueServiceServicer):
         self, request: queue_pb2.ListQueuesRequest, context: Context
     ) -> queue_pb2.ListQueuesResponse:
         namespace = validation.namespace(request.namespace)
-        limit = page_size(request.page_size)
-        digest = query_digest("queues", namespace)
-        after = resume_after(self.tokens, request.page_token, digest, str)
-        page = await self.queues.list_queues(namespace, limit, after)
+        pages = paging(self.tokens, request, "queues", namespace)
+        page = await self.queues.list_queues(namespace, pages.limit, pages.after(str))
         return queue_pb2.ListQueuesResponse(
             queues=[stats_to_proto(stats) for stats in page.items],
-            next_page_token=next_page_token(self.tokens, digest, page),
+            next_page_token=pages.next_token(page),
         )
 
 

@@ -20,16 +20,13 @@ from strata_server.api.convert import (
     set_timestamp,
 )
 from strata_server.api.page_tokens import (
-    next_offset_token,
-    next_page_token,
-    resume_after_row,
-    resume_offset,
+    paging,
 )
 from strata_server.api.parse_writes import create_write, delete_write, update_write
 from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
-from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.core.paging import PageTokens
 from strata_server.services.records_service import Records, WatchStarted
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -134,17 +131,16 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         namespace, collection = collection_of(request)
         filter = parse_filter(request.filter)
         order = parse_order_by(request.order_by)
-        limit = page_size(request.page_size)
-        digest = query_digest("list", namespace, collection, request.filter, request.order_by)
-        after = resume_after_row(
-            self.tokens, request.page_token, digest, lambda key: len(key) == len(order)
+        pages = paging(
+            self.tokens, request, "list", namespace, collection, request.filter, request.order_by
         )
+        after = pages.after_row(lambda key: len(key) == len(order))
         page = await self.records.list_records(
-            namespace, models.ListQuery(collection, filter, order, limit, after)
+            namespace, models.ListQuery(collection, filter, order, pages.limit, after)
         )
         return records_pb2.ListRecordsResponse(
             records=[record_to_proto(record) for record in page.items],
-            next_page_token=next_page_token(self.tokens, digest, page),
+            next_page_token=pages.next_token(page),
         )
 
     async def CountRecords(
@@ -159,18 +155,19 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
     ) -> records_pb2.SearchRecordsResponse:
         namespace, collection = collection_of(request)
         text = validation.search_query(request.query)
-        limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
-        digest = query_digest("search", namespace, collection, text)
-        offset = resume_offset(self.tokens, request.page_token, digest)
+        pages = paging(
+            self.tokens, request, "search", namespace, collection, text, default=DEFAULT_SEARCH_PAGE
+        )
+        offset = pages.offset()
         page = await self.records.search(
-            namespace, models.SearchQuery(collection, text, limit, offset)
+            namespace, models.SearchQuery(collection, text, pages.limit, offset)
         )
         return records_pb2.SearchRecordsResponse(
             hits=[
                 records_pb2.SearchHit(record=record_to_proto(hit.record), score=hit.score)
                 for hit in page.items
             ],
-            next_page_token=next_offset_token(self.tokens, digest, page, offset + limit),
+            next_page_token=pages.next_offset(page, offset),
         )
 
     async def WatchRecords(

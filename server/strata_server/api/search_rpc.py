@@ -10,10 +10,10 @@ import grpc
 
 from strata.v1 import search_pb2, search_pb2_grpc
 from strata_server.api.convert import set_timestamp, to_datetime
-from strata_server.api.page_tokens import next_offset_token, resume_offset
+from strata_server.api.page_tokens import paging
 from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, validation
-from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.core.paging import PageTokens
 from strata_server.core.search_rules import SearchHit, SearchKind, SearchRequest
 from strata_server.services.search_service import Searches
 
@@ -87,11 +87,12 @@ class SearchService(search_pb2_grpc.SearchServiceServicer):
     ) -> search_pb2.SearchResponse:
         namespace = validation.namespace(request.namespace)
         checked = search_request(request)
-        limit = page_size(request.page_size, DEFAULT_SEARCH_PAGE)
-        digest = query_digest(namespace, *checked.digest_parts())
-        offset = resume_offset(self.tokens, request.page_token, digest)
-        page = await self.searches.search(namespace, checked, limit, offset)
+        pages = paging(
+            self.tokens, request, namespace, *checked.digest_parts(), default=DEFAULT_SEARCH_PAGE
+        )
+        offset = pages.offset()
+        page = await self.searches.search(namespace, checked, pages.limit, offset)
         return search_pb2.SearchResponse(
             hits=[hit_to_proto(hit) for hit in page.items],
-            next_page_token=next_offset_token(self.tokens, digest, page, offset + limit),
+            next_page_token=pages.next_offset(page, offset),
         )

@@ -31,16 +31,13 @@ from strata_server.api.convert import (
     target,
 )
 from strata_server.api.page_tokens import (
-    next_offset_token,
-    next_page_token,
-    resume_after_row,
-    resume_offset,
+    paging,
 )
 from strata_server.api.parse_writes import append_write
 from strata_server.api.status_codes import rpcs
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core import validation
-from strata_server.core.paging import PageTokens, page_size, query_digest
+from strata_server.core.paging import PageTokens
 from strata_server.services.transcripts_service import (
     Heartbeat,
     ReadItem,
@@ -108,13 +105,15 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         namespace = validation.namespace(request.namespace)
         owner = request.owner or None
         parent = parent_from_proto(request.parent)
-        limit = page_size(request.page_size)
-        digest = query_digest("transcripts", namespace, request.owner, *parent_key(parent))
-        after = resume_after_row(self.tokens, request.page_token, digest, _is_transcript_key)
-        page = await self.transcripts.list_transcripts(namespace, owner, limit, after, parent)
+        pages = paging(
+            self.tokens, request, "transcripts", namespace, request.owner, *parent_key(parent)
+        )
+        after = pages.after_row(_is_transcript_key)
+        query = transcripts.TranscriptListQuery(pages.limit, owner, after, parent)
+        page = await self.transcripts.list_transcripts(namespace, query)
         return transcripts_pb2.ListTranscriptsResponse(
             transcripts=[transcript_to_proto(t) for t in page.items],
-            next_page_token=next_page_token(self.tokens, digest, page),
+            next_page_token=pages.next_token(page),
         )
 
     async def AppendEntries(
@@ -166,15 +165,14 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         namespace = validation.namespace(request.namespace)
         text = validation.search_query(request.query)
         id = validation.entity_id(request.id) if request.id else None
-        limit = page_size(request.page_size)
-        digest = query_digest("transcript-search", namespace, text, request.id)
-        offset = resume_offset(self.tokens, request.page_token, digest)
+        pages = paging(self.tokens, request, "transcript-search", namespace, text, request.id)
+        offset = pages.offset()
         page = await self.transcripts.search(
-            namespace, transcripts.TranscriptSearch(text, limit, offset, id)
+            namespace, transcripts.TranscriptSearch(text, pages.limit, offset, id)
         )
         return transcripts_pb2.SearchTranscriptsResponse(
             hits=[message_from(transcripts_pb2.TranscriptHit, hit) for hit in page.items],
-            next_page_token=next_offset_token(self.tokens, digest, page, offset + limit),
+            next_page_token=pages.next_offset(page, offset),
         )
 
 

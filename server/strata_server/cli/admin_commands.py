@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Annotated
 
 import typer
@@ -23,20 +23,18 @@ from rich.table import Table
 from strata.v1 import access_pb2, admin_pb2
 from strata_server.cli.common import (
     DEFAULT_SERVER,
+    NamespaceOpt,
     ServerOpt,
+    SinceOpt,
     StepBar,
     TlsCaOpt,
     TokenOpt,
+    UntilOpt,
+    as_utc,
     connect,
     size,
 )
 from strata_server.cli.usage_table import usage_table
-
-NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
-
-
-def _time(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def audit(
@@ -48,10 +46,8 @@ def audit(
     entity_id: Annotated[str, typer.Option("--id", help="e.g. tickets/t1")] = "",
     actor: Annotated[str, typer.Option(help="Only this actor's changes.")] = "",
     action: Annotated[str, typer.Option(help="create, update, delete, enqueue, ack, ...")] = "",
-    since: Annotated[
-        datetime | None, typer.Option(help="From this time (UTC unless it says otherwise).")
-    ] = None,
-    until: Annotated[datetime | None, typer.Option(help="Before this time.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Most entries to show.")] = 50,
 ) -> None:
     """Show audit entries, newest first."""
@@ -63,8 +59,8 @@ def audit(
             entity_id=entity_id,
             actor=actor,
             action=action,
-            since=_time(since),
-            until=_time(until),
+            since=as_utc(since),
+            until=as_utc(until),
             page_size=min(limit, 1000),
             namespace=namespace,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,17 @@ TlsCaOpt = Annotated[
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
+SinceOpt = Annotated[
+    datetime | None, typer.Option(help="From this time (UTC unless it says otherwise).")
+]
+UntilOpt = Annotated[datetime | None, typer.Option(help="Before this time.")]
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A `SinceOpt`/`UntilOpt` time: typer parses it without a zone, which the
+    help text promises means UTC (not the operator's local time)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def fail(message: str) -> typer.Exit:

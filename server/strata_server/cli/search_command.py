@@ -4,20 +4,25 @@ on a running server (SearchService.Search), printed as a table, best first."""
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from strata_server.cli.common import DEFAULT_SERVER, ServerOpt, TlsCaOpt, TokenOpt, connect
+from strata_server.cli.common import (
+    DEFAULT_SERVER,
+    NamespaceOpt,
+    ServerOpt,
+    SinceOpt,
+    TlsCaOpt,
+    TokenOpt,
+    UntilOpt,
+    as_utc,
+    connect,
+)
 
 KIND_NAMES = ("record", "transcript-entry", "artifact", "artifact-text")
-
-
-def _time(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def search(
@@ -25,9 +30,7 @@ def search(
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
     tls_ca: TlsCaOpt = None,
-    namespace: Annotated[
-        str, typer.Option("--namespace", "-n", help="Tenant or workspace.")
-    ] = "default",
+    namespace: NamespaceOpt = "default",
     kind: Annotated[
         list[str] | None,
         typer.Option(help=f"Only this kind (repeatable): {', '.join(KIND_NAMES)}."),
@@ -36,10 +39,8 @@ def search(
         list[str] | None, typer.Option(help="Only records of this collection (repeatable).")
     ] = None,
     owner: Annotated[str, typer.Option(help="Only entries and artifacts of this owner.")] = "",
-    since: Annotated[
-        datetime | None, typer.Option(help="From this time (UTC unless it says otherwise).")
-    ] = None,
-    until: Annotated[datetime | None, typer.Option(help="Before this time.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Most hits to show.")] = 20,
 ) -> None:
     """Search records, transcript entries and artifacts at once, best first."""
@@ -58,8 +59,8 @@ def search(
             kinds=kinds,
             collections=collection or [],
             owner=owner,
-            start_time=_time(since),
-            end_time=_time(until),
+            start_time=as_utc(since),
+            end_time=as_utc(until),
             page_size=min(limit, 1000),
             namespace=namespace,
         )

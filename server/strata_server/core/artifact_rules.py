@@ -101,6 +101,19 @@ class Artifact:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtifactListQuery:
+    """A checked ListArtifacts page request, handed unchanged from the RPC to the
+    SQL builder so the filters are named once rather than at every layer. Values
+    left None do not filter; `after` is the last id of the previous page."""
+
+    limit: int
+    owner: str | None = None
+    kind: str | None = None
+    after: str | None = None
+    parent: ParentRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Header:
     """An upload header: what the artifact is, and what the content must be
     (`checked_header` checks one as a client sent it)."""

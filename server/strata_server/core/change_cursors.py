@@ -9,6 +9,14 @@ later in the feed. A record deleted and created again under the same id is a new
 record: the changes of the old one carry no record either, rather than the new
 one's. A filter applies to the record as read: with one, creates and updates are
 sent only for records that exist and match; deletes are always sent.
+
+Retention purges the audit log's oldest entries, and with them the changes a cursor
+before them would resume from. Each purge batch raises its namespace's horizon in
+`audit_horizons` (migration 0017) in the same transaction, and a read checks the
+horizon after its scan: a purge that took entries the scan should have seen had
+committed before it, so the check sees its horizon, and the cursor is refused
+(CursorExpired) rather than resumed past the gap. Both engines' adapters
+(storage/*/changes.py) keep this rule.
 """
 
 from __future__ import annotations

@@ -141,6 +141,18 @@ class Appended:
 
 
 @dataclass(frozen=True, slots=True)
+class TranscriptListQuery:
+    """A checked ListTranscripts page request, handed unchanged from the RPC to the
+    adapters so the filters are named once rather than at every layer. Values left
+    None do not filter; `after` is the (create_time, id) of the previous page's last."""
+
+    limit: int
+    owner: str | None = None
+    after: tuple[Any, ...] | None = None
+    parent: ParentRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptSearch:
     """A validated SearchTranscripts; `id` None searches every transcript."""
 

@@ -43,6 +43,7 @@ from strata_server.core.artifact_rules import (
     EMPTY_SHA256,
     PIN_TTL,
     Artifact,
+    ArtifactListQuery,
     Header,
     StagedBlob,
     byte_range,
@@ -58,7 +59,6 @@ from strata_server.core.errors import (
 )
 from strata_server.core.idle import idle_limited
 from strata_server.core.models import Actor, Idempotency, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.core.validation import new_id
 from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
 from strata_server.storage.ports.write_context import WriteContext
@@ -284,17 +284,9 @@ class Artifacts:
         """One artifact's metadata."""
         return await self.artifacts.get_artifact(namespace, id)
 
-    async def list_artifacts(
-        self,
-        namespace: str,
-        owner: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
-        parent: ParentRef | None = None,
-    ) -> Page[Artifact]:
-        """A page of the namespace's artifacts, after the id `after`."""
-        return await self.artifacts.list_artifacts(namespace, owner, kind, limit, after, parent)
+    async def list_artifacts(self, namespace: str, query: ArtifactListQuery) -> Page[Artifact]:
+        """A page of the namespace's artifacts, after the id `query.after`."""
+        return await self.artifacts.list_artifacts(namespace, query)
 
     async def delete(self, namespace: str, id: str, *, actor: Actor) -> None:
         """Remove the artifact's row; its blob goes with the next sweep if no other

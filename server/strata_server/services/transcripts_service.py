@@ -26,7 +26,6 @@ from typing import Any
 from strata_server.core import idle
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core.models import Actor, Idempotency, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.services.topics import Wakeups, transcript_topic
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
 from strata_server.storage.ports.write_context import WriteContext
@@ -97,15 +96,10 @@ class Transcripts:
         return await self._store.get_transcript(namespace, id)
 
     async def list_transcripts(
-        self,
-        namespace: str,
-        owner: str | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-        parent: ParentRef | None = None,
+        self, namespace: str, query: transcripts.TranscriptListQuery
     ) -> Page[transcripts.Transcript]:
         """A page of transcripts, newest first, optionally of one owner and/or parent."""
-        return await self._store.list_transcripts(namespace, owner, limit, after, parent)
+        return await self._store.list_transcripts(namespace, query)
 
     async def append(
         self,

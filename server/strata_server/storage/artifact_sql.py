@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from strata_server.core.artifact_rules import Artifact, Compression
+from strata_server.core.artifact_rules import Artifact, ArtifactListQuery, Compression
 from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.jsontypes import dumps
 from strata_server.core.models import Actor, Page
@@ -113,33 +113,28 @@ def blob_not_found(sha256: str) -> FailedPrecondition:
 
 
 def list_artifacts(
-    dialect: Dialect,
-    namespace: str,
-    owner: str | None,
-    kind: str | None,
-    limit: int,
-    after: str | None,
-    parent: ParentRef | None = None,
+    dialect: Dialect, namespace: str, query: ArtifactListQuery
 ) -> tuple[str, list[Any]]:
     """The statement of one page in id order (one row more, to know whether more
     follow) and its parameters. Built from fixed fragments only; every value is a
     parameter."""
     p = dialect.placeholder
+    parent = query.parent
     where = [f"namespace = {p}"]
     params: list[Any] = [namespace]
     conditions = (
-        (f"owner = {p}", owner),
-        (f"kind = {p}", kind),
+        (f"owner = {p}", query.owner),
+        (f"kind = {p}", query.kind),
         (f"parent_collection = {p}", parent.collection if parent is not None else None),
         (f"parent_id = {p}", parent.id if parent is not None else None),
-        (f"id > {p}", after),
+        (f"id > {p}", query.after),
     )
     for condition, value in conditions:
         if value is not None:
             where.append(condition)
             params.append(value)
     sql = f"SELECT {COLUMNS} FROM artifacts WHERE {' AND '.join(where)} ORDER BY id LIMIT {p}"
-    return sql, [*params, limit + 1]
+    return sql, [*params, query.limit + 1]
 
 
 def artifact_page(dialect: Dialect, rows: Sequence[Sequence[Any]], limit: int) -> Page[Artifact]:

@@ -86,6 +86,19 @@ def parent_checks(param: Callable[[str], str], optional: str) -> ParentChecks:
     )
 
 
+def clear_params(namespace: str, now: Any, child: ChildRef) -> dict[str, Any]:
+    """The parameters of `ParentChecks.clear` and, with `version` added, of its
+    audit: both engines bind the same names, so they are built here once."""
+    return {
+        "namespace": namespace,
+        "now": now,
+        "id": child.id,
+        "parent_collection": child.parent.collection,
+        "parent_id": child.parent.id,
+        "entity": child.kind,
+    }
+
+
 async def check_parents(
     rows: Callable[[str], Awaitable[Sequence[Sequence[Any]]]],
     checks: ParentChecks,

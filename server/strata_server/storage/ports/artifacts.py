@@ -6,9 +6,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from strata_server.core.artifact_rules import Artifact, BlobRef, StagedBlob, StoredBlob
+from strata_server.core.artifact_rules import (
+    Artifact,
+    ArtifactListQuery,
+    BlobRef,
+    StagedBlob,
+    StoredBlob,
+)
 from strata_server.core.models import Actor, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.storage.ports.write_context import WriteContext
 
 
@@ -46,17 +51,10 @@ class ArtifactStore(Protocol):
         """One artifact, or NotFound."""
         ...
 
-    async def list_artifacts(
-        self,
-        namespace: str,
-        owner: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
-        parent: ParentRef | None = None,
-    ) -> Page[Artifact]:
-        """Artifacts in id (= creation) order after the id `after`, optionally only
-        those of one parent record; `last_key` is (id,) when more may follow."""
+    async def list_artifacts(self, namespace: str, query: ArtifactListQuery) -> Page[Artifact]:
+        """Artifacts in id (= creation) order after the id `query.after`, optionally
+        only those of one owner, kind or parent record; `last_key` is (id,) when more
+        may follow."""
         ...
 
     async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from strata_server.core.models import Actor, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.core.transcript_rules import (
     Appended,
     AppendEntries,
@@ -14,6 +13,7 @@ from strata_server.core.transcript_rules import (
     NewTranscript,
     Transcript,
     TranscriptHit,
+    TranscriptListQuery,
     TranscriptSearch,
 )
 from strata_server.storage.ports.write_context import WriteContext
@@ -44,15 +44,10 @@ class TranscriptStore(Protocol):
         ...
 
     async def list_transcripts(
-        self,
-        namespace: str,
-        owner: str | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-        parent: ParentRef | None = None,
+        self, namespace: str, query: TranscriptListQuery
     ) -> Page[Transcript]:
         """Transcripts newest first ((create_time, id) descending), optionally of one
-        owner and/or of one parent record, after the key `after`; `last_key` is
+        owner and/or of one parent record, after the key `query.after`; `last_key` is
         (create_time, id)."""
         ...
 

@@ -15,13 +15,13 @@ from psycopg.types.json import Jsonb
 
 from strata_server.core.artifact_rules import (
     Artifact,
+    ArtifactListQuery,
     BlobRef,
     Compression,
     artifact_from_json,
     artifact_to_json,
 )
 from strata_server.core.models import Actor, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS
@@ -142,20 +142,11 @@ class PostgresArtifacts:
 
     @borrowing()
     async def list_artifacts(
-        self,
-        conn: Conn,
-        namespace: str,
-        owner: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
-        parent: ParentRef | None = None,
+        self, conn: Conn, namespace: str, query: ArtifactListQuery
     ) -> Page[Artifact]:
-        sql, params = artifact_sql.list_artifacts(
-            POSTGRES, namespace, owner, kind, limit, after, parent
-        )
+        sql, params = artifact_sql.list_artifacts(POSTGRES, namespace, query)
         cursor = await conn.execute(sql.encode(), params)
-        return artifact_sql.artifact_page(POSTGRES, await cursor.fetchall(), limit)
+        return artifact_sql.artifact_page(POSTGRES, await cursor.fetchall(), query.limit)
 
     @borrowing(transaction=True)
     async def delete_artifact(

@@ -12,7 +12,7 @@ from typing import Any
 from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
 from strata_server.core.parent_refs import ChildRef
-from strata_server.storage.parent_sql import check_parents, parent_checks
+from strata_server.storage.parent_sql import check_parents, clear_params, parent_checks
 from strata_server.storage.postgres.pool import Conn, Runner
 
 CHECKS = parent_checks(lambda name: f"%({name})s", "::text")
@@ -32,14 +32,7 @@ async def check(
         return await runner.run(fetch)
 
     async def clear(ns: str, child: ChildRef) -> bool:
-        params: dict[str, Any] = {
-            "namespace": ns,
-            "now": now,
-            "id": child.id,
-            "parent_collection": child.parent.collection,
-            "parent_id": child.parent.id,
-            "entity": child.kind,
-        }
+        params = clear_params(ns, now, child)
 
         async def execute(conn: Conn) -> bool:
             cursor = await conn.execute(CHECKS.clear[child.kind], params)

@@ -37,6 +37,7 @@ from strata_server.core.transcript_rules import (
     NewTranscript,
     Transcript,
     TranscriptHit,
+    TranscriptListQuery,
     TranscriptSearch,
     appended_from_json,
     check_append,
@@ -243,14 +244,9 @@ class PostgresTranscripts:
 
     @borrowing()
     async def list_transcripts(
-        self,
-        conn: Conn,
-        namespace: str,
-        owner: str | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-        parent: ParentRef | None = None,
+        self, conn: Conn, namespace: str, query: TranscriptListQuery
     ) -> Page[Transcript]:
+        owner, limit, after, parent = query.owner, query.limit, query.after, query.parent
         if limit <= 0:
             return Page(())
         params: dict[str, Any] = {"namespace": namespace, "owner": owner, "limit": limit + 1}

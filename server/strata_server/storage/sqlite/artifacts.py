@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 from strata_server.core.artifact_rules import (
     Artifact,
+    ArtifactListQuery,
     BlobRef,
     Compression,
     artifact_from_json,
     artifact_to_json,
 )
 from strata_server.core.models import Actor, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.storage import artifact_sql
 from strata_server.storage.artifact_sql import COLUMNS
@@ -113,19 +113,10 @@ class SqliteArtifacts:
         rows = await self._db.fetchall(SELECT, (namespace, id))
         return artifact_sql.found(SQLITE, rows[0] if rows else None, id)
 
-    async def list_artifacts(
-        self,
-        namespace: str,
-        owner: str | None,
-        kind: str | None,
-        limit: int,
-        after: str | None,
-        parent: ParentRef | None = None,
-    ) -> Page[Artifact]:
-        sql, params = artifact_sql.list_artifacts(
-            SQLITE, namespace, owner, kind, limit, after, parent
-        )
-        return artifact_sql.artifact_page(SQLITE, await self._db.fetchall(sql, params), limit)
+    async def list_artifacts(self, namespace: str, query: ArtifactListQuery) -> Page[Artifact]:
+        sql, params = artifact_sql.list_artifacts(SQLITE, namespace, query)
+        rows = await self._db.fetchall(sql, params)
+        return artifact_sql.artifact_page(SQLITE, rows, query.limit)
 
     async def delete_artifact(self, namespace: str, id: str, *, actor: Actor) -> Artifact:
         """Delete the row with its audit entry."""

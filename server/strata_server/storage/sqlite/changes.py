@@ -6,12 +6,9 @@ audit log's rowid from the cursor (NOT INDEXED: the entity index would visit a
 collection's whole history and sort it); whether a record was deleted since an entry
 is looked up by the entity index. `core.change_cursors` turns the entries into changes.
 
-Retention purges the audit log's oldest entries, and with them the changes a cursor
-before them would resume from. Each purge batch raises its namespace's horizon in
-`audit_horizons` (migration 0017) in the same transaction, and a read checks the
-horizon after its scan: a purge that took entries the scan should have seen had
-committed before it, so the check sees its horizon, and the cursor is refused
-(CursorExpired) rather than resumed past the gap.
+A purge raises its namespace's horizon, a seq like a cursor, in its write
+transaction (`raise_horizons`); core/change_cursors.py says why a read checks the
+horizon after its scan and refuses a cursor a purge passed.
 """
 
 from __future__ import annotations

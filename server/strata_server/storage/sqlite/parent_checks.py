@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
 from strata_server.core.parent_refs import ChildRef
-from strata_server.storage.parent_sql import check_parents, parent_checks
+from strata_server.storage.parent_sql import check_parents, clear_params, parent_checks
 from strata_server.storage.sqlite.connection import Connections, Row
 from strata_server.storage.sqlite.dialect import to_micros
 
@@ -29,14 +28,7 @@ async def check(
         return await db.fetchall(statement, {"namespace": namespace, "now": now})
 
     async def clear(ns: str, child: ChildRef) -> bool:
-        params: dict[str, Any] = {
-            "namespace": ns,
-            "now": now,
-            "id": child.id,
-            "parent_collection": child.parent.collection,
-            "parent_id": child.parent.id,
-            "entity": child.kind,
-        }
+        params = clear_params(ns, now, child)
         async with db.transaction() as tx:
             cleared = await tx.fetchall(CHECKS.clear[child.kind], params)
             if not cleared:

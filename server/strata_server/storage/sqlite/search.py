@@ -21,26 +21,31 @@ from strata_server.storage.sqlite.record_rows import match_expression, now_micro
 _EARLIEST, _LATEST = -(2**62), 2**62
 """Time bounds standing for "none" (microseconds)."""
 
-RECORDS = """
+
+def _scope(owner: str, time: str) -> str:
+    """The request's owner and time window, which every kind's search applies alike
+    (as postgres/search.py's `_times`), to the kind's owner and time columns."""
+    return f"  AND (:owner IS NULL OR {owner} = :owner)\n  AND {time} >= :start AND {time} < :end"
+
+
+RECORDS = f"""
 SELECT r.collection, r.id, r.update_time, coalesce(r.owner, ''), bm25(records_fts) AS score
 FROM records_fts JOIN records AS r ON r.rowid = records_fts.rowid
 WHERE records_fts MATCH :match AND r.namespace = :namespace
-  AND (:owner IS NULL OR r.owner = :owner)
   AND (r.expire_time IS NULL OR r.expire_time > :now)
   AND (:every_collection OR r.collection IN (SELECT value FROM json_each(:collections)))
-  AND r.update_time >= :start AND r.update_time < :end
+{_scope("r.owner", "r.update_time")}
 ORDER BY score, r.collection, r.id
 LIMIT :limit
 """
 
-ENTRIES = """
+ENTRIES = f"""
 SELECT e.transcript_id, e.seq, e.create_time, t.owner, bm25(transcript_entries_fts) AS score
 FROM transcript_entries_fts
 JOIN transcript_entries AS e ON e.rowid = transcript_entries_fts.rowid
 JOIN transcripts AS t ON t.namespace = e.namespace AND t.id = e.transcript_id
 WHERE transcript_entries_fts MATCH :match AND e.namespace = :namespace
-  AND (:owner IS NULL OR t.owner = :owner)
-  AND e.create_time >= :start AND e.create_time < :end
+{_scope("t.owner", "e.create_time")}
 ORDER BY score, e.transcript_id, e.seq
 LIMIT :limit
 """
@@ -54,8 +59,7 @@ FROM artifact_search_fts
 JOIN artifact_search AS s ON s.rowid = artifact_search_fts.rowid
 JOIN artifacts AS a ON a.namespace = s.namespace AND a.id = s.artifact_id
 WHERE artifact_search_fts MATCH :match AND s.namespace = :namespace
-  AND (:owner IS NULL OR a.owner = :owner)
-  AND a.create_time >= :start AND a.create_time < :end
+{_scope("a.owner", "a.create_time")}
 ORDER BY score, s.artifact_id
 LIMIT :limit
 """

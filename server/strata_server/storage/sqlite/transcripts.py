@@ -20,7 +20,6 @@ from typing import Any
 
 from strata_server.core.errors import AlreadyExists, NotFound
 from strata_server.core.models import Actor, Page
-from strata_server.core.parent_refs import ParentRef
 from strata_server.core.quota_rules import explained
 from strata_server.core.transcript_rules import (
     ENTITY,
@@ -31,6 +30,7 @@ from strata_server.core.transcript_rules import (
     NewTranscript,
     Transcript,
     TranscriptHit,
+    TranscriptListQuery,
     TranscriptSearch,
     appended_from_json,
     appended_to_json,
@@ -265,13 +265,9 @@ class SqliteTranscripts:
         return found
 
     async def list_transcripts(
-        self,
-        namespace: str,
-        owner: str | None,
-        limit: int,
-        after: tuple[Any, ...] | None,
-        parent: ParentRef | None = None,
+        self, namespace: str, query: TranscriptListQuery
     ) -> Page[Transcript]:
+        owner, limit, after, parent = query.owner, query.limit, query.after, query.parent
         if limit <= 0:
             return Page(())
         params: list[Any] = [namespace]
