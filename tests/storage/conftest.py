@@ -28,6 +28,13 @@ class Database:
         return self.server.create_database(name)
 
 
+def every_migration() -> list[str]:
+    """The file names of every PostgreSQL migration, in order: the schema the
+    adapters expect (a module that picks a subset breaks when a later migration
+    adds a column an adapter writes)."""
+    return sorted(p.name for p in MIGRATIONS.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+
+
 def database_with(pg: PgServer, *migrations: str) -> Database:
     """A new database on `pg` holding the schema of `migrations` (file names under
     migrations/postgres/, applied in order without yoyo)."""

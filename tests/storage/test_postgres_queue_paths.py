@@ -38,7 +38,7 @@ from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres.job_rows import _changed
 from strata_server.storage.postgres.queue import FIRST_TOKENS
-from tests.storage.conftest import Database, database_with
+from tests.storage.conftest import Database, database_with, every_migration
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
 ACTOR = Actor("tester")
@@ -48,7 +48,7 @@ HEX32 = re.compile(r"[0-9a-f]{32}")
 
 @pytest.fixture(scope="module")
 def pg(pg: Database) -> Database:
-    return database_with(pg, "0001_records.sql", "0002_queue.sql", "0005_record_changes.sql")
+    return database_with(pg, *every_migration())
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,11 @@
 """The PostgreSQL ReadTranscript batch query reads only its batch's rows, and sends
 the entries' stored wire forms, which are what the protobuf library would write.
 
-A database of the session's PostgreSQL 15 (tests/support/pg.py) with the migrations up to
-transcripts. The batch query once joined a CTE holding the first entry's offset, and
-PostgreSQL walked the transcript's whole offset index for every batch, filtering
-(the reads still came out right, only each batch cost the transcript's length).
+A database of the session's PostgreSQL 15 (tests/support/pg.py) with every
+migration (the adapter writes what later ones add). The batch query once joined a
+CTE holding the first entry's offset, and PostgreSQL walked the transcript's whole
+offset index for every batch, filtering (the reads still came out right, only each
+batch cost the transcript's length).
 This checks the plan the server runs, generic and custom, by the rows it touches.
 """
 
@@ -31,7 +32,7 @@ from strata_server.storage.composite import Storage
 from strata_server.storage.ports.write_context import WriteContext
 from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres import transcript_queries as q
-from tests.storage.conftest import Database, database_with
+from tests.storage.conftest import Database, database_with, every_migration
 from tests.support.wire import sent
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "postgres"
@@ -45,9 +46,7 @@ BATCH_BYTES = 64 * 1024
 
 @pytest.fixture(scope="module")
 def pg(pg: Database) -> Database:
-    return database_with(
-        pg, "0001_records.sql", "0002_queue.sql", "0003_transcripts.sql", "0009_entry_wire.sql"
-    )
+    return database_with(pg, *every_migration())
 
 
 @pytest.fixture(scope="module")
