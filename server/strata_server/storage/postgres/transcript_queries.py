@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-TRANSCRIPT_COLUMNS = (
+EXPORTED_COLUMNS = (
     "id, owner, title, labels, next_seq, size_bytes, create_time, update_time, seal_time,"
     " parent_collection, parent_id"
 )
+"""A transcript's columns as an export writes them (and an import, which makes every
+transcript hot): every one but its tier."""
+TRANSCRIPT_COLUMNS: LiteralString = EXPORTED_COLUMNS + ", archive_time"
 """The columns `transcripts.transcript_from_row` reads, in its order."""
 
 

@@ -34,7 +34,7 @@ from strata_server.storage.postgres.pool import Conn, Runner, translate
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
 from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.record_rows import record_from_row
-from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.postgres.transcript_queries import EXPORTED_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
@@ -46,7 +46,7 @@ BATCH = 1000
 _COLUMNS = {
     Kind.RECORDS: RECORD_COLUMNS,
     Kind.JOBS: JOB_COLUMNS,
-    Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+    Kind.TRANSCRIPTS: EXPORTED_COLUMNS,
     Kind.ARTIFACTS: ARTIFACT_COLUMNS,
 }
 """Each exported table's columns, as the adapter's own queries list them."""

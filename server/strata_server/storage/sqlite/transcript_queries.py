@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-TRANSCRIPT_COLUMNS = (
+EXPORTED_COLUMNS = (
     "namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time,"
     " seal_time, parent_collection, parent_id"
 )
+"""A transcript's columns as an export writes them (and an import, which makes every
+transcript hot): every one but its tier."""
+TRANSCRIPT_COLUMNS = EXPORTED_COLUMNS + ", archive_time"
 """The columns `transcript_from_row` reads, in its order."""
 
 INSERT_TRANSCRIPT = f"""
-INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, ?)
+INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, ?, NULL)
 ON CONFLICT DO NOTHING
 RETURNING id
 """

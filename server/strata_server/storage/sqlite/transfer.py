@@ -31,7 +31,7 @@ from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import job_from_row
 from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
-from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.sqlite.transcript_queries import EXPORTED_COLUMNS
 from strata_server.storage.sqlite.transcript_rows import transcript_from_row
 from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
@@ -43,7 +43,7 @@ BATCH = 1000
 _COLUMNS = {
     Kind.RECORDS: RECORD_COLUMNS,
     Kind.JOBS: JOB_COLUMNS,
-    Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+    Kind.TRANSCRIPTS: EXPORTED_COLUMNS,
     Kind.ARTIFACTS: ARTIFACT_COLUMNS,
 }
 """Each exported table's columns, as the adapter's own queries list them."""

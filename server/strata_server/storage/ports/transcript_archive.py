@@ -1,0 +1,53 @@
+"""The transcript archive port: the database's side of the archive tier (the
+segments' bytes are in the BlobStore)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from strata_server.core.archive_rules import HotEntry, RestoredEntry, Segment
+from strata_server.core.models import Actor
+from strata_server.core.transcript_rules import Transcript
+
+
+class TranscriptArchive(Protocol):
+    """Moves a transcript's entries between its hot rows and its segment list, each
+    move one transaction with its audit entry (entity "transcript"), so a crash
+    leaves either the hot rows or a complete segment list, never neither. The
+    transcript's row and its entries' search rows stay either way. Unknown ids are
+    NotFound."""
+
+    async def hot_entries(
+        self, namespace: str, id: str, after_seq: int, limit: int
+    ) -> Sequence[HotEntry]:
+        """Up to `limit` hot entries after seq `after_seq`, in seq order (the wire
+        form worked out for entries stored without it)."""
+        ...
+
+    async def archive(
+        self, namespace: str, id: str, segments: Sequence[Segment], *, actor: Actor
+    ) -> Transcript:
+        """In one transaction: record `segments` (whose blobs are already stored),
+        keep the entries' search rows, delete the hot rows, mark the transcript
+        archived (audit action `archive`). FailedPrecondition TRANSCRIPT_CHANGED when
+        the transcript is no longer sealed, hot and ending where the segments end."""
+        ...
+
+    async def segments(self, namespace: str, id: str) -> list[Segment]:
+        """An archived transcript's segments by first_seq (none when it is hot)."""
+        ...
+
+    async def restore(
+        self,
+        namespace: str,
+        id: str,
+        entries: AsyncIterator[Sequence[RestoredEntry]],
+        *,
+        actor: Actor,
+    ) -> Transcript:
+        """In one transaction: write back every entry `entries` yields (all of them,
+        in seq order), drop the segment list and the archived search rows, mark the
+        transcript hot (audit action `restore`). A hot transcript is returned
+        unchanged without reading `entries`."""
+        ...
