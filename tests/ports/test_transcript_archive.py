@@ -11,7 +11,13 @@ import pytest
 from strata_server.core.archive_rules import ACTION_ARCHIVE, ACTION_RESTORE
 from strata_server.core.artifact_rules import StoredBlob
 from strata_server.core.errors import FailedPrecondition, NotFound, Unavailable
-from strata_server.core.transcript_rules import AppendEntries, NewTranscript, Tier, new_entry
+from strata_server.core.transcript_rules import (
+    AppendEntries,
+    NewTranscript,
+    Tier,
+    TranscriptSearch,
+    new_entry,
+)
 from strata_server.services.archive_service import Archiver
 from strata_server.storage.blobs.fs import DiskBlobStore
 from strata_server.storage.composite import Storage
@@ -93,6 +99,10 @@ async def test_archive_read_restore_round_trip(
     for (start, size), expected in reads.items():
         assert await archived_read(arch, ns, start, size) == expected
     assert await arch.archive(ns, "t", actor=ACTOR) == archived  # idempotent
+    for query in (TranscriptSearch("1234", 10), TranscriptSearch("1234", 10, id="t")):
+        hits = await storage.transcripts.search_transcripts(ns, query)
+        assert [(h.transcript_id, h.seq, h.role) for h in hits.items] == [("t", 1234, "assistant")]
+        assert "1234" in hits.items[0].snippet
 
     restored = await arch.restore(ns, "t", actor=ACTOR)
     assert restored.tier is Tier.HOT and restored.next_seq == before.next_seq

@@ -283,6 +283,16 @@ class BlobUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedUsage:
+    """A namespace's archived transcripts: how many, their entries' sizes as
+    `entry_bytes` counts them, and the bytes their segments take in the blob store."""
+
+    transcripts: int = 0
+    entry_bytes: int = 0
+    stored_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class NamespaceUsage:
     """What one namespace stores (GetUsage); `jobs` counts by visible state;
     `entries` and `entry_bytes` come from the transcripts' counters."""
@@ -295,6 +305,8 @@ class NamespaceUsage:
     entry_bytes: int = 0
     kinds: tuple[KindUsage, ...] = ()
     blobs: BlobUsage = BlobUsage()
+    archived: ArchivedUsage = ArchivedUsage()
+    """Of the transcripts, those in the archive tier (docs/transcripts.md, "Tiers")."""
 
     @property
     def records(self) -> int:

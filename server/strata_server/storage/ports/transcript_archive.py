@@ -4,6 +4,7 @@ segments' bytes are in the BlobStore)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from strata_server.core.archive_rules import HotEntry, RestoredEntry, Segment
@@ -17,6 +18,15 @@ class TranscriptArchive(Protocol):
     leaves either the hot rows or a complete segment list, never neither. The
     transcript's row and its entries' search rows stay either way. Unknown ids are
     NotFound."""
+
+    async def count_archivable(self, namespace: str, sealed_before: datetime) -> int:
+        """Hot transcripts of the namespace sealed before the time (an
+        archive_transcripts policy's step)."""
+        ...
+
+    async def archivable(self, namespace: str, sealed_before: datetime, limit: int) -> list[str]:
+        """Up to `limit` of those, by seal time."""
+        ...
 
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int

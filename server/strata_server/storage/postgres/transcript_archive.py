@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any, LiteralString
 
 from strata_server.core.archive_rules import (
@@ -26,6 +27,12 @@ from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import now
 from strata_server.storage.postgres.transcripts import transcript_from_row
 
+_ARCHIVABLE: LiteralString = (
+    "FROM transcripts WHERE namespace = %s AND archive_time IS NULL"
+    " AND seal_time IS NOT NULL AND seal_time < %s"
+)
+COUNT_ARCHIVABLE: LiteralString = "SELECT count(*) " + _ARCHIVABLE
+ARCHIVABLE: LiteralString = "SELECT id " + _ARCHIVABLE + " ORDER BY seal_time, id LIMIT %s"
 HOT_ENTRIES: LiteralString = """
 SELECT seq, start_offset, size, data::text, wire, role, content, create_time
 FROM transcript_entries
@@ -109,6 +116,19 @@ class PostgresTranscriptArchive:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+
+    @borrowing()
+    async def count_archivable(self, conn: Conn, namespace: str, sealed_before: datetime) -> int:
+        cursor = await conn.execute(COUNT_ARCHIVABLE, (namespace, sealed_before))
+        row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    @borrowing()
+    async def archivable(
+        self, conn: Conn, namespace: str, sealed_before: datetime, limit: int
+    ) -> list[str]:
+        cursor = await conn.execute(ARCHIVABLE, (namespace, sealed_before, limit))
+        return [row[0] for row in await cursor.fetchall()]
 
     @borrowing()
     async def hot_entries(

@@ -252,7 +252,12 @@ def _search(one: bool) -> LiteralString:
         " ts_rank(e.search, q) AS score"
         " FROM transcript_entries AS e, plainto_tsquery('simple', %(query)s::text) AS q"
         f" WHERE e.namespace = %(namespace)s::text{scope} AND e.search @@ q"
-        " ORDER BY score DESC, e.transcript_id, e.seq"
+        " UNION ALL"
+        " SELECT e.transcript_id, e.seq, e.role, e.create_time, e.content,"
+        " ts_rank(e.search, q) AS score"
+        " FROM archived_entries AS e, plainto_tsquery('simple', %(query)s::text) AS q"
+        f" WHERE e.namespace = %(namespace)s::text{scope} AND e.search @@ q"
+        " ORDER BY score DESC, transcript_id, seq"
         " OFFSET %(offset)s LIMIT %(limit)s"
         ")"
         " SELECT transcript_id, seq, role, create_time,"
@@ -265,5 +270,6 @@ def _search(one: bool) -> LiteralString:
 
 SEARCH_ALL = _search(False)
 SEARCH_ONE = _search(True)
-"""Search every transcript of a namespace, or one; snippets (ts_headline, the costly
-part) only for the page's hits."""
+"""Search every transcript of a namespace, or one, hot entries and archived
+transcripts' search rows alike; snippets (ts_headline, the costly part) only for
+the page's hits."""

@@ -32,6 +32,12 @@ from strata_server.storage.sqlite.transcript_queries import (
 )
 from strata_server.storage.sqlite.transcript_rows import transcript_from_row
 
+_ARCHIVABLE = (
+    "FROM transcripts WHERE namespace = ? AND archive_time IS NULL"
+    " AND seal_time IS NOT NULL AND seal_time < ?"
+)
+COUNT_ARCHIVABLE = "SELECT count(*) " + _ARCHIVABLE
+ARCHIVABLE = "SELECT id " + _ARCHIVABLE + " ORDER BY seal_time, id LIMIT ?"
 HOT_ENTRIES = """
 SELECT seq, start_offset, size, data, wire, role, content, create_time FROM transcript_entries
 WHERE namespace = ? AND transcript_id = ? AND seq > ? ORDER BY seq LIMIT ?
@@ -101,6 +107,14 @@ class SqliteTranscriptArchive:
 
     def __init__(self, db: Connections) -> None:
         self._db = db
+
+    async def count_archivable(self, namespace: str, sealed_before: datetime) -> int:
+        rows = await self._db.fetchall(COUNT_ARCHIVABLE, (namespace, to_micros(sealed_before)))
+        return int(rows[0][0])
+
+    async def archivable(self, namespace: str, sealed_before: datetime, limit: int) -> list[str]:
+        rows = await self._db.fetchall(ARCHIVABLE, (namespace, to_micros(sealed_before), limit))
+        return [row[0] for row in rows]
 
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int
