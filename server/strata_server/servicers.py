@@ -170,7 +170,12 @@ def register_services(
         settings.replica_name or default_replica(),
     )
     transfer = TransferRpc(
-        NamespaceExport(database.transfer, blobs, facts=database.facts),
+        NamespaceExport(
+            database.transfer,
+            blobs,
+            facts=database.facts,
+            archived=database.archive.count_archived,
+        ),
         NamespaceImport(
             database.transfer,
             database.artifacts,

@@ -14,6 +14,7 @@ import grpc
 
 from strata.v1 import admin_pb2, search_pb2, search_pb2_grpc
 from strata.v1 import transcripts_pb2 as tpb
+from tests.contract.archive_support import export, import_
 from tests.contract.helpers import expect_error, seconds
 from tests.contract.transcript_helpers import (
     create_transcript,
@@ -46,10 +47,12 @@ def fill(ts: Any, ns: str, id: str) -> None:
     ts.SealTranscript(tpb.SealTranscriptRequest(namespace=ns, id=id))
 
 
-def reads(ts: Any, ns: str, id: str) -> dict[tuple[int, int], Any]:
+def reads(
+    ts: Any, ns: str, id: str, starts: tuple[int, ...] = (0, 1777, -5)
+) -> dict[tuple[int, int], Any]:
     """Every read the test compares: (entries, batch boundaries) by (from_seq, size)."""
     out = {}
-    for from_seq in (0, 1777, -5):
+    for from_seq in starts:
         for size in (0, 5000):
             stream = read_all(ts, id, namespace=ns, from_seq=from_seq, max_batch_bytes=size)
             assert stream.events[-1] == "sealed"
@@ -155,3 +158,32 @@ def test_archive_policy_takes_no_selector(stubs):
         grpc.StatusCode.INVALID_ARGUMENT,
         field="selector",
     )
+
+
+def test_export_refuses_archived_and_import_overwrites_hot(stubs):
+    ns = f"arc-{uuid.uuid4().hex[:12]}"
+    ts = transcript_stub(stubs.channel)
+    id = create_transcript(ts, namespace=ns)
+    ts.AppendEntries(
+        tpb.AppendEntriesRequest(namespace=ns, id=id, entries=[entry("kept words", "user")])
+    )
+    ts.SealTranscript(tpb.SealTranscriptRequest(namespace=ns, id=id))
+    hot = reads(ts, ns, id, (0,))
+    exported = export(stubs.channel, ns)
+    stubs.admin.SetRetentionPolicy(
+        admin_pb2.SetRetentionPolicyRequest(namespace=ns, target=ARCHIVE, max_age=seconds(1))
+    )
+    time.sleep(1.2)
+    assert cleanup(stubs, ns)["archive_transcripts"] == 1
+    expect_error(
+        lambda: export(stubs.channel, ns),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        reason="TRANSCRIPTS_ARCHIVED",
+        archived="1",
+    )
+    # An import that overwrites the archived transcript makes it hot again.
+    import_(stubs.channel, exported.data, ns, admin_pb2.CONFLICT_POLICY_OVERWRITE)
+    assert tier(ts, ns, id) == tpb.TRANSCRIPT_TIER_HOT
+    assert reads(ts, ns, id, (0,)) == hot
+    assert searched(stubs, ts, ns, "kept") == ([1], [1])
+    export(stubs.channel, ns)

@@ -28,7 +28,7 @@ from typing import IO
 
 from strata_server import __version__
 from strata_server.core.artifact_rules import BlobRef
-from strata_server.core.errors import DataLoss
+from strata_server.core.errors import DataLoss, FailedPrecondition
 from strata_server.core.models import Progress, ServerFacts
 from strata_server.core.transfer_format import (
     BLOBS,
@@ -128,6 +128,9 @@ class NamespaceExport:
     blobs: BlobStore
     _: KW_ONLY
     facts: Callable[[], Awaitable[ServerFacts]]
+    archived: Callable[[str, str | None], Awaitable[int]] | None = None
+    """How many transcripts of a namespace (of an owner) are archived: an export
+    refuses while any is, as their entries are not rows it can read."""
 
     async def run(
         self, namespace: str, owner: str | None
@@ -135,6 +138,13 @@ class NamespaceExport:
         """The export of `namespace` (with `owner`, only what that owner holds):
         progress, chunks of the tar, then the summary. The manifest names the server
         version and backends the export came from."""
+        if self.archived is not None and (count := await self.archived(namespace, owner)):
+            raise FailedPrecondition(
+                f"{count} transcripts to export are in the archive tier; restore them "
+                "(RestoreTranscript) first",
+                reason="TRANSCRIPTS_ARCHIVED",
+                metadata={"archived": str(count)},
+            )
         facts = await self.facts()
         source = {"version": __version__, "database": facts.backend, "blobs": self.blobs.kind}
         async for event in export_namespace(self.rows, self.blobs, namespace, owner, source=source):

@@ -28,6 +28,10 @@ class TranscriptArchive(Protocol):
         """Up to `limit` of those, by seal time."""
         ...
 
+    async def count_archived(self, namespace: str, owner: str | None) -> int:
+        """Archived transcripts of the namespace (of one owner, when given)."""
+        ...
+
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int
     ) -> Sequence[HotEntry]:

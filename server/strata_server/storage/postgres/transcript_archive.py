@@ -33,6 +33,10 @@ _ARCHIVABLE: LiteralString = (
 )
 COUNT_ARCHIVABLE: LiteralString = "SELECT count(*) " + _ARCHIVABLE
 ARCHIVABLE: LiteralString = "SELECT id " + _ARCHIVABLE + " ORDER BY seal_time, id LIMIT %s"
+COUNT_ARCHIVED: LiteralString = (
+    "SELECT count(*) FROM transcripts WHERE namespace = %(namespace)s"
+    " AND archive_time IS NOT NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)"
+)
 HOT_ENTRIES: LiteralString = """
 SELECT seq, start_offset, size, data::text, wire, role, content, create_time
 FROM transcript_entries
@@ -129,6 +133,12 @@ class PostgresTranscriptArchive:
     ) -> list[str]:
         cursor = await conn.execute(ARCHIVABLE, (namespace, sealed_before, limit))
         return [row[0] for row in await cursor.fetchall()]
+
+    @borrowing()
+    async def count_archived(self, conn: Conn, namespace: str, owner: str | None) -> int:
+        cursor = await conn.execute(COUNT_ARCHIVED, {"namespace": namespace, "owner": owner})
+        row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
 
     @borrowing()
     async def hot_entries(

@@ -38,6 +38,10 @@ _ARCHIVABLE = (
 )
 COUNT_ARCHIVABLE = "SELECT count(*) " + _ARCHIVABLE
 ARCHIVABLE = "SELECT id " + _ARCHIVABLE + " ORDER BY seal_time, id LIMIT ?"
+COUNT_ARCHIVED = (
+    "SELECT count(*) FROM transcripts WHERE namespace = ? AND archive_time IS NOT NULL"
+    " AND (? IS NULL OR owner = ?)"
+)
 HOT_ENTRIES = """
 SELECT seq, start_offset, size, data, wire, role, content, create_time FROM transcript_entries
 WHERE namespace = ? AND transcript_id = ? AND seq > ? ORDER BY seq LIMIT ?
@@ -115,6 +119,10 @@ class SqliteTranscriptArchive:
     async def archivable(self, namespace: str, sealed_before: datetime, limit: int) -> list[str]:
         rows = await self._db.fetchall(ARCHIVABLE, (namespace, to_micros(sealed_before), limit))
         return [row[0] for row in rows]
+
+    async def count_archived(self, namespace: str, owner: str | None) -> int:
+        rows = await self._db.fetchall(COUNT_ARCHIVED, (namespace, owner, owner))
+        return int(rows[0][0])
 
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int
