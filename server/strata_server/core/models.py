@@ -284,8 +284,7 @@ class BlobUsage:
 
 @dataclass(frozen=True, slots=True)
 class ArchivedUsage:
-    """A namespace's archived transcripts: how many, their entries' sizes as
-    `entry_bytes` counts them, and the bytes their segments take in the blob store."""
+    """Archived transcripts: how many, their sizes, their segments' stored bytes."""
 
     transcripts: int = 0
     entry_bytes: int = 0
@@ -306,7 +305,6 @@ class NamespaceUsage:
     kinds: tuple[KindUsage, ...] = ()
     blobs: BlobUsage = BlobUsage()
     archived: ArchivedUsage = ArchivedUsage()
-    """Of the transcripts, those in the archive tier (docs/transcripts.md, "Tiers")."""
 
     @property
     def records(self) -> int:
