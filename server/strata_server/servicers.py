@@ -199,6 +199,7 @@ def register_services(
         lead=database.retention.lead,
         interval=settings.integrity_interval_seconds,
         sample=settings.integrity_sample_percent / 100,
+        segment_blobs=database.archive.segment_blobs,
     )
     scheduled: list[Coroutine[Any, Any, None]] = []
     if settings.integrity_interval_seconds > 0:

@@ -13,14 +13,18 @@ from strata_server.core.artifact_rules import StoredBlob
 from strata_server.core.errors import FailedPrecondition, NotFound, Unavailable
 from strata_server.core.transcript_rules import (
     AppendEntries,
+    EntryBatch,
     NewTranscript,
     Tier,
     TranscriptSearch,
     new_entry,
 )
 from strata_server.services.archive_service import Archiver
+from strata_server.services.blob_gc import check_blobs
+from strata_server.services.transcripts_service import Sealed, Transcripts
 from strata_server.storage.blobs.fs import DiskBlobStore
 from strata_server.storage.composite import Storage
+from strata_server.storage.memory.events import LocalEvents
 from strata_server.storage.ports import BlobStaging
 from strata_server.storage.ports.write_context import WriteContext
 from tests.ports.conftest import ACTOR
@@ -191,3 +195,38 @@ async def test_a_failed_archive_leaves_the_hot_rows(
     assert await storage.archive.segments(ns, "t") == []
     assert await hot_read(storage, ns, 1, 65536) == expected
     assert ACTION_ARCHIVE not in [entry.action for entry in await audit(storage, ns)]
+
+
+async def test_the_integrity_check_counts_segments_as_named(
+    storage: Storage, ns: str, blobs: DiskBlobStore
+) -> None:
+    await sealed_transcript(storage, ns)
+    await archiver(storage, blobs).archive(ns, "t", actor=ACTOR)
+    named = await storage.archive.segment_blobs()
+    assert len(named) > 3
+    blind = await check_blobs(storage.artifacts, blobs)
+    assert {sha256 for sha256, _ in blind.orphans} == named
+    report = await check_blobs(storage.artifacts, blobs, segments=named)
+    assert report.orphans == [] and report.orphan_bytes == 0
+
+
+async def test_a_read_goes_on_from_the_archive_when_archived_meanwhile(
+    storage: Storage, ns: str, blobs: DiskBlobStore
+) -> None:
+    await sealed_transcript(storage, ns)
+    expected = await hot_read(storage, ns, 1, 2000)
+    arch = archiver(storage, blobs)
+    events = LocalEvents()
+    service = Transcripts(storage.transcripts, events, heartbeat_seconds=5, archived=arch.read)
+    got = []
+    try:
+        async for item in service.read(ns, "t", 1, 2000, follow=False):
+            if isinstance(item, EntryBatch):
+                got.append((item.wire, item.next_seq))
+                if len(got) == 3:
+                    await arch.archive(ns, "t", actor=ACTOR)
+            else:
+                assert isinstance(item, Sealed)
+    finally:
+        await events.close()
+    assert got == expected

@@ -215,7 +215,8 @@ class Cleanup:
         cutoff = datetime.now(UTC) - self.blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            report = await blob_gc.check_blobs(self.artifacts, self.blobs)
+            segments = await self.archiver.archive_rows.segment_blobs() if self.archiver else set()
+            report = await blob_gc.check_blobs(self.artifacts, self.blobs, segments=segments)
             orphans = {sha256 for sha256, _ in report.orphans}
             old = 0
             async for blob in self.blobs.list_blobs():

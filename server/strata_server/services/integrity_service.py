@@ -35,6 +35,10 @@ EVERY = "*"
 Lead = Callable[[str], Awaitable[bool]]
 
 
+async def _no_segments() -> set[str]:
+    return set()
+
+
 async def _always(name: str) -> bool:
     return True
 
@@ -54,6 +58,8 @@ class IntegrityCheck:
     interval: float = 0.0
     """Seconds between scheduled checks of every namespace (`run_every`); 0: none."""
     sample: float = 0.0
+    segment_blobs: Callable[[], Awaitable[set[str]]] = _no_segments
+    """The blobs archived transcripts' segments name (not orphans)."""
     """The fraction of blobs whose content a scheduled check re-hashes."""
 
     async def run(
@@ -92,6 +98,7 @@ class IntegrityCheck:
                     verify=verify_blobs,
                     sample=sample,
                     frame_index=namespace is None,
+                    segments=await self.segment_blobs(),
                 )
             except StrataError as error:
                 _stopped_by_damage(findings, "blobs", error)

@@ -32,6 +32,11 @@ class TranscriptArchive(Protocol):
         """Archived transcripts of the namespace (of one owner, when given)."""
         ...
 
+    async def segment_blobs(self) -> set[str]:
+        """The SHA-256 of every blob a segment names, in any namespace (the integrity
+        check's "named" set, which holds the artifacts' names in memory too)."""
+        ...
+
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int
     ) -> Sequence[HotEntry]:

@@ -37,6 +37,7 @@ COUNT_ARCHIVED: LiteralString = (
     "SELECT count(*) FROM transcripts WHERE namespace = %(namespace)s"
     " AND archive_time IS NOT NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)"
 )
+SEGMENT_BLOBS: LiteralString = "SELECT DISTINCT sha256 FROM transcript_segments"
 HOT_ENTRIES: LiteralString = """
 SELECT seq, start_offset, size, data::text, wire, role, content, create_time
 FROM transcript_entries
@@ -139,6 +140,11 @@ class PostgresTranscriptArchive:
         cursor = await conn.execute(COUNT_ARCHIVED, {"namespace": namespace, "owner": owner})
         row = await cursor.fetchone()
         return int(row[0]) if row is not None else 0
+
+    @borrowing()
+    async def segment_blobs(self, conn: Conn) -> set[str]:
+        cursor = await conn.execute(SEGMENT_BLOBS)
+        return {row[0] for row in await cursor.fetchall()}
 
     @borrowing()
     async def hot_entries(

@@ -42,6 +42,7 @@ COUNT_ARCHIVED = (
     "SELECT count(*) FROM transcripts WHERE namespace = ? AND archive_time IS NOT NULL"
     " AND (? IS NULL OR owner = ?)"
 )
+SEGMENT_BLOBS = "SELECT DISTINCT sha256 FROM transcript_segments"
 HOT_ENTRIES = """
 SELECT seq, start_offset, size, data, wire, role, content, create_time FROM transcript_entries
 WHERE namespace = ? AND transcript_id = ? AND seq > ? ORDER BY seq LIMIT ?
@@ -123,6 +124,9 @@ class SqliteTranscriptArchive:
     async def count_archived(self, namespace: str, owner: str | None) -> int:
         rows = await self._db.fetchall(COUNT_ARCHIVED, (namespace, owner, owner))
         return int(rows[0][0])
+
+    async def segment_blobs(self) -> set[str]:
+        return {row[0] for row in await self._db.fetchall(SEGMENT_BLOBS)}
 
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int
