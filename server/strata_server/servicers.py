@@ -174,7 +174,7 @@ def register_services(
             database.transfer,
             blobs,
             facts=database.facts,
-            archived=database.archive.count_archived,
+            archive=archiver,
         ),
         NamespaceImport(
             database.transfer,

@@ -14,7 +14,7 @@ import grpc
 
 from strata.v1 import admin_pb2, search_pb2, search_pb2_grpc
 from strata.v1 import transcripts_pb2 as tpb
-from tests.contract.archive_support import export, import_
+from tests.contract.archive_support import export, import_, rows
 from tests.contract.helpers import expect_error, seconds
 from tests.contract.transcript_helpers import (
     create_transcript,
@@ -160,30 +160,42 @@ def test_archive_policy_takes_no_selector(stubs):
     )
 
 
-def test_export_refuses_archived_and_import_overwrites_hot(stubs):
+def test_export_reads_archived_entries_and_import_makes_them_hot(stubs):
     ns = f"arc-{uuid.uuid4().hex[:12]}"
     ts = transcript_stub(stubs.channel)
     id = create_transcript(ts, namespace=ns)
+    fill(ts, ns, id)
+    hot_one = create_transcript(ts, namespace=ns)
     ts.AppendEntries(
-        tpb.AppendEntriesRequest(namespace=ns, id=id, entries=[entry("kept words", "user")])
+        tpb.AppendEntriesRequest(namespace=ns, id=hot_one, entries=[entry("kept words", "user")])
     )
-    ts.SealTranscript(tpb.SealTranscriptRequest(namespace=ns, id=id))
-    hot = reads(ts, ns, id, (0,))
-    exported = export(stubs.channel, ns)
+    hot = reads(ts, ns, id)
+    before = export(stubs.channel, ns)
     stubs.admin.SetRetentionPolicy(
         admin_pb2.SetRetentionPolicyRequest(namespace=ns, target=ARCHIVE, max_age=seconds(1))
     )
     time.sleep(1.2)
     assert cleanup(stubs, ns)["archive_transcripts"] == 1
-    expect_error(
-        lambda: export(stubs.channel, ns),
-        grpc.StatusCode.FAILED_PRECONDITION,
-        reason="TRANSCRIPTS_ARCHIVED",
-        archived="1",
+    after = export(stubs.channel, ns)
+    grown = {"audit"}  # the policy and the archive are audited
+    assert {k: v for k, v in after.summary.counts.items() if k not in grown} == {
+        k: v for k, v in before.summary.counts.items() if k not in grown
+    }
+    assert sorted(rows(after.data, "entries"), key=_entry_key) == sorted(
+        rows(before.data, "entries"), key=_entry_key
     )
-    # An import that overwrites the archived transcript makes it hot again.
-    import_(stubs.channel, exported.data, ns, admin_pb2.CONFLICT_POLICY_OVERWRITE)
+    # Into another namespace: the archived transcript comes back hot, read alike.
+    copy = f"arc-{uuid.uuid4().hex[:12]}"
+    import_(stubs.channel, after.data, copy)
+    assert tier(ts, copy, id) == tpb.TRANSCRIPT_TIER_HOT
+    assert reads(ts, copy, id) == hot
+    assert searched(stubs, ts, copy, "marker1777") == ([1777], [1777])
+    # Over itself, overwriting: the archived transcript is made hot.
+    import_(stubs.channel, after.data, ns, admin_pb2.CONFLICT_POLICY_OVERWRITE)
     assert tier(ts, ns, id) == tpb.TRANSCRIPT_TIER_HOT
-    assert reads(ts, ns, id, (0,)) == hot
+    assert reads(ts, ns, id) == hot
     assert searched(stubs, ts, ns, "kept") == ([1], [1])
-    export(stubs.channel, ns)
+
+
+def _entry_key(row: dict[str, Any]) -> tuple[str, int]:
+    return row["transcript_id"], row["seq"]

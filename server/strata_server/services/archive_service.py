@@ -22,6 +22,7 @@ the sweep.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from strata_server.core.archive_rules import (
 from strata_server.core.artifact_rules import PIN_TTL, BlobRef
 from strata_server.core.models import Actor
 from strata_server.core.transcript_rules import EntryBatch, Transcript
+from strata_server.core.transfer_rows import ArchivedEntry
 from strata_server.storage.ports import ArtifactStore, BlobStore, TranscriptArchive, TranscriptStore
 from strata_server.storage.transcript_segments import (
     CONTENT_TYPE,
@@ -157,6 +159,25 @@ class Archiver:
             return transcript
         segments = await self.archive_rows.segments(namespace, id)
         return await self.archive_rows.restore(namespace, id, self._restored(segments), actor=actor)
+
+    async def exported(self, namespace: str, id: str) -> AsyncIterator[list[ArchivedEntry]]:
+        """An archived transcript's entries as an export writes them, one segment's
+        at a time (ExportNamespace; services/transfer_export.py)."""
+        segments = await self.archive_rows.segments(namespace, id)
+        async for rows in self._restored(segments):
+            yield [
+                ArchivedEntry(
+                    id,
+                    row.seq,
+                    row.start_offset,
+                    row.size,
+                    row.role,
+                    row.content,
+                    json.loads(row.data_json) if row.data_json else None,
+                    row.create_time,
+                )
+                for row in rows
+            ]
 
     async def _restored(self, segments: Sequence[Segment]) -> AsyncIterator[list[RestoredEntry]]:
         """The rows of each segment in turn."""

@@ -28,8 +28,11 @@ class TranscriptArchive(Protocol):
         """Up to `limit` of those, by seal time."""
         ...
 
-    async def count_archived(self, namespace: str, owner: str | None) -> int:
-        """Archived transcripts of the namespace (of one owner, when given)."""
+    async def archived_transcripts(
+        self, namespace: str, owner: str | None
+    ) -> dict[str, tuple[datetime, int]]:
+        """The archived transcripts of the namespace (of one owner, when given): each
+        id's archive_time and next_seq (what an export checks did not change)."""
         ...
 
     async def segment_blobs(self) -> set[str]:

@@ -33,8 +33,8 @@ _ARCHIVABLE: LiteralString = (
 )
 COUNT_ARCHIVABLE: LiteralString = "SELECT count(*) " + _ARCHIVABLE
 ARCHIVABLE: LiteralString = "SELECT id " + _ARCHIVABLE + " ORDER BY seal_time, id LIMIT %s"
-COUNT_ARCHIVED: LiteralString = (
-    "SELECT count(*) FROM transcripts WHERE namespace = %(namespace)s"
+ARCHIVED: LiteralString = (
+    "SELECT id, archive_time, next_seq FROM transcripts WHERE namespace = %(namespace)s"
     " AND archive_time IS NOT NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)"
 )
 SEGMENT_BLOBS: LiteralString = "SELECT DISTINCT sha256 FROM transcript_segments"
@@ -136,10 +136,11 @@ class PostgresTranscriptArchive:
         return [row[0] for row in await cursor.fetchall()]
 
     @borrowing()
-    async def count_archived(self, conn: Conn, namespace: str, owner: str | None) -> int:
-        cursor = await conn.execute(COUNT_ARCHIVED, {"namespace": namespace, "owner": owner})
-        row = await cursor.fetchone()
-        return int(row[0]) if row is not None else 0
+    async def archived_transcripts(
+        self, conn: Conn, namespace: str, owner: str | None
+    ) -> dict[str, tuple[datetime, int]]:
+        cursor = await conn.execute(ARCHIVED, {"namespace": namespace, "owner": owner})
+        return {id: (at, next_seq) for id, at, next_seq in await cursor.fetchall()}
 
     @borrowing()
     async def segment_blobs(self, conn: Conn) -> set[str]:

@@ -38,9 +38,9 @@ _ARCHIVABLE = (
 )
 COUNT_ARCHIVABLE = "SELECT count(*) " + _ARCHIVABLE
 ARCHIVABLE = "SELECT id " + _ARCHIVABLE + " ORDER BY seal_time, id LIMIT ?"
-COUNT_ARCHIVED = (
-    "SELECT count(*) FROM transcripts WHERE namespace = ? AND archive_time IS NOT NULL"
-    " AND (? IS NULL OR owner = ?)"
+ARCHIVED = (
+    "SELECT id, archive_time, next_seq FROM transcripts"
+    " WHERE namespace = ? AND archive_time IS NOT NULL AND (? IS NULL OR owner = ?)"
 )
 SEGMENT_BLOBS = "SELECT DISTINCT sha256 FROM transcript_segments"
 HOT_ENTRIES = """
@@ -121,9 +121,11 @@ class SqliteTranscriptArchive:
         rows = await self._db.fetchall(ARCHIVABLE, (namespace, to_micros(sealed_before), limit))
         return [row[0] for row in rows]
 
-    async def count_archived(self, namespace: str, owner: str | None) -> int:
-        rows = await self._db.fetchall(COUNT_ARCHIVED, (namespace, owner, owner))
-        return int(rows[0][0])
+    async def archived_transcripts(
+        self, namespace: str, owner: str | None
+    ) -> dict[str, tuple[datetime, int]]:
+        rows = await self._db.fetchall(ARCHIVED, (namespace, owner, owner))
+        return {id: (from_micros(at), next_seq) for id, at, next_seq in rows}
 
     async def segment_blobs(self) -> set[str]:
         return {row[0] for row in await self._db.fetchall(SEGMENT_BLOBS)}
