@@ -6,22 +6,27 @@ back; both idempotent and audited."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from typing import Any
 
 import grpc
+import psycopg
 
 from strata.v1 import admin_pb2, search_pb2, search_pb2_grpc
 from strata.v1 import transcripts_pb2 as tpb
 from tests.contract.archive_support import export, import_, rows
+from tests.contract.artifacts_support import BlobView
 from tests.contract.helpers import expect_error, seconds
+from tests.contract.test_integrity import check
 from tests.contract.transcript_helpers import (
     create_transcript,
     entry,
     read_all,
     transcript_stub,
 )
+from tests.support.server import StrataProcess
 
 ARCHIVE = admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS
 ENTRIES = 3000
@@ -199,3 +204,39 @@ def test_export_reads_archived_entries_and_import_makes_them_hot(stubs):
 
 def _entry_key(row: dict[str, Any]) -> tuple[str, int]:
     return row["transcript_id"], row["seq"]
+
+
+def segment_names(server: StrataProcess, ns: str) -> list[str]:
+    """The blobs the namespace's segments name, read from the server's database."""
+    query = "SELECT sha256 FROM transcript_segments WHERE namespace = %s ORDER BY first_seq"
+    if server.database_url.startswith("sqlite"):
+        path = server.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            return [row[0] for row in conn.execute(query.replace("%s", "?"), (ns,))]
+    with psycopg.connect(server.database_url, autocommit=True) as conn:
+        return [row[0] for row in conn.execute(query, (ns,))]  # type: ignore[arg-type]
+
+
+def test_integrity_names_segments_and_finds_a_lost_one(stubs, server, shape, request):
+    blobs = BlobView(server, request.getfixturevalue("s3") if shape == "postgres" else None)
+    ns = f"arc-{uuid.uuid4().hex[:12]}"
+    ts = transcript_stub(stubs.channel)
+    id = create_transcript(ts, namespace=ns)
+    fill(ts, ns, id)
+    stubs.admin.SetRetentionPolicy(
+        admin_pb2.SetRetentionPolicyRequest(namespace=ns, target=ARCHIVE, max_age=seconds(1))
+    )
+    time.sleep(1.2)
+    assert cleanup(stubs, ns)["archive_transcripts"] == 1
+    names = segment_names(server, ns)
+    assert len(names) >= 2 and all(blobs.has(name) for name in names)
+    every = check(stubs, all_namespaces=True)
+    orphans = {f.entity_id for f in every.findings if f.entity == "blob"}
+    assert not orphans & set(names)
+    assert check(stubs, namespace=ns).findings == []
+
+    blobs.remove(names[0])
+    [lost] = check(stubs, namespace=ns).findings
+    assert (lost.check, lost.entity, lost.entity_id) == ("blobs", "transcript", id)
+    assert names[0] in lost.problem and not lost.repairable
+    ts.DeleteTranscript(tpb.DeleteTranscriptRequest(namespace=ns, id=id))

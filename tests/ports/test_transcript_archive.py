@@ -203,11 +203,16 @@ async def test_the_integrity_check_counts_segments_as_named(
     await sealed_transcript(storage, ns)
     await archiver(storage, blobs).archive(ns, "t", actor=ACTOR)
     named = await storage.archive.segment_blobs()
-    assert len(named) > 3
+    assert len(named) > 3 and all(owners == [(ns, "t")] for owners in named.values())
     blind = await check_blobs(storage.artifacts, blobs)
-    assert {sha256 for sha256, _ in blind.orphans} == named
+    assert {sha256 for sha256, _ in blind.orphans} == set(named)
     report = await check_blobs(storage.artifacts, blobs, segments=named)
-    assert report.orphans == [] and report.orphan_bytes == 0
+    assert report.orphans == [] and report.orphan_bytes == 0 and report.missing_segments == []
+    lost = sorted(named)[0]
+    [gone] = [blob async for blob in blobs.list_blobs() if blob.sha256 == lost]
+    await blobs.delete(gone)
+    report = await check_blobs(storage.artifacts, blobs, segments=named)
+    assert report.missing_segments == [(ns, "t", lost)]
 
 
 async def test_a_read_goes_on_from_the_archive_when_archived_meanwhile(

@@ -215,7 +215,7 @@ class Cleanup:
         cutoff = datetime.now(UTC) - self.blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            segments = await self.archiver.archive_rows.segment_blobs() if self.archiver else set()
+            segments = await self.archiver.archive_rows.segment_blobs() if self.archiver else {}
             report = await blob_gc.check_blobs(self.artifacts, self.blobs, segments=segments)
             orphans = {sha256 for sha256, _ in report.orphans}
             old = 0

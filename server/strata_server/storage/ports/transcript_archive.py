@@ -35,9 +35,10 @@ class TranscriptArchive(Protocol):
         id's archive_time and next_seq (what an export checks did not change)."""
         ...
 
-    async def segment_blobs(self) -> set[str]:
-        """The SHA-256 of every blob a segment names, in any namespace (the integrity
-        check's "named" set, which holds the artifacts' names in memory too)."""
+    async def segment_blobs(self) -> dict[str, list[tuple[str, str]]]:
+        """Every blob a segment names, in any namespace, with the (namespace,
+        transcript id) of each segment naming it (the integrity check holds the
+        artifacts' names in memory too)."""
         ...
 
     async def hot_entries(

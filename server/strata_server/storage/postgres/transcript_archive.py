@@ -37,7 +37,7 @@ ARCHIVED: LiteralString = (
     "SELECT id, archive_time, next_seq FROM transcripts WHERE namespace = %(namespace)s"
     " AND archive_time IS NOT NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)"
 )
-SEGMENT_BLOBS: LiteralString = "SELECT DISTINCT sha256 FROM transcript_segments"
+SEGMENT_BLOBS: LiteralString = "SELECT sha256, namespace, transcript_id FROM transcript_segments"
 HOT_ENTRIES: LiteralString = """
 SELECT seq, start_offset, size, data::text, wire, role, content, create_time
 FROM transcript_entries
@@ -143,9 +143,12 @@ class PostgresTranscriptArchive:
         return {id: (at, next_seq) for id, at, next_seq in await cursor.fetchall()}
 
     @borrowing()
-    async def segment_blobs(self, conn: Conn) -> set[str]:
+    async def segment_blobs(self, conn: Conn) -> dict[str, list[tuple[str, str]]]:
         cursor = await conn.execute(SEGMENT_BLOBS)
-        return {row[0] for row in await cursor.fetchall()}
+        named: dict[str, list[tuple[str, str]]] = {}
+        for sha256, namespace, id in await cursor.fetchall():
+            named.setdefault(sha256, []).append((namespace, id))
+        return named
 
     @borrowing()
     async def hot_entries(

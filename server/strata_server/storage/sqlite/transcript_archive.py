@@ -42,7 +42,7 @@ ARCHIVED = (
     "SELECT id, archive_time, next_seq FROM transcripts"
     " WHERE namespace = ? AND archive_time IS NOT NULL AND (? IS NULL OR owner = ?)"
 )
-SEGMENT_BLOBS = "SELECT DISTINCT sha256 FROM transcript_segments"
+SEGMENT_BLOBS = "SELECT sha256, namespace, transcript_id FROM transcript_segments"
 HOT_ENTRIES = """
 SELECT seq, start_offset, size, data, wire, role, content, create_time FROM transcript_entries
 WHERE namespace = ? AND transcript_id = ? AND seq > ? ORDER BY seq LIMIT ?
@@ -127,8 +127,11 @@ class SqliteTranscriptArchive:
         rows = await self._db.fetchall(ARCHIVED, (namespace, owner, owner))
         return {id: (from_micros(at), next_seq) for id, at, next_seq in rows}
 
-    async def segment_blobs(self) -> set[str]:
-        return {row[0] for row in await self._db.fetchall(SEGMENT_BLOBS)}
+    async def segment_blobs(self) -> dict[str, list[tuple[str, str]]]:
+        named: dict[str, list[tuple[str, str]]] = {}
+        for sha256, namespace, id in await self._db.fetchall(SEGMENT_BLOBS):
+            named.setdefault(sha256, []).append((namespace, id))
+        return named
 
     async def hot_entries(
         self, namespace: str, id: str, after_seq: int, limit: int
