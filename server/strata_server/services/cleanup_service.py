@@ -24,6 +24,7 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
+from strata_server.core.errors import FailedPrecondition, NotFound
 from strata_server.core.models import Actor, Progress, RecordRef
 from strata_server.core.retention_rules import (
     LOGS,
@@ -294,9 +295,14 @@ class Cleanup:
 
         async def archive_batch() -> int:
             ids = await archiver.archive_rows.archivable(namespace, before, TRANSCRIPT_BATCH)
+            archived = 0
             for id in ids:
-                await archiver.archive(namespace, id, actor=CLEANUP_ACTOR)
-            return len(ids)
+                try:
+                    await archiver.archive(namespace, id, actor=CLEANUP_ACTOR)
+                except (NotFound, FailedPrecondition):
+                    continue  # deleted or changed meanwhile: the next run sees it again
+                archived += 1
+            return archived
 
         return count, archive_batch, TRANSCRIPT_BATCH
 
