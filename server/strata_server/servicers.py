@@ -37,6 +37,7 @@ from strata_server.core.models import RecordRef
 from strata_server.core.paging import PageTokens
 from strata_server.services.access_service import TokenAdmin, Verifier
 from strata_server.services.admin_service import Administration, Backends, ServerDescription
+from strata_server.services.archive_service import Archiver
 from strata_server.services.artifacts_service import Artifacts
 from strata_server.services.backup_service import ScheduledBackups
 from strata_server.services.cleanup_schedule import CleanupSchedule, default_replica
@@ -69,8 +70,12 @@ def register_services(
     the other background work to run."""
     records = Records(caching.records, events)
     commits = Commits(caching.records, events)
+    archiver = Archiver(database.transcripts, database.archive, blobs, database.artifacts)
     transcripts = Transcripts(
-        database.transcripts, events, heartbeat_seconds=settings.transcript_heartbeat_seconds
+        database.transcripts,
+        events,
+        heartbeat_seconds=settings.transcript_heartbeat_seconds,
+        archived=archiver.read,
     )
     queues = Queues(database.queue, events)
     searches = Searches(database.search, blobs, settings.search_text_max_bytes)
@@ -92,7 +97,9 @@ def register_services(
         server,
     )
     add_transcript_service(
-        TranscriptService(transcripts, max_entry_bytes=settings.max_entry_bytes, tokens=tokens),
+        TranscriptService(
+            transcripts, archiver, max_entry_bytes=settings.max_entry_bytes, tokens=tokens
+        ),
         server,
     )
     cache_pb2_grpc.add_CacheServiceServicer_to_server(
@@ -154,6 +161,7 @@ def register_services(
         sealed=sealed,
         blobs=blobs,
         blob_grace=blob_grace,
+        archiver=archiver,
     )
     schedule = CleanupSchedule(
         cleanup,
@@ -162,7 +170,12 @@ def register_services(
         settings.replica_name or default_replica(),
     )
     transfer = TransferRpc(
-        NamespaceExport(database.transfer, blobs, facts=database.facts),
+        NamespaceExport(
+            database.transfer,
+            blobs,
+            facts=database.facts,
+            archive=archiver,
+        ),
         NamespaceImport(
             database.transfer,
             database.artifacts,
@@ -186,6 +199,7 @@ def register_services(
         lead=database.retention.lead,
         interval=settings.integrity_interval_seconds,
         sample=settings.integrity_sample_percent / 100,
+        segment_blobs=database.archive.segment_blobs,
     )
     scheduled: list[Coroutine[Any, Any, None]] = []
     if settings.integrity_interval_seconds > 0:

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -219,3 +220,22 @@ def test_parents_refuse_or_cascade_a_record_delete(client: strata.Client, tmp_pa
         client.get_transcript(transcript.id)
     with pytest.raises(strata.NotFound):
         client.get_artifact(artifact.id)
+
+
+def test_archived_reads_alike_and_restores(server: StrataProcess) -> None:
+    namespace = f"arc{uuid.uuid4().hex[:12]}"
+    with strata.Client(server.target, namespace=namespace) as client:
+        transcript = client.create_transcript(_id())
+        client.append_entries(transcript.id, [f"line {n}" for n in range(1, 301)])
+        client.seal_transcript(transcript.id)
+        before = [(e.seq, e.content) for e in client.read_transcript(transcript.id)]
+        client.set_retention_policy("archive_transcripts", timedelta(seconds=1))
+        time.sleep(1.2)
+        client.run_cleanup()
+        archived = client.get_transcript(transcript.id)
+        assert archived.archived and archived.next_seq == 301
+        assert [(e.seq, e.content) for e in client.read_transcript(transcript.id)] == before
+        restored = client.restore_transcript(transcript.id)
+        assert not restored.archived
+        assert client.restore_transcript(transcript.id) == restored
+        assert [(e.seq, e.content) for e in client.read_transcript(transcript.id)] == before

@@ -30,6 +30,7 @@ from strata_server.core.access_rules import ALL_NAMESPACES, Principal, Role
 from strata_server.core.errors import Unauthenticated
 from strata_server.core.paging import PageTokens
 from strata_server.core.rate_rules import RateDefaults
+from strata_server.services.archive_service import Archiver
 from strata_server.services.records_service import Records
 from strata_server.services.transcripts_service import Transcripts
 from strata_server.storage import migrations
@@ -76,6 +77,8 @@ async def serve(
     add_transcript_service(
         TranscriptService(
             Transcripts(database.transcripts, events, heartbeat_seconds=5),
+            # No blob store: these tests never archive or restore.
+            Archiver(database.transcripts, database.archive, None, database.artifacts),  # type: ignore[arg-type]
             max_entry_bytes=1 << 20,
             tokens=PAGE_TOKENS,
         ),

@@ -36,8 +36,10 @@ RetentionTarget: TypeAlias = Literal[
     "artifacts",
     "audit_log",
     "request_log",
+    "archive_transcripts",
 ]
-"""What a retention policy removes once older than its max_age."""
+"""What a retention policy removes once older than its max_age (archive_transcripts:
+moves sealed transcripts to the archive tier instead)."""
 
 _TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "records": admin_pb2.RETENTION_TARGET_RECORDS,
@@ -47,6 +49,7 @@ _TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "artifacts": admin_pb2.RETENTION_TARGET_ARTIFACTS,
     "audit_log": admin_pb2.RETENTION_TARGET_AUDIT_LOG,
     "request_log": admin_pb2.RETENTION_TARGET_REQUEST_LOG,
+    "archive_transcripts": admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS,
 }
 
 Role: TypeAlias = Literal["reader", "writer", "admin"]

@@ -204,6 +204,7 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     append_entries = unary(_transcript_requests.append_entries)
     append = unary(_transcript_requests.append)
     seal_transcript = unary(_transcript_requests.seal_transcript)
+    restore_transcript = unary(_transcript_requests.restore_transcript)
     delete_transcript = unary(_transcript_requests.delete_transcript)
     search_transcripts = paged(_transcript_requests.search_transcripts)
     follow = reader(_follow.follow)

@@ -5,10 +5,10 @@ method of `Client` and `AsyncClient`, with its signature and docstring, and
 returns the `Rpc` (or `PagedRpc`) that the clients send. ReadTranscript, a
 stream, is `strata.follow`.
 
-Which calls are retried after UNAVAILABLE: the reads and `seal_transcript`
-(sealing twice seals once) always; `create_transcript` and the appends only with
-a `request_id`. Never `delete_transcript` (a repeat after a success that was not
-heard fails with NOT_FOUND).
+Which calls are retried after UNAVAILABLE: the reads, `seal_transcript` (sealing
+twice seals once) and `restore_transcript` (likewise) always; `create_transcript`
+and the appends only with a `request_id`. Never `delete_transcript` (a repeat
+after a success that was not heard fails with NOT_FOUND).
 """
 
 from __future__ import annotations
@@ -205,6 +205,17 @@ def seal_transcript(
     request = transcripts_pb2.SealTranscriptRequest(id=transcript_id)
     return namespaced_call(
         "transcripts", "SealTranscript", request, Transcript.from_proto, namespace, True
+    )
+
+
+def restore_transcript(
+    transcript_id: str, *, namespace: str | None = None
+) -> Rpc[transcripts_pb2.Transcript, Transcript]:
+    """Bring an archived transcript's entries back to the hot tier; a hot one is
+    returned unchanged (so it is retried). Raises NotFound for an unknown id."""
+    request = transcripts_pb2.RestoreTranscriptRequest(id=transcript_id)
+    return namespaced_call(
+        "transcripts", "RestoreTranscript", request, Transcript.from_proto, namespace, True
     )
 
 

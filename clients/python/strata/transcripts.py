@@ -41,6 +41,9 @@ class Transcript:
     """When it was sealed (aware, UTC); None while open."""
     parent: tuple[str, str] | None = None
     """(collection, id) of the record it belongs to; None when none."""
+    archived: bool = False
+    """Whether its entries are in the archive tier (compressed segments in the blob
+    store); reads and search work alike, `Client.restore_transcript` brings it back."""
 
     @classmethod
     def from_proto(cls, message: transcripts_pb2.Transcript) -> Transcript:
@@ -64,6 +67,7 @@ class Transcript:
             parent=(message.parent.collection, message.parent.id)
             if message.HasField("parent")
             else None,
+            archived=message.tier == transcripts_pb2.TRANSCRIPT_TIER_ARCHIVED,
         )
 
 

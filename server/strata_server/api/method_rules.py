@@ -75,6 +75,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "AppendEntries": W,
         "ReadTranscript": R,
         "SealTranscript": W,
+        "RestoreTranscript": W,
         "DeleteTranscript": W,
         "SearchTranscripts": R,
     },

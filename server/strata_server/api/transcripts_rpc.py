@@ -38,6 +38,7 @@ from strata_server.api.status_codes import rpcs
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core import validation
 from strata_server.core.paging import PageTokens
+from strata_server.services.archive_service import Archiver
 from strata_server.services.transcripts_service import (
     Heartbeat,
     ReadItem,
@@ -53,8 +54,17 @@ ReadResponse = transcripts_pb2.ReadTranscriptResponse
 def transcript_to_proto(transcript: transcripts.Transcript) -> transcripts_pb2.Transcript:
     """A domain transcript as the wire message."""
     return message_from(
-        transcripts_pb2.Transcript, transcript, parent=parent_to_proto(transcript.parent)
+        transcripts_pb2.Transcript,
+        transcript,
+        parent=parent_to_proto(transcript.parent),
+        tier=_TIERS[transcript.tier],
     )
+
+
+_TIERS = {
+    transcripts.Tier.HOT: transcripts_pb2.TRANSCRIPT_TIER_HOT,
+    transcripts.Tier.ARCHIVED: transcripts_pb2.TRANSCRIPT_TIER_ARCHIVED,
+}
 
 
 def serialize_read_response(response: ReadResponse | bytes) -> bytes:
@@ -69,6 +79,7 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     """gRPC face of the transcript use cases."""
 
     transcripts: Transcripts
+    archiver: Archiver
     _: KW_ONLY
     max_entry_bytes: int
     tokens: PageTokens
@@ -151,6 +162,13 @@ class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
         namespace, id = target(request)
         sealed = await self.transcripts.seal(namespace, id, actor=actor(context))
         return transcript_to_proto(sealed)
+
+    async def RestoreTranscript(
+        self, request: transcripts_pb2.RestoreTranscriptRequest, context: Context
+    ) -> transcripts_pb2.Transcript:
+        namespace, id = target(request)
+        restored = await self.archiver.restore(namespace, id, actor=actor(context))
+        return transcript_to_proto(restored)
 
     async def DeleteTranscript(
         self, request: transcripts_pb2.DeleteTranscriptRequest, context: Context

@@ -21,6 +21,10 @@ def usage_to_proto(found: models.Usage) -> admin_pb2.GetUsageResponse:
     for usage in response.namespaces:
         for name in _SUMMED:
             setattr(total, name, getattr(total, name) + getattr(usage, name))
+        if usage.HasField("transcript_tiers"):
+            tiers = total.transcript_tiers
+            for name in _TIER_SUMMED:
+                setattr(tiers, name, getattr(tiers, name) + getattr(usage.transcript_tiers, name))
         for count in usage.jobs:
             jobs[count.state] = jobs.get(count.state, 0) + count.count
         for kind in usage.artifact_kinds:
@@ -49,6 +53,14 @@ _SUMMED = (
     "artifact_stored_bytes",
 )
 """NamespaceUsage's figures that the totals sum."""
+_TIER_SUMMED = (
+    "hot_transcripts",
+    "hot_bytes",
+    "archived_transcripts",
+    "archived_bytes",
+    "archived_stored_bytes",
+)
+"""And its transcript_tiers' figures, all summed."""
 
 
 def namespace_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage:
@@ -82,6 +94,20 @@ def namespace_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage
             for k in usage.kinds
         ],
         blobs=_blobs_to_proto(usage.blobs),
+        transcript_tiers=_tiers_to_proto(usage),
+    )
+
+
+def _tiers_to_proto(usage: models.NamespaceUsage) -> admin_pb2.TranscriptTierUsage | None:
+    """Transcript bytes per tier; None (unset) where there is no transcript."""
+    if not usage.transcripts:
+        return None
+    return admin_pb2.TranscriptTierUsage(
+        hot_transcripts=usage.transcripts - usage.archived.transcripts,
+        hot_bytes=usage.entry_bytes - usage.archived.entry_bytes,
+        archived_transcripts=usage.archived.transcripts,
+        archived_bytes=usage.archived.entry_bytes,
+        archived_stored_bytes=usage.archived.stored_bytes,
     )
 
 

@@ -51,6 +51,7 @@ TARGETS: dict[int, RetentionTarget] = {
     admin_pb2.RETENTION_TARGET_ARTIFACTS: "artifacts",
     admin_pb2.RETENTION_TARGET_AUDIT_LOG: "audit_log",
     admin_pb2.RETENTION_TARGET_REQUEST_LOG: "request_log",
+    admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS: "archive_transcripts",
 }
 AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

@@ -134,6 +134,9 @@ class IntegrityReport:
 
     missing: list[tuple[str, str, str]] = field(default_factory=list)
     """(namespace, artifact id, sha256) of artifacts whose blob is missing."""
+    missing_segments: list[tuple[str, str, str]] = field(default_factory=list)
+    """(namespace, transcript id, sha256) of archived transcripts' segments whose
+    blob is missing."""
     corrupt: list[tuple[str, str]] = field(default_factory=list)
     """(sha256, what is wrong) of blobs whose frame index or content is damaged."""
     orphans: list[tuple[str, int]] = field(default_factory=list)

@@ -283,6 +283,15 @@ class BlobUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class ArchivedUsage:
+    """Archived transcripts: how many, their sizes, their segments' stored bytes."""
+
+    transcripts: int = 0
+    entry_bytes: int = 0
+    stored_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class NamespaceUsage:
     """What one namespace stores (GetUsage); `jobs` counts by visible state;
     `entries` and `entry_bytes` come from the transcripts' counters."""
@@ -295,6 +304,7 @@ class NamespaceUsage:
     entry_bytes: int = 0
     kinds: tuple[KindUsage, ...] = ()
     blobs: BlobUsage = BlobUsage()
+    archived: ArchivedUsage = ArchivedUsage()
 
     @property
     def records(self) -> int:

@@ -8,11 +8,13 @@ server's STRATA_COMPLETED_JOB_RETENTION_SECONDS; dead jobs without a policy are
 kept. Records also go once their own expire_time passes, whatever the policies.
 
 Sealed transcripts go, with their entries, once sealed longer than max_age (an
-open transcript is never removed: someone may still append). Artifacts of a kind
-(or, empty selector, of every kind no policy of the namespace names) go once
-created longer ago than max_age; their blobs then go through the orphan-blob
-sweep, which keeps any blob another artifact still names. Without a policy, both
-are kept.
+open transcript is never removed: someone may still append); an
+`archive_transcripts` policy instead moves the entries of the transcripts sealed
+longer than its max_age to the archive tier (docs/transcripts.md, "Tiers").
+Artifacts of a kind (or, empty selector, of every kind no policy of the namespace
+names) go once created longer ago than max_age; their blobs then go through the
+orphan-blob sweep, which keeps any blob another artifact still names. Without a
+policy, all of these are kept.
 
 The audit log and the idempotency request log are kept per namespace by their own
 policy (an empty selector), or, without one, for the server's
@@ -47,6 +49,8 @@ class Target(enum.StrEnum):
     ARTIFACTS = "artifacts"
     AUDIT_LOG = "audit_log"
     REQUEST_LOG = "request_log"
+    ARCHIVE_TRANSCRIPTS = "archive_transcripts"
+    """Not removed: sealed transcripts moved to the archive tier."""
 
 
 LOGS = frozenset({Target.AUDIT_LOG, Target.REQUEST_LOG})
@@ -80,7 +84,7 @@ class RetentionPolicy:
 
 def check_policy(target: Target, selector: str, max_age: timedelta) -> None:
     """INVALID_ARGUMENT for a policy that names nothing or keeps data for no time."""
-    if target is Target.SEALED_TRANSCRIPTS or target in LOGS:
+    if target in (Target.SEALED_TRANSCRIPTS, Target.ARCHIVE_TRANSCRIPTS) or target in LOGS:
         if selector:
             raise InvalidArgument.field(
                 "selector", "must be empty for " + target.value.replace("_", " ")

@@ -14,6 +14,7 @@ both sides must agree on.
 
 from __future__ import annotations
 
+import enum
 import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
@@ -65,11 +66,28 @@ class Transcript:
     update_time: datetime
     seal_time: datetime | None = None
     parent: ParentRef | None = None
+    archive_time: datetime | None = None
+    """When its entries moved to the archive tier (None: they are hot)."""
 
     @property
     def sealed(self) -> bool:
         """Whether appends are refused from now on."""
         return self.seal_time is not None
+
+    @property
+    def tier(self) -> Tier:
+        """Where its entries are."""
+        return Tier.HOT if self.archive_time is None else Tier.ARCHIVED
+
+
+class Tier(enum.StrEnum):
+    """Where a transcript's entries are kept (docs/transcripts.md, "Tiers")."""
+
+    HOT = "hot"
+    """Rows of the database, one per entry."""
+    ARCHIVED = "archived"
+    """Compressed segment objects in the blob store; only the transcript's row and
+    its entries' search rows stay in the database."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from strata_server.core.job_transitions import Job, backoff_us
 from strata_server.core.models import LoggedAudit
+from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import Kind, format_time
 from strata_server.core.transfer_rows import ArchivedEntry
 
@@ -77,6 +78,13 @@ def _job(row: Job) -> dict[str, Any]:
     }
 
 
+def _transcript(row: Transcript) -> dict[str, Any]:
+    # Not its tier: an import writes every entry it reads as a hot row.
+    out = _columns(row)
+    del out["archive_time"]
+    return out
+
+
 def _entry(row: ArchivedEntry) -> dict[str, Any]:
     # By hand: an export writes millions of entries, and their offsets are left out
     # (an import works them out again from the sizes).
@@ -100,7 +108,7 @@ _ENCODERS: dict[Kind, Callable[[Any], dict[str, Any]]] = {
     Kind.QUEUES: _columns,
     Kind.RECORDS: _columns,
     Kind.JOBS: _job,
-    Kind.TRANSCRIPTS: _columns,
+    Kind.TRANSCRIPTS: _transcript,
     Kind.ENTRIES: _entry,
     Kind.ARTIFACTS: _columns,
     Kind.AUDIT: _audit,

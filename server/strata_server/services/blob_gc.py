@@ -19,7 +19,7 @@ copy): an artifact never names a blob a concurrent sweep took.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -91,15 +91,19 @@ async def check_blobs(
     verify: bool = False,
     sample: float = 0.0,
     frame_index: bool = False,
+    segments: Mapping[str, Sequence[tuple[str, str]]] | None = None,
 ) -> IntegrityReport:
     """Artifacts whose blob is missing, orphan blobs (with their bytes), and blobs
     whose stored bytes are damaged: with `frame_index`, every compressed blob's
     frame index; with `verify`, every blob's content re-hashed, or with `sample`
-    (0..1) about that fraction of them, picked at random on each run.
+    (0..1) about that fraction of them, picked at random on each run. The blobs in
+    `segments` (archived transcripts' segments, with the (namespace, transcript)
+    of each) are named too: not orphans, and missing when not stored.
 
     Artifacts are read before blobs are listed: a row is only ever inserted after its
     blob is published, so an upload racing the check cannot show up as missing."""
     report = IntegrityReport()
+    segments = segments or {}
     named: dict[str, list[tuple[str, str]]] = {}
     sizes: dict[str, int] = {}
     async for artifact in db.all_artifacts():
@@ -110,7 +114,7 @@ async def check_blobs(
     async for blob in blobs.list_blobs():
         present.add(blob.sha256)
         report.blobs_checked += 1
-        if blob.sha256 not in named:
+        if blob.sha256 not in named and blob.sha256 not in segments:
             report.orphan_bytes += blob.stored_size
             if len(report.orphans) < REPORT_LIMIT:
                 report.orphans.append((blob.sha256, blob.stored_size))
@@ -120,6 +124,11 @@ async def check_blobs(
             problem = await blobs.inspect(blob, content=content, size=sizes.get(blob.sha256))
             if problem is not None and len(report.corrupt) < REPORT_LIMIT:
                 report.corrupt.append((blob.sha256, problem))
+    for sha256, transcripts in segments.items():
+        if sha256 not in present:
+            for namespace, id in transcripts:
+                if len(report.missing_segments) < REPORT_LIMIT:
+                    report.missing_segments.append((namespace, id, sha256))
     for sha256, owners in named.items():
         if sha256 not in present:
             for namespace, id in owners:

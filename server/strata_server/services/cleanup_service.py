@@ -3,7 +3,8 @@
 One run, in order: records past their expire_time (runs over every namespace
 only), open transcripts idle past STRATA_TRANSCRIPT_AUTO_SEAL_SECONDS (sealed, not
 removed; when it is set), each retention policy of the namespace(s) (records,
-finished jobs, sealed transcripts, artifacts, the audit and request logs),
+finished jobs, sealed transcripts, artifacts, the audit and request logs; an
+archive_transcripts policy moves sealed transcripts to the archive tier instead),
 completed jobs, audit entries and request log entries past their server default
 in namespaces no policy covers (core/retention_rules.py has the rules), and, over
 every namespace, the orphan-blob sweep, which takes the blobs of artifacts a
@@ -23,7 +24,8 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
-from strata_server.core.models import Progress, RecordRef
+from strata_server.core.errors import FailedPrecondition, NotFound
+from strata_server.core.models import Actor, Progress, RecordRef
 from strata_server.core.retention_rules import (
     LOGS,
     CleanupReport,
@@ -32,6 +34,7 @@ from strata_server.core.retention_rules import (
     Target,
 )
 from strata_server.services import blob_gc
+from strata_server.services.archive_service import Archiver
 from strata_server.storage.ports import (
     ArtifactStore,
     BlobStore,
@@ -57,6 +60,14 @@ async def _nothing(refs: Sequence[RecordRef]) -> None:
 
 def _no_one(keys: Sequence[tuple[str, str]]) -> None:
     return None
+
+
+CLEANUP_ACTOR = Actor("system")
+"""Who the audit log says archived a transcript for a policy (as for expiry)."""
+
+
+async def _none_done() -> int:
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,8 @@ class Cleanup:
     sealed: Sealed = _no_one
     blobs: BlobStore | None = None
     blob_grace: timedelta = timedelta(hours=1)
+    archiver: Archiver | None = None
+    """Archives for archive_transcripts policies (none: they archive nothing)."""
 
     async def run(
         self, *, namespace: str | None, dry_run: bool, trigger: str = "rpc"
@@ -203,7 +216,8 @@ class Cleanup:
         cutoff = datetime.now(UTC) - self.blob_grace
         if dry_run:
             yield Progress(name, 0, 0, "blobs")
-            report = await blob_gc.check_blobs(self.artifacts, self.blobs)
+            segments = await self.archiver.archive_rows.segment_blobs() if self.archiver else {}
+            report = await blob_gc.check_blobs(self.artifacts, self.blobs, segments=segments)
             orphans = {sha256 for sha256, _ in report.orphans}
             old = 0
             async for blob in self.blobs.list_blobs():
@@ -242,6 +256,8 @@ class Cleanup:
                 return await db.purge_old_transcripts(namespace, before, TRANSCRIPT_BATCH)
 
             return count, transcripts_batch, TRANSCRIPT_BATCH
+        if target is Target.ARCHIVE_TRANSCRIPTS:
+            return await self._archive_step(namespace, before)
         if target in LOGS:
             old = OldLog(target, namespace, before, default=False)
             count = await db.count_old_log(old)
@@ -266,6 +282,29 @@ class Cleanup:
             return await db.purge_old_jobs(jobs, BATCH)
 
         return count, jobs_batch, BATCH
+
+    async def _archive_step(
+        self, namespace: str, before: datetime
+    ) -> tuple[int, Callable[[], Awaitable[int]], int]:
+        """An archive_transcripts policy: the hot transcripts sealed before `before`,
+        archived one by one (each its own segments and transaction)."""
+        archiver = self.archiver
+        if archiver is None:
+            return 0, _none_done, TRANSCRIPT_BATCH
+        count = await archiver.archive_rows.count_archivable(namespace, before)
+
+        async def archive_batch() -> int:
+            ids = await archiver.archive_rows.archivable(namespace, before, TRANSCRIPT_BATCH)
+            archived = 0
+            for id in ids:
+                try:
+                    await archiver.archive(namespace, id, actor=CLEANUP_ACTOR)
+                except (NotFound, FailedPrecondition):
+                    continue  # deleted or changed meanwhile: the next run sees it again
+                archived += 1
+            return archived
+
+        return count, archive_batch, TRANSCRIPT_BATCH
 
     async def _step(
         self,
@@ -292,6 +331,7 @@ class Cleanup:
 
 _EVERY = {
     Target.SEALED_TRANSCRIPTS: "every transcript",
+    Target.ARCHIVE_TRANSCRIPTS: "every transcript",
     Target.ARTIFACTS: "every other kind",
     Target.AUDIT_LOG: "every entry",
     Target.REQUEST_LOG: "every entry",

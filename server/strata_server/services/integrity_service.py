@@ -35,6 +35,10 @@ EVERY = "*"
 Lead = Callable[[str], Awaitable[bool]]
 
 
+async def _no_segments() -> dict[str, list[tuple[str, str]]]:
+    return {}
+
+
 async def _always(name: str) -> bool:
     return True
 
@@ -54,6 +58,8 @@ class IntegrityCheck:
     interval: float = 0.0
     """Seconds between scheduled checks of every namespace (`run_every`); 0: none."""
     sample: float = 0.0
+    segment_blobs: Callable[[], Awaitable[dict[str, list[tuple[str, str]]]]] = _no_segments
+    """The blobs archived transcripts' segments name (not orphans)."""
     """The fraction of blobs whose content a scheduled check re-hashes."""
 
     async def run(
@@ -92,6 +98,7 @@ class IntegrityCheck:
                     verify=verify_blobs,
                     sample=sample,
                     frame_index=namespace is None,
+                    segments=await self.segment_blobs(),
                 )
             except StrataError as error:
                 _stopped_by_damage(findings, "blobs", error)
@@ -151,6 +158,12 @@ class IntegrityCheck:
             if namespace is None or ns == namespace:
                 problem = f"its blob {sha} is missing from the blob store"
                 findings.append(Finding("blobs", ns, "artifact", id, problem, False))
+        for ns, id, sha in found.missing_segments:
+            if namespace is None or ns == namespace:
+                problem = (
+                    f"the segment {sha} of its archived entries is missing from the blob store"
+                )
+                findings.append(Finding("blobs", ns, "transcript", id, problem, False))
         # Blobs are shared by every namespace (dedup): what belongs to none of them
         # (corrupt and orphan blobs, the counts, the sweep) is reported and repaired
         # only by a check of every namespace, so a check of one shows nothing of

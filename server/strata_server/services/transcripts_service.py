@@ -2,9 +2,10 @@
 seal, delete, search, and reading a transcript from a seq, live when following.
 
 A read keeps only a cursor (the next seq to deliver) and reads one byte-bounded
-batch at a time from the database, so memory is bounded by the batch size whatever
-the transcript's length; the caller takes each batch before the next but one is
-read, so a slow reader is never buffered far ahead of. A follower listens on its
+batch at a time from the database (an archived transcript's from its segments, one
+segment at a time: services/archive_service.py), so memory is bounded by the batch
+size whatever the transcript's length; the caller takes each batch before the next
+but one is read, so a slow reader is never buffered far ahead of. A follower listens on its
 transcript's topic before it first reads: an append on any replica wakes that topic
 after it commits, and the follower re-reads the database (the wakeup carries no
 data). An idle follower reads nothing: a wakeup that never came (the events channel
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from strata_server.core import idle
 from strata_server.core import transcript_rules as transcripts
+from strata_server.core.errors import DataLoss
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.services.topics import Wakeups, transcript_topic
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
@@ -69,11 +71,31 @@ def _never() -> bool:
     return False
 
 
-class Transcripts:
-    """Transcripts on a TranscriptStore, with followers woken through an Events port."""
+ArchivedRead = Callable[[str, str, int, int], AsyncIterator[transcripts.EntryBatch]]
+"""An archived transcript's batches from a seq (services/archive_service.py)."""
 
-    def __init__(self, store: TranscriptStore, events: Events, *, heartbeat_seconds: float) -> None:
+
+async def _no_archive(
+    namespace: str, id: str, from_seq: int, max_bytes: int
+) -> AsyncIterator[transcripts.EntryBatch]:
+    return
+    yield
+
+
+class Transcripts:
+    """Transcripts on a TranscriptStore, with followers woken through an Events port;
+    an archived transcript's entries are read through `archived`."""
+
+    def __init__(
+        self,
+        store: TranscriptStore,
+        events: Events,
+        *,
+        heartbeat_seconds: float,
+        archived: ArchivedRead = _no_archive,
+    ) -> None:
         self._store = store
+        self._archived = archived
         self._events = events
         self._wakeups = Wakeups(events)
         self._heartbeat = heartbeat_seconds
@@ -186,6 +208,22 @@ class Transcripts:
                     # Nothing at the cursor: where does the transcript stand? (NotFound
                     # once it is deleted, which ends the read with that error.)
                     transcript = await self._store.get_transcript(namespace, id)
+                    if transcript.archive_time is not None and transcript.next_seq > cursor:
+                        # Archived (before the read or during it): the same batches,
+                        # from its segments, one segment in memory at a time.
+                        moved = cursor
+                        async for batch in self._archived(namespace, id, cursor, max_bytes):
+                            cursor = batch.next_seq
+                            yield batch
+                            told_up_to_date = False
+                            quiet_since = loop.time()
+                        if (
+                            cursor == moved
+                            and (await self._store.get_transcript(namespace, id)).archive_time
+                            is not None
+                        ):
+                            raise DataLoss(f"the archive of transcript {id} lacks seq {cursor}")
+                        continue
                     if transcript.next_seq > cursor:
                         look = True  # committed between the two reads
                         continue

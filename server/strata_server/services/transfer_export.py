@@ -12,6 +12,9 @@ namespace's size:
    into the tar (its size is known from the artifact row), hashed on the way;
    bytes that do not hash to the blob's name stop the export with DATA_LOSS.
 3. manifest.json comes last, with the size and sha256 of every member.
+
+Archived transcripts' entries are not rows of the snapshot: they are read from
+their segments and written after the hot entries (`ArchivedEntries`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import IO
 
 from strata_server import __version__
 from strata_server.core.artifact_rules import BlobRef
-from strata_server.core.errors import DataLoss
+from strata_server.core.errors import Conflict, DataLoss
 from strata_server.core.models import Progress, ServerFacts
 from strata_server.core.transfer_format import (
     BLOBS,
@@ -45,6 +48,7 @@ from strata_server.core.transfer_format import (
 from strata_server.core.transfer_row_encoding import encode
 from strata_server.core.transfer_rows import RowBatch
 from strata_server.services import transfer_tar as tar
+from strata_server.services.archive_service import Archiver
 from strata_server.storage.ports import BlobStore, TransferStore
 
 CHUNK = 256 << 10
@@ -128,6 +132,8 @@ class NamespaceExport:
     blobs: BlobStore
     _: KW_ONLY
     facts: Callable[[], Awaitable[ServerFacts]]
+    archive: Archiver | None = None
+    """Reads archived transcripts' entries from their segments."""
 
     async def run(
         self, namespace: str, owner: str | None
@@ -135,10 +141,48 @@ class NamespaceExport:
         """The export of `namespace` (with `owner`, only what that owner holds):
         progress, chunks of the tar, then the summary. The manifest names the server
         version and backends the export came from."""
+        archived = None
+        if self.archive is not None:
+            found = await self.archive.archive_rows.archived_transcripts(namespace, owner)
+            archived = ArchivedEntries(self.archive, namespace, owner, found) if found else None
         facts = await self.facts()
         source = {"version": __version__, "database": facts.backend, "blobs": self.blobs.kind}
-        async for event in export_namespace(self.rows, self.blobs, namespace, owner, source=source):
+        async for event in export_namespace(
+            self.rows, self.blobs, namespace, owner, source=source, archived=archived
+        ):
             yield event
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedEntries:
+    """The entries of the archived transcripts an export holds, which are in their
+    segments, not in the rows of the export's snapshot. `tiers` (id: archive_time,
+    next_seq) was read before the snapshot began; it is read again once the entries
+    are written, after the snapshot began: unchanged, the snapshot saw exactly these
+    transcripts archived (any archive or restore between changes an archive_time),
+    else the export stops with ABORTED (try again)."""
+
+    archive: Archiver
+    namespace: str
+    owner: str | None
+    tiers: Mapping[str, tuple[datetime, int]]
+
+    @property
+    def count(self) -> int:
+        """How many entries they hold."""
+        return sum(next_seq - 1 for _, next_seq in self.tiers.values())
+
+    async def batches(self) -> AsyncIterator[RowBatch]:
+        """Their entries, one segment's at a time, each transcript's in seq order."""
+        for id in sorted(self.tiers):
+            async for rows in self.archive.exported(self.namespace, id):
+                yield RowBatch(Kind.ENTRIES, rows)
+        now = await self.archive.archive_rows.archived_transcripts(self.namespace, self.owner)
+        if now != self.tiers:
+            raise Conflict(
+                "transcripts were archived or restored while the namespace was exported; "
+                "export again"
+            )
 
 
 async def export_namespace(
@@ -148,9 +192,11 @@ async def export_namespace(
     owner: str | None,
     *,
     source: Mapping[str, str],
+    archived: ArchivedEntries | None = None,
 ) -> AsyncIterator[Progress | bytes | ExportSummary]:
     """Progress messages and chunks (concatenated, the tar), then the
-    summary. See the module docstring for the order of work."""
+    summary. See the module docstring for the order of work; the entries of
+    `archived` follow the hot ones in the entries member."""
     started = datetime.now(UTC)
     rows = db.export_rows(namespace, owner)
     spool: _Spool | None = None
@@ -158,6 +204,8 @@ async def export_namespace(
         first = await anext(rows)
         assert isinstance(first, dict), "export_rows yields the counts first"
         counts = dict(first)
+        if archived is not None:
+            counts[Kind.ENTRIES] += archived.count
         out = _Out()
         members: list[Member] = []
         refs: dict[str, BlobRef] = {}
@@ -170,6 +218,7 @@ async def export_namespace(
             assert isinstance(batch, RowBatch)
             while spool is None or spool.kind is not batch.kind:
                 if spool is not None:
+                    done += await _archived_into(spool, archived)
                     async for chunk in _emit(spool, members, out, started):
                         yield chunk
                 spool = _Spool(pending.pop(0))
@@ -190,6 +239,7 @@ async def export_namespace(
     while spool is not None or pending:
         if spool is None:
             spool = _Spool(pending.pop(0))
+        done += await _archived_into(spool, archived)
         async for chunk in _emit(spool, members, out, started):
             yield chunk
         spool = None
@@ -232,6 +282,17 @@ async def export_namespace(
     if out.size:
         yield out.flush()
     yield ExportSummary(namespace, owner or "", counts, out.total)
+
+
+async def _archived_into(spool: _Spool, archived: ArchivedEntries | None) -> int:
+    """Before the entries member closes: the archived transcripts' entries."""
+    if spool.kind is not Kind.ENTRIES or archived is None:
+        return 0
+    written = 0
+    async for batch in archived.batches():
+        await asyncio.to_thread(spool.write, batch)
+        written += len(batch.rows)
+    return written
 
 
 async def _emit(

@@ -28,6 +28,7 @@ from strata_server.storage.ports import (
     RetentionStore,
     SearchIndex,
     TokenStore,
+    TranscriptArchive,
     TranscriptStore,
     TransferStore,
     UsageReport,
@@ -55,6 +56,7 @@ class Storage:
     cleanup: RecordCleanup
     queue: QueueStore
     transcripts: TranscriptStore
+    archive: TranscriptArchive
     artifacts: ArtifactStore
     audit: AuditLog
     retention: RetentionStore

@@ -1,6 +1,8 @@
 """CheckIntegrity's transcript statements, in SQL both engines share: how many
 transcripts there are, the tally of each one's counters against its entries
 (core.integrity_findings.TranscriptTally), and entries whose transcript is gone.
+An archived transcript has no entry rows (its entries are in its segments), so it
+is never tallied, nor re-read by a repair.
 
 The engines differ only in how a named parameter is written (and PostgreSQL's cast
 of the namespace it compares with NULL), so each builds its statements with its own
@@ -52,7 +54,7 @@ def off_transcripts(param: Param, optional: str = "") -> str:
     whose entries are not whole, in the namespace (every one, when NULL)."""
     return _tally(
         _any_or(param, optional, "namespace"),
-        f"""({_any_or(param, optional, "t.namespace")})
+        f"""({_any_or(param, optional, "t.namespace")}) AND t.archive_time IS NULL
   AND (t.next_seq <> coalesce(e.max_seq, 0) + 1 OR t.size_bytes <> coalesce(e.total, 0)
        OR coalesce(e.n, 0) <> coalesce(e.max_seq, 0)
        OR coalesce(e.end_offset, 0) <> coalesce(e.total, 0))
@@ -65,7 +67,7 @@ def one_transcript(param: Param) -> str:
     namespace, id = param("namespace"), param("id")
     return _tally(
         f"namespace = {namespace} AND transcript_id = {id}",
-        f"t.namespace = {namespace} AND t.id = {id}",
+        f"t.namespace = {namespace} AND t.id = {id} AND t.archive_time IS NULL",
     )
 
 

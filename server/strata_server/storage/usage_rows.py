@@ -10,7 +10,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from strata_server.core.models import BlobUsage, CollectionUsage, KindUsage, NamespaceUsage, Usage
+from strata_server.core.models import (
+    ArchivedUsage,
+    BlobUsage,
+    CollectionUsage,
+    KindUsage,
+    NamespaceUsage,
+    Usage,
+)
 
 Row = Sequence[Any]
 
@@ -20,6 +27,7 @@ class _Parts:
     collections: list[CollectionUsage] = field(default_factory=list)
     jobs: list[tuple[str, int]] = field(default_factory=list)
     transcripts: tuple[int, int, int] = (0, 0, 0)
+    archived: ArchivedUsage = field(default_factory=ArchivedUsage)
     kinds: list[KindUsage] = field(default_factory=list)
     blobs: BlobUsage = field(default_factory=BlobUsage)
 
@@ -42,7 +50,8 @@ def assemble(
     total_blobs: Row | None,
 ) -> Usage:
     """Rows keyed by namespace first: records (ns, collection, count, bytes), jobs
-    (ns, visible state, count), transcripts (ns, count, entries, entry bytes), kinds
+    (ns, visible state, count), transcripts (ns, count, entries, entry bytes, archived
+    count, archived entry bytes, archived stored bytes), kinds
     (ns, kind, count, bytes, stored bytes), blobs (ns, blobs, referenced, unique,
     stored); `total_blobs` the same figures over every namespace asked for."""
     parts: dict[str, _Parts] = {}
@@ -54,8 +63,11 @@ def assemble(
         of(ns).collections.append(CollectionUsage(collection, int(count), int(size)))
     for ns, state, count in jobs:
         of(ns).jobs.append((state, int(count)))
-    for ns, count, entries, size in transcripts:
+    for ns, count, entries, size, archived, archived_size, stored in transcripts:
         of(ns).transcripts = (int(count), int(entries or 0), int(size or 0))
+        of(ns).archived = ArchivedUsage(
+            int(archived or 0), int(archived_size or 0), int(stored or 0)
+        )
     for ns, kind, count, size, stored in kinds:
         of(ns).kinds.append(KindUsage(kind, int(count), int(size), int(stored)))
     for ns, *figures in blobs:
@@ -69,6 +81,7 @@ def assemble(
                 *p.transcripts,
                 kinds=tuple(p.kinds),
                 blobs=p.blobs,
+                archived=p.archived,
             )
             for ns, p in sorted(parts.items())
         ),

@@ -69,8 +69,15 @@ WHERE {namespace}
 GROUP BY 1, 2
 ORDER BY 1, 2
 """,
+        # The archived ones too: how many, their sizes, their segments' stored bytes.
         transcripts=(
-            f"SELECT namespace, count(*), sum(next_seq - 1){d.integer}, sum(size_bytes){d.integer}"
+            f"SELECT namespace, count(*), sum(next_seq - 1){d.integer}, sum(size_bytes){d.integer},"
+            f" sum(CASE WHEN archive_time IS NULL THEN 0 ELSE 1 END){d.integer},"
+            f" sum(CASE WHEN archive_time IS NULL THEN 0 ELSE size_bytes END){d.integer},"
+            " sum(CASE WHEN archive_time IS NULL THEN 0 ELSE ("
+            " SELECT coalesce(sum(g.stored_size), 0) FROM transcript_segments AS g"
+            " WHERE g.namespace = transcripts.namespace AND g.transcript_id = transcripts.id)"
+            f" END){d.integer}"
             f" FROM transcripts WHERE {owned} GROUP BY namespace"
         ),
         kinds=(

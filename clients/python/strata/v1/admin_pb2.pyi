@@ -63,6 +63,12 @@ class _RetentionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reten
     is applied again. Without a policy, entries are kept for the server's
     STRATA_REQUEST_LOG_RETENTION_SECONDS (1 day by default).
     """
+    RETENTION_TARGET_ARCHIVE_TRANSCRIPTS: _RetentionTarget.ValueType  # 8
+    """Not a removal: the entries of transcripts sealed longer than max_age move to
+    the archive tier (compressed segments in the blob store; see
+    TranscriptTier), by seal time; the selector must be empty. A
+    RETENTION_TARGET_SEALED_TRANSCRIPTS policy still deletes them in either tier.
+    """
 
 class RetentionTarget(_RetentionTarget, metaclass=_RetentionTargetEnumTypeWrapper):
     """What a retention policy removes."""
@@ -101,6 +107,12 @@ RETENTION_TARGET_REQUEST_LOG: RetentionTarget.ValueType  # 7
 against), by time; the selector must be empty. A retry after its entry went
 is applied again. Without a policy, entries are kept for the server's
 STRATA_REQUEST_LOG_RETENTION_SECONDS (1 day by default).
+"""
+RETENTION_TARGET_ARCHIVE_TRANSCRIPTS: RetentionTarget.ValueType  # 8
+"""Not a removal: the entries of transcripts sealed longer than max_age move to
+the archive tier (compressed segments in the blob store; see
+TranscriptTier), by seal time; the selector must be empty. A
+RETENTION_TARGET_SEALED_TRANSCRIPTS policy still deletes them in either tier.
 """
 Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
@@ -1190,6 +1202,7 @@ class NamespaceUsage(_message.Message):
     ARTIFACT_STORED_BYTES_FIELD_NUMBER: _builtins.int
     ARTIFACT_KINDS_FIELD_NUMBER: _builtins.int
     BLOBS_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_TIERS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace; empty in the totals."""
     record_count: _builtins.int
@@ -1232,6 +1245,13 @@ class NamespaceUsage(_message.Message):
         several namespaces counts once.
         """
 
+    @_builtins.property
+    def transcript_tiers(self) -> Global___TranscriptTierUsage:
+        """Transcript bytes per tier: the hot entries' sizes (as entry_bytes counts
+        them) and the archived transcripts' sizes and stored segment bytes. Unset
+        when there is no transcript.
+        """
+
     def __init__(
         self,
         *,
@@ -1249,14 +1269,53 @@ class NamespaceUsage(_message.Message):
         artifact_stored_bytes: _builtins.int = ...,
         artifact_kinds: _abc.Iterable[Global___ArtifactKindUsage] | None = ...,
         blobs: Global___BlobUsage | None = ...,
+        transcript_tiers: Global___TranscriptTierUsage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs", "transcript_tiers", b"transcript_tiers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "artifact_count", b"artifact_count", "artifact_kinds", b"artifact_kinds", "artifact_stored_bytes", b"artifact_stored_bytes", "blobs", b"blobs", "collections", b"collections", "entry_bytes", b"entry_bytes", "entry_count", b"entry_count", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count", "transcript_count", b"transcript_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "artifact_count", b"artifact_count", "artifact_kinds", b"artifact_kinds", "artifact_stored_bytes", b"artifact_stored_bytes", "blobs", b"blobs", "collections", b"collections", "entry_bytes", b"entry_bytes", "entry_count", b"entry_count", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count", "transcript_count", b"transcript_count", "transcript_tiers", b"transcript_tiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NamespaceUsage: _TypeAlias = NamespaceUsage  # noqa: Y015
+
+@_typing.final
+class TranscriptTierUsage(_message.Message):
+    """What transcripts take in each tier (docs/transcripts.md, "Tiers")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOT_TRANSCRIPTS_FIELD_NUMBER: _builtins.int
+    HOT_BYTES_FIELD_NUMBER: _builtins.int
+    ARCHIVED_TRANSCRIPTS_FIELD_NUMBER: _builtins.int
+    ARCHIVED_BYTES_FIELD_NUMBER: _builtins.int
+    ARCHIVED_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    hot_transcripts: _builtins.int
+    """Hot transcripts: how many."""
+    hot_bytes: _builtins.int
+    """Their entries' sizes (role, content, data JSON, plus 32 bytes an entry)."""
+    archived_transcripts: _builtins.int
+    """Archived transcripts: how many."""
+    archived_bytes: _builtins.int
+    """Their entries' sizes, counted as for hot ones."""
+    archived_stored_bytes: _builtins.int
+    """The bytes their segment objects take in the blob store (compressed)."""
+    def __init__(
+        self,
+        *,
+        hot_transcripts: _builtins.int = ...,
+        hot_bytes: _builtins.int = ...,
+        archived_transcripts: _builtins.int = ...,
+        archived_bytes: _builtins.int = ...,
+        archived_stored_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived_bytes", b"archived_bytes", "archived_stored_bytes", b"archived_stored_bytes", "archived_transcripts", b"archived_transcripts", "hot_bytes", b"hot_bytes", "hot_transcripts", b"hot_transcripts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TranscriptTierUsage: _TypeAlias = TranscriptTierUsage  # noqa: Y015
 
 @_typing.final
 class ArtifactKindUsage(_message.Message):

@@ -266,7 +266,11 @@ class AdminServiceServicer:
         last with a sha256 per member. Progress messages come before and among the
         chunks; the summary is the last message. Concatenate the chunks in order to
         get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
-        DATA_LOSS when a blob an artifact names is missing from the blob store.
+        DATA_LOSS when a blob an artifact names (or an archived transcript's
+        segment) is missing from the blob store; ABORTED (reason
+        CONCURRENT_MODIFICATION) when a transcript was archived or restored while
+        the export ran: export again. Archived transcripts' entries are exported
+        like hot ones (an import makes them hot).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -106,7 +106,11 @@ class AdminServiceStub:
     last with a sha256 per member. Progress messages come before and among the
     chunks; the summary is the last message. Concatenate the chunks in order to
     get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
-    DATA_LOSS when a blob an artifact names is missing from the blob store.
+    DATA_LOSS when a blob an artifact names (or an archived transcript's
+    segment) is missing from the blob store; ABORTED (reason
+    CONCURRENT_MODIFICATION) when a transcript was archived or restored while
+    the export ran: export again. Archived transcripts' entries are exported
+    like hot ones (an import makes them hot).
     """
     ImportNamespace: _grpc.StreamStreamMultiCallable[_admin_pb2.ImportNamespaceRequest, _admin_pb2.ImportNamespaceResponse]
     """Imports an archive made by ExportNamespace: a header, then the archive's
@@ -239,7 +243,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     last with a sha256 per member. Progress messages come before and among the
     chunks; the summary is the last message. Concatenate the chunks in order to
     get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
-    DATA_LOSS when a blob an artifact names is missing from the blob store.
+    DATA_LOSS when a blob an artifact names (or an archived transcript's
+    segment) is missing from the blob store; ABORTED (reason
+    CONCURRENT_MODIFICATION) when a transcript was archived or restored while
+    the export ran: export again. Archived transcripts' entries are exported
+    like hot ones (an import makes them hot).
     """
     ImportNamespace: _aio.StreamStreamMultiCallable[_admin_pb2.ImportNamespaceRequest, _admin_pb2.ImportNamespaceResponse]  # type: ignore[assignment]
     """Imports an archive made by ExportNamespace: a header, then the archive's
@@ -441,7 +449,11 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         last with a sha256 per member. Progress messages come before and among the
         chunks; the summary is the last message. Concatenate the chunks in order to
         get the archive. INVALID_ARGUMENT for a malformed namespace or owner;
-        DATA_LOSS when a blob an artifact names is missing from the blob store.
+        DATA_LOSS when a blob an artifact names (or an archived transcript's
+        segment) is missing from the blob store; ABORTED (reason
+        CONCURRENT_MODIFICATION) when a transcript was archived or restored while
+        the export ran: export again. Archived transcripts' entries are exported
+        like hot ones (an import makes them hot).
         """
 
     @_abc_1.abstractmethod

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from strata.v1 import records_pb2 as _records_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _TranscriptTier:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TranscriptTierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TranscriptTier.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRANSCRIPT_TIER_UNSPECIFIED: _TranscriptTier.ValueType  # 0
+    """Not reported (a server from before tiers)."""
+    TRANSCRIPT_TIER_HOT: _TranscriptTier.ValueType  # 1
+    """Rows of the database, one per entry."""
+    TRANSCRIPT_TIER_ARCHIVED: _TranscriptTier.ValueType  # 2
+    """Compressed segment objects in the blob store (a retention policy with
+    RETENTION_TARGET_ARCHIVE_TRANSCRIPTS moved them); the transcript and its
+    search index stay in the database, and ReadTranscript streams the same
+    entries in the same batches.
+    """
+
+class TranscriptTier(_TranscriptTier, metaclass=_TranscriptTierEnumTypeWrapper):
+    """Where a transcript's entries are kept (docs/transcripts.md, "Tiers")."""
+
+TRANSCRIPT_TIER_UNSPECIFIED: TranscriptTier.ValueType  # 0
+"""Not reported (a server from before tiers)."""
+TRANSCRIPT_TIER_HOT: TranscriptTier.ValueType  # 1
+"""Rows of the database, one per entry."""
+TRANSCRIPT_TIER_ARCHIVED: TranscriptTier.ValueType  # 2
+"""Compressed segment objects in the blob store (a retention policy with
+RETENTION_TARGET_ARCHIVE_TRANSCRIPTS moved them); the transcript and its
+search index stay in the database, and ReadTranscript streams the same
+entries in the same batches.
+"""
+Global___TranscriptTier: _TypeAlias = TranscriptTier  # noqa: Y015
 
 @_typing.final
 class Transcript(_message.Message):
@@ -59,6 +92,7 @@ class Transcript(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     PARENT_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The tenant or workspace the transcript belongs to."""
     id: _builtins.str
@@ -75,6 +109,8 @@ class Transcript(_message.Message):
     """
     sealed: _builtins.bool
     """Whether the transcript is sealed (takes no more entries)."""
+    tier: Global___TranscriptTier.ValueType
+    """Where its entries are kept: hot or archived. Output only."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Free key/value labels."""
@@ -112,10 +148,11 @@ class Transcript(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         parent: _records_pb2.ParentRecord | None = ...,
+        tier: Global___TranscriptTier.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "parent", b"parent", "seal_time", b"seal_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "labels", b"labels", "namespace", b"namespace", "next_seq", b"next_seq", "owner", b"owner", "parent", b"parent", "seal_time", b"seal_time", "sealed", b"sealed", "size_bytes", b"size_bytes", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "labels", b"labels", "namespace", b"namespace", "next_seq", b"next_seq", "owner", b"owner", "parent", b"parent", "seal_time", b"seal_time", "sealed", b"sealed", "size_bytes", b"size_bytes", "tier", b"tier", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -622,6 +659,32 @@ class SealTranscriptRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SealTranscriptRequest: _TypeAlias = SealTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class RestoreTranscriptRequest(_message.Message):
+    """Request for RestoreTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    id: _builtins.str
+    """The transcript's id."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreTranscriptRequest: _TypeAlias = RestoreTranscriptRequest  # noqa: Y015
 
 @_typing.final
 class DeleteTranscriptRequest(_message.Message):

@@ -88,6 +88,11 @@ class TranscriptServiceStub:
                 request_serializer=strata_dot_v1_dot_transcripts__pb2.SearchTranscriptsRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_transcripts__pb2.SearchTranscriptsResponse.FromString,
                 _registered_method=True)
+        self.RestoreTranscript = channel.unary_unary(
+                '/strata.v1.TranscriptService/RestoreTranscript',
+                request_serializer=strata_dot_v1_dot_transcripts__pb2.RestoreTranscriptRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_transcripts__pb2.Transcript.FromString,
+                _registered_method=True)
 
 
 class TranscriptServiceServicer:
@@ -191,6 +196,17 @@ class TranscriptServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestoreTranscript(self, request, context):
+        """Brings an archived transcript's entries back to the hot tier (rows of the
+        database) and returns the transcript; a hot transcript is returned
+        unchanged. Audited (action `restore`). Reads, search and the metadata are
+        the same in either tier. NOT_FOUND for an unknown id; UNAVAILABLE when the
+        blob store cannot be read; DATA_LOSS when a segment is missing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriptServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -233,6 +249,11 @@ def add_TranscriptServiceServicer_to_server(servicer, server):
                     servicer.SearchTranscripts,
                     request_deserializer=strata_dot_v1_dot_transcripts__pb2.SearchTranscriptsRequest.FromString,
                     response_serializer=strata_dot_v1_dot_transcripts__pb2.SearchTranscriptsResponse.SerializeToString,
+            ),
+            'RestoreTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreTranscript,
+                    request_deserializer=strata_dot_v1_dot_transcripts__pb2.RestoreTranscriptRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_transcripts__pb2.Transcript.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -464,6 +485,33 @@ class TranscriptService:
             '/strata.v1.TranscriptService/SearchTranscripts',
             strata_dot_v1_dot_transcripts__pb2.SearchTranscriptsRequest.SerializeToString,
             strata_dot_v1_dot_transcripts__pb2.SearchTranscriptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.TranscriptService/RestoreTranscript',
+            strata_dot_v1_dot_transcripts__pb2.RestoreTranscriptRequest.SerializeToString,
+            strata_dot_v1_dot_transcripts__pb2.Transcript.FromString,
             options,
             channel_credentials,
             insecure,

@@ -100,6 +100,13 @@ class TranscriptServiceStub:
     transcript of the namespace or of one. INVALID_ARGUMENT for an empty query,
     a negative page size or a malformed page token.
     """
+    RestoreTranscript: _grpc.UnaryUnaryMultiCallable[_transcripts_pb2.RestoreTranscriptRequest, _transcripts_pb2.Transcript]
+    """Brings an archived transcript's entries back to the hot tier (rows of the
+    database) and returns the transcript; a hot transcript is returned
+    unchanged. Audited (action `restore`). Reads, search and the metadata are
+    the same in either tier. NOT_FOUND for an unknown id; UNAVAILABLE when the
+    blob store cannot be read; DATA_LOSS when a segment is missing.
+    """
 
 @_typing.type_check_only
 class TranscriptServiceAsyncStub(TranscriptServiceStub):
@@ -171,6 +178,13 @@ class TranscriptServiceAsyncStub(TranscriptServiceStub):
     """Full-text search over the content of entries, best match first, of every
     transcript of the namespace or of one. INVALID_ARGUMENT for an empty query,
     a negative page size or a malformed page token.
+    """
+    RestoreTranscript: _aio.UnaryUnaryMultiCallable[_transcripts_pb2.RestoreTranscriptRequest, _transcripts_pb2.Transcript]  # type: ignore[assignment]
+    """Brings an archived transcript's entries back to the hot tier (rows of the
+    database) and returns the transcript; a hot transcript is returned
+    unchanged. Audited (action `restore`). Reads, search and the metadata are
+    the same in either tier. NOT_FOUND for an unknown id; UNAVAILABLE when the
+    blob store cannot be read; DATA_LOSS when a segment is missing.
     """
 
 class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -288,6 +302,19 @@ class TranscriptServiceServicer(metaclass=_abc_1.ABCMeta):
         """Full-text search over the content of entries, best match first, of every
         transcript of the namespace or of one. INVALID_ARGUMENT for an empty query,
         a negative page size or a malformed page token.
+        """
+
+    @_abc_1.abstractmethod
+    def RestoreTranscript(
+        self,
+        request: _transcripts_pb2.RestoreTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcripts_pb2.Transcript, _abc.Awaitable[_transcripts_pb2.Transcript]]:
+        """Brings an archived transcript's entries back to the hot tier (rows of the
+        database) and returns the transcript; a hot transcript is returned
+        unchanged. Audited (action `restore`). Reads, search and the metadata are
+        the same in either tier. NOT_FOUND for an unknown id; UNAVAILABLE when the
+        blob store cannot be read; DATA_LOSS when a segment is missing.
         """
 
 def add_TranscriptServiceServicer_to_server(servicer: TranscriptServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

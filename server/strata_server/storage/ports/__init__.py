@@ -33,6 +33,7 @@ from strata_server.storage.ports.owners import Owned, OwnerData
 from strata_server.storage.ports.queue import QueueStore
 from strata_server.storage.ports.records import CommitRequest, RecordCleanup, RecordStore
 from strata_server.storage.ports.search import SearchIndex
+from strata_server.storage.ports.transcript_archive import TranscriptArchive
 from strata_server.storage.ports.transcripts import TranscriptStore
 from strata_server.storage.ports.transfer import ImportRequest, TransferStore
 
@@ -67,6 +68,7 @@ __all__ = [
     "RetentionStore",
     "SearchIndex",
     "TokenStore",
+    "TranscriptArchive",
     "TranscriptStore",
     "TransferStore",
     "UsageReport",

@@ -58,6 +58,7 @@ WHERE sha256 = ANY(%s) AND namespace = %s
 REFERENCED = """
 SELECT s.sha256 FROM unnest(%s::text[]) AS s(sha256)
 WHERE EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 = s.sha256)
+   OR EXISTS (SELECT 1 FROM transcript_segments g WHERE g.sha256 = s.sha256)
    OR EXISTS (SELECT 1 FROM blob_pins p WHERE p.sha256 = s.sha256 AND p.expire_time > %s)
 """
 PURGE_PINS = "DELETE FROM blob_pins WHERE expire_time <= %s"

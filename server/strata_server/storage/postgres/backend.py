@@ -30,6 +30,7 @@ from strata_server.storage.postgres.records import PostgresRecords
 from strata_server.storage.postgres.retention import PostgresRecordCleanup, PostgresRetention
 from strata_server.storage.postgres.search import PostgresSearch
 from strata_server.storage.postgres.tokens import PostgresTokens
+from strata_server.storage.postgres.transcript_archive import PostgresTranscriptArchive
 from strata_server.storage.postgres.transcripts import PostgresTranscripts
 from strata_server.storage.postgres.transfer import PostgresTransfer
 from strata_server.storage.postgres.usage import PostgresUsage
@@ -121,6 +122,7 @@ async def open_postgres(
         cleanup=PostgresRecordCleanup(runner),
         queue=PostgresQueue(runner),
         transcripts=PostgresTranscripts(runner, quotas),
+        archive=PostgresTranscriptArchive(runner),
         artifacts=PostgresArtifacts(runner, quotas),
         audit=PostgresAudit(runner),
         retention=retention,

@@ -1,7 +1,8 @@
 """SearchService's per-kind searches on PostgreSQL full text (the `SearchIndex`
 adapter).
 
-Records and entries use their existing tsvector columns (0001, 0003); artifacts use
+Records and entries use their existing tsvector columns (0001, 0003; archived
+transcripts' entries, archived_entries' from 0020); artifacts use
 artifact_search's meta_search (name and labels) and body_search (text content)
 from migration 0018. Every query matches with plainto_tsquery('simple', ...), as
 SearchRecords and SearchTranscripts do, and ranks with ts_rank. Snippets are made
@@ -40,15 +41,24 @@ RECORDS: LiteralString = (
     + " ORDER BY score DESC, r.collection, r.id LIMIT %(limit)s"
 )
 
+
+def _entries(table: LiteralString) -> LiteralString:
+    return (
+        "SELECT e.transcript_id, e.seq, e.create_time, t.owner, ts_rank(e.search, q) AS score"
+        f" FROM {table} AS e, {_QUERY} AS q, transcripts AS t"
+        " WHERE e.namespace = %(namespace)s::text AND e.search @@ q"
+        " AND t.namespace = e.namespace AND t.id = e.transcript_id"
+        " AND (%(owner)s::text IS NULL OR t.owner = %(owner)s::text)" + _times("e.create_time")
+    )
+
+
 ENTRIES: LiteralString = (
-    "SELECT e.transcript_id, e.seq, e.create_time, t.owner, ts_rank(e.search, q) AS score"
-    f" FROM transcript_entries AS e, {_QUERY} AS q, transcripts AS t"
-    " WHERE e.namespace = %(namespace)s::text AND e.search @@ q"
-    " AND t.namespace = e.namespace AND t.id = e.transcript_id"
-    " AND (%(owner)s::text IS NULL OR t.owner = %(owner)s::text)"
-    + _times("e.create_time")
-    + " ORDER BY score DESC, e.transcript_id, e.seq LIMIT %(limit)s"
+    _entries("transcript_entries")
+    + " UNION ALL "
+    + _entries("archived_entries")
+    + " ORDER BY score DESC, transcript_id, seq LIMIT %(limit)s"
 )
+"""Hot entries and archived transcripts' entries (their search rows, migration 0020)."""
 
 
 def _artifacts(vector: LiteralString) -> LiteralString:
@@ -75,8 +85,11 @@ TEXTS: dict[SearchKind, LiteralString] = {
     SearchKind.RECORD: "SELECT collection, id, data FROM records "
     f"WHERE namespace = %s AND (collection, id) IN ({_PAIRS})",
     SearchKind.TRANSCRIPT_ENTRY: "SELECT transcript_id, seq, content FROM transcript_entries "
-    "WHERE namespace = %s AND (transcript_id, seq) IN "
-    "(SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+    "WHERE namespace = %(ns)s AND (transcript_id, seq) IN "
+    "(SELECT * FROM unnest(%(ids)s::text[], %(seqs)s::bigint[]))"
+    " UNION ALL SELECT transcript_id, seq, content FROM archived_entries "
+    "WHERE namespace = %(ns)s AND (transcript_id, seq) IN "
+    "(SELECT * FROM unnest(%(ids)s::text[], %(seqs)s::bigint[]))",
     SearchKind.ARTIFACT: "SELECT artifact_id, name, labels FROM artifact_search "
     f"WHERE namespace = %s AND (artifact_id, name) IN ({_PAIRS})",
     SearchKind.ARTIFACT_TEXT: "SELECT artifact_id, name, coalesce(body, '') FROM artifact_search "
@@ -123,7 +136,10 @@ class PostgresSearch:
             return {}
         firsts = [target[0] for target in targets]
         seconds = [target[1] for target in targets]
-        cursor = await conn.execute(TEXTS[kind], (namespace, firsts, seconds), prepare=True)
+        params: Any = (namespace, firsts, seconds)
+        if kind is SearchKind.TRANSCRIPT_ENTRY:
+            params = {"ns": namespace, "ids": firsts, "seqs": seconds}
+        cursor = await conn.execute(TEXTS[kind], params, prepare=True)
         rows = await cursor.fetchall()
         if kind is SearchKind.RECORD:
             return {(c, id): string_values(_json(data)) for c, id, data in rows}

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-TRANSCRIPT_COLUMNS = (
+EXPORTED_COLUMNS = (
     "id, owner, title, labels, next_seq, size_bytes, create_time, update_time, seal_time,"
     " parent_collection, parent_id"
 )
+"""A transcript's columns as an export writes them (and an import, which makes every
+transcript hot): every one but its tier."""
+TRANSCRIPT_COLUMNS: LiteralString = EXPORTED_COLUMNS + ", archive_time"
 """The columns `transcripts.transcript_from_row` reads, in its order."""
 
 
@@ -249,7 +252,12 @@ def _search(one: bool) -> LiteralString:
         " ts_rank(e.search, q) AS score"
         " FROM transcript_entries AS e, plainto_tsquery('simple', %(query)s::text) AS q"
         f" WHERE e.namespace = %(namespace)s::text{scope} AND e.search @@ q"
-        " ORDER BY score DESC, e.transcript_id, e.seq"
+        " UNION ALL"
+        " SELECT e.transcript_id, e.seq, e.role, e.create_time, e.content,"
+        " ts_rank(e.search, q) AS score"
+        " FROM archived_entries AS e, plainto_tsquery('simple', %(query)s::text) AS q"
+        f" WHERE e.namespace = %(namespace)s::text{scope} AND e.search @@ q"
+        " ORDER BY score DESC, transcript_id, seq"
         " OFFSET %(offset)s LIMIT %(limit)s"
         ")"
         " SELECT transcript_id, seq, role, create_time,"
@@ -262,5 +270,6 @@ def _search(one: bool) -> LiteralString:
 
 SEARCH_ALL = _search(False)
 SEARCH_ONE = _search(True)
-"""Search every transcript of a namespace, or one; snippets (ts_headline, the costly
-part) only for the page's hits."""
+"""Search every transcript of a namespace, or one, hot entries and archived
+transcripts' search rows alike; snippets (ts_headline, the costly part) only for
+the page's hits."""

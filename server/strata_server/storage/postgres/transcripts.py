@@ -63,7 +63,8 @@ never more rows than could fit; this only matters for tiny max_bytes)."""
 
 
 def transcript_from_row(namespace: str, row: Sequence[Any]) -> Transcript:
-    """A Transcript from a row selected with `transcript_queries.TRANSCRIPT_COLUMNS`."""
+    """A Transcript from a row selected with `transcript_queries.TRANSCRIPT_COLUMNS` (or
+    EXPORTED_COLUMNS, which leave out the tier: a hot transcript's)."""
     return Transcript(
         namespace=namespace,
         id=row[0],
@@ -76,6 +77,7 @@ def transcript_from_row(namespace: str, row: Sequence[Any]) -> Transcript:
         update_time=row[7],
         seal_time=row[8],
         parent=ParentRef(row[9], row[10]) if row[10] is not None else None,
+        archive_time=row[11] if len(row) > 11 else None,
     )
 
 

@@ -34,7 +34,7 @@ from strata_server.storage.postgres.pool import Conn, Runner, translate
 from strata_server.storage.postgres.queries import RECORD_COLUMNS
 from strata_server.storage.postgres.queue_queries import JOB_COLUMNS
 from strata_server.storage.postgres.record_rows import record_from_row
-from strata_server.storage.postgres.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.postgres.transcript_queries import EXPORTED_COLUMNS
 from strata_server.storage.postgres.transcripts import transcript_from_row
 from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
@@ -46,7 +46,7 @@ BATCH = 1000
 _COLUMNS = {
     Kind.RECORDS: RECORD_COLUMNS,
     Kind.JOBS: JOB_COLUMNS,
-    Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+    Kind.TRANSCRIPTS: EXPORTED_COLUMNS,
     Kind.ARTIFACTS: ARTIFACT_COLUMNS,
 }
 """Each exported table's columns, as the adapter's own queries list them."""
@@ -112,6 +112,13 @@ COPY transcript_entries
 FROM STDIN
 """
 DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = ANY(%s)"
+HOT_AGAIN = (
+    "DELETE FROM transcript_segments WHERE namespace = %s AND transcript_id = ANY(%s)",
+    "DELETE FROM archived_entries WHERE namespace = %s AND transcript_id = ANY(%s)",
+    "UPDATE transcripts SET archive_time = NULL WHERE namespace = %s AND id = ANY(%s)",
+)
+"""What an overwrite does to a transcript that was archived: its imported entries are
+hot rows (the segments' blobs are left to the sweep)."""
 UNIQUE_HOLDERS = """
 SELECT queue, unique_key FROM jobs
 WHERE namespace = %s AND unique_key IS NOT NULL AND state IN ('ready', 'leased')
@@ -184,6 +191,8 @@ class _Statements:
 
     async def drop_entries(self, transcript_ids: list[str]) -> None:
         await self.conn.execute(DELETE_ENTRIES, (self.namespace, transcript_ids))
+        for statement in HOT_AGAIN:  # an archived one is overwritten as hot
+            await self.conn.execute(statement, (self.namespace, transcript_ids))
 
     async def unique_holders(self, jobs: list[Job]) -> set[tuple[str, str]]:
         queues, keys, ids = (

@@ -43,8 +43,11 @@ NAMESPACE_REF = (
 )
 REFERENCED = """
 SELECT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = ?1)
+    OR EXISTS (SELECT 1 FROM transcript_segments WHERE sha256 = ?1)
     OR EXISTS (SELECT 1 FROM blob_pins WHERE sha256 = ?1 AND expire_time > ?2)
 """
+"""Whether an artifact or an archived transcript's segment names the blob, or a live
+pin holds it."""
 PURGE_PINS = "DELETE FROM blob_pins WHERE expire_time <= ?"
 ALL_PAGE = artifact_sql.all_page(SQLITE)
 

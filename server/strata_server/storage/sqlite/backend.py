@@ -24,6 +24,7 @@ from strata_server.storage.sqlite.records import SqliteRecords
 from strata_server.storage.sqlite.retention import SqliteRecordCleanup, SqliteRetention
 from strata_server.storage.sqlite.search import SqliteSearch
 from strata_server.storage.sqlite.tokens import SqliteTokens
+from strata_server.storage.sqlite.transcript_archive import SqliteTranscriptArchive
 from strata_server.storage.sqlite.transcripts import SqliteTranscripts
 from strata_server.storage.sqlite.transfer import SqliteTransfer
 from strata_server.storage.sqlite.usage import SqliteUsage
@@ -95,6 +96,7 @@ async def open_sqlite(
         cleanup=SqliteRecordCleanup(db),
         queue=SqliteQueue(db),
         transcripts=SqliteTranscripts(db, quotas),
+        archive=SqliteTranscriptArchive(db),
         artifacts=SqliteArtifacts(db, quotas),
         audit=SqliteAudit(db),
         retention=retention,

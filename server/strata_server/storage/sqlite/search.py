@@ -1,6 +1,7 @@
 """SearchService's per-kind searches on SQLite FTS5 (the `SearchIndex` adapter).
 
-Records and entries use their existing indexes (records_fts, transcript_entries_fts);
+Records and entries use their existing indexes (records_fts, transcript_entries_fts,
+and archived_entries_fts for archived transcripts: migration 0020);
 artifacts use artifact_search_fts (migration 0018) with a column filter: name and
 labels for SEARCH_KIND_ARTIFACT, body for SEARCH_KIND_ARTIFACT_TEXT, bm25 weighting
 only those columns. bm25 is lower for better matches, so each rank is negated for
@@ -39,16 +40,24 @@ ORDER BY score, r.collection, r.id
 LIMIT :limit
 """
 
-ENTRIES = f"""
-SELECT e.transcript_id, e.seq, e.create_time, t.owner, bm25(transcript_entries_fts) AS score
-FROM transcript_entries_fts
-JOIN transcript_entries AS e ON e.rowid = transcript_entries_fts.rowid
+
+def _entries(table: str) -> str:
+    return f"""
+SELECT e.transcript_id, e.seq, e.create_time, t.owner, bm25({table}_fts) AS score
+FROM {table}_fts
+JOIN {table} AS e ON e.rowid = {table}_fts.rowid
 JOIN transcripts AS t ON t.namespace = e.namespace AND t.id = e.transcript_id
-WHERE transcript_entries_fts MATCH :match AND e.namespace = :namespace
-{_scope("t.owner", "e.create_time")}
-ORDER BY score, e.transcript_id, e.seq
+WHERE {table}_fts MATCH :match AND e.namespace = :namespace
+{_scope("t.owner", "e.create_time")}"""
+
+
+ENTRIES = f"""
+SELECT * FROM ({_entries("transcript_entries")}
+UNION ALL{_entries("archived_entries")})
+ORDER BY score, transcript_id, seq
 LIMIT :limit
 """
+"""Hot entries and archived transcripts' entries (their search rows, migration 0020)."""
 
 
 def _artifacts(weights: str) -> str:
@@ -78,7 +87,11 @@ TEXTS = {
     SearchKind.RECORD: "SELECT collection, id, data FROM records "
     f"WHERE namespace = ? AND (collection, id) IN ({_PAIRS})",
     SearchKind.TRANSCRIPT_ENTRY: "SELECT transcript_id, seq, content FROM transcript_entries "
-    f"WHERE namespace = ? AND (transcript_id, seq) IN ({_PAIRS})",
+    "WHERE namespace = ?1 AND (transcript_id, seq) IN (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]') FROM json_each(?2)) "
+    "UNION ALL SELECT transcript_id, seq, content FROM archived_entries "
+    "WHERE namespace = ?1 AND (transcript_id, seq) IN (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]') FROM json_each(?2))",
     SearchKind.ARTIFACT: "SELECT artifact_id, name, labels FROM artifact_search "
     f"WHERE namespace = ? AND (artifact_id, name) IN ({_PAIRS})",
     SearchKind.ARTIFACT_TEXT: "SELECT artifact_id, name, coalesce(body, '') FROM artifact_search "

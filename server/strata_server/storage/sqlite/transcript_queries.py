@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-TRANSCRIPT_COLUMNS = (
+EXPORTED_COLUMNS = (
     "namespace, id, owner, title, labels, next_seq, size_bytes, create_time, update_time,"
     " seal_time, parent_collection, parent_id"
 )
+"""A transcript's columns as an export writes them (and an import, which makes every
+transcript hot): every one but its tier."""
+TRANSCRIPT_COLUMNS = EXPORTED_COLUMNS + ", archive_time"
 """The columns `transcript_from_row` reads, in its order."""
 
 INSERT_TRANSCRIPT = f"""
-INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, ?)
+INSERT INTO transcripts ({TRANSCRIPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 1, 0, ?, ?, NULL, ?, ?, NULL)
 ON CONFLICT DO NOTHING
 RETURNING id
 """
@@ -98,18 +101,29 @@ LIST_TRANSCRIPTS = {
 }
 """ListTranscripts by (owner filter given, parent filter given, page key given)."""
 
-_SEARCH = """
+
+def _search(table: str, scope: str) -> str:
+    return f"""
 SELECT e.transcript_id, e.seq, e.role, e.create_time,
-       snippet(transcript_entries_fts, 0, '**', '**', '…', 16),
-       bm25(transcript_entries_fts) AS score
-FROM transcript_entries_fts
-JOIN transcript_entries AS e ON e.rowid = transcript_entries_fts.rowid
-WHERE transcript_entries_fts MATCH ? AND e.namespace = ?{scope}
-ORDER BY score, e.transcript_id, e.seq
-LIMIT ? OFFSET ?
+       snippet({table}_fts, 0, '**', '**', '…', 16) AS snippet,
+       bm25({table}_fts) AS score
+FROM {table}_fts
+JOIN {table} AS e ON e.rowid = {table}_fts.rowid
+WHERE {table}_fts MATCH :match AND e.namespace = :namespace{scope}"""
+
+
+def _search_both(scope: str) -> str:
+    return f"""
+SELECT * FROM ({_search("transcript_entries", scope)}
+UNION ALL{_search("archived_entries", scope)})
+ORDER BY score, transcript_id, seq
+LIMIT :limit OFFSET :offset
 """
-SEARCH_ALL = _SEARCH.format(scope="")
-SEARCH_ONE = _SEARCH.format(scope=" AND e.transcript_id = ?")
+
+
+SEARCH_ALL = _search_both("")
+SEARCH_ONE = _search_both(" AND e.transcript_id = :id")
+"""Search hot entries and archived transcripts' entries (their search rows)."""
 
 READ_LIMIT_FLOOR = 64
 """Fewest rows a batch query asks for (its LIMIT is max_bytes / ENTRY_OVERHEAD + 1,

@@ -15,7 +15,8 @@ from strata_server.storage.sqlquery import bad_token
 
 
 def transcript_from_row(row: Row) -> Transcript:
-    """A Transcript from a row selected with TRANSCRIPT_COLUMNS."""
+    """A Transcript from a row selected with TRANSCRIPT_COLUMNS (or EXPORTED_COLUMNS,
+    which leave out the tier: a hot transcript's)."""
     return Transcript(
         namespace=row[0],
         id=row[1],
@@ -28,6 +29,7 @@ def transcript_from_row(row: Row) -> Transcript:
         update_time=from_micros(row[8]),
         seal_time=from_micros(row[9]) if row[9] is not None else None,
         parent=ParentRef(row[10], row[11]) if row[11] is not None else None,
+        archive_time=from_micros(row[12]) if len(row) > 12 and row[12] is not None else None,
     )
 
 

@@ -347,14 +347,16 @@ class SqliteTranscripts:
         match = match_expression(query.text)
         if not match or query.limit <= 0:
             return Page(())
+        params = {
+            "match": match,
+            "namespace": namespace,
+            "id": query.id,
+            "limit": query.limit + 1,
+            "offset": query.offset,
+        }
         if query.id is None:
-            rows = await self._db.fetchall(
-                SEARCH_ALL, (match, namespace, query.limit + 1, query.offset)
-            )
-        else:
-            rows = await self._db.fetchall(
-                SEARCH_ONE, (match, namespace, query.id, query.limit + 1, query.offset)
-            )
+            del params["id"]
+        rows = await self._db.fetchall(SEARCH_ALL if query.id is None else SEARCH_ONE, params)
         hits = [
             TranscriptHit(
                 transcript_id=row[0],

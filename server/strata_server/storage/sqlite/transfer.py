@@ -31,7 +31,7 @@ from strata_server.storage.sqlite.dialect import SQLITE, from_micros, to_micros
 from strata_server.storage.sqlite.job_rows import job_from_row
 from strata_server.storage.sqlite.queue_queries import JOB_COLUMNS
 from strata_server.storage.sqlite.record_rows import RECORD_COLUMNS, record_from_row
-from strata_server.storage.sqlite.transcript_queries import TRANSCRIPT_COLUMNS
+from strata_server.storage.sqlite.transcript_queries import EXPORTED_COLUMNS
 from strata_server.storage.sqlite.transcript_rows import transcript_from_row
 from strata_server.storage.transfer_params import audit_params, dumps, entry_params
 from strata_server.storage.transfer_sql import export_rows, export_table, write_batches
@@ -43,7 +43,7 @@ BATCH = 1000
 _COLUMNS = {
     Kind.RECORDS: RECORD_COLUMNS,
     Kind.JOBS: JOB_COLUMNS,
-    Kind.TRANSCRIPTS: TRANSCRIPT_COLUMNS,
+    Kind.TRANSCRIPTS: EXPORTED_COLUMNS,
     Kind.ARTIFACTS: ARTIFACT_COLUMNS,
 }
 """Each exported table's columns, as the adapter's own queries list them."""
@@ -121,6 +121,13 @@ SELECT 'delete', rowid, content FROM transcript_entries
 WHERE namespace = ? AND transcript_id = ?
 """
 DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = ? AND transcript_id = ?"
+HOT_AGAIN = (
+    "DELETE FROM transcript_segments WHERE namespace = ? AND transcript_id = ?",
+    "DELETE FROM archived_entries WHERE namespace = ? AND transcript_id = ?",
+    "UPDATE transcripts SET archive_time = NULL WHERE namespace = ? AND id = ?",
+)
+"""What an overwrite does to a transcript that was archived: its imported entries are
+hot rows (the segments' blobs are left to the sweep)."""
 MAX_ENTRY_ROWID = "SELECT coalesce(max(rowid), 0) FROM transcript_entries"
 INDEX_NEW_ENTRIES = """
 INSERT INTO transcript_entries_fts (rowid, content)
@@ -174,8 +181,11 @@ class _Statements:
 
     async def drop_entries(self, transcript_ids: list[str]) -> None:
         for transcript_id in transcript_ids:
-            await self.tx.execute(UNINDEX_ENTRIES, (self.namespace, transcript_id))
-            await self.tx.execute(DELETE_ENTRIES, (self.namespace, transcript_id))
+            key = (self.namespace, transcript_id)
+            await self.tx.execute(UNINDEX_ENTRIES, key)
+            await self.tx.execute(DELETE_ENTRIES, key)
+            for statement in HOT_AGAIN:  # an archived one is overwritten as hot
+                await self.tx.execute(statement, key)
 
     async def unique_holders(self, jobs: list[Job]) -> set[tuple[str, str]]:
         pairs = dumps([[j.queue, j.unique_key] for j in jobs])

@@ -2,8 +2,8 @@
 // @generated from file strata/v1/transcripts.proto (package strata.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ParentRecord } from "./records_pb.js";
@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/transcripts.proto.
  */
 export const file_strata_v1_transcripts: GenFile = /*@__PURE__*/
-  fileDesc("ChtzdHJhdGEvdjEvdHJhbnNjcmlwdHMucHJvdG8SCXN0cmF0YS52MSKbAwoKVHJhbnNjcmlwdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDQoFb3duZXIYAyABKAkSDQoFdGl0bGUYBCABKAkSMQoGbGFiZWxzGAUgAygLMiEuc3RyYXRhLnYxLlRyYW5zY3JpcHQuTGFiZWxzRW50cnkSEAoIbmV4dF9zZXEYBiABKAMSEgoKc2l6ZV9ieXRlcxgHIAEoAxIOCgZzZWFsZWQYCCABKAgSLQoJc2VhbF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnBhcmVudBgMIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKLAQoFRW50cnkSCwoDc2VxGAEgASgDEgwKBHJvbGUYAiABKAkSDwoHY29udGVudBgDIAEoCRIlCgRkYXRhGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijQIKF0NyZWF0ZVRyYW5zY3JpcHRSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIVCg10cmFuc2NyaXB0X2lkGAIgASgJEg0KBW93bmVyGAMgASgJEg0KBXRpdGxlGAQgASgJEj4KBmxhYmVscxgFIAMoCzIuLnN0cmF0YS52MS5DcmVhdGVUcmFuc2NyaXB0UmVxdWVzdC5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAYgASgJEicKBnBhcmVudBgHIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI1ChRHZXRUcmFuc2NyaXB0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkiigEKFkxpc3RUcmFuc2NyaXB0c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg0KBW93bmVyGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJEicKBnBhcmVudBgFIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQiXgoXTGlzdFRyYW5zY3JpcHRzUmVzcG9uc2USKgoLdHJhbnNjcmlwdHMYASADKAsyFS5zdHJhdGEudjEuVHJhbnNjcmlwdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihwEKFEFwcGVuZEVudHJpZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIhCgdlbnRyaWVzGAMgAygLMhAuc3RyYXRhLnYxLkVudHJ5EhkKEWV4cGVjdGVkX25leHRfc2VxGAQgASgDEhIKCnJlcXVlc3RfaWQYBSABKAkiPAoVQXBwZW5kRW50cmllc1Jlc3BvbnNlEhEKCWZpcnN0X3NlcRgBIAEoAxIQCghuZXh0X3NlcRgCIAEoAyJxChVSZWFkVHJhbnNjcmlwdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEhAKCGZyb21fc2VxGAMgASgDEg4KBmZvbGxvdxgEIAEoCBIXCg9tYXhfYmF0Y2hfYnl0ZXMYBSABKAUiiwQKFlJlYWRUcmFuc2NyaXB0UmVzcG9uc2USOAoFYmF0Y2gYASABKAsyJy5zdHJhdGEudjEuUmVhZFRyYW5zY3JpcHRSZXNwb25zZS5CYXRjaEgAEkAKCnVwX3RvX2RhdGUYAiABKAsyKi5zdHJhdGEudjEuUmVhZFRyYW5zY3JpcHRSZXNwb25zZS5VcFRvRGF0ZUgAEjoKBnNlYWxlZBgDIAEoCzIoLnN0cmF0YS52MS5SZWFkVHJhbnNjcmlwdFJlc3BvbnNlLlNlYWxlZEgAEkAKCWhlYXJ0YmVhdBgEIAEoCzIrLnN0cmF0YS52MS5SZWFkVHJhbnNjcmlwdFJlc3BvbnNlLkhlYXJ0YmVhdEgAGjwKBUJhdGNoEiEKB2VudHJpZXMYASADKAsyEC5zdHJhdGEudjEuRW50cnkSEAoIbmV4dF9zZXEYAiABKAMaHAoIVXBUb0RhdGUSEAoIbmV4dF9zZXEYASABKAMaSQoGU2VhbGVkEhAKCG5leHRfc2VxGAEgASgDEi0KCXNlYWxfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaRwoJSGVhcnRiZWF0EhAKCG5leHRfc2VxGAEgASgDEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgcKBWV2ZW50IjYKFVNlYWxUcmFuc2NyaXB0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkiOAoXRGVsZXRlVHJhbnNjcmlwdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIm8KGFNlYXJjaFRyYW5zY3JpcHRzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDQoFcXVlcnkYAiABKAkSCgoCaWQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiXAoZU2VhcmNoVHJhbnNjcmlwdHNSZXNwb25zZRImCgRoaXRzGAEgAygLMhguc3RyYXRhLnYxLlRyYW5zY3JpcHRIaXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpIBCg1UcmFuc2NyaXB0SGl0EhUKDXRyYW5zY3JpcHRfaWQYASABKAkSCwoDc2VxGAIgASgDEgwKBHJvbGUYAyABKAkSDwoHc25pcHBldBgEIAEoCRINCgVzY29yZRgFIAEoARIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyrQUKEVRyYW5zY3JpcHRTZXJ2aWNlEk0KEENyZWF0ZVRyYW5zY3JpcHQSIi5zdHJhdGEudjEuQ3JlYXRlVHJhbnNjcmlwdFJlcXVlc3QaFS5zdHJhdGEudjEuVHJhbnNjcmlwdBJHCg1HZXRUcmFuc2NyaXB0Eh8uc3RyYXRhLnYxLkdldFRyYW5zY3JpcHRSZXF1ZXN0GhUuc3RyYXRhLnYxLlRyYW5zY3JpcHQSWAoPTGlzdFRyYW5zY3JpcHRzEiEuc3RyYXRhLnYxLkxpc3RUcmFuc2NyaXB0c1JlcXVlc3QaIi5zdHJhdGEudjEuTGlzdFRyYW5zY3JpcHRzUmVzcG9uc2USUgoNQXBwZW5kRW50cmllcxIfLnN0cmF0YS52MS5BcHBlbmRFbnRyaWVzUmVxdWVzdBogLnN0cmF0YS52MS5BcHBlbmRFbnRyaWVzUmVzcG9uc2USVwoOUmVhZFRyYW5zY3JpcHQSIC5zdHJhdGEudjEuUmVhZFRyYW5zY3JpcHRSZXF1ZXN0GiEuc3RyYXRhLnYxLlJlYWRUcmFuc2NyaXB0UmVzcG9uc2UwARJJCg5TZWFsVHJhbnNjcmlwdBIgLnN0cmF0YS52MS5TZWFsVHJhbnNjcmlwdFJlcXVlc3QaFS5zdHJhdGEudjEuVHJhbnNjcmlwdBJOChBEZWxldGVUcmFuc2NyaXB0EiIuc3RyYXRhLnYxLkRlbGV0ZVRyYW5zY3JpcHRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5El4KEVNlYXJjaFRyYW5zY3JpcHRzEiMuc3RyYXRhLnYxLlNlYXJjaFRyYW5zY3JpcHRzUmVxdWVzdBokLnN0cmF0YS52MS5TZWFyY2hUcmFuc2NyaXB0c1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_struct, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChtzdHJhdGEvdjEvdHJhbnNjcmlwdHMucHJvdG8SCXN0cmF0YS52MSLEAwoKVHJhbnNjcmlwdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSDQoFb3duZXIYAyABKAkSDQoFdGl0bGUYBCABKAkSMQoGbGFiZWxzGAUgAygLMiEuc3RyYXRhLnYxLlRyYW5zY3JpcHQuTGFiZWxzRW50cnkSEAoIbmV4dF9zZXEYBiABKAMSEgoKc2l6ZV9ieXRlcxgHIAEoAxIOCgZzZWFsZWQYCCABKAgSLQoJc2VhbF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBnBhcmVudBgMIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQSJwoEdGllchgNIAEoDjIZLnN0cmF0YS52MS5UcmFuc2NyaXB0VGllchotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIosBCgVFbnRyeRILCgNzZXEYASABKAMSDAoEcm9sZRgCIAEoCRIPCgdjb250ZW50GAMgASgJEiUKBGRhdGEYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKNAgoXQ3JlYXRlVHJhbnNjcmlwdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhUKDXRyYW5zY3JpcHRfaWQYAiABKAkSDQoFb3duZXIYAyABKAkSDQoFdGl0bGUYBCABKAkSPgoGbGFiZWxzGAUgAygLMi4uc3RyYXRhLnYxLkNyZWF0ZVRyYW5zY3JpcHRSZXF1ZXN0LkxhYmVsc0VudHJ5EhIKCnJlcXVlc3RfaWQYBiABKAkSJwoGcGFyZW50GAcgASgLMhcuc3RyYXRhLnYxLlBhcmVudFJlY29yZBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjUKFEdldFRyYW5zY3JpcHRSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSKKAQoWTGlzdFRyYW5zY3JpcHRzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDQoFb3duZXIYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSJwoGcGFyZW50GAUgASgLMhcuc3RyYXRhLnYxLlBhcmVudFJlY29yZCJeChdMaXN0VHJhbnNjcmlwdHNSZXNwb25zZRIqCgt0cmFuc2NyaXB0cxgBIAMoCzIVLnN0cmF0YS52MS5UcmFuc2NyaXB0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKHAQoUQXBwZW5kRW50cmllc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJEiEKB2VudHJpZXMYAyADKAsyEC5zdHJhdGEudjEuRW50cnkSGQoRZXhwZWN0ZWRfbmV4dF9zZXEYBCABKAMSEgoKcmVxdWVzdF9pZBgFIAEoCSI8ChVBcHBlbmRFbnRyaWVzUmVzcG9uc2USEQoJZmlyc3Rfc2VxGAEgASgDEhAKCG5leHRfc2VxGAIgASgDInEKFVJlYWRUcmFuc2NyaXB0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSEAoIZnJvbV9zZXEYAyABKAMSDgoGZm9sbG93GAQgASgIEhcKD21heF9iYXRjaF9ieXRlcxgFIAEoBSKLBAoWUmVhZFRyYW5zY3JpcHRSZXNwb25zZRI4CgViYXRjaBgBIAEoCzInLnN0cmF0YS52MS5SZWFkVHJhbnNjcmlwdFJlc3BvbnNlLkJhdGNoSAASQAoKdXBfdG9fZGF0ZRgCIAEoCzIqLnN0cmF0YS52MS5SZWFkVHJhbnNjcmlwdFJlc3BvbnNlLlVwVG9EYXRlSAASOgoGc2VhbGVkGAMgASgLMiguc3RyYXRhLnYxLlJlYWRUcmFuc2NyaXB0UmVzcG9uc2UuU2VhbGVkSAASQAoJaGVhcnRiZWF0GAQgASgLMisuc3RyYXRhLnYxLlJlYWRUcmFuc2NyaXB0UmVzcG9uc2UuSGVhcnRiZWF0SAAaPAoFQmF0Y2gSIQoHZW50cmllcxgBIAMoCzIQLnN0cmF0YS52MS5FbnRyeRIQCghuZXh0X3NlcRgCIAEoAxocCghVcFRvRGF0ZRIQCghuZXh0X3NlcRgBIAEoAxpJCgZTZWFsZWQSEAoIbmV4dF9zZXEYASABKAMSLQoJc2VhbF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBpHCglIZWFydGJlYXQSEAoIbmV4dF9zZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBwoFZXZlbnQiNgoVU2VhbFRyYW5zY3JpcHRSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSI5ChhSZXN0b3JlVHJhbnNjcmlwdFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEgoKAmlkGAIgASgJIjgKF0RlbGV0ZVRyYW5zY3JpcHRSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSJvChhTZWFyY2hUcmFuc2NyaXB0c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg0KBXF1ZXJ5GAIgASgJEgoKAmlkGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIlwKGVNlYXJjaFRyYW5zY3JpcHRzUmVzcG9uc2USJgoEaGl0cxgBIAMoCzIYLnN0cmF0YS52MS5UcmFuc2NyaXB0SGl0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKSAQoNVHJhbnNjcmlwdEhpdBIVCg10cmFuc2NyaXB0X2lkGAEgASgJEgsKA3NlcRgCIAEoAxIMCgRyb2xlGAMgASgJEg8KB3NuaXBwZXQYBCABKAkSDQoFc2NvcmUYBSABKAESLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKmgKDlRyYW5zY3JpcHRUaWVyEh8KG1RSQU5TQ1JJUFRfVElFUl9VTlNQRUNJRklFRBAAEhcKE1RSQU5TQ1JJUFRfVElFUl9IT1QQARIcChhUUkFOU0NSSVBUX1RJRVJfQVJDSElWRUQQAjL+BQoRVHJhbnNjcmlwdFNlcnZpY2USTQoQQ3JlYXRlVHJhbnNjcmlwdBIiLnN0cmF0YS52MS5DcmVhdGVUcmFuc2NyaXB0UmVxdWVzdBoVLnN0cmF0YS52MS5UcmFuc2NyaXB0EkcKDUdldFRyYW5zY3JpcHQSHy5zdHJhdGEudjEuR2V0VHJhbnNjcmlwdFJlcXVlc3QaFS5zdHJhdGEudjEuVHJhbnNjcmlwdBJYCg9MaXN0VHJhbnNjcmlwdHMSIS5zdHJhdGEudjEuTGlzdFRyYW5zY3JpcHRzUmVxdWVzdBoiLnN0cmF0YS52MS5MaXN0VHJhbnNjcmlwdHNSZXNwb25zZRJSCg1BcHBlbmRFbnRyaWVzEh8uc3RyYXRhLnYxLkFwcGVuZEVudHJpZXNSZXF1ZXN0GiAuc3RyYXRhLnYxLkFwcGVuZEVudHJpZXNSZXNwb25zZRJXCg5SZWFkVHJhbnNjcmlwdBIgLnN0cmF0YS52MS5SZWFkVHJhbnNjcmlwdFJlcXVlc3QaIS5zdHJhdGEudjEuUmVhZFRyYW5zY3JpcHRSZXNwb25zZTABEkkKDlNlYWxUcmFuc2NyaXB0EiAuc3RyYXRhLnYxLlNlYWxUcmFuc2NyaXB0UmVxdWVzdBoVLnN0cmF0YS52MS5UcmFuc2NyaXB0Ek4KEERlbGV0ZVRyYW5zY3JpcHQSIi5zdHJhdGEudjEuRGVsZXRlVHJhbnNjcmlwdFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSXgoRU2VhcmNoVHJhbnNjcmlwdHMSIy5zdHJhdGEudjEuU2VhcmNoVHJhbnNjcmlwdHNSZXF1ZXN0GiQuc3RyYXRhLnYxLlNlYXJjaFRyYW5zY3JpcHRzUmVzcG9uc2USTwoRUmVzdG9yZVRyYW5zY3JpcHQSIy5zdHJhdGEudjEuUmVzdG9yZVRyYW5zY3JpcHRSZXF1ZXN0GhUuc3RyYXRhLnYxLlRyYW5zY3JpcHRiBnByb3RvMw", [file_google_protobuf_empty, file_google_protobuf_struct, file_google_protobuf_timestamp, file_strata_v1_records]);
 
 /**
  * An append-only log of entries.
@@ -107,6 +107,13 @@ export type Transcript = Message<"strata.v1.Transcript"> & {
    * @generated from field: strata.v1.ParentRecord parent = 12;
    */
   parent?: ParentRecord | undefined;
+
+  /**
+   * Where its entries are kept: hot or archived. Output only.
+   *
+   * @generated from field: strata.v1.TranscriptTier tier = 13;
+   */
+  tier: TranscriptTier;
 };
 
 /**
@@ -659,6 +666,34 @@ export const SealTranscriptRequestSchema: GenMessage<SealTranscriptRequest> = /*
   messageDesc(file_strata_v1_transcripts, 10);
 
 /**
+ * Request for RestoreTranscript.
+ *
+ * @generated from message strata.v1.RestoreTranscriptRequest
+ */
+export type RestoreTranscriptRequest = Message<"strata.v1.RestoreTranscriptRequest"> & {
+  /**
+   * Tenant or workspace; empty means "default".
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The transcript's id.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message strata.v1.RestoreTranscriptRequest.
+ * Use `create(RestoreTranscriptRequestSchema)` to create a new message.
+ */
+export const RestoreTranscriptRequestSchema: GenMessage<RestoreTranscriptRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_transcripts, 11);
+
+/**
  * Request for DeleteTranscript.
  *
  * @generated from message strata.v1.DeleteTranscriptRequest
@@ -684,7 +719,7 @@ export type DeleteTranscriptRequest = Message<"strata.v1.DeleteTranscriptRequest
  * Use `create(DeleteTranscriptRequestSchema)` to create a new message.
  */
 export const DeleteTranscriptRequestSchema: GenMessage<DeleteTranscriptRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_transcripts, 11);
+  messageDesc(file_strata_v1_transcripts, 12);
 
 /**
  * Request for SearchTranscripts.
@@ -733,7 +768,7 @@ export type SearchTranscriptsRequest = Message<"strata.v1.SearchTranscriptsReque
  * Use `create(SearchTranscriptsRequestSchema)` to create a new message.
  */
 export const SearchTranscriptsRequestSchema: GenMessage<SearchTranscriptsRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_transcripts, 12);
+  messageDesc(file_strata_v1_transcripts, 13);
 
 /**
  * Response for SearchTranscripts.
@@ -761,7 +796,7 @@ export type SearchTranscriptsResponse = Message<"strata.v1.SearchTranscriptsResp
  * Use `create(SearchTranscriptsResponseSchema)` to create a new message.
  */
 export const SearchTranscriptsResponseSchema: GenMessage<SearchTranscriptsResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_transcripts, 13);
+  messageDesc(file_strata_v1_transcripts, 14);
 
 /**
  * An entry matching a search.
@@ -817,7 +852,44 @@ export type TranscriptHit = Message<"strata.v1.TranscriptHit"> & {
  * Use `create(TranscriptHitSchema)` to create a new message.
  */
 export const TranscriptHitSchema: GenMessage<TranscriptHit> = /*@__PURE__*/
-  messageDesc(file_strata_v1_transcripts, 14);
+  messageDesc(file_strata_v1_transcripts, 15);
+
+/**
+ * Where a transcript's entries are kept (docs/transcripts.md, "Tiers").
+ *
+ * @generated from enum strata.v1.TranscriptTier
+ */
+export enum TranscriptTier {
+  /**
+   * Not reported (a server from before tiers).
+   *
+   * @generated from enum value: TRANSCRIPT_TIER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Rows of the database, one per entry.
+   *
+   * @generated from enum value: TRANSCRIPT_TIER_HOT = 1;
+   */
+  HOT = 1,
+
+  /**
+   * Compressed segment objects in the blob store (a retention policy with
+   * RETENTION_TARGET_ARCHIVE_TRANSCRIPTS moved them); the transcript and its
+   * search index stay in the database, and ReadTranscript streams the same
+   * entries in the same batches.
+   *
+   * @generated from enum value: TRANSCRIPT_TIER_ARCHIVED = 2;
+   */
+  ARCHIVED = 2,
+}
+
+/**
+ * Describes the enum strata.v1.TranscriptTier.
+ */
+export const TranscriptTierSchema: GenEnum<TranscriptTier> = /*@__PURE__*/
+  enumDesc(file_strata_v1_transcripts, 0);
 
 /**
  * TranscriptService keeps append-only logs of entries, such as chat or agent
@@ -945,6 +1017,20 @@ export const TranscriptService: GenService<{
     methodKind: "unary";
     input: typeof SearchTranscriptsRequestSchema;
     output: typeof SearchTranscriptsResponseSchema;
+  },
+  /**
+   * Brings an archived transcript's entries back to the hot tier (rows of the
+   * database) and returns the transcript; a hot transcript is returned
+   * unchanged. Audited (action `restore`). Reads, search and the metadata are
+   * the same in either tier. NOT_FOUND for an unknown id; UNAVAILABLE when the
+   * blob store cannot be read; DATA_LOSS when a segment is missing.
+   *
+   * @generated from rpc strata.v1.TranscriptService.RestoreTranscript
+   */
+  restoreTranscript: {
+    methodKind: "unary";
+    input: typeof RestoreTranscriptRequestSchema;
+    output: typeof TranscriptSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_transcripts, 0);

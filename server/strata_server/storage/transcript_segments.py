@@ -1,0 +1,130 @@
+"""The content of an archived transcript's segment objects: a storage encoding, as
+entry_wire.py is for the hot rows.
+
+A segment holds consecutive entries, each as one record:
+
+    varint(size) varint(len(data_json)) data_json wire
+
+`size` is the entry's size as batches count it (core/transcript_rules.py), so a
+read of the archive fits exactly the batches a read of the hot rows fits;
+`data_json` is the entry's data as the hot row stores it (empty: none), kept so a
+restore gives back the very row the append wrote (a protobuf Struct would turn
+every number into a float); `wire` is the stored wire form (entry_wire.py), which a
+read sends as it is. The seq of each record is implied by its position: a segment
+row names its first seq. A restore takes the role, content and create_time back out
+of the wire form (`decode_wire`), so nothing is stored three times.
+
+The blob store compresses a segment (zstd, when that pays) and names it by the
+SHA-256 of these bytes; a segment is about SEGMENT_BYTES of content, which is what
+one read or restore holds in memory at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from strata_server.storage.entry_wire import varint
+
+SEGMENT_BYTES = 1024 * 1024
+"""Content bytes after which a segment is closed (it ends at an entry's end)."""
+CONTENT_TYPE = "application/x-protobuf"
+"""What the blob store's compression decision is told a segment is."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEntry:
+    """One record of a segment: what a read and a restore need of an entry."""
+
+    size: int
+    data_json: str | None
+    wire: bytes
+
+
+def record(size: int, data_json: str | None, wire: bytes) -> bytes:
+    """One entry's record, as `parse` reads it back."""
+    data = data_json.encode() if data_json else b""
+    return varint(size) + varint(len(data)) + data + wire
+
+
+def _varint(buffer: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = buffer[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def parse(content: bytes) -> Iterator[SegmentEntry]:
+    """The records of a segment's content, in order."""
+    at, end = 0, len(content)
+    while at < end:
+        size, at = _varint(content, at)
+        length, at = _varint(content, at)
+        data_json = content[at : at + length].decode() if length else None
+        at += length
+        # The wire form is one Batch.entries field: a tag byte, a length, the entry.
+        body, after = _varint(content, at + 1)
+        wire = content[at : after + body]
+        at = after + body
+        yield SegmentEntry(size, data_json, wire)
+
+
+@dataclass(frozen=True, slots=True)
+class WireEntry:
+    """The fields of an entry's wire form."""
+
+    seq: int
+    role: str
+    content: str
+    create_time: datetime
+
+
+def decode_wire(wire: bytes) -> WireEntry:
+    """An entry's seq, role, content and create_time from its wire form (the
+    fields entry_wire.py writes; data is skipped: the record keeps its JSON)."""
+    length, at = _varint(wire, 1)
+    end = at + length
+    seq, role, content = 0, "", ""
+    seconds = nanos = 0
+    while at < end:
+        tag, at = _varint(wire, at)
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type == 0:
+            value, at = _varint(wire, at)
+            if number == 1:
+                seq = value
+            continue
+        size, at = _varint(wire, at)
+        payload = wire[at : at + size]
+        at += size
+        if number == 2:
+            role = payload.decode()
+        elif number == 3:
+            content = payload.decode()
+        elif number == 5:
+            seconds, nanos = _timestamp(payload)
+    if seconds >= 1 << 63:
+        seconds -= 1 << 64
+    create_time = _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
+    return WireEntry(seq, role, content, create_time)
+
+
+def _timestamp(payload: bytes) -> tuple[int, int]:
+    seconds = nanos = 0
+    at = 0
+    while at < len(payload):
+        tag, at = _varint(payload, at)
+        value, at = _varint(payload, at)
+        if tag >> 3 == 1:
+            seconds = value
+        elif tag >> 3 == 2:
+            nanos = value
+    return seconds, nanos
