@@ -10,6 +10,7 @@ every blob a segment names and takes the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -74,6 +75,40 @@ def changed_meanwhile(id: str) -> FailedPrecondition:
         f"transcript {id} changed while it was being archived; nothing was archived",
         reason="TRANSCRIPT_CHANGED",
     )
+
+
+def check_still_archivable(
+    id: str, sealed: bool, archived: bool, next_seq: int, segments: Sequence[Segment]
+) -> None:
+    """Before the transaction that drops the hot rows: the transcript is still sealed
+    and hot, and the segments written for it hold seqs 1..next_seq-1 in order with no
+    gap (else it changed meanwhile: changed_meanwhile)."""
+    expected = 1
+    for segment in segments:
+        if segment.first_seq != expected:
+            raise changed_meanwhile(id)
+        expected = segment.next_seq
+    if not sealed or archived or expected != next_seq:
+        raise changed_meanwhile(id)
+
+
+def segment_rows(namespace: str, id: str, segments: Sequence[Segment]) -> list[tuple[object, ...]]:
+    """Each segment as both engines' INSERT_SEGMENT takes it (namespace, transcript_id,
+    first_seq, next_seq, start_offset, sha256, compression, size, stored_size)."""
+    return [
+        (
+            namespace,
+            id,
+            segment.first_seq,
+            segment.next_seq,
+            segment.start_offset,
+            segment.blob.sha256,
+            segment.blob.compression.value,
+            segment.blob.size,
+            segment.blob.stored_size,
+        )
+        for segment in segments
+    ]
 
 
 def segment_index(segments: list[Segment], seq: int) -> int | None:

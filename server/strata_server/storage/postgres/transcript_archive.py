@@ -15,7 +15,8 @@ from strata_server.core.archive_rules import (
     HotEntry,
     RestoredEntry,
     Segment,
-    changed_meanwhile,
+    check_still_archivable,
+    segment_rows,
 )
 from strata_server.core.artifact_rules import BlobRef, Compression
 from strata_server.core.errors import NotFound
@@ -106,16 +107,6 @@ async def _audit(conn: Conn, transcript: Transcript, action: str, actor: Actor) 
     await conn.execute(AUDIT, params)
 
 
-def _covers(segments: Sequence[Segment], next_seq: int) -> bool:
-    """Whether the segments hold seqs 1..next_seq-1, in order, with no gap."""
-    expected = 1
-    for segment in segments:
-        if segment.first_seq != expected:
-            return False
-        expected = segment.next_seq
-    return expected == next_seq
-
-
 class PostgresTranscriptArchive:
     """`TranscriptArchive` over PostgreSQL; the moves hold the transcript's row lock."""
 
@@ -177,29 +168,17 @@ class PostgresTranscriptArchive:
         self, conn: Conn, namespace: str, id: str, segments: Sequence[Segment], *, actor: Actor
     ) -> Transcript:
         transcript = await _locked(conn, namespace, id)
-        if (
-            not transcript.sealed
-            or transcript.archive_time is not None
-            or not _covers(segments, transcript.next_seq)
-        ):
-            raise changed_meanwhile(id)
+        check_still_archivable(
+            id,
+            transcript.sealed,
+            transcript.archive_time is not None,
+            transcript.next_seq,
+            segments,
+        )
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 INSERT_SEGMENT,
-                [
-                    (
-                        namespace,
-                        id,
-                        segment.first_seq,
-                        segment.next_seq,
-                        segment.start_offset,
-                        segment.blob.sha256,
-                        segment.blob.compression.value,
-                        segment.blob.size,
-                        segment.blob.stored_size,
-                    )
-                    for segment in segments
-                ],
+                segment_rows(namespace, id, segments),
             )
         await conn.execute(KEEP_SEARCH_ROWS, (namespace, id))
         await conn.execute(DROP_HOT, (namespace, id))

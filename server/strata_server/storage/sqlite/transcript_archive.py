@@ -14,7 +14,8 @@ from strata_server.core.archive_rules import (
     HotEntry,
     RestoredEntry,
     Segment,
-    changed_meanwhile,
+    check_still_archivable,
+    segment_rows,
 )
 from strata_server.core.artifact_rules import BlobRef, Compression
 from strata_server.core.errors import NotFound
@@ -97,16 +98,6 @@ async def _audit(tx: Transaction, transcript: Transcript, action: str, actor: Ac
     )
 
 
-def _covers(segments: Sequence[Segment], next_seq: int) -> bool:
-    """Whether the segments hold seqs 1..next_seq-1, in order, with no gap."""
-    expected = 1
-    for segment in segments:
-        if segment.first_seq != expected:
-            return False
-        expected = segment.next_seq
-    return expected == next_seq
-
-
 class SqliteTranscriptArchive:
     """`TranscriptArchive` over SQLite."""
 
@@ -151,28 +142,16 @@ class SqliteTranscriptArchive:
         now = datetime.now(UTC)
         async with self._db.transaction() as tx:
             transcript = await _transcript(tx, namespace, id)
-            if (
-                not transcript.sealed
-                or transcript.archive_time is not None
-                or not _covers(segments, transcript.next_seq)
-            ):
-                raise changed_meanwhile(id)
+            check_still_archivable(
+                id,
+                transcript.sealed,
+                transcript.archive_time is not None,
+                transcript.next_seq,
+                segments,
+            )
             await tx.executemany(
                 INSERT_SEGMENT,
-                [
-                    (
-                        namespace,
-                        id,
-                        segment.first_seq,
-                        segment.next_seq,
-                        segment.start_offset,
-                        segment.blob.sha256,
-                        segment.blob.compression.value,
-                        segment.blob.size,
-                        segment.blob.stored_size,
-                    )
-                    for segment in segments
-                ],
+                segment_rows(namespace, id, segments),
             )
             await tx.execute(KEEP_SEARCH_ROWS, (namespace, id))
             await tx.execute(INDEX_SEARCH_ROWS, (namespace, id))
