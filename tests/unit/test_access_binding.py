@@ -18,10 +18,16 @@ def test_a_binding_closed_in_another_context_does_not_raise() -> None:
         with access_rules.bind(caller):
             yield access_rules.current()
 
-    responses = stream()
-    assert next(responses) == caller
-    contextvars.Context().run(responses.close)  # raised ValueError before
-    assert access_rules.current() == caller  # this context keeps what it set
+    def serve() -> None:
+        responses = stream()
+        assert next(responses) == caller
+        contextvars.Context().run(responses.close)  # raised ValueError before
+        assert access_rules.current() == caller  # this context keeps what it set
+
+    # In a copy of the test's context: the binding the stream leaves behind must
+    # not leak into the tests that run after this one in the same thread.
+    contextvars.copy_context().run(serve)
+    assert access_rules.current() == access_rules.ANONYMOUS
 
 
 def test_a_binding_restores_the_outer_principal_however_its_block_ends() -> None:
