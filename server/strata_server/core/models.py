@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -375,7 +374,7 @@ class ServerFacts:
 
     backend: str
     schema_version: str
-    capabilities: tuple[str, ...] = field(default_factory=tuple)
+    capabilities: tuple[str, ...] = ()
 
 
 @frozen
