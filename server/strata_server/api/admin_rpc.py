@@ -5,7 +5,7 @@ access.py; transfers through api/transfer_rpc.py), nothing else."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from strata_server.core.paging import PageTokens, page_size, query_digest
 from strata_server.core.quota_rules import check_max_bytes
 from strata_server.core.retention_rules import RetentionPolicy
 from strata_server.core.token_rules import check_new_token
+from strata_server.core.values import frozen
 from strata_server.services.access_service import TokenAdmin
 from strata_server.services.admin_service import Administration, ServerDescription
 from strata_server.services.cleanup_schedule import CleanupSchedule
@@ -39,7 +40,7 @@ MAX_FILTER_CHARS = 512
 
 
 @rpcs(admin_pb2.DESCRIPTOR.services_by_name["AdminService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     """Server information, audit, indexes, retention, usage, maintenance, transfers,
     tokens and quotas for operators and clients."""

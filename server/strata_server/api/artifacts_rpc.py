@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from strata_server.api.stream_parts import stream_parts
 from strata_server.core import artifact_rules as artifacts
 from strata_server.core import errors, validation
 from strata_server.core.paging import PageTokens
+from strata_server.core.values import frozen
 from strata_server.services.artifacts_service import Artifacts, UploadHeader
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -86,7 +87,7 @@ def _url_expiry(request: artifacts_pb2.GetArtifactUrlRequest) -> timedelta:
 
 
 @rpcs(artifacts_pb2.DESCRIPTOR.services_by_name["ArtifactService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
     """gRPC face of the artifact use cases."""
 

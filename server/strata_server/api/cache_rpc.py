@@ -6,7 +6,7 @@ keys, so no caller can read or clobber a cached record through this service.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from typing import Any
 
 import grpc
@@ -15,6 +15,7 @@ from google.protobuf import duration_pb2, empty_pb2
 from strata.v1 import cache_pb2, cache_pb2_grpc
 from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, validation
+from strata_server.core.values import frozen
 from strata_server.storage.ports import Cache
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -37,7 +38,7 @@ def _key(request: Any) -> tuple[str, str]:
 
 
 @rpcs(cache_pb2.DESCRIPTOR.services_by_name["CacheService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class CacheService(cache_pb2_grpc.CacheServiceServicer):
     """gRPC face of a Cache; `cache` None means this server has none it could keep
     consistent (several processes, no Redis), and every call says so."""

@@ -12,7 +12,6 @@ service descriptors so a new RPC without an entry fails there first.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
@@ -31,6 +30,7 @@ from strata.v1 import (
 )
 from strata_server.core.access_rules import ALL_NAMESPACES, Role
 from strata_server.core.validation import DEFAULT_NAMESPACE
+from strata_server.core.values import frozen
 
 Scope = Callable[[Any], str]
 """The namespace a request names ("*" for every namespace)."""
@@ -165,7 +165,7 @@ SERVICES = (*STRATA_SERVICES, reflection_pb2.DESCRIPTOR.services_by_name["Server
 """Every service behind authentication, as its descriptor."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """What a call of one method needs: `role`, and a principal covering the
     namespace `scope` reads from the request (None: the method names none)."""

@@ -6,7 +6,6 @@ same words and every Search stops at the same depth."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from strata_server.core import errors
@@ -18,6 +17,7 @@ from strata_server.core.paging import (
     page_size,
     query_digest,
 )
+from strata_server.core.values import frozen
 
 K = TypeVar("K", int, str)
 
@@ -70,7 +70,7 @@ class PagedRequest(Protocol):
     def page_token(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Paging:
     """One List or Search call's paging, read from its request by `paging`: the
     page size, and the digest its tokens are bound to, named once per RPC instead

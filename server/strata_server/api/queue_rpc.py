@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sized
 from contextlib import aclosing
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from strata_server.core import errors, validation
 from strata_server.core import job_transitions as queue
 from strata_server.core.jsontypes import JSON, serialize
 from strata_server.core.paging import PageTokens
+from strata_server.core.values import frozen
 from strata_server.services.queue_service import Queues
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -70,7 +71,7 @@ def _is_job_key(key: tuple[Any, ...]) -> bool:
 
 
 @rpcs(queue_pb2.DESCRIPTOR.services_by_name["QueueService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueService(queue_pb2_grpc.QueueServiceServicer):
     """gRPC face of the queue use cases."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from typing import Any
 
 import grpc
@@ -27,6 +27,7 @@ from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, models, validation
 from strata_server.core.filters import parse_filter, parse_order_by
 from strata_server.core.paging import PageTokens
+from strata_server.core.values import frozen
 from strata_server.services.records_service import Records, WatchStarted
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -55,7 +56,7 @@ def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
 
 
 @rpcs(records_pb2.DESCRIPTOR.services_by_name["RecordService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class RecordService(records_pb2_grpc.RecordServiceServicer):
     """gRPC face of the record use cases."""
 

@@ -3,7 +3,7 @@ search use case (services/search_service.py) and renders its hits; nothing else.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from typing import Any
 
 import grpc
@@ -15,6 +15,7 @@ from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, validation
 from strata_server.core.paging import PageTokens
 from strata_server.core.search_rules import SearchHit, SearchKind, SearchRequest
+from strata_server.core.values import frozen
 from strata_server.services.search_service import Searches
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -74,7 +75,7 @@ def hit_to_proto(hit: SearchHit) -> search_pb2.SearchResult:
 
 
 @rpcs(search_pb2.DESCRIPTOR.services_by_name["SearchService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class SearchService(search_pb2_grpc.SearchServiceServicer):
     """gRPC face of the search across kinds."""
 

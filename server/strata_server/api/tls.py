@@ -15,7 +15,6 @@ import functools
 import ssl
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -25,6 +24,7 @@ import structlog
 
 from strata_server.core import subjects
 from strata_server.core.access_rules import Principal
+from strata_server.core.values import frozen
 
 log = structlog.get_logger("strata.tls")
 
@@ -37,7 +37,7 @@ class TlsError(Exception):
     and why."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TlsFiles:
     """Where the server's TLS material lives (PEM files)."""
 

@@ -4,7 +4,7 @@ and renders each result."""
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from strata_server.api.status_codes import rpcs
 from strata_server.core import errors, models, validation
 from strata_server.core.job_transitions import Job
 from strata_server.core.transcript_rules import DEFAULT_MAX_ENTRY_BYTES, Appended
+from strata_server.core.values import frozen
 from strata_server.services.commit_service import Commits
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -69,7 +70,7 @@ def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteR
 
 
 @rpcs(transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
     """gRPC face of Commit (services/commit_service.py)."""
 

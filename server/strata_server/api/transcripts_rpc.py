@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import datetime
 from typing import Any, cast
 
@@ -38,6 +38,7 @@ from strata_server.api.status_codes import rpcs
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core import validation
 from strata_server.core.paging import PageTokens
+from strata_server.core.values import frozen
 from strata_server.services.archive_service import Archiver
 from strata_server.services.transcripts_service import (
     Heartbeat,
@@ -74,7 +75,7 @@ def serialize_read_response(response: ReadResponse | bytes) -> bytes:
 
 
 @rpcs(transcripts_pb2.DESCRIPTOR.services_by_name["TranscriptService"])
-@dataclass(frozen=True, slots=True)
+@frozen
 class TranscriptService(transcripts_pb2_grpc.TranscriptServiceServicer):
     """gRPC face of the transcript use cases."""
 

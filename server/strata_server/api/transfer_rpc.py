@@ -8,7 +8,6 @@ and this module holds the transfer messages.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -20,6 +19,7 @@ from strata_server.api.stream_parts import stream_parts
 from strata_server.core import errors, validation
 from strata_server.core.models import Progress
 from strata_server.core.transfer_format import ConflictPolicy
+from strata_server.core.values import frozen
 from strata_server.services.transfer_export import ExportSummary, NamespaceExport
 from strata_server.services.transfer_import import ImportHeader, ImportOutcome, NamespaceImport
 
@@ -34,7 +34,7 @@ _POLICIES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TransferRpc:
     """The transfer calls of AdminService."""
 

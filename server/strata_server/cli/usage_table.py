@@ -5,17 +5,16 @@ admin_commands.py, which only asks the server and prints this."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rich.bar import Bar
 from rich.table import Table
 
 from strata.v1 import admin_pb2, queue_pb2
+from strata_server.core.values import frozen
 
 BAR_WIDTH = 24
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Row:
     """One line: what, how many, its bytes (0: none to show) and stored bytes."""
 

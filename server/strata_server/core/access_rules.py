@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
-from dataclasses import dataclass
 from datetime import datetime
+
+from strata_server.core.values import frozen
 
 ALL_NAMESPACES = "*"
 """The namespace scope that names every namespace."""
@@ -43,7 +44,7 @@ class Role(enum.IntEnum):
             raise ValueError(f"unknown role {text!r}: reader, writer or admin") from None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Principal:
     """An authenticated caller: a token or a certificate subject.
 

@@ -11,11 +11,11 @@ every blob a segment names and takes the rest.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server.core.artifact_rules import BlobRef
 from strata_server.core.errors import FailedPrecondition
+from strata_server.core.values import frozen
 
 ACTION_ARCHIVE = "archive"
 """The audit action of archiving a transcript."""
@@ -23,7 +23,7 @@ ACTION_RESTORE = "restore"
 """The audit action of bringing an archived transcript back hot."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Segment:
     """Entries first_seq..next_seq-1 of an archived transcript, the first starting at
     byte offset `start_offset`, stored as the blob `blob`."""
@@ -34,7 +34,7 @@ class Segment:
     blob: BlobRef
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HotEntry:
     """What archiving takes from an entry's row: its place, its size as batches
     count it, its data as the row stores it (JSON), and its wire form."""
@@ -46,7 +46,7 @@ class HotEntry:
     wire: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RestoredEntry:
     """An entry's row as a restore writes it back."""
 

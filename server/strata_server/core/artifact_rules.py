@@ -19,6 +19,7 @@ from strata_server.core.errors import BlobMissing as BlobMissing
 from strata_server.core.errors import InvalidArgument, OutOfRange
 from strata_server.core.jsontypes import fields_from_json, fields_to_json
 from strata_server.core.parent_refs import ParentRef
+from strata_server.core.values import frozen
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -46,7 +47,7 @@ class Compression(StrEnum):
     ZSTD = "zstd"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BlobRef:
     """What a blob store needs to read a blob: its name, encoding and both sizes."""
 
@@ -56,7 +57,7 @@ class BlobRef:
     stored_size: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StoredBlob:
     """A blob as the blob store lists it (the uncompressed size is not known there)."""
 
@@ -66,7 +67,7 @@ class StoredBlob:
     modified: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StagedBlob:
     """Everything an upload learned while staging its bytes."""
 
@@ -76,7 +77,7 @@ class StagedBlob:
     compression: Compression
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Artifact:
     """An artifact row: metadata plus the blob it names."""
 
@@ -100,7 +101,7 @@ class Artifact:
         return BlobRef(self.sha256, self.compression, self.size, self.stored_size)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArtifactListQuery:
     """A checked ListArtifacts page request, handed unchanged from the RPC to the
     SQL builder so the filters are named once rather than at every layer. Values
@@ -113,7 +114,7 @@ class ArtifactListQuery:
     parent: ParentRef | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Header:
     """An upload header: what the artifact is, and what the content must be
     (`checked_header` checks one as a client sent it)."""

@@ -9,9 +9,11 @@ which is written last: a directory without it is not a backup.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Any
+
+from strata_server.core.values import frozen
 
 PREFIX = "strata-backup-"
 PARTIAL = ".partial"
@@ -31,7 +33,7 @@ def to_remove(names: list[str], keep: int) -> list[str]:
     return complete[: max(0, len(complete) - keep)]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BackupSummary:
     """What one backup holds."""
 

@@ -22,10 +22,10 @@ committed before it, so the check sees its horizon, and the cursor is refused
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server.core.models import CHANGE_KINDS, ChangeKind, Record, RecordChange
+from strata_server.core.values import frozen
 
 DELETE_ACTIONS: tuple[str, ...] = tuple(
     action for action, kind in CHANGE_KINDS.items() if kind is ChangeKind.DELETED
@@ -34,7 +34,7 @@ DELETE_ACTIONS: tuple[str, ...] = tuple(
 deletes, last made by migration 0014, lists the same ones, in this order)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChangeEntry:
     """One audit entry of a record, as an adapter reads it for the feed.
 

@@ -8,10 +8,11 @@ Adapters translate driver exceptions (sqlite3, psycopg) into these at their boun
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FieldViolation:
     """One bad field of a request, reported as a google.rpc.BadRequest violation."""
 

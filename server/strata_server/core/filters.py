@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server.core.errors import InvalidArgument
+from strata_server.core.values import frozen
 
 MAX_FILTER_LENGTH = 4096
 MAX_DEPTH = 32
@@ -35,7 +35,7 @@ Scalar = str | int | float | bool | None | datetime
 """A literal in a filter, or a value a sort key takes."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Field:
     """A filterable or sortable field: a top-level record field, or a path into data.
 
@@ -50,7 +50,7 @@ class Field:
         return ".".join((self.name, *self.path))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Compare:
     """`field op value`; op is one of = != < <= > >=."""
 
@@ -59,28 +59,28 @@ class Compare:
     value: Scalar
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Present:
     """`field:*` — the field exists (for data paths: the key is there, even if null)."""
 
     field: Field
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class And:
     """All of `items` hold."""
 
     items: tuple[Filter, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Or:
     """At least one of `items` holds."""
 
     items: tuple[Filter, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Not:
     """`item` does not hold."""
 
@@ -91,7 +91,7 @@ Filter = Compare | Present | And | Or | Not
 """A parsed filter expression."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OrderKey:
     """One key of an ordering."""
 
@@ -116,7 +116,7 @@ _COMPARATORS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'"}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Token:
     kind: str  # string | number | op | word | end
     text: str

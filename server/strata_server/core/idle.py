@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from strata_server.core.errors import DeadlineExceeded
+from strata_server.core.values import frozen
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -68,7 +68,7 @@ def heartbeat_at(quiet_since: float, every: float) -> float:
     return math.ceil((quiet_since + every) / tick) * tick
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Probed:
     """What a topic's re-check found: `state`, compared with the previous answer (a
     change wakes the topic's listeners), and whether time alone may change it

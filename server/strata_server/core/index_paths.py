@@ -11,17 +11,17 @@ page of one collection, and it holds only records that have the field.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server.core.errors import InvalidArgument
 from strata_server.core.filters import DATA_KEY
+from strata_server.core.values import frozen
 
 MAX_INDEX_KEYS = 8
 """Deepest data path an index may name."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RecordIndex:
     """A declared index on a data path of one collection."""
 

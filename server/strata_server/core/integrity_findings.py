@@ -15,12 +15,14 @@ for an operator, never guessed at.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from strata_server.core.values import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Finding:
     """One problem: which check found it, where, and whether it was repaired."""
 
@@ -35,7 +37,7 @@ class Finding:
     """Stored bytes the thing takes, where that is the point (an unreferenced blob)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IntegrityReport:
     """Every finding of one run, and how many things each check looked at."""
 
@@ -84,7 +86,7 @@ JOB_PROBLEMS = {
 repair (`storage/*/integrity.py` JOB_REPAIRS)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TranscriptTally:
     """A transcript's counters beside what its entries add up to: how many, the
     highest seq, the sum of sizes, and the end of the last (start_offset + size)."""

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import random
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from strata_server.core.errors import FailedPrecondition, InvalidArgument
 from strata_server.core.jsontypes import JSON
+from strata_server.core.values import frozen
 
 DEFAULT_MAX_ATTEMPTS = 10
 MAX_ATTEMPTS_LIMIT = 1000
@@ -59,7 +60,7 @@ FINISHED = frozenset({Stored.COMPLETED, Stored.DEAD, Stored.CANCELLED})
 UNFINISHED = frozenset({Stored.READY, Stored.LEASED})
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Job:
     """A unit of work; `lease_token` is only filled in for the lease holder."""
 
@@ -92,7 +93,7 @@ class Job:
         return Visible(self.state.value)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewJob:
     """A validated enqueue; `run_time` is absolute (a delay is resolved by the API)."""
 
@@ -105,7 +106,7 @@ class NewJob:
     retry_backoff: timedelta | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ack:
     """One completion of an AckJobs batch: the job, its lease token, its result."""
 
@@ -114,7 +115,7 @@ class Ack:
     result: JSON | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Availability:
     """What the idle consumers of a queue re-check: whether a lease could take a job
     now (`now`: ready and due, or leased with its lease expired, paused or not), and
@@ -127,7 +128,7 @@ class Availability:
     held: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueStats:
     """Counts by visible state plus the queue's health figures."""
 

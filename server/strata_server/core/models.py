@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -18,11 +17,12 @@ from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import JSON as JSON
 from strata_server.core.parent_refs import ChildRef
 from strata_server.core.transcript_rules import Appended, AppendEntries
+from strata_server.core.values import frozen
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Record:
     """A stored JSON document; `version` starts at 1 and grows by 1 per write.
 
@@ -42,7 +42,7 @@ class Record:
     owner: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CreateRecord:
     """Create `id` in `collection`; fails with AlreadyExists if a live record has it."""
 
@@ -53,7 +53,7 @@ class CreateRecord:
     owner: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UpdateRecord:
     """Replace a record's data, or merge the `paths` of `data` into it.
 
@@ -77,7 +77,7 @@ EXPIRE_TIME_PATH: tuple[str, ...] = ("\x00expire_time",)
 """Marks `expire_time` in UpdateRecord.paths; no data key can contain a NUL."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DeleteRecord:
     """Delete a record; `allow_missing` makes deleting a missing record succeed."""
 
@@ -97,7 +97,7 @@ Write = RecordWrite | NewJob | AppendEntries
 """One write of a Commit: a record change, an enqueue or a transcript append."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Deleted:
     """Result of a DeleteRecord write."""
 
@@ -113,7 +113,7 @@ WriteResult = Record | Deleted | Job | Appended
 """The outcome of one Write, position for position."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Idempotency:
     """A caller's request_id plus a fingerprint of the request it came with.
 
@@ -125,14 +125,14 @@ class Idempotency:
     fingerprint: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Actor:
     """Who made a mutation, as written to the audit log."""
 
     name: str = "anonymous"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Handoff:
     """A lease an enqueue takes in its own transaction, for a consumer (a
     SubscribeJobs stream, a LeaseJobs long poll) parked on the job's queue on this
@@ -144,7 +144,7 @@ class Handoff:
     actor: Actor
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListQuery:
     """A validated ListRecords request.
 
@@ -160,7 +160,7 @@ class ListQuery:
     after: tuple[Any, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SearchQuery:
     """A validated SearchRecords request; `offset` comes from the page token."""
 
@@ -170,7 +170,7 @@ class SearchQuery:
     offset: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SearchHit:
     """A record matching a search, with its relevance (higher is better)."""
 
@@ -178,7 +178,7 @@ class SearchHit:
     score: float
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Page(Generic[T]):
     """One page of results.
 
@@ -209,7 +209,7 @@ CHANGE_KINDS = {
 """The record audit actions that are changes, and the kind of each."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RecordChange:
     """One committed change to a record, read back from the audit log.
 
@@ -226,7 +226,7 @@ class RecordChange:
     cursor: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChangeBatch:
     """Changes after a cursor, and the cursor to read on from: past the last
     change, or past audit entries that were read and skipped (another collection's
@@ -236,7 +236,7 @@ class ChangeBatch:
     cursor: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Progress:
     """How far a long operation has come, streamed before its result so a client
     can draw a progress bar; `total` is 0 while unknown."""
@@ -247,7 +247,7 @@ class Progress:
     unit: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CollectionUsage:
     """Live records of one collection and the bytes of their JSON data."""
 
@@ -256,7 +256,7 @@ class CollectionUsage:
     bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KindUsage:
     """Artifacts of one kind: how many, their logical and their stored bytes."""
 
@@ -266,7 +266,7 @@ class KindUsage:
     stored_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BlobUsage:
     """The distinct blobs some artifacts name: `referenced` counts a blob once per
     artifact, `unique` once; `stored` is what the distinct ones take."""
@@ -282,7 +282,7 @@ class BlobUsage:
         return self.referenced - self.unique
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArchivedUsage:
     """Archived transcripts: how many, their sizes, their segments' stored bytes."""
 
@@ -291,7 +291,7 @@ class ArchivedUsage:
     stored_bytes: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NamespaceUsage:
     """What one namespace stores (GetUsage); `jobs` counts by visible state;
     `entries` and `entry_bytes` come from the transcripts' counters."""
@@ -317,7 +317,7 @@ class NamespaceUsage:
         return sum(c.bytes for c in self.collections)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Usage:
     """GetUsage's figures: per namespace, and the distinct blobs over all of them
     (a blob named from several namespaces is stored once)."""
@@ -326,7 +326,7 @@ class Usage:
     blobs: BlobUsage
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueDepth:
     """The unfinished jobs of one queue, for the queue metrics."""
 
@@ -339,7 +339,7 @@ class QueueDepth:
     """How long the oldest available job has waited (0: none waits)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditQuery:
     """ListAuditEntries: which entries (None: any), newest first, before `before_seq`."""
 
@@ -353,7 +353,7 @@ class AuditQuery:
     before_seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LoggedAudit:
     """An audit entry as stored."""
 
@@ -368,16 +368,16 @@ class LoggedAudit:
     request_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerFacts:
     """What the storage layer says about itself for GetServerInfo."""
 
     backend: str
     schema_version: str
-    capabilities: tuple[str, ...] = field(default_factory=tuple)
+    capabilities: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CacheStats:
     """The record cache's counters in one process, for GetServerInfo and metrics."""
 
@@ -390,7 +390,7 @@ class CacheStats:
     pending_invalidations: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RecordRef:
     """Which record: what a purge reports for each row it removed."""
 

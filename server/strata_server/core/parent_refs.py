@@ -13,13 +13,13 @@ to repair, clears their parent (see `DANGLING_REPAIR`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from strata_server.core import validation
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, with_write_index
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParentRef:
     """The record a child belongs to, within the child's namespace."""
 
@@ -30,7 +30,7 @@ class ParentRef:
         return f"{self.collection}/{self.id}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ChildRef:
     """A transcript or an artifact that names a record as its parent."""
 
@@ -75,7 +75,7 @@ class HasChildren(FailedPrecondition):
         """The first LISTED_CHILDREN children, sent as PreconditionFailure violations."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParentDelete:
     """A record a commit deletes: the position of its (last) delete write, and
     whether that write cascades to the record's children."""

@@ -18,15 +18,15 @@ drift from what is stored.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from strata_server.core.errors import InvalidArgument, QuotaExceeded
+from strata_server.core.values import frozen
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Quota:
     """A namespace's storage quota: `max_bytes` (0: none) and what it uses now."""
 

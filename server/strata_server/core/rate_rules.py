@@ -17,12 +17,12 @@ all of them would throttle unrelated services together.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from strata_server.core.access_rules import Principal
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rate:
     """`per_second` requests sustained, `burst` of them at once."""
 
@@ -40,7 +40,7 @@ class Rate:
         return self.burst * self.interval
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RateDefaults:
     """The server's rate for principals that set none (STRATA_TOKEN_RATE, _BURST)."""
 

@@ -26,12 +26,12 @@ for ever). Open transcripts with no append for STRATA_TRANSCRIPT_AUTO_SEAL_SECON
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from strata_server.core import validation
 from strata_server.core.artifact_rules import KIND_RE
 from strata_server.core.errors import InvalidArgument
+from strata_server.core.values import frozen
 
 MIN_AGE = timedelta(seconds=1)
 MAX_AGE = timedelta(days=100 * 366)
@@ -68,7 +68,7 @@ class Exclude(enum.Enum):
     """The server default: not the queues any policy of their namespace covers."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetentionPolicy:
     """How long `target` data of `namespace` (`selector`: the collection, the
     queue or the artifact kind, "" for every queue or kind; always "" for sealed
@@ -101,7 +101,7 @@ def check_policy(target: Target, selector: str, max_age: timedelta) -> None:
         raise InvalidArgument.field("max_age", "must be from 1 second to 100 years")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanupStep:
     """One thing a cleanup run removes: with `policy` None, a built-in step
     (expired records, completed jobs past the server default, orphan blobs)."""
@@ -113,7 +113,7 @@ class CleanupStep:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanupReport:
     """What a cleanup run removed (or, on a dry run, would remove)."""
 
@@ -128,7 +128,7 @@ class CleanupReport:
         return sum(step.count for step in self.steps)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanupRun:
     """One scheduled cleanup pass as every replica sees it (AdminService
     GetCleanupStatus): which replica ran it, the steps done so far, and while it

@@ -22,9 +22,10 @@ import enum
 import heapq
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from strata_server.core.values import frozen
 
 Target = tuple[str, str] | tuple[str, int]
 """What a hit names (see `KindHit.target`)."""
@@ -39,7 +40,7 @@ class SearchKind(enum.IntEnum):
     ARTIFACT_TEXT = 4
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SearchRequest:
     """A checked search: `kinds` never empty, `collections` empty for every one."""
 
@@ -63,7 +64,7 @@ class SearchRequest:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KindQuery:
     """One kind's engine search: the best `limit` hits of `request` of `kind`."""
 
@@ -72,7 +73,7 @@ class KindQuery:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KindHit:
     """A hit as an engine ranks it within its kind.
 
@@ -87,7 +88,7 @@ class KindHit:
     time: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SearchHit:
     """A hit of the merged list, with its normalised score (and, once it is on the
     page served, its snippet)."""

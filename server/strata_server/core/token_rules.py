@@ -14,12 +14,12 @@ import math
 import re
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from strata_server.core import validation
 from strata_server.core.access_rules import ALL_NAMESPACES, Principal, Role
 from strata_server.core.errors import InvalidArgument
+from strata_server.core.values import frozen
 
 SECRET_PREFIX = "st_"
 """Every secret starts with this, so a leaked one is recognisable (secret scanners,
@@ -40,7 +40,7 @@ _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _TTL_RE = re.compile(r"(\d{1,9})([smhdw])")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewToken:
     """A token to create, checked (`check_new_token`)."""
 
@@ -52,7 +52,7 @@ class NewToken:
     burst: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Token:
     """A token as stored, without its secret."""
 

@@ -18,7 +18,7 @@ import enum
 import re
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from itertools import accumulate
 from operator import itemgetter
@@ -28,6 +28,7 @@ from strata_server.core.errors import FailedPrecondition, InvalidArgument, OutOf
 from strata_server.core.jsontypes import JSON, fields_from_json, fields_to_json, serialize
 from strata_server.core.parent_refs import ParentRef
 from strata_server.core.validation import COLLECTION_RE
+from strata_server.core.values import frozen
 
 ENTITY = "transcript"
 """The audit log's entity kind for transcripts."""
@@ -51,7 +52,7 @@ MAX_LABELS = 64
 MAX_LABEL_VALUE = 256
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Transcript:
     """A transcript's description; its entries are 1..next_seq-1."""
 
@@ -90,7 +91,7 @@ class Tier(enum.StrEnum):
     its entries' search rows stay in the database."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewTranscript:
     """A validated CreateTranscript."""
 
@@ -101,7 +102,7 @@ class NewTranscript:
     parent: ParentRef | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NewEntry:
     """A validated entry to append; `data_json` is `data` serialized once, `size`
     what it counts for in offsets and batches."""
@@ -130,7 +131,7 @@ Row = TypeVar("Row", bound=tuple[Any, ...])
 """An Entry, perhaps with more columns after it."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EntryBatch:
     """Consecutive entries as ReadTranscript sends them: `wire` is their stored forms
     one after another (storage/entry_wire.py), `next_seq` the seq after the last."""
@@ -139,7 +140,7 @@ class EntryBatch:
     next_seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AppendEntries:
     """Append `entries` to transcript `id`; with `expected_next_seq`, only if that is
     the transcript's next seq. Also one write of a Commit."""
@@ -149,7 +150,7 @@ class AppendEntries:
     expected_next_seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Appended:
     """Where an append landed: entries first_seq..next_seq-1."""
 
@@ -158,7 +159,7 @@ class Appended:
     next_seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TranscriptListQuery:
     """A checked ListTranscripts page request, handed unchanged from the RPC to the
     adapters so the filters are named once rather than at every layer. Values left
@@ -170,7 +171,7 @@ class TranscriptListQuery:
     parent: ParentRef | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TranscriptSearch:
     """A validated SearchTranscripts; `id` None searches every transcript."""
 
@@ -180,7 +181,7 @@ class TranscriptSearch:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class TranscriptHit:
     """An entry matching a search, with a snippet and its relevance (higher is better)."""
 

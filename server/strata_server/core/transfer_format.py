@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from strata_server.core.errors import AlreadyExists, InvalidArgument
+from strata_server.core.values import frozen
 
 FORMAT = "strata-namespace-archive"
 """manifest.json "format": what kind of file this is."""
@@ -85,7 +86,7 @@ def blob_member(sha256: str) -> str:
     return f"{BLOB_PREFIX}{sha256}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Member:
     """One tar member as the manifest lists it."""
 
@@ -96,7 +97,7 @@ class Member:
     """JSON Lines rows (0 for blobs)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Manifest:
     """What manifest.json says."""
 

@@ -8,7 +8,6 @@ Their JSON Lines form is in `transfer_row_encoding` (export) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -17,9 +16,10 @@ from strata_server.core.job_transitions import Job
 from strata_server.core.models import LoggedAudit, Record
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import Kind
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueueSetting:
     """A queue's settings row: whether leasing from it is paused."""
 
@@ -43,7 +43,7 @@ class ArchivedEntry(NamedTuple):
 Row = QueueSetting | Record | Job | Transcript | ArchivedEntry | Artifact | LoggedAudit
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RowBatch:
     """Consecutive rows of one kind, as the storage port reads and writes them."""
 

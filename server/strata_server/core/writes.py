@@ -7,7 +7,6 @@ PostgreSQL cannot drift apart on versions, preconditions, merges or audit detail
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server.core.errors import (
@@ -27,9 +26,10 @@ from strata_server.core.models import (
     WriteResult,
 )
 from strata_server.core.update import merge
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AuditEntry:
     """One audit-log line, written in the same transaction as the change it describes."""
 
@@ -40,7 +40,7 @@ class AuditEntry:
     changed_fields: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Outcome:
     """What to persist: `row` to insert-or-replace (with `data_json`, its data serialized
     once), or `delete` the row; plus the caller's result and the audit entry."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from strata_server import __version__
@@ -27,6 +26,7 @@ from strata_server.core.models import (
 )
 from strata_server.core.quota_rules import Quota
 from strata_server.core.retention_rules import RetentionPolicy, Target, check_policy
+from strata_server.core.values import frozen
 from strata_server.storage.ports import (
     AuditLog,
     IndexAdmin,
@@ -38,7 +38,7 @@ from strata_server.storage.ports import (
 _TARGET_ORDER = {target: rank for rank, target in enumerate(Target)}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Backends:
     """Names of the backends this process was started with."""
 
@@ -46,7 +46,7 @@ class Backends:
     blobs: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerInfo:
     """GetServerInfo's figures, read at the time of the call."""
 
@@ -59,7 +59,7 @@ class ServerInfo:
     """The asyncio tasks alive in this process: streams and background work."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerDescription:
     """What this process says about itself to operators and clients."""
 
@@ -81,7 +81,7 @@ class ServerDescription:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Administration:
     """Audit, indexes, retention policies, usage and quotas over their ports."""
 

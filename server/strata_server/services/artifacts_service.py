@@ -35,7 +35,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import KW_ONLY, dataclass, replace
+from dataclasses import KW_ONLY, replace
 from datetime import UTC, datetime, timedelta
 
 from strata_server.core import validation
@@ -60,6 +60,7 @@ from strata_server.core.errors import (
 from strata_server.core.idle import idle_limited
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.validation import new_id
+from strata_server.core.values import frozen
 from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
 from strata_server.storage.ports.write_context import WriteContext
 
@@ -72,7 +73,7 @@ measures the resulting rate)."""
 IDLE_SETTING = "STRATA_UPLOAD_IDLE_TIMEOUT_SECONDS"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UploadHeader:
     """An upload's header. An upload stream is this header, then the content chunks
     (bytes); None stands for a message holding neither. As the client sent it, it is
@@ -96,7 +97,7 @@ def _start(sent: UploadHeader) -> UploadHeader:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArtifactUrl:
     """Where a client may fetch an artifact's stored bytes until `expire_time`."""
 
@@ -105,7 +106,7 @@ class ArtifactUrl:
     expire_time: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Artifacts:
     """The artifact use cases over artifact rows, quotas and blob bytes."""
 

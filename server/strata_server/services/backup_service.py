@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import structlog
 
 from strata_server import metrics
 from strata_server.core.errors import StrataError
+from strata_server.core.values import frozen
 from strata_server.storage.ports import BackupStore
 
 log = structlog.get_logger("strata.backup")
@@ -22,7 +22,7 @@ log = structlog.get_logger("strata.backup")
 LEADER_LOCK = "backup"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ScheduledBackups:
     """Backups every `interval` seconds on the leading process."""
 

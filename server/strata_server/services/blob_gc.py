@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from strata_server.core.artifact_rules import Compression, IntegrityReport, StoredBlob
+from strata_server.core.values import frozen
 from strata_server.storage.ports import ArtifactStore, BlobStore
 
 BATCH = 500
@@ -35,7 +35,7 @@ REPORT_LIMIT = 10_000
 """Most entries each list of an IntegrityReport holds."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SweepResult:
     """What one sweep did."""
 

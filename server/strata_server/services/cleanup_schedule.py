@@ -18,7 +18,6 @@ import asyncio
 import os
 import socket
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -26,6 +25,7 @@ import structlog
 from strata_server import metrics
 from strata_server.core.models import Progress
 from strata_server.core.retention_rules import CleanupReport, CleanupRun, CleanupStep
+from strata_server.core.values import frozen
 from strata_server.services.cleanup_service import Cleanup
 from strata_server.storage.ports import CleanupRuns, RetentionStore
 
@@ -41,7 +41,7 @@ def default_replica() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanupStatus:
     """What GetCleanupStatus shows: the pass running now (if any), and the newest
     finished one."""
@@ -50,7 +50,7 @@ class CleanupStatus:
     last: CleanupRun | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanupSchedule:
     """Runs `cleanup` every interval while this process leads (see the module
     docstring), recording each pass in `runs` under the name `replica`."""

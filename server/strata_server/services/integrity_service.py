@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -23,6 +23,7 @@ from strata_server.core.artifact_rules import IntegrityReport as BlobReport
 from strata_server.core.errors import StrataError
 from strata_server.core.integrity_findings import Finding, IntegrityReport
 from strata_server.core.models import Progress
+from strata_server.core.values import frozen
 from strata_server.services import blob_gc
 from strata_server.storage.ports import ArtifactStore, BlobStore, IntegrityLog, IntegrityStore
 
@@ -43,7 +44,7 @@ async def _always(name: str) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IntegrityCheck:
     """Runs CheckIntegrity over the database's checks and, given a blob store, the
     blobs (orphans are repaired by the sweep once older than `blob_grace`)."""

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from strata_server import metrics
 from strata_server.core.models import Actor, Progress, RecordRef
 from strata_server.core.retention_rules import CleanupReport, CleanupStep
+from strata_server.core.values import frozen
 from strata_server.services.cleanup_service import BATCH, TRANSCRIPT_BATCH, Forget
 from strata_server.storage.ports import OwnerData
 
@@ -37,7 +37,7 @@ def _unfollowed(namespace: str, ids: Sequence[str]) -> None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OwnerCleanup:
     """Removes one owner's records, transcripts and artifacts (module docstring).
     `forget` drops removed records from the cache and wakes their watches;

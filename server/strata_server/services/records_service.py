@@ -12,11 +12,11 @@ start or mid-stream, never resuming past the purged changes.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
 
 from strata_server.core import errors, models
 from strata_server.core.filters import Filter
 from strata_server.core.idle import Probed
+from strata_server.core.values import frozen
 from strata_server.services.topics import Wakeups, records_topic
 from strata_server.storage.ports import CommitRequest, Events, Recheck, RecordStore
 
@@ -32,7 +32,7 @@ wakeup. A collection with nothing pending rests until a write wakes it (writes o
 replicas whose wakeups do not reach this one: the registry's degraded interval)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchStarted:
     """The first thing a watch yields: the cursor it reads from, so a client that
     reconnects can resume there."""

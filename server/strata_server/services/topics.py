@@ -13,12 +13,12 @@ their own making.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from strata_server.core import job_transitions as queue
 from strata_server.core import models
 from strata_server.core.transcript_rules import AppendEntries
+from strata_server.core.values import frozen
 from strata_server.storage.ports import Events
 
 TOKENS_REVOKED = "tokens:revoked"
@@ -59,7 +59,7 @@ def transcript_topic(namespace: str, id: str) -> str:
     return f"transcript:{namespace}:{id}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Announcement:
     """The wakeups one write owes, prepared before it runs. With PostgreSQL events the
     write's own statement can carry `notices` so that its commit tells the other

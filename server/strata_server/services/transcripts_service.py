@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,26 +27,27 @@ from strata_server.core import idle
 from strata_server.core import transcript_rules as transcripts
 from strata_server.core.errors import DataLoss
 from strata_server.core.models import Actor, Idempotency, Page
+from strata_server.core.values import frozen
 from strata_server.services.topics import Wakeups, transcript_topic
 from strata_server.storage.ports import Events, Recheck, TranscriptStore
 from strata_server.storage.ports.write_context import WriteContext
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UpToDate:
     """A read has delivered every entry there is (`next_seq` is the next to come)."""
 
     next_seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Sealed:
     """The transcript is sealed and every entry delivered: the read ends."""
 
     transcript: transcripts.Transcript
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Heartbeat:
     """An idle follower is still there (sent every heartbeat interval without news),
     so proxies keep the stream and the client knows the server is alive."""

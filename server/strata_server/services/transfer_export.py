@@ -47,6 +47,7 @@ from strata_server.core.transfer_format import (
 )
 from strata_server.core.transfer_row_encoding import encode
 from strata_server.core.transfer_rows import RowBatch
+from strata_server.core.values import frozen
 from strata_server.services import transfer_tar as tar
 from strata_server.services.archive_service import Archiver
 from strata_server.storage.ports import BlobStore, TransferStore
@@ -60,7 +61,7 @@ level would only add CPU to an export bound by the encoding."""
 PROGRESS_SECONDS = 0.25
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExportSummary:
     """What an export holds: the last thing it yields."""
 
@@ -124,7 +125,7 @@ class _Spool:
         return Member(member_name(self.kind), self.size, self.hash.hexdigest(), self.rows)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NamespaceExport:
     """Runs ExportNamespace against the row and blob ports."""
 
@@ -153,7 +154,7 @@ class NamespaceExport:
             yield event
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArchivedEntries:
     """The entries of the archived transcripts an export holds, which are in their
     segments, not in the rows of the export's snapshot. `tiers` (id: archive_time,

@@ -40,7 +40,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,7 @@ from strata_server.core.transfer_format import (
 )
 from strata_server.core.validation import namespace as check_namespace
 from strata_server.core.validation import new_id
+from strata_server.core.values import frozen
 from strata_server.services.import_rows import ImportRows, RowBudget
 from strata_server.services.import_rows import content_types as content_types_of
 from strata_server.services.topics import Wakeups
@@ -67,7 +68,7 @@ PROGRESS_SECONDS = 0.25
 IDLE_SETTING = "STRATA_IMPORT_IDLE_TIMEOUT_SECONDS"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImportOutcome:
     """What an import did: the last thing it yields."""
 
@@ -78,7 +79,7 @@ class ImportOutcome:
     new_blob_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImportLimits:
     """What one import may make the server hold or do.
 
@@ -97,7 +98,7 @@ class ImportLimits:
         return RowBudget(self.line_bytes, self.rows_bytes)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImportHeader:
     """An import's header as the client sent it. An import stream is this header,
     then the tar's bytes in chunks (bytes); None stands for a message holding
@@ -111,7 +112,7 @@ class ImportHeader:
     """The tar's size as announced, for progress (0: not announced)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NamespaceImport:
     """Runs ImportNamespace against the row, pin and blob ports."""
 

@@ -7,15 +7,16 @@ A group of `config.Settings` (see the package docstring); `database_target` pars
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from strata_server.core.values import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class DatabaseTarget:
     """Which backend to open: `kind` is "sqlite" (with `path`, or ":memory:") or
     "postgres" (with `dsn`)."""

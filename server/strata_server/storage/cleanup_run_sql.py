@@ -5,14 +5,14 @@ the placeholder and how a time or JSON value is stored differ (the `Dialect`).""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from strata_server.core.retention_rules import CleanupRun, steps_from_json
+from strata_server.core.values import frozen
 from strata_server.storage.sqlquery import Dialect
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CleanupRunSql:
     """One engine's statements, with positional parameters in the order named."""
 

@@ -9,9 +9,9 @@ engine's `Backend`, which closes every adapter.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from strata_server.core.models import ServerFacts
+from strata_server.core.values import frozen
 from strata_server.storage.ports import (
     ArtifactStore,
     AuditLog,
@@ -48,7 +48,7 @@ CAPABILITIES = (
 """What every engine serves, as GetServerInfo lists it (`ServerFacts.capabilities`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Storage:
     """The adapters of one database, by port."""
 

@@ -8,12 +8,12 @@ database lacks (`index_finding`)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from strata_server.core.index_paths import field_name
 from strata_server.core.integrity_findings import JOB_PROBLEMS, Finding
 from strata_server.core.models import Progress
+from strata_server.core.values import frozen
 
 JOB_CASE = """
 CASE
@@ -28,7 +28,7 @@ END
 """
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobChecks:
     """One engine's statements for the jobs check; each takes `namespace` (None:
     every namespace), a repair also `id` (and the engine's `now`, if it has one)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -18,6 +17,7 @@ import psycopg
 from yoyo import get_backend, read_migrations
 
 from strata_server.core.errors import Unavailable
+from strata_server.core.values import frozen
 
 T = TypeVar("T")
 MIGRATIONS_ROOT = Path(__file__).resolve().parents[3] / "migrations"
@@ -49,7 +49,7 @@ class Target(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MigrationState:
     """One migration and whether it is applied."""
 

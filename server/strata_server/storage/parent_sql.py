@@ -8,12 +8,12 @@ PostgreSQL read alike, but for how a named parameter is written."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from strata_server.core.integrity_findings import Finding
 from strata_server.core.models import Progress
 from strata_server.core.parent_refs import DANGLING, ChildRef, ParentRef
+from strata_server.core.values import frozen
 
 CHECK = "parents"
 """The check's name in findings and counts."""
@@ -26,7 +26,7 @@ _VERSIONS = {"transcript": "next_seq - 1", "artifact": "1"}
 """A repair's audit version: as the child's other audit entries count it."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParentChecks:
     """One engine's statements; each takes `namespace` (None: every namespace) and
     `now` (in the engine's time type), a repair also `id`, `parent_collection` and

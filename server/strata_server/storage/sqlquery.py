@@ -21,7 +21,6 @@ expression indexes can match), which is safe because the parser admits only
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -41,6 +40,7 @@ from strata_server.core.filters import (
     Scalar,
 )
 from strata_server.core.models import ListQuery
+from strata_server.core.values import frozen
 
 
 def bad_token() -> InvalidArgument:
@@ -108,7 +108,7 @@ class Dialect(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListSql:
     """The pieces of a ListRecords query; see docs in STORAGE-CONTRACT.md."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from strata_server.core.parent_refs import ParentRef
 from strata_server.core.transcript_rules import Transcript
 from strata_server.core.transfer_format import Kind
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting
+from strata_server.core.values import frozen
 from strata_server.storage import entry_wire
 
 Time = Callable[[datetime], Any]
@@ -119,7 +119,7 @@ def _artifact(ns: str, a: Artifact, time: Time) -> Values:
     }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Shape:
     """One kind's table as an import writes it: its key columns, the key of an
     archived row (in that order), its values by column, and the columns that hold

@@ -9,15 +9,15 @@ they read a snapshot, so each passes that to the one walk over it (`export_rows`
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from strata_server.core.models import LoggedAudit
 from strata_server.core.transfer_format import KINDS, Kind
 from strata_server.core.transfer_rows import ArchivedEntry, RowBatch
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExportQuery:
     """How one kind is read for an export."""
 

@@ -18,6 +18,7 @@ from strata_server.core.models import (
     NamespaceUsage,
     Usage,
 )
+from strata_server.core.values import frozen
 
 Row = Sequence[Any]
 
@@ -89,7 +90,7 @@ def assemble(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UsageSql:
     """One engine's GetUsage statements, each taking the same named parameters and
     returning the rows `assemble` takes of its name."""

@@ -11,15 +11,15 @@ each statement is written once, here, and each engine builds its own from it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from strata_server.core.models import QueueDepth
+from strata_server.core.values import frozen
 from strata_server.storage.usage_rows import UsageSql
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UsageDialect:
     """What one engine writes differently in the usage statements."""
 

@@ -27,11 +27,11 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import zstandard
 
 from strata_server.core.artifact_rules import Compression, StagedBlob
+from strata_server.core.values import frozen
 
 FRAME_SIZE = 1 << 20
 """Uncompressed bytes per zstd frame: the unit a range read decompresses."""
@@ -173,7 +173,7 @@ class BadTable(Exception):
     """The bytes at the end of a compressed blob are not a seek table."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FrameSpan:
     """The frames a range touches: stored bytes [start, end) hold frames `sizes`
     (compressed, uncompressed); the range starts `skip` bytes into the first."""

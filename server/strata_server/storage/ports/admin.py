@@ -4,7 +4,6 @@ request rates: what operators drive through AdminService and the CLI."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -29,6 +28,7 @@ from strata_server.core.retention_rules import (
     Target,
 )
 from strata_server.core.token_rules import NewToken, Token
+from strata_server.core.values import frozen
 
 
 class AuditLog(Protocol):
@@ -40,7 +40,7 @@ class AuditLog(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OldJobs:
     """The finished jobs one retention step takes. A step counts them, then purges
     them batch by batch: one value for both keeps the count and the purges from
@@ -58,7 +58,7 @@ class OldJobs:
     """Which queues are left to other policies."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class OldLog:
     """The audit or request log entries one retention step takes (counted, then
     purged batch by batch, as `OldJobs`)."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+from strata_server.core.values import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Lookup:
     """What `Cache.lookup` found under one key: the cached `value` (a hit), or a miss
     with the `lease` this caller placed (it may fill the key), or a miss without one
@@ -17,7 +18,7 @@ class Lookup:
     lease: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Fill:
     """One conditional write for `Cache.fill`: `value` for `ttl` seconds under `key`,
     only if the key still holds `lease`; `value` None releases the lease instead."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
+from strata_server.core.values import frozen
 
-@dataclass(frozen=True, slots=True)
+
+@frozen
 class Recheck:
     """How to re-check one topic in the database: `probe` returns a value that
     changes when the topic's listeners should look again (a transcript's next seq,

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from strata_server.core.models import Actor, RecordRef
+from strata_server.core.values import frozen
 
 OWNER_CLEANUP = "owner_cleanup"
 """The audit action of every row an owner's cleanup removes, so the audit log
 tells it apart from a caller's delete and from retention."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Owned:
     """How much one owner holds in a namespace, by kind."""
 

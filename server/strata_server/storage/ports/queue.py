@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -18,10 +17,11 @@ from strata_server.core.job_transitions import (
 )
 from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor, Handoff, Page
+from strata_server.core.values import frozen
 from strata_server.storage.ports.write_context import WriteContext
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LeaseTerms:
     """How jobs are leased: for how long, by whom (the audit actor), and with lease
     tokens made by core.job_transitions.new_lease_token(token_prefix): a SubscribeJobs
@@ -33,7 +33,7 @@ class LeaseTerms:
     token_prefix: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Failure:
     """What a failed attempt reports (FailJob): the error, and the delay before the
     retry (None: the job's own backoff). Given as one, as ack_job takes its result."""
@@ -42,7 +42,7 @@ class Failure:
     retry_delay: timedelta | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobQuery:
     """One page of ListJobs: a queue's jobs in (create_time, id) order after the key
     `after`, optionally only those whose visible state is `state` at the time of the

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -21,9 +20,10 @@ from strata_server.core.models import (
     Write,
     WriteResult,
 )
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CommitRequest:
     """One all-or-nothing commit: a namespace's writes in order, who makes them, and
     the request_id a retry repeats. One value, because the cache wrapper and each

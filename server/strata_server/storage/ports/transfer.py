@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Protocol
 
 from strata_server.core.models import Actor
 from strata_server.core.transfer_format import ConflictPolicy, ImportCounts
 from strata_server.core.transfer_rows import RowBatch
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ImportRequest:
     """Where an import's rows go, what becomes of a row whose key is stored, and who
     the audit names: what every engine's import passes along whole to the shared

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from strata_server.core.models import Actor, Idempotency
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteContext:
     """Who makes a write and what it answers, beside what it writes.
 

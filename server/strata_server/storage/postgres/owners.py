@@ -9,6 +9,8 @@ artifact's blob stays for the orphan-blob sweep. The owner indexes of records
 
 from __future__ import annotations
 
+from typing import Any
+
 from strata_server.core.models import Actor, RecordRef
 from strata_server.storage.ports.owners import OWNER_CLEANUP, Owned
 from strata_server.storage.postgres.content_retention import DELETE_ENTRIES
@@ -65,6 +67,18 @@ PURGE_OWNED_ARTIFACTS = (
 )
 
 
+async def _purge(
+    conn: Conn, statement: str, namespace: str, owner: str, limit: int, actor: Actor
+) -> list[tuple[Any, ...]]:
+    """Run one purge statement over at most `limit` of the owner's rows, audited as
+    `actor`'s; a limit below 1 purges nothing (LIMIT takes no negative count)."""
+    if limit <= 0:
+        return []
+    params = {"namespace": namespace, "owner": owner, "limit": limit, "actor": actor.name}
+    cursor = await conn.execute(statement, params)
+    return await cursor.fetchall()
+
+
 class PostgresOwners:
     """`OwnerData` over PostgreSQL."""
 
@@ -82,21 +96,15 @@ class PostgresOwners:
     async def purge_owned_records(
         self, conn: Conn, namespace: str, owner: str, limit: int, *, actor: Actor
     ) -> list[RecordRef]:
-        if limit <= 0:
-            return []
-        params = {"namespace": namespace, "owner": owner, "limit": limit, "actor": actor.name}
-        cursor = await conn.execute(PURGE_OWNED_RECORDS, params)
-        return [RecordRef(row[0], row[1], row[2]) for row in await cursor.fetchall()]
+        rows = await _purge(conn, PURGE_OWNED_RECORDS, namespace, owner, limit, actor)
+        return [RecordRef(row[0], row[1], row[2]) for row in rows]
 
     @borrowing(transaction=True)
     async def purge_owned_transcripts(
         self, conn: Conn, namespace: str, owner: str, limit: int, *, actor: Actor
     ) -> list[str]:
-        if limit <= 0:
-            return []
-        params = {"namespace": namespace, "owner": owner, "limit": limit, "actor": actor.name}
-        cursor = await conn.execute(PURGE_OWNED_TRANSCRIPTS, params)
-        ids = [row[0] for row in await cursor.fetchall()]
+        rows = await _purge(conn, PURGE_OWNED_TRANSCRIPTS, namespace, owner, limit, actor)
+        ids = [row[0] for row in rows]
         if ids:
             await conn.execute(DELETE_ENTRIES, (namespace, ids))
         return ids
@@ -105,9 +113,5 @@ class PostgresOwners:
     async def purge_owned_artifacts(
         self, conn: Conn, namespace: str, owner: str, limit: int, *, actor: Actor
     ) -> int:
-        if limit <= 0:
-            return 0
-        params = {"namespace": namespace, "owner": owner, "limit": limit, "actor": actor.name}
-        cursor = await conn.execute(PURGE_OWNED_ARTIFACTS, params)
-        row = await cursor.fetchone()
-        return int(row[0]) if row is not None else 0
+        rows = await _purge(conn, PURGE_OWNED_ARTIFACTS, namespace, owner, limit, actor)
+        return int(rows[0][0]) if rows else 0  # the statement's one row: the count

@@ -25,7 +25,6 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from strata_server.core import backup_rules
 from strata_server.core.artifact_rules import Compression
 from strata_server.core.backup_rules import BackupSummary
 from strata_server.core.errors import FailedPrecondition, InvalidArgument, Unavailable
+from strata_server.core.values import frozen
 from strata_server.storage.blobs import layout
 from strata_server.storage.sqlite.dialect import to_micros
 
@@ -47,7 +47,7 @@ UNPIN = "DELETE FROM blob_pins WHERE namespace = '' AND upload_id LIKE ? || '%'"
 NAMED = "SELECT DISTINCT sha256, compression FROM artifacts ORDER BY sha256"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SqliteBackups:
     """Backups of one SQLite file and its data directory's blobs into `folder`."""
 

@@ -25,6 +25,7 @@ from strata_server.core.job_transitions import (
     new_lease_token,
     plan_enqueue,
     plan_lease,
+    without_token,
 )
 from strata_server.core.models import Actor
 from strata_server.core.validation import new_id
@@ -288,8 +289,11 @@ async def transition(
     *,
     actor: Actor,
     check: Callable[[Transaction, Job], Any] | None = None,
+    keep_token: bool = False,
 ) -> Job:
-    """Read a job in a write transaction, apply `plan`, persist it and audit it."""
+    """Read a job in a write transaction, apply `plan`, persist it and audit it. The
+    job is answered without its lease token unless `keep_token` (a heartbeat: only
+    the worker holding the lease may hold its token)."""
     now = utc_now()
     async with db.transaction() as tx:
         job = await read_job(tx, namespace, id)
@@ -297,7 +301,7 @@ async def transition(
         if check is not None:
             await check(tx, planned)
         await write_planned(tx, job, planned, action, now, actor=actor)
-    return planned
+    return planned if keep_token else without_token(planned)
 
 
 async def unique_key_free(tx: Transaction, job: Job) -> None:

@@ -133,7 +133,7 @@ class SqliteQueue:
     async def ack_job(
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
     ) -> Job:
-        job = await transition(
+        return await transition(
             self._db,
             namespace,
             id,
@@ -141,7 +141,6 @@ class SqliteQueue:
             "ack",
             actor=actor,
         )
-        return without_token(job)
 
     async def ack_jobs(
         self, namespace: str, acks: Sequence[Ack], *, actor: Actor
@@ -165,7 +164,7 @@ class SqliteQueue:
     async def fail_job(
         self, namespace: str, id: str, token: str, failure: Failure, *, actor: Actor
     ) -> Job:
-        job = await transition(
+        return await transition(
             self._db,
             namespace,
             id,
@@ -173,10 +172,9 @@ class SqliteQueue:
             "fail",
             actor=actor,
         )
-        return without_token(job)
 
     async def release_job(self, namespace: str, id: str, token: str, *, actor: Actor) -> Job:
-        job = await transition(
+        return await transition(
             self._db,
             namespace,
             id,
@@ -184,7 +182,6 @@ class SqliteQueue:
             "release",
             actor=actor,
         )
-        return without_token(job)
 
     async def extend_lease(
         self, namespace: str, id: str, token: str, lease: timedelta, *, actor: Actor
@@ -196,17 +193,16 @@ class SqliteQueue:
             lambda job, now: plan_extend(job, token, lease, now),
             "extend",
             actor=actor,
+            keep_token=True,
         )
 
     async def cancel_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        job = await transition(self._db, namespace, id, plan_cancel, "cancel", actor=actor)
-        return without_token(job)
+        return await transition(self._db, namespace, id, plan_cancel, "cancel", actor=actor)
 
     async def retry_job(self, namespace: str, id: str, *, actor: Actor) -> Job:
-        job = await transition(
+        return await transition(
             self._db, namespace, id, plan_retry, "retry", actor=actor, check=unique_key_free
         )
-        return without_token(job)
 
     async def get_job(self, namespace: str, id: str) -> Job:
         rows = await self._db.fetchall(SELECT_JOB, (namespace, id))
