@@ -110,6 +110,11 @@ def test_an_archived_transcript_shows_its_tier_and_restores(console: Session) ->
         time.sleep(1.2)
         api.run_cleanup()
         assert api.get_transcript("old-chat").archived
+    console.go("/")
+    assert page.locator("#transcript-tiers").inner_text() == "0 hot, 1 archived"
+    assert page.get_by_text("Transcript bytes per tier").count() == 1
+    owners = page.locator("table.grid tr", has=page.get_by_role("cell", name="ada", exact=True))
+    assert owners.locator("td").nth(2).inner_text() == "1"  # transcripts, after records
     console.go("/transcripts")
     row = page.locator("#transcripts tr", has=page.get_by_role("link", name="old-chat"))
     assert "archived" in row.inner_text()

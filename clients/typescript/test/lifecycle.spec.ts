@@ -84,6 +84,26 @@ describe("search across kinds", () => {
   });
 });
 
+describe("owners", () => {
+  test("list and count take an owner, quoted, beside a filter", async () => {
+    const notes = client.records(unique("c"));
+    const odd = 'bob "the" \\ builder';
+    await notes.create({ recordId: "a1", data: { n: 1 }, owner: "ada" });
+    await notes.create({ recordId: "a2", data: { n: 2 }, owner: "ada" });
+    await notes.create({ recordId: "b1", data: { n: 3 }, owner: odd });
+    await notes.create({ recordId: "x", data: { n: 4 } });
+    const ids = async (options: { owner?: string; filter?: string }) =>
+      (await collect(notes.list(options))).map((r) => r.id);
+    assert.deepEqual(await ids({ owner: "ada" }), ["a1", "a2"]);
+    assert.deepEqual(await ids({ owner: odd }), ["b1"]);
+    assert.deepEqual(await ids({ owner: "ada", filter: "data.n > 1 OR data.n = 4" }), ["a2"]);
+    assert.deepEqual(await ids({ owner: "" }), ["x"]);
+    assert.equal(await notes.count({ owner: "ada" }), 2);
+    assert.equal(await notes.count({ owner: "ada", filter: "data.n = 1" }), 1);
+    assert.equal(await notes.count(), 4);
+  });
+});
+
 describe("parents", () => {
   test("a record with children refuses a delete, then cascades", async () => {
     const runs = client.records(unique("runs"));
