@@ -10,7 +10,7 @@ import time
 import uuid
 from datetime import timedelta
 
-from tests.console.conftest import Session
+from tests.console.conftest import ConsoleServer, Session, open_session
 
 
 def test_record_owners_are_listed_and_filtered(console: Session) -> None:
@@ -204,3 +204,43 @@ def test_operations_show_the_last_cleanup_pass_and_integrity_result(console: Ses
         assert status.last.replica in last
     else:
         assert last == "No scheduled pass has finished yet."
+
+
+def test_a_reader_sees_tiers_children_and_search_but_no_restore_or_delete(
+    browser: object, token_console_server: ConsoleServer
+) -> None:
+    server = token_console_server
+    assert server.reader_token is not None
+    namespace = f"uilife{uuid.uuid4().hex[:8]}"
+    with server.client(namespace) as api:
+        api.create_record("runs", {"note": "kept quietly"}, record_id="r-1", owner="ada")
+        api.create_transcript(transcript_id="kept", parent=("runs", "r-1"))
+        api.append("kept", "quietly kept words")
+        api.seal_transcript("kept")
+        api.set_retention_policy("archive_transcripts", timedelta(seconds=1))
+        time.sleep(1.2)
+        api.run_cleanup()
+    reader = open_session(browser, server, server.reader_token, namespace)
+    page = reader.page
+    try:
+        reader.go("/transcripts/kept")
+        assert page.locator("#transcript-tier").inner_text() == "archived"
+        assert page.locator("#restore-transcript").count() == 0
+        # The post the admin's Restore button sends: the API decides (a writer's call).
+        response = page.request.post(
+            f"{server.url}/transcripts/kept/restore", headers={"origin": server.url}
+        )
+        assert response.status == 403 and "ROLE_REQUIRED" in response.text()
+        reader.go("/records/runs/r-1")
+        assert page.locator("#record-owner").inner_text() == "ada"
+        assert page.locator("#child-transcripts td a").all_inner_texts() == ["kept"]
+        assert page.locator("#delete-record").count() == 0
+        reader.go("/search?q=quietly")  # Search is a reader's call
+        assert page.locator("#search-hits tr.hit").count() == 2  # the record and the entry
+        reader.go("/operations")
+        assert page.locator("#cleanup-status").count() == 0
+        assert reader.errors == []
+    finally:
+        page.context.close()
+    with server.client(namespace) as api:
+        assert api.get_transcript("kept").archived

@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   type SearchHit,
+  writes,
 } from "@strata/client";
 import { collect, eventually, newClient, rejection, unique } from "./support/env.js";
 
@@ -123,6 +124,9 @@ describe("parents", () => {
       [`artifact:${artifact.id}`, `transcript:${transcript.id}`].sort(),
     );
     assert.equal((await runs.get("run-1")).id, "run-1"); // nothing deleted
+
+    const inCommit = await rejection(client.commit([writes.delete(runs.collection, "run-1")]), HasChildrenError);
+    assert.deepEqual([inCommit.writeIndex, inCommit.childCount], [0, 2]);
 
     await runs.delete("run-1", { cascade: true });
     await rejection(runs.get("run-1"), NotFoundError);
