@@ -163,6 +163,7 @@ def test_the_search_page_ranks_hits_of_every_kind_and_links_each(console: Sessio
         "hit hit-record", "hit hit-transcript_entry", "hit hit-artifact", "hit hit-artifact_text"
     }  # fmt: skip
     assert page.locator("#search-hits mark").first.inner_text() == word
+    console.shot("search")
     anchors = page.locator("#search-hits td a").all()
     links = {a.inner_text(): a.get_attribute("href") for a in anchors}
     assert links["notes/n-1"] == "/records/notes/n-1"
