@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.support.server import StrataProcess
 from tests.typescript.test_node_client import node_suite, run_node
 
-__all__ = ["node_suite"]
+__all__ = ["node_suite"]  # the compiled suite's fixture, imported for pytest to find here
 
 SPEC = "lifecycle.spec.js"
 
