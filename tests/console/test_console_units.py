@@ -9,10 +9,11 @@ import pytest
 
 from strata import Artifact, InvalidArgument
 from strata_server.console.artifact_pages import previewable
-from strata_server.console.formats import size, span, when
+from strata_server.console.formats import marked, size, span, when
+from strata_server.console.gateway import Failure
 from strata_server.console.operation_pages import parse_age
+from strata_server.console.record_pages import _position, owned
 from strata_server.console.serving import upstream_of
-from strata_server.console.transcript_pages import _marked
 from strata_server.console.view import local_path
 
 
@@ -57,7 +58,7 @@ def test_sign_in_only_sends_the_browser_to_console_pages(value: str, kept: str) 
 
 
 def test_search_snippets_are_escaped_and_only_matches_marked() -> None:
-    assert _marked("a **<b>** c") == "a <mark>&lt;b&gt;</mark> c"
+    assert marked("a **<b>** c") == "a <mark>&lt;b&gt;</mark> c"
 
 
 def test_the_console_in_serve_dials_loopback_when_listening_everywhere() -> None:
@@ -79,3 +80,18 @@ def _artifact(content_type: str) -> Artifact:
 )  # fmt: skip
 def test_only_images_that_run_nothing_are_shown_inline(content_type: str, preview: str) -> None:
     assert previewable(_artifact(content_type)) == preview
+
+
+def test_an_owner_is_quoted_into_the_filter_and_a_bad_filter_keeps_its_position() -> None:
+    assert owned("", "data.n > 1") == ("data.n > 1", 0)
+    sent, shift = owned('b "x" \\', "data.n > 1")
+    assert sent == 'owner = "b \\"x\\" \\\\" AND (data.n > 1)'
+    assert sent[shift:] == "data.n > 1)"
+
+    def bad(field: str, position: int) -> Failure:
+        return Failure("INVALID_ARGUMENT", "", "", {"position": str(position)}, [(field, "")])
+
+    assert _position(bad("filter", shift + 9), shift) == 9
+    assert _position(bad("filter", 3), shift) is None  # in the owner's condition
+    assert _position(bad("order_by", 4), shift) == 4  # the order is sent as typed
+    assert _position(None, shift) is None

@@ -129,7 +129,9 @@ export class Admin {
 
   /**
    * What the namespace stores (or, with `allNamespaces`, every namespace, and
-   * their totals); with `owner`, only that owner's transcripts and artifacts.
+   * their totals); with `owner`, only that owner's records, transcripts and
+   * artifacts (no jobs: they have no owner). `transcriptTiers` splits the
+   * transcripts between the hot and the archive tier.
    */
   async usage(
     options: CallOptions & { allNamespaces?: boolean; owner?: string } = {},

@@ -20,6 +20,7 @@ import { type CallOptions, Connection, type StrataClientOptions } from "./connec
 import { TransactionService } from "./gen/strata/v1/transaction_pb.js";
 import { Queue, type QueueStats, listQueues } from "./queue.js";
 import { Records } from "./records.js";
+import { type SearchHit, type SearchOptions, search } from "./search.js";
 import { Transcripts } from "./transcripts.js";
 import { type Write, type WriteResult, writeResults } from "./writes.js";
 
@@ -72,7 +73,18 @@ export class StrataClient {
     return listQueues(this.connection, this.namespace, options);
   }
 
-  /** Transcripts: create/get/list/append/seal/delete/search, and `read` (with follow). */
+  /**
+   * Search every kind at once (SearchService): the hits of `query` among records,
+   * transcript entries, artifacts' names and labels and text artifacts' content,
+   * best first, narrowed by `kinds`, `collections`, `owner` and a time range,
+   * fetching `pageSize` per call. Throws InvalidArgumentError for an empty
+   * query, a bad collection or a start not before the end.
+   */
+  search(query: string, options: SearchOptions = {}): AsyncGenerator<SearchHit, void, undefined> {
+    return search(this.connection, this.namespace, query, options);
+  }
+
+  /** Transcripts: create/get/list/append/seal/delete/restore/search, and `read` (with follow). */
   get transcripts(): Transcripts {
     return (this.handles.transcripts ??= new Transcripts(this.connection, this.namespace));
   }

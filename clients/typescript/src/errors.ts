@@ -17,6 +17,7 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
+  PreconditionFailureSchema,
   QuotaFailureSchema,
   RetryInfoSchema,
 } from "./gen/google/rpc/error_details_pb.js";
@@ -67,6 +68,16 @@ export interface FieldViolation {
   description: string;
 }
 
+/**
+ * One `PreconditionFailure` violation: what stands in the way, e.g. a refused
+ * record delete's child (`type` "transcript" or "artifact", `subject` its id).
+ */
+export interface PreconditionViolation {
+  type: string;
+  subject: string;
+  description: string;
+}
+
 /** One `QuotaFailure` violation: whose quota, and how it was exceeded. */
 export interface QuotaViolation {
   subject: string;
@@ -80,6 +91,7 @@ export interface StrataErrorInit {
   metadata?: Record<string, string>;
   fieldViolations?: FieldViolation[];
   quotaViolations?: QuotaViolation[];
+  preconditionViolations?: PreconditionViolation[];
   retryDelayMs?: number;
   cause?: unknown;
 }
@@ -103,6 +115,8 @@ export class StrataError extends Error {
   readonly fieldViolations: FieldViolation[];
   /** `QuotaFailure` violations; empty unless a quota was exceeded. */
   readonly quotaViolations: QuotaViolation[];
+  /** `PreconditionFailure` violations; empty unless the server listed what is in the way. */
+  readonly preconditionViolations: PreconditionViolation[];
   /** `RetryInfo.retry_delay` in milliseconds, when the server suggested one. */
   readonly retryDelayMs: number | undefined;
 
@@ -115,6 +129,7 @@ export class StrataError extends Error {
     this.metadata = { ...(init.metadata ?? {}) };
     this.fieldViolations = [...(init.fieldViolations ?? [])];
     this.quotaViolations = [...(init.quotaViolations ?? [])];
+    this.preconditionViolations = [...(init.preconditionViolations ?? [])];
     this.retryDelayMs = init.retryDelayMs;
   }
 
@@ -222,6 +237,23 @@ export class CursorExpiredError extends FailedPreconditionError {
   }
 }
 
+/**
+ * A record delete was refused because transcripts or artifacts name the record
+ * as their parent (reason HAS_CHILDREN): delete them first, or delete with
+ * `cascade`. Nothing was deleted.
+ */
+export class HasChildrenError extends FailedPreconditionError {
+  /** How many children the record has (all of them, not only those listed). */
+  get childCount(): number | undefined {
+    return intOrUndefined(this.metadata["children"]);
+  }
+
+  /** The first children (up to 100), each a transcript or an artifact by id. */
+  get children(): { kind: string; id: string }[] {
+    return this.preconditionViolations.map((v) => ({ kind: v.type, id: v.subject }));
+  }
+}
+
 /** The request reads past the end of the data (a `fromSeq` or an offset). */
 export class OutOfRangeError extends StrataError {
   static override readonly statusCode: StatusCode = "OUT_OF_RANGE";
@@ -303,6 +335,7 @@ const BY_REASON: Record<string, [StatusCode, ErrorClass]> = {
   SEQ_MISMATCH: ["FAILED_PRECONDITION", SeqMismatchError],
   TRANSCRIPT_SEALED: ["FAILED_PRECONDITION", TranscriptSealedError],
   CURSOR_EXPIRED: ["FAILED_PRECONDITION", CursorExpiredError],
+  HAS_CHILDREN: ["FAILED_PRECONDITION", HasChildrenError],
 };
 
 /** The class of an error of this code and reason. */
@@ -344,6 +377,9 @@ export function toStrataError(error: unknown): StrataError {
   );
   init.quotaViolations = safeDetails(error, QuotaFailureSchema).flatMap((quota) =>
     quota.violations.map((v) => ({ subject: v.subject, description: v.description })),
+  );
+  init.preconditionViolations = safeDetails(error, PreconditionFailureSchema).flatMap((failure) =>
+    failure.violations.map((v) => ({ type: v.type, subject: v.subject, description: v.description })),
   );
   const [retry] = safeDetails(error, RetryInfoSchema);
   if (retry?.retryDelay !== undefined) init.retryDelayMs = durationMs(retry.retryDelay);

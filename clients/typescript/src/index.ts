@@ -42,6 +42,7 @@ export type {
   ReadOptions,
   Transcript,
   TranscriptHit,
+  TranscriptTierName,
 } from "./transcripts.js";
 export { TranscriptReader, Transcripts } from "./transcripts.js";
 export type { ResumeOptions } from "./resume.js";
@@ -57,6 +58,14 @@ export type {
 export { Artifacts } from "./artifacts.js";
 export type { ByteSource, ByteTarget } from "./bytes.js";
 export { Cache } from "./cache.js";
+export type {
+  ArtifactSearchHit,
+  EntrySearchHit,
+  RecordSearchHit,
+  SearchHit,
+  SearchKindName,
+  SearchOptions,
+} from "./search.js";
 export type {
   ArchiveSummary,
   AuditEntry,

@@ -123,6 +123,8 @@ export interface DeleteOptions extends CallOptions {
 export interface ListOptions extends CallOptions {
   /** AIP-160 filter, e.g. `data.status = "open" AND data.size > 3`. */
   filter?: string;
+  /** Only the records of this owner: `owner = "<owner>"`, quoted, ANDed with `filter`. */
+  owner?: string;
   /** E.g. `data.rank desc, id`; the record id always breaks ties. Default `id`. */
   orderBy?: string;
   /** Records per page fetched (0 or absent: the server's default, 50). */
@@ -304,7 +306,7 @@ export class Records {
       const request = {
         namespace: this.namespace,
         collection: this.collection,
-        filter: options.filter ?? "",
+        filter: ownedFilter(options.owner, options.filter),
         orderBy: options.orderBy ?? "",
         pageSize: options.pageSize ?? 0,
         pageToken,
@@ -321,12 +323,12 @@ export class Records {
     });
   }
 
-  /** Count the live records matching an AIP-160 `filter` (absent: all of them). */
-  async count(options: CallOptions & { filter?: string } = {}): Promise<number> {
+  /** Count the live records matching an AIP-160 `filter` (absent: all of them), of `owner` if given. */
+  async count(options: CallOptions & { filter?: string; owner?: string } = {}): Promise<number> {
     const request = {
       namespace: this.namespace,
       collection: this.collection,
-      filter: options.filter ?? "",
+      filter: ownedFilter(options.owner, options.filter),
     };
     const response = await this.connection.unary(
       (call) => this.service.countRecords(request, call),
@@ -376,6 +378,18 @@ export class Records {
   watch(options: WatchOptions = {}): RecordWatch {
     return new RecordWatch(this.connection, this.namespace, this.collection, options);
   }
+}
+
+/**
+ * The filter of an `owner` option and a filter: the owner as an AIP-160 string
+ * literal (backslashes and double quotes escaped), ANDed with the filter in
+ * parentheses, so neither can change what the other means.
+ */
+function ownedFilter(owner: string | undefined, filter: string | undefined): string {
+  if (owner === undefined) return filter ?? "";
+  if (typeof owner !== "string") throw new TypeError("owner must be a string");
+  const condition = `owner = "${owner.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+  return filter ? `${condition} AND (${filter})` : condition;
 }
 
 /** The update fields UpdateRecordRequest shares with a Commit's update write. */

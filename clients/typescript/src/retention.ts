@@ -6,7 +6,7 @@
 import { plain } from "./convert.js";
 import { type RetentionPolicy as RetentionPolicyMessage, RetentionTarget } from "./gen/strata/v1/admin_pb.js";
 
-/** What a retention policy removes. */
+/** What a retention policy removes (or, for "archive_transcripts", moves to the archive tier). */
 export type RetentionTargetName =
   | "records"
   | "completed_jobs"
@@ -14,7 +14,8 @@ export type RetentionTargetName =
   | "sealed_transcripts"
   | "artifacts"
   | "audit_log"
-  | "request_log";
+  | "request_log"
+  | "archive_transcripts";
 
 /** How long a namespace keeps one kind of data. */
 export interface RetentionPolicy {
@@ -36,6 +37,7 @@ const TARGETS: { [name in RetentionTargetName]: RetentionTarget } = {
   artifacts: RetentionTarget.ARTIFACTS,
   audit_log: RetentionTarget.AUDIT_LOG,
   request_log: RetentionTarget.REQUEST_LOG,
+  archive_transcripts: RetentionTarget.ARCHIVE_TRANSCRIPTS,
 };
 
 /** The enum value of a target name; TypeError for a name it does not know. */

@@ -27,6 +27,7 @@ import {
   type Transcript as TranscriptMessage,
   type TranscriptHit as TranscriptHitMessage,
   TranscriptService,
+  TranscriptTier,
 } from "./gen/strata/v1/transcripts_pb.js";
 import { Reconnects, type ResumeOptions } from "./resume.js";
 import { type Entry, TranscriptServiceRawEntries, decodeEntry } from "./entry-wire.js";
@@ -77,7 +78,23 @@ export interface Transcript {
   sealTime?: Date;
   /** The record it belongs to; undefined when none. */
   parent?: { collection: string; id: string };
+  /**
+   * Where its entries are kept: "hot" (database rows) or "archived" (compressed
+   * segments in the blob store, moved there by an archive retention policy; reads
+   * and search are the same, `restore` makes it hot again); "unspecified" from a
+   * server that predates tiers.
+   */
+  tier: TranscriptTierName;
 }
+
+/** Where a transcript's entries are kept. */
+export type TranscriptTierName = "hot" | "archived" | "unspecified";
+
+const TIERS: { [tier in TranscriptTier]: TranscriptTierName } = {
+  [TranscriptTier.UNSPECIFIED]: "unspecified",
+  [TranscriptTier.HOT]: "hot",
+  [TranscriptTier.ARCHIVED]: "archived",
+};
 
 /** An entry to append: its text, or its role, content and data. */
 export type EntryInput = string | { role?: string; content?: string; data?: JsonObject };
@@ -114,6 +131,7 @@ export function transcriptFromProto(message: TranscriptMessage): Transcript {
     sealed: message.sealed,
     createTime: requiredDate(message.createTime),
     updateTime: requiredDate(message.updateTime),
+    tier: TIERS[message.tier] ?? "unspecified",
   };
   const sealTime = fromTimestamp(message.sealTime);
   if (sealTime !== undefined) transcript.sealTime = sealTime;
@@ -291,6 +309,22 @@ export class Transcripts {
     const request = { namespace: this.namespace, id };
     const message = await this.connection.unary(
       (call) => this.service.sealTranscript(request, call),
+      { idempotent: true },
+      options,
+    );
+    return transcriptFromProto(message);
+  }
+
+  /**
+   * Bring an archived transcript's entries back to the database and return it
+   * (hot); a hot transcript comes back unchanged. Needs a writer. Throws
+   * NotFoundError, UnavailableError (the blob store), DataLossError (a segment is
+   * missing).
+   */
+  async restore(id: string, options: CallOptions = {}): Promise<Transcript> {
+    const request = { namespace: this.namespace, id };
+    const message = await this.connection.unary(
+      (call) => this.service.restoreTranscript(request, call),
       { idempotent: true },
       options,
     );

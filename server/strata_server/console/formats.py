@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +63,14 @@ def pretty(value: Any) -> str:
 def quote(value: str) -> str:
     """A value for a URL path segment or query."""
     return _quote(value, safe="")
+
+
+def marked(snippet: str) -> str:
+    """A search snippet as HTML: its `**match**` pairs highlighted, the rest escaped."""
+    parts = html.escape(snippet).split("**")
+    return "".join(
+        f"<mark>{part}</mark>" if index % 2 else part for index, part in enumerate(parts)
+    )
 
 
 def install(environment: Environment) -> None:

@@ -1,6 +1,7 @@
-"""Operations: retention policies, cleanup (a dry run first), integrity checks,
-index builds, the audit log, and the page of each long run with its live
-progress. Export and import are in `transfer_pages`.
+"""Operations: retention policies, cleanup (a dry run first) and the scheduled
+cleanup's last pass, integrity checks and the namespace's last result, index
+builds, the audit log, and the page of each long run with its live progress.
+Export and import are in `transfer_pages`.
 
 Long calls run as console runs (`runs`): the page that starts one is sent to
 the run's page, which draws the API's Progress messages as server-sent events.
@@ -8,6 +9,7 @@ the run's page, which draws the API's Progress messages as server-sent events.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from collections.abc import AsyncIterator
@@ -21,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from strata import InvalidArgument
+from strata import InvalidArgument, PermissionDenied
 from strata._admin_requests import RetentionTarget, list_audit_entries
 from strata._rpc import Page
 from strata.v1 import admin_pb2
@@ -69,12 +71,18 @@ def parse_age(text: str) -> timedelta:
 
 
 async def operations(request: Request) -> Response:
-    """The operations page: policies, indexes, and forms to start the long runs."""
+    """The operations page: policies, indexes, the last cleanup pass and integrity
+    result, and forms to start the long runs."""
     async with open_view(request) as view:
         policies, indexes = [], []
+        cleanup_status = integrity_status = None
         if view.can("admin"):  # every call here is an admin's
             policies = await view.client.list_retention_policies()
             indexes = await view.client.list_indexes()
+            integrity_status = await view.client.get_integrity_status()
+            # The scheduled passes cover every namespace: an admin of "*" sees them.
+            with contextlib.suppress(PermissionDenied):
+                cleanup_status = await view.client.cleanup_status()
         runs = console_of(request).runs.mine(view.token)
         return no_store(
             render(
@@ -85,6 +93,8 @@ async def operations(request: Request) -> Response:
                 targets=TARGETS,
                 indexes=indexes,
                 runs=runs,
+                cleanup_status=cleanup_status,
+                integrity_status=integrity_status,
             )
         )
 

@@ -179,6 +179,14 @@ def namespace_charts(usage: admin_pb2.NamespaceUsage) -> list[Chart]:
             [("transcripts", usage.transcript_count), ("entries", usage.entry_count)],
         ),
         Chart(
+            "Transcript bytes per tier",
+            [
+                ("hot", usage.transcript_tiers.hot_bytes),
+                ("archived", usage.transcript_tiers.archived_bytes),
+            ],
+            "bytes",
+        ),
+        Chart(
             "Artifact bytes per kind",
             [(kind.kind, kind.artifact_bytes) for kind in usage.artifact_kinds],
             "bytes",

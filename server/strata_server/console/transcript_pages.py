@@ -1,5 +1,6 @@
 """Transcripts: the list by owner, search, and a transcript's entries, streamed in
-chunks as the reader scrolls and live-tailed while it is open.
+chunks as the reader scrolls and live-tailed while it is open; an archived one's
+Restore (back to the hot tier).
 
 The page lists entries up to the transcript's end as it stood when the page was
 drawn; further chunks come as the reader scrolls (htmx, `revealed`). Entries
@@ -21,17 +22,20 @@ from starlette.routing import BaseRoute, Route
 from strata import AsyncClient, Entry, StrataError
 from strata._rpc import Page
 from strata._transcript_requests import list_transcripts, search_transcripts
+from strata_server.console.formats import marked, quote
 from strata_server.console.gateway import Failure, page_of
 from strata_server.console.view import (
     DEFAULT_NAMESPACE,
     NAMESPACE_COOKIE,
     TEMPLATES,
     TOKEN_COOKIE,
+    back_to,
     console_of,
     field,
     no_store,
     number,
     open_view,
+    posted,
     render,
 )
 
@@ -50,7 +54,7 @@ async def transcripts(request: Request) -> Response:
             within = field(request.query_params, "id") or None
             searched = search_transcripts(query, transcript_id=within, page_size=CHUNK)
             page = await page_of(view.client, searched, token)
-            shown: dict[str, Any] = {"hits": [(hit, _marked(hit.snippet)) for hit in page.items]}
+            shown: dict[str, Any] = {"hits": [(hit, marked(hit.snippet)) for hit in page.items]}
         else:
             page = await page_of(view.client, list_transcripts(owner, page_size=CHUNK), token)
             shown = {"transcripts": page.items}
@@ -65,14 +69,6 @@ async def transcripts(request: Request) -> Response:
                 **shown,
             )
         )
-
-
-def _marked(snippet: str) -> str:
-    """A search snippet as HTML: its `**match**` pairs highlighted, the rest escaped."""
-    parts = html.escape(snippet).split("**")
-    return "".join(
-        f"<mark>{part}</mark>" if index % 2 else part for index, part in enumerate(parts)
-    )
 
 
 async def transcript(request: Request) -> Response:
@@ -93,6 +89,16 @@ async def transcript(request: Request) -> Response:
                 next_from=entries[-1].seq + 1 if entries else 1,
             )
         )
+
+
+async def restore(request: Request) -> Response:
+    """Bring an archived transcript back to the hot tier (RestoreTranscript); its
+    page reads the same either way, so this is for what the hot tier is faster at."""
+    await posted(request)
+    id = request.path_params["id"]
+    async with open_view(request) as view:
+        await view.client.restore_transcript(id)
+    return back_to(f"/transcripts/{quote(id)}", done=f"transcript {id} restored to the hot tier")
 
 
 async def chunk(request: Request) -> Response:
@@ -161,5 +167,6 @@ ROUTES: list[BaseRoute] = [
     Route("/transcripts", transcripts),
     Route("/transcripts/{id}", transcript),
     Route("/transcripts/{id}/entries", chunk),
+    Route("/transcripts/{id}/restore", restore, methods=["POST"]),
     Route("/transcripts/{id}/live", live),
 ]

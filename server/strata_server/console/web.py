@@ -24,6 +24,7 @@ from strata_server.console import (
     overview_page,
     queue_pages,
     record_pages,
+    search_page,
     transcript_pages,
 )
 from strata_server.console.gateway import Failure, Roles, Upstream
@@ -137,6 +138,7 @@ def routes() -> list[BaseRoute]:
         *record_pages.ROUTES,
         *transcript_pages.ROUTES,
         *artifact_pages.ROUTES,
+        *search_page.ROUTES,
         *operation_pages.ROUTES,
         Mount("/static", StaticFiles(directory=static), name="static"),
     ]
