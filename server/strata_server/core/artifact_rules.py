@@ -46,6 +46,15 @@ class Compression(StrEnum):
     ZSTD = "zstd"
 
 
+class ArtifactTier(StrEnum):
+    """Where an artifact's bytes are kept (docs/artifacts.md, "Tiers")."""
+
+    HOT = "hot"
+    ARCHIVED = "archived"
+    """An archive_artifacts policy moved it: on S3, its blob is in the colder storage
+    class unless a hot artifact still names the blob; on local disk, only recorded."""
+
+
 @dataclass(frozen=True, slots=True)
 class BlobRef:
     """What a blob store needs to read a blob: its name, encoding and both sizes."""
@@ -93,6 +102,13 @@ class Artifact:
     labels: Mapping[str, str]
     create_time: datetime
     parent: ParentRef | None = None
+    archive_time: datetime | None = None
+    """When an archive_artifacts policy archived it (None: it is hot)."""
+
+    @property
+    def tier(self) -> ArtifactTier:
+        """Its tier, from `archive_time`."""
+        return ArtifactTier.HOT if self.archive_time is None else ArtifactTier.ARCHIVED
 
     @property
     def blob(self) -> BlobRef:

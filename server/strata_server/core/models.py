@@ -258,12 +258,16 @@ class CollectionUsage:
 
 @dataclass(frozen=True, slots=True)
 class KindUsage:
-    """Artifacts of one kind: how many, their logical and their stored bytes."""
+    """Artifacts of one kind: how many, their logical and their stored bytes, and
+    of those, the archived ones' (docs/artifacts.md, "Tiers")."""
 
     kind: str
     artifacts: int
     bytes: int
     stored_bytes: int
+    archived: int = 0
+    archived_bytes: int = 0
+    archived_stored_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
