@@ -117,6 +117,20 @@ class Artifact:
 
 
 @dataclass(frozen=True, slots=True)
+class KindUsage:
+    """GetUsage's artifacts of one kind: how many, their logical and their stored
+    bytes, and of those, the archived ones' (docs/artifacts.md, "Tiers")."""
+
+    kind: str
+    artifacts: int
+    bytes: int
+    stored_bytes: int
+    archived: int = 0
+    archived_bytes: int = 0
+    archived_stored_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ArtifactListQuery:
     """A checked ListArtifacts page request, handed unchanged from the RPC to the
     SQL builder so the filters are named once rather than at every layer. Values

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from strata_server.core.artifact_rules import KindUsage as KindUsage
 from strata_server.core.filters import Filter, OrderKey
 from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import JSON as JSON
@@ -254,20 +255,6 @@ class CollectionUsage:
     collection: str
     records: int
     bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class KindUsage:
-    """Artifacts of one kind: how many, their logical and their stored bytes, and
-    of those, the archived ones' (docs/artifacts.md, "Tiers")."""
-
-    kind: str
-    artifacts: int
-    bytes: int
-    stored_bytes: int
-    archived: int = 0
-    archived_bytes: int = 0
-    archived_stored_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
