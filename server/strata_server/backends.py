@@ -117,6 +117,7 @@ async def open_blobs(settings: Settings) -> BlobStore:
             max_object=settings.max_artifact_bytes + settings.max_artifact_bytes // 8 + (1 << 20),
             connect_timeout=settings.s3_connect_timeout_seconds,
             read_timeout=settings.s3_read_timeout_seconds,
+            archive_class=settings.s3_archive_storage_class,
         )
     from strata_server.storage.blobs.fs import DiskBlobStore
 

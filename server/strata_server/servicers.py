@@ -47,6 +47,7 @@ from strata_server.services.integrity_service import IntegrityCheck
 from strata_server.services.owner_cleanup import OwnerCleanup
 from strata_server.services.queue_service import Queues
 from strata_server.services.records_service import Records
+from strata_server.services.search_reindex import Reindexing
 from strata_server.services.search_service import Searches
 from strata_server.services.topics import Wakeups
 from strata_server.services.transcripts_service import Transcripts
@@ -232,6 +233,7 @@ def register_services(
             schedule=schedule,
             token_admin=TokenAdmin(database.tokens, events, verifier.forget if verifier else None),
             tokens=tokens,
+            reindexing=Reindexing(database.artifacts, searches),
             owner_cleanup=OwnerCleanup(
                 database.owners, forget=purged, transcripts_gone=transcripts_gone
             ),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -113,3 +115,20 @@ async def test_async_upload_and_download(server: StrataProcess, tmp_path: Path) 
         assert target.read_bytes() == data and seen[-1] == len(data)
         listed = [a.id async for a in client.list_artifacts(made.owner, "log")]
         assert listed == [made.id, again.id]
+
+
+def test_archive_restore_and_reindex(server: StrataProcess) -> None:
+    ns = f"cl-{uuid.uuid4().hex[:12]}"
+    with strata.Client(server.target) as client:
+        made = client.upload(
+            io.BytesIO(text_log(500)), owner=owner(), kind="log", name="a.log", namespace=ns
+        )
+        assert not made.archived
+        client.set_retention_policy("archive_artifacts", timedelta(seconds=1), namespace=ns)
+        time.sleep(1.2)
+        client.run_cleanup(namespace=ns)
+        assert client.get_artifact(made.id, namespace=ns).archived
+        assert client.restore_artifact(made.id, namespace=ns) == made
+        seen: list[object] = []
+        report = client.reindex_artifacts(namespace=ns, rebuild=True, progress=seen.append)
+        assert (report.artifacts, report.indexed) == (1, 1) and seen

@@ -227,3 +227,36 @@ def test_check_reports_and_repairs(server: StrataProcess, tmp_path: Path) -> Non
     assert fixed.returncode == 0 and "1 repaired, 0 left" in fixed.stdout
     clean = strata("check", *target, cwd=tmp_path)
     assert clean.returncode == 0 and "0 problem(s)" in clean.stdout
+
+
+def test_usage_shows_artifact_tiers_and_reindex_reports(
+    server: StrataProcess, tmp_path: Path
+) -> None:
+    ns = f"cli-tier-{time.time_ns() % 10**9}"
+    with server.channel() as channel:
+        arts = artifacts_pb2_grpc.ArtifactServiceStub(channel)
+        upload(arts, text_log(300), namespace=ns, owner="bob", kind="log", name="a.log")
+        upload(arts, text_log(50, seed=1), namespace=ns, owner="bob", kind="keep", name="b.log")
+        admin_pb2_grpc.AdminServiceStub(channel).SetRetentionPolicy(
+            admin_pb2.SetRetentionPolicyRequest(
+                namespace=ns,
+                target=admin_pb2.RETENTION_TARGET_ARCHIVE_ARTIFACTS,
+                selector="log",
+                max_age=duration_pb2.Duration(seconds=1),
+            )
+        )
+    hot = strata("usage", "--server", server.target, "-n", ns, cwd=tmp_path, COLUMNS="160")
+    assert hot.returncode == 0 and "artifact tier" not in hot.stdout, hot.stdout
+    time.sleep(1.2)
+    cleaned = strata("cleanup", "--server", server.target, "-n", ns, cwd=tmp_path, COLUMNS="160")
+    assert cleaned.returncode == 0 and "archive_artifacts" in cleaned.stdout, cleaned.stdout
+    result = strata("usage", "--server", server.target, "-n", ns, cwd=tmp_path, COLUMNS="160")
+    tiers = [line for line in result.stdout.splitlines() if "artifact tier" in line and ns in line]
+    assert len(tiers) == 2 and "hot" in tiers[0] and "archived" in tiers[1], result.stdout
+    assert all(" 1 " in line for line in tiers)
+
+    reindexed = strata("reindex", "--server", server.target, "-n", ns, cwd=tmp_path)
+    assert reindexed.returncode == 0, reindexed.stderr
+    assert "2 artifacts: 0 indexed, 2 already indexed" in reindexed.stdout
+    rebuilt = strata("reindex", "--rebuild", "--server", server.target, "-n", ns, cwd=tmp_path)
+    assert rebuilt.returncode == 0 and "2 indexed, 0 already" in rebuilt.stdout, rebuilt.stdout

@@ -146,3 +146,30 @@ async def test_pins_and_references_keep_a_blob_from_the_sweep(storage: Storage, 
 async def test_every_artifact_of_every_namespace(storage: Storage, ns: str) -> None:
     made = {(await upload(storage, name, str(i))).id for i, name in enumerate([ns, f"{ns}b"] * 3)}
     assert {a.id async for a in storage.artifacts.all_artifacts()} == made
+
+
+async def test_archivable_tiers_and_hot_holders(storage: Storage, ns: str) -> None:
+    store = storage.artifacts
+    old = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    log = await upload(storage, ns, "tier-a", create_time=old)
+    diff = await upload(storage, ns, "tier-b", kind="diff", create_time=old)
+    fresh = await upload(storage, ns, "tier-a")  # names log's blob, created now
+    cutoff = datetime.now(UTC) - timedelta(days=1)
+    assert await store.count_archivable(ns, None, cutoff) == 2
+    assert await store.count_archivable(ns, "log", cutoff) == 1
+    assert [a.id for a in await store.archivable(ns, None, cutoff, 10)] == sorted([log.id, diff.id])
+    assert await store.blob_hot_elsewhere(log) and not await store.blob_hot_elsewhere(diff)
+
+    at = datetime.now(UTC).replace(microsecond=0)
+    archived = await store.set_tier(ns, fresh.id, at, actor=ACTOR)
+    assert archived.archive_time == at and archived.tier == "archived"
+    assert await store.get_artifact(ns, fresh.id) == archived
+    assert not await store.blob_hot_elsewhere(log), "its only other holder is archived"
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert fresh.id not in [a.id for a in await store.archivable(ns, None, later, 10)]
+    restored = await store.set_tier(ns, fresh.id, None, actor=ACTOR)
+    assert restored == fresh
+    with pytest.raises(NotFound):
+        await store.set_tier(ns, new_id(), at, actor=ACTOR)
+    actions = [(e.action, e.entity_id) for e in await audit(storage, ns, entity="artifact")]
+    assert ("archive", fresh.id) in actions and ("restore", fresh.id) in actions

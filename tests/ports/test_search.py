@@ -92,3 +92,13 @@ async def test_artifact_names_labels_and_text(storage: Storage, ns: str) -> None
     assert not await storage.search.set_artifact_text(ns, other.id, "gone")
     future = datetime.now(UTC) + timedelta(days=1)
     assert await targets(storage, ns, SearchKind.ARTIFACT, "report", start_time=future) == []
+
+
+async def test_indexed_artifacts_are_those_with_text(storage: Storage, ns: str) -> None:
+    with_text = await upload(storage, ns, "indexed-one")
+    without = await upload(storage, ns, "indexed-two")
+    assert await storage.search.indexed_artifacts(ns, [with_text.id, without.id]) == set()
+    assert await storage.search.set_artifact_text(ns, with_text.id, "some words")
+    ids = [with_text.id, without.id, "no-such-id"]
+    assert await storage.search.indexed_artifacts(ns, ids) == {with_text.id}
+    assert await storage.search.indexed_artifacts("other" + ns, ids) == set()

@@ -37,9 +37,10 @@ RetentionTarget: TypeAlias = Literal[
     "audit_log",
     "request_log",
     "archive_transcripts",
+    "archive_artifacts",
 ]
-"""What a retention policy removes once older than its max_age (archive_transcripts:
-moves sealed transcripts to the archive tier instead)."""
+"""What a retention policy removes once older than its max_age (archive_transcripts,
+archive_artifacts: move sealed transcripts, or artifacts, to the archive tier instead)."""
 
 _TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "records": admin_pb2.RETENTION_TARGET_RECORDS,
@@ -50,6 +51,7 @@ _TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "audit_log": admin_pb2.RETENTION_TARGET_AUDIT_LOG,
     "request_log": admin_pb2.RETENTION_TARGET_REQUEST_LOG,
     "archive_transcripts": admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS,
+    "archive_artifacts": admin_pb2.RETENTION_TARGET_ARCHIVE_ARTIFACTS,
 }
 
 Role: TypeAlias = Literal["reader", "writer", "admin"]
@@ -280,6 +282,27 @@ def check_integrity(
     )
     rpc = StreamRpc(
         "admin", "CheckIntegrity", _everywhere(fields, namespace, all_namespaces), _same, namespace
+    )
+    return progressed(rpc, "report", progress)
+
+
+def reindex_artifacts(
+    *,
+    rebuild: bool = False,
+    all_namespaces: bool = False,
+    progress: ProgressCallback | None = None,
+    namespace: str | None = None,
+) -> Machine[admin_pb2.ReindexReport]:
+    """Build the text index of the namespace's (with `all_namespaces`, every
+    namespace's) text artifacts that have none, e.g. imported ones; with `rebuild`,
+    of every text artifact. Returns the `admin_pb2.ReindexReport`."""
+    fields = admin_pb2.ReindexArtifactsRequest(all_namespaces=all_namespaces, rebuild=rebuild)
+    rpc = StreamRpc(
+        "admin",
+        "ReindexArtifacts",
+        _everywhere(fields, namespace, all_namespaces),
+        _same,
+        namespace,
     )
     return progressed(rpc, "report", progress)
 

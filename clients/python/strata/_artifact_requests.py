@@ -69,6 +69,21 @@ def delete_artifact(id: str, *, namespace: str | None = None) -> Rpc[Empty, None
     )
 
 
+def restore_artifact(
+    id: str, *, namespace: str | None = None
+) -> Rpc[artifacts_pb2.Artifact, Artifact]:
+    """Bring an archived artifact back to the hot tier; a hot one is returned
+    unchanged (so it is retried). Raises NotFound for an unknown id."""
+    return namespaced_call(
+        "artifacts",
+        "RestoreArtifact",
+        artifacts_pb2.RestoreArtifactRequest(id=id),
+        Artifact.from_proto,
+        namespace,
+        True,
+    )
+
+
 def find_missing_blobs(
     sha256s: Sequence[str], *, namespace: str | None = None
 ) -> Rpc[artifacts_pb2.FindMissingBlobsResponse, list[str]]:

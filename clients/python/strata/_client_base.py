@@ -223,6 +223,7 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     delete_artifact = unary(_artifact_requests.delete_artifact)
     find_missing_blobs = unary(_artifact_requests.find_missing_blobs)
     artifact_url = unary(_artifact_requests.artifact_url)
+    restore_artifact = unary(_artifact_requests.restore_artifact)
 
     server_info = unary(_admin_requests.server_info)
     usage = unary(_admin_requests.usage)
@@ -236,6 +237,7 @@ class ClientBase(abc.ABC, Generic[TransportT]):
     run_cleanup = machine(_admin_requests.run_cleanup)
     cleanup_status = unary(_admin_requests.cleanup_status)
     check_integrity = machine(_admin_requests.check_integrity)
+    reindex_artifacts = machine(_admin_requests.reindex_artifacts)
     export_namespace = machine(_transfer_streams.export_namespace)
     import_namespace = machine(_transfer_streams.import_namespace)
     create_token = unary(_admin_requests.create_token)

@@ -76,6 +76,9 @@ class Artifact:
     """When the artifact was created (aware, UTC)."""
     parent: tuple[str, str] | None = None
     """(collection, id) of the record it belongs to; None when none."""
+    archived: bool = False
+    """Whether it is in the archive tier (on S3, a colder storage class; reads are
+    the same). `restore_artifact` brings it back."""
 
     @classmethod
     def from_proto(cls, message: artifacts_pb2.Artifact) -> Artifact:
@@ -96,6 +99,7 @@ class Artifact:
             parent=(message.parent.collection, message.parent.id)
             if message.HasField("parent")
             else None,
+            archived=message.tier == artifacts_pb2.ARTIFACT_TIER_ARCHIVED,
         )
 
 

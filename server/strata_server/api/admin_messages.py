@@ -32,6 +32,7 @@ TARGETS: dict[int, Target] = {
     admin_pb2.RETENTION_TARGET_AUDIT_LOG: Target.AUDIT_LOG,
     admin_pb2.RETENTION_TARGET_REQUEST_LOG: Target.REQUEST_LOG,
     admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS: Target.ARCHIVE_TRANSCRIPTS,
+    admin_pb2.RETENTION_TARGET_ARCHIVE_ARTIFACTS: Target.ARCHIVE_ARTIFACTS,
 }
 _TARGET_ENUMS = {
     target: admin_pb2.RetentionTarget.ValueType(value) for value, target in TARGETS.items()
@@ -51,7 +52,8 @@ def target(value: int) -> Target:
         raise errors.InvalidArgument.field(
             "target",
             "must be RETENTION_TARGET_RECORDS, _COMPLETED_JOBS, _DEAD_JOBS,"
-            " _SEALED_TRANSCRIPTS, _ARTIFACTS, _AUDIT_LOG, _REQUEST_LOG or _ARCHIVE_TRANSCRIPTS",
+            " _SEALED_TRANSCRIPTS, _ARTIFACTS, _AUDIT_LOG, _REQUEST_LOG, _ARCHIVE_TRANSCRIPTS"
+            " or _ARCHIVE_ARTIFACTS",
         )
     return found
 

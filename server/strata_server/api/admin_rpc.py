@@ -1,6 +1,6 @@
 """AdminService: what operators ask of a running server, as proto <-> the admin
 services (services/admin_service.py, cleanup_service.py, integrity_service.py,
-access.py; transfers through api/transfer_rpc.py), nothing else."""
+search_reindex.py, access.py; transfers through api/transfer_rpc.py), nothing else."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from strata_server.services.cleanup_schedule import CleanupSchedule
 from strata_server.services.cleanup_service import Cleanup
 from strata_server.services.integrity_service import IntegrityCheck
 from strata_server.services.owner_cleanup import OwnerCleanup
+from strata_server.services.search_reindex import Reindexing
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_FILTER_CHARS = 512
@@ -55,6 +56,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     token_admin: TokenAdmin
     tokens: PageTokens
     owner_cleanup: OwnerCleanup
+    reindexing: Reindexing
 
     async def GetServerInfo(
         self, request: admin_pb2.GetServerInfoRequest, context: Context
@@ -201,6 +203,18 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             return render.cleanup_responses(owned)
         events = self.cleanup.run(namespace=namespace, dry_run=request.dry_run)
         return render.cleanup_responses(events)
+
+    def ReindexArtifacts(
+        self, request: admin_pb2.ReindexArtifactsRequest, context: Context
+    ) -> AsyncIterator[admin_pb2.ReindexArtifactsResponse]:
+        namespace = _scope(request.namespace, request.all_namespaces)
+        events = self.reindexing.run(namespace, rebuild=request.rebuild)
+        return render.with_progress(
+            events,
+            admin_pb2.ReindexArtifactsResponse,
+            "report",
+            lambda report: admin_pb2.ReindexReport(**report),
+        )
 
     async def GetCleanupStatus(
         self, request: admin_pb2.GetCleanupStatusRequest, context: Context

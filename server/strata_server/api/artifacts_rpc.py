@@ -41,6 +41,12 @@ _COMPRESSION = {
 }
 
 
+_TIERS = {
+    artifacts.ArtifactTier.HOT: artifacts_pb2.ARTIFACT_TIER_HOT,
+    artifacts.ArtifactTier.ARCHIVED: artifacts_pb2.ARTIFACT_TIER_ARCHIVED,
+}
+
+
 def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
     """A domain artifact as the wire message."""
     return message_from(
@@ -48,6 +54,7 @@ def artifact_to_proto(artifact: artifacts.Artifact) -> artifacts_pb2.Artifact:
         artifact,
         compression=_COMPRESSION[artifact.compression],
         parent=parent_to_proto(artifact.parent),
+        tier=_TIERS[artifact.tier],
     )
 
 
@@ -169,3 +176,9 @@ class ArtifactService(artifacts_pb2_grpc.ArtifactServiceServicer):
         )
         set_timestamp(response.expire_time, found.expire_time)
         return response
+
+    async def RestoreArtifact(
+        self, request: artifacts_pb2.RestoreArtifactRequest, context: Context
+    ) -> artifacts_pb2.Artifact:
+        artifact = await self.artifacts.restore(*target(request), actor=actor(context))
+        return artifact_to_proto(artifact)

@@ -87,6 +87,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "DeleteArtifact": W,
         "FindMissingBlobs": R,
         "GetArtifactUrl": R,
+        "RestoreArtifact": W,
     },
     "strata.v1.CacheService": {"Get": R, "Set": W, "Delete": W},
     "strata.v1.SearchService": {"Search": R},
@@ -111,6 +112,7 @@ ROLES: Mapping[str, Mapping[str, Role]] = {
         "ListQuotas": A,
         "GetCleanupStatus": A,
         "GetIntegrityStatus": A,
+        "ReindexArtifacts": A,
     },
     reflection.SERVICE_NAME: {"ServerReflectionInfo": R},
 }

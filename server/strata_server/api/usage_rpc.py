@@ -4,6 +4,8 @@ of them at once, so a blob named from two namespaces counts once)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from strata.v1 import admin_pb2
 from strata_server.api.convert import job_state
 from strata_server.core import job_transitions as queue
@@ -22,9 +24,9 @@ def usage_to_proto(found: models.Usage) -> admin_pb2.GetUsageResponse:
         for name in _SUMMED:
             setattr(total, name, getattr(total, name) + getattr(usage, name))
         if usage.HasField("transcript_tiers"):
-            tiers = total.transcript_tiers
-            for name in _TIER_SUMMED:
-                setattr(tiers, name, getattr(tiers, name) + getattr(usage.transcript_tiers, name))
+            _add(total.transcript_tiers, usage.transcript_tiers, _TIER_SUMMED)
+        if usage.HasField("artifact_tiers"):
+            _add(total.artifact_tiers, usage.artifact_tiers, _ARTIFACT_TIER_SUMMED)
         for count in usage.jobs:
             jobs[count.state] = jobs.get(count.state, 0) + count.count
         for kind in usage.artifact_kinds:
@@ -39,6 +41,11 @@ def usage_to_proto(found: models.Usage) -> admin_pb2.GetUsageResponse:
     total.artifact_kinds.extend(kinds[name] for name in sorted(kinds))
     total.blobs.CopyFrom(_blobs_to_proto(found.blobs))
     return response
+
+
+def _add(into: Any, each: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        setattr(into, name, getattr(into, name) + getattr(each, name))
 
 
 _SUMMED = (
@@ -61,6 +68,8 @@ _TIER_SUMMED = (
     "archived_stored_bytes",
 )
 """And its transcript_tiers' figures, all summed."""
+_ARTIFACT_TIER_SUMMED = tuple(admin_pb2.ArtifactTierUsage.DESCRIPTOR.fields_by_name)
+"""And its artifact_tiers' figures, all summed."""
 
 
 def namespace_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage:
@@ -95,6 +104,25 @@ def namespace_to_proto(usage: models.NamespaceUsage) -> admin_pb2.NamespaceUsage
         ],
         blobs=_blobs_to_proto(usage.blobs),
         transcript_tiers=_tiers_to_proto(usage),
+        artifact_tiers=_artifact_tiers_to_proto(usage),
+    )
+
+
+def _artifact_tiers_to_proto(usage: models.NamespaceUsage) -> admin_pb2.ArtifactTierUsage | None:
+    """Artifact bytes per tier; None (unset) where there is no artifact."""
+    kinds = usage.kinds
+    if not kinds:
+        return None
+    archived = sum(k.archived for k in kinds)
+    archived_bytes = sum(k.archived_bytes for k in kinds)
+    archived_stored = sum(k.archived_stored_bytes for k in kinds)
+    return admin_pb2.ArtifactTierUsage(
+        hot_artifacts=sum(k.artifacts for k in kinds) - archived,
+        hot_bytes=sum(k.bytes for k in kinds) - archived_bytes,
+        hot_stored_bytes=sum(k.stored_bytes for k in kinds) - archived_stored,
+        archived_artifacts=archived,
+        archived_bytes=archived_bytes,
+        archived_stored_bytes=archived_stored,
     )
 
 

@@ -33,6 +33,7 @@ from strata_server.cli.common import (
     as_utc,
     connect,
     size,
+    with_progress_bar,
 )
 from strata_server.cli.usage_table import usage_table
 
@@ -181,14 +182,16 @@ def cleanup(
         with connect(server, token, tls_ca) as client:
             _print_status(client.cleanup_status())
         return
-    with connect(server, token, tls_ca) as client, StepBar() as bar:
-        report = client.run_cleanup(
-            dry_run=dry_run,
-            all_namespaces=all_namespaces,
-            progress=bar.update,
-            namespace=None if all_namespaces else namespace,
-            owner=owner,
-        )
+    report = with_progress_bar(
+        server,
+        token,
+        tls_ca,
+        lambda client: client.run_cleanup,
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+        dry_run=dry_run,
+        owner=owner,
+    )
     verb = "would remove" if report.dry_run else "removed"
     table = Table("step", "namespace", verb, title=f"cleanup: {report.total} {verb}")
     for done in report.steps:

@@ -9,10 +9,10 @@ share one behaviour instead of copying it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import grpc
 import typer
@@ -61,6 +61,7 @@ TlsCaOpt = Annotated[
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Tenant or workspace.")]
+AllNamespacesOpt = Annotated[bool, typer.Option("--all", help="Every namespace.")]
 SinceOpt = Annotated[
     datetime | None, typer.Option(help="From this time (UTC unless it says otherwise).")
 ]
@@ -178,4 +179,28 @@ class PhaseBars:
             self._tasks[step.phase] = self._progress.add_task(step.phase, total=None, amount="")
         self._progress.update(
             self._tasks[step.phase], completed=step.done, total=step.total or None, amount=amount
+        )
+
+
+T = TypeVar("T")
+
+
+def with_progress_bar(
+    server: str,
+    token: str | None,
+    tls_ca: Path | None,
+    call: Callable[[strata.Client], Callable[..., T]],
+    *,
+    namespace: str,
+    all_namespaces: bool,
+    **fields: Any,
+) -> T:
+    """One long admin call (`call` picks the client's method) over the namespace or,
+    with `all_namespaces`, every namespace, drawing its progress as a bar."""
+    with connect(server, token, tls_ca) as client, StepBar() as bar:
+        return call(client)(
+            all_namespaces=all_namespaces,
+            progress=bar.update,
+            namespace=None if all_namespaces else namespace,
+            **fields,
         )

@@ -1,5 +1,7 @@
 """`strata search`: one search across records, transcript entries and artifacts
-on a running server (SearchService.Search), printed as a table, best first."""
+on a running server (SearchService.Search), printed as a table, best first; and
+`strata reindex`, which builds the artifact-text index that search reads
+(AdminService.ReindexArtifacts)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from rich.table import Table
 
 from strata_server.cli.common import (
     DEFAULT_SERVER,
+    AllNamespacesOpt,
     NamespaceOpt,
     ServerOpt,
     SinceOpt,
@@ -20,9 +23,11 @@ from strata_server.cli.common import (
     UntilOpt,
     as_utc,
     connect,
+    with_progress_bar,
 )
 
 KIND_NAMES = ("record", "transcript-entry", "artifact", "artifact-text")
+RebuildOpt = Annotated[bool, typer.Option("--rebuild", help="Index every text artifact again.")]
 
 
 def search(
@@ -80,6 +85,35 @@ def search(
         typer.echo("nothing matches", err=True)
 
 
+def reindex(
+    server: ServerOpt = DEFAULT_SERVER,
+    token: TokenOpt = None,
+    tls_ca: TlsCaOpt = None,
+    namespace: NamespaceOpt = "default",
+    all_namespaces: AllNamespacesOpt = False,
+    rebuild: RebuildOpt = False,
+) -> None:
+    """Index the text of text artifacts that have none (stored before search
+    existed, or imported), with a progress bar; run it again to continue one that
+    stopped. With --rebuild, index every text artifact again."""
+    report = with_progress_bar(
+        server,
+        token,
+        tls_ca,
+        lambda client: client.reindex_artifacts,
+        namespace=namespace,
+        all_namespaces=all_namespaces,
+        rebuild=rebuild,
+    )
+    typer.echo(
+        f"{report.artifacts} artifacts: {report.indexed} indexed, {report.already_indexed}"
+        f" already indexed, {report.not_text} not text, {report.failed} failed"
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `strata search` to the `strata` command."""
+    """Add `strata search` and `strata reindex` to the `strata` command."""
     app.command()(search)
+    app.command()(reindex)

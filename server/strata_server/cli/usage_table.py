@@ -1,5 +1,6 @@
 """The table `strata usage` prints: one row per thing stored (records per
-collection, jobs per state, transcripts, artifacts per kind, blobs), with a bar
+collection, jobs per state, transcripts, artifacts per kind and, once any is
+archived, per tier, blobs), with a bar
 for its bytes against the largest row, then the totals. Kept apart from
 admin_commands.py, which only asks the server and prints this."""
 
@@ -59,6 +60,18 @@ def rows(space: admin_pb2.NamespaceUsage, name: str) -> list[Row]:
                 k.artifact_stored_bytes,
             )
         )
+    tiers = space.artifact_tiers
+    if tiers.archived_artifacts:  # all hot: the kinds' lines say it already
+        for tier, count, size, stored in (
+            ("hot", tiers.hot_artifacts, tiers.hot_bytes, tiers.hot_stored_bytes),
+            (
+                "archived",
+                tiers.archived_artifacts,
+                tiers.archived_bytes,
+                tiers.archived_stored_bytes,
+            ),
+        ):
+            found.append(Row(name, "artifact tier", tier, count, size, stored))
     blobs = space.blobs
     if blobs.blob_count:
         found.append(

@@ -47,6 +47,15 @@ class Compression(StrEnum):
     ZSTD = "zstd"
 
 
+class ArtifactTier(StrEnum):
+    """Where an artifact's bytes are kept (docs/artifacts.md, "Tiers")."""
+
+    HOT = "hot"
+    ARCHIVED = "archived"
+    """An archive_artifacts policy moved it: on S3, its blob is in the colder storage
+    class unless a hot artifact still names the blob; on local disk, only recorded."""
+
+
 @frozen
 class BlobRef:
     """What a blob store needs to read a blob: its name, encoding and both sizes."""
@@ -94,11 +103,32 @@ class Artifact:
     labels: Mapping[str, str]
     create_time: datetime
     parent: ParentRef | None = None
+    archive_time: datetime | None = None
+    """When an archive_artifacts policy archived it (None: it is hot)."""
+
+    @property
+    def tier(self) -> ArtifactTier:
+        """Its tier, from `archive_time`."""
+        return ArtifactTier.HOT if self.archive_time is None else ArtifactTier.ARCHIVED
 
     @property
     def blob(self) -> BlobRef:
         """The blob this artifact names."""
         return BlobRef(self.sha256, self.compression, self.size, self.stored_size)
+
+
+@frozen
+class KindUsage:
+    """GetUsage's artifacts of one kind: how many, their logical and their stored
+    bytes, and of those, the archived ones' (docs/artifacts.md, "Tiers")."""
+
+    kind: str
+    artifacts: int
+    bytes: int
+    stored_bytes: int
+    archived: int = 0
+    archived_bytes: int = 0
+    archived_stored_bytes: int = 0
 
 
 @frozen

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from strata_server.core.artifact_rules import KindUsage as KindUsage
 from strata_server.core.filters import Filter, OrderKey
 from strata_server.core.job_transitions import Job, NewJob
 from strata_server.core.jsontypes import JSON as JSON
@@ -254,16 +255,6 @@ class CollectionUsage:
     collection: str
     records: int
     bytes: int
-
-
-@frozen
-class KindUsage:
-    """Artifacts of one kind: how many, their logical and their stored bytes."""
-
-    kind: str
-    artifacts: int
-    bytes: int
-    stored_bytes: int
 
 
 @frozen

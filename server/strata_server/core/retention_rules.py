@@ -10,7 +10,9 @@ kept. Records also go once their own expire_time passes, whatever the policies.
 Sealed transcripts go, with their entries, once sealed longer than max_age (an
 open transcript is never removed: someone may still append); an
 `archive_transcripts` policy instead moves the entries of the transcripts sealed
-longer than its max_age to the archive tier (docs/transcripts.md, "Tiers").
+longer than its max_age to the archive tier (docs/transcripts.md, "Tiers"), and
+an `archive_artifacts` policy the artifacts of a kind (empty selector: of every
+kind) created longer ago than its max_age (docs/artifacts.md, "Tiers").
 Artifacts of a kind (or, empty selector, of every kind no policy of the namespace
 names) go once created longer ago than max_age; their blobs then go through the
 orphan-blob sweep, which keeps any blob another artifact still names. Without a
@@ -51,6 +53,8 @@ class Target(enum.StrEnum):
     REQUEST_LOG = "request_log"
     ARCHIVE_TRANSCRIPTS = "archive_transcripts"
     """Not removed: sealed transcripts moved to the archive tier."""
+    ARCHIVE_ARTIFACTS = "archive_artifacts"
+    """Not removed: artifacts moved to the archive tier (docs/artifacts.md, "Tiers")."""
 
 
 LOGS = frozenset({Target.AUDIT_LOG, Target.REQUEST_LOG})
@@ -89,7 +93,7 @@ def check_policy(target: Target, selector: str, max_age: timedelta) -> None:
             raise InvalidArgument.field(
                 "selector", "must be empty for " + target.value.replace("_", " ")
             )
-    elif target is Target.ARTIFACTS:
+    elif target in (Target.ARTIFACTS, Target.ARCHIVE_ARTIFACTS):
         if selector and not KIND_RE.fullmatch(selector):
             raise InvalidArgument.field(
                 "selector",

@@ -61,6 +61,7 @@ from strata_server.core.idle import idle_limited
 from strata_server.core.models import Actor, Idempotency, Page
 from strata_server.core.validation import new_id
 from strata_server.core.values import frozen
+from strata_server.services.artifact_tiers import ArtifactTiers
 from strata_server.storage.ports import ArtifactStore, BlobStaging, BlobStore, QuotaStore
 from strata_server.storage.ports.write_context import WriteContext
 
@@ -293,6 +294,10 @@ class Artifacts:
         """Remove the artifact's row; its blob goes with the next sweep if no other
         artifact names it (services/blob_gc.py)."""
         await self.artifacts.delete_artifact(namespace, id, actor=actor)
+
+    async def restore(self, namespace: str, id: str, *, actor: Actor) -> Artifact:
+        """RestoreArtifact: back to the hot tier (services/artifact_tiers.py)."""
+        return await ArtifactTiers(self.artifacts, self.blobs).restore(namespace, id, actor=actor)
 
     async def find_missing(self, namespace: str, sha256s: Sequence[str]) -> list[str]:
         """Which of `sha256s` an upload must send: those the namespace does not name,

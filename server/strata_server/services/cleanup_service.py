@@ -8,8 +8,10 @@ archive_transcripts policy moves sealed transcripts to the archive tier instead)
 completed jobs, audit entries and request log entries past their server default
 in namespaces no policy covers (core/retention_rules.py has the rules), and, over
 every namespace, the orphan-blob sweep, which takes the blobs of artifacts a
-policy removed. Every step is counted first, then removed in batches of BATCH, so
-a run reports progress (done of total) and a dry run reports the counts alone.
+policy removed (an archive_artifacts policy moves artifacts to the archive tier
+instead: services/artifact_tiers.py). Every step is counted first, then removed
+in batches of BATCH, so a run reports progress (done of total) and a dry run
+reports the counts alone.
 Records go through the cache's `forget` as they are deleted; sealed transcripts'
 followers are woken through `sealed`.
 
@@ -24,7 +26,7 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
-from strata_server.core.errors import FailedPrecondition, NotFound
+from strata_server.core.errors import BlobMissing, FailedPrecondition, NotFound
 from strata_server.core.models import Actor, Progress, RecordRef
 from strata_server.core.retention_rules import (
     LOGS,
@@ -35,6 +37,7 @@ from strata_server.core.retention_rules import (
 )
 from strata_server.services import blob_gc
 from strata_server.services.archive_service import Archiver
+from strata_server.services.artifact_tiers import ArtifactTiers
 from strata_server.storage.ports import (
     ArtifactStore,
     BlobStore,
@@ -48,6 +51,8 @@ BATCH = 1000
 """Rows per purge statement: one short transaction each."""
 TRANSCRIPT_BATCH = 100
 """Transcripts per purge transaction: each takes its entries with it."""
+TIER_BATCH = 100
+"""Artifacts archived per batch: each a HEAD, maybe a COPY, and a transaction."""
 
 Forget = Callable[[Sequence[RecordRef]], Awaitable[None]]
 PurgeExpired = Callable[[int], Awaitable[list[RecordRef]]]
@@ -258,6 +263,8 @@ class Cleanup:
             return count, transcripts_batch, TRANSCRIPT_BATCH
         if target is Target.ARCHIVE_TRANSCRIPTS:
             return await self._archive_step(namespace, before)
+        if target is Target.ARCHIVE_ARTIFACTS:
+            return await self._archive_artifacts_step(namespace, selector, before)
         if target in LOGS:
             old = OldLog(target, namespace, before, default=False)
             count = await db.count_old_log(old)
@@ -306,6 +313,31 @@ class Cleanup:
 
         return count, archive_batch, TRANSCRIPT_BATCH
 
+    async def _archive_artifacts_step(
+        self, namespace: str, selector: str, before: datetime
+    ) -> tuple[int, Callable[[], Awaitable[int]], int]:
+        """An archive_artifacts policy: the hot artifacts (of the kind, or of every
+        kind) created before `before`, archived one by one
+        (services/artifact_tiers.py has the rule for shared blobs)."""
+        if self.blobs is None:
+            return 0, _none_done, BATCH
+        tiers = ArtifactTiers(self.artifacts, self.blobs)
+        kind = selector or None
+        count = await self.artifacts.count_archivable(namespace, kind, before)
+
+        async def archive_batch() -> int:
+            found = await self.artifacts.archivable(namespace, kind, before, TIER_BATCH)
+            archived = 0
+            for artifact in found:
+                try:
+                    await tiers.archive(artifact, actor=CLEANUP_ACTOR)
+                except (NotFound, BlobMissing):
+                    continue  # deleted meanwhile, or for the integrity check to report
+                archived += 1
+            return archived
+
+        return count, archive_batch, TIER_BATCH
+
     async def _step(
         self,
         steps: list[CleanupStep],
@@ -332,6 +364,7 @@ class Cleanup:
 _EVERY = {
     Target.SEALED_TRANSCRIPTS: "every transcript",
     Target.ARCHIVE_TRANSCRIPTS: "every transcript",
+    Target.ARCHIVE_ARTIFACTS: "every kind",
     Target.ARTIFACTS: "every other kind",
     Target.AUDIT_LOG: "every entry",
     Target.REQUEST_LOG: "every entry",

@@ -14,6 +14,7 @@ as its slowest kind rather than the sum of them.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -34,6 +35,16 @@ from strata_server.core.search_rules import (
 from strata_server.storage.ports import BlobStore, SearchIndex
 
 log = structlog.get_logger("strata.search")
+
+
+class Indexed(enum.StrEnum):
+    """What indexing one artifact's text came to."""
+
+    INDEXED = "indexed"
+    NOT_TEXT = "not_text"
+    """Not a text type, empty, or not text once read (nothing to index)."""
+    FAILED = "failed"
+    """Its bytes could not be read, or it is gone (logged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +91,23 @@ class Searches:
         ]
 
     async def index_artifact_text(self, artifact: Artifact) -> None:
+        """Index a text artifact's text after its upload (`index_text`)."""
+        await self.index_text(artifact)
+
+    async def index_text(self, artifact: Artifact) -> Indexed:
         """Index the first `text_max_bytes` of a text artifact's content, read as a
         stream of at most that many bytes from either blob store. Indexing is
         derived data: a failure is logged and leaves the artifact searchable by
-        name and labels, never fails the upload that stored it."""
+        name and labels, never fails the upload (or re-index) that asked."""
         if not self.text_max_bytes or not artifact.size or not wants_text(artifact.content_type):
-            return
+            return Indexed.NOT_TEXT
         try:
             head = await self._head(artifact)
             text = indexable_text(artifact.content_type, head)
-            if text:
-                await self.index.set_artifact_text(artifact.namespace, artifact.id, text)
+            if not text:
+                return Indexed.NOT_TEXT
+            if await self.index.set_artifact_text(artifact.namespace, artifact.id, text):
+                return Indexed.INDEXED
         except StrataError as error:
             log.warning(
                 "artifact text not indexed",
@@ -98,6 +115,7 @@ class Searches:
                 artifact=artifact.id,
                 error=str(error),
             )
+        return Indexed.FAILED
 
     async def _head(self, artifact: Artifact) -> bytes:
         end = min(artifact.size, self.text_max_bytes)

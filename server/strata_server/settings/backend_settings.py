@@ -111,6 +111,14 @@ class BackendSettings(BaseModel):
     )
     s3_secure: bool = Field(True, description="S3 over HTTPS")
     s3_region: str = Field("us-east-1", min_length=1, description="S3 region (for signing)")
+    s3_archive_storage_class: Literal[
+        "STANDARD_IA", "ONEZONE_IA", "GLACIER_IR", "INTELLIGENT_TIERING", "REDUCED_REDUNDANCY"
+    ] = Field(
+        "STANDARD_IA",
+        description="S3: the storage class archive_artifacts policies move blobs to; "
+        "instant-retrieval classes only, so downloads stay transparent (MinIO: "
+        "REDUCED_REDUNDANCY; docs/artifacts.md)",
+    )
     s3_connect_timeout_seconds: float = Field(
         3.0, gt=0, le=300, description="S3: TCP connect timeout of each request"
     )

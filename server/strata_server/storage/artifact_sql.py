@@ -21,10 +21,12 @@ ENTITY = "artifact"
 
 CREATED_FIELDS = dumps(["owner", "kind", "name", "content_type", "sha256", "size", "labels"])
 """changed_fields of a create's audit entry (JSON text)."""
+TIER_FIELDS = dumps(["tier"])
+"""changed_fields of an archive's or a restore's audit entry."""
 
 COLUMNS = (
     "namespace, id, owner, kind, name, content_type, sha256, size, stored_size, "
-    "compression, labels, create_time, parent_collection, parent_id"
+    "compression, labels, create_time, parent_collection, parent_id, archive_time"
 )
 """An artifact's columns, in the order `artifact_from_row` reads them."""
 
@@ -48,6 +50,7 @@ def artifact_from_row(dialect: Dialect, row: Sequence[Any]) -> Artifact:
         labels=dict(dialect.json_value(row[10])),
         create_time=dialect.time_value(row[11]),
         parent=ParentRef(row[12], row[13]) if row[13] is not None else None,
+        archive_time=dialect.time_value(row[14]) if row[14] is not None else None,
     )
 
 
@@ -69,6 +72,7 @@ def artifact_values(dialect: Dialect, artifact: Artifact) -> tuple[Any, ...]:
         dialect.time_param(artifact.create_time),
         artifact.parent.collection if artifact.parent is not None else None,
         artifact.parent.id if artifact.parent is not None else None,
+        dialect.time_param(artifact.archive_time) if artifact.archive_time is not None else None,
     )
 
 
@@ -80,9 +84,12 @@ def audit_values(
     actor: Actor,
     request_id: str | None = None,
 ) -> tuple[Any, ...]:
-    """The audit entry of a create or delete of `artifact` at `at`, in the audit
-    log's column order (version 1: an artifact is never rewritten)."""
-    changed = CREATED_FIELDS if action == "create" else "[]"
+    """The audit entry of a create, delete, archive or restore of `artifact` at `at`,
+    in the audit log's column order (version 1: an artifact's content is never
+    rewritten; only its tier changes)."""
+    changed = {"create": CREATED_FIELDS, "archive": TIER_FIELDS, "restore": TIER_FIELDS}.get(
+        action, "[]"
+    )
     at_param = dialect.time_param(at)
     return (
         artifact.namespace,
@@ -165,3 +172,39 @@ async def every_artifact(
         if len(rows) < PAGE:
             return
         after = (rows[-1][0], rows[-1][1])
+
+
+def archivable(
+    dialect: Dialect, namespace: str, kind: str | None, before: datetime, *, count: bool
+) -> tuple[str, list[Any]]:
+    """The hot artifacts of `namespace` (of `kind`, when given) created before
+    `before`, oldest first (with `count`: how many; else one more parameter, the
+    limit, follows)."""
+    p = dialect.placeholder
+    where = f"namespace = {p} AND archive_time IS NULL AND create_time < {p}"
+    params: list[Any] = [namespace, dialect.time_param(before)]
+    if kind is not None:
+        where += f" AND kind = {p}"
+        params.append(kind)
+    if count:
+        return f"SELECT count(*) FROM artifacts WHERE {where}", params
+    return f"SELECT {COLUMNS} FROM artifacts WHERE {where} ORDER BY id LIMIT {p}", params
+
+
+def hot_elsewhere(dialect: Dialect) -> str:
+    """Whether a hot artifact other than (namespace, id) names the blob (parameters:
+    sha256, namespace, id): then the blob stays in the standard class."""
+    p = dialect.placeholder
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = {p} AND archive_time IS NULL"
+        f" AND NOT (namespace = {p} AND id = {p}))"
+    )
+
+
+def set_tier(dialect: Dialect) -> str:
+    """Set an artifact's archive_time (parameters: it, namespace, id), returning the row."""
+    p = dialect.placeholder
+    return (
+        f"UPDATE artifacts SET archive_time = {p} WHERE namespace = {p} AND id = {p}"
+        f" RETURNING {COLUMNS}"
+    )

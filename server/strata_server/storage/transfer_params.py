@@ -116,6 +116,7 @@ def _artifact(ns: str, a: Artifact, time: Time) -> Values:
         "labels": dumps(dict(a.labels)),
         "create_time": time(a.create_time),
         **_parent(a.parent),
+        "archive_time": None,  # an import writes every artifact hot, like transcripts
     }
 
 

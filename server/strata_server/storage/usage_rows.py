@@ -52,9 +52,9 @@ def assemble(
 ) -> Usage:
     """Rows keyed by namespace first: records (ns, collection, count, bytes), jobs
     (ns, visible state, count), transcripts (ns, count, entries, entry bytes, archived
-    count, archived entry bytes, archived stored bytes), kinds
-    (ns, kind, count, bytes, stored bytes), blobs (ns, blobs, referenced, unique,
-    stored); `total_blobs` the same figures over every namespace asked for."""
+    count, archived entry bytes, archived stored bytes), kinds (ns, kind, count,
+    bytes, stored bytes, then the archived ones' three), blobs (ns, blobs,
+    referenced, unique, stored); `total_blobs` the same figures over every namespace asked for."""
     parts: dict[str, _Parts] = {}
 
     def of(ns: str) -> _Parts:
@@ -69,8 +69,10 @@ def assemble(
         of(ns).archived = ArchivedUsage(
             int(archived or 0), int(archived_size or 0), int(stored or 0)
         )
-    for ns, kind, count, size, stored in kinds:
-        of(ns).kinds.append(KindUsage(kind, int(count), int(size), int(stored)))
+    for ns, kind, count, size, stored, *archived in kinds:
+        of(ns).kinds.append(
+            KindUsage(kind, int(count), int(size), int(stored), *(int(v or 0) for v in archived))
+        )
     for ns, *figures in blobs:
         of(ns).blobs = blob_usage(figures)
     return Usage(

@@ -81,7 +81,10 @@ ORDER BY 1, 2
             f" FROM transcripts WHERE {owned} GROUP BY namespace"
         ),
         kinds=(
-            f"SELECT namespace, kind, count(*), sum(size){d.integer}, sum(stored_size){d.integer}"
+            f"SELECT namespace, kind, count(*), sum(size){d.integer}, sum(stored_size){d.integer},"
+            f" sum(CASE WHEN archive_time IS NULL THEN 0 ELSE 1 END){d.integer},"
+            f" sum(CASE WHEN archive_time IS NULL THEN 0 ELSE size END){d.integer},"
+            f" sum(CASE WHEN archive_time IS NULL THEN 0 ELSE stored_size END){d.integer}"
             f" FROM artifacts WHERE {owned} GROUP BY namespace, kind ORDER BY namespace, kind"
         ),
         # Per namespace: the blobs its artifacts name, each once.

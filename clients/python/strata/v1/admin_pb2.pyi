@@ -69,6 +69,14 @@ class _RetentionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Reten
     TranscriptTier), by seal time; the selector must be empty. A
     RETENTION_TARGET_SEALED_TRANSCRIPTS policy still deletes them in either tier.
     """
+    RETENTION_TARGET_ARCHIVE_ARTIFACTS: _RetentionTarget.ValueType  # 9
+    """Not a removal: artifacts of one kind (`selector`), or of every kind (empty
+    selector), created longer ago than max_age move to the archive tier (see
+    ArtifactTier): on S3 their blobs are copied in place to the colder storage
+    class STRATA_S3_ARCHIVE_STORAGE_CLASS unless a hot artifact still names
+    the blob; on local disk only the tier is recorded. Reads are unchanged. A
+    RETENTION_TARGET_ARTIFACTS policy still deletes them in either tier.
+    """
 
 class RetentionTarget(_RetentionTarget, metaclass=_RetentionTargetEnumTypeWrapper):
     """What a retention policy removes."""
@@ -113,6 +121,14 @@ RETENTION_TARGET_ARCHIVE_TRANSCRIPTS: RetentionTarget.ValueType  # 8
 the archive tier (compressed segments in the blob store; see
 TranscriptTier), by seal time; the selector must be empty. A
 RETENTION_TARGET_SEALED_TRANSCRIPTS policy still deletes them in either tier.
+"""
+RETENTION_TARGET_ARCHIVE_ARTIFACTS: RetentionTarget.ValueType  # 9
+"""Not a removal: artifacts of one kind (`selector`), or of every kind (empty
+selector), created longer ago than max_age move to the archive tier (see
+ArtifactTier): on S3 their blobs are copied in place to the colder storage
+class STRATA_S3_ARCHIVE_STORAGE_CLASS unless a hot artifact still names
+the blob; on local disk only the tier is recorded. Reads are unchanged. A
+RETENTION_TARGET_ARTIFACTS policy still deletes them in either tier.
 """
 Global___RetentionTarget: _TypeAlias = RetentionTarget  # noqa: Y015
 
@@ -1203,6 +1219,7 @@ class NamespaceUsage(_message.Message):
     ARTIFACT_KINDS_FIELD_NUMBER: _builtins.int
     BLOBS_FIELD_NUMBER: _builtins.int
     TRANSCRIPT_TIERS_FIELD_NUMBER: _builtins.int
+    ARTIFACT_TIERS_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The namespace; empty in the totals."""
     record_count: _builtins.int
@@ -1252,6 +1269,12 @@ class NamespaceUsage(_message.Message):
         when there is no transcript.
         """
 
+    @_builtins.property
+    def artifact_tiers(self) -> Global___ArtifactTierUsage:
+        """Artifact bytes per tier (counted per artifact, as artifact_bytes). Unset
+        when there is no artifact.
+        """
+
     def __init__(
         self,
         *,
@@ -1270,14 +1293,57 @@ class NamespaceUsage(_message.Message):
         artifact_kinds: _abc.Iterable[Global___ArtifactKindUsage] | None = ...,
         blobs: Global___BlobUsage | None = ...,
         transcript_tiers: Global___TranscriptTierUsage | None = ...,
+        artifact_tiers: Global___ArtifactTierUsage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["blobs", b"blobs", "transcript_tiers", b"transcript_tiers"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["artifact_tiers", b"artifact_tiers", "blobs", b"blobs", "transcript_tiers", b"transcript_tiers"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "artifact_count", b"artifact_count", "artifact_kinds", b"artifact_kinds", "artifact_stored_bytes", b"artifact_stored_bytes", "blobs", b"blobs", "collections", b"collections", "entry_bytes", b"entry_bytes", "entry_count", b"entry_count", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count", "transcript_count", b"transcript_count", "transcript_tiers", b"transcript_tiers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_bytes", b"artifact_bytes", "artifact_count", b"artifact_count", "artifact_kinds", b"artifact_kinds", "artifact_stored_bytes", b"artifact_stored_bytes", "artifact_tiers", b"artifact_tiers", "blobs", b"blobs", "collections", b"collections", "entry_bytes", b"entry_bytes", "entry_count", b"entry_count", "job_count", b"job_count", "jobs", b"jobs", "namespace", b"namespace", "record_bytes", b"record_bytes", "record_count", b"record_count", "transcript_count", b"transcript_count", "transcript_tiers", b"transcript_tiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NamespaceUsage: _TypeAlias = NamespaceUsage  # noqa: Y015
+
+@_typing.final
+class ArtifactTierUsage(_message.Message):
+    """What artifacts take in each tier (docs/artifacts.md, "Tiers")."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOT_ARTIFACTS_FIELD_NUMBER: _builtins.int
+    HOT_BYTES_FIELD_NUMBER: _builtins.int
+    HOT_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    ARCHIVED_ARTIFACTS_FIELD_NUMBER: _builtins.int
+    ARCHIVED_BYTES_FIELD_NUMBER: _builtins.int
+    ARCHIVED_STORED_BYTES_FIELD_NUMBER: _builtins.int
+    hot_artifacts: _builtins.int
+    """Hot artifacts: how many."""
+    hot_bytes: _builtins.int
+    """Their logical (uncompressed) bytes."""
+    hot_stored_bytes: _builtins.int
+    """Their stored (compressed) bytes."""
+    archived_artifacts: _builtins.int
+    """Archived artifacts: how many."""
+    archived_bytes: _builtins.int
+    """Their logical (uncompressed) bytes."""
+    archived_stored_bytes: _builtins.int
+    """Their stored (compressed) bytes."""
+    def __init__(
+        self,
+        *,
+        hot_artifacts: _builtins.int = ...,
+        hot_bytes: _builtins.int = ...,
+        hot_stored_bytes: _builtins.int = ...,
+        archived_artifacts: _builtins.int = ...,
+        archived_bytes: _builtins.int = ...,
+        archived_stored_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["archived_artifacts", b"archived_artifacts", "archived_bytes", b"archived_bytes", "archived_stored_bytes", b"archived_stored_bytes", "hot_artifacts", b"hot_artifacts", "hot_bytes", b"hot_bytes", "hot_stored_bytes", b"hot_stored_bytes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArtifactTierUsage: _TypeAlias = ArtifactTierUsage  # noqa: Y015
 
 @_typing.final
 class TranscriptTierUsage(_message.Message):
@@ -2015,3 +2081,107 @@ class ImportResult(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ImportResult: _TypeAlias = ImportResult  # noqa: Y015
+
+@_typing.final
+class ReindexArtifactsRequest(_message.Message):
+    """Request for ReindexArtifacts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ALL_NAMESPACES_FIELD_NUMBER: _builtins.int
+    REBUILD_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    all_namespaces: _builtins.bool
+    """Every namespace instead."""
+    rebuild: _builtins.bool
+    """Index every text artifact again, not only those with no indexed text."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        all_namespaces: _builtins.bool = ...,
+        rebuild: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_namespaces", b"all_namespaces", "namespace", b"namespace", "rebuild", b"rebuild"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReindexArtifactsRequest: _TypeAlias = ReindexArtifactsRequest  # noqa: Y015
+
+@_typing.final
+class ReindexArtifactsResponse(_message.Message):
+    """One message of the ReindexArtifacts stream: progress messages, then the report."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___Progress:
+        """How many artifacts have been looked at (the total is not known ahead)."""
+
+    @_builtins.property
+    def report(self) -> Global___ReindexReport:
+        """What the run did; the last message."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___Progress | None = ...,
+        report: Global___ReindexReport | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "progress", b"progress", "report", b"report"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["progress", "report"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___ReindexArtifactsResponse: _TypeAlias = ReindexArtifactsResponse  # noqa: Y015
+
+@_typing.final
+class ReindexReport(_message.Message):
+    """What a ReindexArtifacts run did."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTIFACTS_FIELD_NUMBER: _builtins.int
+    INDEXED_FIELD_NUMBER: _builtins.int
+    ALREADY_INDEXED_FIELD_NUMBER: _builtins.int
+    NOT_TEXT_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    artifacts: _builtins.int
+    """Artifacts looked at."""
+    indexed: _builtins.int
+    """Text artifacts whose text was indexed now."""
+    already_indexed: _builtins.int
+    """Text artifacts left alone because their text was indexed already (not with
+    rebuild).
+    """
+    not_text: _builtins.int
+    """Artifacts whose content type is not text (never indexed)."""
+    failed: _builtins.int
+    """Text artifacts that could not be indexed (their bytes unreadable, or not
+    text after all); the server logs why.
+    """
+    def __init__(
+        self,
+        *,
+        artifacts: _builtins.int = ...,
+        indexed: _builtins.int = ...,
+        already_indexed: _builtins.int = ...,
+        not_text: _builtins.int = ...,
+        failed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["already_indexed", b"already_indexed", "artifacts", b"artifacts", "failed", b"failed", "indexed", b"indexed", "not_text", b"not_text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReindexReport: _TypeAlias = ReindexReport  # noqa: Y015

@@ -141,6 +141,11 @@ class AdminServiceStub:
                 request_serializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.FromString,
                 _registered_method=True)
+        self.ReindexArtifacts = channel.unary_stream(
+                '/strata.v1.AdminService/ReindexArtifacts',
+                request_serializer=strata_dot_v1_dot_admin__pb2.ReindexArtifactsRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_admin__pb2.ReindexArtifactsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -362,6 +367,21 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReindexArtifacts(self, request, context):
+        """Builds the text index that SearchService's SEARCH_KIND_ARTIFACT_TEXT reads for
+        the text artifacts of a namespace (or, with all_namespaces, of every
+        namespace): artifacts stored before that index existed (migration 0018) or
+        written by ImportNamespace have none. Without rebuild, only the artifacts
+        with no indexed text are read, so a run that stopped part way is continued
+        by running it again; with rebuild, every text artifact is indexed again.
+        Each artifact is indexed on its own (the first STRATA_SEARCH_TEXT_MAX_BYTES
+        of its content). Streams progress, then the report. INVALID_ARGUMENT for a
+        malformed namespace; UNAVAILABLE when the database cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -464,6 +484,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetIntegrityStatus,
                     request_deserializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.FromString,
                     response_serializer=strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.SerializeToString,
+            ),
+            'ReindexArtifacts': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReindexArtifacts,
+                    request_deserializer=strata_dot_v1_dot_admin__pb2.ReindexArtifactsRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_admin__pb2.ReindexArtifactsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1012,6 +1037,33 @@ class AdminService:
             '/strata.v1.AdminService/GetIntegrityStatus',
             strata_dot_v1_dot_admin__pb2.GetIntegrityStatusRequest.SerializeToString,
             strata_dot_v1_dot_admin__pb2.GetIntegrityStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReindexArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/strata.v1.AdminService/ReindexArtifacts',
+            strata_dot_v1_dot_admin__pb2.ReindexArtifactsRequest.SerializeToString,
+            strata_dot_v1_dot_admin__pb2.ReindexArtifactsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -165,6 +165,17 @@ class AdminServiceStub:
     whichever server process ran it, and how often the server schedules one.
     INVALID_ARGUMENT for a malformed namespace.
     """
+    ReindexArtifacts: _grpc.UnaryStreamMultiCallable[_admin_pb2.ReindexArtifactsRequest, _admin_pb2.ReindexArtifactsResponse]
+    """Builds the text index that SearchService's SEARCH_KIND_ARTIFACT_TEXT reads for
+    the text artifacts of a namespace (or, with all_namespaces, of every
+    namespace): artifacts stored before that index existed (migration 0018) or
+    written by ImportNamespace have none. Without rebuild, only the artifacts
+    with no indexed text are read, so a run that stopped part way is continued
+    by running it again; with rebuild, every text artifact is indexed again.
+    Each artifact is indexed on its own (the first STRATA_SEARCH_TEXT_MAX_BYTES
+    of its content). Streams progress, then the report. INVALID_ARGUMENT for a
+    malformed namespace; UNAVAILABLE when the database cannot be reached.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -301,6 +312,17 @@ class AdminServiceAsyncStub(AdminServiceStub):
     all_namespaces, of every namespace: the check the server schedules), by
     whichever server process ran it, and how often the server schedules one.
     INVALID_ARGUMENT for a malformed namespace.
+    """
+    ReindexArtifacts: _aio.UnaryStreamMultiCallable[_admin_pb2.ReindexArtifactsRequest, _admin_pb2.ReindexArtifactsResponse]  # type: ignore[assignment]
+    """Builds the text index that SearchService's SEARCH_KIND_ARTIFACT_TEXT reads for
+    the text artifacts of a namespace (or, with all_namespaces, of every
+    namespace): artifacts stored before that index existed (migration 0018) or
+    written by ImportNamespace have none. Without rebuild, only the artifacts
+    with no indexed text are read, so a run that stopped part way is continued
+    by running it again; with rebuild, every text artifact is indexed again.
+    Each artifact is indexed on its own (the first STRATA_SEARCH_TEXT_MAX_BYTES
+    of its content). Streams progress, then the report. INVALID_ARGUMENT for a
+    malformed namespace; UNAVAILABLE when the database cannot be reached.
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -555,6 +577,23 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         all_namespaces, of every namespace: the check the server schedules), by
         whichever server process ran it, and how often the server schedules one.
         INVALID_ARGUMENT for a malformed namespace.
+        """
+
+    @_abc_1.abstractmethod
+    def ReindexArtifacts(
+        self,
+        request: _admin_pb2.ReindexArtifactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.ReindexArtifactsResponse], _abc.AsyncIterator[_admin_pb2.ReindexArtifactsResponse]]:
+        """Builds the text index that SearchService's SEARCH_KIND_ARTIFACT_TEXT reads for
+        the text artifacts of a namespace (or, with all_namespaces, of every
+        namespace): artifacts stored before that index existed (migration 0018) or
+        written by ImportNamespace have none. Without rebuild, only the artifacts
+        with no indexed text are read, so a run that stopped part way is continued
+        by running it again; with rebuild, every text artifact is indexed again.
+        Each artifact is indexed on its own (the first STRATA_SEARCH_TEXT_MAX_BYTES
+        of its content). Streams progress, then the report. INVALID_ARGUMENT for a
+        malformed namespace; UNAVAILABLE when the database cannot be reached.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -28,7 +28,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from strata.v1 import records_pb2 as strata_dot_v1_dot_records__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19strata/v1/artifacts.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"\x82\x04\n\x08\x41rtifact\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x12\n\x04kind\x18\x04 \x01(\tR\x04kind\x12\x12\n\x04name\x18\x05 \x01(\tR\x04name\x12!\n\x0c\x63ontent_type\x18\x06 \x01(\tR\x0b\x63ontentType\x12\x16\n\x06sha256\x18\x07 \x01(\tR\x06sha256\x12\x12\n\x04size\x18\x08 \x01(\x03R\x04size\x12\x1f\n\x0bstored_size\x18\t \x01(\x03R\nstoredSize\x12\x38\n\x0b\x63ompression\x18\n \x01(\x0e\x32\x16.strata.v1.CompressionR\x0b\x63ompression\x12\x37\n\x06labels\x18\x0b \x03(\x0b\x32\x1f.strata.v1.Artifact.LabelsEntryR\x06labels\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12/\n\x06parent\x18\r \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x93\x03\n\x0e\x41rtifactHeader\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\x12\x17\n\x04size\x18\x07 \x01(\x03H\x00R\x04size\x88\x01\x01\x12=\n\x06labels\x18\x08 \x03(\x0b\x32%.strata.v1.ArtifactHeader.LabelsEntryR\x06labels\x12\x1d\n\nrequest_id\x18\t \x01(\tR\trequestId\x12/\n\x06parent\x18\n \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x07\n\x05_size\"l\n\x15UploadArtifactRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32\x19.strata.v1.ArtifactHeaderH\x00R\x06header\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunkB\x06\n\x04part\"u\n\x17\x44ownloadArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n\x05limit\x18\x04 \x01(\x03R\x05limit\"m\n\x18\x44ownloadArtifactResponse\x12\x31\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.strata.v1.ArtifactH\x00R\x08\x61rtifact\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunkB\x06\n\x04part\"B\n\x12GetArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\xcb\x01\n\x14ListArtifactsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\x12/\n\x06parent\x18\x06 \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\"r\n\x15ListArtifactsResponse\x12\x31\n\tartifacts\x18\x01 \x03(\x0b\x32\x13.strata.v1.ArtifactR\tartifacts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"E\n\x15\x44\x65leteArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"Q\n\x17\x46indMissingBlobsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07sha256s\x18\x02 \x03(\tR\x07sha256s\"C\n\x18\x46indMissingBlobsResponse\x12\'\n\x0fmissing_sha256s\x18\x01 \x03(\tR\x0emissingSha256s\"x\n\x15GetArtifactUrlRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x31\n\x06\x65xpiry\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06\x65xpiry\"\xa1\x01\n\x16GetArtifactUrlResponse\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x38\n\x0b\x63ompression\x18\x03 \x01(\x0e\x32\x16.strata.v1.CompressionR\x0b\x63ompression*V\n\x0b\x43ompression\x12\x1b\n\x17\x43OMPRESSION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43OMPRESSION_NONE\x10\x01\x12\x14\n\x10\x43OMPRESSION_ZSTD\x10\x02\x32\xd2\x04\n\x0f\x41rtifactService\x12I\n\x0eUploadArtifact\x12 .strata.v1.UploadArtifactRequest\x1a\x13.strata.v1.Artifact(\x01\x12]\n\x10\x44ownloadArtifact\x12\".strata.v1.DownloadArtifactRequest\x1a#.strata.v1.DownloadArtifactResponse0\x01\x12\x41\n\x0bGetArtifact\x12\x1d.strata.v1.GetArtifactRequest\x1a\x13.strata.v1.Artifact\x12R\n\rListArtifacts\x12\x1f.strata.v1.ListArtifactsRequest\x1a .strata.v1.ListArtifactsResponse\x12J\n\x0e\x44\x65leteArtifact\x12 .strata.v1.DeleteArtifactRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10\x46indMissingBlobs\x12\".strata.v1.FindMissingBlobsRequest\x1a#.strata.v1.FindMissingBlobsResponse\x12U\n\x0eGetArtifactUrl\x12 .strata.v1.GetArtifactUrlRequest\x1a!.strata.v1.GetArtifactUrlResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19strata/v1/artifacts.proto\x12\tstrata.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17strata/v1/records.proto\"F\n\x16RestoreArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\xaf\x04\n\x08\x41rtifact\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x12\n\x04kind\x18\x04 \x01(\tR\x04kind\x12\x12\n\x04name\x18\x05 \x01(\tR\x04name\x12!\n\x0c\x63ontent_type\x18\x06 \x01(\tR\x0b\x63ontentType\x12\x16\n\x06sha256\x18\x07 \x01(\tR\x06sha256\x12\x12\n\x04size\x18\x08 \x01(\x03R\x04size\x12\x1f\n\x0bstored_size\x18\t \x01(\x03R\nstoredSize\x12\x38\n\x0b\x63ompression\x18\n \x01(\x0e\x32\x16.strata.v1.CompressionR\x0b\x63ompression\x12\x37\n\x06labels\x18\x0b \x03(\x0b\x32\x1f.strata.v1.Artifact.LabelsEntryR\x06labels\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12/\n\x06parent\x18\r \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\x12+\n\x04tier\x18\x0e \x01(\x0e\x32\x17.strata.v1.ArtifactTierR\x04tier\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\x93\x03\n\x0e\x41rtifactHeader\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12!\n\x0c\x63ontent_type\x18\x05 \x01(\tR\x0b\x63ontentType\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\x12\x17\n\x04size\x18\x07 \x01(\x03H\x00R\x04size\x88\x01\x01\x12=\n\x06labels\x18\x08 \x03(\x0b\x32%.strata.v1.ArtifactHeader.LabelsEntryR\x06labels\x12\x1d\n\nrequest_id\x18\t \x01(\tR\trequestId\x12/\n\x06parent\x18\n \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x07\n\x05_size\"l\n\x15UploadArtifactRequest\x12\x33\n\x06header\x18\x01 \x01(\x0b\x32\x19.strata.v1.ArtifactHeaderH\x00R\x06header\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunkB\x06\n\x04part\"u\n\x17\x44ownloadArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n\x05limit\x18\x04 \x01(\x03R\x05limit\"m\n\x18\x44ownloadArtifactResponse\x12\x31\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x13.strata.v1.ArtifactH\x00R\x08\x61rtifact\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunkB\x06\n\x04part\"B\n\x12GetArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"\xcb\x01\n\x14ListArtifactsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x14\n\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1b\n\tpage_size\x18\x04 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x05 \x01(\tR\tpageToken\x12/\n\x06parent\x18\x06 \x01(\x0b\x32\x17.strata.v1.ParentRecordR\x06parent\"r\n\x15ListArtifactsResponse\x12\x31\n\tartifacts\x18\x01 \x03(\x0b\x32\x13.strata.v1.ArtifactR\tartifacts\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"E\n\x15\x44\x65leteArtifactRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"Q\n\x17\x46indMissingBlobsRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x18\n\x07sha256s\x18\x02 \x03(\tR\x07sha256s\"C\n\x18\x46indMissingBlobsResponse\x12\'\n\x0fmissing_sha256s\x18\x01 \x03(\tR\x0emissingSha256s\"x\n\x15GetArtifactUrlRequest\x12\x1c\n\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x31\n\x06\x65xpiry\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x06\x65xpiry\"\xa1\x01\n\x16GetArtifactUrlResponse\x12\x10\n\x03url\x18\x01 \x01(\tR\x03url\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12\x38\n\x0b\x63ompression\x18\x03 \x01(\x0e\x32\x16.strata.v1.CompressionR\x0b\x63ompression*V\n\x0b\x43ompression\x12\x1b\n\x17\x43OMPRESSION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43OMPRESSION_NONE\x10\x01\x12\x14\n\x10\x43OMPRESSION_ZSTD\x10\x02*`\n\x0c\x41rtifactTier\x12\x1d\n\x19\x41RTIFACT_TIER_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41RTIFACT_TIER_HOT\x10\x01\x12\x1a\n\x16\x41RTIFACT_TIER_ARCHIVED\x10\x02\x32\x9d\x05\n\x0f\x41rtifactService\x12I\n\x0eUploadArtifact\x12 .strata.v1.UploadArtifactRequest\x1a\x13.strata.v1.Artifact(\x01\x12]\n\x10\x44ownloadArtifact\x12\".strata.v1.DownloadArtifactRequest\x1a#.strata.v1.DownloadArtifactResponse0\x01\x12\x41\n\x0bGetArtifact\x12\x1d.strata.v1.GetArtifactRequest\x1a\x13.strata.v1.Artifact\x12R\n\rListArtifacts\x12\x1f.strata.v1.ListArtifactsRequest\x1a .strata.v1.ListArtifactsResponse\x12J\n\x0e\x44\x65leteArtifact\x12 .strata.v1.DeleteArtifactRequest\x1a\x16.google.protobuf.Empty\x12[\n\x10\x46indMissingBlobs\x12\".strata.v1.FindMissingBlobsRequest\x1a#.strata.v1.FindMissingBlobsResponse\x12U\n\x0eGetArtifactUrl\x12 .strata.v1.GetArtifactUrlRequest\x1a!.strata.v1.GetArtifactUrlResponse\x12I\n\x0fRestoreArtifact\x12!.strata.v1.RestoreArtifactRequest\x1a\x13.strata.v1.Artifactb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,38 +39,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ARTIFACT_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_ARTIFACTHEADER_LABELSENTRY']._loaded_options = None
   _globals['_ARTIFACTHEADER_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_COMPRESSION']._serialized_start=2321
-  _globals['_COMPRESSION']._serialized_end=2407
-  _globals['_ARTIFACT']._serialized_start=160
-  _globals['_ARTIFACT']._serialized_end=674
-  _globals['_ARTIFACT_LABELSENTRY']._serialized_start=617
-  _globals['_ARTIFACT_LABELSENTRY']._serialized_end=674
-  _globals['_ARTIFACTHEADER']._serialized_start=677
-  _globals['_ARTIFACTHEADER']._serialized_end=1080
-  _globals['_ARTIFACTHEADER_LABELSENTRY']._serialized_start=617
-  _globals['_ARTIFACTHEADER_LABELSENTRY']._serialized_end=674
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=1082
-  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=1190
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=1192
-  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=1309
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=1311
-  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=1420
-  _globals['_GETARTIFACTREQUEST']._serialized_start=1422
-  _globals['_GETARTIFACTREQUEST']._serialized_end=1488
-  _globals['_LISTARTIFACTSREQUEST']._serialized_start=1491
-  _globals['_LISTARTIFACTSREQUEST']._serialized_end=1694
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=1696
-  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1810
-  _globals['_DELETEARTIFACTREQUEST']._serialized_start=1812
-  _globals['_DELETEARTIFACTREQUEST']._serialized_end=1881
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=1883
-  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=1964
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=1966
-  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=2033
-  _globals['_GETARTIFACTURLREQUEST']._serialized_start=2035
-  _globals['_GETARTIFACTURLREQUEST']._serialized_end=2155
-  _globals['_GETARTIFACTURLRESPONSE']._serialized_start=2158
-  _globals['_GETARTIFACTURLRESPONSE']._serialized_end=2319
-  _globals['_ARTIFACTSERVICE']._serialized_start=2410
-  _globals['_ARTIFACTSERVICE']._serialized_end=3004
+  _globals['_COMPRESSION']._serialized_start=2438
+  _globals['_COMPRESSION']._serialized_end=2524
+  _globals['_ARTIFACTTIER']._serialized_start=2526
+  _globals['_ARTIFACTTIER']._serialized_end=2622
+  _globals['_RESTOREARTIFACTREQUEST']._serialized_start=159
+  _globals['_RESTOREARTIFACTREQUEST']._serialized_end=229
+  _globals['_ARTIFACT']._serialized_start=232
+  _globals['_ARTIFACT']._serialized_end=791
+  _globals['_ARTIFACT_LABELSENTRY']._serialized_start=734
+  _globals['_ARTIFACT_LABELSENTRY']._serialized_end=791
+  _globals['_ARTIFACTHEADER']._serialized_start=794
+  _globals['_ARTIFACTHEADER']._serialized_end=1197
+  _globals['_ARTIFACTHEADER_LABELSENTRY']._serialized_start=734
+  _globals['_ARTIFACTHEADER_LABELSENTRY']._serialized_end=791
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_start=1199
+  _globals['_UPLOADARTIFACTREQUEST']._serialized_end=1307
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_start=1309
+  _globals['_DOWNLOADARTIFACTREQUEST']._serialized_end=1426
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_start=1428
+  _globals['_DOWNLOADARTIFACTRESPONSE']._serialized_end=1537
+  _globals['_GETARTIFACTREQUEST']._serialized_start=1539
+  _globals['_GETARTIFACTREQUEST']._serialized_end=1605
+  _globals['_LISTARTIFACTSREQUEST']._serialized_start=1608
+  _globals['_LISTARTIFACTSREQUEST']._serialized_end=1811
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_start=1813
+  _globals['_LISTARTIFACTSRESPONSE']._serialized_end=1927
+  _globals['_DELETEARTIFACTREQUEST']._serialized_start=1929
+  _globals['_DELETEARTIFACTREQUEST']._serialized_end=1998
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_start=2000
+  _globals['_FINDMISSINGBLOBSREQUEST']._serialized_end=2081
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_start=2083
+  _globals['_FINDMISSINGBLOBSRESPONSE']._serialized_end=2150
+  _globals['_GETARTIFACTURLREQUEST']._serialized_start=2152
+  _globals['_GETARTIFACTURLREQUEST']._serialized_end=2272
+  _globals['_GETARTIFACTURLRESPONSE']._serialized_start=2275
+  _globals['_GETARTIFACTURLRESPONSE']._serialized_end=2436
+  _globals['_ARTIFACTSERVICE']._serialized_start=2625
+  _globals['_ARTIFACTSERVICE']._serialized_end=3294
 # @@protoc_insertion_point(module_scope)

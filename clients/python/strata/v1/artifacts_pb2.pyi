@@ -52,6 +52,66 @@ need. Any zstd decoder reads the stored object as it is.
 """
 Global___Compression: _TypeAlias = Compression  # noqa: Y015
 
+class _ArtifactTier:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ArtifactTierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ArtifactTier.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ARTIFACT_TIER_UNSPECIFIED: _ArtifactTier.ValueType  # 0
+    """Not reported (a server from before tiers)."""
+    ARTIFACT_TIER_HOT: _ArtifactTier.ValueType  # 1
+    """The blob store's standard class."""
+    ARTIFACT_TIER_ARCHIVED: _ArtifactTier.ValueType  # 2
+    """Archived by a RETENTION_TARGET_ARCHIVE_ARTIFACTS policy: on S3, its blob is
+    in the colder storage class STRATA_S3_ARCHIVE_STORAGE_CLASS (an
+    instant-retrieval class) unless a hot artifact still names it; on local
+    disk, only recorded. Downloads, GetArtifactUrl, export and the integrity
+    check work the same.
+    """
+
+class ArtifactTier(_ArtifactTier, metaclass=_ArtifactTierEnumTypeWrapper):
+    """Where an artifact's bytes are kept (docs/artifacts.md, "Tiers")."""
+
+ARTIFACT_TIER_UNSPECIFIED: ArtifactTier.ValueType  # 0
+"""Not reported (a server from before tiers)."""
+ARTIFACT_TIER_HOT: ArtifactTier.ValueType  # 1
+"""The blob store's standard class."""
+ARTIFACT_TIER_ARCHIVED: ArtifactTier.ValueType  # 2
+"""Archived by a RETENTION_TARGET_ARCHIVE_ARTIFACTS policy: on S3, its blob is
+in the colder storage class STRATA_S3_ARCHIVE_STORAGE_CLASS (an
+instant-retrieval class) unless a hot artifact still names it; on local
+disk, only recorded. Downloads, GetArtifactUrl, export and the integrity
+check work the same.
+"""
+Global___ArtifactTier: _TypeAlias = ArtifactTier  # noqa: Y015
+
+@_typing.final
+class RestoreArtifactRequest(_message.Message):
+    """Request for RestoreArtifact."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    """Tenant or workspace; empty means "default"."""
+    id: _builtins.str
+    """The artifact."""
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RestoreArtifactRequest: _TypeAlias = RestoreArtifactRequest  # noqa: Y015
+
 @_typing.final
 class Artifact(_message.Message):
     """A stored blob with its metadata."""
@@ -91,6 +151,7 @@ class Artifact(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     PARENT_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
     namespace: _builtins.str
     """The tenant or workspace."""
     id: _builtins.str
@@ -113,6 +174,8 @@ class Artifact(_message.Message):
     """
     compression: Global___Compression.ValueType
     """How the content is stored."""
+    tier: Global___ArtifactTier.ValueType
+    """Where its bytes are kept (docs/artifacts.md, "Tiers")."""
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Caller-defined labels."""
@@ -143,10 +206,11 @@ class Artifact(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         parent: _records_pb2.ParentRecord | None = ...,
+        tier: Global___ArtifactTier.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "parent", b"parent"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "content_type", b"content_type", "create_time", b"create_time", "id", b"id", "kind", b"kind", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "parent", b"parent", "sha256", b"sha256", "size", b"size", "stored_size", b"stored_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "content_type", b"content_type", "create_time", b"create_time", "id", b"id", "kind", b"kind", "labels", b"labels", "name", b"name", "namespace", b"namespace", "owner", b"owner", "parent", b"parent", "sha256", b"sha256", "size", b"size", "stored_size", b"stored_size", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -83,6 +83,11 @@ class ArtifactServiceStub:
                 request_serializer=strata_dot_v1_dot_artifacts__pb2.GetArtifactUrlRequest.SerializeToString,
                 response_deserializer=strata_dot_v1_dot_artifacts__pb2.GetArtifactUrlResponse.FromString,
                 _registered_method=True)
+        self.RestoreArtifact = channel.unary_unary(
+                '/strata.v1.ArtifactService/RestoreArtifact',
+                request_serializer=strata_dot_v1_dot_artifacts__pb2.RestoreArtifactRequest.SerializeToString,
+                response_deserializer=strata_dot_v1_dot_artifacts__pb2.Artifact.FromString,
+                _registered_method=True)
 
 
 class ArtifactServiceServicer:
@@ -177,6 +182,17 @@ class ArtifactServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RestoreArtifact(self, request, context):
+        """Brings an archived artifact back to the hot tier: its blob is copied back to
+        the standard storage class (on S3), then its row is made hot (audited as
+        "restore"); a hot artifact is returned unchanged after its blob is checked
+        standard. NOT_FOUND for an unknown id; INVALID_ARGUMENT for an ill-formed
+        id; UNAVAILABLE when the blob store cannot be reached.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ArtifactServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -214,6 +230,11 @@ def add_ArtifactServiceServicer_to_server(servicer, server):
                     servicer.GetArtifactUrl,
                     request_deserializer=strata_dot_v1_dot_artifacts__pb2.GetArtifactUrlRequest.FromString,
                     response_serializer=strata_dot_v1_dot_artifacts__pb2.GetArtifactUrlResponse.SerializeToString,
+            ),
+            'RestoreArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreArtifact,
+                    request_deserializer=strata_dot_v1_dot_artifacts__pb2.RestoreArtifactRequest.FromString,
+                    response_serializer=strata_dot_v1_dot_artifacts__pb2.Artifact.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -418,6 +439,33 @@ class ArtifactService:
             '/strata.v1.ArtifactService/GetArtifactUrl',
             strata_dot_v1_dot_artifacts__pb2.GetArtifactUrlRequest.SerializeToString,
             strata_dot_v1_dot_artifacts__pb2.GetArtifactUrlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/strata.v1.ArtifactService/RestoreArtifact',
+            strata_dot_v1_dot_artifacts__pb2.RestoreArtifactRequest.SerializeToString,
+            strata_dot_v1_dot_artifacts__pb2.Artifact.FromString,
             options,
             channel_credentials,
             insecure,

@@ -94,6 +94,13 @@ class ArtifactServiceStub:
     local-disk blob store; NOT_FOUND for an unknown artifact;
     INVALID_ARGUMENT for an expiry outside 1 s to 7 days.
     """
+    RestoreArtifact: _grpc.UnaryUnaryMultiCallable[_artifacts_pb2.RestoreArtifactRequest, _artifacts_pb2.Artifact]
+    """Brings an archived artifact back to the hot tier: its blob is copied back to
+    the standard storage class (on S3), then its row is made hot (audited as
+    "restore"); a hot artifact is returned unchanged after its blob is checked
+    standard. NOT_FOUND for an unknown id; INVALID_ARGUMENT for an ill-formed
+    id; UNAVAILABLE when the blob store cannot be reached.
+    """
 
 @_typing.type_check_only
 class ArtifactServiceAsyncStub(ArtifactServiceStub):
@@ -159,6 +166,13 @@ class ArtifactServiceAsyncStub(ArtifactServiceStub):
     `expiry`. FAILED_PRECONDITION (reason PRESIGNED_URLS_UNSUPPORTED) on the
     local-disk blob store; NOT_FOUND for an unknown artifact;
     INVALID_ARGUMENT for an expiry outside 1 s to 7 days.
+    """
+    RestoreArtifact: _aio.UnaryUnaryMultiCallable[_artifacts_pb2.RestoreArtifactRequest, _artifacts_pb2.Artifact]  # type: ignore[assignment]
+    """Brings an archived artifact back to the hot tier: its blob is copied back to
+    the standard storage class (on S3), then its row is made hot (audited as
+    "restore"); a hot artifact is returned unchanged after its blob is checked
+    standard. NOT_FOUND for an unknown id; INVALID_ARGUMENT for an ill-formed
+    id; UNAVAILABLE when the blob store cannot be reached.
     """
 
 class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -264,6 +278,19 @@ class ArtifactServiceServicer(metaclass=_abc_1.ABCMeta):
         `expiry`. FAILED_PRECONDITION (reason PRESIGNED_URLS_UNSUPPORTED) on the
         local-disk blob store; NOT_FOUND for an unknown artifact;
         INVALID_ARGUMENT for an expiry outside 1 s to 7 days.
+        """
+
+    @_abc_1.abstractmethod
+    def RestoreArtifact(
+        self,
+        request: _artifacts_pb2.RestoreArtifactRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_artifacts_pb2.Artifact, _abc.Awaitable[_artifacts_pb2.Artifact]]:
+        """Brings an archived artifact back to the hot tier: its blob is copied back to
+        the standard storage class (on S3), then its row is made hot (audited as
+        "restore"); a hot artifact is returned unchanged after its blob is checked
+        standard. NOT_FOUND for an unknown id; INVALID_ARGUMENT for an ill-formed
+        id; UNAVAILABLE when the blob store cannot be reached.
         """
 
 def add_ArtifactServiceServicer_to_server(servicer: ArtifactServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

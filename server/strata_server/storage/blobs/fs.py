@@ -280,6 +280,10 @@ class DiskBlobStore:
         except OSError as error:
             raise translate(error) from error
 
+    async def set_storage_class(self, blob: BlobRef, *, cold: bool) -> None:
+        """Nothing: a local disk has no storage classes (the tier is only recorded)."""
+        return None
+
     async def presign(
         self, blob: BlobRef, expiry: timedelta, content_type: str, filename: str
     ) -> str:

@@ -48,14 +48,26 @@ from strata_server.storage.blobs.s3_upload import S3Staging, part_size
 if TYPE_CHECKING:
     from strata_server.storage.ports import BlobStaging, BlobStore
 
+STANDARD = "STANDARD"
+"""S3's default storage class (a HEAD reports no class for it)."""
+
 
 class S3BlobStore:
     """`BlobStore` on an S3 bucket."""
 
     kind = "s3"
 
-    def __init__(self, client: Minio, bucket: str, endpoint: str, max_object: int) -> None:
+    def __init__(
+        self,
+        client: Minio,
+        bucket: str,
+        endpoint: str,
+        max_object: int,
+        archive_class: str = "STANDARD_IA",
+    ) -> None:
         self.client = client
+        self.archive_class = archive_class
+        """The storage class archived blobs are kept in (STRATA_S3_ARCHIVE_STORAGE_CLASS)."""
         self.part_size = part_size(max_object)
         """Multipart part size for uploads."""
         self.bucket = bucket
@@ -86,6 +98,7 @@ class S3BlobStore:
         max_object: int,
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
+        archive_class: str = "STANDARD_IA",
     ) -> S3BlobStore:
         """A client for the endpoint; the bucket is created now if reachable, else on
         first use (an unreachable S3 must not stop the records and queue from serving).
@@ -112,7 +125,7 @@ class S3BlobStore:
             region=region,
             http_client=http,
         )
-        store = cls(client, bucket, endpoint, max_object)
+        store = cls(client, bucket, endpoint, max_object, archive_class)
         with contextlib.suppress(Unavailable):
             await asyncio.to_thread(store.ensure_bucket_sync)
         return store
@@ -169,6 +182,26 @@ class S3BlobStore:
             self.client.copy_object(self.bucket, target, CopySource(self.bucket, source))
         else:
             self.client.compose_object(self.bucket, target, [ComposeSource(self.bucket, source)])
+
+    def _set_class_sync(self, blob: BlobRef, storage_class: str) -> None:
+        key = layout.key(blob.sha256, blob.compression)
+        try:
+            current = self.client.stat_object(self.bucket, key).metadata or {}
+        except S3Error as error:
+            if error.code in MISSING:
+                raise BlobMissing(f"the content of sha256 {blob.sha256} is missing") from None
+            raise
+        if current.get("x-amz-storage-class", STANDARD) == storage_class:
+            return  # S3 refuses a copy onto itself that changes nothing
+        # Past 5 GiB the SDK composes the copy in parts itself.
+        header: dict[str, str | list[str] | tuple[str]] = {"x-amz-storage-class": storage_class}
+        self.client.copy_object(self.bucket, key, CopySource(self.bucket, key), metadata=header)
+
+    async def set_storage_class(self, blob: BlobRef, *, cold: bool) -> None:
+        """An in-place server-side copy into `archive_class` (`cold`) or STANDARD,
+        when the object is not in that class already (one HEAD, then one COPY)."""
+        storage_class = self.archive_class if cold else STANDARD
+        await self.run(self._set_class_sync, blob, storage_class)
 
     def _get(self, key: str, offset: int, length: int) -> Any:
         return self.client.get_object(self.bucket, key, offset=offset, length=length)

@@ -84,6 +84,28 @@ class ArtifactStore(Protocol):
         """Every artifact of every namespace, in pages (for the integrity check)."""
         ...
 
+    async def count_archivable(self, namespace: str, kind: str | None, before: datetime) -> int:
+        """How many hot artifacts of the namespace (of `kind`, when given) were
+        created before `before` (an archive_artifacts policy's step)."""
+        ...
+
+    async def archivable(
+        self, namespace: str, kind: str | None, before: datetime, limit: int
+    ) -> list[Artifact]:
+        """Up to `limit` of those, oldest first."""
+        ...
+
+    async def blob_hot_elsewhere(self, artifact: Artifact) -> bool:
+        """Whether a hot artifact other than `artifact` (any namespace) names its blob."""
+        ...
+
+    async def set_tier(
+        self, namespace: str, id: str, archive_time: datetime | None, *, actor: Actor
+    ) -> Artifact:
+        """Archive (a time) or restore (None) the artifact's row, audited as "archive"
+        or "restore"; NotFound when absent."""
+        ...
+
 
 class BlobStaging(Protocol):
     """One upload's bytes on their way into a blob store.

@@ -59,6 +59,13 @@ class BlobStore(Protocol):
         store has no URLs (local disk)."""
         ...
 
+    async def set_storage_class(self, blob: BlobRef, *, cold: bool) -> None:
+        """Keep the blob in the colder storage class (`cold`) or the standard one: on
+        S3 an in-place copy when its class differs (the same key, so reads and URLs
+        are unchanged); nothing on local disk, which has no classes. BlobMissing when
+        the blob is gone."""
+        ...
+
     async def remove_stale_staging(self, older_than: datetime) -> int:
         """Remove staging leftovers of crashed uploads last touched before the time."""
         ...

@@ -31,3 +31,8 @@ class SearchIndex(Protocol):
         """Index `text` as the artifact's content (replacing any); False when the
         artifact is gone."""
         ...
+
+    async def indexed_artifacts(self, namespace: str, ids: Sequence[str]) -> set[str]:
+        """Of the artifacts `ids` of the namespace, those whose text is indexed
+        (ReindexArtifacts skips them unless it rebuilds)."""
+        ...

@@ -41,7 +41,7 @@ ON CONFLICT (namespace, upload_id) DO UPDATE SET sha256 = excluded.sha256,
 DELETE_PIN = "DELETE FROM blob_pins WHERE namespace = %s AND upload_id = %s"
 INSERT = f"""
 INSERT INTO artifacts ({COLUMNS})
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)
 """
 INSERT_AUDIT = """
 INSERT INTO audit_log
@@ -63,6 +63,8 @@ WHERE EXISTS (SELECT 1 FROM artifacts a WHERE a.sha256 = s.sha256)
 """
 PURGE_PINS = "DELETE FROM blob_pins WHERE expire_time <= %s"
 ALL_PAGE = artifact_sql.all_page(POSTGRES).encode()
+HOT_ELSEWHERE = artifact_sql.hot_elsewhere(POSTGRES).encode()
+SET_TIER = artifact_sql.set_tier(POSTGRES).encode()
 
 
 def lock_key(sha256: str) -> int:
@@ -200,6 +202,43 @@ class PostgresArtifacts:
 
     def all_artifacts(self) -> AsyncIterator[Artifact]:
         return artifact_sql.every_artifact(self._page, POSTGRES)
+
+    @borrowing()
+    async def count_archivable(
+        self, conn: Conn, namespace: str, kind: str | None, before: datetime
+    ) -> int:
+        sql, params = artifact_sql.archivable(POSTGRES, namespace, kind, before, count=True)
+        cursor = await conn.execute(sql.encode(), params)
+        row = await cursor.fetchone()
+        return int(row[0]) if row is not None else 0
+
+    @borrowing()
+    async def archivable(
+        self, conn: Conn, namespace: str, kind: str | None, before: datetime, limit: int
+    ) -> list[Artifact]:
+        sql, params = artifact_sql.archivable(POSTGRES, namespace, kind, before, count=False)
+        cursor = await conn.execute(sql.encode(), [*params, limit])
+        return [artifact_sql.artifact_from_row(POSTGRES, row) for row in await cursor.fetchall()]
+
+    @borrowing()
+    async def blob_hot_elsewhere(self, conn: Conn, artifact: Artifact) -> bool:
+        cursor = await conn.execute(
+            HOT_ELSEWHERE, (artifact.sha256, artifact.namespace, artifact.id), prepare=True
+        )
+        row = await cursor.fetchone()
+        return bool(row and row[0])
+
+    @borrowing(transaction=True)
+    async def set_tier(
+        self, conn: Conn, namespace: str, id: str, archive_time: datetime | None, *, actor: Actor
+    ) -> Artifact:
+        """Update the row with its audit entry (inside the caller's transaction)."""
+        cursor = await conn.execute(SET_TIER, (archive_time, namespace, id), prepare=True)
+        artifact = artifact_sql.found(POSTGRES, await cursor.fetchone(), id)
+        action = "restore" if archive_time is None else "archive"
+        audit = artifact_sql.audit_values(POSTGRES, artifact, action, now(), actor)
+        await conn.execute(INSERT_AUDIT, audit, prepare=True)
+        return artifact
 
     @borrowing()
     async def _page(self, conn: Conn, after: tuple[str, str]) -> list[tuple[Any, ...]]:

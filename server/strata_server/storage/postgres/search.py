@@ -95,6 +95,10 @@ TEXTS: dict[SearchKind, LiteralString] = {
     SearchKind.ARTIFACT_TEXT: "SELECT artifact_id, name, coalesce(body, '') FROM artifact_search "
     f"WHERE namespace = %s AND (artifact_id, name) IN ({_PAIRS})",
 }
+INDEXED: LiteralString = (
+    "SELECT artifact_id FROM artifact_search WHERE namespace = %s AND body IS NOT NULL"
+    " AND artifact_id = ANY(%s)"
+)
 SET_TEXT: LiteralString = (
     "UPDATE artifact_search SET body = %s WHERE namespace = %s AND artifact_id = %s"
 )
@@ -153,6 +157,11 @@ class PostgresSearch:
     ) -> bool:
         cursor = await conn.execute(SET_TEXT, (text, namespace, artifact_id), prepare=True)
         return cursor.rowcount > 0
+
+    @borrowing()
+    async def indexed_artifacts(self, conn: Conn, namespace: str, ids: Sequence[str]) -> set[str]:
+        cursor = await conn.execute(INDEXED, (namespace, list(ids)), prepare=True)
+        return {row[0] for row in await cursor.fetchall()}
 
 
 def _json(data: Any) -> Any:

@@ -29,7 +29,7 @@ from strata_server.storage.sqlite.dialect import SQLITE, to_micros
 from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 
-INSERT = f"INSERT INTO artifacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT = f"INSERT INTO artifacts ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT = f"SELECT {COLUMNS} FROM artifacts WHERE namespace = ? AND id = ?"
 DELETE = "DELETE FROM artifacts WHERE namespace = ? AND id = ?"
 INSERT_PIN = (
@@ -50,6 +50,8 @@ SELECT EXISTS (SELECT 1 FROM artifacts WHERE sha256 = ?1)
 pin holds it."""
 PURGE_PINS = "DELETE FROM blob_pins WHERE expire_time <= ?"
 ALL_PAGE = artifact_sql.all_page(SQLITE)
+HOT_ELSEWHERE = artifact_sql.hot_elsewhere(SQLITE)
+SET_TIER = artifact_sql.set_tier(SQLITE)
 
 
 async def _referenced_in(tx: Transaction, namespace: str, sha256: str) -> bool:
@@ -169,6 +171,37 @@ class SqliteArtifacts:
 
     def all_artifacts(self) -> AsyncIterator[Artifact]:
         return artifact_sql.every_artifact(self._page, SQLITE)
+
+    async def count_archivable(self, namespace: str, kind: str | None, before: datetime) -> int:
+        sql, params = artifact_sql.archivable(SQLITE, namespace, kind, before, count=True)
+        rows = await self._db.fetchall(sql, params)
+        return int(rows[0][0])
+
+    async def archivable(
+        self, namespace: str, kind: str | None, before: datetime, limit: int
+    ) -> list[Artifact]:
+        sql, params = artifact_sql.archivable(SQLITE, namespace, kind, before, count=False)
+        rows = await self._db.fetchall(sql, [*params, limit])
+        return [artifact_sql.artifact_from_row(SQLITE, row) for row in rows]
+
+    async def blob_hot_elsewhere(self, artifact: Artifact) -> bool:
+        rows = await self._db.fetchall(
+            HOT_ELSEWHERE, (artifact.sha256, artifact.namespace, artifact.id)
+        )
+        return bool(rows[0][0])
+
+    async def set_tier(
+        self, namespace: str, id: str, archive_time: datetime | None, *, actor: Actor
+    ) -> Artifact:
+        """Update the row with its audit entry, in one transaction."""
+        at = to_micros(archive_time) if archive_time is not None else None
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(SET_TIER, (at, namespace, id))
+            artifact = artifact_sql.found(SQLITE, rows[0] if rows else None, id)
+            action = "restore" if archive_time is None else "archive"
+            audit = artifact_sql.audit_values(SQLITE, artifact, action, datetime.now(UTC), actor)
+            await tx.execute(INSERT_AUDIT, audit)
+        return artifact
 
     async def _page(self, after: tuple[str, str]) -> list[Row]:
         return await self._db.fetchall(ALL_PAGE, (*after, artifact_sql.PAGE))

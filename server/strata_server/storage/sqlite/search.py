@@ -97,6 +97,10 @@ TEXTS = {
     SearchKind.ARTIFACT_TEXT: "SELECT artifact_id, name, coalesce(body, '') FROM artifact_search "
     f"WHERE namespace = ? AND (artifact_id, name) IN ({_PAIRS})",
 }
+INDEXED = (
+    "SELECT artifact_id FROM artifact_search WHERE namespace = ? AND body IS NOT NULL"
+    " AND artifact_id IN (SELECT value FROM json_each(?))"
+)
 SET_TEXT = (
     "UPDATE artifact_search SET body = ? WHERE namespace = ? AND artifact_id = ? RETURNING rowid"
 )
@@ -150,3 +154,7 @@ class SqliteSearch:
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(SET_TEXT, (text, namespace, artifact_id))
         return bool(rows)
+
+    async def indexed_artifacts(self, namespace: str, ids: Sequence[str]) -> set[str]:
+        rows = await self._db.fetchall(INDEXED, (namespace, json.dumps(list(ids))))
+        return {row[0] for row in rows}

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/admin.proto.
  */
 export const file_strata_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVzdHJhdGEvdjEvYWRtaW4ucHJvdG8SCXN0cmF0YS52MSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKNAgoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSGAoQZGF0YWJhc2VfYmFja2VuZBgCIAEoCRIVCg1jYWNoZV9iYWNrZW5kGAMgASgJEhQKDGJsb2JfYmFja2VuZBgEIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgFIAEoCRIUCgxjYXBhYmlsaXRpZXMYBiADKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoLY2FjaGVfc3RhdHMYCCABKAsyFS5zdHJhdGEudjEuQ2FjaGVTdGF0cxISCgp0YXNrX2NvdW50GAkgASgDIp0BCgpDYWNoZVN0YXRzEhwKFHJlY29yZF9jYWNoZV9lbmFibGVkGAEgASgIEhEKCWF2YWlsYWJsZRgCIAEoCBIMCgRoaXRzGAMgASgDEg4KBm1pc3NlcxgEIAEoAxIQCghieXBhc3NlZBgFIAEoAxIPCgdvdXRhZ2VzGAYgASgDEh0KFXBlbmRpbmdfaW52YWxpZGF0aW9ucxgHIAEoAyLzAQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg4KBmVudGl0eRgCIAEoCRIRCgllbnRpdHlfaWQYAyABKAkSDQoFYWN0b3IYBCABKAkSDgoGYWN0aW9uGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJbChhMaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USJgoHZW50cmllcxgBIAMoCzIVLnN0cmF0YS52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLCAQoKQXVkaXRFbnRyeRILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmVudGl0eRgFIAEoCRIRCgllbnRpdHlfaWQYBiABKAkSDwoHdmVyc2lvbhgHIAEoAxIWCg5jaGFuZ2VkX2ZpZWxkcxgIIAMoCRISCgpyZXF1ZXN0X2lkGAkgASgJIkQKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEgwKBGRvbmUYAiABKAMSDQoFdG90YWwYAyABKAMSDAoEdW5pdBgEIAEoCSJ+CgVJbmRleBISCgpjb2xsZWN0aW9uGAEgASgJEg0KBWZpZWxkGAIgASgJEhIKCmluZGV4X25hbWUYAyABKAkSDQoFcmVhZHkYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEkNyZWF0ZUluZGV4UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY29sbGVjdGlvbhgCIAEoCRINCgVmaWVsZBgDIAEoCSJqChNDcmVhdGVJbmRleFJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASIQoFaW5kZXgYAiABKAsyEC5zdHJhdGEudjEuSW5kZXhIAEIHCgVldmVudCI7ChJMaXN0SW5kZXhlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkiOAoTTGlzdEluZGV4ZXNSZXNwb25zZRIhCgdpbmRleGVzGAEgAygLMhAuc3RyYXRhLnYxLkluZGV4IkgKEERyb3BJbmRleFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkSDQoFZmllbGQYAyABKAkiEwoRRHJvcEluZGV4UmVzcG9uc2Ui8AEKD1JldGVudGlvblBvbGljeRIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCRIqCgdtYXhfYWdlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimAEKGVNldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEioKBnRhcmdldBgCIAEoDjIaLnN0cmF0YS52MS5SZXRlbnRpb25UYXJnZXQSEAoIc2VsZWN0b3IYAyABKAkSKgoHbWF4X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIxChxMaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJNCh1MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRIsCghwb2xpY2llcxgBIAMoCzIaLnN0cmF0YS52MS5SZXRlbnRpb25Qb2xpY3kibwocRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCSIfCh1EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJeChFSdW5DbGVhbnVwUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSDwoHZHJ5X3J1bhgDIAEoCBINCgVvd25lchgEIAEoCSJyChJSdW5DbGVhbnVwUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIqCgZyZXBvcnQYAiABKAsyGC5zdHJhdGEudjEuQ2xlYW51cFJlcG9ydEgAQgcKBWV2ZW50IrQBCg1DbGVhbnVwUmVwb3J0Eg8KB2RyeV9ydW4YASABKAgSJQoFc3RlcHMYAiADKAsyFi5zdHJhdGEudjEuQ2xlYW51cFN0ZXASDQoFdG90YWwYAyABKAMSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KC0NsZWFudXBTdGVwEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIQCghzZWxlY3RvchgEIAEoCRINCgVjb3VudBgFIAEoAyIZChdHZXRDbGVhbnVwU3RhdHVzUmVxdWVzdCJpChhHZXRDbGVhbnVwU3RhdHVzUmVzcG9uc2USJwoHcnVubmluZxgBIAEoCzIWLnN0cmF0YS52MS5DbGVhbnVwUGFzcxIkCgRsYXN0GAIgASgLMhYuc3RyYXRhLnYxLkNsZWFudXBQYXNzIugBCgtDbGVhbnVwUGFzcxIPCgdyZXBsaWNhGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVzdGVwcxgEIAMoCzIWLnN0cmF0YS52MS5DbGVhbnVwU3RlcBINCgV0b3RhbBgFIAEoAxIlCghwcm9ncmVzcxgGIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzcxINCgVlcnJvchgHIAEoCSJLCg9HZXRVc2FnZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIEg0KBW93bmVyGAMgASgJImsKEEdldFVzYWdlUmVzcG9uc2USLQoKbmFtZXNwYWNlcxgBIAMoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZRIoCgV0b3RhbBgCIAEoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZSLjAwoOTmFtZXNwYWNlVXNhZ2USEQoJbmFtZXNwYWNlGAEgASgJEhQKDHJlY29yZF9jb3VudBgCIAEoAxIUCgxyZWNvcmRfYnl0ZXMYAyABKAMSLwoLY29sbGVjdGlvbnMYBCADKAsyGi5zdHJhdGEudjEuQ29sbGVjdGlvblVzYWdlEhEKCWpvYl9jb3VudBgFIAEoAxImCgRqb2JzGAYgAygLMhguc3RyYXRhLnYxLkpvYlN0YXRlQ291bnQSGAoQdHJhbnNjcmlwdF9jb3VudBgHIAEoAxITCgtlbnRyeV9jb3VudBgIIAEoAxITCgtlbnRyeV9ieXRlcxgJIAEoAxIWCg5hcnRpZmFjdF9jb3VudBgKIAEoAxIWCg5hcnRpZmFjdF9ieXRlcxgLIAEoAxIdChVhcnRpZmFjdF9zdG9yZWRfYnl0ZXMYDCABKAMSNAoOYXJ0aWZhY3Rfa2luZHMYDSADKAsyHC5zdHJhdGEudjEuQXJ0aWZhY3RLaW5kVXNhZ2USIwoFYmxvYnMYDiABKAsyFC5zdHJhdGEudjEuQmxvYlVzYWdlEjgKEHRyYW5zY3JpcHRfdGllcnMYDyABKAsyHi5zdHJhdGEudjEuVHJhbnNjcmlwdFRpZXJVc2FnZSKWAQoTVHJhbnNjcmlwdFRpZXJVc2FnZRIXCg9ob3RfdHJhbnNjcmlwdHMYASABKAMSEQoJaG90X2J5dGVzGAIgASgDEhwKFGFyY2hpdmVkX3RyYW5zY3JpcHRzGAMgASgDEhYKDmFyY2hpdmVkX2J5dGVzGAQgASgDEh0KFWFyY2hpdmVkX3N0b3JlZF9ieXRlcxgFIAEoAyJwChFBcnRpZmFjdEtpbmRVc2FnZRIMCgRraW5kGAEgASgJEhYKDmFydGlmYWN0X2NvdW50GAIgASgDEhYKDmFydGlmYWN0X2J5dGVzGAMgASgDEh0KFWFydGlmYWN0X3N0b3JlZF9ieXRlcxgEIAEoAyKAAQoJQmxvYlVzYWdlEhIKCmJsb2JfY291bnQYASABKAMSGAoQcmVmZXJlbmNlZF9ieXRlcxgCIAEoAxIUCgx1bmlxdWVfYnl0ZXMYAyABKAMSFAoMc3RvcmVkX2J5dGVzGAQgASgDEhkKEWRlZHVwX3NhdmVkX2J5dGVzGAUgASgDIlEKD0NvbGxlY3Rpb25Vc2FnZRISCgpjb2xsZWN0aW9uGAEgASgJEhQKDHJlY29yZF9jb3VudBgCIAEoAxIUCgxyZWNvcmRfYnl0ZXMYAyABKAMiQgoNSm9iU3RhdGVDb3VudBIiCgVzdGF0ZRgBIAEoDjITLnN0cmF0YS52MS5Kb2JTdGF0ZRINCgVjb3VudBgCIAEoAyKHAQoVQ2hlY2tJbnRlZ3JpdHlSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIWCg5hbGxfbmFtZXNwYWNlcxgCIAEoCBIUCgx2ZXJpZnlfYmxvYnMYAyABKAgSDgoGcmVwYWlyGAQgASgIEh0KFXZlcmlmeV9zYW1wbGVfcGVyY2VudBgFIAEoDSJGChlHZXRJbnRlZ3JpdHlTdGF0dXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIWCg5hbGxfbmFtZXNwYWNlcxgCIAEoCCKDAQoaR2V0SW50ZWdyaXR5U3RhdHVzUmVzcG9uc2USLwoLbGFzdF9yZXBvcnQYASABKAsyGi5zdHJhdGEudjEuSW50ZWdyaXR5UmVwb3J0EjQKEXNjaGVkdWxlX2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIngKFkNoZWNrSW50ZWdyaXR5UmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIsCgZyZXBvcnQYAiABKAsyGi5zdHJhdGEudjEuSW50ZWdyaXR5UmVwb3J0SABCBwoFZXZlbnQihAIKD0ludGVncml0eVJlcG9ydBItCghmaW5kaW5ncxgBIAMoCzIbLnN0cmF0YS52MS5JbnRlZ3JpdHlGaW5kaW5nEiYKB2NoZWNrZWQYAiADKAsyFS5zdHJhdGEudjEuQ2hlY2tDb3VudBIOCgZyZXBhaXIYAyABKAgSEAoIcmVwYWlyZWQYBCABKAMSLgoKc3RhcnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnVucmVmZXJlbmNlZF9ieXRlcxgHIAEoAyIqCgpDaGVja0NvdW50Eg0KBWNoZWNrGAEgASgJEg0KBWNvdW50GAIgASgDIp0BChBJbnRlZ3JpdHlGaW5kaW5nEg0KBWNoZWNrGAEgASgJEhEKCW5hbWVzcGFjZRgCIAEoCRIOCgZlbnRpdHkYAyABKAkSEQoJZW50aXR5X2lkGAQgASgJEg8KB3Byb2JsZW0YBSABKAkSEgoKcmVwYWlyYWJsZRgGIAEoCBIQCghyZXBhaXJlZBgHIAEoCBINCgVieXRlcxgIIAEoAyI6ChZFeHBvcnROYW1lc3BhY2VSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVvd25lchgCIAEoCSKKAQoXRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIPCgVjaHVuaxgCIAEoDEgAEiwKB3N1bW1hcnkYAyABKAsyGS5zdHJhdGEudjEuQXJjaGl2ZVN1bW1hcnlIAEIHCgVldmVudCLHAQoOQXJjaGl2ZVN1bW1hcnkSEQoJbmFtZXNwYWNlGAEgASgJEg0KBW93bmVyGAIgASgJEjUKBmNvdW50cxgDIAMoCzIlLnN0cmF0YS52MS5BcmNoaXZlU3VtbWFyeS5Db3VudHNFbnRyeRIVCg1hcmNoaXZlX2J5dGVzGAQgASgDEhYKDmZvcm1hdF92ZXJzaW9uGAUgASgFGi0KC0NvdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiXwoMSW1wb3J0SGVhZGVyEhEKCW5hbWVzcGFjZRgBIAEoCRIuCgtvbl9jb25mbGljdBgCIAEoDjIZLnN0cmF0YS52MS5Db25mbGljdFBvbGljeRIMCgRzaXplGAMgASgDIlwKFkltcG9ydE5hbWVzcGFjZVJlcXVlc3QSKQoGaGVhZGVyGAEgASgLMhcuc3RyYXRhLnYxLkltcG9ydEhlYWRlckgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJ2ChdJbXBvcnROYW1lc3BhY2VSZXNwb25zZRInCghwcm9ncmVzcxgBIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzc0gAEikKBnJlc3VsdBgCIAEoCzIXLnN0cmF0YS52MS5JbXBvcnRSZXN1bHRIAEIHCgVldmVudCJTCgtJbXBvcnRDb3VudBIMCgRraW5kGAEgASgJEhAKCGltcG9ydGVkGAIgASgDEg8KB3NraXBwZWQYAyABKAMSEwoLb3ZlcndyaXR0ZW4YBCABKAMikgEKDEltcG9ydFJlc3VsdBIRCgluYW1lc3BhY2UYASABKAkSGAoQc291cmNlX25hbWVzcGFjZRgCIAEoCRImCgZjb3VudHMYAyADKAsyFi5zdHJhdGEudjEuSW1wb3J0Q291bnQSFQoNYXJjaGl2ZV9ieXRlcxgEIAEoAxIWCg5uZXdfYmxvYl9ieXRlcxgFIAEoAyrLAgoPUmV0ZW50aW9uVGFyZ2V0EiAKHFJFVEVOVElPTl9UQVJHRVRfVU5TUEVDSUZJRUQQABIcChhSRVRFTlRJT05fVEFSR0VUX1JFQ09SRFMQARIjCh9SRVRFTlRJT05fVEFSR0VUX0NPTVBMRVRFRF9KT0JTEAISHgoaUkVURU5USU9OX1RBUkdFVF9ERUFEX0pPQlMQAxInCiNSRVRFTlRJT05fVEFSR0VUX1NFQUxFRF9UUkFOU0NSSVBUUxAEEh4KGlJFVEVOVElPTl9UQVJHRVRfQVJUSUZBQ1RTEAUSHgoaUkVURU5USU9OX1RBUkdFVF9BVURJVF9MT0cQBhIgChxSRVRFTlRJT05fVEFSR0VUX1JFUVVFU1RfTE9HEAcSKAokUkVURU5USU9OX1RBUkdFVF9BUkNISVZFX1RSQU5TQ1JJUFRTEAgqhAEKDkNvbmZsaWN0UG9saWN5Eh8KG0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAESHQoZQ09ORkxJQ1RfUE9MSUNZX09WRVJXUklURRACEhgKFENPTkZMSUNUX1BPTElDWV9GQUlMEAMymA0KDEFkbWluU2VydmljZRJSCg1HZXRTZXJ2ZXJJbmZvEh8uc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiAuc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXNwb25zZRJbChBMaXN0QXVkaXRFbnRyaWVzEiIuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJOCgtDcmVhdGVJbmRleBIdLnN0cmF0YS52MS5DcmVhdGVJbmRleFJlcXVlc3QaHi5zdHJhdGEudjEuQ3JlYXRlSW5kZXhSZXNwb25zZTABEkwKC0xpc3RJbmRleGVzEh0uc3RyYXRhLnYxLkxpc3RJbmRleGVzUmVxdWVzdBoeLnN0cmF0YS52MS5MaXN0SW5kZXhlc1Jlc3BvbnNlEkYKCURyb3BJbmRleBIbLnN0cmF0YS52MS5Ecm9wSW5kZXhSZXF1ZXN0Ghwuc3RyYXRhLnYxLkRyb3BJbmRleFJlc3BvbnNlElYKElNldFJldGVudGlvblBvbGljeRIkLnN0cmF0YS52MS5TZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Ghouc3RyYXRhLnYxLlJldGVudGlvblBvbGljeRJqChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSJy5zdHJhdGEudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBooLnN0cmF0YS52MS5MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRJqChVEZWxldGVSZXRlbnRpb25Qb2xpY3kSJy5zdHJhdGEudjEuRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBooLnN0cmF0YS52MS5EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJDCghHZXRVc2FnZRIaLnN0cmF0YS52MS5HZXRVc2FnZVJlcXVlc3QaGy5zdHJhdGEudjEuR2V0VXNhZ2VSZXNwb25zZRJXCg5DaGVja0ludGVncml0eRIgLnN0cmF0YS52MS5DaGVja0ludGVncml0eVJlcXVlc3QaIS5zdHJhdGEudjEuQ2hlY2tJbnRlZ3JpdHlSZXNwb25zZTABEksKClJ1bkNsZWFudXASHC5zdHJhdGEudjEuUnVuQ2xlYW51cFJlcXVlc3QaHS5zdHJhdGEudjEuUnVuQ2xlYW51cFJlc3BvbnNlMAESWgoPRXhwb3J0TmFtZXNwYWNlEiEuc3RyYXRhLnYxLkV4cG9ydE5hbWVzcGFjZVJlcXVlc3QaIi5zdHJhdGEudjEuRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2UwARJcCg9JbXBvcnROYW1lc3BhY2USIS5zdHJhdGEudjEuSW1wb3J0TmFtZXNwYWNlUmVxdWVzdBoiLnN0cmF0YS52MS5JbXBvcnROYW1lc3BhY2VSZXNwb25zZSgBMAESTAoLQ3JlYXRlVG9rZW4SHS5zdHJhdGEudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3RyYXRhLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSQoKTGlzdFRva2VucxIcLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVzcG9uc2USPgoLUmV2b2tlVG9rZW4SHS5zdHJhdGEudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhAuc3RyYXRhLnYxLlRva2VuEjgKCFNldFF1b3RhEhouc3RyYXRhLnYxLlNldFF1b3RhUmVxdWVzdBoQLnN0cmF0YS52MS5RdW90YRJJCgpMaXN0UXVvdGFzEhwuc3RyYXRhLnYxLkxpc3RRdW90YXNSZXF1ZXN0Gh0uc3RyYXRhLnYxLkxpc3RRdW90YXNSZXNwb25zZRJbChBHZXRDbGVhbnVwU3RhdHVzEiIuc3RyYXRhLnYxLkdldENsZWFudXBTdGF0dXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkdldENsZWFudXBTdGF0dXNSZXNwb25zZRJhChJHZXRJbnRlZ3JpdHlTdGF0dXMSJC5zdHJhdGEudjEuR2V0SW50ZWdyaXR5U3RhdHVzUmVxdWVzdBolLnN0cmF0YS52MS5HZXRJbnRlZ3JpdHlTdGF0dXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_access, file_strata_v1_queue]);
+  fileDesc("ChVzdHJhdGEvdjEvYWRtaW4ucHJvdG8SCXN0cmF0YS52MSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKNAgoVR2V0U2VydmVySW5mb1Jlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkSGAoQZGF0YWJhc2VfYmFja2VuZBgCIAEoCRIVCg1jYWNoZV9iYWNrZW5kGAMgASgJEhQKDGJsb2JfYmFja2VuZBgEIAEoCRIWCg5zY2hlbWFfdmVyc2lvbhgFIAEoCRIUCgxjYXBhYmlsaXRpZXMYBiADKAkSLgoKc3RhcnRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoLY2FjaGVfc3RhdHMYCCABKAsyFS5zdHJhdGEudjEuQ2FjaGVTdGF0cxISCgp0YXNrX2NvdW50GAkgASgDIp0BCgpDYWNoZVN0YXRzEhwKFHJlY29yZF9jYWNoZV9lbmFibGVkGAEgASgIEhEKCWF2YWlsYWJsZRgCIAEoCBIMCgRoaXRzGAMgASgDEg4KBm1pc3NlcxgEIAEoAxIQCghieXBhc3NlZBgFIAEoAxIPCgdvdXRhZ2VzGAYgASgDEh0KFXBlbmRpbmdfaW52YWxpZGF0aW9ucxgHIAEoAyLzAQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg4KBmVudGl0eRgCIAEoCRIRCgllbnRpdHlfaWQYAyABKAkSDQoFYWN0b3IYBCABKAkSDgoGYWN0aW9uGAUgASgJEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJbChhMaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USJgoHZW50cmllcxgBIAMoCzIVLnN0cmF0YS52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLCAQoKQXVkaXRFbnRyeRILCgNzZXEYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFYWN0b3IYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBmVudGl0eRgFIAEoCRIRCgllbnRpdHlfaWQYBiABKAkSDwoHdmVyc2lvbhgHIAEoAxIWCg5jaGFuZ2VkX2ZpZWxkcxgIIAMoCRISCgpyZXF1ZXN0X2lkGAkgASgJIkQKCFByb2dyZXNzEg0KBXBoYXNlGAEgASgJEgwKBGRvbmUYAiABKAMSDQoFdG90YWwYAyABKAMSDAoEdW5pdBgEIAEoCSJ+CgVJbmRleBISCgpjb2xsZWN0aW9uGAEgASgJEg0KBWZpZWxkGAIgASgJEhIKCmluZGV4X25hbWUYAyABKAkSDQoFcmVhZHkYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkoKEkNyZWF0ZUluZGV4UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSEgoKY29sbGVjdGlvbhgCIAEoCRINCgVmaWVsZBgDIAEoCSJqChNDcmVhdGVJbmRleFJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASIQoFaW5kZXgYAiABKAsyEC5zdHJhdGEudjEuSW5kZXhIAEIHCgVldmVudCI7ChJMaXN0SW5kZXhlc1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkiOAoTTGlzdEluZGV4ZXNSZXNwb25zZRIhCgdpbmRleGVzGAEgAygLMhAuc3RyYXRhLnYxLkluZGV4IkgKEERyb3BJbmRleFJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhIKCmNvbGxlY3Rpb24YAiABKAkSDQoFZmllbGQYAyABKAkiEwoRRHJvcEluZGV4UmVzcG9uc2Ui8AEKD1JldGVudGlvblBvbGljeRIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCRIqCgdtYXhfYWdlGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimAEKGVNldFJldGVudGlvblBvbGljeVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEioKBnRhcmdldBgCIAEoDjIaLnN0cmF0YS52MS5SZXRlbnRpb25UYXJnZXQSEAoIc2VsZWN0b3IYAyABKAkSKgoHbWF4X2FnZRgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIxChxMaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCSJNCh1MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRIsCghwb2xpY2llcxgBIAMoCzIaLnN0cmF0YS52MS5SZXRlbnRpb25Qb2xpY3kibwocRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSKgoGdGFyZ2V0GAIgASgOMhouc3RyYXRhLnYxLlJldGVudGlvblRhcmdldBIQCghzZWxlY3RvchgDIAEoCSIfCh1EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJeChFSdW5DbGVhbnVwUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSFgoOYWxsX25hbWVzcGFjZXMYAiABKAgSDwoHZHJ5X3J1bhgDIAEoCBINCgVvd25lchgEIAEoCSJyChJSdW5DbGVhbnVwUmVzcG9uc2USJwoIcHJvZ3Jlc3MYASABKAsyEy5zdHJhdGEudjEuUHJvZ3Jlc3NIABIqCgZyZXBvcnQYAiABKAsyGC5zdHJhdGEudjEuQ2xlYW51cFJlcG9ydEgAQgcKBWV2ZW50IrQBCg1DbGVhbnVwUmVwb3J0Eg8KB2RyeV9ydW4YASABKAgSJQoFc3RlcHMYAiADKAsyFi5zdHJhdGEudjEuQ2xlYW51cFN0ZXASDQoFdG90YWwYAyABKAMSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KC0NsZWFudXBTdGVwEgwKBG5hbWUYASABKAkSDgoGdGFyZ2V0GAIgASgJEhEKCW5hbWVzcGFjZRgDIAEoCRIQCghzZWxlY3RvchgEIAEoCRINCgVjb3VudBgFIAEoAyIZChdHZXRDbGVhbnVwU3RhdHVzUmVxdWVzdCJpChhHZXRDbGVhbnVwU3RhdHVzUmVzcG9uc2USJwoHcnVubmluZxgBIAEoCzIWLnN0cmF0YS52MS5DbGVhbnVwUGFzcxIkCgRsYXN0GAIgASgLMhYuc3RyYXRhLnYxLkNsZWFudXBQYXNzIugBCgtDbGVhbnVwUGFzcxIPCgdyZXBsaWNhGAEgASgJEi4KCnN0YXJ0X3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVzdGVwcxgEIAMoCzIWLnN0cmF0YS52MS5DbGVhbnVwU3RlcBINCgV0b3RhbBgFIAEoAxIlCghwcm9ncmVzcxgGIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzcxINCgVlcnJvchgHIAEoCSJLCg9HZXRVc2FnZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIEg0KBW93bmVyGAMgASgJImsKEEdldFVzYWdlUmVzcG9uc2USLQoKbmFtZXNwYWNlcxgBIAMoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZRIoCgV0b3RhbBgCIAEoCzIZLnN0cmF0YS52MS5OYW1lc3BhY2VVc2FnZSKZBAoOTmFtZXNwYWNlVXNhZ2USEQoJbmFtZXNwYWNlGAEgASgJEhQKDHJlY29yZF9jb3VudBgCIAEoAxIUCgxyZWNvcmRfYnl0ZXMYAyABKAMSLwoLY29sbGVjdGlvbnMYBCADKAsyGi5zdHJhdGEudjEuQ29sbGVjdGlvblVzYWdlEhEKCWpvYl9jb3VudBgFIAEoAxImCgRqb2JzGAYgAygLMhguc3RyYXRhLnYxLkpvYlN0YXRlQ291bnQSGAoQdHJhbnNjcmlwdF9jb3VudBgHIAEoAxITCgtlbnRyeV9jb3VudBgIIAEoAxITCgtlbnRyeV9ieXRlcxgJIAEoAxIWCg5hcnRpZmFjdF9jb3VudBgKIAEoAxIWCg5hcnRpZmFjdF9ieXRlcxgLIAEoAxIdChVhcnRpZmFjdF9zdG9yZWRfYnl0ZXMYDCABKAMSNAoOYXJ0aWZhY3Rfa2luZHMYDSADKAsyHC5zdHJhdGEudjEuQXJ0aWZhY3RLaW5kVXNhZ2USIwoFYmxvYnMYDiABKAsyFC5zdHJhdGEudjEuQmxvYlVzYWdlEjgKEHRyYW5zY3JpcHRfdGllcnMYDyABKAsyHi5zdHJhdGEudjEuVHJhbnNjcmlwdFRpZXJVc2FnZRI0Cg5hcnRpZmFjdF90aWVycxgQIAEoCzIcLnN0cmF0YS52MS5BcnRpZmFjdFRpZXJVc2FnZSKqAQoRQXJ0aWZhY3RUaWVyVXNhZ2USFQoNaG90X2FydGlmYWN0cxgBIAEoAxIRCglob3RfYnl0ZXMYAiABKAMSGAoQaG90X3N0b3JlZF9ieXRlcxgDIAEoAxIaChJhcmNoaXZlZF9hcnRpZmFjdHMYBCABKAMSFgoOYXJjaGl2ZWRfYnl0ZXMYBSABKAMSHQoVYXJjaGl2ZWRfc3RvcmVkX2J5dGVzGAYgASgDIpYBChNUcmFuc2NyaXB0VGllclVzYWdlEhcKD2hvdF90cmFuc2NyaXB0cxgBIAEoAxIRCglob3RfYnl0ZXMYAiABKAMSHAoUYXJjaGl2ZWRfdHJhbnNjcmlwdHMYAyABKAMSFgoOYXJjaGl2ZWRfYnl0ZXMYBCABKAMSHQoVYXJjaGl2ZWRfc3RvcmVkX2J5dGVzGAUgASgDInAKEUFydGlmYWN0S2luZFVzYWdlEgwKBGtpbmQYASABKAkSFgoOYXJ0aWZhY3RfY291bnQYAiABKAMSFgoOYXJ0aWZhY3RfYnl0ZXMYAyABKAMSHQoVYXJ0aWZhY3Rfc3RvcmVkX2J5dGVzGAQgASgDIoABCglCbG9iVXNhZ2USEgoKYmxvYl9jb3VudBgBIAEoAxIYChByZWZlcmVuY2VkX2J5dGVzGAIgASgDEhQKDHVuaXF1ZV9ieXRlcxgDIAEoAxIUCgxzdG9yZWRfYnl0ZXMYBCABKAMSGQoRZGVkdXBfc2F2ZWRfYnl0ZXMYBSABKAMiUQoPQ29sbGVjdGlvblVzYWdlEhIKCmNvbGxlY3Rpb24YASABKAkSFAoMcmVjb3JkX2NvdW50GAIgASgDEhQKDHJlY29yZF9ieXRlcxgDIAEoAyJCCg1Kb2JTdGF0ZUNvdW50EiIKBXN0YXRlGAEgASgOMhMuc3RyYXRhLnYxLkpvYlN0YXRlEg0KBWNvdW50GAIgASgDIocBChVDaGVja0ludGVncml0eVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIEhQKDHZlcmlmeV9ibG9icxgDIAEoCBIOCgZyZXBhaXIYBCABKAgSHQoVdmVyaWZ5X3NhbXBsZV9wZXJjZW50GAUgASgNIkYKGUdldEludGVncml0eVN0YXR1c1JlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEhYKDmFsbF9uYW1lc3BhY2VzGAIgASgIIoMBChpHZXRJbnRlZ3JpdHlTdGF0dXNSZXNwb25zZRIvCgtsYXN0X3JlcG9ydBgBIAEoCzIaLnN0cmF0YS52MS5JbnRlZ3JpdHlSZXBvcnQSNAoRc2NoZWR1bGVfaW50ZXJ2YWwYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieAoWQ2hlY2tJbnRlZ3JpdHlSZXNwb25zZRInCghwcm9ncmVzcxgBIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzc0gAEiwKBnJlcG9ydBgCIAEoCzIaLnN0cmF0YS52MS5JbnRlZ3JpdHlSZXBvcnRIAEIHCgVldmVudCKEAgoPSW50ZWdyaXR5UmVwb3J0Ei0KCGZpbmRpbmdzGAEgAygLMhsuc3RyYXRhLnYxLkludGVncml0eUZpbmRpbmcSJgoHY2hlY2tlZBgCIAMoCzIVLnN0cmF0YS52MS5DaGVja0NvdW50Eg4KBnJlcGFpchgDIAEoCBIQCghyZXBhaXJlZBgEIAEoAxIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGgoSdW5yZWZlcmVuY2VkX2J5dGVzGAcgASgDIioKCkNoZWNrQ291bnQSDQoFY2hlY2sYASABKAkSDQoFY291bnQYAiABKAMinQEKEEludGVncml0eUZpbmRpbmcSDQoFY2hlY2sYASABKAkSEQoJbmFtZXNwYWNlGAIgASgJEg4KBmVudGl0eRgDIAEoCRIRCgllbnRpdHlfaWQYBCABKAkSDwoHcHJvYmxlbRgFIAEoCRISCgpyZXBhaXJhYmxlGAYgASgIEhAKCHJlcGFpcmVkGAcgASgIEg0KBWJ5dGVzGAggASgDIjoKFkV4cG9ydE5hbWVzcGFjZVJlcXVlc3QSEQoJbmFtZXNwYWNlGAEgASgJEg0KBW93bmVyGAIgASgJIooBChdFeHBvcnROYW1lc3BhY2VSZXNwb25zZRInCghwcm9ncmVzcxgBIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzc0gAEg8KBWNodW5rGAIgASgMSAASLAoHc3VtbWFyeRgDIAEoCzIZLnN0cmF0YS52MS5BcmNoaXZlU3VtbWFyeUgAQgcKBWV2ZW50IscBCg5BcmNoaXZlU3VtbWFyeRIRCgluYW1lc3BhY2UYASABKAkSDQoFb3duZXIYAiABKAkSNQoGY291bnRzGAMgAygLMiUuc3RyYXRhLnYxLkFyY2hpdmVTdW1tYXJ5LkNvdW50c0VudHJ5EhUKDWFyY2hpdmVfYnl0ZXMYBCABKAMSFgoOZm9ybWF0X3ZlcnNpb24YBSABKAUaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASJfCgxJbXBvcnRIZWFkZXISEQoJbmFtZXNwYWNlGAEgASgJEi4KC29uX2NvbmZsaWN0GAIgASgOMhkuc3RyYXRhLnYxLkNvbmZsaWN0UG9saWN5EgwKBHNpemUYAyABKAMiXAoWSW1wb3J0TmFtZXNwYWNlUmVxdWVzdBIpCgZoZWFkZXIYASABKAsyFy5zdHJhdGEudjEuSW1wb3J0SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InYKF0ltcG9ydE5hbWVzcGFjZVJlc3BvbnNlEicKCHByb2dyZXNzGAEgASgLMhMuc3RyYXRhLnYxLlByb2dyZXNzSAASKQoGcmVzdWx0GAIgASgLMhcuc3RyYXRhLnYxLkltcG9ydFJlc3VsdEgAQgcKBWV2ZW50IlMKC0ltcG9ydENvdW50EgwKBGtpbmQYASABKAkSEAoIaW1wb3J0ZWQYAiABKAMSDwoHc2tpcHBlZBgDIAEoAxITCgtvdmVyd3JpdHRlbhgEIAEoAyKSAQoMSW1wb3J0UmVzdWx0EhEKCW5hbWVzcGFjZRgBIAEoCRIYChBzb3VyY2VfbmFtZXNwYWNlGAIgASgJEiYKBmNvdW50cxgDIAMoCzIWLnN0cmF0YS52MS5JbXBvcnRDb3VudBIVCg1hcmNoaXZlX2J5dGVzGAQgASgDEhYKDm5ld19ibG9iX2J5dGVzGAUgASgDIlUKF1JlaW5kZXhBcnRpZmFjdHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIWCg5hbGxfbmFtZXNwYWNlcxgCIAEoCBIPCgdyZWJ1aWxkGAMgASgIIngKGFJlaW5kZXhBcnRpZmFjdHNSZXNwb25zZRInCghwcm9ncmVzcxgBIAEoCzITLnN0cmF0YS52MS5Qcm9ncmVzc0gAEioKBnJlcG9ydBgCIAEoCzIYLnN0cmF0YS52MS5SZWluZGV4UmVwb3J0SABCBwoFZXZlbnQibgoNUmVpbmRleFJlcG9ydBIRCglhcnRpZmFjdHMYASABKAMSDwoHaW5kZXhlZBgCIAEoAxIXCg9hbHJlYWR5X2luZGV4ZWQYAyABKAMSEAoIbm90X3RleHQYBCABKAMSDgoGZmFpbGVkGAUgASgDKvMCCg9SZXRlbnRpb25UYXJnZXQSIAocUkVURU5USU9OX1RBUkdFVF9VTlNQRUNJRklFRBAAEhwKGFJFVEVOVElPTl9UQVJHRVRfUkVDT1JEUxABEiMKH1JFVEVOVElPTl9UQVJHRVRfQ09NUExFVEVEX0pPQlMQAhIeChpSRVRFTlRJT05fVEFSR0VUX0RFQURfSk9CUxADEicKI1JFVEVOVElPTl9UQVJHRVRfU0VBTEVEX1RSQU5TQ1JJUFRTEAQSHgoaUkVURU5USU9OX1RBUkdFVF9BUlRJRkFDVFMQBRIeChpSRVRFTlRJT05fVEFSR0VUX0FVRElUX0xPRxAGEiAKHFJFVEVOVElPTl9UQVJHRVRfUkVRVUVTVF9MT0cQBxIoCiRSRVRFTlRJT05fVEFSR0VUX0FSQ0hJVkVfVFJBTlNDUklQVFMQCBImCiJSRVRFTlRJT05fVEFSR0VUX0FSQ0hJVkVfQVJUSUZBQ1RTEAkqhAEKDkNvbmZsaWN0UG9saWN5Eh8KG0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEhgKFENPTkZMSUNUX1BPTElDWV9TS0lQEAESHQoZQ09ORkxJQ1RfUE9MSUNZX09WRVJXUklURRACEhgKFENPTkZMSUNUX1BPTElDWV9GQUlMEAMy9w0KDEFkbWluU2VydmljZRJSCg1HZXRTZXJ2ZXJJbmZvEh8uc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiAuc3RyYXRhLnYxLkdldFNlcnZlckluZm9SZXNwb25zZRJbChBMaXN0QXVkaXRFbnRyaWVzEiIuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJOCgtDcmVhdGVJbmRleBIdLnN0cmF0YS52MS5DcmVhdGVJbmRleFJlcXVlc3QaHi5zdHJhdGEudjEuQ3JlYXRlSW5kZXhSZXNwb25zZTABEkwKC0xpc3RJbmRleGVzEh0uc3RyYXRhLnYxLkxpc3RJbmRleGVzUmVxdWVzdBoeLnN0cmF0YS52MS5MaXN0SW5kZXhlc1Jlc3BvbnNlEkYKCURyb3BJbmRleBIbLnN0cmF0YS52MS5Ecm9wSW5kZXhSZXF1ZXN0Ghwuc3RyYXRhLnYxLkRyb3BJbmRleFJlc3BvbnNlElYKElNldFJldGVudGlvblBvbGljeRIkLnN0cmF0YS52MS5TZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Ghouc3RyYXRhLnYxLlJldGVudGlvblBvbGljeRJqChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSJy5zdHJhdGEudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBooLnN0cmF0YS52MS5MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRJqChVEZWxldGVSZXRlbnRpb25Qb2xpY3kSJy5zdHJhdGEudjEuRGVsZXRlUmV0ZW50aW9uUG9saWN5UmVxdWVzdBooLnN0cmF0YS52MS5EZWxldGVSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJDCghHZXRVc2FnZRIaLnN0cmF0YS52MS5HZXRVc2FnZVJlcXVlc3QaGy5zdHJhdGEudjEuR2V0VXNhZ2VSZXNwb25zZRJXCg5DaGVja0ludGVncml0eRIgLnN0cmF0YS52MS5DaGVja0ludGVncml0eVJlcXVlc3QaIS5zdHJhdGEudjEuQ2hlY2tJbnRlZ3JpdHlSZXNwb25zZTABEksKClJ1bkNsZWFudXASHC5zdHJhdGEudjEuUnVuQ2xlYW51cFJlcXVlc3QaHS5zdHJhdGEudjEuUnVuQ2xlYW51cFJlc3BvbnNlMAESWgoPRXhwb3J0TmFtZXNwYWNlEiEuc3RyYXRhLnYxLkV4cG9ydE5hbWVzcGFjZVJlcXVlc3QaIi5zdHJhdGEudjEuRXhwb3J0TmFtZXNwYWNlUmVzcG9uc2UwARJcCg9JbXBvcnROYW1lc3BhY2USIS5zdHJhdGEudjEuSW1wb3J0TmFtZXNwYWNlUmVxdWVzdBoiLnN0cmF0YS52MS5JbXBvcnROYW1lc3BhY2VSZXNwb25zZSgBMAESTAoLQ3JlYXRlVG9rZW4SHS5zdHJhdGEudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0Gh4uc3RyYXRhLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSQoKTGlzdFRva2VucxIcLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVxdWVzdBodLnN0cmF0YS52MS5MaXN0VG9rZW5zUmVzcG9uc2USPgoLUmV2b2tlVG9rZW4SHS5zdHJhdGEudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhAuc3RyYXRhLnYxLlRva2VuEjgKCFNldFF1b3RhEhouc3RyYXRhLnYxLlNldFF1b3RhUmVxdWVzdBoQLnN0cmF0YS52MS5RdW90YRJJCgpMaXN0UXVvdGFzEhwuc3RyYXRhLnYxLkxpc3RRdW90YXNSZXF1ZXN0Gh0uc3RyYXRhLnYxLkxpc3RRdW90YXNSZXNwb25zZRJbChBHZXRDbGVhbnVwU3RhdHVzEiIuc3RyYXRhLnYxLkdldENsZWFudXBTdGF0dXNSZXF1ZXN0GiMuc3RyYXRhLnYxLkdldENsZWFudXBTdGF0dXNSZXNwb25zZRJhChJHZXRJbnRlZ3JpdHlTdGF0dXMSJC5zdHJhdGEudjEuR2V0SW50ZWdyaXR5U3RhdHVzUmVxdWVzdBolLnN0cmF0YS52MS5HZXRJbnRlZ3JpdHlTdGF0dXNSZXNwb25zZRJdChBSZWluZGV4QXJ0aWZhY3RzEiIuc3RyYXRhLnYxLlJlaW5kZXhBcnRpZmFjdHNSZXF1ZXN0GiMuc3RyYXRhLnYxLlJlaW5kZXhBcnRpZmFjdHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_strata_v1_access, file_strata_v1_queue]);
 
 /**
  * Request for GetServerInfo.
@@ -1302,6 +1302,14 @@ export type NamespaceUsage = Message<"strata.v1.NamespaceUsage"> & {
    * @generated from field: strata.v1.TranscriptTierUsage transcript_tiers = 15;
    */
   transcriptTiers?: TranscriptTierUsage | undefined;
+
+  /**
+   * Artifact bytes per tier (counted per artifact, as artifact_bytes). Unset
+   * when there is no artifact.
+   *
+   * @generated from field: strata.v1.ArtifactTierUsage artifact_tiers = 16;
+   */
+  artifactTiers?: ArtifactTierUsage | undefined;
 };
 
 /**
@@ -1310,6 +1318,62 @@ export type NamespaceUsage = Message<"strata.v1.NamespaceUsage"> & {
  */
 export const NamespaceUsageSchema: GenMessage<NamespaceUsage> = /*@__PURE__*/
   messageDesc(file_strata_v1_admin, 29);
+
+/**
+ * What artifacts take in each tier (docs/artifacts.md, "Tiers").
+ *
+ * @generated from message strata.v1.ArtifactTierUsage
+ */
+export type ArtifactTierUsage = Message<"strata.v1.ArtifactTierUsage"> & {
+  /**
+   * Hot artifacts: how many.
+   *
+   * @generated from field: int64 hot_artifacts = 1;
+   */
+  hotArtifacts: bigint;
+
+  /**
+   * Their logical (uncompressed) bytes.
+   *
+   * @generated from field: int64 hot_bytes = 2;
+   */
+  hotBytes: bigint;
+
+  /**
+   * Their stored (compressed) bytes.
+   *
+   * @generated from field: int64 hot_stored_bytes = 3;
+   */
+  hotStoredBytes: bigint;
+
+  /**
+   * Archived artifacts: how many.
+   *
+   * @generated from field: int64 archived_artifacts = 4;
+   */
+  archivedArtifacts: bigint;
+
+  /**
+   * Their logical (uncompressed) bytes.
+   *
+   * @generated from field: int64 archived_bytes = 5;
+   */
+  archivedBytes: bigint;
+
+  /**
+   * Their stored (compressed) bytes.
+   *
+   * @generated from field: int64 archived_stored_bytes = 6;
+   */
+  archivedStoredBytes: bigint;
+};
+
+/**
+ * Describes the message strata.v1.ArtifactTierUsage.
+ * Use `create(ArtifactTierUsageSchema)` to create a new message.
+ */
+export const ArtifactTierUsageSchema: GenMessage<ArtifactTierUsage> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 30);
 
 /**
  * What transcripts take in each tier (docs/transcripts.md, "Tiers").
@@ -1358,7 +1422,7 @@ export type TranscriptTierUsage = Message<"strata.v1.TranscriptTierUsage"> & {
  * Use `create(TranscriptTierUsageSchema)` to create a new message.
  */
 export const TranscriptTierUsageSchema: GenMessage<TranscriptTierUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 30);
+  messageDesc(file_strata_v1_admin, 31);
 
 /**
  * Artifacts of one kind.
@@ -1400,7 +1464,7 @@ export type ArtifactKindUsage = Message<"strata.v1.ArtifactKindUsage"> & {
  * Use `create(ArtifactKindUsageSchema)` to create a new message.
  */
 export const ArtifactKindUsageSchema: GenMessage<ArtifactKindUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 31);
+  messageDesc(file_strata_v1_admin, 32);
 
 /**
  * Content-addressed blobs and what storing each once saves.
@@ -1449,7 +1513,7 @@ export type BlobUsage = Message<"strata.v1.BlobUsage"> & {
  * Use `create(BlobUsageSchema)` to create a new message.
  */
 export const BlobUsageSchema: GenMessage<BlobUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 32);
+  messageDesc(file_strata_v1_admin, 33);
 
 /**
  * Live records of one collection.
@@ -1484,7 +1548,7 @@ export type CollectionUsage = Message<"strata.v1.CollectionUsage"> & {
  * Use `create(CollectionUsageSchema)` to create a new message.
  */
 export const CollectionUsageSchema: GenMessage<CollectionUsage> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 33);
+  messageDesc(file_strata_v1_admin, 34);
 
 /**
  * Jobs in one state.
@@ -1512,7 +1576,7 @@ export type JobStateCount = Message<"strata.v1.JobStateCount"> & {
  * Use `create(JobStateCountSchema)` to create a new message.
  */
 export const JobStateCountSchema: GenMessage<JobStateCount> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 34);
+  messageDesc(file_strata_v1_admin, 35);
 
 /**
  * Request for CheckIntegrity.
@@ -1567,7 +1631,7 @@ export type CheckIntegrityRequest = Message<"strata.v1.CheckIntegrityRequest"> &
  * Use `create(CheckIntegrityRequestSchema)` to create a new message.
  */
 export const CheckIntegrityRequestSchema: GenMessage<CheckIntegrityRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 35);
+  messageDesc(file_strata_v1_admin, 36);
 
 /**
  * Request for GetIntegrityStatus.
@@ -1595,7 +1659,7 @@ export type GetIntegrityStatusRequest = Message<"strata.v1.GetIntegrityStatusReq
  * Use `create(GetIntegrityStatusRequestSchema)` to create a new message.
  */
 export const GetIntegrityStatusRequestSchema: GenMessage<GetIntegrityStatusRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 36);
+  messageDesc(file_strata_v1_admin, 37);
 
 /**
  * The last integrity check of a scope, and the server's schedule.
@@ -1624,7 +1688,7 @@ export type GetIntegrityStatusResponse = Message<"strata.v1.GetIntegrityStatusRe
  * Use `create(GetIntegrityStatusResponseSchema)` to create a new message.
  */
 export const GetIntegrityStatusResponseSchema: GenMessage<GetIntegrityStatusResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 37);
+  messageDesc(file_strata_v1_admin, 38);
 
 /**
  * One message of the CheckIntegrity stream: progress messages, then the report.
@@ -1661,7 +1725,7 @@ export type CheckIntegrityResponse = Message<"strata.v1.CheckIntegrityResponse">
  * Use `create(CheckIntegrityResponseSchema)` to create a new message.
  */
 export const CheckIntegrityResponseSchema: GenMessage<CheckIntegrityResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 38);
+  messageDesc(file_strata_v1_admin, 39);
 
 /**
  * What an integrity check found.
@@ -1725,7 +1789,7 @@ export type IntegrityReport = Message<"strata.v1.IntegrityReport"> & {
  * Use `create(IntegrityReportSchema)` to create a new message.
  */
 export const IntegrityReportSchema: GenMessage<IntegrityReport> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 39);
+  messageDesc(file_strata_v1_admin, 40);
 
 /**
  * How many things one check looked at.
@@ -1753,7 +1817,7 @@ export type CheckCount = Message<"strata.v1.CheckCount"> & {
  * Use `create(CheckCountSchema)` to create a new message.
  */
 export const CheckCountSchema: GenMessage<CheckCount> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 40);
+  messageDesc(file_strata_v1_admin, 41);
 
 /**
  * One problem with one thing stored.
@@ -1827,7 +1891,7 @@ export type IntegrityFinding = Message<"strata.v1.IntegrityFinding"> & {
  * Use `create(IntegrityFindingSchema)` to create a new message.
  */
 export const IntegrityFindingSchema: GenMessage<IntegrityFinding> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 41);
+  messageDesc(file_strata_v1_admin, 42);
 
 /**
  * Request for ExportNamespace.
@@ -1857,7 +1921,7 @@ export type ExportNamespaceRequest = Message<"strata.v1.ExportNamespaceRequest">
  * Use `create(ExportNamespaceRequestSchema)` to create a new message.
  */
 export const ExportNamespaceRequestSchema: GenMessage<ExportNamespaceRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 42);
+  messageDesc(file_strata_v1_admin, 43);
 
 /**
  * One message of the ExportNamespace stream.
@@ -1902,7 +1966,7 @@ export type ExportNamespaceResponse = Message<"strata.v1.ExportNamespaceResponse
  * Use `create(ExportNamespaceResponseSchema)` to create a new message.
  */
 export const ExportNamespaceResponseSchema: GenMessage<ExportNamespaceResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 43);
+  messageDesc(file_strata_v1_admin, 44);
 
 /**
  * What one archive holds, kind by kind.
@@ -1952,7 +2016,7 @@ export type ArchiveSummary = Message<"strata.v1.ArchiveSummary"> & {
  * Use `create(ArchiveSummarySchema)` to create a new message.
  */
 export const ArchiveSummarySchema: GenMessage<ArchiveSummary> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 44);
+  messageDesc(file_strata_v1_admin, 45);
 
 /**
  * The first message of an ImportNamespace stream.
@@ -1988,7 +2052,7 @@ export type ImportHeader = Message<"strata.v1.ImportHeader"> & {
  * Use `create(ImportHeaderSchema)` to create a new message.
  */
 export const ImportHeaderSchema: GenMessage<ImportHeader> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 45);
+  messageDesc(file_strata_v1_admin, 46);
 
 /**
  * One message of an ImportNamespace stream: the header first, then chunks.
@@ -2025,7 +2089,7 @@ export type ImportNamespaceRequest = Message<"strata.v1.ImportNamespaceRequest">
  * Use `create(ImportNamespaceRequestSchema)` to create a new message.
  */
 export const ImportNamespaceRequestSchema: GenMessage<ImportNamespaceRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 46);
+  messageDesc(file_strata_v1_admin, 47);
 
 /**
  * One message of the ImportNamespace response stream.
@@ -2062,7 +2126,7 @@ export type ImportNamespaceResponse = Message<"strata.v1.ImportNamespaceResponse
  * Use `create(ImportNamespaceResponseSchema)` to create a new message.
  */
 export const ImportNamespaceResponseSchema: GenMessage<ImportNamespaceResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 47);
+  messageDesc(file_strata_v1_admin, 48);
 
 /**
  * What an import did with one kind of row.
@@ -2105,7 +2169,7 @@ export type ImportCount = Message<"strata.v1.ImportCount"> & {
  * Use `create(ImportCountSchema)` to create a new message.
  */
 export const ImportCountSchema: GenMessage<ImportCount> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 48);
+  messageDesc(file_strata_v1_admin, 49);
 
 /**
  * The outcome of an import.
@@ -2154,7 +2218,130 @@ export type ImportResult = Message<"strata.v1.ImportResult"> & {
  * Use `create(ImportResultSchema)` to create a new message.
  */
 export const ImportResultSchema: GenMessage<ImportResult> = /*@__PURE__*/
-  messageDesc(file_strata_v1_admin, 49);
+  messageDesc(file_strata_v1_admin, 50);
+
+/**
+ * Request for ReindexArtifacts.
+ *
+ * @generated from message strata.v1.ReindexArtifactsRequest
+ */
+export type ReindexArtifactsRequest = Message<"strata.v1.ReindexArtifactsRequest"> & {
+  /**
+   * Tenant or workspace; empty means "default".
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * Every namespace instead.
+   *
+   * @generated from field: bool all_namespaces = 2;
+   */
+  allNamespaces: boolean;
+
+  /**
+   * Index every text artifact again, not only those with no indexed text.
+   *
+   * @generated from field: bool rebuild = 3;
+   */
+  rebuild: boolean;
+};
+
+/**
+ * Describes the message strata.v1.ReindexArtifactsRequest.
+ * Use `create(ReindexArtifactsRequestSchema)` to create a new message.
+ */
+export const ReindexArtifactsRequestSchema: GenMessage<ReindexArtifactsRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 51);
+
+/**
+ * One message of the ReindexArtifacts stream: progress messages, then the report.
+ *
+ * @generated from message strata.v1.ReindexArtifactsResponse
+ */
+export type ReindexArtifactsResponse = Message<"strata.v1.ReindexArtifactsResponse"> & {
+  /**
+   * What this message carries.
+   *
+   * @generated from oneof strata.v1.ReindexArtifactsResponse.event
+   */
+  event: {
+    /**
+     * How many artifacts have been looked at (the total is not known ahead).
+     *
+     * @generated from field: strata.v1.Progress progress = 1;
+     */
+    value: Progress;
+    case: "progress";
+  } | {
+    /**
+     * What the run did; the last message.
+     *
+     * @generated from field: strata.v1.ReindexReport report = 2;
+     */
+    value: ReindexReport;
+    case: "report";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message strata.v1.ReindexArtifactsResponse.
+ * Use `create(ReindexArtifactsResponseSchema)` to create a new message.
+ */
+export const ReindexArtifactsResponseSchema: GenMessage<ReindexArtifactsResponse> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 52);
+
+/**
+ * What a ReindexArtifacts run did.
+ *
+ * @generated from message strata.v1.ReindexReport
+ */
+export type ReindexReport = Message<"strata.v1.ReindexReport"> & {
+  /**
+   * Artifacts looked at.
+   *
+   * @generated from field: int64 artifacts = 1;
+   */
+  artifacts: bigint;
+
+  /**
+   * Text artifacts whose text was indexed now.
+   *
+   * @generated from field: int64 indexed = 2;
+   */
+  indexed: bigint;
+
+  /**
+   * Text artifacts left alone because their text was indexed already (not with
+   * rebuild).
+   *
+   * @generated from field: int64 already_indexed = 3;
+   */
+  alreadyIndexed: bigint;
+
+  /**
+   * Artifacts whose content type is not text (never indexed).
+   *
+   * @generated from field: int64 not_text = 4;
+   */
+  notText: bigint;
+
+  /**
+   * Text artifacts that could not be indexed (their bytes unreadable, or not
+   * text after all); the server logs why.
+   *
+   * @generated from field: int64 failed = 5;
+   */
+  failed: bigint;
+};
+
+/**
+ * Describes the message strata.v1.ReindexReport.
+ * Use `create(ReindexReportSchema)` to create a new message.
+ */
+export const ReindexReportSchema: GenMessage<ReindexReport> = /*@__PURE__*/
+  messageDesc(file_strata_v1_admin, 53);
 
 /**
  * What a retention policy removes.
@@ -2240,6 +2427,18 @@ export enum RetentionTarget {
    * @generated from enum value: RETENTION_TARGET_ARCHIVE_TRANSCRIPTS = 8;
    */
   ARCHIVE_TRANSCRIPTS = 8,
+
+  /**
+   * Not a removal: artifacts of one kind (`selector`), or of every kind (empty
+   * selector), created longer ago than max_age move to the archive tier (see
+   * ArtifactTier): on S3 their blobs are copied in place to the colder storage
+   * class STRATA_S3_ARCHIVE_STORAGE_CLASS unless a hot artifact still names
+   * the blob; on local disk only the tier is recorded. Reads are unchanged. A
+   * RETENTION_TARGET_ARTIFACTS policy still deletes them in either tier.
+   *
+   * @generated from enum value: RETENTION_TARGET_ARCHIVE_ARTIFACTS = 9;
+   */
+  ARCHIVE_ARTIFACTS = 9,
 }
 
 /**
@@ -2569,6 +2768,24 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetIntegrityStatusRequestSchema;
     output: typeof GetIntegrityStatusResponseSchema;
+  },
+  /**
+   * Builds the text index that SearchService's SEARCH_KIND_ARTIFACT_TEXT reads for
+   * the text artifacts of a namespace (or, with all_namespaces, of every
+   * namespace): artifacts stored before that index existed (migration 0018) or
+   * written by ImportNamespace have none. Without rebuild, only the artifacts
+   * with no indexed text are read, so a run that stopped part way is continued
+   * by running it again; with rebuild, every text artifact is indexed again.
+   * Each artifact is indexed on its own (the first STRATA_SEARCH_TEXT_MAX_BYTES
+   * of its content). Streams progress, then the report. INVALID_ARGUMENT for a
+   * malformed namespace; UNAVAILABLE when the database cannot be reached.
+   *
+   * @generated from rpc strata.v1.AdminService.ReindexArtifacts
+   */
+  reindexArtifacts: {
+    methodKind: "server_streaming";
+    input: typeof ReindexArtifactsRequestSchema;
+    output: typeof ReindexArtifactsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_admin, 0);

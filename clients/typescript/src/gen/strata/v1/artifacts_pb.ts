@@ -14,7 +14,35 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file strata/v1/artifacts.proto.
  */
 export const file_strata_v1_artifacts: GenFile = /*@__PURE__*/
-  fileDesc("ChlzdHJhdGEvdjEvYXJ0aWZhY3RzLnByb3RvEglzdHJhdGEudjEihAMKCEFydGlmYWN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRINCgVvd25lchgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG5hbWUYBSABKAkSFAoMY29udGVudF90eXBlGAYgASgJEg4KBnNoYTI1NhgHIAEoCRIMCgRzaXplGAggASgDEhMKC3N0b3JlZF9zaXplGAkgASgDEisKC2NvbXByZXNzaW9uGAogASgOMhYuc3RyYXRhLnYxLkNvbXByZXNzaW9uEi8KBmxhYmVscxgLIAMoCzIfLnN0cmF0YS52MS5BcnRpZmFjdC5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoGcGFyZW50GA0gASgLMhcuc3RyYXRhLnYxLlBhcmVudFJlY29yZBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrMCCg5BcnRpZmFjdEhlYWRlchIRCgluYW1lc3BhY2UYASABKAkSDQoFb3duZXIYAiABKAkSDAoEa2luZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIOCgZzaGEyNTYYBiABKAkSEQoEc2l6ZRgHIAEoA0gAiAEBEjUKBmxhYmVscxgIIAMoCzIlLnN0cmF0YS52MS5BcnRpZmFjdEhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAkgASgJEicKBnBhcmVudBgKIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfc2l6ZSJdChVVcGxvYWRBcnRpZmFjdFJlcXVlc3QSKwoGaGVhZGVyGAEgASgLMhkuc3RyYXRhLnYxLkFydGlmYWN0SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IlcKF0Rvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIOCgZvZmZzZXQYAyABKAMSDQoFbGltaXQYBCABKAMiXAoYRG93bmxvYWRBcnRpZmFjdFJlc3BvbnNlEicKCGFydGlmYWN0GAEgASgLMhMuc3RyYXRhLnYxLkFydGlmYWN0SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IjMKEkdldEFydGlmYWN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkilgEKFExpc3RBcnRpZmFjdHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVvd25lchgCIAEoCRIMCgRraW5kGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEicKBnBhcmVudBgGIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQiWAoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEiYKCWFydGlmYWN0cxgBIAMoCzITLnN0cmF0YS52MS5BcnRpZmFjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoVRGVsZXRlQXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSI9ChdGaW5kTWlzc2luZ0Jsb2JzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDwoHc2hhMjU2cxgCIAMoCSIzChhGaW5kTWlzc2luZ0Jsb2JzUmVzcG9uc2USFwoPbWlzc2luZ19zaGEyNTZzGAEgAygJImEKFUdldEFydGlmYWN0VXJsUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSKQoGZXhwaXJ5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBChZHZXRBcnRpZmFjdFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoLY29tcHJlc3Npb24YAyABKA4yFi5zdHJhdGEudjEuQ29tcHJlc3Npb24qVgoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWlNURBACMtIECg9BcnRpZmFjdFNlcnZpY2USSQoOVXBsb2FkQXJ0aWZhY3QSIC5zdHJhdGEudjEuVXBsb2FkQXJ0aWZhY3RSZXF1ZXN0GhMuc3RyYXRhLnYxLkFydGlmYWN0KAESXQoQRG93bmxvYWRBcnRpZmFjdBIiLnN0cmF0YS52MS5Eb3dubG9hZEFydGlmYWN0UmVxdWVzdBojLnN0cmF0YS52MS5Eb3dubG9hZEFydGlmYWN0UmVzcG9uc2UwARJBCgtHZXRBcnRpZmFjdBIdLnN0cmF0YS52MS5HZXRBcnRpZmFjdFJlcXVlc3QaEy5zdHJhdGEudjEuQXJ0aWZhY3QSUgoNTGlzdEFydGlmYWN0cxIfLnN0cmF0YS52MS5MaXN0QXJ0aWZhY3RzUmVxdWVzdBogLnN0cmF0YS52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2USSgoORGVsZXRlQXJ0aWZhY3QSIC5zdHJhdGEudjEuRGVsZXRlQXJ0aWZhY3RSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5ElsKEEZpbmRNaXNzaW5nQmxvYnMSIi5zdHJhdGEudjEuRmluZE1pc3NpbmdCbG9ic1JlcXVlc3QaIy5zdHJhdGEudjEuRmluZE1pc3NpbmdCbG9ic1Jlc3BvbnNlElUKDkdldEFydGlmYWN0VXJsEiAuc3RyYXRhLnYxLkdldEFydGlmYWN0VXJsUmVxdWVzdBohLnN0cmF0YS52MS5HZXRBcnRpZmFjdFVybFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_strata_v1_records]);
+  fileDesc("ChlzdHJhdGEvdjEvYXJ0aWZhY3RzLnByb3RvEglzdHJhdGEudjEiNwoWUmVzdG9yZUFydGlmYWN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkiqwMKCEFydGlmYWN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRINCgVvd25lchgDIAEoCRIMCgRraW5kGAQgASgJEgwKBG5hbWUYBSABKAkSFAoMY29udGVudF90eXBlGAYgASgJEg4KBnNoYTI1NhgHIAEoCRIMCgRzaXplGAggASgDEhMKC3N0b3JlZF9zaXplGAkgASgDEisKC2NvbXByZXNzaW9uGAogASgOMhYuc3RyYXRhLnYxLkNvbXByZXNzaW9uEi8KBmxhYmVscxgLIAMoCzIfLnN0cmF0YS52MS5BcnRpZmFjdC5MYWJlbHNFbnRyeRIvCgtjcmVhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoGcGFyZW50GA0gASgLMhcuc3RyYXRhLnYxLlBhcmVudFJlY29yZBIlCgR0aWVyGA4gASgOMhcuc3RyYXRhLnYxLkFydGlmYWN0VGllchotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrMCCg5BcnRpZmFjdEhlYWRlchIRCgluYW1lc3BhY2UYASABKAkSDQoFb3duZXIYAiABKAkSDAoEa2luZBgDIAEoCRIMCgRuYW1lGAQgASgJEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRIOCgZzaGEyNTYYBiABKAkSEQoEc2l6ZRgHIAEoA0gAiAEBEjUKBmxhYmVscxgIIAMoCzIlLnN0cmF0YS52MS5BcnRpZmFjdEhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAkgASgJEicKBnBhcmVudBgKIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIHCgVfc2l6ZSJdChVVcGxvYWRBcnRpZmFjdFJlcXVlc3QSKwoGaGVhZGVyGAEgASgLMhkuc3RyYXRhLnYxLkFydGlmYWN0SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IlcKF0Rvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCRIOCgZvZmZzZXQYAyABKAMSDQoFbGltaXQYBCABKAMiXAoYRG93bmxvYWRBcnRpZmFjdFJlc3BvbnNlEicKCGFydGlmYWN0GAEgASgLMhMuc3RyYXRhLnYxLkFydGlmYWN0SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IjMKEkdldEFydGlmYWN0UmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkilgEKFExpc3RBcnRpZmFjdHNSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRINCgVvd25lchgCIAEoCRIMCgRraW5kGAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEicKBnBhcmVudBgGIAEoCzIXLnN0cmF0YS52MS5QYXJlbnRSZWNvcmQiWAoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEiYKCWFydGlmYWN0cxgBIAMoCzITLnN0cmF0YS52MS5BcnRpZmFjdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNgoVRGVsZXRlQXJ0aWZhY3RSZXF1ZXN0EhEKCW5hbWVzcGFjZRgBIAEoCRIKCgJpZBgCIAEoCSI9ChdGaW5kTWlzc2luZ0Jsb2JzUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSDwoHc2hhMjU2cxgCIAMoCSIzChhGaW5kTWlzc2luZ0Jsb2JzUmVzcG9uc2USFwoPbWlzc2luZ19zaGEyNTZzGAEgAygJImEKFUdldEFydGlmYWN0VXJsUmVxdWVzdBIRCgluYW1lc3BhY2UYASABKAkSCgoCaWQYAiABKAkSKQoGZXhwaXJ5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIoMBChZHZXRBcnRpZmFjdFVybFJlc3BvbnNlEgsKA3VybBgBIAEoCRIvCgtleHBpcmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKwoLY29tcHJlc3Npb24YAyABKA4yFi5zdHJhdGEudjEuQ29tcHJlc3Npb24qVgoLQ29tcHJlc3Npb24SGwoXQ09NUFJFU1NJT05fVU5TUEVDSUZJRUQQABIUChBDT01QUkVTU0lPTl9OT05FEAESFAoQQ09NUFJFU1NJT05fWlNURBACKmAKDEFydGlmYWN0VGllchIdChlBUlRJRkFDVF9USUVSX1VOU1BFQ0lGSUVEEAASFQoRQVJUSUZBQ1RfVElFUl9IT1QQARIaChZBUlRJRkFDVF9USUVSX0FSQ0hJVkVEEAIynQUKD0FydGlmYWN0U2VydmljZRJJCg5VcGxvYWRBcnRpZmFjdBIgLnN0cmF0YS52MS5VcGxvYWRBcnRpZmFjdFJlcXVlc3QaEy5zdHJhdGEudjEuQXJ0aWZhY3QoARJdChBEb3dubG9hZEFydGlmYWN0EiIuc3RyYXRhLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXF1ZXN0GiMuc3RyYXRhLnYxLkRvd25sb2FkQXJ0aWZhY3RSZXNwb25zZTABEkEKC0dldEFydGlmYWN0Eh0uc3RyYXRhLnYxLkdldEFydGlmYWN0UmVxdWVzdBoTLnN0cmF0YS52MS5BcnRpZmFjdBJSCg1MaXN0QXJ0aWZhY3RzEh8uc3RyYXRhLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiAuc3RyYXRhLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZRJKCg5EZWxldGVBcnRpZmFjdBIgLnN0cmF0YS52MS5EZWxldGVBcnRpZmFjdFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHkSWwoQRmluZE1pc3NpbmdCbG9icxIiLnN0cmF0YS52MS5GaW5kTWlzc2luZ0Jsb2JzUmVxdWVzdBojLnN0cmF0YS52MS5GaW5kTWlzc2luZ0Jsb2JzUmVzcG9uc2USVQoOR2V0QXJ0aWZhY3RVcmwSIC5zdHJhdGEudjEuR2V0QXJ0aWZhY3RVcmxSZXF1ZXN0GiEuc3RyYXRhLnYxLkdldEFydGlmYWN0VXJsUmVzcG9uc2USSQoPUmVzdG9yZUFydGlmYWN0EiEuc3RyYXRhLnYxLlJlc3RvcmVBcnRpZmFjdFJlcXVlc3QaEy5zdHJhdGEudjEuQXJ0aWZhY3RiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_empty, file_google_protobuf_timestamp, file_strata_v1_records]);
+
+/**
+ * Request for RestoreArtifact.
+ *
+ * @generated from message strata.v1.RestoreArtifactRequest
+ */
+export type RestoreArtifactRequest = Message<"strata.v1.RestoreArtifactRequest"> & {
+  /**
+   * Tenant or workspace; empty means "default".
+   *
+   * @generated from field: string namespace = 1;
+   */
+  namespace: string;
+
+  /**
+   * The artifact.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message strata.v1.RestoreArtifactRequest.
+ * Use `create(RestoreArtifactRequestSchema)` to create a new message.
+ */
+export const RestoreArtifactRequestSchema: GenMessage<RestoreArtifactRequest> = /*@__PURE__*/
+  messageDesc(file_strata_v1_artifacts, 0);
 
 /**
  * A stored blob with its metadata.
@@ -114,6 +142,13 @@ export type Artifact = Message<"strata.v1.Artifact"> & {
    * @generated from field: strata.v1.ParentRecord parent = 13;
    */
   parent?: ParentRecord | undefined;
+
+  /**
+   * Where its bytes are kept (docs/artifacts.md, "Tiers").
+   *
+   * @generated from field: strata.v1.ArtifactTier tier = 14;
+   */
+  tier: ArtifactTier;
 };
 
 /**
@@ -121,7 +156,7 @@ export type Artifact = Message<"strata.v1.Artifact"> & {
  * Use `create(ArtifactSchema)` to create a new message.
  */
 export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 0);
+  messageDesc(file_strata_v1_artifacts, 1);
 
 /**
  * The first message of an upload: what the artifact is.
@@ -208,7 +243,7 @@ export type ArtifactHeader = Message<"strata.v1.ArtifactHeader"> & {
  * Use `create(ArtifactHeaderSchema)` to create a new message.
  */
 export const ArtifactHeaderSchema: GenMessage<ArtifactHeader> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 1);
+  messageDesc(file_strata_v1_artifacts, 2);
 
 /**
  * One message of an UploadArtifact stream.
@@ -245,7 +280,7 @@ export type UploadArtifactRequest = Message<"strata.v1.UploadArtifactRequest"> &
  * Use `create(UploadArtifactRequestSchema)` to create a new message.
  */
 export const UploadArtifactRequestSchema: GenMessage<UploadArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 2);
+  messageDesc(file_strata_v1_artifacts, 3);
 
 /**
  * Request for DownloadArtifact.
@@ -288,7 +323,7 @@ export type DownloadArtifactRequest = Message<"strata.v1.DownloadArtifactRequest
  * Use `create(DownloadArtifactRequestSchema)` to create a new message.
  */
 export const DownloadArtifactRequestSchema: GenMessage<DownloadArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 3);
+  messageDesc(file_strata_v1_artifacts, 4);
 
 /**
  * One message of a DownloadArtifact stream.
@@ -325,7 +360,7 @@ export type DownloadArtifactResponse = Message<"strata.v1.DownloadArtifactRespon
  * Use `create(DownloadArtifactResponseSchema)` to create a new message.
  */
 export const DownloadArtifactResponseSchema: GenMessage<DownloadArtifactResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 4);
+  messageDesc(file_strata_v1_artifacts, 5);
 
 /**
  * Request for GetArtifact.
@@ -353,7 +388,7 @@ export type GetArtifactRequest = Message<"strata.v1.GetArtifactRequest"> & {
  * Use `create(GetArtifactRequestSchema)` to create a new message.
  */
 export const GetArtifactRequestSchema: GenMessage<GetArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 5);
+  messageDesc(file_strata_v1_artifacts, 6);
 
 /**
  * Request for ListArtifacts.
@@ -410,7 +445,7 @@ export type ListArtifactsRequest = Message<"strata.v1.ListArtifactsRequest"> & {
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema: GenMessage<ListArtifactsRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 6);
+  messageDesc(file_strata_v1_artifacts, 7);
 
 /**
  * Response for ListArtifacts.
@@ -438,7 +473,7 @@ export type ListArtifactsResponse = Message<"strata.v1.ListArtifactsResponse"> &
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 7);
+  messageDesc(file_strata_v1_artifacts, 8);
 
 /**
  * Request for DeleteArtifact.
@@ -466,7 +501,7 @@ export type DeleteArtifactRequest = Message<"strata.v1.DeleteArtifactRequest"> &
  * Use `create(DeleteArtifactRequestSchema)` to create a new message.
  */
 export const DeleteArtifactRequestSchema: GenMessage<DeleteArtifactRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 8);
+  messageDesc(file_strata_v1_artifacts, 9);
 
 /**
  * Request for FindMissingBlobs.
@@ -494,7 +529,7 @@ export type FindMissingBlobsRequest = Message<"strata.v1.FindMissingBlobsRequest
  * Use `create(FindMissingBlobsRequestSchema)` to create a new message.
  */
 export const FindMissingBlobsRequestSchema: GenMessage<FindMissingBlobsRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 9);
+  messageDesc(file_strata_v1_artifacts, 10);
 
 /**
  * Response for FindMissingBlobs.
@@ -516,7 +551,7 @@ export type FindMissingBlobsResponse = Message<"strata.v1.FindMissingBlobsRespon
  * Use `create(FindMissingBlobsResponseSchema)` to create a new message.
  */
 export const FindMissingBlobsResponseSchema: GenMessage<FindMissingBlobsResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 10);
+  messageDesc(file_strata_v1_artifacts, 11);
 
 /**
  * Request for GetArtifactUrl.
@@ -551,7 +586,7 @@ export type GetArtifactUrlRequest = Message<"strata.v1.GetArtifactUrlRequest"> &
  * Use `create(GetArtifactUrlRequestSchema)` to create a new message.
  */
 export const GetArtifactUrlRequestSchema: GenMessage<GetArtifactUrlRequest> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 11);
+  messageDesc(file_strata_v1_artifacts, 12);
 
 /**
  * Response for GetArtifactUrl.
@@ -587,7 +622,7 @@ export type GetArtifactUrlResponse = Message<"strata.v1.GetArtifactUrlResponse">
  * Use `create(GetArtifactUrlResponseSchema)` to create a new message.
  */
 export const GetArtifactUrlResponseSchema: GenMessage<GetArtifactUrlResponse> = /*@__PURE__*/
-  messageDesc(file_strata_v1_artifacts, 12);
+  messageDesc(file_strata_v1_artifacts, 13);
 
 /**
  * How an artifact's bytes are stored.
@@ -624,6 +659,44 @@ export enum Compression {
  */
 export const CompressionSchema: GenEnum<Compression> = /*@__PURE__*/
   enumDesc(file_strata_v1_artifacts, 0);
+
+/**
+ * Where an artifact's bytes are kept (docs/artifacts.md, "Tiers").
+ *
+ * @generated from enum strata.v1.ArtifactTier
+ */
+export enum ArtifactTier {
+  /**
+   * Not reported (a server from before tiers).
+   *
+   * @generated from enum value: ARTIFACT_TIER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The blob store's standard class.
+   *
+   * @generated from enum value: ARTIFACT_TIER_HOT = 1;
+   */
+  HOT = 1,
+
+  /**
+   * Archived by a RETENTION_TARGET_ARCHIVE_ARTIFACTS policy: on S3, its blob is
+   * in the colder storage class STRATA_S3_ARCHIVE_STORAGE_CLASS (an
+   * instant-retrieval class) unless a hot artifact still names it; on local
+   * disk, only recorded. Downloads, GetArtifactUrl, export and the integrity
+   * check work the same.
+   *
+   * @generated from enum value: ARTIFACT_TIER_ARCHIVED = 2;
+   */
+  ARCHIVED = 2,
+}
+
+/**
+ * Describes the enum strata.v1.ArtifactTier.
+ */
+export const ArtifactTierSchema: GenEnum<ArtifactTier> = /*@__PURE__*/
+  enumDesc(file_strata_v1_artifacts, 1);
 
 /**
  * ArtifactService stores large blobs (command logs, diff bundles, build
@@ -739,6 +812,20 @@ export const ArtifactService: GenService<{
     methodKind: "unary";
     input: typeof GetArtifactUrlRequestSchema;
     output: typeof GetArtifactUrlResponseSchema;
+  },
+  /**
+   * Brings an archived artifact back to the hot tier: its blob is copied back to
+   * the standard storage class (on S3), then its row is made hot (audited as
+   * "restore"); a hot artifact is returned unchanged after its blob is checked
+   * standard. NOT_FOUND for an unknown id; INVALID_ARGUMENT for an ill-formed
+   * id; UNAVAILABLE when the blob store cannot be reached.
+   *
+   * @generated from rpc strata.v1.ArtifactService.RestoreArtifact
+   */
+  restoreArtifact: {
+    methodKind: "unary";
+    input: typeof RestoreArtifactRequestSchema;
+    output: typeof ArtifactSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_strata_v1_artifacts, 0);
