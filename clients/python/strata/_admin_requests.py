@@ -42,7 +42,7 @@ RetentionTarget: TypeAlias = Literal[
 """What a retention policy removes once older than its max_age (archive_transcripts,
 archive_artifacts: move sealed transcripts, or artifacts, to the archive tier instead)."""
 
-_TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
+RETENTION_TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "records": admin_pb2.RETENTION_TARGET_RECORDS,
     "completed_jobs": admin_pb2.RETENTION_TARGET_COMPLETED_JOBS,
     "dead_jobs": admin_pb2.RETENTION_TARGET_DEAD_JOBS,
@@ -53,6 +53,8 @@ _TARGETS: dict[str, admin_pb2.RetentionTarget.ValueType] = {
     "archive_transcripts": admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS,
     "archive_artifacts": admin_pb2.RETENTION_TARGET_ARCHIVE_ARTIFACTS,
 }
+"""Each target's name to its enum value: the one table the client's requests and the
+console's retention form both read, so a new target is named in one place."""
 
 Role: TypeAlias = Literal["reader", "writer", "admin"]
 """What a token may do: read; also write; also the admin calls."""
@@ -191,7 +193,7 @@ def set_retention_policy(
     names the collection (records, required), the queue (jobs) or the artifact
     kind. Returns the `admin_pb2.RetentionPolicy`. Raises InvalidArgument."""
     request = admin_pb2.SetRetentionPolicyRequest(
-        target=_choice(_TARGETS, target, "target"),
+        target=_choice(RETENTION_TARGETS, target, "target"),
         selector=selector,
         max_age=duration_from_timedelta(max_age, "max_age"),
     )
@@ -219,7 +221,7 @@ def delete_retention_policy(
     """Remove the retention policy of (target, selector). Raises NotFound when
     there is none."""
     request = admin_pb2.DeleteRetentionPolicyRequest(
-        target=_choice(_TARGETS, target, "target"), selector=selector
+        target=_choice(RETENTION_TARGETS, target, "target"), selector=selector
     )
     return namespaced_call("admin", "DeleteRetentionPolicy", request, _none, namespace, False)
 

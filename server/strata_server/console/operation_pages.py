@@ -14,7 +14,7 @@ import html
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -24,7 +24,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from strata import InvalidArgument, PermissionDenied
-from strata._admin_requests import RetentionTarget, list_audit_entries
+from strata._admin_requests import RETENTION_TARGETS, RetentionTarget, list_audit_entries
 from strata._rpc import Page
 from strata.v1 import admin_pb2
 from strata_server.console import transfer_pages
@@ -46,14 +46,7 @@ from strata_server.console.view import (
 )
 
 TARGETS: dict[int, RetentionTarget] = {
-    admin_pb2.RETENTION_TARGET_RECORDS: "records",
-    admin_pb2.RETENTION_TARGET_COMPLETED_JOBS: "completed_jobs",
-    admin_pb2.RETENTION_TARGET_DEAD_JOBS: "dead_jobs",
-    admin_pb2.RETENTION_TARGET_SEALED_TRANSCRIPTS: "sealed_transcripts",
-    admin_pb2.RETENTION_TARGET_ARTIFACTS: "artifacts",
-    admin_pb2.RETENTION_TARGET_AUDIT_LOG: "audit_log",
-    admin_pb2.RETENTION_TARGET_REQUEST_LOG: "request_log",
-    admin_pb2.RETENTION_TARGET_ARCHIVE_TRANSCRIPTS: "archive_transcripts",
+    number: cast(RetentionTarget, name) for name, number in RETENTION_TARGETS.items()
 }
 AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
