@@ -40,7 +40,7 @@ from strata_server.core.models import (
 )
 from strata_server.core.parent_refs import ParentDelete, ParentRef
 from strata_server.core.transcript_rules import AppendEntries
-from strata_server.core.writes import AuditEntry, changed_fields
+from strata_server.core.writes import AuditEntry
 from strata_server.storage.commit_plan import CommitPlan, Key, with_children
 from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.sqlite import transcripts
@@ -78,13 +78,27 @@ DELETE_RECORD = "DELETE FROM records WHERE namespace = ? AND collection = ? AND 
 
 
 SELECT_EXPIRED = """
-SELECT rowid, namespace, collection, id, data, version FROM records
+SELECT rowid, namespace, collection, id FROM records
 WHERE expire_time IS NOT NULL AND expire_time <= ?
 ORDER BY expire_time
 LIMIT ?
 """
 
-DELETE_BY_ROWID = "DELETE FROM records WHERE rowid = ?"
+AUDIT_SELECTED = """
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+SELECT r.namespace, ?, ?, ?, 'record', r.collection || '/' || r.id, r.version,
+       (SELECT json_group_array('data.' || f.key)
+        FROM (SELECT key FROM json_each(r.data) ORDER BY key) AS f),
+       NULL
+FROM json_each(?) AS picked JOIN records AS r ON r.rowid = picked.value
+ORDER BY picked.key
+"""
+"""One audit entry per record of a JSON array of rowids, in its order, written by the
+database: changed_fields is every top-level key of the data, sorted by code point,
+as `core.writes.changed_fields` names a delete's (BINARY collation is that order)."""
+
+DELETE_SELECTED = "DELETE FROM records WHERE rowid IN (SELECT value FROM json_each(?))"
 
 
 def _dumps(value: Any) -> str:
@@ -227,23 +241,17 @@ async def purge_selected(
     now: int,
     actor: str = EXPIRY_ACTOR,
 ) -> list[RecordRef]:
-    """Delete the records `select` finds (rowid, namespace, collection, id, data,
-    version), each with an `action` audit entry by `actor` (the server, unless a
-    caller asked) whose changed_fields match a delete's, in one transaction."""
+    """Delete the records `select` finds (its first columns: rowid, namespace,
+    collection, id), each with an `action` audit entry by `actor` (the server, unless
+    a caller asked) whose changed_fields match a delete's, in one transaction.
+
+    Set-based: the audit entries and the delete are one statement each over the
+    picked rowids, so no row's data travels to Python and back."""
     async with db.transaction() as tx:
         rows = await tx.fetchall(select, params)
         if not rows:
             return []
-        await tx.executemany(DELETE_BY_ROWID, [(row[0],) for row in rows])
-        audits = []
-        for _, namespace, collection, id, data, version in rows:
-            audit = AuditEntry(
-                action,
-                "record",
-                f"{collection}/{id}",
-                version,
-                changed_fields(json.loads(data), {}),
-            )
-            audits.append(_audit_row(namespace, now, actor, audit, None))
-        await tx.executemany(INSERT_AUDIT, audits)
+        rowids = _dumps([row[0] for row in rows])
+        await tx.execute(AUDIT_SELECTED, (now, actor, action, rowids))
+        await tx.execute(DELETE_SELECTED, (rowids,))
     return [RecordRef(row[1], row[2], row[3]) for row in rows]

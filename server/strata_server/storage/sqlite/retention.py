@@ -64,9 +64,7 @@ FROM records WHERE namespace = ? AND collection = ? AND update_time < ?
 """
 
 SELECT_OLD_RECORDS = (
-    "SELECT rowid, namespace, collection, id, data, version "
-    + OLD_RECORDS
-    + "ORDER BY update_time LIMIT ?"
+    "SELECT rowid, namespace, collection, id " + OLD_RECORDS + "ORDER BY update_time LIMIT ?"
 )
 
 COUNT_EXPIRED = """
