@@ -38,6 +38,8 @@ from tests.support.server import StrataProcess
 
 NAMESPACE = "bench"
 ROLE = "assistant"
+ENTRY_BYTES = 200
+"""About how long the transcript benchmark's entries are (bench/transcripts.py)."""
 PER_APPEND = 500
 
 PROSE = (
@@ -47,6 +49,49 @@ PROSE = (
     "four digits of the card and I will open a trace with the payments team. "
 )
 """One paragraph of a support chat (~330 bytes), varied per entry by its number."""
+
+
+WORDS = [
+    "the",
+    "user",
+    "asked",
+    "about",
+    "the",
+    "refund",
+    "status",
+    "of",
+    "order",
+    "and",
+    "the",
+    "assistant",
+    "looked",
+    "it",
+    "up",
+    "in",
+    "the",
+    "billing",
+    "system",
+    "then",
+    "replied",
+    "with",
+    "the",
+    "expected",
+    "date",
+    "tool",
+    "call",
+    "returned",
+    "rows",
+]
+
+
+def content(i: int) -> str:
+    """Entry i's text: about ENTRY_BYTES of varied words (a realistic tsvector)."""
+    words: list[str] = [f"#{i}"]
+    n = i
+    while sum(len(w) + 1 for w in words) < ENTRY_BYTES - 12:
+        words.append(WORDS[n % len(WORDS)])
+        n = n * 31 + 7
+    return " ".join(words)
 
 
 def chat_text(i: int) -> str:
@@ -168,8 +213,6 @@ def measure_sqlite(workdir: Path, count: int, text: Callable[[int], str]) -> Ent
 
 
 def main() -> None:
-    from transcripts import content  # the transcript benchmark's entries
-
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     WORK.mkdir(parents=True, exist_ok=True)
     pg = PgServer(WORK)

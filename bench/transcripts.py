@@ -18,6 +18,11 @@ Figures (targets from /work/shared/DESIGN.md):
      alternated, LATENCY_ROUNDS runs each. Target p50 < 5 ms, p99 < 20 ms.
      Beside it, the same shape done directly on the same Redis: XADD by a
      producer, XREAD BLOCK by a consumer already waiting on its own connection.
+  4. Bytes per stored entry (bench/_storage_bytes.py): every byte PostgreSQL keeps
+     for transcript_entries (heap, TOAST, indexes) over the loaded 1M entries, beside
+     their role + content bytes; then STORAGE_ENTRIES chat-like entries on a fresh
+     PostgreSQL database, and both kinds on SQLite files (no target: issue 22 asks
+     for the figure before and after storing each entry once).
 
 Run with `make bench` (or `.venv/bin/python bench/transcripts.py`); prints a table
 and rewrites the `## transcripts` section of bench/RESULTS.md. Nothing here asserts
@@ -51,6 +56,14 @@ from _harness import (
     text_table,
 )
 from _results import write_section
+from _storage_bytes import (
+    ENTRY_BYTES,
+    chat_text,
+    content,
+    measure_postgres,
+    measure_sqlite,
+    postgres_entry_bytes,
+)
 
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from tests.support.redis import RedisServer
@@ -58,7 +71,6 @@ from tests.support.server import StrataProcess
 
 NAMESPACE = "bench"
 ENTRIES = int(os.environ.get("BENCH_TRANSCRIPT_ENTRIES", "1000000"))
-ENTRY_BYTES = 200
 PER_APPEND, WRITERS = 1000, 4
 LATENCY_APPENDS = 300
 LATENCY_WARMUP = 30
@@ -67,49 +79,8 @@ LATENCY_ROUNDS = 2
 LATENCY_GAP = 0.005
 """Pause between latency samples, so each append lands on an idle follower."""
 BASELINE = "direct (psycopg / Redis Streams)"
-
-WORDS = [
-    "the",
-    "user",
-    "asked",
-    "about",
-    "the",
-    "refund",
-    "status",
-    "of",
-    "order",
-    "and",
-    "the",
-    "assistant",
-    "looked",
-    "it",
-    "up",
-    "in",
-    "the",
-    "billing",
-    "system",
-    "then",
-    "replied",
-    "with",
-    "the",
-    "expected",
-    "date",
-    "tool",
-    "call",
-    "returned",
-    "rows",
-]
-
-
-def content(i: int) -> str:
-    """Entry i's text: about ENTRY_BYTES of varied words (a realistic tsvector)."""
-    words: list[str] = [f"#{i}"]
-    n = i
-    while sum(len(w) + 1 for w in words) < ENTRY_BYTES - 12:
-        words.append(WORDS[n % len(WORDS)])
-        n = n * 31 + 7
-    return " ".join(words)
-
+STORAGE_ENTRIES = 20_000
+"""Entries per bytes-per-entry figure other than the 1M-entry one."""
 
 WHERE_TIME_GOES = (
     "Where the time goes (py-spy and CPU time per entry; not re-measured by each run). Since "
@@ -430,8 +401,15 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
             )
         )
         progress(rows[-1])
+        stored, count = postgres_entry_bytes(pg_url)  # VACUUMs (ANALYZE) the table
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-            await conn.execute("VACUUM (ANALYZE) transcript_entries")
+            cursor = await conn.execute(
+                "SELECT sum(octet_length(role) + octet_length(content)) FROM transcript_entries"
+            )
+            payload = await cursor.fetchone()
+        assert payload is not None
+        rows.append(storage_row("PostgreSQL", f"{count:,} benchmark", stored, count, payload[0]))
+        progress(rows[-1])
         # Warm-up, untimed: plans, caches, the server's code paths.
         await strata_read(stub, created.id, 0)
         await psycopg_read(pg_url, created.id)
@@ -474,6 +452,36 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
     return rows
 
 
+def storage_row(engine: str, what: str, stored: int, count: int, payload: int) -> Row:
+    """Bytes per stored entry (bench/_storage_bytes.py says what is counted)."""
+    return Row(
+        f"Bytes per stored entry, {engine}, {what} entries (payload: role + content)",
+        f"{stored / count:,.0f} B ({stored / payload:.2f}x the payload)",
+        f"payload {payload / count:,.0f} B",
+    )
+
+
+def storage_rows(pg: PgServer) -> list[Row]:
+    """Bytes per stored entry of chat-like text on PostgreSQL, and of both kinds on
+    SQLite (the 1M-entry figure on PostgreSQL is read_rows')."""
+    rows = []
+    for engine, name, text in (
+        ("PostgreSQL", "chat-like", chat_text),
+        ("SQLite", "benchmark", content),
+        ("SQLite", "chat-like", chat_text),
+    ):
+        workdir = pg.base / f"bytes-{engine}-{name}".lower()
+        if engine == "PostgreSQL":
+            url = pg.create_database(f"bytes_{name.replace('-', '_')}")
+            cost = measure_postgres(url, workdir, STORAGE_ENTRIES, text)
+        else:
+            cost = measure_sqlite(workdir, STORAGE_ENTRIES, text)
+        what = f"{STORAGE_ENTRIES:,} {name}"
+        rows.append(storage_row(engine, what, cost.stored_bytes, cost.entries, cost.payload_bytes))
+        progress(rows[-1])
+    return rows
+
+
 def latency_rows(channel: str, call: Stats, stamp: Stats, direct: Stats | None) -> list[Row]:
     """p50 and p99 from the call, then from the entry's create_time (see follow_latency)."""
     called, stamped = "AppendEntries called on B", "entry stamped on B (before commit)"
@@ -511,6 +519,7 @@ def main() -> None:
         url = pg.create_database("bench_transcripts")
         with replicas(url, pg.base / "strata") as pair:
             rows += asyncio.run(read_rows(url, pair.a))
+        rows += storage_rows(pg)
         # Each channel on pairs started afresh, the two alternated: measured on the pair
         # that had just loaded and read the transcript, a channel came out ~1 ms faster
         # than on a fresh pair, whichever channel it was (runs in both orders).
@@ -560,7 +569,12 @@ def main() -> None:
         f"before AppendEntries is called (so its commit is inside the figure), t1 when "
         f"the batch reaches the follower, whose read was already waiting (as the XREAD "
         f"below), not after the append's answer. Redis Streams: XADD on one connection, an "
-        f"XREAD BLOCK already parked on another, same spacing. Whole run {took:.0f} s."
+        f"XREAD BLOCK already parked on another, same spacing. Bytes per stored entry: "
+        f"bench/_storage_bytes.py (PostgreSQL: pg_total_relation_size of "
+        f"transcript_entries after VACUUM, so heap, TOAST and every index; SQLite: dbstat "
+        f"pages of transcript_entries, its indexes and its FTS5 tables), over the 1M "
+        f"entries above and over {STORAGE_ENTRIES:,} entries on fresh databases; chat-like "
+        f"is prose of ~330-660 B an entry, every tenth 4-6 KB. Whole run {took:.0f} s."
     )
     write_section(
         "transcripts",

@@ -3,15 +3,15 @@ as the protobuf bytes ReadTranscript sends for it, so that a batch is a
 concatenation of stored bytes.
 
 A storage encoding, as zstd is for blobs, and so here rather than in core: the bytes
-are a column both adapters write, and PostgreSQL writes part of them in SQL (the
-append statement puts each entry's seq and length around its body with
+are columns both adapters write, and PostgreSQL writes part of them in SQL (the
+append statement puts each entry's seq and length before its role with
 `strata_varint`, migration 0009, mirroring `varint` here, and the tags of
-`Batch.entries` and `Entry.seq` are in that statement too). The field numbers are
-therefore constants, not looked up in the generated descriptor: stored bytes outlive
-any lookup, the protos' numbers can never change (buf breaking), and
-tests/unit/test_transcript_batches.py holds these bytes to what the protobuf
-library writes. Framing a batch into the stream message is the API's rendering
-(api/batch_wire.py).
+`Batch.entries` and `Entry.seq` are in that statement and in migration 0021). The
+field numbers are therefore constants, not looked up in the generated descriptor:
+stored bytes outlive any lookup, the protos' numbers can never change (buf
+breaking), and tests/unit/test_transcript_batches.py holds these bytes to what the
+protobuf library writes. Framing a batch into the stream message is the API's
+rendering (api/batch_wire.py).
 
 An entry never changes once appended (its seq and create_time are fixed by the
 append), so its encoding can be worked out once, at append time, instead of on
@@ -22,10 +22,17 @@ PostgreSQL adapter has the database concatenate a whole batch (`string_agg`), an
 the server copies one value per batch instead of building ~300 entries in Python:
 bench/transcripts.py has the figures (RESULTS.md, "transcripts").
 
-An append encodes each entry's role, content and data (`entry_body`) and the
-append's time (`time_field`); the seq is assigned where the append runs. Entries
-appended before migration 0009 have no stored form: the adapters encode them on
-read (`encoded_batch`).
+The content is stored once (migration 0021): the row keeps it as text, for search,
+snippets and exports, and the wire form as the bytes around it (`stored_parts`):
+the head (the entry's tag and length, seq, role, the content's tag and length) and
+the tail (data, create_time), which the batch query joins with the content between
+them. Protobuf's length-delimited fields carry no escaping, so the content's UTF-8
+bytes are the field's payload as they are. An append encodes each entry's parts
+(`body_parts`) and the append's time (`time_field`); the seq is assigned where the
+append runs (PostgreSQL puts the head's seq and length on in SQL). A restore from
+the archive cuts a whole stored form back around its content (`split_stored`).
+Entries appended before migration 0009 have no stored form: the adapters encode
+them on read (`encoded_batch`).
 
 Wire format (https://protobuf.dev/programming-guides/encoding/): a field is a tag
 byte `(number << 3) | wire_type`, then a varint (type 0), or a varint length and
