@@ -2,7 +2,8 @@
 (wire_head, wire_tail), the content once. Entries stored with a whole wire form are
 cut so that head + content + tail gives back exactly those bytes, whatever the
 lengths of their varints; entries stored before 0009 (no wire form) stay without
-one; the rollback joins them back. Also the cut done in Python, for restores."""
+one; the rollback joins them back. Also the cut done in Python, for restores, and
+what an append stores on each engine."""
 
 from __future__ import annotations
 
@@ -18,13 +19,22 @@ import pytest
 from yoyo import get_backend, read_migrations
 
 from strata_server.core.jsontypes import JSON
+from strata_server.core.models import Actor
+from strata_server.core.transcript_rules import AppendEntries, NewTranscript, new_entry
 from strata_server.storage import entry_wire
+from strata_server.storage.composite import Storage
+from strata_server.storage.ports.write_context import WriteContext
+from strata_server.storage.postgres import open_postgres
 from strata_server.storage.postgres.transcript_queries import STORED_WIRE as PG_WIRE
+from strata_server.storage.sqlite import open_sqlite
 from strata_server.storage.sqlite.transcript_queries import STORED_WIRE as SQLITE_WIRE
+from tests.storage.conftest import database_with, every_migration
 from tests.support.pg import PgServer
+from tests.support.wire import sent
 
 ROOT = Path(__file__).resolve().parents[2] / "migrations"
 TIME = datetime(2026, 12, 7, 18, 0, 0, 123456, tzinfo=UTC)
+ACTOR = Actor("tester")
 
 ENTRIES: list[tuple[int, str, str, JSON | None, bool]] = [
     # seq, role, content, data, stored with a wire form (False: appended before 0009)
@@ -172,3 +182,56 @@ def test_postgres_migration_0021_cuts_and_its_rollback_joins(pg: PgServer) -> No
             for seq, wire in conn.execute("SELECT seq, wire FROM transcript_entries")
         }
     assert wires == stored
+
+
+TEXTS = ["the first words", "", "ünïcödé " * 40, "z" * 5000]
+"""Contents an append stores: short, empty, multi-byte, long (compressed on PostgreSQL)."""
+
+
+def _appended(db: Storage, ns: str) -> Any:
+    entries = [new_entry("user" if text else "tool", text, None, 1 << 20) for text in TEXTS]
+    entries[1] = new_entry("tool", "", {"calls": [1, "x"]}, 1 << 20)
+    return db.transcripts.append_entries(ns, AppendEntries("t", entries), WriteContext(ACTOR))
+
+
+async def test_an_append_on_sqlite_stores_the_content_once(tmp_path: Path) -> None:
+    path = tmp_path / "strata.db"
+    backend = get_backend(f"sqlite:///{path}")
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(read_migrations(str(ROOT / "sqlite"))))
+    backend.connection.close()
+    db = await open_sqlite(str(path), max_record_bytes=1 << 20)
+    try:
+        await db.transcripts.create_transcript("ns", NewTranscript("t"), WriteContext(ACTOR))
+        await _appended(db, "ns")
+        read = sent(await db.transcripts.read_batch("ns", "t", 1, 1 << 20))
+    finally:
+        await db.close()
+    assert [entry.content for entry in read] == TEXTS
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT content, wire_head, wire_tail FROM transcript_entries"
+        ).fetchall()
+    assert len(rows) == len(TEXTS)
+    for content, head, tail in rows:
+        assert len(head) < 24 and (not content or content.encode() not in head + tail)
+
+
+async def test_an_append_on_postgres_stores_the_content_once(pg: PgServer) -> None:
+    database = database_with(pg, *every_migration())
+    db = await open_postgres(database.dsn, max_record_bytes=1 << 20, min_size=1)
+    try:
+        await db.transcripts.create_transcript("ns", NewTranscript("t"), WriteContext(ACTOR))
+        await _appended(db, "ns")
+        read = sent(await db.transcripts.read_batch("ns", "t", 1, 1 << 20))
+    finally:
+        await db.close()
+    assert [entry.content for entry in read] == TEXTS
+    with psycopg.connect(database.dsn) as conn:
+        rows = conn.execute(
+            "SELECT content, wire_head, wire_tail, pg_column_compression(content)"
+            " FROM transcript_entries ORDER BY seq"
+        ).fetchall()
+    for content, head, tail, _ in rows:
+        assert len(head) < 24 and (not content or content.encode() not in head + tail)
+    assert rows[-1][3] == "lz4"  # the long content, compressed in the row
