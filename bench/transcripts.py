@@ -18,6 +18,11 @@ Figures (targets from /work/shared/DESIGN.md):
      alternated, LATENCY_ROUNDS runs each. Target p50 < 5 ms, p99 < 20 ms.
      Beside it, the same shape done directly on the same Redis: XADD by a
      producer, XREAD BLOCK by a consumer already waiting on its own connection.
+  4. Bytes per stored entry (bench/_storage_bytes.py): every byte PostgreSQL keeps
+     for transcript_entries (heap, TOAST, indexes) over the loaded 1M entries, beside
+     their role + content bytes; then STORAGE_ENTRIES chat-like entries on a fresh
+     PostgreSQL database, and both kinds on SQLite files (no target: issue 22 asks
+     for the figure before and after storing each entry once).
 
 Run with `make bench` (or `.venv/bin/python bench/transcripts.py`); prints a table
 and rewrites the `## transcripts` section of bench/RESULTS.md. Nothing here asserts
@@ -51,6 +56,14 @@ from _harness import (
     text_table,
 )
 from _results import write_section
+from _storage_bytes import (
+    ENTRY_BYTES,
+    chat_text,
+    content,
+    measure_postgres,
+    measure_sqlite,
+    postgres_entry_bytes,
+)
 
 from strata.v1 import transcripts_pb2, transcripts_pb2_grpc
 from tests.support.redis import RedisServer
@@ -58,7 +71,6 @@ from tests.support.server import StrataProcess
 
 NAMESPACE = "bench"
 ENTRIES = int(os.environ.get("BENCH_TRANSCRIPT_ENTRIES", "1000000"))
-ENTRY_BYTES = 200
 PER_APPEND, WRITERS = 1000, 4
 LATENCY_APPENDS = 300
 LATENCY_WARMUP = 30
@@ -67,82 +79,55 @@ LATENCY_ROUNDS = 2
 LATENCY_GAP = 0.005
 """Pause between latency samples, so each append lands on an idle follower."""
 BASELINE = "direct (psycopg / Redis Streams)"
-
-WORDS = [
-    "the",
-    "user",
-    "asked",
-    "about",
-    "the",
-    "refund",
-    "status",
-    "of",
-    "order",
-    "and",
-    "the",
-    "assistant",
-    "looked",
-    "it",
-    "up",
-    "in",
-    "the",
-    "billing",
-    "system",
-    "then",
-    "replied",
-    "with",
-    "the",
-    "expected",
-    "date",
-    "tool",
-    "call",
-    "returned",
-    "rows",
-]
-
-
-def content(i: int) -> str:
-    """Entry i's text: about ENTRY_BYTES of varied words (a realistic tsvector)."""
-    words: list[str] = [f"#{i}"]
-    n = i
-    while sum(len(w) + 1 for w in words) < ENTRY_BYTES - 12:
-        words.append(WORDS[n % len(WORDS)])
-        n = n * 31 + 7
-    return " ".join(words)
-
+STORAGE_ENTRIES = 20_000
+"""Entries per bytes-per-entry figure other than the 1M-entry one."""
 
 WHERE_TIME_GOES = (
-    "Where the time goes (py-spy and CPU time per entry; not re-measured by each run). Since "
-    "16fe409 every entry is stored with its protobuf wire form (core/entry_wire.py, migration "
-    "0009) and a batch is one string_agg of those bytes in PostgreSQL: the server no longer "
-    "decodes rows or encodes entries, and its CPU per entry fell from 5.0-5.6 us (the quiet "
-    "run before it, 2026-12-03 10:11 UTC: 133k and 154k entries/s) to 1.4-2.3 us. What is "
-    "left is per message: the pool, psycopg's round trip, one copy of the batch and gRPC "
-    "writing it, ~0.3 ms on this host, the same again in this client (its CPU row above). "
-    "With 64 KiB batches the read is then paced by PostgreSQL: a batch query takes ~0.7 ms "
-    "for ~290 entries (index range scan of rows that hold the content twice, and the "
-    "aggregate), and the next batch can't be asked for before the previous one's next_seq "
-    "is known, so one read runs ahead of the write, not more. With 1 MiB batches the "
-    "per-message costs spread over ~4,500 entries. Tried and left out: an ORDER BY inside "
-    "string_agg and a running sum of sizes to fit the batch (2.8x slower per 1 MiB batch "
-    "than the offset bound and the subquery's own order). Follow latency is a chain of "
-    "process wake-ups: client -> B -> PostgreSQL -> A (the wakeup) -> PostgreSQL (the "
-    "entries) -> A -> client. Measured inside the servers before 3d40208 (a probe): B's "
-    "commit at 3.0 ms after t0, A heard the wakeup at 4.3 ms (B's events sender sent it "
-    "after the commit, one more round trip), its read returned at 5.7 ms, the client had "
-    "it at 6.5 ms. Since 3d40208 the append's own statement sends the NOTIFY, so A hears "
-    "at the commit: six probe runs 4.6-5.5 ms p50 against 5.7-6.5 before. Through Redis "
-    "the wakeup is published after the commit (Redis is not in the transaction). Since "
-    "0a2a770 both of its Redis hops skip redis-py (storage/redis/wire.py): B writes the "
-    "PUBLISH in notify's own step, and A's subscription wakes the follower in the step "
-    "that reads the message. Probe inside the servers then, p50 after t0: B's handler "
-    "1.1 ms, its commit 2.5-2.7, PUBLISH written 2.6-2.8 (was 3.3-3.4, from a sender "
-    "task), A heard 2.8-3.1 (was 3.9-4.0), A's read returned 3.8-4.1, the client had it "
-    "at 4.4-4.6 (was 5.8-6.0); PostgreSQL NOTIFY in the same runs 4.3-5.0. Until this "
-    "run the two channels were measured on different pairs, the NOTIFY one on the pair "
-    "that had just loaded and read the transcript; with the order swapped, the channels "
-    "swapped places, ~1 ms apart, so both now run on fresh pairs, alternated. The spread "
-    "between runs on this host is about +-1 ms at p50."
+    "Where the time goes (py-spy and CPU time per entry; not re-measured by each run). "
+    "Since 16fe409 every entry is stored with its protobuf wire form (core/entry_wire.py, "
+    "migration 0009) and a batch is one string_agg of those bytes in PostgreSQL: the "
+    "server no longer decodes rows or encodes entries, and its CPU per entry fell from "
+    "5.0-5.6 us (the quiet run before it, 2026-12-03 10:11 UTC: 133k and 154k entries/s) "
+    "to 1.4-2.3 us. What is left is per message: the pool, psycopg's round trip, one copy "
+    "of the batch and gRPC writing it, ~0.3 ms on this host, the same again in this "
+    "client (its CPU row above). With 64 KiB batches the read is then paced by "
+    "PostgreSQL: a batch query takes ~0.7 ms for ~290 entries (index range scan of the "
+    "rows, and the aggregate), and the next batch can't be asked for before the previous "
+    "one's next_seq is known, so one read runs ahead of the write, not more. With 1 MiB "
+    "batches the per-message costs spread over ~4,500 entries. Tried and left out: an "
+    "ORDER BY inside string_agg and a running sum of sizes to fit the batch (2.8x slower "
+    "per 1 MiB batch than the offset bound and the subquery's own order). Follow latency "
+    "is a chain of process wake-ups: client -> B -> PostgreSQL -> A (the wakeup) -> "
+    "PostgreSQL (the entries) -> A -> client. Measured inside the servers before 3d40208 "
+    "(a probe): B's commit at 3.0 ms after t0, A heard the wakeup at 4.3 ms (B's events "
+    "sender sent it after the commit, one more round trip), its read returned at 5.7 ms, "
+    "the client had it at 6.5 ms. Since 3d40208 the append's own statement sends the "
+    "NOTIFY, so A hears at the commit: six probe runs 4.6-5.5 ms p50 against 5.7-6.5 "
+    "before. Through Redis the wakeup is published after the commit (Redis is not in the "
+    "transaction). Since 0a2a770 both of its Redis hops skip redis-py "
+    "(storage/redis/wire.py): B writes the PUBLISH in notify's own step, and A's "
+    "subscription wakes the follower in the step that reads the message. Probe inside the "
+    "servers then, p50 after t0: B's handler 1.1 ms, its commit 2.5-2.7, PUBLISH written "
+    "2.6-2.8 (was 3.3-3.4, from a sender task), A heard 2.8-3.1 (was 3.9-4.0), A's read "
+    "returned 3.8-4.1, the client had it at 4.4-4.6 (was 5.8-6.0); PostgreSQL NOTIFY in "
+    "the same runs 4.3-5.0. Until this run the two channels were measured on different "
+    "pairs, the NOTIFY one on the pair that had just loaded and read the transcript; with "
+    "the order swapped, the channels swapped places, ~1 ms apart, so both now run on "
+    "fresh pairs, alternated. The spread between runs on this host is about +-1 ms at "
+    "p50. Storage (issue 22, migration 0021): from 0009 each row held its content twice, "
+    "as text and inside its wire form; since 0021 the wire form is kept as the bytes "
+    "around the content (wire_head, wire_tail) and the batch query joins head, content "
+    "and tail. Before and after, one run each on main's code and on 0021's, minutes apart "
+    "on the same loaded host (load average 13-15 on 2 cores, so absolute rates are low; "
+    "compare ratios): bytes per stored entry, PostgreSQL 1M benchmark entries 1,220 -> "
+    "972 (payload 199), PostgreSQL 20k chat-like 2,854 -> 2,244 (payload 953), SQLite 20k "
+    "benchmark 716 -> 519, SQLite 20k chat-like 2,759 -> 1,587; ReadTranscript vs "
+    "psycopg, 64 KiB batches 52,425 vs 43,620 entries/s (1.20x) -> 93,701 vs 66,823 "
+    "(1.40x), 1 MiB batches 59,353 vs 46,310 (1.28x) -> 98,805 vs 61,281 (1.61x); server "
+    "CPU per entry 2.45 -> 2.05 us (64 KiB) and 1.36 -> 1.02 us (1 MiB). The largest "
+    "structure left beside the content is the full-text index (a stored tsvector of ~1.8x "
+    "the content of short prose, and its GIN index); content is compressed with lz4 on "
+    "PostgreSQL, which touches only rows over ~2 KB (TOAST)."
 )
 
 
@@ -430,8 +415,15 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
             )
         )
         progress(rows[-1])
+        stored, count = postgres_entry_bytes(pg_url)  # VACUUMs (ANALYZE) the table
         async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
-            await conn.execute("VACUUM (ANALYZE) transcript_entries")
+            cursor = await conn.execute(
+                "SELECT sum(octet_length(role) + octet_length(content)) FROM transcript_entries"
+            )
+            payload = await cursor.fetchone()
+        assert payload is not None
+        rows.append(storage_row("PostgreSQL", f"{count:,} benchmark", stored, count, payload[0]))
+        progress(rows[-1])
         # Warm-up, untimed: plans, caches, the server's code paths.
         await strata_read(stub, created.id, 0)
         await psycopg_read(pg_url, created.id)
@@ -474,6 +466,36 @@ async def read_rows(pg_url: str, server: StrataProcess) -> list[Row]:
     return rows
 
 
+def storage_row(engine: str, what: str, stored: int, count: int, payload: int) -> Row:
+    """Bytes per stored entry (bench/_storage_bytes.py says what is counted)."""
+    return Row(
+        f"Bytes per stored entry, {engine}, {what} entries (payload: role + content)",
+        f"{stored / count:,.0f} B ({stored / payload:.2f}x the payload)",
+        f"payload {payload / count:,.0f} B",
+    )
+
+
+def storage_rows(pg: PgServer) -> list[Row]:
+    """Bytes per stored entry of chat-like text on PostgreSQL, and of both kinds on
+    SQLite (the 1M-entry figure on PostgreSQL is read_rows')."""
+    rows = []
+    for engine, name, text in (
+        ("PostgreSQL", "chat-like", chat_text),
+        ("SQLite", "benchmark", content),
+        ("SQLite", "chat-like", chat_text),
+    ):
+        workdir = pg.base / f"bytes-{engine}-{name}".lower()
+        if engine == "PostgreSQL":
+            url = pg.create_database(f"bytes_{name.replace('-', '_')}")
+            cost = measure_postgres(url, workdir, STORAGE_ENTRIES, text)
+        else:
+            cost = measure_sqlite(workdir, STORAGE_ENTRIES, text)
+        what = f"{STORAGE_ENTRIES:,} {name}"
+        rows.append(storage_row(engine, what, cost.stored_bytes, cost.entries, cost.payload_bytes))
+        progress(rows[-1])
+    return rows
+
+
 def latency_rows(channel: str, call: Stats, stamp: Stats, direct: Stats | None) -> list[Row]:
     """p50 and p99 from the call, then from the entry's create_time (see follow_latency)."""
     called, stamped = "AppendEntries called on B", "entry stamped on B (before commit)"
@@ -511,6 +533,7 @@ def main() -> None:
         url = pg.create_database("bench_transcripts")
         with replicas(url, pg.base / "strata") as pair:
             rows += asyncio.run(read_rows(url, pair.a))
+        rows += storage_rows(pg)
         # Each channel on pairs started afresh, the two alternated: measured on the pair
         # that had just loaded and read the transcript, a channel came out ~1 ms faster
         # than on a fresh pair, whichever channel it was (runs in both orders).
@@ -560,7 +583,12 @@ def main() -> None:
         f"before AppendEntries is called (so its commit is inside the figure), t1 when "
         f"the batch reaches the follower, whose read was already waiting (as the XREAD "
         f"below), not after the append's answer. Redis Streams: XADD on one connection, an "
-        f"XREAD BLOCK already parked on another, same spacing. Whole run {took:.0f} s."
+        f"XREAD BLOCK already parked on another, same spacing. Bytes per stored entry: "
+        f"bench/_storage_bytes.py (PostgreSQL: pg_total_relation_size of "
+        f"transcript_entries after VACUUM, so heap, TOAST and every index; SQLite: dbstat "
+        f"pages of transcript_entries, its indexes and its FTS5 tables), over the 1M "
+        f"entries above and over {STORAGE_ENTRIES:,} entries on fresh databases; chat-like "
+        f"is prose of ~330-660 B an entry, every tenth 4-6 KB. Whole run {took:.0f} s."
     )
     write_section(
         "transcripts",

@@ -87,14 +87,17 @@ async def test_a_batch_reads_only_its_rows(pg: Database, db: Storage) -> None:
     await sql(
         pg,
         "INSERT INTO transcript_entries (namespace, transcript_id, seq, start_offset, size,"
-        " role, content, create_time, wire)"
+        " role, content, create_time, wire_head, wire_tail)"
         " SELECT %(ns)s, %(id)s, n, (n - 1) * %(size)s, %(size)s, 'assistant', c.content,"
-        " %(time)s, '\\x0a'::bytea || strata_varint(octet_length(f.fields)) || f.fields"
+        " %(time)s, '\\x0a'::bytea || strata_varint(octet_length(f.seq_field) + f.rest)"
+        " || f.seq_field || %(role)s::bytea || '\\x1a' || strata_varint(f.length),"
+        " %(time_field)s::bytea"
         " FROM generate_series(1001, %(entries)s) AS n,"
         " LATERAL (SELECT lpad((n - 1)::text, 6, '0') || ' ' || repeat('x', 182) AS content) c,"
-        " LATERAL (SELECT '\\x08'::bytea || strata_varint(n) || %(role)s::bytea || '\\x1a'"
-        " || strata_varint(octet_length(c.content)) || convert_to(c.content, 'UTF8')"
-        " || %(time_field)s::bytea AS fields) f",
+        " LATERAL (SELECT '\\x08'::bytea || strata_varint(n) AS seq_field,"
+        " octet_length(c.content) AS length,"
+        " octet_length(%(role)s::bytea) + 1 + octet_length(strata_varint(octet_length(c.content)))"
+        " + octet_length(c.content) + octet_length(%(time_field)s::bytea) AS rest) f",
         {
             "ns": ns,
             "id": id,
@@ -177,7 +180,8 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
     # Entries stored before migration 0009 have no stored form: encoded on read.
     await sql(
         pg,
-        "UPDATE transcript_entries SET wire = NULL WHERE namespace = %(ns)s AND seq IN (2, 8)",
+        "UPDATE transcript_entries SET wire_head = NULL, wire_tail = NULL"
+        " WHERE namespace = %(ns)s AND seq IN (2, 8)",
         {"ns": ns},
     )
     assert sent(await db.transcripts.read_batch(ns, id, 1, 1 << 20)) == expected

@@ -159,7 +159,9 @@ async def transcript_batches(db: Storage, db_path: str) -> None:
     assert dict(stored[3].data) == {"calls": [1, "x"], "ok": True}
     # Entries stored before migration 0009 have no wire form: encoded on read, the same.
     with raw(db_path) as conn:
-        conn.execute("UPDATE transcript_entries SET wire = NULL WHERE seq IN (2, 5)")
+        conn.execute(
+            "UPDATE transcript_entries SET wire_head = NULL, wire_tail = NULL WHERE seq IN (2, 5)"
+        )
         conn.commit()
     assert sent(await db.transcripts.read_batch(NS, "t", 1, 1 << 20)) == stored
     assert sent(await db.transcripts.read_batch(NS, "t", 5, 1 << 20)) == stored[4:]

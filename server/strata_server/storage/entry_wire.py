@@ -3,15 +3,15 @@ as the protobuf bytes ReadTranscript sends for it, so that a batch is a
 concatenation of stored bytes.
 
 A storage encoding, as zstd is for blobs, and so here rather than in core: the bytes
-are a column both adapters write, and PostgreSQL writes part of them in SQL (the
-append statement puts each entry's seq and length around its body with
+are columns both adapters write, and PostgreSQL writes part of them in SQL (the
+append statement puts each entry's seq and length before its role with
 `strata_varint`, migration 0009, mirroring `varint` here, and the tags of
-`Batch.entries` and `Entry.seq` are in that statement too). The field numbers are
-therefore constants, not looked up in the generated descriptor: stored bytes outlive
-any lookup, the protos' numbers can never change (buf breaking), and
-tests/unit/test_transcript_batches.py holds these bytes to what the protobuf
-library writes. Framing a batch into the stream message is the API's rendering
-(api/batch_wire.py).
+`Batch.entries` and `Entry.seq` are in that statement and in migration 0021). The
+field numbers are therefore constants, not looked up in the generated descriptor:
+stored bytes outlive any lookup, the protos' numbers can never change (buf
+breaking), and tests/unit/test_transcript_batches.py holds these bytes to what the
+protobuf library writes. Framing a batch into the stream message is the API's
+rendering (api/batch_wire.py).
 
 An entry never changes once appended (its seq and create_time are fixed by the
 append), so its encoding can be worked out once, at append time, instead of on
@@ -22,10 +22,17 @@ PostgreSQL adapter has the database concatenate a whole batch (`string_agg`), an
 the server copies one value per batch instead of building ~300 entries in Python:
 bench/transcripts.py has the figures (RESULTS.md, "transcripts").
 
-An append encodes each entry's role, content and data (`entry_body`) and the
-append's time (`time_field`); the seq is assigned where the append runs. Entries
-appended before migration 0009 have no stored form: the adapters encode them on
-read (`encoded_batch`).
+The content is stored once (migration 0021): the row keeps it as text, for search,
+snippets and exports, and the wire form as the bytes around it (`stored_parts`):
+the head (the entry's tag and length, seq, role, the content's tag and length) and
+the tail (data, create_time), which the batch query joins with the content between
+them. Protobuf's length-delimited fields carry no escaping, so the content's UTF-8
+bytes are the field's payload as they are. An append encodes each entry's parts
+(`body_parts`) and the append's time (`time_field`); the seq is assigned where the
+append runs (PostgreSQL puts the head's seq and length on in SQL). A restore from
+the archive cuts a whole stored form back around its content (`split_stored`).
+Entries appended before migration 0009 have no stored form: the adapters encode
+them on read (`encoded_batch`).
 
 Wire format (https://protobuf.dev/programming-guides/encoding/): a field is a tag
 byte `(number << 3) | wire_type`, then a varint (type 0), or a varint length and
@@ -71,19 +78,38 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + varint(len(payload)) + payload
 
 
-def entry_body(role: str, content: str, data: JSON | None) -> bytes:
-    """An entry's role, content and data fields: what the append knows of it before
-    the entry has a seq."""
-    body = b""
-    if role:
-        body += _field(_ROLE, role.encode())
+def read_varint(buffer: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` in `buffer` and the position after it."""
+    value = shift = 0
+    while True:
+        byte = buffer[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def body_parts(role: str, content: bytes, data: JSON | None) -> tuple[bytes, bytes]:
+    """An entry's role, content and data fields less the content's bytes: the fields
+    before them (role, then the content's tag and length) and after them (data)."""
+    before = _field(_ROLE, role.encode()) if role else b""
     if content:
-        body += _field(_CONTENT, content.encode())
+        before += _CONTENT + varint(len(content))
+    after = b""
     if data is not None:
         message = struct_pb2.Struct()
         message.update(data)
-        body += _field(_DATA, message.SerializeToString())
-    return body
+        after = _field(_DATA, message.SerializeToString())
+    return before, after
+
+
+def entry_body(role: str, content: str, data: JSON | None) -> bytes:
+    """An entry's role, content and data fields: what the append knows of it before
+    the entry has a seq."""
+    text = content.encode()
+    before, after = body_parts(role, text, data)
+    return before + text + after
 
 
 def time_field(create_time: datetime) -> bytes:
@@ -109,6 +135,36 @@ def encode_entry(
 ) -> bytes:
     """An entry's stored form from its parts (imports, and entries stored without it)."""
     return entry_field(seq, entry_body(role, content, data), time_field(create_time))
+
+
+def stored_parts(
+    seq: int, role: str, content: str, data: JSON | None, time: bytes
+) -> tuple[bytes, bytes]:
+    """An entry's stored form around its content (`wire_head`, `wire_tail`; `time` is
+    its `time_field`): the bytes before the content's and after them, so
+    `head + content + tail` is `encode_entry`'s bytes and the content is stored once,
+    as text."""
+    text = content.encode()
+    before, after = body_parts(role, text, data)
+    after += time
+    fields = _SEQ + varint(seq)
+    length = len(fields) + len(before) + len(text) + len(after)
+    return _ENTRIES + varint(length) + fields + before, after
+
+
+def split_stored(wire: bytes, content: str) -> tuple[bytes, bytes]:
+    """A whole stored entry (`encode_entry`'s bytes, as an archive segment keeps it)
+    cut around its content into `stored_parts`' head and tail."""
+    _, at = read_varint(wire, 1)  # Batch.entries' tag, then the entry's length
+    while wire[at] in (_SEQ[0], _ROLE[0]):  # the fields before the content, in order
+        tag = wire[at]
+        value, at = read_varint(wire, at + 1)
+        if tag == _ROLE[0]:
+            at += value  # a length, then the role's bytes (the seq is the varint itself)
+    text = content.encode()
+    if text:
+        _, at = read_varint(wire, at + 1)  # the content's tag and length
+    return wire[:at], wire[at + len(text) :]
 
 
 def encoded_batch(entries: Sequence[Entry]) -> EntryBatch:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from strata_server.storage.entry_wire import read_varint as _varint
 from strata_server.storage.entry_wire import varint
 
 SEGMENT_BYTES = 1024 * 1024
@@ -48,18 +49,6 @@ def record(size: int, data_json: str | None, wire: bytes) -> bytes:
     """One entry's record, as `parse` reads it back."""
     data = data_json.encode() if data_json else b""
     return varint(size) + varint(len(data)) + data + wire
-
-
-def _varint(buffer: bytes, at: int) -> tuple[int, int]:
-    """The varint at `at` and the position after it."""
-    value = shift = 0
-    while True:
-        byte = buffer[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
 
 
 def parse(content: bytes) -> Iterator[SegmentEntry]:

@@ -147,7 +147,7 @@ SHAPES: dict[Kind, Shape] = {
 def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
     """An archived entry's values in the order both engines' entry inserts take:
     namespace, transcript_id, seq, start_offset, size, role, content, data,
-    create_time, wire."""
+    create_time, wire_head, wire_tail."""
     return (
         ns,
         e.transcript_id,
@@ -158,7 +158,9 @@ def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
         e.content,
         None if e.data is None else dumps(e.data),
         time(e.create_time),
-        entry_wire.encode_entry(e.seq, e.role, e.content, e.data, e.create_time),
+        *entry_wire.stored_parts(
+            e.seq, e.role, e.content, e.data, entry_wire.time_field(e.create_time)
+        ),
     )
 
 

@@ -39,8 +39,8 @@ ARCHIVED: LiteralString = (
     " AND archive_time IS NOT NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)"
 )
 SEGMENT_BLOBS: LiteralString = "SELECT sha256, namespace, transcript_id FROM transcript_segments"
-HOT_ENTRIES: LiteralString = """
-SELECT seq, start_offset, size, data::text, wire, role, content, create_time
+HOT_ENTRIES: LiteralString = f"""
+SELECT seq, start_offset, size, data::text, {q.STORED_WIRE}, role, content, create_time
 FROM transcript_entries
 WHERE namespace = %s AND transcript_id = %s AND seq > %s ORDER BY seq LIMIT %s
 """
@@ -64,8 +64,9 @@ WHERE namespace = %s AND transcript_id = %s
 """
 INSERT_ENTRY: LiteralString = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time, wire)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
+     wire_head, wire_tail)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
 """
 DROP_HOT: LiteralString = (
     "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = %s"
@@ -229,7 +230,7 @@ class PostgresTranscriptArchive:
                             entry.content,
                             entry.data_json,
                             entry.create_time,
-                            entry.wire,
+                            *entry_wire.split_stored(entry.wire, entry.content),
                         )
                         for entry in batch
                     ],

@@ -90,18 +90,21 @@ WITH advanced AS (
 ), inserted AS (
     INSERT INTO transcript_entries
         (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-         wire)
+         wire_head, wire_tail)
     SELECT %(namespace)s::text, %(id)s::text, s.seq,
            a.first_offset + e.rel_offset, e.size, e.role, e.content, e.data::jsonb,
            %(now)s::timestamptz,
-           '\x0a'::bytea || strata_varint(octet_length(f.fields)) || f.fields
+           '\x0a'::bytea || strata_varint(octet_length(f.seq_field) + e.rest) || f.seq_field
+               || e.before,
+           e.after
     FROM advanced AS a,
          unnest(%(rel_offset)b::bigint[], %(size)b::int[], %(role)b::text[],
-                %(content)b::text[], %(data)b::text[], %(body)b::bytea[])
-             WITH ORDINALITY AS e(rel_offset, size, role, content, data, body, ordinal),
+                %(content)b::text[], %(data)b::text[], %(before)b::bytea[],
+                %(after)b::bytea[], %(rest)b::int[])
+             WITH ORDINALITY AS e(rel_offset, size, role, content, data, before, after, rest,
+                                  ordinal),
          LATERAL (SELECT a.first_seq + e.ordinal - 1 AS seq) AS s,
-         LATERAL (SELECT '\x08'::bytea || strata_varint(s.seq) || e.body || %(time)s::bytea
-                  AS fields OFFSET 0) AS f
+         LATERAL (SELECT '\x08'::bytea || strata_varint(s.seq) AS seq_field OFFSET 0) AS f
 ), {
     _audited(
         "append",
@@ -128,11 +131,13 @@ SELECT first_seq, next_seq FROM advanced WHERE (SELECT count(*) FROM notified) >
 to one transcript queue up here (a waiting one re-reads next_seq once the one ahead
 commits) while appends to other transcripts go on in parallel; it advances next_seq
 and size_bytes only if the transcript is open and at `expected` (0: any). The
-entries get seqs first_seq.. and offsets from there, and their wire form (storage.
-entry_wire.entry_field: the seq and the length put in here, around the body and the
-create_time field the caller encoded; OFFSET 0 keeps `fields` a column, so the length's
-strata_varint is inlined too: with the expression in its argument, PostgreSQL ran it
-as a SQL function call, ~0.5 ms a statement), with the audit entry (under
+entries get seqs first_seq.. and offsets from there, and their wire form around
+their content (storage.entry_wire.stored_parts: the head's seq and length are put in
+here, before the role and content length the caller encoded, `rest` being the bytes
+that follow the seq; the tail, the data and create_time fields, comes encoded; OFFSET 0
+keeps `seq_field` a column, so the length's strata_varint is inlined too: with the
+expression in its argument, PostgreSQL ran it as a SQL function call, ~0.5 ms a
+statement), with the audit entry (under
 `request_id`) and the request_log result (under `answer_id`: NULL inside a Commit,
 which stores the results of all its writes itself), and `notice` NOTIFYd on
 `channel` (when given: events.postgres delivers it to the other replicas at commit;
@@ -165,12 +170,19 @@ offset order and filtered: 64 ms per 64 KiB batch on a 100k-entry transcript
 (99,715 rows read and dropped), growing with its length; this plan reads only the
 batch's rows (0.14 ms), with custom and generic plans alike."""
 
+STORED_WIRE: LiteralString = "wire_head || convert_to(content, 'UTF8') || wire_tail"
+"""An entry's stored wire form, its content (stored once, as text) between the bytes
+before and after it (storage/entry_wire.stored_parts, migration 0021); NULL for
+entries appended before migration 0009, which have neither."""
+
 READ_WIRE = f"""
 SELECT string_agg(b.wire, ''::bytea), count(*), count(b.wire), min(b.seq), max(b.seq)
-FROM (SELECT e.seq, e.wire, e.start_offset + e.size AS batch_end {_BATCH_RANGE}) AS b
+FROM (SELECT e.seq, {STORED_WIRE} AS wire, e.start_offset + e.size AS batch_end
+      {_BATCH_RANGE}) AS b
 WHERE b.batch_end <= {_FIRST_OFFSET} + %(bytes)s::bigint OR b.seq = %(seq)s::bigint
 """
-"""A batch in one row: its entries' stored wire forms joined in seq order (the
+"""A batch in one row: its entries' stored wire forms (each its head, its content as
+UTF-8 and its tail, migration 0021) joined in seq order (the
 database does the joining, so the server handles one value per batch), how many
 entries there are and how many have a stored form, and the first and last seq.
 The WHERE keeps the entries that end within `bytes` of entry `seq`'s start (entry

@@ -15,7 +15,8 @@ possible (`transcript_queries`):
 
 Reads are single statements on an autocommit connection; a batch is one keyset
 query over the offset index, bounded by bytes, that returns the batch's entries
-already joined in their stored wire form (`READ_WIRE`, storage/entry_wire.py).
+already joined in their stored wire form (`READ_WIRE`, storage/entry_wire.py; each
+entry's content is stored once, as text, between the head and tail of that form).
 """
 
 from __future__ import annotations
@@ -97,6 +98,12 @@ async def append_in(
     goes out on the events channel when the append commits."""
     entries = append.entries
     at = now()
+    time = entry_wire.time_field(at)
+    texts = [entry.content.encode() for entry in entries]
+    parts = [
+        entry_wire.body_parts(entry.role, text, entry.data)
+        for entry, text in zip(entries, texts, strict=True)
+    ]
     cursor = await conn.execute(
         q.APPEND,
         {
@@ -114,8 +121,12 @@ async def append_in(
             "role": [entry.role for entry in entries],
             "content": [entry.content for entry in entries],
             "data": [entry.data_json for entry in entries],
-            "body": [entry_wire.entry_body(e.role, e.content, e.data) for e in entries],
-            "time": entry_wire.time_field(at),
+            "before": [before for before, _ in parts],
+            "after": [after + time for _, after in parts],
+            "rest": [
+                len(before) + len(text) + len(after) + len(time)
+                for (before, after), text in zip(parts, texts, strict=True)
+            ],
             "channel": EVENTS_CHANNEL,
             "notice": notice,
         },

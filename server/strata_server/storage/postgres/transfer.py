@@ -108,7 +108,7 @@ _STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 COPY_ENTRIES = """
 COPY transcript_entries
     (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-     wire)
+     wire_head, wire_tail)
 FROM STDIN
 """
 DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = ANY(%s)"

@@ -29,6 +29,7 @@ from strata_server.storage.sqlite.transcript_queries import (
     INDEX_ENTRIES,
     INSERT_ENTRY,
     SELECT_TRANSCRIPT,
+    STORED_WIRE,
     UNINDEX_ENTRIES,
 )
 from strata_server.storage.sqlite.transcript_rows import transcript_from_row
@@ -44,8 +45,9 @@ ARCHIVED = (
     " WHERE namespace = ? AND archive_time IS NOT NULL AND (? IS NULL OR owner = ?)"
 )
 SEGMENT_BLOBS = "SELECT sha256, namespace, transcript_id FROM transcript_segments"
-HOT_ENTRIES = """
-SELECT seq, start_offset, size, data, wire, role, content, create_time FROM transcript_entries
+HOT_ENTRIES = f"""
+SELECT seq, start_offset, size, data, {STORED_WIRE}, role, content, create_time
+FROM transcript_entries
 WHERE namespace = ? AND transcript_id = ? AND seq > ? ORDER BY seq LIMIT ?
 """
 INSERT_SEGMENT = """
@@ -199,7 +201,7 @@ class SqliteTranscriptArchive:
                             entry.content,
                             entry.data_json,
                             to_micros(entry.create_time),
-                            entry.wire,
+                            *entry_wire.split_stored(entry.wire, entry.content),
                         )
                         for entry in batch
                     ],

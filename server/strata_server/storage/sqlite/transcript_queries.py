@@ -38,9 +38,15 @@ SELECT next_seq, size_bytes, seal_time FROM transcripts WHERE namespace = ? AND 
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time, wire)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
+     wire_head, wire_tail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+
+STORED_WIRE = "CAST(wire_head || CAST(content AS BLOB) || wire_tail AS BLOB)"
+"""An entry's stored wire form, its content (stored once, as text) between the bytes
+before and after it (storage/entry_wire.stored_parts, migration 0021); NULL for
+entries appended before migration 0009, which have neither."""
 
 INDEX_ENTRIES = """
 INSERT INTO transcript_entries_fts (rowid, content)
@@ -67,8 +73,8 @@ SEAL = "UPDATE transcripts SET seal_time = ?, update_time = ? WHERE namespace = 
 DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = ? AND transcript_id = ?"
 DELETE_TRANSCRIPT = "DELETE FROM transcripts WHERE namespace = ? AND id = ? RETURNING next_seq"
 
-READ_ENTRIES = """
-SELECT seq, role, content, data, create_time, size, wire FROM transcript_entries
+READ_ENTRIES = f"""
+SELECT seq, role, content, data, create_time, size, {STORED_WIRE} FROM transcript_entries
 WHERE namespace = ?1 AND transcript_id = ?2
   AND start_offset >= (
       SELECT start_offset FROM transcript_entries

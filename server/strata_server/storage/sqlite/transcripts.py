@@ -128,10 +128,8 @@ async def append_in(
                 entry.content,
                 entry.data_json,
                 now_us,
-                entry_wire.entry_field(
-                    next_seq + index,
-                    entry_wire.entry_body(entry.role, entry.content, entry.data),
-                    time,
+                *entry_wire.stored_parts(
+                    next_seq + index, entry.role, entry.content, entry.data, time
                 ),
             )
             for index, entry in enumerate(append.entries)

@@ -112,8 +112,8 @@ _STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
     (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-     wire)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+     wire_head, wire_tail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 UNINDEX_ENTRIES = """
 INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)
