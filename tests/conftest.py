@@ -77,6 +77,30 @@ UNCACHED_COLLECTION = "uncached"
 of 0), so tests can compare the cached and uncached paths."""
 
 
+def start_shape_server(
+    request: pytest.FixtureRequest,
+    shape: str,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> StrataProcess:
+    """A started strata server of a shape with the session servers' settings, on a
+    fresh database (and, on PostgreSQL, a fresh bucket)."""
+    env = {
+        "STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}',
+        # Cleanups run when a test asks (RunCleanup); the scheduler has its own tests.
+        "STRATA_CLEANUP_INTERVAL_SECONDS": "3600",
+        # Orphan blobs go at the first cleanup or repair (tests plant them).
+        "STRATA_BLOB_SWEEP_GRACE_SECONDS": "0",
+    }
+    if shape == "postgres":
+        env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
+        # PostgreSQL with blobs in S3; SQLite keeps them on local disk.
+        env.update(request.getfixturevalue("s3").env(f"strata-{uuid.uuid4().hex[:12]}"))
+    process = StrataProcess(database_url(shape), tmp_path_factory.mktemp(shape), **env)
+    process.start()
+    return process
+
+
 @pytest.fixture(scope="session", params=SHAPES)
 def server(
     request: pytest.FixtureRequest,
@@ -85,21 +109,22 @@ def server(
 ) -> Iterator[StrataProcess]:
     """A running strata server per shape, shared by the session: SQLite with blobs on
     local disk, or PostgreSQL with Redis and blobs in S3."""
-    env = {
-        "STRATA_RECORD_CACHE_COLLECTION_TTLS": f'{{"{UNCACHED_COLLECTION}": 0}}',
-        # Cleanups run when a test asks (RunCleanup); the scheduler has its own tests.
-        "STRATA_CLEANUP_INTERVAL_SECONDS": "3600",
-        # Orphan blobs go at the first cleanup or repair (tests plant them).
-        "STRATA_BLOB_SWEEP_GRACE_SECONDS": "0",
-    }
-    if request.param == "postgres":
-        env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
-        # PostgreSQL with blobs in S3; SQLite keeps them on local disk.
-        env.update(request.getfixturevalue("s3").env(f"strata-{uuid.uuid4().hex[:12]}"))
-    process = StrataProcess(
-        database_url(request.param), tmp_path_factory.mktemp(request.param), **env
-    )
-    process.start()
+    process = start_shape_server(request, request.param, database_url, tmp_path_factory)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session", params=SHAPES)
+def blob_server(
+    request: pytest.FixtureRequest,
+    database_url: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StrataProcess]:
+    """A server per shape like `server`, for the tests whose checks and sweeps read
+    every blob and row of a server (CheckIntegrity over all namespaces, the orphan
+    sweep): on the session's server they would read what every other test left,
+    such as the 200 MB round trip's blob, which cost those tests a minute."""
+    process = start_shape_server(request, request.param, database_url, tmp_path_factory)
     yield process
     process.stop()
 

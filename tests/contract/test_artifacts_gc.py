@@ -29,6 +29,12 @@ NO_GRACE = timedelta(0)
 
 
 @pytest.fixture
+def server(blob_server):
+    """Sweeps and checks read all the server's blobs: a server of their own (conftest)."""
+    return blob_server
+
+
+@pytest.fixture
 def arts(stubs) -> artifacts_pb2_grpc.ArtifactServiceStub:
     """ArtifactService stub over the shared channel to this test's server."""
     return artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)

@@ -15,6 +15,12 @@ from tests.contract.test_integrity import check
 
 
 @pytest.fixture
+def server(blob_server):
+    """Every check here reads all the server's blobs: a server of their own (conftest)."""
+    return blob_server
+
+
+@pytest.fixture
 def arts(stubs) -> artifacts_pb2_grpc.ArtifactServiceStub:
     return artifacts_pb2_grpc.ArtifactServiceStub(stubs.channel)
 

@@ -451,25 +451,47 @@ case(
 case("ListJobs unknown state", lambda c: _list(c, state=99), "state")
 
 
-@pytest.fixture
-def ctx(stubs) -> Ctx:
-    """A fresh queue with one job leased for 5 minutes."""
-    qs = queue_stub(stubs.channel)
+def new_ctx(channel: Any, lease_seconds: float) -> Ctx:
+    """A fresh queue holding one job, leased for `lease_seconds`."""
+    qs = queue_stub(channel)
     name = unique("q")
     enqueue(qs, name, {"seed": True}, run_time=from_now(-1))
-    [job] = lease(qs, name, lease_seconds=300)
+    [job] = lease(qs, name, lease_seconds=lease_seconds)
     return Ctx(qs, name, job.id, job.lease_token)
 
 
-@pytest.mark.parametrize("bad", CASES.values(), ids=CASES.keys())
-def test_bad_request_gets_the_right_status(ctx, bad: Case):
+@pytest.fixture
+def ctx(stubs) -> Ctx:
+    """A fresh queue with one job leased for 5 minutes."""
+    return new_ctx(stubs.channel, 300)
+
+
+def changes_state(name: str) -> bool:
+    """The cases that enqueue on purpose (to get a page token of another list)."""
+    return "another state" in name or "another queue" in name
+
+
+@pytest.fixture(scope="module")
+def shared_ctx(server, stubs_for) -> Ctx:
+    """One queue and leased job for every case that changes nothing, the module's
+    whole run long (an hour's lease). test_refused_requests_change_nothing sends
+    all of them in a row to one ctx and finds it as it was, so each gets the state
+    a fresh ctx would give it; a fresh queue per case cost most of this module's
+    time."""
+    return new_ctx(stubs_for(server).channel, 3600)
+
+
+@pytest.mark.parametrize("name", CASES.keys(), ids=CASES.keys())
+def test_bad_request_gets_the_right_status(shared_ctx, name: str, request):
+    bad = CASES[name]
+    ctx = request.getfixturevalue("ctx") if changes_state(name) else shared_ctx
     expect_error(lambda: bad.call(ctx), bad.code, bad.reason, bad.field, **bad.metadata)
 
 
 def test_refused_requests_change_nothing(ctx):
     for name, bad in CASES.items():
-        if "another state" in name or "another queue" in name:
-            continue  # these enqueue on purpose
+        if changes_state(name):
+            continue
         with contextlib.suppress(grpc.RpcError):
             bad.call(ctx)
     stats = _stats(ctx)
