@@ -135,10 +135,14 @@ class Verifier:
     async def authenticate(self, secret: str) -> Principal:
         """The principal of the token with this secret; Unauthenticated when the
         secret is malformed, unknown, revoked or expired."""
-        if not well_formed(secret):
-            raise Unauthenticated("the bearer token is malformed")
         key = secret_hash(secret)
-        found = self._known.get(key) or self._unknown.get(key) or await self._load(key)
+        found = self._known.get(key) or self._unknown.get(key)
+        if found is None:
+            # Only a well-formed secret is ever remembered, so its shape is checked
+            # before a read, not on every call.
+            if not well_formed(secret):
+                raise Unauthenticated("the bearer token is malformed")
+            found = await self._load(key)
         if isinstance(found, Refused):
             raise Unauthenticated(found.reason)
         if found.expire_time is not None and datetime.now(UTC) >= found.expire_time:
