@@ -89,9 +89,13 @@ class AuthInterceptor(WrappingInterceptor):
         authenticate_certificate: Callable[[Context], Principal | None] | None = None,
         limiter: RateLimiter | None = None,
         method_rules: Mapping[str, Rule] | None = None,
+        recall_token: Callable[[str], Principal | None] | None = None,
     ) -> None:
+        """`recall_token` answers at once, without awaiting, for a secret
+        `authenticate_token` accepted lately and still valid (else None)."""
         super().__init__()
         self._authenticate_token = authenticate_token
+        self._recall_token = recall_token
         self._authenticate_certificate = authenticate_certificate
         self._limiter = limiter
         self._rules = dict(rules() if method_rules is None else method_rules)
@@ -111,8 +115,24 @@ class AuthInterceptor(WrappingInterceptor):
         if self._early and handler is not None:
             rule = self._guarded.get(handler_call_details.method)
             if rule is not None:
-                _IDENTIFIED.set(await self._identify_early(rule, handler_call_details))
+                recalled = self._recalled(rule, handler_call_details)
+                _IDENTIFIED.set(
+                    recalled
+                    if recalled is not None
+                    else await self._identify_early(rule, handler_call_details)
+                )
         return handler
+
+    def _recalled(self, rule: Rule, details: grpc.HandlerCallDetails) -> Principal | None:
+        """Steps 1 and 2 for a token accepted lately, without awaiting; None for
+        anything else (`_identify_early` then decides, and says why)."""
+        if self._recall_token is None:
+            return None
+        try:
+            principal = self._recall_token(bearer(cast(Metadata, details.invocation_metadata)))
+        except StrataError:
+            return None
+        return principal if principal is not None and principal.may(rule.role) else None
 
     async def _identify_early(
         self, rule: Rule, details: grpc.HandlerCallDetails
