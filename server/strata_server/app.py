@@ -165,6 +165,7 @@ async def start(settings: Settings) -> Running:
                 verifier.authenticate if verifier is not None else None,
                 authenticate_certificate=certificate,
                 limiter=open_rate_limiter(settings, redis),
+                recall_token=verifier.recall if verifier is not None else None,
             )
         )
     server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))

@@ -12,8 +12,19 @@ where the ServicerContext and the decoded request are at hand, it
    `all_namespaces` meaning "*"; for a client stream, the first message's header)
    against the principal's namespaces (PERMISSION_DENIED, NAMESPACE_NOT_ALLOWED);
 4. takes one request from the principal's rate (RESOURCE_EXHAUSTED with RetryInfo);
-5. runs the method inside `access.bind(principal)`, so the audit actor is the
-   principal's name (api/convert.actor).
+5. runs the method with the principal bound (`core.access_rules`), so the audit
+   actor is the principal's name (api/convert.actor).
+
+Under token auth without client certificates, steps 1 and 2 run earlier, in
+`intercept_service`: grpc has already gathered the call's metadata there (for the
+handler lookup), where `context.invocation_metadata()` would build that tuple again.
+The outcome (a principal, or the error to refuse with) waits in a context variable
+for the method's behaviour, which runs in the same per-call task; a behaviour that
+finds none there (a certificate may name the caller, or no outcome was recorded)
+authenticates the caller itself, so nothing is ever allowed by default. A unary
+call whose namespace is covered and whose principal has no rate then runs at once,
+without a wrapper coroutine, a context manager or a copy of the metadata: with
+these every authenticated call paid several times what its checks cost.
 
 Which role and namespace each method needs is api/method_rules.py's table; this
 module only applies it, to every call but health's.
@@ -21,6 +32,7 @@ module only applies it, to every call but health's.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -38,13 +50,25 @@ from strata_server.core.errors import PermissionDenied, RateLimited, StrataError
 from strata_server.storage.ports import RateLimiter
 
 Context = grpc.aio.ServicerContext[Any, Any]
+Metadata = Iterable[tuple[str, str | bytes]]
+
+_IDENTIFIED: contextvars.ContextVar[Principal | StrataError | None] = contextvars.ContextVar(
+    "strata_identified", default=None
+)
+"""Who the call of this task is, as `intercept_service` found (or why it is refused);
+None when it did not look (module docstring)."""
 
 
-def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+def bearer(metadata: Metadata | None) -> str:
     """The token of the call's `authorization: Bearer <token>` metadata;
     Unauthenticated when there is none or it is not a bearer token."""
     for key, value in metadata or ():
         if key == "authorization":
+            # What every client sends, taken as it is; anything else is parsed below.
+            if isinstance(value, str) and value.startswith("Bearer "):
+                token = value[7:]
+                if token and not token[0].isspace() and not token[-1].isspace():
+                    return token
             text = value.decode(errors="replace") if isinstance(value, bytes) else value
             scheme, _, token = text.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
@@ -65,18 +89,75 @@ class AuthInterceptor(WrappingInterceptor):
         authenticate_certificate: Callable[[Context], Principal | None] | None = None,
         limiter: RateLimiter | None = None,
         method_rules: Mapping[str, Rule] | None = None,
+        recall_token: Callable[[str], Principal | None] | None = None,
     ) -> None:
+        """`recall_token` answers at once, without awaiting, for a secret
+        `authenticate_token` accepted lately and still valid (else None)."""
         super().__init__()
         self._authenticate_token = authenticate_token
+        self._recall_token = recall_token
         self._authenticate_certificate = authenticate_certificate
         self._limiter = limiter
         self._rules = dict(rules() if method_rules is None else method_rules)
+        # Tokens alone name callers: they are identified from the handler lookup's
+        # metadata (module docstring), for the methods `wrap` guards.
+        self._early = authenticate_token is not None and authenticate_certificate is None
+        self._guarded: dict[str, Rule] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        """The method's wrapped handler; under token auth alone, the caller is
+        identified here too (module docstring)."""
+        handler = await super().intercept_service(continuation, handler_call_details)
+        if self._early and handler is not None:
+            rule = self._guarded.get(handler_call_details.method)
+            if rule is not None:
+                recalled = self._recalled(rule, handler_call_details)
+                _IDENTIFIED.set(
+                    recalled
+                    if recalled is not None
+                    else await self._identify_early(rule, handler_call_details)
+                )
+        return handler
+
+    def _recalled(self, rule: Rule, details: grpc.HandlerCallDetails) -> Principal | None:
+        """Steps 1 and 2 for a token accepted lately, without awaiting; None for
+        anything else (`_identify_early` then decides, and says why)."""
+        if self._recall_token is None:
+            return None
+        try:
+            principal = self._recall_token(bearer(cast(Metadata, details.invocation_metadata)))
+        except StrataError:
+            return None
+        return principal if principal is not None and principal.may(rule.role) else None
+
+    async def _identify_early(
+        self, rule: Rule, details: grpc.HandlerCallDetails
+    ) -> Principal | StrataError | None:
+        """Steps 1 and 2 from the call's metadata: the principal, or the error the
+        behaviour refuses the call with (None: the behaviour tries again itself)."""
+        assert self._authenticate_token is not None  # self._early
+        try:
+            principal = await self._authenticate_token(
+                bearer(cast(Metadata, details.invocation_metadata))
+            )
+        except StrataError as error:
+            return error
+        except Exception:  # raised again where the behaviour authenticates
+            return None
+        if not principal.may(rule.role):
+            return PermissionDenied.role_required(rule.role.label)
+        return principal
 
     def wrap(self, path: str, handler: Handler) -> Handler:
         service = path.strip("/").partition("/")[0]
         if service in OPEN_SERVICES:
             return handler
         rule = self._rules.get(path, FAIL_CLOSED)
+        self._guarded[path] = rule
         label = path.rpartition(".")[2]  # "RecordService/GetRecord", as metrics label it
         # The stubs type behaviours as grpc's synchronous ones; under grpc.aio they
         # are coroutine functions and async generator functions.
@@ -129,10 +210,27 @@ class AuthInterceptor(WrappingInterceptor):
                 raise RateLimited(principal.name, wait)
         return principal
 
+    def _admits(self, rule: Rule, principal: Principal, request: Any) -> bool:
+        """Whether steps 3 and 4 pass with nothing to wait for: the namespace is the
+        principal's and no rate applies to it (else `_authorize` decides)."""
+        scope = rule.scope
+        if scope is not None and request is not None and not principal.covers(scope(request)):
+            return False
+        return self._limiter is None or not self._limiter.limits(principal)
+
+    async def _caller(self, rule: Rule, context: Context) -> Principal:
+        """Steps 1 and 2 as `intercept_service` found them, else done now."""
+        identified = _IDENTIFIED.get()
+        if isinstance(identified, StrataError):
+            raise identified
+        if identified is not None:
+            return identified
+        return await self._identify(rule, context)
+
     async def _admit(self, rule: Rule, label: str, context: Context, request: Any) -> Principal:
         started = time.perf_counter()
         try:
-            principal = await self._identify(rule, context)
+            principal = await self._caller(rule, context)
             return await self._authorize(rule, principal, request)
         except StrataError as error:
             await refuse(context, label, error, started)
@@ -144,6 +242,10 @@ class AuthInterceptor(WrappingInterceptor):
         self, rule: Rule, label: str, inner: Callable[[Any, Context], Awaitable[Any]]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def behaviour(request: Any, context: Context) -> Any:
+            identified = _IDENTIFIED.get()
+            if type(identified) is Principal and self._admits(rule, identified, request):
+                access.assume(identified)  # this call's task ends with the call
+                return await inner(request, context)
             principal = await self._admit(rule, label, context, request)
             with access.bind(principal):
                 return await inner(request, context)
@@ -189,7 +291,7 @@ class AuthInterceptor(WrappingInterceptor):
         is read from its first message."""
         started = time.perf_counter()
         try:
-            principal = await self._identify(rule, context)
+            principal = await self._caller(rule, context)
             first = await anext(aiter(requests), None)
             return await self._authorize(rule, principal, first), first
         except StrataError as error:

@@ -104,6 +104,13 @@ def current() -> Principal:
     return _current.get()
 
 
+def assume(principal: Principal) -> None:
+    """Make `principal` the current one for the rest of the current context: `bind`
+    without restoring, for a call whose context ends with it (grpc.aio serves each
+    RPC in a task of its own), so a unary call pays no context manager."""
+    _current.set(principal)
+
+
 def bind(principal: Principal) -> Binding:
     """Make `principal` the current one for the code inside the `with` block."""
     return Binding(principal)

@@ -29,6 +29,12 @@ A read racing a revocation cannot put a stale entry back: each read notes the
 cache's generation before it starts and keeps its result only if no forget
 happened meanwhile. Expiry needs no event: every call compares the cached
 expire_time with the clock.
+
+Every call of an accepted token is recalled by its secret (`recall`), not by the
+secret's hash: the SHA-256 was most of what checking a token cost a call, and a
+server's memory holds the secrets of its recent calls anyway (their metadata, freed
+but not wiped). Only secrets the database accepted are kept so; unknown or revoked
+ones are remembered by hash, and the database holds nothing but hashes.
 """
 
 from __future__ import annotations
@@ -129,20 +135,40 @@ class Verifier:
         self._recheck = recheck_seconds if told else min(recheck_seconds, UNTOLD_SECONDS)
         self._known: dict[str, Principal | Refused] = {}
         self._unknown: dict[str, Principal | Refused] = {}
+        self._accepted: dict[str, Principal] = {}  # by secret (module docstring)
         self._loading: dict[str, asyncio.Future[Principal | Refused]] = {}
         self._generation = 0
 
     async def authenticate(self, secret: str) -> Principal:
         """The principal of the token with this secret; Unauthenticated when the
         secret is malformed, unknown, revoked or expired."""
-        if not well_formed(secret):
-            raise Unauthenticated("the bearer token is malformed")
         key = secret_hash(secret)
-        found = self._known.get(key) or self._unknown.get(key) or await self._load(key)
+        found = self._known.get(key) or self._unknown.get(key)
+        if isinstance(found, Principal):
+            # Read before this call, under the current generation: forget() clears both.
+            if len(self._accepted) >= MAX_KNOWN:
+                self._accepted.clear()
+            self._accepted[secret] = found
+        elif found is None:
+            # Only a well-formed secret is ever remembered, so its shape is checked
+            # before a read, not on every call.
+            if not well_formed(secret):
+                raise Unauthenticated("the bearer token is malformed")
+            found = await self._load(key)
         if isinstance(found, Refused):
             raise Unauthenticated(found.reason)
         if found.expire_time is not None and datetime.now(UTC) >= found.expire_time:
             raise Unauthenticated(f"token {found.name!r} has expired")
+        return found
+
+    def recall(self, secret: str) -> Principal | None:
+        """The principal of a secret `authenticate` accepted since the last forget,
+        while its token has not expired; None for any other (`authenticate` then
+        answers, with the reason). Awaits nothing, for the common call."""
+        found = self._accepted.get(secret)
+        expire_time = found.expire_time if found is not None else None
+        if expire_time is not None and datetime.now(UTC) >= expire_time:
+            return None
         return found
 
     def forget(self) -> None:
@@ -150,6 +176,7 @@ class Verifier:
         self._generation += 1
         self._known = {}
         self._unknown = {}
+        self._accepted = {}
 
     async def watch(self) -> None:
         """Forget on every revocation event, and whenever the tokens topic's re-check

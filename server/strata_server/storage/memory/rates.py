@@ -26,6 +26,10 @@ class LocalRateLimiter:
         self._clock = clock
         self._tats: dict[str, float] = {}
 
+    def limits(self, principal: Principal) -> bool:
+        """Whether a rate applies to the principal (the server's default or its own)."""
+        return rate_for(principal, self._defaults) is not None
+
     async def acquire(self, principal: Principal) -> float | None:
         """None when allowed (or not limited), else the seconds to wait."""
         rate = rate_for(principal, self._defaults)

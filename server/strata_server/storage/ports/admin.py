@@ -297,3 +297,8 @@ class RateLimiter(Protocol):
         """Take one request from the principal's bucket: None when allowed (also for
         a principal without a limit), else the seconds to wait before retrying."""
         ...
+
+    def limits(self, principal: Principal) -> bool:
+        """Whether any rate applies to the principal (else `acquire` always allows
+        it, and a caller may skip it)."""
+        ...

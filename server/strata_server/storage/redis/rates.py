@@ -61,6 +61,10 @@ class RedisRateLimiter:
         self._fallback = LocalRateLimiter(defaults)
         self._down = False
 
+    def limits(self, principal: Principal) -> bool:
+        """Whether a rate applies to the principal (the same defaults as Redis's)."""
+        return self._fallback.limits(principal)
+
     async def acquire(self, principal: Principal) -> float | None:
         """None when allowed (or not limited), else the seconds to wait."""
         rate = rate_for(principal, self._defaults)
