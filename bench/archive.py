@@ -13,8 +13,9 @@ Figure (issue 22: "ReadTranscript from the archive tier vs hot", target ≥ 0.5x
   The batch boundaries of every read are compared: archived reads must give the
   same batches as hot ones. The median read of each tier is reported, with the
   server's CPU per entry; with BENCH_ARCHIVE_PROFILE=DIR the server is recorded
-  under py-spy during the archived reads (DIR/<shape>.txt) and the share of samples
-  per stage is printed (bench/RESULTS.md quotes it under "where the time goes").
+  under py-spy during one more (untimed) read of each tier (DIR/<shape>-<tier>.txt)
+  and the share of samples per stage is printed (bench/RESULTS.md quotes it under
+  "where the time goes").
 
 Run with `make bench` (or `.venv/bin/python bench/archive.py`); prints a table and
 rewrites the `## archive` section of bench/RESULTS.md. Nothing here asserts speed.
@@ -76,6 +77,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("segment list (database)", ("transcript_archive", "aiosqlite", "psycopg")),
     ("gRPC send + servicer", ("grpc", "api/")),
 ]
+
+WAITS = ("_worker (concurrent/futures", "_connection_worker_thread (aiosqlite", "Thread.run (")
+"""Leaf frames of worker threads waiting for work, which py-spy does not see as idle."""
 
 
 # --- the servers ------------------------------------------------------------------------
@@ -240,7 +244,11 @@ def stage_shares(path: Path) -> list[tuple[str, float]]:
         if not count.isdigit() or "idle" in stack.rsplit(";", 1)[-1]:
             continue
         frames = stack.split(";")
-        stage = "other (event loop, interpreter)"
+        if any(frames[-1].startswith(wait) for wait in WAITS):
+            continue
+        stage = "other Python (event loop, interpreter)"
+        if frames[-1].startswith("Runner.run"):
+            stage = "native under the event loop (gRPC core, uvloop)"
         for frame in reversed(frames):
             named = [name for name, marks in STAGES if any(mark in frame for mark in marks)]
             if named:
@@ -249,6 +257,19 @@ def stage_shares(path: Path) -> list[tuple[str, float]]:
         counts[stage] += int(count)
     total = sum(counts.values()) or 1
     return [(stage, count / total) for stage, count in counts.most_common()]
+
+
+async def profile(
+    stub: transcripts_pb2_grpc.TranscriptServiceStub, id: str, pid: int, label: str
+) -> list[str]:
+    """With BENCH_ARCHIVE_PROFILE, one more read under py-spy (never a timed one:
+    py-spy pauses the server for every sample); its share of samples per stage."""
+    with profiled(pid, label.replace(", ", "-")) as output:
+        if output is None:
+            return []
+        await read(stub, id, pid)
+    shares = ", ".join(f"{stage} {share:.0%}" for stage, share in stage_shares(output))
+    return [f"py-spy, {label} read: {shares}"]
 
 
 # --- the run ----------------------------------------------------------------------------
@@ -279,17 +300,13 @@ async def measure(shape: str, server: StrataProcess) -> tuple[list[Row], list[st
         )
         load_hot = load_average()
         hot = await reads(stub, created.id, pid)
+        notes += await profile(stub, created.id, pid, f"{shape}, hot")
         archived_in = await archive(channel, created.id)
         load_archived = load_average()
-        with profiled(pid, shape) as profile:
-            cold = await reads(stub, created.id, pid)
+        cold = await reads(stub, created.id, pid)
+        notes += await profile(stub, created.id, pid, f"{shape}, archived")
         if len({r.batches for r in hot + cold}) != 1:
             raise RuntimeError("the archived reads gave other batches than the hot reads")
-        if profile is not None:
-            notes.append(
-                f"py-spy, {shape}, archived reads: "
-                + ", ".join(f"{stage} {share:.0%}" for stage, share in stage_shares(profile))
-            )
     h, c = median(hot), median(cold)
     ratio = h.seconds / c.seconds
     rows = [

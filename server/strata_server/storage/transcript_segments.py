@@ -77,6 +77,38 @@ def parse(content: bytes) -> Iterator[SegmentEntry]:
         yield SegmentEntry(size, data_json, wire)
 
 
+def read_spans(content: bytes) -> tuple[list[int], list[bytes]]:
+    """Each record's size and wire form, in order: what a read needs of a segment,
+    without the per-record objects `parse` makes. A read walks every record of
+    every segment on the event loop, so the common one-byte varints are read inline."""
+    sizes: list[int] = []
+    wires: list[bytes] = []
+    at, end = 0, len(content)
+    while at < end:
+        byte = content[at]
+        if byte < 0x80:
+            size = byte
+            at += 1
+        else:
+            size, at = _varint(content, at)
+        byte = content[at]  # len(data_json), then the data JSON a read skips
+        if byte < 0x80:
+            at += 1 + byte
+        else:
+            length, at = _varint(content, at)
+            at += length
+        byte = content[at + 1]  # the wire form's length, after its tag byte
+        if byte < 0x80:
+            stop = at + 2 + byte
+        else:
+            body, after = _varint(content, at + 1)
+            stop = after + body
+        sizes.append(size)
+        wires.append(content[at:stop])
+        at = stop
+    return sizes, wires
+
+
 @dataclass(frozen=True, slots=True)
 class WireEntry:
     """The fields of an entry's wire form."""
