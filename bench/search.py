@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from datetime import UTC, datetime
+from typing import LiteralString
 
 import grpc
 import psycopg
@@ -38,6 +40,8 @@ from _harness import (
 from _results import write_section
 
 from strata.v1 import search_pb2, search_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
+from strata_server.core.search_rules import SearchKind
+from strata_server.storage.postgres.search import SEARCHES
 
 NAMESPACE = "bench"
 RECORDS = int(os.environ.get("BENCH_SEARCH_RECORDS", "100000"))
@@ -107,6 +111,61 @@ async def load_entries(stub: transcripts_pb2_grpc.TranscriptServiceStub) -> floa
     return time.perf_counter() - started
 
 
+KINDS = {
+    "records": (search_pb2.SEARCH_KIND_RECORD, SEARCHES[SearchKind.RECORD]),
+    "transcript entries": (
+        search_pb2.SEARCH_KIND_TRANSCRIPT_ENTRY,
+        SEARCHES[SearchKind.TRANSCRIPT_ENTRY],
+    ),
+}
+"""Where a Search's time goes: the kinds with data here, each asked alone, beside
+the server's own statement for that kind run directly over psycopg."""
+
+
+async def per_kind(
+    url: str, search: search_pb2_grpc.SearchServiceStub, word: str, rate: str
+) -> list[Row]:
+    """Search of one kind at a time vs that kind's statement (page 20 asks the index
+    for 21 hits), prepared, over one psycopg connection."""
+    rows = []
+    params = {
+        "namespace": NAMESPACE,
+        "query": word,
+        "owner": None,
+        "start": None,
+        "end": None,
+        "limit": 21,
+        "now": datetime.now(UTC),
+        "every_collection": True,
+        "collections": [],
+    }
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        for name, (kind, statement) in KINDS.items():
+            one = await run_times(
+                ROUNDS,
+                lambda word=word, kind=kind: search.Search(
+                    search_pb2.SearchRequest(
+                        namespace=NAMESPACE, query=word, kinds=[kind], page_size=20
+                    )
+                ),
+            )
+
+            async def direct(statement: LiteralString = statement) -> None:
+                cursor = await conn.execute(statement, params, prepare=True)
+                await cursor.fetchall()
+
+            sql = await run_times(ROUNDS, direct)
+            rows.append(
+                Row(
+                    f"  of it: {name} alone (kinds), a word in {rate} rows",
+                    f"{one.p50_ms:.1f} ms (p99 {one.p99_ms:.1f})",
+                    f"{sql.p50_ms:.1f} ms (its SQL over psycopg)",
+                    f"{one.p50_ms / sql.p50_ms:.1f}x the time",
+                )
+            )
+    return rows
+
+
 async def run(url: str, target: str) -> tuple[list[Row], str]:
     started = time.perf_counter()
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -143,13 +202,16 @@ async def run(url: str, target: str) -> tuple[list[Row], str]:
                     f"{unified.p50_ms / alone.p50_ms:.1f}x the time",
                 )
             )
+            rows += await per_kind(url, search, word, rate)
     method = (
         f"{RECORDS:,} records loaded with one INSERT ... SELECT ({records_seconds:.1f} s) and "
         f"{ENTRIES:,} entries appended through AppendEntries ({entries_seconds:.1f} s), "
         f"PostgreSQL 15 (fsync off), then VACUUM (ANALYZE). {ROUNDS} calls one after "
         "another over grpc.aio for each figure: Search of every kind (records, entries, "
         "artifact names, artifact text), page 20, beside SearchTranscripts of the same word, "
-        "page 20."
+        "page 20. Below each, where its time goes: Search of one kind alone, beside the "
+        "server's own statement for that kind (storage/postgres/search.py, 21 hits) run "
+        "directly over one psycopg connection, prepared, as many times."
     )
     return rows, method
 
