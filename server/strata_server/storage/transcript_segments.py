@@ -80,26 +80,31 @@ def parse(content: bytes) -> Iterator[SegmentEntry]:
 def read_spans(content: bytes) -> tuple[list[int], list[bytes]]:
     """Each record's size and wire form, in order: what a read needs of a segment,
     without the per-record objects `parse` makes. A read walks every record of
-    every segment on the event loop, so the common one-byte varints are read inline."""
+    every segment on the event loop, so the varints of one and two bytes (an entry
+    under 16 KiB) are read inline; longer ones go through `_varint`."""
     sizes: list[int] = []
     wires: list[bytes] = []
     at, end = 0, len(content)
     while at < end:
-        byte = content[at]
-        if byte < 0x80:
-            size = byte
+        size = content[at]
+        if size < 0x80:
             at += 1
+        elif content[at + 1] < 0x80:
+            size = size & 0x7F | content[at + 1] << 7
+            at += 2
         else:
             size, at = _varint(content, at)
-        byte = content[at]  # len(data_json), then the data JSON a read skips
-        if byte < 0x80:
-            at += 1 + byte
+        length = content[at]  # len(data_json), then the data JSON a read skips
+        if length < 0x80:
+            at += 1 + length
         else:
             length, at = _varint(content, at)
             at += length
-        byte = content[at + 1]  # the wire form's length, after its tag byte
-        if byte < 0x80:
-            stop = at + 2 + byte
+        body = content[at + 1]  # the wire form's length, after its tag byte
+        if body < 0x80:
+            stop = at + 2 + body
+        elif content[at + 2] < 0x80:
+            stop = at + 3 + (body & 0x7F | content[at + 2] << 7)
         else:
             body, after = _varint(content, at + 1)
             stop = after + body
