@@ -74,7 +74,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("decompress (zstd)", ("zstandard", "zstd")),
     ("segment parse (records)", ("transcript_segments",)),
     ("batching (archive_service)", ("archive_service",)),
-    ("segment list (database)", ("transcript_archive", "aiosqlite", "psycopg")),
+    ("database (hot batches; the segment list)", ("transcript_archive", "aiosqlite", "psycopg")),
     ("gRPC send + servicer", ("grpc", "api/")),
 ]
 
@@ -335,8 +335,45 @@ async def measure(shape: str, server: StrataProcess) -> tuple[list[Row], list[st
     return rows, notes
 
 
-WHERE_TIME_GOES = ""
-"""Filled in from the measured profiles (bench/RESULTS.md keeps the prose)."""
+WHERE_TIME_GOES = (
+    "Where the time goes (py-spy of one more, untimed, read of each tier at 250 Hz, "
+    "worker threads' waits left out, and CPU per entry; not re-measured by each run "
+    "unless BENCH_ARCHIVE_PROFILE is set). The first figures (f2271fd, 50,000 entries, "
+    "load average 9) missed: 0.36x on the production shape, 0.30x embedded, with "
+    "5.6 / 8.6 us of server CPU per archived entry against 2.4 / 5.0 hot; py-spy was then "
+    "attached to the timed archived reads, which pauses the server for every sample, so "
+    "those ratios are biased against the archive (since 81927df the profile is an extra "
+    "read). The read then parsed each segment into one object per record "
+    "(transcript_segments.parse: a generator, three varint calls and a dataclass per "
+    "entry) on the event loop, and fetched the next segment only after the last batch of "
+    "the one before was sent. Two changes: (1) transcript_segments.read_spans gives a "
+    "segment's sizes and wire forms as two lists, its one- and two-byte varints read "
+    "inline, and the batches are fitted over the sizes and joined from slices of the "
+    "wire list: less than half the CPU per record of parse (a loop over a 1 MiB segment of "
+    "4,500 records on this host, noisy); (2) the next segment is fetched (on S3 two ranged "
+    "GETs, the seek table then the frames; zstd decoding in the blob store's threads) "
+    "while the batches of this one are sent, as the hot read asks for its next batch "
+    "while it writes one: at most two segments in memory. After them, the archived read "
+    "costs the server 2.9 us per entry on PostgreSQL + S3 (hot: 2.1) and 2.1 us on SQLite "
+    "+ disk (hot: 5.4). Production, archived: 44% of the samples are native code under "
+    "the event loop (gRPC writing the batches, uvloop), 24% the S3 fetch (minio and "
+    "urllib3 in worker threads), 17% read_spans, 10% the batch fitting and joins; hot: "
+    "55% native, 41% psycopg (a batch is one string_agg in PostgreSQL). Embedded, "
+    "archived: 48% native, 22% read_spans, 17% batching, 8% reading and decoding the "
+    "segment files; hot: 72% native, 20% aiosqlite, whose query and thread hop per 64 KiB "
+    "batch is why the archive tier reads faster than the hot rows on SQLite. The "
+    "production ratio above is flattered by the load: the hot reads ran at load 17, the "
+    "archived ones at 10; CPU per entry (1.4x the hot read's) is the steadier measure. "
+    "Archiving itself (not a target) took 365 s for 1M entries on PostgreSQL at load "
+    "10-17 and 91 s on SQLite; on PostgreSQL its first run failed: copying the search "
+    "rows and deleting the hot rows are one statement each over 1M rows and ran past the "
+    "30 s STRATA_DB_STATEMENT_TIMEOUT_SECONDS, so since 7f779ba the archive and restore "
+    "transactions run without it, as index builds do. Not tried: one GET for a whole "
+    "segment instead of two ranged ones (the blob store's read path, shared with "
+    "downloads)."
+)
+"""bench/RESULTS.md's "where the time goes" for this section, measured while fixing the
+read path."""
 
 
 def main() -> None:
