@@ -161,6 +161,7 @@ bench: venv system-deps ts-build
 	$(PY) bench/records.py
 	$(PY) bench/jobs.py
 	$(PY) bench/transcripts.py
+	$(PY) bench/archive.py
 	$(PY) bench/cache.py
 	$(PY) bench/cleanup.py
 	$(PY) bench/search.py

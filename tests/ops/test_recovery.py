@@ -1,7 +1,9 @@
 """The disaster-recovery rehearsals of docs/recovery.md, embedded shape: a damaged
 SQLite file is reported by CheckIntegrity and recovered by restoring a backup; a
 lost blob directory is reported artifact by artifact (downloads fail DATA_LOSS)
-and recovered by copying the backup's blobs back."""
+and recovered by copying the backup's blobs back; blobs no row names (a restore
+whose blob copy is newer than its database) are reported with their bytes and
+swept by the repair."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import grpc
 
 from strata.v1 import artifacts_pb2_grpc
-from tests.contract.artifacts_support import download
+from tests.contract.artifacts_support import download, random_bytes, upload
 from tests.ops.recovery_support import integrity, read_data_set, strata, write_data_set
 from tests.support.server import StrataProcess
 
@@ -112,3 +114,46 @@ def test_a_lost_blob_directory_is_reported_and_the_backups_blobs_restore_it(
             assert read_data_set(channel) == held
     finally:
         server.stop()
+
+
+def test_blobs_no_row_names_are_reported_with_their_bytes_and_swept(
+    database_url: Callable[[str], str], tmp_path: Path
+):
+    # The usual cause: a restore whose blob copy is newer than its database copy.
+    server, backup, held = backed_up_server(database_url, tmp_path)
+    server.start()
+    try:
+        with server.channel() as channel:
+            late = upload(
+                artifacts_pb2_grpc.ArtifactServiceStub(channel),
+                random_bytes(50_000),
+                name="after-the-backup.bin",
+            )
+    finally:
+        server.stop()
+    restored = tmp_path / "restored"
+    done = strata("restore", str(backup), "--data-dir", str(restored), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    shutil.copytree(server.workdir / "data" / "blobs", restored / "blobs", dirs_exist_ok=True)
+
+    copy = StrataProcess(
+        f"sqlite:///{restored / 'strata.db'}",
+        tmp_path / "copy",
+        STRATA_DATA_DIR=str(restored),
+        STRATA_BLOB_SWEEP_GRACE_SECONDS="0",
+    )
+    copy.start()
+    try:
+        with copy.channel() as channel:
+            assert read_data_set(channel) == held
+            report = integrity(channel, verify_blobs=True)
+            assert {f.entity for f in report.findings} == {"blob"}, list(report.findings)
+            orphans = {f.entity_id: f.bytes for f in report.findings}
+            assert orphans == {late.sha256: late.stored_size}
+            assert report.unreferenced_bytes == late.stored_size
+
+            integrity(channel, repair=True)  # the sweep `strata check --repair` runs
+            assert list(integrity(channel, verify_blobs=True).findings) == []
+            assert read_data_set(channel) == held
+    finally:
+        copy.stop()

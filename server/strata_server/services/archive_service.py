@@ -13,15 +13,18 @@ Archiving, in order, and why each step is safe:
    still sealed, hot and ending where the segments end, so an archive racing a
    delete, a restore or another archive writes nothing. The pins go afterwards.
 
-A read of an archived transcript fetches its segment list, then one segment at a
-time, and fits the same batches a read of the hot rows fits (core/archive_rules.py):
-memory is one segment plus one batch. A restore reads the segments one at a time
+A read of an archived transcript fetches its segment list, then its segments in
+order, the next one while the batches of the one before are sent, and fits the
+same batches a read of the hot rows fits (core/archive_rules.py): memory is two
+segments plus one batch. A restore reads the segments one at a time
 into one transaction that writes the hot rows back; the segments' blobs are left to
 the sweep.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -35,6 +38,7 @@ from strata_server.core.archive_rules import (
     segment_index,
 )
 from strata_server.core.artifact_rules import PIN_TTL, BlobRef
+from strata_server.core.errors import StrataError
 from strata_server.core.models import Actor
 from strata_server.core.transcript_rules import EntryBatch, Transcript
 from strata_server.core.transfer_rows import ArchivedEntry
@@ -45,6 +49,7 @@ from strata_server.storage.transcript_segments import (
     SegmentEntry,
     decode_wire,
     parse,
+    read_spans,
     record,
 )
 
@@ -132,24 +137,47 @@ class Archiver:
             return
         batch: list[bytes] = []
         total = 0
-        for segment in segments[index:]:
-            for offset, entry in enumerate(await self._entries(segment)):
-                seq = segment.first_seq + offset
-                if seq < from_seq:
-                    continue
-                if batch and total + entry.size > max_bytes:
-                    yield EntryBatch(b"".join(batch), seq)
-                    batch, total = [], 0
-                batch.append(entry.wire)
-                total += entry.size
+        async for segment, content in self._fetched(segments[index:]):
+            sizes, wires = read_spans(content)
+            first = max(0, from_seq - segment.first_seq)
+            start = first
+            for position in range(first, len(sizes)):
+                size = sizes[position]
+                if total + size > max_bytes and (batch or position > start):
+                    batch += wires[start:position]
+                    yield EntryBatch(b"".join(batch), segment.first_seq + position)
+                    batch, total, start = [], 0, position
+                total += size
+            batch += wires[start:]
         if batch:
             yield EntryBatch(b"".join(batch), segments[-1].next_seq)
 
-    async def _entries(self, segment: Segment) -> list[SegmentEntry]:
-        """One segment's records (the one segment a read or restore holds)."""
+    async def _fetched(self, segments: Sequence[Segment]) -> AsyncIterator[tuple[Segment, bytes]]:
+        """Each segment with its content, the next one fetched (and decompressed, in
+        the blob store's threads) while the caller sends this one's batches: a read
+        holds at most two segments."""
+        ahead: asyncio.Task[bytes] | None = None
+        try:
+            for position, segment in enumerate(segments):
+                content = await (ahead or self._content(segment))
+                ahead = None
+                if position + 1 < len(segments):
+                    ahead = asyncio.ensure_future(self._content(segments[position + 1]))
+                yield segment, content
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StrataError):
+                    await ahead
+
+    async def _content(self, segment: Segment) -> bytes:
+        """One segment's content, whole."""
         stream = await self.blobs.open(segment.blob, 0, segment.blob.size)
-        pieces = [piece async for piece in stream]
-        return list(parse(b"".join(pieces)))
+        return b"".join([piece async for piece in stream])
+
+    async def _entries(self, segment: Segment) -> list[SegmentEntry]:
+        """One segment's records (the one segment a restore or export holds)."""
+        return list(parse(await self._content(segment)))
 
     async def restore(self, namespace: str, id: str, *, actor: Actor) -> Transcript:
         """Bring an archived transcript's entries back to hot rows; a hot one is

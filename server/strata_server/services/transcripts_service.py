@@ -210,7 +210,7 @@ class Transcripts:
                     transcript = await self._store.get_transcript(namespace, id)
                     if transcript.archive_time is not None and transcript.next_seq > cursor:
                         # Archived (before the read or during it): the same batches,
-                        # from its segments, one segment in memory at a time.
+                        # from its segments, at most two segments in memory.
                         moved = cursor
                         async for batch in self._archived(namespace, id, cursor, max_bytes):
                             cursor = batch.next_seq

@@ -65,7 +65,8 @@ class BackendSettings(BaseModel):
         le=24 * 3600,
         description="PostgreSQL: longest one statement may run (its statement_timeout, "
         "0: no limit), so a pathological filter cannot hold a connection for minutes; "
-        "the caller gets RESOURCE_EXHAUSTED (reason QUERY_TIMEOUT). Index builds are "
+        "the caller gets RESOURCE_EXHAUSTED (reason QUERY_TIMEOUT). Index builds and the "
+        "archive tier's moves (archive, restore of a transcript) are "
         "exempt",
     )
     sqlite_readers: int = Field(4, ge=1, le=64, description="SQLite: reader connections")

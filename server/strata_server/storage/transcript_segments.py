@@ -66,6 +66,43 @@ def parse(content: bytes) -> Iterator[SegmentEntry]:
         yield SegmentEntry(size, data_json, wire)
 
 
+def read_spans(content: bytes) -> tuple[list[int], list[bytes]]:
+    """Each record's size and wire form, in order: what a read needs of a segment,
+    without the per-record objects `parse` makes. A read walks every record of
+    every segment on the event loop, so the varints of one and two bytes (an entry
+    under 16 KiB) are read inline; longer ones go through `_varint`."""
+    sizes: list[int] = []
+    wires: list[bytes] = []
+    at, end = 0, len(content)
+    while at < end:
+        size = content[at]
+        if size < 0x80:
+            at += 1
+        elif content[at + 1] < 0x80:
+            size = size & 0x7F | content[at + 1] << 7
+            at += 2
+        else:
+            size, at = _varint(content, at)
+        length = content[at]  # len(data_json), then the data JSON a read skips
+        if length < 0x80:
+            at += 1 + length
+        else:
+            length, at = _varint(content, at)
+            at += length
+        body = content[at + 1]  # the wire form's length, after its tag byte
+        if body < 0x80:
+            stop = at + 2 + body
+        elif content[at + 2] < 0x80:
+            stop = at + 3 + (body & 0x7F | content[at + 2] << 7)
+        else:
+            body, after = _varint(content, at + 1)
+            stop = after + body
+        sizes.append(size)
+        wires.append(content[at:stop])
+        at = stop
+    return sizes, wires
+
+
 @dataclass(frozen=True, slots=True)
 class WireEntry:
     """The fields of an entry's wire form."""

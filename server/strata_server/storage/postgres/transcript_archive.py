@@ -80,6 +80,11 @@ DROP_SEGMENTS: LiteralString = (
 SET_TIER: LiteralString = (
     "UPDATE transcripts SET archive_time = %s WHERE namespace = %s AND id = %s"
 )
+NO_STATEMENT_TIMEOUT: LiteralString = "SET LOCAL statement_timeout = 0"
+"""For the moves' transactions: each copies or deletes every entry of a transcript in
+one statement (a million rows and their search vectors), which no caller's filter
+drives, so STRATA_DB_STATEMENT_TIMEOUT_SECONDS, meant for those, does not apply (as
+index builds are exempt); LOCAL: the session's limit is back at the transaction's end."""
 AUDIT: LiteralString = """
 INSERT INTO audit_log
     (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
@@ -168,6 +173,7 @@ class PostgresTranscriptArchive:
     async def archive(
         self, conn: Conn, namespace: str, id: str, segments: Sequence[Segment], *, actor: Actor
     ) -> Transcript:
+        await conn.execute(NO_STATEMENT_TIMEOUT)
         transcript = await _locked(conn, namespace, id)
         check_still_archivable(
             id,
@@ -212,6 +218,7 @@ class PostgresTranscriptArchive:
         *,
         actor: Actor,
     ) -> Transcript:
+        await conn.execute(NO_STATEMENT_TIMEOUT)
         transcript = await _locked(conn, namespace, id)
         if transcript.archive_time is None:
             return transcript
