@@ -51,7 +51,7 @@ from _harness import (
 )
 from _results import write_section
 from google.protobuf import duration_pb2
-from transcripts import content, cpu_seconds
+from transcripts import PER_APPEND, WRITERS, cpu_seconds, load
 
 from strata.v1 import admin_pb2, admin_pb2_grpc, transcripts_pb2, transcripts_pb2_grpc
 from tests.support.s3 import S3Server
@@ -61,7 +61,7 @@ NAMESPACE = "bench"
 ENTRIES = int(os.environ.get("BENCH_ARCHIVE_ENTRIES", "1000000"))
 SHAPES = os.environ.get("BENCH_ARCHIVE_SHAPES", "production,embedded").split(",")
 PROFILE_DIR = os.environ.get("BENCH_ARCHIVE_PROFILE", "")
-PER_APPEND, WRITERS = 1000, 4
+
 READS = 3
 """Timed reads per tier (after one untimed warm-up read); the median is reported."""
 MAX_AGE_SECONDS = 1
@@ -125,29 +125,6 @@ def shape_server(shape: str) -> Iterator[StrataProcess]:
 
 
 # --- load, read, archive ----------------------------------------------------------------
-
-
-async def load(stub: transcripts_pb2_grpc.TranscriptServiceStub, id: str) -> float:
-    """ENTRIES entries as bench/transcripts.py appends them; seconds taken."""
-    chunks = list(range(0, ENTRIES, PER_APPEND))
-    started = time.perf_counter()
-
-    async def writer(w: int) -> None:
-        for first in chunks[w::WRITERS]:
-            await stub.AppendEntries(
-                transcripts_pb2.AppendEntriesRequest(
-                    namespace=NAMESPACE,
-                    id=id,
-                    entries=[
-                        transcripts_pb2.Entry(role="assistant", content=content(i))
-                        for i in range(first, min(first + PER_APPEND, ENTRIES))
-                    ],
-                ),
-                timeout=300,
-            )
-
-    await asyncio.gather(*(writer(w) for w in range(WRITERS)))
-    return time.perf_counter() - started
 
 
 @dataclass(frozen=True)
@@ -294,7 +271,7 @@ async def measure(shape: str, server: StrataProcess) -> tuple[list[Row], list[st
         created = await stub.CreateTranscript(
             transcripts_pb2.CreateTranscriptRequest(namespace=NAMESPACE, title="bench")
         )
-        loaded = await load(stub, created.id)
+        loaded = await load(stub, created.id, ENTRIES, call_timeout=300)
         await stub.SealTranscript(
             transcripts_pb2.SealTranscriptRequest(namespace=NAMESPACE, id=created.id)
         )

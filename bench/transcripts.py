@@ -207,9 +207,15 @@ class PeakRss:
 # --- load and read --------------------------------------------------------------------
 
 
-async def load(stub: transcripts_pb2_grpc.TranscriptServiceStub, transcript_id: str) -> float:
-    """Append ENTRIES entries, PER_APPEND per call, WRITERS calls in flight; seconds."""
-    chunks = list(range(0, ENTRIES, PER_APPEND))
+async def load(
+    stub: transcripts_pb2_grpc.TranscriptServiceStub,
+    transcript_id: str,
+    entries: int = ENTRIES,
+    call_timeout: float = 120,
+) -> float:
+    """Append `entries` entries, PER_APPEND per call, WRITERS calls in flight;
+    seconds (bench/archive.py loads its transcript the same way)."""
+    chunks = list(range(0, entries, PER_APPEND))
     started = time.perf_counter()
 
     async def writer(w: int) -> None:
@@ -220,10 +226,10 @@ async def load(stub: transcripts_pb2_grpc.TranscriptServiceStub, transcript_id: 
                     id=transcript_id,
                     entries=[
                         transcripts_pb2.Entry(role="assistant", content=content(i))
-                        for i in range(first, min(first + PER_APPEND, ENTRIES))
+                        for i in range(first, min(first + PER_APPEND, entries))
                     ],
                 ),
-                timeout=120,
+                timeout=call_timeout,
             )
 
     await asyncio.gather(*(writer(w) for w in range(WRITERS)))
