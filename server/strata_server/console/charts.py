@@ -3,10 +3,10 @@ macro of templates/macros.html), so a chart needs no script and no library."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from strata_server.core.values import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Chart:
     """One bar chart: a label per bar and its value."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, TypeVar
 
 import grpc
@@ -18,6 +18,7 @@ from cachetools import TTLCache
 
 from strata import AsyncClient, PermissionDenied, RetryPolicy, StrataError, TLSConfig
 from strata._rpc import Page, PagedRpc
+from strata_server.core.values import frozen
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ every attempt of every call, each as long as the server waits for its database,
 before the page could say that the database is down."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Upstream:
     """Where the console sends its calls: a Strata server (or a load balancer)."""
 
@@ -70,7 +71,7 @@ async def page_of(client: AsyncClient, paged: PagedRpc[T], token: str) -> Page[T
     return await client._call(paged(token))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Failure:
     """A failed call as a page shows it: status, reason and the server's words,
     never a traceback."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -32,6 +31,7 @@ from strata.v1 import admin_pb2, queue_pb2
 from strata_server.console.charts import Chart
 from strata_server.console.gateway import Failure, page_of
 from strata_server.console.view import View, console_of, no_store, open_view, render
+from strata_server.core.values import frozen
 
 OWNERS_SHOWN = 8
 """Owners whose usage the overview breaks down. GetUsage tells one owner's usage
@@ -39,7 +39,7 @@ per call and no call lists the owners, so these are the owners of the newest
 transcripts, then of the first (oldest) artifacts: not a ranking by size."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Health:
     """One backend as the API shows it."""
 

@@ -25,6 +25,7 @@ from strata import AsyncClient, InvalidArgument, Unavailable
 from strata_server.console import formats
 from strata_server.console.gateway import Failure, Role, Roles, Upstream, at_least
 from strata_server.console.runs import Runs
+from strata_server.core.values import frozen
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ class View:
         return at_least(self.role, needed)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Console:
     """What every page of one console shares."""
 

@@ -20,15 +20,15 @@ and a RestoreArtifact of either puts the blob back in the standard class.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from strata_server.core.artifact_rules import Artifact
 from strata_server.core.models import Actor
+from strata_server.core.values import frozen
 from strata_server.storage.ports import ArtifactStore, BlobStore
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ArtifactTiers:
     """Moves artifacts between the tiers over the artifact rows and the blob store."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY
 from datetime import UTC, datetime, timedelta
 
 from strata_server import metrics
@@ -35,6 +35,7 @@ from strata_server.core.retention_rules import (
     Exclude,
     Target,
 )
+from strata_server.core.values import frozen
 from strata_server.services import blob_gc
 from strata_server.services.archive_service import Archiver
 from strata_server.services.artifact_tiers import ArtifactTiers
@@ -75,7 +76,7 @@ async def _none_done() -> int:
     return 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Keep:
     """The server's defaults for what no policy covers (settings/maintenance_settings.py):
     a zero `audit_log` or `request_log` keeps that log for ever, a zero `idle`
@@ -88,7 +89,7 @@ class Keep:
     """How long an open transcript may go without an append before it is sealed."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Cleanup:
     """Runs cleanups over the retention, record and artifact ports (see the module
     docstring). `purge_expired` deletes expired records through the record cache

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 
 from strata_server.core.artifact_rules import Artifact, ArtifactListQuery
 from strata_server.core.models import Progress
 from strata_server.core.search_rules import wants_text
+from strata_server.core.values import frozen
 from strata_server.services.search_service import Indexed, Searches
 from strata_server.storage.ports import ArtifactStore
 
@@ -33,7 +33,7 @@ ReindexReport = Mapping[str, int]
 them "already_indexed" and each `Indexed` outcome."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Reindexing:
     """Runs ReindexArtifacts over the artifact rows and the search use cases."""
 

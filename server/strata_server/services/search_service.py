@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import structlog
 
@@ -32,6 +32,7 @@ from strata_server.core.search_rules import (
     snippet,
     wants_text,
 )
+from strata_server.core.values import frozen
 from strata_server.storage.ports import BlobStore, SearchIndex
 
 log = structlog.get_logger("strata.search")
@@ -47,7 +48,7 @@ class Indexed(enum.StrEnum):
     """Its bytes could not be read, or it is gone (logged)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Searches:
     """The search use cases over the search index and (for artifact text) the blob
     store. `text_max_bytes` is how much of a text artifact's content is indexed."""
