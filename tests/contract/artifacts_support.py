@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,21 +159,30 @@ class BlobView:
 
     def corrupt(self, sha: str) -> None:
         """Overwrite a raw blob's bytes behind the server's back (same length)."""
+
+        def flip(data: bytearray) -> bytes:
+            data[0] ^= 0xFF
+            return bytes(data)
+
+        self._rewrite(sha, flip)
+
+    def truncate(self, sha: str, keep: int) -> None:
+        """Cut a raw blob to its first `keep` bytes behind the server's back."""
+        self._rewrite(sha, lambda data: bytes(data[:keep]))
+
+    def _rewrite(self, sha: str, change: Callable[[bytearray], bytes]) -> None:
         key = layout.key(sha, layout.parse(next(k for k in self.blobs() if sha in k))[1])  # type: ignore[index]
         if self.s3 is None:
             path = self.data_dir / key
-            data = bytearray(path.read_bytes())
-            data[0] ^= 0xFF
-            path.write_bytes(bytes(data))
+            path.write_bytes(change(bytearray(path.read_bytes())))
         else:
             import io
 
             client = self.s3.client()
             response = client.get_object(self.bucket, key)
-            data = bytearray(response.read())
+            data = change(bytearray(response.read()))
             response.close()
-            data[0] ^= 0xFF
-            client.put_object(self.bucket, key, io.BytesIO(bytes(data)), len(data))
+            client.put_object(self.bucket, key, io.BytesIO(data), len(data))
 
 
 @asynccontextmanager

@@ -171,3 +171,24 @@ async def test_integrity_check_finds_missing_corrupt_and_orphan_blobs(server, ar
     for artifact in (missing, corrupt):
         delete(arts, artifact.id)
     await sweep(server)
+
+
+async def test_a_blob_cut_short_behind_the_servers_back_fails_its_download(server, arts, blobs):
+    """A stored object shorter than its row says (on S3, a ranged GET of a shorter
+    object answers what there is, without an error) fails the download with
+    DATA_LOSS after the bytes there are, never ends it as if it were complete."""
+    import grpc
+
+    data = random_bytes(300_000)  # random: stored uncompressed, read by one ranged GET
+    made = upload(arts, data, owner=unique("o-"))
+    assert made.stored_size == len(data)
+    blobs.truncate(made.sha256, keep=100_000)
+    error = None
+    try:
+        download(arts, made.id)
+    except grpc.RpcError as failure:
+        error = failure
+    assert error is not None and error.code() == grpc.StatusCode.DATA_LOSS
+    assert "shorter" in error.details()
+    delete(arts, made.id)
+    await sweep(server)

@@ -215,7 +215,7 @@ class S3BlobStore:
             return empty()
         if blob.compression is Compression.NONE:
             response = await self.run(self._get, key, start, end - start)
-            return threads.iterate(stream_raw(response), self._translate)
+            return threads.iterate(stream_raw(response, end - start), self._translate)
         length = encoding.table_size(encoding.frame_count(blob.size))
         response = await self.run(self._get, key, blob.stored_size - length, length)
         tail = await self.run(read_all, response)

@@ -62,9 +62,17 @@ async def empty() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover - makes this an async generator
 
 
-def stream_raw(response: Any) -> Generator[bytes, None, None]:
+def stream_raw(response: Any, length: int) -> Generator[bytes, None, None]:
+    """The `length` bytes a ranged GET asked for; an object cut short (a ranged GET
+    of a shorter object answers what there is, with no error) raises BlobMissing
+    after its last byte, as the disk store does, instead of ending as if complete."""
+    got = 0
     try:
-        yield from response.stream(READ_SIZE)
+        for chunk in response.stream(READ_SIZE):
+            got += len(chunk)
+            yield chunk
+        if got < length:
+            raise BlobMissing("the stored content is shorter than its recorded size")
     finally:
         response.close()
         response.release_conn()
