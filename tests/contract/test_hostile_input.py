@@ -144,7 +144,12 @@ def test_an_unparseable_request_is_invalid_argument_on_every_method(
     log = watch.new()
     assert "Traceback" not in log
     lines = [line for line in log.splitlines() if "undecodable request" in line]
-    assert len(lines) == len(METHODS)
+    # One WARNING per method at most (api/decoding.py holds back repeats for
+    # WARN_EVERY_SECONDS, so a method warned about by an earlier case of this
+    # session's server may say nothing now): never a line per message.
+    named = [json.loads(line)["method"] for line in lines]
+    assert len(named) == len(set(named)) <= len(METHODS)
+    assert set(named) <= {_path(method) for method in METHODS}
     assert all("warn" in line.lower() for line in lines)
 
 

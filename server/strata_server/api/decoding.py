@@ -48,16 +48,51 @@ def _label(method: str) -> str:
     return f"{service.rpartition('.')[2]}/{name}"
 
 
+WARN_EVERY_SECONDS = 10.0
+"""At most one "undecodable request" line per method in this many seconds: a caller
+sending garbage in a loop must not be able to flood the log (every refusal is still
+answered, and counted by the refusal metrics)."""
+
+
+class _Throttle:
+    """When the next warning of one method may be written, and how many were held
+    back since the last one (said on the next line that is written)."""
+
+    __slots__ = ("held", "next_time")
+
+    def __init__(self) -> None:
+        self.next_time = 0.0
+        self.held = 0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now < self.next_time:
+            self.held += 1
+            return False
+        self.next_time = now + WARN_EVERY_SECONDS
+        return True
+
+
 def _decoder(deserialize: Callable[[bytes], Any], method: str) -> Decode:
     """`deserialize` made to raise only InvalidArgument, plus the time range check."""
     message_type = getattr(getattr(deserialize, "__self__", None), "DESCRIPTOR", None)
     type_name = message_type.full_name if message_type is not None else "request"
 
+    throttle = _Throttle()
+
     def decode(raw: bytes) -> Message:
         try:
             message: Message = deserialize(raw)
         except Exception as error:  # whatever the parser raises, the bytes are at fault
-            log.warning("undecodable request", method=method, size=len(raw), error=str(error)[:200])
+            if throttle.due():
+                held, throttle.held = throttle.held, 0
+                log.warning(
+                    "undecodable request",
+                    method=method,
+                    size=len(raw),
+                    error=str(error)[:200],
+                    not_logged_since_last=held,
+                )
             raise errors.InvalidArgument(
                 f"the request is not a valid {type_name} message",
                 reason="MALFORMED_REQUEST",
