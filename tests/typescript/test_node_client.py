@@ -82,20 +82,28 @@ def test_node_unit(node_suite: Path) -> None:
     run_node([node_suite / UNIT], {})
 
 
+HALVES = 2
+"""The shape's files are run as this many pytest items (every other file in name
+order), so that pytest-xdist's two workers can share one shape's minute of Node."""
+
+
+@pytest.mark.parametrize("half", range(HALVES))
 def test_node_client(
     node_suite: Path,
     server: StrataProcess,
     shape: str,
     database_url: Callable[[str], str],
     request: pytest.FixtureRequest,
+    half: int,
 ) -> None:
     """Every client method, error reason (faults.test.ts provokes the ones only a
     disturbed server shows), follow/watch resume across a restart, a killed
     worker, a 100 MB round trip and the README example, on this shape."""
-    files = sorted(
+    every = sorted(
         path for path in node_suite.glob("*.test.js") if path.name not in (UNIT, *SECURED)
     )
-    assert len(files) >= 10, f"compiled tests missing from {node_suite}"
+    assert len(every) >= 10, f"compiled tests missing from {node_suite}"
+    files = every[half::HALVES]
     env = {
         "STRATA_TARGET": server.target,
         "STRATA_SHAPE": shape,
