@@ -32,7 +32,12 @@ bytes are the field's payload as they are. An append encodes each entry's parts
 append runs (PostgreSQL puts the head's seq and length on in SQL). A restore from
 the archive cuts a whole stored form back around its content (`split_stored`).
 Entries appended before migration 0009 have no stored form: the adapters encode
-them on read (`encoded_batch`).
+them on read (`joined_batch`).
+
+The data is stored once too (migration 0023): the tail's Struct is the only copy
+of an entry's data, the `data` column being kept only by entries appended before
+0009 (they have no tail). Readers that want it as JSON (exports, the archive's
+exports) decode it from the tail (`tail_data`, `stored_data`); reads never do.
 
 Wire format (https://protobuf.dev/programming-guides/encoding/): a field is a tag
 byte `(number << 3) | wire_type`, then a varint (type 0), or a varint length and
