@@ -11,16 +11,19 @@ structure that holds entries divided by N:
 - SQLite: the pages `dbstat` counts for transcript_entries, its indexes and the
   full-text index's shadow tables, after a WAL checkpoint.
 
-The payload beside it is the role and content bytes the client sent, per entry.
-Two payloads: the transcript benchmark's (~200 B of words, bench/transcripts.py)
-and chat-like text (a few hundred bytes of prose, every tenth entry several KB).
-Run alone (`.venv/bin/python bench/_storage_bytes.py`) it prints all four figures
-for a smaller count; bench/transcripts.py calls it for its rows.
+The payload beside it is the role and content bytes the client sent, per entry
+(and the data's, as compact JSON, when entries carry data). Three payloads: the
+transcript benchmark's (~200 B of words, bench/transcripts.py), chat-like text (a
+few hundred bytes of prose, every tenth entry several KB), and the benchmark's
+words with a ~200 B JSON object as each entry's data (a tool call's arguments).
+Run alone (`.venv/bin/python bench/_storage_bytes.py [count]`) it prints all six
+figures for a smaller count; bench/transcripts.py calls it for its rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import sys
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -103,6 +107,27 @@ def chat_text(i: int) -> str:
     )
 
 
+def tool_data(i: int) -> dict[str, Any]:
+    """Entry i's data: a JSON object of about 200 bytes (compact), as a tool call's
+    arguments and result would be."""
+    return {
+        "tool": "billing.lookup",
+        "call_id": f"call_{i * 7919 % 1_000_000:06d}",
+        "arguments": {"order": i * 31 % 100_000, "fields": ["status", "refund", "eta"]},
+        "result": {"status": "refunded", "amount": 42.5 + i % 100, "currency": "EUR"},
+        "ok": True,
+        "attempt": 1 + i % 3,
+    }
+
+
+DataOf = Callable[[int], dict[str, Any]] | None
+"""Each entry's data by its number, or None for entries without data."""
+
+
+def _compact(data: dict[str, Any]) -> int:
+    return len(json.dumps(data, separators=(",", ":")).encode())
+
+
 @dataclass(frozen=True)
 class EntryCost:
     """What N entries cost on disk, and what their payload was."""
@@ -127,10 +152,15 @@ class EntryCost:
 
 
 async def append_all(
-    target: str, count: int, text: Callable[[int], str], transcript_id: str = ""
+    target: str,
+    count: int,
+    text: Callable[[int], str],
+    transcript_id: str = "",
+    data: DataOf = None,
 ) -> tuple[str, int]:
-    """Append `count` entries (entry i's content is `text(i)`) to a new transcript
-    through the server at `target`; its id and the payload's role + content bytes."""
+    """Append `count` entries (entry i's content is `text(i)`, its data `data(i)`) to
+    a new transcript through the server at `target`; its id and the payload's role +
+    content (+ data) bytes."""
     payload = 0
     async with grpc.aio.insecure_channel(target) as channel:
         stub = transcripts_pb2_grpc.TranscriptServiceStub(channel)
@@ -140,13 +170,18 @@ async def append_all(
             )
         )
         for start in range(0, count, PER_APPEND):
-            contents = [text(i) for i in range(start, min(start + PER_APPEND, count))]
-            payload += sum(len(ROLE) + len(c.encode()) for c in contents)
+            numbers = range(start, min(start + PER_APPEND, count))
+            entries = []
+            for i in numbers:
+                entry = transcripts_pb2.Entry(role=ROLE, content=text(i))
+                payload += len(ROLE) + len(entry.content.encode())
+                if data is not None:
+                    entry.data.update(data(i))
+                    payload += _compact(data(i))
+                entries.append(entry)
             await stub.AppendEntries(
                 transcripts_pb2.AppendEntriesRequest(
-                    namespace=NAMESPACE,
-                    id=created.id,
-                    entries=[transcripts_pb2.Entry(role=ROLE, content=c) for c in contents],
+                    namespace=NAMESPACE, id=created.id, entries=entries
                 )
             )
     return created.id, payload
@@ -189,23 +224,28 @@ def _server(url: str, workdir: Path) -> Iterator[StrataProcess]:
         server.stop()
 
 
-def measure_postgres(url: str, workdir: Path, count: int, text: Callable[[int], str]) -> EntryCost:
-    """`count` entries of `text` into the fresh PostgreSQL database at `url`."""
+def measure_postgres(
+    url: str, workdir: Path, count: int, text: Callable[[int], str], data: DataOf = None
+) -> EntryCost:
+    """`count` entries of `text` (and `data`) into the fresh PostgreSQL database at `url`."""
     with _server(url, workdir) as server:
-        _, payload = asyncio.run(append_all(server.target, count, text))
+        _, payload = asyncio.run(append_all(server.target, count, text, data=data))
     stored, rows = postgres_entry_bytes(url)
     if rows != count:
         raise RuntimeError(f"{rows} entries stored, not {count}")
     return EntryCost(count, stored, payload)
 
 
-def measure_sqlite(workdir: Path, count: int, text: Callable[[int], str]) -> EntryCost:
-    """`count` entries of `text` into a fresh embedded-shape server under `workdir`."""
+def measure_sqlite(
+    workdir: Path, count: int, text: Callable[[int], str], data: DataOf = None
+) -> EntryCost:
+    """`count` entries of `text` (and `data`) into a fresh embedded-shape server under
+    `workdir`."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     path = workdir / "strata.db"
     with _server(f"sqlite:///{path}", workdir) as server:
-        _, payload = asyncio.run(append_all(server.target, count, text))
+        _, payload = asyncio.run(append_all(server.target, count, text, data=data))
     stored, rows = sqlite_entry_bytes(path)
     if rows != count:
         raise RuntimeError(f"{rows} entries stored, not {count}")
@@ -214,15 +254,23 @@ def measure_sqlite(workdir: Path, count: int, text: Callable[[int], str]) -> Ent
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    only = sys.argv[2:]  # payload names to run (all when none)
     WORK.mkdir(parents=True, exist_ok=True)
     pg = PgServer(WORK)
+    payloads: list[tuple[str, Callable[[int], str], DataOf]] = [
+        ("benchmark", content, None),
+        ("chat-like", chat_text, None),
+        ("with-data", content, tool_data),
+    ]
     try:
         pg.start()
-        for name, text in (("benchmark", content), ("chat-like", chat_text)):
+        for name, text, data in payloads:
+            if only and name not in only:
+                continue
             url = pg.create_database(f"bytes_{name.replace('-', '_')}")
-            cost = measure_postgres(url, pg.base / f"strata-{name}", count, text)
+            cost = measure_postgres(url, pg.base / f"strata-{name}", count, text, data)
             print(f"postgres {name}: {cost.describe()}, payload {cost.payload_per_entry:,.0f} B")
-            cost = measure_sqlite(WORK / f"sqlite-{name}", count, text)
+            cost = measure_sqlite(WORK / f"sqlite-{name}", count, text, data)
             print(f"sqlite   {name}: {cost.describe()}, payload {cost.payload_per_entry:,.0f} B")
     finally:
         pg.cleanup()

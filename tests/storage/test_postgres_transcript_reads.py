@@ -164,23 +164,27 @@ async def test_appended_entries_are_read_as_they_would_be_encoded(
         await db.transcripts.append_entries(ns, AppendEntries(id, entries), WriteContext(ACTOR))
     rows = await sql(
         pg,
-        "SELECT "
-        + q.READ.split("FROM", 1)[0].removeprefix("SELECT ")
-        + " FROM transcript_entries AS e WHERE namespace = %(ns)s ORDER BY seq",
+        "SELECT e.seq, e.role, e.content, e.data, e.create_time, e.size, e.wire_tail"
+        " FROM transcript_entries AS e WHERE namespace = %(ns)s ORDER BY seq",
         {"ns": ns},
     )
-    # Compared as messages: a Struct's keys may come in another order from jsonb.
-    expected = sent(entry_wire.encoded_batch(rows))
+    # The data is in the wire tail alone (migration 0023): the column is NULL.
+    assert [row[3] for row in rows] == [None] * 9
+    entries = [(*row[:3], entry_wire.stored_data(None, row[6]), *row[4:6]) for row in rows]
+    # Compared as messages: a Struct's keys may come in another order.
+    expected = sent(entry_wire.encoded_batch(entries))
     stored = await db.transcripts.read_batch(ns, id, 1, 1 << 20)
     assert sent(stored) == expected and len(expected) == 9
     assert [(e.seq, e.role, dict(e.data)) for e in sent(stored)][:2] == [
         (1, "user", {}),
         (2, "tool", {"calls": [0, "x"], "ok": True}),
     ]
-    # Entries stored before migration 0009 have no stored form: encoded on read.
+    # Entries stored before migration 0009 have no stored form, and their data in
+    # the column: encoded on read, beside the stored forms of the others.
     await sql(
         pg,
-        "UPDATE transcript_entries SET wire_head = NULL, wire_tail = NULL"
+        "UPDATE transcript_entries SET wire_head = NULL, wire_tail = NULL,"
+        " data = jsonb_build_object('calls', jsonb_build_array(seq / 4, 'x'), 'ok', true)"
         " WHERE namespace = %(ns)s AND seq IN (2, 8)",
         {"ns": ns},
     )

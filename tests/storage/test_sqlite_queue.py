@@ -83,9 +83,11 @@ def test_migration_rolls_back_cleanly(db_path: str) -> None:
 
 
 def test_yoyo_applies_and_rolls_back_the_queue_migration(db_path: str) -> None:
-    from yoyo import get_backend, read_migrations
+    from yoyo import read_migrations
 
-    backend = get_backend(f"sqlite:///{db_path}")
+    from strata_server.storage.migrations import sqlite_backend
+
+    backend = sqlite_backend(f"sqlite:///{db_path}")  # 0023 rolls back with its function
     migrations = read_migrations(str(MIGRATIONS))
     with backend.lock():
         backend.apply_migrations(backend.to_apply(migrations))

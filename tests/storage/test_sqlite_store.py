@@ -89,9 +89,11 @@ async def test_memory_database_shares_data_between_connections() -> None:
 
 
 async def test_schema_version_from_yoyo_and_rollback(db_path: str) -> None:
-    from yoyo import get_backend, read_migrations
+    from yoyo import read_migrations
 
-    backend = get_backend(f"sqlite:///{db_path}")
+    from strata_server.storage.migrations import sqlite_backend
+
+    backend = sqlite_backend(f"sqlite:///{db_path}")  # 0023 rolls back with its function
     migrations = read_migrations(str(MIGRATIONS))
     with backend.lock():
         backend.apply_migrations(backend.to_apply(migrations))
@@ -157,10 +159,13 @@ async def transcript_batches(db: Storage, db_path: str) -> None:
         (6, "tool", ""),
     ]
     assert dict(stored[3].data) == {"calls": [1, "x"], "ok": True}
-    # Entries stored before migration 0009 have no wire form: encoded on read, the same.
+    # Entries stored before migration 0009 have no wire form, and their data in the
+    # column (since 0023 the others' is in the wire tail only): encoded on read, the same.
     with raw(db_path) as conn:
         conn.execute(
-            "UPDATE transcript_entries SET wire_head = NULL, wire_tail = NULL WHERE seq IN (2, 5)"
+            "UPDATE transcript_entries SET data = CASE seq WHEN 2"
+            """ THEN '{"calls":[0,"x"],"ok":true}' END, wire_head = NULL, wire_tail = NULL"""
+            " WHERE seq IN (2, 5)"
         )
         conn.commit()
     assert sent(await db.transcripts.read_batch(NS, "t", 1, 1 << 20)) == stored

@@ -39,9 +39,11 @@ from strata_server.core.archive_rules import (
 )
 from strata_server.core.artifact_rules import PIN_TTL, BlobRef
 from strata_server.core.errors import StrataError
+from strata_server.core.jsontypes import JSON
 from strata_server.core.models import Actor
 from strata_server.core.transcript_rules import EntryBatch, Transcript
 from strata_server.core.transfer_rows import ArchivedEntry
+from strata_server.storage import entry_wire
 from strata_server.storage.ports import ArtifactStore, BlobStore, TranscriptArchive, TranscriptStore
 from strata_server.storage.transcript_segments import (
     CONTENT_TYPE,
@@ -201,7 +203,7 @@ class Archiver:
                     row.size,
                     row.role,
                     row.content,
-                    json.loads(row.data_json) if row.data_json else None,
+                    json.loads(row.data_json) if row.data_json else _wire_data(row),
                     row.create_time,
                 )
                 for row in rows
@@ -228,3 +230,9 @@ class Archiver:
                 )
                 offset += entry.size
             yield rows
+
+
+def _wire_data(row: RestoredEntry) -> JSON | None:
+    """An archived entry's data from its wire form: where it is kept for entries
+    archived after migration 0023 (their segment record's data_json is empty)."""
+    return entry_wire.tail_data(entry_wire.split_stored(row.wire, row.content)[1])

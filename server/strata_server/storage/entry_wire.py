@@ -32,7 +32,12 @@ bytes are the field's payload as they are. An append encodes each entry's parts
 append runs (PostgreSQL puts the head's seq and length on in SQL). A restore from
 the archive cuts a whole stored form back around its content (`split_stored`).
 Entries appended before migration 0009 have no stored form: the adapters encode
-them on read (`encoded_batch`).
+them on read (`joined_batch`).
+
+The data is stored once too (migration 0023): the tail's Struct is the only copy
+of an entry's data, the `data` column being kept only by entries appended before
+0009 (they have no tail). Readers that want it as JSON (exports, the archive's
+exports) decode it from the tail (`tail_data`, `stored_data`); reads never do.
 
 Wire format (https://protobuf.dev/programming-guides/encoding/): a field is a tag
 byte `(number << 3) | wire_type`, then a varint (type 0), or a varint length and
@@ -45,8 +50,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from strata_server.core.jsontypes import JSON
 from strata_server.core.transcript_rules import SEQ, Entry, EntryBatch
@@ -54,6 +60,8 @@ from strata_server.core.transcript_rules import SEQ, Entry, EntryBatch
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (1 << 64) - 1
 """A negative int64 is written as its two's complement, a 10-byte varint."""
+_MAX_EXACT = 2**53
+"""Doubles up to this are integers exactly."""
 
 # Batch.entries: field 1, length-delimited.
 _ENTRIES = b"\x0a"
@@ -167,11 +175,54 @@ def split_stored(wire: bytes, content: str) -> tuple[bytes, bytes]:
     return wire[:at], wire[at + len(text) :]
 
 
+def tail_data(tail: bytes | None) -> JSON | None:
+    """The data an entry's `wire_tail` holds (None when it has none), as JSON values.
+    Since migration 0023 the tail is the one place an entry's data is kept (the
+    `data` column is left for entries appended before 0009, which have no tail), so
+    readers other than the batch query (exports, archives, the fallbacks) take it
+    from here."""
+    if not tail or tail[0] != _DATA[0]:
+        return None
+    length, at = read_varint(tail, 1)
+    return struct_data(tail[at : at + length])
+
+
+def stored_data(column: JSON | None, tail: bytes | None) -> JSON | None:
+    """An entry's data from a row: its `data` column when set (entries appended
+    before 0009), else its wire tail's."""
+    return column if column is not None else tail_data(tail)
+
+
+def struct_data(payload: bytes) -> JSON:
+    """Entry.data's Struct bytes as JSON values, as the `data` column held them.
+    Numbers in a Struct are doubles; integral ones within 2**53 come back as ints,
+    as the API gave them to the append (api/convert.py)."""
+    message = struct_pb2.Struct()
+    message.MergeFromString(payload)
+    data: JSON = _plain(json_format.MessageToDict(message))
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) <= _MAX_EXACT else value
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def joined_batch(rows: Sequence[tuple[Entry, bytes | None]]) -> EntryBatch:
+    """A batch (of at least one entry) from its rows' stored forms, encoding here the
+    entries stored without one (appended before migration 0009) from their columns."""
+    wire = b"".join(
+        stored if stored is not None else encode_entry(*entry[:5]) for entry, stored in rows
+    )
+    return EntryBatch(wire, rows[-1][0][SEQ] + 1)
+
+
 def encoded_batch(entries: Sequence[Entry]) -> EntryBatch:
     """A batch (of at least one entry) encoded here, for entries stored without their
     wire form (appended before migration 0009)."""
-    wire = b"".join(
-        encode_entry(seq, role, content, data, create_time)
-        for seq, role, content, data, create_time, _size in entries
-    )
-    return EntryBatch(wire, entries[-1][SEQ] + 1)
+    return joined_batch([(entry, None) for entry in entries])

@@ -15,9 +15,13 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 from yoyo import get_backend, read_migrations
+from yoyo.backends.core.sqlite3 import SQLiteBackend
+from yoyo.connections import default_migration_table, parse_uri
 
 from strata_server.core.errors import Unavailable
+from strata_server.core.jsontypes import dumps
 from strata_server.core.values import frozen
+from strata_server.storage import entry_wire
 
 T = TypeVar("T")
 MIGRATIONS_ROOT = Path(__file__).resolve().parents[3] / "migrations"
@@ -91,7 +95,33 @@ def _backend(target: Target):  # type: ignore[no-untyped-def]
         raise ValueError("an in-memory database has no migrations to manage")
     if target.kind == "sqlite":
         Path(target.path).parent.mkdir(parents=True, exist_ok=True)
+    if target.kind == "sqlite":
+        return sqlite_backend(_yoyo_url(target))
     return get_backend(_yoyo_url(target))
+
+
+class _SQLiteBackend(SQLiteBackend):  # type: ignore[misc]
+    """yoyo's SQLite backend with the SQL functions SQLite migrations call that SQL
+    alone cannot write: `strata_entry_data(wire_tail)`, an entry's data as JSON text
+    decoded from its wire tail (0023's rollback; storage/entry_wire.py: tail_data).
+    Registered on every connection yoyo opens (it runs each migration on a copy)."""
+
+    def init_connection(self, connection: sqlite3.Connection) -> None:
+        super().init_connection(connection)
+        connection.create_function("strata_entry_data", 1, _entry_data, deterministic=True)
+
+
+def sqlite_backend(url: str) -> Any:
+    """A yoyo backend for a `sqlite:///` URL whose connections have Strata's SQL
+    functions (what `get_backend` gives, otherwise)."""
+    backend = _SQLiteBackend(parse_uri(url), default_migration_table)
+    backend.init_database()
+    return backend
+
+
+def _entry_data(tail: bytes | None) -> str | None:
+    data = entry_wire.tail_data(tail)
+    return None if data is None else dumps(data)
 
 
 def _with_backend(target: Target, action: Callable[..., T]) -> T:

@@ -7,10 +7,12 @@ A segment holds consecutive entries, each as one record:
 
 `size` is the entry's size as batches count it (core/transcript_rules.py), so a
 read of the archive fits exactly the batches a read of the hot rows fits;
-`data_json` is the entry's data as the hot row stores it (empty: none), kept so a
-restore gives back the very row the append wrote (a protobuf Struct would turn
-every number into a float); `wire` is the stored wire form (entry_wire.py), which a
-read sends as it is. The seq of each record is implied by its position: a segment
+`data_json` is the entry's `data` column as the hot row had it (empty: none): since
+migration 0023 set only for entries appended before 0009, the others keeping their
+data in the wire form's tail alone (segments archived before 0023 have it for
+every entry with data; a restore writes no data column, an export reads the JSON
+when there is one, else the wire's); `wire` is the stored wire form (entry_wire.py),
+which a read sends as it is. The seq of each record is implied by its position: a segment
 row names its first seq. A restore takes the role, content and create_time back out
 of the wire form (`decode_wire`), so nothing is stored three times.
 

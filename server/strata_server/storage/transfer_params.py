@@ -146,8 +146,8 @@ SHAPES: dict[Kind, Shape] = {
 
 def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
     """An archived entry's values in the order both engines' entry inserts take:
-    namespace, transcript_id, seq, start_offset, size, role, content, data,
-    create_time, wire_head, wire_tail."""
+    namespace, transcript_id, seq, start_offset, size, role, content, create_time,
+    wire_head, wire_tail (the data is in the tail only, migration 0023)."""
     return (
         ns,
         e.transcript_id,
@@ -156,7 +156,6 @@ def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
         e.size,
         e.role,
         e.content,
-        None if e.data is None else dumps(e.data),
         time(e.create_time),
         *entry_wire.stored_parts(
             e.seq, e.role, e.content, e.data, entry_wire.time_field(e.create_time)

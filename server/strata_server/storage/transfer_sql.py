@@ -66,7 +66,7 @@ def export_table(
             "id",
         ),
         Kind.ENTRIES: ExportQuery(
-            "transcript_id, seq, start_offset, size, role, content, data, create_time",
+            "transcript_id, seq, start_offset, size, role, content, data, create_time, wire_tail",
             f"transcript_entries WHERE namespace = {ns}",
             f"transcript_id IN ({transcripts})",
             "transcript_id, seq",

@@ -64,9 +64,9 @@ WHERE namespace = %s AND transcript_id = %s
 """
 INSERT_ENTRY: LiteralString = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-     wire_head, wire_tail)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)
+    (namespace, transcript_id, seq, start_offset, size, role, content, create_time, wire_head,
+     wire_tail)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 """
 DROP_HOT: LiteralString = (
     "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = %s"
@@ -235,7 +235,6 @@ class PostgresTranscriptArchive:
                             entry.size,
                             entry.role,
                             entry.content,
-                            entry.data_json,
                             entry.create_time,
                             *entry_wire.split_stored(entry.wire, entry.content),
                         )

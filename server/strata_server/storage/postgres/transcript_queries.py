@@ -89,19 +89,19 @@ WITH advanced AS (
               next_seq
 ), inserted AS (
     INSERT INTO transcript_entries
-        (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-         wire_head, wire_tail)
+        (namespace, transcript_id, seq, start_offset, size, role, content, create_time, wire_head,
+         wire_tail)
     SELECT %(namespace)s::text, %(id)s::text, s.seq,
-           a.first_offset + e.rel_offset, e.size, e.role, e.content, e.data::jsonb,
+           a.first_offset + e.rel_offset, e.size, e.role, e.content,
            %(now)s::timestamptz,
            '\x0a'::bytea || strata_varint(octet_length(f.seq_field) + e.rest) || f.seq_field
                || e.before,
            e.after
     FROM advanced AS a,
          unnest(%(rel_offset)b::bigint[], %(size)b::int[], %(role)b::text[],
-                %(content)b::text[], %(data)b::text[], %(before)b::bytea[],
+                %(content)b::text[], %(before)b::bytea[],
                 %(after)b::bytea[], %(rest)b::int[])
-             WITH ORDINALITY AS e(rel_offset, size, role, content, data, before, after, rest,
+             WITH ORDINALITY AS e(rel_offset, size, role, content, before, after, rest,
                                   ordinal),
          LATERAL (SELECT a.first_seq + e.ordinal - 1 AS seq) AS s,
          LATERAL (SELECT '\x08'::bytea || strata_varint(s.seq) AS seq_field OFFSET 0) AS f
@@ -196,9 +196,11 @@ would sort the batch again, and with the running sum of sizes this replaced, mad
 1 MiB batches 2.8x slower (13.4 -> 4.7 ms, 4,578 entries)."""
 
 READ: LiteralString = (
-    "SELECT e.seq, e.role, e.content, e.data, e.create_time, e.size" + _BATCH_RANGE
+    "SELECT e.seq, e.role, e.content, e.data, e.create_time, e.size, " + STORED_WIRE + _BATCH_RANGE
 )
-"""The same batch's rows, for entries stored without their wire form."""
+"""The same batch's rows, for entries stored without their wire form (whose `data`
+column holds their data) among those stored with it (whose data is in their wire
+tail only, migration 0023)."""
 
 SEAL = f"""
 WITH sealed AS (

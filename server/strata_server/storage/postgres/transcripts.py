@@ -33,7 +33,6 @@ from strata_server.core.transcript_rules import (
     ENTRY_OVERHEAD,
     Appended,
     AppendEntries,
-    Entry,
     EntryBatch,
     NewTranscript,
     Transcript,
@@ -120,7 +119,6 @@ async def append_in(
             "size": [entry.size for entry in entries],
             "role": [entry.role for entry in entries],
             "content": [entry.content for entry in entries],
-            "data": [entry.data_json for entry in entries],
             "before": [before for before, _ in parts],
             "after": [after + time for _, after in parts],
             "rest": [
@@ -303,8 +301,8 @@ class PostgresTranscripts:
         # (So would a gap in the seqs, which only a storage bug makes: fit_batch stops
         # before it.)
         cursor = await conn.execute(q.READ, params, prepare=True, binary=True)
-        entries: list[Entry] = fit_batch(await cursor.fetchall(), max_bytes)
-        return entry_wire.encoded_batch(entries) if entries else None
+        rows = fit_batch(await cursor.fetchall(), max_bytes)
+        return entry_wire.joined_batch([(row[:6], row[6]) for row in rows]) if rows else None
 
     @borrowing(transaction=True)
     async def seal_transcript(

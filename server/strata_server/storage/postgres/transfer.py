@@ -24,6 +24,7 @@ from strata_server.core.transfer_format import (
     Kind,
 )
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBatch
+from strata_server.storage import entry_wire
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
@@ -63,6 +64,14 @@ SELECT count(*), coalesce(sum(size), 0)::bigint FROM (
 """
 
 
+def _entry_from_row(row: Sequence[Any]) -> ArchivedEntry:
+    """An exported entry (EXPORT's columns: ... data, create_time, wire_tail): its
+    data from the tail unless stored before 0009 (storage/entry_wire.stored_data)."""
+    id, seq, start_offset, size, role, content, data, create_time, tail = row
+    data = entry_wire.stored_data(data, tail)
+    return ArchivedEntry(id, seq, start_offset, size, role, content, data, create_time)
+
+
 def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
     if kind is Kind.QUEUES:
         return lambda row: QueueSetting(row[0], row[1])
@@ -73,7 +82,7 @@ def _from_row(kind: Kind, namespace: str) -> Callable[[Sequence[Any]], Any]:
     if kind is Kind.TRANSCRIPTS:
         return lambda row: transcript_from_row(namespace, row)
     if kind is Kind.ENTRIES:
-        return lambda row: ArchivedEntry(*row)
+        return _entry_from_row
     if kind is Kind.ARTIFACTS:
         return lambda row: artifact_from_row(POSTGRES, row)
     return lambda row: audit_from_row(POSTGRES, row)
@@ -107,8 +116,8 @@ _STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 
 COPY_ENTRIES = """
 COPY transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-     wire_head, wire_tail)
+    (namespace, transcript_id, seq, start_offset, size, role, content, create_time, wire_head,
+     wire_tail)
 FROM STDIN
 """
 DELETE_ENTRIES = "DELETE FROM transcript_entries WHERE namespace = %s AND transcript_id = ANY(%s)"

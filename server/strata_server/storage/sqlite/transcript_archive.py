@@ -199,7 +199,6 @@ class SqliteTranscriptArchive:
                             entry.size,
                             entry.role,
                             entry.content,
-                            entry.data_json,
                             to_micros(entry.create_time),
                             *entry_wire.split_stored(entry.wire, entry.content),
                         )

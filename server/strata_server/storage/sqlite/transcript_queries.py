@@ -38,9 +38,9 @@ SELECT next_seq, size_bytes, seal_time FROM transcripts WHERE namespace = ? AND 
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-     wire_head, wire_tail)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (namespace, transcript_id, seq, start_offset, size, role, content, create_time, wire_head,
+     wire_tail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 STORED_WIRE = "CAST(wire_head || CAST(content AS BLOB) || wire_tail AS BLOB)"

@@ -126,7 +126,6 @@ async def append_in(
                 entry.size,
                 entry.role,
                 entry.content,
-                entry.data_json,
                 now_us,
                 *entry_wire.stored_parts(
                     next_seq + index, entry.role, entry.content, entry.data, time
@@ -293,7 +292,7 @@ class SqliteTranscripts:
             return None
         wires = [row[6] for row in rows]
         if None in wires:  # appended before migration 0009: no stored form
-            return entry_wire.encoded_batch([entry_from_row(row) for row in rows])
+            return entry_wire.joined_batch([(entry_from_row(row), row[6]) for row in rows])
         return EntryBatch(b"".join(wires), rows[-1][0] + 1)
 
     async def seal_transcript(self, namespace: str, id: str, *, actor: Actor) -> Transcript:

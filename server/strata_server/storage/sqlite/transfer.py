@@ -22,6 +22,7 @@ from strata_server.core.transfer_format import (
     Kind,
 )
 from strata_server.core.transfer_rows import ArchivedEntry, QueueSetting, RowBatch
+from strata_server.storage import entry_wire
 from strata_server.storage.artifact_sql import COLUMNS as ARTIFACT_COLUMNS
 from strata_server.storage.artifact_sql import artifact_from_row
 from strata_server.storage.audit_sql import audit_from_row
@@ -67,7 +68,7 @@ def _entry_from_row(row: Row) -> ArchivedEntry:
         row[3],
         row[4],
         row[5],
-        json.loads(row[6]) if row[6] is not None else None,
+        entry_wire.stored_data(json.loads(row[6]) if row[6] is not None else None, row[8]),
         from_micros(row[7]),
     )
 
@@ -111,9 +112,9 @@ _STORED = {table.table: _stored_sql(table) for table in TABLES.values()}
 
 INSERT_ENTRY = """
 INSERT INTO transcript_entries
-    (namespace, transcript_id, seq, start_offset, size, role, content, data, create_time,
-     wire_head, wire_tail)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    (namespace, transcript_id, seq, start_offset, size, role, content, create_time, wire_head,
+     wire_tail)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 UNINDEX_ENTRIES = """
 INSERT INTO transcript_entries_fts (transcript_entries_fts, rowid, content)

@@ -1,0 +1,11 @@
+-- depends: 0022_artifact_tiers
+-- Each entry's data stored once (docs/transcripts.md, "How entries are stored").
+-- Since 0009 an entry with data kept it twice: as jsonb in `data` and as its
+-- protobuf Struct in the wire form, now in `wire_tail` (migration 0021). The tail
+-- is what a read sends (string_agg of head, content and tail), so it stays and the
+-- column is cleared: readers that want the data as JSON (exports, the archive's
+-- exports, the fallbacks) decode it from the tail (storage/entry_wire.py:
+-- tail_data). Entries appended before 0009 have no tail and keep their `data`, the
+-- one place theirs is stored; so the column stays, NULL (a bit of the row's null
+-- bitmap, which every row already has) for every other row.
+UPDATE transcript_entries SET data = NULL WHERE wire_tail IS NOT NULL AND data IS NOT NULL;
