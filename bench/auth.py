@@ -21,7 +21,10 @@ CPU seconds per call are what authentication adds to a server, and a loaded host
 stretches them far less than it stretches wall time.
 
 Run with `make bench` (or `.venv/bin/python bench/auth.py`); prints a table and
-rewrites the `## auth` section of bench/RESULTS.md. Nothing here asserts speed.
+rewrites the `## auth` section of bench/RESULTS.md. BENCH_AUTH_FIGURES (say
+`Enqueue c=1`, several separated by commas) times only those figures, to look into
+one of them (under a profiler, say): the table is printed, RESULTS.md left alone.
+Nothing here asserts speed.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ SLICE, ROUNDS = 0.3, 24
 """Seconds of one side's slice, and rounds of one slice per side."""
 CONCURRENCY = (1, 16)
 MAX_SLOWDOWN = 1.05
+FIGURES = frozenset(
+    name.strip() for name in os.environ.get("BENCH_AUTH_FIGURES", "").split(",") if name.strip()
+)
+"""Only these figures (`Enqueue c=1`, ...), when given; all of them otherwise."""
 STRATA = [sys.executable, "-m", "strata_server"]
 
 Op = Callable[[], Awaitable[object]]
@@ -359,6 +366,8 @@ async def run(stack: Servers) -> list[Row]:
             control = operations(second, (), seed=concurrency + 200)
             with_token = operations(authed, bearer, seed=concurrency + 100)
             for name in ("GetRecord", "Enqueue"):
+                if FIGURES and f"{name} c={concurrency}" not in FIGURES:
+                    continue
                 sides = await measured(
                     concurrency,
                     {
@@ -417,6 +426,8 @@ def main() -> None:
     with servers() as stack:
         rows = asyncio.run(run(stack))
     print(text_table(rows, BASELINE))
+    if FIGURES:
+        return  # a partial table: RESULTS.md keeps the full one
     method = (
         "Three `strata serve` processes on one PostgreSQL 15 database (fsync off), identical "
         "but for STRATA_AUTH: `none`, a second `none` (the control: its ratio is the noise), "
