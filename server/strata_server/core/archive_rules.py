@@ -15,6 +15,7 @@ from datetime import datetime
 
 from strata_server.core.artifact_rules import BlobRef
 from strata_server.core.errors import FailedPrecondition
+from strata_server.core.transcript_rules import Transcript
 from strata_server.core.values import frozen
 
 ACTION_ARCHIVE = "archive"
@@ -77,19 +78,19 @@ def changed_meanwhile(id: str) -> FailedPrecondition:
     )
 
 
-def check_still_archivable(
-    id: str, sealed: bool, archived: bool, next_seq: int, segments: Sequence[Segment]
-) -> None:
-    """Before the transaction that drops the hot rows: the transcript is still sealed
-    and hot, and the segments written for it hold seqs 1..next_seq-1 in order with no
-    gap (else it changed meanwhile: changed_meanwhile)."""
+def check_still_archivable(transcript: Transcript, segments: Sequence[Segment]) -> None:
+    """Before the transaction that drops the hot rows: the transcript (as read, locked,
+    in that transaction) is still sealed and hot, and the segments written for it hold
+    seqs 1..next_seq-1 in order with no gap (else it changed meanwhile:
+    changed_meanwhile)."""
     expected = 1
     for segment in segments:
         if segment.first_seq != expected:
-            raise changed_meanwhile(id)
+            raise changed_meanwhile(transcript.id)
         expected = segment.next_seq
-    if not sealed or archived or expected != next_seq:
-        raise changed_meanwhile(id)
+    archived = transcript.archive_time is not None
+    if not transcript.sealed or archived or expected != transcript.next_seq:
+        raise changed_meanwhile(transcript.id)
 
 
 def segment_rows(namespace: str, id: str, segments: Sequence[Segment]) -> list[tuple[object, ...]]:

@@ -175,13 +175,7 @@ class PostgresTranscriptArchive:
     ) -> Transcript:
         await conn.execute(NO_STATEMENT_TIMEOUT)
         transcript = await _locked(conn, namespace, id)
-        check_still_archivable(
-            id,
-            transcript.sealed,
-            transcript.archive_time is not None,
-            transcript.next_seq,
-            segments,
-        )
+        check_still_archivable(transcript, segments)
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 INSERT_SEGMENT,

@@ -144,13 +144,7 @@ class SqliteTranscriptArchive:
         now = datetime.now(UTC)
         async with self._db.transaction() as tx:
             transcript = await _transcript(tx, namespace, id)
-            check_still_archivable(
-                id,
-                transcript.sealed,
-                transcript.archive_time is not None,
-                transcript.next_seq,
-                segments,
-            )
+            check_still_archivable(transcript, segments)
             await tx.executemany(
                 INSERT_SEGMENT,
                 segment_rows(namespace, id, segments),
