@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from strata_server import protowire
 from strata_server.core.errors import Unavailable
 from strata_server.core.models import Actor
 from strata_server.core.transcript_rules import (
@@ -147,7 +148,7 @@ async def test_varints_in_sql_are_the_servers(pg: Database) -> None:
     rows = await sql(
         pg, "SELECT strata_varint(v) FROM unnest(%(values)s::bigint[]) AS v", {"values": values}
     )
-    assert [bytes(row[0]) for row in rows] == [entry_wire.varint(v) for v in values]
+    assert [bytes(row[0]) for row in rows] == [protowire.varint(v) for v in values]
 
 
 async def test_appended_entries_are_read_as_they_would_be_encoded(

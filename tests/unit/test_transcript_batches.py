@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from strata.v1 import transcripts_pb2
+from strata_server import protowire
 from strata_server.api import batch_wire
 from strata_server.api.convert import set_timestamp
 from strata_server.api.transcripts_rpc import ReadResponse, serialize_read_response
@@ -125,10 +126,10 @@ def test_an_appended_entry_body_is_the_request_entry_encoded() -> None:
 
 
 def test_varint_is_the_protobuf_one() -> None:
-    assert entry_wire.varint(0) == b"\x00"
+    assert protowire.varint(0) == b"\x00"
     for value in (1, 127, 128, 300, 16383, 16384, 2**35, 2**63 - 1):
         message = transcripts_pb2.ReadTranscriptResponse.Batch(next_seq=value)
-        assert entry_wire.varint(value) == message.SerializeToString()[1:], value
+        assert protowire.varint(value) == message.SerializeToString()[1:], value
 
 
 def test_a_read_response_serializes_batches_given_as_bytes() -> None:

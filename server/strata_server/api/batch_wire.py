@@ -16,7 +16,7 @@ from __future__ import annotations
 from google.protobuf.descriptor import FieldDescriptor
 
 from strata.v1 import transcripts_pb2
-from strata_server.storage.entry_wire import varint
+from strata_server.protowire import varint
 
 _LENGTH_DELIMITED = 2
 _VARINT = 0

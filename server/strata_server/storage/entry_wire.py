@@ -5,7 +5,7 @@ concatenation of stored bytes.
 A storage encoding, as zstd is for blobs, and so here rather than in core: the bytes
 are columns both adapters write, and PostgreSQL writes part of them in SQL (the
 append statement puts each entry's seq and length before its role with
-`strata_varint`, migration 0009, mirroring `varint` here, and the tags of
+`strata_varint`, migration 0009, mirroring `protowire.varint`, and the tags of
 `Batch.entries` and `Entry.seq` are in that statement and in migration 0021). The
 field numbers are therefore constants, not looked up in the generated descriptor:
 stored bytes outlive any lookup, the protos' numbers can never change (buf
@@ -56,6 +56,7 @@ from google.protobuf import json_format, struct_pb2
 
 from strata_server.core.jsontypes import JSON
 from strata_server.core.transcript_rules import SEQ, Entry, EntryBatch
+from strata_server.protowire import read_varint, varint
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64 = (1 << 64) - 1
@@ -71,31 +72,8 @@ _SEQ, _ROLE, _CONTENT, _DATA, _CREATE_TIME = b"\x08", b"\x12", b"\x1a", b"\x22",
 _SECONDS, _NANOS = b"\x08", b"\x10"
 
 
-def varint(value: int) -> bytes:
-    """A non-negative integer as a protobuf varint: 7 bits a byte, low bits first,
-    the high bit set on every byte but the last."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + varint(len(payload)) + payload
-
-
-def read_varint(buffer: bytes, at: int) -> tuple[int, int]:
-    """The varint at `at` in `buffer` and the position after it."""
-    value = shift = 0
-    while True:
-        byte = buffer[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
 
 
 def body_parts(role: str, content: bytes, data: JSON | None) -> tuple[bytes, bytes]:

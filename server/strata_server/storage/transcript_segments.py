@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from strata_server.storage.entry_wire import read_varint as _varint
-from strata_server.storage.entry_wire import varint
+from strata_server.protowire import read_varint as _varint
+from strata_server.protowire import varint
 
 SEGMENT_BYTES = 1024 * 1024
 """Content bytes after which a segment is closed (it ends at an entry's end)."""
