@@ -5,10 +5,9 @@ messages, S3 parts, zstd frames). glibc serves allocations above its mmap thresh
 with mmap and returns them on free, but the threshold is dynamic: the first such
 buffer freed raises it to that size, after which every buffer comes from the heap
 arenas (one per worker thread), and freed heap memory mostly stays resident.
-Measured here: a 512 MiB upload to S3 left the server at 188 MB peak and 138 MB
-resident afterwards with the dynamic threshold; with the threshold pinned at 256 KiB,
-145 MB peak and 91 MB afterwards (85 MB idle). Pinning it is what `MALLOC_MMAP_THRESHOLD_`
-does, done here so no deployment has to remember the variable.
+Pinned at 256 KiB, a large upload leaves the server's peak and resident memory about
+a third lower (bench/RESULTS.md, "measured in passing"). Pinning it is what
+`MALLOC_MMAP_THRESHOLD_` does, done here so no deployment has to remember the variable.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ Entry = tuple[int, str, str, JSON | None, datetime, int]
 
 A plain tuple, in the order the adapters' batch queries select the columns, so a
 read hands the driver's rows over as they come: the NamedTuple built per row before
-(`Entry._make`) cost 0.3 us of the server's ~5 us per entry of a ReadTranscript.
+(`Entry._make`) cost a measurable share of a ReadTranscript's work per entry
+(bench/RESULTS.md, "measured in passing").
 Readers unpack it (`for seq, role, content, data, create_time, size in entries`)."""
 
 SEQ: Final = 0
@@ -329,7 +330,8 @@ def fit_batch(entries: Sequence[Row], max_bytes: int) -> list[Row]:
     to at most `max_bytes`; the first entry alone when it is larger than that.
 
     Sums and checks with C-level iteration (accumulate, bisect, list equality): the
-    per-entry Python loop it replaced cost ~0.15 us per entry of every read."""
+    per-entry Python loop it replaced cost time on every entry of every read
+    (bench/RESULTS.md, "measured in passing")."""
     if not entries:
         return []
     ends = list(accumulate(map(itemgetter(SIZE), entries)))

@@ -14,12 +14,11 @@ independent frames of `FRAME_SIZE` uncompressed bytes each, then a skippable fra
 holding the seek table (each frame's compressed and uncompressed size). Any zstd
 decoder reads the whole object as one stream and ignores the table. A range read
 loads the table (one small read at the end of the object), then decompresses only
-the frames the range touches. Measured here on a 67 MB service log: 1 MiB frames
-compress 8.6x at 420 MB/s (one stream: 8.5x, so framing costs nothing), one frame
-decompresses in 0.7 ms; decompress-and-skip runs at 1.36 GB/s, i.e. 150 ms (plus
-transferring every compressed byte before the offset from S3) to reach the end of a
-200 MB log and 0.8 s for 1 GiB. So frames, and ranges cost at most one frame of
-wasted work.
+the frames the range touches. Framing costs next to nothing in ratio and speed,
+one frame decompresses in well under a millisecond, while decompress-and-skip to
+the end of a large log costs a fraction of a second plus every compressed byte
+before the offset (bench/RESULTS.md, "measured in passing"). So frames, and ranges
+cost at most one frame of wasted work.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Which data paths have a declared btree expression index, read from the catalog.
 
 Equality on such a path compiles to a btree-matchable predicate instead of GIN
-containment (see dialect.py): measured on 100k records, a page of 50 by a 1%
-filter took 2.5 ms through GIN plus a sort, and 0.3 ms through a btree on
-`(namespace, collection, (data->'k'), id)` that also yields the order. Emitting both
+containment (see dialect.py): a btree on `(namespace, collection, (data->'k'), id)`
+also yields the order, so a page by a selective filter reads only its rows, where
+GIN needs a sort too and took about eight times as long (bench/RESULTS.md,
+"measured in passing"). Emitting both
 predicates does not work: the planner multiplies their selectivities and picks
 the bitmap plan. The catalog is re-read at most every REFRESH_SECONDS, so an index
 created by an operator (or later by AdminService.CreateIndex) is used soon after.

@@ -93,7 +93,8 @@ from strata_server.storage.postgres.record_rows import now
 
 FIRST_TOKENS = 32
 """Lease tokens made for a lease's first statement. Each is made ahead of time with
-core.job_transitions.new_lease_token (~2 us apiece), and most leases take a few jobs or none
+core.job_transitions.new_lease_token (not free: bench/RESULTS.md, "measured in passing"),
+and most leases take a few jobs or none
 (a woken long poll, a SubscribeJobs stream's top-up), so a lease of more jobs leases
 its first FIRST_TOKENS in one statement and the rest in a second one."""
 

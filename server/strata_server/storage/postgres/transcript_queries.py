@@ -136,8 +136,9 @@ their content (storage.entry_wire.stored_parts: the head's seq and length are pu
 here, before the role and content length the caller encoded, `rest` being the bytes
 that follow the seq; the tail, the data and create_time fields, comes encoded; OFFSET 0
 keeps `seq_field` a column, so the length's strata_varint is inlined too: with the
-expression in its argument, PostgreSQL ran it as a SQL function call, ~0.5 ms a
-statement), with the audit entry (under
+expression in its argument, PostgreSQL ran it as a SQL function call, a large
+part of the statement: bench/RESULTS.md, "measured in passing"), with the audit
+entry (under
 `request_id`) and the request_log result (under `answer_id`: NULL inside a Commit,
 which stores the results of all its writes itself), and `notice` NOTIFYd on
 `channel` (when given: events.postgres delivers it to the other replicas at commit;
@@ -166,9 +167,9 @@ always, when it exists; none when it does not), in seq order: one range of the
 offset index. Entry `seq`'s offset comes from scalar subqueries (primary-key
 lookups that run once, as InitPlans) so that both bounds are index conditions.
 Written as a join with a CTE instead, PostgreSQL 15 walked the whole transcript in
-offset order and filtered: 64 ms per 64 KiB batch on a 100k-entry transcript
-(99,715 rows read and dropped), growing with its length; this plan reads only the
-batch's rows (0.14 ms), with custom and generic plans alike."""
+offset order and filtered, so a batch cost grew with the transcript's length; this
+plan reads only the batch's rows, with custom and generic plans alike
+(bench/RESULTS.md, "measured in passing")."""
 
 STORED_WIRE: LiteralString = "wire_head || convert_to(content, 'UTF8') || wire_tail"
 """An entry's stored wire form, its content (stored once, as text) between the bytes
@@ -193,7 +194,7 @@ The entries are joined in the order the subquery sorts them: PostgreSQL's docs o
 aggregates say input from a sorted subquery keeps its order unless the outer level
 reorders it (a join would); this one only filters. An ORDER BY inside string_agg
 would sort the batch again, and with the running sum of sizes this replaced, made
-1 MiB batches 2.8x slower (13.4 -> 4.7 ms, 4,578 entries)."""
+1 MiB batches several times slower (bench/RESULTS.md, "measured in passing")."""
 
 READ: LiteralString = (
     "SELECT e.seq, e.role, e.content, e.data, e.create_time, e.size, " + STORED_WIRE + _BATCH_RANGE

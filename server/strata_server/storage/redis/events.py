@@ -17,9 +17,9 @@ redis-py, because each hop is on the path of a follower's or consumer's wakeup:
   PING_SECONDS (so a connection gone quiet is found within the Redis timeout)
   and subscribes again after a loss.
 
-Measured on 2 cores, notify in one process to the wakeup in another, p50:
-0.78-0.89 ms through redis-py (its pub/sub `get_message` in a task, the PUBLISH
-from a sender task), 0.50-0.51 ms here.
+A notify in one process reaches the wakeup in another in about 60% of the time it
+takes through redis-py's pub/sub (its `get_message` in a task, the PUBLISH from a
+sender task): bench/RESULTS.md, "measured in passing".
 
 Redis holds no state here: while it is unreachable (logged once per outage) wakeups
 between replicas are missed, so the topics with listeners are re-checked at the

@@ -3,15 +3,12 @@ and the PUBLISH and SUBSCRIBE that carry wakeups between replicas.
 
 Why not redis-py there: each of its commands checks a connection out of the
 blocking pool, arms two timeouts and runs its retry wrapper, and a pub/sub message
-goes through `get_message` in a task of its own. Measured on this project's 2-core
-VM under uvloop:
-- 32 GETs in flight: 162 µs of CPU per GET through redis-py, 26 µs here, where
-  concurrent GETs share one connection, each costs one write, and one
-  `data_received` answers every reply a read brings, in order (Redis answers a
-  connection's commands in the order they came);
-- a notify in one process to the wakeup in another, p50: 0.78-0.89 ms through
-  redis-py (a sender task's PUBLISH, `get_message` in a listener task), 0.50 ms
-  here (see events.redis).
+goes through `get_message` in a task of its own. Here, concurrent GETs share one
+connection, each costs one write, and one `data_received` answers every reply a
+read brings, in order (Redis answers a connection's commands in the order they
+came); a wakeup between processes skips the listener task (see events.redis). Both
+cost a fraction of redis-py's CPU and latency (bench/RESULTS.md, "measured in
+passing").
 Every other command (scripts, DEL, SCAN, INFO) still goes through redis-py.
 
 Where and how to connect (host or socket path, TLS, credentials, database,
@@ -272,7 +269,8 @@ class PipelinedGets:
         """The reply to `GET key`: bytes, or None when the key holds nothing."""
         connection = self._held.ready or await self._held.get()
         data = key.encode()
-        # command("GET", key) written out: 0.5 against 1.9 us, on every cache hit.
+        # command("GET", key) written out, a quarter of the generic encoder's time, on
+        # every cache hit (bench/RESULTS.md, "measured in passing").
         return await connection.send(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(data), data))
 
     async def close(self) -> None:
