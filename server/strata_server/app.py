@@ -25,6 +25,7 @@ from strata_server import gauges, metrics
 from strata_server.api import admission, reflection, tls
 from strata_server.api.auth import AuthInterceptor
 from strata_server.api.decoding import DecodingInterceptor
+from strata_server.api.health import HealthServicer
 from strata_server.api.method_rules import STRATA_SERVICES
 from strata_server.backends import (
     Caching,
@@ -183,7 +184,7 @@ async def start(settings: Settings) -> Running:
     except StartupError:
         await close_storage()
         raise
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable(server, SERVICE_NAMES)
     try:

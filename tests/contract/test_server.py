@@ -37,6 +37,15 @@ def test_health_check_reports_serving(stubs):
         assert response.status == health_pb2.HealthCheckResponse.SERVING, service
 
 
+def test_health_list_reports_every_service(stubs):
+    """grpcurl's `Health/List` answers (the library's servicer left it UNIMPLEMENTED):
+    every strata.v1 service and the server as a whole, each SERVING."""
+    listed = health_pb2_grpc.HealthStub(stubs.channel).List(health_pb2.HealthListRequest())
+    assert {"", *SERVICES} <= set(listed.statuses)
+    for name, response in listed.statuses.items():
+        assert response.status == health_pb2.HealthCheckResponse.SERVING, name
+
+
 def _reflect(stubs, request: reflection_pb2.ServerReflectionRequest):
     reflection = reflection_pb2_grpc.ServerReflectionStub(stubs.channel)
     [response] = list(reflection.ServerReflectionInfo(iter([request])))
