@@ -433,9 +433,9 @@ async def test_enqueue_and_lease_hands_the_new_job_over_when_first_in_line(
     job, leased = await storage.queue.enqueue_and_lease(
         NS, NewJob(Q, {"n": 1}), handoff, WriteContext(BOB)
     )
-    # (The job comes back as PostgreSQL leased it, and as SQLite inserted it, ready:
-    # callers take the lease from `leased`.)
+    # The job comes back as it is after the call: leased, on both engines.
     assert [j.id for j in leased] == [job.id] and leased[0].state is Stored.LEASED
+    assert job.state is Stored.LEASED
     assert (leased[0].lease_token or "").startswith("sub1.")
     await storage.queue.set_paused(NS, Q, True, actor=BOB)
     paused, none = await storage.queue.enqueue_and_lease(

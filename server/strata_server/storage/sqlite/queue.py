@@ -128,7 +128,9 @@ class SqliteQueue:
                 tx, namespace, [job], now, actor=context.actor, request_id=None
             )
             leased = await lease_in(tx, namespace, job.queue, 1, terms, now)
-        return created, leased
+        # The new job as it is now: leased, when it was first in line (as PostgreSQL's one
+        # statement returns it).
+        return next((j for j in leased if j.id == created.id), created), leased
 
     async def ack_job(
         self, namespace: str, id: str, token: str, result: JSON | None, *, actor: Actor
