@@ -53,7 +53,8 @@ def _start(
     server = StrataProcess(
         database_url, workdir, STRATA_WORKERS=str(workers), STRATA_LOG_LEVEL="info", **env
     )
-    server.start(port=free_port())
+    # Three processes import the server on a shared machine: more than one does.
+    server.start(timeout=90, port=free_port())
     assert server.process is not None
     pids = children(server.process.pid)
     assert len(pids) == workers, server.log()
@@ -165,6 +166,19 @@ def test_a_dead_worker_stops_the_others_and_the_supervisor_fails(
     assert f'"pid": {pids[0]}' in log
     # The survivor stopped gracefully, not killed.
     assert log.count('"event": "stopped"') == 1, log
+
+
+def test_workers_end_when_the_supervisor_is_killed(
+    database_url: Callable[[str], str], tmp_path: Path
+) -> None:
+    server, pids = _start(database_url("sqlite"), tmp_path)
+    server.kill()  # SIGKILL: the supervisor can pass nothing on
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids), server.log()
+    # Each ended gracefully (the kernel's SIGTERM), not by a kill.
+    assert server.log().count('"event": "stopped"') == len(pids), server.log()
 
 
 @pytest.mark.parametrize(

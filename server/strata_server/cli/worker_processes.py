@@ -23,6 +23,7 @@ it, and would leave the server silently running on fewer cores in between.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,8 @@ POLL_SECONDS = 0.1
 """How often the supervisor looks at its workers (a worker's death is noticed within it)."""
 KILL_AFTER_GRACE_SECONDS = 10.0
 """How long past grace_seconds a stopping worker may take before it is killed."""
+PR_SET_PDEATHSIG = 1
+"""prctl(2): the signal the kernel sends a process when its parent dies."""
 
 
 def serve_workers(settings: Settings) -> int:
@@ -111,6 +115,8 @@ class Supervisor:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     stopping_since: float | None = None
     """When the workers were told to stop (None: they serve)."""
+    stop_signal: int | None = None
+    """The signal the supervisor was stopped by (None: not by a signal)."""
     failure: int = 0
     """The exit status a worker's unexpected exit leaves the supervisor with."""
 
@@ -133,11 +139,19 @@ class Supervisor:
             time.sleep(POLL_SECONDS)
         if self.failure:
             return self.failure
-        return max((_exit_status(worker.wait()) for worker in self.workers), default=0)
+        # A worker told to stop before it had installed its handler ends by the
+        # signal itself: that is a stop as asked too.
+        asked = -self.stop_signal if self.stop_signal else None
+        codes = [worker.wait() for worker in self.workers]
+        return max((0 if code == asked else _exit_status(code) for code in codes), default=0)
 
     def _start(self, index: int) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "strata_server", "serve"],
+            # Its own process group: a terminal's Ctrl-C reaches the supervisor
+            # only, which passes it on once, as it does every other signal.
+            process_group=0,
+            preexec_fn=_end_with_parent(os.getpid()),
             env={
                 **self.env,
                 **_metrics_env(self.settings.metrics_listen, index),
@@ -177,6 +191,7 @@ class Supervisor:
                     worker.send_signal(signum)
             return
         log.info("stopping workers", signal=signal.Signals(signum).name)
+        self.stop_signal = signum
         self._stop_all(signum)
 
     def _stop_all(self, signum: int) -> None:
@@ -217,6 +232,20 @@ class Supervisor:
                 log.error("worker did not stop in time: killed", pid=worker.pid)
                 worker.kill()
                 self.failure = self.failure or 1
+
+
+def _end_with_parent(parent: int) -> Callable[[], None]:
+    """What a worker runs between fork and exec: the kernel sends it SIGTERM (a
+    graceful stop) when the supervisor dies, even by SIGKILL, so that no orphaned
+    worker keeps taking connections on the port beside the workers of the
+    supervisor's replacement."""
+
+    def end_with_parent() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return end_with_parent
 
 
 def _exit_status(returncode: int) -> int:
