@@ -40,25 +40,35 @@ from _harness import (
     machine_markdown,
     markdown_table,
     run_for,
+    run_side_by_side,
     text_table,
 )
 from _results import write_section
-from records import NAMESPACE, load, measured, ms, rate, settle
+from records import NAMESPACE, load, ms, rate, settle
 
 from strata.v1 import records_pb2, records_pb2_grpc, transaction_pb2_grpc
 from tests.support.pg import PgServer
 from tests.support.ports import free_port
-from tests.support.processes import tree
+from tests.support.processes import children, connections, tree
 from tests.support.server import StrataProcess
 
 COLLECTION, RECORDS = "bench_workers", 2_000
 CONCURRENCY = (1, 32)
 CHANNELS = 8
 CPU_SECONDS = 3.0
+SECONDS, ROUNDS, WARMUP = 10.0, 20, 1.0
+"""Per side: many short alternating slices, as the two sides differ by less than
+the drift of a shared machine's load."""
 BASELINE = "one process"
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 """Each channel its own connection (else channels to one address share one)."""
 TICK = os.sysconf("SC_CLK_TCK")
+SINGLE_CALLER = (
+    "At c=1 the one connection takes the same path through one worker as through the "
+    "one process, the supervisor being on no call's path; on a busy host that ratio "
+    "swings from run to run by more than any cost of the supervisor could, so the "
+    "supervisor's own CPU (below) is the figure for that cost."
+)
 
 
 def _cpu(pids: list[int]) -> float:
@@ -91,6 +101,11 @@ class CpuUse:
     """CPU milliseconds per call of "client", "server" (all its processes), "postgres"."""
     server_split: list[float]
     """Each server process's CPU seconds: the supervisor (or the one process) first."""
+    calls_per_s: float
+
+    def cores(self) -> float:
+        """How many cores' worth of CPU the three used together."""
+        return sum(self.per_call_ms.values()) / 1000 * self.calls_per_s
 
 
 async def cpu_use(side: Side, postmaster: int, op: Callable[[], Awaitable[object]]) -> CpuUse:
@@ -105,6 +120,7 @@ async def cpu_use(side: Side, postmaster: int, op: Callable[[], Awaitable[object
     return CpuUse(
         {name: (_cpu(pids) - before[name]) * 1000 / stats.ops for name, pids in groups.items()},
         [_cpu([pid]) - used for pid, used in zip(server, each, strict=True)],
+        stats.ops_per_s,
     )
 
 
@@ -167,9 +183,20 @@ async def bench(one: Side, two: Side, url: str, postmaster: int) -> tuple[list[R
         notes: list[str] = []
         for concurrency in CONCURRENCY:
             sides = {side.name: get(side, concurrency) for side in (one, two)}
-            stats = await measured(concurrency, sides)
+            for op in sides.values():
+                await run_for(WARMUP, concurrency, op)
+            stats = await run_side_by_side(SECONDS, concurrency, sides, rounds=ROUNDS)
             rows += _rows(concurrency, one=stats[one.name], two=stats[two.name])
             notes.append(f"c={concurrency} measured with load average {load_average()}.")
+        notes.append(SINGLE_CALLER)
+        port = int(two.target.rpartition(":")[2])
+        spread = [len(connections(pid, port)) for pid in children(two.pid)]
+        notes.append(
+            f"--workers 2: the kernel gave the workers {' / '.join(map(str, spread))} of "
+            f"the client's {CHANNELS} connections (SO_REUSEPORT hashes each connection's "
+            f"addresses and ports, so a few connections can split unevenly; calls follow "
+            f"their connection)."
+        )
         single = await cpu_use(one, postmaster, get(one, 32))
         pair = await cpu_use(two, postmaster, get(two, 32))
         for group in ("client", "server", "postgres"):
@@ -206,12 +233,21 @@ def _where_time_goes(one: CpuUse, two: CpuUse) -> str:
         f"one process: {split(one.per_call_ms)}; --workers 2: {split(two.per_call_ms)}. "
         f"With --workers 2 the workers used "
         f"{' / '.join(f'{used / sum(workers):.0%}' for used in workers)} of the workers' CPU "
-        f"(the kernel spreads connections, and so calls), and the supervisor "
-        f"{supervisor * 1000:.0f} ms in {CPU_SECONDS:g} s (it is on no call's path). "
-        f"The three share the machine's {os.cpu_count()} cores, so a second worker can only "
+        f"(as their connections), and the supervisor "
+        f"{supervisor * 1000:.0f} ms in {CPU_SECONDS:g} s (it is on no call's path). A "
+        f"call cost the server processes "
+        f"{two.per_call_ms['server'] / one.per_call_ms['server']:.2f}x the CPU with two "
+        f"workers (not profiled; each event loop wakes for its share of the calls, so it gathers "
+        f"fewer per wakeup, and two processes keep two pools, caches and loops). "
+        f"Together the three used {one.cores():.2f} cores with one process "
+        f"({one.calls_per_s:,.0f} calls/s) and {two.cores():.2f} with --workers 2 "
+        f"({two.calls_per_s:,.0f} calls/s). "
+        f"They share the machine's {os.cpu_count()} cores, so a second worker can only "
         f"use CPU that the client, PostgreSQL and the first worker leave idle: the ratio "
-        f"at c=32 is what a second process buys here, and with a load average above the "
-        f"core count other work takes part of that idle CPU too."
+        f"at c=32 is what a second process buys here. With a load average above the core "
+        f"count, other work takes part of that idle CPU, and the kernel shares the CPU by "
+        f"runnable process, so two workers also win a larger share from that other work "
+        f"than one does: a ratio measured on a busy host overstates what a quiet one gives."
     )
 
 
@@ -236,8 +272,8 @@ def main() -> None:
         f"client is this one asyncio process: {CHANNELS} grpc.aio channels (a connection "
         "each) per server, calls spread over them in turn at c=32 (c=1 keeps to one), "
         f"N tasks for concurrency N, GetRecord of random ids among {RECORDS:,} records; "
-        "a warm-up, then both servers timed in 5 alternating slices. The strata column "
-        "is `--workers 2`, the baseline one process; then each alone for "
+        f"a warm-up, then {SECONDS:g} s per server in {ROUNDS} alternating slices. The "
+        "strata column is `--workers 2`, the baseline one process; then each alone for "
         f"{CPU_SECONDS:g} s at c=32 with CPU time read from /proc."
     )
     write_section(

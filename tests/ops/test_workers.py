@@ -17,33 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from strata.v1 import records_pb2, records_pb2_grpc
 from tests.support.ports import free_port
-from tests.support.processes import alive, children
+from tests.support.processes import alive, children, connections
 from tests.support.redis import RedisServer
 from tests.support.server import StrataProcess
-
-ESTABLISHED = "01"
-"""The TCP state /proc/net/tcp gives an established connection."""
-
-
-def _connections(pid: int, port: int) -> set[int]:
-    """The socket inodes of the established connections to `port` that process `pid`
-    holds (accepted by it, so served by it)."""
-    held: set[int] = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except FileNotFoundError:
-            continue
-        if target.startswith("socket:["):
-            held.add(int(target[8:-1]))
-    accepted: set[int] = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            local_port = int(fields[1].rpartition(":")[2], 16)
-            if local_port == port and fields[3] == ESTABLISHED:
-                accepted.add(int(fields[9]))
-    return held & accepted
 
 
 def _start(
@@ -70,14 +46,14 @@ def _channel_per_worker(server: StrataProcess, pids: list[int]) -> dict[int, grp
     channels one at a time and seeing which worker accepted each connection."""
     found: dict[int, grpc.Channel] = {}
     for _ in range(64):
-        before = {pid: _connections(pid, server.port) for pid in pids}
+        before = {pid: connections(pid, server.port) for pid in pids}
         channel = grpc.insecure_channel(
             server.target, options=[("grpc.use_local_subchannel_pool", 1)]
         )
         health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(), timeout=10, wait_for_ready=True
         )
-        gained = [pid for pid in pids if _connections(pid, server.port) - before[pid]]
+        gained = [pid for pid in pids if connections(pid, server.port) - before[pid]]
         assert len(gained) == 1, gained
         if gained[0] in found:
             channel.close()

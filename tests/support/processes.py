@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from pathlib import Path
+
+ESTABLISHED = "01"
+"""The TCP state /proc/net/tcp gives an established connection."""
 
 
 def children(pid: int) -> list[int]:
@@ -29,3 +33,24 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def connections(pid: int, port: int) -> set[int]:
+    """The socket inodes of the established connections to `port` that process `pid`
+    holds (accepted by it, so served by it)."""
+    held: set[int] = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            held.add(int(target[8:-1]))
+    accepted: set[int] = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rpartition(":")[2], 16)
+            if local_port == port and fields[3] == ESTABLISHED:
+                accepted.add(int(fields[9]))
+    return held & accepted

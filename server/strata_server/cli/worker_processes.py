@@ -43,7 +43,7 @@ from strata_server.config import Settings
 
 log = structlog.get_logger("strata.workers")
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.25
 """How often the supervisor looks at its workers (a worker's death is noticed within it)."""
 KILL_AFTER_GRACE_SECONDS = 10.0
 """How long past grace_seconds a stopping worker may take before it is killed."""
