@@ -3,11 +3,14 @@ their writes, and stop together."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -64,6 +67,29 @@ def _channel_per_worker(server: StrataProcess, pids: list[int]) -> dict[int, grp
     raise AssertionError(f"64 connections did not reach every worker: {sorted(found)}")
 
 
+def _free_port_pair() -> int:
+    """A free port whose next one is free too (worker i serves metrics on port + i)."""
+    for _ in range(50):
+        port = free_port()
+        with contextlib.suppress(OSError), socket.socket() as sock:
+            sock.bind(("127.0.0.1", port + 1))
+            return port
+    raise AssertionError("no two adjacent free ports")
+
+
+def _rpcs(metrics_port: int, method: str) -> float:
+    """How many calls of `method` the worker serving metrics on `metrics_port` served."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    label = f'method="{method}"'
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("strata_rpcs_total{") and label in line
+    )
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def two_workers(
     request: pytest.FixtureRequest,
@@ -72,6 +98,7 @@ def two_workers(
 ) -> Iterator[tuple[StrataProcess, list[int]]]:
     """`strata serve --workers 2` on a shape: a SQLite file, or PostgreSQL with Redis."""
     env = _shape_env(request.param, lambda: request.getfixturevalue("redis"))
+    env["STRATA_METRICS_LISTEN"] = f"127.0.0.1:{_free_port_pair()}"
     server, pids = _start(database_url(request.param), tmp_path, **env)
     yield server, pids
     server.kill()
@@ -107,6 +134,11 @@ def test_workers_take_connections_share_writes_and_stop_together(
         change = next(watch).change
         assert (change.record_id, change.kind) == ("c", records_pb2.CHANGE_KIND_CREATED)
         watch.cancel()
+        # Each worker serves its own metrics, on the metrics port + its index, and
+        # counts the calls it served: here each served a GetRecord.
+        metrics = int(server.env["STRATA_METRICS_LISTEN"].rpartition(":")[2])
+        ports = (metrics, metrics + 1)
+        assert all(_rpcs(port, "RecordService/GetRecord") >= 1 for port in ports)
     finally:
         for channel in channels.values():
             channel.close()
