@@ -126,9 +126,11 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         for index in range(self.settings.workers):
-            if self.stopping_since is not None:
+            if self.stop_signal is not None:
                 break
             self.workers.append(self._start(index))
+            if self.stop_signal is not None:  # it came while this one was starting
+                self.workers[-1].send_signal(self.stop_signal)
         announced = False
         while any(worker.poll() is None for worker in self.workers):
             self._notice_exits()
@@ -231,6 +233,7 @@ class Supervisor:
             if worker.poll() is None:
                 log.error("worker did not stop in time: killed", pid=worker.pid)
                 worker.kill()
+                worker.wait()
                 self.failure = self.failure or 1
 
 
