@@ -170,6 +170,7 @@ bench: venv system-deps ts-build
 	$(PY) bench/auth.py
 	$(PY) bench/typescript.py
 	$(PY) bench/idle_streams.py
+	$(PY) bench/workers.py
 
 clean:
 	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache \

@@ -110,7 +110,10 @@ def serve(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Processes sharing the port." + _default("workers")),
+        typer.Option(
+            help="Server processes sharing the port (SO_REUSEPORT), this one their "
+            "supervisor; see docs/deployment.md (env STRATA_WORKERS)." + _default("workers")
+        ),
     ] = None,
     log_level: Annotated[
         str | None,

@@ -19,7 +19,14 @@ class ServingSettings(BaseModel):
     listen: str = Field(
         "127.0.0.1:50051", description="host:port to serve gRPC on; port 0 picks one"
     )
-    workers: int = Field(1, ge=1, le=64, description="server processes sharing the port")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="server processes sharing the port (SO_REUSEPORT) under one supervisor "
+        "(cli/worker_processes.py); more than one needs a fixed port and a database every "
+        "process reaches",
+    )
     grace_seconds: float = Field(5.0, ge=0, description="shutdown grace for in-flight RPCs")
     event_loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="uvloop served GetRecord 10-25% faster here than asyncio's loop"
