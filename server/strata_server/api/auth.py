@@ -192,13 +192,20 @@ class AuthInterceptor(DecodingInterceptor):
 
     def _route(self, rule: Rule, unchecked: Behaviour, checked: Behaviour) -> Route:
         """A unary call's way past its checks' coroutine: straight to the servicer
-        when the caller was identified and steps 3 and 4 pass at once (the call's
-        task ends with the call, so the principal is assumed rather than bound),
-        else through `checked`, which decides and says why."""
+        when the caller was identified and steps 3 and 4 pass at once, its namespace
+        being the principal's and no rate applying to it (the call's task ends with
+        the call, so the principal is assumed rather than bound); else through
+        `checked`, which decides and says why."""
+        scope = rule.scope
+        limits = self._limiter.limits if self._limiter is not None else None
 
         def route(request: Any) -> Behaviour:
             identified = _IDENTIFIED.get()
-            if type(identified) is Principal and self._admits(rule, identified, request):
+            if (
+                type(identified) is Principal
+                and (scope is None or identified.covers(scope(request)))
+                and (limits is None or not limits(identified))
+            ):
                 access.assume(identified)
                 return unchecked
             return checked
@@ -233,16 +240,8 @@ class AuthInterceptor(DecodingInterceptor):
                 raise RateLimited(principal.name, wait)
         return principal
 
-    def _admits(self, rule: Rule, principal: Principal, request: Any) -> bool:
-        """Whether steps 3 and 4 pass with nothing to wait for: the namespace is the
-        principal's and no rate applies to it (else `_authorize` decides)."""
-        scope = rule.scope
-        if scope is not None and request is not None and not principal.covers(scope(request)):
-            return False
-        return self._limiter is None or not self._limiter.limits(principal)
-
     async def _caller(self, rule: Rule, context: Context) -> Principal:
-        """Steps 1 and 2 as `intercept_service` found them, else done now."""
+        """Steps 1 and 2 as `identifier`'s step found them, else done now."""
         identified = _IDENTIFIED.get()
         if isinstance(identified, StrataError):
             raise identified

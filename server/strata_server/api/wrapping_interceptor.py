@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeAlias, cast
+from typing import Any, TypeAlias
 
 import grpc
 
@@ -52,7 +52,7 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
             self._wrapped[method] = known
         identify = known[2]
         if identify is not None:
-            pending = identify(cast(Metadata, handler_call_details.invocation_metadata))
+            pending = identify(handler_call_details.invocation_metadata)
             if pending is not None:
                 await pending
         return known[1]
