@@ -21,7 +21,8 @@ CPU seconds per call are what authentication adds to a server, and a loaded host
 stretches them far less than it stretches wall time.
 
 Run with `make bench` (or `.venv/bin/python bench/auth.py`); prints a table and
-rewrites the `## auth` section of bench/RESULTS.md. BENCH_AUTH_FIGURES (say
+rewrites the `## auth` section of bench/RESULTS.md, keeping its hand-written notes
+(from its `### Notes` heading on). BENCH_AUTH_FIGURES (say
 `Enqueue c=1`, several separated by commas) times only those figures, to look into
 one of them (under a profiler, say): the table is printed, RESULTS.md left alone.
 Nothing here asserts speed.
@@ -34,6 +35,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import shlex
 import statistics
 import subprocess
@@ -54,7 +56,7 @@ from _harness import (
     run_for,
     text_table,
 )
-from _results import write_section
+from _results import RESULTS, write_section
 from google.protobuf import struct_pb2
 
 from strata.v1 import (
@@ -381,6 +383,9 @@ async def run(stack: Servers) -> list[Row]:
 
 
 BASELINE = "auth none"
+NOTES = "### Notes"
+"""Where the section's hand-written part starts (the runs, what was tried, what was
+found): kept as it is when a run rewrites the table and the fixed text above it."""
 WHERE = (
     "Where the time goes (measured at 01fa0b1 inside the running token server; not "
     "re-measured by each run). With a cached token, auth adds no database read, lock or "
@@ -408,6 +413,13 @@ WHERE = (
 )
 
 
+def kept_notes(text: str) -> str:
+    """The hand-written part of `text`'s auth section, from NOTES on ("" if none)."""
+    section = re.search(r"(?ms)^## auth\n(.*?)(?=^## |\Z)", text)
+    found = re.search(rf"(?m)^{re.escape(NOTES)}$", section.group(1)) if section else None
+    return section.group(1)[found.start() :].strip() if section and found else ""
+
+
 def main() -> None:
     info = machine_info()
     with servers() as stack:
@@ -430,10 +442,9 @@ def main() -> None:
         "call of the side. The 10,000 records GetRecord reads were loaded through the three "
         "servers in turn. The strata column is the server with token auth."
     )
-    write_section(
-        "auth",
-        "\n\n".join([machine_markdown(info), markdown_table(rows, BASELINE), method, WHERE]),
-    )
+    notes = kept_notes(RESULTS.read_text()) if RESULTS.exists() else ""
+    parts = [machine_markdown(info), markdown_table(rows, BASELINE), method, WHERE, notes]
+    write_section("auth", "\n\n".join(part for part in parts if part))
 
 
 if __name__ == "__main__":
