@@ -21,7 +21,8 @@ CPU seconds per call are what authentication adds to a server, and a loaded host
 stretches them far less than it stretches wall time.
 
 Run with `make bench` (or `.venv/bin/python bench/auth.py`); prints a table and
-rewrites the `## auth` section of bench/RESULTS.md. BENCH_AUTH_FIGURES (say
+rewrites the `## auth` section of bench/RESULTS.md, keeping its hand-written notes
+(from its `### Notes` heading on). BENCH_AUTH_FIGURES (say
 `Enqueue c=1`, several separated by commas) times only those figures, to look into
 one of them (under a profiler, say): the table is printed, RESULTS.md left alone.
 Nothing here asserts speed.
@@ -34,6 +35,7 @@ import contextlib
 import itertools
 import os
 import random
+import re
 import shlex
 import statistics
 import subprocess
@@ -54,7 +56,7 @@ from _harness import (
     run_for,
     text_table,
 )
-from _results import write_section
+from _results import RESULTS, write_section
 from google.protobuf import struct_pb2
 
 from strata.v1 import (
@@ -381,44 +383,41 @@ async def run(stack: Servers) -> list[Row]:
 
 
 BASELINE = "auth none"
+NOTES = "### Notes"
+"""Where the section's hand-written part starts (the runs, what was tried, what was
+found): kept as it is when a run rewrites the table and the fixed text above it."""
 WHERE = (
-    "Where the time goes (measured at 1d5550d inside the running servers; not "
+    "Where the time goes (measured at 01fa0b1 inside the running token server; not "
     "re-measured by each run). With a cached token, auth adds no database read, lock or "
-    "await that suspends, and a token-mode server runs nothing else per call: py-spy "
-    "(--idle, every thread, 200 Hz) on the token and the none server under the same "
-    "alternating GetRecord c=16 load showed no frame of token mode outside the "
-    "interceptor, and idle, the three servers spend the same CPU (about 3 ms per second "
-    "each; the revocation listener, the tokens re-check every 5 s and the rate limiter "
-    "do not show); the servers' settings differ only in STRATA_AUTH. What token auth "
-    "costs is the interceptor's Python, and inside a loaded server that Python costs "
-    "several times what it costs in a loop (which keeps its code and data in the CPU's "
-    "caches, where a server runs grpc, psycopg and asyncio between two calls, and on "
-    "this host other processes too): timed in the token server under that load "
-    "(perf_counter, medians of 2,000 calls, load average 9-15), the checks took 29-40 us"
-    " per call (means 37-55) before 9cd1807, against 6 us in isolation; step by step "
-    "context.invocation_metadata() 5-6 us (a new tuple of every metadata pair), the "
-    "bearer parsing 3-4, the secret's shape check 3, its SHA-256 (the cache key) 7-10, "
-    "the dictionary lookup 1, the role, namespace and rate checks through three nested "
-    "coroutines about 5, and entering and leaving access.bind 6. What changed "
-    "(9cd1807, 1d5550d): the caller is identified in AuthInterceptor.intercept_service "
-    "from the metadata grpc has already gathered there for the handler lookup, and the "
-    "outcome (a principal, or the error to refuse with after the request is decoded, "
-    "as before) reaches the method's behaviour through a context variable: the same "
-    "per-call task, and a behaviour that finds nothing there authenticates the caller "
-    "itself, so nothing is allowed by default. A token accepted before is recalled by "
-    "its secret, without the SHA-256 and without awaiting (Verifier.recall; only "
-    "accepted secrets are kept so, unknown and revoked ones by hash, and a revocation "
-    "empties both); the shape check runs only before a database read; a unary call "
-    "whose namespace is covered and whose token has no rate runs at once, without the "
-    "nested coroutines or the context manager (access.assume: the call's task context "
-    "ends with it); RateLimiter.limits says when acquire can be skipped. Timed the same "
-    "way at 1d5550d (load 13), the identification takes 7-10 us per call (means 8-17) "
-    "and the behaviour's checks 5-7 (means 6-11): 12-17 us in all, against 35-45 with "
-    "the old binding, so about 25 us of the 0.9-1.6 ms of server CPU a call costs "
-    "here. On this host the control (two identical servers) moves by several percent "
-    "even in CPU per call and by far more in wall time, so one figure over or under "
-    "1.05x says little by itself: read each against its control."
+    "await that suspends, and a token-mode server runs nothing else per call (py-spy and "
+    "perf at 1d5550d found no frame of token mode outside the auth path, and idle, the "
+    "three servers spend the same CPU). Since 6c003e1 token mode also adds no grpc.aio "
+    "interceptor stage: the server installs one interceptor in every mode "
+    "(api/decoding.py's; under token auth api/auth.py's subclass of it), so a token call "
+    "runs the same stages and wrapper coroutines as a `none` call, and adds two steps: "
+    "`identify`, while grpc looks the handler up (the bearer header found in the metadata "
+    "grpc gathered for that lookup, the secret recalled from the verifier's memory, the "
+    "role checked, the outcome left in a context variable), and `route`, after the "
+    "request is decoded (the namespace and rate checks, the principal assumed, then "
+    "straight to the servicer). Timed with the thread CPU clock in the token server at "
+    "Enqueue c=1 (a sitecustomize probe outside the repository, medians of about 3,000 "
+    "calls, load 13-17; each figure includes one read of the clock, about 2 us): identify "
+    "10.3 us, route 9.4 us, and the whole handler lookup 19.5 us against 8.7-9.2 us in "
+    "the two `none` servers. At 1d5550d the same probe found the auth interceptor's own "
+    "stage at 20 us (without the lookup it awaits) and its behaviour at 12 us, besides "
+    "the decoding stage both modes run. At one caller the server sleeps between calls, "
+    "so this Python runs from cold caches, at several times its cost in a loop (about "
+    "2 us for both steps). On this host the control (two identical servers) moves by "
+    "several percent even in CPU per call and by far more in wall time, so one figure "
+    "over or under 1.05x says little by itself: read each against its control."
 )
+
+
+def kept_notes(text: str) -> str:
+    """The hand-written part of `text`'s auth section, from NOTES on ("" if none)."""
+    section = re.search(r"(?ms)^## auth\n(.*?)(?=^## |\Z)", text)
+    found = re.search(rf"(?m)^{re.escape(NOTES)}$", section.group(1)) if section else None
+    return section.group(1)[found.start() :].strip() if section and found else ""
 
 
 def main() -> None:
@@ -443,10 +442,9 @@ def main() -> None:
         "call of the side. The 10,000 records GetRecord reads were loaded through the three "
         "servers in turn. The strata column is the server with token auth."
     )
-    write_section(
-        "auth",
-        "\n\n".join([machine_markdown(info), markdown_table(rows, BASELINE), method, WHERE]),
-    )
+    notes = kept_notes(RESULTS.read_text()) if RESULTS.exists() else ""
+    parts = [machine_markdown(info), markdown_table(rows, BASELINE), method, WHERE, notes]
+    write_section("auth", "\n\n".join(part for part in parts if part))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """One server process: open the backends Settings name (`backends.py`), register
-the servicers over their services (`servicers.py`), add the interceptors, health,
+the servicers over their services (`servicers.py`), add the interceptor, health,
 reflection, metrics (`gauges.py`) and the console, serve, and stop gracefully.
 
 With backends.py, the only code that knows every adapter; the services see ports
@@ -143,8 +143,6 @@ async def start(settings: Settings) -> Running:
     events = await open_events(settings, redis)  # one per process, for every service
     caching = open_caching(settings, database, redis)
     verifier = None
-    # Decoding first (outermost): every inner interceptor sees decoded requests.
-    interceptors: list[grpc.aio.ServerInterceptor] = [DecodingInterceptor()]
     certificate = (
         tls.certificate_principal(settings.certificate_principals)
         if certificates is not None and certificates.mutual and settings.principals
@@ -158,18 +156,21 @@ async def start(settings: Settings) -> Running:
             # In-process wakeups: no other process can announce a revocation to it.
             told=not isinstance(events, LocalEvents),
         )
-    if verifier is not None or certificate is not None:
-        # Under --auth none a certificate principal still holds its role and
-        # namespaces; a call without one is anonymous, as every call is then.
-        interceptors.append(
-            AuthInterceptor(
-                verifier.authenticate if verifier is not None else None,
-                authenticate_certificate=certificate,
-                limiter=open_rate_limiter(settings, redis),
-                recall_token=verifier.recall if verifier is not None else None,
-            )
+    # One interceptor in every mode (api/wrapping_interceptor.py): decoding, with
+    # the caller's checks when a token or a certificate can name the caller. Under
+    # --auth none a certificate principal still holds its role and namespaces; a
+    # call without one is anonymous, as every call is then.
+    interceptor: grpc.aio.ServerInterceptor = (
+        AuthInterceptor(
+            verifier.authenticate if verifier is not None else None,
+            authenticate_certificate=certificate,
+            limiter=open_rate_limiter(settings, redis),
+            recall_token=verifier.recall if verifier is not None else None,
         )
-    server = grpc.aio.server(interceptors=interceptors, options=server_options(settings))
+        if verifier is not None or certificate is not None
+        else DecodingInterceptor()
+    )
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(settings))
 
     async def close_storage() -> None:
         await events.close()

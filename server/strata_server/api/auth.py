@@ -1,7 +1,8 @@
-"""Who may call what (`--auth token`): one grpc.aio server interceptor.
+"""Who may call what (`--auth token`): the server's one interceptor with checks.
 
-For each call the interceptor wraps the method's behaviour, so that inside it,
-where the ServicerContext and the decoded request are at hand, it
+`AuthInterceptor` is api/decoding.py's interceptor (every request decoded where a
+bad one is INVALID_ARGUMENT) that also wraps each method's behaviour, so that
+inside it, where the ServicerContext and the decoded request are at hand, it
 1. authenticates the caller into a Principal: a client certificate's principal
    (mTLS, when `authenticate_certificate` names one), else the token of the
    `authorization: Bearer <token>` metadata (UNAUTHENTICATED when missing,
@@ -15,16 +16,21 @@ where the ServicerContext and the decoded request are at hand, it
 5. runs the method with the principal bound (`core.access_rules`), so the audit
    actor is the principal's name (api/convert.actor).
 
-Under token auth without client certificates, steps 1 and 2 run earlier, in
-`intercept_service`: grpc has already gathered the call's metadata there (for the
-handler lookup), where `context.invocation_metadata()` would build that tuple again.
-The outcome (a principal, or the error to refuse with) waits in a context variable
-for the method's behaviour, which runs in the same per-call task; a behaviour that
-finds none there (a certificate may name the caller, or no outcome was recorded)
-authenticates the caller itself, so nothing is ever allowed by default. A unary
-call whose namespace is covered and whose principal has no rate then runs at once,
-without a wrapper coroutine, a context manager or a copy of the metadata: with
-these every authenticated call paid several times what its checks cost.
+It is one interceptor, not a second one after decoding's, because each interceptor
+is a stage of grpc.aio's per-call pipeline of its own (api/wrapping_interceptor.py):
+under token auth a call then runs the same stages as under `--auth none`.
+
+Under token auth without client certificates, steps 1 and 2 run earlier, while grpc
+looks the handler up (`identifier`): grpc has already gathered the call's metadata
+there, where `context.invocation_metadata()` would build that tuple again. The
+outcome (a principal, or the error to refuse with) waits in a context variable for
+the method's behaviour, which runs in the same per-call task; a behaviour that finds
+none there (a certificate may name the caller, or no outcome was recorded)
+authenticates the caller itself, so nothing is ever allowed by default. A unary call
+whose namespace is covered and whose principal has no rate then goes from decoding
+straight to the servicer (`decoding.Route`), without a coroutine of the checks', a
+context manager or a copy of the metadata: with these every authenticated call paid
+several times what its checks cost.
 
 Which role and namespace each method needs is api/method_rules.py's table; this
 module only applies it, to every call but health's.
@@ -35,27 +41,27 @@ from __future__ import annotations
 import contextvars
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import grpc
 from google.protobuf.message import Message
 
+from strata_server.api.decoding import Behaviour, DecodingInterceptor, Route, decoded
 from strata_server.api.method_rules import FAIL_CLOSED, OPEN_SERVICES, Rule, rules
 from strata_server.api.status_codes import refuse
-from strata_server.api.wrapping_interceptor import Handler, WrappingInterceptor
+from strata_server.api.wrapping_interceptor import Handler, Identify, Metadata
 from strata_server.core import access_rules as access
-from strata_server.core.access_rules import ANONYMOUS, Principal
+from strata_server.core.access_rules import ANONYMOUS, Principal, Role
 from strata_server.core.errors import PermissionDenied, RateLimited, StrataError, Unauthenticated
 from strata_server.storage.ports import RateLimiter
 
 Context = grpc.aio.ServicerContext[Any, Any]
-Metadata = Iterable[tuple[str, str | bytes]]
 
 _IDENTIFIED: contextvars.ContextVar[Principal | StrataError | None] = contextvars.ContextVar(
     "strata_identified", default=None
 )
-"""Who the call of this task is, as `intercept_service` found (or why it is refused);
+"""Who the call of this task is, as its `identifier` found (or why it is refused);
 None when it did not look (module docstring)."""
 
 
@@ -79,8 +85,14 @@ def bearer(metadata: Metadata | None) -> str:
     raise Unauthenticated("this server needs a token: send `authorization: Bearer <token>`")
 
 
-class AuthInterceptor(WrappingInterceptor):
-    """Authenticates and authorizes every call but health's (module docstring)."""
+def _judged(principal: Principal, role: Role) -> Principal | StrataError:
+    """Step 2 for an identified caller: the principal, or the refusal of its role."""
+    return principal if principal.may(role) else PermissionDenied.role_required(role.label)
+
+
+class AuthInterceptor(DecodingInterceptor):
+    """The server's one interceptor (api/decoding.py) with every call but health's
+    authenticated and authorized (module docstring)."""
 
     def __init__(
         self,
@@ -100,64 +112,54 @@ class AuthInterceptor(WrappingInterceptor):
         self._limiter = limiter
         self._rules = dict(rules() if method_rules is None else method_rules)
         # Tokens alone name callers: they are identified from the handler lookup's
-        # metadata (module docstring), for the methods `wrap` guards.
+        # metadata (module docstring).
         self._early = authenticate_token is not None and authenticate_certificate is None
-        self._guarded: dict[str, Rule] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        """The method's wrapped handler; under token auth alone, the caller is
-        identified here too (module docstring)."""
-        handler = await super().intercept_service(continuation, handler_call_details)
-        if self._early and handler is not None:
-            rule = self._guarded.get(handler_call_details.method)
-            if rule is not None:
-                recalled = self._recalled(rule, handler_call_details)
-                _IDENTIFIED.set(
-                    recalled
-                    if recalled is not None
-                    else await self._identify_early(rule, handler_call_details)
-                )
-        return handler
-
-    def _recalled(self, rule: Rule, details: grpc.HandlerCallDetails) -> Principal | None:
-        """Steps 1 and 2 for a token accepted lately, without awaiting; None for
-        anything else (`_identify_early` then decides, and says why)."""
-        if self._recall_token is None:
+    def _rule(self, path: str) -> Rule | None:
+        """What a call of `path` needs (None: anyone may call it)."""
+        if path.strip("/").partition("/")[0] in OPEN_SERVICES:
             return None
-        try:
-            principal = self._recall_token(bearer(cast(Metadata, details.invocation_metadata)))
-        except StrataError:
-            return None
-        return principal if principal is not None and principal.may(rule.role) else None
+        return self._rules.get(path, FAIL_CLOSED)
 
-    async def _identify_early(
-        self, rule: Rule, details: grpc.HandlerCallDetails
-    ) -> Principal | StrataError | None:
-        """Steps 1 and 2 from the call's metadata: the principal, or the error the
-        behaviour refuses the call with (None: the behaviour tries again itself)."""
+    def identifier(self, method: str) -> Identify | None:
+        """Under token auth alone, steps 1 and 2 for each call of a guarded method,
+        from the metadata grpc gathered for the handler lookup (module docstring)."""
+        rule = self._rule(method)
+        if not self._early or rule is None:
+            return None
+        role, recall = rule.role, self._recall_token
+
+        def identify(metadata: Metadata) -> Awaitable[None] | None:
+            try:
+                secret = bearer(metadata)
+            except StrataError as error:
+                _IDENTIFIED.set(error)
+                return None
+            principal = recall(secret) if recall is not None else None
+            if principal is None:  # not accepted lately: ask, and say why not
+                return self._identify_early(rule, secret)
+            _IDENTIFIED.set(_judged(principal, role))
+            return None
+
+        return identify
+
+    async def _identify_early(self, rule: Rule, secret: str) -> None:
+        """Steps 1 and 2 for a secret not recalled: the principal, or the error the
+        behaviour refuses the call with (nothing: the behaviour tries again itself)."""
         assert self._authenticate_token is not None  # self._early
         try:
-            principal = await self._authenticate_token(
-                bearer(cast(Metadata, details.invocation_metadata))
-            )
+            principal = await self._authenticate_token(secret)
         except StrataError as error:
-            return error
+            _IDENTIFIED.set(error)
+            return
         except Exception:  # raised again where the behaviour authenticates
-            return None
-        if not principal.may(rule.role):
-            return PermissionDenied.role_required(rule.role.label)
-        return principal
+            return
+        _IDENTIFIED.set(_judged(principal, rule.role))
 
     def wrap(self, path: str, handler: Handler) -> Handler:
-        service = path.strip("/").partition("/")[0]
-        if service in OPEN_SERVICES:
-            return handler
-        rule = self._rules.get(path, FAIL_CLOSED)
-        self._guarded[path] = rule
+        rule = self._rule(path)
+        if rule is None:
+            return decoded(handler, path)
         label = path.rpartition(".")[2]  # "RecordService/GetRecord", as metrics label it
         # The stubs type behaviours as grpc's synchronous ones; under grpc.aio they
         # are coroutine functions and async generator functions.
@@ -173,14 +175,42 @@ class AuthInterceptor(WrappingInterceptor):
             inner = self._unary_stream(rule, label, cast(Any, handler.unary_stream))
             make = grpc.unary_stream_rpc_method_handler
         else:
-            inner = self._unary_unary(rule, label, cast(Any, handler.unary_unary))
-            make = grpc.unary_unary_rpc_method_handler
+            unchecked = cast(Any, handler.unary_unary)
+            inner = self._unary_unary(rule, label, unchecked)
+            checked: Handler = grpc.unary_unary_rpc_method_handler(
+                inner,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+            return decoded(checked, path, self._route(rule, unchecked, inner))
         wrapped: Handler = make(
             inner,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
-        return wrapped
+        return decoded(wrapped, path)
+
+    def _route(self, rule: Rule, unchecked: Behaviour, checked: Behaviour) -> Route:
+        """A unary call's way past its checks' coroutine: straight to the servicer
+        when the caller was identified and steps 3 and 4 pass at once, its namespace
+        being the principal's and no rate applying to it (the call's task ends with
+        the call, so the principal is assumed rather than bound); else through
+        `checked`, which decides and says why."""
+        scope = rule.scope
+        limits = self._limiter.limits if self._limiter is not None else None
+
+        def route(request: Any) -> Behaviour:
+            identified = _IDENTIFIED.get()
+            if (
+                type(identified) is Principal
+                and (scope is None or identified.covers(scope(request)))
+                and (limits is None or not limits(identified))
+            ):
+                access.assume(identified)
+                return unchecked
+            return checked
+
+        return route
 
     # --- the checks ------------------------------------------------------------------
 
@@ -210,16 +240,8 @@ class AuthInterceptor(WrappingInterceptor):
                 raise RateLimited(principal.name, wait)
         return principal
 
-    def _admits(self, rule: Rule, principal: Principal, request: Any) -> bool:
-        """Whether steps 3 and 4 pass with nothing to wait for: the namespace is the
-        principal's and no rate applies to it (else `_authorize` decides)."""
-        scope = rule.scope
-        if scope is not None and request is not None and not principal.covers(scope(request)):
-            return False
-        return self._limiter is None or not self._limiter.limits(principal)
-
     async def _caller(self, rule: Rule, context: Context) -> Principal:
-        """Steps 1 and 2 as `intercept_service` found them, else done now."""
+        """Steps 1 and 2 as `identifier`'s step found them, else done now."""
         identified = _IDENTIFIED.get()
         if isinstance(identified, StrataError):
             raise identified
@@ -242,10 +264,6 @@ class AuthInterceptor(WrappingInterceptor):
         self, rule: Rule, label: str, inner: Callable[[Any, Context], Awaitable[Any]]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def behaviour(request: Any, context: Context) -> Any:
-            identified = _IDENTIFIED.get()
-            if type(identified) is Principal and self._admits(rule, identified, request):
-                access.assume(identified)  # this call's task ends with the call
-                return await inner(request, context)
             principal = await self._admit(rule, label, context, request)
             with access.bind(principal):
                 return await inner(request, context)

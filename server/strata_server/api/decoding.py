@@ -17,6 +17,10 @@ upload, an import) are decoded one by one as the servicer iterates them, so a ba
 message in the middle of a stream fails that stream at that message, through the
 servicer's own error handling (it sees an InvalidArgument). Health and reflection
 go through it too, so no method of this server answers UNKNOWN for bytes.
+
+It is the server's one interceptor (api/wrapping_interceptor.py): under `--auth
+token` api/auth.py's subclass of it adds the caller's checks, in this same stage,
+and a unary call's checks in this same coroutine (`Route`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -40,6 +44,11 @@ log = structlog.get_logger("strata.api")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Decode = Callable[[bytes], Message]
+Behaviour = Callable[[Any, Context], Awaitable[Any]]
+Route = Callable[[Any], Behaviour]
+"""Which behaviour serves a decoded unary request, chosen without awaiting: so an
+inner step (the caller's checks) that lets most calls straight through costs them
+no coroutine of its own."""
 
 
 def _label(method: str) -> str:
@@ -111,17 +120,20 @@ async def _decoded(raw_messages: AsyncIterator[bytes], decode: Decode) -> AsyncI
         yield decode(raw)
 
 
-def _wrap(handler: grpc.RpcMethodHandler[Any, Any], method: str) -> grpc.RpcMethodHandler[Any, Any]:
-    """`handler` with its request decoding moved into its behaviour."""
+def decoded(handler: Handler, method: str, route: Route | None = None) -> Handler:
+    """`handler` with its request decoding moved into its behaviour; a unary
+    request, once decoded, goes to the behaviour `route` picks for it, if given."""
     deserialize = handler.request_deserializer
     if deserialize is None:
         return handler
     decode = _decoder(deserialize, method)
     label = _label(method)
     make, kind = _HANDLER_KINDS[handler.request_streaming, handler.response_streaming]
-    wrap = _stream_request if handler.request_streaming else _unary_request
-    wrapped: grpc.RpcMethodHandler[Any, Any] = make(
-        wrap(getattr(handler, kind), decode, label),
+    behaviour = getattr(handler, kind)
+    wrapped: Handler = make(
+        _stream_request(behaviour, decode, label)
+        if handler.request_streaming
+        else _unary_request(behaviour, decode, label, route),
         response_serializer=handler.response_serializer,
     )
     return wrapped
@@ -137,8 +149,9 @@ _HANDLER_KINDS: dict[tuple[bool, bool], tuple[Callable[..., Any], str]] = {
 the handler attribute holding its behaviour."""
 
 
-def _unary_request(behaviour: Any, decode: Decode, label: str) -> Any:
-    """A behaviour taking the request's bytes: decoded, checked, then `behaviour`."""
+def _unary_request(behaviour: Any, decode: Decode, label: str, route: Route | None) -> Any:
+    """A behaviour taking the request's bytes: decoded, checked, then `behaviour`
+    (or, for a unary call, the one `route` picks)."""
     if inspect.isasyncgenfunction(behaviour):
 
         async def stream(raw: bytes, context: Context) -> AsyncIterator[Any]:
@@ -160,6 +173,8 @@ def _unary_request(behaviour: Any, decode: Decode, label: str) -> Any:
                 request = decode(raw)
             except errors.StrataError as error:
                 await refuse(context, label, error, started)
+            if route is not None:
+                return await route(request)(request, context)
             return await behaviour(request, context)
 
         return call
@@ -210,10 +225,10 @@ def _stream_request(behaviour: Any, decode: Decode, label: str) -> Any:
 
 
 class DecodingInterceptor(WrappingInterceptor):
-    """The outermost interceptor: grpc deserializes with the handler it returns, so
-    the handler this returns keeps the bytes and decodes them inside its behaviour,
-    as this module says, before every inner interceptor (authentication reads the
-    request's namespace) and the servicer."""
+    """The server's one interceptor: grpc deserializes with the handler it returns,
+    so the handler this returns keeps the bytes and decodes them inside its
+    behaviour, as this module says, before the caller's checks (api/auth.py's
+    subclass; they read the request's namespace) and the servicer."""
 
     def wrap(self, method: str, handler: Handler) -> Handler:
-        return _wrap(handler, method)
+        return decoded(handler, method)
