@@ -13,6 +13,7 @@ from typing import Any
 
 from strata.v1 import admin_pb2, records_pb2
 from strata_server.services.cleanup_service import BATCH
+from tests.contract.archive_support import export, import_, namespace, rows
 from tests.contract.helpers import commit, create_write, from_now
 from tests.contract.test_watch_records import DELETED, Watch
 
@@ -105,3 +106,36 @@ def test_a_cleanup_of_several_batches_leaves_every_removal_seen(stubs: Any) -> N
                 resumed.close()
     finally:
         watch.close()
+
+
+def test_batch_entries_survive_an_export_and_import(stubs: Any) -> None:
+    source, target = namespace(), namespace()
+    ids = ["a", "b", "c"]
+    expire = from_now(0.5)
+    commit(
+        stubs, [create_write("tmp", id, DATA, expire_time=expire) for id in ids], namespace=source
+    )
+    time.sleep(max(0.0, expire.ToDatetime(UTC).timestamp() - time.time()) + 0.2)
+    list(stubs.admin.RunCleanup(admin_pb2.RunCleanupRequest(all_namespaces=True)))
+    [batch] = audit_entries(stubs, source, "expire")
+    assert list(batch.entity_ids) == [f"tmp/{id}" for id in ids]
+
+    first = export(stubs.channel, source)
+    [line] = [row for row in rows(first.data, "audit") if row["action"] == "expire"]
+    assert (line["entity_id"], line["entity_ids"], line["entity_versions"]) == (
+        "tmp/",
+        [f"tmp/{id}" for id in ids],
+        [1, 1, 1],
+    )
+    others = [row for row in rows(first.data, "audit") if row["action"] != "expire"]
+    assert others and all("entity_ids" not in row for row in others)  # as before
+    import_(stubs.channel, first.data, target)
+    second = export(stubs.channel, target)
+    assert rows(second.data, "audit")[:-1] == rows(first.data, "audit")  # then the import's
+    history = stubs.admin.ListAuditEntries(
+        admin_pb2.ListAuditEntriesRequest(namespace=target, entity_id="tmp/b")
+    ).entries
+    assert [(e.action, list(e.entity_ids)) for e in history] == [
+        ("expire", [f"tmp/{id}" for id in ids]),
+        ("create", []),
+    ]
