@@ -3,8 +3,10 @@ records, finished jobs, sealed transcripts and artifacts retention removes.
 
 Each is one autocommit statement over at most `%(limit)s` rows, so a step is many
 short transactions that never wait on a row another one holds (FOR UPDATE SKIP
-LOCKED; the next batch takes it). Rows are deleted by primary key, not ctid, so the
-statements also run on Citus-distributed tables. Written once here, the steps
+LOCKED; the next batch takes it). The DELETE finds each picked row by its ctid (a
+locked row cannot move before the statement ends), one heap page per row where a
+primary key probe reads the index first, and also matches its primary key (on
+Citus a ctid is only unique within one shard). Written once here, the steps
 differ only in which rows they pick and what they audit: records removed by expiry or
 retention get one audit row per batch and collection that lists them (migration
 0024), every other kind one row per removed row.
@@ -17,19 +19,20 @@ EXPIRY_ACTOR = "system"
 
 
 def purge_rows(table: str, keys: str, rows: str, order: str, returning: str) -> str:
-    """The start of a purge statement: CTE `doomed` picks the primary `keys` of up to
-    `%(limit)s` of `rows` (their FROM and WHERE), first by `order`; CTE `gone`
-    deletes them and returns `returning` (columns of `g`, the deleted rows)."""
+    """The start of a purge statement: CTE `doomed` picks the primary `keys` (and the
+    ctid) of up to `%(limit)s` of `rows` (their FROM, one table, and WHERE),
+    first by `order`; CTE `gone` deletes them and returns `returning` (columns of
+    `g`, the deleted rows)."""
     match = " AND ".join(f"g.{key} = d.{key}" for key in keys.split(", "))
     return f"""
 WITH doomed AS (
-    SELECT {keys} {rows}
+    SELECT {keys}, ctid AS row_ctid {rows}
     ORDER BY {order}
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM {table} AS g USING doomed AS d
-    WHERE {match}
+    WHERE g.ctid = d.row_ctid AND {match}
     RETURNING {returning}
 )"""
 
