@@ -81,18 +81,27 @@ class AuditRow:
     versions: Sequence[int] = ()
 
 
-def expand(rows: Sequence[AuditRow], skip: tuple[str, int]) -> list[ChangeEntry]:
-    """The feed's entries of `rows`, in order: a row's entry, or for a purge batch's
-    row one delete per listed record. `skip` (a row's cursor, n) leaves out that row's
-    first n listed records, which a client resuming mid-row has been sent already."""
-    entries = []
+def expand(
+    rows: Sequence[AuditRow], skip: tuple[str, int], limit: int
+) -> tuple[list[ChangeEntry], str]:
+    """The feed's entries of `rows`, in order, and the cursor to read on from: a row's
+    entry, or for a purge batch's row one delete per listed record. `skip` (a row's
+    cursor, n) leaves out that row's first n listed records, which a client resuming
+    mid-row has been sent already. At most `limit` entries (at least one): a batch
+    row is cut where the limit falls, and the cursor then stands inside it, so one
+    read's memory stays bounded by `limit`."""
+    limit = max(limit, 1)
+    entries: list[ChangeEntry] = []
     for row in rows:
         entry = row.entry
         if not row.ids:
+            if len(entries) >= limit:
+                return entries, entries[-1].cursor
             entries.append(entry)
             continue
         last = len(row.ids)
         first = skip[1] if entry.cursor == skip[0] else 0
+        end = min(last, first + max(limit - len(entries), 0))
         entries += [
             ChangeEntry(
                 entry.cursor if n == last else f"{entry.cursor}.{n}",
@@ -102,9 +111,11 @@ def expand(rows: Sequence[AuditRow], skip: tuple[str, int]) -> list[ChangeEntry]
                 entry.time,
                 False,
             )
-            for n in range(first + 1, last + 1)
+            for n in range(first + 1, end + 1)
         ]
-    return entries
+        if end < last and entries:
+            return entries, entries[-1].cursor
+    return entries, rows[-1].entry.cursor
 
 
 def ids_to_read(collection: str, entries: Sequence[ChangeEntry]) -> list[str]:

@@ -169,12 +169,12 @@ class PostgresRecords:
         await changes.check_horizon(conn, namespace, after)
         if not rows:
             return ChangeBatch((), after)
-        entries = feed.expand(rows, feed.within_row(after, changes.ROW_CURSOR))
+        entries, read_on = feed.expand(rows, feed.within_row(after, changes.ROW_CURSOR), limit)
         live = await changes.matching(
             conn, namespace, collection, feed.ids_to_read(collection, entries), filter, dialect
         )
         found = feed.to_changes(collection, entries, live, filtered=filter is not None)
-        return ChangeBatch(found, rows[-1].entry.cursor)
+        return ChangeBatch(found, read_on)
 
     @borrowing()
     async def changes_pending(self, conn: Conn, namespace: str, collection: str) -> bool:

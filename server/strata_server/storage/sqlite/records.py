@@ -149,12 +149,12 @@ class SqliteRecords:
             )
             for row_seq, action, entity_id, version, at, gone, ids, versions in found_rows
         ]
-        entries = feed.expand(rows, feed.within_row(after, changes.ROW_CURSOR))
+        entries, read_on = feed.expand(rows, feed.within_row(after, changes.ROW_CURSOR), limit)
         live = await changes.matching(
             self._db, namespace, collection, feed.ids_to_read(collection, entries), filter
         )
         found = feed.to_changes(collection, entries, live, filtered=filter is not None)
-        return ChangeBatch(found, rows[-1].entry.cursor)
+        return ChangeBatch(found, read_on)
 
     async def changes_pending(self, namespace: str, collection: str) -> bool:
         """Never: writes commit one at a time, in seq order, so a committed change
