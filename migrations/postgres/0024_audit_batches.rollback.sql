@@ -11,6 +11,7 @@ CROSS JOIN LATERAL unnest(a.entity_ids, a.entity_versions)
 WHERE a.entity_ids IS NOT NULL
 ORDER BY a.seq, listed.position;
 DELETE FROM audit_log WHERE entity_ids IS NOT NULL;
+DROP INDEX audit_log_batches;
 ALTER TABLE audit_log DROP CONSTRAINT audit_log_batch_lists;
 ALTER TABLE audit_log DROP COLUMN entity_versions;
 ALTER TABLE audit_log DROP COLUMN entity_ids;

@@ -9,5 +9,6 @@ FROM audit_log AS a, json_each(a.entity_ids) AS ids
 WHERE a.entity_ids IS NOT NULL
 ORDER BY a.seq, ids.key;
 DELETE FROM audit_log WHERE entity_ids IS NOT NULL;
+DROP INDEX audit_log_batches;
 ALTER TABLE audit_log DROP COLUMN entity_versions;
 ALTER TABLE audit_log DROP COLUMN entity_ids;

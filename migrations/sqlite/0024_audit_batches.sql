@@ -12,3 +12,10 @@ ALTER TABLE audit_log ADD COLUMN entity_ids TEXT NULL
     CHECK (entity_ids IS NULL OR json_type(entity_ids) = 'array');
 ALTER TABLE audit_log ADD COLUMN entity_versions TEXT NULL
     CHECK (entity_versions IS NULL OR json_type(entity_versions) = 'array');
+
+-- The change feed asks, of an entry whose record exists now, whether a later batch
+-- row of its collection lists it (the record was removed and created again since):
+-- this index holds only batch rows, one entry per batch, so the question reads only
+-- the batch rows after the entry.
+CREATE INDEX audit_log_batches ON audit_log (namespace, entity_id, seq)
+WHERE entity_ids IS NOT NULL;

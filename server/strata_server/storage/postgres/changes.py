@@ -44,22 +44,30 @@ SELECT a.xact::text AS xact_text, a.seq, a.action, a.entity_id, a.version, a.tim
       AND (d.xact, d.seq) > (a.xact, a.seq)
       AND d.action IN ({", ".join(f"'{action}'" for action in DELETE_ACTIONS)})
   ) OR (a.entity_ids IS NULL AND EXISTS (
+    SELECT 1 FROM records AS r
+    WHERE r.namespace = a.namespace AND r.collection = %(collection)s
+      AND r.id = substr(a.entity_id, %(id_at)s)
+  ) AND EXISTS (
     SELECT 1 FROM audit_log AS b
-    WHERE b.namespace = a.namespace AND b.entity = 'record' AND b.entity_id = %s
+    WHERE b.namespace = a.namespace AND b.entity_id = %(prefix)s AND b.entity_ids IS NOT NULL
       AND (b.xact, b.seq) > (a.xact, a.seq) AND a.entity_id = ANY(b.entity_ids)
   )), a.entity_ids, a.entity_versions
 FROM audit_log AS a
-WHERE a.namespace = %s AND a.entity = 'record' AND a.entity_id >= %s AND a.entity_id < %s
-  AND (a.xact, a.seq) > (%s::text::xid8, %s::bigint)
+WHERE a.namespace = %(namespace)s AND a.entity = 'record'
+  AND a.entity_id >= %(prefix)s AND a.entity_id < %(after_prefix)s
+  AND (a.xact, a.seq) > (%(xact)s::text::xid8, %(seq)s::bigint)
   AND a.xact < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY a.xact, a.seq
-LIMIT %s
+LIMIT %(limit)s
 """
 """Settled audit entries of one collection's records after a cursor (entity ids are
 `<collection>/<id>`, so the collection is a range of them under the "C" collation),
 each with whether a later entry deleted its record (committed or not yet settled: the
 records table shows such a delete already), a later purge batch's row of the
-collection (its prefix, the first parameter) among them, and a batch row's lists.
+collection among them, and a batch row's lists. A batch row is looked for only when
+the record exists now (created again since the batch): for a record that does not,
+the change carries no record either way, and the lookup (audit_log_batches,
+migration 0024) reads the collection's batch rows after the entry, each list whole.
 The xid goes out as text under another name: ORDER BY a bare `xact` would take the
 output column, and order 999 after 1000."""
 

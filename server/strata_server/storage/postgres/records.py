@@ -149,11 +149,17 @@ class PostgresRecords:
         dialect = await self._indexed.dialect(conn)
         xact, seq = changes.parse_cursor(after)
         prefix = f"{collection}/"
-        cursor = await conn.execute(
-            changes.CHANGES,
-            (prefix, namespace, prefix, f"{collection}0", str(xact), seq, limit),
-            prepare=True,
-        )
+        params = {
+            "namespace": namespace,
+            "collection": collection,
+            "prefix": prefix,
+            "after_prefix": f"{collection}0",
+            "id_at": len(prefix) + 1,
+            "xact": str(xact),
+            "seq": seq,
+            "limit": limit,
+        }
+        cursor = await conn.execute(changes.CHANGES, params, prepare=True)
         rows = [
             feed.AuditRow(
                 feed.ChangeEntry(

@@ -59,9 +59,12 @@ SELECT a.seq, a.action, a.entity_id, a.version, a.time, EXISTS (
     WHERE d.namespace = a.namespace AND d.entity = 'record' AND d.entity_id = a.entity_id
       AND d.seq > a.seq AND d.action IN ({", ".join(f"'{action}'" for action in DELETE_ACTIONS)})
   ) OR (a.entity_ids IS NULL AND EXISTS (
-    SELECT 1 FROM audit_log AS b INDEXED BY audit_log_entity
-    WHERE b.namespace = a.namespace AND b.entity = 'record' AND b.entity_id = ?3
-      AND b.seq > a.seq AND b.entity_ids IS NOT NULL
+    SELECT 1 FROM records AS r
+    WHERE r.namespace = a.namespace AND r.collection = ?6 AND r.id = substr(a.entity_id, ?7)
+  ) AND EXISTS (
+    SELECT 1 FROM audit_log AS b INDEXED BY audit_log_batches
+    WHERE b.namespace = a.namespace AND b.entity_id = ?3 AND b.entity_ids IS NOT NULL
+      AND b.seq > a.seq
       AND EXISTS (SELECT 1 FROM json_each(b.entity_ids) WHERE value = a.entity_id)
   )), a.entity_ids, a.entity_versions
 FROM audit_log AS a NOT INDEXED
@@ -73,8 +76,11 @@ LIMIT ?5
 """Audit entries of one collection's records after a cursor, each with whether a later
 entry deleted its record (one seek in the partial index of deletes, migration 0010: the
 planner would otherwise walk the record's history in the entity index), a later purge
-batch's row of the collection (filed under its prefix, ?3, in the entity index) among
-them, and a batch row's lists."""
+batch's row of the collection (filed under its prefix, ?3) among them, and a batch
+row's lists. A batch row is looked for only when the record exists now (created again
+since the batch): for one that does not, the change carries no record either way,
+and the lookup (audit_log_batches, migration 0024) reads the collection's batch rows
+after the entry, each list whole."""
 
 
 def parse_cursor(cursor: str) -> int:

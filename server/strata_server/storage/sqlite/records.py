@@ -134,7 +134,16 @@ class SqliteRecords:
         audit log's horizon (changes.py)."""
         seq = changes.parse_cursor(after)
         found_rows = await self._db.fetchall(
-            changes.CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit)
+            changes.CHANGES,
+            (
+                seq,
+                namespace,
+                f"{collection}/",
+                f"{collection}0",
+                limit,
+                collection,
+                len(collection) + 2,
+            ),
         )
         await changes.check_horizon(self._db, namespace, after)
         if not found_rows:
