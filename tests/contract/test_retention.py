@@ -141,7 +141,10 @@ def test_records_go_after_a_dry_run(stubs, ns):
     audit = stubs.admin.ListAuditEntries(
         admin_pb2.ListAuditEntriesRequest(namespace=ns, action="retention")
     ).entries
-    assert sorted(e.entity_id for e in audit) == ["logs/old1", "logs/old2", "logs/old3"]
+    # One row for the batch, listing every record it removed.
+    assert [(e.entity_id, sorted(e.entity_ids)) for e in audit] == [
+        ("logs/", ["logs/old1", "logs/old2", "logs/old3"])
+    ]
     assert counts(cleanup(stubs, namespace=ns)[1])[("records", "logs")] == 0
 
 
@@ -215,7 +218,8 @@ def test_all_namespaces_purges_expired_records(stubs, ns):
     audit = stubs.admin.ListAuditEntries(
         admin_pb2.ListAuditEntriesRequest(namespace=ns, action="expire")
     ).entries
-    assert sorted(e.entity_id for e in audit) == ["tmp/e1", "tmp/e2"]
+    assert sorted(id for e in audit for id in e.entity_ids) == ["tmp/e1", "tmp/e2"]
+    assert {e.entity_id for e in audit} == {"tmp/"}
     assert present(stubs, ns, "tmp", ["e1", "e2", "live"]) == ["live"]
     # A namespace's own run leaves expiry to the all-namespace runs.
     assert ("expired_records", "") not in counts(cleanup(stubs, namespace=ns)[1])

@@ -44,8 +44,11 @@ def test_manifest_round_trips_and_refuses_other_versions() -> None:
     parsed = parse_manifest(manifest())
     assert parsed.version == VERSION and parsed.create_time == NOW
     assert parsed.members == (Member("records.jsonl.gz", 3, "a" * 64, 1),)
-    with pytest.raises(BadArchive, match="version is 2"):
-        parse_manifest(manifest(version=2))
+    assert parse_manifest(manifest(version=1)).members == parsed.members  # no batch rows
+    with pytest.raises(BadArchive, match="version is 3"):
+        parse_manifest(manifest(version=3))
+    with pytest.raises(BadArchive, match="version is True"):
+        parse_manifest(manifest(version=True))
     with pytest.raises(BadArchive, match="not describe"):
         parse_manifest(manifest(format="zip"))
     with pytest.raises(BadArchive, match="not valid JSON"):

@@ -72,7 +72,10 @@ def audit(
                 entry.actor,
                 entry.action,
                 entry.entity,
-                entry.entity_id,
+                # A purge batch's entry stands for the records it lists.
+                f"{entry.entity_id} ({len(entry.entity_ids)} records)"
+                if entry.entity_ids
+                else entry.entity_id,
                 str(entry.version),
                 ", ".join(entry.changed_fields),
             )

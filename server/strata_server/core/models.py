@@ -357,6 +357,12 @@ class LoggedAudit:
     version: int
     changed_fields: tuple[str, ...]
     request_id: str | None
+    entity_ids: tuple[str, ...] = ()
+    """A purge batch's row (migration 0024) stands for the removal of every record
+    listed here (its `entity_id` is then the collection's prefix, `<collection>/`);
+    empty on every other entry."""
+    entity_versions: tuple[int, ...] = ()
+    """The last version of each of `entity_ids`' records, in the same order."""
 
 
 @frozen

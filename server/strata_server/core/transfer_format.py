@@ -34,9 +34,14 @@ from strata_server.core.values import frozen
 
 FORMAT = "strata-namespace-archive"
 """manifest.json "format": what kind of file this is."""
-VERSION = 1
+VERSION = 2
 """manifest.json "version": bumped whenever a reader of the previous version would
-misread an archive. A reader refuses versions it does not know."""
+misread an archive. A reader refuses versions it does not know. Version 2: an audit
+line may list `entity_ids` and `entity_versions` (a purge batch's row, migration
+0024), which a version 1 reader would take for one entry of the collection."""
+READABLE = (1, VERSION)
+"""The versions this server imports: a version 1 archive is a version 2 one without
+batch rows."""
 MANIFEST = "manifest.json"
 BLOB_PREFIX = "blobs/"
 BLOB_NAME_RE = re.compile(r"blobs/([0-9a-f]{64})")
@@ -143,10 +148,11 @@ def parse_manifest(data: bytes) -> Manifest:
     if not isinstance(value, dict) or value.get("format") != FORMAT:
         raise BadArchive("manifest.json does not describe a Strata namespace archive")
     version = value.get("version")
-    if version != VERSION:
+    if version not in READABLE or type(version) is not int:
         raise BadArchive(
-            f"the archive's format version is {version!r}; this server reads version {VERSION}",
-            metadata={"version": str(version), "supported": str(VERSION)},
+            f"the archive's format version is {version!r}; this server reads versions "
+            f"{', '.join(map(str, READABLE))}",
+            metadata={"version": str(version), "supported": ",".join(map(str, READABLE))},
         )
     try:
         members = tuple(

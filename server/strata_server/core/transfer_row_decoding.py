@@ -271,6 +271,14 @@ def _audit_from(f: Fields, namespace: str) -> LoggedAudit:
     fields = f.required("changed_fields")
     if not isinstance(fields, list) or not all(isinstance(x, str) for x in fields):
         raise ValueError("'changed_fields' must be a list of strings")
+    ids = f.raw("entity_ids") or []
+    versions = f.raw("entity_versions") or []
+    if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+        raise ValueError("'entity_ids' must be a list of strings")
+    if not isinstance(versions, list) or not all(type(x) is int and x >= 0 for x in versions):
+        raise ValueError("'entity_versions' must be a list of integers >= 0")
+    if len(ids) != len(versions):
+        raise ValueError("'entity_ids' and 'entity_versions' must be as long")
     return LoggedAudit(
         seq=0,
         time=f.time("time"),
@@ -281,6 +289,8 @@ def _audit_from(f: Fields, namespace: str) -> LoggedAudit:
         version=f.integer("version"),
         changed_fields=tuple(fields),
         request_id=f.opt_text("request_id"),
+        entity_ids=tuple(ids),
+        entity_versions=tuple(versions),
     )
 
 

@@ -1,7 +1,10 @@
 """ListAuditEntries for either engine: one statement, newest first by seq.
 
 Only the filters a query sets go into the statement, so each engine plans it for
-the filters it has; values always travel as parameters.
+the filters it has; values always travel as parameters. A purge batch's row
+(migration 0024) lists the entity ids it removed and is filed under their
+collection's prefix: filtering by an entity id also finds the batch rows that list
+it, through the entity index on that prefix.
 """
 
 from __future__ import annotations
@@ -12,8 +15,18 @@ from typing import Any
 from strata_server.core.models import AuditQuery, LoggedAudit, Page
 from strata_server.storage.sqlquery import Dialect
 
-COLUMNS = "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id"
+COLUMNS = (
+    "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id,"
+    " entity_ids, entity_versions"
+)
 """An audit entry's columns, in the order `audit_from_row` reads them."""
+
+
+def batch_prefix(entity_id: str) -> str | None:
+    """The `entity_id` of the batch rows that may list `entity_id`: its collection's
+    prefix (a collection holds no '/'); None when it names no record."""
+    collection, slash, rest = entity_id.partition("/")
+    return f"{collection}/" if slash and rest else None
 
 
 def list_audit(dialect: Dialect, namespace: str, query: AuditQuery) -> tuple[str, list[Any]]:
@@ -24,9 +37,17 @@ def list_audit(dialect: Dialect, namespace: str, query: AuditQuery) -> tuple[str
     end = dialect.time_param(query.end_time) if query.end_time else None
     conditions = [f"namespace = {p}"]
     params: list[Any] = [namespace]
+    if query.entity_id is not None:
+        prefix = batch_prefix(query.entity_id)
+        if prefix is None:
+            conditions.append(f"entity_id = {p}")
+            params.append(query.entity_id)
+        else:
+            listed = dialect.listed_in("entity_ids", p)
+            conditions.append(f"(entity_id = {p} OR (entity_id = {p} AND {listed}))")
+            params += [query.entity_id, prefix, query.entity_id]
     for condition, value in (
         (f"entity = {p}", query.entity),
-        (f"entity_id = {p}", query.entity_id),
         (f"actor = {p}", query.actor),
         (f"action = {p}", query.action),
         (f"time >= {p}", start),
@@ -55,6 +76,8 @@ def audit_from_row(dialect: Dialect, row: Sequence[Any]) -> LoggedAudit:
         version=row[6],
         changed_fields=tuple(dialect.json_value(row[7])),
         request_id=row[8],
+        entity_ids=tuple(dialect.array_value(row[9])),
+        entity_versions=tuple(dialect.array_value(row[10])),
     )
 
 

@@ -84,6 +84,15 @@ class Dialect(Protocol):
         """A JSON column's value as read back from a row, decoded."""
         ...
 
+    def array_value(self, value: Any) -> list[Any]:
+        """A list column's value as read back from a row (NULL: empty): a PostgreSQL
+        array, a JSON array on SQLite."""
+        ...
+
+    def listed_in(self, column: str, placeholder: str) -> str:
+        """SQL that is true when the list `column` holds the value of `placeholder`."""
+        ...
+
     def sort_expr(self, path: tuple[str, ...]) -> str:
         """Expression to order by a data path; must take SQL NULL only when missing
         if `data_nullable`, else never."""

@@ -163,10 +163,14 @@ def entry_params(ns: str, e: ArchivedEntry, time: Time) -> tuple[Any, ...]:
     )
 
 
-def audit_params(first: Any, a: LoggedAudit, time: Time) -> tuple[Any, ...]:
+def audit_params(
+    first: Any, a: LoggedAudit, time: Time, listed: Callable[[list[Any]], Any]
+) -> tuple[Any, ...]:
     """An archived audit entry's values after `first` (the namespace, or the
     staging order on PostgreSQL): time, actor, action, entity, entity_id, version,
-    changed_fields, request_id."""
+    changed_fields, request_id, entity_ids, entity_versions (each list as `listed`
+    stores it, NULL unless the entry is a purge batch's row)."""
+    batch = bool(a.entity_ids)
     return (
         first,
         time(a.time),
@@ -177,4 +181,6 @@ def audit_params(first: Any, a: LoggedAudit, time: Time) -> tuple[Any, ...]:
         a.version,
         dumps(list(a.changed_fields)),
         a.request_id,
+        listed(list(a.entity_ids)) if batch else None,
+        listed(list(a.entity_versions)) if batch else None,
     )

@@ -15,6 +15,7 @@ from strata_server.core.models import LoggedAudit
 from strata_server.core.transfer_format import KINDS, Kind
 from strata_server.core.transfer_rows import ArchivedEntry, RowBatch
 from strata_server.core.values import frozen
+from strata_server.storage.audit_sql import COLUMNS as AUDIT_COLUMNS
 
 
 @frozen
@@ -78,7 +79,7 @@ def export_table(
             "id",
         ),
         Kind.AUDIT: ExportQuery(
-            "seq, time, actor, action, entity, entity_id, version, changed_fields, request_id",
+            AUDIT_COLUMNS,
             f"audit_log WHERE namespace = {ns}",
             f"((entity = 'transcript' AND entity_id IN ({transcripts})) "
             f"OR (entity = 'artifact' AND entity_id IN ({artifacts})) "

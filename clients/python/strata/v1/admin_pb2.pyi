@@ -317,7 +317,9 @@ class ListAuditEntriesRequest(_message.Message):
     entity: _builtins.str
     """Only entries of this entity kind: "record", "job", ...; empty: any."""
     entity_id: _builtins.str
-    """Only entries of this entity id (a record's is `collection/id`); empty: any."""
+    """Only entries of this entity id (a record's is `collection/id`), and the
+    purge batch entries that list it in `entity_ids`; empty: any.
+    """
     actor: _builtins.str
     """Only entries written by this actor; empty: any."""
     action: _builtins.str
@@ -398,6 +400,8 @@ class AuditEntry(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     CHANGED_FIELDS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ENTITY_IDS_FIELD_NUMBER: _builtins.int
+    ENTITY_VERSIONS_FIELD_NUMBER: _builtins.int
     seq: _builtins.int
     """Position in the log; larger is later within a namespace."""
     actor: _builtins.str
@@ -422,6 +426,18 @@ class AuditEntry(_message.Message):
     def changed_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The fields the change touched."""
 
+    @_builtins.property
+    def entity_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Set only on a purge batch's entry: expiry and retention write one entry
+        per batch and collection for the records they remove, listing each
+        removed record's `collection/id` here (its `entity_id` is then the
+        collection's prefix, `collection/`, and its `version` 0).
+        """
+
+    @_builtins.property
+    def entity_versions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The last version of each record in `entity_ids`, in the same order."""
+
     def __init__(
         self,
         *,
@@ -434,10 +450,12 @@ class AuditEntry(_message.Message):
         version: _builtins.int = ...,
         changed_fields: _abc.Iterable[_builtins.str] | None = ...,
         request_id: _builtins.str = ...,
+        entity_ids: _abc.Iterable[_builtins.str] | None = ...,
+        entity_versions: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "changed_fields", b"changed_fields", "entity", b"entity", "entity_id", b"entity_id", "request_id", b"request_id", "seq", b"seq", "time", b"time", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor", b"actor", "changed_fields", b"changed_fields", "entity", b"entity", "entity_id", b"entity_id", "entity_ids", b"entity_ids", "entity_versions", b"entity_versions", "request_id", b"request_id", "seq", b"seq", "time", b"time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -107,7 +107,9 @@ class RecordStore(Protocol):
         ...
 
     async def purge_expired(self, limit: int) -> list[RecordRef]:
-        """Delete up to `limit` expired records (with audit entries); return which."""
+        """Delete up to `limit` expired records, with one `expire` audit row per
+        collection listing them (a purge batch's row, `LoggedAudit.entity_ids`), in one
+        transaction; return which."""
         ...
 
 
@@ -125,6 +127,7 @@ class RecordCleanup(Protocol):
     async def purge_old_records(
         self, namespace: str, collection: str, before: datetime, limit: int
     ) -> list[RecordRef]:
-        """Delete up to `limit` of them, oldest first, each with a `retention` audit
-        entry; the refs deleted (a cache in front must forget them)."""
+        """Delete up to `limit` of them, oldest first, with one `retention` audit row
+        per batch listing them (as `purge_expired`); the refs deleted (a cache in front
+        must forget them)."""
         ...

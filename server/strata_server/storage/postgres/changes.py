@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from strata_server.core.change_cursors import DELETE_ACTIONS
+from strata_server.core.change_cursors import DELETE_ACTIONS, within_row
 from strata_server.core.errors import CursorExpired, InvalidArgument
 from strata_server.core.filters import Filter
 from strata_server.core.models import Record
@@ -31,7 +31,9 @@ from strata_server.storage.postgres.pool import Conn
 from strata_server.storage.postgres.record_rows import now, record_from_row
 from strata_server.storage.sqlquery import compile_where
 
-_CURSOR = re.compile(r"p(\d{1,20})\.(\d{1,19})")
+ROW_CURSOR = re.compile(r"p(\d{1,20})\.(\d{1,19})")
+"""A cursor after a whole audit row; `<that>.<n>` stands inside a purge batch's row
+(core/change_cursors.py)."""
 
 HEAD = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 
@@ -41,18 +43,31 @@ SELECT a.xact::text AS xact_text, a.seq, a.action, a.entity_id, a.version, a.tim
     WHERE d.namespace = a.namespace AND d.entity = 'record' AND d.entity_id = a.entity_id
       AND (d.xact, d.seq) > (a.xact, a.seq)
       AND d.action IN ({", ".join(f"'{action}'" for action in DELETE_ACTIONS)})
-  )
+  ) OR (a.entity_ids IS NULL AND EXISTS (
+    SELECT 1 FROM records AS r
+    WHERE r.namespace = a.namespace AND r.collection = %(collection)s
+      AND r.id = substr(a.entity_id, %(id_at)s)
+  ) AND EXISTS (
+    SELECT 1 FROM audit_log AS b
+    WHERE b.namespace = a.namespace AND b.entity_id = %(prefix)s AND b.entity_ids IS NOT NULL
+      AND (b.xact, b.seq) > (a.xact, a.seq) AND a.entity_id = ANY(b.entity_ids)
+  )), a.entity_ids, a.entity_versions
 FROM audit_log AS a
-WHERE a.namespace = %s AND a.entity = 'record' AND a.entity_id >= %s AND a.entity_id < %s
-  AND (a.xact, a.seq) > (%s::text::xid8, %s::bigint)
+WHERE a.namespace = %(namespace)s AND a.entity = 'record'
+  AND a.entity_id >= %(prefix)s AND a.entity_id < %(after_prefix)s
+  AND (a.xact, a.seq) > (%(xact)s::text::xid8, %(seq)s::bigint)
   AND a.xact < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY a.xact, a.seq
-LIMIT %s
+LIMIT %(limit)s
 """
 """Settled audit entries of one collection's records after a cursor (entity ids are
 `<collection>/<id>`, so the collection is a range of them under the "C" collation),
 each with whether a later entry deleted its record (committed or not yet settled: the
-records table shows such a delete already).
+records table shows such a delete already), a later purge batch's row of the
+collection among them, and a batch row's lists. A batch row is looked for only when
+the record exists now (created again since the batch): for a record that does not,
+the change carries no record either way, and the lookup (audit_log_batches,
+migration 0024) reads the collection's batch rows after the entry, each list whole.
 The xid goes out as text under another name: ORDER BY a bare `xact` would take the
 output column, and order 999 after 1000."""
 
@@ -94,11 +109,14 @@ def cursor_of(xact: str | int, seq: int) -> str:
 
 
 def parse_cursor(cursor: str) -> tuple[int, int]:
-    """The (xact, seq) of a cursor this adapter made."""
-    match = _CURSOR.fullmatch(cursor)
-    if match is None or int(match[1]) >= 2**64:
+    """The (xact, seq) after which a cursor this adapter made reads on: for a cursor
+    inside a purge batch's row, just before that row (the read skips the part of it
+    sent already), so the row counts as unread for the horizon too."""
+    row, within = within_row(cursor, ROW_CURSOR)
+    match = ROW_CURSOR.fullmatch(row)
+    if match is None or int(match[1]) >= 2**64 or (within and int(match[2]) == 0):
         raise InvalidArgument.field("from_cursor", "is not a cursor of this server")
-    return int(match[1]), int(match[2])
+    return int(match[1]), int(match[2]) - (1 if within else 0)
 
 
 async def check_horizon(conn: Conn, namespace: str, cursor: str) -> None:

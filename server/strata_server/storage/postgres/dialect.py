@@ -57,6 +57,12 @@ class PostgresDialect:
     def json_value(self, value: Any) -> Any:
         return value  # jsonb loads decoded
 
+    def array_value(self, value: Any) -> list[Any]:
+        return [] if value is None else list(value)
+
+    def listed_in(self, column: str, placeholder: str) -> str:
+        return f"{placeholder} = ANY({column})"
+
     def sort_expr(self, path: tuple[str, ...]) -> str:
         # A missing key sorts as JSON null, the lowest jsonb value, which matches
         # SQLite's NULLS FIRST ascending / NULLS LAST descending.

@@ -150,7 +150,8 @@ write order, and the request_log result. Returns the keys actually inserted: a k
 missing there was created by a concurrent transaction after LOCK_CURRENT looked."""
 
 PURGE_EXPIRED = purge_records("expire_time <= %(now)s", "expire_time", "%(now)s", "expire")
-"""Delete up to `limit` expired rows, each with an `expire` audit entry."""
+"""Delete up to `limit` expired rows, with one `expire` audit row per collection
+listing them (purges.batch_audited)."""
 
 # --- Lifecycle -----------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 
-from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_changes
+from strata_server.core import change_cursors as feed
 from strata_server.core.errors import Conflict, NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
@@ -28,6 +28,7 @@ from strata_server.core.models import (
 from strata_server.core.quota_rules import explained
 from strata_server.storage.ports import CommitRequest, QuotaStore
 from strata_server.storage.postgres import changes, commit, queries
+from strata_server.storage.postgres.dialect import POSTGRES
 from strata_server.storage.postgres.indexes import IndexedPaths
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import (
@@ -147,24 +148,39 @@ class PostgresRecords:
         audit log's horizon (changes.py)."""
         dialect = await self._indexed.dialect(conn)
         xact, seq = changes.parse_cursor(after)
-        cursor = await conn.execute(
-            changes.CHANGES,
-            (namespace, f"{collection}/", f"{collection}0", str(xact), seq, limit),
-            prepare=True,
-        )
-        rows = await cursor.fetchall()
+        prefix = f"{collection}/"
+        params = {
+            "namespace": namespace,
+            "collection": collection,
+            "prefix": prefix,
+            "after_prefix": f"{collection}0",
+            "id_at": len(prefix) + 1,
+            "xact": str(xact),
+            "seq": seq,
+            "limit": limit,
+        }
+        cursor = await conn.execute(changes.CHANGES, params, prepare=True)
+        rows = [
+            feed.AuditRow(
+                feed.ChangeEntry(
+                    changes.cursor_of(xact_text, row_seq), action, entity_id, version, at, gone
+                ),
+                POSTGRES.array_value(ids),
+                POSTGRES.array_value(versions),
+            )
+            for xact_text, row_seq, action, entity_id, version, at, gone, ids, versions in (
+                await cursor.fetchall()
+            )
+        ]
         await changes.check_horizon(conn, namespace, after)
         if not rows:
             return ChangeBatch((), after)
-        entries = [
-            ChangeEntry(changes.cursor_of(row_xact, row_seq), action, entity_id, version, at, gone)
-            for row_xact, row_seq, action, entity_id, version, at, gone in rows
-        ]
+        entries, read_on = feed.expand(rows, feed.within_row(after, changes.ROW_CURSOR), limit)
         live = await changes.matching(
-            conn, namespace, collection, ids_to_read(collection, entries), filter, dialect
+            conn, namespace, collection, feed.ids_to_read(collection, entries), filter, dialect
         )
-        found = to_changes(collection, entries, live, filtered=filter is not None)
-        return ChangeBatch(found, entries[-1].cursor)
+        found = feed.to_changes(collection, entries, live, filtered=filter is not None)
+        return ChangeBatch(found, read_on)
 
     @borrowing()
     async def changes_pending(self, conn: Conn, namespace: str, collection: str) -> bool:

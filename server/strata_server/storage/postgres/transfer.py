@@ -95,6 +95,10 @@ def _same(value: datetime) -> datetime:
     return value
 
 
+def _same_list(value: list[Any]) -> list[Any]:
+    return value
+
+
 def _copy_sql(table: ImportTable) -> str:
     return f"COPY {table.table} ({', '.join(table.columns)}) FROM STDIN"
 
@@ -139,25 +143,28 @@ holds: the partial unique index would refuse the archived one."""
 AUDIT_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS strata_import_audit (
     ord bigint, time timestamptz, actor text, action text, entity text, entity_id text,
-    version bigint, changed_fields jsonb, request_id text
+    version bigint, changed_fields jsonb, request_id text, entity_ids text[],
+    entity_versions bigint[]
 ) ON COMMIT DROP
 """
 COPY_AUDIT = """
 COPY strata_import_audit
-    (ord, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    (ord, time, actor, action, entity, entity_id, version, changed_fields, request_id,
+     entity_ids, entity_versions)
 FROM STDIN
 """
 APPEND_AUDIT = """
 INSERT INTO audit_log
-    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id,
+     entity_ids, entity_versions)
 SELECT %(ns)s, i.time, i.actor, i.action, i.entity, i.entity_id, i.version, i.changed_fields,
-       i.request_id
+       i.request_id, i.entity_ids, i.entity_versions
 FROM strata_import_audit AS i
 WHERE NOT EXISTS (
     SELECT 1 FROM audit_log AS a
     WHERE a.namespace = %(ns)s AND a.entity = i.entity AND a.entity_id = i.entity_id
       AND a.time = i.time AND a.action = i.action AND a.version = i.version
-      AND a.actor = i.actor)
+      AND a.actor = i.actor AND a.entity_ids IS NOT DISTINCT FROM i.entity_ids)
 ORDER BY i.ord
 """
 """Append the staged audit entries in archive order, less those the log already holds
@@ -222,7 +229,7 @@ class _Statements:
         rows = []
         for a in entries:
             self.audit_ord += 1
-            rows.append(audit_params(self.audit_ord, a, _same))
+            rows.append(audit_params(self.audit_ord, a, _same, _same_list))
         await self._copy(COPY_AUDIT, rows)
         cursor = await self.conn.execute(APPEND_AUDIT, {"ns": self.namespace})
         added = max(cursor.rowcount, 0)

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from strata_server.core.change_cursors import DELETE_ACTIONS
+from strata_server.core.change_cursors import DELETE_ACTIONS, within_row
 from strata_server.core.errors import CursorExpired, InvalidArgument
 from strata_server.core.filters import Filter
 from strata_server.core.models import Record
@@ -31,7 +31,9 @@ from strata_server.storage.sqlite.record_rows import (
 )
 from strata_server.storage.sqlquery import compile_where
 
-_CURSOR = re.compile(r"s(\d{1,19})")
+ROW_CURSOR = re.compile(r"s(\d{1,19})")
+"""A cursor after a whole audit row; `<that>.<n>` stands inside a purge batch's row
+(core/change_cursors.py)."""
 
 HEAD = """
 SELECT max(coalesce((SELECT max(seq) FROM audit_log), 0),
@@ -56,24 +58,40 @@ SELECT a.seq, a.action, a.entity_id, a.version, a.time, EXISTS (
     SELECT 1 FROM audit_log AS d INDEXED BY audit_log_record_deletes
     WHERE d.namespace = a.namespace AND d.entity = 'record' AND d.entity_id = a.entity_id
       AND d.seq > a.seq AND d.action IN ({", ".join(f"'{action}'" for action in DELETE_ACTIONS)})
-  )
+  ) OR (a.entity_ids IS NULL AND EXISTS (
+    SELECT 1 FROM records AS r
+    WHERE r.namespace = a.namespace AND r.collection = ?6 AND r.id = substr(a.entity_id, ?7)
+  ) AND EXISTS (
+    SELECT 1 FROM audit_log AS b INDEXED BY audit_log_batches
+    WHERE b.namespace = a.namespace AND b.entity_id = ?3 AND b.entity_ids IS NOT NULL
+      AND b.seq > a.seq
+      AND EXISTS (SELECT 1 FROM json_each(b.entity_ids) WHERE value = a.entity_id)
+  )), a.entity_ids, a.entity_versions
 FROM audit_log AS a NOT INDEXED
-WHERE a.seq > ? AND a.namespace = ? AND a.entity = 'record'
-  AND a.entity_id >= ? AND a.entity_id < ?
+WHERE a.seq > ?1 AND a.namespace = ?2 AND a.entity = 'record'
+  AND a.entity_id >= ?3 AND a.entity_id < ?4
 ORDER BY a.seq
-LIMIT ?
+LIMIT ?5
 """
 """Audit entries of one collection's records after a cursor, each with whether a later
 entry deleted its record (one seek in the partial index of deletes, migration 0010: the
-planner would otherwise walk the record's history in the entity index)."""
+planner would otherwise walk the record's history in the entity index), a later purge
+batch's row of the collection (filed under its prefix, ?3) among them, and a batch
+row's lists. A batch row is looked for only when the record exists now (created again
+since the batch): for one that does not, the change carries no record either way,
+and the lookup (audit_log_batches, migration 0024) reads the collection's batch rows
+after the entry, each list whole."""
 
 
 def parse_cursor(cursor: str) -> int:
-    """The seq of a cursor this adapter made."""
-    match = _CURSOR.fullmatch(cursor)
-    if match is None or int(match[1]) >= 2**63:
+    """The seq after which a cursor this adapter made reads on: for a cursor inside a
+    purge batch's row, just before that row (the read skips the part of it sent
+    already), so the row counts as unread for the horizon too."""
+    row, within = within_row(cursor, ROW_CURSOR)
+    match = ROW_CURSOR.fullmatch(row)
+    if match is None or int(match[1]) >= 2**63 or (within and int(match[1]) == 0):
         raise InvalidArgument.field("from_cursor", "is not a cursor of this server")
-    return int(match[1])
+    return int(match[1]) - (1 if within else 0)
 
 
 async def raise_horizons(tx: Transaction, purged: Sequence[Row]) -> None:

@@ -53,7 +53,7 @@ from strata_server.storage.sqlite.request_log import store_result, stored_result
 from strata_server.storage.sqlite.shared_sql import INSERT_AUDIT
 
 EXPIRY_ACTOR = "system"
-"""The audit actor of rows removed by purge_expired."""
+"""The audit actor of rows the server removes by itself (expiry and retention)."""
 
 
 SELECT_CURRENT = f"""
@@ -78,7 +78,7 @@ DELETE_RECORD = "DELETE FROM records WHERE namespace = ? AND collection = ? AND 
 
 
 SELECT_EXPIRED = """
-SELECT rowid, namespace, collection, id FROM records
+SELECT rowid, namespace, collection, id, version FROM records
 WHERE expire_time IS NOT NULL AND expire_time <= ?
 ORDER BY expire_time
 LIMIT ?
@@ -99,6 +99,16 @@ database: changed_fields is every top-level key of the data, sorted by code poin
 as `core.writes.changed_fields` names a delete's (BINARY collation is that order)."""
 
 DELETE_SELECTED = "DELETE FROM records WHERE rowid IN (SELECT value FROM json_each(?))"
+
+INSERT_BATCH_AUDIT = f"""
+INSERT INTO audit_log
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id,
+     entity_ids, entity_versions)
+VALUES (?, ?, '{EXPIRY_ACTOR}', ?, 'record', ?, 0, '[]', NULL, ?, ?)
+"""
+"""A purge batch's row (migration 0024): the removal of every record it lists, filed
+under their collection's prefix, by the server (as storage/postgres/purges.py's
+`batch_audited` writes it)."""
 
 
 def _dumps(value: Any) -> str:
@@ -230,7 +240,38 @@ async def purge_expired(db: Connections, limit: int) -> list[RecordRef]:
     if limit <= 0:
         return []
     now = to_micros(datetime.now(UTC))
-    return await purge_selected(db, SELECT_EXPIRED, (now, limit), "expire", now)
+    return await purge_batched(db, SELECT_EXPIRED, (now, limit), "expire", now)
+
+
+async def purge_batched(
+    db: Connections, select: str, params: Sequence[Any], action: str, now: int
+) -> list[RecordRef]:
+    """Delete the records `select` finds (its columns: rowid, namespace, collection,
+    id, version) with one `action` audit row per namespace and collection, listing
+    their ids and versions in id order (a purge batch's row), in one transaction."""
+    async with db.transaction() as tx:
+        rows = await tx.fetchall(select, params)
+        if not rows:
+            return []
+        listed: dict[tuple[str, str], list[tuple[str, int]]] = {}
+        for _, namespace, collection, id, version in rows:
+            listed.setdefault((namespace, collection), []).append((id, version))
+        await tx.executemany(
+            INSERT_BATCH_AUDIT,
+            [
+                (
+                    namespace,
+                    now,
+                    action,
+                    f"{collection}/",
+                    _dumps([f"{collection}/{id}" for id, _ in sorted(records)]),
+                    _dumps([version for _, version in sorted(records)]),
+                )
+                for (namespace, collection), records in sorted(listed.items())
+            ],
+        )
+        await tx.execute(DELETE_SELECTED, (_dumps([row[0] for row in rows]),))
+    return [RecordRef(row[1], row[2], row[3]) for row in rows]
 
 
 async def purge_selected(

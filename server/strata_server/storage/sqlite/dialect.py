@@ -48,6 +48,12 @@ class SqliteDialect:
     def json_value(self, value: Any) -> Any:
         return json.loads(value)
 
+    def array_value(self, value: Any) -> list[Any]:
+        return [] if value is None else list(json.loads(value))
+
+    def listed_in(self, column: str, placeholder: str) -> str:
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = {placeholder})"
+
     def sort_expr(self, path: tuple[str, ...]) -> str:
         return f"json_extract(data, {_path(path)})"
 

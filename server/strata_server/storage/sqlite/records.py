@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from strata_server.core.change_cursors import ChangeEntry, ids_to_read, to_changes
+from strata_server.core import change_cursors as feed
 from strata_server.core.errors import NotFound
 from strata_server.core.filters import Filter
 from strata_server.core.models import (
@@ -133,21 +133,37 @@ class SqliteRecords:
         """Changes after `after`, in commit (= seq) order; CursorExpired past the
         audit log's horizon (changes.py)."""
         seq = changes.parse_cursor(after)
-        rows = await self._db.fetchall(
-            changes.CHANGES, (seq, namespace, f"{collection}/", f"{collection}0", limit)
+        found_rows = await self._db.fetchall(
+            changes.CHANGES,
+            (
+                seq,
+                namespace,
+                f"{collection}/",
+                f"{collection}0",
+                limit,
+                collection,
+                len(collection) + 2,
+            ),
         )
         await changes.check_horizon(self._db, namespace, after)
-        if not rows:
+        if not found_rows:
             return ChangeBatch((), after)
-        entries = [
-            ChangeEntry(f"s{row_seq}", action, entity_id, version, from_micros(at), bool(gone))
-            for row_seq, action, entity_id, version, at, gone in rows
+        rows = [
+            feed.AuditRow(
+                feed.ChangeEntry(
+                    f"s{row_seq}", action, entity_id, version, from_micros(at), bool(gone)
+                ),
+                SQLITE.array_value(ids),
+                SQLITE.array_value(versions),
+            )
+            for row_seq, action, entity_id, version, at, gone, ids, versions in found_rows
         ]
+        entries, read_on = feed.expand(rows, feed.within_row(after, changes.ROW_CURSOR), limit)
         live = await changes.matching(
-            self._db, namespace, collection, ids_to_read(collection, entries), filter
+            self._db, namespace, collection, feed.ids_to_read(collection, entries), filter
         )
-        found = to_changes(collection, entries, live, filtered=filter is not None)
-        return ChangeBatch(found, entries[-1].cursor)
+        found = feed.to_changes(collection, entries, live, filtered=filter is not None)
+        return ChangeBatch(found, read_on)
 
     async def changes_pending(self, namespace: str, collection: str) -> bool:
         """Never: writes commit one at a time, in seq order, so a committed change

@@ -19,7 +19,7 @@ from strata_server.storage.log_retention_sql import (
 from strata_server.storage.ports.admin import OldJobs, OldLog
 from strata_server.storage.retention_sql import job_params, old_jobs
 from strata_server.storage.sqlite.changes import raise_horizons
-from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_selected
+from strata_server.storage.sqlite.commit import EXPIRY_ACTOR, purge_batched
 from strata_server.storage.sqlite.connection import Connections
 from strata_server.storage.sqlite.content_retention import (
     OLD_ARTIFACTS,
@@ -64,7 +64,9 @@ FROM records WHERE namespace = ? AND collection = ? AND update_time < ?
 """
 
 SELECT_OLD_RECORDS = (
-    "SELECT rowid, namespace, collection, id " + OLD_RECORDS + "ORDER BY update_time LIMIT ?"
+    "SELECT rowid, namespace, collection, id, version "
+    + OLD_RECORDS
+    + "ORDER BY update_time LIMIT ?"
 )
 
 COUNT_EXPIRED = """
@@ -133,7 +135,7 @@ class SqliteRecordCleanup:
             return []
         now = to_micros(datetime.now(UTC))
         params = (namespace, collection, to_micros(before), limit)
-        return await purge_selected(self._db, SELECT_OLD_RECORDS, params, "retention", now)
+        return await purge_batched(self._db, SELECT_OLD_RECORDS, params, "retention", now)
 
 
 class SqliteRetention:

@@ -145,11 +145,12 @@ WHERE namespace = ? AND unique_key IS NOT NULL AND state IN ('ready', 'leased')
 holds: the partial unique index would refuse the archived one."""
 INSERT_AUDIT_ONCE = """
 INSERT INTO audit_log
-    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+    (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id,
+     entity_ids, entity_versions)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
 WHERE NOT EXISTS (
     SELECT 1 FROM audit_log WHERE namespace = ?1 AND entity = ?5 AND entity_id = ?6
-      AND time = ?2 AND action = ?4 AND version = ?7 AND actor = ?3)
+      AND time = ?2 AND action = ?4 AND version = ?7 AND actor = ?3 AND entity_ids IS ?10)
 """
 """Append an archived audit entry unless the log already holds the same one, so
 importing an archive twice does not double its history."""
@@ -202,7 +203,7 @@ class _Statements:
 
     async def append_audit(self, entries: list[LoggedAudit]) -> int:
         before = (await self.tx.fetchall(TOTAL_CHANGES))[0][0]
-        rows = [audit_params(self.namespace, a, to_micros) for a in entries]
+        rows = [audit_params(self.namespace, a, to_micros, dumps) for a in entries]
         await self.tx.executemany(INSERT_AUDIT_ONCE, rows)
         added: int = (await self.tx.fetchall(TOTAL_CHANGES))[0][0] - before
         return added
