@@ -9,8 +9,9 @@ in one transaction, so the table's triggers (quotas, the search column) fire for
 sides alike. A single create is two INSERTs; a batch of 100 is one multi-row INSERT
 per table (unnest of arrays, binary parameters), the way Strata writes a commit.
 
-Each call's request (the Struct data, the JSON text and arrays) is built before its
-clock starts, on both sides: the figure is the write, not the client's encoding.
+Each side starts a call from its data in its own in-memory form, built before the
+clock starts: Strata's client from the request message (its serialization is in the
+call), the direct one from the dicts (their JSON text and audit fields are in it).
 """
 
 from __future__ import annotations
@@ -140,11 +141,10 @@ async def bench_writes(
         await pool.wait()
 
         def direct_create() -> Prepared:
-            data = document(0, rng)
-            id, text, fields = new_id("d"), json.dumps(data), changed(data)
+            data, id = document(0, rng), new_id("d")
 
             async def call() -> None:
-                at = datetime.now(UTC)
+                text, fields, at = json.dumps(data), changed(data), datetime.now(UTC)
                 async with pool.connection() as conn, conn.transaction():
                     await conn.execute(
                         INSERT_RECORD, (namespace, CREATE_COLLECTION, id, text, at, at)
@@ -158,10 +158,10 @@ async def bench_writes(
         def direct_commit() -> Prepared:
             rows = [document(0, rng) for _ in range(commit_size)]
             keys = [new_id("d") for _ in rows]
-            texts, fields = [json.dumps(d) for d in rows], [changed(d) for d in rows]
-            entities = [f"{COMMIT_COLLECTION}/{id}" for id in keys]
 
             async def call() -> None:
+                texts, fields = [json.dumps(d) for d in rows], [changed(d) for d in rows]
+                entities = [f"{COMMIT_COLLECTION}/{id}" for id in keys]
                 at = datetime.now(UTC)
                 async with pool.connection() as conn, conn.transaction():
                     await conn.execute(
