@@ -80,9 +80,9 @@ from tests.support.redis import RedisServer
 
 SCALE = float(os.environ.get("BENCH_RECORDS_SCALE", "1"))
 NAMESPACE = "bench"
-GET_COLLECTION, GET_RECORDS = "bench_get", max(1000, round(10_000 * SCALE, -3))
+GET_COLLECTION, GET_RECORDS = "bench_get", max(1000, int(round(10_000 * SCALE, -3)))
 LIST_COLLECTION, STATUSES = "bench_list", 100  # 1% per status
-LIST_RECORDS = max(10_000, round(100_000 * SCALE, -3))
+LIST_RECORDS = max(10_000, int(round(100_000 * SCALE, -3)))
 LOAD_BATCH, LOAD_TASKS = 1000, 4
 SECONDS, WARMUP = float(os.environ.get("BENCH_RECORDS_SECONDS", "5")), 1.0
 CONCURRENCY = (1, 32)
