@@ -259,29 +259,6 @@ async def test_concurrent_creates_one_winner(storage: Storage, ns: str) -> None:
     assert await storage.records.get_record(ns, "c", "same") == winners[0]
 
 
-async def test_concurrent_gets_each_answer_their_own_record(storage: Storage, ns: str) -> None:
-    """Many gets at once (on PostgreSQL, more than run alone share statements,
-    storage/postgres/key_reads.py): each gets its record, a missing or expired one
-    NotFound, a write acknowledged before the get is seen."""
-    for i in range(0, 60, 2):
-        await create(storage, ns, f"k{i}", {"i": i})
-    await create(storage, ns, "gone", {}, expire_time=PAST)
-    await create(storage, ns, "k1", {"i": "other"}, collection="notes")
-
-    async def get(collection: str, id: str) -> Any:
-        try:
-            return (await storage.records.get_record(ns, collection, id)).data
-        except NotFound:
-            return None
-
-    asked = [("c", f"k{i}") for i in range(60)] + [("c", "gone"), ("notes", "k1")] * 3
-    answers = await asyncio.gather(*(get(collection, id) for collection, id in asked))
-    expected = [{"i": i} if i % 2 == 0 else None for i in range(60)]
-    assert answers == expected + [None, {"i": "other"}] * 3
-    await create(storage, ns, "k1", {"i": 1})
-    assert await asyncio.gather(*(get("c", "k1") for _ in range(20))) == [{"i": 1}] * 20
-
-
 async def test_batch_get_and_count(storage: Storage, ns: str) -> None:
     for i in range(5):
         await create(storage, ns, f"r{i}", {"n": i})

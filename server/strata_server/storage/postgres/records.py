@@ -29,7 +29,6 @@ from strata_server.core.quota_rules import explained
 from strata_server.storage.ports import CommitRequest, QuotaStore
 from strata_server.storage.postgres import changes, commit, queries
 from strata_server.storage.postgres.indexes import IndexedPaths
-from strata_server.storage.postgres.key_reads import KeyReads
 from strata_server.storage.postgres.pool import Conn, Runner, borrowing
 from strata_server.storage.postgres.record_rows import (
     now,
@@ -51,42 +50,30 @@ class PostgresRecords:
         self._indexed = indexed
         self._quotas = quotas
         self._max_record_bytes = max_record_bytes
-        self._key_reads = KeyReads(self._read_keys)
-
-    async def get_record(self, namespace: str, collection: str, id: str) -> Record:
-        """Through KeyReads: concurrent gets of a collection may share a statement."""
-        record = await self._key_reads.get(namespace, collection, id)
-        if record is None:
-            raise NotFound(f"record {collection}/{id} does not exist")
-        return record
 
     @borrowing()
-    async def _read_keys(
-        self, conn: Conn, namespace: str, collection: str, ids: Sequence[str]
-    ) -> dict[str, Record]:
-        """KeyReads' fetch: one id by GET_RECORD, several by BATCH_GET_RECORDS."""
-        if len(ids) == 1:
-            cursor = await conn.execute(
-                queries.GET_RECORD,
-                (namespace, collection, ids[0], now()),
-                prepare=True,
-                binary=True,
-            )
-        else:
-            cursor = await conn.execute(
-                queries.BATCH_GET_RECORDS,
-                (namespace, collection, list(ids), now()),
-                prepare=True,
-                binary=True,
-            )
-        return {row[1]: record_from_row(namespace, row) for row in await cursor.fetchall()}
+    async def get_record(self, conn: Conn, namespace: str, collection: str, id: str) -> Record:
+        cursor = await conn.execute(
+            queries.GET_RECORD, (namespace, collection, id, now()), prepare=True, binary=True
+        )
+        row = await cursor.fetchone()
+        if row is None:
+            raise NotFound(f"record {collection}/{id} does not exist")
+        return record_from_row(namespace, row)
 
+    @borrowing()
     async def batch_get_records(
-        self, namespace: str, collection: str, ids: Sequence[str]
+        self, conn: Conn, namespace: str, collection: str, ids: Sequence[str]
     ) -> list[Record]:
         if not ids:
             return []
-        return list((await self._read_keys(namespace, collection, ids)).values())
+        cursor = await conn.execute(
+            queries.BATCH_GET_RECORDS,
+            (namespace, collection, list(ids), now()),
+            prepare=True,
+            binary=True,
+        )
+        return [record_from_row(namespace, row) for row in await cursor.fetchall()]
 
     @borrowing()
     async def list_records(self, conn: Conn, namespace: str, query: ListQuery) -> Page[Record]:
