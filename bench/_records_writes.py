@@ -28,6 +28,7 @@ from _harness import Row, Stats, latency_stats
 from psycopg_pool import AsyncConnectionPool
 
 from strata.v1 import records_pb2, records_pb2_grpc, transaction_pb2, transaction_pb2_grpc
+from strata_server.storage.postgres import queries
 
 CREATE_COLLECTION, COMMIT_COLLECTION = "bench_create", "bench_commit"
 ACTOR = "anonymous"
@@ -99,10 +100,39 @@ def time_row(name: str, strata: Stats, base: Stats, max_ratio: float) -> list[Ro
     ]
 
 
+def persist_params(
+    namespace: str, collection: str, keys: list[str], rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The parameters Strata's one create statement (queries.PERSIST_NEW) takes for
+    new records `keys` holding `rows`, as storage/postgres/commit.py builds them."""
+    at = datetime.now(UTC)
+    n = len(keys)
+    return {
+        "namespace": namespace,
+        "now": at,
+        "actor": ACTOR,
+        "request_id": None,
+        "insert_collection": [collection] * n,
+        "insert_id": keys,
+        "insert_data": [json.dumps(row) for row in rows],
+        "insert_version": [1] * n,
+        "insert_create_time": [at] * n,
+        "insert_update_time": [at] * n,
+        "insert_expire_time": [None] * n,
+        "insert_owner": [None] * n,
+        "audit_action": ["create"] * n,
+        "audit_entity": ["record"] * n,
+        "audit_entity_id": [f"{collection}/{key}" for key in keys],
+        "audit_version": [1] * n,
+        "audit_changed_fields": [changed(row) for row in rows],
+    }
+
+
 async def bench_writes(
     namespace: str,
     records: records_pb2_grpc.RecordServiceStub,
     txn: transaction_pb2_grpc.TransactionServiceStub,
+    noop: records_pb2_grpc.RecordServiceStub,
     url: str,
     document: Callable[[int, random.Random], dict[str, Any]],
     *,
@@ -112,7 +142,9 @@ async def bench_writes(
 ) -> list[Row]:
     """CreateRecord beside one direct create transaction, then Commit of `commit_size`
     creates beside one direct transaction of the same rows; `creates` and `commits`
-    calls per side, in five alternating rounds after an untimed warm-up."""
+    calls per side, in five alternating rounds after an untimed warm-up. In the same
+    rounds, the floor's two parts: a call to the no-op servicer, and Strata's own
+    statement for the same rows (queries.PERSIST_NEW) run straight from psycopg."""
     rng = random.Random(2)
     ids = itertools.count()
 
@@ -134,6 +166,10 @@ async def bench_writes(
             create.collection, create.record_id = COMMIT_COLLECTION, new_id("s")
             create.data.update(document(0, rng))
         return lambda: txn.Commit(request)
+
+    def noop_call() -> Prepared:
+        request = records_pb2.GetRecordRequest(id="noop")
+        return lambda: noop.GetRecord(request)
 
     async with AsyncConnectionPool(
         url, min_size=1, max_size=1, open=False, kwargs={"autocommit": True, "prepare_threshold": 0}
@@ -171,17 +207,56 @@ async def bench_writes(
 
             return call
 
-        await alternating(1, max(1, creates // 50), {"s": strata_create, "d": direct_create})
-        created = await alternating(
-            5, max(1, creates // 5), {"strata": strata_create, "psycopg": direct_create}
-        )
-        await alternating(1, 2, {"s": strata_commit, "d": direct_commit})
-        committed = await alternating(
-            5, max(1, commits // 5), {"strata": strata_commit, "psycopg": direct_commit}
-        )
+        def statement(collection: str, size: int) -> Callable[[], Prepared]:
+            def build() -> Prepared:
+                rows = [document(0, rng) for _ in range(size)]
+                keys = [new_id("p") for _ in rows]
+
+                async def call() -> None:
+                    params = persist_params(namespace, collection, keys, rows)
+                    async with pool.connection() as conn:
+                        await conn.execute(queries.PERSIST_NEW, params)
+
+                return call
+
+            return build
+
+        create_sides = {
+            "strata": strata_create,
+            "psycopg": direct_create,
+            "noop": noop_call,
+            "statement": statement(CREATE_COLLECTION, 1),
+        }
+        commit_sides = {
+            "strata": strata_commit,
+            "psycopg": direct_commit,
+            "noop": noop_call,
+            "statement": statement(COMMIT_COLLECTION, commit_size),
+        }
+        await alternating(1, max(1, creates // 50), create_sides)
+        created = await alternating(5, max(1, creates // 5), create_sides)
+        await alternating(1, 2, commit_sides)
+        committed = await alternating(5, max(1, commits // 5), commit_sides)
     return [
         *time_row("CreateRecord c=1", created["strata"], created["psycopg"], 1.5),
+        floor_row("CreateRecord c=1", created),
         *time_row(
             f"Commit of {commit_size} creates", committed["strata"], committed["psycopg"], 1.5
         ),
+        floor_row(f"Commit of {commit_size} creates", committed),
     ]
+
+
+def floor_row(name: str, stats: dict[str, Stats]) -> Row:
+    """What a write through Strata cannot go below: the no-op call's p50 plus its
+    one statement's p50 run directly, against Strata's p50 and the target's."""
+    floor = stats["noop"].p50_ms + stats["statement"].p50_ms
+    strata, direct = stats["strata"].p50_ms, stats["psycopg"].p50_ms
+    return Row(
+        f"{name} floor p50: no-op call {stats['noop'].p50_ms:.2f} ms + Strata's statement "
+        f"run directly {stats['statement'].p50_ms:.2f} ms",
+        f"{strata:.2f} ms",
+        f"{floor:.2f} ms",
+        f"{strata / floor:.2f}x the time",
+        f"floor = {floor / direct:.2f}x of direct",
+    )
