@@ -41,9 +41,12 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -362,10 +365,12 @@ async def warm_cache(channel: grpc.aio.Channel) -> admin_pb2.CacheStats:
 async def bench_cache_hit(url: str, noop_address: str) -> tuple[list[Row], str]:
     """GetRecord served from the record cache at HIT_CONCURRENCY against the no-op
     servicer, on a second server of the same database with Redis (production shape)."""
-    redis = RedisServer(WORK / "records-redis")
+    WORK.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="records-cache-", dir=WORK))
+    redis = RedisServer(scratch / "redis")
     redis.start()
     server = StrataProcess(
-        url, WORK / "records-cached", STRATA_DB_POOL_MAX="32", STRATA_REDIS_URL=redis.url
+        url, scratch / "strata", STRATA_DB_POOL_MAX="32", STRATA_REDIS_URL=redis.url
     )
     try:
         server.start(timeout=60)
@@ -398,6 +403,7 @@ async def bench_cache_hit(url: str, noop_address: str) -> tuple[list[Row], str]:
     finally:
         server.stop()
         redis.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     name = f"GetRecord c={HIT_CONCURRENCY}, cache hit (Redis)"
     note = (
         f"Cache hit figure: a second `strata serve` on the same database with "
