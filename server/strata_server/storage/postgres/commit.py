@@ -28,6 +28,10 @@ many writes it holds (plus one to three when it deletes records, for their child
 A commit of creates of new keys with no request_id (`optimistic`, the common
 CreateRecord) skips steps 1, 2 and 4, so it is one statement (`queries.PERSIST_NEW`),
 run on its own without BEGIN/COMMIT: one round trip instead of three.
+
+The request's `notices` (the wakeups of other replicas) are NOTIFYd from the
+commit's own transaction, by PERSIST_NEW itself or by one statement after step 5,
+so they reach the other replicas when it commits, with no statement after it.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from strata_server.core.parent_refs import ParentDelete, ParentRef
 from strata_server.core.transcript_rules import Appended, AppendEntries
 from strata_server.core.writes import AuditEntry
 from strata_server.storage.commit_plan import CommitPlan, Key, with_children
+from strata_server.storage.events_relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs
@@ -250,6 +255,8 @@ async def commit(
         "audit_entity_id": [audit[2] for audit in audits],
         "audit_version": [audit[3] for audit in audits],
         "audit_changed_fields": [audit[4] for audit in audits],
+        "channel": EVENTS_CHANNEL,
+        "notices": list(request.notices),
     }
     if alone(request, assume_new):
         try:
@@ -266,6 +273,8 @@ async def commit(
             if assume_new:
                 raise ExistingRows()
             raise _lost_race(writes, (row.collection, row.id))
+    if request.notices:
+        await conn.execute(queries.NOTIFY, (EVENTS_CHANNEL, list(request.notices)), prepare=True)
     return results
 
 

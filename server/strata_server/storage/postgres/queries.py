@@ -158,12 +158,16 @@ missing there was created by a concurrent transaction after LOCK_CURRENT looked.
 PERSIST_NEW = f"""
 WITH inserted AS ({_INSERT_ROWS}
 ), {_AUDITED}
-SELECT 1
+SELECT count(pg_notify(%(channel)s::text, n.notice)) FROM unnest(%(notices)b::text[]) AS n(notice)
 """
 """PERSIST for a commit of creates of keys assumed new (`commit.optimistic`) with no
 request_id: only the inserts and their audit entries. No ON CONFLICT: a key that
 exists fails the whole statement with a unique violation of `records_pkey`, so it is
-atomic alone and runs without BEGIN/COMMIT (one round trip for the commit)."""
+atomic alone and runs without BEGIN/COMMIT (one round trip for the commit). It
+NOTIFYs each of `notices` on `channel` too, delivered when it commits."""
+
+NOTIFY = "SELECT count(pg_notify(%s::text, n.notice)) FROM unnest(%b::text[]) AS n(notice)"
+"""A commit's notices from within its transaction, delivered when it commits."""
 
 PURGE_EXPIRED = purge_records("expire_time <= %(now)s", "expire_time", "%(now)s", "expire")
 """Delete up to `limit` expired rows, each with an `expire` audit entry."""
