@@ -28,6 +28,7 @@ from _harness import Row, Stats, latency_stats
 from psycopg_pool import AsyncConnectionPool
 
 from strata.v1 import records_pb2, records_pb2_grpc, transaction_pb2, transaction_pb2_grpc
+from strata_server.storage.events_relay import POSTGRES_CHANNEL
 from strata_server.storage.postgres import queries
 
 CREATE_COLLECTION, COMMIT_COLLECTION = "bench_create", "bench_commit"
@@ -125,6 +126,9 @@ def persist_params(
         "audit_entity_id": [f"{collection}/{key}" for key in keys],
         "audit_version": [1] * n,
         "audit_changed_fields": [changed(row) for row in rows],
+        # The watches' wakeup Strata's own write sends from the same statement.
+        "channel": POSTGRES_CHANNEL,
+        "notices": [f"bench-records records:{namespace}:{collection}"],
     }
 
 
