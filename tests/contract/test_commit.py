@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from strata.v1 import transaction_pb2
+from strata.v1 import admin_pb2, transaction_pb2
 from tests.contract.helpers import (
     commit,
     count,
@@ -161,6 +161,29 @@ def test_a_failing_write_fails_the_whole_commit(stubs, collection, case):
     expect_error(lambda: commit(stubs, writes(collection)), code, reason, **metadata)
     _assert_untouched(stubs, collection)
     assert count(stubs, collection) == 2
+
+
+def test_creates_that_meet_an_existing_id_write_nothing(stubs, collection):
+    """Creates of ids assumed new (no request_id) are written by one statement with no
+    transaction around it; an id that exists fails all of them, audit entries too."""
+    create(stubs, collection, "pre", {"n": 1})
+    writes = [create_write(collection, f"new{i}", {"i": i}) for i in range(3)]
+    writes.insert(2, create_write(collection, "pre", {"n": 9}))
+    expect_error(
+        lambda: commit(stubs, writes),
+        grpc.StatusCode.ALREADY_EXISTS,
+        "ALREADY_EXISTS",
+        write_index="2",
+    )
+    assert list_ids(stubs, collection) == ["pre"]
+    assert data_of(get(stubs, collection, "pre")) == {"n": 1}
+    for i in range(3):
+        audit = stubs.admin.ListAuditEntries(
+            admin_pb2.ListAuditEntriesRequest(entity="record", entity_id=f"{collection}/new{i}")
+        )
+        assert list(audit.entries) == []
+    assert len(commit(stubs, writes[:2] + writes[3:]).results) == 3
+    assert list_ids(stubs, collection) == ["new0", "new1", "new2", "pre"]
 
 
 def test_a_retried_commit_with_the_same_request_id_writes_once(stubs, collection):

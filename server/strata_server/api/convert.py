@@ -120,20 +120,27 @@ def data_from_struct(value: struct_pb2.Struct, field: str = "data") -> models.JS
 
 def record_to_proto(record: models.Record) -> records_pb2.Record:
     """A domain record as the wire message."""
-    message = records_pb2.Record(
-        namespace=record.namespace,
-        collection=record.collection,
-        id=record.id,
-        version=record.version,
-        owner=record.owner,
-    )
+    message = records_pb2.Record()
+    fill_record(message, record)
+    return message
+
+
+def fill_record(message: records_pb2.Record, record: models.Record) -> None:
+    """Write a domain record into an empty Record message, such as one a response's
+    repeated field just added (`response.records.add()`): a response of many records
+    built this way holds each once, where passing finished messages to the response's
+    constructor copies every one of them."""
+    message.namespace = record.namespace
+    message.collection = record.collection
+    message.id = record.id
+    message.version = record.version
+    message.owner = record.owner
     # Parsed from bytes encoded here rather than Struct.update: see api/struct_wire.py.
     message.data.MergeFromString(struct_bytes(record.data))
     set_timestamp(message.create_time, record.create_time)
     set_timestamp(message.update_time, record.update_time)
     if record.expire_time is not None:
         set_timestamp(message.expire_time, record.expire_time)
-    return message
 
 
 _STATES = {

@@ -15,6 +15,7 @@ from strata.v1 import records_pb2, records_pb2_grpc
 from strata_server.api.convert import (
     actor,
     collection_of,
+    fill_record,
     idempotency,
     record_to_proto,
     set_timestamp,
@@ -51,7 +52,7 @@ def change_to_proto(change: models.RecordChange) -> records_pb2.RecordChange:
     )
     set_timestamp(message.time, change.time)
     if change.record is not None:
-        message.record.CopyFrom(record_to_proto(change.record))
+        fill_record(message.record, change.record)
     return message
 
 
@@ -92,10 +93,13 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
             )
         )
         found = {r.id: r for r in await self.records.batch_get(namespace, collection, ids)}
-        return records_pb2.BatchGetRecordsResponse(
-            records=[record_to_proto(found[i]) for i in ids if i in found],
-            missing_ids=[i for i in ids if i not in found],
+        response = records_pb2.BatchGetRecordsResponse(
+            missing_ids=[i for i in ids if i not in found]
         )
+        for i in ids:
+            if i in found:
+                fill_record(response.records.add(), found[i])
+        return response
 
     async def UpdateRecord(
         self, request: records_pb2.UpdateRecordRequest, context: Context
@@ -139,10 +143,11 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         page = await self.records.list_records(
             namespace, models.ListQuery(collection, filter, order, pages.limit, after)
         )
-        return records_pb2.ListRecordsResponse(
-            records=[record_to_proto(record) for record in page.items],
-            next_page_token=pages.next_token(page),
-        )
+        response = records_pb2.ListRecordsResponse(next_page_token=pages.next_token(page))
+        add = response.records.add
+        for record in page.items:
+            fill_record(add(), record)
+        return response
 
     async def CountRecords(
         self, request: records_pb2.CountRecordsRequest, context: Context
@@ -163,13 +168,13 @@ class RecordService(records_pb2_grpc.RecordServiceServicer):
         page = await self.records.search(
             namespace, models.SearchQuery(collection, text, pages.limit, offset)
         )
-        return records_pb2.SearchRecordsResponse(
-            hits=[
-                records_pb2.SearchHit(record=record_to_proto(hit.record), score=hit.score)
-                for hit in page.items
-            ],
-            next_page_token=pages.next_offset(page, offset),
+        response = records_pb2.SearchRecordsResponse(
+            next_page_token=pages.next_offset(page, offset)
         )
+        for hit in page.items:
+            found = response.hits.add(score=hit.score)
+            fill_record(found.record, hit.record)
+        return response
 
     async def WatchRecords(
         self, request: records_pb2.WatchRecordsRequest, context: Context

@@ -10,8 +10,8 @@ from typing import Any
 
 import grpc
 
-from strata.v1 import transaction_pb2, transaction_pb2_grpc, transcripts_pb2
-from strata_server.api.convert import actor, idempotency, job_to_proto, record_to_proto
+from strata.v1 import transaction_pb2, transaction_pb2_grpc
+from strata_server.api.convert import actor, fill_record, idempotency, job_to_proto
 from strata_server.api.parse_writes import (
     append_write,
     create_write,
@@ -51,22 +51,25 @@ def _write(
         raise errors.with_write_index(error, index) from None
 
 
-def _result(result: models.WriteResult, now: datetime) -> transaction_pb2.WriteResult:
+def _result(target: transaction_pb2.WriteResult, result: models.WriteResult, now: datetime) -> None:
+    """Write one result into the response's empty WriteResult, in place (see
+    convert.fill_record: a Commit of many creates answers with as many records)."""
     if isinstance(result, models.Record):
-        return transaction_pb2.WriteResult(record=record_to_proto(result))
-    if isinstance(result, Job):
-        return transaction_pb2.WriteResult(job=job_to_proto(result, now))
-    if isinstance(result, Appended):
-        return transaction_pb2.WriteResult(
-            appended=transcripts_pb2.AppendEntriesResponse(
-                first_seq=result.first_seq, next_seq=result.next_seq
-            )
+        fill_record(target.record, result)
+    elif isinstance(result, Job):
+        target.job.CopyFrom(job_to_proto(result, now))
+    elif isinstance(result, Appended):
+        target.appended.SetInParent()
+        target.appended.first_seq = result.first_seq
+        target.appended.next_seq = result.next_seq
+    else:
+        deleted = target.deleted
+        deleted.SetInParent()
+        deleted.collection, deleted.id, deleted.existed = (
+            result.collection,
+            result.id,
+            result.existed,
         )
-    return transaction_pb2.WriteResult(
-        deleted=transaction_pb2.DeletedRecord(
-            collection=result.collection, id=result.id, existed=result.existed
-        )
-    )
 
 
 @rpcs(transaction_pb2.DESCRIPTOR.services_by_name["TransactionService"])
@@ -96,4 +99,8 @@ class TransactionService(transaction_pb2_grpc.TransactionServiceServicer):
             namespace, writes, actor=actor(context), idempotency=idempotency(request)
         )
         seen = datetime.now(UTC)  # after the store stamped the new jobs
-        return transaction_pb2.CommitResponse(results=[_result(result, seen) for result in results])
+        response = transaction_pb2.CommitResponse()
+        add = response.results.add
+        for result in results:
+            _result(add(), result, seen)
+        return response

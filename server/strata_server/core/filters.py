@@ -11,6 +11,7 @@ Precedence follows AIP-160: `NOT` binds tightest, then `OR`, then `AND`, so
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import datetime
@@ -314,6 +315,13 @@ def _coerce(field: Field, op: str, value: Scalar, pos: int, field_pos: int) -> S
     return value
 
 
+PARSED_TEXTS = 1024
+"""How many distinct filter (and order_by) texts keep their parse. Callers repeat a
+few texts with each page and each poll; the parse is a pure function of the text
+and its result immutable, so a repeat skips the parser."""
+
+
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_filter(text: str) -> Filter | None:
     """Parse an AIP-160 filter; an empty or blank string means no filter.
 
@@ -329,6 +337,7 @@ def parse_filter(text: str) -> Filter | None:
     return result
 
 
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_order_by(text: str) -> tuple[OrderKey, ...]:
     """Parse `field [asc|desc], ...`; the result always ends with `id` as tie-breaker."""
     keys: list[OrderKey] = []

@@ -95,14 +95,16 @@ class Records:
         idempotency: models.Idempotency | None = None,
     ) -> models.WriteResult:
         """Apply one create, update or delete and wake its collection's watches."""
+        # Its commit carries the wakeup of other replicas' watches where it can.
+        wakeup = self._wakeups.announce([records_topic(namespace, write.collection)])
         try:
             [result] = await self._store.commit(
-                CommitRequest(namespace, [write], actor, idempotency)
+                CommitRequest(namespace, [write], actor, idempotency, wakeup.sent)
             )
         except errors.StrataError as error:
             error.metadata.pop("write_index", None)  # meaningful only for Commit
             raise
-        self._wakeups.records_changed(namespace, [write.collection])
+        wakeup.done()
         self._wakeups.children_deleted(namespace, [result])
         return result
 

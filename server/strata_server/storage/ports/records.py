@@ -36,6 +36,11 @@ class CommitRequest:
     """With it, a repeat of the same request_id and fingerprint returns the first
     result without writing; the same request_id with another fingerprint is
     InvalidArgument."""
+    notices: Sequence[str] = ()
+    """Events.commit_notice payloads for the commit to send when it commits, from its
+    own transaction (PostgreSQL, where they are the events channel's NOTIFYs); a
+    store whose database does not carry the events ignores them (their events
+    then give none: services/topics.Announcement)."""
 
 
 class RecordStore(Protocol):

@@ -24,12 +24,22 @@ many writes it holds (plus one to three when it deletes records, for their child
    with ON CONFLICT DO NOTHING: if a concurrent commit created it meanwhile, the
    insert is skipped and this commit fails with AlreadyExists (for a create) or
    Conflict, instead of a raw unique violation.
+
+A commit of creates of new keys with no request_id (`optimistic`, the common
+CreateRecord) skips steps 1, 2 and 4, so it is one statement (`queries.PERSIST_NEW`),
+run on its own without BEGIN/COMMIT: one round trip instead of three.
+
+The request's `notices` (the wakeups of other replicas) are NOTIFYd from the
+commit's own transaction, by PERSIST_NEW itself or by one statement after step 5,
+so they reach the other replicas when it commits, with no statement after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from psycopg import errors as pg_errors
 
 from strata_server.core import codec
 from strata_server.core.errors import (
@@ -55,6 +65,7 @@ from strata_server.core.parent_refs import ParentDelete, ParentRef
 from strata_server.core.transcript_rules import Appended, AppendEntries
 from strata_server.core.writes import AuditEntry
 from strata_server.storage.commit_plan import CommitPlan, Key, with_children
+from strata_server.storage.events_relay import POSTGRES_CHANNEL as EVENTS_CHANNEL
 from strata_server.storage.ports.records import CommitRequest
 from strata_server.storage.postgres import queries, transcripts
 from strata_server.storage.postgres.job_rows import insert_jobs
@@ -122,6 +133,12 @@ class ExistingRows(Exception):
     """An optimistic commit met stored rows; it rolled back and must take the full path."""
 
 
+def alone(request: CommitRequest, assume_new: bool) -> bool:
+    """Whether the commit is the one statement PERSIST_NEW, atomic without a
+    transaction around it: creates assumed new (`optimistic`) and no request_id."""
+    return assume_new and request.idempotency is None
+
+
 def optimistic(writes: Sequence[Write]) -> bool:
     """Whether `writes` are creates of distinct keys, which can skip step 2.
 
@@ -138,7 +155,8 @@ def optimistic(writes: Sequence[Write]) -> bool:
 async def commit(
     conn: Conn, request: CommitRequest, *, max_record_bytes: int, assume_new: bool = False
 ) -> list[WriteResult]:
-    """Run inside an open transaction on `conn`; see the module docstring.
+    """Run inside an open transaction on `conn` (or, when `alone` holds, on its own);
+    see the module docstring.
 
     With `assume_new` (only for writes where `optimistic` holds) step 2 is skipped.
     """
@@ -237,7 +255,17 @@ async def commit(
         "audit_entity_id": [audit[2] for audit in audits],
         "audit_version": [audit[3] for audit in audits],
         "audit_changed_fields": [audit[4] for audit in audits],
+        "channel": EVENTS_CHANNEL,
+        "notices": list(request.notices),
     }
+    if alone(request, assume_new):
+        try:
+            await conn.execute(queries.PERSIST_NEW, params, prepare=True)
+        except pg_errors.UniqueViolation as error:
+            if error.diag.constraint_name != "records_pkey":
+                raise
+            raise ExistingRows() from None
+        return results
     cursor = await conn.execute(queries.PERSIST, params, prepare=True)
     inserted = {(row[0], row[1]) for row in await cursor.fetchall()}
     for row, _ in inserts:
@@ -245,6 +273,8 @@ async def commit(
             if assume_new:
                 raise ExistingRows()
             raise _lost_race(writes, (row.collection, row.id))
+    if request.notices:
+        await conn.execute(queries.NOTIFY, (EVENTS_CHANNEL, list(request.notices)), prepare=True)
     return results
 
 

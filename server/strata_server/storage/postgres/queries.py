@@ -109,14 +109,29 @@ _RECORD_ARRAYS = """
         AS w(collection, id, data, version, create_time, update_time, expire_time, owner)
 """
 
-PERSIST = f"""
-WITH inserted AS (
+_INSERT_ROWS = f"""
     INSERT INTO records AS r
         (namespace, collection, id, data, version, create_time, update_time, expire_time,
          owner)
     SELECT %(namespace)s::text, w.collection, w.id, w.data::jsonb, w.version,
            w.create_time, w.update_time, w.expire_time, w.owner
     FROM {_RECORD_ARRAYS.format(p="insert_")}
+"""
+
+_AUDITED = """
+audited AS (
+    INSERT INTO audit_log
+        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
+    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, a.action, a.entity,
+           a.entity_id, a.version, a.changed_fields::jsonb, %(request_id)s::text
+    FROM unnest(%(audit_action)b::text[], %(audit_entity)b::text[], %(audit_entity_id)b::text[],
+                %(audit_version)b::bigint[], %(audit_changed_fields)b::text[])
+        WITH ORDINALITY AS a(action, entity, entity_id, version, changed_fields, ordinal)
+    ORDER BY a.ordinal
+)"""
+
+PERSIST = f"""
+WITH inserted AS ({_INSERT_ROWS}
     ON CONFLICT (namespace, collection, id) DO NOTHING
     RETURNING r.collection, r.id
 ), updated AS (
@@ -129,16 +144,7 @@ WITH inserted AS (
     DELETE FROM records AS r
     USING unnest(%(delete_collection)b::text[], %(delete_id)b::text[]) AS w(collection, id)
     WHERE r.namespace = %(namespace)s::text AND r.collection = w.collection AND r.id = w.id
-), audited AS (
-    INSERT INTO audit_log
-        (namespace, time, actor, action, entity, entity_id, version, changed_fields, request_id)
-    SELECT %(namespace)s::text, %(now)s::timestamptz, %(actor)s::text, a.action, a.entity,
-           a.entity_id, a.version, a.changed_fields::jsonb, %(request_id)s::text
-    FROM unnest(%(audit_action)b::text[], %(audit_entity)b::text[], %(audit_entity_id)b::text[],
-                %(audit_version)b::bigint[], %(audit_changed_fields)b::text[])
-        WITH ORDINALITY AS a(action, entity, entity_id, version, changed_fields, ordinal)
-    ORDER BY a.ordinal
-), answered AS (
+), {_AUDITED}, answered AS (
     UPDATE request_log SET result = %(result)s::jsonb
     WHERE namespace = %(namespace)s::text AND request_id = %(request_id)s::text
 )
@@ -148,6 +154,20 @@ SELECT collection, id FROM inserted
 rows that were stored and locked (`update_*`, `delete_*`), the audit entries in
 write order, and the request_log result. Returns the keys actually inserted: a key
 missing there was created by a concurrent transaction after LOCK_CURRENT looked."""
+
+PERSIST_NEW = f"""
+WITH inserted AS ({_INSERT_ROWS}
+), {_AUDITED}
+SELECT count(pg_notify(%(channel)s::text, n.notice)) FROM unnest(%(notices)b::text[]) AS n(notice)
+"""
+"""PERSIST for a commit of creates of keys assumed new (`commit.optimistic`) with no
+request_id: only the inserts and their audit entries. No ON CONFLICT: a key that
+exists fails the whole statement with a unique violation of `records_pkey`, so it is
+atomic alone and runs without BEGIN/COMMIT (one round trip for the commit). It
+NOTIFYs each of `notices` on `channel` too, delivered when it commits."""
+
+NOTIFY = "SELECT count(pg_notify(%s::text, n.notice)) FROM unnest(%b::text[]) AS n(notice)"
+"""A commit's notices from within its transaction, delivered when it commits."""
 
 PURGE_EXPIRED = purge_records("expire_time <= %(now)s", "expire_time", "%(now)s", "expire")
 """Delete up to `limit` expired rows, with one `expire` audit row per collection

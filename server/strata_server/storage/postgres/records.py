@@ -209,8 +209,9 @@ class PostgresRecords:
                     conn, request, max_record_bytes=self._max_record_bytes, assume_new=new
                 )
 
+            single = commit.alone(request, assume_new)
             try:
-                return await self.runner.run(work, transaction=True)
+                return await self.runner.run(work, transaction=not single, writes=single)
             except commit.ExistingRows:
                 assume_new = False  # rolled back; decide again against the stored rows
                 continue
