@@ -69,20 +69,22 @@ class Forked:
         self.pid = pid
         self.returncode: int | None = None
         self._status = status
+        self._lock = threading.Lock()  # a test's threads may poll it at once
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:  # already ended and reaped: the status says how
             self._pidfd = None
 
     def poll(self) -> int | None:
-        if self.returncode is None and self._status.exists():
-            self.returncode = int(self._status.read_text())
-            self._status.unlink()
-            self._status.parent.rmdir()
-            if self._pidfd is not None:
-                os.close(self._pidfd)
-                self._pidfd = None
-        return self.returncode
+        with self._lock:
+            if self.returncode is None and self._status.exists():
+                self.returncode = int(self._status.read_text())
+                self._status.unlink()
+                self._status.parent.rmdir()
+                if self._pidfd is not None:
+                    os.close(self._pidfd)
+                    self._pidfd = None
+            return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -94,9 +96,10 @@ class Forked:
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        if self.poll() is None and self._pidfd is not None:
-            with contextlib.suppress(ProcessLookupError):
-                signal.pidfd_send_signal(self._pidfd, sig)
+        with self._lock:
+            if self.returncode is None and self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, sig)
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
