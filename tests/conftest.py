@@ -96,7 +96,12 @@ def start_shape_server(
         env["STRATA_REDIS_URL"] = request.getfixturevalue("redis").url
         # PostgreSQL with blobs in S3; SQLite keeps them on local disk.
         env.update(request.getfixturevalue("s3").env(f"strata-{uuid.uuid4().hex[:12]}"))
-    process = StrataProcess(database_url(shape), tmp_path_factory.mktemp(shape), **env)
+    # A new interpreter, as an operator starts it: the suite's other servers are forked
+    # from one that imported the server (tests/support/cli.py), and these are the ones
+    # most tests talk to.
+    process = StrataProcess(
+        database_url(shape), tmp_path_factory.mktemp(shape), fresh_interpreter=True, **env
+    )
     process.start()
     return process
 

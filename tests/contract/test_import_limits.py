@@ -5,6 +5,7 @@ decompress to more than STRATA_MAX_IMPORT_ROWS_BYTES; nothing is imported."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -55,8 +56,10 @@ def _status(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
+@functools.cache
 def _bomb(size: int) -> bytes:
-    """gzip of one JSON Lines record row whose string runs on for `size` bytes."""
+    """gzip of one JSON Lines record row whose string runs on for `size` bytes (made
+    once per worker: both shapes are sent the same bomb)."""
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9, mtime=0) as stream:
         stream.write(b'{"collection":"c","id":"bomb","data":{"s":"')

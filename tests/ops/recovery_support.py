@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from tests.contract.transcript_helpers import (
     read_all,
     transcript_stub,
 )
+from tests.support.cli import run_strata
 from tests.support.pg import PG_BIN, PgServer
 
 COLLECTION = "tickets"
@@ -90,15 +90,9 @@ def integrity(channel: grpc.Channel, **fields: Any) -> admin_pb2.IntegrityReport
 
 
 def strata(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run the `strata` command as an operator does."""
-    return subprocess.run(
-        [sys.executable, "-m", "strata_server", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """Run the `strata` command as an operator does (a process of its own, forked from
+    the CLI's zygote: tests/support/cli.py)."""
+    return run_strata(list(args), env=dict(os.environ), cwd=cwd, timeout=120)
 
 
 # --- point-in-time recovery of the production shape -----------------------------------
