@@ -31,6 +31,7 @@ from tests.security.support import (
     strata,
     unique,
 )
+from tests.support import processes
 from tests.support.ports import free_port
 from tests.support.server import StrataProcess
 
@@ -150,15 +151,6 @@ def test_a_cached_token_is_refused_once_it_expires(replicas):
 # --- serve --workers 2 on one SQLite file ------------------------------------------
 
 
-def worker_pids(parent: int) -> list[int]:
-    """The processes `serve --workers` started."""
-    return [
-        int(child)
-        for task in Path(f"/proc/{parent}/task").iterdir()
-        for child in (task / "children").read_text().split()
-    ]
-
-
 def workers_by_client_port(pids: list[int], server_port: int) -> dict[int, int]:
     """The worker (of `pids`) holding each connection to `server_port`, by the
     client's port: read from /proc, as `ss -tp` would."""
@@ -194,7 +186,7 @@ def test_two_sqlite_workers_refuse_a_revocation_within_a_second(
     channels: list[grpc.Channel] = []
     try:
         assert process.process is not None
-        pids = worker_pids(process.process.pid)
+        pids = processes.children(process.process.pid)  # the workers
         assert len(pids) == 2
         by_api, by_cli = unique("api"), unique("cli")
         root = cli_token(url, "root", "admin", "*")
