@@ -154,6 +154,13 @@ def _memory() -> str:
     return "unknown"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process `pid` has used so far (/proc/<pid>/stat; it
+    counts in clock ticks). Raises OSError once the process has gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> str:
     """1-minute load average: other work on a shared box skews every figure."""
     with contextlib.suppress(OSError):

@@ -15,7 +15,6 @@ and an unrelated GetRecord at concurrency 1 after each window, p50 and p99.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +25,7 @@ from _harness import (
     PgServer,
     Row,
     StrataProcess,
+    cpu_seconds,
     latency_stats,
     machine_info,
     machine_markdown,
@@ -71,7 +71,6 @@ GETS = 2_000
 """GetRecord calls timed one at a time after each window."""
 TARGET = 0.05
 """Server CPU with the streams open, as a fraction of a core (DESIGN.md targets)."""
-TICKS = os.sysconf("SC_CLK_TCK")
 WHERE = (
     "Where the time goes (measured while fixing it: 60 s windows with this benchmark's "
     "4,000 streams, opened 200 at a time, on 2 cores shared with other work; not "
@@ -104,12 +103,6 @@ WHERE = (
     "p99). The long polls cost about what they did (8 LeaseJobs/s, two lease "
     "statements each); the queue they wait on now rests like the others."
 )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of one process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def cluster_cpu_seconds(postmaster: int) -> float:

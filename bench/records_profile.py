@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import os
 import random
 import signal
 import socket
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from _harness import ROOT, StrataProcess, strata_stack
+from _harness import ROOT, StrataProcess, cpu_seconds, strata_stack
 from records import (
     GET_COLLECTION,
     GET_RECORDS,
@@ -59,7 +58,6 @@ from records import (
 
 from strata.v1 import records_pb2, records_pb2_grpc, transaction_pb2_grpc
 
-TICK = os.sysconf("SC_CLK_TCK")
 ROUNDS = 5
 
 # Stage of a sampled stack: the stage of its innermost frame that names one, so a
@@ -83,12 +81,6 @@ NATIVE = {
     "Runner.run (asyncio/runners.py": "native under the event loop (grpc core, uvloop, libpq)",
     "Thread.run (threading.py": "native, grpc.aio poller thread",
 }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of `pid` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 async def calls(count: int, concurrency: int, op: Callable[[], Awaitable[object]]) -> float:

@@ -49,6 +49,7 @@ from _harness import (
     PgServer,
     Row,
     Stats,
+    cpu_seconds,
     latency_stats,
     machine_info,
     machine_markdown,
@@ -154,12 +155,6 @@ def replicas(url: str, workdir: Path, **env: str) -> Iterator[Replicas]:
     finally:
         for server in (a, b):
             server.stop()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:

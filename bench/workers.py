@@ -35,6 +35,7 @@ from _harness import (
     WORK,
     Row,
     Stats,
+    cpu_seconds,
     load_average,
     machine_info,
     machine_markdown,
@@ -62,7 +63,6 @@ the drift of a shared machine's load."""
 BASELINE = "one process"
 CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
 """Each channel its own connection (else channels to one address share one)."""
-TICK = os.sysconf("SC_CLK_TCK")
 SINGLE_CALLER = (
     "At c=1 the one connection takes the same path through one worker as through the "
     "one process, the supervisor being on no call's path; on a busy host that ratio "
@@ -73,12 +73,11 @@ SINGLE_CALLER = (
 
 def _cpu(pids: list[int]) -> float:
     """User + system CPU seconds the processes have used so far (gone ones: 0)."""
-    total = 0
+    total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
+            total += cpu_seconds(pid)
+    return total
 
 
 @dataclass(frozen=True, slots=True)
