@@ -12,7 +12,6 @@ checked on every call, without any event.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -154,20 +153,13 @@ def test_a_cached_token_is_refused_once_it_expires(replicas):
 def workers_by_client_port(pids: list[int], server_port: int) -> dict[int, int]:
     """The worker (of `pids`) holding each connection to `server_port`, by the
     client's port: read from /proc, as `ss -tp` would."""
-    owners: dict[str, int] = {}
-    for pid in pids:
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                link = os.readlink(fd)
-            except OSError:
-                continue
-            if link.startswith("socket:["):
-                owners[link.removeprefix("socket:[").rstrip("]")] = pid
+    owners = {str(inode): pid for pid in pids for inode in processes.sockets(pid)}
     found: dict[int, int] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             local, remote, state, inode = (line.split()[i] for i in (1, 2, 3, 9))
-            ours = int(local.rsplit(":", 1)[1], 16) == server_port and state == "01"
+            established = state == processes.ESTABLISHED
+            ours = int(local.rsplit(":", 1)[1], 16) == server_port and established
             if ours and inode in owners:
                 found[int(remote.rsplit(":", 1)[1], 16)] = owners[inode]
     return found

@@ -35,17 +35,23 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def connections(pid: int, port: int) -> set[int]:
-    """The socket inodes of the established connections to `port` that process `pid`
-    holds (accepted by it, so served by it)."""
+def sockets(pid: int) -> set[int]:
+    """The inodes of the sockets process `pid` holds open."""
     held: set[int] = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = os.readlink(fd)
-        except FileNotFoundError:
+        except FileNotFoundError:  # closed meanwhile
             continue
         if target.startswith("socket:["):
             held.add(int(target[8:-1]))
+    return held
+
+
+def connections(pid: int, port: int) -> set[int]:
+    """The socket inodes of the established connections to `port` that process `pid`
+    holds (accepted by it, so served by it)."""
+    held = sockets(pid)
     accepted: set[int] = set()
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
