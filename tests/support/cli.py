@@ -128,17 +128,11 @@ class _Zygote:
         self, args: list[str], env: dict[str, str], cwd: str, timeout: float
     ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "strata_server", *args]
-        with self._lock, tempfile.TemporaryDirectory(prefix="strata-cli-") as folder:
+        with tempfile.TemporaryDirectory(prefix="strata-cli-") as folder:
             out, err = Path(folder, "stdout"), Path(folder, "stderr")
             request = {"args": args, "env": env, "cwd": cwd, "timeout": timeout}
             request |= {"stdout": str(out), "stderr": str(err)}
-            assert self._process.stdin is not None and self._process.stdout is not None
-            self._process.stdin.write(json.dumps(request).encode() + b"\n")
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
-            if not line:
-                raise RuntimeError("the strata CLI zygote exited")
-            answer = json.loads(line)
+            answer = self._ask(request, "the strata CLI zygote exited")
             stdout, stderr = _text(out), _text(err)
         if answer["returncode"] is None:
             raise subprocess.TimeoutExpired(argv, timeout, stdout, stderr)
@@ -148,14 +142,20 @@ class _Zygote:
         status = Path(tempfile.mkdtemp(prefix="strata-server-")) / "status"
         request = {"args": args, "env": env, "cwd": str(cwd), "stdout": str(log)}
         request |= {"stderr": str(log), "append": True, "status": str(status)}
+        return Forked(self._ask(request, "the strata servers' zygote exited")["pid"], status)
+
+    def _ask(self, request: dict[str, Any], gone: str) -> dict[str, Any]:
+        """Send the zygote one request and read its one-line answer, one caller at a
+        time; RuntimeError(`gone`) when it has exited."""
         with self._lock:
             assert self._process.stdin is not None and self._process.stdout is not None
             self._process.stdin.write(json.dumps(request).encode() + b"\n")
             self._process.stdin.flush()
             line = self._process.stdout.readline()
         if not line:
-            raise RuntimeError("the strata servers' zygote exited")
-        return Forked(json.loads(line)["pid"], status)
+            raise RuntimeError(gone)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     def close(self) -> None:
         if self._process.poll() is None:
